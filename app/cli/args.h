@@ -1,0 +1,36 @@
+// Command-line arguments of one quantstudio-cli command: positionals, --options
+// with values and --flags. Unknown or malformed arguments are errors, not ignored.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace qs::cli {
+
+class Args {
+public:
+    // `valued` are options that take a value (--db PATH or --db=PATH); `flags` take none.
+    Args(const std::vector<std::string>& argv, const std::set<std::string>& valued, const std::set<std::string>& flags);
+
+    const std::vector<std::string>& positional() const { return positional_; }
+    // The i-th positional or an error naming `what`.
+    const std::string& required(std::size_t i, const std::string& what) const;
+    bool flag(const std::string& name) const { return flags_.count(name) != 0; }
+    std::optional<std::string> value(const std::string& name) const;
+    std::string value(const std::string& name, const std::string& fallback) const;
+    int intValue(const std::string& name, int fallback) const;
+    double doubleValue(const std::string& name, double fallback) const;
+
+private:
+    std::vector<std::string> positional_;
+    std::set<std::string> flags_;
+    std::map<std::string, std::string> values_;
+};
+
+// Splits "1,2,3" into numbers, with an error naming the option on bad input.
+std::vector<double> parseNumberList(const std::string& text, const std::string& option);
+
+} // namespace qs::cli

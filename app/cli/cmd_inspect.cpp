@@ -1,0 +1,101 @@
+// quantstudio-cli inspect MODEL [--json]: the model at a glance, one row per layer.
+#include "cli/args.h"
+#include "cli/command.h"
+
+#include "analysis/layers.h"
+#include "graph/onnx_import.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdio>
+
+namespace qs::cli {
+namespace {
+
+nlohmann::json finiteOrNull(double v)
+{
+    return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+}
+
+nlohmann::json valueInfoJson(const ValueInfo& v)
+{
+    nlohmann::json shape = nlohmann::json::array();
+    if (v.dims)
+        for (const Dim& d : *v.dims)
+            shape.push_back(d.value >= 0 ? nlohmann::json(d.value) : nlohmann::json(d.param.empty() ? "?" : d.param));
+    return {{"name", v.name}, {"dtype", dtypeName(v.dtype)}, {"shape", shape}};
+}
+
+int runInspect(const std::vector<std::string>& argv)
+{
+    Args args(argv, {}, {"json"});
+    const std::string& path = args.required(0, "MODEL (an .onnx file)");
+    Graph g = importOnnx(path);
+    std::vector<LayerSummary> layers = summarizeLayers(g);
+
+    if (args.flag("json")) {
+        nlohmann::json j;
+        j["model"] = path;
+        j["file_bytes"] = g.fileBytes;
+        j["ir_version"] = g.irVersion;
+        j["opset"] = g.opset("");
+        j["producer"] = g.producerName;
+        j["inputs"] = nlohmann::json::array();
+        for (const auto& v : g.inputs)
+            j["inputs"].push_back(valueInfoJson(v));
+        j["outputs"] = nlohmann::json::array();
+        for (const auto& v : g.outputs)
+            j["outputs"].push_back(valueInfoJson(v));
+        j["op_counts"] = g.opCounts();
+        j["params"] = g.parameterCount();
+        j["metadata"] = g.metadata;
+        j["layers"] = nlohmann::json::array();
+        for (const auto& l : layers) {
+            const int idx = g.findNode(l.name);
+            const ValueInfo* out = g.info(g.nodes[std::size_t(idx)].outputs.front());
+            j["layers"].push_back({
+                {"name", l.name}, {"op", l.op}, {"kind", layerKindName(l.kind)}, {"weight", l.weight},
+                {"weight_shape", l.weightShape}, {"output_shape", out ? valueInfoJson(*out)["shape"] : nlohmann::json(nullptr)},
+                {"params", l.params},
+                {"weight_stats",
+                 {{"min", l.stats.min}, {"max", l.stats.max}, {"mean", l.stats.mean}, {"std", l.stats.std},
+                  {"kurtosis", l.stats.kurtosis}, {"outlier_fraction", l.stats.outlierFraction},
+                  {"channel_range_ratio", finiteOrNull(l.stats.channelRangeRatio)},
+                  {"non_finite", l.stats.nonFinite}}},
+            });
+        }
+        std::printf("%s\n", j.dump(2).c_str());
+        return 0;
+    }
+
+    std::printf("model      %s\n", path.c_str());
+    std::printf("producer   %s %s, IR %lld, opset %lld\n", g.producerName.c_str(), g.producerVersion.c_str(),
+                (long long)g.irVersion, (long long)g.opset(""));
+    std::printf("size       %.1f KiB on disk, %lld parameters\n", double(g.fileBytes) / 1024.0,
+                (long long)g.parameterCount());
+    for (const auto& v : g.inputs)
+        std::printf("input      %-20s %-8s %s\n", v.name.c_str(), dtypeName(v.dtype), v.text().c_str());
+    for (const auto& v : g.outputs)
+        std::printf("output     %-20s %-8s %s\n", v.name.c_str(), dtypeName(v.dtype), v.text().c_str());
+    std::printf("ops       ");
+    for (const auto& [op, count] : g.opCounts())
+        std::printf(" %s:%d", op.c_str(), count);
+    std::printf("\n\n%-28s %-13s %-18s %9s %10s %10s %10s %9s %8s %9s %8s\n", "layer", "op", "output", "params",
+                "min", "max", "std", "kurtosis", "out>6sd", "ch-range", "nonfin");
+    for (const auto& l : layers) {
+        const ValueInfo* out = g.info(g.nodes[std::size_t(g.findNode(l.name))].outputs.front());
+        std::printf("%-28s %-13s %-18s %9lld %10.4g %10.4g %10.4g %9.3f %8.5f %9.2f %8lld\n", l.name.c_str(),
+                    l.op.c_str(), out ? out->text().c_str() : "?", (long long)l.params, l.stats.min, l.stats.max,
+                    l.stats.std, l.stats.kurtosis, l.stats.outlierFraction, l.stats.channelRangeRatio,
+                    (long long)l.stats.nonFinite);
+    }
+    return 0;
+}
+
+const bool registered = registerCommand(
+    {"inspect", "MODEL [--json]", "print inputs, outputs, op counts, parameters and per-layer weight statistics",
+     runInspect});
+
+} // namespace
+} // namespace qs::cli

@@ -1,0 +1,21 @@
+// libFuzzer: the IDX (gzipped or not) and NPY readers on arbitrary bytes.
+#include "data/idx.h"
+#include "data/npy.h"
+#include "util/error.h"
+
+#include <cstdint>
+#include <string>
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
+{
+    std::string bytes(reinterpret_cast<const char*>(data), size);
+    try {
+        qs::parseNpy(bytes, "fuzz.npy");
+    } catch (const qs::Error&) {
+    }
+    try {
+        qs::parseIdx(qs::gunzipIfNeeded(bytes, "fuzz.idx"), "fuzz.idx");
+    } catch (const qs::Error&) {
+    }
+    return 0;
+}

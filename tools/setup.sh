@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every Debian package QuantStudio needs (idempotent: fast when all are
+# present) and builds it with Ninja in Release. Usage: tools/setup.sh [BUILD_DIR]
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+build="${1:-$here/build}"
+
+# Recommends are off, so the packages they would bring are named here:
+# libqt6sql6-sqlite (QSQLITE), ocl-icd-opencl-dev (dnnl's CMake config needs OpenCL),
+# libprotobuf-dev (libonnx-dev does not pull it).
+packages=(
+  build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
+  qt6-base-dev qt6-base-dev-tools libqt6sql6-sqlite libqt6opengl6-dev libgl-dev
+  libqcustomplot-dev libgraphviz-dev
+  libdnnl-dev ocl-icd-opencl-dev
+  libonnx-dev libprotobuf-dev protobuf-compiler libonnx-testdata
+  libsqlite3-dev sqlite3 zlib1g-dev nlohmann-json3-dev
+  xvfb xauth
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release ${QS_CMAKE_ARGS:-} >/dev/null
+cmake --build "$build" -j "$(nproc)"

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Sets up everything, builds, and runs the whole test suite through CTest
+# (including a bounded fuzzing run of the importers with clang's libFuzzer).
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+export QS_CMAKE_ARGS="-DQS_WERROR=ON ${QS_CMAKE_ARGS:-}"
+"$here/tools/setup.sh" "$here/build"
+"$here/tools/fuzz.sh" "$here/build-fuzz" "${QS_FUZZ_SECONDS:-30}"
+cd "$here/build"
+ctest --output-on-failure --timeout 900 -j "$(nproc)"
