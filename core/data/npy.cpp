@@ -85,12 +85,13 @@ Tensor parseNpy(const std::string& bytes, const std::string& label)
             fail(label, ": NPY shape is implausibly large");
         shape.push_back(d);
     }
-    Tensor t(dtype, shape);
-    t.name = label;
-    std::size_t want = t.bytes.size();
+    // Check the payload before allocating: a header may claim any shape.
+    std::size_t want = std::size_t(numelOf(shape)) * elementSize(dtype);
     if (bytes.size() - start - headerLen != want)
         fail(label, ": NPY payload has ", bytes.size() - start - headerLen, " bytes, expected ", want, " for ",
              dtypeName(dtype), " ", shapeString(shape));
+    Tensor t(dtype, shape);
+    t.name = label;
     std::memcpy(t.bytes.data(), bytes.data() + start + headerLen, want);
     return t;
 }

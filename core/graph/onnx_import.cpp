@@ -106,6 +106,18 @@ std::string readExternal(const Context& ctx, const onnx::TensorProto& t, std::si
     return data;
 }
 
+const char* typedFieldName(DType t)
+{
+    switch (t) {
+    case DType::Float: return "float_data";
+    case DType::Double: return "double_data";
+    case DType::Int64: return "int64_data";
+    case DType::UInt32:
+    case DType::UInt64: return "uint64_data";
+    default: return "int32_data";
+    }
+}
+
 template <typename Src, typename Dst> void copyTyped(const Src& field, Tensor& out)
 {
     auto dst = reinterpret_cast<Dst*>(out.bytes.data());
@@ -120,31 +132,47 @@ Tensor convertTensor(Context& ctx, const onnx::TensorProto& t, const std::string
         fail(what, ": unknown data type ", t.data_type());
     if (t.has_segment())
         fail(what, ": segmented tensors are not supported");
-    Tensor out(static_cast<DType>(t.data_type()), readDims(ctx, t));
-    out.name = t.name();
-    const int64_t n = out.numel();
-    const std::size_t esize = elementSize(out.dtype);
-
-    if (out.dtype == DType::String) {
+    const DType dtype = static_cast<DType>(t.data_type());
+    const Shape shape = readDims(ctx, t);
+    const int64_t n = numelOf(shape);
+    const std::size_t esize = elementSize(dtype);
+    // Check what the file holds against the shape before allocating: a corrupt
+    // header may claim any size.
+    if (dtype == DType::String) {
         if (t.string_data_size() != n)
             fail(what, ": has ", t.string_data_size(), " strings, expected ", n);
+    } else if (t.data_location() == onnx::TensorProto::EXTERNAL) {
+        // readExternal checks the file's length against the shape.
+    } else if (t.has_raw_data()) {
+        if (t.raw_data().size() != std::size_t(n) * esize)
+            fail(what, ": raw_data has ", t.raw_data().size(), " bytes, expected ", std::size_t(n) * esize, " for ",
+                 dtypeName(dtype), " ", shapeString(shape));
+    } else {
+        int have = std::max({t.float_data_size(), t.double_data_size(), t.int64_data_size(), t.uint64_data_size(),
+                             t.int32_data_size()});
+        if (have != n)
+            fail(what, ": ", typedFieldName(dtype), " has ", have, " values, expected ", n, " for shape ",
+                 shapeString(shape));
+    }
+    if (dtype == DType::Complex64 || dtype == DType::Complex128)
+        fail(what, ": complex tensors are not supported");
+    std::string external;
+    if (dtype != DType::String && t.data_location() == onnx::TensorProto::EXTERNAL)
+        external = readExternal(ctx, t, std::size_t(n) * esize);
+
+    Tensor out(dtype, shape);
+    out.name = t.name();
+    if (out.dtype == DType::String) {
         for (int i = 0; i < t.string_data_size(); ++i)
             out.strings[std::size_t(i)] = t.string_data(i);
         return out;
     }
-    if (out.dtype == DType::Complex64 || out.dtype == DType::Complex128)
-        fail(what, ": complex tensors are not supported");
-
     if (t.data_location() == onnx::TensorProto::EXTERNAL) {
-        std::string data = readExternal(ctx, t, std::size_t(n) * esize);
-        std::memcpy(out.bytes.data(), data.data(), data.size());
-        ctx.externalBytes += data.size();
+        std::memcpy(out.bytes.data(), external.data(), external.size());
+        ctx.externalBytes += external.size();
         return out;
     }
     if (t.has_raw_data()) {
-        if (t.raw_data().size() != std::size_t(n) * esize)
-            fail(what, ": raw_data has ", t.raw_data().size(), " bytes, expected ", std::size_t(n) * esize, " for ",
-                 dtypeName(out.dtype), " ", shapeString(out.shape));
         std::memcpy(out.bytes.data(), t.raw_data().data(), t.raw_data().size());
         return out;
     }

@@ -142,6 +142,9 @@ private slots:
             t->clear_float_data();
             t->set_raw_data(std::string(10, '\0'));
         }) << "initializer \"b\": raw_data has 10 bytes, expected 12";
+        QTest::newRow("huge claimed shape, no allocation") << Mutation([](OnnxBuilder& b) {
+            b.model().mutable_graph()->mutable_initializer(1)->set_dims(0, int64_t(1) << 34);
+        }) << "float_data has 3 values, expected 17179869184";
         QTest::newRow("negative dim") << Mutation([](OnnxBuilder& b) {
             b.model().mutable_graph()->mutable_initializer(1)->set_dims(0, -3);
         }) << "negative dimension -3";
