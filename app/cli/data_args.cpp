@@ -1,0 +1,37 @@
+#include "cli/data_args.h"
+
+#include "util/error.h"
+
+namespace qs::cli {
+
+const std::set<std::string>& dataOptionNames()
+{
+    static const std::set<std::string> names = {"data", "labels", "mean", "std"};
+    return names;
+}
+
+static std::vector<float> floats(const std::string& text, const std::string& option)
+{
+    std::vector<float> out;
+    for (double d : parseNumberList(text, option))
+        out.push_back(float(d));
+    return out;
+}
+
+DataOptions dataOptions(const Args& args, const std::string& limitOption)
+{
+    DataOptions d;
+    auto data = args.value("data");
+    if (!data)
+        fail("missing --data (an IDX or NPY file, or random:N)");
+    d.spec = *data;
+    d.labelsPath = args.value("labels");
+    if (auto m = args.value("mean"))
+        d.mean = floats(*m, "--mean");
+    if (auto s = args.value("std"))
+        d.std = floats(*s, "--std");
+    d.limit = args.intValue(limitOption, -1);
+    return d;
+}
+
+} // namespace qs::cli

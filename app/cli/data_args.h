@@ -1,0 +1,18 @@
+// The data options every command that takes --data shares:
+// --data DATA --labels PATH --mean a,b,c --std a,b,c --limit N.
+#pragma once
+
+#include "cli/args.h"
+#include "data/dataset.h"
+
+#include <set>
+#include <string>
+
+namespace qs::cli {
+
+// Option names (valued) that dataOptions() reads.
+const std::set<std::string>& dataOptionNames();
+// From the parsed args; `limitOption` names the option that limits the samples.
+DataOptions dataOptions(const Args& args, const std::string& limitOption = "limit");
+
+} // namespace qs::cli

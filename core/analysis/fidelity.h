@@ -1,0 +1,35 @@
+// Label-free fidelity of a model's outputs against a reference (FP32), streamed
+// batch by batch: SQNR, cosine similarity, top-1 agreement, KL of softmax; plus
+// top-1 accuracy where labels exist.
+#pragma once
+
+#include "graph/tensor.h"
+
+#include <optional>
+#include <vector>
+
+namespace qs {
+
+class FidelityMeter {
+public:
+    // `ref` and `test` are [N, classes...] logits of the same batch; labels optional.
+    void add(const Tensor& ref, const Tensor& test, const std::vector<int64_t>* labels = nullptr);
+
+    double sqnrDb() const;        // 10 log10(sum ref^2 / sum (ref - test)^2); +inf when identical
+    double cosine() const;        // mean over samples
+    double top1Agreement() const; // share of samples with the same argmax
+    double kl() const;            // mean KL(softmax(ref) || softmax(test)) per sample, nats
+    std::optional<double> refTop1() const, testTop1() const;
+    int64_t samples() const { return samples_; }
+
+private:
+    double signal_ = 0, noise_ = 0, cosSum_ = 0, klSum_ = 0;
+    int64_t samples_ = 0, agree_ = 0, refCorrect_ = 0, testCorrect_ = 0, labelled_ = 0;
+};
+
+// SQNR of one tensor pair, in dB (+inf when equal).
+double sqnrDb(const float* ref, const float* test, std::size_t n);
+
+int64_t argmax(const float* v, int64_t n);
+
+} // namespace qs

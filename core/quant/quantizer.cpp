@@ -1,0 +1,116 @@
+#include "quant/quantizer.h"
+
+#include "util/error.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+namespace qs {
+
+QParams qparamsFor(float lo, float hi, int bits, bool symmetric)
+{
+    if (bits < 2 || bits > 16)
+        fail("quantization to ", bits, " bits is not supported (2..16)");
+    QParams q;
+    if (symmetric) {
+        q.qmax = (1 << (bits - 1)) - 1;
+        q.qmin = -q.qmax;
+        float m = std::max(std::abs(lo), std::abs(hi));
+        q.scale = m > 0 && std::isfinite(m) ? m / float(q.qmax) : 1.f;
+        q.zeroPoint = 0;
+    } else {
+        q.qmin = 0;
+        q.qmax = (1 << bits) - 1;
+        lo = std::min(lo, 0.f);
+        hi = std::max(hi, 0.f);
+        float span = hi - lo;
+        q.scale = span > 0 && std::isfinite(span) ? span / float(q.qmax) : 1.f;
+        q.zeroPoint = std::clamp(int32_t(std::nearbyint(-lo / q.scale)), q.qmin, q.qmax);
+    }
+    return q;
+}
+
+WeightQuantization planWeightQuantization(std::span<const float> w, const Shape& shape, int outAxis, int inAxis,
+                                          const QuantSpec& spec)
+{
+    const int rank = int(shape.size());
+    if (rank > 0) {
+        outAxis = (outAxis % rank + rank) % rank;
+        inAxis = (inAxis % rank + rank) % rank;
+    }
+    WeightQuantization plan;
+    plan.blockOf.assign(w.size(), 0);
+    int64_t blocks = 1;
+    if (spec.granularity != Granularity::Tensor && rank > 0) {
+        // Strides of the row-major layout.
+        std::vector<int64_t> stride(std::size_t(rank), 1);
+        for (int i = rank - 2; i >= 0; --i)
+            stride[std::size_t(i)] = stride[std::size_t(i + 1)] * shape[std::size_t(i + 1)];
+        const int64_t outDim = shape[std::size_t(outAxis)];
+        int64_t groupsPerChannel = 1;
+        int64_t inDim = 1, group = 1;
+        if (spec.granularity == Granularity::Group && inAxis != outAxis) {
+            inDim = shape[std::size_t(inAxis)];
+            group = std::max<int64_t>(1, std::min<int64_t>(spec.groupSize, inDim));
+            groupsPerChannel = (inDim + group - 1) / group;
+        }
+        blocks = outDim * groupsPerChannel;
+        for (std::size_t e = 0; e < w.size(); ++e) {
+            int64_t o = (int64_t(e) / stride[std::size_t(outAxis)]) % outDim;
+            int64_t g = groupsPerChannel > 1 ? ((int64_t(e) / stride[std::size_t(inAxis)]) % inDim) / group : 0;
+            plan.blockOf[e] = int32_t(o * groupsPerChannel + g);
+        }
+    }
+    std::vector<float> lo(std::size_t(blocks), INFINITY), hi(std::size_t(blocks), -INFINITY);
+    for (std::size_t e = 0; e < w.size(); ++e) {
+        float v = w[e];
+        if (!std::isfinite(v))
+            fail("weight has a non-finite value (", v, ") at element ", e);
+        auto b = std::size_t(plan.blockOf[e]);
+        lo[b] = std::min(lo[b], v);
+        hi[b] = std::max(hi[b], v);
+    }
+    plan.params.resize(std::size_t(blocks));
+    for (std::size_t b = 0; b < std::size_t(blocks); ++b) {
+        float l = spec.range ? spec.range->first : (std::isfinite(lo[b]) ? lo[b] : 0.f);
+        float h = spec.range ? spec.range->second : (std::isfinite(hi[b]) ? hi[b] : 0.f);
+        plan.params[b] = qparamsFor(l, h, spec.bits, spec.symmetric);
+    }
+    return plan;
+}
+
+std::vector<float> fakeQuantWeight(std::span<const float> w, const Shape& shape, int outAxis, int inAxis,
+                                   const QuantSpec& spec, uint64_t seed)
+{
+    if (spec.isFloat())
+        return std::vector<float>(w.begin(), w.end());
+    WeightQuantization plan = planWeightQuantization(w, shape, outAxis, inAxis, spec);
+    std::vector<float> out(w.size());
+    if (spec.rounding == Rounding::Nearest) {
+        for (std::size_t e = 0; e < w.size(); ++e)
+            out[e] = fakeQuant(w[e], plan.params[std::size_t(plan.blockOf[e])]);
+        return out;
+    }
+    // Stochastic rounding: round up with probability equal to the fractional part.
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<float> uni(0.f, 1.f);
+    for (std::size_t e = 0; e < w.size(); ++e) {
+        const QParams& q = plan.params[std::size_t(plan.blockOf[e])];
+        float x = w[e] / q.scale;
+        float f = std::floor(x);
+        float v = f + (uni(rng) < x - f ? 1.f : 0.f) + float(q.zeroPoint);
+        v = std::clamp(v, float(q.qmin), float(q.qmax));
+        out[e] = (v - float(q.zeroPoint)) * q.scale;
+    }
+    return out;
+}
+
+int64_t storedBits(int64_t elements, int64_t blocks, const QuantSpec& spec)
+{
+    if (spec.isFloat())
+        return elements * spec.bits;
+    return elements * spec.bits + blocks * 32 + (spec.symmetric ? 0 : blocks * spec.bits);
+}
+
+} // namespace qs

@@ -1,0 +1,241 @@
+#include "quant/spec.h"
+
+#include "util/error.h"
+
+#include <fstream>
+
+namespace qs {
+
+std::optional<LayerQuant> QuantConfig::forLayer(const std::string& layer) const
+{
+    if (excluded.count(layer))
+        return std::nullopt;
+    auto it = layers.find(layer);
+    return it == layers.end() ? defaults : it->second;
+}
+
+const char* granularityName(Granularity g)
+{
+    switch (g) {
+    case Granularity::Tensor: return "tensor";
+    case Granularity::Channel: return "channel";
+    case Granularity::Group: return "group";
+    }
+    return "tensor";
+}
+
+void parseGranularity(const std::string& text, QuantSpec& spec)
+{
+    if (text == "tensor") {
+        spec.granularity = Granularity::Tensor;
+    } else if (text == "channel") {
+        spec.granularity = Granularity::Channel;
+    } else if (text.rfind("group:", 0) == 0 || text == "group") {
+        spec.granularity = Granularity::Group;
+        if (text.size() > 6) {
+            char* end = nullptr;
+            long n = std::strtol(text.c_str() + 6, &end, 10);
+            if (*end != 0 || n < 1)
+                fail("granularity ", quoted(text), ": group size must be a positive integer");
+            spec.groupSize = int(n);
+        }
+    } else {
+        fail("granularity ", quoted(text), ": expected tensor, channel or group:N");
+    }
+}
+
+void parseCalibrator(const std::string& text, QuantSpec& spec)
+{
+    std::string name = text, param;
+    if (auto colon = text.find(':'); colon != std::string::npos) {
+        name = text.substr(0, colon);
+        param = text.substr(colon + 1);
+    }
+    static const std::set<std::string> known = {"minmax", "ema", "percentile", "mse", "entropy"};
+    if (!known.count(name))
+        fail("calibrator ", quoted(text), ": expected minmax, ema[:momentum], percentile:P, mse or entropy");
+    spec.calibrator = name;
+    spec.calibratorParam = name == "percentile" ? 99.99 : name == "ema" ? 0.9 : 0;
+    if (!param.empty()) {
+        char* end = nullptr;
+        spec.calibratorParam = std::strtod(param.c_str(), &end);
+        if (*end != 0)
+            fail("calibrator ", quoted(text), ": ", quoted(param), " is not a number");
+    }
+    if (name == "percentile" && !(spec.calibratorParam > 50 && spec.calibratorParam <= 100))
+        fail("calibrator ", quoted(text), ": percentile must be in (50, 100]");
+    if (name == "ema" && !(spec.calibratorParam >= 0 && spec.calibratorParam < 1))
+        fail("calibrator ", quoted(text), ": momentum must be in [0, 1)");
+}
+
+nlohmann::json specToJson(const QuantSpec& s)
+{
+    nlohmann::json j;
+    j["bits"] = s.bits;
+    if (s.isFloat())
+        return j;
+    j["symmetric"] = s.symmetric;
+    j["granularity"] = granularityName(s.granularity);
+    if (s.granularity == Granularity::Group)
+        j["group_size"] = s.groupSize;
+    j["rounding"] = s.rounding == Rounding::Nearest ? "nearest" : "stochastic";
+    j["calibrator"] = s.calibrator;
+    if (s.calibratorParam != 0)
+        j["calibrator_param"] = s.calibratorParam;
+    if (s.range)
+        j["range"] = {s.range->first, s.range->second};
+    return j;
+}
+
+QuantSpec parseSpecJson(const nlohmann::json& j, const QuantSpec& base, const std::string& where)
+{
+    if (!j.is_object())
+        fail(where, ": expected an object");
+    QuantSpec s = base;
+    for (const auto& [key, v] : j.items()) {
+        const std::string field = where + "." + key;
+        try {
+            if (key == "bits") {
+                s.bits = v.get<int>();
+                if (!((s.bits >= 2 && s.bits <= 8) || s.bits == 16 || s.bits == 32))
+                    fail(field, ": ", s.bits, " is not 2..8, 16 or 32");
+            } else if (key == "symmetric") {
+                s.symmetric = v.get<bool>();
+            } else if (key == "granularity") {
+                parseGranularity(v.get<std::string>(), s);
+            } else if (key == "group_size") {
+                s.groupSize = v.get<int>();
+                if (s.groupSize < 1)
+                    fail(field, ": must be positive");
+            } else if (key == "rounding") {
+                std::string r = v.get<std::string>();
+                if (r != "nearest" && r != "stochastic")
+                    fail(field, ": expected nearest or stochastic, got ", quoted(r));
+                s.rounding = r == "nearest" ? Rounding::Nearest : Rounding::Stochastic;
+            } else if (key == "calibrator") {
+                double keep = s.calibratorParam;
+                parseCalibrator(v.get<std::string>(), s);
+                if (j.contains("calibrator_param"))
+                    s.calibratorParam = keep;
+            } else if (key == "calibrator_param") {
+                s.calibratorParam = v.get<double>();
+            } else if (key == "range") {
+                if (!v.is_array() || v.size() != 2)
+                    fail(field, ": expected [lo, hi]");
+                float lo = v[0].get<float>(), hi = v[1].get<float>();
+                if (!(lo < hi))
+                    fail(field, ": lo must be below hi");
+                s.range = std::make_pair(lo, hi);
+            } else {
+                fail(field, ": unknown field");
+            }
+        } catch (const nlohmann::json::exception& e) {
+            fail(field, ": wrong type (", e.what(), ")");
+        }
+    }
+    return s;
+}
+
+nlohmann::json QuantConfig::toJson() const
+{
+    nlohmann::json j;
+    j["default"] = {{"weight", specToJson(defaults.weight)}, {"activation", specToJson(defaults.activation)}};
+    j["layers"] = nlohmann::json::object();
+    for (const auto& [name, lq] : layers)
+        j["layers"][name] = {{"weight", specToJson(lq.weight)}, {"activation", specToJson(lq.activation)}};
+    j["exclude"] = excluded;
+    j["algorithms"] = nlohmann::json::array();
+    for (const auto& a : algorithms)
+        j["algorithms"].push_back({{"name", a.name}, {"params", a.params}});
+    return j;
+}
+
+static LayerQuant parseLayerQuant(const nlohmann::json& j, const LayerQuant& base, const std::string& where)
+{
+    if (!j.is_object())
+        fail(where, ": expected an object with weight and activation");
+    LayerQuant lq = base;
+    for (const auto& [key, v] : j.items()) {
+        if (key == "weight")
+            lq.weight = parseSpecJson(v, base.weight, where + ".weight");
+        else if (key == "activation")
+            lq.activation = parseSpecJson(v, base.activation, where + ".activation");
+        else
+            fail(where, ".", key, ": unknown field (expected weight or activation)");
+    }
+    return lq;
+}
+
+QuantConfig QuantConfig::fromJson(const nlohmann::json& j)
+{
+    if (!j.is_object())
+        fail("config: expected a JSON object");
+    QuantConfig c;
+    for (const auto& [key, v] : j.items()) {
+        if (key == "default") {
+            c.defaults = parseLayerQuant(v, c.defaults, "default");
+        } else if (key == "layers") {
+            if (!v.is_object())
+                fail("layers: expected an object of layer name -> {weight, activation}");
+        } else if (key == "exclude") {
+            if (!v.is_array())
+                fail("exclude: expected an array of layer names");
+            for (const auto& name : v) {
+                if (!name.is_string())
+                    fail("exclude: expected layer names (strings)");
+                c.excluded.insert(name.get<std::string>());
+            }
+        } else if (key == "algorithms") {
+            if (!v.is_array())
+                fail("algorithms: expected an array");
+            for (const auto& a : v) {
+                AlgorithmUse use;
+                if (a.is_string()) {
+                    use.name = a.get<std::string>();
+                } else if (a.is_object() && a.contains("name") && a["name"].is_string()) {
+                    use.name = a["name"].get<std::string>();
+                    if (a.contains("params"))
+                        use.params = a["params"];
+                } else {
+                    fail("algorithms: each entry is a name or {name, params}");
+                }
+                c.algorithms.push_back(use);
+            }
+        } else {
+            fail(key, ": unknown field (expected default, layers, exclude, algorithms)");
+        }
+    }
+    // Layer overrides start from the (final) defaults, whatever the key order.
+    if (j.contains("layers"))
+        for (const auto& [name, v] : j["layers"].items())
+            c.layers[name] = parseLayerQuant(v, c.defaults, "layers." + name);
+    return c;
+}
+
+QuantConfig QuantConfig::load(const std::string& path)
+{
+    std::ifstream in(path);
+    if (!in)
+        fail(path, ": cannot open config");
+    nlohmann::json j;
+    try {
+        in >> j;
+    } catch (const nlohmann::json::exception& e) {
+        fail(path, ": not valid JSON (", e.what(), ")");
+    }
+    try {
+        return fromJson(j);
+    } catch (const Error& e) {
+        fail(path, ": ", e.what());
+    }
+}
+
+void QuantConfig::save(const std::string& path) const
+{
+    std::ofstream out(path);
+    out << toJson().dump(2) << "\n";
+    if (!out)
+        fail(path, ": cannot write config");
+}
+
+} // namespace qs

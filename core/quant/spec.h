@@ -1,0 +1,67 @@
+// What to do to one tensor (QuantSpec) and to a whole model (QuantConfig). The
+// config's JSON is what the CLI reads, the GUI edits and the store records.
+#pragma once
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace qs {
+
+enum class Granularity { Tensor, Channel, Group };
+enum class Rounding { Nearest, Stochastic };
+
+struct QuantSpec {
+    int bits = 8;                 // 2..8 integer bits; 16 or 32 means float (not quantized)
+    bool symmetric = true;
+    Granularity granularity = Granularity::Tensor;
+    int groupSize = 128;          // for Granularity::Group, along the input channels
+    Rounding rounding = Rounding::Nearest;
+    std::string calibrator = "minmax"; // minmax | ema | percentile | mse | entropy (activations)
+    double calibratorParam = 0;   // e.g. 99.99 for percentile, momentum for ema
+    std::optional<std::pair<float, float>> range; // user-set clipping range, overrides calibration
+
+    bool isFloat() const { return bits >= 16; }
+    bool operator==(const QuantSpec&) const = default;
+};
+
+struct LayerQuant {
+    // Defaults: W8 symmetric per-channel, A8 affine per-tensor min-max.
+    QuantSpec weight{.granularity = Granularity::Channel};
+    QuantSpec activation{.symmetric = false};
+    bool operator==(const LayerQuant&) const = default;
+};
+
+struct AlgorithmUse {
+    std::string name;        // e.g. "bias_correction", "cle"
+    nlohmann::json params = nlohmann::json::object();
+};
+
+struct QuantConfig {
+    LayerQuant defaults;                       // applied to every quantizable layer
+    std::map<std::string, LayerQuant> layers;  // per-layer overrides (whole LayerQuant)
+    std::set<std::string> excluded;            // layers kept in float
+    std::vector<AlgorithmUse> algorithms;      // applied in order
+
+    // The effective spec of a layer (override or default); nullopt when excluded.
+    std::optional<LayerQuant> forLayer(const std::string& layer) const;
+
+    nlohmann::json toJson() const;
+    // Throws Error naming the field at fault.
+    static QuantConfig fromJson(const nlohmann::json& j);
+    static QuantConfig load(const std::string& path);
+    void save(const std::string& path) const;
+};
+
+QuantSpec parseSpecJson(const nlohmann::json& j, const QuantSpec& base, const std::string& where);
+nlohmann::json specToJson(const QuantSpec& s);
+const char* granularityName(Granularity g);
+// "tensor", "channel" or "group:N"
+void parseGranularity(const std::string& text, QuantSpec& spec);
+// "minmax", "ema:0.9", "percentile:99.99", "mse", "entropy"
+void parseCalibrator(const std::string& text, QuantSpec& spec);
+
+} // namespace qs
