@@ -1,0 +1,55 @@
+// Mixed precision: from per-layer sensitivity curves and sizes, the Pareto front of
+// predicted error versus model size, by exact dynamic programming over a finely
+// discretized cost axis (multiple-choice knapsack), with constraints.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace qs {
+
+struct BitOption {
+    int bits = 8;
+    int64_t cost = 0;     // on the axis the budget talks about (element bits or stored bits)
+    int64_t sizeBits = 0; // stored bits (scales included), for reporting
+    double noise = 0;     // predicted relative output noise power (10^(-SQNR/10))
+};
+
+struct LayerOptions {
+    std::string layer;
+    int64_t elements = 0;
+    std::vector<BitOption> options;
+};
+
+struct FrontPoint {
+    int64_t cost = 0;
+    int64_t sizeBits = 0;         // of the quantized layers
+    double predictedNoise = 0;    // sum of per-layer noise
+    double predictedSqnrDb = 0;   // -10 log10(noise)
+    double averageBits = 0;       // element-weighted weight bits
+    std::map<std::string, int> bits; // layer -> weight bits
+    std::optional<double> measured;  // filled by verification (e.g. measured top-1 or SQNR)
+};
+
+struct MixedConstraints {
+    std::set<int> allowedBits = {2, 3, 4, 5, 6, 8};
+    int minBits = 2, maxBits = 8;
+    std::map<std::string, int> pinned; // layer -> fixed bits
+};
+
+// Applies constraints to the options (pinned layers keep one option). Throws an Error
+// naming the layer when a constraint leaves it nothing.
+std::vector<LayerOptions> constrain(const std::vector<LayerOptions>& layers, const MixedConstraints& c);
+
+// The Pareto front (increasing cost, strictly decreasing predicted noise). `resolution`
+// buckets over the cost range: the DP is exact up to one bucket of cost per layer.
+std::vector<FrontPoint> paretoFront(const std::vector<LayerOptions>& layers, int resolution = 4096);
+
+// The lowest-noise point whose cost is within `budget`; nullopt when none fits.
+std::optional<FrontPoint> bestWithin(const std::vector<FrontPoint>& front, int64_t budget);
+
+} // namespace qs
