@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,12 @@ struct CompileOptions {
     std::map<std::string, Tensor> initializerOverrides;
     // Per-value transforms, applied after the producing node (or to graph inputs).
     std::map<std::string, ValueTransform> valueTransforms;
+    // Values that must stay observable: fusion (BN folding, post-ops) never hides
+    // them. Taps and transforms add theirs automatically; naming them here avoids a
+    // recompile when a tap is added later.
+    std::set<std::string> keepValues;
+    // Fold BatchNormalization into convolutions and fuse activations/adds as post-ops.
+    bool fuse = true;
 };
 
 // Observer of one tensor's values; receives each batch as produced, plain layout, float32
@@ -46,13 +53,29 @@ public:
     virtual void addTap(const std::string& value, Tap tap) = 0;
     virtual void clearTaps() = 0;
 
+    // The value as the last run() or runFrom() left it, plain layout. It must exist in
+    // the compiled plan: a graph input or output, a kept value (CompileOptions::keepValues)
+    // or a tapped one; a value fusion removed is an error naming it.
+    virtual Tensor valueOf(const std::string& value) = 0;
+
     // Shape and dtype of any value in the compiled plan.
     virtual Shape shapeOf(const std::string& value) const = 0;
     virtual DType dtypeOf(const std::string& value) const = 0;
+
+    // One line per kernel in execution order: nodes it computes, op, implementation
+    // (oneDNN's choice, e.g. "jit:avx512_core"), for profiling and tests.
+    virtual std::vector<std::string> kernelSummary() const = 0;
 };
 
 // Throws Error naming op type, node name and opset for an unsupported operator,
 // before anything runs.
+//
+// Notes on the contract as implemented:
+// - run() with input shapes other than the compiled ones recompiles for them.
+// - Adding a tap to a value that fusion hid recompiles once (before the next run)
+//   with that value kept; runFrom() on such a value recompiles and repeats the last
+//   run first. Values given to runFrom() are taken as final (no transform applied).
+// - Taps and transforms see plain row-major float32 (or the value's own dtype).
 std::unique_ptr<Plan> compilePlan(const Graph& graph, const CompileOptions& options = {});
 
 // The operators this runtime supports, for messages and the UI.

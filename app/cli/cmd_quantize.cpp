@@ -1,0 +1,231 @@
+// quantstudio-cli quantize: calibrate, quantize (simulated, or INT8 on oneDNN),
+// evaluate against FP32, record the run, print the metrics.
+#include "cli/args.h"
+#include "cli/command.h"
+#include "cli/data_args.h"
+#include "cli/recording.h"
+
+#include "graph/onnx_import.h"
+#include "quant/session.h"
+#include "util/error.h"
+
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+namespace qs::cli {
+namespace {
+
+nlohmann::json num(double v)
+{
+    return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+}
+
+nlohmann::json opt(const std::optional<double>& v)
+{
+    return v ? num(*v) : nlohmann::json(nullptr);
+}
+
+QuantConfig configFromArgs(const Args& args)
+{
+    QuantConfig c = args.value("config") ? QuantConfig::load(*args.value("config")) : QuantConfig{};
+    if (auto w = args.value("wbits")) {
+        c.defaults.weight.bits = args.intValue("wbits", 8);
+        if (!((c.defaults.weight.bits >= 2 && c.defaults.weight.bits <= 8) || c.defaults.weight.bits == 16 ||
+              c.defaults.weight.bits == 32))
+            fail("--wbits: ", *w, " is not 2..8, 16 or 32");
+    }
+    if (auto a = args.value("abits")) {
+        c.defaults.activation.bits = args.intValue("abits", 8);
+        if (!((c.defaults.activation.bits >= 2 && c.defaults.activation.bits <= 8) ||
+              c.defaults.activation.bits == 16 || c.defaults.activation.bits == 32))
+            fail("--abits: ", *a, " is not 2..8, 16 or 32");
+    }
+    if (auto g = args.value("granularity"))
+        parseGranularity(*g, c.defaults.weight);
+    if (auto cal = args.value("calib"))
+        parseCalibrator(*cal, c.defaults.activation);
+    auto addAlgo = [&](const std::string& name) {
+        for (const auto& a : c.algorithms)
+            if (a.name == name)
+                return;
+        c.algorithms.push_back({name, nlohmann::json::object()});
+    };
+    if (args.flag("cle")) // before calibration, so first in order
+        c.algorithms.insert(c.algorithms.begin(), AlgorithmUse{"cle", nlohmann::json::object()});
+    if (args.flag("bias-correction"))
+        addAlgo("bias_correction");
+    if (auto list = args.value("algo")) {
+        std::string item;
+        for (char ch : *list + ",") {
+            if (ch == ',') {
+                if (!item.empty())
+                    addAlgo(item);
+                item.clear();
+            } else {
+                item += ch;
+            }
+        }
+    }
+    for (const auto& a : c.algorithms)
+        (void)algorithm(a.name); // unknown names fail here, listing the known ones
+    return c;
+}
+
+int runQuantize(const std::vector<std::string>& argv)
+{
+    std::set<std::string> valued = {"config", "wbits", "abits", "granularity", "calib", "calib-limit", "eval-limit",
+                                    "batch", "threads", "db", "algo", "calib-data", "save-config"};
+    valued.insert(dataOptionNames().begin(), dataOptionNames().end());
+    Args args(argv, valued, {"bias-correction", "cle", "int8", "json"});
+    const std::string& path = args.required(0, "MODEL (an .onnx file)");
+
+    QuantizeOptions opts;
+    opts.config = configFromArgs(args);
+    opts.int8 = args.flag("int8");
+    opts.batch = args.intValue("batch", 32);
+    opts.calibLimit = args.intValue("calib-limit", 256);
+    opts.evalLimit = args.intValue("eval-limit", -1);
+    opts.threads = args.intValue("threads", 0);
+    if (opts.batch < 1)
+        fail("--batch must be at least 1");
+    if (auto out = args.value("save-config"))
+        opts.config.save(*out);
+
+    Graph graph = importOnnx(path);
+    DataOptions evalOpts = dataOptions(args);
+    evalOpts.limit = opts.evalLimit;
+    Dataset eval = loadDataset(evalOpts, graph);
+    DataOptions calOpts = evalOpts;
+    if (auto cd = args.value("calib-data")) {
+        calOpts.spec = *cd;
+        calOpts.labelsPath.reset();
+    }
+    calOpts.limit = opts.calibLimit;
+    Dataset calib = loadDataset(calOpts, graph);
+
+    nlohmann::json runConfig = opts.config.toJson();
+    runConfig["calibration"] = {{"data", calib.path}, {"samples", calib.count()}};
+    runConfig["evaluation"] = {{"data", eval.path}, {"samples", eval.count()}};
+    runConfig["int8"] = opts.int8;
+    runConfig["batch"] = opts.batch;
+
+    std::optional<Store> store = storeFromArgs(args);
+    std::optional<RunGuard> run;
+    if (store) {
+        RunStart start;
+        start.modelId = recordModel(*store, graph, path);
+        start.datasetId = recordDataset(*store, eval);
+        start.kind = RunKind::Quantization;
+        start.config = runConfig;
+        run.emplace(*store, start);
+    }
+
+    Progress progress([&](const ProgressState& s) {
+        if (!args.flag("json"))
+            std::fprintf(stderr, "\r%3d%%  %-60.60s", int(s.fraction * 100), s.stage.c_str());
+    });
+    CancelToken cancel;
+    QuantizeResult r;
+    try {
+        r = quantizeModel(graph, calib, eval, opts, progress, cancel);
+    } catch (const Cancelled&) {
+        if (run)
+            run->cancel();
+        throw;
+    } catch (const std::exception& e) {
+        if (run)
+            run->fail(e.what());
+        throw;
+    }
+    if (!args.flag("json"))
+        std::fprintf(stderr, "\r%-70s\r", "");
+
+    if (run) {
+        std::vector<LayerResult> layers;
+        for (const auto& l : r.layers) {
+            LayerResult lr;
+            lr.layer = l.name;
+            lr.op = l.op;
+            lr.weightBits = l.wbits;
+            lr.actBits = l.abits;
+            lr.granularity = l.granularity;
+            if (std::isfinite(l.outputSqnrDb))
+                lr.sqnrDb = l.outputSqnrDb;
+            lr.sizeBits = l.sizeBits;
+            lr.scales = {{"min", l.scaleMin}, {"max", l.scaleMax}};
+            if (l.activationRange)
+                lr.actClip = StoredRange{l.activationRange->lo, l.activationRange->hi};
+            lr.extra = {{"weight_sqnr_db", num(l.weightSqnrDb)}, {"params", l.params}};
+            layers.push_back(lr);
+        }
+        run->addLayers(layers);
+        RunMetrics m;
+        m.top1 = r.top1;
+        m.sqnrDb = std::isfinite(r.sqnrDb) ? std::optional<double>(r.sqnrDb) : std::nullopt;
+        m.cosine = r.cosine;
+        m.top1Agreement = r.top1Agreement;
+        m.kl = r.kl;
+        m.sizeBits = double(r.sizeBits);
+        m.latencyMs = r.latencyMs;
+        m.extra = {{"fp32_top1", opt(r.fp32Top1)}, {"fp32_size_bits", r.fp32SizeBits},
+                   {"compression", r.compression}, {"fp32_latency_ms", r.fp32LatencyMs},
+                   {"eval_samples", r.evalSamples}, {"algorithms", r.applied}};
+        run->finish(m);
+    }
+
+    if (args.flag("json")) {
+        nlohmann::json j;
+        j["run_id"] = run ? nlohmann::json(run->id()) : nlohmann::json(nullptr);
+        j["top1"] = opt(r.top1);
+        j["fp32_top1"] = opt(r.fp32Top1);
+        j["top1_agreement"] = r.top1Agreement;
+        j["sqnr_db"] = num(r.sqnrDb);
+        j["cosine"] = r.cosine;
+        j["kl"] = r.kl;
+        j["size_bits"] = r.sizeBits;
+        j["fp32_size_bits"] = r.fp32SizeBits;
+        j["compression"] = r.compression;
+        j["latency_ms"] = r.latencyMs;
+        j["fp32_latency_ms"] = r.fp32LatencyMs;
+        j["eval_samples"] = r.evalSamples;
+        j["algorithms"] = r.applied;
+        j["config"] = r.config;
+        j["layers"] = nlohmann::json::array();
+        for (const auto& l : r.layers)
+            j["layers"].push_back({{"name", l.name}, {"op", l.op}, {"wbits", l.wbits}, {"abits", l.abits},
+                                   {"granularity", l.granularity}, {"sqnr_db", num(l.outputSqnrDb)},
+                                   {"weight_sqnr_db", num(l.weightSqnrDb)}, {"size_bits", l.sizeBits}});
+        std::printf("%s\n", j.dump(2).c_str());
+        return 0;
+    }
+    auto pct = [](const std::optional<double>& v) { return v ? str(std::round(*v * 10000) / 100, "%") : std::string("n/a"); };
+    std::printf("model          %s\n", path.c_str());
+    std::printf("top-1          %s (FP32 %s) on %lld samples\n", pct(r.top1).c_str(), pct(r.fp32Top1).c_str(),
+                (long long)r.evalSamples);
+    std::printf("agreement      %.2f%% of top-1 predictions match FP32\n", r.top1Agreement * 100);
+    std::printf("output         SQNR %.2f dB, cosine %.6f, KL %.3g nats\n", r.sqnrDb, r.cosine, r.kl);
+    std::printf("size           %.1f KiB (FP32 %.1f KiB), compression %.2fx\n", double(r.sizeBits) / 8192.0,
+                double(r.fp32SizeBits) / 8192.0, r.compression);
+    std::printf("latency        %.3f ms per batch (FP32 %.3f ms)%s\n", r.latencyMs, r.fp32LatencyMs,
+                opts.int8 ? "" : " [simulated quantization]");
+    if (run)
+        std::printf("run            %lld recorded in %s\n", (long long)run->id(), store->path().c_str());
+    std::printf("\n%-28s %-6s %5s %5s %-10s %12s %12s\n", "layer", "op", "W", "A", "granular.", "weight SQNR",
+                "output SQNR");
+    for (const auto& l : r.layers)
+        std::printf("%-28s %-6s %5d %5d %-10s %12.2f %12.2f\n", l.name.c_str(), l.op.c_str(), l.wbits, l.abits,
+                    l.granularity.c_str(), l.weightSqnrDb, l.outputSqnrDb);
+    return 0;
+}
+
+const bool registered = registerCommand(
+    {"quantize",
+     "MODEL --data DATA [--config CFG.json | --wbits N --abits N --granularity tensor|channel|group:N "
+     "--calib minmax|ema|percentile:P|mse|entropy] [--bias-correction] [--cle] [--algo A,B] [--int8] "
+     "[--calib-data DATA] [--calib-limit N] [--eval-limit N] [--batch N] [--threads N] [--save-config PATH] "
+     "[--db DB] [--json]",
+     "calibrate, quantize and evaluate a model against FP32; record the run with --db", runQuantize});
+
+} // namespace
+} // namespace qs::cli

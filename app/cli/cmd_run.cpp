@@ -1,0 +1,154 @@
+// quantstudio-cli run MODEL [--data DATA] ...: runs a model over a dataset with the
+// oneDNN runtime and prints throughput and, when labels exist, top-1 accuracy.
+#include "cli/args.h"
+#include "cli/command.h"
+
+#include "data/dataset.h"
+#include "graph/onnx_import.h"
+#include "runtime/plan.h"
+#include "util/error.h"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <optional>
+
+namespace qs::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct RunSummary {
+    std::string model, data;
+    int64_t images = 0, batch = 0;
+    int threads = 0;
+    double seconds = 0;        // inference only (compile and data loading excluded)
+    double compileSeconds = 0;
+    std::optional<double> top1;
+};
+
+std::vector<float> floatList(const Args& args, const std::string& name)
+{
+    std::vector<float> out;
+    for (double v : parseNumberList(*args.value(name), "--" + name))
+        out.push_back(float(v));
+    return out;
+}
+
+int runRun(const std::vector<std::string>& argv)
+{
+    Args args(argv, {"data", "labels", "batch", "limit", "threads", "mean", "std"}, {"json"});
+    const std::string& path = args.required(0, "MODEL (an .onnx file)");
+    const int batch = args.intValue("batch", 32);
+    const int threads = args.intValue("threads", 0);
+    if (batch < 1)
+        fail("--batch must be at least 1, got ", batch);
+    if (threads < 0)
+        fail("--threads must be 0 (all cores) or more, got ", threads);
+
+    Graph g = importOnnx(path);
+    if (g.inputs.size() != 1)
+        fail(path, ": run needs a model with one input, this one has ", g.inputs.size());
+
+    DataOptions dopts;
+    dopts.spec = args.value("data", "random:256");
+    if (auto l = args.value("labels"))
+        dopts.labelsPath = *l;
+    if (args.value("mean"))
+        dopts.mean = floatList(args, "mean");
+    if (args.value("std"))
+        dopts.std = floatList(args, "std");
+    dopts.limit = args.intValue("limit", -1);
+    Dataset data = loadDataset(dopts, g);
+    if (data.count() == 0)
+        fail(dopts.spec, ": no samples");
+
+    RunSummary s;
+    s.model = path;
+    s.data = dopts.spec;
+    s.images = data.count();
+    s.batch = std::min<int64_t>(batch, data.count());
+
+    // One plan for the full batches, one for the remainder: shapes are fixed per plan.
+    auto t0 = Clock::now();
+    Shape shape = data.inputs.shape;
+    shape[0] = s.batch;
+    CompileOptions copts;
+    copts.threads = threads;
+    copts.inputShapes[g.inputs[0].name] = shape;
+    auto plan = compilePlan(g, copts);
+    std::unique_ptr<Plan> tail;
+    const int64_t rest = data.count() % s.batch;
+    if (rest) {
+        shape[0] = rest;
+        copts.inputShapes[g.inputs[0].name] = shape;
+        tail = compilePlan(g, copts);
+    }
+    s.compileSeconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    s.threads = threads;
+
+    int64_t correct = 0;
+    double seconds = 0;
+    for (int64_t start = 0; start < data.count(); start += s.batch) {
+        const int64_t n = std::min<int64_t>(s.batch, data.count() - start);
+        Tensor in = data.batch(start, n);
+        auto t = Clock::now();
+        std::vector<Tensor> out = (n == s.batch ? plan : tail)->run({in});
+        seconds += std::chrono::duration<double>(Clock::now() - t).count();
+        if (data.labels) {
+            const Tensor& logits = out.at(0);
+            if (logits.shape.empty() || logits.shape[0] != n)
+                fail(path, ": output ", quoted(logits.name), " has shape ", shapeString(logits.shape),
+                     "; top-1 needs [batch, classes]");
+            const std::vector<float> v = logits.toFloat();
+            const int64_t classes = logits.numel() / n;
+            for (int64_t i = 0; i < n; ++i) {
+                int64_t best = 0;
+                for (int64_t k = 1; k < classes; ++k)
+                    if (v[std::size_t(i * classes + k)] > v[std::size_t(i * classes + best)])
+                        best = k;
+                correct += best == (*data.labels)[std::size_t(start + i)] ? 1 : 0;
+            }
+        }
+    }
+    s.seconds = seconds;
+    if (data.labels)
+        s.top1 = double(correct) / double(data.count());
+
+    // Seam for the experiment store: `--db PATH` will record `s` (and the dataset
+    // hash, data.hash) as a run here.
+    const double ips = s.seconds > 0 ? double(s.images) / s.seconds : 0;
+    if (args.flag("json")) {
+        nlohmann::json j{{"model", s.model},
+                         {"data", s.data},
+                         {"images", s.images},
+                         {"batch", s.batch},
+                         {"threads", s.threads},
+                         {"seconds", s.seconds},
+                         {"compile_seconds", s.compileSeconds},
+                         {"images_per_second", ips},
+                         {"top1", s.top1 ? nlohmann::json(*s.top1) : nlohmann::json(nullptr)}};
+        std::printf("%s\n", j.dump(2).c_str());
+        return 0;
+    }
+    std::printf("model       %s\n", s.model.c_str());
+    std::printf("data        %s (%s, %lld images)\n", s.data.c_str(), data.kind.c_str(), (long long)s.images);
+    std::printf("batch       %lld, threads %s\n", (long long)s.batch,
+                s.threads ? std::to_string(s.threads).c_str() : "all");
+    std::printf("compile     %.3f s\n", s.compileSeconds);
+    std::printf("inference   %.3f s, %.1f images/s\n", s.seconds, ips);
+    if (s.top1)
+        std::printf("top-1       %.4f\n", *s.top1);
+    else
+        std::printf("top-1       n/a (no labels)\n");
+    return 0;
+}
+
+const bool registered = registerCommand(
+    {"run",
+     "MODEL [--data DATA] [--labels PATH] [--batch N] [--limit N] [--threads N] [--mean a,b,c] [--std a,b,c] [--json]",
+     "run a model on a dataset (IDX, NPY or random:N) and print throughput and top-1 accuracy", runRun});
+
+} // namespace
+} // namespace qs::cli

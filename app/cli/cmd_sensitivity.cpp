@@ -1,0 +1,398 @@
+// quantstudio-cli sensitivity and mixed: which layers can take fewer bits, and a
+// mixed-precision configuration under a budget, from the Pareto front.
+#include "cli/args.h"
+#include "cli/command.h"
+#include "cli/data_args.h"
+#include "cli/recording.h"
+
+#include "analysis/mixed_precision.h"
+#include "analysis/sensitivity.h"
+#include "graph/onnx_import.h"
+#include "quant/session.h"
+#include "util/error.h"
+
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+namespace qs::cli {
+namespace {
+
+nlohmann::json num(double v)
+{
+    return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+}
+
+std::vector<int> bitsList(const Args& args)
+{
+    std::vector<int> bits;
+    for (double b : parseNumberList(args.value("bits", "2,3,4,5,6,8"), "--bits"))
+        bits.push_back(int(b));
+    return bits;
+}
+
+SensitivityOptions sensitivityOptions(const Args& args)
+{
+    SensitivityOptions o;
+    o.bits = bitsList(args);
+    o.mode = parseSensitivityMode(args.value("mode", "weights"));
+    o.method = parseSensitivityMethod(args.value("method", "oneshot"));
+    o.limit = args.intValue("limit", 256);
+    o.batch = args.intValue("batch", 32);
+    o.threads = args.intValue("threads", 0);
+    o.naive = args.flag("naive");
+    if (auto g = args.value("granularity"))
+        parseGranularity(*g, o.base.defaults.weight);
+    if (auto c = args.value("calib"))
+        parseCalibrator(*c, o.base.defaults.activation);
+    return o;
+}
+
+Progress stderrProgress(const Args& args)
+{
+    bool quiet = args.flag("json");
+    return Progress([quiet](const ProgressState& s) {
+        if (!quiet)
+            std::fprintf(stderr, "\r%3d%%  %-60.60s", int(s.fraction * 100), s.stage.c_str());
+    });
+}
+
+std::vector<LayerResult> sensitivityLayerRows(const SensitivityResult& r)
+{
+    std::vector<LayerResult> rows;
+    for (const auto& l : r.layers) {
+        LayerResult lr;
+        lr.layer = l.layer;
+        lr.op = l.op;
+        nlohmann::json detail = nlohmann::json::object();
+        for (const auto& [bits, m] : l.byBits)
+            detail[std::to_string(bits)] = {{"sqnr_db", num(m.sqnrDb)}, {"kl", m.kl},
+                                            {"top1_agreement", m.top1Agreement},
+                                            {"top1", m.top1 ? nlohmann::json(*m.top1) : nlohmann::json(nullptr)},
+                                            {"local_sqnr_db", num(m.localSqnrDb)}};
+        lr.sensitivityDetail = detail;
+        if (l.hessianScore)
+            lr.sensitivity = *l.hessianScore;
+        else if (!l.byBits.empty() && std::isfinite(l.byBits.begin()->second.sqnrDb))
+            lr.sensitivity = l.byBits.begin()->second.sqnrDb; // SQNR at the lowest bit width
+        if (l.hessianTrace)
+            lr.extra["hessian_trace"] = *l.hessianTrace;
+        lr.extra["params"] = l.params;
+        rows.push_back(lr);
+    }
+    return rows;
+}
+
+int runSensitivity(const std::vector<std::string>& argv)
+{
+    std::set<std::string> valued = {"bits", "mode", "method", "limit", "batch", "threads", "db", "granularity", "calib"};
+    valued.insert(dataOptionNames().begin(), dataOptionNames().end());
+    Args args(argv, valued, {"json", "naive"});
+    const std::string& path = args.required(0, "MODEL (an .onnx file)");
+    Graph graph = importOnnx(path);
+    SensitivityOptions opts = sensitivityOptions(args);
+    DataOptions dopts = dataOptions(args);
+    dopts.limit = opts.limit;
+    Dataset data = loadDataset(dopts, graph);
+
+    std::optional<Store> store = storeFromArgs(args);
+    std::optional<RunGuard> run;
+    if (store) {
+        RunStart start;
+        start.modelId = recordModel(*store, graph, path);
+        start.datasetId = recordDataset(*store, data);
+        start.kind = RunKind::Sensitivity;
+        start.config = {{"bits", opts.bits}, {"mode", sensitivityModeName(opts.mode)},
+                        {"method", sensitivityMethodName(opts.method)}, {"limit", opts.limit},
+                        {"batch", opts.batch}, {"base", opts.base.toJson()}, {"naive", opts.naive}};
+        run.emplace(*store, start);
+    }
+    Progress progress = stderrProgress(args);
+    CancelToken cancel;
+    SensitivityResult r;
+    try {
+        r = measureSensitivity(graph, data, opts, progress, cancel);
+    } catch (const Cancelled&) {
+        if (run)
+            run->cancel();
+        throw;
+    } catch (const std::exception& e) {
+        if (run)
+            run->fail(e.what());
+        throw;
+    }
+    if (!args.flag("json"))
+        std::fprintf(stderr, "\r%-70s\r", "");
+    if (run) {
+        run->addLayers(sensitivityLayerRows(r));
+        RunMetrics m;
+        m.top1 = r.fp32Top1;
+        m.extra = {{"seconds", r.seconds}, {"estimator", r.estimator}, {"complete", r.complete},
+                   {"samples", r.samples}};
+        if (r.spearman)
+            m.extra["spearman_vs_oneshot"] = *r.spearman;
+        if (r.complete)
+            run->finish(m);
+        else
+            run->cancel(m);
+    }
+
+    if (args.flag("json")) {
+        nlohmann::json j;
+        j["run_id"] = run ? nlohmann::json(run->id()) : nlohmann::json(nullptr);
+        j["method"] = sensitivityMethodName(r.method);
+        j["mode"] = sensitivityModeName(r.mode);
+        j["estimator"] = r.estimator;
+        j["complete"] = r.complete;
+        j["samples"] = r.samples;
+        j["seconds"] = r.seconds;
+        j["spearman"] = r.spearman ? nlohmann::json(*r.spearman) : nlohmann::json(nullptr);
+        j["layers"] = nlohmann::json::array();
+        for (const auto& l : r.layers) {
+            nlohmann::json byBits = nlohmann::json::object();
+            for (const auto& [bits, m] : l.byBits)
+                byBits[std::to_string(bits)] = {{"sqnr_db", num(m.sqnrDb)}, {"kl", m.kl},
+                                                {"top1_agreement", m.top1Agreement},
+                                                {"top1", m.top1 ? nlohmann::json(*m.top1) : nlohmann::json(nullptr)},
+                                                {"local_sqnr_db", num(m.localSqnrDb)}};
+            nlohmann::json row = {{"name", l.layer}, {"op", l.op}, {"params", l.params}, {"by_bits", byBits}};
+            if (l.hessianTrace)
+                row["hessian_trace"] = *l.hessianTrace;
+            if (l.hessianScore)
+                row["hessian_score"] = *l.hessianScore;
+            j["layers"].push_back(row);
+        }
+        std::printf("%s\n", j.dump(2).c_str());
+        return 0;
+    }
+    std::printf("%s sensitivity (%s), %lld samples, %.2f s%s\n%s\n\n", sensitivityMethodName(r.method),
+                sensitivityModeName(r.mode), (long long)r.samples, r.seconds, r.complete ? "" : " [INCOMPLETE]",
+                r.estimator.c_str());
+    std::printf("%-28s", "layer (output SQNR dB)");
+    for (int b : opts.bits)
+        std::printf(" %7s", str(b, "-bit").c_str());
+    if (r.method == SensitivityMethod::Hessian)
+        std::printf(" %12s", "HAWQ score");
+    std::printf("\n");
+    for (const auto& l : r.layers) {
+        std::printf("%-28s", l.layer.c_str());
+        for (int b : opts.bits) {
+            auto it = l.byBits.find(b);
+            if (it == l.byBits.end())
+                std::printf(" %7s", "-");
+            else
+                std::printf(" %7.2f", it->second.sqnrDb);
+        }
+        if (l.hessianScore)
+            std::printf(" %12.4g", *l.hessianScore);
+        std::printf("\n");
+    }
+    if (r.spearman)
+        std::printf("\nSpearman rank correlation, Hessian score vs one-shot KL: %.3f\n", *r.spearman);
+    return 0;
+}
+
+int runMixed(const std::vector<std::string>& argv)
+{
+    std::set<std::string> valued = {"bits",  "limit",  "batch",       "threads",     "db",  "budget-bits",
+                                    "budget-bytes", "verify", "out", "min-bits", "max-bits", "pin", "granularity",
+                                    "calib", "abits", "eval-limit"};
+    valued.insert(dataOptionNames().begin(), dataOptionNames().end());
+    Args args(argv, valued, {"json"});
+    const std::string& path = args.required(0, "MODEL (an .onnx file)");
+    if (!args.value("budget-bits") == !args.value("budget-bytes"))
+        fail("give exactly one of --budget-bits AVG or --budget-bytes N");
+    Graph graph = importOnnx(path);
+    SensitivityOptions so;
+    so.bits = bitsList(args);
+    so.mode = SensitivityMode::Weights;
+    so.limit = args.intValue("limit", 256);
+    so.batch = args.intValue("batch", 32);
+    so.threads = args.intValue("threads", 0);
+    if (auto g = args.value("granularity"))
+        parseGranularity(*g, so.base.defaults.weight);
+    if (auto c = args.value("calib"))
+        parseCalibrator(*c, so.base.defaults.activation);
+    so.base.defaults.activation.bits = args.intValue("abits", 8);
+    DataOptions dopts = dataOptions(args);
+    dopts.limit = -1;
+    Dataset data = loadDataset(dopts, graph);
+
+    Progress progress = stderrProgress(args);
+    CancelToken cancel;
+    Progress sensProgress = progress.sub(0, 0.5);
+    SensitivityResult sens = measureSensitivity(graph, data, so, sensProgress, cancel);
+
+    // Per-layer options: predicted noise from the one-shot SQNR, exact stored sizes.
+    QuantizeOptions qo;
+    qo.config = so.base;
+    QuantSession session(graph, qo);
+    const bool byAverage = args.value("budget-bits").has_value();
+    std::vector<LayerOptions> layers;
+    int64_t totalElements = 0;
+    for (const auto& l : session.layers()) {
+        LayerOptions lo;
+        lo.layer = l.name;
+        lo.elements = session.graph().constant(l.weight)->numel();
+        totalElements += lo.elements;
+        const auto* ls = [&]() -> const LayerSensitivity* {
+            for (const auto& x : sens.layers)
+                if (x.layer == l.name)
+                    return &x;
+            return nullptr;
+        }();
+        for (int bits : so.bits) {
+            SessionLayer copy = l;
+            copy.spec.weight.bits = bits;
+            BitOption o;
+            o.bits = bits;
+            o.sizeBits = session.layerSizeBits(copy);
+            o.cost = byAverage ? lo.elements * bits : o.sizeBits;
+            double sq = ls && ls->byBits.count(bits) ? ls->byBits.at(bits).sqnrDb : 0;
+            o.noise = std::isfinite(sq) ? std::pow(10.0, -sq / 10) : 0;
+            lo.options.push_back(o);
+        }
+        layers.push_back(lo);
+    }
+    MixedConstraints c;
+    c.allowedBits = std::set<int>(so.bits.begin(), so.bits.end());
+    c.minBits = args.intValue("min-bits", 2);
+    c.maxBits = args.intValue("max-bits", 8);
+    if (auto pins = args.value("pin")) { // layer=bits,layer=bits
+        std::string item;
+        for (char ch : *pins + ",") {
+            if (ch != ',') {
+                item += ch;
+                continue;
+            }
+            auto eq = item.rfind('=');
+            if (eq == std::string::npos)
+                fail("--pin: expected LAYER=BITS, got ", quoted(item));
+            c.pinned[item.substr(0, eq)] = std::stoi(item.substr(eq + 1));
+            item.clear();
+        }
+    }
+    std::vector<FrontPoint> front = paretoFront(constrain(layers, c));
+    const int64_t budget = byAverage ? int64_t(std::floor(std::stod(*args.value("budget-bits")) * double(totalElements)))
+                                     : int64_t(std::stoll(*args.value("budget-bytes"))) * 8;
+    std::optional<FrontPoint> chosen = bestWithin(front, budget);
+    if (!chosen)
+        fail("no configuration fits the budget (the smallest needs ",
+             byAverage ? str(front.front().averageBits, " average bits") : str(front.front().sizeBits / 8, " bytes"), ")");
+
+    auto configFor = [&](const FrontPoint& p) {
+        QuantConfig cfg = so.base;
+        for (const auto& [layer, bits] : p.bits) {
+            LayerQuant lq = cfg.defaults;
+            lq.weight.bits = bits;
+            cfg.layers[layer] = lq;
+        }
+        return cfg;
+    };
+
+    // Verify K points spread over the front (always including the chosen one) for real.
+    const int verify = args.intValue("verify", 0);
+    std::vector<std::size_t> toVerify;
+    if (verify > 0 && !front.empty()) {
+        for (int k = 0; k < verify; ++k)
+            toVerify.push_back(std::size_t(std::lround(double(k) * double(front.size() - 1) / std::max(1, verify - 1))));
+    }
+    QuantizeOptions vq;
+    vq.batch = so.batch;
+    vq.calibLimit = so.limit;
+    vq.evalLimit = args.intValue("eval-limit", -1);
+    vq.threads = so.threads;
+    auto measure = [&](const FrontPoint& p) {
+        vq.config = configFor(p);
+        Progress quiet;
+        QuantizeResult r = quantizeModel(graph, data, data, vq, quiet, cancel);
+        return r.top1 ? *r.top1 : r.sqnrDb;
+    };
+    for (std::size_t k = 0; k < toVerify.size(); ++k) {
+        progress.report(0.5 + 0.5 * double(k) / double(toVerify.size() + 1), "verifying front points");
+        front[toVerify[k]].measured = measure(front[toVerify[k]]);
+    }
+    if (verify > 0)
+        chosen->measured = measure(*chosen);
+    if (!args.flag("json"))
+        std::fprintf(stderr, "\r%-70s\r", "");
+    QuantConfig chosenConfig = configFor(*chosen);
+    if (auto out = args.value("out"))
+        chosenConfig.save(*out);
+
+    std::optional<Store> store = storeFromArgs(args);
+    std::optional<int64_t> runId;
+    auto pointJson = [&](const FrontPoint& p) {
+        return nlohmann::json{{"size_bits", p.sizeBits}, {"average_bits", p.averageBits},
+                              {"predicted", num(p.predictedSqnrDb)},
+                              {"measured", p.measured ? nlohmann::json(*p.measured) : nlohmann::json(nullptr)},
+                              {"config", configFor(p).toJson()}};
+    };
+    if (store) {
+        RunStart start;
+        start.modelId = recordModel(*store, graph, path);
+        start.datasetId = recordDataset(*store, data);
+        start.kind = RunKind::MixedPrecisionSearch;
+        start.config = {{"bits", so.bits}, {"budget", budget}, {"budget_kind", byAverage ? "average-bits" : "bytes"},
+                        {"verify", verify}, {"base", so.base.toJson()}};
+        RunGuard run(*store, start);
+        std::vector<LayerResult> rows;
+        for (const auto& [layer, bits] : chosen->bits) {
+            LayerResult lr;
+            lr.layer = layer;
+            lr.weightBits = bits;
+            lr.actBits = so.base.defaults.activation.bits;
+            rows.push_back(lr);
+        }
+        run.addLayers(rows);
+        RunMetrics m;
+        m.sizeBits = double(chosen->sizeBits);
+        m.extra = {{"predicted_sqnr_db", num(chosen->predictedSqnrDb)}, {"average_bits", chosen->averageBits},
+                   {"front", nlohmann::json::array()}};
+        for (const auto& p : front)
+            m.extra["front"].push_back(pointJson(p));
+        if (chosen->measured)
+            m.top1 = *chosen->measured;
+        run.finish(m);
+        runId = run.id();
+    }
+
+    if (args.flag("json")) {
+        nlohmann::json j;
+        j["run_id"] = runId ? nlohmann::json(*runId) : nlohmann::json(nullptr);
+        j["front"] = nlohmann::json::array();
+        for (const auto& p : front)
+            j["front"].push_back(pointJson(p));
+        j["chosen"] = pointJson(*chosen);
+        j["sensitivity_seconds"] = sens.seconds;
+        std::printf("%s\n", j.dump(2).c_str());
+        return 0;
+    }
+    std::printf("Pareto front: %zu points (predicted output SQNR from one-shot sensitivity)\n\n", front.size());
+    std::printf("%12s %10s %14s %12s\n", "size KiB", "avg bits", "predicted dB", "measured");
+    for (const auto& p : front)
+        std::printf("%12.1f %10.2f %14.2f %12s\n", double(p.sizeBits) / 8192.0, p.averageBits, p.predictedSqnrDb,
+                    p.measured ? str(*p.measured).c_str() : "-");
+    std::printf("\nchosen: %.2f average bits, %.1f KiB, predicted %.2f dB%s\n", chosen->averageBits,
+                double(chosen->sizeBits) / 8192.0, chosen->predictedSqnrDb,
+                chosen->measured ? str(", measured ", *chosen->measured).c_str() : "");
+    for (const auto& [layer, bits] : chosen->bits)
+        std::printf("  %-28s %d bits\n", layer.c_str(), bits);
+    return 0;
+}
+
+const bool registeredSensitivity = registerCommand(
+    {"sensitivity",
+     "MODEL --data DATA [--bits 2,3,4,5,6,8] [--mode weights|activations|both] [--method oneshot|local|hessian] "
+     "[--limit N] [--batch N] [--granularity G] [--calib C] [--naive] [--db DB] [--json]",
+     "measure how much each layer suffers when quantized alone, at each bit width", runSensitivity});
+
+const bool registeredMixed = registerCommand(
+    {"mixed",
+     "MODEL --data DATA (--budget-bits AVG | --budget-bytes N) [--bits LIST] [--min-bits N] [--max-bits N] "
+     "[--pin LAYER=BITS,...] [--verify K] [--out CFG.json] [--limit N] [--db DB] [--json]",
+     "Pareto front of predicted error vs size from sensitivity; the best configuration within a budget",
+     runMixed});
+
+} // namespace
+} // namespace qs::cli

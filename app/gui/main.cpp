@@ -1,0 +1,89 @@
+// quantstudio: the desktop studio. Opens MODEL.onnx, or the bundled demo on first start.
+#include "ui/error_reporter.h"
+#include "ui/job_runner.h"
+#include "ui/layer_inspector.h"
+#include "ui/layer_selection.h"
+#include "ui/main_window.h"
+#include "ui/model_document.h"
+#include "ui/theme.h"
+
+#include <QApplication>
+#include <QCommandLineParser>
+#include <QFileInfo>
+#include <QScreen>
+#include <QTimer>
+
+#include <cstdio>
+
+int main(int argc, char** argv)
+{
+    QApplication app(argc, argv);
+    QApplication::setOrganizationName(QStringLiteral("QuantStudio"));
+    QApplication::setApplicationName(QStringLiteral("QuantStudio"));
+    QApplication::setApplicationVersion(QStringLiteral(QS_VERSION));
+    qs::ui::theme::apply(app);
+
+    QCommandLineParser args;
+    args.setApplicationDescription(QStringLiteral("A studio for neural-network quantization experiments."));
+    args.addHelpOption();
+    args.addVersionOption();
+    args.addPositionalArgument(QStringLiteral("model"), QStringLiteral("ONNX model to open"), QStringLiteral("[MODEL.onnx]"));
+    const QCommandLineOption screenshot(QStringLiteral("screenshot"),
+                                        QStringLiteral("Save a PNG of the window once the model is shown, then quit."),
+                                        QStringLiteral("path"));
+    const QCommandLineOption select(QStringLiteral("select"), QStringLiteral("Select the layer with this name (substring)."),
+                                    QStringLiteral("layer"));
+    const QCommandLineOption calibrate(QStringLiteral("calibrate"), QStringLiteral("Collect activation statistics after opening."));
+    const QCommandLineOption size(QStringLiteral("size"), QStringLiteral("Window size, e.g. 1600x1000."), QStringLiteral("WxH"));
+    for (const auto& o : {screenshot, select, calibrate, size})
+        args.addOption(o);
+    args.process(app);
+
+    qs::ui::MainWindow window;
+    if (args.isSet(size)) {
+        const QStringList wh = args.value(size).split(QLatin1Char('x'));
+        if (wh.size() == 2)
+            window.resize(wh[0].toInt(), wh[1].toInt());
+    }
+    window.show();
+
+    const QString shotPath = args.value(screenshot);
+    const QString selectName = args.value(select);
+    const bool doCalibrate = args.isSet(calibrate);
+    auto takeShot = [&window, shotPath] {
+        QTimer::singleShot(400, &window, [&window, shotPath] {
+            const bool ok = window.grab().save(shotPath);
+            std::fprintf(stderr, "%s %s\n", ok ? "saved" : "could not save", qPrintable(shotPath));
+            QApplication::exit(ok ? 0 : 1);
+        });
+    };
+    QObject::connect(&window, &qs::ui::MainWindow::modelOpened, &window, [&, takeShot] {
+        if (!selectName.isEmpty()) {
+            const auto& m = window.document()->model();
+            for (int r = 0; r < int(m->layers.size()); ++r)
+                if (QString::fromStdString(m->layers[std::size_t(r)].summary.name).contains(selectName)) {
+                    window.selection()->selectLayer(r);
+                    break;
+                }
+        }
+        if (doCalibrate && window.runCalibration() >= 0)
+            return;
+        if (!shotPath.isEmpty())
+            takeShot();
+    });
+    if (!shotPath.isEmpty())
+        QObject::connect(&window, &qs::ui::MainWindow::calibrationFinished, &window, [takeShot] { takeShot(); });
+    QObject::connect(window.errorReporter(), &qs::ui::ErrorReporter::reported, &window,
+                     [&shotPath](const QString& title, const QString& message) {
+                         std::fprintf(stderr, "%s: %s\n", qPrintable(title), qPrintable(message));
+                         if (!shotPath.isEmpty())
+                             QTimer::singleShot(300, [] { QApplication::exit(1); });
+                     });
+
+    const QStringList positional = args.positionalArguments();
+    if (!positional.isEmpty())
+        window.openModel(QFileInfo(positional.front()).absoluteFilePath());
+    else
+        window.openStartupModel();
+    return app.exec();
+}

@@ -1,0 +1,35 @@
+// node bench_ort.js MODEL BATCH THREADS ITERS WARMUP: ONNX Runtime (CPU) timed like
+// qs_bench_runtime: one session, warm-up runs, median of ITERS runs in ms (one JSON line).
+const ort = require('onnxruntime-node');
+
+function seeded(seed) {
+  let s = seed >>> 0;
+  return () => { s = (s * 1664525 + 1013904223) >>> 0; return s / 4294967296 * 2 - 1; };
+}
+
+async function main() {
+  const [model, batch, threads, iters, warmup] = process.argv.slice(2);
+  const session = await ort.InferenceSession.create(model, {
+    intraOpNumThreads: Number(threads), interOpNumThreads: 1, executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+  });
+  const name = session.inputNames[0];
+  const meta = session.inputMetadata ? session.inputMetadata : null;
+  const dims = JSON.parse(process.env.QS_INPUT_DIMS); // [C, H, W] after the batch
+  const shape = [Number(batch), ...dims];
+  const n = shape.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(n);
+  const rnd = seeded(42);
+  for (let i = 0; i < n; ++i) data[i] = rnd();
+  const feeds = { [name]: new ort.Tensor('float32', data, shape) };
+  for (let i = 0; i < Number(warmup); ++i) await session.run(feeds);
+  const ms = [];
+  for (let i = 0; i < Number(iters); ++i) {
+    const t = process.hrtime.bigint();
+    await session.run(feeds);
+    ms.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  ms.sort((a, b) => a - b);
+  console.log(JSON.stringify({ median_ms: ms[Math.floor(ms.length / 2)], min_ms: ms[0] }));
+}
+main().catch((e) => { console.error(String(e)); process.exit(1); });

@@ -1,0 +1,90 @@
+#!/usr/bin/python3
+"""QuantStudio runtime vs ONNX Runtime on the same files, in the same run.
+
+    /usr/bin/python3 bench/run_runtime_bench.py [--build build-rt] [--repeat 5] [--iters 20]
+
+Exports ResNet-18 and MobileNetV2 (torchvision, weights=None, seed 0, opset 13,
+dynamic batch) into BUILD/bench (not committed), then times the demo CNN, MobileNetV2
+and ResNet-18 at batch 1 and 32 with 1 and 2 threads: qs_bench_runtime (ours) and
+bench/ort/bench_ort.js (onnxruntime-node) alternate, each reporting the median of
+ITERS runs; the table shows the median over REPEAT such measurements and ours/ORT.
+Needs python3-torch, python3-torchvision (Debian, /usr/bin/python3) and
+`cd bench/ort && ONNXRUNTIME_NODE_INSTALL=skip npm ci`.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def export_models(out_dir):
+    import torch
+    import torchvision
+
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {}
+    for name, ctor in (("mobilenet_v2", torchvision.models.mobilenet_v2), ("resnet18", torchvision.models.resnet18)):
+        path = os.path.join(out_dir, name + ".onnx")
+        paths[name] = path
+        if os.path.exists(path):
+            continue
+        torch.manual_seed(0)
+        model = ctor(weights=None).eval()
+        x = torch.randn(1, 3, 224, 224)
+        torch.onnx.export(model, x, path, opset_version=13, input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}}, do_constant_folding=True)
+    return paths
+
+
+def measure(cmd, env=None):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])["median_ms"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build-rt"))
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--models", default="demo,mobilenet_v2,resnet18")
+    args = ap.parse_args()
+
+    ours = os.path.join(args.build, "bench", "runtime", "qs_bench_runtime")
+    if not os.path.exists(ours):
+        sys.exit(f"{ours} not found: ninja -C {args.build} qs_bench_runtime")
+    ort_js = os.path.join(ROOT, "bench", "ort", "bench_ort.js")
+    if not os.path.isdir(os.path.join(ROOT, "bench", "ort", "node_modules", "onnxruntime-node")):
+        sys.exit("onnxruntime-node missing: cd bench/ort && ONNXRUNTIME_NODE_INSTALL=skip npm ci")
+    models = {"demo": (os.path.join(ROOT, "resources", "demo", "fashion_cnn.onnx"), [1, 28, 28])}
+    exported = export_models(os.path.join(args.build, "bench"))
+    models["mobilenet_v2"] = (exported["mobilenet_v2"], [3, 224, 224])
+    models["resnet18"] = (exported["resnet18"], [3, 224, 224])
+
+    rows = []
+    print(f"{'model':<14}{'batch':>6}{'thr':>5}{'ours ms':>11}{'ORT ms':>11}{'ours/ORT':>10}", flush=True)
+    for name in args.models.split(","):
+        path, dims = models[name]
+        for batch in (1, 32):
+            for threads in (1, 2):
+                iters = args.iters if batch == 1 else max(5, args.iters // 4)
+                env = dict(os.environ, QS_INPUT_DIMS=json.dumps(dims), OMP_NUM_THREADS=str(threads))
+                a, b = [], []
+                for _ in range(args.repeat):
+                    a.append(measure([ours, path, "--batch", str(batch), "--threads", str(threads),
+                                      "--iters", str(iters), "--warmup", str(args.warmup)], env))
+                    b.append(measure(["node", ort_js, path, str(batch), str(threads), str(iters), str(args.warmup)],
+                                     env))
+                ma, mb = statistics.median(a), statistics.median(b)
+                rows.append((name, batch, threads, ma, mb, ma / mb))
+                print(f"{name:<14}{batch:>6}{threads:>5}{ma:>11.3f}{mb:>11.3f}{ma / mb:>10.2f}", flush=True)
+    worst = max(r[5] for r in rows)
+    print(f"worst ratio {worst:.2f} (target <= 1.10)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+#include "analysis/activations.h"
+
+#include "runtime/plan.h"
+#include "util/error.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+namespace qs {
+
+std::string layerInputOf(const Graph& graph, const Node& node)
+{
+    const std::string weight = graph.weightOf(node);
+    if (node.opType == "Gather")
+        return node.input(1);
+    for (const auto& in : node.inputs)
+        if (!in.empty() && in != weight)
+            return in;
+    return node.input(0);
+}
+
+std::map<std::string, ActivationObserver> observeActivations(const Graph& graph, const Dataset& data,
+                                                             const std::vector<std::string>& values,
+                                                             const ProfileOptions& options, Progress& progress,
+                                                             const CancelToken& cancel)
+{
+    if (graph.inputs.empty())
+        fail(graph.sourcePath, ": the model has no inputs");
+    const int64_t total = options.limit >= 0 ? std::min(options.limit, data.count()) : data.count();
+    if (total <= 0)
+        fail("dataset ", quoted(data.path), " has no samples");
+    const int64_t batch = std::max<int64_t>(1, std::min(options.batch, total));
+
+    std::map<std::string, ActivationObserver> observers;
+    for (const auto& v : values)
+        observers.emplace(v, ActivationObserver(options.bins));
+
+    std::unique_ptr<Plan> plan;
+    int64_t planBatch = -1;
+    progress.report(0, "profiling activations");
+    for (int64_t start = 0; start < total; start += batch) {
+        cancel.check();
+        const int64_t n = std::min(batch, total - start);
+        if (n != planBatch) {
+            CompileOptions co;
+            Shape shape = data.inputs.shape;
+            shape[0] = n;
+            co.inputShapes[graph.inputs.front().name] = shape;
+            co.threads = options.threads;
+            plan = compilePlan(graph, co);
+            for (auto& [name, obs] : observers) {
+                ActivationObserver* o = &obs;
+                plan->addTap(name, [o](const std::string&, const Tensor& t) { o->observe(t); });
+            }
+            planBatch = n;
+        }
+        plan->run({data.batch(start, n)});
+        progress.report(double(start + n) / double(total),
+                        str("profiling activations: ", start + n, " of ", total, " samples"));
+    }
+    return observers;
+}
+
+std::vector<ActivationProfile> profileActivations(const Graph& graph, const Dataset& data,
+                                                  const ProfileOptions& options, Progress& progress,
+                                                  const CancelToken& cancel)
+{
+    struct Wanted {
+        std::string layer, value, role;
+    };
+    std::vector<Wanted> wanted;
+    std::vector<std::string> values;
+    std::set<std::string> seen;
+    for (int idx : graph.quantizableLayers()) {
+        const Node& n = graph.nodes[std::size_t(idx)];
+        if (options.inputs)
+            wanted.push_back({n.name, layerInputOf(graph, n), "input"});
+        if (options.outputs)
+            wanted.push_back({n.name, n.outputs.front(), "output"});
+    }
+    for (const auto& w : wanted)
+        if (seen.insert(w.value).second)
+            values.push_back(w.value);
+    auto observers = observeActivations(graph, data, values, options, progress, cancel);
+
+    std::vector<ActivationProfile> out;
+    for (const auto& w : wanted) {
+        const ActivationObserver& o = observers.at(w.value);
+        ActivationProfile p;
+        p.layer = w.layer;
+        p.value = w.value;
+        p.role = w.role;
+        p.stats = o.stats();
+        p.calibration = o.calibration();
+        p.channelMin = o.channelMin();
+        p.channelMax = o.channelMax();
+        if (p.stats.count > 0)
+            for (const auto& c : calibrators())
+                p.clipRanges[c.name] = c.choose(p.calibration, 8, false, c.defaultParam);
+        out.push_back(std::move(p));
+    }
+    return out;
+}
+
+} // namespace qs

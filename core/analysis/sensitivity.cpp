@@ -1,0 +1,472 @@
+#include "analysis/sensitivity.h"
+
+#include "analysis/activations.h"
+#include "analysis/fidelity.h"
+#include "quant/session.h"
+#include "util/error.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+namespace qs {
+
+const char* sensitivityModeName(SensitivityMode m)
+{
+    switch (m) {
+    case SensitivityMode::Weights: return "weights";
+    case SensitivityMode::Activations: return "activations";
+    case SensitivityMode::Both: return "both";
+    }
+    return "weights";
+}
+
+const char* sensitivityMethodName(SensitivityMethod m)
+{
+    switch (m) {
+    case SensitivityMethod::OneShot: return "oneshot";
+    case SensitivityMethod::Local: return "local";
+    case SensitivityMethod::Hessian: return "hessian";
+    }
+    return "oneshot";
+}
+
+SensitivityMode parseSensitivityMode(const std::string& s)
+{
+    if (s == "weights") return SensitivityMode::Weights;
+    if (s == "activations") return SensitivityMode::Activations;
+    if (s == "both") return SensitivityMode::Both;
+    fail("--mode ", quoted(s), ": expected weights, activations or both");
+}
+
+SensitivityMethod parseSensitivityMethod(const std::string& s)
+{
+    if (s == "oneshot") return SensitivityMethod::OneShot;
+    if (s == "local") return SensitivityMethod::Local;
+    if (s == "hessian") return SensitivityMethod::Hessian;
+    fail("--method ", quoted(s), ": expected oneshot, local or hessian");
+}
+
+double spearmanCorrelation(const std::vector<double>& a, const std::vector<double>& b)
+{
+    const std::size_t n = a.size();
+    if (n != b.size() || n < 2)
+        return 0;
+    auto ranks = [n](const std::vector<double>& v) {
+        std::vector<std::size_t> idx(n);
+        std::iota(idx.begin(), idx.end(), 0);
+        std::sort(idx.begin(), idx.end(), [&](std::size_t i, std::size_t j) { return v[i] < v[j]; });
+        std::vector<double> r(n);
+        for (std::size_t k = 0; k < n;) { // ties share their mean rank
+            std::size_t m = k;
+            while (m + 1 < n && v[idx[m + 1]] == v[idx[k]])
+                ++m;
+            for (std::size_t t = k; t <= m; ++t)
+                r[idx[t]] = 0.5 * double(k + m);
+            k = m + 1;
+        }
+        return r;
+    };
+    std::vector<double> ra = ranks(a), rb = ranks(b);
+    double ma = std::accumulate(ra.begin(), ra.end(), 0.0) / double(n);
+    double mb = std::accumulate(rb.begin(), rb.end(), 0.0) / double(n);
+    double sab = 0, saa = 0, sbb = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        sab += (ra[i] - ma) * (rb[i] - mb);
+        saa += (ra[i] - ma) * (ra[i] - ma);
+        sbb += (rb[i] - mb) * (rb[i] - mb);
+    }
+    return saa > 0 && sbb > 0 ? sab / std::sqrt(saa * sbb) : 0;
+}
+
+namespace {
+
+// A graph holding only one layer and its constants: runs it on cached inputs.
+Graph singleLayerGraph(const Graph& g, const Node& node, const std::string& input)
+{
+    Graph s;
+    s.name = node.name;
+    s.opsets = g.opsets;
+    s.irVersion = g.irVersion;
+    s.nodes = {node};
+    s.nodes[0].outputs.resize(1);
+    for (const auto& in : node.inputs)
+        if (const Tensor* t = in.empty() ? nullptr : g.constant(in))
+            s.initializers[in] = *t;
+    ValueInfo vi;
+    vi.name = input;
+    vi.dtype = DType::Float;
+    s.inputs = {vi};
+    ValueInfo out;
+    out.name = node.outputs[0];
+    out.dtype = DType::Float;
+    s.outputs = {out};
+    s.sourcePath = g.sourcePath;
+    s.index();
+    return s;
+}
+
+struct Accum {
+    FidelityMeter meter;
+    double localSignal = 0, localNoise = 0;
+    bool any = false;
+};
+
+double db(double signal, double noise)
+{
+    return noise > 0 ? 10 * std::log10(signal / noise) : INFINITY;
+}
+
+void fakeQuantInPlace(Tensor& t, const QParams& q)
+{
+    for (float& x : t.data<float>())
+        x = fakeQuant(x, q);
+}
+
+} // namespace
+
+SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, const SensitivityOptions& options,
+                                     Progress& progress, const CancelToken& cancel,
+                                     const SensitivityCallback& onResult)
+{
+    const auto t0 = std::chrono::steady_clock::now();
+    if (options.bits.empty())
+        fail("sensitivity: no bit widths given");
+    for (int b : options.bits)
+        if (b < 2 || b > 8)
+            fail("sensitivity: bit width ", b, " is not 2..8");
+
+    QuantizeOptions qo;
+    qo.config = options.base;
+    qo.batch = options.batch;
+    qo.calibLimit = options.limit;
+    qo.threads = options.threads;
+    QuantSession session(graph, qo);
+    const Graph& g = session.graph();
+    const auto& layers = session.layers();
+    if (layers.empty())
+        fail(graph.sourcePath, ": no quantizable layers (Conv, ConvTranspose, Gemm, MatMul with a constant)");
+
+    const bool weights = options.mode != SensitivityMode::Activations;
+    const bool acts = options.mode != SensitivityMode::Weights;
+    const int64_t total = std::min(options.limit >= 0 ? options.limit : data.count(), data.count());
+    if (total <= 0)
+        fail("dataset ", quoted(data.path), " has no samples");
+    const int64_t batch = std::max<int64_t>(1, std::min(options.batch, total));
+    const std::vector<int>& bitList = options.bits;
+    const int refBits = std::count(bitList.begin(), bitList.end(), 4) ? 4 : bitList.front();
+
+    // Activation ranges per layer input, chosen per bit width from one observation pass.
+    std::map<std::string, ActivationObserver> observers;
+    if (acts) {
+        std::vector<std::string> inputs;
+        for (const auto& l : layers)
+            if (std::find(inputs.begin(), inputs.end(), l.input) == inputs.end())
+                inputs.push_back(l.input);
+        ProfileOptions po;
+        po.batch = batch;
+        po.limit = total;
+        po.threads = options.threads;
+        Progress p = progress.sub(0, 0.1);
+        observers = observeActivations(g, data, inputs, po, p, cancel);
+    }
+    auto actParams = [&](const SessionLayer& l, int bits) {
+        const QuantSpec& spec = l.spec.activation;
+        const CalibratorInfo& c = calibrator(spec.calibrator);
+        ClipRange r = c.choose(observers.at(l.input).calibration(), bits, spec.symmetric,
+                               spec.calibratorParam != 0 ? spec.calibratorParam : c.defaultParam);
+        return qparamsFor(r.lo, r.hi, bits, spec.symmetric);
+    };
+    auto quantizedWeight = [&](const SessionLayer& l, int bits) {
+        const Tensor* w = g.constant(l.weight);
+        QuantSpec spec = l.spec.weight;
+        spec.bits = bits;
+        Tensor t = Tensor::fromVector(w->shape, fakeQuantWeight(w->toFloat(), w->shape, l.outAxis, l.inAxis, spec));
+        t.name = l.weight;
+        return t;
+    };
+
+    // Which (layer, bits) pairs to measure, and with which perturbation.
+    struct Variant {
+        std::size_t layer;
+        int bits;
+        std::optional<Tensor> weight;   // replacement weight (weights mode) or perturbed weight (Hessian)
+        std::optional<QParams> act;     // activation fake quant
+        int sign = 0, sample = -1;      // Hessian: direction sample and sign
+    };
+    std::vector<Variant> variants;
+    std::vector<double> hessianEps(layers.size(), 0);
+    for (std::size_t li = 0; li < layers.size(); ++li) {
+        const SessionLayer& l = layers[li];
+        if (options.method == SensitivityMethod::Hessian) {
+            const Tensor* w = g.constant(l.weight);
+            std::vector<float> base = w->toFloat();
+            double rms = 0;
+            for (float v : base)
+                rms += double(v) * v;
+            rms = std::sqrt(rms / double(base.size()));
+            hessianEps[li] = std::max(1e-6, 1e-2 * rms);
+            std::mt19937 rng(uint32_t(li * 7919 + 17));
+            for (int s = 0; s < options.hutchinsonSamples; ++s) {
+                std::vector<float> dir(base.size());
+                for (float& d : dir)
+                    d = (rng() & 1) ? 1.f : -1.f;
+                for (int sign : {+1, -1}) {
+                    std::vector<float> pert(base.size());
+                    for (std::size_t i = 0; i < base.size(); ++i)
+                        pert[i] = base[i] + float(sign * hessianEps[li]) * dir[i];
+                    Tensor t = Tensor::fromVector(w->shape, pert);
+                    t.name = l.weight;
+                    variants.push_back({li, 0, t, std::nullopt, sign, s});
+                }
+            }
+            variants.push_back({li, refBits, quantizedWeight(l, refBits), std::nullopt, 0, -1});
+            continue;
+        }
+        for (int bits : bitList) {
+            Variant v{li, bits, std::nullopt, std::nullopt, 0, -1};
+            if (weights)
+                v.weight = quantizedWeight(l, bits);
+            if (acts)
+                v.act = actParams(l, bits);
+            variants.push_back(std::move(v));
+        }
+    }
+
+    std::map<std::pair<std::size_t, int>, Accum> acc; // (layer, bits) -> meters; Hessian uses bits = -(sample*2+sign)
+    std::vector<std::vector<double>> klBySample(layers.size());
+    const bool downstream = options.method != SensitivityMethod::Local;
+    SensitivityResult result;
+    result.method = options.method;
+    result.mode = options.mode;
+    FidelityMeter fp32Meter;
+
+    Progress sweep = progress.sub(acts ? 0.1 : 0, 1.0);
+    const int64_t batches = (total + batch - 1) / batch;
+    const double units = double(batches) * double(variants.size());
+    double doneUnits = 0;
+    bool cancelled = false;
+
+    auto layerOutput = [&](const SessionLayer& l) { return g.nodes[std::size_t(g.findNode(l.name))].outputs.front(); };
+
+    if (options.naive) {
+        // Baseline for the benchmark: a full plan per configuration, run on every batch.
+        std::vector<Tensor> refs;
+        std::unique_ptr<Plan> fp;
+        for (int64_t start = 0; start < total; start += batch) {
+            const int64_t n = std::min(batch, total - start);
+            Shape shape = data.inputs.shape;
+            shape[0] = n;
+            if (!fp || fp->shapeOf(g.inputs.front().name) != shape)
+                fp = session.compile(false, shape);
+            refs.push_back(fp->run({data.batch(start, n)}).front());
+        }
+        for (const Variant& v : variants) {
+            const SessionLayer& l = layers[v.layer];
+            std::unique_ptr<Plan> q;
+            int64_t bi = 0;
+            for (int64_t start = 0; start < total; start += batch, ++bi) {
+                if (cancel.cancelled()) {
+                    cancelled = true;
+                    break;
+                }
+                const int64_t n = std::min(batch, total - start);
+                Shape shape = data.inputs.shape;
+                shape[0] = n;
+                if (!q || q->shapeOf(g.inputs.front().name) != shape) {
+                    CompileOptions co = session.compileOptions(false, shape);
+                    if (v.weight)
+                        co.initializerOverrides[l.weight] = *v.weight;
+                    if (v.act) {
+                        QParams qp = *v.act;
+                        co.valueTransforms[l.input] = [qp](Tensor& t) { fakeQuantInPlace(t, qp); };
+                    }
+                    q = compilePlan(g, co);
+                }
+                Tensor out = q->run({data.batch(start, n)}).front();
+                std::vector<int64_t> labels;
+                if (data.labels)
+                    labels.assign(data.labels->begin() + start, data.labels->begin() + start + n);
+                Accum& a = acc[{v.layer, v.bits}];
+                a.meter.add(refs[std::size_t(bi)], out, data.labels ? &labels : nullptr);
+                a.any = true;
+                doneUnits += 1;
+                sweep.report(doneUnits / units, str("sensitivity (naive): ", l.name, " at ", v.bits, " bits"));
+            }
+            if (cancelled)
+                break;
+        }
+    } else {
+        // Cache each batch's FP32 layer inputs and outputs from one full run, then
+        // re-run one layer on its cached input and only the graph downstream of it.
+        std::unique_ptr<Plan> fp;
+        std::map<std::string, Tensor> cached; // this batch's FP32 layer inputs and outputs
+        std::map<std::size_t, std::unique_ptr<Plan>> minis; // by variant index
+        Shape planShape;
+        for (int64_t start = 0; start < total && !cancelled; start += batch) {
+            const int64_t n = std::min(batch, total - start);
+            Shape shape = data.inputs.shape;
+            shape[0] = n;
+            if (shape != planShape) {
+                CompileOptions co = session.compileOptions(false, shape);
+                for (const auto& l : layers) {
+                    co.keepValues.insert(l.input);
+                    co.keepValues.insert(layerOutput(l));
+                }
+                fp = compilePlan(g, co);
+                minis.clear();
+                planShape = shape;
+            }
+            Tensor ref = fp->run({data.batch(start, n)}).front();
+            cached.clear();
+            for (const auto& l : layers)
+                for (const std::string& v : {l.input, layerOutput(l)})
+                    if (!cached.count(v))
+                        cached[v] = fp->valueOf(v);
+            std::vector<int64_t> labels;
+            if (data.labels)
+                labels.assign(data.labels->begin() + start, data.labels->begin() + start + n);
+            fp32Meter.add(ref, ref, data.labels ? &labels : nullptr);
+
+            for (std::size_t vi = 0; vi < variants.size(); ++vi) {
+                if (cancel.cancelled()) {
+                    cancelled = true;
+                    break;
+                }
+                const Variant& v = variants[vi];
+                const SessionLayer& l = layers[v.layer];
+                const Node& node = g.nodes[std::size_t(g.findNode(l.name))];
+                auto& mini = minis[vi];
+                Tensor x = cached.at(l.input);
+                if (!mini) {
+                    Graph one = singleLayerGraph(g, node, l.input);
+                    CompileOptions co;
+                    co.inputShapes[l.input] = x.shape;
+                    co.threads = options.threads;
+                    if (v.weight)
+                        co.initializerOverrides[l.weight] = *v.weight;
+                    mini = compilePlan(one, co);
+                }
+                if (v.act)
+                    fakeQuantInPlace(x, *v.act);
+                Tensor y = mini->run({x}).front();
+                const Tensor& yRef = cached.at(layerOutput(l));
+                const int key = v.sample >= 0 ? -(v.sample * 2 + (v.sign > 0 ? 1 : 2)) : v.bits;
+                Accum& a = acc[{v.layer, key}];
+                auto yr = yRef.data<float>();
+                auto yq = y.data<float>();
+                for (std::size_t i = 0; i < yr.size(); ++i) {
+                    a.localSignal += double(yr[i]) * yr[i];
+                    double d = double(yr[i]) - yq[i];
+                    a.localNoise += d * d;
+                }
+                if (downstream) {
+                    // Activation quantization acts on the value, so every consumer of the
+                    // layer's input sees it (a skip connection too), as in quantizeModel.
+                    std::map<std::string, Tensor> given = {{layerOutput(l), y}};
+                    if (v.act)
+                        given[l.input] = x;
+                    Tensor out = fp->runFrom(given).front();
+                    a.meter.add(ref, out, data.labels ? &labels : nullptr);
+                }
+                a.any = true;
+                doneUnits += 1;
+                sweep.report(doneUnits / units, str("sensitivity: ", l.name, v.sample >= 0 ? " (Hessian)" : "",
+                                                    v.sample >= 0 ? std::string() : str(" at ", v.bits, " bits")));
+                if (onResult && v.sample < 0 && start + n >= total) {
+                    // Last batch of this (layer, bits): report the final numbers.
+                    LayerSensitivity partial;
+                    partial.layer = l.name;
+                    partial.op = l.op;
+                    BitMeasure m;
+                    m.localSqnrDb = db(a.localSignal, a.localNoise);
+                    m.sqnrDb = downstream ? a.meter.sqnrDb() : m.localSqnrDb;
+                    m.kl = a.meter.kl();
+                    m.top1Agreement = downstream ? a.meter.top1Agreement() : 1.0;
+                    m.top1 = a.meter.testTop1();
+                    partial.byBits[v.bits] = m;
+                    onResult(partial, v.bits);
+                }
+            }
+        }
+    }
+    if (cancelled && acc.empty())
+        throw Cancelled();
+
+    result.complete = !cancelled;
+    result.samples = fp32Meter.samples();
+    result.fp32Top1 = fp32Meter.refTop1();
+    for (std::size_t li = 0; li < layers.size(); ++li) {
+        const SessionLayer& l = layers[li];
+        LayerSensitivity ls;
+        ls.layer = l.name;
+        ls.op = l.op;
+        ls.params = g.constant(l.weight)->numel();
+        for (const auto& [key, a] : acc) {
+            if (key.first != li || !a.any || key.second < 0)
+                continue;
+            BitMeasure m;
+            m.localSqnrDb = db(a.localSignal, a.localNoise);
+            m.sqnrDb = downstream ? a.meter.sqnrDb() : m.localSqnrDb;
+            m.kl = a.meter.kl();
+            m.top1Agreement = downstream ? a.meter.top1Agreement() : 1.0;
+            m.top1 = a.meter.testTop1();
+            ls.byBits[key.second] = m;
+        }
+        if (options.method == SensitivityMethod::Hessian) {
+            // v^T H v ~ (KL(w + eps v) + KL(w - eps v)) / eps^2, since KL(w) = 0 and its
+            // gradient vanishes at w; the mean over Rademacher v estimates tr(H).
+            double sum = 0;
+            int count = 0;
+            for (int s = 0; s < options.hutchinsonSamples; ++s) {
+                auto plus = acc.find({li, -(s * 2 + 1)}), minus = acc.find({li, -(s * 2 + 2)});
+                if (plus == acc.end() || minus == acc.end() || !plus->second.any || !minus->second.any)
+                    continue;
+                sum += (plus->second.meter.kl() + minus->second.meter.kl()) / (hessianEps[li] * hessianEps[li]);
+                ++count;
+            }
+            if (count > 0) {
+                const double n = double(ls.params);
+                ls.hessianTrace = sum / count / n;
+                const Tensor* w = g.constant(l.weight);
+                std::vector<float> a = w->toFloat();
+                QuantSpec spec = l.spec.weight;
+                spec.bits = refBits;
+                std::vector<float> q = fakeQuantWeight(a, w->shape, l.outAxis, l.inAxis, spec);
+                double err = 0;
+                for (std::size_t i = 0; i < a.size(); ++i)
+                    err += double(a[i] - q[i]) * (a[i] - q[i]);
+                ls.hessianScore = *ls.hessianTrace * err; // HAWQ-V2: tr(H)/n * ||Q(W) - W||^2
+            }
+        }
+        result.layers.push_back(std::move(ls));
+    }
+    if (options.method == SensitivityMethod::Hessian) {
+        std::vector<double> h, kl;
+        for (const auto& ls : result.layers)
+            if (ls.hessianScore && ls.byBits.count(refBits)) {
+                h.push_back(*ls.hessianScore);
+                kl.push_back(ls.byBits.at(refBits).kl);
+            }
+        if (h.size() >= 3)
+            result.spearman = spearmanCorrelation(h, kl);
+        result.estimator = str("HAWQ-V2 score tr(H)/n * ||Q(W)-W||^2 at ", refBits,
+                               " bits; tr(H) of the output KL w.r.t. the layer's weights by Hutchinson's method, ",
+                               options.hutchinsonSamples,
+                               " Rademacher directions, v'Hv by central finite differences of the KL (forward passes only); "
+                               "spearman compares its ranking with the one-shot KL at ",
+                               refBits, " bits");
+    } else if (options.method == SensitivityMethod::Local) {
+        result.estimator = "each layer's own output SQNR with that layer quantized, on cached FP32 inputs";
+    } else {
+        result.estimator = str("one layer quantized at a time (", sensitivityModeName(options.mode),
+                               "), model output vs FP32", options.naive ? ", full re-run per configuration" :
+                               ", re-running only the graph downstream of the layer from cached inputs");
+    }
+    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return result;
+}
+
+} // namespace qs

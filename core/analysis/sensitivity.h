@@ -1,0 +1,78 @@
+// Per-layer sensitivity to quantization: quantize one layer at a time (weights,
+// activations or both) at each bit width and measure the model output against
+// FP32; a fast local mode (the layer's own output SQNR); and a second-order mode
+// (HAWQ-V2 style Hessian trace, Hutchinson estimate by finite differences).
+#pragma once
+
+#include "data/dataset.h"
+#include "graph/graph.h"
+#include "jobs/progress.h"
+#include "quant/spec.h"
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace qs {
+
+enum class SensitivityMode { Weights, Activations, Both };
+enum class SensitivityMethod { OneShot, Local, Hessian };
+const char* sensitivityModeName(SensitivityMode m);
+const char* sensitivityMethodName(SensitivityMethod m);
+SensitivityMode parseSensitivityMode(const std::string& s);
+SensitivityMethod parseSensitivityMethod(const std::string& s);
+
+struct SensitivityOptions {
+    std::vector<int> bits = {2, 3, 4, 5, 6, 8};
+    SensitivityMode mode = SensitivityMode::Weights;
+    SensitivityMethod method = SensitivityMethod::OneShot;
+    int64_t limit = 256;   // samples
+    int64_t batch = 32;
+    int threads = 0;
+    QuantConfig base;      // granularity, symmetry, calibrator of the tested layer
+    int hutchinsonSamples = 8; // Hessian method: random directions per layer
+    bool naive = false;    // full re-run per configuration (benchmark baseline)
+};
+
+struct BitMeasure {
+    double sqnrDb = 0;        // model output vs FP32 (one-shot); local SQNR for the local method
+    double kl = 0;
+    double top1Agreement = 1;
+    std::optional<double> top1;
+    double localSqnrDb = 0;   // the layer's own output vs FP32
+};
+
+struct LayerSensitivity {
+    std::string layer, op;
+    int64_t params = 0;
+    std::map<int, BitMeasure> byBits;
+    std::optional<double> hessianTrace;  // mean diagonal of the KL Hessian w.r.t. the weights
+    std::optional<double> hessianScore;  // trace/n x ||Q(W) - W||^2 at the reference bit width
+};
+
+struct SensitivityResult {
+    std::vector<LayerSensitivity> layers;
+    SensitivityMethod method = SensitivityMethod::OneShot;
+    SensitivityMode mode = SensitivityMode::Weights;
+    std::string estimator;        // what produced the numbers, in words
+    bool complete = true;         // false when cancelled part-way (what was measured is kept)
+    double seconds = 0;
+    int64_t samples = 0;
+    std::optional<double> fp32Top1;
+    std::optional<double> spearman; // Hessian ranking vs one-shot ranking (Hessian method)
+};
+
+// Called as each (layer, bits) result is measured, for live views.
+using SensitivityCallback = std::function<void(const LayerSensitivity& layer, int bits)>;
+
+// Throws Cancelled only through `cancel` before anything was measured; a later
+// cancel returns the partial result with complete = false.
+SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, const SensitivityOptions& options,
+                                     Progress& progress, const CancelToken& cancel,
+                                     const SensitivityCallback& onResult = {});
+
+double spearmanCorrelation(const std::vector<double>& a, const std::vector<double>& b);
+
+} // namespace qs

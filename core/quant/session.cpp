@@ -1,0 +1,427 @@
+#include "quant/session.h"
+
+#include "analysis/fidelity.h"
+#include "analysis/layers.h"
+#include "util/error.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <set>
+
+namespace qs {
+
+// ---- algorithm registry ----------------------------------------------------
+
+static std::vector<AlgorithmInfo>& algorithmTable()
+{
+    static std::vector<AlgorithmInfo> t;
+    return t;
+}
+
+bool registerAlgorithm(AlgorithmInfo info)
+{
+    algorithmTable().push_back(std::move(info));
+    return true;
+}
+
+const std::vector<AlgorithmInfo>& algorithms()
+{
+    return algorithmTable();
+}
+
+const AlgorithmInfo& algorithm(const std::string& name)
+{
+    for (const auto& a : algorithmTable())
+        if (a.name == name)
+            return a;
+    std::string known;
+    for (const auto& a : algorithmTable())
+        known += (known.empty() ? "" : ", ") + a.name;
+    fail("unknown algorithm ", quoted(name), " (known: ", known, ")");
+}
+
+// ---- BatchNorm folding -----------------------------------------------------
+
+int foldBatchNorms(Graph& g)
+{
+    g.index();
+    std::set<int> removed;
+    int folded = 0;
+    std::set<std::string> outputs;
+    for (const auto& o : g.outputs)
+        outputs.insert(o.name);
+    for (int i = 0; i < int(g.nodes.size()); ++i) {
+        Node& bn = g.nodes[std::size_t(i)];
+        if (bn.opType != "BatchNormalization" || !bn.domain.empty() || bn.outputs.size() != 1)
+            continue;
+        int p = g.producerOf(bn.input(0));
+        if (p < 0 || g.nodes[std::size_t(p)].opType != "Conv" || removed.count(p))
+            continue;
+        Node& conv = g.nodes[std::size_t(p)];
+        if (g.consumersOf(conv.outputs[0]).size() != 1 || outputs.count(conv.outputs[0]))
+            continue;
+        const Tensor* w = g.constant(conv.input(1));
+        const Tensor* scale = g.constant(bn.input(1));
+        const Tensor* beta = g.constant(bn.input(2));
+        const Tensor* mean = g.constant(bn.input(3));
+        const Tensor* var = g.constant(bn.input(4));
+        if (!w || !scale || !beta || !mean || !var || !isFloating(w->dtype) || w->shape.empty())
+            continue;
+        const int64_t outCh = w->shape[0];
+        if (scale->numel() != outCh || beta->numel() != outCh || mean->numel() != outCh || var->numel() != outCh)
+            continue;
+        const float eps = bn.attrFloat("epsilon", 1e-5f);
+        std::vector<float> wv = w->toFloat(), sv = scale->toFloat(), bv = beta->toFloat(), mv = mean->toFloat(),
+                           vv = var->toFloat();
+        std::vector<float> bias(std::size_t(outCh), 0.f);
+        if (const Tensor* b = g.constant(conv.input(2)))
+            bias = b->toFloat();
+        const int64_t per = int64_t(wv.size()) / outCh;
+        for (int64_t c = 0; c < outCh; ++c) {
+            const float a = sv[std::size_t(c)] / std::sqrt(vv[std::size_t(c)] + eps);
+            for (int64_t k = 0; k < per; ++k)
+                wv[std::size_t(c * per + k)] *= a;
+            bias[std::size_t(c)] = (bias[std::size_t(c)] - mv[std::size_t(c)]) * a + bv[std::size_t(c)];
+        }
+        Tensor nw = Tensor::fromVector(w->shape, wv);
+        nw.name = conv.name + ".weight_bnfolded";
+        Tensor nb = Tensor::fromVector(Shape{outCh}, bias);
+        nb.name = conv.name + ".bias_bnfolded";
+        conv.inputs.resize(3);
+        conv.inputs[1] = nw.name;
+        conv.inputs[2] = nb.name;
+        g.initializers[nw.name] = std::move(nw);
+        g.initializers[nb.name] = std::move(nb);
+        conv.outputs[0] = bn.outputs[0];
+        removed.insert(i);
+        ++folded;
+    }
+    if (!folded)
+        return 0;
+    std::vector<Node> kept;
+    for (int i = 0; i < int(g.nodes.size()); ++i)
+        if (!removed.count(i))
+            kept.push_back(std::move(g.nodes[std::size_t(i)]));
+    g.nodes = std::move(kept);
+    // Drop initializers nothing uses any more (old weights, BN parameters).
+    std::set<std::string> used;
+    for (const Node& n : g.nodes)
+        for (const auto& in : n.inputs)
+            used.insert(in);
+    for (const auto& o : g.outputs)
+        used.insert(o.name);
+    for (auto it = g.initializers.begin(); it != g.initializers.end();)
+        it = used.count(it->first) ? std::next(it) : g.initializers.erase(it);
+    g.index();
+    return folded;
+}
+
+// ---- session -----------------------------------------------------------------
+
+QuantSession::QuantSession(const Graph& source, QuantizeOptions options)
+    : options_(std::move(options)), graph_(source)
+{
+    foldBatchNorms(graph_);
+    refreshLayers();
+}
+
+void QuantSession::refreshLayers()
+{
+    graph_.index();
+    layers_.clear();
+    for (int idx : graph_.quantizableLayers()) {
+        const Node& n = graph_.nodes[std::size_t(idx)];
+        auto spec = options_.config.forLayer(n.name);
+        if (!spec)
+            continue;
+        SessionLayer l;
+        l.name = n.name;
+        l.op = n.opType;
+        l.weight = graph_.weightOf(n);
+        if ((n.opType == "Conv" || n.opType == "ConvTranspose" || n.opType == "Gemm") && graph_.constant(n.input(2)))
+            l.bias = n.input(2);
+        l.input = layerInputOf(graph_, n);
+        l.outAxis = weightChannelAxis(graph_, n);
+        const int rank = int(graph_.constant(l.weight)->shape.size());
+        switch (graph_.layerKind(n)) {
+        case LayerKind::Conv: l.inAxis = 1; break;
+        case LayerKind::ConvTranspose: l.inAxis = 0; break;
+        case LayerKind::Gemm: l.inAxis = n.attrInt("transB", 0) ? 1 : 0; break;
+        case LayerKind::MatMul: l.inAxis = l.outAxis == rank - 1 ? rank - 2 : rank - 1; break;
+        default: l.inAxis = 1; break;
+        }
+        l.spec = *spec;
+        layers_.push_back(l);
+    }
+}
+
+void QuantSession::calibrate(const Dataset& calib, Progress& progress, const CancelToken& cancel)
+{
+    std::vector<std::string> values;
+    std::map<std::string, const SessionLayer*> firstUser;
+    for (const auto& l : layers_)
+        if (!l.spec.activation.isFloat() && !firstUser.count(l.input)) {
+            firstUser[l.input] = &l;
+            values.push_back(l.input);
+        }
+    activationParams.clear();
+    activationRanges.clear();
+    if (values.empty())
+        return;
+    ProfileOptions po;
+    po.batch = options_.batch;
+    po.limit = options_.calibLimit;
+    po.threads = options_.threads;
+    auto observers = observeActivations(graph_, calib, values, po, progress, cancel);
+    for (const auto& [value, obs] : observers) {
+        const QuantSpec& spec = firstUser.at(value)->spec.activation;
+        ClipRange r;
+        if (spec.range) {
+            r = {spec.range->first, spec.range->second};
+        } else {
+            const CalibratorInfo& c = calibrator(spec.calibrator);
+            double param = spec.calibratorParam != 0 ? spec.calibratorParam : c.defaultParam;
+            r = c.choose(obs.calibration(), spec.bits, spec.symmetric, param);
+        }
+        activationRanges[value] = r;
+        activationParams[value] = qparamsFor(r.lo, r.hi, spec.bits, spec.symmetric);
+        activationStats[value] = obs.stats();
+    }
+}
+
+void QuantSession::quantizeWeights()
+{
+    for (const auto& l : layers_) {
+        if (l.spec.weight.isFloat())
+            continue;
+        const Tensor* w = graph_.constant(l.weight);
+        std::vector<float> values = w->toFloat();
+        std::vector<float> q;
+        try {
+            q = fakeQuantWeight(values, w->shape, l.outAxis, l.inAxis, l.spec.weight,
+                                options_.seed + std::hash<std::string>{}(l.name));
+        } catch (const Error& e) {
+            fail("layer ", quoted(l.name), ": weight ", quoted(l.weight), ": ", e.what());
+        }
+        Tensor t = Tensor::fromVector(w->shape, q);
+        t.name = l.weight;
+        weightOverrides[l.weight] = std::move(t);
+    }
+}
+
+CompileOptions QuantSession::compileOptions(bool quantized, const Shape& inputShape) const
+{
+    CompileOptions co;
+    co.inputShapes[graph_.inputs.front().name] = inputShape;
+    co.threads = options_.threads;
+    if (!quantized)
+        return co;
+    co.initializerOverrides = weightOverrides;
+    for (const auto& [value, q] : activationParams) {
+        QParams qp = q;
+        co.valueTransforms[value] = [qp](Tensor& t) {
+            for (float& x : t.data<float>())
+                x = fakeQuant(x, qp);
+        };
+    }
+    return co;
+}
+
+std::unique_ptr<Plan> QuantSession::compile(bool quantized, const Shape& inputShape) const
+{
+    return compilePlan(graph_, compileOptions(quantized, inputShape));
+}
+
+int64_t QuantSession::layerSizeBits(const SessionLayer& l) const
+{
+    const Tensor* w = graph_.constant(l.weight);
+    if (l.spec.weight.isFloat())
+        return w->numel() * l.spec.weight.bits;
+    std::vector<float> values = w->toFloat();
+    int64_t blocks = planWeightQuantization(values, w->shape, l.outAxis, l.inAxis, l.spec.weight).blocks();
+    return storedBits(w->numel(), blocks, l.spec.weight);
+}
+
+int64_t QuantSession::sizeBits() const
+{
+    std::map<std::string, const SessionLayer*> byWeight;
+    for (const auto& l : layers_)
+        byWeight[l.weight] = &l;
+    int64_t bits = 0;
+    for (const auto& [name, t] : graph_.initializers) {
+        if (t.dtype == DType::String)
+            continue;
+        auto it = byWeight.find(name);
+        bits += it != byWeight.end() ? layerSizeBits(*it->second) : t.numel() * int64_t(elementSize(t.dtype)) * 8;
+    }
+    return bits;
+}
+
+int64_t QuantSession::floatSizeBits() const
+{
+    int64_t bits = 0;
+    for (const auto& [name, t] : graph_.initializers)
+        if (t.dtype != DType::String)
+            bits += t.numel() * int64_t(elementSize(t.dtype)) * 8;
+    return bits;
+}
+
+// ---- the whole flow ------------------------------------------------------------
+
+namespace {
+
+double median(std::vector<double> v)
+{
+    if (v.empty())
+        return 0;
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+} // namespace
+
+QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Dataset& eval,
+                             const QuantizeOptions& options, Progress& progress, const CancelToken& cancel)
+{
+    if (options.int8)
+        fail("--int8: real INT8 execution is not available in this build yet; use simulated quantization");
+    QuantSession session(source, options);
+    QuantizeResult result;
+    result.config = options.config.toJson();
+
+    // Checked up front so a typo fails before minutes of calibration.
+    for (const auto& use : options.config.algorithms)
+        (void)algorithm(use.name);
+
+    Progress pre = progress.sub(0.0, 0.1);
+    for (const auto& use : options.config.algorithms) {
+        const AlgorithmInfo& a = algorithm(use.name);
+        if (a.stage == AlgorithmInfo::Stage::BeforeCalibration) {
+            cancel.check();
+            a.apply(session, calib, use.params, pre, cancel);
+            result.applied.push_back(a.name);
+        }
+    }
+    session.refreshLayers();
+    Progress cal = progress.sub(0.1, 0.4);
+    session.calibrate(calib, cal, cancel);
+    session.quantizeWeights();
+    Progress post = progress.sub(0.4, 0.6);
+    for (const auto& use : options.config.algorithms) {
+        const AlgorithmInfo& a = algorithm(use.name);
+        if (a.stage == AlgorithmInfo::Stage::AfterWeights) {
+            cancel.check();
+            a.apply(session, calib, use.params, post, cancel);
+            result.applied.push_back(a.name);
+        }
+    }
+
+    // Evaluate FP32 and quantized side by side, batch by batch, with per-layer taps.
+    Progress ev = progress.sub(0.6, 1.0);
+    const Graph& g = session.graph();
+    const int64_t total = options.evalLimit >= 0 ? std::min(options.evalLimit, eval.count()) : eval.count();
+    if (total <= 0)
+        fail("evaluation dataset ", quoted(eval.path), " has no samples");
+    const int64_t batch = std::max<int64_t>(1, std::min(options.batch, total));
+    FidelityMeter meter;
+    struct LayerPower {
+        double signal = 0, noise = 0;
+    };
+    std::map<std::string, LayerPower> power;  // by layer output value
+    std::map<std::string, Tensor> fpBatch;   // this batch's FP32 layer outputs
+    std::vector<double> qTimes, fTimes;
+    std::unique_ptr<Plan> fp, q;
+    int64_t planBatch = -1;
+    for (int64_t start = 0; start < total; start += batch) {
+        cancel.check();
+        const int64_t n = std::min(batch, total - start);
+        if (n != planBatch) {
+            Shape shape = eval.inputs.shape;
+            shape[0] = n;
+            fp = session.compile(false, shape);
+            q = session.compile(true, shape);
+            for (const auto& l : session.layers()) {
+                const std::string out = g.nodes[std::size_t(g.findNode(l.name))].outputs.front();
+                fp->addTap(out, [&fpBatch](const std::string& v, const Tensor& t) { fpBatch[v] = t; });
+                q->addTap(out, [&fpBatch, &power](const std::string& v, const Tensor& t) {
+                    auto it = fpBatch.find(v);
+                    if (it == fpBatch.end())
+                        return;
+                    auto a = it->second.data<float>();
+                    auto b = t.data<float>();
+                    LayerPower& p = power[v];
+                    for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
+                        p.signal += double(a[i]) * a[i];
+                        double d = double(a[i]) - b[i];
+                        p.noise += d * d;
+                    }
+                });
+            }
+            planBatch = n;
+        }
+        Tensor input = eval.batch(start, n);
+        auto t0 = std::chrono::steady_clock::now();
+        std::vector<Tensor> ref = fp->run({input});
+        auto t1 = std::chrono::steady_clock::now();
+        std::vector<Tensor> out = q->run({input});
+        auto t2 = std::chrono::steady_clock::now();
+        fTimes.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+        qTimes.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
+        std::vector<int64_t> labels;
+        if (eval.labels)
+            labels.assign(eval.labels->begin() + start, eval.labels->begin() + start + n);
+        meter.add(ref.front(), out.front(), eval.labels ? &labels : nullptr);
+        fpBatch.clear();
+        ev.report(double(start + n) / double(total), str("evaluating: ", start + n, " of ", total, " samples"));
+    }
+
+    result.top1 = meter.testTop1();
+    result.fp32Top1 = meter.refTop1();
+    result.top1Agreement = meter.top1Agreement();
+    result.sqnrDb = meter.sqnrDb();
+    result.cosine = meter.cosine();
+    result.kl = meter.kl();
+    result.evalSamples = meter.samples();
+    result.latencyMs = median(qTimes);
+    result.fp32LatencyMs = median(fTimes);
+    result.sizeBits = session.sizeBits();
+    result.fp32SizeBits = session.floatSizeBits();
+    result.compression = result.sizeBits > 0 ? double(result.fp32SizeBits) / double(result.sizeBits) : 1;
+
+    for (const auto& l : session.layers()) {
+        LayerQuantResult r;
+        r.name = l.name;
+        r.op = l.op;
+        r.wbits = l.spec.weight.bits;
+        r.abits = l.spec.activation.bits;
+        r.granularity = l.spec.weight.granularity == Granularity::Group
+                            ? str("group:", l.spec.weight.groupSize)
+                            : granularityName(l.spec.weight.granularity);
+        const Tensor* w = g.constant(l.weight);
+        r.params = w->numel();
+        r.sizeBits = session.layerSizeBits(l);
+        if (auto it = session.weightOverrides.find(l.weight); it != session.weightOverrides.end()) {
+            std::vector<float> a = w->toFloat();
+            r.weightSqnrDb = sqnrDb(a.data(), it->second.data<float>().data(), a.size());
+            auto plan = planWeightQuantization(a, w->shape, l.outAxis, l.inAxis, l.spec.weight);
+            r.scaleMin = INFINITY;
+            r.scaleMax = 0;
+            for (const auto& p : plan.params) {
+                r.scaleMin = std::min(r.scaleMin, p.scale);
+                r.scaleMax = std::max(r.scaleMax, p.scale);
+            }
+        } else {
+            r.weightSqnrDb = INFINITY;
+        }
+        if (auto it = session.activationRanges.find(l.input); it != session.activationRanges.end())
+            r.activationRange = it->second;
+        const std::string out = g.nodes[std::size_t(g.findNode(l.name))].outputs.front();
+        const LayerPower& p = power[out];
+        r.outputSqnrDb = p.noise > 0 ? 10 * std::log10(p.signal / p.noise) : INFINITY;
+        result.layers.push_back(r);
+    }
+    return result;
+}
+
+} // namespace qs

@@ -1,0 +1,132 @@
+// A quantization run in the making: a working copy of the graph (BatchNorm folded,
+// algorithms applied), calibrated activation ranges, quantized-dequantized weights,
+// and the compile options that turn them into a simulated-quantization Plan.
+#pragma once
+
+#include "analysis/activations.h"
+#include "data/dataset.h"
+#include "graph/graph.h"
+#include "jobs/progress.h"
+#include "quant/quantizer.h"
+#include "quant/spec.h"
+#include "runtime/plan.h"
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace qs {
+
+struct QuantizeOptions {
+    QuantConfig config;
+    int64_t batch = 32;
+    int64_t calibLimit = 256; // calibration samples
+    int64_t evalLimit = -1;   // evaluation samples (< 0: all)
+    int threads = 0;
+    bool int8 = false;        // run real INT8 kernels instead of simulated quantization
+    uint64_t seed = 1;        // stochastic rounding
+};
+
+// One quantized layer as the session sees it.
+struct SessionLayer {
+    std::string name;       // node name
+    std::string op;
+    std::string weight;     // initializer name in the working graph
+    std::string bias;       // "" when none
+    std::string input;      // activation value quantized at the layer's input
+    int outAxis = 0, inAxis = 1;
+    LayerQuant spec;
+};
+
+class QuantSession {
+public:
+    QuantSession(const Graph& source, QuantizeOptions options);
+
+    Graph& graph() { return graph_; }
+    const Graph& graph() const { return graph_; }
+    const QuantizeOptions& options() const { return options_; }
+    std::vector<SessionLayer>& layers() { return layers_; }
+    const std::vector<SessionLayer>& layers() const { return layers_; }
+    // Re-derives layers() after an algorithm changed the graph.
+    void refreshLayers();
+
+    // Observes every quantized layer's input on `calib` and sets activation ranges.
+    void calibrate(const Dataset& calib, Progress& progress, const CancelToken& cancel);
+    // Quantizes every layer's weight (into weightOverrides) with its spec.
+    void quantizeWeights();
+
+    // Float weights replaced by their quantized-dequantized values (and corrected biases).
+    std::map<std::string, Tensor> weightOverrides;
+    // Activation quantization per value (the layer inputs), after calibration.
+    std::map<std::string, QParams> activationParams;
+    std::map<std::string, ClipRange> activationRanges;
+    std::map<std::string, TensorStats> activationStats;
+
+    // Options for a Plan of the working graph: FP32 (quantized = false) or simulated quantized.
+    CompileOptions compileOptions(bool quantized, const Shape& inputShape) const;
+    std::unique_ptr<Plan> compile(bool quantized, const Shape& inputShape) const;
+
+    // Stored size in bits of the quantized model (scales and zero points included)
+    // and of the FP32 model.
+    int64_t sizeBits() const;
+    int64_t floatSizeBits() const;
+    int64_t layerSizeBits(const SessionLayer& l) const;
+
+private:
+    QuantizeOptions options_;
+    Graph graph_;
+    std::vector<SessionLayer> layers_;
+};
+
+// Algorithms plug in here, one file each under quant/algorithms/, registering themselves.
+struct AlgorithmInfo {
+    enum class Stage { BeforeCalibration, AfterWeights };
+    std::string name;
+    std::string summary;
+    Stage stage;
+    std::function<void(QuantSession&, const Dataset& calib, const nlohmann::json& params, Progress&,
+                       const CancelToken&)>
+        apply;
+};
+bool registerAlgorithm(AlgorithmInfo info);
+const std::vector<AlgorithmInfo>& algorithms();
+const AlgorithmInfo& algorithm(const std::string& name);
+
+// Conv + BatchNormalization -> Conv with folded weight and bias (inference BN, constant
+// parameters, the conv output used only by the BN). Returns how many were folded.
+int foldBatchNorms(Graph& g);
+
+struct LayerQuantResult {
+    std::string name, op;
+    int wbits = 32, abits = 32;
+    std::string granularity;
+    int64_t params = 0;
+    int64_t sizeBits = 0;
+    double weightSqnrDb = 0;  // quantized weight vs float weight
+    double outputSqnrDb = 0;  // layer output in the quantized model vs FP32
+    std::optional<ClipRange> activationRange;
+    float scaleMin = 0, scaleMax = 0; // weight scales
+};
+
+struct QuantizeResult {
+    std::optional<double> top1, fp32Top1;
+    double top1Agreement = 0, sqnrDb = 0, cosine = 0, kl = 0;
+    int64_t sizeBits = 0, fp32SizeBits = 0;
+    double compression = 1;
+    double latencyMs = 0, fp32LatencyMs = 0; // median per batch
+    int64_t evalSamples = 0;
+    std::vector<LayerQuantResult> layers;
+    nlohmann::json config;
+    std::vector<std::string> applied; // algorithms, in order, with what they changed
+};
+
+// The whole flow: fold BN, algorithms, calibrate, quantize weights, evaluate
+// against FP32 on `eval`.
+QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Dataset& eval,
+                             const QuantizeOptions& options, Progress& progress, const CancelToken& cancel);
+
+} // namespace qs

@@ -1,0 +1,674 @@
+// Graph -> Program: builders per node in topological order, constant folding,
+// layout reorders shared between consumers, and the operator table.
+#include "runtime/compiler.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+namespace qs::rt {
+
+// ---------------------------------------------------------------- oneDNN basics
+
+memory::data_type dnnlType(DType t)
+{
+    switch (t) {
+    case DType::Float: return memory::data_type::f32;
+    case DType::Int8: return memory::data_type::s8;
+    case DType::UInt8: return memory::data_type::u8;
+    case DType::Int32: return memory::data_type::s32;
+    case DType::BFloat16: return memory::data_type::bf16;
+    case DType::Float16: return memory::data_type::f16;
+    default: return memory::data_type::undef;
+    }
+}
+
+memory::dims toDims(const Shape& shape)
+{
+    if (shape.empty())
+        return {1};
+    return memory::dims(shape.begin(), shape.end());
+}
+
+memory::desc plainDesc(const Shape& shape, DType t)
+{
+    memory::dims dims = toDims(shape);
+    if (dnnlType(t) == memory::data_type::undef || dims.size() > DNNL_MAX_NDIMS)
+        return {};
+    memory::dims strides(dims.size());
+    int64_t s = 1;
+    for (std::size_t i = dims.size(); i-- > 0;) {
+        strides[i] = s;
+        s *= std::max<int64_t>(dims[i], 1);
+    }
+    return memory::desc(dims, dnnlType(t), strides);
+}
+
+dnnl::engine& cpuEngine()
+{
+    static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+    return engine;
+}
+
+Buffer Buffer::make(std::size_t bytes)
+{
+    const std::size_t size = (std::max<std::size_t>(bytes, 64) + 63) / 64 * 64;
+    void* raw = std::aligned_alloc(64, size);
+    if (!raw)
+        fail("runtime: out of memory allocating ", bytes, " bytes");
+    std::memset(raw, 0, size);
+    Buffer b;
+    b.ptr = std::shared_ptr<std::byte>(static_cast<std::byte*>(raw), [](std::byte* q) { std::free(q); });
+    b.bytes = bytes;
+    return b;
+}
+
+void Program::setThreads(int n)
+{
+    omp_set_num_threads(n);
+    activeThreads = n;
+}
+
+void PrimitiveKernel::run(Program& p)
+{
+    prim.execute(p.stream, args);
+}
+
+// ---------------------------------------------------------------- slot I/O
+
+Tensor readSlot(Program& p, int id)
+{
+    Slot& s = p.slot(id);
+    if (s.constant && s.value && !s.allocated()) {
+        Tensor t = *s.value;
+        t.name = s.name;
+        return t;
+    }
+    Tensor t(s.dtype, s.shape);
+    t.name = s.name;
+    if (!s.blocked) {
+        std::memcpy(t.bytes.data(), s.data(), t.bytes.size());
+        return t;
+    }
+    memory dst(plainDesc(s.shape, s.dtype), cpuEngine(), t.bytes.data());
+    dnnl::reorder(s.mem, dst).execute(p.stream, s.mem, dst);
+    p.stream.wait();
+    return t;
+}
+
+void writeSlot(Program& p, int id, const Tensor& t)
+{
+    Slot& s = p.slot(id);
+    if (t.dtype != s.dtype || t.shape != s.shape)
+        fail("value ", quoted(s.name), ": expected ", dtypeName(s.dtype), " ", shapeString(s.shape), ", got ",
+             dtypeName(t.dtype), " ", shapeString(t.shape));
+    if (!s.blocked) {
+        std::memcpy(s.data(), t.bytes.data(), t.bytes.size());
+        return;
+    }
+    memory src(plainDesc(s.shape, s.dtype), cpuEngine(), const_cast<std::byte*>(t.bytes.data()));
+    dnnl::reorder(src, s.mem).execute(p.stream, src, s.mem);
+    p.stream.wait();
+}
+
+// ---------------------------------------------------------------- operator table
+
+namespace {
+struct Entry {
+    int priority;
+    OpBuilder builder;
+};
+std::map<std::string, std::vector<Entry>>& table()
+{
+    static std::map<std::string, std::vector<Entry>> t;
+    return t;
+}
+} // namespace
+
+bool registerOp(const std::string& opType, OpBuilder builder, int priority)
+{
+    auto& v = table()[opType];
+    v.push_back({priority, std::move(builder)});
+    std::stable_sort(v.begin(), v.end(), [](const Entry& a, const Entry& b) { return a.priority > b.priority; });
+    return true;
+}
+
+std::vector<std::string> registeredOps()
+{
+    std::vector<std::string> ops;
+    for (const auto& [op, entries] : table())
+        ops.push_back(op);
+    return ops;
+}
+
+std::vector<OpBuilder> buildersFor(const std::string& opType)
+{
+    std::vector<OpBuilder> out;
+    auto it = table().find(opType);
+    if (it != table().end())
+        for (const auto& e : it->second)
+            out.push_back(e.builder);
+    return out;
+}
+
+// ---------------------------------------------------------------- helpers
+
+int64_t normalizeAxis(int64_t axis, int64_t rank, const NodeContext& c)
+{
+    if (axis < -rank || axis >= std::max<int64_t>(rank, 1))
+        c.fail("axis ", axis, " is out of range for rank ", rank);
+    return axis < 0 ? axis + rank : axis;
+}
+
+std::vector<int64_t> normalizeAxes(std::vector<int64_t> axes, int64_t rank, const NodeContext& c)
+{
+    for (auto& a : axes)
+        a = normalizeAxis(a, rank, c);
+    return axes;
+}
+
+Shape broadcastShapes(const Shape& a, const Shape& b, const NodeContext& c)
+{
+    const std::size_t rank = std::max(a.size(), b.size());
+    Shape out(rank);
+    for (std::size_t i = 0; i < rank; ++i) {
+        const int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
+        const int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
+        if (da != db && da != 1 && db != 1)
+            c.fail("shapes ", shapeString(a), " and ", shapeString(b), " do not broadcast");
+        out[i] = da == 1 ? db : da;
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------- NodeContext
+
+NodeContext::NodeContext(Compiler& c, const Node& n, int nodeIndex) : node(n), c_(c), nodeIndex_(nodeIndex) {}
+
+int64_t NodeContext::opset() const { return c_.graph.opset(node.domain); }
+const CompileOptions& NodeContext::options() const { return c_.options; }
+const Graph& NodeContext::graph() const { return c_.graph; }
+bool NodeContext::fuse() const { return c_.options.fuse; }
+Slot& NodeContext::slot(int i) { return c_.p->slot(i); }
+
+std::string NodeContext::where() const
+{
+    return str("node ", quoted(node.name), " (", node.opType, ", opset ", opset(), ")");
+}
+
+const Slot& NodeContext::in(std::size_t i) const
+{
+    if (!has(i))
+        fail("input ", i, " is required");
+    auto it = c_.p->slotOf.find(node.inputs[i]);
+    if (it == c_.p->slotOf.end())
+        fail("input ", quoted(node.inputs[i]), " is not available (internal: fused away)");
+    return c_.p->slot(it->second);
+}
+
+const Tensor* NodeContext::constant(std::size_t i) const
+{
+    if (!has(i))
+        return nullptr;
+    const Slot& s = in(i);
+    return s.constant ? s.value.get() : nullptr;
+}
+
+const Tensor& NodeContext::requireConstant(std::size_t i, const char* what) const
+{
+    const Tensor* t = constant(i);
+    if (!t)
+        fail(what, " (input ", i, " ", quoted(node.input(i)), ") must be a constant; it is computed at run time");
+    return *t;
+}
+
+int NodeContext::slotOfValue(const std::string& value)
+{
+    auto it = c_.p->slotOf.find(value);
+    if (it == c_.p->slotOf.end())
+        fail("value ", quoted(value), " is not available");
+    c_.allocate(it->second);
+    return it->second;
+}
+
+int NodeContext::input(std::size_t i)
+{
+    in(i);
+    return slotOfValue(node.inputs[i]);
+}
+
+int NodeContext::valueAs(const std::string& value, const memory::desc& md)
+{
+    return c_.convert(slotOfValue(value), md);
+}
+
+int NodeContext::slotAs(int slot, const memory::desc& md)
+{
+    return c_.convert(slot, md);
+}
+
+int NodeContext::inputAs(std::size_t i, const memory::desc& md)
+{
+    return c_.convert(input(i), md);
+}
+
+int NodeContext::plainInput(std::size_t i)
+{
+    const int s = input(i);
+    const Slot& sl = c_.p->slot(s);
+    if (!sl.blocked)
+        return s;
+    return c_.convert(s, plainDesc(sl.shape, sl.dtype));
+}
+
+int NodeContext::output(std::size_t i, DType t, const Shape& shape, const memory::desc* md)
+{
+    const std::string name = i < node.outputs.size() ? node.outputs[i] : std::string();
+    return outputNamed(name, t, shape, md);
+}
+
+int NodeContext::outputNamed(const std::string& value, DType t, const Shape& shape, const memory::desc* md)
+{
+    for (int64_t d : shape)
+        if (d < 0)
+            fail("output ", quoted(value), " would have a negative dimension: ", shapeString(shape));
+    const int s = c_.newSlot(value, t, shape, md);
+    c_.allocate(s);
+    return s;
+}
+
+void NodeContext::constantOutput(std::size_t i, Tensor value)
+{
+    const std::string name = i < node.outputs.size() ? node.outputs[i] : std::string();
+    value.name = name;
+    c_.constantSlot(name, std::make_shared<const Tensor>(std::move(value)));
+}
+
+void NodeContext::add(std::unique_ptr<Kernel> k)
+{
+    k->node = node.name;
+    for (int a : c_.absorbed)
+        k->node += "+" + c_.graph.nodes[std::size_t(a)].name;
+    k->op = node.opType;
+    c_.addKernel(std::move(k));
+}
+
+memory NodeContext::view(int s, const memory::desc& md)
+{
+    c_.allocate(s);
+    return memory(md, cpuEngine(), c_.p->slot(s).data());
+}
+
+const Tensor* NodeContext::constantValue(const std::string& value) const
+{
+    auto it = c_.p->slotOf.find(value);
+    if (it == c_.p->slotOf.end())
+        return nullptr;
+    const Slot& s = c_.p->slot(it->second);
+    return s.constant ? s.value.get() : nullptr;
+}
+
+Kernel* NodeContext::addPrimitive(dnnl::primitive prim, const std::string& impl, const std::map<int, int>& argSlots,
+                                  std::unordered_map<int, memory> fixed)
+{
+    auto k = std::make_unique<PrimitiveKernel>();
+    k->prim = std::move(prim);
+    k->impl = impl;
+    k->args = std::move(fixed);
+    for (const auto& [arg, s] : argSlots) {
+        Slot& sl = c_.p->slot(s);
+        k->args[arg] = sl.mem;
+        if (arg == DNNL_ARG_DST || arg == DNNL_ARG_DST_1 || arg == DNNL_ARG_WORKSPACE)
+            k->writes.push_back(s);
+        else
+            k->reads.push_back(s);
+    }
+    Kernel* raw = k.get();
+    add(std::move(k));
+    return raw;
+}
+
+void NodeContext::addFn(std::vector<int> reads, std::vector<int> writes, std::function<void(Program&)> fn)
+{
+    auto k = std::make_unique<FnKernel>();
+    k->reads = std::move(reads);
+    k->writes = std::move(writes);
+    k->fn = std::move(fn);
+    add(std::move(k));
+}
+
+const Node* NodeContext::fusableConsumer(const std::string& value) const
+{
+    if (!c_.options.fuse || value.empty() || c_.keep.count(value) || c_.graphOutputs.count(value))
+        return nullptr;
+    const auto& consumers = c_.graph.consumersOf(value);
+    if (consumers.empty())
+        return nullptr;
+    const int first = consumers.front();
+    for (int n : consumers)
+        if (n != first)
+            return nullptr;
+    if (c_.done[std::size_t(first)])
+        return nullptr;
+    const Node& n = c_.graph.nodes[std::size_t(first)];
+    int uses = 0;
+    for (const auto& in : n.inputs)
+        uses += in == value ? 1 : 0;
+    return uses == 1 ? &n : nullptr;
+}
+
+void NodeContext::absorb(const Node& n)
+{
+    const int idx = c_.graph.findNode(n.name);
+    c_.done[std::size_t(idx)] = 1;
+    c_.absorbed.push_back(idx);
+}
+
+bool NodeContext::defined(const std::string& value) const
+{
+    return c_.p->slotOf.count(value) != 0;
+}
+
+// ---------------------------------------------------------------- Compiler
+
+Compiler::Compiler(const Graph& g, const CompileOptions& o, std::set<std::string> k)
+    : graph(g), options(o), keep(std::move(k))
+{
+    for (const auto& out : g.outputs)
+        graphOutputs.insert(out.name);
+    for (const auto& [name, t] : o.valueTransforms)
+        keep.insert(name);
+}
+
+int Compiler::newSlot(const std::string& name, DType t, const Shape& shape, const memory::desc* md)
+{
+    Slot s;
+    s.name = name;
+    s.dtype = t;
+    s.shape = shape;
+    s.md = md && md->data.ndims > 0 ? *md : plainDesc(shape, t);
+    s.blocked = s.md.data.ndims > 0 && s.md != plainDesc(shape, t);
+    p->slots.push_back(std::move(s));
+    const int id = int(p->slots.size()) - 1;
+    if (!name.empty()) {
+        p->slotOf[name] = id;
+        meta[name] = {t, shape};
+    }
+    return id;
+}
+
+void Compiler::allocate(int id)
+{
+    Slot& s = p->slot(id);
+    if (s.allocated())
+        return;
+    const std::size_t bytes =
+        s.md.data.ndims > 0 ? s.md.get_size() : std::size_t(std::max<int64_t>(s.numel(), 0)) * elementSize(s.dtype);
+    s.buffer = Buffer::make(bytes);
+    if (s.md.data.ndims > 0)
+        s.mem = memory(s.md, cpuEngine(), s.buffer.data());
+    if (s.constant && s.value) {
+        if (s.blocked)
+            fail("internal: blocked constant without storage");
+        std::memcpy(s.buffer.data(), s.value->bytes.data(), std::min(bytes, s.value->bytes.size()));
+    }
+}
+
+int Compiler::constantSlot(const std::string& name, std::shared_ptr<const Tensor> value)
+{
+    const int id = newSlot(name, value->dtype, value->shape, nullptr);
+    Slot& s = p->slot(id);
+    s.constant = true;
+    s.value = std::move(value);
+    return id;
+}
+
+int Compiler::convert(int id, const memory::desc& md)
+{
+    {
+        Slot& s = p->slot(id);
+        if ((s.md.data.ndims == 0 && md.data.ndims == 0) || s.md == md)
+            return id;
+        for (const auto& [m, other] : s.layouts)
+            if (m == md)
+                return other;
+        if (s.md.data.ndims == 0)
+            fail("value ", quoted(s.name), ": ", dtypeName(s.dtype), " cannot change layout");
+    }
+    allocate(id);
+    Slot src = p->slot(id); // copy: newSlot may reallocate the vector
+    Slot copy;
+    copy.name = "";
+    copy.dtype = src.dtype;
+    copy.shape = src.shape;
+    copy.md = md;
+    copy.blocked = md != plainDesc(src.shape, src.dtype);
+    p->slots.push_back(std::move(copy));
+    const int out = int(p->slots.size()) - 1;
+    allocate(out);
+    p->slot(id).layouts.push_back({md, out});
+    Slot& dst = p->slot(out);
+    dnnl::reorder r(src.mem, dst.mem);
+    if (src.constant) {
+        r.execute(p->stream, src.mem, dst.mem);
+        p->stream.wait();
+        dst.constant = true;
+        return out;
+    }
+    auto k = std::make_unique<PrimitiveKernel>();
+    k->prim = r;
+    k->args = {{DNNL_ARG_FROM, src.mem}, {DNNL_ARG_TO, dst.mem}};
+    k->reads = {id};
+    k->writes = {out};
+    k->node = "reorder(" + src.name + ")";
+    k->op = "Reorder";
+    addKernel(std::move(k));
+    return out;
+}
+
+void Compiler::addKernel(std::unique_ptr<Kernel> k)
+{
+    const int idx = int(p->kernels.size());
+    k->threads = nodeThreads;
+    for (int w : k->writes)
+        p->slot(w).producer = idx;
+    p->kernels.push_back(std::move(k));
+}
+
+void Compiler::foldKernels(std::size_t first, const std::string& where)
+{
+    std::vector<int> written;
+    for (std::size_t k = first; k < p->kernels.size(); ++k) {
+        try {
+            p->runKernel(*p->kernels[k]);
+        } catch (const Error&) {
+            throw;
+        } catch (const std::exception& e) {
+            fail(where, ": constant folding failed: ", e.what());
+        }
+        for (int w : p->kernels[k]->writes)
+            written.push_back(w);
+    }
+    p->stream.wait();
+    p->kernels.resize(first);
+    for (int w : written) {
+        Slot& s = p->slot(w);
+        s.producer = -1;
+        s.constant = true;
+        if (!s.name.empty() || !s.blocked) {
+            auto v = std::make_shared<Tensor>(readSlot(*p, w));
+            s.value = std::move(v);
+        }
+    }
+}
+
+// Below this many input elements a node's kernels run single-threaded.
+constexpr int64_t kParallelMinElements = 16384;
+
+void Compiler::buildNode(int index)
+{
+    const Node& node = graph.nodes[std::size_t(index)];
+    NodeContext ctx(*this, node, index);
+    std::vector<OpBuilder> builders = node.domain.empty() || node.domain == "ai.onnx"
+                                          ? buildersFor(node.opType)
+                                          : std::vector<OpBuilder>{};
+    if (builders.empty())
+        ctx.fail("unsupported operator", node.domain.empty() ? "" : " (domain " + node.domain + ")");
+    const std::size_t firstKernel = p->kernels.size();
+    absorbed.clear();
+    // Small work runs on one thread: a parallel region costs more than it saves there
+    // (and far more when cores are oversubscribed). oneDNN fixes its thread count when
+    // a primitive is created, so this is decided before the builder runs.
+    int64_t work = 0;
+    for (const auto& in : node.inputs) {
+        auto it = p->slotOf.find(in);
+        if (it != p->slotOf.end() && !p->slot(it->second).constant)
+            work = std::max(work, p->slot(it->second).numel());
+    }
+    nodeThreads = work < kParallelMinElements ? 1 : p->threads;
+    p->setThreads(nodeThreads);
+    done[std::size_t(index)] = 1;
+    bool built = false;
+    try {
+        for (const auto& b : builders)
+            if ((built = b(ctx)))
+                break;
+    } catch (const dnnl::error& e) {
+        ctx.fail("oneDNN refused it: ", e.what());
+    }
+    if (!built)
+        ctx.fail("no kernel supports this configuration");
+
+    // Outputs of absorbed nodes that were fused away take the shape of the value
+    // they flowed into (fusions here preserve shape and dtype).
+    std::vector<int> nodes{index};
+    nodes.insert(nodes.end(), absorbed.begin(), absorbed.end());
+    const Node& last = graph.nodes[std::size_t(nodes.back())];
+    ValueMeta finalMeta;
+    if (!last.outputs.empty() && meta.count(last.outputs[0]))
+        finalMeta = meta[last.outputs[0]];
+    for (int n : nodes)
+        for (const auto& o : graph.nodes[std::size_t(n)].outputs)
+            if (!o.empty() && !meta.count(o))
+                meta[o] = finalMeta;
+
+    // Constant folding: every input of the fused group known at compile time.
+    bool allConstant = p->kernels.size() > firstKernel;
+    for (int n : nodes)
+        for (const auto& in : graph.nodes[std::size_t(n)].inputs) {
+            if (in.empty())
+                continue;
+            auto it = p->slotOf.find(in);
+            bool internal = false;
+            for (int m : nodes)
+                for (const auto& o : graph.nodes[std::size_t(m)].outputs)
+                    internal = internal || o == in;
+            if (!internal && (it == p->slotOf.end() || !p->slot(it->second).constant))
+                allConstant = false;
+        }
+    if (allConstant)
+        foldKernels(firstKernel, ctx.where());
+}
+
+std::unique_ptr<Program> Compiler::compile()
+{
+    p = std::make_unique<Program>();
+    p->threads = options.threads > 0 ? options.threads : omp_get_num_procs();
+    p->setThreads(p->threads);
+    p->stream = dnnl::stream(cpuEngine());
+    done.assign(graph.nodes.size(), 0);
+
+    // Every operator is checked before anything is built, so one message lists them all.
+    std::vector<std::string> unsupported;
+    for (const auto& n : graph.nodes) {
+        const bool known = (n.domain.empty() || n.domain == "ai.onnx") && !buildersFor(n.opType).empty();
+        if (!known)
+            unsupported.push_back(str("node ", quoted(n.name), " (", n.domain.empty() ? "" : n.domain + ".",
+                                      n.opType, ", opset ", graph.opset(n.domain), ")"));
+    }
+    if (!unsupported.empty()) {
+        std::string list;
+        for (std::size_t i = 0; i < unsupported.size() && i < 8; ++i)
+            list += (i ? "; " : "") + unsupported[i];
+        if (unsupported.size() > 8)
+            list += str("; and ", unsupported.size() - 8, " more");
+        fail(graph.sourcePath.empty() ? "model" : graph.sourcePath, ": unsupported operator", 
+             unsupported.size() > 1 ? "s: " : ": ", list);
+    }
+
+    for (const auto& [name, t] : options.initializerOverrides) {
+        auto it = graph.initializers.find(name);
+        if (it == graph.initializers.end())
+            fail("initializer override ", quoted(name), ": the model has no initializer of that name");
+        if (it->second.shape != t.shape || it->second.dtype != t.dtype)
+            fail("initializer override ", quoted(name), ": expected ", dtypeName(it->second.dtype), " ",
+                 shapeString(it->second.shape), ", got ", dtypeName(t.dtype), " ", shapeString(t.shape));
+    }
+    for (const auto& [name, t] : graph.initializers) {
+        auto o = options.initializerOverrides.find(name);
+        constantSlot(name, std::make_shared<const Tensor>(o != options.initializerOverrides.end() ? o->second : t));
+    }
+    for (const auto& in : graph.inputs) {
+        Shape shape;
+        auto given = options.inputShapes.find(in.name);
+        if (given != options.inputShapes.end()) {
+            shape = given->second;
+            if (in.dims && in.dims->size() != shape.size())
+                fail("input ", quoted(in.name), ": given shape ", shapeString(shape), " has rank ", shape.size(),
+                     ", the model says ", in.text());
+            if (in.dims)
+                for (std::size_t i = 0; i < shape.size(); ++i)
+                    if ((*in.dims)[i].value >= 0 && (*in.dims)[i].value != shape[i])
+                        fail("input ", quoted(in.name), ": given shape ", shapeString(shape), ", the model says ",
+                             in.text());
+        } else if (in.fullyKnown()) {
+            shape = in.shape();
+        } else {
+            fail("input ", quoted(in.name), " has shape ", in.text(),
+                 "; give its full shape (CompileOptions::inputShapes)");
+        }
+        const DType t = in.dtype == DType::Undefined ? DType::Float : in.dtype;
+        const int s = newSlot(in.name, t, shape, nullptr);
+        allocate(s);
+        p->inputSlots.push_back(s);
+    }
+
+    // Constant nodes first: exporters place them right before their consumer, and a
+    // fusion deciding earlier (Conv + Clip(min, max)) needs their values.
+    for (std::size_t i = 0; i < graph.nodes.size(); ++i)
+        if (graph.nodes[i].opType == "Constant" && graph.nodes[i].domain.empty())
+            buildNode(int(i));
+    for (std::size_t i = 0; i < graph.nodes.size(); ++i)
+        if (!done[i])
+            buildNode(int(i));
+
+    for (const auto& out : graph.outputs) {
+        auto it = p->slotOf.find(out.name);
+        if (it == p->slotOf.end())
+            fail("graph output ", quoted(out.name), " was not produced");
+        p->outputSlots.push_back(it->second);
+    }
+
+    // Constants only read at compile time (weights already reordered into a
+    // kernel's own layout) give their storage back.
+    std::vector<char> used(p->slots.size(), 0);
+    for (const auto& k : p->kernels)
+        for (int r : k->reads)
+            used[std::size_t(r)] = 1;
+    for (int o : p->outputSlots)
+        used[std::size_t(o)] = 1;
+    for (std::size_t i = 0; i < p->slots.size(); ++i) {
+        Slot& s = p->slots[i];
+        if (s.constant && !used[i] && s.allocated() && s.value) {
+            s.buffer = {};
+            s.mem = {};
+            s.md = plainDesc(s.shape, s.dtype);
+            s.blocked = false;
+            s.layouts.clear();
+        }
+    }
+    return std::move(p);
+}
+
+} // namespace qs::rt

@@ -1,0 +1,44 @@
+// Compiles a Graph into a Program for fixed input shapes: walks the nodes in
+// topological order, lets each operator's builder define its outputs and kernels,
+// constant-folds nodes whose inputs are all known, and inserts layout reorders.
+#pragma once
+
+#include "runtime/kernel.h"
+
+namespace qs::rt {
+
+struct ValueMeta {
+    DType dtype = DType::Undefined;
+    Shape shape;
+};
+
+class Compiler {
+public:
+    Compiler(const Graph& graph, const CompileOptions& options, std::set<std::string> keep);
+    std::unique_ptr<Program> compile();
+
+    // Shapes and dtypes of every value, including those fused away.
+    std::map<std::string, ValueMeta> meta;
+
+    // --- used by NodeContext
+    const Graph& graph;
+    const CompileOptions& options;
+    std::set<std::string> keep;
+    std::set<std::string> graphOutputs;
+    std::unique_ptr<Program> p;
+    std::vector<char> done;
+    std::vector<int> absorbed; // nodes absorbed by the node being built
+    int nodeThreads = 1;       // threads for the kernels of the node being built
+
+    int newSlot(const std::string& name, DType t, const Shape& shape, const memory::desc* md);
+    void allocate(int slot);
+    int convert(int slot, const memory::desc& md);
+    int constantSlot(const std::string& name, std::shared_ptr<const Tensor> value);
+    void addKernel(std::unique_ptr<Kernel> k);
+
+private:
+    void buildNode(int index);
+    void foldKernels(std::size_t firstKernel, const std::string& where);
+};
+
+} // namespace qs::rt

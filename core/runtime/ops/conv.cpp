@@ -1,0 +1,401 @@
+// Conv (1D/2D/3D, grouped, depthwise, dilated, padded, strided) and ConvTranspose
+// as oneDNN primitives. Constant weights are reordered once into the layout oneDNN
+// picks; a following BatchNormalization is folded into them; trailing activations
+// and a residual Add become post-ops.
+#include "runtime/ops/ops.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+namespace qs::rt {
+namespace {
+
+using dnnl::algorithm;
+using tag = memory::format_tag;
+
+struct Geometry {
+    int sp = 0;               // spatial dims
+    memory::dims strides, dilates, padL, padR, kernel;
+    Shape out;                // full output shape
+};
+
+std::vector<int64_t> attrOr(const Node& n, const char* name, int sp, int64_t fill)
+{
+    auto v = n.attrInts(name);
+    return v.empty() ? std::vector<int64_t>(std::size_t(sp), fill) : v;
+}
+
+Geometry convGeometry(const NodeContext& c, const Shape& x, const Shape& w, int64_t outChannels)
+{
+    Geometry g;
+    g.sp = int(x.size()) - 2;
+    const Node& n = c.node;
+    auto kernel = n.attrInts("kernel_shape");
+    if (kernel.empty())
+        kernel.assign(w.begin() + 2, w.end());
+    auto strides = attrOr(n, "strides", g.sp, 1);
+    auto dil = attrOr(n, "dilations", g.sp, 1);
+    auto pads = attrOr(n, "pads", 2 * g.sp, 0);
+    if (int(kernel.size()) != g.sp || int(strides.size()) != g.sp || int(dil.size()) != g.sp ||
+        int(pads.size()) != 2 * g.sp)
+        c.fail("kernel_shape/strides/dilations/pads do not match ", g.sp, " spatial dims");
+    const std::string autoPad = n.attrString("auto_pad", "NOTSET");
+    g.out = {x[0], outChannels};
+    for (int i = 0; i < g.sp; ++i) {
+        const int64_t in = x[std::size_t(2 + i)];
+        const int64_t keff = (kernel[std::size_t(i)] - 1) * dil[std::size_t(i)] + 1;
+        int64_t pl = pads[std::size_t(i)], pr = pads[std::size_t(i + g.sp)];
+        if (autoPad == "VALID") {
+            pl = pr = 0;
+        } else if (autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER") {
+            const int64_t o = (in + strides[std::size_t(i)] - 1) / strides[std::size_t(i)];
+            const int64_t total = std::max<int64_t>(0, (o - 1) * strides[std::size_t(i)] + keff - in);
+            pl = autoPad == "SAME_UPPER" ? total / 2 : total - total / 2;
+            pr = total - pl;
+        } else if (autoPad != "NOTSET") {
+            c.fail("auto_pad ", autoPad, " is not supported");
+        }
+        const int64_t o = (in + pl + pr - keff) / strides[std::size_t(i)] + 1;
+        g.out.push_back(o);
+        g.strides.push_back(strides[std::size_t(i)]);
+        g.dilates.push_back(dil[std::size_t(i)] - 1);
+        g.padL.push_back(pl);
+        g.padR.push_back(pr);
+        g.kernel.push_back(kernel[std::size_t(i)]);
+    }
+    return g;
+}
+
+// oneDNN weights dims: [OC, IC/g, k...] or [g, OC/g, IC/g, k...].
+memory::dims weightDims(int64_t groups, int64_t oc, int64_t icPerGroup, const memory::dims& kernel)
+{
+    memory::dims d;
+    if (groups > 1)
+        d.push_back(groups);
+    d.push_back(groups > 1 ? oc / groups : oc);
+    d.push_back(icPerGroup);
+    d.insert(d.end(), kernel.begin(), kernel.end());
+    return d;
+}
+
+memory::desc anyDesc(const memory::dims& d) { return memory::desc(d, memory::data_type::f32, tag::any); }
+
+memory::desc stridedDesc(const memory::dims& dims, const memory::dims& strides)
+{
+    return memory::desc(dims, memory::data_type::f32, strides);
+}
+
+memory::dims rowMajorStrides(const memory::dims& d)
+{
+    memory::dims s(d.size());
+    int64_t acc = 1;
+    for (std::size_t i = d.size(); i-- > 0;) {
+        s[i] = acc;
+        acc *= d[i];
+    }
+    return s;
+}
+
+bool isRef(const std::string& impl) { return impl.rfind("ref", 0) == 0; }
+
+// Folds y = BN(conv(x)) into the weights and bias: W' = W * s, b' = (b - mean) * s + beta,
+// s = gamma / sqrt(var + eps), per output channel (the outermost weight dim).
+bool foldBatchNorm(NodeContext& c, const Node& bn, std::vector<float>& w, std::vector<float>& b, int64_t oc)
+{
+    if (bn.opType != "BatchNormalization" || bn.attrInt("training_mode", 0) != 0 || bn.inputs.size() < 5)
+        return false;
+    for (std::size_t i = 1; i < bn.outputs.size(); ++i)
+        if (!bn.outputs[i].empty())
+            return false;
+    const Tensor *gamma = c.constantValue(bn.inputs[1]), *beta = c.constantValue(bn.inputs[2]),
+                 *mean = c.constantValue(bn.inputs[3]), *var = c.constantValue(bn.inputs[4]);
+    if (!gamma || !beta || !mean || !var || gamma->numel() != oc || beta->numel() != oc || mean->numel() != oc ||
+        var->numel() != oc)
+        return false;
+    const double eps = bn.attrFloat("epsilon", 1e-5f);
+    auto g = gamma->toFloat(), be = beta->toFloat(), m = mean->toFloat(), v = var->toFloat();
+    const std::size_t per = w.size() / std::size_t(oc);
+    for (std::size_t o = 0; o < std::size_t(oc); ++o) {
+        const double s = double(g[o]) / std::sqrt(double(v[o]) + eps);
+        for (std::size_t i = 0; i < per; ++i)
+            w[o * per + i] = float(double(w[o * per + i]) * s);
+        b[o] = float((double(b[o]) - m[o]) * s + be[o]);
+    }
+    return true;
+}
+
+struct Weights {
+    bool constant = false;
+    std::vector<float> w, b;     // constant case (possibly BN-folded)
+    bool hasBias = false;
+    int wSlot = -1, bSlot = -1;  // run-time case
+};
+
+template <typename PD, typename Make>
+bool tryCreate(Make make, PD& out, std::string& impl)
+{
+    try {
+        out = make();
+        impl = implName(out);
+        return true;
+    } catch (const dnnl::error&) {
+        return false;
+    }
+}
+
+// Shared by Conv and ConvTranspose: builds the primitive, binds weights and fusion.
+template <typename Prim>
+bool buildWithTail(NodeContext& c, const Geometry& g, const memory::dims& wDims, const memory::desc& wPlainMd,
+                   Weights& wt, const std::function<typename Prim::desc(const memory::desc& src, const memory::desc& wts,
+                                                                       const memory::desc* bias,
+                                                                       const memory::desc& dst)>& makeDesc,
+                   const std::string& firstValue)
+{
+    const int64_t oc = g.out[1];
+    // Experiment switch: QS_RUNTIME_BLOCKED=1 forces nChw16c activations for 2-D convs.
+    static const bool forceBlocked = std::getenv("QS_RUNTIME_BLOCKED") != nullptr;
+    const bool blocked16 = forceBlocked && c.shape(0).size() == 4;
+    const memory::desc srcAny = blocked16 && c.shape(0)[1] >= 8
+                                    ? memory::desc(toDims(c.shape(0)), memory::data_type::f32, tag::nChw16c)
+                                    : anyDesc(toDims(c.shape(0)));
+    const memory::desc wMd = wt.constant ? anyDesc(wDims) : wPlainMd;
+    const memory::desc biasMd({oc}, memory::data_type::f32, tag::a);
+    const bool bias = wt.hasBias;
+    const memory::desc dstAny = blocked16 ? memory::desc(toDims(g.out), memory::data_type::f32, tag::nChw16c)
+                                          : anyDesc(toDims(g.out));
+
+    auto create = [&](const FusedTail& tail, const memory::desc& dst) {
+        dnnl::primitive_attr attr;
+        attr.set_post_ops(tail.ops);
+        return typename Prim::primitive_desc(makeDesc(srcAny, wMd, bias ? &biasMd : nullptr, dst), attr, cpuEngine());
+    };
+    FusedTail tail = planTail(c, firstValue, g.out, nullptr);
+    typename Prim::primitive_desc pd = create(tail, dstAny);
+    std::string impl = implName(pd);
+    // A residual Add can join once the output layout is known (its other operand must
+    // match it): as a sum post-op (dst pre-filled with the residual), else a binary one.
+    if (const Node* next = c.fusableConsumer(tail.output); next && next->opType == "Add") {
+        const memory::desc dstMd = pd.dst_desc();
+        for (bool useSum : {true, false}) {
+            FusedTail withAdd = planTail(c, firstValue, g.out, &dstMd, true, useSum);
+            if (withAdd.binarySlots.empty() && withAdd.sumSlot < 0)
+                continue;
+            typename Prim::primitive_desc pd2;
+            std::string impl2;
+            const bool created =
+                tryCreate<typename Prim::primitive_desc>([&] { return create(withAdd, dstMd); }, pd2, impl2);
+            if (std::getenv("QS_RUNTIME_DEBUG"))
+                std::fprintf(stderr, "%s: residual add as %s post-op: %s\n", c.where().c_str(),
+                             useSum ? "sum" : "binary", created ? impl2.c_str() : "refused");
+            if (created && !isRef(impl2)) {
+                pd = pd2;
+                impl = impl2;
+                tail = withAdd;
+                break;
+            }
+        }
+    }
+    absorbTail(c, tail);
+
+    const memory::desc dstMd = pd.dst_desc();
+    const int dst = c.outputNamed(tail.output, DType::Float, g.out, &dstMd);
+    std::map<int, int> args{{DNNL_ARG_SRC, c.inputAs(0, pd.src_desc())}, {DNNL_ARG_DST, dst}};
+    bindTail(c, tail, args);
+    std::unordered_map<int, memory> fixed;
+    std::vector<Buffer> owned;
+    std::vector<int> extraReads;
+    if (wt.constant) {
+        Buffer wb = Buffer::make(pd.weights_desc().get_size());
+        memory wm(pd.weights_desc(), cpuEngine(), wb.data());
+        memory plain(wPlainMd, cpuEngine(), wt.w.data());
+        dnnl::stream s(cpuEngine());
+        dnnl::reorder(plain, wm).execute(s, plain, wm);
+        s.wait();
+        fixed[DNNL_ARG_WEIGHTS] = wm;
+        owned.push_back(wb);
+        if (bias) {
+            Buffer bb = Buffer::make(std::size_t(oc) * 4);
+            std::memcpy(bb.data(), wt.b.data(), std::size_t(oc) * 4);
+            fixed[DNNL_ARG_BIAS] = memory(biasMd, cpuEngine(), bb.data());
+            owned.push_back(bb);
+        }
+    } else {
+        fixed[DNNL_ARG_WEIGHTS] = c.view(wt.wSlot, wPlainMd);
+        extraReads.push_back(wt.wSlot);
+        if (bias) {
+            fixed[DNNL_ARG_BIAS] = c.view(wt.bSlot, biasMd);
+            extraReads.push_back(wt.bSlot);
+        }
+    }
+    if (tail.sumSlot >= 0) {
+        auto k = std::make_unique<SumPrimitiveKernel>();
+        k->prim = Prim(pd);
+        k->impl = impl + " +sum";
+        k->args = fixed;
+        for (const auto& [arg, s] : args)
+            k->args[arg] = c.slot(s).mem;
+        k->reads = {args.at(DNNL_ARG_SRC), tail.sumSlot};
+        k->reads.insert(k->reads.end(), extraReads.begin(), extraReads.end());
+        k->writes = {dst};
+        k->sumFrom = tail.sumSlot;
+        k->dst = dst;
+        k->owned = std::move(owned);
+        c.add(std::move(k));
+        return true;
+    }
+    auto* k = static_cast<PrimitiveKernel*>(c.addPrimitive(Prim(pd), impl, args, fixed));
+    k->owned = std::move(owned);
+    k->reads.insert(k->reads.end(), extraReads.begin(), extraReads.end());
+    return true;
+}
+
+bool buildConv(NodeContext& c)
+{
+    if (c.dtype(0) != DType::Float)
+        c.fail("input type ", dtypeName(c.dtype(0)), " is not supported (float32 only)");
+    const Shape& x = c.shape(0);
+    const Shape& w = c.shape(1);
+    if (x.size() < 3 || x.size() > 5 || w.size() != x.size())
+        c.fail("expected input rank 3 to 5 with weights of the same rank, got ", shapeString(x), " and ",
+               shapeString(w));
+    const int64_t groups = c.node.attrInt("group", 1);
+    const int64_t oc = w[0];
+    if (groups < 1 || x[1] != w[1] * groups || oc % groups != 0)
+        c.fail("channels do not match: input ", shapeString(x), ", weights ", shapeString(w), ", group ", groups);
+    const Geometry g = convGeometry(c, x, w, oc);
+    const memory::dims wDims = weightDims(groups, oc, w[1], g.kernel);
+    const memory::desc wPlainMd = stridedDesc(wDims, rowMajorStrides(wDims));
+
+    Weights wt;
+    std::string value = c.node.outputs[0];
+    const Tensor* W = c.constant(1);
+    const Tensor* B = c.has(2) ? c.constant(2) : nullptr;
+    wt.constant = W && (!c.has(2) || B);
+    if (wt.constant) {
+        wt.w = W->toFloat();
+        wt.b = B ? B->toFloat() : std::vector<float>(std::size_t(oc), 0.f);
+        wt.hasBias = c.has(2);
+        if (const Node* bn = c.fusableConsumer(value); bn && c.fuse() && foldBatchNorm(c, *bn, wt.w, wt.b, oc)) {
+            c.absorb(*bn);
+            value = bn->outputs[0];
+            wt.hasBias = true;
+        }
+    } else {
+        wt.wSlot = c.plainInput(1);
+        wt.hasBias = c.has(2);
+        if (wt.hasBias)
+            wt.bSlot = c.plainInput(2);
+    }
+    auto makeDesc = [&](const memory::desc& src, const memory::desc& wts, const memory::desc* bias,
+                        const memory::desc& dst) {
+        if (bias)
+            return dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, algorithm::convolution_direct,
+                                                   src, wts, *bias, dst, g.strides, g.dilates, g.padL, g.padR);
+        return dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, algorithm::convolution_direct, src,
+                                               wts, dst, g.strides, g.dilates, g.padL, g.padR);
+    };
+    return buildWithTail<dnnl::convolution_forward>(c, g, wDims, wPlainMd, wt, makeDesc, value);
+}
+
+bool buildConvTranspose(NodeContext& c)
+{
+    if (c.dtype(0) != DType::Float)
+        c.fail("input type ", dtypeName(c.dtype(0)), " is not supported (float32 only)");
+    const Shape& x = c.shape(0);
+    const Shape& w = c.shape(1); // [C, M/g, k...]
+    if (x.size() < 3 || x.size() > 5 || w.size() != x.size())
+        c.fail("expected input rank 3 to 5 with weights of the same rank, got ", shapeString(x), " and ",
+               shapeString(w));
+    const Node& n = c.node;
+    const int64_t groups = n.attrInt("group", 1);
+    if (x[1] != w[0] || x[1] % groups != 0)
+        c.fail("channels do not match: input ", shapeString(x), ", weights ", shapeString(w));
+    const int64_t oc = w[1] * groups, icg = w[0] / groups;
+    Geometry g;
+    g.sp = int(x.size()) - 2;
+    auto kernel = n.attrInts("kernel_shape");
+    if (kernel.empty())
+        kernel.assign(w.begin() + 2, w.end());
+    auto strides = attrOr(n, "strides", g.sp, 1);
+    auto dil = attrOr(n, "dilations", g.sp, 1);
+    auto pads = attrOr(n, "pads", 2 * g.sp, 0);
+    auto outPad = attrOr(n, "output_padding", g.sp, 0);
+    auto outShape = n.attrInts("output_shape");
+    const std::string autoPad = n.attrString("auto_pad", "NOTSET");
+    if (outShape.size() == x.size())
+        outShape.erase(outShape.begin(), outShape.begin() + 2);
+    g.out = {x[0], oc};
+    for (int i = 0; i < g.sp; ++i) {
+        const std::size_t u = std::size_t(i);
+        const int64_t in = x[u + 2], keff = (kernel[u] - 1) * dil[u] + 1;
+        const int64_t full = strides[u] * (in - 1) + outPad[u] + keff;
+        int64_t pl = pads[u], pr = pads[u + std::size_t(g.sp)];
+        if (!outShape.empty() || autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER") {
+            const int64_t target = !outShape.empty() ? outShape[u] : in * strides[u];
+            const int64_t total = full - target;
+            if (autoPad == "SAME_UPPER") {
+                pl = total / 2;
+                pr = total - total / 2;
+            } else {
+                pl = total - total / 2;
+                pr = total / 2;
+            }
+        } else if (autoPad == "VALID") {
+            pl = pr = 0;
+        }
+        g.out.push_back(full - pl - pr);
+        g.strides.push_back(strides[u]);
+        g.dilates.push_back(dil[u] - 1);
+        g.padL.push_back(pl);
+        g.padR.push_back(pr - outPad[u]); // oneDNN has no output_padding: less right padding
+        g.kernel.push_back(kernel[u]);
+    }
+    // ONNX weights are [g][IC/g][OC/g][k...]; oneDNN wants dims [g, OC/g, IC/g, k...].
+    const memory::dims wDims = weightDims(groups, oc, icg, g.kernel);
+    int64_t kvol = 1;
+    for (auto k : g.kernel)
+        kvol *= k;
+    const int64_t ocg = oc / groups;
+    memory::dims st;
+    if (groups > 1)
+        st.push_back(icg * ocg * kvol);
+    st.push_back(kvol);       // OC/g
+    st.push_back(ocg * kvol); // IC/g
+    memory::dims ks = rowMajorStrides(g.kernel);
+    st.insert(st.end(), ks.begin(), ks.end());
+    const memory::desc wPlainMd = stridedDesc(wDims, st);
+
+    Weights wt;
+    const Tensor* W = c.constant(1);
+    const Tensor* B = c.has(2) ? c.constant(2) : nullptr;
+    wt.constant = W && (!c.has(2) || B);
+    wt.hasBias = c.has(2);
+    if (wt.constant) {
+        wt.w = W->toFloat();
+        wt.b = B ? B->toFloat() : std::vector<float>(std::size_t(oc), 0.f);
+    } else {
+        wt.wSlot = c.plainInput(1);
+        if (wt.hasBias)
+            wt.bSlot = c.plainInput(2);
+    }
+    auto makeDesc = [&](const memory::desc& src, const memory::desc& wts, const memory::desc* bias,
+                        const memory::desc& dst) {
+        if (bias)
+            return dnnl::deconvolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                     algorithm::deconvolution_direct, src, wts, *bias, dst, g.strides,
+                                                     g.dilates, g.padL, g.padR);
+        return dnnl::deconvolution_forward::desc(dnnl::prop_kind::forward_inference, algorithm::deconvolution_direct,
+                                                 src, wts, dst, g.strides, g.dilates, g.padL, g.padR);
+    };
+    return buildWithTail<dnnl::deconvolution_forward>(c, g, wDims, wPlainMd, wt, makeDesc, n.outputs[0]);
+}
+
+const bool registered = [] {
+    registerOp("Conv", buildConv);
+    registerOp("ConvTranspose", buildConvTranspose);
+    return true;
+}();
+
+} // namespace
+} // namespace qs::rt

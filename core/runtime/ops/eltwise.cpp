@@ -1,0 +1,315 @@
+// Unary activations (Relu, LeakyRelu, Clip, Sigmoid, Tanh, HardSigmoid, HardSwish,
+// Elu, Gelu, Exp, Log, Sqrt, Abs, Neg) as oneDNN eltwise, Erf in plain C++, the
+// erf-based GELU pattern, and the post-op fusion helpers the primitives share.
+#include "runtime/ops/ops.h"
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+
+namespace qs::rt {
+
+using dnnl::algorithm;
+
+std::string implName(const dnnl::primitive_desc_base& pd)
+{
+    const char* s = nullptr;
+    dnnl_primitive_desc_query(pd.get(), dnnl_query_impl_info_str, 0, &s);
+    return s ? s : "";
+}
+
+namespace {
+
+std::optional<float> scalarOf(const NodeContext& c, const std::string& value)
+{
+    const Tensor* t = c.constantValue(value);
+    if (!t || t->numel() != 1)
+        return std::nullopt;
+    return t->toFloat()[0];
+}
+
+} // namespace
+
+std::optional<std::vector<EltwiseStep>> eltwiseSteps(const NodeContext& c, const Node& n)
+{
+    if (!n.domain.empty() && n.domain != "ai.onnx")
+        return std::nullopt;
+    const std::string& op = n.opType;
+    using V = std::vector<EltwiseStep>;
+    if (op == "Relu")
+        return V{{algorithm::eltwise_relu, 0, 0}};
+    if (op == "LeakyRelu")
+        return V{{algorithm::eltwise_relu, n.attrFloat("alpha", 0.01f), 0}};
+    if (op == "Elu")
+        return V{{algorithm::eltwise_elu, n.attrFloat("alpha", 1.0f), 0}};
+    if (op == "Sigmoid")
+        return V{{algorithm::eltwise_logistic}};
+    if (op == "Tanh")
+        return V{{algorithm::eltwise_tanh}};
+    if (op == "HardSigmoid")
+        return V{{algorithm::eltwise_linear, n.attrFloat("alpha", 0.2f), n.attrFloat("beta", 0.5f)},
+                 {algorithm::eltwise_clip_v2, 0.f, 1.f}};
+    if (op == "HardSwish")
+        return V{{algorithm::eltwise_hardswish}};
+    if (op == "Exp")
+        return V{{algorithm::eltwise_exp}};
+    if (op == "Log")
+        return V{{algorithm::eltwise_log}};
+    if (op == "Sqrt")
+        return V{{algorithm::eltwise_sqrt}};
+    if (op == "Abs")
+        return V{{algorithm::eltwise_abs}};
+    if (op == "Neg")
+        return V{{algorithm::eltwise_linear, -1.f, 0.f}};
+    if (op == "Gelu") {
+        const std::string approx = n.attrString("approximate", "none");
+        return V{{approx == "tanh" ? algorithm::eltwise_gelu_tanh : algorithm::eltwise_gelu_erf}};
+    }
+    if (op == "Clip") {
+        float lo = -FLT_MAX, hi = FLT_MAX;
+        if (c.graph().opset(n.domain) < 11) {
+            lo = n.attrFloat("min", lo);
+            hi = n.attrFloat("max", hi);
+        } else {
+            if (n.inputs.size() > 1 && !n.inputs[1].empty()) {
+                auto v = scalarOf(c, n.inputs[1]);
+                if (!v)
+                    return std::nullopt;
+                lo = *v;
+            }
+            if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
+                auto v = scalarOf(c, n.inputs[2]);
+                if (!v)
+                    return std::nullopt;
+                hi = *v;
+            }
+        }
+        if (lo == 0.f && hi == FLT_MAX)
+            return V{{algorithm::eltwise_relu, 0, 0}};
+        return V{{algorithm::eltwise_clip_v2, lo, hi}};
+    }
+    return std::nullopt;
+}
+
+FusedTail planTail(NodeContext& c, const std::string& value, const Shape& shape, const memory::desc* dstMd,
+                   bool allowEltwise, bool useSum)
+{
+    FusedTail t;
+    t.output = value;
+    bool binaryUsed = false;
+    while (const Node* n = c.fusableConsumer(t.output)) {
+        if (n->outputs.size() != 1)
+            break;
+        auto steps = allowEltwise ? eltwiseSteps(c, *n) : std::nullopt;
+        if (steps) {
+            for (const auto& s : *steps)
+                t.ops.append_eltwise(1.f, s.alg, s.alpha, s.beta);
+        } else if (n->opType == "Add" && n->domain.empty() && dstMd && !binaryUsed && n->inputs.size() == 2) {
+            const std::string& other = n->inputs[0] == t.output ? n->inputs[1] : n->inputs[0];
+            if (!c.defined(other) || c.constantValue(other))
+                break;
+            const int s = c.slotOfValue(other);
+            if (c.slot(s).shape != shape || c.slot(s).dtype != DType::Float)
+                break;
+            const int src1 = c.valueAs(other, *dstMd);
+            if (useSum) {
+                if (t.ops.len() != 0)
+                    break; // the sum must come first: dst holds the residual only before any other post-op
+                t.sumSlot = src1;
+                t.ops.append_sum(1.f);
+            } else {
+                t.binarySlots.push_back({t.ops.len(), src1});
+                t.ops.append_binary(algorithm::binary_add, *dstMd);
+            }
+            binaryUsed = true;
+        } else {
+            break;
+        }
+        t.nodes.push_back(n);
+        t.output = n->outputs[0];
+    }
+    return t;
+}
+
+void absorbTail(NodeContext& c, const FusedTail& t)
+{
+    for (const Node* n : t.nodes)
+        c.absorb(*n);
+}
+
+void bindTail(NodeContext& c, const FusedTail& t, std::map<int, int>& args)
+{
+    for (const auto& [index, slot] : t.binarySlots)
+        args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1] = slot;
+}
+
+namespace {
+
+bool buildEltwise(NodeContext& c)
+{
+    if (c.dtype(0) != DType::Float)
+        c.fail("input type ", dtypeName(c.dtype(0)), " is not supported (float32 only)");
+    auto steps = eltwiseSteps(c, c.node);
+    if (!steps) {
+        // Clip with run-time bounds: plain C++.
+        const int src = c.plainInput(0);
+        const int lo = c.has(1) ? c.plainInput(1) : -1, hi = c.has(2) ? c.plainInput(2) : -1;
+        const int dst = c.output(0, DType::Float, c.shape(0));
+        std::vector<int> reads{src};
+        for (int b : {lo, hi})
+            if (b >= 0)
+                reads.push_back(b);
+        c.addFn(reads, {dst}, [src, lo, hi, dst](Program& p) {
+            const float a = lo >= 0 ? p.slot(lo).as<float>()[0] : -FLT_MAX;
+            const float b = hi >= 0 ? p.slot(hi).as<float>()[0] : FLT_MAX;
+            const float* x = p.slot(src).as<float>();
+            float* y = p.slot(dst).as<float>();
+            for (int64_t i = 0, n = p.slot(src).numel(); i < n; ++i)
+                y[i] = std::min(std::max(x[i], a), b);
+        });
+        return true;
+    }
+    const int src = c.input(0);
+    const memory::desc md = c.slot(src).md;
+    const Shape shape = c.shape(0);
+    int dst = c.output(0, DType::Float, shape, &md);
+    bool first = true;
+    for (const auto& s : *steps) {
+        dnnl::eltwise_forward::primitive_desc pd(
+            {dnnl::prop_kind::forward_inference, s.alg, md, s.alpha, s.beta}, cpuEngine());
+        c.addPrimitive(dnnl::eltwise_forward(pd), implName(pd),
+                       {{DNNL_ARG_SRC, first ? src : dst}, {DNNL_ARG_DST, dst}});
+        first = false;
+    }
+    return true;
+}
+
+// Erf has no oneDNN eltwise; it only survives when not part of a GELU.
+bool buildErf(NodeContext& c)
+{
+    if (c.dtype(0) != DType::Float)
+        c.fail("input type ", dtypeName(c.dtype(0)), " is not supported (float32 only)");
+    const int src = c.plainInput(0);
+    const int dst = c.output(0, DType::Float, c.shape(0));
+    c.addFn({src}, {dst}, [src, dst](Program& p) {
+        const float* x = p.slot(src).as<float>();
+        float* y = p.slot(dst).as<float>();
+        const int64_t n = p.slot(src).numel();
+#pragma omp parallel for
+        for (int64_t i = 0; i < n; ++i)
+            y[i] = std::erf(x[i]);
+    });
+    return true;
+}
+
+// PRelu: y = x < 0 ? slope * x : x, slope broadcast to x (unidirectionally).
+bool buildPRelu(NodeContext& c)
+{
+    if (c.dtype(0) != DType::Float || c.dtype(1) != DType::Float)
+        c.fail("input types must be float32");
+    const Shape x = c.shape(0);
+    Shape slope = c.shape(1);
+    // Before opset 7 a [C] slope applies per channel (axis 1), not along the last axis.
+    if (c.opset() < 7 && slope.size() == 1 && x.size() > 2 && slope[0] == x[1] && slope[0] != 1) {
+        slope = Shape(x.size() - 1, 1);
+        slope[0] = x[1];
+    }
+    if (broadcastShapes(x, slope, c) != x)
+        c.fail("slope ", shapeString(slope), " does not broadcast to ", shapeString(x));
+    Shape sx = x.empty() ? Shape{1} : x;
+    Shape ws(sx.size() - std::min(sx.size(), slope.size()), 1);
+    ws.insert(ws.end(), slope.begin(), slope.end());
+    if (ws.size() > sx.size())
+        ws.erase(ws.begin(), ws.begin() + std::ptrdiff_t(ws.size() - sx.size()));
+    const int src = c.plainInput(0);
+    const int w = c.plainInput(1);
+    const memory::desc md = plainDesc(sx, DType::Float), wmd = plainDesc(ws, DType::Float);
+    dnnl::prelu_forward::primitive_desc pd({dnnl::prop_kind::forward_inference, md, wmd}, cpuEngine());
+    const int dst = c.output(0, DType::Float, x);
+    Kernel* k = c.addPrimitive(dnnl::prelu_forward(pd), implName(pd), {},
+                               {{DNNL_ARG_SRC, c.view(src, md)}, {DNNL_ARG_WEIGHTS, c.view(w, wmd)},
+                                {DNNL_ARG_DST, c.view(dst, md)}});
+    k->reads = {src, w};
+    k->writes = {dst};
+    return true;
+}
+
+bool isConstNear(const NodeContext& c, const std::string& v, float want)
+{
+    const Tensor* t = c.constantValue(v);
+    if (!t || t->numel() != 1 || !isFloating(t->dtype))
+        return false;
+    return std::fabs(t->toFloat()[0] - want) < 1e-3f * std::fabs(want);
+}
+
+const std::string& otherInput(const Node& n, const std::string& v)
+{
+    return n.inputs[0] == v ? n.inputs[1] : n.inputs[0];
+}
+
+// GELU as exported by PyTorch: y = (x * (erf(x / sqrt2) + 1)) * 0.5, also with the
+// 0.5 multiplied first. Becomes one eltwise_gelu_erf.
+bool buildGeluPattern(NodeContext& c)
+{
+    const Node& div = c.node;
+    if (div.inputs.size() != 2 || !c.has(0) || c.dtype(0) != DType::Float || !isConstNear(c, div.inputs[1], std::sqrt(2.f)))
+        return false;
+    const std::string& x = div.inputs[0];
+    const Node* erf = c.fusableConsumer(div.outputs[0]);
+    if (!erf || erf->opType != "Erf")
+        return false;
+    const Node* add = c.fusableConsumer(erf->outputs[0]);
+    if (!add || add->opType != "Add" || add->inputs.size() != 2 || !isConstNear(c, otherInput(*add, erf->outputs[0]), 1.f))
+        return false;
+    const Node* mul1 = c.fusableConsumer(add->outputs[0]);
+    if (!mul1 || mul1->opType != "Mul" || mul1->inputs.size() != 2)
+        return false;
+    std::vector<const Node*> chain{erf, add, mul1};
+    std::string out;
+    const std::string& m1other = otherInput(*mul1, add->outputs[0]);
+    if (m1other == x) {
+        const Node* mul2 = c.fusableConsumer(mul1->outputs[0]);
+        if (!mul2 || mul2->opType != "Mul" || mul2->inputs.size() != 2 ||
+            !isConstNear(c, otherInput(*mul2, mul1->outputs[0]), 0.5f))
+            return false;
+        chain.push_back(mul2);
+        out = mul2->outputs[0];
+    } else {
+        // (x * 0.5) * (erf(...) + 1): the half is computed from x by a Mul node.
+        const Node* half = nullptr;
+        for (int idx : c.graph().consumersOf(x)) {
+            const Node& h = c.graph().nodes[std::size_t(idx)];
+            if (h.opType == "Mul" && h.outputs.size() == 1 && h.outputs[0] == m1other && h.inputs.size() == 2 &&
+                isConstNear(c, otherInput(h, x), 0.5f))
+                half = &h;
+        }
+        if (!half || c.fusableConsumer(half->outputs[0]) != mul1 || c.defined(half->outputs[0]))
+            return false;
+        chain.push_back(half);
+        out = mul1->outputs[0];
+    }
+    if (!c.defined(x))
+        return false;
+    const int src = c.input(0);
+    const memory::desc md = c.slot(src).md;
+    for (const Node* n : chain)
+        c.absorb(*n);
+    const int dst = c.outputNamed(out, DType::Float, c.shape(0), &md);
+    dnnl::eltwise_forward::primitive_desc pd(
+        {dnnl::prop_kind::forward_inference, algorithm::eltwise_gelu_erf, md, 0.f, 0.f}, cpuEngine());
+    c.addPrimitive(dnnl::eltwise_forward(pd), implName(pd), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+    return true;
+}
+
+const bool registered = [] {
+    for (const char* op : {"Relu", "LeakyRelu", "Elu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Exp", "Log",
+                           "Sqrt", "Abs", "Neg", "Gelu", "Clip"})
+        registerOp(op, buildEltwise);
+    registerOp("Erf", buildErf);
+    registerOp("PRelu", buildPRelu);
+    registerOp("Div", buildGeluPattern, 10);
+    return true;
+}();
+
+} // namespace
+} // namespace qs::rt

@@ -1,0 +1,297 @@
+// Gemm and MatMul (batched, broadcast) as oneDNN matmul. Constant weights are
+// reordered once into oneDNN's packed layout (alpha folded in); a constant C or a
+// following constant bias Add becomes the bias; activations become post-ops.
+#include "runtime/ops/ops.h"
+
+namespace qs::rt {
+namespace {
+
+using dnnl::algorithm;
+using tag = memory::format_tag;
+
+memory::desc f32(const memory::dims& d, const memory::dims& strides) { return memory::desc(d, memory::data_type::f32, strides); }
+
+memory::dims rowMajor(const memory::dims& d)
+{
+    memory::dims s(d.size());
+    int64_t acc = 1;
+    for (std::size_t i = d.size(); i-- > 0;) {
+        s[i] = acc;
+        acc *= std::max<int64_t>(d[i], 1);
+    }
+    return s;
+}
+
+// dims with the last two swapped in strides: a [.., K, N] view of a row-major [.., N, K].
+memory::desc transposedView(const memory::dims& d)
+{
+    memory::dims stored = d;
+    std::swap(stored[d.size() - 1], stored[d.size() - 2]);
+    memory::dims s = rowMajor(stored);
+    std::swap(s[d.size() - 1], s[d.size() - 2]);
+    return f32(d, s);
+}
+
+struct MatmulSpec {
+    memory::dims src, wts, dst;     // equal ranks
+    bool transA = false, transB = false;
+    float alpha = 1.f;
+    const Tensor* constB = nullptr;
+    std::optional<std::vector<float>> bias; // dims biasDims
+    memory::dims biasDims;
+    std::string cValue;             // run-time C added as a post-op
+    float beta = 1.f;
+    memory::dims cDims;
+    std::string firstValue;         // the matmul's own output value
+};
+
+bool buildMatmul(NodeContext& c, MatmulSpec& s)
+{
+    const Shape outShape(s.dst.begin(), s.dst.end());
+    dnnl::post_ops ops;
+    std::vector<std::pair<int, int>> binarySlots;
+    const bool foldAlpha = s.constB != nullptr;
+    std::vector<int> extraReads;
+    std::unordered_map<int, memory> fixed;
+    if (!foldAlpha && s.alpha != 1.f)
+        ops.append_eltwise(1.f, algorithm::eltwise_linear, s.alpha, 0.f);
+    if (!s.cValue.empty()) {
+        int cs = c.plainInput(2);
+        if (s.beta != 1.f) {
+            // beta * C into a scratch value (a post-op cannot scale its operand).
+            const int from = cs;
+            const float beta = s.beta;
+            cs = c.outputNamed(s.cValue + "#beta", DType::Float, c.shape(2));
+            c.addFn({from}, {cs}, [from, cs, beta](Program& p) {
+                const float* x = p.slot(from).as<float>();
+                float* y = p.slot(cs).as<float>();
+                for (int64_t i = 0, n = p.slot(cs).numel(); i < n; ++i)
+                    y[i] = beta * x[i];
+            });
+        }
+        const memory::desc cmd = f32(s.cDims, rowMajor(s.cDims));
+        fixed[DNNL_ARG_ATTR_MULTIPLE_POST_OP(ops.len()) | DNNL_ARG_SRC_1] = c.view(cs, cmd);
+        extraReads.push_back(cs);
+        ops.append_binary(algorithm::binary_add, cmd);
+    }
+    FusedTail tail = planTail(c, s.firstValue, outShape, nullptr);
+    for (int i = 0; i < tail.ops.len(); ++i) {
+        float scale, alpha, beta;
+        algorithm alg;
+        tail.ops.get_params_eltwise(i, scale, alg, alpha, beta);
+        ops.append_eltwise(scale, alg, alpha, beta);
+    }
+    const int srcSlot = c.plainInput(0);
+    const memory::desc srcMd = s.transA ? transposedView(s.src) : f32(s.src, rowMajor(s.src));
+    const memory::desc wMd = s.constB ? memory::desc(s.wts, memory::data_type::f32, tag::any)
+                                      : (s.transB ? transposedView(s.wts) : f32(s.wts, rowMajor(s.wts)));
+    const memory::desc dstMd = f32(s.dst, rowMajor(s.dst));
+    const memory::desc biasMd = s.bias ? f32(s.biasDims, rowMajor(s.biasDims)) : memory::desc();
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(ops);
+    dnnl::matmul::primitive_desc pd(
+        s.bias ? dnnl::matmul::desc(srcMd, wMd, biasMd, dstMd) : dnnl::matmul::desc(srcMd, wMd, dstMd), attr,
+        cpuEngine());
+    absorbTail(c, tail);
+    const memory::desc outMd = plainDesc(outShape, DType::Float);
+    const int dst = c.outputNamed(tail.output, DType::Float, outShape, &outMd);
+    fixed[DNNL_ARG_SRC] = c.view(srcSlot, srcMd);
+    extraReads.push_back(srcSlot);
+    std::vector<Buffer> owned;
+    if (s.constB) {
+        std::vector<float> w = s.constB->toFloat();
+        if (foldAlpha && s.alpha != 1.f)
+            for (float& v : w)
+                v *= s.alpha;
+        const memory::desc plainW = s.transB ? transposedView(s.wts) : f32(s.wts, rowMajor(s.wts));
+        Buffer wb = Buffer::make(pd.weights_desc().get_size());
+        memory wm(pd.weights_desc(), cpuEngine(), wb.data());
+        memory from(plainW, cpuEngine(), w.data());
+        dnnl::stream st(cpuEngine());
+        dnnl::reorder(from, wm).execute(st, from, wm);
+        st.wait();
+        fixed[DNNL_ARG_WEIGHTS] = wm;
+        owned.push_back(wb);
+    } else {
+        const int ws = c.plainInput(1);
+        fixed[DNNL_ARG_WEIGHTS] = c.view(ws, wMd);
+        extraReads.push_back(ws);
+    }
+    if (s.bias) {
+        Buffer bb = Buffer::make(s.bias->size() * 4);
+        std::memcpy(bb.data(), s.bias->data(), s.bias->size() * 4);
+        fixed[DNNL_ARG_BIAS] = memory(biasMd, cpuEngine(), bb.data());
+        owned.push_back(bb);
+    }
+    auto* k = static_cast<PrimitiveKernel*>(c.addPrimitive(dnnl::matmul(pd), implName(pd), {{DNNL_ARG_DST, dst}}, fixed));
+    k->owned = std::move(owned);
+    k->reads.insert(k->reads.end(), extraReads.begin(), extraReads.end());
+    return true;
+}
+
+// C (or a bias) broadcast to [M, N] as a dense bias, scaled.
+std::vector<float> expandTo(const Tensor& t, int64_t m, int64_t n, float scale, memory::dims& dims)
+{
+    std::vector<float> v = t.toFloat();
+    const Shape& s = t.shape;
+    const bool perColumn = t.numel() == n && (s.size() <= 1 || (s.size() == 2 && s[0] == 1));
+    if (perColumn) {
+        dims = {1, n};
+        for (float& x : v)
+            x *= scale;
+        return v;
+    }
+    dims = {m, n};
+    std::vector<float> out(std::size_t(m * n));
+    const int64_t rows = s.size() == 2 ? s[0] : 1, cols = s.empty() ? 1 : s.back();
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j)
+            out[std::size_t(i * n + j)] =
+                scale * v[std::size_t((rows == 1 ? 0 : i) * cols + (cols == 1 ? 0 : j))];
+    return out;
+}
+
+bool buildGemm(NodeContext& c)
+{
+    const Node& n = c.node;
+    if (c.dtype(0) != DType::Float || c.dtype(1) != DType::Float)
+        c.fail("input types must be float32");
+    const Shape a = c.shape(0), b = c.shape(1);
+    if (a.size() != 2 || b.size() != 2)
+        c.fail("A and B must be 2-D, got ", shapeString(a), " and ", shapeString(b));
+    MatmulSpec s;
+    s.transA = n.attrInt("transA", 0) != 0;
+    s.transB = n.attrInt("transB", 0) != 0;
+    s.alpha = n.attrFloat("alpha", 1.f);
+    s.beta = n.attrFloat("beta", 1.f);
+    const int64_t M = s.transA ? a[1] : a[0], K = s.transA ? a[0] : a[1];
+    const int64_t KB = s.transB ? b[1] : b[0], N = s.transB ? b[0] : b[1];
+    if (K != KB)
+        c.fail("inner dimensions differ: A ", shapeString(a), ", B ", shapeString(b));
+    s.src = {M, K};
+    s.wts = {K, N};
+    s.dst = {M, N};
+    s.constB = c.constant(1);
+    s.firstValue = n.outputs[0];
+    if (c.has(2) && s.beta != 0.f) {
+        const Shape cs = c.shape(2);
+        broadcastShapes({M, N}, cs, c);
+        if (cs.size() > 2)
+            c.fail("C must have rank <= 2, got ", shapeString(cs));
+        if (const Tensor* C = c.constant(2); C && (s.constB || s.alpha == 1.f)) {
+            s.bias = expandTo(*C, M, N, s.beta, s.biasDims);
+        } else {
+            s.cValue = n.inputs[2];
+            s.cDims = cs.size() == 2 ? memory::dims{cs[0], cs[1]}
+                                     : memory::dims{1, cs.empty() ? 1 : cs[0]};
+        }
+    }
+    return buildMatmul(c, s);
+}
+
+bool buildMatMul(NodeContext& c)
+{
+    if (c.dtype(0) != DType::Float || c.dtype(1) != DType::Float)
+        c.fail("input types must be float32, got ", dtypeName(c.dtype(0)), " and ", dtypeName(c.dtype(1)));
+    Shape a = c.shape(0), b = c.shape(1);
+    if (a.empty() || b.empty())
+        c.fail("inputs must have rank >= 1");
+    const bool vecA = a.size() == 1, vecB = b.size() == 1;
+    if (vecA)
+        a.insert(a.begin(), 1);
+    if (vecB)
+        b.push_back(1);
+    if (a.back() != b[b.size() - 2])
+        c.fail("inner dimensions differ: ", shapeString(c.shape(0)), " and ", shapeString(c.shape(1)));
+    const Shape batchA(a.begin(), a.end() - 2), batchB(b.begin(), b.end() - 2);
+    const Shape batch = broadcastShapes(batchA, batchB, c);
+    const std::size_t rank = batch.size() + 2;
+    auto expand = [&](const Shape& s) {
+        memory::dims d(rank - s.size(), 1);
+        d.insert(d.end(), s.begin(), s.end());
+        return d;
+    };
+    MatmulSpec s;
+    s.src = expand(a);
+    s.wts = expand(b);
+    s.dst = memory::dims(batch.begin(), batch.end());
+    s.dst.push_back(a[a.size() - 2]);
+    s.dst.push_back(b.back());
+    s.constB = c.constant(1);
+    s.firstValue = c.node.outputs[0];
+    Shape out(batch);
+    if (!vecA)
+        out.push_back(a[a.size() - 2]);
+    if (!vecB)
+        out.push_back(b.back());
+    if (out != Shape(s.dst.begin(), s.dst.end()))
+        return false; // 1-D operands: buildMatMulVector
+    // A following Add of a constant [N] becomes the bias.
+    const int64_t N = b.back();
+    if (const Node* add = c.fusableConsumer(s.firstValue); add && add->opType == "Add" && add->inputs.size() == 2) {
+        const std::string& other = add->inputs[0] == s.firstValue ? add->inputs[1] : add->inputs[0];
+        const Tensor* bias = c.constantValue(other);
+        if (bias && bias->dtype == DType::Float && bias->numel() == N && (bias->shape.empty() || bias->shape.back() == N) &&
+            bias->shape.size() <= out.size()) {
+            s.bias = bias->toFloat();
+            s.biasDims = memory::dims(rank, 1);
+            s.biasDims.back() = N;
+            c.absorb(*add);
+            s.firstValue = add->outputs[0];
+        }
+    }
+    return buildMatmul(c, s);
+}
+
+// MatMul with 1-D operands: ONNX drops the padded dims from the output.
+bool buildMatMulVector(NodeContext& c)
+{
+    if (c.dtype(0) != DType::Float || c.dtype(1) != DType::Float)
+        c.fail("input types must be float32");
+    Shape a = c.shape(0), b = c.shape(1);
+    const bool vecA = a.size() == 1, vecB = b.size() == 1;
+    if (vecA)
+        a.insert(a.begin(), 1);
+    if (vecB)
+        b.push_back(1);
+    if (a.back() != b[b.size() - 2])
+        c.fail("inner dimensions differ: ", shapeString(c.shape(0)), " and ", shapeString(c.shape(1)));
+    const Shape batch = broadcastShapes(Shape(a.begin(), a.end() - 2), Shape(b.begin(), b.end() - 2), c);
+    const std::size_t rank = batch.size() + 2;
+    auto expand = [&](const Shape& s) {
+        memory::dims d(rank - s.size(), 1);
+        d.insert(d.end(), s.begin(), s.end());
+        return d;
+    };
+    MatmulSpec s;
+    s.src = expand(a);
+    s.wts = expand(b);
+    s.dst = memory::dims(batch.begin(), batch.end());
+    s.dst.push_back(a[a.size() - 2]);
+    s.dst.push_back(b.back());
+    s.constB = c.constant(1);
+    const std::string tmp = c.node.outputs[0] + "#full";
+    s.firstValue = tmp;
+    buildMatmul(c, s);
+    Shape out(batch);
+    if (!vecA)
+        out.push_back(a[a.size() - 2]);
+    if (!vecB)
+        out.push_back(b.back());
+    const int from = c.slotOfValue(tmp);
+    const int to = c.output(0, DType::Float, out);
+    c.addFn({from}, {to}, [from, to](Program& p) {
+        std::memcpy(p.slot(to).data(), p.slot(from).data(), p.slot(to).buffer.bytes);
+    });
+    return true;
+}
+
+const bool registered = [] {
+    registerOp("Gemm", buildGemm);
+    registerOp("MatMul", buildMatMul, 1);
+    registerOp("MatMul", buildMatMulVector, 0);
+    return true;
+}();
+
+} // namespace
+} // namespace qs::rt

@@ -1,0 +1,55 @@
+// Helpers shared by the operator files: ONNX activations as oneDNN eltwise steps,
+// fusion of trailing activations and adds into a primitive's post-ops.
+#pragma once
+
+#include "runtime/kernel.h"
+
+#include <optional>
+
+namespace qs::rt {
+
+struct EltwiseStep {
+    dnnl::algorithm alg;
+    float alpha = 0, beta = 0;
+};
+
+// The oneDNN eltwise steps computing a float unary activation node (Relu, Clip,
+// Sigmoid, HardSigmoid, ...), or nullopt when the node is not one (or its
+// parameters are not constant).
+std::optional<std::vector<EltwiseStep>> eltwiseSteps(const NodeContext& c, const Node& n);
+
+// Post-ops absorbed after a primitive whose output is `value`: activations and
+// (when `dstMd` is given) a same-shape Add whose other operand is already
+// computed, each followed by further activations.
+struct FusedTail {
+    dnnl::post_ops ops;
+    std::vector<std::pair<int, int>> binarySlots; // post-op index -> slot of src1
+    std::string output;                           // the value the primitive finally writes
+    std::vector<const Node*> nodes;               // absorbed, in order
+    int sumSlot = -1;  // residual added by a sum post-op: copied into dst before the primitive runs
+};
+// Plans the tail without absorbing anything; call absorbTail() once the primitive
+// with these post-ops was created.
+// `useSum` adds the residual with a sum post-op (dst pre-filled) instead of a binary
+// post-op: oneDNN 2.6's convolutions only have a reference kernel for the latter.
+FusedTail planTail(NodeContext& c, const std::string& value, const Shape& shape, const memory::desc* dstMd,
+                   bool allowEltwise = true, bool useSum = false);
+
+// A primitive whose dst starts as a copy of another value (sum post-op).
+class SumPrimitiveKernel : public PrimitiveKernel {
+public:
+    int sumFrom = -1, dst = -1;
+    void run(Program& p) override
+    {
+        std::memcpy(p.slot(dst).data(), p.slot(sumFrom).data(), p.slot(dst).buffer.bytes);
+        PrimitiveKernel::run(p);
+    }
+};
+void absorbTail(NodeContext& c, const FusedTail& t);
+// Adds the binary post-op arguments to a primitive's argument map.
+void bindTail(NodeContext& c, const FusedTail& t, std::map<int, int>& args);
+
+// Implementation name of a primitive descriptor ("jit:avx512_core", "ref:any", ...).
+std::string implName(const dnnl::primitive_desc_base& pd);
+
+} // namespace qs::rt

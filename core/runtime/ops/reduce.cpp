@@ -1,0 +1,85 @@
+// ReduceMean, ReduceSum, ReduceMax (and ReduceMin, ReduceProd) as oneDNN reduction.
+#include "runtime/ops/ops.h"
+
+#include <algorithm>
+
+namespace qs::rt {
+namespace {
+
+using dnnl::algorithm;
+
+bool buildReduce(NodeContext& c)
+{
+    const Node& n = c.node;
+    if (c.dtype(0) != DType::Float)
+        c.fail("input type ", dtypeName(c.dtype(0)), " is not supported (float32 only)");
+    const Shape& x = c.shape(0);
+    const int64_t r = int64_t(x.size());
+    // Axes moved from an attribute to an input in opset 13 (ReduceSum) and 18 (the rest).
+    const int64_t inputSince = n.opType == "ReduceSum" ? 13 : 18;
+    std::vector<int64_t> axes;
+    if (c.opset() >= inputSince) {
+        if (c.has(1))
+            axes = c.requireConstant(1, "axes").toInt64();
+    } else {
+        axes = n.attrInts("axes");
+    }
+    const bool keep = n.attrInt("keepdims", 1) != 0;
+    if (axes.empty() && n.attrInt("noop_with_empty_axes", 0) != 0) {
+        const int src = c.plainInput(0);
+        const int dst = c.output(0, DType::Float, x);
+        c.addFn({src}, {dst}, [src, dst](Program& p) {
+            std::memcpy(p.slot(dst).data(), p.slot(src).data(), p.slot(dst).buffer.bytes);
+        });
+        return true;
+    }
+    if (axes.empty())
+        for (int64_t i = 0; i < r; ++i)
+            axes.push_back(i);
+    axes = normalizeAxes(axes, r, c);
+    Shape kept = x, out;
+    for (int64_t a : axes)
+        kept[std::size_t(a)] = 1;
+    for (int64_t i = 0; i < r; ++i)
+        if (keep || std::find(axes.begin(), axes.end(), i) == axes.end())
+            out.push_back(kept[std::size_t(i)]);
+    const int src = c.plainInput(0);
+    const int dst = c.output(0, DType::Float, out);
+    if (numelOf(x) == 0 || x.empty()) {
+        c.addFn({src}, {dst}, [src, dst](Program& p) {
+            std::memcpy(p.slot(dst).data(), p.slot(src).data(), std::min(p.slot(dst).buffer.bytes, p.slot(src).buffer.bytes));
+        });
+        return true;
+    }
+    algorithm alg = algorithm::reduction_sum;
+    if (n.opType == "ReduceMean")
+        alg = algorithm::reduction_mean;
+    else if (n.opType == "ReduceMax")
+        alg = algorithm::reduction_max;
+    else if (n.opType == "ReduceMin")
+        alg = algorithm::reduction_min;
+    else if (n.opType == "ReduceProd")
+        alg = algorithm::reduction_mul;
+    const memory::desc srcMd = plainDesc(x, DType::Float), dstMd = plainDesc(kept, DType::Float);
+    if (x == kept) { // nothing reduced: a copy
+        c.addFn({src}, {dst}, [src, dst](Program& p) {
+            std::memcpy(p.slot(dst).data(), p.slot(src).data(), p.slot(dst).buffer.bytes);
+        });
+        return true;
+    }
+    dnnl::reduction::primitive_desc pd({alg, srcMd, dstMd, 0.f, 0.f}, cpuEngine());
+    Kernel* k = c.addPrimitive(dnnl::reduction(pd), implName(pd), {},
+                               {{DNNL_ARG_SRC, c.view(src, srcMd)}, {DNNL_ARG_DST, c.view(dst, dstMd)}});
+    k->reads = {src};
+    k->writes = {dst};
+    return true;
+}
+
+const bool registered = [] {
+    for (const char* op : {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd"})
+        registerOp(op, buildReduce);
+    return true;
+}();
+
+} // namespace
+} // namespace qs::rt

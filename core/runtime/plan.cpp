@@ -1,0 +1,350 @@
+// The Plan: a compiled Program plus taps, transforms, partial re-runs and
+// recompilation when input shapes or the set of observed values change.
+#include "runtime/compiler.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace qs {
+namespace {
+
+using namespace rt;
+
+// Everything needed to hand one slot's value to transforms and taps.
+struct Observer {
+    std::string name;
+    Tensor scratch;              // plain copy handed to transforms and taps
+    memory scratchMem;
+    ValueTransform transform;
+    std::vector<Tap> taps;
+};
+
+class PlanImpl final : public Plan {
+public:
+    PlanImpl(const Graph& graph, const CompileOptions& options) : graph_(graph), options_(options)
+    {
+        for (const auto& in : graph_.inputs)
+            if (options_.inputShapes.count(in.name))
+                shapes_[in.name] = options_.inputShapes.at(in.name);
+        for (const auto& [name, t] : options_.valueTransforms)
+            if (!knows(name))
+                fail("value transform for ", quoted(name), ": the model has no value of that name");
+        for (const auto& name : options_.keepValues)
+            if (!knows(name))
+                fail("keep value ", quoted(name), ": the model has no value of that name");
+        rebuild();
+    }
+
+    ~PlanImpl() override
+    {
+        // QS_RUNTIME_PROFILE=1: time per op and implementation over the plan's life, on stderr.
+        for (const auto& [what, ms] : profileMs_)
+            std::fprintf(stderr, "qs-profile %10.2f ms  %s\n", ms, what.c_str());
+    }
+
+    std::vector<Tensor> run(const std::vector<Tensor>& inputs) override
+    {
+        if (inputs.size() != graph_.inputs.size())
+            fail("run: the model has ", graph_.inputs.size(), " inputs, got ", inputs.size());
+        for (std::size_t i = 0; i < inputs.size(); ++i) {
+            const Slot& s = prog_->slot(prog_->inputSlots[i]);
+            if (inputs[i].dtype != s.dtype)
+                fail("run: input ", quoted(s.name), " must be ", dtypeName(s.dtype), ", got ",
+                     dtypeName(inputs[i].dtype));
+            if (inputs[i].shape != s.shape) {
+                shapes_[s.name] = inputs[i].shape;
+                stale_ = true;
+            }
+        }
+        if (stale_)
+            rebuild();
+        prog_->activeThreads = 0; // another plan may have changed the OpenMP setting
+        for (std::size_t i = 0; i < inputs.size(); ++i) {
+            writeSlot(*prog_, prog_->inputSlots[i], inputs[i]);
+            notify(prog_->inputSlots[i]);
+        }
+        for (int s : constantObserved_)
+            notify(s);
+        const auto t0 = std::chrono::steady_clock::now();
+        for (auto& k : prog_->kernels) {
+            if (profile_) {
+                const auto t = std::chrono::steady_clock::now();
+                prog_->runKernel(*k);
+                profileMs_[k->op + " " + k->describe()] +=
+                    std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+            } else {
+                prog_->runKernel(*k);
+            }
+            if (k->observed)
+                for (int w : k->writes)
+                    notify(w);
+        }
+        if (profile_)
+            profileMs_["(all kernels)"] +=
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        hasRun_ = true;
+        return outputs();
+    }
+
+    std::vector<Tensor> runFrom(const std::map<std::string, Tensor>& values) override
+    {
+        if (!hasRun_)
+            fail("runFrom: needs a previous run() whose values it reuses");
+        bool missing = false;
+        for (const auto& [name, t] : values) {
+            if (!knows(name))
+                fail("runFrom: the model has no value named ", quoted(name));
+            if (!prog_->slotOf.count(name)) {
+                extraKeep_.insert(name);
+                missing = true;
+            }
+        }
+        if (missing || stale_) {
+            // The value was fused away: compile with it kept and repeat the last run.
+            std::vector<Tensor> last;
+            for (int s : prog_->inputSlots)
+                last.push_back(readSlot(*prog_, s));
+            stale_ = true;
+            run(last);
+        }
+        prog_->activeThreads = 0; // another plan may have changed the OpenMP setting
+        std::vector<char> dirty(prog_->slots.size(), 0), given(prog_->slots.size(), 0);
+        // The last full run's values stay the base of every runFrom(): what this pass
+        // overwrites is saved first and restored after the outputs are read, so calls
+        // perturbing different values never see each other's results.
+        std::vector<std::pair<int, std::vector<std::byte>>> saved;
+        std::vector<char> isSaved(prog_->slots.size(), 0);
+        auto save = [&](int s) {
+            if (isSaved[std::size_t(s)])
+                return;
+            const Slot& slot = prog_->slot(s);
+            if (!slot.allocated())
+                return;
+            isSaved[std::size_t(s)] = 1;
+            saved.emplace_back(s, std::vector<std::byte>(slot.buffer.data(), slot.buffer.data() + slot.buffer.bytes));
+        };
+        for (const auto& [name, t] : values) {
+            const int s = prog_->slotOf.at(name);
+            if (prog_->slot(s).constant)
+                fail("runFrom: ", quoted(name), " is a constant of the compiled plan; use initializerOverrides");
+            save(s);
+            writeSlot(*prog_, s, t);
+            dirty[std::size_t(s)] = given[std::size_t(s)] = 1;
+        }
+        for (auto& k : prog_->kernels) {
+            bool needed = false, overwrites = false;
+            for (int r : k->reads)
+                needed = needed || dirty[std::size_t(r)];
+            for (int w : k->writes)
+                overwrites = overwrites || given[std::size_t(w)];
+            if (!needed || overwrites)
+                continue;
+            for (int w : k->writes)
+                save(w);
+            prog_->runKernel(*k);
+            for (int w : k->writes)
+                dirty[std::size_t(w)] = 1;
+            if (k->observed)
+                for (int w : k->writes)
+                    notify(w);
+        }
+        std::vector<Tensor> result = outputs();
+        for (auto& [s, bytes] : saved)
+            std::memcpy(prog_->slot(s).buffer.data(), bytes.data(), bytes.size());
+        return result;
+    }
+
+    void addTap(const std::string& value, Tap tap) override
+    {
+        if (!knows(value))
+            fail("addTap: the model has no value named ", quoted(value));
+        taps_[value].push_back(std::move(tap));
+        if (prog_->slotOf.count(value))
+            attachObservers();
+        else
+            stale_ = true; // fused away: recompile with it kept before the next run
+    }
+
+    void clearTaps() override
+    {
+        taps_.clear();
+        attachObservers();
+    }
+
+    Tensor valueOf(const std::string& value) override
+    {
+        if (!hasRun_)
+            fail("valueOf: the plan has not run yet");
+        auto it = prog_->slotOf.find(value);
+        if (it == prog_->slotOf.end())
+            fail("valueOf: ", quoted(value), knows(value) ? " was fused away; list it in CompileOptions::keepValues"
+                                                          : " is not a value of the model");
+        return readSlot(*prog_, it->second);
+    }
+
+    Shape shapeOf(const std::string& value) const override { return meta(value).shape; }
+    DType dtypeOf(const std::string& value) const override { return meta(value).dtype; }
+
+    std::vector<std::string> kernelSummary() const override
+    {
+        std::vector<std::string> out;
+        for (const auto& k : prog_->kernels) {
+            std::string line = k->op + " " + k->node;
+            const std::string impl = k->describe();
+            if (!impl.empty())
+                line += " [" + impl + "]";
+            out.push_back(line);
+        }
+        return out;
+    }
+
+private:
+    bool knows(const std::string& name) const
+    {
+        if (graph_.initializers.count(name))
+            return true;
+        for (const auto& in : graph_.inputs)
+            if (in.name == name)
+                return true;
+        return graph_.producerOf(name) >= 0;
+    }
+
+    const ValueMeta& meta(const std::string& value) const
+    {
+        auto it = meta_.find(value);
+        if (it == meta_.end())
+            fail("the compiled plan has no value named ", quoted(value));
+        return it->second;
+    }
+
+    void rebuild()
+    {
+        CompileOptions opts = options_;
+        for (const auto& [name, shape] : shapes_)
+            opts.inputShapes[name] = shape;
+        std::set<std::string> keep = options_.keepValues;
+        keep.insert(extraKeep_.begin(), extraKeep_.end());
+        for (const auto& [name, t] : taps_)
+            keep.insert(name);
+        Compiler compiler(graph_, opts, keep);
+        prog_ = compiler.compile();
+        meta_ = std::move(compiler.meta);
+        for (const auto& [name, t] : options_.valueTransforms) {
+            auto it = prog_->slotOf.find(name);
+            if (it == prog_->slotOf.end() || prog_->slot(it->second).constant)
+                fail("value transform for ", quoted(name),
+                     ": the value is a constant of the compiled plan (use initializerOverrides)");
+        }
+        stale_ = false;
+        hasRun_ = false;
+        attachObservers();
+    }
+
+    void attachObservers()
+    {
+        observers_.clear();
+        observers_.resize(prog_->slots.size());
+        constantObserved_.clear();
+        auto observer = [&](const std::string& name) -> Observer* {
+            auto it = prog_->slotOf.find(name);
+            if (it == prog_->slotOf.end())
+                return nullptr;
+            auto& o = observers_[std::size_t(it->second)];
+            if (!o) {
+                const Slot& s = prog_->slot(it->second);
+                o = std::make_unique<Observer>();
+                o->name = name;
+                o->scratch = Tensor(s.dtype, s.shape);
+                o->scratch.name = name;
+                if (s.blocked)
+                    o->scratchMem = memory(plainDesc(s.shape, s.dtype), cpuEngine(), o->scratch.bytes.data());
+                if (s.constant)
+                    constantObserved_.push_back(it->second);
+            }
+            return o.get();
+        };
+        for (const auto& [name, t] : options_.valueTransforms)
+            if (Observer* o = observer(name))
+                o->transform = t;
+        for (const auto& [name, list] : taps_)
+            if (Observer* o = observer(name))
+                o->taps = list;
+        for (auto& k : prog_->kernels) {
+            k->observed = false;
+            for (int w : k->writes)
+                k->observed = k->observed || observers_[std::size_t(w)] != nullptr;
+        }
+    }
+
+    void notify(int slot)
+    {
+        Observer* o = observers_[std::size_t(slot)].get();
+        if (!o)
+            return;
+        Slot& s = prog_->slot(slot);
+        if (s.constant && !s.allocated()) {
+            std::memcpy(o->scratch.bytes.data(), s.value->bytes.data(), o->scratch.bytes.size());
+        } else if (s.blocked) {
+            dnnl::reorder(s.mem, o->scratchMem).execute(prog_->stream, s.mem, o->scratchMem);
+            prog_->stream.wait();
+        } else {
+            std::memcpy(o->scratch.bytes.data(), s.data(), o->scratch.bytes.size());
+        }
+        if (o->transform) {
+            o->transform(o->scratch);
+            if (o->scratch.shape != s.shape || o->scratch.dtype != s.dtype)
+                fail("value transform for ", quoted(o->name), " changed the value's shape or type");
+            if (s.blocked) {
+                dnnl::reorder(o->scratchMem, s.mem).execute(prog_->stream, o->scratchMem, s.mem);
+                prog_->stream.wait();
+            } else {
+                std::memcpy(s.data(), o->scratch.bytes.data(), o->scratch.bytes.size());
+            }
+        }
+        for (const auto& tap : o->taps)
+            tap(o->name, o->scratch);
+    }
+
+    std::vector<Tensor> outputs()
+    {
+        std::vector<Tensor> out;
+        out.reserve(prog_->outputSlots.size());
+        for (int s : prog_->outputSlots)
+            out.push_back(readSlot(*prog_, s));
+        return out;
+    }
+
+    Graph graph_;
+    CompileOptions options_;
+    std::map<std::string, Shape> shapes_;
+    std::map<std::string, std::vector<Tap>> taps_;
+    std::set<std::string> extraKeep_;
+    std::unique_ptr<Program> prog_;
+    std::map<std::string, ValueMeta> meta_;
+    std::vector<std::unique_ptr<Observer>> observers_;
+    std::vector<int> constantObserved_;
+    bool stale_ = false;
+    bool hasRun_ = false;
+    const bool profile_ = std::getenv("QS_RUNTIME_PROFILE") != nullptr;
+    std::map<std::string, double> profileMs_;
+};
+
+} // namespace
+
+std::unique_ptr<Plan> compilePlan(const Graph& graph, const CompileOptions& options)
+{
+    return std::make_unique<PlanImpl>(graph, options);
+}
+
+std::vector<std::string> supportedOperators()
+{
+    // Every op type with a registered builder (the table is filled by static initializers).
+    return rt::registeredOps();
+}
+
+} // namespace qs

@@ -1,0 +1,190 @@
+// Sensitivity: the cached downstream-only sweep equals a full re-run per
+// configuration; cancel keeps what was measured; the Hessian estimate is sane.
+#include "analysis/activations.h"
+#include "analysis/sensitivity.h"
+#include "data/dataset.h"
+#include "graph/onnx_import.h"
+#include "util/error.h"
+
+#include <QtTest>
+
+#include <cmath>
+
+using namespace qs;
+
+namespace {
+
+const char* kModel = QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx";
+
+Dataset demoData(const Graph& g, int64_t limit)
+{
+    DataOptions o;
+    o.spec = QS_SOURCE_DIR "/resources/demo/fashion1k-images-idx3-ubyte.gz";
+    o.limit = limit;
+    return loadDataset(o, g);
+}
+
+} // namespace
+
+class TestSensitivity : public QObject {
+    Q_OBJECT
+
+private slots:
+    void cachedSweepEqualsFullReRun_data()
+    {
+        QTest::addColumn<int>("mode");
+        QTest::newRow("weights") << int(SensitivityMode::Weights);
+        QTest::newRow("activations") << int(SensitivityMode::Activations);
+        QTest::newRow("both") << int(SensitivityMode::Both);
+    }
+
+    void cachedSweepEqualsFullReRun()
+    {
+        QFETCH(int, mode);
+        Graph g = importOnnx(kModel);
+        Dataset d = demoData(g, 48);
+        SensitivityOptions o;
+        o.bits = {3, 6};
+        o.mode = SensitivityMode(mode);
+        o.limit = 48;
+        o.batch = 16;
+        Progress p;
+        SensitivityResult fast = measureSensitivity(g, d, o, p, CancelToken());
+        o.naive = true;
+        SensitivityResult naive = measureSensitivity(g, d, o, p, CancelToken());
+        QCOMPARE(fast.layers.size(), std::size_t(8));
+        QCOMPARE(fast.layers.size(), naive.layers.size());
+        for (std::size_t i = 0; i < fast.layers.size(); ++i)
+            for (int bits : o.bits) {
+                const BitMeasure& a = fast.layers[i].byBits.at(bits);
+                const BitMeasure& b = naive.layers[i].byBits.at(bits);
+                QVERIFY2(std::abs(a.sqnrDb - b.sqnrDb) < 1e-3 * std::max(1.0, std::abs(b.sqnrDb)),
+                         qPrintable(QString("%1 at %2 bits: %3 vs %4 dB")
+                                        .arg(QString::fromStdString(fast.layers[i].layer))
+                                        .arg(bits).arg(a.sqnrDb).arg(b.sqnrDb)));
+                QVERIFY(std::abs(a.kl - b.kl) < 1e-4 * std::max(1e-3, b.kl) + 1e-9);
+                QCOMPARE(a.top1Agreement, b.top1Agreement);
+            }
+        // Fewer bits hurt more, layer by layer.
+        for (const auto& l : fast.layers)
+            QVERIFY(l.byBits.at(3).sqnrDb < l.byBits.at(6).sqnrDb);
+        qInfo("%s: cached sweep %.2f s, full re-runs %.2f s (ratio %.2f)", sensitivityModeName(o.mode),
+              fast.seconds, naive.seconds, fast.seconds / naive.seconds);
+    }
+
+    void localModeIsTheLayersOwnSqnr()
+    {
+        Graph g = importOnnx(kModel);
+        Dataset d = demoData(g, 32);
+        SensitivityOptions o;
+        o.bits = {4};
+        o.method = SensitivityMethod::Local;
+        o.limit = 32;
+        Progress p;
+        SensitivityResult local = measureSensitivity(g, d, o, p, CancelToken());
+        o.method = SensitivityMethod::OneShot;
+        SensitivityResult full = measureSensitivity(g, d, o, p, CancelToken());
+        for (std::size_t i = 0; i < local.layers.size(); ++i) {
+            const double a = local.layers[i].byBits.at(4).localSqnrDb, b = full.layers[i].byBits.at(4).localSqnrDb;
+            QVERIFY(std::abs(a - b) < 1e-6 * std::abs(b));
+            QCOMPARE(local.layers[i].byBits.at(4).sqnrDb, a);
+        }
+    }
+
+    void cancelKeepsPartialResults()
+    {
+        Graph g = importOnnx(kModel);
+        Dataset d = demoData(g, 64);
+        SensitivityOptions o;
+        o.limit = 64;
+        o.batch = 64;
+        CancelToken cancel;
+        int seen = 0;
+        Progress p;
+        SensitivityResult r = measureSensitivity(g, d, o, p, cancel, [&](const LayerSensitivity&, int) {
+            if (++seen == 10)
+                cancel.cancel();
+        });
+        QVERIFY(!r.complete);
+        int measured = 0;
+        for (const auto& l : r.layers)
+            measured += int(l.byBits.size());
+        QVERIFY(measured >= 10 && measured < 8 * 6);
+    }
+
+    void hessianRanksLikeOneShot()
+    {
+        Graph g = importOnnx(kModel);
+        Dataset d = demoData(g, 32);
+        SensitivityOptions o;
+        o.method = SensitivityMethod::Hessian;
+        o.limit = 32;
+        o.hutchinsonSamples = 4;
+        Progress p;
+        SensitivityResult r = measureSensitivity(g, d, o, p, CancelToken());
+        QVERIFY(!r.estimator.empty());
+        QVERIFY(r.spearman.has_value());
+        for (const auto& l : r.layers) {
+            QVERIFY(l.hessianTrace && *l.hessianTrace > 0);
+            QVERIFY(l.hessianScore && *l.hessianScore > 0);
+        }
+        qInfo("Spearman(Hessian score, one-shot KL at 4 bits) = %.3f", *r.spearman);
+        QVERIFY(*r.spearman > 0); // both measure the same thing; they should at least agree in sign
+    }
+
+    void spearmanReference()
+    {
+        QCOMPARE(spearmanCorrelation({1, 2, 3, 4}, {10, 20, 30, 40}), 1.0);
+        QCOMPARE(spearmanCorrelation({1, 2, 3, 4}, {4, 3, 2, 1}), -1.0);
+        // With ties: scipy.stats.spearmanr([1,2,2,3],[1,3,2,4]) = 0.9486832980505138
+        QVERIFY(std::abs(spearmanCorrelation({1, 2, 2, 3}, {1, 3, 2, 4}) - 0.9486832980505138) < 1e-12);
+    }
+
+    void activationProfilesMatchDirectStatistics()
+    {
+        Graph g = importOnnx(kModel);
+        Dataset d = demoData(g, 40);
+        ProfileOptions po;
+        po.batch = 16;
+        Progress p;
+        auto profiles = profileActivations(g, d, po, p, CancelToken());
+        QCOMPARE(profiles.size(), std::size_t(16)); // 8 layers x (input, output)
+        // The first layer's input is the normalized image itself: check against it.
+        const ActivationProfile& first = profiles.front();
+        QCOMPARE(first.role, std::string("input"));
+        QCOMPARE(first.value, std::string("input"));
+        auto all = d.inputs.data<float>();
+        double mn = 1e9, mx = -1e9, sum = 0;
+        for (float v : all) {
+            mn = std::min(mn, double(v));
+            mx = std::max(mx, double(v));
+            sum += v;
+        }
+        QCOMPARE(first.stats.count, int64_t(all.size()));
+        QCOMPARE(first.stats.min, mn);
+        QCOMPARE(first.stats.max, mx);
+        QVERIFY(std::abs(first.stats.mean - sum / double(all.size())) < 1e-6);
+        QCOMPARE(first.calibration.histogram.total(), uint64_t(all.size()));
+        for (const auto& prof : profiles) {
+            QCOMPARE(prof.clipRanges.size(), std::size_t(5));
+            const ClipRange& mm = prof.clipRanges.at("minmax");
+            for (const auto& [name, r] : prof.clipRanges) {
+                QVERIFY2(r.lo >= mm.lo - 1e-6f && r.hi <= mm.hi + 1e-6f, name.c_str()); // never wider than seen
+                QVERIFY(r.lo <= r.hi);
+            }
+        }
+    }
+
+    void cancelledProfilingThrows()
+    {
+        Graph g = importOnnx(kModel);
+        Dataset d = demoData(g, 64);
+        CancelToken cancel;
+        cancel.cancel();
+        Progress p;
+        QVERIFY_EXCEPTION_THROWN(profileActivations(g, d, ProfileOptions{}, p, cancel), qs::Cancelled);
+    }
+};
+
+QTEST_APPLESS_MAIN(TestSensitivity)
+#include "test_sensitivity.moc"

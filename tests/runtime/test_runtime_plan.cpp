@@ -1,0 +1,341 @@
+// The runtime on the demo CNN against PyTorch's logits and the accuracy recorded at
+// training time; taps against graph outputs; runFrom against value transforms;
+// compile-time errors and constant folding on models built here.
+#include "data/dataset.h"
+#include "data/npy.h"
+#include "graph/onnx_import.h"
+#include "runtime/plan.h"
+#include "support/onnx_builder.h"
+#include "util/error.h"
+
+#include <QtTest>
+
+#include <cmath>
+
+using namespace qs;
+using qs::test::OnnxBuilder;
+
+namespace {
+
+const char* kModel = QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx";
+const char* kImages = QS_SOURCE_DIR "/resources/demo/fashion1k-images-idx3-ubyte.gz";
+const char* kLogits = QS_SOURCE_DIR "/resources/demo/fashion1k-logits.npy";
+
+float maxAbsDiff(const Tensor& a, const Tensor& b)
+{
+    auto x = a.toFloat(), y = b.toFloat();
+    if (x.size() != y.size())
+        return INFINITY;
+    float m = 0;
+    for (std::size_t i = 0; i < x.size(); ++i)
+        m = std::max(m, std::fabs(x[i] - y[i]));
+    return m;
+}
+
+Graph demo() { return importOnnx(kModel); }
+
+Dataset demoData(const Graph& g, int64_t limit = -1)
+{
+    DataOptions o;
+    o.spec = kImages;
+    o.limit = limit;
+    return loadDataset(o, g);
+}
+
+} // namespace
+
+class TestRuntimePlan : public QObject {
+    Q_OBJECT
+
+private slots:
+    void demoMatchesPyTorch_data()
+    {
+        QTest::addColumn<int>("batch");
+        QTest::addColumn<int>("threads");
+        QTest::newRow("batch 100, 1 thread") << 100 << 1;
+        QTest::newRow("batch 1000, 2 threads") << 1000 << 2;
+        QTest::newRow("batch 37 (ragged), 2 threads") << 37 << 2;
+    }
+
+    void demoMatchesPyTorch()
+    {
+        QFETCH(int, batch);
+        QFETCH(int, threads);
+        Graph g = demo();
+        Dataset data = demoData(g);
+        QCOMPARE(data.count(), int64_t(1000));
+        QVERIFY(data.labels.has_value());
+        Tensor ref = readNpy(kLogits);
+        QCOMPARE(ref.shape, (Shape{1000, 10}));
+        auto refv = ref.toFloat();
+
+        CompileOptions opts;
+        opts.threads = threads;
+        opts.inputShapes["input"] = {batch, 1, 28, 28};
+        auto plan = compilePlan(g, opts);
+        int64_t correct = 0;
+        float worst = 0;
+        for (int64_t start = 0; start < data.count(); start += batch) {
+            const int64_t n = std::min<int64_t>(batch, data.count() - start);
+            auto out = plan->run({data.batch(start, n)});
+            QCOMPARE(out.size(), std::size_t(1));
+            QCOMPARE(out[0].shape, (Shape{n, 10}));
+            auto v = out[0].toFloat();
+            for (int64_t i = 0; i < n; ++i) {
+                int best = 0;
+                for (int k = 0; k < 10; ++k) {
+                    worst = std::max(worst, std::fabs(v[std::size_t(i * 10 + k)] - refv[std::size_t((start + i) * 10 + k)]));
+                    if (v[std::size_t(i * 10 + k)] > v[std::size_t(i * 10 + best)])
+                        best = k;
+                }
+                correct += best == (*data.labels)[std::size_t(start + i)] ? 1 : 0;
+            }
+        }
+        const double top1 = double(correct) / 1000.0;
+        const double recorded = std::stod(g.metadata.at("quantstudio.slice_top1"));
+        qInfo("demo top-1 %.4f (recorded %.4f), max |logit - PyTorch| %.2e", top1, recorded, worst);
+        QCOMPARE(top1, recorded);
+        QVERIFY2(worst < 1e-3f, qPrintable(QString("max abs logit difference %1").arg(worst)));
+    }
+
+    void demoFusesBatchNormAndActivations()
+    {
+        Graph g = demo();
+        CompileOptions opts;
+        opts.inputShapes["input"] = {8, 1, 28, 28};
+        auto fused = compilePlan(g, opts);
+        opts.fuse = false;
+        auto unfused = compilePlan(g, opts);
+        const auto k = fused->kernelSummary();
+        for (const auto& line : k)
+            qInfo("%s", line.c_str());
+        // 7 convs (BN, ReLU and the residual Add fused), pool, flatten, gemm, maybe reorders.
+        int convs = 0;
+        for (const auto& line : k)
+            convs += line.rfind("Conv ", 0) == 0 ? 1 : 0;
+        QCOMPARE(convs, 7);
+        QVERIFY2(k.size() <= 13, "BatchNormalization, Relu and Add should fuse into the convolutions");
+        for (const auto& line : k)
+            QVERIFY2(line.find("BatchNormalization") == std::string::npos || line.rfind("Conv ", 0) == 0, line.c_str());
+        QVERIFY(unfused->kernelSummary().size() > 20);
+        Dataset data = demoData(g, 8);
+        QVERIFY(maxAbsDiff(fused->run({data.inputs})[0], unfused->run({data.inputs})[0]) < 1e-4f);
+    }
+
+    void tapsSeeGraphOutputValues_data()
+    {
+        QTest::addColumn<QString>("value");
+        // A conv output hidden by BN folding, a fused BN output, a Relu inside a
+        // residual block, the residual Add, the pooled features.
+        QTest::newRow("conv before BN") << "/stem/stem.0/Conv_output_0";
+        QTest::newRow("BN output") << "/stem/stem.1/BatchNormalization_output_0";
+        QTest::newRow("relu") << "/res1/Relu_output_0";
+        QTest::newRow("residual add") << "/res1/Add_output_0";
+        QTest::newRow("pooled") << "/pool/GlobalAveragePool_output_0";
+    }
+
+    void tapsSeeGraphOutputValues()
+    {
+        QFETCH(QString, value);
+        const std::string name = value.toStdString();
+        Graph g = demo();
+        if (g.producerOf(name) < 0)
+            QFAIL(qPrintable("the demo model has no value " + value));
+        Dataset data = demoData(g, 64);
+        const Shape shape{32, 1, 28, 28};
+        CompileOptions opts;
+        opts.threads = 2;
+        opts.inputShapes["input"] = shape;
+
+        // Reference: the same value made a graph output.
+        Graph withOutput = g;
+        ValueInfo vi;
+        vi.name = name;
+        vi.dtype = DType::Float;
+        withOutput.outputs.push_back(vi);
+        auto ref = compilePlan(withOutput, opts);
+
+        auto plan = compilePlan(g, opts);
+        std::vector<Tensor> seen;
+        plan->addTap(name, [&](const std::string& v, const Tensor& t) {
+            QCOMPARE(v, name);
+            seen.push_back(t);
+        });
+        for (int b = 0; b < 2; ++b) {
+            Tensor in = data.batch(b * 32, 32);
+            auto expected = ref->run({in});
+            auto out = plan->run({in});
+            QCOMPARE(seen.size(), std::size_t(b + 1));
+            QCOMPARE(seen.back().shape, expected[1].shape);
+            QCOMPARE(plan->shapeOf(name), expected[1].shape);
+            QVERIFY(maxAbsDiff(seen.back(), expected[1]) < 1e-5f);
+            QVERIFY(maxAbsDiff(out[0], expected[0]) < 1e-5f);
+        }
+        plan->clearTaps();
+        plan->run({data.batch(0, 32)});
+        QCOMPARE(seen.size(), std::size_t(2));
+    }
+
+    void runFromEqualsTransformedRun_data()
+    {
+        QTest::addColumn<QString>("value");
+        QTest::newRow("stem relu (fused conv output)") << "/stem/stem.2/Relu_output_0";
+        QTest::newRow("res2 add") << "/res2/Add_output_0";
+        QTest::newRow("conv before BN") << "/down1/down1.0/Conv_output_0";
+        QTest::newRow("graph input") << "input";
+    }
+
+    void runFromEqualsTransformedRun()
+    {
+        QFETCH(QString, value);
+        const std::string name = value.toStdString();
+        Graph g = demo();
+        if (name != "input" && g.producerOf(name) < 0)
+            QFAIL(qPrintable("the demo model has no value " + value));
+        Dataset data = demoData(g, 16);
+        auto perturb = [](Tensor& t) {
+            auto v = t.data<float>();
+            for (std::size_t i = 0; i < v.size(); ++i)
+                v[i] = v[i] * 0.9f + 0.05f * float(int(i % 7) - 3);
+        };
+        CompileOptions opts;
+        opts.inputShapes["input"] = {16, 1, 28, 28};
+        CompileOptions transformed = opts;
+        transformed.valueTransforms[name] = perturb;
+        auto expected = compilePlan(g, transformed)->run({data.inputs});
+
+        auto plan = compilePlan(g, opts);
+        Tensor captured;
+        plan->addTap(name, [&](const std::string&, const Tensor& t) { captured = t; });
+        auto clean = plan->run({data.inputs});
+        QVERIFY(!captured.bytes.empty());
+        QVERIFY(maxAbsDiff(clean[0], expected[0]) > 1e-3f); // the perturbation matters
+        Tensor changed = captured;
+        perturb(changed);
+        auto partial = plan->runFrom({{name, changed}});
+        QVERIFY2(maxAbsDiff(partial[0], expected[0]) <= 1e-6f,
+                 qPrintable(QString("runFrom differs by %1").arg(maxAbsDiff(partial[0], expected[0]))));
+        // Again from the clean value: back to the clean outputs.
+        auto back = plan->runFrom({{name, captured}});
+        QVERIFY(maxAbsDiff(back[0], clean[0]) <= 1e-6f);
+    }
+
+    void runFromOnHiddenValueRecompiles()
+    {
+        Graph g = demo();
+        Dataset data = demoData(g, 4);
+        CompileOptions opts;
+        opts.inputShapes["input"] = {4, 1, 28, 28};
+        auto plan = compilePlan(g, opts);
+        auto clean = plan->run({data.inputs});
+        const std::string hidden = "/res1/bn2/BatchNormalization_output_0";
+        if (g.producerOf(hidden) < 0)
+            QFAIL("no such value");
+        Tensor zeros(DType::Float, plan->shapeOf(hidden));
+        auto out = plan->runFrom({{hidden, zeros}});
+        QVERIFY(maxAbsDiff(out[0], clean[0]) > 1e-4f);
+        QVERIFY_THROWS_EXCEPTION(Error, compilePlan(g, opts)->runFrom({{hidden, zeros}})); // needs a run first
+    }
+
+    void overridesReplaceInitializers()
+    {
+        Graph g = demo();
+        Dataset data = demoData(g, 4);
+        CompileOptions opts;
+        opts.inputShapes["input"] = {4, 1, 28, 28};
+        auto base = compilePlan(g, opts)->run({data.inputs});
+        const std::string w = g.weightOf(g.nodes[std::size_t(g.quantizableLayers().back())]);
+        Tensor zero(DType::Float, g.initializers.at(w).shape);
+        opts.initializerOverrides[w] = zero;
+        auto out = compilePlan(g, opts)->run({data.inputs});
+        // The last Gemm with zero weights outputs its bias for every sample.
+        auto v = out[0].toFloat();
+        for (int i = 1; i < 4; ++i)
+            for (int k = 0; k < 10; ++k)
+                QCOMPARE(v[std::size_t(i * 10 + k)], v[std::size_t(k)]);
+        QVERIFY(maxAbsDiff(out[0], base[0]) > 1e-3f);
+    }
+
+    void unsupportedOperatorIsReportedAtCompileTime()
+    {
+        OnnxBuilder b(13);
+        b.input("x", {1, 4});
+        b.node("Relu", {"x"}, {"r"}, "first");
+        b.node("Hardmax", {"r"}, {"y"}, "the_hardmax");
+        b.output("y", {1, 4});
+        Graph g = importOnnxBytes(b.bytes(), "hardmax.onnx", "");
+        try {
+            compilePlan(g);
+            QFAIL("compiled an unsupported operator");
+        } catch (const Error& e) {
+            const std::string m = e.what();
+            QVERIFY2(m.find("Hardmax") != std::string::npos, m.c_str());
+            QVERIFY2(m.find("the_hardmax") != std::string::npos, m.c_str());
+            QVERIFY2(m.find("opset 13") != std::string::npos, m.c_str());
+        }
+    }
+
+    void unknownInputShapeIsAnError()
+    {
+        Graph g = demo();
+        QVERIFY_THROWS_EXCEPTION(Error, compilePlan(g));
+    }
+
+    void shapeSubgraphIsFolded()
+    {
+        // y = Reshape(x, Concat(Gather(Shape(x), 0), [-1])): [N,3,4] -> [N,12].
+        OnnxBuilder b(13);
+        b.input("x", {-1, 3, 4});
+        b.node("Shape", {"x"}, {"s"}, "shape");
+        auto* idx = b.model().mutable_graph()->add_initializer();
+        idx->set_name("zero");
+        idx->set_data_type(onnx::TensorProto::INT64);
+        idx->add_int64_data(0);
+        auto* minus = b.model().mutable_graph()->add_initializer();
+        minus->set_name("minus_one");
+        minus->set_data_type(onnx::TensorProto::INT64);
+        minus->add_dims(1);
+        minus->add_int64_data(-1);
+        b.node("Gather", {"s", "zero"}, {"n"}, "gather");
+        b.node("Unsqueeze", {"n", "zero_axes"}, {"n1"}, "unsqueeze");
+        auto* axes = b.model().mutable_graph()->add_initializer();
+        axes->set_name("zero_axes");
+        axes->set_data_type(onnx::TensorProto::INT64);
+        axes->add_dims(1);
+        axes->add_int64_data(0);
+        auto* cat = b.node("Concat", {"n1", "minus_one"}, {"shape2"}, "concat");
+        OnnxBuilder::intAttr(cat, "axis", 0);
+        b.node("Reshape", {"x", "shape2"}, {"y"}, "reshape");
+        b.output("y", {-1, 12});
+        Graph g = importOnnxBytes(b.bytes(), "fold.onnx", "");
+        CompileOptions opts;
+        opts.inputShapes["x"] = {5, 3, 4};
+        auto plan = compilePlan(g, opts);
+        const auto k = plan->kernelSummary();
+        QCOMPARE(k.size(), std::size_t(1)); // only the reshape's copy runs
+        QCOMPARE(plan->shapeOf("y"), (Shape{5, 12}));
+        std::vector<float> v(60);
+        for (int i = 0; i < 60; ++i)
+            v[std::size_t(i)] = float(i);
+        auto out = plan->run({Tensor::fromVector<float>({5, 3, 4}, v)});
+        QCOMPARE(out[0].shape, (Shape{5, 12}));
+        QCOMPARE(out[0].data<float>()[59], 59.f);
+    }
+
+    void supportedOperatorsListsTheIssue()
+    {
+        const auto ops = supportedOperators();
+        for (const char* op : {"Conv", "ConvTranspose", "Gemm", "MatMul", "MaxPool", "AveragePool", "GlobalAveragePool",
+                               "GlobalMaxPool", "BatchNormalization", "Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid",
+                               "Tanh", "HardSigmoid", "HardSwish", "Elu", "Gelu", "Exp", "Log", "Sqrt", "Abs",
+                               "Softmax", "LogSoftmax", "Add", "Sub", "Mul", "Div", "Max", "Min", "Concat",
+                               "LayerNormalization", "ReduceMean", "ReduceSum", "ReduceMax", "LRN", "Reshape",
+                               "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Gather", "Slice", "Split", "Shape",
+                               "Constant", "ConstantOfShape", "Identity", "Dropout", "Cast", "Pad", "Expand", "Where",
+                               "Equal", "Range", "Resize"})
+            QVERIFY2(std::find(ops.begin(), ops.end(), op) != ops.end(), op);
+    }
+};
+
+QTEST_APPLESS_MAIN(TestRuntimePlan)
+#include "test_runtime_plan.moc"

@@ -1,0 +1,426 @@
+// The studio's first screen end to end, offscreen: opens the demo model, the layer
+// table matches the model, selecting a layer (in the table or the graph) fills the
+// inspector's plots, the calibration job runs and cancels without stalling the GUI,
+// and a corrupt file gives an error dialog while the open model stays.
+#include "analysis/layers.h"
+#include "graph/onnx_import.h"
+#include "ui/error_reporter.h"
+#include "ui/graph_items.h"
+#include "ui/graph_panel.h"
+#include "ui/graph_view.h"
+#include "ui/job_runner.h"
+#include "ui/job_status_widget.h"
+#include "ui/layer_filter_proxy.h"
+#include "ui/layer_inspector.h"
+#include "ui/layer_selection.h"
+#include "ui/layer_table_model.h"
+#include "ui/layer_table_panel.h"
+#include "ui/main_window.h"
+#include "ui/model_document.h"
+#include "ui/plot_panel.h"
+
+#include <qcustomplot.h>
+
+#include <QComboBox>
+#include <QElapsedTimer>
+#include <QLineEdit>
+#include <QMessageBox>
+#include <QMimeData>
+#include <QProgressBar>
+#include <QSettings>
+#include <QSignalSpy>
+#include <QTableView>
+#include <QTableWidget>
+#include <QTemporaryDir>
+#include <QToolButton>
+#include <QtTest>
+
+#include <fstream>
+
+using namespace qs;
+using namespace qs::ui;
+
+namespace {
+
+const QString demoPath = QStringLiteral(QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx");
+
+// Longest gap between ticks of a 2 ms timer: how long the event loop was blocked.
+class StallMeter : public QObject {
+public:
+    StallMeter()
+    {
+        timer_.setInterval(2);
+        timer_.setTimerType(Qt::PreciseTimer);
+        QObject::connect(&timer_, &QTimer::timeout, this, [this] {
+            const qint64 now = clock_.nsecsElapsed();
+            worstNs_ = std::max(worstNs_, now - lastNs_);
+            lastNs_ = now;
+        });
+    }
+    void start()
+    {
+        worstNs_ = 0;
+        clock_.start();
+        lastNs_ = 0;
+        timer_.start();
+    }
+    double stop()
+    {
+        timer_.stop();
+        return double(worstNs_) * 1e-6;
+    }
+
+private:
+    QTimer timer_;
+    QElapsedTimer clock_;
+    qint64 lastNs_ = 0, worstNs_ = 0;
+};
+
+double sumY(const QCPGraph* g)
+{
+    double s = 0;
+    // The last point closes the final bin of a step plot; it repeats that bin's count.
+    for (auto it = g->data()->constBegin(); it != g->data()->constEnd() - 1; ++it)
+        s += it->value;
+    return s;
+}
+
+QMessageBox* visibleErrorDialog()
+{
+    for (QWidget* w : QApplication::topLevelWidgets())
+        if (auto* box = qobject_cast<QMessageBox*>(w); box && box->isVisible())
+            return box;
+    return nullptr;
+}
+
+} // namespace
+
+class TestMainWindow : public QObject {
+    Q_OBJECT
+
+    std::unique_ptr<MainWindow> window;
+    std::vector<LayerSummary> expected;
+    Graph demo;
+
+    bool openAndWait(const QString& path)
+    {
+        QSignalSpy opened(window.get(), &MainWindow::modelOpened);
+        window->openModel(path);
+        return opened.wait(60000);
+    }
+
+    void ensureDemo()
+    {
+        if (window->document()->isEmpty())
+            QVERIFY(openAndWait(demoPath));
+    }
+
+private slots:
+    void initTestCase()
+    {
+        QCoreApplication::setOrganizationName(QStringLiteral("QuantStudioTests"));
+        QCoreApplication::setApplicationName(QStringLiteral("test_main_window"));
+        QSettings().clear();
+        demo = importOnnx(demoPath.toStdString());
+        expected = summarizeLayers(demo);
+        window = std::make_unique<MainWindow>();
+        window->resize(1600, 1000);
+        window->show();
+        QVERIFY(QTest::qWaitForWindowExposed(window.get()));
+    }
+
+    void opensDemoWithoutStallingTheGui()
+    {
+        StallMeter stall;
+        stall.start();
+        QVERIFY(openAndWait(demoPath));
+        const double ms = stall.stop();
+        qInfo("longest event-loop stall while opening the demo model: %.1f ms", ms);
+        QVERIFY2(ms < 500, qPrintable(QStringLiteral("GUI blocked for %1 ms").arg(ms)));
+        QCOMPARE(window->windowTitle(), QStringLiteral("fashion_cnn.onnx \u2014 QuantStudio"));
+        QCOMPARE(QSettings().value("files/recent").toStringList().value(0), QFileInfo(demoPath).absoluteFilePath());
+    }
+
+    void layerTableMatchesModel()
+    {
+        ensureDemo();
+        const LayerTableModel* model = window->layerPanel()->model();
+        QCOMPARE(model->rowCount(), int(expected.size()));
+        QCOMPARE(model->rowCount(), 8);
+        const double total = double(demo.parameterCount());
+        for (int r = 0; r < model->rowCount(); ++r) {
+            const LayerSummary& l = expected[std::size_t(r)];
+            auto cell = [&](int c, int role = Qt::DisplayRole) { return model->index(r, c).data(role); };
+            QCOMPARE(cell(LayerTableModel::Name, LayerTableModel::SortRole).toString().toStdString(), l.name);
+            QCOMPARE(cell(LayerTableModel::Op).toString().toStdString(), l.op);
+            QCOMPARE(cell(LayerTableModel::Params, LayerTableModel::SortRole).toDouble(), double(l.params));
+            QCOMPARE(cell(LayerTableModel::Kurtosis, LayerTableModel::SortRole).toDouble(), l.stats.kurtosis);
+            QCOMPARE(cell(LayerTableModel::Outliers, LayerTableModel::SortRole).toDouble(), l.stats.outlierFraction);
+            QCOMPARE(cell(LayerTableModel::ChannelRange, LayerTableModel::SortRole).toDouble(), l.stats.channelRangeRatio);
+            QCOMPARE(cell(LayerTableModel::SizeShare, LayerTableModel::SortRole).toDouble(), double(l.params) / total);
+            const Node& n = demo.nodes[std::size_t(demo.findNode(l.name))];
+            QCOMPARE(cell(LayerTableModel::OutputShape).toString().toStdString(), demo.info(n.outputs[0])->text());
+            QCOMPARE(cell(LayerTableModel::Sensitivity).toString(), QStringLiteral("\u2014"));
+            QCOMPARE(cell(LayerTableModel::Bits).toString(), QStringLiteral("\u2014"));
+        }
+        QCOMPARE(model->index(0, LayerTableModel::OutputShape).data().toString(), QStringLiteral("[N,16,28,28]"));
+    }
+
+    void graphShowsEveryOperator()
+    {
+        ensureDemo();
+        GraphView* view = window->graphPanel()->view();
+        QCOMPARE(int(view->nodeItems().size()), int(demo.nodes.size() + demo.inputs.size() + demo.outputs.size()));
+        int layers = 0;
+        for (const NodeItem* item : view->nodeItems())
+            layers += item->isLayer() ? 1 : 0;
+        QCOMPARE(layers, 8);
+    }
+
+    void selectingLayerFillsInspector_data()
+    {
+        QTest::addColumn<int>("row");
+        for (int r = 0; r < 8; ++r)
+            QTest::newRow(qPrintable(QString::number(r))) << r;
+    }
+    void selectingLayerFillsInspector()
+    {
+        ensureDemo();
+        QFETCH(int, row);
+        QElapsedTimer clock;
+        clock.start();
+        window->selection()->selectLayer(row);
+        const double ms = double(clock.nsecsElapsed()) * 1e-6;
+        qInfo("select + redraw %s: %.1f ms", expected[std::size_t(row)].name.c_str(), ms);
+
+        LayerInspector* inspector = window->inspector();
+        QCOMPARE(inspector->shownLayer(), row);
+        const LayerData& layer = *window->document()->layer(row);
+        // Weight histogram: one point per bin plus the closing edge; counts add up to the weights.
+        const QCPGraph* hist = inspector->weightPlot()->plot()->graph(0);
+        QCOMPARE(hist->dataCount(), layer.weights.histogram.bins() + 1);
+        QCOMPARE(sumY(hist), double(layer.summary.stats.count));
+        QCOMPARE(hist->data()->constBegin()->key, layer.weights.histogram.lo);
+        QCOMPARE(double(layer.weights.histogram.total()), double(numelOf(layer.summary.weightShape)));
+        // Channel plot: max and min per output channel.
+        const QCPGraph* maxGraph = inspector->channelPlot()->plot()->graph(0);
+        const QCPGraph* minGraph = inspector->channelPlot()->plot()->graph(1);
+        const int channels = int(layer.summary.weightShape[std::size_t(layer.summary.channelAxis)]);
+        QCOMPARE(maxGraph->dataCount(), channels);
+        QCOMPARE(minGraph->dataCount(), channels);
+        double lo = 1e30, hi = -1e30;
+        for (auto it = maxGraph->data()->constBegin(); it != maxGraph->data()->constEnd(); ++it)
+            hi = std::max(hi, it->value);
+        for (auto it = minGraph->data()->constBegin(); it != minGraph->data()->constEnd(); ++it)
+            lo = std::min(lo, it->value);
+        QCOMPARE(hi, layer.summary.stats.max);
+        QCOMPARE(lo, layer.summary.stats.min);
+        // The numbers beside the plot.
+        QCOMPARE(inspector->weightTable()->item(4, 0)->text(), QStringLiteral("kurtosis"));
+        // Table and graph follow the selection.
+        const auto rows = window->layerPanel()->view()->selectionModel()->selectedRows();
+        QCOMPARE(rows.size(), 1);
+        QCOMPARE(window->layerPanel()->proxy()->mapToSource(rows.front()).row(), row);
+        QVERIFY(window->graphPanel()->view()->itemForNode(layer.node)->isCurrent());
+    }
+
+    void logCountsToggle()
+    {
+        ensureDemo();
+        window->selection()->selectLayer(1);
+        QCustomPlot* plot = window->inspector()->weightPlot()->plot();
+        QCOMPARE(plot->yAxis->scaleType(), QCPAxis::stLinear);
+        window->inspector()->weightLogToggle()->click();
+        QCOMPARE(plot->yAxis->scaleType(), QCPAxis::stLogarithmic);
+        QVERIFY(plot->yAxis->range().lower > 0);
+        window->inspector()->weightLogToggle()->click();
+        QCOMPARE(plot->yAxis->scaleType(), QCPAxis::stLinear);
+    }
+
+    void clickingGraphNodeSelectsLayer()
+    {
+        ensureDemo();
+        GraphView* view = window->graphPanel()->view();
+        const int row = 5;
+        const int node = window->document()->layer(row)->node;
+        NodeItem* item = view->itemForNode(node);
+        QVERIFY(item);
+        view->centerOn(item);
+        const QPoint pos = view->mapFromScene(item->sceneBoundingRect().center());
+        QTest::mouseClick(view->viewport(), Qt::LeftButton, {}, pos);
+        QCOMPARE(window->selection()->currentLayer(), row);
+        QCOMPARE(window->inspector()->shownLayer(), row);
+
+        // A non-layer operator is selected too; the inspector lists its attributes.
+        int relu = -1;
+        for (std::size_t i = 0; i < demo.nodes.size(); ++i)
+            if (demo.nodes[i].opType == "Relu") {
+                relu = int(i);
+                break;
+            }
+        NodeItem* reluItem = view->itemForNode(relu);
+        view->centerOn(reluItem);
+        QTest::mouseClick(view->viewport(), Qt::LeftButton, {}, view->mapFromScene(reluItem->sceneBoundingRect().center()));
+        QCOMPARE(window->selection()->currentNode(), relu);
+        QCOMPARE(window->selection()->currentLayer(), -1);
+        QVERIFY(reluItem->isCurrent());
+        QVERIFY(window->layerPanel()->view()->selectionModel()->selectedRows().isEmpty());
+    }
+
+    void filterAndRevealFromGraph()
+    {
+        ensureDemo();
+        LayerTablePanel* panel = window->layerPanel();
+        panel->nameFilter()->setText(QStringLiteral("res2"));
+        QCOMPARE(panel->proxy()->rowCount(), 2);
+        const int idx = panel->opFilter()->findData(QStringLiteral("Gemm"));
+        panel->opFilter()->setCurrentIndex(idx);
+        QCOMPARE(panel->proxy()->rowCount(), 0);
+        panel->nameFilter()->clear();
+        QCOMPARE(panel->proxy()->rowCount(), 1);
+        // Selecting a filtered-out layer from the graph clears the filter so it shows.
+        window->selection()->selectNode(window->document()->layer(0)->node);
+        QCOMPARE(panel->proxy()->rowCount(), 8);
+        QCOMPARE(panel->view()->selectionModel()->selectedRows().size(), 1);
+    }
+
+    void plotsSaveAsPngAndPdf()
+    {
+        ensureDemo();
+        QTemporaryDir dir;
+        PlotPanel* plot = window->inspector()->weightPlot();
+        QVERIFY(plot->savePng(dir.filePath("w.png")));
+        QVERIFY(plot->savePdf(dir.filePath("w.pdf")));
+        QVERIFY(QImage(dir.filePath("w.png")).width() >= plot->plot()->width());
+        QVERIFY(QFileInfo(dir.filePath("w.pdf")).size() > 1000);
+        QVERIFY(plot->csv().startsWith(QStringLiteral("bin_lo,bin_hi,count\n")));
+    }
+
+    void calibrationRunsAndCancels()
+    {
+#ifndef QS_HAVE_ACTIVATIONS
+        QSKIP("core/analysis/activations.cpp is not part of the build yet");
+#else
+        ensureDemo();
+        window->selection()->selectLayer(2);
+        LayerInspector* inspector = window->inspector();
+        QVERIFY(inspector->activationPlot()->hasMessage());
+        JobRunner* jobs = window->jobs();
+
+        // Cancel: the worker returns within a second; the status bar clears at once.
+        StallMeter stall;
+        stall.start();
+        const int id = window->runCalibration();
+        QVERIFY(id > 0);
+        QVERIFY(window->jobStatus()->cancelButton()->isVisible());
+        QTRY_VERIFY_WITH_TIMEOUT(window->jobStatus()->progressBar()->value() > 0, 30000);
+        QElapsedTimer clock;
+        clock.start();
+        window->jobStatus()->cancelButton()->click();
+        QVERIFY(!jobs->isRunning(id));
+        QVERIFY(!window->jobStatus()->cancelButton()->isVisible());
+        // Polled with the event loop running, so the stall meter keeps measuring.
+        QTRY_VERIFY_WITH_TIMEOUT(jobs->activeWorkers() == 0, 1000);
+        qInfo("calibration worker stopped %lld ms after Cancel", static_cast<long long>(clock.elapsed()));
+        QVERIFY(!window->document()->activations());
+
+        // Full run: activation histogram with each calibrator's clipping range.
+        QSignalSpy done(window.get(), &MainWindow::calibrationFinished);
+        window->runCalibration();
+        QVERIFY(done.wait(120000));
+        const double ms = stall.stop();
+        qInfo("longest event-loop stall during calibration: %.1f ms (goal < 100 ms)", ms);
+        QVERIFY2(ms < 500, qPrintable(QStringLiteral("GUI blocked for %1 ms").arg(ms)));
+        QVERIFY(done.back().at(0).toBool());
+        const auto& acts = window->document()->activations();
+        QVERIFY(acts);
+        const LayerData& layer = *window->document()->layer(2);
+        const ActivationProfile* input = acts->find(layer.summary.name, "input");
+        QVERIFY(input);
+        QVERIFY(!inspector->activationPlot()->hasMessage());
+        QCustomPlot* plot = inspector->activationPlot()->plot();
+        QVERIFY(plot->graph(0)->dataCount() > 1);
+        QCOMPARE(plot->itemCount(), int(2 * input->clipRanges.size()));
+        QCOMPARE(inspector->calibratorTable()->item(0, 0)->text().toStdString(), input->clipRanges.begin()->first);
+        QVERIFY(window->layerPanel()->model()->index(2, LayerTableModel::InputKurtosis).data(LayerTableModel::SortRole).isValid());
+#endif
+    }
+
+    void corruptFileShowsErrorAndKeepsModel_data()
+    {
+        QTest::addColumn<QByteArray>("bytes");
+        QTest::addColumn<QString>("expect");
+        QTest::newRow("garbage") << QByteArray("this is not a protobuf \x01\x02\x03\xff\xfe", 28) << QStringLiteral("corrupt.onnx");
+        QTest::newRow("empty") << QByteArray() << QStringLiteral("corrupt.onnx");
+    }
+    void corruptFileShowsErrorAndKeepsModel()
+    {
+        ensureDemo();
+        QFETCH(QByteArray, bytes);
+        QFETCH(QString, expect);
+        QTemporaryDir dir;
+        const QString path = dir.filePath(QStringLiteral("corrupt.onnx"));
+        QFile f(path);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(bytes);
+        f.close();
+
+        QSignalSpy reported(window->errorReporter(), &ErrorReporter::reported);
+        window->openModel(path);
+        QVERIFY(reported.wait(10000));
+        const QString message = reported.front().at(1).toString();
+        qInfo("error shown: %s", qPrintable(message));
+        QVERIFY(message.contains(expect));
+        QMessageBox* box = visibleErrorDialog();
+        QVERIFY(box);
+        QCOMPARE(box->informativeText(), message);
+        QVERIFY(!box->isModal());
+        box->close();
+        // Nothing else is lost: the demo model, its table and the selection stay.
+        QCOMPARE(window->layerPanel()->model()->rowCount(), 8);
+        QCOMPARE(window->windowTitle(), QStringLiteral("fashion_cnn.onnx \u2014 QuantStudio"));
+        QVERIFY(window->selection()->currentNode() >= 0);
+    }
+
+    void missingFileNamesPath()
+    {
+        ensureDemo();
+        QSignalSpy reported(window->errorReporter(), &ErrorReporter::reported);
+        window->openModel(QStringLiteral("/nonexistent/model.onnx"));
+        QVERIFY(reported.wait(10000));
+        QVERIFY(reported.front().at(1).toString().contains(QStringLiteral("/nonexistent/model.onnx")));
+        if (QMessageBox* box = visibleErrorDialog())
+            box->close();
+    }
+
+    void dropOpensModel()
+    {
+        QMimeData mime;
+        mime.setUrls({QUrl::fromLocalFile(demoPath)});
+        QDragEnterEvent enter(QPoint(10, 10), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+        QApplication::sendEvent(window.get(), &enter);
+        QVERIFY(enter.isAccepted());
+        QSignalSpy opened(window.get(), &MainWindow::modelOpened);
+        QDropEvent drop(QPointF(10, 10), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+        QApplication::sendEvent(window.get(), &drop);
+        QVERIFY(opened.wait(60000));
+        QCOMPARE(window->layerPanel()->model()->rowCount(), 8);
+
+        QMimeData text;
+        text.setUrls({QUrl::fromLocalFile(QStringLiteral("/tmp/notes.txt"))});
+        QDragEnterEvent other(QPoint(10, 10), Qt::CopyAction, &text, Qt::LeftButton, Qt::NoModifier);
+        other.setAccepted(false);
+        QApplication::sendEvent(window.get(), &other);
+        QVERIFY(!other.isAccepted());
+    }
+
+    void cleanupTestCase()
+    {
+        window->close();
+        window.reset();
+        QSettings().clear();
+    }
+};
+
+QTEST_MAIN(TestMainWindow)
+#include "test_main_window.moc"

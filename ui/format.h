@@ -1,0 +1,20 @@
+// How numbers, shapes and durations read in the studio: one place, so the table,
+// the inspector and the status bar agree.
+#pragma once
+
+#include "graph/tensor.h"
+
+#include <QString>
+
+namespace qs::ui {
+
+QString formatCount(int64_t n);          // 117,210
+QString formatCompact(double n);         // 117.2k, 10.5M
+QString formatNumber(double v, int significant = 4); // 3.842, 1.2e-05, inf as the infinity sign
+QString formatPercent(double fraction, int decimals = 1); // 0.314 -> "31.4 %"
+QString formatBytes(uint64_t bytes);     // 463.4 KiB
+QString formatDuration(double seconds);  // "0.4 s", "12 s", "3 min 05 s"
+QString formatShape(const Shape& s);     // [16,1,3,3], -1 as "?"
+inline QString dash() { return QStringLiteral("\u2014"); }
+
+} // namespace qs::ui

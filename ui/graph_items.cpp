@@ -1,0 +1,167 @@
+#include "ui/graph_items.h"
+
+#include "ui/color_scale.h"
+#include "ui/theme.h"
+
+#include <QGraphicsSceneHoverEvent>
+#include <QLineF>
+#include <QPainter>
+#include <QStyleOptionGraphicsItem>
+
+namespace qs::ui {
+
+NodeItem::NodeItem(const GraphLayout::Box& box, int boxIndex, bool isLayer)
+    : box_(box), index_(boxIndex), isLayer_(isLayer)
+{
+    setPos(box_.rect.topLeft());
+    box_.rect.moveTopLeft(QPointF(0, 0));
+    setAcceptHoverEvents(true);
+    setCursor(Qt::PointingHandCursor);
+    setZValue(1);
+}
+
+QRectF NodeItem::boundingRect() const
+{
+    return box_.rect.adjusted(-5, -5, 5, 5);
+}
+
+QPainterPath NodeItem::shape() const
+{
+    QPainterPath p;
+    p.addRoundedRect(box_.rect, 6, 6);
+    return p;
+}
+
+void NodeItem::setFill(const QColor& fill)
+{
+    if (fill_ == fill)
+        return;
+    fill_ = fill;
+    update();
+}
+
+void NodeItem::setCurrent(bool current)
+{
+    if (current_ == current)
+        return;
+    current_ = current;
+    setZValue(current ? 3 : 1);
+    update();
+}
+
+void NodeItem::hoverEnterEvent(QGraphicsSceneHoverEvent*)
+{
+    hover_ = true;
+    update();
+}
+
+void NodeItem::hoverLeaveEvent(QGraphicsSceneHoverEvent*)
+{
+    hover_ = false;
+    update();
+}
+
+void NodeItem::paint(QPainter* p, const QStyleOptionGraphicsItem* option, QWidget*)
+{
+    const QRectF r = box_.rect;
+    const bool io = box_.kind != GraphLayout::BoxKind::Operator;
+    const double radius = io ? r.height() / 2 : 6;
+
+    QColor fill, border, title, text;
+    if (io) {
+        fill = theme::ioFill;
+        border = theme::ioFill.darker(130);
+        title = text = QColor(Qt::white);
+    } else if (isLayer_) {
+        fill = fill_.isValid() ? fill_ : QColor(Qt::white);
+        border = fill_.isValid() ? fill_.darker(150) : theme::layerBorder;
+        title = ColorScale::textColorOn(fill);
+        text = title == QColor(Qt::white) ? QColor(255, 255, 255, 215) : theme::mutedText;
+    } else {
+        fill = theme::opFill;
+        border = theme::opBorder;
+        title = theme::text;
+        text = theme::mutedText;
+    }
+
+    if (current_) {
+        p->setPen(Qt::NoPen);
+        QColor glow = theme::accent;
+        glow.setAlpha(60);
+        p->setBrush(glow);
+        p->drawRoundedRect(r.adjusted(-5, -5, 5, 5), radius + 4, radius + 4);
+    }
+    p->setPen(QPen(current_ ? theme::accent : (hover_ ? theme::accent.lighter(140) : border),
+                   current_ ? 2.2 : (isLayer_ ? 1.4 : 1.0)));
+    p->setBrush(fill);
+    p->drawRoundedRect(r, radius, radius);
+    if (isLayer_ && !fill_.isValid()) {
+        // No value for this layer yet: a dashed inner outline says "unmeasured".
+        p->setPen(QPen(theme::layerBorder, 1, Qt::DashLine));
+        p->setBrush(Qt::NoBrush);
+        p->drawRoundedRect(r.adjusted(2.5, 2.5, -2.5, -2.5), radius - 2, radius - 2);
+    }
+
+    // Text disappears when zoomed far out: unreadable there, and costly on big graphs.
+    const qreal lod = option->levelOfDetailFromTransform(p->worldTransform());
+    if (lod < 0.4)
+        return;
+    // Fonts and metrics once per process: paint() runs for every box on every frame.
+    static const QFont titleFont = theme::graphTitleFont();
+    static const QFont textFont = theme::graphTextFont();
+    static const double th = QFontMetricsF(titleFont).height(), lh = QFontMetricsF(textFont).height();
+    double y = r.top() + 6;
+    p->setFont(titleFont);
+    p->setPen(title);
+    p->drawText(QRectF(r.left() + 4, y, r.width() - 8, th), Qt::AlignCenter, box_.title);
+    y += th;
+    p->setFont(textFont);
+    p->setPen(text);
+    for (const QString& l : box_.lines) {
+        p->drawText(QRectF(r.left() + 4, y, r.width() - 8, lh), Qt::AlignCenter, l);
+        y += lh;
+    }
+}
+
+EdgeItem::EdgeItem(const GraphLayout::Edge& edge) : edge_(edge)
+{
+    const QLineF shaft(edge_.arrowBase, edge_.arrowTip);
+    if (shaft.length() > 0.1) {
+        const QLineF unit = shaft.unitVector();
+        const QPointF d = (unit.p2() - unit.p1());
+        const QPointF n(-d.y(), d.x());
+        const double w = 3.6;
+        arrow_ << edge_.arrowTip << edge_.arrowBase + n * w << edge_.arrowBase - n * w;
+    }
+    bounds_ = edge_.path.boundingRect().united(arrow_.boundingRect()).adjusted(-3, -3, 3, 3);
+    setZValue(0);
+}
+
+QRectF EdgeItem::boundingRect() const
+{
+    return bounds_;
+}
+
+void EdgeItem::setHighlighted(bool on)
+{
+    if (highlighted_ == on)
+        return;
+    highlighted_ = on;
+    setZValue(on ? 2 : 0);
+    update();
+}
+
+void EdgeItem::paint(QPainter* p, const QStyleOptionGraphicsItem*, QWidget*)
+{
+    const QColor c = highlighted_ ? theme::accent : theme::edge;
+    p->setPen(QPen(c, highlighted_ ? 1.8 : 1.1));
+    p->setBrush(Qt::NoBrush);
+    p->drawPath(edge_.path);
+    if (!arrow_.isEmpty()) {
+        p->setPen(Qt::NoPen);
+        p->setBrush(c);
+        p->drawPolygon(arrow_);
+    }
+}
+
+} // namespace qs::ui

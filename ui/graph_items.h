@@ -1,0 +1,63 @@
+// Scene items of the graph view: one box per operator or graph input/output, one
+// spline edge per connection. They draw what GraphLayout computed; no layout here.
+#pragma once
+
+#include "ui/graph_layout.h"
+
+#include <QGraphicsItem>
+
+namespace qs::ui {
+
+class NodeItem : public QGraphicsItem {
+public:
+    enum { Type = UserType + 1 };
+    NodeItem(const GraphLayout::Box& box, int boxIndex, bool isLayer);
+
+    int type() const override { return Type; }
+    QRectF boundingRect() const override;
+    QPainterPath shape() const override;
+    void paint(QPainter* painter, const QStyleOptionGraphicsItem* option, QWidget* widget) override;
+
+    int node() const { return box_.node; }
+    int boxIndex() const { return index_; }
+    bool isLayer() const { return isLayer_; }
+    const GraphLayout::Box& box() const { return box_; }
+
+    // Fill for a layer coloured by a metric; an invalid colour means "no value yet".
+    void setFill(const QColor& fill);
+    void setCurrent(bool current);
+    bool isCurrent() const { return current_; }
+
+protected:
+    void hoverEnterEvent(QGraphicsSceneHoverEvent* event) override;
+    void hoverLeaveEvent(QGraphicsSceneHoverEvent* event) override;
+
+private:
+    GraphLayout::Box box_;
+    int index_;
+    bool isLayer_;
+    QColor fill_;
+    bool current_ = false, hover_ = false;
+};
+
+class EdgeItem : public QGraphicsItem {
+public:
+    enum { Type = UserType + 2 };
+    explicit EdgeItem(const GraphLayout::Edge& edge);
+
+    int type() const override { return Type; }
+    QRectF boundingRect() const override;
+    void paint(QPainter* painter, const QStyleOptionGraphicsItem* option, QWidget* widget) override;
+
+    int from() const { return edge_.from; }
+    int to() const { return edge_.to; }
+    void setHighlighted(bool on);
+
+private:
+    GraphLayout::Edge edge_;
+    QPolygonF arrow_;
+    QRectF bounds_;
+    bool highlighted_ = false;
+};
+
+} // namespace qs::ui

@@ -1,0 +1,67 @@
+#include "ui/graph_legend.h"
+
+#include "ui/theme.h"
+
+#include <QPainter>
+
+namespace qs::ui {
+
+GraphLegend::GraphLegend(QWidget* parent) : QWidget(parent)
+{
+    setAttribute(Qt::WA_TransparentForMouseEvents);
+    setObjectName(QStringLiteral("graphLegend"));
+}
+
+void GraphLegend::setScale(const QString& title, const ColorScale& scale, const QString& loText,
+                           const QString& hiText, const QString& unavailable)
+{
+    title_ = title;
+    scale_ = scale;
+    lo_ = loText;
+    hi_ = hiText;
+    unavailable_ = unavailable;
+    resize(sizeHint());
+    update();
+}
+
+QSize GraphLegend::sizeHint() const
+{
+    const QFontMetrics fm(font());
+    const int w = std::max({fm.horizontalAdvance(title_) + 24, fm.horizontalAdvance(unavailable_) + 24, 190});
+    return {w, unavailable_.isEmpty() ? fm.height() * 2 + 30 : fm.height() * 2 + 18};
+}
+
+void GraphLegend::paintEvent(QPaintEvent*)
+{
+    QPainter p(this);
+    p.setRenderHint(QPainter::Antialiasing);
+    const QRectF r = QRectF(rect()).adjusted(0.5, 0.5, -0.5, -0.5);
+    p.setPen(QPen(QColor(0xd5, 0xd9, 0xdf)));
+    p.setBrush(QColor(255, 255, 255, 235));
+    p.drawRoundedRect(r, 6, 6);
+    const QFontMetrics fm(font());
+    QFont bold = font();
+    bold.setBold(true);
+    p.setFont(bold);
+    p.setPen(theme::text);
+    p.drawText(QRectF(10, 6, r.width() - 20, fm.height()), Qt::AlignLeft | Qt::AlignVCenter, title_);
+    p.setFont(font());
+    if (!unavailable_.isEmpty()) {
+        p.setPen(theme::mutedText);
+        p.drawText(QRectF(10, 8 + fm.height(), r.width() - 20, fm.height()), Qt::AlignLeft | Qt::AlignVCenter,
+                   unavailable_);
+        return;
+    }
+    const QRectF bar(10, 10 + fm.height(), r.width() - 20, 10);
+    p.setPen(QPen(QColor(0, 0, 0, 40)));
+    p.setBrush(scale_.gradient(bar.topLeft(), bar.topRight()));
+    p.drawRoundedRect(bar, 2, 2);
+    p.setPen(theme::mutedText);
+    const QRectF labels(10, bar.bottom() + 3, r.width() - 20, fm.height());
+    p.drawText(labels, Qt::AlignLeft | Qt::AlignVCenter, lo_);
+    p.drawText(labels, Qt::AlignRight | Qt::AlignVCenter, hi_);
+    if (scale_.isLog())
+        p.drawText(labels, Qt::AlignHCenter | Qt::AlignVCenter, QStringLiteral("log scale"));
+}
+
+} // namespace qs::ui

@@ -1,0 +1,27 @@
+// The colour key over the graph view: what the colours of the layer boxes mean.
+#pragma once
+
+#include "ui/color_scale.h"
+
+#include <QWidget>
+
+namespace qs::ui {
+
+class GraphLegend : public QWidget {
+    Q_OBJECT
+public:
+    explicit GraphLegend(QWidget* parent = nullptr);
+    // `unavailable` explains why nothing is coloured (e.g. "run calibration first").
+    void setScale(const QString& title, const ColorScale& scale, const QString& loText, const QString& hiText,
+                  const QString& unavailable = {});
+    QSize sizeHint() const override;
+
+protected:
+    void paintEvent(QPaintEvent* event) override;
+
+private:
+    QString title_, lo_, hi_, unavailable_;
+    ColorScale scale_;
+};
+
+} // namespace qs::ui

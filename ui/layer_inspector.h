@@ -1,0 +1,77 @@
+// Everything about the selected layer: weight histogram (linear or log counts),
+// per-output-channel ranges, the activation histogram with each calibrator's
+// clipping range, and the numbers beside each plot. Draws only cached data, so a
+// selection redraws in milliseconds even for layers with millions of weights.
+#pragma once
+
+#include <QWidget>
+
+class QComboBox;
+class QLabel;
+class QStackedWidget;
+class QTableWidget;
+class QToolButton;
+
+namespace qs {
+struct ActivationProfile;
+}
+
+namespace qs::ui {
+
+class ElidedLabel;
+class LayerSelection;
+class ModelDocument;
+class PlotPanel;
+
+class LayerInspector : public QWidget {
+    Q_OBJECT
+public:
+    LayerInspector(ModelDocument* doc, LayerSelection* selection, QWidget* parent = nullptr);
+
+    PlotPanel* weightPlot() const { return weightPlot_; }
+    PlotPanel* channelPlot() const { return channelPlot_; }
+    PlotPanel* activationPlot() const { return activationPlot_; }
+    QTableWidget* weightTable() const { return weightTable_; }
+    QTableWidget* calibratorTable() const { return calibTable_; }
+    QToolButton* weightLogToggle() const { return weightLog_; }
+    QComboBox* activationRole() const { return role_; }
+    int shownLayer() const { return layer_; }
+
+    // Shows a layer (row of ModelData::layers) and replots now; -1 clears.
+    void showLayer(int layerRow);
+    void showNode(int node);
+
+signals:
+    void calibrateRequested();
+
+private:
+    void refresh();
+    void drawWeights();
+    void drawChannels();
+    void drawActivations();
+    void showEmpty(const QString& message);
+    const ActivationProfile* currentActivation() const;
+
+    ModelDocument* doc_;
+    LayerSelection* selection_;
+    int layer_ = -1, node_ = -1;
+
+    ElidedLabel* title_;
+    QLabel* opBadge_;
+    QLabel* details_;
+    QStackedWidget* pages_;
+    QLabel* emptyLabel_;
+    QTableWidget* nodeTable_;
+    PlotPanel* weightPlot_;
+    PlotPanel* channelPlot_;
+    PlotPanel* activationPlot_;
+    QTableWidget* weightTable_;
+    QTableWidget* channelTable_;
+    QTableWidget* calibTable_;
+    QToolButton* weightLog_;
+    QToolButton* channelSort_;
+    QToolButton* activationLog_;
+    QComboBox* role_;
+};
+
+} // namespace qs::ui

@@ -1,0 +1,48 @@
+// The layer table with its filter bar: name filter, op filter, row count, and a
+// header menu to show or hide columns.
+#pragma once
+
+#include <QWidget>
+
+class QComboBox;
+class QLabel;
+class QLineEdit;
+class QTableView;
+
+namespace qs::ui {
+
+class LayerFilterProxy;
+class LayerTableModel;
+class ModelDocument;
+
+class LayerTablePanel : public QWidget {
+    Q_OBJECT
+public:
+    explicit LayerTablePanel(ModelDocument* doc, QWidget* parent = nullptr);
+
+    LayerTableModel* model() const { return model_; }
+    LayerFilterProxy* proxy() const { return proxy_; }
+    QTableView* view() const { return view_; }
+    QLineEdit* nameFilter() const { return nameEdit_; }
+    QComboBox* opFilter() const { return opCombo_; }
+
+    QByteArray saveHeaderState() const;
+    void restoreHeaderState(const QByteArray& state);
+    void clearFilters();
+
+private:
+    void rebuildOps();
+    void updateCount();
+    void showHeaderMenu(const QPoint& pos);
+    void fitColumns();
+
+    ModelDocument* doc_;
+    LayerTableModel* model_;
+    LayerFilterProxy* proxy_;
+    QTableView* view_;
+    QLineEdit* nameEdit_;
+    QComboBox* opCombo_;
+    QLabel* count_;
+};
+
+} // namespace qs::ui

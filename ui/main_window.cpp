@@ -1,0 +1,567 @@
+#include "ui/main_window.h"
+
+#include "ui/app_paths.h"
+#include "ui/error_reporter.h"
+#include "ui/format.h"
+#include "ui/graph_panel.h"
+#include "ui/graph_view.h"
+#include "ui/icons.h"
+#include "ui/job_runner.h"
+#include "ui/job_status_widget.h"
+#include "ui/layer_filter_proxy.h"
+#include "ui/layer_inspector.h"
+#include "ui/layer_selection.h"
+#include "ui/layer_table_panel.h"
+#include "ui/model_document.h"
+#include "ui/theme.h"
+
+#include "data/dataset.h"
+
+#include <QAction>
+#include <QApplication>
+#include <QCloseEvent>
+#include <QComboBox>
+#include <QDockWidget>
+#include <QDragEnterEvent>
+#include <QElapsedTimer>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QLabel>
+#include <QLineEdit>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QMimeData>
+#include <QPointer>
+#include <QSettings>
+#include <QStatusBar>
+#include <QTableView>
+#include <QThread>
+#include <QToolBar>
+
+namespace qs::ui {
+namespace {
+
+constexpr int stateVersion = 1;
+constexpr int maxRecent = 8;
+
+bool isModelFile(const QString& path)
+{
+    return path.endsWith(QStringLiteral(".onnx"), Qt::CaseInsensitive);
+}
+
+} // namespace
+
+MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
+{
+    setObjectName(QStringLiteral("mainWindow"));
+    setWindowIcon(icon(IconId::App));
+    setAcceptDrops(true);
+    setDockOptions(QMainWindow::AnimatedDocks | QMainWindow::AllowTabbedDocks);
+    setCorner(Qt::BottomRightCorner, Qt::RightDockWidgetArea);
+    setCorner(Qt::TopRightCorner, Qt::RightDockWidgetArea);
+
+    doc_ = new ModelDocument(this);
+    jobs_ = new JobRunner(this);
+    errors_ = new ErrorReporter(this);
+
+    table_ = new LayerTablePanel(doc_, this);
+    selection_ = new LayerSelection(doc_, table_->proxy(), table_->view()->selectionModel(), this);
+    connect(selection_, &LayerSelection::revealRequested, table_, &LayerTablePanel::clearFilters);
+    graph_ = new GraphPanel(doc_, selection_, this);
+    graph_->view()->setAcceptDrops(false); // drops of .onnx files go to the window
+    inspector_ = new LayerInspector(doc_, selection_, this);
+    setCentralWidget(graph_);
+
+    jobStatus_ = new JobStatusWidget(jobs_, this);
+    summary_ = new QLabel(this);
+    summary_->setObjectName(QStringLiteral("modelSummary"));
+    summary_->setProperty("role", "muted");
+    statusBar()->addWidget(summary_, 1);
+    statusBar()->addPermanentWidget(jobStatus_);
+    statusBar()->setSizeGripEnabled(true);
+
+    createActions();
+    createDocks();
+    createMenus();
+
+    connect(inspector_, &LayerInspector::calibrateRequested, this, &MainWindow::runCalibration);
+    connect(graph_, &GraphPanel::directionChanged, this, &MainWindow::relayout);
+    connect(doc_, &ModelDocument::modelChanged, this, [this] {
+        // Work on the previous model is moot: stop it rather than let it finish unseen.
+        jobs_->cancelKind(QStringLiteral("calibrate"));
+        jobs_->cancelKind(QStringLiteral("layout"));
+        updateTitle();
+        updateSummary();
+        updateActions();
+    });
+    connect(doc_, &ModelDocument::activationsChanged, this, &MainWindow::updateSummary);
+    connect(jobs_, &JobRunner::jobStarted, this, &MainWindow::updateActions);
+    connect(jobs_, &JobRunner::jobFinished, this, &MainWindow::updateActions);
+    connect(jobs_, &JobRunner::jobFinished, this,
+            [this](int, const QString& title, JobOutcome outcome, const QString& message) {
+                if (outcome == JobOutcome::Failed)
+                    errors_->report(this, title, message);
+                if (title.startsWith(QStringLiteral("Calibrating")) && outcome != JobOutcome::Done)
+                    emit calibrationFinished(false);
+            });
+
+    resize(1600, 1000);
+    defaultState_ = saveState(stateVersion);
+    restoreSettings();
+    updateTitle();
+    updateSummary();
+    updateActions();
+}
+
+MainWindow::~MainWindow()
+{
+    jobs_->cancelAll();
+}
+
+void MainWindow::setErrorReporter(ErrorReporter* reporter)
+{
+    if (!reporter)
+        return;
+    reporter->setParent(this);
+    if (errors_ != reporter)
+        delete errors_;
+    errors_ = reporter;
+}
+
+void MainWindow::createActions()
+{
+    openAction_ = new QAction(icon(IconId::Open), QStringLiteral("&Open Model\u2026"), this);
+    openAction_->setShortcut(QKeySequence::Open);
+    openAction_->setToolTip(QStringLiteral("Open an ONNX model (Ctrl+O); you can also drop .onnx files on the window"));
+    connect(openAction_, &QAction::triggered, this, &MainWindow::chooseModel);
+
+    demoAction_ = new QAction(icon(IconId::Demo), QStringLiteral("Open &Demo Model"), this);
+    demoAction_->setToolTip(QStringLiteral("The bundled Fashion-MNIST CNN with 1,000 calibration images"));
+    connect(demoAction_, &QAction::triggered, this, [this] { openModel(demoModelPath()); });
+
+    dataAction_ = new QAction(icon(IconId::Data), QStringLiteral("Calibration &Data\u2026"), this);
+    dataAction_->setToolTip(QStringLiteral("Choose the images (IDX) or arrays (NPY) calibration runs on"));
+    connect(dataAction_, &QAction::triggered, this, &MainWindow::chooseData);
+
+    calibrateAction_ = new QAction(icon(IconId::Calibrate), QStringLiteral("&Collect Activation Statistics"), this);
+    calibrateAction_->setObjectName(QStringLiteral("calibrateAction"));
+    calibrateAction_->setIconText(QStringLiteral("Calibrate"));
+    calibrateAction_->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_R));
+    connect(calibrateAction_, &QAction::triggered, this, &MainWindow::runCalibration);
+
+    cancelAction_ = new QAction(icon(IconId::Cancel), QStringLiteral("Cancel &Job"), this);
+    cancelAction_->setShortcut(QKeySequence(Qt::Key_Escape));
+    cancelAction_->setShortcutContext(Qt::WindowShortcut);
+    connect(cancelAction_, &QAction::triggered, jobs_, [this] {
+        const QList<int> running = jobs_->runningIds();
+        if (!running.isEmpty())
+            jobs_->cancel(running.back());
+    });
+
+    quitAction_ = new QAction(QStringLiteral("&Quit"), this);
+    quitAction_->setShortcut(QKeySequence::Quit);
+    connect(quitAction_, &QAction::triggered, this, &QWidget::close);
+}
+
+void MainWindow::createDocks()
+{
+    tableDock_ = new QDockWidget(QStringLiteral("Layers"), this);
+    tableDock_->setObjectName(QStringLiteral("layersDock"));
+    tableDock_->setWidget(table_);
+    tableDock_->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable |
+                            QDockWidget::DockWidgetClosable);
+    addDockWidget(Qt::BottomDockWidgetArea, tableDock_);
+
+    inspectorDock_ = new QDockWidget(QStringLiteral("Inspector"), this);
+    inspectorDock_->setObjectName(QStringLiteral("inspectorDock"));
+    inspectorDock_->setWidget(inspector_);
+    inspectorDock_->setFeatures(tableDock_->features());
+    addDockWidget(Qt::RightDockWidgetArea, inspectorDock_);
+    resizeDocks({inspectorDock_}, {610}, Qt::Horizontal);
+    resizeDocks({tableDock_}, {340}, Qt::Vertical);
+
+    auto* bar = addToolBar(QStringLiteral("Main"));
+    bar->setObjectName(QStringLiteral("mainToolBar"));
+    bar->setMovable(false);
+    bar->setIconSize(QSize(20, 20));
+    bar->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
+    bar->addAction(openAction_);
+    bar->addAction(demoAction_);
+    bar->addSeparator();
+    bar->addAction(dataAction_);
+    bar->addAction(calibrateAction_);
+}
+
+void MainWindow::createMenus()
+{
+    QMenu* file = menuBar()->addMenu(QStringLiteral("&File"));
+    file->addAction(openAction_);
+    recentMenu_ = file->addMenu(QStringLiteral("Open &Recent"));
+    file->addAction(demoAction_);
+    file->addSeparator();
+    file->addAction(dataAction_);
+    file->addSeparator();
+    file->addAction(quitAction_);
+    rebuildRecentMenu();
+
+    QMenu* view = menuBar()->addMenu(QStringLiteral("&View"));
+    QAction* find = view->addAction(icon(IconId::Search), QStringLiteral("&Find Layer"));
+    find->setShortcut(QKeySequence::Find);
+    connect(find, &QAction::triggered, this, [this] {
+        tableDock_->show();
+        table_->nameFilter()->setFocus();
+        table_->nameFilter()->selectAll();
+    });
+    view->addSeparator();
+    QAction* zoomIn = view->addAction(icon(IconId::ZoomIn), QStringLiteral("Zoom &In"));
+    zoomIn->setShortcuts({QKeySequence::ZoomIn, QKeySequence(Qt::CTRL | Qt::Key_Equal)});
+    connect(zoomIn, &QAction::triggered, graph_->view(), &GraphView::zoomIn);
+    QAction* zoomOut = view->addAction(icon(IconId::ZoomOut), QStringLiteral("Zoom &Out"));
+    zoomOut->setShortcut(QKeySequence::ZoomOut);
+    connect(zoomOut, &QAction::triggered, graph_->view(), &GraphView::zoomOut);
+    QAction* fit = view->addAction(icon(IconId::Fit), QStringLiteral("&Fit Graph"));
+    fit->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_0));
+    connect(fit, &QAction::triggered, graph_->view(), &GraphView::fitGraph);
+    view->addSeparator();
+    view->addAction(tableDock_->toggleViewAction());
+    view->addAction(inspectorDock_->toggleViewAction());
+    QAction* full = view->addAction(QStringLiteral("F&ull Screen"));
+    full->setShortcut(QKeySequence::FullScreen);
+    full->setCheckable(true);
+    connect(full, &QAction::toggled, this, [this](bool on) { on ? showFullScreen() : showNormal(); });
+    QAction* reset = view->addAction(QStringLiteral("&Reset Layout"));
+    connect(reset, &QAction::triggered, this, [this] {
+        restoreState(defaultState_, stateVersion);
+        tableDock_->show();
+        inspectorDock_->show();
+    });
+
+    QMenu* analyze = menuBar()->addMenu(QStringLiteral("&Analyze"));
+    analyze->addAction(calibrateAction_);
+    analyze->addAction(cancelAction_);
+
+    QMenu* help = menuBar()->addMenu(QStringLiteral("&Help"));
+    connect(help->addAction(QStringLiteral("&About QuantStudio")), &QAction::triggered, this, [this] {
+        QMessageBox::about(this, QStringLiteral("About QuantStudio"),
+                           QStringLiteral("<b>QuantStudio %1</b><p>A studio for neural-network quantization "
+                                          "experiments: inspect a model, measure what quantization costs each "
+                                          "layer, choose bits, export.</p>")
+                               .arg(QCoreApplication::applicationVersion()));
+    });
+}
+
+LayoutStyle MainWindow::layoutStyle(GraphDirection direction) const
+{
+    LayoutStyle s;
+    s.direction = direction;
+    s.titleFont = theme::graphTitleFont();
+    s.textFont = theme::graphTextFont();
+    return s;
+}
+
+int MainWindow::openModel(const QString& path)
+{
+    const QString name = QFileInfo(path).fileName();
+    const LayoutStyle style = layoutStyle(graph_->direction());
+    QPointer<MainWindow> self(this);
+    return jobs_->start(QStringLiteral("model"), QStringLiteral("Opening %1").arg(name),
+                        [self, path, style](Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
+                            Progress load = progress.sub(0, 0.85);
+                            auto data = loadModelData(path, load, cancel);
+                            progress.sub(0.85, 1).report(0, "laying out the graph");
+                            auto layout = std::make_shared<GraphLayout>(layoutGraph(*data->graph, style));
+                            cancel.check();
+                            return [self, data, layout, path] {
+                                if (!self)
+                                    return;
+                                self->doc_->setModel(data, layout);
+                                self->addRecent(path);
+                                if (self->doc_->layerCount() > 0)
+                                    self->selection_->selectLayer(0);
+                                emit self->modelOpened(path);
+                            };
+                        });
+}
+
+int MainWindow::openGraph(std::shared_ptr<Graph> graph)
+{
+    const LayoutStyle style = layoutStyle(graph_->direction());
+    QPointer<MainWindow> self(this);
+    return jobs_->start(QStringLiteral("model"), QStringLiteral("Opening %1").arg(QString::fromStdString(graph->name)),
+                        [self, graph, style](Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
+                            Progress build = progress.sub(0, 0.85);
+                            auto data = buildModelData(*graph, build, cancel);
+                            auto layout = std::make_shared<GraphLayout>(layoutGraph(*data->graph, style));
+                            return [self, data, layout] {
+                                if (!self)
+                                    return;
+                                self->doc_->setModel(data, layout);
+                                if (self->doc_->layerCount() > 0)
+                                    self->selection_->selectLayer(0);
+                                emit self->modelOpened(QString());
+                            };
+                        });
+}
+
+void MainWindow::relayout(GraphDirection direction)
+{
+    const auto model = doc_->model();
+    if (!model)
+        return;
+    const LayoutStyle style = layoutStyle(direction);
+    QPointer<MainWindow> self(this);
+    const int generation = doc_->generation();
+    jobs_->start(QStringLiteral("layout"), QStringLiteral("Laying out the graph"),
+                 [self, model, style, generation](Progress&, const CancelToken&) -> JobRunner::Deliver {
+                     auto layout = std::make_shared<GraphLayout>(layoutGraph(*model->graph, style));
+                     return [self, layout, generation] {
+                         if (self && self->doc_->generation() == generation)
+                             self->doc_->setLayout(layout);
+                     };
+                 });
+}
+
+QString MainWindow::calibrationDataSpec() const
+{
+    if (!dataPath_.isEmpty())
+        return dataPath_;
+    if (doc_->model() && !doc_->model()->path.isEmpty()) {
+        const QString beside = dataBesideModel(doc_->model()->path);
+        if (!beside.isEmpty())
+            return beside;
+    }
+    return QStringLiteral("random:64");
+}
+
+QString MainWindow::calibrationDataLabel() const
+{
+    const QString spec = calibrationDataSpec();
+    if (spec.startsWith(QStringLiteral("random:")))
+        return QStringLiteral("%1 random inputs").arg(spec.mid(7));
+    return QFileInfo(spec).fileName();
+}
+
+int MainWindow::runCalibration()
+{
+#ifdef QS_HAVE_ACTIVATIONS
+    const auto model = doc_->model();
+    if (!model)
+        return -1;
+    const std::string spec = calibrationDataSpec().toStdString();
+    const QString label = calibrationDataLabel();
+    const int generation = doc_->generation();
+    QPointer<MainWindow> self(this);
+    return jobs_->start(
+        QStringLiteral("calibrate"), QStringLiteral("Calibrating on %1").arg(label),
+        [self, model, spec, label, generation](Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
+            QElapsedTimer clock;
+            clock.start();
+            progress.report(0, "loading data");
+            DataOptions options;
+            options.spec = spec;
+            const Dataset data = loadDataset(options, *model->graph);
+            cancel.check();
+            Progress run = progress.sub(0.05, 1);
+            auto result = std::make_shared<ActivationData>();
+            ProfileOptions profile;
+            // One core stays free for the GUI thread: the event loop stays smooth and
+            // Cancel is seen sooner on small machines (2 cores: 30 ms vs 60 ms stalls,
+            // 0.3 s vs 0.7 s to stop); on 8 cores it costs an eighth of the speed.
+            profile.threads = std::max(1, QThread::idealThreadCount() - 1);
+            result->profiles = profileActivations(*model->graph, data, profile, run, cancel);
+            result->dataLabel = QStringLiteral("%1 (%2 samples)").arg(label).arg(data.count());
+            result->samples = data.count();
+            result->seconds = double(clock.nsecsElapsed()) * 1e-9;
+            return [self, result, generation] {
+                if (!self || self->doc_->generation() != generation)
+                    return;
+                self->doc_->setActivations(result);
+                emit self->calibrationFinished(true);
+            };
+        });
+#else
+    errors_->report(this, QStringLiteral("Calibration"),
+                    QStringLiteral("The activation profiler (core/analysis/activations.cpp) is not part of this build."));
+    return -1;
+#endif
+}
+
+void MainWindow::chooseModel()
+{
+    QSettings settings;
+    const QString dir = settings.value(QStringLiteral("files/lastDir"), QDir::homePath()).toString();
+    const QString path = QFileDialog::getOpenFileName(this, QStringLiteral("Open model"), dir,
+                                                      QStringLiteral("ONNX models (*.onnx);;All files (*)"));
+    if (path.isEmpty())
+        return;
+    settings.setValue(QStringLiteral("files/lastDir"), QFileInfo(path).absolutePath());
+    openModel(path);
+}
+
+void MainWindow::chooseData()
+{
+    const QString start = dataPath_.isEmpty() ? QFileInfo(calibrationDataSpec()).absolutePath() : dataPath_;
+    const QString path = QFileDialog::getOpenFileName(
+        this, QStringLiteral("Calibration data"), start,
+        QStringLiteral("Images and arrays (*idx3-ubyte *idx3-ubyte.gz *.npy);;All files (*)"));
+    if (path.isEmpty())
+        return;
+    dataPath_ = path;
+    QSettings().setValue(QStringLiteral("data/path"), dataPath_);
+    updateSummary();
+}
+
+void MainWindow::openStartupModel()
+{
+    QSettings settings;
+    const QString last = settings.value(QStringLiteral("files/lastModel")).toString();
+    if (!last.isEmpty() && QFileInfo::exists(last))
+        openModel(last);
+    else if (QFileInfo::exists(demoModelPath()))
+        openModel(demoModelPath());
+}
+
+void MainWindow::addRecent(const QString& path)
+{
+    if (path.isEmpty())
+        return;
+    const QString abs = QFileInfo(path).absoluteFilePath();
+    QSettings settings;
+    QStringList recent = settings.value(QStringLiteral("files/recent")).toStringList();
+    recent.removeAll(abs);
+    recent.prepend(abs);
+    while (recent.size() > maxRecent)
+        recent.removeLast();
+    settings.setValue(QStringLiteral("files/recent"), recent);
+    settings.setValue(QStringLiteral("files/lastModel"), abs);
+    rebuildRecentMenu();
+}
+
+void MainWindow::rebuildRecentMenu()
+{
+    recentMenu_->clear();
+    const QStringList recent = QSettings().value(QStringLiteral("files/recent")).toStringList();
+    int n = 0;
+    for (const QString& path : recent) {
+        QAction* a = recentMenu_->addAction(QStringLiteral("&%1  %2").arg(++n).arg(QFileInfo(path).fileName()));
+        a->setToolTip(path);
+        a->setStatusTip(path);
+        connect(a, &QAction::triggered, this, [this, path] { openModel(path); });
+    }
+    if (recent.isEmpty())
+        recentMenu_->addAction(QStringLiteral("No recent models"))->setEnabled(false);
+    recentMenu_->addSeparator();
+    QAction* clear = recentMenu_->addAction(QStringLiteral("Clear Recent"));
+    clear->setEnabled(!recent.isEmpty());
+    connect(clear, &QAction::triggered, this, [this] {
+        QSettings().remove(QStringLiteral("files/recent"));
+        rebuildRecentMenu();
+    });
+}
+
+void MainWindow::updateTitle()
+{
+    const auto& m = doc_->model();
+    setWindowTitle(m ? QStringLiteral("%1 \u2014 QuantStudio").arg(m->displayName()) : QStringLiteral("QuantStudio"));
+    if (m && !m->path.isEmpty())
+        setWindowFilePath(m->path);
+}
+
+void MainWindow::updateSummary()
+{
+    const auto& m = doc_->model();
+    if (!m) {
+        summary_->setText(QStringLiteral("No model open \u2014 File \u203A Open (Ctrl+O), or drop an .onnx file here"));
+        return;
+    }
+    const Graph& g = *m->graph;
+    QString text = QStringLiteral("%1 \u00B7 opset %2 \u00B7 %3 operators \u00B7 %4 layers \u00B7 %5 parameters")
+                       .arg(m->displayName())
+                       .arg(g.opset(""))
+                       .arg(g.nodes.size())
+                       .arg(m->layers.size())
+                       .arg(formatCompact(double(m->totalParams)));
+    if (g.fileBytes > 0)
+        text += QStringLiteral(" \u00B7 %1").arg(formatBytes(g.fileBytes));
+    if (const auto& a = doc_->activations())
+        text += QStringLiteral(" \u00B7 calibrated on %1").arg(a->dataLabel);
+    else
+        text += QStringLiteral(" \u00B7 calibration data: %1").arg(calibrationDataLabel());
+    if (!g.warnings.empty())
+        text += QStringLiteral(" \u00B7 %1 import warnings").arg(g.warnings.size());
+    summary_->setText(text);
+    QString tip;
+    for (const auto& w : g.warnings)
+        tip += QString::fromStdString(w).toHtmlEscaped() + QStringLiteral("<br/>");
+    summary_->setToolTip(tip);
+}
+
+void MainWindow::updateActions()
+{
+#ifdef QS_HAVE_ACTIVATIONS
+    const bool profiler = true;
+#else
+    const bool profiler = false;
+#endif
+    calibrateAction_->setEnabled(profiler && doc_->model() && !jobs_->isBusy(QStringLiteral("calibrate")));
+    calibrateAction_->setToolTip(profiler ? QStringLiteral("Run the model over the calibration data and record every "
+                                                           "layer's activation statistics (Ctrl+R)")
+                                          : QStringLiteral("The activation profiler is not part of this build yet"));
+    cancelAction_->setEnabled(jobs_->isBusy());
+}
+
+void MainWindow::restoreSettings()
+{
+    QSettings settings;
+    restoreGeometry(settings.value(QStringLiteral("window/geometry")).toByteArray());
+    restoreState(settings.value(QStringLiteral("window/state")).toByteArray(), stateVersion);
+    table_->restoreHeaderState(settings.value(QStringLiteral("table/header")).toByteArray());
+    dataPath_ = settings.value(QStringLiteral("data/path")).toString();
+    if (!dataPath_.isEmpty() && !QFileInfo::exists(dataPath_))
+        dataPath_.clear();
+    const int metric = settings.value(QStringLiteral("graph/colorBy"), -1).toInt();
+    if (metric >= 0 && metric < graph_->colorCombo()->count())
+        graph_->colorCombo()->setCurrentIndex(metric);
+    graph_->setDirection(settings.value(QStringLiteral("graph/direction")).toString() == QStringLiteral("TB")
+                             ? GraphDirection::TopToBottom
+                             : GraphDirection::LeftToRight);
+}
+
+void MainWindow::saveSettings()
+{
+    QSettings settings;
+    settings.setValue(QStringLiteral("window/geometry"), saveGeometry());
+    settings.setValue(QStringLiteral("window/state"), saveState(stateVersion));
+    settings.setValue(QStringLiteral("table/header"), table_->saveHeaderState());
+    settings.setValue(QStringLiteral("graph/colorBy"), graph_->colorCombo()->currentIndex());
+    settings.setValue(QStringLiteral("graph/direction"),
+                      graph_->direction() == GraphDirection::TopToBottom ? QStringLiteral("TB") : QStringLiteral("LR"));
+}
+
+void MainWindow::closeEvent(QCloseEvent* event)
+{
+    saveSettings();
+    jobs_->cancelAll();
+    event->accept();
+}
+
+void MainWindow::dragEnterEvent(QDragEnterEvent* event)
+{
+    for (const QUrl& url : event->mimeData()->urls())
+        if (url.isLocalFile() && isModelFile(url.toLocalFile())) {
+            event->acceptProposedAction();
+            return;
+        }
+}
+
+void MainWindow::dropEvent(QDropEvent* event)
+{
+    for (const QUrl& url : event->mimeData()->urls())
+        if (url.isLocalFile() && isModelFile(url.toLocalFile())) {
+            openModel(url.toLocalFile());
+            event->acceptProposedAction();
+            return;
+        }
+}
+
+} // namespace qs::ui

@@ -1,0 +1,105 @@
+// The studio's first screen: layer table, graph and inspector around one open model,
+// with the job area in the status bar. Owns the document and the job runner.
+#pragma once
+
+#include "ui/graph_layout.h"
+
+#include <QMainWindow>
+
+#include <memory>
+
+class QAction;
+class QDockWidget;
+class QLabel;
+class QMenu;
+
+namespace qs {
+class Graph;
+}
+
+namespace qs::ui {
+
+class ErrorReporter;
+class GraphPanel;
+class JobRunner;
+class JobStatusWidget;
+class LayerInspector;
+class LayerSelection;
+class LayerTablePanel;
+class ModelDocument;
+
+class MainWindow : public QMainWindow {
+    Q_OBJECT
+public:
+    explicit MainWindow(QWidget* parent = nullptr);
+    ~MainWindow() override;
+
+    ModelDocument* document() const { return doc_; }
+    JobRunner* jobs() const { return jobs_; }
+    LayerTablePanel* layerPanel() const { return table_; }
+    GraphPanel* graphPanel() const { return graph_; }
+    LayerInspector* inspector() const { return inspector_; }
+    LayerSelection* selection() const { return selection_; }
+    JobStatusWidget* jobStatus() const { return jobStatus_; }
+    ErrorReporter* errorReporter() const { return errors_; }
+    void setErrorReporter(ErrorReporter* reporter); // takes ownership
+    QAction* calibrateAction() const { return calibrateAction_; }
+
+    // Each starts a job and returns its id (-1 when nothing was started).
+    int openModel(const QString& path);
+    int openGraph(std::shared_ptr<Graph> graph); // a model built in memory (benchmarks, tests)
+    int runCalibration();
+    QString calibrationDataLabel() const;
+
+    // The bundled demo on first start, else the last model opened.
+    void openStartupModel();
+
+signals:
+    void modelOpened(const QString& path);
+    void calibrationFinished(bool ok);
+
+protected:
+    void closeEvent(QCloseEvent* event) override;
+    void dragEnterEvent(QDragEnterEvent* event) override;
+    void dropEvent(QDropEvent* event) override;
+
+private:
+    void createActions();
+    void createMenus();
+    void createDocks();
+    void restoreSettings();
+    void saveSettings();
+    void addRecent(const QString& path);
+    void rebuildRecentMenu();
+    void chooseModel();
+    void chooseData();
+    void relayout(GraphDirection direction);
+    void updateTitle();
+    void updateSummary();
+    void updateActions();
+    LayoutStyle layoutStyle(GraphDirection direction) const;
+    QString calibrationDataSpec() const;
+
+    ModelDocument* doc_;
+    JobRunner* jobs_;
+    ErrorReporter* errors_;
+    LayerTablePanel* table_;
+    GraphPanel* graph_;
+    LayerInspector* inspector_;
+    LayerSelection* selection_;
+    JobStatusWidget* jobStatus_;
+    QLabel* summary_;
+    QDockWidget* tableDock_;
+    QDockWidget* inspectorDock_;
+    QMenu* recentMenu_ = nullptr;
+    QAction* openAction_ = nullptr;
+    QAction* demoAction_ = nullptr;
+    QAction* dataAction_ = nullptr;
+    QAction* calibrateAction_ = nullptr;
+    QAction* cancelAction_ = nullptr;
+    QAction* quitAction_ = nullptr;
+    QString dataPath_; // chosen calibration data; empty: the data beside the model
+    QByteArray defaultState_;
+};
+
+} // namespace qs::ui

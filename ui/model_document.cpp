@@ -1,0 +1,109 @@
+#include "ui/model_document.h"
+
+#include "graph/onnx_import.h"
+
+#include <QElapsedTimer>
+#include <QFileInfo>
+
+namespace qs::ui {
+
+QString ModelData::displayName() const
+{
+    if (!path.isEmpty())
+        return QFileInfo(path).fileName();
+    return graph && !graph->name.empty() ? QString::fromStdString(graph->name) : QStringLiteral("untitled");
+}
+
+int ModelData::layerRow(const std::string& name) const
+{
+    if (!graph)
+        return -1;
+    auto it = layerOfNode.find(graph->findNode(name));
+    return it == layerOfNode.end() ? -1 : it->second;
+}
+
+const ActivationProfile* ActivationData::find(const std::string& layer, const std::string& role) const
+{
+    for (const auto& p : profiles)
+        if (p.layer == layer && p.role == role)
+            return &p;
+    return nullptr;
+}
+
+std::shared_ptr<ModelData> buildModelData(Graph graph, Progress& progress, const CancelToken& cancel)
+{
+    QElapsedTimer clock;
+    clock.start();
+    auto data = std::make_shared<ModelData>();
+    data->path = QString::fromStdString(graph.sourcePath);
+    data->totalParams = graph.parameterCount();
+    progress.report(0.3, "weight statistics");
+    std::vector<LayerSummary> summaries = summarizeLayers(graph);
+    cancel.check();
+
+    // Histograms and channel ranges, the expensive part, in proportion to parameters.
+    int64_t done = 0, all = 0;
+    for (const auto& s : summaries)
+        all += std::max<int64_t>(s.params, 1);
+    data->layers.reserve(summaries.size());
+    for (auto& s : summaries) {
+        cancel.check();
+        LayerData row;
+        row.node = graph.findNode(s.name);
+        row.sizeShare = data->totalParams > 0 ? double(s.params) / double(data->totalParams) : 0;
+        row.weights = profileWeight(graph, s);
+        const Node& node = graph.nodes[std::size_t(row.node)];
+        const ValueInfo* out = node.outputs.empty() ? nullptr : graph.info(node.outputs.front());
+        row.outputText = out ? QString::fromStdString(out->text()) : QStringLiteral("?");
+        row.summary = std::move(s);
+        data->layerOfNode[row.node] = int(data->layers.size());
+        done += std::max<int64_t>(row.summary.params, 1);
+        progress.report(0.3 + 0.6 * double(done) / double(all), "weight histograms");
+        data->layers.push_back(std::move(row));
+    }
+    data->graph = std::make_shared<const Graph>(std::move(graph));
+    data->loadSeconds = double(clock.nsecsElapsed()) * 1e-9;
+    return data;
+}
+
+std::shared_ptr<ModelData> loadModelData(const QString& path, Progress& progress, const CancelToken& cancel)
+{
+    progress.report(0, "reading " + QFileInfo(path).fileName().toStdString());
+    Graph g = importOnnx(path.toStdString());
+    cancel.check();
+    auto data = buildModelData(std::move(g), progress, cancel);
+    data->path = path;
+    return data;
+}
+
+ModelDocument::ModelDocument(QObject* parent) : QObject(parent) {}
+
+const LayerData* ModelDocument::layer(int row) const
+{
+    if (!model_ || row < 0 || row >= int(model_->layers.size()))
+        return nullptr;
+    return &model_->layers[std::size_t(row)];
+}
+
+void ModelDocument::setModel(std::shared_ptr<const ModelData> model, std::shared_ptr<const GraphLayout> layout)
+{
+    ++generation_;
+    model_ = std::move(model);
+    layout_ = std::move(layout);
+    activations_.reset();
+    emit modelChanged();
+}
+
+void ModelDocument::setLayout(std::shared_ptr<const GraphLayout> layout)
+{
+    layout_ = std::move(layout);
+    emit layoutChanged();
+}
+
+void ModelDocument::setActivations(std::shared_ptr<const ActivationData> activations)
+{
+    activations_ = std::move(activations);
+    emit activationsChanged();
+}
+
+} // namespace qs::ui
