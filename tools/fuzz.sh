@@ -15,7 +15,7 @@ for target in fuzz_onnx_import fuzz_data_readers; do
   log="$build/$target.log"
   status=0
   ASAN_OPTIONS=detect_leaks=0 "$build/tests/fuzz/$target" -max_total_time="$seconds" -max_len=65536 \
-    -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$build/$target-" "$corpus" >"$log" 2>&1 || status=$?
+    -rss_limit_mb=4096 -seed=1 -print_final_stats=1 -artifact_prefix="$build/$target-" "$corpus" >"$log" 2>&1 || status=$?
   grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Test unit written" "$log" || true
   rm -rf "$corpus"
   if [ "$status" -ne 0 ]; then

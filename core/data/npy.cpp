@@ -92,7 +92,8 @@ Tensor parseNpy(const std::string& bytes, const std::string& label)
              dtypeName(dtype), " ", shapeString(shape));
     Tensor t(dtype, shape);
     t.name = label;
-    std::memcpy(t.bytes.data(), bytes.data() + start + headerLen, want);
+    if (want > 0) // an empty array has no buffer to copy into
+        std::memcpy(t.bytes.data(), bytes.data() + start + headerLen, want);
     return t;
 }
 

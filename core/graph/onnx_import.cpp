@@ -168,12 +168,14 @@ Tensor convertTensor(Context& ctx, const onnx::TensorProto& t, const std::string
         return out;
     }
     if (t.data_location() == onnx::TensorProto::EXTERNAL) {
-        std::memcpy(out.bytes.data(), external.data(), external.size());
+        if (!external.empty()) // an empty tensor has no buffer
+            std::memcpy(out.bytes.data(), external.data(), external.size());
         ctx.externalBytes += external.size();
         return out;
     }
     if (t.has_raw_data()) {
-        std::memcpy(out.bytes.data(), t.raw_data().data(), t.raw_data().size());
+        if (!t.raw_data().empty())
+            std::memcpy(out.bytes.data(), t.raw_data().data(), t.raw_data().size());
         return out;
     }
     auto expectCount = [&](int got, const char* field) {
