@@ -12,6 +12,10 @@ async function main() {
   const session = await ort.InferenceSession.create(model, {
     intraOpNumThreads: Number(threads), interOpNumThreads: 1, executionMode: 'sequential',
     graphOptimizationLevel: 'all',
+    // QS_ORT_ALLOW_SPINNING=0: pool threads block instead of spinning while idle (the
+    // counterpart of OMP_WAIT_POLICY=PASSIVE on our side).
+    ...(process.env.QS_ORT_ALLOW_SPINNING !== undefined
+      ? { extra: { session: { intra_op: { allow_spinning: process.env.QS_ORT_ALLOW_SPINNING } } } } : {}),
   });
   const name = session.inputNames[0];
   const meta = session.inputMetadata ? session.inputMetadata : null;
