@@ -7,7 +7,9 @@ Exports ResNet-18 and MobileNetV2 (torchvision, weights=None, seed 0, opset 13,
 dynamic batch) into BUILD/bench (not committed), then times the demo CNN, MobileNetV2
 and ResNet-18 at batch 1 and 32 with 1 and 2 threads: qs_bench_runtime (ours) and
 bench/ort/bench_ort.js (onnxruntime-node) alternate, each reporting the median of
-ITERS runs; the table shows the median over REPEAT such measurements and ours/ORT.
+ITERS runs; the table shows the median over REPEAT such measurements and ours/ORT,
+then the same for process CPU time per run (all threads), which on a saturated machine
+tracks the work done while wall time tracks the CPU share each process obtained.
 
 --wait passive (the default) makes idle pool threads block instead of spin on both
 sides: OMP_WAIT_POLICY=PASSIVE for ours (libgomp reads it at start-up only) and
@@ -49,7 +51,8 @@ def export_models(out_dir):
 
 def measure(cmd, env=None):
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
-    return json.loads(out.strip().splitlines()[-1])["median_ms"]
+    r = json.loads(out.strip().splitlines()[-1])
+    return r["median_ms"], r["cpu_ms"]
 
 
 def main():
@@ -79,7 +82,8 @@ def main():
     print(f"wait policy: {args.wait}; load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus",
           flush=True)
     rows = []
-    print(f"{'model':<14}{'batch':>6}{'thr':>5}{'ours ms':>11}{'ORT ms':>11}{'ours/ORT':>10}", flush=True)
+    print(f"{'model':<14}{'batch':>6}{'thr':>5}{'ours ms':>11}{'ORT ms':>11}{'ours/ORT':>10}"
+          f"{'ours cpu':>11}{'ORT cpu':>11}{'cpu ratio':>10}", flush=True)
     for name in args.models.split(","):
         path, dims = models[name]
         for batch in (1, 32):
@@ -92,9 +96,11 @@ def main():
                                       "--iters", str(iters), "--warmup", str(args.warmup)], env))
                     b.append(measure(["node", ort_js, path, str(batch), str(threads), str(iters), str(args.warmup)],
                                      env))
-                ma, mb = statistics.median(a), statistics.median(b)
+                ma, mb = statistics.median(x[0] for x in a), statistics.median(x[0] for x in b)
+                ca, cb = statistics.median(x[1] for x in a), statistics.median(x[1] for x in b)
                 rows.append((name, batch, threads, ma, mb, ma / mb))
-                print(f"{name:<14}{batch:>6}{threads:>5}{ma:>11.3f}{mb:>11.3f}{ma / mb:>10.2f}", flush=True)
+                print(f"{name:<14}{batch:>6}{threads:>5}{ma:>11.3f}{mb:>11.3f}{ma / mb:>10.2f}"
+                      f"{ca:>11.3f}{cb:>11.3f}{ca / cb:>10.2f}", flush=True)
     worst = max(r[5] for r in rows)
     print(f"worst ratio {worst:.2f} (target <= 1.10); load average at end: {os.getloadavg()[0]:.1f}")
 
