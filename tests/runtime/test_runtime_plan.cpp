@@ -12,6 +12,8 @@
 
 #include <cmath>
 
+#include <omp.h>
+
 using namespace qs;
 using qs::test::OnnxBuilder;
 
@@ -254,6 +256,41 @@ private slots:
             for (int k = 0; k < 10; ++k)
                 QCOMPARE(v[std::size_t(i * 10 + k)], v[std::size_t(k)]);
         QVERIFY(maxAbsDiff(out[0], base[0]) > 1e-3f);
+    }
+
+    void threadCountIsRespected_data()
+    {
+        QTest::addColumn<int>("threads");
+        QTest::newRow("1 thread") << 1;
+        QTest::newRow("2 threads") << 2;
+    }
+
+    // oneDNN (OpenMP build) takes its thread count from the OpenMP setting when a
+    // primitive is created and when it runs: each kernel must see the plan's count
+    // whatever the process set before, and small work must stay on one thread.
+    void threadCountIsRespected()
+    {
+        QFETCH(int, threads);
+        Graph g = demo();
+        CompileOptions opts;
+        opts.threads = threads;
+        opts.inputShapes["input"] = {64, 1, 28, 28}; // the stem's input is large enough to split
+        const std::string stem = g.nodes[std::size_t(g.findNode("/stem/stem.2/Relu"))].outputs[0];
+        const std::string flat = g.nodes[std::size_t(g.findNode("/flatten/Flatten"))].outputs[0];
+        auto plan = compilePlan(g, opts);
+        std::map<std::string, int> seen;
+        auto record = [&](const std::string& value, const Tensor&) { seen[value] = omp_get_max_threads(); };
+        plan->addTap(stem, record);
+        plan->addTap(flat, record);
+        omp_set_num_threads(3); // what the caller had must not leak into the plan
+        Tensor x(DType::Float, {64, 1, 28, 28});
+        plan->run({x});
+        QCOMPARE(seen.size(), std::size_t(2));
+        QCOMPARE(seen.at(stem), threads);
+        QCOMPARE(seen.at(flat), 1); // [64, 64] into Flatten: below the parallel threshold
+        const auto k = plan->kernelSummary();
+        QVERIFY2(std::any_of(k.begin(), k.end(), [](const std::string& l) { return l.find("+/stem/stem.2/Relu") != std::string::npos; }),
+                 "the tap must not stop the ReLU fusing into the stem convolution");
     }
 
     void unsupportedOperatorIsReportedAtCompileTime_data()
