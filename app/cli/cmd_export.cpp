@@ -34,7 +34,7 @@ int runExport(const std::vector<std::string>& argv)
     auto out = args.value("out");
     if (!out)
         fail("missing --out PATH");
-    Store store = Store::open(args.value("db", defaultStorePath()));
+    Store store = Store::open(args.value("db", defaultStorePath()), {.createIfMissing = false});
     const bool json = args.flag("json");
     Progress progress([&](const ProgressState& s) {
         if (!json)

@@ -190,13 +190,18 @@ QdqModel buildQdqModel(const QuantSession& session)
             b.addInit(named(t, name));
     nlohmann::json wbits = nlohmann::json::object(), abits = nlohmann::json::object();
     std::set<std::string> activations;
+    std::map<std::string, std::size_t> weights; // a weight shared by layers is written once
     for (const auto& l : session.layers()) {
         QdqLayerInfo info;
         info.layer = l.name;
         info.weight = l.weight;
         info.weightBits = l.spec.weight.bits;
         info.actBits = l.spec.activation.bits;
-        if (!l.spec.weight.isFloat()) {
+        if (auto shared = weights.find(l.weight); shared != weights.end()) {
+            if (b.out.layers[shared->second].weightBits != info.weightBits)
+                fail("weight ", quoted(l.weight), " is shared by layers with different weight bits");
+            info.blocks = b.out.layers[shared->second].blocks; // its size counts with the first layer
+        } else if (!l.spec.weight.isFloat()) {
             b.quantizeWeight(l, info);
         } else {
             info.trueBits = info.storedBits = session.layerSizeBits(l);
@@ -207,6 +212,7 @@ QdqModel buildQdqModel(const QuantSession& session)
         wbits[l.name] = info.weightBits;
         abits[l.name] = info.actBits;
         b.out.layers.push_back(info);
+        weights.emplace(l.weight, b.out.layers.size() - 1);
     }
     std::vector<Node> nodes = std::move(b.head);
     for (const Node& n : session.graph().nodes) {

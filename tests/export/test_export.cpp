@@ -157,9 +157,9 @@ private slots:
         db_ = dir_.filePath("studio.db");
         runs_["w8a8"] = quantize({});
         // The other runs evaluate 300 images (test time); ORT still sees all 1000.
-        RunCase w4 = quantize({"--wbits", "4", "--bias-correction"}, 300);
+        RunCase w4 = quantize({"--wbits", "4", "--granularity", "group:16", "--bias-correction"}, 300);
         w4.wbits = 4;
-        runs_["w4a8-bias-correction"] = w4;
+        runs_["w4a8-group16-bias-correction"] = w4;
         // Symmetric (int8) activations: the restricted grid [-127, 127] needs a Clip.
         const QString cfg = dir_.filePath("sym.json");
         QFile f(cfg);
@@ -289,7 +289,7 @@ private slots:
 
     void encodingsMatchRun()
     {
-        const RunCase run = runs_.at("w4a8-bias-correction");
+        const RunCase run = runs_.at("w4a8-group16-bias-correction");
         const QString out = dir_.filePath("enc.json");
         Cli r = cli({"export", QString::number(run.id), "--format", "encodings", "--out", out, "--db", db_});
         QVERIFY2(r.exitCode == 0, r.err.constData());
@@ -323,13 +323,18 @@ private slots:
             ++acts;
         }
         QVERIFY(acts >= 7);
-        // Weight encodings: 4-bit symmetric per channel; their scale range is the stored one.
+        // Weight encodings: 4-bit symmetric, one per group of 16 input channels (one per
+        // output channel where a layer has fewer inputs); their scale range is the stored one.
         std::vector<std::pair<double, double>> storedScales;
-        for (const auto& l : layers)
+        std::vector<int64_t> storedBlocks, exportedBlocks;
+        for (const auto& l : layers) {
             storedScales.push_back({l.scales["min"].get<double>(), l.scales["max"].get<double>()});
+            // size = params x 4 bits + one 32-bit scale per block (symmetric: no zero points)
+            storedBlocks.push_back((*l.sizeBits - l.extra["params"].get<int64_t>() * 4) / 32);
+        }
         std::vector<std::pair<double, double>> exported;
         for (const auto& [weight, list] : enc["param_encodings"].items()) {
-            QVERIFY(list.size() > 1); // per channel
+            QVERIFY(list.size() > 1);
             double lo = INFINITY, hi = 0;
             for (const auto& e : list) {
                 QCOMPARE(e["bitwidth"].get<int>(), 4);
@@ -339,10 +344,14 @@ private slots:
                 hi = std::max(hi, e["scale"].get<double>());
             }
             exported.push_back({lo, hi});
+            exportedBlocks.push_back(int64_t(list.size()));
         }
         std::sort(storedScales.begin(), storedScales.end());
         std::sort(exported.begin(), exported.end());
         QCOMPARE(exported, storedScales);
+        std::sort(storedBlocks.begin(), storedBlocks.end());
+        std::sort(exportedBlocks.begin(), exportedBlocks.end());
+        QCOMPARE(exportedBlocks, storedBlocks);
     }
 
     void reportHasTablesAndCharts()
