@@ -5,6 +5,7 @@
 #include "store/report.h"
 #include "util/error.h"
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -24,16 +25,6 @@ std::string html(const std::string& s)
         }
     }
     return out;
-}
-
-std::string csvField(const std::string& s)
-{
-    if (s.find_first_of(",\"\r\n") == std::string::npos)
-        return s;
-    std::string out = "\"";
-    for (char c : s)
-        out += c == '"' ? std::string("\"\"") : std::string(1, c);
-    return out + "\"";
 }
 
 std::string number(const nlohmann::json& v)
@@ -77,9 +68,14 @@ const std::vector<Column>& columns()
 std::string chart(const std::string& title, const std::vector<double>& values, Rgb colour)
 {
     const int width = std::max(240, int(values.size()) * 36 + 20);
+    double top = -INFINITY;
+    for (double v : values)
+        if (std::isfinite(v))
+            top = std::max(top, v);
     return str("<figure><img alt=\"", html(title), "\" src=\"data:image/png;base64,",
                base64(barChart(values, width, 160, colour).png()), "\"><figcaption>", html(title),
-               " (bars in layer order, as in the table)</figcaption></figure>\n");
+               ": bars in layer order, as in the table", std::isfinite(top) ? str("; the tallest is ", top) : "",
+               "</figcaption></figure>\n");
 }
 
 std::string metricRow(const std::string& name, const std::string& value)

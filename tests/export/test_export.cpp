@@ -364,8 +364,14 @@ private slots:
         qs::Store store = qs::Store::open(db_.toStdString(), {.mode = qs::OpenMode::ReadOnly});
         const auto layers = store.layerResults(run.id);
         for (const char* needle : {"<table id=\"metrics\">", "<table id=\"layers\">", "<pre id=\"config\">",
-                                   "<table id=\"artifacts\">", "onnx-qdq", "report-csv", "minmax"})
+                                   "<table id=\"artifacts\">", "report-csv", "minmax"})
             QVERIFY2(page.contains(needle), needle);
+        // Every earlier export of the run is listed with its size on disk and hash.
+        for (const auto& a : store.artifacts(run.id))
+            if (a.format != "report-html")
+                QVERIFY2(page.contains(QString::fromStdString(a.hash)) &&
+                             page.contains(QString("<td>%1</td>").arg(a.sizeBytes)),
+                         a.path.c_str());
         QVERIFY(page.contains(QString::number(run.top1)));
         for (const auto& l : layers)
             QVERIFY2(page.contains(QString::fromStdString(l.layer)), l.layer.c_str());
