@@ -108,15 +108,28 @@ Graph singleLayerGraph(const Graph& g, const Node& node, const std::string& inpu
     return s;
 }
 
-struct Accum {
-    FidelityMeter meter;
-    double localSignal = 0, localNoise = 0;
-    bool any = false;
-};
-
 double db(double signal, double noise)
 {
     return noise > 0 ? 10 * std::log10(signal / noise) : INFINITY;
+}
+
+struct Accum {
+    FidelityMeter meter;
+    double localSignal = 0, localNoise = 0;
+    int64_t samples = 0;
+    bool any = false;
+};
+
+BitMeasure measureOf(const Accum& a, bool downstream)
+{
+    BitMeasure m;
+    m.localSqnrDb = db(a.localSignal, a.localNoise);
+    m.sqnrDb = downstream ? a.meter.sqnrDb() : m.localSqnrDb;
+    m.kl = a.meter.kl();
+    m.top1Agreement = downstream ? a.meter.top1Agreement() : 1.0;
+    m.top1 = a.meter.testTop1();
+    m.samples = a.samples;
+    return m;
 }
 
 void fakeQuantInPlace(Tensor& t, const QParams& q)
@@ -156,6 +169,10 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
         fail("dataset ", quoted(data.path), " has no samples");
     const int64_t batch = std::max<int64_t>(1, std::min(options.batch, total));
     const std::vector<int>& bitList = options.bits;
+    auto batchLabels = [&data](int64_t start, int64_t n) {
+        return data.labels ? std::vector<int64_t>(data.labels->begin() + start, data.labels->begin() + start + n)
+                           : std::vector<int64_t>();
+    };
     const int refBits = std::count(bitList.begin(), bitList.end(), 4) ? 4 : bitList.front();
 
     // Activation ranges per layer input, chosen per bit width from one observation pass.
@@ -262,6 +279,8 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
             if (!fp || fp->shapeOf(g.inputs.front().name) != shape)
                 fp = session.compile(false, shape);
             refs.push_back(fp->run({data.batch(start, n)}).front());
+            std::vector<int64_t> labels = batchLabels(start, n);
+            fp32Meter.add(refs.back(), refs.back(), data.labels ? &labels : nullptr);
         }
         for (const Variant& v : variants) {
             const SessionLayer& l = layers[v.layer];
@@ -286,11 +305,10 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                     q = compilePlan(g, co);
                 }
                 Tensor out = q->run({data.batch(start, n)}).front();
-                std::vector<int64_t> labels;
-                if (data.labels)
-                    labels.assign(data.labels->begin() + start, data.labels->begin() + start + n);
+                std::vector<int64_t> labels = batchLabels(start, n);
                 Accum& a = acc[{v.layer, v.bits}];
                 a.meter.add(refs[std::size_t(bi)], out, data.labels ? &labels : nullptr);
+                a.samples += n;
                 a.any = true;
                 doneUnits += 1;
                 sweep.report(doneUnits / units, str("sensitivity (naive): ", l.name, " at ", v.bits, " bits"));
@@ -325,9 +343,7 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                 for (const std::string& v : {l.input, layerOutput(l)})
                     if (!cached.count(v))
                         cached[v] = fp->valueOf(v);
-            std::vector<int64_t> labels;
-            if (data.labels)
-                labels.assign(data.labels->begin() + start, data.labels->begin() + start + n);
+            std::vector<int64_t> labels = batchLabels(start, n);
             fp32Meter.add(ref, ref, data.labels ? &labels : nullptr);
 
             for (std::size_t vi = 0; vi < variants.size(); ++vi) {
@@ -371,6 +387,7 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                     Tensor out = fp->runFrom(given).front();
                     a.meter.add(ref, out, data.labels ? &labels : nullptr);
                 }
+                a.samples += n;
                 a.any = true;
                 doneUnits += 1;
                 sweep.report(doneUnits / units, str("sensitivity: ", l.name, v.sample >= 0 ? " (Hessian)" : "",
@@ -380,13 +397,7 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                     LayerSensitivity partial;
                     partial.layer = l.name;
                     partial.op = l.op;
-                    BitMeasure m;
-                    m.localSqnrDb = db(a.localSignal, a.localNoise);
-                    m.sqnrDb = downstream ? a.meter.sqnrDb() : m.localSqnrDb;
-                    m.kl = a.meter.kl();
-                    m.top1Agreement = downstream ? a.meter.top1Agreement() : 1.0;
-                    m.top1 = a.meter.testTop1();
-                    partial.byBits[v.bits] = m;
+                    partial.byBits[v.bits] = measureOf(a, downstream);
                     onResult(partial, v.bits);
                 }
             }
@@ -407,13 +418,7 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
         for (const auto& [key, a] : acc) {
             if (key.first != li || !a.any || key.second < 0)
                 continue;
-            BitMeasure m;
-            m.localSqnrDb = db(a.localSignal, a.localNoise);
-            m.sqnrDb = downstream ? a.meter.sqnrDb() : m.localSqnrDb;
-            m.kl = a.meter.kl();
-            m.top1Agreement = downstream ? a.meter.top1Agreement() : 1.0;
-            m.top1 = a.meter.testTop1();
-            ls.byBits[key.second] = m;
+            ls.byBits[key.second] = measureOf(a, downstream);
         }
         if (options.method == SensitivityMethod::Hessian) {
             // v^T H v ~ (KL(w + eps v) + KL(w - eps v)) / eps^2, since KL(w) = 0 and its

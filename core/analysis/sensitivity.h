@@ -42,6 +42,7 @@ struct BitMeasure {
     double top1Agreement = 1;
     std::optional<double> top1;
     double localSqnrDb = 0;   // the layer's own output vs FP32
+    int64_t samples = 0;      // what these numbers were measured on (fewer than asked when cancelled)
 };
 
 struct LayerSensitivity {

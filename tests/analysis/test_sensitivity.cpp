@@ -8,7 +8,11 @@
 
 #include <QtTest>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <set>
+#include <thread>
 
 using namespace qs;
 
@@ -110,6 +114,58 @@ private slots:
         for (const auto& l : r.layers)
             measured += int(l.byBits.size());
         QVERIFY(measured >= 10 && measured < 8 * 6);
+    }
+
+    // Cancel from another thread mid-sweep: the call returns within a second, marked
+    // incomplete, and every kept number equals a complete sweep over the samples it
+    // says it saw.
+    void cancelWithinASecondKeepsConsistentPartials()
+    {
+        Graph g = importOnnx(kModel);
+        Dataset d = demoData(g, 64);
+        SensitivityOptions o;
+        o.bits = {2, 4, 8};
+        o.limit = 64;
+        o.batch = 16;
+        CancelToken cancel;
+        std::atomic<double> fraction{0};
+        Progress p([&](const ProgressState& s) { fraction = s.fraction; });
+        SensitivityResult r;
+        std::thread worker([&] { r = measureSensitivity(g, d, o, p, cancel); });
+        while (fraction < 0.6)
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        const auto t0 = std::chrono::steady_clock::now();
+        cancel.cancel();
+        worker.join();
+        const double latency = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        qInfo("returned %.3f s after cancel", latency);
+        QVERIFY(latency < 1.0);
+        QVERIFY(!r.complete);
+        std::set<int64_t> counts;
+        for (const auto& l : r.layers)
+            for (const auto& [bits, m] : l.byBits) {
+                QVERIFY(m.samples > 0 && m.samples < 64 && m.samples % 16 == 0);
+                counts.insert(m.samples);
+            }
+        QVERIFY(!counts.empty());
+        for (int64_t n : counts) {
+            SensitivityOptions full = o;
+            full.limit = n;
+            Progress quiet;
+            SensitivityResult ref = measureSensitivity(g, demoData(g, n), full, quiet, CancelToken());
+            QVERIFY(ref.complete);
+            for (std::size_t i = 0; i < r.layers.size(); ++i)
+                for (const auto& [bits, m] : r.layers[i].byBits) {
+                    if (m.samples != n)
+                        continue;
+                    const BitMeasure& e = ref.layers[i].byBits.at(bits);
+                    QCOMPARE(e.samples, n);
+                    QVERIFY(std::abs(m.sqnrDb - e.sqnrDb) < 1e-9 * std::max(1.0, std::abs(e.sqnrDb)));
+                    QVERIFY(std::abs(m.kl - e.kl) < 1e-12 + 1e-9 * e.kl);
+                    QCOMPARE(m.top1Agreement, e.top1Agreement);
+                    QCOMPARE(m.top1.value(), e.top1.value());
+                }
+        }
     }
 
     void hessianRanksLikeOneShot()

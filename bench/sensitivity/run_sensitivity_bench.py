@@ -1,0 +1,59 @@
+#!/usr/bin/python3
+"""Cached (downstream-only) sensitivity sweep vs a full re-run per configuration.
+
+    /usr/bin/python3 bench/sensitivity/run_sensitivity_bench.py [--build build] [--repeat 3]
+
+Times both sweeps, alternating, in one qs_bench_sensitivity process per model, on
+the demo CNN (its Fashion-MNIST slice) and on ResNet-18 (torchvision, weights=None,
+exported by bench/run_runtime_bench.py's export_models into BUILD/bench; seeded
+random 224x224 inputs). Prints the medians and cached/naive; the target is <= 0.5.
+Needs `ninja -C BUILD qs_bench_sensitivity`, python3-torch and python3-torchvision.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from run_runtime_bench import export_models  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--models", default="demo,resnet18")
+    args = ap.parse_args()
+    exe = os.path.join(args.build, "bench", "sensitivity", "qs_bench_sensitivity")
+    if not os.path.exists(exe):
+        sys.exit(f"{exe} not found: ninja -C {args.build} qs_bench_sensitivity")
+    demo = os.path.join(ROOT, "resources", "demo")
+    cases = {
+        # model, data, samples, batch, bits (the default set on the demo; three widths on ResNet-18)
+        "demo": (os.path.join(demo, "fashion_cnn.onnx"), os.path.join(demo, "fashion1k-images-idx3-ubyte.gz"),
+                 256, 32, "2,3,4,5,6,8"),
+    }
+    if "resnet18" in args.models:
+        resnet = export_models(os.path.join(args.build, "bench"))["resnet18"]
+        cases["resnet18"] = (resnet, "random:8", 8, 8, "2,4,8")
+    print(f"{'model':<10}{'layers':>7}{'configs':>8}{'samples':>8}{'cached s':>10}{'naive s':>10}{'ratio':>8}",
+          flush=True)
+    worst = 0.0
+    for name in args.models.split(","):
+        model, data, limit, batch, bits = cases[name]
+        env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+        out = subprocess.run([exe, model, data, "--limit", str(limit), "--batch", str(batch), "--bits", bits,
+                              "--repeat", str(args.repeat), "--threads", str(args.threads)],
+                             check=True, capture_output=True, text=True, env=env).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        worst = max(worst, r["ratio"])
+        print(f"{name:<10}{r['layers']:>7}{r['configurations']:>8}{r['samples']:>8}{r['cached_s']:>10.2f}"
+              f"{r['naive_s']:>10.2f}{r['ratio']:>8.3f}", flush=True)
+    print(f"worst cached/naive ratio {worst:.3f} (target <= 0.5)")
+
+
+if __name__ == "__main__":
+    main()
