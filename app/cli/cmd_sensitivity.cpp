@@ -101,7 +101,7 @@ nlohmann::json byBitsJson(const LayerSensitivity& l)
                                    {"kl", m.kl},
                                    {"top1_agreement", m.top1Agreement},
                                    {"top1", m.top1 ? nlohmann::json(*m.top1) : nlohmann::json(nullptr)},
-                                   {"local_sqnr_db", num(m.localSqnrDb)},
+                                   {"local_sqnr_db", m.localSqnrDb ? num(*m.localSqnrDb) : nlohmann::json(nullptr)},
                                    {"samples", m.samples}};
     return j;
 }

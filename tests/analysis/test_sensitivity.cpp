@@ -1,9 +1,13 @@
 // Sensitivity: the cached downstream-only sweep equals a full re-run per
 // configuration; cancel keeps what was measured; the Hessian estimate is sane.
 #include "analysis/activations.h"
+#include "analysis/fidelity.h"
 #include "analysis/sensitivity.h"
 #include "data/dataset.h"
 #include "graph/onnx_import.h"
+#include "quant/quantizer.h"
+#include "quant/session.h"
+#include "runtime/plan.h"
 #include "util/error.h"
 
 #include <QtTest>
@@ -76,6 +80,8 @@ private slots:
               fast.seconds, naive.seconds, fast.seconds / naive.seconds);
     }
 
+    // The local method's SQNR against whole-model plans that keep each layer's output:
+    // FP32, and with that layer's weight quantized.
     void localModeIsTheLayersOwnSqnr()
     {
         Graph g = importOnnx(kModel);
@@ -86,12 +92,33 @@ private slots:
         o.limit = 32;
         Progress p;
         SensitivityResult local = measureSensitivity(g, d, o, p, CancelToken());
-        o.method = SensitivityMethod::OneShot;
-        SensitivityResult full = measureSensitivity(g, d, o, p, CancelToken());
+        QuantSession session(g, QuantizeOptions{});
+        const Graph& sg = session.graph();
+        QCOMPARE(local.layers.size(), session.layers().size());
         for (std::size_t i = 0; i < local.layers.size(); ++i) {
-            const double a = local.layers[i].byBits.at(4).localSqnrDb, b = full.layers[i].byBits.at(4).localSqnrDb;
-            QVERIFY(std::abs(a - b) < 1e-6 * std::abs(b));
-            QCOMPARE(local.layers[i].byBits.at(4).sqnrDb, a);
+            const SessionLayer& l = session.layers()[i];
+            const std::string out = sg.nodes[std::size_t(sg.findNode(l.name))].outputs.front();
+            CompileOptions co = session.compileOptions(false, d.inputs.shape);
+            co.keepValues.insert(out);
+            auto fp = compilePlan(sg, co);
+            fp->run({d.inputs});
+            const Tensor ref = fp->valueOf(out);
+            const Tensor* w = sg.constant(l.weight);
+            QuantSpec spec = l.spec.weight;
+            spec.bits = 4;
+            co.initializerOverrides[l.weight] =
+                Tensor::fromVector(w->shape, fakeQuantWeight(w->toFloat(), w->shape, l.outAxis, l.inAxis, spec));
+            auto q = compilePlan(sg, co);
+            q->run({d.inputs});
+            const Tensor test = q->valueOf(out);
+            const double expected = sqnrDb(ref.data<float>().data(), test.data<float>().data(), std::size_t(ref.numel()));
+            const BitMeasure& m = local.layers[i].byBits.at(4);
+            QVERIFY(m.localSqnrDb.has_value());
+            QVERIFY2(std::abs(*m.localSqnrDb - expected) < 1e-3 * std::abs(expected),
+                     qPrintable(QString("%1: %2 vs %3 dB").arg(QString::fromStdString(l.name)).arg(*m.localSqnrDb)
+                                    .arg(expected)));
+            QCOMPARE(m.sqnrDb, *m.localSqnrDb);
+            QCOMPARE(m.samples, int64_t(32));
         }
     }
 
