@@ -94,12 +94,33 @@ struct Segment {
     std::string end;                 // value given to the plan's runFrom()
 };
 
+// A constant, also when exported behind Identity nodes (shared biases in torch exports).
+const Tensor* constantOf(const Graph& g, std::string value)
+{
+    for (int hops = 0; hops < 16 && !value.empty(); ++hops) {
+        if (const Tensor* t = g.constant(value))
+            return t;
+        const int p = g.producerOf(value);
+        if (p < 0 || g.nodes[std::size_t(p)].opType != "Identity")
+            return nullptr;
+        value = g.nodes[std::size_t(p)].inputs.front();
+    }
+    return nullptr;
+}
+
 Segment segmentOf(const Graph& g, int layerNode, const std::string& input, const std::set<std::string>& kept)
 {
     Segment seg;
     seg.nodes = {layerNode};
     seg.inputs = {input};
     std::set<std::string> produced;
+    auto readsFrom = [&](const Node& n) { // values the segment needs from the FP32 plan
+        for (const auto& in : n.inputs)
+            if (!in.empty() && !produced.count(in) && !constantOf(g, in) &&
+                std::find(seg.inputs.begin(), seg.inputs.end(), in) == seg.inputs.end())
+                seg.inputs.push_back(in);
+    };
+    readsFrom(g.nodes[std::size_t(layerNode)]);
     seg.end = g.nodes[std::size_t(layerNode)].outputs.front();
     produced.insert(seg.end);
     while (!kept.count(seg.end)) {
@@ -109,10 +130,7 @@ Segment segmentOf(const Graph& g, int layerNode, const std::string& input, const
         const Node& n = g.nodes[std::size_t(consumers.front())];
         if (n.outputs.size() != 1 || g.layerKind(n) != LayerKind::None)
             break;
-        for (const auto& in : n.inputs)
-            if (!in.empty() && !produced.count(in) && !g.constant(in) &&
-                std::find(seg.inputs.begin(), seg.inputs.end(), in) == seg.inputs.end())
-                seg.inputs.push_back(in);
+        readsFrom(n);
         seg.nodes.push_back(consumers.front());
         seg.end = n.outputs.front();
         produced.insert(seg.end);
@@ -131,7 +149,7 @@ Graph segmentGraph(const Graph& g, const Segment& seg)
         Node n = g.nodes[std::size_t(ni)];
         n.outputs.resize(1);
         for (const auto& in : n.inputs)
-            if (const Tensor* t = in.empty() ? nullptr : g.constant(in))
+            if (const Tensor* t = in.empty() ? nullptr : constantOf(g, in))
                 s.initializers[in] = *t;
         s.nodes.push_back(std::move(n));
     }
@@ -371,8 +389,10 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
         for (const auto& l : layers) {
             const int node = g.findNode(l.name);
             // The local method compares the layer's own output, so its segment is the layer alone.
-            segments.push_back(downstream ? segmentOf(g, node, l.input, kept)
-                                          : Segment{{node}, {l.input}, g.nodes[std::size_t(node)].outputs.front()});
+            std::set<std::string> stop = kept;
+            if (!downstream)
+                stop.insert(g.nodes[std::size_t(node)].outputs.front());
+            segments.push_back(segmentOf(g, node, l.input, stop));
             keep.insert(segments.back().inputs.begin(), segments.back().inputs.end());
             keep.insert(segments.back().end);
         }
