@@ -24,7 +24,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="kernel threads (1: the 2-core machine is shared)")
     ap.add_argument("--models", default="demo,resnet18")
     args = ap.parse_args()
     exe = os.path.join(args.build, "bench", "sensitivity", "qs_bench_sensitivity")
@@ -44,7 +44,7 @@ def main():
     worst = 0.0
     for name in args.models.split(","):
         model, data, limit, batch, bits = cases[name]
-        env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+        env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OMP_WAIT_POLICY="PASSIVE")
         out = subprocess.run([exe, model, data, "--limit", str(limit), "--batch", str(batch), "--bits", bits,
                               "--repeat", str(args.repeat), "--threads", str(args.threads)],
                              check=True, capture_output=True, text=True, env=env).stdout
