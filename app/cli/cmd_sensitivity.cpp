@@ -42,6 +42,9 @@ SensitivityOptions sensitivityOptions(const Args& args)
     o.batch = args.intValue("batch", 32);
     o.threads = args.intValue("threads", 0);
     o.naive = args.flag("naive");
+    o.hutchinsonSamples = args.intValue("hutchinson", 8);
+    if (o.hutchinsonSamples < 1)
+        fail("--hutchinson: expected at least 1 random direction, got ", o.hutchinsonSamples);
     if (auto g = args.value("granularity"))
         parseGranularity(*g, o.base.defaults.weight);
     if (auto c = args.value("calib"))
@@ -137,7 +140,8 @@ int exitCode(const SensitivityResult& r)
 
 int runSensitivity(const std::vector<std::string>& argv)
 {
-    std::set<std::string> valued = {"bits", "mode", "method", "limit", "batch", "threads", "db", "granularity", "calib"};
+    std::set<std::string> valued = {"bits",  "mode", "method",      "limit", "batch",
+                                    "threads", "db", "granularity", "calib", "hutchinson"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
     Args args(argv, valued, {"json", "naive"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
@@ -455,7 +459,7 @@ int runMixed(const std::vector<std::string>& argv)
 const bool registeredSensitivity = registerCommand(
     {"sensitivity",
      "MODEL --data DATA [--bits 2,3,4,5,6,8] [--mode weights|activations|both] [--method oneshot|local|hessian] "
-     "[--limit N] [--batch N] [--granularity G] [--calib C] [--naive] [--db DB] [--json]",
+     "[--hutchinson N] [--limit N] [--batch N] [--granularity G] [--calib C] [--naive] [--db DB] [--json]",
      "measure how much each layer suffers when quantized alone, at each bit width", runSensitivity});
 
 const bool registeredMixed = registerCommand(

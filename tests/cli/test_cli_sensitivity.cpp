@@ -78,6 +78,23 @@ private slots:
         QVERIFY(measured > 0);
     }
 
+    void hessianStoresEstimatorAndSpearman()
+    {
+        QTemporaryDir dir;
+        const QString db = dir.filePath("studio.db");
+        QJsonObject j = runJson({"sensitivity", kModel, "--data", kData, "--method", "hessian", "--hutchinson", "2",
+                                 "--limit", "16", "--db", db, "--json"})
+                            .object();
+        QVERIFY(j["estimator"].toString().contains("Hutchinson"));
+        QVERIFY(j["spearman"].isDouble());
+        for (const auto& l : j["layers"].toArray())
+            QVERIFY(l.toObject()["hessian_trace"].toDouble() > 0);
+        QJsonObject shown = runJson({"show", QString::number(j["run_id"].toInteger()), "--db", db, "--json"}).object();
+        const QJsonObject extra = shown["metrics"].toObject()["extra"].toObject();
+        QCOMPARE(extra["spearman_vs_oneshot"].toDouble(), j["spearman"].toDouble());
+        QCOMPARE(extra["estimator"].toString(), j["estimator"].toString());
+    }
+
     void mixedHonoursConstraintsAndVerifies()
     {
         QTemporaryDir dir;
