@@ -381,8 +381,13 @@ int runMixed(const std::vector<std::string>& argv)
         progress.report(0.5 + 0.5 * double(k) / double(toVerify.size() + 1), "verifying front points");
         front[toVerify[k]].measured = measure(front[toVerify[k]]);
     }
-    if (verify > 0)
-        chosen->measured = measure(*chosen);
+    if (verify > 0) {
+        for (std::size_t k : toVerify)
+            if (front[k].bits == chosen->bits)
+                chosen->measured = front[k].measured;
+        if (!chosen->measured)
+            chosen->measured = measure(*chosen);
+    }
     if (!args.flag("json"))
         std::fprintf(stderr, "\r%-70s\r", "");
     QuantConfig chosenConfig = configFor(*chosen);
