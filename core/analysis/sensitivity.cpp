@@ -229,6 +229,8 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
     keepLargeBuffersInHeap();
     if (options.bits.empty())
         fail("sensitivity: no bit widths given");
+    if (options.naive && options.method == SensitivityMethod::Local)
+        fail("sensitivity: --naive re-runs the whole model per configuration; the local method runs none");
     for (int b : options.bits)
         if (b < 2 || b > 8)
             fail("sensitivity: bit width ", b, " is not 2..8");
@@ -431,7 +433,10 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
             co.threads = options.threads;
             if (weight)
                 co.initializerOverrides[layers[li].weight] = *weight;
-            return compilePlan(segmentGraph(g, segments[li]), co);
+            Graph one = segmentGraph(g, segments[li]);
+            for (auto& vi : one.inputs) // a segment may read non-float values (e.g. a computed shape)
+                vi.dtype = cached.at(vi.name).dtype;
+            return compilePlan(one, co);
         };
         for (int64_t start = 0; start < total && !cancelled; start += batch) {
             const int64_t n = std::min(batch, total - start);
