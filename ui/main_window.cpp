@@ -16,6 +16,7 @@
 #include "ui/theme.h"
 
 #include "data/dataset.h"
+#include "store/store.h"
 
 #include <QAction>
 #include <QApplication>
@@ -76,7 +77,13 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     summary_ = new QLabel(this);
     summary_->setObjectName(QStringLiteral("modelSummary"));
     summary_->setProperty("role", "muted");
+    storeLabel_ = new QLabel(this);
+    storeLabel_->setObjectName(QStringLiteral("storeLabel"));
+    storeLabel_->setProperty("role", "muted");
+    storeLabel_->setText(QStringLiteral("No database"));
+    storeLabel_->setToolTip(QStringLiteral("No experiment database is open \u2014 File \u203A Open or Create Database"));
     statusBar()->addWidget(summary_, 1);
+    statusBar()->addPermanentWidget(storeLabel_);
     statusBar()->addPermanentWidget(jobStatus_);
     statusBar()->setSizeGripEnabled(true);
 
@@ -143,6 +150,11 @@ void MainWindow::createActions()
     dataAction_->setToolTip(QStringLiteral("Choose the images (IDX) or arrays (NPY) calibration runs on"));
     connect(dataAction_, &QAction::triggered, this, &MainWindow::chooseData);
 
+    storeAction_ = new QAction(icon(IconId::Data), QStringLiteral("Open or Create Data&base\u2026"), this);
+    storeAction_->setObjectName(QStringLiteral("storeAction"));
+    storeAction_->setToolTip(QStringLiteral("The SQLite experiment store runs are recorded in; remembered for the next start"));
+    connect(storeAction_, &QAction::triggered, this, &MainWindow::chooseStore);
+
     calibrateAction_ = new QAction(icon(IconId::Calibrate), QStringLiteral("&Collect Activation Statistics"), this);
     calibrateAction_->setObjectName(QStringLiteral("calibrateAction"));
     calibrateAction_->setIconText(QStringLiteral("Calibrate"));
@@ -200,6 +212,7 @@ void MainWindow::createMenus()
     file->addAction(demoAction_);
     file->addSeparator();
     file->addAction(dataAction_);
+    file->addAction(storeAction_);
     file->addSeparator();
     file->addAction(quitAction_);
     rebuildRecentMenu();
@@ -409,6 +422,60 @@ void MainWindow::chooseData()
     dataPath_ = path;
     QSettings().setValue(QStringLiteral("data/path"), dataPath_);
     updateSummary();
+}
+
+int MainWindow::openStore(const QString& path)
+{
+    const QString abs = QFileInfo(path).absoluteFilePath();
+    QPointer<MainWindow> self(this);
+    return jobs_->start(
+        QStringLiteral("store"), QStringLiteral("Opening database %1").arg(QFileInfo(abs).fileName()),
+        [self, abs](Progress& progress, const CancelToken&) -> JobRunner::Deliver {
+            progress.report(0, "opening");
+            // A Store is one SQLite connection per thread: this one only checks the file
+            // and counts what it holds; views that read runs open their own.
+            const Store store = Store::open(abs.toStdString());
+            const auto runs = int64_t(store.runs().size());
+            const auto models = int64_t(store.models().size());
+            const int schema = store.schemaVersion();
+            return [self, abs, runs, models, schema] {
+                if (!self)
+                    return;
+                self->storePath_ = abs;
+                QSettings().setValue(QStringLiteral("store/path"), abs);
+                self->storeLabel_->setText(QStringLiteral("%1 \u00B7 %2 %3")
+                                              .arg(QFileInfo(abs).fileName())
+                                              .arg(runs)
+                                              .arg(runs == 1 ? QStringLiteral("run") : QStringLiteral("runs")));
+                self->storeLabel_->setToolTip(QStringLiteral("Experiment database %1\n%2 runs of %3 models, schema v%4")
+                                                  .arg(QDir::toNativeSeparators(abs))
+                                                  .arg(runs)
+                                                  .arg(models)
+                                                  .arg(schema));
+                emit self->storeOpened(abs);
+            };
+        });
+}
+
+void MainWindow::chooseStore()
+{
+    const QString start = storePath_.isEmpty() ? QString::fromStdString(defaultStorePath()) : storePath_;
+    // A save dialog, so that a new name creates a database; an existing one is opened, not replaced.
+    const QString path = QFileDialog::getSaveFileName(this, QStringLiteral("Open or create database"), start,
+                                                      QStringLiteral("QuantStudio databases (*.db);;All files (*)"),
+                                                      nullptr, QFileDialog::DontConfirmOverwrite);
+    if (!path.isEmpty())
+        openStore(path);
+}
+
+void MainWindow::openStartupStore()
+{
+    const QString last = QSettings().value(QStringLiteral("store/path")).toString();
+    const QString fallback = QString::fromStdString(defaultStorePath());
+    if (!last.isEmpty() && QFileInfo::exists(last))
+        openStore(last);
+    else if (QFileInfo::exists(fallback))
+        openStore(fallback);
 }
 
 void MainWindow::openStartupModel()

@@ -1,4 +1,5 @@
-// quantstudio: the desktop studio. Opens MODEL.onnx, or the bundled demo on first start.
+// quantstudio: the desktop studio. Opens MODEL.onnx, or the bundled demo on first start,
+// and the experiment database used last (or --db PATH).
 #include "ui/error_reporter.h"
 #include "ui/job_runner.h"
 #include "ui/layer_inspector.h"
@@ -35,7 +36,9 @@ int main(int argc, char** argv)
                                     QStringLiteral("layer"));
     const QCommandLineOption calibrate(QStringLiteral("calibrate"), QStringLiteral("Collect activation statistics after opening."));
     const QCommandLineOption size(QStringLiteral("size"), QStringLiteral("Window size, e.g. 1600x1000."), QStringLiteral("WxH"));
-    for (const auto& o : {screenshot, select, calibrate, size})
+    const QCommandLineOption db(QStringLiteral("db"), QStringLiteral("Experiment database to open (default: the last one)."),
+                                QStringLiteral("path"));
+    for (const auto& o : {screenshot, select, calibrate, size, db})
         args.addOption(o);
     args.process(app);
 
@@ -80,6 +83,10 @@ int main(int argc, char** argv)
                              QTimer::singleShot(300, [] { QApplication::exit(1); });
                      });
 
+    if (args.isSet(db))
+        window.openStore(args.value(db));
+    else
+        window.openStartupStore();
     const QStringList positional = args.positionalArguments();
     if (!positional.isEmpty())
         window.openModel(QFileInfo(positional.front()).absoluteFilePath());

@@ -4,6 +4,8 @@
 // and a corrupt file gives an error dialog while the open model stays.
 #include "analysis/layers.h"
 #include "graph/onnx_import.h"
+#include "store/store.h"
+#include "support/onnx_builder.h"
 #include "ui/error_reporter.h"
 #include "ui/graph_items.h"
 #include "ui/graph_panel.h"
@@ -21,7 +23,9 @@
 
 #include <qcustomplot.h>
 
+#include <QClipboard>
 #include <QComboBox>
+#include <QDockWidget>
 #include <QElapsedTimer>
 #include <QLineEdit>
 #include <QMessageBox>
@@ -294,6 +298,10 @@ private slots:
         QVERIFY(QImage(dir.filePath("w.png")).width() >= plot->plot()->width());
         QVERIFY(QFileInfo(dir.filePath("w.pdf")).size() > 1000);
         QVERIFY(plot->csv().startsWith(QStringLiteral("bin_lo,bin_hi,count\n")));
+        plot->copyImage();
+        const QImage copied = QApplication::clipboard()->image();
+        QVERIFY(!copied.isNull());
+        QVERIFY(copied.width() >= plot->plot()->width());
     }
 
     void calibrationRunsAndCancels()
@@ -382,6 +390,43 @@ private slots:
         QVERIFY(window->selection()->currentNode() >= 0);
     }
 
+    // A model the runtime cannot run still opens for inspection; calibrating it names
+    // the operator in the dialog, and the model stays open.
+    void unsupportedOperatorIsNamed()
+    {
+#ifndef QS_HAVE_ACTIVATIONS
+        QSKIP("core/analysis/activations.cpp is not part of the build yet");
+#else
+        QTemporaryDir dir;
+        const QString path = dir.filePath(QStringLiteral("custom_op.onnx"));
+        test::OnnxBuilder b = test::tinyConvModel();
+        b.model().mutable_graph()->mutable_output()->Clear();
+        b.node("SnakeActivation", {"y"}, {"z"}, "snake");
+        b.output("z", {-1, 3, 4, 4});
+        b.save(path.toStdString());
+        QVERIFY(openAndWait(path));
+        QCOMPARE(window->layerPanel()->model()->rowCount(), 1);
+
+        QSignalSpy reported(window->errorReporter(), &ErrorReporter::reported);
+        QSignalSpy finished(window.get(), &MainWindow::calibrationFinished);
+        QVERIFY(window->runCalibration() > 0);
+        QVERIFY(reported.wait(30000));
+        const QString message = reported.front().at(1).toString();
+        qInfo("error shown: %s", qPrintable(message));
+        QVERIFY(message.contains(QStringLiteral("unsupported operator")));
+        QVERIFY(message.contains(QStringLiteral("\"snake\" (SnakeActivation")));
+        QMessageBox* box = visibleErrorDialog();
+        QVERIFY(box);
+        QCOMPARE(box->informativeText(), message);
+        box->close();
+        QCOMPARE(finished.size(), 1);
+        QVERIFY(!finished.front().at(0).toBool());
+        QCOMPARE(window->windowTitle(), QStringLiteral("custom_op.onnx \u2014 QuantStudio"));
+        QCOMPARE(window->layerPanel()->model()->rowCount(), 1);
+        QVERIFY(openAndWait(demoPath));
+#endif
+    }
+
     void missingFileNamesPath()
     {
         ensureDemo();
@@ -412,6 +457,61 @@ private slots:
         other.setAccepted(false);
         QApplication::sendEvent(window.get(), &other);
         QVERIFY(!other.isAccepted());
+    }
+
+    // The database and the window layout come back on the next start; a file that is
+    // not a store is refused with its name and the open database stays.
+    void databaseAndLayoutAreRemembered()
+    {
+        QTemporaryDir dir;
+        const QString dbPath = dir.filePath(QStringLiteral("runs.db"));
+        {
+            Store store = Store::open(dbPath.toStdString());
+            ModelRecord m;
+            m.hash = "0123abcd";
+            m.name = "fashion_cnn";
+            const int64_t model = store.upsertModel(m);
+            store.finishRun(store.beginRun(RunStart{.modelId = model, .kind = RunKind::Calibration}), RunState::Done);
+        }
+        {
+            MainWindow first;
+            first.resize(1200, 800);
+            first.show();
+            QVERIFY(QTest::qWaitForWindowExposed(&first));
+            QSignalSpy opened(&first, &MainWindow::storeOpened);
+            first.openStore(dbPath);
+            QVERIFY(opened.wait(10000));
+            QCOMPARE(first.storePath(), QFileInfo(dbPath).absoluteFilePath());
+            QCOMPARE(first.storeLabel()->text(), QStringLiteral("runs.db \u00B7 1 run"));
+
+            const QString badPath = dir.filePath(QStringLiteral("notes.db"));
+            QFile bad(badPath);
+            QVERIFY(bad.open(QIODevice::WriteOnly));
+            bad.write(QByteArray(4096, 'x'));
+            bad.close();
+            QSignalSpy reported(first.errorReporter(), &ErrorReporter::reported);
+            first.openStore(badPath);
+            QVERIFY(reported.wait(10000));
+            qInfo("error shown: %s", qPrintable(reported.front().at(1).toString()));
+            QVERIFY(reported.front().at(1).toString().contains(QStringLiteral("notes.db")));
+            if (QMessageBox* box = visibleErrorDialog())
+                box->close();
+            QCOMPARE(first.storePath(), QFileInfo(dbPath).absoluteFilePath());
+            QCOMPARE(first.storeLabel()->text(), QStringLiteral("runs.db \u00B7 1 run"));
+
+            first.findChild<QDockWidget*>(QStringLiteral("inspectorDock"))->hide();
+            first.graphPanel()->colorCombo()->setCurrentIndex(2);
+            first.close(); // saves the settings
+        }
+        MainWindow second;
+        QVERIFY(second.findChild<QDockWidget*>(QStringLiteral("inspectorDock"))->isHidden());
+        QVERIFY(!second.findChild<QDockWidget*>(QStringLiteral("layersDock"))->isHidden());
+        QCOMPARE(second.graphPanel()->colorCombo()->currentIndex(), 2);
+        QCOMPARE(second.size(), QSize(1200, 800));
+        QSignalSpy opened(&second, &MainWindow::storeOpened);
+        second.openStartupStore();
+        QVERIFY(opened.wait(10000));
+        QCOMPARE(second.storePath(), QFileInfo(dbPath).absoluteFilePath());
     }
 
     void cleanupTestCase()
