@@ -138,7 +138,7 @@ void plotHistogram(QCustomPlot* plot, const Histogram& h, bool log, const QColor
     const DrawnHistogram d = drawnHistogram(h, log);
     QCPGraph* g = ensureGraph(plot, 0);
     g->setLineStyle(QCPGraph::lsStepLeft);
-    g->setPen(QPen(color.darker(115), 1.2));
+    g->setPen(QPen(color.darker(115), 1.0));
     QColor fill = color;
     fill.setAlpha(90);
     g->setBrush(fill);
@@ -540,18 +540,18 @@ void LayerInspector::drawChannels()
     const auto style = group == 1 && n <= 256 ? QCPGraph::lsStepCenter : QCPGraph::lsLine;
     gMax->setName(QStringLiteral("min \u2013 max"));
     gMax->setLineStyle(style);
-    gMax->setPen(QPen(weightColor.darker(120), 1.2));
+    gMax->setPen(QPen(weightColor.darker(120), 1.0));
     gMax->setBrush(QColor(weightColor.red(), weightColor.green(), weightColor.blue(), 70));
     gMax->setChannelFillGraph(gMin);
     gMax->setData(x, hi, true);
     gMin->setLineStyle(style);
-    gMin->setPen(QPen(weightColor.darker(120), 1.2));
+    gMin->setPen(QPen(weightColor.darker(120), 1.0));
     gMin->setData(x, lo, true);
     gMin->removeFromLegend();
     gP->setName(QStringLiteral("\u00B1|x| p99.9"));
     gP->setLineStyle(style);
     // Dashes cost more than the rest of the plot on thousands of points: only for few channels.
-    const QPen pPen(QColor(0xea, 0x58, 0x0c), 1.1, style == QCPGraph::lsStepCenter ? Qt::DashLine : Qt::SolidLine);
+    const QPen pPen(QColor(0xea, 0x58, 0x0c), 1.0, style == QCPGraph::lsStepCenter ? Qt::DashLine : Qt::SolidLine);
     gP->setPen(pPen);
     gP->setData(x, pHi, true);
     gPn->setLineStyle(style);

@@ -19,6 +19,8 @@
 #include <cstring>
 #include <random>
 
+#include <time.h>
+
 namespace {
 
 // x [N,K] -> Gemm(W1 [K,M]) -> Relu -> Gemm(W2 [M,K]) -> y: two layers of K*M weights each,
@@ -69,6 +71,21 @@ std::shared_ptr<qs::Graph> syntheticGemmModel(int64_t paramsPerLayer)
     g->opsets[""] = 13;
     g->index();
     return g;
+}
+
+// CPU time of the calling thread: what a redraw costs the GUI thread, without the
+// time other processes on a shared machine take from it.
+double threadCpuMs()
+{
+    timespec t{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return double(t.tv_sec) * 1e3 + double(t.tv_nsec) * 1e-6;
+}
+
+double median(std::vector<double> v)
+{
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
 }
 
 } // namespace
@@ -144,17 +161,21 @@ int main(int argc, char** argv)
                     double(clock.nsecsElapsed()) * 1e-6);
     }
 
-    std::vector<double> times;
+    std::vector<double> times, cpuTimes;
     for (int i = 0; i < repeats; ++i) {
         QApplication::processEvents();
         clock.restart();
+        const double cpu0 = threadCpuMs();
         window.selection()->selectLayer(i % 2 == 0 ? 1 : 0); // alternate so every selection redraws
+        cpuTimes.push_back(threadCpuMs() - cpu0);
         times.push_back(double(clock.nsecsElapsed()) * 1e-6);
     }
-    std::sort(times.begin(), times.end());
-    const double median = times[times.size() / 2];
-    std::printf("select layer + inspector redraw%s (%d runs): median %.2f ms, worst %.2f ms, budget 50 ms -> %s\n",
-                calibrate ? " with activations" : "", repeats, median, times.back(), median < 50 ? "ok" : "SLOW");
+    const double wallMedian = median(times);
+    const double cpuMedian = median(cpuTimes);
+    std::printf("select layer + inspector redraw%s (%d runs): median %.2f ms wall (worst %.2f), median %.2f ms "
+                "GUI-thread CPU; budget 50 ms -> %s\n",
+                calibrate ? " with activations" : "", repeats, wallMedian,
+                *std::max_element(times.begin(), times.end()), cpuMedian, wallMedian < 50 ? "ok" : "SLOW");
     window.jobs()->cancelAll();
-    return median < 50 ? 0 : 1;
+    return wallMedian < 50 ? 0 : 1;
 }
