@@ -95,6 +95,7 @@ GraphPanel::GraphPanel(ModelDocument* doc, LayerSelection* selection, QWidget* p
         updateInfo();
     });
     connect(doc_, &ModelDocument::activationsChanged, this, &GraphPanel::updateMetricItems);
+    connect(doc_, &ModelDocument::storedChanged, this, &GraphPanel::updateMetricItems);
     updateMetricItems();
     updateInfo();
 }

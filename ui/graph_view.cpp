@@ -64,6 +64,7 @@ GraphView::GraphView(ModelDocument* doc, LayerSelection* selection, QWidget* par
         rebuild();
     });
     connect(doc_, &ModelDocument::activationsChanged, this, &GraphView::recolor);
+    connect(doc_, &ModelDocument::storedChanged, this, &GraphView::recolor);
     connect(selection_, &LayerSelection::currentChanged, this, [this](int node) { showCurrent(node, true); });
     rebuild();
 }

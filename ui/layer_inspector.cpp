@@ -30,7 +30,8 @@ namespace qs::ui {
 namespace {
 
 const QColor weightColor(0x3b, 0x82, 0xf6);
-const QColor activationColor(0x0d, 0x94, 0x88);
+// Neutral slate, so that the calibrators' coloured clipping lines stand out against it.
+const QColor activationColor(0x64, 0x74, 0x8b);
 constexpr int maxDrawnBins = 384;     // more bins than pixels only adds aliasing
 constexpr int maxDrawnChannels = 400; // likewise for channels
 
@@ -625,6 +626,7 @@ void LayerInspector::drawActivations()
     activationPlot_->setMessage(QString());
     const bool log = activationLog_->isChecked();
     plotHistogram(plot, p->calibration.histogram, log, activationColor);
+    plot->xAxis->setLabel(role_->currentText().toLower() + QStringLiteral(" activation value"));
 
     // Zoom to the occupied bins and every clipping range.
     const Histogram& h = p->calibration.histogram;

@@ -292,6 +292,7 @@ int MainWindow::openModel(const QString& path)
                                 if (self->doc_->layerCount() > 0)
                                     self->selection_->selectLayer(0);
                                 emit self->modelOpened(path);
+                                self->loadStoredResults();
                             };
                         });
 }
@@ -453,8 +454,29 @@ int MainWindow::openStore(const QString& path)
                                                   .arg(models)
                                                   .arg(schema));
                 emit self->storeOpened(abs);
+                self->loadStoredResults();
             };
         });
+}
+
+void MainWindow::loadStoredResults()
+{
+    const auto model = doc_->model();
+    if (!model || model->path.isEmpty() || storePath_.isEmpty())
+        return;
+    const QString store = storePath_, path = model->path;
+    const int generation = doc_->generation();
+    QPointer<MainWindow> self(this);
+    jobs_->start(QStringLiteral("stored"), QStringLiteral("Reading stored runs of %1").arg(model->displayName()),
+                 [self, store, path, generation](Progress&, const CancelToken&) -> JobRunner::Deliver {
+                     auto stored = ::qs::ui::loadStoredResults(store, path);
+                     return [self, stored, generation] {
+                         if (!self || self->doc_->generation() != generation || self->storePath_ != stored->storePath)
+                             return;
+                         self->doc_->setStored(stored);
+                         emit self->storedResultsLoaded();
+                     };
+                 });
 }
 
 void MainWindow::chooseStore()

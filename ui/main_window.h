@@ -65,6 +65,7 @@ signals:
     void modelOpened(const QString& path);
     void calibrationFinished(bool ok);
     void storeOpened(const QString& path);
+    void storedResultsLoaded(); // the open model's runs in the open database reached the document
 
 protected:
     void closeEvent(QCloseEvent* event) override;
@@ -82,6 +83,7 @@ private:
     void chooseModel();
     void chooseData();
     void chooseStore();
+    void loadStoredResults();
     void relayout(GraphDirection direction);
     void updateTitle();
     void updateSummary();

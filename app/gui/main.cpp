@@ -1,6 +1,7 @@
 // quantstudio: the desktop studio. Opens MODEL.onnx, or the bundled demo on first start,
 // and the experiment database used last (or --db PATH).
 #include "ui/error_reporter.h"
+#include "ui/graph_panel.h"
 #include "ui/job_runner.h"
 #include "ui/layer_inspector.h"
 #include "ui/layer_selection.h"
@@ -9,6 +10,7 @@
 #include "ui/theme.h"
 
 #include <QApplication>
+#include <QComboBox>
 #include <QCommandLineParser>
 #include <QFileInfo>
 #include <QScreen>
@@ -38,7 +40,10 @@ int main(int argc, char** argv)
     const QCommandLineOption size(QStringLiteral("size"), QStringLiteral("Window size, e.g. 1600x1000."), QStringLiteral("WxH"));
     const QCommandLineOption db(QStringLiteral("db"), QStringLiteral("Experiment database to open (default: the last one)."),
                                 QStringLiteral("path"));
-    for (const auto& o : {screenshot, select, calibrate, size, db})
+    const QCommandLineOption colorBy(QStringLiteral("color-by"),
+                                     QStringLiteral("Colour the graph by this column, e.g. \"act. kurtosis\"."),
+                                     QStringLiteral("column"));
+    for (const auto& o : {screenshot, select, calibrate, size, db, colorBy})
         args.addOption(o);
     args.process(app);
 
@@ -47,6 +52,14 @@ int main(int argc, char** argv)
         const QStringList wh = args.value(size).split(QLatin1Char('x'));
         if (wh.size() == 2)
             window.resize(wh[0].toInt(), wh[1].toInt());
+    }
+    if (args.isSet(colorBy)) {
+        QComboBox* combo = window.graphPanel()->colorCombo();
+        for (int i = 0; i < combo->count(); ++i)
+            if (combo->itemText(i).contains(args.value(colorBy), Qt::CaseInsensitive)) {
+                combo->setCurrentIndex(i);
+                break;
+            }
     }
     window.show();
 

@@ -6,6 +6,7 @@
 #include "graph/onnx_import.h"
 #include "store/store.h"
 #include "support/onnx_builder.h"
+#include "util/hash.h"
 #include "ui/error_reporter.h"
 #include "ui/graph_items.h"
 #include "ui/graph_panel.h"
@@ -457,6 +458,68 @@ private slots:
         other.setAccepted(false);
         QApplication::sendEvent(window.get(), &other);
         QVERIFY(!other.isAccepted());
+    }
+
+    // Runs of this model recorded in the database (by the CLI or a later studio
+    // page) fill the Sensitivity and Bits columns; runs of other models do not.
+    void storedRunsFillSensitivityAndBits()
+    {
+        ensureDemo();
+        QTemporaryDir dir;
+        const QString dbPath = dir.filePath(QStringLiteral("studio.db"));
+        std::map<std::string, double> sqnr;
+        {
+            Store store = Store::open(dbPath.toStdString());
+            ModelRecord m;
+            m.hash = sha256File(demoPath.toStdString());
+            m.name = "fashion_cnn";
+            const int64_t model = store.upsertModel(m);
+            ModelRecord other;
+            other.hash = "ffff0000";
+            other.name = "other";
+            const int64_t otherModel = store.upsertModel(other);
+
+            const int64_t sens = store.beginRun(RunStart{.modelId = model, .kind = RunKind::Sensitivity,
+                                                         .config = {{"bits", {4, 8}}, {"method", "oneshot"}}});
+            const int64_t quant = store.beginRun(RunStart{.modelId = model, .kind = RunKind::Quantization});
+            const int64_t foreign = store.beginRun(RunStart{.modelId = otherModel, .kind = RunKind::Quantization});
+            std::vector<LayerResult> sensRows, quantRows, foreignRows;
+            for (std::size_t i = 0; i < expected.size(); ++i) {
+                LayerResult r;
+                r.layer = expected[i].name;
+                r.op = expected[i].op;
+                r.sensitivity = sqnr[r.layer] = 12.5 + 3.0 * double(i);
+                sensRows.push_back(r);
+                LayerResult q;
+                q.layer = expected[i].name;
+                q.weightBits = i % 2 ? 4 : 8;
+                q.actBits = 8;
+                quantRows.push_back(q);
+                q.weightBits = 2;
+                foreignRows.push_back(q);
+            }
+            store.addLayerResults(sens, sensRows);
+            store.addLayerResults(quant, quantRows);
+            store.addLayerResults(foreign, foreignRows);
+            store.finishRun(sens, RunState::Done);
+            store.finishRun(quant, RunState::Done);
+            store.finishRun(foreign, RunState::Done);
+        }
+        QSignalSpy loaded(window.get(), &MainWindow::storedResultsLoaded);
+        window->openStore(dbPath);
+        QVERIFY(loaded.wait(20000));
+        const LayerTableModel* model = window->layerPanel()->model();
+        for (int r = 0; r < model->rowCount(); ++r) {
+            const std::string& name = expected[std::size_t(r)].name;
+            QCOMPARE(model->index(r, LayerTableModel::Sensitivity).data(LayerTableModel::SortRole).toDouble(), sqnr[name]);
+            QCOMPARE(model->index(r, LayerTableModel::Bits).data().toString(),
+                     r % 2 ? QStringLiteral("4 / 8") : QStringLiteral("8 / 8"));
+            QCOMPARE(model->index(r, LayerTableModel::Bits).data(LayerTableModel::SortRole).toDouble(), r % 2 ? 4.0 : 8.0);
+        }
+        // Low SQNR is the sensitive end: the first layer (12.5 dB) is flagged, the last (33.5 dB) is not.
+        QVERIFY(model->index(0, LayerTableModel::Sensitivity).data(Qt::BackgroundRole).isValid());
+        QVERIFY(!model->index(7, LayerTableModel::Sensitivity).data(Qt::BackgroundRole).isValid());
+        QVERIFY(model->index(0, LayerTableModel::Sensitivity).data(Qt::ToolTipRole).toString().contains(QStringLiteral("4 bits")));
     }
 
     // The database and the window layout come back on the next start; a file that is
