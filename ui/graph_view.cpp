@@ -132,11 +132,18 @@ void GraphView::recolor()
         any = any || v.has_value();
     }
     QString why;
-    if (!any)
-        why = metric_ == LayerMetric::InputKurtosis ? QStringLiteral("Run calibration (Ctrl+R) to measure")
-                                                    : QStringLiteral("Not measured yet for this model");
-    legend_->setScale(metricName(metric_), scale, formatMetric(metric_, scale.lo()), formatMetric(metric_, scale.hi()),
-                      why);
+    const bool fromStore = metric_ == LayerMetric::Sensitivity || metric_ == LayerMetric::Bits;
+    if (!any && metric_ == LayerMetric::InputKurtosis)
+        why = QStringLiteral("Run calibration (Ctrl+R) to measure");
+    else if (!any && fromStore)
+        why = doc_->stored() ? QStringLiteral("No such run of this model in the database")
+                             : QStringLiteral("Open a database with runs of this model");
+    else if (!any)
+        why = QStringLiteral("Not measured yet for this model");
+    QString title = metricName(metric_);
+    if (const auto& s = doc_->stored(); any && metric_ == LayerMetric::Sensitivity && s->sensitivityIsSqnr)
+        title += QStringLiteral(" \u00B7 SQNR dB at %1 bits").arg(s->sensitivityBits);
+    legend_->setScale(title, scale, formatMetric(metric_, scale.lo()), formatMetric(metric_, scale.hi()), why);
     placeLegend();
 }
 
