@@ -460,6 +460,18 @@ private slots:
         QVERIFY(!other.isAccepted());
     }
 
+    // First start (or a last model that has gone): the bundled demo opens.
+    void startupOpensLastModelElseDemo()
+    {
+        QSettings().setValue(QStringLiteral("files/lastModel"), QStringLiteral("/nonexistent/gone.onnx"));
+        MainWindow fresh;
+        QSignalSpy opened(&fresh, &MainWindow::modelOpened);
+        fresh.openStartupModel();
+        QVERIFY(opened.wait(60000));
+        QCOMPARE(QFileInfo(opened.front().at(0).toString()).canonicalFilePath(), QFileInfo(demoPath).canonicalFilePath());
+        QCOMPARE(fresh.layerPanel()->model()->rowCount(), 8);
+    }
+
     // Runs of this model recorded in the database (by the CLI or a later studio
     // page) fill the Sensitivity and Bits columns; runs of other models do not.
     void storedRunsFillSensitivityAndBits()
