@@ -614,6 +614,7 @@ void LayerInspector::drawActivations()
                                          : QStringLiteral("No %1 statistics for this layer.").arg(role_->currentText().toLower()));
         activationPlot_->setSubtitle(QString());
         calibTable_->setRowCount(0);
+        calibTable_->horizontalHeader()->hide(); // an empty table needs no column titles
         if (calibrate) {
             calibrate->setVisible(none);
             calibrate->adjustSize();
@@ -645,6 +646,7 @@ void LayerInspector::drawActivations()
 
     calibTable_->clearSpans();
     calibTable_->setRowCount(0);
+    calibTable_->horizontalHeader()->show();
     calibTable_->setColumnCount(3);
     int i = 0;
     const uint64_t total = h.total();
