@@ -32,6 +32,7 @@
 #include <QMessageBox>
 #include <QMimeData>
 #include <QProgressBar>
+#include <QScrollBar>
 #include <QSettings>
 #include <QSignalSpy>
 #include <QTableView>
@@ -270,6 +271,42 @@ private slots:
         QCOMPARE(window->selection()->currentLayer(), -1);
         QVERIFY(reluItem->isCurrent());
         QVERIFY(window->layerPanel()->view()->selectionModel()->selectedRows().isEmpty());
+    }
+
+    // Wheel zooms about the view, a drag on the background pans and selects nothing.
+    void graphZoomsAndPans()
+    {
+        ensureDemo();
+        GraphView* view = window->graphPanel()->view();
+        window->selection()->selectLayer(0);
+        const double z0 = view->zoom();
+        view->zoomIn();
+        QVERIFY(view->zoom() > z0 * 1.2);
+        QWheelEvent wheel(QPointF(50, 50), view->viewport()->mapToGlobal(QPointF(50, 50)), QPoint(), QPoint(0, -240),
+                          Qt::NoButton, Qt::NoModifier, Qt::NoScrollPhase, false);
+        QApplication::sendEvent(view->viewport(), &wheel);
+        QVERIFY(view->zoom() < z0);
+        view->zoomBy(2.5 / view->zoom()); // close enough that the graph overflows the view
+        QScrollBar* bar = view->horizontalScrollBar();
+        QVERIFY(bar->maximum() > 0);
+        bar->setValue(bar->maximum() / 2);
+        const int before = bar->value();
+        // Press on empty background below the graph, drag left by 120 px.
+        const QPoint start(view->viewport()->width() / 2, view->viewport()->height() - 10);
+        QVERIFY(view->itemAt(start) == nullptr);
+        auto send = [&](QEvent::Type type, QPoint pos, Qt::MouseButtons buttons) {
+            QMouseEvent e(type, QPointF(pos), view->viewport()->mapToGlobal(QPointF(pos)), Qt::LeftButton, buttons,
+                          Qt::NoModifier);
+            QApplication::sendEvent(view->viewport(), &e);
+        };
+        send(QEvent::MouseButtonPress, start, Qt::LeftButton);
+        for (int dx = 20; dx <= 120; dx += 20)
+            send(QEvent::MouseMove, start - QPoint(dx, 0), Qt::LeftButton);
+        send(QEvent::MouseButtonRelease, start - QPoint(120, 0), Qt::NoButton);
+        QCOMPARE(bar->value(), before + 120);
+        QCOMPARE(window->selection()->currentLayer(), 0); // a drag is not a click
+        view->fitGraph();
+        QVERIFY(view->zoom() <= 1.3);
     }
 
     void filterAndRevealFromGraph()
