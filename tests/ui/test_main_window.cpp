@@ -28,6 +28,7 @@
 #include <QComboBox>
 #include <QDockWidget>
 #include <QElapsedTimer>
+#include <QLabel>
 #include <QLineEdit>
 #include <QMessageBox>
 #include <QMimeData>
@@ -372,8 +373,24 @@ private slots:
 
         // Full run: activation histogram with each calibrator's clipping range.
         QSignalSpy done(window.get(), &MainWindow::calibrationFinished);
+        // The status bar shows a running ETA once the job has measured its pace.
+        auto* etaLabel = window->jobStatus()->findChild<QLabel*>(QStringLiteral("jobEta"));
+        QVERIFY(etaLabel);
+        QStringList etaTexts;
+        double lastFraction = 0;
+        bool monotonic = true;
+        const auto watch = connect(jobs, &JobRunner::jobProgress, this, [&](int, double fraction, const QString&, double eta) {
+            monotonic = monotonic && fraction >= lastFraction;
+            lastFraction = fraction;
+            if (eta > 0 && fraction < 1)
+                etaTexts << etaLabel->text();
+        });
         window->runCalibration();
         QVERIFY(done.wait(120000));
+        disconnect(watch);
+        QVERIFY(monotonic);
+        QVERIFY(!etaTexts.isEmpty());
+        QVERIFY2(etaTexts.front().contains(QStringLiteral(" left")), qPrintable(etaTexts.front()));
         const double ms = stall.stop();
         qInfo("longest event-loop stall during calibration: %.1f ms (goal < 100 ms)", ms);
         QVERIFY2(ms < 500, qPrintable(QStringLiteral("GUI blocked for %1 ms").arg(ms)));
