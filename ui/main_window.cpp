@@ -217,6 +217,13 @@ void MainWindow::createMenus()
     file->addAction(quitAction_);
     rebuildRecentMenu();
 
+    QMenu* edit = menuBar()->addMenu(QStringLiteral("&Edit"));
+    QAction* copyTable = edit->addAction(icon(IconId::Copy), QStringLiteral("&Copy Layer Table"));
+    copyTable->setObjectName(QStringLiteral("copyTableAction"));
+    copyTable->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_C));
+    copyTable->setToolTip(QStringLiteral("The rows shown, as tab-separated text for a spreadsheet"));
+    connect(copyTable, &QAction::triggered, table_, &LayerTablePanel::copyToClipboard);
+
     QMenu* view = menuBar()->addMenu(QStringLiteral("&View"));
     QAction* find = view->addAction(icon(IconId::Search), QStringLiteral("&Find Layer"));
     find->setShortcut(QKeySequence::Find);

@@ -327,6 +327,34 @@ private slots:
         QCOMPARE(panel->view()->selectionModel()->selectedRows().size(), 1);
     }
 
+    // Copy Layer Table: the rows shown, raw numbers, full names, tab-separated.
+    void layerTableCopiesAsTsv()
+    {
+        ensureDemo();
+        LayerTablePanel* panel = window->layerPanel();
+        panel->nameFilter()->setText(QStringLiteral("res1"));
+        window->findChild<QAction*>(QStringLiteral("copyTableAction"))->trigger();
+        const QStringList lines = QApplication::clipboard()->text().split(QLatin1Char('\n'), Qt::SkipEmptyParts);
+        panel->nameFilter()->clear();
+        QCOMPARE(lines.size(), 3); // header + res1/conv1 + res1/conv2
+        const QStringList head = lines[0].split(QLatin1Char('\t'));
+        QCOMPARE(head.value(1), QStringLiteral("Layer"));
+        const int kurt = int(head.indexOf(QStringLiteral("Kurtosis")));
+        const int params = int(head.indexOf(QStringLiteral("Params")));
+        QVERIFY(kurt > 0 && params > 0);
+        for (int i = 1; i <= 2; ++i) {
+            const QStringList cells = lines[i].split(QLatin1Char('\t'));
+            QCOMPARE(cells.size(), head.size());
+            const LayerSummary* l = nullptr;
+            for (const auto& e : expected)
+                if (QString::fromStdString(e.name) == cells[1])
+                    l = &e;
+            QVERIFY2(l, qPrintable(cells[1]));
+            QCOMPARE(cells[params].toLongLong(), l->params);
+            QVERIFY(std::abs(cells[kurt].toDouble() - l->stats.kurtosis) <= 1e-6 * std::abs(l->stats.kurtosis));
+        }
+    }
+
     void plotsSaveAsPngAndPdf()
     {
         ensureDemo();
