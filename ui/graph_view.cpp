@@ -86,9 +86,15 @@ void GraphView::rebuild()
         const auto& box = layout->boxes[i];
         const bool isLayer = box.node >= 0 && model->layerOfNode.count(box.node);
         auto* item = new NodeItem(box, int(i), isLayer);
-        if (box.node >= 0)
-            item->setToolTip(nodeTooltip(g, box.node));
-        else
+        if (box.node >= 0) {
+            QString tip = nodeTooltip(g, box.node);
+            if (model->isUnsupported(box.node)) {
+                item->setUnsupported(true);
+                tip += QStringLiteral("<br/><span style='color:#dc2626'>The runtime has no kernel for this operator: "
+                                      "calibration and quantization cannot run this model.</span>");
+            }
+            item->setToolTip(tip);
+        } else
             item->setToolTip(QStringLiteral("graph %1 <b>%2</b> <tt>%3</tt>")
                                  .arg(box.kind == GraphLayout::BoxKind::Input ? QStringLiteral("input")
                                                                                : QStringLiteral("output"),

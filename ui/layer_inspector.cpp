@@ -382,8 +382,9 @@ void LayerInspector::showEmpty(const QString& message)
 {
     title_->setFullText(doc_->model() ? doc_->model()->displayName() : QStringLiteral("No model"));
     opBadge_->hide();
-    details_->setText(doc_->model() ? QStringLiteral("%1 quantizable layers \u00B7 %2 parameters")
-                                          .arg(doc_->layerCount())
+    details_->setText(doc_->model() ? QStringLiteral("%1 \u00B7 %2 parameters")
+                                          .arg(countOf(doc_->layerCount(), QStringLiteral("quantizable layer"),
+                                                       QStringLiteral("quantizable layers")))
                                           .arg(formatCount(doc_->model()->totalParams))
                                     : QString());
     emptyLabel_->setText(message);

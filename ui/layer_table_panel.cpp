@@ -1,6 +1,7 @@
 #include "ui/layer_table_panel.h"
 
 #include "ui/bar_delegate.h"
+#include "ui/format.h"
 #include "ui/icons.h"
 #include "ui/layer_filter_proxy.h"
 #include "ui/layer_table_model.h"
@@ -112,7 +113,7 @@ void LayerTablePanel::rebuildOps()
 void LayerTablePanel::updateCount()
 {
     const int all = model_->rowCount(), shown = proxy_->rowCount();
-    count_->setText(shown == all ? QStringLiteral("%1 layers").arg(all) : QStringLiteral("%1 of %2 layers").arg(shown).arg(all));
+    count_->setText(shown == all ? countOf(all, QStringLiteral("layer"), QStringLiteral("layers")) : QStringLiteral("%1 of %2 layers").arg(shown).arg(all));
 }
 
 void LayerTablePanel::fitColumns()

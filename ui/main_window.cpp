@@ -571,11 +571,11 @@ void MainWindow::updateSummary()
         return;
     }
     const Graph& g = *m->graph;
-    QString text = QStringLiteral("%1 \u00B7 opset %2 \u00B7 %3 operators \u00B7 %4 layers \u00B7 %5 parameters")
+    QString text = QStringLiteral("%1 \u00B7 opset %2 \u00B7 %3 \u00B7 %4 \u00B7 %5 parameters")
                        .arg(m->displayName())
                        .arg(g.opset(""))
-                       .arg(g.nodes.size())
-                       .arg(m->layers.size())
+                       .arg(countOf(int64_t(g.nodes.size()), QStringLiteral("operator"), QStringLiteral("operators")),
+                            countOf(int64_t(m->layers.size()), QStringLiteral("layer"), QStringLiteral("layers")))
                        .arg(formatCompact(double(m->totalParams)));
     if (g.fileBytes > 0)
         text += QStringLiteral(" \u00B7 %1").arg(formatBytes(g.fileBytes));
@@ -585,6 +585,11 @@ void MainWindow::updateSummary()
         text += QStringLiteral(" \u00B7 calibration data: %1").arg(calibrationDataLabel());
     if (!g.warnings.empty())
         text += QStringLiteral(" \u00B7 %1 import warnings").arg(g.warnings.size());
+    if (!m->unsupportedNodes.empty())
+        text += QStringLiteral(" \u00B7 \u26A0 not runnable here: %1 (%2 %3)")
+                    .arg(m->unsupportedOps().join(QStringLiteral(", ")))
+                    .arg(m->unsupportedNodes.size())
+                    .arg(m->unsupportedNodes.size() == 1 ? QStringLiteral("node") : QStringLiteral("nodes"));
     summary_->setText(text);
     QString tip;
     for (const auto& w : g.warnings)

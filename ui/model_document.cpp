@@ -1,11 +1,15 @@
 #include "ui/model_document.h"
 
 #include "graph/onnx_import.h"
+#include "runtime/plan.h"
 #include "store/store.h"
 #include "util/hash.h"
 
 #include <QElapsedTimer>
 #include <QFileInfo>
+
+#include <algorithm>
+#include <set>
 
 namespace qs::ui {
 
@@ -99,6 +103,21 @@ std::shared_ptr<StoredResults> loadStoredResults(const QString& storePath, const
     return out;
 }
 
+bool ModelData::isUnsupported(int node) const
+{
+    return std::binary_search(unsupportedNodes.begin(), unsupportedNodes.end(), node);
+}
+
+QStringList ModelData::unsupportedOps() const
+{
+    QStringList ops;
+    for (int n : unsupportedNodes)
+        ops << QString::fromStdString(graph->nodes[std::size_t(n)].opType);
+    ops.removeDuplicates();
+    ops.sort();
+    return ops;
+}
+
 const ActivationProfile* ActivationData::find(const std::string& layer, const std::string& role) const
 {
     for (const auto& p : profiles)
@@ -137,6 +156,15 @@ std::shared_ptr<ModelData> buildModelData(Graph graph, Progress& progress, const
         done += std::max<int64_t>(row.summary.params, 1);
         progress.report(0.3 + 0.6 * double(done) / double(all), "weight histograms");
         data->layers.push_back(std::move(row));
+    }
+    // Known before anything runs, so the studio can say so up front (the compiler's rule:
+    // the default domain and an operator it has kernels for).
+    const std::vector<std::string> supportedList = supportedOperators();
+    const std::set<std::string> supported(supportedList.begin(), supportedList.end());
+    for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
+        const Node& n = graph.nodes[i];
+        if (!(n.domain.empty() || n.domain == "ai.onnx") || !supported.count(n.opType))
+            data->unsupportedNodes.push_back(int(i));
     }
     data->graph = std::make_shared<const Graph>(std::move(graph));
     data->loadSeconds = double(clock.nsecsElapsed()) * 1e-9;

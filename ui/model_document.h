@@ -12,6 +12,7 @@
 
 #include <QObject>
 #include <QString>
+#include <QStringList>
 
 #include <map>
 #include <memory>
@@ -33,10 +34,13 @@ struct ModelData {
     std::map<int, int> layerOfNode;      // node index -> layers row
     QString path;                        // empty for a model built in memory
     int64_t totalParams = 0;
+    std::vector<int> unsupportedNodes;   // nodes the runtime has no kernel for (calibration will refuse)
     double loadSeconds = 0;
 
     QString displayName() const;
     int layerRow(const std::string& name) const; // -1 when not a quantizable layer
+    bool isUnsupported(int node) const;
+    QStringList unsupportedOps() const; // distinct op types, sorted
 };
 
 // What the open experiment database holds for the open model (matched by file

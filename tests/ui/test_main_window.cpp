@@ -182,6 +182,7 @@ private slots:
         for (const NodeItem* item : view->nodeItems())
             layers += item->isLayer() ? 1 : 0;
         QCOMPARE(layers, 8);
+        QVERIFY(window->document()->model()->unsupportedNodes.empty()); // the demo runs everywhere
     }
 
     void selectingLayerFillsInspector_data()
@@ -489,6 +490,15 @@ private slots:
         b.save(path.toStdString());
         QVERIFY(openAndWait(path));
         QCOMPARE(window->layerPanel()->model()->rowCount(), 1);
+        // Said up front: the summary names the operator, the graph outlines its node.
+        const auto& model = window->document()->model();
+        QCOMPARE(int(model->unsupportedNodes.size()), 1);
+        const int snake = model->graph->findNode("snake");
+        QCOMPARE(model->unsupportedNodes.front(), snake);
+        QVERIFY(window->graphPanel()->view()->itemForNode(snake)->isUnsupported());
+        QVERIFY(!window->graphPanel()->view()->itemForNode(model->graph->findNode("conv"))->isUnsupported());
+        const QString summary = window->findChild<QLabel*>(QStringLiteral("modelSummary"))->text();
+        QVERIFY2(summary.contains(QStringLiteral("not runnable here: SnakeActivation (1 node)")), qPrintable(summary));
 
         QSignalSpy reported(window->errorReporter(), &ErrorReporter::reported);
         QSignalSpy finished(window.get(), &MainWindow::calibrationFinished);
