@@ -226,12 +226,19 @@ private slots:
         o.limit = 64;
         o.batch = 16;
         CancelToken cancel;
-        std::atomic<double> fraction{0};
-        Progress p([&](const ProgressState& s) { fraction = s.fraction; });
+        // The sweep pauses once past 60% until the other thread has cancelled, so a
+        // fast machine cannot finish first.
+        std::atomic<bool> reached{false};
+        Progress p([&](const ProgressState& s) {
+            if (s.fraction < 0.6 || reached.exchange(true))
+                return;
+            for (int i = 0; i < 10000 && !cancel.cancelled(); ++i)
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        });
         SensitivityResult r;
         std::thread worker([&] { r = measureSensitivity(g, d, o, p, cancel); });
-        while (fraction < 0.6)
-            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        while (!reached)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
         const auto t0 = std::chrono::steady_clock::now();
         cancel.cancel();
         worker.join();

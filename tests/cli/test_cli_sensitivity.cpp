@@ -40,7 +40,7 @@ private slots:
         const QString db = dir.filePath("studio.db");
         QProcess p;
         // Without --json the progress line (with ETA) goes to stderr.
-        p.start(QS_CLI_PATH, {"sensitivity", kModel, "--data", kData, "--limit", "512", "--batch", "16", "--db", db});
+        p.start(QS_CLI_PATH, {"sensitivity", kModel, "--data", kData, "--limit", "1000", "--batch", "8", "--db", db});
         QVERIFY(p.waitForStarted());
         QByteArray err;
         QElapsedTimer waited;
@@ -52,7 +52,7 @@ private slots:
         }
         QVERIFY2(err.contains("ETA"), err.constData());
         QVERIFY2(err.contains("bits"), err.constData());
-        QTest::qWait(300);
+        QTest::qWait(100);
         QElapsedTimer stop;
         stop.start();
         p.terminate(); // SIGTERM, handled like Ctrl-C
