@@ -83,7 +83,7 @@ private slots:
         QTemporaryDir dir;
         const QString db = dir.filePath("studio.db");
         QJsonObject j = runJson({"sensitivity", kModel, "--data", kData, "--method", "hessian", "--hutchinson", "2",
-                                 "--limit", "16", "--db", db, "--json"})
+                                    "--limit", "16", "--db", db, "--json"})
                             .object();
         QVERIFY(j["estimator"].toString().contains("Hutchinson"));
         QVERIFY(j["spearman"].isDouble());
@@ -101,11 +101,11 @@ private slots:
         const QString cfg = dir.filePath("chosen.json");
         const QString pinned = "/stem/stem.0/Conv";
         const qint64 budgetBytes = 55000;
-        QJsonObject j = runJson({"mixed", kModel, "--data", kData, "--bits", "2,3,4,6,8", "--min-bits", "3",
-                                 "--max-bits", "6", "--pin", pinned + "=8", "--budget-bytes",
-                                 QString::number(budgetBytes), "--limit", "32", "--verify", "2", "--eval-limit", "64",
-                                 "--out", cfg, "--json"})
-                            .object();
+        QJsonObject j =
+            runJson({"mixed", kModel, "--data", kData, "--bits", "2,3,4,6,8", "--min-bits", "3", "--max-bits", "6",
+                        "--pin", pinned + "=8", "--budget-bytes", QString::number(budgetBytes), "--limit", "32",
+                        "--verify", "2", "--eval-limit", "64", "--out", cfg, "--json"})
+                .object();
         QVERIFY(!j.isEmpty());
         const QJsonArray front = j["front"].toArray();
         QVERIFY(front.size() >= 3);
