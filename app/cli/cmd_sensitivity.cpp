@@ -100,12 +100,9 @@ nlohmann::json byBitsJson(const LayerSensitivity& l)
 {
     nlohmann::json j = nlohmann::json::object();
     for (const auto& [bits, m] : l.byBits)
-        j[std::to_string(bits)] = {{"sqnr_db", num(m.sqnrDb)},
-                                   {"kl", m.kl},
-                                   {"top1_agreement", m.top1Agreement},
-                                   {"top1", m.top1 ? nlohmann::json(*m.top1) : nlohmann::json(nullptr)},
-                                   {"local_sqnr_db", m.localSqnrDb ? num(*m.localSqnrDb) : nlohmann::json(nullptr)},
-                                   {"samples", m.samples}};
+        j[std::to_string(bits)] = {{"sqnr_db", num(m.sqnrDb)}, {"kl", m.kl}, {"top1_agreement", m.top1Agreement},
+            {"top1", m.top1 ? nlohmann::json(*m.top1) : nlohmann::json(nullptr)},
+            {"local_sqnr_db", m.localSqnrDb ? num(*m.localSqnrDb) : nlohmann::json(nullptr)}, {"samples", m.samples}};
     return j;
 }
 
@@ -140,8 +137,8 @@ int exitCode(const SensitivityResult& r)
 
 int runSensitivity(const std::vector<std::string>& argv)
 {
-    std::set<std::string> valued = {"bits",  "mode", "method",      "limit", "batch",
-                                    "threads", "db", "granularity", "calib", "hutchinson"};
+    std::set<std::string> valued = {
+        "bits", "mode", "method", "limit", "batch", "threads", "db", "granularity", "calib", "hutchinson"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
     Args args(argv, valued, {"json", "naive"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
@@ -159,8 +156,8 @@ int runSensitivity(const std::vector<std::string>& argv)
         start.datasetId = recordDataset(*store, data);
         start.kind = RunKind::Sensitivity;
         start.config = {{"bits", opts.bits}, {"mode", sensitivityModeName(opts.mode)},
-                        {"method", sensitivityMethodName(opts.method)}, {"limit", opts.limit},
-                        {"batch", opts.batch}, {"base", opts.base.toJson()}, {"naive", opts.naive}};
+            {"method", sensitivityMethodName(opts.method)}, {"limit", opts.limit}, {"batch", opts.batch},
+            {"base", opts.base.toJson()}, {"naive", opts.naive}};
         run.emplace(*store, start);
     }
     Progress progress = stderrProgress(args);
@@ -184,8 +181,8 @@ int runSensitivity(const std::vector<std::string>& argv)
         run->addLayers(sensitivityLayerRows(r));
         RunMetrics m;
         m.top1 = r.fp32Top1;
-        m.extra = {{"seconds", r.seconds}, {"estimator", r.estimator}, {"complete", r.complete},
-                   {"samples", r.samples}};
+        m.extra = {
+            {"seconds", r.seconds}, {"estimator", r.estimator}, {"complete", r.complete}, {"samples", r.samples}};
         if (r.spearman)
             m.extra["spearman_vs_oneshot"] = *r.spearman;
         if (r.complete)
@@ -217,8 +214,8 @@ int runSensitivity(const std::vector<std::string>& argv)
         return exitCode(r);
     }
     std::printf("%s sensitivity (%s), %lld samples, %.2f s%s\n%s\n\n", sensitivityMethodName(r.method),
-                sensitivityModeName(r.mode), (long long)r.samples, r.seconds, r.complete ? "" : " [INCOMPLETE]",
-                r.estimator.c_str());
+        sensitivityModeName(r.mode), (long long)r.samples, r.seconds, r.complete ? "" : " [INCOMPLETE]",
+        r.estimator.c_str());
     std::printf("%-28s", "layer (output SQNR dB)");
     for (int b : opts.bits)
         std::printf(" %7s", str(b, "-bit").c_str());
@@ -245,18 +242,14 @@ int runSensitivity(const std::vector<std::string>& argv)
 
 nlohmann::json measuredJson(const MeasuredPoint& m)
 {
-    return {{"sqnr_db", num(m.sqnrDb)},
-            {"kl", m.kl},
-            {"top1_agreement", m.top1Agreement},
-            {"top1", m.top1 ? nlohmann::json(*m.top1) : nlohmann::json(nullptr)},
-            {"model_size_bits", m.sizeBits}};
+    return {{"sqnr_db", num(m.sqnrDb)}, {"kl", m.kl}, {"top1_agreement", m.top1Agreement},
+        {"top1", m.top1 ? nlohmann::json(*m.top1) : nlohmann::json(nullptr)}, {"model_size_bits", m.sizeBits}};
 }
 
 int runMixed(const std::vector<std::string>& argv)
 {
-    std::set<std::string> valued = {"bits",  "limit",  "batch",       "threads",     "db",  "budget-bits",
-                                    "budget-bytes", "verify", "out", "min-bits", "max-bits", "pin", "granularity",
-                                    "calib", "abits", "eval-limit"};
+    std::set<std::string> valued = {"bits", "limit", "batch", "threads", "db", "budget-bits", "budget-bytes", "verify",
+        "out", "min-bits", "max-bits", "pin", "granularity", "calib", "abits", "eval-limit"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
     Args args(argv, valued, {"json"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
@@ -336,12 +329,14 @@ int runMixed(const std::vector<std::string>& argv)
         }
     }
     std::vector<FrontPoint> front = paretoFront(constrain(layers, c));
-    const int64_t budget = byAverage ? int64_t(std::floor(std::stod(*args.value("budget-bits")) * double(totalElements)))
-                                     : int64_t(std::stoll(*args.value("budget-bytes"))) * 8;
+    const int64_t budget = byAverage
+        ? int64_t(std::floor(std::stod(*args.value("budget-bits")) * double(totalElements)))
+        : int64_t(std::stoll(*args.value("budget-bytes"))) * 8;
     std::optional<FrontPoint> chosen = bestWithin(front, budget);
     if (!chosen)
         fail("no configuration fits the budget (the smallest needs ",
-             byAverage ? str(front.front().averageBits, " average bits") : str(front.front().sizeBits / 8, " bytes"), ")");
+            byAverage ? str(front.front().averageBits, " average bits") : str(front.front().sizeBits / 8, " bytes"),
+            ")");
 
     auto configFor = [&](const FrontPoint& p) {
         QuantConfig cfg = so.base;
@@ -358,7 +353,8 @@ int runMixed(const std::vector<std::string>& argv)
     std::vector<std::size_t> toVerify;
     if (verify > 0 && !front.empty()) {
         for (int k = 0; k < verify; ++k)
-            toVerify.push_back(std::size_t(std::lround(double(k) * double(front.size() - 1) / std::max(1, verify - 1))));
+            toVerify.push_back(
+                std::size_t(std::lround(double(k) * double(front.size() - 1) / std::max(1, verify - 1))));
     }
     QuantizeOptions vq;
     vq.batch = so.batch;
@@ -397,10 +393,10 @@ int runMixed(const std::vector<std::string>& argv)
     std::optional<Store> store = storeFromArgs(args);
     std::optional<int64_t> runId;
     auto pointJson = [&](const FrontPoint& p) {
-        return nlohmann::json{{"size_bits", p.sizeBits}, {"average_bits", p.averageBits},
-                              {"predicted", num(p.predictedSqnrDb)},
-                              {"measured", p.measured ? measuredJson(*p.measured) : nlohmann::json(nullptr)},
-                              {"config", configFor(p).toJson()}};
+        return nlohmann::json {{"size_bits", p.sizeBits}, {"average_bits", p.averageBits},
+            {"predicted", num(p.predictedSqnrDb)},
+            {"measured", p.measured ? measuredJson(*p.measured) : nlohmann::json(nullptr)},
+            {"config", configFor(p).toJson()}};
     };
     if (store) {
         RunStart start;
@@ -408,7 +404,7 @@ int runMixed(const std::vector<std::string>& argv)
         start.datasetId = recordDataset(*store, data);
         start.kind = RunKind::MixedPrecisionSearch;
         start.config = {{"bits", so.bits}, {"budget", budget}, {"budget_kind", byAverage ? "average-bits" : "bytes"},
-                        {"verify", verify}, {"base", so.base.toJson()}};
+            {"verify", verify}, {"base", so.base.toJson()}};
         RunGuard run(*store, start);
         std::vector<LayerResult> rows;
         for (const auto& [layer, bits] : chosen->bits) {
@@ -422,7 +418,7 @@ int runMixed(const std::vector<std::string>& argv)
         RunMetrics m;
         m.sizeBits = double(chosen->sizeBits);
         m.extra = {{"predicted_sqnr_db", num(chosen->predictedSqnrDb)}, {"average_bits", chosen->averageBits},
-                   {"front", nlohmann::json::array()}};
+            {"front", nlohmann::json::array()}};
         for (const auto& p : front)
             m.extra["front"].push_back(pointJson(p));
         if (chosen->measured) {
@@ -451,28 +447,24 @@ int runMixed(const std::vector<std::string>& argv)
     };
     for (const auto& p : front)
         std::printf("%12.1f %10.2f %14.2f %13s %13s\n", double(p.sizeBits) / 8192.0, p.averageBits, p.predictedSqnrDb,
-                    p.measured ? str(p.measured->sqnrDb).c_str() : "-", top1Text(p).c_str());
+            p.measured ? str(p.measured->sqnrDb).c_str() : "-", top1Text(p).c_str());
     std::printf("\nchosen: %.2f average bits, %.1f KiB, predicted %.2f dB%s\n", chosen->averageBits,
-                double(chosen->sizeBits) / 8192.0, chosen->predictedSqnrDb,
-                chosen->measured ? str(", measured ", chosen->measured->sqnrDb, " dB, top-1 ", top1Text(*chosen)).c_str()
-                                 : "");
+        double(chosen->sizeBits) / 8192.0, chosen->predictedSqnrDb,
+        chosen->measured ? str(", measured ", chosen->measured->sqnrDb, " dB, top-1 ", top1Text(*chosen)).c_str() : "");
     for (const auto& [layer, bits] : chosen->bits)
         std::printf("  %-28s %d bits\n", layer.c_str(), bits);
     return 0;
 }
 
-const bool registeredSensitivity = registerCommand(
-    {"sensitivity",
-     "MODEL --data DATA [--bits 2,3,4,5,6,8] [--mode weights|activations|both] [--method oneshot|local|hessian] "
-     "[--hutchinson N] [--limit N] [--batch N] [--granularity G] [--calib C] [--naive] [--db DB] [--json]",
-     "measure how much each layer suffers when quantized alone, at each bit width", runSensitivity});
+const bool registeredSensitivity = registerCommand({"sensitivity",
+    "MODEL --data DATA [--bits 2,3,4,5,6,8] [--mode weights|activations|both] [--method oneshot|local|hessian] "
+    "[--hutchinson N] [--limit N] [--batch N] [--granularity G] [--calib C] [--naive] [--db DB] [--json]",
+    "measure how much each layer suffers when quantized alone, at each bit width", runSensitivity});
 
-const bool registeredMixed = registerCommand(
-    {"mixed",
-     "MODEL --data DATA (--budget-bits AVG | --budget-bytes N) [--bits LIST] [--min-bits N] [--max-bits N] "
-     "[--pin LAYER=BITS,...] [--verify K] [--out CFG.json] [--limit N] [--db DB] [--json]",
-     "Pareto front of predicted error vs size from sensitivity; the best configuration within a budget",
-     runMixed});
+const bool registeredMixed = registerCommand({"mixed",
+    "MODEL --data DATA (--budget-bits AVG | --budget-bytes N) [--bits LIST] [--min-bits N] [--max-bits N] "
+    "[--pin LAYER=BITS,...] [--verify K] [--out CFG.json] [--limit N] [--db DB] [--json]",
+    "Pareto front of predicted error vs size from sensitivity; the best configuration within a budget", runMixed});
 
 } // namespace
 } // namespace qs::cli

@@ -41,8 +41,9 @@ std::vector<int> parseBits(const std::string& s)
 int main(int argc, char** argv)
 {
     if (argc < 3) {
-        std::fprintf(stderr, "usage: qs_bench_sensitivity MODEL DATA [--limit N] [--batch N] [--bits LIST] "
-                             "[--mode weights|activations|both] [--repeat R] [--threads T]\n");
+        std::fprintf(stderr,
+            "usage: qs_bench_sensitivity MODEL DATA [--limit N] [--batch N] [--bits LIST] "
+            "[--mode weights|activations|both] [--repeat R] [--threads T]\n");
         return 2;
     }
     try {
@@ -55,13 +56,20 @@ int main(int argc, char** argv)
             if (i + 1 >= argc)
                 qs::fail(a, ": missing value");
             const std::string v = argv[++i];
-            if (a == "--limit") o.limit = std::stoll(v);
-            else if (a == "--batch") o.batch = std::stoll(v);
-            else if (a == "--bits") o.bits = parseBits(v);
-            else if (a == "--mode") o.mode = qs::parseSensitivityMode(v);
-            else if (a == "--repeat") repeat = std::stoi(v);
-            else if (a == "--threads") o.threads = std::stoi(v);
-            else qs::fail("unknown argument ", a);
+            if (a == "--limit")
+                o.limit = std::stoll(v);
+            else if (a == "--batch")
+                o.batch = std::stoll(v);
+            else if (a == "--bits")
+                o.bits = parseBits(v);
+            else if (a == "--mode")
+                o.mode = qs::parseSensitivityMode(v);
+            else if (a == "--repeat")
+                repeat = std::stoi(v);
+            else if (a == "--threads")
+                o.threads = std::stoi(v);
+            else
+                qs::fail("unknown argument ", a);
         }
         qs::Graph g = qs::importOnnx(argv[1]);
         qs::DataOptions d;
@@ -92,7 +100,7 @@ int main(int argc, char** argv)
         const double mc = median(cached), mn = median(naive);
         std::printf("{\"layers\": %zu, \"configurations\": %zu, \"samples\": %lld, \"cached_s\": %.4f, "
                     "\"naive_s\": %.4f, \"ratio\": %.4f, \"max_sqnr_diff_db\": %.3g}\n",
-                    layers, layers * o.bits.size(), (long long)data.count(), mc, mn, mc / mn, worstDiffDb);
+            layers, layers * o.bits.size(), (long long)data.count(), mc, mn, mc / mn, worstDiffDb);
         return 0;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "qs_bench_sensitivity: %s\n", e.what());

@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <numeric>
 #include <mutex>
+#include <numeric>
 #include <random>
 #include <set>
 #ifdef __GLIBC__
@@ -21,9 +21,12 @@ namespace qs {
 const char* sensitivityModeName(SensitivityMode m)
 {
     switch (m) {
-    case SensitivityMode::Weights: return "weights";
-    case SensitivityMode::Activations: return "activations";
-    case SensitivityMode::Both: return "both";
+    case SensitivityMode::Weights:
+        return "weights";
+    case SensitivityMode::Activations:
+        return "activations";
+    case SensitivityMode::Both:
+        return "both";
     }
     return "weights";
 }
@@ -31,26 +34,35 @@ const char* sensitivityModeName(SensitivityMode m)
 const char* sensitivityMethodName(SensitivityMethod m)
 {
     switch (m) {
-    case SensitivityMethod::OneShot: return "oneshot";
-    case SensitivityMethod::Local: return "local";
-    case SensitivityMethod::Hessian: return "hessian";
+    case SensitivityMethod::OneShot:
+        return "oneshot";
+    case SensitivityMethod::Local:
+        return "local";
+    case SensitivityMethod::Hessian:
+        return "hessian";
     }
     return "oneshot";
 }
 
 SensitivityMode parseSensitivityMode(const std::string& s)
 {
-    if (s == "weights") return SensitivityMode::Weights;
-    if (s == "activations") return SensitivityMode::Activations;
-    if (s == "both") return SensitivityMode::Both;
+    if (s == "weights")
+        return SensitivityMode::Weights;
+    if (s == "activations")
+        return SensitivityMode::Activations;
+    if (s == "both")
+        return SensitivityMode::Both;
     fail("--mode ", quoted(s), ": expected weights, activations or both");
 }
 
 SensitivityMethod parseSensitivityMethod(const std::string& s)
 {
-    if (s == "oneshot") return SensitivityMethod::OneShot;
-    if (s == "local") return SensitivityMethod::Local;
-    if (s == "hessian") return SensitivityMethod::Hessian;
+    if (s == "oneshot")
+        return SensitivityMethod::OneShot;
+    if (s == "local")
+        return SensitivityMethod::Local;
+    if (s == "hessian")
+        return SensitivityMethod::Hessian;
     fail("--method ", quoted(s), ": expected oneshot, local or hessian");
 }
 
@@ -183,7 +195,7 @@ void keepLargeBuffersInHeap()
     static std::once_flag once;
     std::call_once(once, [] {
         mallopt(M_MMAP_THRESHOLD, 32 << 20); // glibc's ceiling for this setting on 64-bit
-        mallopt(M_TRIM_THRESHOLD, 1 << 30);   // the peak a sweep needed stays mapped
+        mallopt(M_TRIM_THRESHOLD, 1 << 30);  // the peak a sweep needed stays mapped
     });
 #endif
 }
@@ -222,8 +234,7 @@ void fakeQuantInPlace(Tensor& t, const QParams& q)
 } // namespace
 
 SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, const SensitivityOptions& options,
-                                     Progress& progress, const CancelToken& cancel,
-                                     const SensitivityCallback& onResult)
+    Progress& progress, const CancelToken& cancel, const SensitivityCallback& onResult)
 {
     const auto t0 = std::chrono::steady_clock::now();
     keepLargeBuffersInHeap();
@@ -277,7 +288,7 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
         const QuantSpec& spec = l.spec.activation;
         const CalibratorInfo& c = calibrator(spec.calibrator);
         ClipRange r = c.choose(observers.at(l.input).calibration(), bits, spec.symmetric,
-                               spec.calibratorParam != 0 ? spec.calibratorParam : c.defaultParam);
+            spec.calibratorParam != 0 ? spec.calibratorParam : c.defaultParam);
         return qparamsFor(r.lo, r.hi, bits, spec.symmetric);
     };
     auto quantizedWeight = [&](const SessionLayer& l, int bits) {
@@ -293,9 +304,9 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
     struct Variant {
         std::size_t layer;
         int bits;
-        std::optional<Tensor> weight;   // replacement weight (weights mode) or perturbed weight (Hessian)
-        std::optional<QParams> act;     // activation fake quant
-        int sign = 0, sample = -1;      // Hessian: direction sample and sign
+        std::optional<Tensor> weight; // replacement weight (weights mode) or perturbed weight (Hessian)
+        std::optional<QParams> act;   // activation fake quant
+        int sign = 0, sample = -1;    // Hessian: direction sample and sign
     };
     std::vector<Variant> variants;
     std::vector<double> hessianEps(layers.size(), 0);
@@ -327,7 +338,7 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
             continue;
         }
         for (int bits : bitList) {
-            Variant v{li, bits, std::nullopt, std::nullopt, 0, -1};
+            Variant v {li, bits, std::nullopt, std::nullopt, 0, -1};
             if (weights)
                 v.weight = quantizedWeight(l, bits);
             if (acts)
@@ -349,7 +360,6 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
     const double units = double(batches) * double(variants.size());
     double doneUnits = 0;
     bool cancelled = false;
-
 
     if (options.naive) {
         // Baseline for the benchmark: a full plan per configuration, run on every batch.
@@ -420,11 +430,11 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
             keep.insert(segments.back().end);
         }
         std::unique_ptr<Plan> fp;
-        std::map<std::string, Tensor> cached;               // this batch's FP32 values the segments read
-        std::map<std::size_t, std::unique_ptr<Plan>> minis; // by variant index
+        std::map<std::string, Tensor> cached;                      // this batch's FP32 values the segments read
+        std::map<std::size_t, std::unique_ptr<Plan>> minis;        // by variant index
         std::vector<std::unique_ptr<Plan>> fpMinis(layers.size()); // FP32 layers alone (local method)
-        Tensor refOut;              // FP32 output of the current layer (local method)
-        std::vector<Tensor> ins;    // FP32 inputs of the current layer's segment
+        Tensor refOut;                                             // FP32 output of the current layer (local method)
+        std::vector<Tensor> ins;                                   // FP32 inputs of the current layer's segment
         Shape planShape;
         auto compileSegment = [&](std::size_t li, const Tensor* weight) {
             CompileOptions co;
@@ -510,8 +520,9 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                 a.samples += n;
                 a.any = true;
                 doneUnits += 1;
-                sweep.report(doneUnits / units, str("sensitivity: ", l.name, v.sample >= 0 ? " (Hessian)" : "",
-                                                    v.sample >= 0 ? std::string() : str(" at ", v.bits, " bits")));
+                sweep.report(doneUnits / units,
+                    str("sensitivity: ", l.name, v.sample >= 0 ? " (Hessian)" : "",
+                        v.sample >= 0 ? std::string() : str(" at ", v.bits, " bits")));
                 if (onResult && v.sample < 0 && start + n >= total) {
                     // Last batch of this (layer, bits): report the final numbers.
                     LayerSensitivity partial;
@@ -578,17 +589,18 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
         if (h.size() >= 3)
             result.spearman = spearmanCorrelation(h, kl);
         result.estimator = str("HAWQ-V2 score tr(H)/n * ||Q(W)-W||^2 at ", refBits,
-                               " bits; tr(H) of the output KL w.r.t. the layer's weights by Hutchinson's method, ",
-                               options.hutchinsonSamples,
-                               " Rademacher directions, v'Hv by central finite differences of the KL (forward passes only); "
-                               "spearman compares its ranking with the one-shot KL at ",
-                               refBits, " bits");
+            " bits; tr(H) of the output KL w.r.t. the layer's weights by Hutchinson's method, ",
+            options.hutchinsonSamples,
+            " Rademacher directions, v'Hv by central finite differences of the KL (forward passes only); "
+            "spearman compares its ranking with the one-shot KL at ",
+            refBits, " bits");
     } else if (options.method == SensitivityMethod::Local) {
         result.estimator = "each layer's own output SQNR with that layer quantized, on cached FP32 inputs";
     } else {
-        result.estimator = str("one layer quantized at a time (", sensitivityModeName(options.mode),
-                               "), model output vs FP32", options.naive ? ", full re-run per configuration" :
-                               ", re-running only the graph downstream of the layer from cached inputs");
+        result.estimator =
+            str("one layer quantized at a time (", sensitivityModeName(options.mode), "), model output vs FP32",
+                options.naive ? ", full re-run per configuration"
+                              : ", re-running only the graph downstream of the layer from cached inputs");
     }
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return result;

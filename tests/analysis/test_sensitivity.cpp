@@ -55,8 +55,8 @@ Graph branchyModel()
     b.node("Identity", {"b0"}, {"b1"}, "bias_alias");
     for (const char* conv : {"conv1", "conv2"}) {
         const bool first = std::string(conv) == "conv1";
-        auto* n = b.node("Conv", {first ? "x" : "r1", first ? "w1" : "w2", first ? "b1" : "b2"},
-                         {first ? "c1" : "c2"}, conv);
+        auto* n =
+            b.node("Conv", {first ? "x" : "r1", first ? "w1" : "w2", first ? "b1" : "b2"}, {first ? "c1" : "c2"}, conv);
         qs::test::OnnxBuilder::intsAttr(n, "pads", {1, 1, 1, 1});
     }
     b.node("Relu", {"c1"}, {"r1"}, "relu1");
@@ -105,17 +105,19 @@ private slots:
                 const BitMeasure& a = fast.layers[i].byBits.at(bits);
                 const BitMeasure& b = naive.layers[i].byBits.at(bits);
                 QVERIFY2(std::abs(a.sqnrDb - b.sqnrDb) < 1e-3 * std::max(1.0, std::abs(b.sqnrDb)),
-                         qPrintable(QString("%1 at %2 bits: %3 vs %4 dB")
-                                        .arg(QString::fromStdString(fast.layers[i].layer))
-                                        .arg(bits).arg(a.sqnrDb).arg(b.sqnrDb)));
+                    qPrintable(QString("%1 at %2 bits: %3 vs %4 dB")
+                                   .arg(QString::fromStdString(fast.layers[i].layer))
+                                   .arg(bits)
+                                   .arg(a.sqnrDb)
+                                   .arg(b.sqnrDb)));
                 QVERIFY(std::abs(a.kl - b.kl) < 1e-4 * std::max(1e-3, b.kl) + 1e-9);
                 QCOMPARE(a.top1Agreement, b.top1Agreement);
             }
         // Fewer bits hurt more, layer by layer.
         for (const auto& l : fast.layers)
             QVERIFY(l.byBits.at(3).sqnrDb < l.byBits.at(6).sqnrDb);
-        qInfo("%s: cached sweep %.2f s, full re-runs %.2f s (ratio %.2f)", sensitivityModeName(o.mode),
-              fast.seconds, naive.seconds, fast.seconds / naive.seconds);
+        qInfo("%s: cached sweep %.2f s, full re-runs %.2f s (ratio %.2f)", sensitivityModeName(o.mode), fast.seconds,
+            naive.seconds, fast.seconds / naive.seconds);
     }
 
     // The local method's SQNR against whole-model plans that keep each layer's output:
@@ -148,8 +150,11 @@ private slots:
             for (int bits : o.bits) {
                 const double a = fast.layers[i].byBits.at(bits).sqnrDb, e = naive.layers[i].byBits.at(bits).sqnrDb;
                 QVERIFY2(std::isfinite(e) && std::abs(a - e) < 1e-3 * std::max(1.0, std::abs(e)),
-                         qPrintable(QString("%1 at %2 bits: %3 vs %4 dB")
-                                        .arg(QString::fromStdString(fast.layers[i].layer)).arg(bits).arg(a).arg(e)));
+                    qPrintable(QString("%1 at %2 bits: %3 vs %4 dB")
+                                   .arg(QString::fromStdString(fast.layers[i].layer))
+                                   .arg(bits)
+                                   .arg(a)
+                                   .arg(e)));
             }
     }
 
@@ -163,7 +168,7 @@ private slots:
         o.limit = 32;
         Progress p;
         SensitivityResult local = measureSensitivity(g, d, o, p, CancelToken());
-        QuantSession session(g, QuantizeOptions{});
+        QuantSession session(g, QuantizeOptions {});
         const Graph& sg = session.graph();
         QCOMPARE(local.layers.size(), session.layers().size());
         for (std::size_t i = 0; i < local.layers.size(); ++i) {
@@ -182,12 +187,13 @@ private slots:
             auto q = compilePlan(sg, co);
             q->run({d.inputs});
             const Tensor test = q->valueOf(out);
-            const double expected = sqnrDb(ref.data<float>().data(), test.data<float>().data(), std::size_t(ref.numel()));
+            const double expected =
+                sqnrDb(ref.data<float>().data(), test.data<float>().data(), std::size_t(ref.numel()));
             const BitMeasure& m = local.layers[i].byBits.at(4);
             QVERIFY(m.localSqnrDb.has_value());
             QVERIFY2(std::abs(*m.localSqnrDb - expected) < 1e-3 * std::abs(expected),
-                     qPrintable(QString("%1: %2 vs %3 dB").arg(QString::fromStdString(l.name)).arg(*m.localSqnrDb)
-                                    .arg(expected)));
+                qPrintable(
+                    QString("%1: %2 vs %3 dB").arg(QString::fromStdString(l.name)).arg(*m.localSqnrDb).arg(expected)));
             QCOMPARE(m.sqnrDb, *m.localSqnrDb);
             QCOMPARE(m.samples, int64_t(32));
         }
@@ -226,12 +232,19 @@ private slots:
         o.limit = 64;
         o.batch = 16;
         CancelToken cancel;
-        std::atomic<double> fraction{0};
-        Progress p([&](const ProgressState& s) { fraction = s.fraction; });
+        // The sweep pauses once past 60% until the other thread has cancelled, so a
+        // fast machine cannot finish first.
+        std::atomic<bool> reached {false};
+        Progress p([&](const ProgressState& s) {
+            if (s.fraction < 0.6 || reached.exchange(true))
+                return;
+            for (int i = 0; i < 10000 && !cancel.cancelled(); ++i)
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        });
         SensitivityResult r;
         std::thread worker([&] { r = measureSensitivity(g, d, o, p, cancel); });
-        while (fraction < 0.6)
-            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        while (!reached)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
         const auto t0 = std::chrono::steady_clock::now();
         cancel.cancel();
         worker.join();
@@ -336,7 +349,7 @@ private slots:
         CancelToken cancel;
         cancel.cancel();
         Progress p;
-        QVERIFY_EXCEPTION_THROWN(profileActivations(g, d, ProfileOptions{}, p, cancel), qs::Cancelled);
+        QVERIFY_EXCEPTION_THROWN(profileActivations(g, d, ProfileOptions {}, p, cancel), qs::Cancelled);
     }
 };
 

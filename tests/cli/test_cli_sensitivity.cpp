@@ -40,7 +40,7 @@ private slots:
         const QString db = dir.filePath("studio.db");
         QProcess p;
         // Without --json the progress line (with ETA) goes to stderr.
-        p.start(QS_CLI_PATH, {"sensitivity", kModel, "--data", kData, "--limit", "512", "--batch", "16", "--db", db});
+        p.start(QS_CLI_PATH, {"sensitivity", kModel, "--data", kData, "--limit", "1000", "--batch", "8", "--db", db});
         QVERIFY(p.waitForStarted());
         QByteArray err;
         QElapsedTimer waited;
@@ -52,7 +52,7 @@ private slots:
         }
         QVERIFY2(err.contains("ETA"), err.constData());
         QVERIFY2(err.contains("bits"), err.constData());
-        QTest::qWait(300);
+        QTest::qWait(100);
         QElapsedTimer stop;
         stop.start();
         p.terminate(); // SIGTERM, handled like Ctrl-C
@@ -83,7 +83,7 @@ private slots:
         QTemporaryDir dir;
         const QString db = dir.filePath("studio.db");
         QJsonObject j = runJson({"sensitivity", kModel, "--data", kData, "--method", "hessian", "--hutchinson", "2",
-                                 "--limit", "16", "--db", db, "--json"})
+                                    "--limit", "16", "--db", db, "--json"})
                             .object();
         QVERIFY(j["estimator"].toString().contains("Hutchinson"));
         QVERIFY(j["spearman"].isDouble());
@@ -101,11 +101,11 @@ private slots:
         const QString cfg = dir.filePath("chosen.json");
         const QString pinned = "/stem/stem.0/Conv";
         const qint64 budgetBytes = 55000;
-        QJsonObject j = runJson({"mixed", kModel, "--data", kData, "--bits", "2,3,4,6,8", "--min-bits", "3",
-                                 "--max-bits", "6", "--pin", pinned + "=8", "--budget-bytes",
-                                 QString::number(budgetBytes), "--limit", "32", "--verify", "2", "--eval-limit", "64",
-                                 "--out", cfg, "--json"})
-                            .object();
+        QJsonObject j =
+            runJson({"mixed", kModel, "--data", kData, "--bits", "2,3,4,6,8", "--min-bits", "3", "--max-bits", "6",
+                        "--pin", pinned + "=8", "--budget-bytes", QString::number(budgetBytes), "--limit", "32",
+                        "--verify", "2", "--eval-limit", "64", "--out", cfg, "--json"})
+                .object();
         QVERIFY(!j.isEmpty());
         const QJsonArray front = j["front"].toArray();
         QVERIFY(front.size() >= 3);
