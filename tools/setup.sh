@@ -30,5 +30,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# ONNX Runtime for the export test and the ORT benchmarks (npm registry only; the
+# CPU binaries ship in the package, ONNXRUNTIME_NODE_INSTALL=skip skips the GPU download).
+# Skipped when the lock file is older than an installed node_modules.
+if [ ! -d "$here/bench/ort/node_modules/onnxruntime-node" ] ||
+   [ "$here/bench/ort/package-lock.json" -nt "$here/bench/ort/node_modules/.package-lock.json" ]; then
+  echo "setup: installing bench/ort (onnxruntime-node)"
+  (cd "$here/bench/ort" && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund)
+fi
+
 cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release ${QS_CMAKE_ARGS:-} >/dev/null
 cmake --build "$build" -j "$(nproc)"

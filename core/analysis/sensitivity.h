@@ -37,11 +37,12 @@ struct SensitivityOptions {
 };
 
 struct BitMeasure {
-    double sqnrDb = 0;        // model output vs FP32 (one-shot); local SQNR for the local method
+    double sqnrDb = 0;        // model output vs FP32 (one-shot); the local SQNR for the local method
     double kl = 0;
     double top1Agreement = 1;
     std::optional<double> top1;
-    double localSqnrDb = 0;   // the layer's own output vs FP32
+    std::optional<double> localSqnrDb; // the layer's own output vs FP32 (local method only)
+    int64_t samples = 0;      // what these numbers were measured on (fewer than asked when cancelled)
 };
 
 struct LayerSensitivity {

@@ -44,6 +44,15 @@ std::optional<double> asDouble(const std::optional<int64_t>& v)
     return v ? std::optional(double(*v)) : std::nullopt;
 }
 
+std::string csvNumber(const std::optional<double>& v)
+{
+    if (!v || !std::isfinite(*v))
+        return {};
+    return json(*v).dump(); // shortest round-trip form
+}
+
+} // namespace
+
 std::string csvField(const std::string& s)
 {
     if (s.find_first_of(",\"\r\n") == std::string::npos)
@@ -53,15 +62,6 @@ std::string csvField(const std::string& s)
         out += c == '"' ? std::string("\"\"") : std::string(1, c);
     return out + "\"";
 }
-
-std::string csvNumber(const std::optional<double>& v)
-{
-    if (!v || !std::isfinite(*v))
-        return {};
-    return json(*v).dump(); // shortest round-trip form
-}
-
-} // namespace
 
 std::string isoTimeUtc(int64_t ms)
 {

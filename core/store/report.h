@@ -25,6 +25,9 @@ nlohmann::json histogramToJson(const StoredHistogram& h); // {"edges": [...], "c
 // ({name: {a, b, delta}}), layers ([{layer, a, b, delta}]), unmatched ({a: [...], b: [...]}).
 nlohmann::json comparisonToJson(const RunComparison& c);
 
+// One CSV field, quoted per RFC 4180 when it holds a comma, quote or line break.
+std::string csvField(const std::string& s);
+
 // One row per run, a header first; RFC 4180 quoting.
 std::string runsToCsv(const std::vector<RunRecord>& runs);
 

@@ -1,0 +1,111 @@
+// The export formats of a run, and the artifact rows that record them.
+#include "export/export_run.h"
+
+#include "export/encodings.h"
+#include "export/replay.h"
+#include "export/run_report.h"
+#include "graph/onnx_export.h"
+#include "util/error.h"
+#include "util/hash.h"
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+namespace qs {
+
+ExportFormat parseExportFormat(const std::string& name)
+{
+    if (name == "qdq")
+        return ExportFormat::Qdq;
+    if (name == "encodings")
+        return ExportFormat::Encodings;
+    if (name == "report")
+        return ExportFormat::Report;
+    fail("unknown export format ", quoted(name), " (expected qdq, encodings or report)");
+}
+
+void writeFileAtomic(const std::string& path, const std::string& bytes)
+{
+    const std::string tmp = path + ".part";
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        if (!out)
+            fail(path, ": cannot write (", std::strerror(errno), ")");
+        out.write(bytes.data(), std::streamsize(bytes.size()));
+        out.close();
+        if (!out) {
+            std::filesystem::remove(tmp);
+            fail(path, ": write error");
+        }
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, path, ec);
+    if (ec)
+        fail(path, ": cannot move the written file into place: ", ec.message());
+}
+
+namespace {
+
+ArtifactRecord record(Store& store, int64_t runId, const std::string& path, const std::string& format,
+                      const std::string& bytes)
+{
+    ArtifactRecord a;
+    a.runId = runId;
+    a.path = std::filesystem::absolute(path).string();
+    a.format = format;
+    a.hash = sha256Hex(bytes);
+    a.sizeBytes = int64_t(bytes.size());
+    a.id = store.addArtifact(runId, a);
+    for (const auto& stored : store.artifacts(runId))
+        if (stored.id == a.id)
+            return stored;
+    return a;
+}
+
+} // namespace
+
+ExportResult exportRun(Store& store, int64_t runId, ExportFormat format, const std::string& outPath,
+                       Progress& progress, const CancelToken& cancel)
+{
+    ExportResult res;
+    if (format == ExportFormat::Report) {
+        RunReportInput in{store.run(runId), store.layerResults(runId), store.artifacts(runId)};
+        std::filesystem::path csv = std::filesystem::path(outPath).replace_extension(".csv");
+        if (csv == std::filesystem::path(outPath))
+            fail(outPath, ": the report's HTML path must not end in .csv (the CSV goes beside it)");
+        const std::string table = layerTableCsv(in.layers);
+        writeFileAtomic(csv.string(), table);
+        res.artifacts.push_back(record(store, runId, csv.string(), "report-csv", table));
+        in.artifacts.push_back(res.artifacts.back());
+        const std::string page = runReportHtml(in);
+        writeFileAtomic(outPath, page);
+        res.artifacts.push_back(record(store, runId, outPath, "report-html", page));
+        progress.report(1.0, "report written");
+        return res;
+    }
+    Progress replayProgress = progress.sub(0.0, 0.9);
+    RunReplay replay = replayRun(store, runId, replayProgress, cancel);
+    res.checkedLayers = replay.checkedLayers;
+    cancel.check();
+    if (format == ExportFormat::Encodings) {
+        const std::string text = encodingsJson(*replay.session).dump(2) + "\n";
+        writeFileAtomic(outPath, text);
+        res.artifacts.push_back(record(store, runId, outPath, "encodings-json", text));
+    } else {
+        QdqModel model = buildQdqModel(*replay.session);
+        model.graph.metadata["quantstudio.run_id"] = std::to_string(runId);
+        const std::string bytes = exportOnnxBytes(model.graph);
+        checkOnnxBytes(bytes, outPath);
+        writeFileAtomic(outPath, bytes);
+        res.artifacts.push_back(record(store, runId, outPath, "onnx-qdq", bytes));
+        res.layers = model.layers;
+        res.trueSizeBits = model.trueSizeBits;
+        res.storedSizeBits = model.storedSizeBits;
+    }
+    progress.report(1.0, "exported");
+    return res;
+}
+
+} // namespace qs

@@ -1,0 +1,146 @@
+// Rebuilding a run's QuantSession: the same steps quantizeModel takes before it
+// evaluates, on the same inputs, then a field-by-field check against the store.
+#include "export/replay.h"
+
+#include "graph/onnx_import.h"
+#include "util/error.h"
+#include "util/hash.h"
+
+#include <cmath>
+#include <filesystem>
+
+namespace qs {
+namespace {
+
+const nlohmann::json& field(const nlohmann::json& j, const char* key, const std::string& where)
+{
+    if (!j.is_object() || !j.contains(key))
+        fail(where, ": missing field ", quoted(key));
+    return j.at(key);
+}
+
+void applyStage(QuantSession& s, const Dataset& calib, AlgorithmInfo::Stage stage, Progress& progress,
+                const CancelToken& cancel)
+{
+    for (const auto& use : s.options().config.algorithms) {
+        const AlgorithmInfo& a = algorithm(use.name);
+        if (a.stage == stage) {
+            cancel.check();
+            a.apply(s, calib, use.params, progress, cancel);
+        }
+    }
+}
+
+void expectEqual(const RunRecord& run, const std::string& layer, const std::string& what, double stored,
+                 double derived)
+{
+    // Stored values are floats widened to double: equality is exact.
+    if (float(stored) != float(derived))
+        fail("run ", run.id, ": layer ", quoted(layer), ": re-derived ", what, " ", derived, " differs from the stored ",
+             stored, "; the run cannot be reproduced from its config, model and data");
+}
+
+} // namespace
+
+QuantizeOptions optionsFromRunConfig(const nlohmann::json& config)
+{
+    const std::string where = "run config";
+    nlohmann::json qc = nlohmann::json::object();
+    for (const char* key : {"default", "layers", "exclude", "algorithms"})
+        if (config.is_object() && config.contains(key))
+            qc[key] = config.at(key);
+    QuantizeOptions o;
+    o.config = QuantConfig::fromJson(qc);
+    o.batch = field(config, "batch", where).get<int64_t>();
+    o.calibLimit = field(field(config, "calibration", where), "samples", where + ".calibration").get<int64_t>();
+    if (config.contains("int8") && config.at("int8").is_boolean())
+        o.int8 = config.at("int8").get<bool>();
+    return o;
+}
+
+RunReplay replayRun(const Store& store, int64_t runId, Progress& progress, const CancelToken& cancel)
+{
+    RunReplay r;
+    r.run = store.run(runId);
+    if (r.run.kind != RunKind::Quantization)
+        fail("run ", runId, " is a ", runKindName(r.run.kind), " run; only quantization runs can be exported");
+    if (r.run.state != RunState::Done)
+        fail("run ", runId, " is ", runStateName(r.run.state), "; only finished (done) runs can be exported");
+    auto model = store.model(r.run.modelId);
+    if (!model)
+        fail("run ", runId, ": its model (id ", r.run.modelId, ") is not in the store");
+    if (!std::filesystem::exists(model->path))
+        fail("run ", runId, ": model file ", model->path, " is gone; it is needed to re-derive the quantizer");
+    if (sha256File(model->path) != model->hash)
+        fail("run ", runId, ": model file ", model->path, " changed since the run (SHA-256 differs)");
+    r.source = importOnnx(model->path);
+    QuantizeOptions opts;
+    try {
+        opts = optionsFromRunConfig(r.run.config);
+    } catch (const Error& e) {
+        fail("run ", runId, ": ", e.what());
+    }
+
+    // The calibration data as the quantize command loaded it: its spec, the model's
+    // normalization, the first N samples. A relative path that was the evaluation data
+    // is taken from the dataset row (stored absolute).
+    DataOptions cal;
+    cal.spec = field(field(r.run.config, "calibration", "run config"), "data", "run config.calibration").get<std::string>();
+    if (r.run.config.contains("evaluation") && r.run.config["evaluation"].value("data", "") == cal.spec &&
+        !r.run.datasetPath.empty())
+        cal.spec = r.run.datasetPath;
+    cal.limit = opts.calibLimit;
+    r.calib = loadDataset(cal, r.source);
+
+    r.session = std::make_unique<QuantSession>(r.source, opts);
+    QuantSession& s = *r.session;
+    Progress pre = progress.sub(0.0, 0.1);
+    applyStage(s, r.calib, AlgorithmInfo::Stage::BeforeCalibration, pre, cancel);
+    s.refreshLayers();
+    Progress cp = progress.sub(0.1, 0.8);
+    s.calibrate(r.calib, cp, cancel);
+    s.quantizeWeights();
+    Progress post = progress.sub(0.8, 1.0);
+    applyStage(s, r.calib, AlgorithmInfo::Stage::AfterWeights, post, cancel);
+
+    r.stored = store.layerResults(runId);
+    if (r.stored.size() != s.layers().size())
+        fail("run ", runId, ": the store has ", r.stored.size(), " layers, the re-derived session ", s.layers().size());
+    for (std::size_t i = 0; i < r.stored.size(); ++i) {
+        const LayerResult& st = r.stored[i];
+        const SessionLayer& l = s.layers()[i];
+        if (st.layer != l.name)
+            fail("run ", runId, ": stored layer ", i, " is ", quoted(st.layer), ", re-derived ", quoted(l.name));
+        if (st.weightBits && *st.weightBits != l.spec.weight.bits)
+            fail("run ", runId, ": layer ", quoted(l.name), ": stored weight bits ", *st.weightBits, ", config gives ",
+                 l.spec.weight.bits);
+        if (st.actBits && *st.actBits != l.spec.activation.bits)
+            fail("run ", runId, ": layer ", quoted(l.name), ": stored activation bits ", *st.actBits,
+                 ", config gives ", l.spec.activation.bits);
+        if (st.sizeBits)
+            expectEqual(r.run, l.name, "size in bits", double(*st.sizeBits), double(s.layerSizeBits(l)));
+        if (!l.spec.weight.isFloat() && st.scales.contains("min") && st.scales.contains("max")) {
+            const Tensor* w = s.graph().constant(l.weight);
+            auto plan = planWeightQuantization(w->toFloat(), w->shape, l.outAxis, l.inAxis, l.spec.weight);
+            float lo = INFINITY, hi = 0;
+            for (const auto& p : plan.params) {
+                lo = std::min(lo, p.scale);
+                hi = std::max(hi, p.scale);
+            }
+            expectEqual(r.run, l.name, "smallest weight scale", st.scales["min"].get<double>(), lo);
+            expectEqual(r.run, l.name, "largest weight scale", st.scales["max"].get<double>(), hi);
+        }
+        auto range = s.activationRanges.find(l.input);
+        if (st.actClip.has_value() != (range != s.activationRanges.end()))
+            fail("run ", runId, ": layer ", quoted(l.name), ": the store ", st.actClip ? "has" : "has no",
+                 " activation range, the re-derived session ", st.actClip ? "none" : "one");
+        if (st.actClip) {
+            expectEqual(r.run, l.name, "activation range low", st.actClip->lo, range->second.lo);
+            expectEqual(r.run, l.name, "activation range high", st.actClip->hi, range->second.hi);
+        }
+        ++r.checkedLayers;
+    }
+    return r;
+}
+
+} // namespace qs
