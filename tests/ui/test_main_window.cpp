@@ -552,6 +552,26 @@ private slots:
         QVERIFY(!other.isAccepted());
     }
 
+    // The chosen calibration data is remembered; a file that has gone falls back to
+    // the data beside the model (the demo's IDX images), else random inputs.
+    void chosenDataIsRemembered()
+    {
+        const QString labels = QStringLiteral(QS_SOURCE_DIR "/resources/demo/fashion1k-logits.npy");
+        QSettings().setValue(QStringLiteral("data/path"), labels);
+        {
+            MainWindow w;
+            QCOMPARE(w.calibrationDataLabel(), QStringLiteral("fashion1k-logits.npy"));
+        }
+        QSettings().setValue(QStringLiteral("data/path"), QStringLiteral("/nonexistent/data.npy"));
+        MainWindow w;
+        QCOMPARE(w.calibrationDataLabel(), QStringLiteral("64 random inputs")); // no model open yet
+        QSignalSpy opened(&w, &MainWindow::modelOpened);
+        w.openModel(demoPath);
+        QVERIFY(opened.wait(60000));
+        QCOMPARE(w.calibrationDataLabel(), QStringLiteral("fashion1k-images-idx3-ubyte.gz"));
+        QSettings().remove(QStringLiteral("data/path"));
+    }
+
     // First start (or a last model that has gone): the bundled demo opens.
     void startupOpensLastModelElseDemo()
     {
