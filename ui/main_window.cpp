@@ -364,7 +364,6 @@ QString MainWindow::calibrationDataLabel() const
 
 int MainWindow::runCalibration()
 {
-#ifdef QS_HAVE_ACTIVATIONS
     const auto model = doc_->model();
     if (!model)
         return -1;
@@ -400,11 +399,6 @@ int MainWindow::runCalibration()
                 emit self->calibrationFinished(true);
             };
         });
-#else
-    errors_->report(this, QStringLiteral("Calibration"),
-                    QStringLiteral("The activation profiler (core/analysis/activations.cpp) is not part of this build."));
-    return -1;
-#endif
 }
 
 void MainWindow::chooseModel()
@@ -599,15 +593,9 @@ void MainWindow::updateSummary()
 
 void MainWindow::updateActions()
 {
-#ifdef QS_HAVE_ACTIVATIONS
-    const bool profiler = true;
-#else
-    const bool profiler = false;
-#endif
-    calibrateAction_->setEnabled(profiler && doc_->model() && !jobs_->isBusy(QStringLiteral("calibrate")));
-    calibrateAction_->setToolTip(profiler ? QStringLiteral("Run the model over the calibration data and record every "
-                                                           "layer's activation statistics (Ctrl+R)")
-                                          : QStringLiteral("The activation profiler is not part of this build yet"));
+    calibrateAction_->setEnabled(doc_->model() && !jobs_->isBusy(QStringLiteral("calibrate")));
+    calibrateAction_->setToolTip(QStringLiteral("Run the model over the calibration data and record every "
+                                                "layer's activation statistics (Ctrl+R)"));
     cancelAction_->setEnabled(jobs_->isBusy());
 }
 

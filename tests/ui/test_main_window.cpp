@@ -374,9 +374,6 @@ private slots:
 
     void calibrationRunsAndCancels()
     {
-#ifndef QS_HAVE_ACTIVATIONS
-        QSKIP("core/analysis/activations.cpp is not part of the build yet");
-#else
         ensureDemo();
         window->selection()->selectLayer(2);
         LayerInspector* inspector = window->inspector();
@@ -435,7 +432,6 @@ private slots:
         QCOMPARE(plot->itemCount(), int(2 * input->clipRanges.size()));
         QCOMPARE(inspector->calibratorTable()->item(0, 0)->text().toStdString(), input->clipRanges.begin()->first);
         QVERIFY(window->layerPanel()->model()->index(2, LayerTableModel::InputKurtosis).data(LayerTableModel::SortRole).isValid());
-#endif
     }
 
     void corruptFileShowsErrorAndKeepsModel_data()
@@ -478,9 +474,6 @@ private slots:
     // the operator in the dialog, and the model stays open.
     void unsupportedOperatorIsNamed()
     {
-#ifndef QS_HAVE_ACTIVATIONS
-        QSKIP("core/analysis/activations.cpp is not part of the build yet");
-#else
         QTemporaryDir dir;
         const QString path = dir.filePath(QStringLiteral("custom_op.onnx"));
         test::OnnxBuilder b = test::tinyConvModel();
@@ -517,7 +510,6 @@ private slots:
         QCOMPARE(window->windowTitle(), QStringLiteral("custom_op.onnx \u2014 QuantStudio"));
         QCOMPARE(window->layerPanel()->model()->rowCount(), 1);
         QVERIFY(openAndWait(demoPath));
-#endif
     }
 
     void missingFileNamesPath()
