@@ -1,6 +1,7 @@
 // GPTQ: on the same weights and data, the layer output error of GPTQ's weights is
 // lower than round-to-nearest's (both measured by the naive reference on held-out
 // samples), for Gemm and Conv (im2col), per channel and per group, with act-order.
+// Also: every research algorithm runs through quantizeModel and records its parameters.
 #include "algo_fixtures.h"
 
 #include "quant/session.h"
@@ -69,6 +70,50 @@ private slots:
                                                       s.layers().front().spec.weight)
                                    .blocks();
         QVERIFY(int64_t(distinct.size()) <= blocks * ((1 << bits) - 1));
+    }
+
+    // Every research algorithm through the whole flow (fold, algorithms, calibration,
+    // quantization, evaluation on the runtime) on a Gemm-ReLU-Gemm-Gemm chain, its
+    // effective parameters recorded in the result's notes.
+    void runsThroughQuantizeModel_data()
+    {
+        QTest::addColumn<QString>("name");
+        QTest::addColumn<int>("bits");
+        QTest::addColumn<QString>("param");
+        for (const char* n : {"gptq", "awq", "smoothquant", "rotation", "adaround", "spqr"})
+            QTest::newRow(n) << n << 4 << "";
+        QTest::newRow("fp8_e4m3") << "fp8_e4m3" << 8 << "format";
+        QTest::newRow("fp4_e2m1") << "fp4_e2m1" << 4 << "format";
+    }
+
+    void runsThroughQuantizeModel()
+    {
+        QFETCH(QString, name);
+        QFETCH(int, bits);
+        QFETCH(QString, param);
+        GraphBuilder b(Shape{1, 16});
+        b.gemm(16, 32);
+        b.relu();
+        b.gemm(32, 16);
+        b.gemm(16, 10);
+        Graph g = b.finish();
+        Dataset calib = correlatedData({16}, 64, 3);
+        Dataset eval = correlatedData({16}, 64, 4);
+        QuantizeOptions o;
+        o.config.defaults.weight.bits = bits;
+        o.config.algorithms.push_back({name.toStdString(), nlohmann::json::object()});
+        o.calibLimit = 64;
+        Progress p;
+        QuantizeResult r = quantizeModel(g, calib, eval, o, p, CancelToken());
+        QCOMPARE(r.applied, std::vector<std::string>{name.toStdString()});
+        QVERIFY2(r.algorithmNotes.contains(name.toStdString()), r.algorithmNotes.dump().c_str());
+        QVERIFY(r.algorithmNotes[name.toStdString()]["params"].is_object());
+        if (!param.isEmpty())
+            QVERIFY(r.algorithmNotes[name.toStdString()]["params"].contains(param.toStdString()));
+        QCOMPARE(r.config["algorithms"][0]["name"].get<std::string>(), name.toStdString());
+        QVERIFY2(r.sqnrDb > 10, qPrintable(QString::number(r.sqnrDb)));
+        if (name == "rotation")
+            QCOMPARE(int(r.algorithmNotes["rotation"]["pairs"].size()), 1); // Gemm2 -> Gemm3
     }
 
     void rejectsBadParameters()
