@@ -171,6 +171,26 @@ inline Dataset correlatedData(Shape sampleShape, int64_t n, uint64_t seed, int f
     return d;
 }
 
+// One layer on correlated data: "gemm" (48 -> 24, [out, in] weight), "gemm-kn"
+// ([in, out] weight) or "conv" (6 -> 8 channels, 3x3, pad 1, 8x8 maps); calibration
+// and held-out samples drawn separately.
+struct LayerCase {
+    Graph graph;
+    Dataset calib, held;
+};
+
+inline LayerCase singleLayer(const std::string& kind, uint64_t seed)
+{
+    const bool conv = kind == "conv";
+    GraphBuilder b(conv ? Shape{1, 6, 8, 8} : Shape{1, 48});
+    if (conv)
+        b.conv(6, 8, 3, 1);
+    else
+        b.gemm(48, 24, kind == "gemm");
+    const Shape sample = conv ? Shape{6, 8, 8} : Shape{48};
+    return {b.finish(), correlatedData(sample, conv ? 64 : 512, seed), correlatedData(sample, conv ? 32 : 256, seed + 1)};
+}
+
 // The naive interpreter extended by the ops algorithms insert (Mul by a constant).
 inline Tensor referenceRun(const Graph& g, const Tensor& x, const std::map<std::string, Tensor>& overrides = {},
                            const std::string& value = "")

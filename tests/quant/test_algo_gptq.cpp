@@ -35,17 +35,7 @@ private slots:
         QFETCH(int, bits);
         QFETCH(QString, granularity);
         QFETCH(bool, actOrder);
-        const bool conv = layer == "conv";
-        GraphBuilder b(conv ? Shape{1, 6, 8, 8} : Shape{1, 48});
-        if (conv)
-            b.conv(6, 8, 3, 1);
-        else
-            b.gemm(48, 24, layer == "gemm");
-        Graph g = b.finish();
-        const Shape sample = conv ? Shape{6, 8, 8} : Shape{48};
-        Dataset calib = correlatedData(sample, conv ? 64 : 512, 11);
-        Dataset held = correlatedData(sample, conv ? 32 : 256, 12);
-
+        auto [g, calib, held] = singleLayer(layer.toStdString(), 11);
         QuantSession s(g, weightOnly(bits, granularity.toStdString()));
         s.quantizeWeights();
         const auto rtn = s.weightOverrides;
@@ -53,7 +43,7 @@ private slots:
         algorithm("gptq").apply(s, calib, {{"act_order", actOrder}, {"samples", calib.count()}}, p, CancelToken());
         QVERIFY(s.notes.contains("gptq"));
 
-        const Tensor x = held.batch(0, held.count());
+        const Tensor x = held.inputs;
         const Tensor ref = referenceRun(s.graph(), x);
         const double eRtn = mse(ref, referenceRun(s.graph(), x, rtn));
         const double eGptq = mse(ref, referenceRun(s.graph(), x, s.weightOverrides));

@@ -32,16 +32,7 @@ private slots:
         QFETCH(QString, layer);
         QFETCH(int, bits);
         QFETCH(QString, granularity);
-        const bool conv = layer == "conv";
-        GraphBuilder b(conv ? Shape{1, 4, 8, 8} : Shape{1, 32});
-        if (conv)
-            b.conv(4, 8, 3, 1);
-        else
-            b.gemm(32, 16);
-        Graph g = b.finish();
-        const Shape sample = conv ? Shape{4, 8, 8} : Shape{32};
-        Dataset calib = correlatedData(sample, conv ? 64 : 512, 41);
-        Dataset held = correlatedData(sample, conv ? 32 : 256, 42);
+        auto [g, calib, held] = singleLayer(layer.toStdString(), 41);
         QuantSession s(g, weightOnly(bits, granularity.toStdString()));
         s.quantizeWeights();
         const auto rtn = s.weightOverrides;

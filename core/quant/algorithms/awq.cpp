@@ -25,28 +25,17 @@ void awq(QuantSession& s, const Dataset& calib, const nlohmann::json& params, Pr
     if (grid < 1 || samples < 1)
         fail("awq: grid and samples must be at least 1");
     std::vector<algo::LinearLayer> layers = algo::linearLayers(s);
-    std::vector<std::vector<double>> gram(layers.size());
     std::vector<algo::ChannelAbs> act(layers.size());
-    std::vector<float> rows;
     Progress observe = progress.sub(0.0, 0.5);
-    algo::streamLayerInputs(
-        s, calib, layers, samples,
-        [&](std::size_t i, const Tensor& x) {
-            rows.clear();
-            algo::appendInputRows(layers[i], x, rows);
-            algo::addGram(rows, layers[i].cols, gram[i]);
-            act[i].add(layers[i], x);
-        },
-        observe, cancel);
+    std::vector<algo::LayerGram> grams = algo::layerGrams(
+        s, calib, layers, samples, observe, cancel, [&](std::size_t i, const Tensor& x) { act[i].add(layers[i], x); });
     nlohmann::json report = nlohmann::json::array();
     // Last layer first: folding 1/s into a producer rescales its rows, and the producer
     // then searches on its current (rescaled) weights.
     for (std::size_t i = layers.size(); i-- > 0;) {
         cancel.check();
         const algo::LinearLayer& L = layers[i];
-        Graph& g = s.graph();
-        const Node& node = g.nodes[std::size_t(g.findNode(L.info.name))];
-        const std::vector<float> w = algo::toMatrix(L, g.constant(node.input(1))->toFloat());
+        const std::vector<float> w = algo::currentMatrix(s, L);
         std::vector<double> mean = act[i].mean();
         const double meanMax = *std::max_element(mean.begin(), mean.end());
         for (double& m : mean)
@@ -74,7 +63,7 @@ void awq(QuantSession& s, const Dataset& calib, const nlohmann::json& params, Pr
             for (int64_t r = 0; r < L.rows; ++r)
                 for (int64_t c = 0; c < L.cols; ++c)
                     q[std::size_t(r * L.cols + c)] /= float(sc[std::size_t(c / L.spatial())]);
-            const double err = algo::outputError(w, q, L.rows, L.cols, gram[i]);
+            const double err = algo::outputError(w, q, L.rows, L.cols, grams[i].h);
             if (step == 0)
                 errRtn = err;
             if (err < bestErr) {

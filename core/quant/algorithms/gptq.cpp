@@ -196,37 +196,27 @@ void gptq(QuantSession& s, const Dataset& calib, const nlohmann::json& params, P
     if (!(o.percdamp >= 0) || o.blockSize < 1 || samples < 1)
         fail("gptq: percdamp must be >= 0, blocksize and samples >= 1");
     std::vector<algo::LinearLayer> layers = algo::linearLayers(s);
-    std::vector<std::vector<double>> hessians(layers.size());
-    std::vector<int64_t> rowsSeen(layers.size(), 0);
-    std::vector<float> rows;
     Progress observe = progress.sub(0.0, 0.5);
-    algo::streamLayerInputs(
-        s, calib, layers, samples,
-        [&](std::size_t i, const Tensor& x) {
-            rows.clear();
-            algo::appendInputRows(layers[i], x, rows);
-            algo::addGram(rows, layers[i].cols, hessians[i]);
-            rowsSeen[i] += int64_t(rows.size()) / layers[i].cols;
-        },
-        observe, cancel);
+    std::vector<algo::LayerGram> grams = algo::layerGrams(s, calib, layers, samples, observe, cancel);
     nlohmann::json report = nlohmann::json::array();
     for (std::size_t i = 0; i < layers.size(); ++i) {
         cancel.check();
         const algo::LinearLayer& L = layers[i];
         // H = 2 X X^T / n (the scale does not change the solution; damping is relative).
-        for (double& v : hessians[i])
-            v *= 2.0 / double(std::max<int64_t>(rowsSeen[i], 1));
+        std::vector<double>& h = grams[i].h;
+        for (double& v : h)
+            v *= 2.0 / double(std::max<int64_t>(grams[i].rows, 1));
         const Tensor* wt = s.graph().constant(L.info.weight);
         std::vector<float> w = algo::toMatrix(L, wt->toFloat());
         double damp = 0;
-        std::vector<float> q = gptqLayer(L, w, hessians[i], o, damp);
+        std::vector<float> q = gptqLayer(L, w, h, o, damp);
         const std::vector<float> rtn = algo::roundToNearest(L, w, algo::blockParams(L, w, L.info.spec.weight));
-        const double errGptq = algo::outputError(w, q, L.rows, L.cols, hessians[i]);
-        const double errRtn = algo::outputError(w, rtn, L.rows, L.cols, hessians[i]);
+        const double errGptq = algo::outputError(w, q, L.rows, L.cols, h);
+        const double errRtn = algo::outputError(w, rtn, L.rows, L.cols, h);
         Tensor t = Tensor::fromVector(wt->shape, algo::fromMatrix(L, q));
         t.name = L.info.weight;
         s.weightOverrides[L.info.weight] = std::move(t);
-        report.push_back({{"layer", L.info.name}, {"columns", L.cols}, {"rows_seen", rowsSeen[i]},
+        report.push_back({{"layer", L.info.name}, {"columns", L.cols}, {"rows_seen", grams[i].rows},
                           {"damp", damp}, {"proxy_error_rtn", errRtn}, {"proxy_error_gptq", errGptq}});
         progress.report(0.5 + 0.5 * double(i + 1) / double(layers.size()), str("GPTQ: ", L.info.name));
     }

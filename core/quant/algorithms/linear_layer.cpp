@@ -186,6 +186,33 @@ void streamLayerInputs(QuantSession& s, const Dataset& calib, const std::vector<
     }
 }
 
+std::vector<float> currentMatrix(const QuantSession& s, const LinearLayer& L)
+{
+    const Graph& g = s.graph();
+    const Node& node = g.nodes[std::size_t(g.findNode(L.info.name))];
+    return toMatrix(L, g.constant(node.input(1))->toFloat());
+}
+
+std::vector<LayerGram> layerGrams(QuantSession& s, const Dataset& calib, const std::vector<LinearLayer>& layers,
+                                  int64_t limit, Progress& progress, const CancelToken& cancel,
+                                  const std::function<void(std::size_t, const Tensor&)>& also)
+{
+    std::vector<LayerGram> grams(layers.size());
+    std::vector<float> rows;
+    streamLayerInputs(
+        s, calib, layers, limit,
+        [&](std::size_t i, const Tensor& x) {
+            rows.clear();
+            appendInputRows(layers[i], x, rows);
+            addGram(rows, layers[i].cols, grams[i].h);
+            grams[i].rows += int64_t(rows.size()) / layers[i].cols;
+            if (also)
+                also(i, x);
+        },
+        progress, cancel);
+    return grams;
+}
+
 void RowSample::add(const std::vector<float>& rows)
 {
     const int64_t n = int64_t(rows.size()) / k_;

@@ -52,6 +52,19 @@ void streamLayerInputs(QuantSession& s, const Dataset& calib, const std::vector<
                        const std::function<void(std::size_t, const Tensor&)>& sink, Progress& progress,
                        const CancelToken& cancel);
 
+// The layer's weight matrix as the working graph holds it now (after earlier rescaling).
+std::vector<float> currentMatrix(const QuantSession& s, const LinearLayer& L);
+
+// sum over every input row x of x x^T for each layer (K x K), and the rows seen.
+struct LayerGram {
+    std::vector<double> h;
+    int64_t rows = 0;
+};
+// streamLayerInputs accumulating each layer's Gram matrix; `also` sees every batch too.
+std::vector<LayerGram> layerGrams(QuantSession& s, const Dataset& calib, const std::vector<LinearLayer>& layers,
+                                  int64_t limit, Progress& progress, const CancelToken& cancel,
+                                  const std::function<void(std::size_t, const Tensor&)>& also = {});
+
 // A uniform random subset of at most `capacity` rows of K values (reservoir sampling).
 class RowSample {
 public:

@@ -42,9 +42,7 @@ void smoothQuant(QuantSession& s, const Dataset& calib, const nlohmann::json& pa
     for (std::size_t i = layers.size(); i-- > 0;) {
         cancel.check();
         const algo::LinearLayer& L = layers[i];
-        Graph& g = s.graph();
-        const Node& node = g.nodes[std::size_t(g.findNode(L.info.name))];
-        const std::vector<float> w = algo::toMatrix(L, g.constant(node.input(1))->toFloat());
+        const std::vector<float> w = algo::currentMatrix(s, L);
         const int64_t ch = L.inputChannels();
         std::vector<double> wmax(std::size_t(ch), 0.0);
         for (int64_t r = 0; r < L.rows; ++r)
