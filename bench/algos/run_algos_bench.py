@@ -143,7 +143,7 @@ def main():
     ap.add_argument("--work", default=os.path.join(ROOT, "build", "bench", "algos"))
     ap.add_argument("--abits", type=int, default=8)
     ap.add_argument("--models", default="cnn,mlp")
-    ap.add_argument("--wbits", default="4,3")
+    ap.add_argument("--wbits", default="4,3", help="weight bits besides 8 (always run: RTN, SmoothQuant, rotation, FP8)")
     args = ap.parse_args()
     if not os.path.exists(args.cli):
         found = [os.path.join(d, "quantstudio-cli") for d in (os.path.join(ROOT, "build", "app"),
@@ -170,7 +170,9 @@ def main():
         for wb in wbits + [8]:
             base = None
             for name, algo, only in ALGOS:
-                if (only is None and wb == 8 and name != "rtn") or (only is not None and only != wb):
+                # At W8 only what targets it: FP8, and the activation-side methods.
+                at8 = name in ("rtn", "smoothquant", "rotation")
+                if (only is None and wb == 8 and not at8) or (only is not None and only != wb):
                     continue
                 r = run(args.cli, model, data, labels, calib, wb, args.abits, algo,
                         config_for(name, algo, wb, args.abits), args.work)
