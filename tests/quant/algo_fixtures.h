@@ -40,7 +40,7 @@ struct GraphBuilder {
         in.dtype = DType::Float;
         std::vector<Dim> dims;
         for (std::size_t i = 0; i < inputShape.size(); ++i)
-            dims.push_back(Dim{i == 0 ? -1 : inputShape[i], i == 0 ? "N" : ""});
+            dims.push_back(Dim {i == 0 ? -1 : inputShape[i], i == 0 ? "N" : ""});
         in.dims = dims;
         g.inputs.push_back(in);
         last = "input";
@@ -65,7 +65,7 @@ struct GraphBuilder {
     void gemm(int64_t in, int64_t out, bool transB = true, float wstd = 0.3f)
     {
         const std::string w = "w" + std::to_string(g.nodes.size()), b = "b" + std::to_string(g.nodes.size());
-        init(w, randomTensor(transB ? Shape{out, in} : Shape{in, out}, seed++, wstd));
+        init(w, randomTensor(transB ? Shape {out, in} : Shape {in, out}, seed++, wstd));
         init(b, randomTensor({out}, seed++, 0.1f));
         Node& n = add("Gemm", {last, w, b});
         if (transB) {
@@ -148,7 +148,7 @@ inline Dataset correlatedData(Shape sampleShape, int64_t n, uint64_t seed, int f
                 float acc = 0;
                 for (int j = 0; j < factors; ++j)
                     acc += mixing.data<float>()[std::size_t(c * factors + j)] *
-                           f.data<float>()[std::size_t((i * factors + j) * inner + k)];
+                        f.data<float>()[std::size_t((i * factors + j) * inner + k)];
                 v[std::size_t((i * ch + c) * inner + k)] = 0.5f * v[std::size_t((i * ch + c) * inner + k)] + acc;
             }
     if (sampleShape.size() == 3) {
@@ -182,18 +182,19 @@ struct LayerCase {
 inline LayerCase singleLayer(const std::string& kind, uint64_t seed)
 {
     const bool conv = kind == "conv";
-    GraphBuilder b(conv ? Shape{1, 6, 8, 8} : Shape{1, 48});
+    GraphBuilder b(conv ? Shape {1, 6, 8, 8} : Shape {1, 48});
     if (conv)
         b.conv(6, 8, 3, 1);
     else
         b.gemm(48, 24, kind == "gemm");
-    const Shape sample = conv ? Shape{6, 8, 8} : Shape{48};
-    return {b.finish(), correlatedData(sample, conv ? 64 : 512, seed), correlatedData(sample, conv ? 32 : 256, seed + 1)};
+    const Shape sample = conv ? Shape {6, 8, 8} : Shape {48};
+    return {
+        b.finish(), correlatedData(sample, conv ? 64 : 512, seed), correlatedData(sample, conv ? 32 : 256, seed + 1)};
 }
 
 // The naive interpreter extended by the ops algorithms insert (Mul by a constant).
-inline Tensor referenceRun(const Graph& g, const Tensor& x, const std::map<std::string, Tensor>& overrides = {},
-                           const std::string& value = "")
+inline Tensor referenceRun(
+    const Graph& g, const Tensor& x, const std::map<std::string, Tensor>& overrides = {}, const std::string& value = "")
 {
     std::map<std::string, Tensor> v;
     v["input"] = x;

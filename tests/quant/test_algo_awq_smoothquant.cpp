@@ -24,19 +24,19 @@ struct Case {
 Case build(const QString& kind)
 {
     if (kind == "gemm") {
-        GraphBuilder b(Shape{1, 40});
+        GraphBuilder b(Shape {1, 40});
         b.gemm(40, 16);
         return {b.finish(), {40}};
     }
     if (kind == "gemm-chain") {
-        GraphBuilder b(Shape{1, 24});
+        GraphBuilder b(Shape {1, 24});
         b.gemm(24, 40, false);
         b.outlierChannels(7, 10.f);
         b.relu();
         b.gemm(40, 12);
         return {b.finish(), {24}};
     }
-    GraphBuilder b(Shape{1, 4, 8, 8});
+    GraphBuilder b(Shape {1, 4, 8, 8});
     b.conv(4, 12, 3, 1);
     b.outlierChannels(5, 10.f);
     b.relu();

@@ -68,7 +68,7 @@ private slots:
     void matchesEnumeration_data()
     {
         QTest::addColumn<QString>("format");
-        QTest::addColumn<int>("count");  // non-negative finite values
+        QTest::addColumn<int>("count"); // non-negative finite values
         QTest::addColumn<double>("max");
         QTest::newRow("fp8_e4m3") << "fp8_e4m3" << 127 << 448.0;
         QTest::newRow("fp8_e5m2") << "fp8_e5m2" << 124 << 57344.0;
@@ -113,8 +113,11 @@ private slots:
                 const float got = algo::roundToFp(x, f);
                 const double want = naiveRound(x, grid);
                 if (double(got) != want)
-                    QFAIL(qPrintable(QString("%1(%2) = %3, expected %4").arg(format).arg(double(x), 0, 'g', 9)
-                                         .arg(double(got), 0, 'g', 9).arg(want, 0, 'g', 9)));
+                    QFAIL(qPrintable(QString("%1(%2) = %3, expected %4")
+                                         .arg(format)
+                                         .arg(double(x), 0, 'g', 9)
+                                         .arg(double(got), 0, 'g', 9)
+                                         .arg(want, 0, 'g', 9)));
             }
     }
 
@@ -133,7 +136,7 @@ private slots:
         QFETCH(QString, format);
         QFETCH(int, bits);
         QFETCH(QString, granularity);
-        GraphBuilder b(Shape{1, 32});
+        GraphBuilder b(Shape {1, 32});
         b.gemm(32, 8);
         QuantSession s(b.finish(), weightOnly(bits, granularity.toStdString()));
         s.quantizeWeights();
@@ -154,7 +157,7 @@ private slots:
             const double scale = double(absMax[std::size_t(plan.blockOf[e])]) / top;
             const double want = naiveRound(double(v[e]) / scale, grid) * scale;
             QVERIFY2(std::abs(double(q[e]) - want) <= 1e-6 * std::abs(want) + 1e-12,
-                     qPrintable(QString("element %1: %2 vs %3").arg(e).arg(q[e]).arg(want)));
+                qPrintable(QString("element %1: %2 vs %3").arg(e).arg(q[e]).arg(want)));
             if (std::abs(v[e]) == absMax[std::size_t(plan.blockOf[e])])
                 QVERIFY(std::abs(q[e] - v[e]) <= 1e-6f * std::abs(v[e]));
         }
@@ -162,13 +165,12 @@ private slots:
 
     void refusesMismatchedBits()
     {
-        GraphBuilder b(Shape{1, 8});
+        GraphBuilder b(Shape {1, 8});
         b.gemm(8, 4);
         QuantSession s(b.finish(), weightOnly(8, "channel"));
         Dataset d = channelOutlierData({8}, 4, 1);
         Progress p;
-        QVERIFY_THROWS_EXCEPTION(
-            Error, algorithm("fp4_e2m1").apply(s, d, nlohmann::json::object(), p, CancelToken()));
+        QVERIFY_THROWS_EXCEPTION(Error, algorithm("fp4_e2m1").apply(s, d, nlohmann::json::object(), p, CancelToken()));
     }
 };
 

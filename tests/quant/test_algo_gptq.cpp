@@ -53,11 +53,10 @@ private slots:
         // Every GPTQ weight lies on the spec's grid: re-quantizing with the blocks'
         // own range is exact for per-channel/tensor, and the values are few.
         const std::string w = s.layers().front().weight;
-        std::set<float> distinct(s.weightOverrides.at(w).data<float>().begin(),
-                                 s.weightOverrides.at(w).data<float>().end());
+        std::set<float> distinct(
+            s.weightOverrides.at(w).data<float>().begin(), s.weightOverrides.at(w).data<float>().end());
         const int64_t blocks = planWeightQuantization(g.constant(w)->toFloat(), g.constant(w)->shape,
-                                                      s.layers().front().outAxis, s.layers().front().inAxis,
-                                                      s.layers().front().spec.weight)
+            s.layers().front().outAxis, s.layers().front().inAxis, s.layers().front().spec.weight)
                                    .blocks();
         QVERIFY(int64_t(distinct.size()) <= blocks * ((1 << bits) - 1));
     }
@@ -81,7 +80,7 @@ private slots:
         QFETCH(QString, name);
         QFETCH(int, bits);
         QFETCH(QString, param);
-        GraphBuilder b(Shape{1, 16});
+        GraphBuilder b(Shape {1, 16});
         b.gemm(16, 32);
         b.relu();
         b.gemm(32, 16);
@@ -95,7 +94,7 @@ private slots:
         o.calibLimit = 64;
         Progress p;
         QuantizeResult r = quantizeModel(g, calib, eval, o, p, CancelToken());
-        QCOMPARE(r.applied, std::vector<std::string>{name.toStdString()});
+        QCOMPARE(r.applied, std::vector<std::string> {name.toStdString()});
         QVERIFY2(r.algorithmNotes.contains(name.toStdString()), r.algorithmNotes.dump().c_str());
         QVERIFY(r.algorithmNotes[name.toStdString()]["params"].is_object());
         if (!param.isEmpty())
@@ -108,7 +107,7 @@ private slots:
 
     void rejectsBadParameters()
     {
-        GraphBuilder b(Shape{1, 8});
+        GraphBuilder b(Shape {1, 8});
         b.gemm(8, 4);
         QuantSession s(b.finish(), weightOnly(4, "channel"));
         Dataset d = channelOutlierData({8}, 16, 1);

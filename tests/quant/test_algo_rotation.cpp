@@ -19,10 +19,14 @@ private slots:
         QTest::addColumn<QString>("chain");
         QTest::addColumn<int>("channels");
         QTest::addColumn<QString>("expect");
-        QTest::newRow("hadamard gemm 32") << "hadamard" << "gemm" << 32 << "hadamard";
-        QTest::newRow("hadamard gemm 24 falls back") << "hadamard" << "gemm" << 24 << "random";
-        QTest::newRow("random gemm [K,N] 20") << "random" << "gemm-kn" << 20 << "random";
-        QTest::newRow("hadamard conv 16") << "hadamard" << "conv" << 16 << "hadamard";
+        QTest::newRow("hadamard gemm 32") << "hadamard"
+                                          << "gemm" << 32 << "hadamard";
+        QTest::newRow("hadamard gemm 24 falls back") << "hadamard"
+                                                     << "gemm" << 24 << "random";
+        QTest::newRow("random gemm [K,N] 20") << "random"
+                                              << "gemm-kn" << 20 << "random";
+        QTest::newRow("hadamard conv 16") << "hadamard"
+                                          << "conv" << 16 << "hadamard";
     }
 
     void keepsFunctionAndSpreadsOutliers()
@@ -32,7 +36,7 @@ private slots:
         QFETCH(int, channels);
         QFETCH(QString, expect);
         const bool conv = chain == "conv";
-        GraphBuilder b(conv ? Shape{1, 3, 6, 6} : Shape{1, 12});
+        GraphBuilder b(conv ? Shape {1, 3, 6, 6} : Shape {1, 12});
         if (conv) {
             b.conv(3, channels, 3, 1);
             b.outlierChannels(7, 12.f);
@@ -43,9 +47,9 @@ private slots:
             b.gemm(channels, 6, chain == "gemm");
         }
         Graph g = b.finish();
-        const Shape sample = conv ? Shape{3, 6, 6} : Shape{12};
+        const Shape sample = conv ? Shape {3, 6, 6} : Shape {12};
         Dataset calib = channelOutlierData(sample, 64, 51, 100, 1.f);
-        QuantSession s(g, QuantizeOptions{});
+        QuantSession s(g, QuantizeOptions {});
         const std::string hidden = s.layers()[1].input;
         Progress p;
         algorithm("rotation").apply(s, calib, nlohmann::json({{"kind", kind.toStdString()}}), p, CancelToken());
@@ -59,7 +63,7 @@ private slots:
         const auto& pair = s.notes["rotation"]["pairs"][0];
         QVERIFY(pair["rotation"].get<std::string>().rfind(expect.toStdString(), 0) == 0);
         QVERIFY(pair["activation"]["after"]["max_over_std"].get<double>() <
-                pair["activation"]["before"]["max_over_std"].get<double>());
+            pair["activation"]["before"]["max_over_std"].get<double>());
         QVERIFY(pair["weight_layer"]["after"].contains("kurtosis"));
     }
 };

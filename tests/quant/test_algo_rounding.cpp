@@ -37,8 +37,8 @@ private slots:
         s.quantizeWeights();
         const auto rtn = s.weightOverrides;
         Progress p;
-        algorithm("adaround").apply(s, calib, nlohmann::json({{"iterations", 400}, {"samples", calib.count()}}), p,
-                                    CancelToken());
+        algorithm("adaround")
+            .apply(s, calib, nlohmann::json({{"iterations", 400}, {"samples", calib.count()}}), p, CancelToken());
         const Tensor x = held.inputs;
         const Tensor ref = referenceRun(g, x);
         const double eRtn = mse(ref, referenceRun(g, x, rtn));
@@ -62,10 +62,14 @@ private slots:
         QTest::addColumn<double>("percent");
         QTest::addColumn<QString>("criterion");
         QTest::addColumn<QString>("granularity");
-        QTest::newRow("1% error channel") << 1.0 << "error" << "channel";
-        QTest::newRow("5% magnitude tensor") << 5.0 << "magnitude" << "tensor";
-        QTest::newRow("0.5% error group:8") << 0.5 << "error" << "group:8";
-        QTest::newRow("0%") << 0.0 << "error" << "channel";
+        QTest::newRow("1% error channel") << 1.0 << "error"
+                                          << "channel";
+        QTest::newRow("5% magnitude tensor") << 5.0 << "magnitude"
+                                             << "tensor";
+        QTest::newRow("0.5% error group:8") << 0.5 << "error"
+                                            << "group:8";
+        QTest::newRow("0%") << 0.0 << "error"
+                            << "channel";
     }
 
     void spqrKeepsExactlyKPercent()
@@ -73,15 +77,15 @@ private slots:
         QFETCH(double, percent);
         QFETCH(QString, criterion);
         QFETCH(QString, granularity);
-        GraphBuilder b(Shape{1, 64});
+        GraphBuilder b(Shape {1, 64});
         b.gemm(64, 32);
         Graph g = b.finish();
         QuantSession s(g, weightOnly(3, granularity.toStdString()));
         s.quantizeWeights();
         Dataset d = channelOutlierData({64}, 4, 1);
         Progress p;
-        algorithm("spqr").apply(s, d, nlohmann::json({{"percent", percent}, {"criterion", criterion.toStdString()}}),
-                                p, CancelToken());
+        algorithm("spqr").apply(
+            s, d, nlohmann::json({{"percent", percent}, {"criterion", criterion.toStdString()}}), p, CancelToken());
         const auto& l = s.layers().front();
         const Tensor* w = g.constant(l.weight);
         std::vector<float> v = w->toFloat();

@@ -25,10 +25,13 @@ struct AdaRoundOptions {
     uint64_t seed = 1;
 };
 
-double sigmoid(double v) { return 1.0 / (1.0 + std::exp(-v)); }
+double sigmoid(double v)
+{
+    return 1.0 / (1.0 + std::exp(-v));
+}
 
 std::vector<float> adaroundLayer(const algo::LinearLayer& L, const std::vector<float>& w, const algo::RowSample& x,
-                                 const AdaRoundOptions& o, const CancelToken& cancel)
+    const AdaRoundOptions& o, const CancelToken& cancel)
 {
     const int64_t rows = L.rows, k = L.cols, n = x.count();
     const std::vector<QParams> params = algo::blockParams(L, w, L.info.spec.weight);
@@ -85,8 +88,8 @@ std::vector<float> adaroundLayer(const algo::LinearLayer& L, const std::vector<f
                     gr[c] += yr * xr[c];
             }
         const bool reg = it >= warm;
-        const double beta =
-            o.betaEnd + (o.betaStart - o.betaEnd) * (1.0 - double(it - warm) / double(std::max(1, o.iterations - warm)));
+        const double beta = o.betaEnd +
+            (o.betaStart - o.betaEnd) * (1.0 - double(it - warm) / double(std::max(1, o.iterations - warm)));
         const double c1 = 1 - std::pow(beta1, it + 1), c2 = 1 - std::pow(beta2, it + 1);
         for (std::size_t e = 0; e < size; ++e) {
             const double sg = sigmoid(v[e]);
@@ -114,8 +117,8 @@ std::vector<float> adaroundLayer(const algo::LinearLayer& L, const std::vector<f
     return out;
 }
 
-void adaround(QuantSession& s, const Dataset& calib, const nlohmann::json& params, Progress& progress,
-              const CancelToken& cancel)
+void adaround(
+    QuantSession& s, const Dataset& calib, const nlohmann::json& params, Progress& progress, const CancelToken& cancel)
 {
     AdaRoundOptions o;
     o.iterations = params.value("iterations", 300);
@@ -154,24 +157,22 @@ void adaround(QuantSession& s, const Dataset& calib, const nlohmann::json& param
         int64_t flipped = 0;
         for (std::size_t e = 0; e < q.size(); ++e)
             flipped += q[e] != rtn[e];
-        report.push_back({{"layer", L.info.name},
-                          {"proxy_error_rtn", algo::outputError(w, rtn, L.rows, L.cols, gram)},
-                          {"proxy_error_adaround", algo::outputError(w, q, L.rows, L.cols, gram)},
-                          {"changed_vs_rtn", flipped}});
+        report.push_back({{"layer", L.info.name}, {"proxy_error_rtn", algo::outputError(w, rtn, L.rows, L.cols, gram)},
+            {"proxy_error_adaround", algo::outputError(w, q, L.rows, L.cols, gram)}, {"changed_vs_rtn", flipped}});
         Tensor t = Tensor::fromVector(wt->shape, algo::fromMatrix(L, q));
         t.name = L.info.weight;
         s.weightOverrides[L.info.weight] = std::move(t);
         progress.report(0.2 + 0.8 * double(i + 1) / double(layers.size()), str("AdaRound: ", L.info.name));
     }
-    s.notes["adaround"] = {{"params",
-                            {{"iterations", o.iterations}, {"batch_rows", o.batchRows}, {"lr", o.lr},
-                             {"lambda", o.lambda}, {"warmup", o.warmup}, {"samples", samples},
-                             {"max_rows", maxRows}}},
-                           {"layers", report}};
+    s.notes["adaround"] = {
+        {"params",
+            {{"iterations", o.iterations}, {"batch_rows", o.batchRows}, {"lr", o.lr}, {"lambda", o.lambda},
+                {"warmup", o.warmup}, {"samples", samples}, {"max_rows", maxRows}}},
+        {"layers", report}};
 }
 
 const bool registered = registerAlgorithm({"adaround", "AdaRound: learned up/down rounding per layer (Nagel 2020)",
-                                           AlgorithmInfo::Stage::AfterWeights, adaround});
+    AlgorithmInfo::Stage::AfterWeights, adaround});
 
 } // namespace
 } // namespace qs

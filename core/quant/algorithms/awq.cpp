@@ -17,8 +17,8 @@
 namespace qs {
 namespace {
 
-void awq(QuantSession& s, const Dataset& calib, const nlohmann::json& params, Progress& progress,
-         const CancelToken& cancel)
+void awq(
+    QuantSession& s, const Dataset& calib, const nlohmann::json& params, Progress& progress, const CancelToken& cancel)
 {
     const int grid = params.value("grid", 20);
     const int64_t samples = params.value("samples", int64_t(128));
@@ -76,7 +76,7 @@ void awq(QuantSession& s, const Dataset& calib, const nlohmann::json& params, Pr
         if (bestAlpha > 0)
             where = algo::scaleInputChannels(s, L, best, "awq");
         report.push_back({{"layer", L.info.name}, {"alpha", bestAlpha}, {"proxy_error_rtn", errRtn},
-                          {"proxy_error_awq", bestErr}, {"scales", where}});
+            {"proxy_error_awq", bestErr}, {"scales", where}});
         progress.report(0.5 + 0.5 * double(layers.size() - i) / double(layers.size()), str("AWQ: ", L.info.name));
     }
     s.refreshLayers();
@@ -84,7 +84,7 @@ void awq(QuantSession& s, const Dataset& calib, const nlohmann::json& params, Pr
 }
 
 const bool registered = registerAlgorithm({"awq", "AWQ: activation-aware per-channel weight scaling (Lin 2023)",
-                                           AlgorithmInfo::Stage::BeforeCalibration, awq});
+    AlgorithmInfo::Stage::BeforeCalibration, awq});
 
 } // namespace
 } // namespace qs

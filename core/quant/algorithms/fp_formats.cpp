@@ -16,9 +16,8 @@ namespace qs::algo {
 
 const FpFormat& fpFormat(const std::string& name)
 {
-    static const FpFormat formats[] = {{"fp8_e4m3", 4, 3, 7, 448.f},
-                                       {"fp8_e5m2", 5, 2, 15, 57344.f},
-                                       {"fp4_e2m1", 2, 1, 1, 6.f}};
+    static const FpFormat formats[] = {
+        {"fp8_e4m3", 4, 3, 7, 448.f}, {"fp8_e5m2", 5, 2, 15, 57344.f}, {"fp4_e2m1", 2, 1, 1, 6.f}};
     for (const auto& f : formats)
         if (f.name == name)
             return f;
@@ -52,8 +51,9 @@ void requantize(const FpFormat& f, QuantSession& s)
         if (l.spec.weight.isFloat())
             continue;
         if (l.spec.weight.bits != f.bits())
-            fail(f.name, ": layer ", quoted(l.name), " has ", l.spec.weight.bits, "-bit weights in its spec, the format ",
-                 f.bits(), " bits (set --wbits ", f.bits(), " so the stored size is counted right)");
+            fail(f.name, ": layer ", quoted(l.name), " has ", l.spec.weight.bits,
+                "-bit weights in its spec, the format ", f.bits(), " bits (set --wbits ", f.bits(),
+                " so the stored size is counted right)");
         const Tensor* w = s.graph().constant(l.weight);
         std::vector<float> v = w->toFloat();
         WeightQuantization plan = planWeightQuantization(v, w->shape, l.outAxis, l.inAxis, l.spec.weight);
@@ -72,23 +72,23 @@ void requantize(const FpFormat& f, QuantSession& s)
         Tensor t = Tensor::fromVector(w->shape, v);
         t.name = l.weight;
         s.weightOverrides[l.weight] = std::move(t);
-        layers.push_back({{"layer", l.name},
-                          {"weight_sqnr_db", noise > 0 ? 10 * std::log10(sig / noise) : 999.0}});
+        layers.push_back({{"layer", l.name}, {"weight_sqnr_db", noise > 0 ? 10 * std::log10(sig / noise) : 999.0}});
     }
-    s.notes[f.name] = {{"params", {{"format", f.name}, {"scale", "per block of the layer spec: max|w| / max"}}},
-                       {"layers", layers}};
+    s.notes[f.name] = {
+        {"params", {{"format", f.name}, {"scale", "per block of the layer spec: max|w| / max"}}}, {"layers", layers}};
 }
 
 bool registerFormat(const char* name, const char* summary)
 {
     return registerAlgorithm({name, summary, AlgorithmInfo::Stage::AfterWeights,
-                              [name](QuantSession& s, const Dataset&, const nlohmann::json&, Progress&,
-                                     const CancelToken&) { requantize(fpFormat(name), s); }});
+        [name](QuantSession& s, const Dataset&, const nlohmann::json&, Progress&, const CancelToken&) {
+            requantize(fpFormat(name), s);
+        }});
 }
 
 const bool registered = registerFormat("fp8_e4m3", "weights in simulated FP8 E4M3 (max 448)") &&
-                        registerFormat("fp8_e5m2", "weights in simulated FP8 E5M2 (max 57344)") &&
-                        registerFormat("fp4_e2m1", "weights in simulated FP4 E2M1 (max 6)");
+    registerFormat("fp8_e5m2", "weights in simulated FP8 E5M2 (max 57344)") &&
+    registerFormat("fp4_e2m1", "weights in simulated FP4 E2M1 (max 6)");
 
 } // namespace
 } // namespace qs::algo

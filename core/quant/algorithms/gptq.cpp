@@ -83,8 +83,8 @@ struct GptqOptions {
 };
 
 // Quantizes W [rows][k] against Hessian h (k x k); returns the quantized-dequantized matrix.
-std::vector<float> gptqLayer(const algo::LinearLayer& L, std::vector<float> w, std::vector<double> h,
-                             const GptqOptions& o, double& dampUsed)
+std::vector<float> gptqLayer(
+    const algo::LinearLayer& L, std::vector<float> w, std::vector<double> h, const GptqOptions& o, double& dampUsed)
 {
     const int64_t rows = L.rows, k = L.cols;
     const QuantSpec& spec = L.info.spec.weight;
@@ -98,9 +98,8 @@ std::vector<float> gptqLayer(const algo::LinearLayer& L, std::vector<float> w, s
     std::vector<int64_t> perm(static_cast<std::size_t>(k));
     std::iota(perm.begin(), perm.end(), 0);
     if (o.actOrder)
-        std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) {
-            return h[std::size_t(a * k + a)] > h[std::size_t(b * k + b)];
-        });
+        std::stable_sort(perm.begin(), perm.end(),
+            [&](int64_t a, int64_t b) { return h[std::size_t(a * k + a)] > h[std::size_t(b * k + b)]; });
     // Static block params from the original weights for per-tensor, per-channel and
     // (act-order) groups; natural-order groups are found when their first column comes up.
     const bool lazyGroups = spec.granularity == Granularity::Group && !o.actOrder;
@@ -134,10 +133,9 @@ std::vector<float> gptqLayer(const algo::LinearLayer& L, std::vector<float> w, s
         for (int64_t j = 0; j < k; ++j)
             wp[std::size_t(r * k + j)] = w[std::size_t(r * k + perm[std::size_t(j)])];
     std::vector<float> q(static_cast<std::size_t>(rows * k));
-    const int64_t groupCols =
-        spec.granularity == Granularity::Group
-            ? std::max<int64_t>(1, std::min<int64_t>(spec.groupSize, L.inputChannels())) * L.spatial()
-            : k;
+    const int64_t groupCols = spec.granularity == Granularity::Group
+        ? std::max<int64_t>(1, std::min<int64_t>(spec.groupSize, L.inputChannels())) * L.spatial()
+        : k;
     // Blocks never split a natural-order group, so a group's params see all earlier updates.
     int64_t bs = std::max<int64_t>(1, o.blockSize);
     if (lazyGroups)
@@ -185,8 +183,8 @@ std::vector<float> gptqLayer(const algo::LinearLayer& L, std::vector<float> w, s
     return q;
 }
 
-void gptq(QuantSession& s, const Dataset& calib, const nlohmann::json& params, Progress& progress,
-          const CancelToken& cancel)
+void gptq(
+    QuantSession& s, const Dataset& calib, const nlohmann::json& params, Progress& progress, const CancelToken& cancel)
 {
     GptqOptions o;
     o.percdamp = params.value("percdamp", 0.01);
@@ -216,18 +214,18 @@ void gptq(QuantSession& s, const Dataset& calib, const nlohmann::json& params, P
         Tensor t = Tensor::fromVector(wt->shape, algo::fromMatrix(L, q));
         t.name = L.info.weight;
         s.weightOverrides[L.info.weight] = std::move(t);
-        report.push_back({{"layer", L.info.name}, {"columns", L.cols}, {"rows_seen", grams[i].rows},
-                          {"damp", damp}, {"proxy_error_rtn", errRtn}, {"proxy_error_gptq", errGptq}});
+        report.push_back({{"layer", L.info.name}, {"columns", L.cols}, {"rows_seen", grams[i].rows}, {"damp", damp},
+            {"proxy_error_rtn", errRtn}, {"proxy_error_gptq", errGptq}});
         progress.report(0.5 + 0.5 * double(i + 1) / double(layers.size()), str("GPTQ: ", L.info.name));
     }
-    s.notes["gptq"] = {{"params",
-                        {{"percdamp", o.percdamp}, {"blocksize", o.blockSize}, {"act_order", o.actOrder},
-                         {"samples", samples}}},
-                       {"layers", report}};
+    s.notes["gptq"] = {
+        {"params",
+            {{"percdamp", o.percdamp}, {"blocksize", o.blockSize}, {"act_order", o.actOrder}, {"samples", samples}}},
+        {"layers", report}};
 }
 
-const bool registered = registerAlgorithm({"gptq", "GPTQ: Hessian-aware column-wise quantization (Frantar 2022)",
-                                           AlgorithmInfo::Stage::AfterWeights, gptq});
+const bool registered = registerAlgorithm(
+    {"gptq", "GPTQ: Hessian-aware column-wise quantization (Frantar 2022)", AlgorithmInfo::Stage::AfterWeights, gptq});
 
 } // namespace
 } // namespace qs

@@ -22,9 +22,12 @@ int64_t LinearLayer::groupsPerRow() const
 int64_t LinearLayer::blocks() const
 {
     switch (info.spec.weight.granularity) {
-    case Granularity::Tensor: return 1;
-    case Granularity::Channel: return rows;
-    case Granularity::Group: return rows * groupsPerRow();
+    case Granularity::Tensor:
+        return 1;
+    case Granularity::Channel:
+        return rows;
+    case Granularity::Group:
+        return rows * groupsPerRow();
     }
     return 1;
 }
@@ -33,8 +36,10 @@ int64_t LinearLayer::blockOf(int64_t row, int64_t col) const
 {
     const QuantSpec& q = info.spec.weight;
     switch (q.granularity) {
-    case Granularity::Tensor: return 0;
-    case Granularity::Channel: return row;
+    case Granularity::Tensor:
+        return 0;
+    case Granularity::Channel:
+        return row;
     case Granularity::Group: {
         const int64_t g = std::max<int64_t>(1, std::min<int64_t>(q.groupSize, inputChannels()));
         return row * groupsPerRow() + (col / spatial()) / g;
@@ -132,7 +137,7 @@ void appendInputRows(const LinearLayer& L, const Tensor& x, std::vector<float>& 
     if (L.kind != LinearLayer::Kind::Conv) {
         if (x.shape.empty() || x.shape.back() != L.cols)
             fail("layer ", quoted(L.info.name), ": input ", quoted(L.info.input), " has last dim ",
-                 x.shape.empty() ? 0 : x.shape.back(), ", expected ", L.cols);
+                x.shape.empty() ? 0 : x.shape.back(), ", expected ", L.cols);
         rows.insert(rows.end(), v.begin(), v.end());
         return;
     }
@@ -161,8 +166,7 @@ void appendInputRows(const LinearLayer& L, const Tensor& x, std::vector<float>& 
 }
 
 void streamLayerInputs(QuantSession& s, const Dataset& calib, const std::vector<LinearLayer>& layers, int64_t limit,
-                       const std::function<void(std::size_t, const Tensor&)>& sink, Progress& progress,
-                       const CancelToken& cancel)
+    const std::function<void(std::size_t, const Tensor&)>& sink, Progress& progress, const CancelToken& cancel)
 {
     const int64_t total = limit >= 0 ? std::min(limit, calib.count()) : calib.count();
     if (total <= 0)
@@ -194,8 +198,8 @@ std::vector<float> currentMatrix(const QuantSession& s, const LinearLayer& L)
 }
 
 std::vector<LayerGram> layerGrams(QuantSession& s, const Dataset& calib, const std::vector<LinearLayer>& layers,
-                                  int64_t limit, Progress& progress, const CancelToken& cancel,
-                                  const std::function<void(std::size_t, const Tensor&)>& also)
+    int64_t limit, Progress& progress, const CancelToken& cancel,
+    const std::function<void(std::size_t, const Tensor&)>& also)
 {
     std::vector<LayerGram> grams(layers.size());
     std::vector<float> rows;
@@ -284,13 +288,12 @@ std::vector<float> roundToNearest(const LinearLayer& L, const std::vector<float>
     std::vector<float> q(m.size());
     for (int64_t r = 0; r < L.rows; ++r)
         for (int64_t c = 0; c < L.cols; ++c)
-            q[std::size_t(r * L.cols + c)] =
-                fakeQuant(m[std::size_t(r * L.cols + c)], p[std::size_t(L.blockOf(r, c))]);
+            q[std::size_t(r * L.cols + c)] = fakeQuant(m[std::size_t(r * L.cols + c)], p[std::size_t(L.blockOf(r, c))]);
     return q;
 }
 
-double outputError(const std::vector<float>& a, const std::vector<float>& b, int64_t rows, int64_t k,
-                   const std::vector<double>& h)
+double outputError(
+    const std::vector<float>& a, const std::vector<float>& b, int64_t rows, int64_t k, const std::vector<double>& h)
 {
     double total = 0;
     std::vector<double> d(static_cast<std::size_t>(k));
@@ -364,8 +367,8 @@ int foldableProducer(const Graph& g, const std::string& value, int consumer)
 
 } // namespace
 
-std::string scaleInputChannels(QuantSession& s, const LinearLayer& L, const std::vector<double>& scale,
-                               const std::string& tag)
+std::string scaleInputChannels(
+    QuantSession& s, const LinearLayer& L, const std::vector<double>& scale, const std::string& tag)
 {
     Graph& g = s.graph();
     g.index();
@@ -391,7 +394,7 @@ std::string scaleInputChannels(QuantSession& s, const LinearLayer& L, const std:
         const int64_t outCh = gemmKN ? w.shape[1] : w.shape[0];
         if (outCh != ch)
             fail("layer ", quoted(L.info.name), ": producer ", quoted(prod.name), " has ", outCh,
-                 " output channels, the layer ", ch, " input channels");
+                " output channels, the layer ", ch, " input channels");
         auto wv = w.data<float>();
         const int64_t per = w.numel() / outCh;
         for (int64_t c = 0; c < ch; ++c)
@@ -418,7 +421,7 @@ std::string scaleInputChannels(QuantSession& s, const LinearLayer& L, const std:
         std::vector<float> inv(static_cast<std::size_t>(ch));
         for (int64_t c = 0; c < ch; ++c)
             inv[std::size_t(c)] = float(1.0 / scale[std::size_t(c)]);
-        Shape shape = L.kind == LinearLayer::Kind::Conv ? Shape{1, ch, 1, 1} : Shape{ch};
+        Shape shape = L.kind == LinearLayer::Kind::Conv ? Shape {1, ch, 1, 1} : Shape {ch};
         Tensor t = Tensor::fromVector(shape, inv);
         t.name = factor;
         g.initializers[factor] = std::move(t);

@@ -22,8 +22,8 @@ struct LinearLayer {
     bool transposed = false; // the tensor is stored [K, rows] (Gemm transB=0, MatMul)
     Shape weightShape;
     // Conv geometry (2-D, group 1); channels = Cin, spatial = kh*kw columns per channel.
-    int64_t channels = 0, kh = 1, kw = 1, strideH = 1, strideW = 1, padT = 0, padL = 0, padB = 0, padR = 0,
-            dilH = 1, dilW = 1;
+    int64_t channels = 0, kh = 1, kw = 1, strideH = 1, strideW = 1, padT = 0, padL = 0, padB = 0, padR = 0, dilH = 1,
+            dilW = 1;
     int64_t spatial() const { return kind == Kind::Conv ? kh * kw : 1; }
     int64_t inputChannels() const { return kind == Kind::Conv ? channels : cols; }
 
@@ -49,8 +49,7 @@ void appendInputRows(const LinearLayer& L, const Tensor& x, std::vector<float>& 
 // Runs the FP32 working graph over up to `limit` calibration samples and calls
 // sink(layer index, the batch's input tensor) for every layer's input.
 void streamLayerInputs(QuantSession& s, const Dataset& calib, const std::vector<LinearLayer>& layers, int64_t limit,
-                       const std::function<void(std::size_t, const Tensor&)>& sink, Progress& progress,
-                       const CancelToken& cancel);
+    const std::function<void(std::size_t, const Tensor&)>& sink, Progress& progress, const CancelToken& cancel);
 
 // The layer's weight matrix as the working graph holds it now (after earlier rescaling).
 std::vector<float> currentMatrix(const QuantSession& s, const LinearLayer& L);
@@ -62,13 +61,13 @@ struct LayerGram {
 };
 // streamLayerInputs accumulating each layer's Gram matrix; `also` sees every batch too.
 std::vector<LayerGram> layerGrams(QuantSession& s, const Dataset& calib, const std::vector<LinearLayer>& layers,
-                                  int64_t limit, Progress& progress, const CancelToken& cancel,
-                                  const std::function<void(std::size_t, const Tensor&)>& also = {});
+    int64_t limit, Progress& progress, const CancelToken& cancel,
+    const std::function<void(std::size_t, const Tensor&)>& also = {});
 
 // A uniform random subset of at most `capacity` rows of K values (reservoir sampling).
 class RowSample {
 public:
-    RowSample(int64_t k, int64_t capacity, uint64_t seed) : k_(k), capacity_(capacity), rng_(seed) {}
+    RowSample(int64_t k, int64_t capacity, uint64_t seed) : k_(k), capacity_(capacity), rng_(seed) { }
     void add(const std::vector<float>& rows);
     int64_t count() const { return int64_t(data_.size()) / std::max<int64_t>(k_, 1); }
     const std::vector<float>& data() const { return data_; }
@@ -88,8 +87,8 @@ std::vector<QParams> blockParams(const LinearLayer& L, const std::vector<float>&
 std::vector<float> roundToNearest(const LinearLayer& L, const std::vector<float>& m, const std::vector<QParams>& p);
 
 // sum over the Gram's samples of ||(A - B) x||^2 = trace(D H D^T), D = A - B.
-double outputError(const std::vector<float>& a, const std::vector<float>& b, int64_t rows, int64_t k,
-                   const std::vector<double>& h);
+double outputError(
+    const std::vector<float>& a, const std::vector<float>& b, int64_t rows, int64_t k, const std::vector<double>& h);
 
 // Makes node input `index` an initializer of its own named `name` (float), so a
 // shared weight elsewhere stays untouched; returns it.
@@ -100,8 +99,8 @@ Tensor& ownInitializer(Graph& g, Node& n, std::size_t index, const std::string& 
 // the producing Conv/Gemm (directly or through a ReLU) when the value feeds only this
 // layer, else an explicit Mul node in the working graph. The FP32 function is unchanged.
 // Returns "folded into <node>" or "Mul <node>".
-std::string scaleInputChannels(QuantSession& s, const LinearLayer& L, const std::vector<double>& scale,
-                               const std::string& tag);
+std::string scaleInputChannels(
+    QuantSession& s, const LinearLayer& L, const std::vector<double>& scale, const std::string& tag);
 
 // Per-input-channel max |x| and mean |x| over a stream of input tensors.
 struct ChannelAbs {

@@ -100,8 +100,8 @@ std::vector<Pair> findPairs(const QuantSession& s)
     return pairs;
 }
 
-void rotate(QuantSession& s, const Dataset& calib, const nlohmann::json& params, Progress& progress,
-            const CancelToken& cancel)
+void rotate(
+    QuantSession& s, const Dataset& calib, const nlohmann::json& params, Progress& progress, const CancelToken& cancel)
 {
     const std::string kind = params.value("kind", std::string("hadamard"));
     const bool signs = params.value("signs", true);
@@ -118,7 +118,7 @@ void rotate(QuantSession& s, const Dataset& calib, const nlohmann::json& params,
     po.limit = samples;
     po.threads = s.options().threads;
     Progress before = progress.sub(0.0, 0.4), after = progress.sub(0.6, 1.0);
-    auto actBefore = hidden.empty() ? std::map<std::string, ActivationObserver>{}
+    auto actBefore = hidden.empty() ? std::map<std::string, ActivationObserver> {}
                                     : observeActivations(s.graph(), calib, hidden, po, before, cancel);
     std::mt19937_64 rng(seed);
     nlohmann::json report = nlohmann::json::array();
@@ -180,27 +180,24 @@ void rotate(QuantSession& s, const Dataset& calib, const nlohmann::json& params,
         std::vector<float> ta = algo::fromMatrix(p.a, ra), tb = algo::fromMatrix(p.b, rb);
         std::copy(ta.begin(), ta.end(), wa.data<float>().begin());
         std::copy(tb.begin(), tb.end(), wb.data<float>().begin());
-        report.push_back({{"producer", p.a.info.name},
-                          {"layer", p.b.info.name},
-                          {"channels", n},
-                          {"rotation", used},
-                          {"weight_producer", {{"before", statsJson(waBefore)}, {"after", statsJson(computeStats(ra))}}},
-                          {"weight_layer", {{"before", statsJson(wbBefore)}, {"after", statsJson(computeStats(rb))}}}});
+        report.push_back({{"producer", p.a.info.name}, {"layer", p.b.info.name}, {"channels", n}, {"rotation", used},
+            {"weight_producer", {{"before", statsJson(waBefore)}, {"after", statsJson(computeStats(ra))}}},
+            {"weight_layer", {{"before", statsJson(wbBefore)}, {"after", statsJson(computeStats(rb))}}}});
     }
     g.index();
     s.refreshLayers();
-    auto actAfter = hidden.empty() ? std::map<std::string, ActivationObserver>{}
+    auto actAfter = hidden.empty() ? std::map<std::string, ActivationObserver> {}
                                    : observeActivations(s.graph(), calib, hidden, po, after, cancel);
     for (std::size_t i = 0; i < pairs.size(); ++i)
         report[i]["activation"] = {{"before", statsJson(actBefore.at(hidden[i]).stats())},
-                                   {"after", statsJson(actAfter.at(hidden[i]).stats())}};
-    s.notes["rotation"] = {{"params", {{"kind", kind}, {"signs", signs}, {"seed", seed}, {"samples", samples}}},
-                           {"pairs", report}};
+            {"after", statsJson(actAfter.at(hidden[i]).stats())}};
+    s.notes["rotation"] = {
+        {"params", {{"kind", kind}, {"signs", signs}, {"seed", seed}, {"samples", samples}}}, {"pairs", report}};
 }
 
-const bool registered = registerAlgorithm({"rotation",
-                                           "Hadamard / random orthogonal rotation between linear layers (QuaRot)",
-                                           AlgorithmInfo::Stage::BeforeCalibration, rotate});
+const bool registered =
+    registerAlgorithm({"rotation", "Hadamard / random orthogonal rotation between linear layers (QuaRot)",
+        AlgorithmInfo::Stage::BeforeCalibration, rotate});
 
 } // namespace
 } // namespace qs

@@ -24,8 +24,8 @@ double spread(const std::vector<double>& r)
     return sum > 0 ? m * double(r.size()) / sum : 1;
 }
 
-void smoothQuant(QuantSession& s, const Dataset& calib, const nlohmann::json& params, Progress& progress,
-                 const CancelToken& cancel)
+void smoothQuant(
+    QuantSession& s, const Dataset& calib, const nlohmann::json& params, Progress& progress, const CancelToken& cancel)
 {
     const double alpha = params.value("alpha", 0.5);
     const int64_t samples = params.value("samples", int64_t(128));
@@ -35,8 +35,7 @@ void smoothQuant(QuantSession& s, const Dataset& calib, const nlohmann::json& pa
     std::vector<algo::ChannelAbs> act(layers.size());
     Progress observe = progress.sub(0.0, 0.8);
     algo::streamLayerInputs(
-        s, calib, layers, samples, [&](std::size_t i, const Tensor& x) { act[i].add(layers[i], x); }, observe,
-        cancel);
+        s, calib, layers, samples, [&](std::size_t i, const Tensor& x) { act[i].add(layers[i], x); }, observe, cancel);
     nlohmann::json report = nlohmann::json::array();
     // Last layer first, so a producer's max|W_j| is taken after it absorbed its consumer's 1/s.
     for (std::size_t i = layers.size(); i-- > 0;) {
@@ -58,16 +57,16 @@ void smoothQuant(QuantSession& s, const Dataset& calib, const nlohmann::json& pa
         }
         const std::string where = algo::scaleInputChannels(s, L, sc, "smooth");
         report.push_back({{"layer", L.info.name}, {"act_channel_spread_before", spread(act[i].max)},
-                          {"act_channel_spread_after", spread(after)}, {"scales", where}});
+            {"act_channel_spread_after", spread(after)}, {"scales", where}});
         progress.report(0.8 + 0.2 * double(layers.size() - i) / double(layers.size()), "SmoothQuant");
     }
     s.refreshLayers();
     s.notes["smoothquant"] = {{"params", {{"alpha", alpha}, {"samples", samples}}}, {"layers", report}};
 }
 
-const bool registered = registerAlgorithm({"smoothquant",
-                                           "SmoothQuant: migrate activation outliers into weights (Xiao 2022)",
-                                           AlgorithmInfo::Stage::BeforeCalibration, smoothQuant});
+const bool registered =
+    registerAlgorithm({"smoothquant", "SmoothQuant: migrate activation outliers into weights (Xiao 2022)",
+        AlgorithmInfo::Stage::BeforeCalibration, smoothQuant});
 
 } // namespace
 } // namespace qs

@@ -16,8 +16,7 @@
 namespace qs {
 namespace {
 
-void spqr(QuantSession& s, const Dataset&, const nlohmann::json& params, Progress& progress,
-          const CancelToken& cancel)
+void spqr(QuantSession& s, const Dataset&, const nlohmann::json& params, Progress& progress, const CancelToken& cancel)
 {
     const double percent = params.value("percent", 1.0);
     const std::string criterion = params.value("criterion", std::string("error"));
@@ -62,13 +61,12 @@ void spqr(QuantSession& s, const Dataset&, const nlohmann::json& params, Progres
         layers.push_back({{"layer", l.name}, {"outliers", keep}, {"elements", v.size()}});
         progress.report(double(++done) / double(s.layers().size()), str("SpQR outliers: ", l.name));
     }
-    s.notes["spqr"] = {{"params", {{"percent", percent}, {"criterion", criterion}}},
-                       {"outlier_bits", extraBits},
-                       {"layers", layers}};
+    s.notes["spqr"] = {
+        {"params", {{"percent", percent}, {"criterion", criterion}}}, {"outlier_bits", extraBits}, {"layers", layers}};
 }
 
-const bool registered = registerAlgorithm({"spqr", "SpQR-style: keep the top k% weights (by RTN error) in float",
-                                           AlgorithmInfo::Stage::AfterWeights, spqr});
+const bool registered = registerAlgorithm(
+    {"spqr", "SpQR-style: keep the top k% weights (by RTN error) in float", AlgorithmInfo::Stage::AfterWeights, spqr});
 
 } // namespace
 } // namespace qs
