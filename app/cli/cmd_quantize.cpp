@@ -170,7 +170,8 @@ int runQuantize(const std::vector<std::string>& argv)
         m.latencyMs = r.latencyMs;
         m.extra = {{"fp32_top1", opt(r.fp32Top1)}, {"fp32_size_bits", r.fp32SizeBits},
                    {"compression", r.compression}, {"fp32_latency_ms", r.fp32LatencyMs},
-                   {"eval_samples", r.evalSamples}, {"algorithms", r.applied}};
+                   {"eval_samples", r.evalSamples}, {"algorithms", r.applied},
+                   {"algorithm_notes", r.algorithmNotes}};
         run->finish(m);
     }
 
@@ -190,6 +191,7 @@ int runQuantize(const std::vector<std::string>& argv)
         j["fp32_latency_ms"] = r.fp32LatencyMs;
         j["eval_samples"] = r.evalSamples;
         j["algorithms"] = r.applied;
+        j["algorithm_notes"] = r.algorithmNotes;
         j["config"] = r.config;
         j["layers"] = nlohmann::json::array();
         for (const auto& l : r.layers)

@@ -387,6 +387,7 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
     result.fp32LatencyMs = median(fTimes);
     result.sizeBits = session.sizeBits();
     result.fp32SizeBits = session.floatSizeBits();
+    result.algorithmNotes = session.notes;
     result.compression = result.sizeBits > 0 ? double(result.fp32SizeBits) / double(result.sizeBits) : 1;
 
     for (const auto& l : session.layers()) {

@@ -65,6 +65,9 @@ public:
     std::map<std::string, QParams> activationParams;
     std::map<std::string, ClipRange> activationRanges;
     std::map<std::string, TensorStats> activationStats;
+    // Hook for the research algorithms (quant/algorithms/): algorithm name -> what it did
+    // and with which effective parameters; copied into QuantizeResult::algorithmNotes.
+    nlohmann::json notes = nlohmann::json::object();
 
     // Options for a Plan of the working graph: FP32 (quantized = false) or simulated quantized.
     CompileOptions compileOptions(bool quantized, const Shape& inputShape) const;
@@ -122,6 +125,7 @@ struct QuantizeResult {
     std::vector<LayerQuantResult> layers;
     nlohmann::json config;
     std::vector<std::string> applied; // algorithms, in order, with what they changed
+    nlohmann::json algorithmNotes = nlohmann::json::object(); // QuantSession::notes
 };
 
 // The whole flow: fold BN, algorithms, calibrate, quantize weights, evaluate
