@@ -83,22 +83,23 @@ struct Builder {
         addInit(named(Tensor::fromVector(Shape{}, std::vector<float>{q.scale}), base + ".scale"));
         addInit(named(intTensor(sgn, Shape{}, {q.zeroPoint}), base + ".zero_point"));
         std::vector<Node>& nodes = g.producerOf(value) >= 0 ? after[value] : head;
-        std::string x = value;
-        if (needsClip(q)) {
-            // Clamp to the grid in float first: the stored type is wider than the grid.
-            addInit(named(Tensor::fromVector(Shape{}, std::vector<float>{float(q.qmin - q.zeroPoint) * q.scale}),
-                          base + ".clip_min"));
-            addInit(named(Tensor::fromVector(Shape{}, std::vector<float>{float(q.qmax - q.zeroPoint) * q.scale}),
-                          base + ".clip_max"));
-            nodes.push_back(makeNode("Clip", base + "/Clip", {x, base + ".clip_min", base + ".clip_max"},
-                                     {base + "_clipped"}));
-            x = base + "_clipped";
-        }
-        nodes.push_back(makeNode("QuantizeLinear", base + "/QuantizeLinear", {x, base + ".scale", base + ".zero_point"},
+        nodes.push_back(makeNode("QuantizeLinear", base + "/QuantizeLinear", {value, base + ".scale", base + ".zero_point"},
                                  {base + "_q"}));
         nodes.push_back(makeNode("DequantizeLinear", base + "/DequantizeLinear",
                                  {base + "_q", base + ".scale", base + ".zero_point"}, {base + "_dq"}));
-        renamed[value] = base + "_dq";
+        if (!needsClip(q)) {
+            renamed[value] = base + "_dq";
+            return;
+        }
+        // The stored type is wider than the grid: clamp the dequantized value to the
+        // grid's ends, which are grid points (the same as clamping the integer).
+        addInit(named(Tensor::fromVector(Shape{}, std::vector<float>{float(q.qmin - q.zeroPoint) * q.scale}),
+                      base + ".clip_min"));
+        addInit(named(Tensor::fromVector(Shape{}, std::vector<float>{float(q.qmax - q.zeroPoint) * q.scale}),
+                      base + ".clip_max"));
+        nodes.push_back(makeNode("Clip", base + "/Clip", {base + "_dq", base + ".clip_min", base + ".clip_max"},
+                                 {base + "_dq_clipped"}));
+        renamed[value] = base + "_dq_clipped";
     }
 
     void quantizeWeight(const SessionLayer& l, QdqLayerInfo& info)

@@ -5,7 +5,11 @@
 #include "export/export_run.h"
 #include "export/png.h"
 #include "export/replay.h"
+#include "graph/onnx_export.h"
+#include "graph/onnx_import.h"
+#include "support/onnx_builder.h"
 #include "store/store.h"
+#include "util/error.h"
 #include "util/hash.h"
 
 #include <onnx/checker.h>
@@ -97,9 +101,9 @@ class TestExport : public QObject {
 
     // Our quantized execution of the run (the re-derived session's simulated Plan), in
     // the run's batches so that every sample goes through the same kernels as then.
-    std::vector<float> ourLogits(qs::RunReplay& replay, const qs::Dataset& eval)
+    std::vector<float> ourLogits(const qs::QuantSession& session, const qs::Dataset& eval)
     {
-        const int64_t batch = replay.session->options().batch;
+        const int64_t batch = session.options().batch;
         std::unique_ptr<qs::Plan> plan;
         int64_t planBatch = -1;
         std::vector<float> out;
@@ -108,7 +112,7 @@ class TestExport : public QObject {
             if (n != planBatch) {
                 qs::Shape shape = eval.inputs.shape;
                 shape[0] = n;
-                plan = replay.session->compile(true, shape);
+                plan = session.compile(true, shape);
                 planBatch = n;
             }
             auto logits = plan->run({eval.batch(s, n)}).front().toFloat();
@@ -245,7 +249,7 @@ private slots:
         evalOpts.spec = kData.toStdString();
         qs::Dataset eval = qs::loadDataset(evalOpts, replay.source);
         QCOMPARE(eval.count(), 1000);
-        const std::vector<float> ours = ourLogits(replay, eval), ort = ortLogits(out, eval, "all");
+        const std::vector<float> ours = ourLogits(*replay.session, eval), ort = ortLogits(out, eval, "all");
         QCOMPARE(ort.size(), ours.size());
         const auto a = argmaxRows(ours, eval.count()), b = argmaxRows(ort, eval.count());
         int agree = 0, ourHits = 0, ortHits = 0, ourHitsInRun = 0;
@@ -285,6 +289,81 @@ private slots:
         QVERIFY(plainAgree >= 998);
         QVERIFY2(sumPlainDiff / double(ours.size()) <= 1e-4 * maxLogit, qPrintable(QString::number(sumPlainDiff)));
         QVERIFY2(maxPlainDiff <= 0.01 * maxLogit, qPrintable(QString::number(maxPlainDiff)));
+    }
+
+    // Through the core API, without the store: affine 3-bit per-tensor weights (uint8
+    // containers with a zero point) and affine 4-bit activations (uint8, clamped to the
+    // 4-bit grid by a Clip after the DequantizeLinear; with the Clip in front of the
+    // QuantizeLinear ONNX Runtime's optimized session agreed on only 168 of 200).
+    void affineLowBitThroughCoreApi()
+    {
+        qs::Graph model = qs::importOnnx(kModel.toStdString());
+        qs::DataOptions data;
+        data.spec = kData.toStdString();
+        data.limit = 200;
+        const qs::Dataset eval = qs::loadDataset(data, model);
+        qs::QuantizeOptions opts;
+        opts.config.defaults.weight = {.bits = 3, .symmetric = false, .granularity = qs::Granularity::Tensor};
+        opts.config.defaults.activation = {.bits = 4, .symmetric = false};
+        opts.calibLimit = 64;
+        qs::QuantSession session(model, opts);
+        qs::Progress progress;
+        qs::CancelToken cancel;
+        session.calibrate(eval, progress, cancel);
+        session.quantizeWeights();
+        const qs::QdqModel qdq = qs::buildQdqModel(session);
+        const std::string bytes = qs::exportOnnxBytes(qdq.graph);
+        qs::checkOnnxBytes(bytes, "affine.onnx");
+        const QString path = dir_.filePath("affine.onnx");
+        qs::writeFileAtomic(path.toStdString(), bytes);
+        int weights = 0;
+        for (const auto& [name, t] : qdq.graph.initializers) {
+            if (!QString::fromStdString(name).endsWith(".quantized"))
+                continue;
+            ++weights;
+            QCOMPARE(t.dtype, qs::DType::UInt8);
+            for (uint8_t v : t.data<uint8_t>())
+                QVERIFY(v <= 7);
+        }
+        QCOMPARE(weights, 8);
+        const std::vector<float> ours = ourLogits(session, eval), plain = ortLogits(path, eval, "disabled"),
+                                 fused = ortLogits(path, eval, "all");
+        const auto a = argmaxRows(ours, eval.count()), b = argmaxRows(plain, eval.count()),
+                   c = argmaxRows(fused, eval.count());
+        int plainAgree = 0, fusedAgree = 0;
+        for (std::size_t i = 0; i < a.size(); ++i) {
+            plainAgree += a[i] == b[i];
+            fusedAgree += a[i] == c[i];
+        }
+        qInfo("W3 affine per-tensor, A4 affine: ORT unoptimized agrees on %d, optimized on %d of %lld", plainAgree,
+              fusedAgree, (long long)eval.count());
+        QVERIFY(plainAgree >= 0.99 * double(eval.count()));
+        QVERIFY(fusedAgree >= 0.99 * double(eval.count()));
+    }
+
+    void oldOpsetIsRefused()
+    {
+        const QString path = dir_.filePath("opset12.onnx");
+        qs::test::OnnxBuilder b = qs::test::tinyConvModel();
+        b.model().mutable_opset_import(0)->set_version(12);
+        {
+            std::ofstream f(path.toStdString(), std::ios::binary);
+            f << b.model().SerializeAsString();
+        }
+        qs::Graph g = qs::importOnnx(path.toStdString());
+        qs::DataOptions data;
+        data.spec = "random:4";
+        qs::QuantSession session(g, {});
+        qs::Progress progress;
+        qs::CancelToken cancel;
+        session.calibrate(qs::loadDataset(data, g), progress, cancel);
+        session.quantizeWeights();
+        try {
+            (void)qs::buildQdqModel(session);
+            QFAIL("opset 12 was exported");
+        } catch (const qs::Error& e) {
+            QVERIFY2(QString(e.what()).contains("opset 12 is below 13"), e.what());
+        }
     }
 
     void encodingsMatchRun()
