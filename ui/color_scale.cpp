@@ -20,9 +20,17 @@ const std::vector<QColor>& rampStops(ColorScale::Ramp r)
 
 } // namespace
 
-ColorScale::ColorScale(Ramp ramp, double lo, double hi, bool log)
-    : stops_(rampStops(ramp)), lo_(lo), hi_(hi), log_(log)
+ColorScale::ColorScale(Ramp ramp, double lo, double hi, bool log, bool lowIsBad)
+    : stops_(rampStops(ramp)), lo_(lo), hi_(hi), log_(log), lowIsBad_(lowIsBad)
 {
+    if (lowIsBad_)
+        std::reverse(stops_.begin(), stops_.end());
+}
+
+double ColorScale::severity(double value) const
+{
+    const double p = position(value);
+    return lowIsBad_ ? 1 - p : p;
 }
 
 double ColorScale::position(double value) const

@@ -15,6 +15,11 @@ QString formatPercent(double fraction, int decimals = 1); // 0.314 -> "31.4 %"
 QString formatBytes(uint64_t bytes);     // 463.4 KiB
 QString formatDuration(double seconds);  // "0.4 s", "12 s", "3 min 05 s"
 QString formatShape(const Shape& s);     // [16,1,3,3], -1 as "?"
+// "1 layer", "8 layers": the count with the noun agreeing.
+inline QString countOf(int64_t n, const QString& one, const QString& many)
+{
+    return QString::number(n) + QLatin1Char(' ') + (n == 1 ? one : many);
+}
 inline QString dash() { return QStringLiteral("\u2014"); }
 
 } // namespace qs::ui

@@ -95,6 +95,11 @@ void NodeItem::paint(QPainter* p, const QStyleOptionGraphicsItem* option, QWidge
                    current_ ? 2.2 : (isLayer_ ? 1.4 : 1.0)));
     p->setBrush(fill);
     p->drawRoundedRect(r, radius, radius);
+    if (unsupported_) {
+        p->setPen(QPen(QColor(0xdc, 0x26, 0x26), 2.0, Qt::DashLine));
+        p->setBrush(Qt::NoBrush);
+        p->drawRoundedRect(r.adjusted(-2.5, -2.5, 2.5, 2.5), radius + 2, radius + 2);
+    }
     if (isLayer_ && !fill_.isValid()) {
         // No value for this layer yet: a dashed inner outline says "unmeasured".
         p->setPen(QPen(theme::layerBorder, 1, Qt::DashLine));

@@ -26,6 +26,9 @@ public:
     // Fill for a layer coloured by a metric; an invalid colour means "no value yet".
     void setFill(const QColor& fill);
     void setCurrent(bool current);
+    // The runtime cannot run this operator: drawn with a red outline.
+    void setUnsupported(bool unsupported) { unsupported_ = unsupported; }
+    bool isUnsupported() const { return unsupported_; }
     bool isCurrent() const { return current_; }
 
 protected:
@@ -37,7 +40,7 @@ private:
     int index_;
     bool isLayer_;
     QColor fill_;
-    bool current_ = false, hover_ = false;
+    bool current_ = false, hover_ = false, unsupported_ = false;
 };
 
 class EdgeItem : public QGraphicsItem {

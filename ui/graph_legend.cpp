@@ -27,7 +27,9 @@ void GraphLegend::setScale(const QString& title, const ColorScale& scale, const 
 QSize GraphLegend::sizeHint() const
 {
     const QFontMetrics fm(font());
-    const int w = std::max({fm.horizontalAdvance(title_) + 24, fm.horizontalAdvance(unavailable_) + 24, 190});
+    QFont bold = font();
+    bold.setBold(true); // the title is drawn bold
+    const int w = std::max({QFontMetrics(bold).horizontalAdvance(title_) + 24, fm.horizontalAdvance(unavailable_) + 24, 190});
     return {w, unavailable_.isEmpty() ? fm.height() * 2 + 30 : fm.height() * 2 + 18};
 }
 
@@ -60,8 +62,9 @@ void GraphLegend::paintEvent(QPaintEvent*)
     const QRectF labels(10, bar.bottom() + 3, r.width() - 20, fm.height());
     p.drawText(labels, Qt::AlignLeft | Qt::AlignVCenter, lo_);
     p.drawText(labels, Qt::AlignRight | Qt::AlignVCenter, hi_);
-    if (scale_.isLog())
-        p.drawText(labels, Qt::AlignHCenter | Qt::AlignVCenter, QStringLiteral("log scale"));
+    if (scale_.isLog() || scale_.lowIsBad())
+        p.drawText(labels, Qt::AlignHCenter | Qt::AlignVCenter,
+                   scale_.lowIsBad() ? QStringLiteral("low is worse") : QStringLiteral("log scale"));
 }
 
 } // namespace qs::ui

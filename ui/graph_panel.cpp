@@ -95,6 +95,7 @@ GraphPanel::GraphPanel(ModelDocument* doc, LayerSelection* selection, QWidget* p
         updateInfo();
     });
     connect(doc_, &ModelDocument::activationsChanged, this, &GraphPanel::updateMetricItems);
+    connect(doc_, &ModelDocument::storedChanged, this, &GraphPanel::updateMetricItems);
     updateMetricItems();
     updateInfo();
 }
@@ -124,9 +125,9 @@ void GraphPanel::updateInfo()
         info_->clear();
         return;
     }
-    info_->setText(QStringLiteral("%1 operators \u00B7 %2 layers \u00B7 %3 parameters")
-                       .arg(m->graph->nodes.size())
-                       .arg(m->layers.size())
+    info_->setText(QStringLiteral("%1 \u00B7 %2 \u00B7 %3 parameters")
+                       .arg(countOf(int64_t(m->graph->nodes.size()), QStringLiteral("operator"), QStringLiteral("operators")),
+                            countOf(int64_t(m->layers.size()), QStringLiteral("layer"), QStringLiteral("layers")))
                        .arg(formatCompact(double(m->totalParams))));
 }
 

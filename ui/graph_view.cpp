@@ -64,6 +64,7 @@ GraphView::GraphView(ModelDocument* doc, LayerSelection* selection, QWidget* par
         rebuild();
     });
     connect(doc_, &ModelDocument::activationsChanged, this, &GraphView::recolor);
+    connect(doc_, &ModelDocument::storedChanged, this, &GraphView::recolor);
     connect(selection_, &LayerSelection::currentChanged, this, [this](int node) { showCurrent(node, true); });
     rebuild();
 }
@@ -85,9 +86,15 @@ void GraphView::rebuild()
         const auto& box = layout->boxes[i];
         const bool isLayer = box.node >= 0 && model->layerOfNode.count(box.node);
         auto* item = new NodeItem(box, int(i), isLayer);
-        if (box.node >= 0)
-            item->setToolTip(nodeTooltip(g, box.node));
-        else
+        if (box.node >= 0) {
+            QString tip = nodeTooltip(g, box.node);
+            if (model->isUnsupported(box.node)) {
+                item->setUnsupported(true);
+                tip += QStringLiteral("<br/><span style='color:#dc2626'>The runtime has no kernel for this operator: "
+                                      "calibration and quantization cannot run this model.</span>");
+            }
+            item->setToolTip(tip);
+        } else
             item->setToolTip(QStringLiteral("graph %1 <b>%2</b> <tt>%3</tt>")
                                  .arg(box.kind == GraphLayout::BoxKind::Input ? QStringLiteral("input")
                                                                                : QStringLiteral("output"),
@@ -131,11 +138,18 @@ void GraphView::recolor()
         any = any || v.has_value();
     }
     QString why;
-    if (!any)
-        why = metric_ == LayerMetric::InputKurtosis ? QStringLiteral("Run calibration (Ctrl+R) to measure")
-                                                    : QStringLiteral("Not measured yet for this model");
-    legend_->setScale(metricName(metric_), scale, formatMetric(metric_, scale.lo()), formatMetric(metric_, scale.hi()),
-                      why);
+    const bool fromStore = metric_ == LayerMetric::Sensitivity || metric_ == LayerMetric::Bits;
+    if (!any && metric_ == LayerMetric::InputKurtosis)
+        why = QStringLiteral("Run calibration (Ctrl+R) to measure");
+    else if (!any && fromStore)
+        why = doc_->stored() ? QStringLiteral("No such run of this model in the database")
+                             : QStringLiteral("Open a database with runs of this model");
+    else if (!any)
+        why = QStringLiteral("Not measured yet for this model");
+    QString title = metricName(metric_);
+    if (const auto& s = doc_->stored(); any && metric_ == LayerMetric::Sensitivity && s->sensitivityIsSqnr)
+        title += QStringLiteral(" \u00B7 SQNR dB at %1 bits").arg(s->sensitivityBits);
+    legend_->setScale(title, scale, formatMetric(metric_, scale.lo()), formatMetric(metric_, scale.hi()), why);
     placeLegend();
 }
 

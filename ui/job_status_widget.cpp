@@ -34,7 +34,10 @@ JobStatusWidget::JobStatusWidget(JobRunner* jobs, QWidget* parent) : QWidget(par
     cancel_->setAutoRaise(true);
     fade_ = new QTimer(this);
     fade_->setSingleShot(true);
-    connect(fade_, &QTimer::timeout, this, [this] { text_->clear(); });
+    connect(fade_, &QTimer::timeout, this, [this] {
+        text_->clear();
+        idleText_.clear();
+    });
 
     auto* layout = new QHBoxLayout(this);
     layout->setContentsMargins(4, 0, 4, 0);
@@ -86,7 +89,10 @@ void JobStatusWidget::onFinished(int id, const QString& title, JobOutcome outcom
         return;
     job_ = -1;
     switch (outcome) {
-    case JobOutcome::Done: showIdle(QStringLiteral("%1: done in %2").arg(title, formatDuration(seconds))); break;
+    case JobOutcome::Done:
+        // A job too quick to notice (reading the database) leaves the last message standing.
+        showIdle(seconds < 0.25 ? idleText_ : QStringLiteral("%1: done in %2").arg(title, formatDuration(seconds)));
+        break;
     case JobOutcome::Cancelled: showIdle(QStringLiteral("%1: cancelled").arg(title)); break;
     case JobOutcome::Failed: showIdle(QStringLiteral("%1: failed").arg(title)); break;
     }
@@ -98,6 +104,7 @@ void JobStatusWidget::onFinished(int id, const QString& title, JobOutcome outcom
 
 void JobStatusWidget::showIdle(const QString& text)
 {
+    idleText_ = text;
     text_->setText(text);
     bar_->hide();
     eta_->hide();

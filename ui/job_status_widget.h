@@ -36,6 +36,7 @@ private:
     QTimer* fade_;
     int job_ = -1;
     QString title_;
+    QString idleText_; // the last finished job's message, until it fades
 };
 
 } // namespace qs::ui

@@ -30,7 +30,8 @@ namespace qs::ui {
 namespace {
 
 const QColor weightColor(0x3b, 0x82, 0xf6);
-const QColor activationColor(0x0d, 0x94, 0x88);
+// Neutral slate, so that the calibrators' coloured clipping lines stand out against it.
+const QColor activationColor(0x64, 0x74, 0x8b);
 constexpr int maxDrawnBins = 384;     // more bins than pixels only adds aliasing
 constexpr int maxDrawnChannels = 400; // likewise for channels
 
@@ -138,7 +139,7 @@ void plotHistogram(QCustomPlot* plot, const Histogram& h, bool log, const QColor
     const DrawnHistogram d = drawnHistogram(h, log);
     QCPGraph* g = ensureGraph(plot, 0);
     g->setLineStyle(QCPGraph::lsStepLeft);
-    g->setPen(QPen(color.darker(115), 1.2));
+    g->setPen(QPen(color.darker(115), 1.0));
     QColor fill = color;
     fill.setAlpha(90);
     g->setBrush(fill);
@@ -381,8 +382,9 @@ void LayerInspector::showEmpty(const QString& message)
 {
     title_->setFullText(doc_->model() ? doc_->model()->displayName() : QStringLiteral("No model"));
     opBadge_->hide();
-    details_->setText(doc_->model() ? QStringLiteral("%1 quantizable layers \u00B7 %2 parameters")
-                                          .arg(doc_->layerCount())
+    details_->setText(doc_->model() ? QStringLiteral("%1 \u00B7 %2 parameters")
+                                          .arg(countOf(doc_->layerCount(), QStringLiteral("quantizable layer"),
+                                                       QStringLiteral("quantizable layers")))
                                           .arg(formatCount(doc_->model()->totalParams))
                                     : QString());
     emptyLabel_->setText(message);
@@ -540,18 +542,18 @@ void LayerInspector::drawChannels()
     const auto style = group == 1 && n <= 256 ? QCPGraph::lsStepCenter : QCPGraph::lsLine;
     gMax->setName(QStringLiteral("min \u2013 max"));
     gMax->setLineStyle(style);
-    gMax->setPen(QPen(weightColor.darker(120), 1.2));
+    gMax->setPen(QPen(weightColor.darker(120), 1.0));
     gMax->setBrush(QColor(weightColor.red(), weightColor.green(), weightColor.blue(), 70));
     gMax->setChannelFillGraph(gMin);
     gMax->setData(x, hi, true);
     gMin->setLineStyle(style);
-    gMin->setPen(QPen(weightColor.darker(120), 1.2));
+    gMin->setPen(QPen(weightColor.darker(120), 1.0));
     gMin->setData(x, lo, true);
     gMin->removeFromLegend();
     gP->setName(QStringLiteral("\u00B1|x| p99.9"));
     gP->setLineStyle(style);
     // Dashes cost more than the rest of the plot on thousands of points: only for few channels.
-    const QPen pPen(QColor(0xea, 0x58, 0x0c), 1.1, style == QCPGraph::lsStepCenter ? Qt::DashLine : Qt::SolidLine);
+    const QPen pPen(QColor(0xea, 0x58, 0x0c), 1.0, style == QCPGraph::lsStepCenter ? Qt::DashLine : Qt::SolidLine);
     gP->setPen(pPen);
     gP->setData(x, pHi, true);
     gPn->setLineStyle(style);
@@ -613,6 +615,7 @@ void LayerInspector::drawActivations()
                                          : QStringLiteral("No %1 statistics for this layer.").arg(role_->currentText().toLower()));
         activationPlot_->setSubtitle(QString());
         calibTable_->setRowCount(0);
+        calibTable_->horizontalHeader()->hide(); // an empty table needs no column titles
         if (calibrate) {
             calibrate->setVisible(none);
             calibrate->adjustSize();
@@ -625,6 +628,7 @@ void LayerInspector::drawActivations()
     activationPlot_->setMessage(QString());
     const bool log = activationLog_->isChecked();
     plotHistogram(plot, p->calibration.histogram, log, activationColor);
+    plot->xAxis->setLabel(role_->currentText().toLower() + QStringLiteral(" activation value"));
 
     // Zoom to the occupied bins and every clipping range.
     const Histogram& h = p->calibration.histogram;
@@ -643,6 +647,7 @@ void LayerInspector::drawActivations()
 
     calibTable_->clearSpans();
     calibTable_->setRowCount(0);
+    calibTable_->horizontalHeader()->show();
     calibTable_->setColumnCount(3);
     int i = 0;
     const uint64_t total = h.total();

@@ -39,9 +39,11 @@ QString metricExplanation(LayerMetric m)
         return QStringLiteral("Kurtosis of the layer's input activations over the calibration data. "
                               "High values call for clipping calibrators (percentile, MSE, entropy).");
     case LayerMetric::Sensitivity:
-        return QStringLiteral("Task-metric loss when only this layer is quantized. Measured by a sensitivity run.");
+        return QStringLiteral("How much the model suffers when only this layer is quantized: filled from the "
+                              "latest sensitivity run of this model in the open database.");
     case LayerMetric::Bits:
-        return QStringLiteral("Weight/activation bits chosen for the layer by a mixed-precision plan.");
+        return QStringLiteral("Weight / activation bits of the layer in the latest quantization or mixed-precision "
+                              "run of this model in the open database.");
     }
     return {};
 }
@@ -62,7 +64,15 @@ std::optional<double> metricValue(LayerMetric m, const ModelDocument& doc, int r
                 return p->stats.kurtosis;
         return std::nullopt;
     case LayerMetric::Sensitivity:
-    case LayerMetric::Bits: return std::nullopt;
+        if (const auto& s = doc.stored())
+            if (auto it = s->sensitivity.find(l->summary.name); it != s->sensitivity.end())
+                return it->second;
+        return std::nullopt;
+    case LayerMetric::Bits:
+        if (const auto& s = doc.stored())
+            if (auto it = s->bits.find(l->summary.name); it != s->bits.end())
+                return double(it->second.first);
+        return std::nullopt;
     }
     return std::nullopt;
 }
@@ -78,7 +88,7 @@ bool metricAvailable(LayerMetric m, const ModelDocument& doc)
 ColorScale metricScale(LayerMetric m, const ModelDocument& doc)
 {
     double lo = 0, hi = 1;
-    bool log = false;
+    bool log = false, lowIsBad = false;
     ColorScale::Ramp ramp = ColorScale::Ramp::Heat;
     switch (m) {
     case LayerMetric::SizeShare: ramp = ColorScale::Ramp::Blues; lo = 0; hi = 0; break;
@@ -86,7 +96,12 @@ ColorScale metricScale(LayerMetric m, const ModelDocument& doc)
     case LayerMetric::InputKurtosis: lo = 3; hi = 20; log = true; break;
     case LayerMetric::WeightOutliers: lo = 0; hi = 1e-3; break;
     case LayerMetric::ChannelRange: lo = 1; hi = 10; log = true; break;
-    case LayerMetric::Sensitivity: lo = 0; hi = 0.01; break;
+    case LayerMetric::Sensitivity:
+        // SQNR in dB: below ~20 dB a layer hurts; a Hessian score is relative, so the model's own range.
+        lowIsBad = !doc.stored() || doc.stored()->sensitivityIsSqnr;
+        lo = lowIsBad ? 20 : 0;
+        hi = lowIsBad ? 40 : 0;
+        break;
     case LayerMetric::Bits: ramp = ColorScale::Ramp::Blues; lo = 2; hi = 8; break;
     }
     for (int r = 0; r < doc.layerCount(); ++r)
@@ -96,7 +111,7 @@ ColorScale metricScale(LayerMetric m, const ModelDocument& doc)
         }
     if (log)
         lo = std::max(lo, 1e-3);
-    return ColorScale(ramp, lo, hi, log);
+    return ColorScale(ramp, lo, hi, log, lowIsBad);
 }
 
 QString formatMetric(LayerMetric m, double value)
@@ -105,6 +120,7 @@ QString formatMetric(LayerMetric m, double value)
     case LayerMetric::SizeShare: return formatPercent(value, 1);
     case LayerMetric::WeightOutliers: return value == 0 ? QStringLiteral("0") : formatPercent(value, 3);
     case LayerMetric::Bits: return QString::number(int(value));
+    case LayerMetric::Sensitivity: return formatNumber(value, 3);
     default: return formatNumber(value, 3);
     }
 }

@@ -40,6 +40,11 @@ LayerTableModel::LayerTableModel(ModelDocument* doc, QObject* parent) : QAbstrac
         updateScales();
         endResetModel();
     });
+    connect(doc_, &ModelDocument::storedChanged, this, [this] {
+        updateScales();
+        if (rowCount() > 0)
+            emit dataChanged(index(0, Sensitivity), index(rowCount() - 1, Bits));
+    });
     connect(doc_, &ModelDocument::activationsChanged, this, [this] {
         updateScales();
         if (rowCount() > 0)
@@ -76,6 +81,10 @@ QVariant LayerTableModel::display(int row, int column) const
     case Params: return formatCount(l.summary.params);
     default: break;
     }
+    if (column == Bits)
+        if (const auto& s = doc_->stored())
+            if (auto it = s->bits.find(l.summary.name); it != s->bits.end())
+                return QStringLiteral("%1 / %2").arg(it->second.first).arg(it->second.second);
     if (auto m = metricOf(column)) {
         auto v = metricValue(*m, *doc_, row);
         return v ? formatMetric(*m, *v) : dash();
@@ -134,7 +143,7 @@ QVariant LayerTableModel::data(const QModelIndex& index, int role) const
         if (auto m = metricOf(column); m && *m != LayerMetric::SizeShare)
             if (auto v = metricValue(*m, *doc_, row)) {
                 const ColorScale& scale = scales_[std::size_t(*m)];
-                if (scale.position(*v) > 0.6) {
+                if (scale.severity(*v) > 0.6) {
                     QColor c = scale.color(*v);
                     c.setAlpha(110);
                     return QBrush(c);
@@ -156,6 +165,8 @@ QVariant LayerTableModel::data(const QModelIndex& index, int role) const
                                                            QString::fromStdString(l.summary.op));
         if (auto m = metricOf(column))
             tip += QStringLiteral("<br/><br/>") + metricExplanation(*m).toHtmlEscaped();
+        if (const auto& s = doc_->stored(); s && (column == Sensitivity || column == Bits))
+            tip += QStringLiteral("<br/>") + (column == Sensitivity ? s->sensitivityText() : s->bitsText()).toHtmlEscaped();
         else if (column == WeightShape)
             tip += QStringLiteral("<br/>weight %1, output channels along axis %2")
                        .arg(QString::fromStdString(l.summary.weight).toHtmlEscaped())

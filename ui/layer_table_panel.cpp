@@ -1,12 +1,15 @@
 #include "ui/layer_table_panel.h"
 
 #include "ui/bar_delegate.h"
+#include "ui/format.h"
 #include "ui/icons.h"
 #include "ui/layer_filter_proxy.h"
 #include "ui/layer_table_model.h"
 #include "ui/model_document.h"
 
 #include <QAction>
+#include <QApplication>
+#include <QClipboard>
 #include <QComboBox>
 #include <QHBoxLayout>
 #include <QHeaderView>
@@ -110,7 +113,7 @@ void LayerTablePanel::rebuildOps()
 void LayerTablePanel::updateCount()
 {
     const int all = model_->rowCount(), shown = proxy_->rowCount();
-    count_->setText(shown == all ? QStringLiteral("%1 layers").arg(all) : QStringLiteral("%1 of %2 layers").arg(shown).arg(all));
+    count_->setText(shown == all ? countOf(all, QStringLiteral("layer"), QStringLiteral("layers")) : QStringLiteral("%1 of %2 layers").arg(shown).arg(all));
 }
 
 void LayerTablePanel::fitColumns()
@@ -128,6 +131,45 @@ void LayerTablePanel::fitColumns()
         h->resizeSection(c, std::max(widths[c] * ch, headerMetrics.horizontalAdvance(title) + 16));
     }
     h->setSectionResizeMode(LayerTableModel::Name, QHeaderView::Interactive);
+}
+
+QString LayerTablePanel::toTsv() const
+{
+    const QHeaderView* h = view_->horizontalHeader();
+    QList<int> columns; // in the order the user arranged them
+    for (int v = 0; v < h->count(); ++v) {
+        const int c = h->logicalIndex(v);
+        if (!view_->isColumnHidden(c))
+            columns << c;
+    }
+    auto clean = [](QString s) { return s.replace(QLatin1Char('\t'), QLatin1Char(' ')).replace(QLatin1Char('\n'), QLatin1Char(' ')); };
+    QStringList lines;
+    QStringList head;
+    for (int c : columns)
+        head << clean(model_->headerData(c, Qt::Horizontal, Qt::DisplayRole).toString());
+    lines << head.join(QLatin1Char('\t'));
+    for (int r = 0; r < proxy_->rowCount(); ++r) {
+        QStringList cells;
+        for (int c : columns) {
+            const QModelIndex i = proxy_->index(r, c);
+            const QVariant raw = i.data(LayerTableModel::SortRole);
+            const bool numeric = raw.isValid() && raw.typeId() == QMetaType::Double && c != LayerTableModel::Bits &&
+                                 c != LayerTableModel::OutputShape && c != LayerTableModel::WeightShape;
+            if (c == LayerTableModel::Name)
+                cells << clean(raw.toString());
+            else if (numeric)
+                cells << QString::number(raw.toDouble(), 'g', 8);
+            else
+                cells << clean(i.data(Qt::DisplayRole).toString());
+        }
+        lines << cells.join(QLatin1Char('\t'));
+    }
+    return lines.join(QLatin1Char('\n')) + QLatin1Char('\n');
+}
+
+void LayerTablePanel::copyToClipboard() const
+{
+    QApplication::clipboard()->setText(toTsv());
 }
 
 void LayerTablePanel::clearFilters()

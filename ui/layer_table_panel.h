@@ -29,6 +29,10 @@ public:
     QByteArray saveHeaderState() const;
     void restoreHeaderState(const QByteArray& state);
     void clearFilters();
+    // The rows shown (filtered, in view order) and visible columns as tab-separated
+    // text for a spreadsheet: raw numbers where a column has them, full layer names.
+    QString toTsv() const;
+    void copyToClipboard() const;
 
 private:
     void rebuildOps();

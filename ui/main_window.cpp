@@ -16,6 +16,7 @@
 #include "ui/theme.h"
 
 #include "data/dataset.h"
+#include "store/store.h"
 
 #include <QAction>
 #include <QApplication>
@@ -76,7 +77,13 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     summary_ = new QLabel(this);
     summary_->setObjectName(QStringLiteral("modelSummary"));
     summary_->setProperty("role", "muted");
+    storeLabel_ = new QLabel(this);
+    storeLabel_->setObjectName(QStringLiteral("storeLabel"));
+    storeLabel_->setProperty("role", "muted");
+    storeLabel_->setText(QStringLiteral("No database"));
+    storeLabel_->setToolTip(QStringLiteral("No experiment database is open \u2014 File \u203A Open or Create Database"));
     statusBar()->addWidget(summary_, 1);
+    statusBar()->addPermanentWidget(storeLabel_);
     statusBar()->addPermanentWidget(jobStatus_);
     statusBar()->setSizeGripEnabled(true);
 
@@ -143,6 +150,11 @@ void MainWindow::createActions()
     dataAction_->setToolTip(QStringLiteral("Choose the images (IDX) or arrays (NPY) calibration runs on"));
     connect(dataAction_, &QAction::triggered, this, &MainWindow::chooseData);
 
+    storeAction_ = new QAction(icon(IconId::Data), QStringLiteral("Open or Create Data&base\u2026"), this);
+    storeAction_->setObjectName(QStringLiteral("storeAction"));
+    storeAction_->setToolTip(QStringLiteral("The SQLite experiment store runs are recorded in; remembered for the next start"));
+    connect(storeAction_, &QAction::triggered, this, &MainWindow::chooseStore);
+
     calibrateAction_ = new QAction(icon(IconId::Calibrate), QStringLiteral("&Collect Activation Statistics"), this);
     calibrateAction_->setObjectName(QStringLiteral("calibrateAction"));
     calibrateAction_->setIconText(QStringLiteral("Calibrate"));
@@ -200,9 +212,17 @@ void MainWindow::createMenus()
     file->addAction(demoAction_);
     file->addSeparator();
     file->addAction(dataAction_);
+    file->addAction(storeAction_);
     file->addSeparator();
     file->addAction(quitAction_);
     rebuildRecentMenu();
+
+    QMenu* edit = menuBar()->addMenu(QStringLiteral("&Edit"));
+    QAction* copyTable = edit->addAction(icon(IconId::Copy), QStringLiteral("&Copy Layer Table"));
+    copyTable->setObjectName(QStringLiteral("copyTableAction"));
+    copyTable->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_C));
+    copyTable->setToolTip(QStringLiteral("The rows shown, as tab-separated text for a spreadsheet"));
+    connect(copyTable, &QAction::triggered, table_, &LayerTablePanel::copyToClipboard);
 
     QMenu* view = menuBar()->addMenu(QStringLiteral("&View"));
     QAction* find = view->addAction(icon(IconId::Search), QStringLiteral("&Find Layer"));
@@ -279,6 +299,7 @@ int MainWindow::openModel(const QString& path)
                                 if (self->doc_->layerCount() > 0)
                                     self->selection_->selectLayer(0);
                                 emit self->modelOpened(path);
+                                self->loadStoredResults();
                             };
                         });
 }
@@ -411,6 +432,81 @@ void MainWindow::chooseData()
     updateSummary();
 }
 
+int MainWindow::openStore(const QString& path)
+{
+    const QString abs = QFileInfo(path).absoluteFilePath();
+    QPointer<MainWindow> self(this);
+    return jobs_->start(
+        QStringLiteral("store"), QStringLiteral("Opening database %1").arg(QFileInfo(abs).fileName()),
+        [self, abs](Progress& progress, const CancelToken&) -> JobRunner::Deliver {
+            progress.report(0, "opening");
+            // A Store is one SQLite connection per thread: this one only checks the file
+            // and counts what it holds; views that read runs open their own.
+            const Store store = Store::open(abs.toStdString());
+            const auto runs = int64_t(store.runs().size());
+            const auto models = int64_t(store.models().size());
+            const int schema = store.schemaVersion();
+            return [self, abs, runs, models, schema] {
+                if (!self)
+                    return;
+                self->storePath_ = abs;
+                QSettings().setValue(QStringLiteral("store/path"), abs);
+                self->storeLabel_->setText(QStringLiteral("%1 \u00B7 %2 %3")
+                                              .arg(QFileInfo(abs).fileName())
+                                              .arg(runs)
+                                              .arg(runs == 1 ? QStringLiteral("run") : QStringLiteral("runs")));
+                self->storeLabel_->setToolTip(QStringLiteral("Experiment database %1\n%2 runs of %3 models, schema v%4")
+                                                  .arg(QDir::toNativeSeparators(abs))
+                                                  .arg(runs)
+                                                  .arg(models)
+                                                  .arg(schema));
+                emit self->storeOpened(abs);
+                self->loadStoredResults();
+            };
+        });
+}
+
+void MainWindow::loadStoredResults()
+{
+    const auto model = doc_->model();
+    if (!model || model->path.isEmpty() || storePath_.isEmpty())
+        return;
+    const QString store = storePath_, path = model->path;
+    const int generation = doc_->generation();
+    QPointer<MainWindow> self(this);
+    jobs_->start(QStringLiteral("stored"), QStringLiteral("Reading stored runs of %1").arg(model->displayName()),
+                 [self, store, path, generation](Progress&, const CancelToken&) -> JobRunner::Deliver {
+                     auto stored = ::qs::ui::loadStoredResults(store, path);
+                     return [self, stored, generation] {
+                         if (!self || self->doc_->generation() != generation || self->storePath_ != stored->storePath)
+                             return;
+                         self->doc_->setStored(stored);
+                         emit self->storedResultsLoaded();
+                     };
+                 });
+}
+
+void MainWindow::chooseStore()
+{
+    const QString start = storePath_.isEmpty() ? QString::fromStdString(defaultStorePath()) : storePath_;
+    // A save dialog, so that a new name creates a database; an existing one is opened, not replaced.
+    const QString path = QFileDialog::getSaveFileName(this, QStringLiteral("Open or create database"), start,
+                                                      QStringLiteral("QuantStudio databases (*.db);;All files (*)"),
+                                                      nullptr, QFileDialog::DontConfirmOverwrite);
+    if (!path.isEmpty())
+        openStore(path);
+}
+
+void MainWindow::openStartupStore()
+{
+    const QString last = QSettings().value(QStringLiteral("store/path")).toString();
+    const QString fallback = QString::fromStdString(defaultStorePath());
+    if (!last.isEmpty() && QFileInfo::exists(last))
+        openStore(last);
+    else if (QFileInfo::exists(fallback))
+        openStore(fallback);
+}
+
 void MainWindow::openStartupModel()
 {
     QSettings settings;
@@ -475,11 +571,11 @@ void MainWindow::updateSummary()
         return;
     }
     const Graph& g = *m->graph;
-    QString text = QStringLiteral("%1 \u00B7 opset %2 \u00B7 %3 operators \u00B7 %4 layers \u00B7 %5 parameters")
+    QString text = QStringLiteral("%1 \u00B7 opset %2 \u00B7 %3 \u00B7 %4 \u00B7 %5 parameters")
                        .arg(m->displayName())
                        .arg(g.opset(""))
-                       .arg(g.nodes.size())
-                       .arg(m->layers.size())
+                       .arg(countOf(int64_t(g.nodes.size()), QStringLiteral("operator"), QStringLiteral("operators")),
+                            countOf(int64_t(m->layers.size()), QStringLiteral("layer"), QStringLiteral("layers")))
                        .arg(formatCompact(double(m->totalParams)));
     if (g.fileBytes > 0)
         text += QStringLiteral(" \u00B7 %1").arg(formatBytes(g.fileBytes));
@@ -489,6 +585,11 @@ void MainWindow::updateSummary()
         text += QStringLiteral(" \u00B7 calibration data: %1").arg(calibrationDataLabel());
     if (!g.warnings.empty())
         text += QStringLiteral(" \u00B7 %1 import warnings").arg(g.warnings.size());
+    if (!m->unsupportedNodes.empty())
+        text += QStringLiteral(" \u00B7 \u26A0 not runnable here: %1 (%2 %3)")
+                    .arg(m->unsupportedOps().join(QStringLiteral(", ")))
+                    .arg(m->unsupportedNodes.size())
+                    .arg(m->unsupportedNodes.size() == 1 ? QStringLiteral("node") : QStringLiteral("nodes"));
     summary_->setText(text);
     QString tip;
     for (const auto& w : g.warnings)

@@ -50,13 +50,22 @@ public:
     int openGraph(std::shared_ptr<Graph> graph); // a model built in memory (benchmarks, tests)
     int runCalibration();
     QString calibrationDataLabel() const;
+    // Opens (creating if missing) the experiment store at `path`; on success it becomes
+    // the remembered database. A failure leaves the previous one in place.
+    int openStore(const QString& path);
+    QString storePath() const { return storePath_; }
+    QLabel* storeLabel() const { return storeLabel_; }
 
     // The bundled demo on first start, else the last model opened.
     void openStartupModel();
+    // The database used last, else the default store if one exists; none otherwise.
+    void openStartupStore();
 
 signals:
     void modelOpened(const QString& path);
     void calibrationFinished(bool ok);
+    void storeOpened(const QString& path);
+    void storedResultsLoaded(); // the open model's runs in the open database reached the document
 
 protected:
     void closeEvent(QCloseEvent* event) override;
@@ -73,6 +82,8 @@ private:
     void rebuildRecentMenu();
     void chooseModel();
     void chooseData();
+    void chooseStore();
+    void loadStoredResults();
     void relayout(GraphDirection direction);
     void updateTitle();
     void updateSummary();
@@ -89,16 +100,19 @@ private:
     LayerSelection* selection_;
     JobStatusWidget* jobStatus_;
     QLabel* summary_;
+    QLabel* storeLabel_;
     QDockWidget* tableDock_;
     QDockWidget* inspectorDock_;
     QMenu* recentMenu_ = nullptr;
     QAction* openAction_ = nullptr;
     QAction* demoAction_ = nullptr;
     QAction* dataAction_ = nullptr;
+    QAction* storeAction_ = nullptr;
     QAction* calibrateAction_ = nullptr;
     QAction* cancelAction_ = nullptr;
     QAction* quitAction_ = nullptr;
     QString dataPath_; // chosen calibration data; empty: the data beside the model
+    QString storePath_; // the open experiment store; empty: none
     QByteArray defaultState_;
 };
 

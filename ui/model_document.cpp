@@ -1,9 +1,15 @@
 #include "ui/model_document.h"
 
 #include "graph/onnx_import.h"
+#include "runtime/plan.h"
+#include "store/store.h"
+#include "util/hash.h"
 
 #include <QElapsedTimer>
 #include <QFileInfo>
+
+#include <algorithm>
+#include <set>
 
 namespace qs::ui {
 
@@ -20,6 +26,96 @@ int ModelData::layerRow(const std::string& name) const
         return -1;
     auto it = layerOfNode.find(graph->findNode(name));
     return it == layerOfNode.end() ? -1 : it->second;
+}
+
+QString StoredResults::sensitivityText() const
+{
+    if (!sensitivityRun)
+        return {};
+    return sensitivityIsSqnr
+               ? QStringLiteral("Output SQNR (dB) with only this layer quantized to %1 bits, from sensitivity run #%2 "
+                                "(%3); lower means more sensitive.")
+                     .arg(sensitivityBits)
+                     .arg(sensitivityRun)
+                     .arg(sensitivityMethod)
+               : QStringLiteral("Hessian sensitivity score from run #%1; higher means more sensitive.").arg(sensitivityRun);
+}
+
+QString StoredResults::bitsText() const
+{
+    if (!bitsRun)
+        return {};
+    return QStringLiteral("Weight / activation bits of %1 run #%2.").arg(bitsRunKind).arg(bitsRun);
+}
+
+namespace {
+
+std::optional<RunRecord> latestRun(const Store& store, const std::string& modelHash, RunKind kind)
+{
+    RunFilter f;
+    f.model = modelHash;
+    f.kind = kind;
+    f.state = RunState::Done;
+    f.limit = 1;
+    auto runs = store.runs(f);
+    return runs.empty() ? std::nullopt : std::optional(runs.front());
+}
+
+} // namespace
+
+std::shared_ptr<StoredResults> loadStoredResults(const QString& storePath, const QString& modelPath)
+{
+    auto out = std::make_shared<StoredResults>();
+    out->storePath = storePath;
+    StoreOptions options;
+    options.mode = OpenMode::ReadOnly;
+    const Store store = Store::open(storePath.toStdString(), options);
+    const std::string hash = sha256File(modelPath.toStdString());
+
+    if (auto run = latestRun(store, hash, RunKind::Sensitivity)) {
+        out->sensitivityRun = run->id;
+        const std::string method = run->config.value("method", std::string("oneshot"));
+        out->sensitivityMethod = QString::fromStdString(method);
+        out->sensitivityIsSqnr = method != "hessian";
+        // The headline is the SQNR at the lowest bit width tested (cmd_sensitivity).
+        if (run->config.contains("bits") && run->config["bits"].is_array() && !run->config["bits"].empty()) {
+            int lo = 32;
+            for (const auto& b : run->config["bits"])
+                if (b.is_number_integer())
+                    lo = std::min(lo, b.get<int>());
+            out->sensitivityBits = lo;
+        }
+        for (const LayerResult& l : store.layerResults(run->id))
+            if (l.sensitivity)
+                out->sensitivity[l.layer] = *l.sensitivity;
+    }
+    // Chosen bits: the newer of the latest quantization and mixed-precision runs.
+    auto quant = latestRun(store, hash, RunKind::Quantization);
+    auto mixed = latestRun(store, hash, RunKind::MixedPrecisionSearch);
+    const std::optional<RunRecord>& pick = !mixed || (quant && quant->startedMs >= mixed->startedMs) ? quant : mixed;
+    if (pick) {
+        out->bitsRun = pick->id;
+        out->bitsRunKind = QString::fromStdString(runKindName(pick->kind));
+        for (const LayerResult& l : store.layerResults(pick->id))
+            if (l.weightBits)
+                out->bits[l.layer] = {*l.weightBits, l.actBits.value_or(32)};
+    }
+    return out;
+}
+
+bool ModelData::isUnsupported(int node) const
+{
+    return std::binary_search(unsupportedNodes.begin(), unsupportedNodes.end(), node);
+}
+
+QStringList ModelData::unsupportedOps() const
+{
+    QStringList ops;
+    for (int n : unsupportedNodes)
+        ops << QString::fromStdString(graph->nodes[std::size_t(n)].opType);
+    ops.removeDuplicates();
+    ops.sort();
+    return ops;
 }
 
 const ActivationProfile* ActivationData::find(const std::string& layer, const std::string& role) const
@@ -61,6 +157,15 @@ std::shared_ptr<ModelData> buildModelData(Graph graph, Progress& progress, const
         progress.report(0.3 + 0.6 * double(done) / double(all), "weight histograms");
         data->layers.push_back(std::move(row));
     }
+    // Known before anything runs, so the studio can say so up front (the compiler's rule:
+    // the default domain and an operator it has kernels for).
+    const std::vector<std::string> supportedList = supportedOperators();
+    const std::set<std::string> supported(supportedList.begin(), supportedList.end());
+    for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
+        const Node& n = graph.nodes[i];
+        if (!(n.domain.empty() || n.domain == "ai.onnx") || !supported.count(n.opType))
+            data->unsupportedNodes.push_back(int(i));
+    }
     data->graph = std::make_shared<const Graph>(std::move(graph));
     data->loadSeconds = double(clock.nsecsElapsed()) * 1e-9;
     return data;
@@ -91,7 +196,14 @@ void ModelDocument::setModel(std::shared_ptr<const ModelData> model, std::shared
     model_ = std::move(model);
     layout_ = std::move(layout);
     activations_.reset();
+    stored_.reset();
     emit modelChanged();
+}
+
+void ModelDocument::setStored(std::shared_ptr<const StoredResults> stored)
+{
+    stored_ = std::move(stored);
+    emit storedChanged();
 }
 
 void ModelDocument::setLayout(std::shared_ptr<const GraphLayout> layout)

@@ -12,6 +12,7 @@
 
 #include <QObject>
 #include <QString>
+#include <QStringList>
 
 #include <map>
 #include <memory>
@@ -33,10 +34,30 @@ struct ModelData {
     std::map<int, int> layerOfNode;      // node index -> layers row
     QString path;                        // empty for a model built in memory
     int64_t totalParams = 0;
+    std::vector<int> unsupportedNodes;   // nodes the runtime has no kernel for (calibration will refuse)
     double loadSeconds = 0;
 
     QString displayName() const;
     int layerRow(const std::string& name) const; // -1 when not a quantizable layer
+    bool isUnsupported(int node) const;
+    QStringList unsupportedOps() const; // distinct op types, sorted
+};
+
+// What the open experiment database holds for the open model (matched by file
+// hash): the latest finished sensitivity run and the latest run that chose bits.
+struct StoredResults {
+    QString storePath;
+    int64_t sensitivityRun = 0; // 0: none
+    QString sensitivityMethod;  // "oneshot", "local", "hessian"
+    int sensitivityBits = 0;    // the bit width the headline SQNR is measured at
+    bool sensitivityIsSqnr = true; // SQNR in dB (low = sensitive); else a Hessian score (high = sensitive)
+    std::map<std::string, double> sensitivity; // layer name -> headline value
+    int64_t bitsRun = 0;        // 0: none
+    QString bitsRunKind;        // "quantization", "mixed-precision-search"
+    std::map<std::string, std::pair<int, int>> bits; // layer name -> (weight bits, activation bits)
+
+    QString sensitivityText() const; // what the Sensitivity numbers are, for tooltips
+    QString bitsText() const;
 };
 
 struct ActivationData {
@@ -51,6 +72,8 @@ struct ActivationData {
 // Worker side: everything below runs inside a JobRunner job, never on the GUI thread.
 std::shared_ptr<ModelData> buildModelData(Graph graph, Progress& progress, const CancelToken& cancel);
 std::shared_ptr<ModelData> loadModelData(const QString& path, Progress& progress, const CancelToken& cancel);
+// Reads the store read-only; throws an Error naming the file when it cannot.
+std::shared_ptr<StoredResults> loadStoredResults(const QString& storePath, const QString& modelPath);
 
 class ModelDocument : public QObject {
     Q_OBJECT
@@ -61,6 +84,7 @@ public:
     const std::shared_ptr<const ModelData>& model() const { return model_; }
     const std::shared_ptr<const GraphLayout>& layout() const { return layout_; }
     const std::shared_ptr<const ActivationData>& activations() const { return activations_; }
+    const std::shared_ptr<const StoredResults>& stored() const { return stored_; }
     // Bumped by every setModel(); jobs compare it to drop results for a model that is gone.
     int generation() const { return generation_; }
 
@@ -70,16 +94,19 @@ public:
     void setModel(std::shared_ptr<const ModelData> model, std::shared_ptr<const GraphLayout> layout);
     void setLayout(std::shared_ptr<const GraphLayout> layout);
     void setActivations(std::shared_ptr<const ActivationData> activations);
+    void setStored(std::shared_ptr<const StoredResults> stored);
 
 signals:
     void modelChanged();
     void layoutChanged();
     void activationsChanged();
+    void storedChanged();
 
 private:
     std::shared_ptr<const ModelData> model_;
     std::shared_ptr<const GraphLayout> layout_;
     std::shared_ptr<const ActivationData> activations_;
+    std::shared_ptr<const StoredResults> stored_;
     int generation_ = 0;
 };
 

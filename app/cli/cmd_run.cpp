@@ -2,6 +2,7 @@
 // oneDNN runtime and prints throughput and, when labels exist, top-1 accuracy.
 #include "cli/args.h"
 #include "cli/command.h"
+#include "cli/recording.h"
 
 #include "data/dataset.h"
 #include "graph/onnx_import.h"
@@ -23,7 +24,7 @@ struct RunSummary {
     std::string model, data;
     int64_t images = 0, batch = 0;
     int threads = 0;
-    double seconds = 0;        // inference only (compile and data loading excluded)
+    double seconds = 0; // inference only (compile and data loading excluded)
     double compileSeconds = 0;
     std::optional<double> top1;
 };
@@ -38,7 +39,7 @@ std::vector<float> floatList(const Args& args, const std::string& name)
 
 int runRun(const std::vector<std::string>& argv)
 {
-    Args args(argv, {"data", "labels", "batch", "limit", "threads", "mean", "std"}, {"json"});
+    Args args(argv, {"data", "labels", "batch", "limit", "threads", "mean", "std", "db"}, {"json"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
     const int batch = args.intValue("batch", 32);
     const int threads = args.intValue("threads", 0);
@@ -64,6 +65,10 @@ int runRun(const std::vector<std::string>& argv)
     if (data.count() == 0)
         fail(dopts.spec, ": no samples");
 
+    // Opened before the work so a bad --db fails fast; the run row is written as
+    // `running` first and finalized with the metrics (or the error) at the end.
+    std::optional<Store> store = storeFromArgs(args);
+
     RunSummary s;
     s.model = path;
     s.data = dopts.spec;
@@ -88,67 +93,86 @@ int runRun(const std::vector<std::string>& argv)
     s.compileSeconds = std::chrono::duration<double>(Clock::now() - t0).count();
     s.threads = threads;
 
-    int64_t correct = 0;
-    double seconds = 0;
-    for (int64_t start = 0; start < data.count(); start += s.batch) {
-        const int64_t n = std::min<int64_t>(s.batch, data.count() - start);
-        Tensor in = data.batch(start, n);
-        auto t = Clock::now();
-        std::vector<Tensor> out = (n == s.batch ? plan : tail)->run({in});
-        seconds += std::chrono::duration<double>(Clock::now() - t).count();
-        if (data.labels) {
-            const Tensor& logits = out.at(0);
-            if (logits.shape.empty() || logits.shape[0] != n)
-                fail(path, ": output ", quoted(logits.name), " has shape ", shapeString(logits.shape),
-                     "; top-1 needs [batch, classes]");
-            const std::vector<float> v = logits.toFloat();
-            const int64_t classes = logits.numel() / n;
-            for (int64_t i = 0; i < n; ++i) {
-                int64_t best = 0;
-                for (int64_t k = 1; k < classes; ++k)
-                    if (v[std::size_t(i * classes + k)] > v[std::size_t(i * classes + best)])
-                        best = k;
-                correct += best == (*data.labels)[std::size_t(start + i)] ? 1 : 0;
+    auto measure = [&] {
+        int64_t correct = 0;
+        double seconds = 0;
+        for (int64_t start = 0; start < data.count(); start += s.batch) {
+            const int64_t n = std::min<int64_t>(s.batch, data.count() - start);
+            Tensor in = data.batch(start, n);
+            auto t = Clock::now();
+            std::vector<Tensor> out = (n == s.batch ? plan : tail)->run({in});
+            seconds += std::chrono::duration<double>(Clock::now() - t).count();
+            if (data.labels) {
+                const Tensor& logits = out.at(0);
+                if (logits.shape.empty() || logits.shape[0] != n)
+                    fail(path, ": output ", quoted(logits.name), " has shape ", shapeString(logits.shape),
+                        "; top-1 needs [batch, classes]");
+                const std::vector<float> v = logits.toFloat();
+                const int64_t classes = logits.numel() / n;
+                for (int64_t i = 0; i < n; ++i) {
+                    int64_t best = 0;
+                    for (int64_t k = 1; k < classes; ++k)
+                        if (v[std::size_t(i * classes + k)] > v[std::size_t(i * classes + best)])
+                            best = k;
+                    correct += best == (*data.labels)[std::size_t(start + i)] ? 1 : 0;
+                }
             }
         }
-    }
-    s.seconds = seconds;
-    if (data.labels)
-        s.top1 = double(correct) / double(data.count());
+        s.seconds = seconds;
+        if (data.labels)
+            s.top1 = double(correct) / double(data.count());
+    };
 
-    // Seam for the experiment store: `--db PATH` will record `s` (and the dataset
-    // hash, data.hash) as a run here.
+    std::optional<int64_t> runId;
+    if (store) {
+        RunStart start;
+        start.modelId = recordModel(*store, g, path);
+        start.datasetId = recordDataset(*store, data);
+        start.kind = RunKind::Inference;
+        start.config = {{"data", dopts.spec}, {"limit", dopts.limit}, {"batch", s.batch}, {"threads", threads},
+            {"mean", data.mean}, {"std", data.std}};
+        runId = recordRun(*store, start, [&](RunGuard&) {
+            measure();
+            RunMetrics m;
+            m.top1 = s.top1;
+            const int64_t batches = (s.images + s.batch - 1) / s.batch;
+            m.latencyMs = 1000.0 * s.seconds / double(batches);
+            m.extra = {{"images", s.images}, {"images_per_second", s.seconds > 0 ? double(s.images) / s.seconds : 0.0},
+                {"compile_seconds", s.compileSeconds}};
+            return m;
+        });
+    } else {
+        measure();
+    }
+
     const double ips = s.seconds > 0 ? double(s.images) / s.seconds : 0;
     if (args.flag("json")) {
-        nlohmann::json j{{"model", s.model},
-                         {"data", s.data},
-                         {"images", s.images},
-                         {"batch", s.batch},
-                         {"threads", s.threads},
-                         {"seconds", s.seconds},
-                         {"compile_seconds", s.compileSeconds},
-                         {"images_per_second", ips},
-                         {"top1", s.top1 ? nlohmann::json(*s.top1) : nlohmann::json(nullptr)}};
+        nlohmann::json j {{"model", s.model}, {"data", s.data}, {"images", s.images}, {"batch", s.batch},
+            {"threads", s.threads}, {"seconds", s.seconds}, {"compile_seconds", s.compileSeconds},
+            {"images_per_second", ips}, {"top1", s.top1 ? nlohmann::json(*s.top1) : nlohmann::json(nullptr)},
+            {"run_id", runId ? nlohmann::json(*runId) : nlohmann::json(nullptr)}};
         std::printf("%s\n", j.dump(2).c_str());
         return 0;
     }
     std::printf("model       %s\n", s.model.c_str());
     std::printf("data        %s (%s, %lld images)\n", s.data.c_str(), data.kind.c_str(), (long long)s.images);
-    std::printf("batch       %lld, threads %s\n", (long long)s.batch,
-                s.threads ? std::to_string(s.threads).c_str() : "all");
+    std::printf(
+        "batch       %lld, threads %s\n", (long long)s.batch, s.threads ? std::to_string(s.threads).c_str() : "all");
     std::printf("compile     %.3f s\n", s.compileSeconds);
     std::printf("inference   %.3f s, %.1f images/s\n", s.seconds, ips);
     if (s.top1)
         std::printf("top-1       %.4f\n", *s.top1);
     else
         std::printf("top-1       n/a (no labels)\n");
+    if (runId)
+        std::printf("run         %lld recorded in %s\n", (long long)*runId, store->path().c_str());
     return 0;
 }
 
-const bool registered = registerCommand(
-    {"run",
-     "MODEL [--data DATA] [--labels PATH] [--batch N] [--limit N] [--threads N] [--mean a,b,c] [--std a,b,c] [--json]",
-     "run a model on a dataset (IDX, NPY or random:N) and print throughput and top-1 accuracy", runRun});
+const bool registered = registerCommand({"run",
+    "MODEL [--data DATA] [--labels PATH] [--batch N] [--limit N] [--threads N] [--mean a,b,c] [--std a,b,c] "
+    "[--db DB] [--json]",
+    "run a model on a dataset (IDX, NPY or random:N), print throughput and top-1; record the run with --db", runRun});
 
 } // namespace
 } // namespace qs::cli

@@ -12,6 +12,7 @@
 #include "util/error.h"
 
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -41,6 +42,9 @@ SensitivityOptions sensitivityOptions(const Args& args)
     o.batch = args.intValue("batch", 32);
     o.threads = args.intValue("threads", 0);
     o.naive = args.flag("naive");
+    o.hutchinsonSamples = args.intValue("hutchinson", 8);
+    if (o.hutchinsonSamples < 1)
+        fail("--hutchinson: expected at least 1 random direction, got ", o.hutchinsonSamples);
     if (auto g = args.value("granularity"))
         parseGranularity(*g, o.base.defaults.weight);
     if (auto c = args.value("calib"))
@@ -52,9 +56,54 @@ Progress stderrProgress(const Args& args)
 {
     bool quiet = args.flag("json");
     return Progress([quiet](const ProgressState& s) {
-        if (!quiet)
-            std::fprintf(stderr, "\r%3d%%  %-60.60s", int(s.fraction * 100), s.stage.c_str());
+        if (quiet)
+            return;
+        const std::string eta = s.etaSeconds >= 0 ? str("ETA ", int(std::lround(s.etaSeconds)), " s") : "ETA ?";
+        std::fprintf(stderr, "\r%3d%%  %-10s %-56.56s", int(s.fraction * 100), eta.c_str(), s.stage.c_str());
     });
+}
+
+// Ctrl-C (or SIGTERM) stops a sweep within a batch; what was measured is kept and
+// stored as a cancelled run. A second signal ends the process the default way.
+// CancelToken::cancel() is a lock-free atomic store, safe in a signal handler.
+const CancelToken* gCancel = nullptr;
+
+extern "C" void onStopSignal(int sig)
+{
+    if (gCancel)
+        gCancel->cancel();
+    std::signal(sig, SIG_DFL);
+}
+
+class StopOnSignal {
+public:
+    explicit StopOnSignal(const CancelToken& cancel) : cancel_(cancel)
+    {
+        gCancel = &cancel_;
+        std::signal(SIGINT, onStopSignal);
+        std::signal(SIGTERM, onStopSignal);
+    }
+    ~StopOnSignal()
+    {
+        std::signal(SIGINT, SIG_DFL);
+        std::signal(SIGTERM, SIG_DFL);
+        gCancel = nullptr;
+    }
+    StopOnSignal(const StopOnSignal&) = delete;
+    StopOnSignal& operator=(const StopOnSignal&) = delete;
+
+private:
+    CancelToken cancel_;
+};
+
+nlohmann::json byBitsJson(const LayerSensitivity& l)
+{
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [bits, m] : l.byBits)
+        j[std::to_string(bits)] = {{"sqnr_db", num(m.sqnrDb)}, {"kl", m.kl}, {"top1_agreement", m.top1Agreement},
+            {"top1", m.top1 ? nlohmann::json(*m.top1) : nlohmann::json(nullptr)},
+            {"local_sqnr_db", m.localSqnrDb ? num(*m.localSqnrDb) : nlohmann::json(nullptr)}, {"samples", m.samples}};
+    return j;
 }
 
 std::vector<LayerResult> sensitivityLayerRows(const SensitivityResult& r)
@@ -64,13 +113,7 @@ std::vector<LayerResult> sensitivityLayerRows(const SensitivityResult& r)
         LayerResult lr;
         lr.layer = l.layer;
         lr.op = l.op;
-        nlohmann::json detail = nlohmann::json::object();
-        for (const auto& [bits, m] : l.byBits)
-            detail[std::to_string(bits)] = {{"sqnr_db", num(m.sqnrDb)}, {"kl", m.kl},
-                                            {"top1_agreement", m.top1Agreement},
-                                            {"top1", m.top1 ? nlohmann::json(*m.top1) : nlohmann::json(nullptr)},
-                                            {"local_sqnr_db", num(m.localSqnrDb)}};
-        lr.sensitivityDetail = detail;
+        lr.sensitivityDetail = byBitsJson(l);
         if (l.hessianScore)
             lr.sensitivity = *l.hessianScore;
         else if (!l.byBits.empty() && std::isfinite(l.byBits.begin()->second.sqnrDb))
@@ -83,9 +126,19 @@ std::vector<LayerResult> sensitivityLayerRows(const SensitivityResult& r)
     return rows;
 }
 
+// A cancelled sweep prints and stores what it measured, then exits like a cancelled command.
+int exitCode(const SensitivityResult& r)
+{
+    if (r.complete)
+        return 0;
+    std::fprintf(stderr, "quantstudio-cli sensitivity: cancelled; partial results kept (complete: false)\n");
+    return 130;
+}
+
 int runSensitivity(const std::vector<std::string>& argv)
 {
-    std::set<std::string> valued = {"bits", "mode", "method", "limit", "batch", "threads", "db", "granularity", "calib"};
+    std::set<std::string> valued = {
+        "bits", "mode", "method", "limit", "batch", "threads", "db", "granularity", "calib", "hutchinson"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
     Args args(argv, valued, {"json", "naive"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
@@ -103,12 +156,13 @@ int runSensitivity(const std::vector<std::string>& argv)
         start.datasetId = recordDataset(*store, data);
         start.kind = RunKind::Sensitivity;
         start.config = {{"bits", opts.bits}, {"mode", sensitivityModeName(opts.mode)},
-                        {"method", sensitivityMethodName(opts.method)}, {"limit", opts.limit},
-                        {"batch", opts.batch}, {"base", opts.base.toJson()}, {"naive", opts.naive}};
+            {"method", sensitivityMethodName(opts.method)}, {"limit", opts.limit}, {"batch", opts.batch},
+            {"base", opts.base.toJson()}, {"naive", opts.naive}};
         run.emplace(*store, start);
     }
     Progress progress = stderrProgress(args);
     CancelToken cancel;
+    StopOnSignal stopOnSignal(cancel);
     SensitivityResult r;
     try {
         r = measureSensitivity(graph, data, opts, progress, cancel);
@@ -127,8 +181,8 @@ int runSensitivity(const std::vector<std::string>& argv)
         run->addLayers(sensitivityLayerRows(r));
         RunMetrics m;
         m.top1 = r.fp32Top1;
-        m.extra = {{"seconds", r.seconds}, {"estimator", r.estimator}, {"complete", r.complete},
-                   {"samples", r.samples}};
+        m.extra = {
+            {"seconds", r.seconds}, {"estimator", r.estimator}, {"complete", r.complete}, {"samples", r.samples}};
         if (r.spearman)
             m.extra["spearman_vs_oneshot"] = *r.spearman;
         if (r.complete)
@@ -149,13 +203,7 @@ int runSensitivity(const std::vector<std::string>& argv)
         j["spearman"] = r.spearman ? nlohmann::json(*r.spearman) : nlohmann::json(nullptr);
         j["layers"] = nlohmann::json::array();
         for (const auto& l : r.layers) {
-            nlohmann::json byBits = nlohmann::json::object();
-            for (const auto& [bits, m] : l.byBits)
-                byBits[std::to_string(bits)] = {{"sqnr_db", num(m.sqnrDb)}, {"kl", m.kl},
-                                                {"top1_agreement", m.top1Agreement},
-                                                {"top1", m.top1 ? nlohmann::json(*m.top1) : nlohmann::json(nullptr)},
-                                                {"local_sqnr_db", num(m.localSqnrDb)}};
-            nlohmann::json row = {{"name", l.layer}, {"op", l.op}, {"params", l.params}, {"by_bits", byBits}};
+            nlohmann::json row = {{"name", l.layer}, {"op", l.op}, {"params", l.params}, {"by_bits", byBitsJson(l)}};
             if (l.hessianTrace)
                 row["hessian_trace"] = *l.hessianTrace;
             if (l.hessianScore)
@@ -163,11 +211,11 @@ int runSensitivity(const std::vector<std::string>& argv)
             j["layers"].push_back(row);
         }
         std::printf("%s\n", j.dump(2).c_str());
-        return 0;
+        return exitCode(r);
     }
     std::printf("%s sensitivity (%s), %lld samples, %.2f s%s\n%s\n\n", sensitivityMethodName(r.method),
-                sensitivityModeName(r.mode), (long long)r.samples, r.seconds, r.complete ? "" : " [INCOMPLETE]",
-                r.estimator.c_str());
+        sensitivityModeName(r.mode), (long long)r.samples, r.seconds, r.complete ? "" : " [INCOMPLETE]",
+        r.estimator.c_str());
     std::printf("%-28s", "layer (output SQNR dB)");
     for (int b : opts.bits)
         std::printf(" %7s", str(b, "-bit").c_str());
@@ -189,14 +237,19 @@ int runSensitivity(const std::vector<std::string>& argv)
     }
     if (r.spearman)
         std::printf("\nSpearman rank correlation, Hessian score vs one-shot KL: %.3f\n", *r.spearman);
-    return 0;
+    return exitCode(r);
+}
+
+nlohmann::json measuredJson(const MeasuredPoint& m)
+{
+    return {{"sqnr_db", num(m.sqnrDb)}, {"kl", m.kl}, {"top1_agreement", m.top1Agreement},
+        {"top1", m.top1 ? nlohmann::json(*m.top1) : nlohmann::json(nullptr)}, {"model_size_bits", m.sizeBits}};
 }
 
 int runMixed(const std::vector<std::string>& argv)
 {
-    std::set<std::string> valued = {"bits",  "limit",  "batch",       "threads",     "db",  "budget-bits",
-                                    "budget-bytes", "verify", "out", "min-bits", "max-bits", "pin", "granularity",
-                                    "calib", "abits", "eval-limit"};
+    std::set<std::string> valued = {"bits", "limit", "batch", "threads", "db", "budget-bits", "budget-bytes", "verify",
+        "out", "min-bits", "max-bits", "pin", "granularity", "calib", "abits", "eval-limit"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
     Args args(argv, valued, {"json"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
@@ -220,8 +273,11 @@ int runMixed(const std::vector<std::string>& argv)
 
     Progress progress = stderrProgress(args);
     CancelToken cancel;
+    StopOnSignal stopOnSignal(cancel);
     Progress sensProgress = progress.sub(0, 0.5);
     SensitivityResult sens = measureSensitivity(graph, data, so, sensProgress, cancel);
+    if (!sens.complete)
+        throw Cancelled(); // a front from part of the sweep would mislead
 
     // Per-layer options: predicted noise from the one-shot SQNR, exact stored sizes.
     QuantizeOptions qo;
@@ -273,12 +329,14 @@ int runMixed(const std::vector<std::string>& argv)
         }
     }
     std::vector<FrontPoint> front = paretoFront(constrain(layers, c));
-    const int64_t budget = byAverage ? int64_t(std::floor(std::stod(*args.value("budget-bits")) * double(totalElements)))
-                                     : int64_t(std::stoll(*args.value("budget-bytes"))) * 8;
+    const int64_t budget = byAverage
+        ? int64_t(std::floor(std::stod(*args.value("budget-bits")) * double(totalElements)))
+        : int64_t(std::stoll(*args.value("budget-bytes"))) * 8;
     std::optional<FrontPoint> chosen = bestWithin(front, budget);
     if (!chosen)
         fail("no configuration fits the budget (the smallest needs ",
-             byAverage ? str(front.front().averageBits, " average bits") : str(front.front().sizeBits / 8, " bytes"), ")");
+            byAverage ? str(front.front().averageBits, " average bits") : str(front.front().sizeBits / 8, " bytes"),
+            ")");
 
     auto configFor = [&](const FrontPoint& p) {
         QuantConfig cfg = so.base;
@@ -295,7 +353,8 @@ int runMixed(const std::vector<std::string>& argv)
     std::vector<std::size_t> toVerify;
     if (verify > 0 && !front.empty()) {
         for (int k = 0; k < verify; ++k)
-            toVerify.push_back(std::size_t(std::lround(double(k) * double(front.size() - 1) / std::max(1, verify - 1))));
+            toVerify.push_back(
+                std::size_t(std::lround(double(k) * double(front.size() - 1) / std::max(1, verify - 1))));
     }
     QuantizeOptions vq;
     vq.batch = so.batch;
@@ -306,14 +365,25 @@ int runMixed(const std::vector<std::string>& argv)
         vq.config = configFor(p);
         Progress quiet;
         QuantizeResult r = quantizeModel(graph, data, data, vq, quiet, cancel);
-        return r.top1 ? *r.top1 : r.sqnrDb;
+        MeasuredPoint m;
+        m.sqnrDb = r.sqnrDb;
+        m.kl = r.kl;
+        m.top1Agreement = r.top1Agreement;
+        m.top1 = r.top1;
+        m.sizeBits = r.sizeBits;
+        return m;
     };
     for (std::size_t k = 0; k < toVerify.size(); ++k) {
         progress.report(0.5 + 0.5 * double(k) / double(toVerify.size() + 1), "verifying front points");
         front[toVerify[k]].measured = measure(front[toVerify[k]]);
     }
-    if (verify > 0)
-        chosen->measured = measure(*chosen);
+    if (verify > 0) {
+        for (std::size_t k : toVerify)
+            if (front[k].bits == chosen->bits)
+                chosen->measured = front[k].measured;
+        if (!chosen->measured)
+            chosen->measured = measure(*chosen);
+    }
     if (!args.flag("json"))
         std::fprintf(stderr, "\r%-70s\r", "");
     QuantConfig chosenConfig = configFor(*chosen);
@@ -323,10 +393,10 @@ int runMixed(const std::vector<std::string>& argv)
     std::optional<Store> store = storeFromArgs(args);
     std::optional<int64_t> runId;
     auto pointJson = [&](const FrontPoint& p) {
-        return nlohmann::json{{"size_bits", p.sizeBits}, {"average_bits", p.averageBits},
-                              {"predicted", num(p.predictedSqnrDb)},
-                              {"measured", p.measured ? nlohmann::json(*p.measured) : nlohmann::json(nullptr)},
-                              {"config", configFor(p).toJson()}};
+        return nlohmann::json {{"size_bits", p.sizeBits}, {"average_bits", p.averageBits},
+            {"predicted", num(p.predictedSqnrDb)},
+            {"measured", p.measured ? measuredJson(*p.measured) : nlohmann::json(nullptr)},
+            {"config", configFor(p).toJson()}};
     };
     if (store) {
         RunStart start;
@@ -334,7 +404,7 @@ int runMixed(const std::vector<std::string>& argv)
         start.datasetId = recordDataset(*store, data);
         start.kind = RunKind::MixedPrecisionSearch;
         start.config = {{"bits", so.bits}, {"budget", budget}, {"budget_kind", byAverage ? "average-bits" : "bytes"},
-                        {"verify", verify}, {"base", so.base.toJson()}};
+            {"verify", verify}, {"base", so.base.toJson()}};
         RunGuard run(*store, start);
         std::vector<LayerResult> rows;
         for (const auto& [layer, bits] : chosen->bits) {
@@ -348,11 +418,13 @@ int runMixed(const std::vector<std::string>& argv)
         RunMetrics m;
         m.sizeBits = double(chosen->sizeBits);
         m.extra = {{"predicted_sqnr_db", num(chosen->predictedSqnrDb)}, {"average_bits", chosen->averageBits},
-                   {"front", nlohmann::json::array()}};
+            {"front", nlohmann::json::array()}};
         for (const auto& p : front)
             m.extra["front"].push_back(pointJson(p));
-        if (chosen->measured)
-            m.top1 = *chosen->measured;
+        if (chosen->measured) {
+            m.top1 = chosen->measured->top1;
+            m.sqnrDb = chosen->measured->sqnrDb;
+        }
         run.finish(m);
         runId = run.id();
     }
@@ -369,30 +441,30 @@ int runMixed(const std::vector<std::string>& argv)
         return 0;
     }
     std::printf("Pareto front: %zu points (predicted output SQNR from one-shot sensitivity)\n\n", front.size());
-    std::printf("%12s %10s %14s %12s\n", "size KiB", "avg bits", "predicted dB", "measured");
+    std::printf("%12s %10s %14s %13s %13s\n", "size KiB", "avg bits", "predicted dB", "measured dB", "measured top1");
+    auto top1Text = [](const FrontPoint& p) {
+        return p.measured && p.measured->top1 ? str(*p.measured->top1) : std::string("-");
+    };
     for (const auto& p : front)
-        std::printf("%12.1f %10.2f %14.2f %12s\n", double(p.sizeBits) / 8192.0, p.averageBits, p.predictedSqnrDb,
-                    p.measured ? str(*p.measured).c_str() : "-");
+        std::printf("%12.1f %10.2f %14.2f %13s %13s\n", double(p.sizeBits) / 8192.0, p.averageBits, p.predictedSqnrDb,
+            p.measured ? str(p.measured->sqnrDb).c_str() : "-", top1Text(p).c_str());
     std::printf("\nchosen: %.2f average bits, %.1f KiB, predicted %.2f dB%s\n", chosen->averageBits,
-                double(chosen->sizeBits) / 8192.0, chosen->predictedSqnrDb,
-                chosen->measured ? str(", measured ", *chosen->measured).c_str() : "");
+        double(chosen->sizeBits) / 8192.0, chosen->predictedSqnrDb,
+        chosen->measured ? str(", measured ", chosen->measured->sqnrDb, " dB, top-1 ", top1Text(*chosen)).c_str() : "");
     for (const auto& [layer, bits] : chosen->bits)
         std::printf("  %-28s %d bits\n", layer.c_str(), bits);
     return 0;
 }
 
-const bool registeredSensitivity = registerCommand(
-    {"sensitivity",
-     "MODEL --data DATA [--bits 2,3,4,5,6,8] [--mode weights|activations|both] [--method oneshot|local|hessian] "
-     "[--limit N] [--batch N] [--granularity G] [--calib C] [--naive] [--db DB] [--json]",
-     "measure how much each layer suffers when quantized alone, at each bit width", runSensitivity});
+const bool registeredSensitivity = registerCommand({"sensitivity",
+    "MODEL --data DATA [--bits 2,3,4,5,6,8] [--mode weights|activations|both] [--method oneshot|local|hessian] "
+    "[--hutchinson N] [--limit N] [--batch N] [--granularity G] [--calib C] [--naive] [--db DB] [--json]",
+    "measure how much each layer suffers when quantized alone, at each bit width", runSensitivity});
 
-const bool registeredMixed = registerCommand(
-    {"mixed",
-     "MODEL --data DATA (--budget-bits AVG | --budget-bytes N) [--bits LIST] [--min-bits N] [--max-bits N] "
-     "[--pin LAYER=BITS,...] [--verify K] [--out CFG.json] [--limit N] [--db DB] [--json]",
-     "Pareto front of predicted error vs size from sensitivity; the best configuration within a budget",
-     runMixed});
+const bool registeredMixed = registerCommand({"mixed",
+    "MODEL --data DATA (--budget-bits AVG | --budget-bytes N) [--bits LIST] [--min-bits N] [--max-bits N] "
+    "[--pin LAYER=BITS,...] [--verify K] [--out CFG.json] [--limit N] [--db DB] [--json]",
+    "Pareto front of predicted error vs size from sensitivity; the best configuration within a budget", runMixed});
 
 } // namespace
 } // namespace qs::cli

@@ -1,5 +1,7 @@
-// quantstudio: the desktop studio. Opens MODEL.onnx, or the bundled demo on first start.
+// quantstudio: the desktop studio. Opens MODEL.onnx, or the bundled demo on first start,
+// and the experiment database used last (or --db PATH).
 #include "ui/error_reporter.h"
+#include "ui/graph_panel.h"
 #include "ui/job_runner.h"
 #include "ui/layer_inspector.h"
 #include "ui/layer_selection.h"
@@ -8,6 +10,7 @@
 #include "ui/theme.h"
 
 #include <QApplication>
+#include <QComboBox>
 #include <QCommandLineParser>
 #include <QFileInfo>
 #include <QScreen>
@@ -35,7 +38,12 @@ int main(int argc, char** argv)
                                     QStringLiteral("layer"));
     const QCommandLineOption calibrate(QStringLiteral("calibrate"), QStringLiteral("Collect activation statistics after opening."));
     const QCommandLineOption size(QStringLiteral("size"), QStringLiteral("Window size, e.g. 1600x1000."), QStringLiteral("WxH"));
-    for (const auto& o : {screenshot, select, calibrate, size})
+    const QCommandLineOption db(QStringLiteral("db"), QStringLiteral("Experiment database to open (default: the last one)."),
+                                QStringLiteral("path"));
+    const QCommandLineOption colorBy(QStringLiteral("color-by"),
+                                     QStringLiteral("Colour the graph by this column, e.g. \"act. kurtosis\"."),
+                                     QStringLiteral("column"));
+    for (const auto& o : {screenshot, select, calibrate, size, db, colorBy})
         args.addOption(o);
     args.process(app);
 
@@ -44,6 +52,14 @@ int main(int argc, char** argv)
         const QStringList wh = args.value(size).split(QLatin1Char('x'));
         if (wh.size() == 2)
             window.resize(wh[0].toInt(), wh[1].toInt());
+    }
+    if (args.isSet(colorBy)) {
+        QComboBox* combo = window.graphPanel()->colorCombo();
+        for (int i = 0; i < combo->count(); ++i)
+            if (combo->itemText(i).contains(args.value(colorBy), Qt::CaseInsensitive)) {
+                combo->setCurrentIndex(i);
+                break;
+            }
     }
     window.show();
 
@@ -80,6 +96,10 @@ int main(int argc, char** argv)
                              QTimer::singleShot(300, [] { QApplication::exit(1); });
                      });
 
+    if (args.isSet(db))
+        window.openStore(args.value(db));
+    else
+        window.openStartupStore();
     const QStringList positional = args.positionalArguments();
     if (!positional.isEmpty())
         window.openModel(QFileInfo(positional.front()).absoluteFilePath());

@@ -1,5 +1,6 @@
 // node bench_ort.js MODEL BATCH THREADS ITERS WARMUP: ONNX Runtime (CPU) timed like
-// qs_bench_runtime: one session, warm-up runs, median of ITERS runs in ms (one JSON line).
+// qs_bench_runtime: one session, warm-up runs, median of ITERS runs in ms and process CPU
+// time per run (one JSON line).
 const ort = require('onnxruntime-node');
 
 function seeded(seed) {
@@ -12,6 +13,10 @@ async function main() {
   const session = await ort.InferenceSession.create(model, {
     intraOpNumThreads: Number(threads), interOpNumThreads: 1, executionMode: 'sequential',
     graphOptimizationLevel: 'all',
+    // QS_ORT_ALLOW_SPINNING=0: pool threads block instead of spinning while idle (the
+    // counterpart of OMP_WAIT_POLICY=PASSIVE on our side).
+    ...(process.env.QS_ORT_ALLOW_SPINNING !== undefined
+      ? { extra: { session: { intra_op: { allow_spinning: process.env.QS_ORT_ALLOW_SPINNING } } } } : {}),
   });
   const name = session.inputNames[0];
   const meta = session.inputMetadata ? session.inputMetadata : null;
@@ -24,12 +29,15 @@ async function main() {
   const feeds = { [name]: new ort.Tensor('float32', data, shape) };
   for (let i = 0; i < Number(warmup); ++i) await session.run(feeds);
   const ms = [];
+  const cpu0 = process.cpuUsage();
   for (let i = 0; i < Number(iters); ++i) {
     const t = process.hrtime.bigint();
     await session.run(feeds);
     ms.push(Number(process.hrtime.bigint() - t) / 1e6);
   }
+  const cpu = process.cpuUsage(cpu0); // microseconds, all threads of the process
+  const cpuMs = (cpu.user + cpu.system) / 1e3 / Number(iters);
   ms.sort((a, b) => a - b);
-  console.log(JSON.stringify({ median_ms: ms[Math.floor(ms.length / 2)], min_ms: ms[0] }));
+  console.log(JSON.stringify({ median_ms: ms[Math.floor(ms.length / 2)], min_ms: ms[0], cpu_ms: cpuMs }));
 }
 main().catch((e) => { console.error(String(e)); process.exit(1); });

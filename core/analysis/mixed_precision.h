@@ -25,14 +25,22 @@ struct LayerOptions {
     std::vector<BitOption> options;
 };
 
+// A front point evaluated for real: the whole model quantized with its bits.
+struct MeasuredPoint {
+    double sqnrDb = 0; // model output vs FP32, the unit of predictedSqnrDb
+    double kl = 0, top1Agreement = 0;
+    std::optional<double> top1; // where labels exist
+    int64_t sizeBits = 0;       // whole model as stored
+};
+
 struct FrontPoint {
     int64_t cost = 0;
-    int64_t sizeBits = 0;         // of the quantized layers
-    double predictedNoise = 0;    // sum of per-layer noise
-    double predictedSqnrDb = 0;   // -10 log10(noise)
-    double averageBits = 0;       // element-weighted weight bits
-    std::map<std::string, int> bits; // layer -> weight bits
-    std::optional<double> measured;  // filled by verification (e.g. measured top-1 or SQNR)
+    int64_t sizeBits = 0;                  // of the quantized layers
+    double predictedNoise = 0;             // sum of per-layer noise
+    double predictedSqnrDb = 0;            // -10 log10(noise)
+    double averageBits = 0;                // element-weighted weight bits
+    std::map<std::string, int> bits;       // layer -> weight bits
+    std::optional<MeasuredPoint> measured; // filled by verification
 };
 
 struct MixedConstraints {

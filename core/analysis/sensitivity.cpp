@@ -8,17 +8,25 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <mutex>
 #include <numeric>
 #include <random>
+#include <set>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 namespace qs {
 
 const char* sensitivityModeName(SensitivityMode m)
 {
     switch (m) {
-    case SensitivityMode::Weights: return "weights";
-    case SensitivityMode::Activations: return "activations";
-    case SensitivityMode::Both: return "both";
+    case SensitivityMode::Weights:
+        return "weights";
+    case SensitivityMode::Activations:
+        return "activations";
+    case SensitivityMode::Both:
+        return "both";
     }
     return "weights";
 }
@@ -26,26 +34,35 @@ const char* sensitivityModeName(SensitivityMode m)
 const char* sensitivityMethodName(SensitivityMethod m)
 {
     switch (m) {
-    case SensitivityMethod::OneShot: return "oneshot";
-    case SensitivityMethod::Local: return "local";
-    case SensitivityMethod::Hessian: return "hessian";
+    case SensitivityMethod::OneShot:
+        return "oneshot";
+    case SensitivityMethod::Local:
+        return "local";
+    case SensitivityMethod::Hessian:
+        return "hessian";
     }
     return "oneshot";
 }
 
 SensitivityMode parseSensitivityMode(const std::string& s)
 {
-    if (s == "weights") return SensitivityMode::Weights;
-    if (s == "activations") return SensitivityMode::Activations;
-    if (s == "both") return SensitivityMode::Both;
+    if (s == "weights")
+        return SensitivityMode::Weights;
+    if (s == "activations")
+        return SensitivityMode::Activations;
+    if (s == "both")
+        return SensitivityMode::Both;
     fail("--mode ", quoted(s), ": expected weights, activations or both");
 }
 
 SensitivityMethod parseSensitivityMethod(const std::string& s)
 {
-    if (s == "oneshot") return SensitivityMethod::OneShot;
-    if (s == "local") return SensitivityMethod::Local;
-    if (s == "hessian") return SensitivityMethod::Hessian;
+    if (s == "oneshot")
+        return SensitivityMethod::OneShot;
+    if (s == "local")
+        return SensitivityMethod::Local;
+    if (s == "hessian")
+        return SensitivityMethod::Hessian;
     fail("--method ", quoted(s), ": expected oneshot, local or hessian");
 }
 
@@ -83,24 +100,83 @@ double spearmanCorrelation(const std::vector<double>& a, const std::vector<doubl
 
 namespace {
 
-// A graph holding only one layer and its constants: runs it on cached inputs.
-Graph singleLayerGraph(const Graph& g, const Node& node, const std::string& input)
+// Where a layer's effect re-enters the FP32 plan. The plan keeps only layer inputs
+// (and graph outputs), so it stays fused (Conv+ReLU, Conv+Add post-ops); a layer's
+// segment is the layer plus the single-consumer chain after it up to the next kept
+// value, run on its own from cached inputs, and its end is handed to runFrom().
+struct Segment {
+    std::vector<int> nodes;          // graph order, the layer first
+    std::vector<std::string> inputs; // the layer's input, then other values the chain reads
+    std::string end;                 // value given to the plan's runFrom()
+};
+
+// A constant, also when exported behind Identity nodes (shared biases in torch exports).
+const Tensor* constantOf(const Graph& g, std::string value)
+{
+    for (int hops = 0; hops < 16 && !value.empty(); ++hops) {
+        if (const Tensor* t = g.constant(value))
+            return t;
+        const int p = g.producerOf(value);
+        if (p < 0 || g.nodes[std::size_t(p)].opType != "Identity")
+            return nullptr;
+        value = g.nodes[std::size_t(p)].inputs.front();
+    }
+    return nullptr;
+}
+
+Segment segmentOf(const Graph& g, int layerNode, const std::string& input, const std::set<std::string>& kept)
+{
+    Segment seg;
+    seg.nodes = {layerNode};
+    seg.inputs = {input};
+    std::set<std::string> produced;
+    auto readsFrom = [&](const Node& n) { // values the segment needs from the FP32 plan
+        for (const auto& in : n.inputs)
+            if (!in.empty() && !produced.count(in) && !constantOf(g, in) &&
+                std::find(seg.inputs.begin(), seg.inputs.end(), in) == seg.inputs.end())
+                seg.inputs.push_back(in);
+    };
+    readsFrom(g.nodes[std::size_t(layerNode)]);
+    seg.end = g.nodes[std::size_t(layerNode)].outputs.front();
+    produced.insert(seg.end);
+    while (!kept.count(seg.end)) {
+        const auto& consumers = g.consumersOf(seg.end);
+        if (consumers.size() != 1)
+            break;
+        const Node& n = g.nodes[std::size_t(consumers.front())];
+        if (n.outputs.size() != 1 || g.layerKind(n) != LayerKind::None)
+            break;
+        readsFrom(n);
+        seg.nodes.push_back(consumers.front());
+        seg.end = n.outputs.front();
+        produced.insert(seg.end);
+    }
+    return seg;
+}
+
+// A graph holding only a segment and its constants, with the segment's end as output.
+Graph segmentGraph(const Graph& g, const Segment& seg)
 {
     Graph s;
-    s.name = node.name;
+    s.name = g.nodes[std::size_t(seg.nodes.front())].name;
     s.opsets = g.opsets;
     s.irVersion = g.irVersion;
-    s.nodes = {node};
-    s.nodes[0].outputs.resize(1);
-    for (const auto& in : node.inputs)
-        if (const Tensor* t = in.empty() ? nullptr : g.constant(in))
-            s.initializers[in] = *t;
-    ValueInfo vi;
-    vi.name = input;
-    vi.dtype = DType::Float;
-    s.inputs = {vi};
+    for (int ni : seg.nodes) {
+        Node n = g.nodes[std::size_t(ni)];
+        n.outputs.resize(1);
+        for (const auto& in : n.inputs)
+            if (const Tensor* t = in.empty() ? nullptr : constantOf(g, in))
+                s.initializers[in] = *t;
+        s.nodes.push_back(std::move(n));
+    }
+    for (const auto& in : seg.inputs) {
+        ValueInfo vi;
+        vi.name = in;
+        vi.dtype = DType::Float;
+        s.inputs.push_back(vi);
+    }
     ValueInfo out;
-    out.name = node.outputs[0];
+    out.name = seg.end;
     out.dtype = DType::Float;
     s.outputs = {out};
     s.sourcePath = g.sourcePath;
@@ -108,15 +184,45 @@ Graph singleLayerGraph(const Graph& g, const Node& node, const std::string& inpu
     return s;
 }
 
-struct Accum {
-    FidelityMeter meter;
-    double localSignal = 0, localNoise = 0;
-    bool any = false;
-};
+// A sweep allocates and frees activation-sized buffers (segment inputs and outputs,
+// runFrom's saved values) thousands of times. With glibc's defaults each comes from a
+// fresh mmap and is paid again in page faults (a fifth of the time on ResNet-18);
+// serving them from the heap and trimming less keeps the pages. Raised once per
+// process, never lowered.
+void keepLargeBuffersInHeap()
+{
+#ifdef __GLIBC__
+    static std::once_flag once;
+    std::call_once(once, [] {
+        mallopt(M_MMAP_THRESHOLD, 32 << 20); // glibc's ceiling for this setting on 64-bit
+        mallopt(M_TRIM_THRESHOLD, 1 << 30);  // the peak a sweep needed stays mapped
+    });
+#endif
+}
 
 double db(double signal, double noise)
 {
     return noise > 0 ? 10 * std::log10(signal / noise) : INFINITY;
+}
+
+struct Accum {
+    FidelityMeter meter;
+    double localSignal = 0, localNoise = 0;
+    int64_t samples = 0;
+    bool any = false;
+};
+
+BitMeasure measureOf(const Accum& a, bool downstream)
+{
+    BitMeasure m;
+    if (!downstream)
+        m.localSqnrDb = db(a.localSignal, a.localNoise);
+    m.sqnrDb = downstream ? a.meter.sqnrDb() : *m.localSqnrDb;
+    m.kl = a.meter.kl();
+    m.top1Agreement = downstream ? a.meter.top1Agreement() : 1.0;
+    m.top1 = a.meter.testTop1();
+    m.samples = a.samples;
+    return m;
 }
 
 void fakeQuantInPlace(Tensor& t, const QParams& q)
@@ -128,12 +234,14 @@ void fakeQuantInPlace(Tensor& t, const QParams& q)
 } // namespace
 
 SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, const SensitivityOptions& options,
-                                     Progress& progress, const CancelToken& cancel,
-                                     const SensitivityCallback& onResult)
+    Progress& progress, const CancelToken& cancel, const SensitivityCallback& onResult)
 {
     const auto t0 = std::chrono::steady_clock::now();
+    keepLargeBuffersInHeap();
     if (options.bits.empty())
         fail("sensitivity: no bit widths given");
+    if (options.naive && options.method == SensitivityMethod::Local)
+        fail("sensitivity: --naive re-runs the whole model per configuration; the local method runs none");
     for (int b : options.bits)
         if (b < 2 || b > 8)
             fail("sensitivity: bit width ", b, " is not 2..8");
@@ -156,6 +264,10 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
         fail("dataset ", quoted(data.path), " has no samples");
     const int64_t batch = std::max<int64_t>(1, std::min(options.batch, total));
     const std::vector<int>& bitList = options.bits;
+    auto batchLabels = [&data](int64_t start, int64_t n) {
+        return data.labels ? std::vector<int64_t>(data.labels->begin() + start, data.labels->begin() + start + n)
+                           : std::vector<int64_t>();
+    };
     const int refBits = std::count(bitList.begin(), bitList.end(), 4) ? 4 : bitList.front();
 
     // Activation ranges per layer input, chosen per bit width from one observation pass.
@@ -176,7 +288,7 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
         const QuantSpec& spec = l.spec.activation;
         const CalibratorInfo& c = calibrator(spec.calibrator);
         ClipRange r = c.choose(observers.at(l.input).calibration(), bits, spec.symmetric,
-                               spec.calibratorParam != 0 ? spec.calibratorParam : c.defaultParam);
+            spec.calibratorParam != 0 ? spec.calibratorParam : c.defaultParam);
         return qparamsFor(r.lo, r.hi, bits, spec.symmetric);
     };
     auto quantizedWeight = [&](const SessionLayer& l, int bits) {
@@ -192,9 +304,9 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
     struct Variant {
         std::size_t layer;
         int bits;
-        std::optional<Tensor> weight;   // replacement weight (weights mode) or perturbed weight (Hessian)
-        std::optional<QParams> act;     // activation fake quant
-        int sign = 0, sample = -1;      // Hessian: direction sample and sign
+        std::optional<Tensor> weight; // replacement weight (weights mode) or perturbed weight (Hessian)
+        std::optional<QParams> act;   // activation fake quant
+        int sign = 0, sample = -1;    // Hessian: direction sample and sign
     };
     std::vector<Variant> variants;
     std::vector<double> hessianEps(layers.size(), 0);
@@ -226,7 +338,7 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
             continue;
         }
         for (int bits : bitList) {
-            Variant v{li, bits, std::nullopt, std::nullopt, 0, -1};
+            Variant v {li, bits, std::nullopt, std::nullopt, 0, -1};
             if (weights)
                 v.weight = quantizedWeight(l, bits);
             if (acts)
@@ -249,8 +361,6 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
     double doneUnits = 0;
     bool cancelled = false;
 
-    auto layerOutput = [&](const SessionLayer& l) { return g.nodes[std::size_t(g.findNode(l.name))].outputs.front(); };
-
     if (options.naive) {
         // Baseline for the benchmark: a full plan per configuration, run on every batch.
         std::vector<Tensor> refs;
@@ -262,6 +372,8 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
             if (!fp || fp->shapeOf(g.inputs.front().name) != shape)
                 fp = session.compile(false, shape);
             refs.push_back(fp->run({data.batch(start, n)}).front());
+            std::vector<int64_t> labels = batchLabels(start, n);
+            fp32Meter.add(refs.back(), refs.back(), data.labels ? &labels : nullptr);
         }
         for (const Variant& v : variants) {
             const SessionLayer& l = layers[v.layer];
@@ -286,11 +398,10 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                     q = compilePlan(g, co);
                 }
                 Tensor out = q->run({data.batch(start, n)}).front();
-                std::vector<int64_t> labels;
-                if (data.labels)
-                    labels.assign(data.labels->begin() + start, data.labels->begin() + start + n);
+                std::vector<int64_t> labels = batchLabels(start, n);
                 Accum& a = acc[{v.layer, v.bits}];
                 a.meter.add(refs[std::size_t(bi)], out, data.labels ? &labels : nullptr);
+                a.samples += n;
                 a.any = true;
                 doneUnits += 1;
                 sweep.report(doneUnits / units, str("sensitivity (naive): ", l.name, " at ", v.bits, " bits"));
@@ -299,36 +410,64 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                 break;
         }
     } else {
-        // Cache each batch's FP32 layer inputs and outputs from one full run, then
-        // re-run one layer on its cached input and only the graph downstream of it.
+        // Cache each batch's FP32 layer inputs from one full run, then re-run one
+        // layer's segment on its cached inputs and only the graph downstream of it.
+        std::set<std::string> kept;
+        for (const auto& l : layers)
+            kept.insert(l.input);
+        for (const auto& o : g.outputs)
+            kept.insert(o.name);
+        std::vector<Segment> segments;
+        std::set<std::string> keep = kept;
+        for (const auto& l : layers) {
+            const int node = g.findNode(l.name);
+            // The local method compares the layer's own output, so its segment is the layer alone.
+            std::set<std::string> stop = kept;
+            if (!downstream)
+                stop.insert(g.nodes[std::size_t(node)].outputs.front());
+            segments.push_back(segmentOf(g, node, l.input, stop));
+            keep.insert(segments.back().inputs.begin(), segments.back().inputs.end());
+            keep.insert(segments.back().end);
+        }
         std::unique_ptr<Plan> fp;
-        std::map<std::string, Tensor> cached; // this batch's FP32 layer inputs and outputs
-        std::map<std::size_t, std::unique_ptr<Plan>> minis; // by variant index
+        std::map<std::string, Tensor> cached;                      // this batch's FP32 values the segments read
+        std::map<std::size_t, std::unique_ptr<Plan>> minis;        // by variant index
+        std::vector<std::unique_ptr<Plan>> fpMinis(layers.size()); // FP32 layers alone (local method)
+        Tensor refOut;                                             // FP32 output of the current layer (local method)
+        std::vector<Tensor> ins;                                   // FP32 inputs of the current layer's segment
         Shape planShape;
+        auto compileSegment = [&](std::size_t li, const Tensor* weight) {
+            CompileOptions co;
+            for (const auto& in : segments[li].inputs)
+                co.inputShapes[in] = cached.at(in).shape;
+            co.threads = options.threads;
+            if (weight)
+                co.initializerOverrides[layers[li].weight] = *weight;
+            Graph one = segmentGraph(g, segments[li]);
+            for (auto& vi : one.inputs) // a segment may read non-float values (e.g. a computed shape)
+                vi.dtype = cached.at(vi.name).dtype;
+            return compilePlan(one, co);
+        };
         for (int64_t start = 0; start < total && !cancelled; start += batch) {
             const int64_t n = std::min(batch, total - start);
             Shape shape = data.inputs.shape;
             shape[0] = n;
             if (shape != planShape) {
                 CompileOptions co = session.compileOptions(false, shape);
-                for (const auto& l : layers) {
-                    co.keepValues.insert(l.input);
-                    co.keepValues.insert(layerOutput(l));
-                }
+                co.keepValues = keep;
                 fp = compilePlan(g, co);
                 minis.clear();
+                for (auto& m : fpMinis)
+                    m.reset();
                 planShape = shape;
             }
             Tensor ref = fp->run({data.batch(start, n)}).front();
             cached.clear();
-            for (const auto& l : layers)
-                for (const std::string& v : {l.input, layerOutput(l)})
-                    if (!cached.count(v))
-                        cached[v] = fp->valueOf(v);
-            std::vector<int64_t> labels;
-            if (data.labels)
-                labels.assign(data.labels->begin() + start, data.labels->begin() + start + n);
+            for (const std::string& v : keep)
+                cached[v] = fp->valueOf(v);
+            std::vector<int64_t> labels = batchLabels(start, n);
             fp32Meter.add(ref, ref, data.labels ? &labels : nullptr);
+            std::size_t refLayer = SIZE_MAX;
 
             for (std::size_t vi = 0; vi < variants.size(); ++vi) {
                 if (cancel.cancelled()) {
@@ -337,56 +476,59 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                 }
                 const Variant& v = variants[vi];
                 const SessionLayer& l = layers[v.layer];
-                const Node& node = g.nodes[std::size_t(g.findNode(l.name))];
-                auto& mini = minis[vi];
-                Tensor x = cached.at(l.input);
-                if (!mini) {
-                    Graph one = singleLayerGraph(g, node, l.input);
-                    CompileOptions co;
-                    co.inputShapes[l.input] = x.shape;
-                    co.threads = options.threads;
-                    if (v.weight)
-                        co.initializerOverrides[l.weight] = *v.weight;
-                    mini = compilePlan(one, co);
+                const Segment& seg = segments[v.layer];
+                if (refLayer != v.layer) { // variants come grouped by layer
+                    ins.clear();
+                    for (const auto& in : seg.inputs)
+                        ins.push_back(cached.at(in));
+                    if (!downstream) {
+                        if (!fpMinis[v.layer])
+                            fpMinis[v.layer] = compileSegment(v.layer, nullptr);
+                        refOut = fpMinis[v.layer]->run(ins).front();
+                    }
+                    refLayer = v.layer;
                 }
-                if (v.act)
-                    fakeQuantInPlace(x, *v.act);
-                Tensor y = mini->run({x}).front();
-                const Tensor& yRef = cached.at(layerOutput(l));
+                auto& mini = minis[vi];
+                if (!mini)
+                    mini = compileSegment(v.layer, v.weight ? &*v.weight : nullptr);
+                std::vector<Tensor> quantizedIns;
+                if (v.act) {
+                    quantizedIns = ins;
+                    fakeQuantInPlace(quantizedIns.front(), *v.act);
+                }
+                Tensor y = mini->run(v.act ? quantizedIns : ins).front();
                 const int key = v.sample >= 0 ? -(v.sample * 2 + (v.sign > 0 ? 1 : 2)) : v.bits;
                 Accum& a = acc[{v.layer, key}];
-                auto yr = yRef.data<float>();
-                auto yq = y.data<float>();
-                for (std::size_t i = 0; i < yr.size(); ++i) {
-                    a.localSignal += double(yr[i]) * yr[i];
-                    double d = double(yr[i]) - yq[i];
-                    a.localNoise += d * d;
+                if (!downstream) {
+                    auto yr = refOut.data<float>();
+                    auto yq = y.data<float>();
+                    for (std::size_t i = 0; i < yr.size(); ++i) {
+                        a.localSignal += double(yr[i]) * yr[i];
+                        double d = double(yr[i]) - yq[i];
+                        a.localNoise += d * d;
+                    }
                 }
                 if (downstream) {
                     // Activation quantization acts on the value, so every consumer of the
                     // layer's input sees it (a skip connection too), as in quantizeModel.
-                    std::map<std::string, Tensor> given = {{layerOutput(l), y}};
+                    std::map<std::string, Tensor> given = {{seg.end, std::move(y)}};
                     if (v.act)
-                        given[l.input] = x;
+                        given[l.input] = std::move(quantizedIns.front());
                     Tensor out = fp->runFrom(given).front();
                     a.meter.add(ref, out, data.labels ? &labels : nullptr);
                 }
+                a.samples += n;
                 a.any = true;
                 doneUnits += 1;
-                sweep.report(doneUnits / units, str("sensitivity: ", l.name, v.sample >= 0 ? " (Hessian)" : "",
-                                                    v.sample >= 0 ? std::string() : str(" at ", v.bits, " bits")));
+                sweep.report(doneUnits / units,
+                    str("sensitivity: ", l.name, v.sample >= 0 ? " (Hessian)" : "",
+                        v.sample >= 0 ? std::string() : str(" at ", v.bits, " bits")));
                 if (onResult && v.sample < 0 && start + n >= total) {
                     // Last batch of this (layer, bits): report the final numbers.
                     LayerSensitivity partial;
                     partial.layer = l.name;
                     partial.op = l.op;
-                    BitMeasure m;
-                    m.localSqnrDb = db(a.localSignal, a.localNoise);
-                    m.sqnrDb = downstream ? a.meter.sqnrDb() : m.localSqnrDb;
-                    m.kl = a.meter.kl();
-                    m.top1Agreement = downstream ? a.meter.top1Agreement() : 1.0;
-                    m.top1 = a.meter.testTop1();
-                    partial.byBits[v.bits] = m;
+                    partial.byBits[v.bits] = measureOf(a, downstream);
                     onResult(partial, v.bits);
                 }
             }
@@ -407,13 +549,7 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
         for (const auto& [key, a] : acc) {
             if (key.first != li || !a.any || key.second < 0)
                 continue;
-            BitMeasure m;
-            m.localSqnrDb = db(a.localSignal, a.localNoise);
-            m.sqnrDb = downstream ? a.meter.sqnrDb() : m.localSqnrDb;
-            m.kl = a.meter.kl();
-            m.top1Agreement = downstream ? a.meter.top1Agreement() : 1.0;
-            m.top1 = a.meter.testTop1();
-            ls.byBits[key.second] = m;
+            ls.byBits[key.second] = measureOf(a, downstream);
         }
         if (options.method == SensitivityMethod::Hessian) {
             // v^T H v ~ (KL(w + eps v) + KL(w - eps v)) / eps^2, since KL(w) = 0 and its
@@ -453,17 +589,18 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
         if (h.size() >= 3)
             result.spearman = spearmanCorrelation(h, kl);
         result.estimator = str("HAWQ-V2 score tr(H)/n * ||Q(W)-W||^2 at ", refBits,
-                               " bits; tr(H) of the output KL w.r.t. the layer's weights by Hutchinson's method, ",
-                               options.hutchinsonSamples,
-                               " Rademacher directions, v'Hv by central finite differences of the KL (forward passes only); "
-                               "spearman compares its ranking with the one-shot KL at ",
-                               refBits, " bits");
+            " bits; tr(H) of the output KL w.r.t. the layer's weights by Hutchinson's method, ",
+            options.hutchinsonSamples,
+            " Rademacher directions, v'Hv by central finite differences of the KL (forward passes only); "
+            "spearman compares its ranking with the one-shot KL at ",
+            refBits, " bits");
     } else if (options.method == SensitivityMethod::Local) {
         result.estimator = "each layer's own output SQNR with that layer quantized, on cached FP32 inputs";
     } else {
-        result.estimator = str("one layer quantized at a time (", sensitivityModeName(options.mode),
-                               "), model output vs FP32", options.naive ? ", full re-run per configuration" :
-                               ", re-running only the graph downstream of the layer from cached inputs");
+        result.estimator =
+            str("one layer quantized at a time (", sensitivityModeName(options.mode), "), model output vs FP32",
+                options.naive ? ", full re-run per configuration"
+                              : ", re-running only the graph downstream of the layer from cached inputs");
     }
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return result;

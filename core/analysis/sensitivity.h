@@ -28,36 +28,37 @@ struct SensitivityOptions {
     std::vector<int> bits = {2, 3, 4, 5, 6, 8};
     SensitivityMode mode = SensitivityMode::Weights;
     SensitivityMethod method = SensitivityMethod::OneShot;
-    int64_t limit = 256;   // samples
+    int64_t limit = 256; // samples
     int64_t batch = 32;
     int threads = 0;
-    QuantConfig base;      // granularity, symmetry, calibrator of the tested layer
+    QuantConfig base;          // granularity, symmetry, calibrator of the tested layer
     int hutchinsonSamples = 8; // Hessian method: random directions per layer
-    bool naive = false;    // full re-run per configuration (benchmark baseline)
+    bool naive = false;        // full re-run per configuration (benchmark baseline)
 };
 
 struct BitMeasure {
-    double sqnrDb = 0;        // model output vs FP32 (one-shot); local SQNR for the local method
+    double sqnrDb = 0; // model output vs FP32 (one-shot); the local SQNR for the local method
     double kl = 0;
     double top1Agreement = 1;
     std::optional<double> top1;
-    double localSqnrDb = 0;   // the layer's own output vs FP32
+    std::optional<double> localSqnrDb; // the layer's own output vs FP32 (local method only)
+    int64_t samples = 0;               // what these numbers were measured on (fewer than asked when cancelled)
 };
 
 struct LayerSensitivity {
     std::string layer, op;
     int64_t params = 0;
     std::map<int, BitMeasure> byBits;
-    std::optional<double> hessianTrace;  // mean diagonal of the KL Hessian w.r.t. the weights
-    std::optional<double> hessianScore;  // trace/n x ||Q(W) - W||^2 at the reference bit width
+    std::optional<double> hessianTrace; // mean diagonal of the KL Hessian w.r.t. the weights
+    std::optional<double> hessianScore; // trace/n x ||Q(W) - W||^2 at the reference bit width
 };
 
 struct SensitivityResult {
     std::vector<LayerSensitivity> layers;
     SensitivityMethod method = SensitivityMethod::OneShot;
     SensitivityMode mode = SensitivityMode::Weights;
-    std::string estimator;        // what produced the numbers, in words
-    bool complete = true;         // false when cancelled part-way (what was measured is kept)
+    std::string estimator; // what produced the numbers, in words
+    bool complete = true;  // false when cancelled part-way (what was measured is kept)
     double seconds = 0;
     int64_t samples = 0;
     std::optional<double> fp32Top1;
@@ -70,8 +71,7 @@ using SensitivityCallback = std::function<void(const LayerSensitivity& layer, in
 // Throws Cancelled only through `cancel` before anything was measured; a later
 // cancel returns the partial result with complete = false.
 SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, const SensitivityOptions& options,
-                                     Progress& progress, const CancelToken& cancel,
-                                     const SensitivityCallback& onResult = {});
+    Progress& progress, const CancelToken& cancel, const SensitivityCallback& onResult = {});
 
 double spearmanCorrelation(const std::vector<double>& a, const std::vector<double>& b);
 

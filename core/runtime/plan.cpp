@@ -9,11 +9,19 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 
 namespace qs {
 namespace {
 
 using namespace rt;
+
+double processCpuMs()
+{
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) * 1e3 + double(ts.tv_nsec) / 1e6;
+}
 
 // Everything needed to hand one slot's value to transforms and taps.
 struct Observer {
@@ -42,9 +50,10 @@ public:
 
     ~PlanImpl() override
     {
-        // QS_RUNTIME_PROFILE=1: time per op and implementation over the plan's life, on stderr.
-        for (const auto& [what, ms] : profileMs_)
-            std::fprintf(stderr, "qs-profile %10.2f ms  %s\n", ms, what.c_str());
+        // QS_RUNTIME_PROFILE=1: wall and process CPU time (all threads) per op and
+        // implementation over the plan's life, on stderr; =2: per kernel.
+        for (const auto& [what, t] : profileMs_)
+            std::fprintf(stderr, "qs-profile %10.2f ms wall %10.2f ms cpu  %s\n", t.first, t.second, what.c_str());
     }
 
     std::vector<Tensor> run(const std::vector<Tensor>& inputs) override
@@ -71,12 +80,16 @@ public:
         for (int s : constantObserved_)
             notify(s);
         const auto t0 = std::chrono::steady_clock::now();
+        const double cpu0 = profile_ ? processCpuMs() : 0;
         for (auto& k : prog_->kernels) {
             if (profile_) {
                 const auto t = std::chrono::steady_clock::now();
+                const double c = processCpuMs();
                 prog_->runKernel(*k);
-                profileMs_[k->op + " " + k->describe()] +=
-                    std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+                auto& acc = profileMs_[profile_ > 1 ? k->op + " " + k->node + " [" + k->describe() + "]"
+                                                    : k->op + " " + k->describe()];
+                acc.first += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+                acc.second += processCpuMs() - c;
             } else {
                 prog_->runKernel(*k);
             }
@@ -84,9 +97,11 @@ public:
                 for (int w : k->writes)
                     notify(w);
         }
-        if (profile_)
-            profileMs_["(all kernels)"] +=
-                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        if (profile_) {
+            auto& acc = profileMs_["(all kernels)"];
+            acc.first += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+            acc.second += processCpuMs() - cpu0;
+        }
         hasRun_ = true;
         return outputs();
     }
@@ -330,8 +345,8 @@ private:
     std::vector<int> constantObserved_;
     bool stale_ = false;
     bool hasRun_ = false;
-    const bool profile_ = std::getenv("QS_RUNTIME_PROFILE") != nullptr;
-    std::map<std::string, double> profileMs_;
+    const int profile_ = std::getenv("QS_RUNTIME_PROFILE") ? std::max(1, std::atoi(std::getenv("QS_RUNTIME_PROFILE"))) : 0;
+    std::map<std::string, std::pair<double, double>> profileMs_; // wall ms, CPU ms
 };
 
 } // namespace

@@ -1,14 +1,23 @@
 // Sensitivity: the cached downstream-only sweep equals a full re-run per
 // configuration; cancel keeps what was measured; the Hessian estimate is sane.
 #include "analysis/activations.h"
+#include "analysis/fidelity.h"
 #include "analysis/sensitivity.h"
 #include "data/dataset.h"
 #include "graph/onnx_import.h"
+#include "quant/quantizer.h"
+#include "quant/session.h"
+#include "runtime/plan.h"
+#include "support/onnx_builder.h"
 #include "util/error.h"
 
 #include <QtTest>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <set>
+#include <thread>
 
 using namespace qs;
 
@@ -22,6 +31,43 @@ Dataset demoData(const Graph& g, int64_t limit)
     o.spec = QS_SOURCE_DIR "/resources/demo/fashion1k-images-idx3-ubyte.gz";
     o.limit = limit;
     return loadDataset(o, g);
+}
+
+// Segment boundaries the demo does not have: a bias behind an Identity node (torch
+// exports share biases that way), a layer output with two consumers, a residual Add
+// reading a value that is no layer's input, Flatten before a Gemm producing the output.
+Graph branchyModel()
+{
+    qs::test::OnnxBuilder b;
+    b.input("x", {-1, 2, 6, 6});
+    auto weights = [](std::size_t n, float scale) {
+        std::vector<float> w(n);
+        for (std::size_t i = 0; i < n; ++i)
+            w[i] = scale * std::sin(0.7f * float(i) + 0.3f);
+        return w;
+    };
+    b.initializer("w1", {4, 2, 3, 3}, weights(4 * 2 * 9, 0.5f));
+    b.initializer("b0", {4}, {0.1f, -0.1f, 0.05f, 0.2f});
+    b.initializer("w2", {4, 4, 3, 3}, weights(4 * 4 * 9, 0.3f));
+    b.initializer("b2", {4}, {0.0f, 0.1f, -0.05f, 0.02f});
+    b.initializer("wf", {3, 4 * 36}, weights(3 * 4 * 36, 0.2f));
+    b.initializer("bf", {3}, {0.0f, 0.1f, -0.1f});
+    b.node("Identity", {"b0"}, {"b1"}, "bias_alias");
+    for (const char* conv : {"conv1", "conv2"}) {
+        const bool first = std::string(conv) == "conv1";
+        auto* n =
+            b.node("Conv", {first ? "x" : "r1", first ? "w1" : "w2", first ? "b1" : "b2"}, {first ? "c1" : "c2"}, conv);
+        qs::test::OnnxBuilder::intsAttr(n, "pads", {1, 1, 1, 1});
+    }
+    b.node("Relu", {"c1"}, {"r1"}, "relu1");
+    b.node("Add", {"c2", "c1"}, {"s"}, "add");
+    b.node("Relu", {"s"}, {"r2"}, "relu2");
+    b.node("Flatten", {"r2"}, {"f"}, "flatten");
+    b.node("Gemm", {"f", "wf", "bf"}, {"y"}, "fc");
+    auto* gemm = b.model().mutable_graph()->mutable_node(b.model().graph().node_size() - 1);
+    qs::test::OnnxBuilder::intAttr(gemm, "transB", 1);
+    b.output("y", {-1, 3});
+    return importOnnxBytes(b.bytes(), "branchy.onnx", ".");
 }
 
 } // namespace
@@ -59,17 +105,57 @@ private slots:
                 const BitMeasure& a = fast.layers[i].byBits.at(bits);
                 const BitMeasure& b = naive.layers[i].byBits.at(bits);
                 QVERIFY2(std::abs(a.sqnrDb - b.sqnrDb) < 1e-3 * std::max(1.0, std::abs(b.sqnrDb)),
-                         qPrintable(QString("%1 at %2 bits: %3 vs %4 dB")
-                                        .arg(QString::fromStdString(fast.layers[i].layer))
-                                        .arg(bits).arg(a.sqnrDb).arg(b.sqnrDb)));
+                    qPrintable(QString("%1 at %2 bits: %3 vs %4 dB")
+                                   .arg(QString::fromStdString(fast.layers[i].layer))
+                                   .arg(bits)
+                                   .arg(a.sqnrDb)
+                                   .arg(b.sqnrDb)));
                 QVERIFY(std::abs(a.kl - b.kl) < 1e-4 * std::max(1e-3, b.kl) + 1e-9);
                 QCOMPARE(a.top1Agreement, b.top1Agreement);
             }
         // Fewer bits hurt more, layer by layer.
         for (const auto& l : fast.layers)
             QVERIFY(l.byBits.at(3).sqnrDb < l.byBits.at(6).sqnrDb);
-        qInfo("%s: cached sweep %.2f s, full re-runs %.2f s (ratio %.2f)", sensitivityModeName(o.mode),
-              fast.seconds, naive.seconds, fast.seconds / naive.seconds);
+        qInfo("%s: cached sweep %.2f s, full re-runs %.2f s (ratio %.2f)", sensitivityModeName(o.mode), fast.seconds,
+            naive.seconds, fast.seconds / naive.seconds);
+    }
+
+    // The local method's SQNR against whole-model plans that keep each layer's output:
+    // FP32, and with that layer's weight quantized.
+    void segmentsMatchFullReRunsOnBranchyGraphs_data()
+    {
+        QTest::addColumn<int>("mode");
+        QTest::newRow("weights") << int(SensitivityMode::Weights);
+        QTest::newRow("activations") << int(SensitivityMode::Activations);
+    }
+
+    void segmentsMatchFullReRunsOnBranchyGraphs()
+    {
+        QFETCH(int, mode);
+        Graph g = branchyModel();
+        DataOptions dopts;
+        dopts.spec = "random:24";
+        Dataset d = loadDataset(dopts, g);
+        SensitivityOptions o;
+        o.bits = {2, 5};
+        o.mode = SensitivityMode(mode);
+        o.limit = 24;
+        o.batch = 8;
+        Progress p;
+        SensitivityResult fast = measureSensitivity(g, d, o, p, CancelToken());
+        o.naive = true;
+        SensitivityResult naive = measureSensitivity(g, d, o, p, CancelToken());
+        QCOMPARE(fast.layers.size(), std::size_t(3));
+        for (std::size_t i = 0; i < fast.layers.size(); ++i)
+            for (int bits : o.bits) {
+                const double a = fast.layers[i].byBits.at(bits).sqnrDb, e = naive.layers[i].byBits.at(bits).sqnrDb;
+                QVERIFY2(std::isfinite(e) && std::abs(a - e) < 1e-3 * std::max(1.0, std::abs(e)),
+                    qPrintable(QString("%1 at %2 bits: %3 vs %4 dB")
+                                   .arg(QString::fromStdString(fast.layers[i].layer))
+                                   .arg(bits)
+                                   .arg(a)
+                                   .arg(e)));
+            }
     }
 
     void localModeIsTheLayersOwnSqnr()
@@ -82,12 +168,34 @@ private slots:
         o.limit = 32;
         Progress p;
         SensitivityResult local = measureSensitivity(g, d, o, p, CancelToken());
-        o.method = SensitivityMethod::OneShot;
-        SensitivityResult full = measureSensitivity(g, d, o, p, CancelToken());
+        QuantSession session(g, QuantizeOptions {});
+        const Graph& sg = session.graph();
+        QCOMPARE(local.layers.size(), session.layers().size());
         for (std::size_t i = 0; i < local.layers.size(); ++i) {
-            const double a = local.layers[i].byBits.at(4).localSqnrDb, b = full.layers[i].byBits.at(4).localSqnrDb;
-            QVERIFY(std::abs(a - b) < 1e-6 * std::abs(b));
-            QCOMPARE(local.layers[i].byBits.at(4).sqnrDb, a);
+            const SessionLayer& l = session.layers()[i];
+            const std::string out = sg.nodes[std::size_t(sg.findNode(l.name))].outputs.front();
+            CompileOptions co = session.compileOptions(false, d.inputs.shape);
+            co.keepValues.insert(out);
+            auto fp = compilePlan(sg, co);
+            fp->run({d.inputs});
+            const Tensor ref = fp->valueOf(out);
+            const Tensor* w = sg.constant(l.weight);
+            QuantSpec spec = l.spec.weight;
+            spec.bits = 4;
+            co.initializerOverrides[l.weight] =
+                Tensor::fromVector(w->shape, fakeQuantWeight(w->toFloat(), w->shape, l.outAxis, l.inAxis, spec));
+            auto q = compilePlan(sg, co);
+            q->run({d.inputs});
+            const Tensor test = q->valueOf(out);
+            const double expected =
+                sqnrDb(ref.data<float>().data(), test.data<float>().data(), std::size_t(ref.numel()));
+            const BitMeasure& m = local.layers[i].byBits.at(4);
+            QVERIFY(m.localSqnrDb.has_value());
+            QVERIFY2(std::abs(*m.localSqnrDb - expected) < 1e-3 * std::abs(expected),
+                qPrintable(
+                    QString("%1: %2 vs %3 dB").arg(QString::fromStdString(l.name)).arg(*m.localSqnrDb).arg(expected)));
+            QCOMPARE(m.sqnrDb, *m.localSqnrDb);
+            QCOMPARE(m.samples, int64_t(32));
         }
     }
 
@@ -110,6 +218,65 @@ private slots:
         for (const auto& l : r.layers)
             measured += int(l.byBits.size());
         QVERIFY(measured >= 10 && measured < 8 * 6);
+    }
+
+    // Cancel from another thread mid-sweep: the call returns within a second, marked
+    // incomplete, and every kept number equals a complete sweep over the samples it
+    // says it saw.
+    void cancelWithinASecondKeepsConsistentPartials()
+    {
+        Graph g = importOnnx(kModel);
+        Dataset d = demoData(g, 64);
+        SensitivityOptions o;
+        o.bits = {2, 4, 8};
+        o.limit = 64;
+        o.batch = 16;
+        CancelToken cancel;
+        // The sweep pauses once past 60% until the other thread has cancelled, so a
+        // fast machine cannot finish first.
+        std::atomic<bool> reached {false};
+        Progress p([&](const ProgressState& s) {
+            if (s.fraction < 0.6 || reached.exchange(true))
+                return;
+            for (int i = 0; i < 10000 && !cancel.cancelled(); ++i)
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        });
+        SensitivityResult r;
+        std::thread worker([&] { r = measureSensitivity(g, d, o, p, cancel); });
+        while (!reached)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        const auto t0 = std::chrono::steady_clock::now();
+        cancel.cancel();
+        worker.join();
+        const double latency = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        qInfo("returned %.3f s after cancel", latency);
+        QVERIFY(latency < 1.0);
+        QVERIFY(!r.complete);
+        std::set<int64_t> counts;
+        for (const auto& l : r.layers)
+            for (const auto& [bits, m] : l.byBits) {
+                QVERIFY(m.samples > 0 && m.samples < 64 && m.samples % 16 == 0);
+                counts.insert(m.samples);
+            }
+        QVERIFY(!counts.empty());
+        for (int64_t n : counts) {
+            SensitivityOptions full = o;
+            full.limit = n;
+            Progress quiet;
+            SensitivityResult ref = measureSensitivity(g, demoData(g, n), full, quiet, CancelToken());
+            QVERIFY(ref.complete);
+            for (std::size_t i = 0; i < r.layers.size(); ++i)
+                for (const auto& [bits, m] : r.layers[i].byBits) {
+                    if (m.samples != n)
+                        continue;
+                    const BitMeasure& e = ref.layers[i].byBits.at(bits);
+                    QCOMPARE(e.samples, n);
+                    QVERIFY(std::abs(m.sqnrDb - e.sqnrDb) < 1e-9 * std::max(1.0, std::abs(e.sqnrDb)));
+                    QVERIFY(std::abs(m.kl - e.kl) < 1e-12 + 1e-9 * e.kl);
+                    QCOMPARE(m.top1Agreement, e.top1Agreement);
+                    QCOMPARE(m.top1.value(), e.top1.value());
+                }
+        }
     }
 
     void hessianRanksLikeOneShot()
@@ -182,7 +349,7 @@ private slots:
         CancelToken cancel;
         cancel.cancel();
         Progress p;
-        QVERIFY_EXCEPTION_THROWN(profileActivations(g, d, ProfileOptions{}, p, cancel), qs::Cancelled);
+        QVERIFY_EXCEPTION_THROWN(profileActivations(g, d, ProfileOptions {}, p, cancel), qs::Cancelled);
     }
 };
 

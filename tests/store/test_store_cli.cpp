@@ -160,6 +160,41 @@ private slots:
         QCOMPARE(layers[0]["act_clip"].toArray(), (QJsonArray{0.0, 5.5}));
     }
 
+    // `run --db` records an inference run: `running` while it works, then `done`
+    // with the same top-1 and throughput the command printed.
+    void runRecordsAnInferenceRun()
+    {
+        QTemporaryDir dir;
+        const QString db = dir.filePath("inference.db");
+        const QString model = QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx";
+        const QString data = QS_SOURCE_DIR "/resources/demo/fashion1k-images-idx3-ubyte.gz";
+        Cli r = cli({"run", model, "--data", data, "--limit", "96", "--batch", "32", "--db", db, "--json"});
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+        const QJsonObject printed = parse(r.out).object();
+        const qint64 id = printed["run_id"].toInteger();
+        QVERIFY(id > 0);
+
+        Cli shown = cli({"show", QString::number(id), "--db", db, "--json"});
+        QCOMPARE(shown.exitCode, 0);
+        const QJsonObject run = parse(shown.out).object();
+        QCOMPARE(run["kind"].toString(), QString("inference"));
+        QCOMPARE(run["state"].toString(), QString("done"));
+        QCOMPARE(run["model"]["name"].toString(), QString("fashion_cnn"));
+        QCOMPARE(run["config"]["batch"].toInt(), 32);
+        QCOMPARE(run["config"]["limit"].toInt(), 96);
+        QCOMPARE(run["metrics"]["top1"].toDouble(), printed["top1"].toDouble());
+        QCOMPARE(run["metrics"]["extra"]["images"].toInt(), 96);
+        QVERIFY(run["metrics"]["latency_ms"].toDouble() > 0);
+
+        // A second run of the same model and data refers to the same model row.
+        Cli again = cli({"run", model, "--data", data, "--limit", "32", "--db", db, "--json"});
+        QCOMPARE(again.exitCode, 0);
+        Cli runs = cli({"runs", "--db", db, "--json"});
+        const QJsonArray all = parse(runs.out).array();
+        QCOMPARE(all.size(), 2);
+        QCOMPARE(all[0]["model"]["id"].toInteger(), all[1]["model"]["id"].toInteger());
+    }
+
     void showText()
     {
         Cli r = cli({"show", QString::number(runB_), "--db", db_});

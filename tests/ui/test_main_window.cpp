@@ -4,6 +4,9 @@
 // and a corrupt file gives an error dialog while the open model stays.
 #include "analysis/layers.h"
 #include "graph/onnx_import.h"
+#include "store/store.h"
+#include "support/onnx_builder.h"
+#include "util/hash.h"
 #include "ui/error_reporter.h"
 #include "ui/graph_items.h"
 #include "ui/graph_panel.h"
@@ -21,12 +24,16 @@
 
 #include <qcustomplot.h>
 
+#include <QClipboard>
 #include <QComboBox>
+#include <QDockWidget>
 #include <QElapsedTimer>
+#include <QLabel>
 #include <QLineEdit>
 #include <QMessageBox>
 #include <QMimeData>
 #include <QProgressBar>
+#include <QScrollBar>
 #include <QSettings>
 #include <QSignalSpy>
 #include <QTableView>
@@ -175,6 +182,7 @@ private slots:
         for (const NodeItem* item : view->nodeItems())
             layers += item->isLayer() ? 1 : 0;
         QCOMPARE(layers, 8);
+        QVERIFY(window->document()->model()->unsupportedNodes.empty()); // the demo runs everywhere
     }
 
     void selectingLayerFillsInspector_data()
@@ -267,6 +275,42 @@ private slots:
         QVERIFY(window->layerPanel()->view()->selectionModel()->selectedRows().isEmpty());
     }
 
+    // Wheel zooms about the view, a drag on the background pans and selects nothing.
+    void graphZoomsAndPans()
+    {
+        ensureDemo();
+        GraphView* view = window->graphPanel()->view();
+        window->selection()->selectLayer(0);
+        const double z0 = view->zoom();
+        view->zoomIn();
+        QVERIFY(view->zoom() > z0 * 1.2);
+        QWheelEvent wheel(QPointF(50, 50), view->viewport()->mapToGlobal(QPointF(50, 50)), QPoint(), QPoint(0, -240),
+                          Qt::NoButton, Qt::NoModifier, Qt::NoScrollPhase, false);
+        QApplication::sendEvent(view->viewport(), &wheel);
+        QVERIFY(view->zoom() < z0);
+        view->zoomBy(2.5 / view->zoom()); // close enough that the graph overflows the view
+        QScrollBar* bar = view->horizontalScrollBar();
+        QVERIFY(bar->maximum() > 0);
+        bar->setValue(bar->maximum() / 2);
+        const int before = bar->value();
+        // Press on empty background below the graph, drag left by 120 px.
+        const QPoint start(view->viewport()->width() / 2, view->viewport()->height() - 10);
+        QVERIFY(view->itemAt(start) == nullptr);
+        auto send = [&](QEvent::Type type, QPoint pos, Qt::MouseButtons buttons) {
+            QMouseEvent e(type, QPointF(pos), view->viewport()->mapToGlobal(QPointF(pos)), Qt::LeftButton, buttons,
+                          Qt::NoModifier);
+            QApplication::sendEvent(view->viewport(), &e);
+        };
+        send(QEvent::MouseButtonPress, start, Qt::LeftButton);
+        for (int dx = 20; dx <= 120; dx += 20)
+            send(QEvent::MouseMove, start - QPoint(dx, 0), Qt::LeftButton);
+        send(QEvent::MouseButtonRelease, start - QPoint(120, 0), Qt::NoButton);
+        QCOMPARE(bar->value(), before + 120);
+        QCOMPARE(window->selection()->currentLayer(), 0); // a drag is not a click
+        view->fitGraph();
+        QVERIFY(view->zoom() <= 1.3);
+    }
+
     void filterAndRevealFromGraph()
     {
         ensureDemo();
@@ -284,6 +328,34 @@ private slots:
         QCOMPARE(panel->view()->selectionModel()->selectedRows().size(), 1);
     }
 
+    // Copy Layer Table: the rows shown, raw numbers, full names, tab-separated.
+    void layerTableCopiesAsTsv()
+    {
+        ensureDemo();
+        LayerTablePanel* panel = window->layerPanel();
+        panel->nameFilter()->setText(QStringLiteral("res1"));
+        window->findChild<QAction*>(QStringLiteral("copyTableAction"))->trigger();
+        const QStringList lines = QApplication::clipboard()->text().split(QLatin1Char('\n'), Qt::SkipEmptyParts);
+        panel->nameFilter()->clear();
+        QCOMPARE(lines.size(), 3); // header + res1/conv1 + res1/conv2
+        const QStringList head = lines[0].split(QLatin1Char('\t'));
+        QCOMPARE(head.value(1), QStringLiteral("Layer"));
+        const int kurt = int(head.indexOf(QStringLiteral("Kurtosis")));
+        const int params = int(head.indexOf(QStringLiteral("Params")));
+        QVERIFY(kurt > 0 && params > 0);
+        for (int i = 1; i <= 2; ++i) {
+            const QStringList cells = lines[i].split(QLatin1Char('\t'));
+            QCOMPARE(cells.size(), head.size());
+            const LayerSummary* l = nullptr;
+            for (const auto& e : expected)
+                if (QString::fromStdString(e.name) == cells[1])
+                    l = &e;
+            QVERIFY2(l, qPrintable(cells[1]));
+            QCOMPARE(cells[params].toLongLong(), l->params);
+            QVERIFY(std::abs(cells[kurt].toDouble() - l->stats.kurtosis) <= 1e-6 * std::abs(l->stats.kurtosis));
+        }
+    }
+
     void plotsSaveAsPngAndPdf()
     {
         ensureDemo();
@@ -294,6 +366,10 @@ private slots:
         QVERIFY(QImage(dir.filePath("w.png")).width() >= plot->plot()->width());
         QVERIFY(QFileInfo(dir.filePath("w.pdf")).size() > 1000);
         QVERIFY(plot->csv().startsWith(QStringLiteral("bin_lo,bin_hi,count\n")));
+        plot->copyImage();
+        const QImage copied = QApplication::clipboard()->image();
+        QVERIFY(!copied.isNull());
+        QVERIFY(copied.width() >= plot->plot()->width());
     }
 
     void calibrationRunsAndCancels()
@@ -326,8 +402,24 @@ private slots:
 
         // Full run: activation histogram with each calibrator's clipping range.
         QSignalSpy done(window.get(), &MainWindow::calibrationFinished);
+        // The status bar shows a running ETA once the job has measured its pace.
+        auto* etaLabel = window->jobStatus()->findChild<QLabel*>(QStringLiteral("jobEta"));
+        QVERIFY(etaLabel);
+        QStringList etaTexts;
+        double lastFraction = 0;
+        bool monotonic = true;
+        const auto watch = connect(jobs, &JobRunner::jobProgress, this, [&](int, double fraction, const QString&, double eta) {
+            monotonic = monotonic && fraction >= lastFraction;
+            lastFraction = fraction;
+            if (eta > 0 && fraction < 1)
+                etaTexts << etaLabel->text();
+        });
         window->runCalibration();
         QVERIFY(done.wait(120000));
+        disconnect(watch);
+        QVERIFY(monotonic);
+        QVERIFY(!etaTexts.isEmpty());
+        QVERIFY2(etaTexts.front().contains(QStringLiteral(" left")), qPrintable(etaTexts.front()));
         const double ms = stall.stop();
         qInfo("longest event-loop stall during calibration: %.1f ms (goal < 100 ms)", ms);
         QVERIFY2(ms < 500, qPrintable(QStringLiteral("GUI blocked for %1 ms").arg(ms)));
@@ -382,6 +474,52 @@ private slots:
         QVERIFY(window->selection()->currentNode() >= 0);
     }
 
+    // A model the runtime cannot run still opens for inspection; calibrating it names
+    // the operator in the dialog, and the model stays open.
+    void unsupportedOperatorIsNamed()
+    {
+#ifndef QS_HAVE_ACTIVATIONS
+        QSKIP("core/analysis/activations.cpp is not part of the build yet");
+#else
+        QTemporaryDir dir;
+        const QString path = dir.filePath(QStringLiteral("custom_op.onnx"));
+        test::OnnxBuilder b = test::tinyConvModel();
+        b.model().mutable_graph()->mutable_output()->Clear();
+        b.node("SnakeActivation", {"y"}, {"z"}, "snake");
+        b.output("z", {-1, 3, 4, 4});
+        b.save(path.toStdString());
+        QVERIFY(openAndWait(path));
+        QCOMPARE(window->layerPanel()->model()->rowCount(), 1);
+        // Said up front: the summary names the operator, the graph outlines its node.
+        const auto& model = window->document()->model();
+        QCOMPARE(int(model->unsupportedNodes.size()), 1);
+        const int snake = model->graph->findNode("snake");
+        QCOMPARE(model->unsupportedNodes.front(), snake);
+        QVERIFY(window->graphPanel()->view()->itemForNode(snake)->isUnsupported());
+        QVERIFY(!window->graphPanel()->view()->itemForNode(model->graph->findNode("conv"))->isUnsupported());
+        const QString summary = window->findChild<QLabel*>(QStringLiteral("modelSummary"))->text();
+        QVERIFY2(summary.contains(QStringLiteral("not runnable here: SnakeActivation (1 node)")), qPrintable(summary));
+
+        QSignalSpy reported(window->errorReporter(), &ErrorReporter::reported);
+        QSignalSpy finished(window.get(), &MainWindow::calibrationFinished);
+        QVERIFY(window->runCalibration() > 0);
+        QVERIFY(reported.wait(30000));
+        const QString message = reported.front().at(1).toString();
+        qInfo("error shown: %s", qPrintable(message));
+        QVERIFY(message.contains(QStringLiteral("unsupported operator")));
+        QVERIFY(message.contains(QStringLiteral("\"snake\" (SnakeActivation")));
+        QMessageBox* box = visibleErrorDialog();
+        QVERIFY(box);
+        QCOMPARE(box->informativeText(), message);
+        box->close();
+        QCOMPARE(finished.size(), 1);
+        QVERIFY(!finished.front().at(0).toBool());
+        QCOMPARE(window->windowTitle(), QStringLiteral("custom_op.onnx \u2014 QuantStudio"));
+        QCOMPARE(window->layerPanel()->model()->rowCount(), 1);
+        QVERIFY(openAndWait(demoPath));
+#endif
+    }
+
     void missingFileNamesPath()
     {
         ensureDemo();
@@ -412,6 +550,155 @@ private slots:
         other.setAccepted(false);
         QApplication::sendEvent(window.get(), &other);
         QVERIFY(!other.isAccepted());
+    }
+
+    // The chosen calibration data is remembered; a file that has gone falls back to
+    // the data beside the model (the demo's IDX images), else random inputs.
+    void chosenDataIsRemembered()
+    {
+        const QString labels = QStringLiteral(QS_SOURCE_DIR "/resources/demo/fashion1k-logits.npy");
+        QSettings().setValue(QStringLiteral("data/path"), labels);
+        {
+            MainWindow w;
+            QCOMPARE(w.calibrationDataLabel(), QStringLiteral("fashion1k-logits.npy"));
+        }
+        QSettings().setValue(QStringLiteral("data/path"), QStringLiteral("/nonexistent/data.npy"));
+        MainWindow w;
+        QCOMPARE(w.calibrationDataLabel(), QStringLiteral("64 random inputs")); // no model open yet
+        QSignalSpy opened(&w, &MainWindow::modelOpened);
+        w.openModel(demoPath);
+        QVERIFY(opened.wait(60000));
+        QCOMPARE(w.calibrationDataLabel(), QStringLiteral("fashion1k-images-idx3-ubyte.gz"));
+        QSettings().remove(QStringLiteral("data/path"));
+    }
+
+    // First start (or a last model that has gone): the bundled demo opens.
+    void startupOpensLastModelElseDemo()
+    {
+        QSettings().setValue(QStringLiteral("files/lastModel"), QStringLiteral("/nonexistent/gone.onnx"));
+        MainWindow fresh;
+        QSignalSpy opened(&fresh, &MainWindow::modelOpened);
+        fresh.openStartupModel();
+        QVERIFY(opened.wait(60000));
+        QCOMPARE(QFileInfo(opened.front().at(0).toString()).canonicalFilePath(), QFileInfo(demoPath).canonicalFilePath());
+        QCOMPARE(fresh.layerPanel()->model()->rowCount(), 8);
+    }
+
+    // Runs of this model recorded in the database (by the CLI or a later studio
+    // page) fill the Sensitivity and Bits columns; runs of other models do not.
+    void storedRunsFillSensitivityAndBits()
+    {
+        ensureDemo();
+        QTemporaryDir dir;
+        const QString dbPath = dir.filePath(QStringLiteral("studio.db"));
+        std::map<std::string, double> sqnr;
+        {
+            Store store = Store::open(dbPath.toStdString());
+            ModelRecord m;
+            m.hash = sha256File(demoPath.toStdString());
+            m.name = "fashion_cnn";
+            const int64_t model = store.upsertModel(m);
+            ModelRecord other;
+            other.hash = "ffff0000";
+            other.name = "other";
+            const int64_t otherModel = store.upsertModel(other);
+
+            const int64_t sens = store.beginRun(RunStart{.modelId = model, .kind = RunKind::Sensitivity,
+                                                         .config = {{"bits", {4, 8}}, {"method", "oneshot"}}});
+            const int64_t quant = store.beginRun(RunStart{.modelId = model, .kind = RunKind::Quantization});
+            const int64_t foreign = store.beginRun(RunStart{.modelId = otherModel, .kind = RunKind::Quantization});
+            std::vector<LayerResult> sensRows, quantRows, foreignRows;
+            for (std::size_t i = 0; i < expected.size(); ++i) {
+                LayerResult r;
+                r.layer = expected[i].name;
+                r.op = expected[i].op;
+                r.sensitivity = sqnr[r.layer] = 12.5 + 3.0 * double(i);
+                sensRows.push_back(r);
+                LayerResult q;
+                q.layer = expected[i].name;
+                q.weightBits = i % 2 ? 4 : 8;
+                q.actBits = 8;
+                quantRows.push_back(q);
+                q.weightBits = 2;
+                foreignRows.push_back(q);
+            }
+            store.addLayerResults(sens, sensRows);
+            store.addLayerResults(quant, quantRows);
+            store.addLayerResults(foreign, foreignRows);
+            store.finishRun(sens, RunState::Done);
+            store.finishRun(quant, RunState::Done);
+            store.finishRun(foreign, RunState::Done);
+        }
+        QSignalSpy loaded(window.get(), &MainWindow::storedResultsLoaded);
+        window->openStore(dbPath);
+        QVERIFY(loaded.wait(20000));
+        const LayerTableModel* model = window->layerPanel()->model();
+        for (int r = 0; r < model->rowCount(); ++r) {
+            const std::string& name = expected[std::size_t(r)].name;
+            QCOMPARE(model->index(r, LayerTableModel::Sensitivity).data(LayerTableModel::SortRole).toDouble(), sqnr[name]);
+            QCOMPARE(model->index(r, LayerTableModel::Bits).data().toString(),
+                     r % 2 ? QStringLiteral("4 / 8") : QStringLiteral("8 / 8"));
+            QCOMPARE(model->index(r, LayerTableModel::Bits).data(LayerTableModel::SortRole).toDouble(), r % 2 ? 4.0 : 8.0);
+        }
+        // Low SQNR is the sensitive end: the first layer (12.5 dB) is flagged, the last (33.5 dB) is not.
+        QVERIFY(model->index(0, LayerTableModel::Sensitivity).data(Qt::BackgroundRole).isValid());
+        QVERIFY(!model->index(7, LayerTableModel::Sensitivity).data(Qt::BackgroundRole).isValid());
+        QVERIFY(model->index(0, LayerTableModel::Sensitivity).data(Qt::ToolTipRole).toString().contains(QStringLiteral("4 bits")));
+    }
+
+    // The database and the window layout come back on the next start; a file that is
+    // not a store is refused with its name and the open database stays.
+    void databaseAndLayoutAreRemembered()
+    {
+        QTemporaryDir dir;
+        const QString dbPath = dir.filePath(QStringLiteral("runs.db"));
+        {
+            Store store = Store::open(dbPath.toStdString());
+            ModelRecord m;
+            m.hash = "0123abcd";
+            m.name = "fashion_cnn";
+            const int64_t model = store.upsertModel(m);
+            store.finishRun(store.beginRun(RunStart{.modelId = model, .kind = RunKind::Calibration}), RunState::Done);
+        }
+        {
+            MainWindow first;
+            first.resize(1200, 800);
+            first.show();
+            QVERIFY(QTest::qWaitForWindowExposed(&first));
+            QSignalSpy opened(&first, &MainWindow::storeOpened);
+            first.openStore(dbPath);
+            QVERIFY(opened.wait(10000));
+            QCOMPARE(first.storePath(), QFileInfo(dbPath).absoluteFilePath());
+            QCOMPARE(first.storeLabel()->text(), QStringLiteral("runs.db \u00B7 1 run"));
+
+            const QString badPath = dir.filePath(QStringLiteral("notes.db"));
+            QFile bad(badPath);
+            QVERIFY(bad.open(QIODevice::WriteOnly));
+            bad.write(QByteArray(4096, 'x'));
+            bad.close();
+            QSignalSpy reported(first.errorReporter(), &ErrorReporter::reported);
+            first.openStore(badPath);
+            QVERIFY(reported.wait(10000));
+            qInfo("error shown: %s", qPrintable(reported.front().at(1).toString()));
+            QVERIFY(reported.front().at(1).toString().contains(QStringLiteral("notes.db")));
+            if (QMessageBox* box = visibleErrorDialog())
+                box->close();
+            QCOMPARE(first.storePath(), QFileInfo(dbPath).absoluteFilePath());
+            QCOMPARE(first.storeLabel()->text(), QStringLiteral("runs.db \u00B7 1 run"));
+
+            first.findChild<QDockWidget*>(QStringLiteral("inspectorDock"))->hide();
+            first.graphPanel()->colorCombo()->setCurrentIndex(2);
+            first.close(); // saves the settings
+        }
+        MainWindow second;
+        QVERIFY(second.findChild<QDockWidget*>(QStringLiteral("inspectorDock"))->isHidden());
+        QVERIFY(!second.findChild<QDockWidget*>(QStringLiteral("layersDock"))->isHidden());
+        QCOMPARE(second.graphPanel()->colorCombo()->currentIndex(), 2);
+        QCOMPARE(second.size(), QSize(1200, 800));
+        QSignalSpy opened(&second, &MainWindow::storeOpened);
+        second.openStartupStore();
+        QVERIFY(opened.wait(10000));
+        QCOMPARE(second.storePath(), QFileInfo(dbPath).absoluteFilePath());
     }
 
     void cleanupTestCase()

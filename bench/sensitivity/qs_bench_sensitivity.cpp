@@ -1,0 +1,109 @@
+// qs_bench_sensitivity MODEL DATA [--limit N] [--batch N] [--bits 2,4,8] [--mode weights]
+//   [--repeat R] [--threads T]: times the one-at-a-time sweep both ways in the same
+// process, alternating cached (downstream-only) and naive (full re-run per
+// configuration), and prints one JSON line with the medians and their ratio.
+#include "analysis/sensitivity.h"
+#include "graph/onnx_import.h"
+#include "util/error.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+namespace {
+
+double median(std::vector<double> v)
+{
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+std::vector<int> parseBits(const std::string& s)
+{
+    std::vector<int> out;
+    std::size_t pos = 0;
+    while (pos <= s.size()) {
+        std::size_t comma = s.find(',', pos);
+        if (comma == std::string::npos)
+            comma = s.size();
+        out.push_back(std::stoi(s.substr(pos, comma - pos)));
+        pos = comma + 1;
+    }
+    return out;
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    if (argc < 3) {
+        std::fprintf(stderr,
+            "usage: qs_bench_sensitivity MODEL DATA [--limit N] [--batch N] [--bits LIST] "
+            "[--mode weights|activations|both] [--repeat R] [--threads T]\n");
+        return 2;
+    }
+    try {
+        qs::SensitivityOptions o;
+        o.limit = 32;
+        o.batch = 16;
+        int repeat = 3;
+        for (int i = 3; i < argc; ++i) {
+            const std::string a = argv[i];
+            if (i + 1 >= argc)
+                qs::fail(a, ": missing value");
+            const std::string v = argv[++i];
+            if (a == "--limit")
+                o.limit = std::stoll(v);
+            else if (a == "--batch")
+                o.batch = std::stoll(v);
+            else if (a == "--bits")
+                o.bits = parseBits(v);
+            else if (a == "--mode")
+                o.mode = qs::parseSensitivityMode(v);
+            else if (a == "--repeat")
+                repeat = std::stoi(v);
+            else if (a == "--threads")
+                o.threads = std::stoi(v);
+            else
+                qs::fail("unknown argument ", a);
+        }
+        qs::Graph g = qs::importOnnx(argv[1]);
+        qs::DataOptions d;
+        d.spec = argv[2];
+        d.limit = o.limit;
+        qs::Dataset data = qs::loadDataset(d, g);
+        std::vector<double> cached, naive;
+        double worstDiffDb = 0;
+        std::size_t layers = 0;
+        for (int r = 0; r < repeat; ++r) {
+            qs::Progress p;
+            o.naive = false;
+            qs::SensitivityResult a = qs::measureSensitivity(g, data, o, p, qs::CancelToken());
+            o.naive = true;
+            qs::SensitivityResult b = qs::measureSensitivity(g, data, o, p, qs::CancelToken());
+            cached.push_back(a.seconds);
+            naive.push_back(b.seconds);
+            layers = a.layers.size();
+            // Both ways must measure the same thing, or the timing means nothing.
+            for (std::size_t l = 0; l < a.layers.size(); ++l)
+                for (const auto& [bits, m] : a.layers[l].byBits) {
+                    const double x = m.sqnrDb, y = b.layers[l].byBits.at(bits).sqnrDb;
+                    if (std::isfinite(x) && std::isfinite(y))
+                        worstDiffDb = std::max(worstDiffDb, std::abs(x - y));
+                }
+            std::fprintf(stderr, "repeat %d: cached %.2f s, naive %.2f s\n", r + 1, a.seconds, b.seconds);
+        }
+        const double mc = median(cached), mn = median(naive);
+        std::printf("{\"layers\": %zu, \"configurations\": %zu, \"samples\": %lld, \"cached_s\": %.4f, "
+                    "\"naive_s\": %.4f, \"ratio\": %.4f, \"max_sqnr_diff_db\": %.3g}\n",
+            layers, layers * o.bits.size(), (long long)data.count(), mc, mn, mc / mn, worstDiffDb);
+        return 0;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "qs_bench_sensitivity: %s\n", e.what());
+        return 1;
+    }
+}
