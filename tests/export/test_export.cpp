@@ -7,8 +7,8 @@
 #include "export/replay.h"
 #include "graph/onnx_export.h"
 #include "graph/onnx_import.h"
-#include "support/onnx_builder.h"
 #include "store/store.h"
+#include "support/onnx_builder.h"
 #include "util/error.h"
 #include "util/hash.h"
 
@@ -46,7 +46,7 @@ Cli cli(const QStringList& args)
     p.start(QS_CLI_PATH, args);
     p.waitForFinished(300000);
     return {p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1, p.readAllStandardOutput(),
-            p.readAllStandardError()};
+        p.readAllStandardError()};
 }
 
 const QString kModel = QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx";
@@ -90,9 +90,9 @@ class TestExport : public QObject {
 
     RunCase quantize(const QStringList& extra, int evalSamples = 1000)
     {
-        Cli r = cli(QStringList{"quantize", kModel, "--data", kData, "--calib-limit", "128", "--eval-limit",
-                                QString::number(evalSamples), "--db", db_, "--json"} +
-                    extra);
+        Cli r = cli(QStringList {"quantize", kModel, "--data", kData, "--calib-limit", "128", "--eval-limit",
+                        QString::number(evalSamples), "--db", db_, "--json"} +
+            extra);
         if (r.exitCode != 0)
             qFatal("quantize failed: %s", r.err.constData());
         QJsonObject j = QJsonDocument::fromJson(r.out).object();
@@ -127,8 +127,8 @@ class TestExport : public QObject {
         if (node.isEmpty())
             qFatal("node is not on PATH (tools/setup.sh expects Node 20)");
         if (!QFileInfo::exists(kNodeModules + "/onnxruntime-node"))
-            qFatal("%s/onnxruntime-node is missing: run tools/setup.sh (it installs bench/ort)",
-                   qPrintable(kNodeModules));
+            qFatal(
+                "%s/onnxruntime-node is missing: run tools/setup.sh (it installs bench/ort)", qPrintable(kNodeModules));
         const QString inputs = dir_.filePath("inputs.f32"), logits = dir_.filePath("ort_logits.f32");
         {
             QFile f(inputs);
@@ -143,8 +143,7 @@ class TestExport : public QObject {
         auto env = QProcessEnvironment::systemEnvironment();
         env.insert("NODE_PATH", kNodeModules);
         p.setProcessEnvironment(env);
-        p.start(node, {kOrtScript, model, inputs, dims, QString::number(eval.count()), "100", logits,
-                        optimization});
+        p.start(node, {kOrtScript, model, inputs, dims, QString::number(eval.count()), "100", logits, optimization});
         p.waitForFinished(120000);
         if (p.exitStatus() != QProcess::NormalExit || p.exitCode() != 0)
             qFatal("ONNX Runtime failed on %s: %s", qPrintable(model), p.readAllStandardError().constData());
@@ -280,8 +279,8 @@ private slots:
         }
         qInfo("%s: ORT (optimized) vs ours on 1000 images: top-1 agreement %.3f, top-1 ours %.3f ORT %.3f, max |logit "
               "diff| %.3g; ORT unoptimized: agreement %.3f, mean |logit diff| %.3g, max %.3g (max |logit| %.3g)",
-              qPrintable(name), agreement, ourTop1, ortTop1, maxDiff, plainAgree / 1000.0,
-              sumPlainDiff / double(ours.size()), maxPlainDiff, maxLogit);
+            qPrintable(name), agreement, ourTop1, ortTop1, maxDiff, plainAgree / 1000.0,
+            sumPlainDiff / double(ours.size()), maxPlainDiff, maxLogit);
         // The re-derived session is the run's quantizer: same top-1 on the run's samples.
         QCOMPARE(ourHitsInRun / double(run.evalSamples), run.top1);
         QVERIFY(agreement >= 0.99);
@@ -336,7 +335,7 @@ private slots:
             fusedAgree += a[i] == c[i];
         }
         qInfo("W3 affine per-tensor, A4 affine: ORT unoptimized agrees on %d, optimized on %d of %lld", plainAgree,
-              fusedAgree, (long long)eval.count());
+            fusedAgree, (long long)eval.count());
         QVERIFY(plainAgree >= 0.99 * double(eval.count()));
         QVERIFY(fusedAgree >= 0.99 * double(eval.count()));
     }
@@ -443,14 +442,14 @@ private slots:
         qs::Store store = qs::Store::open(db_.toStdString(), {.mode = qs::OpenMode::ReadOnly});
         const auto layers = store.layerResults(run.id);
         for (const char* needle : {"<table id=\"metrics\">", "<table id=\"layers\">", "<pre id=\"config\">",
-                                   "<table id=\"artifacts\">", "report-csv", "minmax"})
+                 "<table id=\"artifacts\">", "report-csv", "minmax"})
             QVERIFY2(page.contains(needle), needle);
         // Every earlier export of the run is listed with its size on disk and hash.
         for (const auto& a : store.artifacts(run.id))
             if (a.format != "report-html")
                 QVERIFY2(page.contains(QString::fromStdString(a.hash)) &&
-                             page.contains(QString("<td>%1</td>").arg(a.sizeBytes)),
-                         a.path.c_str());
+                        page.contains(QString("<td>%1</td>").arg(a.sizeBytes)),
+                    a.path.c_str());
         QVERIFY(page.contains(QString::number(run.top1)));
         for (const auto& l : layers)
             QVERIFY2(page.contains(QString::fromStdString(l.layer)), l.layer.c_str());
@@ -464,7 +463,8 @@ private slots:
         }
         QCOMPARE(charts, 2);
 
-        const QStringList csv = QString::fromStdString(readFile(dir_.filePath("report.csv"))).split("\r\n", Qt::SkipEmptyParts);
+        const QStringList csv =
+            QString::fromStdString(readFile(dir_.filePath("report.csv"))).split("\r\n", Qt::SkipEmptyParts);
         QCOMPARE(csv.size(), 9);
         QVERIFY(csv[0].startsWith("layer,op,weight_bits,act_bits,granularity,params,size_bits"));
         for (std::size_t i = 0; i < layers.size(); ++i) {
@@ -560,14 +560,15 @@ private slots:
         env.insert("NODE_PATH", kNodeModules);
         p.setProcessEnvironment(env);
         p.start(QStandardPaths::findExecutable("node"),
-                {"-e", "const ort=require('onnxruntime-node');ort.InferenceSession.create(process.argv[1]).then(s=>"
-                       "s.run({})).then(r=>console.log(Array.from(r.y.data).join(',')))"
-                       ".catch(e=>{console.error(String(e));process.exit(1)})",
-                 path});
+            {"-e",
+                "const ort=require('onnxruntime-node');ort.InferenceSession.create(process.argv[1]).then(s=>"
+                "s.run({})).then(r=>console.log(Array.from(r.y.data).join(',')))"
+                ".catch(e=>{console.error(String(e));process.exit(1)})",
+                path});
         p.waitForFinished(60000);
         const QByteArray values = p.readAllStandardOutput().trimmed();
         qInfo("ONNX Runtime on INT4 opset 21: %s%s", values.isEmpty() ? "rejected: " : "accepted, y = ",
-              values.isEmpty() ? p.readAllStandardError().constData() : values.constData());
+            values.isEmpty() ? p.readAllStandardError().constData() : values.constData());
         QCOMPARE(values, QByteArray("0.5,1,-3.5,-0.5"));
         QVERIFY2(!checkerAccepts, "the libonnx checker now accepts INT4: export INT4 QDQ (opset 21) instead of int8");
     }
@@ -576,18 +577,18 @@ private slots:
     {
         QTest::addColumn<QStringList>("args");
         QTest::addColumn<QString>("message");
-        QTest::newRow("no such run") << QStringList{"999", "--format", "qdq", "--out", "x.onnx"} << "999";
-        QTest::newRow("bad format") << QStringList{"1", "--format", "tflite", "--out", "x"}
+        QTest::newRow("no such run") << QStringList {"999", "--format", "qdq", "--out", "x.onnx"} << "999";
+        QTest::newRow("bad format") << QStringList {"1", "--format", "tflite", "--out", "x"}
                                     << "expected qdq, encodings or report";
-        QTest::newRow("no out") << QStringList{"1", "--format", "qdq"} << "--out";
-        QTest::newRow("bad id") << QStringList{"abc", "--format", "qdq", "--out", "x"} << "run id";
+        QTest::newRow("no out") << QStringList {"1", "--format", "qdq"} << "--out";
+        QTest::newRow("bad id") << QStringList {"abc", "--format", "qdq", "--out", "x"} << "run id";
     }
 
     void errors()
     {
         QFETCH(QStringList, args);
         QFETCH(QString, message);
-        Cli r = cli(QStringList{"export"} + args + QStringList{"--db", db_});
+        Cli r = cli(QStringList {"export"} + args + QStringList {"--db", db_});
         QVERIFY(r.exitCode != 0);
         QVERIFY2(r.err.contains(message.toUtf8()), r.err.constData());
         QVERIFY(r.err.trimmed().count('\n') == 0);
@@ -597,8 +598,8 @@ private slots:
     {
         const QString copy = dir_.filePath("copy.onnx");
         QVERIFY(QFile::copy(kModel, copy));
-        Cli q = cli({"quantize", copy, "--data", kData, "--calib-limit", "32", "--eval-limit", "32", "--db", db_,
-                     "--json"});
+        Cli q = cli(
+            {"quantize", copy, "--data", kData, "--calib-limit", "32", "--eval-limit", "32", "--db", db_, "--json"});
         QVERIFY2(q.exitCode == 0, q.err.constData());
         const qint64 id = QJsonDocument::fromJson(q.out).object()["run_id"].toInteger();
         {
@@ -606,8 +607,8 @@ private slots:
             QVERIFY(f.open(QIODevice::Append));
             f.write("x");
         }
-        Cli r = cli({"export", QString::number(id), "--format", "encodings", "--out", dir_.filePath("e.json"), "--db",
-                     db_});
+        Cli r = cli(
+            {"export", QString::number(id), "--format", "encodings", "--out", dir_.filePath("e.json"), "--db", db_});
         QVERIFY(r.exitCode != 0);
         QVERIFY2(r.err.contains("changed since the run"), r.err.constData());
         QVERIFY(!QFileInfo::exists(dir_.filePath("e.json")));
