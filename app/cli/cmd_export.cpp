@@ -46,7 +46,8 @@ int runExport(const std::vector<std::string>& argv)
         std::fprintf(stderr, "\r%-70s\r", "");
 
     if (json) {
-        nlohmann::json j = {{"run_id", id}, {"checked_layers", r.checkedLayers}, {"artifacts", nlohmann::json::array()}};
+        nlohmann::json j = {
+            {"run_id", id}, {"checked_layers", r.checkedLayers}, {"artifacts", nlohmann::json::array()}};
         for (const auto& a : r.artifacts)
             j["artifacts"].push_back(artifactToJson(a));
         if (f == ExportFormat::Qdq) {
@@ -54,29 +55,28 @@ int runExport(const std::vector<std::string>& argv)
             j["stored_size_bits"] = r.storedSizeBits;
             j["layers"] = nlohmann::json::array();
             for (const auto& l : r.layers)
-                j["layers"].push_back({{"layer", l.layer}, {"weight", l.weight}, {"weight_bits", l.weightBits},
-                                       {"act_bits", l.actBits}, {"blocks", l.blocks}, {"true_bits", l.trueBits},
-                                       {"stored_bits", l.storedBits}});
+                j["layers"].push_back(
+                    {{"layer", l.layer}, {"weight", l.weight}, {"weight_bits", l.weightBits}, {"act_bits", l.actBits},
+                        {"blocks", l.blocks}, {"true_bits", l.trueBits}, {"stored_bits", l.storedBits}});
         }
         std::printf("%s\n", j.dump(2).c_str());
         return 0;
     }
     if (r.checkedLayers > 0)
-        std::printf("re-derived the quantizer of run %lld: %d layers match the store\n", (long long)id,
-                    r.checkedLayers);
+        std::printf(
+            "re-derived the quantizer of run %lld: %d layers match the store\n", (long long)id, r.checkedLayers);
     if (f == ExportFormat::Qdq)
         std::printf("size           %.1f KiB at the true bit widths, %.1f KiB as stored in the ONNX file\n",
-                    double(r.trueSizeBits) / 8192.0, double(r.storedSizeBits) / 8192.0);
+            double(r.trueSizeBits) / 8192.0, double(r.storedSizeBits) / 8192.0);
     for (const auto& a : r.artifacts)
         std::printf("wrote %-14s %s (%lld bytes, sha256 %s), artifact %lld of run %lld\n", a.format.c_str(),
-                    a.path.c_str(), (long long)a.sizeBytes, a.hash.c_str(), (long long)a.id, (long long)id);
+            a.path.c_str(), (long long)a.sizeBytes, a.hash.c_str(), (long long)a.id, (long long)id);
     return 0;
 }
 
-const bool registered = registerCommand(
-    {"export", "RUN --format qdq|encodings|report --out PATH [--db DB] [--json]",
-     "export a quantization run as QDQ ONNX, AIMET encodings JSON or an HTML+CSV report (recorded as artifacts)",
-     runExport});
+const bool registered = registerCommand({"export", "RUN --format qdq|encodings|report --out PATH [--db DB] [--json]",
+    "export a quantization run as QDQ ONNX, AIMET encodings JSON or an HTML+CSV report (recorded as artifacts)",
+    runExport});
 
 } // namespace
 } // namespace qs::cli

@@ -7,13 +7,9 @@ namespace {
 nlohmann::json encoding(const QParams& q, int bits, bool symmetric)
 {
     const int32_t offset = q.qmin - q.zeroPoint;
-    return {{"bitwidth", bits},
-            {"dtype", "int"},
-            {"is_symmetric", symmetric ? "True" : "False"},
-            {"min", double(float(offset) * q.scale)},
-            {"max", double(float(offset + q.qmax - q.qmin) * q.scale)},
-            {"offset", offset},
-            {"scale", double(q.scale)}};
+    return {{"bitwidth", bits}, {"dtype", "int"}, {"is_symmetric", symmetric ? "True" : "False"},
+        {"min", double(float(offset) * q.scale)}, {"max", double(float(offset + q.qmax - q.qmin) * q.scale)},
+        {"offset", offset}, {"scale", double(q.scale)}};
 }
 
 } // namespace
@@ -23,9 +19,10 @@ nlohmann::json encodingsJson(const QuantSession& session)
     nlohmann::json act = nlohmann::json::object(), param = nlohmann::json::object();
     nlohmann::json excluded = nlohmann::json::array();
     for (const auto& l : session.layers()) {
-        if (auto it = session.activationParams.find(l.input); it != session.activationParams.end() && !act.contains(l.input))
-            act[l.input] = nlohmann::json::array(
-                {encoding(it->second, l.spec.activation.bits, l.spec.activation.symmetric)});
+        if (auto it = session.activationParams.find(l.input);
+            it != session.activationParams.end() && !act.contains(l.input))
+            act[l.input] =
+                nlohmann::json::array({encoding(it->second, l.spec.activation.bits, l.spec.activation.symmetric)});
         if (l.spec.weight.isFloat())
             continue;
         const Tensor* w = session.graph().constant(l.weight);
@@ -38,19 +35,16 @@ nlohmann::json encodingsJson(const QuantSession& session)
     }
     for (const auto& name : session.options().config.excluded)
         excluded.push_back(name);
-    return {{"version", "0.6.1"},
-            {"activation_encodings", act},
-            {"param_encodings", param},
-            {"excluded_layers", excluded},
-            {"quantizer_args",
-             {{"activation_bitwidth", session.options().config.defaults.activation.bits},
-              {"param_bitwidth", session.options().config.defaults.weight.bits},
-              {"dtype", "int"},
-              {"per_channel_quantization",
-               session.options().config.defaults.weight.granularity != Granularity::Tensor},
-              {"quant_scheme", session.options().config.defaults.activation.calibrator},
-              {"activation_symmetric", session.options().config.defaults.activation.symmetric},
-              {"param_symmetric", session.options().config.defaults.weight.symmetric}}}};
+    return {{"version", "0.6.1"}, {"activation_encodings", act}, {"param_encodings", param},
+        {"excluded_layers", excluded},
+        {"quantizer_args",
+            {{"activation_bitwidth", session.options().config.defaults.activation.bits},
+                {"param_bitwidth", session.options().config.defaults.weight.bits}, {"dtype", "int"},
+                {"per_channel_quantization",
+                    session.options().config.defaults.weight.granularity != Granularity::Tensor},
+                {"quant_scheme", session.options().config.defaults.activation.calibrator},
+                {"activation_symmetric", session.options().config.defaults.activation.symmetric},
+                {"param_symmetric", session.options().config.defaults.weight.symmetric}}}};
 }
 
 } // namespace qs

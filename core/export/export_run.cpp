@@ -48,8 +48,8 @@ void writeFileAtomic(const std::string& path, const std::string& bytes)
 
 namespace {
 
-ArtifactRecord record(Store& store, int64_t runId, const std::string& path, const std::string& format,
-                      const std::string& bytes)
+ArtifactRecord record(
+    Store& store, int64_t runId, const std::string& path, const std::string& format, const std::string& bytes)
 {
     ArtifactRecord a;
     a.runId = runId;
@@ -66,12 +66,12 @@ ArtifactRecord record(Store& store, int64_t runId, const std::string& path, cons
 
 } // namespace
 
-ExportResult exportRun(Store& store, int64_t runId, ExportFormat format, const std::string& outPath,
-                       Progress& progress, const CancelToken& cancel)
+ExportResult exportRun(Store& store, int64_t runId, ExportFormat format, const std::string& outPath, Progress& progress,
+    const CancelToken& cancel)
 {
     ExportResult res;
     if (format == ExportFormat::Report) {
-        RunReportInput in{store.run(runId), store.layerResults(runId), store.artifacts(runId)};
+        RunReportInput in {store.run(runId), store.layerResults(runId), store.artifacts(runId)};
         std::filesystem::path csv = std::filesystem::path(outPath).replace_extension(".csv");
         if (csv == std::filesystem::path(outPath))
             fail(outPath, ": the report's HTML path must not end in .csv (the CSV goes beside it)");

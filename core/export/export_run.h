@@ -16,15 +16,15 @@ enum class ExportFormat { Qdq, Encodings, Report };
 ExportFormat parseExportFormat(const std::string& name);
 
 struct ExportResult {
-    std::vector<ArtifactRecord> artifacts; // as recorded (ids set)
-    int checkedLayers = 0;                 // re-derived layers that matched the store (qdq, encodings)
-    std::vector<QdqLayerInfo> layers;      // qdq only
+    std::vector<ArtifactRecord> artifacts;        // as recorded (ids set)
+    int checkedLayers = 0;                        // re-derived layers that matched the store (qdq, encodings)
+    std::vector<QdqLayerInfo> layers;             // qdq only
     int64_t trueSizeBits = 0, storedSizeBits = 0; // qdq only
 };
 
 // Report: `outPath` is the HTML file, the CSV goes beside it with extension .csv.
-ExportResult exportRun(Store& store, int64_t runId, ExportFormat format, const std::string& outPath,
-                       Progress& progress, const CancelToken& cancel);
+ExportResult exportRun(Store& store, int64_t runId, ExportFormat format, const std::string& outPath, Progress& progress,
+    const CancelToken& cancel);
 
 // Temporary file + rename; throws Error naming the path.
 void writeFileAtomic(const std::string& path, const std::string& bytes);

@@ -67,7 +67,7 @@ std::string Canvas::png() const
     uLongf len = compressBound(uLong(raw.size()));
     std::string z(len, '\0');
     if (compress2(reinterpret_cast<Bytef*>(z.data()), &len, reinterpret_cast<const Bytef*>(raw.data()),
-                  uLong(raw.size()), 9) != Z_OK)
+            uLong(raw.size()), 9) != Z_OK)
         fail("PNG: zlib compression failed");
     z.resize(len);
     std::string out = "\x89PNG\r\n\x1a\n";
@@ -84,7 +84,7 @@ std::string Canvas::png() const
 Canvas barChart(const std::vector<double>& values, int width, int height, Rgb bar)
 {
     Canvas c(width, height);
-    const Rgb axis{128, 128, 128};
+    const Rgb axis {128, 128, 128};
     const int margin = 8;
     double top = 0, bottom = 0;
     for (double v : values)

@@ -27,8 +27,7 @@ Attribute intAttr(int64_t v)
     return a;
 }
 
-Node makeNode(const std::string& op, const std::string& name, std::vector<std::string> in,
-              std::vector<std::string> out)
+Node makeNode(const std::string& op, const std::string& name, std::vector<std::string> in, std::vector<std::string> out)
 {
     Node n;
     n.opType = op;
@@ -69,7 +68,7 @@ bool needsClip(const QParams& q)
 struct Builder {
     const QuantSession& s;
     Graph g;
-    std::vector<Node> head; // weight DequantizeLinear nodes and graph-input QDQ
+    std::vector<Node> head;                         // weight DequantizeLinear nodes and graph-input QDQ
     std::map<std::string, std::vector<Node>> after; // QDQ nodes emitted after a value's producer
     std::map<std::string, std::string> renamed;     // activation -> its dequantized copy
     QdqModel out;
@@ -80,33 +79,33 @@ struct Builder {
     {
         const std::string base = value + "_qs";
         const bool sgn = gridIsSigned(q);
-        addInit(named(Tensor::fromVector(Shape{}, std::vector<float>{q.scale}), base + ".scale"));
-        addInit(named(intTensor(sgn, Shape{}, {q.zeroPoint}), base + ".zero_point"));
+        addInit(named(Tensor::fromVector(Shape {}, std::vector<float> {q.scale}), base + ".scale"));
+        addInit(named(intTensor(sgn, Shape {}, {q.zeroPoint}), base + ".zero_point"));
         std::vector<Node>& nodes = g.producerOf(value) >= 0 ? after[value] : head;
-        std::string x = value;
-        if (needsClip(q)) {
-            // Clamp to the grid in float first: the stored type is wider than the grid.
-            addInit(named(Tensor::fromVector(Shape{}, std::vector<float>{float(q.qmin - q.zeroPoint) * q.scale}),
-                          base + ".clip_min"));
-            addInit(named(Tensor::fromVector(Shape{}, std::vector<float>{float(q.qmax - q.zeroPoint) * q.scale}),
-                          base + ".clip_max"));
-            nodes.push_back(makeNode("Clip", base + "/Clip", {x, base + ".clip_min", base + ".clip_max"},
-                                     {base + "_clipped"}));
-            x = base + "_clipped";
-        }
-        nodes.push_back(makeNode("QuantizeLinear", base + "/QuantizeLinear", {x, base + ".scale", base + ".zero_point"},
-                                 {base + "_q"}));
+        nodes.push_back(makeNode(
+            "QuantizeLinear", base + "/QuantizeLinear", {value, base + ".scale", base + ".zero_point"}, {base + "_q"}));
         nodes.push_back(makeNode("DequantizeLinear", base + "/DequantizeLinear",
-                                 {base + "_q", base + ".scale", base + ".zero_point"}, {base + "_dq"}));
-        renamed[value] = base + "_dq";
+            {base + "_q", base + ".scale", base + ".zero_point"}, {base + "_dq"}));
+        if (!needsClip(q)) {
+            renamed[value] = base + "_dq";
+            return;
+        }
+        // The stored type is wider than the grid: clamp the dequantized value to the
+        // grid's ends, which are grid points (the same as clamping the integer).
+        addInit(named(Tensor::fromVector(Shape {}, std::vector<float> {float(q.qmin - q.zeroPoint) * q.scale}),
+            base + ".clip_min"));
+        addInit(named(Tensor::fromVector(Shape {}, std::vector<float> {float(q.qmax - q.zeroPoint) * q.scale}),
+            base + ".clip_max"));
+        nodes.push_back(makeNode(
+            "Clip", base + "/Clip", {base + "_dq", base + ".clip_min", base + ".clip_max"}, {base + "_dq_clipped"}));
+        renamed[value] = base + "_dq_clipped";
     }
 
     void quantizeWeight(const SessionLayer& l, QdqLayerInfo& info)
     {
         const Tensor* w = s.graph().constant(l.weight);
         const std::vector<float> values = w->toFloat();
-        const WeightQuantization plan =
-            planWeightQuantization(values, w->shape, l.outAxis, l.inAxis, l.spec.weight);
+        const WeightQuantization plan = planWeightQuantization(values, w->shape, l.outAxis, l.inAxis, l.spec.weight);
         auto ov = s.weightOverrides.find(l.weight);
         if (ov == s.weightOverrides.end())
             fail("layer ", quoted(l.name), ": weight ", quoted(l.weight), " was not quantized (call quantizeWeights)");
@@ -117,7 +116,7 @@ struct Builder {
             const float c = std::nearbyint(dq[e] / q.scale) + float(q.zeroPoint);
             if (c < float(q.qmin) || c > float(q.qmax) || (c - float(q.zeroPoint)) * q.scale != dq[e])
                 fail("layer ", quoted(l.name), ": weight ", quoted(l.weight), " element ", e,
-                     " is not on its quantization grid");
+                    " is not on its quantization grid");
             codes[e] = int32_t(c);
         }
         const bool sgn = gridIsSigned(plan.params.front());
@@ -144,24 +143,24 @@ struct Builder {
                 contiguous = plan.blockOf[e] == int32_t(int64_t(e) / len);
             if (!contiguous)
                 fail("layer ", quoted(l.name), ": group granularity on weight ", quoted(l.weight), " of shape ",
-                     shapeString(w->shape),
-                     " has non-contiguous blocks; QDQ at opset 13 cannot express it (use per-channel)");
-            storedShape = Shape{blocks, len};
+                    shapeString(w->shape),
+                    " has non-contiguous blocks; QDQ at opset 13 cannot express it (use per-channel)");
+            storedShape = Shape {blocks, len};
             axis = 0;
             reshape = true;
         }
         addInit(named(intTensor(sgn, storedShape, codes), base + ".quantized"));
-        Shape paramShape = axis >= 0 ? Shape{blocks} : Shape{};
+        Shape paramShape = axis >= 0 ? Shape {blocks} : Shape {};
         addInit(named(Tensor::fromVector(paramShape, scales), base + ".scale"));
         addInit(named(intTensor(sgn, paramShape, zps), base + ".zero_point"));
         const std::string dqOut = reshape ? base + "_blocks" : l.weight;
         Node n = makeNode("DequantizeLinear", base + "/DequantizeLinear",
-                          {base + ".quantized", base + ".scale", base + ".zero_point"}, {dqOut});
+            {base + ".quantized", base + ".scale", base + ".zero_point"}, {dqOut});
         if (axis >= 0)
             n.attrs["axis"] = intAttr(axis);
         head.push_back(n);
         if (reshape) {
-            addInit(named(Tensor::fromVector(Shape{int64_t(rank)}, std::vector<int64_t>(w->shape)), base + ".shape"));
+            addInit(named(Tensor::fromVector(Shape {int64_t(rank)}, std::vector<int64_t>(w->shape)), base + ".shape"));
             head.push_back(makeNode("Reshape", base + "/Reshape", {dqOut, base + ".shape"}, {l.weight}));
         }
         g.initializers.erase(l.weight);
@@ -177,12 +176,12 @@ struct Builder {
 
 QdqModel buildQdqModel(const QuantSession& session)
 {
-    Builder b{session, session.graph(), {}, {}, {}, {}};
+    Builder b {session, session.graph(), {}, {}, {}, {}};
     Graph& g = b.g;
     auto op = g.opsets.find("");
     if (op == g.opsets.end() || op->second < kMinOpset)
         fail("model opset ", op == g.opsets.end() ? 0 : op->second, " is below ", kMinOpset,
-             ": QDQ export needs per-axis DequantizeLinear (convert the model to opset 13 or newer first)");
+            ": QDQ export needs per-axis DequantizeLinear (convert the model to opset 13 or newer first)");
     g.index();
     // Bias corrections and other float overrides replace their initializers.
     for (const auto& [name, t] : session.weightOverrides)

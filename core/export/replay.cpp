@@ -19,8 +19,8 @@ const nlohmann::json& field(const nlohmann::json& j, const char* key, const std:
     return j.at(key);
 }
 
-void applyStage(QuantSession& s, const Dataset& calib, AlgorithmInfo::Stage stage, Progress& progress,
-                const CancelToken& cancel)
+void applyStage(
+    QuantSession& s, const Dataset& calib, AlgorithmInfo::Stage stage, Progress& progress, const CancelToken& cancel)
 {
     for (const auto& use : s.options().config.algorithms) {
         const AlgorithmInfo& a = algorithm(use.name);
@@ -31,13 +31,12 @@ void applyStage(QuantSession& s, const Dataset& calib, AlgorithmInfo::Stage stag
     }
 }
 
-void expectEqual(const RunRecord& run, const std::string& layer, const std::string& what, double stored,
-                 double derived)
+void expectEqual(const RunRecord& run, const std::string& layer, const std::string& what, double stored, double derived)
 {
     // Stored values are floats widened to double: equality is exact.
     if (float(stored) != float(derived))
-        fail("run ", run.id, ": layer ", quoted(layer), ": re-derived ", what, " ", derived, " differs from the stored ",
-             stored, "; the run cannot be reproduced from its config, model and data");
+        fail("run ", run.id, ": layer ", quoted(layer), ": re-derived ", what, " ", derived,
+            " differs from the stored ", stored, "; the run cannot be reproduced from its config, model and data");
 }
 
 } // namespace
@@ -85,7 +84,8 @@ RunReplay replayRun(const Store& store, int64_t runId, Progress& progress, const
     // normalization, the first N samples. A relative path that was the evaluation data
     // is taken from the dataset row (stored absolute).
     DataOptions cal;
-    cal.spec = field(field(r.run.config, "calibration", "run config"), "data", "run config.calibration").get<std::string>();
+    cal.spec =
+        field(field(r.run.config, "calibration", "run config"), "data", "run config.calibration").get<std::string>();
     if (r.run.config.contains("evaluation") && r.run.config["evaluation"].value("data", "") == cal.spec &&
         !r.run.datasetPath.empty())
         cal.spec = r.run.datasetPath;
@@ -113,10 +113,10 @@ RunReplay replayRun(const Store& store, int64_t runId, Progress& progress, const
             fail("run ", runId, ": stored layer ", i, " is ", quoted(st.layer), ", re-derived ", quoted(l.name));
         if (st.weightBits && *st.weightBits != l.spec.weight.bits)
             fail("run ", runId, ": layer ", quoted(l.name), ": stored weight bits ", *st.weightBits, ", config gives ",
-                 l.spec.weight.bits);
+                l.spec.weight.bits);
         if (st.actBits && *st.actBits != l.spec.activation.bits)
-            fail("run ", runId, ": layer ", quoted(l.name), ": stored activation bits ", *st.actBits,
-                 ", config gives ", l.spec.activation.bits);
+            fail("run ", runId, ": layer ", quoted(l.name), ": stored activation bits ", *st.actBits, ", config gives ",
+                l.spec.activation.bits);
         if (st.sizeBits)
             expectEqual(r.run, l.name, "size in bits", double(*st.sizeBits), double(s.layerSizeBits(l)));
         if (!l.spec.weight.isFloat() && st.scales.contains("min") && st.scales.contains("max")) {
@@ -133,7 +133,7 @@ RunReplay replayRun(const Store& store, int64_t runId, Progress& progress, const
         auto range = s.activationRanges.find(l.input);
         if (st.actClip.has_value() != (range != s.activationRanges.end()))
             fail("run ", runId, ": layer ", quoted(l.name), ": the store ", st.actClip ? "has" : "has no",
-                 " activation range, the re-derived session ", st.actClip ? "none" : "one");
+                " activation range, the re-derived session ", st.actClip ? "none" : "one");
         if (st.actClip) {
             expectEqual(r.run, l.name, "activation range low", st.actClip->lo, range->second.lo);
             expectEqual(r.run, l.name, "activation range high", st.actClip->hi, range->second.hi);

@@ -17,11 +17,20 @@ std::string html(const std::string& s)
     std::string out;
     for (char c : s) {
         switch (c) {
-        case '<': out += "&lt;"; break;
-        case '>': out += "&gt;"; break;
-        case '&': out += "&amp;"; break;
-        case '"': out += "&quot;"; break;
-        default: out += c;
+        case '<':
+            out += "&lt;";
+            break;
+        case '>':
+            out += "&gt;";
+            break;
+        case '&':
+            out += "&amp;";
+            break;
+        case '"':
+            out += "&quot;";
+            break;
+        default:
+            out += c;
         }
     }
     return out;
@@ -34,8 +43,7 @@ std::string number(const nlohmann::json& v)
     return v.is_number() ? v.dump() : std::string();
 }
 
-template <typename T>
-std::string number(const std::optional<T>& v)
+template<typename T> std::string number(const std::optional<T>& v)
 {
     return v ? number(nlohmann::json(*v)) : std::string();
 }
@@ -55,7 +63,8 @@ const std::vector<Column>& columns()
         {"granularity", [](const LayerResult& l) { return l.granularity; }},
         {"params", [](const LayerResult& l) { return number(l.extra.value("params", nlohmann::json())); }},
         {"size_bits", [](const LayerResult& l) { return number(l.sizeBits); }},
-        {"weight_sqnr_db", [](const LayerResult& l) { return number(l.extra.value("weight_sqnr_db", nlohmann::json())); }},
+        {"weight_sqnr_db",
+            [](const LayerResult& l) { return number(l.extra.value("weight_sqnr_db", nlohmann::json())); }},
         {"output_sqnr_db", [](const LayerResult& l) { return number(l.sqnrDb); }},
         {"scale_min", [](const LayerResult& l) { return number(l.scales.value("min", nlohmann::json())); }},
         {"scale_max", [](const LayerResult& l) { return number(l.scales.value("max", nlohmann::json())); }},
@@ -73,9 +82,9 @@ std::string chart(const std::string& title, const std::vector<double>& values, R
         if (std::isfinite(v))
             top = std::max(top, v);
     return str("<figure><img alt=\"", html(title), "\" src=\"data:image/png;base64,",
-               base64(barChart(values, width, 160, colour).png()), "\"><figcaption>", html(title),
-               ": bars in layer order, as in the table", std::isfinite(top) ? str("; the tallest is ", top) : "",
-               "</figcaption></figure>\n");
+        base64(barChart(values, width, 160, colour).png()), "\"><figcaption>", html(title),
+        ": bars in layer order, as in the table", std::isfinite(top) ? str("; the tallest is ", top) : "",
+        "</figcaption></figure>\n");
 }
 
 std::string metricRow(const std::string& name, const std::string& value)
@@ -104,14 +113,14 @@ std::string runReportHtml(const RunReportInput& in)
     const RunRecord& r = in.run;
     const nlohmann::json m = metricsToJson(r.metrics);
     std::string out = str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>QuantStudio run ",
-                          r.id, " - ", html(r.modelName), "</title>\n",
-                          "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-                          "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
-                          "th{background:#f4f4f4}pre{background:#f8f8f8;padding:1em}</style></head><body>\n");
+        r.id, " - ", html(r.modelName), "</title>\n",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+        "th{background:#f4f4f4}pre{background:#f8f8f8;padding:1em}</style></head><body>\n");
     out += str("<h1>Run ", r.id, ": ", html(runKindName(r.kind)), " of ", html(r.modelName), "</h1>\n");
     out += str("<p>State <b>", runStateName(r.state), "</b>, started ", isoTimeUtc(r.startedMs),
-               r.finishedMs ? ", finished " + isoTimeUtc(*r.finishedMs) : std::string(), ". Model SHA-256 <code>",
-               html(r.modelHash), "</code>; dataset <code>", html(r.datasetPath), "</code>.</p>\n");
+        r.finishedMs ? ", finished " + isoTimeUtc(*r.finishedMs) : std::string(), ". Model SHA-256 <code>",
+        html(r.modelHash), "</code>; dataset <code>", html(r.datasetPath), "</code>.</p>\n");
 
     out += "<h2>Metrics</h2>\n<table id=\"metrics\">\n";
     const nlohmann::json& x = r.metrics.extra;
@@ -155,7 +164,7 @@ std::string runReportHtml(const RunReportInput& in)
                "<th>created</th></tr>\n";
         for (const auto& a : in.artifacts)
             out += str("<tr><td>", html(a.format), "</td><td>", html(a.path), "</td><td>", a.sizeBytes,
-                       "</td><td><code>", a.hash, "</code></td><td>", isoTimeUtc(a.createdMs), "</td></tr>\n");
+                "</td><td><code>", a.hash, "</code></td><td>", isoTimeUtc(a.createdMs), "</td></tr>\n");
         out += "</table>\n<p>An ONNX QDQ file stores weights below 8 bits in 8-bit containers; its size on disk is "
                "the real storage, the size above counts the true bit widths.</p>\n";
     }

@@ -5,7 +5,11 @@
 #include "export/export_run.h"
 #include "export/png.h"
 #include "export/replay.h"
+#include "graph/onnx_export.h"
+#include "graph/onnx_import.h"
 #include "store/store.h"
+#include "support/onnx_builder.h"
+#include "util/error.h"
 #include "util/hash.h"
 
 #include <onnx/checker.h>
@@ -42,7 +46,7 @@ Cli cli(const QStringList& args)
     p.start(QS_CLI_PATH, args);
     p.waitForFinished(300000);
     return {p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1, p.readAllStandardOutput(),
-            p.readAllStandardError()};
+        p.readAllStandardError()};
 }
 
 const QString kModel = QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx";
@@ -86,9 +90,9 @@ class TestExport : public QObject {
 
     RunCase quantize(const QStringList& extra, int evalSamples = 1000)
     {
-        Cli r = cli(QStringList{"quantize", kModel, "--data", kData, "--calib-limit", "128", "--eval-limit",
-                                QString::number(evalSamples), "--db", db_, "--json"} +
-                    extra);
+        Cli r = cli(QStringList {"quantize", kModel, "--data", kData, "--calib-limit", "128", "--eval-limit",
+                        QString::number(evalSamples), "--db", db_, "--json"} +
+            extra);
         if (r.exitCode != 0)
             qFatal("quantize failed: %s", r.err.constData());
         QJsonObject j = QJsonDocument::fromJson(r.out).object();
@@ -97,9 +101,9 @@ class TestExport : public QObject {
 
     // Our quantized execution of the run (the re-derived session's simulated Plan), in
     // the run's batches so that every sample goes through the same kernels as then.
-    std::vector<float> ourLogits(qs::RunReplay& replay, const qs::Dataset& eval)
+    std::vector<float> ourLogits(const qs::QuantSession& session, const qs::Dataset& eval)
     {
-        const int64_t batch = replay.session->options().batch;
+        const int64_t batch = session.options().batch;
         std::unique_ptr<qs::Plan> plan;
         int64_t planBatch = -1;
         std::vector<float> out;
@@ -108,7 +112,7 @@ class TestExport : public QObject {
             if (n != planBatch) {
                 qs::Shape shape = eval.inputs.shape;
                 shape[0] = n;
-                plan = replay.session->compile(true, shape);
+                plan = session.compile(true, shape);
                 planBatch = n;
             }
             auto logits = plan->run({eval.batch(s, n)}).front().toFloat();
@@ -123,8 +127,8 @@ class TestExport : public QObject {
         if (node.isEmpty())
             qFatal("node is not on PATH (tools/setup.sh expects Node 20)");
         if (!QFileInfo::exists(kNodeModules + "/onnxruntime-node"))
-            qFatal("%s/onnxruntime-node is missing: run tools/setup.sh (it installs bench/ort)",
-                   qPrintable(kNodeModules));
+            qFatal(
+                "%s/onnxruntime-node is missing: run tools/setup.sh (it installs bench/ort)", qPrintable(kNodeModules));
         const QString inputs = dir_.filePath("inputs.f32"), logits = dir_.filePath("ort_logits.f32");
         {
             QFile f(inputs);
@@ -139,8 +143,7 @@ class TestExport : public QObject {
         auto env = QProcessEnvironment::systemEnvironment();
         env.insert("NODE_PATH", kNodeModules);
         p.setProcessEnvironment(env);
-        p.start(node, {kOrtScript, model, inputs, dims, QString::number(eval.count()), "100", logits,
-                        optimization});
+        p.start(node, {kOrtScript, model, inputs, dims, QString::number(eval.count()), "100", logits, optimization});
         p.waitForFinished(120000);
         if (p.exitStatus() != QProcess::NormalExit || p.exitCode() != 0)
             qFatal("ONNX Runtime failed on %s: %s", qPrintable(model), p.readAllStandardError().constData());
@@ -245,7 +248,7 @@ private slots:
         evalOpts.spec = kData.toStdString();
         qs::Dataset eval = qs::loadDataset(evalOpts, replay.source);
         QCOMPARE(eval.count(), 1000);
-        const std::vector<float> ours = ourLogits(replay, eval), ort = ortLogits(out, eval, "all");
+        const std::vector<float> ours = ourLogits(*replay.session, eval), ort = ortLogits(out, eval, "all");
         QCOMPARE(ort.size(), ours.size());
         const auto a = argmaxRows(ours, eval.count()), b = argmaxRows(ort, eval.count());
         int agree = 0, ourHits = 0, ortHits = 0, ourHitsInRun = 0;
@@ -276,8 +279,8 @@ private slots:
         }
         qInfo("%s: ORT (optimized) vs ours on 1000 images: top-1 agreement %.3f, top-1 ours %.3f ORT %.3f, max |logit "
               "diff| %.3g; ORT unoptimized: agreement %.3f, mean |logit diff| %.3g, max %.3g (max |logit| %.3g)",
-              qPrintable(name), agreement, ourTop1, ortTop1, maxDiff, plainAgree / 1000.0,
-              sumPlainDiff / double(ours.size()), maxPlainDiff, maxLogit);
+            qPrintable(name), agreement, ourTop1, ortTop1, maxDiff, plainAgree / 1000.0,
+            sumPlainDiff / double(ours.size()), maxPlainDiff, maxLogit);
         // The re-derived session is the run's quantizer: same top-1 on the run's samples.
         QCOMPARE(ourHitsInRun / double(run.evalSamples), run.top1);
         QVERIFY(agreement >= 0.99);
@@ -285,6 +288,81 @@ private slots:
         QVERIFY(plainAgree >= 998);
         QVERIFY2(sumPlainDiff / double(ours.size()) <= 1e-4 * maxLogit, qPrintable(QString::number(sumPlainDiff)));
         QVERIFY2(maxPlainDiff <= 0.01 * maxLogit, qPrintable(QString::number(maxPlainDiff)));
+    }
+
+    // Through the core API, without the store: affine 3-bit per-tensor weights (uint8
+    // containers with a zero point) and affine 4-bit activations (uint8, clamped to the
+    // 4-bit grid by a Clip after the DequantizeLinear; with the Clip in front of the
+    // QuantizeLinear ONNX Runtime's optimized session agreed on only 168 of 200).
+    void affineLowBitThroughCoreApi()
+    {
+        qs::Graph model = qs::importOnnx(kModel.toStdString());
+        qs::DataOptions data;
+        data.spec = kData.toStdString();
+        data.limit = 200;
+        const qs::Dataset eval = qs::loadDataset(data, model);
+        qs::QuantizeOptions opts;
+        opts.config.defaults.weight = {.bits = 3, .symmetric = false, .granularity = qs::Granularity::Tensor};
+        opts.config.defaults.activation = {.bits = 4, .symmetric = false};
+        opts.calibLimit = 64;
+        qs::QuantSession session(model, opts);
+        qs::Progress progress;
+        qs::CancelToken cancel;
+        session.calibrate(eval, progress, cancel);
+        session.quantizeWeights();
+        const qs::QdqModel qdq = qs::buildQdqModel(session);
+        const std::string bytes = qs::exportOnnxBytes(qdq.graph);
+        qs::checkOnnxBytes(bytes, "affine.onnx");
+        const QString path = dir_.filePath("affine.onnx");
+        qs::writeFileAtomic(path.toStdString(), bytes);
+        int weights = 0;
+        for (const auto& [name, t] : qdq.graph.initializers) {
+            if (!QString::fromStdString(name).endsWith(".quantized"))
+                continue;
+            ++weights;
+            QCOMPARE(t.dtype, qs::DType::UInt8);
+            for (uint8_t v : t.data<uint8_t>())
+                QVERIFY(v <= 7);
+        }
+        QCOMPARE(weights, 8);
+        const std::vector<float> ours = ourLogits(session, eval), plain = ortLogits(path, eval, "disabled"),
+                                 fused = ortLogits(path, eval, "all");
+        const auto a = argmaxRows(ours, eval.count()), b = argmaxRows(plain, eval.count()),
+                   c = argmaxRows(fused, eval.count());
+        int plainAgree = 0, fusedAgree = 0;
+        for (std::size_t i = 0; i < a.size(); ++i) {
+            plainAgree += a[i] == b[i];
+            fusedAgree += a[i] == c[i];
+        }
+        qInfo("W3 affine per-tensor, A4 affine: ORT unoptimized agrees on %d, optimized on %d of %lld", plainAgree,
+            fusedAgree, (long long)eval.count());
+        QVERIFY(plainAgree >= 0.99 * double(eval.count()));
+        QVERIFY(fusedAgree >= 0.99 * double(eval.count()));
+    }
+
+    void oldOpsetIsRefused()
+    {
+        const QString path = dir_.filePath("opset12.onnx");
+        qs::test::OnnxBuilder b = qs::test::tinyConvModel();
+        b.model().mutable_opset_import(0)->set_version(12);
+        {
+            std::ofstream f(path.toStdString(), std::ios::binary);
+            f << b.model().SerializeAsString();
+        }
+        qs::Graph g = qs::importOnnx(path.toStdString());
+        qs::DataOptions data;
+        data.spec = "random:4";
+        qs::QuantSession session(g, {});
+        qs::Progress progress;
+        qs::CancelToken cancel;
+        session.calibrate(qs::loadDataset(data, g), progress, cancel);
+        session.quantizeWeights();
+        try {
+            (void)qs::buildQdqModel(session);
+            QFAIL("opset 12 was exported");
+        } catch (const qs::Error& e) {
+            QVERIFY2(QString(e.what()).contains("opset 12 is below 13"), e.what());
+        }
     }
 
     void encodingsMatchRun()
@@ -364,14 +442,14 @@ private slots:
         qs::Store store = qs::Store::open(db_.toStdString(), {.mode = qs::OpenMode::ReadOnly});
         const auto layers = store.layerResults(run.id);
         for (const char* needle : {"<table id=\"metrics\">", "<table id=\"layers\">", "<pre id=\"config\">",
-                                   "<table id=\"artifacts\">", "report-csv", "minmax"})
+                 "<table id=\"artifacts\">", "report-csv", "minmax"})
             QVERIFY2(page.contains(needle), needle);
         // Every earlier export of the run is listed with its size on disk and hash.
         for (const auto& a : store.artifacts(run.id))
             if (a.format != "report-html")
                 QVERIFY2(page.contains(QString::fromStdString(a.hash)) &&
-                             page.contains(QString("<td>%1</td>").arg(a.sizeBytes)),
-                         a.path.c_str());
+                        page.contains(QString("<td>%1</td>").arg(a.sizeBytes)),
+                    a.path.c_str());
         QVERIFY(page.contains(QString::number(run.top1)));
         for (const auto& l : layers)
             QVERIFY2(page.contains(QString::fromStdString(l.layer)), l.layer.c_str());
@@ -385,7 +463,8 @@ private slots:
         }
         QCOMPARE(charts, 2);
 
-        const QStringList csv = QString::fromStdString(readFile(dir_.filePath("report.csv"))).split("\r\n", Qt::SkipEmptyParts);
+        const QStringList csv =
+            QString::fromStdString(readFile(dir_.filePath("report.csv"))).split("\r\n", Qt::SkipEmptyParts);
         QCOMPARE(csv.size(), 9);
         QVERIFY(csv[0].startsWith("layer,op,weight_bits,act_bits,granularity,params,size_bits"));
         for (std::size_t i = 0; i < layers.size(); ++i) {
@@ -481,14 +560,15 @@ private slots:
         env.insert("NODE_PATH", kNodeModules);
         p.setProcessEnvironment(env);
         p.start(QStandardPaths::findExecutable("node"),
-                {"-e", "const ort=require('onnxruntime-node');ort.InferenceSession.create(process.argv[1]).then(s=>"
-                       "s.run({})).then(r=>console.log(Array.from(r.y.data).join(',')))"
-                       ".catch(e=>{console.error(String(e));process.exit(1)})",
-                 path});
+            {"-e",
+                "const ort=require('onnxruntime-node');ort.InferenceSession.create(process.argv[1]).then(s=>"
+                "s.run({})).then(r=>console.log(Array.from(r.y.data).join(',')))"
+                ".catch(e=>{console.error(String(e));process.exit(1)})",
+                path});
         p.waitForFinished(60000);
         const QByteArray values = p.readAllStandardOutput().trimmed();
         qInfo("ONNX Runtime on INT4 opset 21: %s%s", values.isEmpty() ? "rejected: " : "accepted, y = ",
-              values.isEmpty() ? p.readAllStandardError().constData() : values.constData());
+            values.isEmpty() ? p.readAllStandardError().constData() : values.constData());
         QCOMPARE(values, QByteArray("0.5,1,-3.5,-0.5"));
         QVERIFY2(!checkerAccepts, "the libonnx checker now accepts INT4: export INT4 QDQ (opset 21) instead of int8");
     }
@@ -497,18 +577,18 @@ private slots:
     {
         QTest::addColumn<QStringList>("args");
         QTest::addColumn<QString>("message");
-        QTest::newRow("no such run") << QStringList{"999", "--format", "qdq", "--out", "x.onnx"} << "999";
-        QTest::newRow("bad format") << QStringList{"1", "--format", "tflite", "--out", "x"}
+        QTest::newRow("no such run") << QStringList {"999", "--format", "qdq", "--out", "x.onnx"} << "999";
+        QTest::newRow("bad format") << QStringList {"1", "--format", "tflite", "--out", "x"}
                                     << "expected qdq, encodings or report";
-        QTest::newRow("no out") << QStringList{"1", "--format", "qdq"} << "--out";
-        QTest::newRow("bad id") << QStringList{"abc", "--format", "qdq", "--out", "x"} << "run id";
+        QTest::newRow("no out") << QStringList {"1", "--format", "qdq"} << "--out";
+        QTest::newRow("bad id") << QStringList {"abc", "--format", "qdq", "--out", "x"} << "run id";
     }
 
     void errors()
     {
         QFETCH(QStringList, args);
         QFETCH(QString, message);
-        Cli r = cli(QStringList{"export"} + args + QStringList{"--db", db_});
+        Cli r = cli(QStringList {"export"} + args + QStringList {"--db", db_});
         QVERIFY(r.exitCode != 0);
         QVERIFY2(r.err.contains(message.toUtf8()), r.err.constData());
         QVERIFY(r.err.trimmed().count('\n') == 0);
@@ -518,8 +598,8 @@ private slots:
     {
         const QString copy = dir_.filePath("copy.onnx");
         QVERIFY(QFile::copy(kModel, copy));
-        Cli q = cli({"quantize", copy, "--data", kData, "--calib-limit", "32", "--eval-limit", "32", "--db", db_,
-                     "--json"});
+        Cli q = cli(
+            {"quantize", copy, "--data", kData, "--calib-limit", "32", "--eval-limit", "32", "--db", db_, "--json"});
         QVERIFY2(q.exitCode == 0, q.err.constData());
         const qint64 id = QJsonDocument::fromJson(q.out).object()["run_id"].toInteger();
         {
@@ -527,8 +607,8 @@ private slots:
             QVERIFY(f.open(QIODevice::Append));
             f.write("x");
         }
-        Cli r = cli({"export", QString::number(id), "--format", "encodings", "--out", dir_.filePath("e.json"), "--db",
-                     db_});
+        Cli r = cli(
+            {"export", QString::number(id), "--format", "encodings", "--out", dir_.filePath("e.json"), "--db", db_});
         QVERIFY(r.exitCode != 0);
         QVERIFY2(r.err.contains("changed since the run"), r.err.constData());
         QVERIFY(!QFileInfo::exists(dir_.filePath("e.json")));
