@@ -117,11 +117,38 @@ int foldBatchNorms(Graph& g)
     return folded;
 }
 
+// Identity of an initializer (exporters deduplicate equal tensors that way) -> an
+// initializer of its own, so every layer's weight and bias are plain constants.
+static int inlineConstantIdentities(Graph& g)
+{
+    std::set<std::string> outputs;
+    for (const auto& o : g.outputs)
+        outputs.insert(o.name);
+    int inlined = 0;
+    std::vector<Node> kept;
+    for (Node& n : g.nodes) {
+        auto it = n.inputs.size() == 1 ? g.initializers.find(n.inputs[0]) : g.initializers.end();
+        if (n.opType == "Identity" && n.domain.empty() && n.outputs.size() == 1 && it != g.initializers.end() &&
+            !outputs.count(n.outputs[0]) && !g.initializers.count(n.outputs[0])) {
+            Tensor t = it->second;
+            t.name = n.outputs[0];
+            g.initializers[t.name] = std::move(t);
+            ++inlined;
+            continue;
+        }
+        kept.push_back(std::move(n));
+    }
+    g.nodes = std::move(kept);
+    g.index();
+    return inlined;
+}
+
 // ---- session -----------------------------------------------------------------
 
 QuantSession::QuantSession(const Graph& source, QuantizeOptions options)
     : options_(std::move(options)), graph_(source)
 {
+    inlineConstantIdentities(graph_);
     foldBatchNorms(graph_);
     refreshLayers();
 }

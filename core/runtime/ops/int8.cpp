@@ -101,15 +101,18 @@ int quantizedInput(NodeContext& c, const std::string& value, const Int8Value& q,
     return quantizeInto(c, from, q, value + kQ, md);
 }
 
+const Int8Value* outputQuant(const NodeContext& c, const std::string& value, const Shape& shape);
+
 // Makes the float form of a value that so far exists only as its 8-bit copy.
 void ensureFloat(NodeContext& c, const std::string& value)
 {
     if (c.defined(value) || !c.defined(value + kQ))
         return;
-    const Int8Value* q = int8Value(c, value);
+    const int from = c.slotOfValue(value + kQ);
+    const Int8Value* q = outputQuant(c, value, c.slot(from).shape);
     if (!q)
         c.fail("internal: INT8 value ", quoted(value), " has no quantization");
-    dequantizeInto(c, c.slotOfValue(value + kQ), *q, value);
+    dequantizeInto(c, from, *q, value);
 }
 
 // An Add that an INT8 layer not built yet will absorb as its residual, `skip` being the
@@ -136,9 +139,51 @@ bool absorbedAdd(const NodeContext& c, const Node& add, const std::string& skip)
     }
 }
 
+// A MaxPool over 8-bit values: max commutes with the (monotonic) quantization, so
+// max(q(x)) = q(max(x)) exactly and it runs on the stored integers when its output is
+// an INT8 input. Plain 2-D geometry only (no auto_pad, ceil_mode, dilations, indices).
+struct PoolGeometry {
+    memory::dims kernel, strides, padL, padR;
+    Shape out;
+};
+
+std::optional<PoolGeometry> int8MaxPool(const NodeContext& c, const Node& n, const Shape& x)
+{
+    if (n.opType != "MaxPool" || !n.domain.empty() || n.outputs.size() != 1 || x.size() != 4 ||
+        !int8Value(c, n.outputs[0]) || n.attrInt("ceil_mode", 0) != 0 ||
+        n.attrString("auto_pad", "NOTSET") != "NOTSET")
+        return std::nullopt;
+    auto k = n.attrInts("kernel_shape"), st = n.attrInts("strides", {1, 1}), pads = n.attrInts("pads", {0, 0, 0, 0}),
+         dil = n.attrInts("dilations", {1, 1});
+    if (k.size() != 2 || st.size() != 2 || pads.size() != 4 || dil != std::vector<int64_t>{1, 1})
+        return std::nullopt;
+    PoolGeometry g;
+    g.out = {x[0], x[1]};
+    for (std::size_t i = 0; i < 2; ++i) {
+        g.kernel.push_back(k[i]);
+        g.strides.push_back(st[i]);
+        g.padL.push_back(pads[i]);
+        g.padR.push_back(pads[i + 2]);
+        g.out.push_back((x[i + 2] + pads[i] + pads[i + 2] - k[i]) / st[i] + 1);
+    }
+    return g;
+}
+
+// How an INT8 layer's output `value` is stored in 8 bits: its own quantization when it
+// is an INT8 input, else that of an 8-bit MaxPool it feeds (nullptr: float).
+const Int8Value* outputQuant(const NodeContext& c, const std::string& value, const Shape& shape)
+{
+    if (const Int8Value* q = int8Value(c, value))
+        return q->isSigned && q->zeroPoint != 0 ? nullptr : q;
+    const Node* n = c.fusableConsumer(value);
+    if (n && int8MaxPool(c, *n, shape))
+        return outputQuant(c, n->outputs[0], Shape{});
+    return nullptr;
+}
+
 // Whether a value produced in 8 bits also needs its float form: a graph output, observed,
 // or read by anything but INT8 layers (as their input) and residual Adds they absorb.
-bool needsFloat(const NodeContext& c, const std::string& value)
+bool needsFloat(const NodeContext& c, const std::string& value, const Shape& shape)
 {
     if (c.kept(value))
         return true;
@@ -148,6 +193,8 @@ bool needsFloat(const NodeContext& c, const std::string& value)
         for (const auto& in : n.inputs)
             uses += in == value;
         if (int8Layer(c, n) && uses == 1 && n.inputs[0] == value)
+            continue;
+        if (uses == 1 && n.inputs[0] == value && c.fusableConsumer(value) == &n && int8MaxPool(c, n, shape))
             continue;
         if (uses == 1 && absorbedAdd(c, n, value))
             continue;
@@ -312,7 +359,7 @@ int defineOutput(NodeContext& c, const std::string& value, const Int8Value* out,
 
 void finishOutput(NodeContext& c, const std::string& value, const Int8Value* out, int dst)
 {
-    if (out && needsFloat(c, value))
+    if (out && needsFloat(c, value, c.slot(dst).shape))
         dequantizeInto(c, dst, *out, value);
     // A residual Add this layer did not absorb (needsFloat() of its other operand
     // expected it to) runs in float: its operands need their float form.
@@ -382,9 +429,7 @@ bool buildInt8Conv(NodeContext& c)
     const bool hasBias = !L->bias.empty();
 
     auto tryBuild = [&](const Tail& t, bool allowSum, Requant& r, const Int8Value*& out) {
-        out = int8Value(c, t.output);
-        if (out && out->isSigned && out->zeroPoint != 0)
-            out = nullptr; // s8 with a zero point: keep the output float
+        out = outputQuant(c, t.output, g.out); // s8 with a zero point: float
         const memory::desc dstMd = channelsLast(g.out, out ? qType(*out) : dt::f32);
         r = requantize(c, t, in.scale, L->weightScales, out, dstMd, allowSum);
         dnnl::primitive_attr attr = makeAttr(r, 1 << 1, in, out);
@@ -490,9 +535,7 @@ bool buildInt8Matmul(NodeContext& c)
     const bool hasBias = !L->bias.empty();
 
     Tail tail = planInt8Tail(c, n.outputs[0], outShape, false);
-    const Int8Value* out = int8Value(c, tail.output);
-    if (out && out->isSigned && out->zeroPoint != 0)
-        out = nullptr;
+    const Int8Value* out = outputQuant(c, tail.output, outShape);
     const dt dstType = out ? qType(*out) : dt::f32;
     const memory::desc src2({M, K}, qType(in), tag::ab), dst2({M, N}, dstType, tag::ab);
     std::vector<float> wScales = L->weightScales;
@@ -522,7 +565,37 @@ bool buildInt8Matmul(NodeContext& c)
     return true;
 }
 
+bool buildInt8MaxPool(NodeContext& c)
+{
+    const std::string& x = c.node.inputs.empty() ? std::string() : c.node.inputs[0];
+    if (x.empty() || !c.defined(x + kQ))
+        return false;
+    const int from = c.slotOfValue(x + kQ);
+    const Shape shape = c.slot(from).shape;
+    auto g = int8MaxPool(c, c.node, shape);
+    if (!g) {
+        ensureFloat(c, x); // the float MaxPool takes it
+        return false;
+    }
+    // The stored integers carry the quantization of whoever produced them: the MaxPool's
+    // output has the same grid (outputQuant() chose it).
+    const DType t = c.slot(from).dtype;
+    const memory::desc srcMd = c.slot(from).md;
+    const memory::desc dstAny(toDims(g->out), dnnlType(t), tag::any);
+    dnnl::pooling_v2_forward::primitive_desc pd({dnnl::prop_kind::forward_inference, algorithm::pooling_max, srcMd,
+                                                 dstAny, g->strides, g->kernel, memory::dims{0, 0}, g->padL, g->padR},
+                                                cpuEngine());
+    const std::string& y = c.node.outputs[0];
+    const memory::desc dstMd = pd.dst_desc();
+    const int dst = c.outputNamed(y + kQ, t, g->out, &dstMd);
+    c.declare(y, DType::Float, g->out);
+    c.addPrimitive(dnnl::pooling_v2_forward(pd), "int8 " + implName(pd), {{DNNL_ARG_SRC, from}, {DNNL_ARG_DST, dst}});
+    finishOutput(c, y, int8Value(c, y), dst);
+    return true;
+}
+
 const bool registered = [] {
+    registerOp("MaxPool", buildInt8MaxPool, 10);
     // Above the float builders: they take every node not listed in int8Layers.
     registerOp("Conv", buildInt8Conv, 10);
     registerOp("Gemm", buildInt8Matmul, 10);
