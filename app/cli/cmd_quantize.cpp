@@ -188,6 +188,7 @@ int runQuantize(const std::vector<std::string>& argv)
         j["compression"] = r.compression;
         j["latency_ms"] = r.latencyMs;
         j["fp32_latency_ms"] = r.fp32LatencyMs;
+        j["int8"] = opts.int8; // latency_ms of real INT8 kernels, else of simulated quantization
         j["eval_samples"] = r.evalSamples;
         j["algorithms"] = r.applied;
         j["config"] = r.config;
@@ -207,8 +208,9 @@ int runQuantize(const std::vector<std::string>& argv)
     std::printf("output         SQNR %.2f dB, cosine %.6f, KL %.3g nats\n", r.sqnrDb, r.cosine, r.kl);
     std::printf("size           %.1f KiB (FP32 %.1f KiB), compression %.2fx\n", double(r.sizeBits) / 8192.0,
                 double(r.fp32SizeBits) / 8192.0, r.compression);
-    std::printf("latency        %.3f ms per batch (FP32 %.3f ms)%s\n", r.latencyMs, r.fp32LatencyMs,
-                opts.int8 ? "" : " [simulated quantization]");
+    std::printf("latency        %.3f ms per batch of %lld (FP32 %.3f ms, %.2fx) %s\n", r.latencyMs,
+                (long long)opts.batch, r.fp32LatencyMs, r.latencyMs > 0 ? r.fp32LatencyMs / r.latencyMs : 0.0,
+                opts.int8 ? "[INT8 kernels, oneDNN]" : "[simulated quantization]");
     if (run)
         std::printf("run            %lld recorded in %s\n", (long long)run->id(), store->path().c_str());
     std::printf("\n%-28s %-6s %5s %5s %-10s %12s %12s\n", "layer", "op", "W", "A", "granular.", "weight SQNR",

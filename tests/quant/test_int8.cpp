@@ -1,6 +1,7 @@
 // Real INT8 execution: the demo CNN in INT8 against the simulated-quantization path
 // (every quantized value and every logit), and one INT8 convolution against a naive
 // loop over the dequantized integers.
+#include "demo_data.h"
 #include "naive_reference.h"
 
 #include "data/dataset.h"
@@ -19,17 +20,8 @@ using namespace qs;
 
 namespace {
 
-const char* kModel = QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx";
-const char* kData = QS_SOURCE_DIR "/resources/demo/fashion1k-images-idx3-ubyte.gz";
-
-Dataset demoData(int64_t limit)
-{
-    static Graph model = importOnnx(kModel);
-    DataOptions o;
-    o.spec = kData;
-    o.limit = limit;
-    return loadDataset(o, model);
-}
+const char* const kModel = test::kDemoModel;
+using test::demoData;
 
 struct StepDiff {
     double maxSteps = 0;  // largest |a - b| in steps
