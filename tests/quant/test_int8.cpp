@@ -240,6 +240,100 @@ private slots:
         QVERIFY2(double(exact) / double(want.size()) > 0.995, qPrintable(QString::number(exact)));
     }
 
+    void matmulMatchesNaiveIntegerLoop_data()
+    {
+        QTest::addColumn<QString>("op");
+        QTest::addColumn<bool>("transB");
+        QTest::addColumn<float>("alpha");
+        QTest::addColumn<int>("rank");
+        QTest::newRow("Gemm transB") << "Gemm" << true << 1.f << 2;
+        QTest::newRow("Gemm alpha 0.5") << "Gemm" << false << 0.5f << 2;
+        QTest::newRow("MatMul 3-D input") << "MatMul" << false << 1.f << 3;
+    }
+
+    void matmulMatchesNaiveIntegerLoop()
+    {
+        // y = Relu(op(x, W) (+ C)), x affine u8, W s8 per output column, y affine u8;
+        // the reference is an integer loop over the stored values.
+        QFETCH(QString, op);
+        QFETCH(bool, transB);
+        QFETCH(float, alpha);
+        QFETCH(int, rank);
+        const int64_t K = 24, N = 7, rows = 3, batch = 5;
+        std::mt19937 rng(11);
+        std::normal_distribution<float> nd(0.f, 1.f);
+        Int8Layer L;
+        for (int64_t n = 0; n < N; ++n)
+            L.weightScales.push_back(0.004f * float(n + 1));
+        std::vector<int8_t> w(static_cast<std::size_t>(K * N)); // [K][N]
+        for (auto& v : w)
+            v = int8_t(std::clamp(std::nearbyint(40.f * nd(rng)), -127.f, 127.f));
+        std::vector<float> wf;
+        const bool gemm = op == "Gemm";
+        for (int64_t i = 0; i < K * N; ++i) { // stored in the graph's layout: [N][K] when transB
+            const int64_t k = transB ? i % K : i / N, n = transB ? i / K : i % N;
+            L.weight.push_back(w[std::size_t(k * N + n)]);
+            wf.push_back(float(L.weight.back()) * L.weightScales[std::size_t(n)]);
+        }
+        for (int64_t n = 0; n < N; ++n)
+            L.bias.push_back(gemm ? int32_t(n * 37 - 100) : 0);
+        if (!gemm)
+            L.bias.clear();
+        test::OnnxBuilder mb;
+        const std::vector<int64_t> xDims = rank == 2 ? std::vector<int64_t>{-1, K} : std::vector<int64_t>{-1, rows, K};
+        mb.input("x", xDims);
+        mb.initializer("w", transB ? std::vector<int64_t>{N, K} : std::vector<int64_t>{K, N}, wf);
+        onnx::NodeProto* node = nullptr;
+        if (gemm) {
+            mb.initializer("c", {N}, std::vector<float>(std::size_t(N), 0.f)); // the int32 bias stands for it
+            node = mb.node("Gemm", {"x", "w", "c"}, {"m"}, "layer");
+            test::OnnxBuilder::intAttr(node, "transB", transB ? 1 : 0);
+            test::OnnxBuilder::floatAttr(node, "alpha", alpha);
+        } else {
+            node = mb.node("MatMul", {"x", "w"}, {"m"}, "layer");
+        }
+        mb.node("Relu", {"m"}, {"y"}, "relu");
+        std::vector<int64_t> yDims = xDims;
+        yDims.back() = N;
+        mb.output("y", yDims);
+        Graph g = importOnnxBytes(mb.bytes(), "mm.onnx", "");
+
+        const QParams qx = qparamsFor(-2.f, 3.f, 8, false), qy = qparamsFor(0.f, 4.f, 8, false);
+        Shape xs = rank == 2 ? Shape{batch, K} : Shape{batch, rows, K};
+        Tensor x(DType::Float, xs);
+        for (float& v : x.data<float>())
+            v = nd(rng) + 0.3f;
+        CompileOptions co;
+        co.inputShapes["x"] = xs;
+        co.int8Layers["layer"] = L;
+        co.int8Values["x"] = {qx.scale, qx.zeroPoint, false};
+        co.int8Values["y"] = {qy.scale, qy.zeroPoint, false};
+        auto plan = compilePlan(g, co);
+        QCOMPARE(countKernels(*plan, "int8 "), 1);
+        const std::vector<float> got = plan->run({x}).front().toFloat();
+
+        auto xv = x.data<float>();
+        const int64_t M = x.numel() / K;
+        int64_t exact = 0;
+        for (int64_t m = 0; m < M; ++m)
+            for (int64_t n = 0; n < N; ++n) {
+                int64_t acc = L.bias.empty() ? 0 : L.bias[std::size_t(n)];
+                for (int64_t k = 0; k < K; ++k) {
+                    const int64_t xq = int64_t(std::clamp(std::nearbyint(xv[std::size_t(m * K + k)] / qx.scale) +
+                                                              float(qx.zeroPoint), 0.f, 255.f));
+                    acc += (xq - qx.zeroPoint) * w[std::size_t(k * N + n)];
+                }
+                const double real = std::max(0.0, double(alpha) * double(acc) * qx.scale * L.weightScales[std::size_t(n)]);
+                const double want = std::clamp(std::nearbyint(real / qy.scale) + qy.zeroPoint, 0.0, 255.0);
+                const double have = std::nearbyint(got[std::size_t(m * N + n)] / qy.scale) + qy.zeroPoint;
+                QVERIFY2(std::abs(want - have) <= 1, qPrintable(QString("row %1 col %2: %3 vs %4").arg(m).arg(n).arg(have).arg(want)));
+                exact += want == have;
+            }
+        QVERIFY2(double(exact) / double(M * N) > 0.95, qPrintable(QString::number(exact)));
+        const auto positive = std::count_if(got.begin(), got.end(), [](float v) { return v > 0; });
+        QVERIFY2(positive > M * N / 4 && positive < M * N, qPrintable(QString::number(positive))); // not degenerate
+    }
+
     void unsupportedSpecsNameTheLayer()
     {
         Graph g = importOnnx(kModel);
