@@ -45,6 +45,11 @@ QuantConfig configFromArgs(const Args& args)
         parseGranularity(*g, c.defaults.weight);
     if (auto cal = args.value("calib"))
         parseCalibrator(*cal, c.defaults.activation);
+    if (auto wr = args.value("wrange")) {
+        if (*wr != "minmax" && *wr != "mse")
+            fail("--wrange: ", quoted(*wr), " is not minmax or mse");
+        c.defaults.weight.calibrator = *wr;
+    }
     auto addAlgo = [&](const std::string& name) {
         for (const auto& a : c.algorithms)
             if (a.name == name)
@@ -74,7 +79,7 @@ QuantConfig configFromArgs(const Args& args)
 
 int runQuantize(const std::vector<std::string>& argv)
 {
-    std::set<std::string> valued = {"config", "wbits", "abits", "granularity", "calib", "calib-limit", "eval-limit",
+    std::set<std::string> valued = {"config", "wbits", "abits", "granularity", "calib", "wrange", "calib-limit", "eval-limit",
                                     "batch", "threads", "db", "algo", "calib-data", "save-config"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
     Args args(argv, valued, {"bias-correction", "cle", "int8", "json"});
@@ -224,7 +229,7 @@ int runQuantize(const std::vector<std::string>& argv)
 const bool registered = registerCommand(
     {"quantize",
      "MODEL --data DATA [--config CFG.json | --wbits N --abits N --granularity tensor|channel|group:N "
-     "--calib minmax|ema|percentile:P|mse|entropy] [--bias-correction] [--cle] [--algo A,B] [--int8] "
+     "--calib minmax|ema|percentile:P|mse|entropy --wrange minmax|mse] [--bias-correction] [--cle] [--algo A,B] [--int8] "
      "[--calib-data DATA] [--calib-limit N] [--eval-limit N] [--batch N] [--threads N] [--save-config PATH] "
      "[--db DB] [--json]",
      "calibrate, quantize and evaluate a model against FP32; record the run with --db", runQuantize});
