@@ -45,6 +45,11 @@ QuantConfig configFromArgs(const Args& args)
         parseGranularity(*g, c.defaults.weight);
     if (auto cal = args.value("calib"))
         parseCalibrator(*cal, c.defaults.activation);
+    if (auto wr = args.value("wrange")) {
+        if (*wr != "minmax" && *wr != "mse")
+            fail("--wrange: ", quoted(*wr), " is not minmax or mse");
+        c.defaults.weight.calibrator = *wr;
+    }
     auto addAlgo = [&](const std::string& name) {
         for (const auto& a : c.algorithms)
             if (a.name == name)
@@ -74,7 +79,7 @@ QuantConfig configFromArgs(const Args& args)
 
 int runQuantize(const std::vector<std::string>& argv)
 {
-    std::set<std::string> valued = {"config", "wbits", "abits", "granularity", "calib", "calib-limit", "eval-limit",
+    std::set<std::string> valued = {"config", "wbits", "abits", "granularity", "calib", "wrange", "calib-limit", "eval-limit",
                                     "batch", "threads", "db", "algo", "calib-data", "save-config"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
     Args args(argv, valued, {"bias-correction", "cle", "int8", "json"});
@@ -189,6 +194,7 @@ int runQuantize(const std::vector<std::string>& argv)
         j["compression"] = r.compression;
         j["latency_ms"] = r.latencyMs;
         j["fp32_latency_ms"] = r.fp32LatencyMs;
+        j["int8"] = opts.int8; // latency_ms of real INT8 kernels, else of simulated quantization
         j["eval_samples"] = r.evalSamples;
         j["algorithms"] = r.applied;
         j["algorithm_notes"] = r.algorithmNotes;
@@ -209,8 +215,9 @@ int runQuantize(const std::vector<std::string>& argv)
     std::printf("output         SQNR %.2f dB, cosine %.6f, KL %.3g nats\n", r.sqnrDb, r.cosine, r.kl);
     std::printf("size           %.1f KiB (FP32 %.1f KiB), compression %.2fx\n", double(r.sizeBits) / 8192.0,
                 double(r.fp32SizeBits) / 8192.0, r.compression);
-    std::printf("latency        %.3f ms per batch (FP32 %.3f ms)%s\n", r.latencyMs, r.fp32LatencyMs,
-                opts.int8 ? "" : " [simulated quantization]");
+    std::printf("latency        %.3f ms per batch of %lld (FP32 %.3f ms, %.2fx) %s\n", r.latencyMs,
+                (long long)opts.batch, r.fp32LatencyMs, r.latencyMs > 0 ? r.fp32LatencyMs / r.latencyMs : 0.0,
+                opts.int8 ? "[INT8 kernels, oneDNN]" : "[simulated quantization]");
     if (run)
         std::printf("run            %lld recorded in %s\n", (long long)run->id(), store->path().c_str());
     std::printf("\n%-28s %-6s %5s %5s %-10s %12s %12s\n", "layer", "op", "W", "A", "granular.", "weight SQNR",
@@ -224,7 +231,7 @@ int runQuantize(const std::vector<std::string>& argv)
 const bool registered = registerCommand(
     {"quantize",
      "MODEL --data DATA [--config CFG.json | --wbits N --abits N --granularity tensor|channel|group:N "
-     "--calib minmax|ema|percentile:P|mse|entropy] [--bias-correction] [--cle] [--algo A,B] [--int8] "
+     "--calib minmax|ema|percentile:P|mse|entropy --wrange minmax|mse] [--bias-correction] [--cle] [--algo A,B] [--int8] "
      "[--calib-data DATA] [--calib-limit N] [--eval-limit N] [--batch N] [--threads N] [--save-config PATH] "
      "[--db DB] [--json]",
      "calibrate, quantize and evaluate a model against FP32; record the run with --db", runQuantize});

@@ -77,6 +77,30 @@ WeightQuantization planWeightQuantization(std::span<const float> w, const Shape&
         float h = spec.range ? spec.range->second : (std::isfinite(hi[b]) ? hi[b] : 0.f);
         plan.params[b] = qparamsFor(l, h, spec.bits, spec.symmetric);
     }
+    if (spec.calibrator == "mse" && !spec.range && !spec.isFloat()) {
+        // Weight range by MSE: per block, the clipping of [lo, hi] by a factor in
+        // [0.5, 1] with the least squared quantization error (a grid search, as in
+        // Banner et al. 2019's MSE baseline).
+        constexpr int kSteps = 26;
+        std::vector<std::vector<double>> err(std::size_t(blocks), std::vector<double>(kSteps, 0.0));
+        std::vector<std::vector<QParams>> cand(static_cast<std::size_t>(blocks));
+        for (std::size_t b = 0; b < std::size_t(blocks); ++b)
+            for (int k = 0; k < kSteps; ++k) {
+                const float f = 1.f - 0.02f * float(k);
+                cand[b].push_back(qparamsFor(lo[b] * f, hi[b] * f, spec.bits, spec.symmetric));
+            }
+        for (std::size_t e = 0; e < w.size(); ++e) {
+            const auto b = std::size_t(plan.blockOf[e]);
+            for (int k = 0; k < kSteps; ++k) {
+                const double d = double(w[e]) - fakeQuant(w[e], cand[b][std::size_t(k)]);
+                err[b][std::size_t(k)] += d * d;
+            }
+        }
+        for (std::size_t b = 0; b < std::size_t(blocks); ++b)
+            plan.params[b] = cand[b][std::size_t(std::min_element(err[b].begin(), err[b].end()) - err[b].begin())];
+    } else if (spec.calibrator != "minmax" && !spec.isFloat()) {
+        fail("weight range ", quoted(spec.calibrator), ": weights take minmax or mse");
+    }
     return plan;
 }
 

@@ -117,11 +117,38 @@ int foldBatchNorms(Graph& g)
     return folded;
 }
 
+// Identity of an initializer (exporters deduplicate equal tensors that way) -> an
+// initializer of its own, so every layer's weight and bias are plain constants.
+static int inlineConstantIdentities(Graph& g)
+{
+    std::set<std::string> outputs;
+    for (const auto& o : g.outputs)
+        outputs.insert(o.name);
+    int inlined = 0;
+    std::vector<Node> kept;
+    for (Node& n : g.nodes) {
+        auto it = n.inputs.size() == 1 ? g.initializers.find(n.inputs[0]) : g.initializers.end();
+        if (n.opType == "Identity" && n.domain.empty() && n.outputs.size() == 1 && it != g.initializers.end() &&
+            !outputs.count(n.outputs[0]) && !g.initializers.count(n.outputs[0])) {
+            Tensor t = it->second;
+            t.name = n.outputs[0];
+            g.initializers[t.name] = std::move(t);
+            ++inlined;
+            continue;
+        }
+        kept.push_back(std::move(n));
+    }
+    g.nodes = std::move(kept);
+    g.index();
+    return inlined;
+}
+
 // ---- session -----------------------------------------------------------------
 
 QuantSession::QuantSession(const Graph& source, QuantizeOptions options)
     : options_(std::move(options)), graph_(source)
 {
+    inlineConstantIdentities(graph_);
     foldBatchNorms(graph_);
     refreshLayers();
 }
@@ -207,6 +234,10 @@ void QuantSession::quantizeWeights()
         Tensor t = Tensor::fromVector(w->shape, q);
         t.name = l.weight;
         weightOverrides[l.weight] = std::move(t);
+        std::vector<float>& scales = weightScales[l.weight];
+        scales.clear();
+        for (const QParams& p : planWeightQuantization(values, w->shape, l.outAxis, l.inAxis, l.spec.weight).params)
+            scales.push_back(p.scale);
     }
 }
 
@@ -284,8 +315,6 @@ double median(std::vector<double> v)
 QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Dataset& eval,
                              const QuantizeOptions& options, Progress& progress, const CancelToken& cancel)
 {
-    if (options.int8)
-        fail("--int8: real INT8 execution is not available in this build yet; use simulated quantization");
     QuantSession session(source, options);
     QuantizeResult result;
     result.config = options.config.toJson();
@@ -331,7 +360,12 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
     std::map<std::string, LayerPower> power;  // by layer output value
     std::map<std::string, Tensor> fpBatch;   // this batch's FP32 layer outputs
     std::vector<double> qTimes, fTimes;
-    std::unique_ptr<Plan> fp, q;
+    // Timed plans have no taps (taps keep values and so prevent fusion); the tapped
+    // pair measures per-layer SQNR.
+    std::unique_ptr<Plan> fp, q, fpTapped, qTapped;
+    auto compileQuantized = [&](const Shape& shape) {
+        return options.int8 ? session.compileInt8(shape) : session.compile(true, shape);
+    };
     int64_t planBatch = -1;
     for (int64_t start = 0; start < total; start += batch) {
         cancel.check();
@@ -340,11 +374,13 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
             Shape shape = eval.inputs.shape;
             shape[0] = n;
             fp = session.compile(false, shape);
-            q = session.compile(true, shape);
+            q = compileQuantized(shape);
+            fpTapped = session.compile(false, shape);
+            qTapped = compileQuantized(shape);
             for (const auto& l : session.layers()) {
                 const std::string out = g.nodes[std::size_t(g.findNode(l.name))].outputs.front();
-                fp->addTap(out, [&fpBatch](const std::string& v, const Tensor& t) { fpBatch[v] = t; });
-                q->addTap(out, [&fpBatch, &power](const std::string& v, const Tensor& t) {
+                fpTapped->addTap(out, [&fpBatch](const std::string& v, const Tensor& t) { fpBatch[v] = t; });
+                qTapped->addTap(out, [&fpBatch, &power](const std::string& v, const Tensor& t) {
                     auto it = fpBatch.find(v);
                     if (it == fpBatch.end())
                         return;
@@ -361,6 +397,8 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
             planBatch = n;
         }
         Tensor input = eval.batch(start, n);
+        fpTapped->run({input});
+        qTapped->run({input});
         auto t0 = std::chrono::steady_clock::now();
         std::vector<Tensor> ref = fp->run({input});
         auto t1 = std::chrono::steady_clock::now();

@@ -61,6 +61,10 @@ public:
 
     // Float weights replaced by their quantized-dequantized values (and corrected biases).
     std::map<std::string, Tensor> weightOverrides;
+    // The grid of every quantized weight (by name): one scale per block, as
+    // planWeightQuantization() orders them. weightOverrides hold multiples of these;
+    // an algorithm choosing its own grid (AdaRound, GPTQ) updates both.
+    std::map<std::string, std::vector<float>> weightScales;
     // Activation quantization per value (the layer inputs), after calibration.
     std::map<std::string, QParams> activationParams;
     std::map<std::string, ClipRange> activationRanges;
@@ -72,6 +76,11 @@ public:
     // Options for a Plan of the working graph: FP32 (quantized = false) or simulated quantized.
     CompileOptions compileOptions(bool quantized, const Shape& inputShape) const;
     std::unique_ptr<Plan> compile(bool quantized, const Shape& inputShape) const;
+    // Options for a Plan running every quantized layer in real INT8 (quant/int8_lowering.cpp):
+    // s8 weights and s32 biases from weightOverrides and weightScales, 8-bit activations
+    // from activationParams. Throws naming the layer when its spec has no INT8 kernel.
+    CompileOptions int8CompileOptions(const Shape& inputShape) const;
+    std::unique_ptr<Plan> compileInt8(const Shape& inputShape) const;
 
     // Stored size in bits of the quantized model (scales and zero points included)
     // and of the FP32 model.

@@ -370,6 +370,16 @@ bool NodeContext::defined(const std::string& value) const
     return c_.p->slotOf.count(value) != 0;
 }
 
+void NodeContext::declare(const std::string& value, DType t, const Shape& shape)
+{
+    c_.meta[value] = {t, shape};
+}
+
+bool NodeContext::kept(const std::string& value) const
+{
+    return c_.keep.count(value) != 0 || c_.graphOutputs.count(value) != 0;
+}
+
 // ---------------------------------------------------------------- Compiler
 
 Compiler::Compiler(const Graph& g, const CompileOptions& o, std::set<std::string> k)
@@ -525,6 +535,8 @@ void Compiler::buildNode(int index)
         auto it = p->slotOf.find(in);
         if (it != p->slotOf.end() && !p->slot(it->second).constant)
             work = std::max(work, p->slot(it->second).numel());
+        else if (it == p->slotOf.end() && meta.count(in)) // held in another form only (an INT8 copy)
+            work = std::max(work, numelOf(meta.at(in).shape));
     }
     nodeThreads = work < kParallelMinElements ? 1 : p->threads;
     p->setThreads(nodeThreads);

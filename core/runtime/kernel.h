@@ -160,6 +160,10 @@ public:
     const Node* fusableConsumer(const std::string& value) const;
     void absorb(const Node& n);           // n is computed by this node's kernels
     bool defined(const std::string& value) const; // produced (or constant) already
+    bool kept(const std::string& value) const;    // observed (taps, transforms, keepValues) or a graph output
+    // Records a value's logical type and shape when it is materialized only in another
+    // form (e.g. its INT8 copy), for Plan::shapeOf and thread decisions.
+    void declare(const std::string& value, DType t, const Shape& shape);
     bool fuse() const;
 
     Slot& slot(int i);

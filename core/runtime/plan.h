@@ -18,6 +18,22 @@ namespace qs {
 // activations, what-if perturbations). It edits the plain float32 tensor in place.
 using ValueTransform = std::function<void(Tensor& value)>;
 
+// Real integer execution (see core/runtime/ops/int8.cpp). A quantized value is held
+// as u8 (zero point any) or s8 (zero point 0): real = scale * (q - zeroPoint).
+struct Int8Value {
+    float scale = 1;
+    int32_t zeroPoint = 0;
+    bool isSigned = false;
+};
+// One layer (Conv, Gemm, or MatMul with a constant 2-D weight) run as a oneDNN int8
+// primitive: s8 weights, s32 bias, requantization fused as fixed output scales. Its
+// input must be a quantized value (CompileOptions::int8Values).
+struct Int8Layer {
+    std::vector<int8_t> weight;       // the float weight's shape and element order
+    std::vector<float> weightScales;  // per output channel, or one for the tensor
+    std::vector<int32_t> bias;        // accumulator units (input scale x weight scale); empty: none
+};
+
 struct CompileOptions {
     std::map<std::string, Shape> inputShapes; // required for inputs with unknown dims
     int threads = 0;                          // 0: all cores
@@ -32,6 +48,10 @@ struct CompileOptions {
     std::set<std::string> keepValues;
     // Fold BatchNormalization into convolutions and fuse activations/adds as post-ops.
     bool fuse = true;
+    // Layers (by node name) run in INT8 and the quantization of the values they read.
+    // Between two INT8 layers a value stays 8-bit; float consumers get a dequantized copy.
+    std::map<std::string, Int8Layer> int8Layers;
+    std::map<std::string, Int8Value> int8Values;
 };
 
 // Observer of one tensor's values; receives each batch as produced, plain layout, float32

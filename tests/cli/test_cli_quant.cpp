@@ -7,6 +7,8 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include <cmath>
+
 namespace {
 
 struct Run {
@@ -66,6 +68,33 @@ private slots:
         QVERIFY(shown.out.contains("quantization"));
         QVERIFY(shown.out.contains("/res1/conv1/Conv"));
         QVERIFY(shown.out.contains("bias_correction"));
+    }
+
+    void quantizeInt8ReportsMetrics()
+    {
+        Run r = cli({"quantize", kModel, "--data", kData, "--int8", "--calib-limit", "64", "--eval-limit", "256",
+                     "--json"});
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+        QJsonObject j = json(r);
+        QVERIFY(j["int8"].toBool());
+        for (const char* key : {"top1", "fp32_top1", "top1_agreement", "sqnr_db", "latency_ms", "fp32_latency_ms"})
+            QVERIFY2(j.contains(key), key);
+        QVERIFY(j["top1_agreement"].toDouble() > 0.97);
+        QVERIFY(j["sqnr_db"].toDouble() > 20);
+        QVERIFY(std::abs(j["top1"].toDouble() - j["fp32_top1"].toDouble()) < 0.02);
+        QVERIFY(j["latency_ms"].toDouble() > 0);
+        QCOMPARE(j["layers"].toArray().size(), 8);
+
+        Run text = cli({"quantize", kModel, "--data", kData, "--int8", "--calib-limit", "32", "--eval-limit", "64"});
+        QVERIFY2(text.exitCode == 0, text.err.constData());
+        QVERIFY(text.out.contains("[INT8 kernels, oneDNN]"));
+
+        // A spec INT8 kernels cannot run: one line naming the layer, non-zero exit.
+        Run bad = cli({"quantize", kModel, "--data", kData, "--int8", "--abits", "6", "--calib-limit", "16",
+                       "--eval-limit", "16"});
+        QVERIFY(bad.exitCode != 0);
+        QVERIFY2(bad.err.contains("/stem/stem.0/Conv") && bad.err.contains("exactly 8"), bad.err.constData());
+        QCOMPARE(bad.err.trimmed().count('\n'), 0);
     }
 
     void sensitivityAndMixed()

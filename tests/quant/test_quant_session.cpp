@@ -1,6 +1,7 @@
 // Simulated quantization against a naive reference interpreter; BatchNorm folding
 // and cross-layer equalization leave the FP32 function unchanged; bias correction
 // removes the mean shift quantization causes.
+#include "demo_data.h"
 #include "naive_reference.h"
 
 #include "analysis/fidelity.h"
@@ -18,17 +19,8 @@ using namespace qs;
 
 namespace {
 
-const char* kModel = QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx";
-const char* kData = QS_SOURCE_DIR "/resources/demo/fashion1k-images-idx3-ubyte.gz";
-
-Dataset demoData(int64_t limit)
-{
-    static Graph model = importOnnx(kModel);
-    DataOptions o;
-    o.spec = kData;
-    o.limit = limit;
-    return loadDataset(o, model);
-}
+const char* const kModel = test::kDemoModel;
+using test::demoData;
 
 double maxRelDiff(const Tensor& a, const Tensor& b)
 {

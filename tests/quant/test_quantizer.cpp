@@ -1,6 +1,7 @@
 // Quantization grids and fake quantization against naive reference loops, for
 // every granularity, symmetric and affine, at 2..8 bits.
 #include "quant/quantizer.h"
+#include "util/error.h"
 
 #include <QtTest>
 
@@ -165,6 +166,36 @@ private slots:
         // Nearest rounding is biased on this input: 0.3 * 7 = 2.1 -> 2/7 = 0.2857.
         spec.rounding = Rounding::Nearest;
         QCOMPARE(fakeQuantWeight(w, {20000}, 0, 0, spec)[1], 2.f / 7.f);
+    }
+
+    void mseWeightRangeBeatsMinMaxWithAnOutlier()
+    {
+        // Gaussian weights plus one outlier per channel, 4 bits per channel: min-max
+        // spends the grid on the outlier; the MSE range clips it and errs less overall.
+        std::mt19937 rng(3);
+        std::normal_distribution<float> nd(0.f, 1.f);
+        const Shape shape{4, 256};
+        std::vector<float> w(1024);
+        for (float& v : w)
+            v = nd(rng);
+        for (int c = 0; c < 4; ++c)
+            w[std::size_t(c * 256)] = 9.f;
+        QuantSpec spec{.bits = 4, .granularity = Granularity::Channel};
+        auto error = [&](const QuantSpec& sp) {
+            std::vector<float> q = fakeQuantWeight(w, shape, 0, 1, sp);
+            double e = 0;
+            for (std::size_t i = 0; i < w.size(); ++i)
+                e += double(w[i] - q[i]) * (w[i] - q[i]);
+            return e;
+        };
+        const double minmax = error(spec);
+        spec.calibrator = "mse";
+        const double mse = error(spec);
+        QVERIFY2(mse < 0.8 * minmax, qPrintable(QString("%1 vs %2").arg(mse).arg(minmax)));
+        auto plan = planWeightQuantization(w, shape, 0, 1, spec);
+        QVERIFY(plan.params[0].scale < 9.f / 7.f); // clipped below the outlier
+        spec.calibrator = "entropy";
+        QVERIFY_EXCEPTION_THROWN(planWeightQuantization(w, shape, 0, 1, spec), qs::Error);
     }
 
     void nonFiniteWeightsAreAnError()

@@ -14,17 +14,13 @@ namespace {
 using dnnl::algorithm;
 using tag = memory::format_tag;
 
-struct Geometry {
-    int sp = 0;               // spatial dims
-    memory::dims strides, dilates, padL, padR, kernel;
-    Shape out;                // full output shape
-};
-
 std::vector<int64_t> attrOr(const Node& n, const char* name, int sp, int64_t fill)
 {
     auto v = n.attrInts(name);
     return v.empty() ? std::vector<int64_t>(std::size_t(sp), fill) : v;
 }
+
+} // namespace
 
 Geometry convGeometry(const NodeContext& c, const Shape& x, const Shape& w, int64_t outChannels)
 {
@@ -78,6 +74,8 @@ memory::dims weightDims(int64_t groups, int64_t oc, int64_t icPerGroup, const me
     d.insert(d.end(), kernel.begin(), kernel.end());
     return d;
 }
+
+namespace {
 
 memory::desc anyDesc(const memory::dims& d) { return memory::desc(d, memory::data_type::f32, tag::any); }
 

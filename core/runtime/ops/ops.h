@@ -49,6 +49,16 @@ void absorbTail(NodeContext& c, const FusedTail& t);
 // Adds the binary post-op arguments to a primitive's argument map.
 void bindTail(NodeContext& c, const FusedTail& t, std::map<int, int>& args);
 
+// Convolution geometry from a Conv node's attributes (conv.cpp), shared with the INT8 convolution.
+struct Geometry {
+    int sp = 0;               // spatial dims
+    memory::dims strides, dilates, padL, padR, kernel;
+    Shape out;                // full output shape
+};
+Geometry convGeometry(const NodeContext& c, const Shape& x, const Shape& w, int64_t outChannels);
+// oneDNN weights dims: [OC, IC/g, k...] or [g, OC/g, IC/g, k...].
+memory::dims weightDims(int64_t groups, int64_t oc, int64_t icPerGroup, const memory::dims& kernel);
+
 // Implementation name of a primitive descriptor ("jit:avx512_core", "ref:any", ...).
 std::string implName(const dnnl::primitive_desc_base& pd);
 

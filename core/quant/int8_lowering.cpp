@@ -1,0 +1,113 @@
+// A calibrated, weight-quantized session lowered to the runtime's real INT8 execution:
+// integer weights on the session's grid, int32 biases in accumulator units, and the
+// 8-bit quantization of every layer input. The simulated path (compile(true, ...)) is
+// the reference it is tested against.
+#include "quant/session.h"
+
+#include "util/error.h"
+
+#include <cmath>
+#include <limits>
+
+namespace qs {
+namespace {
+
+// Why a layer cannot run as a oneDNN int8 primitive ("" when it can).
+std::string int8Obstacle(const Graph& g, const SessionLayer& l)
+{
+    const QuantSpec& w = l.spec.weight;
+    const QuantSpec& a = l.spec.activation;
+    if (l.op != "Conv" && l.op != "Gemm" && l.op != "MatMul")
+        return l.op + " has no INT8 kernel (Conv, Gemm and MatMul do)";
+    if (w.isFloat() || a.isFloat())
+        return "float weights or activations (W" + std::to_string(w.bits) + "A" + std::to_string(a.bits) +
+               "); exclude the layer to keep it in float";
+    if (a.bits != 8)
+        return "activations have " + std::to_string(a.bits) + " bits; INT8 execution needs exactly 8";
+    if (!w.symmetric)
+        return "affine weights (oneDNN int8 kernels take symmetric s8 weights)";
+    if (w.granularity == Granularity::Group)
+        return "group-wise weight scales (INT8 kernels take one scale per output channel or per tensor)";
+    const Node& n = g.nodes[std::size_t(g.findNode(l.name))];
+    if (l.op == "MatMul" && (g.weightOf(n) != n.input(1) || g.constant(l.weight)->shape.size() != 2))
+        return "MatMul without a constant 2-D right operand";
+    if (l.op == "Gemm" && n.attrInt("transA", 0) != 0)
+        return "Gemm with transA = 1";
+    return "";
+}
+
+int32_t toInt32(double v)
+{
+    const double r = std::nearbyint(v);
+    return int32_t(std::clamp(r, double(std::numeric_limits<int32_t>::min()), double(std::numeric_limits<int32_t>::max())));
+}
+
+} // namespace
+
+CompileOptions QuantSession::int8CompileOptions(const Shape& inputShape) const
+{
+    CompileOptions co = compileOptions(false, inputShape);
+    co.initializerOverrides = weightOverrides;
+    for (const auto& l : layers_) {
+        if (l.spec.weight.isFloat() && l.spec.activation.isFloat())
+            continue; // a float layer stays float
+        if (std::string why = int8Obstacle(graph_, l); !why.empty())
+            fail("--int8: layer ", quoted(l.name), " (", l.op, "): ", why);
+        auto ap = activationParams.find(l.input);
+        auto wo = weightOverrides.find(l.weight);
+        auto ws = weightScales.find(l.weight);
+        if (ap == activationParams.end() || wo == weightOverrides.end() || ws == weightScales.end())
+            fail("--int8: layer ", quoted(l.name), " is not calibrated and quantized yet");
+        const QParams& in = ap->second;
+        Int8Value v;
+        v.scale = in.scale;
+        v.zeroPoint = in.zeroPoint;
+        v.isSigned = in.qmin < 0;
+        co.int8Values[l.input] = v;
+
+        const Tensor& wq = wo->second;
+        const std::vector<float>& scales = ws->second;
+        const Tensor* wf = graph_.constant(l.weight);
+        WeightQuantization plan = planWeightQuantization(wf->toFloat(), wf->shape, l.outAxis, l.inAxis, l.spec.weight);
+        if (plan.params.size() != scales.size())
+            fail("--int8: layer ", quoted(l.name), ": ", scales.size(), " weight scales for ", plan.params.size(),
+                 " blocks");
+        Int8Layer L;
+        L.weightScales = scales;
+        L.weight.resize(std::size_t(wq.numel()));
+        auto q = wq.data<float>();
+        for (std::size_t e = 0; e < L.weight.size(); ++e) {
+            const double k = std::nearbyint(double(q[e]) / scales[std::size_t(plan.blockOf[e])]);
+            if (k < -128 || k > 127)
+                fail("--int8: layer ", quoted(l.name), ": weight element ", e, " is ", k,
+                     " steps from zero, outside int8");
+            L.weight[e] = int8_t(k);
+        }
+        const Node& n = graph_.nodes[std::size_t(graph_.findNode(l.name))];
+        if (!l.bias.empty()) {
+            auto bo = weightOverrides.find(l.bias);
+            const Tensor& bt = bo != weightOverrides.end() ? bo->second : *graph_.constant(l.bias);
+            std::vector<float> b = bt.toFloat();
+            const std::size_t outCh = std::size_t(wf->shape[std::size_t(l.outAxis)]);
+            if (b.size() != outCh)
+                fail("--int8: layer ", quoted(l.name), ": bias ", quoted(l.bias), " has ", b.size(),
+                     " elements; INT8 needs one per output channel (", outCh, ")");
+            // Gemm: Y = alpha A B + beta C; the bias joins the accumulator before alpha.
+            const double alpha = l.op == "Gemm" ? n.attrFloat("alpha", 1.f) : 1.0;
+            const double beta = l.op == "Gemm" ? n.attrFloat("beta", 1.f) : 1.0;
+            for (std::size_t c = 0; c < outCh; ++c) {
+                const double unit = double(in.scale) * scales[scales.size() == 1 ? 0 : c] * alpha;
+                L.bias.push_back(toInt32(beta * b[c] / unit));
+            }
+        }
+        co.int8Layers[l.name] = std::move(L);
+    }
+    return co;
+}
+
+std::unique_ptr<Plan> QuantSession::compileInt8(const Shape& inputShape) const
+{
+    return compilePlan(graph_, int8CompileOptions(inputShape));
+}
+
+} // namespace qs
