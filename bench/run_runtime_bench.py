@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 """QuantStudio runtime vs ONNX Runtime on the same files, in the same run.
 
-    /usr/bin/python3 bench/run_runtime_bench.py [--build build-rt] [--repeat 5] [--iters 20] [--wait passive]
+    /usr/bin/python3 bench/run_runtime_bench.py [--build build-rt] [--repeat 5] [--seconds 0.5] [--wait passive]
 
 Exports ResNet-18 and MobileNetV2 (torchvision, weights=None, seed 0, opset 13,
 dynamic batch) into BUILD/bench (not committed), then times the demo CNN, MobileNetV2
 and ResNet-18 at batch 1 and 32 with 1 and 2 threads: qs_bench_runtime (ours) and
 bench/ort/bench_ort.js (onnxruntime-node) alternate, each reporting the median of
-ITERS runs; the table shows the median over REPEAT such measurements and ours/ORT,
+as many runs as fill about SECONDS (from one calibration run of ours, the same count
+for both, 5 to 500); the table shows the median over REPEAT such measurements and ours/ORT,
 then the same for process CPU time per run (all threads), which on a saturated machine
 tracks the work done while wall time tracks the CPU share each process obtained.
 
@@ -59,7 +60,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build-rt"))
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--seconds", type=float, default=0.5, help="timed runs per measurement fill about this long")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--models", default="demo,mobilenet_v2,resnet18")
     ap.add_argument("--wait", choices=("passive", "default"), default="passive")
@@ -88,8 +89,10 @@ def main():
         path, dims = models[name]
         for batch in (1, 32):
             for threads in (1, 2):
-                iters = args.iters if batch == 1 else max(5, args.iters // 4)
                 env = dict(base_env, **wait_env, QS_INPUT_DIMS=json.dumps(dims), OMP_NUM_THREADS=str(threads))
+                once, _ = measure([ours, path, "--batch", str(batch), "--threads", str(threads), "--iters", "3",
+                                   "--warmup", "1"], env)
+                iters = max(5, min(500, int(args.seconds * 1000 / max(once, 1e-3))))
                 a, b = [], []
                 for _ in range(args.repeat):
                     a.append(measure([ours, path, "--batch", str(batch), "--threads", str(threads),
