@@ -5,6 +5,6 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 export QS_CMAKE_ARGS="-DQS_WERROR=ON ${QS_CMAKE_ARGS:-}"
 "$here/tools/setup.sh" "$here/build"
-"$here/tools/fuzz.sh" "$here/build-fuzz" "${QS_FUZZ_SECONDS:-30}"
+"$here/tools/fuzz.sh" "$here/build-fuzz" "${QS_FUZZ_SECONDS:-120}"
 cd "$here/build"
 ctest --output-on-failure --timeout 900 -j "$(nproc)"

@@ -425,6 +425,32 @@ void applyInputShapes(const Context& ctx, onnx::ModelProto& model, const std::ma
     }
 }
 
+// Spatial attributes must be positive (ONNX spec); libonnx's shape inference for
+// Conv and pooling divides by strides and dilations without checking (a libFuzzer
+// find: strides [2, 0] is a SIGFPE inside libonnx). Subgraphs are checked as well.
+void checkWindowAttributes(const std::string& label, const Graph& g)
+{
+    for (const Node& n : g.nodes) {
+        for (const char* attr : {"strides", "dilations", "kernel_shape"}) {
+            const auto it = n.attrs.find(attr);
+            if (it == n.attrs.end())
+                continue;
+            for (int64_t v : it->second.ints)
+                if (v < 1)
+                    fail(label, ": node ", quoted(n.name), " (", n.opType, "): attribute ", attr, " has ", v,
+                         ", expected values of at least 1");
+        }
+        if (n.opType == "Conv" || n.opType == "ConvTranspose")
+            if (const auto it = n.attrs.find("group"); it != n.attrs.end() && it->second.i < 1)
+                fail(label, ": node ", quoted(n.name), " (", n.opType, "): attribute group is ", it->second.i,
+                     ", expected at least 1");
+        for (const auto& [name, a] : n.attrs)
+            for (const auto& sub : a.graphs)
+                if (sub)
+                    checkWindowAttributes(label, *sub);
+    }
+}
+
 } // namespace
 
 Graph importOnnxBytes(std::string_view bytes, const std::string& label, const std::string& baseDir,
@@ -453,6 +479,7 @@ Graph importOnnxBytes(std::string_view bytes, const std::string& label, const st
 
     // Validate structure before ONNX's own shape inference runs on it.
     Graph g = convertGraph(ctx, model.graph(), {});
+    checkWindowAttributes(label, g);
 
     if (options.inferShapes || !options.inputShapes.empty()) {
         applyInputShapes(ctx, model, options.inputShapes);

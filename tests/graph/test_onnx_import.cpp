@@ -131,6 +131,14 @@ private slots:
         QTest::newRow("output shadows initializer") << Mutation([](OnnxBuilder& b) {
             b.node("Neg", {"x"}, {"w"}, "neg");
         }) << "has the name of a graph input or initializer";
+        for (const char* attr : {"strides", "dilations", "kernel_shape"})
+            QTest::newRow(qPrintable(QString("zero ") + attr)) << Mutation([attr](OnnxBuilder& b) {
+                auto* a = b.model().mutable_graph()->mutable_node(0)->add_attribute();
+                a->set_name(attr);
+                a->set_type(onnx::AttributeProto::INTS);
+                a->add_ints(1);
+                a->add_ints(0);
+            }) << QString("node \"conv\" (Conv): attribute %1 has 0, expected values of at least 1").arg(attr);
         QTest::newRow("unknown dtype") << Mutation([](OnnxBuilder& b) {
             b.model().mutable_graph()->mutable_initializer(0)->set_data_type(99);
         }) << "initializer \"w\": unknown data type 99";
