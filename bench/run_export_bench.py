@@ -6,7 +6,7 @@
 
 Quantizes the demo CNN with `quantstudio-cli quantize --db` (a temporary store), exports
 the run with `quantstudio-cli export --format qdq`, then alternates qs_bench_export (our
-plan of the re-derived run: simulated quantization now, INT8 once the runtime has it)
+plan of the re-derived run: oneDNN INT8 kernels, or simulated quantization with --simulated)
 and bench/ort/bench_ort.js (onnxruntime-node) on the QDQ file and on the FP32 model,
 each the median of ITERS runs; the table shows the median over REPEAT measurements and
 the ratios ours/ORT. Needs `cd bench/ort && ONNXRUNTIME_NODE_INSTALL=skip npm ci`.
@@ -40,6 +40,7 @@ def main():
     ap.add_argument("--batch", default="1,32")
     ap.add_argument("--threads", default="1")
     ap.add_argument("--wbits", default="8")
+    ap.add_argument("--simulated", action="store_true", help="time simulated quantization instead of INT8")
     a = ap.parse_args()
     cli = os.path.join(a.build, "app/quantstudio-cli")
     ours = os.path.join(a.build, "bench/export/qs_bench_export")
@@ -47,7 +48,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         db = os.path.join(tmp, "studio.db")
         run = last_json([cli, "quantize", MODEL, "--data", DATA, "--wbits", a.wbits, "--calib-limit", "128",
-                         "--eval-limit", "64", "--db", db, "--json"])["run_id"]
+                         "--eval-limit", "64", "--db", db, "--json"] + ([] if a.simulated else ["--int8"]))["run_id"]
         qdq = os.path.join(tmp, "qdq.onnx")
         subprocess.run([cli, "export", str(run), "--format", "qdq", "--out", qdq, "--db", db, "--json"], check=True,
                        capture_output=True)
@@ -67,8 +68,8 @@ def main():
                 m = statistics.median
                 print(f"{batch:>5} {threads:>3} {m(oq):10.3f} {m(rq):10.3f} {m(oq) / m(rq):8.2f} "
                       f"{m(of):10.3f} {m(rf):10.3f} {m(of) / m(rf):8.2f}")
-        print("ratio = ours / ORT (median of medians); ours q = simulated quantization"
-              + (" (INT8)" if j.get("int8") else ""))
+        print("ratio = ours / ORT (median of medians); ours q = "
+              + ("oneDNN INT8 kernels" if j.get("int8") else "simulated quantization"))
 
 
 if __name__ == "__main__":
