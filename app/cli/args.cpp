@@ -100,4 +100,13 @@ std::vector<double> parseNumberList(const std::string& text, const std::string& 
     return out;
 }
 
+int64_t parseRunId(const std::string& text)
+{
+    char* end = nullptr;
+    long long id = std::strtoll(text.c_str(), &end, 10);
+    if (text.empty() || *end != 0 || id <= 0)
+        fail("RUN must be a run id (a positive number), got ", quoted(text));
+    return id;
+}
+
 } // namespace qs::cli

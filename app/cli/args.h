@@ -33,4 +33,7 @@ private:
 // Splits "1,2,3" into numbers, with an error naming the option on bad input.
 std::vector<double> parseNumberList(const std::string& text, const std::string& option);
 
+// A RUN argument: a positive run id, or an error saying what was given.
+int64_t parseRunId(const std::string& text);
+
 } // namespace qs::cli

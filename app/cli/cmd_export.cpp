@@ -14,15 +14,6 @@
 namespace qs::cli {
 namespace {
 
-int64_t parseRunId(const std::string& text)
-{
-    char* end = nullptr;
-    long long id = std::strtoll(text.c_str(), &end, 10);
-    if (text.empty() || *end != 0 || id <= 0)
-        fail("RUN must be a run id (a positive number), got ", quoted(text));
-    return id;
-}
-
 int runExport(const std::vector<std::string>& argv)
 {
     Args args(argv, {"format", "out", "db"}, {"json"});

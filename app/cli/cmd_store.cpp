@@ -26,15 +26,6 @@ Store openForReading(const Args& args)
     return Store::open(args.value("db", defaultStorePath()), {.mode = OpenMode::ReadOnly});
 }
 
-int64_t runId(const std::string& text)
-{
-    char* end = nullptr;
-    long long id = std::strtoll(text.c_str(), &end, 10);
-    if (text.empty() || *end != 0 || id <= 0)
-        fail("RUN must be a run id (a positive number), got ", quoted(text));
-    return id;
-}
-
 std::string localTime(int64_t ms)
 {
     const std::time_t seconds = std::time_t(ms / 1000);
@@ -198,7 +189,7 @@ void printMetrics(const RunMetrics& m)
 int runShow(const std::vector<std::string>& argv)
 {
     Args args(argv, {"db"}, {"json"});
-    const int64_t id = runId(args.required(0, "RUN (a run id, see `quantstudio-cli runs`)"));
+    const int64_t id = parseRunId(args.required(0, "RUN (a run id, see `quantstudio-cli runs`)"));
     Store store = openForReading(args);
     const RunRecord r = store.run(id);
     const std::vector<LayerResult> layers = store.layerResults(id);
@@ -264,8 +255,8 @@ int runShow(const std::vector<std::string>& argv)
 int runCompare(const std::vector<std::string>& argv)
 {
     Args args(argv, {"db"}, {"json"});
-    const int64_t a = runId(args.required(0, "RUN_A (a run id)"));
-    const int64_t b = runId(args.required(1, "RUN_B (a run id)"));
+    const int64_t a = parseRunId(args.required(0, "RUN_A (a run id)"));
+    const int64_t b = parseRunId(args.required(1, "RUN_B (a run id)"));
     Store store = openForReading(args);
     const RunComparison c = compareRuns(store, a, b);
 
