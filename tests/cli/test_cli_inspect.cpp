@@ -9,6 +9,8 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include "support/cli_runner.h"
+
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -16,18 +18,8 @@
 
 namespace {
 
-struct Run {
-    int exitCode;
-    QByteArray out, err;
-};
-
-Run cli(const QStringList& args)
-{
-    QProcess p;
-    p.start(QS_CLI_PATH, args);
-    p.waitForFinished(120000);
-    return {p.exitCode(), p.readAllStandardOutput(), p.readAllStandardError()};
-}
+using Run = qs::test::CliResult;
+using qs::test::cli;
 
 std::vector<double> floatsOf(const onnx::TensorProto& t)
 {

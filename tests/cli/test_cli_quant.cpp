@@ -7,22 +7,14 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include "support/cli_runner.h"
+
 #include <cmath>
 
 namespace {
 
-struct Run {
-    int exitCode;
-    QByteArray out, err;
-};
-
-Run cli(const QStringList& args)
-{
-    QProcess p;
-    p.start(QS_CLI_PATH, args);
-    p.waitForFinished(300000);
-    return {p.exitCode(), p.readAllStandardOutput(), p.readAllStandardError()};
-}
+using Run = qs::test::CliResult;
+using qs::test::cli;
 
 QJsonObject json(const Run& r)
 {

@@ -26,6 +26,8 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include "support/cli_runner.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -35,19 +37,8 @@
 
 namespace {
 
-struct Cli {
-    int exitCode;
-    QByteArray out, err;
-};
-
-Cli cli(const QStringList& args)
-{
-    QProcess p;
-    p.start(QS_CLI_PATH, args);
-    p.waitForFinished(300000);
-    return {p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1, p.readAllStandardOutput(),
-        p.readAllStandardError()};
-}
+using Cli = qs::test::CliResult;
+using qs::test::cli;
 
 const QString kModel = QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx";
 const QString kData = QS_SOURCE_DIR "/resources/demo/fashion1k-images-idx3-ubyte.gz";

@@ -5,20 +5,12 @@
 #include <QProcess>
 #include <QtTest>
 
+#include "support/cli_runner.h"
+
 namespace {
 
-struct Run {
-    int exitCode;
-    QByteArray out, err;
-};
-
-Run cli(const QStringList& args)
-{
-    QProcess p;
-    p.start(QS_CLI_PATH, args);
-    p.waitForFinished(120000);
-    return {p.exitCode(), p.readAllStandardOutput(), p.readAllStandardError()};
-}
+using Run = qs::test::CliResult;
+using qs::test::cli;
 
 const QString kModel = QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx";
 const QString kImages = QS_SOURCE_DIR "/resources/demo/fashion1k-images-idx3-ubyte.gz";

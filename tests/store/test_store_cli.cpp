@@ -12,23 +12,15 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include "support/cli_runner.h"
+
 using namespace qs;
 using namespace qs::test;
 
 namespace {
 
-struct Cli {
-    int exitCode;
-    QByteArray out, err;
-};
-
-Cli cli(const QStringList& args)
-{
-    QProcess p;
-    p.start(QS_CLI_PATH, args);
-    p.waitForFinished(60000);
-    return {p.exitCode(), p.readAllStandardOutput(), p.readAllStandardError()};
-}
+using Cli = qs::test::CliResult;
+using qs::test::cli;
 
 QJsonDocument parse(const QByteArray& bytes)
 {
