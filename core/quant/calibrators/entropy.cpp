@@ -1,12 +1,13 @@
 // Entropy calibration (TensorRT, Migacz 2017): choose the |x| threshold whose
 // quantized distribution Q is closest to the clipped reference P in KL divergence.
 //
-// Over a 2048-bin histogram of |x| on [0, max|x|], for every candidate i:
+// Over a histogram of |x| on [0, max|x|] (TensorRT: 2048 bins; here the
+// observer's bins folded about zero, at most 2048), for every candidate i:
 //   P = bins [0, i) with the clipped mass (bins >= i) added to P[i-1];
 //   Q = bins [0, i) (without the clipped mass) merged into the quantizer's levels
 //       and expanded back to i bins, each level's mass spread evenly over the
 //       bins where P is non-zero; P and Q each normalised to 1;
-// and the threshold is the upper edge of bin i for the i with the least KL(P||Q).
+// and the threshold is the upper edge of bin i - 1 for the i with the least KL(P||Q).
 //
 // The bin holding zero is a level of its own: zero is exactly representable
 // (symmetric and affine alike), so the quantizer reproduces the spike of exact
@@ -24,51 +25,35 @@
 namespace qs {
 namespace {
 
-constexpr int kAbsBins = 2048;
+constexpr int kMaxAbsBins = 2048;
 
-// The signed histogram folded into kAbsBins bins of |x| over [0, maxAbs]; each
-// source bin's count is shared among the |x| bins it overlaps, in proportion.
+// The signed histogram folded about zero into a histogram of |x| on the
+// observer's own grid: bin 0 is the source bin holding zero, bin k the source
+// bins k places either side of it. No resampling, so the zero spike stays in
+// bin 0 (interpolating onto another grid smears it into bin 1, where it is no
+// longer a level of its own, and aliases the grids into spurious KL minima).
 // Values outside the histogram's range count in the last bin.
-std::vector<double> absHistogram(const Histogram& h, double maxAbs)
+struct AbsHistogram {
+    std::vector<double> counts;
+    double zeroEdge = 0; // upper edge of the zero bin, >= 0
+    double width = 0;
+};
+
+AbsHistogram absHistogram(const Histogram& h, double maxAbs)
 {
-    std::vector<double> out(kAbsBins, 0.0);
-    const double scale = kAbsBins / maxAbs; // |x| -> bin coordinate
-    auto spread = [&](double a, double b, double c) {
-        // c spread uniformly over |x| in [a, b], 0 <= a <= b.
-        // Snapped to whole bins when within rounding of one, so a source histogram on
-        // the same grid is copied bin for bin.
-        auto coord = [&](double x) {
-            double u = std::min(x * scale, double(kAbsBins)), r = std::round(u);
-            return std::abs(u - r) < 1e-9 * kAbsBins ? r : u;
-        };
-        const double ua = coord(a), ub = coord(b);
-        if (ub - ua <= 0) {
-            out[std::size_t(std::min(int(ua), kAbsBins - 1))] += c;
-            return;
-        }
-        for (int k = int(ua); k < kAbsBins && k < ub; ++k) {
-            double overlap = std::min(ub, double(k + 1)) - std::max(ua, double(k));
-            if (overlap > 0)
-                out[std::size_t(k)] += c * overlap / (ub - ua);
-        }
-    };
-    const double w = h.binWidth();
-    for (int i = 0; i < h.bins(); ++i) {
-        const double c = double(h.counts[std::size_t(i)]);
-        if (c == 0)
-            continue;
-        const double lo = h.lo + w * i, hi = lo + w;
-        if (lo >= 0) {
-            spread(lo, hi, c);
-        } else if (hi <= 0) {
-            spread(-hi, -lo, c);
-        } else { // the bin straddles zero
-            spread(0, -lo, c * -lo / w);
-            spread(0, hi, c * hi / w);
-        }
-    }
-    out.back() += double(h.below + h.above);
-    return out;
+    AbsHistogram a;
+    a.width = h.binWidth();
+    const int z = std::clamp(int(std::floor(-h.lo / a.width)), 0, h.bins() - 1);
+    a.zeroEdge = std::max(0.0, h.lo + a.width * (z + 1));
+    // Bins up to the one holding maxAbs; with more than kMaxAbsBins of them (a finer
+    // histogram than the observer keeps) the rest are lumped into the last.
+    int nb = 1 + std::max(0, int(std::ceil((maxAbs - a.zeroEdge) / a.width)));
+    nb = std::min({nb, std::max(z + 1, h.bins() - z), kMaxAbsBins});
+    a.counts.assign(std::size_t(nb), 0.0);
+    for (int i = 0; i < h.bins(); ++i)
+        a.counts[std::size_t(std::min(std::abs(i - z), nb - 1))] += double(h.counts[std::size_t(i)]);
+    a.counts.back() += double(h.below + h.above);
+    return a;
 }
 
 // KL(P||Q) for the candidate threshold at bin i (see the top of the file).
@@ -78,7 +63,7 @@ double candidateKl(const std::vector<double>& absHist, int i, int levels, std::v
                    std::vector<double>& q)
 {
     p.assign(absHist.begin(), absHist.begin() + i);
-    for (int k = i; k < kAbsBins; ++k)
+    for (std::size_t k = std::size_t(i); k < absHist.size(); ++k)
         p.back() += absHist[std::size_t(k)];
     q.assign(std::size_t(i), 0.0);
     q[0] = absHist[0]; // the zero level
@@ -119,24 +104,26 @@ ClipRange entropyRange(const CalibrationData& d, int bits, bool symmetric, doubl
     const double maxAbs = std::max(std::abs(d.min), std::abs(d.max));
     if (maxAbs <= 0 || h.bins() == 0 || h.total() == 0)
         return {float(d.min), float(d.max)};
-    const std::vector<double> absHist = absHistogram(h, maxAbs);
+    const AbsHistogram a = absHistogram(h, maxAbs);
+    const int nb = int(a.counts.size());
     // Levels on [0, threshold], zero included: 2^(bits-1) for a signed range or a
     // symmetric scheme (0..qmax), 2^bits for an unsigned affine one (u8: 0..255).
     const bool negative = d.min < 0;
     const int64_t levels = (symmetric || negative) ? (int64_t(1) << (bits - 1)) : (int64_t(1) << bits);
     // A candidate needs at least one bin per level; with more levels than bins
-    // (> 11 bits) nothing is worth clipping.
+    // nothing is worth clipping.
     double bestKl = std::numeric_limits<double>::infinity();
-    int bestI = kAbsBins;
+    int bestI = nb;
     std::vector<double> p, q;
-    for (int i = int(std::min<int64_t>(levels, kAbsBins)); i <= kAbsBins; ++i) {
-        double kl = candidateKl(absHist, i, int(levels), p, q);
+    for (int i = int(levels); i <= nb; ++i) {
+        double kl = candidateKl(a.counts, i, int(levels), p, q);
         if (kl < bestKl) {
             bestKl = kl;
             bestI = i;
         }
     }
-    const float t = std::min(float(maxAbs * bestI / kAbsBins), float(maxAbs));
+    // The upper edge of the last kept bin.
+    const float t = bestI >= nb ? float(maxAbs) : std::min(float(a.zeroEdge + a.width * (bestI - 1)), float(maxAbs));
     if (negative)
         return {std::max(-t, float(d.min)), std::min(t, float(d.max))};
     return {float(d.min), std::min(t, float(d.max))};
