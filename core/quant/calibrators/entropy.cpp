@@ -25,34 +25,38 @@
 namespace qs {
 namespace {
 
-constexpr int kMaxAbsBins = 2048;
+constexpr int kMaxBins = 2048;
 
-// The signed histogram folded about zero into a histogram of |x| on the
+// The signed histogram folded about zero into a histogram of magnitudes on the
 // observer's own grid: bin 0 is the source bin holding zero, bin k the source
-// bins k places either side of it. No resampling, so the zero spike stays in
-// bin 0 (interpolating onto another grid smears it into bin 1, where it is no
-// longer a level of its own, and aliases the grids into spurious KL minima).
-// Values outside the histogram's range count in the last bin.
-struct AbsHistogram {
+// bin(s) k places from it on the side(s) taken (+1: x >= 0, -1: x <= 0, 0: both,
+// i.e. |x|). No resampling, so the zero spike stays in bin 0 (interpolating onto
+// another grid smears it into bin 1, where it is no longer a level of its own,
+// and aliases the grids into spurious KL minima). Values outside the
+// histogram's range count in the last bin.
+struct MagnitudeHistogram {
     std::vector<double> counts;
-    double zeroEdge = 0; // upper edge of the zero bin, >= 0
+    double zeroEdge = 0; // outer edge of the zero bin, >= 0
     double width = 0;
+    double edge(int bins) const { return zeroEdge + width * (bins - 1); } // outer edge of bins [0, bins)
 };
 
-AbsHistogram absHistogram(const Histogram& h, double maxAbs)
+MagnitudeHistogram magnitudeHistogram(const Histogram& h, double maxMagnitude, int side)
 {
-    AbsHistogram a;
+    MagnitudeHistogram a;
     a.width = h.binWidth();
     const int z = std::clamp(int(std::floor(-h.lo / a.width)), 0, h.bins() - 1);
-    a.zeroEdge = std::max(0.0, h.lo + a.width * (z + 1));
-    // Bins up to the one holding maxAbs; with more than kMaxAbsBins of them (a finer
-    // histogram than the observer keeps) the rest are lumped into the last.
-    int nb = 1 + std::max(0, int(std::ceil((maxAbs - a.zeroEdge) / a.width)));
-    nb = std::min({nb, std::max(z + 1, h.bins() - z), kMaxAbsBins});
+    const double upper = std::max(0.0, h.lo + a.width * (z + 1)), lower = std::max(0.0, -(h.lo + a.width * z));
+    a.zeroEdge = side < 0 ? lower : upper;
+    // Bins up to the one holding maxMagnitude; with more than kMaxBins of them (a
+    // finer histogram than the observer keeps) the rest are lumped into the last.
+    int nb = 1 + std::max(0, int(std::ceil((maxMagnitude - a.zeroEdge) / a.width)));
+    nb = std::min({nb, std::max(z + 1, h.bins() - z), kMaxBins});
     a.counts.assign(std::size_t(nb), 0.0);
     for (int i = 0; i < h.bins(); ++i)
-        a.counts[std::size_t(std::min(std::abs(i - z), nb - 1))] += double(h.counts[std::size_t(i)]);
-    a.counts.back() += double(h.below + h.above);
+        if (side == 0 || (i - z) * side >= 0)
+            a.counts[std::size_t(std::min(std::abs(i - z), nb - 1))] += double(h.counts[std::size_t(i)]);
+    a.counts.back() += double(side >= 0 ? h.above : 0) + double(side <= 0 ? h.below : 0);
     return a;
 }
 
@@ -98,35 +102,56 @@ double candidateKl(const std::vector<double>& absHist, int i, int levels, std::v
     return kl;
 }
 
-ClipRange entropyRange(const CalibrationData& d, int bits, bool symmetric, double)
+// The number of bins [0, i) of `counts` whose KL(P||Q) is least (all of them
+// when there are fewer bins than levels: nothing is worth clipping then).
+int bestBinCount(const std::vector<double>& counts, int64_t levels)
 {
-    const Histogram& h = d.histogram;
-    const double maxAbs = std::max(std::abs(d.min), std::abs(d.max));
-    if (maxAbs <= 0 || h.bins() == 0 || h.total() == 0)
-        return {float(d.min), float(d.max)};
-    const AbsHistogram a = absHistogram(h, maxAbs);
-    const int nb = int(a.counts.size());
-    // Levels on [0, threshold], zero included: 2^(bits-1) for a signed range or a
-    // symmetric scheme (0..qmax), 2^bits for an unsigned affine one (u8: 0..255).
-    const bool negative = d.min < 0;
-    const int64_t levels = (symmetric || negative) ? (int64_t(1) << (bits - 1)) : (int64_t(1) << bits);
-    // A candidate needs at least one bin per level; with more levels than bins
-    // nothing is worth clipping.
+    const int nb = int(counts.size());
     double bestKl = std::numeric_limits<double>::infinity();
     int bestI = nb;
     std::vector<double> p, q;
-    for (int i = int(levels); i <= nb; ++i) {
-        double kl = candidateKl(a.counts, i, int(levels), p, q);
+    for (int i = int(std::max<int64_t>(levels, 2)); i <= nb; ++i) {
+        double kl = candidateKl(counts, i, int(levels), p, q);
         if (kl < bestKl) {
             bestKl = kl;
             bestI = i;
         }
     }
-    // The upper edge of the last kept bin.
-    const float t = bestI >= nb ? float(maxAbs) : std::min(float(a.zeroEdge + a.width * (bestI - 1)), float(maxAbs));
-    if (negative)
+    return bestI;
+}
+
+// The clipping magnitude chosen on one side (or both folded) of zero.
+double sideThreshold(const Histogram& h, double maxMagnitude, int side, int64_t levels)
+{
+    const MagnitudeHistogram a = magnitudeHistogram(h, maxMagnitude, side);
+    const int i = bestBinCount(a.counts, levels);
+    return i >= int(a.counts.size()) ? maxMagnitude : std::min(a.edge(i), maxMagnitude);
+}
+
+ClipRange entropyRange(const CalibrationData& d, int bits, bool symmetric, double)
+{
+    const Histogram& h = d.histogram;
+    const double maxAbs = std::max(std::abs(d.min), std::abs(d.max));
+    if (maxAbs <= 0 || h.bins() == 0 || h.total() == 0 || h.binWidth() <= 0)
+        return {float(d.min), float(d.max)};
+    const bool negative = d.min < 0, positive = d.max > 0;
+    if (symmetric || !negative || !positive) {
+        // One threshold on |x| (TensorRT). Levels on [0, t], zero included: 2^(bits-1)
+        // for a symmetric scheme (0..qmax), 2^bits for an affine one on one-signed
+        // data (u8 after a ReLU: 0..255).
+        const int64_t levels = int64_t(1) << (symmetric ? bits - 1 : bits);
+        const float t = float(sideThreshold(h, maxAbs, 0, levels));
         return {std::max(-t, float(d.min)), std::min(t, float(d.max))};
-    return {float(d.min), std::min(t, float(d.max))};
+    }
+    // Affine on signed data: a single |x| threshold would clip the longer side at
+    // the shorter side's length (a normalised image in [-0.8, 2.0] clipped to
+    // [-0.8, 0.8]). Each side is searched on its own, with the share of the
+    // 2^bits levels it has under the observed range.
+    const double span = d.max - d.min;
+    auto levelsFor = [&](double length) { return std::max<int64_t>(2, std::llround(double(int64_t(1) << bits) * length / span)); };
+    const double lo = sideThreshold(h, -d.min, -1, levelsFor(-d.min));
+    const double hi = sideThreshold(h, d.max, +1, levelsFor(d.max));
+    return {std::max(-float(lo), float(d.min)), std::min(float(hi), float(d.max))};
 }
 
 const bool registered = registerCalibrator({"entropy", "KL-divergence threshold (TensorRT style)", entropyRange, 0});
