@@ -271,6 +271,26 @@ private slots:
         QVERIFY2(e <= 2 * best, qPrintable(QString("entropy clip %1: mse %2, best clip %3: mse %4").arg(r.hi).arg(e).arg(bestHi).arg(best)));
     }
 
+    void entropyKeepsTheLongSideOfASignedAffineRange()
+    {
+        // A normalised image: the background spike at the lowest value, pixels up to
+        // 2.5 times as far on the positive side.
+        std::mt19937 rng(8);
+        std::bernoulli_distribution background(0.5);
+        std::uniform_real_distribution<float> pixel(-0.8f, 2.0f);
+        std::vector<float> v(100000);
+        for (float& x : v)
+            x = background(rng) ? -0.8f : pixel(rng);
+        CalibrationData d = observe(v, 4096);
+        ClipRange r = calibrator("entropy").choose(d, 8, false, 0);
+        QCOMPARE(r.lo, -0.8f);
+        const double e = directMse(v, r, 8, false);
+        double best = INFINITY;
+        for (int k = 1; k <= 200; ++k)
+            best = std::min(best, directMse(v, {-0.8f, 0.01f * float(k)}, 8, false));
+        QVERIFY2(e <= 2 * best, qPrintable(QString("entropy hi %1: mse %2, best %3").arg(r.hi).arg(e).arg(best)));
+    }
+
     void emaFollowsBatches()
     {
         CalibrationData d;
