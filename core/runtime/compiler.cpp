@@ -516,6 +516,30 @@ void Compiler::foldKernels(std::size_t first, const std::string& where)
 // Below this many input elements a node's kernels run single-threaded.
 constexpr int64_t kParallelMinElements = 16384;
 
+// Below this many multiply-adds a convolution runs single-threaded: waking the
+// OpenMP pool costs more than the second thread saves on small convolutions.
+// QS_RUNTIME_PAR_MIN_MACS overrides it (0: every large enough conv in parallel).
+int64_t parallelMinMacs()
+{
+    static const int64_t v = [] {
+        const char* env = std::getenv("QS_RUNTIME_PAR_MIN_MACS");
+        return env ? std::atoll(env) : int64_t(0);
+    }();
+    return v;
+}
+
+// Multiply-adds of a Conv node with constant 4-D weights (an estimate: output size from
+// the strides, padding ignored); 0 when unknown.
+int64_t convMacs(const Node& node, const Shape& x, const Shape& w)
+{
+    if (node.opType != "Conv" || x.size() != 4 || w.size() != 4)
+        return 0;
+    auto strides = node.attrInts("strides");
+    const int64_t sh = strides.size() == 2 ? std::max<int64_t>(1, strides[0]) : 1;
+    const int64_t sw = strides.size() == 2 ? std::max<int64_t>(1, strides[1]) : 1;
+    return x[0] * w[0] * ((x[2] + sh - 1) / sh) * ((x[3] + sw - 1) / sw) * w[1] * w[2] * w[3];
+}
+
 void Compiler::buildNode(int index)
 {
     const Node& node = graph.nodes[std::size_t(index)];
@@ -539,6 +563,15 @@ void Compiler::buildNode(int index)
             work = std::max(work, numelOf(meta.at(in).shape));
     }
     nodeThreads = work < kParallelMinElements ? 1 : p->threads;
+    if (nodeThreads > 1 && node.inputs.size() >= 2) {
+        auto x = p->slotOf.find(node.inputs[0]);
+        auto w = p->slotOf.find(node.inputs[1]);
+        if (x != p->slotOf.end() && w != p->slotOf.end()) {
+            const int64_t macs = convMacs(node, p->slot(x->second).shape, p->slot(w->second).shape);
+            if (macs > 0 && macs < parallelMinMacs())
+                nodeThreads = 1;
+        }
+    }
     p->setThreads(nodeThreads);
     done[std::size_t(index)] = 1;
     bool built = false;
