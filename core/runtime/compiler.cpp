@@ -516,13 +516,16 @@ void Compiler::foldKernels(std::size_t first, const std::string& where)
 // Below this many input elements a node's kernels run single-threaded.
 constexpr int64_t kParallelMinElements = 16384;
 
-// Below this many multiply-adds a convolution runs single-threaded: waking the
-// OpenMP pool (a futex wake per worker with OMP_WAIT_POLICY=PASSIVE, tens of us)
-// costs about what a second thread saves on a conv of ~4M MACs (~130 us on one
-// avx512 core). Measured on a loaded 2-core machine (load 3.5), MobileNetV2 batch 1,
-// 2 threads: 4.25 ms with every conv parallel, 3.81 ms below 8M MACs single-threaded.
-// QS_RUNTIME_PAR_MIN_MACS overrides it (0: every large enough conv in parallel).
-constexpr int64_t kParallelMinMacs = 4'000'000;
+// Below this many multiply-adds a convolution runs single-threaded. A libgomp
+// parallel region waits for every worker at its end, and a passive (futex-sleeping)
+// worker wakes ~50 us late on the 2-core VMs here, so a region costs that much
+// whatever its size. Per-kernel profile, MobileNetV2 batch 1, load ~1
+// (QS_RUNTIME_PROFILE=2, 2 threads vs 1): 3x3 depthwise convs 15 -> 60-75 us, 1x1
+// convs of 7-11M MACs equal or slower, only the 19M+ ones (the fused features.2
+// block) faster. Model median, 2 threads: 4.4 ms all parallel, 3.8 below 4M, 3.6
+// below 10M, 3.5 below 16M (1 thread: 3.3-3.5). QS_RUNTIME_PAR_MIN_MACS overrides
+// it (0: every large enough conv in parallel).
+constexpr int64_t kParallelMinMacs = 16'000'000;
 
 int64_t parallelMinMacs()
 {

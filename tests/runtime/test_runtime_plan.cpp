@@ -420,7 +420,7 @@ private slots:
         Graph g = demo();
         CompileOptions opts;
         opts.threads = threads;
-        opts.inputShapes["input"] = {64, 1, 28, 28}; // the stem's input is large enough to split
+        opts.inputShapes["input"] = {192, 1, 28, 28}; // the stem conv is large enough to split (>16M MACs)
         const std::string stem = g.nodes[std::size_t(g.findNode("/stem/stem.2/Relu"))].outputs[0];
         const std::string flat = g.nodes[std::size_t(g.findNode("/flatten/Flatten"))].outputs[0];
         auto plan = compilePlan(g, opts);
@@ -429,11 +429,11 @@ private slots:
         plan->addTap(stem, record);
         plan->addTap(flat, record);
         omp_set_num_threads(3); // what the caller had must not leak into the plan
-        Tensor x(DType::Float, {64, 1, 28, 28});
+        Tensor x(DType::Float, {192, 1, 28, 28});
         plan->run({x});
         QCOMPARE(seen.size(), std::size_t(2));
         QCOMPARE(seen.at(stem), threads);
-        QCOMPARE(seen.at(flat), 1); // [64, 64] into Flatten: below the parallel threshold
+        QCOMPARE(seen.at(flat), 1); // [192, 64] into Flatten: below the parallel threshold
         const auto k = plan->kernelSummary();
         QVERIFY2(std::any_of(k.begin(), k.end(), [](const std::string& l) { return l.find("+/stem/stem.2/Relu") != std::string::npos; }),
                  "the tap must not stop the ReLU fusing into the stem convolution");
