@@ -524,14 +524,19 @@ constexpr int64_t kParallelMinElements = 16384;
 // convs of 7-11M MACs equal or slower, only the 19M+ ones (the fused features.2
 // block) faster. Model median, 2 threads: 4.4 ms all parallel, 3.8 below 4M, 3.6
 // below 10M, 3.5 below 16M (1 thread: 3.3-3.5). QS_RUNTIME_PAR_MIN_MACS overrides
-// it (0: every large enough conv in parallel).
+// it (0: every large enough conv in parallel). Only with passive waiting: spinning
+// workers (libgomp's default) join at once, and there 2 threads win (MobileNetV2
+// batch 1, 2 threads, spinning: 2.4 ms all parallel, 3.7 ms with this threshold).
 constexpr int64_t kParallelMinMacs = 16'000'000;
 
 int64_t parallelMinMacs()
 {
     static const int64_t v = [] {
-        const char* env = std::getenv("QS_RUNTIME_PAR_MIN_MACS");
-        return env ? std::atoll(env) : kParallelMinMacs;
+        if (const char* env = std::getenv("QS_RUNTIME_PAR_MIN_MACS"))
+            return int64_t(std::atoll(env));
+        const char* wait = std::getenv("OMP_WAIT_POLICY"); // libgomp reads it at start-up only
+        const bool passive = wait && (std::string(wait) == "PASSIVE" || std::string(wait) == "passive");
+        return passive ? kParallelMinMacs : int64_t(0);
     }();
     return v;
 }
