@@ -516,6 +516,43 @@ void Compiler::foldKernels(std::size_t first, const std::string& where)
 // Below this many input elements a node's kernels run single-threaded.
 constexpr int64_t kParallelMinElements = 16384;
 
+// Below this many multiply-adds a convolution runs single-threaded. A libgomp
+// parallel region waits for every worker at its end, and a passive (futex-sleeping)
+// worker wakes ~50 us late on the 2-core VMs here, so a region costs that much
+// whatever its size. Per-kernel profile, MobileNetV2 batch 1, load ~1
+// (QS_RUNTIME_PROFILE=2, 2 threads vs 1): 3x3 depthwise convs 15 -> 60-75 us, 1x1
+// convs of 7-11M MACs equal or slower, only the 19M+ ones (the fused features.2
+// block) faster. Model median, 2 threads: 4.4 ms all parallel, 3.8 below 4M, 3.6
+// below 10M, 3.5 below 16M (1 thread: 3.3-3.5). QS_RUNTIME_PAR_MIN_MACS overrides
+// it (0: every large enough conv in parallel). Only with passive waiting: spinning
+// workers (libgomp's default) join at once, and there 2 threads win (MobileNetV2
+// batch 1, 2 threads, spinning: 2.4 ms all parallel, 3.7 ms with this threshold).
+constexpr int64_t kParallelMinMacs = 16'000'000;
+
+int64_t parallelMinMacs()
+{
+    static const int64_t v = [] {
+        if (const char* env = std::getenv("QS_RUNTIME_PAR_MIN_MACS"))
+            return int64_t(std::atoll(env));
+        const char* wait = std::getenv("OMP_WAIT_POLICY"); // libgomp reads it at start-up only
+        const bool passive = wait && (std::string(wait) == "PASSIVE" || std::string(wait) == "passive");
+        return passive ? kParallelMinMacs : int64_t(0);
+    }();
+    return v;
+}
+
+// Multiply-adds of a Conv node with constant 4-D weights (an estimate: output size from
+// the strides, padding ignored); 0 when unknown.
+int64_t convMacs(const Node& node, const Shape& x, const Shape& w)
+{
+    if (node.opType != "Conv" || x.size() != 4 || w.size() != 4)
+        return 0;
+    auto strides = node.attrInts("strides");
+    const int64_t sh = strides.size() == 2 ? std::max<int64_t>(1, strides[0]) : 1;
+    const int64_t sw = strides.size() == 2 ? std::max<int64_t>(1, strides[1]) : 1;
+    return x[0] * w[0] * ((x[2] + sh - 1) / sh) * ((x[3] + sw - 1) / sw) * w[1] * w[2] * w[3];
+}
+
 void Compiler::buildNode(int index)
 {
     const Node& node = graph.nodes[std::size_t(index)];
@@ -539,6 +576,15 @@ void Compiler::buildNode(int index)
             work = std::max(work, numelOf(meta.at(in).shape));
     }
     nodeThreads = work < kParallelMinElements ? 1 : p->threads;
+    if (nodeThreads > 1 && node.inputs.size() >= 2) {
+        auto x = p->slotOf.find(node.inputs[0]);
+        auto w = p->slotOf.find(node.inputs[1]);
+        if (x != p->slotOf.end() && w != p->slotOf.end()) {
+            const int64_t macs = convMacs(node, p->slot(x->second).shape, p->slot(w->second).shape);
+            if (macs > 0 && macs < parallelMinMacs())
+                nodeThreads = 1;
+        }
+    }
     p->setThreads(nodeThreads);
     done[std::size_t(index)] = 1;
     bool built = false;

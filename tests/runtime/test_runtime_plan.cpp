@@ -10,6 +10,7 @@
 
 #include <QtTest>
 
+#include <algorithm>
 #include <cmath>
 
 #include <omp.h>
@@ -42,6 +43,103 @@ Dataset demoData(const Graph& g, int64_t limit = -1)
     o.spec = kImages;
     o.limit = limit;
     return loadDataset(o, g);
+}
+
+// 1x1 conv (C -> M, bias) -> Clip(0, 6) -> 3x3 depthwise conv (stride s, pad 1, bias) ->
+// BatchNormalization -> Relu, the MobileNetV2 expansion; values deterministic.
+struct PointDepthModel {
+    int64_t n = 1, c = 16, m = 96, h = 112, w = 112, stride = 2; // MobileNetV2 features.2
+    std::vector<float> w1, b1, w2, b2, gamma, beta, mean, var, x;
+
+    static std::vector<float> ramp(std::size_t count, float scale, float offset, int period)
+    {
+        std::vector<float> v(count);
+        for (std::size_t i = 0; i < count; ++i)
+            v[i] = scale * float(int(i * 7 % std::size_t(period)) - period / 2) + offset;
+        return v;
+    }
+
+    explicit PointDepthModel(int64_t s) : stride(s)
+    {
+        w1 = ramp(std::size_t(m * c), 0.02f, 0.f, 23);
+        b1 = ramp(std::size_t(m), 0.1f, 0.5f, 11);
+        w2 = ramp(std::size_t(m * 9), 0.05f, 0.01f, 13);
+        b2 = ramp(std::size_t(m), 0.05f, 0.f, 7);
+        gamma = ramp(std::size_t(m), 0.05f, 1.f, 5);
+        beta = ramp(std::size_t(m), 0.1f, 0.f, 9);
+        mean = ramp(std::size_t(m), 0.1f, 0.2f, 3);
+        var = ramp(std::size_t(m), 0.05f, 1.f, 6);
+        x = ramp(std::size_t(n * c * h * w), 0.3f, 0.f, 31);
+    }
+    int64_t oh() const { return (h + 2 - 3) / stride + 1; }
+    int64_t ow() const { return (w + 2 - 3) / stride + 1; }
+
+    Graph graph() const
+    {
+        OnnxBuilder b(13);
+        b.input("x", {-1, c, h, w});
+        b.initializer("w1", {m, c, 1, 1}, w1);
+        b.initializer("b1", {m}, b1);
+        b.initializer("w2", {m, 1, 3, 3}, w2);
+        b.initializer("b2", {m}, b2);
+        b.initializer("gamma", {m}, gamma);
+        b.initializer("beta", {m}, beta);
+        b.initializer("mean", {m}, mean);
+        b.initializer("var", {m}, var);
+        b.initializer("lo", {}, {0.f});
+        b.initializer("hi", {}, {6.f});
+        b.node("Conv", {"x", "w1", "b1"}, {"pw"}, "pw");
+        b.node("Clip", {"pw", "lo", "hi"}, {"pw6"}, "clip");
+        auto* dw = b.node("Conv", {"pw6", "w2", "b2"}, {"dw"}, "dw");
+        OnnxBuilder::intAttr(dw, "group", m);
+        OnnxBuilder::intsAttr(dw, "kernel_shape", {3, 3});
+        OnnxBuilder::intsAttr(dw, "pads", {1, 1, 1, 1});
+        OnnxBuilder::intsAttr(dw, "strides", {stride, stride});
+        b.node("BatchNormalization", {"dw", "gamma", "beta", "mean", "var"}, {"bn"}, "bn");
+        b.node("Relu", {"bn"}, {"y"}, "relu");
+        b.output("y", {-1, m, oh(), ow()});
+        return importOnnxBytes(b.bytes(), "pointdepth.onnx", "");
+    }
+
+    // Naive loops, in double.
+    std::vector<float> reference() const
+    {
+        std::vector<double> mid(std::size_t(n * m * h * w));
+        for (int64_t b = 0; b < n; ++b)
+            for (int64_t o = 0; o < m; ++o)
+                for (int64_t p = 0; p < h * w; ++p) {
+                    double acc = b1[std::size_t(o)];
+                    for (int64_t i = 0; i < c; ++i)
+                        acc += double(w1[std::size_t(o * c + i)]) * x[std::size_t((b * c + i) * h * w + p)];
+                    mid[std::size_t((b * m + o) * h * w + p)] = std::min(6.0, std::max(0.0, acc));
+                }
+        std::vector<float> y(std::size_t(n * m * oh() * ow()));
+        for (int64_t b = 0; b < n; ++b)
+            for (int64_t o = 0; o < m; ++o)
+                for (int64_t r = 0; r < oh(); ++r)
+                    for (int64_t q = 0; q < ow(); ++q) {
+                        double acc = b2[std::size_t(o)];
+                        for (int64_t kr = 0; kr < 3; ++kr)
+                            for (int64_t kq = 0; kq < 3; ++kq) {
+                                const int64_t ir = r * stride - 1 + kr, iq = q * stride - 1 + kq;
+                                if (ir >= 0 && ir < h && iq >= 0 && iq < w)
+                                    acc += double(w2[std::size_t(o * 9 + kr * 3 + kq)]) *
+                                           mid[std::size_t(((b * m + o) * h + ir) * w + iq)];
+                            }
+                        const std::size_t u = std::size_t(o);
+                        const double bn = (acc - mean[u]) / std::sqrt(double(var[u]) + 1e-5) * gamma[u] + beta[u];
+                        y[std::size_t(((b * m + o) * oh() + r) * ow() + q)] = float(std::max(0.0, bn));
+                    }
+        return y;
+    }
+};
+
+bool hasDwFusion(const Plan& plan)
+{
+    for (const auto& line : plan.kernelSummary())
+        if (line.find("+dw") != std::string::npos)
+            return true;
+    return false;
 }
 
 } // namespace
@@ -122,6 +220,54 @@ private slots:
         QVERIFY(unfused->kernelSummary().size() > 20);
         Dataset data = demoData(g, 8);
         QVERIFY(maxAbsDiff(fused->run({data.inputs})[0], unfused->run({data.inputs})[0]) < 1e-4f);
+    }
+
+
+    void pointwiseCarriesDepthwise_data()
+    {
+        QTest::addColumn<int>("stride");
+        QTest::addColumn<int>("threads");
+        QTest::newRow("stride 2, 1 thread") << 2 << 1;
+        QTest::newRow("stride 2, 2 threads") << 2 << 2;
+        QTest::newRow("stride 1, 2 threads") << 1 << 2;
+    }
+
+    // The 3x3 depthwise conv (with BN and activations) runs as a post-op of the 1x1 one
+    // where oneDNN has a fused kernel; either way the result matches naive loops, and a
+    // kept intermediate disables the fusion.
+    void pointwiseCarriesDepthwise()
+    {
+        QFETCH(int, stride);
+        QFETCH(int, threads);
+        const PointDepthModel model(stride);
+        Graph g = model.graph();
+        CompileOptions opts;
+        opts.threads = threads;
+        opts.inputShapes["x"] = {model.n, model.c, model.h, model.w};
+        auto fused = compilePlan(g, opts);
+        for (const auto& line : fused->kernelSummary())
+            qInfo("%s", line.c_str());
+        if (stride == 2)
+            QVERIFY2(hasDwFusion(*fused), "oneDNN's jit 1x1 kernel should carry the stride-2 depthwise conv");
+        const Tensor in = Tensor::fromVector<float>({model.n, model.c, model.h, model.w}, model.x);
+        const Tensor expected =
+            Tensor::fromVector<float>({model.n, model.m, model.oh(), model.ow()}, model.reference());
+        QVERIFY(maxAbsDiff(fused->run({in})[0], expected) < 1e-4f);
+        QCOMPARE(fused->shapeOf("pw6"), (Shape{model.n, model.m, model.h, model.w}));
+        QCOMPARE(fused->shapeOf("dw"), (Shape{model.n, model.m, model.oh(), model.ow()}));
+
+        CompileOptions keep = opts;
+        keep.keepValues.insert("pw6");
+        auto kept = compilePlan(g, keep);
+        QVERIFY(!hasDwFusion(*kept));
+        QVERIFY(maxAbsDiff(kept->run({in})[0], expected) < 1e-4f);
+
+        // A tap on the intermediate recompiles without the fusion and sees the clipped 1x1 output.
+        std::vector<Tensor> seen;
+        fused->addTap("pw6", [&](const std::string&, const Tensor& t) { seen.push_back(t); });
+        QVERIFY(maxAbsDiff(fused->run({in})[0], expected) < 1e-4f);
+        QCOMPARE(seen.size(), std::size_t(1));
+        QVERIFY(maxAbsDiff(seen[0], kept->valueOf("pw6")) < 1e-6f);
     }
 
     void tapsSeeGraphOutputValues_data()
@@ -274,7 +420,7 @@ private slots:
         Graph g = demo();
         CompileOptions opts;
         opts.threads = threads;
-        opts.inputShapes["input"] = {64, 1, 28, 28}; // the stem's input is large enough to split
+        opts.inputShapes["input"] = {192, 1, 28, 28}; // the stem conv is large enough to split (>16M MACs)
         const std::string stem = g.nodes[std::size_t(g.findNode("/stem/stem.2/Relu"))].outputs[0];
         const std::string flat = g.nodes[std::size_t(g.findNode("/flatten/Flatten"))].outputs[0];
         auto plan = compilePlan(g, opts);
@@ -283,11 +429,11 @@ private slots:
         plan->addTap(stem, record);
         plan->addTap(flat, record);
         omp_set_num_threads(3); // what the caller had must not leak into the plan
-        Tensor x(DType::Float, {64, 1, 28, 28});
+        Tensor x(DType::Float, {192, 1, 28, 28});
         plan->run({x});
         QCOMPARE(seen.size(), std::size_t(2));
         QCOMPARE(seen.at(stem), threads);
-        QCOMPARE(seen.at(flat), 1); // [64, 64] into Flatten: below the parallel threshold
+        QCOMPARE(seen.at(flat), 1); // [192, 64] into Flatten: below the parallel threshold
         const auto k = plan->kernelSummary();
         QVERIFY2(std::any_of(k.begin(), k.end(), [](const std::string& l) { return l.find("+/stem/stem.2/Relu") != std::string::npos; }),
                  "the tap must not stop the ReLU fusing into the stem convolution");

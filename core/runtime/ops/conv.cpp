@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 
 namespace qs::rt {
 namespace {
@@ -169,13 +170,74 @@ bool preferBlocked(const Graph& graph)
     return convs > 0 && 3 * pointOrDepth >= 2 * convs;
 }
 
+// A 3x3 depthwise convolution (stride 1 or 2, padding 1, constant weights) reading a
+// 1x1 convolution's output, with its folded BatchNormalization and activations: oneDNN
+// runs it as a depthwise post-op of the 1x1 kernel, so the intermediate never leaves
+// the cache and one parallel region does both. Not planned when the intermediate is
+// observed (fusableConsumer refuses kept values).
+struct DwFusion {
+    int64_t stride = 1;
+    std::vector<float> w, b;             // [C][1][3][3] (BN folded), [C]
+    std::vector<const Node*> nodes;      // depthwise conv, BN, activations, in order
+    std::vector<EltwiseStep> steps;      // activations after the depthwise conv
+    std::string output;                  // value the fused primitive writes
+    Shape shape;                         // its shape
+};
+
+std::optional<DwFusion> planDepthwise(NodeContext& c, const std::string& value, const Shape& in)
+{
+    if (std::getenv("QS_RUNTIME_NO_DW_FUSION") || in.size() != 4)
+        return std::nullopt;
+    const Node* n = c.fusableConsumer(value);
+    if (!n || n->opType != "Conv" || !n->domain.empty() || n->inputs.size() < 2 || n->inputs[0] != value ||
+        n->outputs.size() != 1)
+        return std::nullopt;
+    const int64_t ch = in[1];
+    const Tensor* W = c.constantValue(n->inputs[1]);
+    const Tensor* B = n->inputs.size() > 2 && !n->inputs[2].empty() ? c.constantValue(n->inputs[2]) : nullptr;
+    if (!W || W->shape != Shape{ch, 1, 3, 3} || n->attrInt("group", 1) != ch ||
+        (n->inputs.size() > 2 && !n->inputs[2].empty() && (!B || B->numel() != ch)))
+        return std::nullopt;
+    const std::string autoPad = n->attrString("auto_pad", "NOTSET");
+    const auto strides = n->attrInts("strides"), pads = n->attrInts("pads"), dil = n->attrInts("dilations");
+    const auto kernel = n->attrInts("kernel_shape");
+    if (autoPad != "NOTSET" || pads != std::vector<int64_t>{1, 1, 1, 1} ||
+        !(dil.empty() || dil == std::vector<int64_t>{1, 1}) || !(kernel.empty() || kernel == std::vector<int64_t>{3, 3}))
+        return std::nullopt;
+    DwFusion f;
+    if (strides.empty() || strides == std::vector<int64_t>{1, 1})
+        f.stride = 1;
+    else if (strides == std::vector<int64_t>{2, 2})
+        f.stride = 2;
+    else
+        return std::nullopt;
+    f.w = W->toFloat();
+    f.b = B ? B->toFloat() : std::vector<float>(std::size_t(ch), 0.f);
+    f.nodes.push_back(n);
+    f.output = n->outputs[0];
+    if (const Node* bn = c.fusableConsumer(f.output); bn && foldBatchNorm(c, *bn, f.w, f.b, ch)) {
+        f.nodes.push_back(bn);
+        f.output = bn->outputs[0];
+    }
+    while (const Node* act = c.fusableConsumer(f.output)) {
+        auto steps = act->outputs.size() == 1 ? eltwiseSteps(c, *act) : std::nullopt;
+        if (!steps)
+            break;
+        f.steps.insert(f.steps.end(), steps->begin(), steps->end());
+        f.nodes.push_back(act);
+        f.output = act->outputs[0];
+    }
+    f.shape = {in[0], ch, (in[2] + 2 - 3) / f.stride + 1, (in[3] + 2 - 3) / f.stride + 1};
+    return f;
+}
+
 // Shared by Conv and ConvTranspose: builds the primitive, binds weights and fusion.
 template <typename Prim>
 bool buildWithTail(NodeContext& c, const Geometry& g, const memory::dims& wDims, const memory::desc& wPlainMd,
                    Weights& wt, const std::function<typename Prim::desc(const memory::desc& src, const memory::desc& wts,
                                                                        const memory::desc* bias,
                                                                        const memory::desc& dst)>& makeDesc,
-                   const std::string& firstValue)
+                   const std::string& firstValue, bool allowDw = false)
 {
     const int64_t oc = g.out[1];
     const bool blocked16 = c.shape(0).size() == 4 && preferBlocked(c.graph());
@@ -196,9 +258,48 @@ bool buildWithTail(NodeContext& c, const Geometry& g, const memory::dims& wDims,
     FusedTail tail = planTail(c, firstValue, g.out, nullptr);
     typename Prim::primitive_desc pd = create(tail, dstAny);
     std::string impl = implName(pd);
+    std::optional<DwFusion> dw = allowDw ? planDepthwise(c, tail.output, g.out) : std::nullopt;
+    if (dw) {
+        // A fresh post_ops (copies of a dnnl handle share it): the 1x1's activations, the
+        // depthwise conv, its activations.
+        FusedTail withDw;
+        withDw.nodes = tail.nodes;
+        for (const Node* n : tail.nodes)
+            if (const auto steps = eltwiseSteps(c, *n))
+                for (const auto& st : *steps)
+                    withDw.ops.append_eltwise(1.f, st.alg, st.alpha, st.beta);
+        withDw.ops.append_dw(memory::data_type::f32, memory::data_type::f32, memory::data_type::f32, 3, dw->stride, 1,
+                             0, {});
+        for (const auto& st : dw->steps)
+            withDw.ops.append_eltwise(1.f, st.alg, st.alpha, st.beta);
+        typename Prim::primitive_desc pd2;
+        std::string impl2;
+        const bool created =
+            tryCreate<typename Prim::primitive_desc>([&] { return create(withDw, dstAny); }, pd2, impl2);
+        const bool ok = created && !isRef(impl2) && pd2.dst_desc().dims() == toDims(dw->shape);
+        if (std::getenv("QS_RUNTIME_DEBUG"))
+            std::fprintf(stderr, "%s: depthwise %s as post-op: %s\n", c.where().c_str(), dw->nodes[0]->name.c_str(),
+                         ok ? impl2.c_str() : created ? ("not used: " + impl2).c_str() : "refused");
+        if (ok) {
+            pd = pd2;
+            impl = impl2 + " +dw";
+            for (const Node* n : dw->nodes)
+                withDw.nodes.push_back(n);
+            // Values fused away keep their own shapes for Plan::shapeOf.
+            c.declare(firstValue, DType::Float, g.out);
+            for (const Node* n : tail.nodes)
+                c.declare(n->outputs[0], DType::Float, g.out);
+            for (const Node* n : dw->nodes)
+                c.declare(n->outputs[0], DType::Float, dw->shape);
+            withDw.output = dw->output;
+            tail = withDw;
+        } else {
+            dw.reset();
+        }
+    }
     // A residual Add can join once the output layout is known (its other operand must
     // match it): as a sum post-op (dst pre-filled with the residual), else a binary one.
-    if (const Node* next = c.fusableConsumer(tail.output); next && next->opType == "Add") {
+    if (const Node* next = c.fusableConsumer(tail.output); next && next->opType == "Add" && !dw) {
         const memory::desc dstMd = pd.dst_desc();
         for (bool useSum : {true, false}) {
             FusedTail withAdd = planTail(c, firstValue, g.out, &dstMd, true, useSum);
@@ -222,7 +323,7 @@ bool buildWithTail(NodeContext& c, const Geometry& g, const memory::dims& wDims,
     absorbTail(c, tail);
 
     const memory::desc dstMd = pd.dst_desc();
-    const int dst = c.outputNamed(tail.output, DType::Float, g.out, &dstMd);
+    const int dst = c.outputNamed(tail.output, DType::Float, dw ? dw->shape : g.out, &dstMd);
     std::map<int, int> args{{DNNL_ARG_SRC, c.inputAs(0, pd.src_desc())}, {DNNL_ARG_DST, dst}};
     bindTail(c, tail, args);
     std::unordered_map<int, memory> fixed;
@@ -237,6 +338,24 @@ bool buildWithTail(NodeContext& c, const Geometry& g, const memory::dims& wDims,
         s.wait();
         fixed[DNNL_ARG_WEIGHTS] = wm;
         owned.push_back(wb);
+        if (dw) {
+            // Depthwise weights [C, 1, 1, 3, 3] and bias, in the layouts the fused kernel asks for.
+            const int64_t ch = g.out[1];
+            const memory::dims dwDims{ch, 1, 1, 3, 3};
+            const int wArg = DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_WEIGHTS, bArg = DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_BIAS;
+            const memory::desc dwMd = pd.query_md(dnnl::query::exec_arg_md, wArg);
+            Buffer dwb = Buffer::make(dwMd.get_size());
+            memory dwm(dwMd, cpuEngine(), dwb.data());
+            memory dwPlain(stridedDesc(dwDims, rowMajorStrides(dwDims)), cpuEngine(), dw->w.data());
+            dnnl::reorder(dwPlain, dwm).execute(s, dwPlain, dwm);
+            s.wait();
+            fixed[wArg] = dwm;
+            owned.push_back(dwb);
+            Buffer dbb = Buffer::make(std::size_t(ch) * 4);
+            std::memcpy(dbb.data(), dw->b.data(), std::size_t(ch) * 4);
+            fixed[bArg] = memory(memory::desc({ch}, memory::data_type::f32, tag::a), cpuEngine(), dbb.data());
+            owned.push_back(dbb);
+        }
         if (bias) {
             Buffer bb = Buffer::make(std::size_t(oc) * 4);
             std::memcpy(bb.data(), wt.b.data(), std::size_t(oc) * 4);
@@ -318,7 +437,11 @@ bool buildConv(NodeContext& c)
         return dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, algorithm::convolution_direct, src,
                                                wts, dst, g.strides, g.dilates, g.padL, g.padR);
     };
-    return buildWithTail<dnnl::convolution_forward>(c, g, wDims, wPlainMd, wt, makeDesc, value);
+    // A 1x1 convolution may carry the 3x3 depthwise one that reads it (constant weights only).
+    bool pointwise = groups == 1 && x.size() == 4 && wt.constant;
+    for (std::size_t i = 0; i < g.kernel.size(); ++i)
+        pointwise = pointwise && g.kernel[i] == 1 && g.strides[i] == 1 && g.padL[i] == 0 && g.padR[i] == 0;
+    return buildWithTail<dnnl::convolution_forward>(c, g, wDims, wPlainMd, wt, makeDesc, value, pointwise);
 }
 
 bool buildConvTranspose(NodeContext& c)
