@@ -131,18 +131,7 @@ int runQuantize(const std::vector<std::string>& argv)
             std::fprintf(stderr, "\r%3d%%  %-60.60s", int(s.fraction * 100), s.stage.c_str());
     });
     CancelToken cancel;
-    QuantizeResult r;
-    try {
-        r = quantizeModel(graph, calib, eval, opts, progress, cancel);
-    } catch (const Cancelled&) {
-        if (run)
-            run->cancel();
-        throw;
-    } catch (const std::exception& e) {
-        if (run)
-            run->fail(e.what());
-        throw;
-    }
+    QuantizeResult r = runRecorded(run, [&] { return quantizeModel(graph, calib, eval, opts, progress, cancel); });
     if (!args.flag("json"))
         std::fprintf(stderr, "\r%-70s\r", "");
 

@@ -163,18 +163,7 @@ int runSensitivity(const std::vector<std::string>& argv)
     Progress progress = stderrProgress(args);
     CancelToken cancel;
     StopOnSignal stopOnSignal(cancel);
-    SensitivityResult r;
-    try {
-        r = measureSensitivity(graph, data, opts, progress, cancel);
-    } catch (const Cancelled&) {
-        if (run)
-            run->cancel();
-        throw;
-    } catch (const std::exception& e) {
-        if (run)
-            run->fail(e.what());
-        throw;
-    }
+    SensitivityResult r = runRecorded(run, [&] { return measureSensitivity(graph, data, opts, progress, cancel); });
     if (!args.flag("json"))
         std::fprintf(stderr, "\r%-70s\r", "");
     if (run) {

@@ -1,12 +1,14 @@
 // Recording CLI work in the experiment store (--db): the model and dataset rows
-// every run refers to.
+// every run refers to, and the run row that follows the work it records.
 #pragma once
 
 #include "cli/args.h"
 #include "data/dataset.h"
 #include "graph/graph.h"
+#include "util/error.h"
 #include "store/store.h"
 
+#include <exception>
 #include <optional>
 #include <string>
 
@@ -16,5 +18,23 @@ namespace qs::cli {
 std::optional<Store> storeFromArgs(const Args& args);
 int64_t recordModel(Store& store, const Graph& graph, const std::string& path);
 int64_t recordDataset(Store& store, const Dataset& data);
+
+// Runs `work`; if it throws, the run (when recorded) ends as cancelled for
+// qs::Cancelled and as failed with the message otherwise, and the exception goes on.
+template<class Work>
+auto runRecorded(std::optional<RunGuard>& run, Work&& work) -> decltype(work())
+{
+    try {
+        return work();
+    } catch (const Cancelled&) {
+        if (run)
+            run->cancel();
+        throw;
+    } catch (const std::exception& e) {
+        if (run)
+            run->fail(e.what());
+        throw;
+    }
+}
 
 } // namespace qs::cli
