@@ -189,7 +189,15 @@ bool buildGemm(NodeContext& c)
     return buildMatmul(c, s);
 }
 
-bool buildMatMul(NodeContext& c)
+// MatMul operands as oneDNN sees them: 1-D operands padded to matrices (ONNX
+// matmul semantics), batch dims broadcast, every operand at the same rank. `out`
+// is ONNX's output shape, with the padded dims dropped again.
+struct MatMulOperands {
+    MatmulSpec spec;
+    Shape out;
+};
+
+MatMulOperands matMulOperands(NodeContext& c)
 {
     if (c.dtype(0) != DType::Float || c.dtype(1) != DType::Float)
         c.fail("input types must be float32, got ", dtypeName(c.dtype(0)), " and ", dtypeName(c.dtype(1)));
@@ -203,38 +211,43 @@ bool buildMatMul(NodeContext& c)
         b.push_back(1);
     if (a.back() != b[b.size() - 2])
         c.fail("inner dimensions differ: ", shapeString(c.shape(0)), " and ", shapeString(c.shape(1)));
-    const Shape batchA(a.begin(), a.end() - 2), batchB(b.begin(), b.end() - 2);
-    const Shape batch = broadcastShapes(batchA, batchB, c);
+    const Shape batch = broadcastShapes(Shape(a.begin(), a.end() - 2), Shape(b.begin(), b.end() - 2), c);
     const std::size_t rank = batch.size() + 2;
-    auto expand = [&](const Shape& s) {
-        memory::dims d(rank - s.size(), 1);
-        d.insert(d.end(), s.begin(), s.end());
-        return d;
+    auto expand = [&](const Shape& d) {
+        memory::dims e(rank - d.size(), 1);
+        e.insert(e.end(), d.begin(), d.end());
+        return e;
     };
-    MatmulSpec s;
-    s.src = expand(a);
-    s.wts = expand(b);
-    s.dst = memory::dims(batch.begin(), batch.end());
-    s.dst.push_back(a[a.size() - 2]);
-    s.dst.push_back(b.back());
-    s.constB = c.constant(1);
-    s.firstValue = c.node.outputs[0];
-    Shape out(batch);
+    MatMulOperands m;
+    m.spec.src = expand(a);
+    m.spec.wts = expand(b);
+    m.spec.dst = memory::dims(batch.begin(), batch.end());
+    m.spec.dst.push_back(a[a.size() - 2]);
+    m.spec.dst.push_back(b.back());
+    m.spec.constB = c.constant(1);
+    m.out = batch;
     if (!vecA)
-        out.push_back(a[a.size() - 2]);
+        m.out.push_back(a[a.size() - 2]);
     if (!vecB)
-        out.push_back(b.back());
+        m.out.push_back(b.back());
+    return m;
+}
+
+bool buildMatMul(NodeContext& c)
+{
+    auto [s, out] = matMulOperands(c);
     if (out != Shape(s.dst.begin(), s.dst.end()))
         return false; // 1-D operands: buildMatMulVector
+    s.firstValue = c.node.outputs[0];
     // A following Add of a constant [N] becomes the bias.
-    const int64_t N = b.back();
+    const int64_t N = s.dst.back();
     if (const Node* add = c.fusableConsumer(s.firstValue); add && add->opType == "Add" && add->inputs.size() == 2) {
         const std::string& other = add->inputs[0] == s.firstValue ? add->inputs[1] : add->inputs[0];
         const Tensor* bias = c.constantValue(other);
         if (bias && bias->dtype == DType::Float && bias->numel() == N && (bias->shape.empty() || bias->shape.back() == N) &&
             bias->shape.size() <= out.size()) {
             s.bias = bias->toFloat();
-            s.biasDims = memory::dims(rank, 1);
+            s.biasDims = memory::dims(s.dst.size(), 1);
             s.biasDims.back() = N;
             c.absorb(*add);
             s.firstValue = add->outputs[0];
@@ -246,38 +259,10 @@ bool buildMatMul(NodeContext& c)
 // MatMul with 1-D operands: ONNX drops the padded dims from the output.
 bool buildMatMulVector(NodeContext& c)
 {
-    if (c.dtype(0) != DType::Float || c.dtype(1) != DType::Float)
-        c.fail("input types must be float32");
-    Shape a = c.shape(0), b = c.shape(1);
-    const bool vecA = a.size() == 1, vecB = b.size() == 1;
-    if (vecA)
-        a.insert(a.begin(), 1);
-    if (vecB)
-        b.push_back(1);
-    if (a.back() != b[b.size() - 2])
-        c.fail("inner dimensions differ: ", shapeString(c.shape(0)), " and ", shapeString(c.shape(1)));
-    const Shape batch = broadcastShapes(Shape(a.begin(), a.end() - 2), Shape(b.begin(), b.end() - 2), c);
-    const std::size_t rank = batch.size() + 2;
-    auto expand = [&](const Shape& s) {
-        memory::dims d(rank - s.size(), 1);
-        d.insert(d.end(), s.begin(), s.end());
-        return d;
-    };
-    MatmulSpec s;
-    s.src = expand(a);
-    s.wts = expand(b);
-    s.dst = memory::dims(batch.begin(), batch.end());
-    s.dst.push_back(a[a.size() - 2]);
-    s.dst.push_back(b.back());
-    s.constB = c.constant(1);
+    auto [s, out] = matMulOperands(c);
     const std::string tmp = c.node.outputs[0] + "#full";
     s.firstValue = tmp;
     buildMatmul(c, s);
-    Shape out(batch);
-    if (!vecA)
-        out.push_back(a[a.size() - 2]);
-    if (!vecB)
-        out.push_back(b.back());
     const int from = c.slotOfValue(tmp);
     const int to = c.output(0, DType::Float, out);
     c.addFn({from}, {to}, [from, to](Program& p) {
