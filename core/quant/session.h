@@ -76,6 +76,11 @@ public:
     // Options for a Plan of the working graph: FP32 (quantized = false) or simulated quantized.
     CompileOptions compileOptions(bool quantized, const Shape& inputShape) const;
     std::unique_ptr<Plan> compile(bool quantized, const Shape& inputShape) const;
+    // Runs the first `total` samples of `calib` through the working graph (FP32 or
+    // simulated quantized) in batches of options().batch: one plan per batch size,
+    // `attach` adds its taps when a plan is compiled, `done` sees the samples so far.
+    void runBatches(const Dataset& calib, int64_t total, bool quantized, const std::function<void(Plan&)>& attach,
+        const CancelToken& cancel, const std::function<void(int64_t done)>& done = {}) const;
     // Options for a Plan running every quantized layer in real INT8 (quant/int8_lowering.cpp):
     // s8 weights and s32 biases from weightOverrides and weightScales, 8-bit activations
     // from activationParams. Throws naming the layer when its spec has no INT8 kernel.

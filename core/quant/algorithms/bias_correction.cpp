@@ -15,34 +15,22 @@ std::vector<double> channelMeans(QuantSession& s, const Dataset& calib, bool qua
                                  int64_t limit, const CancelToken& cancel)
 {
     const int64_t total = std::min(limit, calib.count());
-    const int64_t batch = std::max<int64_t>(1, std::min(s.options().batch, total));
     std::vector<double> sums;
     int64_t perChannel = 0;
-    std::unique_ptr<Plan> plan;
-    int64_t planBatch = -1;
-    for (int64_t start = 0; start < total; start += batch) {
-        cancel.check();
-        const int64_t n = std::min(batch, total - start);
-        if (n != planBatch) {
-            Shape shape = calib.inputs.shape;
-            shape[0] = n;
-            plan = s.compile(quantized, shape);
-            plan->addTap(value, [&](const std::string&, const Tensor& t) {
-                const int64_t c = t.shape.size() >= 2 ? t.shape[1] : 1;
-                const int64_t inner = t.shape.size() >= 2 ? numelOf(Shape(t.shape.begin() + 2, t.shape.end())) : 1;
-                if (sums.empty())
-                    sums.assign(std::size_t(c), 0.0);
-                auto v = t.data<float>();
-                for (int64_t b = 0; b < t.shape[0]; ++b)
-                    for (int64_t k = 0; k < c; ++k)
-                        for (int64_t i = 0; i < inner; ++i)
-                            sums[std::size_t(k)] += v[std::size_t((b * c + k) * inner + i)];
-                perChannel += t.shape[0] * inner;
-            });
-            planBatch = n;
-        }
-        plan->run({calib.batch(start, n)});
-    }
+    s.runBatches(calib, total, quantized, [&](Plan& plan) {
+        plan.addTap(value, [&](const std::string&, const Tensor& t) {
+            const int64_t c = t.shape.size() >= 2 ? t.shape[1] : 1;
+            const int64_t inner = t.shape.size() >= 2 ? numelOf(Shape(t.shape.begin() + 2, t.shape.end())) : 1;
+            if (sums.empty())
+                sums.assign(std::size_t(c), 0.0);
+            auto v = t.data<float>();
+            for (int64_t b = 0; b < t.shape[0]; ++b)
+                for (int64_t k = 0; k < c; ++k)
+                    for (int64_t i = 0; i < inner; ++i)
+                        sums[std::size_t(k)] += v[std::size_t((b * c + k) * inner + i)];
+            perChannel += t.shape[0] * inner;
+        });
+    }, cancel);
     for (double& v : sums)
         v /= double(std::max<int64_t>(perChannel, 1)); // perChannel: values seen per channel
     return sums;

@@ -171,23 +171,16 @@ void streamLayerInputs(QuantSession& s, const Dataset& calib, const std::vector<
     const int64_t total = limit >= 0 ? std::min(limit, calib.count()) : calib.count();
     if (total <= 0)
         fail("calibration dataset ", quoted(calib.path), " has no samples");
-    const int64_t batch = std::max<int64_t>(1, std::min(s.options().batch, total));
-    std::unique_ptr<Plan> plan;
-    int64_t planBatch = -1;
-    for (int64_t start = 0; start < total; start += batch) {
-        cancel.check();
-        const int64_t n = std::min(batch, total - start);
-        if (n != planBatch) {
-            Shape shape = calib.inputs.shape;
-            shape[0] = n;
-            plan = s.compile(false, shape);
+    s.runBatches(
+        calib, total, false,
+        [&](Plan& plan) {
             for (std::size_t i = 0; i < layers.size(); ++i)
-                plan->addTap(layers[i].info.input, [&sink, i](const std::string&, const Tensor& t) { sink(i, t); });
-            planBatch = n;
-        }
-        plan->run({calib.batch(start, n)});
-        progress.report(double(start + n) / double(total), str("observing layer inputs: ", start + n, " samples"));
-    }
+                plan.addTap(layers[i].info.input, [&sink, i](const std::string&, const Tensor& t) { sink(i, t); });
+        },
+        cancel,
+        [&](int64_t done) {
+            progress.report(double(done) / double(total), str("observing layer inputs: ", done, " samples"));
+        });
 }
 
 std::vector<float> currentMatrix(const QuantSession& s, const LinearLayer& L)
