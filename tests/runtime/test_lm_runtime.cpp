@@ -5,6 +5,7 @@
 #include "data/npy.h"
 #include "graph/onnx_import.h"
 #include "runtime/plan.h"
+#include "support/onnx_builder.h"
 
 #include <QtTest>
 
@@ -18,6 +19,8 @@ private slots:
     void matchesTorch_data();
     void matchesTorch();
     void shorterWindowsAndBatches();
+    void maskedFill_data();
+    void maskedFill();
 };
 
 void TestLmRuntime::matchesTorch_data()
@@ -85,6 +88,49 @@ void TestLmRuntime::shorterWindowsAndBatches()
                 maxErr = std::max(maxErr, double(std::fabs(out.data<float>()[std::size_t((r * len + t) * vocab + v)] -
                                                           want.data<float>()[std::size_t((r * full + t) * vocab + v)])));
     QVERIFY2(maxErr < 1e-3, qPrintable(QString("max error %1").arg(maxErr)));
+}
+
+// Where(mask, scalar, scores) as torch's masked_fill exports it, and the mirrored
+// Where(mask, scores, scalar), with the mask broadcast over leading dims (the runtime's
+// mask path), against a naive loop.
+void TestLmRuntime::maskedFill_data()
+{
+    QTest::addColumn<bool>("scalarFirst");
+    QTest::addColumn<QList<qint64>>("maskDims");
+    QTest::newRow("Where(mask, fill, x), mask [3,4]") << true << QList<qint64> {3, 4};
+    QTest::newRow("Where(mask, x, fill), mask [1,1,3,4]") << false << QList<qint64> {1, 1, 3, 4};
+    QTest::newRow("Where(mask, fill, x), mask [2,1,3,4] (general path)") << true << QList<qint64> {2, 1, 3, 4};
+}
+
+void TestLmRuntime::maskedFill()
+{
+    QFETCH(bool, scalarFirst);
+    QFETCH(QList<qint64>, maskDims);
+    const Shape out {2, 2, 3, 4}, maskShape(maskDims.begin(), maskDims.end());
+    qs::test::OnnxBuilder b(13);
+    b.input("mask", maskShape, onnx::TensorProto::BOOL);
+    b.input("x", out);
+    b.initializer("fill", {}, {-1e4f});
+    if (scalarFirst)
+        b.node("Where", {"mask", "fill", "x"}, {"y"}, "where");
+    else
+        b.node("Where", {"mask", "x", "fill"}, {"y"}, "where");
+    b.output("y", out);
+    const Graph g = importOnnxBytes(b.bytes(), "masked_fill.onnx", "", {});
+    Tensor mask(DType::Bool, maskShape), x(DType::Float, out);
+    for (int64_t i = 0; i < mask.numel(); ++i)
+        mask.data<bool>()[std::size_t(i)] = (i * 7) % 3 == 0;
+    for (int64_t i = 0; i < x.numel(); ++i)
+        x.data<float>()[std::size_t(i)] = float(i) * 0.5f;
+    const Tensor y = compilePlan(g)->run({mask, x}).at(0);
+    QCOMPARE(y.shape, out);
+    const int64_t inner = 12; // mask elements per [3,4] matrix
+    for (int64_t i = 0; i < x.numel(); ++i) {
+        const int64_t m = maskShape.size() == 4 && maskShape[0] == 2 ? (i / 24) * inner + i % inner : i % inner;
+        const bool c = mask.data<bool>()[std::size_t(m)];
+        const float want = c == scalarFirst ? -1e4f : x.data<float>()[std::size_t(i)];
+        QCOMPARE(y.data<float>()[std::size_t(i)], want);
+    }
 }
 
 QTEST_GUILESS_MAIN(TestLmRuntime)
