@@ -1,7 +1,8 @@
 // The bundled byte-level GPT (opset 17: LayerNormalization, tanh-GELU, Trilu/Not/Where
-// mask, Range positions) and its decomposed twin (opset 14: ReduceMean/Pow/Sqrt/Div
-// LayerNorm, erf-GELU, -inf mask) run on our runtime and compared with the logits
-// torch computed for the same windows (resources/demo_lm/train_byte_gpt.py).
+// mask, Range positions), its decomposed twin (opset 14: ReduceMean/Pow/Sqrt/Div
+// LayerNorm, erf-GELU, -inf mask) and torch's own nn.TransformerEncoder (opset 17)
+// run on our runtime and compared with the logits torch computed for the same windows
+// (resources/demo_lm/train_byte_gpt.py).
 #include "data/npy.h"
 #include "graph/onnx_import.h"
 #include "runtime/plan.h"
@@ -34,6 +35,9 @@ void TestLmRuntime::matchesTorch_data()
     QTest::newRow("tiny opset14 decomposed LayerNorm erf-GELU -inf mask")
         << d + "byte_gpt_tiny_decomposed.onnx" << d + "byte_gpt_tiny_ref_tokens.npy"
         << d + "byte_gpt_tiny_ref_logits.npy";
+    QTest::newRow("torch nn.TransformerEncoder opset17 (Gemm in-proj, Slice, additive -inf mask)")
+        << d + "byte_gpt_torch_encoder.onnx" << d + "byte_gpt_torch_encoder_tokens.npy"
+        << d + "byte_gpt_torch_encoder_logits.npy";
 }
 
 void TestLmRuntime::matchesTorch()
