@@ -22,6 +22,8 @@ private slots:
     void shorterWindowsAndBatches();
     void maskedFill_data();
     void maskedFill();
+    void geluTanhPattern_data();
+    void geluTanhPattern();
 };
 
 void TestLmRuntime::matchesTorch_data()
@@ -135,6 +137,56 @@ void TestLmRuntime::maskedFill()
         const float want = c == scalarFirst ? -1e4f : x.data<float>()[std::size_t(i)];
         QCOMPARE(y.data<float>()[std::size_t(i)], want);
     }
+}
+
+// The tanh-GELU spellings the runtime fuses into one eltwise, against the formula.
+void TestLmRuntime::geluTanhPattern_data()
+{
+    QTest::addColumn<bool>("pow");
+    QTest::addColumn<bool>("halfFirst");
+    QTest::newRow("x*(x*x), 0.5 last (torch)") << false << false;
+    QTest::newRow("Pow(x,3), 0.5*x first (GPT-2 style)") << true << true;
+}
+
+void TestLmRuntime::geluTanhPattern()
+{
+    QFETCH(bool, pow);
+    QFETCH(bool, halfFirst);
+    qs::test::OnnxBuilder b(13);
+    b.input("x", {2, 5});
+    for (auto [name, v] : {std::pair {"three", 3.f}, {"k", 0.044715f}, {"s", 0.7978845608f}, {"one", 1.f}, {"half", 0.5f}})
+        b.initializer(name, {}, {v});
+    if (pow) {
+        b.node("Pow", {"x", "three"}, {"cube"});
+    } else {
+        b.node("Mul", {"x", "x"}, {"sq"});
+        b.node("Mul", {"x", "sq"}, {"cube"});
+    }
+    b.node("Mul", {"k", "cube"}, {"kc"});
+    b.node("Add", {"x", "kc"}, {"in"});
+    b.node("Mul", {"s", "in"}, {"arg"});
+    b.node("Tanh", {"arg"}, {"t"});
+    b.node("Add", {"one", "t"}, {"p1"});
+    if (halfFirst) {
+        b.node("Mul", {"half", "x"}, {"hx"});
+        b.node("Mul", {"hx", "p1"}, {"y"});
+    } else {
+        b.node("Mul", {"x", "p1"}, {"xp"});
+        b.node("Mul", {"half", "xp"}, {"y"});
+    }
+    b.output("y", {2, 5});
+    const Graph g = importOnnxBytes(b.bytes(), "gelu_tanh.onnx", "", {});
+    Tensor x(DType::Float, {2, 5});
+    for (int64_t i = 0; i < 10; ++i)
+        x.data<float>()[std::size_t(i)] = -4.f + 0.9f * float(i);
+    auto plan = compilePlan(g);
+    const Tensor y = plan->run({x}).at(0);
+    for (int64_t i = 0; i < 10; ++i) {
+        const double v = x.data<float>()[std::size_t(i)];
+        const double want = 0.5 * v * (1 + std::tanh(0.7978845608 * (v + 0.044715 * v * v * v)));
+        QVERIFY2(std::abs(y.data<float>()[std::size_t(i)] - want) < 1e-5, qPrintable(QString::number(v)));
+    }
+    QCOMPARE(plan->kernelSummary().size(), std::size_t(1)); // one fused eltwise
 }
 
 QTEST_GUILESS_MAIN(TestLmRuntime)
