@@ -247,6 +247,19 @@ const std::string& otherInput(const Node& n, const std::string& v)
     return n.inputs[0] == v ? n.inputs[1] : n.inputs[0];
 }
 
+// The not yet computed Mul node h = x * 0.5 whose only consumer is `user` (GELU
+// spellings that halve x before the product), or nullptr.
+const Node* halfOf(const NodeContext& c, const std::string& x, const std::string& h, const Node* user)
+{
+    for (int idx : c.graph().consumersOf(x)) {
+        const Node& n = c.graph().nodes[std::size_t(idx)];
+        if (n.opType == "Mul" && n.outputs.size() == 1 && n.outputs[0] == h && n.inputs.size() == 2 &&
+            isConstNear(c, otherInput(n, x), 0.5f))
+            return c.fusableConsumer(h) == user && !c.defined(h) ? &n : nullptr;
+    }
+    return nullptr;
+}
+
 // Computes `out` = GELU(x) with one oneDNN eltwise, absorbing the pattern's nodes.
 bool addGelu(NodeContext& c, const std::string& x, const std::string& out, const std::vector<const Node*>& chain,
              algorithm alg)
@@ -292,14 +305,8 @@ bool buildGeluPattern(NodeContext& c)
         out = mul2->outputs[0];
     } else {
         // (x * 0.5) * (erf(...) + 1): the half is computed from x by a Mul node.
-        const Node* half = nullptr;
-        for (int idx : c.graph().consumersOf(x)) {
-            const Node& h = c.graph().nodes[std::size_t(idx)];
-            if (h.opType == "Mul" && h.outputs.size() == 1 && h.outputs[0] == m1other && h.inputs.size() == 2 &&
-                isConstNear(c, otherInput(h, x), 0.5f))
-                half = &h;
-        }
-        if (!half || c.fusableConsumer(half->outputs[0]) != mul1 || c.defined(half->outputs[0]))
+        const Node* half = halfOf(c, x, m1other, mul1);
+        if (!half)
             return false;
         chain.push_back(half);
         out = mul1->outputs[0];
@@ -366,15 +373,8 @@ bool buildGeluTanhPattern(NodeContext& c)
         chain.push_back(half);
         out = half->outputs[0];
     } else { // (0.5 * x) * (1 + tanh(...))
-        const std::string& h = otherInput(*times, plus1->outputs[0]);
-        const Node* half = nullptr;
-        for (int idx : c.graph().consumersOf(x)) {
-            const Node& n = c.graph().nodes[std::size_t(idx)];
-            if (n.opType == "Mul" && n.outputs.size() == 1 && n.outputs[0] == h && n.inputs.size() == 2 &&
-                isConstNear(c, otherInput(n, x), 0.5f))
-                half = &n;
-        }
-        if (!half || c.fusableConsumer(h) != times || c.defined(h))
+        const Node* half = halfOf(c, x, otherInput(*times, plus1->outputs[0]), times);
+        if (!half)
             return false;
         chain.push_back(half);
         out = times->outputs[0];
