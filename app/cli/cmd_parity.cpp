@@ -61,13 +61,7 @@ int runParity(const std::vector<std::string>& argv)
     DataOptions evalOpts = dataOptions(args);
     evalOpts.limit = po.limit;
     Dataset data = loadDataset(evalOpts, reference);
-    DataOptions calOpts = evalOpts;
-    if (auto cd = args.value("calib-data")) {
-        calOpts.spec = *cd;
-        calOpts.labelsPath.reset();
-    }
-    calOpts.limit = opts.calibLimit;
-    Dataset calib = loadDataset(calOpts, reference);
+    Dataset calib = calibrationData(args, evalOpts, reference, opts.calibLimit);
 
     std::optional<Store> store = storeFromArgs(args);
     std::optional<RunGuard> run;

@@ -141,6 +141,19 @@ bool validIntBits(int bits)
     return bits >= 2 && bits <= 8;
 }
 
+nlohmann::json parseJsonObject(const std::string& text, const std::string& label)
+{
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+        fail(label, ": not valid JSON (", e.what(), ")");
+    }
+    if (!j.is_object())
+        fail(label, ": expected a JSON object");
+    return j;
+}
+
 std::string number(double v)
 {
     char buf[32];

@@ -164,13 +164,8 @@ void apply(const Encoding& e, const PrecisionLayer& l, bool weight, QuantSpec& s
 
 PrecisionImport importAimet(const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base)
 {
-    json j;
-    try {
-        j = json::parse(text);
-    } catch (const json::exception& e) {
-        fail(label, ": not valid JSON (", e.what(), ")");
-    }
-    if (!j.is_object() || !(j.contains("activation_encodings") || j.contains("param_encodings")))
+    const json j = parseJsonObject(text, label);
+    if (!(j.contains("activation_encodings") || j.contains("param_encodings")))
         fail(label, ": not AIMET encodings (no activation_encodings or param_encodings)");
     PrecisionImport out;
     std::map<std::string, Encoding> params, acts; // by tensor

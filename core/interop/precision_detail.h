@@ -4,6 +4,8 @@
 
 #include "interop/precision.h"
 
+#include <nlohmann/json.hpp>
+
 #include <map>
 #include <optional>
 #include <set>
@@ -38,6 +40,8 @@ using GivenPrecision = std::map<std::string, std::optional<LayerQuant>>;
 QuantConfig assembleConfig(const QuantConfig& base, const LayerQuant& defaults, const GivenPrecision& given);
 
 bool validIntBits(int bits);
+// A JSON object from `text`, or an Error naming `label`.
+nlohmann::json parseJsonObject(const std::string& text, const std::string& label);
 std::string number(double v); // shortest text that reads back as the same float
 
 PrecisionText exportRules(const LayerTable& t, const QuantConfig& c);

@@ -148,14 +148,7 @@ PrecisionText exportOrt(const LayerTable& t, const QuantConfig& c)
 
 PrecisionImport importOrt(const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base)
 {
-    json j;
-    try {
-        j = json::parse(text);
-    } catch (const json::exception& e) {
-        fail(label, ": not valid JSON (", e.what(), ")");
-    }
-    if (!j.is_object())
-        fail(label, ": expected a JSON object");
+    const json j = parseJsonObject(text, label);
     json overrides = j, exclude = json::array();
     std::string prefix = label + ": ";
     if (j.contains("TensorQuantOverrides")) {

@@ -51,16 +51,7 @@ std::string readFile(const QString& path)
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-std::vector<int64_t> argmaxRows(const std::vector<float>& logits, int64_t rows)
-{
-    std::vector<int64_t> out;
-    const int64_t classes = int64_t(logits.size()) / rows;
-    for (int64_t r = 0; r < rows; ++r) {
-        auto b = logits.begin() + r * classes;
-        out.push_back(std::max_element(b, b + classes) - b);
-    }
-    return out;
-}
+using qs::test::argmaxRows;
 
 struct RunCase {
     int64_t id = 0;

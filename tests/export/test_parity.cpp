@@ -33,16 +33,7 @@ namespace {
 const QString kModel = test::kDemoModel;
 const QString kData = test::kDemoData;
 
-std::vector<int64_t> argmaxRows(const std::vector<float>& logits, int64_t rows)
-{
-    std::vector<int64_t> out;
-    const int64_t classes = int64_t(logits.size()) / rows;
-    for (int64_t r = 0; r < rows; ++r) {
-        auto b = logits.begin() + r * classes;
-        out.push_back(std::max_element(b, b + classes) - b);
-    }
-    return out;
-}
+using qs::test::argmaxRows;
 
 // The weight initializer of a layer in the working (BN-folded) graph the export writes.
 std::string weightOf(const std::string& layer)

@@ -11,12 +11,26 @@
 #include <QStandardPaths>
 #include <QString>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <string>
 #include <vector>
 
 namespace qs::test {
+
+// The index of the largest value of each of `rows` equal rows (top-1 classes).
+inline std::vector<int64_t> argmaxRows(const std::vector<float>& logits, int64_t rows)
+{
+    std::vector<int64_t> out;
+    const int64_t classes = int64_t(logits.size()) / rows;
+    for (int64_t r = 0; r < rows; ++r) {
+        auto b = logits.begin() + r * classes;
+        out.push_back(std::max_element(b, b + classes) - b);
+    }
+    return out;
+}
 
 // The first output's float32 values for every sample of `eval`, in batches of 100.
 // `optimization`: "all" (QDQ fused into ORT's integer kernels) or "disabled" (QDQ
