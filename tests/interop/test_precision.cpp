@@ -284,6 +284,43 @@ private slots:
         }
     }
 
+    // Files as the other tools' users write them, read against values worked out by hand.
+    void importsHandWritten_data()
+    {
+        QTest::addColumn<QString>("format");
+        QTest::addColumn<QString>("text");
+        QTest::addColumn<QString>("layer");
+        QTest::addColumn<QString>("expected");
+        // ORT: uint8 scale 0.02, zero point 10 -> the grid [-10, 245] x 0.02.
+        QTest::newRow("ort scale/zero_point") << "ort" << R"({"input": [{"quant_type": "QUInt8", "scale": 0.02, "zero_point": 10}]})"
+                                              << "/stem/stem.0/Conv" << "W8 sym channel A8 affine [-0.200000,4.900000]";
+        QTest::newRow("ort reduce_range") << "ort" << R"({"input": [{"quant_type": "QInt8", "reduce_range": true}]})"
+                                          << "/stem/stem.0/Conv" << "W8 sym channel A7 sym";
+        // AIMET's own symmetric 8-bit grid: offset -128, scale 0.01 -> centred range +-1.28.
+        QTest::newRow("aimet native symmetric")
+            << "aimet" << R"({"activation_encodings": {"input": [{"bitwidth": 8, "dtype": "int", "is_symmetric": "True", "offset": -128, "scale": 0.01}]}, "param_encodings": {}})"
+            << "/stem/stem.0/Conv" << "W32f A8 sym [-1.280000,1.280000]";
+        QTest::newRow("aimet absent = float") << "aimet" << R"({"activation_encodings": {}, "param_encodings": {}})"
+                                              << "/fc/Gemm" << "float";
+        QTest::newRow("trt wildcard fp16") << "trt" << "trtexec --onnx=a.onnx --fp16 --int8 --precisionConstraints=obey --layerPrecisions=*:fp16,/fc/Gemm:int8"
+                                           << "/res1/conv1/Conv" << "W16f A16f";
+        QTest::newRow("trt int8 symmetric") << "trt" << "--layerPrecisions=*:fp16,/fc/Gemm:int8" << "/fc/Gemm"
+                                            << "W8 sym channel A8 sym";
+        QTest::newRow("trt output types") << "trt" << "--layerOutputTypes=/fc/Gemm:fp32" << "/fc/Gemm" << "float";
+    }
+
+    void importsHandWritten()
+    {
+        QFETCH(QString, format);
+        QFETCH(QString, text);
+        QFETCH(QString, layer);
+        QFETCH(QString, expected);
+        const PrecisionImport r = importPrecision(
+            demo(), text.toStdString(), parsePrecisionFormat(format.toStdString()), "hand." + format.toStdString());
+        QCOMPARE(QString::fromStdString(describe(r.config.forLayer(layer.toStdString()), Bits | Symmetric | Granular | Range)),
+            expected);
+    }
+
     // First match wins; .* sets the defaults the other rules start from.
     void rulesSemantics()
     {
