@@ -28,14 +28,14 @@ nlohmann::json layerJson(const LayerParity& p)
 {
     return {{"layer", p.layer}, {"op", p.op}, {"output", p.output}, {"int8", p.int8}, {"sqnr_db", num(p.sqnrDb)},
         {"max_abs_diff", p.maxAbsDiff}, {"max_diff_steps", p.maxDiffSteps}, {"input_sqnr_db", num(p.inputSqnrDb)},
-        {"qdq_sqnr_db", num(p.qdqSqnrDb)}, {"drifting", p.drifting}, {"introduced", p.introduced},
+        {"qdq_sqnr_db", num(p.qdqSqnrDb)}, {"input_max_diff_steps", p.inputMaxDiffSteps}, {"drifting", p.drifting}, {"introduced", p.introduced},
         {"param_diffs", p.paramDiffs}};
 }
 
 int runParity(const std::vector<std::string>& argv)
 {
     std::set<std::string> valued = {"reference", "config", "calib-data", "calib-limit", "limit", "batch", "threshold",
-        "threads", "db"};
+        "max-steps", "threads", "db"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
     Args args(argv, valued, {"json"});
     const std::string& exportedPath = args.required(0, "EXPORTED (a QDQ .onnx file written by `export --format qdq`)");
@@ -54,6 +54,7 @@ int runParity(const std::vector<std::string>& argv)
     po.batch = opts.batch;
     po.limit = args.intValue("limit", 256);
     po.thresholdDb = args.doubleValue("threshold", 30);
+    po.maxSteps = args.doubleValue("max-steps", 10);
     po.threads = opts.threads;
 
     Graph reference = importOnnx(*refPath);
@@ -71,7 +72,7 @@ int runParity(const std::vector<std::string>& argv)
         start.datasetId = recordDataset(*store, data);
         start.kind = RunKind::Inference;
         nlohmann::json config = opts.config.toJson();
-        config["parity"] = {{"reference", *refPath}, {"threshold_db", po.thresholdDb}, {"samples", data.count()}};
+        config["parity"] = {{"reference", *refPath}, {"threshold_db", po.thresholdDb}, {"max_steps", po.maxSteps}, {"samples", data.count()}};
         config["calibration"] = {{"data", calib.path}, {"samples", calib.count()}};
         config["batch"] = opts.batch;
         start.config = config;
@@ -116,7 +117,7 @@ int runParity(const std::vector<std::string>& argv)
 
     if (json) {
         nlohmann::json j = {{"run_id", run ? nlohmann::json(run->id()) : nlohmann::json(nullptr)},
-            {"passed", r.passed()}, {"flagged", r.flagged}, {"threshold_db", r.thresholdDb}, {"samples", r.samples},
+            {"passed", r.passed()}, {"flagged", r.flagged}, {"threshold_db", r.thresholdDb}, {"max_steps", r.maxSteps}, {"samples", r.samples},
             {"output_sqnr_db", num(r.outputSqnrDb)}, {"top1_agreement", r.top1Agreement},
             {"cpu", {{"avx2", r.isa.avx2}, {"avx512", r.isa.avx512}, {"avx512_vnni", r.isa.avx512Vnni},
                         {"avx_vnni", r.isa.avxVnni}, {"amx", r.isa.amx}, {"onednn_isa", r.isa.onednn},
@@ -144,19 +145,21 @@ int runParity(const std::vector<std::string>& argv)
     if (run)
         std::printf("\nrun            %lld recorded in %s\n", (long long)run->id(), store->path().c_str());
     if (r.passed()) {
-        std::printf("\nparity         passed: every layer within %.1f dB SQNR of the simulation\n", r.thresholdDb);
+        std::printf("\nparity         passed: every layer above %.1f dB SQNR and within %.0f steps of the simulation\n",
+            r.thresholdDb, r.maxSteps);
         return 0;
     }
     std::string names;
     for (const auto& f : r.flagged)
         names += (names.empty() ? "" : ", ") + quoted(f);
-    std::printf("\nparity         FAILED: drift below %.1f dB starts at %s\n", r.thresholdDb, names.c_str());
+    std::printf("\nparity         FAILED: drift (below %.1f dB or beyond %.0f steps) starts at %s\n", r.thresholdDb,
+        r.maxSteps, names.c_str());
     return kDriftExit;
 }
 
 const bool registered = registerCommand({"parity",
     "EXPORTED.onnx --reference MODEL [--config C.json] --data DATA [--calib-data DATA] [--calib-limit N] [--limit N] "
-    "[--batch N] [--threshold DB] [--threads N] [--db DB] [--json]",
+    "[--batch N] [--threshold DB] [--max-steps N] [--threads N] [--db DB] [--json]",
     "run an exported QDQ model with real INT8 kernels against the simulated quantization of its reference, per layer "
     "(exit 3 when a layer drifts)",
     runParity});

@@ -113,6 +113,7 @@ ParityResult checkParity(const QuantSession& reference, const QdqLowered& export
 {
     ParityResult r;
     r.thresholdDb = options.thresholdDb;
+    r.maxSteps = options.maxSteps;
     r.isa = detectCpuIsa();
     const Graph& g = reference.graph();
     struct Track {
@@ -222,8 +223,10 @@ ParityResult checkParity(const QuantSession& reference, const QdqLowered& export
         p.maxDiffSteps = t.outQ ? t.out.maxAbs / t.outQ->scale : -1;
         p.qdqSqnrDb = t.qdq.sqnrDb();
         p.inputSqnrDb = t.in.sqnrDb();
-        p.drifting = p.sqnrDb < options.thresholdDb;
-        p.introduced = p.drifting && !(p.inputSqnrDb < options.thresholdDb);
+        p.inputMaxDiffSteps = t.inQ ? t.in.maxAbs / t.inQ->scale : -1;
+        auto drifts = [&](double db, double steps) { return db < options.thresholdDb || steps > options.maxSteps; };
+        p.drifting = drifts(p.sqnrDb, p.maxDiffSteps);
+        p.introduced = p.drifting && !drifts(p.inputSqnrDb, p.inputMaxDiffSteps);
         if (p.introduced)
             r.flagged.push_back(p.layer);
     }

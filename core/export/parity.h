@@ -21,6 +21,10 @@ struct ParityOptions {
     int64_t limit = 256;      // samples of the data (< 0: all)
     int64_t batch = 32;
     double thresholdDb = 30;  // output SQNR (INT8 vs simulated) below which a layer drifts
+    // Largest difference, in quantization steps of the output, beyond which a layer drifts
+    // even at a high SQNR: rare large errors such as int16 saturation of u8 x s8 pairs on
+    // CPUs without VNNI (rounding alone moves values by a few steps).
+    double maxSteps = 10;
     int threads = 0;
 };
 
@@ -33,7 +37,8 @@ struct LayerParity {
     double maxDiffSteps = -1; // maxAbsDiff in quantization steps of the output (-1: the output is not quantized)
     double inputSqnrDb = std::numeric_limits<double>::infinity(); // the layer's (quantized) input, INT8 vs simulated
     double qdqSqnrDb = std::numeric_limits<double>::infinity();   // the QDQ model as written (float) vs simulated
-    bool drifting = false;   // sqnrDb < threshold
+    double inputMaxDiffSteps = -1;
+    bool drifting = false;   // sqnrDb < threshold or maxDiffSteps > maxSteps
     bool introduced = false; // drifting while its input was not: the drift starts here
     std::vector<std::string> paramDiffs; // exported scales, zero points or weights that differ from the session's
 };
@@ -43,7 +48,7 @@ struct ParityResult {
     double outputSqnrDb = std::numeric_limits<double>::infinity(); // first graph output, INT8 vs simulated
     double top1Agreement = 1;
     int64_t samples = 0;
-    double thresholdDb = 30;
+    double thresholdDb = 30, maxSteps = 10;
     CpuIsa isa;
     std::vector<std::string> int8Kernels; // kernel summary lines of the INT8 layers
     std::vector<std::string> flagged;     // layers that introduced drift

@@ -123,7 +123,8 @@ private slots:
         QCOMPARE(int(store.layerResults(rec.id).size()), 8);
     }
 
-    // oneDNN capped below VNNI: u8 x s8 products go through int16 pairwise sums.
+    // oneDNN capped below VNNI (DNNL_MAX_CPU_ISA=AVX2): u8 x s8 products go through int16
+    // pairwise sums, and the rare large errors show in the steps, not in the SQNR.
     void withoutVnni()
     {
         QProcess p;
@@ -135,6 +136,8 @@ private slots:
         QVERIFY(p.waitForFinished(300000));
         const QJsonObject j = QJsonDocument::fromJson(p.readAllStandardOutput()).object();
         QVERIFY2(p.exitCode() == 0 || p.exitCode() == 3, p.readAllStandardError().constData());
+        if (!j["cpu"].toObject()["avx2"].toBool())
+            QSKIP("no AVX2 on this CPU");
         QCOMPARE(j["cpu"].toObject()["onednn_isa"].toString(), QString("avx2"));
         QVERIFY(j["cpu"].toObject()["saturation_risk"].toBool());
         QString worst;
@@ -152,6 +155,11 @@ private slots:
             j["passed"].toBool(), int(j["flagged"].toArray().size()),
             qPrintable(j["output_sqnr_db"].toVariant().toString()), j["top1_agreement"].toDouble(), worstDb,
             qPrintable(worst));
+        // oneDNN's AVX2 int8 convolution sums u8 x s8 pairs in int16 (vpmaddubsw): on these
+        // 128 images one layer's output moves by 22 steps at an SQNR still above 40 dB.
+        QCOMPARE(p.exitCode(), 3);
+        QCOMPARE(j["flagged"].toArray().size(), 1);
+        QCOMPARE(j["flagged"].toArray()[0].toString(), QString("/res2/conv1/Conv"));
     }
 
     void perturbedLayerIsFlagged_data()
