@@ -240,24 +240,31 @@ LayerLinks layerLinks(const Graph& g)
     for (const auto& o : g.outputs)
         outputs.insert(o.name);
     for (std::size_t li = 0; li < n; ++li) {
-        std::vector<std::string> todo = {g.nodes[std::size_t(nodes[li])].outputs.front()};
+        // (value, direct): direct while the value is the layer's own output through
+        // single-consumer ops, where a residual Add is the layer's to absorb; elsewhere
+        // an Add reads this value as its 8-bit skip operand.
+        std::vector<std::pair<std::string, bool>> todo = {{g.nodes[std::size_t(nodes[li])].outputs.front(), true}};
         std::set<std::string> seen;
         while (!todo.empty()) {
-            std::string v = todo.back();
+            auto [v, direct] = todo.back();
             todo.pop_back();
             if (!seen.insert(v).second)
                 continue;
             if (outputs.count(v))
                 links.floatOut[li] = 1;
-            for (int c : g.consumersOf(v)) {
+            const auto& consumers = g.consumersOf(v);
+            const bool stillDirect = direct && consumers.size() == 1;
+            for (int c : consumers) {
                 const Node& node = g.nodes[std::size_t(c)];
                 if (layerNodes.count(c))
                     continue; // a layer reading it: linked above
+                if (node.opType == "Add" && node.domain.empty() && !stillDirect)
+                    continue; // the skip operand of a residual Add another INT8 layer absorbs
                 if (!passes(node)) {
                     links.floatOut[li] = 1;
                     continue;
                 }
-                todo.push_back(node.outputs.front());
+                todo.push_back({node.outputs.front(), stillDirect});
             }
         }
     }

@@ -46,7 +46,8 @@ LatencyProfile cachedLatency(Store* store, const Graph& graph, const std::string
 // order, as in the profile), the layers whose output reaches its input only through
 // ops the INT8 path keeps in 8 bits (Relu, MaxPool, a residual Add, Identity), and
 // whether its input also comes from somewhere else (graph input, other ops), which is
-// then always float. Likewise for its output.
+// then always float. Likewise for its output; a residual Add it feeds as the skip
+// operand reads 8 bits (the INT8 layer producing the other operand absorbs it).
 struct LayerLinks {
     std::vector<std::string> layers;
     std::vector<std::set<std::size_t>> producers, consumers; // indices into layers
