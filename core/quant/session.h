@@ -86,6 +86,8 @@ public:
     // from activationParams. Throws naming the layer when its spec has no INT8 kernel.
     CompileOptions int8CompileOptions(const Shape& inputShape) const;
     std::unique_ptr<Plan> compileInt8(const Shape& inputShape) const;
+    // Why `layer` cannot run as an INT8 primitive with its spec ("" when it can).
+    std::string int8Obstacle(const SessionLayer& layer) const;
 
     // Stored size in bits of the quantized model (scales and zero points included)
     // and of the FP32 model.
