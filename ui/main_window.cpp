@@ -13,6 +13,7 @@
 #include "ui/layer_selection.h"
 #include "ui/layer_table_panel.h"
 #include "ui/model_document.h"
+#include "ui/quant_config_document.h"
 #include "ui/theme.h"
 
 #include "data/dataset.h"
@@ -90,6 +91,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     createActions();
     createDocks();
     createMenus();
+    createQuantEditor();
 
     connect(inspector_, &LayerInspector::calibrateRequested, this, &MainWindow::runCalibration);
     connect(graph_, &GraphPanel::directionChanged, this, &MainWindow::relayout);
@@ -202,6 +204,11 @@ void MainWindow::createDocks()
     bar->addSeparator();
     bar->addAction(dataAction_);
     bar->addAction(calibrateAction_);
+}
+
+void MainWindow::createQuantEditor()
+{
+    config_ = new QuantConfigDocument(doc_, this);
 }
 
 void MainWindow::createMenus()
