@@ -53,7 +53,35 @@ void QuantConfigDocument::resetForModel()
         names_.push_back(doc_->layer(r)->summary.name);
     undo_->clear();
     config_ = QuantConfig{}; // W8 per-channel symmetric weights, A8 affine min-max activations
+    sizes_.reset();
+    sensitivity_.reset();
     emit configChanged();
+    emit sizesChanged();
+    emit sensitivityChanged();
+}
+
+void QuantConfigDocument::setSizes(std::shared_ptr<const ModelSizeTable> sizes)
+{
+    sizes_ = std::move(sizes);
+    emit sizesChanged();
+}
+
+void QuantConfigDocument::setSensitivity(std::shared_ptr<const SensitivityResult> sensitivity)
+{
+    sensitivity_ = std::move(sensitivity);
+    emit sensitivityChanged();
+}
+
+int64_t QuantConfigDocument::sizeBits() const
+{
+    return sizes_ ? sizes_->sizeBits(config_) : -1;
+}
+
+std::optional<ErrorPrediction> QuantConfigDocument::prediction() const
+{
+    if (!sensitivity_ || sensitivity_->layers.empty())
+        return std::nullopt;
+    return predictError(*sensitivity_, config_, names_);
 }
 
 LayerQuant QuantConfigDocument::layer(int row) const

@@ -3,6 +3,8 @@
 // QUndoCommand on undoStack(); the file format is QuantConfig's JSON (quantize --config).
 #pragma once
 
+#include "analysis/bit_budget.h"
+#include "analysis/sensitivity.h"
 #include "quant/spec.h"
 
 #include <QList>
@@ -11,6 +13,8 @@
 #include <QVariant>
 
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -57,11 +61,25 @@ public:
     bool load(const QString& path);
     QString lastError() const { return error_; }
 
+    // What the configuration costs and is predicted to lose: the size table (computed by a
+    // job when a model opens) and the latest sensitivity result (from a sweep or the store).
+    // Both are dropped when the model changes.
+    const std::shared_ptr<const ModelSizeTable>& sizes() const { return sizes_; }
+    void setSizes(std::shared_ptr<const ModelSizeTable> sizes);
+    const std::shared_ptr<const SensitivityResult>& sensitivity() const { return sensitivity_; }
+    void setSensitivity(std::shared_ptr<const SensitivityResult> sensitivity);
+    // Stored bits of the whole model at the current configuration; -1 before sizes() exist.
+    int64_t sizeBits() const;
+    // Predicted error of the current configuration; nullopt without a sensitivity result.
+    std::optional<ErrorPrediction> prediction() const;
+
     static QString fieldName(Field field);
     static QString presetName(Preset preset);
 
 signals:
     void configChanged();
+    void sizesChanged();
+    void sensitivityChanged();
 
 private:
     friend class ConfigCommand;
@@ -74,6 +92,8 @@ private:
     QuantConfig config_;
     std::vector<std::string> names_;
     QString error_;
+    std::shared_ptr<const ModelSizeTable> sizes_;
+    std::shared_ptr<const SensitivityResult> sensitivity_;
 };
 
 // The text of a granularity as the editor shows and parses it: "tensor", "channel", "group:N".
