@@ -28,6 +28,7 @@ class LayerSelection;
 class LayerTablePanel;
 class ModelDocument;
 class QuantConfigDocument;
+class SensitivityPanel;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -46,6 +47,8 @@ public:
     void setErrorReporter(ErrorReporter* reporter); // takes ownership
     QAction* calibrateAction() const { return calibrateAction_; }
     QuantConfigDocument* configDocument() const { return config_; }
+    SensitivityPanel* sensitivityPanel() const { return sensitivity_; }
+    QDockWidget* sensitivityDock() const { return sensitivityDock_; }
 
     // Each starts a job and returns its id (-1 when nothing was started).
     int openModel(const QString& path);
@@ -79,6 +82,7 @@ private:
     void createMenus();
     void createDocks();
     void createQuantEditor(); // the bit-width configuration, its editor, undo and files
+    void createSensitivityDock();
     void restoreSettings();
     void saveSettings();
     void addRecent(const QString& path);
@@ -107,6 +111,8 @@ private:
     QDockWidget* tableDock_;
     QDockWidget* inspectorDock_;
     QuantConfigDocument* config_ = nullptr;
+    SensitivityPanel* sensitivity_ = nullptr;
+    QDockWidget* sensitivityDock_ = nullptr;
     QMenu* recentMenu_ = nullptr;
     QAction* openAction_ = nullptr;
     QAction* demoAction_ = nullptr;
