@@ -15,6 +15,7 @@
 #include "ui/layer_table_panel.h"
 #include "ui/model_document.h"
 #include "ui/quant_config_document.h"
+#include "ui/pareto_panel.h"
 #include "ui/sensitivity_panel.h"
 #include "ui/theme.h"
 
@@ -98,6 +99,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     createMenus();
     createQuantEditor();
     createSensitivityDock();
+    createParetoDock();
 
     connect(inspector_, &LayerInspector::calibrateRequested, this, &MainWindow::runCalibration);
     connect(graph_, &GraphPanel::directionChanged, this, &MainWindow::relayout);
@@ -339,6 +341,23 @@ void MainWindow::createSensitivityDock()
                          };
                      });
     });
+}
+
+void MainWindow::createParetoDock()
+{
+    pareto_ = new ParetoPanel(doc_, config_, jobs_, this);
+    pareto_->setStorePath([this] { return storePath_; });
+    paretoDock_ = new QDockWidget(QStringLiteral("Pareto"), this);
+    paretoDock_->setObjectName(QStringLiteral("paretoDock"));
+    paretoDock_->setWidget(pareto_);
+    paretoDock_->setFeatures(tableDock_->features());
+    addDockWidget(Qt::RightDockWidgetArea, paretoDock_);
+    tabifyDockWidget(sensitivityDock_, paretoDock_);
+    inspectorDock_->raise();
+    for (QAction* a : menuBar()->actions())
+        if (a->menu() && a->text() == QStringLiteral("&View"))
+            a->menu()->insertAction(inspectorDock_->toggleViewAction(), paretoDock_->toggleViewAction());
+    connect(this, &MainWindow::storedResultsLoaded, pareto_, &ParetoPanel::reloadMeasured);
 }
 
 void MainWindow::createMenus()

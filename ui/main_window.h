@@ -29,6 +29,7 @@ class LayerTablePanel;
 class ModelDocument;
 class QuantConfigDocument;
 class SensitivityPanel;
+class ParetoPanel;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -49,6 +50,8 @@ public:
     QuantConfigDocument* configDocument() const { return config_; }
     SensitivityPanel* sensitivityPanel() const { return sensitivity_; }
     QDockWidget* sensitivityDock() const { return sensitivityDock_; }
+    ParetoPanel* paretoPanel() const { return pareto_; }
+    QDockWidget* paretoDock() const { return paretoDock_; }
 
     // Each starts a job and returns its id (-1 when nothing was started).
     int openModel(const QString& path);
@@ -83,6 +86,7 @@ private:
     void createDocks();
     void createQuantEditor(); // the bit-width configuration, its editor, undo and files
     void createSensitivityDock();
+    void createParetoDock();
     void restoreSettings();
     void saveSettings();
     void addRecent(const QString& path);
@@ -113,6 +117,8 @@ private:
     QuantConfigDocument* config_ = nullptr;
     SensitivityPanel* sensitivity_ = nullptr;
     QDockWidget* sensitivityDock_ = nullptr;
+    ParetoPanel* pareto_ = nullptr;
+    QDockWidget* paretoDock_ = nullptr;
     QMenu* recentMenu_ = nullptr;
     QAction* openAction_ = nullptr;
     QAction* demoAction_ = nullptr;
