@@ -320,6 +320,8 @@ void MainWindow::createSensitivityDock()
         if (a->menu() && a->text() == QStringLiteral("&View"))
             a->menu()->insertAction(inspectorDock_->toggleViewAction(), sensitivityDock_->toggleViewAction());
     }
+    // A recorded sweep is the table's Sensitivity column now.
+    connect(sensitivity_, &SensitivityPanel::sweepFinished, this, [this] { loadStoredResults(); });
     // The latest stored sweep of this model feeds the editor's prediction until a new one runs.
     connect(this, &MainWindow::storedResultsLoaded, this, [this] {
         const auto stored = doc_->stored();

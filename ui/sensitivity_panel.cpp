@@ -150,12 +150,17 @@ SensitivityPanel::SensitivityPanel(ModelDocument* doc, QuantConfigDocument* conf
     controls->addWidget(method_);
     controls->addWidget(label(QStringLiteral("Quantize")));
     controls->addWidget(mode_);
-    controls->addWidget(label(QStringLiteral("Bits")));
-    controls->addWidget(bits_);
-    controls->addWidget(limit_);
     controls->addStretch(1);
-    controls->addWidget(run_);
-    controls->addWidget(cancel_);
+    // A second row keeps the dock narrow enough to share the right side with the inspector.
+    auto* controls2 = new QHBoxLayout;
+    controls2->setContentsMargins(8, 0, 8, 2);
+    controls2->setSpacing(6);
+    controls2->addWidget(label(QStringLiteral("Bits")));
+    controls2->addWidget(bits_);
+    controls2->addWidget(limit_);
+    controls2->addStretch(1);
+    controls2->addWidget(run_);
+    controls2->addWidget(cancel_);
 
     heatPanel_ = new PlotPanel(QStringLiteral("Output SQNR by layer and bit width"), this);
     heatPanel_->setObjectName(QStringLiteral("sensitivityHeatmap"));
@@ -163,9 +168,8 @@ SensitivityPanel::SensitivityPanel(ModelDocument* doc, QuantConfigDocument* conf
     heatPanel_->setCsvProvider([this] { return heatmapCsv(); });
     QCustomPlot* hp = heatPanel_->plot();
     map_ = new QCPColorMap(hp->xAxis, hp->yAxis);
-    map_->setGradient(sqnrGradient());
     map_->setInterpolate(false);
-    map_->setTightBoundary(true);
+    map_->setTightBoundary(false); // whole cells around the cell centres
     auto* scale = new QCPColorScale(hp);
     hp->plotLayout()->addElement(0, 1, scale);
     scale->setType(QCPAxis::atRight);
@@ -174,6 +178,7 @@ SensitivityPanel::SensitivityPanel(ModelDocument* doc, QuantConfigDocument* conf
     scale->axis()->setLabelColor(theme::mutedText);
     scale->axis()->setTickLabelColor(theme::mutedText);
     map_->setColorScale(scale);
+    scale->setGradient(sqnrGradient()); // after setColorScale: the map takes the scale's gradient
     auto* margins = new QCPMarginGroup(hp);
     hp->axisRect()->setMarginGroup(QCP::msTop | QCP::msBottom, margins);
     scale->setMarginGroup(QCP::msTop | QCP::msBottom, margins);
@@ -230,6 +235,7 @@ SensitivityPanel::SensitivityPanel(ModelDocument* doc, QuantConfigDocument* conf
     layout->setContentsMargins(0, 0, 0, 4);
     layout->setSpacing(2);
     layout->addLayout(controls);
+    layout->addLayout(controls2);
     auto* statusRow = new QHBoxLayout;
     statusRow->setContentsMargins(8, 0, 8, 0);
     statusRow->addWidget(status_);
