@@ -27,6 +27,9 @@ class LayerInspector;
 class LayerSelection;
 class LayerTablePanel;
 class ModelDocument;
+class QuantConfigDocument;
+class SensitivityPanel;
+class ParetoPanel;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -44,6 +47,11 @@ public:
     ErrorReporter* errorReporter() const { return errors_; }
     void setErrorReporter(ErrorReporter* reporter); // takes ownership
     QAction* calibrateAction() const { return calibrateAction_; }
+    QuantConfigDocument* configDocument() const { return config_; }
+    SensitivityPanel* sensitivityPanel() const { return sensitivity_; }
+    QDockWidget* sensitivityDock() const { return sensitivityDock_; }
+    ParetoPanel* paretoPanel() const { return pareto_; }
+    QDockWidget* paretoDock() const { return paretoDock_; }
 
     // Each starts a job and returns its id (-1 when nothing was started).
     int openModel(const QString& path);
@@ -76,6 +84,9 @@ private:
     void createActions();
     void createMenus();
     void createDocks();
+    void createQuantEditor(); // the bit-width configuration, its editor, undo and files
+    void createSensitivityDock();
+    void createParetoDock();
     void restoreSettings();
     void saveSettings();
     void addRecent(const QString& path);
@@ -103,6 +114,11 @@ private:
     QLabel* storeLabel_;
     QDockWidget* tableDock_;
     QDockWidget* inspectorDock_;
+    QuantConfigDocument* config_ = nullptr;
+    SensitivityPanel* sensitivity_ = nullptr;
+    QDockWidget* sensitivityDock_ = nullptr;
+    ParetoPanel* pareto_ = nullptr;
+    QDockWidget* paretoDock_ = nullptr;
     QMenu* recentMenu_ = nullptr;
     QAction* openAction_ = nullptr;
     QAction* demoAction_ = nullptr;
