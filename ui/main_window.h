@@ -27,6 +27,7 @@ class LayerInspector;
 class LayerSelection;
 class LayerTablePanel;
 class ModelDocument;
+class QuantConfigDocument;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -44,6 +45,7 @@ public:
     ErrorReporter* errorReporter() const { return errors_; }
     void setErrorReporter(ErrorReporter* reporter); // takes ownership
     QAction* calibrateAction() const { return calibrateAction_; }
+    QuantConfigDocument* configDocument() const { return config_; }
 
     // Each starts a job and returns its id (-1 when nothing was started).
     int openModel(const QString& path);
@@ -76,6 +78,7 @@ private:
     void createActions();
     void createMenus();
     void createDocks();
+    void createQuantEditor(); // the bit-width configuration, its editor, undo and files
     void restoreSettings();
     void saveSettings();
     void addRecent(const QString& path);
@@ -103,6 +106,7 @@ private:
     QLabel* storeLabel_;
     QDockWidget* tableDock_;
     QDockWidget* inspectorDock_;
+    QuantConfigDocument* config_ = nullptr;
     QMenu* recentMenu_ = nullptr;
     QAction* openAction_ = nullptr;
     QAction* demoAction_ = nullptr;
