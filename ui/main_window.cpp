@@ -15,6 +15,7 @@
 #include "ui/layer_table_panel.h"
 #include "ui/model_document.h"
 #include "ui/quant_config_document.h"
+#include "ui/runs_workbench.h"
 #include "ui/theme.h"
 
 #include "analysis/bit_budget.h"
@@ -95,6 +96,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     createDocks();
     createMenus();
     createQuantEditor();
+    createRunsWorkbench();
 
     connect(inspector_, &LayerInspector::calibrateRequested, this, &MainWindow::runCalibration);
     connect(graph_, &GraphPanel::directionChanged, this, &MainWindow::relayout);
@@ -285,6 +287,11 @@ void MainWindow::createQuantEditor()
     file->insertAction(quitAction_, save);
     file->insertAction(quitAction_, load);
     file->insertSeparator(quitAction_);
+}
+
+void MainWindow::createRunsWorkbench()
+{
+    runs_ = new RunsWorkbench(this);
 }
 
 void MainWindow::createMenus()

@@ -28,6 +28,7 @@ class LayerSelection;
 class LayerTablePanel;
 class ModelDocument;
 class QuantConfigDocument;
+class RunsWorkbench;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -46,12 +47,14 @@ public:
     void setErrorReporter(ErrorReporter* reporter); // takes ownership
     QAction* calibrateAction() const { return calibrateAction_; }
     QuantConfigDocument* configDocument() const { return config_; }
+    RunsWorkbench* runs() const { return runs_; } // quantize, runs browser, compare, export
 
     // Each starts a job and returns its id (-1 when nothing was started).
     int openModel(const QString& path);
     int openGraph(std::shared_ptr<Graph> graph); // a model built in memory (benchmarks, tests)
     int runCalibration();
     QString calibrationDataLabel() const;
+    QString calibrationDataSpec() const; // the chosen data, else the data beside the model, else random:64
     // Opens (creating if missing) the experiment store at `path`; on success it becomes
     // the remembered database. A failure leaves the previous one in place.
     int openStore(const QString& path);
@@ -79,6 +82,7 @@ private:
     void createMenus();
     void createDocks();
     void createQuantEditor(); // the bit-width configuration, its editor, undo and files
+    void createRunsWorkbench(); // Quantize, the runs browser, Compare and Export
     void restoreSettings();
     void saveSettings();
     void addRecent(const QString& path);
@@ -92,7 +96,6 @@ private:
     void updateSummary();
     void updateActions();
     LayoutStyle layoutStyle(GraphDirection direction) const;
-    QString calibrationDataSpec() const;
 
     ModelDocument* doc_;
     JobRunner* jobs_;
@@ -107,6 +110,7 @@ private:
     QDockWidget* tableDock_;
     QDockWidget* inspectorDock_;
     QuantConfigDocument* config_ = nullptr;
+    RunsWorkbench* runs_ = nullptr;
     QMenu* recentMenu_ = nullptr;
     QAction* openAction_ = nullptr;
     QAction* demoAction_ = nullptr;
