@@ -144,6 +144,32 @@ std::optional<double> accuracyOf(const RunRecord& r, bool top1)
 const QColor seriesColors[] = {QColor(0x1f, 0x6f, 0xd1), QColor(0xe8, 0x6a, 0x10), QColor(0x2e, 0x9d, 0x5a),
     QColor(0x8e, 0x44, 0xad), QColor(0xc0, 0x39, 0x2b), QColor(0x16, 0xa0, 0x85)};
 
+// Mean and standard deviation from bin centres.
+std::pair<double, double> moments(const StoredHistogram& h)
+{
+    double n = 0, s = 0, s2 = 0;
+    for (std::size_t i = 0; i < h.counts.size(); ++i) {
+        const double x = 0.5 * (double(h.edges[i]) + double(h.edges[i + 1])), c = double(h.counts[i]);
+        n += c;
+        s += c * x;
+        s2 += c * x * x;
+    }
+    if (n <= 0)
+        return {0, 0};
+    const double mean = s / n;
+    return {mean, std::sqrt(std::max(0.0, s2 / n - mean * mean))};
+}
+
+// The runs' FP32 histograms have their own bins (each spans that run's quantized values
+// too); the same weights give the same moments up to the bin width.
+bool sameDistribution(const StoredHistogram& a, const StoredHistogram& b)
+{
+    const auto [ma, sa] = moments(a);
+    const auto [mb, sb] = moments(b);
+    const double tol = 0.02 * std::max(sa, 1e-12);
+    return std::abs(ma - mb) <= tol && std::abs(sa - sb) <= tol;
+}
+
 } // namespace
 
 std::shared_ptr<ComparisonData> loadComparison(const QString& storePath, const std::vector<int64_t>& runIds,
@@ -434,7 +460,7 @@ void CompareView::showHistogram()
     const std::optional<StoredHistogram>& fpB = acts ? l.b.actHist : l.b.weightHist;
     if (fpA)
         add(*fpA, QStringLiteral("FP32 (#%1)").arg(c.a.id), QPen(QColor(0x75, 0x75, 0x75), 1.2), QBrush(QColor(0, 0, 0, 28)));
-    if (fpB && (!fpA || !(*fpA == *fpB)))
+    if (fpB && (!fpA || !sameDistribution(*fpA, *fpB)))
         add(*fpB, QStringLiteral("FP32 (#%1)").arg(c.b.id), QPen(QColor(0x75, 0x75, 0x75), 1.2, Qt::DashLine), Qt::NoBrush);
     int drawn = 0;
     for (const auto& [run, layer, color] : {std::tuple{&c.a, &l.a, seriesColors[0]}, {&c.b, &l.b, seriesColors[1]}})
