@@ -102,6 +102,15 @@ QString jsonText(const nlohmann::json& j)
     return QString::fromStdString(j.dump());
 }
 
+// "/layers/~1fc~1Gemm/weight/bits" -> "layers › /fc/Gemm › weight › bits" (RFC 6901 unescaped).
+QString readablePointer(const std::string& pointer)
+{
+    QStringList parts = QString::fromStdString(pointer).split(QLatin1Char('/'), Qt::SkipEmptyParts);
+    for (QString& p : parts)
+        p.replace(QStringLiteral("~1"), QStringLiteral("/")).replace(QStringLiteral("~0"), QStringLiteral("~"));
+    return parts.join(QStringLiteral(" › "));
+}
+
 QTableView* tableFor(QStandardItemModel* model, QWidget* parent, const QString& name)
 {
     auto* proxy = new QSortFilterProxyModel(parent);
@@ -113,6 +122,7 @@ QTableView* tableFor(QStandardItemModel* model, QWidget* parent, const QString& 
     view->setSortingEnabled(true);
     view->sortByColumn(-1, Qt::AscendingOrder);
     view->verticalHeader()->hide();
+    view->verticalHeader()->setDefaultSectionSize(view->fontMetrics().height() + 8);
     view->setAlternatingRowColors(true);
     view->setSelectionBehavior(QAbstractItemView::SelectRows);
     view->horizontalHeader()->setHighlightSections(false);
@@ -270,6 +280,12 @@ CompareView::CompareView(std::shared_ptr<const ComparisonData> data, QWidget* pa
         tabs_->addTab(buildLayers(), QStringLiteral("Layers"));
         tabs_->addTab(buildHistograms(), QStringLiteral("Histograms"));
         tabs_->addTab(buildGraphs(), QStringLiteral("Graphs"));
+        connect(tabs_, &QTabWidget::currentChanged, this, [this](int i) {
+            if (tabs_->tabText(i) == QStringLiteral("Graphs"))
+                for (GraphView* g : {graphA_, graphB_})
+                    if (g && g->isVisible())
+                        g->fitGraph();
+        });
     } else {
         tabs_->addTab(buildMany(), QStringLiteral("Metrics"));
     }
@@ -297,7 +313,9 @@ QWidget* CompareView::buildSummary()
     config_ = new QStandardItemModel(0, 3, w);
     config_->setHorizontalHeaderLabels({QStringLiteral("Setting"), runLabel(c.a), runLabel(c.b)});
     for (const ConfigDifference& d : c.config) {
-        QList<QStandardItem*> row = {textItem(QString::fromStdString(d.key)), textItem(jsonText(d.a)), textItem(jsonText(d.b))};
+        QList<QStandardItem*> row = {textItem(readablePointer(d.key), QString::fromStdString(d.key)), textItem(jsonText(d.a)),
+            textItem(jsonText(d.b))};
+        row[0]->setToolTip(QString::fromStdString(d.key));
         for (QStandardItem* item : row)
             item->setBackground(changedColor());
         config_->appendRow(row);
@@ -476,7 +494,22 @@ void CompareView::showHistogram()
         text->setText(QStringLiteral("No histograms stored for this layer (sensitivity runs and older runs have none)"));
     }
     histPlot_->rescaleAxes();
-    histPlot_->yAxis->setRangeLower(0);
+    // One towering bin (the background pixels of an image input, a ReLU's zeros) would flatten
+    // everything else: the axis stops at 1.3x the second-highest bin of any series.
+    double top = 0, second = 0;
+    for (int i = 0; i < histPlot_->graphCount(); ++i) {
+        double a = 0, b = 0;
+        for (auto it = histPlot_->graph(i)->data()->constBegin(); it != histPlot_->graph(i)->data()->constEnd(); ++it)
+            if (it->value > a) {
+                b = a;
+                a = it->value;
+            } else if (it->value > b) {
+                b = it->value;
+            }
+        top = std::max(top, a);
+        second = std::max(second, b);
+    }
+    histPlot_->yAxis->setRange(0, second > 0 ? std::min(top, 1.3 * second) * 1.05 : std::max(top, 1.0) * 1.05);
     histPlot_->replot();
 }
 
@@ -507,7 +540,8 @@ GraphView* CompareView::buildGraph(const RunRecord& run, ModelDocument*& doc, QW
 
 QWidget* CompareView::buildGraphs()
 {
-    auto* split = new QSplitter(Qt::Horizontal, this);
+    // Stacked: a left-to-right graph fills the width of the bottom dock.
+    auto* split = new QSplitter(Qt::Vertical, this);
     const RunComparison& c = *data_->pair;
     for (int side = 0; side < 2; ++side) {
         const RunRecord& r = side == 0 ? c.a : c.b;
@@ -548,6 +582,8 @@ QWidget* CompareView::buildMany()
     }
     QTableView* view = tableFor(metrics_, w, QStringLiteral("compareManyMetrics"));
     fitColumns(view);
+    view->setMinimumHeight(view->horizontalHeader()->sizeHint().height() +
+                           std::min(int(data_->runs.size()), 8) * view->verticalHeader()->defaultSectionSize() + 4);
 
     scatter_ = new QCustomPlot(w);
     scatter_->setObjectName(QStringLiteral("compareScatter"));

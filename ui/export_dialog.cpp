@@ -120,7 +120,10 @@ ExportDialog::ExportDialog(JobRunner* jobs, const QString& storePath, const std:
     artifactsView_->setObjectName(QStringLiteral("exportArtifacts"));
     artifactsView_->setModel(artifacts_);
     artifactsView_->verticalHeader()->hide();
-    artifactsView_->horizontalHeader()->setStretchLastSection(true);
+    for (int c = 0; c < 3; ++c)
+        artifactsView_->horizontalHeader()->setSectionResizeMode(c, QHeaderView::ResizeToContents);
+    artifactsView_->horizontalHeader()->setSectionResizeMode(3, QHeaderView::Stretch);
+    artifactsView_->verticalHeader()->setDefaultSectionSize(artifactsView_->fontMetrics().height() + 8);
     artifactsView_->setEditTriggers(QAbstractItemView::NoEditTriggers);
     artifactsView_->setMinimumHeight(120);
 
@@ -207,7 +210,6 @@ void ExportDialog::showCheck(std::shared_ptr<const ExportCheck> check)
                                    QDateTime::fromMSecsSinceEpoch(a.createdMs).toLocalTime().toString(Qt::ISODate)));
         artifacts_->appendRow(row);
     }
-    artifactsView_->resizeColumnsToContents();
     emit exported(c.runId);
 }
 

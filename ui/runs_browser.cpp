@@ -52,6 +52,8 @@ RunsBrowser::RunsBrowser(JobRunner* jobs, QWidget* parent) : QWidget(parent), jo
     view_->setEditTriggers(QAbstractItemView::DoubleClicked | QAbstractItemView::EditKeyPressed |
                            QAbstractItemView::AnyKeyPressed);
     view_->verticalHeader()->hide();
+    view_->verticalHeader()->setDefaultSectionSize(view_->fontMetrics().height() + 8);
+    view_->setWordWrap(false);
     view_->setAlternatingRowColors(true);
     view_->horizontalHeader()->setStretchLastSection(true);
     view_->horizontalHeader()->setHighlightSections(false);

@@ -191,7 +191,9 @@ int RunsWorkbench::compare(const QList<qint64>& runIds)
     const QString store = window_->storePath();
     if (runIds.size() < 2 || store.isEmpty())
         return -1;
+    // Older first: a comparison reads as before -> after.
     std::vector<int64_t> ids(runIds.begin(), runIds.end());
+    std::sort(ids.begin(), ids.end());
     LayoutStyle style;
     style.direction = window_->graphPanel()->direction();
     style.titleFont = theme::graphTitleFont();
