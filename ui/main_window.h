@@ -29,6 +29,8 @@ class LayerTablePanel;
 class ModelDocument;
 class QuantConfigDocument;
 class RunsWorkbench;
+class SensitivityPanel;
+class ParetoPanel;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -48,6 +50,10 @@ public:
     QAction* calibrateAction() const { return calibrateAction_; }
     QuantConfigDocument* configDocument() const { return config_; }
     RunsWorkbench* runs() const { return runs_; } // quantize, runs browser, compare, export
+    SensitivityPanel* sensitivityPanel() const { return sensitivity_; }
+    QDockWidget* sensitivityDock() const { return sensitivityDock_; }
+    ParetoPanel* paretoPanel() const { return pareto_; }
+    QDockWidget* paretoDock() const { return paretoDock_; }
 
     // Each starts a job and returns its id (-1 when nothing was started).
     int openModel(const QString& path);
@@ -83,6 +89,8 @@ private:
     void createDocks();
     void createQuantEditor(); // the bit-width configuration, its editor, undo and files
     void createRunsWorkbench(); // Quantize, the runs browser, Compare and Export
+    void createSensitivityDock();
+    void createParetoDock();
     void restoreSettings();
     void saveSettings();
     void addRecent(const QString& path);
@@ -111,6 +119,10 @@ private:
     QDockWidget* inspectorDock_;
     QuantConfigDocument* config_ = nullptr;
     RunsWorkbench* runs_ = nullptr;
+    SensitivityPanel* sensitivity_ = nullptr;
+    QDockWidget* sensitivityDock_ = nullptr;
+    ParetoPanel* pareto_ = nullptr;
+    QDockWidget* paretoDock_ = nullptr;
     QMenu* recentMenu_ = nullptr;
     QAction* openAction_ = nullptr;
     QAction* demoAction_ = nullptr;
