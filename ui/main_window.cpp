@@ -15,6 +15,7 @@
 #include "ui/layer_table_panel.h"
 #include "ui/model_document.h"
 #include "ui/quant_config_document.h"
+#include "ui/runs_workbench.h"
 #include "ui/pareto_panel.h"
 #include "ui/sensitivity_panel.h"
 #include "ui/theme.h"
@@ -98,6 +99,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     createDocks();
     createMenus();
     createQuantEditor();
+    createRunsWorkbench();
     createSensitivityDock();
     createParetoDock();
 
@@ -290,6 +292,11 @@ void MainWindow::createQuantEditor()
     file->insertAction(quitAction_, save);
     file->insertAction(quitAction_, load);
     file->insertSeparator(quitAction_);
+}
+
+void MainWindow::createRunsWorkbench()
+{
+    runs_ = new RunsWorkbench(this);
 }
 
 void MainWindow::createSensitivityDock()

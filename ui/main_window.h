@@ -28,6 +28,7 @@ class LayerSelection;
 class LayerTablePanel;
 class ModelDocument;
 class QuantConfigDocument;
+class RunsWorkbench;
 class SensitivityPanel;
 class ParetoPanel;
 
@@ -48,6 +49,7 @@ public:
     void setErrorReporter(ErrorReporter* reporter); // takes ownership
     QAction* calibrateAction() const { return calibrateAction_; }
     QuantConfigDocument* configDocument() const { return config_; }
+    RunsWorkbench* runs() const { return runs_; } // quantize, runs browser, compare, export
     SensitivityPanel* sensitivityPanel() const { return sensitivity_; }
     QDockWidget* sensitivityDock() const { return sensitivityDock_; }
     ParetoPanel* paretoPanel() const { return pareto_; }
@@ -58,6 +60,7 @@ public:
     int openGraph(std::shared_ptr<Graph> graph); // a model built in memory (benchmarks, tests)
     int runCalibration();
     QString calibrationDataLabel() const;
+    QString calibrationDataSpec() const; // the chosen data, else the data beside the model, else random:64
     // Opens (creating if missing) the experiment store at `path`; on success it becomes
     // the remembered database. A failure leaves the previous one in place.
     int openStore(const QString& path);
@@ -85,6 +88,7 @@ private:
     void createMenus();
     void createDocks();
     void createQuantEditor(); // the bit-width configuration, its editor, undo and files
+    void createRunsWorkbench(); // Quantize, the runs browser, Compare and Export
     void createSensitivityDock();
     void createParetoDock();
     void restoreSettings();
@@ -100,7 +104,6 @@ private:
     void updateSummary();
     void updateActions();
     LayoutStyle layoutStyle(GraphDirection direction) const;
-    QString calibrationDataSpec() const;
 
     ModelDocument* doc_;
     JobRunner* jobs_;
@@ -115,6 +118,7 @@ private:
     QDockWidget* tableDock_;
     QDockWidget* inspectorDock_;
     QuantConfigDocument* config_ = nullptr;
+    RunsWorkbench* runs_ = nullptr;
     SensitivityPanel* sensitivity_ = nullptr;
     QDockWidget* sensitivityDock_ = nullptr;
     ParetoPanel* pareto_ = nullptr;

@@ -216,6 +216,7 @@ void QuantSession::calibrate(const Dataset& calib, Progress& progress, const Can
         }
     activationParams.clear();
     activationRanges.clear();
+    activationHistograms.clear();
     if (values.empty())
         return;
     ProfileOptions po;
@@ -236,6 +237,7 @@ void QuantSession::calibrate(const Dataset& calib, Progress& progress, const Can
         activationRanges[value] = r;
         activationParams[value] = qparamsFor(r.lo, r.hi, spec.bits, spec.symmetric);
         activationStats[value] = obs.stats();
+        activationHistograms[value] = obs.calibration().histogram;
     }
 }
 
@@ -321,6 +323,71 @@ int64_t QuantSession::floatSizeBits() const
 // ---- the whole flow ------------------------------------------------------------
 
 namespace {
+
+constexpr int storedHistogramBins = 128;
+
+Histogram emptyHistogram(double lo, double hi)
+{
+    if (!(hi > lo)) { // one value: a bin around it
+        const double pad = std::max(std::abs(lo) * 1e-3, 1e-6);
+        lo -= pad;
+        hi += pad;
+    }
+    Histogram h;
+    h.lo = lo;
+    h.hi = hi;
+    h.counts.assign(storedHistogramBins, 0);
+    return h;
+}
+
+void addCount(Histogram& h, double x, uint64_t count)
+{
+    if (x < h.lo) {
+        h.below += count;
+    } else if (x > h.hi) {
+        h.above += count;
+    } else {
+        const int b = int((x - h.lo) * double(h.bins()) / (h.hi - h.lo));
+        h.counts[std::size_t(std::clamp(b, 0, h.bins() - 1))] += count;
+    }
+}
+
+// FP32 and quantized weights on the same bins, spanning both.
+void fillWeightHistograms(const std::vector<float>& fp, std::span<const float> q, LayerQuantResult& r)
+{
+    auto [fpLo, fpHi] = std::minmax_element(fp.begin(), fp.end());
+    auto [qLo, qHi] = std::minmax_element(q.begin(), q.end());
+    if (fpLo == fp.end() || qLo == q.end())
+        return;
+    r.weightHist = emptyHistogram(std::min(*fpLo, *qLo), std::max(*fpHi, *qHi));
+    r.quantizedWeightHist = r.weightHist;
+    r.weightHist.add(fp);
+    r.quantizedWeightHist.add(q);
+}
+
+// The quantized input's distribution from the FP32 calibration histogram: each fine bin's
+// count moves to the quantized value of its centre (exact up to the fine bin width).
+void fillActivationHistograms(const Histogram& fine, const QParams& qp, LayerQuantResult& r)
+{
+    const double w = fine.binWidth();
+    double lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < fine.bins(); ++i)
+        if (fine.counts[std::size_t(i)] > 0) {
+            const double x = fine.lo + (i + 0.5) * w, q = fakeQuant(float(x), qp);
+            lo = std::min({lo, x, q});
+            hi = std::max({hi, x, q});
+        }
+    if (!(lo <= hi))
+        return;
+    r.actHist = emptyHistogram(lo, hi);
+    r.quantizedActHist = r.actHist;
+    for (int i = 0; i < fine.bins(); ++i)
+        if (const uint64_t c = fine.counts[std::size_t(i)]) {
+            const double x = fine.lo + (i + 0.5) * w;
+            addCount(r.actHist, x, c);
+            addCount(r.quantizedActHist, double(fakeQuant(float(x), qp)), c);
+        }
+}
 
 double median(std::vector<double> v)
 {
@@ -463,6 +530,7 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
         if (auto it = session.weightOverrides.find(l.weight); it != session.weightOverrides.end()) {
             std::vector<float> a = w->toFloat();
             r.weightSqnrDb = sqnrDb(a.data(), it->second.data<float>().data(), a.size());
+            fillWeightHistograms(a, it->second.data<float>(), r);
             auto plan = planWeightQuantization(a, w->shape, l.outAxis, l.inAxis, l.spec.weight);
             r.scaleMin = INFINITY;
             r.scaleMax = 0;
@@ -475,6 +543,10 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
         }
         if (auto it = session.activationRanges.find(l.input); it != session.activationRanges.end())
             r.activationRange = it->second;
+        auto fine = session.activationHistograms.find(l.input);
+        auto qp = session.activationParams.find(l.input);
+        if (fine != session.activationHistograms.end() && qp != session.activationParams.end())
+            fillActivationHistograms(fine->second, qp->second, r);
         const std::string out = g.nodes[std::size_t(g.findNode(l.name))].outputs.front();
         const LayerPower& p = power[out];
         r.outputSqnrDb = p.noise > 0 ? 10 * std::log10(p.signal / p.noise) : INFINITY;

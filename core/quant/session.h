@@ -69,6 +69,8 @@ public:
     std::map<std::string, QParams> activationParams;
     std::map<std::string, ClipRange> activationRanges;
     std::map<std::string, TensorStats> activationStats;
+    // The calibration histogram of each quantized activation (FP32 values, the observer's bins).
+    std::map<std::string, Histogram> activationHistograms;
     // Hook for the research algorithms (quant/algorithms/): algorithm name -> what it did
     // and with which effective parameters; copied into QuantizeResult::algorithmNotes.
     nlohmann::json notes = nlohmann::json::object();
@@ -129,6 +131,11 @@ struct LayerQuantResult {
     double outputSqnrDb = 0;  // layer output in the quantized model vs FP32
     std::optional<ClipRange> activationRange;
     float scaleMin = 0, scaleMax = 0; // weight scales
+    // FP32 and quantized distributions on shared bins (no bins when not quantized):
+    // the weight as the working graph holds it and as quantized-dequantized; the layer
+    // input over the calibration data, its quantized values mapped from the
+    // calibration histogram's 2048-bin resolution.
+    Histogram weightHist, quantizedWeightHist, actHist, quantizedActHist;
 };
 
 struct QuantizeResult {
