@@ -76,6 +76,7 @@ private:
     void createActions();
     void createMenus();
     void createDocks();
+    void connectOutlierProfiling(); // the inspector's outlier panel runs on the calibration data
     void restoreSettings();
     void saveSettings();
     void addRecent(const QString& path);
