@@ -11,6 +11,7 @@
 #include "ui/job_status_widget.h"
 #include "ui/layer_filter_proxy.h"
 #include "ui/layer_inspector.h"
+#include "ui/outlier_panel.h"
 #include "ui/layer_selection.h"
 #include "ui/layer_table_panel.h"
 #include "ui/model_document.h"
@@ -102,6 +103,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     createRunsWorkbench();
     createSensitivityDock();
     createParetoDock();
+    connectOutlierProfiling();
 
     connect(inspector_, &LayerInspector::calibrateRequested, this, &MainWindow::runCalibration);
     connect(graph_, &GraphPanel::directionChanged, this, &MainWindow::relayout);
@@ -505,6 +507,12 @@ void MainWindow::relayout(GraphDirection direction)
                              self->doc_->setLayout(layout);
                      };
                  });
+}
+
+void MainWindow::connectOutlierProfiling()
+{
+    inspector_->outlierPanel()->setJobSource(jobs_, [this] { return calibrationDataSpec(); });
+    connect(doc_, &ModelDocument::modelChanged, this, [this] { jobs_->cancelKind(QStringLiteral("outliers")); });
 }
 
 QString MainWindow::calibrationDataSpec() const

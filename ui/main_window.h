@@ -91,6 +91,7 @@ private:
     void createRunsWorkbench(); // Quantize, the runs browser, Compare and Export
     void createSensitivityDock();
     void createParetoDock();
+    void connectOutlierProfiling(); // the inspector's outlier panel runs on the calibration data
     void restoreSettings();
     void saveSettings();
     void addRecent(const QString& path);

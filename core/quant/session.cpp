@@ -145,6 +145,32 @@ static int inlineConstantIdentities(Graph& g)
 
 // ---- session -----------------------------------------------------------------
 
+// Group-wise scales on a linear layer (Gemm, MatMul, embedding table) are a storage
+// format of whole groups along the input dimension (as in GPTQ/AWQ checkpoints): a
+// dimension the group size does not divide is refused rather than given a ragged last
+// group. Conv keeps ragged groups (a 3-channel stem conv has no whole group of 8).
+static void checkGroups(const Graph& g, const Node& n, const SessionLayer& l)
+{
+    const QuantSpec& w = l.spec.weight;
+    const LayerKind kind = g.layerKind(n);
+    if (w.isFloat() || w.granularity != Granularity::Group ||
+        (kind != LayerKind::Gemm && kind != LayerKind::MatMul && kind != LayerKind::Embedding))
+        return;
+    const Tensor* t = g.constant(l.weight);
+    const int rank = int(t->shape.size());
+    if (rank == 0)
+        return;
+    const int64_t in = t->shape[std::size_t((l.inAxis % rank + rank) % rank)];
+    const char* what = kind == LayerKind::Embedding ? "embedding dimension" : "input dimension";
+    if (in < w.groupSize)
+        fail("layer ", quoted(n.name), " (", n.opType, "): weight ", quoted(l.weight), ": ", what, " ", in,
+            " is smaller than the group size ", w.groupSize, " (choose group:N with N dividing ", in,
+            ", or per-channel)");
+    if (in % w.groupSize != 0)
+        fail("layer ", quoted(n.name), " (", n.opType, "): weight ", quoted(l.weight), ": ", what, " ", in,
+            " is not a multiple of the group size ", w.groupSize);
+}
+
 QuantSession::QuantSession(const Graph& source, QuantizeOptions options)
     : options_(std::move(options)), graph_(source)
 {
@@ -179,6 +205,9 @@ void QuantSession::refreshLayers()
         default: l.inAxis = 1; break;
         }
         l.spec = *spec;
+        if (graph_.layerKind(n) == LayerKind::Embedding)
+            l.spec.activation.bits = 32; // the input is token indices: nothing to quantize
+        checkGroups(graph_, n, l);
         layers_.push_back(l);
     }
 }
