@@ -150,6 +150,8 @@ int runQuantize(const std::vector<std::string>& argv)
             lr.scales = {{"min", l.scaleMin}, {"max", l.scaleMax}};
             if (l.activationRange)
                 lr.actClip = StoredRange{l.activationRange->lo, l.activationRange->hi};
+            if (l.weightRange)
+                lr.weightClip = StoredRange{l.weightRange->lo, l.weightRange->hi};
             lr.extra = {{"weight_sqnr_db", num(l.weightSqnrDb)}, {"params", l.params}};
             layers.push_back(lr);
         }
