@@ -283,6 +283,7 @@ LayerInspector::LayerInspector(ModelDocument* doc, LayerSelection* selection, QW
     plotsLayout->addWidget(section(weightPlot_, weightTable_), 1);
     plotsLayout->addWidget(section(channelPlot_, channelTable_), 1);
     plotsLayout->addWidget(section(activationPlot_, calibTable_), 1);
+    plotsLayout_ = plotsLayout;
 
     nodeTable_ = new QTableWidget(0, 2, this);
     nodeTable_->setHorizontalHeaderLabels({QStringLiteral("Attribute"), QStringLiteral("Value")});
@@ -437,6 +438,11 @@ void LayerInspector::showNode(int node)
     pages_->setCurrentIndex(2);
 }
 
+void LayerInspector::addPanel(QWidget* panel)
+{
+    plotsLayout_->addWidget(panel, 0);
+}
+
 void LayerInspector::showLayer(int layerRow)
 {
     const LayerData* l = doc_->layer(layerRow);
@@ -497,6 +503,7 @@ void LayerInspector::drawWeights()
                               {QStringLiteral("ch. range ratio"), formatNumber(s.channelRangeRatio, 3)},
                               {QStringLiteral("non-finite"), formatCount(s.nonFinite)},
                           });
+    emit plotsRedrawn();
 }
 
 void LayerInspector::drawChannels()
@@ -621,6 +628,7 @@ void LayerInspector::drawActivations()
             calibrate->adjustSize();
             calibrate->move((plot->width() - calibrate->width()) / 2, plot->height() / 2 + 34);
         }
+        emit plotsRedrawn();
         return;
     }
     if (calibrate)
@@ -711,6 +719,7 @@ void LayerInspector::drawActivations()
     activationPlot_->setFileStem(shortLayerName(doc_->layer(layer_)->summary.name, doc_->layer(layer_)->summary.op)
                                      .replace(QLatin1Char('/'), QLatin1Char('_')) +
                                  QStringLiteral("-activations-") + role_->currentData().toString());
+    emit plotsRedrawn();
 }
 
 } // namespace qs::ui

@@ -14,6 +14,8 @@
 #include "ui/layer_table_panel.h"
 #include "ui/model_document.h"
 #include "ui/theme.h"
+#include "ui/whatif_controller.h"
+#include "ui/whatif_panel.h"
 
 #include "data/dataset.h"
 #include "store/store.h"
@@ -90,6 +92,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     createActions();
     createDocks();
     createMenus();
+    createWhatIf();
 
     connect(inspector_, &LayerInspector::calibrateRequested, this, &MainWindow::runCalibration);
     connect(graph_, &GraphPanel::directionChanged, this, &MainWindow::relayout);
@@ -173,6 +176,13 @@ void MainWindow::createActions()
     quitAction_ = new QAction(QStringLiteral("&Quit"), this);
     quitAction_->setShortcut(QKeySequence::Quit);
     connect(quitAction_, &QAction::triggered, this, &QWidget::close);
+}
+
+void MainWindow::createWhatIf()
+{
+    whatIf_ = new WhatIfController(doc_, jobs_, [this] { return calibrationDataSpec(); }, this);
+    whatIfPanel_ = new WhatIfPanel(doc_, whatIf_, inspector_);
+    inspector_->addPanel(whatIfPanel_);
 }
 
 void MainWindow::createDocks()

@@ -27,6 +27,8 @@ class LayerInspector;
 class LayerSelection;
 class LayerTablePanel;
 class ModelDocument;
+class WhatIfController;
+class WhatIfPanel;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -44,6 +46,8 @@ public:
     ErrorReporter* errorReporter() const { return errors_; }
     void setErrorReporter(ErrorReporter* reporter); // takes ownership
     QAction* calibrateAction() const { return calibrateAction_; }
+    WhatIfController* whatIf() const { return whatIf_; }
+    WhatIfPanel* whatIfPanel() const { return whatIfPanel_; }
 
     // Each starts a job and returns its id (-1 when nothing was started).
     int openModel(const QString& path);
@@ -76,6 +80,7 @@ private:
     void createActions();
     void createMenus();
     void createDocks();
+    void createWhatIf();
     void restoreSettings();
     void saveSettings();
     void addRecent(const QString& path);
@@ -114,6 +119,8 @@ private:
     QString dataPath_; // chosen calibration data; empty: the data beside the model
     QString storePath_; // the open experiment store; empty: none
     QByteArray defaultState_;
+    WhatIfController* whatIf_ = nullptr;
+    WhatIfPanel* whatIfPanel_ = nullptr;
 };
 
 } // namespace qs::ui
