@@ -2,12 +2,14 @@
 
 #include <qcustomplot.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace qs::ui {
 namespace {
 
-const QColor lineColor(0xdc, 0x26, 0x26);
+// Near-black: apart from the calibrators' coloured dashed lines and both histograms.
+const QColor lineColor(0x11, 0x18, 0x27);
 
 } // namespace
 
@@ -16,15 +18,29 @@ RangeEditor::RangeEditor(QCustomPlot* plot, QObject* parent) : QObject(parent), 
     connect(plot_, &QCustomPlot::mousePress, this, &RangeEditor::press);
     connect(plot_, &QCustomPlot::mouseMove, this, &RangeEditor::move);
     connect(plot_, &QCustomPlot::mouseRelease, this, &RangeEditor::release);
+    connect(plot_->xAxis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this, [this] { place(); });
 }
 
 void RangeEditor::restore()
 {
     if (!shown_) {
-        for (auto* l : {loLine_.data(), hiLine_.data()})
-            if (l)
-                plot_->removeItem(l);
+        for (QCPAbstractItem* i : {static_cast<QCPAbstractItem*>(loLine_.data()), static_cast<QCPAbstractItem*>(hiLine_.data()),
+                                   static_cast<QCPAbstractItem*>(loShade_.data()), static_cast<QCPAbstractItem*>(hiShade_.data())})
+            if (i)
+                plot_->removeItem(i);
         return;
+    }
+    for (QPointer<QCPItemRect>* r : {&loShade_, &hiShade_}) {
+        if (*r)
+            continue;
+        auto* rect = new QCPItemRect(plot_);
+        rect->setPen(Qt::NoPen);
+        rect->setBrush(QColor(lineColor.red(), lineColor.green(), lineColor.blue(), 22));
+        rect->setSelectable(false);
+        rect->setClipToAxisRect(true);
+        rect->topLeft->setTypeY(QCPItemPosition::ptAxisRectRatio);
+        rect->bottomRight->setTypeY(QCPItemPosition::ptAxisRectRatio);
+        *r = rect;
     }
     for (QPointer<QCPItemStraightLine>* l : {&loLine_, &hiLine_}) {
         if (*l)
@@ -47,6 +63,13 @@ void RangeEditor::place()
     loLine_->point2->setCoords(lo_, 1);
     hiLine_->point1->setCoords(hi_, 0);
     hiLine_->point2->setCoords(hi_, 1);
+    if (loShade_ && hiShade_) {
+        const QCPRange x = plot_->xAxis->range();
+        loShade_->topLeft->setCoords(std::min(x.lower, lo_), 0);
+        loShade_->bottomRight->setCoords(lo_, 1);
+        hiShade_->topLeft->setCoords(hi_, 0);
+        hiShade_->bottomRight->setCoords(std::max(x.upper, hi_), 1);
+    }
 }
 
 void RangeEditor::setShown(bool shown)

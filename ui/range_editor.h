@@ -44,6 +44,7 @@ private:
 
     QCustomPlot* plot_;
     QPointer<QCPItemStraightLine> loLine_, hiLine_;
+    QPointer<QCPItemRect> loShade_, hiShade_; // what the range clips, shaded
     double lo_ = 0, hi_ = 1;
     bool shown_ = false;
     Drag drag_ = Drag::None;

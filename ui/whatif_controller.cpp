@@ -38,6 +38,7 @@ void WhatIfController::reset()
     layers_.clear();
     last_.reset();
     jobs_->cancelKind(QStringLiteral("whatif"));
+    emit configChanged();
 }
 
 const WhatIfLayerInfo* WhatIfController::layerInfo(const std::string& layer) const

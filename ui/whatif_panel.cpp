@@ -70,7 +70,6 @@ WhatIfPanel::WhatIfPanel(ModelDocument* doc, WhatIfController* whatIf, LayerInsp
     result_ = new QLabel(this);
     result_->setObjectName(QStringLiteral("whatIfResult"));
     result_->setTextFormat(Qt::RichText);
-    result_->setWordWrap(true);
     kept_ = new QLabel(this);
     kept_->setProperty("role", "muted");
 
@@ -110,7 +109,7 @@ WhatIfPanel::WhatIfPanel(ModelDocument* doc, WhatIfController* whatIf, LayerInsp
     connect(whatIf_, &WhatIfController::failed, this, [this](const QString& message) {
         result_->setText(QStringLiteral("<span style='color:#b91c1c'>%1</span>").arg(message.toHtmlEscaped()));
     });
-    error_->setText(QStringLiteral("Drag the red lines on a histogram to try a clipping range."));
+    error_->setText(QStringLiteral("Drag the dark lines on a histogram to try a clipping range."));
     showKept();
 }
 
@@ -258,8 +257,8 @@ void WhatIfPanel::start(const WhatIfChange& change)
     keep_->setEnabled(false);
     job_ = whatIf_->evaluate(change);
     result_->setText(whatIf_->hasSession() ? QStringLiteral("<i>Running what-if\u2026</i>")
-                                           : QStringLiteral("<i>Preparing what-if (calibrating and caching "
-                                                            "activations), then running it\u2026</i>"));
+                                           : QStringLiteral("<i>Preparing what-if (calibrating, caching "
+                                                            "activations)\u2026</i>"));
 }
 
 void WhatIfPanel::showResult()
@@ -267,16 +266,16 @@ void WhatIfPanel::showResult()
     const auto& r = whatIf_->lastResult();
     if (!r || r->layer != layerName()) {
         if (!whatIf_->isBusy())
-            result_->setText(QStringLiteral("<span style='color:#6b7280'>Release a line or change the bits to "
-                                            "see the layer and the model against FP32.</span>"));
+            result_->setText(QStringLiteral("<span style='color:#6b7280'>Release a line or change the bits:<br>the "
+                                            "layer and the model against FP32 show here.</span>"));
         return;
     }
     QString top1 = beforeAfter(pct(r->base.top1), pct(r->metrics.top1));
     if (auto d = r->top1Delta())
         top1 += QStringLiteral(" (%1%2 pt)").arg(*d >= 0 ? QStringLiteral("+") : QString()).arg(*d * 100, 0, 'f', 1);
-    result_->setText(QStringLiteral("Layer SQNR %1 &nbsp;\u00B7&nbsp; Output SQNR %2 &nbsp;\u00B7&nbsp; KL %3 "
-                                    "&nbsp;\u00B7&nbsp; Top-1 %4<br><span style='color:#6b7280'>%5 samples, "
-                                    "%6 ms</span>")
+    result_->setText(QStringLiteral("Layer SQNR %1 &nbsp;\u00B7&nbsp; Output SQNR %2<br>KL %3 &nbsp;\u00B7&nbsp; "
+                                    "Top-1 %4<br><span style='color:#6b7280'>vs FP32 on %5 samples, re-run "
+                                    "downstream in %6 ms</span>")
                          .arg(beforeAfter(db(r->baseLayerSqnrDb), db(r->layerSqnrDb)),
                               beforeAfter(db(r->base.outputSqnrDb), db(r->metrics.outputSqnrDb)),
                               beforeAfter(formatNumber(r->base.kl, 3), formatNumber(r->metrics.kl, 3)), top1)

@@ -19,7 +19,7 @@ struct WhatIfSession::Batch {
     std::map<std::string, Tensor> fpLayer; // FP32 output of every layer (by output value)
     Tensor out;                            // current configuration's model output
     std::map<std::string, Tensor> raw;     // every layer input before its activation quantization
-    std::map<std::string, Tensor> kept;    // frontier values as the current configuration leaves them
+    std::map<std::string, Tensor> kept;    // other frontier values, as the current configuration leaves them
 };
 
 namespace {
@@ -52,6 +52,17 @@ WhatIfMetrics metricsOf(const FidelityMeter& m)
     r.top1Agreement = m.top1Agreement();
     r.top1 = m.testTop1();
     return r;
+}
+
+// `raw` through the value's activation quantization in `params` (a copy; as is when the
+// value is not quantized). The same fakeQuant the plans' transforms apply, so bitwise equal.
+Tensor quantizedValue(const Tensor& raw, const std::string& value, const std::map<std::string, QParams>& params)
+{
+    Tensor t = raw;
+    if (auto q = params.find(value); q != params.end())
+        for (float& x : t.data<float>())
+            x = fakeQuant(x, q->second);
+    return t;
 }
 
 bool sameParams(const QParams& a, const QParams& b)
@@ -203,11 +214,14 @@ void WhatIfSession::rebuild(const QuantConfig& config, Progress& progress, const
         b.raw.clear();
         b.kept.clear();
         b.out = plan->run({b.input}).front();
-        for (const auto& v : frontier_)
-            b.kept[v] = plan->valueOf(v);
+        // A quantized layer input is its raw value through fakeQuant (what the transform
+        // did), so only the raw copy is kept; other values are kept as they are.
         for (const auto& v : layerInputs)
             if (!b.raw.count(v)) // not quantized: the value itself
-                b.raw[v] = b.kept.at(v);
+                b.raw[v] = plan->valueOf(v);
+        for (const auto& v : frontier_)
+            if (!layerInputs.count(v))
+                b.kept[v] = plan->valueOf(v);
         meter.add(b.fpOut, b.out, eval_.labels ? &b.labels : nullptr);
         progress.report(double(bi + 1) / double(batches_.size()), "caching quantized activations");
     }
@@ -384,15 +398,15 @@ WhatIfResult WhatIfSession::evaluate(const WhatIfChange& change, const CancelTok
             out = plan->run({b.input});
         } else {
             std::map<std::string, Tensor> values;
-            for (const auto& v : given) {
-                Tensor t = b.raw.at(v);
-                if (auto q = params.find(v); q != params.end())
-                    for (float& x : t.data<float>())
-                        x = fakeQuant(x, q->second);
-                values[v] = std::move(t);
+            for (const auto& v : given)
+                values[v] = quantizedValue(b.raw.at(v), v, params);
+            for (const auto& v : down.frontier) {
+                if (auto k = b.kept.find(v); k != b.kept.end()) {
+                    values[v] = k->second;
+                    continue;
+                }
+                values[v] = quantizedValue(b.raw.at(v), v, session_->activationParams);
             }
-            for (const auto& v : down.frontier)
-                values[v] = b.kept.at(v);
             out = plan->runFrom(values);
         }
         meter.add(b.fpOut, out.front(), eval_.labels ? &b.labels : nullptr);

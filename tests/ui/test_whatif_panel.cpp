@@ -237,10 +237,20 @@ private slots:
         const QByteArray path = qgetenv("QS_WHATIF_SCREENSHOT");
         if (path.isEmpty())
             QSKIP("set QS_WHATIF_SCREENSHOT=file.png to save the inspector");
+        // A fresh session on the whole 1000-image slice, no kept ranges, one moderate clip.
+        QuantizeOptions o = smallOptions();
+        o.evalLimit = 1000;
+        o.calibLimit = 256;
+        o.batch = 100;
+        window->whatIf()->setOptions(o);
+        QSignalSpy ready(window->whatIf(), &WhatIfController::sessionReady);
+        window->whatIf()->prepare();
+        QVERIFY(ready.wait(120000));
         RangeEditor* e = panel()->activationEditor();
-        e->setRange(e->lo(), e->hi() * 0.7);
+        e->setRange(e->lo(), e->hi() * 0.55);
         e->finishEdit();
         waitForResult();
+        QTest::qWait(100);
         auto* dock = qobject_cast<QDockWidget*>(window->inspector()->parentWidget());
         QWidget* shot = dock ? static_cast<QWidget*>(dock) : window->inspector();
         QVERIFY(shot->grab().save(QString::fromLocal8Bit(path)));
