@@ -1,6 +1,7 @@
 #include "ui/main_window.h"
 
 #include "ui/app_paths.h"
+#include "ui/config_footer.h"
 #include "ui/error_reporter.h"
 #include "ui/format.h"
 #include "ui/graph_panel.h"
@@ -13,10 +14,12 @@
 #include "ui/layer_selection.h"
 #include "ui/layer_table_panel.h"
 #include "ui/model_document.h"
+#include "ui/quant_config_document.h"
 #include "ui/theme.h"
 #include "ui/whatif_controller.h"
 #include "ui/whatif_panel.h"
 
+#include "analysis/bit_budget.h"
 #include "data/dataset.h"
 #include "store/store.h"
 
@@ -40,6 +43,7 @@
 #include <QTableView>
 #include <QThread>
 #include <QToolBar>
+#include <QUndoStack>
 
 namespace qs::ui {
 namespace {
@@ -92,6 +96,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     createActions();
     createDocks();
     createMenus();
+    createQuantEditor();
     createWhatIf();
 
     connect(inspector_, &LayerInspector::calibrateRequested, this, &MainWindow::runCalibration);
@@ -212,6 +217,84 @@ void MainWindow::createDocks()
     bar->addSeparator();
     bar->addAction(dataAction_);
     bar->addAction(calibrateAction_);
+}
+
+void MainWindow::createQuantEditor()
+{
+    config_ = new QuantConfigDocument(doc_, this);
+    table_->setConfigDocument(config_);
+    table_->addFooter(new ConfigFooter(config_, table_));
+    // Sizes need the working graph (BatchNorm folded): a job per model.
+    connect(doc_, &ModelDocument::modelChanged, this, [this] {
+        const auto model = doc_->model();
+        if (!model)
+            return;
+        QPointer<MainWindow> self(this);
+        const int generation = doc_->generation();
+        jobs_->start(QStringLiteral("sizes"), QStringLiteral("Counting stored sizes"),
+                     [self, model, generation](Progress&, const CancelToken&) -> JobRunner::Deliver {
+                         auto sizes = std::make_shared<const ModelSizeTable>(modelSizeTable(*model->graph));
+                         return [self, sizes, generation] {
+                             if (self && self->doc_->generation() == generation)
+                                 self->config_->setSizes(sizes);
+                         };
+                     });
+    });
+
+    QMenu* file = nullptr;
+    QMenu* edit = nullptr;
+    for (QAction* a : menuBar()->actions()) {
+        if (a->menu() && a->text() == QStringLiteral("&File"))
+            file = a->menu();
+        if (a->menu() && a->text() == QStringLiteral("&Edit"))
+            edit = a->menu();
+    }
+    QAction* undo = config_->undoStack()->createUndoAction(this, QStringLiteral("&Undo"));
+    undo->setObjectName(QStringLiteral("undoAction"));
+    undo->setShortcut(QKeySequence::Undo);
+    QAction* redo = config_->undoStack()->createRedoAction(this, QStringLiteral("&Redo"));
+    redo->setObjectName(QStringLiteral("redoAction"));
+    redo->setShortcuts({QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_Z), QKeySequence::Redo});
+    QAction* first = edit->actions().value(0);
+    edit->insertAction(first, undo);
+    edit->insertAction(first, redo);
+    QMenu* presets = new QMenu(QStringLiteral("Bit-width &Preset"), edit);
+    using Preset = QuantConfigDocument::Preset;
+    for (Preset p : {Preset::All8, Preset::W4A8, Preset::KeepEnds8})
+        connect(presets->addAction(QuantConfigDocument::presetName(p)), &QAction::triggered, config_,
+                [this, p] { config_->applyPreset(p); });
+    edit->insertMenu(first, presets);
+    edit->insertSeparator(first);
+
+    auto* save = new QAction(QStringLiteral("&Save Bit Configuration…"), this);
+    save->setObjectName(QStringLiteral("saveConfigAction"));
+    save->setShortcut(QKeySequence::Save);
+    save->setToolTip(QStringLiteral("The per-layer bits as JSON, for quantstudio-cli quantize --config"));
+    connect(save, &QAction::triggered, this, [this] {
+        const QString path = QFileDialog::getSaveFileName(this, QStringLiteral("Save bit configuration"),
+                                                          QSettings().value(QStringLiteral("config/lastPath")).toString(),
+                                                          QStringLiteral("Quantization configs (*.json)"));
+        if (path.isEmpty())
+            return;
+        QSettings().setValue(QStringLiteral("config/lastPath"), path);
+        if (!config_->save(path))
+            errors_->report(this, QStringLiteral("Saving the configuration"), config_->lastError());
+    });
+    auto* load = new QAction(QStringLiteral("&Load Bit Configuration…"), this);
+    load->setObjectName(QStringLiteral("loadConfigAction"));
+    connect(load, &QAction::triggered, this, [this] {
+        const QString path = QFileDialog::getOpenFileName(this, QStringLiteral("Load bit configuration"),
+                                                          QSettings().value(QStringLiteral("config/lastPath")).toString(),
+                                                          QStringLiteral("Quantization configs (*.json);;All files (*)"));
+        if (path.isEmpty())
+            return;
+        QSettings().setValue(QStringLiteral("config/lastPath"), path);
+        if (!config_->load(path))
+            errors_->report(this, QStringLiteral("Loading the configuration"), config_->lastError());
+    });
+    file->insertAction(quitAction_, save);
+    file->insertAction(quitAction_, load);
+    file->insertSeparator(quitAction_);
 }
 
 void MainWindow::createMenus()

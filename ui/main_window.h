@@ -27,6 +27,7 @@ class LayerInspector;
 class LayerSelection;
 class LayerTablePanel;
 class ModelDocument;
+class QuantConfigDocument;
 class WhatIfController;
 class WhatIfPanel;
 
@@ -46,6 +47,7 @@ public:
     ErrorReporter* errorReporter() const { return errors_; }
     void setErrorReporter(ErrorReporter* reporter); // takes ownership
     QAction* calibrateAction() const { return calibrateAction_; }
+    QuantConfigDocument* configDocument() const { return config_; }
     WhatIfController* whatIf() const { return whatIf_; }
     WhatIfPanel* whatIfPanel() const { return whatIfPanel_; }
 
@@ -80,6 +82,7 @@ private:
     void createActions();
     void createMenus();
     void createDocks();
+    void createQuantEditor(); // the bit-width configuration, its editor, undo and files
     void createWhatIf();
     void restoreSettings();
     void saveSettings();
@@ -108,6 +111,7 @@ private:
     QLabel* storeLabel_;
     QDockWidget* tableDock_;
     QDockWidget* inspectorDock_;
+    QuantConfigDocument* config_ = nullptr;
     QMenu* recentMenu_ = nullptr;
     QAction* openAction_ = nullptr;
     QAction* demoAction_ = nullptr;

@@ -5,8 +5,10 @@
 #include "cli/data_args.h"
 #include "cli/recording.h"
 
+#include "analysis/bit_budget.h"
 #include "analysis/mixed_precision.h"
 #include "analysis/sensitivity.h"
+#include "analysis/sensitivity_record.h"
 #include "graph/onnx_import.h"
 #include "quant/session.h"
 #include "util/error.h"
@@ -96,36 +98,6 @@ private:
     CancelToken cancel_;
 };
 
-nlohmann::json byBitsJson(const LayerSensitivity& l)
-{
-    nlohmann::json j = nlohmann::json::object();
-    for (const auto& [bits, m] : l.byBits)
-        j[std::to_string(bits)] = {{"sqnr_db", num(m.sqnrDb)}, {"kl", m.kl}, {"top1_agreement", m.top1Agreement},
-            {"top1", m.top1 ? nlohmann::json(*m.top1) : nlohmann::json(nullptr)},
-            {"local_sqnr_db", m.localSqnrDb ? num(*m.localSqnrDb) : nlohmann::json(nullptr)}, {"samples", m.samples}};
-    return j;
-}
-
-std::vector<LayerResult> sensitivityLayerRows(const SensitivityResult& r)
-{
-    std::vector<LayerResult> rows;
-    for (const auto& l : r.layers) {
-        LayerResult lr;
-        lr.layer = l.layer;
-        lr.op = l.op;
-        lr.sensitivityDetail = byBitsJson(l);
-        if (l.hessianScore)
-            lr.sensitivity = *l.hessianScore;
-        else if (!l.byBits.empty() && std::isfinite(l.byBits.begin()->second.sqnrDb))
-            lr.sensitivity = l.byBits.begin()->second.sqnrDb; // SQNR at the lowest bit width
-        if (l.hessianTrace)
-            lr.extra["hessian_trace"] = *l.hessianTrace;
-        lr.extra["params"] = l.params;
-        rows.push_back(lr);
-    }
-    return rows;
-}
-
 // A cancelled sweep prints and stores what it measured, then exits like a cancelled command.
 int exitCode(const SensitivityResult& r)
 {
@@ -155,9 +127,7 @@ int runSensitivity(const std::vector<std::string>& argv)
         start.modelId = recordModel(*store, graph, path);
         start.datasetId = recordDataset(*store, data);
         start.kind = RunKind::Sensitivity;
-        start.config = {{"bits", opts.bits}, {"mode", sensitivityModeName(opts.mode)},
-            {"method", sensitivityMethodName(opts.method)}, {"limit", opts.limit}, {"batch", opts.batch},
-            {"base", opts.base.toJson()}, {"naive", opts.naive}};
+        start.config = sensitivityRunConfig(opts);
         run.emplace(*store, start);
     }
     Progress progress = stderrProgress(args);
@@ -168,12 +138,7 @@ int runSensitivity(const std::vector<std::string>& argv)
         std::fprintf(stderr, "\r%-70s\r", "");
     if (run) {
         run->addLayers(sensitivityLayerRows(r));
-        RunMetrics m;
-        m.top1 = r.fp32Top1;
-        m.extra = {
-            {"seconds", r.seconds}, {"estimator", r.estimator}, {"complete", r.complete}, {"samples", r.samples}};
-        if (r.spearman)
-            m.extra["spearman_vs_oneshot"] = *r.spearman;
+        const RunMetrics m = sensitivityRunMetrics(r);
         if (r.complete)
             run->finish(m);
         else
@@ -192,7 +157,7 @@ int runSensitivity(const std::vector<std::string>& argv)
         j["spearman"] = r.spearman ? nlohmann::json(*r.spearman) : nlohmann::json(nullptr);
         j["layers"] = nlohmann::json::array();
         for (const auto& l : r.layers) {
-            nlohmann::json row = {{"name", l.layer}, {"op", l.op}, {"params", l.params}, {"by_bits", byBitsJson(l)}};
+            nlohmann::json row = {{"name", l.layer}, {"op", l.op}, {"params", l.params}, {"by_bits", sensitivityByBitsJson(l)}};
             if (l.hessianTrace)
                 row["hessian_trace"] = *l.hessianTrace;
             if (l.hessianScore)
@@ -271,34 +236,12 @@ int runMixed(const std::vector<std::string>& argv)
     // Per-layer options: predicted noise from the one-shot SQNR, exact stored sizes.
     QuantizeOptions qo;
     qo.config = so.base;
-    QuantSession session(graph, qo);
+    const ModelSizeTable sizes = modelSizeTable(QuantSession(graph, qo));
     const bool byAverage = args.value("budget-bits").has_value();
-    std::vector<LayerOptions> layers;
+    std::vector<LayerOptions> layers = mixedLayerOptions(sizes, sens, so.bits, so.base, byAverage);
     int64_t totalElements = 0;
-    for (const auto& l : session.layers()) {
-        LayerOptions lo;
-        lo.layer = l.name;
-        lo.elements = session.graph().constant(l.weight)->numel();
-        totalElements += lo.elements;
-        const auto* ls = [&]() -> const LayerSensitivity* {
-            for (const auto& x : sens.layers)
-                if (x.layer == l.name)
-                    return &x;
-            return nullptr;
-        }();
-        for (int bits : so.bits) {
-            SessionLayer copy = l;
-            copy.spec.weight.bits = bits;
-            BitOption o;
-            o.bits = bits;
-            o.sizeBits = session.layerSizeBits(copy);
-            o.cost = byAverage ? lo.elements * bits : o.sizeBits;
-            double sq = ls && ls->byBits.count(bits) ? ls->byBits.at(bits).sqnrDb : 0;
-            o.noise = std::isfinite(sq) ? std::pow(10.0, -sq / 10) : 0;
-            lo.options.push_back(o);
-        }
-        layers.push_back(lo);
-    }
+    for (const auto& l : layers)
+        totalElements += l.elements;
     MixedConstraints c;
     c.allowedBits = std::set<int>(so.bits.begin(), so.bits.end());
     c.minBits = args.intValue("min-bits", 2);
@@ -327,15 +270,7 @@ int runMixed(const std::vector<std::string>& argv)
             byAverage ? str(front.front().averageBits, " average bits") : str(front.front().sizeBits / 8, " bytes"),
             ")");
 
-    auto configFor = [&](const FrontPoint& p) {
-        QuantConfig cfg = so.base;
-        for (const auto& [layer, bits] : p.bits) {
-            LayerQuant lq = cfg.defaults;
-            lq.weight.bits = bits;
-            cfg.layers[layer] = lq;
-        }
-        return cfg;
-    };
+    auto configFor = [&](const FrontPoint& p) { return configForBits(so.base, p.bits); };
 
     // Verify K points spread over the front (always including the chosen one) for real.
     const int verify = args.intValue("verify", 0);

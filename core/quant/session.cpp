@@ -366,9 +366,7 @@ int64_t QuantSession::layerSizeBits(const SessionLayer& l) const
     const Tensor* w = graph_.constant(l.weight);
     if (l.spec.weight.isFloat())
         return w->numel() * l.spec.weight.bits;
-    std::vector<float> values = w->toFloat();
-    int64_t blocks = planWeightQuantization(values, w->shape, l.outAxis, l.inAxis, l.spec.weight).blocks();
-    return storedBits(w->numel(), blocks, l.spec.weight);
+    return storedBits(w->numel(), weightBlockCount(w->shape, l.outAxis, l.inAxis, l.spec.weight), l.spec.weight);
 }
 
 int64_t QuantSession::sizeBits() const
