@@ -20,6 +20,8 @@
 #include "ui/pareto_panel.h"
 #include "ui/sensitivity_panel.h"
 #include "ui/theme.h"
+#include "ui/whatif_controller.h"
+#include "ui/whatif_panel.h"
 
 #include "analysis/bit_budget.h"
 #include "analysis/sensitivity_record.h"
@@ -104,6 +106,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     createSensitivityDock();
     createParetoDock();
     connectOutlierProfiling();
+    createWhatIf();
 
     connect(inspector_, &LayerInspector::calibrateRequested, this, &MainWindow::runCalibration);
     connect(graph_, &GraphPanel::directionChanged, this, &MainWindow::relayout);
@@ -187,6 +190,13 @@ void MainWindow::createActions()
     quitAction_ = new QAction(QStringLiteral("&Quit"), this);
     quitAction_->setShortcut(QKeySequence::Quit);
     connect(quitAction_, &QAction::triggered, this, &QWidget::close);
+}
+
+void MainWindow::createWhatIf()
+{
+    whatIf_ = new WhatIfController(doc_, jobs_, [this] { return calibrationDataSpec(); }, this);
+    whatIfPanel_ = new WhatIfPanel(doc_, whatIf_, inspector_);
+    inspector_->addPanel(whatIfPanel_);
 }
 
 void MainWindow::createDocks()
