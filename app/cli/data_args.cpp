@@ -35,4 +35,15 @@ DataOptions dataOptions(const Args& args, const std::string& limitOption)
     return d;
 }
 
+Dataset calibrationData(const Args& args, const DataOptions& evalOpts, const Graph& model, int64_t limit)
+{
+    DataOptions cal = evalOpts;
+    if (auto cd = args.value("calib-data")) {
+        cal.spec = *cd;
+        cal.labelsPath.reset();
+    }
+    cal.limit = limit;
+    return loadDataset(cal, model);
+}
+
 } // namespace qs::cli
