@@ -289,7 +289,11 @@ private slots:
         QCOMPARE(m->index(row, RunsTableModel::Tags).data().toString(), QStringLiteral("baseline, keep"));
         QVERIFY(m->flags(m->index(row, RunsTableModel::Note)) & Qt::ItemIsEditable);
         QVERIFY(!(m->flags(m->index(row, RunsTableModel::Top1)) & Qt::ItemIsEditable));
+        runs()->runsDock()->setFloating(true);
+        runs()->runsDock()->resize(1100, 300);
+        QTest::qWait(50);
         screenshot(runs()->runsDock(), QStringLiteral("runs-browser.png"));
+        runs()->runsDock()->setFloating(false);
     }
 
     void deleteAsksFirst()
@@ -331,7 +335,7 @@ private slots:
         QCOMPARE(view->configModel()->rowCount(), int(expected.config.size()));
         QVERIFY(view->configModel()->rowCount() > 0); // W8 vs W4 and bias correction
         for (int r = 0; r < view->configModel()->rowCount(); ++r) {
-            QCOMPARE(view->configModel()->item(r, 0)->text().toStdString(), expected.config[std::size_t(r)].key);
+            QCOMPARE(view->configModel()->item(r, 0)->data(Qt::UserRole).toString().toStdString(), expected.config[std::size_t(r)].key);
             QCOMPARE(view->configModel()->item(r, 1)->background().color(), CompareView::changedColor());
         }
         QCOMPARE(view->metricsModel()->rowCount(), int(expected.metrics.size()));
@@ -346,10 +350,18 @@ private slots:
                 QCOMPARE(view->layersModel()->item(r, 8)->data(Qt::UserRole).toDouble(), *l.b.sqnrDb - *l.a.sqnrDb);
         }
         QVERIFY(changed > 0);
+        QDockWidget* dock = window->runs()->compareDock();
+        dock->setFloating(true);
+        dock->resize(1300, 720);
+        QTest::qWait(50);
         // Histograms: FP32 and both quantized series for weights and activations.
+        view->tabs()->setCurrentIndex(2);
+        view->histogramLayer()->setCurrentIndex(1);
         QCOMPARE(view->histogramPlot()->graphCount(), 3);
+        screenshot(view, QStringLiteral("compare-histograms.png"));
         view->activationsButton()->setChecked(true);
         QCOMPARE(view->histogramPlot()->graphCount(), 3);
+        screenshot(view, QStringLiteral("compare-histograms-act.png"));
         // Graphs coloured by the bits of each run.
         for (int side = 0; side < 2; ++side) {
             ModelDocument* doc = view->graphDocument(side);
@@ -363,14 +375,12 @@ private slots:
                 QCOMPARE(metricValue(LayerMetric::Bits, *doc, row).value_or(-1), double(*(side == 0 ? it->a : it->b).weightBits));
             }
         }
-        window->runs()->compareDock()->resize(1400, 700);
         view->tabs()->setCurrentIndex(0);
         screenshot(view, QStringLiteral("compare-summary.png"));
         view->tabs()->setCurrentIndex(1);
         screenshot(view, QStringLiteral("compare-layers.png"));
-        view->tabs()->setCurrentIndex(2);
-        screenshot(view, QStringLiteral("compare-histograms.png"));
         view->tabs()->setCurrentIndex(3);
+        QTest::qWait(50);
         screenshot(view, QStringLiteral("compare-graphs.png"));
     }
 
