@@ -220,6 +220,8 @@ int RunsBrowser::refresh()
                 self->setChoices(self->tagFilter_, listing->tags);
                 self->model_->setRuns(std::move(listing->runs));
                 self->selectRuns(selected);
+                for (int c = 0; c < RunsTableModel::Note; ++c)
+                    self->view_->resizeColumnToContents(c);
                 self->count_->setText(countOf(self->model_->rowCount(), QStringLiteral("run"), QStringLiteral("runs")));
                 emit self->refreshed();
             };

@@ -435,7 +435,7 @@ private slots:
         QVERIFY2(formats.contains(QStringLiteral("onnx-qdq")), qPrintable(formats.join(',')));
         QVERIFY(formats.contains(QStringLiteral("report-html")));
         QCOMPARE(dialog->artifactsModel()->rowCount(), int(artifacts.size()));
-        QVERIFY(dialog->resultLabel()->text().contains(QStringLiteral("imports again")));
+        QVERIFY(dialog->resultLabel()->text().contains(QStringLiteral("Imported again")));
         screenshot(dialog, QStringLiteral("export.png"));
         dialog->close();
         QVERIFY(errors->messages.isEmpty());

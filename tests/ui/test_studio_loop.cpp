@@ -19,6 +19,9 @@
 #include "ui/runs_workbench.h"
 #include "ui/sensitivity_panel.h"
 
+#include <QComboBox>
+#include <QDockWidget>
+#include <QTabWidget>
 #include <QLineEdit>
 #include <QPushButton>
 #include <QSettings>
@@ -70,6 +73,31 @@ class TestStudioLoop : public QObject {
         if (window->runs()->quantize(r) < 0 || !stored.wait(60000))
             return 0;
         return stored.takeFirst().at(0).toLongLong();
+    }
+
+    // QS_SCREENSHOT_DIR=<dir>: the comparison of the Pareto run with the all-8 run, tab by tab.
+    void screenshots(CompareView* view)
+    {
+        const QString out = qEnvironmentVariable("QS_SCREENSHOT_DIR");
+        if (out.isEmpty())
+            return;
+        QDockWidget* dock = window->runs()->compareDock();
+        dock->setFloating(true);
+        dock->resize(1300, 720);
+        view->histogramLayer()->setCurrentIndex(1);
+        for (int i = 0; i < view->tabs()->count(); ++i) {
+            view->tabs()->setCurrentIndex(i);
+            QTest::qWait(50);
+            QVERIFY(view->grab().save(QStringLiteral("%1/loop-compare-%2.png").arg(out).arg(i)));
+        }
+        dock->setFloating(false);
+        RunsBrowser* browser = window->runs()->browser();
+        browser->selectRuns({paretoRun, all8Run});
+        window->runs()->runsDock()->setFloating(true);
+        window->runs()->runsDock()->resize(1100, 260);
+        QTest::qWait(50);
+        QVERIFY(window->runs()->runsDock()->grab().save(out + QStringLiteral("/loop-runs.png")));
+        window->runs()->runsDock()->setFloating(false);
     }
 
 private slots:
@@ -192,6 +220,7 @@ private slots:
             QCOMPARE(view->layersModel()->item(r, 9)->data(Qt::UserRole).toDouble(), *s->sensitivity);
         }
         QCOMPARE(store().runs().size(), std::size_t(3)); // comparing records nothing
+        screenshots(view);
     }
 
     void exportAddsArtifacts()
@@ -213,6 +242,9 @@ private slots:
             QVERIFY2(QFileInfo::exists(QString::fromStdString(a.path)), a.path.c_str());
         QCOMPARE(store().runs().size(), std::size_t(3));
         QVERIFY2(errors->messages.isEmpty(), qPrintable(errors->messages.join('\n')));
+        QTest::qWait(50); // layouts settle before a screenshot
+        if (!qEnvironmentVariable("QS_SCREENSHOT_DIR").isEmpty())
+            QVERIFY(dialog->grab().save(qEnvironmentVariable("QS_SCREENSHOT_DIR") + QStringLiteral("/loop-export.png")));
     }
 
     void cleanupTestCase()
