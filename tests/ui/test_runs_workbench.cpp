@@ -21,6 +21,7 @@
 #include "ui/runs_browser.h"
 #include "ui/runs_model.h"
 #include "ui/runs_workbench.h"
+#include "support/studio_window.h"
 
 #include <qcustomplot.h>
 
@@ -46,26 +47,6 @@ using namespace qs::ui;
 
 namespace {
 
-const QString demoPath = QStringLiteral(QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx");
-
-class RecordingReporter : public ErrorReporter {
-public:
-    void report(QWidget*, const QString& title, const QString& message) override
-    {
-        messages << title + QStringLiteral(": ") + message;
-    }
-    QStringList messages;
-};
-
-void screenshot(QWidget* w, const QString& name)
-{
-    const QString dir = qEnvironmentVariable("QS_SCREENSHOT_DIR");
-    if (dir.isEmpty())
-        return;
-    QCoreApplication::processEvents();
-    QVERIFY(w->grab().save(dir + QLatin1Char('/') + name));
-}
-
 QuantizeRequest smallRequest()
 {
     QuantizeRequest r;
@@ -81,7 +62,7 @@ class TestRunsWorkbench : public QObject {
     Q_OBJECT
 
     std::unique_ptr<MainWindow> window;
-    RecordingReporter* errors = nullptr;
+    test::RecordingReporter* errors = nullptr;
     QTemporaryDir dir;
     QString dbPath;
     QList<qint64> done; // finished quantization runs, oldest first
@@ -105,23 +86,12 @@ class TestRunsWorkbench : public QObject {
 private slots:
     void initTestCase()
     {
-        QCoreApplication::setOrganizationName(QStringLiteral("QuantStudioTests"));
-        QCoreApplication::setApplicationName(QStringLiteral("test_runs_workbench"));
-        QSettings().clear();
         QVERIFY(dir.isValid());
         dbPath = dir.filePath(QStringLiteral("studio.db"));
-        window = std::make_unique<MainWindow>();
-        errors = new RecordingReporter;
-        window->setErrorReporter(errors);
-        window->resize(1600, 1000);
-        window->show();
-        QVERIFY(QTest::qWaitForWindowExposed(window.get()));
-        QSignalSpy opened(window.get(), &MainWindow::modelOpened);
-        window->openModel(demoPath);
-        QVERIFY(opened.wait(60000));
-        QSignalSpy refreshed(browser(), &RunsBrowser::refreshed);
-        window->openStore(dbPath);
-        QVERIFY(refreshed.wait(20000));
+        window = test::openStudio(QStringLiteral("test_runs_workbench"), dbPath, errors);
+        QVERIFY(window);
+        QTRY_COMPARE_WITH_TIMEOUT(browser()->storePath(), QFileInfo(dbPath).absoluteFilePath(), 10000);
+        QTRY_VERIFY_WITH_TIMEOUT(!window->jobs()->isBusy(QStringLiteral("runs-list")), 10000);
         QCOMPARE(listedRows(), 0);
     }
 
@@ -292,7 +262,7 @@ private slots:
         runs()->runsDock()->setFloating(true);
         runs()->runsDock()->resize(1100, 300);
         QTest::qWait(50);
-        screenshot(runs()->runsDock(), QStringLiteral("runs-browser.png"));
+        QVERIFY(test::screenshot(runs()->runsDock(), QStringLiteral("runs-browser.png")));
         runs()->runsDock()->setFloating(false);
     }
 
@@ -358,10 +328,10 @@ private slots:
         view->tabs()->setCurrentIndex(2);
         view->histogramLayer()->setCurrentIndex(1);
         QCOMPARE(view->histogramPlot()->graphCount(), 3);
-        screenshot(view, QStringLiteral("compare-histograms.png"));
+        QVERIFY(test::screenshot(view, QStringLiteral("compare-histograms.png")));
         view->activationsButton()->setChecked(true);
         QCOMPARE(view->histogramPlot()->graphCount(), 3);
-        screenshot(view, QStringLiteral("compare-histograms-act.png"));
+        QVERIFY(test::screenshot(view, QStringLiteral("compare-histograms-act.png")));
         // Graphs coloured by the bits of each run.
         for (int side = 0; side < 2; ++side) {
             ModelDocument* doc = view->graphDocument(side);
@@ -376,12 +346,12 @@ private slots:
             }
         }
         view->tabs()->setCurrentIndex(0);
-        screenshot(view, QStringLiteral("compare-summary.png"));
+        QVERIFY(test::screenshot(view, QStringLiteral("compare-summary.png")));
         view->tabs()->setCurrentIndex(1);
-        screenshot(view, QStringLiteral("compare-layers.png"));
+        QVERIFY(test::screenshot(view, QStringLiteral("compare-layers.png")));
         view->tabs()->setCurrentIndex(3);
         QTest::qWait(50);
-        screenshot(view, QStringLiteral("compare-graphs.png"));
+        QVERIFY(test::screenshot(view, QStringLiteral("compare-graphs.png")));
     }
 
     void compareManyRunsPlotsThemAll()
@@ -402,7 +372,7 @@ private slots:
                                      qFuzzyCompare(p->value, *r.metrics.top1 * 100));
             QVERIFY2(found, qPrintable(QStringLiteral("run %1").arg(id)));
         }
-        screenshot(view, QStringLiteral("compare-many.png"));
+        QVERIFY(test::screenshot(view, QStringLiteral("compare-many.png")));
     }
 
     void exportWritesCheckedArtifacts()
@@ -436,7 +406,7 @@ private slots:
         QVERIFY(formats.contains(QStringLiteral("report-html")));
         QCOMPARE(dialog->artifactsModel()->rowCount(), int(artifacts.size()));
         QVERIFY(dialog->resultLabel()->text().contains(QStringLiteral("Imported again")));
-        screenshot(dialog, QStringLiteral("export.png"));
+        QVERIFY(test::screenshot(dialog, QStringLiteral("export.png")));
         dialog->close();
         QVERIFY(errors->messages.isEmpty());
     }

@@ -18,6 +18,7 @@
 #include "ui/runs_model.h"
 #include "ui/runs_workbench.h"
 #include "ui/sensitivity_panel.h"
+#include "support/studio_window.h"
 
 #include <QComboBox>
 #include <QDockWidget>
@@ -35,26 +36,11 @@
 using namespace qs;
 using namespace qs::ui;
 
-namespace {
-
-const QString demoDir = QStringLiteral(QS_SOURCE_DIR "/resources/demo/");
-
-class RecordingReporter : public ErrorReporter {
-public:
-    void report(QWidget*, const QString& title, const QString& message) override
-    {
-        messages << title + QStringLiteral(": ") + message;
-    }
-    QStringList messages;
-};
-
-} // namespace
-
 class TestStudioLoop : public QObject {
     Q_OBJECT
 
     std::unique_ptr<MainWindow> window;
-    RecordingReporter* errors = nullptr;
+    test::RecordingReporter* errors = nullptr;
     QTemporaryDir dir;
     QString dbPath;
     std::map<std::string, int> paretoBits;
@@ -78,8 +64,7 @@ class TestStudioLoop : public QObject {
     // QS_SCREENSHOT_DIR=<dir>: the comparison of the Pareto run with the all-8 run, tab by tab.
     void screenshots(CompareView* view)
     {
-        const QString out = qEnvironmentVariable("QS_SCREENSHOT_DIR");
-        if (out.isEmpty())
+        if (qEnvironmentVariable("QS_SCREENSHOT_DIR").isEmpty())
             return;
         QDockWidget* dock = window->runs()->compareDock();
         dock->setFloating(true);
@@ -87,38 +72,23 @@ class TestStudioLoop : public QObject {
         view->histogramLayer()->setCurrentIndex(1);
         for (int i = 0; i < view->tabs()->count(); ++i) {
             view->tabs()->setCurrentIndex(i);
-            QTest::qWait(50);
-            QVERIFY(view->grab().save(QStringLiteral("%1/loop-compare-%2.png").arg(out).arg(i)));
+            QVERIFY(test::screenshot(view, QStringLiteral("loop-compare-%1.png").arg(i)));
         }
         dock->setFloating(false);
         RunsBrowser* browser = window->runs()->browser();
         browser->selectRuns({paretoRun, all8Run});
         window->runs()->runsDock()->setFloating(true);
         window->runs()->runsDock()->resize(1100, 260);
-        QTest::qWait(50);
-        QVERIFY(window->runs()->runsDock()->grab().save(out + QStringLiteral("/loop-runs.png")));
+        QVERIFY(test::screenshot(window->runs()->runsDock(), QStringLiteral("loop-runs.png")));
         window->runs()->runsDock()->setFloating(false);
     }
 
 private slots:
     void initTestCase()
     {
-        QCoreApplication::setOrganizationName(QStringLiteral("QuantStudioTests"));
-        QCoreApplication::setApplicationName(QStringLiteral("test_studio_loop"));
-        QSettings().clear();
         dbPath = dir.filePath(QStringLiteral("studio.db"));
-        window = std::make_unique<MainWindow>();
-        errors = new RecordingReporter;
-        window->setErrorReporter(errors);
-        window->resize(1600, 1000);
-        window->show();
-        QVERIFY(QTest::qWaitForWindowExposed(window.get()));
-        QSignalSpy opened(window.get(), &MainWindow::modelOpened);
-        window->openModel(demoDir + QStringLiteral("fashion_cnn.onnx"));
-        QVERIFY(opened.wait(60000));
-        QSignalSpy storeOpened(window.get(), &MainWindow::storeOpened);
-        window->openStore(dbPath);
-        QVERIFY(storeOpened.wait(20000));
+        window = test::openStudio(QStringLiteral("test_studio_loop"), dbPath, errors);
+        QVERIFY(window);
         QVERIFY(store().runs().empty());
         // The data beside the model is what every step runs on.
         QVERIFY(window->calibrationDataSpec().endsWith(QStringLiteral("fashion1k-images-idx3-ubyte.gz")));
@@ -242,9 +212,7 @@ private slots:
             QVERIFY2(QFileInfo::exists(QString::fromStdString(a.path)), a.path.c_str());
         QCOMPARE(store().runs().size(), std::size_t(3));
         QVERIFY2(errors->messages.isEmpty(), qPrintable(errors->messages.join('\n')));
-        QTest::qWait(50); // layouts settle before a screenshot
-        if (!qEnvironmentVariable("QS_SCREENSHOT_DIR").isEmpty())
-            QVERIFY(dialog->grab().save(qEnvironmentVariable("QS_SCREENSHOT_DIR") + QStringLiteral("/loop-export.png")));
+        QVERIFY(test::screenshot(dialog, QStringLiteral("loop-export.png")));
     }
 
     void cleanupTestCase()
