@@ -11,13 +11,17 @@
 #include "ui/job_status_widget.h"
 #include "ui/layer_filter_proxy.h"
 #include "ui/layer_inspector.h"
+#include "ui/outlier_panel.h"
 #include "ui/layer_selection.h"
 #include "ui/layer_table_panel.h"
 #include "ui/model_document.h"
 #include "ui/quant_config_document.h"
+#include "ui/runs_workbench.h"
 #include "ui/pareto_panel.h"
 #include "ui/sensitivity_panel.h"
 #include "ui/theme.h"
+#include "ui/whatif_controller.h"
+#include "ui/whatif_panel.h"
 
 #include "analysis/bit_budget.h"
 #include "analysis/sensitivity_record.h"
@@ -98,8 +102,11 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     createDocks();
     createMenus();
     createQuantEditor();
+    createRunsWorkbench();
     createSensitivityDock();
     createParetoDock();
+    connectOutlierProfiling();
+    createWhatIf();
 
     connect(inspector_, &LayerInspector::calibrateRequested, this, &MainWindow::runCalibration);
     connect(graph_, &GraphPanel::directionChanged, this, &MainWindow::relayout);
@@ -183,6 +190,13 @@ void MainWindow::createActions()
     quitAction_ = new QAction(QStringLiteral("&Quit"), this);
     quitAction_->setShortcut(QKeySequence::Quit);
     connect(quitAction_, &QAction::triggered, this, &QWidget::close);
+}
+
+void MainWindow::createWhatIf()
+{
+    whatIf_ = new WhatIfController(doc_, jobs_, [this] { return calibrationDataSpec(); }, this);
+    whatIfPanel_ = new WhatIfPanel(doc_, whatIf_, inspector_);
+    inspector_->addPanel(whatIfPanel_);
 }
 
 void MainWindow::createDocks()
@@ -290,6 +304,11 @@ void MainWindow::createQuantEditor()
     file->insertAction(quitAction_, save);
     file->insertAction(quitAction_, load);
     file->insertSeparator(quitAction_);
+}
+
+void MainWindow::createRunsWorkbench()
+{
+    runs_ = new RunsWorkbench(this);
 }
 
 void MainWindow::createSensitivityDock()
@@ -498,6 +517,12 @@ void MainWindow::relayout(GraphDirection direction)
                              self->doc_->setLayout(layout);
                      };
                  });
+}
+
+void MainWindow::connectOutlierProfiling()
+{
+    inspector_->outlierPanel()->setJobSource(jobs_, [this] { return calibrationDataSpec(); });
+    connect(doc_, &ModelDocument::modelChanged, this, [this] { jobs_->cancelKind(QStringLiteral("outliers")); });
 }
 
 QString MainWindow::calibrationDataSpec() const
