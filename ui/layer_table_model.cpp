@@ -31,12 +31,7 @@ std::optional<LayerMetric> metricOf(int column)
 
 QuantConfigDocument::Field fieldOf(int column)
 {
-    switch (column) {
-    case LayerTableModel::ActBits: return QuantConfigDocument::Field::ActivationBits;
-    case LayerTableModel::Granularity: return QuantConfigDocument::Field::Granularity;
-    case LayerTableModel::Calibrator: return QuantConfigDocument::Field::Calibrator;
-    default: return QuantConfigDocument::Field::WeightBits;
-    }
+    return QuantConfigDocument::Field(LayerTableModel::fieldOfColumn(column));
 }
 
 QString bitsText(int bits)
@@ -45,6 +40,17 @@ QString bitsText(int bits)
 }
 
 } // namespace
+
+int LayerTableModel::fieldOfColumn(int column)
+{
+    using Field = QuantConfigDocument::Field;
+    switch (column) {
+    case ActBits: return int(Field::ActivationBits);
+    case Granularity: return int(Field::Granularity);
+    case Calibrator: return int(Field::Calibrator);
+    default: return int(Field::WeightBits);
+    }
+}
 
 void LayerTableModel::setConfigDocument(QuantConfigDocument* config)
 {
@@ -261,8 +267,8 @@ QVariant LayerTableModel::headerData(int section, Qt::Orientation orientation, i
         case InputKurtosis: return QStringLiteral("Act. kurt.");
         case Sensitivity: return QStringLiteral("Sensitivity");
         case Bits: return QStringLiteral("Bits");
-        case WeightBits: return QStringLiteral("W");
-        case ActBits: return QStringLiteral("A");
+        case WeightBits: return QStringLiteral("W bits");
+        case ActBits: return QStringLiteral("A bits");
         case Granularity: return QStringLiteral("Granularity");
         case Calibrator: return QStringLiteral("Calibrator");
         }

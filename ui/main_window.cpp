@@ -11,6 +11,7 @@
 #include "ui/job_status_widget.h"
 #include "ui/layer_filter_proxy.h"
 #include "ui/layer_inspector.h"
+#include "ui/outlier_panel.h"
 #include "ui/layer_selection.h"
 #include "ui/layer_table_panel.h"
 #include "ui/model_document.h"
@@ -19,6 +20,8 @@
 #include "ui/pareto_panel.h"
 #include "ui/sensitivity_panel.h"
 #include "ui/theme.h"
+#include "ui/whatif_controller.h"
+#include "ui/whatif_panel.h"
 
 #include "analysis/bit_budget.h"
 #include "analysis/sensitivity_record.h"
@@ -102,6 +105,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     createRunsWorkbench();
     createSensitivityDock();
     createParetoDock();
+    connectOutlierProfiling();
+    createWhatIf();
 
     connect(inspector_, &LayerInspector::calibrateRequested, this, &MainWindow::runCalibration);
     connect(graph_, &GraphPanel::directionChanged, this, &MainWindow::relayout);
@@ -185,6 +190,13 @@ void MainWindow::createActions()
     quitAction_ = new QAction(QStringLiteral("&Quit"), this);
     quitAction_->setShortcut(QKeySequence::Quit);
     connect(quitAction_, &QAction::triggered, this, &QWidget::close);
+}
+
+void MainWindow::createWhatIf()
+{
+    whatIf_ = new WhatIfController(doc_, jobs_, [this] { return calibrationDataSpec(); }, this);
+    whatIfPanel_ = new WhatIfPanel(doc_, whatIf_, inspector_);
+    inspector_->addPanel(whatIfPanel_);
 }
 
 void MainWindow::createDocks()
@@ -327,6 +339,8 @@ void MainWindow::createSensitivityDock()
         if (a->menu() && a->text() == QStringLiteral("&View"))
             a->menu()->insertAction(inspectorDock_->toggleViewAction(), sensitivityDock_->toggleViewAction());
     }
+    // A recorded sweep is the table's Sensitivity column now.
+    connect(sensitivity_, &SensitivityPanel::sweepFinished, this, [this] { loadStoredResults(); });
     // The latest stored sweep of this model feeds the editor's prediction until a new one runs.
     connect(this, &MainWindow::storedResultsLoaded, this, [this] {
         const auto stored = doc_->stored();
@@ -503,6 +517,12 @@ void MainWindow::relayout(GraphDirection direction)
                              self->doc_->setLayout(layout);
                      };
                  });
+}
+
+void MainWindow::connectOutlierProfiling()
+{
+    inspector_->outlierPanel()->setJobSource(jobs_, [this] { return calibrationDataSpec(); });
+    connect(doc_, &ModelDocument::modelChanged, this, [this] { jobs_->cancelKind(QStringLiteral("outliers")); });
 }
 
 QString MainWindow::calibrationDataSpec() const

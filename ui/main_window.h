@@ -31,6 +31,8 @@ class QuantConfigDocument;
 class RunsWorkbench;
 class SensitivityPanel;
 class ParetoPanel;
+class WhatIfController;
+class WhatIfPanel;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -54,6 +56,8 @@ public:
     QDockWidget* sensitivityDock() const { return sensitivityDock_; }
     ParetoPanel* paretoPanel() const { return pareto_; }
     QDockWidget* paretoDock() const { return paretoDock_; }
+    WhatIfController* whatIf() const { return whatIf_; }
+    WhatIfPanel* whatIfPanel() const { return whatIfPanel_; }
 
     // Each starts a job and returns its id (-1 when nothing was started).
     int openModel(const QString& path);
@@ -91,6 +95,8 @@ private:
     void createRunsWorkbench(); // Quantize, the runs browser, Compare and Export
     void createSensitivityDock();
     void createParetoDock();
+    void connectOutlierProfiling(); // the inspector's outlier panel runs on the calibration data
+    void createWhatIf();
     void restoreSettings();
     void saveSettings();
     void addRecent(const QString& path);
@@ -134,6 +140,8 @@ private:
     QString dataPath_; // chosen calibration data; empty: the data beside the model
     QString storePath_; // the open experiment store; empty: none
     QByteArray defaultState_;
+    WhatIfController* whatIf_ = nullptr;
+    WhatIfPanel* whatIfPanel_ = nullptr;
 };
 
 } // namespace qs::ui

@@ -244,6 +244,23 @@ void ParetoPanel::redraw()
         p->xAxis->setRange(std::max(0.0, x0 - dx), x1 + dx);
         p->yAxis->setRange(y0 - dy, y1 + dy);
     }
+    // Each measured point names its run.
+    for (QCPItemText* t : runLabels_)
+        p->removeItem(t);
+    runLabels_.clear();
+    for (const auto& m : measured_) {
+        auto* t = new QCPItemText(p);
+        t->position->setCoords(m.sizeKiB, m.sqnrDb);
+        // Labels of points in the right half go to their left, so they stay inside the plot.
+        const bool left = m.sizeKiB > p->xAxis->range().center();
+        t->setPositionAlignment((left ? Qt::AlignRight : Qt::AlignLeft) | Qt::AlignVCenter);
+        t->setPadding(left ? QMargins(0, 0, 8, 0) : QMargins(8, 0, 0, 0));
+        t->setColor(theme::mutedText);
+        t->setText(m.top1 ? QStringLiteral("#%1 \u00B7 top-1 %2").arg(m.run).arg(formatPercent(*m.top1))
+                          : QStringLiteral("#%1").arg(m.run));
+        t->setClipToAxisRect(true);
+        runLabels_.push_back(t);
+    }
     if (!budgetSet_ && !front_.empty()) {
         budgetKiB_ = config_->sizeBits() > 0 ? double(config_->sizeBits()) / 8192.0 : sizeKiB(front_.back());
         budgetSet_ = true;

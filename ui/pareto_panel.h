@@ -86,6 +86,7 @@ private:
     QCPGraph* bestGraph_;
     QCPItemStraightLine* budgetLine_;
     QCPItemText* budgetText_;
+    std::vector<QCPItemText*> runLabels_;
     std::vector<FrontPoint> front_;
     std::vector<MeasuredRun> measured_;
     double budgetKiB_ = 0;

@@ -10,9 +10,9 @@
 
 #include "analysis/sensitivity_record.h"
 #include "data/dataset.h"
+#include "store/recording.h"
 #include "store/store.h"
 #include "util/error.h"
-#include "util/hash.h"
 
 #include <qcustomplot.h>
 
@@ -31,36 +31,11 @@
 #include <QVBoxLayout>
 
 #include <cmath>
-#include <filesystem>
 
 namespace qs::ui {
 namespace {
 
 constexpr double kInfDb = 60; // what an error-free cell is drawn as
-
-// The model and dataset rows a run refers to (as the CLI records them).
-// TODO(store): use qs::recordModel/recordDataset once they live in core/store.
-int64_t modelRow(Store& store, const Graph& graph, const std::string& path)
-{
-    ModelRecord m;
-    m.hash = sha256File(path);
-    m.name = std::filesystem::path(path).stem().string();
-    m.path = std::filesystem::absolute(path).string();
-    m.sizeBytes = int64_t(graph.fileBytes);
-    m.opCounts = graph.opCounts();
-    m.params = graph.parameterCount();
-    return store.upsertModel(m);
-}
-
-int64_t datasetRow(Store& store, const Dataset& data)
-{
-    DatasetRecord d;
-    d.kind = data.kind;
-    d.path = data.kind == "random" ? data.path : std::filesystem::absolute(data.path).string();
-    d.count = data.count();
-    d.hash = data.hash;
-    return store.upsertDataset(d);
-}
 
 std::vector<int> parseBits(const QString& text, QString* error)
 {
@@ -150,12 +125,17 @@ SensitivityPanel::SensitivityPanel(ModelDocument* doc, QuantConfigDocument* conf
     controls->addWidget(method_);
     controls->addWidget(label(QStringLiteral("Quantize")));
     controls->addWidget(mode_);
-    controls->addWidget(label(QStringLiteral("Bits")));
-    controls->addWidget(bits_);
-    controls->addWidget(limit_);
     controls->addStretch(1);
-    controls->addWidget(run_);
-    controls->addWidget(cancel_);
+    // A second row keeps the dock narrow enough to share the right side with the inspector.
+    auto* controls2 = new QHBoxLayout;
+    controls2->setContentsMargins(8, 0, 8, 2);
+    controls2->setSpacing(6);
+    controls2->addWidget(label(QStringLiteral("Bits")));
+    controls2->addWidget(bits_);
+    controls2->addWidget(limit_);
+    controls2->addStretch(1);
+    controls2->addWidget(run_);
+    controls2->addWidget(cancel_);
 
     heatPanel_ = new PlotPanel(QStringLiteral("Output SQNR by layer and bit width"), this);
     heatPanel_->setObjectName(QStringLiteral("sensitivityHeatmap"));
@@ -163,9 +143,8 @@ SensitivityPanel::SensitivityPanel(ModelDocument* doc, QuantConfigDocument* conf
     heatPanel_->setCsvProvider([this] { return heatmapCsv(); });
     QCustomPlot* hp = heatPanel_->plot();
     map_ = new QCPColorMap(hp->xAxis, hp->yAxis);
-    map_->setGradient(sqnrGradient());
     map_->setInterpolate(false);
-    map_->setTightBoundary(true);
+    map_->setTightBoundary(false); // whole cells around the cell centres
     auto* scale = new QCPColorScale(hp);
     hp->plotLayout()->addElement(0, 1, scale);
     scale->setType(QCPAxis::atRight);
@@ -174,6 +153,7 @@ SensitivityPanel::SensitivityPanel(ModelDocument* doc, QuantConfigDocument* conf
     scale->axis()->setLabelColor(theme::mutedText);
     scale->axis()->setTickLabelColor(theme::mutedText);
     map_->setColorScale(scale);
+    scale->setGradient(sqnrGradient()); // after setColorScale: the map takes the scale's gradient
     auto* margins = new QCPMarginGroup(hp);
     hp->axisRect()->setMarginGroup(QCP::msTop | QCP::msBottom, margins);
     scale->setMarginGroup(QCP::msTop | QCP::msBottom, margins);
@@ -230,6 +210,7 @@ SensitivityPanel::SensitivityPanel(ModelDocument* doc, QuantConfigDocument* conf
     layout->setContentsMargins(0, 0, 0, 4);
     layout->setSpacing(2);
     layout->addLayout(controls);
+    layout->addLayout(controls2);
     auto* statusRow = new QHBoxLayout;
     statusRow->setContentsMargins(8, 0, 8, 0);
     statusRow->addWidget(status_);
@@ -357,8 +338,8 @@ int SensitivityPanel::startSweep()
             if (!storePath.empty() && !modelPath.empty()) {
                 store = Store::open(storePath);
                 RunStart start;
-                start.modelId = modelRow(*store, *model->graph, modelPath);
-                start.datasetId = datasetRow(*store, data);
+                start.modelId = recordModel(*store, *model->graph, modelPath);
+                start.datasetId = recordDataset(*store, data);
                 start.kind = RunKind::Sensitivity;
                 start.config = sensitivityRunConfig(opts);
                 start.tags = {"studio"};
@@ -373,19 +354,9 @@ int SensitivityPanel::startSweep()
                     },
                     Qt::QueuedConnection);
             };
-            SensitivityResult r;
-            try {
-                Progress sweepProgress = progress.sub(0.02, 1);
-                r = measureSensitivity(*model->graph, data, opts, sweepProgress, cancel, onResult);
-            } catch (const Cancelled&) {
-                if (run)
-                    run->cancel();
-                throw;
-            } catch (const std::exception& e) {
-                if (run)
-                    run->fail(e.what());
-                throw;
-            }
+            Progress sweepProgress = progress.sub(0.02, 1);
+            SensitivityResult r = runRecorded(
+                run, [&] { return measureSensitivity(*model->graph, data, opts, sweepProgress, cancel, onResult); });
             int64_t runId = 0;
             if (run) {
                 run->addLayers(sensitivityLayerRows(r));

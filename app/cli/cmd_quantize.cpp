@@ -102,13 +102,7 @@ int runQuantize(const std::vector<std::string>& argv)
     DataOptions evalOpts = dataOptions(args);
     evalOpts.limit = opts.evalLimit;
     Dataset eval = loadDataset(evalOpts, graph);
-    DataOptions calOpts = evalOpts;
-    if (auto cd = args.value("calib-data")) {
-        calOpts.spec = *cd;
-        calOpts.labelsPath.reset();
-    }
-    calOpts.limit = opts.calibLimit;
-    Dataset calib = loadDataset(calOpts, graph);
+    Dataset calib = calibrationData(args, evalOpts, graph, opts.calibLimit);
 
     std::optional<Store> store = storeFromArgs(args);
     Progress progress([&](const ProgressState& s) {

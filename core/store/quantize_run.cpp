@@ -78,6 +78,8 @@ std::vector<LayerResult> quantizationLayerResults(const QuantizeResult& r)
         lr.scales = {{"min", l.scaleMin}, {"max", l.scaleMax}};
         if (l.activationRange)
             lr.actClip = StoredRange{l.activationRange->lo, l.activationRange->hi};
+        if (l.weightRange)
+            lr.weightClip = StoredRange{l.weightRange->lo, l.weightRange->hi};
         lr.weightHist = stored(l.weightHist);
         lr.actHist = stored(l.actHist);
         lr.extra = {{"weight_sqnr_db", num(l.weightSqnrDb)}, {"params", l.params}};

@@ -1,10 +1,12 @@
-// Shared by the GUI tests that drive the whole studio: a main window on the demo
-// model with a fresh experiment store, shown offscreen, recording error reports
-// instead of showing dialogs. QS_SCREENSHOT_DIR=<dir> lets them save PNGs.
+// A studio window for GUI tests: fresh settings under the test's name, shown offscreen,
+// with the bundled demo model open (and its size table counted); for the tests that
+// drive the whole studio also a fresh experiment store and error reports recorded
+// instead of shown. QS_SCREENSHOT_DIR=<dir> lets tests save PNGs.
 #pragma once
 
 #include "ui/error_reporter.h"
 #include "ui/main_window.h"
+#include "ui/quant_config_document.h"
 
 #include <QCoreApplication>
 #include <QSettings>
@@ -16,9 +18,27 @@
 
 namespace qs::test {
 
-inline QString demoModelFile()
+inline const QString demoModelPath = QStringLiteral(QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx");
+inline const QString demoImagesPath = QStringLiteral(QS_SOURCE_DIR "/resources/demo/fashion1k-images-idx3-ubyte.gz");
+
+// nullptr when the window did not show or the model did not open within a minute.
+inline std::unique_ptr<ui::MainWindow> openDemoWindow(const QString& testName)
 {
-    return QStringLiteral(QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx");
+    QCoreApplication::setOrganizationName(QStringLiteral("QuantStudioTests"));
+    QCoreApplication::setApplicationName(testName);
+    QSettings().clear();
+    auto window = std::make_unique<ui::MainWindow>();
+    window->resize(1500, 950);
+    window->show();
+    if (!QTest::qWaitForWindowExposed(window.get()))
+        return nullptr;
+    QSignalSpy opened(window.get(), &ui::MainWindow::modelOpened);
+    window->openModel(demoModelPath);
+    if (!opened.wait(60000))
+        return nullptr;
+    for (int i = 0; i < 300 && !window->configDocument()->sizes(); ++i)
+        QTest::qWait(100);
+    return window->configDocument()->sizes() ? std::move(window) : nullptr;
 }
 
 class RecordingReporter : public ui::ErrorReporter {
@@ -30,24 +50,15 @@ public:
     QStringList messages;
 };
 
-// The window with the demo model open and `dbPath` as its database (created), or
-// null when either did not open in time. Settings of `appName` start empty.
-inline std::unique_ptr<ui::MainWindow> openStudio(const QString& appName, const QString& dbPath, RecordingReporter*& errors)
+// openDemoWindow() with `dbPath` as its database (created) and a RecordingReporter
+// (`errors`, owned by the window); nullptr when something did not open in time.
+inline std::unique_ptr<ui::MainWindow> openStudio(const QString& testName, const QString& dbPath, RecordingReporter*& errors)
 {
-    QCoreApplication::setOrganizationName(QStringLiteral("QuantStudioTests"));
-    QCoreApplication::setApplicationName(appName);
-    QSettings().clear();
-    auto window = std::make_unique<ui::MainWindow>();
+    auto window = openDemoWindow(testName);
+    if (!window)
+        return nullptr;
     errors = new RecordingReporter;
     window->setErrorReporter(errors);
-    window->resize(1600, 1000);
-    window->show();
-    if (!QTest::qWaitForWindowExposed(window.get()))
-        return nullptr;
-    QSignalSpy opened(window.get(), &ui::MainWindow::modelOpened);
-    window->openModel(demoModelFile());
-    if (!opened.wait(60000))
-        return nullptr;
     QSignalSpy storeOpened(window.get(), &ui::MainWindow::storeOpened);
     window->openStore(dbPath);
     if (!storeOpened.wait(20000))
