@@ -3,7 +3,8 @@
 // runs browser; cancel leaves a cancelled row; the browser's filters list what the
 // store's RunFilter does; notes and tags edited in place are written at once; delete
 // asks first; Compare shows what core's compareRuns() finds (2 runs) or a metrics
-// table and scatter (3+); Export writes a QDQ file that imports again, with artifacts.
+// table and scatter (3+), also across two models; Export writes a QDQ file that
+// imports again, with artifacts.
 // QS_SCREENSHOT_DIR=<dir> saves PNGs of the browser, comparisons and export dialog.
 #include "store/compare.h"
 #include "store/quantize_run.h"
@@ -21,6 +22,7 @@
 #include "ui/runs_browser.h"
 #include "ui/runs_model.h"
 #include "ui/runs_workbench.h"
+#include "support/onnx_builder.h"
 #include "support/studio_window.h"
 
 #include <qcustomplot.h>
@@ -408,6 +410,39 @@ private slots:
         QVERIFY(dialog->resultLabel()->text().contains(QStringLiteral("Imported again")));
         QVERIFY(test::screenshot(dialog, QStringLiteral("export.png")));
         dialog->close();
+        QVERIFY(errors->messages.isEmpty());
+    }
+
+    // Runs of two different models line up by layer name: here none match, so every layer
+    // is listed as only in its run, and each side's graph is its own model's.
+    void compareRunsOfTwoModels()
+    {
+        const QString tiny = dir.filePath(QStringLiteral("tiny.onnx"));
+        test::tinyConvModel().save(tiny.toStdString());
+        QSignalSpy opened(window.get(), &MainWindow::modelOpened);
+        window->openModel(tiny);
+        QVERIFY(opened.wait(60000));
+        QuantizeRequest r = smallRequest();
+        r.calibData = r.evalData = QStringLiteral("random:32");
+        r.evalLimit = 0;
+        const qint64 other = quantizeAndWait(r);
+        QVERIFY2(other > 0, qPrintable(errors->messages.join('\n')));
+        QCOMPARE(store().run(other).modelName, std::string("tiny"));
+        QVERIFY(!store().run(other).metrics.top1); // random data has no labels
+
+        QSignalSpy shown(runs(), &RunsWorkbench::comparisonShown);
+        QVERIFY(runs()->compare({other, done[0]}) > 0);
+        QVERIFY(shown.wait(60000));
+        auto* view = shown.takeFirst().at(0).value<CompareView*>();
+        const RunComparison expected = compareRuns(store(), done[0], other);
+        QVERIFY(expected.layers.empty());
+        QCOMPARE(view->layersModel()->rowCount(), int(expected.onlyInA.size() + expected.onlyInB.size()));
+        QCOMPARE(view->layersModel()->item(view->layersModel()->rowCount() - 1, 0)->text(), QStringLiteral("conv"));
+        QCOMPARE(view->layersModel()->item(view->layersModel()->rowCount() - 1, 1)->text(), QStringLiteral("only in b"));
+        QCOMPARE(view->histogramLayer()->count(), 0);
+        QCOMPARE(view->graphDocument(0)->model()->displayName(), QStringLiteral("fashion_cnn.onnx"));
+        QCOMPARE(view->graphDocument(1)->model()->displayName(), QStringLiteral("tiny.onnx"));
+        QCOMPARE(metricValue(LayerMetric::Bits, *view->graphDocument(1), 0).value_or(-1), 8.0);
         QVERIFY(errors->messages.isEmpty());
     }
 
