@@ -20,6 +20,7 @@
 #include <QHeaderView>
 #include <QLabel>
 #include <QRadioButton>
+#include <QScrollBar>
 #include <QSortFilterProxyModel>
 #include <QSplitter>
 #include <QStandardItemModel>
@@ -53,7 +54,7 @@ QString formatMetricValue(const std::string& name, double v)
 {
     if (name == "top1" || name == "top1_agreement" || name == "fp32_top1")
         return formatPercent(v, 2);
-    if (name.size() > 9 && name.substr(name.size() - 9) == "size_bits")
+    if (name.ends_with("size_bits"))
         return formatBytes(uint64_t(std::llround(std::abs(v) / 8)));
     if (name == "compression")
         return QStringLiteral("%1\u00D7").arg(v, 0, 'f', 2);
@@ -284,7 +285,7 @@ CompareView::CompareView(std::shared_ptr<const ComparisonData> data, QWidget* pa
             if (tabs_->tabText(i) == QStringLiteral("Graphs"))
                 for (GraphView* g : {graphA_, graphB_})
                     if (g && g->isVisible())
-                        g->fitGraph();
+                        g->showInitial();
         });
     } else {
         tabs_->addTab(buildMany(), QStringLiteral("Metrics"));
@@ -341,6 +342,7 @@ QWidget* CompareView::buildSummary()
     QTableView* metricsView = tableFor(metrics_, w, QStringLiteral("compareMetrics"));
     v->addWidget(metricsView, 1);
     fitColumns(configView);
+    metricsView->horizontalHeader()->setStretchLastSection(false);
     fitColumns(metricsView);
     return w;
 }
@@ -374,9 +376,10 @@ QWidget* CompareView::buildLayers()
             numberItem(bits(l.a.actBits), fmtBits), numberItem(bits(l.b.actBits), fmtBits), numberItem(l.a.sqnrDb, fmtDb),
             numberItem(l.b.sqnrDb, fmtDb), deltaItem(diff(l.a.sqnrDb, l.b.sqnrDb), 1, fmtDeltaDb), numberItem(sa, fmtDb),
             numberItem(sb, fmtDb), numberItem(diff(sa, sb), fmtDeltaDb)};
-        if (l.a.weightBits != l.b.weightBits || l.a.actBits != l.b.actBits)
-            for (int col = 2; col <= 5; ++col)
-                row[col]->setBackground(changedColor());
+        for (int col : l.a.weightBits != l.b.weightBits ? std::vector<int>{2, 3} : std::vector<int>{})
+            row[col]->setBackground(changedColor());
+        for (int col : l.a.actBits != l.b.actBits ? std::vector<int>{4, 5} : std::vector<int>{})
+            row[col]->setBackground(changedColor());
         layers_->appendRow(row);
     }
     for (const auto& [names, side] : {std::pair{&c.onlyInA, QStringLiteral("only in a")}, {&c.onlyInB, QStringLiteral("only in b")}})
@@ -559,6 +562,15 @@ QWidget* CompareView::buildGraphs()
         v->addWidget(view, 1);
         split->addWidget(pane);
     }
+    // The same model on both sides: one scroll moves both, so a layer sits above itself.
+    auto a = data_->layouts.find(c.a.id), b = data_->layouts.find(c.b.id);
+    if (a != data_->layouts.end() && b != data_->layouts.end() && a->second == b->second)
+        for (auto bar : {&QAbstractScrollArea::horizontalScrollBar, &QAbstractScrollArea::verticalScrollBar}) {
+            QScrollBar* x = (graphA_->*bar)();
+            QScrollBar* y = (graphB_->*bar)();
+            connect(x, &QScrollBar::valueChanged, y, &QScrollBar::setValue);
+            connect(y, &QScrollBar::valueChanged, x, &QScrollBar::setValue);
+        }
     return split;
 }
 
@@ -581,9 +593,11 @@ QWidget* CompareView::buildMany()
             numberItem(r.metrics.kl, n), numberItem(r.metrics.sizeBits, bytes), numberItem(r.metrics.latencyMs, n)});
     }
     QTableView* view = tableFor(metrics_, w, QStringLiteral("compareManyMetrics"));
+    view->horizontalHeader()->setStretchLastSection(false);
     fitColumns(view);
-    view->setMinimumHeight(view->horizontalHeader()->sizeHint().height() +
-                           std::min(int(data_->runs.size()), 8) * view->verticalHeader()->defaultSectionSize() + 4);
+    const int tableHeight = view->horizontalHeader()->sizeHint().height() +
+                            std::min(int(data_->runs.size()), 8) * view->verticalHeader()->defaultSectionSize() + 4;
+    view->setMinimumHeight(tableHeight);
 
     scatter_ = new QCustomPlot(w);
     scatter_->setObjectName(QStringLiteral("compareScatter"));
@@ -608,7 +622,31 @@ QWidget* CompareView::buildMany()
         label->setText(QStringLiteral("#%1").arg(r.id));
     }
     g->setData(xs, ys);
+    g->setName(QStringLiteral("runs"));
+    // The FP32 reference of the first run that has one: what quantization costs.
+    for (const RunRecord& r : data_->runs) {
+        const auto ref = anyTop1 ? r.metrics.extra.value("fp32_top1", nlohmann::json()) : nlohmann::json();
+        if (!ref.is_number())
+            continue;
+        auto* line = new QCPItemStraightLine(scatter_);
+        line->point1->setCoords(0, ref.get<double>() * 100);
+        line->point2->setCoords(1, ref.get<double>() * 100);
+        line->setPen(QPen(QColor(0x75, 0x75, 0x75), 1, Qt::DashLine));
+        auto* text = new QCPItemText(scatter_);
+        text->position->setTypeX(QCPItemPosition::ptAxisRectRatio);
+        text->position->setTypeY(QCPItemPosition::ptPlotCoords);
+        text->position->setCoords(0.01, ref.get<double>() * 100);
+        text->setPositionAlignment(Qt::AlignLeft | Qt::AlignBottom);
+        text->setColor(QColor(0x75, 0x75, 0x75));
+        text->setText(QStringLiteral("FP32 %1").arg(formatPercent(ref.get<double>(), 2)));
+        ys << ref.get<double>() * 100; // kept in range below
+        break;
+    }
     scatter_->rescaleAxes();
+    if (!ys.isEmpty()) {
+        const auto [lo, hi] = std::minmax_element(ys.begin(), ys.end());
+        scatter_->yAxis->setRange(*lo, *hi);
+    }
     // Room for the labels and the outermost points.
     for (QCPAxis* axis : {scatter_->xAxis, scatter_->yAxis}) {
         const QCPRange r = axis->range();
@@ -618,8 +656,9 @@ QWidget* CompareView::buildMany()
     scatter_->replot();
     w->addWidget(view);
     w->addWidget(scatter_);
-    w->setStretchFactor(0, 1);
-    w->setStretchFactor(1, 2);
+    w->setStretchFactor(0, 0);
+    w->setStretchFactor(1, 1);
+    w->setSizes({tableHeight, 10000});
     return w;
 }
 

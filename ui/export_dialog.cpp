@@ -120,8 +120,6 @@ ExportDialog::ExportDialog(JobRunner* jobs, const QString& storePath, const std:
     artifactsView_->setObjectName(QStringLiteral("exportArtifacts"));
     artifactsView_->setModel(artifacts_);
     artifactsView_->verticalHeader()->hide();
-    for (int c = 0; c < 3; ++c)
-        artifactsView_->horizontalHeader()->setSectionResizeMode(c, QHeaderView::ResizeToContents);
     artifactsView_->horizontalHeader()->setSectionResizeMode(3, QHeaderView::Stretch);
     artifactsView_->verticalHeader()->setDefaultSectionSize(artifactsView_->fontMetrics().height() + 8);
     artifactsView_->setEditTriggers(QAbstractItemView::NoEditTriggers);
@@ -187,19 +185,22 @@ void ExportDialog::showCheck(std::shared_ptr<const ExportCheck> check)
 {
     check_ = std::move(check);
     const ExportCheck& c = *check_;
-    result_->setText(
-        QStringLiteral("<b>\u2713 Run #%1 exported and checked.</b><br/>"
-                       "%2 \u2014 %3, imports again: %4 nodes, %5 QuantizeLinear / %6 DequantizeLinear.<br/>"
-                       "%7 layers re-derived and matching the store; %8 at the true bit widths, %9 as stored in the file.<br/>"
-                       "Report: %10")
-            .arg(c.runId)
-            .arg(QDir::toNativeSeparators(c.onnxPath).toHtmlEscaped(), formatBytes(uint64_t(c.onnxBytes)))
-            .arg(c.nodes)
-            .arg(c.quantizeNodes)
-            .arg(c.dequantizeNodes)
-            .arg(c.checkedLayers)
-            .arg(formatBytes(uint64_t(c.trueSizeBits / 8)), formatBytes(uint64_t(c.storedSizeBits / 8)),
-                QDir::toNativeSeparators(c.reportPath).toHtmlEscaped()));
+    const QString row = QStringLiteral("<tr><td style='padding-right:12px'>%1</td><td>%2</td></tr>");
+    QString html = QStringLiteral("<b>\u2713 Run #%1 exported and checked</b><table style='margin-top:4px'>").arg(c.runId);
+    html += row.arg(QStringLiteral("QDQ ONNX"), QStringLiteral("%1 \u2014 %2")
+                                                    .arg(QDir::toNativeSeparators(c.onnxPath).toHtmlEscaped(),
+                                                        formatBytes(uint64_t(c.onnxBytes))));
+    html += row.arg(QStringLiteral("Imported again"), QStringLiteral("%1 nodes, %2 QuantizeLinear, %3 DequantizeLinear")
+                                                          .arg(c.nodes)
+                                                          .arg(c.quantizeNodes)
+                                                          .arg(c.dequantizeNodes));
+    html += row.arg(QStringLiteral("Quantizer"),
+        QStringLiteral("%1 re-derived and matching the store").arg(countOf(c.checkedLayers, QStringLiteral("layer"), QStringLiteral("layers"))));
+    html += row.arg(QStringLiteral("Size"), QStringLiteral("%1 at the true bit widths, %2 as the file stores them")
+                                                .arg(formatBytes(uint64_t(c.trueSizeBits / 8)),
+                                                    formatBytes(uint64_t(c.storedSizeBits / 8))));
+    html += row.arg(QStringLiteral("Report"), QDir::toNativeSeparators(c.reportPath).toHtmlEscaped());
+    result_->setText(html + QStringLiteral("</table>"));
     artifacts_->removeRows(0, artifacts_->rowCount());
     for (const ArtifactRecord& a : c.artifacts) {
         QList<QStandardItem*> row = {new QStandardItem(QStringLiteral("#%1").arg(a.id)),
@@ -210,6 +211,8 @@ void ExportDialog::showCheck(std::shared_ptr<const ExportCheck> check)
                                    QDateTime::fromMSecsSinceEpoch(a.createdMs).toLocalTime().toString(Qt::ISODate)));
         artifacts_->appendRow(row);
     }
+    for (int col = 0; col < 3; ++col)
+        artifactsView_->resizeColumnToContents(col);
     emit exported(c.runId);
 }
 

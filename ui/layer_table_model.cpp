@@ -31,12 +31,7 @@ std::optional<LayerMetric> metricOf(int column)
 
 QuantConfigDocument::Field fieldOf(int column)
 {
-    switch (column) {
-    case LayerTableModel::ActBits: return QuantConfigDocument::Field::ActivationBits;
-    case LayerTableModel::Granularity: return QuantConfigDocument::Field::Granularity;
-    case LayerTableModel::Calibrator: return QuantConfigDocument::Field::Calibrator;
-    default: return QuantConfigDocument::Field::WeightBits;
-    }
+    return QuantConfigDocument::Field(LayerTableModel::fieldOfColumn(column));
 }
 
 QString bitsText(int bits)
@@ -45,6 +40,17 @@ QString bitsText(int bits)
 }
 
 } // namespace
+
+int LayerTableModel::fieldOfColumn(int column)
+{
+    using Field = QuantConfigDocument::Field;
+    switch (column) {
+    case ActBits: return int(Field::ActivationBits);
+    case Granularity: return int(Field::Granularity);
+    case Calibrator: return int(Field::Calibrator);
+    default: return int(Field::WeightBits);
+    }
+}
 
 void LayerTableModel::setConfigDocument(QuantConfigDocument* config)
 {

@@ -42,6 +42,8 @@ public:
     void setConfigDocument(QuantConfigDocument* config);
     QuantConfigDocument* configDocument() const { return config_; }
     static bool isConfigColumn(int column) { return column >= WeightBits && column <= Calibrator; }
+    // The configuration field a configuration column shows (WeightBits for any other column).
+    static int fieldOfColumn(int column);
 
     // Columns that only fill after later analyses, hidden by users who do not need them.
     static bool isLaterColumn(int column) { return column == Sensitivity || column == Bits; }

@@ -15,12 +15,7 @@ namespace {
 
 QuantConfigDocument::Field fieldOf(int column)
 {
-    switch (column) {
-    case LayerTableModel::ActBits: return QuantConfigDocument::Field::ActivationBits;
-    case LayerTableModel::Granularity: return QuantConfigDocument::Field::Granularity;
-    case LayerTableModel::Calibrator: return QuantConfigDocument::Field::Calibrator;
-    default: return QuantConfigDocument::Field::WeightBits;
-    }
+    return QuantConfigDocument::Field(LayerTableModel::fieldOfColumn(column));
 }
 
 bool isBits(int column)

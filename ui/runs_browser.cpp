@@ -58,24 +58,25 @@ RunsBrowser::RunsBrowser(JobRunner* jobs, QWidget* parent) : QWidget(parent), jo
     view_->horizontalHeader()->setStretchLastSection(true);
     view_->horizontalHeader()->setHighlightSections(false);
 
-    auto makeFilter = [this](const QString& name, const QString& tip) {
+    auto makeFilter = [this](const QString& name, const QString& tip, const QString& all) {
         auto* c = new QComboBox(this);
         c->setObjectName(name);
         c->setToolTip(tip);
-        c->setSizeAdjustPolicy(QComboBox::AdjustToContents);
-        c->addItem(QStringLiteral("All"), QString());
+        c->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+        c->setMinimumContentsLength(6);
+        c->addItem(all, QString());
         connect(c, &QComboBox::activated, this, &RunsBrowser::refresh);
         return c;
     };
-    modelFilter_ = makeFilter(QStringLiteral("runsModelFilter"), QStringLiteral("Only runs of this model"));
-    kindFilter_ = makeFilter(QStringLiteral("runsKindFilter"), QStringLiteral("Only runs of this kind"));
+    modelFilter_ = makeFilter(QStringLiteral("runsModelFilter"), QStringLiteral("Only runs of this model"), QStringLiteral("All models"));
+    kindFilter_ = makeFilter(QStringLiteral("runsKindFilter"), QStringLiteral("Only runs of this kind"), QStringLiteral("All kinds"));
     for (RunKind k : {RunKind::Quantization, RunKind::Sensitivity, RunKind::MixedPrecisionSearch, RunKind::Calibration,
              RunKind::Inference})
         kindFilter_->addItem(QString::fromStdString(runKindName(k)), QString::fromStdString(runKindName(k)));
-    stateFilter_ = makeFilter(QStringLiteral("runsStateFilter"), QStringLiteral("Only runs in this state"));
+    stateFilter_ = makeFilter(QStringLiteral("runsStateFilter"), QStringLiteral("Only runs in this state"), QStringLiteral("All states"));
     for (RunState s : {RunState::Done, RunState::Running, RunState::Failed, RunState::Cancelled, RunState::Interrupted})
         stateFilter_->addItem(QString::fromStdString(runStateName(s)), QString::fromStdString(runStateName(s)));
-    tagFilter_ = makeFilter(QStringLiteral("runsTagFilter"), QStringLiteral("Only runs with this tag"));
+    tagFilter_ = makeFilter(QStringLiteral("runsTagFilter"), QStringLiteral("Only runs with this tag"), QStringLiteral("All tags"));
 
     compare_ = new QPushButton(QStringLiteral("Compare"), this);
     compare_->setObjectName(QStringLiteral("runsCompare"));
@@ -92,25 +93,25 @@ RunsBrowser::RunsBrowser(JobRunner* jobs, QWidget* parent) : QWidget(parent), jo
 
     auto* bar = new QHBoxLayout;
     bar->setContentsMargins(0, 0, 0, 0);
-    auto label = [this](const QString& t) { return new QLabel(t, this); };
-    bar->addWidget(label(QStringLiteral("Model")));
     bar->addWidget(modelFilter_);
-    bar->addWidget(label(QStringLiteral("Kind")));
     bar->addWidget(kindFilter_);
-    bar->addWidget(label(QStringLiteral("State")));
     bar->addWidget(stateFilter_);
-    bar->addWidget(label(QStringLiteral("Tag")));
     bar->addWidget(tagFilter_);
     bar->addStretch(1);
-    bar->addWidget(count_);
-    bar->addWidget(refresh_);
-    bar->addWidget(compare_);
-    bar->addWidget(export_);
-    bar->addWidget(delete_);
+    // Actions below the table: one row of filters and buttons would set the window's minimum width.
+    auto* actions = new QHBoxLayout;
+    actions->setContentsMargins(0, 0, 0, 0);
+    actions->addWidget(count_);
+    actions->addStretch(1);
+    actions->addWidget(refresh_);
+    actions->addWidget(compare_);
+    actions->addWidget(export_);
+    actions->addWidget(delete_);
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(4, 4, 4, 4);
     layout->addLayout(bar);
     layout->addWidget(view_, 1);
+    layout->addLayout(actions);
 
     connect(refresh_, &QPushButton::clicked, this, &RunsBrowser::refresh);
     connect(delete_, &QPushButton::clicked, this, &RunsBrowser::deleteSelected);
@@ -220,6 +221,8 @@ int RunsBrowser::refresh()
                 self->setChoices(self->tagFilter_, listing->tags);
                 self->model_->setRuns(std::move(listing->runs));
                 self->selectRuns(selected);
+                for (int c = 0; c < RunsTableModel::Note; ++c)
+                    self->view_->resizeColumnToContents(c);
                 self->count_->setText(countOf(self->model_->rowCount(), QStringLiteral("run"), QStringLiteral("runs")));
                 emit self->refreshed();
             };

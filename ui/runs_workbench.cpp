@@ -34,6 +34,10 @@ RunsWorkbench::RunsWorkbench(MainWindow* window) : QObject(window), window_(wind
     runsDock_->setObjectName(QStringLiteral("runsDock"));
     runsDock_->setWidget(browser_);
     window->addDockWidget(Qt::BottomDockWidgetArea, runsDock_);
+    // A tab beside the layer table, not a second column: the window keeps its minimum width.
+    QDockWidget* layers = window->findChild<QDockWidget*>(QStringLiteral("layersDock"));
+    if (layers)
+        window->tabifyDockWidget(layers, runsDock_);
 
     compareTabs_ = new QTabWidget(window);
     compareTabs_->setObjectName(QStringLiteral("compareTabs"));
@@ -52,6 +56,8 @@ RunsWorkbench::RunsWorkbench(MainWindow* window) : QObject(window), window_(wind
     window->addDockWidget(Qt::BottomDockWidgetArea, compareDock_);
     window->tabifyDockWidget(runsDock_, compareDock_);
     compareDock_->hide();
+    if (layers)
+        layers->raise();
 
     quantizeAction_ = new QAction(QStringLiteral("&Quantize\u2026"), this);
     quantizeAction_->setObjectName(QStringLiteral("quantizeAction"));

@@ -10,9 +10,9 @@
 
 #include "analysis/sensitivity_record.h"
 #include "data/dataset.h"
+#include "store/recording.h"
 #include "store/store.h"
 #include "util/error.h"
-#include "util/hash.h"
 
 #include <qcustomplot.h>
 
@@ -31,36 +31,11 @@
 #include <QVBoxLayout>
 
 #include <cmath>
-#include <filesystem>
 
 namespace qs::ui {
 namespace {
 
 constexpr double kInfDb = 60; // what an error-free cell is drawn as
-
-// The model and dataset rows a run refers to (as the CLI records them).
-// TODO(store): use qs::recordModel/recordDataset once they live in core/store.
-int64_t modelRow(Store& store, const Graph& graph, const std::string& path)
-{
-    ModelRecord m;
-    m.hash = sha256File(path);
-    m.name = std::filesystem::path(path).stem().string();
-    m.path = std::filesystem::absolute(path).string();
-    m.sizeBytes = int64_t(graph.fileBytes);
-    m.opCounts = graph.opCounts();
-    m.params = graph.parameterCount();
-    return store.upsertModel(m);
-}
-
-int64_t datasetRow(Store& store, const Dataset& data)
-{
-    DatasetRecord d;
-    d.kind = data.kind;
-    d.path = data.kind == "random" ? data.path : std::filesystem::absolute(data.path).string();
-    d.count = data.count();
-    d.hash = data.hash;
-    return store.upsertDataset(d);
-}
 
 std::vector<int> parseBits(const QString& text, QString* error)
 {
@@ -363,8 +338,8 @@ int SensitivityPanel::startSweep()
             if (!storePath.empty() && !modelPath.empty()) {
                 store = Store::open(storePath);
                 RunStart start;
-                start.modelId = modelRow(*store, *model->graph, modelPath);
-                start.datasetId = datasetRow(*store, data);
+                start.modelId = recordModel(*store, *model->graph, modelPath);
+                start.datasetId = recordDataset(*store, data);
                 start.kind = RunKind::Sensitivity;
                 start.config = sensitivityRunConfig(opts);
                 start.tags = {"studio"};
@@ -379,19 +354,9 @@ int SensitivityPanel::startSweep()
                     },
                     Qt::QueuedConnection);
             };
-            SensitivityResult r;
-            try {
-                Progress sweepProgress = progress.sub(0.02, 1);
-                r = measureSensitivity(*model->graph, data, opts, sweepProgress, cancel, onResult);
-            } catch (const Cancelled&) {
-                if (run)
-                    run->cancel();
-                throw;
-            } catch (const std::exception& e) {
-                if (run)
-                    run->fail(e.what());
-                throw;
-            }
+            Progress sweepProgress = progress.sub(0.02, 1);
+            SensitivityResult r = runRecorded(
+                run, [&] { return measureSensitivity(*model->graph, data, opts, sweepProgress, cancel, onResult); });
             int64_t runId = 0;
             if (run) {
                 run->addLayers(sensitivityLayerRows(r));

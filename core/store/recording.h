@@ -6,7 +6,11 @@
 #include "graph/graph.h"
 #include "store/store.h"
 
+#include "util/error.h"
+
 #include <cstdint>
+#include <exception>
+#include <optional>
 #include <string>
 
 namespace qs {
@@ -15,5 +19,23 @@ namespace qs {
 int64_t recordModel(Store& store, const Graph& graph, const std::string& path);
 // Upserts the dataset (absolute path, except for random:N); returns its id.
 int64_t recordDataset(Store& store, const Dataset& data);
+
+// Runs `work`; if it throws, the run (when recorded) ends as cancelled for
+// qs::Cancelled and as failed with the message otherwise, and the exception goes on.
+template<class Work>
+auto runRecorded(std::optional<RunGuard>& run, Work&& work) -> decltype(work())
+{
+    try {
+        return work();
+    } catch (const Cancelled&) {
+        if (run)
+            run->cancel();
+        throw;
+    } catch (const std::exception& e) {
+        if (run)
+            run->fail(e.what());
+        throw;
+    }
+}
 
 } // namespace qs

@@ -3,7 +3,7 @@
 // as one undo step), Edit > Undo/Redo and their shortcuts, presets from the footer, and a
 // footer that follows every edit with the size counted by the core and the prediction.
 #include "analysis/bit_budget.h"
-#include "graph/onnx_import.h"
+#include "support/studio_window.h"
 #include "ui/config_footer.h"
 #include "ui/format.h"
 #include "ui/job_runner.h"
@@ -28,12 +28,6 @@
 
 using namespace qs;
 using namespace qs::ui;
-
-namespace {
-
-const QString demoPath = QStringLiteral(QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx");
-
-} // namespace
 
 class TestBitEditor : public QObject {
     Q_OBJECT
@@ -77,18 +71,9 @@ class TestBitEditor : public QObject {
 private slots:
     void initTestCase()
     {
-        QCoreApplication::setOrganizationName(QStringLiteral("QuantStudioTests"));
-        QCoreApplication::setApplicationName(QStringLiteral("test_bit_editor"));
-        QSettings().clear();
-        window = std::make_unique<MainWindow>();
-        window->show();
-        QVERIFY(QTest::qWaitForWindowExposed(window.get()));
-        QSignalSpy opened(window.get(), &MainWindow::modelOpened);
-        window->openModel(demoPath);
-        QVERIFY(opened.wait(60000));
+        window = qs::test::openDemoWindow(QStringLiteral("test_bit_editor"));
+        QVERIFY(window);
         config = window->configDocument();
-        QVERIFY(config);
-        QTRY_VERIFY_WITH_TIMEOUT(config->sizes() != nullptr, 30000);
         view = window->layerPanel()->view();
         footer = window->findChild<ConfigFooter*>();
         QVERIFY(footer);

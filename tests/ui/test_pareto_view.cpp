@@ -5,6 +5,7 @@
 // `quantize --db` appear as points.
 #include "analysis/bit_budget.h"
 #include "support/cli_runner.h"
+#include "support/studio_window.h"
 #include "ui/job_runner.h"
 #include "ui/main_window.h"
 #include "ui/model_document.h"
@@ -30,8 +31,8 @@ using namespace qs::ui;
 
 namespace {
 
-const QString demoPath = QStringLiteral(QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx");
-const QString demoImages = QStringLiteral(QS_SOURCE_DIR "/resources/demo/fashion1k-images-idx3-ubyte.gz");
+const QString& demoPath = qs::test::demoModelPath;
+const QString& demoImages = qs::test::demoImagesPath;
 
 } // namespace
 
@@ -54,18 +55,9 @@ class TestParetoView : public QObject {
 private slots:
     void initTestCase()
     {
-        QCoreApplication::setOrganizationName(QStringLiteral("QuantStudioTests"));
-        QCoreApplication::setApplicationName(QStringLiteral("test_pareto_view"));
-        QSettings().clear();
-        window = std::make_unique<MainWindow>();
-        window->resize(1500, 950);
-        window->show();
-        QVERIFY(QTest::qWaitForWindowExposed(window.get()));
-        QSignalSpy opened(window.get(), &MainWindow::modelOpened);
-        window->openModel(demoPath);
-        QVERIFY(opened.wait(60000));
+        window = qs::test::openDemoWindow(QStringLiteral("test_pareto_view"));
+        QVERIFY(window);
         config = window->configDocument();
-        QTRY_VERIFY_WITH_TIMEOUT(config->sizes() != nullptr, 30000);
         pareto = window->paretoPanel();
         window->paretoDock()->show();
         window->paretoDock()->raise();

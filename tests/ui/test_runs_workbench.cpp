@@ -3,7 +3,8 @@
 // runs browser; cancel leaves a cancelled row; the browser's filters list what the
 // store's RunFilter does; notes and tags edited in place are written at once; delete
 // asks first; Compare shows what core's compareRuns() finds (2 runs) or a metrics
-// table and scatter (3+); Export writes a QDQ file that imports again, with artifacts.
+// table and scatter (3+), also across two models; Export writes a QDQ file that
+// imports again, with artifacts.
 // QS_SCREENSHOT_DIR=<dir> saves PNGs of the browser, comparisons and export dialog.
 #include "store/compare.h"
 #include "store/quantize_run.h"
@@ -21,6 +22,8 @@
 #include "ui/runs_browser.h"
 #include "ui/runs_model.h"
 #include "ui/runs_workbench.h"
+#include "support/onnx_builder.h"
+#include "support/studio_window.h"
 
 #include <qcustomplot.h>
 
@@ -46,26 +49,6 @@ using namespace qs::ui;
 
 namespace {
 
-const QString demoPath = QStringLiteral(QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx");
-
-class RecordingReporter : public ErrorReporter {
-public:
-    void report(QWidget*, const QString& title, const QString& message) override
-    {
-        messages << title + QStringLiteral(": ") + message;
-    }
-    QStringList messages;
-};
-
-void screenshot(QWidget* w, const QString& name)
-{
-    const QString dir = qEnvironmentVariable("QS_SCREENSHOT_DIR");
-    if (dir.isEmpty())
-        return;
-    QCoreApplication::processEvents();
-    QVERIFY(w->grab().save(dir + QLatin1Char('/') + name));
-}
-
 QuantizeRequest smallRequest()
 {
     QuantizeRequest r;
@@ -81,7 +64,7 @@ class TestRunsWorkbench : public QObject {
     Q_OBJECT
 
     std::unique_ptr<MainWindow> window;
-    RecordingReporter* errors = nullptr;
+    test::RecordingReporter* errors = nullptr;
     QTemporaryDir dir;
     QString dbPath;
     QList<qint64> done; // finished quantization runs, oldest first
@@ -105,23 +88,12 @@ class TestRunsWorkbench : public QObject {
 private slots:
     void initTestCase()
     {
-        QCoreApplication::setOrganizationName(QStringLiteral("QuantStudioTests"));
-        QCoreApplication::setApplicationName(QStringLiteral("test_runs_workbench"));
-        QSettings().clear();
         QVERIFY(dir.isValid());
         dbPath = dir.filePath(QStringLiteral("studio.db"));
-        window = std::make_unique<MainWindow>();
-        errors = new RecordingReporter;
-        window->setErrorReporter(errors);
-        window->resize(1600, 1000);
-        window->show();
-        QVERIFY(QTest::qWaitForWindowExposed(window.get()));
-        QSignalSpy opened(window.get(), &MainWindow::modelOpened);
-        window->openModel(demoPath);
-        QVERIFY(opened.wait(60000));
-        QSignalSpy refreshed(browser(), &RunsBrowser::refreshed);
-        window->openStore(dbPath);
-        QVERIFY(refreshed.wait(20000));
+        window = test::openStudio(QStringLiteral("test_runs_workbench"), dbPath, errors);
+        QVERIFY(window);
+        QTRY_COMPARE_WITH_TIMEOUT(browser()->storePath(), QFileInfo(dbPath).absoluteFilePath(), 10000);
+        QTRY_VERIFY_WITH_TIMEOUT(!window->jobs()->isBusy(QStringLiteral("runs-list")), 10000);
         QCOMPARE(listedRows(), 0);
     }
 
@@ -289,7 +261,11 @@ private slots:
         QCOMPARE(m->index(row, RunsTableModel::Tags).data().toString(), QStringLiteral("baseline, keep"));
         QVERIFY(m->flags(m->index(row, RunsTableModel::Note)) & Qt::ItemIsEditable);
         QVERIFY(!(m->flags(m->index(row, RunsTableModel::Top1)) & Qt::ItemIsEditable));
-        screenshot(runs()->runsDock(), QStringLiteral("runs-browser.png"));
+        runs()->runsDock()->setFloating(true);
+        runs()->runsDock()->resize(1100, 300);
+        QTest::qWait(50);
+        QVERIFY(test::screenshot(runs()->runsDock(), QStringLiteral("runs-browser.png")));
+        runs()->runsDock()->setFloating(false);
     }
 
     void deleteAsksFirst()
@@ -331,7 +307,7 @@ private slots:
         QCOMPARE(view->configModel()->rowCount(), int(expected.config.size()));
         QVERIFY(view->configModel()->rowCount() > 0); // W8 vs W4 and bias correction
         for (int r = 0; r < view->configModel()->rowCount(); ++r) {
-            QCOMPARE(view->configModel()->item(r, 0)->text().toStdString(), expected.config[std::size_t(r)].key);
+            QCOMPARE(view->configModel()->item(r, 0)->data(Qt::UserRole).toString().toStdString(), expected.config[std::size_t(r)].key);
             QCOMPARE(view->configModel()->item(r, 1)->background().color(), CompareView::changedColor());
         }
         QCOMPARE(view->metricsModel()->rowCount(), int(expected.metrics.size()));
@@ -346,10 +322,18 @@ private slots:
                 QCOMPARE(view->layersModel()->item(r, 8)->data(Qt::UserRole).toDouble(), *l.b.sqnrDb - *l.a.sqnrDb);
         }
         QVERIFY(changed > 0);
+        QDockWidget* dock = window->runs()->compareDock();
+        dock->setFloating(true);
+        dock->resize(1300, 720);
+        QTest::qWait(50);
         // Histograms: FP32 and both quantized series for weights and activations.
+        view->tabs()->setCurrentIndex(2);
+        view->histogramLayer()->setCurrentIndex(1);
         QCOMPARE(view->histogramPlot()->graphCount(), 3);
+        QVERIFY(test::screenshot(view, QStringLiteral("compare-histograms.png")));
         view->activationsButton()->setChecked(true);
         QCOMPARE(view->histogramPlot()->graphCount(), 3);
+        QVERIFY(test::screenshot(view, QStringLiteral("compare-histograms-act.png")));
         // Graphs coloured by the bits of each run.
         for (int side = 0; side < 2; ++side) {
             ModelDocument* doc = view->graphDocument(side);
@@ -363,15 +347,13 @@ private slots:
                 QCOMPARE(metricValue(LayerMetric::Bits, *doc, row).value_or(-1), double(*(side == 0 ? it->a : it->b).weightBits));
             }
         }
-        window->runs()->compareDock()->resize(1400, 700);
         view->tabs()->setCurrentIndex(0);
-        screenshot(view, QStringLiteral("compare-summary.png"));
+        QVERIFY(test::screenshot(view, QStringLiteral("compare-summary.png")));
         view->tabs()->setCurrentIndex(1);
-        screenshot(view, QStringLiteral("compare-layers.png"));
-        view->tabs()->setCurrentIndex(2);
-        screenshot(view, QStringLiteral("compare-histograms.png"));
+        QVERIFY(test::screenshot(view, QStringLiteral("compare-layers.png")));
         view->tabs()->setCurrentIndex(3);
-        screenshot(view, QStringLiteral("compare-graphs.png"));
+        QTest::qWait(50);
+        QVERIFY(test::screenshot(view, QStringLiteral("compare-graphs.png")));
     }
 
     void compareManyRunsPlotsThemAll()
@@ -392,7 +374,7 @@ private slots:
                                      qFuzzyCompare(p->value, *r.metrics.top1 * 100));
             QVERIFY2(found, qPrintable(QStringLiteral("run %1").arg(id)));
         }
-        screenshot(view, QStringLiteral("compare-many.png"));
+        QVERIFY(test::screenshot(view, QStringLiteral("compare-many.png")));
     }
 
     void exportWritesCheckedArtifacts()
@@ -425,9 +407,42 @@ private slots:
         QVERIFY2(formats.contains(QStringLiteral("onnx-qdq")), qPrintable(formats.join(',')));
         QVERIFY(formats.contains(QStringLiteral("report-html")));
         QCOMPARE(dialog->artifactsModel()->rowCount(), int(artifacts.size()));
-        QVERIFY(dialog->resultLabel()->text().contains(QStringLiteral("imports again")));
-        screenshot(dialog, QStringLiteral("export.png"));
+        QVERIFY(dialog->resultLabel()->text().contains(QStringLiteral("Imported again")));
+        QVERIFY(test::screenshot(dialog, QStringLiteral("export.png")));
         dialog->close();
+        QVERIFY(errors->messages.isEmpty());
+    }
+
+    // Runs of two different models line up by layer name: here none match, so every layer
+    // is listed as only in its run, and each side's graph is its own model's.
+    void compareRunsOfTwoModels()
+    {
+        const QString tiny = dir.filePath(QStringLiteral("tiny.onnx"));
+        test::tinyConvModel().save(tiny.toStdString());
+        QSignalSpy opened(window.get(), &MainWindow::modelOpened);
+        window->openModel(tiny);
+        QVERIFY(opened.wait(60000));
+        QuantizeRequest r = smallRequest();
+        r.calibData = r.evalData = QStringLiteral("random:32");
+        r.evalLimit = 0;
+        const qint64 other = quantizeAndWait(r);
+        QVERIFY2(other > 0, qPrintable(errors->messages.join('\n')));
+        QCOMPARE(store().run(other).modelName, std::string("tiny"));
+        QVERIFY(!store().run(other).metrics.top1); // random data has no labels
+
+        QSignalSpy shown(runs(), &RunsWorkbench::comparisonShown);
+        QVERIFY(runs()->compare({other, done[0]}) > 0);
+        QVERIFY(shown.wait(60000));
+        auto* view = shown.takeFirst().at(0).value<CompareView*>();
+        const RunComparison expected = compareRuns(store(), done[0], other);
+        QVERIFY(expected.layers.empty());
+        QCOMPARE(view->layersModel()->rowCount(), int(expected.onlyInA.size() + expected.onlyInB.size()));
+        QCOMPARE(view->layersModel()->item(view->layersModel()->rowCount() - 1, 0)->text(), QStringLiteral("conv"));
+        QCOMPARE(view->layersModel()->item(view->layersModel()->rowCount() - 1, 1)->text(), QStringLiteral("only in b"));
+        QCOMPARE(view->histogramLayer()->count(), 0);
+        QCOMPARE(view->graphDocument(0)->model()->displayName(), QStringLiteral("fashion_cnn.onnx"));
+        QCOMPARE(view->graphDocument(1)->model()->displayName(), QStringLiteral("tiny.onnx"));
+        QCOMPARE(metricValue(LayerMetric::Bits, *view->graphDocument(1), 0).value_or(-1), 8.0);
         QVERIFY(errors->messages.isEmpty());
     }
 

@@ -5,6 +5,7 @@
 // sweep within a second leaving a cancelled run.
 #include "analysis/sensitivity_record.h"
 #include "store/store.h"
+#include "support/studio_window.h"
 #include "ui/job_runner.h"
 #include "ui/layer_selection.h"
 #include "ui/main_window.h"
@@ -30,12 +31,6 @@
 using namespace qs;
 using namespace qs::ui;
 
-namespace {
-
-const QString demoPath = QStringLiteral(QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx");
-
-} // namespace
-
 class TestSensitivityView : public QObject {
     Q_OBJECT
 
@@ -48,16 +43,8 @@ class TestSensitivityView : public QObject {
 private slots:
     void initTestCase()
     {
-        QCoreApplication::setOrganizationName(QStringLiteral("QuantStudioTests"));
-        QCoreApplication::setApplicationName(QStringLiteral("test_sensitivity_view"));
-        QSettings().clear();
-        window = std::make_unique<MainWindow>();
-        window->resize(1500, 950);
-        window->show();
-        QVERIFY(QTest::qWaitForWindowExposed(window.get()));
-        QSignalSpy opened(window.get(), &MainWindow::modelOpened);
-        window->openModel(demoPath);
-        QVERIFY(opened.wait(60000));
+        window = qs::test::openDemoWindow(QStringLiteral("test_sensitivity_view"));
+        QVERIFY(window);
         QSignalSpy store(window.get(), &MainWindow::storeOpened);
         window->openStore(dbPath());
         QVERIFY(store.wait(30000));

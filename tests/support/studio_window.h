@@ -1,0 +1,79 @@
+// A studio window for GUI tests: fresh settings under the test's name, shown offscreen,
+// with the bundled demo model open (and its size table counted); for the tests that
+// drive the whole studio also a fresh experiment store and error reports recorded
+// instead of shown. QS_SCREENSHOT_DIR=<dir> lets tests save PNGs.
+#pragma once
+
+#include "ui/error_reporter.h"
+#include "ui/main_window.h"
+#include "ui/quant_config_document.h"
+
+#include <QCoreApplication>
+#include <QSettings>
+#include <QSignalSpy>
+#include <QStringList>
+#include <QTest>
+
+#include <memory>
+
+namespace qs::test {
+
+inline const QString demoModelPath = QStringLiteral(QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx");
+inline const QString demoImagesPath = QStringLiteral(QS_SOURCE_DIR "/resources/demo/fashion1k-images-idx3-ubyte.gz");
+
+// nullptr when the window did not show or the model did not open within a minute.
+inline std::unique_ptr<ui::MainWindow> openDemoWindow(const QString& testName)
+{
+    QCoreApplication::setOrganizationName(QStringLiteral("QuantStudioTests"));
+    QCoreApplication::setApplicationName(testName);
+    QSettings().clear();
+    auto window = std::make_unique<ui::MainWindow>();
+    window->resize(1500, 950);
+    window->show();
+    if (!QTest::qWaitForWindowExposed(window.get()))
+        return nullptr;
+    QSignalSpy opened(window.get(), &ui::MainWindow::modelOpened);
+    window->openModel(demoModelPath);
+    if (!opened.wait(60000))
+        return nullptr;
+    for (int i = 0; i < 300 && !window->configDocument()->sizes(); ++i)
+        QTest::qWait(100);
+    return window->configDocument()->sizes() ? std::move(window) : nullptr;
+}
+
+class RecordingReporter : public ui::ErrorReporter {
+public:
+    void report(QWidget*, const QString& title, const QString& message) override
+    {
+        messages << title + QStringLiteral(": ") + message;
+    }
+    QStringList messages;
+};
+
+// openDemoWindow() with `dbPath` as its database (created) and a RecordingReporter
+// (`errors`, owned by the window); nullptr when something did not open in time.
+inline std::unique_ptr<ui::MainWindow> openStudio(const QString& testName, const QString& dbPath, RecordingReporter*& errors)
+{
+    auto window = openDemoWindow(testName);
+    if (!window)
+        return nullptr;
+    errors = new RecordingReporter;
+    window->setErrorReporter(errors);
+    QSignalSpy storeOpened(window.get(), &ui::MainWindow::storeOpened);
+    window->openStore(dbPath);
+    if (!storeOpened.wait(20000))
+        return nullptr;
+    return window;
+}
+
+// Saves `w` as <QS_SCREENSHOT_DIR>/<name> once its layouts have settled; true when not asked for.
+inline bool screenshot(QWidget* w, const QString& name)
+{
+    const QString dir = qEnvironmentVariable("QS_SCREENSHOT_DIR");
+    if (dir.isEmpty())
+        return true;
+    QTest::qWait(50);
+    return w->grab().save(dir + QLatin1Char('/') + name);
+}
+
+} // namespace qs::test
