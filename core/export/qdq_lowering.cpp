@@ -86,7 +86,7 @@ QdqLowered lowerQdqModel(const Graph& qdq, const std::string& label)
             const int rank = int(x.shape.size());
             int axis = -1;
             int64_t inner = 1, len = 1;
-            if (w.scales.size() > 1 || scale.shape.size() == 1) {
+            if (w.scales.size() > 1) { // one scale (of shape [] or [1]) is per tensor
                 axis = int(n.attrInt("axis", 1));
                 axis = axis < 0 ? axis + rank : axis;
                 if (axis < 0 || axis >= rank || x.shape[std::size_t(axis)] != int64_t(w.scales.size()))

@@ -9,9 +9,11 @@
 #include "graph/onnx_import.h"
 #include "quant/session.h"
 #include "store/store.h"
+#include "util/error.h"
 
 #include "quant/demo_data.h"
 #include "support/cli_runner.h"
+#include "support/onnx_builder.h"
 #include "support/ort_runner.h"
 
 #include <onnx/onnx_pb.h>
@@ -286,6 +288,52 @@ private slots:
         QVERIFY(plainAgree >= 199);
         QVERIFY(sumDiff / double(plain.size()) <= 1e-3 * maxLogit);
         QVERIFY(int8Agree >= 196);
+    }
+
+    // Q/DQ patterns the re-import cannot take apart are refused, naming the node.
+    void loweringErrors_data()
+    {
+        QTest::addColumn<int>("scales");
+        QTest::addColumn<bool>("dequantized");
+        QTest::addColumn<QString>("expected");
+        QTest::newRow("per-axis activation") << 4 << true << "per-axis activation";
+        QTest::newRow("no DequantizeLinear") << 1 << false << "expected one DequantizeLinear";
+    }
+
+    void loweringErrors()
+    {
+        QFETCH(int, scales);
+        QFETCH(bool, dequantized);
+        QFETCH(QString, expected);
+        test::OnnxBuilder b;
+        b.input("x", {1, 4});
+        b.initializer("s", scales > 1 ? std::vector<int64_t> {scales} : std::vector<int64_t> {},
+            std::vector<float>(std::size_t(scales), 0.1f));
+        auto* zp = b.model().mutable_graph()->add_initializer();
+        zp->set_name("z");
+        zp->set_data_type(onnx::TensorProto::UINT8);
+        if (scales > 1)
+            zp->add_dims(scales);
+        zp->set_raw_data(std::string(std::size_t(scales), char(0)));
+        auto* q = b.node("QuantizeLinear", {"x", "s", "z"}, {"xq"}, "q");
+        if (scales > 1)
+            test::OnnxBuilder::intAttr(q, "axis", 1);
+        if (dequantized) {
+            auto* d = b.node("DequantizeLinear", {"xq", "s", "z"}, {"y"}, "dq");
+            if (scales > 1)
+                test::OnnxBuilder::intAttr(d, "axis", 1);
+            b.output("y", {1, 4});
+        } else {
+            b.node("Identity", {"xq"}, {"y"}, "id");
+            b.output("y", {1, 4}, onnx::TensorProto::UINT8);
+        }
+        const Graph g = importOnnxBytes(b.bytes(), "q.onnx", "");
+        try {
+            lowerQdqModel(g, "q.onnx");
+            QFAIL("no error");
+        } catch (const Error& e) {
+            QVERIFY2(QString(e.what()).contains(expected) && QString(e.what()).contains("q.onnx: node \"q\""), e.what());
+        }
     }
 
     void errors()
