@@ -34,19 +34,37 @@ nlohmann::json layerJson(const LayerParity& p)
 
 int runParity(const std::vector<std::string>& argv)
 {
-    std::set<std::string> valued = {"reference", "config", "calib-data", "calib-limit", "limit", "batch", "threshold",
-        "max-steps", "threads", "db"};
+    std::set<std::string> valued = {"reference", "run", "config", "calib-data", "calib-limit", "limit", "batch",
+        "threshold", "max-steps", "threads", "db"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
     Args args(argv, valued, {"json"});
     const std::string& exportedPath = args.required(0, "EXPORTED (a QDQ .onnx file written by `export --format qdq`)");
-    auto refPath = args.value("reference");
+    // --run: the reference session re-derived from a stored quantization run (its model,
+    // config and calibration data), as `export` does; else from --reference and options.
+    std::optional<RunReplay> replay;
+    if (auto runArg = args.value("run")) {
+        for (const char* o : {"reference", "config", "calib-data", "calib-limit", "batch"})
+            if (args.value(o))
+                fail("--run takes the reference, config and calibration from the stored run; drop --", o);
+        const Store source = Store::open(args.value("db", defaultStorePath()), {.mode = OpenMode::ReadOnly});
+        Progress quiet;
+        CancelToken none;
+        replay = replayRun(source, parseRunId(*runArg), quiet, none);
+    }
+    std::optional<std::string> refPath = args.value("reference");
+    if (replay)
+        refPath = replay->source.sourcePath;
     if (!refPath)
-        fail("missing --reference MODEL (the float model the export was quantized from)");
+        fail("missing --reference MODEL (the float model the export was quantized from) or --run RUN");
     QuantizeOptions opts;
-    if (auto c = args.value("config"))
+    if (replay)
+        opts = replay->session->options();
+    else if (auto c = args.value("config"))
         opts.config = QuantConfig::load(*c);
-    opts.batch = args.intValue("batch", 32);
-    opts.calibLimit = args.intValue("calib-limit", 256);
+    if (!replay) {
+        opts.batch = args.intValue("batch", 32);
+        opts.calibLimit = args.intValue("calib-limit", 256);
+    }
     opts.threads = args.intValue("threads", 0);
     if (opts.batch < 1)
         fail("--batch must be at least 1");
@@ -57,12 +75,12 @@ int runParity(const std::vector<std::string>& argv)
     po.maxSteps = args.doubleValue("max-steps", 10);
     po.threads = opts.threads;
 
-    Graph reference = importOnnx(*refPath);
+    Graph reference = replay ? replay->source : importOnnx(*refPath);
     Graph exported = importOnnx(exportedPath);
     DataOptions evalOpts = dataOptions(args);
     evalOpts.limit = po.limit;
     Dataset data = loadDataset(evalOpts, reference);
-    Dataset calib = calibrationData(args, evalOpts, reference, opts.calibLimit);
+    Dataset calib = replay ? replay->calib : calibrationData(args, evalOpts, reference, opts.calibLimit);
 
     std::optional<Store> store = storeFromArgs(args);
     std::optional<RunGuard> run;
@@ -72,7 +90,7 @@ int runParity(const std::vector<std::string>& argv)
         start.datasetId = recordDataset(*store, data);
         start.kind = RunKind::Inference;
         nlohmann::json config = opts.config.toJson();
-        config["parity"] = {{"reference", *refPath}, {"threshold_db", po.thresholdDb}, {"max_steps", po.maxSteps}, {"samples", data.count()}};
+        config["parity"] = {{"reference", *refPath}, {"run", replay ? nlohmann::json(replay->run.id) : nlohmann::json(nullptr)}, {"threshold_db", po.thresholdDb}, {"max_steps", po.maxSteps}, {"samples", data.count()}};
         config["calibration"] = {{"data", calib.path}, {"samples", calib.count()}};
         config["batch"] = opts.batch;
         start.config = config;
@@ -87,7 +105,8 @@ int runParity(const std::vector<std::string>& argv)
     CancelToken cancel;
     ParityResult r = runRecorded(run, [&] {
         Progress prep = progress.sub(0, 0.4), cmp = progress.sub(0.4, 1);
-        auto session = prepareSession(reference, opts, calib, prep, cancel);
+        std::unique_ptr<QuantSession> session =
+            replay ? std::move(replay->session) : prepareSession(reference, opts, calib, prep, cancel);
         QdqLowered lowered = lowerQdqModel(exported, exportedPath);
         return checkParity(*session, lowered, data, po, cmp, cancel);
     });
@@ -158,7 +177,7 @@ int runParity(const std::vector<std::string>& argv)
 }
 
 const bool registered = registerCommand({"parity",
-    "EXPORTED.onnx --reference MODEL [--config C.json] --data DATA [--calib-data DATA] [--calib-limit N] [--limit N] "
+    "EXPORTED.onnx (--reference MODEL [--config C.json] | --run RUN) --data DATA [--calib-data DATA] [--calib-limit N] [--limit N] "
     "[--batch N] [--threshold DB] [--max-steps N] [--threads N] [--db DB] [--json]",
     "run an exported QDQ model with real INT8 kernels against the simulated quantization of its reference, per layer "
     "(exit 3 when a layer drifts)",

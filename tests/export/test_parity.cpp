@@ -63,6 +63,7 @@ class TestParity : public QObject {
 
     QTemporaryDir dir_;
     QString db_, exported_;
+    qint64 run_ = 0;
 
     test::CliResult parity(const QString& model, const QStringList& extra = {})
     {
@@ -79,9 +80,9 @@ private slots:
         auto q = test::cli({"quantize", kModel, "--data", kData, "--calib-limit", "128", "--eval-limit", "100", "--db",
             db_, "--json"});
         QVERIFY2(q.exitCode == 0, q.err.constData());
-        const auto run = QJsonDocument::fromJson(q.out).object()["run_id"].toInteger();
+        run_ = QJsonDocument::fromJson(q.out).object()["run_id"].toInteger();
         exported_ = dir_.filePath("w8a8.onnx");
-        auto e = test::cli({"export", QString::number(run), "--format", "qdq", "--out", exported_, "--db", db_});
+        auto e = test::cli({"export", QString::number(run_), "--format", "qdq", "--out", exported_, "--db", db_});
         QVERIFY2(e.exitCode == 0, e.err.constData());
     }
 
@@ -123,6 +124,22 @@ private slots:
         QVERIFY(std::find(rec.tags.begin(), rec.tags.end(), "parity") != rec.tags.end());
         QCOMPARE(rec.metrics.extra["parity_passed"].get<bool>(), true);
         QCOMPARE(int(store.layerResults(rec.id).size()), 8);
+    }
+
+    // The reference re-derived from the stored run: no calibration options to repeat.
+    void fromStoredRun()
+    {
+        auto r = test::cli({"parity", exported_, "--run", QString::number(run_), "--db", db_, "--data", kData, "--limit",
+            "64", "--json"});
+        QVERIFY2(r.exitCode == 0, (r.out + r.err).constData());
+        const QJsonObject j = QJsonDocument::fromJson(r.out).object();
+        QVERIFY(j["passed"].toBool());
+        for (const auto& v : j["layers"].toArray())
+            QVERIFY(v.toObject()["param_diffs"].toArray().isEmpty()); // the same quantizer as the export's
+        r = test::cli({"parity", exported_, "--run", QString::number(run_), "--db", db_, "--data", kData, "--calib-limit",
+            "64"});
+        QCOMPARE(r.exitCode, 1);
+        QVERIFY2(r.err.contains("--calib-limit"), r.err.constData());
     }
 
     // oneDNN capped below VNNI (DNNL_MAX_CPU_ISA=AVX2): u8 x s8 products go through int16
