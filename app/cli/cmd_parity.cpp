@@ -28,8 +28,8 @@ nlohmann::json layerJson(const LayerParity& p)
 {
     return {{"layer", p.layer}, {"op", p.op}, {"output", p.output}, {"int8", p.int8}, {"sqnr_db", num(p.sqnrDb)},
         {"max_abs_diff", p.maxAbsDiff}, {"max_diff_steps", p.maxDiffSteps}, {"input_sqnr_db", num(p.inputSqnrDb)},
-        {"qdq_sqnr_db", num(p.qdqSqnrDb)}, {"input_max_diff_steps", p.inputMaxDiffSteps}, {"drifting", p.drifting}, {"introduced", p.introduced},
-        {"param_diffs", p.paramDiffs}};
+        {"qdq_sqnr_db", num(p.qdqSqnrDb)}, {"input_max_diff_steps", p.inputMaxDiffSteps}, {"drifting", p.drifting},
+        {"introduced", p.introduced}, {"param_diffs", p.paramDiffs}};
 }
 
 int runParity(const std::vector<std::string>& argv)
@@ -90,7 +90,9 @@ int runParity(const std::vector<std::string>& argv)
         start.datasetId = recordDataset(*store, data);
         start.kind = RunKind::Inference;
         nlohmann::json config = opts.config.toJson();
-        config["parity"] = {{"reference", *refPath}, {"run", replay ? nlohmann::json(replay->run.id) : nlohmann::json(nullptr)}, {"threshold_db", po.thresholdDb}, {"max_steps", po.maxSteps}, {"samples", data.count()}};
+        config["parity"] = {{"reference", *refPath},
+            {"run", replay ? nlohmann::json(replay->run.id) : nlohmann::json(nullptr)},
+            {"threshold_db", po.thresholdDb}, {"max_steps", po.maxSteps}, {"samples", data.count()}};
         config["calibration"] = {{"data", calib.path}, {"samples", calib.count()}};
         config["batch"] = opts.batch;
         start.config = config;
@@ -136,11 +138,12 @@ int runParity(const std::vector<std::string>& argv)
 
     if (json) {
         nlohmann::json j = {{"run_id", run ? nlohmann::json(run->id()) : nlohmann::json(nullptr)},
-            {"passed", r.passed()}, {"flagged", r.flagged}, {"threshold_db", r.thresholdDb}, {"max_steps", r.maxSteps}, {"samples", r.samples},
-            {"output_sqnr_db", num(r.outputSqnrDb)}, {"top1_agreement", r.top1Agreement},
-            {"cpu", {{"avx2", r.isa.avx2}, {"avx512", r.isa.avx512}, {"avx512_vnni", r.isa.avx512Vnni},
-                        {"avx_vnni", r.isa.avxVnni}, {"amx", r.isa.amx}, {"onednn_isa", r.isa.onednn},
-                        {"saturation_risk", r.isa.saturationRisk()}}},
+            {"passed", r.passed()}, {"flagged", r.flagged}, {"threshold_db", r.thresholdDb}, {"max_steps", r.maxSteps},
+            {"samples", r.samples}, {"output_sqnr_db", num(r.outputSqnrDb)}, {"top1_agreement", r.top1Agreement},
+            {"cpu",
+                {{"avx2", r.isa.avx2}, {"avx512", r.isa.avx512}, {"avx512_vnni", r.isa.avx512Vnni},
+                    {"avx_vnni", r.isa.avxVnni}, {"amx", r.isa.amx}, {"onednn_isa", r.isa.onednn},
+                    {"saturation_risk", r.isa.saturationRisk()}}},
             {"int8_kernels", r.int8Kernels}, {"layers", nlohmann::json::array()}};
         for (const auto& p : r.layers)
             j["layers"].push_back(layerJson(p));
@@ -157,7 +160,9 @@ int runParity(const std::vector<std::string>& argv)
     for (const auto& p : r.layers) {
         std::printf("%-28s %-5s %12.2f %12.4g %10.2f %12.2f %12.2f  %s\n", p.layer.c_str(), p.int8 ? "yes" : "no",
             p.sqnrDb, p.maxAbsDiff, p.maxDiffSteps, p.inputSqnrDb, p.qdqSqnrDb,
-            p.introduced ? "DRIFT STARTS HERE" : p.drifting ? "drifting (inherited)" : "ok");
+            p.introduced     ? "DRIFT STARTS HERE"
+                : p.drifting ? "drifting (inherited)"
+                             : "ok");
         for (const auto& d : p.paramDiffs)
             std::printf("    %s\n", d.c_str());
     }
@@ -177,7 +182,8 @@ int runParity(const std::vector<std::string>& argv)
 }
 
 const bool registered = registerCommand({"parity",
-    "EXPORTED.onnx (--reference MODEL [--config C.json] | --run RUN) --data DATA [--calib-data DATA] [--calib-limit N] [--limit N] "
+    "EXPORTED.onnx (--reference MODEL [--config C.json] | --run RUN) --data DATA [--calib-data DATA] [--calib-limit N] "
+    "[--limit N] "
     "[--batch N] [--threshold DB] [--max-steps N] [--threads N] [--db DB] [--json]",
     "run an exported QDQ model with real INT8 kernels against the simulated quantization of its reference, per layer "
     "(exit 3 when a layer drifts)",

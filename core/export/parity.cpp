@@ -102,8 +102,10 @@ void compareParams(const QuantSession& s, const SessionLayer& l, const QdqLowere
             maxDiff = std::max(maxDiff, std::abs(double(ref[i]) - got[i]));
         }
     if (differ)
-        p.paramDiffs.push_back(str("weight ", quoted(l.weight), ": ", differ, " elements differ from the simulated "
-            "weight (max |diff| ", maxDiff, ")"));
+        p.paramDiffs.push_back(str("weight ", quoted(l.weight), ": ", differ,
+            " elements differ from the simulated "
+            "weight (max |diff| ",
+            maxDiff, ")"));
 }
 
 } // namespace
@@ -136,9 +138,11 @@ ParityResult checkParity(const QuantSession& reference, const QdqLowered& export
         return nullptr;
     };
     if (exported.activations.empty() && exported.weights.empty())
-        fail("the exported model has no QuantizeLinear or DequantizeLinear: not a QDQ export (run `export --format qdq`)");
+        fail("the exported model has no QuantizeLinear or DequantizeLinear: not a QDQ export (run `export --format "
+             "qdq`)");
     for (const auto& l : reference.layers()) {
-        auto it = std::find_if(exported.layers.begin(), exported.layers.end(), [&](const QdqLayer& q) { return q.name == l.name; });
+        auto it = std::find_if(
+            exported.layers.begin(), exported.layers.end(), [&](const QdqLayer& q) { return q.name == l.name; });
         if (it == exported.layers.end())
             fail("layer ", quoted(l.name), " of the reference is not a layer of the exported model");
         LayerParity p;

@@ -18,9 +18,9 @@
 namespace qs {
 
 struct ParityOptions {
-    int64_t limit = 256;      // samples of the data (< 0: all)
+    int64_t limit = 256; // samples of the data (< 0: all)
     int64_t batch = 32;
-    double thresholdDb = 30;  // output SQNR (INT8 vs simulated) below which a layer drifts
+    double thresholdDb = 30; // output SQNR (INT8 vs simulated) below which a layer drifts
     // Largest difference, in quantization steps of the output, beyond which a layer drifts
     // even at a high SQNR: rare large errors such as int16 saturation of u8 x s8 pairs on
     // CPUs without VNNI (rounding alone moves values by a few steps).
@@ -30,16 +30,16 @@ struct ParityOptions {
 
 struct LayerParity {
     std::string layer, op;
-    std::string output;   // the value compared: the layer's output after the activations and residual Add it fuses
-    bool int8 = false;    // ran as an INT8 kernel (else as written, in float)
-    double sqnrDb = std::numeric_limits<double>::infinity();      // INT8 vs simulated
+    std::string output; // the value compared: the layer's output after the activations and residual Add it fuses
+    bool int8 = false;  // ran as an INT8 kernel (else as written, in float)
+    double sqnrDb = std::numeric_limits<double>::infinity(); // INT8 vs simulated
     double maxAbsDiff = 0;
     double maxDiffSteps = -1; // maxAbsDiff in quantization steps of the output (-1: the output is not quantized)
     double inputSqnrDb = std::numeric_limits<double>::infinity(); // the layer's (quantized) input, INT8 vs simulated
     double qdqSqnrDb = std::numeric_limits<double>::infinity();   // the QDQ model as written (float) vs simulated
     double inputMaxDiffSteps = -1;
-    bool drifting = false;   // sqnrDb < threshold or maxDiffSteps > maxSteps
-    bool introduced = false; // drifting while its input was not: the drift starts here
+    bool drifting = false;               // sqnrDb < threshold or maxDiffSteps > maxSteps
+    bool introduced = false;             // drifting while its input was not: the drift starts here
     std::vector<std::string> paramDiffs; // exported scales, zero points or weights that differ from the session's
 };
 

@@ -23,9 +23,12 @@ struct Container {
 Container containerOf(DType t, const std::string& where)
 {
     switch (t) {
-    case DType::Int8: return {-128, 127, true};
-    case DType::UInt8: return {0, 255, false};
-    default: fail(where, ": quantized type ", dtypeName(t), " is not int8 or uint8");
+    case DType::Int8:
+        return {-128, 127, true};
+    case DType::UInt8:
+        return {0, 255, false};
+    default:
+        fail(where, ": quantized type ", dtypeName(t), " is not int8 or uint8");
     }
 }
 
@@ -128,7 +131,8 @@ QdqLowered lowerQdqModel(const Graph& qdq, const std::string& label)
         } else if (isOp(n, "QuantizeLinear")) {
             const auto& users = g.consumersOf(n.outputs[0]);
             if (users.size() != 1 || !isOp(g.nodes[std::size_t(users[0])], "DequantizeLinear"))
-                fail(where, ": expected one DequantizeLinear after it (integer tensors between nodes are not supported)");
+                fail(where,
+                    ": expected one DequantizeLinear after it (integer tensors between nodes are not supported)");
             const Node& d = g.nodes[std::size_t(users[0])];
             const Tensor& scale = constantInput(g, n, 1, label);
             if (scale.numel() != 1)
@@ -143,8 +147,10 @@ QdqLowered lowerQdqModel(const Graph& qdq, const std::string& label)
             const Tensor& dScale = constantInput(g, d, 1, label);
             const int32_t dZero = d.input(2).empty() ? 0 : intValues(constantInput(g, d, 2, label), where)[0];
             if (dScale.toFloat()[0] != q.scale || dZero != q.zeroPoint)
-                fail(label, ": node ", quoted(d.name), " (DequantizeLinear) dequantizes with another scale or zero point "
-                    "than its QuantizeLinear ", quoted(n.name));
+                fail(label, ": node ", quoted(d.name),
+                    " (DequantizeLinear) dequantizes with another scale or zero point "
+                    "than its QuantizeLinear ",
+                    quoted(n.name));
             removed.insert(i);
             removed.insert(users[0]);
             std::string value = d.outputs[0];
@@ -224,9 +230,7 @@ CompileOptions QdqLowered::int8(const Shape& inputShape) const
         const Node& n = graph.nodes[std::size_t(graph.findNode(l.name))];
         const QdqWeight& w = weights.at(l.weight);
         const QParams& in = activations.at(l.input);
-        auto obstacle = [&](const std::string& why) {
-            fail("INT8: layer ", quoted(l.name), " (", l.op, "): ", why);
-        };
+        auto obstacle = [&](const std::string& why) { fail("INT8: layer ", quoted(l.name), " (", l.op, "): ", why); };
         if (std::string why = int8StructureObstacle(graph, n, l.weight); !why.empty())
             obstacle(why);
         if (in.qmax - in.qmin != 255)
@@ -250,7 +254,7 @@ CompileOptions QdqLowered::int8(const Shape& inputShape) const
         if (const Tensor* b = (n.opType == "Conv" || n.opType == "Gemm") ? graph.constant(n.input(2)) : nullptr)
             L.bias = int8Bias(n, b->toFloat(), in.scale, w.scales, w.shape[std::size_t(outAxis)], l.name);
         co.int8Layers[l.name] = std::move(L);
-        co.int8Values[l.input] = Int8Value{in.scale, in.zeroPoint, in.qmin < 0};
+        co.int8Values[l.input] = Int8Value {in.scale, in.zeroPoint, in.qmin < 0};
     }
     // An INT8 input is quantized by the runtime itself (as QuantSession::int8CompileOptions).
     for (const auto& [value, q] : co.int8Values)

@@ -33,11 +33,16 @@ PrecisionFormat parsePrecisionFormat(const std::string& name)
 const char* precisionFormatName(PrecisionFormat f)
 {
     switch (f) {
-    case PrecisionFormat::Aimet: return "aimet";
-    case PrecisionFormat::Aimet1: return "aimet1";
-    case PrecisionFormat::Ort: return "ort";
-    case PrecisionFormat::Trt: return "trt";
-    case PrecisionFormat::Rules: return "rules";
+    case PrecisionFormat::Aimet:
+        return "aimet";
+    case PrecisionFormat::Aimet1:
+        return "aimet1";
+    case PrecisionFormat::Ort:
+        return "ort";
+    case PrecisionFormat::Trt:
+        return "trt";
+    case PrecisionFormat::Rules:
+        return "rules";
     }
     return "rules";
 }
@@ -170,36 +175,48 @@ PrecisionText exportPrecision(
     PrecisionText out;
     for (const auto& [name, lq] : config.layers)
         if (!t.byName(name))
-            out.notes.push_back(str("config layer ", quoted(name), " is not a quantizable layer of the model; ignored"));
+            out.notes.push_back(
+                str("config layer ", quoted(name), " is not a quantizable layer of the model; ignored"));
     PrecisionText body;
     switch (f) {
     case PrecisionFormat::Aimet:
     case PrecisionFormat::Aimet1:
         if (!calibrated)
             fail("AIMET encodings carry scales and offsets: the model must be calibrated first (give --data)");
-        body.text = encodingsJson(*calibrated, f == PrecisionFormat::Aimet ? AimetVersion::V0_6_1 : AimetVersion::V1_0_0)
-                        .dump(2) +
+        body.text =
+            encodingsJson(*calibrated, f == PrecisionFormat::Aimet ? AimetVersion::V0_6_1 : AimetVersion::V1_0_0)
+                .dump(2) +
             "\n";
         break;
-    case PrecisionFormat::Ort: body = interop::exportOrt(t, config); break;
-    case PrecisionFormat::Trt: body = interop::exportTrt(t, config); break;
-    case PrecisionFormat::Rules: body = interop::exportRules(t, config); break;
+    case PrecisionFormat::Ort:
+        body = interop::exportOrt(t, config);
+        break;
+    case PrecisionFormat::Trt:
+        body = interop::exportTrt(t, config);
+        break;
+    case PrecisionFormat::Rules:
+        body = interop::exportRules(t, config);
+        break;
     }
     out.text = std::move(body.text);
     out.notes.insert(out.notes.end(), body.notes.begin(), body.notes.end());
     return out;
 }
 
-PrecisionImport importPrecision(const Graph& model, const std::string& text, PrecisionFormat f,
-    const std::string& label, const QuantConfig& base)
+PrecisionImport importPrecision(
+    const Graph& model, const std::string& text, PrecisionFormat f, const std::string& label, const QuantConfig& base)
 {
     const interop::LayerTable t(model);
     switch (f) {
     case PrecisionFormat::Aimet:
-    case PrecisionFormat::Aimet1: return interop::importAimet(t, text, label, base);
-    case PrecisionFormat::Ort: return interop::importOrt(t, text, label, base);
-    case PrecisionFormat::Trt: return interop::importTrt(t, text, label, base);
-    case PrecisionFormat::Rules: break;
+    case PrecisionFormat::Aimet1:
+        return interop::importAimet(t, text, label, base);
+    case PrecisionFormat::Ort:
+        return interop::importOrt(t, text, label, base);
+    case PrecisionFormat::Trt:
+        return interop::importTrt(t, text, label, base);
+    case PrecisionFormat::Rules:
+        break;
     }
     return interop::importRules(t, text, label, base);
 }

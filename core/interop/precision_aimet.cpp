@@ -22,9 +22,9 @@ struct Encoding {
     bool isFloat = false;
     int bits = 8;
     bool symmetric = false;
-    std::size_t count = 1;     // grids: 1 per tensor, else per channel or block
-    int blockSize = 0;         // 1.0.0 PER_BLOCK
-    std::string encType;       // 1.0.0 enc_type ("" in 0.6.1)
+    std::size_t count = 1;                        // grids: 1 per tensor, else per channel or block
+    int blockSize = 0;                            // 1.0.0 PER_BLOCK
+    std::string encType;                          // 1.0.0 enc_type ("" in 0.6.1)
     std::optional<std::pair<float, float>> range; // per tensor only
 };
 
@@ -162,7 +162,8 @@ void apply(const Encoding& e, const PrecisionLayer& l, bool weight, QuantSpec& s
 
 } // namespace
 
-PrecisionImport importAimet(const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base)
+PrecisionImport importAimet(
+    const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base)
 {
     const json j = parseJsonObject(text, label);
     if (!(j.contains("activation_encodings") || j.contains("param_encodings")))
@@ -212,7 +213,8 @@ PrecisionImport importAimet(const LayerTable& t, const std::string& text, const 
             fail(label, ": excluded_layers: expected a list of layer names");
         for (const auto& n : j["excluded_layers"]) {
             if (!n.is_string() || !t.byName(n.get<std::string>()))
-                fail(label, ": excluded_layers: ", n.is_string() ? t.unknownLayer(n.get<std::string>()) : "expected names");
+                fail(label,
+                    ": excluded_layers: ", n.is_string() ? t.unknownLayer(n.get<std::string>()) : "expected names");
             excluded.insert(n.get<std::string>());
         }
     }

@@ -45,11 +45,15 @@ nlohmann::json parseJsonObject(const std::string& text, const std::string& label
 std::string number(double v); // shortest text that reads back as the same float
 
 PrecisionText exportRules(const LayerTable& t, const QuantConfig& c);
-PrecisionImport importRules(const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base);
+PrecisionImport importRules(
+    const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base);
 PrecisionText exportTrt(const LayerTable& t, const QuantConfig& c);
-PrecisionImport importTrt(const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base);
+PrecisionImport importTrt(
+    const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base);
 PrecisionText exportOrt(const LayerTable& t, const QuantConfig& c);
-PrecisionImport importOrt(const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base);
-PrecisionImport importAimet(const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base);
+PrecisionImport importOrt(
+    const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base);
+PrecisionImport importAimet(
+    const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base);
 
 } // namespace qs::interop

@@ -50,8 +50,9 @@ void readOverride(const json& list, const std::string& where, const PrecisionLay
         "quant_type", "scale", "zero_point", "symmetric", "reduce_range", "axis", "rmin", "rmax", "convert", "domain"};
     for (const auto& [k, v] : o.items())
         if (!keys.count(k))
-            fail(where, "[0].", k, ": unknown key (expected quant_type, scale, zero_point, symmetric, reduce_range, "
-                                  "axis, rmin, rmax)");
+            fail(where, "[0].", k,
+                ": unknown key (expected quant_type, scale, zero_point, symmetric, reduce_range, "
+                "axis, rmin, rmax)");
     try {
         bool isSigned = spec.symmetric;
         int bits = spec.bits > 8 ? 8 : spec.bits;
@@ -146,7 +147,8 @@ PrecisionText exportOrt(const LayerTable& t, const QuantConfig& c)
     return out;
 }
 
-PrecisionImport importOrt(const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base)
+PrecisionImport importOrt(
+    const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base)
 {
     const json j = parseJsonObject(text, label);
     json overrides = j, exclude = json::array();

@@ -152,7 +152,8 @@ PrecisionText exportRules(const LayerTable& t, const QuantConfig& c)
     return out;
 }
 
-PrecisionImport importRules(const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base)
+PrecisionImport importRules(
+    const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base)
 {
     struct Rule {
         int line = 0;

@@ -109,12 +109,12 @@ private slots:
         }
         const QJsonObject cpu = j["cpu"].toObject();
         QVERIFY(!cpu["onednn_isa"].toString().isEmpty());
-        QCOMPARE(cpu["saturation_risk"].toBool(), !cpu["onednn_isa"].toString().contains("vnni") &&
-                !cpu["onednn_isa"].toString().contains("amx") && !cpu["onednn_isa"].toString().contains("bf16"));
+        QCOMPARE(cpu["saturation_risk"].toBool(),
+            !cpu["onednn_isa"].toString().contains("vnni") && !cpu["onednn_isa"].toString().contains("amx") &&
+                !cpu["onednn_isa"].toString().contains("bf16"));
         QVERIFY(!j["int8_kernels"].toArray().isEmpty());
-        qInfo("cpu: oneDNN ISA %s, output SQNR %s dB, top-1 agreement %.4f",
-            qPrintable(cpu["onednn_isa"].toString()), qPrintable(j["output_sqnr_db"].toVariant().toString()),
-            j["top1_agreement"].toDouble());
+        qInfo("cpu: oneDNN ISA %s, output SQNR %s dB, top-1 agreement %.4f", qPrintable(cpu["onednn_isa"].toString()),
+            qPrintable(j["output_sqnr_db"].toVariant().toString()), j["top1_agreement"].toDouble());
 
         // Recorded: an inference run of the exported model, tagged parity, with its layers.
         Store store = Store::open(db_.toStdString(), {.mode = OpenMode::ReadOnly});
@@ -129,15 +129,15 @@ private slots:
     // The reference re-derived from the stored run: no calibration options to repeat.
     void fromStoredRun()
     {
-        auto r = test::cli({"parity", exported_, "--run", QString::number(run_), "--db", db_, "--data", kData, "--limit",
-            "64", "--json"});
+        auto r = test::cli({"parity", exported_, "--run", QString::number(run_), "--db", db_, "--data", kData,
+            "--limit", "64", "--json"});
         QVERIFY2(r.exitCode == 0, (r.out + r.err).constData());
         const QJsonObject j = QJsonDocument::fromJson(r.out).object();
         QVERIFY(j["passed"].toBool());
         for (const auto& v : j["layers"].toArray())
             QVERIFY(v.toObject()["param_diffs"].toArray().isEmpty()); // the same quantizer as the export's
-        r = test::cli({"parity", exported_, "--run", QString::number(run_), "--db", db_, "--data", kData, "--calib-limit",
-            "64"});
+        r = test::cli(
+            {"parity", exported_, "--run", QString::number(run_), "--db", db_, "--data", kData, "--calib-limit", "64"});
         QCOMPARE(r.exitCode, 1);
         QVERIFY2(r.err.contains("--calib-limit"), r.err.constData());
     }
@@ -150,8 +150,9 @@ private slots:
         auto env = QProcessEnvironment::systemEnvironment();
         env.insert("DNNL_MAX_CPU_ISA", "AVX2");
         p.setProcessEnvironment(env);
-        p.start(QS_CLI_PATH, {"parity", exported_, "--reference", kModel, "--data", kData, "--calib-limit", "128",
-                                 "--limit", "128", "--json"});
+        p.start(QS_CLI_PATH,
+            {"parity", exported_, "--reference", kModel, "--data", kData, "--calib-limit", "128", "--limit", "128",
+                "--json"});
         QVERIFY(p.waitForFinished(300000));
         const QJsonObject j = QJsonDocument::fromJson(p.readAllStandardOutput()).object();
         QVERIFY2(p.exitCode() == 0 || p.exitCode() == 3, p.readAllStandardError().constData());
@@ -185,8 +186,10 @@ private slots:
     {
         QTest::addColumn<QString>("layer");
         QTest::addColumn<QString>("edit");
-        QTest::newRow("weight scales x1.25") << "/res1/conv2/Conv" << "scale";
-        QTest::newRow("weight codes +40") << "/down2/down2.0/Conv" << "codes";
+        QTest::newRow("weight scales x1.25") << "/res1/conv2/Conv"
+                                             << "scale";
+        QTest::newRow("weight codes +40") << "/down2/down2.0/Conv"
+                                          << "codes";
     }
 
     void perturbedLayerIsFlagged()
@@ -245,8 +248,8 @@ private slots:
             }
         }
         // Text output names the layer too.
-        auto text = test::cli({"parity", path, "--reference", kModel, "--data", kData, "--calib-limit", "128", "--limit",
-            "64"});
+        auto text = test::cli(
+            {"parity", path, "--reference", kModel, "--data", kData, "--calib-limit", "128", "--limit", "64"});
         QCOMPARE(text.exitCode, 3);
         QVERIFY2(text.out.contains("FAILED") && text.out.contains(layer.toUtf8()), text.out.constData());
     }
@@ -299,8 +302,9 @@ private slots:
             plainAgree += a[std::size_t(i)] == b[std::size_t(i)];
             int8Agree += c[std::size_t(i)] == d[std::size_t(i)];
         }
-        qInfo("lowered QDQ as written vs ORT (no optimization): top-1 %d/200, mean |logit diff| %.3g (max |logit| %.3g); "
-              "INT8 vs ORT integer kernels: top-1 %d/200",
+        qInfo(
+            "lowered QDQ as written vs ORT (no optimization): top-1 %d/200, mean |logit diff| %.3g (max |logit| %.3g); "
+            "INT8 vs ORT integer kernels: top-1 %d/200",
             plainAgree, sumDiff / double(plain.size()), maxLogit, int8Agree);
         QVERIFY(plainAgree >= 199);
         QVERIFY(sumDiff / double(plain.size()) <= 1e-3 * maxLogit);
@@ -349,7 +353,8 @@ private slots:
             lowerQdqModel(g, "q.onnx");
             QFAIL("no error");
         } catch (const Error& e) {
-            QVERIFY2(QString(e.what()).contains(expected) && QString(e.what()).contains("q.onnx: node \"q\""), e.what());
+            QVERIFY2(
+                QString(e.what()).contains(expected) && QString(e.what()).contains("q.onnx: node \"q\""), e.what());
         }
     }
 
