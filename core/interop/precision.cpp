@@ -9,7 +9,9 @@
 #include "quant/session.h"
 #include "util/error.h"
 
+#include <cmath>
 #include <cstdio>
+#include <limits>
 
 namespace qs {
 
@@ -157,6 +159,28 @@ nlohmann::json parseJsonObject(const std::string& text, const std::string& label
     if (!j.is_object())
         fail(label, ": expected a JSON object");
     return j;
+}
+
+int intField(const nlohmann::json& v, const std::string& where)
+{
+    if (!v.is_number_integer())
+        fail(where, ": expected an integer, got ", v.dump());
+    const bool fits = v.is_number_unsigned()
+        ? v.get<uint64_t>() <= uint64_t(std::numeric_limits<int>::max())
+        : v.get<int64_t>() >= std::numeric_limits<int>::min() && v.get<int64_t>() <= std::numeric_limits<int>::max();
+    if (!fits)
+        fail(where, ": ", v.dump(), " is out of range");
+    return int(v.get<int64_t>());
+}
+
+std::pair<float, float> floatRange(double lo, double hi, const std::string& where)
+{
+    const double limit = std::numeric_limits<float>::max();
+    if (!(std::abs(lo) <= limit && std::abs(hi) <= limit))
+        fail(where, ": range [", lo, ", ", hi, "] is not finite in float");
+    if (!(float(lo) < float(hi)))
+        fail(where, ": the range's low end ", lo, " must be below its high end ", hi);
+    return {float(lo), float(hi)};
 }
 
 std::string number(double v)

@@ -40,6 +40,10 @@ using GivenPrecision = std::map<std::string, std::optional<LayerQuant>>;
 QuantConfig assembleConfig(const QuantConfig& base, const LayerQuant& defaults, const GivenPrecision& given);
 
 bool validIntBits(int bits);
+// An integer field of a JSON file (a JSON integer within int), else an Error at `where`.
+int intField(const nlohmann::json& v, const std::string& where);
+// A clipping range from file values: finite, within float, lo < hi; else an Error at `where`.
+std::pair<float, float> floatRange(double lo, double hi, const std::string& where);
 // A JSON object from `text`, or an Error naming `label`.
 nlohmann::json parseJsonObject(const std::string& text, const std::string& label);
 std::string number(double v); // shortest text that reads back as the same float

@@ -71,6 +71,8 @@ void readOverride(const json& list, const std::string& where, const PrecisionLay
             spec.symmetric = o["symmetric"].get<bool>();
         if (o.value("reduce_range", false))
             --bits;
+        if (!validIntBits(bits))
+            fail(where, "[0]: ", bits, " bits (reduce_range on a ", bits + 1, "-bit type) is not 2..8");
         spec.bits = bits;
         spec.range.reset();
         if (o.contains("convert"))
@@ -78,7 +80,7 @@ void readOverride(const json& list, const std::string& where, const PrecisionLay
         if (o.contains("axis")) {
             if (!weight)
                 fail(where, "[0].axis: per-channel activations are not supported (layer ", quoted(l.name), ")");
-            const int axis = o["axis"].get<int>();
+            const int axis = intField(o["axis"], where + "[0].axis");
             if (axis != l.outAxis && axis != l.outAxis - 4) // rank-relative negative axes of 4-D weights
                 fail(where, "[0].axis: ", axis, ", but layer ", quoted(l.name), " has its output channels on axis ",
                     l.outAxis);
@@ -92,24 +94,21 @@ void readOverride(const json& list, const std::string& where, const PrecisionLay
         if (o.contains("rmin") != o.contains("rmax"))
             fail(where, "[0]: rmin and rmax go together");
         if (o.contains("rmin")) {
-            const float lo = o["rmin"].get<float>(), hi = o["rmax"].get<float>();
-            if (!(lo < hi))
-                fail(where, "[0]: rmin must be below rmax");
-            spec.range = std::make_pair(lo, hi);
+            spec.range = floatRange(o["rmin"].get<double>(), o["rmax"].get<double>(), where + "[0] rmin/rmax");
         }
         if (o.contains("scale") != o.contains("zero_point"))
             fail(where, "[0]: scale and zero_point go together");
         if (o.contains("scale") && list.size() == 1) {
             // The range whose grid this is: qparamsFor() gives the same scale back.
             const double scale = o["scale"].get<double>();
-            const int zp = o["zero_point"].get<int>();
+            const double zp = o["zero_point"].get<double>();
             if (!(scale > 0))
                 fail(where, "[0].scale: must be positive");
             const int qmax = spec.symmetric ? (1 << (bits - 1)) - 1 : (1 << bits) - 1;
             const int qmin = spec.symmetric ? -qmax : 0;
             if (spec.symmetric && zp != 0)
                 fail(where, "[0].zero_point: ", zp, " with symmetric quantization (expected 0)");
-            spec.range = std::make_pair(float((qmin - zp) * scale), float((qmax - zp) * scale));
+            spec.range = floatRange((qmin - zp) * scale, (qmax - zp) * scale, where + "[0] scale/zero_point");
         }
     } catch (const json::exception& e) {
         fail(where, ": wrong type (", e.what(), ")");

@@ -256,6 +256,17 @@ private slots:
             << QString::fromStdString(R"({"param_encodings": [{"name": ")" + precisionLayers(demo()).back().weight +
                    R"(", "bw": 8, "enc_type": "PER_CHANNEL", "is_sym": true, "scale": [1, 1, 1], "offset": [-127, -127, -127]}]})")
             << QStringList {"p.aimet1", "3 per-channel", "/fc/Gemm", "10 output channels"};
+        QTest::newRow("aimet: huge bitwidth")
+            << "aimet"
+            << R"({"activation_encodings": {"input": [{"bitwidth": 1e20, "min": 0, "max": 1}]}})"
+            << QStringList {"p.aimet", "bitwidth", "expected an integer", "/stem/stem.0/Conv"};
+        QTest::newRow("aimet: range beyond float")
+            << "aimet"
+            << R"({"activation_encodings": {"input": [{"bitwidth": 8, "min": -1e300, "max": 1}]}})"
+            << QStringList {"p.aimet", "not finite in float", "/stem/stem.0/Conv"};
+        QTest::newRow("ort: rmin above rmax") << "ort"
+                                              << R"({"input": [{"quant_type": "QUInt8", "rmin": 2, "rmax": 1}]})"
+                                              << QStringList {"p.ort", "\"input\"", "low end"};
         QTest::newRow("aimet: not json") << "aimet"
                                          << "{" << QStringList {"p.aimet", "not valid JSON"};
     }
