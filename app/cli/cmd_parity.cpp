@@ -26,10 +26,11 @@ nlohmann::json num(double v)
 
 nlohmann::json layerJson(const LayerParity& p)
 {
-    return {{"layer", p.layer}, {"op", p.op}, {"output", p.output}, {"int8", p.int8}, {"sqnr_db", num(p.sqnrDb)},
-        {"max_abs_diff", p.maxAbsDiff}, {"max_diff_steps", p.maxDiffSteps}, {"input_sqnr_db", num(p.inputSqnrDb)},
-        {"qdq_sqnr_db", num(p.qdqSqnrDb)}, {"input_max_diff_steps", p.inputMaxDiffSteps}, {"drifting", p.drifting},
-        {"introduced", p.introduced}, {"param_diffs", p.paramDiffs}};
+    return {{"layer", p.layer}, {"op", p.op}, {"output", p.output}, {"int8", p.int8}, {"not_int8", p.notInt8},
+        {"sqnr_db", num(p.sqnrDb)}, {"max_abs_diff", p.maxAbsDiff}, {"max_diff_steps", p.maxDiffSteps},
+        {"input_sqnr_db", num(p.inputSqnrDb)}, {"qdq_sqnr_db", num(p.qdqSqnrDb)},
+        {"input_max_diff_steps", p.inputMaxDiffSteps}, {"drifting", p.drifting}, {"introduced", p.introduced},
+        {"param_diffs", p.paramDiffs}};
 }
 
 int runParity(const std::vector<std::string>& argv)
@@ -163,6 +164,8 @@ int runParity(const std::vector<std::string>& argv)
             p.introduced     ? "DRIFT STARTS HERE"
                 : p.drifting ? "drifting (inherited)"
                              : "ok");
+        if (!p.notInt8.empty())
+            std::printf("    not INT8: %s\n", p.notInt8.c_str());
         for (const auto& d : p.paramDiffs)
             std::printf("    %s\n", d.c_str());
     }

@@ -221,45 +221,59 @@ CompileOptions QdqLowered::simulated(const Shape& inputShape) const
     return co;
 }
 
-CompileOptions QdqLowered::int8(const Shape& inputShape) const
+CompileOptions QdqLowered::int8(const Shape& inputShape, std::map<std::string, std::string>* notInt8) const
 {
     CompileOptions co = simulated(inputShape);
     for (const auto& l : layers) {
-        if (!l.weightQuantized || !l.inputQuantized)
+        if (!l.weightQuantized || !l.inputQuantized) {
+            if (notInt8)
+                (*notInt8)[l.name] = l.weightQuantized ? "float input" : "float weight";
             continue;
-        const Node& n = graph.nodes[std::size_t(graph.findNode(l.name))];
-        const QdqWeight& w = weights.at(l.weight);
-        const QParams& in = activations.at(l.input);
-        auto obstacle = [&](const std::string& why) { fail("INT8: layer ", quoted(l.name), " (", l.op, "): ", why); };
-        if (std::string why = int8StructureObstacle(graph, n, l.weight); !why.empty())
-            obstacle(why);
-        if (in.qmax - in.qmin != 255)
-            obstacle(str("its input ", quoted(l.input), " has a ", in.qmax - in.qmin + 1,
-                "-level grid; INT8 execution needs the full 8 bits"));
-        if (in.qmin < 0 && in.zeroPoint != 0)
-            obstacle(str("signed input ", quoted(l.input), " with zero point ", in.zeroPoint));
-        if (!w.isSigned)
-            obstacle("uint8 weights (oneDNN int8 kernels take symmetric s8 weights)");
-        for (int32_t z : w.zeroPoints)
-            if (z != 0)
-                obstacle(str("weight zero point ", z, " (oneDNN int8 kernels take symmetric s8 weights)"));
-        if (w.grouped)
-            obstacle("group-wise weight scales (INT8 kernels take one scale per output channel or per tensor)");
-        const int outAxis = weightChannelAxis(graph, n);
-        if (w.scales.size() > 1 && w.axis != outAxis)
-            obstacle(str("weight scales along axis ", w.axis, ", not the output channels (axis ", outAxis, ")"));
-        Int8Layer L;
-        L.weightScales = w.scales;
-        L.weight.assign(w.codes.begin(), w.codes.end());
-        if (const Tensor* b = (n.opType == "Conv" || n.opType == "Gemm") ? graph.constant(n.input(2)) : nullptr)
-            L.bias = int8Bias(n, b->toFloat(), in.scale, w.scales, w.shape[std::size_t(outAxis)], l.name);
-        co.int8Layers[l.name] = std::move(L);
-        co.int8Values[l.input] = Int8Value {in.scale, in.zeroPoint, in.qmin < 0};
+        }
+        try {
+            addInt8Layer(l, co);
+        } catch (const Error& e) {
+            if (!notInt8)
+                throw;
+            (*notInt8)[l.name] = e.what();
+        }
     }
     // An INT8 input is quantized by the runtime itself (as QuantSession::int8CompileOptions).
     for (const auto& [value, q] : co.int8Values)
         co.valueTransforms.erase(value);
     return co;
+}
+
+void QdqLowered::addInt8Layer(const QdqLayer& l, CompileOptions& co) const
+{
+    const Node& n = graph.nodes[std::size_t(graph.findNode(l.name))];
+    const QdqWeight& w = weights.at(l.weight);
+    const QParams& in = activations.at(l.input);
+    auto obstacle = [&](const std::string& why) { fail("INT8: layer ", quoted(l.name), " (", l.op, "): ", why); };
+    if (std::string why = int8StructureObstacle(graph, n, l.weight); !why.empty())
+        obstacle(why);
+    if (in.qmax - in.qmin != 255)
+        obstacle(str("its input ", quoted(l.input), " has a ", in.qmax - in.qmin + 1,
+            "-level grid; INT8 execution needs the full 8 bits"));
+    if (in.qmin < 0 && in.zeroPoint != 0)
+        obstacle(str("signed input ", quoted(l.input), " with zero point ", in.zeroPoint));
+    if (!w.isSigned)
+        obstacle("uint8 weights (oneDNN int8 kernels take symmetric s8 weights)");
+    for (int32_t z : w.zeroPoints)
+        if (z != 0)
+            obstacle(str("weight zero point ", z, " (oneDNN int8 kernels take symmetric s8 weights)"));
+    if (w.grouped)
+        obstacle("group-wise weight scales (INT8 kernels take one scale per output channel or per tensor)");
+    const int outAxis = weightChannelAxis(graph, n);
+    if (w.scales.size() > 1 && w.axis != outAxis)
+        obstacle(str("weight scales along axis ", w.axis, ", not the output channels (axis ", outAxis, ")"));
+    Int8Layer L;
+    L.weightScales = w.scales;
+    L.weight.assign(w.codes.begin(), w.codes.end());
+    if (const Tensor* b = (n.opType == "Conv" || n.opType == "Gemm") ? graph.constant(n.input(2)) : nullptr)
+        L.bias = int8Bias(n, b->toFloat(), in.scale, w.scales, w.shape[std::size_t(outAxis)], l.name);
+    co.int8Layers[l.name] = std::move(L);
+    co.int8Values[l.input] = Int8Value {in.scale, in.zeroPoint, in.qmin < 0};
 }
 
 } // namespace qs

@@ -43,9 +43,13 @@ struct QdqLowered {
     // The QDQ model as written: dequantized weights, fake quant on every quantized value.
     CompileOptions simulated(const Shape& inputShape) const;
     // Real INT8 for every layer whose weight and input are quantized; layers quantized
-    // otherwise run as written. Throws naming the layer when its quantization has no
-    // INT8 kernel (affine or group-wise weights, activations narrower than 8 bits).
-    CompileOptions int8(const Shape& inputShape) const;
+    // otherwise run as written. A layer whose quantization has no INT8 kernel (affine or
+    // group-wise weights, activations narrower than 8 bits) throws an Error naming it,
+    // or, with `notInt8`, runs as written and gets its reason recorded there.
+    CompileOptions int8(const Shape& inputShape, std::map<std::string, std::string>* notInt8 = nullptr) const;
+
+private:
+    void addInt8Layer(const QdqLayer& l, CompileOptions& co) const; // throws naming the layer
 };
 
 // Throws Error naming `label` and the node when a Q/DQ pattern is not one it can take

@@ -142,6 +142,34 @@ private slots:
         QVERIFY2(r.err.contains("--calib-limit"), r.err.constData());
     }
 
+    // A layer without an INT8 kernel (4-bit input) runs as written and says why.
+    void layerWithoutInt8KernelRunsAsWritten()
+    {
+        const QString cfg = dir_.filePath("a4.json");
+        {
+            std::ofstream(cfg.toStdString()) << R"({"layers": {"/res1/conv1/Conv": {"activation": {"bits": 4}}}})";
+        }
+        auto q = test::cli({"quantize", kModel, "--data", kData, "--config", cfg, "--calib-limit", "64", "--eval-limit",
+            "32", "--db", db_, "--json"});
+        QVERIFY2(q.exitCode == 0, q.err.constData());
+        const QString run = QString::number(QJsonDocument::fromJson(q.out).object()["run_id"].toInteger());
+        const QString out = dir_.filePath("a4.onnx");
+        auto e = test::cli({"export", run, "--format", "qdq", "--out", out, "--db", db_});
+        QVERIFY2(e.exitCode == 0, e.err.constData());
+        auto r = test::cli({"parity", out, "--run", run, "--db", db_, "--data", kData, "--limit", "64", "--json"});
+        QVERIFY2(r.exitCode == 0, (r.out + r.err).constData());
+        int int8 = 0;
+        for (const auto& v : QJsonDocument::fromJson(r.out).object()["layers"].toArray()) {
+            const QJsonObject l = v.toObject();
+            int8 += l["int8"].toBool();
+            if (l["layer"].toString() == "/res1/conv1/Conv") {
+                QVERIFY(!l["int8"].toBool());
+                QVERIFY2(l["not_int8"].toString().contains("16-level grid"), qPrintable(l["not_int8"].toString()));
+            }
+        }
+        QCOMPARE(int8, 7);
+    }
+
     // oneDNN capped below VNNI (DNNL_MAX_CPU_ISA=AVX2): u8 x s8 products go through int16
     // pairwise sums, and the rare large errors show in the steps, not in the SQNR.
     void withoutVnni()
