@@ -1,5 +1,5 @@
 // The data options every command that takes --data shares:
-// --data DATA --labels PATH --mean a,b,c --std a,b,c --limit N.
+// --data DATA --labels PATH --mean a,b,c --std a,b,c --limit N --context N (text:FILE).
 #pragma once
 
 #include "cli/args.h"

@@ -68,6 +68,11 @@ std::vector<int32_t> int8Bias(const Node& n, std::span<const float> b, float inp
     return out;
 }
 
+std::string QuantSession::int8Obstacle(const SessionLayer& layer) const
+{
+    return qs::int8Obstacle(graph_, layer);
+}
+
 CompileOptions QuantSession::int8CompileOptions(const Shape& inputShape) const
 {
     CompileOptions co = compileOptions(false, inputShape);
@@ -75,7 +80,9 @@ CompileOptions QuantSession::int8CompileOptions(const Shape& inputShape) const
     for (const auto& l : layers_) {
         if (l.spec.weight.isFloat() && l.spec.activation.isFloat())
             continue; // a float layer stays float
-        if (std::string why = int8Obstacle(graph_, l); !why.empty())
+        if (l.op == "Gather")
+            continue; // an embedding looks up its dequantized rows (weightOverrides): exact, no kernel needed
+        if (std::string why = qs::int8Obstacle(graph_, l); !why.empty())
             fail("--int8: layer ", quoted(l.name), " (", l.op, "): ", why);
         auto ap = activationParams.find(l.input);
         auto wo = weightOverrides.find(l.weight);
