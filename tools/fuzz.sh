@@ -10,8 +10,8 @@ seconds="${2:-30}"
 runs="${3:-${QS_FUZZ_RUNS:-150000}}"
 CC=clang CXX=clang++ cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DQS_FUZZ=ON -DQS_BUILD_GUI=OFF >/dev/null
-cmake --build "$build" -j "$(nproc)" --target fuzz_onnx_import fuzz_data_readers
-for target in fuzz_onnx_import fuzz_data_readers; do
+cmake --build "$build" -j "$(nproc)" --target fuzz_onnx_import fuzz_data_readers fuzz_precision_import
+for target in fuzz_onnx_import fuzz_data_readers fuzz_precision_import; do
   corpus="$(mktemp -d)"
   cp -r "$here/tests/fuzz/corpus/$target/." "$corpus/" 2>/dev/null || true
   echo "fuzz: $target, $runs inputs (at most ${seconds}s)"

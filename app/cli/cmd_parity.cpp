@@ -26,27 +26,46 @@ nlohmann::json num(double v)
 
 nlohmann::json layerJson(const LayerParity& p)
 {
-    return {{"layer", p.layer}, {"op", p.op}, {"output", p.output}, {"int8", p.int8}, {"sqnr_db", num(p.sqnrDb)},
-        {"max_abs_diff", p.maxAbsDiff}, {"max_diff_steps", p.maxDiffSteps}, {"input_sqnr_db", num(p.inputSqnrDb)},
-        {"qdq_sqnr_db", num(p.qdqSqnrDb)}, {"input_max_diff_steps", p.inputMaxDiffSteps}, {"drifting", p.drifting}, {"introduced", p.introduced},
+    return {{"layer", p.layer}, {"op", p.op}, {"output", p.output}, {"int8", p.int8}, {"not_int8", p.notInt8},
+        {"sqnr_db", num(p.sqnrDb)}, {"max_abs_diff", p.maxAbsDiff}, {"max_diff_steps", p.maxDiffSteps},
+        {"input_sqnr_db", num(p.inputSqnrDb)}, {"qdq_sqnr_db", num(p.qdqSqnrDb)},
+        {"input_max_diff_steps", p.inputMaxDiffSteps}, {"drifting", p.drifting}, {"introduced", p.introduced},
         {"param_diffs", p.paramDiffs}};
 }
 
 int runParity(const std::vector<std::string>& argv)
 {
-    std::set<std::string> valued = {"reference", "config", "calib-data", "calib-limit", "limit", "batch", "threshold",
-        "max-steps", "threads", "db"};
+    std::set<std::string> valued = {"reference", "run", "config", "calib-data", "calib-limit", "limit", "batch",
+        "threshold", "max-steps", "threads", "db"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
     Args args(argv, valued, {"json"});
     const std::string& exportedPath = args.required(0, "EXPORTED (a QDQ .onnx file written by `export --format qdq`)");
-    auto refPath = args.value("reference");
+    // --run: the reference session re-derived from a stored quantization run (its model,
+    // config and calibration data), as `export` does; else from --reference and options.
+    std::optional<RunReplay> replay;
+    if (auto runArg = args.value("run")) {
+        for (const char* o : {"reference", "config", "calib-data", "calib-limit", "batch"})
+            if (args.value(o))
+                fail("--run takes the reference, config and calibration from the stored run; drop --", o);
+        const Store source = Store::open(args.value("db", defaultStorePath()), {.mode = OpenMode::ReadOnly});
+        Progress quiet;
+        CancelToken none;
+        replay = replayRun(source, parseRunId(*runArg), quiet, none);
+    }
+    std::optional<std::string> refPath = args.value("reference");
+    if (replay)
+        refPath = replay->source.sourcePath;
     if (!refPath)
-        fail("missing --reference MODEL (the float model the export was quantized from)");
+        fail("missing --reference MODEL (the float model the export was quantized from) or --run RUN");
     QuantizeOptions opts;
-    if (auto c = args.value("config"))
+    if (replay)
+        opts = replay->session->options();
+    else if (auto c = args.value("config"))
         opts.config = QuantConfig::load(*c);
-    opts.batch = args.intValue("batch", 32);
-    opts.calibLimit = args.intValue("calib-limit", 256);
+    if (!replay) {
+        opts.batch = args.intValue("batch", 32);
+        opts.calibLimit = args.intValue("calib-limit", 256);
+    }
     opts.threads = args.intValue("threads", 0);
     if (opts.batch < 1)
         fail("--batch must be at least 1");
@@ -57,12 +76,12 @@ int runParity(const std::vector<std::string>& argv)
     po.maxSteps = args.doubleValue("max-steps", 10);
     po.threads = opts.threads;
 
-    Graph reference = importOnnx(*refPath);
+    Graph reference = replay ? replay->source : importOnnx(*refPath);
     Graph exported = importOnnx(exportedPath);
     DataOptions evalOpts = dataOptions(args);
     evalOpts.limit = po.limit;
     Dataset data = loadDataset(evalOpts, reference);
-    Dataset calib = calibrationData(args, evalOpts, reference, opts.calibLimit);
+    Dataset calib = replay ? replay->calib : calibrationData(args, evalOpts, reference, opts.calibLimit);
 
     std::optional<Store> store = storeFromArgs(args);
     std::optional<RunGuard> run;
@@ -72,7 +91,9 @@ int runParity(const std::vector<std::string>& argv)
         start.datasetId = recordDataset(*store, data);
         start.kind = RunKind::Inference;
         nlohmann::json config = opts.config.toJson();
-        config["parity"] = {{"reference", *refPath}, {"threshold_db", po.thresholdDb}, {"max_steps", po.maxSteps}, {"samples", data.count()}};
+        config["parity"] = {{"reference", *refPath},
+            {"run", replay ? nlohmann::json(replay->run.id) : nlohmann::json(nullptr)},
+            {"threshold_db", po.thresholdDb}, {"max_steps", po.maxSteps}, {"samples", data.count()}};
         config["calibration"] = {{"data", calib.path}, {"samples", calib.count()}};
         config["batch"] = opts.batch;
         start.config = config;
@@ -87,7 +108,8 @@ int runParity(const std::vector<std::string>& argv)
     CancelToken cancel;
     ParityResult r = runRecorded(run, [&] {
         Progress prep = progress.sub(0, 0.4), cmp = progress.sub(0.4, 1);
-        auto session = prepareSession(reference, opts, calib, prep, cancel);
+        std::unique_ptr<QuantSession> session =
+            replay ? std::move(replay->session) : prepareSession(reference, opts, calib, prep, cancel);
         QdqLowered lowered = lowerQdqModel(exported, exportedPath);
         return checkParity(*session, lowered, data, po, cmp, cancel);
     });
@@ -117,11 +139,12 @@ int runParity(const std::vector<std::string>& argv)
 
     if (json) {
         nlohmann::json j = {{"run_id", run ? nlohmann::json(run->id()) : nlohmann::json(nullptr)},
-            {"passed", r.passed()}, {"flagged", r.flagged}, {"threshold_db", r.thresholdDb}, {"max_steps", r.maxSteps}, {"samples", r.samples},
-            {"output_sqnr_db", num(r.outputSqnrDb)}, {"top1_agreement", r.top1Agreement},
-            {"cpu", {{"avx2", r.isa.avx2}, {"avx512", r.isa.avx512}, {"avx512_vnni", r.isa.avx512Vnni},
-                        {"avx_vnni", r.isa.avxVnni}, {"amx", r.isa.amx}, {"onednn_isa", r.isa.onednn},
-                        {"saturation_risk", r.isa.saturationRisk()}}},
+            {"passed", r.passed()}, {"flagged", r.flagged}, {"threshold_db", r.thresholdDb}, {"max_steps", r.maxSteps},
+            {"samples", r.samples}, {"output_sqnr_db", num(r.outputSqnrDb)}, {"top1_agreement", r.top1Agreement},
+            {"cpu",
+                {{"avx2", r.isa.avx2}, {"avx512", r.isa.avx512}, {"avx512_vnni", r.isa.avx512Vnni},
+                    {"avx_vnni", r.isa.avxVnni}, {"amx", r.isa.amx}, {"onednn_isa", r.isa.onednn},
+                    {"saturation_risk", r.isa.saturationRisk()}}},
             {"int8_kernels", r.int8Kernels}, {"layers", nlohmann::json::array()}};
         for (const auto& p : r.layers)
             j["layers"].push_back(layerJson(p));
@@ -138,7 +161,11 @@ int runParity(const std::vector<std::string>& argv)
     for (const auto& p : r.layers) {
         std::printf("%-28s %-5s %12.2f %12.4g %10.2f %12.2f %12.2f  %s\n", p.layer.c_str(), p.int8 ? "yes" : "no",
             p.sqnrDb, p.maxAbsDiff, p.maxDiffSteps, p.inputSqnrDb, p.qdqSqnrDb,
-            p.introduced ? "DRIFT STARTS HERE" : p.drifting ? "drifting (inherited)" : "ok");
+            p.introduced     ? "DRIFT STARTS HERE"
+                : p.drifting ? "drifting (inherited)"
+                             : "ok");
+        if (!p.notInt8.empty())
+            std::printf("    not INT8: %s\n", p.notInt8.c_str());
         for (const auto& d : p.paramDiffs)
             std::printf("    %s\n", d.c_str());
     }
@@ -158,7 +185,8 @@ int runParity(const std::vector<std::string>& argv)
 }
 
 const bool registered = registerCommand({"parity",
-    "EXPORTED.onnx --reference MODEL [--config C.json] --data DATA [--calib-data DATA] [--calib-limit N] [--limit N] "
+    "EXPORTED.onnx (--reference MODEL [--config C.json] | --run RUN) --data DATA [--calib-data DATA] [--calib-limit N] "
+    "[--limit N] "
     "[--batch N] [--threshold DB] [--max-steps N] [--threads N] [--db DB] [--json]",
     "run an exported QDQ model with real INT8 kernels against the simulated quantization of its reference, per layer "
     "(exit 3 when a layer drifts)",

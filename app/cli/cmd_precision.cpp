@@ -99,13 +99,15 @@ int runPrecisionImport(const std::vector<std::string>& argv)
 int runPrecision(const std::vector<std::string>& argv)
 {
     if (argv.empty() || (argv[0] != "export" && argv[0] != "import"))
-        fail("precision: expected export or import, e.g. `precision export MODEL --config C.json --format rules -o OUT`");
+        fail("precision: expected export or import, e.g. `precision export MODEL --config C.json --format rules -o "
+             "OUT`");
     const std::vector<std::string> rest = withLongOut({argv.begin() + 1, argv.end()});
     return argv[0] == "export" ? runPrecisionExport(rest) : runPrecisionImport(rest);
 }
 
 const bool registered = registerCommand({"precision",
-    "export MODEL [--config C.json] --format aimet|aimet1|ort|trt|rules -o OUT [--data DATA --calib-limit N --batch N] | "
+    "export MODEL [--config C.json] --format aimet|aimet1|ort|trt|rules -o OUT [--data DATA --calib-limit N --batch N] "
+    "| "
     "import MODEL FILE --format aimet|aimet1|ort|trt|rules -o C.json [--config BASE.json]",
     "per-layer precision to and from AIMET encodings, ONNX Runtime TensorQuantOverrides, trtexec "
     "--layerPrecisions and regex rules (AIMET export calibrates on --data)",

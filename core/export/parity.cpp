@@ -102,8 +102,10 @@ void compareParams(const QuantSession& s, const SessionLayer& l, const QdqLowere
             maxDiff = std::max(maxDiff, std::abs(double(ref[i]) - got[i]));
         }
     if (differ)
-        p.paramDiffs.push_back(str("weight ", quoted(l.weight), ": ", differ, " elements differ from the simulated "
-            "weight (max |diff| ", maxDiff, ")"));
+        p.paramDiffs.push_back(str("weight ", quoted(l.weight), ": ", differ,
+            " elements differ from the simulated "
+            "weight (max |diff| ",
+            maxDiff, ")"));
 }
 
 } // namespace
@@ -136,9 +138,11 @@ ParityResult checkParity(const QuantSession& reference, const QdqLowered& export
         return nullptr;
     };
     if (exported.activations.empty() && exported.weights.empty())
-        fail("the exported model has no QuantizeLinear or DequantizeLinear: not a QDQ export (run `export --format qdq`)");
+        fail("the exported model has no QuantizeLinear or DequantizeLinear: not a QDQ export (run `export --format "
+             "qdq`)");
     for (const auto& l : reference.layers()) {
-        auto it = std::find_if(exported.layers.begin(), exported.layers.end(), [&](const QdqLayer& q) { return q.name == l.name; });
+        auto it = std::find_if(
+            exported.layers.begin(), exported.layers.end(), [&](const QdqLayer& q) { return q.name == l.name; });
         if (it == exported.layers.end())
             fail("layer ", quoted(l.name), " of the reference is not a layer of the exported model");
         LayerParity p;
@@ -169,8 +173,9 @@ ParityResult checkParity(const QuantSession& reference, const QdqLowered& export
         if (n != planBatch) {
             Shape shape = data.inputs.shape;
             shape[0] = n;
+            std::map<std::string, std::string> notInt8;
             CompileOptions cs = reference.compileOptions(true, shape), cq = exported.simulated(shape),
-                           ci = exported.int8(shape);
+                           ci = exported.int8(shape, &notInt8);
             for (CompileOptions* co : {&cs, &cq, &ci}) {
                 co->keepValues = keep;
                 co->threads = options.threads;
@@ -186,8 +191,11 @@ ParityResult checkParity(const QuantSession& reference, const QdqLowered& export
                             r.int8Kernels.push_back(line);
                             break;
                         }
-                for (auto& p : r.layers)
+                for (auto& p : r.layers) {
                     p.int8 = ci.int8Layers.count(p.layer) != 0;
+                    if (auto it = notInt8.find(p.layer); it != notInt8.end())
+                        p.notInt8 = it->second;
+                }
             }
         }
         const Tensor x = data.batch(start, n);
@@ -224,9 +232,10 @@ ParityResult checkParity(const QuantSession& reference, const QdqLowered& export
         p.qdqSqnrDb = t.qdq.sqnrDb();
         p.inputSqnrDb = t.in.sqnrDb();
         p.inputMaxDiffSteps = t.inQ ? t.in.maxAbs / t.inQ->scale : -1;
-        auto drifts = [&](double db, double steps) { return db < options.thresholdDb || steps > options.maxSteps; };
-        p.drifting = drifts(p.sqnrDb, p.maxDiffSteps);
-        p.introduced = p.drifting && !drifts(p.inputSqnrDb, p.inputMaxDiffSteps);
+        const double carried = std::max(1.0, p.inputMaxDiffSteps);
+        p.drifting = p.sqnrDb < options.thresholdDb ||
+            (p.maxDiffSteps > options.maxSteps && p.maxDiffSteps > ParityOptions::kStepGrowth * carried);
+        p.introduced = p.drifting && !(p.inputSqnrDb < options.thresholdDb);
         if (p.introduced)
             r.flagged.push_back(p.layer);
     }

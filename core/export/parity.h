@@ -18,28 +18,33 @@
 namespace qs {
 
 struct ParityOptions {
-    int64_t limit = 256;      // samples of the data (< 0: all)
+    int64_t limit = 256; // samples of the data (< 0: all)
     int64_t batch = 32;
-    double thresholdDb = 30;  // output SQNR (INT8 vs simulated) below which a layer drifts
+    double thresholdDb = 30; // output SQNR (INT8 vs simulated) below which a layer drifts
     // Largest difference, in quantization steps of the output, beyond which a layer drifts
-    // even at a high SQNR: rare large errors such as int16 saturation of u8 x s8 pairs on
-    // CPUs without VNNI (rounding alone moves values by a few steps).
+    // even at a high SQNR, when it is also more than kStepGrowth times the steps its input
+    // was off by: rare large errors such as int16 saturation of u8 x s8 pairs on CPUs
+    // without VNNI jump (22-30 steps from 4 on the demo), while rounding differences carried
+    // from layer to layer grow by a small factor (at most 2.3 on the demo, with a 4-bit
+    // activation upstream).
     double maxSteps = 10;
+    static constexpr double kStepGrowth = 4;
     int threads = 0;
 };
 
 struct LayerParity {
     std::string layer, op;
-    std::string output;   // the value compared: the layer's output after the activations and residual Add it fuses
-    bool int8 = false;    // ran as an INT8 kernel (else as written, in float)
-    double sqnrDb = std::numeric_limits<double>::infinity();      // INT8 vs simulated
+    std::string output;  // the value compared: the layer's output after the activations and residual Add it fuses
+    bool int8 = false;   // ran as an INT8 kernel (else as written, in float)
+    std::string notInt8; // why not, when it did not
+    double sqnrDb = std::numeric_limits<double>::infinity(); // INT8 vs simulated
     double maxAbsDiff = 0;
     double maxDiffSteps = -1; // maxAbsDiff in quantization steps of the output (-1: the output is not quantized)
     double inputSqnrDb = std::numeric_limits<double>::infinity(); // the layer's (quantized) input, INT8 vs simulated
     double qdqSqnrDb = std::numeric_limits<double>::infinity();   // the QDQ model as written (float) vs simulated
     double inputMaxDiffSteps = -1;
-    bool drifting = false;   // sqnrDb < threshold or maxDiffSteps > maxSteps
-    bool introduced = false; // drifting while its input was not: the drift starts here
+    bool drifting = false;               // sqnrDb < threshold, or maxDiffSteps beyond maxSteps (see ParityOptions)
+    bool introduced = false;             // drifting while its input was not: the drift starts here
     std::vector<std::string> paramDiffs; // exported scales, zero points or weights that differ from the session's
 };
 

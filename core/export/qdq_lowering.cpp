@@ -23,9 +23,12 @@ struct Container {
 Container containerOf(DType t, const std::string& where)
 {
     switch (t) {
-    case DType::Int8: return {-128, 127, true};
-    case DType::UInt8: return {0, 255, false};
-    default: fail(where, ": quantized type ", dtypeName(t), " is not int8 or uint8");
+    case DType::Int8:
+        return {-128, 127, true};
+    case DType::UInt8:
+        return {0, 255, false};
+    default:
+        fail(where, ": quantized type ", dtypeName(t), " is not int8 or uint8");
     }
 }
 
@@ -86,7 +89,7 @@ QdqLowered lowerQdqModel(const Graph& qdq, const std::string& label)
             const int rank = int(x.shape.size());
             int axis = -1;
             int64_t inner = 1, len = 1;
-            if (w.scales.size() > 1 || scale.shape.size() == 1) {
+            if (w.scales.size() > 1) { // one scale (of shape [] or [1]) is per tensor
                 axis = int(n.attrInt("axis", 1));
                 axis = axis < 0 ? axis + rank : axis;
                 if (axis < 0 || axis >= rank || x.shape[std::size_t(axis)] != int64_t(w.scales.size()))
@@ -128,7 +131,8 @@ QdqLowered lowerQdqModel(const Graph& qdq, const std::string& label)
         } else if (isOp(n, "QuantizeLinear")) {
             const auto& users = g.consumersOf(n.outputs[0]);
             if (users.size() != 1 || !isOp(g.nodes[std::size_t(users[0])], "DequantizeLinear"))
-                fail(where, ": expected one DequantizeLinear after it (integer tensors between nodes are not supported)");
+                fail(where,
+                    ": expected one DequantizeLinear after it (integer tensors between nodes are not supported)");
             const Node& d = g.nodes[std::size_t(users[0])];
             const Tensor& scale = constantInput(g, n, 1, label);
             if (scale.numel() != 1)
@@ -143,8 +147,10 @@ QdqLowered lowerQdqModel(const Graph& qdq, const std::string& label)
             const Tensor& dScale = constantInput(g, d, 1, label);
             const int32_t dZero = d.input(2).empty() ? 0 : intValues(constantInput(g, d, 2, label), where)[0];
             if (dScale.toFloat()[0] != q.scale || dZero != q.zeroPoint)
-                fail(label, ": node ", quoted(d.name), " (DequantizeLinear) dequantizes with another scale or zero point "
-                    "than its QuantizeLinear ", quoted(n.name));
+                fail(label, ": node ", quoted(d.name),
+                    " (DequantizeLinear) dequantizes with another scale or zero point "
+                    "than its QuantizeLinear ",
+                    quoted(n.name));
             removed.insert(i);
             removed.insert(users[0]);
             std::string value = d.outputs[0];
@@ -215,47 +221,59 @@ CompileOptions QdqLowered::simulated(const Shape& inputShape) const
     return co;
 }
 
-CompileOptions QdqLowered::int8(const Shape& inputShape) const
+CompileOptions QdqLowered::int8(const Shape& inputShape, std::map<std::string, std::string>* notInt8) const
 {
     CompileOptions co = simulated(inputShape);
     for (const auto& l : layers) {
-        if (!l.weightQuantized || !l.inputQuantized)
+        if (!l.weightQuantized || !l.inputQuantized) {
+            if (notInt8)
+                (*notInt8)[l.name] = l.weightQuantized ? "float input" : "float weight";
             continue;
-        const Node& n = graph.nodes[std::size_t(graph.findNode(l.name))];
-        const QdqWeight& w = weights.at(l.weight);
-        const QParams& in = activations.at(l.input);
-        auto obstacle = [&](const std::string& why) {
-            fail("INT8: layer ", quoted(l.name), " (", l.op, "): ", why);
-        };
-        if (std::string why = int8StructureObstacle(graph, n, l.weight); !why.empty())
-            obstacle(why);
-        if (in.qmax - in.qmin != 255)
-            obstacle(str("its input ", quoted(l.input), " has a ", in.qmax - in.qmin + 1,
-                "-level grid; INT8 execution needs the full 8 bits"));
-        if (in.qmin < 0 && in.zeroPoint != 0)
-            obstacle(str("signed input ", quoted(l.input), " with zero point ", in.zeroPoint));
-        if (!w.isSigned)
-            obstacle("uint8 weights (oneDNN int8 kernels take symmetric s8 weights)");
-        for (int32_t z : w.zeroPoints)
-            if (z != 0)
-                obstacle(str("weight zero point ", z, " (oneDNN int8 kernels take symmetric s8 weights)"));
-        if (w.grouped)
-            obstacle("group-wise weight scales (INT8 kernels take one scale per output channel or per tensor)");
-        const int outAxis = weightChannelAxis(graph, n);
-        if (w.scales.size() > 1 && w.axis != outAxis)
-            obstacle(str("weight scales along axis ", w.axis, ", not the output channels (axis ", outAxis, ")"));
-        Int8Layer L;
-        L.weightScales = w.scales;
-        L.weight.assign(w.codes.begin(), w.codes.end());
-        if (const Tensor* b = (n.opType == "Conv" || n.opType == "Gemm") ? graph.constant(n.input(2)) : nullptr)
-            L.bias = int8Bias(n, b->toFloat(), in.scale, w.scales, w.shape[std::size_t(outAxis)], l.name);
-        co.int8Layers[l.name] = std::move(L);
-        co.int8Values[l.input] = Int8Value{in.scale, in.zeroPoint, in.qmin < 0};
+        }
+        try {
+            addInt8Layer(l, co);
+        } catch (const Error& e) {
+            if (!notInt8)
+                throw;
+            (*notInt8)[l.name] = e.what();
+        }
     }
     // An INT8 input is quantized by the runtime itself (as QuantSession::int8CompileOptions).
     for (const auto& [value, q] : co.int8Values)
         co.valueTransforms.erase(value);
     return co;
+}
+
+void QdqLowered::addInt8Layer(const QdqLayer& l, CompileOptions& co) const
+{
+    const Node& n = graph.nodes[std::size_t(graph.findNode(l.name))];
+    const QdqWeight& w = weights.at(l.weight);
+    const QParams& in = activations.at(l.input);
+    auto obstacle = [&](const std::string& why) { fail("INT8: layer ", quoted(l.name), " (", l.op, "): ", why); };
+    if (std::string why = int8StructureObstacle(graph, n, l.weight); !why.empty())
+        obstacle(why);
+    if (in.qmax - in.qmin != 255)
+        obstacle(str("its input ", quoted(l.input), " has a ", in.qmax - in.qmin + 1,
+            "-level grid; INT8 execution needs the full 8 bits"));
+    if (in.qmin < 0 && in.zeroPoint != 0)
+        obstacle(str("signed input ", quoted(l.input), " with zero point ", in.zeroPoint));
+    if (!w.isSigned)
+        obstacle("uint8 weights (oneDNN int8 kernels take symmetric s8 weights)");
+    for (int32_t z : w.zeroPoints)
+        if (z != 0)
+            obstacle(str("weight zero point ", z, " (oneDNN int8 kernels take symmetric s8 weights)"));
+    if (w.grouped)
+        obstacle("group-wise weight scales (INT8 kernels take one scale per output channel or per tensor)");
+    const int outAxis = weightChannelAxis(graph, n);
+    if (w.scales.size() > 1 && w.axis != outAxis)
+        obstacle(str("weight scales along axis ", w.axis, ", not the output channels (axis ", outAxis, ")"));
+    Int8Layer L;
+    L.weightScales = w.scales;
+    L.weight.assign(w.codes.begin(), w.codes.end());
+    if (const Tensor* b = (n.opType == "Conv" || n.opType == "Gemm") ? graph.constant(n.input(2)) : nullptr)
+        L.bias = int8Bias(n, b->toFloat(), in.scale, w.scales, w.shape[std::size_t(outAxis)], l.name);
+    co.int8Layers[l.name] = std::move(L);
+    co.int8Values[l.input] = Int8Value {in.scale, in.zeroPoint, in.qmin < 0};
 }
 
 } // namespace qs

@@ -18,14 +18,14 @@ namespace qs {
 
 // A weight as DequantizeLinear states it.
 struct QdqWeight {
-    std::string tensor;            // the float weight's name in the lowered graph
-    Shape shape;                   // of the float weight
-    std::vector<int32_t> codes;    // in the float weight's element order
-    std::vector<float> scales;     // one, or one per slice along `axis`
+    std::string tensor;         // the float weight's name in the lowered graph
+    Shape shape;                // of the float weight
+    std::vector<int32_t> codes; // in the float weight's element order
+    std::vector<float> scales;  // one, or one per slice along `axis`
     std::vector<int32_t> zeroPoints;
-    int axis = -1;                 // of the float weight; -1 per tensor or blocks (grouped)
+    int axis = -1; // of the float weight; -1 per tensor or blocks (grouped)
     bool isSigned = true;
-    bool grouped = false;          // stored as [blocks, len] and reshaped
+    bool grouped = false; // stored as [blocks, len] and reshaped
 };
 
 struct QdqLayer {
@@ -34,18 +34,22 @@ struct QdqLayer {
 };
 
 struct QdqLowered {
-    Graph graph;                                  // float graph: QDQ nodes removed, weights dequantized
-    std::map<std::string, QParams> activations;   // value -> its grid (Clip-narrowed where the file clips)
-    std::map<std::string, QdqWeight> weights;     // by float weight name
-    std::vector<QdqLayer> layers;                 // quantizable layers, graph order
-    std::map<std::string, std::string> metadata;  // of the QDQ file
+    Graph graph;                                 // float graph: QDQ nodes removed, weights dequantized
+    std::map<std::string, QParams> activations;  // value -> its grid (Clip-narrowed where the file clips)
+    std::map<std::string, QdqWeight> weights;    // by float weight name
+    std::vector<QdqLayer> layers;                // quantizable layers, graph order
+    std::map<std::string, std::string> metadata; // of the QDQ file
 
     // The QDQ model as written: dequantized weights, fake quant on every quantized value.
     CompileOptions simulated(const Shape& inputShape) const;
     // Real INT8 for every layer whose weight and input are quantized; layers quantized
-    // otherwise run as written. Throws naming the layer when its quantization has no
-    // INT8 kernel (affine or group-wise weights, activations narrower than 8 bits).
-    CompileOptions int8(const Shape& inputShape) const;
+    // otherwise run as written. A layer whose quantization has no INT8 kernel (affine or
+    // group-wise weights, activations narrower than 8 bits) throws an Error naming it,
+    // or, with `notInt8`, runs as written and gets its reason recorded there.
+    CompileOptions int8(const Shape& inputShape, std::map<std::string, std::string>* notInt8 = nullptr) const;
+
+private:
+    void addInt8Layer(const QdqLayer& l, CompileOptions& co) const; // throws naming the layer
 };
 
 // Throws Error naming `label` and the node when a Q/DQ pattern is not one it can take

@@ -9,7 +9,9 @@
 #include "quant/session.h"
 #include "util/error.h"
 
+#include <cmath>
 #include <cstdio>
+#include <limits>
 
 namespace qs {
 
@@ -33,11 +35,16 @@ PrecisionFormat parsePrecisionFormat(const std::string& name)
 const char* precisionFormatName(PrecisionFormat f)
 {
     switch (f) {
-    case PrecisionFormat::Aimet: return "aimet";
-    case PrecisionFormat::Aimet1: return "aimet1";
-    case PrecisionFormat::Ort: return "ort";
-    case PrecisionFormat::Trt: return "trt";
-    case PrecisionFormat::Rules: return "rules";
+    case PrecisionFormat::Aimet:
+        return "aimet";
+    case PrecisionFormat::Aimet1:
+        return "aimet1";
+    case PrecisionFormat::Ort:
+        return "ort";
+    case PrecisionFormat::Trt:
+        return "trt";
+    case PrecisionFormat::Rules:
+        return "rules";
     }
     return "rules";
 }
@@ -154,6 +161,28 @@ nlohmann::json parseJsonObject(const std::string& text, const std::string& label
     return j;
 }
 
+int intField(const nlohmann::json& v, const std::string& where)
+{
+    if (!v.is_number_integer())
+        fail(where, ": expected an integer, got ", v.dump());
+    const bool fits = v.is_number_unsigned()
+        ? v.get<uint64_t>() <= uint64_t(std::numeric_limits<int>::max())
+        : v.get<int64_t>() >= std::numeric_limits<int>::min() && v.get<int64_t>() <= std::numeric_limits<int>::max();
+    if (!fits)
+        fail(where, ": ", v.dump(), " is out of range");
+    return int(v.get<int64_t>());
+}
+
+std::pair<float, float> floatRange(double lo, double hi, const std::string& where)
+{
+    const double limit = std::numeric_limits<float>::max();
+    if (!(std::abs(lo) <= limit && std::abs(hi) <= limit))
+        fail(where, ": range [", lo, ", ", hi, "] is not finite in float");
+    if (!(float(lo) < float(hi)))
+        fail(where, ": the range's low end ", lo, " must be below its high end ", hi);
+    return {float(lo), float(hi)};
+}
+
 std::string number(double v)
 {
     char buf[32];
@@ -170,36 +199,48 @@ PrecisionText exportPrecision(
     PrecisionText out;
     for (const auto& [name, lq] : config.layers)
         if (!t.byName(name))
-            out.notes.push_back(str("config layer ", quoted(name), " is not a quantizable layer of the model; ignored"));
+            out.notes.push_back(
+                str("config layer ", quoted(name), " is not a quantizable layer of the model; ignored"));
     PrecisionText body;
     switch (f) {
     case PrecisionFormat::Aimet:
     case PrecisionFormat::Aimet1:
         if (!calibrated)
             fail("AIMET encodings carry scales and offsets: the model must be calibrated first (give --data)");
-        body.text = encodingsJson(*calibrated, f == PrecisionFormat::Aimet ? AimetVersion::V0_6_1 : AimetVersion::V1_0_0)
-                        .dump(2) +
+        body.text =
+            encodingsJson(*calibrated, f == PrecisionFormat::Aimet ? AimetVersion::V0_6_1 : AimetVersion::V1_0_0)
+                .dump(2) +
             "\n";
         break;
-    case PrecisionFormat::Ort: body = interop::exportOrt(t, config); break;
-    case PrecisionFormat::Trt: body = interop::exportTrt(t, config); break;
-    case PrecisionFormat::Rules: body = interop::exportRules(t, config); break;
+    case PrecisionFormat::Ort:
+        body = interop::exportOrt(t, config);
+        break;
+    case PrecisionFormat::Trt:
+        body = interop::exportTrt(t, config);
+        break;
+    case PrecisionFormat::Rules:
+        body = interop::exportRules(t, config);
+        break;
     }
     out.text = std::move(body.text);
     out.notes.insert(out.notes.end(), body.notes.begin(), body.notes.end());
     return out;
 }
 
-PrecisionImport importPrecision(const Graph& model, const std::string& text, PrecisionFormat f,
-    const std::string& label, const QuantConfig& base)
+PrecisionImport importPrecision(
+    const Graph& model, const std::string& text, PrecisionFormat f, const std::string& label, const QuantConfig& base)
 {
     const interop::LayerTable t(model);
     switch (f) {
     case PrecisionFormat::Aimet:
-    case PrecisionFormat::Aimet1: return interop::importAimet(t, text, label, base);
-    case PrecisionFormat::Ort: return interop::importOrt(t, text, label, base);
-    case PrecisionFormat::Trt: return interop::importTrt(t, text, label, base);
-    case PrecisionFormat::Rules: break;
+    case PrecisionFormat::Aimet1:
+        return interop::importAimet(t, text, label, base);
+    case PrecisionFormat::Ort:
+        return interop::importOrt(t, text, label, base);
+    case PrecisionFormat::Trt:
+        return interop::importTrt(t, text, label, base);
+    case PrecisionFormat::Rules:
+        break;
     }
     return interop::importRules(t, text, label, base);
 }

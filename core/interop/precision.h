@@ -41,8 +41,8 @@ struct PrecisionText {
 // AIMET encodings carry scales: they need a calibrated, weight-quantized session of the
 // same model and config (`calibrated`); the other formats do not read it. Throws Error
 // naming the layer when its precision has no equivalent in the format.
-PrecisionText exportPrecision(const Graph& model, const QuantConfig& config, PrecisionFormat f,
-    const QuantSession* calibrated = nullptr);
+PrecisionText exportPrecision(
+    const Graph& model, const QuantConfig& config, PrecisionFormat f, const QuantSession* calibrated = nullptr);
 
 struct PrecisionImport {
     QuantConfig config;

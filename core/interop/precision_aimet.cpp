@@ -22,9 +22,9 @@ struct Encoding {
     bool isFloat = false;
     int bits = 8;
     bool symmetric = false;
-    std::size_t count = 1;     // grids: 1 per tensor, else per channel or block
-    int blockSize = 0;         // 1.0.0 PER_BLOCK
-    std::string encType;       // 1.0.0 enc_type ("" in 0.6.1)
+    std::size_t count = 1;                        // grids: 1 per tensor, else per channel or block
+    int blockSize = 0;                            // 1.0.0 PER_BLOCK
+    std::string encType;                          // 1.0.0 enc_type ("" in 0.6.1)
     std::optional<std::pair<float, float>> range; // per tensor only
 };
 
@@ -37,13 +37,13 @@ bool readBool(const json& v, const std::string& where)
     fail(where, ": expected True or False, got ", v.dump());
 }
 
-std::pair<float, float> gridRange(double scale, int offset, int bits, bool symmetric, const std::string& where)
+std::pair<float, float> gridRange(double scale, double offset, int bits, bool symmetric, const std::string& where)
 {
     if (!(scale > 0))
         fail(where, ": scale must be positive, got ", scale);
     if (symmetric) // centred on zero whatever the grid's extra negative step
-        return {float(offset * scale), float(-offset * scale)};
-    return {float(offset * scale), float((offset + (1 << bits) - 1) * scale)};
+        return floatRange(offset * scale, -offset * scale, where);
+    return floatRange(offset * scale, (offset + double((1 << bits) - 1)) * scale, where);
 }
 
 void checkBits(Encoding& e)
@@ -64,7 +64,7 @@ Encoding readLegacy(const json& list, const std::string& where)
         e.isFloat = o.value("dtype", std::string("int")) == "float";
         if (!o.contains("bitwidth"))
             fail(where, "[0]: missing bitwidth");
-        e.bits = o["bitwidth"].get<int>();
+        e.bits = intField(o["bitwidth"], where + "[0].bitwidth");
         checkBits(e);
         if (e.isFloat)
             return e;
@@ -72,13 +72,11 @@ Encoding readLegacy(const json& list, const std::string& where)
         e.count = list.size();
         if (e.count == 1) {
             if (o.contains("min") && o.contains("max"))
-                e.range = std::make_pair(o["min"].get<float>(), o["max"].get<float>());
+                e.range = floatRange(o["min"].get<double>(), o["max"].get<double>(), where + "[0]");
             else if (o.contains("scale") && o.contains("offset"))
-                e.range = gridRange(o["scale"].get<double>(), o["offset"].get<int>(), e.bits, e.symmetric, where);
+                e.range = gridRange(o["scale"].get<double>(), o["offset"].get<double>(), e.bits, e.symmetric, where);
             else
                 fail(where, "[0]: needs min and max, or scale and offset");
-            if (!(e.range->first < e.range->second))
-                fail(where, "[0]: min must be below max");
         }
     } catch (const json::exception& ex) {
         fail(where, ": wrong type (", ex.what(), ")");
@@ -95,7 +93,7 @@ Encoding readV1(const json& o, const std::string& where)
         e.isFloat = dtype == "FLOAT" || dtype == "float";
         if (!o.contains("bw"))
             fail(where, ": missing bw");
-        e.bits = o["bw"].get<int>();
+        e.bits = intField(o["bw"], where + ".bw");
         checkBits(e);
         if (e.isFloat)
             return e;
@@ -111,14 +109,14 @@ Encoding readV1(const json& o, const std::string& where)
             fail(where, ": ", scale.size(), " scales but ", offset.size(), " offsets");
         e.count = scale.size();
         if (e.encType == "PER_BLOCK") {
-            e.blockSize = o.value("block_size", 0);
+            e.blockSize = o.contains("block_size") ? intField(o["block_size"], where + ".block_size") : 0;
             if (e.blockSize < 1)
                 fail(where, ".block_size: PER_BLOCK needs a positive block_size");
         }
         if (e.encType == "PER_TENSOR") {
             if (e.count != 1)
                 fail(where, ": PER_TENSOR with ", e.count, " scales");
-            e.range = gridRange(scale[0].get<double>(), offset[0].get<int>(), e.bits, e.symmetric, where);
+            e.range = gridRange(scale[0].get<double>(), offset[0].get<double>(), e.bits, e.symmetric, where);
         }
     } catch (const json::exception& ex) {
         fail(where, ": wrong type (", ex.what(), ")");
@@ -162,7 +160,8 @@ void apply(const Encoding& e, const PrecisionLayer& l, bool weight, QuantSpec& s
 
 } // namespace
 
-PrecisionImport importAimet(const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base)
+PrecisionImport importAimet(
+    const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base)
 {
     const json j = parseJsonObject(text, label);
     if (!(j.contains("activation_encodings") || j.contains("param_encodings")))
@@ -212,7 +211,8 @@ PrecisionImport importAimet(const LayerTable& t, const std::string& text, const 
             fail(label, ": excluded_layers: expected a list of layer names");
         for (const auto& n : j["excluded_layers"]) {
             if (!n.is_string() || !t.byName(n.get<std::string>()))
-                fail(label, ": excluded_layers: ", n.is_string() ? t.unknownLayer(n.get<std::string>()) : "expected names");
+                fail(label,
+                    ": excluded_layers: ", n.is_string() ? t.unknownLayer(n.get<std::string>()) : "expected names");
             excluded.insert(n.get<std::string>());
         }
     }

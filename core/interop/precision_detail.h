@@ -40,16 +40,24 @@ using GivenPrecision = std::map<std::string, std::optional<LayerQuant>>;
 QuantConfig assembleConfig(const QuantConfig& base, const LayerQuant& defaults, const GivenPrecision& given);
 
 bool validIntBits(int bits);
+// An integer field of a JSON file (a JSON integer within int), else an Error at `where`.
+int intField(const nlohmann::json& v, const std::string& where);
+// A clipping range from file values: finite, within float, lo < hi; else an Error at `where`.
+std::pair<float, float> floatRange(double lo, double hi, const std::string& where);
 // A JSON object from `text`, or an Error naming `label`.
 nlohmann::json parseJsonObject(const std::string& text, const std::string& label);
 std::string number(double v); // shortest text that reads back as the same float
 
 PrecisionText exportRules(const LayerTable& t, const QuantConfig& c);
-PrecisionImport importRules(const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base);
+PrecisionImport importRules(
+    const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base);
 PrecisionText exportTrt(const LayerTable& t, const QuantConfig& c);
-PrecisionImport importTrt(const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base);
+PrecisionImport importTrt(
+    const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base);
 PrecisionText exportOrt(const LayerTable& t, const QuantConfig& c);
-PrecisionImport importOrt(const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base);
-PrecisionImport importAimet(const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base);
+PrecisionImport importOrt(
+    const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base);
+PrecisionImport importAimet(
+    const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base);
 
 } // namespace qs::interop

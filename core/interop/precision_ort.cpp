@@ -50,8 +50,9 @@ void readOverride(const json& list, const std::string& where, const PrecisionLay
         "quant_type", "scale", "zero_point", "symmetric", "reduce_range", "axis", "rmin", "rmax", "convert", "domain"};
     for (const auto& [k, v] : o.items())
         if (!keys.count(k))
-            fail(where, "[0].", k, ": unknown key (expected quant_type, scale, zero_point, symmetric, reduce_range, "
-                                  "axis, rmin, rmax)");
+            fail(where, "[0].", k,
+                ": unknown key (expected quant_type, scale, zero_point, symmetric, reduce_range, "
+                "axis, rmin, rmax)");
     try {
         bool isSigned = spec.symmetric;
         int bits = spec.bits > 8 ? 8 : spec.bits;
@@ -70,6 +71,8 @@ void readOverride(const json& list, const std::string& where, const PrecisionLay
             spec.symmetric = o["symmetric"].get<bool>();
         if (o.value("reduce_range", false))
             --bits;
+        if (!validIntBits(bits))
+            fail(where, "[0]: ", bits, " bits (reduce_range on a ", bits + 1, "-bit type) is not 2..8");
         spec.bits = bits;
         spec.range.reset();
         if (o.contains("convert"))
@@ -77,7 +80,7 @@ void readOverride(const json& list, const std::string& where, const PrecisionLay
         if (o.contains("axis")) {
             if (!weight)
                 fail(where, "[0].axis: per-channel activations are not supported (layer ", quoted(l.name), ")");
-            const int axis = o["axis"].get<int>();
+            const int axis = intField(o["axis"], where + "[0].axis");
             if (axis != l.outAxis && axis != l.outAxis - 4) // rank-relative negative axes of 4-D weights
                 fail(where, "[0].axis: ", axis, ", but layer ", quoted(l.name), " has its output channels on axis ",
                     l.outAxis);
@@ -91,24 +94,21 @@ void readOverride(const json& list, const std::string& where, const PrecisionLay
         if (o.contains("rmin") != o.contains("rmax"))
             fail(where, "[0]: rmin and rmax go together");
         if (o.contains("rmin")) {
-            const float lo = o["rmin"].get<float>(), hi = o["rmax"].get<float>();
-            if (!(lo < hi))
-                fail(where, "[0]: rmin must be below rmax");
-            spec.range = std::make_pair(lo, hi);
+            spec.range = floatRange(o["rmin"].get<double>(), o["rmax"].get<double>(), where + "[0] rmin/rmax");
         }
         if (o.contains("scale") != o.contains("zero_point"))
             fail(where, "[0]: scale and zero_point go together");
         if (o.contains("scale") && list.size() == 1) {
             // The range whose grid this is: qparamsFor() gives the same scale back.
             const double scale = o["scale"].get<double>();
-            const int zp = o["zero_point"].get<int>();
+            const double zp = o["zero_point"].get<double>();
             if (!(scale > 0))
                 fail(where, "[0].scale: must be positive");
             const int qmax = spec.symmetric ? (1 << (bits - 1)) - 1 : (1 << bits) - 1;
             const int qmin = spec.symmetric ? -qmax : 0;
             if (spec.symmetric && zp != 0)
                 fail(where, "[0].zero_point: ", zp, " with symmetric quantization (expected 0)");
-            spec.range = std::make_pair(float((qmin - zp) * scale), float((qmax - zp) * scale));
+            spec.range = floatRange((qmin - zp) * scale, (qmax - zp) * scale, where + "[0] scale/zero_point");
         }
     } catch (const json::exception& e) {
         fail(where, ": wrong type (", e.what(), ")");
@@ -146,7 +146,8 @@ PrecisionText exportOrt(const LayerTable& t, const QuantConfig& c)
     return out;
 }
 
-PrecisionImport importOrt(const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base)
+PrecisionImport importOrt(
+    const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base)
 {
     const json j = parseJsonObject(text, label);
     json overrides = j, exclude = json::array();

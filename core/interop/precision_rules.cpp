@@ -152,7 +152,8 @@ PrecisionText exportRules(const LayerTable& t, const QuantConfig& c)
     return out;
 }
 
-PrecisionImport importRules(const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base)
+PrecisionImport importRules(
+    const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base)
 {
     struct Rule {
         int line = 0;
@@ -177,6 +178,9 @@ PrecisionImport importRules(const LayerTable& t, const std::string& text, const 
         r.line = lineNo;
         r.pattern = trim(line.substr(0, eq));
         r.type = trim(line.substr(eq + 1));
+        // std::regex recurses per pattern element: a bound keeps hostile files from its stack limit.
+        if (r.pattern.size() > 512)
+            fail(where, ": pattern of ", r.pattern.size(), " characters (at most 512)");
         try {
             r.re = std::regex(r.pattern, std::regex::ECMAScript);
         } catch (const std::regex_error& e) {

@@ -25,9 +25,8 @@ std::string trtType(const std::string& layer, const std::optional<LayerQuant>& l
         return w.bits == 16 && a.bits == 16 ? "fp16" : "fp32";
     if (w.bits == 8 && a.bits == 8) {
         if (!a.symmetric || !w.symmetric)
-            notes.push_back(str("layer ", quoted(layer),
-                ": TensorRT int8 is symmetric; its affine ", !w.symmetric ? "weights" : "activations",
-                " become symmetric"));
+            notes.push_back(str("layer ", quoted(layer), ": TensorRT int8 is symmetric; its affine ",
+                !w.symmetric ? "weights" : "activations", " become symmetric"));
         return "int8";
     }
     fail("layer ", quoted(layer), ": W", w.bits, "A", a.bits,
@@ -37,7 +36,8 @@ std::string trtType(const std::string& layer, const std::optional<LayerQuant>& l
 std::string shellQuoted(const std::string& token)
 {
     for (char c : token)
-        if (!(std::isalnum(static_cast<unsigned char>(c)) || std::string_view("_./:,=+-*").find(c) != std::string_view::npos))
+        if (!(std::isalnum(static_cast<unsigned char>(c)) ||
+                std::string_view("_./:,=+-*").find(c) != std::string_view::npos))
             return "'" + token + "'";
     return token;
 }
@@ -99,7 +99,8 @@ PrecisionText exportTrt(const LayerTable& t, const QuantConfig& c)
     return out;
 }
 
-PrecisionImport importTrt(const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base)
+PrecisionImport importTrt(
+    const LayerTable& t, const std::string& text, const std::string& label, const QuantConfig& base)
 {
     PrecisionImport out;
     std::map<std::string, std::string> precision, output; // layer ("*" too) -> type
@@ -115,7 +116,8 @@ PrecisionImport importTrt(const LayerTable& t, const std::string& text, const st
         if (!into) {
             if (tok.rfind("--", 0) == 0 || tok == "trtexec")
                 continue; // other trtexec options
-            fail(label, ": unexpected ", quoted(tok), " (expected trtexec options such as --layerPrecisions=name:type)");
+            fail(
+                label, ": unexpected ", quoted(tok), " (expected trtexec options such as --layerPrecisions=name:type)");
         }
         any = true;
         std::istringstream entries(tok.substr(flag.size() + 1));

@@ -42,17 +42,43 @@ CpuIsa detectCpuIsa()
     c.avxVnni = flags.count("avx_vnni");
     c.amx = flags.count("amx_int8") && flags.count("amx_tile");
     switch (dnnl_get_effective_cpu_isa()) {
-    case dnnl_cpu_isa_sse41: c.onednn = "sse41"; break;
-    case dnnl_cpu_isa_avx: c.onednn = "avx"; break;
-    case dnnl_cpu_isa_avx2: c.onednn = "avx2"; break;
-    case dnnl_cpu_isa_avx2_vnni: c.onednn = "avx2_vnni"; c.onednnVnni = true; break;
-    case dnnl_cpu_isa_avx512_mic: c.onednn = "avx512_mic"; break;
-    case dnnl_cpu_isa_avx512_mic_4ops: c.onednn = "avx512_mic_4ops"; break;
-    case dnnl_cpu_isa_avx512_core: c.onednn = "avx512_core"; break;
-    case dnnl_cpu_isa_avx512_core_vnni: c.onednn = "avx512_core_vnni"; c.onednnVnni = true; break;
-    case dnnl_cpu_isa_avx512_core_bf16: c.onednn = "avx512_core_bf16"; c.onednnVnni = true; break;
-    case dnnl_cpu_isa_avx512_core_amx: c.onednn = "avx512_core_amx"; c.onednnVnni = true; break;
-    default: c.onednn = "any"; break;
+    case dnnl_cpu_isa_sse41:
+        c.onednn = "sse41";
+        break;
+    case dnnl_cpu_isa_avx:
+        c.onednn = "avx";
+        break;
+    case dnnl_cpu_isa_avx2:
+        c.onednn = "avx2";
+        break;
+    case dnnl_cpu_isa_avx2_vnni:
+        c.onednn = "avx2_vnni";
+        c.onednnVnni = true;
+        break;
+    case dnnl_cpu_isa_avx512_mic:
+        c.onednn = "avx512_mic";
+        break;
+    case dnnl_cpu_isa_avx512_mic_4ops:
+        c.onednn = "avx512_mic_4ops";
+        break;
+    case dnnl_cpu_isa_avx512_core:
+        c.onednn = "avx512_core";
+        break;
+    case dnnl_cpu_isa_avx512_core_vnni:
+        c.onednn = "avx512_core_vnni";
+        c.onednnVnni = true;
+        break;
+    case dnnl_cpu_isa_avx512_core_bf16:
+        c.onednn = "avx512_core_bf16";
+        c.onednnVnni = true;
+        break;
+    case dnnl_cpu_isa_avx512_core_amx:
+        c.onednn = "avx512_core_amx";
+        c.onednnVnni = true;
+        break;
+    default:
+        c.onednn = "any";
+        break;
     }
     return c;
 }

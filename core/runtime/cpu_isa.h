@@ -11,7 +11,7 @@ namespace qs {
 
 struct CpuIsa {
     bool avx2 = false, avx512 = false, avx512Vnni = false, avxVnni = false, amx = false; // /proc/cpuinfo flags
-    std::string onednn; // dnnl_get_effective_cpu_isa(), e.g. "avx512_core_vnni" (DNNL_MAX_CPU_ISA caps it)
+    std::string onednn;      // dnnl_get_effective_cpu_isa(), e.g. "avx512_core_vnni" (DNNL_MAX_CPU_ISA caps it)
     bool onednnVnni = false; // the effective ISA accumulates u8 x s8 in int32
     // Whether INT8 kernels may saturate: the ISA oneDNN uses has neither VNNI nor AMX.
     bool saturationRisk() const { return !onednnVnni; }

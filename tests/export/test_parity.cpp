@@ -9,9 +9,11 @@
 #include "graph/onnx_import.h"
 #include "quant/session.h"
 #include "store/store.h"
+#include "util/error.h"
 
 #include "quant/demo_data.h"
 #include "support/cli_runner.h"
+#include "support/onnx_builder.h"
 #include "support/ort_runner.h"
 
 #include <onnx/onnx_pb.h>
@@ -61,6 +63,7 @@ class TestParity : public QObject {
 
     QTemporaryDir dir_;
     QString db_, exported_;
+    qint64 run_ = 0;
 
     test::CliResult parity(const QString& model, const QStringList& extra = {})
     {
@@ -77,9 +80,9 @@ private slots:
         auto q = test::cli({"quantize", kModel, "--data", kData, "--calib-limit", "128", "--eval-limit", "100", "--db",
             db_, "--json"});
         QVERIFY2(q.exitCode == 0, q.err.constData());
-        const auto run = QJsonDocument::fromJson(q.out).object()["run_id"].toInteger();
+        run_ = QJsonDocument::fromJson(q.out).object()["run_id"].toInteger();
         exported_ = dir_.filePath("w8a8.onnx");
-        auto e = test::cli({"export", QString::number(run), "--format", "qdq", "--out", exported_, "--db", db_});
+        auto e = test::cli({"export", QString::number(run_), "--format", "qdq", "--out", exported_, "--db", db_});
         QVERIFY2(e.exitCode == 0, e.err.constData());
     }
 
@@ -106,12 +109,12 @@ private slots:
         }
         const QJsonObject cpu = j["cpu"].toObject();
         QVERIFY(!cpu["onednn_isa"].toString().isEmpty());
-        QCOMPARE(cpu["saturation_risk"].toBool(), !cpu["onednn_isa"].toString().contains("vnni") &&
-                !cpu["onednn_isa"].toString().contains("amx") && !cpu["onednn_isa"].toString().contains("bf16"));
+        QCOMPARE(cpu["saturation_risk"].toBool(),
+            !cpu["onednn_isa"].toString().contains("vnni") && !cpu["onednn_isa"].toString().contains("amx") &&
+                !cpu["onednn_isa"].toString().contains("bf16"));
         QVERIFY(!j["int8_kernels"].toArray().isEmpty());
-        qInfo("cpu: oneDNN ISA %s, output SQNR %s dB, top-1 agreement %.4f",
-            qPrintable(cpu["onednn_isa"].toString()), qPrintable(j["output_sqnr_db"].toVariant().toString()),
-            j["top1_agreement"].toDouble());
+        qInfo("cpu: oneDNN ISA %s, output SQNR %s dB, top-1 agreement %.4f", qPrintable(cpu["onednn_isa"].toString()),
+            qPrintable(j["output_sqnr_db"].toVariant().toString()), j["top1_agreement"].toDouble());
 
         // Recorded: an inference run of the exported model, tagged parity, with its layers.
         Store store = Store::open(db_.toStdString(), {.mode = OpenMode::ReadOnly});
@@ -123,6 +126,50 @@ private slots:
         QCOMPARE(int(store.layerResults(rec.id).size()), 8);
     }
 
+    // The reference re-derived from the stored run: no calibration options to repeat.
+    void fromStoredRun()
+    {
+        auto r = test::cli({"parity", exported_, "--run", QString::number(run_), "--db", db_, "--data", kData,
+            "--limit", "64", "--json"});
+        QVERIFY2(r.exitCode == 0, (r.out + r.err).constData());
+        const QJsonObject j = QJsonDocument::fromJson(r.out).object();
+        QVERIFY(j["passed"].toBool());
+        for (const auto& v : j["layers"].toArray())
+            QVERIFY(v.toObject()["param_diffs"].toArray().isEmpty()); // the same quantizer as the export's
+        r = test::cli(
+            {"parity", exported_, "--run", QString::number(run_), "--db", db_, "--data", kData, "--calib-limit", "64"});
+        QCOMPARE(r.exitCode, 1);
+        QVERIFY2(r.err.contains("--calib-limit"), r.err.constData());
+    }
+
+    // A layer without an INT8 kernel (4-bit input) runs as written and says why.
+    void layerWithoutInt8KernelRunsAsWritten()
+    {
+        const QString cfg = dir_.filePath("a4.json");
+        {
+            std::ofstream(cfg.toStdString()) << R"({"layers": {"/res1/conv1/Conv": {"activation": {"bits": 4}}}})";
+        }
+        auto q = test::cli({"quantize", kModel, "--data", kData, "--config", cfg, "--calib-limit", "64", "--eval-limit",
+            "32", "--db", db_, "--json"});
+        QVERIFY2(q.exitCode == 0, q.err.constData());
+        const QString run = QString::number(QJsonDocument::fromJson(q.out).object()["run_id"].toInteger());
+        const QString out = dir_.filePath("a4.onnx");
+        auto e = test::cli({"export", run, "--format", "qdq", "--out", out, "--db", db_});
+        QVERIFY2(e.exitCode == 0, e.err.constData());
+        auto r = test::cli({"parity", out, "--run", run, "--db", db_, "--data", kData, "--limit", "64", "--json"});
+        QVERIFY2(r.exitCode == 0, (r.out + r.err).constData());
+        int int8 = 0;
+        for (const auto& v : QJsonDocument::fromJson(r.out).object()["layers"].toArray()) {
+            const QJsonObject l = v.toObject();
+            int8 += l["int8"].toBool();
+            if (l["layer"].toString() == "/res1/conv1/Conv") {
+                QVERIFY(!l["int8"].toBool());
+                QVERIFY2(l["not_int8"].toString().contains("16-level grid"), qPrintable(l["not_int8"].toString()));
+            }
+        }
+        QCOMPARE(int8, 7);
+    }
+
     // oneDNN capped below VNNI (DNNL_MAX_CPU_ISA=AVX2): u8 x s8 products go through int16
     // pairwise sums, and the rare large errors show in the steps, not in the SQNR.
     void withoutVnni()
@@ -131,8 +178,9 @@ private slots:
         auto env = QProcessEnvironment::systemEnvironment();
         env.insert("DNNL_MAX_CPU_ISA", "AVX2");
         p.setProcessEnvironment(env);
-        p.start(QS_CLI_PATH, {"parity", exported_, "--reference", kModel, "--data", kData, "--calib-limit", "128",
-                                 "--limit", "128", "--json"});
+        p.start(QS_CLI_PATH,
+            {"parity", exported_, "--reference", kModel, "--data", kData, "--calib-limit", "128", "--limit", "128",
+                "--json"});
         QVERIFY(p.waitForFinished(300000));
         const QJsonObject j = QJsonDocument::fromJson(p.readAllStandardOutput()).object();
         QVERIFY2(p.exitCode() == 0 || p.exitCode() == 3, p.readAllStandardError().constData());
@@ -166,8 +214,10 @@ private slots:
     {
         QTest::addColumn<QString>("layer");
         QTest::addColumn<QString>("edit");
-        QTest::newRow("weight scales x1.25") << "/res1/conv2/Conv" << "scale";
-        QTest::newRow("weight codes +40") << "/down2/down2.0/Conv" << "codes";
+        QTest::newRow("weight scales x1.25") << "/res1/conv2/Conv"
+                                             << "scale";
+        QTest::newRow("weight codes +40") << "/down2/down2.0/Conv"
+                                          << "codes";
     }
 
     void perturbedLayerIsFlagged()
@@ -226,8 +276,8 @@ private slots:
             }
         }
         // Text output names the layer too.
-        auto text = test::cli({"parity", path, "--reference", kModel, "--data", kData, "--calib-limit", "128", "--limit",
-            "64"});
+        auto text = test::cli(
+            {"parity", path, "--reference", kModel, "--data", kData, "--calib-limit", "128", "--limit", "64"});
         QCOMPARE(text.exitCode, 3);
         QVERIFY2(text.out.contains("FAILED") && text.out.contains(layer.toUtf8()), text.out.constData());
     }
@@ -280,12 +330,60 @@ private slots:
             plainAgree += a[std::size_t(i)] == b[std::size_t(i)];
             int8Agree += c[std::size_t(i)] == d[std::size_t(i)];
         }
-        qInfo("lowered QDQ as written vs ORT (no optimization): top-1 %d/200, mean |logit diff| %.3g (max |logit| %.3g); "
-              "INT8 vs ORT integer kernels: top-1 %d/200",
+        qInfo(
+            "lowered QDQ as written vs ORT (no optimization): top-1 %d/200, mean |logit diff| %.3g (max |logit| %.3g); "
+            "INT8 vs ORT integer kernels: top-1 %d/200",
             plainAgree, sumDiff / double(plain.size()), maxLogit, int8Agree);
         QVERIFY(plainAgree >= 199);
         QVERIFY(sumDiff / double(plain.size()) <= 1e-3 * maxLogit);
         QVERIFY(int8Agree >= 196);
+    }
+
+    // Q/DQ patterns the re-import cannot take apart are refused, naming the node.
+    void loweringErrors_data()
+    {
+        QTest::addColumn<int>("scales");
+        QTest::addColumn<bool>("dequantized");
+        QTest::addColumn<QString>("expected");
+        QTest::newRow("per-axis activation") << 4 << true << "per-axis activation";
+        QTest::newRow("no DequantizeLinear") << 1 << false << "expected one DequantizeLinear";
+    }
+
+    void loweringErrors()
+    {
+        QFETCH(int, scales);
+        QFETCH(bool, dequantized);
+        QFETCH(QString, expected);
+        test::OnnxBuilder b;
+        b.input("x", {1, 4});
+        b.initializer("s", scales > 1 ? std::vector<int64_t> {scales} : std::vector<int64_t> {},
+            std::vector<float>(std::size_t(scales), 0.1f));
+        auto* zp = b.model().mutable_graph()->add_initializer();
+        zp->set_name("z");
+        zp->set_data_type(onnx::TensorProto::UINT8);
+        if (scales > 1)
+            zp->add_dims(scales);
+        zp->set_raw_data(std::string(std::size_t(scales), char(0)));
+        auto* q = b.node("QuantizeLinear", {"x", "s", "z"}, {"xq"}, "q");
+        if (scales > 1)
+            test::OnnxBuilder::intAttr(q, "axis", 1);
+        if (dequantized) {
+            auto* d = b.node("DequantizeLinear", {"xq", "s", "z"}, {"y"}, "dq");
+            if (scales > 1)
+                test::OnnxBuilder::intAttr(d, "axis", 1);
+            b.output("y", {1, 4});
+        } else {
+            b.node("Identity", {"xq"}, {"y"}, "id");
+            b.output("y", {1, 4}, onnx::TensorProto::UINT8);
+        }
+        const Graph g = importOnnxBytes(b.bytes(), "q.onnx", "");
+        try {
+            lowerQdqModel(g, "q.onnx");
+            QFAIL("no error");
+        } catch (const Error& e) {
+            QVERIFY2(
+                QString(e.what()).contains(expected) && QString(e.what()).contains("q.onnx: node \"q\""), e.what());
+        }
     }
 
     void errors()

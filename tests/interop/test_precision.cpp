@@ -121,14 +121,15 @@ private slots:
         QTest::addColumn<QString>("format");
         QTest::addColumn<QString>("config");
         QTest::addColumn<int>("fields");
-        QTest::newRow("rules") << "rules"
-                               << R"({"default": {"weight": {"bits": 6}, "activation": {"calibrator": "percentile:99.9"}},
+        QTest::newRow("rules")
+            << "rules"
+            << R"({"default": {"weight": {"bits": 6}, "activation": {"calibrator": "percentile:99.9"}},
                 "layers": {"/res1/conv1/Conv": {"weight": {"bits": 4, "granularity": "group:16", "rounding": "stochastic"}},
                            "/down1/down1.0/Conv": {"activation": {"symmetric": true, "range": [-1.5, 3.25], "calibrator": "mse"}},
                            "/res2/conv2/Conv": {"weight": {"bits": 16}, "activation": {"bits": 16}},
                            "/res2/conv1/Conv": {"activation": {"bits": 32}}},
                 "exclude": ["/fc/Gemm"]})"
-                               << int(All);
+            << int(All);
         QTest::newRow("trt") << "trt"
                              << R"({"default": {"activation": {"symmetric": true}},
                 "layers": {"/res2/conv2/Conv": {"weight": {"bits": 16}, "activation": {"bits": 16}}},
@@ -212,35 +213,62 @@ private slots:
         QTest::addColumn<QString>("format");
         QTest::addColumn<QString>("text");
         QTest::addColumn<QStringList>("expected");
-        QTest::newRow("rules: bad regex") << "rules" << "# layers\n/res[12/.*=w4a8\n"
+        QTest::newRow("rules: bad regex") << "rules"
+                                          << "# layers\n/res[12/.*=w4a8\n"
                                           << QStringList {"p.rules:2", "regular expression", "/res[12/.*"};
-        QTest::newRow("rules: bad bits") << "rules" << "/fc/Gemm=w9a8\n" << QStringList {"p.rules:1", "w9a8", "9 weight bits"};
-        QTest::newRow("rules: bad attribute") << "rules" << "\n\n.*=w8a8 w:sideways\n"
+        QTest::newRow("rules: bad bits") << "rules"
+                                         << "/fc/Gemm=w9a8\n"
+                                         << QStringList {"p.rules:1", "w9a8", "9 weight bits"};
+        QTest::newRow("rules: bad attribute") << "rules"
+                                              << "\n\n.*=w8a8 w:sideways\n"
                                               << QStringList {"p.rules:3", "sideways"};
-        QTest::newRow("rules: no type") << "rules" << "/fc/Gemm\n" << QStringList {"p.rules:1", "pattern=type"};
-        QTest::newRow("trt: unknown layer") << "trt" << "trtexec --onnx=m.onnx --layerPrecisions=/fc/Gemm:int8,conv9:fp16"
+        QTest::newRow("rules: no type") << "rules"
+                                        << "/fc/Gemm\n"
+                                        << QStringList {"p.rules:1", "pattern=type"};
+        QTest::newRow("trt: unknown layer") << "trt"
+                                            << "trtexec --onnx=m.onnx --layerPrecisions=/fc/Gemm:int8,conv9:fp16"
                                             << QStringList {"p.trt", "conv9", "no layer named"};
-        QTest::newRow("trt: int4") << "trt" << "--layerPrecisions=/fc/Gemm:int4"
+        QTest::newRow("trt: int4") << "trt"
+                                   << "--layerPrecisions=/fc/Gemm:int4"
                                    << QStringList {"p.trt", "/fc/Gemm:int4", "int4"};
-        QTest::newRow("ort: unknown tensor") << "ort" << R"({"TensorQuantOverrides": {"nope": [{"quant_type": "QInt8"}]}})"
+        QTest::newRow("ort: unknown tensor") << "ort"
+                                             << R"({"TensorQuantOverrides": {"nope": [{"quant_type": "QInt8"}]}})"
                                              << QStringList {"p.ort", "\"nope\"", "no tensor"};
-        QTest::newRow("ort: 16-bit integer") << "ort" << R"({"input": [{"quant_type": "QUInt16"}]})"
+        QTest::newRow("ort: 16-bit integer") << "ort"
+                                             << R"({"input": [{"quant_type": "QUInt16"}]})"
                                              << QStringList {"p.ort", "\"input\"", "QUInt16", "/stem/stem.0/Conv"};
-        QTest::newRow("ort: wrong axis") << "ort" << R"({"input": [{"quant_type": "QUInt8", "axis": 1}]})"
+        QTest::newRow("ort: wrong axis") << "ort"
+                                         << R"({"input": [{"quant_type": "QUInt8", "axis": 1}]})"
                                          << QStringList {"p.ort", "axis", "/stem/stem.0/Conv"};
-        QTest::newRow("ort: unknown node") << "ort" << R"({"TensorQuantOverrides": {}, "nodes_to_exclude": ["fc9"]})"
-                                           << QStringList {"p.ort", "fc9"};
+        QTest::newRow("ort: unknown node")
+            << "ort"
+            << R"({"TensorQuantOverrides": {}, "nodes_to_exclude": ["fc9"]})" << QStringList {"p.ort", "fc9"};
         QTest::newRow("aimet: bad bitwidth")
-            << "aimet" << R"({"activation_encodings": {"input": [{"bitwidth": 12, "dtype": "int", "min": 0, "max": 1}]}})"
+            << "aimet"
+            << R"({"activation_encodings": {"input": [{"bitwidth": 12, "dtype": "int", "min": 0, "max": 1}]}})"
             << QStringList {"p.aimet", "activation_encodings", "\"input\"", "12", "/stem/stem.0/Conv"};
         QTest::newRow("aimet: unknown tensor")
-            << "aimet1" << R"({"version": "1.0.0", "param_encodings": [{"name": "w9", "bw": 8, "scale": [1], "offset": [0]}]})"
+            << "aimet1"
+            << R"({"version": "1.0.0", "param_encodings": [{"name": "w9", "bw": 8, "scale": [1], "offset": [0]}]})"
             << QStringList {"p.aimet1", "param_encodings[0]", "w9"};
-        QTest::newRow("aimet: channels") << "aimet1" << QString::fromStdString(
-            R"({"param_encodings": [{"name": ")" + precisionLayers(demo()).back().weight +
-            R"(", "bw": 8, "enc_type": "PER_CHANNEL", "is_sym": true, "scale": [1, 1, 1], "offset": [-127, -127, -127]}]})")
-                                         << QStringList {"p.aimet1", "3 per-channel", "/fc/Gemm", "10 output channels"};
-        QTest::newRow("aimet: not json") << "aimet" << "{" << QStringList {"p.aimet", "not valid JSON"};
+        QTest::newRow("aimet: channels")
+            << "aimet1"
+            << QString::fromStdString(R"({"param_encodings": [{"name": ")" + precisionLayers(demo()).back().weight +
+                   R"(", "bw": 8, "enc_type": "PER_CHANNEL", "is_sym": true, "scale": [1, 1, 1], "offset": [-127, -127, -127]}]})")
+            << QStringList {"p.aimet1", "3 per-channel", "/fc/Gemm", "10 output channels"};
+        QTest::newRow("aimet: huge bitwidth")
+            << "aimet"
+            << R"({"activation_encodings": {"input": [{"bitwidth": 1e20, "min": 0, "max": 1}]}})"
+            << QStringList {"p.aimet", "bitwidth", "expected an integer", "/stem/stem.0/Conv"};
+        QTest::newRow("aimet: range beyond float")
+            << "aimet"
+            << R"({"activation_encodings": {"input": [{"bitwidth": 8, "min": -1e300, "max": 1}]}})"
+            << QStringList {"p.aimet", "not finite in float", "/stem/stem.0/Conv"};
+        QTest::newRow("ort: rmin above rmax") << "ort"
+                                              << R"({"input": [{"quant_type": "QUInt8", "rmin": 2, "rmax": 1}]})"
+                                              << QStringList {"p.ort", "\"input\"", "low end"};
+        QTest::newRow("aimet: not json") << "aimet"
+                                         << "{" << QStringList {"p.aimet", "not valid JSON"};
     }
 
     void errors()
@@ -263,11 +291,18 @@ private slots:
         QTest::addColumn<QString>("format");
         QTest::addColumn<QString>("config");
         QTest::addColumn<QString>("expected");
-        QTest::newRow("trt W4") << "trt" << R"({"layers": {"/res1/conv1/Conv": {"weight": {"bits": 4}}}})"
+        QTest::newRow("trt W4") << "trt"
+                                << R"({"layers": {"/res1/conv1/Conv": {"weight": {"bits": 4}}}})"
                                 << "/res1/conv1/Conv";
-        QTest::newRow("ort 5-bit") << "ort" << R"({"layers": {"/fc/Gemm": {"activation": {"bits": 5}}}})" << "/fc/Gemm";
-        QTest::newRow("ort group") << "ort" << R"({"default": {"weight": {"granularity": "group:16"}}})" << "group-wise";
-        QTest::newRow("aimet uncalibrated") << "aimet" << "{}" << "calibrated";
+        QTest::newRow("ort 5-bit") << "ort"
+                                   << R"({"layers": {"/fc/Gemm": {"activation": {"bits": 5}}}})"
+                                   << "/fc/Gemm";
+        QTest::newRow("ort group") << "ort"
+                                   << R"({"default": {"weight": {"granularity": "group:16"}}})"
+                                   << "group-wise";
+        QTest::newRow("aimet uncalibrated") << "aimet"
+                                            << "{}"
+                                            << "calibrated";
     }
 
     void exportRefusals()
@@ -292,21 +327,38 @@ private slots:
         QTest::addColumn<QString>("layer");
         QTest::addColumn<QString>("expected");
         // ORT: uint8 scale 0.02, zero point 10 -> the grid [-10, 245] x 0.02.
-        QTest::newRow("ort scale/zero_point") << "ort" << R"({"input": [{"quant_type": "QUInt8", "scale": 0.02, "zero_point": 10}]})"
-                                              << "/stem/stem.0/Conv" << "W8 sym channel A8 affine [-0.200000,4.900000]";
-        QTest::newRow("ort reduce_range") << "ort" << R"({"input": [{"quant_type": "QInt8", "reduce_range": true}]})"
-                                          << "/stem/stem.0/Conv" << "W8 sym channel A7 sym";
+        QTest::newRow("ort scale/zero_point")
+            << "ort"
+            << R"({"input": [{"quant_type": "QUInt8", "scale": 0.02, "zero_point": 10}]})"
+            << "/stem/stem.0/Conv"
+            << "W8 sym channel A8 affine [-0.200000,4.900000]";
+        QTest::newRow("ort reduce_range") << "ort"
+                                          << R"({"input": [{"quant_type": "QInt8", "reduce_range": true}]})"
+                                          << "/stem/stem.0/Conv"
+                                          << "W8 sym channel A7 sym";
         // AIMET's own symmetric 8-bit grid: offset -128, scale 0.01 -> centred range +-1.28.
         QTest::newRow("aimet native symmetric")
-            << "aimet" << R"({"activation_encodings": {"input": [{"bitwidth": 8, "dtype": "int", "is_symmetric": "True", "offset": -128, "scale": 0.01}]}, "param_encodings": {}})"
-            << "/stem/stem.0/Conv" << "W32f A8 sym [-1.280000,1.280000]";
-        QTest::newRow("aimet absent = float") << "aimet" << R"({"activation_encodings": {}, "param_encodings": {}})"
-                                              << "/fc/Gemm" << "float";
-        QTest::newRow("trt wildcard fp16") << "trt" << "trtexec --onnx=a.onnx --fp16 --int8 --precisionConstraints=obey --layerPrecisions=*:fp16,/fc/Gemm:int8"
-                                           << "/res1/conv1/Conv" << "W16f A16f";
-        QTest::newRow("trt int8 symmetric") << "trt" << "--layerPrecisions=*:fp16,/fc/Gemm:int8" << "/fc/Gemm"
+            << "aimet"
+            << R"({"activation_encodings": {"input": [{"bitwidth": 8, "dtype": "int", "is_symmetric": "True", "offset": -128, "scale": 0.01}]}, "param_encodings": {}})"
+            << "/stem/stem.0/Conv"
+            << "W32f A8 sym [-1.280000,1.280000]";
+        QTest::newRow("aimet absent = float") << "aimet"
+                                              << R"({"activation_encodings": {}, "param_encodings": {}})"
+                                              << "/fc/Gemm"
+                                              << "float";
+        QTest::newRow("trt wildcard fp16")
+            << "trt"
+            << "trtexec --onnx=a.onnx --fp16 --int8 --precisionConstraints=obey --layerPrecisions=*:fp16,/fc/Gemm:int8"
+            << "/res1/conv1/Conv"
+            << "W16f A16f";
+        QTest::newRow("trt int8 symmetric") << "trt"
+                                            << "--layerPrecisions=*:fp16,/fc/Gemm:int8"
+                                            << "/fc/Gemm"
                                             << "W8 sym channel A8 sym";
-        QTest::newRow("trt output types") << "trt" << "--layerOutputTypes=/fc/Gemm:fp32" << "/fc/Gemm" << "float";
+        QTest::newRow("trt output types") << "trt"
+                                          << "--layerOutputTypes=/fc/Gemm:fp32"
+                                          << "/fc/Gemm"
+                                          << "float";
     }
 
     void importsHandWritten()
@@ -317,7 +369,8 @@ private slots:
         QFETCH(QString, expected);
         const PrecisionImport r = importPrecision(
             demo(), text.toStdString(), parsePrecisionFormat(format.toStdString()), "hand." + format.toStdString());
-        QCOMPARE(QString::fromStdString(describe(r.config.forLayer(layer.toStdString()), Bits | Symmetric | Granular | Range)),
+        QCOMPARE(QString::fromStdString(
+                     describe(r.config.forLayer(layer.toStdString()), Bits | Symmetric | Granular | Range)),
             expected);
     }
 
@@ -343,7 +396,8 @@ private slots:
     void cli()
     {
         QVERIFY(dir_.isValid());
-        const QString cfg = write("c.json", R"({"layers": {"/res1/conv1/Conv": {"weight": {"bits": 4}}}, "exclude": ["/fc/Gemm"]})");
+        const QString cfg =
+            write("c.json", R"({"layers": {"/res1/conv1/Conv": {"weight": {"bits": 4}}}, "exclude": ["/fc/Gemm"]})");
         const QString out = dir_.filePath("c.rules"), back = dir_.filePath("back.json");
         auto r = test::cli({"precision", "export", test::kDemoModel, "--config", cfg, "--format", "rules", "-o", out});
         QVERIFY2(r.exitCode == 0, r.err.constData());
