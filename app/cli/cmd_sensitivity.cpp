@@ -5,6 +5,7 @@
 #include "cli/data_args.h"
 #include "cli/latency_args.h"
 #include "cli/output.h"
+#include "cli/quant_args.h"
 #include "cli/recording.h"
 
 #include "analysis/latency.h"
@@ -51,10 +52,7 @@ SensitivityOptions sensitivityOptions(const Args& args)
     o.hutchinsonSamples = args.intValue("hutchinson", 8);
     if (o.hutchinsonSamples < 1)
         fail("--hutchinson: expected at least 1 random direction, got ", o.hutchinsonSamples);
-    if (auto g = args.value("granularity"))
-        parseGranularity(*g, o.base.defaults.weight);
-    if (auto c = args.value("calib"))
-        parseCalibrator(*c, o.base.defaults.activation);
+    parseBaseQuant(args, o.base);
     return o;
 }
 
@@ -130,6 +128,20 @@ int exitCode(const SensitivityResult& r)
     return 130;
 }
 
+// With --db: the sensitivity run, recorded as running before the sweep starts.
+void beginSensitivityRun(std::optional<Store>& store, std::optional<RunGuard>& run, const Graph& graph,
+    const std::string& path, const Dataset& data, nlohmann::json config)
+{
+    if (!store)
+        return;
+    RunStart start;
+    start.modelId = recordModel(*store, graph, path);
+    start.datasetId = recordDataset(*store, data);
+    start.kind = RunKind::Sensitivity;
+    start.config = std::move(config);
+    run.emplace(*store, start);
+}
+
 // --metrics: several metrics side by side with bootstrap intervals and their rank agreement.
 int runSensitivityMetrics(const Args& args, const std::string& path)
 {
@@ -158,25 +170,16 @@ int runSensitivityMetrics(const Args& args, const std::string& path)
     o.batch = args.intValue("batch", 32);
     o.threads = args.intValue("threads", 0);
     o.hutchinsonSamples = args.intValue("hutchinson", 8);
-    if (auto g = args.value("granularity"))
-        parseGranularity(*g, o.base.defaults.weight);
-    if (auto c = args.value("calib"))
-        parseCalibrator(*c, o.base.defaults.activation);
+    parseBaseQuant(args, o.base);
     DataOptions dopts = dataOptions(args);
     dopts.limit = o.limit;
     Dataset data = loadDataset(dopts, graph);
 
     std::optional<Store> store = storeFromArgs(args);
     std::optional<RunGuard> run;
-    if (store) {
-        RunStart start;
-        start.modelId = recordModel(*store, graph, path);
-        start.datasetId = recordDataset(*store, data);
-        start.kind = RunKind::Sensitivity;
-        start.config = {{"bits", o.bits}, {"metrics", o.metrics}, {"bootstrap", o.bootstrap}, {"seed", o.seed},
-            {"limit", o.limit}, {"batch", o.batch}, {"hutchinson", o.hutchinsonSamples}, {"base", o.base.toJson()}};
-        run.emplace(*store, start);
-    }
+    beginSensitivityRun(store, run, graph, path, data,
+        {{"bits", o.bits}, {"metrics", o.metrics}, {"bootstrap", o.bootstrap}, {"seed", o.seed}, {"limit", o.limit},
+            {"batch", o.batch}, {"hutchinson", o.hutchinsonSamples}, {"base", o.base.toJson()}});
     Progress progress = stderrProgress(args);
     CancelToken cancel;
     StopOnSignal stopOnSignal(cancel);
@@ -277,16 +280,9 @@ int runSensitivity(const std::vector<std::string>& argv)
 
     std::optional<Store> store = storeFromArgs(args);
     std::optional<RunGuard> run;
-    if (store) {
-        RunStart start;
-        start.modelId = recordModel(*store, graph, path);
-        start.datasetId = recordDataset(*store, data);
-        start.kind = RunKind::Sensitivity;
-        start.config = {{"bits", opts.bits}, {"mode", sensitivityModeName(opts.mode)},
-            {"method", sensitivityMethodName(opts.method)}, {"limit", opts.limit}, {"batch", opts.batch},
-            {"base", opts.base.toJson()}, {"naive", opts.naive}};
-        run.emplace(*store, start);
-    }
+    beginSensitivityRun(store, run, graph, path, data,
+        {{"bits", opts.bits}, {"mode", sensitivityModeName(opts.mode)}, {"method", sensitivityMethodName(opts.method)},
+            {"limit", opts.limit}, {"batch", opts.batch}, {"base", opts.base.toJson()}, {"naive", opts.naive}});
     Progress progress = stderrProgress(args);
     CancelToken cancel;
     StopOnSignal stopOnSignal(cancel);
@@ -388,10 +384,7 @@ int runMixed(const std::vector<std::string>& argv)
     so.limit = args.intValue("limit", 256);
     so.batch = args.intValue("batch", 32);
     so.threads = args.intValue("threads", 0);
-    if (auto g = args.value("granularity"))
-        parseGranularity(*g, so.base.defaults.weight);
-    if (auto c = args.value("calib"))
-        parseCalibrator(*c, so.base.defaults.activation);
+    parseBaseQuant(args, so.base);
     so.base.defaults.activation.bits = args.intValue("abits", 8);
     if (byLatency && so.base.defaults.activation.bits != 8)
         fail("--cost latency: INT8 kernels take 8-bit activations, got --abits ", so.base.defaults.activation.bits);
