@@ -101,13 +101,7 @@ int runQuantize(const std::vector<std::string>& argv)
     DataOptions evalOpts = dataOptions(args);
     evalOpts.limit = opts.evalLimit;
     Dataset eval = loadDataset(evalOpts, graph);
-    DataOptions calOpts = evalOpts;
-    if (auto cd = args.value("calib-data")) {
-        calOpts.spec = *cd;
-        calOpts.labelsPath.reset();
-    }
-    calOpts.limit = opts.calibLimit;
-    Dataset calib = loadDataset(calOpts, graph);
+    Dataset calib = calibrationData(args, evalOpts, graph, opts.calibLimit);
 
     nlohmann::json runConfig = opts.config.toJson();
     runConfig["calibration"] = {{"data", calib.path}, {"samples", calib.count()}};
