@@ -6,6 +6,7 @@
 #include "ui/icons.h"
 #include "ui/layer_selection.h"
 #include "ui/model_document.h"
+#include "ui/outlier_panel.h"
 #include "ui/plot_panel.h"
 #include "ui/theme.h"
 
@@ -283,6 +284,10 @@ LayerInspector::LayerInspector(ModelDocument* doc, LayerSelection* selection, QW
     plotsLayout->addWidget(section(weightPlot_, weightTable_), 1);
     plotsLayout->addWidget(section(channelPlot_, channelTable_), 1);
     plotsLayout->addWidget(section(activationPlot_, calibTable_), 1);
+    outliers_ = new OutlierPanel(doc_, this);
+    outliers_->hide(); // shown for Gemm/MatMul layers only; hidden, it adds nothing to the minimum size
+    plotsLayout->addWidget(outliers_, 2);
+    plotsLayout_ = plotsLayout;
 
     nodeTable_ = new QTableWidget(0, 2, this);
     nodeTable_->setHorizontalHeaderLabels({QStringLiteral("Attribute"), QStringLiteral("Value")});
@@ -437,6 +442,11 @@ void LayerInspector::showNode(int node)
     pages_->setCurrentIndex(2);
 }
 
+void LayerInspector::addPanel(QWidget* panel)
+{
+    plotsLayout_->addWidget(panel, 0);
+}
+
 void LayerInspector::showLayer(int layerRow)
 {
     const LayerData* l = doc_->layer(layerRow);
@@ -467,6 +477,8 @@ void LayerInspector::refresh()
     details_->setText(line);
     pages_->setCurrentIndex(1);
 
+    outliers_->setVisible(l.summary.kind == LayerKind::Gemm || l.summary.kind == LayerKind::MatMul);
+    outliers_->showLayer(l.summary.name);
     drawWeights();
     drawChannels();
     drawActivations();
@@ -497,6 +509,7 @@ void LayerInspector::drawWeights()
                               {QStringLiteral("ch. range ratio"), formatNumber(s.channelRangeRatio, 3)},
                               {QStringLiteral("non-finite"), formatCount(s.nonFinite)},
                           });
+    emit plotsRedrawn();
 }
 
 void LayerInspector::drawChannels()
@@ -621,6 +634,7 @@ void LayerInspector::drawActivations()
             calibrate->adjustSize();
             calibrate->move((plot->width() - calibrate->width()) / 2, plot->height() / 2 + 34);
         }
+        emit plotsRedrawn();
         return;
     }
     if (calibrate)
@@ -711,6 +725,7 @@ void LayerInspector::drawActivations()
     activationPlot_->setFileStem(shortLayerName(doc_->layer(layer_)->summary.name, doc_->layer(layer_)->summary.op)
                                      .replace(QLatin1Char('/'), QLatin1Char('_')) +
                                  QStringLiteral("-activations-") + role_->currentData().toString());
+    emit plotsRedrawn();
 }
 
 } // namespace qs::ui

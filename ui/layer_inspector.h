@@ -11,6 +11,7 @@ class QLabel;
 class QStackedWidget;
 class QTableWidget;
 class QToolButton;
+class QVBoxLayout;
 
 namespace qs {
 struct ActivationProfile;
@@ -21,6 +22,7 @@ namespace qs::ui {
 class ElidedLabel;
 class LayerSelection;
 class ModelDocument;
+class OutlierPanel;
 class PlotPanel;
 
 class LayerInspector : public QWidget {
@@ -35,14 +37,20 @@ public:
     QTableWidget* calibratorTable() const { return calibTable_; }
     QToolButton* weightLogToggle() const { return weightLog_; }
     QComboBox* activationRole() const { return role_; }
+    // Outlier channels and massive activations of a Gemm/MatMul layer's input.
+    OutlierPanel* outlierPanel() const { return outliers_; }
     int shownLayer() const { return layer_; }
 
     // Shows a layer (row of ModelData::layers) and replots now; -1 clears.
     void showLayer(int layerRow);
     void showNode(int node);
+    // A panel below the plots (the what-if panel).
+    void addPanel(QWidget* panel);
 
 signals:
     void calibrateRequested();
+    // The weight or activation plot was redrawn (its items cleared): overlays re-add theirs.
+    void plotsRedrawn();
 
 private:
     void refresh();
@@ -72,6 +80,8 @@ private:
     QToolButton* channelSort_;
     QToolButton* activationLog_;
     QComboBox* role_;
+    OutlierPanel* outliers_;
+    QVBoxLayout* plotsLayout_ = nullptr;
 };
 
 } // namespace qs::ui

@@ -8,10 +8,12 @@
 #include "cli/quant_args.h"
 #include "cli/recording.h"
 
+#include "analysis/bit_budget.h"
 #include "analysis/latency.h"
 #include "analysis/mixed_precision.h"
 #include "analysis/sensitivity.h"
 #include "analysis/sensitivity_metrics.h"
+#include "analysis/sensitivity_record.h"
 #include "graph/onnx_import.h"
 #include "quant/session.h"
 #include "util/error.h"
@@ -88,36 +90,6 @@ public:
 private:
     CancelToken cancel_;
 };
-
-nlohmann::json byBitsJson(const LayerSensitivity& l)
-{
-    nlohmann::json j = nlohmann::json::object();
-    for (const auto& [bits, m] : l.byBits)
-        j[std::to_string(bits)] = {{"sqnr_db", num(m.sqnrDb)}, {"kl", m.kl}, {"top1_agreement", m.top1Agreement},
-            {"top1", m.top1 ? nlohmann::json(*m.top1) : nlohmann::json(nullptr)},
-            {"local_sqnr_db", m.localSqnrDb ? num(*m.localSqnrDb) : nlohmann::json(nullptr)}, {"samples", m.samples}};
-    return j;
-}
-
-std::vector<LayerResult> sensitivityLayerRows(const SensitivityResult& r)
-{
-    std::vector<LayerResult> rows;
-    for (const auto& l : r.layers) {
-        LayerResult lr;
-        lr.layer = l.layer;
-        lr.op = l.op;
-        lr.sensitivityDetail = byBitsJson(l);
-        if (l.hessianScore)
-            lr.sensitivity = *l.hessianScore;
-        else if (!l.byBits.empty() && std::isfinite(l.byBits.begin()->second.sqnrDb))
-            lr.sensitivity = l.byBits.begin()->second.sqnrDb; // SQNR at the lowest bit width
-        if (l.hessianTrace)
-            lr.extra["hessian_trace"] = *l.hessianTrace;
-        lr.extra["params"] = l.params;
-        rows.push_back(lr);
-    }
-    return rows;
-}
 
 // A cancelled sweep prints and stores what it measured, then exits like a cancelled command.
 int exitCode(const SensitivityResult& r)
@@ -280,9 +252,7 @@ int runSensitivity(const std::vector<std::string>& argv)
 
     std::optional<Store> store = storeFromArgs(args);
     std::optional<RunGuard> run;
-    beginSensitivityRun(store, run, graph, path, data,
-        {{"bits", opts.bits}, {"mode", sensitivityModeName(opts.mode)}, {"method", sensitivityMethodName(opts.method)},
-            {"limit", opts.limit}, {"batch", opts.batch}, {"base", opts.base.toJson()}, {"naive", opts.naive}});
+    beginSensitivityRun(store, run, graph, path, data, sensitivityRunConfig(opts));
     Progress progress = stderrProgress(args);
     CancelToken cancel;
     StopOnSignal stopOnSignal(cancel);
@@ -291,12 +261,7 @@ int runSensitivity(const std::vector<std::string>& argv)
         std::fprintf(stderr, "\r%-70s\r", "");
     if (run) {
         run->addLayers(sensitivityLayerRows(r));
-        RunMetrics m;
-        m.top1 = r.fp32Top1;
-        m.extra = {
-            {"seconds", r.seconds}, {"estimator", r.estimator}, {"complete", r.complete}, {"samples", r.samples}};
-        if (r.spearman)
-            m.extra["spearman_vs_oneshot"] = *r.spearman;
+        const RunMetrics m = sensitivityRunMetrics(r);
         if (r.complete)
             run->finish(m);
         else
@@ -315,7 +280,7 @@ int runSensitivity(const std::vector<std::string>& argv)
         j["spearman"] = r.spearman ? nlohmann::json(*r.spearman) : nlohmann::json(nullptr);
         j["layers"] = nlohmann::json::array();
         for (const auto& l : r.layers) {
-            nlohmann::json row = {{"name", l.layer}, {"op", l.op}, {"params", l.params}, {"by_bits", byBitsJson(l)}};
+            nlohmann::json row = {{"name", l.layer}, {"op", l.op}, {"params", l.params}, {"by_bits", sensitivityByBitsJson(l)}};
             if (l.hessianTrace)
                 row["hessian_trace"] = *l.hessianTrace;
             if (l.hessianScore)
@@ -430,49 +395,44 @@ int runMixed(const std::vector<std::string>& argv)
     QuantizeOptions qo;
     qo.config = so.base;
     QuantSession session(graph, qo);
+    const ModelSizeTable sizes = modelSizeTable(session);
     const bool byAverage = args.value("budget-bits").has_value();
     const LayerLinks links = layerLinks(session.graph());
-    std::vector<LayerOptions> layers;
+    std::vector<LayerOptions> layers = mixedLayerOptions(sizes, sens, so.bits, so.base, byAverage);
     int64_t totalElements = 0;
-    for (const auto& l : session.layers()) {
-        LayerOptions lo;
-        lo.layer = l.name;
-        lo.elements = session.graph().constant(l.weight)->numel();
+    for (std::size_t li = 0; li < layers.size(); ++li) {
+        LayerOptions& lo = layers[li];
         totalElements += lo.elements;
+        if (!byLatency)
+            continue;
+        // The latency axis: each INT8 option costs the layer's measured INT8 time and adds the
+        // 8-bit input's noise; a float option per layer can leave INT8, paying the boundary.
         const LayerLatency* lat = nullptr;
         for (const auto& x : latency.layers)
-            if (x.layer == l.name)
+            if (x.layer == lo.layer)
                 lat = &x;
-        if (byLatency && !lat)
-            fail("layer ", quoted(l.name), " is not in the latency profile of ", path, "; measure again (--remeasure)");
-        for (int bits : so.bits) {
-            if (byLatency && !lat->int8Ms)
-                break; // no INT8 kernel: the layer stays float
-            SessionLayer copy = l;
-            copy.spec.weight.bits = bits;
-            BitOption o;
-            o.bits = bits;
-            o.sizeBits = session.layerSizeBits(copy);
-            o.cost = byLatency ? int64_t(std::llround(*lat->int8Ms * kNsPerMs)) : byAverage ? lo.elements * bits : o.sizeBits;
-            o.noise = noiseOf(sens, l.name, bits) + (actSens ? noiseOf(*actSens, l.name, 8) : 0.0);
-            o.int8 = byLatency;
-            lo.options.push_back(o);
+        if (!lat)
+            fail("layer ", quoted(lo.layer), " is not in the latency profile of ", path, "; measure again (--remeasure)");
+        if (!lat->int8Ms)
+            lo.options.clear(); // no INT8 kernel: the layer stays float
+        for (BitOption& o : lo.options) {
+            o.cost = int64_t(std::llround(*lat->int8Ms * kNsPerMs));
+            o.noise += noiseOf(*actSens, lo.layer, 8);
+            o.int8 = true;
         }
-        if (byLatency) {
-            SessionLayer copy = l;
-            copy.spec.weight.bits = 32;
-            BitOption f;
-            f.bits = 32;
-            f.sizeBits = session.layerSizeBits(copy);
-            f.cost = int64_t(std::llround(lat->fp32Ms * kNsPerMs));
-            lo.options.push_back(f);
-            lo.enterCost = int64_t(std::llround(lat->quantizeMs.value_or(0) * kNsPerMs));
-            lo.exitCost = int64_t(std::llround(lat->dequantizeMs.value_or(0) * kNsPerMs));
-            const std::size_t li = layers.size();
-            lo.linkedToPrevious = li > 0 && li < links.producers.size() && links.producers[li].count(li - 1) &&
-                                  links.layers[li] == l.name;
-        }
-        layers.push_back(lo);
+        QuantSpec floatSpec = so.base.forLayer(lo.layer).value_or(so.base.defaults).weight;
+        floatSpec.bits = 32;
+        BitOption f;
+        f.bits = 32;
+        for (const auto& shape : sizes.layers)
+            if (shape.layer == lo.layer)
+                f.sizeBits = sizes.layerBits(shape, floatSpec);
+        f.cost = int64_t(std::llround(lat->fp32Ms * kNsPerMs));
+        lo.options.push_back(f);
+        lo.enterCost = int64_t(std::llround(lat->quantizeMs.value_or(0) * kNsPerMs));
+        lo.exitCost = int64_t(std::llround(lat->dequantizeMs.value_or(0) * kNsPerMs));
+        lo.linkedToPrevious = li > 0 && li < links.producers.size() && links.producers[li].count(li - 1) &&
+                              links.layers[li] == lo.layer;
     }
     MixedConstraints c;
     c.allowedBits = std::set<int>(so.bits.begin(), so.bits.end());
@@ -509,16 +469,14 @@ int runMixed(const std::vector<std::string>& argv)
             ")");
 
     auto configFor = [&](const FrontPoint& p) {
-        QuantConfig cfg = so.base;
-        for (const auto& [layer, bits] : p.bits) {
-            if (bits >= 16) { // the float option of the latency axis
+        std::map<std::string, int> intBits;
+        for (const auto& [layer, bits] : p.bits)
+            if (bits < 16) // else the float option of the latency axis: excluded below
+                intBits[layer] = bits;
+        QuantConfig cfg = configForBits(so.base, intBits);
+        for (const auto& [layer, bits] : p.bits)
+            if (bits >= 16)
                 cfg.excluded.insert(layer);
-                continue;
-            }
-            LayerQuant lq = cfg.defaults;
-            lq.weight.bits = bits;
-            cfg.layers[layer] = lq;
-        }
         return cfg;
     };
 

@@ -80,6 +80,8 @@ CompileOptions QuantSession::int8CompileOptions(const Shape& inputShape) const
     for (const auto& l : layers_) {
         if (l.spec.weight.isFloat() && l.spec.activation.isFloat())
             continue; // a float layer stays float
+        if (l.op == "Gather")
+            continue; // an embedding looks up its dequantized rows (weightOverrides): exact, no kernel needed
         if (std::string why = qs::int8Obstacle(graph_, l); !why.empty())
             fail("--int8: layer ", quoted(l.name), " (", l.op, "): ", why);
         auto ap = activationParams.find(l.input);

@@ -33,6 +33,21 @@ QParams qparamsFor(float lo, float hi, int bits, bool symmetric)
     return q;
 }
 
+int64_t weightBlockCount(const Shape& shape, int outAxis, int inAxis, const QuantSpec& spec)
+{
+    const int rank = int(shape.size());
+    if (spec.granularity == Granularity::Tensor || rank == 0)
+        return 1;
+    outAxis = (outAxis % rank + rank) % rank;
+    inAxis = (inAxis % rank + rank) % rank;
+    const int64_t outDim = shape[std::size_t(outAxis)];
+    if (spec.granularity != Granularity::Group || inAxis == outAxis)
+        return outDim;
+    const int64_t inDim = shape[std::size_t(inAxis)];
+    const int64_t group = std::max<int64_t>(1, std::min<int64_t>(spec.groupSize, inDim));
+    return outDim * ((inDim + group - 1) / group);
+}
+
 WeightQuantization planWeightQuantization(std::span<const float> w, const Shape& shape, int outAxis, int inAxis,
                                           const QuantSpec& spec)
 {
@@ -43,21 +58,16 @@ WeightQuantization planWeightQuantization(std::span<const float> w, const Shape&
     }
     WeightQuantization plan;
     plan.blockOf.assign(w.size(), 0);
-    int64_t blocks = 1;
+    const int64_t blocks = weightBlockCount(shape, outAxis, inAxis, spec);
     if (spec.granularity != Granularity::Tensor && rank > 0) {
         // Strides of the row-major layout.
         std::vector<int64_t> stride(std::size_t(rank), 1);
         for (int i = rank - 2; i >= 0; --i)
             stride[std::size_t(i)] = stride[std::size_t(i + 1)] * shape[std::size_t(i + 1)];
         const int64_t outDim = shape[std::size_t(outAxis)];
-        int64_t groupsPerChannel = 1;
-        int64_t inDim = 1, group = 1;
-        if (spec.granularity == Granularity::Group && inAxis != outAxis) {
-            inDim = shape[std::size_t(inAxis)];
-            group = std::max<int64_t>(1, std::min<int64_t>(spec.groupSize, inDim));
-            groupsPerChannel = (inDim + group - 1) / group;
-        }
-        blocks = outDim * groupsPerChannel;
+        const int64_t groupsPerChannel = blocks / std::max<int64_t>(outDim, 1);
+        const int64_t inDim = groupsPerChannel > 1 ? shape[std::size_t(inAxis)] : 1;
+        const int64_t group = groupsPerChannel > 1 ? std::max<int64_t>(1, std::min<int64_t>(spec.groupSize, inDim)) : 1;
         for (std::size_t e = 0; e < w.size(); ++e) {
             int64_t o = (int64_t(e) / stride[std::size_t(outAxis)]) % outDim;
             int64_t g = groupsPerChannel > 1 ? ((int64_t(e) / stride[std::size_t(inAxis)]) % inDim) / group : 0;
