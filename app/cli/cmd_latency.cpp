@@ -92,9 +92,11 @@ int runLatency(const std::vector<std::string>& argv)
         std::printf("%-28s %10.4f %10s %8s %12s %12s\n", l.layer.c_str(), l.fp32Ms, fixed(l.int8Ms, "%.4f").c_str(),
             fixed(speedup, "%.2fx").c_str(), fixed(l.quantizeMs, "%.4f").c_str(), fixed(l.dequantizeMs, "%.4f").c_str());
     }
-    std::printf("\nother kernels %.4f ms\nwhole model: FP32 %.4f ms measured (%.4f predicted), all INT8 %.4f ms measured "
-                "(%.4f predicted)\n",
-        p.otherMs, p.fp32TotalMs, predictedFp32, p.int8TotalMs, predictedInt8);
+    std::printf("\nother kernels %.4f ms\nwhole model: FP32 %.4f ms predicted (%.4f ms per whole pass), all INT8 %.4f ms "
+                "predicted (%.4f ms per whole pass)\n"
+                "(each number a median; a whole pass also holds the time the process waited for a CPU, which on a\n"
+                "loaded machine the medians of single kernels mostly escape)\n",
+        p.otherMs, predictedFp32, p.fp32TotalMs, predictedInt8, p.int8TotalMs);
     return 0;
 }
 

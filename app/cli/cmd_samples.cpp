@@ -5,6 +5,7 @@
 #include "cli/command.h"
 #include "cli/data_args.h"
 #include "cli/output.h"
+#include "cli/quant_args.h"
 
 #include "analysis/samples.h"
 #include "graph/onnx_import.h"
@@ -40,10 +41,7 @@ int runSamples(const std::vector<std::string>& argv)
     o.calibLimit = args.intValue("calib-limit", 256);
     o.batch = args.intValue("batch", 32);
     o.threads = args.intValue("threads", 0);
-    if (auto g = args.value("granularity"))
-        parseGranularity(*g, o.base.defaults.weight);
-    if (auto c = args.value("calib"))
-        parseCalibrator(*c, o.base.defaults.activation);
+    parseBaseQuant(args, o.base);
     Progress progress = stderrProgress(args);
     CancelToken cancel;
 

@@ -5,6 +5,7 @@
 #include "cli/data_args.h"
 #include "cli/latency_args.h"
 #include "cli/output.h"
+#include "cli/quant_args.h"
 #include "cli/recording.h"
 
 #include "analysis/bit_budget.h"
@@ -53,10 +54,7 @@ SensitivityOptions sensitivityOptions(const Args& args)
     o.hutchinsonSamples = args.intValue("hutchinson", 8);
     if (o.hutchinsonSamples < 1)
         fail("--hutchinson: expected at least 1 random direction, got ", o.hutchinsonSamples);
-    if (auto g = args.value("granularity"))
-        parseGranularity(*g, o.base.defaults.weight);
-    if (auto c = args.value("calib"))
-        parseCalibrator(*c, o.base.defaults.activation);
+    parseBaseQuant(args, o.base);
     return o;
 }
 
@@ -102,6 +100,20 @@ int exitCode(const SensitivityResult& r)
     return 130;
 }
 
+// With --db: the sensitivity run, recorded as running before the sweep starts.
+void beginSensitivityRun(std::optional<Store>& store, std::optional<RunGuard>& run, const Graph& graph,
+    const std::string& path, const Dataset& data, nlohmann::json config)
+{
+    if (!store)
+        return;
+    RunStart start;
+    start.modelId = recordModel(*store, graph, path);
+    start.datasetId = recordDataset(*store, data);
+    start.kind = RunKind::Sensitivity;
+    start.config = std::move(config);
+    run.emplace(*store, start);
+}
+
 // --metrics: several metrics side by side with bootstrap intervals and their rank agreement.
 int runSensitivityMetrics(const Args& args, const std::string& path)
 {
@@ -130,25 +142,16 @@ int runSensitivityMetrics(const Args& args, const std::string& path)
     o.batch = args.intValue("batch", 32);
     o.threads = args.intValue("threads", 0);
     o.hutchinsonSamples = args.intValue("hutchinson", 8);
-    if (auto g = args.value("granularity"))
-        parseGranularity(*g, o.base.defaults.weight);
-    if (auto c = args.value("calib"))
-        parseCalibrator(*c, o.base.defaults.activation);
+    parseBaseQuant(args, o.base);
     DataOptions dopts = dataOptions(args);
     dopts.limit = o.limit;
     Dataset data = loadDataset(dopts, graph);
 
     std::optional<Store> store = storeFromArgs(args);
     std::optional<RunGuard> run;
-    if (store) {
-        RunStart start;
-        start.modelId = recordModel(*store, graph, path);
-        start.datasetId = recordDataset(*store, data);
-        start.kind = RunKind::Sensitivity;
-        start.config = {{"bits", o.bits}, {"metrics", o.metrics}, {"bootstrap", o.bootstrap}, {"seed", o.seed},
-            {"limit", o.limit}, {"batch", o.batch}, {"hutchinson", o.hutchinsonSamples}, {"base", o.base.toJson()}};
-        run.emplace(*store, start);
-    }
+    beginSensitivityRun(store, run, graph, path, data,
+        {{"bits", o.bits}, {"metrics", o.metrics}, {"bootstrap", o.bootstrap}, {"seed", o.seed}, {"limit", o.limit},
+            {"batch", o.batch}, {"hutchinson", o.hutchinsonSamples}, {"base", o.base.toJson()}});
     Progress progress = stderrProgress(args);
     CancelToken cancel;
     StopOnSignal stopOnSignal(cancel);
@@ -249,14 +252,7 @@ int runSensitivity(const std::vector<std::string>& argv)
 
     std::optional<Store> store = storeFromArgs(args);
     std::optional<RunGuard> run;
-    if (store) {
-        RunStart start;
-        start.modelId = recordModel(*store, graph, path);
-        start.datasetId = recordDataset(*store, data);
-        start.kind = RunKind::Sensitivity;
-        start.config = sensitivityRunConfig(opts);
-        run.emplace(*store, start);
-    }
+    beginSensitivityRun(store, run, graph, path, data, sensitivityRunConfig(opts));
     Progress progress = stderrProgress(args);
     CancelToken cancel;
     StopOnSignal stopOnSignal(cancel);
@@ -353,10 +349,7 @@ int runMixed(const std::vector<std::string>& argv)
     so.limit = args.intValue("limit", 256);
     so.batch = args.intValue("batch", 32);
     so.threads = args.intValue("threads", 0);
-    if (auto g = args.value("granularity"))
-        parseGranularity(*g, so.base.defaults.weight);
-    if (auto c = args.value("calib"))
-        parseCalibrator(*c, so.base.defaults.activation);
+    parseBaseQuant(args, so.base);
     so.base.defaults.activation.bits = args.intValue("abits", 8);
     if (byLatency && so.base.defaults.activation.bits != 8)
         fail("--cost latency: INT8 kernels take 8-bit activations, got --abits ", so.base.defaults.activation.bits);

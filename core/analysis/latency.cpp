@@ -5,55 +5,28 @@
 #include "analysis/activations.h"
 #include "data/dataset.h"
 #include "quant/session.h"
+#include "runtime/cpu_isa.h"
 #include "runtime/plan.h"
 #include "store/store.h"
 #include "util/error.h"
 
-#include <oneapi/dnnl/dnnl.h>
-
 #include <algorithm>
-#include <fstream>
 #include <map>
-#include <sstream>
 
 namespace qs {
 
-std::string dnnlIsaName()
+std::vector<std::string> cpuIsaFlagNames(const CpuIsa& cpu)
 {
-    switch (dnnl_get_effective_cpu_isa()) {
-    case dnnl_cpu_isa_sse41: return "sse41";
-    case dnnl_cpu_isa_avx: return "avx";
-    case dnnl_cpu_isa_avx2: return "avx2";
-    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
-    case dnnl_cpu_isa_avx512_mic: return "avx512_mic";
-    case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic_4ops";
-    case dnnl_cpu_isa_avx512_core: return "avx512_core";
-    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
-    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
-    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
-    case dnnl_cpu_isa_all: return "all";
-    default: return "unknown";
-    }
-}
-
-std::vector<std::string> cpuIsaFlags()
-{
-    static const std::vector<std::string> wanted = {"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
-        "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16"};
-    std::set<std::string> present;
-    std::ifstream in("/proc/cpuinfo");
-    for (std::string line; std::getline(in, line);) {
-        if (line.rfind("flags", 0) != 0)
-            continue;
-        std::istringstream words(line.substr(line.find(':') == std::string::npos ? 0 : line.find(':') + 1));
-        for (std::string w; words >> w;)
-            present.insert(w);
-        break;
-    }
     std::vector<std::string> out;
-    for (const auto& f : wanted)
-        if (present.count(f))
-            out.push_back(f);
+    auto add = [&](bool on, std::initializer_list<const char*> names) {
+        if (on)
+            out.insert(out.end(), names.begin(), names.end());
+    };
+    add(cpu.avx2, {"avx2"});
+    add(cpu.avx512, {"avx512f", "avx512bw"});
+    add(cpu.avx512Vnni, {"avx512_vnni"});
+    add(cpu.avxVnni, {"avx_vnni"});
+    add(cpu.amx, {"amx_tile", "amx_int8"});
     return out;
 }
 
@@ -112,8 +85,9 @@ LatencyProfile measureLatency(const Graph& graph, const std::string& modelHash, 
     profile.modelHash = modelHash;
     profile.batch = options.batch;
     profile.threads = options.threads;
-    profile.isa = dnnlIsaName();
-    profile.cpuFlags = cpuIsaFlags();
+    const CpuIsa cpu = detectCpuIsa();
+    profile.isa = cpu.onednn;
+    profile.cpuFlags = cpuIsaFlagNames(cpu);
     profile.warmup = options.warmup;
     profile.repeats = options.repeats;
 

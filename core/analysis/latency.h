@@ -21,12 +21,10 @@ struct LatencyOptions {
     int repeats = 31; // the median of these is reported
 };
 
-// oneDNN's dnnl_get_effective_cpu_isa() by name ("avx2", "avx512_core_vnni", "avx512_core_amx", ...).
-std::string dnnlIsaName();
-// The ISA extensions in /proc/cpuinfo's flags that the kernels care about, in a fixed
-// order: avx2, fma, avx512f, avx512bw, avx512vl, avx512_vnni, avx_vnni, avx512_bf16,
-// amx_tile, amx_int8, amx_bf16.
-std::vector<std::string> cpuIsaFlags();
+struct CpuIsa;
+// The /proc/cpuinfo flags behind detectCpuIsa() (runtime/cpu_isa.h) that are present, in
+// a fixed order: avx2, avx512f, avx512bw, avx512_vnni, avx_vnni, amx_tile, amx_int8.
+std::vector<std::string> cpuIsaFlagNames(const CpuIsa& cpu);
 
 // Times the FP32 model, then, for each layer that can run in INT8 (symmetric 8-bit
 // per-channel weights, 8-bit affine activations, calibrated on uniform random

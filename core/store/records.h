@@ -156,7 +156,7 @@ struct LatencyProfile {
     int batch = 1;
     int threads = 0;                   // as asked (0: all cores)
     std::string isa;                   // oneDNN's effective ISA, e.g. "avx512_core_vnni"
-    std::vector<std::string> cpuFlags; // relevant /proc/cpuinfo flags present (avx2, avx512f, avx512_vnni, amx_int8, ...)
+    std::vector<std::string> cpuFlags; // /proc/cpuinfo flags present of avx2, avx512f, avx512bw, avx512_vnni, avx_vnni, amx_tile, amx_int8
     int warmup = 0, repeats = 0;
     double fp32TotalMs = 0;            // the whole FP32 model, one pass
     double int8TotalMs = 0;            // the whole model with every INT8-capable layer in INT8

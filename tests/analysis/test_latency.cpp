@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 using namespace qs;
 
@@ -29,12 +30,6 @@ const char* kData = QS_SOURCE_DIR "/resources/demo/fashion1k-images-idx3-ubyte.g
 
 const std::vector<std::string> kDemoLayers = {"/stem/stem.0/Conv", "/down1/down1.0/Conv", "/res1/conv1/Conv",
     "/res1/conv2/Conv", "/down2/down2.0/Conv", "/res2/conv1/Conv", "/res2/conv2/Conv", "/fc/Gemm"};
-
-double median(std::vector<double> v)
-{
-    std::sort(v.begin(), v.end());
-    return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
 
 LatencyProfile syntheticProfile()
 {
@@ -57,8 +52,7 @@ class TestLatency : public QObject {
 
 private slots:
     // Per-kernel medians are a partition of the pass: their sum agrees with the same
-    // plan's run() timed from outside (both medians, same process, generous bounds
-    // for a shared machine).
+    // plan's run() timed from outside (generous bounds for a shared machine).
     void kernelTimesAddUpToTheWholePass()
     {
         Graph g = importOnnx(kModel);
@@ -79,15 +73,17 @@ private slots:
             QVERIFY2(k.ms >= 0, k.node.c_str());
             sum += k.ms;
         }
-        std::vector<double> outside;
+        // The fastest of the passes timed from outside: on a loaded machine a whole pass
+        // is usually preempted, a single short kernel usually not, so medians of
+        // kernels compare with the best pass, not with the median one.
+        double best = INFINITY;
         for (int r = 0; r < 21; ++r) {
             const auto t0 = std::chrono::steady_clock::now();
             plan->run({x});
-            outside.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+            best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
         }
-        const double ref = median(outside);
-        QVERIFY2(sum > 0.3 * ref && sum < 3 * ref, qPrintable(QString("kernels %1 ms, run() %2 ms").arg(sum).arg(ref)));
-        QVERIFY2(total > 0.3 * ref && total < 3 * ref, qPrintable(QString("pass %1 ms, run() %2 ms").arg(total).arg(ref)));
+        QVERIFY2(sum > 0.5 * best && sum < 3 * best, qPrintable(QString("kernels %1 ms, best run() %2 ms").arg(sum).arg(best)));
+        QVERIFY2(total > 0.5 * best, qPrintable(QString("pass %1 ms, best run() %2 ms").arg(total).arg(best)));
         QVERIFY_THROWS_EXCEPTION(Error, plan->timeKernels({x}, 0, 0));
     }
 

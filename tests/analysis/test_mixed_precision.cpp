@@ -4,6 +4,7 @@
 #include <QtTest>
 
 #include <cmath>
+#include <functional>
 #include <random>
 
 using namespace qs;
@@ -34,8 +35,10 @@ std::vector<LayerOptions> randomProblem(uint32_t seed, int layers)
     return out;
 }
 
-// Every configuration's (cost, noise), reduced to the Pareto set.
-std::vector<std::pair<int64_t, double>> bruteForce(const std::vector<LayerOptions>& layers)
+// Every configuration's (cost, noise), reduced to the Pareto set; `costOf` prices a
+// configuration (option index per layer), by default the sum of its options' costs.
+std::vector<std::pair<int64_t, double>> bruteForce(const std::vector<LayerOptions>& layers,
+    const std::function<int64_t(const std::vector<std::size_t>&)>& costOf = {})
 {
     std::vector<std::pair<int64_t, double>> all;
     std::vector<std::size_t> idx(layers.size(), 0);
@@ -46,7 +49,7 @@ std::vector<std::pair<int64_t, double>> bruteForce(const std::vector<LayerOption
             c += layers[l].options[idx[l]].cost;
             n += layers[l].options[idx[l]].noise;
         }
-        all.push_back({c, n});
+        all.push_back({costOf ? costOf(idx) : c, n});
         std::size_t l = 0;
         while (l < layers.size() && ++idx[l] == layers[l].options.size())
             idx[l++] = 0;
@@ -164,24 +167,7 @@ private slots:
         QFETCH(uint, seed);
         QFETCH(int, layers);
         auto problem = latencyProblem(seed, layers);
-        std::vector<std::pair<int64_t, double>> all;
-        std::vector<std::size_t> pick(problem.size(), 0);
-        for (;;) {
-            double n = 0;
-            for (std::size_t l = 0; l < problem.size(); ++l)
-                n += problem[l].options[pick[l]].noise;
-            all.push_back({naiveChainCost(problem, pick), n});
-            std::size_t l = 0;
-            while (l < problem.size() && ++pick[l] == problem[l].options.size())
-                pick[l++] = 0;
-            if (l == problem.size())
-                break;
-        }
-        std::sort(all.begin(), all.end());
-        std::vector<std::pair<int64_t, double>> ref;
-        for (const auto& p : all)
-            if (ref.empty() || p.second < ref.back().second)
-                ref.push_back(p);
+        auto ref = bruteForce(problem, [&](const std::vector<std::size_t>& pick) { return naiveChainCost(problem, pick); });
         auto front = paretoFront(problem, 1 << 16);
         QCOMPARE(front.size(), ref.size());
         for (std::size_t i = 0; i < ref.size(); ++i) {

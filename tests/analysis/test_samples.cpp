@@ -8,6 +8,7 @@
 #include "quant/session.h"
 #include "runtime/plan.h"
 #include "support/cli_runner.h"
+#include "support/naive_softmax.h"
 #include "util/error.h"
 
 #include <QJsonArray>
@@ -27,35 +28,9 @@ const char* kModel = QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx";
 const char* kData = QS_SOURCE_DIR "/resources/demo/fashion1k-images-idx3-ubyte.gz";
 constexpr int64_t kLimit = 200;
 
-double naiveKl(const float* a, const float* b, int64_t k)
-{
-    double sa = 0, sb = 0;
-    for (int64_t i = 0; i < k; ++i) {
-        sa += std::exp(double(a[i]));
-        sb += std::exp(double(b[i]));
-    }
-    double kl = 0;
-    for (int64_t i = 0; i < k; ++i) {
-        const double p = std::exp(double(a[i])) / sa, q = std::exp(double(b[i])) / sb;
-        kl += p * std::log(p / q);
-    }
-    return kl;
-}
-
-int64_t naiveArgmax(const float* v, int64_t k)
-{
-    return int64_t(std::max_element(v, v + k) - v);
-}
-
-double naiveSqnr(const float* a, const float* b, int64_t n)
-{
-    double s = 0, e = 0;
-    for (int64_t i = 0; i < n; ++i) {
-        s += double(a[i]) * a[i];
-        e += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    }
-    return 10 * std::log10(s / e);
-}
+using qs::test::naiveArgmax;
+using qs::test::naiveKl;
+using qs::test::naiveSqnr;
 
 } // namespace
 

@@ -9,6 +9,7 @@
 #include "runtime/plan.h"
 #include "store/store.h"
 #include "support/cli_runner.h"
+#include "support/naive_softmax.h"
 #include "util/error.h"
 
 #include <QJsonArray>
@@ -30,21 +31,7 @@ const char* kModel = QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx";
 const char* kData = QS_SOURCE_DIR "/resources/demo/fashion1k-images-idx3-ubyte.gz";
 constexpr int64_t kLimit = 64, kBatch = 16;
 
-double naiveKl(const float* a, const float* b, int64_t k)
-{
-    std::vector<double> p(static_cast<std::size_t>(k)), q(static_cast<std::size_t>(k));
-    double sa = 0, sb = 0;
-    for (int64_t i = 0; i < k; ++i) {
-        p[std::size_t(i)] = std::exp(double(a[i]));
-        q[std::size_t(i)] = std::exp(double(b[i]));
-        sa += p[std::size_t(i)];
-        sb += q[std::size_t(i)];
-    }
-    double kl = 0;
-    for (int64_t i = 0; i < k; ++i)
-        kl += p[std::size_t(i)] / sa * std::log((p[std::size_t(i)] / sa) / (q[std::size_t(i)] / sb));
-    return kl;
-}
+using qs::test::naiveKl;
 
 std::vector<double> ranks(const std::vector<double>& v)
 {
