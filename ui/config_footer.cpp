@@ -56,7 +56,7 @@ void ConfigFooter::update()
     } else {
         const auto bytes = uint64_t((bits + 7) / 8);
         const double fp32 = double(config_->sizes()->floatBits);
-        size_->setText(QStringLiteral("<b>%1</b> (%2 bytes) \u00B7 <b>%3\u00D7</b> smaller than FP32")
+        size_->setText(QStringLiteral("Model size <b>%1</b> (%2 bytes) \u00B7 <b>%3\u00D7</b> smaller than FP32")
                            .arg(formatBytes(bytes), formatCount(int64_t(bytes)))
                            .arg(bits > 0 ? fp32 / double(bits) : 1.0, 0, 'f', 2));
         size_->setToolTip(QStringLiteral("Stored size of the whole model at the chosen bits, scales and zero points "

@@ -6,6 +6,7 @@
 #include "ui/icons.h"
 #include "ui/layer_selection.h"
 #include "ui/model_document.h"
+#include "ui/outlier_panel.h"
 #include "ui/plot_panel.h"
 #include "ui/theme.h"
 
@@ -283,6 +284,9 @@ LayerInspector::LayerInspector(ModelDocument* doc, LayerSelection* selection, QW
     plotsLayout->addWidget(section(weightPlot_, weightTable_), 1);
     plotsLayout->addWidget(section(channelPlot_, channelTable_), 1);
     plotsLayout->addWidget(section(activationPlot_, calibTable_), 1);
+    outliers_ = new OutlierPanel(doc_, this);
+    outliers_->hide(); // shown for Gemm/MatMul layers only; hidden, it adds nothing to the minimum size
+    plotsLayout->addWidget(outliers_, 2);
     plotsLayout_ = plotsLayout;
 
     nodeTable_ = new QTableWidget(0, 2, this);
@@ -473,6 +477,8 @@ void LayerInspector::refresh()
     details_->setText(line);
     pages_->setCurrentIndex(1);
 
+    outliers_->setVisible(l.summary.kind == LayerKind::Gemm || l.summary.kind == LayerKind::MatMul);
+    outliers_->showLayer(l.summary.name);
     drawWeights();
     drawChannels();
     drawActivations();

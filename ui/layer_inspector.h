@@ -22,6 +22,7 @@ namespace qs::ui {
 class ElidedLabel;
 class LayerSelection;
 class ModelDocument;
+class OutlierPanel;
 class PlotPanel;
 
 class LayerInspector : public QWidget {
@@ -36,6 +37,8 @@ public:
     QTableWidget* calibratorTable() const { return calibTable_; }
     QToolButton* weightLogToggle() const { return weightLog_; }
     QComboBox* activationRole() const { return role_; }
+    // Outlier channels and massive activations of a Gemm/MatMul layer's input.
+    OutlierPanel* outlierPanel() const { return outliers_; }
     int shownLayer() const { return layer_; }
 
     // Shows a layer (row of ModelData::layers) and replots now; -1 clears.
@@ -77,6 +80,7 @@ private:
     QToolButton* channelSort_;
     QToolButton* activationLog_;
     QComboBox* role_;
+    OutlierPanel* outliers_;
     QVBoxLayout* plotsLayout_ = nullptr;
 };
 

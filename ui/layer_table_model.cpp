@@ -261,8 +261,8 @@ QVariant LayerTableModel::headerData(int section, Qt::Orientation orientation, i
         case InputKurtosis: return QStringLiteral("Act. kurt.");
         case Sensitivity: return QStringLiteral("Sensitivity");
         case Bits: return QStringLiteral("Bits");
-        case WeightBits: return QStringLiteral("W");
-        case ActBits: return QStringLiteral("A");
+        case WeightBits: return QStringLiteral("W bits");
+        case ActBits: return QStringLiteral("A bits");
         case Granularity: return QStringLiteral("Granularity");
         case Calibrator: return QStringLiteral("Calibrator");
         }

@@ -11,15 +11,20 @@
 #include "ui/job_status_widget.h"
 #include "ui/layer_filter_proxy.h"
 #include "ui/layer_inspector.h"
+#include "ui/outlier_panel.h"
 #include "ui/layer_selection.h"
 #include "ui/layer_table_panel.h"
 #include "ui/model_document.h"
 #include "ui/quant_config_document.h"
+#include "ui/runs_workbench.h"
+#include "ui/pareto_panel.h"
+#include "ui/sensitivity_panel.h"
 #include "ui/theme.h"
 #include "ui/whatif_controller.h"
 #include "ui/whatif_panel.h"
 
 #include "analysis/bit_budget.h"
+#include "analysis/sensitivity_record.h"
 #include "data/dataset.h"
 #include "store/store.h"
 
@@ -97,6 +102,10 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     createDocks();
     createMenus();
     createQuantEditor();
+    createRunsWorkbench();
+    createSensitivityDock();
+    createParetoDock();
+    connectOutlierProfiling();
     createWhatIf();
 
     connect(inspector_, &LayerInspector::calibrateRequested, this, &MainWindow::runCalibration);
@@ -297,6 +306,81 @@ void MainWindow::createQuantEditor()
     file->insertSeparator(quitAction_);
 }
 
+void MainWindow::createRunsWorkbench()
+{
+    runs_ = new RunsWorkbench(this);
+}
+
+void MainWindow::createSensitivityDock()
+{
+    sensitivity_ = new SensitivityPanel(doc_, config_, selection_, jobs_, this);
+    sensitivity_->setDataSpec([this] { return calibrationDataSpec(); });
+    sensitivity_->setStorePath([this] { return storePath_; });
+    sensitivityDock_ = new QDockWidget(QStringLiteral("Sensitivity"), this);
+    sensitivityDock_->setObjectName(QStringLiteral("sensitivityDock"));
+    sensitivityDock_->setWidget(sensitivity_);
+    sensitivityDock_->setFeatures(tableDock_->features());
+    addDockWidget(Qt::RightDockWidgetArea, sensitivityDock_);
+    tabifyDockWidget(inspectorDock_, sensitivityDock_);
+    inspectorDock_->raise();
+
+    QAction* sweep = new QAction(QStringLiteral("&Sensitivity Sweep"), this);
+    sweep->setObjectName(QStringLiteral("sensitivityAction"));
+    sweep->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_R));
+    sweep->setToolTip(QStringLiteral("Quantize each layer alone at each bit width and measure the loss (Ctrl+Shift+R)"));
+    connect(sweep, &QAction::triggered, this, [this] {
+        sensitivityDock_->show();
+        sensitivityDock_->raise();
+        sensitivity_->startSweep();
+    });
+    for (QAction* a : menuBar()->actions()) {
+        if (a->menu() && a->text() == QStringLiteral("&Analyze"))
+            a->menu()->insertAction(cancelAction_, sweep);
+        if (a->menu() && a->text() == QStringLiteral("&View"))
+            a->menu()->insertAction(inspectorDock_->toggleViewAction(), sensitivityDock_->toggleViewAction());
+    }
+    // A recorded sweep is the table's Sensitivity column now.
+    connect(sensitivity_, &SensitivityPanel::sweepFinished, this, [this] { loadStoredResults(); });
+    // The latest stored sweep of this model feeds the editor's prediction until a new one runs.
+    connect(this, &MainWindow::storedResultsLoaded, this, [this] {
+        const auto stored = doc_->stored();
+        if (!stored || !stored->sensitivityRun || config_->sensitivity() || sensitivity_->isRunning())
+            return;
+        const QString store = stored->storePath;
+        const int64_t run = stored->sensitivityRun;
+        const int generation = doc_->generation();
+        QPointer<MainWindow> self(this);
+        jobs_->start(QStringLiteral("stored-sensitivity"), QStringLiteral("Reading sensitivity run #%1").arg(run),
+                     [self, store, run, generation](Progress&, const CancelToken&) -> JobRunner::Deliver {
+                         StoreOptions options;
+                         options.mode = OpenMode::ReadOnly;
+                         auto result = std::make_shared<const SensitivityResult>(
+                             loadSensitivityRun(Store::open(store.toStdString(), options), run));
+                         return [self, result, generation] {
+                             if (self && self->doc_->generation() == generation && !self->config_->sensitivity())
+                                 self->config_->setSensitivity(result);
+                         };
+                     });
+    });
+}
+
+void MainWindow::createParetoDock()
+{
+    pareto_ = new ParetoPanel(doc_, config_, jobs_, this);
+    pareto_->setStorePath([this] { return storePath_; });
+    paretoDock_ = new QDockWidget(QStringLiteral("Pareto"), this);
+    paretoDock_->setObjectName(QStringLiteral("paretoDock"));
+    paretoDock_->setWidget(pareto_);
+    paretoDock_->setFeatures(tableDock_->features());
+    addDockWidget(Qt::RightDockWidgetArea, paretoDock_);
+    tabifyDockWidget(sensitivityDock_, paretoDock_);
+    inspectorDock_->raise();
+    for (QAction* a : menuBar()->actions())
+        if (a->menu() && a->text() == QStringLiteral("&View"))
+            a->menu()->insertAction(inspectorDock_->toggleViewAction(), paretoDock_->toggleViewAction());
+    connect(this, &MainWindow::storedResultsLoaded, pareto_, &ParetoPanel::reloadMeasured);
+}
+
 void MainWindow::createMenus()
 {
     QMenu* file = menuBar()->addMenu(QStringLiteral("&File"));
@@ -433,6 +517,12 @@ void MainWindow::relayout(GraphDirection direction)
                              self->doc_->setLayout(layout);
                      };
                  });
+}
+
+void MainWindow::connectOutlierProfiling()
+{
+    inspector_->outlierPanel()->setJobSource(jobs_, [this] { return calibrationDataSpec(); });
+    connect(doc_, &ModelDocument::modelChanged, this, [this] { jobs_->cancelKind(QStringLiteral("outliers")); });
 }
 
 QString MainWindow::calibrationDataSpec() const

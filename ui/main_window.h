@@ -28,6 +28,9 @@ class LayerSelection;
 class LayerTablePanel;
 class ModelDocument;
 class QuantConfigDocument;
+class RunsWorkbench;
+class SensitivityPanel;
+class ParetoPanel;
 class WhatIfController;
 class WhatIfPanel;
 
@@ -48,6 +51,11 @@ public:
     void setErrorReporter(ErrorReporter* reporter); // takes ownership
     QAction* calibrateAction() const { return calibrateAction_; }
     QuantConfigDocument* configDocument() const { return config_; }
+    RunsWorkbench* runs() const { return runs_; } // quantize, runs browser, compare, export
+    SensitivityPanel* sensitivityPanel() const { return sensitivity_; }
+    QDockWidget* sensitivityDock() const { return sensitivityDock_; }
+    ParetoPanel* paretoPanel() const { return pareto_; }
+    QDockWidget* paretoDock() const { return paretoDock_; }
     WhatIfController* whatIf() const { return whatIf_; }
     WhatIfPanel* whatIfPanel() const { return whatIfPanel_; }
 
@@ -56,6 +64,7 @@ public:
     int openGraph(std::shared_ptr<Graph> graph); // a model built in memory (benchmarks, tests)
     int runCalibration();
     QString calibrationDataLabel() const;
+    QString calibrationDataSpec() const; // the chosen data, else the data beside the model, else random:64
     // Opens (creating if missing) the experiment store at `path`; on success it becomes
     // the remembered database. A failure leaves the previous one in place.
     int openStore(const QString& path);
@@ -83,6 +92,10 @@ private:
     void createMenus();
     void createDocks();
     void createQuantEditor(); // the bit-width configuration, its editor, undo and files
+    void createRunsWorkbench(); // Quantize, the runs browser, Compare and Export
+    void createSensitivityDock();
+    void createParetoDock();
+    void connectOutlierProfiling(); // the inspector's outlier panel runs on the calibration data
     void createWhatIf();
     void restoreSettings();
     void saveSettings();
@@ -97,7 +110,6 @@ private:
     void updateSummary();
     void updateActions();
     LayoutStyle layoutStyle(GraphDirection direction) const;
-    QString calibrationDataSpec() const;
 
     ModelDocument* doc_;
     JobRunner* jobs_;
@@ -112,6 +124,11 @@ private:
     QDockWidget* tableDock_;
     QDockWidget* inspectorDock_;
     QuantConfigDocument* config_ = nullptr;
+    RunsWorkbench* runs_ = nullptr;
+    SensitivityPanel* sensitivity_ = nullptr;
+    QDockWidget* sensitivityDock_ = nullptr;
+    ParetoPanel* pareto_ = nullptr;
+    QDockWidget* paretoDock_ = nullptr;
     QMenu* recentMenu_ = nullptr;
     QAction* openAction_ = nullptr;
     QAction* demoAction_ = nullptr;

@@ -1,8 +1,12 @@
 // quantstudio-cli inspect MODEL [--json]: the model at a glance, one row per layer.
+// A .safetensors checkpoint instead lists its tensors with weight-only W4/W3 statistics.
 #include "cli/args.h"
 #include "cli/command.h"
 
 #include "analysis/layers.h"
+#include "analysis/weight_quant_stats.h"
+#include "graph/safetensors.h"
+#include "util/error.h"
 #include "graph/onnx_import.h"
 
 #include <nlohmann/json.hpp>
@@ -27,10 +31,76 @@ nlohmann::json valueInfoJson(const ValueInfo& v)
     return {{"name", v.name}, {"dtype", dtypeName(v.dtype)}, {"shape", shape}};
 }
 
+// Tensors of a safetensors file; float tensors of rank >= 2 get kurtosis and the SQNR
+// of symmetric RTN W4/W3 per tensor and per group of --group input columns.
+int inspectSafetensors(const std::string& path, const Args& args)
+{
+    const int group = args.intValue("group", 128);
+    if (group < 1)
+        fail("--group must be at least 1");
+    SafetensorsFile f(path);
+    const bool json = args.flag("json");
+    nlohmann::json j;
+    j["file"] = path;
+    j["file_bytes"] = f.fileBytes();
+    j["header_bytes"] = f.headerBytes();
+    j["metadata"] = f.metadata();
+    j["group_size"] = group;
+    j["tensors"] = nlohmann::json::array();
+    int64_t params = 0;
+    if (!json)
+        std::printf("file       %s\nsize       %.1f KiB, header %llu bytes, %zu tensors\n\n"
+                    "%-40s %-5s %-16s %10s %9s %9s %9s %9s %9s\n",
+            path.c_str(), double(f.fileBytes()) / 1024.0, (unsigned long long)f.headerBytes(), f.tensors().size(),
+            "tensor", "dtype", "shape", "params", "kurtosis", "W4 tens", str("W4 g", group).c_str(), "W3 tens",
+            str("W3 g", group).c_str());
+    for (const auto& e : f.tensors()) {
+        params += e.numel();
+        nlohmann::json t = {{"name", e.name}, {"dtype", e.dtypeName}, {"shape", e.shape}, {"params", e.numel()},
+            {"data_offsets", {e.begin, e.end}}};
+        std::string cells;
+        if (isFloating(e.dtype) && e.shape.size() >= 2 && e.numel() > 0) {
+            const std::vector<float> w = f.tensor(e.name).toFloat();
+            WeightQuantStats q;
+            try {
+                q = weightQuantStats(w, e.shape, group);
+            } catch (const Error& err) {
+                fail(path, ": tensor ", quoted(e.name), ": ", err.what());
+            }
+            t["kurtosis"] = q.stats.kurtosis;
+            t["sqnr_db"] = {{"w4_tensor", finiteOrNull(q.w4TensorDb)}, {"w4_group", finiteOrNull(q.w4GroupDb)},
+                {"w3_tensor", finiteOrNull(q.w3TensorDb)}, {"w3_group", finiteOrNull(q.w3GroupDb)}};
+            auto cell = [](double v) {
+                char b[32];
+                std::snprintf(b, sizeof b, "%9.2f", v);
+                return std::isfinite(v) ? std::string(b) : std::string("        -");
+            };
+            cells = str(cell(q.stats.kurtosis), " ", cell(q.w4TensorDb), " ", cell(q.w4GroupDb), " ",
+                cell(q.w3TensorDb), " ", cell(q.w3GroupDb));
+        }
+        j["tensors"].push_back(t);
+        if (!json)
+            std::printf("%-40s %-5s %-16s %10lld %s\n", e.name.c_str(), e.dtypeName.c_str(),
+                shapeString(e.shape).c_str(), (long long)e.numel(), cells.c_str());
+    }
+    j["params"] = params;
+    if (json)
+        std::printf("%s\n", j.dump(2).c_str());
+    else
+        std::printf("\n%lld parameters; SQNR in dB of symmetric round-to-nearest, groups along the input "
+                    "(last) dimension\n(\"-\": not a multiple of %d)\n",
+            (long long)params, group);
+    return 0;
+}
+
 int runInspect(const std::vector<std::string>& argv)
 {
-    Args args(argv, {}, {"json"});
-    const std::string& path = args.required(0, "MODEL (an .onnx file)");
+    Args args(argv, {"group"}, {"json"});
+    const std::string& path = args.required(0, "MODEL (an .onnx or .safetensors file)");
+    if (path.size() > 12 && path.compare(path.size() - 12, 12, ".safetensors") == 0)
+        return inspectSafetensors(path, args);
+    if (args.value("group"))
+        fail("--group applies to .safetensors files only");
     Graph g = importOnnx(path);
     std::vector<LayerSummary> layers = summarizeLayers(g);
 
@@ -94,7 +164,9 @@ int runInspect(const std::vector<std::string>& argv)
 }
 
 const bool registered = registerCommand(
-    {"inspect", "MODEL [--json]", "print inputs, outputs, op counts, parameters and per-layer weight statistics",
+    {"inspect", "MODEL|FILE.safetensors [--group N] [--json]",
+     "print inputs, outputs, op counts, parameters and per-layer weight statistics (safetensors: per tensor, "
+     "with W4/W3 SQNR)",
      runInspect});
 
 } // namespace

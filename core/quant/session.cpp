@@ -145,6 +145,32 @@ static int inlineConstantIdentities(Graph& g)
 
 // ---- session -----------------------------------------------------------------
 
+// Group-wise scales on a linear layer (Gemm, MatMul, embedding table) are a storage
+// format of whole groups along the input dimension (as in GPTQ/AWQ checkpoints): a
+// dimension the group size does not divide is refused rather than given a ragged last
+// group. Conv keeps ragged groups (a 3-channel stem conv has no whole group of 8).
+static void checkGroups(const Graph& g, const Node& n, const SessionLayer& l)
+{
+    const QuantSpec& w = l.spec.weight;
+    const LayerKind kind = g.layerKind(n);
+    if (w.isFloat() || w.granularity != Granularity::Group ||
+        (kind != LayerKind::Gemm && kind != LayerKind::MatMul && kind != LayerKind::Embedding))
+        return;
+    const Tensor* t = g.constant(l.weight);
+    const int rank = int(t->shape.size());
+    if (rank == 0)
+        return;
+    const int64_t in = t->shape[std::size_t((l.inAxis % rank + rank) % rank)];
+    const char* what = kind == LayerKind::Embedding ? "embedding dimension" : "input dimension";
+    if (in < w.groupSize)
+        fail("layer ", quoted(n.name), " (", n.opType, "): weight ", quoted(l.weight), ": ", what, " ", in,
+            " is smaller than the group size ", w.groupSize, " (choose group:N with N dividing ", in,
+            ", or per-channel)");
+    if (in % w.groupSize != 0)
+        fail("layer ", quoted(n.name), " (", n.opType, "): weight ", quoted(l.weight), ": ", what, " ", in,
+            " is not a multiple of the group size ", w.groupSize);
+}
+
 QuantSession::QuantSession(const Graph& source, QuantizeOptions options)
     : options_(std::move(options)), graph_(source)
 {
@@ -205,6 +231,9 @@ void QuantSession::refreshLayers()
         default: l.inAxis = 1; break;
         }
         l.spec = *spec;
+        if (graph_.layerKind(n) == LayerKind::Embedding)
+            l.spec.activation.bits = 32; // the input is token indices: nothing to quantize
+        checkGroups(graph_, n, l);
         layers_.push_back(l);
     }
 }
@@ -285,10 +314,12 @@ void QuantSession::setActivationQuantization(const std::map<std::string, Activat
     activationParams.clear();
     activationRanges.clear();
     activationStats.clear();
+    activationHistograms.clear();
     for (const auto& [value, q] : chooseActivationQuantization(layers_, options_.config, observers)) {
         activationRanges[value] = q.range;
         activationParams[value] = q.params;
         activationStats[value] = observers.at(value).stats();
+        activationHistograms[value] = observers.at(value).calibration().histogram;
     }
 }
 
@@ -396,6 +427,71 @@ int64_t QuantSession::floatSizeBits() const
 // ---- the whole flow ------------------------------------------------------------
 
 namespace {
+
+constexpr int storedHistogramBins = 128;
+
+Histogram emptyHistogram(double lo, double hi)
+{
+    if (!(hi > lo)) { // one value: a bin around it
+        const double pad = std::max(std::abs(lo) * 1e-3, 1e-6);
+        lo -= pad;
+        hi += pad;
+    }
+    Histogram h;
+    h.lo = lo;
+    h.hi = hi;
+    h.counts.assign(storedHistogramBins, 0);
+    return h;
+}
+
+void addCount(Histogram& h, double x, uint64_t count)
+{
+    if (x < h.lo) {
+        h.below += count;
+    } else if (x > h.hi) {
+        h.above += count;
+    } else {
+        const int b = int((x - h.lo) * double(h.bins()) / (h.hi - h.lo));
+        h.counts[std::size_t(std::clamp(b, 0, h.bins() - 1))] += count;
+    }
+}
+
+// FP32 and quantized weights on the same bins, spanning both.
+void fillWeightHistograms(const std::vector<float>& fp, std::span<const float> q, LayerQuantResult& r)
+{
+    auto [fpLo, fpHi] = std::minmax_element(fp.begin(), fp.end());
+    auto [qLo, qHi] = std::minmax_element(q.begin(), q.end());
+    if (fpLo == fp.end() || qLo == q.end())
+        return;
+    r.weightHist = emptyHistogram(std::min(*fpLo, *qLo), std::max(*fpHi, *qHi));
+    r.quantizedWeightHist = r.weightHist;
+    r.weightHist.add(fp);
+    r.quantizedWeightHist.add(q);
+}
+
+// The quantized input's distribution from the FP32 calibration histogram: each fine bin's
+// count moves to the quantized value of its centre (exact up to the fine bin width).
+void fillActivationHistograms(const Histogram& fine, const QParams& qp, LayerQuantResult& r)
+{
+    const double w = fine.binWidth();
+    double lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < fine.bins(); ++i)
+        if (fine.counts[std::size_t(i)] > 0) {
+            const double x = fine.lo + (i + 0.5) * w, q = fakeQuant(float(x), qp);
+            lo = std::min({lo, x, q});
+            hi = std::max({hi, x, q});
+        }
+    if (!(lo <= hi))
+        return;
+    r.actHist = emptyHistogram(lo, hi);
+    r.quantizedActHist = r.actHist;
+    for (int i = 0; i < fine.bins(); ++i)
+        if (const uint64_t c = fine.counts[std::size_t(i)]) {
+            const double x = fine.lo + (i + 0.5) * w;
+            addCount(r.actHist, x, c);
+            addCount(r.quantizedActHist, double(fakeQuant(float(x), qp)), c);
+        }
+}
 
 double median(std::vector<double> v)
 {
@@ -539,6 +635,7 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
         if (auto it = session.weightOverrides.find(l.weight); it != session.weightOverrides.end()) {
             std::vector<float> a = w->toFloat();
             r.weightSqnrDb = sqnrDb(a.data(), it->second.data<float>().data(), a.size());
+            fillWeightHistograms(a, it->second.data<float>(), r);
             auto plan = planWeightQuantization(a, w->shape, l.outAxis, l.inAxis, session.weightSpec(l));
             r.scaleMin = INFINITY;
             r.scaleMax = 0;
@@ -551,6 +648,10 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
         }
         if (auto it = session.activationRanges.find(l.input); it != session.activationRanges.end())
             r.activationRange = it->second;
+        auto fine = session.activationHistograms.find(l.input);
+        auto qp = session.activationParams.find(l.input);
+        if (fine != session.activationHistograms.end() && qp != session.activationParams.end())
+            fillActivationHistograms(fine->second, qp->second, r);
         if (const QuantSpec ws = session.weightSpec(l); ws.range && !ws.isFloat())
             r.weightRange = ClipRange{ws.range->first, ws.range->second};
         const std::string out = g.nodes[std::size_t(g.findNode(l.name))].outputs.front();

@@ -94,6 +94,8 @@ public:
     std::map<std::string, QParams> activationParams;
     std::map<std::string, ClipRange> activationRanges;
     std::map<std::string, TensorStats> activationStats;
+    // The calibration histogram of each quantized activation (FP32 values, the observer's bins).
+    std::map<std::string, Histogram> activationHistograms;
     // Hook for the research algorithms (quant/algorithms/): algorithm name -> what it did
     // and with which effective parameters; copied into QuantizeResult::algorithmNotes.
     nlohmann::json notes = nlohmann::json::object();
@@ -114,6 +116,8 @@ public:
     // from activationParams. Throws naming the layer when its spec has no INT8 kernel.
     CompileOptions int8CompileOptions(const Shape& inputShape) const;
     std::unique_ptr<Plan> compileInt8(const Shape& inputShape) const;
+    // Why `layer` cannot run as an INT8 primitive with its spec ("" when it can).
+    std::string int8Obstacle(const SessionLayer& layer) const;
 
     // Stored size in bits of the quantized model (scales and zero points included)
     // and of the FP32 model.
@@ -157,6 +161,11 @@ struct LayerQuantResult {
     std::optional<ClipRange> activationRange;
     std::optional<ClipRange> weightRange; // a user-set weight clipping range (spec or QuantConfig::ranges)
     float scaleMin = 0, scaleMax = 0; // weight scales
+    // FP32 and quantized distributions on shared bins (no bins when not quantized):
+    // the weight as the working graph holds it and as quantized-dequantized; the layer
+    // input over the calibration data, its quantized values mapped from the
+    // calibration histogram's 2048-bin resolution.
+    Histogram weightHist, quantizedWeightHist, actHist, quantizedActHist;
 };
 
 struct QuantizeResult {

@@ -1,6 +1,7 @@
-// libFuzzer: the IDX (gzipped or not) and NPY readers on arbitrary bytes.
+// libFuzzer: the IDX (gzipped or not), NPY and safetensors readers on arbitrary bytes.
 #include "data/idx.h"
 #include "data/npy.h"
+#include "graph/safetensors.h"
 #include "util/error.h"
 
 #include <cstdint>
@@ -15,6 +16,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
     }
     try {
         qs::parseIdx(qs::gunzipIfNeeded(bytes, "fuzz.idx"), "fuzz.idx");
+    } catch (const qs::Error&) {
+    }
+    try {
+        qs::parseSafetensors({reinterpret_cast<const std::byte*>(data), size}, "fuzz.safetensors");
     } catch (const qs::Error&) {
     }
     return 0;

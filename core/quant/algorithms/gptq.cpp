@@ -83,8 +83,9 @@ struct GptqOptions {
 };
 
 // Quantizes W [rows][k] against Hessian h (k x k); returns the quantized-dequantized matrix.
-std::vector<float> gptqLayer(
-    const algo::LinearLayer& L, std::vector<float> w, std::vector<double> h, const GptqOptions& o, double& dampUsed)
+// `params` receives the grid chosen per block (planWeightQuantization's block order).
+std::vector<float> gptqLayer(const algo::LinearLayer& L, std::vector<float> w, std::vector<double> h,
+    const GptqOptions& o, double& dampUsed, std::vector<QParams>& params)
 {
     const int64_t rows = L.rows, k = L.cols;
     const QuantSpec& spec = L.info.spec.weight;
@@ -103,7 +104,7 @@ std::vector<float> gptqLayer(
     // Static block params from the original weights for per-tensor, per-channel and
     // (act-order) groups; natural-order groups are found when their first column comes up.
     const bool lazyGroups = spec.granularity == Granularity::Group && !o.actOrder;
-    std::vector<QParams> params = algo::blockParams(L, w, spec);
+    params = algo::blockParams(L, w, spec);
 
     std::vector<double> hp(static_cast<std::size_t>(k * k));
     for (int64_t i = 0; i < k; ++i)
@@ -207,13 +208,18 @@ void gptq(
         const Tensor* wt = s.graph().constant(L.info.weight);
         std::vector<float> w = algo::toMatrix(L, wt->toFloat());
         double damp = 0;
-        std::vector<float> q = gptqLayer(L, w, h, o, damp);
+        std::vector<QParams> grid;
+        std::vector<float> q = gptqLayer(L, w, h, o, damp, grid);
         const std::vector<float> rtn = algo::roundToNearest(L, w, algo::blockParams(L, w, L.info.spec.weight));
         const double errGptq = algo::outputError(w, q, L.rows, L.cols, h);
         const double errRtn = algo::outputError(w, rtn, L.rows, L.cols, h);
         Tensor t = Tensor::fromVector(wt->shape, algo::fromMatrix(L, q));
         t.name = L.info.weight;
         s.weightOverrides[L.info.weight] = std::move(t);
+        std::vector<float>& scales = s.weightScales[L.info.weight]; // natural-order groups chose their own
+        scales.clear();
+        for (const QParams& p : grid)
+            scales.push_back(p.scale);
         report.push_back({{"layer", L.info.name}, {"columns", L.cols}, {"rows_seen", grams[i].rows}, {"damp", damp},
             {"proxy_error_rtn", errRtn}, {"proxy_error_gptq", errGptq}});
         progress.report(0.5 + 0.5 * double(i + 1) / double(layers.size()), str("GPTQ: ", L.info.name));

@@ -1,0 +1,141 @@
+// The bundled byte-level GPT (opset 17: LayerNormalization, tanh-GELU, Trilu/Not/Where
+// mask, Range positions), its decomposed twin (opset 14: ReduceMean/Pow/Sqrt/Div
+// LayerNorm, erf-GELU, -inf mask) and torch's own nn.TransformerEncoder (opset 17)
+// run on our runtime and compared with the logits torch computed for the same windows
+// (resources/demo_lm/train_byte_gpt.py).
+#include "data/npy.h"
+#include "graph/onnx_import.h"
+#include "runtime/plan.h"
+#include "support/onnx_builder.h"
+
+#include <QtTest>
+
+#include <cmath>
+
+using namespace qs;
+
+class TestLmRuntime : public QObject {
+    Q_OBJECT
+private slots:
+    void matchesTorch_data();
+    void matchesTorch();
+    void shorterWindowsAndBatches();
+    void maskedFill_data();
+    void maskedFill();
+};
+
+void TestLmRuntime::matchesTorch_data()
+{
+    QTest::addColumn<QString>("model");
+    QTest::addColumn<QString>("tokens");
+    QTest::addColumn<QString>("logits");
+    const QString d = QS_SOURCE_DIR "/resources/demo/";
+    QTest::newRow("byte_gpt opset17 LayerNormalization tanh-GELU")
+        << d + "byte_gpt.onnx" << d + "byte_gpt_ref_tokens.npy" << d + "byte_gpt_ref_logits.npy";
+    QTest::newRow("tiny opset14 decomposed LayerNorm erf-GELU -inf mask")
+        << d + "byte_gpt_tiny_decomposed.onnx" << d + "byte_gpt_tiny_ref_tokens.npy"
+        << d + "byte_gpt_tiny_ref_logits.npy";
+    QTest::newRow("torch nn.TransformerEncoder opset17 (Gemm in-proj, Slice, additive -inf mask)")
+        << d + "byte_gpt_torch_encoder.onnx" << d + "byte_gpt_torch_encoder_tokens.npy"
+        << d + "byte_gpt_torch_encoder_logits.npy";
+}
+
+void TestLmRuntime::matchesTorch()
+{
+    QFETCH(QString, model);
+    QFETCH(QString, tokens);
+    QFETCH(QString, logits);
+    const Graph g = importOnnx(model.toStdString());
+    const Tensor in = readNpy(tokens.toStdString());
+    const Tensor want = readNpy(logits.toStdString());
+    QCOMPARE(in.dtype, DType::Int64);
+    CompileOptions o;
+    o.inputShapes[g.inputs.at(0).name] = in.shape;
+    auto plan = compilePlan(g, o);
+    const std::vector<Tensor> out = plan->run({in});
+    QCOMPARE(out.size(), std::size_t(1));
+    QCOMPARE(out[0].shape, want.shape);
+    const auto got = out[0].data<float>();
+    const auto ref = want.data<float>();
+    double maxErr = 0, maxRef = 0;
+    for (std::size_t i = 0; i < ref.size(); ++i) {
+        QVERIFY2(std::isfinite(got[i]), qPrintable(QString("logit %1 is not finite").arg(i)));
+        maxErr = std::max(maxErr, double(std::fabs(got[i] - ref[i])));
+        maxRef = std::max(maxRef, double(std::fabs(ref[i])));
+    }
+    qInfo("max |logit - torch| = %.3g (max |torch logit| %.3g)", maxErr, maxRef);
+    QVERIFY(maxRef > 0.5); // the reference is not degenerate
+    QVERIFY2(maxErr < 1e-3 * std::max(1.0, maxRef), qPrintable(QString("max error %1").arg(maxErr)));
+}
+
+// Dynamic axes: a plan for a shorter window and a batch of 2 computes, for every
+// row, the prefix of the reference logits (causal attention).
+void TestLmRuntime::shorterWindowsAndBatches()
+{
+    const QString d = QS_SOURCE_DIR "/resources/demo/";
+    const Graph g = importOnnx((d + "byte_gpt.onnx").toStdString());
+    const Tensor all = readNpy((d + "byte_gpt_ref_tokens.npy").toStdString());
+    const Tensor want = readNpy((d + "byte_gpt_ref_logits.npy").toStdString());
+    const int64_t rows = 2, len = 17, full = all.shape[1], vocab = want.shape[2];
+    Tensor in(DType::Int64, {rows, len});
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t t = 0; t < len; ++t)
+            in.data<int64_t>()[std::size_t(r * len + t)] = all.data<int64_t>()[std::size_t(r * full + t)];
+    CompileOptions o;
+    o.inputShapes[g.inputs.at(0).name] = in.shape;
+    const Tensor out = compilePlan(g, o)->run({in}).at(0);
+    QCOMPARE(out.shape, (Shape {rows, len, vocab}));
+    double maxErr = 0;
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t t = 0; t < len; ++t)
+            for (int64_t v = 0; v < vocab; ++v)
+                maxErr = std::max(maxErr, double(std::fabs(out.data<float>()[std::size_t((r * len + t) * vocab + v)] -
+                                                          want.data<float>()[std::size_t((r * full + t) * vocab + v)])));
+    QVERIFY2(maxErr < 1e-3, qPrintable(QString("max error %1").arg(maxErr)));
+}
+
+// Where(mask, scalar, scores) as torch's masked_fill exports it, and the mirrored
+// Where(mask, scores, scalar), with the mask broadcast over leading dims (the runtime's
+// mask path), against a naive loop.
+void TestLmRuntime::maskedFill_data()
+{
+    QTest::addColumn<bool>("scalarFirst");
+    QTest::addColumn<QList<qint64>>("maskDims");
+    QTest::newRow("Where(mask, fill, x), mask [3,4]") << true << QList<qint64> {3, 4};
+    QTest::newRow("Where(mask, x, fill), mask [1,1,3,4]") << false << QList<qint64> {1, 1, 3, 4};
+    QTest::newRow("Where(mask, fill, x), mask [2,1,3,4] (general path)") << true << QList<qint64> {2, 1, 3, 4};
+}
+
+void TestLmRuntime::maskedFill()
+{
+    QFETCH(bool, scalarFirst);
+    QFETCH(QList<qint64>, maskDims);
+    const Shape out {2, 2, 3, 4}, maskShape(maskDims.begin(), maskDims.end());
+    qs::test::OnnxBuilder b(13);
+    b.input("mask", maskShape, onnx::TensorProto::BOOL);
+    b.input("x", out);
+    b.initializer("fill", {}, {-1e4f});
+    if (scalarFirst)
+        b.node("Where", {"mask", "fill", "x"}, {"y"}, "where");
+    else
+        b.node("Where", {"mask", "x", "fill"}, {"y"}, "where");
+    b.output("y", out);
+    const Graph g = importOnnxBytes(b.bytes(), "masked_fill.onnx", "", {});
+    Tensor mask(DType::Bool, maskShape), x(DType::Float, out);
+    for (int64_t i = 0; i < mask.numel(); ++i)
+        mask.data<bool>()[std::size_t(i)] = (i * 7) % 3 == 0;
+    for (int64_t i = 0; i < x.numel(); ++i)
+        x.data<float>()[std::size_t(i)] = float(i) * 0.5f;
+    const Tensor y = compilePlan(g)->run({mask, x}).at(0);
+    QCOMPARE(y.shape, out);
+    const int64_t inner = 12; // mask elements per [3,4] matrix
+    for (int64_t i = 0; i < x.numel(); ++i) {
+        const int64_t m = maskShape.size() == 4 && maskShape[0] == 2 ? (i / 24) * inner + i % inner : i % inner;
+        const bool c = mask.data<bool>()[std::size_t(m)];
+        const float want = c == scalarFirst ? -1e4f : x.data<float>()[std::size_t(i)];
+        QCOMPARE(y.data<float>()[std::size_t(i)], want);
+    }
+}
+
+QTEST_GUILESS_MAIN(TestLmRuntime)
+#include "test_lm_runtime.moc"

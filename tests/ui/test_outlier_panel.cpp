@@ -1,0 +1,103 @@
+// The inspector's outlier section on a tiny transformer, offscreen: the profiling job
+// runs off the GUI thread, the selected Gemm/MatMul layer shows its per-channel max |x|
+// bars (the LayerNorm-gain channels in red) and its per-position max |x|, a Conv-free
+// embedding layer hides the section. QS_SCREENSHOT=path.png saves the inspector.
+#include "quant/transformer_fixture.h"
+
+#include "data/npy.h"
+#include "ui/job_runner.h"
+#include "ui/layer_inspector.h"
+#include "ui/layer_selection.h"
+#include "ui/main_window.h"
+#include "ui/model_document.h"
+#include "ui/outlier_panel.h"
+#include "ui/plot_panel.h"
+
+#include <qcustomplot.h>
+
+#include <QDockWidget>
+#include <QPushButton>
+#include <QSettings>
+#include <QSignalSpy>
+#include <QTableWidget>
+#include <QTemporaryDir>
+#include <QtTest>
+
+using namespace qs;
+using namespace qs::ui;
+
+class TestOutlierPanel : public QObject {
+    Q_OBJECT
+
+private slots:
+    void initTestCase()
+    {
+        QCoreApplication::setOrganizationName(QStringLiteral("QuantStudioTests"));
+        QCoreApplication::setApplicationName(QStringLiteral("test_outlier_panel"));
+        QSettings().clear();
+    }
+
+    void profilesAndPlotsTheSelectedLayer()
+    {
+        QTemporaryDir dir;
+        const QString tokens = dir.filePath("tokens.npy");
+        writeNpy(test::tokenData({}, 24, 9).inputs, tokens.toStdString());
+        MainWindow window;
+        window.resize(1500, 1050);
+        window.show();
+        QSignalSpy opened(&window, &MainWindow::modelOpened);
+        window.openGraph(std::make_shared<Graph>(test::tinyTransformer()));
+        QVERIFY(opened.wait(60000));
+        OutlierPanel* panel = window.inspector()->outlierPanel();
+        panel->setJobSource(window.jobs(), [tokens] { return tokens; });
+
+        const auto& model = *window.document()->model();
+        window.selection()->selectLayer(model.layerRow("q_proj"));
+        QVERIFY(panel->isVisible());
+        QVERIFY(panel->channelPlot()->hasMessage()); // nothing profiled yet
+        QSignalSpy done(panel, &OutlierPanel::profiled);
+        panel->profileButton()->click();
+        QVERIFY(window.jobs()->isBusy(QStringLiteral("outliers")));
+        QVERIFY(done.wait(60000));
+
+        const LinearInputOutliers* r = panel->current();
+        QVERIFY(r && r->layer == "q_proj");
+        QCustomPlot* cp = panel->channelPlot()->plot();
+        QCOMPARE(cp->plottableCount(), 2);
+        auto* normal = qobject_cast<QCPBars*>(cp->plottable(0));
+        auto* red = qobject_cast<QCPBars*>(cp->plottable(1));
+        QVERIFY(normal && red);
+        QCOMPARE(normal->data()->size() + red->data()->size(), 64);
+        QCOMPARE(red->data()->size(), 2); // ln1's channels 5 and 17
+        QCOMPARE(red->data()->at(0)->key, 5.0);
+        QCOMPARE(red->data()->at(1)->key, 17.0);
+        QCOMPARE(red->data()->at(0)->value, double(r->channelMaxAbs[5]));
+        QCustomPlot* pp = panel->positionPlot()->plot();
+        QCOMPARE(pp->graphCount(), 1);
+        QCOMPARE(pp->graph(0)->data()->size(), 16);
+        QVERIFY(!panel->channelPlot()->hasMessage());
+        QVERIFY(panel->table()->rowCount() > 5);
+        QVERIFY(panel->channelPlot()->csv().startsWith(QStringLiteral("channel,max_abs,mean_abs\n0,")));
+
+        // Another linear layer redraws from the same profile; the embedding hides the section.
+        window.selection()->selectLayer(model.layerRow("lm_head"));
+        QCOMPARE(panel->current()->layer, std::string("lm_head"));
+        QCOMPARE(qobject_cast<QCPBars*>(panel->channelPlot()->plot()->plottable(1))->data()->at(0)->key, 9.0);
+        if (const QByteArray shot = qgetenv("QS_SCREENSHOT"); !shot.isEmpty()) {
+            window.selection()->selectLayer(model.layerRow("q_proj"));
+            QTest::qWait(100);
+            QWidget* dock = window.inspector()->parentWidget();
+            while (dock && !qobject_cast<QDockWidget*>(dock))
+                dock = dock->parentWidget();
+            if (auto* d = qobject_cast<QDockWidget*>(dock))
+                window.resizeDocks({d}, {900}, Qt::Horizontal);
+            QTest::qWait(200);
+            QVERIFY(window.inspector()->grab().save(QString::fromLocal8Bit(shot)));
+        }
+        window.selection()->selectLayer(model.layerRow("embed"));
+        QVERIFY(!panel->isVisible());
+    }
+};
+
+QTEST_MAIN(TestOutlierPanel)
+#include "test_outlier_panel.moc"
