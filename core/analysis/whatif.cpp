@@ -309,7 +309,7 @@ WhatIfResult WhatIfSession::evaluate(const WhatIfChange& change, const CancelTok
     // The changed configuration's layers, weights and activation quantization.
     std::vector<SessionLayer> layers = session_->layers();
     for (auto& l : layers)
-        l.spec = *result.config.forLayer(l.name);
+        l.spec = *session_->specFor(g.nodes[std::size_t(g.findNode(l.name))], result.config);
     std::map<std::string, Tensor> weights = session_->weightOverrides;
     std::set<std::string> seeds; // values the re-run is handed anew
     for (std::size_t i = 0; i < layers.size(); ++i) {

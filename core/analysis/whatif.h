@@ -61,6 +61,7 @@ public:
                   Progress& progress, const CancelToken& cancel);
     ~WhatIfSession();
 
+    // These accessors are for the thread that applies changes; others use snapshot().
     const QuantConfig& config() const { return options_.config; }
     const QuantSession& session() const { return *session_; }
     // The current configuration against FP32, with every layer's output SQNR.
