@@ -194,7 +194,7 @@ void MainWindow::createActions()
 
 void MainWindow::createWhatIf()
 {
-    whatIf_ = new WhatIfController(doc_, jobs_, [this] { return calibrationDataSpec(); }, this);
+    whatIf_ = new WhatIfController(doc_, jobs_, [this] { return calibrationDataSpec(); }, config_, this);
     whatIfPanel_ = new WhatIfPanel(doc_, whatIf_, inspector_);
     inspector_->addPanel(whatIfPanel_);
 }

@@ -3,6 +3,7 @@
 #include "data/dataset.h"
 #include "ui/job_runner.h"
 #include "ui/model_document.h"
+#include "ui/quant_config_document.h"
 #include "util/error.h"
 
 #include <QPointer>
@@ -13,8 +14,8 @@
 namespace qs::ui {
 
 WhatIfController::WhatIfController(ModelDocument* doc, JobRunner* jobs, std::function<QString()> dataSpec,
-                                   QObject* parent)
-    : QObject(parent), doc_(doc), jobs_(jobs), dataSpec_(std::move(dataSpec))
+                                   QuantConfigDocument* config, QObject* parent)
+    : QObject(parent), doc_(doc), jobs_(jobs), configDoc_(config), dataSpec_(std::move(dataSpec))
 {
     // The demo's whole 1000-image slice in batches of 100; calibration on its first 256.
     options_.evalLimit = 1000;
@@ -23,6 +24,19 @@ WhatIfController::WhatIfController(ModelDocument* doc, JobRunner* jobs, std::fun
     // One core stays free for the GUI thread (as the calibration job does).
     options_.threads = std::max(1, QThread::idealThreadCount() - 1);
     connect(doc_, &ModelDocument::modelChanged, this, &WhatIfController::reset);
+    if (configDoc_)
+        connect(configDoc_, &QuantConfigDocument::configChanged, this, [this] {
+            // An edit, an undo or a kept range: the session follows (in a job), and the
+            // panel shows the new base at once.
+            emit configChanged();
+            if (session_)
+                start(QStringLiteral("whatif"), QStringLiteral("Updating what-if"), {}, {});
+        });
+}
+
+const QuantConfig& WhatIfController::config() const
+{
+    return configDoc_ ? configDoc_->config() : options_.config;
 }
 
 void WhatIfController::setOptions(const QuantizeOptions& options)
@@ -59,7 +73,8 @@ int WhatIfController::start(const QString& kind, const QString& title, const App
     if (!model)
         return -1;
     const std::string spec = dataSpec_().toStdString();
-    const QuantizeOptions options = options_;
+    QuantizeOptions options = options_;
+    options.config = config();
     const int generation = generation_;
     std::shared_ptr<WhatIfSession> session = session_;
     QPointer<WhatIfController> self(this);
@@ -74,6 +89,10 @@ int WhatIfController::start(const QString& kind, const QString& title, const App
                 const Dataset data = loadDataset(d, *model->graph);
                 Progress build = progress.sub(0.02, 0.9);
                 s = std::make_shared<WhatIfSession>(*model->graph, data, data, options, build, cancel);
+            } else {
+                // The configuration may have changed since the session was built.
+                Progress update = progress.sub(0, 0.9);
+                s->setConfig(options.config, update, cancel);
             }
             if (apply)
                 apply(*s, cancel);
@@ -94,9 +113,11 @@ int WhatIfController::start(const QString& kind, const QString& title, const App
                 const bool fresh = self->session_ != s;
                 self->session_ = s;
                 self->layers_ = info;
-                self->options_.config = config;
+                if (!self->configDoc_)
+                    self->options_.config = config;
                 if (fresh)
                     emit self->sessionReady();
+                emit self->sessionUpdated();
                 if (onDone)
                     onDone();
             };
@@ -132,6 +153,14 @@ int WhatIfController::evaluate(const WhatIfChange& change)
 
 int WhatIfController::keep(const WhatIfChange& change)
 {
+    if (configDoc_) {
+        QuantConfig next = configDoc_->config();
+        for (const auto& [name, r] : change.setRanges)
+            next.ranges[name] = r;
+        const QString tensor = change.setRanges.empty() ? QString() : QString::fromStdString(change.setRanges.begin()->first);
+        configDoc_->setConfig(next, QStringLiteral("Keep range of %1").arg(tensor)); // the session follows
+        return -1;
+    }
     // Keeps are never replaced by a later job: each has a kind of its own, and the
     // session applies them in turn.
     static int serial = 0;

@@ -19,6 +19,7 @@ namespace qs::ui {
 
 class JobRunner;
 class ModelDocument;
+class QuantConfigDocument;
 
 // What the GUI may read of the session's layers (copied when the session is built).
 struct WhatIfLayerInfo {
@@ -30,13 +31,16 @@ struct WhatIfLayerInfo {
 class WhatIfController : public QObject {
     Q_OBJECT
 public:
-    WhatIfController(ModelDocument* doc, JobRunner* jobs, std::function<QString()> dataSpec, QObject* parent = nullptr);
+    // What-ifs start from `config`'s configuration (the bit-width editor's) and keep
+    // ranges through its undo stack; without one they keep a list of their own.
+    WhatIfController(ModelDocument* doc, JobRunner* jobs, std::function<QString()> dataSpec,
+                     QuantConfigDocument* config = nullptr, QObject* parent = nullptr);
 
     // Samples and batch of the what-if evaluation set (the first evalLimit of the data).
     void setOptions(const QuantizeOptions& options);
     const QuantizeOptions& options() const { return options_; }
-    // The configuration what-ifs start from: the defaults plus the kept ranges.
-    const QuantConfig& config() const { return options_.config; }
+    // The configuration what-ifs start from (the configuration document's, kept ranges included).
+    const QuantConfig& config() const;
     bool hasSession() const { return session_ != nullptr; }
     std::shared_ptr<WhatIfSession> session() const { return session_; }
     const WhatIfLayerInfo* layerInfo(const std::string& layer) const;
@@ -44,15 +48,15 @@ public:
     // Start jobs and return their ids. evaluate() builds the session first if needed.
     int prepare();
     int evaluate(const WhatIfChange& change);
-    // Keeps the ranges of `change` as per-tensor overrides (QuantConfig::ranges) and
-    // makes them the base of later what-ifs. No configuration document exists in this
-    // build, so the kept ranges are a list here (no undo).
+    // Keeps the ranges of `change` as per-tensor overrides (QuantConfig::ranges): one undo
+    // step of the configuration document, which later what-ifs start from.
     int keep(const WhatIfChange& change);
     const std::optional<WhatIfResult>& lastResult() const { return last_; }
     bool isBusy() const;
 
 signals:
-    void sessionReady();
+    void sessionReady();   // a new session (first use, or after a model or options change)
+    void sessionUpdated(); // any job finished with the session (its layers and ranges are current)
     void resultReady();
     void failed(const QString& message);
     void configChanged();
@@ -64,6 +68,7 @@ private:
 
     ModelDocument* doc_;
     JobRunner* jobs_;
+    QuantConfigDocument* configDoc_;
     std::function<QString()> dataSpec_;
     QuantizeOptions options_;
     std::shared_ptr<WhatIfSession> session_;

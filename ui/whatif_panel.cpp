@@ -103,7 +103,7 @@ WhatIfPanel::WhatIfPanel(ModelDocument* doc, WhatIfController* whatIf, LayerInsp
         }
     });
     connect(inspector_, &LayerInspector::plotsRedrawn, this, &WhatIfPanel::layerShown);
-    connect(whatIf_, &WhatIfController::sessionReady, this, &WhatIfPanel::layerShown);
+    connect(whatIf_, &WhatIfController::sessionUpdated, this, &WhatIfPanel::layerShown);
     connect(whatIf_, &WhatIfController::resultReady, this, &WhatIfPanel::showResult);
     connect(whatIf_, &WhatIfController::configChanged, this, &WhatIfPanel::showKept);
     connect(whatIf_, &WhatIfController::failed, this, [this](const QString& message) {
@@ -166,11 +166,21 @@ void WhatIfPanel::layerShown()
     // Weight lines only where the weight histogram is the tensor that gets quantized.
     const bool weightEditable = info && info->weightAsStored && !spec(Target::Weight).isFloat();
     const auto& ranges = whatIf_->config().ranges;
+    // The lines start at the current range of the tensor, and stay where the user left
+    // them until that range, or the layer, changes.
+    auto place = [this, &name](RangeEditor* editor, Target target, double lo, double hi) {
+        const std::pair<double, double> base{lo, hi};
+        auto& placed = placed_[int(target)];
+        if (placed && placed->first == name && placed->second == base)
+            return;
+        placed = std::make_pair(name, base);
+        editor->setRange(lo, hi);
+    };
     if (weightEditable) {
         const auto kept = ranges.find(info->weight);
         const TensorStats& s = l->summary.stats;
-        weightEditor_->setRange(kept != ranges.end() ? kept->second.first : s.min,
-                                kept != ranges.end() ? kept->second.second : s.max);
+        place(weightEditor_, Target::Weight, kept != ranges.end() ? kept->second.first : s.min,
+              kept != ranges.end() ? kept->second.second : s.max);
     }
     weightEditor_->setShown(weightEditable);
     inspector_->weightPlot()->setToolTip(
@@ -196,7 +206,7 @@ void WhatIfPanel::layerShown()
             lo = p->stats.min;
             hi = p->stats.max;
         }
-        activationEditor_->setRange(lo, hi);
+        place(activationEditor_, Target::Activation, lo, hi);
     }
     activationEditor_->setShown(actEditable);
 
@@ -218,7 +228,8 @@ void WhatIfPanel::rangeMoved(Target target, double lo, double hi)
     const QuantSpec s = spec(target);
     const int bits = s.isFloat() ? 8 : s.bits;
     errorNow_ = histogramQuantError(*h, float(lo), float(hi), bits, s.symmetric);
-    error_->setText(QStringLiteral("%1 range [%2, %3] at %4 bits: MSE <b>%5</b> \u00B7 SQNR <b>%6</b> \u00B7 clips %7")
+    error_->setText(QStringLiteral("%1 clipping range [%2, %3] at %4 bits, from its histogram:<br>MSE <b>%5</b> "
+                                   "\u00B7 SQNR <b>%6</b> \u00B7 clips %7 of the values")
                         .arg(target == Target::Weight ? QStringLiteral("Weight") : QStringLiteral("Input"),
                              formatNumber(lo, 3), formatNumber(hi, 3))
                         .arg(bits)
@@ -288,7 +299,7 @@ void WhatIfPanel::showKept()
 {
     const auto& ranges = whatIf_->config().ranges;
     if (ranges.empty()) {
-        kept_->setText(QStringLiteral("No kept ranges (the configuration is W8 per-channel, A8 min-max)."));
+        kept_->setText(QStringLiteral("No kept ranges."));
         kept_->setToolTip(QString());
         return;
     }

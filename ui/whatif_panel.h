@@ -10,6 +10,8 @@
 #include <QFrame>
 
 #include <optional>
+#include <string>
+#include <utility>
 
 class QLabel;
 class QPushButton;
@@ -69,6 +71,8 @@ private:
     QPushButton* keep_;
     std::optional<WhatIfChange> change_;
     std::optional<TensorQuantError> errorNow_;
+    // Per target: the layer and base range the lines were last placed from.
+    std::optional<std::pair<std::string, std::pair<double, double>>> placed_[2];
     int job_ = -1;
 };
 

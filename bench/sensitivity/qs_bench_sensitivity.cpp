@@ -2,6 +2,8 @@
 //   [--repeat R] [--threads T]: times the one-at-a-time sweep both ways in the same
 // process, alternating cached (downstream-only) and naive (full re-run per
 // configuration), and prints one JSON line with the medians and their ratio.
+#include "../bench_util.h"
+
 #include "analysis/sensitivity.h"
 #include "graph/onnx_import.h"
 #include "util/error.h"
@@ -15,12 +17,7 @@
 
 namespace {
 
-double median(std::vector<double> v)
-{
-    std::sort(v.begin(), v.end());
-    const std::size_t n = v.size();
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+using qs::bench::median;
 
 std::vector<int> parseBits(const std::string& s)
 {
@@ -51,11 +48,7 @@ int main(int argc, char** argv)
         o.limit = 32;
         o.batch = 16;
         int repeat = 3;
-        for (int i = 3; i < argc; ++i) {
-            const std::string a = argv[i];
-            if (i + 1 >= argc)
-                qs::fail(a, ": missing value");
-            const std::string v = argv[++i];
+        qs::bench::forEachOption(argc, argv, 3, [&](const std::string& a, const std::string& v) {
             if (a == "--limit")
                 o.limit = std::stoll(v);
             else if (a == "--batch")
@@ -70,7 +63,7 @@ int main(int argc, char** argv)
                 o.threads = std::stoi(v);
             else
                 qs::fail("unknown argument ", a);
-        }
+        });
         qs::Graph g = qs::importOnnx(argv[1]);
         qs::DataOptions d;
         d.spec = argv[2];

@@ -4,6 +4,8 @@
 // against a full simulated quantization of the same configuration from scratch
 // (quantizeModel: calibrate, quantize, evaluate), alternating in the same process.
 // Prints one JSON line: medians, their ratio, and the largest disagreement of the two.
+#include "../bench_util.h"
+
 #include "analysis/whatif.h"
 #include "graph/onnx_import.h"
 #include "util/error.h"
@@ -17,12 +19,7 @@
 
 namespace {
 
-double median(std::vector<double> v)
-{
-    std::sort(v.begin(), v.end());
-    const std::size_t n = v.size();
-    return n == 0 ? 0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+using qs::bench::median;
 
 double seconds(std::chrono::steady_clock::time_point t0)
 {
@@ -44,11 +41,7 @@ int main(int argc, char** argv)
         o.calibLimit = 256;
         o.batch = 100;
         int repeat = 1;
-        for (int i = 3; i < argc; ++i) {
-            const std::string a = argv[i];
-            if (i + 1 >= argc)
-                qs::fail(a, ": missing value");
-            const std::string v = argv[++i];
+        qs::bench::forEachOption(argc, argv, 3, [&](const std::string& a, const std::string& v) {
             if (a == "--limit")
                 o.evalLimit = std::stoll(v);
             else if (a == "--calib-limit")
@@ -61,7 +54,7 @@ int main(int argc, char** argv)
                 o.threads = std::stoi(v);
             else
                 qs::fail("unknown argument ", a);
-        }
+        });
         qs::Graph g = qs::importOnnx(argv[1]);
         qs::DataOptions d;
         d.spec = argv[2];

@@ -116,28 +116,28 @@ WhatIfSession::WhatIfSession(const Graph& source, const Dataset& calib, const Da
     session_ = std::make_unique<QuantSession>(source_, options_);
     session_->checkRanges();
     const Graph& g = session_->graph();
-    if (session_->layers().empty())
-        fail(source.sourcePath, ": no quantizable layers");
-
-    // Every layer input is observed, so a layer in float can be given bits later.
+    // Every quantizable layer, whatever the configuration quantizes: a later one may
+    // give bits to a layer in float or bring back an excluded one.
     std::vector<std::string> inputs;
-    for (const auto& l : session_->layers())
-        if (std::find(inputs.begin(), inputs.end(), l.input) == inputs.end())
-            inputs.push_back(l.input);
+    for (int idx : g.quantizableLayers()) {
+        const Node& n = g.nodes[std::size_t(idx)];
+        const std::string in = layerInputOf(g, n);
+        outputOf_[n.name] = n.outputs.front();
+        if (std::find(inputs.begin(), inputs.end(), in) == inputs.end())
+            inputs.push_back(in);
+        for (const auto& v : downstreamOf(g, {in}).frontier)
+            frontier_.insert(v);
+    }
+    if (inputs.empty())
+        fail(source.sourcePath, ": no quantizable layers");
+    inputs_.insert(inputs.begin(), inputs.end());
+    frontier_.insert(inputs.begin(), inputs.end());
     ProfileOptions po;
     po.batch = options_.batch;
     po.limit = options_.calibLimit;
     po.threads = options_.threads;
     Progress cal = progress.sub(0, 0.3);
     observers_ = observeActivations(g, calib, inputs, po, cal, cancel);
-
-    for (const auto& l : session_->layers()) {
-        outputOf_[l.name] = g.nodes[std::size_t(g.findNode(l.name))].outputs.front();
-        for (const auto& v : downstreamOf(g, {l.input}).frontier)
-            frontier_.insert(v);
-    }
-    for (const auto& v : inputs)
-        frontier_.insert(v);
 
     // FP32 outputs and layer outputs of every batch, once.
     samples_ = options_.evalLimit >= 0 ? std::min(options_.evalLimit, eval_.count()) : eval_.count();
@@ -190,9 +190,7 @@ void WhatIfSession::rebuild(const QuantConfig& config, Progress& progress, const
     FidelityMeter meter;
     std::unique_ptr<Plan> plan;
     Batch* current = nullptr;
-    std::set<std::string> layerInputs;
-    for (const auto& l : session->layers())
-        layerInputs.insert(l.input);
+    const std::set<std::string>& layerInputs = inputs_;
     for (std::size_t bi = 0; bi < batches_.size(); ++bi) {
         cancel.check();
         Batch& b = *batches_[bi];
@@ -311,7 +309,7 @@ WhatIfResult WhatIfSession::evaluate(const WhatIfChange& change, const CancelTok
     // The changed configuration's layers, weights and activation quantization.
     std::vector<SessionLayer> layers = session_->layers();
     for (auto& l : layers)
-        l.spec = *result.config.forLayer(l.name);
+        l.spec = *session_->specFor(g.nodes[std::size_t(g.findNode(l.name))], result.config);
     std::map<std::string, Tensor> weights = session_->weightOverrides;
     std::set<std::string> seeds; // values the re-run is handed anew
     for (std::size_t i = 0; i < layers.size(); ++i) {
@@ -423,6 +421,17 @@ void WhatIfSession::apply(const WhatIfChange& change, Progress& progress, const 
 {
     std::lock_guard<std::mutex> lock(mutex_);
     rebuild(changed(change), progress, cancel);
+}
+
+bool WhatIfSession::setConfig(const QuantConfig& config, Progress& progress, const CancelToken& cancel)
+{
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (config.toJson() == options_.config.toJson())
+        return false;
+    if (!config.algorithms.empty())
+        fail("what-if: configurations with algorithms (", config.algorithms.front().name, ") are not supported");
+    rebuild(config, progress, cancel);
+    return true;
 }
 
 WhatIfSession::Snapshot WhatIfSession::snapshot()

@@ -61,6 +61,7 @@ public:
                   Progress& progress, const CancelToken& cancel);
     ~WhatIfSession();
 
+    // These accessors are for the thread that applies changes; others use snapshot().
     const QuantConfig& config() const { return options_.config; }
     const QuantSession& session() const { return *session_; }
     // The current configuration against FP32, with every layer's output SQNR.
@@ -77,6 +78,8 @@ public:
     WhatIfResult evaluate(const WhatIfChange& change, const CancelToken& cancel = {});
     // Makes the change the current configuration (re-caches the quantized activations).
     void apply(const WhatIfChange& change, Progress& progress, const CancelToken& cancel);
+    // Makes `config` the current configuration unless it already is; returns whether it changed.
+    bool setConfig(const QuantConfig& config, Progress& progress, const CancelToken& cancel);
 
     // A consistent copy while other threads may evaluate or apply: the current
     // configuration, its layers and the activation range of each layer's input.
@@ -99,6 +102,7 @@ private:
     std::unique_ptr<QuantSession> session_;
     std::map<std::string, ActivationObserver> observers_; // every layer input, FP32, on the calibration set
     std::vector<std::unique_ptr<Batch>> batches_;
+    std::set<std::string> inputs_;   // every quantizable layer's input
     std::set<std::string> frontier_; // values re-runs read besides the changed ones (kept in every plan)
     std::map<std::string, std::string> outputOf_; // layer -> its output value
     std::map<std::string, double> layerSqnr_;

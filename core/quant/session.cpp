@@ -205,13 +205,21 @@ void QuantSession::checkRanges() const
     }
 }
 
+std::optional<LayerQuant> QuantSession::specFor(const Node& n, const QuantConfig& config) const
+{
+    auto spec = config.forLayer(n.name);
+    if (spec && graph_.layerKind(n) == LayerKind::Embedding)
+        spec->activation.bits = 32; // the input is token indices: nothing to quantize
+    return spec;
+}
+
 void QuantSession::refreshLayers()
 {
     graph_.index();
     layers_.clear();
     for (int idx : graph_.quantizableLayers()) {
         const Node& n = graph_.nodes[std::size_t(idx)];
-        auto spec = options_.config.forLayer(n.name);
+        auto spec = specFor(n, options_.config);
         if (!spec)
             continue;
         SessionLayer l;
@@ -231,8 +239,6 @@ void QuantSession::refreshLayers()
         default: l.inAxis = 1; break;
         }
         l.spec = *spec;
-        if (graph_.layerKind(n) == LayerKind::Embedding)
-            l.spec.activation.bits = 32; // the input is token indices: nothing to quantize
         checkGroups(graph_, n, l);
         layers_.push_back(l);
     }

@@ -63,6 +63,8 @@ public:
     const std::vector<SessionLayer>& layers() const { return layers_; }
     // Re-derives layers() after an algorithm changed the graph.
     void refreshLayers();
+    // The spec refreshLayers() gives a layer node under `config` (nullopt: excluded).
+    std::optional<LayerQuant> specFor(const Node& n, const QuantConfig& config) const;
     // Throws naming the tensor when a per-tensor range (QuantConfig::ranges) names
     // neither a quantized layer's input nor its weight.
     void checkRanges() const;

@@ -29,7 +29,7 @@ QuantizeOptions demoOptions(const QuantConfig& config = {})
     o.batch = 40;
     o.calibLimit = 64;
     o.evalLimit = 100;
-    o.threads = 2;
+    o.threads = 1; // two OpenMP threads on a loaded 2-core machine cost several times more
     return o;
 }
 

@@ -11,6 +11,7 @@
 #include "ui/main_window.h"
 #include "ui/model_document.h"
 #include "ui/plot_panel.h"
+#include "ui/quant_config_document.h"
 #include "ui/range_editor.h"
 #include "ui/whatif_controller.h"
 #include "ui/whatif_panel.h"
@@ -23,6 +24,7 @@
 #include <QSettings>
 #include <QSignalSpy>
 #include <QSpinBox>
+#include <QUndoStack>
 #include <QtTest>
 
 #include <cmath>
@@ -168,6 +170,7 @@ private slots:
         QVERIFY(panel()->lastJob() > 0);
         QVERIFY(window->whatIf()->isBusy()); // the what-if runs as a job, not on the GUI thread
         const WhatIfResult gui = waitForResult();
+        QCOMPARE(e->hi(), hi1); // the line stays where it was released
 
         // The same change through core directly.
         WhatIfChange c = *panel()->lastChange();
@@ -216,20 +219,37 @@ private slots:
         e->finishEdit();
         waitForResult();
         QVERIFY(panel()->keepButton()->isEnabled());
-        QSignalSpy changed(window->whatIf(), &WhatIfController::configChanged);
+        QUndoStack* undo = window->configDocument()->undoStack();
+        const int steps = undo->count();
         QTest::mouseClick(panel()->keepButton(), Qt::LeftButton);
-        QVERIFY(changed.wait(120000));
+        // One undo step of the configuration document.
+        QCOMPARE(undo->count(), steps + 1);
         const std::string input = window->whatIf()->layerInfo(layerName)->input;
+        QVERIFY(window->configDocument()->config().ranges.count(input));
         const auto& ranges = window->whatIf()->config().ranges;
         QVERIFY(ranges.count(input));
         QCOMPARE(ranges.at(input).first, lo);
         QCOMPARE(ranges.at(input).second, hi);
         QVERIFY(panel()->keptLabel()->text().contains("Kept ranges: 1"));
-        // Later what-ifs start from it: the session's current range is the kept one.
-        QCOMPARE(window->whatIf()->layerInfo(layerName)->activationRange->hi, hi);
+        // The session follows: its current range is the kept one, and what-ifs start there.
+        auto sessionHi = [&] {
+            const WhatIfLayerInfo* i = window->whatIf()->layerInfo(layerName);
+            return i && i->activationRange ? i->activationRange->hi : -1.f;
+        };
+        QTRY_COMPARE_WITH_TIMEOUT(sessionHi(), hi, 120000);
+        QVERIFY(window->jobs()->waitForIdle(60000));
         panel()->weightBits()->setValue(4);
         const WhatIfResult next = waitForResult();
         QCOMPARE(next.config.ranges.at(input).second, hi);
+
+        // Undo takes the range back out, and the session follows again.
+        const float minmaxHi = reference->session().activationRanges.at(input).hi;
+        undo->undo();
+        QVERIFY(!window->whatIf()->config().ranges.count(input));
+        QVERIFY(panel()->keptLabel()->text().contains("No kept ranges"));
+        QTRY_COMPARE_WITH_TIMEOUT(sessionHi(), minmaxHi, 120000);
+        undo->redo();
+        QTRY_COMPARE_WITH_TIMEOUT(sessionHi(), hi, 120000);
     }
 
     void screenshot()
@@ -238,6 +258,9 @@ private slots:
         if (path.isEmpty())
             QSKIP("set QS_WHATIF_SCREENSHOT=file.png to save the inspector");
         // A fresh session on the whole 1000-image slice, no kept ranges, one moderate clip.
+        QUndoStack* undo = window->configDocument()->undoStack();
+        while (!window->configDocument()->config().ranges.empty() && undo->canUndo())
+            undo->undo();
         QuantizeOptions o = smallOptions();
         o.evalLimit = 1000;
         o.calibLimit = 256;
