@@ -215,23 +215,9 @@ void QuantSession::refreshLayers()
 void QuantSession::runBatches(const Dataset& calib, int64_t total, bool quantized,
     const std::function<void(Plan&)>& attach, const CancelToken& cancel, const std::function<void(int64_t)>& done) const
 {
-    const int64_t batch = std::max<int64_t>(1, std::min(options_.batch, total));
-    std::unique_ptr<Plan> plan;
-    int64_t planBatch = -1;
-    for (int64_t start = 0; start < total; start += batch) {
-        cancel.check();
-        const int64_t n = std::min(batch, total - start);
-        if (n != planBatch) {
-            Shape shape = calib.inputs.shape;
-            shape[0] = n;
-            plan = compile(quantized, shape);
-            attach(*plan);
-            planBatch = n;
-        }
-        plan->run({calib.batch(start, n)});
-        if (done)
-            done(start + n);
-    }
+    runInBatches(
+        calib, total, options_.batch, [&](const Shape& shape) { return compile(quantized, shape); },
+        [&](Plan& plan, int64_t) { attach(plan); }, cancel, done);
 }
 
 void QuantSession::calibrate(const Dataset& calib, Progress& progress, const CancelToken& cancel)
