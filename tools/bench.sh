@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything (plus the Python packages the benchmark models are made with),
 # builds, and runs every benchmark; each prints medians and ratios against a baseline
-# measured in the same run. Usage: tools/bench.sh [runtime|int8|export|sensitivity|mixed|quality|algos|ui ...]
+# measured in the same run. Usage: tools/bench.sh [runtime|int8|export|sensitivity|mixed|quality|algos|ui|whatif ...]
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 build="$here/build"
@@ -22,7 +22,7 @@ fi
 
 py=/usr/bin/python3 # Debian's, which has torch; not the first python3 on PATH
 which=("$@")
-[ ${#which[@]} -gt 0 ] || which=(runtime int8 export sensitivity mixed quality algos ui)
+[ ${#which[@]} -gt 0 ] || which=(runtime int8 export sensitivity mixed quality algos ui whatif)
 for b in "${which[@]}"; do
   echo "== bench: $b"
   case "$b" in
@@ -34,6 +34,8 @@ for b in "${which[@]}"; do
     quality)     $py "$here/bench/int8/quality_table.py" --build "$build" ;;
     algos)       $py "$here/bench/algos/run_algos_bench.py" --cli "$build/app/quantstudio-cli" --work "$build/bench/algos" ;;
     ui)          QT_QPA_PLATFORM=offscreen "$build/bench/ui/bench_inspector" ;;
+    whatif)      "$build/bench/whatif/qs_bench_whatif" "$here/resources/demo/fashion_cnn.onnx" \
+                   "$here/resources/demo/fashion1k-images-idx3-ubyte.gz" --limit 1000 --batch 100 ;;
     *) echo "bench: unknown benchmark $b" >&2; exit 2 ;;
   esac
 done

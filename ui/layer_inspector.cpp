@@ -287,6 +287,7 @@ LayerInspector::LayerInspector(ModelDocument* doc, LayerSelection* selection, QW
     outliers_ = new OutlierPanel(doc_, this);
     outliers_->hide(); // shown for Gemm/MatMul layers only; hidden, it adds nothing to the minimum size
     plotsLayout->addWidget(outliers_, 2);
+    plotsLayout_ = plotsLayout;
 
     nodeTable_ = new QTableWidget(0, 2, this);
     nodeTable_->setHorizontalHeaderLabels({QStringLiteral("Attribute"), QStringLiteral("Value")});
@@ -441,6 +442,11 @@ void LayerInspector::showNode(int node)
     pages_->setCurrentIndex(2);
 }
 
+void LayerInspector::addPanel(QWidget* panel)
+{
+    plotsLayout_->addWidget(panel, 0);
+}
+
 void LayerInspector::showLayer(int layerRow)
 {
     const LayerData* l = doc_->layer(layerRow);
@@ -503,6 +509,7 @@ void LayerInspector::drawWeights()
                               {QStringLiteral("ch. range ratio"), formatNumber(s.channelRangeRatio, 3)},
                               {QStringLiteral("non-finite"), formatCount(s.nonFinite)},
                           });
+    emit plotsRedrawn();
 }
 
 void LayerInspector::drawChannels()
@@ -627,6 +634,7 @@ void LayerInspector::drawActivations()
             calibrate->adjustSize();
             calibrate->move((plot->width() - calibrate->width()) / 2, plot->height() / 2 + 34);
         }
+        emit plotsRedrawn();
         return;
     }
     if (calibrate)
@@ -717,6 +725,7 @@ void LayerInspector::drawActivations()
     activationPlot_->setFileStem(shortLayerName(doc_->layer(layer_)->summary.name, doc_->layer(layer_)->summary.op)
                                      .replace(QLatin1Char('/'), QLatin1Char('_')) +
                                  QStringLiteral("-activations-") + role_->currentData().toString());
+    emit plotsRedrawn();
 }
 
 } // namespace qs::ui

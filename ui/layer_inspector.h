@@ -11,6 +11,7 @@ class QLabel;
 class QStackedWidget;
 class QTableWidget;
 class QToolButton;
+class QVBoxLayout;
 
 namespace qs {
 struct ActivationProfile;
@@ -43,9 +44,13 @@ public:
     // Shows a layer (row of ModelData::layers) and replots now; -1 clears.
     void showLayer(int layerRow);
     void showNode(int node);
+    // A panel below the plots (the what-if panel).
+    void addPanel(QWidget* panel);
 
 signals:
     void calibrateRequested();
+    // The weight or activation plot was redrawn (its items cleared): overlays re-add theirs.
+    void plotsRedrawn();
 
 private:
     void refresh();
@@ -76,6 +81,7 @@ private:
     QToolButton* activationLog_;
     QComboBox* role_;
     OutlierPanel* outliers_;
+    QVBoxLayout* plotsLayout_ = nullptr;
 };
 
 } // namespace qs::ui

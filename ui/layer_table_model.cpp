@@ -4,6 +4,7 @@
 #include "ui/graph_layout.h"
 #include "ui/layer_metric.h"
 #include "ui/model_document.h"
+#include "ui/quant_config_document.h"
 
 #include <QBrush>
 #include <QColor>
@@ -28,7 +29,46 @@ std::optional<LayerMetric> metricOf(int column)
     }
 }
 
+QuantConfigDocument::Field fieldOf(int column)
+{
+    switch (column) {
+    case LayerTableModel::ActBits: return QuantConfigDocument::Field::ActivationBits;
+    case LayerTableModel::Granularity: return QuantConfigDocument::Field::Granularity;
+    case LayerTableModel::Calibrator: return QuantConfigDocument::Field::Calibrator;
+    default: return QuantConfigDocument::Field::WeightBits;
+    }
+}
+
+QString bitsText(int bits)
+{
+    return bits >= 16 ? QStringLiteral("FP%1").arg(bits) : QString::number(bits);
+}
+
 } // namespace
+
+void LayerTableModel::setConfigDocument(QuantConfigDocument* config)
+{
+    config_ = config;
+    connect(config_, &QuantConfigDocument::configChanged, this, [this] {
+        if (rowCount() > 0)
+            emit dataChanged(index(0, WeightBits), index(rowCount() - 1, Calibrator));
+    });
+}
+
+Qt::ItemFlags LayerTableModel::flags(const QModelIndex& index) const
+{
+    Qt::ItemFlags f = QAbstractTableModel::flags(index);
+    if (config_ && index.isValid() && isConfigColumn(index.column()) && index.row() < config_->layerCount())
+        f |= Qt::ItemIsEditable;
+    return f;
+}
+
+bool LayerTableModel::setData(const QModelIndex& index, const QVariant& value, int role)
+{
+    if (!config_ || role != Qt::EditRole || !index.isValid() || !isConfigColumn(index.column()))
+        return false;
+    return config_->setLayers({index.row()}, fieldOf(index.column()), value);
+}
 
 LayerTableModel::LayerTableModel(ModelDocument* doc, QObject* parent) : QAbstractTableModel(parent), doc_(doc)
 {
@@ -81,6 +121,12 @@ QVariant LayerTableModel::display(int row, int column) const
     case Params: return formatCount(l.summary.params);
     default: break;
     }
+    if (isConfigColumn(column)) {
+        if (!config_ || row >= config_->layerCount())
+            return {};
+        const QVariant v = config_->value(row, fieldOf(column));
+        return column == WeightBits || column == ActBits ? QVariant(bitsText(v.toInt())) : v;
+    }
     if (column == Bits)
         if (const auto& s = doc_->stored())
             if (auto it = s->bits.find(l.summary.name); it != s->bits.end())
@@ -109,6 +155,12 @@ QVariant LayerTableModel::sortValue(int row, int column) const
     case Params: return double(l.summary.params);
     default: break;
     }
+    if (isConfigColumn(column)) {
+        if (!config_ || row >= config_->layerCount())
+            return {};
+        const QVariant v = config_->value(row, fieldOf(column));
+        return column == WeightBits || column == ActBits ? QVariant(v.toDouble()) : v;
+    }
     if (auto m = metricOf(column))
         if (auto v = metricValue(*m, *doc_, row))
             return *v;
@@ -122,6 +174,10 @@ QVariant LayerTableModel::data(const QModelIndex& index, int role) const
     const int row = index.row(), column = index.column();
     switch (role) {
     case Qt::DisplayRole: return display(row, column);
+    case Qt::EditRole:
+        if (isConfigColumn(column) && config_ && row < config_->layerCount())
+            return config_->value(row, fieldOf(column));
+        return display(row, column);
     case SortRole: return sortValue(row, column);
     case LayerRowRole: return row;
     case BarRole:
@@ -129,8 +185,10 @@ QVariant LayerTableModel::data(const QModelIndex& index, int role) const
             return doc_->layer(row)->sizeShare / maxShare_;
         return {};
     case Qt::TextAlignmentRole:
-        if (column == Name || column == Op)
+        if (column == Name || column == Op || column == Granularity || column == Calibrator)
             return QVariant(Qt::AlignLeft | Qt::AlignVCenter);
+        if (column == WeightBits || column == ActBits)
+            return QVariant(Qt::AlignCenter);
         return QVariant(Qt::AlignRight | Qt::AlignVCenter);
     case Qt::ForegroundRole:
         if (auto m = metricOf(column); m && !metricValue(*m, *doc_, row))
@@ -139,6 +197,13 @@ QVariant LayerTableModel::data(const QModelIndex& index, int role) const
             return QBrush(QColor(0x8a, 0x90, 0x99));
         return {};
     case Qt::BackgroundRole:
+        if ((column == WeightBits || column == ActBits) && config_ && row < config_->layerCount()) {
+            // Fewer bits, warmer: 8 and float plain, 6-7 pale, 4-5 amber, 2-3 orange.
+            const int bits = config_->value(row, fieldOf(column)).toInt();
+            if (bits >= 8)
+                return {};
+            return QBrush(bits >= 6 ? QColor(0xfe, 0xf3, 0xc7) : bits >= 4 ? QColor(0xfd, 0xe6, 0x8a) : QColor(0xfd, 0xba, 0x74));
+        }
         // Conditional formatting: only values past the point where they start to hurt.
         if (auto m = metricOf(column); m && *m != LayerMetric::SizeShare)
             if (auto v = metricValue(*m, *doc_, row)) {
@@ -196,6 +261,10 @@ QVariant LayerTableModel::headerData(int section, Qt::Orientation orientation, i
         case InputKurtosis: return QStringLiteral("Act. kurt.");
         case Sensitivity: return QStringLiteral("Sensitivity");
         case Bits: return QStringLiteral("Bits");
+        case WeightBits: return QStringLiteral("W bits");
+        case ActBits: return QStringLiteral("A bits");
+        case Granularity: return QStringLiteral("Granularity");
+        case Calibrator: return QStringLiteral("Calibrator");
         }
     }
     if (role == Qt::ToolTipRole) {
@@ -206,6 +275,11 @@ QVariant LayerTableModel::headerData(int section, Qt::Orientation orientation, i
         case WeightShape: return QStringLiteral("Shape of the weight tensor");
         case OutputShape: return QStringLiteral("Shape of the layer's output (N: batch)");
         case Params: return QStringLiteral("Weight and bias elements");
+        case WeightBits: return QStringLiteral("Weight bits of the configuration being edited (2..8, FP16/FP32 = float); "
+                                               "double-click or F2 to edit, the edit applies to every selected row");
+        case ActBits: return QStringLiteral("Activation bits at the layer's input in the configuration being edited");
+        case Granularity: return QStringLiteral("Weight scales per tensor, per output channel, or per group of N input channels");
+        case Calibrator: return QStringLiteral("How the activation range is chosen from calibration data");
         }
     }
     if (role == Qt::TextAlignmentRole)

@@ -11,13 +11,16 @@
 namespace qs::ui {
 
 class ModelDocument;
+class QuantConfigDocument;
 
 class LayerTableModel : public QAbstractTableModel {
     Q_OBJECT
 public:
     enum Column {
         Index, Name, Op, WeightShape, OutputShape, Params, SizeShare, Kurtosis, Outliers, ChannelRange,
-        InputKurtosis, Sensitivity, Bits, ColumnCount
+        InputKurtosis, Sensitivity, Bits,
+        WeightBits, ActBits, Granularity, Calibrator, // the configuration being edited (QuantConfigDocument)
+        ColumnCount
     };
     enum Role {
         SortRole = Qt::UserRole,        // raw value: double, or QString for text columns
@@ -31,6 +34,14 @@ public:
     int columnCount(const QModelIndex& parent = {}) const override;
     QVariant data(const QModelIndex& index, int role) const override;
     QVariant headerData(int section, Qt::Orientation orientation, int role) const override;
+    Qt::ItemFlags flags(const QModelIndex& index) const override;
+    // Edits one row through the configuration document (one undo step).
+    bool setData(const QModelIndex& index, const QVariant& value, int role = Qt::EditRole) override;
+
+    // The configuration columns show and edit this document; without one they stay empty.
+    void setConfigDocument(QuantConfigDocument* config);
+    QuantConfigDocument* configDocument() const { return config_; }
+    static bool isConfigColumn(int column) { return column >= WeightBits && column <= Calibrator; }
 
     // Columns that only fill after later analyses, hidden by users who do not need them.
     static bool isLaterColumn(int column) { return column == Sensitivity || column == Bits; }
@@ -41,6 +52,7 @@ private:
     void updateScales();
 
     ModelDocument* doc_;
+    QuantConfigDocument* config_ = nullptr;
     double maxShare_ = 0;
     std::vector<ColorScale> scales_; // per LayerMetric, for conditional formatting
 };

@@ -6,6 +6,8 @@
 #include "ui/layer_filter_proxy.h"
 #include "ui/layer_table_model.h"
 #include "ui/model_document.h"
+#include "ui/quant_config_document.h"
+#include "ui/quant_field_delegate.h"
 
 #include <QAction>
 #include <QApplication>
@@ -17,8 +19,10 @@
 #include <QLineEdit>
 #include <QMenu>
 #include <QTableView>
+#include <QToolTip>
 #include <QVBoxLayout>
 
+#include <algorithm>
 #include <set>
 
 namespace qs::ui {
@@ -47,7 +51,8 @@ LayerTablePanel::LayerTablePanel(ModelDocument* doc, QWidget* parent) : QWidget(
     view_->setSortingEnabled(true);
     view_->sortByColumn(LayerTableModel::Index, Qt::AscendingOrder);
     view_->setSelectionBehavior(QAbstractItemView::SelectRows);
-    view_->setSelectionMode(QAbstractItemView::SingleSelection);
+    // Several rows at once: the configuration columns edit every selected row together.
+    view_->setSelectionMode(QAbstractItemView::ExtendedSelection);
     view_->setAlternatingRowColors(true);
     view_->setShowGrid(false);
     view_->setWordWrap(false);
@@ -75,12 +80,21 @@ LayerTablePanel::LayerTablePanel(ModelDocument* doc, QWidget* parent) : QWidget(
     layout->addLayout(bar);
     layout->addWidget(view_, 1);
 
-    connect(nameEdit_, &QLineEdit::textChanged, this, [this](const QString& t) {
+    // A filter that hides the selected rows selects the row that becomes current, as a
+    // single-selection table does (the inspector keeps showing a layer).
+    auto keepSelection = [this] {
+        const QModelIndex current = view_->currentIndex();
+        if (!view_->selectionModel()->hasSelection() && current.isValid())
+            view_->selectionModel()->select(current, QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
+    };
+    connect(nameEdit_, &QLineEdit::textChanged, this, [this, keepSelection](const QString& t) {
         proxy_->setNameFilter(t);
+        keepSelection();
         updateCount();
     });
-    connect(opCombo_, &QComboBox::currentIndexChanged, this, [this] {
+    connect(opCombo_, &QComboBox::currentIndexChanged, this, [this, keepSelection] {
         proxy_->setOpFilter(opCombo_->currentData().toString());
+        keepSelection();
         updateCount();
     });
     connect(doc_, &ModelDocument::modelChanged, this, [this] {
@@ -92,6 +106,67 @@ LayerTablePanel::LayerTablePanel(ModelDocument* doc, QWidget* parent) : QWidget(
     fitColumns();
     // The weight shape is in the inspector's header; the column is one click away.
     view_->setColumnHidden(LayerTableModel::WeightShape, true);
+}
+
+void LayerTablePanel::setConfigDocument(QuantConfigDocument* config)
+{
+    model_->setConfigDocument(config);
+    fieldDelegate_ = new QuantFieldDelegate(config, view_, this);
+    for (int c = LayerTableModel::WeightBits; c <= LayerTableModel::Calibrator; ++c)
+        view_->setItemDelegateForColumn(c, fieldDelegate_);
+    view_->setEditTriggers(QAbstractItemView::DoubleClicked | QAbstractItemView::EditKeyPressed |
+                           QAbstractItemView::AnyKeyPressed);
+    connect(fieldDelegate_, &QuantFieldDelegate::editRefused, this, [this](const QString& message) {
+        QToolTip::showText(view_->mapToGlobal(view_->visualRect(view_->currentIndex()).bottomLeft()), message, view_);
+    });
+    view_->setContextMenuPolicy(Qt::CustomContextMenu);
+    connect(view_, &QWidget::customContextMenuRequested, this, &LayerTablePanel::showRowMenu);
+}
+
+void LayerTablePanel::addFooter(QWidget* footer)
+{
+    static_cast<QVBoxLayout*>(layout())->addWidget(footer);
+}
+
+QList<int> LayerTablePanel::selectedLayerRows() const
+{
+    QList<int> rows;
+    for (const QModelIndex& r : view_->selectionModel()->selectedRows())
+        rows << r.data(LayerTableModel::LayerRowRole).toInt();
+    std::sort(rows.begin(), rows.end());
+    return rows;
+}
+
+// Bulk edit by menu: every choice of every configuration column, for the selected rows.
+void LayerTablePanel::showRowMenu(const QPoint& pos)
+{
+    QuantConfigDocument* config = model_->configDocument();
+    const QList<int> rows = selectedLayerRows();
+    if (!config || rows.isEmpty())
+        return;
+    QMenu menu(this);
+    menu.addSection(rows.size() == 1 ? QStringLiteral("Layer %1").arg(QString::fromStdString(config->layerNames()[std::size_t(rows.front())]))
+                                     : QStringLiteral("%1 selected layers").arg(rows.size()));
+    using Field = QuantConfigDocument::Field;
+    const std::pair<int, Field> columns[] = {{LayerTableModel::WeightBits, Field::WeightBits},
+                                             {LayerTableModel::ActBits, Field::ActivationBits},
+                                             {LayerTableModel::Granularity, Field::Granularity},
+                                             {LayerTableModel::Calibrator, Field::Calibrator}};
+    for (const auto& [column, field] : columns) {
+        QString title = QuantConfigDocument::fieldName(field);
+        title[0] = title[0].toUpper();
+        QMenu* sub = menu.addMenu(title);
+        const QVariant current = config->value(rows.front(), field);
+        for (const QString& choice : QuantFieldDelegate::choices(column)) {
+            const bool bits = field == Field::WeightBits || field == Field::ActivationBits;
+            QAction* a = sub->addAction(bits && choice.toInt() >= 16 ? QStringLiteral("FP%1 (float)").arg(choice) : choice);
+            a->setCheckable(true);
+            a->setChecked(current.toString() == choice);
+            const QVariant value = bits ? QVariant(choice.toInt()) : QVariant(choice);
+            connect(a, &QAction::triggered, this, [config, rows, field, value] { config->setLayers(rows, field, value); });
+        }
+    }
+    menu.exec(view_->viewport()->mapToGlobal(pos));
 }
 
 void LayerTablePanel::rebuildOps()
@@ -121,7 +196,7 @@ void LayerTablePanel::fitColumns()
     QHeaderView* h = view_->horizontalHeader();
     // Widths in average characters: enough for the header and typical values.
     const int ch = fontMetrics().averageCharWidth() + 1;
-    static const int widths[LayerTableModel::ColumnCount] = {4, 18, 7, 13, 14, 8, 10, 8, 8, 8, 8, 8, 6};
+    static const int widths[LayerTableModel::ColumnCount] = {4, 18, 7, 13, 14, 8, 10, 8, 8, 8, 8, 8, 6, 5, 5, 10, 14};
     QFont bold = h->font();
     bold.setBold(true);
     const QFontMetrics headerMetrics(bold);

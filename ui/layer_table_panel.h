@@ -14,6 +14,8 @@ namespace qs::ui {
 class LayerFilterProxy;
 class LayerTableModel;
 class ModelDocument;
+class QuantConfigDocument;
+class QuantFieldDelegate;
 
 class LayerTablePanel : public QWidget {
     Q_OBJECT
@@ -25,6 +27,14 @@ public:
     QTableView* view() const { return view_; }
     QLineEdit* nameFilter() const { return nameEdit_; }
     QComboBox* opFilter() const { return opCombo_; }
+
+    // Makes the configuration columns editable (delegates, a context menu for the selected rows).
+    void setConfigDocument(QuantConfigDocument* config);
+    QuantFieldDelegate* fieldDelegate() const { return fieldDelegate_; }
+    // A widget under the table (the configuration's size and predicted error).
+    void addFooter(QWidget* footer);
+    // Rows of ModelData::layers selected in the table, ascending.
+    QList<int> selectedLayerRows() const;
 
     QByteArray saveHeaderState() const;
     void restoreHeaderState(const QByteArray& state);
@@ -39,6 +49,7 @@ private:
     void updateCount();
     void showHeaderMenu(const QPoint& pos);
     void fitColumns();
+    void showRowMenu(const QPoint& pos);
 
     ModelDocument* doc_;
     LayerTableModel* model_;
@@ -47,6 +58,7 @@ private:
     QLineEdit* nameEdit_;
     QComboBox* opCombo_;
     QLabel* count_;
+    QuantFieldDelegate* fieldDelegate_ = nullptr;
 };
 
 } // namespace qs::ui

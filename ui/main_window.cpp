@@ -1,6 +1,7 @@
 #include "ui/main_window.h"
 
 #include "ui/app_paths.h"
+#include "ui/config_footer.h"
 #include "ui/error_reporter.h"
 #include "ui/format.h"
 #include "ui/graph_panel.h"
@@ -14,8 +15,16 @@
 #include "ui/layer_selection.h"
 #include "ui/layer_table_panel.h"
 #include "ui/model_document.h"
+#include "ui/quant_config_document.h"
+#include "ui/runs_workbench.h"
+#include "ui/pareto_panel.h"
+#include "ui/sensitivity_panel.h"
 #include "ui/theme.h"
+#include "ui/whatif_controller.h"
+#include "ui/whatif_panel.h"
 
+#include "analysis/bit_budget.h"
+#include "analysis/sensitivity_record.h"
 #include "data/dataset.h"
 #include "store/store.h"
 
@@ -39,6 +48,7 @@
 #include <QTableView>
 #include <QThread>
 #include <QToolBar>
+#include <QUndoStack>
 
 namespace qs::ui {
 namespace {
@@ -91,7 +101,12 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     createActions();
     createDocks();
     createMenus();
+    createQuantEditor();
+    createRunsWorkbench();
+    createSensitivityDock();
+    createParetoDock();
     connectOutlierProfiling();
+    createWhatIf();
 
     connect(inspector_, &LayerInspector::calibrateRequested, this, &MainWindow::runCalibration);
     connect(graph_, &GraphPanel::directionChanged, this, &MainWindow::relayout);
@@ -177,6 +192,13 @@ void MainWindow::createActions()
     connect(quitAction_, &QAction::triggered, this, &QWidget::close);
 }
 
+void MainWindow::createWhatIf()
+{
+    whatIf_ = new WhatIfController(doc_, jobs_, [this] { return calibrationDataSpec(); }, this);
+    whatIfPanel_ = new WhatIfPanel(doc_, whatIf_, inspector_);
+    inspector_->addPanel(whatIfPanel_);
+}
+
 void MainWindow::createDocks()
 {
     tableDock_ = new QDockWidget(QStringLiteral("Layers"), this);
@@ -204,6 +226,159 @@ void MainWindow::createDocks()
     bar->addSeparator();
     bar->addAction(dataAction_);
     bar->addAction(calibrateAction_);
+}
+
+void MainWindow::createQuantEditor()
+{
+    config_ = new QuantConfigDocument(doc_, this);
+    table_->setConfigDocument(config_);
+    table_->addFooter(new ConfigFooter(config_, table_));
+    // Sizes need the working graph (BatchNorm folded): a job per model.
+    connect(doc_, &ModelDocument::modelChanged, this, [this] {
+        const auto model = doc_->model();
+        if (!model)
+            return;
+        QPointer<MainWindow> self(this);
+        const int generation = doc_->generation();
+        jobs_->start(QStringLiteral("sizes"), QStringLiteral("Counting stored sizes"),
+                     [self, model, generation](Progress&, const CancelToken&) -> JobRunner::Deliver {
+                         auto sizes = std::make_shared<const ModelSizeTable>(modelSizeTable(*model->graph));
+                         return [self, sizes, generation] {
+                             if (self && self->doc_->generation() == generation)
+                                 self->config_->setSizes(sizes);
+                         };
+                     });
+    });
+
+    QMenu* file = nullptr;
+    QMenu* edit = nullptr;
+    for (QAction* a : menuBar()->actions()) {
+        if (a->menu() && a->text() == QStringLiteral("&File"))
+            file = a->menu();
+        if (a->menu() && a->text() == QStringLiteral("&Edit"))
+            edit = a->menu();
+    }
+    QAction* undo = config_->undoStack()->createUndoAction(this, QStringLiteral("&Undo"));
+    undo->setObjectName(QStringLiteral("undoAction"));
+    undo->setShortcut(QKeySequence::Undo);
+    QAction* redo = config_->undoStack()->createRedoAction(this, QStringLiteral("&Redo"));
+    redo->setObjectName(QStringLiteral("redoAction"));
+    redo->setShortcuts({QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_Z), QKeySequence::Redo});
+    QAction* first = edit->actions().value(0);
+    edit->insertAction(first, undo);
+    edit->insertAction(first, redo);
+    QMenu* presets = new QMenu(QStringLiteral("Bit-width &Preset"), edit);
+    using Preset = QuantConfigDocument::Preset;
+    for (Preset p : {Preset::All8, Preset::W4A8, Preset::KeepEnds8})
+        connect(presets->addAction(QuantConfigDocument::presetName(p)), &QAction::triggered, config_,
+                [this, p] { config_->applyPreset(p); });
+    edit->insertMenu(first, presets);
+    edit->insertSeparator(first);
+
+    auto* save = new QAction(QStringLiteral("&Save Bit Configuration…"), this);
+    save->setObjectName(QStringLiteral("saveConfigAction"));
+    save->setShortcut(QKeySequence::Save);
+    save->setToolTip(QStringLiteral("The per-layer bits as JSON, for quantstudio-cli quantize --config"));
+    connect(save, &QAction::triggered, this, [this] {
+        const QString path = QFileDialog::getSaveFileName(this, QStringLiteral("Save bit configuration"),
+                                                          QSettings().value(QStringLiteral("config/lastPath")).toString(),
+                                                          QStringLiteral("Quantization configs (*.json)"));
+        if (path.isEmpty())
+            return;
+        QSettings().setValue(QStringLiteral("config/lastPath"), path);
+        if (!config_->save(path))
+            errors_->report(this, QStringLiteral("Saving the configuration"), config_->lastError());
+    });
+    auto* load = new QAction(QStringLiteral("&Load Bit Configuration…"), this);
+    load->setObjectName(QStringLiteral("loadConfigAction"));
+    connect(load, &QAction::triggered, this, [this] {
+        const QString path = QFileDialog::getOpenFileName(this, QStringLiteral("Load bit configuration"),
+                                                          QSettings().value(QStringLiteral("config/lastPath")).toString(),
+                                                          QStringLiteral("Quantization configs (*.json);;All files (*)"));
+        if (path.isEmpty())
+            return;
+        QSettings().setValue(QStringLiteral("config/lastPath"), path);
+        if (!config_->load(path))
+            errors_->report(this, QStringLiteral("Loading the configuration"), config_->lastError());
+    });
+    file->insertAction(quitAction_, save);
+    file->insertAction(quitAction_, load);
+    file->insertSeparator(quitAction_);
+}
+
+void MainWindow::createRunsWorkbench()
+{
+    runs_ = new RunsWorkbench(this);
+}
+
+void MainWindow::createSensitivityDock()
+{
+    sensitivity_ = new SensitivityPanel(doc_, config_, selection_, jobs_, this);
+    sensitivity_->setDataSpec([this] { return calibrationDataSpec(); });
+    sensitivity_->setStorePath([this] { return storePath_; });
+    sensitivityDock_ = new QDockWidget(QStringLiteral("Sensitivity"), this);
+    sensitivityDock_->setObjectName(QStringLiteral("sensitivityDock"));
+    sensitivityDock_->setWidget(sensitivity_);
+    sensitivityDock_->setFeatures(tableDock_->features());
+    addDockWidget(Qt::RightDockWidgetArea, sensitivityDock_);
+    tabifyDockWidget(inspectorDock_, sensitivityDock_);
+    inspectorDock_->raise();
+
+    QAction* sweep = new QAction(QStringLiteral("&Sensitivity Sweep"), this);
+    sweep->setObjectName(QStringLiteral("sensitivityAction"));
+    sweep->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_R));
+    sweep->setToolTip(QStringLiteral("Quantize each layer alone at each bit width and measure the loss (Ctrl+Shift+R)"));
+    connect(sweep, &QAction::triggered, this, [this] {
+        sensitivityDock_->show();
+        sensitivityDock_->raise();
+        sensitivity_->startSweep();
+    });
+    for (QAction* a : menuBar()->actions()) {
+        if (a->menu() && a->text() == QStringLiteral("&Analyze"))
+            a->menu()->insertAction(cancelAction_, sweep);
+        if (a->menu() && a->text() == QStringLiteral("&View"))
+            a->menu()->insertAction(inspectorDock_->toggleViewAction(), sensitivityDock_->toggleViewAction());
+    }
+    // A recorded sweep is the table's Sensitivity column now.
+    connect(sensitivity_, &SensitivityPanel::sweepFinished, this, [this] { loadStoredResults(); });
+    // The latest stored sweep of this model feeds the editor's prediction until a new one runs.
+    connect(this, &MainWindow::storedResultsLoaded, this, [this] {
+        const auto stored = doc_->stored();
+        if (!stored || !stored->sensitivityRun || config_->sensitivity() || sensitivity_->isRunning())
+            return;
+        const QString store = stored->storePath;
+        const int64_t run = stored->sensitivityRun;
+        const int generation = doc_->generation();
+        QPointer<MainWindow> self(this);
+        jobs_->start(QStringLiteral("stored-sensitivity"), QStringLiteral("Reading sensitivity run #%1").arg(run),
+                     [self, store, run, generation](Progress&, const CancelToken&) -> JobRunner::Deliver {
+                         StoreOptions options;
+                         options.mode = OpenMode::ReadOnly;
+                         auto result = std::make_shared<const SensitivityResult>(
+                             loadSensitivityRun(Store::open(store.toStdString(), options), run));
+                         return [self, result, generation] {
+                             if (self && self->doc_->generation() == generation && !self->config_->sensitivity())
+                                 self->config_->setSensitivity(result);
+                         };
+                     });
+    });
+}
+
+void MainWindow::createParetoDock()
+{
+    pareto_ = new ParetoPanel(doc_, config_, jobs_, this);
+    pareto_->setStorePath([this] { return storePath_; });
+    paretoDock_ = new QDockWidget(QStringLiteral("Pareto"), this);
+    paretoDock_->setObjectName(QStringLiteral("paretoDock"));
+    paretoDock_->setWidget(pareto_);
+    paretoDock_->setFeatures(tableDock_->features());
+    addDockWidget(Qt::RightDockWidgetArea, paretoDock_);
+    tabifyDockWidget(sensitivityDock_, paretoDock_);
+    inspectorDock_->raise();
+    for (QAction* a : menuBar()->actions())
+        if (a->menu() && a->text() == QStringLiteral("&View"))
+            a->menu()->insertAction(inspectorDock_->toggleViewAction(), paretoDock_->toggleViewAction());
+    connect(this, &MainWindow::storedResultsLoaded, pareto_, &ParetoPanel::reloadMeasured);
 }
 
 void MainWindow::createMenus()

@@ -27,6 +27,12 @@ class LayerInspector;
 class LayerSelection;
 class LayerTablePanel;
 class ModelDocument;
+class QuantConfigDocument;
+class RunsWorkbench;
+class SensitivityPanel;
+class ParetoPanel;
+class WhatIfController;
+class WhatIfPanel;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -44,12 +50,21 @@ public:
     ErrorReporter* errorReporter() const { return errors_; }
     void setErrorReporter(ErrorReporter* reporter); // takes ownership
     QAction* calibrateAction() const { return calibrateAction_; }
+    QuantConfigDocument* configDocument() const { return config_; }
+    RunsWorkbench* runs() const { return runs_; } // quantize, runs browser, compare, export
+    SensitivityPanel* sensitivityPanel() const { return sensitivity_; }
+    QDockWidget* sensitivityDock() const { return sensitivityDock_; }
+    ParetoPanel* paretoPanel() const { return pareto_; }
+    QDockWidget* paretoDock() const { return paretoDock_; }
+    WhatIfController* whatIf() const { return whatIf_; }
+    WhatIfPanel* whatIfPanel() const { return whatIfPanel_; }
 
     // Each starts a job and returns its id (-1 when nothing was started).
     int openModel(const QString& path);
     int openGraph(std::shared_ptr<Graph> graph); // a model built in memory (benchmarks, tests)
     int runCalibration();
     QString calibrationDataLabel() const;
+    QString calibrationDataSpec() const; // the chosen data, else the data beside the model, else random:64
     // Opens (creating if missing) the experiment store at `path`; on success it becomes
     // the remembered database. A failure leaves the previous one in place.
     int openStore(const QString& path);
@@ -76,7 +91,12 @@ private:
     void createActions();
     void createMenus();
     void createDocks();
+    void createQuantEditor(); // the bit-width configuration, its editor, undo and files
+    void createRunsWorkbench(); // Quantize, the runs browser, Compare and Export
+    void createSensitivityDock();
+    void createParetoDock();
     void connectOutlierProfiling(); // the inspector's outlier panel runs on the calibration data
+    void createWhatIf();
     void restoreSettings();
     void saveSettings();
     void addRecent(const QString& path);
@@ -90,7 +110,6 @@ private:
     void updateSummary();
     void updateActions();
     LayoutStyle layoutStyle(GraphDirection direction) const;
-    QString calibrationDataSpec() const;
 
     ModelDocument* doc_;
     JobRunner* jobs_;
@@ -104,6 +123,12 @@ private:
     QLabel* storeLabel_;
     QDockWidget* tableDock_;
     QDockWidget* inspectorDock_;
+    QuantConfigDocument* config_ = nullptr;
+    RunsWorkbench* runs_ = nullptr;
+    SensitivityPanel* sensitivity_ = nullptr;
+    QDockWidget* sensitivityDock_ = nullptr;
+    ParetoPanel* pareto_ = nullptr;
+    QDockWidget* paretoDock_ = nullptr;
     QMenu* recentMenu_ = nullptr;
     QAction* openAction_ = nullptr;
     QAction* demoAction_ = nullptr;
@@ -115,6 +140,8 @@ private:
     QString dataPath_; // chosen calibration data; empty: the data beside the model
     QString storePath_; // the open experiment store; empty: none
     QByteArray defaultState_;
+    WhatIfController* whatIf_ = nullptr;
+    WhatIfPanel* whatIfPanel_ = nullptr;
 };
 
 } // namespace qs::ui

@@ -7,6 +7,7 @@
 
 #include "graph/onnx_import.h"
 #include "quant/session.h"
+#include "store/quantize_run.h"
 #include "util/error.h"
 
 #include <cmath>
@@ -101,77 +102,23 @@ int runQuantize(const std::vector<std::string>& argv)
     DataOptions evalOpts = dataOptions(args);
     evalOpts.limit = opts.evalLimit;
     Dataset eval = loadDataset(evalOpts, graph);
-    DataOptions calOpts = evalOpts;
-    if (auto cd = args.value("calib-data")) {
-        calOpts.spec = *cd;
-        calOpts.labelsPath.reset();
-    }
-    calOpts.limit = opts.calibLimit;
-    Dataset calib = loadDataset(calOpts, graph);
-
-    nlohmann::json runConfig = opts.config.toJson();
-    runConfig["calibration"] = {{"data", calib.path}, {"samples", calib.count()}};
-    runConfig["evaluation"] = {{"data", eval.path}, {"samples", eval.count()}};
-    runConfig["int8"] = opts.int8;
-    runConfig["batch"] = opts.batch;
+    Dataset calib = calibrationData(args, evalOpts, graph, opts.calibLimit);
 
     std::optional<Store> store = storeFromArgs(args);
-    std::optional<RunGuard> run;
-    if (store) {
-        RunStart start;
-        start.modelId = recordModel(*store, graph, path);
-        start.datasetId = recordDataset(*store, eval);
-        start.kind = RunKind::Quantization;
-        start.config = runConfig;
-        run.emplace(*store, start);
-    }
-
     Progress progress([&](const ProgressState& s) {
         if (!args.flag("json"))
             std::fprintf(stderr, "\r%3d%%  %-60.60s", int(s.fraction * 100), s.stage.c_str());
     });
     CancelToken cancel;
-    QuantizeResult r = runRecorded(run, [&] { return quantizeModel(graph, calib, eval, opts, progress, cancel); });
+    const RecordedQuantization recorded =
+        quantizeAndRecord(store ? &*store : nullptr, graph, path, calib, eval, opts, progress, cancel);
+    const QuantizeResult& r = recorded.result;
     if (!args.flag("json"))
         std::fprintf(stderr, "\r%-70s\r", "");
 
-    if (run) {
-        std::vector<LayerResult> layers;
-        for (const auto& l : r.layers) {
-            LayerResult lr;
-            lr.layer = l.name;
-            lr.op = l.op;
-            lr.weightBits = l.wbits;
-            lr.actBits = l.abits;
-            lr.granularity = l.granularity;
-            if (std::isfinite(l.outputSqnrDb))
-                lr.sqnrDb = l.outputSqnrDb;
-            lr.sizeBits = l.sizeBits;
-            lr.scales = {{"min", l.scaleMin}, {"max", l.scaleMax}};
-            if (l.activationRange)
-                lr.actClip = StoredRange{l.activationRange->lo, l.activationRange->hi};
-            lr.extra = {{"weight_sqnr_db", num(l.weightSqnrDb)}, {"params", l.params}};
-            layers.push_back(lr);
-        }
-        run->addLayers(layers);
-        RunMetrics m;
-        m.top1 = r.top1;
-        m.sqnrDb = std::isfinite(r.sqnrDb) ? std::optional<double>(r.sqnrDb) : std::nullopt;
-        m.cosine = r.cosine;
-        m.top1Agreement = r.top1Agreement;
-        m.kl = r.kl;
-        m.sizeBits = double(r.sizeBits);
-        m.latencyMs = r.latencyMs;
-        m.extra = {{"fp32_top1", opt(r.fp32Top1)}, {"fp32_size_bits", r.fp32SizeBits},
-                   {"compression", r.compression}, {"fp32_latency_ms", r.fp32LatencyMs},
-                   {"eval_samples", r.evalSamples}, {"algorithms", r.applied},
-                   {"algorithm_notes", r.algorithmNotes}};
-        run->finish(m);
-    }
-
     if (args.flag("json")) {
         nlohmann::json j;
-        j["run_id"] = run ? nlohmann::json(run->id()) : nlohmann::json(nullptr);
+        j["run_id"] = store ? nlohmann::json(recorded.runId) : nlohmann::json(nullptr);
         j["top1"] = opt(r.top1);
         j["fp32_top1"] = opt(r.fp32Top1);
         j["top1_agreement"] = r.top1Agreement;
@@ -207,8 +154,8 @@ int runQuantize(const std::vector<std::string>& argv)
     std::printf("latency        %.3f ms per batch of %lld (FP32 %.3f ms, %.2fx) %s\n", r.latencyMs,
                 (long long)opts.batch, r.fp32LatencyMs, r.latencyMs > 0 ? r.fp32LatencyMs / r.latencyMs : 0.0,
                 opts.int8 ? "[INT8 kernels, oneDNN]" : "[simulated quantization]");
-    if (run)
-        std::printf("run            %lld recorded in %s\n", (long long)run->id(), store->path().c_str());
+    if (store)
+        std::printf("run            %lld recorded in %s\n", (long long)recorded.runId, store->path().c_str());
     std::printf("\n%-28s %-6s %5s %5s %-10s %12s %12s\n", "layer", "op", "W", "A", "granular.", "weight SQNR",
                 "output SQNR");
     for (const auto& l : r.layers)

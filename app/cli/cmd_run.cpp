@@ -1,9 +1,11 @@
 // quantstudio-cli run MODEL [--data DATA] ...: runs a model over a dataset with the
-// oneDNN runtime and prints throughput and, when labels exist, top-1 accuracy.
+// oneDNN runtime and prints throughput and, when labels exist, top-1 accuracy; on
+// text:FILE data (token windows) the next-token perplexity.
 #include "cli/args.h"
 #include "cli/command.h"
 #include "cli/recording.h"
 
+#include "analysis/perplexity.h"
 #include "data/dataset.h"
 #include "graph/onnx_import.h"
 #include "runtime/plan.h"
@@ -27,6 +29,8 @@ struct RunSummary {
     double seconds = 0; // inference only (compile and data loading excluded)
     double compileSeconds = 0;
     std::optional<double> top1;
+    std::optional<double> perplexity; // text data: exp(mean next-token NLL)
+    int64_t tokens = 0;               // text data: scored tokens
 };
 
 std::vector<float> floatList(const Args& args, const std::string& name)
@@ -39,7 +43,7 @@ std::vector<float> floatList(const Args& args, const std::string& name)
 
 int runRun(const std::vector<std::string>& argv)
 {
-    Args args(argv, {"data", "labels", "batch", "limit", "threads", "mean", "std", "db"}, {"json"});
+    Args args(argv, {"data", "labels", "batch", "limit", "threads", "mean", "std", "db", "context"}, {"json"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
     const int batch = args.intValue("batch", 32);
     const int threads = args.intValue("threads", 0);
@@ -61,6 +65,7 @@ int runRun(const std::vector<std::string>& argv)
     if (args.value("std"))
         dopts.std = floatList(args, "std");
     dopts.limit = args.intValue("limit", -1);
+    dopts.context = args.intValue("context", 0);
     Dataset data = loadDataset(dopts, g);
     if (data.count() == 0)
         fail(dopts.spec, ": no samples");
@@ -96,12 +101,15 @@ int runRun(const std::vector<std::string>& argv)
     auto measure = [&] {
         int64_t correct = 0;
         double seconds = 0;
+        PerplexityMeter ppl;
         for (int64_t start = 0; start < data.count(); start += s.batch) {
             const int64_t n = std::min<int64_t>(s.batch, data.count() - start);
             Tensor in = data.batch(start, n);
             auto t = Clock::now();
             std::vector<Tensor> out = (n == s.batch ? plan : tail)->run({in});
             seconds += std::chrono::duration<double>(Clock::now() - t).count();
+            if (data.targets)
+                ppl.add(out.at(0), data.targetBatch(start, n));
             if (data.labels) {
                 const Tensor& logits = out.at(0);
                 if (logits.shape.empty() || logits.shape[0] != n)
@@ -121,6 +129,10 @@ int runRun(const std::vector<std::string>& argv)
         s.seconds = seconds;
         if (data.labels)
             s.top1 = double(correct) / double(data.count());
+        if (data.targets) {
+            s.perplexity = ppl.perplexity();
+            s.tokens = ppl.tokens();
+        }
     };
 
     std::optional<int64_t> runId;
@@ -131,6 +143,8 @@ int runRun(const std::vector<std::string>& argv)
         start.kind = RunKind::Inference;
         start.config = {{"data", dopts.spec}, {"limit", dopts.limit}, {"batch", s.batch}, {"threads", threads},
             {"mean", data.mean}, {"std", data.std}};
+        if (data.targets)
+            start.config["context"] = data.inputs.shape.at(1);
         runId = recordRun(*store, start, [&](RunGuard&) {
             measure();
             RunMetrics m;
@@ -139,6 +153,11 @@ int runRun(const std::vector<std::string>& argv)
             m.latencyMs = 1000.0 * s.seconds / double(batches);
             m.extra = {{"images", s.images}, {"images_per_second", s.seconds > 0 ? double(s.images) / s.seconds : 0.0},
                 {"compile_seconds", s.compileSeconds}};
+            if (s.perplexity) {
+                m.extra["perplexity"] = *s.perplexity;
+                m.extra["tokens"] = s.tokens;
+                m.extra["tokens_per_second"] = s.seconds > 0 ? double(s.tokens) / s.seconds : 0.0;
+            }
             return m;
         });
     } else {
@@ -151,16 +170,27 @@ int runRun(const std::vector<std::string>& argv)
             {"threads", s.threads}, {"seconds", s.seconds}, {"compile_seconds", s.compileSeconds},
             {"images_per_second", ips}, {"top1", s.top1 ? nlohmann::json(*s.top1) : nlohmann::json(nullptr)},
             {"run_id", runId ? nlohmann::json(*runId) : nlohmann::json(nullptr)}};
+        if (s.perplexity) {
+            j["perplexity"] = *s.perplexity;
+            j["tokens"] = s.tokens;
+            j["context"] = data.inputs.shape.at(1);
+            j["tokens_per_second"] = s.seconds > 0 ? double(s.tokens) / s.seconds : 0.0;
+        }
         std::printf("%s\n", j.dump(2).c_str());
         return 0;
     }
     std::printf("model       %s\n", s.model.c_str());
-    std::printf("data        %s (%s, %lld images)\n", s.data.c_str(), data.kind.c_str(), (long long)s.images);
+    std::printf("data        %s (%s, %lld %s)\n", s.data.c_str(), data.kind.c_str(), (long long)s.images,
+                data.targets ? "windows" : "images");
     std::printf(
         "batch       %lld, threads %s\n", (long long)s.batch, s.threads ? std::to_string(s.threads).c_str() : "all");
     std::printf("compile     %.3f s\n", s.compileSeconds);
     std::printf("inference   %.3f s, %.1f images/s\n", s.seconds, ips);
-    if (s.top1)
+    if (s.perplexity)
+        std::printf("perplexity  %.6f over %lld tokens (context %lld, %.1f tokens/s)\n", *s.perplexity,
+                    (long long)s.tokens, (long long)data.inputs.shape.at(1),
+                    s.seconds > 0 ? double(s.tokens) / s.seconds : 0.0);
+    else if (s.top1)
         std::printf("top-1       %.4f\n", *s.top1);
     else
         std::printf("top-1       n/a (no labels)\n");
@@ -171,8 +201,10 @@ int runRun(const std::vector<std::string>& argv)
 
 const bool registered = registerCommand({"run",
     "MODEL [--data DATA] [--labels PATH] [--batch N] [--limit N] [--threads N] [--mean a,b,c] [--std a,b,c] "
-    "[--db DB] [--json]",
-    "run a model on a dataset (IDX, NPY or random:N), print throughput and top-1; record the run with --db", runRun});
+    "[--context N] [--db DB] [--json]",
+    "run a model on a dataset (IDX, NPY, random:N or text:FILE), print throughput and top-1, or perplexity on "
+    "text (non-overlapping windows of --context bytes, --limit windows); record the run with --db",
+    runRun});
 
 } // namespace
 } // namespace qs::cli

@@ -3,25 +3,33 @@
 #include "cli/args.h"
 #include "cli/command.h"
 #include "cli/data_args.h"
+#include "cli/latency_args.h"
+#include "cli/output.h"
 #include "cli/recording.h"
 
+#include "analysis/bit_budget.h"
+#include "analysis/latency.h"
 #include "analysis/mixed_precision.h"
 #include "analysis/sensitivity.h"
+#include "analysis/sensitivity_metrics.h"
+#include "analysis/sensitivity_record.h"
 #include "graph/onnx_import.h"
 #include "quant/session.h"
 #include "util/error.h"
 
 #include <cmath>
 #include <csignal>
+#include <iomanip>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
 namespace qs::cli {
+
 namespace {
 
 nlohmann::json num(double v)
 {
-    return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+    return jsonNumber(v);
 }
 
 std::vector<int> bitsList(const Args& args)
@@ -50,17 +58,6 @@ SensitivityOptions sensitivityOptions(const Args& args)
     if (auto c = args.value("calib"))
         parseCalibrator(*c, o.base.defaults.activation);
     return o;
-}
-
-Progress stderrProgress(const Args& args)
-{
-    bool quiet = args.flag("json");
-    return Progress([quiet](const ProgressState& s) {
-        if (quiet)
-            return;
-        const std::string eta = s.etaSeconds >= 0 ? str("ETA ", int(std::lround(s.etaSeconds)), " s") : "ETA ?";
-        std::fprintf(stderr, "\r%3d%%  %-10s %-56.56s", int(s.fraction * 100), eta.c_str(), s.stage.c_str());
-    });
 }
 
 // Ctrl-C (or SIGTERM) stops a sweep within a batch; what was measured is kept and
@@ -96,36 +93,6 @@ private:
     CancelToken cancel_;
 };
 
-nlohmann::json byBitsJson(const LayerSensitivity& l)
-{
-    nlohmann::json j = nlohmann::json::object();
-    for (const auto& [bits, m] : l.byBits)
-        j[std::to_string(bits)] = {{"sqnr_db", num(m.sqnrDb)}, {"kl", m.kl}, {"top1_agreement", m.top1Agreement},
-            {"top1", m.top1 ? nlohmann::json(*m.top1) : nlohmann::json(nullptr)},
-            {"local_sqnr_db", m.localSqnrDb ? num(*m.localSqnrDb) : nlohmann::json(nullptr)}, {"samples", m.samples}};
-    return j;
-}
-
-std::vector<LayerResult> sensitivityLayerRows(const SensitivityResult& r)
-{
-    std::vector<LayerResult> rows;
-    for (const auto& l : r.layers) {
-        LayerResult lr;
-        lr.layer = l.layer;
-        lr.op = l.op;
-        lr.sensitivityDetail = byBitsJson(l);
-        if (l.hessianScore)
-            lr.sensitivity = *l.hessianScore;
-        else if (!l.byBits.empty() && std::isfinite(l.byBits.begin()->second.sqnrDb))
-            lr.sensitivity = l.byBits.begin()->second.sqnrDb; // SQNR at the lowest bit width
-        if (l.hessianTrace)
-            lr.extra["hessian_trace"] = *l.hessianTrace;
-        lr.extra["params"] = l.params;
-        rows.push_back(lr);
-    }
-    return rows;
-}
-
 // A cancelled sweep prints and stores what it measured, then exits like a cancelled command.
 int exitCode(const SensitivityResult& r)
 {
@@ -135,13 +102,145 @@ int exitCode(const SensitivityResult& r)
     return 130;
 }
 
+// --metrics: several metrics side by side with bootstrap intervals and their rank agreement.
+int runSensitivityMetrics(const Args& args, const std::string& path)
+{
+    for (const char* other : {"mode", "method"})
+        if (args.value(other))
+            fail("--metrics measures weight sensitivity with every method it names; --", other, " does not apply");
+    Graph graph = importOnnx(path);
+    MetricsOptions o;
+    const std::vector<int> bits = args.value("bits") ? bitsList(args) : std::vector<int>{4};
+    if (bits.size() != 1)
+        fail("--metrics compares metrics at one bit width: give --bits N, got ", bits.size(), " values");
+    o.bits = bits.front();
+    const std::string list = args.value("metrics", "all");
+    o.metrics.clear();
+    if (list == "all")
+        o.metrics = {"oneshot", "local", "hessian", "kurtosis"};
+    else
+        for (std::size_t at = 0; at <= list.size();) {
+            const std::size_t comma = std::min(list.find(',', at), list.size());
+            o.metrics.push_back(list.substr(at, comma - at));
+            at = comma + 1;
+        }
+    o.bootstrap = args.intValue("bootstrap", 200);
+    o.seed = uint64_t(args.intValue("seed", 1));
+    o.limit = args.intValue("limit", 256);
+    o.batch = args.intValue("batch", 32);
+    o.threads = args.intValue("threads", 0);
+    o.hutchinsonSamples = args.intValue("hutchinson", 8);
+    if (auto g = args.value("granularity"))
+        parseGranularity(*g, o.base.defaults.weight);
+    if (auto c = args.value("calib"))
+        parseCalibrator(*c, o.base.defaults.activation);
+    DataOptions dopts = dataOptions(args);
+    dopts.limit = o.limit;
+    Dataset data = loadDataset(dopts, graph);
+
+    std::optional<Store> store = storeFromArgs(args);
+    std::optional<RunGuard> run;
+    if (store) {
+        RunStart start;
+        start.modelId = recordModel(*store, graph, path);
+        start.datasetId = recordDataset(*store, data);
+        start.kind = RunKind::Sensitivity;
+        start.config = {{"bits", o.bits}, {"metrics", o.metrics}, {"bootstrap", o.bootstrap}, {"seed", o.seed},
+            {"limit", o.limit}, {"batch", o.batch}, {"hutchinson", o.hutchinsonSamples}, {"base", o.base.toJson()}};
+        run.emplace(*store, start);
+    }
+    Progress progress = stderrProgress(args);
+    CancelToken cancel;
+    StopOnSignal stopOnSignal(cancel);
+    const SensitivityAgreement r =
+        runRecorded(run, [&] { return measureSensitivityAgreement(graph, data, o, progress, cancel); });
+    clearProgress(args);
+
+    nlohmann::json metrics = nlohmann::json::array(), names = nlohmann::json::array();
+    for (const auto& m : r.metrics) {
+        names.push_back(m.name);
+        metrics.push_back({{"name", m.name}, {"summary", m.summary}, {"higher_is_more_sensitive", m.higherIsMoreSensitive}});
+    }
+    nlohmann::json spearman = nlohmann::json::array();
+    for (const auto& row : r.spearman) {
+        nlohmann::json jr = nlohmann::json::array();
+        for (double v : row)
+            jr.push_back(num(v));
+        spearman.push_back(jr);
+    }
+    auto layerJson = [&](std::size_t li) {
+        nlohmann::json j = nlohmann::json::object();
+        for (const auto& m : r.metrics)
+            j[m.name] = {{"value", num(m.value[li])}, {"ci95", {num(m.lo[li]), num(m.hi[li])}}};
+        return j;
+    };
+    if (run) {
+        std::vector<LayerResult> rows;
+        for (std::size_t li = 0; li < r.layers.size(); ++li) {
+            LayerResult lr;
+            lr.layer = r.layers[li];
+            lr.op = r.ops[li];
+            lr.weightBits = r.bits;
+            lr.sensitivityDetail = layerJson(li);
+            if (!r.metrics.empty() && std::isfinite(r.metrics.front().value[li]))
+                lr.sensitivity = r.metrics.front().value[li];
+            rows.push_back(lr);
+        }
+        run->addLayers(rows);
+        RunMetrics m;
+        m.extra = {{"metrics", metrics}, {"spearman", spearman}, {"bootstrap", r.bootstrap}, {"batches", r.batches},
+            {"samples", r.samples}, {"seconds", r.seconds}};
+        run->finish(m);
+    }
+    if (args.flag("json")) {
+        nlohmann::json j = {{"run_id", run ? nlohmann::json(run->id()) : nlohmann::json(nullptr)}, {"bits", r.bits},
+            {"bootstrap", r.bootstrap}, {"batches", r.batches}, {"samples", r.samples}, {"seconds", r.seconds},
+            {"metrics", metrics}, {"spearman", {{"metrics", names}, {"matrix", spearman}}},
+            {"layers", nlohmann::json::array()}};
+        for (std::size_t li = 0; li < r.layers.size(); ++li)
+            j["layers"].push_back({{"name", r.layers[li]}, {"op", r.ops[li]}, {"metrics", layerJson(li)}});
+        std::printf("%s\n", j.dump(2).c_str());
+        return 0;
+    }
+    std::printf("sensitivity metrics at %d bits, %lld samples in %lld batches, %d bootstrap resamples, %.2f s\n",
+        r.bits, (long long)r.samples, (long long)r.batches, r.bootstrap, r.seconds);
+    for (const auto& m : r.metrics)
+        std::printf("  %-16s %s\n", m.name.c_str(), m.summary.c_str());
+    std::printf("\n%-24s", "layer");
+    for (const auto& m : r.metrics)
+        std::printf(" %34s", (m.name + " [95% CI]").c_str());
+    std::printf("\n");
+    for (std::size_t li = 0; li < r.layers.size(); ++li) {
+        std::printf("%-24s", r.layers[li].c_str());
+        for (const auto& m : r.metrics)
+            std::printf(" %34s", str(std::setprecision(4), m.value[li], " [", m.lo[li], ", ", m.hi[li], "]").c_str());
+        std::printf("\n");
+    }
+    std::printf("\nSpearman rank correlation of the sensitivity rankings (higher score = more sensitive)\n%-16s", "");
+    for (const auto& m : r.metrics)
+        std::printf(" %16s", m.name.c_str());
+    std::printf("\n");
+    for (std::size_t i = 0; i < r.metrics.size(); ++i) {
+        std::printf("%-16s", r.metrics[i].name.c_str());
+        for (double v : r.spearman[i])
+            std::printf(" %16.3f", v);
+        std::printf("\n");
+    }
+    return 0;
+}
+
 int runSensitivity(const std::vector<std::string>& argv)
 {
-    std::set<std::string> valued = {
-        "bits", "mode", "method", "limit", "batch", "threads", "db", "granularity", "calib", "hutchinson"};
+    std::set<std::string> valued = {"bits", "mode", "method", "limit", "batch", "threads", "db", "granularity", "calib",
+        "hutchinson", "metrics", "bootstrap", "seed"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
     Args args(argv, valued, {"json", "naive"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
+    if (args.value("metrics"))
+        return runSensitivityMetrics(args, path);
+    for (const char* only : {"bootstrap", "seed"})
+        if (args.value(only))
+            fail("--", only, " needs --metrics (bootstrap intervals are computed for the side-by-side metrics)");
     Graph graph = importOnnx(path);
     SensitivityOptions opts = sensitivityOptions(args);
     DataOptions dopts = dataOptions(args);
@@ -155,9 +254,7 @@ int runSensitivity(const std::vector<std::string>& argv)
         start.modelId = recordModel(*store, graph, path);
         start.datasetId = recordDataset(*store, data);
         start.kind = RunKind::Sensitivity;
-        start.config = {{"bits", opts.bits}, {"mode", sensitivityModeName(opts.mode)},
-            {"method", sensitivityMethodName(opts.method)}, {"limit", opts.limit}, {"batch", opts.batch},
-            {"base", opts.base.toJson()}, {"naive", opts.naive}};
+        start.config = sensitivityRunConfig(opts);
         run.emplace(*store, start);
     }
     Progress progress = stderrProgress(args);
@@ -168,12 +265,7 @@ int runSensitivity(const std::vector<std::string>& argv)
         std::fprintf(stderr, "\r%-70s\r", "");
     if (run) {
         run->addLayers(sensitivityLayerRows(r));
-        RunMetrics m;
-        m.top1 = r.fp32Top1;
-        m.extra = {
-            {"seconds", r.seconds}, {"estimator", r.estimator}, {"complete", r.complete}, {"samples", r.samples}};
-        if (r.spearman)
-            m.extra["spearman_vs_oneshot"] = *r.spearman;
+        const RunMetrics m = sensitivityRunMetrics(r);
         if (r.complete)
             run->finish(m);
         else
@@ -192,7 +284,7 @@ int runSensitivity(const std::vector<std::string>& argv)
         j["spearman"] = r.spearman ? nlohmann::json(*r.spearman) : nlohmann::json(nullptr);
         j["layers"] = nlohmann::json::array();
         for (const auto& l : r.layers) {
-            nlohmann::json row = {{"name", l.layer}, {"op", l.op}, {"params", l.params}, {"by_bits", byBitsJson(l)}};
+            nlohmann::json row = {{"name", l.layer}, {"op", l.op}, {"params", l.params}, {"by_bits", sensitivityByBitsJson(l)}};
             if (l.hessianTrace)
                 row["hessian_trace"] = *l.hessianTrace;
             if (l.hessianScore)
@@ -238,12 +330,22 @@ nlohmann::json measuredJson(const MeasuredPoint& m)
 int runMixed(const std::vector<std::string>& argv)
 {
     std::set<std::string> valued = {"bits", "limit", "batch", "threads", "db", "budget-bits", "budget-bytes", "verify",
-        "out", "min-bits", "max-bits", "pin", "granularity", "calib", "abits", "eval-limit"};
+        "out", "min-bits", "max-bits", "pin", "granularity", "calib", "abits", "eval-limit", "cost", "budget-ms",
+        "latency-batch", "repeats", "warmup"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
-    Args args(argv, valued, {"json"});
+    Args args(argv, valued, {"json", "remeasure"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
-    if (!args.value("budget-bits") == !args.value("budget-bytes"))
-        fail("give exactly one of --budget-bits AVG or --budget-bytes N");
+    const std::string costAxis = args.value("cost", "size");
+    if (costAxis != "size" && costAxis != "latency")
+        fail("--cost ", quoted(costAxis), ": expected size or latency");
+    const bool byLatency = costAxis == "latency";
+    const int budgets = int(args.value("budget-bits").has_value()) + int(args.value("budget-bytes").has_value()) +
+                        int(args.value("budget-ms").has_value());
+    if (budgets != 1)
+        fail("give exactly one of --budget-bits AVG, --budget-bytes N or --budget-ms MS");
+    if (args.value("budget-ms").has_value() != byLatency)
+        fail(byLatency ? "--cost latency takes its budget as --budget-ms MS"
+                       : "--budget-ms needs --cost latency (the size axis takes --budget-bits or --budget-bytes)");
     Graph graph = importOnnx(path);
     SensitivityOptions so;
     so.bits = bitsList(args);
@@ -256,6 +358,8 @@ int runMixed(const std::vector<std::string>& argv)
     if (auto c = args.value("calib"))
         parseCalibrator(*c, so.base.defaults.activation);
     so.base.defaults.activation.bits = args.intValue("abits", 8);
+    if (byLatency && so.base.defaults.activation.bits != 8)
+        fail("--cost latency: INT8 kernels take 8-bit activations, got --abits ", so.base.defaults.activation.bits);
     DataOptions dopts = dataOptions(args);
     dopts.limit = -1;
     Dataset data = loadDataset(dopts, graph);
@@ -267,42 +371,82 @@ int runMixed(const std::vector<std::string>& argv)
     SensitivityResult sens = measureSensitivity(graph, data, so, sensProgress, cancel);
     if (!sens.complete)
         throw Cancelled(); // a front from part of the sweep would mislead
+    // Latency: an INT8 option also quantizes the layer's input to 8 bits; its noise
+    // adds to the weights' (the same additive model the front sums layers with).
+    std::optional<SensitivityResult> actSens;
+    LatencyProfile latency;
+    bool latencyCached = false;
+    if (byLatency) {
+        SensitivityOptions ao = so;
+        ao.mode = SensitivityMode::Activations;
+        ao.bits = {8};
+        Progress p = progress.sub(0.5, 0.6);
+        actSens = measureSensitivity(graph, data, ao, p, cancel);
+        if (!actSens->complete)
+            throw Cancelled();
+        Progress lp = progress.sub(0.6, 0.7);
+        latency = latencyFromArgs(args, "latency-batch", graph, path, latencyCached, lp, cancel);
+    }
+    auto noiseOf = [](const SensitivityResult& r, const std::string& layer, int bits) {
+        for (const auto& x : r.layers)
+            if (x.layer == layer && x.byBits.count(bits)) {
+                const double sq = x.byBits.at(bits).sqnrDb;
+                return std::isfinite(sq) ? std::pow(10.0, -sq / 10) : 0.0;
+            }
+        return 0.0;
+    };
+    constexpr double kNsPerMs = 1e6; // latency costs are integer nanoseconds
 
-    // Per-layer options: predicted noise from the one-shot SQNR, exact stored sizes.
+    // Per-layer options: predicted noise from the one-shot SQNR, exact stored sizes
+    // (or measured latencies, with a float option per layer that can leave INT8).
     QuantizeOptions qo;
     qo.config = so.base;
     QuantSession session(graph, qo);
+    const ModelSizeTable sizes = modelSizeTable(session);
     const bool byAverage = args.value("budget-bits").has_value();
-    std::vector<LayerOptions> layers;
+    const LayerLinks links = layerLinks(session.graph());
+    std::vector<LayerOptions> layers = mixedLayerOptions(sizes, sens, so.bits, so.base, byAverage);
     int64_t totalElements = 0;
-    for (const auto& l : session.layers()) {
-        LayerOptions lo;
-        lo.layer = l.name;
-        lo.elements = session.graph().constant(l.weight)->numel();
+    for (std::size_t li = 0; li < layers.size(); ++li) {
+        LayerOptions& lo = layers[li];
         totalElements += lo.elements;
-        const auto* ls = [&]() -> const LayerSensitivity* {
-            for (const auto& x : sens.layers)
-                if (x.layer == l.name)
-                    return &x;
-            return nullptr;
-        }();
-        for (int bits : so.bits) {
-            SessionLayer copy = l;
-            copy.spec.weight.bits = bits;
-            BitOption o;
-            o.bits = bits;
-            o.sizeBits = session.layerSizeBits(copy);
-            o.cost = byAverage ? lo.elements * bits : o.sizeBits;
-            double sq = ls && ls->byBits.count(bits) ? ls->byBits.at(bits).sqnrDb : 0;
-            o.noise = std::isfinite(sq) ? std::pow(10.0, -sq / 10) : 0;
-            lo.options.push_back(o);
+        if (!byLatency)
+            continue;
+        // The latency axis: each INT8 option costs the layer's measured INT8 time and adds the
+        // 8-bit input's noise; a float option per layer can leave INT8, paying the boundary.
+        const LayerLatency* lat = nullptr;
+        for (const auto& x : latency.layers)
+            if (x.layer == lo.layer)
+                lat = &x;
+        if (!lat)
+            fail("layer ", quoted(lo.layer), " is not in the latency profile of ", path, "; measure again (--remeasure)");
+        if (!lat->int8Ms)
+            lo.options.clear(); // no INT8 kernel: the layer stays float
+        for (BitOption& o : lo.options) {
+            o.cost = int64_t(std::llround(*lat->int8Ms * kNsPerMs));
+            o.noise += noiseOf(*actSens, lo.layer, 8);
+            o.int8 = true;
         }
-        layers.push_back(lo);
+        QuantSpec floatSpec = so.base.forLayer(lo.layer).value_or(so.base.defaults).weight;
+        floatSpec.bits = 32;
+        BitOption f;
+        f.bits = 32;
+        for (const auto& shape : sizes.layers)
+            if (shape.layer == lo.layer)
+                f.sizeBits = sizes.layerBits(shape, floatSpec);
+        f.cost = int64_t(std::llround(lat->fp32Ms * kNsPerMs));
+        lo.options.push_back(f);
+        lo.enterCost = int64_t(std::llround(lat->quantizeMs.value_or(0) * kNsPerMs));
+        lo.exitCost = int64_t(std::llround(lat->dequantizeMs.value_or(0) * kNsPerMs));
+        lo.linkedToPrevious = li > 0 && li < links.producers.size() && links.producers[li].count(li - 1) &&
+                              links.layers[li] == lo.layer;
     }
     MixedConstraints c;
     c.allowedBits = std::set<int>(so.bits.begin(), so.bits.end());
     c.minBits = args.intValue("min-bits", 2);
-    c.maxBits = args.intValue("max-bits", 8);
+    c.maxBits = args.intValue("max-bits", byLatency ? 32 : 8);
+    if (byLatency)
+        c.allowedBits.insert(32);
     if (auto pins = args.value("pin")) { // layer=bits,layer=bits
         std::string item;
         for (char ch : *pins + ",") {
@@ -318,22 +462,28 @@ int runMixed(const std::vector<std::string>& argv)
         }
     }
     std::vector<FrontPoint> front = paretoFront(constrain(layers, c));
-    const int64_t budget = byAverage
-        ? int64_t(std::floor(std::stod(*args.value("budget-bits")) * double(totalElements)))
-        : int64_t(std::stoll(*args.value("budget-bytes"))) * 8;
+    // Latency cost: the layers' own kernels and crossings; the other kernels are fixed.
+    auto latencyMsOf = [&](const FrontPoint& p) { return double(p.cost) / kNsPerMs + latency.otherMs; };
+    const int64_t budget = byLatency ? int64_t(std::floor((args.doubleValue("budget-ms", 0) - latency.otherMs) * kNsPerMs))
+        : byAverage                  ? int64_t(std::floor(std::stod(*args.value("budget-bits")) * double(totalElements)))
+                                     : int64_t(std::stoll(*args.value("budget-bytes"))) * 8;
     std::optional<FrontPoint> chosen = bestWithin(front, budget);
     if (!chosen)
         fail("no configuration fits the budget (the smallest needs ",
-            byAverage ? str(front.front().averageBits, " average bits") : str(front.front().sizeBits / 8, " bytes"),
+            byLatency ? str(latencyMsOf(front.front()), " ms")
+            : byAverage ? str(front.front().averageBits, " average bits")
+                        : str(front.front().sizeBits / 8, " bytes"),
             ")");
 
     auto configFor = [&](const FrontPoint& p) {
-        QuantConfig cfg = so.base;
-        for (const auto& [layer, bits] : p.bits) {
-            LayerQuant lq = cfg.defaults;
-            lq.weight.bits = bits;
-            cfg.layers[layer] = lq;
-        }
+        std::map<std::string, int> intBits;
+        for (const auto& [layer, bits] : p.bits)
+            if (bits < 16) // else the float option of the latency axis: excluded below
+                intBits[layer] = bits;
+        QuantConfig cfg = configForBits(so.base, intBits);
+        for (const auto& [layer, bits] : p.bits)
+            if (bits >= 16)
+                cfg.excluded.insert(layer);
         return cfg;
     };
 
@@ -382,8 +532,16 @@ int runMixed(const std::vector<std::string>& argv)
     std::optional<Store> store = storeFromArgs(args);
     std::optional<int64_t> runId;
     auto pointJson = [&](const FrontPoint& p) {
+        nlohmann::json latencyJson = nullptr;
+        if (byLatency) {
+            std::set<std::string> int8;
+            for (const auto& [layer, bits] : p.bits)
+                if (bits < 16)
+                    int8.insert(layer);
+            latencyJson = {{"chain_ms", latencyMsOf(p)}, {"graph_ms", predictLatencyMs(latency, links, int8)}};
+        }
         return nlohmann::json {{"size_bits", p.sizeBits}, {"average_bits", p.averageBits},
-            {"predicted", num(p.predictedSqnrDb)},
+            {"predicted", num(p.predictedSqnrDb)}, {"latency_ms", latencyJson},
             {"measured", p.measured ? measuredJson(*p.measured) : nlohmann::json(nullptr)},
             {"config", configFor(p).toJson()}};
     };
@@ -392,8 +550,10 @@ int runMixed(const std::vector<std::string>& argv)
         start.modelId = recordModel(*store, graph, path);
         start.datasetId = recordDataset(*store, data);
         start.kind = RunKind::MixedPrecisionSearch;
-        start.config = {{"bits", so.bits}, {"budget", budget}, {"budget_kind", byAverage ? "average-bits" : "bytes"},
-            {"verify", verify}, {"base", so.base.toJson()}};
+        start.config = {{"bits", so.bits}, {"budget", budget},
+            {"budget_kind", byLatency ? "latency-ns" : byAverage ? "average-bits" : "bytes"}, {"cost", costAxis},
+            {"latency_profile", byLatency ? nlohmann::json(latency.id) : nlohmann::json(nullptr)}, {"verify", verify},
+            {"base", so.base.toJson()}};
         RunGuard run(*store, start);
         std::vector<LayerResult> rows;
         for (const auto& [layer, bits] : chosen->bits) {
@@ -426,17 +586,25 @@ int runMixed(const std::vector<std::string>& argv)
             j["front"].push_back(pointJson(p));
         j["chosen"] = pointJson(*chosen);
         j["sensitivity_seconds"] = sens.seconds;
+        j["cost"] = costAxis;
+        if (byLatency)
+            j["latency"] = {{"isa", latency.isa}, {"cpu_flags", latency.cpuFlags}, {"batch", latency.batch},
+                {"cached", latencyCached}, {"other_ms", latency.otherMs}, {"fp32_total_ms", latency.fp32TotalMs},
+                {"int8_total_ms", latency.int8TotalMs}};
         std::printf("%s\n", j.dump(2).c_str());
         return 0;
     }
-    std::printf("Pareto front: %zu points (predicted output SQNR from one-shot sensitivity)\n\n", front.size());
-    std::printf("%12s %10s %14s %13s %13s\n", "size KiB", "avg bits", "predicted dB", "measured dB", "measured top1");
+    std::printf("Pareto front: %zu points (predicted output SQNR from one-shot sensitivity%s)\n\n", front.size(),
+        byLatency ? str("; latency measured on ", latency.isa, latencyCached ? ", cached" : "").c_str() : "");
+    std::printf("%12s %10s %14s %13s %13s%s\n", "size KiB", "avg bits", "predicted dB", "measured dB", "measured top1",
+        byLatency ? "   latency ms" : "");
     auto top1Text = [](const FrontPoint& p) {
         return p.measured && p.measured->top1 ? str(*p.measured->top1) : std::string("-");
     };
     for (const auto& p : front)
-        std::printf("%12.1f %10.2f %14.2f %13s %13s\n", double(p.sizeBits) / 8192.0, p.averageBits, p.predictedSqnrDb,
-            p.measured ? str(p.measured->sqnrDb).c_str() : "-", top1Text(p).c_str());
+        std::printf("%12.1f %10.2f %14.2f %13s %13s%s\n", double(p.sizeBits) / 8192.0, p.averageBits, p.predictedSqnrDb,
+            p.measured ? str(p.measured->sqnrDb).c_str() : "-", top1Text(p).c_str(),
+            byLatency ? str("   ", latencyMsOf(p)).c_str() : "");
     std::printf("\nchosen: %.2f average bits, %.1f KiB, predicted %.2f dB%s\n", chosen->averageBits,
         double(chosen->sizeBits) / 8192.0, chosen->predictedSqnrDb,
         chosen->measured ? str(", measured ", chosen->measured->sqnrDb, " dB, top-1 ", top1Text(*chosen)).c_str() : "");
@@ -447,11 +615,14 @@ int runMixed(const std::vector<std::string>& argv)
 
 const bool registeredSensitivity = registerCommand({"sensitivity",
     "MODEL --data DATA [--bits 2,3,4,5,6,8] [--mode weights|activations|both] [--method oneshot|local|hessian] "
-    "[--hutchinson N] [--limit N] [--batch N] [--granularity G] [--calib C] [--naive] [--db DB] [--json]",
+    "[--hutchinson N] [--limit N] [--batch N] [--granularity G] [--calib C] [--naive] [--db DB] [--json]; "
+    "or --metrics all|oneshot,local,hessian,kurtosis [--bits N] [--bootstrap N] [--seed S]: metrics side by side "
+    "with 95% bootstrap intervals over batches and their Spearman agreement",
     "measure how much each layer suffers when quantized alone, at each bit width", runSensitivity});
 
 const bool registeredMixed = registerCommand({"mixed",
-    "MODEL --data DATA (--budget-bits AVG | --budget-bytes N) [--bits LIST] [--min-bits N] [--max-bits N] "
+    "MODEL --data DATA (--budget-bits AVG | --budget-bytes N | --cost latency --budget-ms MS) [--bits LIST] "
+    "[--min-bits N] [--max-bits N] [--latency-batch N] [--remeasure] "
     "[--pin LAYER=BITS,...] [--verify K] [--out CFG.json] [--limit N] [--db DB] [--json]",
     "Pareto front of predicted error vs size from sensitivity; the best configuration within a budget", runMixed});
 

@@ -6,7 +6,7 @@ namespace qs::cli {
 
 const std::set<std::string>& dataOptionNames()
 {
-    static const std::set<std::string> names = {"data", "labels", "mean", "std"};
+    static const std::set<std::string> names = {"data", "labels", "mean", "std", "context"};
     return names;
 }
 
@@ -23,7 +23,7 @@ DataOptions dataOptions(const Args& args, const std::string& limitOption)
     DataOptions d;
     auto data = args.value("data");
     if (!data)
-        fail("missing --data (an IDX or NPY file, or random:N)");
+        fail("missing --data (an IDX or NPY file, random:N or text:FILE)");
     d.spec = *data;
     d.labelsPath = args.value("labels");
     if (auto m = args.value("mean"))
@@ -31,7 +31,19 @@ DataOptions dataOptions(const Args& args, const std::string& limitOption)
     if (auto s = args.value("std"))
         d.std = floats(*s, "--std");
     d.limit = args.intValue(limitOption, -1);
+    d.context = args.intValue("context", 0);
     return d;
+}
+
+Dataset calibrationData(const Args& args, const DataOptions& evalOpts, const Graph& model, int64_t limit)
+{
+    DataOptions cal = evalOpts;
+    if (auto cd = args.value("calib-data")) {
+        cal.spec = *cd;
+        cal.labelsPath.reset();
+    }
+    cal.limit = limit;
+    return loadDataset(cal, model);
 }
 
 } // namespace qs::cli

@@ -1,5 +1,5 @@
 // The data options every command that takes --data shares:
-// --data DATA --labels PATH --mean a,b,c --std a,b,c --limit N.
+// --data DATA --labels PATH --mean a,b,c --std a,b,c --limit N --context N (text:FILE).
 #pragma once
 
 #include "cli/args.h"
@@ -14,5 +14,8 @@ namespace qs::cli {
 const std::set<std::string>& dataOptionNames();
 // From the parsed args; `limitOption` names the option that limits the samples.
 DataOptions dataOptions(const Args& args, const std::string& limitOption = "limit");
+// The calibration data: --calib-data DATA (no labels) or else the data of `evalOpts`,
+// the first `limit` samples, normalized for `model`.
+Dataset calibrationData(const Args& args, const DataOptions& evalOpts, const Graph& model, int64_t limit);
 
 } // namespace qs::cli

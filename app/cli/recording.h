@@ -1,12 +1,11 @@
-// Recording CLI work in the experiment store (--db): the model and dataset rows
-// every run refers to, and the run row that follows the work it records.
+// Recording CLI work in the experiment store (--db): the store named by --db, and
+// the run row that follows the work it records. Model and dataset rows: store/recording.h.
 #pragma once
 
 #include "cli/args.h"
-#include "data/dataset.h"
-#include "graph/graph.h"
-#include "util/error.h"
+#include "store/recording.h"
 #include "store/store.h"
+#include "util/error.h"
 
 #include <exception>
 #include <optional>
@@ -16,8 +15,6 @@ namespace qs::cli {
 
 // The store named by --db, or nullopt when --db is absent.
 std::optional<Store> storeFromArgs(const Args& args);
-int64_t recordModel(Store& store, const Graph& graph, const std::string& path);
-int64_t recordDataset(Store& store, const Dataset& data);
 
 // Runs `work`; if it throws, the run (when recorded) ends as cancelled for
 // qs::Cancelled and as failed with the message otherwise, and the exception goes on.

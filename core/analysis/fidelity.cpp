@@ -29,6 +29,27 @@ double sqnrDb(const float* ref, const float* test, std::size_t n)
     return 10 * std::log10(s / e);
 }
 
+double softmaxKl(const float* a, const float* b, int64_t k)
+{
+    // KL(softmax(a) || softmax(b)) with log-sum-exp for stability.
+    double maxA = -INFINITY, maxB = -INFINITY;
+    for (int64_t i = 0; i < k; ++i) {
+        maxA = std::max(maxA, double(a[i]));
+        maxB = std::max(maxB, double(b[i]));
+    }
+    double za = 0, zb = 0;
+    for (int64_t i = 0; i < k; ++i) {
+        za += std::exp(a[i] - maxA);
+        zb += std::exp(b[i] - maxB);
+    }
+    double lza = std::log(za) + maxA, lzb = std::log(zb) + maxB, kl = 0;
+    for (int64_t i = 0; i < k; ++i) {
+        double lpa = a[i] - lza, lpb = b[i] - lzb;
+        kl += std::exp(lpa) * (lpa - lpb);
+    }
+    return std::max(0.0, kl);
+}
+
 void FidelityMeter::add(const Tensor& ref, const Tensor& test, const std::vector<int64_t>* labels)
 {
     if (ref.shape != test.shape)
@@ -41,7 +62,6 @@ void FidelityMeter::add(const Tensor& ref, const Tensor& test, const std::vector
         const float* a = r.data() + s * k;
         const float* b = t.data() + s * k;
         double dot = 0, na = 0, nb = 0;
-        double maxA = -INFINITY, maxB = -INFINITY;
         for (int64_t i = 0; i < k; ++i) {
             dot += double(a[i]) * b[i];
             na += double(a[i]) * a[i];
@@ -49,22 +69,9 @@ void FidelityMeter::add(const Tensor& ref, const Tensor& test, const std::vector
             double d = double(a[i]) - b[i];
             signal_ += double(a[i]) * a[i];
             noise_ += d * d;
-            maxA = std::max(maxA, double(a[i]));
-            maxB = std::max(maxB, double(b[i]));
         }
         cosSum_ += (na > 0 && nb > 0) ? dot / std::sqrt(na * nb) : (na == nb ? 1.0 : 0.0);
-        // KL(softmax(a) || softmax(b)) with log-sum-exp for stability.
-        double za = 0, zb = 0;
-        for (int64_t i = 0; i < k; ++i) {
-            za += std::exp(a[i] - maxA);
-            zb += std::exp(b[i] - maxB);
-        }
-        double lza = std::log(za) + maxA, lzb = std::log(zb) + maxB, kl = 0;
-        for (int64_t i = 0; i < k; ++i) {
-            double lpa = a[i] - lza, lpb = b[i] - lzb;
-            kl += std::exp(lpa) * (lpa - lpb);
-        }
-        klSum_ += std::max(0.0, kl);
+        klSum_ += softmaxKl(a, b, k);
         int64_t ia = argmax(a, k), ib = argmax(b, k);
         agree_ += ia == ib;
         if (labels && std::size_t(s) < labels->size()) {

@@ -21,6 +21,10 @@ public:
     double kl() const;            // mean KL(softmax(ref) || softmax(test)) per sample, nats
     std::optional<double> refTop1() const, testTop1() const;
     int64_t samples() const { return samples_; }
+    // The running sums behind sqnrDb() and kl(), for per-batch differences (bootstrap).
+    double signal() const { return signal_; }
+    double noise() const { return noise_; }
+    double klSum() const { return klSum_; }
 
 private:
     double signal_ = 0, noise_ = 0, cosSum_ = 0, klSum_ = 0;
@@ -31,5 +35,8 @@ private:
 double sqnrDb(const float* ref, const float* test, std::size_t n);
 
 int64_t argmax(const float* v, int64_t n);
+
+// KL(softmax(ref) || softmax(test)) of one sample's `n` logits, nats (>= 0).
+double softmaxKl(const float* ref, const float* test, int64_t n);
 
 } // namespace qs

@@ -17,12 +17,18 @@ struct BitOption {
     int64_t cost = 0;     // on the axis the budget talks about (element bits or stored bits)
     int64_t sizeBits = 0; // stored bits (scales included), for reporting
     double noise = 0;     // predicted relative output noise power (10^(-SQNR/10))
+    bool int8 = false;    // runs as an INT8 kernel: crossing from or to float costs (LayerOptions)
 };
 
 struct LayerOptions {
     std::string layer;
     int64_t elements = 0;
     std::vector<BitOption> options;
+    // Precision boundaries along the layer chain (latency cost): an int8 option pays
+    // enterCost unless the previous layer is linked and int8 too, and exitCost unless
+    // the next layer is linked and int8 too. Zero for size costs.
+    int64_t enterCost = 0, exitCost = 0;
+    bool linkedToPrevious = false;
 };
 
 // A front point evaluated for real: the whole model quantized with its bits.
@@ -55,6 +61,8 @@ std::vector<LayerOptions> constrain(const std::vector<LayerOptions>& layers, con
 
 // The Pareto front (increasing cost, strictly decreasing predicted noise). `resolution`
 // buckets over the cost range: the DP is exact up to one bucket of cost per layer.
+// With boundary costs the DP state also holds whether the previous layer runs int8,
+// so the chain's crossings are counted exactly; FrontPoint::cost includes them.
 std::vector<FrontPoint> paretoFront(const std::vector<LayerOptions>& layers, int resolution = 4096);
 
 // The lowest-noise point whose cost is within `budget`; nullopt when none fits.

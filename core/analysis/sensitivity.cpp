@@ -210,7 +210,21 @@ struct Accum {
     double localSignal = 0, localNoise = 0;
     int64_t samples = 0;
     bool any = false;
+    std::vector<BatchSums> batches; // when kept
 };
+
+// Adds the batch just accumulated into `a` (what changed since `before`).
+void recordBatch(Accum& a, const Accum& before, int64_t n)
+{
+    BatchSums b;
+    b.samples = n;
+    b.klSum = a.meter.klSum() - before.meter.klSum();
+    b.signal = a.meter.signal() - before.meter.signal();
+    b.noise = a.meter.noise() - before.meter.noise();
+    b.localSignal = a.localSignal - before.localSignal;
+    b.localNoise = a.localNoise - before.localNoise;
+    a.batches.push_back(b);
+}
 
 BitMeasure measureOf(const Accum& a, bool downstream)
 {
@@ -222,6 +236,7 @@ BitMeasure measureOf(const Accum& a, bool downstream)
     m.top1Agreement = downstream ? a.meter.top1Agreement() : 1.0;
     m.top1 = a.meter.testTop1();
     m.samples = a.samples;
+    m.batches = a.batches;
     return m;
 }
 
@@ -240,6 +255,8 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
     keepLargeBuffersInHeap();
     if (options.bits.empty())
         fail("sensitivity: no bit widths given");
+    if (options.naive && options.keepBatches)
+        fail("sensitivity: per-batch sums are kept by the cached sweep only, not with --naive");
     if (options.naive && options.method == SensitivityMethod::Local)
         fail("sensitivity: --naive re-runs the whole model per configuration; the local method runs none");
     for (int b : options.bits)
@@ -499,6 +516,8 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                 Tensor y = mini->run(v.act ? quantizedIns : ins).front();
                 const int key = v.sample >= 0 ? -(v.sample * 2 + (v.sign > 0 ? 1 : 2)) : v.bits;
                 Accum& a = acc[{v.layer, key}];
+                const Accum before = options.keepBatches ? Accum{a.meter, a.localSignal, a.localNoise, 0, false, {}}
+                                                         : Accum{};
                 if (!downstream) {
                     auto yr = refOut.data<float>();
                     auto yq = y.data<float>();
@@ -519,6 +538,8 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                 }
                 a.samples += n;
                 a.any = true;
+                if (options.keepBatches)
+                    recordBatch(a, before, n);
                 doneUnits += 1;
                 sweep.report(doneUnits / units,
                     str("sensitivity: ", l.name, v.sample >= 0 ? " (Hessian)" : "",
@@ -562,6 +583,10 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                     continue;
                 sum += (plus->second.meter.kl() + minus->second.meter.kl()) / (hessianEps[li] * hessianEps[li]);
                 ++count;
+                if (options.keepBatches) {
+                    ls.hessianPlus.push_back(plus->second.batches);
+                    ls.hessianMinus.push_back(minus->second.batches);
+                }
             }
             if (count > 0) {
                 const double n = double(ls.params);
@@ -575,6 +600,8 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                 for (std::size_t i = 0; i < a.size(); ++i)
                     err += double(a[i] - q[i]) * (a[i] - q[i]);
                 ls.hessianScore = *ls.hessianTrace * err; // HAWQ-V2: tr(H)/n * ||Q(W) - W||^2
+                ls.hessianEps = hessianEps[li];
+                ls.weightErrorSq = err;
             }
         }
         result.layers.push_back(std::move(ls));

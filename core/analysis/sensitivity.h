@@ -34,6 +34,16 @@ struct SensitivityOptions {
     QuantConfig base;          // granularity, symmetry, calibrator of the tested layer
     int hutchinsonSamples = 8; // Hessian method: random directions per layer
     bool naive = false;        // full re-run per configuration (benchmark baseline)
+    bool keepBatches = false;  // record per-batch sums (BitMeasure::batches) for resampling
+};
+
+// What one batch added to a measurement: resampling batches and summing these gives
+// the measurement on the resampled set (bootstrap).
+struct BatchSums {
+    int64_t samples = 0;
+    double klSum = 0;                     // sum over samples of KL(FP32 || quantized), nats
+    double signal = 0, noise = 0;         // model output: sum ref^2, sum (ref - test)^2
+    double localSignal = 0, localNoise = 0; // the layer's own output (local method)
 };
 
 struct BitMeasure {
@@ -43,6 +53,7 @@ struct BitMeasure {
     std::optional<double> top1;
     std::optional<double> localSqnrDb; // the layer's own output vs FP32 (local method only)
     int64_t samples = 0;               // what these numbers were measured on (fewer than asked when cancelled)
+    std::vector<BatchSums> batches;    // per batch, in order (SensitivityOptions::keepBatches)
 };
 
 struct LayerSensitivity {
@@ -51,6 +62,10 @@ struct LayerSensitivity {
     std::map<int, BitMeasure> byBits;
     std::optional<double> hessianTrace; // mean diagonal of the KL Hessian w.r.t. the weights
     std::optional<double> hessianScore; // trace/n x ||Q(W) - W||^2 at the reference bit width
+    // Hessian method with keepBatches: per direction, per batch, the KL sums at
+    // w + eps v and w - eps v, and what the score is made of.
+    std::vector<std::vector<BatchSums>> hessianPlus, hessianMinus;
+    double hessianEps = 0, weightErrorSq = 0; // eps; ||Q(W) - W||^2 at the reference bits
 };
 
 struct SensitivityResult {

@@ -2,6 +2,7 @@
 
 #include "data/idx.h"
 #include "data/npy.h"
+#include "data/text.h"
 #include "util/error.h"
 #include "util/hash.h"
 
@@ -14,17 +15,29 @@ namespace fs = std::filesystem;
 
 namespace qs {
 
-Tensor Dataset::batch(int64_t start, int64_t n) const
+namespace {
+Tensor rows(const Tensor& all, int64_t start, int64_t n, const std::string& path)
 {
-    if (start < 0 || n < 0 || start + n > count())
-        fail("dataset ", quoted(path), ": batch [", start, ", ", start + n, ") is outside 0..", count());
-    Shape shape = inputs.shape;
+    const int64_t count = all.shape.empty() ? 0 : all.shape[0];
+    if (start < 0 || n < 0 || start + n > count)
+        fail("dataset ", quoted(path), ": batch [", start, ", ", start + n, ") is outside 0..", count);
+    Shape shape = all.shape;
     shape[0] = n;
-    Tensor out(DType::Float, shape);
-    std::size_t per = std::size_t(numelOf(shape) / std::max<int64_t>(n, 1)) * sizeof(float);
+    Tensor out(all.dtype, shape);
+    const std::size_t per = count > 0 ? all.bytes.size() / std::size_t(count) : 0;
     if (n > 0)
-        std::memcpy(out.bytes.data(), inputs.bytes.data() + std::size_t(start) * per, std::size_t(n) * per);
+        std::memcpy(out.bytes.data(), all.bytes.data() + std::size_t(start) * per, std::size_t(n) * per);
     return out;
+}
+} // namespace
+
+Tensor Dataset::batch(int64_t start, int64_t n) const { return rows(inputs, start, n, path); }
+
+Tensor Dataset::targetBatch(int64_t start, int64_t n) const
+{
+    if (!targets)
+        fail("dataset ", quoted(path), ": has no targets (only text:FILE data has)");
+    return rows(*targets, start, n, path);
 }
 
 std::optional<std::vector<float>> metadataFloats(const Graph& model, const std::string& key)
@@ -94,6 +107,16 @@ std::vector<int64_t> readLabels(const std::string& path, int64_t want)
 
 Dataset loadDataset(const DataOptions& options, const Graph& model)
 {
+    if (options.spec.rfind("text:", 0) == 0) {
+        const std::string path = options.spec.substr(5);
+        if (path.empty())
+            fail("data ", quoted(options.spec), ": expected text:FILE");
+        if (options.mean || options.std || options.labelsPath)
+            fail("data ", quoted(options.spec), ": --mean, --std and --labels do not apply to text data");
+        Dataset ds = loadTextDataset(path, textContextFor(model, options.context), options.limit);
+        ds.path = options.spec;
+        return ds;
+    }
     Dataset ds;
     ds.path = options.spec;
     Shape sample = sampleShapeOf(model);

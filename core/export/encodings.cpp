@@ -1,10 +1,39 @@
 // AIMET-format encodings of a calibrated, weight-quantized session.
 #include "export/encodings.h"
 
+#include <set>
+#include <string>
+#include <vector>
+
 namespace qs {
 namespace {
 
-nlohmann::json encoding(const QParams& q, int bits, bool symmetric)
+// One quantized tensor: its grid(s) and how they tile it.
+struct TensorEncoding {
+    std::string name;
+    bool param = false;
+    const QuantSpec* spec = nullptr;
+    std::vector<QParams> grids;
+};
+
+std::vector<TensorEncoding> collect(const QuantSession& session)
+{
+    std::vector<TensorEncoding> out;
+    std::set<std::string> seen;
+    for (const auto& l : session.layers()) {
+        if (auto it = session.activationParams.find(l.input);
+            it != session.activationParams.end() && seen.insert(l.input).second)
+            out.push_back({l.input, false, &l.spec.activation, {it->second}});
+        if (l.spec.weight.isFloat() || !seen.insert(l.weight).second)
+            continue;
+        const Tensor* w = session.graph().constant(l.weight);
+        out.push_back({l.weight, true, &l.spec.weight,
+            planWeightQuantization(w->toFloat(), w->shape, l.outAxis, l.inAxis, l.spec.weight).params});
+    }
+    return out;
+}
+
+nlohmann::json legacyEncoding(const QParams& q, int bits, bool symmetric)
 {
     const int32_t offset = q.qmin - q.zeroPoint;
     return {{"bitwidth", bits}, {"dtype", "int"}, {"is_symmetric", symmetric ? "True" : "False"},
@@ -12,39 +41,55 @@ nlohmann::json encoding(const QParams& q, int bits, bool symmetric)
         {"offset", offset}, {"scale", double(q.scale)}};
 }
 
+nlohmann::json v1Encoding(const TensorEncoding& t)
+{
+    nlohmann::json scale = nlohmann::json::array(), offset = nlohmann::json::array();
+    for (const auto& q : t.grids) {
+        scale.push_back(double(q.scale));
+        offset.push_back(q.qmin - q.zeroPoint);
+    }
+    const Granularity g = t.param ? t.spec->granularity : Granularity::Tensor;
+    nlohmann::json e = {{"name", t.name}, {"dtype", "INT"}, {"bw", t.spec->bits}, {"is_sym", t.spec->symmetric},
+        {"scale", scale}, {"offset", offset}};
+    if (g == Granularity::Group && t.grids.size() > 1) {
+        e["enc_type"] = "PER_BLOCK";
+        e["block_size"] = t.spec->groupSize;
+    } else {
+        e["enc_type"] = g == Granularity::Channel && t.grids.size() > 1 ? "PER_CHANNEL" : "PER_TENSOR";
+    }
+    return e;
+}
+
 } // namespace
 
-nlohmann::json encodingsJson(const QuantSession& session)
+nlohmann::json encodingsJson(const QuantSession& session, AimetVersion version)
 {
-    nlohmann::json act = nlohmann::json::object(), param = nlohmann::json::object();
-    nlohmann::json excluded = nlohmann::json::array();
-    for (const auto& l : session.layers()) {
-        if (auto it = session.activationParams.find(l.input);
-            it != session.activationParams.end() && !act.contains(l.input))
-            act[l.input] =
-                nlohmann::json::array({encoding(it->second, l.spec.activation.bits, l.spec.activation.symmetric)});
-        if (l.spec.weight.isFloat())
+    const bool v1 = version == AimetVersion::V1_0_0;
+    nlohmann::json act = v1 ? nlohmann::json::array() : nlohmann::json::object();
+    nlohmann::json param = act;
+    for (const auto& t : collect(session)) {
+        nlohmann::json& into = t.param ? param : act;
+        if (v1) {
+            into.push_back(v1Encoding(t));
             continue;
-        const Tensor* w = session.graph().constant(l.weight);
-        const WeightQuantization plan =
-            planWeightQuantization(w->toFloat(), w->shape, l.outAxis, l.inAxis, l.spec.weight);
+        }
         nlohmann::json list = nlohmann::json::array();
-        for (const auto& q : plan.params)
-            list.push_back(encoding(q, l.spec.weight.bits, l.spec.weight.symmetric));
-        param[l.weight] = std::move(list);
+        for (const auto& q : t.grids)
+            list.push_back(legacyEncoding(q, t.spec->bits, t.spec->symmetric));
+        into[t.name] = std::move(list);
     }
+    nlohmann::json excluded = nlohmann::json::array();
     for (const auto& name : session.options().config.excluded)
         excluded.push_back(name);
-    return {{"version", "0.6.1"}, {"activation_encodings", act}, {"param_encodings", param},
+    const QuantConfig& c = session.options().config;
+    return {{"version", v1 ? "1.0.0" : "0.6.1"}, {"activation_encodings", act}, {"param_encodings", param},
         {"excluded_layers", excluded},
         {"quantizer_args",
-            {{"activation_bitwidth", session.options().config.defaults.activation.bits},
-                {"param_bitwidth", session.options().config.defaults.weight.bits}, {"dtype", "int"},
-                {"per_channel_quantization",
-                    session.options().config.defaults.weight.granularity != Granularity::Tensor},
-                {"quant_scheme", session.options().config.defaults.activation.calibrator},
-                {"activation_symmetric", session.options().config.defaults.activation.symmetric},
-                {"param_symmetric", session.options().config.defaults.weight.symmetric}}}};
+            {{"activation_bitwidth", c.defaults.activation.bits}, {"param_bitwidth", c.defaults.weight.bits},
+                {"dtype", "int"}, {"per_channel_quantization", c.defaults.weight.granularity != Granularity::Tensor},
+                {"quant_scheme", c.defaults.activation.calibrator},
+                {"activation_symmetric", c.defaults.activation.symmetric},
+                {"param_symmetric", c.defaults.weight.symmetric}}}};
 }
 
 } // namespace qs

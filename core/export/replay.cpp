@@ -41,6 +41,24 @@ void expectEqual(const RunRecord& run, const std::string& layer, const std::stri
 
 } // namespace
 
+std::unique_ptr<QuantSession> prepareSession(const Graph& source, const QuantizeOptions& options, const Dataset& calib,
+    Progress& progress, const CancelToken& cancel)
+{
+    for (const auto& use : options.config.algorithms)
+        (void)algorithm(use.name); // unknown names fail before any work
+    auto session = std::make_unique<QuantSession>(source, options);
+    QuantSession& s = *session;
+    Progress pre = progress.sub(0.0, 0.1);
+    applyStage(s, calib, AlgorithmInfo::Stage::BeforeCalibration, pre, cancel);
+    s.refreshLayers();
+    Progress cp = progress.sub(0.1, 0.8);
+    s.calibrate(calib, cp, cancel);
+    s.quantizeWeights();
+    Progress post = progress.sub(0.8, 1.0);
+    applyStage(s, calib, AlgorithmInfo::Stage::AfterWeights, post, cancel);
+    return session;
+}
+
 QuantizeOptions optionsFromRunConfig(const nlohmann::json& config)
 {
     const std::string where = "run config";
@@ -92,16 +110,8 @@ RunReplay replayRun(const Store& store, int64_t runId, Progress& progress, const
     cal.limit = opts.calibLimit;
     r.calib = loadDataset(cal, r.source);
 
-    r.session = std::make_unique<QuantSession>(r.source, opts);
+    r.session = prepareSession(r.source, opts, r.calib, progress, cancel);
     QuantSession& s = *r.session;
-    Progress pre = progress.sub(0.0, 0.1);
-    applyStage(s, r.calib, AlgorithmInfo::Stage::BeforeCalibration, pre, cancel);
-    s.refreshLayers();
-    Progress cp = progress.sub(0.1, 0.8);
-    s.calibrate(r.calib, cp, cancel);
-    s.quantizeWeights();
-    Progress post = progress.sub(0.8, 1.0);
-    applyStage(s, r.calib, AlgorithmInfo::Stage::AfterWeights, post, cancel);
 
     r.stored = store.layerResults(runId);
     if (r.stored.size() != s.layers().size())

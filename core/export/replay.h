@@ -25,6 +25,11 @@ struct RunReplay {
     int checkedLayers = 0;                 // layers whose stored values matched
 };
 
+// The steps quantizeModel takes before it evaluates: BN folding, the algorithms before
+// calibration, calibration on `calib`, weight quantization, the algorithms after it.
+std::unique_ptr<QuantSession> prepareSession(const Graph& source, const QuantizeOptions& options, const Dataset& calib,
+    Progress& progress, const CancelToken& cancel);
+
 // The quantization options a run's config describes (its QuantConfig plus batch and
 // calibration sample count). Throws Error naming the field when the config lacks them.
 QuantizeOptions optionsFromRunConfig(const nlohmann::json& config);

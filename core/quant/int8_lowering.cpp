@@ -2,6 +2,7 @@
 // integer weights on the session's grid, int32 biases in accumulator units, and the
 // 8-bit quantization of every layer input. The simulated path (compile(true, ...)) is
 // the reference it is tested against.
+#include "quant/int8_lowering.h"
 #include "quant/session.h"
 
 #include "util/error.h"
@@ -15,10 +16,10 @@ namespace {
 // Why a layer cannot run as a oneDNN int8 primitive ("" when it can).
 std::string int8Obstacle(const Graph& g, const SessionLayer& l)
 {
+    if (std::string why = int8StructureObstacle(g, g.nodes[std::size_t(g.findNode(l.name))], l.weight); !why.empty())
+        return why;
     const QuantSpec& w = l.spec.weight;
     const QuantSpec& a = l.spec.activation;
-    if (l.op != "Conv" && l.op != "Gemm" && l.op != "MatMul")
-        return l.op + " has no INT8 kernel (Conv, Gemm and MatMul do)";
     if (w.isFloat() || a.isFloat())
         return "float weights or activations (W" + std::to_string(w.bits) + "A" + std::to_string(a.bits) +
                "); exclude the layer to keep it in float";
@@ -28,11 +29,6 @@ std::string int8Obstacle(const Graph& g, const SessionLayer& l)
         return "affine weights (oneDNN int8 kernels take symmetric s8 weights)";
     if (w.granularity == Granularity::Group)
         return "group-wise weight scales (INT8 kernels take one scale per output channel or per tensor)";
-    const Node& n = g.nodes[std::size_t(g.findNode(l.name))];
-    if (l.op == "MatMul" && (g.weightOf(n) != n.input(1) || g.constant(l.weight)->shape.size() != 2))
-        return "MatMul without a constant 2-D right operand";
-    if (l.op == "Gemm" && n.attrInt("transA", 0) != 0)
-        return "Gemm with transA = 1";
     return "";
 }
 
@@ -44,6 +40,39 @@ int32_t toInt32(double v)
 
 } // namespace
 
+std::string int8StructureObstacle(const Graph& g, const Node& n, const std::string& weight)
+{
+    if (n.opType != "Conv" && n.opType != "Gemm" && n.opType != "MatMul")
+        return n.opType + " has no INT8 kernel (Conv, Gemm and MatMul do)";
+    if (n.opType == "MatMul" && (g.weightOf(n) != n.input(1) || !g.constant(weight) || g.constant(weight)->shape.size() != 2))
+        return "MatMul without a constant 2-D right operand";
+    if (n.opType == "Gemm" && n.attrInt("transA", 0) != 0)
+        return "Gemm with transA = 1";
+    return "";
+}
+
+std::vector<int32_t> int8Bias(const Node& n, std::span<const float> b, float inputScale,
+    const std::vector<float>& scales, int64_t outChannels, const std::string& layer)
+{
+    if (int64_t(b.size()) != outChannels)
+        fail("layer ", quoted(layer), ": bias has ", b.size(), " elements; INT8 needs one per output channel (",
+            outChannels, ")");
+    // Gemm: Y = alpha A B + beta C; the bias joins the accumulator before alpha.
+    const double alpha = n.opType == "Gemm" ? n.attrFloat("alpha", 1.f) : 1.0;
+    const double beta = n.opType == "Gemm" ? n.attrFloat("beta", 1.f) : 1.0;
+    std::vector<int32_t> out;
+    for (std::size_t c = 0; c < b.size(); ++c) {
+        const double unit = double(inputScale) * scales[scales.size() == 1 ? 0 : c] * alpha;
+        out.push_back(toInt32(beta * b[c] / unit));
+    }
+    return out;
+}
+
+std::string QuantSession::int8Obstacle(const SessionLayer& layer) const
+{
+    return qs::int8Obstacle(graph_, layer);
+}
+
 CompileOptions QuantSession::int8CompileOptions(const Shape& inputShape) const
 {
     CompileOptions co = compileOptions(false, inputShape);
@@ -53,7 +82,7 @@ CompileOptions QuantSession::int8CompileOptions(const Shape& inputShape) const
             continue; // a float layer stays float
         if (l.op == "Gather")
             continue; // an embedding looks up its dequantized rows (weightOverrides): exact, no kernel needed
-        if (std::string why = int8Obstacle(graph_, l); !why.empty())
+        if (std::string why = qs::int8Obstacle(graph_, l); !why.empty())
             fail("--int8: layer ", quoted(l.name), " (", l.op, "): ", why);
         auto ap = activationParams.find(l.input);
         auto wo = weightOverrides.find(l.weight);
@@ -89,17 +118,11 @@ CompileOptions QuantSession::int8CompileOptions(const Shape& inputShape) const
         if (!l.bias.empty()) {
             auto bo = weightOverrides.find(l.bias);
             const Tensor& bt = bo != weightOverrides.end() ? bo->second : *graph_.constant(l.bias);
-            std::vector<float> b = bt.toFloat();
-            const std::size_t outCh = std::size_t(wf->shape[std::size_t(l.outAxis)]);
-            if (b.size() != outCh)
-                fail("--int8: layer ", quoted(l.name), ": bias ", quoted(l.bias), " has ", b.size(),
-                     " elements; INT8 needs one per output channel (", outCh, ")");
-            // Gemm: Y = alpha A B + beta C; the bias joins the accumulator before alpha.
-            const double alpha = l.op == "Gemm" ? n.attrFloat("alpha", 1.f) : 1.0;
-            const double beta = l.op == "Gemm" ? n.attrFloat("beta", 1.f) : 1.0;
-            for (std::size_t c = 0; c < outCh; ++c) {
-                const double unit = double(in.scale) * scales[scales.size() == 1 ? 0 : c] * alpha;
-                L.bias.push_back(toInt32(beta * b[c] / unit));
+            const std::vector<float> b = bt.toFloat();
+            try {
+                L.bias = int8Bias(n, b, in.scale, scales, wf->shape[std::size_t(l.outAxis)], l.name);
+            } catch (const Error& e) {
+                fail("--int8: ", e.what());
             }
         }
         co.int8Layers[l.name] = std::move(L);

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <tuple>
+#include <utility>
 
 namespace qs {
 
@@ -31,6 +33,21 @@ QParams qparamsFor(float lo, float hi, int bits, bool symmetric)
     return q;
 }
 
+int64_t weightBlockCount(const Shape& shape, int outAxis, int inAxis, const QuantSpec& spec)
+{
+    const int rank = int(shape.size());
+    if (spec.granularity == Granularity::Tensor || rank == 0)
+        return 1;
+    outAxis = (outAxis % rank + rank) % rank;
+    inAxis = (inAxis % rank + rank) % rank;
+    const int64_t outDim = shape[std::size_t(outAxis)];
+    if (spec.granularity != Granularity::Group || inAxis == outAxis)
+        return outDim;
+    const int64_t inDim = shape[std::size_t(inAxis)];
+    const int64_t group = std::max<int64_t>(1, std::min<int64_t>(spec.groupSize, inDim));
+    return outDim * ((inDim + group - 1) / group);
+}
+
 WeightQuantization planWeightQuantization(std::span<const float> w, const Shape& shape, int outAxis, int inAxis,
                                           const QuantSpec& spec)
 {
@@ -41,21 +58,16 @@ WeightQuantization planWeightQuantization(std::span<const float> w, const Shape&
     }
     WeightQuantization plan;
     plan.blockOf.assign(w.size(), 0);
-    int64_t blocks = 1;
+    const int64_t blocks = weightBlockCount(shape, outAxis, inAxis, spec);
     if (spec.granularity != Granularity::Tensor && rank > 0) {
         // Strides of the row-major layout.
         std::vector<int64_t> stride(std::size_t(rank), 1);
         for (int i = rank - 2; i >= 0; --i)
             stride[std::size_t(i)] = stride[std::size_t(i + 1)] * shape[std::size_t(i + 1)];
         const int64_t outDim = shape[std::size_t(outAxis)];
-        int64_t groupsPerChannel = 1;
-        int64_t inDim = 1, group = 1;
-        if (spec.granularity == Granularity::Group && inAxis != outAxis) {
-            inDim = shape[std::size_t(inAxis)];
-            group = std::max<int64_t>(1, std::min<int64_t>(spec.groupSize, inDim));
-            groupsPerChannel = (inDim + group - 1) / group;
-        }
-        blocks = outDim * groupsPerChannel;
+        const int64_t groupsPerChannel = blocks / std::max<int64_t>(outDim, 1);
+        const int64_t inDim = groupsPerChannel > 1 ? shape[std::size_t(inAxis)] : 1;
+        const int64_t group = groupsPerChannel > 1 ? std::max<int64_t>(1, std::min<int64_t>(spec.groupSize, inDim)) : 1;
         for (std::size_t e = 0; e < w.size(); ++e) {
             int64_t o = (int64_t(e) / stride[std::size_t(outAxis)]) % outDim;
             int64_t g = groupsPerChannel > 1 ? ((int64_t(e) / stride[std::size_t(inAxis)]) % inDim) / group : 0;
@@ -80,24 +92,40 @@ WeightQuantization planWeightQuantization(std::span<const float> w, const Shape&
     if (spec.calibrator == "mse" && !spec.range && !spec.isFloat()) {
         // Weight range by MSE: per block, the clipping of [lo, hi] by a factor in
         // [0.5, 1] with the least squared quantization error (a grid search, as in
-        // Banner et al. 2019's MSE baseline).
-        constexpr int kSteps = 26;
-        std::vector<std::vector<double>> err(std::size_t(blocks), std::vector<double>(kSteps, 0.0));
-        std::vector<std::vector<QParams>> cand(static_cast<std::size_t>(blocks));
-        for (std::size_t b = 0; b < std::size_t(blocks); ++b)
-            for (int k = 0; k < kSteps; ++k) {
-                const float f = 1.f - 0.02f * float(k);
-                cand[b].push_back(qparamsFor(lo[b] * f, hi[b] * f, spec.bits, spec.symmetric));
+        // Banner et al. 2019's MSE baseline). An affine grid then refines each end
+        // alone, down to 0.1 of it, with the other fixed (one coordinate-descent
+        // round): the two tails of a channel are rarely equally long, and one
+        // outlier should not cost the other end its range.
+        auto factor = [](int k) { return 1.f - 0.02f * float(k); };
+        std::vector<float> bestLo(lo), bestHi(hi);
+        auto search = [&](int kSteps, auto&& rangeOf) {
+            std::vector<std::vector<double>> err(std::size_t(blocks), std::vector<double>(kSteps, 0.0));
+            std::vector<std::vector<QParams>> cand(static_cast<std::size_t>(blocks));
+            for (std::size_t b = 0; b < std::size_t(blocks); ++b)
+                for (int k = 0; k < kSteps; ++k) {
+                    auto [l, h] = rangeOf(b, factor(k));
+                    cand[b].push_back(qparamsFor(l, h, spec.bits, spec.symmetric));
+                }
+            for (std::size_t e = 0; e < w.size(); ++e) {
+                const auto b = std::size_t(plan.blockOf[e]);
+                for (int k = 0; k < kSteps; ++k) {
+                    const double d = double(w[e]) - fakeQuant(w[e], cand[b][std::size_t(k)]);
+                    err[b][std::size_t(k)] += d * d;
+                }
             }
-        for (std::size_t e = 0; e < w.size(); ++e) {
-            const auto b = std::size_t(plan.blockOf[e]);
-            for (int k = 0; k < kSteps; ++k) {
-                const double d = double(w[e]) - fakeQuant(w[e], cand[b][std::size_t(k)]);
-                err[b][std::size_t(k)] += d * d;
+            for (std::size_t b = 0; b < std::size_t(blocks); ++b) {
+                const auto k = int(std::min_element(err[b].begin(), err[b].end()) - err[b].begin());
+                std::tie(bestLo[b], bestHi[b]) = rangeOf(b, factor(k));
+                plan.params[b] = cand[b][std::size_t(k)];
             }
+        };
+        search(26, [&](std::size_t b, float f) { return std::pair(lo[b] * f, hi[b] * f); });
+        if (!spec.symmetric) {
+            const std::vector<float> hi1(bestHi);
+            search(46, [&](std::size_t b, float f) { return std::pair(lo[b] * f, hi1[b]); });
+            const std::vector<float> lo2(bestLo);
+            search(46, [&](std::size_t b, float f) { return std::pair(lo2[b], hi[b] * f); });
         }
-        for (std::size_t b = 0; b < std::size_t(blocks); ++b)
-            plan.params[b] = cand[b][std::size_t(std::min_element(err[b].begin(), err[b].end()) - err[b].begin())];
     } else if (spec.calibrator != "minmax" && !spec.isFloat()) {
         fail("weight range ", quoted(spec.calibrator), ": weights take minmax or mse");
     }

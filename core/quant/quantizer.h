@@ -39,6 +39,10 @@ struct WeightQuantization {
     int64_t blocks() const { return int64_t(params.size()); }
 };
 
+// How many blocks (scales) `spec` splits a weight of `shape` into: 1 per tensor, one per
+// output channel, or per output channel and group of input channels. Needs no values.
+int64_t weightBlockCount(const Shape& shape, int outAxis, int inAxis, const QuantSpec& spec);
+
 // Blocks for `spec` on a weight of `shape` with output channels along `outAxis` and
 // input channels along `inAxis` (for groups). Ranges are each block's min/max
 // unless spec.range is set.

@@ -176,7 +176,33 @@ QuantSession::QuantSession(const Graph& source, QuantizeOptions options)
 {
     inlineConstantIdentities(graph_);
     foldBatchNorms(graph_);
+    for (const Node& n : graph_.nodes)
+        if (n.opType == "Conv" && n.inputs.size() > 1 && n.inputs[1] == n.name + ".weight_bnfolded")
+            if (int src = source.findNode(n.name); src >= 0 && source.nodes[std::size_t(src)].inputs.size() > 1)
+                foldedWeights_[source.nodes[std::size_t(src)].inputs[1]] = n.inputs[1];
     refreshLayers();
+}
+
+void QuantSession::checkRanges() const
+{
+    for (const auto& [name, r] : options_.config.ranges) {
+        bool found = false;
+        for (const auto& l : layers_)
+            found = found || (name == l.input && !l.spec.activation.isFloat()) ||
+                    (name == l.weight && !l.spec.weight.isFloat());
+        if (found)
+            continue;
+        if (auto f = foldedWeights_.find(name); f != foldedWeights_.end())
+            fail("ranges.", name, ": this weight is folded with its BatchNormalization before quantization; give the "
+                 "range for the folded weight ", quoted(f->second));
+        const bool known = graph_.initializers.count(name) || graph_.producerOf(name) >= 0 ||
+                           std::any_of(graph_.inputs.begin(), graph_.inputs.end(),
+                                       [&](const ValueInfo& v) { return v.name == name; });
+        fail("ranges.", name, ": ",
+             known ? "the configuration quantizes no layer input or weight of that name (it is kept in float)"
+                   : "the model has no tensor of that name",
+             "; ranges apply to the inputs and weights of quantized layers");
+    }
 }
 
 void QuantSession::refreshLayers()
@@ -220,38 +246,90 @@ void QuantSession::runBatches(const Dataset& calib, int64_t total, bool quantize
         [&](Plan& plan, int64_t) { attach(plan); }, cancel, done);
 }
 
-void QuantSession::calibrate(const Dataset& calib, Progress& progress, const CancelToken& cancel)
+std::vector<std::string> QuantSession::activationValues() const
 {
     std::vector<std::string> values;
-    std::map<std::string, const SessionLayer*> firstUser;
     for (const auto& l : layers_)
-        if (!l.spec.activation.isFloat() && !firstUser.count(l.input)) {
-            firstUser[l.input] = &l;
+        if (!l.spec.activation.isFloat() && std::find(values.begin(), values.end(), l.input) == values.end())
             values.push_back(l.input);
-        }
-    activationParams.clear();
-    activationRanges.clear();
-    if (values.empty())
+    return values;
+}
+
+void QuantSession::calibrate(const Dataset& calib, Progress& progress, const CancelToken& cancel)
+{
+    const std::vector<std::string> values = activationValues();
+    if (values.empty()) {
+        setActivationQuantization({});
         return;
+    }
     ProfileOptions po;
     po.batch = options_.batch;
     po.limit = options_.calibLimit;
     po.threads = options_.threads;
-    auto observers = observeActivations(graph_, calib, values, po, progress, cancel);
-    for (const auto& [value, obs] : observers) {
-        const QuantSpec& spec = firstUser.at(value)->spec.activation;
+    setActivationQuantization(observeActivations(graph_, calib, values, po, progress, cancel));
+}
+
+std::map<std::string, ActivationQuant> chooseActivationQuantization(const std::vector<SessionLayer>& layers,
+    const QuantConfig& config, const std::map<std::string, ActivationObserver>& observers)
+{
+    std::map<std::string, ActivationQuant> out;
+    for (const auto& l : layers) {
+        const QuantSpec& spec = l.spec.activation;
+        if (spec.isFloat() || out.count(l.input))
+            continue;
+        auto obs = observers.find(l.input);
+        if (obs == observers.end())
+            fail("activation ", quoted(l.input), " of layer ", quoted(l.name), " was not observed");
         ClipRange r;
-        if (spec.range) {
+        if (auto o = config.ranges.find(l.input); o != config.ranges.end()) {
+            r = {o->second.first, o->second.second};
+        } else if (spec.range) {
             r = {spec.range->first, spec.range->second};
         } else {
             const CalibratorInfo& c = calibrator(spec.calibrator);
             double param = spec.calibratorParam != 0 ? spec.calibratorParam : c.defaultParam;
-            r = c.choose(obs.calibration(), spec.bits, spec.symmetric, param);
+            r = c.choose(obs->second.calibration(), spec.bits, spec.symmetric, param);
         }
-        activationRanges[value] = r;
-        activationParams[value] = qparamsFor(r.lo, r.hi, spec.bits, spec.symmetric);
-        activationStats[value] = obs.stats();
+        out[l.input] = {r, qparamsFor(r.lo, r.hi, spec.bits, spec.symmetric)};
     }
+    return out;
+}
+
+void QuantSession::setActivationQuantization(const std::map<std::string, ActivationObserver>& observers)
+{
+    activationParams.clear();
+    activationRanges.clear();
+    activationStats.clear();
+    activationHistograms.clear();
+    for (const auto& [value, q] : chooseActivationQuantization(layers_, options_.config, observers)) {
+        activationRanges[value] = q.range;
+        activationParams[value] = q.params;
+        activationStats[value] = observers.at(value).stats();
+        activationHistograms[value] = observers.at(value).calibration().histogram;
+    }
+}
+
+QuantSpec QuantSession::weightSpec(const SessionLayer& l, const QuantConfig& config)
+{
+    QuantSpec spec = l.spec.weight;
+    if (auto o = config.ranges.find(l.weight); o != config.ranges.end())
+        spec.range = o->second;
+    return spec;
+}
+
+Tensor QuantSession::quantizedWeight(const SessionLayer& l, const QuantConfig& config) const
+{
+    const Tensor* w = graph_.constant(l.weight);
+    std::vector<float> q;
+    try {
+        q = fakeQuantWeight(w->toFloat(), w->shape, l.outAxis, l.inAxis, weightSpec(l, config),
+                            options_.seed + std::hash<std::string>{}(l.name));
+    } catch (const Error& e) {
+        fail("layer ", quoted(l.name), ": weight ", quoted(l.weight), ": ", e.what());
+    }
+    Tensor t = Tensor::fromVector(w->shape, q);
+    t.name = l.weight;
+    return t;
 }
 
 void QuantSession::quantizeWeights()
@@ -259,34 +337,33 @@ void QuantSession::quantizeWeights()
     for (const auto& l : layers_) {
         if (l.spec.weight.isFloat())
             continue;
+        weightOverrides[l.weight] = quantizedWeight(l);
         const Tensor* w = graph_.constant(l.weight);
-        std::vector<float> values = w->toFloat();
-        std::vector<float> q;
-        try {
-            q = fakeQuantWeight(values, w->shape, l.outAxis, l.inAxis, l.spec.weight,
-                                options_.seed + std::hash<std::string>{}(l.name));
-        } catch (const Error& e) {
-            fail("layer ", quoted(l.name), ": weight ", quoted(l.weight), ": ", e.what());
-        }
-        Tensor t = Tensor::fromVector(w->shape, q);
-        t.name = l.weight;
-        weightOverrides[l.weight] = std::move(t);
         std::vector<float>& scales = weightScales[l.weight];
         scales.clear();
-        for (const QParams& p : planWeightQuantization(values, w->shape, l.outAxis, l.inAxis, l.spec.weight).params)
+        for (const QParams& p : planWeightQuantization(w->toFloat(), w->shape, l.outAxis, l.inAxis, weightSpec(l)).params)
             scales.push_back(p.scale);
     }
 }
 
 CompileOptions QuantSession::compileOptions(bool quantized, const Shape& inputShape) const
 {
+    if (quantized)
+        return compileOptions(inputShape, weightOverrides, activationParams);
     CompileOptions co;
     co.inputShapes[graph_.inputs.front().name] = inputShape;
     co.threads = options_.threads;
-    if (!quantized)
-        return co;
-    co.initializerOverrides = weightOverrides;
-    for (const auto& [value, q] : activationParams) {
+    return co;
+}
+
+CompileOptions QuantSession::compileOptions(const Shape& inputShape, const std::map<std::string, Tensor>& weights,
+                                            const std::map<std::string, QParams>& activations) const
+{
+    CompileOptions co;
+    co.inputShapes[graph_.inputs.front().name] = inputShape;
+    co.threads = options_.threads;
+    co.initializerOverrides = weights;
+    for (const auto& [value, q] : activations) {
         QParams qp = q;
         co.valueTransforms[value] = [qp](Tensor& t) {
             for (float& x : t.data<float>())
@@ -306,9 +383,7 @@ int64_t QuantSession::layerSizeBits(const SessionLayer& l) const
     const Tensor* w = graph_.constant(l.weight);
     if (l.spec.weight.isFloat())
         return w->numel() * l.spec.weight.bits;
-    std::vector<float> values = w->toFloat();
-    int64_t blocks = planWeightQuantization(values, w->shape, l.outAxis, l.inAxis, l.spec.weight).blocks();
-    return storedBits(w->numel(), blocks, l.spec.weight);
+    return storedBits(w->numel(), weightBlockCount(w->shape, l.outAxis, l.inAxis, l.spec.weight), l.spec.weight);
 }
 
 int64_t QuantSession::sizeBits() const
@@ -338,6 +413,71 @@ int64_t QuantSession::floatSizeBits() const
 // ---- the whole flow ------------------------------------------------------------
 
 namespace {
+
+constexpr int storedHistogramBins = 128;
+
+Histogram emptyHistogram(double lo, double hi)
+{
+    if (!(hi > lo)) { // one value: a bin around it
+        const double pad = std::max(std::abs(lo) * 1e-3, 1e-6);
+        lo -= pad;
+        hi += pad;
+    }
+    Histogram h;
+    h.lo = lo;
+    h.hi = hi;
+    h.counts.assign(storedHistogramBins, 0);
+    return h;
+}
+
+void addCount(Histogram& h, double x, uint64_t count)
+{
+    if (x < h.lo) {
+        h.below += count;
+    } else if (x > h.hi) {
+        h.above += count;
+    } else {
+        const int b = int((x - h.lo) * double(h.bins()) / (h.hi - h.lo));
+        h.counts[std::size_t(std::clamp(b, 0, h.bins() - 1))] += count;
+    }
+}
+
+// FP32 and quantized weights on the same bins, spanning both.
+void fillWeightHistograms(const std::vector<float>& fp, std::span<const float> q, LayerQuantResult& r)
+{
+    auto [fpLo, fpHi] = std::minmax_element(fp.begin(), fp.end());
+    auto [qLo, qHi] = std::minmax_element(q.begin(), q.end());
+    if (fpLo == fp.end() || qLo == q.end())
+        return;
+    r.weightHist = emptyHistogram(std::min(*fpLo, *qLo), std::max(*fpHi, *qHi));
+    r.quantizedWeightHist = r.weightHist;
+    r.weightHist.add(fp);
+    r.quantizedWeightHist.add(q);
+}
+
+// The quantized input's distribution from the FP32 calibration histogram: each fine bin's
+// count moves to the quantized value of its centre (exact up to the fine bin width).
+void fillActivationHistograms(const Histogram& fine, const QParams& qp, LayerQuantResult& r)
+{
+    const double w = fine.binWidth();
+    double lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < fine.bins(); ++i)
+        if (fine.counts[std::size_t(i)] > 0) {
+            const double x = fine.lo + (i + 0.5) * w, q = fakeQuant(float(x), qp);
+            lo = std::min({lo, x, q});
+            hi = std::max({hi, x, q});
+        }
+    if (!(lo <= hi))
+        return;
+    r.actHist = emptyHistogram(lo, hi);
+    r.quantizedActHist = r.actHist;
+    for (int i = 0; i < fine.bins(); ++i)
+        if (const uint64_t c = fine.counts[std::size_t(i)]) {
+            const double x = fine.lo + (i + 0.5) * w;
+            addCount(r.actHist, x, c);
+            addCount(r.quantizedActHist, double(fakeQuant(float(x), qp)), c);
+        }
+}
 
 double median(std::vector<double> v)
 {
@@ -370,6 +510,7 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
         }
     }
     session.refreshLayers();
+    session.checkRanges();
     Progress cal = progress.sub(0.1, 0.4);
     session.calibrate(calib, cal, cancel);
     session.quantizeWeights();
@@ -480,7 +621,8 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
         if (auto it = session.weightOverrides.find(l.weight); it != session.weightOverrides.end()) {
             std::vector<float> a = w->toFloat();
             r.weightSqnrDb = sqnrDb(a.data(), it->second.data<float>().data(), a.size());
-            auto plan = planWeightQuantization(a, w->shape, l.outAxis, l.inAxis, l.spec.weight);
+            fillWeightHistograms(a, it->second.data<float>(), r);
+            auto plan = planWeightQuantization(a, w->shape, l.outAxis, l.inAxis, session.weightSpec(l));
             r.scaleMin = INFINITY;
             r.scaleMax = 0;
             for (const auto& p : plan.params) {
@@ -492,6 +634,12 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
         }
         if (auto it = session.activationRanges.find(l.input); it != session.activationRanges.end())
             r.activationRange = it->second;
+        auto fine = session.activationHistograms.find(l.input);
+        auto qp = session.activationParams.find(l.input);
+        if (fine != session.activationHistograms.end() && qp != session.activationParams.end())
+            fillActivationHistograms(fine->second, qp->second, r);
+        if (const QuantSpec ws = session.weightSpec(l); ws.range && !ws.isFloat())
+            r.weightRange = ClipRange{ws.range->first, ws.range->second};
         const std::string out = g.nodes[std::size_t(g.findNode(l.name))].outputs.front();
         const LayerPower& p = power[out];
         r.outputSqnrDb = p.noise > 0 ? 10 * std::log10(p.signal / p.noise) : INFINITY;

@@ -42,6 +42,16 @@ struct SessionLayer {
     LayerQuant spec;
 };
 
+struct ActivationQuant {
+    ClipRange range;
+    QParams params;
+};
+// The quantization of every quantized layer input, as calibration sets it: the spec of
+// the value's first quantized user, its range from config.ranges, else the spec's own
+// range, else its calibrator on the observation. Throws naming a value not observed.
+std::map<std::string, ActivationQuant> chooseActivationQuantization(const std::vector<SessionLayer>& layers,
+    const QuantConfig& config, const std::map<std::string, ActivationObserver>& observers);
+
 class QuantSession {
 public:
     QuantSession(const Graph& source, QuantizeOptions options);
@@ -53,11 +63,26 @@ public:
     const std::vector<SessionLayer>& layers() const { return layers_; }
     // Re-derives layers() after an algorithm changed the graph.
     void refreshLayers();
+    // Throws naming the tensor when a per-tensor range (QuantConfig::ranges) names
+    // neither a quantized layer's input nor its weight.
+    void checkRanges() const;
 
     // Observes every quantized layer's input on `calib` and sets activation ranges.
     void calibrate(const Dataset& calib, Progress& progress, const CancelToken& cancel);
+    // The values calibrate() observes: each quantized layer input once, graph order.
+    std::vector<std::string> activationValues() const;
+    // Sets activationRanges/Params/Stats from observations of activationValues() (what
+    // calibrate() does after observing; the what-if session re-chooses from stored ones).
+    void setActivationQuantization(const std::map<std::string, ActivationObserver>& observers);
     // Quantizes every layer's weight (into weightOverrides) with its spec.
     void quantizeWeights();
+    // The spec a layer's weight is quantized with: its own, with the config's per-tensor
+    // range for the weight (QuantConfig::ranges) when one is set.
+    QuantSpec weightSpec(const SessionLayer& l) const { return weightSpec(l, options_.config); }
+    static QuantSpec weightSpec(const SessionLayer& l, const QuantConfig& config);
+    // The quantized-dequantized weight of one layer under weightSpec(l) (named l.weight).
+    Tensor quantizedWeight(const SessionLayer& l) const { return quantizedWeight(l, options_.config); }
+    Tensor quantizedWeight(const SessionLayer& l, const QuantConfig& config) const;
 
     // Float weights replaced by their quantized-dequantized values (and corrected biases).
     std::map<std::string, Tensor> weightOverrides;
@@ -69,12 +94,17 @@ public:
     std::map<std::string, QParams> activationParams;
     std::map<std::string, ClipRange> activationRanges;
     std::map<std::string, TensorStats> activationStats;
+    // The calibration histogram of each quantized activation (FP32 values, the observer's bins).
+    std::map<std::string, Histogram> activationHistograms;
     // Hook for the research algorithms (quant/algorithms/): algorithm name -> what it did
     // and with which effective parameters; copied into QuantizeResult::algorithmNotes.
     nlohmann::json notes = nlohmann::json::object();
 
     // Options for a Plan of the working graph: FP32 (quantized = false) or simulated quantized.
     CompileOptions compileOptions(bool quantized, const Shape& inputShape) const;
+    // The same for other quantized weights and activation quantization (what-if variants).
+    CompileOptions compileOptions(const Shape& inputShape, const std::map<std::string, Tensor>& weights,
+                                  const std::map<std::string, QParams>& activations) const;
     std::unique_ptr<Plan> compile(bool quantized, const Shape& inputShape) const;
     // Runs the first `total` samples of `calib` through the working graph (FP32 or
     // simulated quantized) in batches of options().batch: one plan per batch size,
@@ -86,6 +116,8 @@ public:
     // from activationParams. Throws naming the layer when its spec has no INT8 kernel.
     CompileOptions int8CompileOptions(const Shape& inputShape) const;
     std::unique_ptr<Plan> compileInt8(const Shape& inputShape) const;
+    // Why `layer` cannot run as an INT8 primitive with its spec ("" when it can).
+    std::string int8Obstacle(const SessionLayer& layer) const;
 
     // Stored size in bits of the quantized model (scales and zero points included)
     // and of the FP32 model.
@@ -97,6 +129,7 @@ private:
     QuantizeOptions options_;
     Graph graph_;
     std::vector<SessionLayer> layers_;
+    std::map<std::string, std::string> foldedWeights_; // source weight name -> its BN-folded name
 };
 
 // Algorithms plug in here, one file each under quant/algorithms/, registering themselves.
@@ -126,7 +159,13 @@ struct LayerQuantResult {
     double weightSqnrDb = 0;  // quantized weight vs float weight
     double outputSqnrDb = 0;  // layer output in the quantized model vs FP32
     std::optional<ClipRange> activationRange;
+    std::optional<ClipRange> weightRange; // a user-set weight clipping range (spec or QuantConfig::ranges)
     float scaleMin = 0, scaleMax = 0; // weight scales
+    // FP32 and quantized distributions on shared bins (no bins when not quantized):
+    // the weight as the working graph holds it and as quantized-dequantized; the layer
+    // input over the calibration data, its quantized values mapped from the
+    // calibration histogram's 2048-bin resolution.
+    Histogram weightHist, quantizedWeightHist, actHist, quantizedActHist;
 };
 
 struct QuantizeResult {

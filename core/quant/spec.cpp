@@ -2,6 +2,7 @@
 
 #include "util/error.h"
 
+#include <cmath>
 #include <fstream>
 
 namespace qs {
@@ -68,6 +69,16 @@ void parseCalibrator(const std::string& text, QuantSpec& spec)
         fail("calibrator ", quoted(text), ": momentum must be in [0, 1)");
 }
 
+std::pair<float, float> parseRange(const nlohmann::json& v, const std::string& where)
+{
+    if (!v.is_array() || v.size() != 2 || !v[0].is_number() || !v[1].is_number())
+        fail(where, ": expected [lo, hi] (two numbers)");
+    const float lo = v[0].get<float>(), hi = v[1].get<float>();
+    if (!std::isfinite(lo) || !std::isfinite(hi) || !(lo < hi))
+        fail(where, ": lo must be below hi (got [", lo, ", ", hi, "])");
+    return {lo, hi};
+}
+
 nlohmann::json specToJson(const QuantSpec& s)
 {
     nlohmann::json j;
@@ -120,12 +131,7 @@ QuantSpec parseSpecJson(const nlohmann::json& j, const QuantSpec& base, const st
             } else if (key == "calibrator_param") {
                 s.calibratorParam = v.get<double>();
             } else if (key == "range") {
-                if (!v.is_array() || v.size() != 2)
-                    fail(field, ": expected [lo, hi]");
-                float lo = v[0].get<float>(), hi = v[1].get<float>();
-                if (!(lo < hi))
-                    fail(field, ": lo must be below hi");
-                s.range = std::make_pair(lo, hi);
+                s.range = parseRange(v, field);
             } else {
                 fail(field, ": unknown field");
             }
@@ -147,6 +153,11 @@ nlohmann::json QuantConfig::toJson() const
     j["algorithms"] = nlohmann::json::array();
     for (const auto& a : algorithms)
         j["algorithms"].push_back({{"name", a.name}, {"params", a.params}});
+    if (!ranges.empty()) {
+        j["ranges"] = nlohmann::json::object();
+        for (const auto& [name, r] : ranges)
+            j["ranges"][name] = {r.first, r.second};
+    }
     return j;
 }
 
@@ -201,8 +212,13 @@ QuantConfig QuantConfig::fromJson(const nlohmann::json& j)
                 }
                 c.algorithms.push_back(use);
             }
+        } else if (key == "ranges") {
+            if (!v.is_object())
+                fail("ranges: expected an object of tensor name -> [lo, hi]");
+            for (const auto& [name, r] : v.items())
+                c.ranges[name] = parseRange(r, "ranges." + name);
         } else {
-            fail(key, ": unknown field (expected default, layers, exclude, algorithms)");
+            fail(key, ": unknown field (expected default, layers, exclude, algorithms, ranges)");
         }
     }
     // Layer overrides start from the (final) defaults, whatever the key order.

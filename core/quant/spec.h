@@ -45,6 +45,11 @@ struct QuantConfig {
     std::map<std::string, LayerQuant> layers;  // per-layer overrides (whole LayerQuant)
     std::set<std::string> excluded;            // layers kept in float
     std::vector<AlgorithmUse> algorithms;      // applied in order
+    // Per-tensor clipping ranges, tensor name -> [lo, hi]: a quantized layer's input
+    // (activation) or weight as the quantized graph names them (a BatchNorm-folded
+    // conv's weight is "<node>.weight_bnfolded"). They override calibration and any
+    // layer spec's range; JSON "ranges": {"name": [lo, hi]}, written only when set.
+    std::map<std::string, std::pair<float, float>> ranges;
 
     // The effective spec of a layer (override or default); nullopt when excluded.
     std::optional<LayerQuant> forLayer(const std::string& layer) const;
@@ -58,6 +63,8 @@ struct QuantConfig {
 
 QuantSpec parseSpecJson(const nlohmann::json& j, const QuantSpec& base, const std::string& where);
 nlohmann::json specToJson(const QuantSpec& s);
+// [lo, hi] with lo < hi, both finite; errors name `where`.
+std::pair<float, float> parseRange(const nlohmann::json& v, const std::string& where);
 const char* granularityName(Granularity g);
 // "tensor", "channel" or "group:N"
 void parseGranularity(const std::string& text, QuantSpec& spec);

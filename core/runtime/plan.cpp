@@ -218,6 +218,45 @@ public:
         return out;
     }
 
+    std::vector<KernelTime> timeKernels(const std::vector<Tensor>& inputs, int warmup, int repeats,
+        double* totalMs) override
+    {
+        if (repeats < 1)
+            fail("timeKernels: needs at least one repeat, got ", repeats);
+        run(inputs);
+        using clock = std::chrono::steady_clock;
+        const std::size_t n = prog_->kernels.size();
+        std::vector<std::vector<double>> ms(n);
+        std::vector<double> totals;
+        for (int r = 0; r < std::max(0, warmup) + repeats; ++r) {
+            prog_->activeThreads = 0;
+            const auto t0 = clock::now();
+            for (std::size_t k = 0; k < n; ++k) {
+                const auto t = clock::now();
+                prog_->runKernel(*prog_->kernels[k]);
+                if (r >= warmup)
+                    ms[k].push_back(std::chrono::duration<double, std::milli>(clock::now() - t).count());
+            }
+            if (r >= warmup)
+                totals.push_back(std::chrono::duration<double, std::milli>(clock::now() - t0).count());
+        }
+        auto median = [](std::vector<double>& v) {
+            std::nth_element(v.begin(), v.begin() + std::ptrdiff_t(v.size() / 2), v.end());
+            double m = v[v.size() / 2];
+            if (v.size() % 2 == 0)
+                m = 0.5 * (m + *std::max_element(v.begin(), v.begin() + std::ptrdiff_t(v.size() / 2)));
+            return m;
+        };
+        std::vector<KernelTime> out;
+        for (std::size_t k = 0; k < n; ++k) {
+            const Kernel& kernel = *prog_->kernels[k];
+            out.push_back({kernel.node, kernel.op, kernel.describe(), median(ms[k])});
+        }
+        if (totalMs)
+            *totalMs = median(totals);
+        return out;
+    }
+
 private:
     bool knows(const std::string& name) const
     {

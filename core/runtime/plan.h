@@ -58,6 +58,14 @@ struct CompileOptions {
 // (or the value's own dtype for non-float values).
 using Tap = std::function<void(const std::string& value, const Tensor& batch)>;
 
+// Wall time of one kernel of a Plan (Plan::timeKernels), in execution order.
+struct KernelTime {
+    std::string node; // node name(s) it computes, "a+b" when fused
+    std::string op;   // op type of the first node
+    std::string impl; // oneDNN's implementation ("jit:avx2", "quantize simple:any", ...)
+    double ms = 0;    // median over the repeats
+};
+
 class Plan {
 public:
     virtual ~Plan() = default;
@@ -85,6 +93,12 @@ public:
     // One line per kernel in execution order: nodes it computes, op, implementation
     // (oneDNN's choice, e.g. "jit:avx512_core"), for profiling and tests.
     virtual std::vector<std::string> kernelSummary() const = 0;
+
+    // Runs `inputs` once, then `warmup` + `repeats` more times, timing each kernel on
+    // its own (taps are not called while timing). Per kernel the median over the
+    // repeats, and in `totalMs` (when given) the median of the whole pass.
+    virtual std::vector<KernelTime> timeKernels(const std::vector<Tensor>& inputs, int warmup, int repeats,
+        double* totalMs = nullptr) = 0;
 };
 
 // Throws Error naming op type, node name and opset for an unsupported operator,

@@ -137,6 +137,35 @@ struct ArtifactRecord {
     int64_t createdMs = 0; // 0 on insert: now
 };
 
+// Measured latency of one quantizable layer on one machine (schema v3), milliseconds
+// per batch, each the median over repeats. The INT8 numbers are absent when the
+// layer has no INT8 kernel.
+struct LayerLatency {
+    std::string layer, op;
+    double fp32Ms = 0;                  // its kernels in the FP32 plan (fused activations included)
+    std::optional<double> int8Ms;       // its oneDNN int8 primitive (requantization fused)
+    std::optional<double> quantizeMs;   // float -> 8 bits of its input: paid when its producer is float
+    std::optional<double> dequantizeMs; // 8 bits -> float of its output: paid when a consumer is float
+    bool operator==(const LayerLatency&) const = default;
+};
+
+// A model's per-layer latency table as measured on one machine (schema v3).
+struct LatencyProfile {
+    int64_t id = 0;
+    std::string modelHash; // ModelRecord::hash
+    int batch = 1;
+    int threads = 0;                   // as asked (0: all cores)
+    std::string isa;                   // oneDNN's effective ISA, e.g. "avx512_core_vnni"
+    std::vector<std::string> cpuFlags; // relevant /proc/cpuinfo flags present (avx2, avx512f, avx512_vnni, amx_int8, ...)
+    int warmup = 0, repeats = 0;
+    double fp32TotalMs = 0;            // the whole FP32 model, one pass
+    double int8TotalMs = 0;            // the whole model with every INT8-capable layer in INT8
+    double otherMs = 0;                // FP32 kernels outside the quantizable layers (pools, reshapes)
+    std::vector<LayerLatency> layers;  // graph order
+    int64_t measuredMs = 0;            // 0 on insert: now
+    std::optional<MachineInfo> machine; // filled when read back
+};
+
 struct RunFilter {
     std::optional<std::string> model; // model name (exact) or hash prefix
     std::optional<RunKind> kind;

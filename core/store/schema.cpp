@@ -151,6 +151,38 @@ BEGIN
 END;
 )sql";
 
+// v3: measured per-layer latency tables (FP32, INT8 and the cost of crossing between
+// them), cached per machine and model; a re-measurement adds a profile, the newest wins.
+const char* kSchemaV3 = R"sql(
+CREATE TABLE latency_profiles(
+  id            INTEGER PRIMARY KEY,
+  machine_id    INTEGER NOT NULL REFERENCES machines(id) ON DELETE RESTRICT,
+  model_hash    TEXT NOT NULL CHECK (model_hash <> ''),
+  batch         INTEGER NOT NULL CHECK (batch > 0),
+  threads       INTEGER NOT NULL CHECK (threads >= 0),
+  isa           TEXT NOT NULL,
+  cpu_flags     TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(cpu_flags)),
+  warmup        INTEGER NOT NULL,
+  repeats       INTEGER NOT NULL CHECK (repeats > 0),
+  fp32_total_ms REAL NOT NULL,
+  int8_total_ms REAL NOT NULL,
+  other_ms      REAL NOT NULL,
+  measured_ms   INTEGER NOT NULL
+);
+CREATE INDEX latency_profiles_lookup ON latency_profiles(machine_id, model_hash, batch, threads);
+CREATE TABLE layer_latencies(
+  profile_id    INTEGER NOT NULL REFERENCES latency_profiles(id) ON DELETE CASCADE,
+  position      INTEGER NOT NULL,
+  layer         TEXT NOT NULL CHECK (layer <> ''),
+  op            TEXT NOT NULL DEFAULT '',
+  fp32_ms       REAL NOT NULL,
+  int8_ms       REAL,
+  quantize_ms   REAL,
+  dequantize_ms REAL,
+  PRIMARY KEY(profile_id, position)
+) WITHOUT ROWID;
+)sql";
+
 int userVersion(sqlite::Db& db)
 {
     sqlite::Stmt q(db, "PRAGMA user_version");
@@ -165,6 +197,7 @@ const std::vector<Migration>& migrations()
     static const std::vector<Migration> all = {
         {1, "initial schema", kSchemaV1},
         {2, "machine info per run", kSchemaV2},
+        {3, "measured layer latencies per machine", kSchemaV3},
     };
     return all;
 }

@@ -733,6 +733,73 @@ std::vector<ArtifactRecord> Store::artifacts(int64_t runId) const
     return out;
 }
 
+int64_t Store::addLatencyProfile(const LatencyProfile& p)
+{
+    d_->requireWritable("storing a latency profile");
+    if (p.modelHash.empty())
+        fail(path(), ": a latency profile needs the model's hash");
+    if (p.batch < 1 || p.threads < 0 || p.repeats < 1)
+        fail(path(), ": latency profile with batch ", p.batch, ", threads ", p.threads, ", repeats ", p.repeats,
+             ": expected batch >= 1, threads >= 0, repeats >= 1");
+    sqlite::Transaction tx(d_->db, "storing a latency profile");
+    const int64_t machine = d_->machineId();
+    sqlite::Stmt q(d_->db, "INSERT INTO latency_profiles(machine_id, model_hash, batch, threads, isa, cpu_flags, "
+                           "warmup, repeats, fp32_total_ms, int8_total_ms, other_ms, measured_ms) "
+                           "VALUES(?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id");
+    q.bindAll(machine, p.modelHash, p.batch, p.threads, p.isa, json(p.cpuFlags).dump(), p.warmup, p.repeats,
+        p.fp32TotalMs, p.int8TotalMs, p.otherMs, p.measuredMs ? p.measuredMs : nowMs());
+    q.step();
+    const int64_t id = q.int64(0);
+    q.reset();
+    sqlite::Stmt row(d_->db, "INSERT INTO layer_latencies(profile_id, position, layer, op, fp32_ms, int8_ms, "
+                             "quantize_ms, dequantize_ms) VALUES(?,?,?,?,?,?,?,?)");
+    for (std::size_t i = 0; i < p.layers.size(); ++i) {
+        const LayerLatency& l = p.layers[i];
+        if (l.layer.empty())
+            fail(path(), ": latency profile: layer ", i, " has no name");
+        row.reset();
+        row.bindAll(id, int64_t(i), l.layer, l.op, l.fp32Ms, l.int8Ms, l.quantizeMs, l.dequantizeMs).run();
+    }
+    tx.commit();
+    return id;
+}
+
+std::optional<LatencyProfile> Store::latestLatencyProfile(const std::string& modelHash, int batch, int threads) const
+{
+    const MachineInfo m = currentMachine();
+    sqlite::Stmt q(d_->db, "SELECT p.id, p.isa, p.cpu_flags, p.warmup, p.repeats, p.fp32_total_ms, p.int8_total_ms, "
+                           "p.other_ms, p.measured_ms FROM latency_profiles p JOIN machines mc ON mc.id = p.machine_id "
+                           "WHERE mc.hostname = ? AND mc.os = ? AND mc.cpu = ? AND mc.cores = ? AND "
+                           "mc.memory_bytes = ? AND p.model_hash = ? AND p.batch = ? AND p.threads = ? "
+                           "ORDER BY p.measured_ms DESC, p.id DESC LIMIT 1",
+        "reading latency profiles");
+    q.bindAll(m.hostname, m.os, m.cpu, int64_t(m.cores), m.memoryBytes, modelHash, batch, threads);
+    if (!q.step())
+        return std::nullopt;
+    LatencyProfile p;
+    p.id = q.int64(0);
+    p.modelHash = modelHash;
+    p.batch = batch;
+    p.threads = threads;
+    p.isa = q.text(1);
+    for (const auto& f : parseJsonColumn(q.text(2), path(), "latency_profiles.cpu_flags"))
+        p.cpuFlags.push_back(f.get<std::string>());
+    p.warmup = int(q.int64(3));
+    p.repeats = int(q.int64(4));
+    p.fp32TotalMs = q.real(5);
+    p.int8TotalMs = q.real(6);
+    p.otherMs = q.real(7);
+    p.measuredMs = q.int64(8);
+    p.machine = m;
+    sqlite::Stmt rows(d_->db, "SELECT layer, op, fp32_ms, int8_ms, quantize_ms, dequantize_ms FROM layer_latencies "
+                              "WHERE profile_id = ? ORDER BY position",
+        "reading latency profiles");
+    rows.bindAll(p.id);
+    while (rows.step())
+        p.layers.push_back({rows.text(0), rows.text(1), rows.real(2), rows.optReal(3), rows.optReal(4), rows.optReal(5)});
+    return p;
+}
+
 int Store::recoverInterrupted()
 {
     d_->requireWritable("recovering interrupted runs");

@@ -91,6 +91,12 @@ public:
     std::vector<LayerResult> layerResults(int64_t runId) const;      // in position order
     std::vector<ArtifactRecord> artifacts(int64_t runId) const;
 
+    // Measured latency tables, cached per machine (schema v3). add stores `profile`
+    // for the current machine (its id and machine are ignored) and returns its id;
+    // latest returns the newest one of this machine for (model, batch, threads).
+    int64_t addLatencyProfile(const LatencyProfile& profile);
+    std::optional<LatencyProfile> latestLatencyProfile(const std::string& modelHash, int batch, int threads) const;
+
     // Marks `running` runs whose writer is gone as interrupted; returns how many.
     // Done by open() too; skipped (without error) if the database is busy then.
     int recoverInterrupted();

@@ -14,6 +14,9 @@ Role: the single, reproducible source of every byte_gpt* file in resources/demo/
   * exports a tiny second model (random weights, 1 layer, d_model 32) that spells the
     same decoder the other common way: LayerNorm decomposed into ReduceMean/Sub/Pow/Sqrt/Div,
     erf-GELU, a -inf mask, opset 14, so runtime tests cover both patterns,
+  * exports torch's own nn.TransformerEncoder (2 pre-norm layers, d_model 32, erf-GELU,
+    random weights, opset 17: Gemm in-projection, Slice, an additive -inf Trilu mask),
+    the attention pattern torch.nn.MultiheadAttention exports,
   * writes the validation slice, the torch perplexity on it (metadata_props and
     byte_gpt_ref.json) and torch reference logits for a few windows of each model.
 
@@ -26,7 +29,8 @@ perplexity = exp(mean next-byte negative log-likelihood).
 Run with Debian's interpreter (python3-torch 1.13, python3-onnx, python3-numpy), after
 `apt-get install jargon-text`:
 
-    /usr/bin/python3 resources/demo_lm/train_byte_gpt.py [--steps N]
+    /usr/bin/python3 resources/demo_lm/train_byte_gpt.py [--steps N] [--max-seconds S]
+    /usr/bin/python3 resources/demo_lm/train_byte_gpt.py --twins-only   # only the random-weight test models
 """
 
 import argparse
@@ -53,6 +57,9 @@ REF_LOGITS = os.path.join(OUT_DIR, "byte_gpt_ref_logits.npy")
 TINY_ONNX = os.path.join(OUT_DIR, "byte_gpt_tiny_decomposed.onnx")
 TINY_TOKENS = os.path.join(OUT_DIR, "byte_gpt_tiny_ref_tokens.npy")
 TINY_LOGITS = os.path.join(OUT_DIR, "byte_gpt_tiny_ref_logits.npy")
+ENCODER_ONNX = os.path.join(OUT_DIR, "byte_gpt_torch_encoder.onnx")
+ENCODER_TOKENS = os.path.join(OUT_DIR, "byte_gpt_torch_encoder_tokens.npy")
+ENCODER_LOGITS = os.path.join(OUT_DIR, "byte_gpt_torch_encoder_logits.npy")
 
 SEED = 0
 LAYERS, D_MODEL, HEADS, CONTEXT, VOCAB = 3, 128, 4, 128, 256
@@ -168,6 +175,22 @@ class ByteGPT(nn.Module):
         return self.head(self.lnf(x))
 
 
+class TorchEncoderLM(nn.Module):
+    """Byte LM on torch.nn.TransformerEncoder: the stock MultiheadAttention export."""
+
+    def __init__(self, d=32, heads=4, layers=2):
+        super().__init__()
+        self.emb = nn.Embedding(VOCAB, d)
+        layer = nn.TransformerEncoderLayer(d, heads, 2 * d, dropout=0.0, batch_first=True, activation="gelu",
+                                           norm_first=True)
+        self.enc = nn.TransformerEncoder(layer, layers)
+        self.head = nn.Linear(d, VOCAB)
+
+    def forward(self, tokens):
+        mask = nn.Transformer.generate_square_subsequent_mask(tokens.shape[1])
+        return self.head(self.enc(self.emb(tokens), mask=mask))
+
+
 # --------------------------------------------------------------------------- train / eval
 def perplexity(model, data, n):
     x, y = windows(data, n)
@@ -243,12 +266,42 @@ def reference_windows(data, count, length, stride):
     return torch.from_numpy(np.stack([arr[i * stride:i * stride + length] for i in range(count)]))
 
 
+def export_twins(val):
+    """Random-weight test models spelling the decoder other ways, with torch logits."""
+    # The tiny decomposed variant: random weights are enough to compare runtimes.
+    torch.manual_seed(SEED + 1)
+    tiny = ByteGPT(1, 32, 2, 32, decomposed=True).eval()
+    for p in tiny.parameters():  # larger than the 0.02 init, so the logits are not all ~0
+        with torch.no_grad():
+            p.add_(torch.randn_like(p) * 0.2)
+    export(tiny, TINY_ONNX, 14, torch.zeros(1, 32, dtype=torch.int64))
+    set_metadata(TINY_ONNX, {"quantstudio.task": "language-model",
+                             "quantstudio.tokenizer": "bytes",
+                             "quantstudio.note": "random weights, runtime test only"})
+    tiny_tokens = reference_windows(val, 2, 24, 500)
+    with torch.no_grad():
+        np.save(TINY_TOKENS, tiny_tokens.numpy())
+        np.save(TINY_LOGITS, tiny(tiny_tokens).numpy().astype(np.float32))
+    torch.manual_seed(SEED + 2)
+    enc = TorchEncoderLM().eval()
+    export(enc, ENCODER_ONNX, OPSET, torch.zeros(1, 16, dtype=torch.int64))
+    set_metadata(ENCODER_ONNX, {"quantstudio.task": "language-model",
+                                "quantstudio.tokenizer": "bytes",
+                                "quantstudio.note": "random weights, runtime test only"})
+    enc_tokens = reference_windows(val, 2, 20, 700)
+    with torch.no_grad():
+        np.save(ENCODER_TOKENS, enc_tokens.numpy())
+        np.save(ENCODER_LOGITS, enc(enc_tokens).numpy().astype(np.float32))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--max-seconds", type=float, default=660,
                     help="wall-clock training budget; 0 = run all --steps (bit-reproducible)")
     ap.add_argument("--weights", help="skip training: load this state_dict")
+    ap.add_argument("--twins-only", action="store_true",
+                    help="only (re)write the random-weight test models and their logits")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(SEED)
@@ -257,6 +310,9 @@ def main():
 
     corpus = load_corpus()
     train_data, val = split_corpus(corpus)
+    if args.twins_only:
+        export_twins(val)
+        return
     print(f"corpus {len(corpus)} bytes: train {len(train_data)}, val {len(val)}")
     with open(VAL_PATH, "wb") as f:
         f.write(val)
@@ -299,20 +355,7 @@ def main():
         np.save(REF_TOKENS, tokens.numpy())
         np.save(REF_LOGITS, model(tokens).numpy().astype(np.float32))
 
-    # The tiny decomposed variant: random weights are enough to compare runtimes.
-    torch.manual_seed(SEED + 1)
-    tiny = ByteGPT(1, 32, 2, 32, decomposed=True).eval()
-    for p in tiny.parameters():  # larger than the 0.02 init, so the logits are not all ~0
-        with torch.no_grad():
-            p.add_(torch.randn_like(p) * 0.2)
-    export(tiny, TINY_ONNX, 14, torch.zeros(1, 32, dtype=torch.int64))
-    set_metadata(TINY_ONNX, {"quantstudio.task": "language-model",
-                             "quantstudio.tokenizer": "bytes",
-                             "quantstudio.note": "random weights, runtime test only"})
-    tiny_tokens = reference_windows(val, 2, 24, 500)
-    with torch.no_grad():
-        np.save(TINY_TOKENS, tiny_tokens.numpy())
-        np.save(TINY_LOGITS, tiny(tiny_tokens).numpy().astype(np.float32))
+    export_twins(val)
     ref["reference_windows"] = {"file": os.path.basename(REF_TOKENS),
                                 "count": REF_WINDOWS, "length": REF_WINDOW_LEN,
                                 "val_offsets": [i * 1000 for i in range(REF_WINDOWS)]}

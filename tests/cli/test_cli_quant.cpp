@@ -1,5 +1,6 @@
 // quantize, sensitivity and mixed from the command line: JSON keys, the run
 // recorded in the store, and one-line errors.
+#include <QFile>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -60,6 +61,62 @@ private slots:
         QVERIFY(shown.out.contains("quantization"));
         QVERIFY(shown.out.contains("/res1/conv1/Conv"));
         QVERIFY(shown.out.contains("bias_correction"));
+    }
+
+    // Per-tensor ranges in --config: honoured by calibration and weight quantization,
+    // recorded with the run (config and per-layer clip ranges), and a name that is no
+    // quantized tensor is a one-line error naming it.
+    void quantizeHonoursPerTensorRanges()
+    {
+        QTemporaryDir dir;
+        const QString db = dir.filePath("studio.db");
+        const QString cfg = dir.filePath("ranges.json");
+        auto write = [&cfg](const QByteArray& text) {
+            QFile f(cfg);
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            f.write(text);
+        };
+        write(R"({"ranges": {"/down1/down1.2/Relu_output_0": [0, 1.5], "fc.weight": [-0.25, 0.25]}})");
+        const QStringList common = {"--data", kData, "--calib-limit", "64", "--eval-limit", "100", "--json"};
+        Run r = cli(QStringList{"quantize", kModel, "--config", cfg, "--db", db} + common);
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+        QJsonObject j = json(r);
+        QCOMPARE(j["config"].toObject()["ranges"].toObject()["fc.weight"].toArray().at(1).toDouble(), 0.25);
+        Run plain = cli(QStringList{"quantize", kModel} + common);
+        QVERIFY2(plain.exitCode == 0, plain.err.constData());
+        QVERIFY(json(plain)["sqnr_db"].toDouble() != j["sqnr_db"].toDouble()); // the ranges change the model
+
+        Run shown = cli({"show", QString::number(j["run_id"].toInteger()), "--db", db, "--json"});
+        QVERIFY2(shown.exitCode == 0, shown.err.constData());
+        const QJsonObject run = QJsonDocument::fromJson(shown.out).object();
+        QVERIFY2(QString::fromUtf8(shown.out).contains("/down1/down1.2/Relu_output_0"), shown.out.left(600).constData());
+        bool sawAct = false, sawWeight = false;
+        const QJsonArray layers = run["layers"].toArray();
+        for (const auto& v : layers) {
+            const QJsonObject l = v.toObject();
+            if (l["layer"].toString() == "/res1/conv1/Conv") {
+                sawAct = true;
+                QCOMPARE(l["act_clip"].toArray().at(0).toDouble(), 0.0);
+                QCOMPARE(l["act_clip"].toArray().at(1).toDouble(), 1.5);
+            }
+            if (l["layer"].toString() == "/fc/Gemm") {
+                sawWeight = true;
+                QCOMPARE(l["weight_clip"].toArray().at(0).toDouble(), -0.25);
+            }
+        }
+        QVERIFY2(sawAct && sawWeight, shown.out.left(600).constData());
+
+        // The source name of a BN-folded weight, and a name the model does not have.
+        write(R"({"ranges": {"res1.conv1.weight": [-1, 1]}})");
+        Run folded = cli(QStringList{"quantize", kModel, "--config", cfg} + common);
+        QVERIFY(folded.exitCode != 0);
+        QVERIFY2(folded.err.contains("ranges.res1.conv1.weight") && folded.err.contains("/res1/conv1/Conv.weight_bnfolded"),
+                 folded.err.constData());
+        QCOMPARE(folded.err.trimmed().count('\n'), 0);
+        write(R"({"ranges": {"nope": [-1, 1]}})");
+        Run unknown = cli(QStringList{"quantize", kModel, "--config", cfg} + common);
+        QVERIFY(unknown.exitCode != 0);
+        QVERIFY2(unknown.err.contains("ranges.nope: the model has no tensor of that name"), unknown.err.constData());
     }
 
     void quantizeInt8ReportsMetrics()

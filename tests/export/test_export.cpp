@@ -27,6 +27,7 @@
 #include <QtTest>
 
 #include "support/cli_runner.h"
+#include "support/ort_runner.h"
 
 #include <algorithm>
 #include <cmath>
@@ -43,7 +44,6 @@ using qs::test::cli;
 const QString kModel = QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx";
 const QString kData = QS_SOURCE_DIR "/resources/demo/fashion1k-images-idx3-ubyte.gz";
 const QString kNodeModules = QS_SOURCE_DIR "/bench/ort/node_modules";
-const QString kOrtScript = QS_SOURCE_DIR "/tests/export/ort_eval.js";
 
 std::string readFile(const QString& path)
 {
@@ -51,16 +51,7 @@ std::string readFile(const QString& path)
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-std::vector<int64_t> argmaxRows(const std::vector<float>& logits, int64_t rows)
-{
-    std::vector<int64_t> out;
-    const int64_t classes = int64_t(logits.size()) / rows;
-    for (int64_t r = 0; r < rows; ++r) {
-        auto b = logits.begin() + r * classes;
-        out.push_back(std::max_element(b, b + classes) - b);
-    }
-    return out;
-}
+using qs::test::argmaxRows;
 
 struct RunCase {
     int64_t id = 0;
@@ -114,34 +105,7 @@ class TestExport : public QObject {
 
     std::vector<float> ortLogits(const QString& model, const qs::Dataset& eval, const QString& optimization)
     {
-        const QString node = QStandardPaths::findExecutable("node");
-        if (node.isEmpty())
-            qFatal("node is not on PATH (tools/setup.sh expects Node 20)");
-        if (!QFileInfo::exists(kNodeModules + "/onnxruntime-node"))
-            qFatal(
-                "%s/onnxruntime-node is missing: run tools/setup.sh (it installs bench/ort)", qPrintable(kNodeModules));
-        const QString inputs = dir_.filePath("inputs.f32"), logits = dir_.filePath("ort_logits.f32");
-        {
-            QFile f(inputs);
-            f.open(QIODevice::WriteOnly);
-            f.write(reinterpret_cast<const char*>(eval.inputs.bytes.data()), qint64(eval.inputs.bytes.size()));
-        }
-        QString dims = "[";
-        for (std::size_t i = 1; i < eval.inputs.shape.size(); ++i)
-            dims += (i > 1 ? "," : "") + QString::number(eval.inputs.shape[i]);
-        dims += "]";
-        QProcess p;
-        auto env = QProcessEnvironment::systemEnvironment();
-        env.insert("NODE_PATH", kNodeModules);
-        p.setProcessEnvironment(env);
-        p.start(node, {kOrtScript, model, inputs, dims, QString::number(eval.count()), "100", logits, optimization});
-        p.waitForFinished(120000);
-        if (p.exitStatus() != QProcess::NormalExit || p.exitCode() != 0)
-            qFatal("ONNX Runtime failed on %s: %s", qPrintable(model), p.readAllStandardError().constData());
-        const std::string bytes = readFile(logits);
-        std::vector<float> out(bytes.size() / 4);
-        std::memcpy(out.data(), bytes.data(), out.size() * 4);
-        return out;
+        return qs::test::ortLogits(model, eval, optimization, dir_.path());
     }
 
 private slots:

@@ -30,6 +30,23 @@ private slots:
         QCOMPARE(back.forLayer("other")->weight.bits, 4);
     }
 
+    void rangesRoundTrip()
+    {
+        QuantConfig c;
+        c.ranges["/stem/relu/Relu_output_0"] = {-0.5f, 3.25f};
+        c.ranges["fc.weight"] = {-0.125f, 0.25f};
+        const nlohmann::json j = c.toJson();
+        QCOMPARE(j["ranges"]["fc.weight"][1].get<float>(), 0.25f);
+        QuantConfig back = QuantConfig::fromJson(nlohmann::json::parse(j.dump()));
+        QCOMPARE(back.ranges.size(), std::size_t(2));
+        QCOMPARE(back.ranges.at("/stem/relu/Relu_output_0").first, -0.5f);
+        QCOMPARE(back.ranges.at("fc.weight").second, 0.25f);
+        QCOMPARE(back.toJson(), j);
+        // Optional: a config without ranges writes none, and old JSON reads as before.
+        QVERIFY(!QuantConfig().toJson().contains("ranges"));
+        QVERIFY(QuantConfig::fromJson(QuantConfig().toJson()).ranges.empty());
+    }
+
     void layerOverridesStartFromDefaults()
     {
         auto j = nlohmann::json::parse(R"({"layers": {"a": {"weight": {"bits": 3}}},
@@ -52,6 +69,10 @@ private slots:
         QTest::newRow("range") << R"({"default": {"activation": {"range": [2, 1]}}})" << "range: lo must be below hi";
         QTest::newRow("top level") << R"({"defaults": {}})" << "defaults: unknown field";
         QTest::newRow("exclude") << R"({"exclude": "fc"})" << "exclude: expected an array";
+        QTest::newRow("ranges type") << R"({"ranges": [1, 2]})" << "ranges: expected an object";
+        QTest::newRow("ranges order") << R"({"ranges": {"x": [3, -1]}})" << "ranges.x: lo must be below hi";
+        QTest::newRow("ranges shape") << R"({"ranges": {"x": [1]}})" << "ranges.x: expected [lo, hi]";
+        QTest::newRow("ranges number") << R"({"ranges": {"x": ["a", 1]}})" << "ranges.x: expected [lo, hi]";
     }
 
     void errorsNameTheField()

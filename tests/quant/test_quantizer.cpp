@@ -198,6 +198,45 @@ private slots:
         QVERIFY_EXCEPTION_THROWN(planWeightQuantization(w, shape, 0, 1, spec), qs::Error);
     }
 
+    void affineMseRangeRefinesEachEnd()
+    {
+        // One long tail per channel (an outlier above, none below): clipping both ends
+        // by one factor must give up range below the mean to tame the outlier; the
+        // affine search may clip only the top. Reference: every shared factor of the
+        // grid, computed here by brute force.
+        constexpr int kN = 4000;
+        std::mt19937 rng(5);
+        std::normal_distribution<float> nd(0.f, 1.f);
+        const Shape shape{3, kN};
+        std::vector<float> w(3 * kN);
+        for (float& v : w)
+            v = nd(rng);
+        for (int c = 0; c < 3; ++c)
+            w[std::size_t(c * kN)] = 10.f;
+        QuantSpec spec{.bits = 4, .symmetric = false, .granularity = Granularity::Channel, .calibrator = "mse"};
+        auto channelError = [&](int c, const QParams& q) {
+            double e = 0;
+            for (int i = 0; i < kN; ++i) {
+                const float v = w[std::size_t(c * kN + i)];
+                e += double(v - fakeQuant(v, q)) * (v - fakeQuant(v, q));
+            }
+            return e;
+        };
+        const auto plan = planWeightQuantization(w, shape, 0, 1, spec);
+        for (int c = 0; c < 3; ++c) {
+            const auto first = w.begin() + c * kN;
+            const float lo = *std::min_element(first, first + kN), hi = *std::max_element(first, first + kN);
+            double bestShared = INFINITY;
+            for (int k = 0; k < 26; ++k) {
+                const float f = 1.f - 0.02f * float(k);
+                bestShared = std::min(bestShared, channelError(c, qparamsFor(lo * f, hi * f, 4, false)));
+            }
+            const double chosen = channelError(c, plan.params[std::size_t(c)]);
+            QVERIFY2(chosen < 0.9 * bestShared, qPrintable(QString("channel %1: %2 vs shared-factor best %3")
+                                                                 .arg(c).arg(chosen).arg(bestShared)));
+        }
+    }
+
     void nonFiniteWeightsAreAnError()
     {
         std::vector<float> w = {0.1f, NAN, 0.3f};

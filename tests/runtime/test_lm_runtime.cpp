@@ -1,10 +1,12 @@
 // The bundled byte-level GPT (opset 17: LayerNormalization, tanh-GELU, Trilu/Not/Where
-// mask, Range positions) and its decomposed twin (opset 14: ReduceMean/Pow/Sqrt/Div
-// LayerNorm, erf-GELU, -inf mask) run on our runtime and compared with the logits
-// torch computed for the same windows (resources/demo_lm/train_byte_gpt.py).
+// mask, Range positions), its decomposed twin (opset 14: ReduceMean/Pow/Sqrt/Div
+// LayerNorm, erf-GELU, -inf mask) and torch's own nn.TransformerEncoder (opset 17)
+// run on our runtime and compared with the logits torch computed for the same windows
+// (resources/demo_lm/train_byte_gpt.py).
 #include "data/npy.h"
 #include "graph/onnx_import.h"
 #include "runtime/plan.h"
+#include "support/onnx_builder.h"
 
 #include <QtTest>
 
@@ -18,6 +20,10 @@ private slots:
     void matchesTorch_data();
     void matchesTorch();
     void shorterWindowsAndBatches();
+    void maskedFill_data();
+    void maskedFill();
+    void geluTanhPattern_data();
+    void geluTanhPattern();
 };
 
 void TestLmRuntime::matchesTorch_data()
@@ -31,6 +37,9 @@ void TestLmRuntime::matchesTorch_data()
     QTest::newRow("tiny opset14 decomposed LayerNorm erf-GELU -inf mask")
         << d + "byte_gpt_tiny_decomposed.onnx" << d + "byte_gpt_tiny_ref_tokens.npy"
         << d + "byte_gpt_tiny_ref_logits.npy";
+    QTest::newRow("torch nn.TransformerEncoder opset17 (Gemm in-proj, Slice, additive -inf mask)")
+        << d + "byte_gpt_torch_encoder.onnx" << d + "byte_gpt_torch_encoder_tokens.npy"
+        << d + "byte_gpt_torch_encoder_logits.npy";
 }
 
 void TestLmRuntime::matchesTorch()
@@ -85,6 +94,99 @@ void TestLmRuntime::shorterWindowsAndBatches()
                 maxErr = std::max(maxErr, double(std::fabs(out.data<float>()[std::size_t((r * len + t) * vocab + v)] -
                                                           want.data<float>()[std::size_t((r * full + t) * vocab + v)])));
     QVERIFY2(maxErr < 1e-3, qPrintable(QString("max error %1").arg(maxErr)));
+}
+
+// Where(mask, scalar, scores) as torch's masked_fill exports it, and the mirrored
+// Where(mask, scores, scalar), with the mask broadcast over leading dims (the runtime's
+// mask path), against a naive loop.
+void TestLmRuntime::maskedFill_data()
+{
+    QTest::addColumn<bool>("scalarFirst");
+    QTest::addColumn<QList<qint64>>("maskDims");
+    QTest::newRow("Where(mask, fill, x), mask [3,4]") << true << QList<qint64> {3, 4};
+    QTest::newRow("Where(mask, x, fill), mask [1,1,3,4]") << false << QList<qint64> {1, 1, 3, 4};
+    QTest::newRow("Where(mask, fill, x), mask [2,1,3,4] (general path)") << true << QList<qint64> {2, 1, 3, 4};
+}
+
+void TestLmRuntime::maskedFill()
+{
+    QFETCH(bool, scalarFirst);
+    QFETCH(QList<qint64>, maskDims);
+    const Shape out {2, 2, 3, 4}, maskShape(maskDims.begin(), maskDims.end());
+    qs::test::OnnxBuilder b(13);
+    b.input("mask", maskShape, onnx::TensorProto::BOOL);
+    b.input("x", out);
+    b.initializer("fill", {}, {-1e4f});
+    if (scalarFirst)
+        b.node("Where", {"mask", "fill", "x"}, {"y"}, "where");
+    else
+        b.node("Where", {"mask", "x", "fill"}, {"y"}, "where");
+    b.output("y", out);
+    const Graph g = importOnnxBytes(b.bytes(), "masked_fill.onnx", "", {});
+    Tensor mask(DType::Bool, maskShape), x(DType::Float, out);
+    for (int64_t i = 0; i < mask.numel(); ++i)
+        mask.data<bool>()[std::size_t(i)] = (i * 7) % 3 == 0;
+    for (int64_t i = 0; i < x.numel(); ++i)
+        x.data<float>()[std::size_t(i)] = float(i) * 0.5f;
+    const Tensor y = compilePlan(g)->run({mask, x}).at(0);
+    QCOMPARE(y.shape, out);
+    const int64_t inner = 12; // mask elements per [3,4] matrix
+    for (int64_t i = 0; i < x.numel(); ++i) {
+        const int64_t m = maskShape.size() == 4 && maskShape[0] == 2 ? (i / 24) * inner + i % inner : i % inner;
+        const bool c = mask.data<bool>()[std::size_t(m)];
+        const float want = c == scalarFirst ? -1e4f : x.data<float>()[std::size_t(i)];
+        QCOMPARE(y.data<float>()[std::size_t(i)], want);
+    }
+}
+
+// The tanh-GELU spellings the runtime fuses into one eltwise, against the formula.
+void TestLmRuntime::geluTanhPattern_data()
+{
+    QTest::addColumn<bool>("pow");
+    QTest::addColumn<bool>("halfFirst");
+    QTest::newRow("x*(x*x), 0.5 last (torch)") << false << false;
+    QTest::newRow("Pow(x,3), 0.5*x first (GPT-2 style)") << true << true;
+}
+
+void TestLmRuntime::geluTanhPattern()
+{
+    QFETCH(bool, pow);
+    QFETCH(bool, halfFirst);
+    qs::test::OnnxBuilder b(13);
+    b.input("x", {2, 5});
+    for (auto [name, v] : {std::pair {"three", 3.f}, {"k", 0.044715f}, {"s", 0.7978845608f}, {"one", 1.f}, {"half", 0.5f}})
+        b.initializer(name, {}, {v});
+    if (pow) {
+        b.node("Pow", {"x", "three"}, {"cube"});
+    } else {
+        b.node("Mul", {"x", "x"}, {"sq"});
+        b.node("Mul", {"x", "sq"}, {"cube"});
+    }
+    b.node("Mul", {"k", "cube"}, {"kc"});
+    b.node("Add", {"x", "kc"}, {"in"});
+    b.node("Mul", {"s", "in"}, {"arg"});
+    b.node("Tanh", {"arg"}, {"t"});
+    b.node("Add", {"one", "t"}, {"p1"});
+    if (halfFirst) {
+        b.node("Mul", {"half", "x"}, {"hx"});
+        b.node("Mul", {"hx", "p1"}, {"y"});
+    } else {
+        b.node("Mul", {"x", "p1"}, {"xp"});
+        b.node("Mul", {"half", "xp"}, {"y"});
+    }
+    b.output("y", {2, 5});
+    const Graph g = importOnnxBytes(b.bytes(), "gelu_tanh.onnx", "", {});
+    Tensor x(DType::Float, {2, 5});
+    for (int64_t i = 0; i < 10; ++i)
+        x.data<float>()[std::size_t(i)] = -4.f + 0.9f * float(i);
+    auto plan = compilePlan(g);
+    const Tensor y = plan->run({x}).at(0);
+    for (int64_t i = 0; i < 10; ++i) {
+        const double v = x.data<float>()[std::size_t(i)];
+        const double want = 0.5 * v * (1 + std::tanh(0.7978845608 * (v + 0.044715 * v * v * v)));
+        QVERIFY2(std::abs(y.data<float>()[std::size_t(i)] - want) < 1e-5, qPrintable(QString::number(v)));
+    }
+    QCOMPARE(plan->kernelSummary().size(), std::size_t(1)); // one fused eltwise
 }
 
 QTEST_GUILESS_MAIN(TestLmRuntime)

@@ -3,6 +3,7 @@
 // live writers not taken for dead, comparisons and the default path.
 #include "store/compare.h"
 #include "store/report.h"
+#include "store/schema.h"
 #include "store/store.h"
 #include "util/error.h"
 
@@ -30,7 +31,7 @@ private slots:
     {
         const std::string path = freshPath();
         Store store = Store::open(path);
-        QCOMPARE(store.schemaVersion(), 2);
+        QCOMPARE(store.schemaVersion(), currentSchemaVersion());
         const int64_t model = store.upsertModel(sampleModel("fashion_cnn"));
         const int64_t data = store.upsertDataset(sampleDataset());
         const nlohmann::json config = {{"weights", {{"bits", 4}, {"granularity", "per-channel"}}}, {"acts", 8}};

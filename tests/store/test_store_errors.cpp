@@ -1,6 +1,7 @@
 // Files the store must refuse with a clear error naming the file, leaving them
 // exactly as they were: corrupt, not a store, from a newer version, read-only,
 // locked beyond the timeout; and what a read-only open may and may not do.
+#include "store/schema.h"
 #include "store/store.h"
 #include "util/error.h"
 
@@ -42,7 +43,7 @@ private slots:
         QTest::newRow("garbage, read-only") << "garbage" << true << "corrupt or not an SQLite database";
         QTest::newRow("clobbered header") << "clobbered" << false << "corrupt or not an SQLite database";
         QTest::newRow("another program's db") << "foreign" << false << "not a QuantStudio store";
-        QTest::newRow("newer version") << "newer" << false << "schema version 999, newer than this program's 2";
+        QTest::newRow("newer version") << "newer" << false << QString("schema version 999, newer than this program's %1").arg(currentSchemaVersion());
         QTest::newRow("newer version, read-only") << "newer" << true << "schema version 999, newer";
         QTest::newRow("read-only file") << "chmod" << false << "the file is read-only";
         QTest::newRow("a folder") << "folder" << false << "is a folder";

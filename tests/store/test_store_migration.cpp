@@ -127,6 +127,34 @@ BEGIN
 END;
 )sql";
 
+// The step from v1 to v2 exactly as shipped. Do not edit either.
+const char* kFrozenV2Step = R"sql(
+CREATE TABLE machines(
+  id           INTEGER PRIMARY KEY,
+  hostname     TEXT NOT NULL,
+  os           TEXT NOT NULL,
+  cpu          TEXT NOT NULL,
+  cores        INTEGER NOT NULL,
+  memory_bytes INTEGER NOT NULL,
+  UNIQUE(hostname, os, cpu, cores, memory_bytes)
+);
+ALTER TABLE runs ADD COLUMN machine_id INTEGER REFERENCES machines(id) ON DELETE RESTRICT;
+DROP TRIGGER runs_immutable;
+CREATE TRIGGER runs_immutable BEFORE UPDATE ON runs
+WHEN NEW.id IS NOT OLD.id OR NEW.model_id IS NOT OLD.model_id OR NEW.dataset_id IS NOT OLD.dataset_id
+  OR NEW.kind IS NOT OLD.kind OR NEW.config IS NOT OLD.config OR NEW.started_ms IS NOT OLD.started_ms
+  OR NEW.writer_pid IS NOT OLD.writer_pid OR NEW.writer_host IS NOT OLD.writer_host
+  OR NEW.writer_slot IS NOT OLD.writer_slot OR NEW.machine_id IS NOT OLD.machine_id
+  OR (OLD.state <> 'running' AND (NEW.state IS NOT OLD.state OR NEW.finished_ms IS NOT OLD.finished_ms
+      OR NEW.error IS NOT OLD.error OR NEW.top1 IS NOT OLD.top1 OR NEW.sqnr_db IS NOT OLD.sqnr_db
+      OR NEW.cosine IS NOT OLD.cosine OR NEW.top1_agreement IS NOT OLD.top1_agreement OR NEW.kl IS NOT OLD.kl
+      OR NEW.size_bits IS NOT OLD.size_bits OR NEW.latency_ms IS NOT OLD.latency_ms
+      OR NEW.metrics_extra IS NOT OLD.metrics_extra))
+BEGIN
+  SELECT RAISE(ABORT, 'stored runs are immutable: only the note and tags can change');
+END;
+)sql";
+
 std::string hexBlob(const std::vector<uint8_t>& bytes)
 {
     static const char* digits = "0123456789abcdef";
@@ -184,6 +212,18 @@ private slots:
         QCOMPARE(schemaOf(s), schemaOf(f));
     }
 
+    void shippedV2IsFrozen()
+    {
+        QTemporaryDir dir;
+        const QString shipped = dir.filePath("shipped.db"), frozen = dir.filePath("frozen.db");
+        createStoreAtVersion(shipped.toStdString(), 2);
+        RawDb f(frozen);
+        QCOMPARE(f.exec(std::string(kFrozenV1) + kFrozenV2Step), SQLITE_OK);
+        RawDb s(shipped, true);
+        QCOMPARE(s.integer("PRAGMA user_version"), int64_t(2));
+        QCOMPARE(schemaOf(s), schemaOf(f));
+    }
+
     void migratesFromEveryEarlierVersion_data()
     {
         QTest::addColumn<int>("version");
@@ -230,6 +270,16 @@ private slots:
             const int64_t id = store.beginRun({model, {}, RunKind::Inference});
             store.finishRun(id, RunState::Done);
             QVERIFY(store.run(id).machine);
+            // v3: latency profiles, cached per machine.
+            LatencyProfile p;
+            p.modelHash = "abc123";
+            p.isa = "avx2";
+            p.repeats = 3;
+            p.layers = {{"conv1", "Conv", 1.5, 0.5, 0.125, std::nullopt}};
+            const int64_t profile = store.addLatencyProfile(p);
+            auto back = store.latestLatencyProfile("abc123", 1, 0);
+            QVERIFY(back && back->id == profile);
+            QCOMPARE(back->layers, p.layers);
         }
         RawDb raw(qpath, true);
         QCOMPARE(raw.integer("PRAGMA user_version"), int64_t(currentSchemaVersion()));
@@ -283,7 +333,9 @@ private slots:
             Store::open(qpath.toStdString(), {.mode = OpenMode::ReadOnly});
             QFAIL("expected an error");
         } catch (const Error& e) {
-            QVERIFY2(QString(e.what()).contains("schema version 1 and needs upgrading to 2"), e.what());
+            QVERIFY2(QString(e.what()).contains(
+                         QString("schema version 1 and needs upgrading to %1").arg(currentSchemaVersion())),
+                e.what());
         }
         QCOMPARE(fileHash(qpath), before);
         RawDb raw(qpath, true);

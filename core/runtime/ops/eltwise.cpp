@@ -1,6 +1,6 @@
 // Unary activations (Relu, LeakyRelu, Clip, Sigmoid, Tanh, HardSigmoid, HardSwish,
 // Elu, Gelu, Exp, Log, Sqrt, Abs, Neg) as oneDNN eltwise, Erf in plain C++, the
-// erf-based GELU pattern, and the post-op fusion helpers the primitives share.
+// erf- and tanh-based GELU patterns, and the post-op fusion helpers the primitives share.
 #include "runtime/ops/ops.h"
 
 #include <algorithm>
@@ -247,6 +247,35 @@ const std::string& otherInput(const Node& n, const std::string& v)
     return n.inputs[0] == v ? n.inputs[1] : n.inputs[0];
 }
 
+// The not yet computed Mul node h = x * 0.5 whose only consumer is `user` (GELU
+// spellings that halve x before the product), or nullptr.
+const Node* halfOf(const NodeContext& c, const std::string& x, const std::string& h, const Node* user)
+{
+    for (int idx : c.graph().consumersOf(x)) {
+        const Node& n = c.graph().nodes[std::size_t(idx)];
+        if (n.opType == "Mul" && n.outputs.size() == 1 && n.outputs[0] == h && n.inputs.size() == 2 &&
+            isConstNear(c, otherInput(n, x), 0.5f))
+            return c.fusableConsumer(h) == user && !c.defined(h) ? &n : nullptr;
+    }
+    return nullptr;
+}
+
+// Computes `out` = GELU(x) with one oneDNN eltwise, absorbing the pattern's nodes.
+bool addGelu(NodeContext& c, const std::string& x, const std::string& out, const std::vector<const Node*>& chain,
+             algorithm alg)
+{
+    if (!c.defined(x))
+        return false;
+    const int src = c.input(0);
+    const memory::desc md = c.slot(src).md;
+    for (const Node* n : chain)
+        c.absorb(*n);
+    const int dst = c.outputNamed(out, DType::Float, c.shape(0), &md);
+    dnnl::eltwise_forward::primitive_desc pd({dnnl::prop_kind::forward_inference, alg, md, 0.f, 0.f}, cpuEngine());
+    c.addPrimitive(dnnl::eltwise_forward(pd), implName(pd), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+    return true;
+}
+
 // GELU as exported by PyTorch: y = (x * (erf(x / sqrt2) + 1)) * 0.5, also with the
 // 0.5 multiplied first. Becomes one eltwise_gelu_erf.
 bool buildGeluPattern(NodeContext& c)
@@ -276,29 +305,81 @@ bool buildGeluPattern(NodeContext& c)
         out = mul2->outputs[0];
     } else {
         // (x * 0.5) * (erf(...) + 1): the half is computed from x by a Mul node.
-        const Node* half = nullptr;
-        for (int idx : c.graph().consumersOf(x)) {
-            const Node& h = c.graph().nodes[std::size_t(idx)];
-            if (h.opType == "Mul" && h.outputs.size() == 1 && h.outputs[0] == m1other && h.inputs.size() == 2 &&
-                isConstNear(c, otherInput(h, x), 0.5f))
-                half = &h;
-        }
-        if (!half || c.fusableConsumer(half->outputs[0]) != mul1 || c.defined(half->outputs[0]))
+        const Node* half = halfOf(c, x, m1other, mul1);
+        if (!half)
             return false;
         chain.push_back(half);
         out = mul1->outputs[0];
     }
-    if (!c.defined(x))
+    return addGelu(c, x, out, chain, algorithm::eltwise_gelu_erf);
+}
+
+// The consumer of `v` that is a two-input `op` whose other input is a constant near
+// `k` (k = NaN: any other input `other`), when `v` may be fused away.
+const Node* chainNext(const NodeContext& c, const std::string& v, const char* op, float k, const std::string& other = {})
+{
+    const Node* n = c.fusableConsumer(v);
+    if (!n || n->opType != op || n->inputs.size() != 2)
+        return nullptr;
+    const std::string& o = otherInput(*n, v);
+    return (other.empty() ? isConstNear(c, o, k) : o == other) ? n : nullptr;
+}
+
+// GELU, tanh approximation (Hendrycks & Gimpel 2016), as torch (nn.GELU(approximate=
+// "tanh")) and GPT-2 style code export it:
+//   0.5 * x * (1 + tanh(0.7978845608 * (x + 0.044715 * x^3)))
+// with x^3 as x * (x * x) or Pow(x, 3), and the 0.5 applied last or to x first.
+// Starts at the Mul(x, x) or Pow(x, 3) node; becomes one eltwise_gelu_tanh.
+bool buildGeluTanhPattern(NodeContext& c)
+{
+    const Node& start = c.node;
+    if (start.inputs.size() != 2 || !c.has(0) || c.dtype(0) != DType::Float)
         return false;
-    const int src = c.input(0);
-    const memory::desc md = c.slot(src).md;
-    for (const Node* n : chain)
-        c.absorb(*n);
-    const int dst = c.outputNamed(out, DType::Float, c.shape(0), &md);
-    dnnl::eltwise_forward::primitive_desc pd(
-        {dnnl::prop_kind::forward_inference, algorithm::eltwise_gelu_erf, md, 0.f, 0.f}, cpuEngine());
-    c.addPrimitive(dnnl::eltwise_forward(pd), implName(pd), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
-    return true;
+    const std::string& x = start.inputs[0];
+    std::vector<const Node*> chain;
+    std::string cube;
+    if (start.opType == "Pow") {
+        if (!isConstNear(c, start.inputs[1], 3.f))
+            return false;
+        cube = start.outputs[0];
+    } else {
+        if (start.inputs[1] != x)
+            return false;
+        const Node* m = chainNext(c, start.outputs[0], "Mul", 0.f, x);
+        if (!m)
+            return false;
+        chain.push_back(m);
+        cube = m->outputs[0];
+    }
+    const Node* scaled = chainNext(c, cube, "Mul", 0.044715f);
+    const Node* inner = scaled ? chainNext(c, scaled->outputs[0], "Add", 0.f, x) : nullptr;
+    const Node* arg = inner ? chainNext(c, inner->outputs[0], "Mul", std::sqrt(2.f / 3.14159265f)) : nullptr;
+    const Node* tanh = arg ? c.fusableConsumer(arg->outputs[0]) : nullptr;
+    if (!tanh || tanh->opType != "Tanh")
+        return false;
+    const Node* plus1 = chainNext(c, tanh->outputs[0], "Add", 1.f);
+    if (!plus1)
+        return false;
+    chain.insert(chain.end(), {scaled, inner, arg, tanh, plus1});
+    const Node* times = c.fusableConsumer(plus1->outputs[0]);
+    if (!times || times->opType != "Mul" || times->inputs.size() != 2)
+        return false;
+    chain.push_back(times);
+    std::string out;
+    if (otherInput(*times, plus1->outputs[0]) == x) {
+        const Node* half = chainNext(c, times->outputs[0], "Mul", 0.5f);
+        if (!half)
+            return false;
+        chain.push_back(half);
+        out = half->outputs[0];
+    } else { // (0.5 * x) * (1 + tanh(...))
+        const Node* half = halfOf(c, x, otherInput(*times, plus1->outputs[0]), times);
+        if (!half)
+            return false;
+        chain.push_back(half);
+        out = times->outputs[0];
+    }
+    return addGelu(c, x, out, chain, algorithm::eltwise_gelu_tanh);
 }
 
 const bool registered = [] {
@@ -308,6 +389,8 @@ const bool registered = [] {
     registerOp("Erf", buildErf);
     registerOp("PRelu", buildPRelu);
     registerOp("Div", buildGeluPattern, 10);
+    registerOp("Mul", buildGeluTanhPattern, 10);
+    registerOp("Pow", buildGeluTanhPattern, 10);
     return true;
 }();
 

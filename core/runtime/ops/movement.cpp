@@ -29,16 +29,27 @@ std::size_t esize(NodeContext& c, DType t)
 }
 
 // out[i] = in[offset(i)] for an arbitrary linear map of the output index: offset =
-// base + sum(idx[d] * strides[d]).
+// base + sum(idx[d] * strides[d]). A unit-stride innermost dim is copied as one run.
 void gatherStrided(std::byte* out, const std::byte* in, const Shape& outShape, const std::vector<int64_t>& strides,
                    int64_t base, std::size_t es)
 {
     const int64_t total = numelOf(outShape);
-    const std::size_t r = outShape.size();
+    std::size_t r = outShape.size();
+    int64_t run = 1; // elements copied per step
+    if (r > 0 && strides[r - 1] == 1) {
+        run = outShape[r - 1];
+        --r;
+    }
+    if (run == 0)
+        return;
+    const std::size_t runBytes = std::size_t(run) * es;
     std::vector<int64_t> idx(r, 0);
     int64_t off = base;
-    for (int64_t o = 0; o < total; ++o) {
-        copyElem(out + std::size_t(o) * es, in + std::size_t(off) * es, es);
+    for (int64_t o = 0; o < total; o += run) {
+        if (run == 1)
+            copyElem(out + std::size_t(o) * es, in + std::size_t(off) * es, es);
+        else
+            std::memcpy(out + std::size_t(o) * es, in + std::size_t(off) * es, runBytes);
         for (std::size_t d = r; d-- > 0;) {
             ++idx[d];
             off += strides[d];
@@ -426,6 +437,28 @@ bool buildWhere(NodeContext& c)
     const std::size_t es = esize(c, c.dtype(1));
     const int cs = c.plainInput(0), xs = c.plainInput(1), ys = c.plainInput(2);
     const int dst = c.output(0, c.dtype(1), out);
+    // Attention masks: one of X, Y has the output shape, the other is a scalar and the condition repeats
+    // over leading dims (e.g. [T, T] under [B, H, T, T]): one pass per repetition.
+    Shape scTrim = sc; // leading 1s do not change the element order
+    while (!scTrim.empty() && scTrim.front() == 1)
+        scTrim.erase(scTrim.begin());
+    const int64_t condN = numelOf(scTrim), outN = numelOf(out);
+    const bool xFull = sx == out && numelOf(sy) == 1, yFull = sy == out && numelOf(sx) == 1;
+    if ((xFull || yFull) && es == 4 && condN > 0 && scTrim.size() <= out.size() &&
+        std::equal(scTrim.rbegin(), scTrim.rend(), out.rbegin())) {
+        // torch's masked_fill exports Where(mask, fill, x): the scalar may be either side
+        const int full = xFull ? xs : ys, scalar = xFull ? ys : xs;
+        c.addFn({cs, xs, ys}, {dst}, [=](Program& p) {
+            const bool* cond = p.slot(cs).as<bool>();
+            const uint32_t* v = p.slot(full).as<uint32_t>();
+            const uint32_t k = *p.slot(scalar).as<uint32_t>();
+            uint32_t* o = p.slot(dst).as<uint32_t>();
+            for (int64_t b = 0; b < outN; b += condN)
+                for (int64_t i = 0; i < condN; ++i)
+                    o[b + i] = cond[i] == xFull ? v[b + i] : k;
+        });
+        return true;
+    }
     c.addFn({cs, xs, ys}, {dst}, [=](Program& p) {
         const bool* cond = p.slot(cs).as<bool>();
         const std::byte* x = static_cast<const std::byte*>(p.slot(xs).data());

@@ -1,7 +1,9 @@
-// ReduceMean, ReduceSum, ReduceMax (and ReduceMin, ReduceProd) as oneDNN reduction.
+// ReduceMean, ReduceSum, ReduceMax (and ReduceMin, ReduceProd, ReduceL1, ReduceL2,
+// ReduceSumSquare) as oneDNN reduction.
 #include "runtime/ops/ops.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace qs::rt {
 namespace {
@@ -52,7 +54,14 @@ bool buildReduce(NodeContext& c)
         return true;
     }
     algorithm alg = algorithm::reduction_sum;
-    if (n.opType == "ReduceMean")
+    float lp = 0.f; // Lp norms: sum |x|^p, then the p-th root (norm_lp_sum) or not (power_p_sum)
+    if (n.opType == "ReduceL1")
+        alg = algorithm::reduction_norm_lp_sum, lp = 1.f;
+    else if (n.opType == "ReduceL2")
+        alg = algorithm::reduction_norm_lp_sum, lp = 2.f;
+    else if (n.opType == "ReduceSumSquare")
+        alg = algorithm::reduction_norm_lp_power_p_sum, lp = 2.f;
+    else if (n.opType == "ReduceMean")
         alg = algorithm::reduction_mean;
     else if (n.opType == "ReduceMax")
         alg = algorithm::reduction_max;
@@ -61,13 +70,23 @@ bool buildReduce(NodeContext& c)
     else if (n.opType == "ReduceProd")
         alg = algorithm::reduction_mul;
     const memory::desc srcMd = plainDesc(x, DType::Float), dstMd = plainDesc(kept, DType::Float);
+    if (x == kept && lp != 0.f) { // nothing reduced: |x| (L1, L2) or x^2 (SumSquare)
+        const bool square = n.opType == "ReduceSumSquare";
+        c.addFn({src}, {dst}, [src, dst, square](Program& p) {
+            const float* a = p.slot(src).as<float>();
+            float* b = p.slot(dst).as<float>();
+            for (int64_t i = 0, m = p.slot(dst).numel(); i < m; ++i)
+                b[i] = square ? a[i] * a[i] : std::fabs(a[i]);
+        });
+        return true;
+    }
     if (x == kept) { // nothing reduced: a copy
         c.addFn({src}, {dst}, [src, dst](Program& p) {
             std::memcpy(p.slot(dst).data(), p.slot(src).data(), p.slot(dst).buffer.bytes);
         });
         return true;
     }
-    dnnl::reduction::primitive_desc pd({alg, srcMd, dstMd, 0.f, 0.f}, cpuEngine());
+    dnnl::reduction::primitive_desc pd({alg, srcMd, dstMd, lp, 0.f}, cpuEngine());
     Kernel* k = c.addPrimitive(dnnl::reduction(pd), implName(pd), {},
                                {{DNNL_ARG_SRC, c.view(src, srcMd)}, {DNNL_ARG_DST, c.view(dst, dstMd)}});
     k->reads = {src};
@@ -76,7 +95,8 @@ bool buildReduce(NodeContext& c)
 }
 
 const bool registered = [] {
-    for (const char* op : {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd"})
+    for (const char* op : {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+                           "ReduceSumSquare"})
         registerOp(op, buildReduce);
     return true;
 }();

@@ -1,5 +1,5 @@
 // Shape and bookkeeping operators in plain C++: Reshape, Flatten, Squeeze,
-// Unsqueeze, Identity, Dropout, Shape, Constant, ConstantOfShape, Range, Cast.
+// Unsqueeze, Identity, Dropout, Shape, Size, Constant, ConstantOfShape, Range, Cast, CastLike.
 // Their outputs are row-major copies; with constant inputs they fold at compile time.
 #include "runtime/ops/ops.h"
 #include "runtime/ops/plain.h"
@@ -221,13 +221,16 @@ bool buildRange(NodeContext& c)
     return true;
 }
 
-bool buildCast(NodeContext& c)
+bool buildSize(NodeContext& c)
+{
+    c.constantOutput(0, Tensor::fromVector<int64_t>({}, {numelOf(c.shape(0))}));
+    return true;
+}
+
+// Cast of input 0 to `target` (Cast's `to`, CastLike's second input type).
+bool addCast(NodeContext& c, DType target)
 {
     const DType from = c.dtype(0);
-    const int to = int(c.node.attrInt("to", 0));
-    if (!isKnownDType(to))
-        c.fail("unknown target type ", to);
-    const DType target = DType(to);
     auto numeric = [](DType t) {
         return t == DType::Float16 || t == DType::BFloat16 || dispatchType(t, [](auto) {});
     };
@@ -274,6 +277,16 @@ bool buildCast(NodeContext& c)
     return true;
 }
 
+bool buildCast(NodeContext& c)
+{
+    const int to = int(c.node.attrInt("to", 0));
+    if (!isKnownDType(to))
+        c.fail("unknown target type ", to);
+    return addCast(c, DType(to));
+}
+
+bool buildCastLike(NodeContext& c) { return addCast(c, c.dtype(1)); }
+
 const bool registered = [] {
     registerOp("Reshape", buildReshape);
     registerOp("Flatten", buildFlatten);
@@ -286,6 +299,8 @@ const bool registered = [] {
     registerOp("ConstantOfShape", buildConstantOfShape);
     registerOp("Range", buildRange);
     registerOp("Cast", buildCast);
+    registerOp("CastLike", buildCastLike);
+    registerOp("Size", buildSize);
     return true;
 }();
 

@@ -1,0 +1,39 @@
+// Shared by the analysis commands: JSON numbers that may be infinite, and progress
+// on stderr (silent with --json, whose stdout is the machine-readable result).
+#pragma once
+
+#include "cli/args.h"
+#include "jobs/progress.h"
+#include "util/error.h"
+
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+namespace qs::cli {
+
+// null for +-inf and NaN (JSON has no infinities).
+inline nlohmann::json jsonNumber(double v)
+{
+    return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+}
+
+inline Progress stderrProgress(const Args& args)
+{
+    const bool quiet = args.flag("json");
+    return Progress([quiet](const ProgressState& s) {
+        if (quiet)
+            return;
+        const std::string eta = s.etaSeconds >= 0 ? str("ETA ", int(std::lround(s.etaSeconds)), " s") : "ETA ?";
+        std::fprintf(stderr, "\r%3d%%  %-10s %-56.56s", int(s.fraction * 100), eta.c_str(), s.stage.c_str());
+    });
+}
+
+// Clears the progress line before the result is printed.
+inline void clearProgress(const Args& args)
+{
+    if (!args.flag("json"))
+        std::fprintf(stderr, "\r%-70s\r", "");
+}
+
+} // namespace qs::cli

@@ -1,0 +1,78 @@
+// qs_bench_lm MODEL TEXT --batch B --context N --threads T [--iters K] [--warmup W]: the
+// first B non-overlapping windows of TEXT (text:FILE semantics, data/text.h) as one
+// int64 [B, N] batch; compiles once, warms up, times K runs and prints one JSON line:
+// median ms, process CPU ms per run, tokens/s at the median, and the batch's mean
+// next-token NLL (so both runtimes are seen computing the same thing).
+// bench/lm/bench_lm_ort.js times ONNX Runtime the same way.
+#include "analysis/perplexity.h"
+#include "data/text.h"
+#include "graph/onnx_import.h"
+#include "runtime/plan.h"
+#include "util/error.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include <time.h>
+
+int main(int argc, char** argv)
+{
+    if (argc < 3) {
+        std::fprintf(stderr, "usage: qs_bench_lm MODEL TEXT [--batch B] [--context N] [--threads T] [--iters K] "
+                             "[--warmup W]\n");
+        return 2;
+    }
+    const std::string model = argv[1], text = argv[2];
+    int batch = 8, context = 128, threads = 1, iters = 10, warmup = 2;
+    for (int i = 3; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto next = [&] { return i + 1 < argc ? std::atoi(argv[++i]) : 0; };
+        if (a == "--batch") batch = next();
+        else if (a == "--context") context = next();
+        else if (a == "--threads") threads = next();
+        else if (a == "--iters") iters = next();
+        else if (a == "--warmup") warmup = next();
+        else { std::fprintf(stderr, "unknown argument %s\n", a.c_str()); return 2; }
+    }
+    try {
+        if (iters < 1 || batch < 1)
+            qs::fail("--iters and --batch must be at least 1");
+        const qs::Graph g = qs::importOnnx(model);
+        const qs::Dataset data = qs::loadTextDataset(text, context, batch);
+        if (data.count() < batch)
+            qs::fail(text, ": has only ", data.count(), " windows of ", context, " tokens");
+        qs::CompileOptions opts;
+        opts.threads = threads;
+        opts.inputShapes[g.inputs.at(0).name] = data.inputs.shape;
+        auto plan = qs::compilePlan(g, opts);
+        const std::vector<qs::Tensor> inputs{data.inputs};
+        qs::PerplexityMeter ppl;
+        ppl.add(plan->run(inputs).at(0), *data.targets);
+        for (int i = 1; i < warmup; ++i)
+            plan->run(inputs);
+        auto cpuNowMs = [] {
+            timespec ts{};
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+            return double(ts.tv_sec) * 1e3 + double(ts.tv_nsec) / 1e6;
+        };
+        std::vector<double> ms;
+        const double cpu0 = cpuNowMs();
+        for (int i = 0; i < iters; ++i) {
+            const auto t = std::chrono::steady_clock::now();
+            plan->run(inputs);
+            ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
+        }
+        const double cpuMs = (cpuNowMs() - cpu0) / iters;
+        std::sort(ms.begin(), ms.end());
+        const double median = ms[ms.size() / 2];
+        std::printf("{\"median_ms\": %.4f, \"cpu_ms\": %.4f, \"tokens_per_second\": %.1f, \"mean_nll\": %.9f}\n",
+                    median, cpuMs, double(batch) * context * 1000.0 / median, ppl.meanNll());
+    } catch (const qs::Error& e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

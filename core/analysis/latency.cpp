@@ -1,0 +1,308 @@
+// Per-layer latency from per-kernel timings (Plan::timeKernels) of the FP32 plan and
+// of one plan per layer with only that layer in INT8.
+#include "analysis/latency.h"
+
+#include "analysis/activations.h"
+#include "data/dataset.h"
+#include "quant/session.h"
+#include "runtime/plan.h"
+#include "store/store.h"
+#include "util/error.h"
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace qs {
+
+std::string dnnlIsaName()
+{
+    switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_mic: return "avx512_mic";
+    case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic_4ops";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    case dnnl_cpu_isa_all: return "all";
+    default: return "unknown";
+    }
+}
+
+std::vector<std::string> cpuIsaFlags()
+{
+    static const std::vector<std::string> wanted = {"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+        "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16"};
+    std::set<std::string> present;
+    std::ifstream in("/proc/cpuinfo");
+    for (std::string line; std::getline(in, line);) {
+        if (line.rfind("flags", 0) != 0)
+            continue;
+        std::istringstream words(line.substr(line.find(':') == std::string::npos ? 0 : line.find(':') + 1));
+        for (std::string w; words >> w;)
+            present.insert(w);
+        break;
+    }
+    std::vector<std::string> out;
+    for (const auto& f : wanted)
+        if (present.count(f))
+            out.push_back(f);
+    return out;
+}
+
+namespace {
+
+std::string firstNode(const std::string& kernelNode)
+{
+    return kernelNode.substr(0, kernelNode.find('+'));
+}
+
+bool startsWith(const std::string& s, const char* prefix)
+{
+    return s.rfind(prefix, 0) == 0;
+}
+
+} // namespace
+
+LatencyProfile measureLatency(const Graph& graph, const std::string& modelHash, const LatencyOptions& options,
+    Progress& progress, const CancelToken& cancel)
+{
+    if (options.batch < 1 || options.repeats < 1 || options.warmup < 0 || options.threads < 0)
+        fail("latency: batch ", options.batch, ", repeats ", options.repeats, ", warmup ", options.warmup,
+             ", threads ", options.threads, ": expected batch >= 1, repeats >= 1, warmup >= 0, threads >= 0");
+    progress.report(0, "latency: calibrating on random inputs");
+    DataOptions random;
+    random.spec = str("random:", std::max(options.batch, 8));
+    const Dataset data = loadDataset(random, graph);
+    Shape shape = data.inputs.shape;
+    shape[0] = options.batch;
+    const Tensor input = data.batch(0, std::min<int64_t>(options.batch, data.count()));
+    Tensor batchInput = input;
+    if (input.shape != shape) { // repeat the random samples up to the batch
+        batchInput = Tensor(DType::Float, shape);
+        auto src = input.data<float>();
+        auto dst = batchInput.data<float>();
+        for (std::size_t i = 0; i < dst.size(); ++i)
+            dst[i] = src[i % src.size()];
+    }
+
+    QuantizeOptions qo;
+    qo.batch = options.batch;
+    qo.calibLimit = data.count();
+    qo.threads = options.threads;
+    QuantSession probe(graph, qo);
+    for (const auto& l : probe.layers())
+        if (!probe.int8Obstacle(l).empty())
+            qo.config.excluded.insert(l.name);
+    QuantSession session(graph, qo);
+    {
+        Progress p = progress.sub(0, 0.05);
+        session.calibrate(data, p, cancel);
+    }
+    session.quantizeWeights();
+
+    LatencyProfile profile;
+    profile.modelHash = modelHash;
+    profile.batch = options.batch;
+    profile.threads = options.threads;
+    profile.isa = dnnlIsaName();
+    profile.cpuFlags = cpuIsaFlags();
+    profile.warmup = options.warmup;
+    profile.repeats = options.repeats;
+
+    std::map<std::string, std::size_t> index;
+    for (const auto& l : probe.layers()) {
+        index[l.name] = profile.layers.size();
+        profile.layers.push_back({l.name, l.op, 0, std::nullopt, std::nullopt, std::nullopt});
+    }
+    const std::size_t steps = session.layers().size() + 2;
+    std::size_t step = 0;
+    auto report = [&](const std::string& what) {
+        cancel.check();
+        progress.report(0.05 + 0.95 * double(step++) / double(steps), "latency: " + what);
+    };
+
+    report("FP32 model");
+    std::multiset<std::tuple<std::string, std::string, std::string>> floatKernels;
+    {
+        auto plan = session.compile(false, shape);
+        for (const KernelTime& k : plan->timeKernels({batchInput}, options.warmup, options.repeats,
+                 &profile.fp32TotalMs)) {
+            floatKernels.insert({k.node, k.op, k.impl});
+            auto it = index.find(firstNode(k.node));
+            if (it != index.end())
+                profile.layers[it->second].fp32Ms += k.ms;
+            else
+                profile.otherMs += k.ms;
+        }
+    }
+    if (!session.layers().empty()) {
+        report("INT8 model");
+        session.compileInt8(shape)->timeKernels({batchInput}, options.warmup, options.repeats, &profile.int8TotalMs);
+    } else {
+        profile.int8TotalMs = profile.fp32TotalMs;
+    }
+
+    const CompileOptions all = session.int8CompileOptions(shape);
+    for (const SessionLayer& l : session.layers()) {
+        report(l.name + " in INT8");
+        CompileOptions co = all;
+        co.int8Layers = {{l.name, all.int8Layers.at(l.name)}};
+        co.int8Values = {{l.input, all.int8Values.at(l.input)}};
+        auto plan = compilePlan(session.graph(), co);
+        LayerLatency& row = profile.layers[index.at(l.name)];
+        row.int8Ms = row.quantizeMs = row.dequantizeMs = 0.0;
+        auto unchanged = floatKernels;
+        for (const KernelTime& k : plan->timeKernels({batchInput}, options.warmup, options.repeats)) {
+            if (startsWith(k.impl, "quantize")) {
+                *row.quantizeMs += k.ms;
+            } else if (firstNode(k.node) == l.name && !startsWith(k.impl, "dequantize")) {
+                *row.int8Ms += k.ms;
+            } else if (auto it = unchanged.find({k.node, k.op, k.impl}); it != unchanged.end()) {
+                unchanged.erase(it); // a float kernel the FP32 plan has as well
+            } else {
+                *row.dequantizeMs += k.ms; // back to float: dequantize, layout reorders
+            }
+        }
+    }
+    progress.report(1, "latency: done");
+    return profile;
+}
+
+LatencyProfile cachedLatency(Store* store, const Graph& graph, const std::string& modelHash,
+    const LatencyOptions& options, bool remeasure, bool& cached, Progress& progress, const CancelToken& cancel)
+{
+    cached = false;
+    if (store && !remeasure)
+        if (auto p = store->latestLatencyProfile(modelHash, options.batch, options.threads)) {
+            cached = true;
+            return *p;
+        }
+    LatencyProfile p = measureLatency(graph, modelHash, options, progress, cancel);
+    if (store)
+        p.id = store->addLatencyProfile(p);
+    return p;
+}
+
+LayerLinks layerLinks(const Graph& g)
+{
+    LayerLinks links;
+    std::map<std::string, std::size_t> byOutput;
+    std::vector<int> nodes = g.quantizableLayers();
+    const std::set<int> layerNodes(nodes.begin(), nodes.end());
+    for (int idx : nodes) {
+        byOutput[g.nodes[std::size_t(idx)].outputs.front()] = links.layers.size();
+        links.layers.push_back(g.nodes[std::size_t(idx)].name);
+    }
+    const std::size_t n = links.layers.size();
+    links.producers.assign(n, {});
+    links.consumers.assign(n, {});
+    links.floatIn.assign(n, 0);
+    links.floatOut.assign(n, 0);
+    auto passes = [](const Node& node) {
+        // BatchNormalization is folded into the conv before anything runs.
+        static const std::set<std::string> kept8 = {"Relu", "MaxPool", "Add", "Identity", "BatchNormalization"};
+        return node.domain.empty() && kept8.count(node.opType) != 0;
+    };
+    for (std::size_t li = 0; li < n; ++li) {
+        const Node& layer = g.nodes[std::size_t(nodes[li])];
+        // Backwards from the layer's data input through ops that stay 8-bit.
+        std::vector<std::string> todo = {layerInputOf(g, layer)};
+        std::set<std::string> seen;
+        while (!todo.empty()) {
+            std::string v = todo.back();
+            todo.pop_back();
+            if (v.empty() || !seen.insert(v).second || g.constant(v))
+                continue;
+            if (auto it = byOutput.find(v); it != byOutput.end()) {
+                links.producers[li].insert(it->second);
+                links.consumers[it->second].insert(li);
+                continue;
+            }
+            const int p = g.producerOf(v);
+            if (p < 0 || !passes(g.nodes[std::size_t(p)])) {
+                links.floatIn[li] = 1;
+                continue;
+            }
+            for (const auto& in : g.nodes[std::size_t(p)].inputs)
+                todo.push_back(in);
+        }
+    }
+    // Forwards from each layer's output: a graph output or an op leaving the 8-bit path means float.
+    std::set<std::string> outputs;
+    for (const auto& o : g.outputs)
+        outputs.insert(o.name);
+    for (std::size_t li = 0; li < n; ++li) {
+        // (value, direct): direct while the value is the layer's own output through
+        // single-consumer ops, where a residual Add is the layer's to absorb; elsewhere
+        // an Add reads this value as its 8-bit skip operand.
+        std::vector<std::pair<std::string, bool>> todo = {{g.nodes[std::size_t(nodes[li])].outputs.front(), true}};
+        std::set<std::string> seen;
+        while (!todo.empty()) {
+            auto [v, direct] = todo.back();
+            todo.pop_back();
+            if (!seen.insert(v).second)
+                continue;
+            if (outputs.count(v))
+                links.floatOut[li] = 1;
+            const auto& consumers = g.consumersOf(v);
+            const bool stillDirect = direct && consumers.size() == 1;
+            for (int c : consumers) {
+                const Node& node = g.nodes[std::size_t(c)];
+                if (layerNodes.count(c))
+                    continue; // a layer reading it: linked above
+                if (node.opType == "Add" && node.domain.empty() && !stillDirect)
+                    continue; // the skip operand of a residual Add another INT8 layer absorbs
+                if (!passes(node)) {
+                    links.floatOut[li] = 1;
+                    continue;
+                }
+                todo.push_back({node.outputs.front(), stillDirect});
+            }
+        }
+    }
+    return links;
+}
+
+double predictLatencyMs(const LatencyProfile& profile, const LayerLinks& links, const std::set<std::string>& int8)
+{
+    std::map<std::string, const LayerLatency*> byName;
+    for (const auto& l : profile.layers)
+        byName[l.layer] = &l;
+    for (const auto& name : int8)
+        if (!byName.count(name))
+            fail("latency: layer ", quoted(name), " is not in the latency profile");
+    double ms = profile.otherMs;
+    for (std::size_t li = 0; li < links.layers.size(); ++li) {
+        auto it = byName.find(links.layers[li]);
+        if (it == byName.end())
+            fail("latency: layer ", quoted(links.layers[li]), " is not in the latency profile");
+        const LayerLatency& l = *it->second;
+        if (!int8.count(l.layer) || !l.int8Ms) {
+            ms += l.fp32Ms;
+            continue;
+        }
+        ms += *l.int8Ms;
+        auto isInt8 = [&](std::size_t k) { return int8.count(links.layers[k]) != 0; };
+        bool allIn = !links.floatIn[li] && !links.producers[li].empty();
+        for (std::size_t p : links.producers[li])
+            allIn = allIn && isInt8(p);
+        bool allOut = !links.floatOut[li] && !links.consumers[li].empty();
+        for (std::size_t c : links.consumers[li])
+            allOut = allOut && isInt8(c);
+        if (!allIn)
+            ms += l.quantizeMs.value_or(0);
+        if (!allOut)
+            ms += l.dequantizeMs.value_or(0);
+    }
+    return ms;
+}
+
+} // namespace qs

@@ -1,0 +1,464 @@
+#include "analysis/whatif.h"
+
+#include "analysis/activations.h"
+#include "analysis/fidelity.h"
+#include "util/error.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+namespace qs {
+
+// One evaluation batch: its FP32 results and the current configuration's values.
+struct WhatIfSession::Batch {
+    int64_t start = 0, n = 0;
+    Tensor input;
+    std::vector<int64_t> labels;
+    Tensor fpOut;                          // FP32 model output
+    std::map<std::string, Tensor> fpLayer; // FP32 output of every layer (by output value)
+    Tensor out;                            // current configuration's model output
+    std::map<std::string, Tensor> raw;     // every layer input before its activation quantization
+    std::map<std::string, Tensor> kept;    // other frontier values, as the current configuration leaves them
+};
+
+namespace {
+
+double db(double signal, double noise)
+{
+    return noise > 0 ? 10 * std::log10(signal / noise) : INFINITY;
+}
+
+struct Power {
+    double signal = 0, noise = 0;
+    void add(const Tensor& ref, const Tensor& test)
+    {
+        auto a = ref.data<float>();
+        auto b = test.data<float>();
+        for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
+            signal += double(a[i]) * a[i];
+            const double d = double(a[i]) - b[i];
+            noise += d * d;
+        }
+    }
+};
+
+WhatIfMetrics metricsOf(const FidelityMeter& m)
+{
+    WhatIfMetrics r;
+    r.outputSqnrDb = m.sqnrDb();
+    r.kl = m.kl();
+    r.cosine = m.cosine();
+    r.top1Agreement = m.top1Agreement();
+    r.top1 = m.testTop1();
+    return r;
+}
+
+// `raw` through the value's activation quantization in `params` (a copy; as is when the
+// value is not quantized). The same fakeQuant the plans' transforms apply, so bitwise equal.
+Tensor quantizedValue(const Tensor& raw, const std::string& value, const std::map<std::string, QParams>& params)
+{
+    Tensor t = raw;
+    if (auto q = params.find(value); q != params.end())
+        for (float& x : t.data<float>())
+            x = fakeQuant(x, q->second);
+    return t;
+}
+
+bool sameParams(const QParams& a, const QParams& b)
+{
+    return a.scale == b.scale && a.zeroPoint == b.zeroPoint && a.qmin == b.qmin && a.qmax == b.qmax;
+}
+
+// Nodes that depend on `seeds` (values given anew) and the values those nodes read that
+// neither they nor the seeds provide: what a partial re-run must be handed besides the
+// seeds. Keeping these values in a plan also keeps fusion from merging a node that
+// re-runs with one that does not, so the re-run computes exactly what a full run would.
+struct Downstream {
+    std::set<std::string> produced; // values the dependent nodes write
+    std::set<std::string> frontier;
+};
+
+Downstream downstreamOf(const Graph& g, const std::set<std::string>& seeds)
+{
+    std::set<int> downstream;
+    std::vector<std::string> work(seeds.begin(), seeds.end());
+    std::set<std::string> produced;
+    while (!work.empty()) {
+        const std::string v = work.back();
+        work.pop_back();
+        for (int c : g.consumersOf(v))
+            if (downstream.insert(c).second)
+                for (const auto& o : g.nodes[std::size_t(c)].outputs)
+                    if (!o.empty() && produced.insert(o).second)
+                        work.push_back(o);
+    }
+    Downstream d;
+    for (int c : downstream)
+        for (const auto& in : g.nodes[std::size_t(c)].inputs)
+            if (!in.empty() && !produced.count(in) && !seeds.count(in) && !g.constant(in))
+                d.frontier.insert(in);
+    d.produced = std::move(produced);
+    return d;
+}
+
+} // namespace
+
+WhatIfSession::WhatIfSession(const Graph& source, const Dataset& calib, const Dataset& eval, QuantizeOptions options,
+                             Progress& progress, const CancelToken& cancel)
+    : source_(source), eval_(eval), options_(std::move(options))
+{
+    if (!options_.config.algorithms.empty())
+        fail("what-if: configurations with algorithms (", options_.config.algorithms.front().name,
+             ") are not supported; what-if changes plain per-layer quantization");
+    if (options_.int8)
+        fail("what-if: runs simulated quantization only (no --int8)");
+    session_ = std::make_unique<QuantSession>(source_, options_);
+    session_->checkRanges();
+    const Graph& g = session_->graph();
+    if (session_->layers().empty())
+        fail(source.sourcePath, ": no quantizable layers");
+
+    // Every layer input is observed, so a layer in float can be given bits later.
+    std::vector<std::string> inputs;
+    for (const auto& l : session_->layers())
+        if (std::find(inputs.begin(), inputs.end(), l.input) == inputs.end())
+            inputs.push_back(l.input);
+    ProfileOptions po;
+    po.batch = options_.batch;
+    po.limit = options_.calibLimit;
+    po.threads = options_.threads;
+    Progress cal = progress.sub(0, 0.3);
+    observers_ = observeActivations(g, calib, inputs, po, cal, cancel);
+
+    for (const auto& l : session_->layers()) {
+        outputOf_[l.name] = g.nodes[std::size_t(g.findNode(l.name))].outputs.front();
+        for (const auto& v : downstreamOf(g, {l.input}).frontier)
+            frontier_.insert(v);
+    }
+    for (const auto& v : inputs)
+        frontier_.insert(v);
+
+    // FP32 outputs and layer outputs of every batch, once.
+    samples_ = options_.evalLimit >= 0 ? std::min(options_.evalLimit, eval_.count()) : eval_.count();
+    if (samples_ <= 0)
+        fail("evaluation dataset ", quoted(eval_.path), " has no samples");
+    const int64_t batch = std::max<int64_t>(1, std::min(options_.batch, samples_));
+    std::unique_ptr<Plan> fp;
+    Batch* current = nullptr;
+    FidelityMeter fpMeter;
+    Progress fpProgress = progress.sub(0.3, 0.6);
+    for (int64_t start = 0; start < samples_; start += batch) {
+        cancel.check();
+        auto b = std::make_unique<Batch>();
+        b->start = start;
+        b->n = std::min(batch, samples_ - start);
+        b->input = eval_.batch(start, b->n);
+        if (eval_.labels)
+            b->labels.assign(eval_.labels->begin() + start, eval_.labels->begin() + start + b->n);
+        if (!fp || fp->shapeOf(g.inputs.front().name) != b->input.shape) {
+            fp = session_->compile(false, b->input.shape);
+            for (const auto& [layer, out] : outputOf_)
+                fp->addTap(out, [&current](const std::string& v, const Tensor& t) { current->fpLayer[v] = t; });
+        }
+        current = b.get();
+        b->fpOut = fp->run({b->input}).front();
+        fpMeter.add(b->fpOut, b->fpOut, eval_.labels ? &b->labels : nullptr);
+        batches_.push_back(std::move(b));
+        fpProgress.report(double(start + batch) / double(samples_), "FP32 reference");
+    }
+    fp32Top1_ = fpMeter.refTop1();
+    Progress rest = progress.sub(0.6, 1);
+    rebuild(options_.config, rest, cancel);
+}
+
+WhatIfSession::~WhatIfSession() = default;
+
+void WhatIfSession::rebuild(const QuantConfig& config, Progress& progress, const CancelToken& cancel)
+{
+    QuantizeOptions o = options_;
+    o.config = config;
+    auto session = std::make_unique<QuantSession>(source_, o);
+    session->checkRanges();
+    session->setActivationQuantization(observers_);
+    session->quantizeWeights();
+    const Graph& g = session->graph();
+
+    // The current configuration over every batch: raw layer inputs (recorded by the
+    // activation transforms before they quantize), frontier values, layer SQNRs.
+    std::map<std::string, Power> power;
+    FidelityMeter meter;
+    std::unique_ptr<Plan> plan;
+    Batch* current = nullptr;
+    std::set<std::string> layerInputs;
+    for (const auto& l : session->layers())
+        layerInputs.insert(l.input);
+    for (std::size_t bi = 0; bi < batches_.size(); ++bi) {
+        cancel.check();
+        Batch& b = *batches_[bi];
+        current = &b;
+        if (!plan || plan->shapeOf(g.inputs.front().name) != b.input.shape) {
+            CompileOptions co = session->compileOptions(true, b.input.shape);
+            co.keepValues = frontier_;
+            for (auto& [value, transform] : co.valueTransforms)
+                transform = [&current, quantize = transform](Tensor& t) {
+                    current->raw[t.name] = t;
+                    quantize(t);
+                };
+            plan = compilePlan(g, co);
+            for (const auto& [layer, out] : outputOf_)
+                plan->addTap(out, [&current, &power](const std::string& v, const Tensor& t) {
+                    power[v].add(current->fpLayer.at(v), t);
+                });
+        }
+        b.raw.clear();
+        b.kept.clear();
+        b.out = plan->run({b.input}).front();
+        // A quantized layer input is its raw value through fakeQuant (what the transform
+        // did), so only the raw copy is kept; other values are kept as they are.
+        for (const auto& v : layerInputs)
+            if (!b.raw.count(v)) // not quantized: the value itself
+                b.raw[v] = plan->valueOf(v);
+        for (const auto& v : frontier_)
+            if (!layerInputs.count(v))
+                b.kept[v] = plan->valueOf(v);
+        meter.add(b.fpOut, b.out, eval_.labels ? &b.labels : nullptr);
+        progress.report(double(bi + 1) / double(batches_.size()), "caching quantized activations");
+    }
+    layerSqnr_.clear();
+    for (const auto& [layer, out] : outputOf_)
+        layerSqnr_[layer] = db(power[out].signal, power[out].noise);
+    base_ = metricsOf(meter);
+    session_ = std::move(session);
+    options_.config = config;
+}
+
+double WhatIfSession::layerSqnrDb(const std::string& layer) const
+{
+    auto it = layerSqnr_.find(layer);
+    if (it == layerSqnr_.end())
+        fail("what-if: ", quoted(layer), " is not a quantized layer of the model");
+    return it->second;
+}
+
+int64_t WhatIfSession::cachedBytes() const
+{
+    int64_t bytes = 0;
+    for (const auto& b : batches_) {
+        bytes += int64_t(b->input.bytes.size() + b->fpOut.bytes.size() + b->out.bytes.size());
+        for (const auto* m : {&b->fpLayer, &b->raw, &b->kept})
+            for (const auto& [name, t] : *m)
+                bytes += int64_t(t.bytes.size());
+    }
+    return bytes;
+}
+
+const SessionLayer& WhatIfSession::layerNamed(const std::string& name) const
+{
+    for (const auto& l : session_->layers())
+        if (l.name == name)
+            return l;
+    fail("what-if: ", quoted(name), options_.config.excluded.count(name) ? " is excluded from quantization"
+                                                                          : " is not a quantizable layer of the model");
+}
+
+QuantConfig WhatIfSession::changed(const WhatIfChange& change) const
+{
+    QuantConfig c = options_.config;
+    if (change.spec) {
+        if (change.layer.empty())
+            fail("what-if: a new spec needs the layer it is for");
+        (void)layerNamed(change.layer);
+        for (const QuantSpec* s : {&change.spec->weight, &change.spec->activation})
+            if (!((s->bits >= 2 && s->bits <= 8) || s->bits == 16 || s->bits == 32))
+                fail("what-if: layer ", quoted(change.layer), ": ", s->bits, " bits is not 2..8, 16 or 32");
+        (void)calibrator(change.spec->activation.calibrator);
+        c.layers[change.layer] = *change.spec;
+    }
+    for (const auto& name : change.clearRanges)
+        c.ranges.erase(name);
+    for (const auto& [name, r] : change.setRanges) {
+        if (!(r.first < r.second) || !std::isfinite(r.first) || !std::isfinite(r.second))
+            fail("what-if: range of ", quoted(name), ": lo must be below hi (got [", r.first, ", ", r.second, "])");
+        bool known = false;
+        for (const auto& l : session_->layers())
+            known = known || l.input == name || l.weight == name;
+        if (!known)
+            fail("what-if: ", quoted(name), " is neither the input nor the weight of a quantizable layer");
+        c.ranges[name] = r;
+    }
+    return c;
+}
+
+WhatIfResult WhatIfSession::evaluate(const WhatIfChange& change, const CancelToken& cancel)
+{
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto t0 = std::chrono::steady_clock::now();
+    WhatIfResult result;
+    result.config = changed(change);
+    result.layer = change.layer;
+    if (result.layer.empty()) {
+        for (const auto& l : session_->layers())
+            if (result.layer.empty() && !change.setRanges.empty() &&
+                (change.setRanges.count(l.input) || change.setRanges.count(l.weight)))
+                result.layer = l.name;
+        if (result.layer.empty())
+            fail("what-if: the change names no layer");
+    }
+    const SessionLayer& reported = layerNamed(result.layer);
+    const Graph& g = session_->graph();
+
+    // The changed configuration's layers, weights and activation quantization.
+    std::vector<SessionLayer> layers = session_->layers();
+    for (auto& l : layers)
+        l.spec = *result.config.forLayer(l.name);
+    std::map<std::string, Tensor> weights = session_->weightOverrides;
+    std::set<std::string> seeds; // values the re-run is handed anew
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+        const SessionLayer& now = session_->layers()[i];
+        const SessionLayer& next = layers[i];
+        const QuantSpec a = QuantSession::weightSpec(now, options_.config);
+        const QuantSpec b = QuantSession::weightSpec(next, result.config);
+        if (a == b || (a.isFloat() && b.isFloat()))
+            continue;
+        if (b.isFloat())
+            weights.erase(next.weight);
+        else
+            weights[next.weight] = session_->quantizedWeight(next, result.config);
+        result.changedWeights.push_back(next.weight);
+        seeds.insert(next.input);
+    }
+    const auto acts = chooseActivationQuantization(layers, result.config, observers_);
+    std::map<std::string, QParams> params;
+    for (const auto& [v, q] : acts)
+        params[v] = q.params;
+    std::set<std::string> values;
+    for (const auto& [v, q] : params)
+        values.insert(v);
+    for (const auto& [v, q] : session_->activationParams)
+        values.insert(v);
+    for (const auto& v : values) {
+        auto a = session_->activationParams.find(v);
+        auto b = params.find(v);
+        const bool same = a != session_->activationParams.end() && b != params.end() && sameParams(a->second, b->second);
+        if (!same && !(a == session_->activationParams.end() && b == params.end())) {
+            result.changedActivations.push_back(v);
+            seeds.insert(v);
+        }
+    }
+    if (auto r = acts.find(reported.input); r != acts.end())
+        result.activationRange = r->second.range;
+    {
+        const Tensor* w = g.constant(reported.weight);
+        auto q = weights.find(reported.weight);
+        std::vector<float> a = w->toFloat();
+        result.weightSqnrDb = q == weights.end() ? INFINITY : sqnrDb(a.data(), q->second.data<float>().data(), a.size());
+    }
+    result.base = base_;
+    result.fp32Top1 = fp32Top1_;
+    result.baseLayerSqnrDb = layerSqnr_.at(result.layer);
+    result.samples = samples_;
+    if (seeds.empty()) { // nothing the model computes changes
+        result.metrics = base_;
+        result.layerSqnrDb = result.baseLayerSqnrDb;
+        result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        return result;
+    }
+
+    // Re-run: per batch shape one plan of the changed configuration, run in full on its
+    // first batch (a partial re-run needs a previous run), then handed the new values
+    // (changed activations re-quantized from the cached raw inputs, the unchanged input
+    // of a layer with a new weight) and the frontier values, so it computes only what
+    // depends on the change.
+    // A seed that depends on another one is recomputed (and quantized by the plan's
+    // transform) rather than handed over.
+    const std::set<std::string> produced = downstreamOf(g, seeds).produced;
+    std::set<std::string> given;
+    for (const auto& v : seeds)
+        if (!produced.count(v))
+            given.insert(v);
+    const Downstream down = downstreamOf(g, given);
+    const std::string reportedOut = outputOf_.at(result.layer);
+    FidelityMeter meter;
+    Power layerPower;
+    const Batch* current = nullptr;
+    std::unique_ptr<Plan> plan;
+    for (const auto& bp : batches_) {
+        cancel.check();
+        const Batch& b = *bp;
+        current = &b;
+        std::vector<Tensor> out;
+        if (!plan || plan->shapeOf(g.inputs.front().name) != b.input.shape) {
+            CompileOptions co = session_->compileOptions(b.input.shape, weights, params);
+            co.keepValues = frontier_;
+            plan = compilePlan(g, co);
+            plan->addTap(reportedOut, [&current, &layerPower](const std::string& v, const Tensor& t) {
+                layerPower.add(current->fpLayer.at(v), t);
+            });
+            out = plan->run({b.input});
+        } else {
+            std::map<std::string, Tensor> values;
+            for (const auto& v : given)
+                values[v] = quantizedValue(b.raw.at(v), v, params);
+            for (const auto& v : down.frontier) {
+                if (auto k = b.kept.find(v); k != b.kept.end()) {
+                    values[v] = k->second;
+                    continue;
+                }
+                values[v] = quantizedValue(b.raw.at(v), v, session_->activationParams);
+            }
+            out = plan->runFrom(values);
+        }
+        meter.add(b.fpOut, out.front(), eval_.labels ? &b.labels : nullptr);
+    }
+    result.metrics = metricsOf(meter);
+    // The reported layer's output changes only when it depends on the change.
+    result.layerSqnrDb = down.produced.count(reportedOut) ? db(layerPower.signal, layerPower.noise)
+                                                          : result.baseLayerSqnrDb;
+    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return result;
+}
+
+void WhatIfSession::apply(const WhatIfChange& change, Progress& progress, const CancelToken& cancel)
+{
+    std::lock_guard<std::mutex> lock(mutex_);
+    rebuild(changed(change), progress, cancel);
+}
+
+WhatIfSession::Snapshot WhatIfSession::snapshot()
+{
+    std::lock_guard<std::mutex> lock(mutex_);
+    Snapshot s;
+    s.config = options_.config;
+    s.layers = session_->layers();
+    s.activationRanges = session_->activationRanges;
+    for (const auto& [name, t] : source_.initializers)
+        s.sourceWeights.insert(name);
+    return s;
+}
+
+TensorQuantError histogramQuantError(const Histogram& h, float lo, float hi, int bits, bool symmetric)
+{
+    TensorQuantError e;
+    const uint64_t total = h.total();
+    if (total == 0 || h.bins() == 0)
+        return e;
+    e.mse = histogramQuantMse(h, lo, hi, bits, symmetric);
+    const double w = h.binWidth();
+    double signal = 0, counted = 0;
+    uint64_t outside = h.below + h.above;
+    for (int i = 0; i < h.bins(); ++i) {
+        const double c = double(h.counts[std::size_t(i)]);
+        const double x = h.lo + w * (i + 0.5);
+        signal += c * x * x;
+        counted += c;
+        if (x < lo || x > hi)
+            outside += h.counts[std::size_t(i)];
+    }
+    signal = counted > 0 ? signal / counted : 0;
+    e.sqnrDb = db(signal, e.mse);
+    e.clippedFraction = double(outside) / double(total);
+    return e;
+}
+
+} // namespace qs

@@ -1,0 +1,120 @@
+// Live what-if: change one layer's spec (bits, granularity, ...) or one tensor's clipping
+// range and see that layer's SQNR, the model output against FP32 and top-1 at once. The
+// session keeps the FP32 outputs and the current configuration's activations of every
+// evaluation batch, and re-runs only the graph downstream of a change from them.
+#pragma once
+
+#include "data/dataset.h"
+#include "graph/graph.h"
+#include "jobs/progress.h"
+#include "quant/session.h"
+#include "quant/spec.h"
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace qs {
+
+struct WhatIfChange {
+    std::string layer;               // the layer whose SQNR is reported; "" = first user of the first range
+    std::optional<LayerQuant> spec;  // the layer's new spec (whole LayerQuant)
+    std::map<std::string, std::pair<float, float>> setRanges; // per-tensor ranges set (QuantConfig::ranges)
+    std::set<std::string> clearRanges;                        // per-tensor ranges removed
+};
+
+// Model output of a configuration against FP32 on the evaluation set.
+struct WhatIfMetrics {
+    double outputSqnrDb = 0, kl = 0, cosine = 0, top1Agreement = 1;
+    std::optional<double> top1;
+};
+
+struct WhatIfResult {
+    std::string layer;
+    double layerSqnrDb = 0;     // the layer's output, changed configuration vs FP32
+    double baseLayerSqnrDb = 0; // the same under the current configuration
+    double weightSqnrDb = 0;    // the layer's quantized weight vs its float weight (+inf: float)
+    WhatIfMetrics metrics, base;
+    std::optional<double> fp32Top1;
+    std::optional<ClipRange> activationRange; // of the layer's input, changed configuration
+    QuantConfig config;         // what was evaluated
+    std::vector<std::string> changedWeights, changedActivations;
+    int64_t samples = 0;
+    double seconds = 0;
+    std::optional<double> top1Delta() const
+    {
+        return metrics.top1 && base.top1 ? std::optional<double>(*metrics.top1 - *base.top1) : std::nullopt;
+    }
+};
+
+class WhatIfSession {
+public:
+    // Calibrates on the first options.calibLimit samples of `calib` (once: the observations
+    // are kept), quantizes, and caches FP32 and quantized activations of the first
+    // options.evalLimit samples of `eval` in batches of options.batch. Configurations with
+    // algorithms or INT8 execution are refused.
+    WhatIfSession(const Graph& source, const Dataset& calib, const Dataset& eval, QuantizeOptions options,
+                  Progress& progress, const CancelToken& cancel);
+    ~WhatIfSession();
+
+    const QuantConfig& config() const { return options_.config; }
+    const QuantSession& session() const { return *session_; }
+    // The current configuration against FP32, with every layer's output SQNR.
+    const WhatIfMetrics& current() const { return base_; }
+    double layerSqnrDb(const std::string& layer) const;
+    std::optional<double> fp32Top1() const { return fp32Top1_; }
+    int64_t samples() const { return samples_; }
+    int64_t cachedBytes() const;
+
+    // `config()` with the change applied; throws naming the layer or tensor at fault.
+    QuantConfig changed(const WhatIfChange& change) const;
+    // Evaluates the change without keeping it. Thread-safe (calls are serialised);
+    // checks `cancel` between batches.
+    WhatIfResult evaluate(const WhatIfChange& change, const CancelToken& cancel = {});
+    // Makes the change the current configuration (re-caches the quantized activations).
+    void apply(const WhatIfChange& change, Progress& progress, const CancelToken& cancel);
+
+    // A consistent copy while other threads may evaluate or apply: the current
+    // configuration, its layers and the activation range of each layer's input.
+    struct Snapshot {
+        QuantConfig config;
+        std::vector<SessionLayer> layers;
+        std::map<std::string, ClipRange> activationRanges;
+        std::set<std::string> sourceWeights; // weight names of the source model (not BN-folded)
+    };
+    Snapshot snapshot();
+
+private:
+    struct Batch;
+    void rebuild(const QuantConfig& config, Progress& progress, const CancelToken& cancel);
+    const SessionLayer& layerNamed(const std::string& name) const;
+
+    Graph source_;
+    Dataset eval_;
+    QuantizeOptions options_;
+    std::unique_ptr<QuantSession> session_;
+    std::map<std::string, ActivationObserver> observers_; // every layer input, FP32, on the calibration set
+    std::vector<std::unique_ptr<Batch>> batches_;
+    std::set<std::string> frontier_; // values re-runs read besides the changed ones (kept in every plan)
+    std::map<std::string, std::string> outputOf_; // layer -> its output value
+    std::map<std::string, double> layerSqnr_;
+    WhatIfMetrics base_;
+    std::optional<double> fp32Top1_;
+    int64_t samples_ = 0;
+    std::mutex mutex_;
+};
+
+// Quantization error of a tensor under a clipping range, estimated from its histogram
+// (each bin's mass at its centre): what the GUI shows while a range is dragged.
+struct TensorQuantError {
+    double mse = 0;
+    double sqnrDb = 0;
+    double clippedFraction = 0; // of the values, outside [lo, hi]
+};
+TensorQuantError histogramQuantError(const Histogram& h, float lo, float hi, int bits, bool symmetric);
+
+} // namespace qs

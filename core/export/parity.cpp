@@ -1,0 +1,236 @@
+// Per-layer parity of the simulated and the deployed (INT8) execution of one model.
+#include "export/parity.h"
+
+#include "util/error.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+namespace qs {
+namespace {
+
+// The value a layer's fused region ends in: through single-consumer activations and
+// a residual Add, as runtime/ops/int8.cpp fuses them.
+std::string tailOf(const Graph& g, const Node& n)
+{
+    static const std::set<std::string> fusable = {
+        "Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Add"};
+    std::string v = n.outputs[0];
+    bool added = false;
+    for (;;) {
+        bool isOutput = false;
+        for (const auto& o : g.outputs)
+            isOutput = isOutput || o.name == v;
+        const auto& users = g.consumersOf(v);
+        if (isOutput || users.size() != 1)
+            return v;
+        const Node& c = g.nodes[std::size_t(users[0])];
+        if (!c.domain.empty() || !fusable.count(c.opType) || c.outputs.size() != 1)
+            return v;
+        if (c.opType == "Add") {
+            if (added || c.inputs.size() != 2 || c.inputs[0] == c.inputs[1] || g.constant(c.inputs[0]) ||
+                g.constant(c.inputs[1]))
+                return v;
+            added = true;
+        } else if (c.inputs[0] != v) {
+            return v;
+        }
+        v = c.outputs[0];
+    }
+}
+
+struct Power {
+    double signal = 0, noise = 0, maxAbs = 0;
+    void add(std::span<const float> ref, std::span<const float> got)
+    {
+        for (std::size_t i = 0; i < ref.size(); ++i) {
+            const double d = double(got[i]) - double(ref[i]);
+            signal += double(ref[i]) * ref[i];
+            noise += d * d;
+            maxAbs = std::max(maxAbs, std::abs(d));
+        }
+    }
+    double sqnrDb() const
+    {
+        if (noise == 0)
+            return std::numeric_limits<double>::infinity();
+        return 10 * std::log10(signal / noise);
+    }
+};
+
+std::vector<float> quantized(const Tensor& t, const QParams* q)
+{
+    std::vector<float> v = t.toFloat();
+    if (q)
+        for (float& x : v)
+            x = fakeQuant(x, *q);
+    return v;
+}
+
+void compareParams(const QuantSession& s, const SessionLayer& l, const QdqLowered& e, LayerParity& p)
+{
+    if (auto a = s.activationParams.find(l.input); a != s.activationParams.end()) {
+        auto b = e.activations.find(l.input);
+        if (b == e.activations.end())
+            p.paramDiffs.push_back(str("input ", quoted(l.input), " is not quantized in the export"));
+        else if (b->second.scale != a->second.scale || b->second.zeroPoint != a->second.zeroPoint)
+            p.paramDiffs.push_back(str("input ", quoted(l.input), ": scale ", b->second.scale, " zero point ",
+                b->second.zeroPoint, ", simulated ", a->second.scale, " / ", a->second.zeroPoint));
+    }
+    auto ws = s.weightScales.find(l.weight);
+    if (ws == s.weightScales.end())
+        return;
+    auto w = e.weights.find(l.weight);
+    if (w == e.weights.end()) {
+        p.paramDiffs.push_back(str("weight ", quoted(l.weight), " is not quantized in the export"));
+        return;
+    }
+    int scales = 0;
+    for (std::size_t i = 0; i < ws->second.size() && i < w->second.scales.size(); ++i)
+        scales += ws->second[i] != w->second.scales[i];
+    if (scales || ws->second.size() != w->second.scales.size())
+        p.paramDiffs.push_back(str("weight ", quoted(l.weight), ": ", scales, " of ", ws->second.size(),
+            " scales differ from the simulation's"));
+    const auto ref = s.weightOverrides.at(l.weight).toFloat();
+    const auto got = e.graph.initializers.at(l.weight).toFloat();
+    int64_t differ = 0;
+    double maxDiff = 0;
+    for (std::size_t i = 0; i < ref.size() && i < got.size(); ++i)
+        if (ref[i] != got[i]) {
+            ++differ;
+            maxDiff = std::max(maxDiff, std::abs(double(ref[i]) - got[i]));
+        }
+    if (differ)
+        p.paramDiffs.push_back(str("weight ", quoted(l.weight), ": ", differ, " elements differ from the simulated "
+            "weight (max |diff| ", maxDiff, ")"));
+}
+
+} // namespace
+
+ParityResult checkParity(const QuantSession& reference, const QdqLowered& exported, const Dataset& data,
+    const ParityOptions& options, Progress& progress, const CancelToken& cancel)
+{
+    ParityResult r;
+    r.thresholdDb = options.thresholdDb;
+    r.maxSteps = options.maxSteps;
+    r.isa = detectCpuIsa();
+    const Graph& g = reference.graph();
+    struct Track {
+        const QParams* outQ = nullptr; // quantization at (or right after a MaxPool on) the output
+        const QParams* inQ = nullptr;
+        Power out, qdq, in;
+    };
+    std::vector<Track> tracks;
+    std::set<std::string> keep;
+    auto quantOf = [&](const std::string& v) -> const QParams* {
+        if (auto it = exported.activations.find(v); it != exported.activations.end())
+            return &it->second;
+        const auto& users = exported.graph.consumersOf(v);
+        if (users.size() == 1) {
+            const Node& c = exported.graph.nodes[std::size_t(users[0])];
+            if (c.opType == "MaxPool" && c.outputs.size() == 1)
+                if (auto it = exported.activations.find(c.outputs[0]); it != exported.activations.end())
+                    return &it->second; // max commutes with the quantization
+        }
+        return nullptr;
+    };
+    if (exported.activations.empty() && exported.weights.empty())
+        fail("the exported model has no QuantizeLinear or DequantizeLinear: not a QDQ export (run `export --format qdq`)");
+    for (const auto& l : reference.layers()) {
+        auto it = std::find_if(exported.layers.begin(), exported.layers.end(), [&](const QdqLayer& q) { return q.name == l.name; });
+        if (it == exported.layers.end())
+            fail("layer ", quoted(l.name), " of the reference is not a layer of the exported model");
+        LayerParity p;
+        p.layer = l.name;
+        p.op = l.op;
+        p.output = tailOf(g, g.nodes[std::size_t(g.findNode(l.name))]);
+        compareParams(reference, l, exported, p);
+        r.layers.push_back(p);
+        Track t;
+        t.outQ = quantOf(p.output);
+        if (auto a = exported.activations.find(l.input); a != exported.activations.end())
+            t.inQ = &a->second;
+        tracks.push_back(t);
+        keep.insert(p.output);
+        keep.insert(l.input);
+    }
+    const int64_t total = options.limit >= 0 ? std::min(options.limit, data.count()) : data.count();
+    if (total <= 0)
+        fail("parity: the data has no samples");
+    const int64_t batch = std::max<int64_t>(1, std::min(options.batch, total));
+    std::unique_ptr<Plan> sim, qdq, int8;
+    int64_t planBatch = -1;
+    Power output;
+    int64_t agree = 0;
+    for (int64_t start = 0; start < total; start += batch) {
+        cancel.check();
+        const int64_t n = std::min(batch, total - start);
+        if (n != planBatch) {
+            Shape shape = data.inputs.shape;
+            shape[0] = n;
+            CompileOptions cs = reference.compileOptions(true, shape), cq = exported.simulated(shape),
+                           ci = exported.int8(shape);
+            for (CompileOptions* co : {&cs, &cq, &ci}) {
+                co->keepValues = keep;
+                co->threads = options.threads;
+            }
+            sim = compilePlan(g, cs);
+            qdq = compilePlan(exported.graph, cq);
+            int8 = compilePlan(exported.graph, ci);
+            planBatch = n;
+            if (r.int8Kernels.empty()) {
+                for (const auto& line : int8->kernelSummary())
+                    for (const auto& [layer, L] : ci.int8Layers)
+                        if (line.find(layer) != std::string::npos) {
+                            r.int8Kernels.push_back(line);
+                            break;
+                        }
+                for (auto& p : r.layers)
+                    p.int8 = ci.int8Layers.count(p.layer) != 0;
+            }
+        }
+        const Tensor x = data.batch(start, n);
+        const Tensor ys = sim->run({x}).front();
+        qdq->run({x});
+        const Tensor yi = int8->run({x}).front();
+        const auto ref = ys.toFloat(), got = yi.toFloat();
+        output.add(ref, got);
+        const int64_t classes = int64_t(ref.size()) / n;
+        for (int64_t s = 0; s < n; ++s) {
+            auto rb = ref.begin() + s * classes, gb = got.begin() + s * classes;
+            agree += (std::max_element(rb, rb + classes) - rb) == (std::max_element(gb, gb + classes) - gb);
+        }
+        for (std::size_t i = 0; i < r.layers.size(); ++i) {
+            Track& t = tracks[i];
+            const std::string& out = r.layers[i].output;
+            const auto so = quantized(sim->valueOf(out), t.outQ);
+            t.out.add(so, quantized(int8->valueOf(out), t.outQ));
+            t.qdq.add(so, quantized(qdq->valueOf(out), t.outQ));
+            const std::string& in = reference.layers()[i].input;
+            t.in.add(quantized(sim->valueOf(in), t.inQ), quantized(int8->valueOf(in), t.inQ));
+        }
+        progress.report(double(start + n) / double(total), "parity: INT8 vs simulated");
+    }
+    r.samples = total;
+    r.outputSqnrDb = output.sqnrDb();
+    r.top1Agreement = double(agree) / double(total);
+    for (std::size_t i = 0; i < r.layers.size(); ++i) {
+        LayerParity& p = r.layers[i];
+        const Track& t = tracks[i];
+        p.sqnrDb = t.out.sqnrDb();
+        p.maxAbsDiff = t.out.maxAbs;
+        p.maxDiffSteps = t.outQ ? t.out.maxAbs / t.outQ->scale : -1;
+        p.qdqSqnrDb = t.qdq.sqnrDb();
+        p.inputSqnrDb = t.in.sqnrDb();
+        p.inputMaxDiffSteps = t.inQ ? t.in.maxAbs / t.inQ->scale : -1;
+        auto drifts = [&](double db, double steps) { return db < options.thresholdDb || steps > options.maxSteps; };
+        p.drifting = drifts(p.sqnrDb, p.maxDiffSteps);
+        p.introduced = p.drifting && !drifts(p.inputSqnrDb, p.inputMaxDiffSteps);
+        if (p.introduced)
+            r.flagged.push_back(p.layer);
+    }
+    return r;
+}
+
+} // namespace qs

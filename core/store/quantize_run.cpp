@@ -1,0 +1,135 @@
+#include "store/quantize_run.h"
+
+#include "store/recording.h"
+#include "store/report.h"
+
+#include <cmath>
+
+namespace qs {
+namespace {
+
+nlohmann::json num(double v)
+{
+    return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+}
+
+nlohmann::json opt(const std::optional<double>& v)
+{
+    return v ? num(*v) : nlohmann::json(nullptr);
+}
+
+std::optional<StoredHistogram> stored(const Histogram& h)
+{
+    return h.bins() > 0 ? std::optional(toStoredHistogram(h)) : std::nullopt;
+}
+
+} // namespace
+
+StoredHistogram toStoredHistogram(const Histogram& h)
+{
+    StoredHistogram s;
+    if (h.bins() == 0)
+        return s;
+    s.counts = h.counts;
+    s.edges.resize(h.counts.size() + 1);
+    for (std::size_t i = 0; i < s.edges.size(); ++i)
+        s.edges[i] = float(h.lo + double(i) * h.binWidth());
+    s.edges.back() = float(h.hi);
+    return s;
+}
+
+std::optional<StoredHistogram> histogramFromJson(const nlohmann::json& j)
+{
+    if (!j.is_object() || !j.contains("edges") || !j.contains("counts"))
+        return std::nullopt;
+    try {
+        StoredHistogram h{j["edges"].get<std::vector<float>>(), j["counts"].get<std::vector<uint64_t>>()};
+        if (h.edges.size() != h.counts.size() + 1)
+            return std::nullopt;
+        return h;
+    } catch (const nlohmann::json::exception&) {
+        return std::nullopt;
+    }
+}
+
+nlohmann::json quantizationRunConfig(const QuantizeOptions& options, const Dataset& calib, const Dataset& eval)
+{
+    nlohmann::json c = options.config.toJson();
+    c["calibration"] = {{"data", calib.path}, {"samples", calib.count()}};
+    c["evaluation"] = {{"data", eval.path}, {"samples", eval.count()}};
+    c["int8"] = options.int8;
+    c["batch"] = options.batch;
+    return c;
+}
+
+std::vector<LayerResult> quantizationLayerResults(const QuantizeResult& r)
+{
+    std::vector<LayerResult> layers;
+    for (const auto& l : r.layers) {
+        LayerResult lr;
+        lr.layer = l.name;
+        lr.op = l.op;
+        lr.weightBits = l.wbits;
+        lr.actBits = l.abits;
+        lr.granularity = l.granularity;
+        if (std::isfinite(l.outputSqnrDb))
+            lr.sqnrDb = l.outputSqnrDb;
+        lr.sizeBits = l.sizeBits;
+        lr.scales = {{"min", l.scaleMin}, {"max", l.scaleMax}};
+        if (l.activationRange)
+            lr.actClip = StoredRange{l.activationRange->lo, l.activationRange->hi};
+        if (l.weightRange)
+            lr.weightClip = StoredRange{l.weightRange->lo, l.weightRange->hi};
+        lr.weightHist = stored(l.weightHist);
+        lr.actHist = stored(l.actHist);
+        lr.extra = {{"weight_sqnr_db", num(l.weightSqnrDb)}, {"params", l.params}};
+        if (l.quantizedWeightHist.bins() > 0)
+            lr.extra["quantized_weight_hist"] = histogramToJson(toStoredHistogram(l.quantizedWeightHist));
+        if (l.quantizedActHist.bins() > 0)
+            lr.extra["quantized_act_hist"] = histogramToJson(toStoredHistogram(l.quantizedActHist));
+        layers.push_back(std::move(lr));
+    }
+    return layers;
+}
+
+RunMetrics quantizationMetrics(const QuantizeResult& r)
+{
+    RunMetrics m;
+    m.top1 = r.top1;
+    m.sqnrDb = std::isfinite(r.sqnrDb) ? std::optional<double>(r.sqnrDb) : std::nullopt;
+    m.cosine = r.cosine;
+    m.top1Agreement = r.top1Agreement;
+    m.kl = r.kl;
+    m.sizeBits = double(r.sizeBits);
+    m.latencyMs = r.latencyMs;
+    m.extra = {{"fp32_top1", opt(r.fp32Top1)}, {"fp32_size_bits", r.fp32SizeBits}, {"compression", r.compression},
+        {"fp32_latency_ms", r.fp32LatencyMs}, {"eval_samples", r.evalSamples}, {"algorithms", r.applied},
+        {"algorithm_notes", r.algorithmNotes}};
+    return m;
+}
+
+RecordedQuantization quantizeAndRecord(Store* store, const Graph& graph, const std::string& modelPath,
+    const Dataset& calib, const Dataset& eval, const QuantizeOptions& options, Progress& progress,
+    const CancelToken& cancel, const std::vector<std::string>& tags, const std::string& note)
+{
+    RecordedQuantization out;
+    if (!store) {
+        out.result = quantizeModel(graph, calib, eval, options, progress, cancel);
+        return out;
+    }
+    RunStart start;
+    start.modelId = recordModel(*store, graph, modelPath);
+    start.datasetId = recordDataset(*store, eval);
+    start.kind = RunKind::Quantization;
+    start.config = quantizationRunConfig(options, calib, eval);
+    start.tags = tags;
+    start.note = note;
+    out.runId = recordRun(*store, start, [&](RunGuard& run) {
+        out.result = quantizeModel(graph, calib, eval, options, progress, cancel);
+        run.addLayers(quantizationLayerResults(out.result));
+        return quantizationMetrics(out.result);
+    });
+    return out;
+}
+
+} // namespace qs

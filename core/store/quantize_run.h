@@ -1,0 +1,47 @@
+// One recorded quantization run, as `quantstudio-cli quantize --db` and the studio's
+// Quantize action both make it: the model and evaluation dataset rows, a run row in
+// state `running`, quantizeModel(), then per-layer results (with FP32 and quantized
+// histograms) and the metrics; cancelled or failed if the work throws.
+#pragma once
+
+#include "data/dataset.h"
+#include "graph/graph.h"
+#include "jobs/progress.h"
+#include "quant/session.h"
+#include "store/store.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace qs {
+
+struct RecordedQuantization {
+    QuantizeResult result;
+    int64_t runId = 0; // 0 when no store was given
+};
+
+// What a quantization run's row records as its configuration: the QuantConfig's
+// JSON plus "calibration" and "evaluation" ({data, samples}), "int8" and "batch".
+nlohmann::json quantizationRunConfig(const QuantizeOptions& options, const Dataset& calib, const Dataset& eval);
+// The stored rows of a result: per-layer bits, SQNR, size, scales, clip range and
+// histograms (FP32 in weightHist/actHist, quantized in extra "quantized_weight_hist"
+// / "quantized_act_hist" on the same edges), and the run metrics.
+std::vector<LayerResult> quantizationLayerResults(const QuantizeResult& r);
+RunMetrics quantizationMetrics(const QuantizeResult& r);
+
+// Quantizes `graph` (read from `modelPath`, which identifies the model in the store)
+// and records the run in `store` when it is not null. Throws what quantizeModel()
+// throws (qs::Cancelled when cancelled), after the run row says so.
+RecordedQuantization quantizeAndRecord(Store* store, const Graph& graph, const std::string& modelPath,
+    const Dataset& calib, const Dataset& eval, const QuantizeOptions& options, Progress& progress,
+    const CancelToken& cancel, const std::vector<std::string>& tags = {}, const std::string& note = {});
+
+// A stored histogram from the analysis one (uniform bins between lo and hi).
+StoredHistogram toStoredHistogram(const Histogram& h);
+// extra["quantized_weight_hist"] and the like back into a histogram; nullopt when absent or malformed.
+std::optional<StoredHistogram> histogramFromJson(const nlohmann::json& j);
+
+} // namespace qs

@@ -1,0 +1,31 @@
+#include "store/recording.h"
+
+#include "util/hash.h"
+
+#include <filesystem>
+
+namespace qs {
+
+int64_t recordModel(Store& store, const Graph& graph, const std::string& path)
+{
+    ModelRecord m;
+    m.hash = sha256File(path);
+    m.name = std::filesystem::path(path).stem().string();
+    m.path = std::filesystem::absolute(path).string();
+    m.sizeBytes = int64_t(graph.fileBytes);
+    m.opCounts = graph.opCounts();
+    m.params = graph.parameterCount();
+    return store.upsertModel(m);
+}
+
+int64_t recordDataset(Store& store, const Dataset& data)
+{
+    DatasetRecord d;
+    d.kind = data.kind;
+    d.path = data.kind == "random" ? data.path : std::filesystem::absolute(data.path).string();
+    d.count = data.count();
+    d.hash = data.hash;
+    return store.upsertDataset(d);
+}
+
+} // namespace qs
