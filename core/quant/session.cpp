@@ -2,6 +2,7 @@
 
 #include "analysis/fidelity.h"
 #include "analysis/layers.h"
+#include "analysis/perplexity.h"
 #include "util/error.h"
 
 #include <algorithm>
@@ -532,6 +533,7 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
         fail("evaluation dataset ", quoted(eval.path), " has no samples");
     const int64_t batch = std::max<int64_t>(1, std::min(options.batch, total));
     FidelityMeter meter;
+    PerplexityMeter pplFp32, pplQuant; // text data (targets) only
     struct LayerPower {
         double signal = 0, noise = 0;
     };
@@ -588,11 +590,20 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
         if (eval.labels)
             labels.assign(eval.labels->begin() + start, eval.labels->begin() + start + n);
         meter.add(ref.front(), out.front(), eval.labels ? &labels : nullptr);
+        if (eval.targets) {
+            const Tensor targets = eval.targetBatch(start, n);
+            pplFp32.add(ref.front(), targets);
+            pplQuant.add(out.front(), targets);
+        }
         fpBatch.clear();
         ev.report(double(start + n) / double(total), str("evaluating: ", start + n, " of ", total, " samples"));
     }
 
     result.top1 = meter.testTop1();
+    if (eval.targets) {
+        result.perplexity = pplQuant.perplexity();
+        result.fp32Perplexity = pplFp32.perplexity();
+    }
     result.fp32Top1 = meter.refTop1();
     result.top1Agreement = meter.top1Agreement();
     result.sqnrDb = meter.sqnrDb();

@@ -271,6 +271,48 @@ private slots:
                 }
     }
 
+    // Text data (targets): quantizeModel reports FP32 and quantized next-token perplexity,
+    // here checked against exp(mean NLL) computed by hand from the two models' logits.
+    void reportsPerplexityOnTextData()
+    {
+        const TransformerDims d;
+        Dataset text = tokenData(d, 10, 31);
+        std::vector<int64_t> next;
+        for (float v : text.inputs.data<float>())
+            next.push_back((int64_t(v) * 7 + 3) % d.vocab); // any targets in [0, V)
+        text.kind = "text";
+        text.targets = Tensor::fromVector(Shape {10, d.context}, next);
+        QuantizeOptions o;
+        o.config.defaults.weight = {.bits = 4, .granularity = Granularity::Group, .groupSize = 32};
+        o.config.defaults.activation.bits = 16;
+        o.batch = 4; // 4 + 4 + 2 windows
+        Progress p;
+        const QuantizeResult r = quantizeModel(tinyTransformer(), text, text, o, p, CancelToken());
+        QVERIFY(r.perplexity && r.fp32Perplexity);
+        QuantSession s(tinyTransformer(), o);
+        s.calibrate(text, p, CancelToken());
+        s.quantizeWeights();
+        auto naive = [&](bool quantized) {
+            const Tensor logits = run(s, quantized, text.inputs);
+            auto z = logits.data<float>();
+            double nll = 0;
+            for (std::size_t t = 0; t < next.size(); ++t) {
+                const float* row = z.data() + t * std::size_t(d.vocab);
+                double m = row[0], sum = 0;
+                for (int64_t v = 0; v < d.vocab; ++v)
+                    m = std::max(m, double(row[v]));
+                for (int64_t v = 0; v < d.vocab; ++v)
+                    sum += std::exp(double(row[v]) - m);
+                nll += m + std::log(sum) - row[next[t]];
+            }
+            return std::exp(nll / double(next.size()));
+        };
+        qInfo("perplexity FP32 %.4f, W4 g32 %.4f", *r.fp32Perplexity, *r.perplexity);
+        QVERIFY(std::abs(*r.fp32Perplexity - naive(false)) < 1e-4 * naive(false));
+        QVERIFY(std::abs(*r.perplexity - naive(true)) < 1e-4 * naive(true));
+        QVERIFY(*r.perplexity != *r.fp32Perplexity);
+    }
+
     void gptqOnTransformerLayers()
     {
         QuantizeOptions o;
