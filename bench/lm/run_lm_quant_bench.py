@@ -6,8 +6,9 @@
 
 Model: resources/demo/byte_gpt.onnx (3 layers, d_model 128, 4 heads, context 128). Its
 held-out slice resources/demo/byte_gpt_val.txt (24 577 bytes) is split here: the first
-6 144 bytes (48 windows of 128) calibrate, the remaining 18 433 (144 windows) are
-evaluated, so no calibration window is scored. Every cell is one
+6 144 bytes (48 windows of 128) are for calibration (--calib-limit of them used), the
+remaining 18 433 bytes (144 windows) for evaluation (the first --eval-limit), so no
+calibration window is scored. Every cell is one
 `quantstudio-cli quantize MODEL --data text:EVAL --calib-data text:CALIB --context N --json`
 (non-overlapping windows, next-byte perplexity = exp(mean NLL)).
 

@@ -387,14 +387,30 @@ int64_t QuantSession::layerSizeBits(const SessionLayer& l) const
     return storedBits(w->numel(), weightBlockCount(w->shape, l.outAxis, l.inAxis, l.spec.weight), l.spec.weight);
 }
 
+// Initializers some node reads: an algorithm that gave a layer a weight of its own
+// (".weight_awq", ".weight_rot") leaves the original behind unused, and it is not stored.
+static std::set<std::string> usedInitializers(const Graph& g)
+{
+    std::set<std::string> used;
+    for (const Node& n : g.nodes)
+        for (const auto& in : n.inputs)
+            if (g.initializers.count(in))
+                used.insert(in);
+    for (const auto& o : g.outputs)
+        if (g.initializers.count(o.name))
+            used.insert(o.name);
+    return used;
+}
+
 int64_t QuantSession::sizeBits() const
 {
     std::map<std::string, const SessionLayer*> byWeight;
     for (const auto& l : layers_)
         byWeight[l.weight] = &l;
+    const std::set<std::string> used = usedInitializers(graph_);
     int64_t bits = 0;
     for (const auto& [name, t] : graph_.initializers) {
-        if (t.dtype == DType::String)
+        if (t.dtype == DType::String || !used.count(name))
             continue;
         auto it = byWeight.find(name);
         bits += it != byWeight.end() ? layerSizeBits(*it->second) : t.numel() * int64_t(elementSize(t.dtype)) * 8;
@@ -404,9 +420,10 @@ int64_t QuantSession::sizeBits() const
 
 int64_t QuantSession::floatSizeBits() const
 {
+    const std::set<std::string> used = usedInitializers(graph_);
     int64_t bits = 0;
     for (const auto& [name, t] : graph_.initializers)
-        if (t.dtype != DType::String)
+        if (t.dtype != DType::String && used.count(name))
             bits += t.numel() * int64_t(elementSize(t.dtype)) * 8;
     return bits;
 }
