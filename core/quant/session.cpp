@@ -146,6 +146,15 @@ static int inlineConstantIdentities(Graph& g)
 
 // ---- session -----------------------------------------------------------------
 
+// The x Q MatMul that rotation's "online" mode inserts (quant/algorithms/rotation.cpp)
+// is no layer of the model: Q stays exact, quantizing it would break its orthogonality.
+static bool isOnlineRotation(const Node& n)
+{
+    static const std::string suffix = ".rot_online";
+    return n.opType == "MatMul" && n.name.size() > suffix.size() &&
+        n.name.compare(n.name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 // Group-wise scales on a linear layer (Gemm, MatMul, embedding table) are a storage
 // format of whole groups along the input dimension (as in GPTQ/AWQ checkpoints): a
 // dimension the group size does not divide is refused rather than given a ragged last
@@ -213,7 +222,7 @@ void QuantSession::refreshLayers()
     for (int idx : graph_.quantizableLayers()) {
         const Node& n = graph_.nodes[std::size_t(idx)];
         auto spec = options_.config.forLayer(n.name);
-        if (!spec)
+        if (!spec || isOnlineRotation(n))
             continue;
         SessionLayer l;
         l.name = n.name;
