@@ -20,14 +20,13 @@ namespace {
 
 int runOutliers(const std::vector<std::string>& argv)
 {
-    std::set<std::string> valued = {"batch", "threads", "top"};
+    std::set<std::string> valued = {"batch", "threads", "top", "limit"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
     Args args(argv, valued, {"json"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
     Graph g = importOnnx(path);
     DataOptions dopts = dataOptions(args);
-    if (!args.value("limit"))
-        dopts.limit = 64;
+    dopts.limit = args.intValue("limit", 64); // samples (windows of text)
     Dataset data = loadDataset(dopts, g);
     OutlierOptions o;
     o.batch = args.intValue("batch", 8);

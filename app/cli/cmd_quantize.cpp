@@ -121,6 +121,8 @@ int runQuantize(const std::vector<std::string>& argv)
         j["run_id"] = store ? nlohmann::json(recorded.runId) : nlohmann::json(nullptr);
         j["top1"] = opt(r.top1);
         j["fp32_top1"] = opt(r.fp32Top1);
+        j["perplexity"] = opt(r.perplexity);
+        j["fp32_perplexity"] = opt(r.fp32Perplexity);
         j["top1_agreement"] = r.top1Agreement;
         j["sqnr_db"] = num(r.sqnrDb);
         j["cosine"] = r.cosine;
@@ -147,6 +149,9 @@ int runQuantize(const std::vector<std::string>& argv)
     std::printf("model          %s\n", path.c_str());
     std::printf("top-1          %s (FP32 %s) on %lld samples\n", pct(r.top1).c_str(), pct(r.fp32Top1).c_str(),
                 (long long)r.evalSamples);
+    if (r.perplexity && r.fp32Perplexity)
+        std::printf("perplexity     %.4f (FP32 %.4f, %+.4f)\n", *r.perplexity, *r.fp32Perplexity,
+            *r.perplexity - *r.fp32Perplexity);
     std::printf("agreement      %.2f%% of top-1 predictions match FP32\n", r.top1Agreement * 100);
     std::printf("output         SQNR %.2f dB, cosine %.6f, KL %.3g nats\n", r.sqnrDb, r.cosine, r.kl);
     std::printf("size           %.1f KiB (FP32 %.1f KiB), compression %.2fx\n", double(r.sizeBits) / 8192.0,

@@ -20,6 +20,45 @@ std::string layerInputOf(const Graph& graph, const Node& node)
     return node.input(0);
 }
 
+void runInBatches(const Dataset& data, int64_t total, int64_t batch,
+    const std::function<std::unique_ptr<Plan>(const Shape& inputShape)>& compile,
+    const std::function<void(Plan&, int64_t n)>& attach, const CancelToken& cancel,
+    const std::function<void(int64_t done)>& done)
+{
+    batch = std::max<int64_t>(1, std::min(batch, total));
+    std::unique_ptr<Plan> plan;
+    int64_t planBatch = -1;
+    for (int64_t start = 0; start < total; start += batch) {
+        cancel.check();
+        const int64_t n = std::min(batch, total - start);
+        if (n != planBatch) {
+            Shape shape = data.inputs.shape;
+            shape[0] = n;
+            plan = compile(shape);
+            attach(*plan, n);
+            planBatch = n;
+        }
+        plan->run({data.batch(start, n)});
+        if (done)
+            done(start + n);
+    }
+}
+
+void runFp32Batches(const Graph& graph, const Dataset& data, int64_t total, int64_t batch, int threads,
+    const std::function<void(Plan&, int64_t n)>& attach, const CancelToken& cancel,
+    const std::function<void(int64_t done)>& done)
+{
+    runInBatches(
+        data, total, batch,
+        [&](const Shape& shape) {
+            CompileOptions co;
+            co.inputShapes[graph.inputs.front().name] = shape;
+            co.threads = threads;
+            return compilePlan(graph, co);
+        },
+        attach, cancel, done);
+}
+
 std::map<std::string, ActivationObserver> observeActivations(const Graph& graph, const Dataset& data,
                                                              const std::vector<std::string>& values,
                                                              const ProfileOptions& options, Progress& progress,
@@ -36,29 +75,19 @@ std::map<std::string, ActivationObserver> observeActivations(const Graph& graph,
     for (const auto& v : values)
         observers.emplace(v, ActivationObserver(options.bins));
 
-    std::unique_ptr<Plan> plan;
-    int64_t planBatch = -1;
     progress.report(0, "profiling activations");
-    for (int64_t start = 0; start < total; start += batch) {
-        cancel.check();
-        const int64_t n = std::min(batch, total - start);
-        if (n != planBatch) {
-            CompileOptions co;
-            Shape shape = data.inputs.shape;
-            shape[0] = n;
-            co.inputShapes[graph.inputs.front().name] = shape;
-            co.threads = options.threads;
-            plan = compilePlan(graph, co);
+    runFp32Batches(
+        graph, data, total, batch, options.threads,
+        [&](Plan& plan, int64_t) {
             for (auto& [name, obs] : observers) {
                 ActivationObserver* o = &obs;
-                plan->addTap(name, [o](const std::string&, const Tensor& t) { o->observe(t); });
+                plan.addTap(name, [o](const std::string&, const Tensor& t) { o->observe(t); });
             }
-            planBatch = n;
-        }
-        plan->run({data.batch(start, n)});
-        progress.report(double(start + n) / double(total),
-                        str("profiling activations: ", start + n, " of ", total, " samples"));
-    }
+        },
+        cancel,
+        [&](int64_t done) {
+            progress.report(double(done) / double(total), str("profiling activations: ", done, " of ", total, " samples"));
+        });
     return observers;
 }
 

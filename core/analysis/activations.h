@@ -10,7 +10,9 @@
 #include "jobs/progress.h"
 #include "quant/calibrator.h"
 
+#include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,6 +37,20 @@ struct ProfileOptions {
     bool outputs = true;
 };
 
+
+class Plan;
+
+// Runs the first `total` samples of `data` in batches of at most `batch`, compiling one
+// plan per batch size n with `compile(input shape)`: `attach(plan, n)` adds its taps to
+// each new plan, `done(samples so far)` follows every batch. Checks `cancel` between batches.
+void runInBatches(const Dataset& data, int64_t total, int64_t batch,
+    const std::function<std::unique_ptr<Plan>(const Shape& inputShape)>& compile,
+    const std::function<void(Plan&, int64_t n)>& attach, const CancelToken& cancel,
+    const std::function<void(int64_t done)>& done = {});
+// runInBatches on the FP32 `graph` with `threads` threads.
+void runFp32Batches(const Graph& graph, const Dataset& data, int64_t total, int64_t batch, int threads,
+    const std::function<void(Plan&, int64_t n)>& attach, const CancelToken& cancel,
+    const std::function<void(int64_t done)>& done);
 
 // Runs the FP32 model over `data` and observes the given tensors. Checks `cancel`
 // between batches. Returns one observer per value.

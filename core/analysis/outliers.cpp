@@ -138,31 +138,21 @@ std::vector<LinearInputOutliers> profileLinearOutliers(const Graph& graph, const
         firstLayer.emplace(t.input, t.layer);
     }
     const int64_t batch = std::max<int64_t>(1, std::min(options.batch, total));
-    std::unique_ptr<Plan> plan;
-    int64_t planBatch = -1, current = 0;
     progress.report(0, "profiling linear-layer inputs");
-    for (int64_t start = 0; start < total; start += batch) {
-        cancel.check();
-        const int64_t n = std::min(batch, total - start);
-        if (n != planBatch) {
-            CompileOptions co;
-            Shape shape = data.inputs.shape;
-            shape[0] = n;
-            co.inputShapes[graph.inputs.front().name] = shape;
-            co.threads = options.threads;
-            plan = compilePlan(graph, co);
+    runFp32Batches(
+        graph, data, total, batch, options.threads,
+        [&](Plan& plan, int64_t n) {
             for (auto& [value, a] : acc) {
                 ValueAccumulator* p = &a;
                 const std::string layer = firstLayer.at(value);
-                plan->addTap(value, [p, layer, &current](const std::string&, const Tensor& t) { p->add(layer, t, current); });
+                plan.addTap(value, [p, layer, n](const std::string&, const Tensor& t) { p->add(layer, t, n); });
             }
-            planBatch = n;
-        }
-        current = n;
-        plan->run({data.batch(start, n)});
-        progress.report(double(start + n) / double(total),
-            str("profiling linear-layer inputs: ", start + n, " of ", total, " samples"));
-    }
+        },
+        cancel,
+        [&](int64_t done) {
+            progress.report(double(done) / double(total),
+                str("profiling linear-layer inputs: ", done, " of ", total, " samples"));
+        });
     std::vector<LinearInputOutliers> out;
     for (auto& [value, a] : acc)
         a.finish();

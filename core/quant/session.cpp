@@ -2,6 +2,7 @@
 
 #include "analysis/fidelity.h"
 #include "analysis/layers.h"
+#include "analysis/perplexity.h"
 #include "util/error.h"
 
 #include <algorithm>
@@ -145,6 +146,15 @@ static int inlineConstantIdentities(Graph& g)
 
 // ---- session -----------------------------------------------------------------
 
+// The x Q MatMul that rotation's "online" mode inserts (quant/algorithms/rotation.cpp)
+// is no layer of the model: Q stays exact, quantizing it would break its orthogonality.
+static bool isOnlineRotation(const Node& n)
+{
+    static const std::string suffix = ".rot_online";
+    return n.opType == "MatMul" && n.name.size() > suffix.size() &&
+        n.name.compare(n.name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 // Group-wise scales on a linear layer (Gemm, MatMul, embedding table) are a storage
 // format of whole groups along the input dimension (as in GPTQ/AWQ checkpoints): a
 // dimension the group size does not divide is refused rather than given a ragged last
@@ -220,7 +230,7 @@ void QuantSession::refreshLayers()
     for (int idx : graph_.quantizableLayers()) {
         const Node& n = graph_.nodes[std::size_t(idx)];
         auto spec = specFor(n, options_.config);
-        if (!spec)
+        if (!spec || isOnlineRotation(n))
             continue;
         SessionLayer l;
         l.name = n.name;
@@ -247,23 +257,9 @@ void QuantSession::refreshLayers()
 void QuantSession::runBatches(const Dataset& calib, int64_t total, bool quantized,
     const std::function<void(Plan&)>& attach, const CancelToken& cancel, const std::function<void(int64_t)>& done) const
 {
-    const int64_t batch = std::max<int64_t>(1, std::min(options_.batch, total));
-    std::unique_ptr<Plan> plan;
-    int64_t planBatch = -1;
-    for (int64_t start = 0; start < total; start += batch) {
-        cancel.check();
-        const int64_t n = std::min(batch, total - start);
-        if (n != planBatch) {
-            Shape shape = calib.inputs.shape;
-            shape[0] = n;
-            plan = compile(quantized, shape);
-            attach(*plan);
-            planBatch = n;
-        }
-        plan->run({calib.batch(start, n)});
-        if (done)
-            done(start + n);
-    }
+    runInBatches(
+        calib, total, options_.batch, [&](const Shape& shape) { return compile(quantized, shape); },
+        [&](Plan& plan, int64_t) { attach(plan); }, cancel, done);
 }
 
 std::vector<std::string> QuantSession::activationValues() const
@@ -406,14 +402,30 @@ int64_t QuantSession::layerSizeBits(const SessionLayer& l) const
     return storedBits(w->numel(), weightBlockCount(w->shape, l.outAxis, l.inAxis, l.spec.weight), l.spec.weight);
 }
 
+// Initializers some node reads: an algorithm that gave a layer a weight of its own
+// (".weight_awq", ".weight_rot") leaves the original behind unused, and it is not stored.
+static std::set<std::string> usedInitializers(const Graph& g)
+{
+    std::set<std::string> used;
+    for (const Node& n : g.nodes)
+        for (const auto& in : n.inputs)
+            if (g.initializers.count(in))
+                used.insert(in);
+    for (const auto& o : g.outputs)
+        if (g.initializers.count(o.name))
+            used.insert(o.name);
+    return used;
+}
+
 int64_t QuantSession::sizeBits() const
 {
     std::map<std::string, const SessionLayer*> byWeight;
     for (const auto& l : layers_)
         byWeight[l.weight] = &l;
+    const std::set<std::string> used = usedInitializers(graph_);
     int64_t bits = 0;
     for (const auto& [name, t] : graph_.initializers) {
-        if (t.dtype == DType::String)
+        if (t.dtype == DType::String || !used.count(name))
             continue;
         auto it = byWeight.find(name);
         bits += it != byWeight.end() ? layerSizeBits(*it->second) : t.numel() * int64_t(elementSize(t.dtype)) * 8;
@@ -423,9 +435,10 @@ int64_t QuantSession::sizeBits() const
 
 int64_t QuantSession::floatSizeBits() const
 {
+    const std::set<std::string> used = usedInitializers(graph_);
     int64_t bits = 0;
     for (const auto& [name, t] : graph_.initializers)
-        if (t.dtype != DType::String)
+        if (t.dtype != DType::String && used.count(name))
             bits += t.numel() * int64_t(elementSize(t.dtype)) * 8;
     return bits;
 }
@@ -552,6 +565,7 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
         fail("evaluation dataset ", quoted(eval.path), " has no samples");
     const int64_t batch = std::max<int64_t>(1, std::min(options.batch, total));
     FidelityMeter meter;
+    PerplexityMeter pplFp32, pplQuant; // text data (targets) only
     struct LayerPower {
         double signal = 0, noise = 0;
     };
@@ -608,11 +622,20 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
         if (eval.labels)
             labels.assign(eval.labels->begin() + start, eval.labels->begin() + start + n);
         meter.add(ref.front(), out.front(), eval.labels ? &labels : nullptr);
+        if (eval.targets) {
+            const Tensor targets = eval.targetBatch(start, n);
+            pplFp32.add(ref.front(), targets);
+            pplQuant.add(out.front(), targets);
+        }
         fpBatch.clear();
         ev.report(double(start + n) / double(total), str("evaluating: ", start + n, " of ", total, " samples"));
     }
 
     result.top1 = meter.testTop1();
+    if (eval.targets) {
+        result.perplexity = pplQuant.perplexity();
+        result.fp32Perplexity = pplFp32.perplexity();
+    }
     result.fp32Top1 = meter.refTop1();
     result.top1Agreement = meter.top1Agreement();
     result.sqnrDb = meter.sqnrDb();

@@ -172,6 +172,7 @@ struct LayerQuantResult {
 
 struct QuantizeResult {
     std::optional<double> top1, fp32Top1;
+    std::optional<double> perplexity, fp32Perplexity; // text data: exp(mean next-token NLL)
     double top1Agreement = 0, sqnrDb = 0, cosine = 0, kl = 0;
     int64_t sizeBits = 0, fp32SizeBits = 0;
     double compression = 1;

@@ -99,7 +99,7 @@ private slots:
         const QString model = dir.filePath("gpt.onnx"), tokens = dir.filePath("tokens.npy");
         saveOnnx(tinyTransformer(), model.toStdString());
         writeNpy(tokenData({}, 6, 3).inputs, tokens.toStdString());
-        CliResult r = cli({"outliers", model, "--data", tokens, "--json", "--top", "2"});
+        CliResult r = cli({"outliers", model, "--data", tokens, "--json", "--top", "2", "--limit", "4"});
         QVERIFY2(r.exitCode == 0, r.err.constData());
         const QJsonObject j = QJsonDocument::fromJson(r.out).object();
         const QJsonArray layers = j["layers"].toArray();
@@ -109,7 +109,7 @@ private slots:
         QCOMPARE(q["channel_max_abs"].toArray().size(), 64);
         QCOMPARE(q["position_max_abs"].toArray().size(), 16);
         QCOMPARE(q["top_channels"].toArray().size(), 2);
-        QCOMPARE(q["tokens"].toInt(), 6 * 16);
+        QCOMPARE(q["tokens"].toInt(), 4 * 16); // --limit 4 of the 6 samples
         CliResult text = cli({"outliers", model, "--data", tokens});
         QVERIFY2(text.exitCode == 0, text.err.constData());
         QVERIFY(text.out.contains("lm_head"));

@@ -251,6 +251,10 @@ private slots:
         const Tensor after = run(s, false, x);
         const double diff = maxRelDiff(before, after);
         QVERIFY2(diff < 1e-4, qPrintable(QString::number(diff)));
+        // The weights an algorithm replaced by its own copies are not counted as stored.
+        const int64_t fp32Bits = QuantSession(tinyTransformer(), o).floatSizeBits();
+        if (algo != "rotation") // rotation adds its float d x d matrices, which are stored
+            QVERIFY2(s.floatSizeBits() < fp32Bits + fp32Bits / 20, qPrintable(QString::number(s.floatSizeBits())));
         const nlohmann::json& notes = s.notes[algo.toStdString()];
         const nlohmann::json& list = algo == "rotation" ? notes["online"] : notes["layers"];
         QCOMPARE(int(list.size()), entries);
@@ -269,6 +273,48 @@ private slots:
                     QVERIFY(r["activation"]["after"]["max_over_std"].get<double>() <
                         0.7 * r["activation"]["before"]["max_over_std"].get<double>());
                 }
+    }
+
+    // Text data (targets): quantizeModel reports FP32 and quantized next-token perplexity,
+    // here checked against exp(mean NLL) computed by hand from the two models' logits.
+    void reportsPerplexityOnTextData()
+    {
+        const TransformerDims d;
+        Dataset text = tokenData(d, 10, 31);
+        std::vector<int64_t> next;
+        for (float v : text.inputs.data<float>())
+            next.push_back((int64_t(v) * 7 + 3) % d.vocab); // any targets in [0, V)
+        text.kind = "text";
+        text.targets = Tensor::fromVector(Shape {10, d.context}, next);
+        QuantizeOptions o;
+        o.config.defaults.weight = {.bits = 4, .granularity = Granularity::Group, .groupSize = 32};
+        o.config.defaults.activation.bits = 16;
+        o.batch = 4; // 4 + 4 + 2 windows
+        Progress p;
+        const QuantizeResult r = quantizeModel(tinyTransformer(), text, text, o, p, CancelToken());
+        QVERIFY(r.perplexity && r.fp32Perplexity);
+        QuantSession s(tinyTransformer(), o);
+        s.calibrate(text, p, CancelToken());
+        s.quantizeWeights();
+        auto naive = [&](bool quantized) {
+            const Tensor logits = run(s, quantized, text.inputs);
+            auto z = logits.data<float>();
+            double nll = 0;
+            for (std::size_t t = 0; t < next.size(); ++t) {
+                const float* row = z.data() + t * std::size_t(d.vocab);
+                double m = row[0], sum = 0;
+                for (int64_t v = 0; v < d.vocab; ++v)
+                    m = std::max(m, double(row[v]));
+                for (int64_t v = 0; v < d.vocab; ++v)
+                    sum += std::exp(double(row[v]) - m);
+                nll += m + std::log(sum) - row[next[t]];
+            }
+            return std::exp(nll / double(next.size()));
+        };
+        qInfo("perplexity FP32 %.4f, W4 g32 %.4f", *r.fp32Perplexity, *r.perplexity);
+        QVERIFY(std::abs(*r.fp32Perplexity - naive(false)) < 1e-4 * naive(false));
+        QVERIFY(std::abs(*r.perplexity - naive(true)) < 1e-4 * naive(true));
+        QVERIFY(*r.perplexity != *r.fp32Perplexity);
     }
 
     void gptqOnTransformerLayers()

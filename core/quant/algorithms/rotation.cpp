@@ -177,7 +177,7 @@ std::string insertOnlineRotation(Graph& g, const std::string& value, const std::
     for (const auto& L : layers)
         first = std::min(first, g.findNode(L.info.name));
     Node mm;
-    mm.name = value + ".rot_online";
+    mm.name = value + ".rot_online"; // the suffix keeps it float (QuantSession::refreshLayers)
     mm.opType = "MatMul";
     const std::string qname = mm.name + ".q", out = value + ".rotated";
     std::vector<float> qf(q.begin(), q.end());
