@@ -73,6 +73,9 @@ WhatIfPanel::WhatIfPanel(ModelDocument* doc, WhatIfController* whatIf, LayerInsp
     kept_ = new QLabel(this);
     kept_->setProperty("role", "muted");
 
+    // Long lines elide at the panel's edge rather than widen the inspector dock.
+    for (QLabel* l : {error_, result_, kept_})
+        l->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
     auto* head = new QHBoxLayout;
     head->addWidget(title);
     head->addStretch(1);
