@@ -255,6 +255,10 @@ private slots:
         const int64_t fp32Bits = QuantSession(tinyTransformer(), o).floatSizeBits();
         if (algo != "rotation") // rotation adds its float d x d matrices, which are stored
             QVERIFY2(s.floatSizeBits() < fp32Bits + fp32Bits / 20, qPrintable(QString::number(s.floatSizeBits())));
+        std::set<std::string> names; // the inserted Mul / x Q MatMul nodes are no quantized layers
+        for (const auto& l : s.layers())
+            names.insert(l.name);
+        QCOMPARE(names, kLinear);
         const nlohmann::json& notes = s.notes[algo.toStdString()];
         const nlohmann::json& list = algo == "rotation" ? notes["online"] : notes["layers"];
         QCOMPARE(int(list.size()), entries);

@@ -1,7 +1,7 @@
 // The inspector's outlier section on a tiny transformer, offscreen: the profiling job
 // runs off the GUI thread, the selected Gemm/MatMul layer shows its per-channel max |x|
-// bars (the LayerNorm-gain channels in red) and its per-position max |x|, a Conv-free
-// embedding layer hides the section. QS_SCREENSHOT=path.png saves the inspector.
+// bars (the LayerNorm-gain channels in red) and its per-position max |x|, the
+// embedding layer hides the section. QS_SCREENSHOT=path.png saves the inspector (screenshot()).
 #include "quant/transformer_fixture.h"
 
 #include "data/npy.h"
@@ -83,19 +83,50 @@ private slots:
         window.selection()->selectLayer(model.layerRow("lm_head"));
         QCOMPARE(panel->current()->layer, std::string("lm_head"));
         QCOMPARE(qobject_cast<QCPBars*>(panel->channelPlot()->plot()->plottable(1))->data()->at(0)->key, 9.0);
-        if (const QByteArray shot = qgetenv("QS_SCREENSHOT"); !shot.isEmpty()) {
-            window.selection()->selectLayer(model.layerRow("q_proj"));
-            QTest::qWait(100);
-            QWidget* dock = window.inspector()->parentWidget();
-            while (dock && !qobject_cast<QDockWidget*>(dock))
-                dock = dock->parentWidget();
-            if (auto* d = qobject_cast<QDockWidget*>(dock))
-                window.resizeDocks({d}, {900}, Qt::Horizontal);
-            QTest::qWait(200);
-            QVERIFY(window.inspector()->grab().save(QString::fromLocal8Bit(shot)));
-        }
         window.selection()->selectLayer(model.layerRow("embed"));
         QVERIFY(!panel->isVisible());
+    }
+
+    // QS_SCREENSHOT=out.png [QS_SCREENSHOT_MODEL=m.onnx QS_SCREENSHOT_DATA=spec QS_SCREENSHOT_LAYER=name]:
+    // the inspector with activations and outliers of one layer, for the docs.
+    void screenshot()
+    {
+        const QString shot = qEnvironmentVariable("QS_SCREENSHOT");
+        if (shot.isEmpty())
+            QSKIP("QS_SCREENSHOT not set");
+        const QString modelPath = qEnvironmentVariable("QS_SCREENSHOT_MODEL");
+        QTemporaryDir dir;
+        QString data = qEnvironmentVariable("QS_SCREENSHOT_DATA");
+        if (data.isEmpty()) {
+            data = dir.filePath("tokens.npy");
+            writeNpy(test::tokenData({}, 24, 9).inputs, data.toStdString());
+        }
+        MainWindow window;
+        window.resize(1500, 1100);
+        window.show();
+        QSignalSpy opened(&window, &MainWindow::modelOpened);
+        if (modelPath.isEmpty())
+            window.openGraph(std::make_shared<Graph>(test::tinyTransformer()));
+        else
+            window.openModel(modelPath);
+        QVERIFY(opened.wait(60000));
+        OutlierPanel* panel = window.inspector()->outlierPanel();
+        panel->setJobSource(window.jobs(), [data] { return data; });
+        const std::string layer = qEnvironmentVariable("QS_SCREENSHOT_LAYER", "q_proj").toStdString();
+        window.selection()->selectLayer(window.document()->model()->layerRow(layer));
+        QSignalSpy done(panel, &OutlierPanel::profiled);
+        panel->profile();
+        QVERIFY(done.wait(120000));
+        QSignalSpy calibrated(&window, &MainWindow::calibrationFinished);
+        if (!modelPath.isEmpty() && window.runCalibration() >= 0)
+            calibrated.wait(120000);
+        QWidget* dock = window.inspector()->parentWidget();
+        while (dock && !qobject_cast<QDockWidget*>(dock))
+            dock = dock->parentWidget();
+        if (auto* d = qobject_cast<QDockWidget*>(dock))
+            window.resizeDocks({d}, {900}, Qt::Horizontal);
+        QTest::qWait(300);
+        QVERIFY(window.inspector()->grab().save(shot));
     }
 };
 
