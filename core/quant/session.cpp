@@ -207,7 +207,7 @@ void QuantSession::checkRanges() const
                  "range for the folded weight ", quoted(f->second));
         const bool known = graph_.initializers.count(name) || graph_.producerOf(name) >= 0 ||
                            std::any_of(graph_.inputs.begin(), graph_.inputs.end(),
-                                       [&](const ValueInfo& v) { return v.name == name; });
+                                       [&tensor = name](const ValueInfo& v) { return v.name == tensor; });
         fail("ranges.", name, ": ",
              known ? "the configuration quantizes no layer input or weight of that name (it is kept in float)"
                    : "the model has no tensor of that name",
