@@ -380,12 +380,11 @@ int runMixed(const std::vector<std::string>& argv)
         Progress lp = progress.sub(0.6, 0.7);
         latency = latencyFromArgs(args, "latency-batch", graph, path, latencyCached, lp, cancel);
     }
-    auto noiseOf = [](const SensitivityResult& r, const std::string& layer, int bits) {
-        for (const auto& x : r.layers)
-            if (x.layer == layer && x.byBits.count(bits)) {
-                const double sq = x.byBits.at(bits).sqnrDb;
-                return std::isfinite(sq) ? std::pow(10.0, -sq / 10) : 0.0;
-            }
+    // The noise of a layer's 8-bit input, from its activation curve (none without one).
+    auto inputNoise = [&](const std::string& layer) {
+        for (const auto& x : actSens->layers)
+            if (x.layer == layer)
+                return std::max(0.0, layerNoise(x, 8));
         return 0.0;
     };
     constexpr double kNsPerMs = 1e6; // latency costs are integer nanoseconds
@@ -417,7 +416,7 @@ int runMixed(const std::vector<std::string>& argv)
             lo.options.clear(); // no INT8 kernel: the layer stays float
         for (BitOption& o : lo.options) {
             o.cost = int64_t(std::llround(*lat->int8Ms * kNsPerMs));
-            o.noise += noiseOf(*actSens, lo.layer, 8);
+            o.noise += inputNoise(lo.layer);
             o.int8 = true;
         }
         QuantSpec floatSpec = so.base.forLayer(lo.layer).value_or(so.base.defaults).weight;
