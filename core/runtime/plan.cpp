@@ -1,10 +1,12 @@
 // The Plan: a compiled Program plus taps, transforms, partial re-runs and
 // recompilation when input shapes or the set of observed values change.
+#include "runtime/batch_split.h"
 #include "runtime/compiler.h"
 
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -72,6 +74,23 @@ public:
         }
         if (stale_)
             rebuild();
+        const bool split = wantSplit(inputs);
+        if (split && splitState_ == SplitState::Verified)
+            return runSplit(inputs);
+        std::vector<Tensor> result = runFull(inputs);
+        if (split) { // shards just built: they must give what the whole program gives
+            const std::vector<Tensor> shards = runSplit(inputs);
+            lastSplit_ = false; // the full program holds this run's values too
+            splitState_ = sameOutputs(shards, result) ? SplitState::Verified : SplitState::Off;
+            if (splitState_ == SplitState::Off)
+                shards_.clear();
+        }
+        return result;
+    }
+
+    std::vector<Tensor> runFull(const std::vector<Tensor>& inputs)
+    {
+        lastSplit_ = false;
         prog_->activeThreads = 0; // another plan may have changed the OpenMP setting
         for (std::size_t i = 0; i < inputs.size(); ++i) {
             writeSlot(*prog_, prog_->inputSlots[i], inputs[i]);
@@ -110,6 +129,7 @@ public:
     {
         if (!hasRun_)
             fail("runFrom: needs a previous run() whose values it reuses");
+        restoreFull();
         bool missing = false;
         for (const auto& [name, t] : values) {
             if (!knows(name))
@@ -195,6 +215,7 @@ public:
     {
         if (!hasRun_)
             fail("valueOf: the plan has not run yet");
+        restoreFull();
         auto it = prog_->slotOf.find(value);
         if (it == prog_->slotOf.end())
             fail("valueOf: ", quoted(value), knows(value) ? " was fused away; list it in CompileOptions::keepValues"
@@ -217,6 +238,8 @@ public:
         }
         return out;
     }
+
+    int lastRunShards() const override { return lastSplit_ ? int(shards_.size()) : 1; }
 
     std::vector<KernelTime> timeKernels(const std::vector<Tensor>& inputs, int warmup, int repeats,
         double* totalMs) override
@@ -296,7 +319,159 @@ private:
         }
         stale_ = false;
         hasRun_ = false;
+        shards_.clear();
+        splitState_ = SplitState::Undecided;
+        runsAtShape_ = 0;
+        lastSplit_ = false;
         attachObservers();
+    }
+
+    // ---- batch split (runtime/batch_split.h)
+
+    // Whether this run goes through per-thread shards, building them on the second run
+    // at a shape (a plan run once never pays for them). Never with taps, transforms or
+    // kept values: those observe the whole batch inside one program.
+    bool wantSplit(const std::vector<Tensor>& inputs)
+    {
+        if (splitState_ == SplitState::Off)
+            return false;
+        if (!taps_.empty() || profile_) // taps can come and go; the shards stay built
+            return false;
+        if (splitState_ == SplitState::Verified)
+            return true;
+        if (++runsAtShape_ < 2)
+            return false;
+        splitState_ = SplitState::Off;
+        static const bool disabled = [] {
+            const char* env = std::getenv("QS_RUNTIME_SPLIT");
+            return env && std::string(env) == "0";
+        }();
+        if (disabled || !options_.splitBatch || prog_->threads < 2 || inputs.empty() ||
+            !options_.valueTransforms.empty() || !options_.keepValues.empty() || !extraKeep_.empty())
+            return false;
+        const int64_t batch = inputs[0].shape.empty() ? 0 : inputs[0].shape[0];
+        for (const auto& t : inputs)
+            if (t.shape.empty() || t.shape[0] != batch)
+                return false;
+        const std::vector<int64_t> sizes = splitBatch(batch, prog_->threads);
+        if (sizes.size() < 2 || !batchLocal(graph_, meta_, batch, nullptr))
+            return false;
+        try {
+            for (int64_t size : sizes) {
+                CompileOptions opts = options_;
+                opts.threads = 1;
+                for (std::size_t i = 0; i < inputs.size(); ++i) {
+                    Shape shape = inputs[i].shape;
+                    shape[0] = size;
+                    opts.inputShapes[graph_.inputs[i].name] = shape;
+                }
+                Compiler compiler(graph_, opts, {});
+                shards_.push_back(compiler.compile());
+            }
+        } catch (const Error&) { // e.g. a model whose batch dimension is fixed
+            shards_.clear();
+            return false;
+        }
+        shardSizes_ = sizes;
+        splitState_ = SplitState::Built;
+        return true;
+    }
+
+    std::vector<Tensor> runSplit(const std::vector<Tensor>& inputs)
+    {
+        std::vector<Tensor> out;
+        for (int s : prog_->outputSlots) {
+            const Slot& slot = prog_->slot(s);
+            out.emplace_back(slot.dtype, slot.shape);
+            out.back().name = slot.name;
+        }
+        parallelShards(int(shards_.size()), [&](int i) {
+            Program& shard = *shards_[std::size_t(i)];
+            int64_t first = 0;
+            for (int j = 0; j < i; ++j)
+                first += shardSizes_[std::size_t(j)];
+            shard.activeThreads = 0;
+            for (std::size_t k = 0; k < inputs.size(); ++k)
+                writeRows(shard, shard.inputSlots[k], inputs[k], first);
+            for (auto& kernel : shard.kernels)
+                shard.runKernel(*kernel);
+            for (std::size_t k = 0; k < out.size(); ++k) {
+                const Tensor part = readSlot(shard, shard.outputSlots[k]);
+                std::memcpy(out[k].bytes.data() + rowBytes(out[k]) * std::size_t(first), part.bytes.data(),
+                            part.bytes.size());
+            }
+        });
+        lastSplit_ = true;
+        hasRun_ = true;
+        return out;
+    }
+
+    static std::size_t rowBytes(const Tensor& t) { return t.shape.empty() || t.shape[0] == 0 ? 0 : t.bytes.size() / std::size_t(t.shape[0]); }
+
+    // Rows [first, first + the slot's batch) of `t` into a shard's input slot.
+    static void writeRows(Program& p, int id, const Tensor& t, int64_t first)
+    {
+        Slot& s = p.slot(id);
+        const std::byte* src = t.bytes.data() + rowBytes(t) * std::size_t(first);
+        const std::size_t bytes = rowBytes(t) * std::size_t(s.shape[0]);
+        if (t.dtype != s.dtype)
+            fail("run: input ", quoted(s.name), " must be ", dtypeName(s.dtype), ", got ", dtypeName(t.dtype));
+        if (!s.blocked) {
+            std::memcpy(s.data(), src, bytes);
+            return;
+        }
+        memory plain(plainDesc(s.shape, s.dtype), cpuEngine(), const_cast<std::byte*>(src));
+        dnnl::reorder(plain, s.mem).execute(p.stream, plain, s.mem);
+        p.stream.wait();
+    }
+
+    // Float outputs within a relative 1e-4 of the batch's largest magnitude (the shards
+    // run other kernel blockings), anything else exactly.
+    static bool sameOutputs(const std::vector<Tensor>& a, const std::vector<Tensor>& b)
+    {
+        if (a.size() != b.size())
+            return false;
+        for (std::size_t i = 0; i < a.size(); ++i) {
+            if (a[i].dtype != b[i].dtype || a[i].shape != b[i].shape)
+                return false;
+            if (a[i].dtype != DType::Float) {
+                if (a[i].bytes != b[i].bytes)
+                    return false;
+                continue;
+            }
+            auto x = a[i].data<float>(), y = b[i].data<float>();
+            double scale = 0;
+            for (float v : y)
+                scale = std::max(scale, double(std::fabs(v)));
+            for (std::size_t k = 0; k < x.size(); ++k)
+                if (!(std::fabs(double(x[k]) - double(y[k])) <= 1e-4 * scale + 1e-6))
+                    return false;
+        }
+        return true;
+    }
+
+    // After a split run the whole program has not seen its inputs: run it on them before
+    // anything reads its values, and keep later runs whole (this caller reads inside).
+    void restoreFull()
+    {
+        if (!lastSplit_)
+            return;
+        std::vector<Tensor> inputs;
+        for (std::size_t k = 0; k < prog_->inputSlots.size(); ++k) {
+            const Slot& whole = prog_->slot(prog_->inputSlots[k]);
+            Tensor t(whole.dtype, whole.shape);
+            t.name = whole.name;
+            int64_t first = 0;
+            for (std::size_t i = 0; i < shards_.size(); ++i) {
+                const Tensor part = readSlot(*shards_[i], shards_[i]->inputSlots[k]);
+                std::memcpy(t.bytes.data() + rowBytes(t) * std::size_t(first), part.bytes.data(), part.bytes.size());
+                first += shardSizes_[i];
+            }
+            inputs.push_back(std::move(t));
+        }
+        shards_.clear();
+        splitState_ = SplitState::Off;
+        runFull(inputs);
     }
 
     void attachObservers()
@@ -384,6 +559,12 @@ private:
     std::vector<int> constantObserved_;
     bool stale_ = false;
     bool hasRun_ = false;
+    enum class SplitState { Undecided, Off, Built, Verified };
+    SplitState splitState_ = SplitState::Undecided;
+    int runsAtShape_ = 0;
+    bool lastSplit_ = false; // the last run went through the shards only
+    std::vector<std::unique_ptr<Program>> shards_;
+    std::vector<int64_t> shardSizes_;
     const int profile_ = std::getenv("QS_RUNTIME_PROFILE") ? std::max(1, std::atoi(std::getenv("QS_RUNTIME_PROFILE"))) : 0;
     std::map<std::string, std::pair<double, double>> profileMs_; // wall ms, CPU ms
 };

@@ -52,6 +52,11 @@ struct CompileOptions {
     // Between two INT8 layers a value stays 8-bit; float consumers get a dequantized copy.
     std::map<std::string, Int8Layer> int8Layers;
     std::map<std::string, Int8Value> int8Values;
+    // With several threads, run a batch as per-thread sub-batches through single-threaded
+    // copies of the program when every operator keeps samples apart and nothing observes
+    // inner values (no taps, transforms or kept values). Checked against the whole
+    // program once; QS_RUNTIME_SPLIT=0 turns it off everywhere.
+    bool splitBatch = true;
 };
 
 // Observer of one tensor's values; receives each batch as produced, plain layout, float32
@@ -93,6 +98,10 @@ public:
     // One line per kernel in execution order: nodes it computes, op, implementation
     // (oneDNN's choice, e.g. "jit:avx512_core"), for profiling and tests.
     virtual std::vector<std::string> kernelSummary() const = 0;
+
+    // How many sub-batches the last run() went through (CompileOptions::splitBatch);
+    // 1 when the whole program ran it.
+    virtual int lastRunShards() const = 0;
 
     // Runs `inputs` once, then `warmup` + `repeats` more times, timing each kernel on
     // its own (taps are not called while timing). Per kernel the median over the
