@@ -511,8 +511,8 @@ QString SamplesPanel::caption(int64_t index, std::optional<int64_t> fp32, std::o
 {
     QStringList lines;
     lines << (kl ? QStringLiteral("#%1 \u00B7 KL %2").arg(index).arg(formatNumber(*kl, 3)) : QStringLiteral("#%1").arg(index));
-    if (fp32 && quant)
-        lines << QStringLiteral("%1 \u2192 %2").arg(className(*fp32), className(*quant));
+    if (fp32)
+        lines << QStringLiteral("%1 \u2192 %2").arg(className(*fp32), quant ? className(*quant) : QStringLiteral("?"));
     lines << (label ? QStringLiteral("label %1").arg(className(*label)) : QStringLiteral("no label"));
     return lines.join(QLatin1Char('\n'));
 }
@@ -553,7 +553,8 @@ void SamplesPanel::showList(const std::vector<QImage>& images)
             std::optional<int64_t> label;
             if (data_ && data_->labels && index < int64_t(data_->labels->size()))
                 label = (*data_->labels)[std::size_t(index)];
-            add(i, index, caption(index, std::nullopt, std::nullopt, label, std::nullopt), true, std::nullopt);
+            // FP32 is right by definition; the quantized class is known once the sample is traced.
+            add(i, index, caption(index, label, std::nullopt, label, std::nullopt), true, std::nullopt);
         }
     clearTrace(grid_->count() ? QStringLiteral("Click a sample to see its error layer by layer")
                               : QStringLiteral("No samples to trace"));
@@ -606,27 +607,39 @@ void SamplesPanel::showTrace(const SampleTrace& t)
     if (worst >= 0) {
         const TracePoint& w = t.layers[std::size_t(worst)];
         worst_->addData(worst, drawnDb(w.sqnrDb));
-        worstLabel_->position->setCoords(std::max(0, worst - 1) - 0.3, drawnDb(w.sqnrDb) + top * 0.03);
+        // In the headroom above the tallest bar, over the worst one (kept inside at the ends).
+        const Qt::Alignment h = worst == 0 && n > 1 ? Qt::AlignLeft : worst == n - 1 && n > 1 ? Qt::AlignRight : Qt::AlignHCenter;
+        worstLabel_->setPositionAlignment(h | Qt::AlignTop);
+        worstLabel_->position->setCoords(h == Qt::AlignLeft ? worst - 0.35 : h == Qt::AlignRight ? worst + 0.35 : worst,
+                                         top * 1.17);
         worstLabel_->setText(QStringLiteral("worst: %1, %2 dB").arg(shortLayerName(w.layer, w.op)).arg(w.sqnrDb, 0, 'f', 1));
         worstLabel_->setVisible(true);
     }
     const bool wrong = t.quantClass != t.label.value_or(t.fp32Class);
     tracePanel_->setTitle(QStringLiteral("Sample #%1 along the graph").arg(t.index));
-    tracePanel_->setSubtitle(QStringLiteral("label %1 \u00B7 FP32 %2 \u2192 quantized %3%4 \u00B7 output KL %5, SQNR %6 dB \u00B7 "
-                                            "%7, %8 bits")
+    tracePanel_->setSubtitle(QStringLiteral("label %1 \u00B7 FP32 %2 \u2192 quantized %3 \u00B7 output KL %4, SQNR %5 dB")
                                  .arg(t.label ? className(*t.label) : dash(), className(t.fp32Class),
-                                      className(t.quantClass), wrong ? QStringLiteral(" (wrong)") : QString(),
-                                      formatNumber(t.outputKl, 3))
-                                 .arg(t.outputSqnrDb, 0, 'f', 1)
-                                 .arg(QString::fromLatin1(sensitivityModeName(shownOptions_.mode)))
-                                 .arg(shownOptions_.bits));
+                                      className(t.quantClass), formatNumber(t.outputKl, 3))
+                                 .arg(t.outputSqnrDb, 0, 'f', 1));
+    tracePanel_->setToolTip(QStringLiteral("Sample #%1 with every layer quantized (%2, %3 bits)%4: each bar is a layer "
+                                           "output's SQNR against FP32; click a bar to select the layer")
+                                .arg(t.index)
+                                .arg(QString::fromLatin1(sensitivityModeName(shownOptions_.mode)))
+                                .arg(shownOptions_.bits)
+                                .arg(wrong ? QStringLiteral(", classified wrongly") : QString()));
     tracePanel_->setMessage(QString());
     plot->replot();
     // The grid's caption learns the classes of a flipped sample once it is traced.
     for (int i = 0; i < grid_->count(); ++i) {
         QListWidgetItem* item = grid_->item(i);
-        if (item->data(SampleIndexRole).toLongLong() == t.index && !item->data(KlRole).isValid())
+        if (item->data(SampleIndexRole).toLongLong() != t.index)
+            continue;
+        if (!item->data(KlRole).isValid())
             item->setText(caption(t.index, t.fp32Class, t.quantClass, t.label, std::nullopt));
+        if (!item->isSelected()) {
+            QSignalBlocker block(grid_);
+            grid_->setCurrentItem(item);
+        }
     }
 }
 
