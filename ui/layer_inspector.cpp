@@ -342,7 +342,8 @@ LayerInspector::LayerInspector(ModelDocument* doc, LayerSelection* selection, QW
         const LayerData* l = doc_->layer(layer_);
         if (!l)
             return QString();
-        const ChannelRanges& c = l->weights.channels;
+        const WeightView* view = weightView(layer_);
+    const ChannelRanges& c = view ? view->channels : l->weights.channels;
         QString s = QStringLiteral("channel,min,max,abs_p99.9\n");
         for (std::size_t i = 0; i < c.min.size(); ++i)
             s += QStringLiteral("%1,%2,%3,%4\n").arg(i).arg(c.min[i], 0, 'g', 9).arg(c.max[i], 0, 'g', 9).arg(c.absP999[i], 0, 'g', 9);
@@ -505,7 +506,9 @@ void LayerInspector::setWeightView(const std::string& layer, std::shared_ptr<con
     const LayerData* l = doc_->layer(layer_);
     if (l && l->summary.name == layer && pages_->currentIndex() == 1) {
         drawWeights();
+        drawChannels();
         weightPlot_->plot()->replot();
+        channelPlot_->plot()->replot();
     }
 }
 
@@ -550,7 +553,8 @@ void LayerInspector::drawChannels()
     const LayerData* l = doc_->layer(layer_);
     if (!l)
         return;
-    const ChannelRanges& c = l->weights.channels;
+    const WeightView* view = weightView(layer_);
+    const ChannelRanges& c = view ? view->channels : l->weights.channels;
     const int n = int(c.min.size());
     std::vector<int> order(static_cast<std::size_t>(n));
     std::iota(order.begin(), order.end(), 0);
@@ -641,7 +645,8 @@ void LayerInspector::drawChannels()
                                {QStringLiteral("widest channel"), n ? QString::number(widest) : dash()},
                                {QStringLiteral("widest range"), n ? formatNumber(widths[std::size_t(widest)]) : dash()},
                                {QStringLiteral("median range"), formatNumber(median)},
-                               {QStringLiteral("range ratio"), formatNumber(l->summary.stats.channelRangeRatio, 3)},
+                               {QStringLiteral("range ratio"),
+                                formatNumber(view ? view->stats.channelRangeRatio : l->summary.stats.channelRangeRatio, 3)},
                                {QStringLiteral("per-tensor |max|"), formatNumber(range)},
                            });
 }

@@ -28,9 +28,10 @@ namespace qs::ui {
 // A layer's weight as quantization sees it where that is not the model's own tensor
 // (a conv with its BatchNormalization folded in): what the weight plot then shows.
 struct WeightView {
-    QString what; // "BN-folded weight"
+    QString what; // "BN-folded"
     Histogram histogram;
-    TensorStats stats;
+    TensorStats stats; // channelRangeRatio included
+    ChannelRanges channels;
 };
 
 class ElidedLabel;

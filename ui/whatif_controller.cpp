@@ -108,9 +108,13 @@ int WhatIfController::start(const QString& kind, const QString& title, const App
                 if (auto f = snap.foldedWeights.find(l.weight); f != snap.foldedWeights.end()) {
                     const std::vector<float> v = f->second.toFloat();
                     auto view = std::make_shared<WeightView>();
-                    view->what = QStringLiteral("BN-folded, as quantized");
+                    view->what = QStringLiteral("BN-folded");
                     view->histogram = makeHistogram(v, weightHistogramBins(int64_t(v.size())));
                     view->stats = computeStats(v);
+                    if (!f->second.shape.empty()) {
+                        view->channels = channelRanges(v, f->second.shape, l.outAxis);
+                        view->stats.channelRangeRatio = rangeRatio(view->channels);
+                    }
                     i.folded = std::move(view);
                 }
                 if (auto r = snap.activationRanges.find(l.input); r != snap.activationRanges.end())

@@ -220,8 +220,9 @@ private slots:
     {
         const WhatIfLayerInfo* info = window->whatIf()->layerInfo(layerName);
         QVERIFY(info && info->folded);
-        QCOMPARE(info->weight, std::string(layerName) + ".weight_bnfolded");
-        const Tensor* folded = reference->session().graph().constant(info->weight);
+        const std::string weight = info->weight; // info is replaced when the what-if job ends
+        QCOMPARE(weight, std::string(layerName) + ".weight_bnfolded");
+        const Tensor* folded = reference->session().graph().constant(weight);
         QVERIFY(folded);
         const std::vector<float> v = folded->toFloat();
         const auto [mn, mx] = std::minmax_element(v.begin(), v.end());
@@ -232,6 +233,9 @@ private slots:
         QVERIFY(view);
         QCOMPARE(view->histogram.counts, makeHistogram(v, int(view->histogram.counts.size())).counts);
         QCOMPARE(view->stats.min, double(*mn));
+        const ChannelRanges ch = channelRanges(v, folded->shape, 0); // a conv's output channels
+        QCOMPARE(view->channels.min, ch.min);
+        QCOMPARE(view->channels.max, ch.max);
         QVERIFY(window->inspector()->weightPlot()->toolTip().contains("folded"));
         RangeEditor* e = panel()->weightEditor();
         QVERIFY(e->isShown());
@@ -245,8 +249,8 @@ private slots:
         const WhatIfResult gui = waitForResult();
         const WhatIfChange c = *panel()->lastChange();
         QCOMPARE(c.setRanges.size(), std::size_t(1));
-        QCOMPARE(c.setRanges.begin()->first, info->weight);
-        QVERIFY(std::find(gui.changedWeights.begin(), gui.changedWeights.end(), info->weight) != gui.changedWeights.end());
+        QCOMPARE(c.setRanges.begin()->first, weight);
+        QVERIFY(std::find(gui.changedWeights.begin(), gui.changedWeights.end(), weight) != gui.changedWeights.end());
         QVERIFY(gui.layerSqnrDb != gui.baseLayerSqnrDb);
         sameResult(gui, reference->evaluate(c));
         // A full re-run of the same configuration from scratch.
