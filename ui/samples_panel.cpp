@@ -182,6 +182,10 @@ SamplesPanel::SamplesPanel(ModelDocument* doc, QuantConfigDocument* config, Laye
     worst_->setPen(Qt::NoPen);
     worst_->setBrush(kWorstColor);
     worst_->setWidth(0.7);
+    selectedBar_ = new QCPBars(p->xAxis, p->yAxis);
+    selectedBar_->setPen(QPen(theme::accent, 2));
+    selectedBar_->setBrush(Qt::NoBrush);
+    selectedBar_->setWidth(0.78);
     worstLabel_ = new QCPItemText(p);
     worstLabel_->setPositionAlignment(Qt::AlignLeft | Qt::AlignBottom);
     worstLabel_->setColor(kWorstColor);
@@ -224,6 +228,8 @@ SamplesPanel::SamplesPanel(ModelDocument* doc, QuantConfigDocument* config, Laye
     connect(selection_, &LayerSelection::currentChanged, this, [this] {
         updateLayerLabel();
         updateControls();
+        markSelection();
+        tracePanel_->plot()->replot();
     });
     connect(jobs_, &JobRunner::jobProgress, this, [this](int id, double fraction, const QString& stage, double eta) {
         if (id != job_)
@@ -527,7 +533,11 @@ void SamplesPanel::showList(const std::vector<QImage>& images)
     const int line = grid_->fontMetrics().height();
     grid_->setGridSize(QSize(std::max(thumb.width() + 16, 118), thumb.height() + 3 * line + 14));
     auto add = [&](std::size_t i, int64_t index, const QString& text, bool wrong, std::optional<double> kl) {
-        auto* item = new QListWidgetItem(QIcon(QPixmap::fromImage(images[i])), text);
+        // The same pixmap when selected: the style would tint the picture otherwise.
+        const QPixmap pm = QPixmap::fromImage(images[i]);
+        QIcon icon(pm);
+        icon.addPixmap(pm, QIcon::Selected);
+        auto* item = new QListWidgetItem(icon, text);
         item->setData(SampleIndexRole, qlonglong(index));
         item->setData(WrongRole, wrong);
         if (kl)
@@ -570,6 +580,7 @@ void SamplesPanel::clearTrace(const QString& message)
     trace_.reset();
     bars_->data()->clear();
     worst_->data()->clear();
+    selectedBar_->data()->clear();
     worstLabel_->setVisible(false);
     tracePanel_->setTitle(QStringLiteral("Error along the graph"));
     tracePanel_->setSubtitle(QString());
@@ -616,8 +627,8 @@ void SamplesPanel::showTrace(const SampleTrace& t)
         worstLabel_->setVisible(true);
     }
     const bool wrong = t.quantClass != t.label.value_or(t.fp32Class);
-    tracePanel_->setTitle(QStringLiteral("Sample #%1 along the graph").arg(t.index));
-    tracePanel_->setSubtitle(QStringLiteral("label %1 \u00B7 FP32 %2 \u2192 quantized %3 \u00B7 output KL %4, SQNR %5 dB")
+    tracePanel_->setTitle(QStringLiteral("Sample #%1, all layers quantized").arg(t.index));
+    tracePanel_->setSubtitle(QStringLiteral("label %1 \u00B7 FP32 %2 \u2192 %3 \u00B7 KL %4 \u00B7 SQNR %5 dB")
                                  .arg(t.label ? className(*t.label) : dash(), className(t.fp32Class),
                                       className(t.quantClass), formatNumber(t.outputKl, 3))
                                  .arg(t.outputSqnrDb, 0, 'f', 1));
@@ -628,6 +639,7 @@ void SamplesPanel::showTrace(const SampleTrace& t)
                                 .arg(shownOptions_.bits)
                                 .arg(wrong ? QStringLiteral(", classified wrongly") : QString()));
     tracePanel_->setMessage(QString());
+    markSelection();
     plot->replot();
     // The grid's caption learns the classes of a flipped sample once it is traced.
     for (int i = 0; i < grid_->count(); ++i) {
@@ -641,6 +653,17 @@ void SamplesPanel::showTrace(const SampleTrace& t)
             grid_->setCurrentItem(item);
         }
     }
+}
+
+void SamplesPanel::markSelection()
+{
+    selectedBar_->data()->clear();
+    const std::string name = layerName();
+    if (!trace_ || name.empty())
+        return;
+    for (std::size_t i = 0; i < trace_->layers.size(); ++i)
+        if (trace_->layers[i].layer == name)
+            selectedBar_->addData(double(i), drawnDb(trace_->layers[i].sqnrDb));
 }
 
 int SamplesPanel::traceBarAt(const QPoint& pos) const

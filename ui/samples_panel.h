@@ -87,6 +87,7 @@ public:
     PlotPanel* tracePanel() const { return tracePanel_; }
     QCPBars* traceBars() const { return bars_; }
     QCPBars* worstBar() const { return worst_; }
+    QCPBars* selectedBar() const { return selectedBar_; }
     // The trace point under a widget position of the trace plot; -1 when none.
     int traceBarAt(const QPoint& pos) const;
 
@@ -104,6 +105,7 @@ private:
     void modelChanged();
     void showList(const std::vector<QImage>& images);
     void showTrace(const SampleTrace& t);
+    void markSelection();
     void clearTrace(const QString& message);
     QString caption(int64_t index, std::optional<int64_t> fp32, std::optional<int64_t> quant,
                     std::optional<int64_t> label, std::optional<double> kl) const;
@@ -132,6 +134,7 @@ private:
     PlotPanel* tracePanel_;
     QCPBars* bars_ = nullptr;
     QCPBars* worst_ = nullptr;
+    QCPBars* selectedBar_ = nullptr; // outline of the selected layer's bar
     QCPItemText* worstLabel_ = nullptr;
 
     QStringList classes_;

@@ -207,6 +207,9 @@ private slots:
         QTest::mouseClick(plot, Qt::LeftButton, {}, at);
         QCOMPARE(window->selection()->currentLayer(),
                  window->document()->model()->layerRow(t.layers[std::size_t(target)].layer));
+        // ... and outlines its bar.
+        QCOMPARE(panel()->selectedBar()->data()->size(), 1);
+        QCOMPARE(panel()->selectedBar()->data()->at(0)->key, double(target));
     }
 
     void textDataIsRefused()
