@@ -142,6 +142,7 @@ SamplesPanel::SamplesPanel(ModelDocument* doc, QuantConfigDocument* config, Laye
     row1->setSpacing(6);
     row1->addWidget(mode_);
     row1->addWidget(layer_, 1);
+    row1->addStretch(1);
     auto* row2 = new QHBoxLayout;
     row2->setContentsMargins(8, 0, 8, 2);
     row2->setSpacing(6);
@@ -165,9 +166,9 @@ SamplesPanel::SamplesPanel(ModelDocument* doc, QuantConfigDocument* config, Laye
     grid_->setSpacing(4);
     grid_->setSelectionMode(QAbstractItemView::SingleSelection);
     grid_->setToolTip(QStringLiteral("Click a sample to trace its error layer by layer"));
-    connect(grid_, &QListWidget::itemClicked, this, [this](QListWidgetItem* item) {
-        trace(item->data(SampleIndexRole).toLongLong());
-    });
+    auto traceItem = [this](QListWidgetItem* item) { trace(item->data(SampleIndexRole).toLongLong()); };
+    connect(grid_, &QListWidget::itemClicked, this, traceItem);
+    connect(grid_, &QListWidget::itemActivated, this, traceItem); // Enter on the keyboard
 
     tracePanel_ = new PlotPanel(QStringLiteral("Error along the graph"), this);
     tracePanel_->setObjectName(QStringLiteral("samplesTrace"));
