@@ -331,7 +331,8 @@ LayerInspector::LayerInspector(ModelDocument* doc, LayerSelection* selection, QW
         const LayerData* l = doc_->layer(layer_);
         if (!l)
             return QString();
-        const Histogram& h = l->weights.histogram;
+        const WeightView* view = weightView(layer_);
+        const Histogram& h = view ? view->histogram : l->weights.histogram;
         QString s = QStringLiteral("bin_lo,bin_hi,count\n");
         for (int i = 0; i < h.bins(); ++i)
             s += QStringLiteral("%1,%2,%3\n").arg(h.lo + i * h.binWidth(), 0, 'g', 9).arg(h.lo + (i + 1) * h.binWidth(), 0, 'g', 9).arg(h.counts[std::size_t(i)]);
@@ -341,7 +342,8 @@ LayerInspector::LayerInspector(ModelDocument* doc, LayerSelection* selection, QW
         const LayerData* l = doc_->layer(layer_);
         if (!l)
             return QString();
-        const ChannelRanges& c = l->weights.channels;
+        const WeightView* view = weightView(layer_);
+    const ChannelRanges& c = view ? view->channels : l->weights.channels;
         QString s = QStringLiteral("channel,min,max,abs_p99.9\n");
         for (std::size_t i = 0; i < c.min.size(); ++i)
             s += QStringLiteral("%1,%2,%3,%4\n").arg(i).arg(c.min[i], 0, 'g', 9).arg(c.max[i], 0, 'g', 9).arg(c.absP999[i], 0, 'g', 9);
@@ -364,7 +366,10 @@ LayerInspector::LayerInspector(ModelDocument* doc, LayerSelection* selection, QW
         else
             showNode(node);
     });
-    connect(doc_, &ModelDocument::modelChanged, this, [this] { showLayer(-1); });
+    connect(doc_, &ModelDocument::modelChanged, this, [this] {
+        weightViews_.clear();
+        showLayer(-1);
+    });
     connect(doc_, &ModelDocument::activationsChanged, this, [this] {
         if (layer_ >= 0) {
             drawActivations();
@@ -488,15 +493,46 @@ void LayerInspector::refresh()
         p->plot()->replot(QCustomPlot::rpImmediateRefresh);
 }
 
+void LayerInspector::setWeightView(const std::string& layer, std::shared_ptr<const WeightView> view)
+{
+    auto it = weightViews_.find(layer);
+    const WeightView* before = it == weightViews_.end() ? nullptr : it->second.get();
+    if (before == view.get())
+        return;
+    if (view)
+        weightViews_[layer] = std::move(view);
+    else
+        weightViews_.erase(layer);
+    const LayerData* l = doc_->layer(layer_);
+    if (l && l->summary.name == layer && pages_->currentIndex() == 1) {
+        drawWeights();
+        drawChannels();
+        weightPlot_->plot()->replot();
+        channelPlot_->plot()->replot();
+    }
+}
+
+const WeightView* LayerInspector::weightView(int layerRow) const
+{
+    const LayerData* l = doc_->layer(layerRow);
+    if (!l)
+        return nullptr;
+    auto it = weightViews_.find(l->summary.name);
+    return it == weightViews_.end() ? nullptr : it->second.get();
+}
+
 void LayerInspector::drawWeights()
 {
     const LayerData* l = doc_->layer(layer_);
     if (!l)
         return;
-    const TensorStats& s = l->summary.stats;
+    const WeightView* view = weightView(layer_);
+    const TensorStats& s = view ? view->stats : l->summary.stats;
+    const Histogram& h = view ? view->histogram : l->weights.histogram;
     QCustomPlot* plot = weightPlot_->plot();
-    plotHistogram(plot, l->weights.histogram, weightLog_->isChecked(), weightColor);
-    weightPlot_->setSubtitle(QStringLiteral("%1 values \u00B7 %2 bins").arg(formatCount(s.count)).arg(l->weights.histogram.bins()));
+    plotHistogram(plot, h, weightLog_->isChecked(), weightColor);
+    weightPlot_->setTitle(view ? QStringLiteral("Weights (%1)").arg(view->what) : QStringLiteral("Weights"));
+    weightPlot_->setSubtitle(QStringLiteral("%1 values \u00B7 %2 bins").arg(formatCount(s.count)).arg(h.bins()));
     weightPlot_->setFileStem(shortLayerName(l->summary.name, l->summary.op).replace(QLatin1Char('/'), QLatin1Char('_')) +
                              QStringLiteral("-weights"));
     setRows(weightTable_, {
@@ -517,7 +553,8 @@ void LayerInspector::drawChannels()
     const LayerData* l = doc_->layer(layer_);
     if (!l)
         return;
-    const ChannelRanges& c = l->weights.channels;
+    const WeightView* view = weightView(layer_);
+    const ChannelRanges& c = view ? view->channels : l->weights.channels;
     const int n = int(c.min.size());
     std::vector<int> order(static_cast<std::size_t>(n));
     std::iota(order.begin(), order.end(), 0);
@@ -608,7 +645,8 @@ void LayerInspector::drawChannels()
                                {QStringLiteral("widest channel"), n ? QString::number(widest) : dash()},
                                {QStringLiteral("widest range"), n ? formatNumber(widths[std::size_t(widest)]) : dash()},
                                {QStringLiteral("median range"), formatNumber(median)},
-                               {QStringLiteral("range ratio"), formatNumber(l->summary.stats.channelRangeRatio, 3)},
+                               {QStringLiteral("range ratio"),
+                                formatNumber(view ? view->stats.channelRangeRatio : l->summary.stats.channelRangeRatio, 3)},
                                {QStringLiteral("per-tensor |max|"), formatNumber(range)},
                            });
 }

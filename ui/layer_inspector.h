@@ -4,7 +4,13 @@
 // selection redraws in milliseconds even for layers with millions of weights.
 #pragma once
 
+#include "analysis/stats.h"
+
 #include <QWidget>
+
+#include <map>
+#include <memory>
+#include <string>
 
 class QComboBox;
 class QLabel;
@@ -18,6 +24,15 @@ struct ActivationProfile;
 }
 
 namespace qs::ui {
+
+// A layer's weight as quantization sees it where that is not the model's own tensor
+// (a conv with its BatchNormalization folded in): what the weight plot then shows.
+struct WeightView {
+    QString what; // "BN-folded"
+    Histogram histogram;
+    TensorStats stats; // channelRangeRatio included
+    ChannelRanges channels;
+};
 
 class ElidedLabel;
 class LayerSelection;
@@ -44,6 +59,10 @@ public:
     // Shows a layer (row of ModelData::layers) and replots now; -1 clears.
     void showLayer(int layerRow);
     void showNode(int node);
+    // The weight the plot shows for `layer` (a name of ModelData::layers) instead of the
+    // model's own; null goes back to the model's. Redraws when that layer is shown.
+    void setWeightView(const std::string& layer, std::shared_ptr<const WeightView> view);
+    const WeightView* weightView(int layerRow) const;
     // A panel below the plots (the what-if panel).
     void addPanel(QWidget* panel);
 
@@ -82,6 +101,7 @@ private:
     QComboBox* role_;
     OutlierPanel* outliers_;
     QVBoxLayout* plotsLayout_ = nullptr;
+    std::map<std::string, std::shared_ptr<const WeightView>> weightViews_;
 };
 
 } // namespace qs::ui

@@ -166,6 +166,11 @@ void LayerTablePanel::showRowMenu(const QPoint& pos)
             connect(a, &QAction::triggered, this, [config, rows, field, value] { config->setLayers(rows, field, value); });
         }
     }
+    if (rows.size() == 1 && !rowActions_.empty()) {
+        menu.addSeparator();
+        for (const auto& [text, action] : rowActions_)
+            connect(menu.addAction(text), &QAction::triggered, this, [row = rows.front(), action = action] { action(row); });
+    }
     menu.exec(view_->viewport()->mapToGlobal(pos));
 }
 

@@ -4,6 +4,10 @@
 
 #include <QWidget>
 
+#include <functional>
+#include <utility>
+#include <vector>
+
 class QComboBox;
 class QLabel;
 class QLineEdit;
@@ -33,6 +37,11 @@ public:
     QuantFieldDelegate* fieldDelegate() const { return fieldDelegate_; }
     // A widget under the table (the configuration's size and predicted error).
     void addFooter(QWidget* footer);
+    // An entry of the row menu when one layer is selected (e.g. "Show divergent samples").
+    void addRowAction(const QString& text, std::function<void(int layerRow)> action)
+    {
+        rowActions_.emplace_back(text, std::move(action));
+    }
     // Rows of ModelData::layers selected in the table, ascending.
     QList<int> selectedLayerRows() const;
 
@@ -59,6 +68,7 @@ private:
     QComboBox* opCombo_;
     QLabel* count_;
     QuantFieldDelegate* fieldDelegate_ = nullptr;
+    std::vector<std::pair<QString, std::function<void(int)>>> rowActions_;
 };
 
 } // namespace qs::ui

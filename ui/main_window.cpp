@@ -17,6 +17,7 @@
 #include "ui/model_document.h"
 #include "ui/quant_config_document.h"
 #include "ui/runs_workbench.h"
+#include "ui/samples_panel.h"
 #include "ui/pareto_panel.h"
 #include "ui/sensitivity_panel.h"
 #include "ui/theme.h"
@@ -107,6 +108,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     createParetoDock();
     connectOutlierProfiling();
     createWhatIf();
+    createSamplesDock();
 
     connect(inspector_, &LayerInspector::calibrateRequested, this, &MainWindow::runCalibration);
     connect(graph_, &GraphPanel::directionChanged, this, &MainWindow::relayout);
@@ -197,6 +199,27 @@ void MainWindow::createWhatIf()
     whatIf_ = new WhatIfController(doc_, jobs_, [this] { return calibrationDataSpec(); }, config_, this);
     whatIfPanel_ = new WhatIfPanel(doc_, whatIf_, inspector_);
     inspector_->addPanel(whatIfPanel_);
+}
+
+void MainWindow::createSamplesDock()
+{
+    samples_ = new SamplesPanel(doc_, config_, selection_, jobs_, this);
+    samples_->setDataSpec([this] { return calibrationDataSpec(); });
+    samplesDock_ = new QDockWidget(QStringLiteral("Samples"), this);
+    samplesDock_->setObjectName(QStringLiteral("samplesDock"));
+    samplesDock_->setWidget(samples_);
+    samplesDock_->setFeatures(tableDock_->features());
+    addDockWidget(Qt::RightDockWidgetArea, samplesDock_);
+    tabifyDockWidget(sensitivityDock_, samplesDock_);
+    inspectorDock_->raise();
+    for (QAction* a : menuBar()->actions())
+        if (a->menu() && a->text() == QStringLiteral("&View"))
+            a->menu()->insertAction(inspectorDock_->toggleViewAction(), samplesDock_->toggleViewAction());
+    table_->addRowAction(QStringLiteral("Show divergent samples"), [this](int row) {
+        samplesDock_->show();
+        samplesDock_->raise();
+        samples_->showDivergent(row);
+    });
 }
 
 void MainWindow::createDocks()

@@ -29,6 +29,7 @@ class LayerTablePanel;
 class ModelDocument;
 class QuantConfigDocument;
 class RunsWorkbench;
+class SamplesPanel;
 class SensitivityPanel;
 class ParetoPanel;
 class WhatIfController;
@@ -58,6 +59,8 @@ public:
     QDockWidget* paretoDock() const { return paretoDock_; }
     WhatIfController* whatIf() const { return whatIf_; }
     WhatIfPanel* whatIfPanel() const { return whatIfPanel_; }
+    SamplesPanel* samplesPanel() const { return samples_; }
+    QDockWidget* samplesDock() const { return samplesDock_; }
 
     // Each starts a job and returns its id (-1 when nothing was started).
     int openModel(const QString& path);
@@ -97,6 +100,7 @@ private:
     void createParetoDock();
     void connectOutlierProfiling(); // the inspector's outlier panel runs on the calibration data
     void createWhatIf();
+    void createSamplesDock(); // the samples behind the numbers; "Show divergent samples" on a layer row
     void restoreSettings();
     void saveSettings();
     void addRecent(const QString& path);
@@ -142,6 +146,8 @@ private:
     QByteArray defaultState_;
     WhatIfController* whatIf_ = nullptr;
     WhatIfPanel* whatIfPanel_ = nullptr;
+    SamplesPanel* samples_ = nullptr;
+    QDockWidget* samplesDock_ = nullptr;
 };
 
 } // namespace qs::ui

@@ -1,5 +1,6 @@
 #include "ui/whatif_controller.h"
 
+#include "analysis/weight_profile.h"
 #include "data/dataset.h"
 #include "ui/job_runner.h"
 #include "ui/model_document.h"
@@ -96,13 +97,26 @@ int WhatIfController::start(const QString& kind, const QString& title, const App
             }
             if (apply)
                 apply(*s, cancel);
-            const WhatIfSession::Snapshot snap = s->snapshot();
+            // A new session's folded weights are profiled once; later snapshots keep them.
+            const WhatIfSession::Snapshot snap = s->snapshot(!session);
             std::map<std::string, WhatIfLayerInfo> info;
             for (const auto& l : snap.layers) {
                 WhatIfLayerInfo& i = info[l.name];
                 i.input = l.input;
                 i.weight = l.weight;
                 i.weightAsStored = snap.sourceWeights.count(l.weight) > 0;
+                if (auto f = snap.foldedWeights.find(l.weight); f != snap.foldedWeights.end()) {
+                    const std::vector<float> v = f->second.toFloat();
+                    auto view = std::make_shared<WeightView>();
+                    view->what = QStringLiteral("BN-folded");
+                    view->histogram = makeHistogram(v, weightHistogramBins(int64_t(v.size())));
+                    view->stats = computeStats(v);
+                    if (!f->second.shape.empty()) {
+                        view->channels = channelRanges(v, f->second.shape, l.outAxis);
+                        view->stats.channelRangeRatio = rangeRatio(view->channels);
+                    }
+                    i.folded = std::move(view);
+                }
                 if (auto r = snap.activationRanges.find(l.input); r != snap.activationRanges.end())
                     i.activationRange = r->second;
             }
@@ -112,7 +126,12 @@ int WhatIfController::start(const QString& kind, const QString& title, const App
                     return;
                 const bool fresh = self->session_ != s;
                 self->session_ = s;
-                self->layers_ = info;
+                std::map<std::string, WhatIfLayerInfo> next = info;
+                if (!fresh)
+                    for (auto& [name, i] : next)
+                        if (auto old = self->layers_.find(name); old != self->layers_.end() && !i.folded)
+                            i.folded = old->second.folded;
+                self->layers_ = std::move(next);
                 if (!self->configDoc_)
                     self->options_.config = config;
                 if (fresh)

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "analysis/whatif.h"
+#include "ui/layer_inspector.h"
 
 #include <QObject>
 #include <QString>
@@ -25,6 +26,8 @@ class QuantConfigDocument;
 struct WhatIfLayerInfo {
     std::string input, weight;  // tensor names in the quantized graph
     bool weightAsStored = true; // false: the quantized weight is BN-folded, not the model's own
+    // When not as stored: the histogram and statistics of the folded weight that is quantized.
+    std::shared_ptr<const WeightView> folded;
     std::optional<ClipRange> activationRange; // of the current configuration
 };
 

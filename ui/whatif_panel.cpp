@@ -106,7 +106,15 @@ WhatIfPanel::WhatIfPanel(ModelDocument* doc, WhatIfController* whatIf, LayerInsp
         }
     });
     connect(inspector_, &LayerInspector::plotsRedrawn, this, &WhatIfPanel::layerShown);
-    connect(whatIf_, &WhatIfController::sessionUpdated, this, &WhatIfPanel::layerShown);
+    connect(whatIf_, &WhatIfController::sessionUpdated, this, [this] {
+        // A BN-folded conv's weight plot shows the folded tensor, the one whose range is edited.
+        if (doc_->model())
+            for (const LayerData& l : doc_->model()->layers) {
+                const WhatIfLayerInfo* info = whatIf_->layerInfo(l.summary.name);
+                inspector_->setWeightView(l.summary.name, info ? info->folded : nullptr);
+            }
+        layerShown();
+    });
     connect(whatIf_, &WhatIfController::resultReady, this, &WhatIfPanel::showResult);
     connect(whatIf_, &WhatIfController::configChanged, this, &WhatIfPanel::showKept);
     connect(whatIf_, &WhatIfController::failed, this, [this](const QString& message) {
@@ -146,8 +154,10 @@ const Histogram* WhatIfPanel::histogram(Target target) const
     const LayerData* l = doc_->layer(inspector_->shownLayer());
     if (!l)
         return nullptr;
-    if (target == Target::Weight)
-        return &l->weights.histogram;
+    if (target == Target::Weight) {
+        const WhatIfLayerInfo* info = whatIf_->layerInfo(l->summary.name);
+        return info && info->folded ? &info->folded->histogram : &l->weights.histogram;
+    }
     const auto& a = doc_->activations();
     const ActivationProfile* p = a ? a->find(l->summary.name, "input") : nullptr;
     return p ? &p->calibration.histogram : nullptr;
@@ -166,8 +176,8 @@ void WhatIfPanel::layerShown()
     if (!whatIf_->hasSession() && doc_->activations() && !whatIf_->isBusy())
         whatIf_->prepare(); // built in the background while the user looks
 
-    // Weight lines only where the weight histogram is the tensor that gets quantized.
-    const bool weightEditable = info && info->weightAsStored && !spec(Target::Weight).isFloat();
+    // Weight lines on the tensor that gets quantized: the model's own, or the BN-folded one.
+    const bool weightEditable = info && (info->weightAsStored || info->folded) && !spec(Target::Weight).isFloat();
     const auto& ranges = whatIf_->config().ranges;
     // The lines start at the current range of the tensor, and stay where the user left
     // them until that range, or the layer, changes.
@@ -181,16 +191,17 @@ void WhatIfPanel::layerShown()
     };
     if (weightEditable) {
         const auto kept = ranges.find(info->weight);
-        const TensorStats& s = l->summary.stats;
+        const TensorStats& s = info->folded ? info->folded->stats : l->summary.stats;
         place(weightEditor_, Target::Weight, kept != ranges.end() ? kept->second.first : s.min,
               kept != ranges.end() ? kept->second.second : s.max);
     }
     weightEditor_->setShown(weightEditable);
     inspector_->weightPlot()->setToolTip(
-        info && !info->weightAsStored
-            ? QStringLiteral("This layer's BatchNormalization is folded into the weight before quantization, so "
-                             "its clipping range is not edited on this (unfolded) histogram")
-            : QString());
+        info && info->folded ? QStringLiteral("This layer's BatchNormalization is folded into the weight before "
+                                              "quantization: the histogram and the clipping lines are of the folded "
+                                              "weight %1")
+                                   .arg(QString::fromStdString(info->weight))
+                             : QString());
 
     const bool input = inspector_->activationRole()->currentData().toString() == QStringLiteral("input");
     const Histogram* h = histogram(Target::Activation);

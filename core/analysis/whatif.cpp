@@ -434,7 +434,7 @@ bool WhatIfSession::setConfig(const QuantConfig& config, Progress& progress, con
     return true;
 }
 
-WhatIfSession::Snapshot WhatIfSession::snapshot()
+WhatIfSession::Snapshot WhatIfSession::snapshot(bool foldedWeights)
 {
     std::lock_guard<std::mutex> lock(mutex_);
     Snapshot s;
@@ -443,6 +443,11 @@ WhatIfSession::Snapshot WhatIfSession::snapshot()
     s.activationRanges = session_->activationRanges;
     for (const auto& [name, t] : source_.initializers)
         s.sourceWeights.insert(name);
+    if (foldedWeights)
+        for (const auto& l : s.layers)
+            if (!s.sourceWeights.count(l.weight))
+                if (const Tensor* w = session_->graph().constant(l.weight))
+                    s.foldedWeights.emplace(l.weight, *w);
     return s;
 }
 

@@ -88,8 +88,11 @@ public:
         std::vector<SessionLayer> layers;
         std::map<std::string, ClipRange> activationRanges;
         std::set<std::string> sourceWeights; // weight names of the source model (not BN-folded)
+        // With foldedWeights = true: every quantized weight that is not the source model's
+        // own (a BatchNorm-folded conv's), by name, as the session quantizes it.
+        std::map<std::string, Tensor> foldedWeights;
     };
-    Snapshot snapshot();
+    Snapshot snapshot(bool foldedWeights = false);
 
 private:
     struct Batch;

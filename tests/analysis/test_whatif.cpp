@@ -102,6 +102,7 @@ private slots:
         QTest::newRow("layer to float (res1 conv1)") << QuantConfig() << 2 << "float";
         QTest::newRow("clipped activation range (res1 conv1 input, a skip value)") << QuantConfig() << 2 << "clip-input";
         QTest::newRow("clipped weight range (head Gemm)") << QuantConfig() << 7 << "clip-weight";
+        QTest::newRow("clipped weight range (BN-folded down1 conv)") << QuantConfig() << 1 << "clip-folded-weight";
         QTest::newRow("two clipped ranges, one downstream of the other") << QuantConfig() << 1 << "clip-two";
     }
 
@@ -143,6 +144,15 @@ private slots:
             std::vector<float> v = w->toFloat();
             const auto [mn, mx] = std::minmax_element(v.begin(), v.end());
             c.setRanges[l.weight] = {*mn * 0.3f, *mx * 0.3f};
+        } else if (change == "clip-folded-weight") {
+            // The tensor quantized is the BN-folded one, not the model's initializer.
+            QCOMPARE(l.weight, l.name + ".weight_bnfolded");
+            QVERIFY(!model().constant(l.weight));
+            const Tensor* w = s.session().graph().constant(l.weight);
+            QVERIFY(w);
+            std::vector<float> v = w->toFloat();
+            const auto [mn, mx] = std::minmax_element(v.begin(), v.end());
+            c.setRanges[l.weight] = {*mn * 0.4f, *mx * 0.4f};
         } else if (change == "clip-two") {
             for (std::size_t i : {std::size_t(1), std::size_t(4)}) {
                 const ClipRange r = s.session().activationRanges.at(layers[i].input);

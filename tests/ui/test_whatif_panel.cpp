@@ -6,6 +6,7 @@
 #include "analysis/whatif.h"
 #include "data/dataset.h"
 #include "graph/onnx_import.h"
+#include "quant/session.h"
 #include "ui/job_runner.h"
 #include "ui/layer_inspector.h"
 #include "ui/main_window.h"
@@ -27,6 +28,7 @@
 #include <QUndoStack>
 #include <QtTest>
 
+#include <algorithm>
 #include <cmath>
 
 using namespace qs;
@@ -122,8 +124,8 @@ private slots:
         const ClipRange r = reference->session().activationRanges.at(window->whatIf()->layerInfo(layerName)->input);
         QCOMPARE(float(e->lo()), r.lo);
         QCOMPARE(float(e->hi()), r.hi);
-        // res1's conv weight is BN-folded: no weight lines on the unfolded histogram.
-        QVERIFY(!panel()->weightEditor()->isShown());
+        // res1's conv weight is BN-folded: the lines are on the folded weight's histogram.
+        QVERIFY(panel()->weightEditor()->isShown());
     }
 
     void settingTheRangeUpdatesTheErrorLabel()
@@ -209,6 +211,71 @@ private slots:
         sameResult(gui, reference->evaluate(c));
         QVERIFY(gui.layerSqnrDb < gui.baseLayerSqnrDb);
         QVERIFY(panel()->resultLabel()->text().contains("Top-1"));
+    }
+
+    // The weight quantized for a conv with BatchNormalization is the folded tensor: the
+    // plot shows its histogram, the lines start at its range, and a dragged range is an
+    // override of it whose what-if equals a full re-run of that configuration.
+    void foldedWeightRangeAppliesToTheQuantizedTensor()
+    {
+        const WhatIfLayerInfo* info = window->whatIf()->layerInfo(layerName);
+        QVERIFY(info && info->folded);
+        const std::string weight = info->weight; // info is replaced when the what-if job ends
+        QCOMPARE(weight, std::string(layerName) + ".weight_bnfolded");
+        const Tensor* folded = reference->session().graph().constant(weight);
+        QVERIFY(folded);
+        const std::vector<float> v = folded->toFloat();
+        const auto [mn, mx] = std::minmax_element(v.begin(), v.end());
+        const int row = window->document()->model()->layerRow(layerName);
+        // Not the model's own weight: that one has another range.
+        QVERIFY(window->document()->layer(row)->summary.stats.max != double(*mx));
+        const WeightView* view = window->inspector()->weightView(row);
+        QVERIFY(view);
+        QCOMPARE(view->histogram.counts, makeHistogram(v, int(view->histogram.counts.size())).counts);
+        QCOMPARE(view->stats.min, double(*mn));
+        const ChannelRanges ch = channelRanges(v, folded->shape, 0); // a conv's output channels
+        QCOMPARE(view->channels.min, ch.min);
+        QCOMPARE(view->channels.max, ch.max);
+        QVERIFY(window->inspector()->weightPlot()->toolTip().contains("folded"));
+        RangeEditor* e = panel()->weightEditor();
+        QVERIFY(e->isShown());
+        QCOMPARE(e->lo(), double(*mn));
+        QCOMPARE(e->hi(), double(*mx));
+        // The error label is estimated from the folded histogram.
+        e->setRange(*mn * 0.4, *mx * 0.4);
+        const TensorQuantError want = histogramQuantError(view->histogram, *mn * 0.4f, *mx * 0.4f, 8, true);
+        QCOMPARE(panel()->currentError()->mse, want.mse);
+        e->finishEdit();
+        const WhatIfResult gui = waitForResult();
+        const WhatIfChange c = *panel()->lastChange();
+        QCOMPARE(c.setRanges.size(), std::size_t(1));
+        QCOMPARE(c.setRanges.begin()->first, weight);
+        QVERIFY(std::find(gui.changedWeights.begin(), gui.changedWeights.end(), weight) != gui.changedWeights.end());
+        QVERIFY(gui.layerSqnrDb != gui.baseLayerSqnrDb);
+        sameResult(gui, reference->evaluate(c));
+        // A full re-run of the same configuration from scratch.
+        const Graph g = importOnnx(demoPath.toStdString());
+        DataOptions d;
+        d.spec = demoData;
+        d.limit = 200;
+        const Dataset data = loadDataset(d, g);
+        QuantizeOptions o = smallOptions();
+        o.config = gui.config;
+        Progress p;
+        const QuantizeResult full = quantizeModel(g, data, data, o, p, CancelToken());
+        QVERIFY(std::abs(gui.metrics.outputSqnrDb - full.sqnrDb) < 1e-6);
+        QVERIFY(std::abs(gui.metrics.kl - full.kl) < 1e-6);
+        QVERIFY(std::abs(gui.metrics.top1.value_or(-1) - full.top1.value_or(-2)) < 1e-6);
+        bool found = false;
+        for (const auto& l : full.layers)
+            if (l.name == layerName) {
+                found = true;
+                QVERIFY2(std::abs(gui.layerSqnrDb - l.outputSqnrDb) < 1e-6,
+                         qPrintable(QStringLiteral("%1 vs %2").arg(gui.layerSqnrDb).arg(l.outputSqnrDb)));
+                QVERIFY(std::abs(gui.weightSqnrDb - l.weightSqnrDb) < 1e-6);
+                QVERIFY(l.weightRange.has_value());
+            }
+        QVERIFY(found);
     }
 
     void keepRangeStoresTheOverride()
