@@ -30,6 +30,8 @@ class ModelDocument;
 class QuantConfigDocument;
 class RunsWorkbench;
 class SensitivityPanel;
+class SensitivityAgreementView;
+class CalibDiagView;
 class ParetoPanel;
 class WhatIfController;
 class WhatIfPanel;
@@ -58,6 +60,8 @@ public:
     QDockWidget* paretoDock() const { return paretoDock_; }
     WhatIfController* whatIf() const { return whatIf_; }
     WhatIfPanel* whatIfPanel() const { return whatIfPanel_; }
+    SensitivityAgreementView* agreementView() const { return agreement_; } // the sensitivity dock's Compare Metrics tab
+    CalibDiagView* calibDiagView() const { return calibDiag_; }
 
     // Each starts a job and returns its id (-1 when nothing was started).
     int openModel(const QString& path);
@@ -97,6 +101,8 @@ private:
     void createParetoDock();
     void connectOutlierProfiling(); // the inspector's outlier panel runs on the calibration data
     void createWhatIf();
+    void createSensitivityAgreement(); // Compare Metrics: a tab beside the sweep in the sensitivity dock
+    void createCalibDiagnostics();     // Analyze > Calibration Diagnostics
     void restoreSettings();
     void saveSettings();
     void addRecent(const QString& path);
@@ -142,6 +148,8 @@ private:
     QByteArray defaultState_;
     WhatIfController* whatIf_ = nullptr;
     WhatIfPanel* whatIfPanel_ = nullptr;
+    SensitivityAgreementView* agreement_ = nullptr;
+    CalibDiagView* calibDiag_ = nullptr;
 };
 
 } // namespace qs::ui
