@@ -101,7 +101,9 @@ CalibDiagView::CalibDiagView(ModelDocument* doc, JobRunner* jobs, QWidget* paren
     form->addWidget(eval_, 1, 1, 1, 2);
     form->addWidget(browse, 1, 3);
     auto* settings = new QHBoxLayout;
+    settings->setSpacing(8);
     settings->addWidget(limit_);
+    settings->addSpacing(12);
     settings->addWidget(mutedLabel(QStringLiteral("Tolerance"), this));
     settings->addWidget(tolerance_);
     settings->addStretch(1);
@@ -157,17 +159,19 @@ CalibDiagView::CalibDiagView(ModelDocument* doc, JobRunner* jobs, QWidget* paren
     shiftText_ = new QLabel(this);
     shiftText_->setObjectName(QStringLiteral("calibDiagShiftSummary"));
     shiftText_->setWordWrap(true);
+    shiftText_->setTextFormat(Qt::RichText);
     shiftText_->setTextInteractionFlags(Qt::TextSelectableByMouse);
     channels_ = new QTableWidget(0, 7, this);
     channels_->setObjectName(QStringLiteral("calibDiagChannels"));
-    channels_->setHorizontalHeaderLabels({QStringLiteral("Channel"), QStringLiteral("Cal mean"), QStringLiteral("Eval mean"),
-                                          QStringLiteral("Mean shift (\u03C3)"), QStringLiteral("Cal std"),
+    channels_->setHorizontalHeaderLabels({QStringLiteral("Ch."), QStringLiteral("Cal mean"), QStringLiteral("Eval mean"),
+                                          QStringLiteral("Shift (\u03C3)"), QStringLiteral("Cal std"),
                                           QStringLiteral("Eval std"), QStringLiteral("Std ratio")});
     channels_->verticalHeader()->hide();
     channels_->setEditTriggers(QAbstractItemView::NoEditTriggers);
     channels_->setSelectionMode(QAbstractItemView::NoSelection);
-    channels_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
-    channels_->horizontalHeader()->setStretchLastSection(true);
+    channels_->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
+    channels_->horizontalHeader()->setMinimumSectionSize(40);
+    channels_->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
     channels_->setToolTip(QStringLiteral("Model input channels after normalization; cells past a threshold are marked"));
     channels_->hide();
 
@@ -180,8 +184,8 @@ CalibDiagView::CalibDiagView(ModelDocument* doc, JobRunner* jobs, QWidget* paren
     side->addWidget(heading(QStringLiteral("Calibration vs evaluation data"), this));
     side->addWidget(banner_);
     side->addWidget(shiftText_);
-    side->addWidget(channels_, 1);
-    side->addStretch(0);
+    side->addWidget(channels_);
+    side->addStretch(1);
     auto* body = new QHBoxLayout;
     body->addWidget(chart_, 3);
     body->addLayout(side, 2);
@@ -381,13 +385,12 @@ void CalibDiagView::rebuildChart()
     const int li = shownLayer();
     if (!result_ || li < 0 || result_->sizes.empty()) {
         chart_->setMessage(QStringLiteral("Run the diagnostics to see how the ranges converge"));
-        chart_->setSubtitle(QString());
         p->replot();
         return;
     }
     chart_->setMessage(QString());
-    chart_->setSubtitle(QString::fromStdString(result_->layers[std::size_t(li)]) + QStringLiteral(" \u00B7 input ") +
-                        QString::fromStdString(result_->values[std::size_t(li)]));
+    layer_->setToolTip(QStringLiteral("The layer whose input range the chart shows; its input is %1")
+                           .arg(QString::fromStdString(result_->values[std::size_t(li)])));
     double top = result_->tolerance * 100 * 2;
     for (std::size_t ci = 0; ci < result_->calibrators.size(); ++ci) {
         const auto& c = result_->calibrators[ci];
@@ -421,7 +424,7 @@ void CalibDiagView::rebuildChart()
     recText->position->setTypeX(QCPItemPosition::ptPlotCoords);
     recText->position->setTypeY(QCPItemPosition::ptAxisRectRatio);
     recText->position->setCoords(double(result_->recommended), 0.5);
-    recText->setPositionAlignment(Qt::AlignRight | Qt::AlignVCenter);
+    recText->setPositionAlignment(Qt::AlignHCenter | Qt::AlignBottom); // rotated: left of the line
     recText->setRotation(-90);
     recText->setText(QStringLiteral("recommended %1").arg(formatCount(result_->recommended)));
     recText->setColor(theme::accent);
@@ -455,10 +458,13 @@ void CalibDiagView::showShift()
     } else {
         banner_->hide();
     }
-    shiftText_->setText(QStringLiteral("KS statistic D = %1 on %2 (%3 vs %4 values; threshold %5)%6")
-                            .arg(QString::number(s.ks, 'f', 4), QString::fromStdString(s.ksValue), formatCount(s.ksCalValues),
-                                 formatCount(s.ksEvalValues), QString::number(o.ksThreshold))
-                            .arg(s.warning ? QString() : QStringLiteral(" \u00B7 no distribution shift detected")));
+    const QString ks = QStringLiteral("KS statistic D = %1 on %2 (%3 vs %4 values; threshold %5)")
+                           .arg(QString::number(s.ks, 'f', 4), QString::fromStdString(s.ksValue).toHtmlEscaped(),
+                                formatCount(s.ksCalValues), formatCount(s.ksEvalValues), QString::number(o.ksThreshold));
+    shiftText_->setText(s.warning ? ks
+                                  : QStringLiteral("<span style='color:%1'><b>\u2713 No distribution shift detected</b></span>"
+                                                   "<br>%2")
+                                        .arg(theme::good.name(), ks));
     channels_->show();
     channels_->setRowCount(int(s.channels.size()));
     const QColor flagged(0xfd, 0xe6, 0x8a);
@@ -475,6 +481,11 @@ void CalibDiagView::showShift()
             channels_->setItem(r, col, item);
         }
     }
+    // As tall as its rows (a few input channels), at most ten of them before it scrolls.
+    int height = channels_->horizontalHeader()->sizeHint().height() + 2 * channels_->frameWidth();
+    for (int r = 0; r < std::min(channels_->rowCount(), 10); ++r)
+        height += channels_->rowHeight(r);
+    channels_->setFixedHeight(height);
 }
 
 QString CalibDiagView::chartCsv() const

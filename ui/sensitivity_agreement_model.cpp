@@ -1,6 +1,7 @@
 #include "ui/sensitivity_agreement_model.h"
 
 #include "ui/format.h"
+#include "ui/graph_layout.h"
 
 #include <QColor>
 
@@ -47,12 +48,22 @@ QString rho(double v)
 
 } // namespace
 
+QString agreementCellText(double value, double lo, double hi)
+{
+    // Digits enough to resolve the interval's width twice over, so its ends read apart from the value.
+    int digits = 3;
+    const double width = hi - lo, magnitude = std::max({std::abs(value), std::abs(lo), std::abs(hi)});
+    if (std::isfinite(width) && std::isfinite(magnitude) && width > 0)
+        digits = std::clamp(int(std::ceil(std::log10(magnitude / width))) + 2, 3, 6);
+    return QStringLiteral("%1 [%2, %3]").arg(formatNumber(value, digits), formatNumber(lo, digits), formatNumber(hi, digits));
+}
+
 QString metricTitle(const std::string& name)
 {
     if (name == "oneshot_kl")
         return QStringLiteral("One-shot KL");
     if (name == "local_sqnr_db")
-        return QStringLiteral("Local SQNR (dB)");
+        return QStringLiteral("Local SQNR dB");
     if (name == "hessian_score")
         return QStringLiteral("Hessian");
     if (name == "weight_kurtosis")
@@ -194,7 +205,7 @@ QVariant SensitivityAgreementModel::data(const QModelIndex& index, int role) con
         return li < layerRows_.size() ? layerRows_[li] : -1;
     if (index.column() == 0) {
         switch (role) {
-        case Qt::DisplayRole: return QString::fromStdString(result_->layers[li]);
+        case Qt::DisplayRole: return shortLayerName(result_->layers[li], result_->ops[li]);
         case Qt::ToolTipRole: return QStringLiteral("%1 (%2)").arg(QString::fromStdString(result_->layers[li]),
                                                                    QString::fromStdString(result_->ops[li]));
         case SortRole: return double(li);
@@ -215,7 +226,7 @@ QVariant SensitivityAgreementModel::data(const QModelIndex& index, int role) con
             return QStringLiteral("not computable");
         if (lo == v && hi == v && m.name == "weight_kurtosis")
             return formatNumber(v, 3); // needs no data: no interval to show
-        return QStringLiteral("%1 [%2, %3]").arg(formatNumber(v, 3), formatNumber(lo, 3), formatNumber(hi, 3));
+        return agreementCellText(v, lo, hi);
     case Qt::ToolTipRole:
         if (!available)
             return QStringLiteral("%1 could not be computed for this layer (e.g. it has no weight to perturb)")
@@ -255,10 +266,10 @@ QVariant SensitivityAgreementModel::headerData(int section, Qt::Orientation orie
     const MetricColumn& m = result_->metrics[std::size_t((section - 1) / 2)];
     const bool isRank = (section - 1) % 2 == 1;
     if (role == Qt::DisplayRole)
-        return isRank ? QStringLiteral("#") : metricTitle(m.name) + QStringLiteral(" [95% CI]");
+        return isRank ? QStringLiteral("#") : metricTitle(m.name);
     if (role == Qt::ToolTipRole)
         return isRank ? QStringLiteral("Rank by %1: 1 = the most sensitive layer").arg(metricTitle(m.name))
-                      : QString::fromStdString(m.summary);
+                      : QString::fromStdString(m.summary) + QStringLiteral("\nEach cell: value [95% bootstrap interval]");
     return {};
 }
 

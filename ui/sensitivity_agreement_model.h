@@ -13,7 +13,10 @@
 
 namespace qs::ui {
 
-// "One-shot KL", "Local SQNR (dB)", ... for a MetricColumn::name.
+// A cell: "0.0312 [0.024, 0.04]", "19.94 [19.75, 20.07]": 3 significant digits, more when the
+// interval is narrow against the value (up to 6).
+QString agreementCellText(double value, double lo, double hi);
+// "One-shot KL", "Local SQNR dB", ... for a MetricColumn::name.
 QString metricTitle(const std::string& name);
 // Per layer, 1 for the most sensitive by `m` (highest score); 0 where the value is unavailable (NaN).
 std::vector<int> metricRanks(const MetricColumn& m);

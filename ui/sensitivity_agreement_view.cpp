@@ -17,7 +17,6 @@
 #include <QPointer>
 #include <QPushButton>
 #include <QSpinBox>
-#include <QSplitter>
 #include <QTableView>
 #include <QTableWidget>
 #include <QThread>
@@ -145,21 +144,25 @@ SensitivityAgreementView::SensitivityAgreementView(ModelDocument* doc, QuantConf
     hf.setBold(true);
     heading->setFont(hf);
     al->addWidget(heading);
-    al->addWidget(spearman_, 1);
+    al->addWidget(spearman_);
     al->addWidget(verdict_);
-
-    auto* split = new QSplitter(Qt::Vertical, this);
-    split->addWidget(table_);
-    split->addWidget(agreement);
-    split->setStretchFactor(0, 3);
-    split->setStretchFactor(1, 2);
+    auto* legend = mutedLabel(QStringLiteral("Each cell: value [95% bootstrap interval] \u00B7 # rank, 1 = most sensitive "
+                                             "\u00B7 click a row to select the layer"),
+                              this);
+    legend->setWordWrap(true);
+    auto* tableBox = new QVBoxLayout;
+    tableBox->setContentsMargins(8, 0, 8, 0);
+    tableBox->setSpacing(2);
+    tableBox->addWidget(legend);
+    tableBox->addWidget(table_, 1);
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(0, 0, 0, 4);
     layout->setSpacing(2);
     layout->addLayout(controls);
     layout->addLayout(progressRow);
     layout->addLayout(statusRow);
-    layout->addWidget(split, 1);
+    layout->addLayout(tableBox, 1);
+    layout->addWidget(agreement);
 
     connect(run_, &QPushButton::clicked, this, [this] { start(); });
     connect(progress_, &JobProgressRow::finished, this, [this](JobOutcome outcome, const QString& message) {
@@ -317,6 +320,11 @@ void SensitivityAgreementView::fillSpearman()
             }
             spearman_->setItem(i, j, item);
         }
+    // As tall as its rows: the verdict sits right under it.
+    int height = spearman_->horizontalHeader()->sizeHint().height() + 2 * spearman_->frameWidth();
+    for (int i = 0; i < n; ++i)
+        height += spearman_->verticalHeader()->sectionSizeHint(i);
+    spearman_->setFixedHeight(n ? height : spearman_->horizontalHeader()->sizeHint().height() + 2 * spearman_->frameWidth());
     verdict_->setText(r ? agreementVerdict(*r) : QString());
     verdict_->setVisible(r != nullptr);
 }

@@ -136,7 +136,7 @@ private slots:
         QVERIFY(d.shift);
         QVERIFY(!d.shift->warning);
         QVERIFY(!view->shiftWarningShown());
-        QVERIFY(view->shiftSummary()->text().contains(QStringLiteral("no distribution shift detected")));
+        QVERIFY(view->shiftSummary()->text().contains(QStringLiteral("No distribution shift detected")));
         QCOMPARE(view->channelTable()->rowCount(), int(d.shift->channels.size()));
         QVERIFY(screenshotOk(QStringLiteral("calib-diagnostics-noshift.png")));
     }
@@ -154,6 +154,7 @@ private slots:
         QVERIFY(run());
         const CalibDiagnostics d = direct(shifted);
         QVERIFY(d.shift && d.shift->warning);
+        QVERIFY(!view->shiftSummary()->text().contains(QStringLiteral("No distribution shift")));
         QVERIFY(view->shiftWarningShown());
         QVERIFY(view->shiftBanner()->isVisible());
         for (const auto& reason : d.shift->reasons)

@@ -96,7 +96,9 @@ private slots:
         QCOMPARE(m->metricCount(), 4);
         QCOMPARE(m->metricCount(), int(direct.metrics.size()));
         for (int row = 0; row < m->rowCount(); ++row) {
-            QCOMPARE(m->index(row, 0).data().toString(), QString::fromStdString(direct.layers[std::size_t(row)]));
+            QCOMPARE(m->index(row, 0).data(Qt::ToolTipRole).toString(),
+                     QStringLiteral("%1 (%2)").arg(QString::fromStdString(direct.layers[std::size_t(row)]),
+                                                   QString::fromStdString(direct.ops[std::size_t(row)])));
             QCOMPARE(m->index(row, 0).data(SensitivityAgreementModel::LayerRowRole).toInt(),
                      window->document()->model()->layerRow(direct.layers[std::size_t(row)]));
             for (int k = 0; k < m->metricCount(); ++k) {
@@ -111,8 +113,7 @@ private slots:
                 QVERIFY(same(hi, c.hi[std::size_t(row)]));
                 if (c.name != "weight_kurtosis" && std::isfinite(v)) {
                     QVERIFY(lo <= v + 1e-12 && v <= hi + 1e-12);
-                    QCOMPARE(cell.data().toString(), QStringLiteral("%1 [%2, %3]").arg(formatNumber(v, 3), formatNumber(lo, 3),
-                                                                                       formatNumber(hi, 3)));
+                    QCOMPARE(cell.data().toString(), agreementCellText(v, lo, hi));
                 }
             }
         }
@@ -141,7 +142,15 @@ private slots:
             }
         QCOMPARE(view->verdictLabel()->text(), agreementVerdict(direct));
         QVERIFY(!view->verdictLabel()->text().isEmpty());
-        QVERIFY(qs::test::screenshot(window.get(), QStringLiteral("sensitivity-agreement.png")));
+        if (!qEnvironmentVariable("QS_SCREENSHOT_DIR").isEmpty()) { // the dock floated wide enough for every column
+            QDockWidget* dock = window->sensitivityDock();
+            dock->setFloating(true);
+            dock->resize(1180, 640);
+            QTest::qWait(100);
+            QVERIFY(qs::test::screenshot(dock, QStringLiteral("sensitivity-agreement.png")));
+            dock->setFloating(false);
+            QTest::qWait(50);
+        }
     }
 
     void sortsAndSelects()
@@ -196,7 +205,7 @@ private slots:
         proxy.setSortRole(SensitivityAgreementModel::SortRole);
         for (Qt::SortOrder order : {Qt::AscendingOrder, Qt::DescendingOrder}) {
             proxy.sort(SensitivityAgreementModel::valueColumn(1), order);
-            QCOMPARE(proxy.index(2, 0).data().toString(), QStringLiteral("b"));
+            QCOMPARE(proxy.index(2, 0).data(SensitivityAgreementModel::LayerRowRole).toInt(), 1);
         }
         // The verdict leaves the incomplete metric out and says so; the complete two agree.
         const QString verdict = agreementVerdict(*r);
@@ -205,6 +214,28 @@ private slots:
         // Disagreement in words.
         r->spearman = {{1, 0.5, 0.2}, {0.5, 1, 0.5}, {0.2, 0.5, 1}};
         QVERIFY2(agreementVerdict(*r).startsWith(QStringLiteral("No two metrics agree")), qPrintable(agreementVerdict(*r)));
+    }
+
+    void cellText_data()
+    {
+        QTest::addColumn<double>("value");
+        QTest::addColumn<double>("lo");
+        QTest::addColumn<double>("hi");
+        QTest::addColumn<QString>("text");
+        QTest::newRow("wide") << 0.0312 << 0.024 << 0.04 << QStringLiteral("0.0312 [0.024, 0.04]");
+        QTest::newRow("narrow") << 19.94 << 19.75 << 20.07 << QStringLiteral("19.94 [19.75, 20.07]");
+        QTest::newRow("tiny") << 0.00163 << 0.000605 << 0.00256 << QStringLiteral("0.00163 [0.000605, 0.00256]");
+        QTest::newRow("no width") << 4.265 << 4.265 << 4.265 << QStringLiteral("4.26 [4.26, 4.26]");
+        QTest::newRow("capped") << 1.0 << 1.0 - 1e-9 << 1.0 + 1e-9 << QStringLiteral("1 [1, 1]");
+    }
+
+    void cellText()
+    {
+        QFETCH(double, value);
+        QFETCH(double, lo);
+        QFETCH(double, hi);
+        QFETCH(QString, text);
+        QCOMPARE(agreementCellText(value, lo, hi), text);
     }
 
     void verdictGroups()
