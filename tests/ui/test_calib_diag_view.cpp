@@ -3,6 +3,7 @@
 // direct call computes, one convergence curve per calibrator for the slowest layer with
 // the tolerance line; an evaluation set of inverted images raises the shift banner with
 // the core's reasons, the calibration data themselves do not; Cancel stops within a second.
+#include "support/job_cancel.h"
 #include "support/studio_window.h"
 #include "ui/calib_diag_view.h"
 #include "ui/format.h"
@@ -170,23 +171,13 @@ private slots:
         view->limitSpin()->setValue(1000);
         view->evalEdit()->clear();
         QSignalSpy finished(view, &CalibDiagView::diagnosisFinished);
-        QSignalSpy progress(window->jobs(), &JobRunner::jobProgress);
         const int job = view->start();
         QVERIFY(job > 0);
-        for (int i = 0; i < 600; ++i) {
-            if (!progress.isEmpty() && progress.back().at(1).toDouble() > 0.05)
-                break;
-            progress.wait(100);
-        }
-        QVERIFY(window->jobs()->isRunning(job));
-        QElapsedTimer clock;
-        clock.start();
-        QTest::mouseClick(view->progressRow()->cancelButton(), Qt::LeftButton);
-        QVERIFY(!window->jobs()->isRunning(job));
+        QString why;
+        const double ms = qs::test::cancelByButton(window->jobs(), view->progressRow(), job, 0.05, &why);
+        QVERIFY2(ms >= 0, qPrintable(why));
         QCOMPARE(finished.count(), 1);
         QCOMPARE(finished.front().front().toBool(), false);
-        QVERIFY(window->jobs()->waitForWorkers(5000));
-        const double ms = double(clock.nsecsElapsed()) * 1e-6;
         qInfo("calibration diagnostics stopped %.0f ms after Cancel", ms);
         QVERIFY2(ms < 1000, qPrintable(QStringLiteral("%1 ms").arg(ms)));
         QVERIFY(view->runButton()->isEnabled());

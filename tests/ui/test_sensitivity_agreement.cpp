@@ -4,6 +4,7 @@
 // unavailable cells last, a row click selects the layer everywhere and the window's
 // selection selects the row, a metric that cannot be computed says so instead of 0,
 // and Cancel stops the job within a second.
+#include "support/job_cancel.h"
 #include "support/studio_window.h"
 #include "ui/format.h"
 #include "ui/job_progress_row.h"
@@ -255,24 +256,13 @@ private slots:
         view->limitSpin()->setValue(512);
         view->bootstrapSpin()->setValue(200);
         QSignalSpy finished(view, &SensitivityAgreementView::comparisonFinished);
-        QSignalSpy progress(window->jobs(), &JobRunner::jobProgress);
         const int job = view->start();
         QVERIFY(job > 0);
-        // Wait until the measurement itself runs (past loading the data).
-        for (int i = 0; i < 600; ++i) {
-            if (!progress.isEmpty() && progress.back().at(1).toDouble() > 0.03)
-                break;
-            progress.wait(100);
-        }
-        QVERIFY(window->jobs()->isRunning(job));
-        QElapsedTimer clock;
-        clock.start();
-        QTest::mouseClick(view->progressRow()->cancelButton(), Qt::LeftButton);
-        QVERIFY(!window->jobs()->isRunning(job));
+        QString why;
+        const double ms = qs::test::cancelByButton(window->jobs(), view->progressRow(), job, 0.03, &why);
+        QVERIFY2(ms >= 0, qPrintable(why));
         QCOMPARE(finished.count(), 1);
         QCOMPARE(finished.front().front().toBool(), false);
-        QVERIFY(window->jobs()->waitForWorkers(5000));
-        const double ms = double(clock.nsecsElapsed()) * 1e-6;
         qInfo("metric comparison stopped %.0f ms after Cancel", ms);
         QVERIFY2(ms < 1000, qPrintable(QStringLiteral("%1 ms").arg(ms)));
         QVERIFY(view->statusLabel()->text().startsWith(QStringLiteral("Cancelled")));
