@@ -197,14 +197,12 @@ CalibDiagView::CalibDiagView(ModelDocument* doc, JobRunner* jobs, QWidget* paren
     layout->addLayout(body, 1);
 
     connect(progress_, &JobProgressRow::finished, this, [this](JobOutcome outcome, const QString& message) {
-        job_ = -1;
         if (outcome == JobOutcome::Cancelled)
             status_->setText(QStringLiteral("Cancelled."));
         else if (outcome == JobOutcome::Failed)
             status_->setText(QStringLiteral("Failed: %1").arg(message));
         updateControls();
-        if (outcome != JobOutcome::Done)
-            emit diagnosisFinished(false);
+        emit diagnosisFinished(outcome == JobOutcome::Done);
     });
     connect(doc_, &ModelDocument::modelChanged, this, [this] {
         jobs_->cancelKind(QStringLiteral("calib-diag"));
@@ -232,13 +230,12 @@ CalibDiagOptions CalibDiagView::currentOptions() const
 
 bool CalibDiagView::isRunning() const
 {
-    return job_ >= 0 && jobs_->isRunning(job_);
+    return progress_->isRunning();
 }
 
 void CalibDiagView::cancel()
 {
-    if (isRunning())
-        jobs_->cancel(job_);
+    progress_->cancel();
 }
 
 void CalibDiagView::updateControls()
@@ -272,7 +269,7 @@ int CalibDiagView::start()
     const std::string evalPath = eval_->text().trimmed().toStdString();
     const int generation = doc_->generation();
     QPointer<CalibDiagView> self(this);
-    job_ = jobs_->start(
+    const int job = progress_->start(
         QStringLiteral("calib-diag"), QStringLiteral("Calibration diagnostics of %1").arg(model->displayName()),
         [self, model, opts, spec, evalPath, generation](Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
             progress.report(0, "loading data");
@@ -292,18 +289,13 @@ int CalibDiagView::start()
             auto r = std::make_shared<const CalibDiagnostics>(
                 diagnoseCalibration(*model->graph, calib, eval ? &*eval : nullptr, opts, sub, cancel));
             return [self, r, generation] {
-                if (!self || self->doc_->generation() != generation)
-                    return;
-                self->job_ = -1;
-                self->showResult(r);
-                self->updateControls();
-                emit self->diagnosisFinished(true);
+                if (self && self->doc_->generation() == generation)
+                    self->showResult(r);
             };
         });
-    progress_->track(job_);
     status_->setText(QStringLiteral("Collecting ranges on up to %1 samples\u2026").arg(opts.limit));
     updateControls();
-    return job_;
+    return job;
 }
 
 int CalibDiagView::shownLayer() const

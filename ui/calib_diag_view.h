@@ -93,7 +93,6 @@ private:
     QLabel* banner_;
     QLabel* shiftText_;
     QTableWidget* channels_;
-    int job_ = -1;
 };
 
 } // namespace qs::ui

@@ -31,10 +31,7 @@ JobProgressRow::JobProgressRow(JobRunner* jobs, QWidget* parent) : QWidget(paren
     layout->addWidget(eta_);
     layout->addWidget(cancel_);
 
-    connect(cancel_, &QPushButton::clicked, this, [this] {
-        if (isRunning())
-            jobs_->cancel(job_);
-    });
+    connect(cancel_, &QPushButton::clicked, this, &JobProgressRow::cancel);
     connect(jobs_, &JobRunner::jobProgress, this, [this](int id, double fraction, const QString& stage, double eta) {
         if (id != job_)
             return;
@@ -58,6 +55,19 @@ JobProgressRow::JobProgressRow(JobRunner* jobs, QWidget* parent) : QWidget(paren
                                                                  : QStringLiteral("failed"));
                 emit finished(outcome, message);
             });
+}
+
+int JobProgressRow::start(const QString& kind, const QString& title, JobRunner::Work work)
+{
+    const int id = jobs_->start(kind, title, std::move(work));
+    track(id);
+    return id;
+}
+
+void JobProgressRow::cancel()
+{
+    if (isRunning())
+        jobs_->cancel(job_);
 }
 
 void JobProgressRow::track(int id)

@@ -18,8 +18,11 @@ class JobProgressRow : public QWidget {
 public:
     explicit JobProgressRow(JobRunner* jobs, QWidget* parent = nullptr);
 
+    // Starts `work` on the runner (JobRunner::start) and follows it; returns the job id.
+    int start(const QString& kind, const QString& title, JobRunner::Work work);
     // Follows job `id` (a JobRunner id) until it finishes; -1 follows nothing.
     void track(int id);
+    void cancel(); // the followed job, if it runs
     int job() const { return job_; }
     bool isRunning() const;
 
@@ -28,7 +31,8 @@ public:
     QPushButton* cancelButton() const { return cancel_; }
 
 signals:
-    // The tracked job ended; `message` is the runner's (the error text when Failed).
+    // The followed job ended, after a finished job delivered its result; `message` is the
+    // runner's (the error text when Failed).
     void finished(qs::ui::JobOutcome outcome, const QString& message);
 
 private:

@@ -12,18 +12,30 @@
 namespace qs::ui {
 namespace {
 
-// How a metric reads inside a sentence.
+struct MetricNames {
+    const char* name;   // MetricColumn::name
+    const char* title;  // a column header
+    const char* phrase; // inside a sentence
+};
+constexpr MetricNames kMetricNames[] = {
+    {"oneshot_kl", "One-shot KL", "one-shot KL"},
+    {"local_sqnr_db", "Local SQNR dB", "local SQNR"},
+    {"hessian_score", "Hessian", "Hessian"},
+    {"weight_kurtosis", "Kurtosis", "weight kurtosis"},
+};
+
+const MetricNames* namesOf(const std::string& name)
+{
+    for (const auto& n : kMetricNames)
+        if (name == n.name)
+            return &n;
+    return nullptr;
+}
+
 QString metricPhrase(const std::string& name)
 {
-    if (name == "oneshot_kl")
-        return QStringLiteral("one-shot KL");
-    if (name == "local_sqnr_db")
-        return QStringLiteral("local SQNR");
-    if (name == "hessian_score")
-        return QStringLiteral("Hessian");
-    if (name == "weight_kurtosis")
-        return QStringLiteral("weight kurtosis");
-    return QString::fromStdString(name);
+    const MetricNames* n = namesOf(name);
+    return n ? QString::fromLatin1(n->phrase) : QString::fromStdString(name);
 }
 
 QString capitalized(QString s)
@@ -60,15 +72,8 @@ QString agreementCellText(double value, double lo, double hi)
 
 QString metricTitle(const std::string& name)
 {
-    if (name == "oneshot_kl")
-        return QStringLiteral("One-shot KL");
-    if (name == "local_sqnr_db")
-        return QStringLiteral("Local SQNR dB");
-    if (name == "hessian_score")
-        return QStringLiteral("Hessian");
-    if (name == "weight_kurtosis")
-        return QStringLiteral("Kurtosis");
-    return QString::fromStdString(name);
+    const MetricNames* n = namesOf(name);
+    return n ? QString::fromLatin1(n->title) : QString::fromStdString(name);
 }
 
 std::vector<int> metricRanks(const MetricColumn& m)

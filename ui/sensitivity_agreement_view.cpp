@@ -166,14 +166,12 @@ SensitivityAgreementView::SensitivityAgreementView(ModelDocument* doc, QuantConf
 
     connect(run_, &QPushButton::clicked, this, [this] { start(); });
     connect(progress_, &JobProgressRow::finished, this, [this](JobOutcome outcome, const QString& message) {
-        job_ = -1;
         if (outcome == JobOutcome::Cancelled)
             status_->setText(QStringLiteral("Cancelled: no comparison (intervals from part of the batches would mislead)."));
         else if (outcome == JobOutcome::Failed)
             status_->setText(QStringLiteral("Failed: %1").arg(message));
         updateControls();
-        if (outcome != JobOutcome::Done)
-            emit comparisonFinished(false);
+        emit comparisonFinished(outcome == JobOutcome::Done);
     });
     connect(table_->selectionModel(), &QItemSelectionModel::currentRowChanged, this, [this](const QModelIndex& current) {
         if (syncing_ || !current.isValid())
@@ -212,7 +210,7 @@ MetricsOptions SensitivityAgreementView::currentOptions() const
 
 bool SensitivityAgreementView::isRunning() const
 {
-    return job_ >= 0 && jobs_->isRunning(job_);
+    return progress_->isRunning();
 }
 
 const SensitivityAgreement* SensitivityAgreementView::result() const
@@ -222,8 +220,7 @@ const SensitivityAgreement* SensitivityAgreementView::result() const
 
 void SensitivityAgreementView::cancel()
 {
-    if (isRunning())
-        jobs_->cancel(job_);
+    progress_->cancel();
 }
 
 void SensitivityAgreementView::updateControls()
@@ -244,7 +241,7 @@ int SensitivityAgreementView::start()
     const std::string spec = (dataSpec_ ? dataSpec_() : QStringLiteral("random:64")).toStdString();
     const int generation = doc_->generation();
     QPointer<SensitivityAgreementView> self(this);
-    job_ = jobs_->start(
+    const int job = progress_->start(
         QStringLiteral("sensitivity-agreement"), QStringLiteral("Comparing sensitivity metrics of %1").arg(model->displayName()),
         [self, model, opts, spec, generation](Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
             progress.report(0, "loading data");
@@ -257,18 +254,13 @@ int SensitivityAgreementView::start()
             auto r = std::make_shared<const SensitivityAgreement>(
                 measureSensitivityAgreement(*model->graph, data, opts, sub, cancel));
             return [self, r, generation] {
-                if (!self || self->doc_->generation() != generation)
-                    return;
-                self->job_ = -1;
-                self->showResult(r);
-                self->updateControls();
-                emit self->comparisonFinished(true);
+                if (self && self->doc_->generation() == generation)
+                    self->showResult(r);
             };
         });
-    progress_->track(job_);
     status_->setText(QStringLiteral("Measuring %1 samples at %2 bits\u2026").arg(opts.limit).arg(opts.bits));
     updateControls();
-    return job_;
+    return job;
 }
 
 void SensitivityAgreementView::showResult(std::shared_ptr<const SensitivityAgreement> r)

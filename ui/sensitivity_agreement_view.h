@@ -81,7 +81,6 @@ private:
     QTableView* table_;
     QTableWidget* spearman_;
     QLabel* verdict_;
-    int job_ = -1;
     bool syncing_ = false;
 };
 
