@@ -20,6 +20,8 @@
 #include "ui/samples_panel.h"
 #include "ui/pareto_panel.h"
 #include "ui/sensitivity_panel.h"
+#include "ui/sensitivity_agreement_view.h"
+#include "ui/calib_diag_view.h"
 #include "ui/theme.h"
 #include "ui/whatif_controller.h"
 #include "ui/whatif_panel.h"
@@ -46,6 +48,7 @@
 #include <QPointer>
 #include <QSettings>
 #include <QStatusBar>
+#include <QTabWidget>
 #include <QTableView>
 #include <QThread>
 #include <QToolBar>
@@ -109,6 +112,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     connectOutlierProfiling();
     createWhatIf();
     createSamplesDock();
+    createSensitivityAgreement();
+    createCalibDiagnostics();
 
     connect(inspector_, &LayerInspector::calibrateRequested, this, &MainWindow::runCalibration);
     connect(graph_, &GraphPanel::directionChanged, this, &MainWindow::relayout);
@@ -220,6 +225,51 @@ void MainWindow::createSamplesDock()
         samplesDock_->raise();
         samples_->showDivergent(row);
     });
+}
+
+void MainWindow::createSensitivityAgreement()
+{
+    agreement_ = new SensitivityAgreementView(doc_, config_, selection_, jobs_, this);
+    agreement_->setDataSpec([this] { return calibrationDataSpec(); });
+    // The sweep and the metric comparison share the dock as two tabs.
+    auto* tabs = new QTabWidget(sensitivityDock_);
+    tabs->setObjectName(QStringLiteral("sensitivityTabs"));
+    tabs->setDocumentMode(true);
+    tabs->addTab(sensitivity_, QStringLiteral("Sweep"));
+    tabs->addTab(agreement_, QStringLiteral("Compare Metrics"));
+    sensitivityDock_->setWidget(tabs);
+
+    QAction* compare = new QAction(QStringLiteral("Compare Sensitivity &Metrics"), this);
+    compare->setObjectName(QStringLiteral("compareMetricsAction"));
+    compare->setToolTip(QStringLiteral("One-shot KL, local SQNR, Hessian and kurtosis per layer with 95% intervals, and "
+                                       "how far they agree"));
+    connect(compare, &QAction::triggered, this, [this, tabs] {
+        sensitivityDock_->show();
+        sensitivityDock_->raise();
+        tabs->setCurrentWidget(agreement_);
+        agreement_->start();
+    });
+    for (QAction* a : menuBar()->actions())
+        if (a->menu() && a->text() == QStringLiteral("&Analyze"))
+            a->menu()->insertAction(cancelAction_, compare);
+}
+
+void MainWindow::createCalibDiagnostics()
+{
+    calibDiag_ = new CalibDiagView(doc_, jobs_, this);
+    calibDiag_->setDataSpec([this] { return calibrationDataSpec(); });
+    QAction* diag = new QAction(QStringLiteral("Calibration &Diagnostics\u2026"), this);
+    diag->setObjectName(QStringLiteral("calibDiagAction"));
+    diag->setToolTip(QStringLiteral("How many calibration samples the ranges need, and whether the calibration data "
+                                    "look like the evaluation data"));
+    connect(diag, &QAction::triggered, this, [this] {
+        calibDiag_->show();
+        calibDiag_->raise();
+        calibDiag_->activateWindow();
+    });
+    for (QAction* a : menuBar()->actions())
+        if (a->menu() && a->text() == QStringLiteral("&Analyze"))
+            a->menu()->insertAction(cancelAction_, diag);
 }
 
 void MainWindow::createDocks()

@@ -31,6 +31,8 @@ class QuantConfigDocument;
 class RunsWorkbench;
 class SamplesPanel;
 class SensitivityPanel;
+class SensitivityAgreementView;
+class CalibDiagView;
 class ParetoPanel;
 class WhatIfController;
 class WhatIfPanel;
@@ -61,6 +63,8 @@ public:
     WhatIfPanel* whatIfPanel() const { return whatIfPanel_; }
     SamplesPanel* samplesPanel() const { return samples_; }
     QDockWidget* samplesDock() const { return samplesDock_; }
+    SensitivityAgreementView* agreementView() const { return agreement_; } // the sensitivity dock's Compare Metrics tab
+    CalibDiagView* calibDiagView() const { return calibDiag_; }
 
     // Each starts a job and returns its id (-1 when nothing was started).
     int openModel(const QString& path);
@@ -101,6 +105,8 @@ private:
     void connectOutlierProfiling(); // the inspector's outlier panel runs on the calibration data
     void createWhatIf();
     void createSamplesDock(); // the samples behind the numbers; "Show divergent samples" on a layer row
+    void createSensitivityAgreement(); // Compare Metrics: a tab beside the sweep in the sensitivity dock
+    void createCalibDiagnostics();     // Analyze > Calibration Diagnostics
     void restoreSettings();
     void saveSettings();
     void addRecent(const QString& path);
@@ -148,6 +154,8 @@ private:
     WhatIfPanel* whatIfPanel_ = nullptr;
     SamplesPanel* samples_ = nullptr;
     QDockWidget* samplesDock_ = nullptr;
+    SensitivityAgreementView* agreement_ = nullptr;
+    CalibDiagView* calibDiag_ = nullptr;
 };
 
 } // namespace qs::ui

@@ -180,8 +180,10 @@ CalibDiagnostics diagnoseCalibration(const Graph& graph, const Dataset& calib, c
         std::vector<std::vector<ClipRange>> perCal;
         for (const auto& c : cals) {
             std::vector<ClipRange> r;
-            for (const auto& v : out.values)
+            for (const auto& v : out.values) {
+                cancel.check(); // a search (entropy, MSE) per layer is the longest step between batches
                 r.push_back(c.choose(observers.at(v).calibration(), options.bits, options.symmetric, c.defaultParam));
+            }
             perCal.push_back(std::move(r));
         }
         snap.push_back(std::move(perCal));
