@@ -31,6 +31,7 @@ class QuantConfigDocument;
 class RunsWorkbench;
 class SensitivityPanel;
 class ParetoPanel;
+class PrecisionBoundaryOverlay;
 class WhatIfController;
 class WhatIfPanel;
 
@@ -58,6 +59,8 @@ public:
     QDockWidget* paretoDock() const { return paretoDock_; }
     WhatIfController* whatIf() const { return whatIf_; }
     WhatIfPanel* whatIfPanel() const { return whatIfPanel_; }
+    PrecisionBoundaryOverlay* boundaryOverlay() const { return boundaries_; }
+    QAction* boundaryAction() const { return boundaryAction_; }
 
     // Each starts a job and returns its id (-1 when nothing was started).
     int openModel(const QString& path);
@@ -97,6 +100,7 @@ private:
     void createParetoDock();
     void connectOutlierProfiling(); // the inspector's outlier panel runs on the calibration data
     void createWhatIf();
+    void createLatencyViews(); // the Pareto panel's latency profile: its data, and boundaries on the graph
     void restoreSettings();
     void saveSettings();
     void addRecent(const QString& path);
@@ -142,6 +146,8 @@ private:
     QByteArray defaultState_;
     WhatIfController* whatIf_ = nullptr;
     WhatIfPanel* whatIfPanel_ = nullptr;
+    PrecisionBoundaryOverlay* boundaries_ = nullptr;
+    QAction* boundaryAction_ = nullptr;
 };
 
 } // namespace qs::ui
