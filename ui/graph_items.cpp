@@ -8,6 +8,8 @@
 #include <QPainter>
 #include <QStyleOptionGraphicsItem>
 
+#include <cmath>
+
 namespace qs::ui {
 namespace {
 
@@ -196,13 +198,20 @@ void EdgeItem::paint(QPainter* p, const QStyleOptionGraphicsItem*, QWidget*)
     }
 }
 
-EdgeLabelItem::EdgeLabelItem(const QString& text, const QPointF& center) : text_(text)
+QPointF EdgeItem::labelCenter(const QSizeF& size) const
+{
+    const double angle = edge_.path.angleAtPercent(0.5); // degrees, counter-clockwise
+    const bool horizontal = std::abs(std::sin(angle * M_PI / 180.0)) < 0.7;
+    const QPointF mid = midpoint();
+    return horizontal ? mid - QPointF(0, size.height() / 2 + 3) : mid + QPointF(size.width() / 2 + 4, 0);
+}
+
+EdgeLabelItem::EdgeLabelItem(const QString& text) : text_(text)
 {
     static const QFont font = theme::graphTextFont();
     const QFontMetricsF fm(font);
     const QSizeF size(fm.horizontalAdvance(text_) + 10, fm.height() + 4);
     rect_ = QRectF(QPointF(-size.width() / 2, -size.height() / 2), size);
-    setPos(center);
     setZValue(4);
 }
 

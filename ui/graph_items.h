@@ -62,6 +62,9 @@ public:
     void setMark(bool on, const QString& tooltip);
     bool isMarked() const { return marked_; }
     QPointF midpoint() const { return edge_.path.pointAtPercent(0.5); }
+    // Where a label of `size` sits beside the edge's middle without hiding it: above a
+    // horizontal edge, right of a vertical one.
+    QPointF labelCenter(const QSizeF& size) const;
 
 private:
     GraphLayout::Edge edge_;
@@ -74,7 +77,9 @@ private:
 class EdgeLabelItem : public QGraphicsItem {
 public:
     enum { Type = UserType + 3 };
-    EdgeLabelItem(const QString& text, const QPointF& center);
+    explicit EdgeLabelItem(const QString& text);
+    void setCenter(const QPointF& center) { setPos(center); }
+    QSizeF size() const { return rect_.size(); }
 
     int type() const override { return Type; }
     QRectF boundingRect() const override;

@@ -31,7 +31,7 @@ QSize GraphLegend::sizeHint() const
     QFont bold = font();
     bold.setBold(true); // the title is drawn bold
     const int w = std::max({QFontMetrics(bold).horizontalAdvance(title_) + 24, fm.horizontalAdvance(unavailable_) + 24,
-                            fm.horizontalAdvance(note_) + 38, 190});
+                            fm.horizontalAdvance(note_) + 52, 190});
     const int noteHeight = note_.isEmpty() ? 0 : fm.height() + 6;
     return {w, (unavailable_.isEmpty() ? fm.height() * 2 + 30 : fm.height() * 2 + 18) + noteHeight};
 }

@@ -187,7 +187,8 @@ void GraphView::applyMarks()
             continue;
         e->setMark(true, m.tooltip);
         if (!m.label.isEmpty()) {
-            auto* label = new EdgeLabelItem(m.label, e->midpoint());
+            auto* label = new EdgeLabelItem(m.label);
+            label->setCenter(e->labelCenter(label->size()));
             label->setToolTip(m.tooltip);
             scene_->addItem(label);
             markLabels_.push_back(label);

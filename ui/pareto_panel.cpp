@@ -128,8 +128,8 @@ ParetoPanel::ParetoPanel(ModelDocument* doc, QuantConfigDocument* config, JobRun
     threads_ = new QSpinBox(this);
     threads_->setObjectName(QStringLiteral("paretoLatencyThreads"));
     threads_->setRange(0, 256);
+    threads_->setPrefix(QStringLiteral("threads "));
     threads_->setSpecialValueText(QStringLiteral("all threads"));
-    threads_->setSuffix(QStringLiteral(" threads"));
     threads_->setToolTip(QStringLiteral("oneDNN threads the latency is measured with (0: all cores)"));
     remeasure_ = new QPushButton(QStringLiteral("Remeasure"), this);
     remeasure_->setObjectName(QStringLiteral("paretoRemeasure"));
@@ -425,6 +425,10 @@ void ParetoPanel::updateAxisLabels()
 {
     QCustomPlot* p = panel_->plot();
     const bool latency = axis_ == CostAxis::Latency;
+    if (latency)
+        measuredGraph_->removeFromLegend(); // runs are sized, not timed
+    else if (!p->legend->hasItemWithPlottable(measuredGraph_))
+        measuredGraph_->addToLegend();
     panel_->setTitle(latency ? QStringLiteral("Mixed precision: predicted error vs measured latency")
                              : QStringLiteral("Mixed precision: predicted error vs size"));
     p->xAxis->setLabel(latency ? QStringLiteral("predicted latency (ms per batch of %1, measured on this CPU)")
@@ -590,6 +594,9 @@ void ParetoPanel::redraw()
     // Axes around everything drawn, the current marker included.
     updateCurrent();
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+    if (latency ? budgetMsSet_ : budgetSet_) { // the budget line stays in view
+        x0 = x1 = budgetValue();
+    }
     for (QCPGraph* g : {frontGraph_, measuredGraph_, current_})
         for (auto it = g->data()->constBegin(); it != g->data()->constEnd(); ++it) {
             x0 = std::min(x0, it->key);
@@ -756,12 +763,14 @@ void ParetoPanel::updateBudget()
     }
     const FrontPoint& b = front_[std::size_t(best_)];
     bestGraph_->addData(costOf(best_), b.predictedSqnrDb);
+    const QString predicted = std::isfinite(b.predictedSqnrDb) ? QStringLiteral("%1 dB").arg(b.predictedSqnrDb, 0, 'f', 1)
+                                                               : QStringLiteral("no error (all float)");
     if (latency) {
         const std::size_t int8 = int8Layers(b).size();
-        summary_->setText(QStringLiteral("Best within <b>%1 ms</b>: %2 ms, predicted <b>%3 dB</b>, %4 of %5 layers in INT8")
+        summary_->setText(QStringLiteral("Best within <b>%1 ms</b>: %2 ms, predicted <b>%3</b>, %4 of %5 layers in INT8")
                               .arg(budget, 0, 'f', 3)
                               .arg(costOf(best_), 0, 'f', 3)
-                              .arg(b.predictedSqnrDb, 0, 'f', 1)
+                              .arg(predicted)
                               .arg(int8)
                               .arg(b.bits.size()));
     } else {

@@ -49,6 +49,11 @@ int kernelEnd(const Graph& g, int node)
 
 } // namespace
 
+QString msText(double ms)
+{
+    return QString::number(ms, 'g', 3); // crossings of small tensors take well under a microsecond
+}
+
 std::vector<BoundaryMark> boundaryMarks(const Graph& graph, const GraphLayout& layout, const LatencyProfile& profile,
     const LayerLinks& links, const std::set<std::string>& int8)
 {
@@ -128,20 +133,19 @@ void PrecisionBoundaryOverlay::update()
             e.from = m.edges[i].first;
             e.to = m.edges[i].second;
             // One crossing may sit on several edges (an output read twice): its cost is labelled once.
-            e.label = i == 0 ? QStringLiteral("%1 %2 ms").arg(q ? QStringLiteral("Q") : QStringLiteral("DQ"))
-                                   .arg(m.ms, 0, 'f', 3)
+            e.label = i == 0 ? QStringLiteral("%1 %2 ms").arg(q ? QStringLiteral("Q") : QStringLiteral("DQ"), msText(m.ms))
                              : QString();
             e.tooltip = QStringLiteral("<b>%1</b> %2 of <b>%3</b>: %4 ms measured")
                             .arg(q ? QStringLiteral("Quantize") : QStringLiteral("Dequantize"),
                                  q ? QStringLiteral("float \u2192 INT8 at the input") : QStringLiteral("INT8 \u2192 float at the output"),
                                  layer.toHtmlEscaped())
-                            .arg(m.ms, 0, 'f', 4);
+                            .arg(msText(m.ms));
             edges.push_back(e);
         }
     }
     QString note;
     if (enabled_ && profile_ && links_)
-        note = QStringLiteral("Boundary cost %1 ms (%2 crossings)").arg(totalMs(), 0, 'f', 3).arg(marks_.size());
+        note = QStringLiteral("Boundary cost %1 ms (%2 crossings)").arg(msText(totalMs())).arg(marks_.size());
     view_->setEdgeMarks(std::move(edges), note);
     emit marksChanged();
 }

@@ -40,6 +40,9 @@ struct BoundaryMark {
 std::vector<BoundaryMark> boundaryMarks(const Graph& graph, const GraphLayout& layout, const LatencyProfile& profile,
     const LayerLinks& links, const std::set<std::string>& int8);
 
+// A cost in ms as the marks and the legend show it: three significant digits.
+QString msText(double ms);
+
 class PrecisionBoundaryOverlay : public QObject {
     Q_OBJECT
 public:
