@@ -10,6 +10,7 @@
 #include "graph/graph.h"
 #include "quant/session.h"
 #include "support/studio_window.h"
+#include "support/synthetic_sensitivity.h"
 #include "ui/graph_items.h"
 #include "ui/graph_legend.h"
 #include "ui/graph_panel.h"
@@ -52,23 +53,6 @@ LatencyOptions quickOptions()
     return o;
 }
 
-// Curves with layers of different tolerance, as a weight sweep would give them.
-std::shared_ptr<SensitivityResult> syntheticSensitivity(const std::vector<std::string>& layers)
-{
-    auto s = std::make_shared<SensitivityResult>();
-    int k = 0;
-    for (const auto& name : layers) {
-        LayerSensitivity l;
-        l.layer = name;
-        const double base = 4.0 + 3.0 * (k++ % 4);
-        l.byBits[2].sqnrDb = base;
-        l.byBits[4].sqnrDb = base + 12;
-        l.byBits[8].sqnrDb = base + 36;
-        s->layers.push_back(l);
-    }
-    return s;
-}
-
 } // namespace
 
 class TestLatencyPareto : public QObject {
@@ -92,7 +76,7 @@ class TestLatencyPareto : public QObject {
         window->paretoDock()->show();
         window->paretoDock()->raise();
         QSignalSpy front(pareto, &ParetoPanel::frontChanged);
-        config->setSensitivity(syntheticSensitivity(config->layerNames()));
+        config->setSensitivity(qs::test::syntheticSensitivity(config->layerNames()));
         return front.wait(10000);
     }
 
