@@ -185,7 +185,7 @@ ParetoPanel::ParetoPanel(ModelDocument* doc, QuantConfigDocument* config, JobRun
     table_->sortByColumn(-1, Qt::AscendingOrder); // graph order until a header is clicked
     table_->setSelectionBehavior(QAbstractItemView::SelectRows);
     table_->verticalHeader()->hide();
-    table_->horizontalHeader()->setStretchLastSection(true);
+    table_->horizontalHeader()->setSectionResizeMode(LatencyTableModel::Layer, QHeaderView::Stretch);
     table_->setAlternatingRowColors(true);
     tabs_ = new QTabWidget(this);
     tabs_->setObjectName(QStringLiteral("paretoTabs"));

@@ -31,6 +31,7 @@
 #include <QElapsedTimer>
 #include <QLabel>
 #include <QSignalSpy>
+#include <QTabWidget>
 #include <QTableView>
 #include <QTemporaryDir>
 #include <QUndoStack>
@@ -379,6 +380,11 @@ private slots:
         for (int r = 1; r < m->rowCount(); ++r)
             QVERIFY(m->index(r - 1, LatencyTableModel::Fp32Ms).data(LatencyTableModel::SortRole).toDouble() >=
                     m->index(r, LatencyTableModel::Fp32Ms).data(LatencyTableModel::SortRole).toDouble());
+        auto* tabs = pareto->findChild<QTabWidget*>(QStringLiteral("paretoTabs"));
+        QVERIFY(tabs && tabs->indexOf(table) >= 0);
+        tabs->setCurrentWidget(table);
+        QVERIFY(qs::test::screenshot(window->paretoDock(), QStringLiteral("pareto-latency-table.png")));
+        tabs->setCurrentIndex(0);
     }
 
     void measurementCancelsWithinASecond()
