@@ -8,7 +8,20 @@
 #include <QPainter>
 #include <QStyleOptionGraphicsItem>
 
+#include <cmath>
+
 namespace qs::ui {
+namespace {
+
+// Precision boundaries: a magenta no layer colour scale uses.
+const QColor boundaryColor(0xc0, 0x26, 0xd3);
+
+} // namespace
+
+QColor edgeMarkColor()
+{
+    return boundaryColor;
+}
 
 NodeItem::NodeItem(const GraphLayout::Box& box, int boxIndex, bool isLayer)
     : box_(box), index_(boxIndex), isLayer_(isLayer)
@@ -156,10 +169,26 @@ void EdgeItem::setHighlighted(bool on)
     update();
 }
 
+void EdgeItem::setMark(bool on, const QString& tooltip)
+{
+    setToolTip(tooltip);
+    if (marked_ == on)
+        return;
+    marked_ = on;
+    setZValue(on ? 2 : highlighted_ ? 2 : 0);
+    update();
+}
+
 void EdgeItem::paint(QPainter* p, const QStyleOptionGraphicsItem*, QWidget*)
 {
-    const QColor c = highlighted_ ? theme::accent : theme::edge;
-    p->setPen(QPen(c, highlighted_ ? 1.8 : 1.1));
+    const QColor c = highlighted_ ? theme::accent : marked_ ? boundaryColor : theme::edge;
+    if (marked_) { // a wide translucent band under the line: visible when zoomed out
+        QColor band = boundaryColor;
+        band.setAlpha(70);
+        p->setPen(QPen(band, 7, Qt::SolidLine, Qt::RoundCap));
+        p->drawPath(edge_.path);
+    }
+    p->setPen(QPen(c, highlighted_ || marked_ ? 1.8 : 1.1));
     p->setBrush(Qt::NoBrush);
     p->drawPath(edge_.path);
     if (!arrow_.isEmpty()) {
@@ -167,6 +196,39 @@ void EdgeItem::paint(QPainter* p, const QStyleOptionGraphicsItem*, QWidget*)
         p->setBrush(c);
         p->drawPolygon(arrow_);
     }
+}
+
+QPointF EdgeItem::labelCenter(const QSizeF& size) const
+{
+    const double angle = edge_.path.angleAtPercent(0.5); // degrees, counter-clockwise
+    const bool horizontal = std::abs(std::sin(angle * M_PI / 180.0)) < 0.7;
+    const QPointF mid = midpoint();
+    return horizontal ? mid - QPointF(0, size.height() / 2 + 3) : mid + QPointF(size.width() / 2 + 4, 0);
+}
+
+EdgeLabelItem::EdgeLabelItem(const QString& text) : text_(text)
+{
+    static const QFont font = theme::graphTextFont();
+    const QFontMetricsF fm(font);
+    const QSizeF size(fm.horizontalAdvance(text_) + 10, fm.height() + 4);
+    rect_ = QRectF(QPointF(-size.width() / 2, -size.height() / 2), size);
+    setZValue(4);
+}
+
+QRectF EdgeLabelItem::boundingRect() const
+{
+    return rect_.adjusted(-1, -1, 1, 1);
+}
+
+void EdgeLabelItem::paint(QPainter* p, const QStyleOptionGraphicsItem*, QWidget*)
+{
+    static const QFont font = theme::graphTextFont();
+    p->setPen(QPen(boundaryColor, 1));
+    p->setBrush(QColor(255, 250, 240));
+    p->drawRoundedRect(rect_, 4, 4);
+    p->setFont(font);
+    p->setPen(boundaryColor.darker(140));
+    p->drawText(rect_, Qt::AlignCenter, text_);
 }
 
 } // namespace qs::ui

@@ -8,6 +8,9 @@
 
 namespace qs::ui {
 
+// The colour of marked edges (precision boundaries), for their key in the legend too.
+QColor edgeMarkColor();
+
 class NodeItem : public QGraphicsItem {
 public:
     enum { Type = UserType + 1 };
@@ -55,12 +58,37 @@ public:
     int from() const { return edge_.from; }
     int to() const { return edge_.to; }
     void setHighlighted(bool on);
+    // Marked: drawn thick in the boundary colour, with `tooltip`.
+    void setMark(bool on, const QString& tooltip);
+    bool isMarked() const { return marked_; }
+    QPointF midpoint() const { return edge_.path.pointAtPercent(0.5); }
+    // Where a label of `size` sits beside the edge's middle without hiding it: above a
+    // horizontal edge, right of a vertical one.
+    QPointF labelCenter(const QSizeF& size) const;
 
 private:
     GraphLayout::Edge edge_;
     QPolygonF arrow_;
     QRectF bounds_;
-    bool highlighted_ = false;
+    bool highlighted_ = false, marked_ = false;
+};
+
+// A short label on an edge (a boundary's cost), centred on a scene point, above the boxes.
+class EdgeLabelItem : public QGraphicsItem {
+public:
+    enum { Type = UserType + 3 };
+    explicit EdgeLabelItem(const QString& text);
+    void setCenter(const QPointF& center) { setPos(center); }
+    QSizeF size() const { return rect_.size(); }
+
+    int type() const override { return Type; }
+    QRectF boundingRect() const override;
+    void paint(QPainter* painter, const QStyleOptionGraphicsItem* option, QWidget* widget) override;
+    QString text() const { return text_; }
+
+private:
+    QString text_;
+    QRectF rect_;
 };
 
 } // namespace qs::ui

@@ -1,5 +1,6 @@
 #include "ui/graph_legend.h"
 
+#include "ui/graph_items.h"
 #include "ui/theme.h"
 
 #include <QPainter>
@@ -29,8 +30,19 @@ QSize GraphLegend::sizeHint() const
     const QFontMetrics fm(font());
     QFont bold = font();
     bold.setBold(true); // the title is drawn bold
-    const int w = std::max({QFontMetrics(bold).horizontalAdvance(title_) + 24, fm.horizontalAdvance(unavailable_) + 24, 190});
-    return {w, unavailable_.isEmpty() ? fm.height() * 2 + 30 : fm.height() * 2 + 18};
+    const int w = std::max({QFontMetrics(bold).horizontalAdvance(title_) + 24, fm.horizontalAdvance(unavailable_) + 24,
+                            fm.horizontalAdvance(note_) + 52, 190});
+    const int noteHeight = note_.isEmpty() ? 0 : fm.height() + 6;
+    return {w, (unavailable_.isEmpty() ? fm.height() * 2 + 30 : fm.height() * 2 + 18) + noteHeight};
+}
+
+void GraphLegend::setNote(const QString& note)
+{
+    if (note_ == note)
+        return;
+    note_ = note;
+    resize(sizeHint());
+    update();
 }
 
 void GraphLegend::paintEvent(QPaintEvent*)
@@ -48,6 +60,13 @@ void GraphLegend::paintEvent(QPaintEvent*)
     p.setPen(theme::text);
     p.drawText(QRectF(10, 6, r.width() - 20, fm.height()), Qt::AlignLeft | Qt::AlignVCenter, title_);
     p.setFont(font());
+    if (!note_.isEmpty()) { // the last line, with a swatch of the boundary colour
+        const QRectF line(10, r.height() - fm.height() - 7, r.width() - 20, fm.height());
+        p.setPen(QPen(edgeMarkColor(), 3, Qt::SolidLine, Qt::RoundCap));
+        p.drawLine(QPointF(line.left(), line.center().y()), QPointF(line.left() + 16, line.center().y()));
+        p.setPen(theme::text);
+        p.drawText(line.adjusted(22, 0, 0, 0), Qt::AlignLeft | Qt::AlignVCenter, note_);
+    }
     if (!unavailable_.isEmpty()) {
         p.setPen(theme::mutedText);
         p.drawText(QRectF(10, 8 + fm.height(), r.width() - 20, fm.height()), Qt::AlignLeft | Qt::AlignVCenter,

@@ -14,13 +14,16 @@ public:
     // `unavailable` explains why nothing is coloured (e.g. "run calibration first").
     void setScale(const QString& title, const ColorScale& scale, const QString& loText, const QString& hiText,
                   const QString& unavailable = {});
+    // A line under the scale (e.g. the precision boundaries' total cost); empty: none.
+    void setNote(const QString& note);
+    QString note() const { return note_; }
     QSize sizeHint() const override;
 
 protected:
     void paintEvent(QPaintEvent* event) override;
 
 private:
-    QString title_, lo_, hi_, unavailable_;
+    QString title_, lo_, hi_, unavailable_, note_;
     ColorScale scale_;
 };
 

@@ -74,6 +74,7 @@ void GraphView::rebuild()
     scene_->clear();
     nodes_.clear();
     edges_.clear();
+    markLabels_.clear();
     const auto& layout = doc_->layout();
     const auto& model = doc_->model();
     if (!layout || !model) {
@@ -109,6 +110,8 @@ void GraphView::rebuild()
     }
     const QRectF bounds = layout->bounds.adjusted(-40, -40, 40, 40);
     scene_->setSceneRect(bounds);
+    markLabels_.clear(); // scene_->clear() deleted them
+    applyMarks();
     recolor();
     legend_->show();
     placeLegend();
@@ -151,6 +154,46 @@ void GraphView::recolor()
         title += QStringLiteral(" \u00B7 SQNR dB at %1 bits").arg(s->sensitivityBits);
     legend_->setScale(title, scale, formatMetric(metric_, scale.lo()), formatMetric(metric_, scale.hi()), why);
     placeLegend();
+}
+
+void GraphView::setEdgeMarks(std::vector<EdgeMark> marks, const QString& legendNote)
+{
+    marks_ = std::move(marks);
+    legend_->setNote(legendNote);
+    applyMarks();
+    placeLegend();
+}
+
+EdgeItem* GraphView::edgeItem(int from, int to) const
+{
+    for (EdgeItem* e : edges_)
+        if (e->from() == from && e->to() == to)
+            return e;
+    return nullptr;
+}
+
+void GraphView::applyMarks()
+{
+    for (QGraphicsItem* label : markLabels_) {
+        scene_->removeItem(label);
+        delete label;
+    }
+    markLabels_.clear();
+    for (EdgeItem* e : edges_)
+        e->setMark(false, QString());
+    for (const EdgeMark& m : marks_) {
+        EdgeItem* e = edgeItem(m.from, m.to);
+        if (!e)
+            continue;
+        e->setMark(true, m.tooltip);
+        if (!m.label.isEmpty()) {
+            auto* label = new EdgeLabelItem(m.label);
+            label->setCenter(e->labelCenter(label->size()));
+            label->setToolTip(m.tooltip);
+            scene_->addItem(label);
+            markLabels_.push_back(label);
+        }
+    }
 }
 
 NodeItem* GraphView::itemForNode(int node) const

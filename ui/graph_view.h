@@ -8,6 +8,8 @@
 
 #include <vector>
 
+class QGraphicsItem;
+
 namespace qs::ui {
 
 class EdgeItem;
@@ -20,6 +22,17 @@ class GraphView : public QGraphicsView {
     Q_OBJECT
 public:
     GraphView(ModelDocument* doc, LayerSelection* selection, QWidget* parent = nullptr);
+
+    // An edge drawn as a mark (e.g. a precision boundary): highlighted, with an optional
+    // label at its middle and a tooltip. Marks outlive rebuilds of the scene.
+    struct EdgeMark {
+        int from = -1, to = -1; // layout boxes
+        QString label, tooltip;
+    };
+    void setEdgeMarks(std::vector<EdgeMark> marks, const QString& legendNote);
+    const std::vector<EdgeMark>& edgeMarks() const { return marks_; }
+    EdgeItem* edgeItem(int from, int to) const;
+    GraphLegend* legend() const { return legend_; }
 
     void setColorMetric(LayerMetric m);
     LayerMetric colorMetric() const { return metric_; }
@@ -52,6 +65,7 @@ private:
     void recolor();
     void showCurrent(int node, bool scroll);
     void placeLegend();
+    void applyMarks();
 
     ModelDocument* doc_;
     LayerSelection* selection_;
@@ -59,6 +73,8 @@ private:
     GraphLegend* legend_;
     std::vector<NodeItem*> nodes_;   // by box index
     std::vector<EdgeItem*> edges_;
+    std::vector<EdgeMark> marks_;
+    std::vector<QGraphicsItem*> markLabels_;
     LayerMetric metric_ = LayerMetric::WeightKurtosis;
     QPoint pressPos_;
     bool fitted_ = false;

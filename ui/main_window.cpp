@@ -19,6 +19,7 @@
 #include "ui/runs_workbench.h"
 #include "ui/samples_panel.h"
 #include "ui/pareto_panel.h"
+#include "ui/precision_boundaries.h"
 #include "ui/sensitivity_panel.h"
 #include "ui/sensitivity_agreement_view.h"
 #include "ui/calib_diag_view.h"
@@ -114,6 +115,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     createSamplesDock();
     createSensitivityAgreement();
     createCalibDiagnostics();
+    createLatencyViews();
 
     connect(inspector_, &LayerInspector::calibrateRequested, this, &MainWindow::runCalibration);
     connect(graph_, &GraphPanel::directionChanged, this, &MainWindow::relayout);
@@ -452,6 +454,30 @@ void MainWindow::createParetoDock()
         if (a->menu() && a->text() == QStringLiteral("&View"))
             a->menu()->insertAction(inspectorDock_->toggleViewAction(), paretoDock_->toggleViewAction());
     connect(this, &MainWindow::storedResultsLoaded, pareto_, &ParetoPanel::reloadMeasured);
+}
+
+void MainWindow::createLatencyViews()
+{
+    pareto_->setDataSpec([this] { return calibrationDataSpec(); });
+    boundaries_ = new PrecisionBoundaryOverlay(graph_->view(), doc_, config_, this);
+    connect(pareto_, &ParetoPanel::latencyProfileChanged, boundaries_,
+            [this] { boundaries_->setProfile(pareto_->latencyProfile(), pareto_->latencyLinks()); });
+    boundaryAction_ = new QAction(QStringLiteral("Precision &Boundaries on the Graph"), this);
+    boundaryAction_->setObjectName(QStringLiteral("boundaryAction"));
+    boundaryAction_->setCheckable(true);
+    boundaryAction_->setChecked(boundaries_->isEnabled());
+    boundaryAction_->setToolTip(QStringLiteral("Mark where the configuration quantizes into or dequantizes out of INT8, "
+                                               "with each crossing's measured cost (needs the latency profile)"));
+    connect(boundaryAction_, &QAction::toggled, boundaries_, &PrecisionBoundaryOverlay::setEnabled);
+    connect(boundaryAction_, &QAction::triggered, this, [this](bool on) {
+        if (on && !pareto_->latencyProfile() && !pareto_->isMeasuring())
+            pareto_->requestProfile(); // the marks need it; the Pareto panel keeps it
+    });
+    for (QAction* a : menuBar()->actions())
+        if (a->menu() && a->text() == QStringLiteral("&View")) {
+            a->menu()->addSeparator();
+            a->menu()->addAction(boundaryAction_);
+        }
 }
 
 void MainWindow::createMenus()

@@ -34,6 +34,7 @@ class SensitivityPanel;
 class SensitivityAgreementView;
 class CalibDiagView;
 class ParetoPanel;
+class PrecisionBoundaryOverlay;
 class WhatIfController;
 class WhatIfPanel;
 
@@ -65,6 +66,8 @@ public:
     QDockWidget* samplesDock() const { return samplesDock_; }
     SensitivityAgreementView* agreementView() const { return agreement_; } // the sensitivity dock's Compare Metrics tab
     CalibDiagView* calibDiagView() const { return calibDiag_; }
+    PrecisionBoundaryOverlay* boundaryOverlay() const { return boundaries_; }
+    QAction* boundaryAction() const { return boundaryAction_; }
 
     // Each starts a job and returns its id (-1 when nothing was started).
     int openModel(const QString& path);
@@ -107,6 +110,7 @@ private:
     void createSamplesDock(); // the samples behind the numbers; "Show divergent samples" on a layer row
     void createSensitivityAgreement(); // Compare Metrics: a tab beside the sweep in the sensitivity dock
     void createCalibDiagnostics();     // Analyze > Calibration Diagnostics
+    void createLatencyViews(); // the Pareto panel's latency profile: its data, and boundaries on the graph
     void restoreSettings();
     void saveSettings();
     void addRecent(const QString& path);
@@ -156,6 +160,8 @@ private:
     QDockWidget* samplesDock_ = nullptr;
     SensitivityAgreementView* agreement_ = nullptr;
     CalibDiagView* calibDiag_ = nullptr;
+    PrecisionBoundaryOverlay* boundaries_ = nullptr;
+    QAction* boundaryAction_ = nullptr;
 };
 
 } // namespace qs::ui

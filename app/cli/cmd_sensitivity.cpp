@@ -10,6 +10,7 @@
 
 #include "analysis/bit_budget.h"
 #include "analysis/latency.h"
+#include "analysis/latency_front.h"
 #include "analysis/mixed_precision.h"
 #include "analysis/sensitivity.h"
 #include "analysis/sensitivity_metrics.h"
@@ -380,15 +381,6 @@ int runMixed(const std::vector<std::string>& argv)
         Progress lp = progress.sub(0.6, 0.7);
         latency = latencyFromArgs(args, "latency-batch", graph, path, latencyCached, lp, cancel);
     }
-    // The noise of a layer's 8-bit input, from its activation curve (none without one).
-    auto inputNoise = [&](const std::string& layer) {
-        for (const auto& x : actSens->layers)
-            if (x.layer == layer)
-                return std::max(0.0, layerNoise(x, 8));
-        return 0.0;
-    };
-    constexpr double kNsPerMs = 1e6; // latency costs are integer nanoseconds
-
     // Per-layer options: predicted noise from the one-shot SQNR, exact stored sizes
     // (or measured latencies, with a float option per layer that can leave INT8).
     QuantizeOptions qo;
@@ -399,46 +391,16 @@ int runMixed(const std::vector<std::string>& argv)
     const LayerLinks links = layerLinks(session.graph());
     std::vector<LayerOptions> layers = mixedLayerOptions(sizes, sens, so.bits, so.base, byAverage);
     int64_t totalElements = 0;
-    for (std::size_t li = 0; li < layers.size(); ++li) {
-        LayerOptions& lo = layers[li];
+    for (const LayerOptions& lo : layers)
         totalElements += lo.elements;
-        if (!byLatency)
-            continue;
-        // The latency axis: each INT8 option costs the layer's measured INT8 time and adds the
-        // 8-bit input's noise; a float option per layer can leave INT8, paying the boundary.
-        const LayerLatency* lat = nullptr;
-        for (const auto& x : latency.layers)
-            if (x.layer == lo.layer)
-                lat = &x;
-        if (!lat)
-            fail("layer ", quoted(lo.layer), " is not in the latency profile of ", path, "; measure again (--remeasure)");
-        if (!lat->int8Ms)
-            lo.options.clear(); // no INT8 kernel: the layer stays float
-        for (BitOption& o : lo.options) {
-            o.cost = int64_t(std::llround(*lat->int8Ms * kNsPerMs));
-            o.noise += inputNoise(lo.layer);
-            o.int8 = true;
-        }
-        QuantSpec floatSpec = so.base.forLayer(lo.layer).value_or(so.base.defaults).weight;
-        floatSpec.bits = 32;
-        BitOption f;
-        f.bits = 32;
-        for (const auto& shape : sizes.layers)
-            if (shape.layer == lo.layer)
-                f.sizeBits = sizes.layerBits(shape, floatSpec);
-        f.cost = int64_t(std::llround(lat->fp32Ms * kNsPerMs));
-        lo.options.push_back(f);
-        lo.enterCost = int64_t(std::llround(lat->quantizeMs.value_or(0) * kNsPerMs));
-        lo.exitCost = int64_t(std::llround(lat->dequantizeMs.value_or(0) * kNsPerMs));
-        lo.linkedToPrevious = li > 0 && li < links.producers.size() && links.producers[li].count(li - 1) &&
-                              links.layers[li] == lo.layer;
-    }
+    if (byLatency)
+        layers = latencyLayerOptions(std::move(layers), sizes, latency, links, so.base, inputNoiseAt8(*actSens));
     MixedConstraints c;
     c.allowedBits = std::set<int>(so.bits.begin(), so.bits.end());
     c.minBits = args.intValue("min-bits", 2);
-    c.maxBits = args.intValue("max-bits", byLatency ? 32 : 8);
+    c.maxBits = args.intValue("max-bits", byLatency ? kFloatBits : 8);
     if (byLatency)
-        c.allowedBits.insert(32);
+        c = withFloatOption(c);
     if (auto pins = args.value("pin")) { // layer=bits,layer=bits
         std::string item;
         for (char ch : *pins + ",") {
@@ -455,8 +417,8 @@ int runMixed(const std::vector<std::string>& argv)
     }
     std::vector<FrontPoint> front = paretoFront(constrain(layers, c));
     // Latency cost: the layers' own kernels and crossings; the other kernels are fixed.
-    auto latencyMsOf = [&](const FrontPoint& p) { return double(p.cost) / kNsPerMs + latency.otherMs; };
-    const int64_t budget = byLatency ? int64_t(std::floor((args.doubleValue("budget-ms", 0) - latency.otherMs) * kNsPerMs))
+    auto latencyMsOf = [&](const FrontPoint& p) { return chainLatencyMs(latency, p); };
+    const int64_t budget = byLatency ? latencyBudgetCost(latency, args.doubleValue("budget-ms", 0))
         : byAverage                  ? int64_t(std::floor(std::stod(*args.value("budget-bits")) * double(totalElements)))
                                      : int64_t(std::stoll(*args.value("budget-bytes"))) * 8;
     std::optional<FrontPoint> chosen = bestWithin(front, budget);
@@ -467,17 +429,7 @@ int runMixed(const std::vector<std::string>& argv)
                         : str(front.front().sizeBits / 8, " bytes"),
             ")");
 
-    auto configFor = [&](const FrontPoint& p) {
-        std::map<std::string, int> intBits;
-        for (const auto& [layer, bits] : p.bits)
-            if (bits < 16) // else the float option of the latency axis: excluded below
-                intBits[layer] = bits;
-        QuantConfig cfg = configForBits(so.base, intBits);
-        for (const auto& [layer, bits] : p.bits)
-            if (bits >= 16)
-                cfg.excluded.insert(layer);
-        return cfg;
-    };
+    auto configFor = [&](const FrontPoint& p) { return configForPoint(so.base, p); };
 
     // Verify K points spread over the front (always including the chosen one) for real.
     const int verify = args.intValue("verify", 0);
@@ -526,11 +478,7 @@ int runMixed(const std::vector<std::string>& argv)
     auto pointJson = [&](const FrontPoint& p) {
         nlohmann::json latencyJson = nullptr;
         if (byLatency) {
-            std::set<std::string> int8;
-            for (const auto& [layer, bits] : p.bits)
-                if (bits < 16)
-                    int8.insert(layer);
-            latencyJson = {{"chain_ms", latencyMsOf(p)}, {"graph_ms", predictLatencyMs(latency, links, int8)}};
+            latencyJson = {{"chain_ms", latencyMsOf(p)}, {"graph_ms", predictLatencyMs(latency, links, int8Layers(p))}};
         }
         return nlohmann::json {{"size_bits", p.sizeBits}, {"average_bits", p.averageBits},
             {"predicted", num(p.predictedSqnrDb)}, {"latency_ms", latencyJson},

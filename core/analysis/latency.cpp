@@ -245,7 +245,11 @@ LayerLinks layerLinks(const Graph& g)
     return links;
 }
 
-double predictLatencyMs(const LatencyProfile& profile, const LayerLinks& links, const std::set<std::string>& int8)
+namespace {
+
+// The profile's row of every layer of `links` (same order); throws naming a missing one.
+std::vector<const LayerLatency*> profileRows(const LatencyProfile& profile, const LayerLinks& links,
+    const std::set<std::string>& int8)
 {
     std::map<std::string, const LayerLatency*> byName;
     for (const auto& l : profile.layers)
@@ -253,17 +257,32 @@ double predictLatencyMs(const LatencyProfile& profile, const LayerLinks& links, 
     for (const auto& name : int8)
         if (!byName.count(name))
             fail("latency: layer ", quoted(name), " is not in the latency profile");
-    double ms = profile.otherMs;
-    for (std::size_t li = 0; li < links.layers.size(); ++li) {
-        auto it = byName.find(links.layers[li]);
+    std::vector<const LayerLatency*> rows;
+    for (const auto& name : links.layers) {
+        auto it = byName.find(name);
         if (it == byName.end())
-            fail("latency: layer ", quoted(links.layers[li]), " is not in the latency profile");
-        const LayerLatency& l = *it->second;
-        if (!int8.count(l.layer) || !l.int8Ms) {
-            ms += l.fp32Ms;
+            fail("latency: layer ", quoted(name), " is not in the latency profile");
+        rows.push_back(it->second);
+    }
+    return rows;
+}
+
+bool runsInt8(const LayerLatency& l, const std::set<std::string>& int8)
+{
+    return int8.count(l.layer) && l.int8Ms;
+}
+
+} // namespace
+
+std::vector<PrecisionBoundary> precisionBoundaries(const LatencyProfile& profile, const LayerLinks& links,
+    const std::set<std::string>& int8)
+{
+    const std::vector<const LayerLatency*> rows = profileRows(profile, links, int8);
+    std::vector<PrecisionBoundary> out;
+    for (std::size_t li = 0; li < rows.size(); ++li) {
+        const LayerLatency& l = *rows[li];
+        if (!runsInt8(l, int8))
             continue;
-        }
-        ms += *l.int8Ms;
         auto isInt8 = [&](std::size_t k) { return int8.count(links.layers[k]) != 0; };
         bool allIn = !links.floatIn[li] && !links.producers[li].empty();
         for (std::size_t p : links.producers[li])
@@ -272,10 +291,20 @@ double predictLatencyMs(const LatencyProfile& profile, const LayerLinks& links, 
         for (std::size_t c : links.consumers[li])
             allOut = allOut && isInt8(c);
         if (!allIn)
-            ms += l.quantizeMs.value_or(0);
+            out.push_back({li, PrecisionBoundary::Kind::Quantize, l.quantizeMs.value_or(0)});
         if (!allOut)
-            ms += l.dequantizeMs.value_or(0);
+            out.push_back({li, PrecisionBoundary::Kind::Dequantize, l.dequantizeMs.value_or(0)});
     }
+    return out;
+}
+
+double predictLatencyMs(const LatencyProfile& profile, const LayerLinks& links, const std::set<std::string>& int8)
+{
+    double ms = profile.otherMs;
+    for (const LayerLatency* l : profileRows(profile, links, int8))
+        ms += runsInt8(*l, int8) ? *l->int8Ms : l->fp32Ms;
+    for (const PrecisionBoundary& b : precisionBoundaries(profile, links, int8))
+        ms += b.ms;
     return ms;
 }
 

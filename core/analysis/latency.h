@@ -59,4 +59,18 @@ LayerLinks layerLinks(const Graph& graph);
 // kernels. Layers of `links` missing from `profile` are an error naming them.
 double predictLatencyMs(const LatencyProfile& profile, const LayerLinks& links, const std::set<std::string>& int8);
 
+// One crossing between precisions predictLatencyMs() counts: the quantize at an INT8
+// layer's input or the dequantize at its output, with its measured cost.
+struct PrecisionBoundary {
+    enum class Kind { Quantize, Dequantize };
+    std::size_t layer = 0; // index into LayerLinks::layers
+    Kind kind = Kind::Quantize;
+    double ms = 0;
+};
+// The crossings of `int8` in graph order (a layer's quantize before its dequantize). A
+// layer of `int8` without an INT8 kernel in `profile` runs in float and has none; layers
+// of `links` missing from `profile` are an error naming them.
+std::vector<PrecisionBoundary> precisionBoundaries(const LatencyProfile& profile, const LayerLinks& links,
+    const std::set<std::string>& int8);
+
 } // namespace qs

@@ -6,6 +6,7 @@
 #include "analysis/bit_budget.h"
 #include "support/cli_runner.h"
 #include "support/studio_window.h"
+#include "support/synthetic_sensitivity.h"
 #include "ui/job_runner.h"
 #include "ui/main_window.h"
 #include "ui/model_document.h"
@@ -65,17 +66,7 @@ private slots:
         QVERIFY(pareto->chart()->hasMessage());
 
         // Sensitivity curves with layers of different tolerance (what a sweep would give).
-        auto s = std::make_shared<SensitivityResult>();
-        int k = 0;
-        for (const auto& name : config->layerNames()) {
-            LayerSensitivity l;
-            l.layer = name;
-            const double base = 4.0 + 3.0 * (k++ % 4);
-            l.byBits[2].sqnrDb = base;
-            l.byBits[4].sqnrDb = base + 12;
-            l.byBits[8].sqnrDb = base + 36;
-            s->layers.push_back(l);
-        }
+        auto s = qs::test::syntheticSensitivity(config->layerNames());
         QSignalSpy front(pareto, &ParetoPanel::frontChanged);
         config->setSensitivity(s);
         QVERIFY(front.wait(30000) || !pareto->front().empty());
