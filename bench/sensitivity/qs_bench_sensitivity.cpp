@@ -1,5 +1,5 @@
 // qs_bench_sensitivity MODEL DATA [--limit N] [--batch N] [--bits 2,4,8] [--mode weights]
-//   [--repeat R] [--threads T]: times the one-at-a-time sweep both ways in the same
+//   [--repeat R] [--threads T] [--only cached|naive]: times the one-at-a-time sweep both ways in the same
 // process, alternating cached (downstream-only) and naive (full re-run per
 // configuration), and prints one JSON line with the medians and their ratio.
 #include "../bench_util.h"
@@ -12,12 +12,20 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <string>
 #include <vector>
 
 namespace {
 
 using qs::bench::median;
+
+double processCpuSeconds()
+{
+    timespec ts {};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
+}
 
 std::vector<int> parseBits(const std::string& s)
 {
@@ -48,6 +56,7 @@ int main(int argc, char** argv)
         o.limit = 32;
         o.batch = 16;
         int repeat = 3;
+        std::string only; // "cached" or "naive": time one side alone (for profiling)
         qs::bench::forEachOption(argc, argv, 3, [&](const std::string& a, const std::string& v) {
             if (a == "--limit")
                 o.limit = std::stoll(v);
@@ -61,6 +70,8 @@ int main(int argc, char** argv)
                 repeat = std::stoi(v);
             else if (a == "--threads")
                 o.threads = std::stoi(v);
+            else if (a == "--only" && (v == "cached" || v == "naive"))
+                only = v;
             else
                 qs::fail("unknown argument ", a);
         });
@@ -74,6 +85,14 @@ int main(int argc, char** argv)
         std::size_t layers = 0;
         for (int r = 0; r < repeat; ++r) {
             qs::Progress p;
+            if (!only.empty()) {
+                o.naive = only == "naive";
+                const double c0 = processCpuSeconds();
+                qs::SensitivityResult a = qs::measureSensitivity(g, data, o, p, qs::CancelToken());
+                std::fprintf(stderr, "repeat %d: %s %.2f s (cpu %.2f s)\n", r + 1, only.c_str(), a.seconds,
+                    processCpuSeconds() - c0);
+                continue;
+            }
             o.naive = false;
             qs::SensitivityResult a = qs::measureSensitivity(g, data, o, p, qs::CancelToken());
             o.naive = true;
@@ -90,6 +109,8 @@ int main(int argc, char** argv)
                 }
             std::fprintf(stderr, "repeat %d: cached %.2f s, naive %.2f s\n", r + 1, a.seconds, b.seconds);
         }
+        if (!only.empty())
+            return 0;
         const double mc = median(cached), mn = median(naive);
         std::printf("{\"layers\": %zu, \"configurations\": %zu, \"samples\": %lld, \"cached_s\": %.4f, "
                     "\"naive_s\": %.4f, \"ratio\": %.4f, \"max_sqnr_diff_db\": %.3g}\n",

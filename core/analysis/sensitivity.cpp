@@ -447,7 +447,6 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
             keep.insert(segments.back().end);
         }
         std::unique_ptr<Plan> fp;
-        std::map<std::string, Tensor> cached;                      // this batch's FP32 values the segments read
         std::map<std::size_t, std::unique_ptr<Plan>> minis;        // by variant index
         std::vector<std::unique_ptr<Plan>> fpMinis(layers.size()); // FP32 layers alone (local method)
         Tensor refOut;                                             // FP32 output of the current layer (local method)
@@ -456,13 +455,13 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
         auto compileSegment = [&](std::size_t li, const Tensor* weight) {
             CompileOptions co;
             for (const auto& in : segments[li].inputs)
-                co.inputShapes[in] = cached.at(in).shape;
+                co.inputShapes[in] = fp->shapeOf(in);
             co.threads = options.threads;
             if (weight)
                 co.initializerOverrides[layers[li].weight] = *weight;
             Graph one = segmentGraph(g, segments[li]);
             for (auto& vi : one.inputs) // a segment may read non-float values (e.g. a computed shape)
-                vi.dtype = cached.at(vi.name).dtype;
+                vi.dtype = fp->dtypeOf(vi.name);
             return compilePlan(one, co);
         };
         for (int64_t start = 0; start < total && !cancelled; start += batch) {
@@ -478,10 +477,8 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                     m.reset();
                 planShape = shape;
             }
+            // The plan keeps this batch's FP32 values; every runFrom() below starts from them.
             Tensor ref = fp->run({data.batch(start, n)}).front();
-            cached.clear();
-            for (const std::string& v : keep)
-                cached[v] = fp->valueOf(v);
             std::vector<int64_t> labels = batchLabels(start, n);
             fp32Meter.add(ref, ref, data.labels ? &labels : nullptr);
             std::size_t refLayer = SIZE_MAX;
@@ -497,7 +494,7 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                 if (refLayer != v.layer) { // variants come grouped by layer
                     ins.clear();
                     for (const auto& in : seg.inputs)
-                        ins.push_back(cached.at(in));
+                        ins.push_back(fp->valueOf(in));
                     if (!downstream) {
                         if (!fpMinis[v.layer])
                             fpMinis[v.layer] = compileSegment(v.layer, nullptr);
@@ -505,15 +502,25 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                     }
                     refLayer = v.layer;
                 }
-                auto& mini = minis[vi];
-                if (!mini)
-                    mini = compileSegment(v.layer, v.weight ? &*v.weight : nullptr);
-                std::vector<Tensor> quantizedIns;
+                // Activation quantization alone leaves the layer as in the FP32 plan, which
+                // then re-runs it from the quantized input: no segment of its own.
+                const bool ownSegment = v.weight || !downstream;
+                std::optional<Tensor> quantizedIn;
                 if (v.act) {
-                    quantizedIns = ins;
-                    fakeQuantInPlace(quantizedIns.front(), *v.act);
+                    quantizedIn = ins.front();
+                    fakeQuantInPlace(*quantizedIn, *v.act);
                 }
-                Tensor y = mini->run(v.act ? quantizedIns : ins).front();
+                Tensor y;
+                if (ownSegment) {
+                    auto& mini = minis[vi];
+                    if (!mini)
+                        mini = compileSegment(v.layer, v.weight ? &*v.weight : nullptr);
+                    if (v.act)
+                        std::swap(ins.front(), *quantizedIn); // the quantized input, then back
+                    y = mini->run(ins).front();
+                    if (v.act)
+                        std::swap(ins.front(), *quantizedIn);
+                }
                 const int key = v.sample >= 0 ? -(v.sample * 2 + (v.sign > 0 ? 1 : 2)) : v.bits;
                 Accum& a = acc[{v.layer, key}];
                 const Accum before = options.keepBatches ? Accum{a.meter, a.localSignal, a.localNoise, 0, false, {}}
@@ -530,9 +537,11 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                 if (downstream) {
                     // Activation quantization acts on the value, so every consumer of the
                     // layer's input sees it (a skip connection too), as in quantizeModel.
-                    std::map<std::string, Tensor> given = {{seg.end, std::move(y)}};
+                    std::map<std::string, Tensor> given;
+                    if (ownSegment)
+                        given[seg.end] = std::move(y);
                     if (v.act)
-                        given[l.input] = std::move(quantizedIns.front());
+                        given[l.input] = std::move(*quantizedIn);
                     Tensor out = fp->runFrom(given).front();
                     a.meter.add(ref, out, data.labels ? &labels : nullptr);
                 }

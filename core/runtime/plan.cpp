@@ -60,6 +60,7 @@ public:
     {
         if (inputs.size() != graph_.inputs.size())
             fail("run: the model has ", graph_.inputs.size(), " inputs, got ", inputs.size());
+        restoreBase();
         for (std::size_t i = 0; i < inputs.size(); ++i) {
             const Slot& s = prog_->slot(prog_->inputSlots[i]);
             if (inputs[i].dtype != s.dtype)
@@ -121,27 +122,37 @@ public:
         }
         if (missing || stale_) {
             // The value was fused away: compile with it kept and repeat the last run.
+            restoreBase();
             std::vector<Tensor> last;
             for (int s : prog_->inputSlots)
                 last.push_back(readSlot(*prog_, s));
             stale_ = true;
             run(last);
         }
+        std::vector<std::string> names;
+        for (const auto& [name, t] : values)
+            names.push_back(name);
+        // The same values given again: the same kernels run and overwrite the same
+        // slots, so what the previous call changed needs no restoring in between.
+        if (names != lastGiven_)
+            restoreBase();
+        const bool repeat = !modified_.empty();
         prog_->activeThreads = 0; // another plan may have changed the OpenMP setting
         std::vector<char> dirty(prog_->slots.size(), 0), given(prog_->slots.size(), 0);
         // The last full run's values stay the base of every runFrom(): what this pass
-        // overwrites is saved first and restored after the outputs are read, so calls
-        // perturbing different values never see each other's results.
-        std::vector<std::pair<int, std::vector<std::byte>>> saved;
-        std::vector<char> isSaved(prog_->slots.size(), 0);
+        // overwrites is saved first and restored before a call giving other values (or
+        // run(), valueOf()), so calls perturbing different values never see each
+        // other's results.
+        std::vector<char> written(prog_->slots.size(), 0), readFirst(prog_->slots.size(), 0);
         auto save = [&](int s) {
-            if (isSaved[std::size_t(s)])
+            if (repeat || backedUp_[std::size_t(s)])
                 return;
             const Slot& slot = prog_->slot(s);
             if (!slot.allocated())
                 return;
-            isSaved[std::size_t(s)] = 1;
-            saved.emplace_back(s, std::vector<std::byte>(slot.buffer.data(), slot.buffer.data() + slot.buffer.bytes));
+            backedUp_[std::size_t(s)] = 1;
+            backup_[std::size_t(s)].assign(slot.buffer.data(), slot.buffer.data() + slot.buffer.bytes);
+            modified_.push_back(s);
         };
         for (const auto& [name, t] : values) {
             const int s = prog_->slotOf.at(name);
@@ -149,7 +160,7 @@ public:
                 fail("runFrom: ", quoted(name), " is a constant of the compiled plan; use initializerOverrides");
             save(s);
             writeSlot(*prog_, s, t);
-            dirty[std::size_t(s)] = given[std::size_t(s)] = 1;
+            dirty[std::size_t(s)] = given[std::size_t(s)] = written[std::size_t(s)] = 1;
         }
         for (auto& k : prog_->kernels) {
             bool needed = false, overwrites = false;
@@ -159,18 +170,26 @@ public:
                 overwrites = overwrites || given[std::size_t(w)];
             if (!needed || overwrites)
                 continue;
+            for (int r : k->reads)
+                readFirst[std::size_t(r)] = readFirst[std::size_t(r)] || !written[std::size_t(r)];
             for (int w : k->writes)
                 save(w);
             prog_->runKernel(*k);
             for (int w : k->writes)
-                dirty[std::size_t(w)] = 1;
+                dirty[std::size_t(w)] = written[std::size_t(w)] = 1;
             if (k->observed)
                 for (int w : k->writes)
                     notify(w);
         }
         std::vector<Tensor> result = outputs();
-        for (auto& [s, bytes] : saved)
-            std::memcpy(prog_->slot(s).buffer.data(), bytes.data(), bytes.size());
+        // A pass that read a slot before overwriting it (in place) would see its own
+        // result when repeated: restore at once.
+        bool inPlace = false;
+        for (std::size_t s = 0; s < written.size(); ++s)
+            inPlace = inPlace || (written[s] && readFirst[s]);
+        lastGiven_ = std::move(names);
+        if (inPlace)
+            restoreBase();
         return result;
     }
 
@@ -195,6 +214,7 @@ public:
     {
         if (!hasRun_)
             fail("valueOf: the plan has not run yet");
+        restoreBase();
         auto it = prog_->slotOf.find(value);
         if (it == prog_->slotOf.end())
             fail("valueOf: ", quoted(value), knows(value) ? " was fused away; list it in CompileOptions::keepValues"
@@ -286,7 +306,10 @@ private:
         for (const auto& [name, t] : taps_)
             keep.insert(name);
         Compiler compiler(graph_, opts, keep);
+        restoreBase();
         prog_ = compiler.compile();
+        backup_.assign(prog_->slots.size(), {});
+        backedUp_.assign(prog_->slots.size(), 0);
         meta_ = std::move(compiler.meta);
         for (const auto& [name, t] : options_.valueTransforms) {
             auto it = prog_->slotOf.find(name);
@@ -297,6 +320,18 @@ private:
         stale_ = false;
         hasRun_ = false;
         attachObservers();
+    }
+
+    // Undoes what runFrom() calls changed since the last run().
+    void restoreBase()
+    {
+        for (int s : modified_) {
+            auto& bytes = backup_[std::size_t(s)];
+            std::memcpy(prog_->slot(s).buffer.data(), bytes.data(), bytes.size());
+            backedUp_[std::size_t(s)] = 0;
+        }
+        modified_.clear();
+        lastGiven_.clear();
     }
 
     void attachObservers()
@@ -382,6 +417,12 @@ private:
     std::map<std::string, ValueMeta> meta_;
     std::vector<std::unique_ptr<Observer>> observers_;
     std::vector<int> constantObserved_;
+    // runFrom(): the last run()'s bytes of the slots it overwrote (capacity kept
+    // between calls), which of them differ now, and the names that call was given.
+    std::vector<std::vector<std::byte>> backup_;
+    std::vector<char> backedUp_;
+    std::vector<int> modified_;
+    std::vector<std::string> lastGiven_;
     bool stale_ = false;
     bool hasRun_ = false;
     const int profile_ = std::getenv("QS_RUNTIME_PROFILE") ? std::max(1, std::atoi(std::getenv("QS_RUNTIME_PROFILE"))) : 0;
