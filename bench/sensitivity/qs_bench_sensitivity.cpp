@@ -80,7 +80,7 @@ int main(int argc, char** argv)
         d.spec = argv[2];
         d.limit = o.limit;
         qs::Dataset data = qs::loadDataset(d, g);
-        std::vector<double> cached, naive;
+        std::vector<double> cached, naive, cachedCpu, naiveCpu; // wall and process CPU seconds
         double worstDiffDb = 0;
         std::size_t layers = 0;
         for (int r = 0; r < repeat; ++r) {
@@ -94,9 +94,13 @@ int main(int argc, char** argv)
                 continue;
             }
             o.naive = false;
+            const double c0 = processCpuSeconds();
             qs::SensitivityResult a = qs::measureSensitivity(g, data, o, p, qs::CancelToken());
+            const double c1 = processCpuSeconds();
             o.naive = true;
             qs::SensitivityResult b = qs::measureSensitivity(g, data, o, p, qs::CancelToken());
+            cachedCpu.push_back(c1 - c0);
+            naiveCpu.push_back(processCpuSeconds() - c1);
             cached.push_back(a.seconds);
             naive.push_back(b.seconds);
             layers = a.layers.size();
@@ -107,14 +111,19 @@ int main(int argc, char** argv)
                     if (std::isfinite(x) && std::isfinite(y))
                         worstDiffDb = std::max(worstDiffDb, std::abs(x - y));
                 }
-            std::fprintf(stderr, "repeat %d: cached %.2f s, naive %.2f s\n", r + 1, a.seconds, b.seconds);
+            std::fprintf(stderr,
+                "repeat %d: cached %.2f s (cpu %.2f), naive %.2f s (cpu %.2f), ratio %.3f (cpu %.3f)\n", r + 1,
+                a.seconds, cachedCpu.back(), b.seconds, naiveCpu.back(), a.seconds / b.seconds,
+                cachedCpu.back() / naiveCpu.back());
         }
         if (!only.empty())
             return 0;
         const double mc = median(cached), mn = median(naive);
+        const double cc = median(cachedCpu), nc = median(naiveCpu);
         std::printf("{\"layers\": %zu, \"configurations\": %zu, \"samples\": %lld, \"cached_s\": %.4f, "
-                    "\"naive_s\": %.4f, \"ratio\": %.4f, \"max_sqnr_diff_db\": %.3g}\n",
-            layers, layers * o.bits.size(), (long long)data.count(), mc, mn, mc / mn, worstDiffDb);
+                    "\"naive_s\": %.4f, \"ratio\": %.4f, \"cached_cpu_s\": %.4f, \"naive_cpu_s\": %.4f, "
+                    "\"cpu_ratio\": %.4f, \"max_sqnr_diff_db\": %.3g}\n",
+            layers, layers * o.bits.size(), (long long)data.count(), mc, mn, mc / mn, cc, nc, cc / nc, worstDiffDb);
         return 0;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "qs_bench_sensitivity: %s\n", e.what());

@@ -75,7 +75,7 @@ public:
             rebuild();
         prog_->activeThreads = 0; // another plan may have changed the OpenMP setting
         for (std::size_t i = 0; i < inputs.size(); ++i) {
-            writeSlot(*prog_, prog_->inputSlots[i], inputs[i]);
+            profiled("(write inputs)", [&] { writeSlot(*prog_, prog_->inputSlots[i], inputs[i]); });
             notify(prog_->inputSlots[i]);
         }
         for (int s : constantObserved_)
@@ -83,17 +83,7 @@ public:
         const auto t0 = std::chrono::steady_clock::now();
         const double cpu0 = profile_ ? processCpuMs() : 0;
         for (auto& k : prog_->kernels) {
-            if (profile_) {
-                const auto t = std::chrono::steady_clock::now();
-                const double c = processCpuMs();
-                prog_->runKernel(*k);
-                auto& acc = profileMs_[profile_ > 1 ? k->op + " " + k->node + " [" + k->describe() + "]"
-                                                    : k->op + " " + k->describe()];
-                acc.first += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
-                acc.second += processCpuMs() - c;
-            } else {
-                prog_->runKernel(*k);
-            }
+            runKernel(*k, "");
             if (k->observed)
                 for (int w : k->writes)
                     notify(w);
@@ -151,7 +141,8 @@ public:
             if (!slot.allocated())
                 return;
             backedUp_[std::size_t(s)] = 1;
-            backup_[std::size_t(s)].assign(slot.buffer.data(), slot.buffer.data() + slot.buffer.bytes);
+            profiled("(runFrom: backup)",
+                [&] { backup_[std::size_t(s)].assign(slot.buffer.data(), slot.buffer.data() + slot.buffer.bytes); });
             modified_.push_back(s);
         };
         for (const auto& [name, t] : values) {
@@ -159,7 +150,7 @@ public:
             if (prog_->slot(s).constant)
                 fail("runFrom: ", quoted(name), " is a constant of the compiled plan; use initializerOverrides");
             save(s);
-            writeSlot(*prog_, s, t);
+            profiled("(runFrom: write values)", [&] { writeSlot(*prog_, s, t); });
             dirty[std::size_t(s)] = given[std::size_t(s)] = written[std::size_t(s)] = 1;
         }
         for (auto& k : prog_->kernels) {
@@ -174,7 +165,7 @@ public:
                 readFirst[std::size_t(r)] = readFirst[std::size_t(r)] || !written[std::size_t(r)];
             for (int w : k->writes)
                 save(w);
-            prog_->runKernel(*k);
+            runKernel(*k, "runFrom: ");
             for (int w : k->writes)
                 dirty[std::size_t(w)] = written[std::size_t(w)] = 1;
             if (k->observed)
@@ -219,7 +210,9 @@ public:
         if (it == prog_->slotOf.end())
             fail("valueOf: ", quoted(value), knows(value) ? " was fused away; list it in CompileOptions::keepValues"
                                                           : " is not a value of the model");
-        return readSlot(*prog_, it->second);
+        Tensor t;
+        profiled("(valueOf)", [&] { t = readSlot(*prog_, it->second); });
+        return t;
     }
 
     Shape shapeOf(const std::string& value) const override { return meta(value).shape; }
@@ -322,14 +315,41 @@ private:
         attachObservers();
     }
 
+    // QS_RUNTIME_PROFILE: `f`'s wall and CPU time added under `what`.
+    template<typename F> void profiled(const std::string& what, F&& f)
+    {
+        if (!profile_) {
+            f();
+            return;
+        }
+        const auto t = std::chrono::steady_clock::now();
+        const double c = processCpuMs();
+        f();
+        auto& acc = profileMs_[what];
+        acc.first += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+        acc.second += processCpuMs() - c;
+    }
+
+    void runKernel(Kernel& k, const char* prefix)
+    {
+        if (!profile_) {
+            prog_->runKernel(k);
+            return;
+        }
+        profiled(prefix + (profile_ > 1 ? k.op + " " + k.node + " [" + k.describe() + "]" : k.op + " " + k.describe()),
+            [&] { prog_->runKernel(k); });
+    }
+
     // Undoes what runFrom() calls changed since the last run().
     void restoreBase()
     {
-        for (int s : modified_) {
-            auto& bytes = backup_[std::size_t(s)];
-            std::memcpy(prog_->slot(s).buffer.data(), bytes.data(), bytes.size());
-            backedUp_[std::size_t(s)] = 0;
-        }
+        profiled("(runFrom: restore)", [&] {
+            for (int s : modified_) {
+                auto& bytes = backup_[std::size_t(s)];
+                std::memcpy(prog_->slot(s).buffer.data(), bytes.data(), bytes.size());
+                backedUp_[std::size_t(s)] = 0;
+            }
+        });
         modified_.clear();
         lastGiven_.clear();
     }
@@ -403,8 +423,10 @@ private:
     {
         std::vector<Tensor> out;
         out.reserve(prog_->outputSlots.size());
-        for (int s : prog_->outputSlots)
-            out.push_back(readSlot(*prog_, s));
+        profiled("(read outputs)", [&] {
+            for (int s : prog_->outputSlots)
+                out.push_back(readSlot(*prog_, s));
+        });
         return out;
     }
 
