@@ -517,7 +517,10 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                         mini = compileSegment(v.layer, v.weight ? &*v.weight : nullptr);
                     if (v.act)
                         std::swap(ins.front(), *quantizedIn); // the quantized input, then back
-                    y = mini->run(ins).front();
+                    if (downstream)
+                        mini->compute(ins); // its output goes to the FP32 plan as stored
+                    else
+                        y = mini->run(ins).front();
                     if (v.act)
                         std::swap(ins.front(), *quantizedIn);
                 }
@@ -538,11 +541,10 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                     // Activation quantization acts on the value, so every consumer of the
                     // layer's input sees it (a skip connection too), as in quantizeModel.
                     std::map<std::string, Tensor> given;
-                    if (ownSegment)
-                        given[seg.end] = std::move(y);
                     if (v.act)
                         given[l.input] = std::move(*quantizedIn);
-                    Tensor out = fp->runFrom(given).front();
+                    Tensor out = ownSegment ? fp->runFrom(given, *minis[vi], {{seg.end, seg.end}}).front()
+                                            : fp->runFrom(given).front();
                     a.meter.add(ref, out, data.labels ? &labels : nullptr);
                 }
                 a.samples += n;

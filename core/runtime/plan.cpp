@@ -58,6 +58,12 @@ public:
 
     std::vector<Tensor> run(const std::vector<Tensor>& inputs) override
     {
+        compute(inputs);
+        return outputs();
+    }
+
+    void compute(const std::vector<Tensor>& inputs) override
+    {
         if (inputs.size() != graph_.inputs.size())
             fail("run: the model has ", graph_.inputs.size(), " inputs, got ", inputs.size());
         restoreBase();
@@ -94,22 +100,42 @@ public:
             acc.second += processCpuMs() - cpu0;
         }
         hasRun_ = true;
-        return outputs();
     }
 
     std::vector<Tensor> runFrom(const std::map<std::string, Tensor>& values) override
     {
+        return runFrom(values, *this, {});
+    }
+
+    std::vector<Tensor> runFrom(const std::map<std::string, Tensor>& values, Plan& sourcePlan,
+        const std::map<std::string, std::string>& fromSource) override
+    {
         if (!hasRun_)
             fail("runFrom: needs a previous run() whose values it reuses");
+        auto* source = dynamic_cast<PlanImpl*>(&sourcePlan);
+        if (!fromSource.empty() && (!source || source == this || !source->hasRun_))
+            fail("runFrom: values from another plan need that plan to have run");
+        std::vector<std::string> names;
         bool missing = false;
-        for (const auto& [name, t] : values) {
+        auto check = [&](const std::string& name) {
             if (!knows(name))
                 fail("runFrom: the model has no value named ", quoted(name));
             if (!prog_->slotOf.count(name)) {
                 extraKeep_.insert(name);
                 missing = true;
             }
+            names.push_back(name);
+        };
+        for (const auto& [name, t] : values)
+            check(name);
+        for (const auto& [name, from] : fromSource) {
+            if (values.count(name))
+                fail("runFrom: ", quoted(name), " is given twice");
+            if (!source->prog_->slotOf.count(from))
+                fail("runFrom: the source plan has no value ", quoted(from), " (keep it or make it an output)");
+            check(name);
         }
+        std::sort(names.begin(), names.end());
         if (missing || stale_) {
             // The value was fused away: compile with it kept and repeat the last run.
             restoreBase();
@@ -119,9 +145,6 @@ public:
             stale_ = true;
             run(last);
         }
-        std::vector<std::string> names;
-        for (const auto& [name, t] : values)
-            names.push_back(name);
         // The same values given again: the same kernels run and overwrite the same
         // slots, so what the previous call changed needs no restoring in between.
         if (names != lastGiven_)
@@ -151,6 +174,19 @@ public:
                 fail("runFrom: ", quoted(name), " is a constant of the compiled plan; use initializerOverrides");
             save(s);
             profiled("(runFrom: write values)", [&] { writeSlot(*prog_, s, t); });
+            dirty[std::size_t(s)] = given[std::size_t(s)] = written[std::size_t(s)] = 1;
+        }
+        for (const auto& [name, from] : fromSource) {
+            const int s = prog_->slotOf.at(name);
+            Slot& dst = prog_->slot(s);
+            Slot& src = source->prog_->slot(source->prog_->slotOf.at(from));
+            if (dst.constant)
+                fail("runFrom: ", quoted(name), " is a constant of the compiled plan; use initializerOverrides");
+            if (src.dtype != dst.dtype || src.shape != dst.shape)
+                fail("runFrom: ", quoted(name), " is ", dtypeName(dst.dtype), " ", shapeString(dst.shape),
+                    ", the source's ", quoted(from), " ", dtypeName(src.dtype), " ", shapeString(src.shape));
+            save(s);
+            profiled("(runFrom: copy from plan)", [&] { copySlot(*source->prog_, src, dst); });
             dirty[std::size_t(s)] = given[std::size_t(s)] = written[std::size_t(s)] = 1;
         }
         for (auto& k : prog_->kernels) {
@@ -338,6 +374,24 @@ private:
         }
         profiled(prefix + (profile_ > 1 ? k.op + " " + k.node + " [" + k.describe() + "]" : k.op + " " + k.describe()),
             [&] { prog_->runKernel(k); });
+    }
+
+    // A value from another program into a slot of this one, as stored when the layouts
+    // agree (a constant source is copied from its plain value).
+    void copySlot(Program& from, Slot& src, Slot& dst)
+    {
+        if (src.constant && src.value && !src.allocated()) {
+            writeSlot(*prog_, prog_->slotOf.at(dst.name), *src.value);
+            return;
+        }
+        if (src.md == dst.md || (!src.blocked && !dst.blocked)) {
+            std::memcpy(dst.data(), src.data(), dst.buffer.bytes);
+            return;
+        }
+        if (!src.mem || !dst.mem)
+            fail("runFrom: ", quoted(dst.name), " has no layout to copy between plans");
+        dnnl::reorder(src.mem, dst.mem).execute(from.stream, src.mem, dst.mem);
+        from.stream.wait();
     }
 
     // Undoes what runFrom() calls changed since the last run().

@@ -419,6 +419,33 @@ private slots:
         QCOMPARE(maxAbsDiff(plan->valueOf(b), baseB), 0.f);
     }
 
+    // A value handed over from another plan as that plan stores it (blocked layouts
+    // included) equals handing the same value over as a plain tensor.
+    void runFromAnotherPlansValue()
+    {
+        Graph g = demo();
+        Dataset data = demoData(g, 8);
+        const std::string v = "/res1/Relu_1_output_0";
+        CompileOptions opts;
+        opts.inputShapes["input"] = {8, 1, 28, 28};
+        opts.keepValues = {v};
+        CompileOptions halved = opts;
+        halved.valueTransforms[v] = [](Tensor& t) {
+            for (float& x : t.data<float>())
+                x *= 0.5f;
+        };
+        auto source = compilePlan(g, halved);
+        const Tensor expected = source->run({data.inputs}).front();
+        auto plan = compilePlan(g, opts);
+        const Tensor clean = plan->run({data.inputs}).front();
+        QVERIFY(maxAbsDiff(clean, expected) > 1e-3f);
+        QCOMPARE(maxAbsDiff(plan->runFrom({}, *source, {{v, v}}).front(), expected), 0.f);
+        QCOMPARE(maxAbsDiff(plan->runFrom({{v, source->valueOf(v)}}).front(), expected), 0.f);
+        QCOMPARE(maxAbsDiff(plan->run({data.inputs}).front(), clean), 0.f);
+        QVERIFY_THROWS_EXCEPTION(Error, plan->runFrom({}, *source, {{v, "no such value"}}));
+        QVERIFY_THROWS_EXCEPTION(Error, plan->runFrom({}, *source, {{"/res2/Relu_1_output_0", v}})); // other shape
+    }
+
     void runFromOnHiddenValueRecompiles()
     {
         Graph g = demo();
