@@ -549,14 +549,21 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                             fpMinis[v.layer] = compileSegment(v.layer, {SegmentCopy {}});
                         refOut = fpMinis[v.layer]->run(ins).front();
                     }
+                    // Each configuration's quantized input: a segment copy's own input (after the
+                    // layer's FP32 inputs, in copy order), then given to the FP32 plan.
+                    std::vector<std::size_t> ownInputs;
                     for (std::size_t vj = vi; vj < variants.size() && variants[vj].layer == v.layer; ++vj) {
                         quantizedIns[vj].reset();
                         if (!variants[vj].act)
                             continue;
-                        quantizedIns[vj] = ins.front();
-                        fakeQuantInPlace(*quantizedIns[vj], *variants[vj].act);
-                        if (copyOf[vj] != SIZE_MAX)
-                            ins.push_back(*quantizedIns[vj]);
+                        Tensor q = ins.front();
+                        fakeQuantInPlace(q, *variants[vj].act);
+                        if (copyOf[vj] != SIZE_MAX) {
+                            ins.push_back(std::move(q));
+                            ownInputs.push_back(vj);
+                        } else {
+                            quantizedIns[vj] = std::move(q);
+                        }
                     }
                     if (!copies[v.layer].empty()) {
                         auto& mini = minis[v.layer];
@@ -564,6 +571,8 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                             mini = compileSegment(v.layer, copies[v.layer]);
                         mini->compute(ins); // what each copy computed goes to the FP32 plan as stored
                     }
+                    for (std::size_t k = 0; k < ownInputs.size(); ++k)
+                        quantizedIns[ownInputs[k]] = std::move(ins[seg.inputs.size() + k]);
                     refLayer = v.layer;
                 }
                 const bool ownSegment = copyOf[vi] != SIZE_MAX;
