@@ -1,7 +1,22 @@
 // qs_bench_sensitivity MODEL DATA [--limit N] [--batch N] [--bits 2,4,8] [--mode weights]
-//   [--repeat R] [--threads T] [--only cached|naive]: times the one-at-a-time sweep both ways in the same
-// process, alternating cached (downstream-only) and naive (full re-run per
-// configuration), and prints one JSON line with the medians and their ratio.
+//   [--repeat R] [--threads T] [--only cached|naive]: times the one-at-a-time sweep both
+// ways in the same process, alternating cached (downstream-only) and naive (full re-run
+// per configuration), and prints one JSON line with the medians of wall and process CPU
+// time and their ratios (--only: one side alone, for profiling with QS_RUNTIME_PROFILE).
+//
+// Both sides are measureSensitivity() with the same graph, data, batch size, bit widths,
+// thread count and runtime, and both first build the QuantSession and (activations,
+// both) observe the layer inputs once to choose their ranges. Then:
+// - naive: one FP32 plan runs every batch (the reference outputs); per configuration,
+//   a whole-model plan is compiled with the layer's quantized weight as an initializer
+//   override and/or its input fake-quantized by a value transform, and runs every batch.
+// - cached: per batch, one FP32 run of a plan keeping every layer input; per layer, one
+//   plan holding a copy of the layer's segment (the layer and its single-consumer chain
+//   up to the next kept value) per configuration with that configuration's weight or
+//   quantized input, computed once from the layer's cached inputs; per configuration,
+//   runFrom() re-runs only what is downstream of the segment's end (copied over from the
+//   segment plan as stored), or of the quantized input for activation-only
+//   configurations, restoring the FP32 values only when the next layer starts.
 #include "../bench_util.h"
 
 #include "analysis/sensitivity.h"

@@ -1,12 +1,15 @@
 #!/usr/bin/python3
 """Cached (downstream-only) sensitivity sweep vs a full re-run per configuration.
 
-    /usr/bin/python3 bench/sensitivity/run_sensitivity_bench.py [--build build] [--repeat 3]
+    /usr/bin/python3 bench/sensitivity/run_sensitivity_bench.py [--build build] [--repeat 5]
+        [--modes weights,activations,both] [--models demo,resnet18] [--threads 1]
 
-Times both sweeps, alternating, in one qs_bench_sensitivity process per model, on
-the demo CNN (its Fashion-MNIST slice) and on ResNet-18 (torchvision, weights=None,
+Times both sweeps, alternating, in one qs_bench_sensitivity process per model and mode,
+on the demo CNN (its Fashion-MNIST slice) and on ResNet-18 (torchvision, weights=None,
 exported by bench/run_runtime_bench.py's export_models into BUILD/bench; seeded
-random 224x224 inputs). Prints the medians and cached/naive; the target is <= 0.5.
+random 224x224 inputs). Prints the medians of wall time, cached/naive of them, and of
+process CPU time ("cpu ratio", steadier on a shared machine); the target is <= 0.5.
+What each side does (same runtime, batch, threads): see qs_bench_sensitivity.cpp.
 "bound" is what an exact downstream-only sweep cannot go below: the mean over layers
 of the MACs of the layer and everything downstream of it, over the model's MACs, plus
 one FP32 run per configuration count (the cached reference).
@@ -63,7 +66,7 @@ def downstream_mac_fraction(path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1, help="kernel threads (1: the 2-core machine is shared)")
     ap.add_argument("--models", default="demo,resnet18")
     ap.add_argument("--modes", default="weights", help="comma-separated: weights,activations,both")
