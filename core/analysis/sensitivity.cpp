@@ -483,8 +483,8 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
             keep.insert(segments.back().end);
         }
         std::unique_ptr<Plan> fp;
-        // Per layer, its segment once per configuration that changes it (copy k of
-        // variant first + k), and the FP32 segment alone (local method).
+        // Per layer, a plan with its segment once per configuration that changes it
+        // (copyOf: a variant's copy there), and the FP32 segment alone (local method).
         std::map<std::size_t, std::unique_ptr<Plan>> minis;
         std::vector<std::unique_ptr<Plan>> fpMinis(layers.size());
         std::vector<std::size_t> copyOf(variants.size(), SIZE_MAX); // variant -> its copy in its layer's segment plan
@@ -506,8 +506,11 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
             Graph one = segmentGraph(g, segments[li], layers[li].weight, with);
             CompileOptions co;
             co.threads = options.threads;
+            const auto& shared = segments[li].inputs;
             for (auto& vi : one.inputs) { // a segment may read non-float values (e.g. a computed shape)
-                const std::string base = vi.name.substr(0, vi.name.find('#'));
+                // Inputs after the shared ones are copies' own versions of the layer's input.
+                const std::string& base =
+                    std::find(shared.begin(), shared.end(), vi.name) != shared.end() ? vi.name : shared.front();
                 co.inputShapes[vi.name] = fp->shapeOf(base);
                 vi.dtype = fp->dtypeOf(base);
             }
