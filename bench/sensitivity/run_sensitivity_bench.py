@@ -1,12 +1,15 @@
 #!/usr/bin/python3
 """Cached (downstream-only) sensitivity sweep vs a full re-run per configuration.
 
-    /usr/bin/python3 bench/sensitivity/run_sensitivity_bench.py [--build build] [--repeat 3]
+    /usr/bin/python3 bench/sensitivity/run_sensitivity_bench.py [--build build] [--repeat 5]
+        [--modes weights,activations,both] [--models demo,resnet18] [--threads 1]
 
-Times both sweeps, alternating, in one qs_bench_sensitivity process per model, on
-the demo CNN (its Fashion-MNIST slice) and on ResNet-18 (torchvision, weights=None,
+Times both sweeps, alternating, in one qs_bench_sensitivity process per model and mode,
+on the demo CNN (its Fashion-MNIST slice) and on ResNet-18 (torchvision, weights=None,
 exported by bench/run_runtime_bench.py's export_models into BUILD/bench; seeded
-random 224x224 inputs). Prints the medians and cached/naive; the target is <= 0.5.
+random 224x224 inputs). Prints the medians of wall time, cached/naive of them, and of
+process CPU time ("cpu ratio", steadier on a shared machine); the target is <= 0.5.
+What each side does (same runtime, batch, threads): see qs_bench_sensitivity.cpp.
 "bound" is what an exact downstream-only sweep cannot go below: the mean over layers
 of the MACs of the layer and everything downstream of it, over the model's MACs, plus
 one FP32 run per configuration count (the cached reference).
@@ -63,9 +66,10 @@ def downstream_mac_fraction(path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1, help="kernel threads (1: the 2-core machine is shared)")
     ap.add_argument("--models", default="demo,resnet18")
+    ap.add_argument("--modes", default="weights", help="comma-separated: weights,activations,both")
     args = ap.parse_args()
     exe = os.path.join(args.build, "bench", "sensitivity", "qs_bench_sensitivity")
     if not os.path.exists(exe):
@@ -79,20 +83,22 @@ def main():
     if "resnet18" in args.models:
         resnet = export_models(os.path.join(args.build, "bench"))["resnet18"]
         cases["resnet18"] = (resnet, "random:8", 8, 8, "2,4,8")
-    print(f"{'model':<10}{'layers':>7}{'configs':>8}{'samples':>8}{'cached s':>10}{'naive s':>10}{'ratio':>8}"
-          f"{'bound':>8}", flush=True)
+    print(f"{'model':<10}{'mode':<12}{'layers':>7}{'configs':>8}{'samples':>8}{'cached s':>10}{'naive s':>10}{'ratio':>8}"
+          f"{'bound':>8}{'cpu ratio':>10}", flush=True)
     worst = 0.0
     for name in args.models.split(","):
         model, data, limit, batch, bits = cases[name]
-        env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OMP_WAIT_POLICY="PASSIVE")
-        out = subprocess.run([exe, model, data, "--limit", str(limit), "--batch", str(batch), "--bits", bits,
-                              "--repeat", str(args.repeat), "--threads", str(args.threads)],
-                             check=True, capture_output=True, text=True, env=env).stdout
-        r = json.loads(out.strip().splitlines()[-1])
-        worst = max(worst, r["ratio"])
-        bound = downstream_mac_fraction(model) + 1 / r["configurations"]
-        print(f"{name:<10}{r['layers']:>7}{r['configurations']:>8}{r['samples']:>8}{r['cached_s']:>10.2f}"
-              f"{r['naive_s']:>10.2f}{r['ratio']:>8.3f}{bound:>8.3f}", flush=True)
+        for mode in args.modes.split(","):
+            env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OMP_WAIT_POLICY="PASSIVE")
+            out = subprocess.run([exe, model, data, "--limit", str(limit), "--batch", str(batch), "--bits", bits,
+                                  "--repeat", str(args.repeat), "--threads", str(args.threads), "--mode", mode],
+                                 check=True, capture_output=True, text=True, env=env).stdout
+            r = json.loads(out.strip().splitlines()[-1])
+            worst = max(worst, r["ratio"])
+            bound = downstream_mac_fraction(model) + 1 / r["configurations"]
+            print(f"{name:<10}{mode:<12}{r['layers']:>7}{r['configurations']:>8}{r['samples']:>8}"
+                  f"{r['cached_s']:>10.2f}{r['naive_s']:>10.2f}{r['ratio']:>8.3f}{bound:>8.3f}"
+                  f"{r.get('cpu_ratio', float('nan')):>10.3f}", flush=True)
     print(f"worst cached/naive ratio {worst:.3f} (target <= 0.5)")
 
 

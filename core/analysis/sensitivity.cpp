@@ -154,31 +154,67 @@ Segment segmentOf(const Graph& g, int layerNode, const std::string& input, const
     return seg;
 }
 
-// A graph holding only a segment and its constants, with the segment's end as output.
-Graph segmentGraph(const Graph& g, const Segment& seg)
+// One copy of a segment in a segment graph: its own weight for the layer (else the
+// model's) and whether it reads its own (quantized) version of the layer's input.
+struct SegmentCopy {
+    const Tensor* weight = nullptr;
+    bool ownInput = false;
+};
+
+std::string copyName(const std::string& value, std::size_t copy)
+{
+    return value + "#" + std::to_string(copy);
+}
+
+// A graph holding copies of a segment and its constants. Copy k names what it computes
+// (its end too, a graph output) and its own weight or input with the suffix "#k"; the
+// copies share the other inputs and constants, so one run computes a layer's
+// configurations from one write of its inputs.
+Graph segmentGraph(const Graph& g, const Segment& seg, const std::string& weight, const std::vector<SegmentCopy>& copies)
 {
     Graph s;
     s.name = g.nodes[std::size_t(seg.nodes.front())].name;
     s.opsets = g.opsets;
     s.irVersion = g.irVersion;
-    for (int ni : seg.nodes) {
-        Node n = g.nodes[std::size_t(ni)];
-        n.outputs.resize(1);
-        for (const auto& in : n.inputs)
-            if (const Tensor* t = in.empty() ? nullptr : constantOf(g, in))
-                s.initializers[in] = *t;
-        s.nodes.push_back(std::move(n));
-    }
-    for (const auto& in : seg.inputs) {
+    auto input = [&](const std::string& name, DType dtype) {
         ValueInfo vi;
-        vi.name = in;
-        vi.dtype = DType::Float;
+        vi.name = name;
+        vi.dtype = dtype;
         s.inputs.push_back(vi);
+    };
+    for (const auto& in : seg.inputs)
+        input(in, DType::Float);
+    for (std::size_t k = 0; k < copies.size(); ++k) {
+        std::set<std::string> produced;
+        for (int ni : seg.nodes) {
+            Node n = g.nodes[std::size_t(ni)];
+            n.outputs.resize(1);
+            n.name = copyName(n.name, k);
+            for (auto& in : n.inputs) {
+                if (in.empty())
+                    continue;
+                if (produced.count(in)) {
+                    in = copyName(in, k);
+                } else if (copies[k].ownInput && in == seg.inputs.front()) {
+                    in = copyName(in, k);
+                } else if (copies[k].weight && in == weight && ni == seg.nodes.front()) {
+                    in = copyName(in, k);
+                    s.initializers[in] = *copies[k].weight;
+                } else if (const Tensor* t = constantOf(g, in)) {
+                    s.initializers[in] = *t;
+                }
+            }
+            produced.insert(n.outputs.front());
+            n.outputs.front() = copyName(n.outputs.front(), k);
+            s.nodes.push_back(std::move(n));
+        }
+        if (copies[k].ownInput)
+            input(copyName(seg.inputs.front(), k), DType::Float);
+        ValueInfo out;
+        out.name = copyName(seg.end, k);
+        out.dtype = DType::Float;
+        s.outputs.push_back(out);
     }
-    ValueInfo out;
-    out.name = seg.end;
-    out.dtype = DType::Float;
-    s.outputs = {out};
     s.sourcePath = g.sourcePath;
     s.index();
     return s;
@@ -447,22 +483,37 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
             keep.insert(segments.back().end);
         }
         std::unique_ptr<Plan> fp;
-        std::map<std::string, Tensor> cached;                      // this batch's FP32 values the segments read
-        std::map<std::size_t, std::unique_ptr<Plan>> minis;        // by variant index
-        std::vector<std::unique_ptr<Plan>> fpMinis(layers.size()); // FP32 layers alone (local method)
-        Tensor refOut;                                             // FP32 output of the current layer (local method)
-        std::vector<Tensor> ins;                                   // FP32 inputs of the current layer's segment
+        // Per layer, a plan with its segment once per configuration that changes it
+        // (copyOf: a variant's copy there), and the FP32 segment alone (local method).
+        std::map<std::size_t, std::unique_ptr<Plan>> minis;
+        std::vector<std::unique_ptr<Plan>> fpMinis(layers.size());
+        std::vector<std::size_t> copyOf(variants.size(), SIZE_MAX); // variant -> its copy in its layer's segment plan
+        std::vector<std::vector<SegmentCopy>> copies(layers.size());
+        for (std::size_t vi = 0; vi < variants.size(); ++vi) {
+            const Variant& v = variants[vi];
+            // Activation quantization alone leaves the layer as in the FP32 plan, which
+            // then re-runs it from the quantized input: no segment of its own.
+            if (!v.weight && downstream)
+                continue;
+            copyOf[vi] = copies[v.layer].size();
+            copies[v.layer].push_back({v.weight ? &*v.weight : nullptr, v.act.has_value()});
+        }
+        Tensor refOut;            // FP32 output of the current layer (local method)
+        std::vector<Tensor> ins;  // FP32 inputs of the current layer's segment, then its copies' own inputs
+        std::vector<std::optional<Tensor>> quantizedIns(variants.size()); // the current layer's, by variant
         Shape planShape;
-        auto compileSegment = [&](std::size_t li, const Tensor* weight) {
+        auto compileSegment = [&](std::size_t li, const std::vector<SegmentCopy>& with) {
+            Graph one = segmentGraph(g, segments[li], layers[li].weight, with);
             CompileOptions co;
-            for (const auto& in : segments[li].inputs)
-                co.inputShapes[in] = cached.at(in).shape;
             co.threads = options.threads;
-            if (weight)
-                co.initializerOverrides[layers[li].weight] = *weight;
-            Graph one = segmentGraph(g, segments[li]);
-            for (auto& vi : one.inputs) // a segment may read non-float values (e.g. a computed shape)
-                vi.dtype = cached.at(vi.name).dtype;
+            const auto& shared = segments[li].inputs;
+            for (auto& vi : one.inputs) { // a segment may read non-float values (e.g. a computed shape)
+                // Inputs after the shared ones are copies' own versions of the layer's input.
+                const std::string& base =
+                    std::find(shared.begin(), shared.end(), vi.name) != shared.end() ? vi.name : shared.front();
+                co.inputShapes[vi.name] = fp->shapeOf(base);
+                vi.dtype = fp->dtypeOf(base);
+            }
             return compilePlan(one, co);
         };
         for (int64_t start = 0; start < total && !cancelled; start += batch) {
@@ -478,10 +529,8 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                     m.reset();
                 planShape = shape;
             }
+            // The plan keeps this batch's FP32 values; every runFrom() below starts from them.
             Tensor ref = fp->run({data.batch(start, n)}).front();
-            cached.clear();
-            for (const std::string& v : keep)
-                cached[v] = fp->valueOf(v);
             std::vector<int64_t> labels = batchLabels(start, n);
             fp32Meter.add(ref, ref, data.labels ? &labels : nullptr);
             std::size_t refLayer = SIZE_MAX;
@@ -497,23 +546,42 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                 if (refLayer != v.layer) { // variants come grouped by layer
                     ins.clear();
                     for (const auto& in : seg.inputs)
-                        ins.push_back(cached.at(in));
+                        ins.push_back(fp->valueOf(in));
                     if (!downstream) {
                         if (!fpMinis[v.layer])
-                            fpMinis[v.layer] = compileSegment(v.layer, nullptr);
+                            fpMinis[v.layer] = compileSegment(v.layer, {SegmentCopy {}});
                         refOut = fpMinis[v.layer]->run(ins).front();
                     }
+                    // Each configuration's quantized input: a segment copy's own input (after the
+                    // layer's FP32 inputs, in copy order), then given to the FP32 plan.
+                    std::vector<std::size_t> ownInputs;
+                    for (std::size_t vj = vi; vj < variants.size() && variants[vj].layer == v.layer; ++vj) {
+                        quantizedIns[vj].reset();
+                        if (!variants[vj].act)
+                            continue;
+                        Tensor q = ins.front();
+                        fakeQuantInPlace(q, *variants[vj].act);
+                        if (copyOf[vj] != SIZE_MAX) {
+                            ins.push_back(std::move(q));
+                            ownInputs.push_back(vj);
+                        } else {
+                            quantizedIns[vj] = std::move(q);
+                        }
+                    }
+                    if (!copies[v.layer].empty()) {
+                        auto& mini = minis[v.layer];
+                        if (!mini)
+                            mini = compileSegment(v.layer, copies[v.layer]);
+                        mini->compute(ins); // what each copy computed goes to the FP32 plan as stored
+                    }
+                    for (std::size_t k = 0; k < ownInputs.size(); ++k)
+                        quantizedIns[ownInputs[k]] = std::move(ins[seg.inputs.size() + k]);
                     refLayer = v.layer;
                 }
-                auto& mini = minis[vi];
-                if (!mini)
-                    mini = compileSegment(v.layer, v.weight ? &*v.weight : nullptr);
-                std::vector<Tensor> quantizedIns;
-                if (v.act) {
-                    quantizedIns = ins;
-                    fakeQuantInPlace(quantizedIns.front(), *v.act);
-                }
-                Tensor y = mini->run(v.act ? quantizedIns : ins).front();
+                const bool ownSegment = copyOf[vi] != SIZE_MAX;
+                Tensor y;
+                if (ownSegment && !downstream)
+                    y = minis[v.layer]->valueOf(copyName(seg.end, copyOf[vi]));
                 const int key = v.sample >= 0 ? -(v.sample * 2 + (v.sign > 0 ? 1 : 2)) : v.bits;
                 Accum& a = acc[{v.layer, key}];
                 const Accum before = options.keepBatches ? Accum{a.meter, a.localSignal, a.localNoise, 0, false, {}}
@@ -530,10 +598,13 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                 if (downstream) {
                     // Activation quantization acts on the value, so every consumer of the
                     // layer's input sees it (a skip connection too), as in quantizeModel.
-                    std::map<std::string, Tensor> given = {{seg.end, std::move(y)}};
+                    std::map<std::string, Tensor> given;
                     if (v.act)
-                        given[l.input] = std::move(quantizedIns.front());
-                    Tensor out = fp->runFrom(given).front();
+                        given[l.input] = std::move(*quantizedIns[vi]);
+                    Tensor out = ownSegment
+                                     ? fp->runFrom(given, *minis[v.layer], {{seg.end, copyName(seg.end, copyOf[vi])}})
+                                           .front()
+                                     : fp->runFrom(given).front();
                     a.meter.add(ref, out, data.labels ? &labels : nullptr);
                 }
                 a.samples += n;

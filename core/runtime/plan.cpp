@@ -6,8 +6,8 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -60,8 +60,34 @@ public:
 
     std::vector<Tensor> run(const std::vector<Tensor>& inputs) override
     {
+        prepare(inputs);
+        const bool split = wantSplit(inputs);
+        if (split && splitState_ == SplitState::Verified)
+            return runSplit(inputs);
+        computePrepared(inputs);
+        std::vector<Tensor> result = outputs();
+        if (split) { // shards just built: they must give what the whole program gives
+            const std::vector<Tensor> shards = runSplit(inputs);
+            lastSplit_ = false; // the full program holds this run's values too
+            splitState_ = sameOutputs(shards, result) ? SplitState::Verified : SplitState::Off;
+            if (splitState_ == SplitState::Off)
+                shards_.clear();
+        }
+        return result;
+    }
+
+    void compute(const std::vector<Tensor>& inputs) override
+    {
+        prepare(inputs);
+        computePrepared(inputs);
+    }
+
+    // Checks the inputs and recompiles for new shapes.
+    void prepare(const std::vector<Tensor>& inputs)
+    {
         if (inputs.size() != graph_.inputs.size())
             fail("run: the model has ", graph_.inputs.size(), " inputs, got ", inputs.size());
+        restoreBase();
         for (std::size_t i = 0; i < inputs.size(); ++i) {
             const Slot& s = prog_->slot(prog_->inputSlots[i]);
             if (inputs[i].dtype != s.dtype)
@@ -74,26 +100,15 @@ public:
         }
         if (stale_)
             rebuild();
-        const bool split = wantSplit(inputs);
-        if (split && splitState_ == SplitState::Verified)
-            return runSplit(inputs);
-        std::vector<Tensor> result = runFull(inputs);
-        if (split) { // shards just built: they must give what the whole program gives
-            const std::vector<Tensor> shards = runSplit(inputs);
-            lastSplit_ = false; // the full program holds this run's values too
-            splitState_ = sameOutputs(shards, result) ? SplitState::Verified : SplitState::Off;
-            if (splitState_ == SplitState::Off)
-                shards_.clear();
-        }
-        return result;
     }
 
-    std::vector<Tensor> runFull(const std::vector<Tensor>& inputs)
+    // The whole program on inputs prepare() accepted.
+    void computePrepared(const std::vector<Tensor>& inputs)
     {
         lastSplit_ = false;
         prog_->activeThreads = 0; // another plan may have changed the OpenMP setting
         for (std::size_t i = 0; i < inputs.size(); ++i) {
-            writeSlot(*prog_, prog_->inputSlots[i], inputs[i]);
+            profiled("(write inputs)", [&] { writeSlot(*prog_, prog_->inputSlots[i], inputs[i]); });
             notify(prog_->inputSlots[i]);
         }
         for (int s : constantObserved_)
@@ -101,17 +116,7 @@ public:
         const auto t0 = std::chrono::steady_clock::now();
         const double cpu0 = profile_ ? processCpuMs() : 0;
         for (auto& k : prog_->kernels) {
-            if (profile_) {
-                const auto t = std::chrono::steady_clock::now();
-                const double c = processCpuMs();
-                prog_->runKernel(*k);
-                auto& acc = profileMs_[profile_ > 1 ? k->op + " " + k->node + " [" + k->describe() + "]"
-                                                    : k->op + " " + k->describe()];
-                acc.first += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
-                acc.second += processCpuMs() - c;
-            } else {
-                prog_->runKernel(*k);
-            }
+            runKernel(*k, "");
             if (k->observed)
                 for (int w : k->writes)
                     notify(w);
@@ -122,54 +127,97 @@ public:
             acc.second += processCpuMs() - cpu0;
         }
         hasRun_ = true;
-        return outputs();
     }
 
     std::vector<Tensor> runFrom(const std::map<std::string, Tensor>& values) override
     {
+        return runFrom(values, *this, {});
+    }
+
+    std::vector<Tensor> runFrom(const std::map<std::string, Tensor>& values, Plan& sourcePlan,
+        const std::map<std::string, std::string>& fromSource) override
+    {
         if (!hasRun_)
             fail("runFrom: needs a previous run() whose values it reuses");
         restoreFull();
+        auto* source = dynamic_cast<PlanImpl*>(&sourcePlan);
+        if (!fromSource.empty() && (!source || source == this || !source->hasRun_))
+            fail("runFrom: values from another plan need that plan to have run");
+        if (!fromSource.empty())
+            source->restoreFull();
+        std::vector<std::string> names;
         bool missing = false;
-        for (const auto& [name, t] : values) {
+        auto check = [&](const std::string& name) {
             if (!knows(name))
                 fail("runFrom: the model has no value named ", quoted(name));
             if (!prog_->slotOf.count(name)) {
                 extraKeep_.insert(name);
                 missing = true;
             }
+            names.push_back(name);
+        };
+        for (const auto& [name, t] : values)
+            check(name);
+        for (const auto& [name, from] : fromSource) {
+            if (values.count(name))
+                fail("runFrom: ", quoted(name), " is given twice");
+            if (!source->prog_->slotOf.count(from))
+                fail("runFrom: the source plan has no value ", quoted(from), " (keep it or make it an output)");
+            check(name);
         }
+        std::sort(names.begin(), names.end());
         if (missing || stale_) {
             // The value was fused away: compile with it kept and repeat the last run.
+            restoreBase();
             std::vector<Tensor> last;
             for (int s : prog_->inputSlots)
                 last.push_back(readSlot(*prog_, s));
             stale_ = true;
-            run(last);
+            compute(last);
         }
+        // The same values given again: the same kernels run and overwrite the same
+        // slots, so what the previous call changed needs no restoring in between.
+        if (names != lastGiven_)
+            restoreBase();
+        const bool repeat = !modified_.empty();
         prog_->activeThreads = 0; // another plan may have changed the OpenMP setting
         std::vector<char> dirty(prog_->slots.size(), 0), given(prog_->slots.size(), 0);
         // The last full run's values stay the base of every runFrom(): what this pass
-        // overwrites is saved first and restored after the outputs are read, so calls
-        // perturbing different values never see each other's results.
-        std::vector<std::pair<int, std::vector<std::byte>>> saved;
-        std::vector<char> isSaved(prog_->slots.size(), 0);
+        // overwrites is saved first and restored before a call giving other values (or
+        // run(), valueOf()), so calls perturbing different values never see each
+        // other's results.
+        std::vector<char> written(prog_->slots.size(), 0), readFirst(prog_->slots.size(), 0);
         auto save = [&](int s) {
-            if (isSaved[std::size_t(s)])
+            if (repeat || backedUp_[std::size_t(s)])
                 return;
             const Slot& slot = prog_->slot(s);
             if (!slot.allocated())
                 return;
-            isSaved[std::size_t(s)] = 1;
-            saved.emplace_back(s, std::vector<std::byte>(slot.buffer.data(), slot.buffer.data() + slot.buffer.bytes));
+            backedUp_[std::size_t(s)] = 1;
+            profiled("(runFrom: backup)",
+                [&] { backup_[std::size_t(s)].assign(slot.buffer.data(), slot.buffer.data() + slot.buffer.bytes); });
+            modified_.push_back(s);
         };
         for (const auto& [name, t] : values) {
             const int s = prog_->slotOf.at(name);
             if (prog_->slot(s).constant)
                 fail("runFrom: ", quoted(name), " is a constant of the compiled plan; use initializerOverrides");
             save(s);
-            writeSlot(*prog_, s, t);
-            dirty[std::size_t(s)] = given[std::size_t(s)] = 1;
+            profiled("(runFrom: write values)", [&] { writeSlot(*prog_, s, t); });
+            dirty[std::size_t(s)] = given[std::size_t(s)] = written[std::size_t(s)] = 1;
+        }
+        for (const auto& [name, from] : fromSource) {
+            const int s = prog_->slotOf.at(name);
+            Slot& dst = prog_->slot(s);
+            Slot& src = source->prog_->slot(source->prog_->slotOf.at(from));
+            if (dst.constant)
+                fail("runFrom: ", quoted(name), " is a constant of the compiled plan; use initializerOverrides");
+            if (src.dtype != dst.dtype || src.shape != dst.shape)
+                fail("runFrom: ", quoted(name), " is ", dtypeName(dst.dtype), " ", shapeString(dst.shape),
+                    ", the source's ", quoted(from), " ", dtypeName(src.dtype), " ", shapeString(src.shape));
+            save(s);
+            profiled("(runFrom: copy from plan)", [&] { copySlot(*source->prog_, src, dst); });
+            dirty[std::size_t(s)] = given[std::size_t(s)] = written[std::size_t(s)] = 1;
         }
         for (auto& k : prog_->kernels) {
             bool needed = false, overwrites = false;
@@ -179,18 +227,26 @@ public:
                 overwrites = overwrites || given[std::size_t(w)];
             if (!needed || overwrites)
                 continue;
+            for (int r : k->reads)
+                readFirst[std::size_t(r)] = readFirst[std::size_t(r)] || !written[std::size_t(r)];
             for (int w : k->writes)
                 save(w);
-            prog_->runKernel(*k);
+            runKernel(*k, "runFrom: ");
             for (int w : k->writes)
-                dirty[std::size_t(w)] = 1;
+                dirty[std::size_t(w)] = written[std::size_t(w)] = 1;
             if (k->observed)
                 for (int w : k->writes)
                     notify(w);
         }
         std::vector<Tensor> result = outputs();
-        for (auto& [s, bytes] : saved)
-            std::memcpy(prog_->slot(s).buffer.data(), bytes.data(), bytes.size());
+        // A pass that read a slot before overwriting it (in place) would see its own
+        // result when repeated: restore at once.
+        bool inPlace = false;
+        for (std::size_t s = 0; s < written.size(); ++s)
+            inPlace = inPlace || (written[s] && readFirst[s]);
+        lastGiven_ = std::move(names);
+        if (inPlace)
+            restoreBase();
         return result;
     }
 
@@ -216,11 +272,14 @@ public:
         if (!hasRun_)
             fail("valueOf: the plan has not run yet");
         restoreFull();
+        restoreBase();
         auto it = prog_->slotOf.find(value);
         if (it == prog_->slotOf.end())
             fail("valueOf: ", quoted(value), knows(value) ? " was fused away; list it in CompileOptions::keepValues"
                                                           : " is not a value of the model");
-        return readSlot(*prog_, it->second);
+        Tensor t;
+        profiled("(valueOf)", [&] { t = readSlot(*prog_, it->second); });
+        return t;
     }
 
     Shape shapeOf(const std::string& value) const override { return meta(value).shape; }
@@ -309,7 +368,10 @@ private:
         for (const auto& [name, t] : taps_)
             keep.insert(name);
         Compiler compiler(graph_, opts, keep);
+        restoreBase();
         prog_ = compiler.compile();
+        backup_.assign(prog_->slots.size(), {});
+        backedUp_.assign(prog_->slots.size(), 0);
         meta_ = std::move(compiler.meta);
         for (const auto& [name, t] : options_.valueTransforms) {
             auto it = prog_->slotOf.find(name);
@@ -471,7 +533,64 @@ private:
         }
         shards_.clear();
         splitState_ = SplitState::Off;
-        runFull(inputs);
+        computePrepared(inputs);
+    }
+
+    // QS_RUNTIME_PROFILE: `f`'s wall and CPU time added under `what`.
+    template<typename F> void profiled(const std::string& what, F&& f)
+    {
+        if (!profile_) {
+            f();
+            return;
+        }
+        const auto t = std::chrono::steady_clock::now();
+        const double c = processCpuMs();
+        f();
+        auto& acc = profileMs_[what];
+        acc.first += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+        acc.second += processCpuMs() - c;
+    }
+
+    void runKernel(Kernel& k, const char* prefix)
+    {
+        if (!profile_) {
+            prog_->runKernel(k);
+            return;
+        }
+        profiled(prefix + (profile_ > 1 ? k.op + " " + k.node + " [" + k.describe() + "]" : k.op + " " + k.describe()),
+            [&] { prog_->runKernel(k); });
+    }
+
+    // A value from another program into a slot of this one, as stored when the layouts
+    // agree (a constant source is copied from its plain value).
+    void copySlot(Program& from, Slot& src, Slot& dst)
+    {
+        if (src.constant && src.value && !src.allocated()) {
+            writeSlot(*prog_, prog_->slotOf.at(dst.name), *src.value);
+            return;
+        }
+        if (src.md == dst.md || (!src.blocked && !dst.blocked)) {
+            std::memcpy(dst.data(), src.data(), dst.buffer.bytes);
+            return;
+        }
+        if (!src.mem || !dst.mem)
+            fail("runFrom: ", quoted(dst.name), " has no layout to copy between plans");
+        dnnl::reorder(src.mem, dst.mem).execute(from.stream, src.mem, dst.mem);
+        from.stream.wait();
+    }
+
+    // Undoes what runFrom() calls changed since the last run().
+    void restoreBase()
+    {
+        profiled("(runFrom: restore)", [&] {
+            for (int s : modified_) {
+                auto& bytes = backup_[std::size_t(s)];
+                std::memcpy(prog_->slot(s).buffer.data(), bytes.data(), bytes.size());
+                backedUp_[std::size_t(s)] = 0;
+            }
+        });
+        modified_.clear();
+        lastGiven_.clear();
     }
 
     void attachObservers()
@@ -543,8 +662,10 @@ private:
     {
         std::vector<Tensor> out;
         out.reserve(prog_->outputSlots.size());
-        for (int s : prog_->outputSlots)
-            out.push_back(readSlot(*prog_, s));
+        profiled("(read outputs)", [&] {
+            for (int s : prog_->outputSlots)
+                out.push_back(readSlot(*prog_, s));
+        });
         return out;
     }
 
@@ -557,6 +678,12 @@ private:
     std::map<std::string, ValueMeta> meta_;
     std::vector<std::unique_ptr<Observer>> observers_;
     std::vector<int> constantObserved_;
+    // runFrom(): the last run()'s bytes of the slots it overwrote (capacity kept
+    // between calls), which of them differ now, and the names that call was given.
+    std::vector<std::vector<std::byte>> backup_;
+    std::vector<char> backedUp_;
+    std::vector<int> modified_;
+    std::vector<std::string> lastGiven_;
     bool stale_ = false;
     bool hasRun_ = false;
     enum class SplitState { Undecided, Off, Built, Verified };

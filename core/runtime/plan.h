@@ -81,6 +81,15 @@ public:
     // inputs) and returns the graph outputs. Values not downstream are reused from
     // the last full run().
     virtual std::vector<Tensor> runFrom(const std::map<std::string, Tensor>& values) = 0;
+    // runFrom() with values also taken from another plan's last run() or compute():
+    // `fromSource` maps a value of this plan to one of `source` with the same shape and
+    // type (e.g. a segment compiled with other weights). Each is copied as `source`
+    // stores it (one reorder when the layouts differ), never through a plain tensor.
+    virtual std::vector<Tensor> runFrom(const std::map<std::string, Tensor>& values, Plan& source,
+        const std::map<std::string, std::string>& fromSource) = 0;
+    // run() without reading the outputs back: the values stay in the plan, for
+    // valueOf() or another plan's runFrom(..., source, ...).
+    virtual void compute(const std::vector<Tensor>& inputs) = 0;
 
     // Taps cost nothing when none is attached.
     virtual void addTap(const std::string& value, Tap tap) = 0;

@@ -120,6 +120,52 @@ private slots:
             naive.seconds, fast.seconds / naive.seconds);
     }
 
+    // The cached sweep (activation-only variants re-run in the FP32 plan, repeated
+    // runFrom() calls per layer sharing one backup) measures exactly what a full re-run
+    // per configuration does: every metric of every (layer, bits) to 1e-6, relative.
+    void cachedSweepMetricsEqualFullReRunTo1e6_data() { cachedSweepEqualsFullReRun_data(); }
+
+    void cachedSweepMetricsEqualFullReRunTo1e6()
+    {
+        QFETCH(int, mode);
+        Graph g = importOnnx(kModel);
+        Dataset d = demoData(g, 24);
+        SensitivityOptions o;
+        o.bits = {2, 5};
+        o.mode = SensitivityMode(mode);
+        o.limit = 24;
+        o.batch = 16; // a short last batch: the plans recompile for it
+        Progress p;
+        SensitivityResult fast = measureSensitivity(g, d, o, p, CancelToken());
+        o.naive = true;
+        SensitivityResult naive = measureSensitivity(g, d, o, p, CancelToken());
+        QCOMPARE(fast.layers.size(), std::size_t(8));
+        auto close = [](double a, double b) { return a == b || std::abs(a - b) <= 1e-6 * std::max(1.0, std::abs(b)); };
+        int finite = 0;
+        for (std::size_t i = 0; i < fast.layers.size(); ++i)
+            for (int bits : o.bits) {
+                const BitMeasure& a = fast.layers[i].byBits.at(bits);
+                const BitMeasure& b = naive.layers[i].byBits.at(bits);
+                const QString where =
+                    QString("%1 at %2 bits").arg(QString::fromStdString(fast.layers[i].layer)).arg(bits);
+                finite += std::isfinite(b.sqnrDb);
+                QVERIFY2(close(a.sqnrDb, b.sqnrDb),
+                    qPrintable(
+                        where + QString(": SQNR %1 vs %2 dB").arg(a.sqnrDb, 0, 'g', 12).arg(b.sqnrDb, 0, 'g', 12)));
+                QVERIFY2(std::abs(a.kl - b.kl) <= 1e-6 * b.kl + 1e-12,
+                    qPrintable(where + QString(": KL %1 vs %2").arg(a.kl, 0, 'g', 12).arg(b.kl, 0, 'g', 12)));
+                QVERIFY2(close(a.top1Agreement, b.top1Agreement), qPrintable(where + ": top-1 agreement"));
+                QVERIFY(a.top1.has_value() && b.top1.has_value());
+                QVERIFY2(close(*a.top1, *b.top1), qPrintable(where + ": top-1"));
+                QCOMPARE(a.samples, int64_t(24));
+                QCOMPARE(b.samples, int64_t(24));
+            }
+        QVERIFY(finite == 8 * 2); // the comparison is not between infinities
+        // 2 bits moves the output of every layer measurably (a sweep that quantized nothing would fail here).
+        for (const auto& l : fast.layers)
+            QVERIFY(l.byBits.at(2).kl > 0 && l.byBits.at(2).sqnrDb < l.byBits.at(5).sqnrDb);
+    }
+
     // The local method's SQNR against whole-model plans that keep each layer's output:
     // FP32, and with that layer's weight quantized.
     void segmentsMatchFullReRunsOnBranchyGraphs_data()

@@ -368,6 +368,84 @@ private slots:
         QVERIFY(maxAbsDiff(back[0], clean[0]) <= 1e-6f);
     }
 
+    // runFrom() keeps what a call changed until one gives other values (the sweep's
+    // repeated calls): each call still equals a full run with only its own change,
+    // whatever came before, and valueOf() and run() see the last run()'s values.
+    void repeatedAndAlternatingRunFromEqualTransformedRuns()
+    {
+        Graph g = demo();
+        Dataset data = demoData(g, 16);
+        const std::string a = "/down1/down1.2/Relu_output_0", b = "/res2/Relu_output_0";
+        CompileOptions opts;
+        opts.inputShapes["input"] = {16, 1, 28, 28};
+        opts.keepValues = {a, b};
+        auto scaled = [](float f) {
+            return [f](Tensor& t) {
+                for (float& v : t.data<float>())
+                    v *= f;
+            };
+        };
+        auto expected = [&](const std::string& value, float f) {
+            CompileOptions o = opts;
+            o.valueTransforms[value] = scaled(f);
+            return compilePlan(g, o)->run({data.inputs}).front();
+        };
+        auto plan = compilePlan(g, opts);
+        const Tensor clean = plan->run({data.inputs}).front();
+        const Tensor baseA = plan->valueOf(a), baseB = plan->valueOf(b);
+        auto given = [&](const Tensor& base, float f) {
+            Tensor t = base;
+            scaled(f)(t);
+            return t;
+        };
+        struct Step {
+            const std::string* value;
+            const Tensor* base;
+            float f;
+        };
+        const std::vector<Step> steps = {{&a, &baseA, 0.5f}, {&a, &baseA, 1.5f}, {&a, &baseA, 0.8f}, {&b, &baseB, 0.7f},
+            {&b, &baseB, 1.2f}, {&a, &baseA, 0.9f}};
+        for (const Step& s : steps) {
+            const Tensor out = plan->runFrom({{*s.value, given(*s.base, s.f)}}).front();
+            const Tensor ref = expected(*s.value, s.f);
+            QVERIFY(maxAbsDiff(out, clean) > 1e-4f);
+            QVERIFY2(maxAbsDiff(out, ref) <= 1e-6f,
+                qPrintable(QString("%1 x %2: differs by %3").arg(s.value->c_str()).arg(s.f).arg(maxAbsDiff(out, ref))));
+        }
+        // The values downstream of the last change are the clean run's again.
+        QCOMPARE(maxAbsDiff(plan->valueOf(b), baseB), 0.f);
+        plan->runFrom({{a, given(baseA, 0.6f)}});
+        QCOMPARE(maxAbsDiff(plan->run({data.inputs}).front(), clean), 0.f);
+        QCOMPARE(maxAbsDiff(plan->valueOf(b), baseB), 0.f);
+    }
+
+    // A value handed over from another plan as that plan stores it (blocked layouts
+    // included) equals handing the same value over as a plain tensor.
+    void runFromAnotherPlansValue()
+    {
+        Graph g = demo();
+        Dataset data = demoData(g, 8);
+        const std::string v = "/res1/Relu_1_output_0";
+        CompileOptions opts;
+        opts.inputShapes["input"] = {8, 1, 28, 28};
+        opts.keepValues = {v};
+        CompileOptions halved = opts;
+        halved.valueTransforms[v] = [](Tensor& t) {
+            for (float& x : t.data<float>())
+                x *= 0.5f;
+        };
+        auto source = compilePlan(g, halved);
+        const Tensor expected = source->run({data.inputs}).front();
+        auto plan = compilePlan(g, opts);
+        const Tensor clean = plan->run({data.inputs}).front();
+        QVERIFY(maxAbsDiff(clean, expected) > 1e-3f);
+        QCOMPARE(maxAbsDiff(plan->runFrom({}, *source, {{v, v}}).front(), expected), 0.f);
+        QCOMPARE(maxAbsDiff(plan->runFrom({{v, source->valueOf(v)}}).front(), expected), 0.f);
+        QCOMPARE(maxAbsDiff(plan->run({data.inputs}).front(), clean), 0.f);
+        QVERIFY_THROWS_EXCEPTION(Error, plan->runFrom({}, *source, {{v, "no such value"}}));
+        QVERIFY_THROWS_EXCEPTION(Error, plan->runFrom({}, *source, {{"/res2/Relu_1_output_0", v}})); // other shape
+    }
+
     void runFromOnHiddenValueRecompiles()
     {
         Graph g = demo();
