@@ -28,7 +28,8 @@ int sourceBox(const Graph& g, const GraphLayout& layout, const std::string& valu
     if (p >= 0)
         return layout.boxOfNode(p);
     for (std::size_t i = 0; i < layout.boxes.size(); ++i)
-        if (layout.boxes[i].kind == GraphLayout::BoxKind::Input && layout.boxes[i].title == QString::fromStdString(value))
+        if (layout.boxes[i].kind == GraphLayout::BoxKind::Input &&
+            layout.boxes[i].title == QString::fromStdString(value))
             return int(i);
     return -1;
 }
@@ -80,8 +81,8 @@ std::vector<BoundaryMark> boundaryMarks(const Graph& graph, const GraphLayout& l
     return out;
 }
 
-PrecisionBoundaryOverlay::PrecisionBoundaryOverlay(GraphView* view, ModelDocument* doc, QuantConfigDocument* config,
-                                                   QObject* parent)
+PrecisionBoundaryOverlay::PrecisionBoundaryOverlay(
+    GraphView* view, ModelDocument* doc, QuantConfigDocument* config, QObject* parent)
     : QObject(parent), view_(view), doc_(doc), config_(config)
 {
     connect(config_, &QuantConfigDocument::configChanged, this, &PrecisionBoundaryOverlay::update);
@@ -89,8 +90,8 @@ PrecisionBoundaryOverlay::PrecisionBoundaryOverlay(GraphView* view, ModelDocumen
     connect(doc_, &ModelDocument::modelChanged, this, [this] { setProfile(nullptr, nullptr); });
 }
 
-void PrecisionBoundaryOverlay::setProfile(std::shared_ptr<const LatencyProfile> profile,
-                                          std::shared_ptr<const LayerLinks> links)
+void PrecisionBoundaryOverlay::setProfile(
+    std::shared_ptr<const LatencyProfile> profile, std::shared_ptr<const LayerLinks> links)
 {
     profile_ = std::move(profile);
     links_ = std::move(links);
@@ -118,8 +119,8 @@ void PrecisionBoundaryOverlay::update()
     const auto& layout = doc_->layout();
     if (enabled_ && profile_ && links_ && model && layout) {
         try {
-            marks_ = boundaryMarks(*model->graph, *layout, *profile_, *links_,
-                                   int8Layers(config_->config(), config_->layerNames()));
+            marks_ = boundaryMarks(
+                *model->graph, *layout, *profile_, *links_, int8Layers(config_->config(), config_->layerNames()));
         } catch (const Error&) {
             marks_.clear(); // a profile of another model's layers: nothing to mark
         }
@@ -133,12 +134,14 @@ void PrecisionBoundaryOverlay::update()
             e.from = m.edges[i].first;
             e.to = m.edges[i].second;
             // One crossing may sit on several edges (an output read twice): its cost is labelled once.
-            e.label = i == 0 ? QStringLiteral("%1 %2 ms").arg(q ? QStringLiteral("Q") : QStringLiteral("DQ"), msText(m.ms))
-                             : QString();
+            e.label = i == 0
+                ? QStringLiteral("%1 %2 ms").arg(q ? QStringLiteral("Q") : QStringLiteral("DQ"), msText(m.ms))
+                : QString();
             e.tooltip = QStringLiteral("<b>%1</b> %2 of <b>%3</b>: %4 ms measured")
                             .arg(q ? QStringLiteral("Quantize") : QStringLiteral("Dequantize"),
-                                 q ? QStringLiteral("float \u2192 INT8 at the input") : QStringLiteral("INT8 \u2192 float at the output"),
-                                 layer.toHtmlEscaped())
+                                q ? QStringLiteral("float \u2192 INT8 at the input")
+                                  : QStringLiteral("INT8 \u2192 float at the output"),
+                                layer.toHtmlEscaped())
                             .arg(msText(m.ms));
             edges.push_back(e);
         }

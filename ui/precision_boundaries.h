@@ -27,9 +27,9 @@ class ModelDocument;
 class QuantConfigDocument;
 
 struct BoundaryMark {
-    std::string layer;                     // the INT8 layer whose input or output crosses
+    std::string layer; // the INT8 layer whose input or output crosses
     PrecisionBoundary::Kind kind = PrecisionBoundary::Kind::Quantize;
-    double ms = 0;                         // measured cost of the crossing
+    double ms = 0;                          // measured cost of the crossing
     std::vector<std::pair<int, int>> edges; // (from box, to box) of the layout it sits on
 };
 
@@ -46,7 +46,8 @@ QString msText(double ms);
 class PrecisionBoundaryOverlay : public QObject {
     Q_OBJECT
 public:
-    PrecisionBoundaryOverlay(GraphView* view, ModelDocument* doc, QuantConfigDocument* config, QObject* parent = nullptr);
+    PrecisionBoundaryOverlay(
+        GraphView* view, ModelDocument* doc, QuantConfigDocument* config, QObject* parent = nullptr);
 
     void setProfile(std::shared_ptr<const LatencyProfile> profile, std::shared_ptr<const LayerLinks> links);
     bool hasProfile() const { return profile_ != nullptr; }

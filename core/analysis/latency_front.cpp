@@ -48,8 +48,8 @@ std::vector<LayerOptions> latencyLayerOptions(std::vector<LayerOptions> layers, 
         lo.options.push_back(f);
         lo.enterCost = ns(lat->quantizeMs.value_or(0));
         lo.exitCost = ns(lat->dequantizeMs.value_or(0));
-        lo.linkedToPrevious = li > 0 && li < links.producers.size() && links.producers[li].count(li - 1) &&
-                              links.layers[li] == lo.layer;
+        lo.linkedToPrevious =
+            li > 0 && li < links.producers.size() && links.producers[li].count(li - 1) && links.layers[li] == lo.layer;
     }
     return layers;
 }

@@ -83,11 +83,12 @@ private slots:
         };
         QVERIFY(kinds({}).empty());
         // a alone: enters from the graph input, leaves to float b.
-        QCOMPARE(kinds({"a"}), (std::vector<std::pair<std::size_t, K>>{{0, K::Quantize}, {0, K::Dequantize}}));
+        QCOMPARE(kinds({"a"}), (std::vector<std::pair<std::size_t, K>> {{0, K::Quantize}, {0, K::Dequantize}}));
         // a and b: one entry at a, one exit at b.
-        QCOMPARE(kinds({"a", "b"}), (std::vector<std::pair<std::size_t, K>>{{0, K::Quantize}, {1, K::Dequantize}}));
+        QCOMPARE(kinds({"a", "b"}), (std::vector<std::pair<std::size_t, K>> {{0, K::Quantize}, {1, K::Dequantize}}));
         // all: a enters, c leaves to the graph output.
-        QCOMPARE(kinds({"a", "b", "c"}), (std::vector<std::pair<std::size_t, K>>{{0, K::Quantize}, {2, K::Dequantize}}));
+        QCOMPARE(
+            kinds({"a", "b", "c"}), (std::vector<std::pair<std::size_t, K>> {{0, K::Quantize}, {2, K::Dequantize}}));
         // a and c around a float b: four crossings with their measured costs.
         const auto b = precisionBoundaries(p, l, {"a", "c"});
         QCOMPARE(b.size(), std::size_t(4));
@@ -102,8 +103,8 @@ private slots:
     {
         const ModelSizeTable sizes = chainSizes();
         const QuantConfig base;
-        const auto layers = latencyLayerOptions(mixedLayerOptions(sizes, chainSensitivity(), {4, 8}, base, false), sizes,
-                                                chainProfile(true), chainLinks(), base, {{"a", 0.01}});
+        const auto layers = latencyLayerOptions(mixedLayerOptions(sizes, chainSensitivity(), {4, 8}, base, false),
+            sizes, chainProfile(true), chainLinks(), base, {{"a", 0.01}});
         QCOMPARE(layers.size(), std::size_t(3));
         // a: 4 and 8 bits at its INT8 time, plus its input's noise; a float option at FP32 time.
         QCOMPARE(layers[0].options.size(), std::size_t(3));
@@ -121,8 +122,9 @@ private slots:
         // b has no INT8 kernel: float only.
         QCOMPARE(layers[1].options.size(), std::size_t(1));
         QCOMPARE(layers[1].options[0].bits, kFloatBits);
-        QVERIFY_THROWS_EXCEPTION(Error, latencyLayerOptions(mixedLayerOptions(sizes, chainSensitivity(), {4}, base, false),
-                                                            sizes, LatencyProfile{}, chainLinks(), base, {}));
+        QVERIFY_THROWS_EXCEPTION(Error,
+            latencyLayerOptions(mixedLayerOptions(sizes, chainSensitivity(), {4}, base, false), sizes,
+                LatencyProfile {}, chainLinks(), base, {}));
     }
 
     // The front against every assignment of {4, 8, float} per layer priced by predictLatencyMs.
@@ -136,7 +138,7 @@ private slots:
         MixedConstraints c;
         c.allowedBits = {4, 8};
         c.maxBits = kFloatBits;
-        const auto front = latencyFront(sizes, sens, {4, 8}, QuantConfig{}, p, links, noise, c);
+        const auto front = latencyFront(sizes, sens, {4, 8}, QuantConfig {}, p, links, noise, c);
 
         struct Candidate {
             double ms, noise;
@@ -168,7 +170,7 @@ private slots:
             bool dominated = false;
             for (const auto& o : all)
                 dominated = dominated || (o.ms <= k.ms + 1e-12 && o.noise < k.noise - 1e-15) ||
-                            (o.ms < k.ms - 1e-12 && std::abs(o.noise - k.noise) <= 1e-15);
+                    (o.ms < k.ms - 1e-12 && std::abs(o.noise - k.noise) <= 1e-15);
             if (!dominated)
                 pareto.insert(k.bits);
         }
@@ -180,25 +182,25 @@ private slots:
         }
         QVERIFY(pareto.size() >= 4); // a real trade-off, not one point
         QCOMPARE(got, pareto);
-        QCOMPARE(int8Layers(front.back()), std::set<std::string>{}); // no noise: all float
+        QCOMPARE(int8Layers(front.back()), std::set<std::string> {}); // no noise: all float
     }
 
     void pointsMapBackToConfigs()
     {
         FrontPoint f;
         f.bits = {{"a", 4}, {"b", kFloatBits}, {"c", 8}};
-        QCOMPARE(int8Layers(f), (std::set<std::string>{"a", "c"}));
-        const QuantConfig cfg = configForPoint(QuantConfig{}, f);
+        QCOMPARE(int8Layers(f), (std::set<std::string> {"a", "c"}));
+        const QuantConfig cfg = configForPoint(QuantConfig {}, f);
         QCOMPARE(cfg.forLayer("a")->weight.bits, 4);
         QVERIFY(!cfg.forLayer("b"));
         QCOMPARE(cfg.forLayer("c")->weight.bits, 8);
-        QCOMPARE(int8Layers(cfg, {"a", "b", "c"}), (std::set<std::string>{"a", "c"}));
+        QCOMPARE(int8Layers(cfg, {"a", "b", "c"}), (std::set<std::string> {"a", "c"}));
         QuantConfig wide = cfg;
         wide.layers["c"].activation.bits = 16;
-        QCOMPARE(int8Layers(wide, {"a", "b", "c"}), std::set<std::string>{"a"});
+        QCOMPARE(int8Layers(wide, {"a", "b", "c"}), std::set<std::string> {"a"});
         const LatencyProfile p = chainProfile(false);
         QCOMPARE(latencyBudgetCost(p, 1.25), int64_t(1000000));
-        QCOMPARE(chainLatencyMs(p, FrontPoint{.cost = 1000000}), 1.25);
+        QCOMPARE(chainLatencyMs(p, FrontPoint {.cost = 1000000}), 1.25);
     }
 };
 

@@ -104,14 +104,14 @@ class TestLatencyPareto : public QObject {
         c.allowedBits = {2, 4, 8};
         c.maxBits = kFloatBits;
         return latencyFront(*config->sizes(), *sens, bits, base, *pareto->latencyProfile(), *pareto->latencyLinks(),
-                            pareto->inputNoise(), c);
+            pareto->inputNoise(), c);
     }
 
     QPoint pixelOf(int i) const
     {
         QCustomPlot* p = pareto->chart()->plot();
         return {int(std::lround(p->xAxis->coordToPixel(pareto->costOf(i)))),
-                int(std::lround(p->yAxis->coordToPixel(pareto->front()[std::size_t(i)].predictedSqnrDb)))};
+            int(std::lround(p->yAxis->coordToPixel(pareto->front()[std::size_t(i)].predictedSqnrDb)))};
     }
 
 private slots:
@@ -148,7 +148,7 @@ private slots:
             const FrontPoint& p = pareto->front()[i];
             QCOMPARE(p.bits, expected[i].bits);
             QVERIFY(p.predictedSqnrDb == expected[i].predictedSqnrDb || // both +inf for the all-float point
-                    std::abs(p.predictedSqnrDb - expected[i].predictedSqnrDb) < 1e-9);
+                std::abs(p.predictedSqnrDb - expected[i].predictedSqnrDb) < 1e-9);
             const double ms = predictLatencyMs(profile, links, int8Layers(expected[i]));
             QVERIFY2(std::abs(pareto->costOf(int(i)) - ms) < 1e-9, qPrintable(QString::number(i)));
         }
@@ -177,7 +177,8 @@ private slots:
         // The size front is the plain size DP again, and the marker sits at the config's size.
         QuantConfig base = config->config();
         base.layers.clear();
-        const auto sizeFront = paretoFront(mixedLayerOptions(*config->sizes(), *config->sensitivity(), {2, 4, 8}, base, false));
+        const auto sizeFront =
+            paretoFront(mixedLayerOptions(*config->sizes(), *config->sensitivity(), {2, 4, 8}, base, false));
         QCOMPARE(pareto->front().size(), sizeFront.size());
         for (std::size_t i = 0; i < sizeFront.size(); ++i)
             QCOMPARE(pareto->front()[i].bits, sizeFront[i].bits);
@@ -218,7 +219,7 @@ private slots:
         QCOMPARE(int8Layers(config->config(), config->layerNames()), int8Layers(point));
         for (const auto& [layer, bits] : point.bits) {
             const int row = int(std::find(config->layerNames().begin(), config->layerNames().end(), layer) -
-                                config->layerNames().begin());
+                config->layerNames().begin());
             const LayerQuant q = config->layer(row);
             QCOMPARE(q.weight.bits, bits);
             QCOMPARE(q.activation.bits, bits < 16 ? 8 : kFloatBits);
@@ -379,7 +380,7 @@ private slots:
         QVERIFY(m->rowCount() > 2);
         for (int r = 1; r < m->rowCount(); ++r)
             QVERIFY(m->index(r - 1, LatencyTableModel::Fp32Ms).data(LatencyTableModel::SortRole).toDouble() >=
-                    m->index(r, LatencyTableModel::Fp32Ms).data(LatencyTableModel::SortRole).toDouble());
+                m->index(r, LatencyTableModel::Fp32Ms).data(LatencyTableModel::SortRole).toDouble());
         auto* tabs = pareto->findChild<QTabWidget*>(QStringLiteral("paretoTabs"));
         QVERIFY(tabs && tabs->indexOf(table) >= 0);
         tabs->setCurrentWidget(table);
@@ -411,6 +412,7 @@ private slots:
         QVERIFY(!pareto->isMeasuring());
         QVERIFY(window->jobs()->waitForWorkers(5000));
         QVERIFY2(clock.elapsed() < 1000, qPrintable(QStringLiteral("%1 ms").arg(clock.elapsed())));
+        qInfo("cancelled: worker returned %lld ms after cancel", static_cast<long long>(clock.elapsed()));
         QVERIFY(pareto->profileLabel()->text().contains(QStringLiteral("cancelled")));
         QCOMPARE(pareto->latencyProfile()->id, firstProfileId); // the old profile stays
         pareto->setLatencyOptions(quickOptions());
