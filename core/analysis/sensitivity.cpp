@@ -489,6 +489,17 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
         std::vector<std::unique_ptr<Plan>> fpMinis(layers.size());
         std::vector<std::size_t> copyOf(variants.size(), SIZE_MAX); // variant -> its copy in its layer's segment plan
         std::vector<std::vector<SegmentCopy>> copies(layers.size());
+        // Whether a layer's input is read outside its segment (a skip connection) or is a
+        // graph output: only then does its quantized version go to the FP32 plan too
+        // when the segment plan already computed the layer from it.
+        std::vector<char> inputElsewhere(layers.size(), 0);
+        for (std::size_t li = 0; li < layers.size(); ++li) {
+            const Segment& seg = segments[li];
+            for (int c : g.consumersOf(layers[li].input))
+                inputElsewhere[li] |= std::find(seg.nodes.begin(), seg.nodes.end(), c) == seg.nodes.end();
+            for (const auto& o : g.outputs)
+                inputElsewhere[li] |= o.name == layers[li].input;
+        }
         for (std::size_t vi = 0; vi < variants.size(); ++vi) {
             const Variant& v = variants[vi];
             // Activation quantization alone leaves the layer as in the FP32 plan, which
@@ -599,7 +610,7 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                     // Activation quantization acts on the value, so every consumer of the
                     // layer's input sees it (a skip connection too), as in quantizeModel.
                     std::map<std::string, Tensor> given;
-                    if (v.act)
+                    if (v.act && (!ownSegment || inputElsewhere[v.layer]))
                         given[l.input] = std::move(*quantizedIns[vi]);
                     Tensor out = ownSegment
                                      ? fp->runFrom(given, *minis[v.layer], {{seg.end, copyName(seg.end, copyOf[vi])}})

@@ -173,6 +173,7 @@ private slots:
         QTest::addColumn<int>("mode");
         QTest::newRow("weights") << int(SensitivityMode::Weights);
         QTest::newRow("activations") << int(SensitivityMode::Activations);
+        QTest::newRow("both") << int(SensitivityMode::Both);
     }
 
     void segmentsMatchFullReRunsOnBranchyGraphs()
