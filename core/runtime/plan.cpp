@@ -203,7 +203,7 @@ public:
             if (prog_->slot(s).constant)
                 fail("runFrom: ", quoted(name), " is a constant of the compiled plan; use initializerOverrides");
             save(s);
-            profiled("(runFrom: write values)", [&] { writeSlot(*prog_, s, t); });
+            profiled("(runFrom: write values)", [&, &value = t] { writeSlot(*prog_, s, value); });
             dirty[std::size_t(s)] = given[std::size_t(s)] = written[std::size_t(s)] = 1;
         }
         for (const auto& [name, from] : fromSource) {
