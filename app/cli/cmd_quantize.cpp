@@ -47,9 +47,10 @@ QuantConfig configFromArgs(const Args& args)
     if (auto cal = args.value("calib"))
         parseCalibrator(*cal, c.defaults.activation);
     if (auto wr = args.value("wrange")) {
-        if (*wr != "minmax" && *wr != "mse")
-            fail("--wrange: ", quoted(*wr), " is not minmax or mse");
+        if (*wr != "minmax" && *wr != "mse" && *wr != "output-mse")
+            fail("--wrange: ", quoted(*wr), " is not minmax, mse or output-mse");
         c.defaults.weight.calibrator = *wr;
+        c.defaults.weight.calibratorParam = 0;
     }
     auto addAlgo = [&](const std::string& name) {
         for (const auto& a : c.algorithms)
@@ -172,7 +173,7 @@ int runQuantize(const std::vector<std::string>& argv)
 const bool registered = registerCommand(
     {"quantize",
      "MODEL --data DATA [--config CFG.json | --wbits N --abits N --granularity tensor|channel|group:N "
-     "--calib minmax|ema|percentile:P|mse|entropy --wrange minmax|mse] [--bias-correction] [--cle] [--algo A,B] [--int8] "
+     "--calib minmax|ema|percentile:P|mse|entropy --wrange minmax|mse|output-mse] [--bias-correction] [--cle] [--algo A,B] [--int8] "
      "[--calib-data DATA] [--calib-limit N] [--eval-limit N] [--batch N] [--threads N] [--save-config PATH] "
      "[--db DB] [--json]",
      "calibrate, quantize and evaluate a model against FP32; record the run with --db", runQuantize});
