@@ -79,9 +79,25 @@ QuantConfig configFromArgs(const Args& args)
     return c;
 }
 
+// Samples [from, end) of `d` (--eval-from: evaluate on a part disjoint from calibration).
+Dataset dropFirst(Dataset d, int64_t from)
+{
+    if (from == 0)
+        return d;
+    if (from < 0 || from >= d.count())
+        fail("--eval-from: ", from, " leaves no evaluation samples (the data has ", d.count(), ")");
+    const int64_t n = d.count() - from;
+    d.inputs = d.batch(from, n);
+    if (d.targets)
+        d.targets = d.targetBatch(from, n);
+    if (d.labels)
+        d.labels = std::vector<int64_t>(d.labels->begin() + from, d.labels->end());
+    return d;
+}
+
 int runQuantize(const std::vector<std::string>& argv)
 {
-    std::set<std::string> valued = {"config", "wbits", "abits", "granularity", "calib", "wrange", "calib-limit", "eval-limit",
+    std::set<std::string> valued = {"config", "wbits", "abits", "granularity", "calib", "wrange", "calib-limit", "eval-limit", "eval-from",
                                     "batch", "threads", "db", "algo", "calib-data", "save-config"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
     Args args(argv, valued, {"bias-correction", "cle", "int8", "json"});
@@ -101,8 +117,8 @@ int runQuantize(const std::vector<std::string>& argv)
 
     Graph graph = importOnnx(path);
     DataOptions evalOpts = dataOptions(args);
-    evalOpts.limit = opts.evalLimit;
-    Dataset eval = loadDataset(evalOpts, graph);
+    evalOpts.limit = -1; // all; --eval-limit counts from --eval-from (quantizeModel applies it)
+    Dataset eval = dropFirst(loadDataset(evalOpts, graph), args.intValue("eval-from", 0));
     Dataset calib = calibrationData(args, evalOpts, graph, opts.calibLimit);
 
     std::optional<Store> store = storeFromArgs(args);
@@ -174,7 +190,7 @@ const bool registered = registerCommand(
     {"quantize",
      "MODEL --data DATA [--config CFG.json | --wbits N --abits N --granularity tensor|channel|group:N "
      "--calib minmax|ema|percentile:P|mse|entropy --wrange minmax|mse|output-mse] [--bias-correction] [--cle] [--algo A,B] [--int8] "
-     "[--calib-data DATA] [--calib-limit N] [--eval-limit N] [--batch N] [--threads N] [--save-config PATH] "
+     "[--calib-data DATA] [--calib-limit N] [--eval-limit N] [--eval-from N] [--batch N] [--threads N] [--save-config PATH] "
      "[--db DB] [--json]",
      "calibrate, quantize and evaluate a model against FP32; record the run with --db", runQuantize});
 
