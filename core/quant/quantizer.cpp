@@ -128,7 +128,8 @@ WeightQuantization planWeightQuantization(std::span<const float> w, const Shape&
             const std::vector<float> lo2(bestLo);
             search(46, [&](std::size_t b, float f) { return std::pair(lo2[b], hi[b] * f); });
         }
-    } else if (spec.calibrator != "minmax" && !spec.isFloat()) {
+    } else if (spec.calibrator != "minmax" && spec.calibrator != "mse" && spec.calibrator != "output-mse" &&
+               !spec.isFloat()) {
         fail("weight range ", quoted(spec.calibrator), ": weights take minmax, mse or output-mse");
     }
     return plan;

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <map>
 #include <utility>
+#include <vector>
 
 namespace qs::algo {
 
@@ -35,23 +36,29 @@ std::vector<QParams> outputMseGrid(
     for (std::size_t b = 0; b < blocks; ++b)
         if (!std::isfinite(lo[b]))
             lo[b] = hi[b] = 0;
-    auto factor = [](int step) { return 1.f - 0.02f * float(step); };
+    // Candidates per block: ranges; the incumbent (the best so far) is always the first.
     std::vector<QParams> best(blocks);
-    std::vector<float> bestLo(lo), bestHi(hi);
+    std::vector<std::pair<float, float>> bestRange(blocks);
+    for (std::size_t b = 0; b < blocks; ++b)
+        bestRange[b] = {lo[b], hi[b]};
     std::vector<double> d(static_cast<std::size_t>(k));
-    auto search = [&](int steps, auto&& rangeOf) {
+    auto search = [&](auto&& candidatesOf) {
+        std::vector<std::vector<std::pair<float, float>>> ranges(blocks);
         std::vector<std::vector<QParams>> cand(blocks);
-        for (std::size_t b = 0; b < blocks; ++b)
-            for (int s = 0; s < steps; ++s) {
-                auto [l, u] = rangeOf(b, factor(s));
+        for (std::size_t b = 0; b < blocks; ++b) {
+            ranges[b] = candidatesOf(b);
+            ranges[b].insert(ranges[b].begin(), bestRange[b]);
+            for (const auto& [l, u] : ranges[b])
                 cand[b].push_back(qparamsFor(l, u, spec.bits, spec.symmetric));
-            }
-        std::vector<std::vector<double>> err(blocks, std::vector<double>(std::size_t(steps), 0.0));
+        }
+        std::vector<std::vector<double>> err(blocks);
+        for (std::size_t b = 0; b < blocks; ++b)
+            err[b].assign(cand[b].size(), 0.0);
         for (int64_t r = 0; r < L.rows; ++r)
             for (const auto& [offset, cols] : pattern) {
                 const auto b = std::size_t(L.blockOf(r, cols.front()));
-                for (int s = 0; s < steps; ++s) {
-                    const QParams& q = cand[b][std::size_t(s)];
+                for (std::size_t s = 0; s < cand[b].size(); ++s) {
+                    const QParams& q = cand[b][s];
                     for (std::size_t i = 0; i < cols.size(); ++i) {
                         const float w = m[std::size_t(r * k + cols[i])];
                         d[i] = double(fakeQuant(w, q)) - double(w);
@@ -66,22 +73,45 @@ std::vector<QParams> outputMseGrid(
                             dot += hr[cols[j]] * d[j];
                         e += d[i] * dot;
                     }
-                    err[b][std::size_t(s)] += e;
+                    err[b][s] += e;
                 }
             }
         for (std::size_t b = 0; b < blocks; ++b) {
-            const auto s = int(std::min_element(err[b].begin(), err[b].end()) - err[b].begin());
-            std::tie(bestLo[b], bestHi[b]) = rangeOf(b, factor(s));
-            best[b] = cand[b][std::size_t(s)];
+            const auto s = std::size_t(std::min_element(err[b].begin(), err[b].end()) - err[b].begin());
+            bestRange[b] = ranges[b][s];
+            best[b] = cand[b][s];
         }
     };
-    search(41, [&](std::size_t b, float f) { return std::pair(lo[b] * f, hi[b] * f); });
+    // Shared factor: 1 down to 0.2 by 0.02, then by 0.002 within 0.02 of the best.
+    std::vector<float> shared(blocks, 1.f);
+    search([&](std::size_t b) {
+        std::vector<std::pair<float, float>> c;
+        for (int i = 1; i <= 40; ++i)
+            c.emplace_back(lo[b] * (1.f - 0.02f * float(i)), hi[b] * (1.f - 0.02f * float(i)));
+        return c;
+    });
+    for (std::size_t b = 0; b < blocks; ++b)
+        shared[b] = hi[b] != 0 ? bestRange[b].second / hi[b] : lo[b] != 0 ? bestRange[b].first / lo[b] : 1.f;
+    search([&](std::size_t b) {
+        std::vector<std::pair<float, float>> c;
+        for (int i = -9; i <= 9; ++i) {
+            const float f = std::min(1.f, shared[b] + 0.002f * float(i));
+            c.emplace_back(lo[b] * f, hi[b] * f);
+        }
+        return c;
+    });
     if (!spec.symmetric) {
-        // The shared optimum lies on both end grids (the same steps), so it stays a candidate.
-        const std::vector<float> hi1(bestHi);
-        search(46, [&](std::size_t b, float f) { return std::pair(lo[b] * f, hi1[b]); });
-        const std::vector<float> lo2(bestLo);
-        search(46, [&](std::size_t b, float f) { return std::pair(lo2[b], hi[b] * f); });
+        // Each end alone, 1 down to 0.1 of it by 0.02, the other end fixed at its best.
+        for (int side = 0; side < 2; ++side)
+            search([&](std::size_t b) {
+                std::vector<std::pair<float, float>> c;
+                for (int i = 0; i <= 45; ++i) {
+                    auto r = bestRange[b];
+                    (side == 0 ? r.first : r.second) = (side == 0 ? lo[b] : hi[b]) * (1.f - 0.02f * float(i));
+                    c.push_back(r);
+                }
+                return c;
+            });
     }
     return best;
 }
