@@ -92,6 +92,8 @@ Dataset dropFirst(Dataset d, int64_t from)
         d.targets = d.targetBatch(from, n);
     if (d.labels)
         d.labels = std::vector<int64_t>(d.labels->begin() + from, d.labels->end());
+    d.path += str("[", from, ":]"); // the store records the part, not the whole file
+    d.hash += str(":from", from);
     return d;
 }
 
@@ -117,8 +119,9 @@ int runQuantize(const std::vector<std::string>& argv)
 
     Graph graph = importOnnx(path);
     DataOptions evalOpts = dataOptions(args);
-    evalOpts.limit = -1; // all; --eval-limit counts from --eval-from (quantizeModel applies it)
-    Dataset eval = dropFirst(loadDataset(evalOpts, graph), args.intValue("eval-from", 0));
+    const int64_t evalFrom = args.intValue("eval-from", 0);
+    evalOpts.limit = opts.evalLimit >= 0 ? evalFrom + opts.evalLimit : -1; // --eval-limit counts from --eval-from
+    Dataset eval = dropFirst(loadDataset(evalOpts, graph), evalFrom);
     Dataset calib = calibrationData(args, evalOpts, graph, opts.calibLimit);
 
     std::optional<Store> store = storeFromArgs(args);
