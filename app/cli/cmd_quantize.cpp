@@ -47,9 +47,10 @@ QuantConfig configFromArgs(const Args& args)
     if (auto cal = args.value("calib"))
         parseCalibrator(*cal, c.defaults.activation);
     if (auto wr = args.value("wrange")) {
-        if (*wr != "minmax" && *wr != "mse")
-            fail("--wrange: ", quoted(*wr), " is not minmax or mse");
+        if (*wr != "minmax" && *wr != "mse" && *wr != "output-mse")
+            fail("--wrange: ", quoted(*wr), " is not minmax, mse or output-mse");
         c.defaults.weight.calibrator = *wr;
+        c.defaults.weight.calibratorParam = 0;
     }
     auto addAlgo = [&](const std::string& name) {
         for (const auto& a : c.algorithms)
@@ -78,9 +79,27 @@ QuantConfig configFromArgs(const Args& args)
     return c;
 }
 
+// Samples [from, end) of `d` (--eval-from: evaluate on a part disjoint from calibration).
+Dataset dropFirst(Dataset d, int64_t from)
+{
+    if (from == 0)
+        return d;
+    if (from < 0 || from >= d.count())
+        fail("--eval-from: ", from, " leaves no evaluation samples (the data has ", d.count(), ")");
+    const int64_t n = d.count() - from;
+    d.inputs = d.batch(from, n);
+    if (d.targets)
+        d.targets = d.targetBatch(from, n);
+    if (d.labels)
+        d.labels = std::vector<int64_t>(d.labels->begin() + from, d.labels->end());
+    d.path += str("[", from, ":]"); // the store records the part, not the whole file
+    d.hash += str(":from", from);
+    return d;
+}
+
 int runQuantize(const std::vector<std::string>& argv)
 {
-    std::set<std::string> valued = {"config", "wbits", "abits", "granularity", "calib", "wrange", "calib-limit", "eval-limit",
+    std::set<std::string> valued = {"config", "wbits", "abits", "granularity", "calib", "wrange", "calib-limit", "eval-limit", "eval-from",
                                     "batch", "threads", "db", "algo", "calib-data", "save-config"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
     Args args(argv, valued, {"bias-correction", "cle", "int8", "json"});
@@ -100,8 +119,9 @@ int runQuantize(const std::vector<std::string>& argv)
 
     Graph graph = importOnnx(path);
     DataOptions evalOpts = dataOptions(args);
-    evalOpts.limit = opts.evalLimit;
-    Dataset eval = loadDataset(evalOpts, graph);
+    const int64_t evalFrom = args.intValue("eval-from", 0);
+    evalOpts.limit = opts.evalLimit >= 0 ? evalFrom + opts.evalLimit : -1; // --eval-limit counts from --eval-from
+    Dataset eval = dropFirst(loadDataset(evalOpts, graph), evalFrom);
     Dataset calib = calibrationData(args, evalOpts, graph, opts.calibLimit);
 
     std::optional<Store> store = storeFromArgs(args);
@@ -172,8 +192,8 @@ int runQuantize(const std::vector<std::string>& argv)
 const bool registered = registerCommand(
     {"quantize",
      "MODEL --data DATA [--config CFG.json | --wbits N --abits N --granularity tensor|channel|group:N "
-     "--calib minmax|ema|percentile:P|mse|entropy --wrange minmax|mse] [--bias-correction] [--cle] [--algo A,B] [--int8] "
-     "[--calib-data DATA] [--calib-limit N] [--eval-limit N] [--batch N] [--threads N] [--save-config PATH] "
+     "--calib minmax|ema|percentile:P|mse|entropy --wrange minmax|mse|output-mse] [--bias-correction] [--cle] [--algo A,B] [--int8] "
+     "[--calib-data DATA] [--calib-limit N] [--eval-limit N] [--eval-from N] [--batch N] [--threads N] [--save-config PATH] "
      "[--db DB] [--json]",
      "calibrate, quantize and evaluate a model against FP32; record the run with --db", runQuantize});
 

@@ -26,9 +26,7 @@ std::vector<TensorEncoding> collect(const QuantSession& session)
             out.push_back({l.input, false, &l.spec.activation, {it->second}});
         if (l.spec.weight.isFloat() || !seen.insert(l.weight).second)
             continue;
-        const Tensor* w = session.graph().constant(l.weight);
-        out.push_back({l.weight, true, &l.spec.weight,
-            planWeightQuantization(w->toFloat(), w->shape, l.outAxis, l.inAxis, l.spec.weight).params});
+        out.push_back({l.weight, true, &l.spec.weight, session.weightPlan(l).params});
     }
     return out;
 }

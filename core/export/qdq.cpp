@@ -105,7 +105,7 @@ struct Builder {
     {
         const Tensor* w = s.graph().constant(l.weight);
         const std::vector<float> values = w->toFloat();
-        const WeightQuantization plan = planWeightQuantization(values, w->shape, l.outAxis, l.inAxis, l.spec.weight);
+        const WeightQuantization plan = s.weightPlan(l);
         auto ov = s.weightOverrides.find(l.weight);
         if (ov == s.weightOverrides.end())
             fail("layer ", quoted(l.name), ": weight ", quoted(l.weight), " was not quantized (call quantizeWeights)");

@@ -53,6 +53,7 @@ std::unique_ptr<QuantSession> prepareSession(const Graph& source, const Quantize
     s.refreshLayers();
     Progress cp = progress.sub(0.1, 0.8);
     s.calibrate(calib, cp, cancel);
+    s.chooseWeightGrids(calib, cp, cancel); // weight ranges by output MSE, as quantizeModel
     s.quantizeWeights();
     Progress post = progress.sub(0.8, 1.0);
     applyStage(s, calib, AlgorithmInfo::Stage::AfterWeights, post, cancel);
@@ -130,8 +131,7 @@ RunReplay replayRun(const Store& store, int64_t runId, Progress& progress, const
         if (st.sizeBits)
             expectEqual(r.run, l.name, "size in bits", double(*st.sizeBits), double(s.layerSizeBits(l)));
         if (!l.spec.weight.isFloat() && st.scales.contains("min") && st.scales.contains("max")) {
-            const Tensor* w = s.graph().constant(l.weight);
-            auto plan = planWeightQuantization(w->toFloat(), w->shape, l.outAxis, l.inAxis, l.spec.weight);
+            auto plan = s.weightPlan(l);
             float lo = INFINITY, hi = 0;
             for (const auto& p : plan.params) {
                 lo = std::min(lo, p.scale);

@@ -89,7 +89,9 @@ WeightQuantization planWeightQuantization(std::span<const float> w, const Shape&
         float h = spec.range ? spec.range->second : (std::isfinite(hi[b]) ? hi[b] : 0.f);
         plan.params[b] = qparamsFor(l, h, spec.bits, spec.symmetric);
     }
-    if (spec.calibrator == "mse" && !spec.range && !spec.isFloat()) {
+    // "output-mse" chooses by the layer's output error, which needs calibration data
+    // (QuantSession::chooseWeightGrids); from the weight alone it is "mse".
+    if ((spec.calibrator == "mse" || spec.calibrator == "output-mse") && !spec.range && !spec.isFloat()) {
         // Weight range by MSE: per block, the clipping of [lo, hi] by a factor in
         // [0.5, 1] with the least squared quantization error (a grid search, as in
         // Banner et al. 2019's MSE baseline). An affine grid then refines each end
@@ -126,8 +128,9 @@ WeightQuantization planWeightQuantization(std::span<const float> w, const Shape&
             const std::vector<float> lo2(bestLo);
             search(46, [&](std::size_t b, float f) { return std::pair(lo2[b], hi[b] * f); });
         }
-    } else if (spec.calibrator != "minmax" && !spec.isFloat()) {
-        fail("weight range ", quoted(spec.calibrator), ": weights take minmax or mse");
+    } else if (spec.calibrator != "minmax" && spec.calibrator != "mse" && spec.calibrator != "output-mse" &&
+               !spec.isFloat()) {
+        fail("weight range ", quoted(spec.calibrator), ": weights take minmax, mse or output-mse");
     }
     return plan;
 }
@@ -137,9 +140,14 @@ std::vector<float> fakeQuantWeight(std::span<const float> w, const Shape& shape,
 {
     if (spec.isFloat())
         return std::vector<float>(w.begin(), w.end());
-    WeightQuantization plan = planWeightQuantization(w, shape, outAxis, inAxis, spec);
+    return fakeQuantWeight(w, planWeightQuantization(w, shape, outAxis, inAxis, spec), spec.rounding, seed);
+}
+
+std::vector<float> fakeQuantWeight(std::span<const float> w, const WeightQuantization& plan, Rounding rounding,
+                                   uint64_t seed)
+{
     std::vector<float> out(w.size());
-    if (spec.rounding == Rounding::Nearest) {
+    if (rounding == Rounding::Nearest) {
         for (std::size_t e = 0; e < w.size(); ++e)
             out[e] = fakeQuant(w[e], plan.params[std::size_t(plan.blockOf[e])]);
         return out;

@@ -53,6 +53,10 @@ WeightQuantization planWeightQuantization(std::span<const float> w, const Shape&
 std::vector<float> fakeQuantWeight(std::span<const float> w, const Shape& shape, int outAxis, int inAxis,
                                    const QuantSpec& spec, uint64_t seed = 0);
 
+// The same on a given plan (blocks and their grids).
+std::vector<float> fakeQuantWeight(std::span<const float> w, const WeightQuantization& plan, Rounding rounding,
+                                   uint64_t seed = 0);
+
 // Bits actually stored for a weight under `spec`: elements x bits, plus a 32-bit
 // scale per block and a zero point (of `bits`) per block when affine.
 int64_t storedBits(int64_t elements, int64_t blocks, const QuantSpec& spec);

@@ -3,6 +3,7 @@
 #include "analysis/fidelity.h"
 #include "analysis/layers.h"
 #include "analysis/perplexity.h"
+#include "quant/algorithms/linear_layer.h"
 #include "util/error.h"
 
 #include <algorithm>
@@ -333,12 +334,59 @@ QuantSpec QuantSession::weightSpec(const SessionLayer& l, const QuantConfig& con
     return spec;
 }
 
+WeightQuantization QuantSession::weightPlan(const SessionLayer& l, const QuantConfig& config) const
+{
+    const Tensor* w = graph_.constant(l.weight);
+    const QuantSpec spec = weightSpec(l, config);
+    WeightQuantization plan = planWeightQuantization(w->toFloat(), w->shape, l.outAxis, l.inAxis, spec);
+    if (auto g = weightGrids.find(l.weight);
+        g != weightGrids.end() && g->second.spec == spec && g->second.params.size() == plan.params.size())
+        plan.params = g->second.params;
+    return plan;
+}
+
+void QuantSession::chooseWeightGrids(const Dataset& calib, Progress& progress, const CancelToken& cancel)
+{
+    weightGrids.clear();
+    std::vector<algo::LinearLayer> chosen;
+    int64_t samples = options_.calibLimit;
+    for (const algo::LinearLayer& L : algo::linearLayers(*this)) {
+        const QuantSpec spec = weightSpec(L.info);
+        if (spec.calibrator != "output-mse" || spec.range || spec.isFloat())
+            continue;
+        if (spec.calibratorParam > 0)
+            samples = int64_t(spec.calibratorParam);
+        chosen.push_back(L);
+    }
+    if (chosen.empty())
+        return;
+    Progress observe = progress.sub(0.0, 0.6);
+    std::vector<algo::LayerGram> grams = algo::layerGrams(*this, calib, chosen, samples, observe, cancel);
+    nlohmann::json report = nlohmann::json::array();
+    for (std::size_t i = 0; i < chosen.size(); ++i) {
+        cancel.check();
+        const algo::LinearLayer& L = chosen[i];
+        const QuantSpec spec = weightSpec(L.info);
+        const std::vector<float> m = algo::toMatrix(L, graph_.constant(L.info.weight)->toFloat());
+        WeightGrid grid{spec, algo::outputMseGrid(L, m, grams[i].h, spec)};
+        const double errMse = algo::outputError(m, algo::roundToNearest(L, m, weightPlan(L.info).params), L.rows,
+                                                L.cols, grams[i].h);
+        const double errOut = algo::outputError(m, algo::roundToNearest(L, m, grid.params), L.rows, L.cols, grams[i].h);
+        const double rows = double(std::max<int64_t>(grams[i].rows, 1));
+        report.push_back({{"layer", L.info.name}, {"rows_seen", grams[i].rows},
+                          {"output_mse_weight_mse_grid", errMse / rows}, {"output_mse", errOut / rows}});
+        weightGrids[L.info.weight] = std::move(grid);
+        progress.report(0.6 + 0.4 * double(i + 1) / double(chosen.size()), str("output-MSE weight range: ", L.info.name));
+    }
+    notes["output_mse_weights"] = {{"samples", samples}, {"layers", report}};
+}
+
 Tensor QuantSession::quantizedWeight(const SessionLayer& l, const QuantConfig& config) const
 {
     const Tensor* w = graph_.constant(l.weight);
     std::vector<float> q;
     try {
-        q = fakeQuantWeight(w->toFloat(), w->shape, l.outAxis, l.inAxis, weightSpec(l, config),
+        q = fakeQuantWeight(w->toFloat(), weightPlan(l, config), weightSpec(l, config).rounding,
                             options_.seed + std::hash<std::string>{}(l.name));
     } catch (const Error& e) {
         fail("layer ", quoted(l.name), ": weight ", quoted(l.weight), ": ", e.what());
@@ -354,10 +402,9 @@ void QuantSession::quantizeWeights()
         if (l.spec.weight.isFloat())
             continue;
         weightOverrides[l.weight] = quantizedWeight(l);
-        const Tensor* w = graph_.constant(l.weight);
         std::vector<float>& scales = weightScales[l.weight];
         scales.clear();
-        for (const QParams& p : planWeightQuantization(w->toFloat(), w->shape, l.outAxis, l.inAxis, weightSpec(l)).params)
+        for (const QParams& p : weightPlan(l).params)
             scales.push_back(p.scale);
     }
 }
@@ -546,8 +593,10 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
     session.checkRanges();
     Progress cal = progress.sub(0.1, 0.4);
     session.calibrate(calib, cal, cancel);
+    Progress grids = progress.sub(0.4, 0.45);
+    session.chooseWeightGrids(calib, grids, cancel);
     session.quantizeWeights();
-    Progress post = progress.sub(0.4, 0.6);
+    Progress post = progress.sub(0.45, 0.6);
     for (const auto& use : options.config.algorithms) {
         const AlgorithmInfo& a = algorithm(use.name);
         if (a.stage == AlgorithmInfo::Stage::AfterWeights) {
@@ -665,7 +714,7 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
             std::vector<float> a = w->toFloat();
             r.weightSqnrDb = sqnrDb(a.data(), it->second.data<float>().data(), a.size());
             fillWeightHistograms(a, it->second.data<float>(), r);
-            auto plan = planWeightQuantization(a, w->shape, l.outAxis, l.inAxis, session.weightSpec(l));
+            auto plan = session.weightPlan(l);
             r.scaleMin = INFINITY;
             r.scaleMax = 0;
             for (const auto& p : plan.params) {

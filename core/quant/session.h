@@ -78,6 +78,21 @@ public:
     void setActivationQuantization(const std::map<std::string, ActivationObserver>& observers);
     // Quantizes every layer's weight (into weightOverrides) with its spec.
     void quantizeWeights();
+    // Chooses the grid of every weight whose spec asks for "output-mse" (and sets no
+    // range) from the Gram matrix of the layer's FP32 inputs on `calib` (up to the
+    // calibrator param, else options().calibLimit, samples): algo::outputMseGrid.
+    // Layers without a matrix view keep the weight-space MSE grid. Before quantizeWeights().
+    void chooseWeightGrids(const Dataset& calib, Progress& progress, const CancelToken& cancel);
+    // Grids chosen from data, by weight name, for the spec they were chosen under.
+    struct WeightGrid {
+        QuantSpec spec;
+        std::vector<QParams> params; // per block, as planWeightQuantization() orders them
+    };
+    std::map<std::string, WeightGrid> weightGrids;
+    // How `l`'s weight is quantized under `config`: planWeightQuantization() of
+    // weightSpec(l, config), with the grid chosen from data when one is for that spec.
+    WeightQuantization weightPlan(const SessionLayer& l) const { return weightPlan(l, options_.config); }
+    WeightQuantization weightPlan(const SessionLayer& l, const QuantConfig& config) const;
     // The spec a layer's weight is quantized with: its own, with the config's per-tensor
     // range for the weight (QuantConfig::ranges) when one is set.
     QuantSpec weightSpec(const SessionLayer& l) const { return weightSpec(l, options_.config); }

@@ -52,9 +52,10 @@ void parseCalibrator(const std::string& text, QuantSpec& spec)
         name = text.substr(0, colon);
         param = text.substr(colon + 1);
     }
-    static const std::set<std::string> known = {"minmax", "ema", "percentile", "mse", "entropy"};
+    // output-mse: weights only (their range by the layer's output error on calibration data).
+    static const std::set<std::string> known = {"minmax", "ema", "percentile", "mse", "entropy", "output-mse"};
     if (!known.count(name))
-        fail("calibrator ", quoted(text), ": expected minmax, ema[:momentum], percentile:P, mse or entropy");
+        fail("calibrator ", quoted(text), ": expected minmax, ema[:momentum], percentile:P, mse, entropy or output-mse");
     spec.calibrator = name;
     spec.calibratorParam = name == "percentile" ? 99.99 : name == "ema" ? 0.9 : 0;
     if (!param.empty()) {

@@ -90,6 +90,18 @@ std::vector<float> roundToNearest(const LinearLayer& L, const std::vector<float>
 double outputError(
     const std::vector<float>& a, const std::vector<float>& b, int64_t rows, int64_t k, const std::vector<double>& h);
 
+// The weight range by layer output MSE (weight calibrator "output-mse"): per block of
+// the spec, the clipping of the block's [min, max] whose round-to-nearest quantization
+// has the least output error sum_x ||(W~ - W) x||^2 = sum over rows of d^T H d (d: the
+// row's weight error on the block's columns, H: the Gram matrix of the layer's inputs,
+// K x K). A shared shrink factor of both ends, 1 down to 0.2 in steps of 0.02, refined
+// by 0.002 around the best; on an affine grid then each end alone (1 down to 0.1 of it
+// by 0.02) with the other fixed, keeping the best so far a candidate. Per-channel and
+// per-tensor blocks span whole rows, so the error is exact; a group sees only its
+// diagonal block of H. Returns one QParams per block, in LinearLayer::blockOf order.
+std::vector<QParams> outputMseGrid(
+    const LinearLayer& L, const std::vector<float>& m, const std::vector<double>& h, const QuantSpec& spec);
+
 // Makes node input `index` an initializer of its own named `name` (float), so a
 // shared weight elsewhere stays untouched; returns it.
 Tensor& ownInitializer(Graph& g, Node& n, std::size_t index, const std::string& name);
