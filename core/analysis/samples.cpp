@@ -91,7 +91,9 @@ QuantSession quantizedSession(const Graph& graph, const Dataset& data, const Sam
     const CancelToken& cancel)
 {
     QuantSession session(graph, sessionOptions(o, true));
-    session.calibrate(data, progress, cancel);
+    Progress cal = progress.sub(0, 0.8), grids = progress.sub(0.8, 1);
+    session.calibrate(data, cal, cancel);
+    session.chooseWeightGrids(data, grids, cancel); // "output-mse" weight ranges, as quantizeModel
     session.quantizeWeights();
     return session;
 }
