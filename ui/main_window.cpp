@@ -116,6 +116,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     createSensitivityAgreement();
     createCalibDiagnostics();
     createLatencyViews();
+    createPrecisionInterop();
 
     connect(inspector_, &LayerInspector::calibrateRequested, this, &MainWindow::runCalibration);
     connect(graph_, &GraphPanel::directionChanged, this, &MainWindow::relayout);
@@ -379,6 +380,82 @@ void MainWindow::createQuantEditor()
     file->insertAction(quitAction_, save);
     file->insertAction(quitAction_, load);
     file->insertSeparator(quitAction_);
+}
+
+void MainWindow::createPrecisionInterop()
+{
+    // One file-dialog filter per format; the chosen filter says how to read or write.
+    struct Format {
+        PrecisionFormat format;
+        QString filter;
+        bool exports;
+    };
+    const QList<Format> formats = {
+        {PrecisionFormat::Ort, QStringLiteral("ONNX Runtime TensorQuantOverrides (*.json)"), true},
+        {PrecisionFormat::Trt, QStringLiteral("TensorRT --layerPrecisions (*.txt)"), true},
+        {PrecisionFormat::Rules, QStringLiteral("Regex rules, pattern=type lines (*.txt *.rules)"), true},
+        {PrecisionFormat::Aimet, QStringLiteral("AIMET encodings 0.6.1 (*.encodings *.json)"), false},
+        {PrecisionFormat::Aimet1, QStringLiteral("AIMET encodings 1.0.0 (*.encodings *.json)"), false},
+    };
+    auto filters = [formats](bool exporting) {
+        QStringList out;
+        for (const auto& f : formats)
+            if (f.exports || !exporting)
+                out << f.filter;
+        return out.join(QStringLiteral(";;"));
+    };
+    auto formatOf = [formats](const QString& filter) {
+        for (const auto& f : formats)
+            if (f.filter == filter)
+                return f.format;
+        return PrecisionFormat::Ort;
+    };
+    auto reportNotes = [this](const QString& what, const QStringList& notes) {
+        const QString text = notes.isEmpty() ? what
+                                             : QStringLiteral("%1 (%2 notes: %3)")
+                                                   .arg(what)
+                                                   .arg(notes.size())
+                                                   .arg(notes.join(QStringLiteral("; ")));
+        statusBar()->showMessage(text, 10000);
+    };
+    auto* import = new QAction(QStringLiteral("&Import Precision…"), this);
+    import->setObjectName(QStringLiteral("importPrecisionAction"));
+    import->setToolTip(QStringLiteral("Per-layer precision from ONNX Runtime, TensorRT, AIMET or a rule list"));
+    connect(import, &QAction::triggered, this, [this, filters, formatOf, reportNotes] {
+        QString filter;
+        const QString path = QFileDialog::getOpenFileName(this, QStringLiteral("Import precision"),
+            QSettings().value(QStringLiteral("precision/lastPath")).toString(), filters(false), &filter);
+        if (path.isEmpty())
+            return;
+        QSettings().setValue(QStringLiteral("precision/lastPath"), path);
+        QStringList notes;
+        if (!config_->importPrecision(path, formatOf(filter), &notes))
+            errors_->report(this, QStringLiteral("Importing precision settings"), config_->lastError());
+        else
+            reportNotes(QStringLiteral("Imported %1").arg(path.section(QLatin1Char('/'), -1)), notes);
+    });
+    auto* exportAction = new QAction(QStringLiteral("E&xport Precision…"), this);
+    exportAction->setObjectName(QStringLiteral("exportPrecisionAction"));
+    exportAction->setToolTip(QStringLiteral("The per-layer precision as ONNX Runtime overrides, TensorRT flags or rules"));
+    connect(exportAction, &QAction::triggered, this, [this, filters, formatOf, reportNotes] {
+        QString filter;
+        const QString path = QFileDialog::getSaveFileName(this, QStringLiteral("Export precision"),
+            QSettings().value(QStringLiteral("precision/lastPath")).toString(), filters(true), &filter);
+        if (path.isEmpty())
+            return;
+        QSettings().setValue(QStringLiteral("precision/lastPath"), path);
+        QStringList notes;
+        if (!config_->exportPrecision(path, formatOf(filter), &notes))
+            errors_->report(this, QStringLiteral("Exporting precision settings"), config_->lastError());
+        else
+            reportNotes(QStringLiteral("Exported %1").arg(path.section(QLatin1Char('/'), -1)), notes);
+    });
+    for (QAction* a : menuBar()->actions())
+        if (a->menu() && a->text() == QStringLiteral("&File")) {
+            a->menu()->insertAction(quitAction_, import);
+            a->menu()->insertAction(quitAction_, exportAction);
+            a->menu()->insertSeparator(quitAction_);
+        }
 }
 
 void MainWindow::createRunsWorkbench()

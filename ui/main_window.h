@@ -110,6 +110,7 @@ private:
     void createSamplesDock(); // the samples behind the numbers; "Show divergent samples" on a layer row
     void createSensitivityAgreement(); // Compare Metrics: a tab beside the sweep in the sensitivity dock
     void createCalibDiagnostics();     // Analyze > Calibration Diagnostics
+    void createPrecisionInterop(); // File > Import/Export Precision (ORT, TensorRT, rules, AIMET)
     void createLatencyViews(); // the Pareto panel's latency profile: its data, and boundaries on the graph
     void restoreSettings();
     void saveSettings();

@@ -4,6 +4,7 @@
 
 #include "util/error.h"
 
+#include <QFile>
 #include <QUndoCommand>
 #include <QUndoStack>
 
@@ -279,6 +280,79 @@ bool QuantConfigDocument::load(const QString& path)
         for (auto it = loaded.layers.begin(); it != loaded.layers.end();)
             it = it->second == loaded.defaults ? loaded.layers.erase(it) : std::next(it);
         push(std::move(loaded), QStringLiteral("Load %1").arg(path.section(QLatin1Char('/'), -1)));
+        return true;
+    } catch (const Error& e) {
+        error_ = QString::fromUtf8(e.what());
+        return false;
+    }
+}
+
+namespace {
+
+QStringList toQStrings(const std::vector<std::string>& v)
+{
+    QStringList out;
+    for (const auto& s : v)
+        out << QString::fromStdString(s);
+    return out;
+}
+
+} // namespace
+
+bool QuantConfigDocument::importPrecision(const QString& path, PrecisionFormat format, QStringList* notes)
+{
+    error_.clear();
+    const auto model = doc_->model();
+    if (!model) {
+        error_ = QStringLiteral("Open a model before importing precision settings.");
+        return false;
+    }
+    QFile file(path);
+    if (!file.open(QIODevice::ReadOnly)) {
+        error_ = QStringLiteral("%1: %2").arg(path, file.errorString());
+        return false;
+    }
+    const QByteArray text = file.readAll();
+    try {
+        PrecisionImport imported =
+            qs::importPrecision(*model->graph, text.toStdString(), format, path.toStdString(), config_);
+        if (notes)
+            *notes = toQStrings(imported.notes);
+        push(std::move(imported.config), QStringLiteral("Import %1 precision from %2")
+                                              .arg(QString::fromLatin1(precisionFormatName(format)),
+                                                   path.section(QLatin1Char('/'), -1)));
+        return true;
+    } catch (const Error& e) {
+        error_ = QString::fromUtf8(e.what());
+        return false;
+    }
+}
+
+bool QuantConfigDocument::exportPrecision(const QString& path, PrecisionFormat format, QStringList* notes)
+{
+    error_.clear();
+    const auto model = doc_->model();
+    if (!model) {
+        error_ = QStringLiteral("Open a model before exporting precision settings.");
+        return false;
+    }
+    if (format == PrecisionFormat::Aimet || format == PrecisionFormat::Aimet1) {
+        error_ = QStringLiteral("AIMET encodings carry calibrated scales: export them with "
+                                "quantstudio-cli precision export MODEL --format %1 --data DATA, or export "
+                                "the quantized model from a run (Runs > Export).")
+                     .arg(QString::fromLatin1(precisionFormatName(format)));
+        return false;
+    }
+    try {
+        const PrecisionText out = qs::exportPrecision(*model->graph, config_, format);
+        QFile file(path);
+        if (!file.open(QIODevice::WriteOnly | QIODevice::Truncate) ||
+            file.write(QByteArray::fromStdString(out.text)) != qint64(out.text.size())) {
+            error_ = QStringLiteral("%1: %2").arg(path, file.errorString());
+            return false;
+        }
+        if (notes)
+            *notes = toQStrings(out.notes);
         return true;
     } catch (const Error& e) {
         error_ = QString::fromUtf8(e.what());

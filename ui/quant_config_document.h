@@ -5,9 +5,11 @@
 
 #include "analysis/bit_budget.h"
 #include "analysis/sensitivity.h"
+#include "interop/precision.h"
 #include "quant/spec.h"
 
 #include <QList>
+#include <QStringList>
 #include <QObject>
 #include <QString>
 #include <QVariant>
@@ -60,6 +62,14 @@ public:
     bool save(const QString& path);
     bool load(const QString& path);
     QString lastError() const { return error_; }
+
+    // Per-layer precision in another tool's format (core/interop/precision.h): ONNX
+    // Runtime TensorQuantOverrides, TensorRT --layerPrecisions, rule lists, and for import
+    // also AIMET encodings. Import is one undo step; `notes` gets what the format could
+    // not say exactly. AIMET export needs calibrated scales: that is the CLI's
+    // `precision export --format aimet`, and here an error saying so.
+    bool importPrecision(const QString& path, PrecisionFormat format, QStringList* notes = nullptr);
+    bool exportPrecision(const QString& path, PrecisionFormat format, QStringList* notes = nullptr);
 
     // What the configuration costs and is predicted to lose: the size table (computed by a
     // job when a model opens) and the latest sensitivity result (from a sweep or the store).
