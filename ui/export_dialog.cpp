@@ -4,6 +4,7 @@
 #include "ui/job_runner.h"
 
 #include "export/export_run.h"
+#include "export/replay.h"
 #include "graph/onnx_import.h"
 #include "store/store.h"
 
@@ -24,6 +25,7 @@
 #include <QToolButton>
 #include <QVBoxLayout>
 
+#include <cmath>
 #include <filesystem>
 
 namespace qs::ui {
@@ -56,6 +58,17 @@ ExportCheck exportAndCheck(const QString& storePath, int64_t runId, const QStrin
     }
     c.artifacts = store.artifacts(runId);
     return c;
+}
+
+ParityResult parityOfExport(const QString& storePath, int64_t runId, const QString& onnxPath,
+    const ParityOptions& options, Progress& progress, const CancelToken& cancel)
+{
+    const Store store = Store::open(storePath.toStdString(), {.mode = OpenMode::ReadOnly});
+    Progress prep = progress.sub(0, 0.4), cmp = progress.sub(0.4, 1);
+    RunReplay replay = replayRun(store, runId, prep, cancel);
+    const Graph exported = importOnnx(onnxPath.toStdString());
+    const QdqLowered lowered = lowerQdqModel(exported, onnxPath.toStdString());
+    return checkParity(*replay.session, lowered, replay.calib, options, cmp, cancel);
 }
 
 ExportDialog::ExportDialog(JobRunner* jobs, const QString& storePath, const std::vector<RunRecord>& runs, int64_t runId,
@@ -125,12 +138,36 @@ ExportDialog::ExportDialog(JobRunner* jobs, const QString& storePath, const std:
     artifactsView_->setEditTriggers(QAbstractItemView::NoEditTriggers);
     artifactsView_->setMinimumHeight(120);
 
+    parity_ = new QPushButton(QStringLiteral("Check Parity"), this);
+    parity_->setObjectName(QStringLiteral("exportParity"));
+    parity_->setToolTip(QStringLiteral("Run the exported file with real INT8 kernels and compare every layer with the "
+                                       "simulated run (quantstudio-cli parity --run)"));
+    parity_->setEnabled(false);
+    connect(parity_, &QPushButton::clicked, this, &ExportDialog::startParity);
+    parityResult_ = new QLabel(this);
+    parityResult_->setObjectName(QStringLiteral("parityResult"));
+    parityResult_->setWordWrap(true);
+    parityResult_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    parityRows_ = new QStandardItemModel(0, 6, this);
+    parityRows_->setHorizontalHeaderLabels({QStringLiteral("Layer"), QStringLiteral("Op"), QStringLiteral("Kernel"),
+        QStringLiteral("SQNR dB"), QStringLiteral("Max diff (steps)"), QStringLiteral("Status")});
+    parityView_ = new QTableView(this);
+    parityView_->setObjectName(QStringLiteral("parityLayers"));
+    parityView_->setModel(parityRows_);
+    parityView_->verticalHeader()->hide();
+    parityView_->horizontalHeader()->setSectionResizeMode(5, QHeaderView::Stretch);
+    parityView_->verticalHeader()->setDefaultSectionSize(parityView_->fontMetrics().height() + 8);
+    parityView_->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    parityView_->setMinimumHeight(120);
+    parityView_->hide();
+
     auto* form = new QFormLayout;
     form->addRow(QStringLiteral("Run"), run_);
     form->addRow(QStringLiteral("ONNX file"), pathRow);
     auto* buttons = new QHBoxLayout;
     buttons->addStretch(1);
     buttons->addWidget(export_);
+    buttons->addWidget(parity_);
     buttons->addWidget(close);
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(form);
@@ -138,6 +175,8 @@ ExportDialog::ExportDialog(JobRunner* jobs, const QString& storePath, const std:
     layout->addWidget(result_);
     layout->addWidget(new QLabel(QStringLiteral("<b>Artifacts of the run in the store</b>"), this));
     layout->addWidget(artifactsView_, 1);
+    layout->addWidget(parityResult_);
+    layout->addWidget(parityView_, 2);
     resize(760, 460);
 }
 
@@ -181,9 +220,96 @@ int ExportDialog::startExport()
     return job;
 }
 
+int ExportDialog::startParity()
+{
+    if (!check_)
+        return -1;
+    const qint64 id = check_->runId;
+    const QString onnx = check_->onnxPath;
+    parity_->setEnabled(false);
+    parityResult_->setText(QStringLiteral("Checking run #%1's export against its simulated run\u2026").arg(id));
+    QPointer<ExportDialog> self(this);
+    const QString store = storePath_;
+    const int job = jobs_->start(QStringLiteral("parity"), QStringLiteral("Parity of run %1's export").arg(id),
+        [self, store, id, onnx](Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
+            auto parity = std::make_shared<const ParityResult>(parityOfExport(store, id, onnx, {}, progress, cancel));
+            return [self, parity] {
+                if (self)
+                    self->showParity(parity);
+            };
+        });
+    connect(jobs_, &JobRunner::jobFinished, this,
+        [this, job](int finished, const QString&, JobOutcome outcome, const QString& message) {
+            if (finished != job)
+                return;
+            parity_->setEnabled(check_ != nullptr);
+            if (outcome == JobOutcome::Failed)
+                parityResult_->setText(QStringLiteral("<span style='color:#c62828'>Parity check failed: %1</span>")
+                                           .arg(message.toHtmlEscaped()));
+            else if (outcome == JobOutcome::Cancelled)
+                parityResult_->setText(QStringLiteral("Parity check cancelled."));
+        });
+    return job;
+}
+
+void ExportDialog::showParity(std::shared_ptr<const ParityResult> parity)
+{
+    parityCheck_ = std::move(parity);
+    const ParityResult& r = *parityCheck_;
+    auto db = [](double v) { return std::isfinite(v) ? QString::number(v, 'f', 1) : QStringLiteral("exact"); };
+    QString verdict = r.passed()
+        ? QStringLiteral("<b style='color:#2e7d32'>\u2713 No layer drifts</b>")
+        : QStringLiteral("<b style='color:#c62828'>%1 introduce drift: %2</b>")
+              .arg(countOf(int(r.flagged.size()), QStringLiteral("layer"), QStringLiteral("layers")),
+                  QString::fromStdString([&] {
+                      std::string names;
+                      for (const auto& f : r.flagged)
+                          names += (names.empty() ? "" : ", ") + f;
+                      return names;
+                  }()).toHtmlEscaped());
+    parityResult_->setText(QStringLiteral("%1 \u2014 real INT8 kernels vs the simulated run on %2 of the run's "
+                                          "calibration data: output SQNR %3 dB, top-1 agreement %4. Drift: SQNR "
+                                          "below %5 dB or more than %6 steps. CPU: %7")
+                               .arg(verdict, countOf(int(r.samples), QStringLiteral("sample"), QStringLiteral("samples")),
+                                   db(r.outputSqnrDb), formatPercent(r.top1Agreement, 1))
+                               .arg(r.thresholdDb)
+                               .arg(r.maxSteps)
+                               .arg(QString::fromStdString(r.isa.summary()).toHtmlEscaped()));
+    parityRows_->removeRows(0, parityRows_->rowCount());
+    for (const LayerParity& l : r.layers) {
+        const QString status = l.introduced ? QStringLiteral("drift starts here")
+                               : l.drifting ? QStringLiteral("drifts (from upstream)")
+                                            : QStringLiteral("ok");
+        QList<QStandardItem*> row = {new QStandardItem(QString::fromStdString(l.layer)),
+            new QStandardItem(QString::fromStdString(l.op)),
+            new QStandardItem(l.int8 ? QStringLiteral("INT8") : QStringLiteral("float: %1").arg(QString::fromStdString(l.notInt8))),
+            new QStandardItem(db(l.sqnrDb)),
+            new QStandardItem(l.maxDiffSteps < 0 ? QStringLiteral("\u2014") : QString::number(l.maxDiffSteps, 'f', 1)),
+            new QStandardItem(status)};
+        if (!l.paramDiffs.empty())
+            row[5]->setToolTip(QString::fromStdString([&] {
+                std::string t;
+                for (const auto& d : l.paramDiffs)
+                    t += (t.empty() ? "" : "\n") + d;
+                return t;
+            }()));
+        if (l.drifting)
+            for (QStandardItem* item : row)
+                item->setBackground(QColor(l.introduced ? 0xffcdd2 : 0xfff3e0));
+        parityRows_->appendRow(row);
+    }
+    for (int col = 0; col < 5; ++col)
+        parityView_->resizeColumnToContents(col);
+    parityView_->show();
+    if (height() < 760)
+        resize(width(), 760); // room for the layer table below the artifacts
+    emit parityChecked(qint64(r.samples > 0 ? check_->runId : 0));
+}
+
 void ExportDialog::showCheck(std::shared_ptr<const ExportCheck> check)
 {
     check_ = std::move(check);
+    parity_->setEnabled(true);
     const ExportCheck& c = *check_;
     const QString row = QStringLiteral("<tr><td style='padding-right:12px'>%1</td><td>%2</td></tr>");
     QString html = QStringLiteral("<b>\u2713 Run #%1 exported and checked</b><table style='margin-top:4px'>").arg(c.runId);

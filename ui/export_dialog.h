@@ -4,6 +4,7 @@
 // the artifact rows the store now holds for the run.
 #pragma once
 
+#include "export/parity.h"
 #include "jobs/progress.h"
 #include "store/records.h"
 
@@ -37,6 +38,12 @@ struct ExportCheck {
 ExportCheck exportAndCheck(const QString& storePath, int64_t runId, const QString& onnxPath, Progress& progress,
     const CancelToken& cancel);
 
+// Worker side of the parity check: the exported file imported again and run with real
+// INT8 kernels against the run's re-derived (simulated) session, layer by layer, on the
+// run's calibration data (`quantstudio-cli parity EXPORTED --run ID`).
+ParityResult parityOfExport(const QString& storePath, int64_t runId, const QString& onnxPath,
+    const ParityOptions& options, Progress& progress, const CancelToken& cancel);
+
 class ExportDialog : public QDialog {
     Q_OBJECT
 public:
@@ -50,18 +57,26 @@ public:
     QLabel* resultLabel() const { return result_; }
     QStandardItemModel* artifactsModel() const { return artifacts_; }
     const ExportCheck* lastCheck() const { return check_.get(); }
+    QPushButton* parityButton() const { return parity_; }
+    QLabel* parityLabel() const { return parityResult_; }
+    // One row per layer: layer, op, kernel, SQNR, max difference in steps, status.
+    QStandardItemModel* parityModel() const { return parityRows_; }
+    const ParityResult* lastParity() const { return parityCheck_.get(); }
     qint64 selectedRun() const;
     // The default file for a run: <store folder>/exports/run-<id>.onnx.
     QString defaultPath(qint64 runId) const;
 
 public slots:
     int startExport(); // job id
+    int startParity(); // job id; needs an export of the selected run first
 
 signals:
     void exported(qint64 runId);
+    void parityChecked(qint64 runId);
 
 private:
     void showCheck(std::shared_ptr<const ExportCheck> check);
+    void showParity(std::shared_ptr<const ParityResult> parity);
 
     JobRunner* jobs_;
     QString storePath_;
@@ -72,6 +87,11 @@ private:
     QStandardItemModel* artifacts_;
     QTableView* artifactsView_;
     std::shared_ptr<const ExportCheck> check_;
+    QPushButton* parity_;
+    QLabel* parityResult_;
+    QStandardItemModel* parityRows_;
+    QTableView* parityView_;
+    std::shared_ptr<const ParityResult> parityCheck_;
     bool pathEdited_ = false;
 };
 

@@ -6,6 +6,8 @@
 // table and scatter (3+), also across two models; Export writes a QDQ file that
 // imports again, with artifacts.
 // QS_SCREENSHOT_DIR=<dir> saves PNGs of the browser, comparisons and export dialog.
+#include "export/replay.h"
+#include "graph/onnx_import.h"
 #include "store/compare.h"
 #include "store/quantize_run.h"
 #include "store/store.h"
@@ -409,6 +411,37 @@ private slots:
         QCOMPARE(dialog->artifactsModel()->rowCount(), int(artifacts.size()));
         QVERIFY(dialog->resultLabel()->text().contains(QStringLiteral("Imported again")));
         QVERIFY(test::screenshot(dialog, QStringLiteral("export.png")));
+
+        // Parity: the table shows, layer by layer, what the core's check of the same file says.
+        QVERIFY(dialog->parityButton()->isEnabled());
+        QSignalSpy checked(dialog, &ExportDialog::parityChecked);
+        dialog->parityButton()->click();
+        QVERIFY(checked.wait(120000));
+        const ParityResult* shown = dialog->lastParity();
+        QVERIFY(shown);
+        ParityResult expected;
+        {
+            Progress quiet;
+            CancelToken none;
+            const Store s = Store::open(dbPath.toStdString(), {.mode = OpenMode::ReadOnly});
+            RunReplay replay = replayRun(s, id, quiet, none);
+            const QdqLowered lowered = lowerQdqModel(importOnnx(out.toStdString()), out.toStdString());
+            expected = checkParity(*replay.session, lowered, replay.calib, {}, quiet, none);
+        }
+        QCOMPARE(int(shown->layers.size()), int(expected.layers.size()));
+        QCOMPARE(dialog->parityModel()->rowCount(), int(expected.layers.size()));
+        for (std::size_t i = 0; i < expected.layers.size(); ++i) {
+            const LayerParity& e = expected.layers[i];
+            QCOMPARE(dialog->parityModel()->item(int(i), 0)->text(), QString::fromStdString(e.layer));
+            QCOMPARE(shown->layers[i].sqnrDb, e.sqnrDb);
+            QCOMPARE(shown->layers[i].drifting, e.drifting);
+            QCOMPARE(dialog->parityModel()->item(int(i), 2)->text().startsWith(QStringLiteral("INT8")), e.int8);
+        }
+        QCOMPARE(shown->passed(), expected.passed());
+        QVERIFY2(dialog->parityLabel()->text().contains(expected.passed() ? QStringLiteral("No layer drifts")
+                                                                           : QStringLiteral("introduce drift")),
+            qPrintable(dialog->parityLabel()->text()));
+        QVERIFY(test::screenshot(dialog, QStringLiteral("export-parity.png")));
         dialog->close();
         QVERIFY(errors->messages.isEmpty());
     }
