@@ -261,12 +261,7 @@ void ExportDialog::showParity(std::shared_ptr<const ParityResult> parity)
         ? QStringLiteral("<b style='color:#2e7d32'>\u2713 No layer drifts</b>")
         : QStringLiteral("<b style='color:#c62828'>%1 introduce drift: %2</b>")
               .arg(countOf(int(r.flagged.size()), QStringLiteral("layer"), QStringLiteral("layers")),
-                  QString::fromStdString([&] {
-                      std::string names;
-                      for (const auto& f : r.flagged)
-                          names += (names.empty() ? "" : ", ") + f;
-                      return names;
-                  }()).toHtmlEscaped());
+                  toQStringList(r.flagged).join(QStringLiteral(", ")).toHtmlEscaped());
     parityResult_->setText(QStringLiteral("%1 \u2014 real INT8 kernels vs the simulated run on %2 of the run's "
                                           "calibration data: output SQNR %3 dB, top-1 agreement %4. Drift: SQNR "
                                           "below %5 dB or more than %6 steps. CPU: %7")
@@ -284,15 +279,10 @@ void ExportDialog::showParity(std::shared_ptr<const ParityResult> parity)
             new QStandardItem(QString::fromStdString(l.op)),
             new QStandardItem(l.int8 ? QStringLiteral("INT8") : QStringLiteral("float: %1").arg(QString::fromStdString(l.notInt8))),
             new QStandardItem(db(l.sqnrDb)),
-            new QStandardItem(l.maxDiffSteps < 0 ? QStringLiteral("\u2014") : QString::number(l.maxDiffSteps, 'f', 1)),
+            new QStandardItem(l.maxDiffSteps < 0 ? dash() : QString::number(l.maxDiffSteps, 'f', 1)),
             new QStandardItem(status)};
         if (!l.paramDiffs.empty())
-            row[5]->setToolTip(QString::fromStdString([&] {
-                std::string t;
-                for (const auto& d : l.paramDiffs)
-                    t += (t.empty() ? "" : "\n") + d;
-                return t;
-            }()));
+            row[5]->setToolTip(toQStringList(l.paramDiffs).join(QLatin1Char('\n')));
         if (l.drifting)
             for (QStandardItem* item : row)
                 item->setBackground(QColor(l.introduced ? 0xffcdd2 : 0xfff3e0));

@@ -39,6 +39,15 @@ QString formatNumber(double v, int significant)
     return s;
 }
 
+QStringList toQStringList(const std::vector<std::string>& strings)
+{
+    QStringList out;
+    out.reserve(qsizetype(strings.size()));
+    for (const auto& s : strings)
+        out << QString::fromStdString(s);
+    return out;
+}
+
 QString formatPercent(double fraction, int decimals)
 {
     const double p = fraction * 100.0;

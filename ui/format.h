@@ -5,6 +5,10 @@
 #include "graph/tensor.h"
 
 #include <QString>
+#include <QStringList>
+
+#include <string>
+#include <vector>
 
 namespace qs::ui {
 
@@ -21,5 +25,7 @@ inline QString countOf(int64_t n, const QString& one, const QString& many)
     return QString::number(n) + QLatin1Char(' ') + (n == 1 ? one : many);
 }
 inline QString dash() { return QStringLiteral("\u2014"); }
+// Core's strings (names, notes, tags) as a QStringList, e.g. to join() for display.
+QStringList toQStringList(const std::vector<std::string>& strings);
 
 } // namespace qs::ui

@@ -1,5 +1,6 @@
 #include "ui/quant_config_document.h"
 
+#include "ui/format.h"
 #include "ui/model_document.h"
 
 #include "util/error.h"
@@ -287,18 +288,6 @@ bool QuantConfigDocument::load(const QString& path)
     }
 }
 
-namespace {
-
-QStringList toQStrings(const std::vector<std::string>& v)
-{
-    QStringList out;
-    for (const auto& s : v)
-        out << QString::fromStdString(s);
-    return out;
-}
-
-} // namespace
-
 bool QuantConfigDocument::importPrecision(const QString& path, PrecisionFormat format, QStringList* notes)
 {
     error_.clear();
@@ -317,7 +306,7 @@ bool QuantConfigDocument::importPrecision(const QString& path, PrecisionFormat f
         PrecisionImport imported =
             qs::importPrecision(*model->graph, text.toStdString(), format, path.toStdString(), config_);
         if (notes)
-            *notes = toQStrings(imported.notes);
+            *notes = toQStringList(imported.notes);
         push(std::move(imported.config), QStringLiteral("Import %1 precision from %2")
                                               .arg(QString::fromLatin1(precisionFormatName(format)),
                                                    path.section(QLatin1Char('/'), -1)));
@@ -352,7 +341,7 @@ bool QuantConfigDocument::exportPrecision(const QString& path, PrecisionFormat f
             return false;
         }
         if (notes)
-            *notes = toQStrings(out.notes);
+            *notes = toQStringList(out.notes);
         return true;
     } catch (const Error& e) {
         error_ = QString::fromUtf8(e.what());

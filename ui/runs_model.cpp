@@ -24,10 +24,7 @@ QString stateTip(RunState s)
 
 QString joinTags(const std::vector<std::string>& tags)
 {
-    QStringList out;
-    for (const auto& t : tags)
-        out << QString::fromStdString(t);
-    return out.join(QStringLiteral(", "));
+    return toQStringList(tags).join(QStringLiteral(", "));
 }
 
 } // namespace
