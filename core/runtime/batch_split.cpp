@@ -6,7 +6,10 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <condition_variable>
 #include <deque>
 #include <exception>
@@ -183,6 +186,9 @@ std::vector<int64_t> splitBatch(int64_t batch, int parts)
 
 namespace {
 
+// How long an idle worker polls before it sleeps (see Pool::spinTime).
+constexpr int kSpinUs = 100;
+
 struct Job {
     const std::function<void(int)>* fn = nullptr;
     int n = 0;
@@ -216,7 +222,7 @@ public:
         return pool;
     }
 
-    void run(int n, const std::function<void(int)>& fn)
+    void run(int n, const std::function<void(int)>& fn, int maxThreads)
     {
         auto job = std::make_shared<Job>();
         job->fn = &fn;
@@ -225,10 +231,13 @@ public:
         {
             std::lock_guard lock(mutex_);
             ensureWorkers();
-            for (int i = 1; i < n && i <= int(workers_.size()); ++i)
+            const int helpers = std::min({n - 1, int(workers_.size()), maxThreads > 0 ? maxThreads - 1 : n});
+            for (int i = 0; i < helpers; ++i)
                 queue_.push_back(job);
+            queued_.store(int(queue_.size()), std::memory_order_release);
+            if (sleepers_ > 0)
+                cv_.notify_all();
         }
-        cv_.notify_all();
         job->work();
         for (int p; (p = job->pending.load()) > 0;)
             job->pending.wait(p);
@@ -258,33 +267,60 @@ private:
             workers_.emplace_back([this] { loop(); });
     }
 
+    // After a job a worker polls the queue for a while before it sleeps: the kernels of
+    // a run come microseconds apart, and a futex wake-up costs tens of microseconds on
+    // the VMs here. QS_POOL_SPIN_US sets the time (0: sleep at once).
+    static std::chrono::microseconds spinTime()
+    {
+        static const auto us = [] {
+            const char* env = std::getenv("QS_POOL_SPIN_US");
+            return std::chrono::microseconds(env ? std::max(0, std::atoi(env)) : kSpinUs);
+        }();
+        return us;
+    }
+
     void loop()
     {
         omp_set_num_threads(1); // the kernels of a shard run single-threaded
         for (;;) {
+            const auto until = std::chrono::steady_clock::now() + spinTime();
+            while (queued_.load(std::memory_order_acquire) == 0 && std::chrono::steady_clock::now() < until)
+                pause();
             std::shared_ptr<Job> job;
             {
                 std::unique_lock lock(mutex_);
+                ++sleepers_;
                 cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+                --sleepers_;
                 if (stop_)
                     return;
                 job = std::move(queue_.front());
                 queue_.pop_front();
+                queued_.store(int(queue_.size()), std::memory_order_release);
             }
             job->work(); // nothing left when the caller got there first
         }
     }
 
+    static void pause()
+    {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+
     std::mutex mutex_;
     std::condition_variable cv_;
     std::deque<std::shared_ptr<Job>> queue_;
+    std::atomic<int> queued_{0}; // queue_.size(), read without the lock while polling
+    int sleepers_ = 0;           // workers waiting on cv_
     std::vector<std::thread> workers_;
     bool stop_ = false;
 };
 
 } // namespace
 
-void parallelShards(int n, const std::function<void(int)>& fn)
+void parallelShards(int n, const std::function<void(int)>& fn, int maxThreads)
 {
     if (n <= 0)
         return;
@@ -292,7 +328,7 @@ void parallelShards(int n, const std::function<void(int)>& fn)
         fn(0);
         return;
     }
-    Pool::instance().run(n, fn);
+    Pool::instance().run(n, fn, maxThreads);
 }
 
 } // namespace qs::rt

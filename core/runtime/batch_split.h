@@ -25,9 +25,12 @@ bool batchLocal(const Graph& graph, const std::map<std::string, ValueMeta>& meta
 std::vector<int64_t> splitBatch(int64_t batch, int parts);
 
 // Runs fn(0) .. fn(n - 1), the calling thread taking indices too; returns when all are
-// done and rethrows the first exception. The workers (one fewer than the cores, made on
-// first use) block between jobs; an index nobody has claimed yet when the caller runs
-// out of its own is run by the caller, so a late worker never delays the result.
-void parallelShards(int n, const std::function<void(int)>& fn);
+// done and rethrows the first exception. Used for batch shards and for convolution
+// parts (ChunkedKernel); calls may nest. The workers (one fewer than the cores, made on
+// first use) poll for a job for 100 us after one (QS_POOL_SPIN_US) and then block; an
+// index nobody has claimed yet when the caller runs
+// out of its own is run by the caller, so a late worker never delays the result. At most
+// `maxThreads` threads (the caller included) take part; 0: every worker.
+void parallelShards(int n, const std::function<void(int)>& fn, int maxThreads = 0);
 
 } // namespace qs::rt

@@ -329,6 +329,14 @@ Kernel* NodeContext::addPrimitive(dnnl::primitive prim, const std::string& impl,
     return raw;
 }
 
+int NodeContext::planThreads() const { return c_.p->threads; }
+int NodeContext::kernelThreads() const { return c_.nodeThreads; }
+void NodeContext::setKernelThreads(int n)
+{
+    c_.nodeThreads = n;
+    c_.p->setThreads(n);
+}
+
 void NodeContext::addFn(std::vector<int> reads, std::vector<int> writes, std::function<void(Program&)> fn)
 {
     auto k = std::make_unique<FnKernel>();
@@ -527,6 +535,10 @@ constexpr int64_t kParallelMinElements = 16384;
 // it (0: every large enough conv in parallel). Only with passive waiting: spinning
 // workers (libgomp's default) join at once, and there 2 threads win (MobileNetV2
 // batch 1, 2 threads, spinning: 2.4 ms all parallel, 3.7 ms with this threshold).
+// At batch 1 with a channel-blocked output most convolutions run as parts on our own
+// pool instead (buildParts in ops/conv.cpp), whatever their size; this threshold
+// decides for the rest (other layouts, larger batches that do not split, a fused
+// depthwise post-op).
 constexpr int64_t kParallelMinMacs = 16'000'000;
 
 int64_t parallelMinMacs()

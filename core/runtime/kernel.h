@@ -165,6 +165,11 @@ public:
     // form (e.g. its INT8 copy), for Plan::shapeOf and thread decisions.
     void declare(const std::string& value, DType t, const Shape& shape);
     bool fuse() const;
+    // Threads of the whole plan, and those the node's primitives are created for (and
+    // run with); setting the latter affects primitives created afterwards.
+    int planThreads() const;
+    int kernelThreads() const;
+    void setKernelThreads(int n);
 
     Slot& slot(int i);
 

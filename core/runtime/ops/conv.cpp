@@ -4,10 +4,13 @@
 // and a residual Add become post-ops.
 #include "runtime/ops/ops.h"
 
+#include "runtime/batch_split.h"
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
+#include <stdexcept>
 
 namespace qs::rt {
 namespace {
@@ -231,6 +234,136 @@ std::optional<DwFusion> planDepthwise(NodeContext& c, const std::string& value, 
     return f;
 }
 
+// Output-channel parts of a 2-D convolution at batch 1 whose output (and, when it is
+// depthwise, input) is nChw16c: channel blocks are outermost there, so each part reads
+// and writes its own contiguous range, as a single-threaded primitive on the
+// caller-participating pool (ChunkedKernel). With passive waiting a libgomp region
+// waits for a worker that wakes ~50 us late and splits the work statically, which is
+// why small convolutions ran on one thread (kParallelMinMacs in compiler.cpp); parts go
+// to whoever is free. Every part must get the whole convolution's implementation,
+// post-ops included (activations, the fused depthwise conv, the residual sum), else
+// the convolution stays whole. QS_RUNTIME_PARTS sets the parts per thread (0: off).
+constexpr int64_t kPartsMinMacs = 1'000'000;
+constexpr int kPartsPerThread = 1;
+
+int partsPerThread()
+{
+    static const int v = [] {
+        const char* env = std::getenv("QS_RUNTIME_PARTS");
+        return env ? std::max(0, std::atoi(env)) : kPartsPerThread;
+    }();
+    return v;
+}
+
+memory::desc blocked16(const Shape& s) { return memory::desc(toDims(s), memory::data_type::f32, tag::nChw16c); }
+
+// Copies plain f32 values into `md`'s layout (a buffer the kernel owns).
+memory reorderedCopy(const memory::desc& md, const memory::dims& plainDims, const float* values, Buffer& storage)
+{
+    storage = Buffer::make(md.get_size());
+    memory dst(md, cpuEngine(), storage.data());
+    memory plain(stridedDesc(plainDims, rowMajorStrides(plainDims)), cpuEngine(), const_cast<float*>(values));
+    dnnl::stream s(cpuEngine());
+    dnnl::reorder(plain, dst).execute(s, plain, dst);
+    s.wait();
+    return dst;
+}
+
+using ConvDescFn = std::function<dnnl::convolution_forward::desc(const memory::desc&, const memory::desc&,
+                                                                 const memory::desc*, const memory::desc&)>;
+
+bool buildParts(NodeContext& c, const Geometry& g, const memory::dims& wDims, const Weights& wt, const DwFusion* dw,
+                const FusedTail& tail, const dnnl::convolution_forward::primitive_desc& whole, int srcSlot,
+                int dstSlot, const std::string& impl, const ConvDescFn& makeDesc)
+{
+    const int threads = c.planThreads();
+    const Shape& x = c.shape(0);
+    if (threads < 2 || partsPerThread() == 0 || !wt.constant || !tail.binarySlots.empty() || g.sp != 2 ||
+        x[0] != 1)
+        return false;
+    const bool grouped = wDims.size() == 5;
+    const bool depthwise = grouped && wDims[1] == 1 && wDims[2] == 1;
+    if (grouped && !depthwise)
+        return false;
+    const Shape out = dw ? dw->shape : g.out;
+    if (whole.dst_desc() != blocked16(out) || (depthwise && whole.src_desc() != blocked16(x)))
+        return false;
+    const int64_t oc = g.out[1], plane = g.out[2] * g.out[3], outPlane = out[2] * out[3];
+    const int64_t macs = oc * plane * (depthwise ? 1 : x[1]) * g.kernel[0] * g.kernel[1] + (dw ? oc * outPlane * 9 : 0);
+    const int64_t blocks = (oc + 15) / 16;
+    const int n = int(std::min<int64_t>(blocks, int64_t(threads) * partsPerThread()));
+    if (macs < kPartsMinMacs || n < 2)
+        return false;
+
+    const int threadsBefore = c.kernelThreads();
+    c.setKernelThreads(1); // oneDNN fixes a primitive's thread count when it is created
+    auto k = std::make_unique<ChunkedKernel>();
+    const std::string wholeImpl = implName(whole);
+    const std::size_t perChannel = wt.w.size() / std::size_t(oc);
+    auto* src = static_cast<std::byte*>(c.slot(srcSlot).data());
+    auto* dst = static_cast<std::byte*>(c.slot(dstSlot).data());
+    try {
+        for (int j = 0; j < n; ++j) {
+            const int64_t c0 = 16 * (j * blocks / n), c1 = std::min(oc, 16 * ((j + 1) * blocks / n)), ch = c1 - c0;
+            const memory::desc srcMd = depthwise ? blocked16({1, ch, x[2], x[3]}) : whole.src_desc();
+            const memory::dims partW = depthwise ? memory::dims{ch, 1, 1, g.kernel[0], g.kernel[1]}
+                                                 : memory::dims{ch, wDims[1], g.kernel[0], g.kernel[1]};
+            const memory::desc biasMd({ch}, memory::data_type::f32, tag::a);
+            dnnl::primitive_attr attr;
+            attr.set_post_ops(tail.ops);
+            dnnl::convolution_forward::primitive_desc pd(
+                makeDesc(srcMd, anyDesc(partW), wt.hasBias ? &biasMd : nullptr, blocked16({1, ch, g.out[2], g.out[3]})),
+                attr, cpuEngine());
+            // oneDNN may rank a generic implementation first for fewer channels (a
+            // reference fused conv around the same two kernels): look further down.
+            while (implName(pd) != wholeImpl && pd.next_impl()) {
+            }
+            if (implName(pd) != wholeImpl || pd.dst_desc() != blocked16({1, ch, out[2], out[3]}))
+                throw std::runtime_error("part " + std::to_string(j) + " gets " + implName(pd));
+            ChunkedKernel::Part part;
+            part.prim = dnnl::convolution_forward(pd);
+            part.offset = std::size_t(c0 * outPlane) * 4;
+            part.bytes = pd.dst_desc().get_size();
+            part.args[DNNL_ARG_SRC] = memory(pd.src_desc(), cpuEngine(), src + (depthwise ? c0 * x[2] * x[3] * 4 : 0));
+            part.args[DNNL_ARG_DST] = memory(pd.dst_desc(), cpuEngine(), dst + part.offset);
+            Buffer storage;
+            part.args[DNNL_ARG_WEIGHTS] =
+                reorderedCopy(pd.weights_desc(), partW, wt.w.data() + std::size_t(c0) * perChannel, storage);
+            k->owned.push_back(storage);
+            if (wt.hasBias) {
+                part.args[DNNL_ARG_BIAS] = reorderedCopy(biasMd, {ch}, wt.b.data() + c0, storage);
+                k->owned.push_back(storage);
+            }
+            if (dw) {
+                const int wArg = DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_WEIGHTS;
+                const int bArg = DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_BIAS;
+                part.args[wArg] = reorderedCopy(pd.query_md(dnnl::query::exec_arg_md, wArg), {ch, 1, 1, 3, 3},
+                                                dw->w.data() + c0 * 9, storage);
+                k->owned.push_back(storage);
+                part.args[bArg] = reorderedCopy(memory::desc({ch}, memory::data_type::f32, tag::a), {ch},
+                                                dw->b.data() + c0, storage);
+                k->owned.push_back(storage);
+            }
+            k->parts.push_back(std::move(part));
+        }
+    } catch (const std::exception& e) { // dnnl::error included
+        if (std::getenv("QS_RUNTIME_DEBUG"))
+            std::fprintf(stderr, "%s: kept whole: %s\n", c.where().c_str(), e.what());
+        c.setKernelThreads(threadsBefore);
+        return false;
+    }
+    k->impl = str(impl, tail.sumSlot >= 0 ? " +sum" : "", " x", n, " parts");
+    k->dst = dstSlot;
+    k->sumFrom = tail.sumSlot;
+    k->maxThreads = threads;
+    k->reads = {srcSlot};
+    if (tail.sumSlot >= 0)
+        k->reads.push_back(tail.sumSlot);
+    k->writes = {dstSlot};
+    c.add(std::move(k));
+    return true;
+}
+
 // Shared by Conv and ConvTranspose: builds the primitive, binds weights and fusion.
 template <typename Prim>
 bool buildWithTail(NodeContext& c, const Geometry& g, const memory::dims& wDims, const memory::desc& wPlainMd,
@@ -326,6 +459,9 @@ bool buildWithTail(NodeContext& c, const Geometry& g, const memory::dims& wDims,
     const int dst = c.outputNamed(tail.output, DType::Float, dw ? dw->shape : g.out, &dstMd);
     std::map<int, int> args{{DNNL_ARG_SRC, c.inputAs(0, pd.src_desc())}, {DNNL_ARG_DST, dst}};
     bindTail(c, tail, args);
+    if constexpr (std::is_same_v<Prim, dnnl::convolution_forward>)
+        if (buildParts(c, g, wDims, wt, dw ? &*dw : nullptr, tail, pd, args.at(DNNL_ARG_SRC), dst, impl, makeDesc))
+            return true;
     std::unordered_map<int, memory> fixed;
     std::vector<Buffer> owned;
     std::vector<int> extraReads;
@@ -544,4 +680,21 @@ const bool registered = [] {
 }();
 
 } // namespace
+
+void ChunkedKernel::run(Program& p)
+{
+    auto* out = static_cast<std::byte*>(p.slot(dst).data());
+    const auto* residual = sumFrom >= 0 ? static_cast<const std::byte*>(p.slot(sumFrom).data()) : nullptr;
+    parallelShards(
+        int(parts.size()),
+        [&](int i) {
+            Part& part = parts[std::size_t(i)];
+            if (residual)
+                std::memcpy(out + part.offset, residual + part.offset, part.bytes);
+            thread_local dnnl::stream stream(cpuEngine());
+            part.prim.execute(stream, part.args);
+        },
+        maxThreads);
+}
+
 } // namespace qs::rt

@@ -45,6 +45,26 @@ public:
         PrimitiveKernel::run(p);
     }
 };
+// One primitive run as independent parts on the caller-participating pool
+// (parallelShards): each part a single-threaded primitive over its own contiguous
+// byte range of the destination (output channels at batch 1 in nChw16c), so a worker
+// that wakes late takes fewer parts instead of holding up the others.
+class ChunkedKernel : public Kernel {
+public:
+    struct Part {
+        dnnl::primitive prim;
+        std::unordered_map<int, memory> args;
+        std::size_t offset = 0, bytes = 0; // of the destination
+    };
+    std::vector<Part> parts;
+    std::vector<Buffer> owned;
+    int dst = -1, sumFrom = -1; // sumFrom >= 0: each part's range starts as a copy of it
+    int maxThreads = 0;         // pool threads taking part, the caller included
+    std::string impl;
+    void run(Program& p) override;
+    std::string describe() const override { return impl; }
+};
+
 void absorbTail(NodeContext& c, const FusedTail& t);
 // Adds the binary post-op arguments to a primitive's argument map.
 void bindTail(NodeContext& c, const FusedTail& t, std::map<int, int>& args);
