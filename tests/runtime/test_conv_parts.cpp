@@ -1,9 +1,10 @@
 // Convolution parts (ChunkedKernel, conv.cpp buildParts): at batch 1 with two or more
-// threads, a convolution with nChw16c output runs as output-channel parts on the
-// caller-participating pool. Checked against naive loops in double on small chains
-// that make the runtime choose the blocked layout (mostly 1x1 and depthwise convs):
-// a dense strided conv with a partial last channel block, a residual sum, depthwise
-// convs, activations; and the same plan on one thread, which never uses parts.
+// threads, a convolution runs as parts on the caller-participating pool: output
+// channels when its output is nChw16c, output rows when it is nhwc. Checked against
+// naive loops in double on small chains: mostly 1x1 and depthwise convs (the blocked
+// layout) with a dense strided conv whose last channel block is partial, a residual
+// sum, depthwise convs, activations; dense 3x3 convs (nhwc) with a sum and the bottom
+// padding in the last row part; and the same plans on one thread, which never use parts.
 #include "graph/onnx_import.h"
 #include "runtime/plan.h"
 #include "support/onnx_builder.h"
@@ -12,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 
 using namespace qs;
 using qs::test::OnnxBuilder;
@@ -29,11 +31,14 @@ struct Chain {
     std::vector<Layer> layers;
 };
 
-std::vector<float> ramp(std::size_t count, float scale, float offset, int period)
+// Uniform in [-scale, scale] + offset, from a fixed seed.
+std::vector<float> uniform(std::size_t count, float scale, float offset, unsigned seed)
 {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> u(-scale, scale);
     std::vector<float> v(count);
-    for (std::size_t i = 0; i < count; ++i)
-        v[i] = scale * float(int(i * 7 % std::size_t(period)) - period / 2) + offset;
+    for (float& x : v)
+        x = u(rng) + offset;
     return v;
 }
 
@@ -56,7 +61,7 @@ Built build(const Chain& ch)
     b.initializer("lo", {}, {0.f});
     b.initializer("hi", {}, {6.f});
     Built out;
-    out.input = ramp(std::size_t(ch.c * ch.h * ch.w), 0.1f, 0.05f, 29);
+    out.input = uniform(std::size_t(ch.c * ch.h * ch.w), 1.f, 0.f, 7);
     std::vector<Act> acts{{ch.c, ch.h, ch.w, std::vector<double>(out.input.begin(), out.input.end())}};
     std::vector<std::string> names{"x"};
     for (std::size_t l = 0; l < ch.layers.size(); ++l) {
@@ -66,8 +71,8 @@ Built build(const Chain& ch)
         const int64_t pad = L.kernel / 2, k = L.kernel;
         const int64_t oh = (in.h + 2 * pad - k) / L.stride + 1, ow = (in.w + 2 * pad - k) / L.stride + 1;
         const std::string id = std::to_string(l);
-        const auto wv = ramp(std::size_t(L.oc * icg * k * k), 0.3f / float(icg * k * k), 0.f, 17 + int(l));
-        const auto bv = ramp(std::size_t(L.oc), 0.05f, 0.02f, 7);
+        const auto wv = uniform(std::size_t(L.oc * icg * k * k), 1.7f / std::sqrt(float(icg * k * k)), 0.f, 11 + unsigned(l));
+        const auto bv = uniform(std::size_t(L.oc), 0.1f, 0.05f, 101 + unsigned(l));
         b.initializer("w" + id, {L.oc, icg, k, k}, wv);
         b.initializer("b" + id, {L.oc}, bv);
         auto* conv = b.node("Conv", {names.back(), "w" + id, "b" + id}, {"conv" + id}, "conv" + id);
@@ -119,11 +124,24 @@ Built build(const Chain& ch)
     return out;
 }
 
+// Whether a reference can tell a wrong part from a right one: most values nonzero
+// and varying within a channel (an activation that clips everything would not).
+bool informative(const Act& a)
+{
+    std::size_t nonzero = 0, varying = 0;
+    const std::size_t plane = std::size_t(a.h * a.w);
+    for (std::size_t i = 0; i < a.v.size(); ++i) {
+        nonzero += a.v[i] != 0 ? 1 : 0;
+        varying += std::fabs(a.v[i] - a.v[i / plane * plane]) > 1e-3 ? 1 : 0;
+    }
+    return 2 * nonzero > a.v.size() && 2 * varying > a.v.size();
+}
+
 int partKernels(const Plan& plan)
 {
     int n = 0;
     for (const auto& line : plan.kernelSummary())
-        n += line.find(" parts]") != std::string::npos ? 1 : 0;
+        n += line.find(" parts]") != std::string::npos ? 1 : 0; // channel or row parts
     return n;
 }
 
@@ -168,6 +186,12 @@ private slots:
         // binary post-op, which keeps that conv whole; the others still run as parts.
         QTest::newRow("inner residual") << Chain{16, 56, 56, {{64, 1, 1, 1, true}, {64, 1, 1, 1, true, 1},
                                                               {32, 1, 1, 1}}} << 2;
+        // Dense 3x3 convs choose nhwc: row parts. A residual sum, and a stride-2 conv over
+        // 41 rows whose last part has the bottom padding.
+        QTest::newRow("nhwc rows, sum") << Chain{16, 40, 40, {{32, 3, 1, 1, true}, {32, 3, 1, 1, false, 1},
+                                                              {48, 3, 2, 1, true}}} << 3;
+        QTest::newRow("nhwc rows, odd height, stride 2") << Chain{16, 41, 37, {{32, 3, 2, 1, true},
+                                                                              {24, 3, 1, 1}}} << 2;
     }
 
     void partsEqualNaiveLoops()
@@ -175,6 +199,7 @@ private slots:
         QFETCH(Chain, chain);
         QFETCH(int, minParts);
         const Built m = build(chain);
+        QVERIFY(informative(m.expected));
         const Tensor in = Tensor::fromVector<float>({1, chain.c, chain.h, chain.w}, m.input);
         CompileOptions opts;
         opts.inputShapes["x"] = {1, chain.c, chain.h, chain.w};

@@ -234,15 +234,20 @@ std::optional<DwFusion> planDepthwise(NodeContext& c, const std::string& value, 
     return f;
 }
 
-// Output-channel parts of a 2-D convolution at batch 1 whose output (and, when it is
-// depthwise, input) is nChw16c: channel blocks are outermost there, so each part reads
-// and writes its own contiguous range, as a single-threaded primitive on the
-// caller-participating pool (ChunkedKernel). With passive waiting a libgomp region
-// waits for a worker that wakes ~50 us late and splits the work statically, which is
-// why small convolutions ran on one thread (kParallelMinMacs in compiler.cpp); parts go
-// to whoever is free. Every part must get the whole convolution's implementation,
-// post-ops included (activations, the fused depthwise conv, the residual sum), else
-// the convolution stays whole. QS_RUNTIME_PARTS sets the parts per thread (0: off).
+// Parts of a 2-D convolution at batch 1, each a single-threaded primitive that reads
+// and writes its own contiguous range, run on the caller-participating pool
+// (ChunkedKernel). With passive waiting a libgomp region waits for a worker that wakes
+// ~50 us late and splits the work statically, which is why small convolutions ran on
+// one thread (kParallelMinMacs in compiler.cpp); parts go to whoever is free.
+// - nChw16c output: output-channel parts (channel blocks are outermost; a depthwise
+//   conv needs its input nChw16c too and reads the same channels).
+// - nhwc input and output: output-row parts, each reading the input rows it needs,
+//   with the padding only at the image's own edges.
+// Every part must get the whole convolution's implementation with its post-ops
+// (activations, the residual sum), else the convolution stays whole; so does one with
+// a binary post-op or a fused depthwise conv (oneDNN fuses that only when the
+// intermediate outgrows the L2 caches, which a part's does not). QS_RUNTIME_PARTS sets
+// the parts per thread (0: off).
 constexpr int64_t kPartsMinMacs = 1'000'000;
 constexpr int kPartsPerThread = 1;
 
@@ -255,7 +260,7 @@ int partsPerThread()
     return v;
 }
 
-memory::desc blocked16(const Shape& s) { return memory::desc(toDims(s), memory::data_type::f32, tag::nChw16c); }
+memory::desc withTag(const Shape& s, tag t) { return memory::desc(toDims(s), memory::data_type::f32, t); }
 
 // Copies plain f32 values into `md`'s layout (a buffer the kernel owns).
 memory reorderedCopy(const memory::desc& md, const memory::dims& plainDims, const float* values, Buffer& storage)
@@ -269,79 +274,126 @@ memory reorderedCopy(const memory::desc& md, const memory::dims& plainDims, cons
     return dst;
 }
 
-using ConvDescFn = std::function<dnnl::convolution_forward::desc(const memory::desc&, const memory::desc&,
-                                                                 const memory::desc*, const memory::desc&)>;
+struct PartPlan {
+    Shape src, dst;                      // the part's input and output (NCHW dims)
+    std::size_t srcOffset = 0, dstOffset = 0; // bytes into the whole input and output
+    int64_t c0 = 0, channels = 0;        // its output channels
+    memory::dims padL, padR;
+};
+
+// The parts' geometry, or nothing when the convolution stays whole.
+std::vector<PartPlan> planParts(const Geometry& g, const Shape& x, bool depthwise, tag layout, int n)
+{
+    std::vector<PartPlan> parts;
+    if (layout == tag::nChw16c) {
+        const int64_t blocks = (g.out[1] + 15) / 16;
+        n = int(std::min<int64_t>(n, blocks));
+        for (int j = 0; j < n && n > 1; ++j) {
+            PartPlan p;
+            p.c0 = 16 * (j * blocks / n);
+            p.channels = std::min(g.out[1], 16 * ((j + 1) * blocks / n)) - p.c0;
+            p.src = depthwise ? Shape{1, p.channels, x[2], x[3]} : x;
+            p.srcOffset = depthwise ? std::size_t(p.c0 * x[2] * x[3]) * 4 : 0;
+            p.dst = {1, p.channels, g.out[2], g.out[3]};
+            p.dstOffset = std::size_t(p.c0 * g.out[2] * g.out[3]) * 4;
+            p.padL = g.padL;
+            p.padR = g.padR;
+            parts.push_back(p);
+        }
+        return parts;
+    }
+    // nhwc rows: output rows [r0, r1) read input rows [r0 s - padTop, (r1 - 1) s - padTop + kEff).
+    const int64_t rows = g.out[2], s = g.strides[0], kEff = (g.kernel[0] - 1) * (g.dilates[0] + 1) + 1;
+    n = int(std::min<int64_t>(n, rows));
+    for (int j = 0; j < n && n > 1; ++j) {
+        const int64_t r0 = j * rows / n, r1 = (j + 1) * rows / n;
+        const int64_t first = r0 * s - g.padL[0], end = (r1 - 1) * s - g.padL[0] + kEff;
+        const int64_t in0 = std::max<int64_t>(0, first), in1 = std::min(x[2], end);
+        PartPlan p;
+        p.channels = g.out[1];
+        p.src = {1, x[1], in1 - in0, x[3]};
+        p.srcOffset = std::size_t(in0 * x[3] * x[1]) * 4;
+        p.dst = {1, g.out[1], r1 - r0, g.out[3]};
+        p.dstOffset = std::size_t(r0 * g.out[3] * g.out[1]) * 4;
+        p.padL = {in0 - first, g.padL[1]};
+        p.padR = {end - in1, g.padR[1]};
+        parts.push_back(p);
+    }
+    return parts;
+}
 
 bool buildParts(NodeContext& c, const Geometry& g, const memory::dims& wDims, const Weights& wt, const DwFusion* dw,
                 const FusedTail& tail, const dnnl::convolution_forward::primitive_desc& whole, int srcSlot,
-                int dstSlot, const std::string& impl, const ConvDescFn& makeDesc)
+                int dstSlot, const std::string& impl)
 {
     const int threads = c.planThreads();
     const Shape& x = c.shape(0);
-    if (threads < 2 || partsPerThread() == 0 || !wt.constant || !tail.binarySlots.empty() || g.sp != 2 ||
+    if (threads < 2 || partsPerThread() == 0 || !wt.constant || dw || !tail.binarySlots.empty() || g.sp != 2 ||
         x[0] != 1)
         return false;
     const bool grouped = wDims.size() == 5;
     const bool depthwise = grouped && wDims[1] == 1 && wDims[2] == 1;
     if (grouped && !depthwise)
         return false;
-    const Shape out = dw ? dw->shape : g.out;
-    if (whole.dst_desc() != blocked16(out) || (depthwise && whole.src_desc() != blocked16(x)))
+    tag layout = tag::undef;
+    if (whole.dst_desc() == withTag(g.out, tag::nChw16c) && (!depthwise || whole.src_desc() == withTag(x, tag::nChw16c)))
+        layout = tag::nChw16c;
+    else if (whole.dst_desc() == withTag(g.out, tag::nhwc) && whole.src_desc() == withTag(x, tag::nhwc))
+        layout = tag::nhwc;
+    else
         return false;
-    const int64_t oc = g.out[1], plane = g.out[2] * g.out[3], outPlane = out[2] * out[3];
-    const int64_t macs = oc * plane * (depthwise ? 1 : x[1]) * g.kernel[0] * g.kernel[1] + (dw ? oc * outPlane * 9 : 0);
-    const int64_t blocks = (oc + 15) / 16;
-    const int n = int(std::min<int64_t>(blocks, int64_t(threads) * partsPerThread()));
-    if (macs < kPartsMinMacs || n < 2)
+    const int64_t macs = g.out[1] * g.out[2] * g.out[3] * (depthwise ? 1 : x[1]) * g.kernel[0] * g.kernel[1];
+    const std::vector<PartPlan> plans = planParts(g, x, depthwise, layout, threads * partsPerThread());
+    if (macs < kPartsMinMacs || plans.empty())
         return false;
 
     const int threadsBefore = c.kernelThreads();
     c.setKernelThreads(1); // oneDNN fixes a primitive's thread count when it is created
     auto k = std::make_unique<ChunkedKernel>();
     const std::string wholeImpl = implName(whole);
-    const std::size_t perChannel = wt.w.size() / std::size_t(oc);
+    const std::size_t perChannel = wt.w.size() / std::size_t(g.out[1]);
     auto* src = static_cast<std::byte*>(c.slot(srcSlot).data());
     auto* dst = static_cast<std::byte*>(c.slot(dstSlot).data());
+    std::map<std::pair<int64_t, int64_t>, memory> weightsOf; // (first channel, channels) -> reordered, shared
     try {
-        for (int j = 0; j < n; ++j) {
-            const int64_t c0 = 16 * (j * blocks / n), c1 = std::min(oc, 16 * ((j + 1) * blocks / n)), ch = c1 - c0;
-            const memory::desc srcMd = depthwise ? blocked16({1, ch, x[2], x[3]}) : whole.src_desc();
+        for (const PartPlan& pp : plans) {
+            const int64_t ch = pp.channels;
             const memory::dims partW = depthwise ? memory::dims{ch, 1, 1, g.kernel[0], g.kernel[1]}
                                                  : memory::dims{ch, wDims[1], g.kernel[0], g.kernel[1]};
             const memory::desc biasMd({ch}, memory::data_type::f32, tag::a);
+            const memory::desc srcMd = layout == tag::nChw16c && !depthwise ? whole.src_desc() : withTag(pp.src, layout);
+            const memory::desc dstMd = withTag(pp.dst, layout), wMd = anyDesc(partW);
+            const auto desc = wt.hasBias ? dnnl::convolution_forward::desc(
+                                               dnnl::prop_kind::forward_inference, algorithm::convolution_direct, srcMd,
+                                               wMd, biasMd, dstMd, g.strides, g.dilates, pp.padL, pp.padR)
+                                         : dnnl::convolution_forward::desc(
+                                               dnnl::prop_kind::forward_inference, algorithm::convolution_direct, srcMd,
+                                               wMd, dstMd, g.strides, g.dilates, pp.padL, pp.padR);
             dnnl::primitive_attr attr;
             attr.set_post_ops(tail.ops);
-            dnnl::convolution_forward::primitive_desc pd(
-                makeDesc(srcMd, anyDesc(partW), wt.hasBias ? &biasMd : nullptr, blocked16({1, ch, g.out[2], g.out[3]})),
-                attr, cpuEngine());
-            // oneDNN may rank a generic implementation first for fewer channels (a
-            // reference fused conv around the same two kernels): look further down.
+            dnnl::convolution_forward::primitive_desc pd(desc, attr, cpuEngine());
             while (implName(pd) != wholeImpl && pd.next_impl()) {
             }
-            if (implName(pd) != wholeImpl || pd.dst_desc() != blocked16({1, ch, out[2], out[3]}))
-                throw std::runtime_error("part " + std::to_string(j) + " gets " + implName(pd));
+            if (implName(pd) != wholeImpl || pd.dst_desc() != dstMd || pd.src_desc() != srcMd)
+                throw std::runtime_error("a part gets " + implName(pd));
             ChunkedKernel::Part part;
             part.prim = dnnl::convolution_forward(pd);
-            part.offset = std::size_t(c0 * outPlane) * 4;
-            part.bytes = pd.dst_desc().get_size();
-            part.args[DNNL_ARG_SRC] = memory(pd.src_desc(), cpuEngine(), src + (depthwise ? c0 * x[2] * x[3] * 4 : 0));
-            part.args[DNNL_ARG_DST] = memory(pd.dst_desc(), cpuEngine(), dst + part.offset);
+            part.offset = pp.dstOffset;
+            part.bytes = dstMd.get_size();
+            part.args[DNNL_ARG_SRC] = memory(srcMd, cpuEngine(), src + pp.srcOffset);
+            part.args[DNNL_ARG_DST] = memory(dstMd, cpuEngine(), dst + pp.dstOffset);
             Buffer storage;
-            part.args[DNNL_ARG_WEIGHTS] =
-                reorderedCopy(pd.weights_desc(), partW, wt.w.data() + std::size_t(c0) * perChannel, storage);
-            k->owned.push_back(storage);
-            if (wt.hasBias) {
-                part.args[DNNL_ARG_BIAS] = reorderedCopy(biasMd, {ch}, wt.b.data() + c0, storage);
+            auto shared = weightsOf.find({pp.c0, ch});
+            if (shared != weightsOf.end() && shared->second.get_desc() == pd.weights_desc()) {
+                part.args[DNNL_ARG_WEIGHTS] = shared->second;
+            } else {
+                part.args[DNNL_ARG_WEIGHTS] =
+                    reorderedCopy(pd.weights_desc(), partW, wt.w.data() + std::size_t(pp.c0) * perChannel, storage);
+                weightsOf[{pp.c0, ch}] = part.args[DNNL_ARG_WEIGHTS];
                 k->owned.push_back(storage);
             }
-            if (dw) {
-                const int wArg = DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_WEIGHTS;
-                const int bArg = DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_BIAS;
-                part.args[wArg] = reorderedCopy(pd.query_md(dnnl::query::exec_arg_md, wArg), {ch, 1, 1, 3, 3},
-                                                dw->w.data() + c0 * 9, storage);
-                k->owned.push_back(storage);
-                part.args[bArg] = reorderedCopy(memory::desc({ch}, memory::data_type::f32, tag::a), {ch},
-                                                dw->b.data() + c0, storage);
+            if (wt.hasBias) {
+                part.args[DNNL_ARG_BIAS] = reorderedCopy(biasMd, {ch}, wt.b.data() + pp.c0, storage);
                 k->owned.push_back(storage);
             }
             k->parts.push_back(std::move(part));
@@ -352,7 +404,8 @@ bool buildParts(NodeContext& c, const Geometry& g, const memory::dims& wDims, co
         c.setKernelThreads(threadsBefore);
         return false;
     }
-    k->impl = str(impl, tail.sumSlot >= 0 ? " +sum" : "", " x", n, " parts");
+    k->impl = str(impl, tail.sumSlot >= 0 ? " +sum" : "", " x", plans.size(),
+                  layout == tag::nhwc ? " row parts" : " parts");
     k->dst = dstSlot;
     k->sumFrom = tail.sumSlot;
     k->maxThreads = threads;
@@ -460,7 +513,7 @@ bool buildWithTail(NodeContext& c, const Geometry& g, const memory::dims& wDims,
     std::map<int, int> args{{DNNL_ARG_SRC, c.inputAs(0, pd.src_desc())}, {DNNL_ARG_DST, dst}};
     bindTail(c, tail, args);
     if constexpr (std::is_same_v<Prim, dnnl::convolution_forward>)
-        if (buildParts(c, g, wDims, wt, dw ? &*dw : nullptr, tail, pd, args.at(DNNL_ARG_SRC), dst, impl, makeDesc))
+        if (buildParts(c, g, wDims, wt, dw ? &*dw : nullptr, tail, pd, args.at(DNNL_ARG_SRC), dst, impl))
             return true;
     std::unordered_map<int, memory> fixed;
     std::vector<Buffer> owned;
