@@ -239,6 +239,11 @@ public:
                 cv_.notify_all();
         }
         job->work();
+        // The caller polls too before it sleeps: a worker's share usually ends within
+        // microseconds of the caller's, and a futex sleep and wake-up costs more.
+        const auto until = std::chrono::steady_clock::now() + spinTime();
+        while (job->pending.load(std::memory_order_acquire) > 0 && std::chrono::steady_clock::now() < until)
+            pause();
         for (int p; (p = job->pending.load()) > 0;)
             job->pending.wait(p);
         if (job->error)

@@ -330,6 +330,7 @@ Kernel* NodeContext::addPrimitive(dnnl::primitive prim, const std::string& impl,
 }
 
 int NodeContext::planThreads() const { return c_.p->threads; }
+int NodeContext::partsPerThread() const { return c_.partsPerThread; }
 int NodeContext::kernelThreads() const { return c_.nodeThreads; }
 void NodeContext::setKernelThreads(int n)
 {
@@ -535,10 +536,9 @@ constexpr int64_t kParallelMinElements = 16384;
 // it (0: every large enough conv in parallel). Only with passive waiting: spinning
 // workers (libgomp's default) join at once, and there 2 threads win (MobileNetV2
 // batch 1, 2 threads, spinning: 2.4 ms all parallel, 3.7 ms with this threshold).
-// At batch 1 with a channel-blocked output most convolutions run as parts on our own
-// pool instead (buildParts in ops/conv.cpp), whatever their size; this threshold
-// decides for the rest (other layouts, larger batches that do not split, a fused
-// depthwise post-op).
+// Convolutional models at batch 1 run in parts mode instead (choosePartsPerThread
+// below), where no kernel opens a region; this threshold decides for the rest
+// (larger batches that do not split, models of mostly matrix products).
 constexpr int64_t kParallelMinMacs = 16'000'000;
 
 int64_t parallelMinMacs()
@@ -565,6 +565,39 @@ int64_t convMacs(const Node& node, const Shape& x, const Shape& w)
     return x[0] * w[0] * ((x[2] + sh - 1) / sh) * ((x[3] + sw - 1) / sw) * w[1] * w[2] * w[3];
 }
 
+// Parts mode. At batch 1 a convolution can run as parts on our caller-participating
+// pool (buildParts in ops/conv.cpp), which beats a libgomp region when workers sleep.
+// But the two must not mix: libgomp's workers spin after a region by default
+// (OMP_WAIT_POLICY unset) and ours after a job, and on two cores three spinning or
+// working threads share the time slices (measured, MobileNetV2 batch 1, 2 threads,
+// default wait: 5.1 ms mixed against 2.1 ms for ONNX Runtime). So a plan either runs
+// every kernel single-threaded in OpenMP's sense and splits work into parts, or uses
+// OpenMP regions and no parts. Parts mode is chosen for convolutional models at
+// batch 1 with 2 or more threads, in float: every input of batch 1, and at least four
+// Conv nodes for each Gemm or MatMul (a transformer's matrix products have no parts).
+// Kernels that cannot split then run on one thread. QS_RUNTIME_PARTS sets the parts
+// per thread (default 1; 0: never).
+constexpr int kPartsPerThread = 1;
+
+int Compiler::choosePartsPerThread() const
+{
+    static const int perThread = [] {
+        const char* env = std::getenv("QS_RUNTIME_PARTS");
+        return env ? std::max(0, std::atoi(env)) : kPartsPerThread;
+    }();
+    if (perThread == 0 || p->threads < 2 || !options.int8Layers.empty())
+        return 0;
+    for (int s : p->inputSlots)
+        if (p->slot(s).shape.empty() || p->slot(s).shape[0] != 1)
+            return 0;
+    int convs = 0, products = 0;
+    for (const auto& n : graph.nodes) {
+        convs += n.opType == "Conv" ? 1 : 0;
+        products += n.opType == "Gemm" || n.opType == "MatMul" ? 1 : 0;
+    }
+    return convs > 0 && convs >= 4 * products ? perThread : 0;
+}
+
 void Compiler::buildNode(int index)
 {
     const Node& node = graph.nodes[std::size_t(index)];
@@ -587,7 +620,7 @@ void Compiler::buildNode(int index)
         else if (it == p->slotOf.end() && meta.count(in)) // held in another form only (an INT8 copy)
             work = std::max(work, numelOf(meta.at(in).shape));
     }
-    nodeThreads = work < kParallelMinElements ? 1 : p->threads;
+    nodeThreads = work < kParallelMinElements || partsPerThread > 0 ? 1 : p->threads;
     if (nodeThreads > 1 && node.inputs.size() >= 2) {
         auto x = p->slotOf.find(node.inputs[0]);
         auto w = p->slotOf.find(node.inputs[1]);
@@ -703,6 +736,8 @@ std::unique_ptr<Program> Compiler::compile()
         allocate(s);
         p->inputSlots.push_back(s);
     }
+
+    partsPerThread = choosePartsPerThread();
 
     // Constant nodes first: exporters place them right before their consumer, and a
     // fusion deciding earlier (Conv + Clip(min, max)) needs their values.

@@ -29,6 +29,9 @@ public:
     std::vector<char> done;
     std::vector<int> absorbed; // nodes absorbed by the node being built
     int nodeThreads = 1;       // threads for the kernels of the node being built
+    // > 0: the plan runs its parallel work as parts on our pool, never in OpenMP regions
+    // (see choosePartsPerThread); the parts per thread a kernel may split into.
+    int partsPerThread = 0;
 
     int newSlot(const std::string& name, DType t, const Shape& shape, const memory::desc* md);
     void allocate(int slot);
@@ -38,6 +41,7 @@ public:
 
 private:
     void buildNode(int index);
+    int choosePartsPerThread() const;
     void foldKernels(std::size_t firstKernel, const std::string& where);
 };
 

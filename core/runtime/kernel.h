@@ -168,6 +168,7 @@ public:
     // Threads of the whole plan, and those the node's primitives are created for (and
     // run with); setting the latter affects primitives created afterwards.
     int planThreads() const;
+    int partsPerThread() const; // > 0: split parallel work into parts on our pool (Compiler::partsPerThread)
     int kernelThreads() const;
     void setKernelThreads(int n);
 

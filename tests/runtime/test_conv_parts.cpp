@@ -29,6 +29,7 @@ struct Layer {
 struct Chain {
     int64_t c = 0, h = 0, w = 0;
     std::vector<Layer> layers;
+    int64_t head = 0; // > 0: GlobalAveragePool, Flatten and a Gemm (transB, bias) to this many classes
 };
 
 // Uniform in [-scale, scale] + offset, from a fixed seed.
@@ -118,6 +119,32 @@ Built build(const Chain& ch)
         names.push_back(value);
         acts.push_back(std::move(o));
     }
+    if (ch.head > 0) {
+        const Act& last = acts.back();
+        const auto wv = uniform(std::size_t(ch.head * last.c), 1.f / std::sqrt(float(last.c)), 0.f, 31);
+        const auto bv = uniform(std::size_t(ch.head), 0.1f, 0.f, 37);
+        b.initializer("fcw", {ch.head, last.c}, wv);
+        b.initializer("fcb", {ch.head}, bv);
+        b.node("GlobalAveragePool", {names.back()}, {"pooled"}, "pool");
+        b.node("Flatten", {"pooled"}, {"flat"}, "flatten");
+        OnnxBuilder::intAttr(b.node("Gemm", {"flat", "fcw", "fcb"}, {"logits"}, "fc"), "transB", 1);
+        b.output("logits", {1, ch.head});
+        Act logits{ch.head, 1, 1, std::vector<double>(std::size_t(ch.head))};
+        const std::size_t plane = std::size_t(last.h * last.w);
+        for (int64_t o = 0; o < ch.head; ++o) {
+            double acc = bv[std::size_t(o)];
+            for (int64_t i = 0; i < last.c; ++i) {
+                double mean = 0;
+                for (std::size_t q = 0; q < plane; ++q)
+                    mean += last.v[std::size_t(i) * plane + q];
+                acc += double(wv[std::size_t(o * last.c + i)]) * mean / double(plane);
+            }
+            logits.v[std::size_t(o)] = acc;
+        }
+        out.graph = importOnnxBytes(b.bytes(), "parts.onnx", "");
+        out.expected = logits;
+        return out;
+    }
     b.output(names.back(), {1, acts.back().c, acts.back().h, acts.back().w});
     out.graph = importOnnxBytes(b.bytes(), "parts.onnx", "");
     out.expected = acts.back();
@@ -125,14 +152,16 @@ Built build(const Chain& ch)
 }
 
 // Whether a reference can tell a wrong part from a right one: most values nonzero
-// and varying within a channel (an activation that clips everything would not).
+// and varying within a channel, or across classes for logits (an activation that
+// clips everything would not).
 bool informative(const Act& a)
 {
     std::size_t nonzero = 0, varying = 0;
     const std::size_t plane = std::size_t(a.h * a.w);
     for (std::size_t i = 0; i < a.v.size(); ++i) {
         nonzero += a.v[i] != 0 ? 1 : 0;
-        varying += std::fabs(a.v[i] - a.v[i / plane * plane]) > 1e-3 ? 1 : 0;
+        const std::size_t first = plane > 1 ? i / plane * plane : 0; // logits: across classes
+        varying += std::fabs(a.v[i] - a.v[first]) > 1e-3 ? 1 : 0;
     }
     return 2 * nonzero > a.v.size() && 2 * varying > a.v.size();
 }
@@ -192,6 +221,11 @@ private slots:
                                                               {48, 3, 2, 1, true}}} << 3;
         QTest::newRow("nhwc rows, odd height, stride 2") << Chain{16, 41, 37, {{32, 3, 2, 1, true},
                                                                               {24, 3, 1, 1}}} << 2;
+        // A classifier head: the Gemm of one row runs as column parts (1000 classes, the
+        // last part wider than the others).
+        QTest::newRow("classifier head") << Chain{16, 28, 28, {{64, 1, 1, 1, true}, {64, 3, 1, -1, true},
+                                                               {128, 1, 1, 1, true}, {256, 1, 1, 1, true}},
+                                                              1000} << 5;
     }
 
     void partsEqualNaiveLoops()
@@ -214,7 +248,8 @@ private slots:
         QCOMPARE(partKernels(*one), 0);
         for (int run = 0; run < 3; ++run) { // parts on the pool, run after run
             const Tensor y = two->run({in})[0];
-            QCOMPARE(y.shape, (Shape{1, m.expected.c, m.expected.h, m.expected.w}));
+            const Shape want = chain.head > 0 ? Shape{1, chain.head} : Shape{1, m.expected.c, m.expected.h, m.expected.w};
+            QCOMPARE(y.shape, want);
             const double err = relativeError(y, m.expected);
             QVERIFY2(err < 1e-5, qPrintable(QString("relative error %1 in run %2").arg(err).arg(run)));
         }

@@ -59,7 +59,7 @@ struct PointDepthModel {
         return v;
     }
 
-    explicit PointDepthModel(int64_t s) : stride(s)
+    explicit PointDepthModel(int64_t s, int64_t batch = 1) : n(batch), stride(s)
     {
         w1 = ramp(std::size_t(m * c), 0.02f, 0.f, 23);
         b1 = ramp(std::size_t(m), 0.1f, 0.5f, 11);
@@ -227,19 +227,23 @@ private slots:
     {
         QTest::addColumn<int>("stride");
         QTest::addColumn<int>("threads");
-        QTest::newRow("stride 2, 1 thread") << 2 << 1;
-        QTest::newRow("stride 2, 2 threads") << 2 << 2;
-        QTest::newRow("stride 1, 2 threads") << 1 << 2;
+        QTest::addColumn<int>("batch");
+        QTest::newRow("stride 2, 1 thread") << 2 << 1 << 1;
+        QTest::newRow("stride 2, 2 threads, batch 2") << 2 << 2 << 2;
+        QTest::newRow("stride 2, 2 threads, batch 1 (parts)") << 2 << 2 << 1;
+        QTest::newRow("stride 1, 2 threads") << 1 << 2 << 1;
     }
 
     // The 3x3 depthwise conv (with BN and activations) runs as a post-op of the 1x1 one
-    // where oneDNN has a fused kernel; either way the result matches naive loops, and a
-    // kept intermediate disables the fusion.
+    // where oneDNN has a fused kernel, except in parts mode (batch 1, 2 threads), where
+    // both run as parts instead; either way the result matches naive loops, and a kept
+    // intermediate disables the fusion.
     void pointwiseCarriesDepthwise()
     {
         QFETCH(int, stride);
         QFETCH(int, threads);
-        const PointDepthModel model(stride);
+        QFETCH(int, batch);
+        const PointDepthModel model(stride, batch);
         Graph g = model.graph();
         CompileOptions opts;
         opts.threads = threads;
@@ -247,8 +251,16 @@ private slots:
         auto fused = compilePlan(g, opts);
         for (const auto& line : fused->kernelSummary())
             qInfo("%s", line.c_str());
-        if (stride == 2)
+        const bool partsMode = threads > 1 && batch == 1;
+        if (stride == 2 && !partsMode)
             QVERIFY2(hasDwFusion(*fused), "oneDNN's jit 1x1 kernel should carry the stride-2 depthwise conv");
+        if (partsMode) {
+            QVERIFY(!hasDwFusion(*fused));
+            int parts = 0;
+            for (const auto& line : fused->kernelSummary())
+                parts += line.find(" parts]") != std::string::npos ? 1 : 0;
+            QCOMPARE(parts, 2);
+        }
         const Tensor in = Tensor::fromVector<float>({model.n, model.c, model.h, model.w}, model.x);
         const Tensor expected =
             Tensor::fromVector<float>({model.n, model.m, model.oh(), model.ow()}, model.reference());

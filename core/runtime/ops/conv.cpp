@@ -189,7 +189,9 @@ struct DwFusion {
 
 std::optional<DwFusion> planDepthwise(NodeContext& c, const std::string& value, const Shape& in)
 {
-    if (std::getenv("QS_RUNTIME_NO_DW_FUSION") || in.size() != 4)
+    // In parts mode the 1x1 and the depthwise conv each run as parts instead: a fused
+    // kernel would run on one thread (buildParts).
+    if (std::getenv("QS_RUNTIME_NO_DW_FUSION") || in.size() != 4 || c.partsPerThread() > 0)
         return std::nullopt;
     const Node* n = c.fusableConsumer(value);
     if (!n || n->opType != "Conv" || !n->domain.empty() || n->inputs.size() < 2 || n->inputs[0] != value ||
@@ -246,19 +248,10 @@ std::optional<DwFusion> planDepthwise(NodeContext& c, const std::string& value, 
 // Every part must get the whole convolution's implementation with its post-ops
 // (activations, the residual sum), else the convolution stays whole; so does one with
 // a binary post-op or a fused depthwise conv (oneDNN fuses that only when the
-// intermediate outgrows the L2 caches, which a part's does not). QS_RUNTIME_PARTS sets
-// the parts per thread (0: off).
-constexpr int64_t kPartsMinMacs = 1'000'000;
-constexpr int kPartsPerThread = 1;
-
-int partsPerThread()
-{
-    static const int v = [] {
-        const char* env = std::getenv("QS_RUNTIME_PARTS");
-        return env ? std::max(0, std::atoi(env)) : kPartsPerThread;
-    }();
-    return v;
-}
+// intermediate outgrows the L2 caches, which a part's does not). Only in parts mode
+// (Compiler::choosePartsPerThread), where a convolution that stays whole runs on one
+// thread.
+constexpr int64_t kPartsMinMacs = 100'000;
 
 memory::desc withTag(const Shape& s, tag t) { return memory::desc(toDims(s), memory::data_type::f32, t); }
 
@@ -328,7 +321,7 @@ bool buildParts(NodeContext& c, const Geometry& g, const memory::dims& wDims, co
 {
     const int threads = c.planThreads();
     const Shape& x = c.shape(0);
-    if (threads < 2 || partsPerThread() == 0 || !wt.constant || dw || !tail.binarySlots.empty() || g.sp != 2 ||
+    if (threads < 2 || c.partsPerThread() == 0 || !wt.constant || dw || !tail.binarySlots.empty() || g.sp != 2 ||
         x[0] != 1)
         return false;
     const bool grouped = wDims.size() == 5;
@@ -343,7 +336,7 @@ bool buildParts(NodeContext& c, const Geometry& g, const memory::dims& wDims, co
     else
         return false;
     const int64_t macs = g.out[1] * g.out[2] * g.out[3] * (depthwise ? 1 : x[1]) * g.kernel[0] * g.kernel[1];
-    const std::vector<PartPlan> plans = planParts(g, x, depthwise, layout, threads * partsPerThread());
+    const std::vector<PartPlan> plans = planParts(g, x, depthwise, layout, threads * c.partsPerThread());
     if (macs < kPartsMinMacs || plans.empty())
         return false;
 

@@ -3,6 +3,10 @@
 // following constant bias Add becomes the bias; activations become post-ops.
 #include "runtime/ops/ops.h"
 
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+
 namespace qs::rt {
 namespace {
 
@@ -44,6 +48,82 @@ struct MatmulSpec {
     memory::dims cDims;
     std::string firstValue;         // the matmul's own output value
 };
+
+// In parts mode (Compiler::choosePartsPerThread) a product of one row by constant
+// weights with no run-time C (a classifier head at batch 1) runs as column parts on
+// our pool: part j computes columns [n0, n1), a contiguous range of the output, as a
+// single-threaded primitive with its own reordered weights. Each part must get the
+// whole product's implementation, else it stays whole.
+constexpr int64_t kPartsMinMacs = 100'000;
+
+bool buildMatmulParts(NodeContext& c, const MatmulSpec& s, const dnnl::matmul::primitive_desc& whole,
+                      const dnnl::post_ops& ops, const std::vector<float>& w, int srcSlot, int dstSlot)
+{
+    if (c.partsPerThread() == 0 || s.dst.size() != 2 || s.dst[0] != 1 || !s.constB || !s.cValue.empty())
+        return false;
+    const int64_t m = s.dst[0], n = s.dst[1], k = s.src[1];
+    const int parts = int(std::min<int64_t>(n / 16, int64_t(c.planThreads()) * c.partsPerThread()));
+    if (m * n * k < kPartsMinMacs || parts < 2)
+        return false;
+    const std::string wholeImpl = implName(whole);
+    auto k2 = std::make_unique<ChunkedKernel>();
+    auto* dst = c.slot(dstSlot).as<float>();
+    try {
+        for (int j = 0; j < parts; ++j) {
+            const int64_t n0 = 16 * (j * (n / 16) / parts), n1 = j + 1 == parts ? n : 16 * ((j + 1) * (n / 16) / parts);
+            const int64_t np = n1 - n0;
+            // Column slices of the plain weights ([K, N], or [N, K] stored when transposed),
+            // the output and the bias, as strided views.
+            const memory::desc plainW = s.transB ? f32({k, np}, {1, k}) : f32({k, np}, {n, 1});
+            const float* wFrom = w.data() + (s.transB ? n0 * k : n0);
+            const memory::desc dstMd = f32({m, np}, {np, 1});
+            const memory::desc srcMd = s.transA ? transposedView(s.src) : f32(s.src, rowMajor(s.src));
+            dnnl::primitive_attr attr;
+            attr.set_post_ops(ops);
+            const memory::desc wAny({k, np}, memory::data_type::f32, tag::any);
+            dnnl::matmul::primitive_desc pd(s.bias ? dnnl::matmul::desc(srcMd, wAny, f32({s.biasDims[0], np}, {np, 1}), dstMd)
+                                                   : dnnl::matmul::desc(srcMd, wAny, dstMd),
+                                            attr, cpuEngine());
+            while (implName(pd) != wholeImpl && pd.next_impl()) {
+            }
+            if (implName(pd) != wholeImpl)
+                throw std::runtime_error("a part gets " + implName(pd));
+            ChunkedKernel::Part part;
+            part.prim = dnnl::matmul(pd);
+            Buffer wb = Buffer::make(pd.weights_desc().get_size());
+            memory wm(pd.weights_desc(), cpuEngine(), wb.data());
+            memory from(plainW, cpuEngine(), const_cast<float*>(wFrom));
+            dnnl::stream st(cpuEngine());
+            dnnl::reorder(from, wm).execute(st, from, wm);
+            st.wait();
+            k2->owned.push_back(wb);
+            part.args[DNNL_ARG_WEIGHTS] = wm;
+            part.args[DNNL_ARG_SRC] = memory(srcMd, cpuEngine(), c.slot(srcSlot).data());
+            part.args[DNNL_ARG_DST] = memory(dstMd, cpuEngine(), dst + n0);
+            if (s.bias) {
+                // The bias slice made dense ([1 or M, np]).
+                const int64_t rows = s.biasDims[0];
+                Buffer bb = Buffer::make(std::size_t(rows * np) * 4);
+                for (int64_t r = 0; r < rows; ++r)
+                    std::memcpy(reinterpret_cast<float*>(bb.data()) + r * np, s.bias->data() + r * n + n0, std::size_t(np) * 4);
+                k2->owned.push_back(bb);
+                part.args[DNNL_ARG_BIAS] = memory(f32({rows, np}, {np, 1}), cpuEngine(), bb.data());
+            }
+            k2->parts.push_back(std::move(part));
+        }
+    } catch (const std::exception& e) { // dnnl::error included
+        if (std::getenv("QS_RUNTIME_DEBUG"))
+            std::fprintf(stderr, "%s: kept whole: %s\n", c.where().c_str(), e.what());
+        return false;
+    }
+    k2->impl = str(wholeImpl, " x", parts, " column parts");
+    k2->dst = dstSlot;
+    k2->maxThreads = c.planThreads();
+    k2->reads = {srcSlot};
+    k2->writes = {dstSlot};
+    c.add(std::move(k2));
+    return true;
+}
 
 bool buildMatmul(NodeContext& c, MatmulSpec& s)
 {
@@ -103,6 +183,8 @@ bool buildMatmul(NodeContext& c, MatmulSpec& s)
         if (foldAlpha && s.alpha != 1.f)
             for (float& v : w)
                 v *= s.alpha;
+        if (buildMatmulParts(c, s, pd, ops, w, srcSlot, dst))
+            return true;
         const memory::desc plainW = s.transB ? transposedView(s.wts) : f32(s.wts, rowMajor(s.wts));
         Buffer wb = Buffer::make(pd.weights_desc().get_size());
         memory wm(pd.weights_desc(), cpuEngine(), wb.data());
