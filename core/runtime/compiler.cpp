@@ -77,6 +77,25 @@ void PrimitiveKernel::run(Program& p)
 
 // ---------------------------------------------------------------- slot I/O
 
+memory reorderedConstant(const memory::desc& to, const memory::desc& from, const void* values,
+                         std::vector<Buffer>& owned)
+{
+    owned.push_back(Buffer::make(to.get_size()));
+    memory dst(to, cpuEngine(), owned.back().data());
+    memory src(from, cpuEngine(), const_cast<void*>(values));
+    dnnl::stream s(cpuEngine());
+    dnnl::reorder(src, dst).execute(s, src, dst);
+    s.wait();
+    return dst;
+}
+
+memory copiedConstant(const memory::desc& md, const void* values, std::vector<Buffer>& owned)
+{
+    owned.push_back(Buffer::make(md.get_size()));
+    std::memcpy(owned.back().data(), values, md.get_size());
+    return memory(md, cpuEngine(), owned.back().data());
+}
+
 Tensor readSlot(Program& p, int id)
 {
     Slot& s = p.slot(id);
@@ -331,12 +350,6 @@ Kernel* NodeContext::addPrimitive(dnnl::primitive prim, const std::string& impl,
 
 int NodeContext::planThreads() const { return c_.p->threads; }
 int NodeContext::partsPerThread() const { return c_.partsPerThread; }
-int NodeContext::kernelThreads() const { return c_.nodeThreads; }
-void NodeContext::setKernelThreads(int n)
-{
-    c_.nodeThreads = n;
-    c_.p->setThreads(n);
-}
 
 void NodeContext::addFn(std::vector<int> reads, std::vector<int> writes, std::function<void(Program&)> fn)
 {

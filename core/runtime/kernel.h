@@ -165,12 +165,8 @@ public:
     // form (e.g. its INT8 copy), for Plan::shapeOf and thread decisions.
     void declare(const std::string& value, DType t, const Shape& shape);
     bool fuse() const;
-    // Threads of the whole plan, and those the node's primitives are created for (and
-    // run with); setting the latter affects primitives created afterwards.
-    int planThreads() const;
+    int planThreads() const;    // threads of the whole plan
     int partsPerThread() const; // > 0: split parallel work into parts on our pool (Compiler::partsPerThread)
-    int kernelThreads() const;
-    void setKernelThreads(int n);
 
     Slot& slot(int i);
 
@@ -185,6 +181,12 @@ bool registerOp(const std::string& opType, OpBuilder builder, int priority = 0);
 // Registered builders for an op type, highest priority first.
 std::vector<OpBuilder> buildersFor(const std::string& opType);
 std::vector<std::string> registeredOps();
+
+// Constants bound to a kernel at compile time, in new storage appended to `owned`:
+// `values` (laid out as `from`) reordered into `to`, or copied as they are in `md`.
+memory reorderedConstant(const memory::desc& to, const memory::desc& from, const void* values,
+                         std::vector<Buffer>& owned);
+memory copiedConstant(const memory::desc& md, const void* values, std::vector<Buffer>& owned);
 
 // Copies a slot's value to a plain Tensor (reordering blocked layouts).
 Tensor readSlot(Program& p, int slot);

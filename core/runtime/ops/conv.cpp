@@ -236,11 +236,10 @@ std::optional<DwFusion> planDepthwise(NodeContext& c, const std::string& value, 
     return f;
 }
 
-// Parts of a 2-D convolution at batch 1, each a single-threaded primitive that reads
-// and writes its own contiguous range, run on the caller-participating pool
-// (ChunkedKernel). With passive waiting a libgomp region waits for a worker that wakes
-// ~50 us late and splits the work statically, which is why small convolutions ran on
-// one thread (kParallelMinMacs in compiler.cpp); parts go to whoever is free.
+// Parts of a 2-D convolution at batch 1 in parts mode (Compiler::choosePartsPerThread),
+// each a single-threaded primitive that reads and writes its own contiguous range, run
+// on the caller-participating pool (ChunkedKernel): a part goes to whoever is free,
+// where a libgomp region splits statically and waits for a worker that may wake late.
 // - nChw16c output: output-channel parts (channel blocks are outermost; a depthwise
 //   conv needs its input nChw16c too and reads the same channels).
 // - nhwc input and output: output-row parts, each reading the input rows it needs,
@@ -248,24 +247,11 @@ std::optional<DwFusion> planDepthwise(NodeContext& c, const std::string& value, 
 // Every part must get the whole convolution's implementation with its post-ops
 // (activations, the residual sum), else the convolution stays whole; so does one with
 // a binary post-op or a fused depthwise conv (oneDNN fuses that only when the
-// intermediate outgrows the L2 caches, which a part's does not). Only in parts mode
-// (Compiler::choosePartsPerThread), where a convolution that stays whole runs on one
-// thread.
+// intermediate outgrows the L2 caches, which a part's does not). A convolution that
+// stays whole runs on one thread.
 constexpr int64_t kPartsMinMacs = 100'000;
 
 memory::desc withTag(const Shape& s, tag t) { return memory::desc(toDims(s), memory::data_type::f32, t); }
-
-// Copies plain f32 values into `md`'s layout (a buffer the kernel owns).
-memory reorderedCopy(const memory::desc& md, const memory::dims& plainDims, const float* values, Buffer& storage)
-{
-    storage = Buffer::make(md.get_size());
-    memory dst(md, cpuEngine(), storage.data());
-    memory plain(stridedDesc(plainDims, rowMajorStrides(plainDims)), cpuEngine(), const_cast<float*>(values));
-    dnnl::stream s(cpuEngine());
-    dnnl::reorder(plain, dst).execute(s, plain, dst);
-    s.wait();
-    return dst;
-}
 
 struct PartPlan {
     Shape src, dst;                      // the part's input and output (NCHW dims)
@@ -340,9 +326,7 @@ bool buildParts(NodeContext& c, const Geometry& g, const memory::dims& wDims, co
     if (macs < kPartsMinMacs || plans.empty())
         return false;
 
-    const int threadsBefore = c.kernelThreads();
-    c.setKernelThreads(1); // oneDNN fixes a primitive's thread count when it is created
-    auto k = std::make_unique<ChunkedKernel>();
+    auto k = std::make_unique<ChunkedKernel>(); // single-threaded primitives: parts mode set the node's threads to 1
     const std::string wholeImpl = implName(whole);
     const std::size_t perChannel = wt.w.size() / std::size_t(g.out[1]);
     auto* src = static_cast<std::byte*>(c.slot(srcSlot).data());
@@ -375,26 +359,20 @@ bool buildParts(NodeContext& c, const Geometry& g, const memory::dims& wDims, co
             part.bytes = dstMd.get_size();
             part.args[DNNL_ARG_SRC] = memory(srcMd, cpuEngine(), src + pp.srcOffset);
             part.args[DNNL_ARG_DST] = memory(dstMd, cpuEngine(), dst + pp.dstOffset);
-            Buffer storage;
             auto shared = weightsOf.find({pp.c0, ch});
-            if (shared != weightsOf.end() && shared->second.get_desc() == pd.weights_desc()) {
+            if (shared != weightsOf.end() && shared->second.get_desc() == pd.weights_desc())
                 part.args[DNNL_ARG_WEIGHTS] = shared->second;
-            } else {
-                part.args[DNNL_ARG_WEIGHTS] =
-                    reorderedCopy(pd.weights_desc(), partW, wt.w.data() + std::size_t(pp.c0) * perChannel, storage);
-                weightsOf[{pp.c0, ch}] = part.args[DNNL_ARG_WEIGHTS];
-                k->owned.push_back(storage);
-            }
-            if (wt.hasBias) {
-                part.args[DNNL_ARG_BIAS] = reorderedCopy(biasMd, {ch}, wt.b.data() + pp.c0, storage);
-                k->owned.push_back(storage);
-            }
+            else
+                part.args[DNNL_ARG_WEIGHTS] = weightsOf[{pp.c0, ch}] =
+                    reorderedConstant(pd.weights_desc(), stridedDesc(partW, rowMajorStrides(partW)),
+                                      wt.w.data() + std::size_t(pp.c0) * perChannel, k->owned);
+            if (wt.hasBias)
+                part.args[DNNL_ARG_BIAS] = copiedConstant(biasMd, wt.b.data() + pp.c0, k->owned);
             k->parts.push_back(std::move(part));
         }
     } catch (const std::exception& e) { // dnnl::error included
         if (std::getenv("QS_RUNTIME_DEBUG"))
             std::fprintf(stderr, "%s: kept whole: %s\n", c.where().c_str(), e.what());
-        c.setKernelThreads(threadsBefore);
         return false;
     }
     k->impl = str(impl, tail.sumSlot >= 0 ? " +sum" : "", " x", plans.size(),
@@ -512,38 +490,18 @@ bool buildWithTail(NodeContext& c, const Geometry& g, const memory::dims& wDims,
     std::vector<Buffer> owned;
     std::vector<int> extraReads;
     if (wt.constant) {
-        Buffer wb = Buffer::make(pd.weights_desc().get_size());
-        memory wm(pd.weights_desc(), cpuEngine(), wb.data());
-        memory plain(wPlainMd, cpuEngine(), wt.w.data());
-        dnnl::stream s(cpuEngine());
-        dnnl::reorder(plain, wm).execute(s, plain, wm);
-        s.wait();
-        fixed[DNNL_ARG_WEIGHTS] = wm;
-        owned.push_back(wb);
+        fixed[DNNL_ARG_WEIGHTS] = reorderedConstant(pd.weights_desc(), wPlainMd, wt.w.data(), owned);
         if (dw) {
             // Depthwise weights [C, 1, 1, 3, 3] and bias, in the layouts the fused kernel asks for.
             const int64_t ch = g.out[1];
             const memory::dims dwDims{ch, 1, 1, 3, 3};
             const int wArg = DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_WEIGHTS, bArg = DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_BIAS;
-            const memory::desc dwMd = pd.query_md(dnnl::query::exec_arg_md, wArg);
-            Buffer dwb = Buffer::make(dwMd.get_size());
-            memory dwm(dwMd, cpuEngine(), dwb.data());
-            memory dwPlain(stridedDesc(dwDims, rowMajorStrides(dwDims)), cpuEngine(), dw->w.data());
-            dnnl::reorder(dwPlain, dwm).execute(s, dwPlain, dwm);
-            s.wait();
-            fixed[wArg] = dwm;
-            owned.push_back(dwb);
-            Buffer dbb = Buffer::make(std::size_t(ch) * 4);
-            std::memcpy(dbb.data(), dw->b.data(), std::size_t(ch) * 4);
-            fixed[bArg] = memory(memory::desc({ch}, memory::data_type::f32, tag::a), cpuEngine(), dbb.data());
-            owned.push_back(dbb);
+            fixed[wArg] = reorderedConstant(pd.query_md(dnnl::query::exec_arg_md, wArg),
+                                            stridedDesc(dwDims, rowMajorStrides(dwDims)), dw->w.data(), owned);
+            fixed[bArg] = copiedConstant(memory::desc({ch}, memory::data_type::f32, tag::a), dw->b.data(), owned);
         }
-        if (bias) {
-            Buffer bb = Buffer::make(std::size_t(oc) * 4);
-            std::memcpy(bb.data(), wt.b.data(), std::size_t(oc) * 4);
-            fixed[DNNL_ARG_BIAS] = memory(biasMd, cpuEngine(), bb.data());
-            owned.push_back(bb);
-        }
+        if (bias)
+            fixed[DNNL_ARG_BIAS] = copiedConstant(biasMd, wt.b.data(), owned);
     } else {
         fixed[DNNL_ARG_WEIGHTS] = c.view(wt.wSlot, wPlainMd);
         extraReads.push_back(wt.wSlot);

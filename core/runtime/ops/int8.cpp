@@ -329,20 +329,9 @@ dnnl::primitive_attr makeAttr(const Requant& r, int channelMask, const Int8Value
 void bindConstants(const Int8Layer& L, const memory::desc& plainW, const memory::desc& wantW,
                    const memory::desc* biasMd, std::unordered_map<int, memory>& fixed, std::vector<Buffer>& owned)
 {
-    Buffer wb = Buffer::make(wantW.get_size());
-    memory wm(wantW, cpuEngine(), wb.data());
-    memory from(plainW, cpuEngine(), const_cast<int8_t*>(L.weight.data()));
-    dnnl::stream s(cpuEngine());
-    dnnl::reorder(from, wm).execute(s, from, wm);
-    s.wait();
-    fixed[DNNL_ARG_WEIGHTS] = wm;
-    owned.push_back(wb);
-    if (biasMd) {
-        Buffer bb = Buffer::make(L.bias.size() * 4);
-        std::memcpy(bb.data(), L.bias.data(), L.bias.size() * 4);
-        fixed[DNNL_ARG_BIAS] = memory(*biasMd, cpuEngine(), bb.data());
-        owned.push_back(bb);
-    }
+    fixed[DNNL_ARG_WEIGHTS] = reorderedConstant(wantW, plainW, L.weight.data(), owned);
+    if (biasMd)
+        fixed[DNNL_ARG_BIAS] = copiedConstant(*biasMd, L.bias.data(), owned);
 }
 
 // The primitive's output: 8-bit when its value is an INT8 layer's input (plus the float

@@ -81,7 +81,7 @@ bool buildMatmulParts(NodeContext& c, const MatmulSpec& s, const dnnl::matmul::p
             dnnl::primitive_attr attr;
             attr.set_post_ops(ops);
             const memory::desc wAny({k, np}, memory::data_type::f32, tag::any);
-            dnnl::matmul::primitive_desc pd(s.bias ? dnnl::matmul::desc(srcMd, wAny, f32({s.biasDims[0], np}, {np, 1}), dstMd)
+            dnnl::matmul::primitive_desc pd(s.bias ? dnnl::matmul::desc(srcMd, wAny, f32({1, np}, {np, 1}), dstMd)
                                                    : dnnl::matmul::desc(srcMd, wAny, dstMd),
                                             attr, cpuEngine());
             while (implName(pd) != wholeImpl && pd.next_impl()) {
@@ -90,25 +90,11 @@ bool buildMatmulParts(NodeContext& c, const MatmulSpec& s, const dnnl::matmul::p
                 throw std::runtime_error("a part gets " + implName(pd));
             ChunkedKernel::Part part;
             part.prim = dnnl::matmul(pd);
-            Buffer wb = Buffer::make(pd.weights_desc().get_size());
-            memory wm(pd.weights_desc(), cpuEngine(), wb.data());
-            memory from(plainW, cpuEngine(), const_cast<float*>(wFrom));
-            dnnl::stream st(cpuEngine());
-            dnnl::reorder(from, wm).execute(st, from, wm);
-            st.wait();
-            k2->owned.push_back(wb);
-            part.args[DNNL_ARG_WEIGHTS] = wm;
+            part.args[DNNL_ARG_WEIGHTS] = reorderedConstant(pd.weights_desc(), plainW, wFrom, k2->owned);
             part.args[DNNL_ARG_SRC] = memory(srcMd, cpuEngine(), c.slot(srcSlot).data());
             part.args[DNNL_ARG_DST] = memory(dstMd, cpuEngine(), dst + n0);
-            if (s.bias) {
-                // The bias slice made dense ([1 or M, np]).
-                const int64_t rows = s.biasDims[0];
-                Buffer bb = Buffer::make(std::size_t(rows * np) * 4);
-                for (int64_t r = 0; r < rows; ++r)
-                    std::memcpy(reinterpret_cast<float*>(bb.data()) + r * np, s.bias->data() + r * n + n0, std::size_t(np) * 4);
-                k2->owned.push_back(bb);
-                part.args[DNNL_ARG_BIAS] = memory(f32({rows, np}, {np, 1}), cpuEngine(), bb.data());
-            }
+            if (s.bias) // one row (m is 1): its columns [n0, n1)
+                part.args[DNNL_ARG_BIAS] = copiedConstant(f32({1, np}, {np, 1}), s.bias->data() + n0, k2->owned);
             k2->parts.push_back(std::move(part));
         }
     } catch (const std::exception& e) { // dnnl::error included
@@ -186,25 +172,14 @@ bool buildMatmul(NodeContext& c, MatmulSpec& s)
         if (buildMatmulParts(c, s, pd, ops, w, srcSlot, dst))
             return true;
         const memory::desc plainW = s.transB ? transposedView(s.wts) : f32(s.wts, rowMajor(s.wts));
-        Buffer wb = Buffer::make(pd.weights_desc().get_size());
-        memory wm(pd.weights_desc(), cpuEngine(), wb.data());
-        memory from(plainW, cpuEngine(), w.data());
-        dnnl::stream st(cpuEngine());
-        dnnl::reorder(from, wm).execute(st, from, wm);
-        st.wait();
-        fixed[DNNL_ARG_WEIGHTS] = wm;
-        owned.push_back(wb);
+        fixed[DNNL_ARG_WEIGHTS] = reorderedConstant(pd.weights_desc(), plainW, w.data(), owned);
     } else {
         const int ws = c.plainInput(1);
         fixed[DNNL_ARG_WEIGHTS] = c.view(ws, wMd);
         extraReads.push_back(ws);
     }
-    if (s.bias) {
-        Buffer bb = Buffer::make(s.bias->size() * 4);
-        std::memcpy(bb.data(), s.bias->data(), s.bias->size() * 4);
-        fixed[DNNL_ARG_BIAS] = memory(biasMd, cpuEngine(), bb.data());
-        owned.push_back(bb);
-    }
+    if (s.bias)
+        fixed[DNNL_ARG_BIAS] = copiedConstant(biasMd, s.bias->data(), owned);
     auto* k = static_cast<PrimitiveKernel*>(c.addPrimitive(dnnl::matmul(pd), implName(pd), {{DNNL_ARG_DST, dst}}, fixed));
     k->owned = std::move(owned);
     k->reads.insert(k->reads.end(), extraReads.begin(), extraReads.end());
