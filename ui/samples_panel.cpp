@@ -41,18 +41,6 @@ const QColor kWrongText(0x99, 0x1b, 0x1b);
 const QColor kBarColor(0x93, 0xa8, 0xc4);
 const QColor kWorstColor(0xdc, 0x26, 0x26);
 
-// Class names from the model's metadata: quantstudio.classes = "name0,name1,...".
-QStringList classNamesOf(const Graph& g)
-{
-    const auto it = g.metadata.find("quantstudio.classes");
-    if (it == g.metadata.end())
-        return {};
-    QStringList names;
-    for (const QString& n : QString::fromStdString(it->second).split(QLatin1Char(',')))
-        names << n.trimmed();
-    return names;
-}
-
 // A thumbnail scaled so its longer side is near kThumbPixels: whole-pixel upscaling
 // for small images (crisp), smooth downscaling for large ones.
 QImage thumbnail(const Dataset& data, const ImageLayout& layout, int64_t index)
@@ -272,7 +260,7 @@ void SamplesPanel::modelChanged()
     divergent_.clear();
     flipped_.clear();
     grid_->clear();
-    classes_ = doc_->model() ? classNamesOf(*doc_->model()->graph) : QStringList();
+    classes_ = doc_->model() ? classNames(*doc_->model()->graph) : std::vector<std::string>();
     clearTrace(QStringLiteral("Click a sample to see its error layer by layer"));
     status_->setText(doc_->model() ? QStringLiteral("Select a layer and Find Samples: the inputs it hurts most, as pictures.")
                                    : QString());
@@ -306,12 +294,7 @@ std::string SamplesPanel::layerName() const
     return l ? l->summary.name : std::string();
 }
 
-QString SamplesPanel::className(int64_t c) const
-{
-    if (c >= 0 && c < classes_.size() && !classes_[int(c)].isEmpty())
-        return classes_[int(c)];
-    return QString::number(c);
-}
+QString SamplesPanel::className(int64_t c) const { return QString::fromStdString(classLabel(classes_, c)); }
 
 SampleOptions SamplesPanel::options() const
 {
@@ -473,8 +456,9 @@ int SamplesPanel::run()
                     [self = QPointer<SamplesPanel>(this), model = doc_->model(), o](
                         const std::shared_ptr<const Dataset>& data, Progress& progress, const CancelToken& cancel) {
                         auto all = flippedSamples(*model->graph, *data, o, progress, cancel);
-                        std::vector<int64_t> shown(all.begin(), all.begin() + std::min<std::ptrdiff_t>(
-                                                                                  kMaxFlippedShown, std::ptrdiff_t(all.size())));
+                        std::vector<int64_t> shown;
+                        for (std::size_t i = 0; i < all.size() && int64_t(i) < kMaxFlippedShown; ++i)
+                            shown.push_back(all[i].index);
                         auto images = thumbnails(*data, shown, cancel);
                         const int64_t examined = std::min<int64_t>(o.limit, data->count());
                         return std::function<void()>([self, all, images, o, examined] {
@@ -513,14 +497,12 @@ int SamplesPanel::trace(int64_t index)
         });
 }
 
-QString SamplesPanel::caption(int64_t index, std::optional<int64_t> fp32, std::optional<int64_t> quant,
-                              std::optional<int64_t> label, std::optional<double> kl) const
+QString SamplesPanel::caption(const SampleDivergence& d) const
 {
     QStringList lines;
-    lines << (kl ? QStringLiteral("#%1 \u00B7 KL %2").arg(index).arg(formatNumber(*kl, 3)) : QStringLiteral("#%1").arg(index));
-    if (fp32)
-        lines << QStringLiteral("%1 \u2192 %2").arg(className(*fp32), quant ? className(*quant) : QStringLiteral("?"));
-    lines << (label ? QStringLiteral("label %1").arg(className(*label)) : QStringLiteral("no label"));
+    lines << QStringLiteral("#%1 \u00B7 KL %2").arg(d.index).arg(formatNumber(d.kl, 3));
+    lines << QStringLiteral("%1 \u2192 %2").arg(className(d.fp32Class), className(d.quantClass));
+    lines << (d.label ? QStringLiteral("label %1").arg(className(*d.label)) : QStringLiteral("no label"));
     return lines.join(QLatin1Char('\n'));
 }
 
@@ -531,18 +513,28 @@ void SamplesPanel::showList(const std::vector<QImage>& images)
     if (!images.empty())
         thumb = images.front().size();
     grid_->setIconSize(thumb);
-    const int line = grid_->fontMetrics().height();
-    grid_->setGridSize(QSize(std::max(thumb.width() + 16, 118), thumb.height() + 3 * line + 14));
-    auto add = [&](std::size_t i, int64_t index, const QString& text, bool wrong, std::optional<double> kl) {
+    const std::vector<SampleDivergence>& rows = divergent_.empty() ? flipped_ : divergent_;
+    // Wide enough for the longest caption line (class names), within reason.
+    const QFontMetrics fm = grid_->fontMetrics();
+    int textWidth = 0;
+    for (const SampleDivergence& d : rows)
+        for (const QString& l : caption(d).split(QLatin1Char('\n')))
+            textWidth = std::max(textWidth, fm.horizontalAdvance(l));
+    grid_->setGridSize(QSize(std::clamp(textWidth + 12, thumb.width() + 16, 200), thumb.height() + 3 * fm.height() + 14));
+    for (std::size_t i = 0; i < rows.size() && i < images.size(); ++i) {
+        const SampleDivergence& d = rows[i];
+        // Wrong: the quantized class misses the label (or, without labels, FP32's class);
+        // every flipped sample is.
+        const bool wrong = d.quantClass != d.label.value_or(d.fp32Class);
+        const QString text = caption(d);
         // The same pixmap when selected: the style would tint the picture otherwise.
         const QPixmap pm = QPixmap::fromImage(images[i]);
         QIcon icon(pm);
         icon.addPixmap(pm, QIcon::Selected);
         auto* item = new QListWidgetItem(icon, text);
-        item->setData(SampleIndexRole, qlonglong(index));
+        item->setData(SampleIndexRole, qlonglong(d.index));
         item->setData(WrongRole, wrong);
-        if (kl)
-            item->setData(KlRole, *kl);
+        item->setData(KlRole, d.kl);
         item->setTextAlignment(Qt::AlignHCenter | Qt::AlignTop);
         item->setToolTip(text + QStringLiteral("\nclick: trace this sample layer by layer"));
         if (wrong) {
@@ -550,23 +542,7 @@ void SamplesPanel::showList(const std::vector<QImage>& images)
             item->setForeground(kWrongText);
         }
         grid_->addItem(item);
-    };
-    if (!divergent_.empty())
-        for (std::size_t i = 0; i < divergent_.size() && i < images.size(); ++i) {
-            const SampleDivergence& d = divergent_[i];
-            // Wrong: the quantized class misses the label (or, without labels, FP32's class).
-            const bool wrong = d.quantClass != d.label.value_or(d.fp32Class);
-            add(i, d.index, caption(d.index, d.fp32Class, d.quantClass, d.label, d.kl), wrong, d.kl);
-        }
-    else
-        for (std::size_t i = 0; i < flipped_.size() && i < images.size(); ++i) {
-            const int64_t index = flipped_[i];
-            std::optional<int64_t> label;
-            if (data_ && data_->labels && index < int64_t(data_->labels->size()))
-                label = (*data_->labels)[std::size_t(index)];
-            // FP32 is right by definition; the quantized class is known once the sample is traced.
-            add(i, index, caption(index, label, std::nullopt, label, std::nullopt), true, std::nullopt);
-        }
+    }
     clearTrace(grid_->count() ? QStringLiteral("Click a sample to see its error layer by layer")
                               : QStringLiteral("No samples to trace"));
 }
@@ -642,13 +618,10 @@ void SamplesPanel::showTrace(const SampleTrace& t)
     tracePanel_->setMessage(QString());
     markSelection();
     plot->replot();
-    // The grid's caption learns the classes of a flipped sample once it is traced.
     for (int i = 0; i < grid_->count(); ++i) {
         QListWidgetItem* item = grid_->item(i);
         if (item->data(SampleIndexRole).toLongLong() != t.index)
             continue;
-        if (!item->data(KlRole).isValid())
-            item->setText(caption(t.index, t.fp32Class, t.quantClass, t.label, std::nullopt));
         if (!item->isSelected()) {
             QSignalBlocker block(grid_);
             grid_->setCurrentItem(item);

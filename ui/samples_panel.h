@@ -68,7 +68,7 @@ public:
     QString disabledReason() const { return disabled_; }
 
     const std::vector<SampleDivergence>& divergent() const { return divergent_; }
-    const std::vector<int64_t>& flipped() const { return flipped_; }
+    const std::vector<SampleDivergence>& flipped() const { return flipped_; }
     const std::optional<SampleTrace>& shownTrace() const { return trace_; }
     const std::shared_ptr<const Dataset>& data() const { return data_; }
     // "3", or the class's name when the model's metadata lists them (quantstudio.classes).
@@ -107,8 +107,7 @@ private:
     void showTrace(const SampleTrace& t);
     void markSelection();
     void clearTrace(const QString& message);
-    QString caption(int64_t index, std::optional<int64_t> fp32, std::optional<int64_t> quant,
-                    std::optional<int64_t> label, std::optional<double> kl) const;
+    QString caption(const SampleDivergence& d) const;
     QString traceCsv() const;
     int startJob(const QString& kind, const QString& title, bool trace, const std::function<void()>& before,
                  std::function<std::function<void()>(const std::shared_ptr<const Dataset>&, Progress&, const CancelToken&)>
@@ -137,12 +136,12 @@ private:
     QCPBars* selectedBar_ = nullptr; // outline of the selected layer's bar
     QCPItemText* worstLabel_ = nullptr;
 
-    QStringList classes_;
+    std::vector<std::string> classes_; // the model's class names (classNames)
     QString disabled_;
     std::shared_ptr<const Dataset> data_; // the samples the shown list is of
     QString dataKey_;                     // spec and limit data_ was loaded with
     std::vector<SampleDivergence> divergent_;
-    std::vector<int64_t> flipped_;
+    std::vector<SampleDivergence> flipped_;
     std::optional<SampleTrace> trace_;
     SampleOptions shownOptions_; // what the shown list was computed with (traces use it too)
     QString resultText_;         // the status line of the last finished list

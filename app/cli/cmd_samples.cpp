@@ -60,10 +60,12 @@ int runSamples(const std::vector<std::string>& argv)
         }
         std::printf("samples diverging most with only %s quantized (%s, %d bits): KL of softmax outputs\n\n",
             layer->c_str(), sensitivityModeName(o.mode), o.bits);
-        std::printf("%8s %12s %8s %8s %8s\n", "index", "KL nats", "FP32", "quant", "label");
+        const auto names = classNames(graph);
+        std::printf("%8s %12s %-14s %-14s %-14s\n", "index", "KL nats", "FP32", "quant", "label");
         for (const auto& r : rows)
-            std::printf("%8lld %12.6f %8lld %8lld %8s\n", (long long)r.index, r.kl, (long long)r.fp32Class,
-                (long long)r.quantClass, r.label ? std::to_string(*r.label).c_str() : "-");
+            std::printf("%8lld %12.6f %-14s %-14s %-14s\n", (long long)r.index, r.kl,
+                classLabel(names, r.fp32Class).c_str(), classLabel(names, r.quantClass).c_str(),
+                r.label ? classLabel(names, *r.label).c_str() : "-");
         return 0;
     }
 
@@ -72,7 +74,8 @@ int runSamples(const std::vector<std::string>& argv)
     int64_t index = -1;
     if (which == "flipped") {
         Progress p = progress.sub(0, 0.5);
-        flipped = flippedSamples(graph, data, o, p, cancel);
+        for (const auto& f : flippedSamples(graph, data, o, p, cancel))
+            flipped.push_back(f.index);
         if (flipped.empty())
             fail("no sample is classified right by FP32 and wrong by the model quantized at ", o.bits, " bits");
         index = flipped.front();
@@ -98,9 +101,10 @@ int runSamples(const std::vector<std::string>& argv)
     }
     if (which == "flipped")
         std::printf("%zu samples are right in FP32 and wrong at %d bits; tracing the first\n", flipped.size(), o.bits);
-    std::printf("sample %lld: label %s, FP32 says %lld, quantized (%d bits) says %lld; output KL %.6f, SQNR %.2f dB\n\n",
-        (long long)t.index, t.label ? std::to_string(*t.label).c_str() : "-", (long long)t.fp32Class, o.bits,
-        (long long)t.quantClass, t.outputKl, t.outputSqnrDb);
+    const auto names = classNames(graph);
+    std::printf("sample %lld: label %s, FP32 says %s, quantized (%d bits) says %s; output KL %.6f, SQNR %.2f dB\n\n",
+        (long long)t.index, t.label ? classLabel(names, *t.label).c_str() : "-", classLabel(names, t.fp32Class).c_str(),
+        o.bits, classLabel(names, t.quantClass).c_str(), t.outputKl, t.outputSqnrDb);
     std::printf("%-28s %-8s %12s\n", "layer", "op", "output SQNR dB");
     for (const auto& p : t.layers)
         std::printf("%-28s %-8s %12.2f\n", p.layer.c_str(), p.op.c_str(), p.sqnrDb);

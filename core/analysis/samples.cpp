@@ -157,7 +157,31 @@ std::vector<SampleDivergence> divergentSamples(const Graph& graph, const Dataset
     return all;
 }
 
-std::vector<int64_t> flippedSamples(const Graph& graph, const Dataset& data, const SampleOptions& options,
+std::vector<std::string> classNames(const Graph& graph)
+{
+    std::vector<std::string> names;
+    const auto it = graph.metadata.find("quantstudio.classes");
+    if (it == graph.metadata.end())
+        return names;
+    std::size_t from = 0;
+    for (;;) {
+        const std::size_t comma = it->second.find(',', from);
+        std::string n = it->second.substr(from, comma == std::string::npos ? std::string::npos : comma - from);
+        const auto first = n.find_first_not_of(" \t"), last = n.find_last_not_of(" \t");
+        names.push_back(first == std::string::npos ? std::string() : n.substr(first, last - first + 1));
+        if (comma == std::string::npos)
+            return names;
+        from = comma + 1;
+    }
+}
+
+std::string classLabel(const std::vector<std::string>& names, int64_t c)
+{
+    return c >= 0 && c < int64_t(names.size()) && !names[std::size_t(c)].empty() ? names[std::size_t(c)]
+                                                                                   : std::to_string(c);
+}
+
+std::vector<SampleDivergence> flippedSamples(const Graph& graph, const Dataset& data, const SampleOptions& options,
     Progress& progress, const CancelToken& cancel)
 {
     if (!data.labels)
@@ -165,15 +189,15 @@ std::vector<int64_t> flippedSamples(const Graph& graph, const Dataset& data, con
     const int64_t total = examined(data, options);
     Progress cp = progress.sub(0, 0.3);
     QuantSession session = quantizedSession(graph, data, options, cp, cancel);
-    std::vector<int64_t> out;
+    std::vector<SampleDivergence> out;
     Progress p = progress.sub(0.3, 1);
     compareBatches(session, data, total, std::max<int64_t>(1, options.batch),
         [&](const Shape& shape) { return session.compileOptions(true, shape); },
         [&](int64_t start, const Tensor& ref, const Tensor& test) {
-            perSample(ref, test, [&](int64_t s, int64_t a, int64_t b, double) {
+            perSample(ref, test, [&](int64_t s, int64_t a, int64_t b, double kl) {
                 const int64_t label = *labelOf(data, start + s);
                 if (a == label && b != label)
-                    out.push_back(start + s);
+                    out.push_back({start + s, kl, a, b, label});
             });
         },
         p, cancel);

@@ -33,6 +33,11 @@ struct SampleDivergence {
 std::vector<SampleDivergence> divergentSamples(const Graph& graph, const Dataset& data, const std::string& layer,
     int64_t top, const SampleOptions& options, Progress& progress, const CancelToken& cancel);
 
+// Class names from the model's metadata (quantstudio.classes = "name0,name1,..."),
+// empty when it has none; classLabel gives a class's name, or its index.
+std::vector<std::string> classNames(const Graph& graph);
+std::string classLabel(const std::vector<std::string>& names, int64_t c);
+
 struct TracePoint {
     std::string layer, op, value; // value: the layer's output
     double sqnrDb = 0;            // that value in the quantized model vs FP32, this sample
@@ -48,8 +53,8 @@ struct SampleTrace {
 
 // Samples the model quantized with every layer at options.bits (weights; activations
 // 8-bit unless the mode says otherwise) classifies wrongly while FP32 is right, in
-// index order (needs labels).
-std::vector<int64_t> flippedSamples(const Graph& graph, const Dataset& data, const SampleOptions& options,
+// index order, with both classes and the output KL (needs labels).
+std::vector<SampleDivergence> flippedSamples(const Graph& graph, const Dataset& data, const SampleOptions& options,
     Progress& progress, const CancelToken& cancel);
 
 // One sample through FP32 and the quantized model of flippedSamples(): each quantized

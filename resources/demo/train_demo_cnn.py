@@ -8,7 +8,7 @@ except README.md's prose. It
   * trains a small residual CNN (Conv+BN+ReLU, stride-2 convs, residual Add, GAP, Linear),
   * exports it to ONNX (opset 13) keeping BatchNormalization as separate nodes, so the
     studio's own BN folding / quantization passes have something to work on,
-  * stores mean/std and accuracies as ONNX metadata_props,
+  * stores mean/std, accuracies and class names as ONNX metadata_props,
   * writes the first 1000 test images/labels as gzipped IDX files, and
   * writes the PyTorch logits on that slice (fashion1k-logits.npy) as an independent
     reference for the C++ runtime tests.
@@ -49,6 +49,9 @@ SLICE_IMAGES = os.path.join(OUT_DIR, "fashion1k-images-idx3-ubyte.gz")
 SLICE_LABELS = os.path.join(OUT_DIR, "fashion1k-labels-idx1-ubyte.gz")
 SLICE_LOGITS = os.path.join(OUT_DIR, "fashion1k-logits.npy")
 DATASET_NAME = "Fashion-MNIST (Debian dataset-fashion-mnist)"
+# Fashion-MNIST's labels 0..9 (Xiao et al. 2017), shown by the studio instead of indices.
+CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+               "Ankle boot"]
 
 
 # --------------------------------------------------------------------------- IDX I/O
@@ -262,6 +265,7 @@ def main():
         "quantstudio.test_top1": f"{test_top1:.4f}",
         "quantstudio.slice_top1": f"{slice_top1:.4f}",
         "quantstudio.dataset": DATASET_NAME,
+        "quantstudio.classes": ",".join(CLASS_NAMES),
     }
     del m.metadata_props[:]
     for k, v in meta.items():

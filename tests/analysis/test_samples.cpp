@@ -121,9 +121,18 @@ private slots:
                 naiveArgmax(b.data<float>().data() + i * k, k) != label)
                 ref.push_back(i);
         }
-        QCOMPARE(flipped, ref);
+        QCOMPARE(flipped.size(), ref.size());
+        for (std::size_t i = 0; i < ref.size(); ++i) {
+            const int64_t n = ref[i];
+            QCOMPARE(flipped[i].index, n);
+            QCOMPARE(flipped[i].label, std::optional<int64_t>((*data_.labels)[std::size_t(n)]));
+            QCOMPARE(flipped[i].fp32Class, naiveArgmax(a.data<float>().data() + n * k, k));
+            QCOMPARE(flipped[i].quantClass, naiveArgmax(b.data<float>().data() + n * k, k));
+            QVERIFY(std::abs(flipped[i].kl - naiveKl(a.data<float>().data() + n * k, b.data<float>().data() + n * k, k)) <
+                    1e-4);
+        }
 
-        const int64_t idx = flipped.front();
+        const int64_t idx = flipped.front().index;
         const SampleTrace t = traceSample(graph_, data_, idx, options_, progress, CancelToken());
         QCOMPARE(t.index, idx);
         QVERIFY(t.quantClass != *t.label && t.fp32Class == *t.label);
@@ -137,6 +146,22 @@ private slots:
                 qPrintable(QString("%1: %2 vs %3 dB").arg(outs[li].c_str()).arg(t.layers[li].sqnrDb).arg(ref)));
         }
         QVERIFY_THROWS_EXCEPTION(Error, traceSample(graph_, data_, kLimit, options_, progress, CancelToken()));
+    }
+
+    // The demo model names Fashion-MNIST's classes in its metadata; without names (or
+    // past them) a class is its index.
+    void classNamesFromMetadata()
+    {
+        const auto names = classNames(graph_);
+        QCOMPARE(names.size(), std::size_t(10));
+        QCOMPARE(classLabel(names, 0), std::string("T-shirt/top"));
+        QCOMPARE(classLabel(names, 9), std::string("Ankle boot"));
+        QCOMPARE(classLabel(names, 10), std::string("10"));
+        QCOMPARE(classLabel({}, 3), std::string("3"));
+        Graph g = graph_;
+        g.metadata["quantstudio.classes"] = " cat , ,dog";
+        QCOMPARE(classNames(g), (std::vector<std::string>{"cat", "", "dog"}));
+        QCOMPARE(classLabel(classNames(g), 1), std::string("1"));
     }
 
     void cli()
@@ -155,6 +180,8 @@ private slots:
         QVERIFY(t["quant_class"].toInteger() != t["label"].toInteger());
         r = qs::test::cli({"samples", kModel, "--data", kData, "--trace", "3", "--threads", "1"});
         QVERIFY2(r.exitCode == 0 && r.out.contains("output SQNR dB"), r.err.constData());
+        // Sample 3 of the slice is a Trouser (label 1): the text names classes by the model's metadata.
+        QVERIFY2(r.out.contains("sample 3: label Trouser, FP32 says Trouser"), r.out.constData());
         r = qs::test::cli({"samples", kModel, "--data", kData, "--layer", "x", "--trace", "3"});
         QVERIFY(r.exitCode != 0 && r.err.contains("exactly one"));
         r = qs::test::cli({"samples", kModel, "--data", kData, "--layer", "nope"});

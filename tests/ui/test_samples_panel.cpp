@@ -122,7 +122,7 @@ private slots:
             QCOMPARE(item->data(SamplesPanel::WrongRole).toBool(), wrong);
             QCOMPARE(item->background().style() != Qt::NoBrush, wrong);
             QVERIFY(item->text().contains(QStringLiteral("KL ")));
-            QVERIFY(item->text().contains(QStringLiteral("label %1").arg(*want[i].label)));
+            QVERIFY(item->text().contains(QStringLiteral("label %1").arg(panel()->className(*want[i].label))));
         }
         // Sorted by KL, largest first.
         for (std::size_t i = 1; i < got.size(); ++i)
@@ -166,11 +166,22 @@ private slots:
         Progress p;
         const SampleOptions o = panel()->options();
         const auto want = flippedSamples(graph, data, o, p, CancelToken());
-        QCOMPARE(panel()->flipped(), want);
         QVERIFY2(!want.empty(), "no sample flips at 3 bits: the trace below needs one");
+        QCOMPARE(panel()->flipped().size(), want.size());
         QCOMPARE(panel()->grid()->count(), int(want.size()));
-        for (int i = 0; i < panel()->grid()->count(); ++i)
-            QCOMPARE(panel()->grid()->item(i)->data(SamplesPanel::SampleIndexRole).toLongLong(), qlonglong(want[std::size_t(i)]));
+        for (int i = 0; i < panel()->grid()->count(); ++i) {
+            const SampleDivergence& w = want[std::size_t(i)];
+            QCOMPARE(panel()->flipped()[std::size_t(i)].index, w.index);
+            QListWidgetItem* item = panel()->grid()->item(i);
+            QCOMPARE(item->data(SamplesPanel::SampleIndexRole).toLongLong(), qlonglong(w.index));
+            QCOMPARE(item->data(SamplesPanel::KlRole).toDouble(), w.kl);
+            QVERIFY(item->data(SamplesPanel::WrongRole).toBool());
+            // The caption names both classes (FP32 right, quantized wrong) by the model's class names.
+            QVERIFY2(item->text().contains(panel()->className(w.fp32Class) + QStringLiteral(" \u2192 ") +
+                                           panel()->className(w.quantClass)),
+                     qPrintable(item->text()));
+            QVERIFY(w.label && *w.label == w.fp32Class && w.quantClass != w.fp32Class);
+        }
 
         // A click on the first thumbnail traces that sample.
         QListWidget* grid = panel()->grid();
@@ -179,9 +190,9 @@ private slots:
         QTest::mouseClick(grid->viewport(), Qt::LeftButton, {}, r.center());
         QVERIFY(traced.wait(120000));
         QVERIFY(window->jobs()->waitForIdle(30000));
-        const SampleTrace t = traceSample(graph, data, want.front(), o, p, CancelToken());
+        const SampleTrace t = traceSample(graph, data, want.front().index, o, p, CancelToken());
         QVERIFY(panel()->shownTrace().has_value());
-        QCOMPARE(panel()->shownTrace()->index, want.front());
+        QCOMPARE(panel()->shownTrace()->index, want.front().index);
         QCOMPARE(panel()->shownTrace()->quantClass, t.quantClass);
         QVERIFY(t.quantClass != *t.label && t.fp32Class == *t.label); // it is flipped
         QCPBars* bars = panel()->traceBars();
@@ -284,7 +295,7 @@ private slots:
         panel()->setMode(SamplesPanel::Mode::Flipped);
         QVERIFY(runAndWait("screenshot flipped"));
         QVERIFY(!panel()->flipped().empty());
-        QVERIFY(panel()->trace(panel()->flipped().front()) > 0);
+        QVERIFY(panel()->trace(panel()->flipped().front().index) > 0);
         QVERIFY(traced.wait(120000));
         QVERIFY(window->jobs()->waitForIdle(30000));
         QTest::qWait(100);
