@@ -458,9 +458,14 @@ private:
             for (auto& kernel : shard.kernels)
                 shard.runKernel(*kernel);
             for (std::size_t k = 0; k < out.size(); ++k) {
+                std::byte* rows = out[k].bytes.data() + rowBytes(out[k]) * std::size_t(first);
+                const Slot& o = shard.slot(shard.outputSlots[k]);
+                if (!o.blocked && o.allocated()) { // plain: straight into the result
+                    std::memcpy(rows, o.data(), o.buffer.bytes);
+                    continue;
+                }
                 const Tensor part = readSlot(shard, shard.outputSlots[k]);
-                std::memcpy(out[k].bytes.data() + rowBytes(out[k]) * std::size_t(first), part.bytes.data(),
-                            part.bytes.size());
+                std::memcpy(rows, part.bytes.data(), part.bytes.size());
             }
         });
         lastSplit_ = true;
