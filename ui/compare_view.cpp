@@ -7,6 +7,7 @@
 #include "ui/model_document.h"
 #include "ui/plot_panel.h"
 
+#include "analysis/sensitivity_record.h"
 #include "store/quantize_run.h"
 #include "store/store.h"
 #include "util/error.h"
@@ -210,16 +211,11 @@ std::shared_ptr<ComparisonData> loadComparison(const QString& storePath, const s
             out->sensitivitySource[r.id] = r.id;
             continue;
         }
-        RunFilter f;
-        f.model = r.modelHash;
-        f.kind = RunKind::Sensitivity;
-        f.state = RunState::Done;
-        f.limit = 1;
-        const auto found = store.runs(f);
-        if (found.empty())
+        const auto found = latestSensitivitySweep(store, r.modelHash);
+        if (!found)
             continue;
-        out->sensitivitySource[r.id] = found.front().id;
-        for (const LayerResult& l : store.layerResults(found.front().id))
+        out->sensitivitySource[r.id] = found->id;
+        for (const LayerResult& l : store.layerResults(found->id))
             if (l.sensitivity)
                 sens[l.layer] = *l.sensitivity;
     }

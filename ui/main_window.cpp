@@ -234,6 +234,7 @@ void MainWindow::createSensitivityAgreement()
 {
     agreement_ = new SensitivityAgreementView(doc_, config_, selection_, jobs_, this);
     agreement_->setDataSpec([this] { return calibrationDataSpec(); });
+    agreement_->setStorePath([this] { return storePath_; });
     // The sweep and the metric comparison share the dock as two tabs.
     auto* tabs = new QTabWidget(sensitivityDock_);
     tabs->setObjectName(QStringLiteral("sensitivityTabs"));

@@ -1,5 +1,6 @@
 #include "ui/model_document.h"
 
+#include "analysis/sensitivity_record.h"
 #include "graph/onnx_import.h"
 #include "runtime/plan.h"
 #include "store/store.h"
@@ -72,7 +73,7 @@ std::shared_ptr<StoredResults> loadStoredResults(const QString& storePath, const
     const Store store = Store::open(storePath.toStdString(), options);
     const std::string hash = sha256File(modelPath.toStdString());
 
-    if (auto run = latestRun(store, hash, RunKind::Sensitivity)) {
+    if (auto run = latestSensitivitySweep(store, hash)) {
         out->sensitivityRun = run->id;
         const std::string method = run->config.value("method", std::string("oneshot"));
         out->sensitivityMethod = QString::fromStdString(method);

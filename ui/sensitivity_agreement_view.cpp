@@ -9,7 +9,10 @@
 #include "ui/sensitivity_agreement_model.h"
 #include "ui/theme.h"
 
+#include "analysis/sensitivity_record.h"
 #include "data/dataset.h"
+#include "store/recording.h"
+#include "store/store.h"
 
 #include <QHBoxLayout>
 #include <QHeaderView>
@@ -239,23 +242,40 @@ int SensitivityAgreementView::start()
         return -1;
     const MetricsOptions opts = currentOptions();
     const std::string spec = (dataSpec_ ? dataSpec_() : QStringLiteral("random:64")).toStdString();
+    const std::string storePath = storePath_ ? storePath_().toStdString() : std::string();
+    const std::string modelPath = model->path.toStdString();
     const int generation = doc_->generation();
+    lastRun_ = 0;
     QPointer<SensitivityAgreementView> self(this);
     const int job = progress_->start(
         QStringLiteral("sensitivity-agreement"), QStringLiteral("Comparing sensitivity metrics of %1").arg(model->displayName()),
-        [self, model, opts, spec, generation](Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
+        [self, model, opts, spec, storePath, modelPath, generation](Progress& progress,
+                                                                   const CancelToken& cancel) -> JobRunner::Deliver {
             progress.report(0, "loading data");
             DataOptions d;
             d.spec = spec;
             d.limit = opts.limit;
             const Dataset data = loadDataset(d, *model->graph);
             cancel.check();
+            std::optional<Store> store;
+            std::optional<RunGuard> run;
+            if (!storePath.empty() && !modelPath.empty()) {
+                store = Store::open(storePath);
+                run.emplace(*store, runStart(*store, RunKind::Sensitivity, *model->graph, modelPath, data,
+                                             agreementRunConfig(opts), {"studio"}));
+            }
             Progress sub = progress.sub(0.02, 1);
             auto r = std::make_shared<const SensitivityAgreement>(
-                measureSensitivityAgreement(*model->graph, data, opts, sub, cancel));
-            return [self, r, generation] {
+                runRecorded(run, [&] { return measureSensitivityAgreement(*model->graph, data, opts, sub, cancel); }));
+            int64_t runId = 0;
+            if (run) {
+                run->addLayers(agreementLayerRows(*r));
+                run->finish(agreementRunMetrics(*r));
+                runId = run->id();
+            }
+            return [self, r, runId, generation] {
                 if (self && self->doc_->generation() == generation)
-                    self->showResult(r);
+                    self->showResult(r, runId);
             };
         });
     status_->setText(QStringLiteral("Measuring %1 samples at %2 bits\u2026").arg(opts.limit).arg(opts.bits));
@@ -263,8 +283,9 @@ int SensitivityAgreementView::start()
     return job;
 }
 
-void SensitivityAgreementView::showResult(std::shared_ptr<const SensitivityAgreement> r)
+void SensitivityAgreementView::showResult(std::shared_ptr<const SensitivityAgreement> r, int64_t runId)
 {
+    lastRun_ = runId;
     const auto& m = doc_->model();
     std::vector<int> rows;
     for (const auto& name : r->layers)
@@ -272,13 +293,15 @@ void SensitivityAgreementView::showResult(std::shared_ptr<const SensitivityAgree
     const SensitivityAgreement& a = *r;
     model_->setResult(std::move(r), std::move(rows));
     status_->setText(QStringLiteral("%1 layers at %2 bits \u00B7 %3 samples in %4 batches \u00B7 %5 bootstrap resamples "
-                                    "\u00B7 %6")
+                                    "\u00B7 %6 \u00B7 %7")
                          .arg(a.layers.size())
                          .arg(a.bits)
                          .arg(a.samples)
                          .arg(a.batches)
                          .arg(a.bootstrap)
-                         .arg(formatDuration(a.seconds)));
+                         .arg(formatDuration(a.seconds),
+                              runId ? QStringLiteral("recorded as run #%1").arg(runId)
+                                    : QStringLiteral("not recorded (no database open)")));
     fillSpearman();
     markSelection();
 }

@@ -35,6 +35,11 @@ public:
 
     // Where the measurement's data comes from (an IDX/NPY path or random:N).
     void setDataSpec(std::function<QString()> spec) { dataSpec_ = std::move(spec); }
+    // The experiment database a comparison is recorded in ("" or unset: not recorded),
+    // as `sensitivity --metrics --db` records it.
+    void setStorePath(std::function<QString()> path) { storePath_ = std::move(path); }
+    // The run the last finished comparison was recorded as (0: not recorded).
+    int64_t lastRun() const { return lastRun_; }
 
     // What a comparison started now would measure with (the controls' settings).
     MetricsOptions currentOptions() const;
@@ -59,7 +64,7 @@ signals:
     void comparisonFinished(bool complete);
 
 private:
-    void showResult(std::shared_ptr<const SensitivityAgreement> r);
+    void showResult(std::shared_ptr<const SensitivityAgreement> r, int64_t runId);
     void fillSpearman();
     void markSelection();
     void updateControls();
@@ -68,7 +73,8 @@ private:
     QuantConfigDocument* config_;
     LayerSelection* selection_;
     JobRunner* jobs_;
-    std::function<QString()> dataSpec_;
+    std::function<QString()> dataSpec_, storePath_;
+    int64_t lastRun_ = 0;
 
     QSpinBox* bits_;
     QSpinBox* bootstrap_;

@@ -337,13 +337,8 @@ int SensitivityPanel::startSweep()
             std::optional<RunGuard> run;
             if (!storePath.empty() && !modelPath.empty()) {
                 store = Store::open(storePath);
-                RunStart start;
-                start.modelId = recordModel(*store, *model->graph, modelPath);
-                start.datasetId = recordDataset(*store, data);
-                start.kind = RunKind::Sensitivity;
-                start.config = sensitivityRunConfig(opts);
-                start.tags = {"studio"};
-                run.emplace(*store, start);
+                run.emplace(*store, runStart(*store, RunKind::Sensitivity, *model->graph, modelPath, data,
+                                             sensitivityRunConfig(opts), {"studio"}));
             }
             // Each measure goes to the GUI thread as a copy; the panel drops those of an older sweep.
             auto onResult = [self, sweep](const LayerSensitivity& layer, int bits) {

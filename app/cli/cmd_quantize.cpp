@@ -9,6 +9,7 @@
 #include "quant/session.h"
 #include "store/quantize_run.h"
 #include "util/error.h"
+#include "util/json_number.h"
 
 #include <cmath>
 #include <cstdio>
@@ -17,14 +18,9 @@
 namespace qs::cli {
 namespace {
 
-nlohmann::json num(double v)
-{
-    return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
-}
-
 nlohmann::json opt(const std::optional<double>& v)
 {
-    return v ? num(*v) : nlohmann::json(nullptr);
+    return v ? jsonNumber(*v) : nlohmann::json(nullptr);
 }
 
 QuantConfig configFromArgs(const Args& args)
@@ -144,7 +140,7 @@ int runQuantize(const std::vector<std::string>& argv)
         j["perplexity"] = opt(r.perplexity);
         j["fp32_perplexity"] = opt(r.fp32Perplexity);
         j["top1_agreement"] = r.top1Agreement;
-        j["sqnr_db"] = num(r.sqnrDb);
+        j["sqnr_db"] = jsonNumber(r.sqnrDb);
         j["cosine"] = r.cosine;
         j["kl"] = r.kl;
         j["size_bits"] = r.sizeBits;
@@ -160,8 +156,8 @@ int runQuantize(const std::vector<std::string>& argv)
         j["layers"] = nlohmann::json::array();
         for (const auto& l : r.layers)
             j["layers"].push_back({{"name", l.name}, {"op", l.op}, {"wbits", l.wbits}, {"abits", l.abits},
-                                   {"granularity", l.granularity}, {"sqnr_db", num(l.outputSqnrDb)},
-                                   {"weight_sqnr_db", num(l.weightSqnrDb)}, {"size_bits", l.sizeBits}});
+                                   {"granularity", l.granularity}, {"sqnr_db", jsonNumber(l.outputSqnrDb)},
+                                   {"weight_sqnr_db", jsonNumber(l.weightSqnrDb)}, {"size_bits", l.sizeBits}});
         std::printf("%s\n", j.dump(2).c_str());
         return 0;
     }

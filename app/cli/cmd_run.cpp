@@ -137,12 +137,9 @@ int runRun(const std::vector<std::string>& argv)
 
     std::optional<int64_t> runId;
     if (store) {
-        RunStart start;
-        start.modelId = recordModel(*store, g, path);
-        start.datasetId = recordDataset(*store, data);
-        start.kind = RunKind::Inference;
-        start.config = {{"data", dopts.spec}, {"limit", dopts.limit}, {"batch", s.batch}, {"threads", threads},
-            {"mean", data.mean}, {"std", data.std}};
+        RunStart start = runStart(*store, RunKind::Inference, g, path, data,
+            {{"data", dopts.spec}, {"limit", dopts.limit}, {"batch", s.batch}, {"threads", threads},
+                {"mean", data.mean}, {"std", data.std}});
         if (data.targets)
             start.config["context"] = data.inputs.shape.at(1);
         runId = recordRun(*store, start, [&](RunGuard&) {

@@ -29,11 +29,6 @@ namespace qs::cli {
 
 namespace {
 
-nlohmann::json num(double v)
-{
-    return jsonNumber(v);
-}
-
 std::vector<int> bitsList(const Args& args)
 {
     std::vector<int> bits;
@@ -107,12 +102,7 @@ void beginSensitivityRun(std::optional<Store>& store, std::optional<RunGuard>& r
 {
     if (!store)
         return;
-    RunStart start;
-    start.modelId = recordModel(*store, graph, path);
-    start.datasetId = recordDataset(*store, data);
-    start.kind = RunKind::Sensitivity;
-    start.config = std::move(config);
-    run.emplace(*store, start);
+    run.emplace(*store, runStart(*store, RunKind::Sensitivity, graph, path, data, std::move(config)));
 }
 
 // --metrics: several metrics side by side with bootstrap intervals and their rank agreement.
@@ -150,9 +140,7 @@ int runSensitivityMetrics(const Args& args, const std::string& path)
 
     std::optional<Store> store = storeFromArgs(args);
     std::optional<RunGuard> run;
-    beginSensitivityRun(store, run, graph, path, data,
-        {{"bits", o.bits}, {"metrics", o.metrics}, {"bootstrap", o.bootstrap}, {"seed", o.seed}, {"limit", o.limit},
-            {"batch", o.batch}, {"hutchinson", o.hutchinsonSamples}, {"base", o.base.toJson()}});
+    beginSensitivityRun(store, run, graph, path, data, agreementRunConfig(o));
     Progress progress = stderrProgress(args);
     CancelToken cancel;
     StopOnSignal stopOnSignal(cancel);
@@ -160,49 +148,20 @@ int runSensitivityMetrics(const Args& args, const std::string& path)
         runRecorded(run, [&] { return measureSensitivityAgreement(graph, data, o, progress, cancel); });
     clearProgress(args);
 
-    nlohmann::json metrics = nlohmann::json::array(), names = nlohmann::json::array();
-    for (const auto& m : r.metrics) {
-        names.push_back(m.name);
-        metrics.push_back({{"name", m.name}, {"summary", m.summary}, {"higher_is_more_sensitive", m.higherIsMoreSensitive}});
-    }
-    nlohmann::json spearman = nlohmann::json::array();
-    for (const auto& row : r.spearman) {
-        nlohmann::json jr = nlohmann::json::array();
-        for (double v : row)
-            jr.push_back(num(v));
-        spearman.push_back(jr);
-    }
-    auto layerJson = [&](std::size_t li) {
-        nlohmann::json j = nlohmann::json::object();
-        for (const auto& m : r.metrics)
-            j[m.name] = {{"value", num(m.value[li])}, {"ci95", {num(m.lo[li]), num(m.hi[li])}}};
-        return j;
-    };
     if (run) {
-        std::vector<LayerResult> rows;
-        for (std::size_t li = 0; li < r.layers.size(); ++li) {
-            LayerResult lr;
-            lr.layer = r.layers[li];
-            lr.op = r.ops[li];
-            lr.weightBits = r.bits;
-            lr.sensitivityDetail = layerJson(li);
-            if (!r.metrics.empty() && std::isfinite(r.metrics.front().value[li]))
-                lr.sensitivity = r.metrics.front().value[li];
-            rows.push_back(lr);
-        }
-        run->addLayers(rows);
-        RunMetrics m;
-        m.extra = {{"metrics", metrics}, {"spearman", spearman}, {"bootstrap", r.bootstrap}, {"batches", r.batches},
-            {"samples", r.samples}, {"seconds", r.seconds}};
-        run->finish(m);
+        run->addLayers(agreementLayerRows(r));
+        run->finish(agreementRunMetrics(r));
     }
     if (args.flag("json")) {
+        nlohmann::json names = nlohmann::json::array();
+        for (const auto& m : r.metrics)
+            names.push_back(m.name);
         nlohmann::json j = {{"run_id", run ? nlohmann::json(run->id()) : nlohmann::json(nullptr)}, {"bits", r.bits},
             {"bootstrap", r.bootstrap}, {"batches", r.batches}, {"samples", r.samples}, {"seconds", r.seconds},
-            {"metrics", metrics}, {"spearman", {{"metrics", names}, {"matrix", spearman}}},
+            {"metrics", agreementMetricsJson(r)}, {"spearman", {{"metrics", names}, {"matrix", agreementSpearmanJson(r)}}},
             {"layers", nlohmann::json::array()}};
         for (std::size_t li = 0; li < r.layers.size(); ++li)
-            j["layers"].push_back({{"name", r.layers[li]}, {"op", r.ops[li]}, {"metrics", layerJson(li)}});
+            j["layers"].push_back({{"name", r.layers[li]}, {"op", r.ops[li]}, {"metrics", agreementLayerJson(r, li)}});
         std::printf("%s\n", j.dump(2).c_str());
         return 0;
     }
@@ -320,7 +279,7 @@ int runSensitivity(const std::vector<std::string>& argv)
 
 nlohmann::json measuredJson(const MeasuredPoint& m)
 {
-    return {{"sqnr_db", num(m.sqnrDb)}, {"kl", m.kl}, {"top1_agreement", m.top1Agreement},
+    return {{"sqnr_db", jsonNumber(m.sqnrDb)}, {"kl", m.kl}, {"top1_agreement", m.top1Agreement},
         {"top1", m.top1 ? nlohmann::json(*m.top1) : nlohmann::json(nullptr)}, {"model_size_bits", m.sizeBits}};
 }
 
@@ -481,20 +440,16 @@ int runMixed(const std::vector<std::string>& argv)
             latencyJson = {{"chain_ms", latencyMsOf(p)}, {"graph_ms", predictLatencyMs(latency, links, int8Layers(p))}};
         }
         return nlohmann::json {{"size_bits", p.sizeBits}, {"average_bits", p.averageBits},
-            {"predicted", num(p.predictedSqnrDb)}, {"latency_ms", latencyJson},
+            {"predicted", jsonNumber(p.predictedSqnrDb)}, {"latency_ms", latencyJson},
             {"measured", p.measured ? measuredJson(*p.measured) : nlohmann::json(nullptr)},
             {"config", configFor(p).toJson()}};
     };
     if (store) {
-        RunStart start;
-        start.modelId = recordModel(*store, graph, path);
-        start.datasetId = recordDataset(*store, data);
-        start.kind = RunKind::MixedPrecisionSearch;
-        start.config = {{"bits", so.bits}, {"budget", budget},
-            {"budget_kind", byLatency ? "latency-ns" : byAverage ? "average-bits" : "bytes"}, {"cost", costAxis},
-            {"latency_profile", byLatency ? nlohmann::json(latency.id) : nlohmann::json(nullptr)}, {"verify", verify},
-            {"base", so.base.toJson()}};
-        RunGuard run(*store, start);
+        RunGuard run(*store, runStart(*store, RunKind::MixedPrecisionSearch, graph, path, data,
+            {{"bits", so.bits}, {"budget", budget},
+                {"budget_kind", byLatency ? "latency-ns" : byAverage ? "average-bits" : "bytes"}, {"cost", costAxis},
+                {"latency_profile", byLatency ? nlohmann::json(latency.id) : nlohmann::json(nullptr)},
+                {"verify", verify}, {"base", so.base.toJson()}}));
         std::vector<LayerResult> rows;
         for (const auto& [layer, bits] : chosen->bits) {
             LayerResult lr;
@@ -506,7 +461,7 @@ int runMixed(const std::vector<std::string>& argv)
         run.addLayers(rows);
         RunMetrics m;
         m.sizeBits = double(chosen->sizeBits);
-        m.extra = {{"predicted_sqnr_db", num(chosen->predictedSqnrDb)}, {"average_bits", chosen->averageBits},
+        m.extra = {{"predicted_sqnr_db", jsonNumber(chosen->predictedSqnrDb)}, {"average_bits", chosen->averageBits},
             {"front", nlohmann::json::array()}};
         for (const auto& p : front)
             m.extra["front"].push_back(pointJson(p));

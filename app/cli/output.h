@@ -1,22 +1,17 @@
-// Shared by the analysis commands: JSON numbers that may be infinite, and progress
+// Shared by the analysis commands: JSON numbers that may be infinite (util/json_number.h), and progress
 // on stderr (silent with --json, whose stdout is the machine-readable result).
 #pragma once
 
 #include "cli/args.h"
 #include "jobs/progress.h"
 #include "util/error.h"
+#include "util/json_number.h"
 
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
 namespace qs::cli {
-
-// null for +-inf and NaN (JSON has no infinities).
-inline nlohmann::json jsonNumber(double v)
-{
-    return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
-}
 
 inline Progress stderrProgress(const Args& args)
 {

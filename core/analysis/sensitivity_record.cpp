@@ -2,16 +2,12 @@
 
 #include "store/store.h"
 #include "util/error.h"
+#include "util/json_number.h"
 
 #include <cmath>
 
 namespace qs {
 namespace {
-
-nlohmann::json num(double v)
-{
-    return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
-}
 
 std::optional<double> optNumber(const nlohmann::json& j, const char* key)
 {
@@ -24,9 +20,9 @@ nlohmann::json sensitivityByBitsJson(const LayerSensitivity& l)
 {
     nlohmann::json j = nlohmann::json::object();
     for (const auto& [bits, m] : l.byBits)
-        j[std::to_string(bits)] = {{"sqnr_db", num(m.sqnrDb)}, {"kl", m.kl}, {"top1_agreement", m.top1Agreement},
+        j[std::to_string(bits)] = {{"sqnr_db", jsonNumber(m.sqnrDb)}, {"kl", m.kl}, {"top1_agreement", m.top1Agreement},
             {"top1", m.top1 ? nlohmann::json(*m.top1) : nlohmann::json(nullptr)},
-            {"local_sqnr_db", m.localSqnrDb ? num(*m.localSqnrDb) : nlohmann::json(nullptr)}, {"samples", m.samples}};
+            {"local_sqnr_db", m.localSqnrDb ? jsonNumber(*m.localSqnrDb) : nlohmann::json(nullptr)}, {"samples", m.samples}};
     return j;
 }
 
@@ -64,6 +60,81 @@ RunMetrics sensitivityRunMetrics(const SensitivityResult& r)
     if (r.spearman)
         m.extra["spearman_vs_oneshot"] = *r.spearman;
     return m;
+}
+
+nlohmann::json agreementRunConfig(const MetricsOptions& o)
+{
+    return {{"bits", o.bits}, {"metrics", o.metrics}, {"bootstrap", o.bootstrap}, {"seed", o.seed},
+        {"limit", o.limit}, {"batch", o.batch}, {"hutchinson", o.hutchinsonSamples}, {"base", o.base.toJson()}};
+}
+
+nlohmann::json agreementLayerJson(const SensitivityAgreement& r, std::size_t li)
+{
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& m : r.metrics)
+        j[m.name] = {{"value", jsonNumber(m.value[li])}, {"ci95", {jsonNumber(m.lo[li]), jsonNumber(m.hi[li])}}};
+    return j;
+}
+
+nlohmann::json agreementMetricsJson(const SensitivityAgreement& r)
+{
+    nlohmann::json metrics = nlohmann::json::array();
+    for (const auto& m : r.metrics)
+        metrics.push_back({{"name", m.name}, {"summary", m.summary}, {"higher_is_more_sensitive", m.higherIsMoreSensitive}});
+    return metrics;
+}
+
+nlohmann::json agreementSpearmanJson(const SensitivityAgreement& r)
+{
+    nlohmann::json rows = nlohmann::json::array();
+    for (const auto& row : r.spearman) {
+        nlohmann::json jr = nlohmann::json::array();
+        for (double v : row)
+            jr.push_back(jsonNumber(v));
+        rows.push_back(jr);
+    }
+    return rows;
+}
+
+std::vector<LayerResult> agreementLayerRows(const SensitivityAgreement& r)
+{
+    std::vector<LayerResult> rows;
+    for (std::size_t li = 0; li < r.layers.size(); ++li) {
+        LayerResult lr;
+        lr.layer = r.layers[li];
+        lr.op = r.ops[li];
+        lr.weightBits = r.bits;
+        lr.sensitivityDetail = agreementLayerJson(r, li);
+        if (!r.metrics.empty() && std::isfinite(r.metrics.front().value[li]))
+            lr.sensitivity = r.metrics.front().value[li];
+        rows.push_back(lr);
+    }
+    return rows;
+}
+
+RunMetrics agreementRunMetrics(const SensitivityAgreement& r)
+{
+    RunMetrics m;
+    m.extra = {{"metrics", agreementMetricsJson(r)}, {"spearman", agreementSpearmanJson(r)}, {"bootstrap", r.bootstrap},
+        {"batches", r.batches}, {"samples", r.samples}, {"seconds", r.seconds}};
+    return m;
+}
+
+bool isMetricComparison(const RunRecord& run)
+{
+    return run.kind == RunKind::Sensitivity && run.config.contains("metrics") && !run.config.contains("method");
+}
+
+std::optional<RunRecord> latestSensitivitySweep(const Store& store, const std::string& modelHash)
+{
+    RunFilter f;
+    f.model = modelHash;
+    f.kind = RunKind::Sensitivity;
+    f.state = RunState::Done;
+    for (const RunRecord& r : store.runs(f)) // newest first
+        if (!isMetricComparison(r))
+            return r;
+    return std::nullopt;
 }
 
 SensitivityResult loadSensitivityRun(const Store& store, int64_t runId)

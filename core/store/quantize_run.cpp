@@ -2,20 +2,16 @@
 
 #include "store/recording.h"
 #include "store/report.h"
+#include "util/json_number.h"
 
 #include <cmath>
 
 namespace qs {
 namespace {
 
-nlohmann::json num(double v)
-{
-    return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
-}
-
 nlohmann::json opt(const std::optional<double>& v)
 {
-    return v ? num(*v) : nlohmann::json(nullptr);
+    return v ? jsonNumber(*v) : nlohmann::json(nullptr);
 }
 
 std::optional<StoredHistogram> stored(const Histogram& h)
@@ -82,7 +78,7 @@ std::vector<LayerResult> quantizationLayerResults(const QuantizeResult& r)
             lr.weightClip = StoredRange{l.weightRange->lo, l.weightRange->hi};
         lr.weightHist = stored(l.weightHist);
         lr.actHist = stored(l.actHist);
-        lr.extra = {{"weight_sqnr_db", num(l.weightSqnrDb)}, {"params", l.params}};
+        lr.extra = {{"weight_sqnr_db", jsonNumber(l.weightSqnrDb)}, {"params", l.params}};
         if (l.quantizedWeightHist.bins() > 0)
             lr.extra["quantized_weight_hist"] = histogramToJson(toStoredHistogram(l.quantizedWeightHist));
         if (l.quantizedActHist.bins() > 0)
@@ -117,12 +113,8 @@ RecordedQuantization quantizeAndRecord(Store* store, const Graph& graph, const s
         out.result = quantizeModel(graph, calib, eval, options, progress, cancel);
         return out;
     }
-    RunStart start;
-    start.modelId = recordModel(*store, graph, modelPath);
-    start.datasetId = recordDataset(*store, eval);
-    start.kind = RunKind::Quantization;
-    start.config = quantizationRunConfig(options, calib, eval);
-    start.tags = tags;
+    RunStart start = runStart(*store, RunKind::Quantization, graph, modelPath, eval,
+                              quantizationRunConfig(options, calib, eval), tags);
     start.note = note;
     out.runId = recordRun(*store, start, [&](RunGuard& run) {
         out.result = quantizeModel(graph, calib, eval, options, progress, cancel);

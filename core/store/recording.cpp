@@ -28,4 +28,16 @@ int64_t recordDataset(Store& store, const Dataset& data)
     return store.upsertDataset(d);
 }
 
+RunStart runStart(Store& store, RunKind kind, const Graph& graph, const std::string& path, const Dataset& data,
+                  nlohmann::json config, std::vector<std::string> tags)
+{
+    RunStart start;
+    start.modelId = recordModel(store, graph, path);
+    start.datasetId = recordDataset(store, data);
+    start.kind = kind;
+    start.config = std::move(config);
+    start.tags = std::move(tags);
+    return start;
+}
+
 } // namespace qs

@@ -12,6 +12,7 @@
 #include <exception>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace qs {
 
@@ -19,6 +20,11 @@ namespace qs {
 int64_t recordModel(Store& store, const Graph& graph, const std::string& path);
 // Upserts the dataset (absolute path, except for random:N); returns its id.
 int64_t recordDataset(Store& store, const Dataset& data);
+
+// The start of a `kind` run on the model read from `path` and on `data`, their rows
+// upserted (recordModel, recordDataset).
+RunStart runStart(Store& store, RunKind kind, const Graph& graph, const std::string& path, const Dataset& data,
+                  nlohmann::json config, std::vector<std::string> tags = {});
 
 // Runs `work`; if it throws, the run (when recorded) ends as cancelled for
 // qs::Cancelled and as failed with the message otherwise, and the exception goes on.

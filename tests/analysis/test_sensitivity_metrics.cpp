@@ -3,6 +3,7 @@
 // kurtosis from raw moments, Spearman from ranks, and the bootstrap intervals from
 // resampling the naive per-batch sums with the documented generator.
 #include "analysis/sensitivity_metrics.h"
+#include "analysis/sensitivity_record.h"
 #include "graph/onnx_import.h"
 #include "quant/quantizer.h"
 #include "quant/session.h"
@@ -254,6 +255,11 @@ private slots:
     {
         QTemporaryDir dir;
         const QString db = dir.filePath("s.db");
+        // A sweep first: the newer comparison must not be taken for it.
+        auto sweep = qs::test::cli({"sensitivity", kModel, "--data", kData, "--bits", "4", "--limit", "32",
+            "--threads", "1", "--db", db, "--json"});
+        QVERIFY2(sweep.exitCode == 0, sweep.err.constData());
+        const int64_t sweepId = QJsonDocument::fromJson(sweep.out).object()["run_id"].toInteger();
         auto r = qs::test::cli({"sensitivity", kModel, "--data", kData, "--metrics", "all", "--bootstrap", "20",
             "--limit", "64", "--batch", "16", "--hutchinson", "2", "--threads", "1", "--db", db, "--json"});
         QVERIFY2(r.exitCode == 0, r.err.constData());
@@ -269,7 +275,12 @@ private slots:
         const auto rows = store.layerResults(int64_t(j["run_id"].toInteger()));
         QCOMPARE(rows.size(), std::size_t(8));
         QVERIFY(rows[0].sensitivityDetail.contains("hessian_score"));
-        QVERIFY(store.run(int64_t(j["run_id"].toInteger())).metrics.extra.contains("spearman"));
+        const RunRecord comparison = store.run(int64_t(j["run_id"].toInteger()));
+        QVERIFY(comparison.metrics.extra.contains("spearman"));
+        QVERIFY(isMetricComparison(comparison));
+        QVERIFY(!isMetricComparison(store.run(sweepId)));
+        const auto latest = latestSensitivitySweep(store, comparison.modelHash);
+        QVERIFY(latest && latest->id == sweepId);
         // Text form: the table and the matrix.
         r = qs::test::cli({"sensitivity", kModel, "--data", kData, "--metrics", "oneshot,kurtosis", "--bootstrap", "10",
             "--limit", "32", "--threads", "1"});

@@ -3,7 +3,8 @@
 // returns (values, 95% intervals, ranks, Spearman matrix, verdict), sorts with the
 // unavailable cells last, a row click selects the layer everywhere and the window's
 // selection selects the row, a metric that cannot be computed says so instead of 0,
-// and Cancel stops the job within a second.
+// Cancel stops the job within a second, and with a database open the comparison is
+// recorded as the CLI records it.
 #include "support/job_cancel.h"
 #include "support/studio_window.h"
 #include "ui/format.h"
@@ -15,7 +16,9 @@
 #include "ui/sensitivity_agreement_model.h"
 #include "ui/sensitivity_agreement_view.h"
 
+#include "analysis/sensitivity_record.h"
 #include "data/dataset.h"
+#include "store/store.h"
 
 #include <QDockWidget>
 #include <QElapsedTimer>
@@ -25,6 +28,7 @@
 #include <QSpinBox>
 #include <QTableView>
 #include <QTableWidget>
+#include <QTemporaryDir>
 #include <QtTest>
 
 #include <cmath>
@@ -268,6 +272,60 @@ private slots:
         QVERIFY(view->statusLabel()->text().startsWith(QStringLiteral("Cancelled")));
         QVERIFY(view->compareButton()->isEnabled());
         QCOMPARE(view->model()->rowCount(), 8); // the previous comparison stays
+    }
+
+    // With a database open, the comparison is recorded as `sensitivity --metrics --db`
+    // records it: every layer's metric values and intervals, the Spearman matrix; and
+    // it is not taken for a sweep (the layer table's sensitivity column stays empty).
+    void recordedInTheStore()
+    {
+        QTemporaryDir dir;
+        const QString db = dir.filePath(QStringLiteral("agreement.db"));
+        QSignalSpy opened(window.get(), &MainWindow::storeOpened);
+        window->openStore(db);
+        QVERIFY(opened.wait(20000));
+        view->limitSpin()->setValue(32);
+        view->bootstrapSpin()->setValue(20);
+        QSignalSpy finished(view, &SensitivityAgreementView::comparisonFinished);
+        QVERIFY(view->start() > 0);
+        QVERIFY(finished.wait(90000));
+        QCOMPARE(finished.front().front().toBool(), true);
+        const int64_t id = view->lastRun();
+        QVERIFY(id > 0);
+        QVERIFY2(view->statusLabel()->text().contains(QStringLiteral("recorded as run #%1").arg(id)),
+                 qPrintable(view->statusLabel()->text()));
+
+        StoreOptions ro;
+        ro.mode = OpenMode::ReadOnly;
+        const Store store = Store::open(db.toStdString(), ro);
+        const RunRecord run = store.run(id);
+        QCOMPARE(run.kind, RunKind::Sensitivity);
+        QCOMPARE(run.state, RunState::Done);
+        QVERIFY(isMetricComparison(run));
+        QCOMPARE(run.config.at("bootstrap").get<int>(), 20);
+        const SensitivityAgreement* r = view->result();
+        QVERIFY(r);
+        const auto rows = store.layerResults(id);
+        QCOMPARE(rows.size(), r->layers.size());
+        for (std::size_t li = 0; li < rows.size(); ++li) {
+            QCOMPARE(rows[li].layer, r->layers[li]);
+            for (const MetricColumn& m : r->metrics) {
+                const auto& cell = rows[li].sensitivityDetail.at(m.name);
+                if (std::isfinite(m.value[li]))
+                    QCOMPARE(cell.at("value").get<double>(), m.value[li]);
+                else
+                    QVERIFY(cell.at("value").is_null());
+            }
+        }
+        const auto& spearman = run.metrics.extra.at("spearman");
+        for (std::size_t i = 0; i < r->spearman.size(); ++i)
+            for (std::size_t j = 0; j < r->spearman.size(); ++j)
+                if (std::isfinite(r->spearman[i][j]))
+                    QCOMPARE(spearman.at(i).at(j).get<double>(), r->spearman[i][j]);
+        QVERIFY(!latestSensitivitySweep(store, run.modelHash));
+        // QS_AGREEMENT_SCREENSHOT=path.png saves the tab as recorded.
+        if (const QString shot = qEnvironmentVariable("QS_AGREEMENT_SCREENSHOT"); !shot.isEmpty())
+            QVERIFY(window->sensitivityDock()->grab().save(shot));
     }
 
     void cleanupTestCase()
