@@ -3,8 +3,9 @@
 // channels when its output is nChw16c, output rows when it is nhwc. Checked against
 // naive loops in double on small chains: mostly 1x1 and depthwise convs (the blocked
 // layout) with a dense strided conv whose last channel block is partial, a residual
-// sum, depthwise convs, activations; dense 3x3 convs (nhwc) with a sum and the bottom
-// padding in the last row part; and the same plans on one thread, which never use parts.
+// sum, depthwise convs, activations; dense 3x3 convs (nhwc) with a sum, the bottom
+// padding in the last row part and dilations; a classifier Gemm's column parts; and
+// the same plans on one thread, which never use parts.
 #include "graph/onnx_import.h"
 #include "runtime/plan.h"
 #include "support/onnx_builder.h"
@@ -24,6 +25,7 @@ struct Layer {
     int64_t oc = 0, kernel = 1, stride = 1, groups = 1; // groups == -1: depthwise
     bool clip = false;                                   // Clip(0, 6) after it
     int residual = -1; // add the output of layer `residual` (0: the model input) after the clip
+    int64_t dilation = 1;
 };
 
 struct Chain {
@@ -69,8 +71,9 @@ Built build(const Chain& ch)
         const Layer& L = ch.layers[l];
         const Act& in = acts.back();
         const int64_t groups = L.groups < 0 ? in.c : L.groups, icg = in.c / groups, ocg = L.oc / groups;
-        const int64_t pad = L.kernel / 2, k = L.kernel;
-        const int64_t oh = (in.h + 2 * pad - k) / L.stride + 1, ow = (in.w + 2 * pad - k) / L.stride + 1;
+        const int64_t k = L.kernel, d = L.dilation, pad = d * (k / 2);
+        const int64_t kEff = d * (k - 1) + 1;
+        const int64_t oh = (in.h + 2 * pad - kEff) / L.stride + 1, ow = (in.w + 2 * pad - kEff) / L.stride + 1;
         const std::string id = std::to_string(l);
         const auto wv = uniform(std::size_t(L.oc * icg * k * k), 1.7f / std::sqrt(float(icg * k * k)), 0.f, 11 + unsigned(l));
         const auto bv = uniform(std::size_t(L.oc), 0.1f, 0.05f, 101 + unsigned(l));
@@ -81,6 +84,7 @@ Built build(const Chain& ch)
         OnnxBuilder::intsAttr(conv, "kernel_shape", {k, k});
         OnnxBuilder::intsAttr(conv, "pads", {pad, pad, pad, pad});
         OnnxBuilder::intsAttr(conv, "strides", {L.stride, L.stride});
+        OnnxBuilder::intsAttr(conv, "dilations", {d, d});
         std::string value = "conv" + id;
 
         Act o{L.oc, oh, ow, std::vector<double>(std::size_t(L.oc * oh * ow))};
@@ -92,7 +96,7 @@ Built build(const Chain& ch)
                     for (int64_t i = 0; i < icg; ++i)
                         for (int64_t kr = 0; kr < k; ++kr)
                             for (int64_t kq = 0; kq < k; ++kq) {
-                                const int64_t ir = r * L.stride - pad + kr, iq = q * L.stride - pad + kq;
+                                const int64_t ir = r * L.stride - pad + kr * d, iq = q * L.stride - pad + kq * d;
                                 if (ir < 0 || ir >= in.h || iq < 0 || iq >= in.w)
                                     continue;
                                 acc += double(wv[std::size_t(((oc * icg + i) * k + kr) * k + kq)]) *
@@ -221,6 +225,9 @@ private slots:
                                                               {48, 3, 2, 1, true}}} << 3;
         QTest::newRow("nhwc rows, odd height, stride 2") << Chain{16, 41, 37, {{32, 3, 2, 1, true},
                                                                               {24, 3, 1, 1}}} << 2;
+        // Dilated 3x3 convs (dilation 2 and 3): each row part reads a taller band of input.
+        QTest::newRow("nhwc rows, dilated") << Chain{16, 38, 38, {{32, 3, 1, 1, true, -1, 2}, {32, 3, 2, 1, false, -1, 3},
+                                                                  {24, 3, 1, 1}}} << 3;
         // A classifier head: the Gemm of one row runs as column parts (1000 classes, the
         // last part wider than the others).
         QTest::newRow("classifier head") << Chain{16, 28, 28, {{64, 1, 1, 1, true}, {64, 3, 1, -1, true},
