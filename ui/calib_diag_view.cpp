@@ -273,10 +273,7 @@ int CalibDiagView::start()
         QStringLiteral("calib-diag"), QStringLiteral("Calibration diagnostics of %1").arg(model->displayName()),
         [self, model, opts, spec, evalPath, generation](Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
             progress.report(0, "loading data");
-            DataOptions d;
-            d.spec = spec;
-            d.limit = opts.limit;
-            const Dataset calib = loadDataset(d, *model->graph);
+            const Dataset calib = loadDataset(spec, opts.limit, *model->graph);
             std::optional<Dataset> eval;
             if (!evalPath.empty()) {
                 DataOptions e;

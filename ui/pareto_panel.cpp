@@ -377,10 +377,7 @@ int ParetoPanel::requestProfile(bool remeasure)
             if (!inputNoise) {
                 // An INT8 kernel also reads its input in 8 bits: that noise, from an activation sweep.
                 progress.report(0.8, "INT8 input noise");
-                DataOptions d;
-                d.spec = spec;
-                d.limit = samples;
-                const Dataset data = loadDataset(d, *model->graph);
+                const Dataset data = loadDataset(spec, samples, *model->graph);
                 SensitivityOptions so;
                 so.mode = SensitivityMode::Activations;
                 so.bits = {8};

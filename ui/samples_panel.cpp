@@ -388,10 +388,7 @@ int SamplesPanel::startJob(const QString& kind, const QString& title, bool isTra
             std::shared_ptr<const Dataset> data = cached;
             if (!data) {
                 progress.report(0, "loading data");
-                DataOptions d;
-                d.spec = spec;
-                d.limit = limit;
-                auto loaded = std::make_shared<Dataset>(loadDataset(d, *model->graph));
+                auto loaded = std::make_shared<Dataset>(loadDataset(spec, limit, *model->graph));
                 QString why;
                 if (!imageLayout(*loaded, &why))
                     fail("samples: ", quoted(spec), ": ", why.toStdString());

@@ -252,10 +252,7 @@ int SensitivityAgreementView::start()
         [self, model, opts, spec, storePath, modelPath, generation](Progress& progress,
                                                                    const CancelToken& cancel) -> JobRunner::Deliver {
             progress.report(0, "loading data");
-            DataOptions d;
-            d.spec = spec;
-            d.limit = opts.limit;
-            const Dataset data = loadDataset(d, *model->graph);
+            const Dataset data = loadDataset(spec, opts.limit, *model->graph);
             cancel.check();
             std::optional<Store> store;
             std::optional<RunGuard> run;

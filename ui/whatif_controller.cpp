@@ -84,10 +84,7 @@ int WhatIfController::start(const QString& kind, const QString& title, const App
         try {
             if (!s) {
                 progress.report(0, "loading data");
-                DataOptions d;
-                d.spec = spec;
-                d.limit = std::max(options.evalLimit, options.calibLimit);
-                const Dataset data = loadDataset(d, *model->graph);
+                const Dataset data = loadDataset(spec, std::max(options.evalLimit, options.calibLimit), *model->graph);
                 Progress build = progress.sub(0.02, 0.9);
                 s = std::make_shared<WhatIfSession>(*model->graph, data, data, options, build, cancel);
             } else {

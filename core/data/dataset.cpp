@@ -204,4 +204,12 @@ Dataset loadDataset(const DataOptions& options, const Graph& model)
     return ds;
 }
 
+Dataset loadDataset(const std::string& spec, int64_t limit, const Graph& model)
+{
+    DataOptions d;
+    d.spec = spec;
+    d.limit = limit;
+    return loadDataset(d, model);
+}
+
 } // namespace qs

@@ -40,6 +40,8 @@ struct Dataset {
 // Loads and normalizes for `model`'s first input. Errors name the file and what
 // does not fit (sample shape vs the model's input, label count, ...).
 Dataset loadDataset(const DataOptions& options, const Graph& model);
+// The same with every other option at its default (the studio's jobs).
+Dataset loadDataset(const std::string& spec, int64_t limit, const Graph& model);
 
 // "a,b,c" from the model's metadata_props (quantstudio.mean / quantstudio.std).
 std::optional<std::vector<float>> metadataFloats(const Graph& model, const std::string& key);
