@@ -241,9 +241,7 @@ public:
         job->work();
         // The caller polls too before it sleeps: a worker's share usually ends within
         // microseconds of the caller's, and a futex sleep and wake-up costs more.
-        const auto until = std::chrono::steady_clock::now() + spinTime();
-        while (job->pending.load(std::memory_order_acquire) > 0 && std::chrono::steady_clock::now() < until)
-            pause();
+        poll([&] { return job->pending.load(std::memory_order_acquire) == 0; });
         for (int p; (p = job->pending.load()) > 0;)
             job->pending.wait(p);
         if (job->error)
@@ -288,9 +286,7 @@ private:
     {
         omp_set_num_threads(1); // the kernels of a shard run single-threaded
         for (;;) {
-            const auto until = std::chrono::steady_clock::now() + spinTime();
-            while (queued_.load(std::memory_order_acquire) == 0 && std::chrono::steady_clock::now() < until)
-                pause();
+            poll([&] { return queued_.load(std::memory_order_acquire) > 0; });
             std::shared_ptr<Job> job;
             {
                 std::unique_lock lock(mutex_);
@@ -307,11 +303,15 @@ private:
         }
     }
 
-    static void pause()
+    // Returns once done() holds or spinTime() has passed.
+    template <class Done> static void poll(Done done)
     {
+        const auto until = std::chrono::steady_clock::now() + spinTime();
+        while (!done() && std::chrono::steady_clock::now() < until) {
 #if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
+            __builtin_ia32_pause();
 #endif
+        }
     }
 
     std::mutex mutex_;

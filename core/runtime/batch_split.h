@@ -26,7 +26,7 @@ std::vector<int64_t> splitBatch(int64_t batch, int parts);
 
 // Runs fn(0) .. fn(n - 1), the calling thread taking indices too; returns when all are
 // done and rethrows the first exception. Used for batch shards and for convolution
-// parts (ChunkedKernel); calls may nest. The workers (one fewer than the cores, made on
+// parts (PartsKernel); calls may nest. The workers (one fewer than the cores, made on
 // first use) poll for a job for 100 us after one (QS_POOL_SPIN_US) and then block, and
 // the caller polls as long for the workers' shares before it blocks; an
 // index nobody has claimed yet when the caller runs

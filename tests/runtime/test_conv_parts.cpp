@@ -1,4 +1,4 @@
-// Convolution parts (ChunkedKernel, conv.cpp buildParts): at batch 1 with two or more
+// Convolution parts (PartsKernel, conv.cpp buildParts): at batch 1 with two or more
 // threads, a convolution runs as parts on the caller-participating pool: output
 // channels when its output is nChw16c, output rows when it is nhwc. Checked against
 // naive loops in double on small chains: mostly 1x1 and depthwise convs (the blocked

@@ -238,7 +238,7 @@ std::optional<DwFusion> planDepthwise(NodeContext& c, const std::string& value, 
 
 // Parts of a 2-D convolution at batch 1 in parts mode (Compiler::choosePartsPerThread),
 // each a single-threaded primitive that reads and writes its own contiguous range, run
-// on the caller-participating pool (ChunkedKernel): a part goes to whoever is free,
+// on the caller-participating pool (PartsKernel): a part goes to whoever is free,
 // where a libgomp region splits statically and waits for a worker that may wake late.
 // - nChw16c output: output-channel parts (channel blocks are outermost; a depthwise
 //   conv needs its input nChw16c too and reads the same channels).
@@ -267,7 +267,9 @@ std::vector<PartPlan> planParts(const Geometry& g, const Shape& x, bool depthwis
     if (layout == tag::nChw16c) {
         const int64_t blocks = (g.out[1] + 15) / 16;
         n = int(std::min<int64_t>(n, blocks));
-        for (int j = 0; j < n && n > 1; ++j) {
+        if (n < 2)
+            return parts;
+        for (int j = 0; j < n; ++j) {
             PartPlan p;
             p.c0 = 16 * (j * blocks / n);
             p.channels = std::min(g.out[1], 16 * ((j + 1) * blocks / n)) - p.c0;
@@ -284,7 +286,9 @@ std::vector<PartPlan> planParts(const Geometry& g, const Shape& x, bool depthwis
     // nhwc rows: output rows [r0, r1) read input rows [r0 s - padTop, (r1 - 1) s - padTop + kEff).
     const int64_t rows = g.out[2], s = g.strides[0], kEff = (g.kernel[0] - 1) * (g.dilates[0] + 1) + 1;
     n = int(std::min<int64_t>(n, rows));
-    for (int j = 0; j < n && n > 1; ++j) {
+    if (n < 2)
+        return parts;
+    for (int j = 0; j < n; ++j) {
         const int64_t r0 = j * rows / n, r1 = (j + 1) * rows / n;
         const int64_t first = r0 * s - g.padL[0], end = (r1 - 1) * s - g.padL[0] + kEff;
         const int64_t in0 = std::max<int64_t>(0, first), in1 = std::min(x[2], end);
@@ -326,7 +330,7 @@ bool buildParts(NodeContext& c, const Geometry& g, const memory::dims& wDims, co
     if (macs < kPartsMinMacs || plans.empty())
         return false;
 
-    auto k = std::make_unique<ChunkedKernel>(); // single-threaded primitives: parts mode set the node's threads to 1
+    auto k = std::make_unique<PartsKernel>(); // single-threaded primitives: parts mode set the node's threads to 1
     const std::string wholeImpl = implName(whole);
     const std::size_t perChannel = wt.w.size() / std::size_t(g.out[1]);
     auto* src = static_cast<std::byte*>(c.slot(srcSlot).data());
@@ -353,7 +357,7 @@ bool buildParts(NodeContext& c, const Geometry& g, const memory::dims& wDims, co
             }
             if (implName(pd) != wholeImpl || pd.dst_desc() != dstMd || pd.src_desc() != srcMd)
                 throw std::runtime_error("a part gets " + implName(pd));
-            ChunkedKernel::Part part;
+            PartsKernel::Part part;
             part.prim = dnnl::convolution_forward(pd);
             part.offset = pp.dstOffset;
             part.bytes = dstMd.get_size();
@@ -685,7 +689,7 @@ const bool registered = [] {
 
 } // namespace
 
-void ChunkedKernel::run(Program& p)
+void PartsKernel::run(Program& p)
 {
     auto* out = static_cast<std::byte*>(p.slot(dst).data());
     const auto* residual = sumFrom >= 0 ? static_cast<const std::byte*>(p.slot(sumFrom).data()) : nullptr;

@@ -66,7 +66,7 @@ bool buildMatmulParts(NodeContext& c, const MatmulSpec& s, const dnnl::matmul::p
     if (m * n * k < kPartsMinMacs || parts < 2)
         return false;
     const std::string wholeImpl = implName(whole);
-    auto k2 = std::make_unique<ChunkedKernel>();
+    auto k2 = std::make_unique<PartsKernel>();
     auto* dst = c.slot(dstSlot).as<float>();
     try {
         for (int j = 0; j < parts; ++j) {
@@ -88,7 +88,7 @@ bool buildMatmulParts(NodeContext& c, const MatmulSpec& s, const dnnl::matmul::p
             }
             if (implName(pd) != wholeImpl)
                 throw std::runtime_error("a part gets " + implName(pd));
-            ChunkedKernel::Part part;
+            PartsKernel::Part part;
             part.prim = dnnl::matmul(pd);
             part.args[DNNL_ARG_WEIGHTS] = reorderedConstant(pd.weights_desc(), plainW, wFrom, k2->owned);
             part.args[DNNL_ARG_SRC] = memory(srcMd, cpuEngine(), c.slot(srcSlot).data());

@@ -46,10 +46,11 @@ public:
     }
 };
 // One primitive run as independent parts on the caller-participating pool
-// (parallelShards): each part a single-threaded primitive over its own contiguous
-// byte range of the destination (output channels at batch 1 in nChw16c), so a worker
-// that wakes late takes fewer parts instead of holding up the others.
-class ChunkedKernel : public Kernel {
+// (parallelShards) in parts mode: each part a single-threaded primitive over its own
+// contiguous byte range of the destination (output channels in nChw16c, output rows
+// in nhwc, columns of a one-row product), so a worker that wakes late takes fewer
+// parts instead of holding up the others.
+class PartsKernel : public Kernel {
 public:
     struct Part {
         dnnl::primitive prim;
