@@ -2,6 +2,9 @@
 
 #include "util/error.h"
 
+#include <charconv>
+#include <climits>
+#include <cmath>
 #include <cstdlib>
 #include <sstream>
 
@@ -59,16 +62,57 @@ std::string Args::value(const std::string& name, const std::string& fallback) co
     return value(name).value_or(fallback);
 }
 
+namespace {
+
+// Ranges of integer options by name, the same in every command that has them; others
+// only need to fit an int. -1 means "all" for the limits.
+std::pair<int64_t, int64_t> intRange(const std::string& name)
+{
+    static const std::map<std::string, std::pair<int64_t, int64_t>> ranges = {{"batch", {1, 1 << 20}},
+        {"threads", {0, 4096}}, {"limit", {-1, INT_MAX}}, {"eval-limit", {-1, INT_MAX}}, {"calib-limit", {1, INT_MAX}},
+        {"eval-from", {0, INT_MAX}}, {"context", {0, 1 << 24}}, {"wbits", {1, 64}}, {"abits", {1, 64}},
+        {"bits", {1, 64}}, {"min-bits", {1, 64}}, {"max-bits", {1, 64}}, {"group", {1, INT_MAX}}, {"top", {1, INT_MAX}},
+        {"repeats", {1, 1 << 20}}, {"warmup", {0, 1 << 20}}, {"bootstrap", {1, 1 << 20}}, {"hutchinson", {1, 1 << 20}},
+        {"seed", {0, INT_MAX}}, {"verify", {0, 1 << 20}}};
+    auto it = ranges.find(name);
+    return it != ranges.end() ? it->second : std::pair<int64_t, int64_t> {INT_MIN, INT_MAX};
+}
+
+} // namespace
+
+int64_t parseInteger(const std::string& text, const std::string& option, int64_t min, int64_t max)
+{
+    int64_t n = 0;
+    const char* first = text.data();
+    const char* last = first + text.size();
+    const auto [end, ec] = std::from_chars(first, last, n); // whole string, no spaces or '+'
+    if (text.empty() || ec == std::errc::invalid_argument || end != last)
+        fail(option, ": expected an integer, got ", quoted(text));
+    if (ec == std::errc::result_out_of_range || n < min || n > max)
+        fail(option, ": ", text, " is out of range ", min, "..", max);
+    return n;
+}
+
+double parseNumber(const std::string& text, const std::string& option)
+{
+    double d = 0;
+    const char* first = text.data();
+    const char* last = first + text.size();
+    const auto [end, ec] = std::from_chars(first, last, d);
+    if (text.empty() || ec == std::errc::invalid_argument || end != last)
+        fail(option, ": expected a number, got ", quoted(text));
+    if (ec == std::errc::result_out_of_range || !std::isfinite(d))
+        fail(option, ": ", text, " is not a finite number in double range");
+    return d;
+}
+
 int Args::intValue(const std::string& name, int fallback) const
 {
     auto v = value(name);
     if (!v)
         return fallback;
-    char* end = nullptr;
-    long n = std::strtol(v->c_str(), &end, 10);
-    if (v->empty() || *end != 0)
-        fail("option --", name, ": expected an integer, got ", quoted(*v));
-    return int(n);
+    const auto [min, max] = intRange(name);
+    return int(parseInteger(*v, "option --" + name, min, max));
 }
 
 double Args::doubleValue(const std::string& name, double fallback) const
@@ -76,11 +120,7 @@ double Args::doubleValue(const std::string& name, double fallback) const
     auto v = value(name);
     if (!v)
         return fallback;
-    char* end = nullptr;
-    double d = std::strtod(v->c_str(), &end);
-    if (v->empty() || *end != 0)
-        fail("option --", name, ": expected a number, got ", quoted(*v));
-    return d;
+    return parseNumber(*v, "option --" + name);
 }
 
 std::vector<double> parseNumberList(const std::string& text, const std::string& option)
@@ -88,13 +128,8 @@ std::vector<double> parseNumberList(const std::string& text, const std::string& 
     std::vector<double> out;
     std::stringstream ss(text);
     std::string item;
-    while (std::getline(ss, item, ',')) {
-        char* end = nullptr;
-        double d = std::strtod(item.c_str(), &end);
-        if (item.empty() || *end != 0)
-            fail("option ", option, ": ", quoted(item), " is not a number");
-        out.push_back(d);
-    }
+    while (std::getline(ss, item, ','))
+        out.push_back(parseNumber(item, "option " + option));
     if (out.empty())
         fail("option ", option, ": empty list");
     return out;
@@ -102,9 +137,9 @@ std::vector<double> parseNumberList(const std::string& text, const std::string& 
 
 int64_t parseRunId(const std::string& text)
 {
-    char* end = nullptr;
-    long long id = std::strtoll(text.c_str(), &end, 10);
-    if (text.empty() || *end != 0 || id <= 0)
+    int64_t id = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size() || id <= 0)
         fail("RUN must be a run id (a positive number), got ", quoted(text));
     return id;
 }

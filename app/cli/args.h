@@ -2,6 +2,7 @@
 // with values and --flags. Unknown or malformed arguments are errors, not ignored.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <set>
@@ -21,6 +22,7 @@ public:
     bool flag(const std::string& name) const { return flags_.count(name) != 0; }
     std::optional<std::string> value(const std::string& name) const;
     std::string value(const std::string& name, const std::string& fallback) const;
+    // Strict: the whole value, within the option's range (see intRange in args.cpp).
     int intValue(const std::string& name, int fallback) const;
     double doubleValue(const std::string& name, double fallback) const;
 
@@ -29,6 +31,12 @@ private:
     std::set<std::string> flags_;
     std::map<std::string, std::string> values_;
 };
+
+// The whole of `text` as a decimal integer in [min, max], or a one-line error naming
+// `option` ("option --wbits", "--pin"): no spaces, no wrap-around.
+int64_t parseInteger(const std::string& text, const std::string& option, int64_t min, int64_t max);
+// The whole of `text` as a finite number, or an error naming `option`.
+double parseNumber(const std::string& text, const std::string& option);
 
 // Splits "1,2,3" into numbers, with an error naming the option on bad input.
 std::vector<double> parseNumberList(const std::string& text, const std::string& option);

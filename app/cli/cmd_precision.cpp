@@ -9,6 +9,7 @@
 #include "graph/onnx_import.h"
 #include "interop/precision.h"
 #include "util/error.h"
+#include "util/file.h"
 
 #include <cstdio>
 #include <fstream>
@@ -27,12 +28,7 @@ std::vector<std::string> withLongOut(std::vector<std::string> argv)
 
 std::string readText(const std::string& path)
 {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        fail(path, ": cannot open");
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
+    return readRegularFile(path, kMaxTextFileBytes);
 }
 
 void printNotes(const std::vector<std::string>& notes)

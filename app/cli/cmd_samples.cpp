@@ -80,10 +80,7 @@ int runSamples(const std::vector<std::string>& argv)
             fail("no sample is classified right by FP32 and wrong by the model quantized at ", o.bits, " bits");
         index = flipped.front();
     } else {
-        char* end = nullptr;
-        index = std::strtoll(which.c_str(), &end, 10);
-        if (which.empty() || *end != 0)
-            fail("--trace: expected a sample index or \"flipped\", got ", quoted(which));
+        index = parseInteger(which, "option --trace (a sample index or \"flipped\")", 0, INT64_MAX);
     }
     Progress tp = progress.sub(which == "flipped" ? 0.5 : 0, 1);
     const SampleTrace t = traceSample(graph, data, index, o, tp, cancel);

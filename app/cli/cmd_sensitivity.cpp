@@ -32,8 +32,11 @@ namespace {
 std::vector<int> bitsList(const Args& args)
 {
     std::vector<int> bits;
-    for (double b : parseNumberList(args.value("bits", "2,3,4,5,6,8"), "--bits"))
+    for (double b : parseNumberList(args.value("bits", "2,3,4,5,6,8"), "--bits")) {
+        if (b != std::floor(b) || b < 1 || b > 64)
+            fail("option --bits: ", b, " is not a whole bit width 1..64");
         bits.push_back(int(b));
+    }
     return bits;
 }
 
@@ -283,6 +286,15 @@ nlohmann::json measuredJson(const MeasuredPoint& m)
         {"top1", m.top1 ? nlohmann::json(*m.top1) : nlohmann::json(nullptr)}, {"model_size_bits", m.sizeBits}};
 }
 
+// --budget-bits: an average width a model can have (bits per weight).
+double averageBitsOption(const std::string& text)
+{
+    const double bits = parseNumber(text, "option --budget-bits");
+    if (bits <= 0 || bits > 64)
+        fail("option --budget-bits: ", text, " is not an average width in (0, 64]");
+    return bits;
+}
+
 int runMixed(const std::vector<std::string>& argv)
 {
     std::set<std::string> valued = {"bits", "limit", "batch", "threads", "db", "budget-bits", "budget-bytes", "verify",
@@ -370,7 +382,7 @@ int runMixed(const std::vector<std::string>& argv)
             auto eq = item.rfind('=');
             if (eq == std::string::npos)
                 fail("--pin: expected LAYER=BITS, got ", quoted(item));
-            c.pinned[item.substr(0, eq)] = std::stoi(item.substr(eq + 1));
+            c.pinned[item.substr(0, eq)] = int(parseInteger(item.substr(eq + 1), "--pin " + item.substr(0, eq), 1, 64));
             item.clear();
         }
     }
@@ -378,8 +390,8 @@ int runMixed(const std::vector<std::string>& argv)
     // Latency cost: the layers' own kernels and crossings; the other kernels are fixed.
     auto latencyMsOf = [&](const FrontPoint& p) { return chainLatencyMs(latency, p); };
     const int64_t budget = byLatency ? latencyBudgetCost(latency, args.doubleValue("budget-ms", 0))
-        : byAverage                  ? int64_t(std::floor(std::stod(*args.value("budget-bits")) * double(totalElements)))
-                                     : int64_t(std::stoll(*args.value("budget-bytes"))) * 8;
+        : byAverage ? int64_t(std::floor(averageBitsOption(*args.value("budget-bits")) * double(totalElements)))
+                    : parseInteger(*args.value("budget-bytes"), "option --budget-bytes", 0, INT64_MAX / 8) * 8;
     std::optional<FrontPoint> chosen = bestWithin(front, budget);
     if (!chosen)
         fail("no configuration fits the budget (the smallest needs ",

@@ -6,6 +6,7 @@
 #include "util/error.h"
 #include "util/hash.h"
 
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -126,10 +127,19 @@ Dataset loadDataset(const DataOptions& options, const Graph& model)
 
     if (options.spec.rfind("random:", 0) == 0) {
         ds.kind = "random";
-        char* end = nullptr;
-        long long n = std::strtoll(options.spec.c_str() + 7, &end, 10);
-        if (n <= 0 || *end != 0)
+        const std::string count = options.spec.substr(7);
+        int64_t n = 0;
+        const auto [end, ec] = std::from_chars(count.data(), count.data() + count.size(), n);
+        if (count.empty() || ec == std::errc::invalid_argument || end != count.data() + count.size())
             fail("data ", quoted(options.spec), ": expected random:N with N > 0");
+        // Bounded so that N samples of the input shape cannot wrap around (2^31 values, 8 GiB).
+        const int64_t maxValues = int64_t(1) << 31;
+        if (perSample <= 0)
+            fail("data ", quoted(options.spec), ": the model input shape ", shapeString(sample),
+                " has no fixed sample size");
+        if (ec == std::errc::result_out_of_range || n <= 0 || n > maxValues / perSample)
+            fail("data ", quoted(options.spec), ": random:N needs N in 1..", maxValues / perSample, " (samples of ",
+                shapeString(sample), ")");
         raw = Tensor(DType::Float, {n * perSample});
         std::mt19937_64 rng(options.seed);
         std::uniform_real_distribution<float> uni(0.f, 1.f);

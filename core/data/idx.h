@@ -13,7 +13,8 @@ Tensor readIdx(const std::string& path);
 Tensor parseIdx(const std::string& bytes, const std::string& label); // uncompressed bytes
 void writeIdx(const Tensor& t, const std::string& path); // uncompressed
 
-// Whole file contents, transparently gunzipped when it starts with the gzip magic.
+// Whole file contents, transparently gunzipped when it starts with the gzip magic. Gzipped
+// content must be IDX: only its header and then the payload it announces are inflated.
 std::string readMaybeGzip(const std::string& path);
 std::string gunzipIfNeeded(std::string bytes, const std::string& label);
 

@@ -1,10 +1,12 @@
 #include "data/npy.h"
 
 #include "util/error.h"
+#include "util/file.h"
 
+#include <cctype>
 #include <cstring>
 #include <fstream>
-#include <regex>
+#include <optional>
 
 namespace qs {
 namespace {
@@ -41,6 +43,138 @@ std::string descrOf(DType t)
     }
 }
 
+// The header dict, e.g. {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }:
+// a hand-written scanner over this one Python literal, linear in the header length.
+struct NpyHeader {
+    std::optional<std::string> descr;
+    std::optional<bool> fortranOrder;
+    std::optional<Shape> shape;
+};
+
+class HeaderScanner {
+public:
+    HeaderScanner(const std::string& text, const std::string& label) : s_(text), label_(label) { }
+
+    NpyHeader parse()
+    {
+        NpyHeader h;
+        expect('{');
+        while (true) {
+            skipSpace();
+            if (peek() == '}') {
+                ++i_;
+                break;
+            }
+            const std::string key = stringLiteral();
+            expect(':');
+            skipSpace();
+            if (key == "descr" && !h.descr)
+                h.descr = stringLiteral();
+            else if (key == "fortran_order" && !h.fortranOrder)
+                h.fortranOrder = boolean();
+            else if (key == "shape" && !h.shape)
+                h.shape = shapeTuple();
+            else
+                bad(str("key ", quoted(key), " is repeated or not one of descr, fortran_order, shape"));
+            skipSpace();
+            if (peek() == ',')
+                ++i_;
+            else if (peek() != '}')
+                bad("expected , or } after the value of " + quoted(key));
+        }
+        skipSpace();
+        if (i_ != s_.size())
+            bad("unexpected text after the dict");
+        return h;
+    }
+
+private:
+    [[noreturn]] void bad(const std::string& what) const
+    {
+        fail(label_, ": NPY header is malformed at byte ", i_, ": ", what);
+    }
+    char peek() const { return i_ < s_.size() ? s_[i_] : '\0'; }
+    void skipSpace()
+    {
+        while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r'))
+            ++i_;
+    }
+    void expect(char ch)
+    {
+        skipSpace();
+        if (peek() != ch)
+            bad(str("expected '", ch, "'"));
+        ++i_;
+    }
+    std::string stringLiteral()
+    {
+        const char q = peek();
+        if (q != '\'' && q != '"')
+            bad("expected a quoted string");
+        const std::size_t close = s_.find(q, i_ + 1);
+        if (close == std::string::npos)
+            bad("unterminated string");
+        std::string out = s_.substr(i_ + 1, close - i_ - 1);
+        i_ = close + 1;
+        return out;
+    }
+    bool boolean()
+    {
+        for (const auto& [word, value] : {std::pair<const char*, bool> {"True", true}, {"False", false}})
+            if (s_.compare(i_, std::strlen(word), word) == 0) {
+                i_ += std::strlen(word);
+                return value;
+            }
+        bad("fortran_order must be True or False");
+    }
+    // (d0, d1, ...) with non-negative decimal dims; each dim and their product bounded.
+    Shape shapeTuple()
+    {
+        const int64_t limit = int64_t(1) << 36;
+        if (peek() != '(')
+            bad("shape must be a tuple");
+        ++i_;
+        Shape shape;
+        int64_t count = 1;
+        while (true) {
+            skipSpace();
+            if (peek() == ')') {
+                ++i_;
+                return shape;
+            }
+            if (peek() == '-')
+                fail(label_, ": NPY shape has a negative dimension");
+            if (!std::isdigit(static_cast<unsigned char>(peek())))
+                bad("shape must hold non-negative integers");
+            int64_t d = 0;
+            while (std::isdigit(static_cast<unsigned char>(peek()))) {
+                d = d * 10 + (peek() - '0');
+                if (d > limit)
+                    fail(label_, ": NPY shape is implausibly large");
+                ++i_;
+            }
+            if (peek() == 'L') // written by Python 2
+                ++i_;
+            if (d > 0 && count > limit / d)
+                fail(label_, ": NPY shape is implausibly large");
+            count *= d;
+            shape.push_back(d);
+            skipSpace();
+            if (peek() == ',')
+                ++i_;
+            else if (peek() != ')')
+                bad("expected , or ) in the shape");
+        }
+    }
+
+    const std::string& s_;
+    const std::string& label_;
+    std::size_t i_ = 0;
+};
+
+// Longest header accepted; NumPy writes a few hundred bytes for the types read here.
+constexpr std::size_t kMaxHeaderBytes = 1 << 16;
+
 } // namespace
 
 Tensor parseNpy(const std::string& bytes, const std::string& label)
@@ -62,30 +196,23 @@ Tensor parseNpy(const std::string& bytes, const std::string& label)
     } else {
         fail(label, ": NPY format version ", major, " is not supported");
     }
+    if (headerLen > kMaxHeaderBytes)
+        fail(label, ": NPY header is ", headerLen, " bytes, more than the ", kMaxHeaderBytes, " accepted");
     if (bytes.size() < start + headerLen)
         fail(label, ": truncated NPY header");
-    std::string header = bytes.substr(start, headerLen);
-    std::smatch m;
-    if (!std::regex_search(header, m, std::regex(R"('descr'\s*:\s*'([^']*)')")))
+    const NpyHeader h = HeaderScanner(bytes.substr(start, headerLen), label).parse();
+    if (!h.descr)
         fail(label, ": NPY header has no descr");
-    DType dtype = dtypeFromDescr(m[1], label);
-    if (!std::regex_search(header, m, std::regex(R"('fortran_order'\s*:\s*(True|False))")))
+    DType dtype = dtypeFromDescr(*h.descr, label);
+    if (!h.fortranOrder)
         fail(label, ": NPY header has no fortran_order");
-    if (m[1] == "True")
+    if (*h.fortranOrder)
         fail(label, ": Fortran-ordered NPY arrays are not supported; save with C order");
-    if (!std::regex_search(header, m, std::regex(R"('shape'\s*:\s*\(([^)]*)\))")))
+    if (!h.shape)
         fail(label, ": NPY header has no shape");
-    Shape shape;
-    std::string dims = m[1];
-    std::regex num(R"(\d+)");
-    for (auto it = std::sregex_iterator(dims.begin(), dims.end(), num); it != std::sregex_iterator(); ++it) {
-        const int64_t limit = int64_t(1) << 36;
-        int64_t d = it->str().size() > 12 ? limit + 1 : std::stoll(it->str());
-        if (d > limit || (d > 0 && numelOf(shape) > limit / d))
-            fail(label, ": NPY shape is implausibly large");
-        shape.push_back(d);
-    }
-    // Check the payload before allocating: a header may claim any shape.
+    const Shape& shape = *h.shape;
+    // Check the payload before allocating: a header may claim any shape (its element
+    // count is at most 2^36, so the byte count cannot overflow).
     std::size_t want = std::size_t(numelOf(shape)) * elementSize(dtype);
     if (bytes.size() - start - headerLen != want)
         fail(label, ": NPY payload has ", bytes.size() - start - headerLen, " bytes, expected ", want, " for ",
@@ -99,11 +226,7 @@ Tensor parseNpy(const std::string& bytes, const std::string& label)
 
 Tensor readNpy(const std::string& path)
 {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        fail(path, ": cannot open file (", std::strerror(errno), ")");
-    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    return parseNpy(bytes, path);
+    return parseNpy(readRegularFile(path, kMaxDataFileBytes), path);
 }
 
 void writeNpy(const Tensor& t, const std::string& path)

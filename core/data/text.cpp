@@ -1,6 +1,7 @@
 #include "data/text.h"
 
 #include "util/error.h"
+#include "util/file.h"
 #include "util/hash.h"
 
 #include <filesystem>
@@ -12,12 +13,9 @@ Dataset loadTextDataset(const std::string& path, int64_t context, int64_t limit)
 {
     if (context < 1)
         fail("text data ", quoted(path), ": context must be at least 1, got ", context);
-    if (!std::filesystem::is_regular_file(path))
+    if (!std::filesystem::exists(path))
         fail(path, ": no such text file");
-    std::ifstream in(path, std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (!in.eof() && in.fail())
-        fail(path, ": cannot read");
+    const std::string bytes = readRegularFile(path, kMaxDataFileBytes);
     const int64_t available = bytes.size() > 0 ? int64_t(bytes.size() - 1) / context : 0;
     if (available == 0)
         fail(path, ": ", bytes.size(), " bytes make no window of ", context, " tokens (need ", context + 1, ")");

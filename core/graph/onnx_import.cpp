@@ -3,6 +3,7 @@
 #include "graph/onnx_import.h"
 
 #include "util/error.h"
+#include "util/file.h"
 
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
@@ -532,12 +533,7 @@ Graph importOnnx(const std::string& path, const ImportOptions& options)
     std::error_code ec;
     if (fs::is_directory(path, ec))
         fail(path, ": is a folder, not an ONNX file");
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        fail(path, ": cannot open file (", std::strerror(errno), ")");
-    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (in.bad())
-        fail(path, ": read error");
+    const std::string bytes = readRegularFile(path, kMaxModelFileBytes);
     fs::path dir = fs::path(path).parent_path();
     return importOnnxBytes(bytes, path, dir.empty() ? "." : dir.string(), options);
 }

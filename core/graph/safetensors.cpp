@@ -155,7 +155,7 @@ SafetensorsLayout parseSafetensors(std::span<const std::byte> bytes, const std::
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path)
 {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC); // a FIFO must not block
     if (fd < 0)
         fail(path, ": cannot open: ", std::strerror(errno));
     struct stat st {};

@@ -71,14 +71,22 @@ int foldBatchNorms(Graph& g)
         if (!w || !scale || !beta || !mean || !var || !isFloating(w->dtype) || w->shape.empty())
             continue;
         const int64_t outCh = w->shape[0];
-        if (scale->numel() != outCh || beta->numel() != outCh || mean->numel() != outCh || var->numel() != outCh)
-            continue;
+        // Both nodes' vectors must hold one value per output channel: the fold indexes them so.
+        const std::string where = str(g.sourcePath, ": node ", quoted(bn.name), " (BatchNormalization)");
+        for (std::size_t k = 1; k <= 4; ++k)
+            if (const int64_t n = g.constant(bn.input(k))->numel(); n != outCh)
+                fail(where, ": input ", quoted(bn.input(k)), " has ", n, " values, the Conv ", quoted(conv.name),
+                    " has ", outCh, " output channels");
         const float eps = bn.attrFloat("epsilon", 1e-5f);
         std::vector<float> wv = w->toFloat(), sv = scale->toFloat(), bv = beta->toFloat(), mv = mean->toFloat(),
                            vv = var->toFloat();
         std::vector<float> bias(std::size_t(outCh), 0.f);
-        if (const Tensor* b = g.constant(conv.input(2)))
+        if (const Tensor* b = g.constant(conv.input(2))) {
+            if (b->numel() != outCh)
+                fail(g.sourcePath, ": node ", quoted(conv.name), " (Conv): bias ", quoted(conv.input(2)), " has ",
+                    b->numel(), " values, expected ", outCh, " (one per output channel)");
             bias = b->toFloat();
+        }
         const int64_t per = int64_t(wv.size()) / outCh;
         for (int64_t c = 0; c < outCh; ++c) {
             const float a = sv[std::size_t(c)] / std::sqrt(vv[std::size_t(c)] + eps);
@@ -182,10 +190,34 @@ static void checkGroups(const Graph& g, const Node& n, const SessionLayer& l)
             " is not a multiple of the group size ", w.groupSize);
 }
 
+namespace {
+
+// The algorithms (BN folding, CLE, bias correction, INT8 lowering) index a Conv's
+// constant weights and bias per output channel before anything compiles the graph.
+void checkConvShapes(const Graph& g)
+{
+    for (const Node& n : g.nodes) {
+        if ((n.opType != "Conv" && n.opType != "ConvTranspose") || !n.domain.empty())
+            continue;
+        const Tensor* w = g.constant(n.input(1));
+        const Tensor* b = g.constant(n.input(2));
+        if (!w || !b)
+            continue;
+        const int64_t group = n.attrInt("group", 1);
+        const int64_t outCh = w->shape.size() < 2 ? -1 : n.opType == "Conv" ? w->shape[0] : w->shape[1] * group;
+        if (b->shape.size() != 1 || b->numel() != outCh)
+            fail(g.sourcePath, ": node ", quoted(n.name), " (", n.opType, "): bias ", quoted(n.input(2)), " has shape ",
+                shapeString(b->shape), ", expected [", outCh, "] for the weights ", shapeString(w->shape));
+    }
+}
+
+} // namespace
+
 QuantSession::QuantSession(const Graph& source, QuantizeOptions options)
     : options_(std::move(options)), graph_(source)
 {
     inlineConstantIdentities(graph_);
+    checkConvShapes(graph_);
     foldBatchNorms(graph_);
     for (const Node& n : graph_.nodes)
         if (n.opType == "Conv" && n.inputs.size() > 1 && n.inputs[1] == n.name + ".weight_bnfolded")

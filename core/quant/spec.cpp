@@ -1,7 +1,10 @@
 #include "quant/spec.h"
 
 #include "util/error.h"
+#include "util/file.h"
 
+#include <charconv>
+#include <climits>
 #include <cmath>
 #include <fstream>
 
@@ -34,11 +37,13 @@ void parseGranularity(const std::string& text, QuantSpec& spec)
     } else if (text.rfind("group:", 0) == 0 || text == "group") {
         spec.granularity = Granularity::Group;
         if (text.size() > 6) {
-            char* end = nullptr;
-            long n = std::strtol(text.c_str() + 6, &end, 10);
-            if (*end != 0 || n < 1)
-                fail("granularity ", quoted(text), ": group size must be a positive integer");
-            spec.groupSize = int(n);
+            // Whole and in range: "group:4294967300" must not wrap around to 4.
+            int n = 0;
+            const char* last = text.data() + text.size();
+            const auto [end, ec] = std::from_chars(text.data() + 6, last, n);
+            if (ec != std::errc() || end != last || n < 1)
+                fail("granularity ", quoted(text), ": group size must be an integer 1..", INT_MAX);
+            spec.groupSize = n;
         }
     } else {
         fail("granularity ", quoted(text), ": expected tensor, channel or group:N");
@@ -59,9 +64,9 @@ void parseCalibrator(const std::string& text, QuantSpec& spec)
     spec.calibrator = name;
     spec.calibratorParam = name == "percentile" ? 99.99 : name == "ema" ? 0.9 : 0;
     if (!param.empty()) {
-        char* end = nullptr;
-        spec.calibratorParam = std::strtod(param.c_str(), &end);
-        if (*end != 0)
+        const char* last = param.data() + param.size();
+        const auto [end, ec] = std::from_chars(param.data(), last, spec.calibratorParam);
+        if (ec != std::errc() || end != last)
             fail("calibrator ", quoted(text), ": ", quoted(param), " is not a number");
     }
     if (name == "percentile" && !(spec.calibratorParam > 50 && spec.calibratorParam <= 100))
@@ -231,12 +236,10 @@ QuantConfig QuantConfig::fromJson(const nlohmann::json& j)
 
 QuantConfig QuantConfig::load(const std::string& path)
 {
-    std::ifstream in(path);
-    if (!in)
-        fail(path, ": cannot open config");
+    const std::string text = readRegularFile(path, kMaxTextFileBytes);
     nlohmann::json j;
     try {
-        in >> j;
+        j = nlohmann::json::parse(text);
     } catch (const nlohmann::json::exception& e) {
         fail(path, ": not valid JSON (", e.what(), ")");
     }

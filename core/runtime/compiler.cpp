@@ -187,6 +187,14 @@ std::vector<int64_t> normalizeAxes(std::vector<int64_t> axes, int64_t rank, cons
     return axes;
 }
 
+std::string intList(const std::vector<int64_t>& values)
+{
+    std::string s = "[";
+    for (std::size_t i = 0; i < values.size(); ++i)
+        s += (i ? "," : "") + std::to_string(values[i]);
+    return s + "]";
+}
+
 Shape broadcastShapes(const Shape& a, const Shape& b, const NodeContext& c)
 {
     const std::size_t rank = std::max(a.size(), b.size());
@@ -289,9 +297,14 @@ int NodeContext::output(std::size_t i, DType t, const Shape& shape, const memory
 
 int NodeContext::outputNamed(const std::string& value, DType t, const Shape& shape, const memory::desc* md)
 {
-    for (int64_t d : shape)
+    int64_t elements = 1;
+    for (int64_t d : shape) {
         if (d < 0)
             fail("output ", quoted(value), " would have a negative dimension: ", shapeString(shape));
+        if (d > 0 && elements > (int64_t(1) << 40) / d) // also keeps byte counts from overflowing
+            fail("output ", quoted(value), " would have implausibly many elements: ", shapeString(shape));
+        elements *= d;
+    }
     const int s = c_.newSlot(value, t, shape, md);
     c_.allocate(s);
     return s;

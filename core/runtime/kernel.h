@@ -197,5 +197,7 @@ void writeSlot(Program& p, int slot, const Tensor& t);
 std::vector<int64_t> normalizeAxes(std::vector<int64_t> axes, int64_t rank, const NodeContext& c);
 int64_t normalizeAxis(int64_t axis, int64_t rank, const NodeContext& c);
 Shape broadcastShapes(const Shape& a, const Shape& b, const NodeContext& c);
+// Attribute values for messages, "[1,-2]" (shapeString shows negative dims as ?).
+std::string intList(const std::vector<int64_t>& values);
 
 } // namespace qs::rt

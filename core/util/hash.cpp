@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <vector>
 
@@ -108,6 +109,9 @@ std::string sha256Hex(std::string_view bytes)
 
 std::string sha256File(const std::string& path)
 {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) // not /dev/zero, a FIFO or a folder
+        fail(path, ": cannot hash: not a regular file");
     std::ifstream in(path, std::ios::binary);
     if (!in)
         fail(path, ": cannot open file for reading");

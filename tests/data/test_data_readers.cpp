@@ -3,12 +3,14 @@
 #include "data/dataset.h"
 #include "data/idx.h"
 #include "data/npy.h"
+#include "data/text.h"
 #include "graph/onnx_import.h"
 #include "util/error.h"
 
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <cmath>
@@ -203,6 +205,181 @@ private slots:
         QVERIFY(errorOf([&] { loadDataset(opts, model); }).find("positive") != std::string::npos);
         opts.std.reset();
         QCOMPARE(loadDataset(opts, model).count(), int64_t(3));
+    }
+
+    // N times the sample size must not wrap around (2^60 + 2 samples once ran as 2).
+    void randomSpecIsParsedStrictly_data()
+    {
+        QTest::addColumn<QString>("spec");
+        QTest::addColumn<QString>("expected");
+        QTest::newRow("wraps around") << "random:1152921504606846978"
+                                      << "needs N in 1..2739137";
+        QTest::newRow("beyond int64") << "random:99999999999999999999999"
+                                      << "needs N in 1..";
+        QTest::newRow("negative") << "random:-3"
+                                  << "needs N in 1..";
+        QTest::newRow("trailing text") << "random:3x"
+                                       << "expected random:N";
+        QTest::newRow("sign") << "random:+3"
+                              << "expected random:N";
+        QTest::newRow("space") << "random: 3"
+                               << "expected random:N";
+    }
+
+    void randomSpecIsParsedStrictly()
+    {
+        QFETCH(QString, spec);
+        QFETCH(QString, expected);
+        Graph model = importOnnx(QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx");
+        DataOptions opts;
+        opts.spec = spec.toStdString();
+        const std::string m = errorOf([&] { loadDataset(opts, model); });
+        QVERIFY2(
+            m.find(opts.spec) != std::string::npos && m.find(expected.toStdString()) != std::string::npos, m.c_str());
+    }
+
+    // The NPY header is scanned by hand: linear in its length (a 200 KB header once
+    // overflowed the stack in std::regex), with every malformed part named.
+    void npyHeaderErrors_data()
+    {
+        QTest::addColumn<QByteArray>("header");
+        QTest::addColumn<int>("payloadBytes");
+        QTest::addColumn<QString>("expected");
+        QTest::newRow("negative dim") << QByteArray(
+                                             "{'descr': '<f4', 'fortran_order': False, 'shape': (-2, 1, 28, 28), }")
+                                      << 0 << "negative";
+        QTest::newRow("dim beyond int64")
+            << QByteArray("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999999,), }") << 0
+            << "implausibly large";
+        QTest::newRow("count overflows")
+            << QByteArray("{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296), }") << 0
+            << "implausibly large";
+        QTest::newRow("payload short") << QByteArray("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }")
+                                       << 20 << "expected 24";
+        QTest::newRow("unterminated shape")
+            << QByteArray("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3") << 0 << "malformed";
+        QTest::newRow("no shape") << QByteArray("{'descr': '<f4', 'fortran_order': False, }") << 0 << "no shape";
+        QTest::newRow("unknown key") << QByteArray("{'descr': '<f4', 'fortran_order': False, 'shape': (), 'x': 1}") << 4
+                                     << "not one of";
+        QTest::newRow("repeated key") << QByteArray(
+                                             "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': ()}")
+                                      << 4 << "repeated";
+        QTest::newRow("text after the dict")
+            << QByteArray("{'descr': '<f4', 'fortran_order': False, 'shape': ()} x") << 4 << "after the dict";
+        QTest::newRow("bad boolean") << QByteArray("{'descr': '<f4', 'fortran_order': Nope, 'shape': ()}") << 4
+                                     << "True or False";
+        QTest::newRow("200 KB header")
+            << QByteArray("{'descr': '<f4', 'fortran_order': False, 'shape': (").append(QByteArray(200000, '(')) << 0
+            << "more than";
+    }
+
+    void npyHeaderErrors()
+    {
+        QFETCH(QByteArray, header);
+        QFETCH(int, payloadBytes);
+        QFETCH(QString, expected);
+        // Version 2: a four-byte header length.
+        const uint32_t len = uint32_t(header.size());
+        std::string bytes = std::string("\x93NUMPY\x02\x00", 8);
+        for (int i = 0; i < 4; ++i)
+            bytes += char((len >> (8 * i)) & 0xff);
+        bytes += header.toStdString() + std::string(std::size_t(payloadBytes), '\0');
+        const std::string m = errorOf([&] { parseNpy(bytes, "bad.npy"); });
+        QVERIFY2(m.rfind("bad.npy: ", 0) == 0, m.c_str());
+        QVERIFY2(m.find(expected.toStdString()) != std::string::npos, m.c_str());
+    }
+
+    void npyHeaderVariantsParse_data()
+    {
+        QTest::addColumn<QByteArray>("header");
+        QTest::newRow("numpy's own") << QByteArray(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 1), }      \n");
+        QTest::newRow("other key order, double quotes")
+            << QByteArray("{\"shape\": (2,1), \"fortran_order\": False, \"descr\": \"<f4\"}");
+        QTest::newRow("Python 2 longs") << QByteArray("{'descr':'<f4','fortran_order':False,'shape':(2L, 1L)}");
+        QTest::newRow("60 KB of padding")
+            << QByteArray("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 1), }").append(QByteArray(60000, ' '));
+    }
+
+    void npyHeaderVariantsParse()
+    {
+        QFETCH(QByteArray, header);
+        std::string bytes = std::string("\x93NUMPY\x01\x00", 8) + char(header.size() & 0xff) +
+            char(header.size() >> 8) + header.toStdString();
+        const float v[2] = {1.5f, -2.f};
+        bytes.append(reinterpret_cast<const char*>(v), 8);
+        Tensor t = parseNpy(bytes, "ok.npy");
+        QCOMPARE(t.shape, (Shape {2, 1}));
+        QCOMPARE(t.toFloat(), (std::vector<float> {1.5f, -2.f}));
+    }
+
+    // A gzip IDX inflates only as far as its header announces: a small file of zeros
+    // past the payload (a decompression bomb) is refused, not inflated into memory.
+    void gzipIdxInflatesOnlyWhatTheHeaderAnnounces_data()
+    {
+        QTest::addColumn<int>("extraBytes");
+        QTest::addColumn<QString>("expected");
+        QTest::newRow("64 MB of zeros past 2 bytes") << (64 << 20) << "continues past";
+        QTest::newRow("one byte too many") << 1 << "continues past";
+        QTest::newRow("one byte short") << -1 << "truncated";
+    }
+
+    void gzipIdxInflatesOnlyWhatTheHeaderAnnounces()
+    {
+        QFETCH(int, extraBytes);
+        QFETCH(QString, expected);
+        std::string idx = {0, 0, 0x08, 1, 0, 0, 0, 2, 7, 9}; // uint8 [2] = {7, 9}
+        if (extraBytes < 0)
+            idx.resize(idx.size() - std::size_t(-extraBytes));
+        else
+            idx.append(std::size_t(extraBytes), '\0');
+        QTemporaryDir dir;
+        const std::string path = dir.filePath("bomb-idx1-ubyte.gz").toStdString();
+        writeGzip(path, idx);
+        const std::string m = errorOf([&] { readIdx(path); });
+        QVERIFY2(m.rfind(path, 0) == 0 && m.find(expected.toStdString()) != std::string::npos, m.c_str());
+        writeGzip(path, std::string {0, 0, 0x08, 1, 0, 0, 0, 2, 7, 9});
+        QCOMPARE(readIdx(path).toInt64(), (std::vector<int64_t> {7, 9}));
+    }
+
+    // Readers of a path refuse what is not a regular file instead of reading without end
+    // (/dev/zero) or waiting for a writer (a FIFO).
+    void readersRefuseNonRegularFiles_data()
+    {
+        QTest::addColumn<QString>("reader");
+        QTest::addColumn<bool>("fifo");
+        for (const char* reader : {"npy", "idx", "text", "onnx", "dataset"}) {
+            QTest::addRow("%s /dev/zero", reader) << reader << false;
+            QTest::addRow("%s FIFO", reader) << reader << true;
+        }
+    }
+
+    void readersRefuseNonRegularFiles()
+    {
+        QFETCH(QString, reader);
+        QFETCH(bool, fifo);
+        QTemporaryDir dir;
+        std::string path = "/dev/zero";
+        if (fifo) {
+            path = dir.filePath("pipe.npy").toStdString();
+            QCOMPARE(::mkfifo(path.c_str(), 0600), 0);
+        }
+        const std::string m = errorOf([&] {
+            if (reader == "npy")
+                readNpy(path);
+            else if (reader == "idx")
+                readIdx(path);
+            else if (reader == "text")
+                loadTextDataset(path, 8);
+            else if (reader == "onnx")
+                importOnnx(path);
+            else {
+                DataOptions opts;
+                opts.spec = path;
+                loadDataset(opts, importOnnx(QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx"));
+            }
+        });
+        QVERIFY2(m.rfind(path, 0) == 0 && m.find("not a regular file") != std::string::npos, m.c_str());
     }
 };
 

@@ -66,6 +66,12 @@ void correct(QuantSession& s, const Dataset& calib, const nlohmann::json& params
         Tensor corrected = s.weightOverrides.count(bias) ? s.weightOverrides.at(bias) : *g.constant(bias);
         if (corrected.dtype != DType::Float)
             corrected = Tensor::fromVector(corrected.shape, corrected.toFloat());
+        if (corrected.numel() == 1 && outCh != 1) // a Gemm's broadcast C: one value per channel from here
+            corrected =
+                Tensor::fromVector(Shape {outCh}, std::vector<float>(std::size_t(outCh), corrected.toFloat()[0]));
+        if (corrected.numel() != outCh)
+            fail("bias correction: layer ", quoted(l.name), ": bias ", quoted(bias), " has shape ",
+                shapeString(corrected.shape), ", expected one value per output channel (", outCh, ")");
         auto b = corrected.data<float>();
         for (int64_t c = 0; c < outCh; ++c)
             b[std::size_t(c)] += float(ref[std::size_t(c)] - got[std::size_t(c)]);

@@ -24,22 +24,59 @@ std::vector<int64_t> attrOr(const Node& n, const char* name, int sp, int64_t fil
     return v.empty() ? std::vector<int64_t>(std::size_t(sp), fill) : v;
 }
 
+// kernel_shape, when given, must be the weights' spatial dims (the kernels read them).
+std::vector<int64_t> kernelOf(const NodeContext& c, const Shape& w)
+{
+    const std::vector<int64_t> fromWeights(w.begin() + 2, w.end());
+    auto kernel = c.node.attrInts("kernel_shape");
+    if (kernel.empty())
+        return fromWeights;
+    if (kernel != fromWeights)
+        c.fail("kernel_shape ", shapeString(kernel), " contradicts the weights ", shapeString(w));
+    return kernel;
+}
+
+// The bias (input 2), when present, has one value per output channel.
+void checkBias(const NodeContext& c, int64_t outChannels)
+{
+    if (c.has(2) && (c.shape(2).size() != 1 || c.shape(2)[0] != outChannels))
+        c.fail("bias ", quoted(c.node.inputs[2]), " has shape ", shapeString(c.shape(2)), ", expected [", outChannels,
+            "] (one value per output channel)");
+}
+
 } // namespace
+
+void checkWindow(const NodeContext& c, int sp, const std::vector<int64_t>& kernel, const std::vector<int64_t>& strides,
+    const std::vector<int64_t>& dilations, const std::vector<int64_t>& pads)
+{
+    if (int(kernel.size()) != sp || int(strides.size()) != sp || int(dilations.size()) != sp ||
+        int(pads.size()) != 2 * sp)
+        c.fail("kernel_shape/strides/dilations/pads do not match ", sp, " spatial dims");
+    constexpr int64_t kMax = int64_t(1) << 24; // keeps window arithmetic far from overflow
+    for (int i = 0; i < sp; ++i) {
+        const std::size_t u = std::size_t(i);
+        if (kernel[u] < 1 || kernel[u] > kMax || strides[u] < 1 || strides[u] > kMax || dilations[u] < 1 ||
+            dilations[u] > kMax)
+            c.fail("kernel_shape ", shapeString(kernel), ", strides ", shapeString(strides), " and dilations ",
+                shapeString(dilations), " must be 1..", kMax);
+    }
+    for (int64_t p : pads)
+        if (p < 0 || p > kMax)
+            c.fail("pads ", intList(pads), " must be 0..", kMax);
+}
 
 Geometry convGeometry(const NodeContext& c, const Shape& x, const Shape& w, int64_t outChannels)
 {
     Geometry g;
     g.sp = int(x.size()) - 2;
     const Node& n = c.node;
-    auto kernel = n.attrInts("kernel_shape");
-    if (kernel.empty())
-        kernel.assign(w.begin() + 2, w.end());
+    if (w.size() != x.size())
+        c.fail("weights ", shapeString(w), " and input ", shapeString(x), " differ in rank");
+    auto kernel = kernelOf(c, w);
     auto strides = attrOr(n, "strides", g.sp, 1);
     auto dil = attrOr(n, "dilations", g.sp, 1);
     auto pads = attrOr(n, "pads", 2 * g.sp, 0);
-    if (int(kernel.size()) != g.sp || int(strides.size()) != g.sp || int(dil.size()) != g.sp ||
-        int(pads.size()) != 2 * g.sp)
-        c.fail("kernel_shape/strides/dilations/pads do not match ", g.sp, " spatial dims");
+    checkWindow(c, g.sp, kernel, strides, dil, pads);
     const std::string autoPad = n.attrString("auto_pad", "NOTSET");
     g.out = {x[0], outChannels};
     for (int i = 0; i < g.sp; ++i) {
@@ -57,6 +94,8 @@ Geometry convGeometry(const NodeContext& c, const Shape& x, const Shape& w, int6
             c.fail("auto_pad ", autoPad, " is not supported");
         }
         const int64_t o = (in + pl + pr - keff) / strides[std::size_t(i)] + 1;
+        if (in + pl + pr < keff)
+            c.fail("kernel ", shapeString(kernel), " (dilated) is larger than the padded input ", shapeString(x));
         g.out.push_back(o);
         g.strides.push_back(strides[std::size_t(i)]);
         g.dilates.push_back(dil[std::size_t(i)] - 1);
@@ -549,6 +588,7 @@ bool buildConv(NodeContext& c)
     const int64_t oc = w[0];
     if (groups < 1 || x[1] != w[1] * groups || oc % groups != 0)
         c.fail("channels do not match: input ", shapeString(x), ", weights ", shapeString(w), ", group ", groups);
+    checkBias(c, oc);
     const Geometry g = convGeometry(c, x, w, oc);
     const memory::dims wDims = weightDims(groups, oc, w[1], g.kernel);
     const memory::desc wPlainMd = stridedDesc(wDims, rowMajorStrides(wDims));
@@ -599,22 +639,32 @@ bool buildConvTranspose(NodeContext& c)
                shapeString(w));
     const Node& n = c.node;
     const int64_t groups = n.attrInt("group", 1);
-    if (x[1] != w[0] || x[1] % groups != 0)
-        c.fail("channels do not match: input ", shapeString(x), ", weights ", shapeString(w));
+    if (groups < 1 || x[1] != w[0] || x[1] % groups != 0)
+        c.fail("channels do not match: input ", shapeString(x), ", weights ", shapeString(w), ", group ", groups);
     const int64_t oc = w[1] * groups, icg = w[0] / groups;
+    checkBias(c, oc);
     Geometry g;
     g.sp = int(x.size()) - 2;
-    auto kernel = n.attrInts("kernel_shape");
-    if (kernel.empty())
-        kernel.assign(w.begin() + 2, w.end());
+    auto kernel = kernelOf(c, w);
     auto strides = attrOr(n, "strides", g.sp, 1);
     auto dil = attrOr(n, "dilations", g.sp, 1);
     auto pads = attrOr(n, "pads", 2 * g.sp, 0);
     auto outPad = attrOr(n, "output_padding", g.sp, 0);
     auto outShape = n.attrInts("output_shape");
     const std::string autoPad = n.attrString("auto_pad", "NOTSET");
+    checkWindow(c, g.sp, kernel, strides, dil, pads);
+    if (int(outPad.size()) != g.sp)
+        c.fail("output_padding has ", outPad.size(), " values for ", g.sp, " spatial dims");
+    for (int i = 0; i < g.sp; ++i)
+        if (outPad[std::size_t(i)] < 0 ||
+            outPad[std::size_t(i)] >= std::max(strides[std::size_t(i)], dil[std::size_t(i)]))
+            c.fail("output_padding ", shapeString(outPad), " must be below the stride or dilation");
     if (outShape.size() == x.size())
         outShape.erase(outShape.begin(), outShape.begin() + 2);
+    if (!outShape.empty() && int(outShape.size()) != g.sp)
+        c.fail("output_shape has ", outShape.size(), " values for ", g.sp, " spatial dims");
+    if (autoPad != "NOTSET" && autoPad != "VALID" && autoPad != "SAME_UPPER" && autoPad != "SAME_LOWER")
+        c.fail("auto_pad ", autoPad, " is not supported");
     g.out = {x[0], oc};
     for (int i = 0; i < g.sp; ++i) {
         const std::size_t u = std::size_t(i);
@@ -634,6 +684,9 @@ bool buildConvTranspose(NodeContext& c)
         } else if (autoPad == "VALID") {
             pl = pr = 0;
         }
+        if (full - pl - pr < 1)
+            c.fail("output dim ", i, " would be ", full - pl - pr, " (pads ", intList(pads), ", output_shape ",
+                shapeString(outShape), ")");
         g.out.push_back(full - pl - pr);
         g.strides.push_back(strides[u]);
         g.dilates.push_back(dil[u] - 1);

@@ -152,6 +152,10 @@ bool buildEltwise(NodeContext& c)
     auto steps = eltwiseSteps(c, c.node);
     if (!steps) {
         // Clip with run-time bounds: plain C++.
+        for (std::size_t i = 1; i <= 2; ++i)
+            if (c.has(i) && (c.in(i).numel() != 1 || c.dtype(i) != DType::Float))
+                c.fail("input ", i, " (", i == 1 ? "min" : "max", ") must be one float32 value, got ",
+                    dtypeName(c.dtype(i)), " ", shapeString(c.shape(i)));
         const int src = c.plainInput(0);
         const int lo = c.has(1) ? c.plainInput(1) : -1, hi = c.has(2) ? c.plainInput(2) : -1;
         const int dst = c.output(0, DType::Float, c.shape(0));

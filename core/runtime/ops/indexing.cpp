@@ -26,6 +26,8 @@ bool buildArgExtreme(NodeContext& c)
     const DType t = c.dtype(0);
     if (t == DType::Bool || !dispatchType(t, [](auto) {}))
         c.fail("input type ", dtypeName(t), " is not supported");
+    if (x.empty())
+        c.fail("input must have rank >= 1 (it is a scalar)");
     const int64_t axis = normalizeAxis(c.node.attrInt("axis", 0), int64_t(x.size()), c);
     const bool keep = c.node.attrInt("keepdims", 1) != 0, last = c.node.attrInt("select_last_index", 0) != 0;
     const bool isMax = c.node.opType == "ArgMax";
@@ -108,12 +110,16 @@ bool buildGatherElements(NodeContext& c)
     const Shape data = c.shape(0), ind = c.shape(1);
     if (c.dtype(1) != DType::Int64 && c.dtype(1) != DType::Int32)
         c.fail("indices must be int32 or int64");
-    if (data.size() != ind.size())
-        c.fail("data ", shapeString(data), " and indices ", shapeString(ind), " must have the same rank");
+    if (data.size() != ind.size() || data.empty())
+        c.fail("data ", shapeString(data), " and indices ", shapeString(ind), " must have the same rank >= 1");
     const int64_t axis = normalizeAxis(c.node.attrInt("axis", 0), int64_t(data.size()), c);
     const std::size_t es = elementSize(c.dtype(0));
     if (es == 0)
         c.fail("type ", dtypeName(c.dtype(0)), " is not supported");
+    // Off the axis an index position reads the same position of the data.
+    for (std::size_t d = 0; d < data.size(); ++d)
+        if (int64_t(d) != axis && ind[d] > data[d])
+            c.fail("indices ", shapeString(ind), " are larger than data ", shapeString(data), " in dim ", d);
     const auto dataStrides = rowStrides(data);
     const int64_t n = data[std::size_t(axis)];
     const bool i64 = c.dtype(1) == DType::Int64;
@@ -126,11 +132,10 @@ bool buildGatherElements(NodeContext& c)
         const std::size_t r = ind.size();
         std::vector<int64_t> pos(r, 0);
         for (int64_t e = 0, total = numelOf(ind); e < total; ++e) {
-            int64_t k = i64 ? p.slot(idx).as<int64_t>()[e] : p.slot(idx).as<int32_t>()[e];
-            if (k < 0)
-                k += n;
+            const int64_t given = i64 ? p.slot(idx).as<int64_t>()[e] : p.slot(idx).as<int32_t>()[e];
+            const int64_t k = given < 0 ? given + n : given;
             if (k < 0 || k >= n)
-                fail(where, ": index ", k, " is out of range [0, ", n, ")");
+                fail(where, ": index ", given, " is out of range [", -n, ", ", n, ")");
             int64_t off = 0;
             for (std::size_t d = 0; d < r; ++d)
                 off += (int64_t(d) == axis ? k : pos[d]) * dataStrides[d];

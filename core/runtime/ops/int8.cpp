@@ -157,6 +157,9 @@ std::optional<PoolGeometry> int8MaxPool(const NodeContext& c, const Node& n, con
          dil = n.attrInts("dilations", {1, 1});
     if (k.size() != 2 || st.size() != 2 || pads.size() != 4 || dil != std::vector<int64_t>{1, 1})
         return std::nullopt;
+    for (std::size_t i = 0; i < 2; ++i) // anything odd is left to the float MaxPool, which names it
+        if (k[i] < 1 || st[i] < 1 || pads[i] < 0 || pads[i + 2] < 0 || x[i + 2] + pads[i] + pads[i + 2] < k[i])
+            return std::nullopt;
     PoolGeometry g;
     g.out = {x[0], x[1]};
     for (std::size_t i = 0; i < 2; ++i) {

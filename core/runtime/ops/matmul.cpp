@@ -232,9 +232,9 @@ bool buildGemm(NodeContext& c)
     s.firstValue = n.outputs[0];
     if (c.has(2) && s.beta != 0.f) {
         const Shape cs = c.shape(2);
-        broadcastShapes({M, N}, cs, c);
-        if (cs.size() > 2)
-            c.fail("C must have rank <= 2, got ", shapeString(cs));
+        if (cs.size() > 2 || broadcastShapes({M, N}, cs, c) != Shape {M, N})
+            c.fail("C ", quoted(n.inputs[2]), " has shape ", shapeString(cs),
+                ", which does not broadcast to the output [", M, ", ", N, "]");
         if (const Tensor* C = c.constant(2); C && (s.constB || s.alpha == 1.f)) {
             s.bias = expandTo(*C, M, N, s.beta, s.biasDims);
         } else {

@@ -4,6 +4,7 @@
 #include "runtime/ops/plain.h"
 
 #include <algorithm>
+#include <cstdint>
 
 namespace qs::rt {
 namespace {
@@ -72,6 +73,12 @@ bool buildTranspose(NodeContext& c)
     perm = normalizeAxes(perm, int64_t(r), c);
     if (perm.size() != r)
         c.fail("perm has ", perm.size(), " entries for rank ", r);
+    std::vector<bool> seen(r, false);
+    for (int64_t a : perm) {
+        if (seen[std::size_t(a)])
+            c.fail("perm ", shapeString(c.node.attrInts("perm")), " is not a permutation of 0..", r - 1);
+        seen[std::size_t(a)] = true;
+    }
     Shape out(r);
     const auto st = rowStrides(in);
     std::vector<int64_t> strides(r);
@@ -95,6 +102,8 @@ bool buildGather(NodeContext& c)
     const Shape& ind = c.shape(1);
     if (c.dtype(1) != DType::Int64 && c.dtype(1) != DType::Int32)
         c.fail("indices must be int32 or int64");
+    if (data.empty())
+        c.fail("data must have rank >= 1 (it is a scalar)");
     const int64_t axis = normalizeAxis(c.node.attrInt("axis", 0), int64_t(data.size()), c);
     Shape out(data.begin(), data.begin() + axis);
     out.insert(out.end(), ind.begin(), ind.end());
@@ -118,11 +127,10 @@ bool buildGather(NodeContext& c)
         const std::size_t block = std::size_t(inner) * es;
         for (int64_t a = 0; a < outer; ++a)
             for (int64_t j = 0; j < count; ++j) {
-                int64_t k = i64 ? p.slot(idx).as<int64_t>()[j] : p.slot(idx).as<int32_t>()[j];
-                if (k < 0)
-                    k += n;
+                const int64_t given = i64 ? p.slot(idx).as<int64_t>()[j] : p.slot(idx).as<int32_t>()[j];
+                const int64_t k = given < 0 ? given + n : given;
                 if (k < 0 || k >= n)
-                    fail(where, ": index ", k, " is out of range [0, ", n, ")");
+                    fail(where, ": index ", given, " is out of range [", -n, ", ", n, ")");
                 std::memcpy(o + std::size_t(a * count + j) * block, in + std::size_t(a * n + k) * block, block);
             }
     });
@@ -159,21 +167,25 @@ bool buildSlice(NodeContext& c)
     for (std::size_t i = 0; i < axes.size(); ++i) {
         const std::size_t a = std::size_t(axes[i]);
         const int64_t dim = in[a], s = steps[i];
-        if (s == 0)
-            c.fail("step is zero");
-        int64_t b = starts[i], e = ends[i];
+        if (s == 0 || s == INT64_MIN)
+            c.fail("step ", s, " is not allowed");
+        // Clamped first so that adding dim cannot overflow (INT64_MIN/MAX mean "from the end").
+        int64_t b = std::clamp<int64_t>(starts[i], -dim - 1, dim), e = std::clamp<int64_t>(ends[i], -dim - 1, dim);
         if (b < 0)
             b += dim;
         if (e < 0)
             e += dim;
-        if (s > 0) {
+        if (dim == 0) {
+            b = 0;
+            out[a] = 0;
+        } else if (s > 0) {
             b = std::clamp<int64_t>(b, 0, dim);
             e = std::clamp<int64_t>(e, 0, dim);
-            out[a] = e > b ? (e - b + s - 1) / s : 0;
+            out[a] = e > b ? (e - b - 1) / s + 1 : 0;
         } else {
             b = std::clamp<int64_t>(b, 0, dim - 1);
             e = std::clamp<int64_t>(e, -1, dim - 1);
-            out[a] = b > e ? (b - e + (-s) - 1) / (-s) : 0;
+            out[a] = b > e ? (b - e - 1) / (-s) + 1 : 0;
         }
         begin[a] = b;
         step[a] = s;
@@ -198,6 +210,8 @@ bool buildSlice(NodeContext& c)
 bool buildSplit(NodeContext& c)
 {
     const Shape& in = c.shape(0);
+    if (in.empty())
+        c.fail("input must have rank >= 1 (it is a scalar)");
     const int64_t axis = normalizeAxis(c.node.attrInt("axis", 0), int64_t(in.size()), c);
     const std::size_t outs = c.node.outputs.size();
     std::vector<int64_t> split;
@@ -210,6 +224,8 @@ bool buildSplit(NodeContext& c)
     const int64_t dim = in[std::size_t(axis)];
     if (split.empty()) {
         const int64_t n = c.node.attrInt("num_outputs", int64_t(outs));
+        if (n < 1)
+            c.fail("num_outputs ", n, " must be at least 1");
         const int64_t chunk = (dim + n - 1) / n;
         for (int64_t i = 0; i < n; ++i)
             split.push_back(std::max<int64_t>(0, std::min(chunk, dim - i * chunk)));
@@ -217,8 +233,11 @@ bool buildSplit(NodeContext& c)
     if (split.size() != outs)
         c.fail("split has ", split.size(), " parts for ", outs, " outputs");
     int64_t sum = 0;
-    for (auto s : split)
+    for (auto s : split) {
+        if (s < 0 || s > dim)
+            c.fail("split ", intList(split), " has a size outside 0..", dim);
         sum += s;
+    }
     if (sum != dim)
         c.fail("split sizes add up to ", sum, ", the axis has ", dim);
     int64_t outer = 1, inner = 1;
@@ -255,6 +274,8 @@ bool buildConcat(NodeContext& c)
     const std::size_t n = c.inputCount();
     const Shape& first = c.shape(0);
     const DType t = c.dtype(0);
+    if (first.empty())
+        c.fail("inputs must have rank >= 1 (input 0 is a scalar)");
     const int64_t axis = normalizeAxis(c.node.attrInt("axis", 0), int64_t(first.size()), c);
     Shape out = first;
     out[std::size_t(axis)] = 0;
@@ -345,6 +366,8 @@ bool buildPad(NodeContext& c)
         }
         if (c.has(3)) {
             auto axes = normalizeAxes(c.requireConstant(3, "axes").toInt64(), int64_t(r), c);
+            if (pads.size() != 2 * axes.size())
+                c.fail("pads has ", pads.size(), " values for ", axes.size(), " axes");
             std::vector<int64_t> full(2 * r, 0);
             for (std::size_t i = 0; i < axes.size(); ++i) {
                 full[std::size_t(axes[i])] = pads[i];
@@ -358,10 +381,15 @@ bool buildPad(NodeContext& c)
     if (mode != "constant" && mode != "reflect" && mode != "edge")
         c.fail("mode ", mode, " is not supported");
     Shape out(r);
+    constexpr int64_t kMaxPad = int64_t(1) << 32;
     for (std::size_t d = 0; d < r; ++d) {
+        if (pads[d] < -kMaxPad || pads[d] > kMaxPad || pads[d + r] < -kMaxPad || pads[d + r] > kMaxPad)
+            c.fail("pads ", intList(pads), " are implausibly large");
         out[d] = in[d] + pads[d] + pads[d + r];
+        if (mode == "edge" && in[d] == 0 && out[d] > 0)
+            c.fail("edge padding of the empty dim ", d, " of ", shapeString(in));
         if (out[d] < 0)
-            c.fail("pads ", shapeString(pads), " remove more than ", shapeString(in), " holds");
+            c.fail("pads ", intList(pads), " remove more than ", shapeString(in), " holds");
         if (mode == "reflect" && (pads[d] >= in[d] || pads[d + r] >= in[d]) && (pads[d] > 0 || pads[d + r] > 0))
             c.fail("reflect padding must be smaller than the dim");
     }

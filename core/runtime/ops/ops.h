@@ -77,6 +77,10 @@ struct Geometry {
     Shape out;                // full output shape
 };
 Geometry convGeometry(const NodeContext& c, const Shape& x, const Shape& w, int64_t outChannels);
+// Fails naming the node unless a windowed op's (Conv, ConvTranspose, pooling) attributes
+// fit `sp` spatial dims: kernel, strides and dilations >= 1, pads >= 0 (2 * sp values).
+void checkWindow(const NodeContext& c, int sp, const std::vector<int64_t>& kernel, const std::vector<int64_t>& strides,
+    const std::vector<int64_t>& dilations, const std::vector<int64_t>& pads);
 // oneDNN weights dims: [OC, IC/g, k...] or [g, OC/g, IC/g, k...].
 memory::dims weightDims(int64_t groups, int64_t oc, int64_t icPerGroup, const memory::dims& kernel);
 

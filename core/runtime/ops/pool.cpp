@@ -37,6 +37,7 @@ bool buildPool(NodeContext& c)
     auto strides = n.attrInts("strides", std::vector<int64_t>(std::size_t(sp), 1));
     auto dil = n.attrInts("dilations", std::vector<int64_t>(std::size_t(sp), 1));
     auto pads = n.attrInts("pads", std::vector<int64_t>(std::size_t(2 * sp), 0));
+    checkWindow(c, sp, kernel, strides, dil, pads);
     const bool ceil = n.attrInt("ceil_mode", 0) != 0;
     const std::string autoPad = n.attrString("auto_pad", "NOTSET");
     const bool isMax = n.opType == "MaxPool";
@@ -66,6 +67,8 @@ bool buildPool(NodeContext& c)
             if (ceil && (o - 1) * s >= in + l)
                 --o; // the last window must start inside the input or left padding
         }
+        if (o < 1 || in + l + r < keff)
+            c.fail("kernel_shape ", shapeString(kernel), " (dilated) is larger than the padded input ", shapeString(x));
         const int64_t need = (o - 1) * s + keff - in - l; // right padding oneDNN must see
         if (need > r)
             extended = true;

@@ -38,6 +38,8 @@ bool buildReduce(NodeContext& c)
     if (axes.empty())
         for (int64_t i = 0; i < r; ++i)
             axes.push_back(i);
+    if (r == 0 && !axes.empty())
+        c.fail("axes ", shapeString(axes), " given for a scalar input");
     axes = normalizeAxes(axes, r, c);
     Shape kept = x, out;
     for (int64_t a : axes)

@@ -14,6 +14,17 @@ struct AxisMap {
     std::vector<char> outside;    // tf_crop_and_resize outside the input
 };
 
+// Longest resized dim: keeps the index maps and the output size sane.
+constexpr int64_t kMaxDim = int64_t(1) << 30;
+
+std::string floatList(const std::vector<float>& v)
+{
+    std::string s = "[";
+    for (std::size_t i = 0; i < v.size(); ++i)
+        s += (i ? ", " : "") + str(v[i]);
+    return s + "]";
+}
+
 bool buildResize(NodeContext& c)
 {
     const Node& n = c.node;
@@ -41,6 +52,8 @@ bool buildResize(NodeContext& c)
             c.fail("sizes has ", sizes.size(), " values for rank ", r);
         sizesGiven = true;
         for (std::size_t d = 0; d < r; ++d) {
+            if (sizes[d] < 0 || sizes[d] > kMaxDim || (in[d] == 0 && sizes[d] > 0))
+                c.fail("sizes ", shapeString(sizes), " do not fit the input ", shapeString(in));
             out[d] = sizes[d];
             scales.push_back(float(double(sizes[d]) / double(in[d])));
         }
@@ -48,8 +61,13 @@ bool buildResize(NodeContext& c)
         scales = c.requireConstant(scalesInput, "scales").toFloat();
         if (scales.size() != r)
             c.fail("scales has ", scales.size(), " values for rank ", r);
-        for (std::size_t d = 0; d < r; ++d)
-            out[d] = int64_t(std::floor(double(in[d]) * scales[d]));
+        for (std::size_t d = 0; d < r; ++d) {
+            const double len = std::floor(double(in[d]) * scales[d]);
+            if (!std::isfinite(scales[d]) || scales[d] <= 0 || len > double(kMaxDim) || (in[d] == 0 && len > 0))
+                c.fail("scales ", floatList(scales), " do not fit the input ", shapeString(in),
+                    " (each must be positive and finite)");
+            out[d] = int64_t(len);
+        }
     }
     if (!opset10 && c.has(1) && c.in(1).numel() > 0)
         roi = c.requireConstant(1, "roi").toFloat();

@@ -11,6 +11,21 @@ namespace qs::rt {
 
 namespace {
 
+// Largest tensor an operator may build at compile time from attributes or constants.
+constexpr int64_t kMaxConstantElements = int64_t(1) << 31;
+
+void checkConstantShape(const NodeContext& c, const std::vector<int64_t>& dims)
+{
+    int64_t n = 1;
+    for (int64_t d : dims) {
+        if (d < 0)
+            c.fail("shape ", intList(dims), " has a negative dim");
+        if (d > 0 && n > kMaxConstantElements / d)
+            c.fail("shape ", shapeString(dims), " has more than ", kMaxConstantElements, " elements");
+        n *= d;
+    }
+}
+
 void addCopy(NodeContext& c, std::size_t input, const Shape& outShape, std::size_t output = 0)
 {
     const int src = c.plainInput(input);
@@ -51,7 +66,9 @@ bool buildReshape(NodeContext& c)
             continue;
         }
         if (d < 0)
-            c.fail("shape ", shapeString(target), " has a negative dim");
+            c.fail("shape ", intList(target), " has a negative dim");
+        if (d > 0 && known > (int64_t(1) << 40) / d) // the input cannot hold that many
+            c.fail("shape ", shapeString(target), " has implausibly many elements");
         out[i] = d;
         known *= d;
     }
@@ -126,7 +143,7 @@ bool buildIdentity(NodeContext& c)
     }
     if (c.node.opType == "Dropout" && c.opset() >= 12 && c.has(2)) {
         const Tensor* training = c.constant(2);
-        if (!training || training->toInt64()[0] != 0)
+        if (!training || training->numel() != 1 || training->toInt64()[0] != 0)
             c.fail("training_mode must be a constant false (inference only)");
     }
     return true;
@@ -179,13 +196,14 @@ bool buildConstant(NodeContext& c)
 bool buildConstantOfShape(NodeContext& c)
 {
     const std::vector<int64_t> dims = c.requireConstant(0, "shape").toInt64();
+    checkConstantShape(c, dims);
     Tensor fill = Tensor::fromVector<float>({1}, {0.f});
     if (c.node.has("value") && !c.node.attrs.at("value").tensors.empty())
         fill = c.node.attrs.at("value").tensors[0];
-    Tensor out(fill.dtype, Shape(dims.begin(), dims.end()));
     const std::size_t es = elementSize(fill.dtype);
-    if (es == 0 || fill.bytes.size() < es)
+    if (es == 0 || fill.numel() != 1 || fill.bytes.size() < es)
         c.fail("value must be a numeric tensor with one element");
+    Tensor out(fill.dtype, Shape(dims.begin(), dims.end()));
     for (int64_t i = 0; i < out.numel(); ++i)
         std::memcpy(out.bytes.data() + std::size_t(i) * es, fill.bytes.data(), es);
     c.constantOutput(0, std::move(out));
@@ -198,6 +216,8 @@ bool buildRange(NodeContext& c)
     const Tensor& limit = c.requireConstant(1, "limit");
     const Tensor& delta = c.requireConstant(2, "delta");
     const DType t = start.dtype;
+    if (start.numel() != 1 || limit.numel() != 1 || delta.numel() != 1 || limit.dtype != t || delta.dtype != t)
+        c.fail("start, limit and delta must be scalars of one type");
     Tensor out;
     bool ok = dispatchType(t, [&](auto tag) {
         using T = decltype(tag);
@@ -207,7 +227,10 @@ bool buildRange(NodeContext& c)
             const double s = double(start.data<T>()[0]), l = double(limit.data<T>()[0]), d = double(delta.data<T>()[0]);
             if (d == 0)
                 c.fail("delta is zero");
-            const int64_t n = std::max<int64_t>(int64_t(std::ceil((l - s) / d)), 0);
+            const double count = std::ceil((l - s) / d);
+            if (!(count <= double(kMaxConstantElements)))
+                c.fail("the range from ", s, " to ", l, " by ", d, " has more than ", kMaxConstantElements, " values");
+            const int64_t n = std::max<int64_t>(int64_t(count), 0);
             out = Tensor(t, {n});
             auto v = out.data<T>();
             const T s0 = start.data<T>()[0], d0 = delta.data<T>()[0];

@@ -1,0 +1,64 @@
+// Bounded whole-file reads (see file.h).
+#include "util/file.h"
+
+#include "util/error.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace qs {
+namespace {
+
+class Fd {
+public:
+    explicit Fd(int fd) : fd_(fd) { }
+    ~Fd()
+    {
+        if (fd_ >= 0)
+            ::close(fd_);
+    }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    int get() const { return fd_; }
+
+private:
+    int fd_;
+};
+
+} // namespace
+
+std::string readRegularFile(const std::string& path, uint64_t maxBytes)
+{
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+    Fd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+    if (fd.get() < 0)
+        fail(path, ": cannot open file (", std::strerror(errno), ")");
+    struct stat st { };
+    if (::fstat(fd.get(), &st) != 0)
+        fail(path, ": cannot open file (", std::strerror(errno), ")");
+    if (S_ISDIR(st.st_mode))
+        fail(path, ": is a folder, not a file");
+    if (!S_ISREG(st.st_mode))
+        fail(path, ": is not a regular file (a device, pipe or socket cannot be read as input)");
+    const uint64_t size = uint64_t(st.st_size);
+    if (size > maxBytes)
+        fail(path, ": file is ", size, " bytes, more than the ", maxBytes, " this reader accepts");
+    std::string bytes(std::size_t(size), '\0');
+    std::size_t have = 0;
+    while (have < bytes.size()) {
+        const ssize_t n = ::pread(fd.get(), bytes.data() + have, bytes.size() - have, off_t(have));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            fail(path, ": read error (", std::strerror(errno), ")");
+        if (n == 0)
+            fail(path, ": file shrank while being read (", have, " of ", size, " bytes)");
+        have += std::size_t(n);
+    }
+    return bytes;
+}
+
+} // namespace qs

@@ -1,0 +1,21 @@
+// Whole-file reads with a bound: every reader of a user-given path goes through here,
+// so a folder, /dev/zero, a FIFO or an oversized file is refused with one line naming
+// the path instead of reading without end.
+//   std::string bytes = readRegularFile(path, kMaxModelFileBytes);
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace qs {
+
+// Limits on what one file may hold, in bytes.
+inline constexpr uint64_t kMaxModelFileBytes = uint64_t(2) << 30; // protobuf's own limit
+inline constexpr uint64_t kMaxDataFileBytes = uint64_t(4) << 30;  // NPY, IDX (also inflated), text
+inline constexpr uint64_t kMaxTextFileBytes = uint64_t(64) << 20; // configs, precision files
+
+// The bytes of a regular file of at most maxBytes; throws Error naming the path otherwise.
+// Reads exactly the size the file had when opened.
+std::string readRegularFile(const std::string& path, uint64_t maxBytes);
+
+} // namespace qs
