@@ -613,7 +613,7 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
     if (total <= 0)
         fail("evaluation dataset ", quoted(eval.path), " has no samples");
     const int64_t batch = std::max<int64_t>(1, std::min(options.batch, total));
-    FidelityMeter meter;
+    FidelityMeter meter(eval.targets.has_value()); // text: per token, as perplexity
     PerplexityMeter pplFp32, pplQuant; // text data (targets) only
     struct LayerPower {
         double signal = 0, noise = 0;
