@@ -4,6 +4,7 @@
 #include "analysis/layers.h"
 #include "analysis/perplexity.h"
 #include "quant/algorithms/linear_layer.h"
+#include "quant/int8_lowering.h"
 #include "util/error.h"
 
 #include <algorithm>
@@ -577,8 +578,11 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
     result.config = options.config.toJson();
 
     // Checked up front so a typo fails before minutes of calibration.
-    for (const auto& use : options.config.algorithms)
+    for (const auto& use : options.config.algorithms) {
         (void)algorithm(use.name);
+        if (std::string why = int8AlgorithmObstacle(use.name); options.int8 && !why.empty())
+            fail("--int8: ", why);
+    }
 
     Progress pre = progress.sub(0.0, 0.1);
     for (const auto& use : options.config.algorithms) {
