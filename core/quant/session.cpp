@@ -447,7 +447,9 @@ int64_t QuantSession::layerSizeBits(const SessionLayer& l) const
     const Tensor* w = graph_.constant(l.weight);
     if (l.spec.weight.isFloat())
         return w->numel() * l.spec.weight.bits;
-    return storedBits(w->numel(), weightBlockCount(w->shape, l.outAxis, l.inAxis, l.spec.weight), l.spec.weight);
+    auto outliers = floatOutliers.find(l.weight);
+    return storedBits(w->numel(), weightBlockCount(w->shape, l.outAxis, l.inAxis, l.spec.weight), l.spec.weight) +
+        (outliers != floatOutliers.end() ? outliers->second * kFloatOutlierBits : 0);
 }
 
 // Initializers some node reads: an algorithm that gave a layer a weight of its own
