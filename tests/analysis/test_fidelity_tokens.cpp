@@ -1,8 +1,9 @@
 // Language-model fidelity is per token: a [windows, positions, vocabulary] output has one
 // softmax per position. FidelityMeter's per-position mode, quantizeModel's agreement, KL
-// and cosine on text data, each against a naive per-token loop
+// and cosine on text data, the sensitivity sweep's KL and agreement, each against a naive per-token loop
 // (textbook softmax, no shared code).
 #include "analysis/fidelity.h"
+#include "analysis/sensitivity.h"
 #include "quant/session.h"
 #include "quant/transformer_fixture.h"
 #include "support/naive_softmax.h"
@@ -126,6 +127,54 @@ private slots:
         QVERIFY(std::abs(r.kl - want.kl) < 1e-5 * std::max(1e-3, want.kl));
         QVERIFY(std::abs(r.cosine - want.cosine) < 1e-6);
         QCOMPARE(r.evalSamples, int64_t(8));
+    }
+
+    // The sensitivity sweep on text (one-shot, weights at 3 bits): a layer's KL and
+    // agreement are per token of the model with only that weight quantized.
+    void sensitivityOnTextIsPerToken()
+    {
+        const TransformerDims d;
+        Dataset text = tokenData(d, 6, 8);
+        text.kind = "text";
+        text.targets = Tensor(DType::Int64, {6, d.context});
+        SensitivityOptions so;
+        so.bits = {3};
+        so.limit = 6;
+        so.batch = 3;
+        so.threads = 1;
+        Progress p;
+        const Graph g = tinyTransformer();
+        const SensitivityResult r = measureSensitivity(g, text, so, p, CancelToken());
+        QuantizeOptions o;
+        o.config = so.base;
+        const QuantSession s(g, o);
+        const Tensor fp = s.compile(false, text.inputs.shape)->run({text.inputs}).front();
+        int checked = 0;
+        for (const SessionLayer& l : s.layers()) {
+            if (l.name != "fc1" && l.name != "lm_head")
+                continue;
+            const Tensor* w = s.graph().constant(l.weight);
+            QuantSpec spec = l.spec.weight;
+            spec.bits = 3;
+            CompileOptions co = s.compileOptions(false, text.inputs.shape);
+            co.initializerOverrides[l.weight] =
+                Tensor::fromVector(w->shape, fakeQuantWeight(w->toFloat(), w->shape, l.outAxis, l.inAxis, spec));
+            co.initializerOverrides[l.weight].name = l.weight;
+            const Tensor q = compilePlan(s.graph(), co)->run({text.inputs}).front();
+            const Naive want = perToken(fp, q);
+            const LayerSensitivity* got = nullptr;
+            for (const auto& ls : r.layers)
+                if (ls.layer == l.name)
+                    got = &ls;
+            QVERIFY(got && got->byBits.count(3));
+            const BitMeasure& m = got->byBits.at(3);
+            qInfo("%s: agreement %.4f (naive %.4f), KL %.6f (naive %.6f)", l.name.c_str(), m.top1Agreement,
+                want.agreement, m.kl, want.kl);
+            QVERIFY(std::abs(m.top1Agreement - want.agreement) < 0.5 / 96); // the same count of 96 tokens
+            QVERIFY(std::abs(m.kl - want.kl) <= 1e-3 * std::max(1e-3, want.kl));
+            ++checked;
+        }
+        QCOMPARE(checked, 2);
     }
 };
 
