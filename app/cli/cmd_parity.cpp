@@ -8,6 +8,7 @@
 #include "export/parity.h"
 #include "export/replay.h"
 #include "graph/onnx_import.h"
+#include "store/quantize_run.h"
 #include "util/error.h"
 
 #include <cmath>
@@ -44,9 +45,10 @@ int runParity(const std::vector<std::string>& argv)
     // config and calibration data), as `export` does; else from --reference and options.
     std::optional<RunReplay> replay;
     if (auto runArg = args.value("run")) {
-        for (const char* o : {"reference", "config", "calib-data", "calib-limit", "batch"})
+        for (const char* o : {"reference", "config", "calib-data", "calib-limit", "batch", "mean", "std", "context"})
             if (args.value(o))
-                fail("--run takes the reference, config and calibration from the stored run; drop --", o);
+                fail(
+                    "--run takes the reference, config, calibration and preprocessing from the stored run; drop --", o);
         const Store source = Store::open(args.value("db", defaultStorePath()), {.mode = OpenMode::ReadOnly});
         Progress quiet;
         CancelToken none;
@@ -80,6 +82,13 @@ int runParity(const std::vector<std::string>& argv)
     Graph exported = importOnnx(exportedPath);
     DataOptions evalOpts = dataOptions(args);
     evalOpts.limit = po.limit;
+    if (replay) { // the data fed as the run fed it: its normalization and text window
+        const DataOptions ran =
+            dataOptionsFromRunConfig(replay->run.config.at("calibration"), "run config.calibration");
+        evalOpts.mean = ran.mean;
+        evalOpts.std = ran.std;
+        evalOpts.context = ran.context;
+    }
     Dataset data = loadDataset(evalOpts, reference);
     Dataset calib = replay ? replay->calib : calibrationData(args, evalOpts, reference, opts.calibLimit);
 
@@ -94,7 +103,7 @@ int runParity(const std::vector<std::string>& argv)
         config["parity"] = {{"reference", *refPath},
             {"run", replay ? nlohmann::json(replay->run.id) : nlohmann::json(nullptr)},
             {"threshold_db", po.thresholdDb}, {"max_steps", po.maxSteps}, {"samples", data.count()}};
-        config["calibration"] = {{"data", calib.path}, {"samples", calib.count()}};
+        config["calibration"] = dataConfig(calib);
         config["batch"] = opts.batch;
         start.config = config;
         start.tags = {"parity"};

@@ -19,7 +19,8 @@ int64_t ModelSizeTable::sizeBits(const QuantConfig& config) const
     int64_t bits = otherBits;
     for (const auto& l : layers) {
         auto q = config.forLayer(l.layer);
-        bits += q ? layerBits(l, q->weight) : l.elements * 32;
+        bits += q ? layerBits(l, q->weight) + (q->weight.isFloat() ? 0 : floatOutlierBits(config, l.elements))
+                  : l.elements * 32;
     }
     return bits;
 }

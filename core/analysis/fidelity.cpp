@@ -58,22 +58,40 @@ void FidelityMeter::add(const Tensor& ref, const Tensor& test, const std::vector
     auto t = test.data<float>();
     const int64_t n = ref.shape.empty() ? 1 : ref.shape[0];
     const int64_t k = n > 0 ? int64_t(r.size()) / n : 0;
+    // Softmax rows per sample and their width: one row of k values, or per position
+    // (language models) one row per last-axis vector.
+    if (perPosition_ && ref.shape.size() < 2)
+        fail("fidelity: per-position (language-model) outputs need [N, ..., vocabulary] logits, got ",
+            shapeString(ref.shape));
+    if (perPosition_ && labels)
+        fail("fidelity: labels are per sample; language-model outputs are compared per position");
+    const int64_t width = perPosition_ ? ref.shape.back() : k;
+    const int64_t rows = !perPosition_ ? 1 : width > 0 ? k / width : 0;
     for (int64_t s = 0; s < n; ++s) {
-        const float* a = r.data() + s * k;
-        const float* b = t.data() + s * k;
-        double dot = 0, na = 0, nb = 0;
-        for (int64_t i = 0; i < k; ++i) {
-            dot += double(a[i]) * b[i];
-            na += double(a[i]) * a[i];
-            nb += double(b[i]) * b[i];
-            double d = double(a[i]) - b[i];
-            signal_ += double(a[i]) * a[i];
-            noise_ += d * d;
+        double cos = 0, kl = 0, agree = 0;
+        int64_t ia = 0, ib = 0;
+        for (int64_t row = 0; row < rows; ++row) {
+            const float* a = r.data() + s * k + row * width;
+            const float* b = t.data() + s * k + row * width;
+            double dot = 0, na = 0, nb = 0;
+            for (int64_t i = 0; i < width; ++i) {
+                dot += double(a[i]) * b[i];
+                na += double(a[i]) * a[i];
+                nb += double(b[i]) * b[i];
+                double d = double(a[i]) - b[i];
+                signal_ += double(a[i]) * a[i];
+                noise_ += d * d;
+            }
+            cos += (na > 0 && nb > 0) ? dot / std::sqrt(na * nb) : (na == nb ? 1.0 : 0.0);
+            kl += softmaxKl(a, b, width);
+            ia = argmax(a, width);
+            ib = argmax(b, width);
+            agree += ia == ib;
         }
-        cosSum_ += (na > 0 && nb > 0) ? dot / std::sqrt(na * nb) : (na == nb ? 1.0 : 0.0);
-        klSum_ += softmaxKl(a, b, k);
-        int64_t ia = argmax(a, k), ib = argmax(b, k);
-        agree_ += ia == ib;
+        const double per = rows > 0 ? 1.0 / double(rows) : 0.0;
+        cosSum_ += cos * per;
+        klSum_ += kl * per;
+        agree_ += agree * per;
         if (labels && std::size_t(s) < labels->size()) {
             ++labelled_;
             refCorrect_ += ia == (*labels)[std::size_t(s)];
@@ -95,7 +113,7 @@ double FidelityMeter::cosine() const
 
 double FidelityMeter::top1Agreement() const
 {
-    return samples_ ? double(agree_) / double(samples_) : 0;
+    return samples_ ? agree_ / double(samples_) : 0;
 }
 
 double FidelityMeter::kl() const

@@ -12,23 +12,32 @@ namespace qs {
 
 class FidelityMeter {
 public:
-    // `ref` and `test` are [N, classes...] logits of the same batch; labels optional.
+    // perPosition = false: a classifier's outputs, one softmax over each sample's values.
+    // perPosition = true: a language model's [N, positions..., vocabulary] logits (text
+    // data), one softmax per position over the last axis; a sample's cosine, KL and
+    // agreement are the means over its positions (every window has as many).
+    FidelityMeter() = default;
+    explicit FidelityMeter(bool perPosition) : perPosition_(perPosition) { }
+
+    // `ref` and `test` are [N, classes...] logits of the same batch; labels optional
+    // (one per sample; refused per position).
     void add(const Tensor& ref, const Tensor& test, const std::vector<int64_t>* labels = nullptr);
 
     double sqnrDb() const;        // 10 log10(sum ref^2 / sum (ref - test)^2); +inf when identical
-    double cosine() const;        // mean over samples
-    double top1Agreement() const; // share of samples with the same argmax
-    double kl() const;            // mean KL(softmax(ref) || softmax(test)) per sample, nats
+    double cosine() const;        // mean over samples (per position: over positions)
+    double top1Agreement() const; // share of samples (per position: positions) with the same argmax
+    double kl() const;            // mean KL(softmax(ref) || softmax(test)) per sample (per position), nats
     std::optional<double> refTop1() const, testTop1() const;
     int64_t samples() const { return samples_; }
     // The running sums behind sqnrDb() and kl(), for per-batch differences (bootstrap).
     double signal() const { return signal_; }
     double noise() const { return noise_; }
-    double klSum() const { return klSum_; }
+    double klSum() const { return klSum_; } // over samples of each sample's (mean) KL
 
 private:
-    double signal_ = 0, noise_ = 0, cosSum_ = 0, klSum_ = 0;
-    int64_t samples_ = 0, agree_ = 0, refCorrect_ = 0, testCorrect_ = 0, labelled_ = 0;
+    bool perPosition_ = false;
+    double signal_ = 0, noise_ = 0, cosSum_ = 0, klSum_ = 0, agree_ = 0;
+    int64_t samples_ = 0, refCorrect_ = 0, testCorrect_ = 0, labelled_ = 0;
 };
 
 // SQNR of one tensor pair, in dB (+inf when equal).

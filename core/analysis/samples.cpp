@@ -64,18 +64,26 @@ int64_t examined(const Dataset& data, const SampleOptions& o)
     return total;
 }
 
-// Per sample of a batch: (argmax ref, argmax test, KL).
+// Per sample of a batch: (argmax ref, argmax test, KL). Language-model logits
+// (perPosition, text data: [N, positions, vocabulary]) have one softmax per position:
+// the KL is the mean over the window's positions, the classes its last position's
+// next-token predictions.
 template<class F>
-void perSample(const Tensor& ref, const Tensor& test, F&& f)
+void perSample(const Tensor& ref, const Tensor& test, bool perPosition, F&& f)
 {
     const int64_t n = ref.shape.empty() ? 1 : ref.shape[0];
     const int64_t k = n > 0 ? ref.numel() / n : 0;
+    const int64_t width = perPosition && ref.shape.size() >= 2 ? ref.shape.back() : k;
+    const int64_t rows = width > 0 ? k / width : 1;
     auto r = ref.data<float>();
     auto t = test.data<float>();
     for (int64_t s = 0; s < n; ++s) {
-        const float* a = r.data() + s * k;
-        const float* b = t.data() + s * k;
-        f(s, argmax(a, k), argmax(b, k), softmaxKl(a, b, k));
+        double kl = 0;
+        for (int64_t row = 0; row < rows; ++row)
+            kl += softmaxKl(r.data() + s * k + row * width, t.data() + s * k + row * width, width);
+        const float* a = r.data() + s * k + (rows - 1) * width;
+        const float* b = t.data() + s * k + (rows - 1) * width;
+        f(s, argmax(a, width), argmax(b, width), kl / double(rows));
     }
 }
 
@@ -146,7 +154,7 @@ std::vector<SampleDivergence> divergentSamples(const Graph& graph, const Dataset
             return co;
         },
         [&](int64_t start, const Tensor& ref, const Tensor& test) {
-            perSample(ref, test, [&](int64_t s, int64_t a, int64_t b, double kl) {
+            perSample(ref, test, data.targets.has_value(), [&](int64_t s, int64_t a, int64_t b, double kl) {
                 all.push_back({start + s, kl, a, b, labelOf(data, start + s)});
             });
         },
@@ -194,7 +202,7 @@ std::vector<SampleDivergence> flippedSamples(const Graph& graph, const Dataset& 
     compareBatches(session, data, total, std::max<int64_t>(1, options.batch),
         [&](const Shape& shape) { return session.compileOptions(true, shape); },
         [&](int64_t start, const Tensor& ref, const Tensor& test) {
-            perSample(ref, test, [&](int64_t s, int64_t a, int64_t b, double kl) {
+            perSample(ref, test, data.targets.has_value(), [&](int64_t s, int64_t a, int64_t b, double kl) {
                 const int64_t label = *labelOf(data, start + s);
                 if (a == label && b != label)
                     out.push_back({start + s, kl, a, b, label});
@@ -226,7 +234,7 @@ SampleTrace traceSample(const Graph& graph, const Dataset& data, int64_t index, 
     SampleTrace t;
     t.index = index;
     t.label = labelOf(data, index);
-    perSample(ref, test, [&](int64_t, int64_t a, int64_t b, double kl) {
+    perSample(ref, test, data.targets.has_value(), [&](int64_t, int64_t a, int64_t b, double kl) {
         t.fp32Class = a;
         t.quantClass = b;
         t.outputKl = kl;

@@ -406,7 +406,17 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
     SensitivityResult result;
     result.method = options.method;
     result.mode = options.mode;
-    FidelityMeter fp32Meter;
+    const bool perToken = data.targets.has_value(); // text: the meters compare per token
+    FidelityMeter fp32Meter(perToken);
+    auto accumOf = [&acc, perToken](std::pair<std::size_t, int> key) -> Accum& {
+        auto it = acc.find(key);
+        if (it == acc.end()) {
+            Accum fresh;
+            fresh.meter = FidelityMeter(perToken);
+            it = acc.emplace(key, std::move(fresh)).first;
+        }
+        return it->second;
+    };
 
     Progress sweep = progress.sub(acts ? 0.1 : 0, 1.0);
     const int64_t batches = (total + batch - 1) / batch;
@@ -452,7 +462,7 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                 }
                 Tensor out = q->run({data.batch(start, n)}).front();
                 std::vector<int64_t> labels = batchLabels(start, n);
-                Accum& a = acc[{v.layer, v.bits}];
+                Accum& a = accumOf({v.layer, v.bits});
                 a.meter.add(refs[std::size_t(bi)], out, data.labels ? &labels : nullptr);
                 a.samples += n;
                 a.any = true;
@@ -594,7 +604,7 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                 if (ownSegment && !downstream)
                     y = minis[v.layer]->valueOf(copyName(seg.end, copyOf[vi]));
                 const int key = v.sample >= 0 ? -(v.sample * 2 + (v.sign > 0 ? 1 : 2)) : v.bits;
-                Accum& a = acc[{v.layer, key}];
+                Accum& a = accumOf({v.layer, key});
                 const Accum before = options.keepBatches ? Accum{a.meter, a.localSignal, a.localNoise, 0, false, {}}
                                                          : Accum{};
                 if (!downstream) {

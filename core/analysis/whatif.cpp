@@ -146,7 +146,7 @@ WhatIfSession::WhatIfSession(const Graph& source, const Dataset& calib, const Da
     const int64_t batch = std::max<int64_t>(1, std::min(options_.batch, samples_));
     std::unique_ptr<Plan> fp;
     Batch* current = nullptr;
-    FidelityMeter fpMeter;
+    FidelityMeter fpMeter(eval_.targets.has_value()); // text: per token
     Progress fpProgress = progress.sub(0.3, 0.6);
     for (int64_t start = 0; start < samples_; start += batch) {
         cancel.check();
@@ -187,7 +187,7 @@ void WhatIfSession::rebuild(const QuantConfig& config, Progress& progress, const
     // The current configuration over every batch: raw layer inputs (recorded by the
     // activation transforms before they quantize), frontier values, layer SQNRs.
     std::map<std::string, Power> power;
-    FidelityMeter meter;
+    FidelityMeter meter(eval_.targets.has_value());
     std::unique_ptr<Plan> plan;
     Batch* current = nullptr;
     const std::set<std::string>& layerInputs = inputs_;
@@ -377,7 +377,7 @@ WhatIfResult WhatIfSession::evaluate(const WhatIfChange& change, const CancelTok
             given.insert(v);
     const Downstream down = downstreamOf(g, given);
     const std::string reportedOut = outputOf_.at(result.layer);
-    FidelityMeter meter;
+    FidelityMeter meter(eval_.targets.has_value());
     Power layerPower;
     const Batch* current = nullptr;
     std::unique_ptr<Plan> plan;

@@ -7,6 +7,7 @@
 #include "util/hash.h"
 
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -116,6 +117,9 @@ Dataset loadDataset(const DataOptions& options, const Graph& model)
             fail("data ", quoted(options.spec), ": --mean, --std and --labels do not apply to text data");
         Dataset ds = loadTextDataset(path, textContextFor(model, options.context), options.limit);
         ds.path = options.spec;
+        // The window length changes the tensors fed, so it is part of the data's identity.
+        ds.hash =
+            sha256Hex(ds.hash + "#context=" + std::to_string(ds.inputs.shape.size() == 2 ? ds.inputs.shape[1] : 0));
         return ds;
     }
     Dataset ds;
@@ -210,6 +214,17 @@ Dataset loadDataset(const DataOptions& options, const Graph& model)
                 for (int64_t i = 0; i < inner; ++i)
                     p[i] = (p[i] - m) / d;
             }
+        // Normalized tensors are other data than the file's: part of the identity too.
+        auto joined = [](const std::vector<float>& v) {
+            std::string out;
+            char buf[32];
+            for (float x : v) {
+                std::snprintf(buf, sizeof buf, "%.9g,", double(x));
+                out += buf;
+            }
+            return out;
+        };
+        ds.hash = sha256Hex(ds.hash + "#mean=" + joined(ds.mean) + "#std=" + joined(ds.std));
     }
     return ds;
 }

@@ -76,6 +76,27 @@ QuantizeOptions optionsFromRunConfig(const nlohmann::json& config)
     return o;
 }
 
+DataOptions dataOptionsFromRunConfig(const nlohmann::json& entry, const std::string& where)
+{
+    DataOptions d;
+    const char* key = "data";
+    try {
+        d.spec = field(entry, key, where).get<std::string>();
+        for (const char* k : {"mean", "std"})
+            if (entry.contains(k)) {
+                key = k;
+                (std::string(k) == "mean" ? d.mean : d.std) = entry.at(k).get<std::vector<float>>();
+            }
+        if (entry.contains("context")) {
+            key = "context";
+            d.context = entry.at("context").get<int64_t>();
+        }
+    } catch (const nlohmann::json::exception&) {
+        fail(where, ": field ", quoted(key), " is malformed");
+    }
+    return d;
+}
+
 RunReplay replayRun(const Store& store, int64_t runId, Progress& progress, const CancelToken& cancel)
 {
     RunReplay r;
@@ -99,12 +120,15 @@ RunReplay replayRun(const Store& store, int64_t runId, Progress& progress, const
         fail("run ", runId, ": ", e.what());
     }
 
-    // The calibration data as the quantize command loaded it: its spec, the model's
-    // normalization, the first N samples. A relative path that was the evaluation data
-    // is taken from the dataset row (stored absolute).
+    // The calibration data as the quantize command loaded it: its spec, the
+    // normalization and text window recorded with it, the first N samples. A relative
+    // path that was the evaluation data is taken from the dataset row (stored absolute).
     DataOptions cal;
-    cal.spec =
-        field(field(r.run.config, "calibration", "run config"), "data", "run config.calibration").get<std::string>();
+    try {
+        cal = dataOptionsFromRunConfig(field(r.run.config, "calibration", "run config"), "run config.calibration");
+    } catch (const Error& e) {
+        fail("run ", runId, ": ", e.what());
+    }
     if (r.run.config.contains("evaluation") && r.run.config["evaluation"].value("data", "") == cal.spec &&
         !r.run.datasetPath.empty())
         cal.spec = r.run.datasetPath;

@@ -34,6 +34,11 @@ std::unique_ptr<QuantSession> prepareSession(const Graph& source, const Quantize
 // calibration sample count). Throws Error naming the field when the config lacks them.
 QuantizeOptions optionsFromRunConfig(const nlohmann::json& config);
 
+// The data options a run's "calibration" or "evaluation" entry records (store/
+// quantize_run.h dataConfig): the spec, the normalization applied, a text window's
+// length. Throws naming `where` and the field when one is malformed.
+DataOptions dataOptionsFromRunConfig(const nlohmann::json& entry, const std::string& where);
+
 // Throws Error when the run is not a finished quantization run, the model file is
 // gone or changed (hash), the data cannot be loaded, or a re-derived value differs
 // from the stored one (naming the layer and the value).

@@ -51,6 +51,17 @@ std::string int8StructureObstacle(const Graph& g, const Node& n, const std::stri
     return "";
 }
 
+std::string int8AlgorithmObstacle(const std::string& algorithm)
+{
+    if (algorithm == "spqr")
+        return "algorithm \"spqr\" keeps float outliers off the integer grid; INT8 kernels take int8 weights only "
+               "(drop --int8 or spqr)";
+    if (algorithm == "fp8_e4m3" || algorithm == "fp8_e5m2")
+        return "algorithm " + quoted(algorithm) +
+            " gives floating-point weights that no int8 grid holds (drop --int8 or " + algorithm + ")";
+    return "";
+}
+
 std::vector<int32_t> int8Bias(const Node& n, std::span<const float> b, float inputScale,
     const std::vector<float>& scales, int64_t outChannels, const std::string& layer)
 {
@@ -75,6 +86,9 @@ std::string QuantSession::int8Obstacle(const SessionLayer& layer) const
 
 CompileOptions QuantSession::int8CompileOptions(const Shape& inputShape) const
 {
+    for (const auto& use : options_.config.algorithms)
+        if (std::string why = int8AlgorithmObstacle(use.name); !why.empty())
+            fail("--int8: ", why);
     CompileOptions co = compileOptions(false, inputShape);
     co.initializerOverrides = weightOverrides;
     for (const auto& l : layers_) {
@@ -107,11 +121,18 @@ CompileOptions QuantSession::int8CompileOptions(const Shape& inputShape) const
         L.weightScales = scales;
         L.weight.resize(std::size_t(wq.numel()));
         auto q = wq.data<float>();
+        // The INT8 weight must be the simulated one exactly: an integer multiple of its
+        // block's scale within int8 (an algorithm leaving values off that grid would
+        // otherwise be re-rounded into a different model).
         for (std::size_t e = 0; e < L.weight.size(); ++e) {
-            const double k = std::nearbyint(double(q[e]) / scales[std::size_t(plan.blockOf[e])]);
+            const float scale = scales[std::size_t(plan.blockOf[e])];
+            const double k = std::nearbyint(double(q[e]) / scale);
             if (k < -128 || k > 127)
                 fail("--int8: layer ", quoted(l.name), ": weight element ", e, " is ", k,
                      " steps from zero, outside int8");
+            if (float(k) * scale != q[e])
+                fail("--int8: layer ", quoted(l.name), ": weight element ", e, " (", q[e],
+                    ") is not a multiple of its scale ", scale, "; it has no exact int8 value");
             L.weight[e] = int8_t(k);
         }
         const Node& n = graph_.nodes[std::size_t(graph_.findNode(l.name))];

@@ -16,6 +16,11 @@ namespace qs {
 // ("" when it can).
 std::string int8StructureObstacle(const Graph& g, const Node& n, const std::string& weight);
 
+// Why the weights an algorithm (quant/algorithms/) leaves cannot be lowered to INT8 ("" when
+// they can): SpQR's float outliers and the FP8 formats are on no int8 grid. FP4 E2M1 is
+// (its values are multiples of half its scale, at most 12 of them).
+std::string int8AlgorithmObstacle(const std::string& algorithm);
+
 // A float bias in accumulator units (input scale x weight scale, one weight scale or
 // one per output channel), with Gemm's alpha and beta folded in; rounded, saturated.
 // Throws naming `layer` when the bias has not one element per output channel.

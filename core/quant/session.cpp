@@ -4,6 +4,7 @@
 #include "analysis/layers.h"
 #include "analysis/perplexity.h"
 #include "quant/algorithms/linear_layer.h"
+#include "quant/int8_lowering.h"
 #include "util/error.h"
 
 #include <algorithm>
@@ -478,7 +479,9 @@ int64_t QuantSession::layerSizeBits(const SessionLayer& l) const
     const Tensor* w = graph_.constant(l.weight);
     if (l.spec.weight.isFloat())
         return w->numel() * l.spec.weight.bits;
-    return storedBits(w->numel(), weightBlockCount(w->shape, l.outAxis, l.inAxis, l.spec.weight), l.spec.weight);
+    auto outliers = floatOutliers.find(l.weight);
+    return storedBits(w->numel(), weightBlockCount(w->shape, l.outAxis, l.inAxis, l.spec.weight), l.spec.weight) +
+        (outliers != floatOutliers.end() ? outliers->second * kFloatOutlierBits : 0);
 }
 
 // Initializers some node reads: an algorithm that gave a layer a weight of its own
@@ -609,8 +612,11 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
     result.config = options.config.toJson();
 
     // Checked up front so a typo fails before minutes of calibration.
-    for (const auto& use : options.config.algorithms)
+    for (const auto& use : options.config.algorithms) {
         (void)algorithm(use.name);
+        if (std::string why = int8AlgorithmObstacle(use.name); options.int8 && !why.empty())
+            fail("--int8: ", why);
+    }
 
     Progress pre = progress.sub(0.0, 0.1);
     for (const auto& use : options.config.algorithms) {
@@ -645,7 +651,7 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
     if (total <= 0)
         fail("evaluation dataset ", quoted(eval.path), " has no samples");
     const int64_t batch = std::max<int64_t>(1, std::min(options.batch, total));
-    FidelityMeter meter;
+    FidelityMeter meter(eval.targets.has_value()); // text: per token, as perplexity
     PerplexityMeter pplFp32, pplQuant; // text data (targets) only
     struct LayerPower {
         double signal = 0, noise = 0;

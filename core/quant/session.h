@@ -107,6 +107,9 @@ public:
     // planWeightQuantization() orders them. weightOverrides hold multiples of these;
     // an algorithm choosing its own grid (AdaRound, GPTQ) updates both.
     std::map<std::string, std::vector<float>> weightScales;
+    // Weights kept in float beside the grid (SpQR's outliers), count by weight name:
+    // stored as kFloatOutlierBits each on top of the layer's grid (layerSizeBits).
+    std::map<std::string, int64_t> floatOutliers;
     // Activation quantization per value (the layer inputs), after calibration.
     std::map<std::string, QParams> activationParams;
     std::map<std::string, ClipRange> activationRanges;
@@ -136,8 +139,8 @@ public:
     // Why `layer` cannot run as an INT8 primitive with its spec ("" when it can).
     std::string int8Obstacle(const SessionLayer& layer) const;
 
-    // Stored size in bits of the quantized model (scales and zero points included)
-    // and of the FP32 model.
+    // Stored size in bits of the quantized model (scales, zero points and float
+    // outliers included) and of the FP32 model.
     int64_t sizeBits() const;
     int64_t floatSizeBits() const;
     int64_t layerSizeBits(const SessionLayer& l) const;
@@ -162,6 +165,15 @@ struct AlgorithmInfo {
 bool registerAlgorithm(AlgorithmInfo info);
 const std::vector<AlgorithmInfo>& algorithms();
 const AlgorithmInfo& algorithm(const std::string& name);
+
+// A weight kept in float beside the grid (SpQR) is stored as its float32 value and a
+// 32-bit element index.
+constexpr int64_t kFloatOutlierBits = 64;
+// How many of a layer's `elements` weights SpQR keeps in float at `percent` (0..100).
+int64_t spqrOutlierCount(int64_t elements, double percent);
+// The float-outlier bits `config`'s algorithms (SpQR) add to a quantized layer of
+// `elements` weights, as the session will count them (for sizes predicted from shapes).
+int64_t floatOutlierBits(const QuantConfig& config, int64_t elements);
 
 // Conv + BatchNormalization -> Conv with folded weight and bias (inference BN, constant
 // parameters, the conv output used only by the BN). Returns how many were folded.

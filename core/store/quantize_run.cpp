@@ -21,6 +21,18 @@ std::optional<StoredHistogram> stored(const Histogram& h)
 
 } // namespace
 
+nlohmann::json dataConfig(const Dataset& d)
+{
+    nlohmann::json j = {{"data", d.path}, {"samples", d.count()}};
+    if (!d.mean.empty())
+        j["mean"] = d.mean;
+    if (!d.std.empty())
+        j["std"] = d.std;
+    if (d.kind == "text" && d.inputs.shape.size() == 2)
+        j["context"] = d.inputs.shape[1];
+    return j;
+}
+
 StoredHistogram toStoredHistogram(const Histogram& h)
 {
     StoredHistogram s;
@@ -51,8 +63,8 @@ std::optional<StoredHistogram> histogramFromJson(const nlohmann::json& j)
 nlohmann::json quantizationRunConfig(const QuantizeOptions& options, const Dataset& calib, const Dataset& eval)
 {
     nlohmann::json c = options.config.toJson();
-    c["calibration"] = {{"data", calib.path}, {"samples", calib.count()}};
-    c["evaluation"] = {{"data", eval.path}, {"samples", eval.count()}};
+    c["calibration"] = dataConfig(calib);
+    c["evaluation"] = dataConfig(eval);
     c["int8"] = options.int8;
     c["batch"] = options.batch;
     return c;

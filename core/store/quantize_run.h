@@ -23,8 +23,13 @@ struct RecordedQuantization {
     int64_t runId = 0; // 0 when no store was given
 };
 
+// How a run's data was fed: {data, samples}, plus the normalization applied ("mean",
+// "std": from the options or the model's metadata) and a text window's "context"
+// when there are any. Replays (export/replay.h) load the data with them.
+nlohmann::json dataConfig(const Dataset& d);
+
 // What a quantization run's row records as its configuration: the QuantConfig's
-// JSON plus "calibration" and "evaluation" ({data, samples}), "int8" and "batch".
+// JSON plus "calibration" and "evaluation" (dataConfig), "int8" and "batch".
 nlohmann::json quantizationRunConfig(const QuantizeOptions& options, const Dataset& calib, const Dataset& eval);
 // The stored rows of a result: per-layer bits, SQNR, size, scales, clip range and
 // histograms (FP32 in weightHist/actHist, quantized in extra "quantized_weight_hist"

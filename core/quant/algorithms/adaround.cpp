@@ -162,6 +162,12 @@ void adaround(
         Tensor t = Tensor::fromVector(wt->shape, algo::fromMatrix(L, q));
         t.name = L.info.weight;
         s.weightOverrides[L.info.weight] = std::move(t);
+        // The grid AdaRound rounded on (the spec's min-max, which a range or output-MSE grid
+        // chosen for RTN need not be): what INT8 lowering divides by.
+        std::vector<float>& scales = s.weightScales[L.info.weight];
+        scales.clear();
+        for (const QParams& p : algo::blockParams(L, w, L.info.spec.weight))
+            scales.push_back(p.scale);
         progress.report(0.2 + 0.8 * double(i + 1) / double(layers.size()), str("AdaRound: ", L.info.name));
     }
     s.notes["adaround"] = {

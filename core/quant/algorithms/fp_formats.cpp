@@ -4,7 +4,8 @@
 // (tensor / channel / group), scale = max|w| / maxValue, so the largest magnitude of a
 // block maps to the format's largest value. The layer spec's bits must equal the
 // format's bits so the stored size (elements x bits + 32-bit scales) is right.
-// Activations stay as the spec says (integer or float).
+// Activations stay as the spec says (integer or float). FP4 weights lower to INT8
+// exactly (weightScales: half the block scale); FP8 ones do not (no weightScales).
 #include "quant/algorithms/fp_formats.h"
 
 #include "quant/session.h"
@@ -72,6 +73,17 @@ void requantize(const FpFormat& f, QuantSession& s)
         Tensor t = Tensor::fromVector(w->shape, v);
         t.name = l.weight;
         s.weightOverrides[l.weight] = std::move(t);
+        // The grid the weights are multiples of: FP4 E2M1 values are multiples of half
+        // the block scale (at most 12 of them, so INT8 holds them exactly); FP8 values
+        // have no common step, so they have no integer grid at all.
+        if (f.mantissaBits == 1 && f.maxValue == 6.f) {
+            std::vector<float>& scales = s.weightScales[l.weight];
+            scales.clear();
+            for (float m : absMax)
+                scales.push_back((m > 0 ? m / f.maxValue : 1.f) / 2);
+        } else {
+            s.weightScales.erase(l.weight);
+        }
         layers.push_back({{"layer", l.name}, {"weight_sqnr_db", noise > 0 ? 10 * std::log10(sig / noise) : 999.0}});
     }
     s.notes[f.name] = {

@@ -3,8 +3,9 @@
 // ("magnitude") are kept in float; the block ranges are then taken over the
 // remaining weights only, which quantize on that finer grid. Exactly
 // round(k% x elements) weights per layer stay float. Stage AfterWeights.
-// The stored size reported by the session still counts every weight at the spec's
-// bits; the outliers' extra cost (32-bit value + 32-bit index each) is in the notes.
+// The stored size counts every weight at the spec's bits plus each outlier's 32-bit
+// value and 32-bit index (QuantSession::floatOutliers, kFloatOutlierBits); the notes
+// repeat the outliers' bits.
 #include "quant/session.h"
 
 #include "util/error.h"
@@ -37,7 +38,7 @@ void spqr(QuantSession& s, const Dataset&, const nlohmann::json& params, Progres
         std::vector<double> score(v.size());
         for (std::size_t e = 0; e < v.size(); ++e)
             score[e] = criterion == "error" ? std::abs(double(v[e]) - rtn[e]) : std::abs(double(v[e]));
-        const auto keep = std::size_t(std::llround(percent / 100.0 * double(v.size())));
+        const auto keep = std::size_t(spqrOutlierCount(int64_t(v.size()), percent));
         std::vector<std::size_t> order(v.size());
         std::iota(order.begin(), order.end(), 0);
         std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return score[a] > score[b]; });
@@ -57,13 +58,37 @@ void spqr(QuantSession& s, const Dataset&, const nlohmann::json& params, Progres
         Tensor t = Tensor::fromVector(w->shape, q);
         t.name = l.weight;
         s.weightOverrides[l.weight] = std::move(t);
-        extraBits += int64_t(keep) * 64;
+        s.floatOutliers[l.weight] = int64_t(keep);
+        extraBits += int64_t(keep) * kFloatOutlierBits;
         layers.push_back({{"layer", l.name}, {"outliers", keep}, {"elements", v.size()}});
         progress.report(double(++done) / double(s.layers().size()), str("SpQR outliers: ", l.name));
     }
     s.notes["spqr"] = {
         {"params", {{"percent", percent}, {"criterion", criterion}}}, {"outlier_bits", extraBits}, {"layers", layers}};
 }
+
+} // namespace
+
+int64_t spqrOutlierCount(int64_t elements, double percent)
+{
+    return std::llround(percent / 100.0 * double(elements));
+}
+
+int64_t floatOutlierBits(const QuantConfig& config, int64_t elements)
+{
+    int64_t bits = 0;
+    for (const auto& use : config.algorithms)
+        if (use.name == "spqr") {
+            const nlohmann::json& p = use.params;
+            const double percent = p.is_object() && p.contains("percent") && p["percent"].is_number()
+                ? std::clamp(p["percent"].get<double>(), 0.0, 100.0)
+                : 1.0; // spqr itself refuses a malformed percent
+            bits = spqrOutlierCount(elements, percent) * kFloatOutlierBits;
+        }
+    return bits;
+}
+
+namespace {
 
 const bool registered = registerAlgorithm(
     {"spqr", "SpQR-style: keep the top k% weights (by RTN error) in float", AlgorithmInfo::Stage::AfterWeights, spqr});
