@@ -53,6 +53,10 @@ nlohmann::json quantizationRunConfig(const QuantizeOptions& options, const Datas
     nlohmann::json c = options.config.toJson();
     c["calibration"] = {{"data", calib.path}, {"samples", calib.count()}};
     c["evaluation"] = {{"data", eval.path}, {"samples", eval.count()}};
+    if (!calib.inputValues.empty())
+        c["calibration"]["input_values"] = calib.inputValues;
+    if (!eval.inputValues.empty())
+        c["evaluation"]["input_values"] = eval.inputValues;
     c["int8"] = options.int8;
     c["batch"] = options.batch;
     return c;

@@ -37,12 +37,12 @@ private slots:
         QCOMPARE(int(rows.size()), 7); // every Gemm/MatMul with a weight; not the embedding lookup
         // The activations themselves, one sample batch, through a tap.
         CompileOptions co;
-        co.inputShapes["input"] = data.inputs.shape;
+        co.inputShapes["input"] = data.first().shape;
         auto plan = compilePlan(g, co);
         std::map<std::string, Tensor> seen;
         for (const auto& r : rows)
             plan->addTap(r.input, [&seen](const std::string& v, const Tensor& t) { seen[v] = t; });
-        plan->run({data.inputs});
+        plan->run({data.first()});
         for (const auto& r : rows) {
             const Tensor& x = seen.at(r.input);
             const int64_t ch = x.shape.back(), tokens = x.numel() / ch, pos = tokens / data.count();
