@@ -145,7 +145,7 @@ private slots:
             row("encrypted flag", 5, "is encrypted");
             row("zip64 member count", 6, "zip64");
             row("zip64 locator", 7, "zip64");
-            row("corrupt payload", 8, "");
+            row("corrupt payload", 8, "corrupt");
             row("unknown method", 9, "compression method 12");
         }
     }
@@ -189,9 +189,9 @@ private slots:
             b.insert(end, locator);
             break;
         }
-        case 8:
-            b[30 + le(b, 26, 2) + le(b, 28, 2) + 20] ^= 0x5a;
-            break; // the first member's data
+        case 8: // the last byte of the first member's data (array values: only the CRC sees it)
+            b[30 + le(b, 26, 2) + le(b, 28, 2) + le(b, cd + 20, 4) - 1] ^= 0x5a;
+            break;
         case 9:
             setLe(b, cd + 10, 12, 2);
             break;

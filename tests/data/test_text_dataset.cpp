@@ -56,10 +56,10 @@ private slots:
                 s += QChar(char(v));
             return s;
         };
-        QCOMPARE(str(ds.inputs), inputs);
+        QCOMPARE(str(ds.first()), inputs);
         QCOMPARE(str(*ds.targets), targets);
         QCOMPARE(str(ds.targetBatch(ds.count() - 1, 1)), targets.right(context));
-        QCOMPARE(str(ds.batch(0, 1)), inputs.left(context));
+        QCOMPARE(str(ds.batch(0, 1).front()), inputs.left(context));
     }
 
     void highBytesAreUnsigned()
