@@ -281,8 +281,14 @@ Tensor converted(const Tensor& a, const ValueInfo& in, const std::string& what)
                 x /= 255.f;
         return filled(want, a.shape, v, what);
     }
-    if (!isIntegral(a.dtype))
-        fail(what, " is ", dtypeName(a.dtype), "; input ", quoted(in.name), " takes ", dtypeName(want));
+    if (!isIntegral(a.dtype)) { // floats that hold whole numbers (token ids saved as float) are fine
+        const std::vector<float> v = a.toFloat();
+        for (std::size_t i = 0; i < v.size(); ++i)
+            if (v[i] != std::floor(v[i]))
+                fail(what, " is ", dtypeName(a.dtype), " with value ", v[i], " at ", i, "; input ", quoted(in.name),
+                    " takes ", dtypeName(want));
+        return filled(want, a.shape, v, what);
+    }
     return filled(want, a.shape, a.toInt64(), what);
 }
 

@@ -98,7 +98,7 @@ private slots:
         QTemporaryDir dir;
         const QString model = dir.filePath("gpt.onnx"), tokens = dir.filePath("tokens.npy");
         saveOnnx(tinyTransformer(), model.toStdString());
-        writeNpy(tokenData({}, 6, 3).inputs, tokens.toStdString());
+        writeNpy(tokenData({}, 6, 3).first(), tokens.toStdString());
         CliResult r = cli({"outliers", model, "--data", tokens, "--json", "--top", "2", "--limit", "4"});
         QVERIFY2(r.exitCode == 0, r.err.constData());
         const QJsonObject j = QJsonDocument::fromJson(r.out).object();

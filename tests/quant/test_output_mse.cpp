@@ -214,8 +214,8 @@ private slots:
         QuantSession mse(g, wo);
         mse.quantizeWeights();
         const std::string w = out.layers().front().weight;
-        const double eOut = total(blockErrors(g, w, held.inputs, out.weightOverrides.at(w), false));
-        const double eMse = total(blockErrors(g, w, held.inputs, mse.weightOverrides.at(w), false));
+        const double eOut = total(blockErrors(g, w, held.first(), out.weightOverrides.at(w), false));
+        const double eMse = total(blockErrors(g, w, held.first(), mse.weightOverrides.at(w), false));
         qInfo("held-out output error: output-mse %.6g, weight-space mse %.6g", eOut, eMse);
         QVERIFY2(eOut < 0.7 * eMse, qPrintable(QString("output-mse %1 vs mse %2").arg(eOut).arg(eMse)));
     }

@@ -301,7 +301,7 @@ private slots:
         s.calibrate(text, p, CancelToken());
         s.quantizeWeights();
         auto naive = [&](bool quantized) {
-            const Tensor logits = run(s, quantized, text.inputs);
+            const Tensor logits = run(s, quantized, text.first());
             auto z = logits.data<float>();
             double nll = 0;
             for (std::size_t t = 0; t < next.size(); ++t) {
