@@ -2,7 +2,9 @@
 
 #include "ui/runs_model.h"
 
+#include "data/dataset.h"
 #include "quant/session.h"
+#include "util/error.h"
 
 #include <QCheckBox>
 #include <QDialogButtonBox>
@@ -10,10 +12,12 @@
 #include <QFileInfo>
 #include <QFormLayout>
 #include <QHBoxLayout>
+#include <QHeaderView>
 #include <QLineEdit>
 #include <QListWidget>
 #include <QPushButton>
 #include <QSpinBox>
+#include <QTableWidget>
 #include <QToolButton>
 #include <QVBoxLayout>
 
@@ -30,9 +34,9 @@ QWidget* withBrowse(QLineEdit* edit, QWidget* parent)
     b->setText(QStringLiteral("\u2026"));
     b->setToolTip(QStringLiteral("Choose an IDX or NPY file"));
     QObject::connect(b, &QToolButton::clicked, w, [edit, parent] {
-        const QString path = QFileDialog::getOpenFileName(parent, QStringLiteral("Data"),
-            QFileInfo(edit->text()).absolutePath(),
-            QStringLiteral("Images and arrays (*idx3-ubyte *idx3-ubyte.gz *.npy);;All files (*)"));
+        const QString path =
+            QFileDialog::getOpenFileName(parent, QStringLiteral("Data"), QFileInfo(edit->text()).absolutePath(),
+                QStringLiteral("Images and arrays (*idx3-ubyte *idx3-ubyte.gz *.npy *.npz);;All files (*)"));
         if (!path.isEmpty())
             edit->setText(path);
     });
@@ -42,7 +46,8 @@ QWidget* withBrowse(QLineEdit* edit, QWidget* parent)
 
 } // namespace
 
-QuantizeDialog::QuantizeDialog(const QuantizeRequest& initial, QWidget* parent) : QDialog(parent)
+QuantizeDialog::QuantizeDialog(const QuantizeRequest& initial, QWidget* parent, std::shared_ptr<const Graph> graph)
+    : QDialog(parent), graph_(std::move(graph))
 {
     setObjectName(QStringLiteral("quantizeDialog"));
     setWindowTitle(QStringLiteral("Quantize"));
@@ -62,7 +67,8 @@ QuantizeDialog::QuantizeDialog(const QuantizeRequest& initial, QWidget* parent) 
 
     calibData_ = new QLineEdit(initial.calibData, this);
     calibData_->setObjectName(QStringLiteral("quantizeCalibData"));
-    calibData_->setToolTip(QStringLiteral("IDX images, NPY arrays, or random:N"));
+    calibData_->setToolTip(QStringLiteral(
+        "IDX images, an NPY array, an NPZ or a folder of NPY files named after the inputs, or random:N"));
     evalData_ = new QLineEdit(initial.evalData, this);
     evalData_->setObjectName(QStringLiteral("quantizeEvalData"));
     evalData_->setToolTip(QStringLiteral("Top-1 needs labels: the IDX label file beside the images is found by name"));
@@ -91,6 +97,19 @@ QuantizeDialog::QuantizeDialog(const QuantizeRequest& initial, QWidget* parent) 
     auto* form = new QFormLayout;
     form->addRow(QStringLiteral("Algorithms"), algorithms_);
     form->addRow(QStringLiteral("Calibration data"), withBrowse(calibData_, this));
+    if (graph_) {
+        inputs_ = new QTableWidget(0, 4, this);
+        inputs_->setObjectName(QStringLiteral("quantizeDataInputs"));
+        inputs_->setHorizontalHeaderLabels(
+            {QStringLiteral("Input"), QStringLiteral("Shape"), QStringLiteral("Type"), QStringLiteral("Array")});
+        inputs_->horizontalHeader()->setStretchLastSection(true);
+        inputs_->verticalHeader()->hide();
+        inputs_->setEditTriggers(QAbstractItemView::NoEditTriggers);
+        inputs_->setMaximumHeight(120);
+        form->addRow(QStringLiteral("Feeds"), inputs_);
+        connect(calibData_, &QLineEdit::textChanged, this, &QuantizeDialog::showInputs);
+        showInputs();
+    }
     form->addRow(QStringLiteral("Calibration limit"), calibLimit_);
     form->addRow(QStringLiteral("Evaluation data"), withBrowse(evalData_, this));
     form->addRow(QStringLiteral("Evaluation limit"), evalLimit_);
@@ -106,6 +125,32 @@ QuantizeDialog::QuantizeDialog(const QuantizeRequest& initial, QWidget* parent) 
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(form);
     layout->addWidget(buttons);
+}
+
+// Which array feeds each input, from file names and the NPZ directory only (no array is read).
+void QuantizeDialog::showInputs()
+{
+    const Graph& g = *graph_;
+    std::vector<std::pair<std::string, std::string>> sources;
+    QString error;
+    try {
+        sources = dataInputSources(calibData_->text().trimmed().toStdString(), g);
+    } catch (const Error& e) {
+        error = QString::fromStdString(e.what());
+    }
+    inputs_->setRowCount(int(g.inputs.size()));
+    for (std::size_t i = 0; i < g.inputs.size(); ++i) {
+        const ValueInfo& in = g.inputs[i];
+        const QString source = i < sources.size() ? QString::fromStdString(sources[i].second) : error;
+        const QStringList cells = {QString::fromStdString(in.name), QString::fromStdString(in.text()),
+            QString::fromLatin1(dtypeName(in.dtype == DType::Undefined ? DType::Float : in.dtype)), source};
+        for (int c = 0; c < cells.size(); ++c) {
+            auto* item = new QTableWidgetItem(cells[c]);
+            item->setToolTip(cells[c]);
+            inputs_->setItem(int(i), c, item);
+        }
+    }
+    inputs_->resizeColumnsToContents();
 }
 
 QuantizeRequest QuantizeDialog::request() const

@@ -6,10 +6,17 @@
 #include <QDialog>
 #include <QStringList>
 
+#include <memory>
+
 class QCheckBox;
 class QLineEdit;
 class QListWidget;
 class QSpinBox;
+class QTableWidget;
+
+namespace qs {
+class Graph;
+}
 
 namespace qs::ui {
 
@@ -28,19 +35,26 @@ struct QuantizeRequest {
 class QuantizeDialog : public QDialog {
     Q_OBJECT
 public:
-    explicit QuantizeDialog(const QuantizeRequest& initial, QWidget* parent = nullptr);
+    // With `graph`, a table shows which array feeds each of its inputs.
+    explicit QuantizeDialog(
+        const QuantizeRequest& initial, QWidget* parent = nullptr, std::shared_ptr<const Graph> graph = nullptr);
 
     QuantizeRequest request() const;
     QListWidget* algorithmList() const { return algorithms_; }
     QSpinBox* calibLimit() const { return calibLimit_; }
     QSpinBox* evalLimit() const { return evalLimit_; }
     QLineEdit* calibData() const { return calibData_; }
+    QTableWidget* inputTable() const { return inputs_; }
 
 private:
     QListWidget* algorithms_;
     QLineEdit *calibData_, *evalData_, *tags_, *note_;
     QSpinBox *calibLimit_, *evalLimit_, *batch_;
     QCheckBox* int8_;
+    QTableWidget* inputs_ = nullptr;
+    std::shared_ptr<const Graph> graph_;
+
+    void showInputs();
 };
 
 } // namespace qs::ui

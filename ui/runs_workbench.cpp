@@ -102,7 +102,8 @@ QuantizeRequest RunsWorkbench::defaultRequest() const
 
 void RunsWorkbench::openQuantizeDialog()
 {
-    auto* dialog = new QuantizeDialog(defaultRequest(), window_);
+    const auto model = window_->document()->model();
+    auto* dialog = new QuantizeDialog(defaultRequest(), window_, model ? model->graph : nullptr);
     dialog->setAttribute(Qt::WA_DeleteOnClose);
     connect(dialog, &QDialog::accepted, this, [this, dialog] { quantize(dialog->request()); });
     dialog->open();

@@ -18,9 +18,9 @@ std::optional<ImageLayout> imageLayout(const Dataset& data, QString* why)
     };
     if (data.kind == "text")
         return no(QStringLiteral("the data is text (token windows), not images"));
-    if (data.inputs.dtype != DType::Float)
+    if (data.first().dtype != DType::Float)
         return no(QStringLiteral("the inputs are not float images"));
-    const Shape& s = data.inputs.shape;
+    const Shape& s = data.first().shape;
     ImageLayout l;
     if (s.size() == 4 && (s[1] == 1 || s[1] == 3)) {
         l.channels = int(s[1]);
@@ -56,7 +56,7 @@ QImage sampleImage(const Dataset& data, int64_t index, int scale)
     scale = std::max(1, scale);
     const int h = layout->height, w = layout->width, c = layout->channels;
     const int64_t plane = int64_t(h) * w;
-    const float* x = data.inputs.data<float>().data() + index * plane * c;
+    const float* x = data.first().data<float>().data() + index * plane * c;
     auto level = [&](int ch, int64_t i) {
         float v = x[ch * plane + i];
         if (!data.std.empty())

@@ -2,6 +2,7 @@
 // (FP32, INT8, and the cost of crossing between them), cached per machine in the store.
 #include "cli/args.h"
 #include "cli/command.h"
+#include "cli/data_args.h"
 #include "cli/latency_args.h"
 #include "cli/output.h"
 #include "cli/recording.h"
@@ -28,6 +29,7 @@ LatencyProfile latencyFromArgs(const Args& args, const std::string& batchOption,
     o.threads = args.intValue("threads", 0);
     o.repeats = args.intValue("repeats", o.repeats);
     o.warmup = args.intValue("warmup", o.warmup);
+    o.inputValues = inputValues(args);
     std::optional<Store> store = storeFromArgs(args);
     if (store)
         recordModel(*store, graph, path);
@@ -44,7 +46,7 @@ nlohmann::json optMs(const std::optional<double>& v)
 
 int runLatency(const std::vector<std::string>& argv)
 {
-    Args args(argv, {"batch", "threads", "repeats", "warmup", "db"}, {"json", "remeasure"});
+    Args args(argv, {"batch", "threads", "repeats", "warmup", "db", "input-value"}, {"json", "remeasure"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
     Graph graph = importOnnx(path);
     Progress progress = stderrProgress(args);
@@ -100,8 +102,9 @@ int runLatency(const std::vector<std::string>& argv)
     return 0;
 }
 
-const bool registered = registerCommand({"latency", "MODEL [--batch N] [--threads N] [--repeats N] [--warmup N] "
-                                                    "[--db DB] [--remeasure] [--json]",
+const bool registered = registerCommand({"latency",
+    "MODEL [--batch N] [--threads N] [--repeats N] [--warmup N] "
+    "[--input-value NAME=V,...] [--db DB] [--remeasure] [--json]",
     "measured per-layer latency on this CPU: FP32, INT8 and precision-boundary costs (cached per machine with --db)",
     runLatency});
 

@@ -82,12 +82,7 @@ Dataset dropFirst(Dataset d, int64_t from)
         return d;
     if (from < 0 || from >= d.count())
         fail("--eval-from: ", from, " leaves no evaluation samples (the data has ", d.count(), ")");
-    const int64_t n = d.count() - from;
-    d.inputs = d.batch(from, n);
-    if (d.targets)
-        d.targets = d.targetBatch(from, n);
-    if (d.labels)
-        d.labels = std::vector<int64_t>(d.labels->begin() + from, d.labels->end());
+    d = d.slice(from, d.count() - from);
     d.path += str("[", from, ":]"); // the store records the part, not the whole file
     d.hash += str(":from", from);
     return d;
@@ -185,13 +180,14 @@ int runQuantize(const std::vector<std::string>& argv)
     return 0;
 }
 
-const bool registered = registerCommand(
-    {"quantize",
-     "MODEL --data DATA [--config CFG.json | --wbits N --abits N --granularity tensor|channel|group:N "
-     "--calib minmax|ema|percentile:P|mse|entropy --wrange minmax|mse|output-mse] [--bias-correction] [--cle] [--algo A,B] [--int8] "
-     "[--calib-data DATA] [--calib-limit N] [--eval-limit N] [--eval-from N] [--batch N] [--threads N] [--save-config PATH] "
-     "[--db DB] [--json]",
-     "calibrate, quantize and evaluate a model against FP32; record the run with --db", runQuantize});
+const bool registered = registerCommand({"quantize",
+    "MODEL --data DATA [--config CFG.json | --wbits N --abits N --granularity tensor|channel|group:N "
+    "--calib minmax|ema|percentile:P|mse|entropy --wrange minmax|mse|output-mse] [--bias-correction] [--cle] [--algo "
+    "A,B] [--int8] "
+    "[--calib-data DATA] [--calib-limit N] [--eval-limit N] [--eval-from N] [--batch N] [--threads N] [--save-config "
+    "PATH] "
+    "[--db DB] [--json]",
+    "calibrate, quantize and evaluate a model against FP32; record the run with --db", runQuantize});
 
 } // namespace
 } // namespace qs::cli

@@ -6,7 +6,10 @@
 #include "cli/recording.h"
 
 #include "analysis/perplexity.h"
+#include "cli/data_args.h"
 #include "data/dataset.h"
+#include "data/npy.h"
+#include "data/npz.h"
 #include "graph/onnx_import.h"
 #include "runtime/plan.h"
 #include "util/error.h"
@@ -33,6 +36,65 @@ struct RunSummary {
     int64_t tokens = 0;               // text data: scored tokens
 };
 
+// Every output of every sample, sample-first ([N, ...] whatever the model's batch
+// axis), for --save-outputs: NPY for one output, NPZ with one array per output name.
+class OutputCollector {
+public:
+    OutputCollector(const Graph& g, int64_t samples) : graph_(g), samples_(samples) { }
+
+    void add(const std::vector<Tensor>& outputs, int64_t n)
+    {
+        for (std::size_t i = 0; i < outputs.size() && i < graph_.outputs.size(); ++i) {
+            const std::string& name = graph_.outputs[i].name;
+            const Tensor& t = outputs[i];
+            const auto& dims = graph_.outputs[i].dims;
+            // The declared shape names the batch axis; without one (or a wrong rank), axis 0.
+            const int axis = dims && dims->size() == t.shape.size() ? batchAxisOf(graph_, graph_.outputs[i]) : 0;
+            Tensor rows;
+            if (axis >= 0 && std::size_t(axis) < t.shape.size() && t.shape[std::size_t(axis)] == n) {
+                rows = samplesFirst(t, axis);
+            } else if (n == 1) { // the whole output is the sample's
+                rows = t;
+                rows.shape.insert(rows.shape.begin(), 1);
+            } else {
+                fail("--save-outputs: output ", quoted(name), " has shape ", shapeString(t.shape),
+                    ", no batch axis of ", n, " samples; run with --batch 1");
+            }
+            auto [it, fresh] = arrays_.try_emplace(name);
+            Tensor& all = it->second;
+            const Shape sample(rows.shape.begin() + 1, rows.shape.end());
+            if (fresh) {
+                Shape shape = sample;
+                shape.insert(shape.begin(), 0);
+                all = Tensor(rows.dtype, shape);
+                all.bytes.reserve(std::size_t(samples_) * (rows.bytes.size() / std::size_t(n)));
+            } else if (Shape(all.shape.begin() + 1, all.shape.end()) != sample || all.dtype != rows.dtype) {
+                fail("--save-outputs: output ", quoted(name), " changes shape between batches (",
+                    shapeString(Shape(all.shape.begin() + 1, all.shape.end())), " then ", shapeString(sample),
+                    "); run with --batch 1");
+            }
+            all.bytes.insert(all.bytes.end(), rows.bytes.begin(), rows.bytes.end());
+            all.shape[0] += n;
+        }
+    }
+
+    void write(const std::string& path) const
+    {
+        NamedTensors out;
+        for (const auto& o : graph_.outputs)
+            out.emplace_back(o.name, arrays_.at(o.name));
+        if (path.ends_with(".npy"))
+            writeNpy(out.front().second, path);
+        else
+            writeNpz(out, path);
+    }
+
+private:
+    const Graph& graph_;
+    int64_t samples_;
+    std::map<std::string, Tensor> arrays_;
+};
+
 std::vector<float> floatList(const Args& args, const std::string& name)
 {
     std::vector<float> out;
@@ -43,7 +105,9 @@ std::vector<float> floatList(const Args& args, const std::string& name)
 
 int runRun(const std::vector<std::string>& argv)
 {
-    Args args(argv, {"data", "labels", "batch", "limit", "threads", "mean", "std", "db", "context"}, {"json"});
+    Args args(argv,
+        {"data", "labels", "batch", "limit", "threads", "mean", "std", "db", "context", "input-value", "save-outputs"},
+        {"json"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
     const int batch = args.intValue("batch", 32);
     const int threads = args.intValue("threads", 0);
@@ -53,8 +117,10 @@ int runRun(const std::vector<std::string>& argv)
         fail("--threads must be 0 (all cores) or more, got ", threads);
 
     Graph g = importOnnx(path);
-    if (g.inputs.size() != 1)
-        fail(path, ": run needs a model with one input, this one has ", g.inputs.size());
+    const std::optional<std::string> saveTo = args.value("save-outputs");
+    if (saveTo && !saveTo->ends_with(".npz") && !(saveTo->ends_with(".npy") && g.outputs.size() == 1))
+        fail("--save-outputs ", *saveTo, ": expected OUT.npz", g.outputs.size() == 1 ? " or OUT.npy" : "",
+            g.outputs.size() > 1 ? str(" (the model has ", g.outputs.size(), " outputs)") : "");
 
     DataOptions dopts;
     dopts.spec = args.value("data", "random:256");
@@ -66,6 +132,7 @@ int runRun(const std::vector<std::string>& argv)
         dopts.std = floatList(args, "std");
     dopts.limit = args.intValue("limit", -1);
     dopts.context = args.intValue("context", 0);
+    dopts.inputValues = inputValues(args);
     Dataset data = loadDataset(dopts, g);
     if (data.count() == 0)
         fail(dopts.spec, ": no samples");
@@ -82,19 +149,19 @@ int runRun(const std::vector<std::string>& argv)
 
     // One plan for the full batches, one for the remainder: shapes are fixed per plan.
     auto t0 = Clock::now();
-    Shape shape = data.inputs.shape;
-    shape[0] = s.batch;
     CompileOptions copts;
     copts.threads = threads;
-    copts.inputShapes[g.inputs[0].name] = shape;
+    copts.inputShapes = data.inputShapes(s.batch);
     auto plan = compilePlan(g, copts);
     std::unique_ptr<Plan> tail;
     const int64_t rest = data.count() % s.batch;
     if (rest) {
-        shape[0] = rest;
-        copts.inputShapes[g.inputs[0].name] = shape;
+        copts.inputShapes = data.inputShapes(rest);
         tail = compilePlan(g, copts);
     }
+    std::optional<OutputCollector> saved;
+    if (saveTo)
+        saved.emplace(g, data.count());
     s.compileSeconds = std::chrono::duration<double>(Clock::now() - t0).count();
     s.threads = threads;
 
@@ -104,10 +171,12 @@ int runRun(const std::vector<std::string>& argv)
         PerplexityMeter ppl;
         for (int64_t start = 0; start < data.count(); start += s.batch) {
             const int64_t n = std::min<int64_t>(s.batch, data.count() - start);
-            Tensor in = data.batch(start, n);
+            const std::vector<Tensor> in = data.batch(start, n);
             auto t = Clock::now();
-            std::vector<Tensor> out = (n == s.batch ? plan : tail)->run({in});
+            std::vector<Tensor> out = (n == s.batch ? plan : tail)->run(in);
             seconds += std::chrono::duration<double>(Clock::now() - t).count();
+            if (saved)
+                saved->add(out, n);
             if (data.targets)
                 ppl.add(out.at(0), data.targetBatch(start, n));
             if (data.labels) {
@@ -141,7 +210,7 @@ int runRun(const std::vector<std::string>& argv)
             {{"data", dopts.spec}, {"limit", dopts.limit}, {"batch", s.batch}, {"threads", threads},
                 {"mean", data.mean}, {"std", data.std}});
         if (data.targets)
-            start.config["context"] = data.inputs.shape.at(1);
+            start.config["context"] = data.first().shape.at(1);
         runId = recordRun(*store, start, [&](RunGuard&) {
             measure();
             RunMetrics m;
@@ -161,6 +230,9 @@ int runRun(const std::vector<std::string>& argv)
         measure();
     }
 
+    if (saved)
+        saved->write(*saveTo);
+
     const double ips = s.seconds > 0 ? double(s.images) / s.seconds : 0;
     if (args.flag("json")) {
         nlohmann::json j {{"model", s.model}, {"data", s.data}, {"images", s.images}, {"batch", s.batch},
@@ -170,7 +242,7 @@ int runRun(const std::vector<std::string>& argv)
         if (s.perplexity) {
             j["perplexity"] = *s.perplexity;
             j["tokens"] = s.tokens;
-            j["context"] = data.inputs.shape.at(1);
+            j["context"] = data.first().shape.at(1);
             j["tokens_per_second"] = s.seconds > 0 ? double(s.tokens) / s.seconds : 0.0;
         }
         std::printf("%s\n", j.dump(2).c_str());
@@ -182,11 +254,14 @@ int runRun(const std::vector<std::string>& argv)
     std::printf(
         "batch       %lld, threads %s\n", (long long)s.batch, s.threads ? std::to_string(s.threads).c_str() : "all");
     std::printf("compile     %.3f s\n", s.compileSeconds);
+    if (saveTo)
+        std::printf("outputs     %s (%zu array%s of %lld samples)\n", saveTo->c_str(), g.outputs.size(),
+            g.outputs.size() == 1 ? "" : "s", (long long)s.images);
     std::printf("inference   %.3f s, %.1f images/s\n", s.seconds, ips);
     if (s.perplexity)
         std::printf("perplexity  %.6f over %lld tokens (context %lld, %.1f tokens/s)\n", *s.perplexity,
-                    (long long)s.tokens, (long long)data.inputs.shape.at(1),
-                    s.seconds > 0 ? double(s.tokens) / s.seconds : 0.0);
+            (long long)s.tokens, (long long)data.first().shape.at(1),
+            s.seconds > 0 ? double(s.tokens) / s.seconds : 0.0);
     else if (s.top1)
         std::printf("top-1       %.4f\n", *s.top1);
     else
@@ -198,9 +273,10 @@ int runRun(const std::vector<std::string>& argv)
 
 const bool registered = registerCommand({"run",
     "MODEL [--data DATA] [--labels PATH] [--batch N] [--limit N] [--threads N] [--mean a,b,c] [--std a,b,c] "
-    "[--context N] [--db DB] [--json]",
-    "run a model on a dataset (IDX, NPY, random:N or text:FILE), print throughput and top-1, or perplexity on "
-    "text (non-overlapping windows of --context bytes, --limit windows); record the run with --db",
+    "[--context N] [--input-value NAME=V,...] [--save-outputs OUT.npy|OUT.npz] [--db DB] [--json]",
+    "run a model on a dataset (IDX, NPY, NPZ or a folder of NPY files named after the inputs, random:N or "
+    "text:FILE), print throughput and top-1, or perplexity on text (non-overlapping windows of --context bytes, "
+    "--limit windows); --save-outputs writes every output of every sample; record the run with --db",
     runRun});
 
 } // namespace

@@ -6,7 +6,7 @@ namespace qs::cli {
 
 const std::set<std::string>& dataOptionNames()
 {
-    static const std::set<std::string> names = {"data", "labels", "mean", "std", "context"};
+    static const std::set<std::string> names = {"data", "labels", "mean", "std", "context", "input-value"};
     return names;
 }
 
@@ -18,12 +18,35 @@ static std::vector<float> floats(const std::string& text, const std::string& opt
     return out;
 }
 
+std::map<std::string, double> inputValues(const Args& args)
+{
+    std::map<std::string, double> out;
+    const auto text = args.value("input-value");
+    if (!text)
+        return out;
+    std::size_t at = 0;
+    while (at <= text->size()) {
+        const std::size_t comma = std::min(text->find(',', at), text->size());
+        const std::string item = text->substr(at, comma - at);
+        const std::size_t eq = item.find('=');
+        if (eq == 0 || eq == std::string::npos)
+            fail("--input-value ", quoted(item), ": expected NAME=VALUE (several separated by commas)");
+        const std::vector<double> v = parseNumberList(item.substr(eq + 1), "--input-value " + item.substr(0, eq));
+        if (v.size() != 1)
+            fail("--input-value ", quoted(item), ": expected one number");
+        if (!out.emplace(item.substr(0, eq), v.front()).second)
+            fail("--input-value: input ", quoted(item.substr(0, eq)), " is given twice");
+        at = comma + 1;
+    }
+    return out;
+}
+
 DataOptions dataOptions(const Args& args, const std::string& limitOption)
 {
     DataOptions d;
     auto data = args.value("data");
     if (!data)
-        fail("missing --data (an IDX or NPY file, random:N or text:FILE)");
+        fail("missing --data (an IDX, NPY or NPZ file, a folder of NPY files, random:N or text:FILE)");
     d.spec = *data;
     d.labelsPath = args.value("labels");
     if (auto m = args.value("mean"))
@@ -32,6 +55,7 @@ DataOptions dataOptions(const Args& args, const std::string& limitOption)
         d.std = floats(*s, "--std");
     d.limit = args.intValue(limitOption, -1);
     d.context = args.intValue("context", 0);
+    d.inputValues = inputValues(args);
     return d;
 }
 

@@ -1,10 +1,12 @@
 // The data options every command that takes --data shares:
-// --data DATA --labels PATH --mean a,b,c --std a,b,c --limit N --context N (text:FILE).
+// --data DATA --labels PATH --mean a,b,c --std a,b,c --limit N --context N (text:FILE)
+// --input-value NAME=V[,NAME=V...] (an input filled with V, e.g. a sample rate).
 #pragma once
 
 #include "cli/args.h"
 #include "data/dataset.h"
 
+#include <map>
 #include <set>
 #include <string>
 
@@ -12,6 +14,8 @@ namespace qs::cli {
 
 // Option names (valued) that dataOptions() reads.
 const std::set<std::string>& dataOptionNames();
+// --input-value NAME=V,...: input name -> value.
+std::map<std::string, double> inputValues(const Args& args);
 // From the parsed args; `limitOption` names the option that limits the samples.
 DataOptions dataOptions(const Args& args, const std::string& limitOption = "limit");
 // The calibration data: --calib-data DATA (no labels) or else the data of `evalOpts`,

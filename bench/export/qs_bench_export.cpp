@@ -43,7 +43,7 @@ int main(int argc, char** argv)
         qs::RunReplay replay = qs::replayRun(store, std::atoll(argv[2]), progress, cancel);
         const int64_t batch = std::atoll(argv[3]);
         const int iters = std::atoi(argv[5]), warmup = std::atoi(argv[6]);
-        qs::Shape shape = replay.calib.inputs.shape;
+        qs::Shape shape = replay.calib.first().shape;
         shape[0] = batch;
         qs::Tensor input(qs::DType::Float, shape);
         std::mt19937 rng(42);

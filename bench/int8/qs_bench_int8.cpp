@@ -81,7 +81,7 @@ int main(int argc, char** argv)
         session.calibrate(data, progress, qs::CancelToken());
         session.quantizeWeights();
 
-        const qs::Tensor x = data.batch(0, batch);
+        const qs::Tensor x = data.batch(0, batch).front();
         qs::CompileOptions fo;
         fo.threads = threads;
         fo.inputShapes[g.inputs.at(0).name] = x.shape;

@@ -46,9 +46,9 @@ int main(int argc, char** argv)
             qs::fail(text, ": has only ", data.count(), " windows of ", context, " tokens");
         qs::CompileOptions opts;
         opts.threads = threads;
-        opts.inputShapes[g.inputs.at(0).name] = data.inputs.shape;
+        opts.inputShapes[g.inputs.at(0).name] = data.first().shape;
         auto plan = qs::compilePlan(g, opts);
-        const std::vector<qs::Tensor> inputs{data.inputs};
+        const std::vector<qs::Tensor> inputs {data.first()};
         qs::PerplexityMeter ppl;
         ppl.add(plan->run(inputs).at(0), *data.targets);
         for (int i = 1; i < warmup; ++i)

@@ -1,5 +1,6 @@
 #include "analysis/activations.h"
 
+#include "runtime/input_shapes.h"
 #include "runtime/plan.h"
 #include "util/error.h"
 
@@ -21,7 +22,7 @@ std::string layerInputOf(const Graph& graph, const Node& node)
 }
 
 void runInBatches(const Dataset& data, int64_t total, int64_t batch,
-    const std::function<std::unique_ptr<Plan>(const Shape& inputShape)>& compile,
+    const std::function<std::unique_ptr<Plan>(const std::map<std::string, Shape>& inputShapes)>& compile,
     const std::function<void(Plan&, int64_t n)>& attach, const CancelToken& cancel,
     const std::function<void(int64_t done)>& done)
 {
@@ -32,13 +33,11 @@ void runInBatches(const Dataset& data, int64_t total, int64_t batch,
         cancel.check();
         const int64_t n = std::min(batch, total - start);
         if (n != planBatch) {
-            Shape shape = data.inputs.shape;
-            shape[0] = n;
-            plan = compile(shape);
+            plan = compile(data.inputShapes(n));
             attach(*plan, n);
             planBatch = n;
         }
-        plan->run({data.batch(start, n)});
+        plan->run(data.batch(start, n));
         if (done)
             done(start + n);
     }
@@ -50,9 +49,9 @@ void runFp32Batches(const Graph& graph, const Dataset& data, int64_t total, int6
 {
     runInBatches(
         data, total, batch,
-        [&](const Shape& shape) {
+        [&](const std::map<std::string, Shape>& shapes) {
             CompileOptions co;
-            co.inputShapes[graph.inputs.front().name] = shape;
+            InputShapes(shapes).into(co, graph);
             co.threads = threads;
             return compilePlan(graph, co);
         },

@@ -41,10 +41,10 @@ struct ProfileOptions {
 class Plan;
 
 // Runs the first `total` samples of `data` in batches of at most `batch`, compiling one
-// plan per batch size n with `compile(input shape)`: `attach(plan, n)` adds its taps to
+// plan per batch size n with `compile(input shapes)`: `attach(plan, n)` adds its taps to
 // each new plan, `done(samples so far)` follows every batch. Checks `cancel` between batches.
 void runInBatches(const Dataset& data, int64_t total, int64_t batch,
-    const std::function<std::unique_ptr<Plan>(const Shape& inputShape)>& compile,
+    const std::function<std::unique_ptr<Plan>(const std::map<std::string, Shape>& inputShapes)>& compile,
     const std::function<void(Plan&, int64_t n)>& attach, const CancelToken& cancel,
     const std::function<void(int64_t done)>& done = {});
 // runInBatches on the FP32 `graph` with `threads` threads.

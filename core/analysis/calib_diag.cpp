@@ -96,12 +96,11 @@ void runChunk(const QuantSession& session, const Dataset& data, int64_t start, i
         const int64_t n = std::min(batch, end - s);
         auto& plan = plans[n];
         if (!plan) {
-            Shape shape = data.inputs.shape;
-            shape[0] = n;
+            const std::map<std::string, Shape> shape = data.inputShapes(n);
             plan = session.compile(false, shape);
             attach(*plan);
         }
-        plan->run({data.batch(s, n)});
+        plan->run(data.batch(s, n));
     }
 }
 
@@ -117,10 +116,9 @@ CalibDiagnostics diagnoseCalibration(const Graph& graph, const Dataset& calib, c
         fail("calibration data ", quoted(calib.path), " has no samples");
     if (eval && eval->count() <= 0)
         fail("evaluation data ", quoted(eval->path), " has no samples");
-    if (eval && Shape(eval->inputs.shape.begin() + 1, eval->inputs.shape.end()) !=
-                    Shape(calib.inputs.shape.begin() + 1, calib.inputs.shape.end()))
-        fail("evaluation data ", quoted(eval->path), " has samples of shape ", shapeString(eval->inputs.shape),
-             ", the calibration data ", shapeString(calib.inputs.shape));
+    if (eval && eval->sampleShapes() != calib.sampleShapes())
+        fail("evaluation data ", quoted(eval->path), " has samples of shape ", shapeString(eval->first().shape),
+            ", the calibration data ", shapeString(calib.first().shape));
     const int64_t batch = std::max<int64_t>(1, options.batch);
 
     QuantizeOptions qo;
@@ -244,7 +242,7 @@ CalibDiagnostics diagnoseCalibration(const Graph& graph, const Dataset& calib, c
         if (shift.ks > options.ksThreshold)
             shift.reasons.push_back(str("the first layer's outputs (", quoted(firstOut), ") differ: KS statistic ",
                 shift.ks, " > ", options.ksThreshold));
-        const auto cm = channelMoments(calib.inputs, total), em = channelMoments(eval->inputs, eval->count());
+        const auto cm = channelMoments(calib.first(), total), em = channelMoments(eval->first(), eval->count());
         for (std::size_t c = 0; c < cm.size(); ++c) {
             ChannelShift ch;
             ch.channel = int(c);

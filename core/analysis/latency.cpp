@@ -53,18 +53,10 @@ LatencyProfile measureLatency(const Graph& graph, const std::string& modelHash, 
     progress.report(0, "latency: calibrating on random inputs");
     DataOptions random;
     random.spec = str("random:", std::max(options.batch, 8));
+    random.inputValues = options.inputValues;
     const Dataset data = loadDataset(random, graph);
-    Shape shape = data.inputs.shape;
-    shape[0] = options.batch;
-    const Tensor input = data.batch(0, std::min<int64_t>(options.batch, data.count()));
-    Tensor batchInput = input;
-    if (input.shape != shape) { // repeat the random samples up to the batch
-        batchInput = Tensor(DType::Float, shape);
-        auto src = input.data<float>();
-        auto dst = batchInput.data<float>();
-        for (std::size_t i = 0; i < dst.size(); ++i)
-            dst[i] = src[i % src.size()];
-    }
+    const std::map<std::string, Shape> shape = data.inputShapes(options.batch);
+    const std::vector<Tensor> batchInput = data.batch(0, options.batch); // random:N holds at least the batch
 
     QuantizeOptions qo;
     qo.batch = options.batch;
@@ -107,8 +99,8 @@ LatencyProfile measureLatency(const Graph& graph, const std::string& modelHash, 
     std::multiset<std::tuple<std::string, std::string, std::string>> floatKernels;
     {
         auto plan = session.compile(false, shape);
-        for (const KernelTime& k : plan->timeKernels({batchInput}, options.warmup, options.repeats,
-                 &profile.fp32TotalMs)) {
+        for (const KernelTime& k :
+            plan->timeKernels(batchInput, options.warmup, options.repeats, &profile.fp32TotalMs)) {
             floatKernels.insert({k.node, k.op, k.impl});
             auto it = index.find(firstNode(k.node));
             if (it != index.end())
@@ -119,7 +111,7 @@ LatencyProfile measureLatency(const Graph& graph, const std::string& modelHash, 
     }
     if (!session.layers().empty()) {
         report("INT8 model");
-        session.compileInt8(shape)->timeKernels({batchInput}, options.warmup, options.repeats, &profile.int8TotalMs);
+        session.compileInt8(shape)->timeKernels(batchInput, options.warmup, options.repeats, &profile.int8TotalMs);
     } else {
         profile.int8TotalMs = profile.fp32TotalMs;
     }
@@ -134,7 +126,7 @@ LatencyProfile measureLatency(const Graph& graph, const std::string& modelHash, 
         LayerLatency& row = profile.layers[index.at(l.name)];
         row.int8Ms = row.quantizeMs = row.dequantizeMs = 0.0;
         auto unchanged = floatKernels;
-        for (const KernelTime& k : plan->timeKernels({batchInput}, options.warmup, options.repeats)) {
+        for (const KernelTime& k : plan->timeKernels(batchInput, options.warmup, options.repeats)) {
             if (startsWith(k.impl, "quantize")) {
                 *row.quantizeMs += k.ms;
             } else if (firstNode(k.node) == l.name && !startsWith(k.impl, "dequantize")) {

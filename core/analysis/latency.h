@@ -8,6 +8,7 @@
 #include "jobs/progress.h"
 #include "store/records.h"
 
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -18,7 +19,8 @@ struct LatencyOptions {
     int batch = 1;
     int threads = 0; // 0: all cores
     int warmup = 5;
-    int repeats = 31; // the median of these is reported
+    int repeats = 31;                          // the median of these is reported
+    std::map<std::string, double> inputValues; // inputs random data cannot fill (DataOptions::inputValues)
 };
 
 struct CpuIsa;

@@ -34,24 +34,23 @@ QuantizeOptions sessionOptions(const SampleOptions& o, bool everyLayer)
 
 // Runs FP32 and a second plan over batches of `data`, handing each batch's outputs on.
 void compareBatches(const QuantSession& session, const Dataset& data, int64_t total, int64_t batch,
-    const std::function<CompileOptions(const Shape&)>& testOptions,
+    const std::function<CompileOptions(const std::map<std::string, Shape>&)>& testOptions,
     const std::function<void(int64_t start, const Tensor& ref, const Tensor& test)>& each, Progress& progress,
     const CancelToken& cancel)
 {
     std::unique_ptr<Plan> fp, q;
-    Shape planShape;
+    std::map<std::string, Shape> planShape;
     for (int64_t start = 0; start < total; start += batch) {
         cancel.check();
         const int64_t n = std::min(batch, total - start);
-        Shape shape = data.inputs.shape;
-        shape[0] = n;
+        const std::map<std::string, Shape> shape = data.inputShapes(n);
         if (shape != planShape) {
             fp = session.compile(false, shape);
             q = compilePlan(session.graph(), testOptions(shape));
             planShape = shape;
         }
-        const Tensor x = data.batch(start, n);
-        each(start, fp->run({x}).front(), q->run({x}).front());
+        const std::vector<Tensor> x = data.batch(start, n);
+        each(start, fp->run(x).front(), q->run(x).front());
         progress.report(double(start + n) / double(total), str("samples: ", start + n, " of ", total));
     }
 }
@@ -139,8 +138,9 @@ std::vector<SampleDivergence> divergentSamples(const Graph& graph, const Dataset
     }
     std::vector<SampleDivergence> all;
     Progress p = progress.sub(quantizesActivations(options) ? 0.2 : 0, 1);
-    compareBatches(session, data, total, std::max<int64_t>(1, options.batch),
-        [&](const Shape& shape) {
+    compareBatches(
+        session, data, total, std::max<int64_t>(1, options.batch),
+        [&](const std::map<std::string, Shape>& shape) {
             CompileOptions co = session.compileOptions(false, shape);
             if (weight)
                 co.initializerOverrides[l->weight] = *weight;
@@ -199,8 +199,9 @@ std::vector<SampleDivergence> flippedSamples(const Graph& graph, const Dataset& 
     QuantSession session = quantizedSession(graph, data, options, cp, cancel);
     std::vector<SampleDivergence> out;
     Progress p = progress.sub(0.3, 1);
-    compareBatches(session, data, total, std::max<int64_t>(1, options.batch),
-        [&](const Shape& shape) { return session.compileOptions(true, shape); },
+    compareBatches(
+        session, data, total, std::max<int64_t>(1, options.batch),
+        [&](const std::map<std::string, Shape>& shape) { return session.compileOptions(true, shape); },
         [&](int64_t start, const Tensor& ref, const Tensor& test) {
             perSample(ref, test, data.targets.has_value(), [&](int64_t s, int64_t a, int64_t b, double kl) {
                 const int64_t label = *labelOf(data, start + s);
@@ -220,8 +221,7 @@ SampleTrace traceSample(const Graph& graph, const Dataset& data, int64_t index, 
     Progress cp = progress.sub(0, 0.8);
     QuantSession session = quantizedSession(graph, data, options, cp, cancel);
     const Graph& g = session.graph();
-    Shape shape = data.inputs.shape;
-    shape[0] = 1;
+    const std::map<std::string, Shape> shape = data.inputShapes(1);
     std::set<std::string> outputs;
     for (const auto& l : session.layers())
         outputs.insert(g.nodes[std::size_t(g.findNode(l.name))].outputs.front());
@@ -229,8 +229,8 @@ SampleTrace traceSample(const Graph& graph, const Dataset& data, int64_t index, 
     fo.keepValues.insert(outputs.begin(), outputs.end());
     qo.keepValues.insert(outputs.begin(), outputs.end());
     auto fp = compilePlan(g, fo), q = compilePlan(g, qo);
-    const Tensor x = data.batch(index, 1);
-    const Tensor ref = fp->run({x}).front(), test = q->run({x}).front();
+    const std::vector<Tensor> x = data.batch(index, 1);
+    const Tensor ref = fp->run(x).front(), test = q->run(x).front();
     SampleTrace t;
     t.index = index;
     t.label = labelOf(data, index);

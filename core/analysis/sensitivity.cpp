@@ -430,11 +430,10 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
         std::unique_ptr<Plan> fp;
         for (int64_t start = 0; start < total; start += batch) {
             const int64_t n = std::min(batch, total - start);
-            Shape shape = data.inputs.shape;
-            shape[0] = n;
-            if (!fp || fp->shapeOf(g.inputs.front().name) != shape)
+            const std::map<std::string, Shape> shape = data.inputShapes(n);
+            if (!fp || fp->shapeOf(g.inputs.front().name) != shape.at(g.inputs.front().name))
                 fp = session.compile(false, shape);
-            refs.push_back(fp->run({data.batch(start, n)}).front());
+            refs.push_back(fp->run(data.batch(start, n)).front());
             std::vector<int64_t> labels = batchLabels(start, n);
             fp32Meter.add(refs.back(), refs.back(), data.labels ? &labels : nullptr);
         }
@@ -448,9 +447,8 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                     break;
                 }
                 const int64_t n = std::min(batch, total - start);
-                Shape shape = data.inputs.shape;
-                shape[0] = n;
-                if (!q || q->shapeOf(g.inputs.front().name) != shape) {
+                const std::map<std::string, Shape> shape = data.inputShapes(n);
+                if (!q || q->shapeOf(g.inputs.front().name) != shape.at(g.inputs.front().name)) {
                     CompileOptions co = session.compileOptions(false, shape);
                     if (v.weight)
                         co.initializerOverrides[l.weight] = *v.weight;
@@ -460,7 +458,7 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                     }
                     q = compilePlan(g, co);
                 }
-                Tensor out = q->run({data.batch(start, n)}).front();
+                Tensor out = q->run(data.batch(start, n)).front();
                 std::vector<int64_t> labels = batchLabels(start, n);
                 Accum& a = accumOf({v.layer, v.bits});
                 a.meter.add(refs[std::size_t(bi)], out, data.labels ? &labels : nullptr);
@@ -522,7 +520,7 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
         Tensor refOut;            // FP32 output of the current layer (local method)
         std::vector<Tensor> ins;  // FP32 inputs of the current layer's segment, then its copies' own inputs
         std::vector<std::optional<Tensor>> quantizedIns(variants.size()); // the current layer's, by variant
-        Shape planShape;
+        std::map<std::string, Shape> planShape;
         auto compileSegment = [&](std::size_t li, const std::vector<SegmentCopy>& with) {
             Graph one = segmentGraph(g, segments[li], layers[li].weight, with);
             CompileOptions co;
@@ -539,8 +537,7 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
         };
         for (int64_t start = 0; start < total && !cancelled; start += batch) {
             const int64_t n = std::min(batch, total - start);
-            Shape shape = data.inputs.shape;
-            shape[0] = n;
+            const std::map<std::string, Shape> shape = data.inputShapes(n);
             if (shape != planShape) {
                 CompileOptions co = session.compileOptions(false, shape);
                 co.keepValues = keep;
@@ -551,7 +548,7 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                 planShape = shape;
             }
             // The plan keeps this batch's FP32 values; every runFrom() below starts from them.
-            Tensor ref = fp->run({data.batch(start, n)}).front();
+            Tensor ref = fp->run(data.batch(start, n)).front();
             std::vector<int64_t> labels = batchLabels(start, n);
             fp32Meter.add(ref, ref, data.labels ? &labels : nullptr);
             std::size_t refLayer = SIZE_MAX;

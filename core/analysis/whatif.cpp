@@ -13,7 +13,8 @@ namespace qs {
 // One evaluation batch: its FP32 results and the current configuration's values.
 struct WhatIfSession::Batch {
     int64_t start = 0, n = 0;
-    Tensor input;
+    std::vector<Tensor> input; // the model's inputs
+    std::map<std::string, Shape> shapes;
     std::vector<int64_t> labels;
     Tensor fpOut;                          // FP32 model output
     std::map<std::string, Tensor> fpLayer; // FP32 output of every layer (by output value)
@@ -154,15 +155,16 @@ WhatIfSession::WhatIfSession(const Graph& source, const Dataset& calib, const Da
         b->start = start;
         b->n = std::min(batch, samples_ - start);
         b->input = eval_.batch(start, b->n);
+        b->shapes = eval_.inputShapes(b->n);
         if (eval_.labels)
             b->labels.assign(eval_.labels->begin() + start, eval_.labels->begin() + start + b->n);
-        if (!fp || fp->shapeOf(g.inputs.front().name) != b->input.shape) {
-            fp = session_->compile(false, b->input.shape);
+        if (!fp || fp->shapeOf(g.inputs.front().name) != b->input.front().shape) {
+            fp = session_->compile(false, b->shapes);
             for (const auto& [layer, out] : outputOf_)
                 fp->addTap(out, [&current](const std::string& v, const Tensor& t) { current->fpLayer[v] = t; });
         }
         current = b.get();
-        b->fpOut = fp->run({b->input}).front();
+        b->fpOut = fp->run(b->input).front();
         fpMeter.add(b->fpOut, b->fpOut, eval_.labels ? &b->labels : nullptr);
         batches_.push_back(std::move(b));
         fpProgress.report(double(start + batch) / double(samples_), "FP32 reference");
@@ -195,8 +197,8 @@ void WhatIfSession::rebuild(const QuantConfig& config, Progress& progress, const
         cancel.check();
         Batch& b = *batches_[bi];
         current = &b;
-        if (!plan || plan->shapeOf(g.inputs.front().name) != b.input.shape) {
-            CompileOptions co = session->compileOptions(true, b.input.shape);
+        if (!plan || plan->shapeOf(g.inputs.front().name) != b.input.front().shape) {
+            CompileOptions co = session->compileOptions(true, b.shapes);
             co.keepValues = frontier_;
             for (auto& [value, transform] : co.valueTransforms)
                 transform = [&current, quantize = transform](Tensor& t) {
@@ -211,7 +213,7 @@ void WhatIfSession::rebuild(const QuantConfig& config, Progress& progress, const
         }
         b.raw.clear();
         b.kept.clear();
-        b.out = plan->run({b.input}).front();
+        b.out = plan->run(b.input).front();
         // A quantized layer input is its raw value through fakeQuant (what the transform
         // did), so only the raw copy is kept; other values are kept as they are.
         for (const auto& v : layerInputs)
@@ -243,7 +245,9 @@ int64_t WhatIfSession::cachedBytes() const
 {
     int64_t bytes = 0;
     for (const auto& b : batches_) {
-        bytes += int64_t(b->input.bytes.size() + b->fpOut.bytes.size() + b->out.bytes.size());
+        for (const Tensor& t : b->input)
+            bytes += int64_t(t.bytes.size());
+        bytes += int64_t(b->fpOut.bytes.size() + b->out.bytes.size());
         for (const auto* m : {&b->fpLayer, &b->raw, &b->kept})
             for (const auto& [name, t] : *m)
                 bytes += int64_t(t.bytes.size());
@@ -386,14 +390,14 @@ WhatIfResult WhatIfSession::evaluate(const WhatIfChange& change, const CancelTok
         const Batch& b = *bp;
         current = &b;
         std::vector<Tensor> out;
-        if (!plan || plan->shapeOf(g.inputs.front().name) != b.input.shape) {
-            CompileOptions co = session_->compileOptions(b.input.shape, weights, params);
+        if (!plan || plan->shapeOf(g.inputs.front().name) != b.input.front().shape) {
+            CompileOptions co = session_->compileOptions(b.shapes, weights, params);
             co.keepValues = frontier_;
             plan = compilePlan(g, co);
             plan->addTap(reportedOut, [&current, &layerPower](const std::string& v, const Tensor& t) {
                 layerPower.add(current->fpLayer.at(v), t);
             });
-            out = plan->run({b.input});
+            out = plan->run(b.input);
         } else {
             std::map<std::string, Tensor> values;
             for (const auto& v : given)

@@ -1,10 +1,12 @@
-// Datasets for inference, calibration and evaluation: IDX images, NPY arrays or
-// synthetic inputs, scaled to [0,1] and normalized per channel; or byte text cut
-// into token windows for language models (text:FILE, see data/text.h).
+// Datasets for inference, calibration and evaluation: IDX images, NPY arrays, NPZ
+// archives or folders of NPY files (one array per model input) or synthetic inputs,
+// images scaled to [0,1] and normalized per channel; or byte text cut into token
+// windows for language models (text:FILE, see data/text.h).
 #pragma once
 
 #include "graph/graph.h"
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,36 +14,77 @@
 namespace qs {
 
 struct DataOptions {
-    std::string spec;                      // IDX/NPY path, "random:N" or "text:FILE"
-    std::optional<std::string> labelsPath; // else found beside an IDX file by its standard name
+    std::string spec;                            // IDX/NPY/NPZ path, folder of NPY files, "random:N" or "text:FILE"
+    std::optional<std::string> labelsPath;       // else found beside an IDX file by its standard name
     std::optional<std::vector<float>> mean, std; // else from model metadata, else none
-    int64_t limit = -1;                    // keep the first N samples (< 0: all)
-    uint64_t seed = 1;                     // for random:N
-    int64_t context = 0;                   // text: window length (0: from the model, see textContextFor)
+    int64_t limit = -1;                          // keep the first N samples (< 0: all)
+    uint64_t seed = 1;                           // for random:N
+    int64_t context = 0;                         // text: window length (0: from the model, see textContextFor)
+    std::map<std::string, double> inputValues;   // input name -> the value of every element of every sample
+};
+
+// The samples of one model input, [N, ...sample], sample-first whatever the model's layout.
+struct DataInput {
+    std::string name;   // the model input it feeds
+    std::string source; // what fills it: "x.npy", "x (NPZ member)", "random ids < 30522", "--input-value"
+    Tensor samples;     // [N, ...sample shape]
+    // Where the batch goes in the model's input: 0 mostly; 1 for a recurrent state
+    // [layers, batch, hidden] whose batch dimension is named like the first input's;
+    // -1 for an input with no batch dimension (a scalar such as a sample rate, or a
+    // shape without the batch name): the samples of a batch must then agree, and it takes one.
+    int batchAxis = 0;
+
+    Shape sampleShape() const { return Shape(samples.shape.begin() + 1, samples.shape.end()); }
+    // The model's input for samples [start, start + n).
+    Tensor batch(int64_t start, int64_t n) const;
+    Shape batchShape(int64_t n) const;
 };
 
 struct Dataset {
-    std::string kind;                     // "idx", "npy", "random", "text"
-    std::string path;                     // file or spec
+    std::string kind; // "idx", "npy", "npz", "folder", "random", "text"
+    std::string path; // file or spec
     std::string labelsPath;
-    Tensor inputs;                        // float32 [N, ...model input shape without batch]; text: int64 [N, context]
+    std::vector<DataInput> inputs; // one per model input, in the model's order
     std::optional<std::vector<int64_t>> labels;
-    std::optional<Tensor> targets;        // text: int64 [N, context], the next token of every input position
-    std::vector<float> mean, std;         // what was applied (empty: none)
-    std::string hash;                     // content hash of the source files (for the store)
+    std::optional<Tensor> targets;             // text: int64 [N, context], the next token of every input position
+    std::vector<float> mean, std;              // what was applied to the first input (empty: none)
+    std::string hash;                          // content hash of the source files (for the store)
+    std::map<std::string, double> inputValues; // DataOptions::inputValues (the store records them)
 
-    int64_t count() const { return inputs.shape.empty() ? 0 : inputs.shape[0]; }
-    // Samples [start, start+n) as a batch tensor (copy).
-    Tensor batch(int64_t start, int64_t n) const;
+    int64_t count() const;
+    // The first input's samples: the only input of IDX, NPY and text data.
+    const Tensor& first() const;
+    // The model's inputs (in its order) for samples [start, start+n), copied.
+    std::vector<Tensor> batch(int64_t start, int64_t n) const;
+    // Input name -> the shape batch(., n) gives (CompileOptions::inputShapes).
+    std::map<std::string, Shape> inputShapes(int64_t n) const;
+    // Input name -> the shape of one sample.
+    std::map<std::string, Shape> sampleShapes() const;
     // The targets of the same samples (text only).
     Tensor targetBatch(int64_t start, int64_t n) const;
+    // Samples [start, start+n) with their labels and targets.
+    Dataset slice(int64_t start, int64_t n) const;
 };
 
-// Loads and normalizes for `model`'s first input. Errors name the file and what
-// does not fit (sample shape vs the model's input, label count, ...).
+// Which array or generator feeds each input of `model` for `spec`, read from file names
+// and archive directories only (cheap enough for a dialog): {input, source}.
+std::vector<std::pair<std::string, std::string>> dataInputSources(
+    const std::string& spec, const Graph& model, const std::map<std::string, double>& inputValues = {});
+
+// Loads the samples of every input of `model` and normalizes the first. An IDX or NPY
+// file feeds the first input; an NPZ holds one array per input name, a folder one
+// "<input>.npy" per input; --input-value fills any input. Errors name the file and what
+// does not fit (a missing or extra array, a sample shape vs the model's input, label count, ...).
 Dataset loadDataset(const DataOptions& options, const Graph& model);
 // The same with every other option at its default (the studio's jobs).
 Dataset loadDataset(const std::string& spec, int64_t limit, const Graph& model);
+
+// Where the batch sits in a model input or output (DataInput::batchAxis): where the
+// first input's dimension-0 name appears; else 0, or -1 (no batch dimension) for a
+// rank-0 value or one whose dimension 0 is fixed while the first input's batch is dynamic.
+int batchAxisOf(const Graph& model, const ValueInfo& value);
+// A batch in the model's layout, its batch at `axis`, as samples first: [n, ...].
+Tensor samplesFirst(const Tensor& batch, int axis);
 
 // "a,b,c" from the model's metadata_props (quantstudio.mean / quantstudio.std).
 std::optional<std::vector<float>> metadataFloats(const Graph& model, const std::string& key);

@@ -229,7 +229,7 @@ Tensor readNpy(const std::string& path)
     return parseNpy(readRegularFile(path, kMaxDataFileBytes), path);
 }
 
-void writeNpy(const Tensor& t, const std::string& path)
+std::string npyBytes(const Tensor& t)
 {
     std::string header = "{'descr': '" + descrOf(t.dtype) + "', 'fortran_order': False, 'shape': (";
     for (std::size_t i = 0; i < t.shape.size(); ++i)
@@ -244,6 +244,12 @@ void writeNpy(const Tensor& t, const std::string& path)
     out += char(header.size() >> 8);
     out += header;
     out.append(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
+    return out;
+}
+
+void writeNpy(const Tensor& t, const std::string& path)
+{
+    const std::string out = npyBytes(t);
     std::ofstream f(path, std::ios::binary);
     f.write(out.data(), std::streamsize(out.size()));
     if (!f)

@@ -9,6 +9,8 @@ namespace qs {
 
 Tensor readNpy(const std::string& path);
 Tensor parseNpy(const std::string& bytes, const std::string& label);
+// The file's bytes (version 1.0 header), as writeNpy writes them.
+std::string npyBytes(const Tensor& t);
 void writeNpy(const Tensor& t, const std::string& path);
 
 } // namespace qs

@@ -25,14 +25,15 @@ Dataset loadTextDataset(const std::string& path, int64_t context, int64_t limit)
     ds.kind = "text";
     ds.path = path;
     ds.hash = sha256Hex(bytes);
-    ds.inputs = Tensor(DType::Int64, {windows, context});
+    Tensor inputs(DType::Int64, {windows, context});
     Tensor targets(DType::Int64, {windows, context});
-    auto x = ds.inputs.data<int64_t>();
+    auto x = inputs.data<int64_t>();
     auto y = targets.data<int64_t>();
     for (int64_t i = 0; i < windows * context; ++i) {
         x[std::size_t(i)] = static_cast<unsigned char>(bytes[std::size_t(i)]);
         y[std::size_t(i)] = static_cast<unsigned char>(bytes[std::size_t(i + 1)]);
     }
+    ds.inputs.push_back({"", path, std::move(inputs)}); // named by loadDataset after the model's input
     ds.targets = std::move(targets);
     return ds;
 }

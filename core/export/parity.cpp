@@ -171,8 +171,7 @@ ParityResult checkParity(const QuantSession& reference, const QdqLowered& export
         cancel.check();
         const int64_t n = std::min(batch, total - start);
         if (n != planBatch) {
-            Shape shape = data.inputs.shape;
-            shape[0] = n;
+            const std::map<std::string, Shape> shape = data.inputShapes(n);
             std::map<std::string, std::string> notInt8;
             CompileOptions cs = reference.compileOptions(true, shape), cq = exported.simulated(shape),
                            ci = exported.int8(shape, &notInt8);
@@ -198,10 +197,10 @@ ParityResult checkParity(const QuantSession& reference, const QdqLowered& export
                 }
             }
         }
-        const Tensor x = data.batch(start, n);
-        const Tensor ys = sim->run({x}).front();
-        qdq->run({x});
-        const Tensor yi = int8->run({x}).front();
+        const std::vector<Tensor> x = data.batch(start, n);
+        const Tensor ys = sim->run(x).front();
+        qdq->run(x);
+        const Tensor yi = int8->run(x).front();
         const auto ref = ys.toFloat(), got = yi.toFloat();
         output.add(ref, got);
         const int64_t classes = int64_t(ref.size()) / n;

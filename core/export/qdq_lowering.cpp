@@ -207,10 +207,10 @@ QdqLowered lowerQdqModel(const Graph& qdq, const std::string& label)
     return out;
 }
 
-CompileOptions QdqLowered::simulated(const Shape& inputShape) const
+CompileOptions QdqLowered::simulated(const InputShapes& inputShape) const
 {
     CompileOptions co;
-    co.inputShapes[graph.inputs.front().name] = inputShape;
+    inputShape.into(co, graph);
     for (const auto& [value, q] : activations) {
         const QParams qp = q;
         co.valueTransforms[value] = [qp](Tensor& t) {
@@ -221,7 +221,7 @@ CompileOptions QdqLowered::simulated(const Shape& inputShape) const
     return co;
 }
 
-CompileOptions QdqLowered::int8(const Shape& inputShape, std::map<std::string, std::string>* notInt8) const
+CompileOptions QdqLowered::int8(const InputShapes& inputShape, std::map<std::string, std::string>* notInt8) const
 {
     CompileOptions co = simulated(inputShape);
     for (const auto& l : layers) {

@@ -8,6 +8,7 @@
 
 #include "graph/graph.h"
 #include "quant/quantizer.h"
+#include "runtime/input_shapes.h"
 #include "runtime/plan.h"
 
 #include <map>
@@ -41,12 +42,12 @@ struct QdqLowered {
     std::map<std::string, std::string> metadata; // of the QDQ file
 
     // The QDQ model as written: dequantized weights, fake quant on every quantized value.
-    CompileOptions simulated(const Shape& inputShape) const;
+    CompileOptions simulated(const InputShapes& inputShape) const;
     // Real INT8 for every layer whose weight and input are quantized; layers quantized
     // otherwise run as written. A layer whose quantization has no INT8 kernel (affine or
     // group-wise weights, activations narrower than 8 bits) throws an Error naming it,
     // or, with `notInt8`, runs as written and gets its reason recorded there.
-    CompileOptions int8(const Shape& inputShape, std::map<std::string, std::string>* notInt8 = nullptr) const;
+    CompileOptions int8(const InputShapes& inputShape, std::map<std::string, std::string>* notInt8 = nullptr) const;
 
 private:
     void addInt8Layer(const QdqLayer& l, CompileOptions& co) const; // throws naming the layer

@@ -133,6 +133,7 @@ RunReplay replayRun(const Store& store, int64_t runId, Progress& progress, const
         !r.run.datasetPath.empty())
         cal.spec = r.run.datasetPath;
     cal.limit = opts.calibLimit;
+    cal.inputValues = r.run.config["calibration"].value("input_values", std::map<std::string, double> {});
     r.calib = loadDataset(cal, r.source);
 
     r.session = prepareSession(r.source, opts, r.calib, progress, cancel);

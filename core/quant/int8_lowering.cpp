@@ -84,7 +84,7 @@ std::string QuantSession::int8Obstacle(const SessionLayer& layer) const
     return qs::int8Obstacle(graph_, layer);
 }
 
-CompileOptions QuantSession::int8CompileOptions(const Shape& inputShape) const
+CompileOptions QuantSession::int8CompileOptions(const InputShapes& inputShape) const
 {
     for (const auto& use : options_.config.algorithms)
         if (std::string why = int8AlgorithmObstacle(use.name); !why.empty())
@@ -151,7 +151,7 @@ CompileOptions QuantSession::int8CompileOptions(const Shape& inputShape) const
     return co;
 }
 
-std::unique_ptr<Plan> QuantSession::compileInt8(const Shape& inputShape) const
+std::unique_ptr<Plan> QuantSession::compileInt8(const InputShapes& inputShape) const
 {
     return compilePlan(graph_, int8CompileOptions(inputShape));
 }

@@ -292,7 +292,8 @@ void QuantSession::runBatches(const Dataset& calib, int64_t total, bool quantize
     const std::function<void(Plan&)>& attach, const CancelToken& cancel, const std::function<void(int64_t)>& done) const
 {
     runInBatches(
-        calib, total, options_.batch, [&](const Shape& shape) { return compile(quantized, shape); },
+        calib, total, options_.batch,
+        [&](const std::map<std::string, Shape>& shapes) { return compile(quantized, shapes); },
         [&](Plan& plan, int64_t) { attach(plan); }, cancel, done);
 }
 
@@ -442,21 +443,21 @@ void QuantSession::quantizeWeights()
     }
 }
 
-CompileOptions QuantSession::compileOptions(bool quantized, const Shape& inputShape) const
+CompileOptions QuantSession::compileOptions(bool quantized, const InputShapes& inputShape) const
 {
     if (quantized)
         return compileOptions(inputShape, weightOverrides, activationParams);
     CompileOptions co;
-    co.inputShapes[graph_.inputs.front().name] = inputShape;
+    inputShape.into(co, graph_);
     co.threads = options_.threads;
     return co;
 }
 
-CompileOptions QuantSession::compileOptions(const Shape& inputShape, const std::map<std::string, Tensor>& weights,
-                                            const std::map<std::string, QParams>& activations) const
+CompileOptions QuantSession::compileOptions(const InputShapes& inputShape, const std::map<std::string, Tensor>& weights,
+    const std::map<std::string, QParams>& activations) const
 {
     CompileOptions co;
-    co.inputShapes[graph_.inputs.front().name] = inputShape;
+    inputShape.into(co, graph_);
     co.threads = options_.threads;
     co.initializerOverrides = weights;
     for (const auto& [value, q] : activations) {
@@ -469,7 +470,7 @@ CompileOptions QuantSession::compileOptions(const Shape& inputShape, const std::
     return co;
 }
 
-std::unique_ptr<Plan> QuantSession::compile(bool quantized, const Shape& inputShape) const
+std::unique_ptr<Plan> QuantSession::compile(bool quantized, const InputShapes& inputShape) const
 {
     return compilePlan(graph_, compileOptions(quantized, inputShape));
 }
@@ -662,7 +663,7 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
     // Timed plans have no taps (taps keep values and so prevent fusion); the tapped
     // pair measures per-layer SQNR.
     std::unique_ptr<Plan> fp, q, fpTapped, qTapped;
-    auto compileQuantized = [&](const Shape& shape) {
+    auto compileQuantized = [&](const std::map<std::string, Shape>& shape) {
         return options.int8 ? session.compileInt8(shape) : session.compile(true, shape);
     };
     int64_t planBatch = -1;
@@ -670,8 +671,7 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
         cancel.check();
         const int64_t n = std::min(batch, total - start);
         if (n != planBatch) {
-            Shape shape = eval.inputs.shape;
-            shape[0] = n;
+            const std::map<std::string, Shape> shape = eval.inputShapes(n);
             fp = session.compile(false, shape);
             q = compileQuantized(shape);
             fpTapped = session.compile(false, shape);
@@ -695,13 +695,13 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
             }
             planBatch = n;
         }
-        Tensor input = eval.batch(start, n);
-        fpTapped->run({input});
-        qTapped->run({input});
+        const std::vector<Tensor> input = eval.batch(start, n);
+        fpTapped->run(input);
+        qTapped->run(input);
         auto t0 = std::chrono::steady_clock::now();
-        std::vector<Tensor> ref = fp->run({input});
+        std::vector<Tensor> ref = fp->run(input);
         auto t1 = std::chrono::steady_clock::now();
-        std::vector<Tensor> out = q->run({input});
+        std::vector<Tensor> out = q->run(input);
         auto t2 = std::chrono::steady_clock::now();
         fTimes.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
         qTimes.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());

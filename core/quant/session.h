@@ -9,6 +9,7 @@
 #include "jobs/progress.h"
 #include "quant/quantizer.h"
 #include "quant/spec.h"
+#include "runtime/input_shapes.h"
 #include "runtime/plan.h"
 
 #include <functional>
@@ -121,11 +122,11 @@ public:
     nlohmann::json notes = nlohmann::json::object();
 
     // Options for a Plan of the working graph: FP32 (quantized = false) or simulated quantized.
-    CompileOptions compileOptions(bool quantized, const Shape& inputShape) const;
+    CompileOptions compileOptions(bool quantized, const InputShapes& inputShape) const;
     // The same for other quantized weights and activation quantization (what-if variants).
-    CompileOptions compileOptions(const Shape& inputShape, const std::map<std::string, Tensor>& weights,
-                                  const std::map<std::string, QParams>& activations) const;
-    std::unique_ptr<Plan> compile(bool quantized, const Shape& inputShape) const;
+    CompileOptions compileOptions(const InputShapes& inputShape, const std::map<std::string, Tensor>& weights,
+        const std::map<std::string, QParams>& activations) const;
+    std::unique_ptr<Plan> compile(bool quantized, const InputShapes& inputShape) const;
     // Runs the first `total` samples of `calib` through the working graph (FP32 or
     // simulated quantized) in batches of options().batch: one plan per batch size,
     // `attach` adds its taps when a plan is compiled, `done` sees the samples so far.
@@ -134,8 +135,8 @@ public:
     // Options for a Plan running every quantized layer in real INT8 (quant/int8_lowering.cpp):
     // s8 weights and s32 biases from weightOverrides and weightScales, 8-bit activations
     // from activationParams. Throws naming the layer when its spec has no INT8 kernel.
-    CompileOptions int8CompileOptions(const Shape& inputShape) const;
-    std::unique_ptr<Plan> compileInt8(const Shape& inputShape) const;
+    CompileOptions int8CompileOptions(const InputShapes& inputShape) const;
+    std::unique_ptr<Plan> compileInt8(const InputShapes& inputShape) const;
     // Why `layer` cannot run as an INT8 primitive with its spec ("" when it can).
     std::string int8Obstacle(const SessionLayer& layer) const;
 

@@ -28,8 +28,10 @@ nlohmann::json dataConfig(const Dataset& d)
         j["mean"] = d.mean;
     if (!d.std.empty())
         j["std"] = d.std;
-    if (d.kind == "text" && d.inputs.shape.size() == 2)
-        j["context"] = d.inputs.shape[1];
+    if (d.kind == "text" && !d.inputs.empty() && d.inputs.front().samples.shape.size() == 2)
+        j["context"] = d.inputs.front().samples.shape[1];
+    if (!d.inputValues.empty())
+        j["input_values"] = d.inputValues;
     return j;
 }
 

@@ -123,12 +123,12 @@ private slots:
         QuantSession s(graph_, {});
         std::vector<std::vector<std::pair<float, float>>> ref(d.layers.size()); // [layer][size]
         for (int64_t n : d.sizes) {
-            Shape shape = cal.inputs.shape;
+            Shape shape = cal.first().shape;
             shape[0] = n;
             CompileOptions co = s.compileOptions(false, shape);
             co.keepValues.insert(d.values.begin(), d.values.end());
             auto plan = compilePlan(s.graph(), co);
-            plan->run({cal.batch(0, n)});
+            plan->run(cal.batch(0, n));
             for (std::size_t li = 0; li < d.layers.size(); ++li) {
                 const Tensor v = plan->valueOf(d.values[li]);
                 auto x = v.data<float>();
@@ -181,9 +181,9 @@ private slots:
         QCOMPARE(d.shift->channels.size(), std::size_t(1));
         // The channel moments, by hand.
         double m = 0;
-        for (float v : ev.inputs.data<float>())
+        for (float v : ev.first().data<float>())
             m += v;
-        m /= double(ev.inputs.numel());
+        m /= double(ev.first().numel());
         QVERIFY(std::abs(d.shift->channels[0].evalMean - m) < 1e-6);
         if (!warned)
             QVERIFY2(d.shift->ks < o.ksThreshold / 2, qPrintable(QString::number(d.shift->ks)));

@@ -60,7 +60,7 @@ private slots:
         o.spec = kData;
         o.limit = 8;
         Dataset d = loadDataset(o, g);
-        const Tensor x = d.batch(0, 8);
+        const Tensor x = d.batch(0, 8).front();
         CompileOptions co;
         co.threads = 1;
         co.inputShapes["input"] = x.shape;

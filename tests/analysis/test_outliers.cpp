@@ -37,12 +37,12 @@ private slots:
         QCOMPARE(int(rows.size()), 7); // every Gemm/MatMul with a weight; not the embedding lookup
         // The activations themselves, one sample batch, through a tap.
         CompileOptions co;
-        co.inputShapes["input"] = data.inputs.shape;
+        co.inputShapes["input"] = data.first().shape;
         auto plan = compilePlan(g, co);
         std::map<std::string, Tensor> seen;
         for (const auto& r : rows)
             plan->addTap(r.input, [&seen](const std::string& v, const Tensor& t) { seen[v] = t; });
-        plan->run({data.inputs});
+        plan->run({data.first()});
         for (const auto& r : rows) {
             const Tensor& x = seen.at(r.input);
             const int64_t ch = x.shape.back(), tokens = x.numel() / ch, pos = tokens / data.count();
@@ -98,7 +98,7 @@ private slots:
         QTemporaryDir dir;
         const QString model = dir.filePath("gpt.onnx"), tokens = dir.filePath("tokens.npy");
         saveOnnx(tinyTransformer(), model.toStdString());
-        writeNpy(tokenData({}, 6, 3).inputs, tokens.toStdString());
+        writeNpy(tokenData({}, 6, 3).first(), tokens.toStdString());
         CliResult r = cli({"outliers", model, "--data", tokens, "--json", "--top", "2", "--limit", "4"});
         QVERIFY2(r.exitCode == 0, r.err.constData());
         const QJsonObject j = QJsonDocument::fromJson(r.out).object();

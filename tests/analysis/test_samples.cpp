@@ -65,12 +65,12 @@ private slots:
         const Tensor* w = s.graph().constant(l.weight);
         QuantSpec spec = l.spec.weight;
         spec.bits = 4;
-        CompileOptions co = s.compileOptions(false, data_.inputs.shape);
+        CompileOptions co = s.compileOptions(false, data_.first().shape);
         auto fp = compilePlan(s.graph(), co);
         co.initializerOverrides[l.weight] =
             Tensor::fromVector(w->shape, fakeQuantWeight(w->toFloat(), w->shape, l.outAxis, l.inAxis, spec));
         auto q = compilePlan(s.graph(), co);
-        const Tensor x = data_.batch(0, kLimit);
+        const Tensor x = data_.batch(0, kLimit).front();
         const Tensor a = fp->run({x}).front(), b = q->run({x}).front();
         const int64_t k = a.numel() / kLimit;
         std::vector<double> kl(kLimit);
@@ -107,11 +107,12 @@ private slots:
         std::vector<std::string> outs;
         for (const auto& l : s.layers())
             outs.push_back(s.graph().nodes[std::size_t(s.graph().findNode(l.name))].outputs.front());
-        CompileOptions fo = s.compileOptions(false, data_.inputs.shape), qq = s.compileOptions(true, data_.inputs.shape);
+        CompileOptions fo = s.compileOptions(false, data_.first().shape),
+                       qq = s.compileOptions(true, data_.first().shape);
         fo.keepValues.insert(outs.begin(), outs.end());
         qq.keepValues.insert(outs.begin(), outs.end());
         auto fp = compilePlan(s.graph(), fo), q = compilePlan(s.graph(), qq);
-        const Tensor x = data_.batch(0, kLimit);
+        const Tensor x = data_.batch(0, kLimit).front();
         const Tensor a = fp->run({x}).front(), b = q->run({x}).front();
         const int64_t k = a.numel() / kLimit;
         std::vector<int64_t> ref;

@@ -221,10 +221,10 @@ private slots:
         for (std::size_t i = 0; i < local.layers.size(); ++i) {
             const SessionLayer& l = session.layers()[i];
             const std::string out = sg.nodes[std::size_t(sg.findNode(l.name))].outputs.front();
-            CompileOptions co = session.compileOptions(false, d.inputs.shape);
+            CompileOptions co = session.compileOptions(false, d.first().shape);
             co.keepValues.insert(out);
             auto fp = compilePlan(sg, co);
-            fp->run({d.inputs});
+            fp->run({d.first()});
             const Tensor ref = fp->valueOf(out);
             const Tensor* w = sg.constant(l.weight);
             QuantSpec spec = l.spec.weight;
@@ -232,7 +232,7 @@ private slots:
             co.initializerOverrides[l.weight] =
                 Tensor::fromVector(w->shape, fakeQuantWeight(w->toFloat(), w->shape, l.outAxis, l.inAxis, spec));
             auto q = compilePlan(sg, co);
-            q->run({d.inputs});
+            q->run({d.first()});
             const Tensor test = q->valueOf(out);
             const double expected =
                 sqnrDb(ref.data<float>().data(), test.data<float>().data(), std::size_t(ref.numel()));
@@ -367,7 +367,7 @@ private slots:
         const ActivationProfile& first = profiles.front();
         QCOMPARE(first.role, std::string("input"));
         QCOMPARE(first.value, std::string("input"));
-        auto all = d.inputs.data<float>();
+        auto all = d.first().data<float>();
         double mn = 1e9, mx = -1e9, sum = 0;
         for (float v : all) {
             mn = std::min(mn, double(v));

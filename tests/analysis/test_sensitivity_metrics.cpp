@@ -110,7 +110,7 @@ private slots:
             QuantSpec spec = l.spec.weight;
             spec.bits = options_.bits;
             Tensor q = Tensor::fromVector(w->shape, fakeQuantWeight(w->toFloat(), w->shape, l.outAxis, l.inAxis, spec));
-            Shape shape = data_.inputs.shape;
+            Shape shape = data_.first().shape;
             shape[0] = kBatch;
             CompileOptions co = s.compileOptions(false, shape);
             auto fp = compilePlan(s.graph(), co);
@@ -118,7 +118,7 @@ private slots:
             auto qp = compilePlan(s.graph(), co);
             std::vector<double> klSum;
             for (int64_t start = 0; start < kLimit; start += kBatch) {
-                const Tensor x = data_.batch(start, kBatch);
+                const Tensor x = data_.batch(start, kBatch).front();
                 const Tensor a = fp->run({x}).front(), b = qp->run({x}).front();
                 const int64_t k = a.numel() / kBatch;
                 double sum = 0;
@@ -161,7 +161,7 @@ private slots:
             const Tensor* w = s.graph().constant(l.weight);
             QuantSpec spec = l.spec.weight;
             spec.bits = options_.bits;
-            Shape shape = data_.inputs.shape;
+            Shape shape = data_.first().shape;
             shape[0] = kLimit;
             CompileOptions co = s.compileOptions(false, shape);
             co.keepValues.insert(out);
@@ -169,7 +169,7 @@ private slots:
             co.initializerOverrides[l.weight] =
                 Tensor::fromVector(w->shape, fakeQuantWeight(w->toFloat(), w->shape, l.outAxis, l.inAxis, spec));
             auto qp = compilePlan(s.graph(), co);
-            const Tensor x = data_.batch(0, kLimit);
+            const Tensor x = data_.batch(0, kLimit).front();
             fp->run({x});
             qp->run({x});
             const Tensor a = fp->valueOf(out), b = qp->valueOf(out);

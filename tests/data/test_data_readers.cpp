@@ -171,7 +171,7 @@ private slots:
         opts.limit = 100;
         Dataset ds = loadDataset(opts, model);
         QCOMPARE(ds.count(), int64_t(100));
-        QCOMPARE(ds.inputs.shape, (Shape{100, 1, 28, 28}));
+        QCOMPARE(ds.first().shape, (Shape {100, 1, 28, 28}));
         QVERIFY(ds.labels.has_value());
         QCOMPARE(ds.labels->size(), std::size_t(100));
         QVERIFY(ds.labelsPath.find("fashion1k-labels-idx1-ubyte") != std::string::npos);
@@ -185,10 +185,10 @@ private slots:
         float stdev = std::stof(model.metadata.at("quantstudio.std"));
         const int pixel = 28 * 28 + 14 * 28 + 14; // second image, centre
         float want = (float(raw[16 + std::size_t(pixel)]) / 255.f - mean) / stdev;
-        QCOMPARE(ds.inputs.data<float>()[std::size_t(pixel)], want);
+        QCOMPARE(ds.first().data<float>()[std::size_t(pixel)], want);
 
-        Tensor b = ds.batch(1, 2);
-        QCOMPARE(b.shape, (Shape{2, 1, 28, 28}));
+        Tensor b = ds.batch(1, 2).front();
+        QCOMPARE(b.shape, (Shape {2, 1, 28, 28}));
         QCOMPARE(b.data<float>()[14 * 28 + 14], want);
     }
 

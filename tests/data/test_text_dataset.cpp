@@ -48,25 +48,25 @@ private slots:
         const Dataset ds = loadTextDataset(path, context, limit);
         QCOMPARE(ds.kind, std::string("text"));
         QCOMPARE(ds.count() * context, int64_t(inputs.size()));
-        QCOMPARE(ds.inputs.shape, (Shape {ds.count(), context}));
-        QCOMPARE(ds.inputs.dtype, DType::Int64);
+        QCOMPARE(ds.first().shape, (Shape {ds.count(), context}));
+        QCOMPARE(ds.first().dtype, DType::Int64);
         auto str = [](const Tensor& t) {
             QString s;
             for (int64_t v : t.toInt64())
                 s += QChar(char(v));
             return s;
         };
-        QCOMPARE(str(ds.inputs), inputs);
+        QCOMPARE(str(ds.first()), inputs);
         QCOMPARE(str(*ds.targets), targets);
         QCOMPARE(str(ds.targetBatch(ds.count() - 1, 1)), targets.right(context));
-        QCOMPARE(str(ds.batch(0, 1)), inputs.left(context));
+        QCOMPARE(str(ds.batch(0, 1).front()), inputs.left(context));
     }
 
     void highBytesAreUnsigned()
     {
         QTemporaryDir dir;
         const Dataset ds = loadTextDataset(writeFile(dir, "u.txt", "\xc2\xa0\xff"), 2);
-        QCOMPARE(ds.inputs.toInt64(), (std::vector<int64_t> {0xc2, 0xa0}));
+        QCOMPARE(ds.first().toInt64(), (std::vector<int64_t> {0xc2, 0xa0}));
         QCOMPARE(ds.targets->toInt64(), (std::vector<int64_t> {0xa0, 0xff}));
     }
 
@@ -80,12 +80,12 @@ private slots:
         DataOptions o;
         o.spec = "text:" + path;
         Dataset ds = loadDataset(o, lm);
-        QCOMPARE(ds.inputs.shape, (Shape {7, 128})); // 999 / 128
+        QCOMPARE(ds.first().shape, (Shape {7, 128})); // 999 / 128
         QCOMPARE(ds.path, o.spec);
         o.context = 100;
         o.limit = 4;
         ds = loadDataset(o, lm);
-        QCOMPARE(ds.inputs.shape, (Shape {4, 100}));
+        QCOMPARE(ds.first().shape, (Shape {4, 100}));
     }
 
     void errors()

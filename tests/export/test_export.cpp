@@ -92,12 +92,12 @@ class TestExport : public QObject {
         for (int64_t s = 0; s < eval.count(); s += batch) {
             const int64_t n = std::min(batch, eval.count() - s);
             if (n != planBatch) {
-                qs::Shape shape = eval.inputs.shape;
+                qs::Shape shape = eval.first().shape;
                 shape[0] = n;
                 plan = session.compile(true, shape);
                 planBatch = n;
             }
-            auto logits = plan->run({eval.batch(s, n)}).front().toFloat();
+            auto logits = plan->run(eval.batch(s, n)).front().toFloat();
             out.insert(out.end(), logits.begin(), logits.end());
         }
         return out;

@@ -312,9 +312,9 @@ private slots:
     {
         const QdqLowered low = lowerQdqModel(importOnnx(exported_.toStdString()), "w8a8.onnx");
         const Dataset eval = test::demoData(200);
-        Shape shape = eval.inputs.shape;
-        auto plain = compilePlan(low.graph, low.simulated(shape))->run({eval.batch(0, eval.count())}).front().toFloat();
-        auto int8 = compilePlan(low.graph, low.int8(shape))->run({eval.batch(0, eval.count())}).front().toFloat();
+        Shape shape = eval.first().shape;
+        auto plain = compilePlan(low.graph, low.simulated(shape))->run(eval.batch(0, eval.count())).front().toFloat();
+        auto int8 = compilePlan(low.graph, low.int8(shape))->run(eval.batch(0, eval.count())).front().toFloat();
         const auto ortPlain = test::ortLogits(exported_, eval, "disabled", dir_.path());
         const auto ortFused = test::ortLogits(exported_, eval, "all", dir_.path());
         QCOMPARE(ortPlain.size(), plain.size());

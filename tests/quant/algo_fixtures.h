@@ -121,9 +121,9 @@ inline Dataset channelOutlierData(Shape sampleShape, int64_t n, uint64_t seed, i
     Dataset d;
     d.kind = "random";
     d.path = "test:channel-outliers";
-    d.inputs = randomTensor(shape, seed);
+    d.inputs = {{"", d.path, randomTensor(shape, seed)}};
     const int64_t ch = shape[1], inner = numelOf(Shape(shape.begin() + 2, shape.end()));
-    auto v = d.inputs.data<float>();
+    auto v = d.inputs.front().samples.data<float>();
     for (int64_t i = 0; i < n; ++i)
         for (int64_t c = 0; c < ch; c += every)
             for (int64_t k = 0; k < inner; ++k)
@@ -141,7 +141,7 @@ inline Dataset correlatedData(Shape sampleShape, int64_t n, uint64_t seed, int f
     const int64_t ch = sampleShape[0], inner = numelOf(Shape(sampleShape.begin() + 1, sampleShape.end()));
     Tensor mixing = randomTensor({ch, factors}, 99, 1.5f);
     Tensor f = randomTensor({n, factors, inner}, seed + 1000);
-    auto v = d.inputs.data<float>();
+    auto v = d.inputs.front().samples.data<float>();
     for (int64_t i = 0; i < n; ++i)
         for (int64_t c = 0; c < ch; ++c)
             for (int64_t k = 0; k < inner; ++k) {

@@ -69,7 +69,7 @@ private slots:
         Case c = build(kind);
         Dataset calib = channelOutlierData(c.sample, 256, 21);
         Dataset held = channelOutlierData(c.sample, 128, 22);
-        const Tensor x = held.batch(0, held.count());
+        const Tensor x = held.batch(0, held.count()).front();
         const Tensor ref = referenceRun(c.graph, x);
 
         QuantSession rtn(c.graph, weightOnly(bits, granularity.toStdString()));

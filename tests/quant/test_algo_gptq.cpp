@@ -43,7 +43,7 @@ private slots:
         algorithm("gptq").apply(s, calib, {{"act_order", actOrder}, {"samples", calib.count()}}, p, CancelToken());
         QVERIFY(s.notes.contains("gptq"));
 
-        const Tensor x = held.inputs;
+        const Tensor x = held.first();
         const Tensor ref = referenceRun(s.graph(), x);
         const double eRtn = mse(ref, referenceRun(s.graph(), x, rtn));
         const double eGptq = mse(ref, referenceRun(s.graph(), x, s.weightOverrides));

@@ -39,7 +39,7 @@ private slots:
         Progress p;
         algorithm("adaround")
             .apply(s, calib, nlohmann::json({{"iterations", 400}, {"samples", calib.count()}}), p, CancelToken());
-        const Tensor x = held.inputs;
+        const Tensor x = held.first();
         const Tensor ref = referenceRun(g, x);
         const double eRtn = mse(ref, referenceRun(g, x, rtn));
         const double eAda = mse(ref, referenceRun(g, x, s.weightOverrides));

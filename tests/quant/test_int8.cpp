@@ -90,7 +90,7 @@ private slots:
         Progress p;
         s.calibrate(d, p, CancelToken());
         s.quantizeWeights();
-        const Tensor x = d.batch(0, 1000);
+        const Tensor x = d.batch(0, 1000).front();
 
         // The deployed form: fused, untapped. Its logits against the simulation's.
         auto sim = s.compile(true, x.shape);
@@ -346,7 +346,7 @@ private slots:
         s.calibrate(d, p, CancelToken());
         s.quantizeWeights();
         try {
-            s.compileInt8(d.inputs.shape);
+            s.compileInt8(d.first().shape);
             QFAIL("no error");
         } catch (const qs::Error& e) {
             QVERIFY2(std::string(e.what()).find("/stem/stem.0/Conv") != std::string::npos, e.what());

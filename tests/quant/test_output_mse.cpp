@@ -128,7 +128,7 @@ std::pair<Graph, std::pair<Dataset, Dataset>> edgeFilterCase()
         Dataset d;
         d.kind = "random";
         d.path = "test:blobs";
-        d.inputs = Tensor::fromVector(Shape{n, 1, 16, 16}, px);
+        d.inputs = {{"", d.path, Tensor::fromVector(Shape {n, 1, 16, 16}, px)}};
         return d;
     };
     return {b.finish(), {images(64, 5), images(64, 6)}};
@@ -173,7 +173,7 @@ private slots:
         const bool perChannel = spec.granularity == Granularity::Channel;
         const std::size_t blocks = perChannel ? std::size_t(channelsOf(w)) : 1;
         QCOMPARE(grid.size(), blocks);
-        const Tensor& x = calib.inputs;
+        const Tensor& x = calib.first();
         const std::vector<double> chosen = blockErrors(g, l.weight, x, quantizeOnGrid(w, grid), perChannel);
 
         // Brute force: per block the least error of the shared factors 1 - 0.02 k (k <= 40,
@@ -214,8 +214,8 @@ private slots:
         QuantSession mse(g, wo);
         mse.quantizeWeights();
         const std::string w = out.layers().front().weight;
-        const double eOut = total(blockErrors(g, w, held.inputs, out.weightOverrides.at(w), false));
-        const double eMse = total(blockErrors(g, w, held.inputs, mse.weightOverrides.at(w), false));
+        const double eOut = total(blockErrors(g, w, held.first(), out.weightOverrides.at(w), false));
+        const double eMse = total(blockErrors(g, w, held.first(), mse.weightOverrides.at(w), false));
         qInfo("held-out output error: output-mse %.6g, weight-space mse %.6g", eOut, eMse);
         QVERIFY2(eOut < 0.7 * eMse, qPrintable(QString("output-mse %1 vs mse %2").arg(eOut).arg(eMse)));
     }

@@ -45,7 +45,7 @@ private slots:
     {
         Graph g = importOnnx(kModel);
         Dataset d = demoData(8);
-        Tensor x = d.batch(0, 8);
+        Tensor x = d.batch(0, 8).front();
         CompileOptions co;
         co.inputShapes["input"] = x.shape;
         Tensor got = compilePlan(g, co)->run({x}).front();
@@ -60,7 +60,7 @@ private slots:
         QCOMPARE(foldBatchNorms(folded), 7);
         QCOMPARE(folded.opCounts().count("BatchNormalization"), std::size_t(0));
         Dataset d = demoData(4);
-        Tensor x = d.batch(0, 4);
+        Tensor x = d.batch(0, 4).front();
         QVERIFY(maxRelDiff(test::naiveRun(g, x), test::naiveRun(folded, x)) < 1e-5);
     }
 
@@ -95,7 +95,7 @@ private slots:
         s.calibrate(d, p, CancelToken());
         s.quantizeWeights();
         QCOMPARE(int(s.activationParams.size()), 8); // every layer's input
-        Tensor x = d.batch(0, 16);
+        Tensor x = d.batch(0, 16).front();
         Tensor got = s.compile(true, x.shape)->run({x}).front();
         Tensor want = test::naiveRun(s.graph(), x, s.weightOverrides, [&](const std::string& v, Tensor& t) {
             if (auto it = s.activationParams.find(v); it != s.activationParams.end())
@@ -116,7 +116,7 @@ private slots:
         QuantizeOptions o;
         QuantSession s(g, o);
         Dataset d = demoData(8);
-        Tensor x = d.batch(0, 8);
+        Tensor x = d.batch(0, 8).front();
         Tensor before = test::naiveRun(s.graph(), x);
         Progress p;
         algorithm("cle").apply(s, d, nlohmann::json::object(), p, CancelToken());
@@ -145,7 +145,7 @@ private slots:
             s.quantizeWeights();
             if (correct)
                 algorithm("bias_correction").apply(s, d, {{"samples", 128}}, p, CancelToken());
-            Tensor x = d.batch(128, 128); // samples the correction did not see
+            Tensor x = d.batch(128, 128).front(); // samples the correction did not see
             Tensor ref = s.compile(false, x.shape)->run({x}).front();
             Tensor got = s.compile(true, x.shape)->run({x}).front();
             // Mean over samples of the logit error, averaged over classes in absolute value.

@@ -286,7 +286,7 @@ private slots:
         const TransformerDims d;
         Dataset text = tokenData(d, 10, 31);
         std::vector<int64_t> next;
-        for (float v : text.inputs.data<float>())
+        for (float v : text.first().data<float>())
             next.push_back((int64_t(v) * 7 + 3) % d.vocab); // any targets in [0, V)
         text.kind = "text";
         text.targets = Tensor::fromVector(Shape {10, d.context}, next);
@@ -301,7 +301,7 @@ private slots:
         s.calibrate(text, p, CancelToken());
         s.quantizeWeights();
         auto naive = [&](bool quantized) {
-            const Tensor logits = run(s, quantized, text.inputs);
+            const Tensor logits = run(s, quantized, text.first());
             auto z = logits.data<float>();
             double nll = 0;
             for (std::size_t t = 0; t < next.size(); ++t) {

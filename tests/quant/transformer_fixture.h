@@ -107,7 +107,7 @@ inline Dataset tokenData(const TransformerDims& d, int64_t n, uint64_t seed)
     Dataset data;
     data.kind = "random";
     data.path = "test:tokens";
-    data.inputs = Tensor::fromVector(Shape {n, d.context}, v);
+    data.inputs = {{"", data.path, Tensor::fromVector(Shape {n, d.context}, v)}};
     return data;
 }
 

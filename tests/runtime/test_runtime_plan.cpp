@@ -177,7 +177,7 @@ private slots:
         float worst = 0;
         for (int64_t start = 0; start < data.count(); start += batch) {
             const int64_t n = std::min<int64_t>(batch, data.count() - start);
-            auto out = plan->run({data.batch(start, n)});
+            auto out = plan->run(data.batch(start, n));
             QCOMPARE(out.size(), std::size_t(1));
             QCOMPARE(out[0].shape, (Shape{n, 10}));
             auto v = out[0].toFloat();
@@ -219,7 +219,7 @@ private slots:
             QVERIFY2(line.find("BatchNormalization") == std::string::npos || line.rfind("Conv ", 0) == 0, line.c_str());
         QVERIFY(unfused->kernelSummary().size() > 20);
         Dataset data = demoData(g, 8);
-        QVERIFY(maxAbsDiff(fused->run({data.inputs})[0], unfused->run({data.inputs})[0]) < 1e-4f);
+        QVERIFY(maxAbsDiff(fused->run({data.first()})[0], unfused->run({data.first()})[0]) < 1e-4f);
     }
 
 
@@ -322,7 +322,7 @@ private slots:
             seen.push_back(t);
         });
         for (int b = 0; b < 2; ++b) {
-            Tensor in = data.batch(b * 32, 32);
+            Tensor in = data.batch(b * 32, 32).front();
             auto expected = ref->run({in});
             auto out = plan->run({in});
             QCOMPARE(seen.size(), std::size_t(b + 1));
@@ -332,7 +332,7 @@ private slots:
             QVERIFY(maxAbsDiff(out[0], expected[0]) < 1e-5f);
         }
         plan->clearTaps();
-        plan->run({data.batch(0, 32)});
+        plan->run(data.batch(0, 32));
         QCOMPARE(seen.size(), std::size_t(2));
     }
 
@@ -362,12 +362,12 @@ private slots:
         opts.inputShapes["input"] = {16, 1, 28, 28};
         CompileOptions transformed = opts;
         transformed.valueTransforms[name] = perturb;
-        auto expected = compilePlan(g, transformed)->run({data.inputs});
+        auto expected = compilePlan(g, transformed)->run({data.first()});
 
         auto plan = compilePlan(g, opts);
         Tensor captured;
         plan->addTap(name, [&](const std::string&, const Tensor& t) { captured = t; });
-        auto clean = plan->run({data.inputs});
+        auto clean = plan->run({data.first()});
         QVERIFY(!captured.bytes.empty());
         QVERIFY(maxAbsDiff(clean[0], expected[0]) > 1e-3f); // the perturbation matters
         Tensor changed = captured;
@@ -400,10 +400,10 @@ private slots:
         auto expected = [&](const std::string& value, float f) {
             CompileOptions o = opts;
             o.valueTransforms[value] = scaled(f);
-            return compilePlan(g, o)->run({data.inputs}).front();
+            return compilePlan(g, o)->run({data.first()}).front();
         };
         auto plan = compilePlan(g, opts);
-        const Tensor clean = plan->run({data.inputs}).front();
+        const Tensor clean = plan->run({data.first()}).front();
         const Tensor baseA = plan->valueOf(a), baseB = plan->valueOf(b);
         auto given = [&](const Tensor& base, float f) {
             Tensor t = base;
@@ -427,7 +427,7 @@ private slots:
         // The values downstream of the last change are the clean run's again.
         QCOMPARE(maxAbsDiff(plan->valueOf(b), baseB), 0.f);
         plan->runFrom({{a, given(baseA, 0.6f)}});
-        QCOMPARE(maxAbsDiff(plan->run({data.inputs}).front(), clean), 0.f);
+        QCOMPARE(maxAbsDiff(plan->run({data.first()}).front(), clean), 0.f);
         QCOMPARE(maxAbsDiff(plan->valueOf(b), baseB), 0.f);
     }
 
@@ -447,13 +447,13 @@ private slots:
                 x *= 0.5f;
         };
         auto source = compilePlan(g, halved);
-        const Tensor expected = source->run({data.inputs}).front();
+        const Tensor expected = source->run({data.first()}).front();
         auto plan = compilePlan(g, opts);
-        const Tensor clean = plan->run({data.inputs}).front();
+        const Tensor clean = plan->run({data.first()}).front();
         QVERIFY(maxAbsDiff(clean, expected) > 1e-3f);
         QCOMPARE(maxAbsDiff(plan->runFrom({}, *source, {{v, v}}).front(), expected), 0.f);
         QCOMPARE(maxAbsDiff(plan->runFrom({{v, source->valueOf(v)}}).front(), expected), 0.f);
-        QCOMPARE(maxAbsDiff(plan->run({data.inputs}).front(), clean), 0.f);
+        QCOMPARE(maxAbsDiff(plan->run({data.first()}).front(), clean), 0.f);
         QVERIFY_THROWS_EXCEPTION(Error, plan->runFrom({}, *source, {{v, "no such value"}}));
         QVERIFY_THROWS_EXCEPTION(Error, plan->runFrom({}, *source, {{"/res2/Relu_1_output_0", v}})); // other shape
     }
@@ -465,7 +465,7 @@ private slots:
         CompileOptions opts;
         opts.inputShapes["input"] = {4, 1, 28, 28};
         auto plan = compilePlan(g, opts);
-        auto clean = plan->run({data.inputs});
+        auto clean = plan->run({data.first()});
         const std::string hidden = "/res1/bn2/BatchNormalization_output_0";
         if (g.producerOf(hidden) < 0)
             QFAIL("no such value");
@@ -481,11 +481,11 @@ private slots:
         Dataset data = demoData(g, 4);
         CompileOptions opts;
         opts.inputShapes["input"] = {4, 1, 28, 28};
-        auto base = compilePlan(g, opts)->run({data.inputs});
+        auto base = compilePlan(g, opts)->run({data.first()});
         const std::string w = g.weightOf(g.nodes[std::size_t(g.quantizableLayers().back())]);
         Tensor zero(DType::Float, g.initializers.at(w).shape);
         opts.initializerOverrides[w] = zero;
-        auto out = compilePlan(g, opts)->run({data.inputs});
+        auto out = compilePlan(g, opts)->run({data.first()});
         // The last Gemm with zero weights outputs its bias for every sample.
         auto v = out[0].toFloat();
         for (int i = 1; i < 4; ++i)

@@ -50,11 +50,11 @@ inline std::vector<float> ortLogits(
         QFile f(inputs);
         if (!f.open(QIODevice::WriteOnly))
             qFatal("cannot write %s", qPrintable(inputs));
-        f.write(reinterpret_cast<const char*>(eval.inputs.bytes.data()), qint64(eval.inputs.bytes.size()));
+        f.write(reinterpret_cast<const char*>(eval.first().bytes.data()), qint64(eval.first().bytes.size()));
     }
     QString dims = "[";
-    for (std::size_t i = 1; i < eval.inputs.shape.size(); ++i)
-        dims += (i > 1 ? "," : "") + QString::number(eval.inputs.shape[i]);
+    for (std::size_t i = 1; i < eval.first().shape.size(); ++i)
+        dims += (i > 1 ? "," : "") + QString::number(eval.first().shape[i]);
     dims += "]";
     QProcess p;
     auto env = QProcessEnvironment::systemEnvironment();

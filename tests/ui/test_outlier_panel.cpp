@@ -41,7 +41,7 @@ private slots:
     {
         QTemporaryDir dir;
         const QString tokens = dir.filePath("tokens.npy");
-        writeNpy(test::tokenData({}, 24, 9).inputs, tokens.toStdString());
+        writeNpy(test::tokenData({}, 24, 9).first(), tokens.toStdString());
         MainWindow window;
         window.resize(1500, 1050);
         window.show();
@@ -99,7 +99,7 @@ private slots:
         QString data = qEnvironmentVariable("QS_SCREENSHOT_DATA");
         if (data.isEmpty()) {
             data = dir.filePath("tokens.npy");
-            writeNpy(test::tokenData({}, 24, 9).inputs, data.toStdString());
+            writeNpy(test::tokenData({}, 24, 9).first(), data.toStdString());
         }
         MainWindow window;
         window.resize(1500, 1100);
