@@ -13,6 +13,7 @@
 
 #include <QtTest>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -344,6 +345,91 @@ private slots:
         }
         qInfo("Spearman(Hessian score, one-shot KL at 4 bits) = %.3f", *r.spearman);
         QVERIFY(*r.spearman > 0); // both measure the same thing; they should at least agree in sign
+    }
+
+    // The Hessian trace estimate (Hutchinson over finite differences of the KL) against
+    // a brute-force reference on a 3x4 Gemm: the second difference of the naive loss
+    // KL(softmax(W x + b) || softmax(W' x + b)), mean over the samples, along every one
+    // of the 12 weight axes, summed: tr(H). The score is tr(H)/n times ||Q(W) - W||^2
+    // with Q a naive symmetric per-channel 4-bit rounding.
+    void hessianTraceMatchesBruteForce()
+    {
+        const int64_t in = 4, out = 3, n = 16;
+        test::OnnxBuilder b;
+        b.input("x", {-1, in});
+        std::vector<float> w, bias {0.3f, -0.2f, 0.1f};
+        for (int64_t i = 0; i < out * in; ++i)
+            w.push_back(0.7f * std::sin(float(i) * 1.7f + 0.4f));
+        b.initializer("w", {out, in}, w);
+        b.initializer("b", {out}, bias);
+        test::OnnxBuilder::intAttr(b.node("Gemm", {"x", "w", "b"}, {"y"}, "fc"), "transB", 1);
+        b.output("y", {-1, out});
+        Graph g = importOnnxBytes(b.bytes(), "fc.onnx", ".");
+        DataOptions dopts;
+        dopts.spec = "random:16";
+        Dataset d = loadDataset(dopts, g);
+        SensitivityOptions o;
+        o.method = SensitivityMethod::Hessian;
+        o.limit = n;
+        o.hutchinsonSamples = 400;
+        Progress p;
+        SensitivityResult r = measureSensitivity(g, d, o, p, CancelToken());
+        QCOMPARE(int(r.layers.size()), 1);
+        const auto& l = r.layers.front();
+        QVERIFY(l.hessianTrace && l.hessianScore);
+
+        const auto x = d.inputs.toFloat();
+        auto loss = [&](const std::vector<double>& wp) {
+            double sum = 0;
+            for (int64_t s_ = 0; s_ < n; ++s_) {
+                std::vector<double> za(static_cast<std::size_t>(out), 0.0), zb = za;
+                for (int64_t o_ = 0; o_ < out; ++o_) {
+                    za[std::size_t(o_)] = zb[std::size_t(o_)] = bias[std::size_t(o_)];
+                    for (int64_t i = 0; i < in; ++i) {
+                        za[std::size_t(o_)] += double(w[std::size_t(o_ * in + i)]) * x[std::size_t(s_ * in + i)];
+                        zb[std::size_t(o_)] += wp[std::size_t(o_ * in + i)] * x[std::size_t(s_ * in + i)];
+                    }
+                }
+                double ea = 0, eb = 0;
+                for (int64_t o_ = 0; o_ < out; ++o_) {
+                    ea += std::exp(za[std::size_t(o_)]);
+                    eb += std::exp(zb[std::size_t(o_)]);
+                }
+                for (int64_t o_ = 0; o_ < out; ++o_) {
+                    const double pa = std::exp(za[std::size_t(o_)]) / ea, pb = std::exp(zb[std::size_t(o_)]) / eb;
+                    sum += pa * std::log(pa / pb);
+                }
+            }
+            return sum / double(n);
+        };
+        const double eps = 1e-3;
+        double trace = 0;
+        for (std::size_t j = 0; j < w.size(); ++j) {
+            std::vector<double> plus(w.begin(), w.end()), minus(w.begin(), w.end());
+            plus[j] += eps;
+            minus[j] -= eps;
+            trace += (loss(plus) + loss(minus)) / (eps * eps);
+        }
+        const double params = double(w.size());
+        qInfo("tr(H)/n: estimate %.6g, brute force %.6g", *l.hessianTrace, trace / params);
+        // 400 Rademacher directions: the estimate's spread is a few percent here.
+        QVERIFY2(std::fabs(*l.hessianTrace - trace / params) <= 0.1 * trace / params,
+            qPrintable(QString("estimate %1, brute force %2").arg(*l.hessianTrace).arg(trace / params)));
+
+        double err = 0;
+        for (int64_t o_ = 0; o_ < out; ++o_) {
+            float m = 0;
+            for (int64_t i = 0; i < in; ++i)
+                m = std::max(m, std::fabs(w[std::size_t(o_ * in + i)]));
+            const double scale = double(m / 7.f);
+            for (int64_t i = 0; i < in; ++i) {
+                const double v = w[std::size_t(o_ * in + i)];
+                const double q = std::clamp(std::nearbyint(v / scale), -7.0, 7.0) * scale;
+                err += (v - q) * (v - q);
+            }
+        }
+        QVERIFY2(std::fabs(l.weightErrorSq - err) <= 1e-6 * err, qPrintable(QString::number(l.weightErrorSq)));
+        QVERIFY(std::fabs(*l.hessianScore - *l.hessianTrace * err) <= 1e-6 * *l.hessianScore);
     }
 
     void spearmanReference()

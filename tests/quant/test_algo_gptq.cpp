@@ -61,6 +61,106 @@ private slots:
         QVERIFY(int64_t(distinct.size()) <= blocks * ((1 << bits) - 1));
     }
 
+    // GPTQ on a 4x8 Gemm against a naive re-implementation of the recurrence in its
+    // original OBS form (Frantar et al. 2022, eq. 2-3: quantize column i, spread its error
+    // over the later columns with H^-1, then remove row and column i from H^-1 by a rank-1
+    // update), with its own symmetric per-channel grid: the quantized weights are the same,
+    // and the calibration objective sum ||W x - Q x||^2, summed by a naive loop, is no
+    // worse than round-to-nearest's.
+    void matchesNaiveRecurrence()
+    {
+        const int64_t rows = 4, k = 8, n = 64, bits = 4;
+        GraphBuilder b(Shape {1, k});
+        b.gemm(k, rows);
+        const Graph g = b.finish();
+        const Dataset calib = correlatedData({k}, n, 5);
+        QuantSession s(g, weightOnly(int(bits), "channel"));
+        s.quantizeWeights();
+        Progress p;
+        algorithm("gptq").apply(s, calib, {{"samples", n}, {"percdamp", 0.01}}, p, CancelToken());
+        const std::string wName = s.layers().front().weight;
+        const auto got = s.weightOverrides.at(wName).toFloat();
+        const auto w0 = g.constant(wName)->toFloat(); // [rows][k] (transB=1)
+        const auto x = calib.inputs.toFloat();        // [n][k]
+
+        std::vector<double> h(std::size_t(k * k), 0.0);
+        for (int64_t s_ = 0; s_ < n; ++s_)
+            for (int64_t i = 0; i < k; ++i)
+                for (int64_t j = 0; j < k; ++j)
+                    h[std::size_t(i * k + j)] +=
+                        2.0 * x[std::size_t(s_ * k + i)] * x[std::size_t(s_ * k + j)] / double(n);
+        double meanDiag = 0;
+        for (int64_t i = 0; i < k; ++i)
+            meanDiag += h[std::size_t(i * k + i)] / double(k);
+        // H^-1 of the dampened H by Gauss-Jordan elimination.
+        std::vector<double> a = h, hinv(std::size_t(k * k), 0.0);
+        for (int64_t i = 0; i < k; ++i) {
+            a[std::size_t(i * k + i)] += 0.01 * meanDiag;
+            hinv[std::size_t(i * k + i)] = 1;
+        }
+        for (int64_t c = 0; c < k; ++c) {
+            const double piv = a[std::size_t(c * k + c)];
+            for (int64_t j = 0; j < k; ++j) {
+                a[std::size_t(c * k + j)] /= piv;
+                hinv[std::size_t(c * k + j)] /= piv;
+            }
+            for (int64_t r = 0; r < k; ++r)
+                if (r != c) {
+                    const double f = a[std::size_t(r * k + c)];
+                    for (int64_t j = 0; j < k; ++j) {
+                        a[std::size_t(r * k + j)] -= f * a[std::size_t(c * k + j)];
+                        hinv[std::size_t(r * k + j)] -= f * hinv[std::size_t(c * k + j)];
+                    }
+                }
+        }
+        const int qmax = (1 << (bits - 1)) - 1;
+        auto quant = [&](double v, double scale) {
+            return std::clamp(std::nearbyint(v / scale), double(-qmax), double(qmax)) * scale;
+        };
+        std::vector<double> scale(static_cast<std::size_t>(rows), 0.0), w(w0.begin(), w0.end()), want(w.size()),
+            rtn(w.size());
+        for (int64_t r = 0; r < rows; ++r) {
+            double m = 0;
+            for (int64_t i = 0; i < k; ++i)
+                m = std::max(m, std::fabs(double(w0[std::size_t(r * k + i)])));
+            scale[std::size_t(r)] = double(float(m) / float(qmax));
+            for (int64_t i = 0; i < k; ++i)
+                rtn[std::size_t(r * k + i)] = quant(w0[std::size_t(r * k + i)], scale[std::size_t(r)]);
+        }
+        for (int64_t i = 0; i < k; ++i) {
+            const double d = hinv[std::size_t(i * k + i)];
+            for (int64_t r = 0; r < rows; ++r) {
+                const double wi = w[std::size_t(r * k + i)];
+                want[std::size_t(r * k + i)] = quant(wi, scale[std::size_t(r)]);
+                const double e = (wi - want[std::size_t(r * k + i)]) / d;
+                for (int64_t j = i + 1; j < k; ++j)
+                    w[std::size_t(r * k + j)] -= e * hinv[std::size_t(i * k + j)];
+            }
+            for (int64_t r = i + 1; r < k; ++r)
+                for (int64_t j = i + 1; j < k; ++j)
+                    hinv[std::size_t(r * k + j)] -= hinv[std::size_t(r * k + i)] * hinv[std::size_t(i * k + j)] / d;
+        }
+        for (std::size_t i = 0; i < want.size(); ++i)
+            QVERIFY2(std::fabs(got[i] - want[i]) <= 1e-6 * scale[i / std::size_t(k)],
+                qPrintable(QString("weight %1: GPTQ %2, naive recurrence %3").arg(i).arg(got[i]).arg(want[i])));
+
+        auto objective = [&](const auto& q) {
+            double sum = 0;
+            for (int64_t s_ = 0; s_ < n; ++s_)
+                for (int64_t r = 0; r < rows; ++r) {
+                    double d = 0;
+                    for (int64_t i = 0; i < k; ++i)
+                        d += (double(w0[std::size_t(r * k + i)]) - double(q[std::size_t(r * k + i)])) *
+                            x[std::size_t(s_ * k + i)];
+                    sum += d * d;
+                }
+            return sum;
+        };
+        const double eGptq = objective(got), eRtn = objective(rtn);
+        qInfo("sum ||Wx - Qx||^2 over the calibration set: GPTQ %.6g, RTN %.6g", eGptq, eRtn);
+        QVERIFY2(eGptq <= eRtn, qPrintable(QString("GPTQ %1 vs RTN %2").arg(eGptq).arg(eRtn)));
+    }
+
     // Every research algorithm through the whole flow (fold, algorithms, calibration,
     // quantization, evaluation on the runtime) on a Gemm-ReLU-Gemm-Gemm chain, its
     // effective parameters recorded in the result's notes.

@@ -673,13 +673,16 @@ bool buildConvTranspose(NodeContext& c)
         int64_t pl = pads[u], pr = pads[u + std::size_t(g.sp)];
         if (!outShape.empty() || autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER") {
             const int64_t target = !outShape.empty() ? outShape[u] : in * strides[u];
+            // ONNX halves the total with floor division: a negative total (output_shape
+            // larger than the full output) grows the end, as output_padding does.
             const int64_t total = full - target;
+            const int64_t half = total >= 0 ? total / 2 : -((-total + 1) / 2);
             if (autoPad == "SAME_UPPER") {
-                pl = total / 2;
-                pr = total - total / 2;
+                pl = half;
+                pr = total - half;
             } else {
-                pl = total - total / 2;
-                pr = total / 2;
+                pl = total - half;
+                pr = half;
             }
         } else if (autoPad == "VALID") {
             pl = pr = 0;

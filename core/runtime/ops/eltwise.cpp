@@ -2,10 +2,12 @@
 // Elu, Gelu, Exp, Log, Sqrt, Abs, Neg) as oneDNN eltwise, Erf in plain C++, the
 // erf- and tanh-based GELU patterns, and the post-op fusion helpers the primitives share.
 #include "runtime/ops/ops.h"
+#include "runtime/ops/plain.h"
 
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <limits>
 
 namespace qs::rt {
 
@@ -185,6 +187,44 @@ bool buildEltwise(NodeContext& c)
                        {{DNNL_ARG_SRC, first ? src : dst}, {DNNL_ARG_DST, dst}});
         first = false;
     }
+    return true;
+}
+
+// Clip: float32 through buildEltwise; other numeric types (opset 12+) in plain C++ in their
+// own type. The bounds, when given, are scalars of the input's type.
+bool buildClip(NodeContext& c)
+{
+    const DType t = c.dtype(0);
+    for (std::size_t i : {1, 2})
+        if (c.has(i)) {
+            if (c.dtype(i) != t)
+                c.fail("bound ", quoted(c.node.inputs[i]), " is ", dtypeName(c.dtype(i)), ", the input ", dtypeName(t));
+            if (numelOf(c.shape(i)) != 1)
+                c.fail(
+                    "bound ", quoted(c.node.inputs[i]), " has shape ", shapeString(c.shape(i)), ", expected a scalar");
+        }
+    if (t == DType::Float)
+        return buildEltwise(c);
+    if (t == DType::Bool || !dispatchType(t, [](auto) {}))
+        c.fail("input type ", dtypeName(t), " is not supported (numeric types only)");
+    const int src = c.plainInput(0);
+    const int lo = c.has(1) ? c.plainInput(1) : -1, hi = c.has(2) ? c.plainInput(2) : -1;
+    const int dst = c.output(0, t, c.shape(0));
+    std::vector<int> reads {src};
+    for (int b : {lo, hi})
+        if (b >= 0)
+            reads.push_back(b);
+    dispatchType(t, [&](auto zero) {
+        using T = decltype(zero);
+        c.addFn(reads, {dst}, [src, lo, hi, dst](Program& p) {
+            const T a = lo >= 0 ? p.slot(lo).as<T>()[0] : std::numeric_limits<T>::lowest();
+            const T b = hi >= 0 ? p.slot(hi).as<T>()[0] : std::numeric_limits<T>::max();
+            const T* x = p.slot(src).as<T>();
+            T* y = p.slot(dst).as<T>();
+            for (int64_t i = 0, n = p.slot(src).numel(); i < n; ++i)
+                y[i] = std::min(std::max(x[i], a), b);
+        });
+    });
     return true;
 }
 
@@ -388,8 +428,9 @@ bool buildGeluTanhPattern(NodeContext& c)
 
 const bool registered = [] {
     for (const char* op : {"Relu", "LeakyRelu", "Elu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Exp", "Log",
-                           "Sqrt", "Abs", "Neg", "Gelu", "Clip"})
+             "Sqrt", "Abs", "Neg", "Gelu"})
         registerOp(op, buildEltwise);
+    registerOp("Clip", buildClip);
     registerOp("Erf", buildErf);
     registerOp("PRelu", buildPRelu);
     registerOp("Div", buildGeluPattern, 10);

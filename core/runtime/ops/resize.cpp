@@ -1,17 +1,29 @@
-// Resize (nearest and n-linear, every coordinate transformation mode of opsets
-// 10-18 except cubic interpolation) in plain C++, float32.
+// Resize (nearest, n-linear and n-cubic, every coordinate transformation mode of
+// opsets 10-18; no antialias) in plain C++, float32. Cubic follows the ONNX
+// reference (onnx/reference/ops/op_resize.py): Keys' kernel with cubic_coeff_a, four
+// taps per axis, edge-clamped indices, exclude_outside renormalizing the weights.
 #include "runtime/ops/ops.h"
 #include "runtime/ops/plain.h"
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 
 namespace qs::rt {
 namespace {
 
+// Per output index o of one axis: source taps [first[o], first[o+1]) of idx and w.
 struct AxisMap {
-    std::vector<int64_t> i0, i1;  // source indices
-    std::vector<float> w1;        // weight of i1 (linear)
-    std::vector<char> outside;    // tf_crop_and_resize outside the input
+    std::vector<int64_t> first {0};
+    std::vector<int64_t> idx;
+    std::vector<double> w;
+    std::vector<char> outside; // tf_crop_and_resize outside the input
+    void tap(int64_t i, double weight)
+    {
+        idx.push_back(i);
+        w.push_back(weight);
+    }
+    void next() { first.push_back(int64_t(idx.size())); }
 };
 
 // Longest resized dim: keeps the index maps and the output size sane.
@@ -25,6 +37,14 @@ std::string floatList(const std::vector<float>& v)
     return s + "]";
 }
 
+// Keys' cubic convolution weights of the taps at floor(x) - 1 .. floor(x) + 2, t = x - floor(x).
+std::array<double, 4> cubicWeights(double t, double a)
+{
+    const double s = 1 + t, u = 1 - t, v = 2 - t;
+    return {((a * s - 5 * a) * s + 8 * a) * s - 4 * a, ((a + 2) * t - (a + 3)) * t * t + 1,
+        ((a + 2) * u - (a + 3)) * u * u + 1, ((a * v - 5 * a) * v + 8 * a) * v - 4 * a};
+}
+
 bool buildResize(NodeContext& c)
 {
     const Node& n = c.node;
@@ -33,8 +53,10 @@ bool buildResize(NodeContext& c)
     const Shape& in = c.shape(0);
     const std::size_t r = in.size();
     const std::string mode = n.attrString("mode", "nearest");
-    if (mode != "nearest" && mode != "linear")
-        c.fail("mode ", mode, " is not supported (nearest and linear are)");
+    if (mode != "nearest" && mode != "linear" && mode != "cubic")
+        c.fail("mode ", mode, " is not supported (nearest, linear and cubic are)");
+    const double cubicA = n.attrFloat("cubic_coeff_a", -0.75f);
+    const bool excludeOutside = n.attrInt("exclude_outside", 0) != 0;
     const bool opset10 = c.opset() < 11;
     const std::string coord =
         opset10 ? "asymmetric" : n.attrString("coordinate_transformation_mode", "half_pixel");
@@ -78,6 +100,9 @@ bool buildResize(NodeContext& c)
     if (!known.count(coord))
         c.fail("coordinate_transformation_mode ", coord, " is not supported");
 
+    for (std::size_t d = 0; d < r; ++d)
+        if (out[d] < 0 || (in[d] == 0 && out[d] > 0))
+            c.fail("cannot resize axis ", d, " of ", shapeString(in), " to ", out[d]);
     std::vector<AxisMap> maps(r);
     for (std::size_t d = 0; d < r; ++d) {
         AxisMap& m = maps[d];
@@ -114,18 +139,35 @@ bool buildResize(NodeContext& c)
                     k = std::ceil(x);
                 else // round_prefer_floor
                     k = (x - std::floor(x) == 0.5) ? std::floor(x) : std::round(x);
-                const int64_t i = std::clamp<int64_t>(int64_t(k), 0, in[d] - 1);
-                m.i0.push_back(i);
-                m.i1.push_back(i);
-                m.w1.push_back(0.f);
-            } else {
+                m.tap(std::clamp<int64_t>(int64_t(k), 0, in[d] - 1), 1.0);
+            } else if (mode == "linear") {
                 const double xc = std::clamp(x, 0.0, len - 1);
                 const int64_t i0 = int64_t(std::floor(xc));
                 const int64_t i1 = std::min<int64_t>(i0 + 1, in[d] - 1);
-                m.i0.push_back(i0);
-                m.i1.push_back(i1);
-                m.w1.push_back(float(xc - double(i0)));
+                m.tap(i0, 1.0 - (xc - double(i0)));
+                if (xc > double(i0))
+                    m.tap(i1, xc - double(i0));
+            } else {
+                // Outside points of tf_crop_and_resize take the extrapolation value; keep x finite.
+                const double xf = std::clamp(x, -2.0, len + 1);
+                const int64_t base = int64_t(std::floor(xf));
+                const auto cw = cubicWeights(xf - double(base), cubicA);
+                double sum = 0;
+                std::array<double, 4> w {};
+                for (int j = 0; j < 4; ++j) {
+                    const int64_t i = base - 1 + j;
+                    w[std::size_t(j)] = excludeOutside && (i < 0 || i >= in[d]) ? 0.0 : cw[std::size_t(j)];
+                    sum += w[std::size_t(j)];
+                }
+                const int64_t before = int64_t(m.idx.size());
+                for (int j = 0; j < 4; ++j)
+                    if (w[std::size_t(j)] != 0)
+                        m.tap(std::clamp<int64_t>(base - 1 + j, 0, in[d] - 1),
+                            excludeOutside ? w[std::size_t(j)] / sum : w[std::size_t(j)]);
+                if (int64_t(m.idx.size()) == before) // every tap outside: a zero, never an empty sum
+                    m.tap(std::clamp<int64_t>(base, 0, in[d] - 1), 0.0);
             }
+            m.next();
         }
     }
     const int src = c.plainInput(0);
@@ -135,28 +177,33 @@ bool buildResize(NodeContext& c)
         const float* x = p.slot(src).as<float>();
         float* y = p.slot(dst).as<float>();
         const int64_t total = numelOf(out);
-        std::vector<int64_t> idx(r, 0);
+        std::vector<int64_t> idx(r, 0), tap(r, 0);
         for (int64_t o = 0; o < total; ++o) {
             bool outside = false;
             for (std::size_t d = 0; d < r; ++d)
                 outside = outside || maps[d].outside[std::size_t(idx[d])];
             float v = extrapolation;
             if (!outside) {
-                // Sum over the 2^r corners with non-zero weight.
+                // Sum over every combination of the axes' taps (an odometer over tap indices).
+                for (std::size_t d = 0; d < r; ++d)
+                    tap[d] = maps[d].first[std::size_t(idx[d])];
                 double acc = 0;
-                const std::size_t corners = std::size_t(1) << r;
-                for (std::size_t k = 0; k < corners; ++k) {
+                for (;;) {
                     double w = 1;
                     int64_t off = 0;
-                    for (std::size_t d = 0; d < r && w != 0; ++d) {
-                        const std::size_t j = std::size_t(idx[d]);
-                        const bool hi = (k >> d) & 1;
-                        const double wd = hi ? maps[d].w1[j] : 1.0 - maps[d].w1[j];
-                        w *= wd;
-                        off += (hi ? maps[d].i1[j] : maps[d].i0[j]) * st[d];
+                    for (std::size_t d = 0; d < r; ++d) {
+                        w *= maps[d].w[std::size_t(tap[d])];
+                        off += maps[d].idx[std::size_t(tap[d])] * st[d];
                     }
-                    if (w != 0)
-                        acc += w * x[off];
+                    acc += w * x[off];
+                    std::size_t d = r;
+                    while (d-- > 0) {
+                        if (++tap[d] < maps[d].first[std::size_t(idx[d]) + 1])
+                            break;
+                        tap[d] = maps[d].first[std::size_t(idx[d])];
+                    }
+                    if (d == std::size_t(-1))
+                        break;
                 }
                 v = float(acc);
             }
