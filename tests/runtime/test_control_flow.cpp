@@ -132,6 +132,7 @@ struct RnnCase {
     int64_t T = 3, N = 2, C = 4, H = 5;
     bool bias = true, initial = true, lbr = false;
     int64_t layout = 0;
+    bool peephole = false; // LSTM P [D,3H], gates i,o,f
 };
 
 // The ONNX equations run step by step (LSTM gates i,o,f,c; GRU z,r,h) on layout-0
@@ -139,7 +140,7 @@ struct RnnCase {
 // Returns Y [T,D,N,H], Y_h and Y_c [D,N,H].
 std::vector<std::vector<float>> naiveRnn(const RnnCase& k, const std::vector<float>& X, const std::vector<float>& W,
     const std::vector<float>& R, const std::vector<float>& B, const std::vector<float>& h0,
-    const std::vector<float>& c0)
+    const std::vector<float>& c0, const std::vector<float>& P)
 {
     const int64_t D = k.direction == "bidirectional" ? 2 : 1, G = k.lstm ? 4 : 3, T = k.T, N = k.N, C = k.C, H = k.H;
     std::vector<float> Y(std::size_t(T * D * N * H)), Yh(std::size_t(D * N * H)), Yc(std::size_t(D * N * H));
@@ -169,9 +170,12 @@ std::vector<std::vector<float>> naiveRnn(const RnnCase& k, const std::vector<flo
                 for (int64_t j = 0; j < H; ++j) {
                     auto gate = [&](int g) { return xw[std::size_t(g * H + j)] + hr[std::size_t(g * H + j)]; };
                     if (k.lstm) {
-                        const float i = sigmoid(gate(0)), o = sigmoid(gate(1)), f = sigmoid(gate(2));
+                        auto p = [&](int g) { return k.peephole ? P[std::size_t((d * 3 + g) * H + j)] : 0.f; };
+                        const float prev = cs[std::size_t(j)];
+                        const float i = sigmoid(gate(0) + p(0) * prev), f = sigmoid(gate(2) + p(2) * prev);
                         const float c = std::tanh(gate(3));
-                        cs[std::size_t(j)] = f * cs[std::size_t(j)] + i * c;
+                        cs[std::size_t(j)] = f * prev + i * c;
+                        const float o = sigmoid(gate(1) + p(1) * cs[std::size_t(j)]);
                         hn[std::size_t(j)] = o * std::tanh(cs[std::size_t(j)]);
                     } else {
                         const float z = sigmoid(gate(0)), r = sigmoid(gate(1));
@@ -442,6 +446,7 @@ private slots:
         row("lstm bidirectional", {.direction = "bidirectional"});
         row("lstm no bias, no state", {.bias = false, .initial = false});
         row("lstm batch first", {.direction = "bidirectional", .layout = 1});
+        row("lstm peepholes", {.direction = "bidirectional", .peephole = true});
         row("gru forward", {.lstm = false});
         row("gru bidirectional", {.lstm = false, .direction = "bidirectional"});
         row("gru linear before reset", {.lstm = false, .lbr = true});
@@ -454,7 +459,9 @@ private slots:
         const Tensor X = randomTensor({k.T, k.N, k.C}, 10), W = randomTensor({D, G * k.H, k.C}, 11, 0.5f);
         const Tensor R = randomTensor({D, G * k.H, k.H}, 12, 0.5f), B = randomTensor({D, 2 * G * k.H}, 13, 0.5f);
         const Tensor h0 = randomTensor({D, k.N, k.H}, 14), c0 = randomTensor({D, k.N, k.H}, 15);
-        const auto want = naiveRnn(k, X.toFloat(), W.toFloat(), R.toFloat(), B.toFloat(), h0.toFloat(), c0.toFloat());
+        const Tensor P = randomTensor({D, 3 * k.H}, 16, 0.5f);
+        const auto want =
+            naiveRnn(k, X.toFloat(), W.toFloat(), R.toFloat(), B.toFloat(), h0.toFloat(), c0.toFloat(), P.toFloat());
 
         OnnxBuilder b(14);
         const bool bf = k.layout == 1;
@@ -473,7 +480,10 @@ private slots:
             }
         }
         const std::string h0n = k.initial ? "h0" : "", c0n = k.initial && k.lstm ? "c0" : "";
-        auto* n = k.lstm ? b.node("LSTM", {"X", "W", "R", k.bias ? "B" : "", "", h0n, c0n}, {"Y", "Yh", "Yc"}, "rnn")
+        if (k.peephole)
+            b.initializer("P", P.shape, P.toFloat());
+        auto* n = k.lstm ? b.node("LSTM", {"X", "W", "R", k.bias ? "B" : "", "", h0n, c0n, k.peephole ? "P" : ""},
+                               {"Y", "Yh", "Yc"}, "rnn")
                          : b.node("GRU", {"X", "W", "R", k.bias ? "B" : "", "", h0n}, {"Y", "Yh"}, "rnn");
         OnnxBuilder::intAttr(n, "hidden_size", k.H);
         OnnxBuilder::stringAttr(n, "direction", k.direction);

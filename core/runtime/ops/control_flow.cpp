@@ -78,7 +78,9 @@ bool buildIf(NodeContext& c)
     auto build = [&](const Graph& g, bool want) {
         Branch b;
         try {
-            b.outs = c.buildSubgraph(g, {{cond, want}});
+            c.buildSubgraph(g, {{cond, want}});
+            for (const auto& o : g.outputs) // allocated: a constant output is read at run time
+                b.outs.push_back(c.slotOfValue(o.name));
         } catch (const Error& e) {
             b.error = e.what();
         }

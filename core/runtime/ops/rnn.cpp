@@ -1,4 +1,4 @@
-// Recurrent layers in FP32 on oneDNN's RNN primitives: LSTM
+// Recurrent layers in FP32 on oneDNN's RNN primitives: LSTM (peepholes too)
 // (https://onnx.ai/onnx/operators/onnx__LSTM.html) and GRU
 // (https://onnx.ai/onnx/operators/onnx__GRU.html). ONNX stacks the gates as
 // LSTM i,o,f,c and GRU z,r,h; oneDNN wants LSTM i,f,c,o and GRU u(=z),r,o(=h), and
@@ -88,11 +88,22 @@ bool buildRnn(NodeContext& c)
             });
         }
     }
+    // Peepholes P [D,3H], ONNX order i,o,f; oneDNN's i,f,o. All zero: none.
+    std::vector<float> peephole;
     if (lstm && c.has(7)) {
         const Tensor& P = c.requireConstant(7, "P");
-        for (float v : P.toFloat())
-            if (v != 0)
-                c.fail("peephole weights P are not supported");
+        if (P.shape != Shape {D, 3 * H})
+            c.fail("P has shape ", shapeString(P.shape), ", expected ", shapeString({D, 3 * H}));
+        const auto pv = P.toFloat();
+        if (std::any_of(pv.begin(), pv.end(), [](float v) { return v != 0; })) {
+            constexpr int kPeepholeGates[] = {0, 2, 1};
+            peephole.resize(pv.size());
+            for (int64_t d = 0; d < D; ++d)
+                for (int g = 0; g < 3; ++g)
+                    for (int64_t h = 0; h < H; ++h)
+                        peephole[std::size_t((d * 3 + g) * H + h)] =
+                            pv[std::size_t((d * 3 + kPeepholeGates[g]) * H + h)];
+        }
     }
     const bool lbr = !lstm && c.node.attrInt("linear_before_reset", 0) != 0;
     const int biasGates = lbr ? 4 : gates;
@@ -138,12 +149,14 @@ bool buildRnn(NodeContext& c)
         : dir == "reverse"                  ? dnnl::rnn_direction::unidirectional_right2left
                                             : dnnl::rnn_direction::bidirectional_concat;
     const auto prop = dnnl::prop_kind::forward_inference;
+    const memory::desc peepholeMd = peephole.empty() ? memory::desc() : memory::desc({1, D, 3, H}, f32, tag::ldgo);
     dnnl::primitive prim;
     std::string impl;
     memory::desc wlMd, wiMd;
     if (lstm) {
-        dnnl::lstm_forward::primitive_desc pd(dnnl::lstm_forward::desc(prop, direction, srcLayerMd, iterMd, iterMd,
-                                                  wlAny, wiAny, biasMd, dstLayerMd, iterMd, iterMd),
+        dnnl::lstm_forward::primitive_desc pd(
+            dnnl::lstm_forward::desc(prop, direction, srcLayerMd, iterMd, iterMd, wlAny, wiAny, peepholeMd,
+                memory::desc(), biasMd, dstLayerMd, iterMd, iterMd),
             cpuEngine());
         prim = dnnl::lstm_forward(pd);
         impl = implName(pd);
@@ -171,6 +184,8 @@ bool buildRnn(NodeContext& c)
     fixed[DNNL_ARG_WEIGHTS_LAYER] = reorderedConstant(wlMd, wlPlain, wl.data(), owned);
     fixed[DNNL_ARG_WEIGHTS_ITER] = reorderedConstant(wiMd, wiPlain, wi.data(), owned);
     fixed[DNNL_ARG_BIAS] = copiedConstant(biasMd, bias.data(), owned);
+    if (!peephole.empty())
+        fixed[DNNL_ARG_WEIGHTS_PEEPHOLE] = copiedConstant(peepholeMd, peephole.data(), owned);
 
     // Inputs in oneDNN's order: X as [T,N,C], the states as [D,N,H] (zeros when absent).
     auto staged = [&](std::size_t input, const Shape& shape) -> int {
