@@ -437,6 +437,46 @@ private slots:
         }
     }
 
+    // A body whose Slice bounds come from the iteration number: compiled once per
+    // iteration with the number as a constant (trip count known).
+    void loopSliceByIteration()
+    {
+        OnnxBuilder b;
+        b.input("x", {4});
+        b.input("s0", {1});
+        Tensor m(DType::Int64, {}), one(DType::Int64, {1}), shape(DType::Int64, {1});
+        m.data<int64_t>()[0] = 4;
+        one.data<int64_t>()[0] = 1;
+        shape.data<int64_t>()[0] = 1;
+        addTensor(b.model().mutable_graph(), m, "M");
+        addTensor(b.model().mutable_graph(), one, "one_i");
+        addTensor(b.model().mutable_graph(), shape, "shape1");
+        auto* n = b.node("Loop", {"M", "", "s0"}, {"s", "parts"}, "loop");
+        GraphBuilder body = OnnxBuilder::graphAttr(n, "body");
+        body.input("i", {}, onnx::TensorProto::INT64);
+        body.input("c_in", {}, onnx::TensorProto::BOOL);
+        untyped(body.input("s_in", {}));
+        body.node("Reshape", {"i", "shape1"}, {"start"}, "start_node");
+        body.node("Add", {"start", "one_i"}, {"end"}, "end_node");
+        body.node("Slice", {"x", "start", "end"}, {"part"}, "slice");
+        body.node("Add", {"s_in", "part"}, {"s_out"}, "acc");
+        body.node("Identity", {"c_in"}, {"c_out"}, "keep_going");
+        body.output("c_out", {}, onnx::TensorProto::BOOL);
+        untyped(body.output("s_out"));
+        untyped(body.output("part"));
+        untyped(b.output("s"));
+        untyped(b.output("parts"));
+        Graph g = importOnnxBytes(b.bytes(), "test.onnx", "", {{}, false});
+        const Tensor x = randomTensor({4}, 6), s0 = randomTensor({1}, 7);
+        const auto out = compilePlan(g)->run({x, s0});
+        float sum = s0.toFloat()[0];
+        for (float v : x.toFloat())
+            sum += v;
+        QVERIFY(std::fabs(out[0].toFloat()[0] - sum) < 1e-6f);
+        QCOMPARE(out[1].shape, (Shape {4, 1}));
+        QCOMPARE(maxAbsDiff(out[1].toFloat(), x.toFloat()), 0.0);
+    }
+
     void rnn_data()
     {
         QTest::addColumn<RnnCase>("k");

@@ -14,6 +14,7 @@ namespace qs::rt {
 namespace {
 
 constexpr int64_t kMaxScanElements = int64_t(1) << 32;
+constexpr int64_t kMaxUnrolled = 64; // iterations compiled one by one (Loop)
 
 const Graph& graphAttr(const NodeContext& c, const char* name)
 {
@@ -180,23 +181,6 @@ bool buildLoop(NodeContext& c)
             opts.initializerOverrides[name] = t;
     body.index();
 
-    std::shared_ptr<Program> prog;
-    try {
-        Compiler bc(body, opts, {});
-        bc.root = &body;
-        prog = bc.compile();
-    } catch (const Error& e) {
-        c.fail("body: ", e.what());
-    }
-
-    // Loop-carried values keep their type and shape; scan outputs stack the body's.
-    for (std::size_t k = 0; k < carried; ++k) {
-        const Slot& o = prog->slot(prog->outputSlots[1 + k]);
-        if (o.dtype != c.dtype(2 + k) || o.shape != c.shape(2 + k))
-            c.fail("loop-carried value ", k, " enters as ", dtypeName(c.dtype(2 + k)), " ", shapeString(c.shape(2 + k)),
-                " and leaves the body as ", dtypeName(o.dtype), " ", shapeString(o.shape),
-                "; it must keep its type and shape");
-    }
     int64_t trip = -1; // known trip count, or -1
     int mSlot = -1, condSlot = -1;
     if (c.has(0)) {
@@ -213,6 +197,62 @@ bool buildLoop(NodeContext& c)
         else {
             condKnown = false;
             condSlot = c.input(1);
+        }
+    }
+
+    // The body compiled once, the iteration number an input; when something in it needs
+    // that number at compile time (a Slice bound, a shape) and the trip count is known
+    // and small, once per iteration with the number as a constant. The programs keep
+    // their graphs alive.
+    const std::string iterName = body.inputs[0].name;
+    auto compileBody = [&](int64_t iter) {
+        auto g = std::make_shared<Graph>(body);
+        CompileOptions o = opts;
+        if (iter >= 0) {
+            Tensor t(DType::Int64, opts.inputShapes[iterName]);
+            t.data<int64_t>()[0] = iter;
+            g->initializers[iterName] = t;
+            g->inputs.erase(g->inputs.begin());
+            o.inputShapes.erase(iterName);
+        }
+        g->index();
+        Compiler bc(*g, o, {});
+        bc.root = g.get();
+        return std::make_pair(std::shared_ptr<Program>(bc.compile()), g);
+    };
+    std::vector<std::pair<std::shared_ptr<Program>, std::shared_ptr<Graph>>> progs;
+    bool unrolled = false;
+    try {
+        progs.push_back(compileBody(-1));
+    } catch (const Error& e) {
+        const bool needsConstant = std::string(e.what()).find("must be a constant") != std::string::npos;
+        const int64_t known = condKnown && !condValue ? 0 : trip;
+        if (!needsConstant || known < 1 || known > kMaxUnrolled)
+            c.fail("body: ", e.what());
+        unrolled = true;
+        try {
+            for (int64_t i = 0; i < known; ++i)
+                progs.push_back(compileBody(i));
+        } catch (const Error& e2) {
+            c.fail("body: ", e2.what());
+        }
+    }
+    // Loop-carried values keep their type and shape; scan outputs stack the body's.
+    Program* prog = progs[0].first.get();
+    for (const auto& pr : progs) {
+        for (std::size_t k = 0; k < carried; ++k) {
+            const Slot& o = pr.first->slot(pr.first->outputSlots[1 + k]);
+            if (o.dtype != c.dtype(2 + k) || o.shape != c.shape(2 + k))
+                c.fail("loop-carried value ", k, " enters as ", dtypeName(c.dtype(2 + k)), " ",
+                    shapeString(c.shape(2 + k)), " and leaves the body as ", dtypeName(o.dtype), " ",
+                    shapeString(o.shape), "; it must keep its type and shape");
+        }
+        for (std::size_t j = 0; j < scans; ++j) {
+            const Slot& o = pr.first->slot(pr.first->outputSlots[1 + carried + j]);
+            const Slot& o0 = prog->slot(prog->outputSlots[1 + carried + j]);
+            if (o.shape != o0.shape || o.dtype != o0.dtype)
+                c.fail("scan output ", j, " changes shape between iterations: ", shapeString(o0.shape), " then ",
+                    shapeString(o.shape));
         }
     }
     if (scans > 0 && trip < 0)
@@ -243,26 +283,30 @@ bool buildLoop(NodeContext& c)
         if (s >= 0)
             writes.push_back(s);
     const std::string where = c.where();
+    const std::size_t first = unrolled ? 0 : 1; // body input slots: [iteration,] cond, carried..., outer...
     c.addFn(reads, writes, [=](Program& p) {
-        Program& b = *prog;
         int64_t m = trip;
         if (mSlot >= 0)
             m = *p.slot(mSlot).as<int64_t>();
         bool go = condKnown ? condValue : *p.slot(condSlot).as<uint8_t>() != 0;
-        for (std::size_t j = 0; j < outerSlots.size(); ++j) {
-            Slot& dst = b.slot(b.inputSlots[2 + carried + j]);
-            std::memcpy(dst.data(), p.slot(outerSlots[j]).data(), dst.buffer.bytes);
-        }
         std::vector<Tensor> state;
         for (std::size_t k = 0; k < carried; ++k)
             state.push_back(readSlot(p, initSlots[k]));
-        b.activeThreads = 0;
         int64_t i = 0;
         for (; go && (m < 0 || i < m); ++i) {
-            *b.slot(b.inputSlots[0]).as<int64_t>() = i;
-            *b.slot(b.inputSlots[1]).as<uint8_t>() = 1;
+            if (unrolled && i >= int64_t(progs.size()))
+                fail(where, ": more iterations than the ", progs.size(), " compiled");
+            Program& b = *progs[unrolled ? std::size_t(i) : 0].first;
+            b.activeThreads = 0;
+            if (!unrolled)
+                *b.slot(b.inputSlots[0]).as<int64_t>() = i;
+            *b.slot(b.inputSlots[first]).as<uint8_t>() = 1;
+            for (std::size_t j = 0; j < outerSlots.size(); ++j) {
+                Slot& dst = b.slot(b.inputSlots[first + 1 + carried + j]);
+                std::memcpy(dst.data(), p.slot(outerSlots[j]).data(), dst.buffer.bytes);
+            }
             for (std::size_t k = 0; k < carried; ++k)
-                writeSlot(b, b.inputSlots[2 + k], state[k]);
+                writeSlot(b, b.inputSlots[first + 1 + k], state[k]);
             for (auto& kernel : b.kernels)
                 b.runKernel(*kernel);
             const Tensor condOut = readSlot(b, b.outputSlots[0]);
