@@ -146,14 +146,20 @@ std::shared_ptr<ModelData> buildModelData(Graph graph, Progress& progress, const
     for (auto& s : summaries) {
         cancel.check();
         LayerData row;
-        row.node = graph.findNode(s.name);
+        // A layer inside a subgraph (If branch, Loop body) stands on the top-level node holding it.
+        const bool nested = !s.scope.empty();
+        row.node = graph.findNode(nested ? s.scope.substr(0, s.scope.find('/')) : s.name);
+        if (row.node < 0)
+            continue;
         row.sizeShare = data->totalParams > 0 ? double(s.params) / double(data->totalParams) : 0;
-        row.weights = profileWeight(graph, s);
+        if (!nested || graph.constant(s.weight))
+            row.weights = profileWeight(graph, s);
         const Node& node = graph.nodes[std::size_t(row.node)];
-        const ValueInfo* out = node.outputs.empty() ? nullptr : graph.info(node.outputs.front());
+        const ValueInfo* out = node.outputs.empty() || nested ? nullptr : graph.info(node.outputs.front());
         row.outputText = out ? QString::fromStdString(out->text()) : QStringLiteral("?");
         row.summary = std::move(s);
-        data->layerOfNode[row.node] = int(data->layers.size());
+        if (!nested)
+            data->layerOfNode[row.node] = int(data->layers.size());
         done += std::max<int64_t>(row.summary.params, 1);
         progress.report(0.3 + 0.6 * double(done) / double(all), "weight histograms");
         data->layers.push_back(std::move(row));

@@ -93,6 +93,13 @@ int inspectSafetensors(const std::string& path, const Args& args)
     return 0;
 }
 
+// The type of a top-level layer's output (inside subgraphs import keeps none).
+const ValueInfo* layerOutput(const Graph& g, const LayerSummary& l)
+{
+    const int idx = l.scope.empty() ? g.findNode(l.name) : -1;
+    return idx >= 0 ? g.info(g.nodes[std::size_t(idx)].outputs.front()) : nullptr;
+}
+
 int runInspect(const std::vector<std::string>& argv)
 {
     Args args(argv, {"group"}, {"json"});
@@ -122,10 +129,9 @@ int runInspect(const std::vector<std::string>& argv)
         j["metadata"] = g.metadata;
         j["layers"] = nlohmann::json::array();
         for (const auto& l : layers) {
-            const int idx = g.findNode(l.name);
-            const ValueInfo* out = g.info(g.nodes[std::size_t(idx)].outputs.front());
+            const ValueInfo* out = layerOutput(g, l);
             j["layers"].push_back({
-                {"name", l.name}, {"op", l.op}, {"kind", layerKindName(l.kind)}, {"weight", l.weight},
+                {"name", l.name}, {"scope", l.scope}, {"op", l.op}, {"kind", layerKindName(l.kind)}, {"weight", l.weight},
                 {"weight_shape", l.weightShape}, {"output_shape", out ? valueInfoJson(*out)["shape"] : nlohmann::json(nullptr)},
                 {"params", l.params},
                 {"weight_stats",
@@ -154,8 +160,9 @@ int runInspect(const std::vector<std::string>& argv)
     std::printf("\n\n%-28s %-13s %-18s %9s %10s %10s %10s %9s %8s %9s %8s\n", "layer", "op", "output", "params",
                 "min", "max", "std", "kurtosis", "out>6sd", "ch-range", "nonfin");
     for (const auto& l : layers) {
-        const ValueInfo* out = g.info(g.nodes[std::size_t(g.findNode(l.name))].outputs.front());
-        std::printf("%-28s %-13s %-18s %9lld %10.4g %10.4g %10.4g %9.3f %8.5f %9.2f %8lld\n", l.name.c_str(),
+        const ValueInfo* out = layerOutput(g, l);
+        const std::string name = l.scope.empty() ? l.name : l.scope + "/" + l.name;
+        std::printf("%-28s %-13s %-18s %9lld %10.4g %10.4g %10.4g %9.3f %8.5f %9.2f %8lld\n", name.c_str(),
                     l.op.c_str(), out ? out->text().c_str() : "?", (long long)l.params, l.stats.min, l.stats.max,
                     l.stats.std, l.stats.kurtosis, l.stats.outlierFraction, l.stats.channelRangeRatio,
                     (long long)l.stats.nonFinite);

@@ -11,6 +11,7 @@ namespace qs {
 
 struct LayerSummary {
     std::string name;     // node name
+    std::string scope;    // "" at the top; inside a subgraph its path, e.g. "If_25/then_branch"
     std::string op;       // op type
     LayerKind kind = LayerKind::None;
     std::string weight;   // initializer name
@@ -24,7 +25,8 @@ struct LayerSummary {
 // Axis of the weight tensor that indexes output channels (what per-channel scales run along).
 int weightChannelAxis(const Graph& g, const Node& n);
 
-// Summaries of every quantizable layer in graph order.
+// Summaries of every quantizable layer in graph order, then those inside subgraphs
+// (If branches, Loop bodies; LayerSummary::scope says where).
 std::vector<LayerSummary> summarizeLayers(const Graph& g);
 
 } // namespace qs

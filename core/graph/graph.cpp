@@ -199,8 +199,14 @@ int64_t Graph::parameterCount() const
 std::map<std::string, int> Graph::opCounts() const
 {
     std::map<std::string, int> counts;
-    for (const Node& n : nodes)
+    for (const Node& n : nodes) {
         ++counts[n.domain.empty() ? n.opType : n.domain + "." + n.opType];
+        for (const auto& [name, a] : n.attrs) // subgraphs: If branches, Loop bodies
+            for (const auto& sub : a.graphs)
+                if (sub)
+                    for (const auto& [op, k] : sub->opCounts())
+                        counts[op] += k;
+    }
     return counts;
 }
 

@@ -2,6 +2,7 @@
 // inside the model's folder, and ONNX shape inference.
 #include "graph/onnx_import.h"
 
+#include "graph/subgraphs.h"
 #include "util/error.h"
 #include "util/file.h"
 
@@ -516,6 +517,7 @@ Graph importOnnxBytes(std::string_view bytes, const std::string& label, const st
     }
 
     g.opsets = std::move(opsets);
+    inlineConstantIfs(g); // layers in a branch chosen by a constant become ordinary layers
     g.irVersion = model.ir_version();
     g.producerName = model.producer_name();
     g.producerVersion = model.producer_version();

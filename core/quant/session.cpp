@@ -3,6 +3,7 @@
 #include "analysis/fidelity.h"
 #include "analysis/layers.h"
 #include "analysis/perplexity.h"
+#include "graph/subgraphs.h"
 #include "quant/algorithms/linear_layer.h"
 #include "quant/int8_lowering.h"
 #include "util/error.h"
@@ -225,6 +226,13 @@ QuantSession::QuantSession(const Graph& source, QuantizeOptions options)
             if (int src = source.findNode(n.name); src >= 0 && source.nodes[std::size_t(src)].inputs.size() > 1)
                 foldedWeights_[source.nodes[std::size_t(src)].inputs[1]] = n.inputs[1];
     refreshLayers();
+    // Layers inside an If branch chosen at run time, or a Loop body, are not quantized yet;
+    // an If with a constant condition was inlined at import.
+    for (const NestedNode& nn : nestedNodes(graph_))
+        if (nn.scope->layerKind(nn.node()) != LayerKind::None && options_.config.forLayer(nn.node().name))
+            fail(graph_.sourcePath, ": layer ", quoted(nn.node().name), " (", nn.node().opType, ") inside ", nn.path,
+                 " cannot be quantized: only layers of an If whose condition is a constant are (it is ",
+                 "inlined at import); exclude it in the configuration or fix the condition");
 }
 
 void QuantSession::checkRanges() const

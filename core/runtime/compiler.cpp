@@ -2,6 +2,8 @@
 // layout reorders shared between consumers, and the operator table.
 #include "runtime/compiler.h"
 
+#include "graph/subgraphs.h"
+
 #include <omp.h>
 
 #include <algorithm>
@@ -213,7 +215,7 @@ Shape broadcastShapes(const Shape& a, const Shape& b, const NodeContext& c)
 
 NodeContext::NodeContext(Compiler& c, const Node& n, int nodeIndex) : node(n), c_(c), nodeIndex_(nodeIndex) {}
 
-int64_t NodeContext::opset() const { return c_.graph.opset(node.domain); }
+int64_t NodeContext::opset() const { return c_.root->opset(node.domain); }
 const CompileOptions& NodeContext::options() const { return c_.options; }
 const Graph& NodeContext::graph() const { return c_.graph; }
 bool NodeContext::fuse() const { return c_.options.fuse; }
@@ -361,6 +363,16 @@ Kernel* NodeContext::addPrimitive(dnnl::primitive prim, const std::string& impl,
     return raw;
 }
 
+std::vector<int> NodeContext::buildSubgraph(const Graph& sub, std::vector<std::pair<int, bool>> extra)
+{
+    std::vector<std::pair<int, bool>> all = c_.guards;
+    all.insert(all.end(), extra.begin(), extra.end());
+    return c_.buildSubgraph(sub, std::move(all));
+}
+
+const std::vector<std::pair<int, bool>>& NodeContext::guards() const { return c_.guards; }
+const Graph& NodeContext::rootGraph() const { return *c_.root; }
+
 int NodeContext::planThreads() const { return c_.p->threads; }
 int NodeContext::partsPerThread() const { return c_.partsPerThread; }
 
@@ -417,13 +429,90 @@ bool NodeContext::kept(const std::string& value) const
 
 // ---------------------------------------------------------------- Compiler
 
+namespace {
+
+// An initializer of the graph or of any subgraph in it.
+const Tensor* findInitializer(const Graph& g, const std::string& name)
+{
+    if (auto it = g.initializers.find(name); it != g.initializers.end())
+        return &it->second;
+    for (const auto& n : g.nodes)
+        for (const auto& [attr, a] : n.attrs)
+            for (const auto& sub : a.graphs)
+                if (const Tensor* t = sub ? findInitializer(*sub, name) : nullptr)
+                    return t;
+    return nullptr;
+}
+
+// Nodes of the graph and its subgraphs the runtime has no builder for.
+void unsupportedNodes(const Graph& g, const Graph& root, std::vector<std::string>& out)
+{
+    for (const auto& n : g.nodes) {
+        const bool known = (n.domain.empty() || n.domain == "ai.onnx") && !buildersFor(n.opType).empty();
+        if (!known)
+            out.push_back(str("node ", quoted(n.name), " (", n.domain.empty() ? "" : n.domain + ".", n.opType,
+                              ", opset ", root.opset(n.domain), ")"));
+        for (const auto& [attr, a] : n.attrs)
+            for (const auto& sub : a.graphs)
+                if (sub)
+                    unsupportedNodes(*sub, root, out);
+    }
+}
+
+} // namespace
+
 Compiler::Compiler(const Graph& g, const CompileOptions& o, std::set<std::string> k)
     : graph(g), options(o), keep(std::move(k))
 {
+    root = &g;
     for (const auto& out : g.outputs)
         graphOutputs.insert(out.name);
     for (const auto& [name, t] : o.valueTransforms)
         keep.insert(name);
+    // A value read inside a subgraph must stay materialized: fusion only sees the
+    // outer graph's explicit consumers.
+    for (const auto& n : g.nodes)
+        for (const auto& [name, a] : n.attrs)
+            for (const auto& sub : a.graphs)
+                if (sub)
+                    for (const auto& v : outerReads(*sub))
+                        keep.insert(v);
+}
+
+std::vector<int> Compiler::buildSubgraph(const Graph& sub, std::vector<std::pair<int, bool>> subGuards)
+{
+    Compiler c(sub, options, keep);
+    c.root = root;
+    c.guards = std::move(subGuards);
+    c.partsPerThread = partsPerThread;
+    c.p = std::move(p);
+    c.meta = std::move(meta);
+    const std::size_t kernels0 = c.p->kernels.size(), slots0 = c.p->slots.size();
+    const std::map<std::string, int> slotOf0 = c.p->slotOf;
+    std::vector<int> outs;
+    try {
+        c.done.assign(sub.nodes.size(), 0);
+        c.buildInitializers();
+        c.buildNodes();
+        for (const auto& o : sub.outputs) {
+            auto it = c.p->slotOf.find(o.name);
+            if (it == c.p->slotOf.end())
+                fail("subgraph ", quoted(sub.name), ": output ", quoted(o.name), " was not produced");
+            outs.push_back(it->second);
+        }
+    } catch (...) {
+        c.p->kernels.resize(kernels0);
+        for (std::size_t i = 0; i < slots0; ++i)
+            std::erase_if(c.p->slots[i].layouts, [&](const auto& l) { return l.second >= int(slots0); });
+        c.p->slots.resize(slots0);
+        c.p->slotOf = slotOf0;
+        p = std::move(c.p);
+        meta = std::move(c.meta);
+        throw;
+    }
+    p = std::move(c.p);
+    meta = std::move(c.meta);
+    return outs;
 }
 
 int Compiler::newSlot(const std::string& name, DType t, const Shape& shape, const memory::desc* md)
@@ -516,6 +605,9 @@ void Compiler::addKernel(std::unique_ptr<Kernel> k)
 {
     const int idx = int(p->kernels.size());
     k->threads = nodeThreads;
+    k->guards = guards;
+    for (const auto& [g, want] : guards)
+        k->reads.push_back(g);
     for (int w : k->writes)
         p->slot(w).producer = idx;
     p->kernels.push_back(std::move(k));
@@ -525,8 +617,9 @@ void Compiler::foldKernels(std::size_t first, const std::string& where)
 {
     std::vector<int> written;
     for (std::size_t k = first; k < p->kernels.size(); ++k) {
-        try {
-            p->runKernel(*p->kernels[k]);
+        try { // guards do not apply: the inputs are known now
+            p->setThreads(p->kernels[k]->threads);
+            p->kernels[k]->run(*p);
         } catch (const Error&) {
             throw;
         } catch (const std::exception& e) {
@@ -682,8 +775,11 @@ void Compiler::buildNode(int index)
             if (!o.empty() && !meta.count(o))
                 meta[o] = finalMeta;
 
-    // Constant folding: every input of the fused group known at compile time.
+    // Constant folding: every input of the fused group known at compile time. Nodes
+    // with subgraphs read more than their inputs; their inner nodes fold on their own.
     bool allConstant = p->kernels.size() > firstKernel;
+    for (const auto& [attr, a] : node.attrs)
+        allConstant = allConstant && a.graphs.empty();
     for (int n : nodes)
         for (const auto& in : graph.nodes[std::size_t(n)].inputs) {
             if (in.empty())
@@ -700,6 +796,26 @@ void Compiler::buildNode(int index)
         foldKernels(firstKernel, ctx.where());
 }
 
+void Compiler::buildInitializers()
+{
+    for (const auto& [name, t] : graph.initializers) {
+        auto o = options.initializerOverrides.find(name);
+        constantSlot(name, std::make_shared<const Tensor>(o != options.initializerOverrides.end() ? o->second : t));
+    }
+}
+
+void Compiler::buildNodes()
+{
+    // Constant nodes first: exporters place them right before their consumer, and a
+    // fusion deciding earlier (Conv + Clip(min, max)) needs their values.
+    for (std::size_t i = 0; i < graph.nodes.size(); ++i)
+        if (graph.nodes[i].opType == "Constant" && graph.nodes[i].domain.empty())
+            buildNode(int(i));
+    for (std::size_t i = 0; i < graph.nodes.size(); ++i)
+        if (!done[i])
+            buildNode(int(i));
+}
+
 std::unique_ptr<Program> Compiler::compile()
 {
     p = std::make_unique<Program>();
@@ -710,34 +826,26 @@ std::unique_ptr<Program> Compiler::compile()
 
     // Every operator is checked before anything is built, so one message lists them all.
     std::vector<std::string> unsupported;
-    for (const auto& n : graph.nodes) {
-        const bool known = (n.domain.empty() || n.domain == "ai.onnx") && !buildersFor(n.opType).empty();
-        if (!known)
-            unsupported.push_back(str("node ", quoted(n.name), " (", n.domain.empty() ? "" : n.domain + ".",
-                                      n.opType, ", opset ", graph.opset(n.domain), ")"));
-    }
+    unsupportedNodes(graph, graph, unsupported);
     if (!unsupported.empty()) {
         std::string list;
         for (std::size_t i = 0; i < unsupported.size() && i < 8; ++i)
             list += (i ? "; " : "") + unsupported[i];
         if (unsupported.size() > 8)
             list += str("; and ", unsupported.size() - 8, " more");
-        fail(graph.sourcePath.empty() ? "model" : graph.sourcePath, ": unsupported operator", 
+        fail(graph.sourcePath.empty() ? "model" : graph.sourcePath, ": unsupported operator",
              unsupported.size() > 1 ? "s: " : ": ", list);
     }
 
     for (const auto& [name, t] : options.initializerOverrides) {
-        auto it = graph.initializers.find(name);
-        if (it == graph.initializers.end())
+        const Tensor* init = findInitializer(graph, name);
+        if (!init)
             fail("initializer override ", quoted(name), ": the model has no initializer of that name");
-        if (it->second.shape != t.shape || it->second.dtype != t.dtype)
-            fail("initializer override ", quoted(name), ": expected ", dtypeName(it->second.dtype), " ",
-                 shapeString(it->second.shape), ", got ", dtypeName(t.dtype), " ", shapeString(t.shape));
+        if (init->shape != t.shape || init->dtype != t.dtype)
+            fail("initializer override ", quoted(name), ": expected ", dtypeName(init->dtype), " ",
+                 shapeString(init->shape), ", got ", dtypeName(t.dtype), " ", shapeString(t.shape));
     }
-    for (const auto& [name, t] : graph.initializers) {
-        auto o = options.initializerOverrides.find(name);
-        constantSlot(name, std::make_shared<const Tensor>(o != options.initializerOverrides.end() ? o->second : t));
-    }
+    buildInitializers();
     for (const auto& in : graph.inputs) {
         Shape shape;
         auto given = options.inputShapes.find(in.name);
@@ -765,14 +873,7 @@ std::unique_ptr<Program> Compiler::compile()
 
     partsPerThread = choosePartsPerThread();
 
-    // Constant nodes first: exporters place them right before their consumer, and a
-    // fusion deciding earlier (Conv + Clip(min, max)) needs their values.
-    for (std::size_t i = 0; i < graph.nodes.size(); ++i)
-        if (graph.nodes[i].opType == "Constant" && graph.nodes[i].domain.empty())
-            buildNode(int(i));
-    for (std::size_t i = 0; i < graph.nodes.size(); ++i)
-        if (!done[i])
-            buildNode(int(i));
+    buildNodes();
 
     for (const auto& out : graph.outputs) {
         auto it = p->slotOf.find(out.name);

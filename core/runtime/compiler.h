@@ -33,6 +33,15 @@ public:
     // (see choosePartsPerThread); the parts per thread a kernel may split into.
     int partsPerThread = 0;
 
+    // The model's top graph (opsets, messages) when compiling a subgraph.
+    const Graph* root = nullptr;
+    // Kernels added now run only when these hold (Kernel::guards).
+    std::vector<std::pair<int, bool>> guards;
+    // Builds a subgraph (an If branch) into this program under `subGuards`: its
+    // initializers, then its nodes, outer values visible by name. Returns the slot of
+    // each subgraph output. On error nothing it added stays.
+    std::vector<int> buildSubgraph(const Graph& sub, std::vector<std::pair<int, bool>> subGuards);
+
     int newSlot(const std::string& name, DType t, const Shape& shape, const memory::desc* md);
     void allocate(int slot);
     int convert(int slot, const memory::desc& md);
@@ -40,6 +49,8 @@ public:
     void addKernel(std::unique_ptr<Kernel> k);
 
 private:
+    void buildInitializers();
+    void buildNodes();
     void buildNode(int index);
     int choosePartsPerThread() const;
     void foldKernels(std::size_t firstKernel, const std::string& where);

@@ -70,6 +70,10 @@ public:
     std::vector<int> writes;  // slots written
     bool observed = false;    // a written slot has taps or a transform
     int threads = 1;          // OpenMP threads it was created for and runs with
+    // Runs only when every (Bool slot, value) holds: the kernels of an If branch chosen
+    // at run time (ops/control_flow.cpp). The guard slots are also listed in reads.
+    std::vector<std::pair<int, bool>> guards;
+    bool skipped = false;     // the last run left it out (a guard did not hold)
 };
 
 // A oneDNN primitive with all its arguments bound at compile time.
@@ -99,9 +103,15 @@ struct Program {
     int threads = 1;
 
     Slot& slot(int i) { return slots[std::size_t(i)]; }
-    // Runs kernel k with the thread count it was created for.
+    // Runs kernel k with the thread count it was created for, unless its guards say no.
     void runKernel(Kernel& k)
     {
+        k.skipped = false;
+        for (const auto& [g, want] : k.guards)
+            if ((*slot(g).as<uint8_t>() != 0) != want) {
+                k.skipped = true;
+                return;
+            }
         if (k.threads != activeThreads)
             setThreads(k.threads);
         k.run(*this);
@@ -169,6 +179,12 @@ public:
     int partsPerThread() const; // > 0: split parallel work into parts on our pool (Compiler::partsPerThread)
 
     Slot& slot(int i);
+
+    // Control flow (ops/control_flow.cpp): a subgraph built into this program under the
+    // current guards plus `extra` (Compiler::buildSubgraph), and those guards.
+    std::vector<int> buildSubgraph(const Graph& sub, std::vector<std::pair<int, bool>> extra);
+    const std::vector<std::pair<int, bool>>& guards() const;
+    const Graph& rootGraph() const; // the model's top graph (its opsets)
 
 private:
     Compiler& c_;

@@ -117,7 +117,7 @@ public:
         const double cpu0 = profile_ ? processCpuMs() : 0;
         for (auto& k : prog_->kernels) {
             runKernel(*k, "");
-            if (k->observed)
+            if (k->observed && !k->skipped)
                 for (int w : k->writes)
                     notify(w);
         }
@@ -234,7 +234,7 @@ public:
             runKernel(*k, "runFrom: ");
             for (int w : k->writes)
                 dirty[std::size_t(w)] = written[std::size_t(w)] = 1;
-            if (k->observed)
+            if (k->observed && !k->skipped)
                 for (int w : k->writes)
                     notify(w);
         }
@@ -347,7 +347,7 @@ private:
         for (const auto& in : graph_.inputs)
             if (in.name == name)
                 return true;
-        return graph_.producerOf(name) >= 0;
+        return graph_.producerOf(name) >= 0 || meta_.count(name) != 0; // meta_: values inside subgraphs too
     }
 
     const ValueMeta& meta(const std::string& value) const

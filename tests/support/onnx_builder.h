@@ -11,6 +11,33 @@
 
 namespace qs::test {
 
+// Nodes, inputs and outputs of a subgraph (an If branch, a Loop body) held in a node's
+// graph attribute; see OnnxBuilder::graphAttr.
+class GraphBuilder {
+public:
+    explicit GraphBuilder(onnx::GraphProto* g) : g_(g) { }
+    onnx::ValueInfoProto* input(
+        const std::string& name, std::vector<int64_t> dims, int type = onnx::TensorProto::FLOAT);
+    onnx::ValueInfoProto* output(
+        const std::string& name, std::vector<int64_t> dims = {}, int type = onnx::TensorProto::FLOAT);
+    onnx::NodeProto* node(const std::string& op, std::initializer_list<std::string> inputs,
+        std::initializer_list<std::string> outputs, const std::string& name = {})
+    {
+        auto* n = g_->add_node();
+        n->set_op_type(op);
+        n->set_name(name);
+        for (const auto& i : inputs)
+            n->add_input(i);
+        for (const auto& o : outputs)
+            n->add_output(o);
+        return n;
+    }
+    onnx::GraphProto* graph() { return g_; }
+
+private:
+    onnx::GraphProto* g_;
+};
+
 class OnnxBuilder {
 public:
     explicit OnnxBuilder(int opset = 13)
@@ -27,7 +54,8 @@ public:
     {
         return valueInfo(model_.mutable_graph()->add_input(), name, dims, type);
     }
-    onnx::ValueInfoProto* output(const std::string& name, std::vector<int64_t> dims = {}, int type = onnx::TensorProto::FLOAT)
+    onnx::ValueInfoProto* output(
+        const std::string& name, std::vector<int64_t> dims = {}, int type = onnx::TensorProto::FLOAT)
     {
         return valueInfo(model_.mutable_graph()->add_output(), name, dims, type);
     }
@@ -43,16 +71,9 @@ public:
         return t;
     }
     onnx::NodeProto* node(const std::string& op, std::initializer_list<std::string> inputs,
-                          std::initializer_list<std::string> outputs, const std::string& name = {})
+        std::initializer_list<std::string> outputs, const std::string& name = {})
     {
-        auto* n = model_.mutable_graph()->add_node();
-        n->set_op_type(op);
-        n->set_name(name);
-        for (const auto& i : inputs)
-            n->add_input(i);
-        for (const auto& o : outputs)
-            n->add_output(o);
-        return n;
+        return GraphBuilder(model_.mutable_graph()).node(op, inputs, outputs, name);
     }
     static void intsAttr(onnx::NodeProto* n, const std::string& name, std::vector<int64_t> values)
     {
@@ -77,6 +98,23 @@ public:
         a->set_f(value);
     }
 
+    static void stringAttr(onnx::NodeProto* n, const std::string& name, const std::string& value)
+    {
+        auto* a = n->add_attribute();
+        a->set_name(name);
+        a->set_type(onnx::AttributeProto::STRING);
+        a->set_s(value);
+    }
+    // A graph attribute (If's then_branch/else_branch, Loop's body) to fill in.
+    static GraphBuilder graphAttr(onnx::NodeProto* n, const std::string& name)
+    {
+        auto* a = n->add_attribute();
+        a->set_name(name);
+        a->set_type(onnx::AttributeProto::GRAPH);
+        a->mutable_g()->set_name(n->name() + "." + name);
+        return GraphBuilder(a->mutable_g());
+    }
+
     onnx::ModelProto& model() { return model_; }
     std::string bytes() const { return model_.SerializeAsString(); }
     void save(const std::string& path) const
@@ -85,9 +123,8 @@ public:
         model_.SerializeToOstream(&out);
     }
 
-private:
-    static onnx::ValueInfoProto* valueInfo(onnx::ValueInfoProto* v, const std::string& name,
-                                           const std::vector<int64_t>& dims, int type)
+    static onnx::ValueInfoProto* valueInfo(
+        onnx::ValueInfoProto* v, const std::string& name, const std::vector<int64_t>& dims, int type)
     {
         v->set_name(name);
         auto* tt = v->mutable_type()->mutable_tensor_type();
@@ -102,8 +139,19 @@ private:
         }
         return v;
     }
+
+private:
     onnx::ModelProto model_;
 };
+
+inline onnx::ValueInfoProto* GraphBuilder::input(const std::string& name, std::vector<int64_t> dims, int type)
+{
+    return OnnxBuilder::valueInfo(g_->add_input(), name, dims, type);
+}
+inline onnx::ValueInfoProto* GraphBuilder::output(const std::string& name, std::vector<int64_t> dims, int type)
+{
+    return OnnxBuilder::valueInfo(g_->add_output(), name, dims, type);
+}
 
 // A tiny valid model: y = Relu(Conv(x, w) + b), x [N,2,4,4], w [3,2,3,3].
 inline OnnxBuilder tinyConvModel()
