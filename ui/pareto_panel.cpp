@@ -138,9 +138,10 @@ ParetoPanel::ParetoPanel(ModelDocument* doc, QuantConfigDocument* config, JobRun
     isa_->setObjectName(QStringLiteral("paretoIsa"));
     const CpuIsa& cpu = cpuIsa();
     isa_->setText(QStringLiteral("<b>CPU</b> %1").arg(QString::fromStdString(cpu.summary()).toHtmlEscaped()));
-    isa_->setToolTip(cpu.saturationRisk()
-                         ? QStringLiteral("oneDNN runs INT8 without VNNI/AMX here: u8×s8 pair sums can saturate at int16")
-                         : QStringLiteral("oneDNN accumulates INT8 products in int32 (VNNI or AMX)"));
+    isa_->setToolTip(!cpu.saturationRisk() ? tr("oneDNN accumulates INT8 products in int32 (VNNI or AMX)")
+            : int8UsesReferenceKernels()
+            ? tr("No VNNI/AMX here: INT8 layers run oneDNN's exact reference kernels, so INT8 latency is slow")
+            : tr("No VNNI/AMX here and QS_INT8_SATURATING=1: u8×s8 pair sums can saturate at int16"));
     auto* header = new QHBoxLayout;
     header->setContentsMargins(8, 4, 8, 0);
     auto* axisLabel = new QLabel(QStringLiteral("Cost axis"), this);

@@ -162,7 +162,9 @@ int runParity(const std::vector<std::string>& argv)
     }
     std::printf("exported       %s\nreference      %s\n", exportedPath.c_str(), refPath->c_str());
     std::printf("cpu            %s%s\n", r.isa.summary().c_str(),
-        r.isa.saturationRisk() ? " (no VNNI: u8 x s8 products may saturate at int16)" : "");
+        !r.isa.saturationRisk()        ? ""
+            : int8UsesReferenceKernels() ? " (no VNNI: INT8 runs oneDNN's exact reference kernels, slowly)"
+                                         : " (no VNNI, QS_INT8_SATURATING=1: u8 x s8 products may saturate at int16)");
     std::printf("output         SQNR %.2f dB, top-1 agreement %.2f%% on %lld samples (INT8 vs simulated)\n",
         r.outputSqnrDb, r.top1Agreement * 100, (long long)r.samples);
     std::printf("\n%-28s %-5s %12s %12s %10s %12s %12s  %s\n", "layer", "int8", "SQNR dB", "max |diff|", "steps",

@@ -3,6 +3,7 @@
 
 #include <oneapi/dnnl/dnnl.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -81,6 +82,15 @@ CpuIsa detectCpuIsa()
         break;
     }
     return c;
+}
+
+bool int8UsesReferenceKernels()
+{
+    static const bool reference = [] {
+        const char* e = std::getenv("QS_INT8_SATURATING");
+        return detectCpuIsa().saturationRisk() && !(e && std::string(e) == "1");
+    }();
+    return reference;
 }
 
 } // namespace qs

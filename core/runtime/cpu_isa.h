@@ -20,4 +20,9 @@ struct CpuIsa {
 
 CpuIsa detectCpuIsa();
 
+// Whether INT8 layers run on oneDNN's reference kernels, which accumulate in int32: where
+// the ISA would saturate, unless QS_INT8_SATURATING=1 asks for the fast kernels anyway
+// (to measure them or their drift). Exact, and slow.
+bool int8UsesReferenceKernels();
+
 } // namespace qs

@@ -282,6 +282,7 @@ private slots:
         QProcess p;
         auto env = QProcessEnvironment::systemEnvironment();
         env.insert("DNNL_MAX_CPU_ISA", "AVX2");
+        env.insert("QS_INT8_SATURATING", "1"); // else INT8 layers take exact reference kernels
         p.setProcessEnvironment(env);
         p.start(QS_CLI_PATH,
             {"parity", exported_, "--reference", kModel, "--data", kData, "--calib-limit", "128", "--limit", "128",

@@ -4,12 +4,24 @@
 // primitive per layer). A layer's output goes straight to 8 bits when its value is
 // another INT8 layer's input; a residual Add joins as a sum (or binary) post-op; float
 // consumers get a dequantized copy. A value's 8-bit copy is the slot "<value>#q8".
+#include "runtime/cpu_isa.h"
 #include "runtime/ops/ops.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 namespace qs::rt {
 namespace {
+
+// Moves pd to oneDNN's reference implementation; false when it has none.
+template <class PD> bool takeReferenceImpl(PD& pd)
+{
+    while (implName(pd).rfind("ref", 0) != 0)
+        if (!pd.next_impl())
+            return false;
+    return true;
+}
 
 using dnnl::algorithm;
 using tag = memory::format_tag;
@@ -435,7 +447,9 @@ bool buildInt8Conv(NodeContext& c)
         bool ok = false;
         auto pd = createOrNull<dnnl::convolution_forward::primitive_desc>(
             [&] { return dnnl::convolution_forward::primitive_desc(desc, attr, cpuEngine()); }, ok);
-        if (ok && implName(pd).rfind("ref", 0) == 0)
+        if (ok && int8UsesReferenceKernels())
+            ok = takeReferenceImpl(pd);
+        else if (ok && implName(pd).rfind("ref", 0) == 0)
             ok = false; // a reference kernel: a different fusion is faster
         return std::make_pair(ok, pd);
     };
@@ -539,6 +553,8 @@ bool buildInt8Matmul(NodeContext& c)
     dnnl::matmul::primitive_desc pd(hasBias ? dnnl::matmul::desc(src2, wts, biasMd, dst2)
                                             : dnnl::matmul::desc(src2, wts, dst2),
                                     attr, cpuEngine());
+    if (int8UsesReferenceKernels() && !takeReferenceImpl(pd))
+        c.fail("INT8: oneDNN has no exact (int32-accumulating) matmul for this layer on this CPU without VNNI");
     for (const Node* t : tail.nodes)
         c.absorb(*t);
     const int src = quantizedInput(c, n.inputs[0], in, plainDesc(a, qDType(in)));
