@@ -103,7 +103,7 @@ private slots:
         const TransformerDims d;
         Dataset text = tokenData(d, 8, 5);
         std::vector<int64_t> next;
-        for (float v : text.inputs.data<float>())
+        for (float v : text.first().data<float>())
             next.push_back((int64_t(v) * 5 + 1) % d.vocab);
         text.kind = "text";
         text.targets = Tensor::fromVector(Shape {8, d.context}, next);
@@ -116,8 +116,8 @@ private slots:
         QuantSession s(tinyTransformer(), o);
         s.calibrate(text, p, CancelToken());
         s.quantizeWeights();
-        const Tensor fp = s.compile(false, text.inputs.shape)->run({text.inputs}).front();
-        const Tensor q = s.compile(true, text.inputs.shape)->run({text.inputs}).front();
+        const Tensor fp = s.compile(false, text.first().shape)->run({text.first()}).front();
+        const Tensor q = s.compile(true, text.first().shape)->run({text.first()}).front();
         QCOMPARE(fp.shape, (Shape {8, d.context, d.vocab}));
         const Naive want = perToken(fp, q);
         qInfo("quantize: agreement %.4f (naive %.4f), KL %.6f (naive %.6f)", r.top1Agreement, want.agreement, r.kl,
@@ -148,7 +148,7 @@ private slots:
         QuantizeOptions o;
         o.config = so.base;
         const QuantSession s(g, o);
-        const Tensor fp = s.compile(false, text.inputs.shape)->run({text.inputs}).front();
+        const Tensor fp = s.compile(false, text.first().shape)->run({text.first()}).front();
         int checked = 0;
         for (const SessionLayer& l : s.layers()) {
             if (l.name != "fc1" && l.name != "lm_head")
@@ -156,11 +156,11 @@ private slots:
             const Tensor* w = s.graph().constant(l.weight);
             QuantSpec spec = l.spec.weight;
             spec.bits = 3;
-            CompileOptions co = s.compileOptions(false, text.inputs.shape);
+            CompileOptions co = s.compileOptions(false, text.first().shape);
             co.initializerOverrides[l.weight] =
                 Tensor::fromVector(w->shape, fakeQuantWeight(w->toFloat(), w->shape, l.outAxis, l.inAxis, spec));
             co.initializerOverrides[l.weight].name = l.weight;
-            const Tensor q = compilePlan(s.graph(), co)->run({text.inputs}).front();
+            const Tensor q = compilePlan(s.graph(), co)->run({text.first()}).front();
             const Naive want = perToken(fp, q);
             const LayerSensitivity* got = nullptr;
             for (const auto& ls : r.layers)

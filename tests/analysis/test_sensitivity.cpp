@@ -378,7 +378,7 @@ private slots:
         const auto& l = r.layers.front();
         QVERIFY(l.hessianTrace && l.hessianScore);
 
-        const auto x = d.inputs.toFloat();
+        const auto x = d.first().toFloat();
         auto loss = [&](const std::vector<double>& wp) {
             double sum = 0;
             for (int64_t s_ = 0; s_ < n; ++s_) {

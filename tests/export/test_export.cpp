@@ -7,6 +7,7 @@
 #include "export/replay.h"
 #include "graph/onnx_export.h"
 #include "graph/onnx_import.h"
+#include "runtime/cpu_isa.h"
 #include "store/store.h"
 #include "support/onnx_builder.h"
 #include "util/error.h"
@@ -238,8 +239,16 @@ private slots:
             sumPlainDiff / double(ours.size()), maxPlainDiff, maxLogit);
         // The re-derived session is the run's quantizer: same top-1 on the run's samples.
         QCOMPARE(ourHitsInRun / double(run.evalSamples), run.top1);
-        QVERIFY(agreement >= 0.99);
-        QVERIFY(std::abs(ortTop1 - ourTop1) <= 0.005);
+        // ORT's optimized graph runs u8 x s8 integer kernels, which saturate at int16 pair
+        // sums on CPUs without VNNI (as oneDNN's do): there only the unoptimized
+        // (float) execution below is a reference.
+        const qs::CpuIsa isa = qs::detectCpuIsa();
+        if (isa.avx512Vnni || isa.avxVnni || isa.amx) {
+            QVERIFY(agreement >= 0.99);
+            QVERIFY(std::abs(ortTop1 - ourTop1) <= 0.005);
+        } else {
+            qInfo("no VNNI on this CPU: ORT's optimized integer kernels are not a reference here");
+        }
         QVERIFY(plainAgree >= 998);
         QVERIFY2(sumPlainDiff / double(ours.size()) <= 1e-4 * maxLogit, qPrintable(QString::number(sumPlainDiff)));
         QVERIFY2(maxPlainDiff <= 0.01 * maxLogit, qPrintable(QString::number(maxPlainDiff)));

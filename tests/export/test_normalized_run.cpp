@@ -105,7 +105,7 @@ private slots:
         o.limit = 200;
         const qs::Dataset eval = qs::loadDataset(o, replay.source);
         const std::vector<float> ours =
-            replay.session->compile(true, eval.inputs.shape)->run({eval.inputs}).front().toFloat();
+            replay.session->compile(true, eval.first().shape)->run({eval.first()}).front().toFloat();
         const std::vector<float> ort = qs::test::ortLogits(out, eval, "disabled", dir_.path());
         QCOMPARE(ort.size(), ours.size());
         const auto a = argmaxRows(ours, eval.count()), b = argmaxRows(ort, eval.count());

@@ -101,7 +101,7 @@ private slots:
         QFETCH(double, alpha);
         Case c = build(kind);
         Dataset calib = channelOutlierData(c.sample, 128, 31);
-        const Tensor x = channelOutlierData(c.sample, 64, 32).inputs;
+        const Tensor x = channelOutlierData(c.sample, 64, 32).first();
         QuantizeOptions o;
         QuantSession s(c.graph, o);
         std::vector<std::string> before;

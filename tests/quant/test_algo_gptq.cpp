@@ -81,7 +81,7 @@ private slots:
         const std::string wName = s.layers().front().weight;
         const auto got = s.weightOverrides.at(wName).toFloat();
         const auto w0 = g.constant(wName)->toFloat(); // [rows][k] (transB=1)
-        const auto x = calib.inputs.toFloat();        // [n][k]
+        const auto x = calib.first().toFloat();        // [n][k]
 
         std::vector<double> h(std::size_t(k * k), 0.0);
         for (int64_t s_ = 0; s_ < n; ++s_)

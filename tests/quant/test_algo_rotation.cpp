@@ -53,7 +53,7 @@ private slots:
         const std::string hidden = s.layers()[1].input;
         Progress p;
         algorithm("rotation").apply(s, calib, nlohmann::json({{"kind", kind.toStdString()}}), p, CancelToken());
-        const Tensor x = channelOutlierData(sample, 32, 52, 100, 1.f).inputs;
+        const Tensor x = channelOutlierData(sample, 32, 52, 100, 1.f).first();
         const double diff = maxRelDiff(referenceRun(g, x), referenceRun(s.graph(), x));
         QVERIFY2(diff < 1e-5, qPrintable(QString::number(diff)));
         const double r0 = maxOverStd(referenceRun(g, x, {}, hidden));

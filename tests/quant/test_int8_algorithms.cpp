@@ -133,7 +133,7 @@ private slots:
         auto session =
             prepareSession(g, optionsFor(wbits, granularity, algorithms, weightCalib), calib, p, CancelToken());
         const QuantSession& s = *session;
-        const CompileOptions co = s.int8CompileOptions(eval.inputs.shape);
+        const CompileOptions co = s.int8CompileOptions(eval.first().shape);
         QCOMPARE(int(co.int8Layers.size()), 4);
         const Graph& wg = s.graph();
         for (const SessionLayer& l : s.layers()) {
@@ -180,9 +180,9 @@ private slots:
         // The INT8 model computes what the simulated one does, up to activation rounding;
         // without VNNI, oneDNN's u8 x s8 pairs saturate at int16 with 8-bit weights
         // (runtime/cpu_isa.h), a known deviation of the machine, not of the lowering.
-        auto sim = s.compile(true, eval.inputs.shape);
-        auto int8 = s.compileInt8(eval.inputs.shape);
-        const Tensor a = sim->run({eval.inputs}).front(), b = int8->run({eval.inputs}).front();
+        auto sim = s.compile(true, eval.first().shape);
+        auto int8 = s.compileInt8(eval.first().shape);
+        const Tensor a = sim->run({eval.first()}).front(), b = int8->run({eval.first()}).front();
         const double db = sqnr(a, b);
         qInfo("INT8 vs simulated: %.1f dB", db);
         if (wbits < 8 || !detectCpuIsa().saturationRisk())
@@ -218,7 +218,7 @@ private slots:
             }
         };
         auto session = prepareSession(g, o, calib, p, CancelToken());
-        check([&] { (void)session->int8CompileOptions(calib.inputs.shape); });
+        check([&] { (void)session->int8CompileOptions(calib.first().shape); });
         o.int8 = true;
         check([&] { (void)quantizeModel(g, calib, calib, o, p, CancelToken()); });
     }

@@ -192,7 +192,7 @@ private slots:
         QCOMPARE(got, want);
         QCOMPARE(int(got.size()), 5); // ln1 (q, k, v), attention output, ln2, ReLU, ln_f
         QCOMPARE(int(s.weightOverrides.size()), 8);
-        const Tensor x = tokenData({}, 8, 5).inputs;
+        const Tensor x = tokenData({}, 8, 5).first();
         FidelityMeter m;
         m.add(run(s, false, x), run(s, true, x));
         qInfo("W%dA8 logits SQNR %.2f dB", wbits, m.sqnrDb());
@@ -214,7 +214,7 @@ private slots:
             }
             s.calibrate(calib, p, CancelToken());
             s.quantizeWeights();
-            const Tensor x = tokenData({}, 8, 5).inputs;
+            const Tensor x = tokenData({}, 8, 5).first();
             FidelityMeter m;
             m.add(run(s, false, x), run(s, true, x));
             return m.sqnrDb();
@@ -243,7 +243,7 @@ private slots:
         QuantizeOptions o;
         o.config.defaults.weight = {.bits = 4, .granularity = Granularity::Group, .groupSize = 32};
         QuantSession s(tinyTransformer(), o);
-        const Tensor x = tokenData({}, 8, 6).inputs;
+        const Tensor x = tokenData({}, 8, 6).first();
         const Tensor before = run(s, false, x);
         Progress p;
         algorithm(algo.toStdString())
@@ -339,14 +339,14 @@ private slots:
         // over tokens by a naive loop, for GPTQ's weights and round-to-nearest's.
         const Dataset held = tokenData({}, 16, 9);
         CompileOptions co;
-        co.inputShapes["input"] = held.inputs.shape;
+        co.inputShapes["input"] = held.first().shape;
         auto plan = compilePlan(s.graph(), co);
         std::map<std::string, Tensor> seen;
         for (const auto& l : s.layers())
             if (l.op != "Gather")
                 plan->addTap(s.graph().nodes[std::size_t(s.graph().findNode(l.name))].input(0),
                     [&seen](const std::string& v, const Tensor& t) { seen[v] = t; });
-        plan->run({held.inputs});
+        plan->run({held.first()});
         double rtn = 0, gptq = 0;
         for (const auto& l : s.layers()) {
             if (l.op == "Gather")

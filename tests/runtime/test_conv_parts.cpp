@@ -200,6 +200,10 @@ class TestConvParts : public QObject {
     Q_OBJECT
 
 private slots:
+    // Channel parts are parts of the blocked (nChw16c) layout, which the runtime chooses
+    // by itself only where oneDNN runs AVX-512; these cases force it everywhere.
+    void initTestCase() { qputenv("QS_RUNTIME_BLOCKED", "1"); }
+
     void partsEqualNaiveLoops_data()
     {
         QTest::addColumn<Chain>("chain");

@@ -119,7 +119,7 @@ private slots:
         QTest::newRow("granularity") << int(Field::Granularity) << QVariant(QStringLiteral("row"))
                                      << QStringLiteral("expected tensor, channel or group:N");
         QTest::newRow("group size") << int(Field::Granularity) << QVariant(QStringLiteral("group:0"))
-                                    << QStringLiteral("positive integer");
+                                    << QStringLiteral("group size must be an integer");
         QTest::newRow("calibrator") << int(Field::Calibrator) << QVariant(QStringLiteral("kmeans"))
                                     << QStringLiteral("expected minmax");
     }

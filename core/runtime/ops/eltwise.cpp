@@ -197,11 +197,11 @@ bool buildClip(NodeContext& c)
     const DType t = c.dtype(0);
     for (std::size_t i : {1, 2})
         if (c.has(i)) {
+            const char* bound = i == 1 ? "min " : "max ";
             if (c.dtype(i) != t)
-                c.fail("bound ", quoted(c.node.inputs[i]), " is ", dtypeName(c.dtype(i)), ", the input ", dtypeName(t));
+                c.fail(bound, quoted(c.node.inputs[i]), " is ", dtypeName(c.dtype(i)), ", the input ", dtypeName(t));
             if (numelOf(c.shape(i)) != 1)
-                c.fail(
-                    "bound ", quoted(c.node.inputs[i]), " has shape ", shapeString(c.shape(i)), ", expected a scalar");
+                c.fail(bound, quoted(c.node.inputs[i]), " has shape ", shapeString(c.shape(i)), ", expected a scalar");
         }
     if (t == DType::Float)
         return buildEltwise(c);
