@@ -552,10 +552,12 @@ void normalizeFirst(const DataOptions& options, const Graph& model, Dataset& ds)
 
 void checkInputValues(const DataOptions& options, const Graph& model)
 {
-    for (const auto& [name, v] : options.inputValues)
+    for (const auto& value : options.inputValues) {
+        const std::string& name = value.first; // a named reference: clang 14 cannot capture a binding
         if (std::none_of(
                 model.inputs.begin(), model.inputs.end(), [&](const ValueInfo& in) { return in.name == name; }))
             fail("--input-value ", name, ": the model has no input of that name");
+    }
 }
 
 } // namespace
