@@ -109,7 +109,8 @@ Tensor readSlot(Program& p, int id)
     Tensor t(s.dtype, s.shape);
     t.name = s.name;
     if (!s.blocked) {
-        std::memcpy(t.bytes.data(), s.data(), t.bytes.size());
+        if (!t.bytes.empty()) // an empty value may have no storage at all
+            std::memcpy(t.bytes.data(), s.data(), t.bytes.size());
         return t;
     }
     memory dst(plainDesc(s.shape, s.dtype), cpuEngine(), t.bytes.data());
@@ -125,7 +126,8 @@ void writeSlot(Program& p, int id, const Tensor& t)
         fail("value ", quoted(s.name), ": expected ", dtypeName(s.dtype), " ", shapeString(s.shape), ", got ",
              dtypeName(t.dtype), " ", shapeString(t.shape));
     if (!s.blocked) {
-        std::memcpy(s.data(), t.bytes.data(), t.bytes.size());
+        if (!t.bytes.empty()) // an empty value may have no storage at all
+            std::memcpy(s.data(), t.bytes.data(), t.bytes.size());
         return;
     }
     memory src(plainDesc(s.shape, s.dtype), cpuEngine(), const_cast<std::byte*>(t.bytes.data()));
@@ -545,7 +547,8 @@ void Compiler::allocate(int id)
     if (s.constant && s.value) {
         if (s.blocked)
             fail("internal: blocked constant without storage");
-        std::memcpy(s.buffer.data(), s.value->bytes.data(), std::min(bytes, s.value->bytes.size()));
+        if (const std::size_t n = std::min(bytes, s.value->bytes.size()))
+            std::memcpy(s.buffer.data(), s.value->bytes.data(), n);
     }
 }
 
