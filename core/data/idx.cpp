@@ -21,12 +21,11 @@ uint32_t bigEndian32(const unsigned char* p)
 
 struct IdxHeader {
     DType dtype = DType::UInt8;
-    std::size_t esize = 1;
     int rank = 0;
     Shape shape; // empty until the dims are read
     uint64_t numel = 0;
     std::size_t bytes() const { return 4 + 4 * std::size_t(rank); }
-    uint64_t totalBytes() const { return bytes() + numel * esize; }
+    uint64_t totalBytes() const { return bytes() + numel * elementSize(dtype); }
 };
 
 // The magic, type code and rank: the first 4 bytes.
@@ -39,27 +38,21 @@ IdxHeader idxMagic(const std::string& data, const std::string& path)
     switch (p[2]) {
     case 0x08:
         h.dtype = DType::UInt8;
-        h.esize = 1;
         break;
     case 0x09:
         h.dtype = DType::Int8;
-        h.esize = 1;
         break;
     case 0x0B:
         h.dtype = DType::Int16;
-        h.esize = 2;
         break;
     case 0x0C:
         h.dtype = DType::Int32;
-        h.esize = 4;
         break;
     case 0x0D:
         h.dtype = DType::Float;
-        h.esize = 4;
         break;
     case 0x0E:
         h.dtype = DType::Double;
-        h.esize = 8;
         break;
     default: fail(path, ": IDX type code 0x", std::hex, int(p[2]), " is not one of 08 09 0B 0C 0D 0E");
     }
@@ -177,7 +170,7 @@ Tensor parseIdx(const std::string& data, const std::string& path)
 {
     const IdxHeader h = idxHeader(data, path);
     const uint64_t n = h.numel;
-    const std::size_t esize = h.esize, header = h.bytes();
+    const std::size_t esize = elementSize(h.dtype), header = h.bytes();
     if (uint64_t(data.size() - header) != n * esize)
         fail(path, ": IDX payload has ", data.size() - header, " bytes, expected ", n * esize, " for shape ",
             shapeString(h.shape), data.size() - header < n * esize ? " (truncated)" : "");
