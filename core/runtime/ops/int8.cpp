@@ -8,7 +8,6 @@
 #include "runtime/ops/ops.h"
 
 #include <cmath>
-#include <cstdlib>
 #include <string>
 
 namespace qs::rt {
