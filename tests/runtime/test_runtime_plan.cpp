@@ -225,6 +225,31 @@ private slots:
     }
 
 
+    // Observing a value must not change the numbers: a plan that keeps every layer's
+    // output (so nothing fuses into the convolutions) gives bit for bit what the fused
+    // plan gives. The what-if and sensitivity analyses rely on it to equal a full run.
+    // (oneDNN's AVX2 convolution starts its accumulators from the residual when the Add
+    // is a sum post-op, a different rounding than conv-then-Add; a binary post-op adds
+    // after the bias, as the Add node does.)
+    void keepingValuesKeepsTheNumbers()
+    {
+        Graph g = demo();
+        Dataset data = demoData(g, 64);
+        CompileOptions opts;
+        opts.threads = 1;
+        opts.inputShapes["input"] = {64, 1, 28, 28};
+        auto fused = compilePlan(g, opts);
+        CompileOptions keep = opts;
+        for (const auto& n : g.nodes)
+            if (n.opType == "BatchNormalization") // each Conv's output once BN is folded in
+                keep.keepValues.insert(n.outputs[0]);
+        auto kept = compilePlan(g, keep);
+        QVERIFY(fused->kernelSummary().size() < kept->kernelSummary().size());
+        const Tensor in = data.first();
+        const float diff = maxAbsDiff(fused->run({in})[0], kept->run({in})[0]);
+        QVERIFY2(diff == 0.f, qPrintable(QString("logits differ by %1").arg(double(diff))));
+    }
+
     void pointwiseCarriesDepthwise_data()
     {
         QTest::addColumn<int>("stride");

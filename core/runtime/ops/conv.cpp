@@ -503,10 +503,13 @@ bool buildWithTail(NodeContext& c, const Geometry& g, const memory::dims& wDims,
         }
     }
     // A residual Add can join once the output layout is known (its other operand must
-    // match it): as a sum post-op (dst pre-filled with the residual), else a binary one.
+    // match it): as a binary post-op, which adds after the bias exactly as the Add node
+    // would, else as a sum one (dst pre-filled with the residual). oneDNN's AVX2 kernel
+    // starts its accumulators from a sum's residual: another rounding, so a plan that
+    // keeps the conv output (taps, what-if, sensitivity) would disagree with this one.
     if (const Node* next = c.fusableConsumer(tail.output); next && next->opType == "Add" && !dw) {
         const memory::desc dstMd = pd.dst_desc();
-        for (bool useSum : {true, false}) {
+        for (bool useSum : {false, true}) {
             FusedTail withAdd = planTail(c, firstValue, g.out, &dstMd, true, useSum);
             if (withAdd.binarySlots.empty() && withAdd.sumSlot < 0)
                 continue;
