@@ -35,6 +35,16 @@ QString nodeTooltip(const Graph& g, int node)
     };
     values(n.inputs, "in");
     values(n.outputs, "out");
+    // Subgraphs (If branches, Loop bodies): their operators; their layers are in the layer table.
+    for (const auto& [attr, a] : n.attrs)
+        for (const auto& sub : a.graphs) {
+            if (!sub)
+                continue;
+            QStringList ops;
+            for (const auto& [op, count] : sub->opCounts())
+                ops << QStringLiteral("%1×%2").arg(QString::fromStdString(op)).arg(count);
+            tip += QStringLiteral("<br/><i>%1</i>: %2").arg(QString::fromStdString(attr), ops.join(QStringLiteral(", ")));
+        }
     return tip;
 }
 
