@@ -1,31 +1,31 @@
 #include "ui/main_window.h"
 
-#include "ui/app_paths.h"
-#include "ui/config_footer.h"
-#include "ui/error_reporter.h"
-#include "ui/format.h"
-#include "ui/graph_panel.h"
-#include "ui/graph_view.h"
-#include "ui/icons.h"
-#include "ui/job_runner.h"
-#include "ui/job_status_widget.h"
-#include "ui/layer_filter_proxy.h"
-#include "ui/layer_inspector.h"
-#include "ui/outlier_panel.h"
-#include "ui/layer_selection.h"
-#include "ui/layer_table_panel.h"
-#include "ui/model_document.h"
-#include "ui/quant_config_document.h"
-#include "ui/runs_workbench.h"
-#include "ui/samples_panel.h"
-#include "ui/pareto_panel.h"
-#include "ui/precision_boundaries.h"
-#include "ui/sensitivity_panel.h"
-#include "ui/sensitivity_agreement_view.h"
-#include "ui/calib_diag_view.h"
-#include "ui/theme.h"
-#include "ui/whatif_controller.h"
-#include "ui/whatif_panel.h"
+#include "ui/calibration/calib_diag_dialog.h"
+#include "ui/document/app_paths.h"
+#include "ui/document/layer_selection.h"
+#include "ui/document/model_document.h"
+#include "ui/document/quant_config_document.h"
+#include "ui/graph/graph_panel.h"
+#include "ui/graph/graph_view.h"
+#include "ui/inspector/inspector_panel.h"
+#include "ui/inspector/outlier_panel.h"
+#include "ui/jobs/job_runner.h"
+#include "ui/jobs/job_status_widget.h"
+#include "ui/layers/config_footer.h"
+#include "ui/layers/layer_filter_proxy.h"
+#include "ui/layers/layer_table_panel.h"
+#include "ui/pareto/pareto_panel.h"
+#include "ui/pareto/precision_boundary_overlay.h"
+#include "ui/runs/runs_controller.h"
+#include "ui/samples/samples_panel.h"
+#include "ui/sensitivity/sensitivity_agreement_panel.h"
+#include "ui/sensitivity/sensitivity_panel.h"
+#include "ui/whatif/whatif_controller.h"
+#include "ui/whatif/whatif_panel.h"
+#include "ui/widgets/error_reporter.h"
+#include "ui/widgets/format.h"
+#include "ui/widgets/icons.h"
+#include "ui/widgets/theme.h"
 
 #include "analysis/bit_budget.h"
 #include "analysis/sensitivity_record.h"
@@ -86,7 +86,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     connect(selection_, &LayerSelection::revealRequested, table_, &LayerTablePanel::clearFilters);
     graph_ = new GraphPanel(doc_, selection_, this);
     graph_->view()->setAcceptDrops(false); // drops of .onnx files go to the window
-    inspector_ = new LayerInspector(doc_, selection_, this);
+    inspector_ = new InspectorPanel(doc_, selection_, this);
     setCentralWidget(graph_);
 
     jobStatus_ = new JobStatusWidget(jobs_, this);
@@ -107,7 +107,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     createDocks();
     createMenus();
     createQuantEditor();
-    createRunsWorkbench();
+    createRunsController();
     createSensitivityDock();
     createParetoDock();
     connectOutlierProfiling();
@@ -118,7 +118,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     createLatencyViews();
     createPrecisionInterop();
 
-    connect(inspector_, &LayerInspector::calibrateRequested, this, &MainWindow::runCalibration);
+    connect(inspector_, &InspectorPanel::calibrateRequested, this, &MainWindow::runCalibration);
     connect(graph_, &GraphPanel::directionChanged, this, &MainWindow::relayout);
     connect(doc_, &ModelDocument::modelChanged, this, [this] {
         // Work on the previous model is moot: stop it rather than let it finish unseen.
@@ -232,7 +232,7 @@ void MainWindow::createSamplesDock()
 
 void MainWindow::createSensitivityAgreement()
 {
-    agreement_ = new SensitivityAgreementView(doc_, config_, selection_, jobs_, this);
+    agreement_ = new SensitivityAgreementPanel(doc_, config_, selection_, jobs_, this);
     agreement_->setDataSpec([this] { return calibrationDataSpec(); });
     agreement_->setStorePath([this] { return storePath_; });
     // The sweep and the metric comparison share the dock as two tabs.
@@ -260,7 +260,7 @@ void MainWindow::createSensitivityAgreement()
 
 void MainWindow::createCalibDiagnostics()
 {
-    calibDiag_ = new CalibDiagView(doc_, jobs_, this);
+    calibDiag_ = new CalibDiagDialog(doc_, jobs_, this);
     calibDiag_->setDataSpec([this] { return calibrationDataSpec(); });
     QAction* diag = new QAction(QStringLiteral("Calibration &Diagnostics\u2026"), this);
     diag->setObjectName(QStringLiteral("calibDiagAction"));
@@ -459,9 +459,9 @@ void MainWindow::createPrecisionInterop()
         }
 }
 
-void MainWindow::createRunsWorkbench()
+void MainWindow::createRunsController()
 {
-    runs_ = new RunsWorkbench(this);
+    runs_ = new RunsController(this);
 }
 
 void MainWindow::createSensitivityDock()

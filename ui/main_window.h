@@ -2,7 +2,7 @@
 // with the job area in the status bar. Owns the document and the job runner.
 #pragma once
 
-#include "ui/graph_layout.h"
+#include "ui/graph/graph_layout.h"
 
 #include <QMainWindow>
 
@@ -23,16 +23,16 @@ class ErrorReporter;
 class GraphPanel;
 class JobRunner;
 class JobStatusWidget;
-class LayerInspector;
+class InspectorPanel;
 class LayerSelection;
 class LayerTablePanel;
 class ModelDocument;
 class QuantConfigDocument;
-class RunsWorkbench;
+class RunsController;
 class SamplesPanel;
 class SensitivityPanel;
-class SensitivityAgreementView;
-class CalibDiagView;
+class SensitivityAgreementPanel;
+class CalibDiagDialog;
 class ParetoPanel;
 class PrecisionBoundaryOverlay;
 class WhatIfController;
@@ -48,14 +48,14 @@ public:
     JobRunner* jobs() const { return jobs_; }
     LayerTablePanel* layerPanel() const { return table_; }
     GraphPanel* graphPanel() const { return graph_; }
-    LayerInspector* inspector() const { return inspector_; }
+    InspectorPanel* inspector() const { return inspector_; }
     LayerSelection* selection() const { return selection_; }
     JobStatusWidget* jobStatus() const { return jobStatus_; }
     ErrorReporter* errorReporter() const { return errors_; }
     void setErrorReporter(ErrorReporter* reporter); // takes ownership
     QAction* calibrateAction() const { return calibrateAction_; }
     QuantConfigDocument* configDocument() const { return config_; }
-    RunsWorkbench* runs() const { return runs_; } // quantize, runs browser, compare, export
+    RunsController* runs() const { return runs_; } // quantize, runs panel, compare, export
     SensitivityPanel* sensitivityPanel() const { return sensitivity_; }
     QDockWidget* sensitivityDock() const { return sensitivityDock_; }
     ParetoPanel* paretoPanel() const { return pareto_; }
@@ -64,8 +64,8 @@ public:
     WhatIfPanel* whatIfPanel() const { return whatIfPanel_; }
     SamplesPanel* samplesPanel() const { return samples_; }
     QDockWidget* samplesDock() const { return samplesDock_; }
-    SensitivityAgreementView* agreementView() const { return agreement_; } // the sensitivity dock's Compare Metrics tab
-    CalibDiagView* calibDiagView() const { return calibDiag_; }
+    SensitivityAgreementPanel* agreementPanel() const { return agreement_; } // the sensitivity dock's Compare Metrics tab
+    CalibDiagDialog* calibDiagDialog() const { return calibDiag_; }
     PrecisionBoundaryOverlay* boundaryOverlay() const { return boundaries_; }
     QAction* boundaryAction() const { return boundaryAction_; }
 
@@ -102,7 +102,7 @@ private:
     void createMenus();
     void createDocks();
     void createQuantEditor(); // the bit-width configuration, its editor, undo and files
-    void createRunsWorkbench(); // Quantize, the runs browser, Compare and Export
+    void createRunsController(); // Quantize, the runs panel, Compare and Export
     void createSensitivityDock();
     void createParetoDock();
     void connectOutlierProfiling(); // the inspector's outlier panel runs on the calibration data
@@ -131,7 +131,7 @@ private:
     ErrorReporter* errors_;
     LayerTablePanel* table_;
     GraphPanel* graph_;
-    LayerInspector* inspector_;
+    InspectorPanel* inspector_;
     LayerSelection* selection_;
     JobStatusWidget* jobStatus_;
     QLabel* summary_;
@@ -139,7 +139,7 @@ private:
     QDockWidget* tableDock_;
     QDockWidget* inspectorDock_;
     QuantConfigDocument* config_ = nullptr;
-    RunsWorkbench* runs_ = nullptr;
+    RunsController* runs_ = nullptr;
     SensitivityPanel* sensitivity_ = nullptr;
     QDockWidget* sensitivityDock_ = nullptr;
     ParetoPanel* pareto_ = nullptr;
@@ -159,8 +159,8 @@ private:
     WhatIfPanel* whatIfPanel_ = nullptr;
     SamplesPanel* samples_ = nullptr;
     QDockWidget* samplesDock_ = nullptr;
-    SensitivityAgreementView* agreement_ = nullptr;
-    CalibDiagView* calibDiag_ = nullptr;
+    SensitivityAgreementPanel* agreement_ = nullptr;
+    CalibDiagDialog* calibDiag_ = nullptr;
     PrecisionBoundaryOverlay* boundaries_ = nullptr;
     QAction* boundaryAction_ = nullptr;
 };

@@ -1,13 +1,13 @@
 // quantstudio: the desktop studio. Opens MODEL.onnx, or the bundled demo on first start,
 // and the experiment database used last (or --db PATH).
-#include "ui/error_reporter.h"
-#include "ui/graph_panel.h"
-#include "ui/job_runner.h"
-#include "ui/layer_inspector.h"
-#include "ui/layer_selection.h"
+#include "ui/document/layer_selection.h"
+#include "ui/document/model_document.h"
+#include "ui/graph/graph_panel.h"
+#include "ui/inspector/inspector_panel.h"
+#include "ui/jobs/job_runner.h"
 #include "ui/main_window.h"
-#include "ui/model_document.h"
-#include "ui/theme.h"
+#include "ui/widgets/error_reporter.h"
+#include "ui/widgets/theme.h"
 
 #include <QApplication>
 #include <QComboBox>

@@ -3,11 +3,11 @@
 // the cached histograms. Prints the median and worst of alternating selections.
 // Usage: bench_inspector [--params N] [--repeats R] [--no-calibrate]   (offscreen by default)
 #include "graph/graph.h"
-#include "ui/job_runner.h"
-#include "ui/layer_selection.h"
+#include "ui/document/layer_selection.h"
+#include "ui/document/model_document.h"
+#include "ui/jobs/job_runner.h"
 #include "ui/main_window.h"
-#include "ui/model_document.h"
-#include "ui/theme.h"
+#include "ui/widgets/theme.h"
 
 #include <QApplication>
 #include <QElapsedTimer>

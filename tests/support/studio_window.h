@@ -4,9 +4,9 @@
 // instead of shown. QS_SCREENSHOT_DIR=<dir> lets tests save PNGs.
 #pragma once
 
-#include "ui/error_reporter.h"
+#include "ui/document/quant_config_document.h"
 #include "ui/main_window.h"
-#include "ui/quant_config_document.h"
+#include "ui/widgets/error_reporter.h"
 
 #include <QCoreApplication>
 #include <QSettings>

@@ -6,21 +6,21 @@
 #include "graph/onnx_import.h"
 #include "store/store.h"
 #include "support/onnx_builder.h"
-#include "util/hash.h"
-#include "ui/error_reporter.h"
-#include "ui/graph_items.h"
-#include "ui/graph_panel.h"
-#include "ui/graph_view.h"
-#include "ui/job_runner.h"
-#include "ui/job_status_widget.h"
-#include "ui/layer_filter_proxy.h"
-#include "ui/layer_inspector.h"
-#include "ui/layer_selection.h"
-#include "ui/layer_table_model.h"
-#include "ui/layer_table_panel.h"
+#include "ui/document/layer_selection.h"
+#include "ui/document/model_document.h"
+#include "ui/graph/graph_items.h"
+#include "ui/graph/graph_panel.h"
+#include "ui/graph/graph_view.h"
+#include "ui/inspector/inspector_panel.h"
+#include "ui/jobs/job_runner.h"
+#include "ui/jobs/job_status_widget.h"
+#include "ui/layers/layer_filter_proxy.h"
+#include "ui/layers/layer_table_model.h"
+#include "ui/layers/layer_table_panel.h"
 #include "ui/main_window.h"
-#include "ui/model_document.h"
-#include "ui/plot_panel.h"
+#include "ui/widgets/error_reporter.h"
+#include "ui/widgets/plot_view.h"
+#include "util/hash.h"
 
 #include <qcustomplot.h>
 
@@ -201,7 +201,7 @@ private slots:
         const double ms = double(clock.nsecsElapsed()) * 1e-6;
         qInfo("select + redraw %s: %.1f ms", expected[std::size_t(row)].name.c_str(), ms);
 
-        LayerInspector* inspector = window->inspector();
+        InspectorPanel* inspector = window->inspector();
         QCOMPARE(inspector->shownLayer(), row);
         const LayerData& layer = *window->document()->layer(row);
         // Weight histogram: one point per bin plus the closing edge; counts add up to the weights.
@@ -360,7 +360,7 @@ private slots:
     {
         ensureDemo();
         QTemporaryDir dir;
-        PlotPanel* plot = window->inspector()->weightPlot();
+        PlotView* plot = window->inspector()->weightPlot();
         QVERIFY(plot->savePng(dir.filePath("w.png")));
         QVERIFY(plot->savePdf(dir.filePath("w.pdf")));
         QVERIFY(QImage(dir.filePath("w.png")).width() >= plot->plot()->width());
@@ -376,7 +376,7 @@ private slots:
     {
         ensureDemo();
         window->selection()->selectLayer(2);
-        LayerInspector* inspector = window->inspector();
+        InspectorPanel* inspector = window->inspector();
         QVERIFY(inspector->activationPlot()->hasMessage());
         JobRunner* jobs = window->jobs();
 

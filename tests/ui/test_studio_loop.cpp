@@ -5,20 +5,20 @@
 // sweep's sensitivity beside the bits); the run exports as a QDQ file with artifacts.
 #include "store/compare.h"
 #include "store/store.h"
-#include "ui/compare_view.h"
-#include "ui/error_reporter.h"
-#include "ui/export_dialog.h"
-#include "ui/job_runner.h"
-#include "ui/main_window.h"
-#include "ui/model_document.h"
-#include "ui/pareto_panel.h"
-#include "ui/quant_config_document.h"
-#include "ui/quantize_dialog.h"
-#include "ui/runs_browser.h"
-#include "ui/runs_model.h"
-#include "ui/runs_workbench.h"
-#include "ui/sensitivity_panel.h"
 #include "support/studio_window.h"
+#include "ui/compare/compare_panel.h"
+#include "ui/document/model_document.h"
+#include "ui/document/quant_config_document.h"
+#include "ui/export/export_dialog.h"
+#include "ui/jobs/job_runner.h"
+#include "ui/main_window.h"
+#include "ui/pareto/pareto_panel.h"
+#include "ui/runs/quantize_dialog.h"
+#include "ui/runs/runs_controller.h"
+#include "ui/runs/runs_panel.h"
+#include "ui/runs/runs_table_model.h"
+#include "ui/sensitivity/sensitivity_panel.h"
+#include "ui/widgets/error_reporter.h"
 
 #include <QComboBox>
 #include <QDockWidget>
@@ -55,14 +55,14 @@ class TestStudioLoop : public QObject {
         QuantizeRequest r = window->runs()->defaultRequest();
         r.calibLimit = 64;
         r.evalLimit = 200;
-        QSignalSpy stored(window->runs(), &RunsWorkbench::runStored);
+        QSignalSpy stored(window->runs(), &RunsController::runStored);
         if (window->runs()->quantize(r) < 0 || !stored.wait(60000))
             return 0;
         return stored.takeFirst().at(0).toLongLong();
     }
 
     // QS_SCREENSHOT_DIR=<dir>: the comparison of the Pareto run with the all-8 run, tab by tab.
-    void screenshots(CompareView* view)
+    void screenshots(ComparePanel* view)
     {
         if (qEnvironmentVariable("QS_SCREENSHOT_DIR").isEmpty())
             return;
@@ -75,7 +75,7 @@ class TestStudioLoop : public QObject {
             QVERIFY(test::screenshot(view, QStringLiteral("loop-compare-%1.png").arg(i)));
         }
         dock->setFloating(false);
-        RunsBrowser* browser = window->runs()->browser();
+        RunsPanel* browser = window->runs()->browser();
         browser->selectRuns({paretoRun, all8Run});
         window->runs()->runsDock()->setFloating(true);
         window->runs()->runsDock()->resize(1100, 260);
@@ -171,10 +171,10 @@ private slots:
 
     void twoRunsCompareWithTheSweepsSensitivity()
     {
-        QSignalSpy shown(window->runs(), &RunsWorkbench::comparisonShown);
+        QSignalSpy shown(window->runs(), &RunsController::comparisonShown);
         QVERIFY(window->runs()->compare({all8Run, paretoRun}) > 0);
         QVERIFY(shown.wait(60000));
-        auto* view = shown.takeFirst().at(0).value<CompareView*>();
+        auto* view = shown.takeFirst().at(0).value<ComparePanel*>();
         QCOMPARE(view->data().runs.front().id, paretoRun); // older first
         QCOMPARE(view->data().sensitivitySource.at(paretoRun), sensitivityRun);
         const RunComparison expected = compareRuns(store(), paretoRun, all8Run);
