@@ -1,6 +1,7 @@
 #include "ui/calibration/calib_diag_dialog.h"
 
 #include "ui/document/model_document.h"
+#include "ui/document/studio.h"
 #include "ui/jobs/job_progress_row.h"
 #include "ui/jobs/job_runner.h"
 #include "ui/widgets/format.h"
@@ -50,8 +51,8 @@ QLabel* mutedLabel(const QString& text, QWidget* parent)
 
 } // namespace
 
-CalibDiagDialog::CalibDiagDialog(ModelDocument* doc, JobRunner* jobs, QWidget* parent)
-    : QDialog(parent), doc_(doc), jobs_(jobs)
+CalibDiagDialog::CalibDiagDialog(Studio& studio, QWidget* parent)
+    : QDialog(parent), studio_(studio), doc_(studio.document()), jobs_(studio.jobs())
 {
     setObjectName(QStringLiteral("calibDiagDialog"));
     setWindowTitle(QStringLiteral("Calibration Diagnostics"));
@@ -241,7 +242,7 @@ void CalibDiagDialog::cancel()
 void CalibDiagDialog::updateControls()
 {
     const bool running = isRunning();
-    const QString spec = dataSpec_ ? dataSpec_() : QString();
+    const QString spec = studio_.calibrationDataSpec();
     data_->setText(spec.isEmpty() ? dash() : QFileInfo(spec).fileName().isEmpty() ? spec : QFileInfo(spec).fileName());
     data_->setToolTip(spec + QStringLiteral("\n(File \u203A Calibration Data chooses it)"));
     run_->setEnabled(!running && doc_->model() && !spec.isEmpty());
@@ -252,7 +253,7 @@ void CalibDiagDialog::updateControls()
 
 void CalibDiagDialog::chooseEval()
 {
-    const QString start = eval_->text().isEmpty() && dataSpec_ ? QFileInfo(dataSpec_()).absolutePath() : eval_->text();
+    const QString start = eval_->text().isEmpty() ? QFileInfo(studio_.calibrationDataSpec()).absolutePath() : eval_->text();
     const QString path = QFileDialog::getOpenFileName(this, QStringLiteral("Evaluation Data"), start,
                                                       QStringLiteral("Data (*.gz *-ubyte *.idx *.npy);;All files (*)"));
     if (!path.isEmpty())
@@ -262,10 +263,10 @@ void CalibDiagDialog::chooseEval()
 int CalibDiagDialog::start()
 {
     const auto model = doc_->model();
-    if (!model || isRunning() || !dataSpec_)
+    if (!model || isRunning())
         return -1;
     const CalibDiagOptions opts = currentOptions();
-    const std::string spec = dataSpec_().toStdString();
+    const std::string spec = studio_.calibrationDataSpec().toStdString();
     const std::string evalPath = eval_->text().trimmed().toStdString();
     const int generation = doc_->generation();
     QPointer<CalibDiagDialog> self(this);

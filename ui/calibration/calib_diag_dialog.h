@@ -26,14 +26,12 @@ class JobProgressRow;
 class JobRunner;
 class ModelDocument;
 class PlotView;
+class Studio;
 
 class CalibDiagDialog : public QDialog {
     Q_OBJECT
 public:
-    CalibDiagDialog(ModelDocument* doc, JobRunner* jobs, QWidget* parent = nullptr);
-
-    // The calibration data (an IDX/NPY path or random:N), as the window chose them.
-    void setDataSpec(std::function<QString()> spec) { dataSpec_ = std::move(spec); }
+    explicit CalibDiagDialog(Studio& studio, QWidget* parent = nullptr);
 
     CalibDiagOptions currentOptions() const;
     // Starts the diagnosis; returns the job id (-1 when nothing started).
@@ -74,9 +72,9 @@ private:
     void updateControls();
     QString chartCsv() const;
 
+    Studio& studio_;
     ModelDocument* doc_;
     JobRunner* jobs_;
-    std::function<QString()> dataSpec_;
     std::shared_ptr<const CalibDiagnostics> result_;
 
     QLabel* data_;

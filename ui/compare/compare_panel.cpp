@@ -519,7 +519,8 @@ GraphView* ComparePanel::buildGraph(const RunRecord& run, ModelDocument*& doc, Q
     auto* proxy = new QSortFilterProxyModel(doc);
     proxy->setSourceModel(table);
     auto* selectionModel = new QItemSelectionModel(proxy, doc);
-    auto* selection = new LayerSelection(doc, proxy, selectionModel, doc);
+    auto* selection = new LayerSelection(doc, doc);
+    selection->attach(proxy, selectionModel);
     auto* view = new GraphView(doc, selection, parent);
     view->setObjectName(QStringLiteral("compareGraph%1").arg(run.id));
     view->setColorMetric(LayerMetric::Bits);

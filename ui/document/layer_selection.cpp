@@ -1,25 +1,28 @@
 #include "ui/document/layer_selection.h"
 
 #include "ui/document/model_document.h"
-#include "ui/layers/layer_table_model.h"
 
 #include <QItemSelectionModel>
 #include <QSortFilterProxyModel>
 
 namespace qs::ui {
 
-LayerSelection::LayerSelection(ModelDocument* doc, QSortFilterProxyModel* proxy, QItemSelectionModel* selection,
-                               QObject* parent)
-    : QObject(parent), doc_(doc), proxy_(proxy), selection_(selection)
+LayerSelection::LayerSelection(ModelDocument* doc, QObject* parent) : QObject(parent), doc_(doc)
 {
+    connect(doc_, &ModelDocument::modelChanged, this, [this] { setCurrent(-1, -1); });
+}
+
+void LayerSelection::attach(QSortFilterProxyModel* proxy, QItemSelectionModel* selection)
+{
+    proxy_ = proxy;
+    selection_ = selection;
     connect(selection_, &QItemSelectionModel::currentRowChanged, this, [this] { fromSelectionModel(); });
     connect(selection_, &QItemSelectionModel::selectionChanged, this, [this] { fromSelectionModel(); });
-    connect(doc_, &ModelDocument::modelChanged, this, [this] { setCurrent(-1, -1); });
 }
 
 void LayerSelection::fromSelectionModel()
 {
-    if (syncing_)
+    if (syncing_ || !selection_ || !proxy_)
         return;
     const QModelIndexList rows = selection_->selectedRows();
     if (rows.isEmpty()) {
@@ -53,6 +56,10 @@ void LayerSelection::selectLayer(int layerRow)
         clear();
         return;
     }
+    if (!selection_ || !proxy_) {
+        setCurrent(l->node, layerRow);
+        return;
+    }
     QModelIndex source = proxy_->sourceModel()->index(layerRow, 0);
     QModelIndex row = proxy_->mapFromSource(source);
     if (!row.isValid()) {
@@ -77,7 +84,8 @@ void LayerSelection::selectNode(int node)
         }
         if (node >= 0 && node < int(m->graph->nodes.size())) {
             syncing_ = true;
-            selection_->clearSelection();
+            if (selection_)
+                selection_->clearSelection();
             syncing_ = false;
             setCurrent(node, -1);
             return;
@@ -89,7 +97,8 @@ void LayerSelection::selectNode(int node)
 void LayerSelection::clear()
 {
     syncing_ = true;
-    selection_->clearSelection();
+    if (selection_)
+        selection_->clearSelection();
     syncing_ = false;
     setCurrent(-1, -1);
 }

@@ -1,13 +1,13 @@
 // The current layer, shared by the layer table, the graph view and the inspector.
-// It wraps the table's one QItemSelectionModel (over the filter proxy) and adds the
-// current graph node, so clicking a non-layer operator in the graph selects it too.
+// Once the table attaches its one QItemSelectionModel (over the filter proxy) it follows
+// it, and adds the current graph node, so clicking a non-layer operator selects it too.
+// Without a table (panel tests) it holds the current layer alone.
 #pragma once
 
+#include <QItemSelectionModel>
 #include <QObject>
 #include <QPointer>
-
-#include <QItemSelectionModel>
-class QSortFilterProxyModel;
+#include <QSortFilterProxyModel>
 
 namespace qs::ui {
 
@@ -16,8 +16,9 @@ class ModelDocument;
 class LayerSelection : public QObject {
     Q_OBJECT
 public:
-    LayerSelection(ModelDocument* doc, QSortFilterProxyModel* proxy, QItemSelectionModel* selection,
-                   QObject* parent = nullptr);
+    explicit LayerSelection(ModelDocument* doc, QObject* parent = nullptr);
+    // The layer table's selection over its filter proxy; called once by the table.
+    void attach(QSortFilterProxyModel* proxy, QItemSelectionModel* selection);
 
     int currentLayer() const { return layer_; } // row in ModelData::layers, -1 for none
     int currentNode() const { return node_; }   // index in Graph::nodes, -1 for none
@@ -39,7 +40,7 @@ private:
     void setCurrent(int node, int layer);
 
     ModelDocument* doc_;
-    QSortFilterProxyModel* proxy_;
+    QPointer<QSortFilterProxyModel> proxy_;
     QPointer<QItemSelectionModel> selection_;
     int layer_ = -1, node_ = -1;
     bool syncing_ = false;

@@ -2,6 +2,7 @@
 
 #include "ui/document/layer_metric.h"
 #include "ui/document/model_document.h"
+#include "ui/document/studio.h"
 #include "ui/graph/graph_view.h"
 #include "ui/widgets/format.h"
 #include "ui/widgets/icons.h"
@@ -28,10 +29,11 @@ QToolButton* toolButton(QWidget* parent, IconId id, const QString& tip)
 
 } // namespace
 
-GraphPanel::GraphPanel(ModelDocument* doc, LayerSelection* selection, QWidget* parent)
-    : QWidget(parent), doc_(doc)
+GraphPanel::GraphPanel(Studio& studio, QWidget* parent)
+    : QWidget(parent), doc_(studio.document())
 {
-    view_ = new GraphView(doc, selection, this);
+    view_ = new GraphView(doc_, studio.selection(), this);
+    connect(this, &GraphPanel::directionChanged, &studio, &Studio::setGraphDirection);
 
     auto* label = new QLabel(QStringLiteral("Color by"), this);
     label->setProperty("role", "muted");

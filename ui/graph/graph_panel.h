@@ -14,11 +14,13 @@ namespace qs::ui {
 class GraphView;
 class LayerSelection;
 class ModelDocument;
+class Studio;
 
 class GraphPanel : public QWidget {
     Q_OBJECT
 public:
-    GraphPanel(ModelDocument* doc, LayerSelection* selection, QWidget* parent = nullptr);
+    // Its direction is the studio's: a change lays the model out again.
+    explicit GraphPanel(Studio& studio, QWidget* parent = nullptr);
 
     GraphView* view() const { return view_; }
     QComboBox* colorCombo() const { return colorBy_; }

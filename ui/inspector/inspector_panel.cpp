@@ -2,6 +2,7 @@
 
 #include "ui/document/layer_selection.h"
 #include "ui/document/model_document.h"
+#include "ui/document/studio.h"
 #include "ui/graph/graph_layout.h"
 #include "ui/inspector/outlier_panel.h"
 #include "ui/widgets/elided_label.h"
@@ -204,8 +205,8 @@ QString convDetails(const Node& n)
 
 } // namespace
 
-InspectorPanel::InspectorPanel(ModelDocument* doc, LayerSelection* selection, QWidget* parent)
-    : QWidget(parent), doc_(doc), selection_(selection)
+InspectorPanel::InspectorPanel(Studio& studio, QWidget* parent)
+    : QWidget(parent), doc_(studio.document()), selection_(studio.selection())
 {
     setObjectName(QStringLiteral("layerInspector"));
     title_ = new ElidedLabel(this);
@@ -284,7 +285,7 @@ InspectorPanel::InspectorPanel(ModelDocument* doc, LayerSelection* selection, QW
     plotsLayout->addWidget(section(weightPlot_, weightTable_), 1);
     plotsLayout->addWidget(section(channelPlot_, channelTable_), 1);
     plotsLayout->addWidget(section(activationPlot_, calibTable_), 1);
-    outliers_ = new OutlierPanel(doc_, this);
+    outliers_ = new OutlierPanel(studio, this);
     outliers_->hide(); // shown for Gemm/MatMul layers only; hidden, it adds nothing to the minimum size
     plotsLayout->addWidget(outliers_, 2);
     plotsLayout_ = plotsLayout;
@@ -325,6 +326,7 @@ InspectorPanel::InspectorPanel(ModelDocument* doc, LayerSelection* selection, QW
     calibrate->setObjectName(QStringLiteral("inspectorCalibrate"));
     calibrate->hide();
     connect(calibrate, &QPushButton::clicked, this, &InspectorPanel::calibrateRequested);
+    connect(this, &InspectorPanel::calibrateRequested, &studio, &Studio::runCalibration);
     activationPlot_->setProperty("calibrateButton", QVariant::fromValue<QObject*>(calibrate));
 
     weightPlot_->setCsvProvider([this] {

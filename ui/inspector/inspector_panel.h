@@ -37,13 +37,15 @@ struct WeightView {
 class ElidedLabel;
 class LayerSelection;
 class ModelDocument;
+class Studio;
 class OutlierPanel;
 class PlotView;
 
 class InspectorPanel : public QWidget {
     Q_OBJECT
 public:
-    InspectorPanel(ModelDocument* doc, LayerSelection* selection, QWidget* parent = nullptr);
+    // Its Calibrate button runs the studio's calibration.
+    explicit InspectorPanel(Studio& studio, QWidget* parent = nullptr);
 
     PlotView* weightPlot() const { return weightPlot_; }
     PlotView* channelPlot() const { return channelPlot_; }

@@ -2,6 +2,7 @@
 
 #include "data/dataset.h"
 #include "ui/document/model_document.h"
+#include "ui/document/studio.h"
 #include "ui/jobs/job_runner.h"
 #include "ui/widgets/format.h"
 #include "ui/widgets/icons.h"
@@ -58,8 +59,10 @@ QCPItemStraightLine* dashedLevel(QCustomPlot* plot, double y, const QColor& colo
 
 } // namespace
 
-OutlierPanel::OutlierPanel(ModelDocument* doc, QWidget* parent) : QWidget(parent), doc_(doc)
+OutlierPanel::OutlierPanel(Studio& studio, QWidget* parent)
+    : QWidget(parent), studio_(studio), doc_(studio.document()), jobs_(studio.jobs())
 {
+    connect(doc_, &ModelDocument::modelChanged, this, [this] { jobs_->cancelKind(QStringLiteral("outliers")); });
     setObjectName(QStringLiteral("outlierPanel"));
     channelPlot_ = new PlotView(QStringLiteral("Input channels"), this);
     channelPlot_->setFileStem(QStringLiteral("outlier-channels"));
@@ -141,12 +144,6 @@ OutlierPanel::OutlierPanel(ModelDocument* doc, QWidget* parent) : QWidget(parent
     draw();
 }
 
-void OutlierPanel::setJobSource(JobRunner* jobs, DataSpec spec)
-{
-    jobs_ = jobs;
-    spec_ = std::move(spec);
-}
-
 const LinearInputOutliers* OutlierPanel::current() const
 {
     if (!results_)
@@ -166,9 +163,9 @@ void OutlierPanel::showLayer(const std::string& layer)
 int OutlierPanel::profile()
 {
     const auto model = doc_->model();
-    if (!model || !jobs_)
+    if (!model)
         return -1;
-    const QString spec = spec_ ? spec_() : QStringLiteral("random:16");
+    const QString spec = studio_.calibrationDataSpec();
     const QString label = spec.startsWith(QStringLiteral("random:")) ? spec : QFileInfo(spec).fileName();
     const int generation = doc_->generation();
     QPointer<OutlierPanel> self(this);

@@ -22,16 +22,13 @@ namespace qs::ui {
 class JobRunner;
 class ModelDocument;
 class PlotView;
+class Studio;
 
 class OutlierPanel : public QWidget {
     Q_OBJECT
 public:
-    using DataSpec = std::function<QString()>; // the calibration data spec (file or random:N)
+    explicit OutlierPanel(Studio& studio, QWidget* parent = nullptr);
 
-    explicit OutlierPanel(ModelDocument* doc, QWidget* parent = nullptr);
-
-    // Where profile() runs its job and what data it reads.
-    void setJobSource(JobRunner* jobs, DataSpec spec);
     PlotView* channelPlot() const { return channelPlot_; }
     PlotView* positionPlot() const { return positionPlot_; }
     QPushButton* profileButton() const { return button_; }
@@ -50,9 +47,9 @@ signals:
 private:
     void draw();
 
+    Studio& studio_;
     ModelDocument* doc_;
-    JobRunner* jobs_ = nullptr;
-    DataSpec spec_;
+    JobRunner* jobs_;
     std::shared_ptr<const std::vector<LinearInputOutliers>> results_;
     QString dataLabel_;
     std::string layer_;

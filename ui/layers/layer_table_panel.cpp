@@ -1,7 +1,10 @@
 #include "ui/layers/layer_table_panel.h"
 
+#include "ui/document/layer_selection.h"
 #include "ui/document/model_document.h"
 #include "ui/document/quant_config_document.h"
+#include "ui/document/studio.h"
+#include "ui/layers/config_footer.h"
 #include "ui/layers/layer_filter_proxy.h"
 #include "ui/layers/layer_table_model.h"
 #include "ui/layers/quant_field_delegate.h"
@@ -27,9 +30,9 @@
 
 namespace qs::ui {
 
-LayerTablePanel::LayerTablePanel(ModelDocument* doc, QWidget* parent) : QWidget(parent), doc_(doc)
+LayerTablePanel::LayerTablePanel(Studio& studio, QWidget* parent) : QWidget(parent), doc_(studio.document())
 {
-    model_ = new LayerTableModel(doc, this);
+    model_ = new LayerTableModel(doc_, this);
     proxy_ = new LayerFilterProxy(this);
     proxy_->setSourceModel(model_);
 
@@ -106,6 +109,11 @@ LayerTablePanel::LayerTablePanel(ModelDocument* doc, QWidget* parent) : QWidget(
     fitColumns();
     // The weight shape is in the inspector's header; the column is one click away.
     view_->setColumnHidden(LayerTableModel::WeightShape, true);
+
+    studio.selection()->attach(proxy_, view_->selectionModel());
+    connect(studio.selection(), &LayerSelection::revealRequested, this, &LayerTablePanel::clearFilters);
+    setConfigDocument(studio.config());
+    addFooter(new ConfigFooter(studio.config(), this));
 }
 
 void LayerTablePanel::setConfigDocument(QuantConfigDocument* config)

@@ -18,13 +18,15 @@ namespace qs::ui {
 class LayerFilterProxy;
 class LayerTableModel;
 class ModelDocument;
+class Studio;
 class QuantConfigDocument;
 class QuantFieldDelegate;
 
 class LayerTablePanel : public QWidget {
     Q_OBJECT
 public:
-    explicit LayerTablePanel(ModelDocument* doc, QWidget* parent = nullptr);
+    // Attaches its selection to the studio's LayerSelection and edits its configuration.
+    explicit LayerTablePanel(Studio& studio, QWidget* parent = nullptr);
 
     LayerTableModel* model() const { return model_; }
     LayerFilterProxy* proxy() const { return proxy_; }

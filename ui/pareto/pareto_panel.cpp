@@ -2,6 +2,7 @@
 
 #include "ui/document/model_document.h"
 #include "ui/document/quant_config_document.h"
+#include "ui/document/studio.h"
 #include "ui/jobs/job_runner.h"
 #include "ui/pareto/latency_table_model.h"
 #include "ui/widgets/format.h"
@@ -58,9 +59,10 @@ std::vector<int> measuredBits(const SensitivityResult& sens)
 
 } // namespace
 
-ParetoPanel::ParetoPanel(ModelDocument* doc, QuantConfigDocument* config, JobRunner* jobs, QWidget* parent)
-    : QWidget(parent), doc_(doc), config_(config), jobs_(jobs)
+ParetoPanel::ParetoPanel(Studio& studio, QWidget* parent)
+    : QWidget(parent), studio_(studio), doc_(studio.document()), config_(studio.config()), jobs_(studio.jobs())
 {
+    connect(&studio, &Studio::storedResultsLoaded, this, &ParetoPanel::reloadMeasured);
     setObjectName(QStringLiteral("paretoPanel"));
     panel_ = new PlotView(QStringLiteral("Mixed precision: predicted error vs size"), this);
     panel_->setObjectName(QStringLiteral("paretoChart"));
@@ -342,9 +344,9 @@ int ParetoPanel::requestProfile(bool remeasure)
     const auto model = doc_->model();
     if (!model)
         return -1;
-    const std::string db = storePath_ ? storePath_().toStdString() : std::string();
+    const std::string db = studio_.storePath().toStdString();
     const std::string modelPath = model->path.toStdString();
-    const std::string spec = (dataSpec_ ? dataSpec_() : QStringLiteral("random:64")).toStdString();
+    const std::string spec = studio_.calibrationDataSpec().toStdString();
     const LatencyOptions options = latencyOptions_;
     const int generation = doc_->generation();
     // The inputs' noise depends on the model and the data only: measured once per model.
@@ -529,7 +531,7 @@ void ParetoPanel::recompute()
 void ParetoPanel::reloadMeasured()
 {
     const auto model = doc_->model();
-    const QString store = storePath_ ? storePath_() : QString();
+    const QString store = studio_.storePath();
     if (!model || model->path.isEmpty() || store.isEmpty())
         return;
     const std::string path = model->path.toStdString(), db = store.toStdString();

@@ -22,15 +22,15 @@
 #include <vector>
 
 class QCPGraph;
+class QCPItemStraightLine;
+class QCPItemText;
 class QComboBox;
+class QLabel;
 class QProgressBar;
+class QPushButton;
 class QSpinBox;
 class QTabWidget;
 class QTableView;
-class QCPItemStraightLine;
-class QCPItemText;
-class QLabel;
-class QPushButton;
 
 namespace qs::ui {
 
@@ -39,6 +39,7 @@ class LatencyTableModel;
 class ModelDocument;
 class PlotView;
 class QuantConfigDocument;
+class Studio;
 
 struct MeasuredRun {
     int64_t run = 0;
@@ -52,11 +53,8 @@ class ParetoPanel : public QWidget {
 public:
     enum class CostAxis { Size, Latency };
 
-    ParetoPanel(ModelDocument* doc, QuantConfigDocument* config, JobRunner* jobs, QWidget* parent = nullptr);
+    explicit ParetoPanel(Studio& studio, QWidget* parent = nullptr);
 
-    void setStorePath(std::function<QString()> path) { storePath_ = std::move(path); }
-    // The data the INT8 inputs' noise is measured on (latency axis); random:64 without one.
-    void setDataSpec(std::function<QString()> spec) { dataSpec_ = std::move(spec); }
     // Re-reads the measured runs of the open model from the store (a job).
     void reloadMeasured();
 
@@ -128,11 +126,10 @@ private:
                    std::shared_ptr<const std::map<std::string, double>> noise, bool cached);
     std::optional<double> currentSqnrDb() const; // with the INT8 inputs' noise on the latency axis
 
+    Studio& studio_;
     ModelDocument* doc_;
     QuantConfigDocument* config_;
     JobRunner* jobs_;
-    std::function<QString()> storePath_;
-    std::function<QString()> dataSpec_;
     PlotView* panel_;
     QLabel* summary_;
     QPushButton* applyBest_;

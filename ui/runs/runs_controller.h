@@ -1,7 +1,7 @@
-// The studio's record-keeping half, attached to the main window by one call: the
-// Quantize action (a job recording a run through quantizeAndRecord, the CLI's
-// `quantize --db`), the runs panel dock, comparisons in a Compare dock and the
-// export dialog. Everything it reads or writes goes through the open database.
+// The studio's record-keeping half, behind the Runs and Compare docks: the Quantize
+// action (a job recording a run through quantizeAndRecord, the CLI's `quantize --db`),
+// the runs panel, comparisons as tabs and the export dialog. Everything it reads or
+// writes goes through the studio's open database.
 #pragma once
 
 #include "ui/runs/quantize_dialog.h"
@@ -18,19 +18,23 @@ namespace qs::ui {
 
 class ComparePanel;
 class ExportDialog;
-class MainWindow;
 class RunsPanel;
+class Studio;
 
 class RunsController : public QObject {
     Q_OBJECT
 public:
-    explicit RunsController(MainWindow* window);
+    // `window` parents the dialogs; the docks showing browser() and compareTabs() are the
+    // installer's (setDocks).
+    RunsController(Studio& studio, QWidget* window);
+    void setDocks(QDockWidget* runs, QDockWidget* compare);
 
     RunsPanel* browser() const { return browser_; }
     QDockWidget* runsDock() const { return runsDock_; }
     QDockWidget* compareDock() const { return compareDock_; }
     QTabWidget* compareTabs() const { return compareTabs_; }
     QAction* quantizeAction() const { return quantizeAction_; }
+    QAction* exportAction() const { return exportAction_; }
     ExportDialog* exportDialog() const; // the open one, or null
     // The settings a Quantize dialog starts from (the model's data, the last choices).
     QuantizeRequest defaultRequest() const;
@@ -53,12 +57,14 @@ signals:
 private:
     void finishQuantize(qint64 runId, const QString& storePath); // 0: cancelled or failed
 
-    MainWindow* window_;
+    Studio& studio_;
+    QWidget* window_;
     RunsPanel* browser_;
-    QDockWidget* runsDock_;
-    QDockWidget* compareDock_;
+    QPointer<QDockWidget> runsDock_;
+    QPointer<QDockWidget> compareDock_;
     QTabWidget* compareTabs_;
     QAction* quantizeAction_;
+    QAction* exportAction_;
     QPointer<ExportDialog> export_;
     QuantizeRequest last_;
     bool haveLast_ = false;

@@ -3,6 +3,7 @@
 #include "ui/document/layer_selection.h"
 #include "ui/document/model_document.h"
 #include "ui/document/quant_config_document.h"
+#include "ui/document/studio.h"
 #include "ui/graph/graph_layout.h"
 #include "ui/jobs/job_runner.h"
 #include "ui/samples/sample_image.h"
@@ -64,10 +65,11 @@ std::vector<QImage> thumbnails(const Dataset& data, const std::vector<int64_t>& 
 
 } // namespace
 
-SamplesPanel::SamplesPanel(ModelDocument* doc, QuantConfigDocument* config, LayerSelection* selection,
-                           JobRunner* jobs, QWidget* parent)
-    : QWidget(parent), doc_(doc), config_(config), selection_(selection), jobs_(jobs)
+SamplesPanel::SamplesPanel(Studio& studio, QWidget* parent)
+    : QWidget(parent), studio_(studio), doc_(studio.document()), config_(studio.config()),
+      selection_(studio.selection()), jobs_(studio.jobs())
 {
+    connect(&studio, &Studio::dataPathChanged, this, [this] { updateControls(); });
     setObjectName(QStringLiteral("samplesPanel"));
     mode_ = new QComboBox(this);
     mode_->setObjectName(QStringLiteral("samplesMode"));
@@ -322,7 +324,7 @@ void SamplesPanel::updateLayerLabel()
 void SamplesPanel::updateControls()
 {
     const bool running = isRunning();
-    const QString spec = dataSpec_ ? dataSpec_() : QString();
+    const QString spec = studio_.calibrationDataSpec();
     disabled_ = spec.startsWith(QStringLiteral("text:"))
                     ? QStringLiteral("Samples are shown as images; the open data is text (token windows).")
                     : QString();
@@ -367,7 +369,7 @@ int SamplesPanel::startJob(const QString& kind, const QString& title, bool isTra
         return -1;
     if (isRunning())
         cancel();
-    const std::string spec = (dataSpec_ ? dataSpec_() : QStringLiteral("random:64")).toStdString();
+    const std::string spec = studio_.calibrationDataSpec().toStdString();
     const int64_t limit = limit_->value();
     // A trace reads the samples the shown list is of; a list reloads only when the data changed.
     const QString key = isTrace ? dataKey_

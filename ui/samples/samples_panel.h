@@ -36,6 +36,7 @@ class LayerSelection;
 class ModelDocument;
 class PlotView;
 class QuantConfigDocument;
+class Studio;
 
 class SamplesPanel : public QWidget {
     Q_OBJECT
@@ -43,11 +44,7 @@ public:
     enum class Mode { Divergent, Flipped };
     enum Role { SampleIndexRole = Qt::UserRole + 1, KlRole, WrongRole };
 
-    SamplesPanel(ModelDocument* doc, QuantConfigDocument* config, LayerSelection* selection, JobRunner* jobs,
-                 QWidget* parent = nullptr);
-
-    // Where the samples come from (an IDX/NPY path, random:N or text:FILE).
-    void setDataSpec(std::function<QString()> spec) { dataSpec_ = std::move(spec); }
+    explicit SamplesPanel(Studio& studio, QWidget* parent = nullptr);
 
     // Starts the current mode's job with the controls' settings; returns its id (-1: none started).
     int run();
@@ -113,11 +110,11 @@ private:
                  std::function<std::function<void()>(const std::shared_ptr<const Dataset>&, Progress&, const CancelToken&)>
                      work);
 
+    Studio& studio_;
     ModelDocument* doc_;
     QuantConfigDocument* config_;
     LayerSelection* selection_;
     JobRunner* jobs_;
-    std::function<QString()> dataSpec_;
 
     QComboBox* mode_;
     QComboBox* quantize_;

@@ -3,6 +3,7 @@
 #include "ui/document/layer_selection.h"
 #include "ui/document/model_document.h"
 #include "ui/document/quant_config_document.h"
+#include "ui/document/studio.h"
 #include "ui/jobs/job_progress_row.h"
 #include "ui/jobs/job_runner.h"
 #include "ui/sensitivity/sensitivity_agreement_model.h"
@@ -48,9 +49,9 @@ QLabel* mutedLabel(const QString& text, QWidget* parent)
 
 } // namespace
 
-SensitivityAgreementPanel::SensitivityAgreementPanel(ModelDocument* doc, QuantConfigDocument* config,
-                                                   LayerSelection* selection, JobRunner* jobs, QWidget* parent)
-    : QWidget(parent), doc_(doc), config_(config), selection_(selection), jobs_(jobs)
+SensitivityAgreementPanel::SensitivityAgreementPanel(Studio& studio, QWidget* parent)
+    : QWidget(parent), studio_(studio), doc_(studio.document()), config_(studio.config()),
+      selection_(studio.selection()), jobs_(studio.jobs())
 {
     setObjectName(QStringLiteral("sensitivityAgreementView"));
     bits_ = new QSpinBox(this);
@@ -241,8 +242,8 @@ int SensitivityAgreementPanel::start()
     if (!model || isRunning())
         return -1;
     const MetricsOptions opts = currentOptions();
-    const std::string spec = (dataSpec_ ? dataSpec_() : QStringLiteral("random:64")).toStdString();
-    const std::string storePath = storePath_ ? storePath_().toStdString() : std::string();
+    const std::string spec = studio_.calibrationDataSpec().toStdString();
+    const std::string storePath = studio_.storePath().toStdString();
     const std::string modelPath = model->path.toStdString();
     const int generation = doc_->generation();
     lastRun_ = 0;

@@ -26,18 +26,14 @@ class ModelDocument;
 class QuantConfigDocument;
 class SensitivityAgreementModel;
 class SensitivityAgreementProxy;
+class Studio;
 
 class SensitivityAgreementPanel : public QWidget {
     Q_OBJECT
 public:
-    SensitivityAgreementPanel(ModelDocument* doc, QuantConfigDocument* config, LayerSelection* selection, JobRunner* jobs,
-                             QWidget* parent = nullptr);
-
-    // Where the measurement's data comes from (an IDX/NPY path or random:N).
-    void setDataSpec(std::function<QString()> spec) { dataSpec_ = std::move(spec); }
-    // The experiment database a comparison is recorded in ("" or unset: not recorded),
-    // as `sensitivity --metrics --db` records it.
-    void setStorePath(std::function<QString()> path) { storePath_ = std::move(path); }
+    // Measures on the studio's calibration data; a comparison is recorded in its open
+    // store (none open: not recorded), as `sensitivity --metrics --db` records it.
+    explicit SensitivityAgreementPanel(Studio& studio, QWidget* parent = nullptr);
     // The run the last finished comparison was recorded as (0: not recorded).
     int64_t lastRun() const { return lastRun_; }
 
@@ -69,11 +65,11 @@ private:
     void markSelection();
     void updateControls();
 
+    Studio& studio_;
     ModelDocument* doc_;
     QuantConfigDocument* config_;
     LayerSelection* selection_;
     JobRunner* jobs_;
-    std::function<QString()> dataSpec_, storePath_;
     int64_t lastRun_ = 0;
 
     QSpinBox* bits_;

@@ -3,6 +3,7 @@
 #include "ui/document/layer_selection.h"
 #include "ui/document/model_document.h"
 #include "ui/document/quant_config_document.h"
+#include "ui/document/studio.h"
 #include "ui/graph/graph_layout.h"
 #include "ui/jobs/job_runner.h"
 #include "ui/widgets/plot_view.h"
@@ -72,11 +73,15 @@ QCPColorGradient sqnrGradient()
 
 } // namespace
 
-SensitivityPanel::SensitivityPanel(ModelDocument* doc, QuantConfigDocument* config, LayerSelection* selection,
-                                   JobRunner* jobs, QWidget* parent)
-    : QWidget(parent), doc_(doc), config_(config), selection_(selection), jobs_(jobs)
+SensitivityPanel::SensitivityPanel(Studio& studio, QWidget* parent)
+    : QWidget(parent), studio_(studio), doc_(studio.document()), config_(studio.config()),
+      selection_(studio.selection()), jobs_(studio.jobs())
 {
     setObjectName(QStringLiteral("sensitivityPanel"));
+    // A recorded sweep is the table's Sensitivity column now.
+    connect(this, &SensitivityPanel::sweepFinished, &studio, &Studio::loadStoredResults);
+    // The latest stored sweep of this model feeds the editor's prediction until a new one runs.
+    connect(&studio, &Studio::storedResultsLoaded, this, &SensitivityPanel::readStoredSweep);
     method_ = new QComboBox(this);
     method_->setObjectName(QStringLiteral("sensitivityMethod"));
     method_->addItem(QStringLiteral("One-shot (model output)"), QStringLiteral("oneshot"));
@@ -289,6 +294,28 @@ void SensitivityPanel::cancelSweep()
         jobs_->cancel(job_);
 }
 
+void SensitivityPanel::readStoredSweep()
+{
+    const auto stored = doc_->stored();
+    if (!stored || !stored->sensitivityRun || config_->sensitivity() || isRunning())
+        return;
+    const QString store = stored->storePath;
+    const int64_t run = stored->sensitivityRun;
+    const int generation = doc_->generation();
+    QPointer<SensitivityPanel> self(this);
+    jobs_->start(QStringLiteral("stored-sensitivity"), tr("Reading sensitivity run #%1").arg(run),
+                 [self, store, run, generation](Progress&, const CancelToken&) -> JobRunner::Deliver {
+                     StoreOptions options;
+                     options.mode = OpenMode::ReadOnly;
+                     auto result = std::make_shared<const SensitivityResult>(
+                         loadSensitivityRun(Store::open(store.toStdString(), options), run));
+                     return [self, result, generation] {
+                         if (self && self->doc_->generation() == generation && !self->config_->sensitivity())
+                             self->config_->setSensitivity(result);
+                     };
+                 });
+}
+
 int SensitivityPanel::startSweep()
 {
     const auto model = doc_->model();
@@ -308,8 +335,8 @@ int SensitivityPanel::startSweep()
     opts.base.layers.clear();
     // One core stays free for the GUI thread (as calibration does).
     opts.threads = std::max(1, QThread::idealThreadCount() - 1);
-    const std::string spec = (dataSpec_ ? dataSpec_() : QStringLiteral("random:64")).toStdString();
-    const std::string storePath = storePath_ ? storePath_().toStdString() : std::string();
+    const std::string spec = studio_.calibrationDataSpec().toStdString();
+    const std::string storePath = studio_.storePath().toStdString();
     const std::string modelPath = model->path.toStdString();
 
     const int sweep = ++sweep_;

@@ -29,16 +29,13 @@ class LayerSelection;
 class ModelDocument;
 class PlotView;
 class QuantConfigDocument;
+class Studio;
 
 class SensitivityPanel : public QWidget {
     Q_OBJECT
 public:
-    SensitivityPanel(ModelDocument* doc, QuantConfigDocument* config, LayerSelection* selection, JobRunner* jobs,
-                     QWidget* parent = nullptr);
-
-    // Where the sweep's data comes from (an IDX/NPY path or random:N) and where runs go ("" for nowhere).
-    void setDataSpec(std::function<QString()> spec) { dataSpec_ = std::move(spec); }
-    void setStorePath(std::function<QString()> path) { storePath_ = std::move(path); }
+    // A sweep runs on the studio's calibration data and is recorded in its open store.
+    explicit SensitivityPanel(Studio& studio, QWidget* parent = nullptr);
 
     // Starts a sweep with the controls' settings; returns the job id (-1 when nothing started).
     int startSweep();
@@ -69,6 +66,7 @@ signals:
     void resultArrived(int layerRow, int bits); // each live (layer, bits) measure, on the GUI thread
 
 private:
+    void readStoredSweep();
     void reset(const std::vector<int>& bits);
     void showResult(const SensitivityResult& r);
     void onMeasured(const LayerSensitivity& layer, int bits, int generation);
@@ -79,11 +77,11 @@ private:
     QString heatmapCsv() const;
     QString barsCsv() const;
 
+    Studio& studio_;
     ModelDocument* doc_;
     QuantConfigDocument* config_;
     LayerSelection* selection_;
     JobRunner* jobs_;
-    std::function<QString()> dataSpec_, storePath_;
 
     QComboBox* method_;
     QComboBox* mode_;

@@ -4,6 +4,7 @@
 #include "data/dataset.h"
 #include "ui/document/model_document.h"
 #include "ui/document/quant_config_document.h"
+#include "ui/document/studio.h"
 #include "ui/jobs/job_runner.h"
 #include "util/error.h"
 
@@ -14,9 +15,8 @@
 
 namespace qs::ui {
 
-WhatIfController::WhatIfController(ModelDocument* doc, JobRunner* jobs, std::function<QString()> dataSpec,
-                                   QuantConfigDocument* config, QObject* parent)
-    : QObject(parent), doc_(doc), jobs_(jobs), configDoc_(config), dataSpec_(std::move(dataSpec))
+WhatIfController::WhatIfController(Studio& studio, QObject* parent)
+    : QObject(parent), studio_(studio), doc_(studio.document()), jobs_(studio.jobs()), configDoc_(studio.config())
 {
     // The demo's whole 1000-image slice in batches of 100; calibration on its first 256.
     options_.evalLimit = 1000;
@@ -73,7 +73,7 @@ int WhatIfController::start(const QString& kind, const QString& title, const App
     const auto model = doc_->model();
     if (!model)
         return -1;
-    const std::string spec = dataSpec_().toStdString();
+    const std::string spec = studio_.calibrationDataSpec().toStdString();
     QuantizeOptions options = options_;
     options.config = config();
     const int generation = generation_;

@@ -21,6 +21,7 @@ namespace qs::ui {
 class JobRunner;
 class ModelDocument;
 class QuantConfigDocument;
+class Studio;
 
 // What the GUI may read of the session's layers (copied when the session is built).
 struct WhatIfLayerInfo {
@@ -36,8 +37,7 @@ class WhatIfController : public QObject {
 public:
     // What-ifs start from `config`'s configuration (the bit-width editor's) and keep
     // ranges through its undo stack; without one they keep a list of their own.
-    WhatIfController(ModelDocument* doc, JobRunner* jobs, std::function<QString()> dataSpec,
-                     QuantConfigDocument* config = nullptr, QObject* parent = nullptr);
+    explicit WhatIfController(Studio& studio, QObject* parent = nullptr);
 
     // Samples and batch of the what-if evaluation set (the first evalLimit of the data).
     void setOptions(const QuantizeOptions& options);
@@ -69,10 +69,10 @@ private:
     int start(const QString& kind, const QString& title, const Apply& apply, const std::function<void()>& onDone);
     void reset();
 
+    Studio& studio_;
     ModelDocument* doc_;
     JobRunner* jobs_;
     QuantConfigDocument* configDoc_;
-    std::function<QString()> dataSpec_;
     QuantizeOptions options_;
     std::shared_ptr<WhatIfSession> session_;
     std::map<std::string, WhatIfLayerInfo> layers_;

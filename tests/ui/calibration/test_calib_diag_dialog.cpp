@@ -6,6 +6,7 @@
 #include "support/job_cancel.h"
 #include "support/studio_window.h"
 #include "ui/calibration/calib_diag_dialog.h"
+#include "ui/calibration/calibration_feature.h"
 #include "ui/document/model_document.h"
 #include "ui/jobs/job_progress_row.h"
 #include "ui/jobs/job_runner.h"
@@ -45,9 +46,9 @@ class TestCalibDiagDialog : public QObject {
     // What the dialog computes, directly: the same data, limit and options.
     CalibDiagnostics direct(const QString& evalPath) const
     {
-        const Graph& graph = *window->document()->model()->graph;
+        const Graph& graph = *window->studio().document()->model()->graph;
         DataOptions d;
-        d.spec = window->calibrationDataSpec().toStdString();
+        d.spec = window->studio().calibrationDataSpec().toStdString();
         d.limit = kSamples;
         const Dataset calib = loadDataset(d, graph);
         std::optional<Dataset> eval;
@@ -79,7 +80,7 @@ private slots:
         auto* action = window->findChild<QAction*>(QStringLiteral("calibDiagAction"));
         QVERIFY(action);
         action->trigger();
-        view = window->calibDiagDialog();
+        view = window->feature<CalibrationFeature>()->dialog();
         QVERIFY(view);
         QVERIFY(QTest::qWaitForWindowExposed(view));
         QCOMPARE(view->dataLabel()->text(), QStringLiteral("fashion1k-images-idx3-ubyte.gz"));
@@ -174,7 +175,7 @@ private slots:
         const int job = view->start();
         QVERIFY(job > 0);
         QString why;
-        const double ms = qs::test::cancelByButton(window->jobs(), view->progressRow(), job, 0.05, &why);
+        const double ms = qs::test::cancelByButton(window->studio().jobs(), view->progressRow(), job, 0.05, &why);
         QVERIFY2(ms >= 0, qPrintable(why));
         QCOMPARE(finished.count(), 1);
         QCOMPARE(finished.front().front().toBool(), false);
@@ -185,8 +186,8 @@ private slots:
 
     void cleanupTestCase()
     {
-        window->jobs()->cancelAll();
-        window->jobs()->waitForWorkers(10000);
+        window->studio().jobs()->cancelAll();
+        window->studio().jobs()->waitForWorkers(10000);
         window.reset();
     }
 

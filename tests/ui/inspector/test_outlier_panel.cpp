@@ -1,12 +1,15 @@
 // The inspector's outlier section on a tiny transformer, offscreen: the profiling job
 // runs off the GUI thread, the selected Gemm/MatMul layer shows its per-channel max |x|
 // bars (the LayerNorm-gain channels in red) and its per-position max |x|, the
-// embedding layer hides the section. QS_SCREENSHOT=path.png saves the inspector (screenshot()).
+// embedding layer hides the section. It builds the shared state and the inspector
+// alone; add the next case as a slot like the first. QS_SCREENSHOT=path.png saves the
+// inspector of a whole window (screenshot()).
 #include "quant/transformer_fixture.h"
 
 #include "data/npy.h"
 #include "ui/document/layer_selection.h"
 #include "ui/document/model_document.h"
+#include "ui/document/studio.h"
 #include "ui/inspector/inspector_panel.h"
 #include "ui/inspector/outlier_panel.h"
 #include "ui/jobs/job_runner.h"
@@ -42,22 +45,24 @@ private slots:
         QTemporaryDir dir;
         const QString tokens = dir.filePath("tokens.npy");
         writeNpy(test::tokenData({}, 24, 9).inputs, tokens.toStdString());
-        MainWindow window;
-        window.resize(1500, 1050);
-        window.show();
-        QSignalSpy opened(&window, &MainWindow::modelOpened);
-        window.openGraph(std::make_shared<Graph>(test::tinyTransformer()));
+        // The shared state and the inspector alone: the section shows inside it.
+        Studio studio;
+        InspectorPanel inspector(studio);
+        inspector.resize(700, 1050);
+        inspector.show();
+        QSignalSpy opened(&studio, &Studio::modelOpened);
+        studio.openGraph(std::make_shared<Graph>(test::tinyTransformer()));
         QVERIFY(opened.wait(60000));
-        OutlierPanel* panel = window.inspector()->outlierPanel();
-        panel->setJobSource(window.jobs(), [tokens] { return tokens; });
+        OutlierPanel* panel = inspector.outlierPanel();
+        studio.setDataPath(tokens);
 
-        const auto& model = *window.document()->model();
-        window.selection()->selectLayer(model.layerRow("q_proj"));
+        const auto& model = *studio.document()->model();
+        studio.selection()->selectLayer(model.layerRow("q_proj"));
         QVERIFY(panel->isVisible());
         QVERIFY(panel->channelPlot()->hasMessage()); // nothing profiled yet
         QSignalSpy done(panel, &OutlierPanel::profiled);
         panel->profileButton()->click();
-        QVERIFY(window.jobs()->isBusy(QStringLiteral("outliers")));
+        QVERIFY(studio.jobs()->isBusy(QStringLiteral("outliers")));
         QVERIFY(done.wait(60000));
 
         const LinearInputOutliers* r = panel->current();
@@ -80,10 +85,10 @@ private slots:
         QVERIFY(panel->channelPlot()->csv().startsWith(QStringLiteral("channel,max_abs,mean_abs\n0,")));
 
         // Another linear layer redraws from the same profile; the embedding hides the section.
-        window.selection()->selectLayer(model.layerRow("lm_head"));
+        studio.selection()->selectLayer(model.layerRow("lm_head"));
         QCOMPARE(panel->current()->layer, std::string("lm_head"));
         QCOMPARE(qobject_cast<QCPBars*>(panel->channelPlot()->plot()->plottable(1))->data()->at(0)->key, 9.0);
-        window.selection()->selectLayer(model.layerRow("embed"));
+        studio.selection()->selectLayer(model.layerRow("embed"));
         QVERIFY(!panel->isVisible());
     }
 
@@ -104,21 +109,21 @@ private slots:
         MainWindow window;
         window.resize(1500, 1100);
         window.show();
-        QSignalSpy opened(&window, &MainWindow::modelOpened);
+        QSignalSpy opened(&window.studio(), &Studio::modelOpened);
         if (modelPath.isEmpty())
-            window.openGraph(std::make_shared<Graph>(test::tinyTransformer()));
+            window.studio().openGraph(std::make_shared<Graph>(test::tinyTransformer()));
         else
-            window.openModel(modelPath);
+            window.studio().openModel(modelPath);
         QVERIFY(opened.wait(60000));
         OutlierPanel* panel = window.inspector()->outlierPanel();
-        panel->setJobSource(window.jobs(), [data] { return data; });
+        window.studio().setDataPath(data);
         const std::string layer = qEnvironmentVariable("QS_SCREENSHOT_LAYER", "q_proj").toStdString();
-        window.selection()->selectLayer(window.document()->model()->layerRow(layer));
+        window.studio().selection()->selectLayer(window.studio().document()->model()->layerRow(layer));
         QSignalSpy done(panel, &OutlierPanel::profiled);
         panel->profile();
         QVERIFY(done.wait(120000));
-        QSignalSpy calibrated(&window, &MainWindow::calibrationFinished);
-        if (!modelPath.isEmpty() && window.runCalibration() >= 0)
+        QSignalSpy calibrated(&window.studio(), &Studio::calibrationFinished);
+        if (!modelPath.isEmpty() && window.studio().runCalibration() >= 0)
             calibrated.wait(120000);
         QWidget* dock = window.inspector()->parentWidget();
         while (dock && !qobject_cast<QDockWidget*>(dock))

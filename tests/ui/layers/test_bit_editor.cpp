@@ -73,7 +73,7 @@ private slots:
     {
         window = qs::test::openDemoWindow(QStringLiteral("test_bit_editor"));
         QVERIFY(window);
-        config = window->configDocument();
+        config = window->studio().config();
         view = window->layerPanel()->view();
         footer = window->findChild<ConfigFooter*>();
         QVERIFY(footer);
@@ -201,8 +201,8 @@ private slots:
 
     void cleanupTestCase()
     {
-        window->jobs()->cancelAll();
-        window->jobs()->waitForWorkers(10000);
+        window->studio().jobs()->cancelAll();
+        window->studio().jobs()->waitForWorkers(10000);
         window.reset();
     }
 };

@@ -20,6 +20,7 @@
 #include "ui/jobs/job_runner.h"
 #include "ui/main_window.h"
 #include "ui/pareto/latency_table_model.h"
+#include "ui/pareto/pareto_feature.h"
 #include "ui/pareto/pareto_panel.h"
 #include "ui/pareto/precision_boundary_overlay.h"
 #include "ui/widgets/plot_view.h"
@@ -72,10 +73,10 @@ class TestLatencyPareto : public QObject {
         window = qs::test::openStudio(QStringLiteral("test_latency_pareto"), db, errors);
         if (!window)
             return false;
-        config = window->configDocument();
-        pareto = window->paretoPanel();
-        window->paretoDock()->show();
-        window->paretoDock()->raise();
+        config = window->studio().config();
+        pareto = window->feature<ParetoFeature>()->panel();
+        window->feature<ParetoFeature>()->dock()->show();
+        window->feature<ParetoFeature>()->dock()->raise();
         QSignalSpy front(pareto, &ParetoPanel::frontChanged);
         config->setSensitivity(qs::test::syntheticSensitivity(config->layerNames()));
         return front.wait(10000);
@@ -87,7 +88,7 @@ class TestLatencyPareto : public QObject {
         pareto->setLatencyOptions(quickOptions());
         pareto->setCostAxis(ParetoPanel::CostAxis::Latency);
         for (int i = 0; i < 600; ++i) {
-            if (pareto->latencyProfile() && !pareto->front().empty() && !window->jobs()->isBusy())
+            if (pareto->latencyProfile() && !pareto->front().empty() && !window->studio().jobs()->isBusy())
                 return true;
             QTest::qWait(50);
         }
@@ -136,7 +137,7 @@ private slots:
         QCOMPARE(pareto->latencyModel()->rowCount(), int(config->layerNames().size()));
 
         // The links as the panel has them are the core's of the folded graph.
-        QuantSession folded(*window->document()->model()->graph, {});
+        QuantSession folded(*window->studio().document()->model()->graph, {});
         const LayerLinks links = layerLinks(folded.graph());
         QCOMPARE(pareto->latencyLinks()->layers, links.layers);
         QCOMPARE(pareto->latencyLinks()->producers, links.producers);
@@ -186,7 +187,7 @@ private slots:
         QCOMPARE(pareto->currentGraph()->data()->begin()->key, double(config->sizeBits()) / 8192.0);
 
         // Back: the profile is kept (no job measures), the same latency front returns.
-        QSignalSpy started(window->jobs(), &JobRunner::jobStarted);
+        QSignalSpy started(window->studio().jobs(), &JobRunner::jobStarted);
         pareto->setCostAxis(ParetoPanel::CostAxis::Latency);
         QVERIFY(front.wait(10000));
         for (const auto& s : started)
@@ -254,10 +255,10 @@ private slots:
 
     void boundaryMarksAreTheProfilesCrossings()
     {
-        PrecisionBoundaryOverlay* overlay = window->boundaryOverlay();
+        PrecisionBoundaryOverlay* overlay = window->feature<ParetoFeature>()->boundaries();
         QVERIFY(overlay->hasProfile());
-        const Graph& g = *window->document()->model()->graph;
-        const GraphLayout& layout = *window->document()->layout();
+        const Graph& g = *window->studio().document()->model()->graph;
+        const GraphLayout& layout = *window->studio().document()->layout();
         const LatencyProfile& profile = *pareto->latencyProfile();
         const LayerLinks& links = *pareto->latencyLinks();
         GraphView* view = window->graphPanel()->view();
@@ -363,7 +364,7 @@ private slots:
         }
 
         // The View menu's toggle hides them, and shows them again.
-        QAction* toggle = window->boundaryAction();
+        QAction* toggle = window->feature<ParetoFeature>()->boundaryAction();
         QVERIFY(toggle && toggle->isChecked());
         toggle->trigger();
         QVERIFY(view->edgeMarks().empty());
@@ -384,7 +385,7 @@ private slots:
         auto* tabs = pareto->findChild<QTabWidget*>(QStringLiteral("paretoTabs"));
         QVERIFY(tabs && tabs->indexOf(table) >= 0);
         tabs->setCurrentWidget(table);
-        QVERIFY(qs::test::screenshot(window->paretoDock(), QStringLiteral("pareto-latency-table.png")));
+        QVERIFY(qs::test::screenshot(window->feature<ParetoFeature>()->dock(), QStringLiteral("pareto-latency-table.png")));
         tabs->setCurrentIndex(0);
     }
 
@@ -395,7 +396,7 @@ private slots:
         heavy.repeats = 31;
         pareto->setLatencyOptions(heavy); // a new (batch, threads): a new measurement starts
         QVERIFY(pareto->isMeasuring());
-        QSignalSpy progress(window->jobs(), &JobRunner::jobProgress);
+        QSignalSpy progress(window->studio().jobs(), &JobRunner::jobProgress);
         for (int i = 0; i < 400 && pareto->isMeasuring(); ++i) {
             bool past = false;
             for (const auto& p : progress)
@@ -410,7 +411,7 @@ private slots:
         clock.start();
         pareto->cancelProfile();
         QVERIFY(!pareto->isMeasuring());
-        QVERIFY(window->jobs()->waitForWorkers(5000));
+        QVERIFY(window->studio().jobs()->waitForWorkers(5000));
         QVERIFY2(clock.elapsed() < 1000, qPrintable(QStringLiteral("%1 ms").arg(clock.elapsed())));
         qInfo("cancelled: worker returned %lld ms after cancel", static_cast<long long>(clock.elapsed()));
         QVERIFY(pareto->profileLabel()->text().contains(QStringLiteral("cancelled")));
@@ -430,11 +431,11 @@ private slots:
                     hi = std::max(hi, pareto->costOf(int(i)));
                 }
             pareto->setBudgetMs(lo + 0.6 * (hi - lo));
-            QVERIFY(qs::test::screenshot(window->paretoDock(), QStringLiteral("pareto-latency.png")));
+            QVERIFY(qs::test::screenshot(window->feature<ParetoFeature>()->dock(), QStringLiteral("pareto-latency.png")));
         }
         window.reset();
         QVERIFY(openWindow());
-        QSignalSpy started(window->jobs(), &JobRunner::jobStarted);
+        QSignalSpy started(window->studio().jobs(), &JobRunner::jobStarted);
         QVERIFY(showLatency());
         QVERIFY(pareto->profileFromStore());
         QCOMPARE(pareto->latencyProfile()->id, firstProfileId);

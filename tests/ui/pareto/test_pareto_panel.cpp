@@ -2,15 +2,16 @@
 // result is monotone, the configuration marker sits on the point just applied (the editor's
 // prediction and the front agree), clicking a point applies its bits as one undo step, the
 // budget line (set or dragged) picks the best point within it, and runs measured by
-// `quantize --db` appear as points.
+// `quantize --db` appear as points. It builds the shared state and the panel alone;
+// add the next case as a slot after these.
 #include "analysis/bit_budget.h"
 #include "support/cli_runner.h"
 #include "support/studio_window.h"
 #include "support/synthetic_sensitivity.h"
 #include "ui/document/model_document.h"
 #include "ui/document/quant_config_document.h"
+#include "ui/document/studio.h"
 #include "ui/jobs/job_runner.h"
-#include "ui/main_window.h"
 #include "ui/pareto/pareto_panel.h"
 #include "ui/widgets/plot_view.h"
 
@@ -41,7 +42,8 @@ class TestParetoPanel : public QObject {
     Q_OBJECT
 
     QTemporaryDir dir;
-    std::unique_ptr<MainWindow> window;
+    std::unique_ptr<Studio> studio;
+    std::unique_ptr<ParetoPanel> owned;
     ParetoPanel* pareto = nullptr;
     QuantConfigDocument* config = nullptr;
 
@@ -56,12 +58,13 @@ class TestParetoPanel : public QObject {
 private slots:
     void initTestCase()
     {
-        window = qs::test::openDemoWindow(QStringLiteral("test_pareto_panel"));
-        QVERIFY(window);
-        config = window->configDocument();
-        pareto = window->paretoPanel();
-        window->paretoDock()->show();
-        window->paretoDock()->raise();
+        // The shared state and the panel alone, as the Pareto dock shows it.
+        studio = qs::test::openDemoStudio(QStringLiteral("test_pareto_panel"));
+        QVERIFY(studio);
+        config = studio->config();
+        owned = std::make_unique<ParetoPanel>(*studio);
+        pareto = owned.get();
+        QVERIFY(qs::test::showPanel(pareto));
         QVERIFY(pareto->front().empty());
         QVERIFY(pareto->chart()->hasMessage());
 
@@ -170,7 +173,7 @@ private slots:
         QVERIFY2(r.exitCode == 0, r.err.constData());
         const auto j = nlohmann::json::parse(r.out.toStdString());
         QSignalSpy measured(pareto, &ParetoPanel::measuredChanged);
-        window->openStore(db);
+        studio->openStore(db);
         QVERIFY(measured.wait(30000));
         QCOMPARE(int(pareto->measured().size()), 1);
         const MeasuredRun& m = pareto->measured().front();
@@ -186,9 +189,10 @@ private slots:
 
     void cleanupTestCase()
     {
-        window->jobs()->cancelAll();
-        window->jobs()->waitForWorkers(10000);
-        window.reset();
+        studio->jobs()->cancelAll();
+        studio->jobs()->waitForWorkers(10000);
+        owned.reset();
+        studio.reset();
     }
 };
 

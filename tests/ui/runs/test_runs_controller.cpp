@@ -23,6 +23,7 @@
 #include "ui/main_window.h"
 #include "ui/runs/quantize_dialog.h"
 #include "ui/runs/runs_controller.h"
+#include "ui/runs/runs_feature.h"
 #include "ui/runs/runs_panel.h"
 #include "ui/runs/runs_table_model.h"
 #include "ui/widgets/error_reporter.h"
@@ -71,8 +72,8 @@ class TestRunsController : public QObject {
     QString dbPath;
     QList<qint64> done; // finished quantization runs, oldest first
 
-    RunsController* runs() const { return window->runs(); }
-    RunsPanel* browser() const { return window->runs()->browser(); }
+    RunsController* runs() const { return window->feature<RunsFeature>()->controller(); }
+    RunsPanel* browser() const { return window->feature<RunsFeature>()->controller()->browser(); }
     Store store() const { return Store::open(dbPath.toStdString(), {.mode = OpenMode::ReadOnly}); }
 
     qint64 quantizeAndWait(const QuantizeRequest& r)
@@ -95,7 +96,7 @@ private slots:
         window = test::openStudio(QStringLiteral("test_runs_controller"), dbPath, errors);
         QVERIFY(window);
         QTRY_COMPARE_WITH_TIMEOUT(browser()->storePath(), QFileInfo(dbPath).absoluteFilePath(), 10000);
-        QTRY_VERIFY_WITH_TIMEOUT(!window->jobs()->isBusy(QStringLiteral("runs-list")), 10000);
+        QTRY_VERIFY_WITH_TIMEOUT(!window->studio().jobs()->isBusy(QStringLiteral("runs-list")), 10000);
         QCOMPARE(listedRows(), 0);
     }
 
@@ -132,7 +133,7 @@ private slots:
         QFETCH(QStringList, algorithms);
         QFETCH(QStringList, tags);
         if (preset >= 0)
-            window->configDocument()->applyPreset(QuantConfigDocument::Preset(preset));
+            window->studio().config()->applyPreset(QuantConfigDocument::Preset(preset));
         QuantizeRequest r = smallRequest();
         r.algorithms = algorithms;
         r.tags = tags;
@@ -147,7 +148,7 @@ private slots:
         QCOMPARE(run.modelName, std::string("fashion_cnn"));
         QCOMPARE(int(run.tags.size()), int(tags.size()));
         QCOMPARE(run.note, std::string("from the test"));
-        nlohmann::json expected = window->configDocument()->config().toJson();
+        nlohmann::json expected = window->studio().config()->config().toJson();
         // Every key of the editor's configuration, as it is; the algorithms are the dialog's.
         for (const auto& [key, value] : expected.items())
             if (key != "algorithms")
@@ -158,10 +159,10 @@ private slots:
         QCOMPARE(int(run.config["algorithms"].size()), int(algorithms.size()));
         QVERIFY(run.metrics.top1);
         const auto layers = store().layerResults(id);
-        QCOMPARE(int(layers.size()), window->document()->layerCount());
+        QCOMPARE(int(layers.size()), window->studio().document()->layerCount());
         const int wantBits = preset < 0 ? 8 : 4;
         for (const LayerResult& l : layers) {
-            const auto spec = window->configDocument()->config().forLayer(l.layer);
+            const auto spec = window->studio().config()->config().forLayer(l.layer);
             QVERIFY(spec);
             QCOMPARE(l.weightBits.value_or(0), spec->weight.bits);
         }
@@ -171,7 +172,7 @@ private slots:
         QCOMPARE(listedRows(), int(done.size()));
         QCOMPARE(browser()->selectedRunIds(), QList<qint64>{id});
         // The layer table's Bits come from the newest run of this model.
-        QTRY_VERIFY_WITH_TIMEOUT(window->document()->stored() && window->document()->stored()->bitsRun == id, 10000);
+        QTRY_VERIFY_WITH_TIMEOUT(window->studio().document()->stored() && window->studio().document()->stored()->bitsRun == id, 10000);
         QVERIFY(errors->messages.isEmpty());
     }
 
@@ -185,8 +186,8 @@ private slots:
         QVERIFY(job > 0);
         // Cancel once the run row exists (the job has begun quantizing).
         QTRY_VERIFY_WITH_TIMEOUT(store().runs({.state = RunState::Running}).size() == 1, 30000);
-        window->jobs()->cancel(job);
-        QTRY_VERIFY_WITH_TIMEOUT(window->jobs()->activeWorkers() == 0, 20000);
+        window->studio().jobs()->cancel(job);
+        QTRY_VERIFY_WITH_TIMEOUT(window->studio().jobs()->activeWorkers() == 0, 20000);
         QTRY_COMPARE_WITH_TIMEOUT(store().runs({.state = RunState::Cancelled}).size(), std::size_t(1), 10000);
         QTRY_COMPARE_WITH_TIMEOUT(listedRows(), int(done.size()) + 1, 10000);
         QVERIFY(errors->messages.isEmpty());
@@ -324,7 +325,7 @@ private slots:
                 QCOMPARE(view->layersModel()->item(r, 8)->data(Qt::UserRole).toDouble(), *l.b.sqnrDb - *l.a.sqnrDb);
         }
         QVERIFY(changed > 0);
-        QDockWidget* dock = window->runs()->compareDock();
+        QDockWidget* dock = window->feature<RunsFeature>()->controller()->compareDock();
         dock->setFloating(true);
         dock->resize(1300, 720);
         QTest::qWait(50);
@@ -397,9 +398,9 @@ private slots:
         QVERIFY(c);
         QVERIFY(QFileInfo::exists(out));
         QCOMPARE(c->onnxBytes, QFileInfo(out).size());
-        QVERIFY(c->nodes > int(window->document()->model()->graph->nodes.size()));
+        QVERIFY(c->nodes > int(window->studio().document()->model()->graph->nodes.size()));
         QVERIFY(c->quantizeNodes > 0 && c->dequantizeNodes >= c->quantizeNodes);
-        QCOMPARE(c->checkedLayers, window->document()->layerCount());
+        QCOMPARE(c->checkedLayers, window->studio().document()->layerCount());
         QVERIFY(QFileInfo::exists(c->reportPath));
         const auto artifacts = store().artifacts(id);
         QCOMPARE(int(c->artifacts.size()), int(artifacts.size()));
@@ -452,8 +453,8 @@ private slots:
     {
         const QString tiny = dir.filePath(QStringLiteral("tiny.onnx"));
         test::tinyConvModel().save(tiny.toStdString());
-        QSignalSpy opened(window.get(), &MainWindow::modelOpened);
-        window->openModel(tiny);
+        QSignalSpy opened(&window->studio(), &Studio::modelOpened);
+        window->studio().openModel(tiny);
         QVERIFY(opened.wait(60000));
         QuantizeRequest r = smallRequest();
         r.calibData = r.evalData = QStringLiteral("random:32");
@@ -481,8 +482,8 @@ private slots:
 
     void cleanupTestCase()
     {
-        window->jobs()->cancelAll();
-        QVERIFY(window->jobs()->waitForWorkers(20000));
+        window->studio().jobs()->cancelAll();
+        QVERIFY(window->studio().jobs()->waitForWorkers(20000));
         window.reset();
     }
 };

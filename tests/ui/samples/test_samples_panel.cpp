@@ -15,6 +15,7 @@
 #include "ui/layers/layer_table_panel.h"
 #include "ui/main_window.h"
 #include "ui/samples/sample_image.h"
+#include "ui/samples/samples_feature.h"
 #include "ui/samples/samples_panel.h"
 #include "ui/widgets/plot_view.h"
 
@@ -52,7 +53,7 @@ class TestSamplesPanel : public QObject {
     Graph graph;
     Dataset data; // the first kLimit demo images, as the panel loads them
 
-    SamplesPanel* panel() const { return window->samplesPanel(); }
+    SamplesPanel* panel() const { return window->feature<SamplesFeature>()->panel(); }
 
     bool runAndWait(const char* what)
     {
@@ -61,7 +62,7 @@ class TestSamplesPanel : public QObject {
             qWarning("%s: nothing started (%s)", what, qPrintable(panel()->statusLabel()->text()));
             return false;
         }
-        return shown.wait(120000) && window->jobs()->waitForIdle(30000);
+        return shown.wait(120000) && window->studio().jobs()->waitForIdle(30000);
     }
 
 private slots:
@@ -74,13 +75,13 @@ private slots:
         window->resize(1600, 1000);
         window->show();
         QVERIFY(QTest::qWaitForWindowExposed(window.get()));
-        QSignalSpy opened(window.get(), &MainWindow::modelOpened);
-        window->openModel(demoPath);
+        QSignalSpy opened(&window->studio(), &Studio::modelOpened);
+        window->studio().openModel(demoPath);
         QVERIFY(opened.wait(60000));
-        QVERIFY(window->jobs()->waitForIdle(60000));
-        QCOMPARE(window->calibrationDataSpec(), QString::fromLatin1(demoImages)); // the data beside the model
-        window->samplesDock()->show();
-        window->samplesDock()->raise();
+        QVERIFY(window->studio().jobs()->waitForIdle(60000));
+        QCOMPARE(window->studio().calibrationDataSpec(), QString::fromLatin1(demoImages)); // the data beside the model
+        window->feature<SamplesFeature>()->dock()->show();
+        window->feature<SamplesFeature>()->dock()->raise();
         panel()->limitSpin()->setValue(kLimit);
         panel()->topSpin()->setValue(8);
 
@@ -93,9 +94,9 @@ private slots:
 
     void divergentListEqualsCore()
     {
-        const int row = window->document()->model()->layerRow(layerName);
+        const int row = window->studio().document()->model()->layerRow(layerName);
         QVERIFY(row >= 0);
-        window->selection()->selectLayer(row);
+        window->studio().selection()->selectLayer(row);
         QCOMPARE(panel()->layerName(), std::string(layerName));
         panel()->setMode(SamplesPanel::Mode::Divergent);
         QVERIFY(panel()->runButton()->isEnabled());
@@ -189,7 +190,7 @@ private slots:
         const QRect r = grid->visualItemRect(grid->item(0));
         QTest::mouseClick(grid->viewport(), Qt::LeftButton, {}, r.center());
         QVERIFY(traced.wait(120000));
-        QVERIFY(window->jobs()->waitForIdle(30000));
+        QVERIFY(window->studio().jobs()->waitForIdle(30000));
         const SampleTrace t = traceSample(graph, data, want.front().index, o, p, CancelToken());
         QVERIFY(panel()->shownTrace().has_value());
         QCOMPARE(panel()->shownTrace()->index, want.front().index);
@@ -216,8 +217,8 @@ private slots:
         const QPoint at(int(std::lround(plot->xAxis->coordToPixel(target))), plot->axisRect()->center().y());
         QCOMPARE(panel()->traceBarAt(at), target);
         QTest::mouseClick(plot, Qt::LeftButton, {}, at);
-        QCOMPARE(window->selection()->currentLayer(),
-                 window->document()->model()->layerRow(t.layers[std::size_t(target)].layer));
+        QCOMPARE(window->studio().selection()->currentLayer(),
+                 window->studio().document()->model()->layerRow(t.layers[std::size_t(target)].layer));
         // ... and outlines its bar.
         QCOMPARE(panel()->selectedBar()->data()->size(), 1);
         QCOMPARE(panel()->selectedBar()->data()->at(0)->key, double(target));
@@ -225,13 +226,13 @@ private slots:
 
     void textDataIsRefused()
     {
-        panel()->setDataSpec([] { return QStringLiteral("text:") + QString::fromLatin1(demoText); });
+        window->studio().setDataPath(QStringLiteral("text:") + QString::fromLatin1(demoText));
         panel()->setMode(SamplesPanel::Mode::Flipped);
         QCOMPARE(panel()->run(), -1);
         QVERIFY(!panel()->disabledReason().isEmpty());
         QVERIFY(!panel()->runButton()->isEnabled());
         QVERIFY(panel()->statusLabel()->text().contains(QStringLiteral("text")));
-        panel()->setDataSpec([this] { return window->calibrationDataSpec(); });
+        window->studio().setDataPath(QString()); // back to the data beside the model
     }
 
     void cancelStopsWithinASecond()
@@ -239,7 +240,7 @@ private slots:
         panel()->setMode(SamplesPanel::Mode::Divergent);
         panel()->limitSpin()->setValue(1000);
         panel()->quantizeCombo()->setCurrentIndex(panel()->quantizeCombo()->findData(int(SensitivityMode::Both)));
-        QSignalSpy progress(window->jobs(), &JobRunner::jobProgress);
+        QSignalSpy progress(window->studio().jobs(), &JobRunner::jobProgress);
         QSignalSpy ended(panel(), &SamplesPanel::jobEnded);
         QVERIFY(panel()->run() > 0);
         QVERIFY(panel()->cancelButton()->isEnabled());
@@ -250,7 +251,7 @@ private slots:
         QTest::mouseClick(panel()->cancelButton(), Qt::LeftButton);
         QCOMPARE(ended.count(), 1);
         QCOMPARE(ended.first().first().value<JobOutcome>(), JobOutcome::Cancelled);
-        QVERIFY(window->jobs()->waitForWorkers(1000)); // the worker itself has stopped
+        QVERIFY(window->studio().jobs()->waitForWorkers(1000)); // the worker itself has stopped
         QVERIFY2(clock.elapsed() < 1000, qPrintable(QStringLiteral("%1 ms").arg(clock.elapsed())));
         QVERIFY(panel()->statusLabel()->text().contains(QStringLiteral("Cancelled")));
         QVERIFY(panel()->runButton()->isEnabled());
@@ -263,13 +264,13 @@ private slots:
         // What the layer table's "Show divergent samples" row action calls.
         panel()->limitSpin()->setValue(kLimit);
         panel()->setMode(SamplesPanel::Mode::Flipped);
-        const int row = window->document()->model()->layerRow("/stem/stem.0/Conv");
+        const int row = window->studio().document()->model()->layerRow("/stem/stem.0/Conv");
         QSignalSpy shown(panel(), &SamplesPanel::listShown);
         QVERIFY(panel()->showDivergent(row) > 0);
         QCOMPARE(panel()->mode(), SamplesPanel::Mode::Divergent);
-        QCOMPARE(window->selection()->currentLayer(), row);
+        QCOMPARE(window->studio().selection()->currentLayer(), row);
         QVERIFY(shown.wait(120000));
-        QVERIFY(window->jobs()->waitForIdle(30000));
+        QVERIFY(window->studio().jobs()->waitForIdle(30000));
         QCOMPARE(int(panel()->divergent().size()), int(panel()->top()));
     }
 
@@ -278,17 +279,17 @@ private slots:
         const QByteArray dir = qgetenv("QS_SAMPLES_SCREENSHOT_DIR");
         if (dir.isEmpty())
             QSKIP("set QS_SAMPLES_SCREENSHOT_DIR=dir to save the panel");
-        auto* dock = window->samplesDock();
+        auto* dock = window->feature<SamplesFeature>()->dock();
         panel()->limitSpin()->setValue(1000);
         panel()->bitsSpin()->setValue(3);
         panel()->topSpin()->setValue(20);
-        window->selection()->selectLayer(window->document()->model()->layerRow(layerName));
+        window->studio().selection()->selectLayer(window->studio().document()->model()->layerRow(layerName));
         panel()->setMode(SamplesPanel::Mode::Divergent);
         QVERIFY(runAndWait("screenshot divergent"));
         QSignalSpy traced(panel(), &SamplesPanel::traceShown);
         QVERIFY(panel()->trace(panel()->divergent().front().index) > 0);
         QVERIFY(traced.wait(120000));
-        QVERIFY(window->jobs()->waitForIdle(30000));
+        QVERIFY(window->studio().jobs()->waitForIdle(30000));
         QTest::qWait(100);
         QVERIFY(window->grab().save(QString::fromLocal8Bit(dir) + "/samples-divergent.png"));
 
@@ -297,15 +298,15 @@ private slots:
         QVERIFY(!panel()->flipped().empty());
         QVERIFY(panel()->trace(panel()->flipped().front().index) > 0);
         QVERIFY(traced.wait(120000));
-        QVERIFY(window->jobs()->waitForIdle(30000));
+        QVERIFY(window->studio().jobs()->waitForIdle(30000));
         QTest::qWait(100);
         QVERIFY(dock->grab().save(QString::fromLocal8Bit(dir) + "/samples-trace.png"));
     }
 
     void cleanupTestCase()
     {
-        window->jobs()->cancelAll();
-        window->jobs()->waitForWorkers(30000);
+        window->studio().jobs()->cancelAll();
+        window->studio().jobs()->waitForWorkers(30000);
         window.reset();
         QSettings().clear();
     }

@@ -14,6 +14,7 @@
 #include "ui/main_window.h"
 #include "ui/sensitivity/sensitivity_agreement_model.h"
 #include "ui/sensitivity/sensitivity_agreement_panel.h"
+#include "ui/sensitivity/sensitivity_feature.h"
 #include "ui/widgets/format.h"
 
 #include "analysis/sensitivity_record.h"
@@ -60,12 +61,12 @@ private slots:
     {
         window = qs::test::openDemoWindow(QStringLiteral("test_sensitivity_agreement"));
         QVERIFY(window);
-        view = window->agreementPanel();
+        view = window->feature<SensitivityFeature>()->agreement();
         QVERIFY(view);
-        QVERIFY(window->calibrationDataSpec().contains(QStringLiteral("fashion1k")));
-        window->sensitivityDock()->show();
-        window->sensitivityDock()->raise();
-        auto* tabs = window->sensitivityDock()->findChild<QTabWidget*>(QStringLiteral("sensitivityTabs"));
+        QVERIFY(window->studio().calibrationDataSpec().contains(QStringLiteral("fashion1k")));
+        window->feature<SensitivityFeature>()->dock()->show();
+        window->feature<SensitivityFeature>()->dock()->raise();
+        auto* tabs = window->feature<SensitivityFeature>()->dock()->findChild<QTabWidget*>(QStringLiteral("sensitivityTabs"));
         QVERIFY(tabs);
         tabs->setCurrentWidget(view);
     }
@@ -88,9 +89,9 @@ private slots:
         QCOMPARE(opts.bits, 4);
         QCOMPARE(opts.bootstrap, 40);
         DataOptions d;
-        d.spec = window->calibrationDataSpec().toStdString();
+        d.spec = window->studio().calibrationDataSpec().toStdString();
         d.limit = opts.limit;
-        const Graph& graph = *window->document()->model()->graph;
+        const Graph& graph = *window->studio().document()->model()->graph;
         const Dataset data = loadDataset(d, graph);
         Progress progress;
         CancelToken cancel;
@@ -105,7 +106,7 @@ private slots:
                      QStringLiteral("%1 (%2)").arg(QString::fromStdString(direct.layers[std::size_t(row)]),
                                                    QString::fromStdString(direct.ops[std::size_t(row)])));
             QCOMPARE(m->index(row, 0).data(SensitivityAgreementModel::LayerRowRole).toInt(),
-                     window->document()->model()->layerRow(direct.layers[std::size_t(row)]));
+                     window->studio().document()->model()->layerRow(direct.layers[std::size_t(row)]));
             for (int k = 0; k < m->metricCount(); ++k) {
                 const MetricColumn& c = direct.metrics[std::size_t(k)];
                 const QModelIndex cell = m->index(row, SensitivityAgreementModel::valueColumn(k));
@@ -148,7 +149,7 @@ private slots:
         QCOMPARE(view->verdictLabel()->text(), agreementVerdict(direct));
         QVERIFY(!view->verdictLabel()->text().isEmpty());
         if (!qEnvironmentVariable("QS_SCREENSHOT_DIR").isEmpty()) { // the dock floated wide enough for every column
-            QDockWidget* dock = window->sensitivityDock();
+            QDockWidget* dock = window->feature<SensitivityFeature>()->dock();
             dock->setFloating(true);
             dock->resize(1180, 640);
             QTest::qWait(100);
@@ -174,12 +175,12 @@ private slots:
         const int layer = second.data(SensitivityAgreementModel::LayerRowRole).toInt();
         QVERIFY(layer >= 0);
         QTest::mouseClick(table->viewport(), Qt::LeftButton, Qt::NoModifier, table->visualRect(second).center());
-        QCOMPARE(window->selection()->currentLayer(), layer);
+        QCOMPARE(window->studio().selection()->currentLayer(), layer);
         // And the window's selection selects the row.
         const int other = proxy->index(proxy->rowCount() - 1, 0).data(SensitivityAgreementModel::LayerRowRole).toInt();
-        window->selection()->selectLayer(other);
+        window->studio().selection()->selectLayer(other);
         QCOMPARE(table->currentIndex().data(SensitivityAgreementModel::LayerRowRole).toInt(), other);
-        QCOMPARE(window->selection()->currentLayer(), other);
+        QCOMPARE(window->studio().selection()->currentLayer(), other);
         table->sortByColumn(0, Qt::AscendingOrder);
     }
 
@@ -263,7 +264,7 @@ private slots:
         const int job = view->start();
         QVERIFY(job > 0);
         QString why;
-        const double ms = qs::test::cancelByButton(window->jobs(), view->progressRow(), job, 0.03, &why);
+        const double ms = qs::test::cancelByButton(window->studio().jobs(), view->progressRow(), job, 0.03, &why);
         QVERIFY2(ms >= 0, qPrintable(why));
         QCOMPARE(finished.count(), 1);
         QCOMPARE(finished.front().front().toBool(), false);
@@ -281,8 +282,8 @@ private slots:
     {
         QTemporaryDir dir;
         const QString db = dir.filePath(QStringLiteral("agreement.db"));
-        QSignalSpy opened(window.get(), &MainWindow::storeOpened);
-        window->openStore(db);
+        QSignalSpy opened(&window->studio(), &Studio::storeOpened);
+        window->studio().openStore(db);
         QVERIFY(opened.wait(20000));
         view->limitSpin()->setValue(32);
         view->bootstrapSpin()->setValue(20);
@@ -325,13 +326,13 @@ private slots:
         QVERIFY(!latestSensitivitySweep(store, run.modelHash));
         // QS_AGREEMENT_SCREENSHOT=path.png saves the tab as recorded.
         if (const QString shot = qEnvironmentVariable("QS_AGREEMENT_SCREENSHOT"); !shot.isEmpty())
-            QVERIFY(window->sensitivityDock()->grab().save(shot));
+            QVERIFY(window->feature<SensitivityFeature>()->dock()->grab().save(shot));
     }
 
     void cleanupTestCase()
     {
-        window->jobs()->cancelAll();
-        window->jobs()->waitForWorkers(10000);
+        window->studio().jobs()->cancelAll();
+        window->studio().jobs()->waitForWorkers(10000);
         window.reset();
     }
 };

@@ -2,15 +2,16 @@
 // heatmap live (results arrive while the job still runs), the finished sweep is a
 // sensitivity run in the open store with every layer's curve, it becomes the editor's
 // prediction, clicking a heatmap cell or a bar selects that layer, and Cancel stops a
-// sweep within a second leaving a cancelled run.
+// sweep within a second leaving a cancelled run. It builds the shared state and the
+// panel alone; add the next case as a slot after these.
 #include "analysis/sensitivity_record.h"
 #include "store/store.h"
 #include "support/studio_window.h"
 #include "ui/document/layer_selection.h"
 #include "ui/document/model_document.h"
 #include "ui/document/quant_config_document.h"
+#include "ui/document/studio.h"
 #include "ui/jobs/job_runner.h"
-#include "ui/main_window.h"
 #include "ui/sensitivity/sensitivity_panel.h"
 #include "ui/widgets/plot_view.h"
 
@@ -35,7 +36,8 @@ class TestSensitivityPanel : public QObject {
     Q_OBJECT
 
     QTemporaryDir dir;
-    std::unique_ptr<MainWindow> window;
+    std::unique_ptr<Studio> studio;
+    std::unique_ptr<SensitivityPanel> owned;
     SensitivityPanel* panel = nullptr;
 
     QString dbPath() const { return dir.filePath(QStringLiteral("runs.db")); }
@@ -43,15 +45,15 @@ class TestSensitivityPanel : public QObject {
 private slots:
     void initTestCase()
     {
-        window = qs::test::openDemoWindow(QStringLiteral("test_sensitivity_panel"));
-        QVERIFY(window);
-        QSignalSpy store(window.get(), &MainWindow::storeOpened);
-        window->openStore(dbPath());
+        // The shared state and the panel alone, as the Sensitivity dock shows it.
+        studio = qs::test::openDemoStudio(QStringLiteral("test_sensitivity_panel"));
+        QVERIFY(studio);
+        QSignalSpy store(studio.get(), &Studio::storeOpened);
+        studio->openStore(dbPath());
         QVERIFY(store.wait(30000));
-        panel = window->sensitivityPanel();
-        QVERIFY(panel);
-        window->sensitivityDock()->show();
-        window->sensitivityDock()->raise();
+        owned = std::make_unique<SensitivityPanel>(*studio);
+        panel = owned.get();
+        QVERIFY(qs::test::showPanel(panel));
         QVERIFY(panel->heatmap()->hasMessage()); // "no sweep yet"
     }
 
@@ -67,7 +69,7 @@ private slots:
                                   [&] { liveWhileRunning += panel->isRunning() ? 1 : 0; });
         const int job = panel->startSweep();
         QVERIFY(job > 0);
-        QVERIFY(window->jobs()->isRunning(job));
+        QVERIFY(studio->jobs()->isRunning(job));
         QVERIFY(finished.wait(60000));
         disconnect(live);
         QCOMPARE(finished.front().front().toBool(), true);
@@ -106,15 +108,15 @@ private slots:
         const SensitivityResult back = loadSensitivityRun(store, run.id);
         QCOMPARE(int(back.layers.size()), 8);
         for (const auto& l : back.layers) {
-            const int row = window->document()->model()->layerRow(l.layer);
+            const int row = studio->document()->model()->layerRow(l.layer);
             QVERIFY(row >= 0);
             QCOMPARE(int(l.byBits.size()), 3);
             for (int bits : {2, 4, 8})
                 QVERIFY(std::abs(l.byBits.at(bits).sqnrDb - panel->cellValue(row, bits)) < 1e-6);
         }
         // The editor predicts from it now.
-        QVERIFY(window->configDocument()->sensitivity());
-        QVERIFY(window->configDocument()->prediction().has_value());
+        QVERIFY(studio->config()->sensitivity());
+        QVERIFY(studio->config()->prediction().has_value());
     }
 
     void clickingACellSelectsTheLayer_data()
@@ -129,20 +131,20 @@ private slots:
     {
         QFETCH(int, row);
         QFETCH(int, column);
-        window->selection()->selectLayer(row == 0 ? 3 : 0);
+        studio->selection()->selectLayer(row == 0 ? 3 : 0);
         QCustomPlot* p = panel->heatmap()->plot();
         p->replot();
         const QPoint at(int(p->xAxis->coordToPixel(column)), int(p->yAxis->coordToPixel(row)));
         QCOMPARE(panel->layerAtHeatmap(at), row);
         QTest::mouseClick(p, Qt::LeftButton, Qt::NoModifier, at);
-        QCOMPARE(window->selection()->currentLayer(), row);
+        QCOMPARE(studio->selection()->currentLayer(), row);
         // And a bar of the drop chart.
-        window->selection()->selectLayer(row == 0 ? 3 : 0);
+        studio->selection()->selectLayer(row == 0 ? 3 : 0);
         QCustomPlot* b = panel->bars()->plot();
         b->replot();
         const QPoint bar(int(b->xAxis->coordToPixel(row)), int(b->yAxis->coordToPixel(0)) - 2);
         QTest::mouseClick(b, Qt::LeftButton, Qt::NoModifier, bar);
-        QCOMPARE(window->selection()->currentLayer(), row);
+        QCOMPARE(studio->selection()->currentLayer(), row);
     }
 
     void cancelStopsWithinASecond()
@@ -157,10 +159,10 @@ private slots:
         QElapsedTimer clock;
         clock.start();
         panel->cancelSweep();
-        QVERIFY(!window->jobs()->isRunning(job));
+        QVERIFY(!studio->jobs()->isRunning(job));
         QCOMPARE(finished.count(), 1);
         QCOMPARE(finished.front().front().toBool(), false);
-        QVERIFY(window->jobs()->waitForWorkers(5000));
+        QVERIFY(studio->jobs()->waitForWorkers(5000));
         const double ms = double(clock.nsecsElapsed()) * 1e-6;
         qInfo("sensitivity sweep stopped %.0f ms after Cancel", ms);
         QVERIFY2(ms < 1000, qPrintable(QStringLiteral("%1 ms").arg(ms)));
@@ -177,9 +179,10 @@ private slots:
 
     void cleanupTestCase()
     {
-        window->jobs()->cancelAll();
-        window->jobs()->waitForWorkers(10000);
-        window.reset();
+        studio->jobs()->cancelAll();
+        studio->jobs()->waitForWorkers(10000);
+        owned.reset();
+        studio.reset();
     }
 };
 

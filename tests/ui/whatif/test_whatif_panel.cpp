@@ -14,6 +14,7 @@
 #include "ui/main_window.h"
 #include "ui/whatif/range_editor.h"
 #include "ui/whatif/whatif_controller.h"
+#include "ui/whatif/whatif_feature.h"
 #include "ui/whatif/whatif_panel.h"
 #include "ui/widgets/plot_view.h"
 
@@ -69,15 +70,15 @@ class TestWhatIfPanel : public QObject {
     std::unique_ptr<MainWindow> window;
     std::unique_ptr<WhatIfSession> reference; // core's own session, same data and options
 
-    WhatIfPanel* panel() const { return window->whatIfPanel(); }
+    WhatIfPanel* panel() const { return window->feature<WhatIfFeature>()->panel(); }
     QCustomPlot* activationPlot() const { return window->inspector()->activationPlot()->plot(); }
 
     WhatIfResult waitForResult()
     {
-        QSignalSpy ready(window->whatIf(), &WhatIfController::resultReady);
+        QSignalSpy ready(window->feature<WhatIfFeature>()->controller(), &WhatIfController::resultReady);
         if (!ready.wait(120000))
             qWarning("no what-if result");
-        return window->whatIf()->lastResult().value_or(WhatIfResult{});
+        return window->feature<WhatIfFeature>()->controller()->lastResult().value_or(WhatIfResult{});
     }
 
 private slots:
@@ -90,21 +91,21 @@ private slots:
         window->resize(1500, 1100);
         window->show();
         QVERIFY(QTest::qWaitForWindowExposed(window.get()));
-        QSignalSpy opened(window.get(), &MainWindow::modelOpened);
-        window->openModel(demoPath);
+        QSignalSpy opened(&window->studio(), &Studio::modelOpened);
+        window->studio().openModel(demoPath);
         QVERIFY(opened.wait(60000));
-        window->whatIf()->setOptions(smallOptions());
-        QSignalSpy calibrated(window.get(), &MainWindow::calibrationFinished);
-        QVERIFY(window->runCalibration() > 0);
+        window->feature<WhatIfFeature>()->controller()->setOptions(smallOptions());
+        QSignalSpy calibrated(&window->studio(), &Studio::calibrationFinished);
+        QVERIFY(window->studio().runCalibration() > 0);
         QVERIFY(calibrated.wait(120000));
         QVERIFY(calibrated.first().first().toBool());
 
-        const int row = window->document()->model()->layerRow(layerName);
+        const int row = window->studio().document()->model()->layerRow(layerName);
         QVERIFY(row >= 0);
-        QSignalSpy ready(window->whatIf(), &WhatIfController::sessionReady);
+        QSignalSpy ready(window->feature<WhatIfFeature>()->controller(), &WhatIfController::sessionReady);
         window->inspector()->showLayer(row);
         QVERIFY(ready.wait(120000)); // the panel prepares the session in the background
-        QVERIFY(window->jobs()->waitForIdle(60000));
+        QVERIFY(window->studio().jobs()->waitForIdle(60000));
 
         const Graph g = importOnnx(demoPath.toStdString());
         DataOptions d;
@@ -121,7 +122,7 @@ private slots:
         QVERIFY(e->isShown());
         QVERIFY(e->loLine() && e->hiLine());
         // They start at the current configuration's range (min-max calibration).
-        const ClipRange r = reference->session().activationRanges.at(window->whatIf()->layerInfo(layerName)->input);
+        const ClipRange r = reference->session().activationRanges.at(window->feature<WhatIfFeature>()->controller()->layerInfo(layerName)->input);
         QCOMPARE(float(e->lo()), r.lo);
         QCOMPARE(float(e->hi()), r.hi);
         // res1's conv weight is BN-folded: the lines are on the folded weight's histogram.
@@ -135,7 +136,7 @@ private slots:
         e->setRange(lo, hi);
         const auto err = panel()->currentError();
         QVERIFY(err.has_value());
-        const ActivationProfile* p = window->document()->activations()->find(layerName, "input");
+        const ActivationProfile* p = window->studio().document()->activations()->find(layerName, "input");
         QVERIFY(p);
         const TensorQuantError want = histogramQuantError(p->calibration.histogram, float(lo), float(hi), 8, false);
         QCOMPARE(err->mse, want.mse);
@@ -166,11 +167,11 @@ private slots:
                  qPrintable(QStringLiteral("%1 vs %2").arg(hi1).arg(plot->xAxis->pixelToCoord(x + 40))));
         QVERIFY(hi1 > hi0);
         QVERIFY(panel()->errorLabel()->text() != before); // follows the drag, before the release
-        QVERIFY(!window->whatIf()->isBusy());             // nothing runs while dragging
+        QVERIFY(!window->feature<WhatIfFeature>()->controller()->isBusy());             // nothing runs while dragging
         QTest::mouseRelease(plot, Qt::LeftButton, {}, QPoint(x + 40, y));
         QVERIFY(!e->isDragging());
         QVERIFY(panel()->lastJob() > 0);
-        QVERIFY(window->whatIf()->isBusy()); // the what-if runs as a job, not on the GUI thread
+        QVERIFY(window->feature<WhatIfFeature>()->controller()->isBusy()); // the what-if runs as a job, not on the GUI thread
         const WhatIfResult gui = waitForResult();
         QCOMPARE(e->hi(), hi1); // the line stays where it was released
 
@@ -218,7 +219,7 @@ private slots:
     // override of it whose what-if equals a full re-run of that configuration.
     void foldedWeightRangeAppliesToTheQuantizedTensor()
     {
-        const WhatIfLayerInfo* info = window->whatIf()->layerInfo(layerName);
+        const WhatIfLayerInfo* info = window->feature<WhatIfFeature>()->controller()->layerInfo(layerName);
         QVERIFY(info && info->folded);
         const std::string weight = info->weight; // info is replaced when the what-if job ends
         QCOMPARE(weight, std::string(layerName) + ".weight_bnfolded");
@@ -226,9 +227,9 @@ private slots:
         QVERIFY(folded);
         const std::vector<float> v = folded->toFloat();
         const auto [mn, mx] = std::minmax_element(v.begin(), v.end());
-        const int row = window->document()->model()->layerRow(layerName);
+        const int row = window->studio().document()->model()->layerRow(layerName);
         // Not the model's own weight: that one has another range.
-        QVERIFY(window->document()->layer(row)->summary.stats.max != double(*mx));
+        QVERIFY(window->studio().document()->layer(row)->summary.stats.max != double(*mx));
         const WeightView* view = window->inspector()->weightView(row);
         QVERIFY(view);
         QCOMPARE(view->histogram.counts, makeHistogram(v, int(view->histogram.counts.size())).counts);
@@ -286,25 +287,25 @@ private slots:
         e->finishEdit();
         waitForResult();
         QVERIFY(panel()->keepButton()->isEnabled());
-        QUndoStack* undo = window->configDocument()->undoStack();
+        QUndoStack* undo = window->studio().config()->undoStack();
         const int steps = undo->count();
         QTest::mouseClick(panel()->keepButton(), Qt::LeftButton);
         // One undo step of the configuration document.
         QCOMPARE(undo->count(), steps + 1);
-        const std::string input = window->whatIf()->layerInfo(layerName)->input;
-        QVERIFY(window->configDocument()->config().ranges.count(input));
-        const auto& ranges = window->whatIf()->config().ranges;
+        const std::string input = window->feature<WhatIfFeature>()->controller()->layerInfo(layerName)->input;
+        QVERIFY(window->studio().config()->config().ranges.count(input));
+        const auto& ranges = window->feature<WhatIfFeature>()->controller()->config().ranges;
         QVERIFY(ranges.count(input));
         QCOMPARE(ranges.at(input).first, lo);
         QCOMPARE(ranges.at(input).second, hi);
         QVERIFY(panel()->keptLabel()->text().contains("Kept ranges: 1"));
         // The session follows: its current range is the kept one, and what-ifs start there.
         auto sessionHi = [&] {
-            const WhatIfLayerInfo* i = window->whatIf()->layerInfo(layerName);
+            const WhatIfLayerInfo* i = window->feature<WhatIfFeature>()->controller()->layerInfo(layerName);
             return i && i->activationRange ? i->activationRange->hi : -1.f;
         };
         QTRY_COMPARE_WITH_TIMEOUT(sessionHi(), hi, 120000);
-        QVERIFY(window->jobs()->waitForIdle(60000));
+        QVERIFY(window->studio().jobs()->waitForIdle(60000));
         panel()->weightBits()->setValue(4);
         const WhatIfResult next = waitForResult();
         QCOMPARE(next.config.ranges.at(input).second, hi);
@@ -312,7 +313,7 @@ private slots:
         // Undo takes the range back out, and the session follows again.
         const float minmaxHi = reference->session().activationRanges.at(input).hi;
         undo->undo();
-        QVERIFY(!window->whatIf()->config().ranges.count(input));
+        QVERIFY(!window->feature<WhatIfFeature>()->controller()->config().ranges.count(input));
         QVERIFY(panel()->keptLabel()->text().contains("No kept ranges"));
         QTRY_COMPARE_WITH_TIMEOUT(sessionHi(), minmaxHi, 120000);
         undo->redo();
@@ -325,16 +326,16 @@ private slots:
         if (path.isEmpty())
             QSKIP("set QS_WHATIF_SCREENSHOT=file.png to save the inspector");
         // A fresh session on the whole 1000-image slice, no kept ranges, one moderate clip.
-        QUndoStack* undo = window->configDocument()->undoStack();
-        while (!window->configDocument()->config().ranges.empty() && undo->canUndo())
+        QUndoStack* undo = window->studio().config()->undoStack();
+        while (!window->studio().config()->config().ranges.empty() && undo->canUndo())
             undo->undo();
         QuantizeOptions o = smallOptions();
         o.evalLimit = 1000;
         o.calibLimit = 256;
         o.batch = 100;
-        window->whatIf()->setOptions(o);
-        QSignalSpy ready(window->whatIf(), &WhatIfController::sessionReady);
-        window->whatIf()->prepare();
+        window->feature<WhatIfFeature>()->controller()->setOptions(o);
+        QSignalSpy ready(window->feature<WhatIfFeature>()->controller(), &WhatIfController::sessionReady);
+        window->feature<WhatIfFeature>()->controller()->prepare();
         QVERIFY(ready.wait(120000));
         RangeEditor* e = panel()->activationEditor();
         e->setRange(e->lo(), e->hi() * 0.55);
@@ -348,8 +349,8 @@ private slots:
 
     void cleanupTestCase()
     {
-        window->jobs()->cancelAll();
-        window->jobs()->waitForWorkers(30000);
+        window->studio().jobs()->cancelAll();
+        window->studio().jobs()->waitForWorkers(30000);
         window.reset();
         QSettings().clear();
     }
