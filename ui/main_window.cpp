@@ -111,10 +111,10 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     connect(studio.jobs(), &JobRunner::jobStarted, this, &MainWindow::updateActions);
     connect(studio.jobs(), &JobRunner::jobFinished, this, &MainWindow::updateActions);
     connect(studio.jobs(), &JobRunner::jobFinished, this,
-            [this](int, const QString& title, JobOutcome outcome, const QString& message) {
-                if (outcome == JobOutcome::Failed)
-                    studio_->errors()->report(this, title, message);
-            });
+        [this](int, const QString& title, JobOutcome outcome, const QString& message) {
+            if (outcome == JobOutcome::Failed)
+                studio_->errors()->report(this, title, message);
+        });
 
     resize(1600, 1000);
     defaultState_ = saveState(stateVersion);
@@ -129,14 +129,14 @@ MainWindow::~MainWindow()
     studio_->jobs()->cancelAll();
 }
 
-QDockWidget* MainWindow::addDock(QWidget* content, const QString& title, const QString& objectName,
-                                 Qt::DockWidgetArea area, QDockWidget* tabifyWith)
+QDockWidget* MainWindow::addDock(
+    QWidget* content, const QString& title, const QString& objectName, Qt::DockWidgetArea area, QDockWidget* tabifyWith)
 {
     auto* dock = new QDockWidget(title, this);
     dock->setObjectName(objectName);
     dock->setWidget(content);
-    dock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable |
-                      QDockWidget::DockWidgetClosable);
+    dock->setFeatures(
+        QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable | QDockWidget::DockWidgetClosable);
     addDockWidget(area, dock);
     if (tabifyWith)
         tabifyDockWidget(tabifyWith, dock);
@@ -281,10 +281,10 @@ void MainWindow::createMenus()
     QMenu* help = menuBar()->addMenu(tr("&Help"));
     connect(help->addAction(tr("&About QuantStudio")), &QAction::triggered, this, [this] {
         QMessageBox::about(this, tr("About QuantStudio"),
-                           tr("<b>QuantStudio %1</b><p>A studio for neural-network quantization "
-                              "experiments: inspect a model, measure what quantization costs each "
-                              "layer, choose bits, export.</p>")
-                               .arg(QCoreApplication::applicationVersion()));
+            tr("<b>QuantStudio %1</b><p>A studio for neural-network quantization "
+               "experiments: inspect a model, measure what quantization costs each "
+               "layer, choose bits, export.</p>")
+                .arg(QCoreApplication::applicationVersion()));
     });
 }
 
@@ -316,8 +316,7 @@ void MainWindow::chooseStore()
     const QString start = current.isEmpty() ? QString::fromStdString(defaultStorePath()) : current;
     // A save dialog, so that a new name creates a database; an existing one is opened, not replaced.
     const QString path = QFileDialog::getSaveFileName(this, tr("Open or create database"), start,
-                                                      tr("QuantStudio databases (*.db);;All files (*)"), nullptr,
-                                                      QFileDialog::DontConfirmOverwrite);
+        tr("QuantStudio databases (*.db);;All files (*)"), nullptr, QFileDialog::DontConfirmOverwrite);
     if (!path.isEmpty())
         studio_->openStore(path);
 }
@@ -325,8 +324,10 @@ void MainWindow::chooseStore()
 void MainWindow::showStore()
 {
     const StoreSummary& s = studio_->store();
-    storeLabel_->setText(
-        QStringLiteral("%1 \u00B7 %2 %3").arg(QFileInfo(s.path).fileName()).arg(s.runs).arg(s.runs == 1 ? tr("run") : tr("runs")));
+    storeLabel_->setText(QStringLiteral("%1 \u00B7 %2 %3")
+                             .arg(QFileInfo(s.path).fileName())
+                             .arg(s.runs)
+                             .arg(s.runs == 1 ? tr("run") : tr("runs")));
     storeLabel_->setToolTip(tr("Experiment database %1\n%2 runs of %3 models, schema v%4")
                                 .arg(QDir::toNativeSeparators(s.path))
                                 .arg(s.runs)
@@ -393,7 +394,7 @@ void MainWindow::updateSummary()
                        .arg(m->displayName())
                        .arg(g.opset(""))
                        .arg(countOf(int64_t(g.nodes.size()), tr("operator"), tr("operators")),
-                            countOf(int64_t(m->layers.size()), tr("layer"), tr("layers")))
+                           countOf(int64_t(m->layers.size()), tr("layer"), tr("layers")))
                        .arg(formatCompact(double(m->totalParams)));
     if (g.fileBytes > 0)
         text += QStringLiteral(" \u00B7 %1").arg(formatBytes(g.fileBytes));
@@ -431,8 +432,8 @@ void MainWindow::restoreSettings()
     if (metric >= 0 && metric < graph_->colorCombo()->count())
         graph_->colorCombo()->setCurrentIndex(metric);
     graph_->setDirection(settings.value(QStringLiteral("graph/direction")).toString() == QStringLiteral("TB")
-                             ? GraphDirection::TopToBottom
-                             : GraphDirection::LeftToRight);
+            ? GraphDirection::TopToBottom
+            : GraphDirection::LeftToRight);
     studio_->setGraphDirection(graph_->direction());
 }
 
@@ -444,7 +445,7 @@ void MainWindow::saveSettings()
     settings.setValue(QStringLiteral("table/header"), table_->saveHeaderState());
     settings.setValue(QStringLiteral("graph/colorBy"), graph_->colorCombo()->currentIndex());
     settings.setValue(QStringLiteral("graph/direction"),
-                      graph_->direction() == GraphDirection::TopToBottom ? QStringLiteral("TB") : QStringLiteral("LR"));
+        graph_->direction() == GraphDirection::TopToBottom ? QStringLiteral("TB") : QStringLiteral("LR"));
 }
 
 void MainWindow::closeEvent(QCloseEvent* event)

@@ -32,9 +32,9 @@ public:
     // What features attach to. One helper makes every dock (as hotspot's dockify):
     // titled, movable, floatable and closable, tabbed behind `tabifyWith` when given.
     QDockWidget* addDock(QWidget* content, const QString& title, const QString& objectName, Qt::DockWidgetArea area,
-                         QDockWidget* tabifyWith = nullptr);
-    void addViewEntry(QDockWidget* dock);     // the dock's toggle in View, among the other docks
-    void addAnalyzeAction(QAction* action);   // Analyze, above Cancel Job
+        QDockWidget* tabifyWith = nullptr);
+    void addViewEntry(QDockWidget* dock);                // the dock's toggle in View, among the other docks
+    void addAnalyzeAction(QAction* action);              // Analyze, above Cancel Job
     void addFileActions(const QList<QAction*>& actions); // File, a group above Quit
     QMenu* fileMenu() const { return fileMenu_; }
     QMenu* editMenu() const { return editMenu_; }
@@ -54,7 +54,7 @@ public:
     // The installed features (each install() registers its own), e.g.
     // window.feature<SensitivityFeature>()->panel().
     void addFeature(QObject* feature) { features_.append(feature); }
-    template <class F> F* feature() const
+    template<class F> F* feature() const
     {
         for (QObject* f : features_)
             if (auto* typed = qobject_cast<F*>(f))

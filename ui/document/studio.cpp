@@ -88,22 +88,22 @@ int Studio::openModel(const QString& path)
     const LayoutStyle style = layoutStyle();
     QPointer<Studio> self(this);
     return jobs_->start(QStringLiteral("model"), tr("Opening %1").arg(name),
-                        [self, path, style](Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
-                            Progress load = progress.sub(0, 0.85);
-                            auto data = loadModelData(path, load, cancel);
-                            progress.sub(0.85, 1).report(0, "laying out the graph");
-                            auto layout = std::make_shared<GraphLayout>(layoutGraph(*data->graph, style));
-                            cancel.check();
-                            return [self, data, layout, path] {
-                                if (!self)
-                                    return;
-                                self->doc_->setModel(data, layout);
-                                if (self->doc_->layerCount() > 0)
-                                    self->selection_->selectLayer(0);
-                                emit self->modelOpened(path);
-                                self->loadStoredResults();
-                            };
-                        });
+        [self, path, style](Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
+            Progress load = progress.sub(0, 0.85);
+            auto data = loadModelData(path, load, cancel);
+            progress.sub(0.85, 1).report(0, "laying out the graph");
+            auto layout = std::make_shared<GraphLayout>(layoutGraph(*data->graph, style));
+            cancel.check();
+            return [self, data, layout, path] {
+                if (!self)
+                    return;
+                self->doc_->setModel(data, layout);
+                if (self->doc_->layerCount() > 0)
+                    self->selection_->selectLayer(0);
+                emit self->modelOpened(path);
+                self->loadStoredResults();
+            };
+        });
 }
 
 int Studio::openGraph(std::shared_ptr<Graph> graph)
@@ -111,19 +111,19 @@ int Studio::openGraph(std::shared_ptr<Graph> graph)
     const LayoutStyle style = layoutStyle();
     QPointer<Studio> self(this);
     return jobs_->start(QStringLiteral("model"), tr("Opening %1").arg(QString::fromStdString(graph->name)),
-                        [self, graph, style](Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
-                            Progress build = progress.sub(0, 0.85);
-                            auto data = buildModelData(*graph, build, cancel);
-                            auto layout = std::make_shared<GraphLayout>(layoutGraph(*data->graph, style));
-                            return [self, data, layout] {
-                                if (!self)
-                                    return;
-                                self->doc_->setModel(data, layout);
-                                if (self->doc_->layerCount() > 0)
-                                    self->selection_->selectLayer(0);
-                                emit self->modelOpened(QString());
-                            };
-                        });
+        [self, graph, style](Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
+            Progress build = progress.sub(0, 0.85);
+            auto data = buildModelData(*graph, build, cancel);
+            auto layout = std::make_shared<GraphLayout>(layoutGraph(*data->graph, style));
+            return [self, data, layout] {
+                if (!self)
+                    return;
+                self->doc_->setModel(data, layout);
+                if (self->doc_->layerCount() > 0)
+                    self->selection_->selectLayer(0);
+                emit self->modelOpened(QString());
+            };
+        });
 }
 
 void Studio::relayout()
@@ -135,13 +135,13 @@ void Studio::relayout()
     QPointer<Studio> self(this);
     const int generation = doc_->generation();
     jobs_->start(QStringLiteral("layout"), tr("Laying out the graph"),
-                 [self, model, style, generation](Progress&, const CancelToken&) -> JobRunner::Deliver {
-                     auto layout = std::make_shared<GraphLayout>(layoutGraph(*model->graph, style));
-                     return [self, layout, generation] {
-                         if (self && self->doc_->generation() == generation)
-                             self->doc_->setLayout(layout);
-                     };
-                 });
+        [self, model, style, generation](Progress&, const CancelToken&) -> JobRunner::Deliver {
+            auto layout = std::make_shared<GraphLayout>(layoutGraph(*model->graph, style));
+            return [self, layout, generation] {
+                if (self && self->doc_->generation() == generation)
+                    self->doc_->setLayout(layout);
+            };
+        });
 }
 
 void Studio::countSizes()
@@ -153,13 +153,13 @@ void Studio::countSizes()
     QPointer<Studio> self(this);
     const int generation = doc_->generation();
     jobs_->start(QStringLiteral("sizes"), tr("Counting stored sizes"),
-                 [self, model, generation](Progress&, const CancelToken&) -> JobRunner::Deliver {
-                     auto sizes = std::make_shared<const ModelSizeTable>(modelSizeTable(*model->graph));
-                     return [self, sizes, generation] {
-                         if (self && self->doc_->generation() == generation)
-                             self->config_->setSizes(sizes);
-                     };
-                 });
+        [self, model, generation](Progress&, const CancelToken&) -> JobRunner::Deliver {
+            auto sizes = std::make_shared<const ModelSizeTable>(modelSizeTable(*model->graph));
+            return [self, sizes, generation] {
+                if (self && self->doc_->generation() == generation)
+                    self->config_->setSizes(sizes);
+            };
+        });
 }
 
 void Studio::setDataPath(const QString& path)
@@ -198,42 +198,41 @@ int Studio::runCalibration()
     const QString label = calibrationDataLabel();
     const int generation = doc_->generation();
     QPointer<Studio> self(this);
-    return calibrationJob_ = jobs_->start(
-        QStringLiteral("calibrate"), tr("Calibrating on %1").arg(label),
-        [self, model, spec, label, generation](Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
-            QElapsedTimer clock;
-            clock.start();
-            progress.report(0, "loading data");
-            DataOptions options;
-            options.spec = spec;
-            const Dataset data = loadDataset(options, *model->graph);
-            cancel.check();
-            Progress run = progress.sub(0.05, 1);
-            auto result = std::make_shared<ActivationData>();
-            ProfileOptions profile;
-            // One core stays free for the GUI thread: the event loop stays smooth and
-            // Cancel is seen sooner on small machines (2 cores: 30 ms vs 60 ms stalls,
-            // 0.3 s vs 0.7 s to stop); on 8 cores it costs an eighth of the speed.
-            profile.threads = std::max(1, QThread::idealThreadCount() - 1);
-            result->profiles = profileActivations(*model->graph, data, profile, run, cancel);
-            result->dataLabel = tr("%1 (%2 samples)").arg(label).arg(data.count());
-            result->samples = data.count();
-            result->seconds = double(clock.nsecsElapsed()) * 1e-9;
-            return [self, result, generation] {
-                if (!self || self->doc_->generation() != generation)
-                    return;
-                self->doc_->setActivations(result);
-                emit self->calibrationFinished(true);
-            };
-        });
+    return calibrationJob_ = jobs_->start(QStringLiteral("calibrate"), tr("Calibrating on %1").arg(label),
+               [self, model, spec, label, generation](
+                   Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
+                   QElapsedTimer clock;
+                   clock.start();
+                   progress.report(0, "loading data");
+                   DataOptions options;
+                   options.spec = spec;
+                   const Dataset data = loadDataset(options, *model->graph);
+                   cancel.check();
+                   Progress run = progress.sub(0.05, 1);
+                   auto result = std::make_shared<ActivationData>();
+                   ProfileOptions profile;
+                   // One core stays free for the GUI thread: the event loop stays smooth and
+                   // Cancel is seen sooner on small machines (2 cores: 30 ms vs 60 ms stalls,
+                   // 0.3 s vs 0.7 s to stop); on 8 cores it costs an eighth of the speed.
+                   profile.threads = std::max(1, QThread::idealThreadCount() - 1);
+                   result->profiles = profileActivations(*model->graph, data, profile, run, cancel);
+                   result->dataLabel = tr("%1 (%2 samples)").arg(label).arg(data.count());
+                   result->samples = data.count();
+                   result->seconds = double(clock.nsecsElapsed()) * 1e-9;
+                   return [self, result, generation] {
+                       if (!self || self->doc_->generation() != generation)
+                           return;
+                       self->doc_->setActivations(result);
+                       emit self->calibrationFinished(true);
+                   };
+               });
 }
 
 int Studio::openStore(const QString& path)
 {
     const QString abs = QFileInfo(path).absoluteFilePath();
     QPointer<Studio> self(this);
-    return jobs_->start(
-        QStringLiteral("store"), tr("Opening database %1").arg(QFileInfo(abs).fileName()),
+    return jobs_->start(QStringLiteral("store"), tr("Opening database %1").arg(QFileInfo(abs).fileName()),
         [self, abs](Progress& progress, const CancelToken&) -> JobRunner::Deliver {
             progress.report(0, "opening");
             // A Store is one SQLite connection per thread: this one only checks the file
@@ -264,15 +263,15 @@ void Studio::loadStoredResults()
     const int generation = doc_->generation();
     QPointer<Studio> self(this);
     jobs_->start(QStringLiteral("stored"), tr("Reading stored runs of %1").arg(model->displayName()),
-                 [self, store, path, generation](Progress&, const CancelToken&) -> JobRunner::Deliver {
-                     auto stored = ::qs::ui::loadStoredResults(store, path);
-                     return [self, stored, generation] {
-                         if (!self || self->doc_->generation() != generation || self->store_.path != stored->storePath)
-                             return;
-                         self->doc_->setStored(stored);
-                         emit self->storedResultsLoaded();
-                     };
-                 });
+        [self, store, path, generation](Progress&, const CancelToken&) -> JobRunner::Deliver {
+            auto stored = ::qs::ui::loadStoredResults(store, path);
+            return [self, stored, generation] {
+                if (!self || self->doc_->generation() != generation || self->store_.path != stored->storePath)
+                    return;
+                self->doc_->setStored(stored);
+                emit self->storedResultsLoaded();
+            };
+        });
 }
 
 void Studio::openStartupStore()
