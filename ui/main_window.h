@@ -1,42 +1,25 @@
-// The studio's first screen: layer table, graph and inspector around one open model,
-// with the job area in the status bar. Owns the document and the job runner.
+// The studio's frame: the graph in the middle, the layer table and the inspector
+// docked around it, the job area in the status bar, and the menus features add to.
+// All state lives in the Studio it owns; the window only arranges and connects.
 #pragma once
 
-#include "ui/graph_layout.h"
+#include "ui/document/studio.h"
 
+#include <QList>
 #include <QMainWindow>
-
-#include <memory>
 
 class QAction;
 class QDockWidget;
 class QLabel;
 class QMenu;
-
-namespace qs {
-class Graph;
-}
+class QToolBar;
 
 namespace qs::ui {
 
-class ErrorReporter;
 class GraphPanel;
-class JobRunner;
+class InspectorPanel;
 class JobStatusWidget;
-class LayerInspector;
-class LayerSelection;
 class LayerTablePanel;
-class ModelDocument;
-class QuantConfigDocument;
-class RunsWorkbench;
-class SamplesPanel;
-class SensitivityPanel;
-class SensitivityAgreementView;
-class CalibDiagView;
-class ParetoPanel;
-class PrecisionBoundaryOverlay;
-class WhatIfController;
-class WhatIfPanel;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -44,53 +27,40 @@ public:
     explicit MainWindow(QWidget* parent = nullptr);
     ~MainWindow() override;
 
-    ModelDocument* document() const { return doc_; }
-    JobRunner* jobs() const { return jobs_; }
+    Studio& studio() const { return *studio_; }
+
+    // What features attach to. One helper makes every dock (as hotspot's dockify):
+    // titled, movable, floatable and closable, tabbed behind `tabifyWith` when given.
+    QDockWidget* addDock(QWidget* content, const QString& title, const QString& objectName, Qt::DockWidgetArea area,
+        QDockWidget* tabifyWith = nullptr);
+    void addViewEntry(QDockWidget* dock);                // the dock's toggle in View, among the other docks
+    void addAnalyzeAction(QAction* action);              // Analyze, above Cancel Job
+    void addFileActions(const QList<QAction*>& actions); // File, a group above Quit
+    QMenu* fileMenu() const { return fileMenu_; }
+    QMenu* editMenu() const { return editMenu_; }
+    QMenu* viewMenu() const { return viewMenu_; }
+    QMenu* analyzeMenu() const { return analyzeMenu_; }
+    QToolBar* toolBar() const { return toolBar_; }
+    QDockWidget* layersDock() const { return tableDock_; }
+    QDockWidget* inspectorDock() const { return inspectorDock_; }
+
     LayerTablePanel* layerPanel() const { return table_; }
     GraphPanel* graphPanel() const { return graph_; }
-    LayerInspector* inspector() const { return inspector_; }
-    LayerSelection* selection() const { return selection_; }
+    InspectorPanel* inspector() const { return inspector_; }
     JobStatusWidget* jobStatus() const { return jobStatus_; }
-    ErrorReporter* errorReporter() const { return errors_; }
-    void setErrorReporter(ErrorReporter* reporter); // takes ownership
     QAction* calibrateAction() const { return calibrateAction_; }
-    QuantConfigDocument* configDocument() const { return config_; }
-    RunsWorkbench* runs() const { return runs_; } // quantize, runs browser, compare, export
-    SensitivityPanel* sensitivityPanel() const { return sensitivity_; }
-    QDockWidget* sensitivityDock() const { return sensitivityDock_; }
-    ParetoPanel* paretoPanel() const { return pareto_; }
-    QDockWidget* paretoDock() const { return paretoDock_; }
-    WhatIfController* whatIf() const { return whatIf_; }
-    WhatIfPanel* whatIfPanel() const { return whatIfPanel_; }
-    SamplesPanel* samplesPanel() const { return samples_; }
-    QDockWidget* samplesDock() const { return samplesDock_; }
-    SensitivityAgreementView* agreementView() const { return agreement_; } // the sensitivity dock's Compare Metrics tab
-    CalibDiagView* calibDiagView() const { return calibDiag_; }
-    PrecisionBoundaryOverlay* boundaryOverlay() const { return boundaries_; }
-    QAction* boundaryAction() const { return boundaryAction_; }
-
-    // Each starts a job and returns its id (-1 when nothing was started).
-    int openModel(const QString& path);
-    int openGraph(std::shared_ptr<Graph> graph); // a model built in memory (benchmarks, tests)
-    int runCalibration();
-    QString calibrationDataLabel() const;
-    QString calibrationDataSpec() const; // the chosen data, else the data beside the model, else random:64
-    // Opens (creating if missing) the experiment store at `path`; on success it becomes
-    // the remembered database. A failure leaves the previous one in place.
-    int openStore(const QString& path);
-    QString storePath() const { return storePath_; }
     QLabel* storeLabel() const { return storeLabel_; }
 
-    // The bundled demo on first start, else the last model opened.
-    void openStartupModel();
-    // The database used last, else the default store if one exists; none otherwise.
-    void openStartupStore();
-
-signals:
-    void modelOpened(const QString& path);
-    void calibrationFinished(bool ok);
-    void storeOpened(const QString& path);
-    void storedResultsLoaded(); // the open model's runs in the open database reached the document
+    // The installed features (each install() registers its own), e.g.
+    // window.feature<SensitivityFeature>()->panel().
+    void addFeature(QObject* feature) { features_.append(feature); }
+    template<class F> F* feature() const
+    {
+        for (QObject* f : features_)
+            if (auto* typed = qobject_cast<F*>(f))
+                return typed;
+        return nullptr;
+    }
 
 protected:
     void closeEvent(QCloseEvent* event) override;
@@ -101,17 +71,6 @@ private:
     void createActions();
     void createMenus();
     void createDocks();
-    void createQuantEditor(); // the bit-width configuration, its editor, undo and files
-    void createRunsWorkbench(); // Quantize, the runs browser, Compare and Export
-    void createSensitivityDock();
-    void createParetoDock();
-    void connectOutlierProfiling(); // the inspector's outlier panel runs on the calibration data
-    void createWhatIf();
-    void createSamplesDock(); // the samples behind the numbers; "Show divergent samples" on a layer row
-    void createSensitivityAgreement(); // Compare Metrics: a tab beside the sweep in the sensitivity dock
-    void createCalibDiagnostics();     // Analyze > Calibration Diagnostics
-    void createPrecisionInterop(); // File > Import/Export Precision (ORT, TensorRT, rules, AIMET)
-    void createLatencyViews(); // the Pareto panel's latency profile: its data, and boundaries on the graph
     void restoreSettings();
     void saveSettings();
     void addRecent(const QString& path);
@@ -119,32 +78,26 @@ private:
     void chooseModel();
     void chooseData();
     void chooseStore();
-    void loadStoredResults();
-    void relayout(GraphDirection direction);
+    void showStore();
     void updateTitle();
     void updateSummary();
     void updateActions();
-    LayoutStyle layoutStyle(GraphDirection direction) const;
 
-    ModelDocument* doc_;
-    JobRunner* jobs_;
-    ErrorReporter* errors_;
+    Studio* studio_;
     LayerTablePanel* table_;
     GraphPanel* graph_;
-    LayerInspector* inspector_;
-    LayerSelection* selection_;
+    InspectorPanel* inspector_;
     JobStatusWidget* jobStatus_;
     QLabel* summary_;
     QLabel* storeLabel_;
-    QDockWidget* tableDock_;
-    QDockWidget* inspectorDock_;
-    QuantConfigDocument* config_ = nullptr;
-    RunsWorkbench* runs_ = nullptr;
-    SensitivityPanel* sensitivity_ = nullptr;
-    QDockWidget* sensitivityDock_ = nullptr;
-    ParetoPanel* pareto_ = nullptr;
-    QDockWidget* paretoDock_ = nullptr;
+    QDockWidget* tableDock_ = nullptr;
+    QDockWidget* inspectorDock_ = nullptr;
+    QMenu* fileMenu_ = nullptr;
+    QMenu* editMenu_ = nullptr;
+    QMenu* viewMenu_ = nullptr;
+    QMenu* analyzeMenu_ = nullptr;
     QMenu* recentMenu_ = nullptr;
+    QToolBar* toolBar_ = nullptr;
     QAction* openAction_ = nullptr;
     QAction* demoAction_ = nullptr;
     QAction* dataAction_ = nullptr;
@@ -152,17 +105,8 @@ private:
     QAction* calibrateAction_ = nullptr;
     QAction* cancelAction_ = nullptr;
     QAction* quitAction_ = nullptr;
-    QString dataPath_; // chosen calibration data; empty: the data beside the model
-    QString storePath_; // the open experiment store; empty: none
     QByteArray defaultState_;
-    WhatIfController* whatIf_ = nullptr;
-    WhatIfPanel* whatIfPanel_ = nullptr;
-    SamplesPanel* samples_ = nullptr;
-    QDockWidget* samplesDock_ = nullptr;
-    SensitivityAgreementView* agreement_ = nullptr;
-    CalibDiagView* calibDiag_ = nullptr;
-    PrecisionBoundaryOverlay* boundaries_ = nullptr;
-    QAction* boundaryAction_ = nullptr;
+    QList<QObject*> features_;
 };
 
 } // namespace qs::ui

@@ -1,13 +1,13 @@
 // quantstudio: the desktop studio. Opens MODEL.onnx, or the bundled demo on first start,
 // and the experiment database used last (or --db PATH).
-#include "ui/error_reporter.h"
-#include "ui/graph_panel.h"
-#include "ui/job_runner.h"
-#include "ui/layer_inspector.h"
-#include "ui/layer_selection.h"
+#include "ui/document/layer_selection.h"
+#include "ui/document/model_document.h"
+#include "ui/graph/graph_panel.h"
+#include "ui/inspector/inspector_panel.h"
+#include "ui/jobs/job_runner.h"
 #include "ui/main_window.h"
-#include "ui/model_document.h"
-#include "ui/theme.h"
+#include "ui/widgets/error_reporter.h"
+#include "ui/widgets/theme.h"
 
 #include <QApplication>
 #include <QComboBox>
@@ -85,23 +85,23 @@ int main(int argc, char** argv)
             QApplication::exit(ok ? 0 : 1);
         });
     };
-    QObject::connect(&window, &qs::ui::MainWindow::modelOpened, &window, [&, takeShot] {
+    QObject::connect(&window.studio(), &qs::ui::Studio::modelOpened, &window, [&, takeShot] {
         if (!selectName.isEmpty()) {
-            const auto& m = window.document()->model();
+            const auto& m = window.studio().document()->model();
             for (int r = 0; r < int(m->layers.size()); ++r)
                 if (QString::fromStdString(m->layers[std::size_t(r)].summary.name).contains(selectName)) {
-                    window.selection()->selectLayer(r);
+                    window.studio().selection()->selectLayer(r);
                     break;
                 }
         }
-        if (doCalibrate && window.runCalibration() >= 0)
+        if (doCalibrate && window.studio().runCalibration() >= 0)
             return;
         if (!shotPath.isEmpty())
             takeShot();
     });
     if (!shotPath.isEmpty())
-        QObject::connect(&window, &qs::ui::MainWindow::calibrationFinished, &window, [takeShot] { takeShot(); });
-    QObject::connect(window.errorReporter(), &qs::ui::ErrorReporter::reported, &window,
+        QObject::connect(&window.studio(), &qs::ui::Studio::calibrationFinished, &window, [takeShot] { takeShot(); });
+    QObject::connect(window.studio().errors(), &qs::ui::ErrorReporter::reported, &window,
                      [&shotPath](const QString& title, const QString& message) {
                          std::fprintf(stderr, "%s: %s\n", qPrintable(title), qPrintable(message));
                          if (!shotPath.isEmpty())
@@ -109,13 +109,13 @@ int main(int argc, char** argv)
                      });
 
     if (args.isSet(db))
-        window.openStore(args.value(db));
+        window.studio().openStore(args.value(db));
     else
-        window.openStartupStore();
+        window.studio().openStartupStore();
     const QStringList positional = args.positionalArguments();
     if (!positional.isEmpty())
-        window.openModel(QFileInfo(positional.front()).absoluteFilePath());
+        window.studio().openModel(QFileInfo(positional.front()).absoluteFilePath());
     else
-        window.openStartupModel();
+        window.studio().openStartupModel();
     return app.exec();
 }

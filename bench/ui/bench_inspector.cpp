@@ -3,11 +3,11 @@
 // the cached histograms. Prints the median and worst of alternating selections.
 // Usage: bench_inspector [--params N] [--repeats R] [--no-calibrate]   (offscreen by default)
 #include "graph/graph.h"
-#include "ui/job_runner.h"
-#include "ui/layer_selection.h"
+#include "ui/document/layer_selection.h"
+#include "ui/document/model_document.h"
+#include "ui/jobs/job_runner.h"
 #include "ui/main_window.h"
-#include "ui/model_document.h"
-#include "ui/theme.h"
+#include "ui/widgets/theme.h"
 
 #include <QApplication>
 #include <QElapsedTimer>
@@ -120,20 +120,20 @@ int main(int argc, char** argv)
     clock.restart();
     QEventLoop wait;
     bool opened = false;
-    QObject::connect(&window, &qs::ui::MainWindow::modelOpened, &wait, [&] {
+    QObject::connect(&window.studio(), &qs::ui::Studio::modelOpened, &wait, [&] {
         opened = true;
         wait.quit();
     });
-    QObject::connect(window.jobs(), &qs::ui::JobRunner::jobFinished, &wait, [&] { wait.quit(); });
+    QObject::connect(window.studio().jobs(), &qs::ui::JobRunner::jobFinished, &wait, [&] { wait.quit(); });
     QTimer::singleShot(600000, &wait, &QEventLoop::quit);
-    window.openGraph(graph);
+    window.studio().openGraph(graph);
     wait.exec();
     if (!opened) {
         std::fprintf(stderr, "model did not open\n");
         return 1;
     }
     const double prepareMs = double(clock.nsecsElapsed()) * 1e-6;
-    auto* doc = window.document();
+    auto* doc = window.studio().document();
     std::printf("model: 2 Gemm layers of %lld and %lld parameters (synthetic, built in %.0f ms)\n",
                 static_cast<long long>(doc->layer(0)->summary.params), static_cast<long long>(doc->layer(1)->summary.params),
                 buildMs);
@@ -145,19 +145,19 @@ int main(int argc, char** argv)
         clock.restart();
         bool calibrated = false;
         QEventLoop calibration;
-        QObject::connect(&window, &qs::ui::MainWindow::calibrationFinished, &calibration, [&](bool ok) {
+        QObject::connect(&window.studio(), &qs::ui::Studio::calibrationFinished, &calibration, [&](bool ok) {
             calibrated = ok;
             calibration.quit();
         });
         QTimer::singleShot(600000, &calibration, &QEventLoop::quit);
-        if (window.runCalibration() < 0)
+        if (window.studio().runCalibration() < 0)
             return 1;
         calibration.exec();
         if (!calibrated) {
             std::fprintf(stderr, "calibration did not finish\n");
             return 1;
         }
-        std::printf("worker: activation statistics on %s in %.0f ms\n", qPrintable(window.calibrationDataLabel()),
+        std::printf("worker: activation statistics on %s in %.0f ms\n", qPrintable(window.studio().calibrationDataLabel()),
                     double(clock.nsecsElapsed()) * 1e-6);
     }
 
@@ -166,7 +166,7 @@ int main(int argc, char** argv)
         QApplication::processEvents();
         clock.restart();
         const double cpu0 = threadCpuMs();
-        window.selection()->selectLayer(i % 2 == 0 ? 1 : 0); // alternate so every selection redraws
+        window.studio().selection()->selectLayer(i % 2 == 0 ? 1 : 0); // alternate so every selection redraws
         cpuTimes.push_back(threadCpuMs() - cpu0);
         times.push_back(double(clock.nsecsElapsed()) * 1e-6);
     }
@@ -176,6 +176,6 @@ int main(int argc, char** argv)
                 "GUI-thread CPU; budget 50 ms -> %s\n",
                 calibrate ? " with activations" : "", repeats, wallMedian,
                 *std::max_element(times.begin(), times.end()), cpuMedian, wallMedian < 50 ? "ok" : "SLOW");
-    window.jobs()->cancelAll();
+    window.studio().jobs()->cancelAll();
     return wallMedian < 50 ? 0 : 1;
 }

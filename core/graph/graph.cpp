@@ -22,13 +22,13 @@ std::string Node::attrString(const std::string& attr, const std::string& fallbac
     return it == attrs.end() ? fallback : it->second.s;
 }
 
-std::vector<int64_t> Node::attrInts(const std::string& attr, std::vector<int64_t> fallback) const
+std::vector<int64_t> Node::attrInts(const std::string& attr, const std::vector<int64_t>& fallback) const
 {
     auto it = attrs.find(attr);
     return it == attrs.end() ? fallback : it->second.ints;
 }
 
-std::vector<float> Node::attrFloats(const std::string& attr, std::vector<float> fallback) const
+std::vector<float> Node::attrFloats(const std::string& attr, const std::vector<float>& fallback) const
 {
     auto it = attrs.find(attr);
     return it == attrs.end() ? fallback : it->second.floats;

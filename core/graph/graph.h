@@ -39,8 +39,8 @@ struct Node {
     int64_t attrInt(const std::string& attr, int64_t fallback) const;
     float attrFloat(const std::string& attr, float fallback) const;
     std::string attrString(const std::string& attr, const std::string& fallback) const;
-    std::vector<int64_t> attrInts(const std::string& attr, std::vector<int64_t> fallback = {}) const;
-    std::vector<float> attrFloats(const std::string& attr, std::vector<float> fallback = {}) const;
+    std::vector<int64_t> attrInts(const std::string& attr, const std::vector<int64_t>& fallback = {}) const;
+    std::vector<float> attrFloats(const std::string& attr, const std::vector<float>& fallback = {}) const;
     // Input i or "" when absent.
     const std::string& input(std::size_t i) const;
 };

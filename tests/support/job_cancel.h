@@ -2,8 +2,8 @@
 // fraction, click the view's Cancel and time until every worker thread has returned.
 #pragma once
 
-#include "ui/job_progress_row.h"
-#include "ui/job_runner.h"
+#include "ui/jobs/job_progress_row.h"
+#include "ui/jobs/job_runner.h"
 
 #include <QElapsedTimer>
 #include <QPushButton>

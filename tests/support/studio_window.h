@@ -4,9 +4,10 @@
 // instead of shown. QS_SCREENSHOT_DIR=<dir> lets tests save PNGs.
 #pragma once
 
-#include "ui/error_reporter.h"
+#include "ui/document/quant_config_document.h"
+#include "ui/document/studio.h"
 #include "ui/main_window.h"
-#include "ui/quant_config_document.h"
+#include "ui/widgets/error_reporter.h"
 
 #include <QCoreApplication>
 #include <QSettings>
@@ -21,6 +22,32 @@ namespace qs::test {
 inline const QString demoModelPath = QStringLiteral(QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx");
 inline const QString demoImagesPath = QStringLiteral(QS_SOURCE_DIR "/resources/demo/fashion1k-images-idx3-ubyte.gz");
 
+// The shared state alone, for a panel test (the panel takes it): fresh settings under
+// the test's name, the demo model open and its size table counted; nullptr when the
+// model did not open within a minute.
+inline std::unique_ptr<ui::Studio> openDemoStudio(const QString& testName)
+{
+    QCoreApplication::setOrganizationName(QStringLiteral("QuantStudioTests"));
+    QCoreApplication::setApplicationName(testName);
+    QSettings().clear();
+    auto studio = std::make_unique<ui::Studio>();
+    QSignalSpy opened(studio.get(), &ui::Studio::modelOpened);
+    studio->openModel(demoModelPath);
+    if (!opened.wait(60000))
+        return nullptr;
+    for (int i = 0; i < 300 && !studio->config()->sizes(); ++i)
+        QTest::qWait(100);
+    return studio->config()->sizes() ? std::move(studio) : nullptr;
+}
+
+// Shows a panel built alone at a dock's size; false when it did not show.
+inline bool showPanel(QWidget* panel, QSize size = QSize(620, 900))
+{
+    panel->resize(size);
+    panel->show();
+    return QTest::qWaitForWindowExposed(panel);
+}
+
 // nullptr when the window did not show or the model did not open within a minute.
 inline std::unique_ptr<ui::MainWindow> openDemoWindow(const QString& testName)
 {
@@ -32,13 +59,13 @@ inline std::unique_ptr<ui::MainWindow> openDemoWindow(const QString& testName)
     window->show();
     if (!QTest::qWaitForWindowExposed(window.get()))
         return nullptr;
-    QSignalSpy opened(window.get(), &ui::MainWindow::modelOpened);
-    window->openModel(demoModelPath);
+    QSignalSpy opened(&window->studio(), &ui::Studio::modelOpened);
+    window->studio().openModel(demoModelPath);
     if (!opened.wait(60000))
         return nullptr;
-    for (int i = 0; i < 300 && !window->configDocument()->sizes(); ++i)
+    for (int i = 0; i < 300 && !window->studio().config()->sizes(); ++i)
         QTest::qWait(100);
-    return window->configDocument()->sizes() ? std::move(window) : nullptr;
+    return window->studio().config()->sizes() ? std::move(window) : nullptr;
 }
 
 class RecordingReporter : public ui::ErrorReporter {
@@ -58,9 +85,9 @@ inline std::unique_ptr<ui::MainWindow> openStudio(const QString& testName, const
     if (!window)
         return nullptr;
     errors = new RecordingReporter;
-    window->setErrorReporter(errors);
-    QSignalSpy storeOpened(window.get(), &ui::MainWindow::storeOpened);
-    window->openStore(dbPath);
+    window->studio().setErrorReporter(errors);
+    QSignalSpy storeOpened(&window->studio(), &ui::Studio::storeOpened);
+    window->studio().openStore(dbPath);
     if (!storeOpened.wait(20000))
         return nullptr;
     return window;

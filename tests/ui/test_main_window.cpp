@@ -6,21 +6,21 @@
 #include "graph/onnx_import.h"
 #include "store/store.h"
 #include "support/onnx_builder.h"
-#include "util/hash.h"
-#include "ui/error_reporter.h"
-#include "ui/graph_items.h"
-#include "ui/graph_panel.h"
-#include "ui/graph_view.h"
-#include "ui/job_runner.h"
-#include "ui/job_status_widget.h"
-#include "ui/layer_filter_proxy.h"
-#include "ui/layer_inspector.h"
-#include "ui/layer_selection.h"
-#include "ui/layer_table_model.h"
-#include "ui/layer_table_panel.h"
+#include "ui/document/layer_selection.h"
+#include "ui/document/model_document.h"
+#include "ui/graph/graph_items.h"
+#include "ui/graph/graph_panel.h"
+#include "ui/graph/graph_view.h"
+#include "ui/inspector/inspector_panel.h"
+#include "ui/jobs/job_runner.h"
+#include "ui/jobs/job_status_widget.h"
+#include "ui/layers/layer_filter_proxy.h"
+#include "ui/layers/layer_table_model.h"
+#include "ui/layers/layer_table_panel.h"
 #include "ui/main_window.h"
-#include "ui/model_document.h"
-#include "ui/plot_panel.h"
+#include "ui/widgets/error_reporter.h"
+#include "ui/widgets/plot_view.h"
+#include "util/hash.h"
 
 #include <qcustomplot.h>
 
@@ -111,14 +111,14 @@ class TestMainWindow : public QObject {
 
     bool openAndWait(const QString& path)
     {
-        QSignalSpy opened(window.get(), &MainWindow::modelOpened);
-        window->openModel(path);
+        QSignalSpy opened(&window->studio(), &Studio::modelOpened);
+        window->studio().openModel(path);
         return opened.wait(60000);
     }
 
     void ensureDemo()
     {
-        if (window->document()->isEmpty())
+        if (window->studio().document()->isEmpty())
             QVERIFY(openAndWait(demoPath));
     }
 
@@ -182,7 +182,7 @@ private slots:
         for (const NodeItem* item : view->nodeItems())
             layers += item->isLayer() ? 1 : 0;
         QCOMPARE(layers, 8);
-        QVERIFY(window->document()->model()->unsupportedNodes.empty()); // the demo runs everywhere
+        QVERIFY(window->studio().document()->model()->unsupportedNodes.empty()); // the demo runs everywhere
     }
 
     void selectingLayerFillsInspector_data()
@@ -197,13 +197,13 @@ private slots:
         QFETCH(int, row);
         QElapsedTimer clock;
         clock.start();
-        window->selection()->selectLayer(row);
+        window->studio().selection()->selectLayer(row);
         const double ms = double(clock.nsecsElapsed()) * 1e-6;
         qInfo("select + redraw %s: %.1f ms", expected[std::size_t(row)].name.c_str(), ms);
 
-        LayerInspector* inspector = window->inspector();
+        InspectorPanel* inspector = window->inspector();
         QCOMPARE(inspector->shownLayer(), row);
-        const LayerData& layer = *window->document()->layer(row);
+        const LayerData& layer = *window->studio().document()->layer(row);
         // Weight histogram: one point per bin plus the closing edge; counts add up to the weights.
         const QCPGraph* hist = inspector->weightPlot()->plot()->graph(0);
         QCOMPARE(hist->dataCount(), layer.weights.histogram.bins() + 1);
@@ -235,7 +235,7 @@ private slots:
     void logCountsToggle()
     {
         ensureDemo();
-        window->selection()->selectLayer(1);
+        window->studio().selection()->selectLayer(1);
         QCustomPlot* plot = window->inspector()->weightPlot()->plot();
         QCOMPARE(plot->yAxis->scaleType(), QCPAxis::stLinear);
         window->inspector()->weightLogToggle()->click();
@@ -250,13 +250,13 @@ private slots:
         ensureDemo();
         GraphView* view = window->graphPanel()->view();
         const int row = 5;
-        const int node = window->document()->layer(row)->node;
+        const int node = window->studio().document()->layer(row)->node;
         NodeItem* item = view->itemForNode(node);
         QVERIFY(item);
         view->centerOn(item);
         const QPoint pos = view->mapFromScene(item->sceneBoundingRect().center());
         QTest::mouseClick(view->viewport(), Qt::LeftButton, {}, pos);
-        QCOMPARE(window->selection()->currentLayer(), row);
+        QCOMPARE(window->studio().selection()->currentLayer(), row);
         QCOMPARE(window->inspector()->shownLayer(), row);
 
         // A non-layer operator is selected too; the inspector lists its attributes.
@@ -269,8 +269,8 @@ private slots:
         NodeItem* reluItem = view->itemForNode(relu);
         view->centerOn(reluItem);
         QTest::mouseClick(view->viewport(), Qt::LeftButton, {}, view->mapFromScene(reluItem->sceneBoundingRect().center()));
-        QCOMPARE(window->selection()->currentNode(), relu);
-        QCOMPARE(window->selection()->currentLayer(), -1);
+        QCOMPARE(window->studio().selection()->currentNode(), relu);
+        QCOMPARE(window->studio().selection()->currentLayer(), -1);
         QVERIFY(reluItem->isCurrent());
         QVERIFY(window->layerPanel()->view()->selectionModel()->selectedRows().isEmpty());
     }
@@ -280,7 +280,7 @@ private slots:
     {
         ensureDemo();
         GraphView* view = window->graphPanel()->view();
-        window->selection()->selectLayer(0);
+        window->studio().selection()->selectLayer(0);
         const double z0 = view->zoom();
         view->zoomIn();
         QVERIFY(view->zoom() > z0 * 1.2);
@@ -306,7 +306,7 @@ private slots:
             send(QEvent::MouseMove, start - QPoint(dx, 0), Qt::LeftButton);
         send(QEvent::MouseButtonRelease, start - QPoint(120, 0), Qt::NoButton);
         QCOMPARE(bar->value(), before + 120);
-        QCOMPARE(window->selection()->currentLayer(), 0); // a drag is not a click
+        QCOMPARE(window->studio().selection()->currentLayer(), 0); // a drag is not a click
         view->fitGraph();
         QVERIFY(view->zoom() <= 1.3);
     }
@@ -323,7 +323,7 @@ private slots:
         panel->nameFilter()->clear();
         QCOMPARE(panel->proxy()->rowCount(), 1);
         // Selecting a filtered-out layer from the graph clears the filter so it shows.
-        window->selection()->selectNode(window->document()->layer(0)->node);
+        window->studio().selection()->selectNode(window->studio().document()->layer(0)->node);
         QCOMPARE(panel->proxy()->rowCount(), 8);
         QCOMPARE(panel->view()->selectionModel()->selectedRows().size(), 1);
     }
@@ -360,7 +360,7 @@ private slots:
     {
         ensureDemo();
         QTemporaryDir dir;
-        PlotPanel* plot = window->inspector()->weightPlot();
+        PlotView* plot = window->inspector()->weightPlot();
         QVERIFY(plot->savePng(dir.filePath("w.png")));
         QVERIFY(plot->savePdf(dir.filePath("w.pdf")));
         QVERIFY(QImage(dir.filePath("w.png")).width() >= plot->plot()->width());
@@ -375,15 +375,15 @@ private slots:
     void calibrationRunsAndCancels()
     {
         ensureDemo();
-        window->selection()->selectLayer(2);
-        LayerInspector* inspector = window->inspector();
+        window->studio().selection()->selectLayer(2);
+        InspectorPanel* inspector = window->inspector();
         QVERIFY(inspector->activationPlot()->hasMessage());
-        JobRunner* jobs = window->jobs();
+        JobRunner* jobs = window->studio().jobs();
 
         // Cancel: the worker returns within a second; the status bar clears at once.
         StallMeter stall;
         stall.start();
-        const int id = window->runCalibration();
+        const int id = window->studio().runCalibration();
         QVERIFY(id > 0);
         QVERIFY(window->jobStatus()->cancelButton()->isVisible());
         QTRY_VERIFY_WITH_TIMEOUT(window->jobStatus()->progressBar()->value() > 0, 30000);
@@ -395,10 +395,10 @@ private slots:
         // Polled with the event loop running, so the stall meter keeps measuring.
         QTRY_VERIFY_WITH_TIMEOUT(jobs->activeWorkers() == 0, 1000);
         qInfo("calibration worker stopped %lld ms after Cancel", static_cast<long long>(clock.elapsed()));
-        QVERIFY(!window->document()->activations());
+        QVERIFY(!window->studio().document()->activations());
 
         // Full run: activation histogram with each calibrator's clipping range.
-        QSignalSpy done(window.get(), &MainWindow::calibrationFinished);
+        QSignalSpy done(&window->studio(), &Studio::calibrationFinished);
         // The status bar shows a running ETA once the job has measured its pace.
         auto* etaLabel = window->jobStatus()->findChild<QLabel*>(QStringLiteral("jobEta"));
         QVERIFY(etaLabel);
@@ -411,7 +411,7 @@ private slots:
             if (eta > 0 && fraction < 1)
                 etaTexts << etaLabel->text();
         });
-        window->runCalibration();
+        window->studio().runCalibration();
         QVERIFY(done.wait(120000));
         disconnect(watch);
         QVERIFY(monotonic);
@@ -421,9 +421,9 @@ private slots:
         qInfo("longest event-loop stall during calibration: %.1f ms (goal < 100 ms)", ms);
         QVERIFY2(ms < 500, qPrintable(QStringLiteral("GUI blocked for %1 ms").arg(ms)));
         QVERIFY(done.back().at(0).toBool());
-        const auto& acts = window->document()->activations();
+        const auto& acts = window->studio().document()->activations();
         QVERIFY(acts);
-        const LayerData& layer = *window->document()->layer(2);
+        const LayerData& layer = *window->studio().document()->layer(2);
         const ActivationProfile* input = acts->find(layer.summary.name, "input");
         QVERIFY(input);
         QVERIFY(!inspector->activationPlot()->hasMessage());
@@ -458,8 +458,8 @@ private slots:
         f.write(bytes);
         f.close();
 
-        QSignalSpy reported(window->errorReporter(), &ErrorReporter::reported);
-        window->openModel(path);
+        QSignalSpy reported(window->studio().errors(), &ErrorReporter::reported);
+        window->studio().openModel(path);
         QVERIFY(reported.wait(10000));
         const QString message = reported.front().at(1).toString();
         qInfo("error shown: %s", qPrintable(message));
@@ -472,7 +472,7 @@ private slots:
         // Nothing else is lost: the demo model, its table and the selection stay.
         QCOMPARE(window->layerPanel()->model()->rowCount(), 8);
         QCOMPARE(window->windowTitle(), QStringLiteral("fashion_cnn.onnx \u2014 QuantStudio"));
-        QVERIFY(window->selection()->currentNode() >= 0);
+        QVERIFY(window->studio().selection()->currentNode() >= 0);
     }
 
     // A model the runtime cannot run still opens for inspection; calibrating it names
@@ -489,7 +489,7 @@ private slots:
         QVERIFY(openAndWait(path));
         QCOMPARE(window->layerPanel()->model()->rowCount(), 1);
         // Said up front: the summary names the operator, the graph outlines its node.
-        const auto& model = window->document()->model();
+        const auto& model = window->studio().document()->model();
         QCOMPARE(int(model->unsupportedNodes.size()), 1);
         const int snake = model->graph->findNode("snake");
         QCOMPARE(model->unsupportedNodes.front(), snake);
@@ -498,9 +498,9 @@ private slots:
         const QString summary = window->findChild<QLabel*>(QStringLiteral("modelSummary"))->text();
         QVERIFY2(summary.contains(QStringLiteral("not runnable here: SnakeActivation (1 node)")), qPrintable(summary));
 
-        QSignalSpy reported(window->errorReporter(), &ErrorReporter::reported);
-        QSignalSpy finished(window.get(), &MainWindow::calibrationFinished);
-        QVERIFY(window->runCalibration() > 0);
+        QSignalSpy reported(window->studio().errors(), &ErrorReporter::reported);
+        QSignalSpy finished(&window->studio(), &Studio::calibrationFinished);
+        QVERIFY(window->studio().runCalibration() > 0);
         QVERIFY(reported.wait(30000));
         const QString message = reported.front().at(1).toString();
         qInfo("error shown: %s", qPrintable(message));
@@ -520,8 +520,8 @@ private slots:
     void missingFileNamesPath()
     {
         ensureDemo();
-        QSignalSpy reported(window->errorReporter(), &ErrorReporter::reported);
-        window->openModel(QStringLiteral("/nonexistent/model.onnx"));
+        QSignalSpy reported(window->studio().errors(), &ErrorReporter::reported);
+        window->studio().openModel(QStringLiteral("/nonexistent/model.onnx"));
         QVERIFY(reported.wait(10000));
         QVERIFY(reported.front().at(1).toString().contains(QStringLiteral("/nonexistent/model.onnx")));
         if (QMessageBox* box = visibleErrorDialog())
@@ -535,7 +535,7 @@ private slots:
         QDragEnterEvent enter(QPoint(10, 10), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
         QApplication::sendEvent(window.get(), &enter);
         QVERIFY(enter.isAccepted());
-        QSignalSpy opened(window.get(), &MainWindow::modelOpened);
+        QSignalSpy opened(&window->studio(), &Studio::modelOpened);
         QDropEvent drop(QPointF(10, 10), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
         QApplication::sendEvent(window.get(), &drop);
         QVERIFY(opened.wait(60000));
@@ -557,15 +557,15 @@ private slots:
         QSettings().setValue(QStringLiteral("data/path"), labels);
         {
             MainWindow w;
-            QCOMPARE(w.calibrationDataLabel(), QStringLiteral("fashion1k-logits.npy"));
+            QCOMPARE(w.studio().calibrationDataLabel(), QStringLiteral("fashion1k-logits.npy"));
         }
         QSettings().setValue(QStringLiteral("data/path"), QStringLiteral("/nonexistent/data.npy"));
         MainWindow w;
-        QCOMPARE(w.calibrationDataLabel(), QStringLiteral("64 random inputs")); // no model open yet
-        QSignalSpy opened(&w, &MainWindow::modelOpened);
-        w.openModel(demoPath);
+        QCOMPARE(w.studio().calibrationDataLabel(), QStringLiteral("64 random inputs")); // no model open yet
+        QSignalSpy opened(&w.studio(), &Studio::modelOpened);
+        w.studio().openModel(demoPath);
         QVERIFY(opened.wait(60000));
-        QCOMPARE(w.calibrationDataLabel(), QStringLiteral("fashion1k-images-idx3-ubyte.gz"));
+        QCOMPARE(w.studio().calibrationDataLabel(), QStringLiteral("fashion1k-images-idx3-ubyte.gz"));
         QSettings().remove(QStringLiteral("data/path"));
     }
 
@@ -574,8 +574,8 @@ private slots:
     {
         QSettings().setValue(QStringLiteral("files/lastModel"), QStringLiteral("/nonexistent/gone.onnx"));
         MainWindow fresh;
-        QSignalSpy opened(&fresh, &MainWindow::modelOpened);
-        fresh.openStartupModel();
+        QSignalSpy opened(&fresh.studio(), &Studio::modelOpened);
+        fresh.studio().openStartupModel();
         QVERIFY(opened.wait(60000));
         QCOMPARE(QFileInfo(opened.front().at(0).toString()).canonicalFilePath(), QFileInfo(demoPath).canonicalFilePath());
         QCOMPARE(fresh.layerPanel()->model()->rowCount(), 8);
@@ -626,8 +626,8 @@ private slots:
             store.finishRun(quant, RunState::Done);
             store.finishRun(foreign, RunState::Done);
         }
-        QSignalSpy loaded(window.get(), &MainWindow::storedResultsLoaded);
-        window->openStore(dbPath);
+        QSignalSpy loaded(&window->studio(), &Studio::storedResultsLoaded);
+        window->studio().openStore(dbPath);
         QVERIFY(loaded.wait(20000));
         const LayerTableModel* model = window->layerPanel()->model();
         for (int r = 0; r < model->rowCount(); ++r) {
@@ -662,10 +662,10 @@ private slots:
             first.resize(1200, 800);
             first.show();
             QVERIFY(QTest::qWaitForWindowExposed(&first));
-            QSignalSpy opened(&first, &MainWindow::storeOpened);
-            first.openStore(dbPath);
+            QSignalSpy opened(&first.studio(), &Studio::storeOpened);
+            first.studio().openStore(dbPath);
             QVERIFY(opened.wait(10000));
-            QCOMPARE(first.storePath(), QFileInfo(dbPath).absoluteFilePath());
+            QCOMPARE(first.studio().storePath(), QFileInfo(dbPath).absoluteFilePath());
             QCOMPARE(first.storeLabel()->text(), QStringLiteral("runs.db \u00B7 1 run"));
 
             const QString badPath = dir.filePath(QStringLiteral("notes.db"));
@@ -673,14 +673,14 @@ private slots:
             QVERIFY(bad.open(QIODevice::WriteOnly));
             bad.write(QByteArray(4096, 'x'));
             bad.close();
-            QSignalSpy reported(first.errorReporter(), &ErrorReporter::reported);
-            first.openStore(badPath);
+            QSignalSpy reported(first.studio().errors(), &ErrorReporter::reported);
+            first.studio().openStore(badPath);
             QVERIFY(reported.wait(10000));
             qInfo("error shown: %s", qPrintable(reported.front().at(1).toString()));
             QVERIFY(reported.front().at(1).toString().contains(QStringLiteral("notes.db")));
             if (QMessageBox* box = visibleErrorDialog())
                 box->close();
-            QCOMPARE(first.storePath(), QFileInfo(dbPath).absoluteFilePath());
+            QCOMPARE(first.studio().storePath(), QFileInfo(dbPath).absoluteFilePath());
             QCOMPARE(first.storeLabel()->text(), QStringLiteral("runs.db \u00B7 1 run"));
 
             first.findChild<QDockWidget*>(QStringLiteral("inspectorDock"))->hide();
@@ -692,10 +692,10 @@ private slots:
         QVERIFY(!second.findChild<QDockWidget*>(QStringLiteral("layersDock"))->isHidden());
         QCOMPARE(second.graphPanel()->colorCombo()->currentIndex(), 2);
         QCOMPARE(second.size(), QSize(1200, 800));
-        QSignalSpy opened(&second, &MainWindow::storeOpened);
-        second.openStartupStore();
+        QSignalSpy opened(&second.studio(), &Studio::storeOpened);
+        second.studio().openStartupStore();
         QVERIFY(opened.wait(10000));
-        QCOMPARE(second.storePath(), QFileInfo(dbPath).absoluteFilePath());
+        QCOMPARE(second.studio().storePath(), QFileInfo(dbPath).absoluteFilePath());
     }
 
     void cleanupTestCase()

@@ -5,20 +5,23 @@
 // sweep's sensitivity beside the bits); the run exports as a QDQ file with artifacts.
 #include "store/compare.h"
 #include "store/store.h"
-#include "ui/compare_view.h"
-#include "ui/error_reporter.h"
-#include "ui/export_dialog.h"
-#include "ui/job_runner.h"
-#include "ui/main_window.h"
-#include "ui/model_document.h"
-#include "ui/pareto_panel.h"
-#include "ui/quant_config_document.h"
-#include "ui/quantize_dialog.h"
-#include "ui/runs_browser.h"
-#include "ui/runs_model.h"
-#include "ui/runs_workbench.h"
-#include "ui/sensitivity_panel.h"
 #include "support/studio_window.h"
+#include "ui/compare/compare_panel.h"
+#include "ui/document/model_document.h"
+#include "ui/document/quant_config_document.h"
+#include "ui/export/export_dialog.h"
+#include "ui/jobs/job_runner.h"
+#include "ui/main_window.h"
+#include "ui/pareto/pareto_feature.h"
+#include "ui/pareto/pareto_panel.h"
+#include "ui/runs/quantize_dialog.h"
+#include "ui/runs/runs_controller.h"
+#include "ui/runs/runs_feature.h"
+#include "ui/runs/runs_panel.h"
+#include "ui/runs/runs_table_model.h"
+#include "ui/sensitivity/sensitivity_feature.h"
+#include "ui/sensitivity/sensitivity_panel.h"
+#include "ui/widgets/error_reporter.h"
 
 #include <QComboBox>
 #include <QDockWidget>
@@ -47,26 +50,26 @@ class TestStudioLoop : public QObject {
     int64_t sensitivityRun = 0, paretoRun = 0, all8Run = 0;
 
     Store store() const { return Store::open(dbPath.toStdString(), {.mode = OpenMode::ReadOnly}); }
-    QuantConfigDocument* config() const { return window->configDocument(); }
+    QuantConfigDocument* config() const { return window->studio().config(); }
     std::size_t runsOf(RunKind kind) const { return store().runs({.kind = kind}).size(); }
 
     int64_t quantize()
     {
-        QuantizeRequest r = window->runs()->defaultRequest();
+        QuantizeRequest r = window->feature<RunsFeature>()->controller()->defaultRequest();
         r.calibLimit = 64;
         r.evalLimit = 200;
-        QSignalSpy stored(window->runs(), &RunsWorkbench::runStored);
-        if (window->runs()->quantize(r) < 0 || !stored.wait(60000))
+        QSignalSpy stored(window->feature<RunsFeature>()->controller(), &RunsController::runStored);
+        if (window->feature<RunsFeature>()->controller()->quantize(r) < 0 || !stored.wait(60000))
             return 0;
         return stored.takeFirst().at(0).toLongLong();
     }
 
     // QS_SCREENSHOT_DIR=<dir>: the comparison of the Pareto run with the all-8 run, tab by tab.
-    void screenshots(CompareView* view)
+    void screenshots(ComparePanel* view)
     {
         if (qEnvironmentVariable("QS_SCREENSHOT_DIR").isEmpty())
             return;
-        QDockWidget* dock = window->runs()->compareDock();
+        QDockWidget* dock = window->feature<RunsFeature>()->controller()->compareDock();
         dock->setFloating(true);
         dock->resize(1300, 720);
         view->histogramLayer()->setCurrentIndex(1);
@@ -75,12 +78,12 @@ class TestStudioLoop : public QObject {
             QVERIFY(test::screenshot(view, QStringLiteral("loop-compare-%1.png").arg(i)));
         }
         dock->setFloating(false);
-        RunsBrowser* browser = window->runs()->browser();
+        RunsPanel* browser = window->feature<RunsFeature>()->controller()->browser();
         browser->selectRuns({paretoRun, all8Run});
-        window->runs()->runsDock()->setFloating(true);
-        window->runs()->runsDock()->resize(1100, 260);
-        QVERIFY(test::screenshot(window->runs()->runsDock(), QStringLiteral("loop-runs.png")));
-        window->runs()->runsDock()->setFloating(false);
+        window->feature<RunsFeature>()->controller()->runsDock()->setFloating(true);
+        window->feature<RunsFeature>()->controller()->runsDock()->resize(1100, 260);
+        QVERIFY(test::screenshot(window->feature<RunsFeature>()->controller()->runsDock(), QStringLiteral("loop-runs.png")));
+        window->feature<RunsFeature>()->controller()->runsDock()->setFloating(false);
     }
 
 private slots:
@@ -91,12 +94,12 @@ private slots:
         QVERIFY(window);
         QVERIFY(store().runs().empty());
         // The data beside the model is what every step runs on.
-        QVERIFY(window->calibrationDataSpec().endsWith(QStringLiteral("fashion1k-images-idx3-ubyte.gz")));
+        QVERIFY(window->studio().calibrationDataSpec().endsWith(QStringLiteral("fashion1k-images-idx3-ubyte.gz")));
     }
 
     void sensitivitySweepIsStored()
     {
-        SensitivityPanel* panel = window->sensitivityPanel();
+        SensitivityPanel* panel = window->feature<SensitivityFeature>()->panel();
         panel->bitsEdit()->setText(QStringLiteral("2,4,8"));
         panel->limitSpin()->setValue(32);
         QSignalSpy finished(panel, &SensitivityPanel::sweepFinished);
@@ -131,7 +134,7 @@ private slots:
 
     void paretoPointIsApplied()
     {
-        ParetoPanel* pareto = window->paretoPanel();
+        ParetoPanel* pareto = window->feature<ParetoFeature>()->panel();
         QTRY_VERIFY_WITH_TIMEOUT(pareto->front().size() > 2, 30000);
         const int i = int(pareto->front().size()) / 2;
         const FrontPoint point = pareto->front()[std::size_t(i)];
@@ -159,7 +162,7 @@ private slots:
         QVERIFY(run.metrics.top1 && run.metrics.sizeBits);
         for (const LayerResult& l : store().layerResults(paretoRun))
             QCOMPARE(l.weightBits.value_or(0), paretoBits.at(l.layer));
-        QVERIFY(window->runs()->browser()->model()->rowOf(paretoRun) >= 0);
+        QVERIFY(window->feature<RunsFeature>()->controller()->browser()->model()->rowOf(paretoRun) >= 0);
 
         config()->applyPreset(QuantConfigDocument::Preset::All8);
         all8Run = quantize();
@@ -171,10 +174,10 @@ private slots:
 
     void twoRunsCompareWithTheSweepsSensitivity()
     {
-        QSignalSpy shown(window->runs(), &RunsWorkbench::comparisonShown);
-        QVERIFY(window->runs()->compare({all8Run, paretoRun}) > 0);
+        QSignalSpy shown(window->feature<RunsFeature>()->controller(), &RunsController::comparisonShown);
+        QVERIFY(window->feature<RunsFeature>()->controller()->compare({all8Run, paretoRun}) > 0);
         QVERIFY(shown.wait(60000));
-        auto* view = shown.takeFirst().at(0).value<CompareView*>();
+        auto* view = shown.takeFirst().at(0).value<ComparePanel*>();
         QCOMPARE(view->data().runs.front().id, paretoRun); // older first
         QCOMPARE(view->data().sensitivitySource.at(paretoRun), sensitivityRun);
         const RunComparison expected = compareRuns(store(), paretoRun, all8Run);
@@ -195,7 +198,7 @@ private slots:
 
     void exportAddsArtifacts()
     {
-        ExportDialog* dialog = window->runs()->showExport(paretoRun);
+        ExportDialog* dialog = window->feature<RunsFeature>()->controller()->showExport(paretoRun);
         QVERIFY(dialog);
         QCOMPARE(dialog->selectedRun(), paretoRun);
         dialog->pathEdit()->setText(dir.filePath(QStringLiteral("export/pareto.onnx")));
@@ -217,8 +220,8 @@ private slots:
 
     void cleanupTestCase()
     {
-        window->jobs()->cancelAll();
-        QVERIFY(window->jobs()->waitForWorkers(20000));
+        window->studio().jobs()->cancelAll();
+        QVERIFY(window->studio().jobs()->waitForWorkers(20000));
         window.reset();
     }
 };

@@ -1,0 +1,163 @@
+// LayerTableModel and LayerFilterProxy over a model built in the test: rows match
+// the layers, raw values sort, unknown values read as a dash, filters narrow rows.
+#include "support/onnx_builder.h"
+
+#include "analysis/layers.h"
+#include "graph/onnx_import.h"
+#include "ui/document/model_document.h"
+#include "ui/layers/layer_filter_proxy.h"
+#include "ui/layers/layer_table_model.h"
+
+#include <QtTest>
+
+#include <random>
+
+using namespace qs;
+using namespace qs::ui;
+using qs::test::OnnxBuilder;
+
+namespace {
+
+std::vector<float> normal(std::size_t n, unsigned seed, float scale)
+{
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> d(0, scale);
+    std::vector<float> v(n);
+    for (auto& x : v)
+        x = d(rng);
+    return v;
+}
+
+// Conv -> Flatten -> Gemm (one outlier weight) -> MatMul.
+Graph threeLayerModel()
+{
+    OnnxBuilder b;
+    b.input("x", {-1, 2, 4, 4});
+    b.initializer("w_conv", {3, 2, 3, 3}, normal(54, 1, 0.2f));
+    auto gemm = normal(48 * 5, 2, 0.1f);
+    gemm[17] = 5.0f; // 50 std away: heavy tail
+    b.initializer("w_fc", {48, 5}, gemm);
+    b.initializer("w_out", {5, 2}, normal(10, 3, 0.3f));
+    auto* conv = b.node("Conv", {"x", "w_conv"}, {"c"}, "/features/conv/Conv");
+    OnnxBuilder::intsAttr(conv, "pads", {1, 1, 1, 1});
+    b.node("Flatten", {"c"}, {"f"}, "/flatten/Flatten");
+    b.node("Gemm", {"f", "w_fc"}, {"h"}, "/classifier/fc/Gemm");
+    b.node("MatMul", {"h", "w_out"}, {"y"}, "/classifier/out/MatMul");
+    b.output("y", {-1, 2});
+    return importOnnxBytes(b.bytes(), "three.onnx", "");
+}
+
+} // namespace
+
+class TestLayerTableModel : public QObject {
+    Q_OBJECT
+
+    ModelDocument doc;
+    LayerTableModel* model = nullptr;
+    LayerFilterProxy* proxy = nullptr;
+
+private slots:
+    void initTestCase()
+    {
+        model = new LayerTableModel(&doc, this);
+        proxy = new LayerFilterProxy(this);
+        proxy->setSourceModel(model);
+        Progress progress;
+        doc.setModel(buildModelData(threeLayerModel(), progress, CancelToken()), nullptr);
+    }
+
+    void rowsMatchLayers()
+    {
+        const auto& g = *doc.model()->graph;
+        const auto expected = summarizeLayers(g);
+        QCOMPARE(model->rowCount(), int(expected.size()));
+        QCOMPARE(model->rowCount(), 3);
+        for (int r = 0; r < model->rowCount(); ++r) {
+            QCOMPARE(model->index(r, LayerTableModel::Name).data(LayerTableModel::SortRole).toString().toStdString(),
+                     expected[std::size_t(r)].name);
+            QCOMPARE(model->index(r, LayerTableModel::Params).data(LayerTableModel::SortRole).toDouble(),
+                     double(expected[std::size_t(r)].params));
+            QCOMPARE(model->index(r, LayerTableModel::Kurtosis).data(LayerTableModel::SortRole).toDouble(),
+                     expected[std::size_t(r)].stats.kurtosis);
+        }
+        QCOMPARE(model->index(0, LayerTableModel::Name).data().toString(), QStringLiteral("features/conv"));
+        QCOMPARE(model->index(1, LayerTableModel::OutputShape).data().toString(), QStringLiteral("[N,5]"));
+        QCOMPARE(model->index(1, LayerTableModel::Params).data().toString(), QStringLiteral("240"));
+    }
+
+    void sizeSharesSumToOne()
+    {
+        double sum = 0;
+        for (int r = 0; r < model->rowCount(); ++r)
+            sum += model->index(r, LayerTableModel::SizeShare).data(LayerTableModel::SortRole).toDouble();
+        QCOMPARE(sum, 1.0);
+        QCOMPARE(model->index(1, LayerTableModel::SizeShare).data().toString(), QStringLiteral("78.9 %"));
+        QCOMPARE(model->index(1, LayerTableModel::SizeShare).data(LayerTableModel::BarRole).toDouble(), 1.0);
+    }
+
+    void laterColumnsShowDash_data()
+    {
+        QTest::addColumn<int>("column");
+        QTest::newRow("input kurtosis") << int(LayerTableModel::InputKurtosis);
+        QTest::newRow("sensitivity") << int(LayerTableModel::Sensitivity);
+        QTest::newRow("bits") << int(LayerTableModel::Bits);
+    }
+    void laterColumnsShowDash()
+    {
+        QFETCH(int, column);
+        for (int r = 0; r < model->rowCount(); ++r) {
+            QCOMPARE(model->index(r, column).data().toString(), QStringLiteral("\u2014"));
+            QVERIFY(!model->index(r, column).data(LayerTableModel::SortRole).isValid());
+        }
+        QVERIFY(!model->headerData(column, Qt::Horizontal, Qt::ToolTipRole).toString().isEmpty());
+    }
+
+    void sortsByRawValues()
+    {
+        proxy->sort(LayerTableModel::Kurtosis, Qt::DescendingOrder);
+        QCOMPARE(proxy->index(0, LayerTableModel::Op).data().toString(), QStringLiteral("Gemm"));
+        proxy->sort(LayerTableModel::Params, Qt::AscendingOrder);
+        QCOMPARE(proxy->index(0, LayerTableModel::Op).data().toString(), QStringLiteral("MatMul"));
+        proxy->sort(LayerTableModel::Sensitivity, Qt::AscendingOrder); // all unknown: stable, no crash
+        QCOMPARE(proxy->rowCount(), 3);
+        proxy->sort(LayerTableModel::Index, Qt::AscendingOrder);
+        QCOMPARE(proxy->index(0, LayerTableModel::Op).data().toString(), QStringLiteral("Conv"));
+    }
+
+    void outlierIsFlagged()
+    {
+        const QModelIndex gemm = model->index(1, LayerTableModel::Outliers);
+        QVERIFY(gemm.data(LayerTableModel::SortRole).toDouble() > 0);
+        QVERIFY(gemm.data(Qt::BackgroundRole).isValid()); // conditional formatting
+        QVERIFY(!model->index(0, LayerTableModel::Outliers).data(Qt::BackgroundRole).isValid());
+        QVERIFY(gemm.data(Qt::ToolTipRole).toString().contains(QStringLiteral("6 standard deviations")));
+    }
+
+    void filters_data()
+    {
+        QTest::addColumn<QString>("name");
+        QTest::addColumn<QString>("op");
+        QTest::addColumn<int>("rows");
+        QTest::newRow("all") << QString() << QString() << 3;
+        QTest::newRow("substring") << QStringLiteral("classifier") << QString() << 2;
+        QTest::newRow("case-insensitive") << QStringLiteral("CONV") << QString() << 1;
+        QTest::newRow("wildcard") << QStringLiteral("/classifier/*/Gemm") << QString() << 1;
+        QTest::newRow("op") << QString() << QStringLiteral("MatMul") << 1;
+        QTest::newRow("name and op") << QStringLiteral("classifier") << QStringLiteral("Conv") << 0;
+        QTest::newRow("no match") << QStringLiteral("attention") << QString() << 0;
+    }
+    void filters()
+    {
+        QFETCH(QString, name);
+        QFETCH(QString, op);
+        QFETCH(int, rows);
+        proxy->setNameFilter(name);
+        proxy->setOpFilter(op);
+        QCOMPARE(proxy->rowCount(), rows);
+        proxy->setNameFilter({});
+        proxy->setOpFilter({});
+    }
+};
+
+QTEST_MAIN(TestLayerTableModel)
+#include "test_layer_table_model.moc"

@@ -1,0 +1,492 @@
+// The record-keeping half of the studio, offscreen on the demo model: Quantize runs
+// as a job and its run reaches the store (same config as the bit editor's) and the
+// runs panel; cancel leaves a cancelled row; the browser's filters list what the
+// store's RunFilter does; notes and tags edited in place are written at once; delete
+// asks first; Compare shows what core's compareRuns() finds (2 runs) or a metrics
+// table and scatter (3+), also across two models; Export writes a QDQ file that
+// imports again, with artifacts.
+// QS_SCREENSHOT_DIR=<dir> saves PNGs of the browser, comparisons and export dialog.
+#include "export/replay.h"
+#include "graph/onnx_import.h"
+#include "store/compare.h"
+#include "store/quantize_run.h"
+#include "store/store.h"
+#include "support/onnx_builder.h"
+#include "support/studio_window.h"
+#include "ui/compare/compare_panel.h"
+#include "ui/document/layer_metric.h"
+#include "ui/document/model_document.h"
+#include "ui/document/quant_config_document.h"
+#include "ui/export/export_dialog.h"
+#include "ui/graph/graph_view.h"
+#include "ui/jobs/job_runner.h"
+#include "ui/main_window.h"
+#include "ui/runs/quantize_dialog.h"
+#include "ui/runs/runs_controller.h"
+#include "ui/runs/runs_feature.h"
+#include "ui/runs/runs_panel.h"
+#include "ui/runs/runs_table_model.h"
+#include "ui/widgets/error_reporter.h"
+
+#include <qcustomplot.h>
+
+#include <QAbstractButton>
+#include <QComboBox>
+#include <QDockWidget>
+#include <QListWidget>
+#include <QMessageBox>
+#include <QPushButton>
+#include <QRadioButton>
+#include <QSettings>
+#include <QSignalSpy>
+#include <QSortFilterProxyModel>
+#include <QSpinBox>
+#include <QStandardItemModel>
+#include <QTabWidget>
+#include <QTableView>
+#include <QTemporaryDir>
+#include <QtTest>
+
+using namespace qs;
+using namespace qs::ui;
+
+namespace {
+
+QuantizeRequest smallRequest()
+{
+    QuantizeRequest r;
+    r.calibData = r.evalData = QStringLiteral(QS_SOURCE_DIR "/resources/demo/fashion1k-images-idx3-ubyte.gz");
+    r.calibLimit = 64;
+    r.evalLimit = 200;
+    return r;
+}
+
+} // namespace
+
+class TestRunsController : public QObject {
+    Q_OBJECT
+
+    std::unique_ptr<MainWindow> window;
+    test::RecordingReporter* errors = nullptr;
+    QTemporaryDir dir;
+    QString dbPath;
+    QList<qint64> done; // finished quantization runs, oldest first
+
+    RunsController* runs() const { return window->feature<RunsFeature>()->controller(); }
+    RunsPanel* browser() const { return window->feature<RunsFeature>()->controller()->browser(); }
+    Store store() const { return Store::open(dbPath.toStdString(), {.mode = OpenMode::ReadOnly}); }
+
+    qint64 quantizeAndWait(const QuantizeRequest& r)
+    {
+        QSignalSpy stored(runs(), &RunsController::runStored);
+        if (runs()->quantize(r) < 0)
+            return -1;
+        if (!stored.wait(60000))
+            return -1;
+        return stored.takeFirst().at(0).toLongLong();
+    }
+
+    int listedRows() const { return browser()->proxy()->rowCount(); }
+
+private slots:
+    void initTestCase()
+    {
+        QVERIFY(dir.isValid());
+        dbPath = dir.filePath(QStringLiteral("studio.db"));
+        window = test::openStudio(QStringLiteral("test_runs_controller"), dbPath, errors);
+        QVERIFY(window);
+        QTRY_COMPARE_WITH_TIMEOUT(browser()->storePath(), QFileInfo(dbPath).absoluteFilePath(), 10000);
+        QTRY_VERIFY_WITH_TIMEOUT(!window->studio().jobs()->isBusy(QStringLiteral("runs-list")), 10000);
+        QCOMPARE(listedRows(), 0);
+    }
+
+    void dialogListsRegisteredAlgorithms()
+    {
+        QuantizeRequest r = smallRequest();
+        r.algorithms = {QStringLiteral("cle")};
+        QuantizeDialog dialog(r);
+        QCOMPARE(dialog.algorithmList()->count(), int(algorithms().size()));
+        QCOMPARE(dialog.request().algorithms, QStringList{QStringLiteral("cle")});
+        QCOMPARE(dialog.request().calibLimit, 64);
+        dialog.algorithmList()->item(0)->setCheckState(Qt::Unchecked);
+        for (int i = 0; i < dialog.algorithmList()->count(); ++i)
+            dialog.algorithmList()->item(i)->setCheckState(Qt::Unchecked);
+        QVERIFY(dialog.request().algorithms.isEmpty());
+    }
+
+    // Two configurations from the bit editor: the stored config is the editor's, with the
+    // chosen algorithms; each run shows up in the browser, selected, as soon as it is stored.
+    void quantizeRecordsTheCurrentConfiguration_data()
+    {
+        QTest::addColumn<int>("preset"); // -1: the model's defaults
+        QTest::addColumn<QStringList>("algorithms");
+        QTest::addColumn<QStringList>("tags");
+        QTest::newRow("defaults") << -1 << QStringList{} << QStringList{QStringLiteral("baseline")};
+        QTest::newRow("w4a8+bias") << int(QuantConfigDocument::Preset::W4A8) << QStringList{QStringLiteral("bias_correction")}
+                                   << QStringList{QStringLiteral("w4"), QStringLiteral("candidate")};
+        QTest::newRow("w4a8") << int(QuantConfigDocument::Preset::W4A8) << QStringList{} << QStringList{QStringLiteral("w4")};
+    }
+
+    void quantizeRecordsTheCurrentConfiguration()
+    {
+        QFETCH(int, preset);
+        QFETCH(QStringList, algorithms);
+        QFETCH(QStringList, tags);
+        if (preset >= 0)
+            window->studio().config()->applyPreset(QuantConfigDocument::Preset(preset));
+        QuantizeRequest r = smallRequest();
+        r.algorithms = algorithms;
+        r.tags = tags;
+        r.note = QStringLiteral("from the test");
+        const qint64 id = quantizeAndWait(r);
+        QVERIFY2(id > 0, qPrintable(errors->messages.join('\n')));
+        done << id;
+
+        const RunRecord run = store().run(id);
+        QCOMPARE(run.kind, RunKind::Quantization);
+        QCOMPARE(run.state, RunState::Done);
+        QCOMPARE(run.modelName, std::string("fashion_cnn"));
+        QCOMPARE(int(run.tags.size()), int(tags.size()));
+        QCOMPARE(run.note, std::string("from the test"));
+        nlohmann::json expected = window->studio().config()->config().toJson();
+        // Every key of the editor's configuration, as it is; the algorithms are the dialog's.
+        for (const auto& [key, value] : expected.items())
+            if (key != "algorithms")
+                QCOMPARE(QString::fromStdString(run.config.value(key, nlohmann::json()).dump()),
+                    QString::fromStdString(value.dump()));
+        QCOMPARE(run.config["calibration"]["samples"].get<int>(), 64);
+        QCOMPARE(run.config["evaluation"]["samples"].get<int>(), 200);
+        QCOMPARE(int(run.config["algorithms"].size()), int(algorithms.size()));
+        QVERIFY(run.metrics.top1);
+        const auto layers = store().layerResults(id);
+        QCOMPARE(int(layers.size()), window->studio().document()->layerCount());
+        const int wantBits = preset < 0 ? 8 : 4;
+        for (const LayerResult& l : layers) {
+            const auto spec = window->studio().config()->config().forLayer(l.layer);
+            QVERIFY(spec);
+            QCOMPARE(l.weightBits.value_or(0), spec->weight.bits);
+        }
+        if (preset >= 0)
+            QVERIFY(std::any_of(layers.begin(), layers.end(), [&](const LayerResult& l) { return l.weightBits == wantBits; }));
+
+        QCOMPARE(listedRows(), int(done.size()));
+        QCOMPARE(browser()->selectedRunIds(), QList<qint64>{id});
+        // The layer table's Bits come from the newest run of this model.
+        QTRY_VERIFY_WITH_TIMEOUT(window->studio().document()->stored() && window->studio().document()->stored()->bitsRun == id, 10000);
+        QVERIFY(errors->messages.isEmpty());
+    }
+
+    void cancelLeavesCancelledRun()
+    {
+        QSignalSpy refreshed(browser(), &RunsPanel::refreshed);
+        QuantizeRequest r = smallRequest();
+        r.evalLimit = 1000;
+        r.calibLimit = 1000;
+        const int job = runs()->quantize(r);
+        QVERIFY(job > 0);
+        // Cancel once the run row exists (the job has begun quantizing).
+        QTRY_VERIFY_WITH_TIMEOUT(store().runs({.state = RunState::Running}).size() == 1, 30000);
+        window->studio().jobs()->cancel(job);
+        QTRY_VERIFY_WITH_TIMEOUT(window->studio().jobs()->activeWorkers() == 0, 20000);
+        QTRY_COMPARE_WITH_TIMEOUT(store().runs({.state = RunState::Cancelled}).size(), std::size_t(1), 10000);
+        QTRY_COMPARE_WITH_TIMEOUT(listedRows(), int(done.size()) + 1, 10000);
+        QVERIFY(errors->messages.isEmpty());
+    }
+
+    // Each filter lists exactly the runs the store's RunFilter returns.
+    void filtersMatchTheStore_data()
+    {
+        QTest::addColumn<QString>("combo");
+        QTest::addColumn<QString>("value");
+        QTest::newRow("state done") << "runsStateFilter" << "done";
+        QTest::newRow("state cancelled") << "runsStateFilter" << "cancelled";
+        QTest::newRow("kind quantization") << "runsKindFilter" << "quantization";
+        QTest::newRow("kind sensitivity") << "runsKindFilter" << "sensitivity";
+        QTest::newRow("tag w4") << "runsTagFilter" << "w4";
+        QTest::newRow("tag baseline") << "runsTagFilter" << "baseline";
+    }
+
+    void filtersMatchTheStore()
+    {
+        QFETCH(QString, combo);
+        QFETCH(QString, value);
+        auto* c = browser()->findChild<QComboBox*>(combo);
+        QVERIFY(c);
+        const int index = c->findData(value);
+        QVERIFY2(index > 0, qPrintable(value));
+        QSignalSpy refreshed(browser(), &RunsPanel::refreshed);
+        c->setCurrentIndex(index);
+        emit c->activated(index);
+        QVERIFY(refreshed.wait(10000));
+        RunFilter f;
+        if (combo == "runsStateFilter")
+            f.state = parseRunState(value.toStdString());
+        if (combo == "runsKindFilter")
+            f.kind = parseRunKind(value.toStdString());
+        if (combo == "runsTagFilter")
+            f.tag = value.toStdString();
+        const auto expected = store().runs(f);
+        QCOMPARE(listedRows(), int(expected.size()));
+        for (const RunRecord& r : expected)
+            QVERIFY(browser()->model()->rowOf(r.id) >= 0);
+        c->setCurrentIndex(0);
+        emit c->activated(0);
+        QVERIFY(refreshed.wait(10000));
+    }
+
+    void modelFilterListsTheModel()
+    {
+        QComboBox* c = browser()->modelFilter();
+        QCOMPARE(c->count(), 2); // All + fashion_cnn
+        QCOMPARE(c->itemText(1), QStringLiteral("fashion_cnn"));
+        QSignalSpy refreshed(browser(), &RunsPanel::refreshed);
+        c->setCurrentIndex(1);
+        emit c->activated(1);
+        QVERIFY(refreshed.wait(10000));
+        QCOMPARE(listedRows(), int(store().runs().size()));
+        c->setCurrentIndex(0);
+        emit c->activated(0);
+        QVERIFY(refreshed.wait(10000));
+    }
+
+    void notesAndTagsAreWrittenAtOnce()
+    {
+        const qint64 id = done.front();
+        RunsTableModel* m = browser()->model();
+        const int row = m->rowOf(id);
+        QSignalSpy edited(browser(), &RunsPanel::storeEdited);
+        QVERIFY(m->setData(m->index(row, RunsTableModel::Note), QStringLiteral("reference run"), Qt::EditRole));
+        QVERIFY(edited.wait(10000));
+        QCOMPARE(store().run(id).note, std::string("reference run"));
+        QVERIFY(m->setData(m->index(row, RunsTableModel::Tags), QStringLiteral(" baseline, keep ,, keep"), Qt::EditRole));
+        QVERIFY(edited.wait(10000));
+        QCOMPARE(store().run(id).tags, (std::vector<std::string>{"baseline", "keep"}));
+        QCOMPARE(m->index(row, RunsTableModel::Tags).data().toString(), QStringLiteral("baseline, keep"));
+        QVERIFY(m->flags(m->index(row, RunsTableModel::Note)) & Qt::ItemIsEditable);
+        QVERIFY(!(m->flags(m->index(row, RunsTableModel::Top1)) & Qt::ItemIsEditable));
+        runs()->runsDock()->setFloating(true);
+        runs()->runsDock()->resize(1100, 300);
+        QTest::qWait(50);
+        QVERIFY(test::screenshot(runs()->runsDock(), QStringLiteral("runs-browser.png")));
+        runs()->runsDock()->setFloating(false);
+    }
+
+    void deleteAsksFirst()
+    {
+        const auto cancelled = store().runs({.state = RunState::Cancelled});
+        QCOMPARE(cancelled.size(), std::size_t(1));
+        const qint64 id = cancelled.front().id;
+        browser()->selectRuns({id});
+        QCOMPARE(browser()->selectedRunIds(), QList<qint64>{id});
+        // Cancel keeps it.
+        browser()->deleteSelected();
+        QTRY_VERIFY(browser()->confirmation() && browser()->confirmation()->isVisible());
+        browser()->confirmation()->button(QMessageBox::Cancel)->click();
+        QTest::qWait(200);
+        QVERIFY(store().findRun(id));
+        // Yes deletes it, and the list follows.
+        QSignalSpy refreshed(browser(), &RunsPanel::refreshed);
+        browser()->selectRuns({id});
+        browser()->deleteSelected();
+        QTRY_VERIFY(browser()->confirmation() && browser()->confirmation()->isVisible());
+        QVERIFY(browser()->confirmation()->text().contains(QStringLiteral("#%1").arg(id)));
+        browser()->confirmation()->button(QMessageBox::Yes)->click();
+        QVERIFY(refreshed.wait(10000));
+        QVERIFY(!store().findRun(id));
+        QCOMPARE(listedRows(), int(done.size()));
+    }
+
+    void compareTwoRunsShowsCoreDifferences()
+    {
+        const qint64 a = done[0], b = done[1];
+        browser()->selectRuns({a, b});
+        QVERIFY(browser()->compareButton()->isEnabled());
+        QSignalSpy shown(runs(), &RunsController::comparisonShown);
+        browser()->compareButton()->click();
+        QVERIFY(shown.wait(60000));
+        auto* view = shown.takeFirst().at(0).value<ComparePanel*>();
+        QVERIFY(view);
+        const RunComparison expected = compareRuns(store(), view->data().runs[0].id, view->data().runs[1].id);
+        QCOMPARE(view->configModel()->rowCount(), int(expected.config.size()));
+        QVERIFY(view->configModel()->rowCount() > 0); // W8 vs W4 and bias correction
+        for (int r = 0; r < view->configModel()->rowCount(); ++r) {
+            QCOMPARE(view->configModel()->item(r, 0)->data(Qt::UserRole).toString().toStdString(), expected.config[std::size_t(r)].key);
+            QCOMPARE(view->configModel()->item(r, 1)->background().color(), ComparePanel::changedColor());
+        }
+        QCOMPARE(view->metricsModel()->rowCount(), int(expected.metrics.size()));
+        QCOMPARE(view->layersModel()->rowCount(), int(expected.layers.size()));
+        int changed = 0;
+        for (int r = 0; r < view->layersModel()->rowCount(); ++r) {
+            const LayerComparison& l = expected.layers[std::size_t(r)];
+            QCOMPARE(view->layersModel()->item(r, 2)->data(Qt::UserRole).toDouble(), double(*l.a.weightBits));
+            QCOMPARE(view->layersModel()->item(r, 3)->data(Qt::UserRole).toDouble(), double(*l.b.weightBits));
+            changed += l.a.weightBits != l.b.weightBits;
+            if (l.a.sqnrDb && l.b.sqnrDb)
+                QCOMPARE(view->layersModel()->item(r, 8)->data(Qt::UserRole).toDouble(), *l.b.sqnrDb - *l.a.sqnrDb);
+        }
+        QVERIFY(changed > 0);
+        QDockWidget* dock = window->feature<RunsFeature>()->controller()->compareDock();
+        dock->setFloating(true);
+        dock->resize(1300, 720);
+        QTest::qWait(50);
+        // Histograms: FP32 and both quantized series for weights and activations.
+        view->tabs()->setCurrentIndex(2);
+        view->histogramLayer()->setCurrentIndex(1);
+        QCOMPARE(view->histogramPlot()->graphCount(), 3);
+        QVERIFY(test::screenshot(view, QStringLiteral("compare-histograms.png")));
+        view->activationsButton()->setChecked(true);
+        QCOMPARE(view->histogramPlot()->graphCount(), 3);
+        QVERIFY(test::screenshot(view, QStringLiteral("compare-histograms-act.png")));
+        // Graphs coloured by the bits of each run.
+        for (int side = 0; side < 2; ++side) {
+            ModelDocument* doc = view->graphDocument(side);
+            QVERIFY(doc && doc->model());
+            QCOMPARE(view->graphView(side)->colorMetric(), LayerMetric::Bits);
+            const auto& layers = expected.layers;
+            for (int row = 0; row < doc->layerCount(); ++row) {
+                const std::string& name = doc->layer(row)->summary.name;
+                auto it = std::find_if(layers.begin(), layers.end(), [&](const LayerComparison& l) { return l.layer == name; });
+                QVERIFY(it != layers.end());
+                QCOMPARE(metricValue(LayerMetric::Bits, *doc, row).value_or(-1), double(*(side == 0 ? it->a : it->b).weightBits));
+            }
+        }
+        view->tabs()->setCurrentIndex(0);
+        QVERIFY(test::screenshot(view, QStringLiteral("compare-summary.png")));
+        view->tabs()->setCurrentIndex(1);
+        QVERIFY(test::screenshot(view, QStringLiteral("compare-layers.png")));
+        view->tabs()->setCurrentIndex(3);
+        QTest::qWait(50);
+        QVERIFY(test::screenshot(view, QStringLiteral("compare-graphs.png")));
+    }
+
+    void compareManyRunsPlotsThemAll()
+    {
+        QSignalSpy shown(runs(), &RunsController::comparisonShown);
+        QVERIFY(runs()->compare(done) > 0);
+        QVERIFY(shown.wait(30000));
+        auto* view = shown.takeFirst().at(0).value<ComparePanel*>();
+        QCOMPARE(view->metricsModel()->rowCount(), int(done.size()));
+        QVERIFY(!view->data().pair);
+        QCOMPARE(view->scatterPlot()->graph(0)->dataCount(), int(done.size()));
+        const auto points = view->scatterPlot()->graph(0)->data(); // sorted by size
+        for (qint64 id : done) {
+            const RunRecord r = store().run(id);
+            bool found = false;
+            for (auto p = points->constBegin(); p != points->constEnd(); ++p)
+                found = found || (qFuzzyCompare(p->key, *r.metrics.sizeBits / 8192.0) &&
+                                     qFuzzyCompare(p->value, *r.metrics.top1 * 100));
+            QVERIFY2(found, qPrintable(QStringLiteral("run %1").arg(id)));
+        }
+        QVERIFY(test::screenshot(view, QStringLiteral("compare-many.png")));
+    }
+
+    void exportWritesCheckedArtifacts()
+    {
+        const qint64 id = done[1];
+        browser()->selectRuns({id});
+        QVERIFY(browser()->exportButton()->isEnabled());
+        browser()->exportButton()->click();
+        ExportDialog* dialog = runs()->exportDialog();
+        QVERIFY(dialog);
+        QCOMPARE(dialog->selectedRun(), id);
+        const QString out = dir.filePath(QStringLiteral("out/run.onnx"));
+        dialog->pathEdit()->setText(out);
+        QSignalSpy exported(dialog, &ExportDialog::exported);
+        dialog->exportButton()->click();
+        QVERIFY(exported.wait(60000));
+        const ExportCheck* c = dialog->lastCheck();
+        QVERIFY(c);
+        QVERIFY(QFileInfo::exists(out));
+        QCOMPARE(c->onnxBytes, QFileInfo(out).size());
+        QVERIFY(c->nodes > int(window->studio().document()->model()->graph->nodes.size()));
+        QVERIFY(c->quantizeNodes > 0 && c->dequantizeNodes >= c->quantizeNodes);
+        QCOMPARE(c->checkedLayers, window->studio().document()->layerCount());
+        QVERIFY(QFileInfo::exists(c->reportPath));
+        const auto artifacts = store().artifacts(id);
+        QCOMPARE(int(c->artifacts.size()), int(artifacts.size()));
+        QStringList formats;
+        for (const ArtifactRecord& a : artifacts)
+            formats << QString::fromStdString(a.format);
+        QVERIFY2(formats.contains(QStringLiteral("onnx-qdq")), qPrintable(formats.join(',')));
+        QVERIFY(formats.contains(QStringLiteral("report-html")));
+        QCOMPARE(dialog->artifactsModel()->rowCount(), int(artifacts.size()));
+        QVERIFY(dialog->resultLabel()->text().contains(QStringLiteral("Imported again")));
+        QVERIFY(test::screenshot(dialog, QStringLiteral("export.png")));
+
+        // Parity: the table shows, layer by layer, what the core's check of the same file says.
+        QVERIFY(dialog->parityButton()->isEnabled());
+        QSignalSpy checked(dialog, &ExportDialog::parityChecked);
+        dialog->parityButton()->click();
+        QVERIFY(checked.wait(120000));
+        const ParityResult* shown = dialog->lastParity();
+        QVERIFY(shown);
+        ParityResult expected;
+        {
+            Progress quiet;
+            CancelToken none;
+            const Store s = Store::open(dbPath.toStdString(), {.mode = OpenMode::ReadOnly});
+            RunReplay replay = replayRun(s, id, quiet, none);
+            const QdqLowered lowered = lowerQdqModel(importOnnx(out.toStdString()), out.toStdString());
+            expected = checkParity(*replay.session, lowered, replay.calib, {}, quiet, none);
+        }
+        QCOMPARE(int(shown->layers.size()), int(expected.layers.size()));
+        QCOMPARE(dialog->parityModel()->rowCount(), int(expected.layers.size()));
+        for (std::size_t i = 0; i < expected.layers.size(); ++i) {
+            const LayerParity& e = expected.layers[i];
+            QCOMPARE(dialog->parityModel()->item(int(i), 0)->text(), QString::fromStdString(e.layer));
+            QCOMPARE(shown->layers[i].sqnrDb, e.sqnrDb);
+            QCOMPARE(shown->layers[i].drifting, e.drifting);
+            QCOMPARE(dialog->parityModel()->item(int(i), 2)->text().startsWith(QStringLiteral("INT8")), e.int8);
+        }
+        QCOMPARE(shown->passed(), expected.passed());
+        QVERIFY2(dialog->parityLabel()->text().contains(expected.passed() ? QStringLiteral("No layer drifts")
+                                                                           : QStringLiteral("introduce drift")),
+            qPrintable(dialog->parityLabel()->text()));
+        QVERIFY(test::screenshot(dialog, QStringLiteral("export-parity.png")));
+        dialog->close();
+        QVERIFY(errors->messages.isEmpty());
+    }
+
+    // Runs of two different models line up by layer name: here none match, so every layer
+    // is listed as only in its run, and each side's graph is its own model's.
+    void compareRunsOfTwoModels()
+    {
+        const QString tiny = dir.filePath(QStringLiteral("tiny.onnx"));
+        test::tinyConvModel().save(tiny.toStdString());
+        QSignalSpy opened(&window->studio(), &Studio::modelOpened);
+        window->studio().openModel(tiny);
+        QVERIFY(opened.wait(60000));
+        QuantizeRequest r = smallRequest();
+        r.calibData = r.evalData = QStringLiteral("random:32");
+        r.evalLimit = 0;
+        const qint64 other = quantizeAndWait(r);
+        QVERIFY2(other > 0, qPrintable(errors->messages.join('\n')));
+        QCOMPARE(store().run(other).modelName, std::string("tiny"));
+        QVERIFY(!store().run(other).metrics.top1); // random data has no labels
+
+        QSignalSpy shown(runs(), &RunsController::comparisonShown);
+        QVERIFY(runs()->compare({other, done[0]}) > 0);
+        QVERIFY(shown.wait(60000));
+        auto* view = shown.takeFirst().at(0).value<ComparePanel*>();
+        const RunComparison expected = compareRuns(store(), done[0], other);
+        QVERIFY(expected.layers.empty());
+        QCOMPARE(view->layersModel()->rowCount(), int(expected.onlyInA.size() + expected.onlyInB.size()));
+        QCOMPARE(view->layersModel()->item(view->layersModel()->rowCount() - 1, 0)->text(), QStringLiteral("conv"));
+        QCOMPARE(view->layersModel()->item(view->layersModel()->rowCount() - 1, 1)->text(), QStringLiteral("only in b"));
+        QCOMPARE(view->histogramLayer()->count(), 0);
+        QCOMPARE(view->graphDocument(0)->model()->displayName(), QStringLiteral("fashion_cnn.onnx"));
+        QCOMPARE(view->graphDocument(1)->model()->displayName(), QStringLiteral("tiny.onnx"));
+        QCOMPARE(metricValue(LayerMetric::Bits, *view->graphDocument(1), 0).value_or(-1), 8.0);
+        QVERIFY(errors->messages.isEmpty());
+    }
+
+    void cleanupTestCase()
+    {
+        window->studio().jobs()->cancelAll();
+        QVERIFY(window->studio().jobs()->waitForWorkers(20000));
+        window.reset();
+    }
+};
+
+QTEST_MAIN(TestRunsController)
+#include "test_runs_controller.moc"

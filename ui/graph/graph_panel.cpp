@@ -1,0 +1,136 @@
+#include "ui/graph/graph_panel.h"
+
+#include "ui/document/layer_metric.h"
+#include "ui/document/model_document.h"
+#include "ui/document/studio.h"
+#include "ui/graph/graph_view.h"
+#include "ui/widgets/format.h"
+#include "ui/widgets/icons.h"
+
+#include <QComboBox>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QStandardItemModel>
+#include <QToolButton>
+#include <QVBoxLayout>
+
+namespace qs::ui {
+namespace {
+
+QToolButton* toolButton(QWidget* parent, IconId id, const QString& tip)
+{
+    auto* b = new QToolButton(parent);
+    b->setIcon(icon(id));
+    b->setToolTip(tip);
+    b->setAutoRaise(true);
+    b->setIconSize(QSize(18, 18));
+    return b;
+}
+
+} // namespace
+
+GraphPanel::GraphPanel(Studio& studio, QWidget* parent)
+    : QWidget(parent), doc_(studio.document())
+{
+    view_ = new GraphView(doc_, studio.selection(), this);
+    connect(this, &GraphPanel::directionChanged, &studio, &Studio::setGraphDirection);
+
+    auto* label = new QLabel(QStringLiteral("Color by"), this);
+    label->setProperty("role", "muted");
+    colorBy_ = new QComboBox(this);
+    colorBy_->setObjectName(QStringLiteral("graphColorBy"));
+    for (int m = 0; m < layerMetricCount; ++m) {
+        colorBy_->addItem(metricName(LayerMetric(m)), m);
+        colorBy_->setItemData(m, metricExplanation(LayerMetric(m)), Qt::ToolTipRole);
+    }
+    colorBy_->setCurrentIndex(int(LayerMetric::WeightKurtosis));
+    connect(colorBy_, &QComboBox::currentIndexChanged, this,
+            [this] { view_->setColorMetric(LayerMetric(colorBy_->currentData().toInt())); });
+
+    info_ = new QLabel(this);
+    info_->setProperty("role", "muted");
+    zoomLabel_ = new QLabel(this);
+    zoomLabel_->setProperty("role", "muted");
+    zoomLabel_->setMinimumWidth(fontMetrics().horizontalAdvance(QStringLiteral("400 %")) + 4);
+    zoomLabel_->setAlignment(Qt::AlignRight | Qt::AlignVCenter);
+    auto* zoomOut = toolButton(this, IconId::ZoomOut, QStringLiteral("Zoom out (Ctrl+-)"));
+    auto* zoomIn = toolButton(this, IconId::ZoomIn, QStringLiteral("Zoom in (Ctrl++)"));
+    auto* fit = toolButton(this, IconId::Fit, QStringLiteral("Fit the graph (Ctrl+0, or double-click the canvas)"));
+    directionButton_ = toolButton(this, IconId::Direction, QString());
+    connect(zoomOut, &QToolButton::clicked, view_, &GraphView::zoomOut);
+    connect(zoomIn, &QToolButton::clicked, view_, &GraphView::zoomIn);
+    connect(fit, &QToolButton::clicked, view_, &GraphView::fitGraph);
+    connect(directionButton_, &QToolButton::clicked, this, [this] {
+        setDirection(direction_ == GraphDirection::LeftToRight ? GraphDirection::TopToBottom
+                                                               : GraphDirection::LeftToRight);
+        emit directionChanged(direction_);
+    });
+    connect(view_, &GraphView::zoomChanged, this,
+            [this](double z) { zoomLabel_->setText(QString::number(int(std::lround(z * 100))) + QStringLiteral(" %")); });
+    setDirection(direction_);
+
+    auto* bar = new QHBoxLayout;
+    bar->setContentsMargins(8, 4, 6, 4);
+    bar->setSpacing(6);
+    bar->addWidget(label);
+    bar->addWidget(colorBy_);
+    bar->addSpacing(10);
+    bar->addWidget(info_, 1);
+    bar->addWidget(directionButton_);
+    bar->addWidget(zoomOut);
+    bar->addWidget(zoomLabel_);
+    bar->addWidget(zoomIn);
+    bar->addWidget(fit);
+    auto* barWidget = new QWidget(this);
+    barWidget->setObjectName(QStringLiteral("graphToolBar"));
+    barWidget->setLayout(bar);
+    barWidget->setStyleSheet(QStringLiteral("#graphToolBar { background: #f6f7f9; border-bottom: 1px solid #e1e4e8; }"));
+
+    auto* layout = new QVBoxLayout(this);
+    layout->setContentsMargins(0, 0, 0, 0);
+    layout->setSpacing(0);
+    layout->addWidget(barWidget);
+    layout->addWidget(view_, 1);
+
+    connect(doc_, &ModelDocument::modelChanged, this, [this] {
+        updateMetricItems();
+        updateInfo();
+    });
+    connect(doc_, &ModelDocument::activationsChanged, this, &GraphPanel::updateMetricItems);
+    connect(doc_, &ModelDocument::storedChanged, this, &GraphPanel::updateMetricItems);
+    updateMetricItems();
+    updateInfo();
+}
+
+void GraphPanel::setDirection(GraphDirection d)
+{
+    direction_ = d;
+    directionButton_->setToolTip(d == GraphDirection::LeftToRight ? QStringLiteral("Lay out top to bottom")
+                                                                 : QStringLiteral("Lay out left to right"));
+}
+
+void GraphPanel::updateMetricItems()
+{
+    // Metrics without numbers stay selectable (the legend says why) but read as greyed.
+    auto* model = qobject_cast<QStandardItemModel*>(colorBy_->model());
+    for (int m = 0; m < layerMetricCount; ++m) {
+        const bool available = metricAvailable(LayerMetric(m), *doc_);
+        if (QStandardItem* item = model->item(m))
+            item->setForeground(available ? QBrush() : QBrush(QColor(0xa0, 0xa6, 0xae)));
+    }
+}
+
+void GraphPanel::updateInfo()
+{
+    const auto& m = doc_->model();
+    if (!m) {
+        info_->clear();
+        return;
+    }
+    info_->setText(QStringLiteral("%1 \u00B7 %2 \u00B7 %3 parameters")
+                       .arg(countOf(int64_t(m->graph->nodes.size()), QStringLiteral("operator"), QStringLiteral("operators")),
+                            countOf(int64_t(m->layers.size()), QStringLiteral("layer"), QStringLiteral("layers")))
+                       .arg(formatCompact(double(m->totalParams))));
+}
+
+} // namespace qs::ui

@@ -1,0 +1,46 @@
+// The graph view with its tool bar: colour-by metric, zoom, fit, layout direction.
+#pragma once
+
+#include "ui/graph/graph_layout.h"
+
+#include <QWidget>
+
+class QComboBox;
+class QLabel;
+class QToolButton;
+
+namespace qs::ui {
+
+class GraphView;
+class LayerSelection;
+class ModelDocument;
+class Studio;
+
+class GraphPanel : public QWidget {
+    Q_OBJECT
+public:
+    // Its direction is the studio's: a change lays the model out again.
+    explicit GraphPanel(Studio& studio, QWidget* parent = nullptr);
+
+    GraphView* view() const { return view_; }
+    QComboBox* colorCombo() const { return colorBy_; }
+    GraphDirection direction() const { return direction_; }
+    void setDirection(GraphDirection d);
+
+signals:
+    void directionChanged(qs::ui::GraphDirection direction);
+
+private:
+    void updateMetricItems();
+    void updateInfo();
+
+    ModelDocument* doc_;
+    GraphView* view_;
+    QComboBox* colorBy_;
+    QLabel* info_;
+    QLabel* zoomLabel_;
+    QToolButton* directionButton_;
+    GraphDirection direction_ = GraphDirection::LeftToRight;
+};
+
+} // namespace qs::ui
