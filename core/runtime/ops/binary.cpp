@@ -95,6 +95,11 @@ bool tryDnnlBinary(NodeContext& c, BinOp op, const std::string& aName, const std
     for (bool plain : {false, true}) {
         const int src0 = plain ? c.valueAs(aName, plainDesc(outShape, DType::Float)) : aSlot;
         const memory::desc md0 = c.slot(src0).md;
+        // oneDNN 2.6's jit:uni binary writes past the end of a blocked layout whose channels
+        // are padded (nChw16c with 36 channels: BlazeFace's residual Adds) and computes wrong
+        // values there: such inputs take the plain path.
+        if (!plain && md0.get_size() != std::size_t(numelOf(outShape)) * sizeof(float))
+            continue;
         const bool same = sb == outShape;
         const memory::desc md1 = same ? md0 : expandedPlain(sb, rank);
         FusedTail tail = last ? planTail(c, outName, outShape, nullptr) : FusedTail{{}, {}, outName, {}};
