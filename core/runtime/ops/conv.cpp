@@ -152,11 +152,16 @@ bool tryCreate(Make make, PD& out, std::string& impl)
 // nChw16c kernels are faster (measured on avx512_core, 1 thread, CPU time per run:
 // MobileNetV2 batch 1 4.5 -> 4.1 ms, batch 32 146 -> 130 ms; ResNet-18 batch 1
 // 15.5 -> 18.4 ms the other way). So nChw16c when at least 2/3 of the model's
-// convolutions are 1x1 or depthwise. QS_RUNTIME_BLOCKED=1 / =0 forces either.
+// convolutions are 1x1 or depthwise and oneDNN runs AVX-512: below it oneDNN 2.6 has no
+// jit convolution for nChw16c and falls back to its reference kernel (M-LSD tiny on AVX2:
+// 40 s instead of 0.1 s per image). QS_RUNTIME_BLOCKED=1 / =0 forces either.
 bool preferBlocked(const Graph& graph)
 {
     if (const char* env = std::getenv("QS_RUNTIME_BLOCKED"))
         return std::string(env) != "0";
+    static const bool avx512 = dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core;
+    if (!avx512)
+        return false;
     int convs = 0, pointOrDepth = 0;
     for (const auto& n : graph.nodes) {
         if (n.opType != "Conv" || n.inputs.size() < 2)
