@@ -409,8 +409,8 @@ double sqnrDb(const std::vector<float>& ref, const std::vector<float>& test)
     return n == 0 ? INFINITY : 10 * std::log10(s / n);
 }
 
-// The line of a command's standard error that says "error:", else its first line (progress
-// lines, overwritten with \r, left out).
+// The line of a command's standard error that says "error:" (from "quantstudio-cli", without
+// the progress text before it), else its first line (progress lines, overwritten with \r, left out).
 std::string firstLine(const QByteArray& text)
 {
     std::vector<std::string> lines;
@@ -420,8 +420,8 @@ std::string firstLine(const QByteArray& text)
             lines.push_back(last.toStdString());
     }
     for (const auto& l : lines)
-        if (l.find("error:") != std::string::npos)
-            return l;
+        if (l.find("error:") != std::string::npos) // after any progress text on the same line
+            return l.substr(std::min(l.find("error:"), l.find("quantstudio-cli ")));
     return lines.empty() ? std::string() : lines.front();
 }
 
