@@ -18,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 
 namespace fs = std::filesystem;
@@ -427,6 +428,57 @@ void applyInputShapes(const Context& ctx, onnx::ModelProto& model, const std::ma
     }
 }
 
+// paddle2onnx and tf2onnx write weights as Constant nodes. Each numeric Constant of
+// the main graph (value, value_float(s), value_int(s)) becomes an initializer of its
+// output's name, so inspect, the quantizer, the analyses and the exporters see one
+// kind of weight; exporters write them back as initializers. String and sparse
+// constants, and those that are graph outputs, stay nodes.
+void hoistConstants(const std::string& label, Graph& g)
+{
+    std::set<std::string> outputs;
+    for (const ValueInfo& o : g.outputs)
+        outputs.insert(o.name);
+    std::vector<Node> kept;
+    kept.reserve(g.nodes.size());
+    for (Node& n : g.nodes) {
+        if (n.opType != "Constant" || !n.domain.empty() || n.outputs.size() != 1 || n.outputs[0].empty() ||
+            outputs.count(n.outputs[0]) || n.attrs.size() != 1) {
+            kept.push_back(std::move(n));
+            continue;
+        }
+        const auto& [attr, a] = *n.attrs.begin();
+        std::optional<Tensor> t;
+        if (attr == "value" && a.kind == Attribute::Kind::Tensor && a.tensors.size() == 1 &&
+            a.tensors[0].dtype != DType::String)
+            t = a.tensors[0];
+        else if (attr == "value_float" && a.kind == Attribute::Kind::Float)
+            t = Tensor::fromVector<float>({}, {a.f});
+        else if (attr == "value_floats" && a.kind == Attribute::Kind::Floats)
+            t = Tensor::fromVector<float>({int64_t(a.floats.size())}, a.floats);
+        else if (attr == "value_int" && a.kind == Attribute::Kind::Int)
+            t = Tensor::fromVector<int64_t>({}, {a.i});
+        else if (attr == "value_ints" && a.kind == Attribute::Kind::Ints)
+            t = Tensor::fromVector<int64_t>({int64_t(a.ints.size())}, a.ints);
+        if (!t) {
+            kept.push_back(std::move(n));
+            continue;
+        }
+        if (g.initializers.count(n.outputs[0]))
+            fail(label, ": node ", quoted(n.name), " (Constant): output ", quoted(n.outputs[0]),
+                " has the name of an initializer");
+        t->name = n.outputs[0];
+        ValueInfo& info = g.valueInfo[t->name];
+        info.name = t->name;
+        info.dtype = t->dtype;
+        info.dims.emplace();
+        for (int64_t d : t->shape)
+            info.dims->push_back(Dim {d, {}});
+        g.initializers.emplace(t->name, std::move(*t));
+    }
+    g.nodes = std::move(kept);
+    g.index();
+}
+
 // Spatial attributes must be positive (ONNX spec); libonnx's shape inference for
 // Conv and pooling divides by strides and dilations without checking (a libFuzzer
 // find: strides [2, 0] is a SIGFPE inside libonnx). Subgraphs are checked as well.
@@ -516,6 +568,7 @@ Graph importOnnxBytes(std::string_view bytes, const std::string& label, const st
         }
     }
 
+    hoistConstants(label, g);
     g.opsets = std::move(opsets);
     inlineConstantIfs(g); // layers in a branch chosen by a constant become ordinary layers
     g.irVersion = model.ir_version();
