@@ -44,6 +44,9 @@ int runExport(const std::vector<std::string>& argv)
         if (f == ExportFormat::Qdq) {
             j["true_size_bits"] = r.trueSizeBits;
             j["stored_size_bits"] = r.storedSizeBits;
+            j["opset_upgrade"] = r.upgrade.upgraded()
+                ? nlohmann::json {{"from", r.upgrade.from}, {"to", r.upgrade.to}, {"ops", r.upgrade.ops}}
+                : nlohmann::json(nullptr);
             j["layers"] = nlohmann::json::array();
             for (const auto& l : r.layers)
                 j["layers"].push_back(
@@ -59,6 +62,8 @@ int runExport(const std::vector<std::string>& argv)
     if (f == ExportFormat::Qdq)
         std::printf("size           %.1f KiB at the true bit widths, %.1f KiB as stored in the ONNX file\n",
             double(r.trueSizeBits) / 8192.0, double(r.storedSizeBits) / 8192.0);
+    if (f == ExportFormat::Qdq && r.upgrade.upgraded())
+        std::printf("upgraded       %s\n", r.upgrade.text().c_str());
     for (const auto& a : r.artifacts)
         std::printf("wrote %-14s %s (%lld bytes, sha256 %s), artifact %lld of run %lld\n", a.format.c_str(),
             a.path.c_str(), (long long)a.sizeBytes, a.hash.c_str(), (long long)a.id, (long long)id);

@@ -103,6 +103,7 @@ ExportResult exportRun(Store& store, int64_t runId, ExportFormat format, const s
         res.layers = model.layers;
         res.trueSizeBits = model.trueSizeBits;
         res.storedSizeBits = model.storedSizeBits;
+        res.upgrade = model.upgrade;
     }
     progress.report(1.0, "exported");
     return res;

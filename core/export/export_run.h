@@ -20,6 +20,7 @@ struct ExportResult {
     int checkedLayers = 0;                        // re-derived layers that matched the store (qdq, encodings)
     std::vector<QdqLayerInfo> layers;             // qdq only
     int64_t trueSizeBits = 0, storedSizeBits = 0; // qdq only
+    OpsetUpgrade upgrade;                         // qdq only: what reaching opset 13 took
 };
 
 // Report: `outPath` is the HTML file, the CSV goes beside it with extension .csv.

@@ -3,6 +3,7 @@
 // every consumer sees the transformed value in the simulated Plan.
 #include "export/qdq.h"
 
+#include "export/opset_upgrade.h"
 #include "graph/onnx_export.h"
 #include "util/error.h"
 
@@ -176,12 +177,14 @@ struct Builder {
 
 QdqModel buildQdqModel(const QuantSession& session)
 {
-    Builder b {session, session.graph(), {}, {}, {}, {}};
+    // Per-axis DequantizeLinear needs opset 13: older models are upgraded first.
+    OpsetUpgrade upgrade;
+    const Graph source = upgradeOpset(session.graph(), kMinOpset, &upgrade);
+    Builder b {session, source, {}, {}, {}, {}};
     Graph& g = b.g;
-    auto op = g.opsets.find("");
-    if (op == g.opsets.end() || op->second < kMinOpset)
-        fail("model opset ", op == g.opsets.end() ? 0 : op->second, " is below ", kMinOpset,
-            ": QDQ export needs per-axis DequantizeLinear (convert the model to opset 13 or newer first)");
+    b.out.upgrade = upgrade;
+    if (upgrade.upgraded())
+        g.metadata["quantstudio.opset_upgrade"] = upgrade.text();
     g.index();
     // Bias corrections and other float overrides replace their initializers.
     for (const auto& [name, t] : session.weightOverrides)
@@ -214,7 +217,7 @@ QdqModel buildQdqModel(const QuantSession& session)
         weights.emplace(l.weight, b.out.layers.size() - 1);
     }
     std::vector<Node> nodes = std::move(b.head);
-    for (const Node& n : session.graph().nodes) {
+    for (const Node& n : source.nodes) {
         Node copy = n;
         for (auto& in : copy.inputs)
             if (auto it = b.renamed.find(in); it != b.renamed.end())

@@ -6,6 +6,7 @@
 // the QuantizeLinear (tests/export: 168 of 200 agreeing at A4, 200 with it after).
 #pragma once
 
+#include "export/opset_upgrade.h"
 #include "graph/graph.h"
 #include "quant/session.h"
 
@@ -28,13 +29,15 @@ struct QdqModel {
     std::vector<QdqLayerInfo> layers;
     int64_t trueSizeBits = 0;   // whole model at the real bit widths (QuantSession::sizeBits)
     int64_t storedSizeBits = 0; // whole model as the ONNX file stores the tensors
+    OpsetUpgrade upgrade;       // what was upgraded to reach opset 13 (also in metadata_props)
 };
 
 // Weights below 8 bits are stored as int8/uint8 on their low-bit grid (opset 13: the
 // libonnx checker here knows no INT4 and no opset 21); the true widths go to
 // metadata_props "quantstudio.weight_bits" / "quantstudio.activation_bits" (JSON by
-// layer). Throws Error when the model's opset is below 13 or a layer's weight cannot
-// be expressed (group granularity across non-contiguous blocks).
+// layer). A model below opset 13 is upgraded first (export/opset_upgrade.h; an op the
+// converter cannot carry is an error naming it). Throws Error when a layer's weight
+// cannot be expressed (group granularity across non-contiguous blocks).
 QdqModel buildQdqModel(const QuantSession& session);
 
 // onnx::checker::check_model (full check) on serialized bytes; throws Error with the

@@ -304,31 +304,6 @@ private slots:
         QVERIFY(fusedAgree >= 0.99 * double(eval.count()));
     }
 
-    void oldOpsetIsRefused()
-    {
-        const QString path = dir_.filePath("opset12.onnx");
-        qs::test::OnnxBuilder b = qs::test::tinyConvModel();
-        b.model().mutable_opset_import(0)->set_version(12);
-        {
-            std::ofstream f(path.toStdString(), std::ios::binary);
-            f << b.model().SerializeAsString();
-        }
-        qs::Graph g = qs::importOnnx(path.toStdString());
-        qs::DataOptions data;
-        data.spec = "random:4";
-        qs::QuantSession session(g, {});
-        qs::Progress progress;
-        qs::CancelToken cancel;
-        session.calibrate(qs::loadDataset(data, g), progress, cancel);
-        session.quantizeWeights();
-        try {
-            (void)qs::buildQdqModel(session);
-            QFAIL("opset 12 was exported");
-        } catch (const qs::Error& e) {
-            QVERIFY2(QString(e.what()).contains("opset 12 is below 13"), e.what());
-        }
-    }
-
     void encodingsMatchRun()
     {
         const RunCase run = runs_.at("w4a8-group16-bias-correction");

@@ -1,5 +1,6 @@
 // Resize (nearest, n-linear and n-cubic, every coordinate transformation mode of
-// opsets 10-18; no antialias) in plain C++, float32. Cubic follows the ONNX
+// opsets 10-18; no antialias) in plain C++, float32; Upsample (opsets 7-9, scales an
+// attribute before 9) as the Resize of opset 10 it became. Cubic follows the ONNX
 // reference (onnx/reference/ops/op_resize.py): Keys' kernel with cubic_coeff_a, four
 // taps per axis, edge-clamped indices, exclude_outside renormalizing the weights.
 #include "runtime/ops/ops.h"
@@ -52,12 +53,15 @@ bool buildResize(NodeContext& c)
         c.fail("input type ", dtypeName(c.dtype(0)), " is not supported (float32 only)");
     const Shape& in = c.shape(0);
     const std::size_t r = in.size();
-    const std::string mode = n.attrString("mode", "nearest");
-    if (mode != "nearest" && mode != "linear" && mode != "cubic")
+    const bool upsample = n.opType == "Upsample";
+    std::string mode = n.attrString("mode", "nearest");
+    if (upsample && mode == "bilinear")
+        mode = "linear";
+    if (mode != "nearest" && mode != "linear" && (mode != "cubic" || upsample))
         c.fail("mode ", mode, " is not supported (nearest, linear and cubic are)");
     const double cubicA = n.attrFloat("cubic_coeff_a", -0.75f);
     const bool excludeOutside = n.attrInt("exclude_outside", 0) != 0;
-    const bool opset10 = c.opset() < 11;
+    const bool opset10 = c.opset() < 11 || upsample;
     const std::string coord =
         opset10 ? "asymmetric" : n.attrString("coordinate_transformation_mode", "half_pixel");
     const std::string nearestMode = opset10 ? "floor" : n.attrString("nearest_mode", "round_prefer_floor");
@@ -80,7 +84,13 @@ bool buildResize(NodeContext& c)
             scales.push_back(float(double(sizes[d]) / double(in[d])));
         }
     } else {
-        scales = c.requireConstant(scalesInput, "scales").toFloat();
+        if (upsample && c.opset() < 9) {
+            if (!n.has("scales"))
+                c.fail("attribute scales is missing");
+            scales = n.attrFloats("scales");
+        } else {
+            scales = c.requireConstant(scalesInput, "scales").toFloat();
+        }
         if (scales.size() != r)
             c.fail("scales has ", scales.size(), " values for rank ", r);
         for (std::size_t d = 0; d < r; ++d) {
@@ -220,6 +230,7 @@ bool buildResize(NodeContext& c)
 
 const bool registered = [] {
     registerOp("Resize", buildResize);
+    registerOp("Upsample", buildResize);
     return true;
 }();
 
