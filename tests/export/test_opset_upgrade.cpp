@@ -187,9 +187,9 @@ private slots:
 
         const qs::Dataset data = randomData(g, 3);
         qs::CompileOptions co;
-        co.inputShapes["x"] = data.inputs.shape;
-        const std::vector<float> ours = qs::compilePlan(g, co)->run({data.inputs}).front().toFloat();
-        const std::vector<float> ref = naiveOldStyle(data.inputs);
+        co.inputShapes["x"] = data.first().shape;
+        const std::vector<float> ours = qs::compilePlan(g, co)->run({data.first()}).front().toFloat();
+        const std::vector<float> ref = naiveOldStyle(data.first());
         QCOMPARE(ours.size(), ref.size());
         for (std::size_t i = 0; i < ref.size(); ++i)
             QVERIFY2(std::abs(ours[i] - ref[i]) < 1e-5f,
@@ -230,7 +230,7 @@ private slots:
         const QString path = dir_.filePath(QString("old%1_qdq.onnx").arg(opset));
         qs::writeFileAtomic(path.toStdString(), bytes);
 
-        const std::vector<float> ours = session.compile(true, data.inputs.shape)->run({data.inputs}).front().toFloat();
+        const std::vector<float> ours = session.compile(true, data.first().shape)->run({data.first()}).front().toFloat();
         const std::vector<float> ort = qs::test::ortLogits(path, data, "disabled", dir_.path());
         QCOMPARE(ort.size(), ours.size());
         float maxAbs = 0, maxDiff = 0;

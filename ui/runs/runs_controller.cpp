@@ -82,7 +82,7 @@ QuantizeRequest RunsController::defaultRequest() const
 
 void RunsController::openQuantizeDialog()
 {
-    const auto model = window_->document()->model();
+    const auto model = studio_.document()->model();
     auto* dialog = new QuantizeDialog(defaultRequest(), window_, model ? model->graph : nullptr);
     dialog->setAttribute(Qt::WA_DeleteOnClose);
     connect(dialog, &QDialog::accepted, this, [this, dialog] { quantize(dialog->request()); });
