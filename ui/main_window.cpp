@@ -20,6 +20,7 @@
 #include "ui/widgets/format.h"
 #include "ui/widgets/icons.h"
 
+#include "data/input_binding.h"
 #include "store/store.h"
 
 #include <QAction>
@@ -398,6 +399,14 @@ void MainWindow::updateSummary()
                        .arg(formatCompact(double(m->totalParams)));
     if (g.fileBytes > 0)
         text += QStringLiteral(" \u00B7 %1").arg(formatBytes(g.fileBytes));
+    // An input whose dimensions the model leaves open: as it states them, then as the data bound them.
+    if (!g.inputs.empty() && hasOpenDimensions(g.inputs.front(), 0)) {
+        const auto& a = doc->activations();
+        text +=
+            tr(" \u00B7 input %1 %2")
+                .arg(QString::fromStdString(g.inputs.front().name),
+                    a && !a->inputShape.isEmpty() ? a->inputShape : QString::fromStdString(g.inputs.front().text()));
+    }
     if (const auto& a = doc->activations())
         text += tr(" \u00B7 calibrated on %1").arg(a->dataLabel);
     else

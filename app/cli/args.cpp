@@ -32,6 +32,7 @@ Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& va
                 val = argv[++i];
             }
             values_[name] = val;
+            repeated_[name].push_back(val);
         } else if (flags.count(name)) {
             if (hasValue)
                 fail("option --", name, " takes no value");
@@ -55,6 +56,12 @@ std::optional<std::string> Args::value(const std::string& name) const
     if (it == values_.end())
         return std::nullopt;
     return it->second;
+}
+
+std::vector<std::string> Args::values(const std::string& name) const
+{
+    auto it = repeated_.find(name);
+    return it == repeated_.end() ? std::vector<std::string> {} : it->second;
 }
 
 std::string Args::value(const std::string& name, const std::string& fallback) const

@@ -22,6 +22,8 @@ public:
     bool flag(const std::string& name) const { return flags_.count(name) != 0; }
     std::optional<std::string> value(const std::string& name) const;
     std::string value(const std::string& name, const std::string& fallback) const;
+    // Every value of a repeatable option, in command-line order (value() gives the last).
+    std::vector<std::string> values(const std::string& name) const;
     // Strict: the whole value, within the option's range (see intRange in args.cpp).
     int intValue(const std::string& name, int fallback) const;
     double doubleValue(const std::string& name, double fallback) const;
@@ -30,6 +32,7 @@ private:
     std::vector<std::string> positional_;
     std::set<std::string> flags_;
     std::map<std::string, std::string> values_;
+    std::map<std::string, std::vector<std::string>> repeated_;
 };
 
 // The whole of `text` as a decimal integer in [min, max], or a one-line error naming

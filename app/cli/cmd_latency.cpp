@@ -30,6 +30,7 @@ LatencyProfile latencyFromArgs(const Args& args, const std::string& batchOption,
     o.repeats = args.intValue("repeats", o.repeats);
     o.warmup = args.intValue("warmup", o.warmup);
     o.inputValues = inputValues(args);
+    o.inputShapes = inputShapes(args);
     std::optional<Store> store = storeFromArgs(args);
     if (store)
         recordModel(*store, graph, path);
@@ -46,7 +47,8 @@ nlohmann::json optMs(const std::optional<double>& v)
 
 int runLatency(const std::vector<std::string>& argv)
 {
-    Args args(argv, {"batch", "threads", "repeats", "warmup", "db", "input-value"}, {"json", "remeasure"});
+    Args args(
+        argv, {"batch", "threads", "repeats", "warmup", "db", "input-value", "input-shape"}, {"json", "remeasure"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
     Graph graph = importOnnx(path);
     Progress progress = stderrProgress(args);
@@ -104,7 +106,7 @@ int runLatency(const std::vector<std::string>& argv)
 
 const bool registered = registerCommand({"latency",
     "MODEL [--batch N] [--threads N] [--repeats N] [--warmup N] "
-    "[--input-value NAME=V,...] [--db DB] [--remeasure] [--json]",
+    "[--input-value NAME=V,...] [--input-shape NAME=1x3x48x320]... [--db DB] [--remeasure] [--json]",
     "measured per-layer latency on this CPU: FP32, INT8 and precision-boundary costs (cached per machine with --db)",
     runLatency});
 

@@ -88,6 +88,8 @@ int runParity(const std::vector<std::string>& argv)
         evalOpts.mean = ran.mean;
         evalOpts.std = ran.std;
         evalOpts.context = ran.context;
+        if (evalOpts.inputShapes.empty())
+            evalOpts.inputShapes = ran.inputShapes;
     }
     Dataset data = loadDataset(evalOpts, reference);
     Dataset calib = replay ? replay->calib : calibrationData(args, evalOpts, reference, opts.calibLimit);

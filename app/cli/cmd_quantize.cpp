@@ -5,6 +5,7 @@
 #include "cli/data_args.h"
 #include "cli/recording.h"
 
+#include "data/input_binding.h"
 #include "graph/onnx_import.h"
 #include "quant/session.h"
 #include "store/quantize_run.h"
@@ -168,8 +169,8 @@ int runQuantize(const std::vector<std::string>& argv)
     std::printf("size           %.1f KiB (FP32 %.1f KiB), compression %.2fx\n", double(r.sizeBits) / 8192.0,
                 double(r.fp32SizeBits) / 8192.0, r.compression);
     std::printf("latency        %.3f ms per batch of %lld (FP32 %.3f ms, %.2fx) %s\n", r.latencyMs,
-                (long long)opts.batch, r.fp32LatencyMs, r.latencyMs > 0 ? r.fp32LatencyMs / r.latencyMs : 0.0,
-                opts.int8 ? "[INT8 kernels, oneDNN]" : "[simulated quantization]");
+        (long long)batchFor(graph, opts.batch), r.fp32LatencyMs, r.latencyMs > 0 ? r.fp32LatencyMs / r.latencyMs : 0.0,
+        opts.int8 ? "[INT8 kernels, oneDNN]" : "[simulated quantization]");
     if (store)
         std::printf("run            %lld recorded in %s\n", (long long)recorded.runId, store->path().c_str());
     std::printf("\n%-28s %-6s %5s %5s %-10s %12s %12s\n", "layer", "op", "W", "A", "granular.", "weight SQNR",

@@ -8,6 +8,7 @@
 #include "analysis/perplexity.h"
 #include "cli/data_args.h"
 #include "data/dataset.h"
+#include "data/input_binding.h"
 #include "data/npy.h"
 #include "data/npz.h"
 #include "graph/onnx_import.h"
@@ -106,7 +107,8 @@ std::vector<float> floatList(const Args& args, const std::string& name)
 int runRun(const std::vector<std::string>& argv)
 {
     Args args(argv,
-        {"data", "labels", "batch", "limit", "threads", "mean", "std", "db", "context", "input-value", "save-outputs"},
+        {"data", "labels", "batch", "limit", "threads", "mean", "std", "db", "context", "input-value", "input-shape",
+            "save-outputs"},
         {"json"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
     const int batch = args.intValue("batch", 32);
@@ -133,6 +135,7 @@ int runRun(const std::vector<std::string>& argv)
     dopts.limit = args.intValue("limit", -1);
     dopts.context = args.intValue("context", 0);
     dopts.inputValues = inputValues(args);
+    dopts.inputShapes = inputShapes(args);
     Dataset data = loadDataset(dopts, g);
     if (data.count() == 0)
         fail(dopts.spec, ": no samples");
@@ -145,7 +148,7 @@ int runRun(const std::vector<std::string>& argv)
     s.model = path;
     s.data = dopts.spec;
     s.images = data.count();
-    s.batch = std::min<int64_t>(batch, data.count());
+    s.batch = std::min<int64_t>(batchFor(g, batch), data.count()); // 1 when the model fixes its batch to 1
 
     // One plan for the full batches, one for the remainder: shapes are fixed per plan.
     auto t0 = Clock::now();
@@ -273,7 +276,8 @@ int runRun(const std::vector<std::string>& argv)
 
 const bool registered = registerCommand({"run",
     "MODEL [--data DATA] [--labels PATH] [--batch N] [--limit N] [--threads N] [--mean a,b,c] [--std a,b,c] "
-    "[--context N] [--input-value NAME=V,...] [--save-outputs OUT.npy|OUT.npz] [--db DB] [--json]",
+    "[--context N] [--input-value NAME=V,...] [--input-shape NAME=1x3x48x320]... [--save-outputs OUT.npy|OUT.npz] "
+    "[--db DB] [--json]",
     "run a model on a dataset (IDX, NPY, NPZ or a folder of NPY files named after the inputs, random:N or "
     "text:FILE), print throughput and top-1, or perplexity on text (non-overlapping windows of --context bytes, "
     "--limit windows); --save-outputs writes every output of every sample; record the run with --db",

@@ -1,12 +1,14 @@
 #include "cli/data_args.h"
 
+#include "data/input_binding.h"
 #include "util/error.h"
 
 namespace qs::cli {
 
 const std::set<std::string>& dataOptionNames()
 {
-    static const std::set<std::string> names = {"data", "labels", "mean", "std", "context", "input-value"};
+    static const std::set<std::string> names = {
+        "data", "labels", "mean", "std", "context", "input-value", "input-shape"};
     return names;
 }
 
@@ -41,6 +43,20 @@ std::map<std::string, double> inputValues(const Args& args)
     return out;
 }
 
+std::map<std::string, Shape> inputShapes(const Args& args)
+{
+    std::map<std::string, Shape> out;
+    for (const std::string& text : args.values("input-shape"))
+        for (std::size_t at = 0; at <= text.size();) {
+            const std::size_t comma = std::min(text.find(',', at), text.size());
+            auto [name, shape] = parseInputShape(text.substr(at, comma - at));
+            if (!out.emplace(name, shape).second)
+                fail("--input-shape: input ", quoted(name), " is given twice");
+            at = comma + 1;
+        }
+    return out;
+}
+
 DataOptions dataOptions(const Args& args, const std::string& limitOption)
 {
     DataOptions d;
@@ -56,6 +72,7 @@ DataOptions dataOptions(const Args& args, const std::string& limitOption)
     d.limit = args.intValue(limitOption, -1);
     d.context = args.intValue("context", 0);
     d.inputValues = inputValues(args);
+    d.inputShapes = inputShapes(args);
     return d;
 }
 

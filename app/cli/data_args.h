@@ -1,6 +1,7 @@
 // The data options every command that takes --data shares:
 // --data DATA --labels PATH --mean a,b,c --std a,b,c --limit N --context N (text:FILE)
-// --input-value NAME=V[,NAME=V...] (an input filled with V, e.g. a sample rate).
+// --input-value NAME=V[,NAME=V...] (an input filled with V, e.g. a sample rate)
+// --input-shape NAME=1x3x48x320 (repeatable: an input's unknown dimensions; the batch is ignored).
 #pragma once
 
 #include "cli/args.h"
@@ -16,6 +17,8 @@ namespace qs::cli {
 const std::set<std::string>& dataOptionNames();
 // --input-value NAME=V,...: input name -> value.
 std::map<std::string, double> inputValues(const Args& args);
+// Every --input-shape NAME=DIMS (repeatable, or several separated by commas): input name -> full shape.
+std::map<std::string, Shape> inputShapes(const Args& args);
 // From the parsed args; `limitOption` names the option that limits the samples.
 DataOptions dataOptions(const Args& args, const std::string& limitOption = "limit");
 // The calibration data: --calib-data DATA (no labels) or else the data of `evalOpts`,

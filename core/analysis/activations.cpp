@@ -1,5 +1,6 @@
 #include "analysis/activations.h"
 
+#include "data/input_binding.h"
 #include "runtime/input_shapes.h"
 #include "runtime/plan.h"
 #include "util/error.h"
@@ -68,7 +69,7 @@ std::map<std::string, ActivationObserver> observeActivations(const Graph& graph,
     const int64_t total = options.limit >= 0 ? std::min(options.limit, data.count()) : data.count();
     if (total <= 0)
         fail("dataset ", quoted(data.path), " has no samples");
-    const int64_t batch = std::max<int64_t>(1, std::min(options.batch, total));
+    const int64_t batch = std::max<int64_t>(1, std::min(batchFor(graph, options.batch), total));
 
     std::map<std::string, ActivationObserver> observers;
     for (const auto& v : values)

@@ -4,6 +4,7 @@
 #include "analysis/calib_diag.h"
 
 #include "analysis/observer.h"
+#include "data/input_binding.h"
 #include "quant/calibrator.h"
 #include "quant/session.h"
 #include "runtime/plan.h"
@@ -119,7 +120,7 @@ CalibDiagnostics diagnoseCalibration(const Graph& graph, const Dataset& calib, c
     if (eval && eval->sampleShapes() != calib.sampleShapes())
         fail("evaluation data ", quoted(eval->path), " has samples of shape ", shapeString(eval->first().shape),
             ", the calibration data ", shapeString(calib.first().shape));
-    const int64_t batch = std::max<int64_t>(1, options.batch);
+    const int64_t batch = std::max<int64_t>(1, batchFor(graph, options.batch));
 
     QuantizeOptions qo;
     qo.threads = options.threads;

@@ -54,6 +54,7 @@ LatencyProfile measureLatency(const Graph& graph, const std::string& modelHash, 
     DataOptions random;
     random.spec = str("random:", std::max(options.batch, 8));
     random.inputValues = options.inputValues;
+    random.inputShapes = options.inputShapes;
     const Dataset data = loadDataset(random, graph);
     const std::map<std::string, Shape> shape = data.inputShapes(options.batch);
     const std::vector<Tensor> batchInput = data.batch(0, options.batch); // random:N holds at least the batch

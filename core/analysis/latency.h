@@ -21,6 +21,7 @@ struct LatencyOptions {
     int warmup = 5;
     int repeats = 31;                          // the median of these is reported
     std::map<std::string, double> inputValues; // inputs random data cannot fill (DataOptions::inputValues)
+    std::map<std::string, Shape> inputShapes;  // unknown input dimensions (DataOptions::inputShapes)
 };
 
 struct CpuIsa;

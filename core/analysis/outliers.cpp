@@ -2,6 +2,7 @@
 
 #include "analysis/activations.h"
 #include "analysis/stats.h"
+#include "data/input_binding.h"
 #include "runtime/plan.h"
 #include "util/error.h"
 
@@ -137,7 +138,7 @@ std::vector<LinearInputOutliers> profileLinearOutliers(const Graph& graph, const
         acc[t.input].r.input = t.input;
         firstLayer.emplace(t.input, t.layer);
     }
-    const int64_t batch = std::max<int64_t>(1, std::min(options.batch, total));
+    const int64_t batch = std::max<int64_t>(1, std::min(batchFor(graph, options.batch), total));
     progress.report(0, "profiling linear-layer inputs");
     runFp32Batches(
         graph, data, total, batch, options.threads,

@@ -3,6 +3,7 @@
 #include "analysis/samples.h"
 
 #include "analysis/fidelity.h"
+#include "data/input_binding.h"
 #include "quant/session.h"
 #include "runtime/plan.h"
 #include "util/error.h"
@@ -139,7 +140,7 @@ std::vector<SampleDivergence> divergentSamples(const Graph& graph, const Dataset
     std::vector<SampleDivergence> all;
     Progress p = progress.sub(quantizesActivations(options) ? 0.2 : 0, 1);
     compareBatches(
-        session, data, total, std::max<int64_t>(1, options.batch),
+        session, data, total, std::max<int64_t>(1, batchFor(graph, options.batch)),
         [&](const std::map<std::string, Shape>& shape) {
             CompileOptions co = session.compileOptions(false, shape);
             if (weight)
@@ -200,7 +201,7 @@ std::vector<SampleDivergence> flippedSamples(const Graph& graph, const Dataset& 
     std::vector<SampleDivergence> out;
     Progress p = progress.sub(0.3, 1);
     compareBatches(
-        session, data, total, std::max<int64_t>(1, options.batch),
+        session, data, total, std::max<int64_t>(1, batchFor(graph, options.batch)),
         [&](const std::map<std::string, Shape>& shape) { return session.compileOptions(true, shape); },
         [&](int64_t start, const Tensor& ref, const Tensor& test) {
             perSample(ref, test, data.targets.has_value(), [&](int64_t s, int64_t a, int64_t b, double kl) {

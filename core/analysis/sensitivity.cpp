@@ -2,6 +2,7 @@
 
 #include "analysis/activations.h"
 #include "analysis/fidelity.h"
+#include "data/input_binding.h"
 #include "quant/session.h"
 #include "util/error.h"
 
@@ -315,7 +316,7 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
     const int64_t total = std::min(options.limit >= 0 ? options.limit : data.count(), data.count());
     if (total <= 0)
         fail("dataset ", quoted(data.path), " has no samples");
-    const int64_t batch = std::max<int64_t>(1, std::min(options.batch, total));
+    const int64_t batch = std::max<int64_t>(1, std::min(batchFor(graph, options.batch), total));
     const std::vector<int>& bitList = options.bits;
     auto batchLabels = [&data](int64_t start, int64_t n) {
         return data.labels ? std::vector<int64_t>(data.labels->begin() + start, data.labels->begin() + start + n)

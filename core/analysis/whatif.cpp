@@ -2,6 +2,7 @@
 
 #include "analysis/activations.h"
 #include "analysis/fidelity.h"
+#include "data/input_binding.h"
 #include "util/error.h"
 
 #include <algorithm>
@@ -144,7 +145,7 @@ WhatIfSession::WhatIfSession(const Graph& source, const Dataset& calib, const Da
     samples_ = options_.evalLimit >= 0 ? std::min(options_.evalLimit, eval_.count()) : eval_.count();
     if (samples_ <= 0)
         fail("evaluation dataset ", quoted(eval_.path), " has no samples");
-    const int64_t batch = std::max<int64_t>(1, std::min(options_.batch, samples_));
+    const int64_t batch = std::max<int64_t>(1, std::min(batchFor(source, options_.batch), samples_));
     std::unique_ptr<Plan> fp;
     Batch* current = nullptr;
     FidelityMeter fpMeter(eval_.targets.has_value()); // text: per token

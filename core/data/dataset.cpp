@@ -1,6 +1,7 @@
 #include "data/dataset.h"
 
 #include "data/idx.h"
+#include "data/input_binding.h"
 #include "data/npy.h"
 #include "data/npz.h"
 #include "data/text.h"
@@ -196,17 +197,6 @@ Shape modelSampleShape(const ValueInfo& in, int axis)
     return s;
 }
 
-Shape knownSampleShape(const Graph& model, const ValueInfo& in, int axis)
-{
-    if (!in.dims)
-        fail(model.sourcePath, ": input ", quoted(in.name), " has no known shape");
-    const Shape s = modelSampleShape(in, axis);
-    for (int64_t d : s)
-        if (d < 0)
-            fail(model.sourcePath, ": input ", quoted(in.name), " has unknown non-batch dimensions ", in.text());
-    return s;
-}
-
 DType inputType(const ValueInfo& in)
 {
     return in.dtype == DType::Undefined ? DType::Float : in.dtype;
@@ -294,7 +284,8 @@ Tensor converted(const Tensor& a, const ValueInfo& in, const std::string& what)
     return filled(want, a.shape, a.toInt64(), what);
 }
 
-DataInput fromArray(const Graph& model, const ValueInfo& in, Tensor a, const std::string& source)
+DataInput fromArray(const Graph& model, const ValueInfo& in, Tensor a, const std::string& source,
+    const std::map<std::string, Shape>& given)
 {
     DataInput d;
     d.name = in.name;
@@ -313,6 +304,12 @@ DataInput fromArray(const Graph& model, const ValueInfo& in, Tensor a, const std
                 d.batchAxis < 0 ? " (no batch dimension: one sample is the whole input)"
                                 : " (a sample is the input without its batch dimension)");
     }
+    const Shape got(a.shape.begin() + 1, a.shape.end());
+    const Shape bound = bindSampleShape(model, in, d.batchAxis, given, got, source);
+    if (bound != got)
+        fail(source, ": samples of shape ", shapeString(got), " do not fit input ", quoted(in.name), " ", in.text(),
+            " as --input-shape ", in.name, "=", inputShapeText(given.count(in.name) ? given.at(in.name) : Shape {}),
+            " binds it");
     d.samples = converted(a, in, source);
     return d;
 }
@@ -342,12 +339,13 @@ constexpr int64_t kMaxRandomValues = int64_t(1) << 31;
 // random:N for one input within its type: floats uniform in [0,1), token ids within
 // the embedding's rows, other integers (masks) ones. An input without a batch
 // dimension gets one draw shared by all samples.
-DataInput randomInput(const Graph& model, const ValueInfo& in, int64_t n, std::mt19937_64& rng)
+DataInput randomInput(
+    const Graph& model, const ValueInfo& in, int64_t n, std::mt19937_64& rng, const std::map<std::string, Shape>& given)
 {
     DataInput d;
     d.name = in.name;
     d.batchAxis = batchAxisOf(model, in);
-    const Shape sample = knownSampleShape(model, in, d.batchAxis);
+    const Shape sample = bindSampleShape(model, in, d.batchAxis, given);
     Shape shape = sample;
     shape.insert(shape.begin(), n);
     const int64_t per = numelOf(sample);
@@ -381,13 +379,14 @@ DataInput randomInput(const Graph& model, const ValueInfo& in, int64_t n, std::m
     return d;
 }
 
-DataInput valueInput(const Graph& model, const ValueInfo& in, double value, int64_t n)
+DataInput valueInput(
+    const Graph& model, const ValueInfo& in, double value, int64_t n, const std::map<std::string, Shape>& given)
 {
     DataInput d;
     d.name = in.name;
     d.source = str("--input-value ", value);
     d.batchAxis = batchAxisOf(model, in);
-    Shape shape = knownSampleShape(model, in, d.batchAxis);
+    Shape shape = bindSampleShape(model, in, d.batchAxis, given);
     shape.insert(shape.begin(), n);
     const DType type = inputType(in);
     if (!isFloating(type) && value != std::floor(value))
@@ -487,14 +486,13 @@ std::string describeFile(const std::string& spec, const std::string& name)
     return fs::is_directory(spec) ? (fs::path(spec) / (name + ".npy")).string() : spec + ":" + name + ".npy";
 }
 
-// The first input from an IDX or NPY file: its values reshaped to the model's sample shape.
+// The first input from an IDX or NPY file: its values reshaped to the model's sample
+// shape, whose open dimensions an array of the same rank binds.
 DataInput singleFileInput(const DataOptions& options, const Graph& model, Dataset& ds)
 {
     const ValueInfo& in = firstInput(model);
-    Shape sample = knownSampleShape(model, in, 0);
     if (in.dims && in.dims->empty())
         fail(model.sourcePath, ": input ", quoted(in.name), " is a scalar; give it with --input-value");
-    const int64_t perSample = numelOf(sample);
     Tensor raw;
     if (options.spec.ends_with(".npy")) {
         ds.kind = "npy";
@@ -504,6 +502,11 @@ DataInput singleFileInput(const DataOptions& options, const Graph& model, Datase
         raw = readIdx(options.spec);
     }
     ds.hash = sha256File(options.spec);
+    std::optional<Shape> fromData;
+    if (!raw.shape.empty())
+        fromData = Shape(raw.shape.begin() + 1, raw.shape.end());
+    Shape sample = bindSampleShape(model, in, 0, options.inputShapes, fromData, options.spec);
+    const int64_t perSample = numelOf(sample);
     const int64_t total = raw.numel();
     if (perSample <= 0 || total % perSample != 0)
         fail(options.spec, ": ", total, " values do not split into samples of the model input shape ",
@@ -514,7 +517,7 @@ DataInput singleFileInput(const DataOptions& options, const Graph& model, Datase
             " does not match the model input ", shapeString(sample));
     sample.insert(sample.begin(), n);
     raw.shape = sample;
-    return fromArray(model, in, std::move(raw), options.spec);
+    return fromArray(model, in, std::move(raw), options.spec, options.inputShapes);
 }
 
 void normalizeFirst(const DataOptions& options, const Graph& model, Dataset& ds)
@@ -602,6 +605,7 @@ Tensor samplesFirst(const Tensor& batch, int axis)
 Dataset loadDataset(const DataOptions& options, const Graph& model)
 {
     checkInputValues(options, model);
+    checkInputShapeNames(model, options.inputShapes);
     Dataset ds;
     ds.path = options.spec;
     std::vector<std::optional<DataInput>> fed(model.inputs.size());
@@ -633,7 +637,7 @@ Dataset loadDataset(const DataOptions& options, const Graph& model)
         firstInput(model);
         for (std::size_t i = 0; i < model.inputs.size(); ++i)
             if (!options.inputValues.count(model.inputs[i].name))
-                fed[i] = randomInput(model, model.inputs[i], n, rng);
+                fed[i] = randomInput(model, model.inputs[i], n, rng, options.inputShapes);
         ds.hash = sha256Hex(options.spec + "#" + std::to_string(options.seed));
     } else {
         if (!fs::exists(options.spec))
@@ -648,7 +652,7 @@ Dataset loadDataset(const DataOptions& options, const Graph& model)
                     continue;
                 auto& [name, a] = arrays[std::size_t(which[i])];
                 const std::string what = describeFile(options.spec, name);
-                fed[i] = fromArray(model, model.inputs[i], std::move(a), what);
+                fed[i] = fromArray(model, model.inputs[i], std::move(a), what, options.inputShapes);
                 const int64_t rows = fed[i]->samples.shape[0];
                 if (n >= 0 && rows != n)
                     fail(options.spec, ": arrays hold different sample counts (", quoted(name), " has ", rows,
@@ -672,7 +676,7 @@ Dataset loadDataset(const DataOptions& options, const Graph& model)
     for (std::size_t i = 0; i < fed.size(); ++i) {
         auto v = options.inputValues.find(model.inputs[i].name);
         if (v != options.inputValues.end())
-            fed[i] = valueInput(model, model.inputs[i], v->second, n);
+            fed[i] = valueInput(model, model.inputs[i], v->second, n, options.inputShapes);
     }
     std::vector<std::string> missing;
     for (std::size_t i = 0; i < fed.size(); ++i)
@@ -684,6 +688,9 @@ Dataset loadDataset(const DataOptions& options, const Graph& model)
             " (give an NPZ or a folder of NPY files named after the inputs, or --input-value NAME=V)");
     for (auto& f : fed)
         ds.inputs.push_back(std::move(*f));
+    for (std::size_t i = 0; i < fed.size(); ++i)
+        if (ds.kind != "text" && hasOpenDimensions(model.inputs[i], ds.inputs[i].batchAxis))
+            ds.boundShapes[model.inputs[i].name] = ds.inputs[i].batchShape(1);
 
     // Labels: explicit, or beside an IDX file by the standard name.
     std::string labelsPath = options.labelsPath.value_or(ds.kind == "idx" ? findIdxLabels(options.spec) : "");
@@ -717,6 +724,13 @@ Dataset loadDataset(const DataOptions& options, const Graph& model)
         for (const auto& [name, v] : options.inputValues)
             values += str(name, "=", v, ";");
         ds.hash = sha256Hex(ds.hash + values);
+    }
+    // random:N and --input-value inputs take their shape from these (the others from the arrays).
+    if (!options.inputShapes.empty() && (ds.kind == "random" || !options.inputValues.empty())) {
+        std::string shapes;
+        for (const auto& [name, shape] : options.inputShapes)
+            shapes += str(name, "=", inputShapeText(shape), ";");
+        ds.hash = sha256Hex(ds.hash + "#shapes=" + shapes);
     }
     return ds;
 }

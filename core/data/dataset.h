@@ -21,6 +21,9 @@ struct DataOptions {
     uint64_t seed = 1;                           // for random:N
     int64_t context = 0;                         // text: window length (0: from the model, see textContextFor)
     std::map<std::string, double> inputValues;   // input name -> the value of every element of every sample
+    // Input name -> full shape (batch ignored) for unknown or symbolic dimensions the data
+    // does not fix (random:N, --input-value); see data/input_binding.h.
+    std::map<std::string, Shape> inputShapes;
 };
 
 // The samples of one model input, [N, ...sample], sample-first whatever the model's layout.
@@ -50,6 +53,9 @@ struct Dataset {
     std::vector<float> mean, std;              // what was applied to the first input (empty: none)
     std::string hash;                          // content hash of the source files (for the store)
     std::map<std::string, double> inputValues; // DataOptions::inputValues (the store records them)
+    // The inputs whose model shape leaves dimensions other than the batch open: the full
+    // shape, batch 1, that the data or DataOptions::inputShapes bound (the store records them).
+    std::map<std::string, Shape> boundShapes;
 
     int64_t count() const;
     // The first input's samples: the only input of IDX, NPY and text data.

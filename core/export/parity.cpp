@@ -1,6 +1,7 @@
 // Per-layer parity of the simulated and the deployed (INT8) execution of one model.
 #include "export/parity.h"
 
+#include "data/input_binding.h"
 #include "util/error.h"
 
 #include <algorithm>
@@ -162,7 +163,7 @@ ParityResult checkParity(const QuantSession& reference, const QdqLowered& export
     const int64_t total = options.limit >= 0 ? std::min(options.limit, data.count()) : data.count();
     if (total <= 0)
         fail("parity: the data has no samples");
-    const int64_t batch = std::max<int64_t>(1, std::min(options.batch, total));
+    const int64_t batch = std::max<int64_t>(1, std::min(batchFor(reference.graph(), options.batch), total));
     std::unique_ptr<Plan> sim, qdq, int8;
     int64_t planBatch = -1;
     Power output;

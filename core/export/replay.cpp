@@ -91,6 +91,10 @@ DataOptions dataOptionsFromRunConfig(const nlohmann::json& entry, const std::str
             key = "context";
             d.context = entry.at("context").get<int64_t>();
         }
+        if (entry.contains("input_shapes")) {
+            key = "input_shapes";
+            d.inputShapes = entry.at(key).get<std::map<std::string, Shape>>();
+        }
     } catch (const nlohmann::json::exception&) {
         fail(where, ": field ", quoted(key), " is malformed");
     }

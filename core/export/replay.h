@@ -36,7 +36,7 @@ QuantizeOptions optionsFromRunConfig(const nlohmann::json& config);
 
 // The data options a run's "calibration" or "evaluation" entry records (store/
 // quantize_run.h dataConfig): the spec, the normalization applied, a text window's
-// length. Throws naming `where` and the field when one is malformed.
+// length, the shapes unknown input dimensions took. Throws naming `where` and the field when one is malformed.
 DataOptions dataOptionsFromRunConfig(const nlohmann::json& entry, const std::string& where);
 
 // Throws Error when the run is not a finished quantization run, the model file is

@@ -3,6 +3,7 @@
 #include "analysis/fidelity.h"
 #include "analysis/layers.h"
 #include "analysis/perplexity.h"
+#include "data/input_binding.h"
 #include "graph/subgraphs.h"
 #include "quant/algorithms/linear_layer.h"
 #include "quant/int8_lowering.h"
@@ -300,7 +301,7 @@ void QuantSession::runBatches(const Dataset& calib, int64_t total, bool quantize
     const std::function<void(Plan&)>& attach, const CancelToken& cancel, const std::function<void(int64_t)>& done) const
 {
     runInBatches(
-        calib, total, options_.batch,
+        calib, total, batchFor(graph_, options_.batch),
         [&](const std::map<std::string, Shape>& shapes) { return compile(quantized, shapes); },
         [&](Plan& plan, int64_t) { attach(plan); }, cancel, done);
 }
@@ -659,7 +660,7 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
     const int64_t total = options.evalLimit >= 0 ? std::min(options.evalLimit, eval.count()) : eval.count();
     if (total <= 0)
         fail("evaluation dataset ", quoted(eval.path), " has no samples");
-    const int64_t batch = std::max<int64_t>(1, std::min(options.batch, total));
+    const int64_t batch = std::max<int64_t>(1, std::min(batchFor(g, options.batch), total));
     FidelityMeter meter(eval.targets.has_value()); // text: per token, as perplexity
     PerplexityMeter pplFp32, pplQuant; // text data (targets) only
     struct LayerPower {

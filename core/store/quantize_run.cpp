@@ -32,6 +32,8 @@ nlohmann::json dataConfig(const Dataset& d)
         j["context"] = d.inputs.front().samples.shape[1];
     if (!d.inputValues.empty())
         j["input_values"] = d.inputValues;
+    if (!d.boundShapes.empty()) // the shapes unknown input dimensions took, for a replay on random data
+        j["input_shapes"] = d.boundShapes;
     return j;
 }
 

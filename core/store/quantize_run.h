@@ -24,8 +24,9 @@ struct RecordedQuantization {
 };
 
 // How a run's data was fed: {data, samples}, plus the normalization applied ("mean",
-// "std": from the options or the model's metadata) and a text window's "context"
-// when there are any. Replays (export/replay.h) load the data with them.
+// "std": from the options or the model's metadata), a text window's "context" and the
+// "input_shapes" unknown input dimensions were bound to (Dataset::boundShapes) when
+// there are any. Replays (export/replay.h) load the data with them.
 nlohmann::json dataConfig(const Dataset& d);
 
 // What a quantization run's row records as its configuration: the QuantConfig's

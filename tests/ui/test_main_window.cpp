@@ -3,6 +3,7 @@
 // inspector's plots, the calibration job runs and cancels without stalling the GUI,
 // and a corrupt file gives an error dialog while the open model stays.
 #include "analysis/layers.h"
+#include "data/npy.h"
 #include "graph/onnx_import.h"
 #include "store/store.h"
 #include "support/onnx_builder.h"
@@ -515,6 +516,41 @@ private slots:
         QCOMPARE(window->windowTitle(), QStringLiteral("custom_op.onnx \u2014 QuantStudio"));
         QCOMPARE(window->layerPanel()->model()->rowCount(), 1);
         QVERIFY(openAndWait(demoPath));
+    }
+
+    // An input whose dimensions the model leaves open ([N,2,4,W], as paddle2onnx writes
+    // them): the summary shows it as the model states it, and after calibration on an
+    // NPY of [3,2,4,7] as the data bound it.
+    void openInputShownAsBound()
+    {
+        QTemporaryDir dir;
+        const QString path = dir.filePath(QStringLiteral("symbolic.onnx"));
+        test::OnnxBuilder b = test::tinyConvModel();
+        b.model()
+            .mutable_graph()
+            ->mutable_input(0)
+            ->mutable_type()
+            ->mutable_tensor_type()
+            ->mutable_shape()
+            ->mutable_dim(3)
+            ->set_dim_param("W");
+        b.save(path.toStdString());
+        const QString npy = dir.filePath(QStringLiteral("x.npy"));
+        writeNpy(Tensor(DType::Float, {3, 2, 4, 7}), npy.toStdString());
+        QVERIFY(openAndWait(path));
+        auto* summary = window->findChild<QLabel*>(QStringLiteral("modelSummary"));
+        QVERIFY2(summary->text().contains(QStringLiteral("input x [N,2,4,W]")), qPrintable(summary->text()));
+
+        const QString before = window->studio().dataPath();
+        window->studio().setDataPath(npy);
+        QSignalSpy finished(&window->studio(), &Studio::calibrationFinished);
+        QVERIFY(window->studio().runCalibration() > 0);
+        QVERIFY(finished.wait(60000));
+        QVERIFY(finished.front().at(0).toBool());
+        QVERIFY2(summary->text().contains(QStringLiteral("input x [N,2,4,7]")), qPrintable(summary->text()));
+        window->studio().setDataPath(before);
+        QVERIFY(openAndWait(demoPath));
+        QVERIFY2(!summary->text().contains(QStringLiteral(" input ")), qPrintable(summary->text()));
     }
 
     void missingFileNamesPath()

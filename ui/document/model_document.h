@@ -63,6 +63,7 @@ struct StoredResults {
 struct ActivationData {
     std::vector<ActivationProfile> profiles;
     QString dataLabel;    // what the statistics were collected on
+    QString inputShape;   // the first input as the data bound its open dimensions, "[N,3,48,320]"; else empty
     int64_t samples = 0;
     double seconds = 0;
 

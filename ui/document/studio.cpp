@@ -20,6 +20,7 @@
 #include <QFileInfo>
 #include <QPointer>
 #include <QSettings>
+#include <QStringList>
 #include <QThread>
 
 namespace qs::ui {
@@ -217,6 +218,14 @@ int Studio::runCalibration()
                    profile.threads = std::max(1, QThread::idealThreadCount() - 1);
                    result->profiles = profileActivations(*model->graph, data, profile, run, cancel);
                    result->dataLabel = tr("%1 (%2 samples)").arg(label).arg(data.count());
+                   const DataInput& first = data.inputs.front();
+                   if (const auto bound = data.boundShapes.find(first.name); bound != data.boundShapes.end()) {
+                       QStringList dims;
+                       for (std::size_t d = 0; d < bound->second.size(); ++d)
+                           dims << (int(d) == first.batchAxis ? QStringLiteral("N")
+                                                              : QString::number(bound->second[d]));
+                       result->inputShape = QStringLiteral("[%1]").arg(dims.join(QLatin1Char(',')));
+                   }
                    result->samples = data.count();
                    result->seconds = double(clock.nsecsElapsed()) * 1e-9;
                    return [self, result, generation] {
