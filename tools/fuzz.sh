@@ -10,24 +10,46 @@ build="${1:-$here/build-fuzz}"
 seconds="${2:-30}"
 runs="${3:-${QS_FUZZ_RUNS:-150000}}"
 runtimeRuns="${QS_FUZZ_RUNTIME_RUNS:-3000}"
+# Line tables only and -O1: the sanitizer reports keep file:line, and the tree builds
+# about a fifth faster than RelWithDebInfo's -O2 -g.
 CC=clang CXX=clang++ cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" \
+  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" \
   -DQS_FUZZ=ON -DQS_BUILD_GUI=OFF >/dev/null
 cmake --build "$build" -j "$(nproc)" --target fuzz_onnx_import fuzz_data_readers fuzz_precision_import fuzz_runtime
-for target in fuzz_onnx_import fuzz_data_readers fuzz_precision_import fuzz_runtime; do
-  n="$runs"
+
+# One fuzzer per core at a time (each is single-threaded); a failure stops the script
+# after its group with the crashing input named.
+fuzz_one() {
+  local target="$1" n="$runs" corpus log status=0
   [ "$target" = fuzz_runtime ] && n="$runtimeRuns"
   corpus="$(mktemp -d)"
   cp -r "$here/tests/fuzz/corpus/$target/." "$corpus/" 2>/dev/null || true
-  echo "fuzz: $target, $n inputs (at most ${seconds}s)"
   log="$build/$target.log"
-  status=0
   ASAN_OPTIONS=detect_leaks=0 "$build/tests/fuzz/$target" -runs="$n" -max_total_time="$seconds" -max_len=65536 \
     -rss_limit_mb=4096 -seed=1 -print_final_stats=1 -artifact_prefix="$build/$target-" "$corpus" >"$log" 2>&1 || status=$?
-  grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Test unit written" "$log" || true
   rm -rf "$corpus"
-  if [ "$status" -ne 0 ]; then
-    echo "fuzz: $target FAILED (exit $status); the crashing input is in $build/$target-*" >&2
-    tail -n 40 "$log" >&2
-    exit 1
-  fi
+  echo "$status" >"$build/$target.status"
+}
+targets=(fuzz_precision_import fuzz_runtime fuzz_onnx_import fuzz_data_readers)
+jobs="$(nproc)"
+failed=0
+for ((i = 0; i < ${#targets[@]}; i += jobs)); do
+  group=("${targets[@]:i:jobs}")
+  for target in "${group[@]}"; do
+    echo "fuzz: $target (at most ${seconds}s)"
+    fuzz_one "$target" &
+  done
+  wait
+  for target in "${group[@]}"; do
+    status="$(cat "$build/$target.status")"
+    echo "fuzz: $target: $(grep -E "stat::number_of_executed_units" "$build/$target.log" | tr -d '\n')"
+    grep -E "ERROR|SUMMARY|Test unit written" "$build/$target.log" || true
+    if [ "$status" -ne 0 ]; then
+      echo "fuzz: $target FAILED (exit $status); the crashing input is in $build/$target-*" >&2
+      tail -n 40 "$build/$target.log" >&2
+      failed=1
+    fi
+  done
+  [ "$failed" -eq 0 ] || exit 1
 done

@@ -5,11 +5,17 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 export QS_CMAKE_ARGS="-DQS_WERROR=ON ${QS_CMAKE_ARGS:-}"
+start=$SECONDS
+phase() { echo "test.sh: $1 done at $((SECONDS - start)) s"; }
 "$here/tools/setup.sh" "$here/build"
-"$here/tools/fuzz.sh" "$here/build-fuzz" "${QS_FUZZ_SECONDS:-120}"
+phase "setup and build"
+"$here/tools/fuzz.sh" "$here/build-fuzz" "${QS_FUZZ_SECONDS:-90}"
+phase "fuzz build and runs"
 # The sanitizer subset: a memory error or undefined behaviour ends the test with a report.
 cmake --build "$here/build-fuzz" -j "$(nproc)" --target qs_sanitize_tests
 ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   ctest --test-dir "$here/build-fuzz" -L sanitize --output-on-failure --timeout 900 -j "$(nproc)"
+phase "sanitizer subset"
 cd "$here/build"
 ctest --output-on-failure --timeout 900 -j "$(nproc)"
+phase "test suite"
