@@ -528,10 +528,18 @@ void TestCorpus::model()
         };
     };
 
-    // The dataset users would pass: an NPY for one input, an NPZ of arrays named after the inputs.
+    // The dataset users would pass: an NPY for one input, an NPZ of arrays named after the inputs;
+    // a scalar input of one value (Silero's sample rate sr) as --input-value, as users give it,
+    // which also lets quantize inline an If it decides.
     std::vector<Tensor> arrays;
-    for (const auto& in : m.inputs)
-        arrays.push_back(stacked(in));
+    QStringList values;
+    for (const auto& in : m.inputs) {
+        if (in.dims.empty() && in.gen.starts_with("const:"))
+            values << QString::fromStdString(in.name + "=" + in.gen.substr(6));
+        else
+            arrays.push_back(stacked(in));
+    }
+    const QStringList valueArgs = values.isEmpty() ? QStringList() : QStringList {"--input-value", values.join(",")};
     const QString data = dir + (arrays.size() == 1 ? "/data.npy" : "/data.npz");
     if (arrays.size() == 1)
         writeNpy(arrays[0], data.toStdString());
@@ -594,7 +602,9 @@ void TestCorpus::model()
     // run --save-outputs: what users compare with their framework.
     {
         const QString saved = dir + (ref.names.size() == 1 ? "/outputs.npy" : "/outputs.npz");
-        const auto r = cli({"run", path, "--data", data, "--batch", "1", "--threads", "1", "--save-outputs", saved});
+        const auto r =
+            cli(QStringList {"run", path, "--data", data, "--batch", "1", "--threads", "1", "--save-outputs", saved} +
+                valueArgs);
         std::string err = cliError(r);
         if (err.empty()) {
             std::map<std::string, Tensor> got;
@@ -622,8 +632,10 @@ void TestCorpus::model()
     const QString db = dir + "/corpus.db", qdq = dir + "/model.qdq.onnx";
     std::string runId;
     {
-        const auto r = cli({"quantize", path, "--data", data, "--wbits", "8", "--abits", "8", "--granularity",
-            "channel", "--calib", "minmax", "--batch", "1", "--threads", "1", "--db", db, "--json"});
+        const auto r =
+            cli(QStringList {"quantize", path, "--data", data, "--wbits", "8", "--abits", "8", "--granularity",
+                    "channel", "--calib", "minmax", "--batch", "1", "--threads", "1", "--db", db, "--json"} +
+                valueArgs);
         std::string err = cliError(r);
         if (err.empty()) {
             const auto j = nlohmann::json::parse(r.out.toStdString());
@@ -656,7 +668,9 @@ void TestCorpus::model()
                 err = "QDQ output SQNR in ONNX Runtime " + std::to_string(s) + " dB is below 10 dB";
         }
         outcome["ort_qdq"] = err;
-        const auto r = cli({"parity", qdq, "--run", QString::fromStdString(runId), "--db", db, "--data", data});
+        const auto r =
+            cli(QStringList {"parity", qdq, "--run", QString::fromStdString(runId), "--db", db, "--data", data} +
+                valueArgs);
         outcome["parity"] = cliError(r);
     }
 
