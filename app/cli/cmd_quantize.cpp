@@ -7,6 +7,7 @@
 
 #include "data/input_binding.h"
 #include "graph/onnx_import.h"
+#include "graph/subgraphs.h"
 #include "quant/session.h"
 #include "store/quantize_run.h"
 #include "util/error.h"
@@ -111,6 +112,7 @@ int runQuantize(const std::vector<std::string>& argv)
 
     Graph graph = importOnnx(path);
     DataOptions evalOpts = dataOptions(args);
+    inlineIfsForInputs(graph, evalOpts.inputValues); // an If that --input-value decides: ordinary layers
     const int64_t evalFrom = args.intValue("eval-from", 0);
     evalOpts.limit = opts.evalLimit >= 0 ? evalFrom + opts.evalLimit : -1; // --eval-limit counts from --eval-from
     Dataset eval = dropFirst(loadDataset(evalOpts, graph), evalFrom);

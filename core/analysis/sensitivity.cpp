@@ -109,6 +109,7 @@ struct Segment {
     std::vector<int> nodes;          // graph order, the layer first
     std::vector<std::string> inputs; // the layer's input, then other values the chain reads
     std::string end;                 // value given to the plan's runFrom()
+    std::set<int> prelude;           // nodes computing from constants only what the chain reads
 };
 
 // A constant, also when exported behind Identity nodes (shared biases in torch exports).
@@ -125,6 +126,28 @@ const Tensor* constantOf(const Graph& g, std::string value)
     return nullptr;
 }
 
+// Whether `value` is computed from constants only (tf2onnx's Pad amounts: Split and Concat of
+// an initializer); its producing nodes are added to `nodes`. Operators that need a constant
+// there (Pad, Reshape, Resize) then see one when the segment is compiled on its own.
+bool constantExpression(const Graph& g, const std::string& value, std::set<int>& nodes, int depth = 0)
+{
+    if (constantOf(g, value))
+        return true;
+    const int p = g.producerOf(value);
+    if (p < 0 || depth > 32)
+        return false;
+    const Node& n = g.nodes[std::size_t(p)];
+    for (const auto& [name, a] : n.attrs)
+        if (a.kind == Attribute::Kind::Graph || a.kind == Attribute::Kind::Graphs)
+            return false;
+    std::set<int> mine {p};
+    for (const auto& in : n.inputs)
+        if (!in.empty() && !constantExpression(g, in, mine, depth + 1))
+            return false;
+    nodes.insert(mine.begin(), mine.end());
+    return true;
+}
+
 Segment segmentOf(const Graph& g, int layerNode, const std::string& input, const std::set<std::string>& kept)
 {
     Segment seg;
@@ -134,7 +157,8 @@ Segment segmentOf(const Graph& g, int layerNode, const std::string& input, const
     auto readsFrom = [&](const Node& n) { // values the segment needs from the FP32 plan
         for (const auto& in : n.inputs)
             if (!in.empty() && !produced.count(in) && !constantOf(g, in) &&
-                std::find(seg.inputs.begin(), seg.inputs.end(), in) == seg.inputs.end())
+                std::find(seg.inputs.begin(), seg.inputs.end(), in) == seg.inputs.end() &&
+                !constantExpression(g, in, seg.prelude))
                 seg.inputs.push_back(in);
     };
     readsFrom(g.nodes[std::size_t(layerNode)]);
@@ -185,6 +209,13 @@ Graph segmentGraph(const Graph& g, const Segment& seg, const std::string& weight
     };
     for (const auto& in : seg.inputs)
         input(in, DType::Float);
+    for (int ni : seg.prelude) { // shared by the copies, folded when compiled
+        const Node& n = g.nodes[std::size_t(ni)];
+        for (const auto& in : n.inputs)
+            if (const Tensor* t = in.empty() ? nullptr : constantOf(g, in))
+                s.initializers[in] = *t;
+        s.nodes.push_back(n);
+    }
     for (std::size_t k = 0; k < copies.size(); ++k) {
         std::set<std::string> produced;
         for (int ni : seg.nodes) {

@@ -3,6 +3,7 @@
 #include "export/replay.h"
 
 #include "graph/onnx_import.h"
+#include "graph/subgraphs.h"
 #include "util/error.h"
 #include "util/hash.h"
 
@@ -138,6 +139,7 @@ RunReplay replayRun(const Store& store, int64_t runId, Progress& progress, const
         cal.spec = r.run.datasetPath;
     cal.limit = opts.calibLimit;
     cal.inputValues = r.run.config["calibration"].value("input_values", std::map<std::string, double> {});
+    inlineIfsForInputs(r.source, cal.inputValues); // as the quantize command did
     r.calib = loadDataset(cal, r.source);
 
     r.session = prepareSession(r.source, opts, r.calib, progress, cancel);

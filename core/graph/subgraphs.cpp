@@ -3,6 +3,10 @@
 // condition replaced by the chosen branch.
 #include "graph/subgraphs.h"
 
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <optional>
 #include <set>
 
 namespace qs {
@@ -68,7 +72,10 @@ std::vector<NestedNode> nestedNodes(const Graph& g)
     return out;
 }
 
-int inlineConstantIfs(Graph& g)
+namespace {
+
+// Inlines each If for which `condition` knows the value of its condition input.
+int inlineIfs(Graph& g, const std::function<std::optional<bool>(const Graph&, const std::string&)>& condition)
 {
     int inlined = 0;
     for (bool again = true; again;) {
@@ -77,11 +84,10 @@ int inlineConstantIfs(Graph& g)
             const Node& n = g.nodes[i];
             if (n.opType != "If" || !n.domain.empty())
                 continue;
-            const Tensor* cond = g.constant(n.input(0));
-            if (!cond || cond->numel() != 1 || cond->dtype == DType::String)
+            const std::optional<bool> value = condition(g, n.input(0));
+            if (!value)
                 continue;
-            const bool value = cond->dtype == DType::Bool ? cond->bytes[0] != std::byte {0} : cond->toFloat()[0] != 0;
-            auto it = n.attrs.find(value ? "then_branch" : "else_branch");
+            auto it = n.attrs.find(*value ? "then_branch" : "else_branch");
             if (it == n.attrs.end() || it->second.graphs.empty() || !it->second.graphs[0])
                 continue;
             const Graph& branch = *it->second.graphs[0];
@@ -114,6 +120,101 @@ int inlineConstantIfs(Graph& g)
         }
     }
     return inlined;
+}
+
+// The single element of a constant, as a double; nullopt for anything else.
+std::optional<double> constantScalar(const Graph& g, const std::string& value)
+{
+    const Tensor* t = g.constant(value);
+    if (!t || t->numel() != 1 || t->dtype == DType::String)
+        return std::nullopt;
+    return t->dtype == DType::Bool ? (t->bytes[0] != std::byte {0} ? 1.0 : 0.0) : double(t->toFloat()[0]);
+}
+
+// A single-element value computed from constants and the given inputs by the comparison and
+// logic operators a condition is made of; nullopt when it depends on anything else.
+std::optional<double> scalarOf(
+    const Graph& g, const std::string& value, const std::map<std::string, double>& inputValues, int depth)
+{
+    if (auto c = constantScalar(g, value))
+        return c;
+    if (auto it = inputValues.find(value); it != inputValues.end()) {
+        for (const ValueInfo& in : g.inputs)
+            if (in.name == value && in.dims &&
+                std::all_of(in.dims->begin(), in.dims->end(), [](const Dim& d) { return d.value == 1; }))
+                return it->second;
+        return std::nullopt; // not a single-element input: the condition would not be a scalar
+    }
+    const int p = g.producerOf(value);
+    if (p < 0 || depth > 32)
+        return std::nullopt;
+    const Node& n = g.nodes[std::size_t(p)];
+    if (!n.domain.empty() || n.outputs.size() != 1)
+        return std::nullopt;
+    std::vector<double> a;
+    for (const std::string& in : n.inputs) {
+        auto v = scalarOf(g, in, inputValues, depth + 1);
+        if (!v)
+            return std::nullopt;
+        a.push_back(*v);
+    }
+    const std::string& op = n.opType;
+    auto truth = [](bool b) { return b ? 1.0 : 0.0; };
+    if (a.size() == 1 && op == "Identity")
+        return a[0];
+    if (a.size() == 1 && op == "Not")
+        return truth(a[0] == 0);
+    if (a.size() == 1 && op == "Cast") {
+        const auto to = DType(n.attrInt("to", 0));
+        if (to == DType::Bool)
+            return truth(a[0] != 0);
+        if (to == DType::Float || to == DType::Double)
+            return a[0];
+        if (to == DType::Int64 || to == DType::Int32)
+            return std::trunc(a[0]);
+        return std::nullopt;
+    }
+    if (a.size() != 2)
+        return std::nullopt;
+    if (op == "Equal")
+        return truth(a[0] == a[1]);
+    if (op == "Greater")
+        return truth(a[0] > a[1]);
+    if (op == "GreaterOrEqual")
+        return truth(a[0] >= a[1]);
+    if (op == "Less")
+        return truth(a[0] < a[1]);
+    if (op == "LessOrEqual")
+        return truth(a[0] <= a[1]);
+    if (op == "And")
+        return truth(a[0] != 0 && a[1] != 0);
+    if (op == "Or")
+        return truth(a[0] != 0 || a[1] != 0);
+    if (op == "Xor")
+        return truth((a[0] != 0) != (a[1] != 0));
+    return std::nullopt;
+}
+
+} // namespace
+
+int inlineConstantIfs(Graph& g)
+{
+    return inlineIfs(g, [](const Graph& graph, const std::string& cond) -> std::optional<bool> {
+        if (auto v = constantScalar(graph, cond))
+            return *v != 0;
+        return std::nullopt;
+    });
+}
+
+int inlineIfsForInputs(Graph& g, const std::map<std::string, double>& inputValues)
+{
+    if (inputValues.empty())
+        return 0;
+    return inlineIfs(g, [&](const Graph& graph, const std::string& cond) -> std::optional<bool> {
+        if (auto v = scalarOf(graph, cond, inputValues, 0))
+            return *v != 0;
+        return std::nullopt;
+    });
 }
 
 } // namespace qs

@@ -6,6 +6,9 @@
 
 #include "graph/graph.h"
 
+#include <map>
+#include <string>
+
 namespace qs {
 
 // Values a subgraph (or any subgraph inside it) reads from enclosing scopes, in first-use order.
@@ -27,5 +30,12 @@ std::vector<NestedNode> nestedNodes(const Graph& g);
 // with its chosen branch, repeatedly, so layers inside become ordinary nodes. Returns
 // how many were inlined.
 int inlineConstantIfs(Graph& g);
+
+// inlineConstantIfs() for conditions that follow from single-element graph inputs given a
+// value (`inputValues`, e.g. --input-value sr=16000) through Identity, Cast, Not, Equal,
+// Greater, Less(OrEqual), And, Or and Xor on constants: the branch those values choose becomes
+// ordinary nodes, so its layers can be quantized. The inputs stay; the graph then holds for
+// those values only. Returns how many were inlined.
+int inlineIfsForInputs(Graph& g, const std::map<std::string, double>& inputValues);
 
 } // namespace qs

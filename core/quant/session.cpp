@@ -228,12 +228,14 @@ QuantSession::QuantSession(const Graph& source, QuantizeOptions options)
                 foldedWeights_[source.nodes[std::size_t(src)].inputs[1]] = n.inputs[1];
     refreshLayers();
     // Layers inside an If branch chosen at run time, or a Loop body, are not quantized yet;
-    // an If with a constant condition was inlined at import.
+    // an If with a constant condition was inlined at import, one decided by --input-value by
+    // the command (inlineIfsForInputs).
     for (const NestedNode& nn : nestedNodes(graph_))
         if (nn.scope->layerKind(nn.node()) != LayerKind::None && options_.config.forLayer(nn.node().name))
             fail(graph_.sourcePath, ": layer ", quoted(nn.node().name), " (", nn.node().opType, ") inside ", nn.path,
                  " cannot be quantized: only layers of an If whose condition is a constant are (it is ",
-                 "inlined at import); exclude it in the configuration or fix the condition");
+                 "inlined at import), or follows from inputs given by --input-value NAME=V; exclude it in the ",
+                 "configuration or fix the condition");
 }
 
 void QuantSession::checkRanges() const

@@ -71,6 +71,75 @@ Graph branchyModel()
     return importOnnxBytes(b.bytes(), "branchy.onnx", ".");
 }
 
+// tf2onnx's padding before a strided depthwise convolution (M-LSD): Pad's amounts come from
+// Split and Concat of an initializer, computed from constants only, inside conv1's segment
+// (conv1 -> Relu -> Pad, up to conv2's input).
+Graph computedPadsModel()
+{
+    qs::test::OnnxBuilder b;
+    b.input("x", {-1, 2, 6, 6});
+    auto* raw = b.model().mutable_graph()->add_initializer();
+    raw->set_name("pads_raw");
+    raw->set_data_type(onnx::TensorProto::INT64);
+    raw->add_dims(8);
+    for (int64_t v : {0, 0, 0, 1, 0, 0, 1, 0}) // reordered below to [0,0,0,0, 0,0,1,1]
+        raw->add_int64_data(v);
+    auto* sizes = b.model().mutable_graph()->add_initializer();
+    sizes->set_name("ones");
+    sizes->set_data_type(onnx::TensorProto::INT64);
+    sizes->add_dims(2);
+    for (int64_t v : {4, 4})
+        sizes->add_int64_data(v);
+    std::vector<float> w1(4 * 2 * 9), w2(4 * 4 * 9);
+    for (std::size_t i = 0; i < w1.size(); ++i)
+        w1[i] = 0.5f * std::sin(0.7f * float(i) + 0.3f);
+    for (std::size_t i = 0; i < w2.size(); ++i)
+        w2[i] = 0.3f * std::cos(0.4f * float(i));
+    b.initializer("w1", {4, 2, 3, 3}, w1);
+    b.initializer("w2", {4, 4, 3, 3}, w2);
+    auto* c1 = b.node("Conv", {"x", "w1"}, {"c1"}, "conv1");
+    qs::test::OnnxBuilder::intsAttr(c1, "pads", {1, 1, 1, 1});
+    b.node("Relu", {"c1"}, {"r1"}, "relu1");
+    b.node("Split", {"pads_raw", "ones"}, {"lo", "hi"}, "split");
+    b.node("Concat", {"hi", "lo"}, {"pads"}, "concat");
+    qs::test::OnnxBuilder::intAttr(b.model().mutable_graph()->mutable_node(3), "axis", 0);
+    b.node("Pad", {"r1", "pads"}, {"p"}, "pad");
+    auto* c2 = b.node("Conv", {"p", "w2"}, {"y"}, "conv2");
+    qs::test::OnnxBuilder::intsAttr(c2, "strides", {2, 2});
+    b.output("y", {-1, 4, 3, 3});
+    return importOnnxBytes(b.bytes(), "pads.onnx", ".");
+}
+
+// The cached sweep (segments, runFrom) against full re-runs per configuration (o.naive), on
+// `samples` random samples in batches of `batch`.
+void expectFastEqualsNaive(
+    const Graph& g, int64_t samples, int64_t batch, SensitivityMode mode, std::vector<int> bits, std::size_t layers)
+{
+    DataOptions dopts;
+    dopts.spec = "random:" + std::to_string(samples);
+    Dataset d = loadDataset(dopts, g);
+    SensitivityOptions o;
+    o.bits = std::move(bits);
+    o.mode = mode;
+    o.limit = samples;
+    o.batch = batch;
+    Progress p;
+    SensitivityResult fast = measureSensitivity(g, d, o, p, CancelToken());
+    o.naive = true;
+    SensitivityResult naive = measureSensitivity(g, d, o, p, CancelToken());
+    QCOMPARE(fast.layers.size(), layers);
+    for (std::size_t i = 0; i < fast.layers.size(); ++i)
+        for (int bits : o.bits) {
+            const double a = fast.layers[i].byBits.at(bits).sqnrDb, e = naive.layers[i].byBits.at(bits).sqnrDb;
+            QVERIFY2(std::isfinite(e) && std::abs(a - e) < 1e-3 * std::max(1.0, std::abs(e)),
+                qPrintable(QString("%1 at %2 bits: %3 vs %4 dB")
+                               .arg(QString::fromStdString(fast.layers[i].layer))
+                               .arg(bits)
+                               .arg(a)
+                               .arg(e)));
+        }
+}
+
 } // namespace
 
 class TestSensitivity : public QObject {
@@ -180,30 +249,14 @@ private slots:
     void segmentsMatchFullReRunsOnBranchyGraphs()
     {
         QFETCH(int, mode);
-        Graph g = branchyModel();
-        DataOptions dopts;
-        dopts.spec = "random:24";
-        Dataset d = loadDataset(dopts, g);
-        SensitivityOptions o;
-        o.bits = {2, 5};
-        o.mode = SensitivityMode(mode);
-        o.limit = 24;
-        o.batch = 8;
-        Progress p;
-        SensitivityResult fast = measureSensitivity(g, d, o, p, CancelToken());
-        o.naive = true;
-        SensitivityResult naive = measureSensitivity(g, d, o, p, CancelToken());
-        QCOMPARE(fast.layers.size(), std::size_t(3));
-        for (std::size_t i = 0; i < fast.layers.size(); ++i)
-            for (int bits : o.bits) {
-                const double a = fast.layers[i].byBits.at(bits).sqnrDb, e = naive.layers[i].byBits.at(bits).sqnrDb;
-                QVERIFY2(std::isfinite(e) && std::abs(a - e) < 1e-3 * std::max(1.0, std::abs(e)),
-                    qPrintable(QString("%1 at %2 bits: %3 vs %4 dB")
-                                   .arg(QString::fromStdString(fast.layers[i].layer))
-                                   .arg(bits)
-                                   .arg(a)
-                                   .arg(e)));
-            }
+        expectFastEqualsNaive(branchyModel(), 24, 8, SensitivityMode(mode), {2, 5}, 3);
+    }
+
+    // A segment reading a value computed from constants (Pad's amounts) folds it, as the
+    // whole plan does, instead of taking it as a run-time input ("pads ... must be a constant").
+    void segmentsFoldConstantPads()
+    {
+        expectFastEqualsNaive(computedPadsModel(), 8, 4, SensitivityMode::Both, {3, 6}, 2);
     }
 
     void localModeIsTheLayersOwnSqnr()

@@ -4,6 +4,7 @@
 // the ONNX equations. Add a case as a row of a _data() table or a small model builder.
 #include "analysis/layers.h"
 #include "graph/onnx_import.h"
+#include "graph/subgraphs.h"
 #include "quant/session.h"
 #include "runtime/plan.h"
 #include "support/onnx_builder.h"
@@ -100,7 +101,21 @@ std::vector<float> expectIf(const Tensor& x, bool cond)
     return out;
 }
 
-// y = If(cond, then: Conv(x, w) with w an outer initializer, else: Neg(x)).
+// y = If(cond, then: Conv(x, w) with w an outer initializer, else: Neg(x)), x [1,2,4,4].
+void addConvOrNegIf(OnnxBuilder& b, const std::string& cond)
+{
+    b.initializer("w", {2, 2, 1, 1}, {1.f, 2.f, 3.f, 4.f});
+    auto* n = b.node("If", {cond}, {"y"}, "if");
+    GraphBuilder t = OnnxBuilder::graphAttr(n, "then_branch");
+    t.node("Conv", {"x", "w"}, {"t_conv"}, "branch_conv");
+    untyped(t.output("t_conv"));
+    GraphBuilder e = OnnxBuilder::graphAttr(n, "else_branch");
+    e.node("Neg", {"x"}, {"e_neg"}, "e_neg_node");
+    untyped(e.output("e_neg"));
+    b.output("y", {1, 2, 4, 4});
+}
+
+// addConvOrNegIf() on a Bool condition: an input, or an initializer when `constCond` says which.
 OnnxBuilder convInBranchModel(std::optional<bool> constCond)
 {
     OnnxBuilder b;
@@ -109,15 +124,21 @@ OnnxBuilder convInBranchModel(std::optional<bool> constCond)
         addTensor(b.model().mutable_graph(), boolScalar(*constCond), "cond");
     else
         b.input("cond", {}, onnx::TensorProto::BOOL);
-    b.initializer("w", {2, 2, 1, 1}, {1.f, 2.f, 3.f, 4.f});
-    auto* n = b.node("If", {"cond"}, {"y"}, "if");
-    GraphBuilder t = OnnxBuilder::graphAttr(n, "then_branch");
-    t.node("Conv", {"x", "w"}, {"t_conv"}, "branch_conv");
-    untyped(t.output("t_conv"));
-    GraphBuilder e = OnnxBuilder::graphAttr(n, "else_branch");
-    e.node("Neg", {"x"}, {"e_neg"}, "e_neg_node");
-    untyped(e.output("e_neg"));
-    b.output("y", {1, 2, 4, 4});
+    addConvOrNegIf(b, "cond");
+    return b;
+}
+
+// Silero VAD's form: addConvOrNegIf() on Equal(sr, 16000), sr a scalar int64 input.
+OnnxBuilder srSwitchModel()
+{
+    OnnxBuilder b;
+    b.input("x", {1, 2, 4, 4});
+    b.input("sr", {}, onnx::TensorProto::INT64);
+    Tensor rate(DType::Int64, {});
+    rate.data<int64_t>()[0] = 16000;
+    addTensor(b.model().mutable_graph(), rate, "rate");
+    b.node("Equal", {"sr", "rate"}, {"is16k"}, "equal");
+    addConvOrNegIf(b, "is16k");
     return b;
 }
 
@@ -366,6 +387,48 @@ private slots:
         QVERIFY(std::fabs(y[0] - (1.f * xv[0] + 2.f * xv[16])) < 1e-6f);
         QVERIFY(std::fabs(y[16] - (3.f * xv[0] + 4.f * xv[16])) < 1e-6f);
         QCOMPARE(load(convInBranchModel(false)).nodes.front().opType, std::string("Neg"));
+    }
+
+    // An If whose condition follows from an input given one value (--input-value sr=16000)
+    // is inlined by inlineIfsForInputs: its layers become ordinary, quantizable ones, and the
+    // graph computes what the chosen branch does (checked against naive loops).
+    void ifChosenByInputValue()
+    {
+        const Graph source = load(srSwitchModel());
+        Graph g = source;
+        QCOMPARE(inlineIfsForInputs(g, {}), 0);
+        QCOMPARE(inlineIfsForInputs(g, {{"x", 1.0}}), 0); // not a single-element input
+        QVERIFY(g.findNode("if") >= 0);
+
+        const Tensor x = randomTensor({1, 2, 4, 4}, 9);
+        const auto xv = x.toFloat();
+        auto sr = [](int64_t v) {
+            Tensor t(DType::Int64, {});
+            t.data<int64_t>()[0] = v;
+            return t;
+        };
+        Graph g16 = source;
+        QCOMPARE(inlineIfsForInputs(g16, {{"sr", 16000.0}}), 1);
+        QVERIFY(g16.findNode("if") < 0);
+        QVERIFY(g16.findNode("branch_conv") >= 0);
+        QuantSession session(g16, {});
+        QCOMPARE(session.layers().size(), std::size_t(1));
+        QCOMPARE(session.layers()[0].name, std::string("branch_conv"));
+        const auto y = compilePlan(g16)->run({x, sr(16000)})[0].toFloat();
+        const float w[2][2] = {{1.f, 2.f}, {3.f, 4.f}};
+        std::vector<float> expect(32);
+        for (int o = 0; o < 2; ++o)
+            for (int p = 0; p < 16; ++p)
+                expect[std::size_t(o * 16 + p)] = w[o][0] * xv[std::size_t(p)] + w[o][1] * xv[std::size_t(16 + p)];
+        QVERIFY(maxAbsDiff(y, expect) < 1e-6);
+
+        Graph g8 = source;
+        QCOMPARE(inlineIfsForInputs(g8, {{"sr", 8000.0}}), 1);
+        QVERIFY(g8.findNode("e_neg_node") >= 0 && g8.findNode("branch_conv") < 0);
+        std::vector<float> neg(xv.size());
+        for (std::size_t i = 0; i < xv.size(); ++i)
+            neg[i] = -xv[i];
+        QCOMPARE(maxAbsDiff(compilePlan(g8)->run({x, sr(8000)})[0].toFloat(), neg), 0.0);
     }
 
     void loop_data()
