@@ -1,12 +1,10 @@
 // node ort_corpus.js MODEL SPEC.json OUT_DIR [REPEATS]: runs MODEL in ONNX Runtime (CPU, one thread) on
 // COUNT samples, one at a time. SPEC: {"count": N, "inputs": [{"name", "type": "float32"|"int64",
 // "dims": [...one sample's shape as the model takes it...], "file": raw little-endian values of
-// all N samples}], "optimization": "all" (the default) or "disabled" (ONNX Runtime's graph
-// optimization level: "disabled" runs the nodes as written, with other kernels)}. Writes
-// OUT_DIR/output_K.f32 (output K of every sample, float32) and prints {"outputs": [{"name", "dims"}],
-// "version"}; with REPEATS, also "ms": the median time of one sample's run over REPEATS runs after
-// one warm-up (bench/corpus). The reference of tests/corpus (onnxruntime-node is resolved through
-// NODE_PATH: bench/ort/node_modules).
+// all N samples}]}. Writes OUT_DIR/output_K.f32 (output K of every sample, float32) and prints
+// {"outputs": [{"name", "dims"}], "version"}; with REPEATS, also "ms": the median time of one
+// sample's run over REPEATS runs after one warm-up (bench/corpus). The reference of tests/corpus (onnxruntime-node is
+// resolved through NODE_PATH: bench/ort/node_modules).
 const fs = require('fs');
 const path = require('path');
 const ort = require('onnxruntime-node');
@@ -14,10 +12,7 @@ const ort = require('onnxruntime-node');
 async function main() {
   const [model, specPath, outDir, repeatsText] = process.argv.slice(2);
   const spec = JSON.parse(fs.readFileSync(specPath, 'utf8'));
-  const session = await ort.InferenceSession.create(model, {
-    intraOpNumThreads: 1,
-    graphOptimizationLevel: spec.optimization || 'all',
-  });
+  const session = await ort.InferenceSession.create(model, { intraOpNumThreads: 1 });
   const feeds = spec.inputs.map((i) => {
     const buf = fs.readFileSync(i.file);
     const per = i.dims.reduce((a, b) => a * b, 1);

@@ -2,9 +2,7 @@
 // QS_CORPUS_DIR): each model goes through what a user does with it, through the CLI, and is
 // compared with ONNX Runtime (tests/corpus/ort_corpus.js) on deterministic real-looking inputs.
 // Steps: inspect (parameters and layers found), runtime (our plan vs ONNX Runtime per output,
-// relative max error at most 1e-4, or at most 4 times ONNX Runtime's own spread: its outputs with
-// graph optimizations off against its default run, for deep models that amplify float32
-// rounding), run (`run --save-outputs`, the same comparison), quantize
+// relative max error at most 1e-4), run (`run --save-outputs`, the same comparison), quantize
 // (W8A8), export (QDQ), ort_qdq (ONNX Runtime runs the QDQ file), parity (`parity --run`).
 // A step expected to fail is listed in expected_failures.tsv with the prefix of its error; the
 // test fails when an unlisted step fails, a listed one fails differently or passes.
@@ -29,7 +27,6 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
-#include <functional>
 #include <map>
 #include <numbers>
 #include <sstream>
@@ -40,11 +37,6 @@ namespace {
 
 constexpr int kSamples = 2;
 constexpr double kMaxRelError = 1e-4;
-// A model whose float32 rounding (any summation order) moves an output by more than kMaxRelError:
-// ONNX Runtime with graph optimizations off differs from itself by a relative `spread`; ours may
-// differ from it by up to kSpreadFactor * spread (M-LSD: 1.6e-4 against a spread of 8.2e-5, every
-// operator within 2e-6 of ONNX Runtime given the same inputs).
-constexpr double kSpreadFactor = 4.0;
 constexpr double kMinSqnrDb = 10.0; // W8A8 output vs FP32: below this the quantized model is broken
 const char* const kSteps[] = {"inspect", "runtime", "run", "quantize", "export", "ort_qdq", "parity"};
 
@@ -333,8 +325,7 @@ struct OrtOutputs {
     std::string error;                      // non-empty when ONNX Runtime failed
 };
 
-// `optimization`: ONNX Runtime's graph optimization level, "all" or "disabled".
-OrtOutputs ortRun(const QString& model, const ModelRow& m, const QString& dir, const std::string& optimization = "all")
+OrtOutputs ortRun(const QString& model, const ModelRow& m, const QString& dir)
 {
     const QString nodeModules = QS_SOURCE_DIR "/bench/ort/node_modules";
     const QString node = QStandardPaths::findExecutable("node");
@@ -342,7 +333,7 @@ OrtOutputs ortRun(const QString& model, const ModelRow& m, const QString& dir, c
         qFatal("node is not on PATH (tools/setup.sh expects Node 20)");
     if (!QFileInfo::exists(nodeModules + "/onnxruntime-node"))
         qFatal("%s/onnxruntime-node is missing: run tools/setup.sh (it installs bench/ort)", qPrintable(nodeModules));
-    nlohmann::json spec {{"count", kSamples}, {"inputs", nlohmann::json::array()}, {"optimization", optimization}};
+    nlohmann::json spec {{"count", kSamples}, {"inputs", nlohmann::json::array()}};
     for (std::size_t k = 0; k < m.inputs.size(); ++k) {
         const InputSpec& in = m.inputs[k];
         const QString file = dir + QString("/ort_in_%1.bin").arg(k);
@@ -358,8 +349,7 @@ OrtOutputs ortRun(const QString& model, const ModelRow& m, const QString& dir, c
     }
     const QString specPath = dir + "/ort_spec.json";
     std::ofstream(specPath.toStdString()) << spec.dump();
-    const QString outDir =
-        dir + "/ort_" + QFileInfo(model).completeBaseName() + "_" + QString::fromStdString(optimization);
+    const QString outDir = dir + "/ort_" + QFileInfo(model).completeBaseName();
     QDir().mkpath(outDir);
     QProcess p;
     auto env = QProcessEnvironment::systemEnvironment();
@@ -386,43 +376,27 @@ OrtOutputs ortRun(const QString& model, const ModelRow& m, const QString& dir, c
     return r;
 }
 
-// max |a - b| / max |b| (a and b of the same size).
-double relMaxError(const std::vector<float>& a, const std::vector<float>& b, double* scale = nullptr)
-{
-    double diff = 0, top = 0;
-    for (std::size_t i = 0; i < b.size(); ++i) {
-        diff = std::max(diff, double(std::fabs(a[i] - b[i])));
-        top = std::max(top, double(std::fabs(b[i])));
-    }
-    if (scale)
-        *scale = top;
-    return diff / std::max(top, 1e-30);
-}
-
-// Empty error text when `ours` is within kMaxRelError of `ref`, or within kSpreadFactor times
-// ONNX Runtime's own spread on this output (`spread()`, asked only then).
-std::string compareOutput(const std::string& name, const std::vector<float>& ours, const std::vector<float>& ref,
-    const std::function<double()>& spread)
+// max |a - b| / max |b|; empty error text when within kMaxRelError.
+std::string compareOutput(const std::string& name, const std::vector<float>& ours, const std::vector<float>& ref)
 {
     if (ours.size() != ref.size())
         return "output \"" + name + "\": " + std::to_string(ours.size()) + " values, ONNX Runtime " +
             std::to_string(ref.size());
-    for (std::size_t i = 0; i < ref.size(); ++i)
+    double diff = 0, scale = 0;
+    for (std::size_t i = 0; i < ref.size(); ++i) {
         if (!std::isfinite(ours[i]) && std::isfinite(ref[i]))
             return "output \"" + name + "\": non-finite value at " + std::to_string(i);
-    double scale = 0;
-    const double rel = relMaxError(ours, ref, &scale);
+        diff = std::max(diff, double(std::fabs(ours[i] - ref[i])));
+        scale = std::max(scale, double(std::fabs(ref[i])));
+    }
+    const double rel = diff / std::max(scale, 1e-30);
     qInfo("    output %s: relative max error %.3g (max |ref| %.3g)", name.c_str(), rel, scale);
-    if (rel <= kMaxRelError)
-        return {};
-    const double own = spread();
-    qInfo("    output %s: ONNX Runtime with graph optimizations off differs by %.3g", name.c_str(), own);
-    if (rel <= kSpreadFactor * own)
-        return {};
-    char buf[200];
-    std::snprintf(buf, sizeof buf, "relative max error %.3g > %.0e (and > %g x %.3g, ONNX Runtime's own spread)", rel,
-        kMaxRelError, kSpreadFactor, own);
-    return "output \"" + name + "\" differs from ONNX Runtime: " + buf;
+    if (rel > kMaxRelError) {
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "relative max error %.3g > %.0e", rel, kMaxRelError);
+        return "output \"" + name + "\" differs from ONNX Runtime: " + buf;
+    }
+    return {};
 }
 
 double sqnrDb(const std::vector<float>& ref, const std::vector<float>& test)
@@ -511,22 +485,6 @@ void TestCorpus::model()
     const OrtOutputs ref = ortRun(path, m, dir);
     if (!ref.error.empty())
         QFAIL(qPrintable(QString("ONNX Runtime cannot run %1: %2").arg(path, ref.error.c_str())));
-    // ONNX Runtime against itself with graph optimizations off, per output (kSpreadFactor);
-    // run once, when an output first misses kMaxRelError.
-    std::vector<double> spreads;
-    auto spreadOf = [&](std::size_t k) {
-        return [&, k] {
-            if (spreads.empty()) {
-                const OrtOutputs plain = ortRun(path, m, dir, "disabled");
-                for (std::size_t i = 0; i < ref.values.size(); ++i)
-                    spreads.push_back(
-                        plain.error.empty() && i < plain.values.size() && plain.values[i].size() == ref.values[i].size()
-                            ? relMaxError(plain.values[i], ref.values[i])
-                            : 0.0);
-            }
-            return spreads.at(k);
-        };
-    };
 
     // The dataset users would pass: an NPY for one input, an NPZ of arrays named after the inputs;
     // a scalar input of one value (Silero's sample rate sr) as --input-value, as users give it,
@@ -590,7 +548,7 @@ void TestCorpus::model()
                 }
             }
             for (std::size_t k = 0; k < ours.size() && err.empty(); ++k)
-                err = compareOutput(ref.names[k], ours[k], ref.values[k], spreadOf(k));
+                err = compareOutput(ref.names[k], ours[k], ref.values[k]);
         } catch (const std::exception& e) {
             err = e.what();
             if (err.empty())
@@ -622,7 +580,7 @@ void TestCorpus::model()
                 if (it == got.end())
                     err = "--save-outputs " + saved.toStdString() + " has no array \"" + ref.names[k] + "\"";
                 else
-                    err = compareOutput(ref.names[k], it->second.toFloat(), ref.values[k], spreadOf(k));
+                    err = compareOutput(ref.names[k], it->second.toFloat(), ref.values[k]);
             }
         }
         outcome["run"] = err;
