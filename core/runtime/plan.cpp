@@ -67,6 +67,7 @@ public:
         computePrepared(inputs);
         std::vector<Tensor> result = outputs();
         if (split) { // shards just built: they must give what the whole program gives
+            prog_->releaseArena(); // the shards' arenas take its place
             const std::vector<Tensor> shards = runSplit(inputs);
             lastSplit_ = false; // the full program holds this run's values too
             splitState_ = sameOutputs(shards, result) ? SplitState::Verified : SplitState::Off;
@@ -166,6 +167,15 @@ public:
             check(name);
         }
         std::sort(names.begin(), names.end());
+        // Kernels run again read values of the last run that the arena may have reused.
+        if (planMemory_ && prog_->memory.arenaValues > 0) {
+            planMemory_ = false;
+            missing = true;
+        }
+        if (!fromSource.empty())
+            for (const auto& [name, from] : fromSource)
+                if (source->prog_->slot(source->prog_->slotOf.at(from)).inArena)
+                    source->keepEveryValue();
         if (missing || stale_) {
             // The value was fused away: compile with it kept and repeat the last run.
             restoreBase();
@@ -277,6 +287,10 @@ public:
         if (it == prog_->slotOf.end())
             fail("valueOf: ", quoted(value), knows(value) ? " was fused away; list it in CompileOptions::keepValues"
                                                           : " is not a value of the model");
+        if (prog_->slot(it->second).inArena) {
+            keepEveryValue();
+            it = prog_->slotOf.find(value);
+        }
         Tensor t;
         profiled("(valueOf)", [&] { t = readSlot(*prog_, it->second); });
         return t;
@@ -299,6 +313,8 @@ public:
     }
 
     int lastRunShards() const override { return lastSplit_ ? int(shards_.size()) : 1; }
+
+    PlanMemory memoryStats() const override { return prog_->memory; }
 
     std::vector<KernelTime> timeKernels(const std::vector<Tensor>& inputs, int warmup, int repeats,
         double* totalMs) override
@@ -340,6 +356,26 @@ public:
     }
 
 private:
+    // Values in the arena are overwritten once their last reader ran. For a caller
+    // reading them after the run: compile without the arena and repeat the last run.
+    void keepEveryValue()
+    {
+        if (!planMemory_)
+            return;
+        planMemory_ = false;
+        if (prog_->memory.arenaValues == 0)
+            return;
+        stale_ = true;
+        if (!hasRun_)
+            return;
+        restoreFull();
+        restoreBase();
+        std::vector<Tensor> last;
+        for (int s : prog_->inputSlots)
+            last.push_back(readSlot(*prog_, s));
+        compute(last);
+    }
+
     bool knows(const std::string& name) const
     {
         if (graph_.initializers.count(name))
@@ -361,6 +397,7 @@ private:
     void rebuild()
     {
         CompileOptions opts = options_;
+        opts.planMemory = options_.planMemory && planMemory_;
         for (const auto& [name, shape] : shapes_)
             opts.inputShapes[name] = shape;
         std::set<std::string> keep = options_.keepValues;
@@ -691,6 +728,7 @@ private:
     std::vector<std::string> lastGiven_;
     bool stale_ = false;
     bool hasRun_ = false;
+    bool planMemory_ = true; // off once a caller reads values after a run (keepEveryValue)
     enum class SplitState { Undecided, Off, Built, Verified };
     SplitState splitState_ = SplitState::Undecided;
     int runsAtShape_ = 0;
