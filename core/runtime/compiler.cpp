@@ -1079,11 +1079,52 @@ void Compiler::planMemory(bool useArena)
         prog.memory.arenaValueBytes += s.buffer.bytes;
     }
     prog.memory.arenaValues = values.size();
+
+    // In place: an eltwise or binary primitive whose source dies there writes over it
+    // (oneDNN allows dst == src / src0 with the same layout). Such values form a group
+    // sharing one place, its lifetime the union of theirs.
+    std::vector<int> leader(n, -1), groupLast = last;
+    for (const Value& v : values)
+        leader[std::size_t(v.slot)] = v.slot;
+    auto wholeSlot = [&](const PrimitiveKernel& k, int arg) {
+        auto it = k.args.find(arg);
+        if (it == k.args.end())
+            return -1;
+        const int s = slotAt(it->second);
+        return s >= 0 && static_cast<std::byte*>(it->second.get_data_handle()) == prog.slot(s).buffer.data() ? s : -1;
+    };
+    for (int k = 0; useArena && k < int(prog.kernels.size()); ++k) {
+        const auto* pk = dynamic_cast<const PrimitiveKernel*>(prog.kernels[std::size_t(k)].get());
+        if (!pk || !pk->guards.empty() || !pk->prim)
+            continue;
+        const auto kind = pk->prim.get_kind();
+        const int srcArg = kind == dnnl::primitive::kind::eltwise ? DNNL_ARG_SRC
+            : kind == dnnl::primitive::kind::binary               ? DNNL_ARG_SRC_0
+                                                                  : -1;
+        const int u = srcArg < 0 ? -1 : wholeSlot(*pk, srcArg), v = wholeSlot(*pk, DNNL_ARG_DST);
+        if (u < 0 || v < 0 || u == v || leader[std::size_t(u)] < 0 || leader[std::size_t(v)] != v)
+            continue;
+        const int g = leader[std::size_t(u)];
+        if (last[std::size_t(u)] != k || groupLast[std::size_t(g)] != k || first[std::size_t(v)] != k ||
+            pk->args.at(srcArg).get_desc() != pk->args.at(DNNL_ARG_DST).get_desc() ||
+            rounded(prog.slot(u).buffer.bytes) != rounded(prog.slot(v).buffer.bytes))
+            continue;
+        bool readTwice = false; // e.g. x * x: only one operand may be overwritten
+        for (const auto& [arg, m] : pk->args)
+            readTwice = readTwice || (arg != srcArg && slotAt(m) == u);
+        if (readTwice)
+            continue;
+        leader[std::size_t(v)] = g;
+        groupLast[std::size_t(g)] = last[std::size_t(v)];
+        ++prog.memory.inPlaceValues;
+    }
     if (std::getenv("QS_RUNTIME_MEMORY")) // sizes before the arena is placed: what each value would own
         std::fprintf(stderr,
-            "qs-memory %zu values of %.1f MiB to place; own %.1f MiB in %zu values; kernel constants %.1f MiB\n",
-            values.size(), double(prog.memory.arenaValueBytes) / 1048576.0, double(prog.memory.ownBytes) / 1048576.0,
-            prog.memory.ownValues, double(prog.memory.weightBytes) / 1048576.0);
+            "qs-memory %zu values of %.1f MiB to place (%zu in place); own %.1f MiB in %zu values; kernel constants "
+            "%.1f MiB\n",
+            values.size(), double(prog.memory.arenaValueBytes) / 1048576.0, prog.memory.inPlaceValues,
+            double(prog.memory.ownBytes) / 1048576.0, prog.memory.ownValues,
+            double(prog.memory.weightBytes) / 1048576.0);
     if (values.empty())
         return;
 
@@ -1099,7 +1140,9 @@ void Compiler::planMemory(bool useArena)
     std::vector<std::pair<std::size_t, std::size_t>> busy;
     std::size_t arenaBytes = 0;
     for (const Value& v : values) {
-        const int f = first[std::size_t(v.slot)], l = last[std::size_t(v.slot)];
+        if (leader[std::size_t(v.slot)] != v.slot)
+            continue; // placed with its group
+        const int f = first[std::size_t(v.slot)], l = groupLast[std::size_t(v.slot)];
         busy.clear();
         for (const Placed& q : placed)
             if (q.first <= l && f <= q.last)
@@ -1115,6 +1158,8 @@ void Compiler::planMemory(bool useArena)
         offsetOf[std::size_t(v.slot)] = offset;
         arenaBytes = std::max(arenaBytes, offset + v.bytes);
     }
+    for (const Value& v : values)
+        offsetOf[std::size_t(v.slot)] = offsetOf[std::size_t(leader[std::size_t(v.slot)])];
     prog.arena = Buffer::make(arenaBytes);
     prog.memory.arenaBytes = arenaBytes;
 

@@ -106,6 +106,30 @@ private slots:
         QVERIFY(m.ownValues >= 2); // x and y12 (and the constant shift when kernels read it)
     }
 
+    void addsRunInPlace()
+    {
+        // y_i = y_(i-1) + 0.25, twelve times: each oneDNN binary writes over its source,
+        // so the eleven inner values share one buffer.
+        OnnxBuilder b;
+        b.input("x", {kRows, kCols});
+        b.initializer("shift", {1}, {kShift});
+        for (int i = 1; i <= kChain; ++i)
+            b.node("Add", {valueName(i - 1), "shift"}, {valueName(i)}, "add" + std::to_string(i));
+        b.output(valueName(kChain), {kRows, kCols});
+        const Graph g = importOnnxBytes(b.bytes(), "adds.onnx", "");
+        auto plan = compilePlan(g, chainOptions(true));
+        const PlanMemory m = plan->memoryStats();
+        QCOMPARE(m.arenaValues, std::size_t(kChain - 1));
+        QCOMPARE(m.inPlaceValues, std::size_t(kChain - 2)); // y2 .. y11 over y1
+        QCOMPARE(m.arenaBytes, kValueBytes);
+        const Tensor x = randomTensor({kRows, kCols}, 10);
+        std::vector<float> want = x.toFloat();
+        for (float& v : want)
+            for (int i = 0; i < kChain; ++i)
+                v += kShift;
+        QVERIFY(maxAbsDiff(plan->run({x})[0].toFloat(), want) < 1e-5);
+    }
+
     void chainEqualsNaiveAndUnplanned()
     {
         const Graph g = chainModel();
