@@ -183,7 +183,7 @@ public:
             for (int s : prog_->inputSlots)
                 last.push_back(readSlot(*prog_, s));
             stale_ = true;
-            compute(last);
+            repeatRun(last);
         }
         // The same values given again: the same kernels run and overwrite the same
         // slots, so what the previous call changed needs no restoring in between.
@@ -373,7 +373,21 @@ private:
         std::vector<Tensor> last;
         for (int s : prog_->inputSlots)
             last.push_back(readSlot(*prog_, s));
-        compute(last);
+        repeatRun(last);
+    }
+
+    // The last run again in a recompiled program: transforms apply, taps stay quiet
+    // (their callers saw this run once already).
+    void repeatRun(const std::vector<Tensor>& inputs)
+    {
+        repeating_ = true;
+        try {
+            compute(inputs);
+        } catch (...) {
+            repeating_ = false;
+            throw;
+        }
+        repeating_ = false;
     }
 
     bool knows(const std::string& name) const
@@ -696,8 +710,9 @@ private:
                 std::memcpy(s.data(), o->scratch.bytes.data(), o->scratch.bytes.size());
             }
         }
-        for (const auto& tap : o->taps)
-            tap(o->name, o->scratch);
+        if (!repeating_)
+            for (const auto& tap : o->taps)
+                tap(o->name, o->scratch);
     }
 
     std::vector<Tensor> outputs()
@@ -729,6 +744,7 @@ private:
     bool stale_ = false;
     bool hasRun_ = false;
     bool planMemory_ = true; // off once a caller reads values after a run (keepEveryValue)
+    bool repeating_ = false; // repeatRun(): taps are not called
     enum class SplitState { Undecided, Off, Built, Verified };
     SplitState splitState_ = SplitState::Undecided;
     int runsAtShape_ = 0;
