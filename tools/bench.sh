@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything (plus the Python packages the benchmark models are made with),
 # builds, and runs every benchmark; each prints medians and ratios against a baseline
-# measured in the same run. Usage: tools/bench.sh [runtime|int8|export|sensitivity|mixed|quality|algos|ui|whatif|lmquant ...]
+# measured in the same run. Usage: tools/bench.sh [runtime|memory|int8|export|sensitivity|mixed|quality|algos|ui|whatif|lmquant ...]
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 build="$here/build"
@@ -22,11 +22,12 @@ fi
 
 py=/usr/bin/python3 # Debian's, which has torch; not the first python3 on PATH
 which=("$@")
-[ ${#which[@]} -gt 0 ] || which=(runtime int8 export sensitivity mixed quality algos ui whatif lmquant)
+[ ${#which[@]} -gt 0 ] || which=(runtime memory int8 export sensitivity mixed quality algos ui whatif lmquant)
 for b in "${which[@]}"; do
   echo "== bench: $b"
   case "$b" in
     runtime)     $py "$here/bench/run_runtime_bench.py" --build "$build" ;;
+    memory)      $py "$here/bench/memory/run_memory_bench.py" --build "$build" ;;
     int8)        $py "$here/bench/int8/run_int8_bench.py" --build "$build" ;;
     export)      $py "$here/bench/run_export_bench.py" --build "$build" ;;
     sensitivity) $py "$here/bench/sensitivity/run_sensitivity_bench.py" --build "$build" ;;

@@ -5,9 +5,15 @@
 #include "graph/subgraphs.h"
 
 #include <omp.h>
+#include <sys/mman.h>
 
 #include <algorithm>
+#include <climits>
+#include <cstdio>
 #include <cstdlib>
+#include <mutex>
+#include <unordered_map>
+#include <unordered_set>
 
 namespace qs::rt {
 
@@ -53,17 +59,36 @@ dnnl::engine& cpuEngine()
     return engine;
 }
 
+// From this size on a buffer is its own mapping: zero pages the kernel commits on first
+// touch (and gives back on release), so storage set aside at compile time and never
+// written (a value the arena later places elsewhere) never counts in resident memory.
+constexpr std::size_t kMappedBufferBytes = 256 * 1024;
+
 Buffer Buffer::make(std::size_t bytes)
 {
     const std::size_t size = (std::max<std::size_t>(bytes, 64) + 63) / 64 * 64;
+    Buffer b;
+    b.bytes = bytes;
+    if (size >= kMappedBufferBytes) {
+        void* raw = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (raw == MAP_FAILED)
+            fail("runtime: out of memory allocating ", bytes, " bytes");
+        b.ptr = std::shared_ptr<std::byte>(static_cast<std::byte*>(raw), [size](std::byte* q) { munmap(q, size); });
+        return b;
+    }
     void* raw = std::aligned_alloc(64, size);
     if (!raw)
         fail("runtime: out of memory allocating ", bytes, " bytes");
     std::memset(raw, 0, size);
-    Buffer b;
     b.ptr = std::shared_ptr<std::byte>(static_cast<std::byte*>(raw), [](std::byte* q) { std::free(q); });
-    b.bytes = bytes;
     return b;
+}
+
+void Program::releaseArena()
+{
+    const std::size_t size = (std::max<std::size_t>(arena.bytes, 64) + 63) / 64 * 64;
+    if (arena.ptr && size >= kMappedBufferBytes)
+        madvise(arena.data(), size, MADV_DONTNEED); // reads as zeros until written again
 }
 
 void Program::setThreads(int n)
@@ -79,23 +104,103 @@ void PrimitiveKernel::run(Program& p)
 
 // ---------------------------------------------------------------- slot I/O
 
+namespace {
+
+// Kernel constants by content: every plan, shard and part that binds the same values in
+// the same layout shares one copy (a batch split's shards, the plans CLI and UI keep per
+// shape, quantized variants whose layers did not change). Keyed by a 64-bit hash of the
+// source bytes and both descriptors; held weakly, so the last kernel frees it.
+class ConstantCache {
+public:
+    Buffer find(uint64_t hash, const memory::desc& from, const memory::desc& to)
+    {
+        std::lock_guard lock(mutex_);
+        auto [lo, hi] = entries_.equal_range(hash);
+        for (auto it = lo; it != hi; ++it)
+            if (it->second.from == from && it->second.to == to)
+                if (auto ptr = it->second.ptr.lock())
+                    return Buffer {std::move(ptr), it->second.bytes};
+        return {};
+    }
+    void add(uint64_t hash, const memory::desc& from, const memory::desc& to, const Buffer& b)
+    {
+        std::lock_guard lock(mutex_);
+        if (++added_ % 256 == 0)
+            std::erase_if(entries_, [](const auto& e) { return e.second.ptr.expired(); });
+        entries_.emplace(hash, Entry {from, to, b.ptr, b.bytes});
+    }
+
+private:
+    struct Entry {
+        memory::desc from, to;
+        std::weak_ptr<std::byte> ptr;
+        std::size_t bytes;
+    };
+    std::mutex mutex_;
+    std::unordered_multimap<uint64_t, Entry> entries_;
+    std::size_t added_ = 0;
+};
+
+ConstantCache& constantCache()
+{
+    static ConstantCache cache;
+    return cache;
+}
+
+uint64_t contentHash(const void* data, std::size_t bytes)
+{
+    // FNV-1a over 8-byte words, then the tail.
+    const auto* p = static_cast<const unsigned char*>(data);
+    uint64_t h = 1469598103934665603ull ^ bytes;
+    std::size_t i = 0;
+    for (; i + 8 <= bytes; i += 8) {
+        uint64_t w;
+        std::memcpy(&w, p + i, 8);
+        h = (h ^ w) * 1099511628211ull;
+        h ^= h >> 29;
+    }
+    for (; i < bytes; ++i)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+} // namespace
+
+namespace {
+
+// `values` (laid out as `from`) as `to` in storage filled by `fill` or shared from the cache.
+template<typename Fill>
+memory cachedConstant(
+    const memory::desc& to, const memory::desc& from, const void* values, std::vector<Buffer>& owned, Fill fill)
+{
+    const uint64_t hash = contentHash(values, from.get_size());
+    Buffer b = constantCache().find(hash, from, to);
+    if (!b.ptr) {
+        b = Buffer::make(to.get_size());
+        fill(b);
+        constantCache().add(hash, from, to, b);
+    }
+    owned.push_back(b);
+    return memory(to, cpuEngine(), b.data());
+}
+
+} // namespace
+
 memory reorderedConstant(const memory::desc& to, const memory::desc& from, const void* values,
                          std::vector<Buffer>& owned)
 {
-    owned.push_back(Buffer::make(to.get_size()));
-    memory dst(to, cpuEngine(), owned.back().data());
-    memory src(from, cpuEngine(), const_cast<void*>(values));
-    dnnl::stream s(cpuEngine());
-    dnnl::reorder(src, dst).execute(s, src, dst);
-    s.wait();
-    return dst;
+    return cachedConstant(to, from, values, owned, [&](Buffer& b) {
+        memory dst(to, cpuEngine(), b.data());
+        memory src(from, cpuEngine(), const_cast<void*>(values));
+        dnnl::stream s(cpuEngine());
+        dnnl::reorder(src, dst).execute(s, src, dst);
+        s.wait();
+    });
 }
 
 memory copiedConstant(const memory::desc& md, const void* values, std::vector<Buffer>& owned)
 {
-    owned.push_back(Buffer::make(md.get_size()));
-    std::memcpy(owned.back().data(), values, md.get_size());
-    return memory(md, cpuEngine(), owned.back().data());
+    return cachedConstant(md, md, values, owned, [&](Buffer& b) { std::memcpy(b.data(), values, md.get_size()); });
 }
 
 Tensor readSlot(Program& p, int id)
@@ -903,7 +1008,197 @@ std::unique_ptr<Program> Compiler::compile()
             s.layouts.clear();
         }
     }
+    static const bool arenaOff = [] {
+        const char* env = std::getenv("QS_RUNTIME_ARENA");
+        return env && std::string(env) == "0";
+    }();
+    planMemory(options.planMemory && !arenaOff);
     return std::move(p);
+}
+
+void Compiler::planMemory(bool useArena)
+{
+    Program& prog = *p;
+    const std::size_t n = prog.slots.size();
+    auto rounded = [](std::size_t bytes) { return (std::max<std::size_t>(bytes, 64) + 63) / 64 * 64; };
+    // Lifetime of each value: the first and last kernel (in execution order) touching it.
+    std::vector<int> first(n, INT_MAX), last(n, -1);
+    for (int k = 0; k < int(prog.kernels.size()); ++k) {
+        const Kernel& kernel = *prog.kernels[std::size_t(k)];
+        for (const auto* list : {&kernel.reads, &kernel.writes})
+            for (int s : *list) {
+                first[std::size_t(s)] = std::min(first[std::size_t(s)], k);
+                last[std::size_t(s)] = std::max(last[std::size_t(s)], k);
+            }
+        prog.memory.weightBytes += kernel.ownedBytes();
+    }
+    // Kernels bind views of slots (other shapes, parts) they need not list: the slot
+    // behind each bound memory counts as touched too.
+    std::vector<std::pair<std::byte*, int>> storage; // start of each slot's storage
+    for (std::size_t i = 0; i < n; ++i)
+        if (prog.slots[i].allocated())
+            storage.emplace_back(prog.slots[i].buffer.data(), int(i));
+    std::sort(storage.begin(), storage.end());
+    auto slotAt = [&](const memory& m) {
+        auto* at = m.get(true) ? static_cast<std::byte*>(m.get_data_handle()) : nullptr;
+        auto it = std::upper_bound(storage.begin(), storage.end(), std::make_pair(at, INT_MAX));
+        if (!at || it == storage.begin())
+            return -1;
+        --it;
+        const Slot& s = prog.slot(it->second);
+        return at < it->first + rounded(s.buffer.bytes) ? it->second : -1;
+    };
+    for (int k = 0; k < int(prog.kernels.size()); ++k)
+        prog.kernels[std::size_t(k)]->forEachMemory([&](memory& m) {
+            if (const int s = slotAt(m); s >= 0) {
+                first[std::size_t(s)] = std::min(first[std::size_t(s)], k);
+                last[std::size_t(s)] = std::max(last[std::size_t(s)], k);
+            }
+        });
+    std::vector<char> own(n, 0);
+    for (int s : prog.inputSlots)
+        own[std::size_t(s)] = 1;
+    for (int s : prog.outputSlots)
+        own[std::size_t(s)] = 1;
+    struct Value {
+        int slot;
+        std::size_t bytes;
+    };
+    std::vector<Value> values;
+    for (std::size_t i = 0; i < n; ++i) {
+        const Slot& s = prog.slots[i];
+        if (!s.allocated())
+            continue;
+        const bool observed = !s.name.empty() && (keep.count(s.name) || graphOutputs.count(s.name));
+        if (!useArena || own[i] || observed || s.constant || last[i] < 0) {
+            prog.memory.ownBytes += s.buffer.bytes;
+            ++prog.memory.ownValues;
+            continue;
+        }
+        values.push_back({int(i), rounded(s.buffer.bytes)});
+        prog.memory.arenaValueBytes += s.buffer.bytes;
+    }
+    prog.memory.arenaValues = values.size();
+
+    // In place: an eltwise or binary primitive whose source dies there writes over it
+    // (oneDNN allows dst == src / src0 with the same layout). Such values form a group
+    // sharing one place, its lifetime the union of theirs.
+    std::vector<int> leader(n, -1), groupLast = last;
+    for (const Value& v : values)
+        leader[std::size_t(v.slot)] = v.slot;
+    auto wholeSlot = [&](const PrimitiveKernel& k, int arg) {
+        auto it = k.args.find(arg);
+        if (it == k.args.end())
+            return -1;
+        const int s = slotAt(it->second);
+        return s >= 0 && static_cast<std::byte*>(it->second.get_data_handle()) == prog.slot(s).buffer.data() ? s : -1;
+    };
+    for (int k = 0; useArena && k < int(prog.kernels.size()); ++k) {
+        const auto* pk = dynamic_cast<const PrimitiveKernel*>(prog.kernels[std::size_t(k)].get());
+        if (!pk || !pk->guards.empty() || !pk->prim)
+            continue;
+        const auto kind = pk->prim.get_kind();
+        const int srcArg = kind == dnnl::primitive::kind::eltwise ? DNNL_ARG_SRC
+            : kind == dnnl::primitive::kind::binary               ? DNNL_ARG_SRC_0
+                                                                  : -1;
+        const int u = srcArg < 0 ? -1 : wholeSlot(*pk, srcArg), v = wholeSlot(*pk, DNNL_ARG_DST);
+        if (u < 0 || v < 0 || u == v || leader[std::size_t(u)] < 0 || leader[std::size_t(v)] != v)
+            continue;
+        const int g = leader[std::size_t(u)];
+        if (last[std::size_t(u)] != k || groupLast[std::size_t(g)] != k || first[std::size_t(v)] != k ||
+            pk->args.at(srcArg).get_desc() != pk->args.at(DNNL_ARG_DST).get_desc() ||
+            rounded(prog.slot(u).buffer.bytes) != rounded(prog.slot(v).buffer.bytes))
+            continue;
+        bool readTwice = false; // e.g. x * x: only one operand may be overwritten
+        for (const auto& [arg, m] : pk->args)
+            readTwice = readTwice || (arg != srcArg && slotAt(m) == u);
+        if (readTwice)
+            continue;
+        leader[std::size_t(v)] = g;
+        groupLast[std::size_t(g)] = last[std::size_t(v)];
+        ++prog.memory.inPlaceValues;
+    }
+    if (std::getenv("QS_RUNTIME_MEMORY")) // sizes before the arena is placed: what each value would own
+        std::fprintf(stderr,
+            "qs-memory %zu values of %.1f MiB to place (%zu in place); own %.1f MiB in %zu values; kernel constants "
+            "%.1f MiB\n",
+            values.size(), double(prog.memory.arenaValueBytes) / 1048576.0, prog.memory.inPlaceValues,
+            double(prog.memory.ownBytes) / 1048576.0, prog.memory.ownValues,
+            double(prog.memory.weightBytes) / 1048576.0);
+    if (values.empty())
+        return;
+
+    // Largest first, each at the lowest offset where it overlaps no placed value that
+    // lives at the same time (greedy by size, as TFLite's arena planner does).
+    std::stable_sort(values.begin(), values.end(), [](const Value& a, const Value& b) { return a.bytes > b.bytes; });
+    struct Placed {
+        std::size_t offset, end;
+        int first, last;
+    };
+    std::vector<Placed> placed;
+    std::vector<std::size_t> offsetOf(n, 0);
+    std::vector<std::pair<std::size_t, std::size_t>> busy;
+    std::size_t arenaBytes = 0;
+    for (const Value& v : values) {
+        if (leader[std::size_t(v.slot)] != v.slot)
+            continue; // placed with its group
+        const int f = first[std::size_t(v.slot)], l = groupLast[std::size_t(v.slot)];
+        busy.clear();
+        for (const Placed& q : placed)
+            if (q.first <= l && f <= q.last)
+                busy.emplace_back(q.offset, q.end);
+        std::sort(busy.begin(), busy.end());
+        std::size_t offset = 0;
+        for (const auto& [b, e] : busy) {
+            if (b >= offset + v.bytes)
+                break;
+            offset = std::max(offset, e);
+        }
+        placed.push_back({offset, offset + v.bytes, f, l});
+        offsetOf[std::size_t(v.slot)] = offset;
+        arenaBytes = std::max(arenaBytes, offset + v.bytes);
+    }
+    for (const Value& v : values)
+        offsetOf[std::size_t(v.slot)] = offsetOf[std::size_t(leader[std::size_t(v.slot)])];
+    prog.arena = Buffer::make(arenaBytes);
+    prog.memory.arenaBytes = arenaBytes;
+
+    // Move the values there: every oneDNN memory bound over a value's old storage (the
+    // slot's own, views, parts) is pointed at the same offset in the arena.
+    struct Move {
+        std::byte* from;
+        std::size_t bytes;
+        std::byte* to;
+    };
+    std::vector<Move> moves;
+    for (const Value& v : values)
+        moves.push_back({prog.slot(v.slot).buffer.data(), v.bytes, prog.arena.data() + offsetOf[std::size_t(v.slot)]});
+    std::sort(moves.begin(), moves.end(), [](const Move& a, const Move& b) { return a.from < b.from; });
+    std::unordered_set<dnnl_memory_t> seen;
+    auto relocate = [&](memory& m) {
+        dnnl_memory_t h = m.get(true);
+        if (!h || !seen.insert(h).second)
+            return;
+        auto* at = static_cast<std::byte*>(m.get_data_handle());
+        auto it =
+            std::upper_bound(moves.begin(), moves.end(), at, [](std::byte* q, const Move& mv) { return q < mv.from; });
+        if (!at || it == moves.begin())
+            return;
+        --it;
+        if (at < it->from + it->bytes)
+            m.set_data_handle(it->to + (at - it->from));
+    };
+    for (Slot& s : prog.slots)
+        relocate(s.mem);
+    for (auto& k : prog.kernels)
+        k->forEachMemory(relocate);
+    for (const Value& v : values) {
+        Slot& s = prog.slot(v.slot);
+        s.buffer.ptr = std::shared_ptr<std::byte>(prog.arena.ptr, prog.arena.data() + offsetOf[std::size_t(v.slot)]);
+        s.inArena = true;
+    }
+    if (std::getenv("QS_RUNTIME_MEMORY"))
+        std::fprintf(stderr, "qs-memory arena %.1f MiB\n", double(arenaBytes) / 1048576.0);
 }
 
 } // namespace qs::rt

@@ -54,6 +54,9 @@ private:
     void buildNode(int index);
     int choosePartsPerThread() const;
     void foldKernels(std::size_t firstKernel, const std::string& where);
+    // Places the computed values nobody observes in one arena by lifetime (or, without
+    // `useArena`, only counts the storage) and fills Program::memory.
+    void planMemory(bool useArena);
 };
 
 } // namespace qs::rt

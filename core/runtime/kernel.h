@@ -29,15 +29,26 @@ memory::desc plainDesc(const Shape& shape, DType t);
 memory::dims toDims(const Shape& shape);
 dnnl::engine& cpuEngine();
 
-// 64-byte aligned, zero-initialised host memory.
+// 64-byte aligned, zero-initialised host memory. Large buffers are mapped pages the
+// kernel commits on first touch, so storage that is never written costs no memory.
 struct Buffer {
     std::shared_ptr<std::byte> ptr;
     std::size_t bytes = 0;
     static Buffer make(std::size_t bytes);
     std::byte* data() const { return ptr.get(); }
 };
+inline std::size_t bytesOf(const std::vector<Buffer>& buffers)
+{
+    std::size_t n = 0;
+    for (const Buffer& b : buffers)
+        n += b.bytes;
+    return n;
+}
 
-// The storage of one value. Every materialized value owns its storage; nothing aliases.
+// The storage of one value. Constants, graph inputs and outputs and kept values own
+// theirs; the other values a kernel computes live in the program's arena, placed by
+// lifetime (Compiler::planMemory), so two values never read at the same time may share
+// bytes.
 struct Slot {
     std::string name;            // value name ("" for internal scratch such as layout copies)
     DType dtype = DType::Float;
@@ -51,6 +62,7 @@ struct Slot {
     int producer = -1;           // kernel that writes it (-1: input or constant)
     std::vector<std::pair<memory::desc, int>> layouts; // copies of this value in other layouts
 
+    bool inArena = false; // buffer points into Program::arena, shared over time
     bool allocated() const { return buffer.ptr != nullptr; }
     int64_t numel() const { return numelOf(shape); }
     template <typename T> T* as() const { return reinterpret_cast<T*>(buffer.data()); }
@@ -64,6 +76,9 @@ public:
     virtual ~Kernel() = default;
     virtual void run(Program& p) = 0;
     virtual std::string describe() const { return ""; } // e.g. the oneDNN implementation chosen
+    // Every oneDNN memory bound at compile time, so the arena can move slot storage.
+    virtual void forEachMemory(const std::function<void(memory&)>& /*f*/) { }
+    virtual std::size_t ownedBytes() const { return 0; } // constants it holds (reordered weights)
     std::string node;         // node name(s), for messages and profiles
     std::string op;
     std::vector<int> reads;   // slots read
@@ -85,6 +100,12 @@ public:
     std::string impl;
     void run(Program& p) override;
     std::string describe() const override { return impl; }
+    void forEachMemory(const std::function<void(memory&)>& f) override
+    {
+        for (auto& [arg, m] : args)
+            f(m);
+    }
+    std::size_t ownedBytes() const override { return bytesOf(owned); }
 };
 
 // Plain C++ work.
@@ -101,8 +122,13 @@ struct Program {
     std::vector<int> inputSlots, outputSlots;
     dnnl::stream stream;
     int threads = 1;
+    Buffer arena; // storage of the values placed by lifetime (Slot::inArena)
+    PlanMemory memory;
 
     Slot& slot(int i) { return slots[std::size_t(i)]; }
+    // Gives the arena's pages back (its values are lost; they are read again only after
+    // the next run writes them).
+    void releaseArena();
     // Runs kernel k with the thread count it was created for, unless its guards say no.
     void runKernel(Kernel& k)
     {

@@ -67,6 +67,7 @@ public:
         computePrepared(inputs);
         std::vector<Tensor> result = outputs();
         if (split) { // shards just built: they must give what the whole program gives
+            prog_->releaseArena(); // the shards' arenas take its place
             const std::vector<Tensor> shards = runSplit(inputs);
             lastSplit_ = false; // the full program holds this run's values too
             splitState_ = sameOutputs(shards, result) ? SplitState::Verified : SplitState::Off;
@@ -166,6 +167,15 @@ public:
             check(name);
         }
         std::sort(names.begin(), names.end());
+        // Kernels run again read values of the last run that the arena may have reused.
+        if (planMemory_ && prog_->memory.arenaValues > 0) {
+            planMemory_ = false;
+            missing = true;
+        }
+        if (!fromSource.empty())
+            for (const auto& [name, from] : fromSource)
+                if (source->prog_->slot(source->prog_->slotOf.at(from)).inArena)
+                    source->keepEveryValue();
         if (missing || stale_) {
             // The value was fused away: compile with it kept and repeat the last run.
             restoreBase();
@@ -173,7 +183,7 @@ public:
             for (int s : prog_->inputSlots)
                 last.push_back(readSlot(*prog_, s));
             stale_ = true;
-            compute(last);
+            repeatRun(last);
         }
         // The same values given again: the same kernels run and overwrite the same
         // slots, so what the previous call changed needs no restoring in between.
@@ -277,6 +287,10 @@ public:
         if (it == prog_->slotOf.end())
             fail("valueOf: ", quoted(value), knows(value) ? " was fused away; list it in CompileOptions::keepValues"
                                                           : " is not a value of the model");
+        if (prog_->slot(it->second).inArena) {
+            keepEveryValue();
+            it = prog_->slotOf.find(value);
+        }
         Tensor t;
         profiled("(valueOf)", [&] { t = readSlot(*prog_, it->second); });
         return t;
@@ -299,6 +313,8 @@ public:
     }
 
     int lastRunShards() const override { return lastSplit_ ? int(shards_.size()) : 1; }
+
+    PlanMemory memoryStats() const override { return prog_->memory; }
 
     std::vector<KernelTime> timeKernels(const std::vector<Tensor>& inputs, int warmup, int repeats,
         double* totalMs) override
@@ -340,6 +356,40 @@ public:
     }
 
 private:
+    // Values in the arena are overwritten once their last reader ran. For a caller
+    // reading them after the run: compile without the arena and repeat the last run.
+    void keepEveryValue()
+    {
+        if (!planMemory_)
+            return;
+        planMemory_ = false;
+        if (prog_->memory.arenaValues == 0)
+            return;
+        stale_ = true;
+        if (!hasRun_)
+            return;
+        restoreFull();
+        restoreBase();
+        std::vector<Tensor> last;
+        for (int s : prog_->inputSlots)
+            last.push_back(readSlot(*prog_, s));
+        repeatRun(last);
+    }
+
+    // The last run again in a recompiled program: transforms apply, taps stay quiet
+    // (their callers saw this run once already).
+    void repeatRun(const std::vector<Tensor>& inputs)
+    {
+        repeating_ = true;
+        try {
+            compute(inputs);
+        } catch (...) {
+            repeating_ = false;
+            throw;
+        }
+        repeating_ = false;
+    }
+
     bool knows(const std::string& name) const
     {
         if (graph_.initializers.count(name))
@@ -361,6 +411,7 @@ private:
     void rebuild()
     {
         CompileOptions opts = options_;
+        opts.planMemory = options_.planMemory && planMemory_;
         for (const auto& [name, shape] : shapes_)
             opts.inputShapes[name] = shape;
         std::set<std::string> keep = options_.keepValues;
@@ -659,8 +710,9 @@ private:
                 std::memcpy(s.data(), o->scratch.bytes.data(), o->scratch.bytes.size());
             }
         }
-        for (const auto& tap : o->taps)
-            tap(o->name, o->scratch);
+        if (!repeating_)
+            for (const auto& tap : o->taps)
+                tap(o->name, o->scratch);
     }
 
     std::vector<Tensor> outputs()
@@ -691,6 +743,8 @@ private:
     std::vector<std::string> lastGiven_;
     bool stale_ = false;
     bool hasRun_ = false;
+    bool planMemory_ = true; // off once a caller reads values after a run (keepEveryValue)
+    bool repeating_ = false; // repeatRun(): taps are not called
     enum class SplitState { Undecided, Off, Built, Verified };
     SplitState splitState_ = SplitState::Undecided;
     int runsAtShape_ = 0;

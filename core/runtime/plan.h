@@ -57,6 +57,23 @@ struct CompileOptions {
     // inner values (no taps, transforms or kept values). Checked against the whole
     // program once; QS_RUNTIME_SPLIT=0 turns it off everywhere.
     bool splitBatch = true;
+    // Place the values kernels compute in one arena by lifetime: a value's bytes are
+    // reused once its last reader ran. Graph inputs and outputs, kept, tapped and
+    // transformed values keep storage of their own. A later runFrom(), or valueOf() of a
+    // value in the arena, recompiles without the arena and repeats the last run.
+    // QS_RUNTIME_ARENA=0 turns it off everywhere.
+    bool planMemory = true;
+};
+
+// Where a compiled plan's value storage goes (Plan::memoryStats), in bytes.
+struct PlanMemory {
+    std::size_t arenaBytes = 0;      // the arena: computed values nobody observes, placed by lifetime
+    std::size_t arenaValueBytes = 0; // the same values each in storage of its own
+    std::size_t arenaValues = 0;
+    std::size_t inPlaceValues = 0; // of those, written over their input (eltwise, binary)
+    std::size_t ownBytes = 0; // inputs, outputs, kept values, constants read at run time
+    std::size_t ownValues = 0;
+    std::size_t weightBytes = 0; // constants bound into kernels (reordered weights, bias)
 };
 
 // Observer of one tensor's values; receives each batch as produced, plain layout, float32
@@ -111,6 +128,9 @@ public:
     // How many sub-batches the last run() went through (CompileOptions::splitBatch);
     // 1 when the whole program ran it.
     virtual int lastRunShards() const = 0;
+
+    // The storage of the program the next run() uses (compiled for the last inputs' shapes).
+    virtual PlanMemory memoryStats() const = 0;
 
     // Runs `inputs` once, then `warmup` + `repeats` more times, timing each kernel on
     // its own (taps are not called while timing). Per kernel the median over the

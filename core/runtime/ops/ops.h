@@ -64,6 +64,13 @@ public:
     std::string impl;
     void run(Program& p) override;
     std::string describe() const override { return impl; }
+    void forEachMemory(const std::function<void(memory&)>& f) override
+    {
+        for (auto& part : parts)
+            for (auto& [arg, m] : part.args)
+                f(m);
+    }
+    std::size_t ownedBytes() const override { return bytesOf(owned); }
 };
 
 void absorbTail(NodeContext& c, const FusedTail& t);
