@@ -405,30 +405,66 @@ bool buildPad(NodeContext& c)
     const int src = c.plainInput(0);
     const int dst = c.output(0, t, out);
     const auto st = rowStrides(in);
+    // Per dim, the source index of each output index (-1: the constant fill), resolved once
+    // here; the kernel then copies whole rows of the innermost dim (memcpy of the unpadded
+    // middle, the few padded elements one by one) instead of mapping every element.
+    std::vector<std::vector<int64_t>> from(r);
+    for (std::size_t d = 0; d < r; ++d)
+        for (int64_t o = 0; o < out[d]; ++o) {
+            int64_t i = o - pads[d];
+            if (i < 0 || i >= in[d]) {
+                if (mode == "constant")
+                    i = -1;
+                else if (mode == "edge")
+                    i = std::clamp<int64_t>(i, 0, in[d] - 1);
+                else
+                    i = i < 0 ? -i : 2 * (in[d] - 1) - i;
+            }
+            from[d].push_back(i);
+        }
     c.addFn({src}, {dst}, [=](Program& p) {
         const std::byte* x = static_cast<const std::byte*>(p.slot(src).data());
         std::byte* y = static_cast<std::byte*>(p.slot(dst).data());
-        const int64_t total = numelOf(out);
+        if (numelOf(out) == 0)
+            return;
+        if (r == 0) {
+            copyElem(y, x, es);
+            return;
+        }
+        const std::size_t last = r - 1;
+        const int64_t width = out[last];
+        // The output range [lo, hi) of the innermost dim reads the input contiguously.
+        const int64_t lo = std::clamp<int64_t>(pads[last], 0, width);
+        const int64_t hi = std::clamp<int64_t>(pads[last] + in[last], lo, width);
+        const int64_t rows = numelOf(out) / width;
         std::vector<int64_t> idx(r, 0);
-        for (int64_t o = 0; o < total; ++o) {
+        for (int64_t row = 0; row < rows; ++row) {
             int64_t off = 0;
             bool inside = true;
-            for (std::size_t d = 0; d < r; ++d) {
-                int64_t i = idx[d] - pads[d];
-                if (i < 0 || i >= in[d]) {
-                    if (mode == "constant") {
-                        inside = false;
-                        break;
-                    }
-                    if (mode == "edge")
-                        i = std::clamp<int64_t>(i, 0, in[d] - 1);
-                    else
-                        i = i < 0 ? -i : 2 * (in[d] - 1) - i;
-                }
+            for (std::size_t d = 0; d < last && inside; ++d) {
+                const int64_t i = from[d][std::size_t(idx[d])];
+                inside = i >= 0;
                 off += i * st[d];
             }
-            copyElem(y + std::size_t(o) * es, inside ? x + std::size_t(off) * es : fill.data(), es);
-            for (std::size_t d = r; d-- > 0;) {
+            std::byte* yr = y + std::size_t(row * width) * es;
+            if (!inside) {
+                for (int64_t j = 0; j < width; ++j)
+                    copyElem(yr + std::size_t(j) * es, fill.data(), es);
+            } else {
+                const std::byte* xr = x + std::size_t(off) * es;
+                auto one = [&](int64_t j) {
+                    const int64_t i = from[last][std::size_t(j)];
+                    copyElem(yr + std::size_t(j) * es, i >= 0 ? xr + std::size_t(i) * es : fill.data(), es);
+                };
+                for (int64_t j = 0; j < lo; ++j)
+                    one(j);
+                if (hi > lo)
+                    std::memcpy(
+                        yr + std::size_t(lo) * es, xr + std::size_t(lo - pads[last]) * es, std::size_t(hi - lo) * es);
+                for (int64_t j = hi; j < width; ++j)
+                    one(j);
+            }
+            for (std::size_t d = last; d-- > 0;) {
                 if (++idx[d] < out[d])
                     break;
                 idx[d] = 0;

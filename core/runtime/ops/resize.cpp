@@ -183,30 +183,44 @@ bool buildResize(NodeContext& c)
     const int src = c.plainInput(0);
     const int dst = c.output(0, DType::Float, out);
     const auto st = rowStrides(in);
+    // Row by row of the innermost axis: the outer axes' tap combinations (weight product and
+    // offset, in the order of an odometer over the axes) once per row, then per output element
+    // the sum over those combinations and the innermost axis's taps. Same terms, same order of
+    // double arithmetic as a per-element odometer over all axes, so the same numbers.
     c.addFn({src}, {dst}, [=](Program& p) {
         const float* x = p.slot(src).as<float>();
         float* y = p.slot(dst).as<float>();
-        const int64_t total = numelOf(out);
+        if (numelOf(out) == 0)
+            return;
+        if (r == 0) {
+            y[0] = x[0];
+            return;
+        }
+        const std::size_t last = r - 1;
+        const AxisMap& inner = maps[last];
+        const int64_t width = out[last], rows = numelOf(out) / width;
         std::vector<int64_t> idx(r, 0), tap(r, 0);
-        for (int64_t o = 0; o < total; ++o) {
+        std::vector<double> comboW;
+        std::vector<int64_t> comboOff;
+        for (int64_t row = 0; row < rows; ++row) {
             bool outside = false;
-            for (std::size_t d = 0; d < r; ++d)
+            for (std::size_t d = 0; d < last; ++d)
                 outside = outside || maps[d].outside[std::size_t(idx[d])];
-            float v = extrapolation;
+            comboW.clear();
+            comboOff.clear();
             if (!outside) {
-                // Sum over every combination of the axes' taps (an odometer over tap indices).
-                for (std::size_t d = 0; d < r; ++d)
+                for (std::size_t d = 0; d < last; ++d)
                     tap[d] = maps[d].first[std::size_t(idx[d])];
-                double acc = 0;
                 for (;;) {
                     double w = 1;
                     int64_t off = 0;
-                    for (std::size_t d = 0; d < r; ++d) {
+                    for (std::size_t d = 0; d < last; ++d) {
                         w *= maps[d].w[std::size_t(tap[d])];
                         off += maps[d].idx[std::size_t(tap[d])] * st[d];
                     }
-                    acc += w * x[off];
-                    std::size_t d = r;
+                    comboW.push_back(w);
+                    comboOff.push_back(off);
+                    std::size_t d = last;
                     while (d-- > 0) {
                         if (++tap[d] < maps[d].first[std::size_t(idx[d]) + 1])
                             break;
@@ -215,10 +229,23 @@ bool buildResize(NodeContext& c)
                     if (d == std::size_t(-1))
                         break;
                 }
-                v = float(acc);
             }
-            y[o] = v;
-            for (std::size_t d = r; d-- > 0;) {
+            float* yr = y + row * width;
+            const std::size_t combos = comboW.size();
+            for (int64_t j = 0; j < width; ++j) {
+                if (outside || inner.outside[std::size_t(j)]) {
+                    yr[j] = extrapolation;
+                    continue;
+                }
+                const int64_t t0 = inner.first[std::size_t(j)], t1 = inner.first[std::size_t(j) + 1];
+                double acc = 0;
+                for (std::size_t k = 0; k < combos; ++k)
+                    for (int64_t t = t0; t < t1; ++t)
+                        acc +=
+                            comboW[k] * inner.w[std::size_t(t)] * x[comboOff[k] + inner.idx[std::size_t(t)] * st[last]];
+                yr[j] = float(acc);
+            }
+            for (std::size_t d = last; d-- > 0;) {
                 if (++idx[d] < out[d])
                     break;
                 idx[d] = 0;

@@ -1,0 +1,239 @@
+// Pad and Resize copy and interpolate whole rows of the innermost axis (issue #26: on
+// M-LSD they took half the time element by element). Checked against naive per-element
+// loops written here: constant, edge and reflect padding with growing, cropping and
+// innermost-only pads; linear, nearest and tf_crop_and_resize (extrapolated) resizes
+// over one, two and three axes.
+#include "graph/onnx_import.h"
+#include "runtime/plan.h"
+#include "support/onnx_builder.h"
+
+#include <QtTest>
+
+#include <cmath>
+
+using namespace qs;
+
+class TestPadResizeRows : public QObject {
+    Q_OBJECT
+
+private slots:
+    void pad_data();
+    void pad();
+    void resize_data();
+    void resize();
+};
+
+namespace {
+
+using Dims = std::vector<int64_t>;
+
+std::vector<float> inputValues(int64_t n)
+{
+    std::vector<float> x(std::size_t(n), 0.f);
+    for (std::size_t i = 0; i < x.size(); ++i)
+        x[i] = float(std::sin(0.7 * double(i) + 0.3)) * 3.f + float(i % 5) * 0.25f;
+    return x;
+}
+
+int64_t numel(const Dims& d)
+{
+    int64_t n = 1;
+    for (int64_t v : d)
+        n *= v;
+    return n;
+}
+
+std::vector<float> runOne(const std::string& bytes, const Dims& in, const std::vector<float>& x)
+{
+    Graph g = importOnnxBytes(bytes, "rows.onnx", ".");
+    CompileOptions o;
+    o.threads = 1;
+    auto plan = compilePlan(g, o);
+    return plan->run({Tensor::fromVector<float>(in, x)}).at(0).toFloat();
+}
+
+void compareAll(const std::vector<float>& got, const std::vector<float>& want)
+{
+    QCOMPARE(got.size(), want.size());
+    for (std::size_t i = 0; i < got.size(); ++i)
+        if (std::fabs(double(got[i]) - double(want[i])) > 1e-6 * std::max(1.0, std::fabs(double(want[i]))))
+            QFAIL(qPrintable(QString("element %1: got %2, want %3").arg(i).arg(got[i]).arg(want[i])));
+}
+
+// Source index of output index o along one axis, -1 for the constant fill.
+int64_t padSource(int64_t o, int64_t before, int64_t len, const std::string& mode)
+{
+    const int64_t i = o - before;
+    if (i >= 0 && i < len)
+        return i;
+    if (mode == "constant")
+        return -1;
+    if (mode == "edge")
+        return i < 0 ? 0 : len - 1;
+    return i < 0 ? -i : 2 * (len - 1) - i; // reflect
+}
+
+// Linear taps (index, weight) of output index o along one axis.
+std::vector<std::pair<int64_t, double>> linearTaps(
+    int64_t o, int64_t len, double scale, const std::string& coord, double roiStart, double roiEnd, int64_t outLen)
+{
+    double x;
+    if (coord == "half_pixel")
+        x = (o + 0.5) / scale - 0.5;
+    else if (coord == "align_corners")
+        x = outLen == 1 ? 0 : double(o) * double(len - 1) / double(outLen - 1);
+    else if (coord == "tf_crop_and_resize")
+        x = roiStart * double(len - 1) + double(o) * (roiEnd - roiStart) * double(len - 1) / double(outLen - 1);
+    else
+        x = o / scale;
+    x = std::min(std::max(x, 0.0), double(len - 1));
+    const auto i0 = int64_t(std::floor(x));
+    const int64_t i1 = std::min(i0 + 1, len - 1);
+    return {{i0, 1 - (x - double(i0))}, {i1, x - double(i0)}};
+}
+
+} // namespace
+
+void TestPadResizeRows::pad_data()
+{
+    QTest::addColumn<Dims>("in");
+    QTest::addColumn<Dims>("pads");
+    QTest::addColumn<QString>("mode");
+    QTest::newRow("constant 4d") << Dims {2, 3, 5, 6} << Dims {0, 1, 2, 3, 1, 0, 1, 2} << "constant";
+    QTest::newRow("constant crop") << Dims {2, 3, 5, 6} << Dims {0, 0, -1, 2, 0, 0, 1, -2} << "constant";
+    QTest::newRow("constant crop all of W") << Dims {1, 2, 3, 4} << Dims {0, 0, 0, -2, 0, 0, 0, -2} << "constant";
+    QTest::newRow("constant nhwc") << Dims {1, 5, 6, 4} << Dims {0, 1, 1, 0, 0, 1, 1, 0} << "constant";
+    QTest::newRow("constant 1d") << Dims {7} << Dims {2, 3} << "constant";
+    QTest::newRow("edge 4d") << Dims {2, 3, 5, 6} << Dims {0, 0, 2, 3, 0, 0, 1, 2} << "edge";
+    QTest::newRow("edge crop") << Dims {1, 3, 5, 6} << Dims {0, 1, -1, 2, 0, 1, 1, -2} << "edge";
+    QTest::newRow("reflect 4d") << Dims {2, 3, 5, 6} << Dims {0, 1, 2, 3, 0, 1, 1, 4} << "reflect";
+    QTest::newRow("reflect 2d") << Dims {4, 5} << Dims {3, 4, 2, 1} << "reflect";
+}
+
+void TestPadResizeRows::pad()
+{
+    QFETCH(Dims, in);
+    QFETCH(Dims, pads);
+    QFETCH(QString, mode);
+    const std::size_t r = in.size();
+    const float fill = 0.5f;
+    Dims out(r);
+    for (std::size_t d = 0; d < r; ++d)
+        out[d] = in[d] + pads[d] + pads[d + r];
+    test::OnnxBuilder b(10); // pads and value as attributes
+    b.input("x", in);
+    b.output("y", out);
+    auto* n = b.node("Pad", {"x"}, {"y"}, "pad");
+    test::OnnxBuilder::intsAttr(n, "pads", pads);
+    test::OnnxBuilder::stringAttr(n, "mode", mode.toStdString());
+    test::OnnxBuilder::floatAttr(n, "value", fill);
+    const std::vector<float> x = inputValues(numel(in));
+
+    std::vector<float> want(std::size_t(numel(out)));
+    for (std::size_t o = 0; o < want.size(); ++o) {
+        int64_t rem = int64_t(o), off = 0, stride = 1;
+        bool inside = true;
+        for (std::size_t d = r; d-- > 0;) {
+            const int64_t i = padSource(rem % out[d], pads[d], in[d], mode.toStdString());
+            rem /= out[d];
+            inside = inside && i >= 0;
+            off += i * stride;
+            stride *= in[d];
+        }
+        want[o] = inside ? x[std::size_t(off)] : fill;
+    }
+    compareAll(runOne(b.bytes(), in, x), want);
+}
+
+void TestPadResizeRows::resize_data()
+{
+    QTest::addColumn<Dims>("in");
+    QTest::addColumn<QVector<float>>("scales");
+    QTest::addColumn<QString>("mode");
+    QTest::addColumn<QString>("coord");
+    QTest::newRow("linear half_pixel H W") << Dims {1, 3, 5, 7} << QVector<float> {1, 1, 2, 2} << "linear"
+                                           << "half_pixel";
+    QTest::newRow("linear align_corners C H W") << Dims {2, 3, 4, 5} << QVector<float> {1, 2, 1.5f, 2} << "linear"
+                                                << "align_corners";
+    QTest::newRow("linear asymmetric W only") << Dims {1, 2, 3, 9} << QVector<float> {1, 1, 1, 0.5f} << "linear"
+                                              << "asymmetric";
+    QTest::newRow("linear asymmetric H only") << Dims {1, 2, 3, 4} << QVector<float> {1, 1, 3, 1} << "linear"
+                                              << "asymmetric";
+    QTest::newRow("nearest asymmetric floor") << Dims {1, 3, 5, 7} << QVector<float> {1, 1, 2, 0.6f} << "nearest"
+                                              << "asymmetric";
+    QTest::newRow("linear tf_crop_and_resize") << Dims {1, 2, 6, 8} << QVector<float> {1, 1, 1.5f, 1.5f} << "linear"
+                                               << "tf_crop_and_resize";
+}
+
+void TestPadResizeRows::resize()
+{
+    QFETCH(Dims, in);
+    QFETCH(QVector<float>, scales);
+    QFETCH(QString, mode);
+    QFETCH(QString, coord);
+    const std::string c = coord.toStdString();
+    const bool crop = c == "tf_crop_and_resize";
+    // roi: N and C whole; H from -0.2 to 0.9 and W from 0.1 to 1.3 (partly outside).
+    const std::vector<float> roi {0, 0, -0.2f, 0.1f, 1, 1, 0.9f, 1.3f};
+    const float extrapolation = 7.f;
+    Dims out(4);
+    for (std::size_t d = 0; d < 4; ++d)
+        out[d] = int64_t(std::floor(double(in[d]) * double(scales[int(d)])));
+    test::OnnxBuilder b(13);
+    b.input("x", in);
+    b.output("y", out);
+    b.initializer("roi", {crop ? 8 : 0}, crop ? roi : std::vector<float> {});
+    b.initializer("scales", {4}, std::vector<float>(scales.begin(), scales.end()));
+    auto* n = b.node("Resize", {"x", "roi", "scales"}, {"y"}, "resize");
+    test::OnnxBuilder::stringAttr(n, "mode", mode.toStdString());
+    test::OnnxBuilder::stringAttr(n, "coordinate_transformation_mode", c);
+    test::OnnxBuilder::stringAttr(n, "nearest_mode", "floor");
+    test::OnnxBuilder::floatAttr(n, "extrapolation_value", extrapolation);
+    const std::vector<float> x = inputValues(numel(in));
+
+    // Per axis and output index: taps, or none when tf_crop_and_resize falls outside.
+    std::vector<std::vector<std::vector<std::pair<int64_t, double>>>> taps(4);
+    for (std::size_t d = 0; d < 4; ++d)
+        for (int64_t o = 0; o < out[d]; ++o) {
+            const double s = scales[int(d)];
+            if (mode == "nearest") {
+                taps[d].push_back({{std::min<int64_t>(int64_t(std::floor(o / s)), in[d] - 1), 1.0}});
+                continue;
+            }
+            if (crop) {
+                const double pos = roi[d] * double(in[d] - 1) +
+                    double(o) * (roi[d + 4] - roi[d]) * double(in[d] - 1) / double(out[d] - 1);
+                if (pos < 0 || pos > double(in[d] - 1)) {
+                    taps[d].push_back({});
+                    continue;
+                }
+            }
+            taps[d].push_back(linearTaps(o, in[d], s, c, roi[d], roi[d + 4], out[d]));
+        }
+    std::vector<float> want;
+    for (int64_t i0 = 0; i0 < out[0]; ++i0)
+        for (int64_t i1 = 0; i1 < out[1]; ++i1)
+            for (int64_t i2 = 0; i2 < out[2]; ++i2)
+                for (int64_t i3 = 0; i3 < out[3]; ++i3) {
+                    const auto& t0 = taps[0][std::size_t(i0)];
+                    const auto& t1 = taps[1][std::size_t(i1)];
+                    const auto& t2 = taps[2][std::size_t(i2)];
+                    const auto& t3 = taps[3][std::size_t(i3)];
+                    if (t0.empty() || t1.empty() || t2.empty() || t3.empty()) {
+                        want.push_back(extrapolation);
+                        continue;
+                    }
+                    double v = 0;
+                    for (const auto& [a, wa] : t0)
+                        for (const auto& [bb, wb] : t1)
+                            for (const auto& [cc, wc] : t2)
+                                for (const auto& [dd, wd] : t3)
+                                    v += wa * wb * wc * wd *
+                                        x[std::size_t(((a * in[1] + bb) * in[2] + cc) * in[3] + dd)];
+                    want.push_back(float(v));
+                }
+    compareAll(runOne(b.bytes(), in, x), want);
+}
+
+QTEST_GUILESS_MAIN(TestPadResizeRows)
+#include "test_pad_resize_rows.moc"
