@@ -15,7 +15,7 @@ packages=(
   libdnnl-dev ocl-icd-opencl-dev
   libonnx-dev libprotobuf-dev protobuf-compiler libonnx-testdata
   libsqlite3-dev sqlite3 zlib1g-dev nlohmann-json3-dev
-  xvfb xauth
+  xvfb xauth fonts-dejavu-core
 )
 
 missing=()
