@@ -191,12 +191,18 @@ Tensor sampleTensor(const InputSpec& in, int sample)
     return t;
 }
 
-// Every sample of one input stacked as a dataset: [N, dims without a leading 1] ([N] for a scalar).
+// Every sample of one input stacked as a dataset: [N, dims without their batch of 1] ([N]
+// for a scalar). The batch is the first dimension, or the second for a recurrent state
+// [layers, batch, hidden] (Silero's h and c, 2x1x64); dropping a 1 keeps the bytes.
 Tensor stacked(const InputSpec& in)
 {
     Shape shape {kSamples};
-    const std::size_t skip = !in.dims.empty() && in.dims[0] == 1 ? 1 : 0;
-    shape.insert(shape.end(), in.dims.begin() + std::ptrdiff_t(skip), in.dims.end());
+    Shape sample = in.dims;
+    if (!sample.empty() && sample[0] == 1)
+        sample.erase(sample.begin());
+    else if (sample.size() == 3 && sample[1] == 1)
+        sample.erase(sample.begin() + 1);
+    shape.insert(shape.end(), sample.begin(), sample.end());
     Tensor all(in.type == "i64" ? DType::Int64 : DType::Float, shape);
     all.name = in.name;
     const std::size_t per = std::size_t(numelOf(in.dims)) * elementSize(all.dtype);
