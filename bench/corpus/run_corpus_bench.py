@@ -105,11 +105,22 @@ def npy_bytes(typ, shape, values):
 def write_data(model, count, folder):
     """The dataset for the CLI (NPY, or NPZ by input name) and the raw files + spec for ORT."""
     arrays, spec = {}, {'count': count, 'inputs': []}
+    values = []  # a scalar of one value (Silero's sr) goes as --input-value, as in tests/corpus
     for k, (name, typ, dims, gen) in enumerate(model['inputs']):
         samples = [sample_values(dims, gen, s % 2) for s in range(count)]
         flat = [v for s in samples for v in s]
-        shape = [count] + (dims[1:] if dims and dims[0] == 1 else dims)
-        arrays[name] = npy_bytes(typ, shape, flat)
+        if not dims and gen.startswith('const:'):
+            values.append(f'{name}={gen[6:]}')
+        # A sample is the input without its batch of 1: the first dimension, or the second
+        # for a recurrent state [layers, batch, hidden] (Silero's h and c).
+        sample = list(dims)
+        if sample and sample[0] == 1:
+            sample = sample[1:]
+        elif len(sample) == 3 and sample[1] == 1:
+            sample = [sample[0]] + sample[2:]
+        shape = [count] + sample
+        if not (not dims and gen.startswith('const:')):
+            arrays[name] = npy_bytes(typ, shape, flat)
         raw = os.path.join(folder, f'ort_in_{k}.bin')
         with open(raw, 'wb') as f:
             f.write(struct.pack(('<%dq' if typ == 'i64' else '<%df') % len(flat),
@@ -127,7 +138,7 @@ def write_data(model, count, folder):
     spec_path = os.path.join(folder, 'ort_spec.json')
     with open(spec_path, 'w') as f:
         json.dump(spec, f)
-    return data, spec_path
+    return data, spec_path, (['--input-value', ','.join(values)] if values else [])
 
 
 def timed(cmd, env=None):
@@ -176,7 +187,7 @@ def main():
             sys.exit(f'{model} is missing: run tools/setup.sh (or node tools/corpus.js)')
         notes, ops, params = [], '?', '?'
         with tempfile.TemporaryDirectory() as tmp:
-            data, spec = write_data(m, args.repeats, tmp)
+            data, spec, value_args = write_data(m, args.repeats, tmp)
             rc, out, err, _ = timed([cli, 'inspect', model, '--json'])
             if rc == 0:
                 j = json.loads(out)
@@ -185,7 +196,7 @@ def main():
                 params = f"{j['params'] / 1e6:.3f} M"
             else:
                 notes.append('inspect: ' + first_line(err))
-            rc, out, err, ours_mb = timed([cli, 'run', model, '--data', data, '--batch', '1', '--threads', '1', '--json'])
+            rc, out, err, ours_mb = timed([cli, 'run', model, '--data', data, '--batch', '1', '--threads', '1', '--json'] + value_args)
             ours_ms = json.loads(out)['seconds'] * 1000 / args.repeats if rc == 0 else float('nan')
             if rc != 0:
                 notes.append('run: ' + first_line(err))
@@ -196,7 +207,7 @@ def main():
             if rc != 0:
                 notes.append('ORT: ' + first_line(err))
             rc, out, err, _ = timed([cli, 'quantize', model, '--data', data, '--calib-limit', '4', '--eval-limit', '4', '--wbits', '8', '--abits', '8',
-                                     '--granularity', 'channel', '--calib', 'minmax', '--batch', '1', '--json'])
+                                     '--granularity', 'channel', '--calib', 'minmax', '--batch', '1', '--json'] + value_args)
             sqnr = json.loads(out).get('sqnr_db') if rc == 0 else None
             if rc != 0:
                 notes.append('quantize: ' + first_line(err))
