@@ -10,6 +10,7 @@
 // line a space). Evaluation and calibration lines are different texts.
 #include "../bench_util.h"
 
+#include "data/dataset.h"
 #include "graph/onnx_import.h"
 #include "quant/session.h"
 #include "runtime/cpu_isa.h"
@@ -37,7 +38,10 @@ namespace {
 constexpr int kHeight = 48, kWidth = 320;
 
 // Code points of a UTF-8 string (the keys file and the rendered texts).
-std::u32string utf32(const std::string& s) { return QString::fromStdString(s).toStdU32String(); }
+std::u32string utf32(const std::string& s)
+{
+    return QString::fromStdString(s).toStdU32String();
+}
 
 std::vector<std::u32string> readKeys(const std::string& path)
 {
@@ -59,9 +63,9 @@ std::vector<std::u32string> readKeys(const std::string& path)
 // the font size chosen.
 std::vector<std::string> makeTexts(int count, uint32_t seed, const QFontMetrics& metrics)
 {
-    static const char* words[] = {"invoice", "total", "Station", "Road", "open", "daily", "Price", "north",
-                                  "Model", "quantize", "Layer", "PAID", "Order", "street", "Market", "delivery",
-                                  "Room", "exit", "Coffee", "ticket", "Platform", "time", "Bank", "receipt"};
+    static const char* words[] = {"invoice", "total", "Station", "Road", "open", "daily", "Price", "north", "Model",
+        "quantize", "Layer", "PAID", "Order", "street", "Market", "delivery", "Room", "exit", "Coffee", "ticket",
+        "Platform", "time", "Bank", "receipt"};
     std::mt19937 rng(seed);
     auto pick = [&](int n) { return int(rng() % uint32_t(n)); };
     std::vector<std::string> texts;
@@ -77,7 +81,7 @@ std::vector<std::string> makeTexts(int count, uint32_t seed, const QFontMetrics&
                 break;
             case 1:
                 t += std::to_string(1 + pick(28)) + "-" + std::to_string(1 + pick(12)) + "-20" +
-                     std::to_string(10 + pick(20));
+                    std::to_string(10 + pick(20));
                 break;
             case 2:
                 t += std::to_string(pick(500)) + "." + std::to_string(10 + pick(90));
@@ -96,7 +100,7 @@ std::vector<std::string> makeTexts(int count, uint32_t seed, const QFontMetrics&
 Tensor render(const std::vector<std::string>& texts, const QFont& font)
 {
     const int64_t n = int64_t(texts.size());
-    Tensor t = Tensor(DType::Float, Shape{n, 3, kHeight, kWidth});
+    Tensor t = Tensor(DType::Float, Shape {n, 3, kHeight, kWidth});
     float* out = t.data<float>().data();
     for (int64_t i = 0; i < n; ++i) {
         QImage img(kWidth, kHeight, QImage::Format_RGB888);
@@ -104,7 +108,8 @@ Tensor render(const std::vector<std::string>& texts, const QFont& font)
         QPainter p(&img);
         p.setFont(font);
         p.setPen(QColor(20, 20, 20));
-        p.drawText(QRect(6, 0, kWidth - 12, kHeight), Qt::AlignVCenter | Qt::AlignLeft, QString::fromStdString(texts[std::size_t(i)]));
+        p.drawText(QRect(6, 0, kWidth - 12, kHeight), Qt::AlignVCenter | Qt::AlignLeft,
+            QString::fromStdString(texts[std::size_t(i)]));
         p.end();
         for (int y = 0; y < kHeight; ++y) {
             const uchar* row = img.constScanLine(y);
@@ -156,18 +161,25 @@ struct Score {
     std::vector<std::u32string> read;
 };
 
+// The rendered lines as the recognizer's one input.
+DataInput renderedInput(const std::string& name, const std::vector<std::string>& texts, const QFont& font)
+{
+    DataInput in;
+    in.name = name;
+    in.source = "rendered text";
+    in.samples = render(texts, font);
+    return in;
+}
+
 // Runs `plan` one line at a time (the recognizer as users call it) and scores the reads.
-Score score(Plan& plan, const Tensor& images, const std::vector<std::string>& texts,
-            const std::vector<std::u32string>& keys)
+Score score(
+    Plan& plan, const DataInput& images, const std::vector<std::string>& texts, const std::vector<std::u32string>& keys)
 {
     Score s;
     std::size_t errors = 0, chars = 0;
     const auto t0 = std::chrono::steady_clock::now();
-    const int64_t per = 3 * kHeight * kWidth;
     for (std::size_t i = 0; i < texts.size(); ++i) {
-        Tensor one = Tensor(DType::Float, Shape{1, 3, kHeight, kWidth});
-        std::copy_n(images.data<float>().data() + int64_t(i) * per, per, one.data<float>().data());
-        const Tensor out = plan.run({one}).front();
+        const Tensor out = plan.run({images.batch(int64_t(i), 1)}).front();
         if (out.shape.size() != 3)
             fail("the recognizer's output is ", shapeString(out.shape), ", expected [1, steps, classes]");
         const std::u32string got = decode(out.data<float>().data(), out.shape[1], out.shape[2], keys);
@@ -222,12 +234,11 @@ int main(int argc, char** argv)
         const QFontMetrics metrics(font);
         const std::vector<std::string> texts = makeTexts(lines, 7, metrics);
         const std::vector<std::string> calibTexts = makeTexts(calibLines, 1234, metrics);
-        const Tensor images = render(texts, font);
-
         const Graph g = importOnnx(modelPath);
         if (g.inputs.size() != 1)
             fail(modelPath, ": a recognizer with one image input is expected");
-        const Shape one{1, 3, kHeight, kWidth};
+        const DataInput images = renderedInput(g.inputs.front().name, texts, font);
+        const Shape one {1, 3, kHeight, kWidth};
         CompileOptions co;
         co.inputShapes[g.inputs.front().name] = one;
         auto fp32 = compilePlan(g, co);
@@ -236,11 +247,7 @@ int main(int argc, char** argv)
         Dataset calib;
         calib.kind = "rendered";
         calib.path = "rendered text lines";
-        DataInput in;
-        in.name = g.inputs.front().name;
-        in.source = "rendered text";
-        in.samples = render(calibTexts, font);
-        calib.inputs.push_back(std::move(in));
+        calib.inputs.push_back(renderedInput(g.inputs.front().name, calibTexts, font));
         QuantizeOptions qo;
         qo.config.defaults.weight.bits = wbits;
         qo.config.defaults.weight.granularity = granularity == "tensor" ? Granularity::Tensor : Granularity::Channel;
@@ -260,22 +267,23 @@ int main(int argc, char** argv)
         const std::string isa = detectCpuIsa().summary();
         const std::string wa = "W" + std::to_string(wbits) + "A" + std::to_string(abits);
         if (json) {
-            std::printf("{\"model\": \"%s\", \"lines\": %d, \"fp32_cer\": %.4f, \"quant\": \"%s\", \"quant_cer\": %.4f, "
-                        "\"fp32_exact\": %d, \"quant_exact\": %d, \"same_reads\": %d, \"fp32_s\": %.2f, \"quant_s\": %.2f, "
-                        "\"isa\": \"%s\"}\n",
-                        modelPath.c_str(), lines, f.cer, wa.c_str(), q.cer, f.exact, q.exact, agree, f.seconds,
-                        q.seconds, isa.c_str());
+            std::printf(
+                "{\"model\": \"%s\", \"lines\": %d, \"fp32_cer\": %.4f, \"quant\": \"%s\", \"quant_cer\": %.4f, "
+                "\"fp32_exact\": %d, \"quant_exact\": %d, \"same_reads\": %d, \"fp32_s\": %.2f, \"quant_s\": %.2f, "
+                "\"isa\": \"%s\"}\n",
+                modelPath.c_str(), lines, f.cer, wa.c_str(), q.cer, f.exact, q.exact, agree, f.seconds, q.seconds,
+                isa.c_str());
         } else {
             std::printf("CPU: %s\n", isa.c_str());
             std::printf("%d rendered lines (DejaVu Sans 26 px on 320x48), greedy CTC, simulated %s (%s, %s)\n", lines,
-                        wa.c_str(), granularity.c_str(), calibMethod.c_str());
+                wa.c_str(), granularity.c_str(), calibMethod.c_str());
             std::printf("FP32   CER %.4f  exact lines %d/%d  (%.2f s)\n", f.cer, f.exact, lines, f.seconds);
             std::printf("%-6s CER %.4f  exact lines %d/%d  (%.2f s)\n", wa.c_str(), q.cer, q.exact, lines, q.seconds);
             std::printf("same read in both: %d/%d\n", agree, lines);
             for (std::size_t i = 0; i < std::min<std::size_t>(texts.size(), 4); ++i)
                 std::printf("  \"%s\" -> FP32 \"%s\", %s \"%s\"\n", texts[i].c_str(),
-                            QString::fromStdU32String(f.read[i]).toStdString().c_str(), wa.c_str(),
-                            QString::fromStdU32String(q.read[i]).toStdString().c_str());
+                    QString::fromStdU32String(f.read[i]).toStdString().c_str(), wa.c_str(),
+                    QString::fromStdU32String(q.read[i]).toStdString().c_str());
         }
         return 0;
     } catch (const std::exception& e) {
