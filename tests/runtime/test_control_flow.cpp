@@ -7,6 +7,7 @@
 #include "graph/subgraphs.h"
 #include "quant/session.h"
 #include "runtime/plan.h"
+#include "support/compare.h"
 #include "support/onnx_builder.h"
 #include "util/error.h"
 
@@ -18,6 +19,7 @@
 using namespace qs;
 using qs::test::GraphBuilder;
 using qs::test::OnnxBuilder;
+using qs::test::maxAbsDiff;
 
 namespace {
 
@@ -56,16 +58,6 @@ void untyped(onnx::ValueInfoProto* v)
 Graph load(const OnnxBuilder& b)
 {
     return importOnnxBytes(b.bytes(), "test.onnx", "");
-}
-
-double maxAbsDiff(const std::vector<float>& a, const std::vector<float>& b)
-{
-    if (a.size() != b.size())
-        return INFINITY;
-    double m = 0;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        m = std::max(m, double(std::fabs(a[i] - b[i])));
-    return m;
 }
 
 // y = If(cond, then: Add(x, one), else: Mul(x, two)); the then branch also has a

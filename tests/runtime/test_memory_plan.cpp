@@ -4,6 +4,7 @@
 // transforms, valueOf() and runFrom() still see every value they name.
 #include "graph/onnx_import.h"
 #include "runtime/plan.h"
+#include "support/compare.h"
 #include "support/onnx_builder.h"
 
 #include <QtTest>
@@ -13,6 +14,7 @@
 
 using namespace qs;
 using qs::test::OnnxBuilder;
+using qs::test::maxAbsDiff;
 
 namespace {
 
@@ -66,16 +68,6 @@ Tensor randomTensor(const Shape& shape, unsigned seed)
     for (float& v : t.data<float>())
         v = u(rng);
     return t;
-}
-
-double maxAbsDiff(const std::vector<float>& a, const std::vector<float>& b)
-{
-    if (a.size() != b.size())
-        return INFINITY;
-    double m = 0;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        m = std::max(m, double(std::fabs(a[i] - b[i])));
-    return m;
 }
 
 CompileOptions chainOptions(bool planMemory)
