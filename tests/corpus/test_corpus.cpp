@@ -488,6 +488,10 @@ void TestCorpus::model()
     QTemporaryDir tmp;
     QVERIFY(tmp.isValid());
     const QString dir = tmp.path();
+    if (qEnvironmentVariableIsSet("QS_CORPUS_KEEP")) { // the data, database and QDQ file, to look into
+        tmp.setAutoRemove(false);
+        qInfo("    files kept in %s", qPrintable(dir));
+    }
     const OrtOutputs ref = ortRun(path, m, dir);
     if (!ref.error.empty())
         QFAIL(qPrintable(QString("ONNX Runtime cannot run %1: %2").arg(path, ref.error.c_str())));
