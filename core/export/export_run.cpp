@@ -94,7 +94,7 @@ ExportResult exportRun(Store& store, int64_t runId, ExportFormat format, const s
         writeFileAtomic(outPath, text);
         res.artifacts.push_back(record(store, runId, outPath, "encodings-json", text));
     } else {
-        QdqModel model = buildQdqModel(*replay.session);
+        QdqModel model = buildQdqModel(*replay.session, replay.calib.inputShapes(1));
         model.graph.metadata["quantstudio.run_id"] = std::to_string(runId);
         const std::string bytes = exportOnnxBytes(model.graph);
         checkOnnxBytes(bytes, outPath);

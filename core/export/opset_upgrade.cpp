@@ -3,6 +3,7 @@
 
 #include "graph/onnx_export.h"
 #include "graph/onnx_import.h"
+#include "runtime/plan.h"
 #include "util/error.h"
 
 #include <onnx/defs/schema.h>
@@ -65,9 +66,118 @@ void restoreNames(const Graph& original, Graph& converted)
     converted.index();
 }
 
+Attribute intAttribute(int64_t v)
+{
+    Attribute a;
+    a.kind = Attribute::Kind::Int;
+    a.i = v;
+    return a;
+}
+
+// Softmax, LogSoftmax and Hardmax before opset 13 coerce their input to 2-D at `axis`
+// (default 1); from 13 they work along one axis. onnx's Softmax 12->13 adapter needs the
+// input's full shape (it fails on symbolic dimensions, and writes -1 for each of them
+// into a Reshape), and its Hardmax adapter ignores the change. So they are rewritten
+// here: an axis on the last dimension becomes -1 (the same under both semantics);
+// any other becomes Flatten(axis) -> op(axis -1) -> Reshape to Shape(input), which
+// holds for every shape. Node names and the output's value name are kept.
+Graph rewriteCoercedAxes(const Graph& g, const std::string& label, const std::map<std::string, Shape>& inputShapes)
+{
+    if (g.opset("") >= 13)
+        return g;
+    auto coerced = [](const Node& n) {
+        return n.domain.empty() && (n.opType == "Softmax" || n.opType == "LogSoftmax" || n.opType == "Hardmax");
+    };
+    // Ranks import could not infer (after a Reshape to a computed shape, as paddle2onnx
+    // writes classifier heads) from a plan compiled for the data's input shapes.
+    std::set<std::string> unranked;
+    for (const Node& n : g.nodes)
+        if (const ValueInfo* in = g.info(n.input(0)); coerced(n) && (!in || !in->dims))
+            unranked.insert(n.input(0));
+    std::map<std::string, int64_t> ranks;
+    if (!unranked.empty() && !inputShapes.empty()) {
+        CompileOptions co;
+        co.inputShapes = inputShapes;
+        co.keepValues = unranked;
+        const auto plan = compilePlan(g, co);
+        for (const std::string& v : unranked)
+            ranks[v] = int64_t(plan->shapeOf(v).size());
+    }
+    Graph out = g;
+    std::vector<Node> nodes;
+    nodes.reserve(g.nodes.size());
+    for (const Node& n : g.nodes) {
+        if (!coerced(n)) {
+            nodes.push_back(n);
+            continue;
+        }
+        const ValueInfo* in = g.info(n.input(0));
+        std::vector<Dim> dims;
+        if (in && in->dims)
+            dims = *in->dims;
+        else if (auto r = ranks.find(n.input(0)); r != ranks.end())
+            dims.resize(std::size_t(r->second));
+        else
+            fail(label, ": node ", quoted(n.name), " (", n.opType, "): the rank of input ", quoted(n.input(0)),
+                " is unknown (give the input shapes), so its axis cannot be carried over to opset 13");
+        const DType dtype = in ? in->dtype : DType::Float;
+        const auto rank = int64_t(dims.size());
+        int64_t axis = n.attrInt("axis", 1);
+        if (axis < -rank || axis > std::max<int64_t>(rank - 1, 0))
+            fail(label, ": node ", quoted(n.name), " (", n.opType, "): axis ", axis, " is out of range for rank ",
+                rank);
+        if (axis < 0)
+            axis += rank;
+        Node op = n;
+        op.attrs["axis"] = intAttribute(-1);
+        if (axis == rank - 1) {
+            nodes.push_back(std::move(op));
+            continue;
+        }
+        const std::string x = n.input(0), y = n.outputs.at(0);
+        const std::string flat = y + "/flat2d", op2d = y + "/2d", shape = y + "/shape";
+        Node flatten;
+        flatten.name = n.name + "/Flatten";
+        flatten.opType = "Flatten";
+        flatten.inputs = {x};
+        flatten.outputs = {flat};
+        flatten.attrs["axis"] = intAttribute(axis);
+        Node shapeOf;
+        shapeOf.name = n.name + "/Shape";
+        shapeOf.opType = "Shape";
+        shapeOf.inputs = {x};
+        shapeOf.outputs = {shape};
+        op.inputs[0] = flat;
+        op.outputs[0] = op2d;
+        Node reshape;
+        reshape.name = n.name + "/Reshape";
+        reshape.opType = "Reshape";
+        reshape.inputs = {op2d, shape};
+        reshape.outputs = {y};
+        // The 2-D values: [prod(dims before axis), prod(dims from axis)], unknown where symbolic.
+        std::vector<Dim> dims2d(2);
+        dims2d[0].value = dims2d[1].value = 1;
+        for (int64_t i = 0; i < rank; ++i) {
+            Dim& d = dims2d[i < axis ? 0 : 1];
+            const int64_t v = dims[std::size_t(i)].value;
+            d.value = d.value < 0 || v < 0 ? -1 : d.value * v;
+        }
+        for (const std::string& v : {flat, op2d})
+            out.valueInfo[v] = ValueInfo {v, dtype, dims2d};
+        out.valueInfo[shape] = ValueInfo {shape, DType::Int64, std::vector<Dim> {Dim {rank, {}}}};
+        nodes.push_back(std::move(flatten));
+        nodes.push_back(std::move(shapeOf));
+        nodes.push_back(std::move(op));
+        nodes.push_back(std::move(reshape));
+    }
+    out.nodes = std::move(nodes);
+    out.index();
+    return out;
+}
+
 } // namespace
 
-Graph upgradeOpset(const Graph& g, int64_t target, OpsetUpgrade* record)
+Graph upgradeOpset(const Graph& g, int64_t target, OpsetUpgrade* record, const std::map<std::string, Shape>& inputShapes)
 {
     const std::string label = g.sourcePath.empty() ? "model" : g.sourcePath;
     const int64_t from = g.opset("");
@@ -95,8 +205,9 @@ Graph upgradeOpset(const Graph& g, int64_t target, OpsetUpgrade* record)
             up.ops.push_back(op);
     }
 
+    const Graph rewritten = rewriteCoercedAxes(g, label, inputShapes);
     onnx::ModelProto model;
-    if (!model.ParseFromString(exportOnnxBytes(g)))
+    if (!model.ParseFromString(exportOnnxBytes(rewritten)))
         fail(label, ": cannot re-read the model for the opset upgrade");
     if (model.ir_version() < 4) // initializers need not be graph inputs from IR 4 on
         model.set_ir_version(4);
@@ -116,7 +227,7 @@ Graph upgradeOpset(const Graph& g, int64_t target, OpsetUpgrade* record)
         fail(label, ": cannot serialize the upgraded model");
     Graph out = importOnnxBytes(bytes, label + " (opset " + std::to_string(target) + ")", "");
     out.sourcePath = g.sourcePath;
-    restoreNames(g, out);
+    restoreNames(rewritten, out);
     if (record)
         *record = up;
     return out;

@@ -9,6 +9,7 @@
 #include "graph/graph.h"
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,9 @@ struct OpsetUpgrade {
 // `g` itself when its ai.onnx opset is at least `target`, else the converted model,
 // re-imported (node and value names kept; constants the converter adds become
 // initializers). An op the converter cannot carry over is an error naming it.
-Graph upgradeOpset(const Graph& g, int64_t target, OpsetUpgrade* record = nullptr);
+// Softmax, LogSoftmax and Hardmax before opset 13 need their input's rank: where import
+// could not infer it, a plan compiled for `inputShapes` (Dataset::inputShapes) gives it.
+Graph upgradeOpset(const Graph& g, int64_t target, OpsetUpgrade* record = nullptr,
+    const std::map<std::string, Shape>& inputShapes = {});
 
 } // namespace qs

@@ -12,9 +12,11 @@ namespace qs {
 namespace {
 
 // The value a layer's fused region ends in: through single-consumer activations and
-// a residual Add, as runtime/ops/int8.cpp fuses them.
-std::string tailOf(const Graph& g, const Node& n)
+// a residual Add, as runtime/ops/int8.cpp fuses them; `residual` gets the Add's other
+// operand ("" without one).
+std::string tailOf(const Graph& g, const Node& n, std::string& residual)
 {
+    residual.clear();
     static const std::set<std::string> fusable = {
         "Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Add"};
     std::string v = n.outputs[0];
@@ -34,6 +36,7 @@ std::string tailOf(const Graph& g, const Node& n)
                 g.constant(c.inputs[1]))
                 return v;
             added = true;
+            residual = c.inputs[0] == v ? c.inputs[1] : c.inputs[0];
         } else if (c.inputs[0] != v) {
             return v;
         }
@@ -59,6 +62,34 @@ struct Power {
         return 10 * std::log10(signal / noise);
     }
 };
+
+// The integer codes of `t` on `q`'s grid (uint8 or int8): an 8-bit copy as the INT8
+// plan holds it ("<value>#q8").
+Tensor codesOf(const Tensor& t, const QParams& q)
+{
+    const bool sgn = q.qmin < 0;
+    Tensor out;
+    out.dtype = sgn ? DType::Int8 : DType::UInt8;
+    out.shape = t.shape;
+    out.bytes.resize(std::size_t(t.numel()));
+    const std::vector<float> v = t.toFloat();
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        const auto k = int32_t(std::clamp<float>(std::nearbyint(v[i] / q.scale) + float(q.zeroPoint), float(q.qmin),
+            float(q.qmax)));
+        out.bytes[i] = std::byte(sgn ? uint8_t(int8_t(k)) : uint8_t(k));
+    }
+    return out;
+}
+
+bool hasValue(const Plan& plan, const std::string& value)
+{
+    try {
+        plan.shapeOf(value);
+        return true;
+    } catch (const Error&) {
+        return false;
+    }
+}
 
 std::vector<float> quantized(const Tensor& t, const QParams* q)
 {
@@ -109,6 +140,72 @@ void compareParams(const QuantSession& s, const SessionLayer& l, const QdqLowere
             maxDiff, ")"));
 }
 
+// Each INT8 layer alone, on the current batch: fed the simulation's own input (and
+// residual operand), as the 8-bit copy its kernel reads where the plan has one, so what
+// it adds is told apart from what it inherits. Layers are fed in groups, one runFrom()
+// each, where no layer of a group writes a value another one is fed (a kernel writing a
+// given value is skipped); their outputs come through taps (valueOf() gives the full
+// run's values).
+template <class Track>
+void isolateLayers(const std::vector<LayerParity>& layers, std::vector<Track>& tracks, const QuantSession& reference,
+    Plan& sim, Plan& int8)
+{
+    std::vector<std::vector<std::size_t>> groups;
+    std::vector<std::set<std::string>> fedIn, writtenIn;
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+        if (!layers[i].int8)
+            continue;
+        std::set<std::string> fed {reference.layers()[i].input};
+        if (!tracks[i].residual.empty())
+            fed.insert(tracks[i].residual);
+        const std::string& out = layers[i].output;
+        std::size_t gi = 0;
+        for (; gi < groups.size(); ++gi) {
+            bool clash = fedIn[gi].count(out) != 0;
+            for (const auto& f : fed)
+                clash = clash || writtenIn[gi].count(f);
+            if (!clash)
+                break;
+        }
+        if (gi == groups.size()) {
+            groups.emplace_back();
+            fedIn.emplace_back();
+            writtenIn.emplace_back();
+        }
+        groups[gi].push_back(i);
+        fedIn[gi].insert(fed.begin(), fed.end());
+        writtenIn[gi].insert(out);
+    }
+    std::map<std::string, Tensor> seen;
+    for (const auto& l : layers)
+        int8.addTap(l.output, [&seen](const std::string& v, const Tensor& t) { seen[v] = t; });
+    for (const auto& group : groups) {
+        std::map<std::string, Tensor> feed;
+        for (std::size_t i : group)
+            for (const auto& [value, q] : {std::pair {reference.layers()[i].input, tracks[i].inQ},
+                     std::pair {tracks[i].residual, tracks[i].residualQ}}) {
+                if (value.empty() || feed.count(value) || feed.count(value + "#q8"))
+                    continue;
+                const Tensor v = sim.valueOf(value);
+                if (q && hasValue(int8, value + "#q8"))
+                    feed[value + "#q8"] = codesOf(v, *q);
+                else
+                    feed[value] = v;
+            }
+        seen.clear();
+        int8.runFrom(feed);
+        for (std::size_t i : group) {
+            const std::string& out = layers[i].output;
+            auto it = seen.find(out);
+            if (it == seen.end())
+                fail("parity: layer ", quoted(layers[i].layer), ": its output ", quoted(out),
+                    " was not recomputed from its input");
+            tracks[i].alone.add(quantized(sim.valueOf(out), tracks[i].outQ), quantized(it->second, tracks[i].outQ));
+        }
+    }
+    int8.clearTaps();
+}
+
 } // namespace
 
 ParityResult checkParity(const QuantSession& reference, const QdqLowered& exported, const Dataset& data,
@@ -122,7 +219,9 @@ ParityResult checkParity(const QuantSession& reference, const QdqLowered& export
     struct Track {
         const QParams* outQ = nullptr; // quantization at (or right after a MaxPool on) the output
         const QParams* inQ = nullptr;
-        Power out, qdq, in;
+        std::string residual;          // the residual Add's other operand, fused into the layer
+        const QParams* residualQ = nullptr;
+        Power out, qdq, in, alone;
     };
     std::vector<Track> tracks;
     std::set<std::string> keep;
@@ -149,16 +248,20 @@ ParityResult checkParity(const QuantSession& reference, const QdqLowered& export
         LayerParity p;
         p.layer = l.name;
         p.op = l.op;
-        p.output = tailOf(g, g.nodes[std::size_t(g.findNode(l.name))]);
+        Track t;
+        p.output = tailOf(g, g.nodes[std::size_t(g.findNode(l.name))], t.residual);
         compareParams(reference, l, exported, p);
         r.layers.push_back(p);
-        Track t;
         t.outQ = quantOf(p.output);
         if (auto a = exported.activations.find(l.input); a != exported.activations.end())
             t.inQ = &a->second;
+        if (auto a = exported.activations.find(t.residual); a != exported.activations.end())
+            t.residualQ = &a->second;
         tracks.push_back(t);
         keep.insert(p.output);
         keep.insert(l.input);
+        if (!t.residual.empty())
+            keep.insert(t.residual);
     }
     const int64_t total = options.limit >= 0 ? std::min(options.limit, data.count()) : data.count();
     if (total <= 0)
@@ -218,6 +321,11 @@ ParityResult checkParity(const QuantSession& reference, const QdqLowered& export
             const std::string& in = reference.layers()[i].input;
             t.in.add(quantized(sim->valueOf(in), t.inQ), quantized(int8->valueOf(in), t.inQ));
         }
+        // Each INT8 layer alone, on the first batch: fed the simulation's own input (and
+        // residual operand), as the 8-bit copy its kernel reads where the plan has one, so
+        // what it adds is told apart from what it inherits.
+        if (start == 0)
+            isolateLayers(r.layers, tracks, reference, *sim, *int8);
         progress.report(double(start + n) / double(total), "parity: INT8 vs simulated");
     }
     r.samples = total;
@@ -235,7 +343,13 @@ ParityResult checkParity(const QuantSession& reference, const QdqLowered& export
         const double carried = std::max(1.0, p.inputMaxDiffSteps);
         p.drifting = p.sqnrDb < options.thresholdDb ||
             (p.maxDiffSteps > options.maxSteps && p.maxDiffSteps > ParityOptions::kStepGrowth * carried);
-        p.introduced = p.drifting && !(p.inputSqnrDb < options.thresholdDb);
+        if (p.int8) {
+            p.aloneSqnrDb = t.alone.sqnrDb();
+            p.aloneMaxDiffSteps = t.outQ ? t.alone.maxAbs / t.outQ->scale : -1;
+            p.introduced = p.aloneSqnrDb < options.thresholdDb || p.aloneMaxDiffSteps > options.maxSteps;
+        } else {
+            p.introduced = p.drifting && !(p.inputSqnrDb < options.thresholdDb);
+        }
         if (p.introduced)
             r.flagged.push_back(p.layer);
     }

@@ -1,8 +1,8 @@
 // Simulation versus deployment: an exported QDQ model, re-imported and run with real
 // INT8 kernels (and as written, in float), against the simulated (fake-quant) run of
 // the session it was exported from, layer by layer on the same data. A layer drifts
-// when the SQNR of its output (INT8 vs simulated) falls below a threshold; it is the
-// cause when its input had not drifted yet.
+// when the SQNR of its output (INT8 vs simulated) falls below a threshold; an INT8 layer
+// is the cause when it drifts alone too, fed the simulation's own input.
 #pragma once
 
 #include "data/dataset.h"
@@ -43,8 +43,16 @@ struct LayerParity {
     double inputSqnrDb = std::numeric_limits<double>::infinity(); // the layer's (quantized) input, INT8 vs simulated
     double qdqSqnrDb = std::numeric_limits<double>::infinity();   // the QDQ model as written (float) vs simulated
     double inputMaxDiffSteps = -1;
+    // The INT8 layer alone on the first batch: fed the simulation's own input (and fused
+    // residual operand) instead of the INT8 run's, so only what this layer adds counts.
+    double aloneSqnrDb = std::numeric_limits<double>::infinity();
+    double aloneMaxDiffSteps = -1;
     bool drifting = false;               // sqnrDb < threshold, or maxDiffSteps beyond maxSteps (see ParityOptions)
-    bool introduced = false;             // drifting while its input was not: the drift starts here
+    // The drift starts here: an INT8 layer whose output alone is below the threshold or
+    // beyond maxSteps (rounding differences each layer adds, 1 or 2 steps, accumulate
+    // over a deep network into drifting layers that introduce nothing); a float layer
+    // drifting while its input was not.
+    bool introduced = false;
     std::vector<std::string> paramDiffs; // exported scales, zero points or weights that differ from the session's
 };
 

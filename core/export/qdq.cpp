@@ -175,11 +175,11 @@ struct Builder {
 
 } // namespace
 
-QdqModel buildQdqModel(const QuantSession& session)
+QdqModel buildQdqModel(const QuantSession& session, const std::map<std::string, Shape>& inputShapes)
 {
     // Per-axis DequantizeLinear needs opset 13: older models are upgraded first.
     OpsetUpgrade upgrade;
-    const Graph source = upgradeOpset(session.graph(), kMinOpset, &upgrade);
+    const Graph source = upgradeOpset(session.graph(), kMinOpset, &upgrade, inputShapes);
     Builder b {session, source, {}, {}, {}, {}};
     Graph& g = b.g;
     b.out.upgrade = upgrade;

@@ -37,8 +37,10 @@ struct QdqModel {
 // metadata_props "quantstudio.weight_bits" / "quantstudio.activation_bits" (JSON by
 // layer). A model below opset 13 is upgraded first (export/opset_upgrade.h; an op the
 // converter cannot carry is an error naming it). Throws Error when a layer's weight
-// cannot be expressed (group granularity across non-contiguous blocks).
-QdqModel buildQdqModel(const QuantSession& session);
+// cannot be expressed (group granularity across non-contiguous blocks). `inputShapes`
+// (the calibration data's, Dataset::inputShapes) help the upgrade where import could
+// not infer a value's rank.
+QdqModel buildQdqModel(const QuantSession& session, const std::map<std::string, Shape>& inputShapes = {});
 
 // onnx::checker::check_model (full check) on serialized bytes; throws Error with the
 // checker's message, prefixed by `what`.

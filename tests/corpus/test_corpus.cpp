@@ -38,6 +38,14 @@ namespace {
 constexpr int kSamples = 2;
 constexpr double kMaxRelError = 1e-4;
 constexpr double kMinSqnrDb = 10.0; // W8A8 output vs FP32: below this the quantized model is broken
+// Models whose first output's SQNR says little about the quantization: the W8A8 gate reads
+// the output SQNR of this layer instead (quantize --json "layers"), both are logged.
+// ort_qdq compares that output as logits, log(p / (1 - p)), since ONNX Runtime gives
+// outputs only. ocr_det: DB's probability map is the sigmoid of the last ConvTranspose's logits, which
+// sit far below 0 on a picture without text; there the map's SQNR measures the sigmoid's
+// knee, not the model (W8A16, with the logits at 25 dB, gives -9.8 dB; W8A8 0.0 dB with
+// the logits at 17.6 dB, cosine 0.08; every calibrator alike).
+const std::map<std::string, std::string> kMeasuredLayer = {{"ocr_det", "p2o.ConvTranspose.2"}};
 const char* const kSteps[] = {"inspect", "runtime", "run", "quantize", "export", "ort_qdq", "parity"};
 
 struct InputSpec {
@@ -405,6 +413,17 @@ std::string compareOutput(const std::string& name, const std::vector<float>& our
     return {};
 }
 
+// log(p / (1 - p)) of probabilities, clamped to [1e-7, 1 - 1e-7]: the logits of a sigmoid output.
+std::vector<float> logitsOf(const std::vector<float>& p)
+{
+    std::vector<float> out(p.size());
+    for (std::size_t i = 0; i < p.size(); ++i) {
+        const double q = std::clamp(double(p[i]), 1e-7, 1 - 1e-7);
+        out[i] = float(std::log(q / (1 - q)));
+    }
+    return out;
+}
+
 double sqnrDb(const std::vector<float>& ref, const std::vector<float>& test)
 {
     double s = 0, n = 0;
@@ -488,6 +507,10 @@ void TestCorpus::model()
     QTemporaryDir tmp;
     QVERIFY(tmp.isValid());
     const QString dir = tmp.path();
+    if (qEnvironmentVariableIsSet("QS_CORPUS_KEEP")) { // the data, database and QDQ file, to look into
+        tmp.setAutoRemove(false);
+        qInfo("    files kept in %s", qPrintable(dir));
+    }
     const OrtOutputs ref = ortRun(path, m, dir);
     if (!ref.error.empty())
         QFAIL(qPrintable(QString("ONNX Runtime cannot run %1: %2").arg(path, ref.error.c_str())));
@@ -606,8 +629,18 @@ void TestCorpus::model()
             runId = std::to_string(j["run_id"].get<int64_t>());
             const double sqnr = j["sqnr_db"].is_number() ? j["sqnr_db"].get<double>() : INFINITY;
             qInfo("    quantize: run %s, W8A8 output SQNR %.2f dB", runId.c_str(), sqnr);
-            if (!(sqnr >= kMinSqnrDb))
+            if (auto measured = kMeasuredLayer.find(m.id); measured != kMeasuredLayer.end()) {
+                double layerDb = -INFINITY;
+                for (const auto& l : j["layers"])
+                    if (l["name"] == measured->second)
+                        layerDb = l["sqnr_db"].is_number() ? l["sqnr_db"].get<double>() : INFINITY;
+                qInfo("    quantize: W8A8 SQNR of %s (the gate for this model) %.2f dB", measured->second.c_str(),
+                    layerDb);
+                if (!(layerDb >= kMinSqnrDb))
+                    err = "W8A8 SQNR of " + measured->second + " " + std::to_string(layerDb) + " dB is below 10 dB";
+            } else if (!(sqnr >= kMinSqnrDb)) {
                 err = "W8A8 output SQNR " + std::to_string(sqnr) + " dB is below 10 dB";
+            }
         }
         outcome["quantize"] = err;
     }
@@ -626,8 +659,12 @@ void TestCorpus::model()
         const OrtOutputs q = ortRun(qdq, m, dir);
         std::string err = q.error.empty() ? "" : "ONNX Runtime: " + q.error;
         for (std::size_t k = 0; err.empty() && k < q.values.size() && k < ref.values.size(); ++k) {
-            const double s = sqnrDb(ref.values[k], q.values[k]);
-            qInfo("    ort_qdq: output %s SQNR %.2f dB against FP32 in ONNX Runtime", q.names[k].c_str(), s);
+            // A measured model's output is the sigmoid of that layer: compared as its logits.
+            const bool logits = k == 0 && kMeasuredLayer.count(m.id);
+            const double s = logits ? sqnrDb(logitsOf(ref.values[k]), logitsOf(q.values[k]))
+                                    : sqnrDb(ref.values[k], q.values[k]);
+            qInfo("    ort_qdq: output %s%s SQNR %.2f dB against FP32 in ONNX Runtime", q.names[k].c_str(),
+                logits ? " as logits log(p/(1-p))" : "", s);
             if (k == 0 && !(s >= kMinSqnrDb))
                 err = "QDQ output SQNR in ONNX Runtime " + std::to_string(s) + " dB is below 10 dB";
         }

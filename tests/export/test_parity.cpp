@@ -389,11 +389,14 @@ private slots:
         QCOMPARE(j["flagged"].toArray().size(), 1);
         QCOMPARE(j["flagged"].toArray()[0].toString(), layer);
         bool before = true;
+        int drifted = 0; // downstream layers drifting (inherited)
         for (const auto& v : j["layers"].toArray()) {
             const QJsonObject l = v.toObject();
             if (l["layer"].toString() == layer) {
                 before = false;
                 QVERIFY(l["introduced"].toBool());
+                const double alone = l["alone_sqnr_db"].toDouble();
+                QVERIFY2(alone < 30 || l["alone_max_diff_steps"].toDouble() > 10, qPrintable(QString::number(alone)));
                 QVERIFY(!l["param_diffs"].toArray().isEmpty()); // the file differs from the simulated quantizer
                 qInfo("%s (%s edited): SQNR %.2f dB, max |diff| %.4g; %s", qPrintable(layer), qPrintable(edit),
                     l["sqnr_db"].toDouble(), l["max_abs_diff"].toDouble(),
@@ -402,8 +405,18 @@ private slots:
                 QVERIFY2(!l["drifting"].toBool(), qPrintable(l["layer"].toString()));
             } else {
                 QVERIFY(!l["introduced"].toBool()); // downstream drift is inherited
+                // Alone (fed the simulation's input) a downstream INT8 layer is within
+                // rounding of the simulation, however far its inherited drift goes.
+                const double alone = l["alone_sqnr_db"].isString() ? INFINITY : l["alone_sqnr_db"].toDouble();
+                QVERIFY2(!l["int8"].toBool() || (alone >= 30 && l["alone_max_diff_steps"].toDouble() <= 10),
+                    qPrintable(QString("%1: alone %2 dB, %3 steps")
+                                   .arg(l["layer"].toString())
+                                   .arg(alone)
+                                   .arg(l["alone_max_diff_steps"].toDouble())));
+                drifted += l["drifting"].toBool();
             }
         }
+        qInfo("%d downstream layers drift (inherited), none alone", drifted);
         // Text output names the layer too.
         auto text = test::cli(
             {"parity", path, "--reference", kModel, "--data", kData, "--calib-limit", "128", "--limit", "64"});

@@ -13,6 +13,7 @@
 #include "analysis/activations.h"
 #include "analysis/bit_budget.h"
 #include "data/dataset.h"
+#include "data/input_binding.h"
 #include "store/store.h"
 
 #include <QDir>
@@ -98,6 +99,7 @@ int Studio::openModel(const QString& path)
             return [self, data, layout, path] {
                 if (!self)
                     return;
+                self->inputShapes_.clear();
                 self->doc_->setModel(data, layout);
                 if (self->doc_->layerCount() > 0)
                     self->selection_->selectLayer(0);
@@ -119,6 +121,7 @@ int Studio::openGraph(std::shared_ptr<Graph> graph)
             return [self, data, layout] {
                 if (!self)
                     return;
+                self->inputShapes_.clear();
                 self->doc_->setModel(data, layout);
                 if (self->doc_->layerCount() > 0)
                     self->selection_->selectLayer(0);
@@ -182,6 +185,15 @@ QString Studio::calibrationDataSpec() const
     return QStringLiteral("random:64");
 }
 
+std::map<std::string, Shape> Studio::dataInputShapes(const Graph& model) const
+{
+    std::map<std::string, Shape> out;
+    for (const ValueInfo& in : model.inputs)
+        if (const auto it = inputShapes_.find(QString::fromStdString(in.name)); it != inputShapes_.end())
+            out.insert(parseInputShape(in.name + "=" + it.value().toStdString()));
+    return out;
+}
+
 QString Studio::calibrationDataLabel() const
 {
     const QString spec = calibrationDataSpec();
@@ -197,16 +209,18 @@ int Studio::runCalibration()
         return -1;
     const std::string spec = calibrationDataSpec().toStdString();
     const QString label = calibrationDataLabel();
+    const std::map<std::string, Shape> shapes = dataInputShapes(*model->graph);
     const int generation = doc_->generation();
     QPointer<Studio> self(this);
     return calibrationJob_ = jobs_->start(QStringLiteral("calibrate"), tr("Calibrating on %1").arg(label),
-               [self, model, spec, label, generation](
+               [self, model, spec, shapes, label, generation](
                    Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
                    QElapsedTimer clock;
                    clock.start();
                    progress.report(0, "loading data");
                    DataOptions options;
                    options.spec = spec;
+                   options.inputShapes = shapes;
                    const Dataset data = loadDataset(options, *model->graph);
                    cancel.check();
                    Progress run = progress.sub(0.05, 1);

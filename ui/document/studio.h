@@ -11,11 +11,16 @@
 
 #include "ui/graph/graph_layout.h"
 
+#include "graph/tensor.h"
+
+#include <QMap>
 #include <QObject>
 #include <QString>
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <string>
 
 namespace qs {
 class Graph;
@@ -72,6 +77,12 @@ public:
     void setDataPath(const QString& path);
     QString calibrationDataSpec() const; // the chosen data, else the data beside the model, else random:64
     QString calibrationDataLabel() const;
+    // Input name -> the full shape ("1x3x48x320") to run an input with open dimensions at,
+    // as the Quantize dialog last gave them (the CLI's --input-shape); cleared by a new model.
+    QMap<QString, QString> inputShapes() const { return inputShapes_; }
+    void setInputShapes(const QMap<QString, QString>& shapes) { inputShapes_ = shapes; }
+    // inputShapes() for DataOptions::inputShapes: those of inputs `model` has.
+    std::map<std::string, Shape> dataInputShapes(const Graph& model) const;
 
     // The graph's layout direction; a change lays the open model out again.
     GraphDirection graphDirection() const { return direction_; }
@@ -96,6 +107,7 @@ private:
     LayerSelection* selection_;
     StoreSummary store_;
     QString dataPath_;
+    QMap<QString, QString> inputShapes_;
     GraphDirection direction_ = GraphDirection::LeftToRight;
     int calibrationJob_ = -1;
 };

@@ -3,16 +3,19 @@
 #include "ui/runs/runs_table_model.h"
 
 #include "data/dataset.h"
+#include "data/input_binding.h"
 #include "quant/session.h"
 #include "util/error.h"
 
 #include <QCheckBox>
+#include <QColor>
 #include <QDialogButtonBox>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QFormLayout>
 #include <QHBoxLayout>
 #include <QHeaderView>
+#include <QLabel>
 #include <QLineEdit>
 #include <QListWidget>
 #include <QPushButton>
@@ -45,6 +48,31 @@ QWidget* withBrowse(QLineEdit* edit, QWidget* parent)
 }
 
 } // namespace
+
+QString shapeFieldTemplate(const ValueInfo& input, int batchAxis)
+{
+    if (!input.dims)
+        return {};
+    QStringList dims;
+    for (std::size_t d = 0; d < input.dims->size(); ++d) {
+        const int64_t v = (*input.dims)[d].value;
+        dims << (v >= 0 ? QString::number(v) : int(d) == batchAxis ? QStringLiteral("1") : QStringLiteral("?"));
+    }
+    return dims.join(QLatin1Char('x'));
+}
+
+std::optional<Shape> parseShapeField(const QString& text, const ValueInfo& input)
+{
+    Shape shape;
+    try {
+        shape = parseInputShape(input.name + "=" + text.trimmed().toStdString()).second;
+    } catch (const Error&) {
+        return std::nullopt;
+    }
+    if (input.dims && input.dims->size() != shape.size())
+        return std::nullopt;
+    return shape;
+}
 
 QuantizeDialog::QuantizeDialog(const QuantizeRequest& initial, QWidget* parent, std::shared_ptr<const Graph> graph)
     : QDialog(parent), graph_(std::move(graph))
@@ -98,17 +126,31 @@ QuantizeDialog::QuantizeDialog(const QuantizeRequest& initial, QWidget* parent, 
     form->addRow(QStringLiteral("Algorithms"), algorithms_);
     form->addRow(QStringLiteral("Calibration data"), withBrowse(calibData_, this));
     if (graph_) {
-        inputs_ = new QTableWidget(0, 4, this);
+        inputs_ = new QTableWidget(0, 5, this);
         inputs_->setObjectName(QStringLiteral("quantizeDataInputs"));
-        inputs_->setHorizontalHeaderLabels(
-            {QStringLiteral("Input"), QStringLiteral("Shape"), QStringLiteral("Type"), QStringLiteral("Array")});
+        inputs_->setHorizontalHeaderLabels({QStringLiteral("Input"), QStringLiteral("Model shape"),
+            QStringLiteral("Shape to run"), QStringLiteral("Type"), QStringLiteral("Array")});
         inputs_->horizontalHeader()->setStretchLastSection(true);
         inputs_->verticalHeader()->hide();
-        inputs_->setEditTriggers(QAbstractItemView::NoEditTriggers);
+        inputs_->setEditTriggers(QAbstractItemView::AllEditTriggers);
         inputs_->setMaximumHeight(120);
-        form->addRow(QStringLiteral("Feeds"), inputs_);
+        shapeHint_ = new QLabel(this);
+        shapeHint_->setObjectName(QStringLiteral("quantizeShapeHint"));
+        shapeHint_->setWordWrap(true);
+        shapeHint_->setMinimumHeight(shapeHint_->fontMetrics().height());
+        shapeHint_->setStyleSheet(QStringLiteral("color: #c0392b;"));
+        auto* feeds = new QWidget(this);
+        auto* feedsLayout = new QVBoxLayout(feeds);
+        feedsLayout->setContentsMargins(0, 0, 0, 0);
+        feedsLayout->addWidget(inputs_);
+        feedsLayout->addWidget(shapeHint_);
+        form->addRow(QStringLiteral("Feeds"), feeds);
+        fillInputs(initial.inputShapes);
         connect(calibData_, &QLineEdit::textChanged, this, &QuantizeDialog::showInputs);
-        showInputs();
+        connect(inputs_, &QTableWidget::itemChanged, this, [this](QTableWidgetItem* item) {
+            if (item->column() == ShapeColumn)
+                checkShapes();
+        });
     }
     form->addRow(QStringLiteral("Calibration limit"), calibLimit_);
     form->addRow(QStringLiteral("Evaluation data"), withBrowse(evalData_, this));
@@ -119,12 +161,54 @@ QuantizeDialog::QuantizeDialog(const QuantizeRequest& initial, QWidget* parent, 
     form->addRow(QStringLiteral("Note"), note_);
 
     auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel, this);
-    buttons->button(QDialogButtonBox::Ok)->setText(QStringLiteral("Quantize"));
+    ok_ = buttons->button(QDialogButtonBox::Ok);
+    ok_->setText(QStringLiteral("Quantize"));
     connect(buttons, &QDialogButtonBox::accepted, this, &QDialog::accept);
     connect(buttons, &QDialogButtonBox::rejected, this, &QDialog::reject);
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(form);
     layout->addWidget(buttons);
+    if (graph_)
+        showInputs();
+}
+
+// One row per model input; the shape field is editable where the model leaves
+// dimensions open (the batch aside), prefilled from `shapes` or the model's dimensions.
+void QuantizeDialog::fillInputs(const QMap<QString, QString>& shapes)
+{
+    const Graph& g = *graph_;
+    const QSignalBlocker quiet(inputs_);
+    inputs_->setRowCount(int(g.inputs.size()));
+    for (std::size_t i = 0; i < g.inputs.size(); ++i) {
+        const ValueInfo& in = g.inputs[i];
+        const QString name = QString::fromStdString(in.name);
+        const int batchAxis = batchAxisOf(g, in);
+        QString symbols;
+        if (in.dims)
+            for (std::size_t d = 0; d < in.dims->size(); ++d)
+                if (const Dim& dim = (*in.dims)[d]; dim.value < 0)
+                    symbols += QStringLiteral("\ndimension %1: %2")
+                                   .arg(d)
+                                   .arg(dim.param.empty() ? QStringLiteral("unknown") : QString::fromStdString(dim.param));
+        const QString shape = shapes.contains(name) ? shapes[name] : shapeFieldTemplate(in, batchAxis);
+        const QStringList cells = {name, QString::fromStdString(in.text()), shape,
+            QString::fromLatin1(dtypeName(in.dtype == DType::Undefined ? DType::Float : in.dtype)), QString()};
+        for (int c = 0; c < cells.size(); ++c) {
+            auto* item = new QTableWidgetItem(cells[c]);
+            item->setToolTip(cells[c]);
+            item->setFlags(Qt::ItemIsEnabled | Qt::ItemIsSelectable);
+            inputs_->setItem(int(i), c, item);
+        }
+        if (hasOpenDimensions(in, batchAxis)) {
+            QTableWidgetItem* field = inputs_->item(int(i), ShapeColumn);
+            field->setFlags(field->flags() | Qt::ItemIsEditable);
+            field->setBackground(QColor(0xff, 0xf8, 0xe1)); // the one cell to type in
+            field->setToolTip(QStringLiteral("The full shape to run %1 at, such as 1x3x48x320 (the batch is "
+                                             "ignored), as --input-shape gives the CLI. Random data needs every "
+                                             "dimension; other data fixes the \"?\" ones itself.%2")
+                                  .arg(name, symbols));
+        }
+    }
 }
 
 // Which array feeds each input, from file names and the NPZ directory only (no array is read).
@@ -138,19 +222,44 @@ void QuantizeDialog::showInputs()
     } catch (const Error& e) {
         error = QString::fromStdString(e.what());
     }
-    inputs_->setRowCount(int(g.inputs.size()));
-    for (std::size_t i = 0; i < g.inputs.size(); ++i) {
-        const ValueInfo& in = g.inputs[i];
-        const QString source = i < sources.size() ? QString::fromStdString(sources[i].second) : error;
-        const QStringList cells = {QString::fromStdString(in.name), QString::fromStdString(in.text()),
-            QString::fromLatin1(dtypeName(in.dtype == DType::Undefined ? DType::Float : in.dtype)), source};
-        for (int c = 0; c < cells.size(); ++c) {
-            auto* item = new QTableWidgetItem(cells[c]);
-            item->setToolTip(cells[c]);
-            inputs_->setItem(int(i), c, item);
+    {
+        const QSignalBlocker quiet(inputs_);
+        for (std::size_t i = 0; i < g.inputs.size(); ++i) {
+            const QString source = i < sources.size() ? QString::fromStdString(sources[i].second) : error;
+            QTableWidgetItem* item = inputs_->item(int(i), ArrayColumn);
+            item->setText(source);
+            item->setToolTip(source);
         }
     }
     inputs_->resizeColumnsToContents();
+    checkShapes();
+}
+
+// A malformed shape field, or one left open with random data, disables Quantize and says why.
+void QuantizeDialog::checkShapes()
+{
+    const Graph& g = *graph_;
+    const bool random = calibData_->text().trimmed().startsWith(QStringLiteral("random:"));
+    QStringList problems;
+    for (std::size_t i = 0; i < g.inputs.size(); ++i) {
+        const QTableWidgetItem* field = inputs_->item(int(i), ShapeColumn);
+        if (!(field->flags() & Qt::ItemIsEditable))
+            continue;
+        const QString text = field->text().trimmed(), name = QString::fromStdString(g.inputs[i].name);
+        const bool pending = text.isEmpty() || text.contains(QLatin1Char('?'));
+        if ((pending && !random) || parseShapeField(text, g.inputs[i]))
+            continue; // complete, or the data binds what is left open
+        if (pending)
+            problems << QStringLiteral("%1: random data needs every dimension; replace each \"?\"").arg(name);
+        else
+            problems << QStringLiteral("%1: \"%2\" is not %3 positive integers such as 1x3x48x320")
+                            .arg(name, text,
+                                g.inputs[i].dims ? QString::number(g.inputs[i].dims->size()) : QStringLiteral("x-separated"));
+    }
+    shapeProblem_ = problems.join(QLatin1Char('\n'));
+    shapeHint_->setText(shapeProblem_); // empty keeps its line: the table does not jump
+    if (ok_)
+        ok_->setEnabled(shapeProblem_.isEmpty());
 }
 
 QuantizeRequest QuantizeDialog::request() const
@@ -167,6 +276,12 @@ QuantizeRequest QuantizeDialog::request() const
     r.int8 = int8_->isChecked();
     r.tags = RunsTableModel::parseTags(tags_->text());
     r.note = note_->text();
+    if (inputs_)
+        for (int i = 0; i < inputs_->rowCount(); ++i) {
+            const QTableWidgetItem* field = inputs_->item(i, ShapeColumn);
+            if ((field->flags() & Qt::ItemIsEditable) && parseShapeField(field->text(), graph_->inputs[std::size_t(i)]))
+                r.inputShapes[inputs_->item(i, NameColumn)->text()] = field->text().trimmed();
+        }
     return r;
 }
 

@@ -3,19 +3,27 @@
 // tags and a note for the run. The CLI twin is `quantstudio-cli quantize --db`.
 #pragma once
 
+#include "graph/tensor.h"
+
 #include <QDialog>
+#include <QMap>
 #include <QStringList>
+
+#include <optional>
 
 #include <memory>
 
 class QCheckBox;
+class QLabel;
 class QLineEdit;
 class QListWidget;
+class QPushButton;
 class QSpinBox;
 class QTableWidget;
 
 namespace qs {
 class Graph;
+struct ValueInfo;
 }
 
 namespace qs::ui {
@@ -30,7 +38,18 @@ struct QuantizeRequest {
     bool int8 = false;
     QStringList tags;
     QString note;
+    // Input name -> its full shape ("1x3x48x320", the batch ignored) for inputs whose model
+    // shape leaves dimensions open: the CLI's --input-shape. Random data needs it; the
+    // run records the shapes bound (config "input_shapes").
+    QMap<QString, QString> inputShapes;
 };
+
+// The shape field of an input: its model dimensions, the batch (at `batchAxis`) as 1 and
+// other open ones as "?": "1x3x48x?" for [N,3,48,W]; "" when even the rank is unknown.
+QString shapeFieldTemplate(const ValueInfo& input, int batchAxis);
+// The dimensions typed in a shape field ("1x3x48x320"), or nullopt while one is not a
+// positive integer (a "?" left) or the rank differs from the model's.
+std::optional<Shape> parseShapeField(const QString& text, const ValueInfo& input);
 
 class QuantizeDialog : public QDialog {
     Q_OBJECT
@@ -45,6 +64,10 @@ public:
     QSpinBox* evalLimit() const { return evalLimit_; }
     QLineEdit* calibData() const { return calibData_; }
     QTableWidget* inputTable() const { return inputs_; }
+    // Why Quantize is disabled ("" when it is not): a shape field random data cannot use.
+    QString shapeProblem() const { return shapeProblem_; }
+
+    enum InputColumn { NameColumn, ModelShapeColumn, ShapeColumn, TypeColumn, ArrayColumn };
 
 private:
     QListWidget* algorithms_;
@@ -52,9 +75,14 @@ private:
     QSpinBox *calibLimit_, *evalLimit_, *batch_;
     QCheckBox* int8_;
     QTableWidget* inputs_ = nullptr;
+    QLabel* shapeHint_ = nullptr;
+    QPushButton* ok_ = nullptr;
+    QString shapeProblem_;
     std::shared_ptr<const Graph> graph_;
 
+    void fillInputs(const QMap<QString, QString>& shapes);
     void showInputs();
+    void checkShapes();
 };
 
 } // namespace qs::ui

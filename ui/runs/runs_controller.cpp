@@ -71,12 +71,13 @@ void RunsController::setDocks(QDockWidget* runs, QDockWidget* compare)
 
 QuantizeRequest RunsController::defaultRequest() const
 {
-    if (haveLast_)
-        return last_;
-    QuantizeRequest r;
-    r.calibData = r.evalData = studio_.calibrationDataSpec();
-    for (const AlgorithmUse& a : studio_.config()->config().algorithms)
-        r.algorithms << QString::fromStdString(a.name);
+    QuantizeRequest r = last_;
+    if (!haveLast_) {
+        r.calibData = r.evalData = studio_.calibrationDataSpec();
+        for (const AlgorithmUse& a : studio_.config()->config().algorithms)
+            r.algorithms << QString::fromStdString(a.name);
+    }
+    r.inputShapes = studio_.inputShapes(); // those of the open model
     return r;
 }
 
@@ -96,6 +97,8 @@ int RunsController::quantize(const QuantizeRequest& request)
         return -1;
     last_ = request;
     haveLast_ = true;
+    studio_.setInputShapes(request.inputShapes);
+    const std::map<std::string, Shape> inputShapes = studio_.dataInputShapes(*model->graph);
     QuantizeOptions opts;
     opts.config = studio_.config()->config();
     // The chosen algorithms, in registry order, keeping the parameters the configuration has for them.
@@ -125,7 +128,7 @@ int RunsController::quantize(const QuantizeRequest& request)
     const std::string modelPath = model->path.toStdString();
     RunsController* me = this; // outlives the job: the runner (created first) waits for its workers
     return studio_.jobs()->start(QStringLiteral("quantize"), QStringLiteral("Quantizing %1").arg(model->displayName()),
-        [me, model, opts, storePath, calibSpec, evalSpec, tags, note, modelPath](
+        [me, model, opts, storePath, calibSpec, evalSpec, inputShapes, tags, note, modelPath](
             Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
             if (modelPath.empty())
                 fail("the model was built in memory; open it from a file to record quantization runs");
@@ -133,6 +136,7 @@ int RunsController::quantize(const QuantizeRequest& request)
             DataOptions evalOpts;
             evalOpts.spec = evalSpec;
             evalOpts.limit = opts.evalLimit;
+            evalOpts.inputShapes = inputShapes;
             const Dataset eval = loadDataset(evalOpts, *model->graph);
             DataOptions calOpts = evalOpts;
             calOpts.spec = calibSpec;
