@@ -108,7 +108,7 @@ nlohmann::json passesJson(const rt::OptimizedGraph& o)
     nlohmann::json passes = nlohmann::json::array();
     for (const auto& r : o.passes)
         passes.push_back({{"pass", r.pass}, {"rewrites", r.rewrites}, {"nodes_before", r.nodesBefore},
-            {"nodes_after", r.nodesAfter}, {"changes", r.changes}});
+            {"nodes_after", r.nodesAfter}, {"ms", r.ms}, {"changes", r.changes}});
     return {{"passes", passes}, {"op_counts", o.graph.opCounts()}};
 }
 

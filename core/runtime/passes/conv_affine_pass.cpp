@@ -162,7 +162,8 @@ int convAffineFold(PassContext& c)
     for (std::size_t i = 0; i < c.g.nodes.size(); ++i) {
         if (foldAfter(c, i) || foldBefore(c, i)) {
             c.commit();
-            i = std::size_t(-1);
+            // Again from this Conv (it may fold more), now up to two nodes earlier.
+            i = i >= 3 ? i - 3 : std::size_t(-1);
             ++rewrites;
         }
     }

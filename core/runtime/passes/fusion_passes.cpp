@@ -102,7 +102,7 @@ int hardSwishFusion(PassContext& c)
             for (int k : d->first)
                 c.remove(k);
             c.commit();
-            i = std::size_t(-1);
+            i = i >= 4 ? i - 4 : std::size_t(-1); // the HardSwish moved up by three nodes
             ++rewrites;
             continue;
         }
@@ -125,7 +125,7 @@ int hardSwishFusion(PassContext& c)
             c.record(mul.name, {hsName, mul.name}, "fused HardSigmoid x input into HardSwish");
             c.remove(hsIndex);
             c.commit();
-            i = std::size_t(-1);
+            i = i >= 2 ? i - 2 : std::size_t(-1);
             ++rewrites;
             break;
         }
@@ -258,7 +258,7 @@ int layerNormFusion(PassContext& c)
             for (std::size_t k = 0; k + 1 < nodes.size(); ++k)
                 c.remove(nodes[k]);
             c.commit();
-            i = std::size_t(-1);
+            --i; // the nodes before the mean are as they were
             ++rewrites;
         }
     next:;

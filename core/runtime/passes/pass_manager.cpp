@@ -6,6 +6,8 @@
 #include "util/error.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 
@@ -116,8 +118,10 @@ std::string OptimizedGraph::reportText() const
 {
     std::string out;
     for (const auto& r : passes) {
+        char ms[32];
+        std::snprintf(ms, sizeof ms, "%.1f", r.ms);
         out += str(r.pass, ": ", r.rewrites, " rewrite", r.rewrites == 1 ? "" : "s", ", nodes ", r.nodesBefore, " -> ",
-                   r.nodesAfter, "\n");
+                   r.nodesAfter, " (", ms, " ms)\n");
         for (const auto& line : r.changes)
             out += "  " + line + "\n";
     }
@@ -147,9 +151,11 @@ OptimizedGraph optimizeGraph(const Graph& graph, const std::string& spec, const 
         PassResult r;
         r.pass = e.name;
         r.nodesBefore = int(out.graph.nodes.size());
+        const auto t0 = std::chrono::steady_clock::now();
         passes::PassContext ctx(out.graph, protectedValues, out.sources, r);
         r.rewrites = e.run(ctx);
         ctx.commit();
+        r.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         r.nodesAfter = int(out.graph.nodes.size());
         out.passes.push_back(std::move(r));
     }

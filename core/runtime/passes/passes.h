@@ -34,6 +34,7 @@ struct PassResult {
     std::string pass;
     int rewrites = 0;
     int nodesBefore = 0, nodesAfter = 0;
+    double ms = 0; // wall time the pass took
     std::vector<std::string> changes;
 };
 
