@@ -43,7 +43,10 @@ namespace {
 using Dims = std::vector<int64_t>;
 
 // A graph output import infers the shape of (the builder's default is a scalar).
-void anyShape(onnx::ValueInfoProto* v) { v->mutable_type()->mutable_tensor_type()->clear_shape(); }
+void anyShape(onnx::ValueInfoProto* v)
+{
+    v->mutable_type()->mutable_tensor_type()->clear_shape();
+}
 
 std::vector<float> ramp(std::size_t n, float scale = 1.f)
 {
@@ -58,7 +61,10 @@ Tensor inputTensor(const Dims& dims)
     return Tensor::fromVector<float>(dims, ramp(std::size_t(numelOf(dims)), 2.f));
 }
 
-Graph load(const OnnxBuilder& b) { return importOnnxBytes(b.bytes(), "passes.onnx", "."); }
+Graph load(const OnnxBuilder& b)
+{
+    return importOnnxBytes(b.bytes(), "passes.onnx", ".");
+}
 
 int count(const Graph& g, const std::string& op)
 {
@@ -165,14 +171,14 @@ void TestGraphPasses::selection()
     auto without = rt::selectPasses("-pad_fold");
     QCOMPARE(without.size(), all.size() - 1);
     QVERIFY(std::find(without.begin(), without.end(), "pad_fold") == without.end());
-    QCOMPARE(rt::selectPasses("pad_fold,constant_fold"), (std::vector<std::string>{"constant_fold", "pad_fold"}));
+    QCOMPARE(rt::selectPasses("pad_fold,constant_fold"), (std::vector<std::string> {"constant_fold", "pad_fold"}));
     QCOMPARE(rt::selectPasses("all,-transpose").size(), all.size() - 1);
     try {
         rt::selectPasses("constant_fold,pad_fusion");
         QFAIL("an unknown pass was accepted");
     } catch (const Error& e) {
         QVERIFY2(std::string(e.what()).find("QS_RUNTIME_PASSES: unknown pass \"pad_fusion\"") != std::string::npos,
-                 e.what());
+            e.what());
     }
     // "none" runs nothing and changes nothing.
     Graph g = load(padModel("Conv", "constant", 0.f));
@@ -187,14 +193,22 @@ void TestGraphPasses::padFold_data()
     QTest::addColumn<QString>("mode");
     QTest::addColumn<float>("value");
     QTest::addColumn<bool>("folds");
-    QTest::newRow("conv") << "Conv" << "constant" << 0.f << true;
-    QTest::newRow("average pool counting pads") << "AveragePool" << "constant" << 0.f << true;
-    QTest::newRow("max pool, -inf") << "MaxPool" << "constant" << -INFINITY << true;
-    QTest::newRow("conv, value 1") << "Conv" << "constant" << 1.f << false;
-    QTest::newRow("conv, reflect") << "Conv" << "reflect" << 0.f << false;
-    QTest::newRow("conv, edge") << "Conv" << "edge" << 0.f << false;
-    QTest::newRow("average pool not counting pads") << "AveragePoolExcl" << "constant" << 0.f << false;
-    QTest::newRow("max pool, zero") << "MaxPool" << "constant" << 0.f << false;
+    QTest::newRow("conv") << "Conv"
+                          << "constant" << 0.f << true;
+    QTest::newRow("average pool counting pads") << "AveragePool"
+                                                << "constant" << 0.f << true;
+    QTest::newRow("max pool, -inf") << "MaxPool"
+                                    << "constant" << -INFINITY << true;
+    QTest::newRow("conv, value 1") << "Conv"
+                                   << "constant" << 1.f << false;
+    QTest::newRow("conv, reflect") << "Conv"
+                                   << "reflect" << 0.f << false;
+    QTest::newRow("conv, edge") << "Conv"
+                                << "edge" << 0.f << false;
+    QTest::newRow("average pool not counting pads") << "AveragePoolExcl"
+                                                    << "constant" << 0.f << false;
+    QTest::newRow("max pool, zero") << "MaxPool"
+                                    << "constant" << 0.f << false;
 }
 
 void TestGraphPasses::padFold()
@@ -210,8 +224,8 @@ void TestGraphPasses::padFold()
     QCOMPARE(o.passes.at(0).rewrites, folds ? 1 : 0);
     if (folds) {
         const Node& n = o.graph.nodes.at(0);
-        QCOMPARE(n.attrInts("pads"), (std::vector<int64_t>{1, 2, 2, 1}));
-        QCOMPARE(o.sourcesOf(n.name), (std::vector<std::string>{n.name, "pad"}));
+        QCOMPARE(n.attrInts("pads"), (std::vector<int64_t> {1, 2, 2, 1}));
+        QCOMPARE(o.sourcesOf(n.name), (std::vector<std::string> {n.name, "pad"}));
     }
 }
 
@@ -221,12 +235,18 @@ void TestGraphPasses::transpose_data()
     QTest::addColumn<QString>("spec");
     QTest::addColumn<int>("transposes");
     QTest::addColumn<int>("pads");
-    QTest::newRow("through add and relu") << "" << "transpose" << 0 << 0;
-    QTest::newRow("through pad, then pad folded") << "pad" << "transpose,pad_fold" << 0 << 0;
-    QTest::newRow("through pad, pad kept") << "pad" << "transpose" << 0 << 1;
-    QTest::newRow("softmax blocks it") << "softmax" << "transpose" << 2 << 0;
-    QTest::newRow("two merged into one") << "merge" << "transpose" << 1 << 0;
-    QTest::newRow("pass off") << "pad" << "pad_fold" << 2 << 1;
+    QTest::newRow("through add and relu") << ""
+                                          << "transpose" << 0 << 0;
+    QTest::newRow("through pad, then pad folded") << "pad"
+                                                  << "transpose,pad_fold" << 0 << 0;
+    QTest::newRow("through pad, pad kept") << "pad"
+                                           << "transpose" << 0 << 1;
+    QTest::newRow("softmax blocks it") << "softmax"
+                                       << "transpose" << 2 << 0;
+    QTest::newRow("two merged into one") << "merge"
+                                         << "transpose" << 1 << 0;
+    QTest::newRow("pass off") << "pad"
+                              << "pad_fold" << 2 << 1;
 }
 
 void TestGraphPasses::transpose()
@@ -267,7 +287,7 @@ void TestGraphPasses::cleanupPass()
     QCOMPARE(count(o.graph, "Cast"), 0);
     QCOMPARE(count(o.graph, "Reshape"), 1);
     QCOMPARE(o.passes.at(0).rewrites, 3);
-    QCOMPARE(o.sourcesOf("reshape2"), (std::vector<std::string>{"reshape1", "reshape2"}));
+    QCOMPARE(o.sourcesOf("reshape2"), (std::vector<std::string> {"reshape1", "reshape2"}));
 
     // A Cast that converts and a graph output behind an Identity stay.
     OnnxBuilder k(13);
@@ -309,7 +329,7 @@ void TestGraphPasses::constantFold()
     QCOMPARE(o.passes.at(0).rewrites, 5);
     const Tensor* target = o.graph.constant("target");
     QVERIFY(target);
-    QCOMPARE(target->toInt64(), (std::vector<int64_t>{2, -1}));
+    QCOMPARE(target->toInt64(), (std::vector<int64_t> {2, -1}));
 }
 
 void TestGraphPasses::convAffine_data()
@@ -318,12 +338,12 @@ void TestGraphPasses::convAffine_data()
     QTest::addColumn<Dims>("constShape");
     QTest::addColumn<int>("pad");
     QTest::addColumn<int>("nodesAfter");
-    QTest::newRow("per-channel Mul and Add after") << "after" << Dims{4, 1, 1} << 1 << 1;
-    QTest::newRow("scalar Mul and Add after") << "after" << Dims{1} << 1 << 1;
-    QTest::newRow("Mul and Add along width after") << "after" << Dims{1, 1, 1, 5} << 1 << 3;
-    QTest::newRow("scalar Mul and Add before an unpadded Conv") << "before" << Dims{} << 0 << 1;
-    QTest::newRow("scalar Mul and Add before a padded Conv") << "before" << Dims{} << 1 << 3;
-    QTest::newRow("per-channel Mul and Add before") << "before" << Dims{1, 3, 1, 1} << 0 << 3;
+    QTest::newRow("per-channel Mul and Add after") << "after" << Dims {4, 1, 1} << 1 << 1;
+    QTest::newRow("scalar Mul and Add after") << "after" << Dims {1} << 1 << 1;
+    QTest::newRow("Mul and Add along width after") << "after" << Dims {1, 1, 1, 5} << 1 << 3;
+    QTest::newRow("scalar Mul and Add before an unpadded Conv") << "before" << Dims {} << 0 << 1;
+    QTest::newRow("scalar Mul and Add before a padded Conv") << "before" << Dims {} << 1 << 3;
+    QTest::newRow("per-channel Mul and Add before") << "before" << Dims {1, 3, 1, 1} << 0 << 3;
 }
 
 // x [1,3,5,5] -> [Mul(k1) -> Add(k2) ->] Conv (w [4,3,3,3], bias, pads) [-> Mul(k1) -> Add(k2)].
@@ -354,7 +374,7 @@ void TestGraphPasses::convAffine()
     const auto o = optimizeAndCompare(load(b), "conv_affine", {inputTensor({1, 3, 5, 5})});
     QCOMPARE(o.graph.nodes.size(), std::size_t(nodesAfter));
     if (nodesAfter == 1)
-        QCOMPARE(o.sourcesOf("conv"), (std::vector<std::string>{"conv", "mul", "add"}));
+        QCOMPARE(o.sourcesOf("conv"), (std::vector<std::string> {"conv", "mul", "add"}));
 }
 
 void TestGraphPasses::hardSwish_data()
@@ -399,9 +419,9 @@ void TestGraphPasses::hardSwish()
     QCOMPARE(count(o.graph, "HardSwish"), fuses ? 1 : 0);
     QCOMPARE(o.graph.nodes.size(), std::size_t(fuses ? 2 : decomposed ? 5 : 3));
     if (fuses && decomposed)
-        QCOMPARE(o.sourcesOf("div"), (std::vector<std::string>{"add", "clip", "mul", "div"}));
+        QCOMPARE(o.sourcesOf("div"), (std::vector<std::string> {"add", "clip", "mul", "div"}));
     if (fuses && !decomposed)
-        QCOMPARE(o.sourcesOf("mul"), (std::vector<std::string>{"hardsigmoid", "mul"}));
+        QCOMPARE(o.sourcesOf("mul"), (std::vector<std::string> {"hardsigmoid", "mul"}));
 }
 
 void TestGraphPasses::layerNorm_data()
@@ -497,13 +517,13 @@ void TestGraphPasses::observingRemovedValue()
 
     // Shape of a value the optimizer removed, then valueOf() of it: the original graph.
     auto plan = compileOptimizedPlan(g, o);
-    QCOMPARE(plan->shapeOf("padded"), (Shape{1, 3, 9, 9}));
+    QCOMPARE(plan->shapeOf("padded"), (Shape {1, 3, 9, 9}));
     QCOMPARE(plan->run({x}).at(0).toFloat().size(), want.size());
     const Tensor padded = plan->valueOf("padded");
-    QCOMPARE(padded.shape, (Shape{1, 3, 9, 9}));
-    QCOMPARE(padded.toFloat().at(0), 0.f);  // the padding
+    QCOMPARE(padded.shape, (Shape {1, 3, 9, 9}));
+    QCOMPARE(padded.toFloat().at(0), 0.f);                       // the padding
     QCOMPARE(padded.toFloat().at(1 * 9 + 2), x.toFloat().at(0)); // after 1 row and 2 columns of padding
-    QCOMPARE(plan->run({x}).at(0).toFloat(), want); // now the original graph: the same numbers
+    QCOMPARE(plan->run({x}).at(0).toFloat(), want);              // now the original graph: the same numbers
 
     // A tap on it: the plan compiles the original graph and calls the tap.
     auto tapped = compileOptimizedPlan(g, o);
@@ -511,7 +531,7 @@ void TestGraphPasses::observingRemovedValue()
     int calls = 0;
     tapped->addTap("padded", [&](const std::string&, const Tensor& t) {
         ++calls;
-        QCOMPARE(t.shape, (Shape{1, 3, 9, 9}));
+        QCOMPARE(t.shape, (Shape {1, 3, 9, 9}));
     });
     QCOMPARE(tapped->run({x}).at(0).toFloat(), want);
     QCOMPARE(calls, 1);

@@ -42,7 +42,7 @@ std::optional<std::vector<Tensor>> evaluate(const PassContext& c, const Node& n)
     g.nodes.push_back(n);
     for (const auto& o : n.outputs)
         if (!o.empty())
-            g.outputs.push_back(ValueInfo{o, DType::Undefined, std::nullopt});
+            g.outputs.push_back(ValueInfo {o, DType::Undefined, std::nullopt});
     g.index();
     CompileOptions opts;
     opts.threads = 1;
@@ -74,7 +74,7 @@ bool isNoOp(const PassContext& c, const Node& n)
         return n.inputs.size() == 1;
     if (n.opType == "Dropout") // inference: the data output only, the mask unused
         return (n.outputs.size() < 2 || n.outputs[1].empty() || c.g.consumersOf(n.outputs[1]).empty()) &&
-               !c.isProtected(n.outputs.size() > 1 ? n.outputs[1] : std::string());
+            !c.isProtected(n.outputs.size() > 1 ? n.outputs[1] : std::string());
     if (n.opType == "Cast") {
         const ValueInfo* vi = c.g.info(n.input(0));
         const Tensor* t = c.constant(n.input(0));
@@ -116,7 +116,9 @@ int constantFold(PassContext& c)
             t.name = n.outputs[k];
             c.g.initializers[n.outputs[k]] = std::move(t);
         }
-        c.record("", {}, str("folded ", n.opType, " ", quoted(n.name), " into ", n.outputs.size() == 1 ? "a constant" : "constants"));
+        c.record("", {},
+            str("folded ", n.opType, " ", quoted(n.name), " into ",
+                n.outputs.size() == 1 ? "a constant" : "constants"));
         c.remove(int(i));
         c.commit(); // later nodes see the new initializers
         --i;
@@ -139,8 +141,7 @@ int cleanup(PassContext& c)
             const int inner = c.g.producerOf(n.input(0));
             const auto target = c.ints(n.input(1));
             if (inner >= 0 && c.g.nodes[std::size_t(inner)].opType == "Reshape" && target &&
-                std::find(target->begin(), target->end(), 0) == target->end() &&
-                c.soleConsumer(n.input(0)) == int(i)) {
+                std::find(target->begin(), target->end(), 0) == target->end() && c.soleConsumer(n.input(0)) == int(i)) {
                 const std::string innerName = c.g.nodes[std::size_t(inner)].name;
                 n.inputs[0] = c.g.nodes[std::size_t(inner)].input(0);
                 c.record(n.name, {innerName, n.name}, "merged Reshape chain");

@@ -17,7 +17,10 @@ const Node* producer(const PassContext& c, const std::string& value)
     return p < 0 ? nullptr : &c.g.nodes[std::size_t(p)];
 }
 
-bool isOp(const Node* n, const char* op) { return n && n->opType == op && n->domain.empty(); }
+bool isOp(const Node* n, const char* op)
+{
+    return n && n->opType == op && n->domain.empty();
+}
 
 // The other input of a two-input node, when one of them is `v`.
 std::optional<std::string> otherInput(const Node& n, const std::string& v)
@@ -78,7 +81,7 @@ std::optional<std::pair<std::vector<int>, std::string>> decomposedHardSwish(cons
         const auto other = otherInput(*add, x);
         if (!other || c.scalar(*other) != 3.f)
             continue;
-        return std::make_pair(std::vector<int>{addIndex, clipIndex, mulIndex}, x);
+        return std::make_pair(std::vector<int> {addIndex, clipIndex, mulIndex}, x);
     }
     return std::nullopt;
 }
@@ -156,7 +159,7 @@ int layerNormFusion(PassContext& c)
             if (neg[k] != -int64_t(neg.size()) + int64_t(k))
                 goto next;
         {
-            std::vector<int> nodes{int(i)};
+            std::vector<int> nodes {int(i)};
             auto follow = [&](const std::string& value, const char* op) -> const Node* {
                 const int k = c.soleConsumer(value);
                 if (k < 0 || !isOp(&c.g.nodes[std::size_t(k)], op))

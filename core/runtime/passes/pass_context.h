@@ -12,7 +12,7 @@ namespace qs::rt::passes {
 class PassContext {
 public:
     PassContext(Graph& g, const std::set<std::string>& protectedValues,
-                std::map<std::string, std::vector<std::string>>& sources, PassResult& result);
+        std::map<std::string, std::vector<std::string>>& sources, PassResult& result);
 
     Graph& g;
 

@@ -23,9 +23,12 @@ struct PassEntry {
 const std::vector<PassEntry>& passTable()
 {
     static const std::vector<PassEntry> table = {
-        {"constant_fold", passes::constantFold}, {"cleanup", passes::cleanup},
-        {"transpose", passes::transposeCancel},  {"pad_fold", passes::padFold},
-        {"conv_affine", passes::convAffineFold}, {"hardswish", passes::hardSwishFusion},
+        {"constant_fold", passes::constantFold},
+        {"cleanup", passes::cleanup},
+        {"transpose", passes::transposeCancel},
+        {"pad_fold", passes::padFold},
+        {"conv_affine", passes::convAffineFold},
+        {"hardswish", passes::hardSwishFusion},
         {"layernorm", passes::layerNormFusion},
     };
     return table;
@@ -111,7 +114,7 @@ std::string passSpecFromEnv()
 std::vector<std::string> OptimizedGraph::sourcesOf(const std::string& node) const
 {
     auto it = sources.find(node);
-    return it == sources.end() ? std::vector<std::string>{node} : it->second;
+    return it == sources.end() ? std::vector<std::string> {node} : it->second;
 }
 
 std::string OptimizedGraph::reportText() const
@@ -121,7 +124,7 @@ std::string OptimizedGraph::reportText() const
         char ms[32];
         std::snprintf(ms, sizeof ms, "%.1f", r.ms);
         out += str(r.pass, ": ", r.rewrites, " rewrite", r.rewrites == 1 ? "" : "s", ", nodes ", r.nodesBefore, " -> ",
-                   r.nodesAfter, " (", ms, " ms)\n");
+            r.nodesAfter, " (", ms, " ms)\n");
         for (const auto& line : r.changes)
             out += "  " + line + "\n";
     }
@@ -165,7 +168,7 @@ OptimizedGraph optimizeGraph(const Graph& graph, const std::string& spec, const 
 namespace passes {
 
 PassContext::PassContext(Graph& graph, const std::set<std::string>& protectedValues,
-                         std::map<std::string, std::vector<std::string>>& sources, PassResult& result)
+    std::map<std::string, std::vector<std::string>>& sources, PassResult& result)
     : g(graph), protected_(protectedValues), sources_(sources), result_(result)
 {
     for (const auto& n : g.nodes) {
@@ -257,7 +260,7 @@ void PassContext::replaceUses(const std::string& from, const std::string& to)
 std::vector<std::string> PassContext::sourcesOf(const std::string& node) const
 {
     auto it = sources_.find(node);
-    return it == sources_.end() ? std::vector<std::string>{node} : it->second;
+    return it == sources_.end() ? std::vector<std::string> {node} : it->second;
 }
 
 void PassContext::record(const std::string& node, const std::vector<std::string>& from, const std::string& what)

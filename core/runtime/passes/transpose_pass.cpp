@@ -79,8 +79,8 @@ const std::set<std::string>& binaryOps()
 // How node `n`, reading the transposed value `v` (perm `p`), is rewritten to read the
 // untransposed one: the operand or pads it needs instead ("" for none). Nothing when
 // the Transpose cannot pass it.
-std::optional<std::pair<std::size_t, Tensor>> passThrough(const PassContext& c, const Node& n, const std::string& v,
-                                                           const std::vector<int64_t>& p)
+std::optional<std::pair<std::size_t, Tensor>> passThrough(
+    const PassContext& c, const Node& n, const std::string& v, const std::vector<int64_t>& p)
 {
     using R = std::pair<std::size_t, Tensor>;
     if (!n.domain.empty() || n.outputs.size() != 1)
@@ -92,7 +92,7 @@ std::optional<std::pair<std::size_t, Tensor>> passThrough(const PassContext& c, 
         for (std::size_t i = 1; i < n.inputs.size(); ++i)
             if (!n.inputs[i].empty() && (!c.constant(n.inputs[i]) || c.constant(n.inputs[i])->numel() != 1))
                 return std::nullopt;
-        return R{SIZE_MAX, Tensor()};
+        return R {SIZE_MAX, Tensor()};
     }
     if (binaryOps().count(n.opType) && n.inputs.size() == 2) {
         const std::size_t other = n.inputs[0] == v ? 1 : 0;
@@ -100,13 +100,13 @@ std::optional<std::pair<std::size_t, Tensor>> passThrough(const PassContext& c, 
         if (n.inputs[1 - other] != v || !k || k->shape.size() > r || k->dtype == DType::String)
             return std::nullopt;
         if (k->numel() == 1 && k->shape.size() <= r)
-            return R{SIZE_MAX, Tensor()};
+            return R {SIZE_MAX, Tensor()};
         Tensor full = *k; // rank r, then permuted back: inverse[p[i]] = i
         full.shape.insert(full.shape.begin(), r - k->shape.size(), 1);
         std::vector<int64_t> inverse(r);
         for (std::size_t i = 0; i < r; ++i)
             inverse[std::size_t(p[i])] = int64_t(i);
-        return R{other, transposed(full, inverse)};
+        return R {other, transposed(full, inverse)};
     }
     if (n.opType == "Pad" && n.input(0) == v && n.input(3).empty()) {
         const bool inAttr = c.g.opset() < 11;
@@ -118,7 +118,7 @@ std::optional<std::pair<std::size_t, Tensor>> passThrough(const PassContext& c, 
             moved[std::size_t(p[i])] = (*pads)[i];
             moved[r + std::size_t(p[i])] = (*pads)[r + i];
         }
-        return R{inAttr ? SIZE_MAX - 1 : 1, Tensor::fromVector<int64_t>({int64_t(2 * r)}, moved)};
+        return R {inAttr ? SIZE_MAX - 1 : 1, Tensor::fromVector<int64_t>({int64_t(2 * r)}, moved)};
     }
     return std::nullopt;
 }
@@ -207,8 +207,9 @@ int transposeCancel(PassContext& c)
             c.remove(int(i));
             c.remove(t2);
         }
-        c.record("", {}, str("cancelled Transpose ", quoted(t1Name), " with ", quoted(t2Name),
-                             chain.empty() ? std::string() : str(" across ", chain.size(), " node(s)")));
+        c.record("", {},
+            str("cancelled Transpose ", quoted(t1Name), " with ", quoted(t2Name),
+                chain.empty() ? std::string() : str(" across ", chain.size(), " node(s)")));
         c.commit();
         i = std::size_t(-1);
         ++rewrites;
