@@ -6,10 +6,12 @@
 #include "graph/onnx_import.h"
 #include "runtime/passes/passes.h"
 #include "runtime/plan.h"
+#include "support/cli_runner.h"
 #include "support/compare.h"
 #include "support/onnx_builder.h"
 #include "util/error.h"
 
+#include <QTemporaryDir>
 #include <QtTest>
 
 #include <cmath>
@@ -36,6 +38,7 @@ private slots:
     void layerNorm();
     void planUsesOptimizedGraph();
     void observingRemovedValue();
+    void inspectOptimized();
 };
 
 namespace {
@@ -535,6 +538,31 @@ void TestGraphPasses::observingRemovedValue()
     });
     QCOMPARE(tapped->run({x}).at(0).toFloat(), want);
     QCOMPARE(calls, 1);
+}
+
+void TestGraphPasses::inspectOptimized()
+{
+    QTemporaryDir dir;
+    const QString model = dir.filePath("pad_conv.onnx");
+    padModel("Conv", "constant", 0.f).save(model.toStdString());
+    qputenv("QS_RUNTIME_PASSES", "all");
+    auto r = qs::test::cli({"inspect", model, "--optimized"});
+    QVERIFY2(r.exitCode == 0, r.err.constData());
+    QVERIFY2(r.out.contains("graph optimizer (QS_RUNTIME_PASSES=all): 2 -> 1 nodes"), r.out.constData());
+    QVERIFY2(r.out.contains("pad_fold: 1 rewrite, nodes 2 -> 1"), r.out.constData());
+    QVERIFY2(r.out.contains("folded Pad into Conv: \"conv\" <- \"conv\" \"pad\""), r.out.constData());
+    r = qs::test::cli({"inspect", model, "--optimized", "--json"});
+    QVERIFY2(r.exitCode == 0, r.err.constData());
+    QVERIFY2(r.out.contains("\"pass\": \"pad_fold\""), r.out.constData());
+    qputenv("QS_RUNTIME_PASSES", "none");
+    r = qs::test::cli({"inspect", model, "--optimized"});
+    qputenv("QS_RUNTIME_PASSES", "all");
+    QVERIFY2(r.out.contains("no passes selected"), r.out.constData());
+    qputenv("QS_RUNTIME_PASSES", "pad_fold,nonsense");
+    r = qs::test::cli({"inspect", model, "--optimized"});
+    qputenv("QS_RUNTIME_PASSES", "all");
+    QCOMPARE(r.exitCode, 1);
+    QVERIFY2(r.err.contains("unknown pass \"nonsense\""), r.err.constData());
 }
 
 QTEST_GUILESS_MAIN(TestGraphPasses)
