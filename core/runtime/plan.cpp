@@ -486,6 +486,12 @@ private:
         passesUsed_ = wantPasses();
         if (passesUsed_ && !optimized_)
             optimized_ = rt::optimizeGraph(graph_, rt::passSpecFromEnv());
+        if (passesUsed_) { // nothing rewritten: the original graph, and taps need no recompile
+            int rewrites = 0;
+            for (const auto& r : optimized_->passes)
+                rewrites += r.rewrites;
+            passesUsed_ = rewrites > 0;
+        }
         originalMeta_.reset();
         Compiler compiler(compiledGraph(), opts, keep);
         restoreBase();
