@@ -36,7 +36,7 @@ std::optional<ConvParts> convParts(const PassContext& c, const Node& conv)
         return std::nullopt;
     ConvParts p;
     p.w = c.constant(conv.input(1));
-    if (!p.w || p.w->dtype != DType::Float || p.w->shape.size() < 3)
+    if (!p.w || p.w->dtype != DType::Float || p.w->shape.size() < 3 || p.w->numel() == 0)
         return std::nullopt;
     p.bias.assign(std::size_t(p.w->shape[0]), 0.f);
     if (!conv.input(2).empty()) {

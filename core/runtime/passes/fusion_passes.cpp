@@ -56,7 +56,8 @@ std::optional<std::pair<std::vector<int>, std::string>> decomposedHardSwish(cons
     const Node& last = c.g.nodes[i];
     if (last.inputs.size() != 2 || !last.domain.empty())
         return std::nullopt;
-    const auto k = c.scalar(last.inputs[1]);
+    const Tensor* kt = c.constant(last.inputs[1]);
+    const auto k = kt && kt->dtype == DType::Float ? c.scalar(last.inputs[1]) : std::nullopt;
     if (!k || !((last.opType == "Div" && *k == 6.f) || (last.opType == "Mul" && std::fabs(*k * 6.f - 1.f) < 1e-6f)))
         return std::nullopt;
     const int mulIndex = c.g.producerOf(last.inputs[0]);
@@ -115,6 +116,9 @@ int hardSwishFusion(PassContext& c)
         for (std::size_t side = 0; side < 2; ++side) {
             const Node* hs = producer(c, mul.inputs[side]);
             const std::string x = mul.inputs[1 - side];
+            const ValueInfo* xi = c.g.info(x);
+            if (xi && xi->dtype != DType::Float && xi->dtype != DType::Undefined)
+                continue; // oneDNN's hardswish here is float32 only
             // HardSwish(x) = x * max(0, min(1, x / 6 + 0.5)): HardSigmoid with alpha 1/6.
             if (!isOp(hs, "HardSigmoid") || hs->input(0) != x ||
                 std::fabs(hs->attrFloat("alpha", 0.2f) * 6.f - 1.f) > 1e-6f || hs->attrFloat("beta", 0.5f) != 0.5f ||
@@ -146,6 +150,8 @@ int layerNormFusion(PassContext& c)
             continue;
         const std::string x = mean.input(0);
         const auto rank = c.rank(x);
+        if (const ValueInfo* vi = c.g.info(x); !vi || vi->dtype != DType::Float)
+            continue; // LayerNormalization runs float32 only
         // The axes must be the trailing ones: LayerNormalization normalizes from `axis` on.
         std::vector<int64_t> neg = *axes;
         for (auto& a : neg) {
