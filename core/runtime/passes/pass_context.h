@@ -37,11 +37,13 @@ public:
 
     // The original nodes behind a node of the graph being rewritten.
     std::vector<std::string> sourcesOf(const std::string& node) const;
-    // Marks nodes for removal (by index); commit() removes them and re-indexes.
+    // Marks nodes for removal (by index); commit() removes them and re-indexes, and with
+    // `dropUnread` also drops the initializers nothing reads any more (the pass manager's
+    // last commit of each pass).
     void remove(int node) { dead_.insert(node); }
     // Records a rewrite: `node` now computes what `from` computed.
     void record(const std::string& node, const std::vector<std::string>& from, const std::string& what);
-    void commit();
+    void commit(bool dropUnread = false);
 
 private:
     std::set<std::string> protected_;

@@ -157,7 +157,7 @@ OptimizedGraph optimizeGraph(const Graph& graph, const std::string& spec, const 
         const auto t0 = std::chrono::steady_clock::now();
         passes::PassContext ctx(out.graph, protectedValues, out.sources, r);
         r.rewrites = e.run(ctx);
-        ctx.commit();
+        ctx.commit(true);
         r.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         r.nodesAfter = int(out.graph.nodes.size());
         out.passes.push_back(std::move(r));
@@ -280,7 +280,7 @@ void PassContext::record(const std::string& node, const std::vector<std::string>
     result_.changes.push_back(line);
 }
 
-void PassContext::commit()
+void PassContext::commit(bool dropUnread)
 {
     if (!dead_.empty()) {
         std::vector<Node> kept;
@@ -293,11 +293,12 @@ void PassContext::commit()
         g.nodes = std::move(kept);
         dead_.clear();
     }
-    // Initializers nothing reads any more (folded inputs, replaced pads) are dropped.
-    std::set<std::string> read(protected_.begin(), protected_.end());
-    for (const auto& n : g.nodes)
-        read.insert(n.inputs.begin(), n.inputs.end());
-    std::erase_if(g.initializers, [&](const auto& e) { return !read.count(e.first); });
+    if (dropUnread) { // folded inputs, replaced weights and pads
+        std::set<std::string> read(protected_.begin(), protected_.end());
+        for (const auto& n : g.nodes)
+            read.insert(n.inputs.begin(), n.inputs.end());
+        std::erase_if(g.initializers, [&](const auto& e) { return !read.count(e.first); });
+    }
     g.index();
 }
 
