@@ -72,6 +72,8 @@ Tensor inputFor(const QString& spec)
 // conv_affine scales its weights instead of its outputs (one rounding of each weight,
 // as BatchNormalization folding and ONNX Runtime's Conv-Mul fusion do); 5.5e-6 with
 // hardswish alone. Measured on this test's input; every other model stays within 1e-5.
+// Against ONNX Runtime (test_corpus, its inputs) the optimized graph is the closer one:
+// 2.19e-5 where the graph as given is 2.76e-5.
 double tolerance(const QString& id)
 {
     return id == "ocr_det" ? 3e-5 : 1e-5;
