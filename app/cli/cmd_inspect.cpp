@@ -1,4 +1,5 @@
-// quantstudio-cli inspect MODEL [--json]: the model at a glance, one row per layer.
+// quantstudio-cli inspect MODEL [--json] [--optimized]: the model at a glance, one row per layer,
+// and with --optimized what each pass of the graph optimizer (runtime/passes) would change.
 // A .safetensors checkpoint instead lists its tensors with weight-only W4/W3 statistics.
 #include "cli/args.h"
 #include "cli/command.h"
@@ -8,11 +9,13 @@
 #include "graph/safetensors.h"
 #include "util/error.h"
 #include "graph/onnx_import.h"
+#include "runtime/passes/passes.h"
 
 #include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <cstdio>
+#include <optional>
 
 namespace qs::cli {
 namespace {
@@ -100,9 +103,18 @@ const ValueInfo* layerOutput(const Graph& g, const LayerSummary& l)
     return idx >= 0 ? g.info(g.nodes[std::size_t(idx)].outputs.front()) : nullptr;
 }
 
+nlohmann::json passesJson(const rt::OptimizedGraph& o)
+{
+    nlohmann::json passes = nlohmann::json::array();
+    for (const auto& r : o.passes)
+        passes.push_back({{"pass", r.pass}, {"rewrites", r.rewrites}, {"nodes_before", r.nodesBefore},
+            {"nodes_after", r.nodesAfter}, {"ms", r.ms}, {"changes", r.changes}});
+    return {{"passes", passes}, {"op_counts", o.graph.opCounts()}};
+}
+
 int runInspect(const std::vector<std::string>& argv)
 {
-    Args args(argv, {"group"}, {"json"});
+    Args args(argv, {"group"}, {"json", "optimized"});
     const std::string& path = args.required(0, "MODEL (an .onnx or .safetensors file)");
     if (path.size() > 12 && path.compare(path.size() - 12, 12, ".safetensors") == 0)
         return inspectSafetensors(path, args);
@@ -110,6 +122,9 @@ int runInspect(const std::vector<std::string>& argv)
         fail("--group applies to .safetensors files only");
     Graph g = importOnnx(path);
     std::vector<LayerSummary> layers = summarizeLayers(g);
+    std::optional<rt::OptimizedGraph> optimized;
+    if (args.flag("optimized")) // the passes QS_RUNTIME_PASSES selects, on the shapes import fixed
+        optimized = rt::optimizeGraph(g, rt::passSpecFromEnv());
 
     if (args.flag("json")) {
         nlohmann::json j;
@@ -141,6 +156,8 @@ int runInspect(const std::vector<std::string>& argv)
                   {"non_finite", l.stats.nonFinite}}},
             });
         }
+        if (optimized)
+            j["optimized"] = passesJson(*optimized);
         std::printf("%s\n", j.dump(2).c_str());
         return 0;
     }
@@ -167,13 +184,18 @@ int runInspect(const std::vector<std::string>& argv)
                     l.stats.std, l.stats.kurtosis, l.stats.outlierFraction, l.stats.channelRangeRatio,
                     (long long)l.stats.nonFinite);
     }
+    if (optimized) {
+        std::printf("\ngraph optimizer (QS_RUNTIME_PASSES=%s): %zu -> %zu nodes\n", rt::passSpecFromEnv().c_str(),
+                    g.nodes.size(), optimized->graph.nodes.size());
+        std::printf("%s", optimized->reportText().c_str());
+    }
     return 0;
 }
 
 const bool registered = registerCommand(
-    {"inspect", "MODEL|FILE.safetensors [--group N] [--json]",
+    {"inspect", "MODEL|FILE.safetensors [--group N] [--json] [--optimized]",
      "print inputs, outputs, op counts, parameters and per-layer weight statistics (safetensors: per tensor, "
-     "with W4/W3 SQNR)",
+     "with W4/W3 SQNR); --optimized: what each graph optimizer pass changes",
      runInspect});
 
 } // namespace

@@ -12,6 +12,7 @@
 #include "data/npy.h"
 #include "data/npz.h"
 #include "graph/onnx_import.h"
+#include "runtime/passes/passes.h"
 #include "runtime/plan.h"
 #include "util/error.h"
 
@@ -151,16 +152,17 @@ int runRun(const std::vector<std::string>& argv)
     s.batch = std::min<int64_t>(batchFor(g, batch), data.count()); // 1 when the model fixes its batch to 1
 
     // One plan for the full batches, one for the remainder: shapes are fixed per plan.
+    // Inference only, so the graph optimizer runs first (QS_RUNTIME_PASSES).
     auto t0 = Clock::now();
     CompileOptions copts;
     copts.threads = threads;
     copts.inputShapes = data.inputShapes(s.batch);
-    auto plan = compilePlan(g, copts);
+    auto plan = compileOptimizedPlan(g, copts);
     std::unique_ptr<Plan> tail;
     const int64_t rest = data.count() % s.batch;
     if (rest) {
         copts.inputShapes = data.inputShapes(rest);
-        tail = compilePlan(g, copts);
+        tail = compileOptimizedPlan(g, copts);
     }
     std::optional<OutputCollector> saved;
     if (saveTo)

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The corpus table (bench/corpus/README.md): for each model of tests/corpus/models.tsv, its
 operators and parameters (quantstudio-cli inspect), our latency and peak memory on one sample
-(`run --batch 1 --threads 1`) against ONNX Runtime's (onnxruntime-node, one thread, same inputs),
+(`run --batch 1 --threads 1`, with the graph optimizer and without it: QS_RUNTIME_PASSES=none)
+against ONNX Runtime's (onnxruntime-node, one thread, same inputs),
 and the W8A8 output SQNR (`quantize --wbits 8 --abits 8 --granularity channel --calib minmax`).
 Inputs are the deterministic pictures, chirps and sinusoids of tests/corpus (models.tsv's
 generators). A step that fails prints its error in the table. Needs `node tools/corpus.js`
@@ -179,8 +180,9 @@ def main():
     env = dict(os.environ, NODE_PATH=os.path.join(ROOT, 'bench', 'ort', 'node_modules'))
     rows = [m for m in manifest() if not args.ids or m['id'] in args.ids]
     print(f'CPU: {cpu_isa()}; one thread; {args.repeats} runs of one sample')
-    print('| model | kind | operators | parameters | ours ms | ORT ms | ratio | ours MB | ORT MB | W8A8 SQNR dB | notes |')
-    print('|---|---|---|---|---|---|---|---|---|---|---|')
+    print('| model | kind | operators | parameters | ours ms, no passes | ours ms | ORT ms | ratio | ours MB | ORT MB | '
+          'W8A8 SQNR dB | notes |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|---|')
     for m in rows:
         model = os.path.join(corpus_dir(), m['id'] + '.onnx')
         if not os.path.exists(model):
@@ -196,7 +198,10 @@ def main():
                 params = f"{j['params'] / 1e6:.3f} M"
             else:
                 notes.append('inspect: ' + first_line(err))
-            rc, out, err, ours_mb = timed([cli, 'run', model, '--data', data, '--batch', '1', '--threads', '1', '--json'] + value_args)
+            run = [cli, 'run', model, '--data', data, '--batch', '1', '--threads', '1', '--json'] + value_args
+            rc, out, err, _ = timed(run, env=dict(os.environ, QS_RUNTIME_PASSES='none'))
+            plain_ms = json.loads(out)['seconds'] * 1000 / args.repeats if rc == 0 else float('nan')
+            rc, out, err, ours_mb = timed(run)
             ours_ms = json.loads(out)['seconds'] * 1000 / args.repeats if rc == 0 else float('nan')
             if rc != 0:
                 notes.append('run: ' + first_line(err))
@@ -213,7 +218,7 @@ def main():
                 notes.append('quantize: ' + first_line(err))
         ratio = ours_ms / ort_ms if ours_ms == ours_ms and ort_ms == ort_ms else float('nan')
         fmt = lambda v, p=2: '—' if v is None or v != v else f'{v:.{p}f}'
-        print(f"| {m['id']} | {m['kind'].split(' (')[0]} | {ops} | {params} | {fmt(ours_ms)} | {fmt(ort_ms)} | "
+        print(f"| {m['id']} | {m['kind'].split(' (')[0]} | {ops} | {params} | {fmt(plain_ms)} | {fmt(ours_ms)} | {fmt(ort_ms)} | "
               f"{fmt(ratio)} | {fmt(ours_mb, 0)} | {fmt(ort_mb, 0)} | {fmt(sqnr)} | {'; '.join(notes)} |")
     if any(m['id'] == 'ocr_rec' for m in rows):
         ocr_task_metric(args.build)

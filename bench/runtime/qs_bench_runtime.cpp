@@ -4,6 +4,7 @@
 // shows the work done where wall time shows the CPU share obtained). The ONNX Runtime
 // side (bench/ort/bench_ort.js) times the same way.
 #include "graph/onnx_import.h"
+#include "runtime/passes/passes.h"
 #include "runtime/plan.h"
 #include "util/error.h"
 
@@ -45,7 +46,7 @@ int main(int argc, char** argv)
         opts.threads = threads;
         opts.inputShapes[in.name] = shape;
         auto t0 = std::chrono::steady_clock::now();
-        auto plan = qs::compilePlan(g, opts);
+        auto plan = qs::compileOptimizedPlan(g, opts); // as `run`; QS_RUNTIME_PASSES=none: the graph as given
         const double compileMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         if (kernels)
             for (const auto& k : plan->kernelSummary())

@@ -2,6 +2,7 @@
 // recompilation when input shapes or the set of observed values change.
 #include "runtime/batch_split.h"
 #include "runtime/compiler.h"
+#include "runtime/passes/passes.h"
 
 #include <omp.h>
 
@@ -36,7 +37,8 @@ struct Observer {
 
 class PlanImpl final : public Plan {
 public:
-    PlanImpl(const Graph& graph, const CompileOptions& options) : graph_(graph), options_(options)
+    PlanImpl(const Graph& graph, const CompileOptions& options, bool graphPasses = false)
+        : graph_(graph), options_(options), graphPasses_(graphPasses)
     {
         for (const auto& in : graph_.inputs)
             if (options_.inputShapes.count(in.name))
@@ -162,6 +164,8 @@ public:
         for (const auto& [name, from] : fromSource) {
             if (values.count(name))
                 fail("runFrom: ", quoted(name), " is given twice");
+            if (!source->prog_->slotOf.count(from) && source->passesUsed_)
+                source->dropPasses();
             if (!source->prog_->slotOf.count(from))
                 fail("runFrom: the source plan has no value ", quoted(from), " (keep it or make it an output)");
             check(name);
@@ -267,8 +271,8 @@ public:
         taps_[value].push_back(std::move(tap));
         if (prog_->slotOf.count(value))
             attachObservers();
-        else
-            stale_ = true; // fused away: recompile with it kept before the next run
+        if (!prog_->slotOf.count(value) || passesUsed_)
+            stale_ = true; // fused away, or optimized: recompile (the original graph, it kept)
     }
 
     void clearTaps() override
@@ -284,6 +288,10 @@ public:
         restoreFull();
         restoreBase();
         auto it = prog_->slotOf.find(value);
+        if (it == prog_->slotOf.end() && passesUsed_ && knows(value)) {
+            dropPasses(); // the optimizer removed it: the original graph has it
+            it = prog_->slotOf.find(value);
+        }
         if (it == prog_->slotOf.end())
             fail("valueOf: ", quoted(value), knows(value) ? " was fused away; list it in CompileOptions::keepValues"
                                                           : " is not a value of the model");
@@ -365,6 +373,12 @@ private:
         planMemory_ = false;
         if (prog_->memory.arenaValues == 0)
             return;
+        recompileAndRepeat();
+    }
+
+    // Recompiles (with what changed) and repeats the last run there, if there was one.
+    void recompileAndRepeat()
+    {
         stale_ = true;
         if (!hasRun_)
             return;
@@ -374,6 +388,44 @@ private:
         for (int s : prog_->inputSlots)
             last.push_back(readSlot(*prog_, s));
         repeatRun(last);
+    }
+
+    // Compiles the original graph from now on (and repeats the last run there): for a
+    // caller asking for a value the graph optimizer removed.
+    void dropPasses()
+    {
+        passesOff_ = true;
+        if (passesUsed_)
+            recompileAndRepeat();
+    }
+
+    // A kernel's "a+b" node list with each optimized node replaced by its source nodes.
+    std::string originalNames(const std::string& nodes) const
+    {
+        std::vector<std::string> out;
+        std::size_t start = 0;
+        while (start <= nodes.size()) {
+            const std::size_t plus = std::min(nodes.find('+', start), nodes.size());
+            for (auto& n : optimized_->sourcesOf(nodes.substr(start, plus - start)))
+                if (std::find(out.begin(), out.end(), n) == out.end())
+                    out.push_back(std::move(n));
+            start = plus + 1;
+        }
+        std::string joined;
+        for (const auto& n : out)
+            joined += (joined.empty() ? "" : "+") + n;
+        return joined;
+    }
+
+    // The graph the program is compiled from: the optimized copy or the original.
+    const Graph& compiledGraph() const { return passesUsed_ ? optimized_->graph : graph_; }
+
+    // The graph optimizer applies to plans that only compute (compileOptimizedPlan).
+    bool wantPasses() const
+    {
+        return graphPasses_ && !passesOff_ && options_.fuse && taps_.empty() && extraKeep_.empty() &&
+               options_.keepValues.empty() && options_.valueTransforms.empty() &&
+               options_.initializerOverrides.empty() && options_.int8Layers.empty() && options_.int8Values.empty();
     }
 
     // The last run again in a recompiled program: transforms apply, taps stay quiet
@@ -403,6 +455,19 @@ private:
     const ValueMeta& meta(const std::string& value) const
     {
         auto it = meta_.find(value);
+        if (it == meta_.end() && passesUsed_) { // removed by the optimizer: from the original graph
+            if (!originalMeta_) {
+                CompileOptions opts = options_;
+                opts.planMemory = false;
+                for (const auto& [name, shape] : shapes_)
+                    opts.inputShapes[name] = shape;
+                Compiler compiler(graph_, opts, {});
+                compiler.compile();
+                originalMeta_ = std::move(compiler.meta);
+            }
+            if (auto o = originalMeta_->find(value); o != originalMeta_->end())
+                return o->second;
+        }
         if (it == meta_.end())
             fail("the compiled plan has no value named ", quoted(value));
         return it->second;
@@ -418,9 +483,22 @@ private:
         keep.insert(extraKeep_.begin(), extraKeep_.end());
         for (const auto& [name, t] : taps_)
             keep.insert(name);
-        Compiler compiler(graph_, opts, keep);
+        passesUsed_ = wantPasses();
+        if (passesUsed_ && !optimized_)
+            optimized_ = rt::optimizeGraph(graph_, rt::passSpecFromEnv());
+        if (passesUsed_) { // nothing rewritten: the original graph, and taps need no recompile
+            int rewrites = 0;
+            for (const auto& r : optimized_->passes)
+                rewrites += r.rewrites;
+            passesUsed_ = rewrites > 0;
+        }
+        originalMeta_.reset();
+        Compiler compiler(compiledGraph(), opts, keep);
         restoreBase();
         prog_ = compiler.compile();
+        if (passesUsed_) // kernels name the nodes of the original graph they compute
+            for (auto& k : prog_->kernels)
+                k->node = originalNames(k->node);
         backup_.assign(prog_->slots.size(), {});
         backedUp_.assign(prog_->slots.size(), 0);
         meta_ = std::move(compiler.meta);
@@ -467,7 +545,7 @@ private:
             if (t.shape.empty() || t.shape[0] != batch)
                 return false;
         const std::vector<int64_t> sizes = splitBatch(batch, prog_->threads);
-        if (sizes.size() < 2 || !batchLocal(graph_, meta_, batch, nullptr))
+        if (sizes.size() < 2 || !batchLocal(compiledGraph(), meta_, batch, nullptr))
             return false;
         try {
             for (int64_t size : sizes) {
@@ -478,7 +556,7 @@ private:
                     shape[0] = size;
                     opts.inputShapes[graph_.inputs[i].name] = shape;
                 }
-                Compiler compiler(graph_, opts, {});
+                Compiler compiler(compiledGraph(), opts, {});
                 shards_.push_back(compiler.compile());
             }
         } catch (const Error&) { // e.g. a model whose batch dimension is fixed
@@ -745,6 +823,11 @@ private:
     bool hasRun_ = false;
     bool planMemory_ = true; // off once a caller reads values after a run (keepEveryValue)
     bool repeating_ = false; // repeatRun(): taps are not called
+    const bool graphPasses_;                      // compileOptimizedPlan()
+    std::optional<rt::OptimizedGraph> optimized_; // the graph optimizer's copy, made once
+    bool passesUsed_ = false;                     // prog_ was compiled from optimized_
+    bool passesOff_ = false;                      // dropPasses(): the original graph from now on
+    mutable std::optional<std::map<std::string, ValueMeta>> originalMeta_; // values optimized away
     enum class SplitState { Undecided, Off, Built, Verified };
     SplitState splitState_ = SplitState::Undecided;
     int runsAtShape_ = 0;
@@ -760,6 +843,11 @@ private:
 std::unique_ptr<Plan> compilePlan(const Graph& graph, const CompileOptions& options)
 {
     return std::make_unique<PlanImpl>(graph, options);
+}
+
+std::unique_ptr<Plan> compileOptimizedPlan(const Graph& graph, const CompileOptions& options)
+{
+    return std::make_unique<PlanImpl>(graph, options, true);
 }
 
 std::vector<std::string> supportedOperators()

@@ -29,19 +29,6 @@ std::vector<float> ramp(std::size_t n)
     return v;
 }
 
-onnx::TensorProto* int64Initializer(
-    OnnxBuilder& b, const std::string& name, std::vector<int64_t> dims, const std::vector<int64_t>& values)
-{
-    auto* t = b.model().mutable_graph()->add_initializer();
-    t->set_name(name);
-    t->set_data_type(onnx::TensorProto::INT64);
-    for (int64_t d : dims)
-        t->add_dims(d);
-    for (int64_t v : values)
-        t->add_int64_data(v);
-    return t;
-}
-
 // A graph output of unknown shape (the builder's default is a scalar).
 void output(OnnxBuilder& b, const std::string& name)
 {
@@ -142,7 +129,7 @@ OnnxBuilder splitSizes(std::vector<int64_t> sizes)
 {
     OnnxBuilder b;
     b.input("x", {4, 3});
-    int64Initializer(b, "s", {int64_t(sizes.size())}, sizes);
+    b.int64Initializer("s", {int64_t(sizes.size())}, sizes);
     b.node("Split", {"x", "s"}, {"y0", "y1"}, "split");
     output(b, "y0");
     output(b, "y1");
@@ -153,8 +140,8 @@ OnnxBuilder padWithAxes()
 {
     OnnxBuilder b(18);
     b.input("x", {2, 3});
-    int64Initializer(b, "pads", {4}, {1, 1, 1, 1});
-    int64Initializer(b, "axes", {1}, {1});
+    b.int64Initializer("pads", {4}, {1, 1, 1, 1});
+    b.int64Initializer("axes", {1}, {1});
     b.node("Pad", {"x", "pads", "", "axes"}, {"y"}, "pad");
     output(b, "y");
     return b;
@@ -175,7 +162,7 @@ OnnxBuilder constantOfShape(std::vector<int64_t> dims)
 {
     OnnxBuilder b;
     b.input("x", {1});
-    int64Initializer(b, "shape", {int64_t(dims.size())}, dims);
+    b.int64Initializer("shape", {int64_t(dims.size())}, dims);
     b.node("ConstantOfShape", {"shape"}, {"c"}, "fill");
     b.node("Add", {"c", "x"}, {"y"}, "add");
     output(b, "y");
@@ -186,7 +173,7 @@ OnnxBuilder gatherOnScalar()
 {
     OnnxBuilder b;
     b.input("x", {});
-    int64Initializer(b, "i", {1}, {0});
+    b.int64Initializer("i", {1}, {0});
     b.node("Gather", {"x", "i"}, {"y"}, "gather");
     output(b, "y");
     return b;
@@ -435,10 +422,10 @@ private slots:
     {
         OnnxBuilder b;
         b.input("x", {5});
-        int64Initializer(b, "starts", {1}, {1});
-        int64Initializer(b, "ends", {1}, {std::numeric_limits<int64_t>::max()});
-        int64Initializer(b, "axes", {1}, {0});
-        int64Initializer(b, "steps", {1}, {std::numeric_limits<int64_t>::max()});
+        b.int64Initializer("starts", {1}, {1});
+        b.int64Initializer("ends", {1}, {std::numeric_limits<int64_t>::max()});
+        b.int64Initializer("axes", {1}, {0});
+        b.int64Initializer("steps", {1}, {std::numeric_limits<int64_t>::max()});
         b.node("Slice", {"x", "starts", "ends", "axes", "steps"}, {"y"}, "slice");
         output(b, "y");
         Graph g = importOnnxBytes(b.bytes(), "slice.onnx", "");

@@ -18,4 +18,14 @@ inline double maxAbsDiff(const std::vector<float>& a, const std::vector<float>& 
     return m;
 }
 
+// maxAbsDiff relative to the reference `b`'s largest magnitude (outputs compared as a
+// whole, so values near zero do not dominate).
+inline double maxRelDiff(const std::vector<float>& a, const std::vector<float>& b)
+{
+    double scale = 1e-30;
+    for (float v : b)
+        scale = std::max(scale, double(std::fabs(v)));
+    return maxAbsDiff(a, b) / scale;
+}
+
 } // namespace qs::test

@@ -70,6 +70,19 @@ public:
             t->add_float_data(v);
         return t;
     }
+    // Shapes, axes, pads and indices.
+    onnx::TensorProto* int64Initializer(
+        const std::string& name, std::vector<int64_t> dims, const std::vector<int64_t>& values)
+    {
+        auto* t = model_.mutable_graph()->add_initializer();
+        t->set_name(name);
+        t->set_data_type(onnx::TensorProto::INT64);
+        for (int64_t d : dims)
+            t->add_dims(d);
+        for (int64_t v : values)
+            t->add_int64_data(v);
+        return t;
+    }
     onnx::NodeProto* node(const std::string& op, std::initializer_list<std::string> inputs,
         std::initializer_list<std::string> outputs, const std::string& name = {})
     {
