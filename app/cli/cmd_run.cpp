@@ -96,13 +96,6 @@ private:
     std::map<std::string, Tensor> arrays_;
 };
 
-std::vector<float> floatList(const Args& args, const std::string& name)
-{
-    std::vector<float> out;
-    for (double v : parseNumberList(*args.value(name), "--" + name))
-        out.push_back(float(v));
-    return out;
-}
 
 int runRun(const std::vector<std::string>& argv)
 {
@@ -123,18 +116,7 @@ int runRun(const std::vector<std::string>& argv)
         fail("--save-outputs ", *saveTo, ": expected OUT.npz", g.outputs.size() == 1 ? " or OUT.npy" : "",
             g.outputs.size() > 1 ? str(" (the model has ", g.outputs.size(), " outputs)") : "");
 
-    DataOptions dopts;
-    dopts.spec = args.value("data", "random:256");
-    if (auto l = args.value("labels"))
-        dopts.labelsPath = *l;
-    if (args.value("mean"))
-        dopts.mean = floatList(args, "mean");
-    if (args.value("std"))
-        dopts.std = floatList(args, "std");
-    dopts.limit = args.intValue("limit", -1);
-    dopts.context = args.intValue("context", 0);
-    dopts.inputValues = inputValues(args);
-    dopts.inputShapes = inputShapes(args);
+    const DataOptions dopts = dataOptions(args, "limit", "random:256");
     Dataset data = loadDataset(dopts, g);
     if (data.count() == 0)
         fail(dopts.spec, ": no samples");

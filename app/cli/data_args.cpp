@@ -58,10 +58,12 @@ std::map<std::string, Shape> inputShapes(const Args& args)
     return out;
 }
 
-DataOptions dataOptions(const Args& args, const std::string& limitOption)
+DataOptions dataOptions(const Args& args, const std::string& limitOption, const std::string& defaultSpec)
 {
     DataOptions d;
     auto data = args.value("data");
+    if (!data && !defaultSpec.empty())
+        data = defaultSpec;
     if (!data)
         fail("missing --data (an IDX, NPY or NPZ file, a folder of NPY files, random:N, text:FILE, images:DIR or ",
             "imagelist:FILE)");

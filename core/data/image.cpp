@@ -41,6 +41,17 @@ Image blank(int64_t width, int64_t height)
     return im;
 }
 
+// Runs `call` (C library calls only: nothing with a destructor may be live when they
+// longjmp) with `jump` set; false when the library jumped back with an error. setjmp
+// sits alone in this frame, so no local of the decoders can be clobbered.
+template<typename F> [[gnu::noinline]] bool underJump(std::jmp_buf& jump, const F& call)
+{
+    if (setjmp(jump))
+        return false;
+    call();
+    return true;
+}
+
 // ---- JPEG ----
 
 struct JpegError {
@@ -115,42 +126,47 @@ Image decodeJpeg(std::string_view bytes, const std::string& name)
     cinfo.err = jpeg_std_error(&err.mgr);
     err.mgr.error_exit = jpegFail;
     err.mgr.emit_message = jpegMessage;
-    Image im;
-    std::vector<uint8_t> line; // before setjmp: nothing with a destructor is created after it
-    if (setjmp(err.jump)) {
-        jpeg_destroy_decompress(&cinfo);
-        fail(name, ": not a readable JPEG (libjpeg: ", err.message, ")");
-    }
     jpeg_create_decompress(&cinfo);
-    jpeg_mem_src(
-        &cinfo, reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<unsigned long>(bytes.size()));
-    jpeg_read_header(&cinfo, TRUE);
+    auto step = [&](const auto& call) {
+        if (!underJump(err.jump, call)) {
+            jpeg_destroy_decompress(&cinfo);
+            fail(name, ": not a readable JPEG (libjpeg: ", err.message, ")");
+        }
+    };
+    step([&] {
+        jpeg_mem_src(
+            &cinfo, reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<unsigned long>(bytes.size()));
+        jpeg_read_header(&cinfo, TRUE);
+    });
     const bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
     if (cmyk || (cinfo.num_components != 1 && cinfo.num_components != 3)) {
         jpeg_destroy_decompress(&cinfo);
         fail(name, ": JPEG with ", cinfo.num_components, " components", cmyk ? " (CMYK)" : "",
             " is not supported (gray or RGB only)");
     }
-    if (int64_t(cinfo.image_width) > kMaxImageSide || int64_t(cinfo.image_height) > kMaxImageSide ||
-        int64_t(cinfo.image_width) * int64_t(cinfo.image_height) > kMaxImagePixels || cinfo.image_width == 0 ||
-        cinfo.image_height == 0) {
+    const int64_t width = cinfo.image_width, height = cinfo.image_height;
+    if (width > kMaxImageSide || height > kMaxImageSide || width * height > kMaxImagePixels || width == 0 ||
+        height == 0) {
         jpeg_destroy_decompress(&cinfo);
-        checkSize(cinfo.image_width, cinfo.image_height, name, "JPEG");
+        checkSize(width, height, name, "JPEG");
     }
-    cinfo.out_color_space = JCS_RGB;
-    jpeg_start_decompress(&cinfo);
+    step([&] {
+        cinfo.out_color_space = JCS_RGB;
+        jpeg_start_decompress(&cinfo);
+    });
     // Rows are appended as they decode: a truncated file declaring a large image stops
     // at its end having touched only what it held.
+    Image im;
     im.width = cinfo.output_width;
     im.height = cinfo.output_height;
     im.rgb.reserve(std::size_t(im.width * im.height * 3));
-    line.resize(std::size_t(im.width) * 3);
+    std::vector<uint8_t> line(std::size_t(im.width) * 3);
     while (cinfo.output_scanline < cinfo.output_height) {
         JSAMPROW row = line.data();
-        jpeg_read_scanlines(&cinfo, &row, 1);
+        step([&] { jpeg_read_scanlines(&cinfo, &row, 1); });
         im.rgb.insert(im.rgb.end(), line.begin(), line.end());
     }
-    jpeg_finish_decompress(&cinfo);
+    step([&] { jpeg_finish_decompress(&cinfo); });
     jpeg_destroy_decompress(&cinfo);
     return im;
 }
@@ -162,16 +178,22 @@ Image decodePng(std::string_view bytes, const std::string& name)
     if (!png)
         fail(name, ": libpng could not start");
     png_infop info = png_create_info_struct(png);
-    Image im;
-    std::vector<png_bytep> rows; // before setjmp: nothing with a destructor is created after it
-    if (!info || setjmp(png_jmpbuf(png))) {
-        png_destroy_read_struct(&png, info ? &info : nullptr, nullptr);
-        fail(name, ": not a readable PNG (libpng: ", reader.message[0] ? reader.message : "out of memory", ")");
+    if (!info) {
+        png_destroy_read_struct(&png, nullptr, nullptr);
+        fail(name, ": libpng could not start");
     }
-    png_set_read_fn(png, &reader, pngRead);
-    png_set_user_limits(png, uint32_t(kMaxImageSide), uint32_t(kMaxImageSide));
-    png_set_chunk_malloc_max(png, kMaxImageFileBytes);
-    png_read_info(png, info);
+    auto step = [&](const auto& call) {
+        if (!underJump(png_jmpbuf(png), call)) {
+            png_destroy_read_struct(&png, &info, nullptr);
+            fail(name, ": not a readable PNG (libpng: ", reader.message, ")");
+        }
+    };
+    step([&] {
+        png_set_read_fn(png, &reader, pngRead);
+        png_set_user_limits(png, uint32_t(kMaxImageSide), uint32_t(kMaxImageSide));
+        png_set_chunk_malloc_max(png, kMaxImageFileBytes);
+        png_read_info(png, info);
+    });
     const int64_t width = png_get_image_width(png, info), height = png_get_image_height(png, info);
     if (width * height > kMaxImagePixels) {
         png_destroy_read_struct(&png, &info, nullptr);
@@ -183,22 +205,26 @@ Image decodePng(std::string_view bytes, const std::string& name)
         png_destroy_read_struct(&png, &info, nullptr);
         fail(name, ": PNG declares ", width, "x", height, " pixels, more than its ", bytes.size(), " bytes can hold");
     }
-    const int type = png_get_color_type(png, info);
-    png_set_expand(png); // palette -> RGB, gray < 8 bits -> 8, tRNS -> alpha
-    png_set_strip_16(png);
-    png_set_strip_alpha(png);
-    if (type == PNG_COLOR_TYPE_GRAY || type == PNG_COLOR_TYPE_GRAY_ALPHA)
-        png_set_gray_to_rgb(png);
-    png_set_interlace_handling(png);
-    png_read_update_info(png, info);
-    if (png_get_rowbytes(png, info) != std::size_t(width) * 3) // every transform above lands on RGB8
-        png_error(png, "unexpected row layout after conversion to RGB");
-    im = blank(width, height);
-    rows.resize(std::size_t(height));
+    step([&] {
+        const int type = png_get_color_type(png, info);
+        png_set_expand(png); // palette -> RGB, gray < 8 bits -> 8, tRNS -> alpha
+        png_set_strip_16(png);
+        png_set_strip_alpha(png);
+        if (type == PNG_COLOR_TYPE_GRAY || type == PNG_COLOR_TYPE_GRAY_ALPHA)
+            png_set_gray_to_rgb(png);
+        png_set_interlace_handling(png);
+        png_read_update_info(png, info);
+        if (png_get_rowbytes(png, info) != std::size_t(width) * 3) // every transform above lands on RGB8
+            png_error(png, "unexpected row layout after conversion to RGB");
+    });
+    Image im = blank(width, height);
+    std::vector<png_bytep> rows(static_cast<std::size_t>(height));
     for (int64_t y = 0; y < height; ++y)
         rows[std::size_t(y)] = im.rgb.data() + std::size_t(y * width * 3);
-    png_read_image(png, rows.data());
-    png_read_end(png, nullptr);
+    step([&] {
+        png_read_image(png, rows.data());
+        png_read_end(png, nullptr);
+    });
     png_destroy_read_struct(&png, &info, nullptr);
     return im;
 }
