@@ -11,6 +11,7 @@
 #include "data/preprocess.h"
 #include "graph/onnx_import.h"
 #include "support/cli_runner.h"
+#include "support/compare.h"
 #include "support/error_of.h"
 #include "support/onnx_builder.h"
 #include "util/error.h"
@@ -62,14 +63,6 @@ Shape presetModelSample(const std::string& preset)
     if (preset == "paddleocr-rec")
         return {3, 8, 32};
     return {3, 24, 24};
-}
-
-float maxAbs(const float* a, const std::vector<float>& b)
-{
-    float m = 0;
-    for (std::size_t i = 0; i < b.size(); ++i)
-        m = std::max(m, std::fabs(a[i] - b[i]));
-    return m;
 }
 
 std::string readBytes(const std::string& path)
@@ -175,7 +168,7 @@ private slots:
         QCOMPARE(ref.shape, p.sampleShape());
         std::vector<float> out(std::size_t(numelOf(p.sampleShape())));
         preprocessImage(readImage(kImages + r.file), p, out.data());
-        const float diff = maxAbs(ref.data<float>().data(), out);
+        const double diff = test::maxAbsDiff(ref.toFloat(), out);
         const float tolerance = std::string(r.file).ends_with(".jpg") ? kJpegPresetTolerance : kPresetTolerance;
         QVERIFY2(diff <= tolerance, qPrintable(QString("max abs diff %1 > %2").arg(diff).arg(tolerance)));
     }
@@ -338,7 +331,7 @@ private slots:
             QCOMPARE(b.shape, (Shape {1, 3, 16, 16}));
             std::vector<float> want(
                 ref.data<float>().begin() + start * per, ref.data<float>().begin() + (start + 1) * per);
-            QVERIFY(maxAbs(b.data<float>().data(), want) <= kJpegPresetTolerance);
+            QVERIFY(test::maxAbsDiff(b.toFloat(), want) <= kJpegPresetTolerance);
         }
         const Dataset tail = ds.slice(1, 3);
         QCOMPARE(tail.count(), int64_t(3));
@@ -389,7 +382,7 @@ private slots:
         const Tensor r1 = readNpy(kImages + "refs/flat_topdown32.yolo.npy");
         std::vector<float> want = r0.toFloat(), second = r1.toFloat();
         want.insert(want.end(), second.begin(), second.end());
-        QVERIFY(maxAbs(b.data<float>().data(), want) <= kPresetTolerance);
+        QVERIFY(test::maxAbsDiff(b.toFloat(), want) <= kPresetTolerance);
 
         o.spec = "imagelist:" + kImages + "list.csv";
         const Dataset list = loadDataset(o, m);
@@ -498,7 +491,7 @@ private slots:
         QCOMPARE(ya.shape, (Shape {4, 2}));
         QCOMPARE(ya.shape, yb.shape);
         // The outputs are averages of the inputs: the JPEG tolerance bounds them.
-        QVERIFY(maxAbs(ya.data<float>().data(), yb.toFloat()) <= kJpegPresetTolerance);
+        QVERIFY(test::maxAbsDiff(ya.toFloat(), yb.toFloat()) <= kJpegPresetTolerance);
         const auto bad = test::cli({"run", model, "--data",
             QString::fromStdString(kImages + "refs/classes.torchvision.npy"), "--preprocess", "torchvision"});
         QVERIFY(bad.exitCode != 0 && bad.err.contains("--preprocess applies to images"));
