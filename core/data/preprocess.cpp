@@ -186,16 +186,17 @@ Taps taps(int64_t in, int64_t out, Preprocess::Interp interp)
     return t;
 }
 
-uint8_t clip8(int64_t v)
+uint8_t clip8(int32_t v)
 {
-    if (v >= (int64_t(1) << kPrecisionBits) << 8)
+    if (v >= int32_t(1) << (kPrecisionBits + 8))
         return 255;
     if (v <= 0)
         return 0;
     return uint8_t(v >> kPrecisionBits);
 }
 
-// One pass along x (`horizontal`) or y of Pillow's separable resample.
+// One pass along x (`horizontal`) or y of Pillow's separable resample, with its int32
+// accumulators (a normalized positive filter sums to at most 255 << 22).
 Image pass(const Image& in, int64_t size, bool horizontal, Preprocess::Interp interp)
 {
     const Taps t = taps(horizontal ? in.width : in.height, size, interp);
@@ -203,21 +204,42 @@ Image pass(const Image& in, int64_t size, bool horizontal, Preprocess::Interp in
     out.width = horizontal ? size : in.width;
     out.height = horizontal ? in.height : size;
     out.rgb.resize(std::size_t(out.width * out.height * 3));
-    for (int64_t y = 0; y < out.height; ++y)
-        for (int64_t x = 0; x < out.width; ++x) {
-            const int64_t o = horizontal ? x : y;
-            const int32_t* k = t.k.data() + o * t.stride;
-            const int64_t first = t.first[std::size_t(o)], n = t.count[std::size_t(o)];
-            int64_t ss[3] = {1 << (kPrecisionBits - 1), 1 << (kPrecisionBits - 1), 1 << (kPrecisionBits - 1)};
-            for (int64_t i = 0; i < n; ++i) {
-                const uint8_t* p = horizontal ? in.pixel(first + i, y) : in.pixel(x, first + i);
-                for (int c = 0; c < 3; ++c)
-                    ss[c] += int64_t(p[c]) * k[i];
+    constexpr int32_t half = int32_t(1) << (kPrecisionBits - 1);
+    if (horizontal) {
+        for (int64_t y = 0; y < out.height; ++y) {
+            const uint8_t* row = in.pixel(0, y);
+            uint8_t* q = out.rgb.data() + y * out.width * 3;
+            for (int64_t x = 0; x < out.width; ++x, q += 3) {
+                const int32_t* k = t.k.data() + x * t.stride;
+                const uint8_t* p = row + t.first[std::size_t(x)] * 3;
+                int32_t s0 = half, s1 = half, s2 = half;
+                for (int64_t i = 0, n = t.count[std::size_t(x)]; i < n; ++i, p += 3) {
+                    s0 += int32_t(p[0]) * k[i];
+                    s1 += int32_t(p[1]) * k[i];
+                    s2 += int32_t(p[2]) * k[i];
+                }
+                q[0] = clip8(s0);
+                q[1] = clip8(s1);
+                q[2] = clip8(s2);
             }
-            uint8_t* q = out.rgb.data() + (y * out.width + x) * 3;
-            for (int c = 0; c < 3; ++c)
-                q[c] = clip8(ss[c]);
         }
+        return out;
+    }
+    const std::size_t rowBytes = std::size_t(out.width * 3);
+    std::vector<int32_t> acc(rowBytes);
+    for (int64_t y = 0; y < out.height; ++y) {
+        std::fill(acc.begin(), acc.end(), half);
+        const int32_t* k = t.k.data() + y * t.stride;
+        for (int64_t i = 0, n = t.count[std::size_t(y)]; i < n; ++i) {
+            const uint8_t* r = in.pixel(0, t.first[std::size_t(y)] + i);
+            const int32_t w = k[i];
+            for (std::size_t e = 0; e < rowBytes; ++e)
+                acc[e] += int32_t(r[e]) * w;
+        }
+        uint8_t* q = out.rgb.data() + std::size_t(y) * rowBytes;
+        for (std::size_t e = 0; e < rowBytes; ++e)
+            q[e] = clip8(acc[e]);
+    }
     return out;
 }
 
