@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything (plus the Python packages the benchmark models are made with),
 # builds, and runs every benchmark; each prints medians and ratios against a baseline
-# measured in the same run. Usage: tools/bench.sh [runtime|memory|int8|export|sensitivity|mixed|quality|algos|ui|whatif|lmquant ...]
+# measured in the same run. Usage: tools/bench.sh [runtime|memory|int8|export|sensitivity|mixed|quality|algos|ui|whatif|lmquant|data ...]
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 build="$here/build"
@@ -22,7 +22,7 @@ fi
 
 py=/usr/bin/python3 # Debian's, which has torch; not the first python3 on PATH
 which=("$@")
-[ ${#which[@]} -gt 0 ] || which=(runtime memory int8 export sensitivity mixed quality algos ui whatif lmquant)
+[ ${#which[@]} -gt 0 ] || which=(runtime memory int8 export sensitivity mixed quality algos ui whatif lmquant data)
 for b in "${which[@]}"; do
   echo "== bench: $b"
   case "$b" in
@@ -38,6 +38,7 @@ for b in "${which[@]}"; do
     whatif)      "$build/bench/whatif/qs_bench_whatif" "$here/resources/demo/fashion_cnn.onnx" \
                    "$here/resources/demo/fashion1k-images-idx3-ubyte.gz" --limit 1000 --batch 100 ;;
     lmquant)     $py "$here/bench/lm/run_lm_quant_bench.py" --cli "$build/app/quantstudio-cli" --work "$build/bench/lmquant" ;;
+    data)        "$build/bench/data/qs_bench_data" --count 256 --batch 32 ;;
     *) echo "bench: unknown benchmark $b" >&2; exit 2 ;;
   esac
 done

@@ -92,6 +92,8 @@ int runParity(const std::vector<std::string>& argv)
         evalOpts.context = ran.context;
         if (evalOpts.inputShapes.empty())
             evalOpts.inputShapes = ran.inputShapes;
+        if (evalOpts.preprocess.empty())
+            evalOpts.preprocess = ran.preprocess;
     }
     Dataset data = loadDataset(evalOpts, reference);
     Dataset calib = replay ? replay->calib : calibrationData(args, evalOpts, reference, opts.calibLimit);

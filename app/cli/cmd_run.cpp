@@ -97,20 +97,12 @@ private:
     std::map<std::string, Tensor> arrays_;
 };
 
-std::vector<float> floatList(const Args& args, const std::string& name)
-{
-    std::vector<float> out;
-    for (double v : parseNumberList(*args.value(name), "--" + name))
-        out.push_back(float(v));
-    return out;
-}
 
 int runRun(const std::vector<std::string>& argv)
 {
-    Args args(argv,
-        {"data", "labels", "batch", "limit", "threads", "mean", "std", "db", "context", "input-value", "input-shape",
-            "save-outputs"},
-        {"json"});
+    std::set<std::string> valued = {"batch", "limit", "threads", "db", "save-outputs"};
+    valued.insert(dataOptionNames().begin(), dataOptionNames().end());
+    Args args(argv, valued, {"json"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
     const int batch = args.intValue("batch", 32);
     const int threads = args.intValue("threads", 0);
@@ -125,18 +117,7 @@ int runRun(const std::vector<std::string>& argv)
         fail("--save-outputs ", *saveTo, ": expected OUT.npz", g.outputs.size() == 1 ? " or OUT.npy" : "",
             g.outputs.size() > 1 ? str(" (the model has ", g.outputs.size(), " outputs)") : "");
 
-    DataOptions dopts;
-    dopts.spec = args.value("data", "random:256");
-    if (auto l = args.value("labels"))
-        dopts.labelsPath = *l;
-    if (args.value("mean"))
-        dopts.mean = floatList(args, "mean");
-    if (args.value("std"))
-        dopts.std = floatList(args, "std");
-    dopts.limit = args.intValue("limit", -1);
-    dopts.context = args.intValue("context", 0);
-    dopts.inputValues = inputValues(args);
-    dopts.inputShapes = inputShapes(args);
+    const DataOptions dopts = dataOptions(args, "limit", "random:256");
     Dataset data = loadDataset(dopts, g);
     if (data.count() == 0)
         fail(dopts.spec, ": no samples");
@@ -214,6 +195,8 @@ int runRun(const std::vector<std::string>& argv)
         RunStart start = runStart(*store, RunKind::Inference, g, path, data,
             {{"data", dopts.spec}, {"limit", dopts.limit}, {"batch", s.batch}, {"threads", threads},
                 {"mean", data.mean}, {"std", data.std}});
+        if (!data.preprocess.empty())
+            start.config["preprocess"] = data.preprocess;
         if (data.targets)
             start.config["context"] = data.first().shape.at(1);
         runId = recordRun(*store, start, [&](RunGuard&) {
@@ -278,10 +261,11 @@ int runRun(const std::vector<std::string>& argv)
 
 const bool registered = registerCommand({"run",
     "MODEL [--data DATA] [--labels PATH] [--batch N] [--limit N] [--threads N] [--mean a,b,c] [--std a,b,c] "
-    "[--context N] [--input-value NAME=V,...] [--input-shape NAME=1x3x48x320]... [--save-outputs OUT.npy|OUT.npz] "
-    "[--db DB] [--json]",
-    "run a model on a dataset (IDX, NPY, NPZ or a folder of NPY files named after the inputs, random:N or "
-    "text:FILE), print throughput and top-1, or perplexity on text (non-overlapping windows of --context bytes, "
+    "[--context N] [--input-value NAME=V,...] [--input-shape NAME=1x3x48x320]... [--preprocess SPEC] "
+    "[--data-threads N] [--save-outputs OUT.npy|OUT.npz] [--db DB] [--json]",
+    "run a model on a dataset (IDX, NPY, NPZ or a folder of NPY files named after the inputs, random:N, "
+    "text:FILE, or images:DIR / imagelist:FILE with --preprocess torchvision|paddleocr-rec|yolo|ITEMS), print "
+    "throughput and top-1, or perplexity on text (non-overlapping windows of --context bytes, "
     "--limit windows); --save-outputs writes every output of every sample; record the run with --db",
     runRun});
 

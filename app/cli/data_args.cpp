@@ -1,5 +1,6 @@
 #include "cli/data_args.h"
 
+#include "data/image_dataset.h"
 #include "data/input_binding.h"
 #include "util/error.h"
 
@@ -8,7 +9,7 @@ namespace qs::cli {
 const std::set<std::string>& dataOptionNames()
 {
     static const std::set<std::string> names = {
-        "data", "labels", "mean", "std", "context", "input-value", "input-shape"};
+        "data", "labels", "mean", "std", "context", "input-value", "input-shape", "preprocess", "data-threads"};
     return names;
 }
 
@@ -57,12 +58,15 @@ std::map<std::string, Shape> inputShapes(const Args& args)
     return out;
 }
 
-DataOptions dataOptions(const Args& args, const std::string& limitOption)
+DataOptions dataOptions(const Args& args, const std::string& limitOption, const std::string& defaultSpec)
 {
     DataOptions d;
     auto data = args.value("data");
+    if (!data && !defaultSpec.empty())
+        data = defaultSpec;
     if (!data)
-        fail("missing --data (an IDX, NPY or NPZ file, a folder of NPY files, random:N or text:FILE)");
+        fail("missing --data (an IDX, NPY or NPZ file, a folder of NPY files, random:N, text:FILE, images:DIR or ",
+            "imagelist:FILE)");
     d.spec = *data;
     d.labelsPath = args.value("labels");
     if (auto m = args.value("mean"))
@@ -73,6 +77,12 @@ DataOptions dataOptions(const Args& args, const std::string& limitOption)
     d.context = args.intValue("context", 0);
     d.inputValues = inputValues(args);
     d.inputShapes = inputShapes(args);
+    d.preprocess = args.value("preprocess").value_or("");
+    if (!d.preprocess.empty() && !isImageDataSpec(d.spec) && !isImageDataSpec(args.value("calib-data").value_or("")))
+        fail("--preprocess applies to images:DIR and imagelist:FILE data, not ", quoted(d.spec));
+    d.threads = int(args.intValue("data-threads", 0));
+    if (d.threads < 0 || d.threads > 64)
+        fail("--data-threads ", d.threads, ": expected 1..64 (0: the machine's cores)");
     return d;
 }
 

@@ -2,6 +2,7 @@
 // --data DATA --labels PATH --mean a,b,c --std a,b,c --limit N --context N (text:FILE)
 // --input-value NAME=V[,NAME=V...] (an input filled with V, e.g. a sample rate)
 // --input-shape NAME=1x3x48x320 (repeatable: an input's unknown dimensions; the batch is ignored).
+// --preprocess SPEC --data-threads N (images:DIR, imagelist:FILE; see data/preprocess.h).
 #pragma once
 
 #include "cli/args.h"
@@ -19,8 +20,9 @@ const std::set<std::string>& dataOptionNames();
 std::map<std::string, double> inputValues(const Args& args);
 // Every --input-shape NAME=DIMS (repeatable, or several separated by commas): input name -> full shape.
 std::map<std::string, Shape> inputShapes(const Args& args);
-// From the parsed args; `limitOption` names the option that limits the samples.
-DataOptions dataOptions(const Args& args, const std::string& limitOption = "limit");
+// From the parsed args; `limitOption` names the option that limits the samples;
+// `defaultSpec` is the data without --data ("": --data is required).
+DataOptions dataOptions(const Args& args, const std::string& limitOption = "limit", const std::string& defaultSpec = "");
 // The calibration data: --calib-data DATA (no labels) or else the data of `evalOpts`,
 // the first `limit` samples, normalized for `model`.
 Dataset calibrationData(const Args& args, const DataOptions& evalOpts, const Graph& model, int64_t limit);

@@ -1,6 +1,7 @@
 #include "data/dataset.h"
 
 #include "data/idx.h"
+#include "data/image_dataset.h"
 #include "data/input_binding.h"
 #include "data/npy.h"
 #include "data/npz.h"
@@ -59,7 +60,15 @@ Tensor moveBatchAxis(const Tensor& rows, int axis)
 
 Tensor DataInput::batch(int64_t start, int64_t n) const
 {
-    Tensor out = rows(samples, start, n, source);
+    Tensor out;
+    if (stream) {
+        const int64_t count = samples.shape.empty() ? 0 : samples.shape[0];
+        if (start < 0 || n < 0 || start + n > count)
+            fail("dataset ", quoted(source), ": batch [", start, ", ", start + n, ") is outside 0..", count);
+        out = stream->read(streamStart + start, n);
+    } else {
+        out = rows(samples, start, n, source);
+    }
     if (batchAxis < 0) {
         // One value for the whole batch: every sample of it must carry the same.
         const std::size_t per = n > 0 ? out.bytes.size() / std::size_t(n) : 0;
@@ -75,6 +84,15 @@ Tensor DataInput::batch(int64_t start, int64_t n) const
         out = moveBatchAxis(out, batchAxis);
     }
     out.name = name;
+    return out;
+}
+
+Tensor DataInput::all() const
+{
+    if (!stream)
+        return samples;
+    Tensor out = stream->read(streamStart, samples.shape.empty() ? 0 : samples.shape[0]);
+    out.name.clear();
     return out;
 }
 
@@ -95,7 +113,11 @@ const Tensor& Dataset::first() const
 {
     if (inputs.empty())
         fail("dataset ", quoted(path), ": has no inputs");
-    return inputs.front().samples;
+    if (!inputs.front().stream)
+        return inputs.front().samples;
+    if (!firstRead_)
+        firstRead_ = std::make_shared<const Tensor>(inputs.front().all());
+    return *firstRead_;
 }
 
 std::vector<Tensor> Dataset::batch(int64_t start, int64_t n) const
@@ -132,8 +154,18 @@ Tensor Dataset::targetBatch(int64_t start, int64_t n) const
 Dataset Dataset::slice(int64_t start, int64_t n) const
 {
     Dataset d = *this;
-    for (DataInput& in : d.inputs)
-        in.samples = rows(in.samples, start, n, path);
+    d.firstRead_.reset();
+    for (DataInput& in : d.inputs) {
+        if (!in.stream) {
+            in.samples = rows(in.samples, start, n, path);
+            continue;
+        }
+        if (start < 0 || n < 0 || start + n > in.samples.shape.at(0))
+            fail("dataset ", quoted(path), ": samples [", start, ", ", start + n, ") are outside 0..",
+                in.samples.shape[0]);
+        in.streamStart += start;
+        in.samples.shape[0] = n;
+    }
     if (targets)
         d.targets = targetBatch(start, n);
     if (labels) {
@@ -610,7 +642,13 @@ Dataset loadDataset(const DataOptions& options, const Graph& model)
     ds.path = options.spec;
     std::vector<std::optional<DataInput>> fed(model.inputs.size());
     int64_t n = -1;
-    if (options.spec.rfind("text:", 0) == 0) {
+    const bool images = isImageDataSpec(options.spec);
+    if (images) {
+        ds = loadImageDataset(options, model);
+        fed[0] = std::move(ds.inputs.front());
+        ds.inputs.clear();
+        n = fed[0]->samples.shape[0];
+    } else if (options.spec.rfind("text:", 0) == 0) {
         const std::string path = options.spec.substr(5);
         if (path.empty())
             fail("data ", quoted(options.spec), ": expected text:FILE");
@@ -692,18 +730,19 @@ Dataset loadDataset(const DataOptions& options, const Graph& model)
         if (ds.kind != "text" && hasOpenDimensions(model.inputs[i], ds.inputs[i].batchAxis))
             ds.boundShapes[model.inputs[i].name] = ds.inputs[i].batchShape(1);
 
-    // Labels: explicit, or beside an IDX file by the standard name.
-    std::string labelsPath = options.labelsPath.value_or(ds.kind == "idx" ? findIdxLabels(options.spec) : "");
+    // Labels: explicit, or beside an IDX file by the standard name (images: from their folders or list).
+    std::string labelsPath =
+        images ? "" : options.labelsPath.value_or(ds.kind == "idx" ? findIdxLabels(options.spec) : "");
     if (!labelsPath.empty()) {
         ds.labels = readLabels(labelsPath, n);
         ds.labelsPath = labelsPath;
         ds.hash = sha256Hex(ds.hash + sha256File(labelsPath));
     }
-    if (ds.kind != "text" && options.limit >= 0 && options.limit < n) {
+    if (ds.kind != "text" && !images && options.limit >= 0 && options.limit < n) {
         Dataset kept = ds.slice(0, options.limit);
         ds = std::move(kept);
     }
-    if (ds.kind != "text")
+    if (ds.kind != "text" && !images) // images: the pipeline normalizes
         normalizeFirst(options, model, ds);
     if (!ds.mean.empty() || !ds.std.empty()) {
         // Normalized tensors are other data than the file's: part of the identity too.

@@ -1,12 +1,15 @@
 // Datasets for inference, calibration and evaluation: IDX images, NPY arrays, NPZ
 // archives or folders of NPY files (one array per model input) or synthetic inputs,
-// images scaled to [0,1] and normalized per channel; or byte text cut into token
-// windows for language models (text:FILE, see data/text.h).
+// images scaled to [0,1] and normalized per channel; byte text cut into token
+// windows for language models (text:FILE, see data/text.h); or image files decoded and
+// preprocessed batch by batch (images:DIR, imagelist:FILE, see data/image_dataset.h).
 #pragma once
 
 #include "graph/graph.h"
+#include "jobs/progress.h"
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,8 +17,9 @@
 namespace qs {
 
 struct DataOptions {
-    std::string spec;                            // IDX/NPY/NPZ path, folder of NPY files, "random:N" or "text:FILE"
-    std::optional<std::string> labelsPath;       // else found beside an IDX file by its standard name
+    std::string spec; // IDX/NPY/NPZ path, folder of NPY files, "random:N", "text:FILE", "images:DIR", "imagelist:FILE"
+    // Else found beside an IDX file by its standard name; images: the class index file.
+    std::optional<std::string> labelsPath;
     std::optional<std::vector<float>> mean, std; // else from model metadata, else none
     int64_t limit = -1;                          // keep the first N samples (< 0: all)
     uint64_t seed = 1;                           // for random:N
@@ -24,13 +28,29 @@ struct DataOptions {
     // Input name -> full shape (batch ignored) for unknown or symbolic dimensions the data
     // does not fix (random:N, --input-value); see data/input_binding.h.
     std::map<std::string, Shape> inputShapes;
+    std::string preprocess;  // images: the pipeline (data/preprocess.h: a preset, items or a .json file)
+    int threads = 0;         // images: decoding threads (0: the machine's cores, at most 8)
+    int prefetchBatches = 2; // images: batches decoded ahead of the one asked for
+    CancelToken cancel;      // images: stops decoding; a read then throws Cancelled
+};
+
+// Samples made on demand (image files): read(start, n) gives [n, ...sample], decoded
+// now or taken from a batch prepared ahead. Thread-safe.
+class SampleStream {
+public:
+    virtual ~SampleStream() = default;
+    virtual Tensor read(int64_t start, int64_t n) const = 0;
 };
 
 // The samples of one model input, [N, ...sample], sample-first whatever the model's layout.
 struct DataInput {
     std::string name;   // the model input it feeds
     std::string source; // what fills it: "x.npy", "x (NPZ member)", "random ids < 30522", "--input-value"
-    Tensor samples;     // [N, ...sample shape]
+    // [N, ...sample shape]; with a stream, only its type and shape (no bytes): the
+    // samples are stream->read(streamStart + i, ...).
+    Tensor samples;
+    std::shared_ptr<const SampleStream> stream;
+    int64_t streamStart = 0;
     // Where the batch goes in the model's input: 0 mostly; 1 for a recurrent state
     // [layers, batch, hidden] whose batch dimension is named like the first input's;
     // -1 for an input with no batch dimension (a scalar such as a sample rate, or a
@@ -41,16 +61,20 @@ struct DataInput {
     // The model's input for samples [start, start + n).
     Tensor batch(int64_t start, int64_t n) const;
     Shape batchShape(int64_t n) const;
+    // Every sample, [N, ...]: `samples`, or all read from the stream.
+    Tensor all() const;
 };
 
 struct Dataset {
-    std::string kind; // "idx", "npy", "npz", "folder", "random", "text"
+    std::string kind; // "idx", "npy", "npz", "folder", "random", "text", "images", "imagelist"
     std::string path; // file or spec
     std::string labelsPath;
     std::vector<DataInput> inputs; // one per model input, in the model's order
     std::optional<std::vector<int64_t>> labels;
     std::optional<Tensor> targets;             // text: int64 [N, context], the next token of every input position
     std::vector<float> mean, std;              // what was applied to the first input (empty: none)
+    std::string preprocess;                    // images: the pipeline applied (Preprocess::text()), else ""
+    std::vector<std::string> classes;          // images: the class folder of each label
     std::string hash;                          // content hash of the source files (for the store)
     std::map<std::string, double> inputValues; // DataOptions::inputValues (the store records them)
     // The inputs whose model shape leaves dimensions other than the batch open: the full
@@ -58,7 +82,8 @@ struct Dataset {
     std::map<std::string, Shape> boundShapes;
 
     int64_t count() const;
-    // The first input's samples: the only input of IDX, NPY and text data.
+    // The first input's samples: the only input of IDX, NPY and text data. Streamed
+    // images are all decoded here and kept (a whole-data statistic; batch() streams).
     const Tensor& first() const;
     // The model's inputs (in its order) for samples [start, start+n), copied.
     std::vector<Tensor> batch(int64_t start, int64_t n) const;
@@ -70,6 +95,9 @@ struct Dataset {
     Tensor targetBatch(int64_t start, int64_t n) const;
     // Samples [start, start+n) with their labels and targets.
     Dataset slice(int64_t start, int64_t n) const;
+
+private:
+    mutable std::shared_ptr<const Tensor> firstRead_; // first() of a streamed input
 };
 
 // Which array or generator feeds each input of `model` for `spec`, read from file names

@@ -232,6 +232,8 @@ QdqModel buildQdqModel(const QuantSession& session, const std::map<std::string, 
     g.metadata["quantstudio.activation_bits"] = abits.dump();
     g.metadata["quantstudio.weight_storage"] =
         "integer weights are stored in 8-bit containers on their true (possibly narrower) grid";
+    if (!session.dataPreprocess.empty()) // the input pipeline the ranges were calibrated under
+        g.metadata["quantstudio.preprocess"] = session.dataPreprocess;
     g.producerName = "QuantStudio";
     g.index();
 

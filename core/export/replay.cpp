@@ -96,6 +96,10 @@ DataOptions dataOptionsFromRunConfig(const nlohmann::json& entry, const std::str
             key = "input_shapes";
             d.inputShapes = entry.at(key).get<std::map<std::string, Shape>>();
         }
+        if (entry.contains("preprocess")) { // images: the pipeline as it ran (data/preprocess.h)
+            key = "preprocess";
+            d.preprocess = entry.at(key).get<std::string>();
+        }
     } catch (const nlohmann::json::exception&) {
         fail(where, ": field ", quoted(key), " is malformed");
     }

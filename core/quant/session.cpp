@@ -319,6 +319,7 @@ std::vector<std::string> QuantSession::activationValues() const
 
 void QuantSession::calibrate(const Dataset& calib, Progress& progress, const CancelToken& cancel)
 {
+    dataPreprocess = calib.preprocess;
     const std::vector<std::string> values = activationValues();
     if (values.empty()) {
         setActivationQuantization({});

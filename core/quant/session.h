@@ -120,6 +120,9 @@ public:
     // Hook for the research algorithms (quant/algorithms/): algorithm name -> what it did
     // and with which effective parameters; copied into QuantizeResult::algorithmNotes.
     nlohmann::json notes = nlohmann::json::object();
+    // The image preprocessing of the calibration data (Dataset::preprocess; "" for other
+    // data): export writes it to the model's metadata_props.
+    std::string dataPreprocess;
 
     // Options for a Plan of the working graph: FP32 (quantized = false) or simulated quantized.
     CompileOptions compileOptions(bool quantized, const InputShapes& inputShape) const;

@@ -34,6 +34,8 @@ nlohmann::json dataConfig(const Dataset& d)
         j["input_values"] = d.inputValues;
     if (!d.boundShapes.empty()) // the shapes unknown input dimensions took, for a replay on random data
         j["input_shapes"] = d.boundShapes;
+    if (!d.preprocess.empty()) // images: the pipeline, replayed by export and parity
+        j["preprocess"] = d.preprocess;
     return j;
 }
 

@@ -2,6 +2,7 @@
 
 #include "util/hash.h"
 
+#include <cstring>
 #include <filesystem>
 
 namespace qs {
@@ -18,11 +19,24 @@ int64_t recordModel(Store& store, const Graph& graph, const std::string& path)
     return store.upsertModel(m);
 }
 
+namespace {
+
+// The data spec with its path absolute, a kind prefix (text:, images:, imagelist:) kept.
+std::string absoluteDataSpec(const std::string& spec)
+{
+    for (const char* prefix : {"text:", "images:", "imagelist:"})
+        if (spec.rfind(prefix, 0) == 0)
+            return prefix + std::filesystem::absolute(spec.substr(std::strlen(prefix))).string();
+    return std::filesystem::absolute(spec).string();
+}
+
+} // namespace
+
 int64_t recordDataset(Store& store, const Dataset& data)
 {
     DatasetRecord d;
     d.kind = data.kind;
-    d.path = data.kind == "random" ? data.path : std::filesystem::absolute(data.path).string();
+    d.path = data.kind == "random" ? data.path : absoluteDataSpec(data.path);
     d.count = data.count();
     d.hash = data.hash;
     return store.upsertDataset(d);
