@@ -8,7 +8,7 @@
 #include "export/parity.h"
 #include "export/replay.h"
 #include "graph/onnx_import.h"
-#include "store/quantize_run.h"
+#include "record/quantize_run.h"
 #include "util/error.h"
 
 #include <cmath>

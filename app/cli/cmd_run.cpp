@@ -5,13 +5,13 @@
 #include "cli/command.h"
 #include "cli/recording.h"
 
-#include "analysis/perplexity.h"
 #include "cli/data_args.h"
 #include "data/dataset.h"
 #include "data/input_binding.h"
 #include "data/npy.h"
 #include "data/npz.h"
 #include "graph/onnx_import.h"
+#include "measure/perplexity.h"
 #include "runtime/plan.h"
 #include "util/error.h"
 

@@ -14,9 +14,9 @@
 #include "analysis/mixed_precision.h"
 #include "analysis/sensitivity.h"
 #include "analysis/sensitivity_metrics.h"
-#include "analysis/sensitivity_record.h"
 #include "graph/onnx_import.h"
 #include "quant/session.h"
+#include "record/sensitivity_record.h"
 #include "util/error.h"
 
 #include <cmath>

@@ -2,8 +2,8 @@
 // of one plan per layer with only that layer in INT8.
 #include "analysis/latency.h"
 
-#include "analysis/activations.h"
 #include "data/dataset.h"
+#include "measure/activations.h"
 #include "quant/session.h"
 #include "runtime/cpu_isa.h"
 #include "runtime/plan.h"

@@ -3,7 +3,7 @@
 // quant/calibrators/, each registering itself.
 #pragma once
 
-#include "analysis/stats.h"
+#include "measure/stats.h"
 
 #include <functional>
 #include <string>

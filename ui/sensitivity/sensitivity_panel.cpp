@@ -9,9 +9,9 @@
 #include "ui/widgets/plot_view.h"
 #include "ui/widgets/theme.h"
 
-#include "analysis/sensitivity_record.h"
 #include "data/dataset.h"
-#include "store/recording.h"
+#include "record/recording.h"
+#include "record/sensitivity_record.h"
 #include "store/store.h"
 #include "util/error.h"
 

@@ -1,4 +1,4 @@
-#include "analysis/perplexity.h"
+#include "measure/perplexity.h"
 
 #include "util/error.h"
 

@@ -1,4 +1,4 @@
-#include "analysis/stats.h"
+#include "measure/stats.h"
 
 #include "util/error.h"
 

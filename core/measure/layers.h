@@ -1,8 +1,8 @@
 // One row per quantizable layer: what the layer table, `inspect` and the store show.
 #pragma once
 
-#include "analysis/stats.h"
 #include "graph/graph.h"
+#include "measure/stats.h"
 
 #include <string>
 #include <vector>

@@ -3,11 +3,11 @@
 // ranges, and the clipping range each calibrator would choose.
 #pragma once
 
-#include "analysis/observer.h"
-#include "analysis/stats.h"
 #include "data/dataset.h"
 #include "graph/graph.h"
 #include "jobs/progress.h"
+#include "measure/observer.h"
+#include "measure/stats.h"
 #include "quant/calibrator.h"
 
 #include <functional>

@@ -1,4 +1,4 @@
-#include "analysis/fidelity.h"
+#include "measure/fidelity.h"
 
 #include "util/error.h"
 

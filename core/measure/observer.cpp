@@ -1,4 +1,4 @@
-#include "analysis/observer.h"
+#include "measure/observer.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "analysis/sensitivity_record.h"
+#include "record/sensitivity_record.h"
 
 #include "store/store.h"
 #include "util/error.h"

@@ -1,7 +1,7 @@
 // PerplexityMeter against hand-computed values: uniform logits give perplexity = vocab,
 // a two-position case checked against a naive log-softmax, streaming over batches,
 // and errors for mismatched shapes and out-of-vocabulary targets.
-#include "analysis/perplexity.h"
+#include "measure/perplexity.h"
 #include "util/error.h"
 
 #include <QtTest>

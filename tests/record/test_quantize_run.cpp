@@ -3,7 +3,7 @@
 // histograms (FP32 and quantized on shared bins) are counted against the weights and
 // the quantization grid; a cancelled run is recorded as cancelled.
 #include "quant/demo_data.h"
-#include "store/quantize_run.h"
+#include "record/quantize_run.h"
 #include "store/report.h"
 #include "support/cli_runner.h"
 #include "util/error.h"

@@ -1,4 +1,4 @@
-#include "store/recording.h"
+#include "record/recording.h"
 
 #include "util/hash.h"
 

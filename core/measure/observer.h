@@ -2,8 +2,8 @@
 // activation statistics: nothing keeps every activation.
 #pragma once
 
-#include "analysis/stats.h"
 #include "graph/tensor.h"
+#include "measure/stats.h"
 #include "quant/calibrator.h"
 
 #include <vector>

@@ -1,4 +1,4 @@
-#include "analysis/layers.h"
+#include "measure/layers.h"
 
 #include "graph/subgraphs.h"
 

@@ -1,4 +1,4 @@
-#include "analysis/activations.h"
+#include "measure/activations.h"
 
 #include "data/input_binding.h"
 #include "runtime/input_shapes.h"

@@ -1,6 +1,6 @@
-#include "store/quantize_run.h"
+#include "record/quantize_run.h"
 
-#include "store/recording.h"
+#include "record/recording.h"
 #include "store/report.h"
 #include "util/json_number.h"
 
