@@ -1,10 +1,11 @@
-// The export formats of a run, and the artifact rows that record them.
+// The export formats of a run; each file written is recorded as an artifact of the run.
 #include "export/export_run.h"
 
 #include "export/encodings.h"
 #include "export/replay.h"
 #include "export/run_report.h"
 #include "graph/onnx_export.h"
+#include "record/recording.h"
 #include "util/error.h"
 #include "util/hash.h"
 
@@ -46,26 +47,6 @@ void writeFileAtomic(const std::string& path, const std::string& bytes)
         fail(path, ": cannot move the written file into place: ", ec.message());
 }
 
-namespace {
-
-ArtifactRecord record(
-    Store& store, int64_t runId, const std::string& path, const std::string& format, const std::string& bytes)
-{
-    ArtifactRecord a;
-    a.runId = runId;
-    a.path = std::filesystem::absolute(path).string();
-    a.format = format;
-    a.hash = sha256Hex(bytes);
-    a.sizeBytes = int64_t(bytes.size());
-    a.id = store.addArtifact(runId, a);
-    for (const auto& stored : store.artifacts(runId))
-        if (stored.id == a.id)
-            return stored;
-    return a;
-}
-
-} // namespace
-
 ExportResult exportRun(Store& store, int64_t runId, ExportFormat format, const std::string& outPath, Progress& progress,
     const CancelToken& cancel)
 {
@@ -77,11 +58,11 @@ ExportResult exportRun(Store& store, int64_t runId, ExportFormat format, const s
             fail(outPath, ": the report's HTML path must not end in .csv (the CSV goes beside it)");
         const std::string table = layerTableCsv(in.layers);
         writeFileAtomic(csv.string(), table);
-        res.artifacts.push_back(record(store, runId, csv.string(), "report-csv", table));
+        res.artifacts.push_back(recordArtifact(store, runId, csv.string(), "report-csv", table));
         in.artifacts.push_back(res.artifacts.back());
         const std::string page = runReportHtml(in);
         writeFileAtomic(outPath, page);
-        res.artifacts.push_back(record(store, runId, outPath, "report-html", page));
+        res.artifacts.push_back(recordArtifact(store, runId, outPath, "report-html", page));
         progress.report(1.0, "report written");
         return res;
     }
@@ -92,14 +73,14 @@ ExportResult exportRun(Store& store, int64_t runId, ExportFormat format, const s
     if (format == ExportFormat::Encodings) {
         const std::string text = encodingsJson(*replay.session).dump(2) + "\n";
         writeFileAtomic(outPath, text);
-        res.artifacts.push_back(record(store, runId, outPath, "encodings-json", text));
+        res.artifacts.push_back(recordArtifact(store, runId, outPath, "encodings-json", text));
     } else {
         QdqModel model = buildQdqModel(*replay.session);
         model.graph.metadata["quantstudio.run_id"] = std::to_string(runId);
         const std::string bytes = exportOnnxBytes(model.graph);
         checkOnnxBytes(bytes, outPath);
         writeFileAtomic(outPath, bytes);
-        res.artifacts.push_back(record(store, runId, outPath, "onnx-qdq", bytes));
+        res.artifacts.push_back(recordArtifact(store, runId, outPath, "onnx-qdq", bytes));
         res.layers = model.layers;
         res.trueSizeBits = model.trueSizeBits;
         res.storedSizeBits = model.storedSizeBits;

@@ -1,6 +1,6 @@
-// Activation statistics of every quantizable layer's input and output, streamed
-// through the runtime's taps over a dataset: moments, a histogram, per-channel
-// ranges, and the clipping range each calibrator would choose.
+// Activations streamed through the runtime's taps over a dataset, batch by batch,
+// into observers (moments, a histogram, per-channel ranges). The per-layer profile
+// with each calibrator's range is analysis/activation_profile.h.
 #pragma once
 
 #include "data/dataset.h"
@@ -8,7 +8,6 @@
 #include "jobs/progress.h"
 #include "measure/observer.h"
 #include "measure/stats.h"
-#include "quant/calibrator.h"
 
 #include <functional>
 #include <map>
@@ -18,16 +17,6 @@
 
 namespace qs {
 
-struct ActivationProfile {
-    std::string layer;           // node name of the quantizable layer
-    std::string value;           // tensor name (the layer's output, or its input when role == "input")
-    std::string role;            // "input" or "output"
-    TensorStats stats;           // exact count/min/max/mean/std/kurtosis; outliers from the histogram
-    CalibrationData calibration; // histogram (range grows as needed, counts exact) and batch ranges
-    std::vector<float> channelMin, channelMax; // along axis 1 (NCHW / [N, C])
-    std::map<std::string, ClipRange> clipRanges; // calibrator name -> range it chooses (8-bit affine)
-};
-
 struct ProfileOptions {
     int64_t batch = 32;
     int64_t limit = -1;  // samples (< 0: all)
@@ -36,7 +25,6 @@ struct ProfileOptions {
     bool inputs = true;  // profile layer inputs (what activation quantization acts on)
     bool outputs = true;
 };
-
 
 class Plan;
 
@@ -61,11 +49,5 @@ std::map<std::string, ActivationObserver> observeActivations(const Graph& graph,
 
 // The tensor a layer's activation quantization acts on: its non-weight data input.
 std::string layerInputOf(const Graph& graph, const Node& node);
-
-// Profiles every quantizable layer's input and output over `data`, with the range
-// each registered calibrator chooses (8-bit, affine).
-std::vector<ActivationProfile> profileActivations(const Graph& graph, const Dataset& data,
-                                                  const ProfileOptions& options, Progress& progress,
-                                                  const CancelToken& cancel);
 
 } // namespace qs

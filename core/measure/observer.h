@@ -4,11 +4,20 @@
 
 #include "graph/tensor.h"
 #include "measure/stats.h"
-#include "quant/calibrator.h"
 
+#include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace qs {
+
+// What an observer keeps of one tensor over calibration: exact min/max, the
+// histogram (exact counts, growing range) and each batch's min/max.
+struct CalibrationData {
+    double min = 0, max = 0;
+    Histogram histogram;
+    std::vector<std::pair<float, float>> batchRanges;
+};
 
 // Streams batches of one tensor: exact moments, a histogram whose range grows by
 // merging bin pairs (so counts stay exact), per-batch and per-channel ranges.

@@ -7,6 +7,7 @@
 #include "graph/graph.h"
 #include "jobs/progress.h"
 #include "measure/activations.h"
+#include "quant/calibrator.h"
 #include "quant/quantizer.h"
 #include "quant/spec.h"
 #include "runtime/input_shapes.h"

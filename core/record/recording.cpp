@@ -40,4 +40,20 @@ RunStart runStart(Store& store, RunKind kind, const Graph& graph, const std::str
     return start;
 }
 
+ArtifactRecord recordArtifact(
+    Store& store, int64_t runId, const std::string& path, const std::string& format, const std::string& bytes)
+{
+    ArtifactRecord a;
+    a.runId = runId;
+    a.path = std::filesystem::absolute(path).string();
+    a.format = format;
+    a.hash = sha256Hex(bytes);
+    a.sizeBytes = int64_t(bytes.size());
+    a.id = store.addArtifact(runId, a);
+    for (const auto& stored : store.artifacts(runId))
+        if (stored.id == a.id)
+            return stored;
+    return a;
+}
+
 } // namespace qs

@@ -1,5 +1,6 @@
 // The model and dataset rows every recorded run refers to: a model is its file
-// (by SHA-256), a dataset its kind and content hash. Shared by the CLI and the GUI.
+// (by SHA-256), a dataset its kind and content hash; and the artifact rows of the
+// files made from a run. Shared by the CLI and the GUI.
 #pragma once
 
 #include "data/dataset.h"
@@ -25,6 +26,11 @@ int64_t recordDataset(Store& store, const Dataset& data);
 // upserted (recordModel, recordDataset).
 RunStart runStart(Store& store, RunKind kind, const Graph& graph, const std::string& path, const Dataset& data,
                   nlohmann::json config, std::vector<std::string> tags = {});
+
+// Records the file written at `path` (its `bytes`, in `format`) as an artifact of the
+// run: absolute path, SHA-256 and size. Returns the row as stored.
+ArtifactRecord recordArtifact(
+    Store& store, int64_t runId, const std::string& path, const std::string& format, const std::string& bytes);
 
 // Runs `work`; if it throws, the run (when recorded) ends as cancelled for
 // qs::Cancelled and as failed with the message otherwise, and the exception goes on.

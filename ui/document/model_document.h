@@ -3,10 +3,10 @@
 // graph layout, and the activation profile once a calibration pass has run.
 #pragma once
 
+#include "analysis/activation_profile.h"
 #include "analysis/weight_profile.h"
 #include "graph/graph.h"
 #include "jobs/progress.h"
-#include "measure/activations.h"
 #include "measure/layers.h"
 #include "ui/graph/graph_layout.h"
 

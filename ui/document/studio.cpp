@@ -10,9 +10,9 @@
 #include "ui/widgets/error_reporter.h"
 #include "ui/widgets/theme.h"
 
+#include "analysis/activation_profile.h"
 #include "analysis/bit_budget.h"
 #include "data/dataset.h"
-#include "measure/activations.h"
 #include "store/store.h"
 
 #include <QDir>
