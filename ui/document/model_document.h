@@ -8,7 +8,7 @@
 #include "graph/graph.h"
 #include "jobs/progress.h"
 #include "measure/layers.h"
-#include "ui/graph/graph_layout.h"
+#include "ui/document/graph_layout.h"
 
 #include <QObject>
 #include <QString>

@@ -1,4 +1,4 @@
-#include "ui/graph/graph_layout.h"
+#include "ui/document/graph_layout.h"
 
 #include "util/error.h"
 

@@ -1,7 +1,7 @@
 // Graphviz layout of real graphs: every operator gets a box, boxes never overlap,
 // edges join existing boxes, and the direction is respected.
 #include "graph/onnx_import.h"
-#include "ui/graph/graph_layout.h"
+#include "ui/document/graph_layout.h"
 #include "ui/widgets/theme.h"
 #include "util/error.h"
 
