@@ -23,8 +23,8 @@ LAYERS = [
     ["measure"],
     ["quant"],
     ["analysis"],
-    ["record"],
     ["export", "interop"],
+    ["record"],
 ]
 ABOVE_CORE = ["ui", "app", "cli", "gui"]  # app/cli and app/gui include as "cli/..." and "gui/..."
 SOURCES = (".h", ".hpp", ".cpp", ".cc", ".inc")

@@ -1,5 +1,5 @@
 // The export formats of a run; each file written is recorded as an artifact of the run.
-#include "export/export_run.h"
+#include "record/export_run.h"
 
 #include "export/encodings.h"
 #include "export/replay.h"
