@@ -3,7 +3,7 @@
 #include "cli/args.h"
 #include "cli/command.h"
 
-#include "export/export_run.h"
+#include "record/export_run.h"
 #include "store/report.h"
 #include "util/error.h"
 

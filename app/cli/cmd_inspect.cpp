@@ -4,12 +4,12 @@
 #include "cli/args.h"
 #include "cli/command.h"
 
-#include "analysis/layers.h"
 #include "analysis/weight_quant_stats.h"
-#include "graph/safetensors.h"
-#include "util/error.h"
 #include "graph/onnx_import.h"
+#include "graph/safetensors.h"
+#include "measure/layers.h"
 #include "runtime/passes/passes.h"
+#include "util/error.h"
 
 #include <nlohmann/json.hpp>
 

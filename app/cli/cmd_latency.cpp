@@ -10,6 +10,7 @@
 #include "analysis/latency.h"
 #include "graph/onnx_import.h"
 #include "quant/session.h"
+#include "record/latency_record.h"
 #include "util/hash.h"
 
 #include <cstdio>

@@ -8,7 +8,7 @@
 #include "export/parity.h"
 #include "export/replay.h"
 #include "graph/onnx_import.h"
-#include "store/quantize_run.h"
+#include "record/parity_record.h"
 #include "util/error.h"
 
 #include <algorithm>
@@ -20,21 +20,6 @@ namespace qs::cli {
 namespace {
 
 constexpr int kDriftExit = 3; // parity ran and found drifting layers
-
-nlohmann::json num(double v)
-{
-    return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(v > 0 ? "inf" : "-inf");
-}
-
-nlohmann::json layerJson(const LayerParity& p)
-{
-    return {{"layer", p.layer}, {"op", p.op}, {"output", p.output}, {"int8", p.int8}, {"not_int8", p.notInt8},
-        {"sqnr_db", num(p.sqnrDb)}, {"max_abs_diff", p.maxAbsDiff}, {"max_diff_steps", p.maxDiffSteps},
-        {"input_sqnr_db", num(p.inputSqnrDb)}, {"qdq_sqnr_db", num(p.qdqSqnrDb)},
-        {"input_max_diff_steps", p.inputMaxDiffSteps}, {"alone_sqnr_db", num(p.aloneSqnrDb)},
-        {"alone_max_diff_steps", p.aloneMaxDiffSteps}, {"drifting", p.drifting}, {"introduced", p.introduced},
-        {"param_diffs", p.paramDiffs}};
-}
 
 int runParity(const std::vector<std::string>& argv)
 {
@@ -100,21 +85,10 @@ int runParity(const std::vector<std::string>& argv)
 
     std::optional<Store> store = storeFromArgs(args);
     std::optional<RunGuard> run;
-    if (store) {
-        RunStart start;
-        start.modelId = recordModel(*store, exported, exportedPath);
-        start.datasetId = recordDataset(*store, data);
-        start.kind = RunKind::Inference;
-        nlohmann::json config = opts.config.toJson();
-        config["parity"] = {{"reference", *refPath},
-            {"run", replay ? nlohmann::json(replay->run.id) : nlohmann::json(nullptr)},
-            {"threshold_db", po.thresholdDb}, {"max_steps", po.maxSteps}, {"samples", data.count()}};
-        config["calibration"] = dataConfig(calib);
-        config["batch"] = opts.batch;
-        start.config = config;
-        start.tags = {"parity"};
-        run.emplace(*store, start);
-    }
+    if (store)
+        run.emplace(*store,
+            parityRunStart(*store, exported, exportedPath, data, calib, *refPath,
+                replay ? std::optional<int64_t>(replay->run.id) : std::nullopt, opts, po));
     const bool json = args.flag("json");
     Progress progress([&](const ProgressState& s) {
         if (!json)
@@ -132,37 +106,21 @@ int runParity(const std::vector<std::string>& argv)
         std::fprintf(stderr, "\r%-70s\r", "");
 
     if (run) {
-        std::vector<LayerResult> layers;
-        for (const auto& p : r.layers) {
-            LayerResult lr;
-            lr.layer = p.layer;
-            lr.op = p.op;
-            if (std::isfinite(p.sqnrDb))
-                lr.sqnrDb = p.sqnrDb;
-            lr.extra = layerJson(p);
-            layers.push_back(lr);
-        }
-        run->addLayers(layers);
-        RunMetrics m;
-        if (std::isfinite(r.outputSqnrDb))
-            m.sqnrDb = r.outputSqnrDb;
-        m.top1Agreement = r.top1Agreement;
-        m.extra = {{"parity_passed", r.passed()}, {"flagged", r.flagged}, {"cpu_isa", r.isa.summary()},
-            {"saturation_risk", r.isa.saturationRisk()}, {"samples", r.samples}};
-        run->finish(m);
+        run->addLayers(parityLayerRows(r));
+        run->finish(parityRunMetrics(r));
     }
 
     if (json) {
         nlohmann::json j = {{"run_id", run ? nlohmann::json(run->id()) : nlohmann::json(nullptr)},
             {"passed", r.passed()}, {"flagged", r.flagged}, {"threshold_db", r.thresholdDb}, {"max_steps", r.maxSteps},
-            {"samples", r.samples}, {"output_sqnr_db", num(r.outputSqnrDb)}, {"top1_agreement", r.top1Agreement},
+            {"samples", r.samples}, {"output_sqnr_db", parityNumber(r.outputSqnrDb)}, {"top1_agreement", r.top1Agreement},
             {"cpu",
                 {{"avx2", r.isa.avx2}, {"avx512", r.isa.avx512}, {"avx512_vnni", r.isa.avx512Vnni},
                     {"avx_vnni", r.isa.avxVnni}, {"amx", r.isa.amx}, {"onednn_isa", r.isa.onednn},
                     {"saturation_risk", r.isa.saturationRisk()}}},
             {"int8_kernels", r.int8Kernels}, {"layers", nlohmann::json::array()}};
         for (const auto& p : r.layers)
-            j["layers"].push_back(layerJson(p));
+            j["layers"].push_back(parityLayerJson(p));
         std::printf("%s\n", j.dump(2).c_str());
         return r.passed() ? 0 : kDriftExit;
     }

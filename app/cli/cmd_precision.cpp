@@ -4,10 +4,10 @@
 #include "cli/command.h"
 #include "cli/data_args.h"
 
-#include "export/export_run.h"
 #include "export/replay.h"
 #include "graph/onnx_import.h"
 #include "interop/precision.h"
+#include "record/export_run.h"
 #include "util/error.h"
 #include "util/file.h"
 

@@ -9,7 +9,7 @@
 #include "graph/onnx_import.h"
 #include "graph/subgraphs.h"
 #include "quant/session.h"
-#include "store/quantize_run.h"
+#include "record/quantize_run.h"
 #include "util/error.h"
 #include "util/json_number.h"
 

@@ -14,9 +14,10 @@
 #include "analysis/mixed_precision.h"
 #include "analysis/sensitivity.h"
 #include "analysis/sensitivity_metrics.h"
-#include "analysis/sensitivity_record.h"
 #include "graph/onnx_import.h"
 #include "quant/session.h"
+#include "record/mixed_record.h"
+#include "record/sensitivity_record.h"
 #include "util/error.h"
 
 #include <cmath>
@@ -462,26 +463,11 @@ int runMixed(const std::vector<std::string>& argv)
                 {"budget_kind", byLatency ? "latency-ns" : byAverage ? "average-bits" : "bytes"}, {"cost", costAxis},
                 {"latency_profile", byLatency ? nlohmann::json(latency.id) : nlohmann::json(nullptr)},
                 {"verify", verify}, {"base", so.base.toJson()}}));
-        std::vector<LayerResult> rows;
-        for (const auto& [layer, bits] : chosen->bits) {
-            LayerResult lr;
-            lr.layer = layer;
-            lr.weightBits = bits;
-            lr.actBits = so.base.defaults.activation.bits;
-            rows.push_back(lr);
-        }
-        run.addLayers(rows);
-        RunMetrics m;
-        m.sizeBits = double(chosen->sizeBits);
-        m.extra = {{"predicted_sqnr_db", jsonNumber(chosen->predictedSqnrDb)}, {"average_bits", chosen->averageBits},
-            {"front", nlohmann::json::array()}};
+        run.addLayers(mixedLayerRows(*chosen, so.base.defaults.activation.bits));
+        nlohmann::json frontJson = nlohmann::json::array();
         for (const auto& p : front)
-            m.extra["front"].push_back(pointJson(p));
-        if (chosen->measured) {
-            m.top1 = chosen->measured->top1;
-            m.sqnrDb = chosen->measured->sqnrDb;
-        }
-        run.finish(m);
+            frontJson.push_back(pointJson(p));
+        run.finish(mixedRunMetrics(*chosen, std::move(frontJson)));
         runId = run.id();
     }
 

@@ -1,9 +1,9 @@
 // Recording CLI work in the experiment store (--db): the store named by --db. Model and
-// dataset rows and runRecorded (the run row follows the work it records): store/recording.h.
+// dataset rows and runRecorded (the run row follows the work it records): record/recording.h.
 #pragma once
 
 #include "cli/args.h"
-#include "store/recording.h"
+#include "record/recording.h"
 #include "store/store.h"
 
 #include <optional>

@@ -4,9 +4,9 @@
 // median ms, process CPU ms per run, tokens/s at the median, and the batch's mean
 // next-token NLL (so both runtimes are seen computing the same thing).
 // bench/lm/bench_lm_ort.js times ONNX Runtime the same way.
-#include "analysis/perplexity.h"
 #include "data/text.h"
 #include "graph/onnx_import.h"
+#include "measure/perplexity.h"
 #include "runtime/plan.h"
 #include "util/error.h"
 

@@ -3,8 +3,8 @@
 // calibrator's range read off the observers at each chunk end.
 #include "analysis/calib_diag.h"
 
-#include "analysis/observer.h"
 #include "data/input_binding.h"
+#include "measure/observer.h"
 #include "quant/calibrator.h"
 #include "quant/session.h"
 #include "runtime/plan.h"

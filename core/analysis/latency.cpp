@@ -2,12 +2,11 @@
 // of one plan per layer with only that layer in INT8.
 #include "analysis/latency.h"
 
-#include "analysis/activations.h"
 #include "data/dataset.h"
+#include "measure/activations.h"
 #include "quant/session.h"
 #include "runtime/cpu_isa.h"
 #include "runtime/plan.h"
-#include "store/store.h"
 #include "util/error.h"
 
 #include <algorithm>
@@ -141,21 +140,6 @@ LatencyProfile measureLatency(const Graph& graph, const std::string& modelHash, 
     }
     progress.report(1, "latency: done");
     return profile;
-}
-
-LatencyProfile cachedLatency(Store* store, const Graph& graph, const std::string& modelHash,
-    const LatencyOptions& options, bool remeasure, bool& cached, Progress& progress, const CancelToken& cancel)
-{
-    cached = false;
-    if (store && !remeasure)
-        if (auto p = store->latestLatencyProfile(modelHash, options.batch, options.threads)) {
-            cached = true;
-            return *p;
-        }
-    LatencyProfile p = measureLatency(graph, modelHash, options, progress, cancel);
-    if (store)
-        p.id = store->addLatencyProfile(p);
-    return p;
 }
 
 LayerLinks layerLinks(const Graph& g)

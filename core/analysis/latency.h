@@ -36,13 +36,6 @@ std::vector<std::string> cpuIsaFlagNames(const CpuIsa& cpu);
 LatencyProfile measureLatency(const Graph& graph, const std::string& modelHash, const LatencyOptions& options,
     Progress& progress, const CancelToken& cancel);
 
-class Store;
-// The newest profile of this machine for (model, batch, threads) from `store`, else
-// measured and added to it (store may be null: always measured, nothing stored).
-// `cached` tells which happened. `remeasure` skips the lookup.
-LatencyProfile cachedLatency(Store* store, const Graph& graph, const std::string& modelHash,
-    const LatencyOptions& options, bool remeasure, bool& cached, Progress& progress, const CancelToken& cancel);
-
 // How precision boundaries are crossed between quantizable layers: per layer (graph
 // order, as in the profile), the layers whose output reaches its input only through
 // ops the INT8 path keeps in 8 bits (Relu, MaxPool, a residual Add, Identity), and

@@ -1,8 +1,8 @@
 #include "analysis/outliers.h"
 
-#include "analysis/activations.h"
-#include "analysis/stats.h"
 #include "data/input_binding.h"
+#include "measure/activations.h"
+#include "measure/stats.h"
 #include "runtime/plan.h"
 #include "util/error.h"
 

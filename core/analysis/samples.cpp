@@ -2,8 +2,8 @@
 // quantized, the samples a quantized model flips, and one sample's error trace.
 #include "analysis/samples.h"
 
-#include "analysis/fidelity.h"
 #include "data/input_binding.h"
+#include "measure/fidelity.h"
 #include "quant/session.h"
 #include "runtime/plan.h"
 #include "util/error.h"

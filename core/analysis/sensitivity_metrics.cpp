@@ -3,7 +3,7 @@
 // no model runs. Percentile bootstrap, Efron & Tibshirani 1993, ch. 13.
 #include "analysis/sensitivity_metrics.h"
 
-#include "analysis/stats.h"
+#include "measure/stats.h"
 #include "quant/session.h"
 #include "util/error.h"
 

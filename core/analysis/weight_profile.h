@@ -2,9 +2,9 @@
 // ranges, computed once per model so the layer inspector only draws.
 #pragma once
 
-#include "analysis/layers.h"
-#include "analysis/stats.h"
 #include "graph/graph.h"
+#include "measure/layers.h"
+#include "measure/stats.h"
 
 #include <cstdint>
 

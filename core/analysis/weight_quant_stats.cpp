@@ -1,6 +1,6 @@
 #include "analysis/weight_quant_stats.h"
 
-#include "analysis/fidelity.h"
+#include "measure/fidelity.h"
 #include "quant/quantizer.h"
 #include "util/error.h"
 

@@ -4,8 +4,8 @@
 // layers: [out, in] (higher ranks as [dim 0, everything else]).
 #pragma once
 
-#include "analysis/stats.h"
 #include "graph/tensor.h"
+#include "measure/stats.h"
 
 #include <span>
 

@@ -1,8 +1,8 @@
 #include "analysis/whatif.h"
 
-#include "analysis/activations.h"
-#include "analysis/fidelity.h"
 #include "data/input_binding.h"
+#include "measure/activations.h"
+#include "measure/fidelity.h"
 #include "util/error.h"
 
 #include <algorithm>

@@ -4,8 +4,8 @@
 // QuantizeLinear -> DequantizeLinear [-> Clip] on an activation.
 #include "export/qdq_lowering.h"
 
-#include "analysis/activations.h"
-#include "analysis/layers.h"
+#include "measure/activations.h"
+#include "measure/layers.h"
 #include "quant/int8_lowering.h"
 #include "util/error.h"
 

@@ -34,7 +34,7 @@ std::unique_ptr<QuantSession> prepareSession(const Graph& source, const Quantize
 // calibration sample count). Throws Error naming the field when the config lacks them.
 QuantizeOptions optionsFromRunConfig(const nlohmann::json& config);
 
-// The data options a run's "calibration" or "evaluation" entry records (store/
+// The data options a run's "calibration" or "evaluation" entry records (record/
 // quantize_run.h dataConfig): the spec, the normalization applied, a text window's
 // length, the shapes unknown input dimensions took. Throws naming `where` and the field when one is malformed.
 DataOptions dataOptionsFromRunConfig(const nlohmann::json& entry, const std::string& where);

@@ -2,10 +2,10 @@
 // format files, assembling imported configs.
 #include "interop/precision.h"
 
-#include "analysis/activations.h"
-#include "analysis/layers.h"
 #include "export/encodings.h"
 #include "interop/precision_detail.h"
+#include "measure/activations.h"
+#include "measure/layers.h"
 #include "quant/session.h"
 #include "util/error.h"
 

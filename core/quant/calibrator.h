@@ -3,7 +3,7 @@
 // quant/calibrators/, each registering itself.
 #pragma once
 
-#include "analysis/stats.h"
+#include "measure/observer.h"
 
 #include <functional>
 #include <string>
@@ -14,14 +14,6 @@ namespace qs {
 
 struct ClipRange {
     float lo = 0, hi = 0;
-};
-
-// What an observer keeps of one tensor over calibration: exact min/max, the
-// histogram (exact counts, growing range) and each batch's min/max.
-struct CalibrationData {
-    double min = 0, max = 0;
-    Histogram histogram;
-    std::vector<std::pair<float, float>> batchRanges;
 };
 
 struct CalibratorInfo {

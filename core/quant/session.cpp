@@ -1,10 +1,10 @@
 #include "quant/session.h"
 
-#include "analysis/fidelity.h"
-#include "analysis/layers.h"
-#include "analysis/perplexity.h"
 #include "data/input_binding.h"
 #include "graph/subgraphs.h"
+#include "measure/fidelity.h"
+#include "measure/layers.h"
+#include "measure/perplexity.h"
 #include "quant/algorithms/linear_layer.h"
 #include "quant/int8_lowering.h"
 #include "util/error.h"

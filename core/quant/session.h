@@ -3,10 +3,11 @@
 // and the compile options that turn them into a simulated-quantization Plan.
 #pragma once
 
-#include "analysis/activations.h"
 #include "data/dataset.h"
 #include "graph/graph.h"
 #include "jobs/progress.h"
+#include "measure/activations.h"
+#include "quant/calibrator.h"
 #include "quant/quantizer.h"
 #include "quant/spec.h"
 #include "runtime/input_shapes.h"

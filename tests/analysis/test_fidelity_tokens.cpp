@@ -2,8 +2,8 @@
 // softmax per position. FidelityMeter's per-position mode, quantizeModel's agreement, KL
 // and cosine on text data, the sensitivity sweep's KL and agreement, each against a naive per-token loop
 // (textbook softmax, no shared code).
-#include "analysis/fidelity.h"
 #include "analysis/sensitivity.h"
+#include "measure/fidelity.h"
 #include "quant/session.h"
 #include "quant/transformer_fixture.h"
 #include "support/naive_softmax.h"

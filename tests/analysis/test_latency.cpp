@@ -5,6 +5,7 @@
 #include "analysis/latency.h"
 #include "graph/onnx_import.h"
 #include "quant/session.h"
+#include "record/latency_record.h"
 #include "runtime/plan.h"
 #include "store/store.h"
 #include "support/cli_runner.h"

@@ -1,10 +1,10 @@
 // Sensitivity: the cached downstream-only sweep equals a full re-run per
 // configuration; cancel keeps what was measured; the Hessian estimate is sane.
-#include "analysis/activations.h"
-#include "analysis/fidelity.h"
+#include "analysis/activation_profile.h"
 #include "analysis/sensitivity.h"
 #include "data/dataset.h"
 #include "graph/onnx_import.h"
+#include "measure/fidelity.h"
 #include "quant/quantizer.h"
 #include "quant/session.h"
 #include "runtime/plan.h"

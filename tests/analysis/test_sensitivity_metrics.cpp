@@ -3,10 +3,10 @@
 // kurtosis from raw moments, Spearman from ranks, and the bootstrap intervals from
 // resampling the naive per-batch sums with the documented generator.
 #include "analysis/sensitivity_metrics.h"
-#include "analysis/sensitivity_record.h"
 #include "graph/onnx_import.h"
 #include "quant/quantizer.h"
 #include "quant/session.h"
+#include "record/sensitivity_record.h"
 #include "runtime/plan.h"
 #include "store/store.h"
 #include "support/cli_runner.h"

@@ -4,8 +4,8 @@
 // against the exact error of the values.
 #include "../quant/demo_data.h"
 
-#include "analysis/stats.h"
 #include "analysis/whatif.h"
+#include "measure/stats.h"
 #include "quant/quantizer.h"
 #include "quant/session.h"
 #include "util/error.h"

@@ -2,11 +2,11 @@
 // checker and run in ONNX Runtime (node + onnxruntime-node) against our own quantized
 // execution, AIMET encodings against an independent recomputation from the stored
 // ranges, the HTML/CSV report, the artifact rows, and the errors.
-#include "export/export_run.h"
 #include "export/png.h"
 #include "export/replay.h"
 #include "graph/onnx_export.h"
 #include "graph/onnx_import.h"
+#include "record/export_run.h"
 #include "runtime/cpu_isa.h"
 #include "store/store.h"
 #include "support/onnx_builder.h"

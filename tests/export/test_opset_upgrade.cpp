@@ -3,12 +3,12 @@
 // BatchNormalization spatial). Imported, run against naive loops, quantized W8A8 and
 // exported as QDQ at opset 13 that ONNX Runtime runs like our simulation.
 // A new case: a row in opsets_data() (the model is built by oldStyleModel()).
-#include "export/export_run.h"
 #include "export/opset_upgrade.h"
 #include "export/qdq.h"
 #include "graph/onnx_export.h"
 #include "graph/onnx_import.h"
 #include "quant/session.h"
+#include "record/export_run.h"
 #include "runtime/plan.h"
 #include "support/compare.h"
 #include "support/error_of.h"

@@ -1,6 +1,6 @@
 // Calibrators on synthetic activations, each against a reference computed here
 // directly from the samples (sorting, brute-force error evaluation).
-#include "analysis/activations.h"
+#include "measure/activations.h"
 #include "quant/calibrator.h"
 #include "quant/quantizer.h"
 

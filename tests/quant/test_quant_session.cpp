@@ -4,9 +4,9 @@
 #include "demo_data.h"
 #include "naive_reference.h"
 
-#include "analysis/fidelity.h"
 #include "data/dataset.h"
 #include "graph/onnx_import.h"
+#include "measure/fidelity.h"
 #include "quant/session.h"
 #include "runtime/plan.h"
 #include "util/error.h"

@@ -3,7 +3,7 @@
 // quantization, checked against hand-written group loops; the PTQ algorithms on them.
 #include "transformer_fixture.h"
 
-#include "analysis/fidelity.h"
+#include "measure/fidelity.h"
 #include "quant/session.h"
 #include "runtime/plan.h"
 

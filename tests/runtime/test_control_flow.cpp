@@ -2,9 +2,9 @@
 // If with a condition known at compile time or only at run time, Loop with trip count,
 // condition, loop-carried values and scan outputs, and LSTM/GRU against naive loops of
 // the ONNX equations. Add a case as a row of a _data() table or a small model builder.
-#include "analysis/layers.h"
 #include "graph/onnx_import.h"
 #include "graph/subgraphs.h"
+#include "measure/layers.h"
 #include "quant/session.h"
 #include "runtime/plan.h"
 #include "support/compare.h"

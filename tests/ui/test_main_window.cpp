@@ -2,9 +2,9 @@
 // table matches the model, selecting a layer (in the table or the graph) fills the
 // inspector's plots, the calibration job runs and cancels without stalling the GUI,
 // and a corrupt file gives an error dialog while the open model stays.
-#include "analysis/layers.h"
 #include "data/npy.h"
 #include "graph/onnx_import.h"
+#include "measure/layers.h"
 #include "store/store.h"
 #include "support/onnx_builder.h"
 #include "ui/document/layer_selection.h"

@@ -7,8 +7,8 @@
 #include "ui/widgets/format.h"
 #include "ui/widgets/plot_view.h"
 
-#include "analysis/sensitivity_record.h"
-#include "store/quantize_run.h"
+#include "record/quantize_run.h"
+#include "record/sensitivity_record.h"
 #include "store/store.h"
 #include "util/error.h"
 #include "util/hash.h"

@@ -7,7 +7,7 @@
 
 #include "jobs/progress.h"
 #include "store/compare.h"
-#include "ui/graph/graph_layout.h"
+#include "ui/document/graph_layout.h"
 
 #include <QWidget>
 

@@ -1,7 +1,7 @@
 #include "ui/document/model_document.h"
 
-#include "analysis/sensitivity_record.h"
 #include "graph/onnx_import.h"
+#include "record/sensitivity_record.h"
 #include "runtime/plan.h"
 #include "store/store.h"
 #include "util/hash.h"

@@ -3,12 +3,12 @@
 // graph layout, and the activation profile once a calibration pass has run.
 #pragma once
 
-#include "analysis/activations.h"
-#include "analysis/layers.h"
+#include "analysis/activation_profile.h"
 #include "analysis/weight_profile.h"
 #include "graph/graph.h"
 #include "jobs/progress.h"
-#include "ui/graph/graph_layout.h"
+#include "measure/layers.h"
+#include "ui/document/graph_layout.h"
 
 #include <QObject>
 #include <QString>

@@ -10,7 +10,7 @@
 #include "ui/widgets/error_reporter.h"
 #include "ui/widgets/theme.h"
 
-#include "analysis/activations.h"
+#include "analysis/activation_profile.h"
 #include "analysis/bit_budget.h"
 #include "data/dataset.h"
 #include "data/input_binding.h"

@@ -9,7 +9,7 @@
 //   studio.runCalibration();                     // then calibrationFinished(true)
 #pragma once
 
-#include "ui/graph/graph_layout.h"
+#include "ui/document/graph_layout.h"
 
 #include "graph/tensor.h"
 

@@ -3,9 +3,9 @@
 #include "ui/jobs/job_runner.h"
 #include "ui/widgets/format.h"
 
-#include "export/export_run.h"
 #include "export/replay.h"
 #include "graph/onnx_import.h"
+#include "record/export_run.h"
 #include "store/store.h"
 
 #include <QComboBox>

@@ -2,7 +2,7 @@
 // spline edge per connection. They draw what GraphLayout computed; no layout here.
 #pragma once
 
-#include "ui/graph/graph_layout.h"
+#include "ui/document/graph_layout.h"
 
 #include <QGraphicsItem>
 

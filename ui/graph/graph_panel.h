@@ -1,7 +1,7 @@
 // The graph view with its tool bar: colour-by metric, zoom, fit, layout direction.
 #pragma once
 
-#include "ui/graph/graph_layout.h"
+#include "ui/document/graph_layout.h"
 
 #include <QWidget>
 

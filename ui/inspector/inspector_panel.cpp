@@ -1,9 +1,9 @@
 #include "ui/inspector/inspector_panel.h"
 
+#include "ui/document/graph_layout.h"
 #include "ui/document/layer_selection.h"
 #include "ui/document/model_document.h"
 #include "ui/document/studio.h"
-#include "ui/graph/graph_layout.h"
 #include "ui/inspector/outlier_panel.h"
 #include "ui/widgets/elided_label.h"
 #include "ui/widgets/format.h"

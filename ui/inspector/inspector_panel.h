@@ -4,7 +4,7 @@
 // selection redraws in milliseconds even for layers with millions of weights.
 #pragma once
 
-#include "analysis/stats.h"
+#include "measure/stats.h"
 
 #include <QWidget>
 

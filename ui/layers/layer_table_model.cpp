@@ -1,9 +1,9 @@
 #include "ui/layers/layer_table_model.h"
 
+#include "ui/document/graph_layout.h"
 #include "ui/document/layer_metric.h"
 #include "ui/document/model_document.h"
 #include "ui/document/quant_config_document.h"
-#include "ui/graph/graph_layout.h"
 #include "ui/widgets/format.h"
 
 #include <QBrush>

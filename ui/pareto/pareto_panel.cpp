@@ -13,8 +13,9 @@
 #include "analysis/latency_front.h"
 #include "data/dataset.h"
 #include "quant/session.h"
+#include "record/latency_record.h"
+#include "record/recording.h"
 #include "runtime/cpu_isa.h"
-#include "store/recording.h"
 #include "store/store.h"
 #include "util/hash.h"
 

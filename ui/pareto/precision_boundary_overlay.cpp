@@ -4,9 +4,9 @@
 #include "ui/document/quant_config_document.h"
 #include "ui/graph/graph_view.h"
 
-#include "analysis/activations.h"
 #include "analysis/latency_front.h"
 #include "graph/graph.h"
+#include "measure/activations.h"
 #include "util/error.h"
 
 namespace qs::ui {

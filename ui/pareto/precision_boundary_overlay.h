@@ -6,7 +6,7 @@
 
 #include "analysis/latency.h"
 #include "store/records.h"
-#include "ui/graph/graph_layout.h"
+#include "ui/document/graph_layout.h"
 
 #include <QObject>
 

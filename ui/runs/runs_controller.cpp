@@ -11,7 +11,7 @@
 #include "ui/runs/runs_table_model.h"
 
 #include "data/dataset.h"
-#include "store/quantize_run.h"
+#include "record/quantize_run.h"
 #include "util/error.h"
 
 #include <QAction>

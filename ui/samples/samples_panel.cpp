@@ -1,10 +1,10 @@
 #include "ui/samples/samples_panel.h"
 
+#include "ui/document/graph_layout.h"
 #include "ui/document/layer_selection.h"
 #include "ui/document/model_document.h"
 #include "ui/document/quant_config_document.h"
 #include "ui/document/studio.h"
-#include "ui/graph/graph_layout.h"
 #include "ui/jobs/job_runner.h"
 #include "ui/samples/sample_image.h"
 #include "ui/widgets/format.h"

@@ -1,6 +1,6 @@
 #include "ui/sensitivity/sensitivity_agreement_model.h"
 
-#include "ui/graph/graph_layout.h"
+#include "ui/document/graph_layout.h"
 #include "ui/widgets/format.h"
 
 #include <QColor>

@@ -10,9 +10,9 @@
 #include "ui/widgets/format.h"
 #include "ui/widgets/theme.h"
 
-#include "analysis/sensitivity_record.h"
 #include "data/dataset.h"
-#include "store/recording.h"
+#include "record/recording.h"
+#include "record/sensitivity_record.h"
 #include "store/store.h"
 
 #include <QHBoxLayout>

@@ -1,17 +1,17 @@
 #include "ui/sensitivity/sensitivity_panel.h"
 
+#include "ui/document/graph_layout.h"
 #include "ui/document/layer_selection.h"
 #include "ui/document/model_document.h"
 #include "ui/document/quant_config_document.h"
 #include "ui/document/studio.h"
-#include "ui/graph/graph_layout.h"
 #include "ui/jobs/job_runner.h"
 #include "ui/widgets/plot_view.h"
 #include "ui/widgets/theme.h"
 
-#include "analysis/sensitivity_record.h"
 #include "data/dataset.h"
-#include "store/recording.h"
+#include "record/recording.h"
+#include "record/sensitivity_record.h"
 #include "store/store.h"
 #include "util/error.h"
 

@@ -1,6 +1,6 @@
 #include "ui/whatif/whatif_panel.h"
 
-#include "analysis/activations.h"
+#include "measure/activations.h"
 #include "ui/document/model_document.h"
 #include "ui/inspector/inspector_panel.h"
 #include "ui/whatif/range_editor.h"

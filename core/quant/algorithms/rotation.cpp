@@ -13,8 +13,8 @@
 // a dense d x d MatMul rather than a fast transform). Stage BeforeCalibration.
 #include "quant/algorithms/linear_layer.h"
 
-#include "analysis/activations.h"
-#include "analysis/stats.h"
+#include "measure/activations.h"
+#include "measure/stats.h"
 #include "util/error.h"
 
 #include <algorithm>

@@ -2,8 +2,8 @@
 // the layers, raw values sort, unknown values read as a dash, filters narrow rows.
 #include "support/onnx_builder.h"
 
-#include "analysis/layers.h"
 #include "graph/onnx_import.h"
+#include "measure/layers.h"
 #include "ui/document/model_document.h"
 #include "ui/layers/layer_filter_proxy.h"
 #include "ui/layers/layer_table_model.h"

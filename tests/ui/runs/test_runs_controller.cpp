@@ -8,8 +8,8 @@
 // QS_SCREENSHOT_DIR=<dir> saves PNGs of the browser, comparisons and export dialog.
 #include "export/replay.h"
 #include "graph/onnx_import.h"
+#include "record/quantize_run.h"
 #include "store/compare.h"
-#include "store/quantize_run.h"
 #include "store/store.h"
 #include "support/onnx_builder.h"
 #include "support/studio_window.h"

@@ -17,8 +17,8 @@
 #include "ui/sensitivity/sensitivity_feature.h"
 #include "ui/widgets/format.h"
 
-#include "analysis/sensitivity_record.h"
 #include "data/dataset.h"
+#include "record/sensitivity_record.h"
 #include "store/store.h"
 
 #include <QDockWidget>

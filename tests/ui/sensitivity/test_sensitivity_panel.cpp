@@ -4,7 +4,7 @@
 // prediction, clicking a heatmap cell or a bar selects that layer, and Cancel stops a
 // sweep within a second leaving a cancelled run. It builds the shared state and the
 // panel alone; add the next case as a slot after these.
-#include "analysis/sensitivity_record.h"
+#include "record/sensitivity_record.h"
 #include "store/store.h"
 #include "support/studio_window.h"
 #include "ui/document/layer_selection.h"

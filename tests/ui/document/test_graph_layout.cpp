@@ -1,0 +1,134 @@
+// Graphviz layout of real graphs: every operator gets a box, boxes never overlap,
+// edges join existing boxes, and the direction is respected.
+#include "graph/onnx_import.h"
+#include "ui/document/graph_layout.h"
+#include "ui/widgets/theme.h"
+#include "util/error.h"
+
+#include <QApplication>
+#include <QDirIterator>
+#include <QtTest>
+
+using namespace qs;
+using namespace qs::ui;
+
+namespace {
+
+LayoutStyle style(GraphDirection d)
+{
+    LayoutStyle s;
+    s.direction = d;
+    s.titleFont = theme::graphTitleFont();
+    s.textFont = theme::graphTextFont();
+    return s;
+}
+
+void checkLayout(const Graph& g, const GraphLayout& l)
+{
+    int constants = 0;
+    for (const auto& n : g.nodes)
+        constants += n.opType == "Constant" ? 1 : 0;
+    QCOMPARE(int(l.boxes.size()), int(g.inputs.size() + g.nodes.size() + g.outputs.size()) - constants);
+    QCOMPARE(l.hiddenConstants, constants);
+    for (std::size_t i = 0; i < l.boxes.size(); ++i) {
+        QVERIFY(l.bounds.adjusted(-1, -1, 1, 1).contains(l.boxes[i].rect));
+        for (std::size_t j = i + 1; j < l.boxes.size(); ++j)
+            QVERIFY2(!l.boxes[i].rect.adjusted(1, 1, -1, -1).intersects(l.boxes[j].rect.adjusted(1, 1, -1, -1)),
+                     qPrintable(l.boxes[i].title + " overlaps " + l.boxes[j].title));
+    }
+    for (const auto& e : l.edges) {
+        QVERIFY(e.from >= 0 && e.from < int(l.boxes.size()));
+        QVERIFY(e.to >= 0 && e.to < int(l.boxes.size()));
+        QVERIFY(!e.path.isEmpty());
+    }
+    for (std::size_t n = 0; n < g.nodes.size(); ++n)
+        if (g.nodes[n].opType != "Constant")
+            QCOMPARE(l.boxes[std::size_t(l.boxOfNode(int(n)))].node, int(n));
+}
+
+} // namespace
+
+class TestGraphLayout : public QObject {
+    Q_OBJECT
+
+private slots:
+    void demoModel_data()
+    {
+        QTest::addColumn<int>("direction");
+        QTest::newRow("left to right") << int(GraphDirection::LeftToRight);
+        QTest::newRow("top to bottom") << int(GraphDirection::TopToBottom);
+    }
+    void demoModel()
+    {
+        QFETCH(int, direction);
+        const Graph g = importOnnx(QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx");
+        const GraphLayout l = layoutGraph(g, style(GraphDirection(direction)));
+        checkLayout(g, l);
+        // The input comes first along the flow, the output last.
+        const QRectF in = l.boxes.front().rect, out = l.boxes.back().rect;
+        QCOMPARE(l.boxes.front().kind, GraphLayout::BoxKind::Input);
+        QCOMPARE(l.boxes.back().kind, GraphLayout::BoxKind::Output);
+        if (GraphDirection(direction) == GraphDirection::LeftToRight)
+            QVERIFY(in.right() < out.left());
+        else
+            QVERIFY(in.bottom() < out.top());
+        // Every connection of the model is drawn: residual Adds have two incoming edges.
+        for (std::size_t n = 0; n < g.nodes.size(); ++n)
+            if (g.nodes[n].opType == "Add") {
+                const int box = l.boxOfNode(int(n));
+                const auto incoming = std::count_if(l.edges.begin(), l.edges.end(), [box](const auto& e) { return e.to == box; });
+                QCOMPARE(int(incoming), 2);
+            }
+        // Layer boxes carry the short name, the weight shape and the output shape.
+        const auto& conv = l.boxes[std::size_t(l.boxOfNode(g.findNode("/stem/stem.0/Conv")))];
+        QCOMPARE(conv.title, QStringLiteral("Conv"));
+        QCOMPARE(conv.lines.value(0), QStringLiteral("stem/stem.0"));
+        QCOMPARE(conv.lines.value(1), QStringLiteral("W 16\u00D71\u00D73\u00D73"));
+        QCOMPARE(conv.lines.value(2), QStringLiteral("[N,16,28,28]"));
+    }
+
+    void conformanceModels_data()
+    {
+        QTest::addColumn<QString>("path");
+        for (const char* dir : {"/pytorch-converted", "/pytorch-operator", "/simple"}) {
+            QDirIterator it(QStringLiteral(QS_TESTDATA_DIR) + QLatin1String(dir), {QStringLiteral("model.onnx")},
+                            QDir::Files, QDirIterator::Subdirectories);
+            while (it.hasNext()) {
+                const QString p = it.next();
+                QTest::newRow(qPrintable(QFileInfo(p).dir().dirName())) << p;
+            }
+        }
+    }
+    void conformanceModels()
+    {
+        QFETCH(QString, path);
+        Graph g;
+        try {
+            g = importOnnx(path.toStdString());
+        } catch (const Error& e) {
+            QSKIP(e.what()); // the importer's own tests cover what it refuses
+        }
+        checkLayout(g, layoutGraph(g, style(GraphDirection::TopToBottom)));
+    }
+
+    void shortNames_data()
+    {
+        QTest::addColumn<QString>("name");
+        QTest::addColumn<QString>("op");
+        QTest::addColumn<QString>("expected");
+        QTest::newRow("exporter path") << "/res1/conv1/Conv" << "Conv" << "res1/conv1";
+        QTest::newRow("plain") << "conv_3" << "Conv" << "conv_3";
+        QTest::newRow("only op") << "/Conv" << "Conv" << "/Conv";
+        QTest::newRow("other suffix") << "/fc/MatMul_1" << "MatMul" << "fc/MatMul_1";
+    }
+    void shortNames()
+    {
+        QFETCH(QString, name);
+        QFETCH(QString, op);
+        QFETCH(QString, expected);
+        QCOMPARE(shortLayerName(name.toStdString(), op.toStdString()), expected);
+    }
+};
+
+QTEST_MAIN(TestGraphLayout)
+#include "test_graph_layout.moc"
