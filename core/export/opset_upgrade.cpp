@@ -1,6 +1,7 @@
 // Opset upgrade through onnx::version_conversion (libonnx): see opset_upgrade.h.
 #include "export/opset_upgrade.h"
 
+#include "graph/node_builder.h"
 #include "graph/onnx_export.h"
 #include "graph/onnx_import.h"
 #include "runtime/plan.h"
@@ -66,14 +67,6 @@ void restoreNames(const Graph& original, Graph& converted)
     converted.index();
 }
 
-Attribute intAttribute(int64_t v)
-{
-    Attribute a;
-    a.kind = Attribute::Kind::Int;
-    a.i = v;
-    return a;
-}
-
 // Softmax, LogSoftmax and Hardmax before opset 13 coerce their input to 2-D at `axis`
 // (default 1); from 13 they work along one axis. onnx's Softmax 12->13 adapter needs the
 // input's full shape (it fails on symbolic dimensions, and writes -1 for each of them
@@ -129,31 +122,19 @@ Graph rewriteCoercedAxes(const Graph& g, const std::string& label, const std::ma
         if (axis < 0)
             axis += rank;
         Node op = n;
-        op.attrs["axis"] = intAttribute(-1);
+        op.attrs["axis"] = intAttr(-1);
         if (axis == rank - 1) {
             nodes.push_back(std::move(op));
             continue;
         }
         const std::string x = n.input(0), y = n.outputs.at(0);
         const std::string flat = y + "/flat2d", op2d = y + "/2d", shape = y + "/shape";
-        Node flatten;
-        flatten.name = n.name + "/Flatten";
-        flatten.opType = "Flatten";
-        flatten.inputs = {x};
-        flatten.outputs = {flat};
-        flatten.attrs["axis"] = intAttribute(axis);
-        Node shapeOf;
-        shapeOf.name = n.name + "/Shape";
-        shapeOf.opType = "Shape";
-        shapeOf.inputs = {x};
-        shapeOf.outputs = {shape};
+        Node flatten = makeNode("Flatten", n.name + "/Flatten", {x}, {flat});
+        flatten.attrs["axis"] = intAttr(axis);
+        Node shapeOf = makeNode("Shape", n.name + "/Shape", {x}, {shape});
         op.inputs[0] = flat;
         op.outputs[0] = op2d;
-        Node reshape;
-        reshape.name = n.name + "/Reshape";
-        reshape.opType = "Reshape";
-        reshape.inputs = {op2d, shape};
-        reshape.outputs = {y};
+        Node reshape = makeNode("Reshape", n.name + "/Reshape", {op2d, shape}, {y});
         // The 2-D values: [prod(dims before axis), prod(dims from axis)], unknown where symbolic.
         std::vector<Dim> dims2d(2);
         dims2d[0].value = dims2d[1].value = 1;

@@ -4,6 +4,7 @@
 #include "export/qdq.h"
 
 #include "export/opset_upgrade.h"
+#include "graph/node_builder.h"
 #include "graph/onnx_export.h"
 #include "util/error.h"
 
@@ -19,24 +20,6 @@ namespace qs {
 namespace {
 
 constexpr int64_t kMinOpset = 13; // DequantizeLinear with axis
-
-Attribute intAttr(int64_t v)
-{
-    Attribute a;
-    a.kind = Attribute::Kind::Int;
-    a.i = v;
-    return a;
-}
-
-Node makeNode(const std::string& op, const std::string& name, std::vector<std::string> in, std::vector<std::string> out)
-{
-    Node n;
-    n.opType = op;
-    n.name = name;
-    n.inputs = std::move(in);
-    n.outputs = std::move(out);
-    return n;
-}
 
 Tensor named(Tensor t, const std::string& name)
 {

@@ -1,6 +1,7 @@
 // Passes that remove work without changing a value: constant folding (Shape chains
 // included, on the shapes import fixed), Identity / Dropout / no-op Cast / Reshape
 // chain clean-up, and an explicit zero Pad folded into the Conv or pool after it.
+#include "graph/node_builder.h"
 #include "runtime/compiler.h"
 #include "runtime/passes/pass_context.h"
 
@@ -228,10 +229,7 @@ int padFold(PassContext& c)
         }
         if (!ok)
             continue;
-        Attribute a;
-        a.kind = Attribute::Kind::Ints;
-        a.ints = merged;
-        next.attrs["pads"] = a;
+        next.attrs["pads"] = intsAttr(merged);
         next.inputs[0] = pad.input(0);
         c.record(next.name, {next.name, pad.name}, str("folded Pad into ", next.opType));
         c.remove(int(i));

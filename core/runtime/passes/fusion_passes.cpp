@@ -2,6 +2,7 @@
 // and x * Clip(x + 3, 0, 6) / 6 into HardSwish (oneDNN eltwise_hardswish), and the ReduceMean / Sub / Pow /
 // ReduceMean / Add / Sqrt / Div (/ Mul / Add) chain exporters write for a layer norm
 // into LayerNormalization (oneDNN layer_normalization).
+#include "graph/node_builder.h"
 #include "runtime/passes/pass_context.h"
 
 #include <algorithm>
@@ -259,10 +260,8 @@ int layerNormFusion(PassContext& c)
                 ln.inputs.pop_back();
             ln.outputs = {outName};
             ln.attrs.clear();
-            ln.attrs["axis"].kind = Attribute::Kind::Int;
-            ln.attrs["axis"].i = -int64_t(neg.size());
-            ln.attrs["epsilon"].kind = Attribute::Kind::Float;
-            ln.attrs["epsilon"].f = *eps;
+            ln.attrs["axis"] = intAttr(-int64_t(neg.size()));
+            ln.attrs["epsilon"] = floatAttr(*eps);
             c.record(ln.name, names, "fused decomposed layer norm into LayerNormalization");
             for (std::size_t k = 0; k + 1 < nodes.size(); ++k)
                 c.remove(nodes[k]);

@@ -1,6 +1,7 @@
 // Transpose cancellation for NHWC exports (tf2onnx): a Transpose moves down through
 // element-wise ops and Pad (their constants and pads permuted to match) until it meets
 // a Transpose that undoes it, and the pair goes; two Transposes in a row become one.
+#include "graph/node_builder.h"
 #include "runtime/passes/pass_context.h"
 
 #include <algorithm>
@@ -168,8 +169,7 @@ int transposeCancel(PassContext& c)
             if (!chain.empty())
                 continue;
             second.inputs[0] = x;
-            second.attrs["perm"].kind = Attribute::Kind::Ints;
-            second.attrs["perm"].ints = composed;
+            second.attrs["perm"] = intsAttr(composed);
             c.record(second.name, {t1Name, second.name}, "merged Transpose pair");
             c.remove(int(i));
             c.commit();
@@ -193,8 +193,7 @@ int transposeCancel(PassContext& c)
                     if (in == prevOld)
                         in = prev;
                 if (slot == SIZE_MAX - 1) { // Pad before opset 11: pads as an attribute
-                    n.attrs["pads"].kind = Attribute::Kind::Ints;
-                    n.attrs["pads"].ints = value.toInt64();
+                    n.attrs["pads"] = intsAttr(value.toInt64());
                 } else if (slot != SIZE_MAX) {
                     n.inputs[slot] = c.addInitializer(n.inputs[slot] + "_untransposed", std::move(value));
                 }
