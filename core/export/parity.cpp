@@ -2,6 +2,7 @@
 #include "export/parity.h"
 
 #include "data/input_binding.h"
+#include "quant/quantizer.h"
 #include "util/error.h"
 
 #include <algorithm>
@@ -74,8 +75,7 @@ Tensor codesOf(const Tensor& t, const QParams& q)
     out.bytes.resize(std::size_t(t.numel()));
     const std::vector<float> v = t.toFloat();
     for (std::size_t i = 0; i < v.size(); ++i) {
-        const auto k = int32_t(std::clamp<float>(std::nearbyint(v[i] / q.scale) + float(q.zeroPoint), float(q.qmin),
-            float(q.qmax)));
+        const auto k = int32_t(quantCode(v[i], q));
         out.bytes[i] = std::byte(sgn ? uint8_t(int8_t(k)) : uint8_t(k));
     }
     return out;

@@ -23,12 +23,17 @@ struct QParams {
 // zero point = round(-lo / scale). A degenerate range gives scale 1 (nothing to resolve).
 QParams qparamsFor(float lo, float hi, int bits, bool symmetric);
 
+// The integer code of x on q's grid (as a float): round half to even, clamp.
+inline float quantCode(float x, const QParams& q)
+{
+    const float v = std::nearbyint(x / q.scale) + float(q.zeroPoint);
+    return v < float(q.qmin) ? float(q.qmin) : v > float(q.qmax) ? float(q.qmax) : v;
+}
+
 // Round half to even, clamp, dequantize.
 inline float fakeQuant(float x, const QParams& q)
 {
-    float v = std::nearbyint(x / q.scale) + float(q.zeroPoint);
-    v = v < float(q.qmin) ? float(q.qmin) : v > float(q.qmax) ? float(q.qmax) : v;
-    return (v - float(q.zeroPoint)) * q.scale;
+    return (quantCode(x, q) - float(q.zeroPoint)) * q.scale;
 }
 
 // How a weight tensor is split into quantization blocks: the block index of every
