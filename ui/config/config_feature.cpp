@@ -35,7 +35,13 @@ void ConfigFeature::addEditActions(MainWindow& window, Studio& studio)
     undo->setShortcut(QKeySequence::Undo);
     QAction* redo = config->undoStack()->createRedoAction(this, tr("&Redo"));
     redo->setObjectName(QStringLiteral("redoAction"));
-    redo->setShortcuts({QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_Z), QKeySequence::Redo});
+    // The platform's Redo keys plus both common ones, each once: a key listed twice
+    // registers two shortcuts that Qt calls ambiguous, and then neither fires.
+    QList<QKeySequence> redoKeys = QKeySequence::keyBindings(QKeySequence::Redo);
+    for (const QKeySequence& key : {QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_Z), QKeySequence(Qt::CTRL | Qt::Key_Y)})
+        if (!redoKeys.contains(key))
+            redoKeys.append(key);
+    redo->setShortcuts(redoKeys);
     QAction* first = edit->actions().value(0);
     edit->insertAction(first, undo);
     edit->insertAction(first, redo);
