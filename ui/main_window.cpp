@@ -17,6 +17,7 @@
 #include "ui/sensitivity/sensitivity_feature.h"
 #include "ui/whatif/whatif_feature.h"
 #include "ui/widgets/error_reporter.h"
+#include "ui/widgets/elided_label.h"
 #include "ui/widgets/format.h"
 #include "ui/widgets/icons.h"
 
@@ -27,7 +28,10 @@
 #include <QApplication>
 #include <QCloseEvent>
 #include <QComboBox>
+#include <QDialog>
+#include <QDialogButtonBox>
 #include <QDockWidget>
+#include <QHeaderView>
 #include <QDragEnterEvent>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -36,9 +40,13 @@
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QMimeData>
+#include <QScreen>
+#include <QScrollArea>
 #include <QSettings>
 #include <QStatusBar>
+#include <QTableWidget>
 #include <QToolBar>
+#include <QVBoxLayout>
 
 namespace qs::ui {
 namespace {
@@ -74,7 +82,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     setCentralWidget(graph_);
 
     jobStatus_ = new JobStatusWidget(studio.jobs(), this);
-    summary_ = new QLabel(this);
+    summary_ = new ElidedLabel(this, Qt::ElideRight);
     summary_->setObjectName(QStringLiteral("modelSummary"));
     summary_->setProperty("role", "muted");
     storeLabel_ = new QLabel(this);
@@ -117,7 +125,14 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
                 studio_->errors()->report(this, title, message);
         });
 
-    resize(1600, 1000);
+    // 1600x1000, or the screen's free area when that is smaller (a 1366x768 laptop).
+    QSize start(1600, 1000);
+    if (const QScreen* s = screen())
+        start = start.boundedTo(s->availableGeometry().size());
+    resize(start);
+    // The inspector and the layer table take their share of that window, not fixed pixels.
+    resizeDocks({inspectorDock_}, {std::min(610, start.width() * 2 / 5)}, Qt::Horizontal);
+    resizeDocks({tableDock_}, {std::min(340, start.height() * 2 / 5)}, Qt::Vertical);
     defaultState_ = saveState(stateVersion);
     restoreSettings();
     updateTitle();
@@ -135,7 +150,14 @@ QDockWidget* MainWindow::addDock(
 {
     auto* dock = new QDockWidget(title, this);
     dock->setObjectName(objectName);
-    dock->setWidget(content);
+    // In a scroll area: a panel taller or wider than a small screen's share scrolls
+    // instead of widening the window past the screen.
+    auto* scroll = new QScrollArea(dock);
+    scroll->setObjectName(objectName + QStringLiteral("Scroll"));
+    scroll->setWidget(content);
+    scroll->setWidgetResizable(true);
+    scroll->setFrameShape(QFrame::NoFrame);
+    dock->setWidget(scroll);
     dock->setFeatures(
         QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable | QDockWidget::DockWidgetClosable);
     addDockWidget(area, dock);
@@ -182,9 +204,9 @@ void MainWindow::createActions()
     storeAction_->setToolTip(tr("The SQLite experiment store runs are recorded in; remembered for the next start"));
     connect(storeAction_, &QAction::triggered, this, &MainWindow::chooseStore);
 
-    calibrateAction_ = new QAction(icon(IconId::Calibrate), tr("&Collect Activation Statistics"), this);
+    // One name everywhere (toolbar, menu, inspector): calibration is what the field calls it.
+    calibrateAction_ = new QAction(icon(IconId::Calibrate), tr("&Calibrate"), this);
     calibrateAction_->setObjectName(QStringLiteral("calibrateAction"));
-    calibrateAction_->setIconText(tr("Calibrate"));
     calibrateAction_->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_R));
     calibrateAction_->setToolTip(tr("Run the model over the calibration data and record every "
                                     "layer's activation statistics (Ctrl+R)"));
@@ -279,14 +301,74 @@ void MainWindow::createMenus()
     analyzeMenu_->addAction(calibrateAction_);
     analyzeMenu_->addAction(cancelAction_);
 
-    QMenu* help = menuBar()->addMenu(tr("&Help"));
-    connect(help->addAction(tr("&About QuantStudio")), &QAction::triggered, this, [this] {
+    helpMenu_ = menuBar()->addMenu(tr("&Help"));
+    QAction* keys = helpMenu_->addAction(tr("&Keyboard Shortcuts"));
+    keys->setObjectName(QStringLiteral("shortcutsAction"));
+    connect(keys, &QAction::triggered, this, &MainWindow::showShortcuts);
+    helpMenu_->addSeparator();
+    connect(helpMenu_->addAction(tr("&About QuantStudio")), &QAction::triggered, this, [this] {
         QMessageBox::about(this, tr("About QuantStudio"),
             tr("<b>QuantStudio %1</b><p>A studio for neural-network quantization "
                "experiments: inspect a model, measure what quantization costs each "
-               "layer, choose bits, export.</p>")
+               "layer, choose bits, export.</p><p>The same workflow runs headless in "
+               "<tt>quantstudio-cli</tt> (<tt>quantstudio-cli --help</tt>).</p>")
                 .arg(QCoreApplication::applicationVersion()));
     });
+}
+
+QMenu* MainWindow::addMenu(const QString& title)
+{
+    auto* menu = new QMenu(title, menuBar());
+    menuBar()->insertMenu(helpMenu_->menuAction(), menu);
+    return menu;
+}
+
+// Every action of the window that has a key, read from the menus themselves, so the
+// list cannot drift from what the keys do.
+void MainWindow::showShortcuts()
+{
+    auto* dialog = new QDialog(this);
+    dialog->setObjectName(QStringLiteral("shortcutsDialog"));
+    dialog->setAttribute(Qt::WA_DeleteOnClose);
+    dialog->setWindowTitle(tr("Keyboard Shortcuts"));
+    auto* table = new QTableWidget(dialog);
+    table->setColumnCount(3);
+    table->setHorizontalHeaderLabels({tr("Menu"), tr("Command"), tr("Keys")});
+    table->verticalHeader()->hide();
+    table->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    table->setSelectionBehavior(QAbstractItemView::SelectRows);
+    QList<QAction*> seen;
+    for (QAction* top : menuBar()->actions()) {
+        QMenu* menu = top->menu();
+        if (!menu)
+            continue;
+        QList<QAction*> pending = menu->actions();
+        while (!pending.isEmpty()) {
+            QAction* a = pending.takeFirst();
+            if (a->menu())
+                pending += a->menu()->actions();
+            if (a->shortcuts().isEmpty() || seen.contains(a))
+                continue;
+            seen << a;
+            QStringList keys;
+            for (const QKeySequence& k : a->shortcuts())
+                keys << k.toString(QKeySequence::NativeText);
+            const int row = table->rowCount();
+            table->insertRow(row);
+            table->setItem(row, 0, new QTableWidgetItem(QString(top->text()).remove(u'&')));
+            table->setItem(row, 1, new QTableWidgetItem(QString(a->text()).remove(u'&').remove(QChar(0x2026))));
+            table->setItem(row, 2, new QTableWidgetItem(keys.join(QStringLiteral(", "))));
+        }
+    }
+    table->resizeColumnsToContents();
+    table->horizontalHeader()->setStretchLastSection(true);
+    auto* buttons = new QDialogButtonBox(QDialogButtonBox::Close, dialog);
+    connect(buttons, &QDialogButtonBox::rejected, dialog, &QDialog::close);
+    auto* layout = new QVBoxLayout(dialog);
+    layout->addWidget(table);
+    layout->addWidget(buttons);
+    dialog->resize(560, 520);
+    dialog->show();
 }
 
 void MainWindow::chooseModel()
@@ -387,7 +469,7 @@ void MainWindow::updateSummary()
     const ModelDocument* doc = studio_->document();
     const auto& m = doc->model();
     if (!m) {
-        summary_->setText(tr("No model open \u2014 File \u203A Open (Ctrl+O), or drop an .onnx file here"));
+        summary_->setFullText(tr("No model open \u2014 File \u203A Open (Ctrl+O), or drop an .onnx file here"));
         return;
     }
     const Graph& g = *m->graph;
@@ -418,8 +500,8 @@ void MainWindow::updateSummary()
                     .arg(m->unsupportedOps().join(QStringLiteral(", ")))
                     .arg(m->unsupportedNodes.size())
                     .arg(m->unsupportedNodes.size() == 1 ? tr("node") : tr("nodes"));
-    summary_->setText(text);
-    QString tip;
+    summary_->setFullText(text);
+    QString tip = text.toHtmlEscaped() + QStringLiteral("<br/>");
     for (const auto& w : g.warnings)
         tip += QString::fromStdString(w).toHtmlEscaped() + QStringLiteral("<br/>");
     summary_->setToolTip(tip);

@@ -16,6 +16,7 @@ class QToolBar;
 
 namespace qs::ui {
 
+class ElidedLabel;
 class GraphPanel;
 class InspectorPanel;
 class JobStatusWidget;
@@ -36,10 +37,12 @@ public:
     void addViewEntry(QDockWidget* dock);                // the dock's toggle in View, among the other docks
     void addAnalyzeAction(QAction* action);              // Analyze, above Cancel Job
     void addFileActions(const QList<QAction*>& actions); // File, a group above Quit
+    QMenu* addMenu(const QString& title);                // a feature's own menu, before Help
     QMenu* fileMenu() const { return fileMenu_; }
     QMenu* editMenu() const { return editMenu_; }
     QMenu* viewMenu() const { return viewMenu_; }
     QMenu* analyzeMenu() const { return analyzeMenu_; }
+    QMenu* helpMenu() const { return helpMenu_; }
     QToolBar* toolBar() const { return toolBar_; }
     QDockWidget* layersDock() const { return tableDock_; }
     QDockWidget* inspectorDock() const { return inspectorDock_; }
@@ -75,6 +78,7 @@ private:
     void saveSettings();
     void addRecent(const QString& path);
     void rebuildRecentMenu();
+    void showShortcuts();
     void chooseModel();
     void chooseData();
     void chooseStore();
@@ -88,7 +92,7 @@ private:
     GraphPanel* graph_;
     InspectorPanel* inspector_;
     JobStatusWidget* jobStatus_;
-    QLabel* summary_;
+    ElidedLabel* summary_;
     QLabel* storeLabel_;
     QDockWidget* tableDock_ = nullptr;
     QDockWidget* inspectorDock_ = nullptr;
@@ -96,6 +100,7 @@ private:
     QMenu* editMenu_ = nullptr;
     QMenu* viewMenu_ = nullptr;
     QMenu* analyzeMenu_ = nullptr;
+    QMenu* helpMenu_ = nullptr;
     QMenu* recentMenu_ = nullptr;
     QToolBar* toolBar_ = nullptr;
     QAction* openAction_ = nullptr;

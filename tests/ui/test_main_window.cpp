@@ -21,6 +21,7 @@
 #include "ui/layers/layer_table_model.h"
 #include "ui/layers/layer_table_panel.h"
 #include "ui/main_window.h"
+#include "ui/widgets/elided_label.h"
 #include "ui/widgets/error_reporter.h"
 #include "ui/widgets/plot_view.h"
 #include "util/hash.h"
@@ -33,6 +34,7 @@
 #include <QElapsedTimer>
 #include <QLabel>
 #include <QLineEdit>
+#include <QMenuBar>
 #include <QMessageBox>
 #include <QMimeData>
 #include <QProgressBar>
@@ -498,7 +500,7 @@ private slots:
         QCOMPARE(model->unsupportedNodes.front(), snake);
         QVERIFY(window->graphPanel()->view()->itemForNode(snake)->isUnsupported());
         QVERIFY(!window->graphPanel()->view()->itemForNode(model->graph->findNode("conv"))->isUnsupported());
-        const QString summary = window->findChild<QLabel*>(QStringLiteral("modelSummary"))->text();
+        const QString summary = window->findChild<ElidedLabel*>(QStringLiteral("modelSummary"))->fullText();
         QVERIFY2(summary.contains(QStringLiteral("not runnable here: SnakeActivation (1 node)")), qPrintable(summary));
 
         QSignalSpy reported(window->studio().errors(), &ErrorReporter::reported);
@@ -540,8 +542,8 @@ private slots:
         const QString npy = dir.filePath(QStringLiteral("x.npy"));
         writeNpy(Tensor(DType::Float, {3, 2, 4, 7}), npy.toStdString());
         QVERIFY(openAndWait(path));
-        auto* summary = window->findChild<QLabel*>(QStringLiteral("modelSummary"));
-        QVERIFY2(summary->text().contains(QStringLiteral("input x [N,2,4,W]")), qPrintable(summary->text()));
+        auto* summary = window->findChild<ElidedLabel*>(QStringLiteral("modelSummary"));
+        QVERIFY2(summary->fullText().contains(QStringLiteral("input x [N,2,4,W]")), qPrintable(summary->fullText()));
 
         const QString before = window->studio().dataPath();
         window->studio().setDataPath(npy);
@@ -549,10 +551,10 @@ private slots:
         QVERIFY(window->studio().runCalibration() > 0);
         QVERIFY(finished.wait(60000));
         QVERIFY(finished.front().at(0).toBool());
-        QVERIFY2(summary->text().contains(QStringLiteral("input x [N,2,4,7]")), qPrintable(summary->text()));
+        QVERIFY2(summary->fullText().contains(QStringLiteral("input x [N,2,4,7]")), qPrintable(summary->fullText()));
         window->studio().setDataPath(before);
         QVERIFY(openAndWait(demoPath));
-        QVERIFY2(!summary->text().contains(QStringLiteral(" input ")), qPrintable(summary->text()));
+        QVERIFY2(!summary->fullText().contains(QStringLiteral(" input ")), qPrintable(summary->fullText()));
     }
 
     void missingFileNamesPath()
@@ -775,6 +777,54 @@ private slots:
         QCOMPARE(redoneByY, edited);
         config->undoStack()->undo();
         config->undoStack()->clear();
+    }
+
+    // Menus in the usual order (Help last, after the features' menus), and Help lists
+    // every key the window binds, read from the actions themselves.
+    void helpIsLastAndListsShortcuts()
+    {
+        QStringList titles;
+        for (QAction* a : window->menuBar()->actions())
+            titles << a->text().remove(u'&');
+        QCOMPARE(titles.last(), QStringLiteral("Help"));
+        QVERIFY2(titles.indexOf(QStringLiteral("Runs")) >= 0 && titles.indexOf(QStringLiteral("Runs")) < titles.size() - 1,
+            qPrintable(titles.join(u' ')));
+        auto* keys = window->findChild<QAction*>(QStringLiteral("shortcutsAction"));
+        QVERIFY(keys);
+        keys->trigger();
+        auto* dialog = window->findChild<QDialog*>(QStringLiteral("shortcutsDialog"));
+        QVERIFY(dialog);
+        auto* table = dialog->findChild<QTableWidget*>();
+        QVERIFY(table);
+        QStringList rows;
+        for (int r = 0; r < table->rowCount(); ++r)
+            rows << table->item(r, 1)->text() + u'=' + table->item(r, 2)->text();
+        QVERIFY2(rows.contains(QStringLiteral("Calibrate=Ctrl+R")), qPrintable(rows.join(u' ')));
+        QVERIFY2(rows.filter(QStringLiteral("Redo=")).value(0).contains(QStringLiteral("Ctrl+Shift+Z")),
+            qPrintable(rows.join(u' ')));
+        dialog->close();
+    }
+
+    // The window and its docks fit a 1366x768 screen (less a 30 px panel and the title
+    // bar), with a model open and the calibration job's progress in the status bar.
+    void fitsSmallScreen()
+    {
+        ensureDemo();
+        const QSize limit(1366, 768 - 30 - 30);
+        QStringList hints;
+        for (QDockWidget* dock : window->findChildren<QDockWidget*>())
+            hints << QStringLiteral("%1 %2x%3").arg(dock->objectName()).arg(dock->minimumSizeHint().width()).arg(dock->minimumSizeHint().height());
+        hints << QStringLiteral("central %1x%2").arg(window->centralWidget()->minimumSizeHint().width()).arg(window->centralWidget()->minimumSizeHint().height());
+        hints << QStringLiteral("status %1x%2").arg(window->statusBar()->minimumSizeHint().width()).arg(window->statusBar()->minimumSizeHint().height());
+        hints << QStringLiteral("toolbar %1").arg(window->toolBar()->minimumSizeHint().width());
+        const QSize min = window->minimumSizeHint();
+        QVERIFY2(min.width() <= limit.width() && min.height() <= limit.height(),
+            qPrintable(QStringLiteral("window needs %1x%2: ").arg(min.width()).arg(min.height()) + hints.join(QStringLiteral(", "))));
+        const QSize old = window->size();
+        window->resize(limit);
+        QTest::qWait(50);
+        QCOMPARE(window->size(), limit);
+        window->resize(old);
     }
 
     void cleanupTestCase()

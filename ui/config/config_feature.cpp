@@ -37,8 +37,8 @@ void ConfigFeature::addEditActions(MainWindow& window, Studio& studio)
     redo->setObjectName(QStringLiteral("redoAction"));
     // The platform's Redo keys plus both common ones, each once: a key listed twice
     // registers two shortcuts that Qt calls ambiguous, and then neither fires.
-    QList<QKeySequence> redoKeys = QKeySequence::keyBindings(QKeySequence::Redo);
-    for (const QKeySequence& key : {QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_Z), QKeySequence(Qt::CTRL | Qt::Key_Y)})
+    QList<QKeySequence> redoKeys{QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_Z)};
+    for (const QKeySequence& key : QKeySequence::keyBindings(QKeySequence::Redo) + QList{QKeySequence(Qt::CTRL | Qt::Key_Y)})
         if (!redoKeys.contains(key))
             redoKeys.append(key);
     redo->setShortcuts(redoKeys);

@@ -321,7 +321,7 @@ InspectorPanel::InspectorPanel(Studio& studio, QWidget* parent)
     layout->addWidget(pages_, 1);
 
     // Empty state of the activation plot: a direct way to the calibration job.
-    auto* calibrate = new QPushButton(icon(IconId::Calibrate), QStringLiteral("Collect activation statistics"),
+    auto* calibrate = new QPushButton(icon(IconId::Calibrate), QStringLiteral("Calibrate"),
                                       activationPlot_->plot());
     calibrate->setObjectName(QStringLiteral("inspectorCalibrate"));
     calibrate->hide();

@@ -26,7 +26,7 @@ RunsFeature* RunsFeature::install(MainWindow& window, Studio& studio)
     window.layersDock()->raise();
     f->controller_->setDocks(f->runsDock_, f->compareDock_);
 
-    QMenu* menu = window.menuBar()->addMenu(tr("&Runs"));
+    QMenu* menu = window.addMenu(tr("&Runs"));
     menu->addAction(f->controller_->quantizeAction());
     menu->addAction(f->controller_->exportAction());
     menu->addSeparator();
