@@ -4,6 +4,8 @@
 #include "ui/config/config_feature.h"
 #include "ui/document/app_paths.h"
 #include "ui/document/model_document.h"
+#include "ui/document/project.h"
+#include "ui/document/quant_config_document.h"
 #include "ui/document/studio.h"
 #include "ui/graph/graph_panel.h"
 #include "ui/graph/graph_view.h"
@@ -37,9 +39,11 @@
 #include <QFileInfo>
 #include <QLabel>
 #include <QLineEdit>
+#include <QLocale>
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QMimeData>
+#include <QPushButton>
 #include <QScreen>
 #include <QScrollArea>
 #include <QSettings>
@@ -56,7 +60,7 @@ constexpr int maxRecent = 8;
 
 bool isModelFile(const QString& path)
 {
-    return path.endsWith(QStringLiteral(".onnx"), Qt::CaseInsensitive);
+    return path.endsWith(QStringLiteral(".onnx"), Qt::CaseInsensitive) || ProjectController::isProjectFile(path);
 }
 
 } // namespace
@@ -95,6 +99,15 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     statusBar()->addPermanentWidget(jobStatus_);
     statusBar()->setSizeGripEnabled(true);
 
+    project_ = new ProjectController(studio, this);
+    connect(project_, &ProjectController::autosaveFound, this, &MainWindow::offerAutosave);
+    connect(project_, &ProjectController::opened, this, [this] { updateTitle(); });
+    connect(project_, &ProjectController::failed, this,
+        [this](const QString& message) { studio_->errors()->report(this, tr("Opening the project"), message); });
+    connect(project_, &ProjectController::saved, this, [this] { updateTitle(); });
+    connect(studio.config(), &QuantConfigDocument::configChanged, this,
+        [this] { setWindowModified(project_->isModified()); });
+    connect(&studio, &Studio::dataPathChanged, this, [this] { setWindowModified(project_->isModified()); });
     createActions();
     createDocks();
     createMenus();
@@ -193,7 +206,7 @@ void MainWindow::createActions()
 
     demoAction_ = new QAction(icon(IconId::Demo), tr("Open &Demo Model"), this);
     demoAction_->setToolTip(tr("The bundled Fashion-MNIST CNN with 1,000 calibration images"));
-    connect(demoAction_, &QAction::triggered, this, [this] { studio_->openModel(demoModelPath()); });
+    connect(demoAction_, &QAction::triggered, this, [this] { openFile(demoModelPath()); });
 
     dataAction_ = new QAction(icon(IconId::Data), tr("Calibration &Data\u2026"), this);
     dataAction_->setToolTip(tr("Choose the images (IDX) or arrays (NPY) calibration runs on"));
@@ -220,6 +233,15 @@ void MainWindow::createActions()
         if (!running.isEmpty())
             studio_->jobs()->cancel(running.back());
     });
+
+    saveProjectAction_ = new QAction(tr("&Save Project"), this);
+    saveProjectAction_->setObjectName(QStringLiteral("saveProjectAction"));
+    saveProjectAction_->setShortcut(QKeySequence::Save);
+    saveProjectAction_->setToolTip(tr("The model, its data and the bit configuration with kept ranges, as a .qsproj file"));
+    connect(saveProjectAction_, &QAction::triggered, this, [this] { saveProject(false); });
+    saveProjectAsAction_ = new QAction(tr("Save Project &As\u2026"), this);
+    saveProjectAsAction_->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_S));
+    connect(saveProjectAsAction_, &QAction::triggered, this, [this] { saveProject(true); });
 
     quitAction_ = new QAction(tr("&Quit"), this);
     quitAction_->setShortcut(QKeySequence::Quit);
@@ -251,6 +273,8 @@ void MainWindow::createMenus()
     fileMenu_->addAction(openAction_);
     recentMenu_ = fileMenu_->addMenu(tr("Open &Recent"));
     fileMenu_->addAction(demoAction_);
+    fileMenu_->addAction(saveProjectAction_);
+    fileMenu_->addAction(saveProjectAsAction_);
     fileMenu_->addSeparator();
     fileMenu_->addAction(dataAction_);
     fileMenu_->addAction(storeAction_);
@@ -376,11 +400,67 @@ void MainWindow::chooseModel()
     QSettings settings;
     const QString dir = settings.value(QStringLiteral("files/lastDir"), QDir::homePath()).toString();
     const QString path =
-        QFileDialog::getOpenFileName(this, tr("Open model"), dir, tr("ONNX models (*.onnx);;All files (*)"));
+        QFileDialog::getOpenFileName(this, tr("Open model or project"), dir,
+            tr("ONNX models and QuantStudio projects (*.onnx *.qsproj);;All files (*)"));
     if (path.isEmpty())
         return;
     settings.setValue(QStringLiteral("files/lastDir"), QFileInfo(path).absolutePath());
-    studio_->openModel(path);
+    openFile(path);
+}
+
+void MainWindow::openFile(const QString& path)
+{
+    if (!maybeSave())
+        return;
+    if (!ProjectController::isProjectFile(path)) {
+        studio_->openModel(path);
+        return;
+    }
+    if (!project_->open(path))
+        studio_->errors()->report(this, tr("Opening the project"), project_->lastError());
+}
+
+bool MainWindow::saveProject(bool choosePath)
+{
+    QString path = project_->path();
+    if (choosePath || path.isEmpty()) {
+        const auto& m = studio_->document()->model();
+        const QString suggested = !path.isEmpty() ? path
+                                  : m && !m->path.isEmpty()
+                                      ? QFileInfo(m->path).absolutePath() + u'/' + QFileInfo(m->path).completeBaseName() +
+                                            QStringLiteral(".qsproj")
+                                      : QString();
+        path = QFileDialog::getSaveFileName(this, tr("Save project"), suggested, tr("QuantStudio projects (*.qsproj)"));
+        if (path.isEmpty())
+            return false;
+        if (!ProjectController::isProjectFile(path))
+            path += QStringLiteral(".qsproj");
+    }
+    if (!project_->save(path)) {
+        studio_->errors()->report(this, tr("Saving the project"), project_->lastError());
+        return false;
+    }
+    statusBar()->showMessage(tr("Saved %1").arg(QDir::toNativeSeparators(path)), 4000);
+    return true;
+}
+
+// Before the open work is replaced or the window closes: true to go on.
+bool MainWindow::maybeSave()
+{
+    if (!project_->isModified())
+        return true;
+    QMessageBox box(QMessageBox::Warning, tr("Unsaved changes"),
+        tr("The bit configuration, kept ranges or data choice of %1 have changes that are not saved.")
+            .arg(studio_->document()->model()->displayName()),
+        QMessageBox::Save | QMessageBox::Discard | QMessageBox::Cancel, this);
+    box.setObjectName(QStringLiteral("unsavedChangesBox"));
+    box.setInformativeText(tr("Save them in a project file?"));
+    box.setDefaultButton(QMessageBox::Save);
+    switch (box.exec()) {
+    case QMessageBox::Save: return saveProject(false);
+    case QMessageBox::Discard: project_->discardAutosave(); return true;
+    default: return false;
+    }
 }
 
 void MainWindow::chooseData()
@@ -443,7 +523,7 @@ void MainWindow::rebuildRecentMenu()
         QAction* a = recentMenu_->addAction(QStringLiteral("&%1  %2").arg(++n).arg(QFileInfo(path).fileName()));
         a->setToolTip(path);
         a->setStatusTip(path);
-        connect(a, &QAction::triggered, this, [this, path] { studio_->openModel(path); });
+        connect(a, &QAction::triggered, this, [this, path] { openFile(path); });
     }
     if (recent.isEmpty())
         recentMenu_->addAction(tr("No recent models"))->setEnabled(false);
@@ -459,7 +539,12 @@ void MainWindow::rebuildRecentMenu()
 void MainWindow::updateTitle()
 {
     const auto& m = studio_->document()->model();
-    setWindowTitle(m ? tr("%1 \u2014 QuantStudio").arg(m->displayName()) : tr("QuantStudio"));
+    // "[*]" shows the unsaved-changes mark; the project's name once there is one.
+    const QString project = QFileInfo(project_->path()).completeBaseName();
+    setWindowTitle(!m                  ? tr("QuantStudio")
+                   : project.isEmpty() ? tr("%1[*] \u2014 QuantStudio").arg(m->displayName())
+                                       : tr("%1[*] (%2) \u2014 QuantStudio").arg(project, m->displayName()));
+    setWindowModified(project_->isModified());
     if (m && !m->path.isEmpty())
         setWindowFilePath(m->path);
 }
@@ -539,8 +624,36 @@ void MainWindow::saveSettings()
         graph_->direction() == GraphDirection::TopToBottom ? QStringLiteral("TB") : QStringLiteral("LR"));
 }
 
+// Work from a session that ended without saving (a crash, a kill): offered, not forced,
+// in a box that does not block the window.
+void MainWindow::offerAutosave(const QDateTime& when)
+{
+    auto* box = new QMessageBox(QMessageBox::Question, tr("Restore unsaved work?"),
+        tr("Unsaved changes to %1 from %2 were kept when the studio last closed without saving.")
+            .arg(studio_->document()->model()->displayName(), QLocale().toString(when, QLocale::ShortFormat)),
+        QMessageBox::NoButton, this);
+    box->setObjectName(QStringLiteral("restoreAutosaveBox"));
+    box->setAttribute(Qt::WA_DeleteOnClose);
+    QPushButton* restore = box->addButton(tr("Restore"), QMessageBox::AcceptRole);
+    box->addButton(tr("Discard"), QMessageBox::DestructiveRole);
+    connect(box, &QMessageBox::buttonClicked, this, [this, restore](QAbstractButton* clicked) {
+        if (clicked == restore) {
+            if (!project_->restoreAutosave())
+                studio_->errors()->report(this, tr("Restoring unsaved work"), project_->lastError());
+        } else {
+            project_->discardAutosave();
+        }
+    });
+    box->open();
+}
+
 void MainWindow::closeEvent(QCloseEvent* event)
 {
+    if (!maybeSave()) {
+        event->ignore();
+        return;
+    }
+    project_->discardAutosave();
     saveSettings();
     studio_->jobs()->cancelAll();
     event->accept();
@@ -559,7 +672,7 @@ void MainWindow::dropEvent(QDropEvent* event)
 {
     for (const QUrl& url : event->mimeData()->urls())
         if (url.isLocalFile() && isModelFile(url.toLocalFile())) {
-            studio_->openModel(url.toLocalFile());
+            openFile(url.toLocalFile());
             event->acceptProposedAction();
             return;
         }

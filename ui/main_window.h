@@ -9,6 +9,7 @@
 #include <QMainWindow>
 
 class QAction;
+class QDateTime;
 class QDockWidget;
 class QLabel;
 class QMenu;
@@ -17,6 +18,7 @@ class QToolBar;
 namespace qs::ui {
 
 class ElidedLabel;
+class ProjectController;
 class GraphPanel;
 class InspectorPanel;
 class JobStatusWidget;
@@ -29,6 +31,8 @@ public:
     ~MainWindow() override;
 
     Studio& studio() const { return *studio_; }
+    ProjectController* project() const { return project_; }
+    void openFile(const QString& path); // a model or a .qsproj, after asking about unsaved work
 
     // What features attach to. One helper makes every dock (as hotspot's dockify):
     // titled, movable, floatable and closable, tabbed behind `tabifyWith` when given.
@@ -79,6 +83,9 @@ private:
     void addRecent(const QString& path);
     void rebuildRecentMenu();
     void showShortcuts();
+    bool saveProject(bool choosePath);
+    bool maybeSave();
+    void offerAutosave(const QDateTime& when);
     void chooseModel();
     void chooseData();
     void chooseStore();
@@ -101,6 +108,9 @@ private:
     QMenu* viewMenu_ = nullptr;
     QMenu* analyzeMenu_ = nullptr;
     QMenu* helpMenu_ = nullptr;
+    ProjectController* project_ = nullptr;
+    QAction* saveProjectAction_ = nullptr;
+    QAction* saveProjectAsAction_ = nullptr;
     QMenu* recentMenu_ = nullptr;
     QToolBar* toolBar_ = nullptr;
     QAction* openAction_ = nullptr;

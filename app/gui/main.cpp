@@ -114,7 +114,7 @@ int main(int argc, char** argv)
         window.studio().openStartupStore();
     const QStringList positional = args.positionalArguments();
     if (!positional.isEmpty())
-        window.studio().openModel(QFileInfo(positional.front()).absoluteFilePath());
+        window.openFile(QFileInfo(positional.front()).absoluteFilePath());
     else
         window.studio().openStartupModel();
     return app.exec();

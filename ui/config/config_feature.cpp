@@ -61,7 +61,6 @@ void ConfigFeature::addFileActions(MainWindow& window, Studio& studio)
     Studio* s = &studio;
     auto* save = new QAction(tr("&Save Bit Configuration…"), this);
     save->setObjectName(QStringLiteral("saveConfigAction"));
-    save->setShortcut(QKeySequence::Save);
     save->setToolTip(tr("The per-layer bits as JSON, for quantstudio-cli quantize --config"));
     connect(save, &QAction::triggered, this, [w, s, config] {
         const QString path = QFileDialog::getSaveFileName(w, tr("Save bit configuration"),
