@@ -123,6 +123,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
 
     connect(&studio, &Studio::modelOpened, this, &MainWindow::addRecent);
     connect(&studio, &Studio::storeOpened, this, &MainWindow::showStore);
+    connect(&studio, &Studio::storeCounted, this, &MainWindow::showStore);
     connect(&studio, &Studio::dataPathChanged, this, &MainWindow::updateSummary);
     connect(studio.document(), &ModelDocument::modelChanged, this, [this] {
         updateTitle();

@@ -251,6 +251,23 @@ int Studio::runCalibration()
                });
 }
 
+namespace {
+
+// A Store is one SQLite connection per thread: this one only checks the file and counts
+// what it holds; views that read runs open their own.
+StoreSummary countStore(const QString& path)
+{
+    const Store store = Store::open(path.toStdString());
+    StoreSummary summary;
+    summary.path = path;
+    summary.runs = int64_t(store.runs().size());
+    summary.models = int64_t(store.models().size());
+    summary.schemaVersion = store.schemaVersion();
+    return summary;
+}
+
+} // namespace
+
 int Studio::openStore(const QString& path)
 {
     const QString abs = QFileInfo(path).absoluteFilePath();
@@ -258,14 +275,7 @@ int Studio::openStore(const QString& path)
     return jobs_->start(QStringLiteral("store"), tr("Opening database %1").arg(QFileInfo(abs).fileName()),
         [self, abs](Progress& progress, const CancelToken&) -> JobRunner::Deliver {
             progress.report(0, "opening");
-            // A Store is one SQLite connection per thread: this one only checks the file
-            // and counts what it holds; views that read runs open their own.
-            const Store store = Store::open(abs.toStdString());
-            StoreSummary summary;
-            summary.path = abs;
-            summary.runs = int64_t(store.runs().size());
-            summary.models = int64_t(store.models().size());
-            summary.schemaVersion = store.schemaVersion();
+            const StoreSummary summary = countStore(abs);
             return [self, summary] {
                 if (!self)
                     return;
@@ -288,8 +298,15 @@ void Studio::loadStoredResults()
     jobs_->start(QStringLiteral("stored"), tr("Reading stored runs of %1").arg(model->displayName()),
         [self, store, path, generation](Progress&, const CancelToken&) -> JobRunner::Deliver {
             auto stored = ::qs::ui::loadStoredResults(store, path);
-            return [self, stored, generation] {
-                if (!self || self->doc_->generation() != generation || self->store_.path != stored->storePath)
+            // Recounted as well: this runs after every recorded sweep, so the status bar's
+            // count follows the database.
+            StoreSummary summary = countStore(store);
+            return [self, stored, generation, summary] {
+                if (!self || self->store_.path != stored->storePath)
+                    return;
+                self->store_ = summary;
+                emit self->storeCounted();
+                if (self->doc_->generation() != generation)
                     return;
                 self->doc_->setStored(stored);
                 emit self->storedResultsLoaded();
@@ -301,9 +318,11 @@ void Studio::openStartupStore()
 {
     const QString last = QSettings().value(QStringLiteral("store/path")).toString();
     const QString fallback = QString::fromStdString(defaultStorePath());
+    // The last database, else the default one the CLI also records in, created when
+    // missing: runs and sweeps are recorded from the first start, as the README says.
     if (!last.isEmpty() && QFileInfo::exists(last))
         openStore(last);
-    else if (QFileInfo::exists(fallback))
+    else
         openStore(fallback);
 }
 

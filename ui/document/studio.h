@@ -94,6 +94,7 @@ signals:
     void calibrationFinished(bool ok);
     void storeOpened(const QString& path);
     void storedResultsLoaded(); // the open model's runs in the open database reached the document
+    void storeCounted();        // store() has new counts (after a run was recorded)
     void dataPathChanged();
 
 private:

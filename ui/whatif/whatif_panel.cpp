@@ -120,8 +120,20 @@ WhatIfPanel::WhatIfPanel(ModelDocument* doc, WhatIfController* whatIf, Inspector
     connect(whatIf_, &WhatIfController::failed, this, [this](const QString& message) {
         result_->setText(QStringLiteral("<span style='color:#b91c1c'>%1</span>").arg(message.toHtmlEscaped()));
     });
-    error_->setText(QStringLiteral("Drag the dark lines on a histogram to try a clipping range."));
+    // Another model: nothing of the last one's what-if is true of it.
+    connect(doc_, &ModelDocument::modelChanged, this, [this] {
+        change_.reset();
+        errorNow_.reset();
+        error_->setText(idleText());
+        showResult();
+    });
+    error_->setText(idleText());
     showKept();
+}
+
+QString WhatIfPanel::idleText()
+{
+    return QStringLiteral("Drag the dark lines on a histogram to try a clipping range.");
 }
 
 std::string WhatIfPanel::layerName() const

@@ -69,6 +69,7 @@ private:
     QSpinBox* wbits_;
     QSpinBox* abits_;
     QPushButton* keep_;
+    static QString idleText();
     std::optional<WhatIfChange> change_;
     std::optional<TensorQuantError> errorNow_;
     // Per target: the layer and base range the lines were last placed from.

@@ -253,6 +253,25 @@ private slots:
         window->show();
     }
 
+    // Without a remembered database the studio opens (and creates) the default one the
+    // CLI records in, so a sweep is recorded from the first start.
+    void defaultDatabaseIsCreated()
+    {
+        QTemporaryDir home;
+        const QByteArray saved = qgetenv("XDG_DATA_HOME");
+        qputenv("XDG_DATA_HOME", home.path().toUtf8());
+        QSettings().remove(QStringLiteral("store/path"));
+        Studio studio;
+        QSignalSpy opened(&studio, &Studio::storeOpened);
+        studio.openStartupStore();
+        const bool ok = opened.wait(30000);
+        saved.isEmpty() ? qunsetenv("XDG_DATA_HOME") : qputenv("XDG_DATA_HOME", saved);
+        QVERIFY(ok);
+        const QString expected = home.filePath(QStringLiteral("QuantStudio/studio.db"));
+        QCOMPARE(studio.storePath(), expected);
+        QVERIFY(QFileInfo::exists(expected));
+    }
+
     void cleanupTestCase()
     {
         config()->setConfig(QuantConfig{});

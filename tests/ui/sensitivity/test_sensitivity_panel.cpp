@@ -64,6 +64,8 @@ private slots:
         panel->methodCombo()->setCurrentIndex(panel->methodCombo()->findData(QStringLiteral("oneshot")));
         QSignalSpy arrived(panel, &SensitivityPanel::resultArrived);
         QSignalSpy finished(panel, &SensitivityPanel::sweepFinished);
+        QSignalSpy counted(studio.get(), &Studio::storeCounted);
+        const int64_t runsBefore = studio->store().runs;
         int liveWhileRunning = 0;
         const auto live = connect(panel, &SensitivityPanel::resultArrived, this,
                                   [&] { liveWhileRunning += panel->isRunning() ? 1 : 0; });
@@ -94,8 +96,10 @@ private slots:
         QVERIFY(!panel->heatmap()->hasMessage());
         QCOMPARE(panel->barPlottable()->data()->size(), 8);
 
-        // Recorded like `sensitivity --db` records it.
+        // Recorded like `sensitivity --db` records it, and counted (the status bar's number).
         QVERIFY(panel->lastRunId() > 0);
+        QTRY_COMPARE_WITH_TIMEOUT(studio->store().runs, runsBefore + 1, 30000);
+        QVERIFY(counted.count() > 0);
         StoreOptions ro;
         ro.mode = OpenMode::ReadOnly;
         const Store store = Store::open(dbPath().toStdString(), ro);

@@ -347,6 +347,21 @@ private slots:
         QVERIFY(shot->grab().save(QString::fromLocal8Bit(path)));
     }
 
+    // Opening a model (here the same file again) leaves none of the last what-if behind.
+    void anotherModelClearsTheWhatIf()
+    {
+        RangeEditor* e = panel()->activationEditor();
+        e->setRange(e->lo(), e->hi() * 0.5);
+        QVERIFY(panel()->errorLabel()->text().contains(QStringLiteral("SQNR")));
+        QSignalSpy opened(&window->studio(), &Studio::modelOpened);
+        window->studio().openModel(demoPath);
+        QVERIFY(opened.wait(60000));
+        QVERIFY2(!panel()->errorLabel()->text().contains(QStringLiteral("SQNR")), qPrintable(panel()->errorLabel()->text()));
+        QVERIFY(!panel()->lastChange().has_value());
+        QVERIFY(!panel()->currentError().has_value());
+        QVERIFY(!panel()->resultLabel()->text().contains(QStringLiteral("Output SQNR")));
+    }
+
     void cleanupTestCase()
     {
         window->studio().jobs()->cancelAll();
