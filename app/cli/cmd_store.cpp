@@ -280,8 +280,9 @@ int runCompare(const std::vector<std::string>& argv)
     std::cout << "\nmetrics\n";
     std::vector<std::vector<std::string>> metricRows;
     for (const auto& m : c.metrics)
-        metricRows.push_back({m.name, fixed(m.a, 6), fixed(m.b, 6), signedFixed(m.delta(), 6)});
-    printTable({"METRIC", "A", "B", "B-A"}, metricRows, {false, true, true, true}, "  ");
+        metricRows.push_back({m.name, fixed(m.a, 6), fixed(m.b, 6), signedFixed(m.delta(), 6),
+            m.incomparable.empty() ? "" : "not comparable: " + m.incomparable});
+    printTable({"METRIC", "A", "B", "B-A", "NOTE"}, metricRows, {false, true, true, true, false}, "  ");
 
     std::cout << "\nlayers (" << c.layers.size() << " matched by name)\n";
     if (!c.layers.empty()) {

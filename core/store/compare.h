@@ -17,6 +17,10 @@ struct MetricComparison {
     std::string name; // "top1", "sqnr_db", ... or an extra metric's name
     std::optional<double> a, b;
     std::optional<double> delta() const { return a && b ? std::optional(*b - *a) : std::nullopt; }
+    // Why the two values do not measure the same thing (latency of simulated against
+    // INT8 kernels, or at other batch sizes; accuracy on other evaluation sets); "" when
+    // they do. A delta with a reason is shown, never called better or worse.
+    std::string incomparable;
 };
 
 struct LayerComparison {

@@ -147,7 +147,11 @@ json comparisonToJson(const RunComparison& c)
         j["config_diff"].push_back({{"key", d.key}, {"a", d.a}, {"b", d.b}});
     j["metrics_delta"] = json::object();
     for (const auto& m : c.metrics)
+    {
         j["metrics_delta"][m.name] = {{"a", num(m.a)}, {"b", num(m.b)}, {"delta", num(m.delta())}};
+        if (!m.incomparable.empty())
+            j["metrics_delta"][m.name]["incomparable"] = m.incomparable;
+    }
     j["layers"] = json::array();
     for (const auto& l : c.layers) {
         const auto a = l.a, b = l.b;

@@ -542,6 +542,64 @@ private slots:
         QVERIFY_THROWS_EXCEPTION(Error, compareRuns(store, a, 999));
     }
 
+    // Latency of simulated against INT8 kernels (or at another batch), and accuracy on
+    // evaluation sets of other sizes, are compared but never called better or worse.
+    void marksMetricsMeasuredDifferently()
+    {
+        Store store = Store::open(freshPath());
+        const int64_t m = store.upsertModel(sampleModel("cnn"));
+        auto run = [&](bool int8, int batch, int samples) {
+            const int64_t id = store.beginRun({m, {}, RunKind::Quantization,
+                {{"int8", int8}, {"batch", batch}, {"evaluation", {{"samples", samples}}}}});
+            RunMetrics met = sampleMetrics(0.9);
+            met.latencyMs = int8 ? 0.86 : 7.3;
+            store.finishRun(id, RunState::Done, met);
+            return id;
+        };
+        const int64_t sim = run(false, 32, 1000), int8 = run(true, 32, 1000), int8b8 = run(true, 8, 256),
+                      sim2 = run(false, 32, 1000);
+        auto note = [&](int64_t a, int64_t b, const std::string& metric) {
+            for (const auto& mc : compareRuns(store, a, b).metrics)
+                if (mc.name == metric)
+                    return mc.incomparable;
+            return std::string("(absent)");
+        };
+        QCOMPARE(note(sim, int8, "latency_ms"), std::string("latency of simulated at batch 32 against INT8 kernels at batch 32"));
+        QCOMPARE(note(int8, int8b8, "latency_ms"), std::string("latency of INT8 kernels at batch 32 against INT8 kernels at batch 8"));
+        QCOMPARE(note(sim, sim2, "latency_ms"), std::string());
+        QCOMPARE(note(sim, int8, "top1"), std::string());
+        QCOMPARE(note(int8, int8b8, "top1"), std::string("evaluated on 1000 against 256 samples"));
+        QCOMPARE(note(int8, int8b8, "sqnr_db"), std::string());
+        const nlohmann::json j = comparisonToJson(compareRuns(store, sim, int8));
+        QVERIFY(j["metrics_delta"]["latency_ms"].contains("incomparable"));
+        QVERIFY(!j["metrics_delta"]["sqnr_db"].contains("incomparable"));
+    }
+
+    // A layer one run states and the other leaves to "default" is compared against that
+    // default: only settings that really differ are listed.
+    void configDiffResolvesLayerDefaults()
+    {
+        Store store = Store::open(freshPath());
+        const int64_t m = store.upsertModel(sampleModel("cnn"));
+        const nlohmann::json w8 = {{"bits", 8}, {"granularity", "channel"}, {"symmetric", true}};
+        const nlohmann::json a8 = {{"bits", 8}, {"granularity", "tensor"}, {"symmetric", false}};
+        const nlohmann::json base = {{"default", {{"weight", w8}, {"activation", a8}}}, {"layers", nlohmann::json::object()}};
+        nlohmann::json edited = base;
+        nlohmann::json w4 = w8;
+        w4["bits"] = 4;
+        edited["layers"]["conv1"] = {{"weight", w4}, {"activation", a8}}; // bits differ
+        edited["layers"]["conv2"] = {{"weight", w8}, {"activation", a8}}; // the default, stated
+        const int64_t a = store.beginRun({m, {}, RunKind::Quantization, base});
+        store.finishRun(a, RunState::Done, sampleMetrics(0.9));
+        const int64_t b = store.beginRun({m, {}, RunKind::Quantization, edited});
+        store.finishRun(b, RunState::Done, sampleMetrics(0.8));
+        const RunComparison c = compareRuns(store, a, b);
+        QCOMPARE(c.config.size(), std::size_t(1));
+        QCOMPARE(c.config[0].key, std::string("/layers/conv1/weight/bits"));
+        QCOMPARE(c.config[0].a.get<int>(), 8);
+        QCOMPARE(c.config[0].b.get<int>(), 4);
+    }
+
     void defaultStorePath_data()
     {
         QTest::addColumn<QByteArray>("xdg");

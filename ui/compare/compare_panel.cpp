@@ -30,6 +30,7 @@
 #include <QVBoxLayout>
 
 #include <cmath>
+#include <map>
 #include <numeric>
 #include <set>
 
@@ -60,6 +61,21 @@ QString formatMetricValue(const std::string& name, double v)
     if (name == "compression")
         return QStringLiteral("%1\u00D7").arg(v, 0, 'f', 2);
     return formatNumber(v, 4);
+}
+
+// A metric's name in words, with its unit.
+QString metricTitle(const std::string& name)
+{
+    static const std::map<std::string, QString> titles = {{"top1", QStringLiteral("Top-1 accuracy")},
+        {"sqnr_db", QStringLiteral("Output SQNR vs FP32 (dB)")}, {"cosine", QStringLiteral("Output cosine vs FP32")},
+        {"top1_agreement", QStringLiteral("Top-1 agreement with FP32")}, {"kl", QStringLiteral("KL vs FP32 (nats)")},
+        {"size_bits", QStringLiteral("Model size")}, {"latency_ms", QStringLiteral("Latency per batch (ms)")},
+        {"fp32_top1", QStringLiteral("FP32 top-1 accuracy")}, {"fp32_size_bits", QStringLiteral("FP32 model size")},
+        {"fp32_latency_ms", QStringLiteral("FP32 latency per batch (ms)")},
+        {"compression", QStringLiteral("Compression vs FP32")}, {"eval_samples", QStringLiteral("Evaluation samples")},
+        {"perplexity", QStringLiteral("Perplexity")}};
+    auto it = titles.find(name);
+    return it != titles.end() ? it->second : QString::fromStdString(name);
 }
 
 QString formatDelta(const std::string& name, double d)
@@ -331,10 +347,23 @@ QWidget* ComparePanel::buildSummary()
     for (const MetricComparison& m : c.metrics) {
         const std::string name = m.name;
         auto fmt = [name](double x) { return formatMetricValue(name, x); };
-        metrics_->appendRow({textItem(QString::fromStdString(m.name)), numberItem(m.a, fmt), numberItem(m.b, fmt),
-            deltaItem(m.delta(), betterDirection(m.name), [name](double d) { return formatDelta(name, d); })});
+        // A delta between values that measure different things is shown in grey, never
+        // coloured better or worse, with the reason beside it.
+        QStandardItem* delta = deltaItem(m.delta(), m.incomparable.empty() ? betterDirection(m.name) : 0,
+            [name](double d) { return formatDelta(name, d); });
+        QStandardItem* title = textItem(metricTitle(m.name));
+        title->setToolTip(QString::fromStdString(m.name));
+        if (!m.incomparable.empty()) {
+            const QString why = QStringLiteral("not comparable: %1").arg(QString::fromStdString(m.incomparable));
+            delta->setText(delta->text() + QStringLiteral(" (not comparable)"));
+            delta->setForeground(QColor(0x6b, 0x72, 0x80));
+            for (QStandardItem* item : {title, delta})
+                item->setToolTip(why);
+        }
+        metrics_->appendRow({title, numberItem(m.a, fmt), numberItem(m.b, fmt), delta});
     }
-    v->addWidget(new QLabel(QStringLiteral("<b>Metrics</b> (green: better, red: worse)"), w));
+    v->addWidget(new QLabel(QStringLiteral("<b>Metrics</b> (green: better, red: worse, grey: measured "
+                                           "differently)"), w));
     QTableView* metricsView = tableFor(metrics_, w, QStringLiteral("compareMetrics"));
     v->addWidget(metricsView, 1);
     fitColumns(configView);
