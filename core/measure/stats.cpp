@@ -175,4 +175,15 @@ double percentile(std::span<const float> values, double p)
     return a + (b - a) * (pos - double(lo));
 }
 
+std::pair<double, double> wilsonInterval(double p, int64_t n, double z)
+{
+    if (n <= 0)
+        return {0.0, 1.0};
+    p = std::clamp(p, 0.0, 1.0);
+    const double nn = double(n), z2 = z * z;
+    const double centre = (p + z2 / (2 * nn)) / (1 + z2 / nn);
+    const double half = z * std::sqrt(p * (1 - p) / nn + z2 / (4 * nn * nn)) / (1 + z2 / nn);
+    return {std::max(0.0, centre - half), std::min(1.0, centre + half)};
+}
+
 } // namespace qs

@@ -4,6 +4,7 @@
 #include "graph/tensor.h"
 
 #include <cstdint>
+#include <utility>
 #include <span>
 #include <vector>
 
@@ -41,5 +42,10 @@ Histogram makeHistogram(std::span<const float> values, int bins); // range = [mi
 
 // Percentile (0..100) of |x| or of x by linear interpolation; copies and partially sorts.
 double percentile(std::span<const float> values, double p);
+
+// Wilson score interval of a proportion `p` observed on `n` samples at normal quantile
+// `z` (1.96: 95 %), as (lo, hi) within [0, 1]; (0, 1) when n <= 0. Used for top-1 on
+// a sample: 92 % of 1000 is [90.2, 93.5] %, of 256 is [88.0, 94.8] %.
+std::pair<double, double> wilsonInterval(double p, int64_t n, double z = 1.96);
 
 } // namespace qs

@@ -36,15 +36,6 @@ std::string latencySetup(const RunRecord& r)
     return s;
 }
 
-// The evaluation set's size: the configuration's evaluation.samples, else the metric.
-std::optional<double> evaluationSamples(const RunRecord& r)
-{
-    if (r.config.is_object() && r.config.contains("evaluation") && r.config["evaluation"].is_object())
-        if (auto n = numberAt(r.config["evaluation"], "samples"))
-            return n;
-    return numberAt(r.metrics.extra, "eval_samples");
-}
-
 void markIncomparable(RunComparison& c)
 {
     const std::string la = latencySetup(c.a), lb = latencySetup(c.b);
@@ -80,6 +71,14 @@ nlohmann::json resolveLayerDefaults(const nlohmann::json& config, const std::set
 }
 
 } // namespace
+
+std::optional<double> evaluationSamples(const RunRecord& r)
+{
+    if (r.config.is_object() && r.config.contains("evaluation") && r.config["evaluation"].is_object())
+        if (auto n = numberAt(r.config["evaluation"], "samples"))
+            return n;
+    return numberAt(r.metrics.extra, "eval_samples");
+}
 
 RunComparison compareRuns(const Store& store, int64_t runA, int64_t runB)
 {

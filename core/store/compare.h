@@ -41,6 +41,10 @@ struct RunComparison {
     std::vector<ConfigDifference> config;   // leaves that differ, sorted by key
 };
 
+// The number of samples a run's accuracy was measured on: its configuration's
+// evaluation.samples, else its eval_samples metric; nullopt when neither says.
+std::optional<double> evaluationSamples(const RunRecord& r);
+
 // Throws an Error when either run is not in the store.
 RunComparison compareRuns(const Store& store, int64_t runA, int64_t runB);
 

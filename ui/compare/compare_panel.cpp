@@ -63,21 +63,6 @@ QString formatMetricValue(const std::string& name, double v)
     return formatNumber(v, 4);
 }
 
-// A metric's name in words, with its unit.
-QString metricTitle(const std::string& name)
-{
-    static const std::map<std::string, QString> titles = {{"top1", QStringLiteral("Top-1 accuracy")},
-        {"sqnr_db", QStringLiteral("Output SQNR vs FP32 (dB)")}, {"cosine", QStringLiteral("Output cosine vs FP32")},
-        {"top1_agreement", QStringLiteral("Top-1 agreement with FP32")}, {"kl", QStringLiteral("KL vs FP32 (nats)")},
-        {"size_bits", QStringLiteral("Model size")}, {"latency_ms", QStringLiteral("Latency per batch (ms)")},
-        {"fp32_top1", QStringLiteral("FP32 top-1 accuracy")}, {"fp32_size_bits", QStringLiteral("FP32 model size")},
-        {"fp32_latency_ms", QStringLiteral("FP32 latency per batch (ms)")},
-        {"compression", QStringLiteral("Compression vs FP32")}, {"eval_samples", QStringLiteral("Evaluation samples")},
-        {"perplexity", QStringLiteral("Perplexity")}};
-    auto it = titles.find(name);
-    return it != titles.end() ? it->second : QString::fromStdString(name);
-}
-
 QString formatDelta(const std::string& name, double d)
 {
     const QString sign = d > 0 ? QStringLiteral("+") : d < 0 ? QStringLiteral("\u2212") : QString();
@@ -351,7 +336,7 @@ QWidget* ComparePanel::buildSummary()
         // coloured better or worse, with the reason beside it.
         QStandardItem* delta = deltaItem(m.delta(), m.incomparable.empty() ? betterDirection(m.name) : 0,
             [name](double d) { return formatDelta(name, d); });
-        QStandardItem* title = textItem(metricTitle(m.name));
+        QStandardItem* title = textItem(runMetricTitle(m.name));
         title->setToolTip(QString::fromStdString(m.name));
         if (!m.incomparable.empty()) {
             const QString why = QStringLiteral("not comparable: %1").arg(QString::fromStdString(m.incomparable));

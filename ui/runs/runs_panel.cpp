@@ -1,6 +1,7 @@
 #include "ui/runs/runs_panel.h"
 
 #include "ui/jobs/job_runner.h"
+#include "ui/runs/run_details_dialog.h"
 #include "ui/runs/runs_table_model.h"
 #include "ui/widgets/format.h"
 
@@ -123,6 +124,14 @@ RunsPanel::RunsPanel(JobRunner* jobs, QWidget* parent) : QWidget(parent), jobs_(
     });
     connect(view_->selectionModel(), &QItemSelectionModel::selectionChanged, this, &RunsPanel::updateButtons);
     connect(model_, &QAbstractItemModel::modelReset, this, &RunsPanel::updateButtons);
+    // Tags and notes edit in place on double-click; every other cell opens the run.
+    connect(view_, &QAbstractItemView::doubleClicked, this, [this](const QModelIndex& index) {
+        const QModelIndex source = proxy_->mapToSource(index);
+        if (source.column() == RunsTableModel::Tags || source.column() == RunsTableModel::Note)
+            return;
+        if (const RunRecord* r = model_->run(source.row()))
+            showDetails(r->id);
+    });
     connect(model_, &RunsTableModel::noteEdited, this, [this](qint64 id, const QString& note) {
         writeEdit(QStringLiteral("Saving the note of run %1").arg(id),
             [id, n = note.toStdString()](Store& s) { s.setNote(id, n); });
@@ -134,6 +143,17 @@ RunsPanel::RunsPanel(JobRunner* jobs, QWidget* parent) : QWidget(parent), jobs_(
         writeEdit(QStringLiteral("Saving the tags of run %1").arg(id), [id, list](Store& s) { s.setTags(id, list); });
     });
     updateButtons();
+}
+
+RunDetailsDialog* RunsPanel::showDetails(qint64 runId)
+{
+    const int row = model_->rowOf(runId);
+    if (row < 0)
+        return nullptr;
+    auto* dialog = new RunDetailsDialog(*model_->run(row), this);
+    dialog->setAttribute(Qt::WA_DeleteOnClose);
+    dialog->show();
+    return dialog;
 }
 
 QList<qint64> RunsPanel::selectedRunIds() const

@@ -23,6 +23,7 @@ class Store;
 namespace qs::ui {
 
 class JobRunner;
+class RunDetailsDialog;
 class RunsTableModel;
 
 class RunsPanel : public QWidget {
@@ -45,6 +46,8 @@ public:
     QMessageBox* confirmation() const;
 
     QList<qint64> selectedRunIds() const; // in table order
+    // The run's details (double-click on a row, outside Tags and Note); nullptr when not listed.
+    RunDetailsDialog* showDetails(qint64 runId);
     void selectRuns(const QList<qint64>& ids);
 
 public slots:

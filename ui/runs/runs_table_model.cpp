@@ -2,6 +2,9 @@
 
 #include "ui/widgets/format.h"
 
+#include "measure/stats.h"
+#include "store/compare.h"
+
 #include <QColor>
 #include <QDateTime>
 
@@ -20,6 +23,16 @@ QString stateTip(RunState s)
     case RunState::Interrupted: return QStringLiteral("Its writer died before finishing");
     }
     return {};
+}
+
+// "92.00 % ±1.7": top-1 with the larger half of its 95 % Wilson interval in points.
+QString top1Text(double top1, std::optional<double> samples)
+{
+    if (!samples || *samples <= 0)
+        return formatPercent(top1, 2);
+    const auto [lo, hi] = wilsonInterval(top1, int64_t(*samples));
+    const double half = std::max(top1 - lo, hi - top1) * 100;
+    return QStringLiteral("%1 \u00B1%2").arg(formatPercent(top1, 2)).arg(half, 0, 'f', 1);
 }
 
 QString joinTags(const std::vector<std::string>& tags)
@@ -77,7 +90,13 @@ QVariant RunsTableModel::data(const QModelIndex& index, int role) const
         case State: return QString::fromStdString(runStateName(r->state));
         case Started:
             return QDateTime::fromMSecsSinceEpoch(r->startedMs).toLocalTime().toString(QStringLiteral("yyyy-MM-dd HH:mm"));
-        case Top1: return r->metrics.top1 ? formatPercent(*r->metrics.top1, 2) : (role == Qt::EditRole ? QString() : dash());
+        case Top1:
+            return r->metrics.top1 ? top1Text(*r->metrics.top1, evaluationSamples(*r))
+                                   : (role == Qt::EditRole ? QString() : dash());
+        case Samples: {
+            const auto n = evaluationSamples(*r);
+            return n ? formatCount(int64_t(*n)) : (role == Qt::EditRole ? QString() : dash());
+        }
         case Size:
             return r->metrics.sizeBits ? formatBytes(uint64_t(std::llround(*r->metrics.sizeBits / 8)))
                                        : (role == Qt::EditRole ? QString() : dash());
@@ -90,11 +109,12 @@ QVariant RunsTableModel::data(const QModelIndex& index, int role) const
         case Id: return QVariant::fromValue<qint64>(r->id);
         case Started: return QVariant::fromValue<qint64>(r->startedMs);
         case Top1: return r->metrics.top1.value_or(-1.0);
+        case Samples: return evaluationSamples(*r).value_or(-1.0);
         case Size: return r->metrics.sizeBits.value_or(-1.0);
         default: return data(index, Qt::DisplayRole);
         }
     }
-    if (role == Qt::TextAlignmentRole && (c == Id || c == Top1 || c == Size))
+    if (role == Qt::TextAlignmentRole && (c == Id || c == Top1 || c == Samples || c == Size))
         return QVariant(Qt::AlignRight | Qt::AlignVCenter);
     if (role == Qt::ForegroundRole && c == State) {
         switch (r->state) {
@@ -114,6 +134,17 @@ QVariant RunsTableModel::data(const QModelIndex& index, int role) const
             return r->metrics.sizeBits ? QStringLiteral("%1 bits stored, scales and zero points included")
                                              .arg(formatCount(int64_t(*r->metrics.sizeBits)))
                                        : QString();
+        case Top1: {
+            if (!r->metrics.top1)
+                return {};
+            const auto n = evaluationSamples(*r);
+            if (!n)
+                return QStringLiteral("Top-1 accuracy; the number of samples was not recorded");
+            const auto [lo, hi] = wilsonInterval(*r->metrics.top1, int64_t(*n));
+            return QStringLiteral("Top-1 accuracy on %1 samples; 95 % Wilson interval %2 \u2013 %3")
+                .arg(formatCount(int64_t(*n)), formatPercent(lo, 1), formatPercent(hi, 1));
+        }
+        case Samples: return QStringLiteral("Evaluation samples the accuracy was measured on");
         case Tags: return QStringLiteral("Comma-separated; double-click to edit");
         case Note: return r->note.empty() ? QStringLiteral("Double-click to add a note") : QString::fromStdString(r->note);
         default: return {};
@@ -132,7 +163,8 @@ QVariant RunsTableModel::headerData(int section, Qt::Orientation orientation, in
     case Kind: return QStringLiteral("Kind");
     case State: return QStringLiteral("State");
     case Started: return QStringLiteral("Started");
-    case Top1: return QStringLiteral("Top-1");
+    case Top1: return QStringLiteral("Top-1 (95 % CI)");
+    case Samples: return QStringLiteral("Samples");
     case Size: return QStringLiteral("Size");
     case Tags: return QStringLiteral("Tags");
     case Note: return QStringLiteral("Note");

@@ -1,5 +1,6 @@
 // The runs of the open experiment database as a table: id, model, kind, state,
-// started, top-1, size, tags, note. Notes and tags are edited in place; the edit is
+// started, top-1 with its 95 % interval, the samples it was measured on, size, tags,
+// note. Notes and tags are edited in place; the edit is
 // handed on (editRequested) to be written to the store by a job, and shown at once.
 #pragma once
 
@@ -15,7 +16,7 @@ namespace qs::ui {
 class RunsTableModel : public QAbstractTableModel {
     Q_OBJECT
 public:
-    enum Column { Id, Model, Kind, State, Started, Top1, Size, Tags, Note, ColumnCount };
+    enum Column { Id, Model, Kind, State, Started, Top1, Samples, Size, Tags, Note, ColumnCount };
     enum Role {
         SortRole = Qt::UserRole,      // raw value for sorting
         RunIdRole = Qt::UserRole + 1, // qint64

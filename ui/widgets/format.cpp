@@ -4,6 +4,7 @@
 #include <QStringList>
 
 #include <cmath>
+#include <map>
 
 namespace qs::ui {
 
@@ -88,6 +89,21 @@ QString formatShape(const Shape& s)
     for (int64_t d : s)
         parts << (d < 0 ? QStringLiteral("?") : QString::number(d));
     return QLatin1Char('[') + parts.join(QLatin1Char(',')) + QLatin1Char(']');
+}
+
+// A metric's name in words, with its unit.
+QString runMetricTitle(const std::string& name)
+{
+    static const std::map<std::string, QString> titles = {{"top1", QStringLiteral("Top-1 accuracy")},
+        {"sqnr_db", QStringLiteral("Output SQNR vs FP32 (dB)")}, {"cosine", QStringLiteral("Output cosine vs FP32")},
+        {"top1_agreement", QStringLiteral("Top-1 agreement with FP32")}, {"kl", QStringLiteral("KL vs FP32 (nats)")},
+        {"size_bits", QStringLiteral("Model size")}, {"latency_ms", QStringLiteral("Latency per batch (ms)")},
+        {"fp32_top1", QStringLiteral("FP32 top-1 accuracy")}, {"fp32_size_bits", QStringLiteral("FP32 model size")},
+        {"fp32_latency_ms", QStringLiteral("FP32 latency per batch (ms)")},
+        {"compression", QStringLiteral("Compression vs FP32")}, {"eval_samples", QStringLiteral("Evaluation samples")},
+        {"perplexity", QStringLiteral("Perplexity")}};
+    auto it = titles.find(name);
+    return it != titles.end() ? it->second : QString::fromStdString(name);
 }
 
 } // namespace qs::ui

@@ -24,6 +24,8 @@ inline QString countOf(int64_t n, const QString& one, const QString& many)
 {
     return QString::number(n) + QLatin1Char(' ') + (n == 1 ? one : many);
 }
+// A stored metric's name in words with its unit: "latency_ms" -> "Latency per batch (ms)".
+QString runMetricTitle(const std::string& name);
 inline QString dash() { return QStringLiteral("\u2014"); }
 // Core's strings (names, notes, tags) as a QStringList, e.g. to join() for display.
 QStringList toQStringList(const std::vector<std::string>& strings);

@@ -8,6 +8,7 @@
 // QS_SCREENSHOT_DIR=<dir> saves PNGs of the browser, comparisons and export dialog.
 #include "export/replay.h"
 #include "graph/onnx_import.h"
+#include "measure/stats.h"
 #include "record/quantize_run.h"
 #include "store/compare.h"
 #include "store/store.h"
@@ -24,6 +25,7 @@
 #include "ui/runs/quantize_dialog.h"
 #include "ui/runs/runs_controller.h"
 #include "ui/runs/runs_feature.h"
+#include "ui/runs/run_details_dialog.h"
 #include "ui/runs/runs_panel.h"
 #include "ui/runs/runs_table_model.h"
 #include "ui/widgets/error_reporter.h"
@@ -34,6 +36,8 @@
 #include <QComboBox>
 #include <QDockWidget>
 #include <QListWidget>
+#include <QPlainTextEdit>
+#include <QTableWidget>
 #include <QMessageBox>
 #include <QPushButton>
 #include <QRadioButton>
@@ -478,6 +482,54 @@ private slots:
         QCOMPARE(view->graphDocument(1)->model()->displayName(), QStringLiteral("tiny.onnx"));
         QCOMPARE(metricValue(LayerMetric::Bits, *view->graphDocument(1), 0).value_or(-1), 8.0);
         QVERIFY(errors->messages.isEmpty());
+    }
+
+    // The list says what top-1 was measured on and how sure it is; double-clicking a run
+    // (outside Tags and Note) opens its details with the FP32 baseline beside each metric.
+    void runDetailsAndIntervals()
+    {
+        const qint64 id = done[0];
+        RunsTableModel* m = browser()->model();
+        const int row = m->rowOf(id);
+        QVERIFY(row >= 0);
+        const RunRecord run = store().run(id);
+        QCOMPARE(m->index(row, RunsTableModel::Samples).data().toString(), QStringLiteral("200"));
+        const auto [lo, hi] = wilsonInterval(*run.metrics.top1, 200);
+        const double half = std::max(*run.metrics.top1 - lo, hi - *run.metrics.top1) * 100;
+        QVERIFY(half > 1 && half < 8); // about 4 points on 200 samples
+        QVERIFY2(m->index(row, RunsTableModel::Top1).data().toString().endsWith(
+                     QStringLiteral("\u00B1%1").arg(half, 0, 'f', 1)),
+            qPrintable(m->index(row, RunsTableModel::Top1).data().toString()));
+
+        QTableView* view = browser()->view();
+        const QModelIndex cell = browser()->proxy()->mapFromSource(m->index(row, RunsTableModel::Model));
+        window->feature<RunsFeature>()->controller()->browser()->window()->activateWindow();
+        view->scrollTo(cell);
+        QVERIFY(view->isVisible() && view->visualRect(cell).isValid());
+        QTest::mouseClick(view->viewport(), Qt::LeftButton, {}, view->visualRect(cell).center());
+        QTest::mouseDClick(view->viewport(), Qt::LeftButton, {}, view->visualRect(cell).center());
+        RunDetailsDialog* dialog = browser()->findChild<RunDetailsDialog*>();
+        QVERIFY(dialog && dialog->isVisible());
+        QTableWidget* t = dialog->metricsTable();
+        QStringList rows;
+        for (int r = 0; r < t->rowCount(); ++r)
+            rows << t->item(r, 0)->text() + u'|' + t->item(r, 1)->text() + u'|' + t->item(r, 2)->text() + u'|' +
+                        t->item(r, 3)->text();
+        const QString top1 = rows.filter(QStringLiteral("Top-1 accuracy|")).value(0);
+        QVERIFY2(top1.contains(QStringLiteral("95 % CI")) && top1.contains(QStringLiteral("200 evaluation samples")),
+            qPrintable(rows.join(u'\n')));
+        QVERIFY2(!top1.section(u'|', 2, 2).startsWith(QStringLiteral("\u2014")), qPrintable(top1)); // FP32 baseline shown
+        QVERIFY(rows.filter(QStringLiteral("Latency per batch (ms)|")).value(0).contains(QStringLiteral("simulated")));
+        QVERIFY(dialog->configText()->toPlainText().contains(QStringLiteral("\"evaluation\"")));
+        QVERIFY(test::screenshot(dialog, QStringLiteral("run-details.png")));
+        dialog->close();
+        // Double-clicking a note edits it instead.
+        const QModelIndex note = browser()->proxy()->mapFromSource(m->index(row, RunsTableModel::Note));
+        QTest::mouseClick(view->viewport(), Qt::LeftButton, {}, view->visualRect(note).center());
+        QTest::mouseDClick(view->viewport(), Qt::LeftButton, {}, view->visualRect(note).center());
+        QTest::qWait(20);
+        QVERIFY(!browser()->findChild<RunDetailsDialog*>() || !browser()->findChild<RunDetailsDialog*>()->isVisible());
+        QTest::keyClick(view->viewport()->focusWidget() ? view->viewport()->focusWidget() : view, Qt::Key_Escape);
     }
 
     void cleanupTestCase()
