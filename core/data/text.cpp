@@ -106,7 +106,7 @@ Dataset loadTextDataset(const std::string& path, const TextOptions& o)
     Dataset ds = tokenWindows(
         path, "tokens", int64_t(ids.size()),
         [&](int64_t n) { return std::vector<int64_t>(ids.begin(), ids.begin() + n); }, o);
-    ds.tokenizer = o.tokenizer;
+    ds.tokenizer = canonicalTokenizerSpec(o.tokenizer);
     // The ids depend on the tokenizer file as much as on the text.
     ds.hash = sha256Hex(sha256Hex(bytes) + "#tokenizer=" + sha256File(tokenizerPath(o.tokenizer)));
     return ds;

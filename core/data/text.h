@@ -21,6 +21,7 @@ struct TextOptions {
 // [k*context, k*context + context) as int64 inputs [W, context] and the next tokens
 // [k*context + 1, k*context + context + 1) as targets, so every token after the first
 // is predicted exactly once; the trailing (tokens - 1) mod context are dropped.
+// With a tokenizer, Dataset::tokenizer is its canonicalTokenizerSpec() (absolute path).
 Dataset loadTextDataset(const std::string& path, const TextOptions& options);
 Dataset loadTextDataset(const std::string& path, int64_t context, int64_t limit = -1);
 

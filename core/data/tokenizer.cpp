@@ -162,17 +162,27 @@ std::string tokenizerPath(const std::string& spec)
     return spec;
 }
 
-std::unique_ptr<Tokenizer> loadTokenizer(const std::string& spec)
+std::string canonicalTokenizerSpec(const std::string& spec)
 {
     const std::string path = tokenizerPath(spec);
     if (path.empty())
         fail("--tokenizer ", quoted(spec), ": expected spm:FILE.model or hf:tokenizer.json");
+    const std::string absolute = fs::absolute(path).lexically_normal().string();
     if (spec.rfind("spm:", 0) == 0 || (spec == path && path.ends_with(".model")))
-        return std::make_unique<SentencePieceTokenizer>(path);
+        return "spm:" + absolute;
     if (spec.rfind("hf:", 0) == 0 || (spec == path && path.ends_with(".json")))
-        return loadHfTokenizer(path);
+        return "hf:" + absolute;
     fail("--tokenizer ", quoted(spec), ": expected spm:FILE (SentencePiece) or hf:FILE (tokenizer.json); ",
         "a bare file must end in .model or .json");
+}
+
+std::unique_ptr<Tokenizer> loadTokenizer(const std::string& spec)
+{
+    const std::string canonical = canonicalTokenizerSpec(spec);
+    const std::string path = tokenizerPath(spec);
+    if (canonical.rfind("spm:", 0) == 0)
+        return std::make_unique<SentencePieceTokenizer>(path);
+    return loadHfTokenizer(path);
 }
 
 void checkUtf8(std::string_view text, const std::string& label)

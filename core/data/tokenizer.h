@@ -27,6 +27,9 @@ public:
 std::unique_ptr<Tokenizer> loadTokenizer(const std::string& spec);
 // The file a tokenizer spec names ("spm:a.model" -> "a.model").
 std::string tokenizerPath(const std::string& spec);
+// The spec with its kind spelled out and its file absolute ("a.model" -> "spm:/data/a.model"),
+// as runs record it so that a replay from another folder finds the file.
+std::string canonicalTokenizerSpec(const std::string& spec);
 
 // A Hugging Face tokenizer.json with model BPE, pre-tokenizer ByteLevel (the GPT-2
 // regex), no normalizer, and its added tokens; anything else fails naming the field.

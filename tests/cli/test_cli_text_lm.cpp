@@ -125,6 +125,11 @@ private slots:
         QCOMPARE(config["calibration"].toObject()["tokenizer"].toString(), spec);
         QCOMPARE(config["evaluation"].toObject()["tokenizer"].toString(), spec);
 
+        // export replays the calibration: it must read the same ids to find the same ranges
+        auto exported = cli({"export", QString::number(j["run_id"].toInt()), "--format", "encodings", "--out",
+            dir_.filePath("q.encodings"), "--db", db});
+        QVERIFY2(exported.exitCode == 0, exported.err.constData());
+
         auto run = cli({"run", model(400), "--data", kText, "--tokenizer", spec, "--db", db, "--json"});
         QVERIFY2(run.exitCode == 0, run.err.constData());
         auto shown = cli({"show", QString::number(json(run)["run_id"].toInt()), "--db", db, "--json"});
