@@ -5,11 +5,16 @@
 // added tokens treat apart (contractions, every White_Space kind, letters and numbers
 // of several scripts, marks, emoji sequences, the added tokens). Run once:
 //     cd tests/data/tokenizers && npm ci --no-audit --no-fund && node make_bpe_ref.js
-// (after make_tokenizers.py; nothing here runs at build or test time).
+// (after make_tokenizers.py; nothing here runs at build or test time). Also the ids of
+// the pretrained GPT-2 tokenizer that tools/corpus.js assembles into the corpus cache
+// (tests/corpus/tokenizers.tsv) for sample.txt and mixed.txt, as "gpt2".
 "use strict";
 const fs = require("fs");
 const path = require("path");
+const os = require("os");
 const { Tokenizer } = require("@anush008/tokenizers");
+const corpus = process.env.QS_CORPUS_DIR ||
+    path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache"), "quantstudio", "corpus");
 
 const here = __dirname;
 const pieces = ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'x", " ", "  ", "   ", "\t", "\n", "\n\n",
@@ -40,6 +45,10 @@ const texts = {
             const t = Tokenizer.fromFile(path.join(here, tok));
             const enc = await t.encode(text, null, { addSpecialTokens: false });
             ref[name][tok] = enc.getIds();
+        }
+        if (name !== "byte_gpt_val.txt") {
+            const t = Tokenizer.fromFile(path.join(corpus, "gpt2.tokenizer.json"));
+            ref[name]["gpt2"] = (await t.encode(text, null, { addSpecialTokens: false })).getIds();
         }
     }
     fs.writeFileSync(path.join(here, "bpe_ref.json"), JSON.stringify(ref));
