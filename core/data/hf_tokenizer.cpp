@@ -219,7 +219,8 @@ std::vector<Piece> splitOnAdded(const std::vector<Piece>& in, const std::vector<
 
 class HfBpeTokenizer : public Tokenizer {
 public:
-    explicit HfBpeTokenizer(const std::string& path);
+    // `text`: the tokenizer.json; `path`: what errors name.
+    HfBpeTokenizer(std::string_view text, const std::string& path);
     std::vector<int32_t> encode(std::string_view text) const override;
     int64_t vocabSize() const override { return vocabSize_; }
 
@@ -246,13 +247,11 @@ uint64_t pairKey(int32_t a, int32_t b)
     return (uint64_t(uint32_t(a)) << 32) | uint32_t(b);
 }
 
-HfBpeTokenizer::HfBpeTokenizer(const std::string& path) : path_(path)
+HfBpeTokenizer::HfBpeTokenizer(std::string_view text, const std::string& path) : path_(path)
 {
-    if (!std::filesystem::is_regular_file(path))
-        fail(path, ": no such tokenizer.json file");
     nlohmann::json j;
     try {
-        j = nlohmann::json::parse(readRegularFile(path, kMaxModelFileBytes));
+        j = nlohmann::json::parse(text);
     } catch (const nlohmann::json::exception& e) {
         fail(path, ": not a tokenizer.json (", e.what(), ")");
     }
@@ -491,7 +490,14 @@ std::vector<int32_t> HfBpeTokenizer::encode(std::string_view text) const
 
 std::unique_ptr<Tokenizer> loadHfTokenizer(const std::string& path)
 {
-    return std::make_unique<HfBpeTokenizer>(path);
+    if (!std::filesystem::is_regular_file(path))
+        fail(path, ": no such tokenizer.json file");
+    return parseHfTokenizer(readRegularFile(path, kMaxModelFileBytes), path);
+}
+
+std::unique_ptr<Tokenizer> parseHfTokenizer(std::string_view json, const std::string& label)
+{
+    return std::make_unique<HfBpeTokenizer>(json, label);
 }
 
 } // namespace qs

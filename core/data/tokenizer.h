@@ -34,6 +34,8 @@ std::string canonicalTokenizerSpec(const std::string& spec);
 // A Hugging Face tokenizer.json with model BPE, pre-tokenizer ByteLevel (the GPT-2
 // regex), no normalizer, and its added tokens; anything else fails naming the field.
 std::unique_ptr<Tokenizer> loadHfTokenizer(const std::string& path);
+// The same from the file's text; errors name `label`.
+std::unique_ptr<Tokenizer> parseHfTokenizer(std::string_view json, const std::string& label);
 
 // Fails naming `label` and the byte offset of the first invalid UTF-8 sequence.
 void checkUtf8(std::string_view text, const std::string& label);
