@@ -95,41 +95,46 @@ std::array<std::string, 256> byteSymbols()
 //   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
 template<class Emit> void gpt2Split(std::string_view s, Emit&& emit)
 {
-    std::vector<uint32_t> cps, at;
-    std::vector<CharClass> cls;
-    for (std::size_t i = 0, len = 0; i < s.size(); i += len) {
-        cps.push_back(decodeAt(s, i, len));
-        cls.push_back(classOf(cps.back()));
-        at.push_back(uint32_t(i));
-    }
-    at.push_back(uint32_t(s.size()));
-    const std::size_t n = cps.size();
-    auto cpIs = [&](std::size_t k, char c) { return k < n && cps[k] == uint32_t(c); };
-    for (std::size_t i = 0; i < n;) {
+    struct Char {
+        CharClass cls;
+        std::size_t len;
+    };
+    auto charAt = [&](std::size_t i) {
+        std::size_t len = 0;
+        const uint32_t cp = decodeAt(s, i, len);
+        return Char {classOf(cp), len};
+    };
+    // The contractions are ASCII, so bytes can be compared (no multi-byte sequence holds one).
+    auto is = [&](std::size_t k, char c) { return k < s.size() && s[k] == c; };
+    for (std::size_t i = 0; i < s.size();) {
         std::size_t end = i;
-        if (cps[i] == '\'' && (cpIs(i + 1, 's') || cpIs(i + 1, 't') || cpIs(i + 1, 'm') || cpIs(i + 1, 'd'))) {
+        if (s[i] == '\'' && (is(i + 1, 's') || is(i + 1, 't') || is(i + 1, 'm') || is(i + 1, 'd'))) {
             end = i + 2;
-        } else if (cps[i] == '\'' &&
-            ((cpIs(i + 1, 'r') && cpIs(i + 2, 'e')) || (cpIs(i + 1, 'v') && cpIs(i + 2, 'e')) ||
-                (cpIs(i + 1, 'l') && cpIs(i + 2, 'l')))) {
+        } else if (s[i] == '\'' &&
+            ((is(i + 1, 'r') && is(i + 2, 'e')) || (is(i + 1, 'v') && is(i + 2, 'e')) ||
+                (is(i + 1, 'l') && is(i + 2, 'l')))) {
             end = i + 3;
         } else {
-            const std::size_t start = cps[i] == ' ' && i + 1 < n && cls[i + 1] != CharClass::Space ? i + 1 : i;
-            if (cls[start] != CharClass::Space) { // a run of letters, of numbers or of the rest
+            const Char c = charAt(i);
+            std::size_t start = i;
+            CharClass run = c.cls;
+            if (s[i] == ' ' && i + 1 < s.size() && charAt(i + 1).cls != CharClass::Space) {
+                start = i + 1; // " ?": the space goes with the run after it
+                run = charAt(start).cls;
+            }
+            if (run != CharClass::Space) { // a run of letters, of numbers or of the rest
                 end = start;
-                while (end < n && cls[end] == cls[start])
-                    ++end;
+                for (Char k; end < s.size() && (k = charAt(end)).cls == run;)
+                    end += k.len;
             } else {
-                end = i;
-                while (end < n && cls[end] == CharClass::Space)
-                    ++end;
-                if (end < n && end - i >= 2)
-                    --end; // \s+(?!\S): the last space goes with the word after it
-                else if (end < n)
-                    end = i + 1;
+                std::size_t last = i; // where the run's last white space starts
+                for (Char k; end < s.size() && (k = charAt(end)).cls == CharClass::Space; end += k.len)
+                    last = end;
+                if (end < s.size()) // \s+(?!\S): the last space goes with what follows; \s+: one space
+                    end = last > i ? last : i + c.len;
             }
         }
-        emit(s.substr(at[i], at[end] - at[i]));
+        emit(s.substr(i, end - i));
         i = end;
     }
 }
