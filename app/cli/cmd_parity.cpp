@@ -69,7 +69,7 @@ int runParity(const std::vector<std::string>& argv)
     Graph exported = importOnnx(exportedPath);
     DataOptions evalOpts = dataOptions(args);
     evalOpts.limit = po.limit;
-    if (replay) { // the data fed as the run fed it: its normalization and text window
+    if (replay) { // the data fed as the run fed it: its normalization, text window and tokenizer
         const DataOptions ran =
             dataOptionsFromRunConfig(replay->run.config.at("calibration"), "run config.calibration");
         evalOpts.mean = ran.mean;
@@ -79,6 +79,8 @@ int runParity(const std::vector<std::string>& argv)
             evalOpts.inputShapes = ran.inputShapes;
         if (evalOpts.preprocess.empty())
             evalOpts.preprocess = ran.preprocess;
+        if (evalOpts.tokenizer.empty() && evalOpts.spec.rfind("text:", 0) == 0)
+            evalOpts.tokenizer = ran.tokenizer;
     }
     Dataset data = loadDataset(evalOpts, reference);
     Dataset calib = replay ? replay->calib : calibrationData(args, evalOpts, reference, opts.calibLimit);

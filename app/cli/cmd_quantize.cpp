@@ -187,10 +187,12 @@ const bool registered = registerCommand({"quantize",
     "MODEL --data DATA [--config CFG.json | --wbits N --abits N --granularity tensor|channel|group:N "
     "--calib minmax|ema|percentile:P|mse|entropy --wrange minmax|mse|output-mse] [--bias-correction] [--cle] [--algo "
     "A,B] [--int8] "
-    "[--calib-data DATA] [--calib-limit N] [--eval-limit N] [--eval-from N] [--batch N] [--threads N] [--save-config "
+    "[--calib-data DATA] [--context N] [--tokenizer spm:FILE|hf:FILE] [--calib-limit N] [--eval-limit N] [--eval-from N] [--batch N] [--threads N] [--save-config "
     "PATH] "
     "[--db DB] [--json]",
-    "calibrate, quantize and evaluate a model against FP32; record the run with --db", runQuantize});
+    "calibrate, quantize and evaluate a model against FP32 (language models on text:FILE or tokens:FILE windows, "
+    "scored by perplexity); record the run with --db",
+    runQuantize});
 
 } // namespace
 } // namespace qs::cli

@@ -197,6 +197,8 @@ int runRun(const std::vector<std::string>& argv)
                 {"mean", data.mean}, {"std", data.std}});
         if (!data.preprocess.empty())
             start.config["preprocess"] = data.preprocess;
+        if (!data.tokenizer.empty())
+            start.config["tokenizer"] = data.tokenizer;
         if (data.targets)
             start.config["context"] = data.first().shape.at(1);
         runId = recordRun(*store, start, [&](RunGuard&) {
@@ -231,6 +233,8 @@ int runRun(const std::vector<std::string>& argv)
             j["perplexity"] = *s.perplexity;
             j["tokens"] = s.tokens;
             j["context"] = data.first().shape.at(1);
+            if (!data.tokenizer.empty())
+                j["tokenizer"] = data.tokenizer;
             j["tokens_per_second"] = s.seconds > 0 ? double(s.tokens) / s.seconds : 0.0;
         }
         std::printf("%s\n", j.dump(2).c_str());
@@ -261,12 +265,14 @@ int runRun(const std::vector<std::string>& argv)
 
 const bool registered = registerCommand({"run",
     "MODEL [--data DATA] [--labels PATH] [--batch N] [--limit N] [--threads N] [--mean a,b,c] [--std a,b,c] "
-    "[--context N] [--input-value NAME=V,...] [--input-shape NAME=1x3x48x320]... [--preprocess SPEC] "
+    "[--context N] [--tokenizer spm:FILE|hf:FILE] [--input-value NAME=V,...] [--input-shape NAME=1x3x48x320]... [--preprocess SPEC] "
     "[--data-threads N] [--save-outputs OUT.npy|OUT.npz] [--db DB] [--json]",
     "run a model on a dataset (IDX, NPY, NPZ or a folder of NPY files named after the inputs, random:N, "
-    "text:FILE, or images:DIR / imagelist:FILE with --preprocess torchvision|paddleocr-rec|yolo|ITEMS), print "
-    "throughput and top-1, or perplexity on text (non-overlapping windows of --context bytes, "
-    "--limit windows); --save-outputs writes every output of every sample; record the run with --db",
+    "text:FILE, tokens:FILE.npy|FILE:u16|FILE:u32, or images:DIR / imagelist:FILE with --preprocess "
+    "torchvision|paddleocr-rec|yolo|ITEMS), print throughput and top-1, or perplexity on text (non-overlapping "
+    "windows of --context tokens: bytes, the ids of --tokenizer (a SentencePiece .model or a Hugging Face "
+    "tokenizer.json), or token ids; --limit windows); --save-outputs writes every output of every sample; record "
+    "the run with --db",
     runRun});
 
 } // namespace

@@ -9,7 +9,7 @@ namespace qs::cli {
 const std::set<std::string>& dataOptionNames()
 {
     static const std::set<std::string> names = {
-        "data", "labels", "mean", "std", "context", "input-value", "input-shape", "preprocess", "data-threads"};
+        "data", "labels", "mean", "std", "context", "tokenizer", "input-value", "input-shape", "preprocess", "data-threads"};
     return names;
 }
 
@@ -65,8 +65,8 @@ DataOptions dataOptions(const Args& args, const std::string& limitOption, const 
     if (!data && !defaultSpec.empty())
         data = defaultSpec;
     if (!data)
-        fail("missing --data (an IDX, NPY or NPZ file, a folder of NPY files, random:N, text:FILE, images:DIR or ",
-            "imagelist:FILE)");
+        fail("missing --data (an IDX, NPY or NPZ file, a folder of NPY files, random:N, text:FILE, tokens:FILE, ",
+            "images:DIR or imagelist:FILE)");
     d.spec = *data;
     d.labelsPath = args.value("labels");
     if (auto m = args.value("mean"))
@@ -75,6 +75,7 @@ DataOptions dataOptions(const Args& args, const std::string& limitOption, const 
         d.std = floats(*s, "--std");
     d.limit = args.intValue(limitOption, -1);
     d.context = args.intValue("context", 0);
+    d.tokenizer = args.value("tokenizer").value_or("");
     d.inputValues = inputValues(args);
     d.inputShapes = inputShapes(args);
     d.preprocess = args.value("preprocess").value_or("");

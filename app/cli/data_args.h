@@ -1,5 +1,6 @@
 // The data options every command that takes --data shares:
-// --data DATA --labels PATH --mean a,b,c --std a,b,c --limit N --context N (text:FILE)
+// --data DATA --labels PATH --mean a,b,c --std a,b,c --limit N --context N (text:FILE, tokens:FILE)
+// --tokenizer spm:FILE|hf:FILE (text:FILE: the ids of a tokenizer instead of bytes)
 // --input-value NAME=V[,NAME=V...] (an input filled with V, e.g. a sample rate)
 // --input-shape NAME=1x3x48x320 (repeatable: an input's unknown dimensions; the batch is ignored).
 // --preprocess SPEC --data-threads N (images:DIR, imagelist:FILE; see data/preprocess.h).

@@ -636,6 +636,8 @@ Tensor samplesFirst(const Tensor& batch, int axis)
 
 Dataset loadDataset(const DataOptions& options, const Graph& model)
 {
+    if (!options.tokenizer.empty() && options.spec.rfind("text:", 0) != 0)
+        fail("--tokenizer applies to text:FILE data, not ", quoted(options.spec));
     checkInputValues(options, model);
     checkInputShapeNames(model, options.inputShapes);
     Dataset ds;
@@ -648,21 +650,26 @@ Dataset loadDataset(const DataOptions& options, const Graph& model)
         fed[0] = std::move(ds.inputs.front());
         ds.inputs.clear();
         n = fed[0]->samples.shape[0];
-    } else if (options.spec.rfind("text:", 0) == 0) {
-        const std::string path = options.spec.substr(5);
+    } else if (options.spec.rfind("text:", 0) == 0 || options.spec.rfind("tokens:", 0) == 0) {
+        const bool tokens = options.spec.rfind("tokens:", 0) == 0;
+        const std::string path = options.spec.substr(tokens ? 7 : 5);
         if (path.empty())
-            fail("data ", quoted(options.spec), ": expected text:FILE");
+            fail("data ", quoted(options.spec), tokens ? ": expected tokens:FILE" : ": expected text:FILE");
         if (options.mean || options.std || options.labelsPath)
             fail("data ", quoted(options.spec), ": --mean, --std and --labels do not apply to text data");
-        ds = loadTextDataset(path, textContextFor(model, options.context), options.limit);
+        TextOptions text;
+        text.context = textContextFor(model, options.context);
+        text.limit = options.limit;
+        text.vocabSize = modelVocabularySize(model);
+        text.tokenizer = options.tokenizer;
+        ds = tokens ? loadTokenDataset(path, text) : loadTextDataset(path, text);
         ds.path = options.spec;
         ds.inputs.front().name = firstInput(model).name;
         fed[0] = std::move(ds.inputs.front());
         ds.inputs.clear();
         n = fed[0]->samples.shape[0];
         // The window length changes the tensors fed, so it is part of the data's identity.
-        const Shape& windows = fed[0]->samples.shape;
-        ds.hash = sha256Hex(ds.hash + "#context=" + std::to_string(windows.size() == 2 ? windows[1] : 0));
+        ds.hash = sha256Hex(ds.hash + "#context=" + std::to_string(text.context));
     } else if (options.spec.rfind("random:", 0) == 0) {
         ds.kind = "random";
         const std::string count = options.spec.substr(7);
@@ -781,7 +788,8 @@ std::vector<std::pair<std::string, std::string>> dataInputSources(
     std::vector<int> which(model.inputs.size(), -1);
     NamedTensors arrays;
     const bool named =
-        spec.rfind("random:", 0) != 0 && spec.rfind("text:", 0) != 0 && fs::exists(spec) && isNamedData(spec);
+        spec.rfind("random:", 0) != 0 && spec.rfind("text:", 0) != 0 && spec.rfind("tokens:", 0) != 0 &&
+        fs::exists(spec) && isNamedData(spec);
     if (named) {
         arrays = namedArrays(spec, true);
         which = matchArrays(spec, model, arrays, inputValues);

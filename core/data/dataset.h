@@ -1,7 +1,8 @@
 // Datasets for inference, calibration and evaluation: IDX images, NPY arrays, NPZ
 // archives or folders of NPY files (one array per model input) or synthetic inputs,
-// images scaled to [0,1] and normalized per channel; byte text cut into token
-// windows for language models (text:FILE, see data/text.h); or image files decoded and
+// images scaled to [0,1] and normalized per channel; text (bytes, or ids of a
+// tokenizer) or token-id files cut into token windows for language models (text:FILE,
+// tokens:FILE, see data/text.h and data/tokenizer.h); or image files decoded and
 // preprocessed batch by batch (images:DIR, imagelist:FILE, see data/image_dataset.h).
 #pragma once
 
@@ -17,13 +18,16 @@
 namespace qs {
 
 struct DataOptions {
-    std::string spec; // IDX/NPY/NPZ path, folder of NPY files, "random:N", "text:FILE", "images:DIR", "imagelist:FILE"
+    // IDX/NPY/NPZ path, folder of NPY files, "random:N", "text:FILE", "tokens:FILE[:u16|:u32]",
+    // "images:DIR", "imagelist:FILE"
+    std::string spec;
     // Else found beside an IDX file by its standard name; images: the class index file.
     std::optional<std::string> labelsPath;
     std::optional<std::vector<float>> mean, std; // else from model metadata, else none
     int64_t limit = -1;                          // keep the first N samples (< 0: all)
     uint64_t seed = 1;                           // for random:N
     int64_t context = 0;                         // text: window length (0: from the model, see textContextFor)
+    std::string tokenizer;                       // text:FILE: "spm:FILE" or "hf:FILE" (data/tokenizer.h); "": bytes
     std::map<std::string, double> inputValues;   // input name -> the value of every element of every sample
     // Input name -> full shape (batch ignored) for unknown or symbolic dimensions the data
     // does not fix (random:N, --input-value); see data/input_binding.h.
@@ -66,7 +70,7 @@ struct DataInput {
 };
 
 struct Dataset {
-    std::string kind; // "idx", "npy", "npz", "folder", "random", "text", "images", "imagelist"
+    std::string kind; // "idx", "npy", "npz", "folder", "random", "text" (also tokens:), "images", "imagelist"
     std::string path; // file or spec
     std::string labelsPath;
     std::vector<DataInput> inputs; // one per model input, in the model's order
@@ -74,6 +78,7 @@ struct Dataset {
     std::optional<Tensor> targets;             // text: int64 [N, context], the next token of every input position
     std::vector<float> mean, std;              // what was applied to the first input (empty: none)
     std::string preprocess;                    // images: the pipeline applied (Preprocess::text()), else ""
+    std::string tokenizer;                     // text: the tokenizer that made the ids (DataOptions::tokenizer)
     std::vector<std::string> classes;          // images: the class folder of each label
     std::string hash;                          // content hash of the source files (for the store)
     std::map<std::string, double> inputValues; // DataOptions::inputValues (the store records them)

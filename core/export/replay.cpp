@@ -100,6 +100,10 @@ DataOptions dataOptionsFromRunConfig(const nlohmann::json& entry, const std::str
             key = "preprocess";
             d.preprocess = entry.at(key).get<std::string>();
         }
+        if (entry.contains("tokenizer")) { // text: the tokenizer that made the ids (data/tokenizer.h)
+            key = "tokenizer";
+            d.tokenizer = entry.at(key).get<std::string>();
+        }
     } catch (const nlohmann::json::exception&) {
         fail(where, ": field ", quoted(key), " is malformed");
     }

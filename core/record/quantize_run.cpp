@@ -36,6 +36,8 @@ nlohmann::json dataConfig(const Dataset& d)
         j["input_shapes"] = d.boundShapes;
     if (!d.preprocess.empty()) // images: the pipeline, replayed by export and parity
         j["preprocess"] = d.preprocess;
+    if (!d.tokenizer.empty()) // text: the tokenizer that made the ids, replayed by export and parity
+        j["tokenizer"] = d.tokenizer;
     return j;
 }
 

@@ -9,7 +9,7 @@ deb="$(ls "$scratch"/pkg/*.deb)"
 echo "package: $(basename "$deb") ($(stat -c %s "$deb") bytes)"
 dpkg-deb --info "$deb" | grep -E "Package|Version|Depends|Architecture"
 dpkg-deb --contents "$deb" | awk '{print $6}' > "$scratch/contents"
-for f in ./usr/bin/quantstudio-cli ./usr/share/quantstudio/demo/fashion_cnn.onnx \
+for f in ./usr/bin/quantstudio-cli ./usr/bin/quantstudio-spm ./usr/share/quantstudio/demo/fashion_cnn.onnx \
          ./usr/share/applications/io.github.quantstudio.QuantStudio.desktop \
          ./usr/share/metainfo/io.github.quantstudio.QuantStudio.metainfo.xml; do
   grep -qx "$f" "$scratch/contents" || { echo "missing from the package: $f"; exit 1; }
