@@ -16,6 +16,7 @@ class QToolBar;
 
 namespace qs::ui {
 
+class CalibrationDataDialog;
 class GraphPanel;
 class InspectorPanel;
 class JobStatusWidget;
@@ -50,6 +51,8 @@ public:
     JobStatusWidget* jobStatus() const { return jobStatus_; }
     QAction* calibrateAction() const { return calibrateAction_; }
     QLabel* storeLabel() const { return storeLabel_; }
+    // File > Calibration Data: opens the dialog (non-modal; OK sets the studio's data).
+    CalibrationDataDialog* chooseData();
 
     // The installed features (each install() registers its own), e.g.
     // window.feature<SensitivityFeature>()->panel().
@@ -76,7 +79,6 @@ private:
     void addRecent(const QString& path);
     void rebuildRecentMenu();
     void chooseModel();
-    void chooseData();
     void chooseStore();
     void showStore();
     void updateTitle();

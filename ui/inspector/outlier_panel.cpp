@@ -165,16 +165,13 @@ int OutlierPanel::profile()
     const auto model = doc_->model();
     if (!model)
         return -1;
-    const QString spec = studio_.calibrationDataSpec();
-    const QString label = spec.startsWith(QStringLiteral("random:")) ? spec : QFileInfo(spec).fileName();
+    const QString label = studio_.calibrationDataLabel();
+    const DataOptions options = studio_.calibrationDataOptions();
     const int generation = doc_->generation();
     QPointer<OutlierPanel> self(this);
-    const std::string specText = spec.toStdString();
     return jobs_->start(QStringLiteral("outliers"), QStringLiteral("Profiling linear-layer inputs on %1").arg(label),
-        [self, model, specText, label, generation](Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
+        [self, model, options, label, generation](Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
             progress.report(0, "loading data");
-            DataOptions options;
-            options.spec = specText;
             const Dataset data = loadDataset(options, *model->graph);
             cancel.check();
             OutlierOptions o;
