@@ -51,6 +51,8 @@ QString triple(const std::vector<float>& v)
 QString scaleText(double scale)
 {
     const double inverse = 1.0 / scale;
+    if (scale == 1)
+        return QStringLiteral("1");
     if (std::fabs(inverse - std::round(inverse)) < 1e-6 * inverse)
         return QStringLiteral("1/%1").arg(qlonglong(std::llround(inverse)));
     return QString::number(scale, 'g', 8);

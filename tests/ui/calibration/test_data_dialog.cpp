@@ -18,6 +18,7 @@
 #include "ui/jobs/job_runner.h"
 #include "ui/runs/quantize_dialog.h"
 #include "ui/runs/runs_controller.h"
+#include "ui/samples/sample_image.h"
 
 #include <QComboBox>
 #include <QDir>
@@ -38,10 +39,10 @@ using namespace qs::ui;
 namespace {
 
 // Conv(3->4, 3x3) -> Relu -> GlobalAveragePool -> Flatten -> Gemm(4->3): [N,3,side,side] -> [N,3].
-void saveImageModel(const QString& path, int64_t side, int64_t channels = 3)
+void saveImageModel(const QString& path, int64_t side, int64_t channels = 3, int64_t width = 0)
 {
     test::OnnxBuilder b;
-    b.input("x", {-1, channels, side, side});
+    b.input("x", {-1, channels, side, width > 0 ? width : side});
     std::vector<float> w(std::size_t(4 * channels * 9)), fc(12);
     for (std::size_t i = 0; i < w.size(); ++i)
         w[i] = float(int(i * 7 % 11) - 5) * 0.06f;
@@ -385,6 +386,34 @@ private slots:
             maxLogit);
         QVERIFY(maxLogit > 0);
         QVERIFY(maxDiff <= 1e-4 * maxLogit);
+    }
+
+    // The Samples panel shows image samples with their pipeline undone (mean/std, scale,
+    // BGR): an image preprocessed at its own size comes back as it was, within a level.
+    void samplesPanelUndoesThePipeline()
+    {
+        const QString model = dir_.filePath(QStringLiteral("net20x24.onnx"));
+        saveImageModel(model, 20, 3, 24);
+        const QString list = dir_.filePath(QStringLiteral("one.txt"));
+        QFile f(list);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write("images/cat/cat_0.png,0\n");
+        f.close();
+        DataOptions o;
+        o.spec = "imagelist:" + list.toStdString();
+        o.preprocess = "resize=24x20,crop=none,mean=0.485:0.456:0.406,std=0.229:0.224:0.225,bgr";
+        const Dataset data = loadDataset(o, importOnnx(model.toStdString()));
+        const QImage shown = ui::sampleImage(data, 0, 1);
+        const QImage original(images_ + QStringLiteral("/cat/cat_0.png"));
+        QCOMPARE(shown.size(), original.size());
+        int worst = 0;
+        for (int y = 0; y < shown.height(); ++y)
+            for (int x = 0; x < shown.width(); ++x) {
+                const QRgb a = shown.pixel(x, y), b = original.pixel(x, y);
+                worst = std::max({worst, std::abs(qRed(a) - qRed(b)), std::abs(qGreen(a) - qGreen(b)),
+                    std::abs(qBlue(a) - qBlue(b))});
+            }
+        QVERIFY2(worst <= 1, qPrintable(QString::number(worst)));
     }
 
     void cleanupTestCase() { studio_.reset(); }
