@@ -31,6 +31,7 @@
 #include <QTimer>
 #include <QVBoxLayout>
 
+#include <algorithm>
 #include <cmath>
 
 namespace qs::ui {
@@ -105,10 +106,37 @@ QTableWidget* table(QWidget* parent, const QStringList& headers, const QString& 
     return t;
 }
 
+// The resize and crop of a resolved pipeline, in words.
+QString resizeSteps(const Preprocess& p)
+{
+    using R = Preprocess::Resize;
+    QStringList steps;
+    switch (p.resize) {
+    case R::None:
+        steps << QStringLiteral("no resize");
+        break;
+    case R::Shorter:
+        steps << QStringLiteral("shorter side %1").arg(p.height);
+        break;
+    case R::Exact:
+        steps << QStringLiteral("resize %1\u00D7%2").arg(p.width).arg(p.height);
+        break;
+    case R::Letterbox:
+        steps << QStringLiteral("letterbox %1\u00D7%2").arg(p.width).arg(p.height);
+        break;
+    case R::KeepRatio:
+        steps << QStringLiteral("height %1, width up to %2").arg(p.height).arg(p.width);
+        break;
+    }
+    if (p.cropWidth > 0)
+        steps << QStringLiteral("crop %1\u00D7%2").arg(p.cropWidth).arg(p.cropHeight);
+    return steps.join(QStringLiteral(" \u2192 "));
+}
+
 // Before above after, one icon.
 QPixmap thumbPixmap(const DataPreview::Thumb& t)
 {
-    QPixmap pm(kThumbSide, 2 * kThumbSide + 4);
+    QPixmap pm(kThumbSide, t.before.isNull() ? kThumbSide : 2 * kThumbSide + 4);
     pm.fill(Qt::transparent);
     QPainter painter(&pm);
     auto draw = [&](const QImage& image, int top) {
@@ -116,8 +144,9 @@ QPixmap thumbPixmap(const DataPreview::Thumb& t)
             return;
         painter.drawImage(QPoint((kThumbSide - image.width()) / 2, top + (kThumbSide - image.height()) / 2), image);
     };
+    // Arrays have no decoded image: their sample alone, on top.
     draw(t.before, 0);
-    draw(t.after, kThumbSide + 4);
+    draw(t.after, t.before.isNull() ? 0 : kThumbSide + 4);
     return pm;
 }
 
@@ -175,7 +204,7 @@ CalibrationDataDialog::CalibrationDataDialog(Studio& studio, QWidget* parent) : 
     thumbs_->setSelectionMode(QAbstractItemView::NoSelection);
     thumbs_->setToolTip(tr("Each image as decoded (top) and as the model gets it (bottom, stretched to its range)"));
     stats_ = table(this, {tr("Channel"), tr("Mean"), tr("Std"), tr("Min"), tr("Max")}, QStringLiteral("dataStats"));
-    labels_ = table(this, {tr("Index"), tr("Class (folder)"), tr("Images")}, QStringLiteral("dataLabels"));
+    labels_ = table(this, {tr("Index"), tr("Class"), tr("Images")}, QStringLiteral("dataLabels"));
     stats_->setMaximumHeight(130);
     labels_->setMaximumHeight(130);
 
@@ -192,7 +221,8 @@ CalibrationDataDialog::CalibrationDataDialog(Studio& studio, QWidget* parent) : 
     auto* right = new QVBoxLayout;
     right->addWidget(status_);
     right->addWidget(warning_);
-    right->addWidget(new QLabel(tr("Before (top) and after preprocessing (bottom)"), this));
+    thumbsTitle_ = new QLabel(tr("Before (top) and after preprocessing (bottom)"), this);
+    right->addWidget(thumbsTitle_);
     right->addWidget(thumbs_, 1);
     right->addLayout(tables);
 
@@ -415,13 +445,17 @@ QString CalibrationDataDialog::itemsFromFields(QString* problem) const
     items << (channels_->currentIndex() == 1 ? QStringLiteral("bgr") : QStringLiteral("rgb"));
     items << (layout_->currentIndex() == 1 ? QStringLiteral("nhwc") : QStringLiteral("nchw"));
     items << (fit_->isChecked() ? QStringLiteral("fit=model") : QStringLiteral("fit=fixed"));
+    // The items as the fields say them (parsed only to check them: the canonical text
+    // prints floats at full precision).
+    const QString text = items.join(QLatin1Char(','));
     try {
-        return QString::fromStdString(parsePreprocess(items.join(QLatin1Char(',')).toStdString()).text());
+        parsePreprocess(text.toStdString());
     } catch (const Error& e) {
         if (problem)
             *problem = QString::fromUtf8(e.what());
         return {};
     }
+    return text;
 }
 
 void CalibrationDataDialog::fieldsEdited()
@@ -432,12 +466,10 @@ void CalibrationDataDialog::fieldsEdited()
     width_->setEnabled(resize_->currentIndex() != int(Preprocess::Resize::None) && !shorter);
     height_->setEnabled(resize_->currentIndex() != int(Preprocess::Resize::None));
     QString problem;
-    const QString text = itemsFromFields(&problem);
+    itemsFromFields(&problem);
     // Edited away from its preset: "custom", though the preset still says what the model expects.
-    const bool isPreset = !presetName_.isEmpty() && !text.isEmpty() &&
-        parsePreprocess(text.toStdString()) == parsePreprocess(presetName_.toStdString());
     filling_ = true;
-    preset_->setCurrentText(isPreset ? presetName_ : kCustom);
+    preset_->setCurrentText(!presetName_.isEmpty() && preprocessText() == presetName_ ? presetName_ : kCustom);
     filling_ = false;
     pipelineProblem_ = problem;
     updatePipelineLabel();
@@ -454,14 +486,18 @@ void CalibrationDataDialog::updatePipelineLabel()
     // Break the long item lists after their commas.
     auto breakable = [](QString s) { return s.toHtmlEscaped().replace(QLatin1Char(','), QStringLiteral(",\u200B")); };
     QString text = tr("--preprocess %1").arg(breakable(preprocessText()));
-    if (preview_ && !preview_->pipeline.isEmpty() && preview_->pipeline != preprocessText())
-        text += tr("<br>for this model: %1").arg(breakable(preview_->pipeline));
+    if (preview_ && !preview_->pipeline.isEmpty())
+        text += tr("<br>for this model: %1").arg(resizeSteps(parsePreprocess(preview_->pipeline.toStdString())));
     pipeline_->setText(QStringLiteral("<span style='color:#6b7280'>%1</span>").arg(text));
 }
 
 QString CalibrationDataDialog::preprocessText() const
 {
-    return itemsFromFields(nullptr);
+    const QString items = itemsFromFields(nullptr);
+    if (!items.isEmpty() && !presetName_.isEmpty() &&
+        parsePreprocess(items.toStdString()) == parsePreprocess(presetName_.toStdString()))
+        return presetName_; // as the CLI's --preprocess torchvision
+    return items;
 }
 
 QString CalibrationDataDialog::spec() const
@@ -605,11 +641,20 @@ void CalibrationDataDialog::showPreview(std::shared_ptr<const DataPreview> previ
                   .arg(p.sampled);
     if (p.expectation.normalized)
         status += tr(" \u00B7 normalized input expected (%1)").arg(p.expectation.source.toHtmlEscaped());
+    if (p.firstLayer)
+        status += tr(" \u00B7 first layer %1: outputs spread %2\u00D7, mean %3 std off its training statistics")
+                      .arg(p.firstLayer->layer.toHtmlEscaped())
+                      .arg(p.firstLayer->spreadRatio, 0, 'g', 3)
+                      .arg(p.firstLayer->meanShift, 0, 'g', 3);
     status_->setText(status);
     if (!p.warnings.isEmpty()) {
         warning_->setText(QStringLiteral("\u26A0 ") + p.warnings.join(QStringLiteral("\n\u26A0 ")));
         warning_->show();
     }
+    const bool pairs = std::any_of(p.thumbs.begin(), p.thumbs.end(), [](const auto& t) { return !t.before.isNull(); });
+    thumbs_->setIconSize(QSize(kThumbSide, pairs ? 2 * kThumbSide + 4 : kThumbSide));
+    thumbsTitle_->setText(pairs ? tr("Before (top) and after preprocessing (bottom)")
+                                : tr("Samples as the model gets them (stretched to their range)"));
     for (const DataPreview::Thumb& t : p.thumbs) {
         QString name = t.label >= 0 && t.label < p.classes.size() ? p.classes[int(t.label)]
             : t.label >= 0                                        ? QString::number(t.label)

@@ -82,7 +82,7 @@ private:
     QSpinBox *count_, *width_, *height_, *cropWidth_, *cropHeight_;
     QDoubleSpinBox* pad_;
     QCheckBox* fit_;
-    QLabel *pipeline_, *status_, *warning_;
+    QLabel *pipeline_, *status_, *warning_, *thumbsTitle_;
     QListWidget* thumbs_;
     QTableWidget *stats_, *labels_;
     QPushButton* ok_ = nullptr;

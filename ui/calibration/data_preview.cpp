@@ -115,6 +115,8 @@ void previewImages(const PreviewRequest& request, const Graph* model, const Canc
     }
     out.sampled = int64_t(statsAt.size());
     out.channels = channelStats(batch, p.nhwc ? 3 : 1);
+    if (model && !p.nhwc)
+        out.firstLayer = firstLayerFit(*model, batch);
     out.channelNames = p.bgr ? QStringList {QStringLiteral("B"), QStringLiteral("G"), QStringLiteral("R")}
                              : QStringList {QStringLiteral("R"), QStringLiteral("G"), QStringLiteral("B")};
 }
@@ -141,6 +143,8 @@ void previewArrays(const PreviewRequest& request, const Graph* model, DataPrevie
     const Shape& s = out.sampleShape;
     const bool chw = s.size() == 3 && (s[0] == 1 || s[0] == 3);
     out.channels = channelStats(first, chw ? 1 : -1);
+    if (in.batchAxis == 0 && in.name == model->inputs.front().name)
+        out.firstLayer = firstLayerFit(*model, first);
     if (chw && s[0] == 3)
         out.channelNames = {QStringLiteral("0"), QStringLiteral("1"), QStringLiteral("2")};
     else
@@ -160,6 +164,108 @@ void previewArrays(const PreviewRequest& request, const Graph* model, DataPrevie
 }
 
 } // namespace
+
+std::optional<FirstLayerFit> firstLayerFit(const Graph& model, const Tensor& batch)
+{
+    if (model.inputs.empty() || batch.shape.size() != 4 || batch.dtype != DType::Float)
+        return std::nullopt;
+    const std::string& x = model.inputs.front().name;
+    for (const int ci : model.consumersOf(x)) {
+        const Node& conv = model.nodes[std::size_t(ci)];
+        if (conv.opType != "Conv" || conv.input(0) != x || conv.outputs.empty())
+            continue;
+        const Tensor* w = model.constant(conv.input(1));
+        const Tensor* b = conv.input(2).empty() ? nullptr : model.constant(conv.input(2));
+        const auto& users = model.consumersOf(conv.outputs.front());
+        if (!w || w->dtype != DType::Float || w->shape.size() != 4 || users.size() != 1)
+            continue;
+        const Node& bn = model.nodes[std::size_t(users.front())];
+        if (bn.opType != "BatchNormalization" || bn.input(0) != conv.outputs.front())
+            continue;
+        const Tensor* runMean = model.constant(bn.input(3));
+        const Tensor* runVar = model.constant(bn.input(4));
+        const int64_t outC = w->shape[0], groupC = w->shape[1], kh = w->shape[2], kw = w->shape[3];
+        const int64_t group = conv.attrInt("group", 1);
+        const int64_t n = batch.shape[0], inC = batch.shape[1], h = batch.shape[2], wd = batch.shape[3];
+        if (!runMean || !runVar || runMean->numel() != outC || runVar->numel() != outC ||
+            conv.attrString("auto_pad", "NOTSET") != "NOTSET" || group < 1 || inC != groupC * group ||
+            outC % group != 0 || (b && b->numel() != outC))
+            return std::nullopt;
+        const auto strides = conv.attrInts("strides", {1, 1}), dil = conv.attrInts("dilations", {1, 1});
+        const auto pads = conv.attrInts("pads", {0, 0, 0, 0});
+        if (strides.size() != 2 || dil.size() != 2 || pads.size() != 4)
+            return std::nullopt;
+        const int64_t oh = (h + pads[0] + pads[2] - dil[0] * (kh - 1) - 1) / strides[0] + 1;
+        const int64_t ow = (wd + pads[1] + pads[3] - dil[1] * (kw - 1) - 1) / strides[1] + 1;
+        if (oh <= 0 || ow <= 0)
+            return std::nullopt;
+        const std::vector<float> wv = w->toFloat(), bv = b ? b->toFloat() : std::vector<float>(std::size_t(outC), 0);
+        const std::vector<float> mu = runMean->toFloat(), var = runVar->toFloat();
+        const float eps = bn.attrFloat("epsilon", 1e-5f);
+        const auto xv = batch.data<float>();
+        // Up to 8 samples, 256 output positions each on a regular grid: enough for a median.
+        const int64_t samples = std::min<int64_t>(n, 8);
+        const int64_t step = std::max<int64_t>(1, int64_t(std::sqrt(double(oh * ow) / 256.0)));
+        std::vector<double> sum(std::size_t(outC), 0), sq(std::size_t(outC), 0);
+        int64_t positions = 0;
+        for (int64_t s = 0; s < samples; ++s)
+            for (int64_t oy = step / 2; oy < oh; oy += step)
+                for (int64_t ox = step / 2; ox < ow; ox += step) {
+                    if (s == 0)
+                        ++positions;
+                    for (int64_t o = 0; o < outC; ++o) {
+                        const int64_t g = o / (outC / group);
+                        double acc = bv[std::size_t(o)];
+                        for (int64_t c = 0; c < groupC; ++c)
+                            for (int64_t ky = 0; ky < kh; ++ky) {
+                                const int64_t iy = oy * strides[0] - pads[0] + ky * dil[0];
+                                if (iy < 0 || iy >= h)
+                                    continue;
+                                for (int64_t kx = 0; kx < kw; ++kx) {
+                                    const int64_t ix = ox * strides[1] - pads[1] + kx * dil[1];
+                                    if (ix < 0 || ix >= wd)
+                                        continue;
+                                    acc += double(wv[std::size_t(((o * groupC + c) * kh + ky) * kw + kx)]) *
+                                        xv[std::size_t(((s * inC + g * groupC + c) * h + iy) * wd + ix)];
+                                }
+                            }
+                        sum[std::size_t(o)] += acc;
+                        sq[std::size_t(o)] += acc * acc;
+                    }
+                }
+        const double count = double(samples * positions);
+        std::vector<double> spread, shift;
+        for (int64_t o = 0; o < outC; ++o) {
+            const double sd = std::sqrt(double(var[std::size_t(o)]) + eps);
+            const double m = sum[std::size_t(o)] / count;
+            spread.push_back(std::sqrt(std::max(0.0, sq[std::size_t(o)] / count - m * m)) / sd);
+            shift.push_back(std::abs(m - mu[std::size_t(o)]) / sd);
+        }
+        auto median = [](std::vector<double> v) {
+            std::nth_element(v.begin(), v.begin() + std::ptrdiff_t(v.size() / 2), v.end());
+            return v[v.size() / 2];
+        };
+        FirstLayerFit fit;
+        fit.layer = QString::fromStdString(conv.name);
+        fit.spreadRatio = median(spread);
+        fit.meanShift = median(shift);
+        fit.samples = samples;
+        fit.positions = positions;
+        return fit;
+    }
+    return std::nullopt;
+}
+
+QString firstLayerWarning(const FirstLayerFit& fit)
+{
+    const bool spread = fit.spreadRatio > kFirstLayerSpreadLimit || fit.spreadRatio < 1 / kFirstLayerSpreadLimit;
+    if (!spread && fit.meanShift <= kFirstLayerShiftLimit)
+        return {};
+    return QStringLiteral("The first layer (%1) sees this data unlike its training data: its outputs spread %2\u00D7 "
+                          "and sit %3 std from what its BatchNormalization recorded (median over channels). Check the "
+                          "scale, mean and std.")
+        .arg(fit.layer, num(fit.spreadRatio), num(fit.meanShift));
+}
 
 InputExpectation expectedInput(const Graph* model, const std::string& presetName)
 {
@@ -293,6 +399,9 @@ DataPreview previewData(const PreviewRequest& request, const Graph* model, const
         previewArrays(request, model, out);
     out.expectation = expectedInput(model, isImageDataSpec(request.spec) ? request.presetName : std::string());
     out.warnings = inputWarnings(out.channels, out.channelNames, out.expectation);
+    if (out.firstLayer)
+        if (const QString w = firstLayerWarning(*out.firstLayer); !w.isEmpty())
+            out.warnings << w;
     return out;
 }
 

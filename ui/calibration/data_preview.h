@@ -34,6 +34,18 @@ struct InputExpectation {
     QString source;          // why: "the model's metadata (quantstudio.mean/std)", "the torchvision preset"
 };
 
+// The model's own record of its input scale: the first Conv fed by the input, when a
+// BatchNormalization follows it, was trained on outputs whose per-channel mean and
+// variance are that BatchNormalization's running statistics. firstLayerFit() computes the
+// Conv's FP32 outputs on the preview's samples (a naive loop at sampled positions) and
+// compares, per output channel, then takes the median over channels.
+struct FirstLayerFit {
+    QString layer;          // the Conv's name
+    double spreadRatio = 1; // output std / sqrt(running var)
+    double meanShift = 0;   // |output mean - running mean| / sqrt(running var)
+    int64_t samples = 0, positions = 0;
+};
+
 struct DataPreview {
     struct Thumb {
         QImage before, after; // the decoded image, the preprocessed sample (min-max stretched), both small
@@ -51,6 +63,7 @@ struct DataPreview {
     std::vector<ChannelStats> channels; // in the output's channel order (or one for non-image data)
     QStringList channelNames;           // "R", "G", "B" (BGR: "B", "G", "R"), or "all"
     InputExpectation expectation;
+    std::optional<FirstLayerFit> firstLayer; // when the model has such a layer and the samples are NCHW
     QStringList warnings;
 };
 
@@ -79,6 +92,16 @@ InputExpectation expectedInput(const Graph* model, const std::string& presetName
 // Each warning is one sentence naming the channel and numbers; none when all is well.
 QStringList inputWarnings(
     const std::vector<ChannelStats>& channels, const QStringList& names, const InputExpectation& expectation);
+
+// Outside [1/3, 3] (spread) or above 2 (mean shift) the data is taken to be scaled or
+// normalized unlike the model's training data.
+inline constexpr double kFirstLayerSpreadLimit = 3, kFirstLayerShiftLimit = 2;
+// nullopt when the first input feeds no Conv (groups, strides, pads and dilations
+// supported; auto_pad only NOTSET) directly followed by a BatchNormalization, or `batch`
+// is not [N, C, H, W] as the Conv takes it.
+std::optional<FirstLayerFit> firstLayerFit(const Graph& model, const Tensor& batch);
+// The warning for a fit outside the limits, else "".
+QString firstLayerWarning(const FirstLayerFit& fit);
 
 // Per-channel statistics of samples [N, C, H, W] or [N, H, W, C] (`channelAxis` 1 or 3 of the
 // batch), or of all values as one channel (`channelAxis` < 0).

@@ -147,7 +147,7 @@ void Studio::recheckData(const QString& modelPath, const QString& spec, const QS
         emit dataNotice(tr("Calibration data %1 does not fit %2 (%3); now using %4 — File › Calibration "
                            "Data chooses other data")
                             .arg(old, model, problem, calibrationDataLabel()));
-    } else if (dataModel_ != modelPath) {
+    } else if (!dataModel_.isEmpty() && dataModel_ != modelPath) {
         emit dataNotice(tr("Calibration data %1 was chosen for another model; it fits the inputs of %2 and stays "
                            "selected — File › Calibration Data changes it")
                             .arg(calibrationDataLabel(), model));

@@ -9,6 +9,7 @@
 #include "export/replay.h"
 #include "graph/onnx_import.h"
 #include "record/export_run.h"
+#include "runtime/plan.h"
 #include "store/store.h"
 #include "support/onnx_builder.h"
 #include "support/ort_runner.h"
@@ -38,11 +39,15 @@ using namespace qs::ui;
 
 namespace {
 
-// Conv(3->4, 3x3) -> Relu -> GlobalAveragePool -> Flatten -> Gemm(4->3): [N,3,side,side] -> [N,3].
-void saveImageModel(const QString& path, int64_t side, int64_t channels = 3, int64_t width = 0)
+// Conv(3->4, 3x3) [-> BatchNormalization with these running statistics] -> Relu ->
+// GlobalAveragePool -> Flatten -> Gemm(4->3): [N,3,side,side] -> [N,3]; with `convOnly`
+// the Conv's output is the model's.
+void saveImageModel(const QString& path, int64_t side, int64_t channels = 3, int64_t width = 0,
+    const std::vector<float>& bnMean = {}, const std::vector<float>& bnVar = {}, bool convOnly = false)
 {
     test::OnnxBuilder b;
-    b.input("x", {-1, channels, side, width > 0 ? width : side});
+    const int64_t w2 = width > 0 ? width : side;
+    b.input("x", {-1, channels, side, w2});
     std::vector<float> w(std::size_t(4 * channels * 9)), fc(12);
     for (std::size_t i = 0; i < w.size(); ++i)
         w[i] = float(int(i * 7 % 11) - 5) * 0.06f;
@@ -54,7 +59,21 @@ void saveImageModel(const QString& path, int64_t side, int64_t channels = 3, int
     b.initializer("fb", {3}, {0.01f, -0.02f, 0.03f});
     auto* conv = b.node("Conv", {"x", "w", "b"}, {"c"}, "conv");
     test::OnnxBuilder::intsAttr(conv, "pads", {1, 1, 1, 1});
-    b.node("Relu", {"c"}, {"r"}, "relu");
+    if (convOnly) {
+        b.output("c", {-1, 4, side, w2});
+        b.save(path.toStdString());
+        return;
+    }
+    if (!bnMean.empty()) {
+        b.initializer("bn_scale", {4}, {1, 1, 1, 1});
+        b.initializer("bn_bias", {4}, {0, 0, 0, 0});
+        b.initializer("bn_mean", {4}, bnMean);
+        b.initializer("bn_var", {4}, bnVar);
+        b.node("BatchNormalization", {"c", "bn_scale", "bn_bias", "bn_mean", "bn_var"}, {"n"}, "bn");
+        b.node("Relu", {"n"}, {"r"}, "relu");
+    } else {
+        b.node("Relu", {"c"}, {"r"}, "relu");
+    }
     b.node("GlobalAveragePool", {"r"}, {"p"}, "pool");
     b.node("Flatten", {"p"}, {"f"}, "flatten");
     auto* gemm = b.node("Gemm", {"f", "fc", "fb"}, {"y"}, "fc");
@@ -200,7 +219,8 @@ private slots:
             QVERIFY(after[c].min >= 0 && after[c].max <= 1);
             QVERIFY(std::abs(after[c].mean - before[c].mean) > 0.05);
         }
-        QVERIFY(d.preprocessText().contains(QStringLiteral("letterbox=")));
+        QCOMPARE(d.preprocessText(), QStringLiteral("yolo"));
+        QVERIFY(d.preview()->pipeline.contains(QStringLiteral("letterbox=16x16")));
         QVERIFY(d.warningLabel()->isHidden()); // yolo's 0..1 is what such models take
     }
 
@@ -290,6 +310,69 @@ private slots:
         QVERIFY(waitForPreview(d));
         QVERIFY(!d.preview());
         QVERIFY2(d.previewError().contains(QStringLiteral("no such folder")), qPrintable(d.previewError()));
+    }
+
+    // A model whose first Conv is followed by a BatchNormalization recorded the Conv's
+    // output statistics in training: here those of torchvision-preprocessed images (the
+    // Conv run by the runtime, statistics by a naive loop). The dialog compares: with the
+    // same pipeline the fit is exact (16x16 outputs: every position is sampled), with 0..1
+    // input it warns - with no preset or metadata to say what the model expects.
+    void firstLayerStatisticsWarn()
+    {
+        const QString convOnly = dir_.filePath(QStringLiteral("conv16.onnx"));
+        saveImageModel(convOnly, 16, 3, 0, {}, {}, true);
+        const Graph g = importOnnx(convOnly.toStdString());
+        DataOptions o;
+        o.spec = "images:" + images_.toStdString();
+        o.preprocess = "torchvision";
+        const Dataset data = loadDataset(o, g);
+        CompileOptions co;
+        co.inputShapes = data.inputShapes(data.count());
+        const Tensor y = compilePlan(g, co)->run(data.batch(0, data.count())).front();
+        QCOMPARE(y.shape, (Shape {6, 4, 16, 16}));
+        std::vector<float> mean(4), var(4);
+        const auto v = y.data<float>();
+        for (int c = 0; c < 4; ++c) {
+            double sum = 0, sq = 0;
+            for (int s = 0; s < 6; ++s)
+                for (int i = 0; i < 256; ++i) {
+                    const double x = v[std::size_t((s * 4 + c) * 256 + i)];
+                    sum += x;
+                    sq += x * x;
+                }
+            mean[std::size_t(c)] = float(sum / 1536);
+            var[std::size_t(c)] = float(sq / 1536 - (sum / 1536) * (sum / 1536)) - 1e-5f; // BN adds epsilon
+        }
+        const QString withBn = dir_.filePath(QStringLiteral("bn16.onnx"));
+        saveImageModel(withBn, 16, 3, 0, mean, var);
+        QVERIFY(openModel(withBn));
+
+        studio_->setData(QStringLiteral("images:") + images_, QStringLiteral("resize=18,crop=16,fit=model"));
+        {
+            CalibrationDataDialog d(*studio_);
+            QCOMPARE(d.presetCombo()->currentText(), QStringLiteral("custom"));
+            d.meanEdit()->setText(QStringLiteral("0.485, 0.456, 0.406"));
+            d.stdEdit()->setText(QStringLiteral("0.229, 0.224, 0.225"));
+            QVERIFY(waitForPreview(d) && d.preview());
+            QVERIFY(d.preview()->firstLayer);
+            const FirstLayerFit& fit = *d.preview()->firstLayer;
+            QCOMPARE(fit.layer, QStringLiteral("conv"));
+            QCOMPARE(fit.positions, int64_t(256));
+            QVERIFY2(std::abs(fit.spreadRatio - 1) < 1e-3, qPrintable(QString::number(fit.spreadRatio)));
+            QVERIFY2(fit.meanShift < 1e-3, qPrintable(QString::number(fit.meanShift)));
+            QVERIFY2(d.warningLabel()->isHidden(), qPrintable(d.warningLabel()->text()));
+
+            d.meanEdit()->clear();
+            d.stdEdit()->clear();
+            QVERIFY(waitForPreview(d) && d.preview() && d.preview()->firstLayer);
+            QVERIFY(!d.preview()->expectation.normalized); // nothing else says what the model takes
+            QVERIFY(d.preview()->firstLayer->spreadRatio < 1 / kFirstLayerSpreadLimit);
+            QVERIFY(!d.warningLabel()->isHidden());
+            QVERIFY2(d.warningLabel()->text().contains(QStringLiteral("first layer (conv)")),
+                qPrintable(d.warningLabel()->text()));
+        }
+        studio_->setData(QString(), QString());
+        QVERIFY(openModel(model_));
     }
 
     // Issue #23: a new model re-checks the chosen data and says what it did.
