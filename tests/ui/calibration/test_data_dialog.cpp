@@ -16,6 +16,7 @@
 #include "support/studio_window.h"
 #include "ui/calibration/data_dialog.h"
 #include "ui/document/model_document.h"
+#include "ui/export/export_dialog.h"
 #include "ui/jobs/job_runner.h"
 #include "ui/runs/quantize_dialog.h"
 #include "ui/runs/runs_controller.h"
@@ -469,6 +470,11 @@ private slots:
             maxLogit);
         QVERIFY(maxLogit > 0);
         QVERIFY(maxDiff <= 1e-4 * maxLogit);
+
+        // The Export dialog's parity check replays the run on its preprocessed images.
+        const ParityResult parity = parityOfExport(db, id, out, {}, progress, cancel);
+        QCOMPARE(parity.samples, int64_t(6));
+        QVERIFY2(parity.outputSqnrDb > 30, qPrintable(QString::number(parity.outputSqnrDb)));
     }
 
     // The Samples panel shows image samples with their pipeline undone (mean/std, scale,
