@@ -166,7 +166,9 @@ int OutlierPanel::profile()
     if (!model)
         return -1;
     const QString label = studio_.calibrationDataLabel();
-    const DataOptions options = studio_.calibrationDataOptions();
+    constexpr int64_t kSamples = 64;
+    // Only the samples profiled are read (an image folder is not hashed whole).
+    const DataOptions options = studio_.calibrationDataOptions(kSamples);
     const int generation = doc_->generation();
     QPointer<OutlierPanel> self(this);
     return jobs_->start(QStringLiteral("outliers"), QStringLiteral("Profiling linear-layer inputs on %1").arg(label),
@@ -175,7 +177,7 @@ int OutlierPanel::profile()
             const Dataset data = loadDataset(options, *model->graph);
             cancel.check();
             OutlierOptions o;
-            o.limit = 64;
+            o.limit = kSamples;
             o.threads = std::max(1, QThread::idealThreadCount() - 1); // one core stays with the GUI
             Progress run = progress.sub(0.05, 1);
             auto result = std::make_shared<const std::vector<LinearInputOutliers>>(
