@@ -152,7 +152,8 @@ QPixmap thumbPixmap(const DataPreview::Thumb& t)
 
 } // namespace
 
-CalibrationDataDialog::CalibrationDataDialog(Studio& studio, QWidget* parent) : QDialog(parent), studio_(studio)
+CalibrationDataDialog::CalibrationDataDialog(Studio& studio, QWidget* parent)
+    : QDialog(parent), studio_(studio), jobs_(studio.jobs())
 {
     setWindowTitle(tr("Calibration Data"));
     setObjectName(QStringLiteral("calibrationDataDialog"));
@@ -294,6 +295,12 @@ CalibrationDataDialog::CalibrationDataDialog(Studio& studio, QWidget* parent) : 
                 showPreview(nullptr, message);
         });
     kindChanged();
+}
+
+CalibrationDataDialog::~CalibrationDataDialog()
+{
+    if (jobs_ && job_ >= 0 && jobs_->isRunning(job_))
+        jobs_->cancel(job_);
 }
 
 void CalibrationDataDialog::buildPipelineFields(QFormLayout* form)

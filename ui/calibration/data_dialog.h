@@ -9,6 +9,7 @@
 #include "ui/calibration/data_preview.h"
 
 #include <QDialog>
+#include <QPointer>
 
 #include <memory>
 
@@ -26,6 +27,7 @@ class QTimer;
 
 namespace qs::ui {
 
+class JobRunner;
 class Studio;
 
 class CalibrationDataDialog : public QDialog {
@@ -34,6 +36,7 @@ public:
     enum class Kind { ImageFolder, ImageList, ArrayFile, Random };
 
     explicit CalibrationDataDialog(Studio& studio, QWidget* parent = nullptr);
+    ~CalibrationDataDialog() override; // cancels its preview
 
     // The data as a spec ("images:/data/val", "random:64") and its preprocessing (images only).
     QString spec() const;
@@ -76,6 +79,7 @@ private:
     QString itemsFromFields(QString* problem) const;
 
     Studio& studio_;
+    QPointer<JobRunner> jobs_; // the studio's; may go first when the window closes
     QComboBox *kind_, *preset_, *resize_, *interp_, *channels_, *layout_;
     QLineEdit *path_, *scale_, *mean_, *std_;
     QPushButton* browse_;

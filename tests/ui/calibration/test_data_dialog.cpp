@@ -304,6 +304,23 @@ private slots:
         QVERIFY(expectedInput(&g, "").source.contains(QStringLiteral("metadata")));
     }
 
+    // A dialog closed while its preview decodes cancels it; nothing reaches the dead dialog.
+    void closingCancelsThePreview()
+    {
+        QSignalSpy finished(studio_->jobs(), &JobRunner::jobFinished);
+        int job = -1;
+        {
+            CalibrationDataDialog d(*studio_);
+            d.setSource(CalibrationDataDialog::Kind::ImageFolder, images_);
+            job = d.refresh();
+            QVERIFY(job > 0);
+        }
+        QTRY_VERIFY_WITH_TIMEOUT(!studio_->jobs()->isRunning(job), 10000);
+        QVERIFY(studio_->jobs()->waitForWorkers(10000));
+        QCOMPARE(finished.size(), 1);
+        QCOMPARE(finished.front().at(2).value<JobOutcome>(), JobOutcome::Cancelled);
+    }
+
     void errorsAreShownInTheDialog()
     {
         CalibrationDataDialog d(*studio_);
