@@ -112,8 +112,9 @@ int main(int argc, char** argv)
                 QObject::connect(dialog, &qs::ui::CalibrationDataDialog::previewShown, dialog, [dialog, shotPath] {
                     QTimer::singleShot(300, dialog, [dialog, shotPath] {
                         const bool ok = dialog->grab().save(shotPath);
-                        std::fprintf(stderr, "%s %s (%dx%d)\n", ok ? "saved" : "could not save", qPrintable(shotPath),
-                            dialog->width(), dialog->height());
+                        std::fprintf(stderr, "%s %s (%dx%d, at least %dx%d)\n", ok ? "saved" : "could not save",
+                            qPrintable(shotPath), dialog->width(), dialog->height(), dialog->minimumSizeHint().width(),
+                            dialog->minimumSizeHint().height());
                         QApplication::exit(ok ? 0 : 1);
                     });
                 });

@@ -239,7 +239,7 @@ CalibrationDataDialog::CalibrationDataDialog(Studio& studio, QWidget* parent)
     auto* outer = new QVBoxLayout(this);
     outer->addLayout(columns, 1);
     outer->addWidget(buttons);
-    resize(1180, 690); // fits a 1366x768 screen with its title bar and panel
+    resize(1160, 660); // fits a 1366x768 screen with its title bar and a panel (the layout needs 681x570)
 
     debounce_ = new QTimer(this);
     debounce_->setSingleShot(true);
