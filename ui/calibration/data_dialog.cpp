@@ -683,7 +683,7 @@ void CalibrationDataDialog::showPreview(std::shared_ptr<const DataPreview> previ
     if (rows == 0) {
         labels_->setRowCount(1);
         labels_->setItem(0, 0, cell(QStringLiteral("\u2014")));
-        labels_->setItem(0, 1, cell(tr("no labels (images directly in the folder)")));
+        labels_->setItem(0, 1, cell(tr("none (flat folder)")));
         labels_->setItem(0, 2, cell(QString::number(p.count), true));
     } else {
         labels_->setRowCount(rows);
