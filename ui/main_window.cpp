@@ -1,6 +1,7 @@
 #include "ui/main_window.h"
 
 #include "ui/calibration/calibration_feature.h"
+#include "ui/calibration/data_dialog.h"
 #include "ui/config/config_feature.h"
 #include "ui/document/app_paths.h"
 #include "ui/document/model_document.h"
@@ -125,6 +126,9 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     connect(&studio, &Studio::storeOpened, this, &MainWindow::showStore);
     connect(&studio, &Studio::storeCounted, this, &MainWindow::showStore);
     connect(&studio, &Studio::dataPathChanged, this, &MainWindow::updateSummary);
+    connect(&studio, &Studio::dataNotice, this, [this](const QString& message) {
+        statusBar()->showMessage(message, 20000);
+    });
     connect(studio.document(), &ModelDocument::modelChanged, this, [this] {
         updateTitle();
         updateSummary();
@@ -210,7 +214,8 @@ void MainWindow::createActions()
     connect(demoAction_, &QAction::triggered, this, [this] { openFile(demoModelPath()); });
 
     dataAction_ = new QAction(icon(IconId::Data), tr("Calibration &Data\u2026"), this);
-    dataAction_->setToolTip(tr("Choose the images (IDX) or arrays (NPY) calibration runs on"));
+    dataAction_->setToolTip(tr("Choose the data calibration, quantization and analysis run on: a folder of images "
+                                  "with its preprocessing, an image list, IDX or NPY, or random inputs"));
     connect(dataAction_, &QAction::triggered, this, &MainWindow::chooseData);
 
     storeAction_ = new QAction(icon(IconId::Data), tr("Open or Create Data&base\u2026"), this);
@@ -464,14 +469,13 @@ bool MainWindow::maybeSave()
     }
 }
 
-void MainWindow::chooseData()
+CalibrationDataDialog* MainWindow::chooseData()
 {
-    const QString dataPath = studio_->dataPath();
-    const QString start = dataPath.isEmpty() ? QFileInfo(studio_->calibrationDataSpec()).absolutePath() : dataPath;
-    const QString path = QFileDialog::getOpenFileName(
-        this, tr("Calibration data"), start, tr("Images and arrays (*idx3-ubyte *idx3-ubyte.gz *.npy);;All files (*)"));
-    if (!path.isEmpty())
-        studio_->setDataPath(path);
+    auto* dialog = new CalibrationDataDialog(*studio_, this);
+    dialog->setAttribute(Qt::WA_DeleteOnClose);
+    dialog->open();
+    dialog->refresh();
+    return dialog;
 }
 
 void MainWindow::chooseStore()

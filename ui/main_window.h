@@ -17,6 +17,7 @@ class QToolBar;
 
 namespace qs::ui {
 
+class CalibrationDataDialog;
 class ElidedLabel;
 class ProjectController;
 class GraphPanel;
@@ -57,6 +58,8 @@ public:
     JobStatusWidget* jobStatus() const { return jobStatus_; }
     QAction* calibrateAction() const { return calibrateAction_; }
     QLabel* storeLabel() const { return storeLabel_; }
+    // File > Calibration Data: opens the dialog (non-modal; OK sets the studio's data).
+    CalibrationDataDialog* chooseData();
 
     // The installed features (each install() registers its own), e.g.
     // window.feature<SensitivityFeature>()->panel().
@@ -87,7 +90,6 @@ private:
     bool maybeSave();
     void offerAutosave(const QDateTime& when);
     void chooseModel();
-    void chooseData();
     void chooseStore();
     void showStore();
     void updateTitle();

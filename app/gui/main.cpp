@@ -1,5 +1,6 @@
 // quantstudio: the desktop studio. Opens MODEL.onnx, or the bundled demo on first start,
 // and the experiment database used last (or --db PATH).
+#include "ui/calibration/data_dialog.h"
 #include "ui/document/layer_selection.h"
 #include "ui/document/model_document.h"
 #include "ui/graph/graph_panel.h"
@@ -55,7 +56,15 @@ int main(int argc, char** argv)
     const QCommandLineOption colorBy(QStringLiteral("color-by"),
                                      QStringLiteral("Colour the graph by this column, e.g. \"act. kurtosis\"."),
                                      QStringLiteral("column"));
-    for (const auto& o : {screenshot, select, calibrate, size, db, colorBy})
+    const QCommandLineOption data(QStringLiteral("data"),
+        QStringLiteral("Calibration data: an IDX/NPY file, images:DIR, imagelist:FILE or random:N."), QStringLiteral("spec"));
+    const QCommandLineOption preprocess(QStringLiteral("preprocess"),
+        QStringLiteral("Preprocessing of images:/imagelist: data (torchvision, paddleocr-rec, yolo or items)."),
+        QStringLiteral("spec"));
+    const QCommandLineOption dataDialog(QStringLiteral("data-dialog"),
+        QStringLiteral("Open File > Calibration Data once the model is shown; with --screenshot, save the dialog "
+                       "once its preview is shown."));
+    for (const auto& o : {screenshot, select, calibrate, size, db, colorBy, data, preprocess, dataDialog})
         args.addOption(o);
     args.process(app);
 
@@ -78,6 +87,9 @@ int main(int argc, char** argv)
     const QString shotPath = args.value(screenshot);
     const QString selectName = args.value(select);
     const bool doCalibrate = args.isSet(calibrate);
+    const bool showDataDialog = args.isSet(dataDialog);
+    if (args.isSet(data))
+        window.studio().setData(args.value(data), args.value(preprocess));
     auto takeShot = [&window, shotPath] {
         QTimer::singleShot(400, &window, [&window, shotPath] {
             const bool ok = window.grab().save(shotPath);
@@ -93,6 +105,20 @@ int main(int argc, char** argv)
                     window.studio().selection()->selectLayer(r);
                     break;
                 }
+        }
+        if (showDataDialog) {
+            qs::ui::CalibrationDataDialog* dialog = window.chooseData();
+            if (!shotPath.isEmpty())
+                QObject::connect(dialog, &qs::ui::CalibrationDataDialog::previewShown, dialog, [dialog, shotPath] {
+                    QTimer::singleShot(300, dialog, [dialog, shotPath] {
+                        const bool ok = dialog->grab().save(shotPath);
+                        std::fprintf(stderr, "%s %s (%dx%d, at least %dx%d)\n", ok ? "saved" : "could not save",
+                            qPrintable(shotPath), dialog->width(), dialog->height(), dialog->minimumSizeHint().width(),
+                            dialog->minimumSizeHint().height());
+                        QApplication::exit(ok ? 0 : 1);
+                    });
+                });
+            return;
         }
         if (doCalibrate && window.studio().runCalibration() >= 0)
             return;

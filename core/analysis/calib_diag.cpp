@@ -62,27 +62,35 @@ struct Moments {
     double mean = 0, std = 0;
 };
 
-// Per channel (axis 1) over the first `count` samples of a [N, C, ...] tensor.
-std::vector<Moments> channelMoments(const Tensor& inputs, int64_t count)
+// Per channel (axis 1 of the samples [N, C, ...]) over the first `count` samples of an
+// input, read in chunks: streamed images are decoded as they are summed, never all kept.
+std::vector<Moments> channelMoments(const DataInput& input, int64_t count, const CancelToken& cancel)
 {
-    const Shape& s = inputs.shape;
+    const Shape& s = input.samples.shape;
     const int64_t channels = s.size() >= 2 ? s[1] : 1;
     const int64_t inner = s.size() >= 2 ? numelOf(Shape(s.begin() + 2, s.end())) : 1;
     const int64_t perSample = channels * inner;
-    auto x = inputs.data<float>();
+    std::vector<double> sum(std::size_t(channels), 0), sq(std::size_t(channels), 0);
+    constexpr int64_t kChunk = 64;
+    for (int64_t start = 0; start < count; start += kChunk) {
+        cancel.check();
+        const int64_t n = std::min(kChunk, count - start);
+        const Tensor chunk = samplesFirst(input.batch(start, n), input.batchAxis);
+        auto x = chunk.data<float>();
+        for (int64_t c = 0; c < channels; ++c)
+            for (int64_t k = 0; k < n; ++k)
+                for (int64_t i = 0; i < inner; ++i) {
+                    const double v = x[std::size_t(k * perSample + c * inner + i)];
+                    sum[std::size_t(c)] += v;
+                    sq[std::size_t(c)] += v * v;
+                }
+    }
     std::vector<Moments> out(static_cast<std::size_t>(channels));
     for (int64_t c = 0; c < channels; ++c) {
         Moments& mo = out[std::size_t(c)];
-        double sum = 0, sq = 0;
-        for (int64_t n = 0; n < count; ++n)
-            for (int64_t i = 0; i < inner; ++i) {
-                const double v = x[std::size_t(n * perSample + c * inner + i)];
-                sum += v;
-                sq += v * v;
-            }
         const double m = double(count * inner);
-        mo.mean = m > 0 ? sum / m : 0;
-        mo.std = m > 0 ? std::sqrt(std::max(0.0, sq / m - mo.mean * mo.mean)) : 0;
+        mo.mean = m > 0 ? sum[std::size_t(c)] / m : 0;
+        mo.std = m > 0 ? std::sqrt(std::max(0.0, sq[std::size_t(c)] / m - mo.mean * mo.mean)) : 0;
     }
     return out;
 }
@@ -118,8 +126,8 @@ CalibDiagnostics diagnoseCalibration(const Graph& graph, const Dataset& calib, c
     if (eval && eval->count() <= 0)
         fail("evaluation data ", quoted(eval->path), " has no samples");
     if (eval && eval->sampleShapes() != calib.sampleShapes())
-        fail("evaluation data ", quoted(eval->path), " has samples of shape ", shapeString(eval->first().shape),
-            ", the calibration data ", shapeString(calib.first().shape));
+        fail("evaluation data ", quoted(eval->path), " has samples of shape ", shapeString(eval->inputs.front().samples.shape),
+            ", the calibration data ", shapeString(calib.inputs.front().samples.shape));
     const int64_t batch = std::max<int64_t>(1, batchFor(graph, options.batch));
 
     QuantizeOptions qo;
@@ -243,7 +251,8 @@ CalibDiagnostics diagnoseCalibration(const Graph& graph, const Dataset& calib, c
         if (shift.ks > options.ksThreshold)
             shift.reasons.push_back(str("the first layer's outputs (", quoted(firstOut), ") differ: KS statistic ",
                 shift.ks, " > ", options.ksThreshold));
-        const auto cm = channelMoments(calib.first(), total), em = channelMoments(eval->first(), eval->count());
+        const auto cm = channelMoments(calib.inputs.front(), total, cancel),
+                   em = channelMoments(eval->inputs.front(), eval->count(), cancel);
         for (std::size_t c = 0; c < cm.size(); ++c) {
             ChannelShift ch;
             ch.channel = int(c);

@@ -355,6 +355,21 @@ std::shared_ptr<const SampleStream> imageStream(
     return std::make_shared<ImageStream>(std::move(files), p, threads, prefetch, std::move(cancel));
 }
 
+Shape imageSampleShape(const ValueInfo& in, const std::map<std::string, Shape>& inputShapes)
+{
+    Shape modelSample(3, -1);
+    if (in.dims) {
+        modelSample = in.shape();
+        if (!modelSample.empty())
+            modelSample.erase(modelSample.begin());
+    }
+    if (auto g = inputShapes.find(in.name); g != inputShapes.end() && g->second.size() == 4)
+        for (std::size_t i = 0; i < 3 && i < modelSample.size(); ++i)
+            if (modelSample[i] < 0)
+                modelSample[i] = g->second[i + 1];
+    return modelSample;
+}
+
 Dataset loadImageDataset(const DataOptions& options, const Graph& model)
 {
     const bool list = options.spec.rfind(kImageList, 0) == 0;
@@ -386,19 +401,8 @@ Dataset loadImageDataset(const DataOptions& options, const Graph& model)
     if (d.batchAxis != 0)
         fail("data ", quoted(options.spec), ": input ", quoted(in.name), " ", in.text(),
             " has no leading batch dimension; images feed [N, 3, H, W] or [N, H, W, 3]");
-    // The model's sample shape, its open dimensions from --input-shape where given.
-    Shape modelSample(3, -1);
-    if (in.dims) {
-        modelSample = in.shape();
-        if (!modelSample.empty())
-            modelSample.erase(modelSample.begin());
-    }
-    if (auto g = options.inputShapes.find(in.name); g != options.inputShapes.end() && g->second.size() == 4)
-        for (std::size_t i = 0; i < 3 && i < modelSample.size(); ++i)
-            if (modelSample[i] < 0)
-                modelSample[i] = g->second[i + 1];
-    const Preprocess p = resolvePreprocess(
-        parsePreprocess(options.preprocess), modelSample, str("input ", quoted(in.name), " ", in.text()));
+    const Preprocess p = resolvePreprocess(parsePreprocess(options.preprocess),
+        imageSampleShape(in, options.inputShapes), str("input ", quoted(in.name), " ", in.text()));
     const Shape sample = bindSampleShape(model, in, 0, options.inputShapes, p.sampleShape(), options.spec);
     Shape all = sample;
     all.insert(all.begin(), int64_t(listing.files.size()));

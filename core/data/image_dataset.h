@@ -35,6 +35,10 @@ ImageListing readImageList(const std::string& listFile, const std::optional<std:
 std::shared_ptr<const SampleStream> imageStream(
     std::vector<std::string> files, const Preprocess& p, int threads, int prefetch, CancelToken cancel);
 
+// The sample shape (batch removed, -1 where open) images must give `in`: its model shape,
+// open dimensions taken from `inputShapes` (full shapes, --input-shape) where given.
+Shape imageSampleShape(const ValueInfo& in, const std::map<std::string, Shape>& inputShapes);
+
 // The dataset of an images:/imagelist: spec for the model's first input.
 Dataset loadImageDataset(const DataOptions& options, const Graph& model);
 

@@ -266,21 +266,19 @@ int CalibDiagDialog::start()
     if (!model || isRunning())
         return -1;
     const CalibDiagOptions opts = currentOptions();
-    const std::string spec = studio_.calibrationDataSpec().toStdString();
+    const DataOptions dataOptions = studio_.calibrationDataOptions(opts.limit);
+    const DataOptions evalOptions = studio_.dataOptionsFor(eval_->text().trimmed(), studio_.dataPreprocess(), opts.limit);
     const std::string evalPath = eval_->text().trimmed().toStdString();
     const int generation = doc_->generation();
     QPointer<CalibDiagDialog> self(this);
     const int job = progress_->start(
         QStringLiteral("calib-diag"), QStringLiteral("Calibration diagnostics of %1").arg(model->displayName()),
-        [self, model, opts, spec, evalPath, generation](Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
+        [self, model, opts, dataOptions, evalOptions, evalPath, generation](Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
             progress.report(0, "loading data");
-            const Dataset calib = loadDataset(spec, opts.limit, *model->graph);
+            const Dataset calib = loadDataset(dataOptions, *model->graph);
             std::optional<Dataset> eval;
             if (!evalPath.empty()) {
-                DataOptions e;
-                e.spec = evalPath;
-                e.limit = opts.limit;
-                eval = loadDataset(e, *model->graph);
+                eval = loadDataset(evalOptions, *model->graph);
             }
             cancel.check();
             Progress sub = progress.sub(0.03, 1);

@@ -46,7 +46,8 @@ QString stringField(const nlohmann::json& j, const char* key, const QString& fil
 
 bool ProjectState::operator==(const ProjectState& other) const
 {
-    return modelPath == other.modelPath && dataPath == other.dataPath && inputShapes == other.inputShapes &&
+    return modelPath == other.modelPath && dataPath == other.dataPath && dataPreprocess == other.dataPreprocess &&
+           inputShapes == other.inputShapes &&
            config.toJson() == other.config.toJson();
 }
 
@@ -59,6 +60,8 @@ void writeProjectFile(const QString& path, const ProjectState& state)
     j["model_relative"] = utf8(QFileInfo(path).absoluteDir().relativeFilePath(state.modelPath));
     if (!state.dataPath.isEmpty())
         j["data"] = utf8(state.dataPath);
+    if (!state.dataPreprocess.isEmpty())
+        j["preprocess"] = utf8(state.dataPreprocess);
     j["input_shapes"] = nlohmann::json::object();
     for (auto it = state.inputShapes.begin(); it != state.inputShapes.end(); ++it)
         j["input_shapes"][utf8(it.key())] = utf8(it.value());
@@ -99,6 +102,7 @@ ProjectState readProjectFile(const QString& path)
         fail("project ", quoted(utf8(path)), ": field \"model\": ",
             quoted(utf8(absolute.isEmpty() ? relative : absolute)), " does not exist");
     s.dataPath = stringField(j, "data", path);
+    s.dataPreprocess = stringField(j, "preprocess", path);
     if (j.contains("input_shapes")) {
         if (!j["input_shapes"].is_object())
             fail("project ", quoted(utf8(path)), ": field \"input_shapes\" must be an object");
@@ -137,6 +141,7 @@ ProjectState ProjectController::current() const
     if (const auto& m = studio_.document()->model())
         s.modelPath = m->path;
     s.dataPath = studio_.dataPath();
+    s.dataPreprocess = studio_.dataPreprocess();
     s.inputShapes = studio_.inputShapes();
     s.config = studio_.config()->config();
     return s;
@@ -193,7 +198,7 @@ void ProjectController::apply(const ProjectState& state, const QString& undoText
             throw Error("the configuration names layer " + quoted(layer) + ", which " +
                         quoted(utf8(QFileInfo(state.modelPath).fileName())) + " does not have");
     if (!state.dataPath.isEmpty())
-        studio_.setDataPath(state.dataPath);
+        studio_.setData(state.dataPath, state.dataPreprocess);
     studio_.setInputShapes(state.inputShapes);
     studio_.config()->setConfig(state.config, undoText);
 }

@@ -25,6 +25,7 @@ class Studio;
 struct ProjectState {
     QString modelPath;                  // absolute
     QString dataPath;                   // the chosen calibration data; "" for the studio's default
+    QString dataPreprocess;             // its image pipeline (data/preprocess.h text); "" otherwise
     QMap<QString, QString> inputShapes; // open input dimensions bound by the user
     QuantConfig config;                 // bits per layer, kept ranges included
 

@@ -13,8 +13,10 @@
 #include "analysis/activation_profile.h"
 #include "analysis/bit_budget.h"
 #include "data/dataset.h"
+#include "data/image_dataset.h"
 #include "data/input_binding.h"
 #include "store/store.h"
+#include "util/error.h"
 
 #include <QDir>
 #include <QElapsedTimer>
@@ -36,9 +38,15 @@ Studio::Studio(QObject* parent) : QObject(parent)
     config_ = new QuantConfigDocument(doc_, this);
     selection_ = new LayerSelection(doc_, this);
 
-    dataPath_ = QSettings().value(QStringLiteral("data/path")).toString();
-    if (!dataPath_.isEmpty() && !QFileInfo::exists(dataPath_))
+    const QSettings settings;
+    dataPath_ = settings.value(QStringLiteral("data/path")).toString();
+    dataPreprocess_ = settings.value(QStringLiteral("data/preprocess")).toString();
+    dataModel_ = settings.value(QStringLiteral("data/model")).toString();
+    if (!dataPath_.isEmpty() && !dataPath_.startsWith(QStringLiteral("random:")) &&
+        !QFileInfo::exists(dataPath_.mid(dataPath_.indexOf(QLatin1Char(':')) + 1)) && !QFileInfo::exists(dataPath_))
         dataPath_.clear();
+    if (!isImageDataSpec(dataPath_.toStdString()))
+        dataPreprocess_.clear();
 
     connect(doc_, &ModelDocument::modelChanged, this, [this] {
         // Work on the previous model is moot: stop it rather than let it finish unseen.
@@ -89,24 +97,63 @@ int Studio::openModel(const QString& path)
     const QString name = QFileInfo(path).fileName();
     const LayoutStyle style = layoutStyle();
     QPointer<Studio> self(this);
+    const QString spec = dataPath_;
+    DataOptions check = dataOptionsFor(dataPath_, dataPreprocess_, 1);
+    check.inputShapes.clear(); // those given were for the previous model
+    check.threads = 1;
+    check.prefetchBatches = 0;
     return jobs_->start(QStringLiteral("model"), tr("Opening %1").arg(name),
-        [self, path, style](Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
+        [self, path, style, spec, check](Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
             Progress load = progress.sub(0, 0.85);
             auto data = loadModelData(path, load, cancel);
             progress.sub(0.85, 1).report(0, "laying out the graph");
             auto layout = std::make_shared<GraphLayout>(layoutGraph(*data->graph, style));
             cancel.check();
-            return [self, data, layout, path] {
+            // The chosen data was chosen for another model: its first sample must feed this one.
+            QString dataProblem;
+            if (!spec.isEmpty()) {
+                try {
+                    const Dataset d = loadDataset(check, *data->graph);
+                    if (d.count() > 0)
+                        d.batch(0, 1);
+                } catch (const Cancelled&) {
+                    throw;
+                } catch (const std::exception& e) {
+                    dataProblem = QString::fromUtf8(e.what());
+                }
+            }
+            return [self, data, layout, path, spec, dataProblem] {
                 if (!self)
                     return;
                 self->inputShapes_.clear();
                 self->doc_->setModel(data, layout);
                 if (self->doc_->layerCount() > 0)
                     self->selection_->selectLayer(0);
+                self->recheckData(path, spec, dataProblem);
                 emit self->modelOpened(path);
                 self->loadStoredResults();
             };
         });
+}
+
+void Studio::recheckData(const QString& modelPath, const QString& spec, const QString& problem)
+{
+    const QString model = QFileInfo(modelPath).fileName();
+    if (spec.isEmpty() || spec != dataPath_) {
+        // Nothing chosen (or chosen again meanwhile): the data beside the model or random inputs.
+    } else if (!problem.isEmpty()) {
+        const QString old = calibrationDataLabel();
+        setData(QString(), QString());
+        emit dataNotice(tr("Calibration data %1 does not fit %2 (%3); now using %4 — File › Calibration "
+                           "Data chooses other data")
+                            .arg(old, model, problem, calibrationDataLabel()));
+    } else if (!dataModel_.isEmpty() && dataModel_ != modelPath) {
+        emit dataNotice(tr("Calibration data %1 was chosen for another model; it fits the inputs of %2 and stays "
+                           "selected — File › Calibration Data changes it")
+                            .arg(calibrationDataLabel(), model));
+    }
+    dataModel_ = modelPath;
+    QSettings().setValue(QStringLiteral("data/model"), dataModel_);
 }
 
 int Studio::openGraph(std::shared_ptr<Graph> graph)
@@ -168,9 +215,37 @@ void Studio::countSizes()
 
 void Studio::setDataPath(const QString& path)
 {
-    dataPath_ = path;
-    QSettings().setValue(QStringLiteral("data/path"), dataPath_);
+    setData(path, QString());
+}
+
+void Studio::setData(const QString& spec, const QString& preprocess)
+{
+    dataPath_ = spec;
+    dataPreprocess_ = isImageDataSpec(spec.toStdString()) ? preprocess : QString();
+    if (doc_->model() && !doc_->model()->path.isEmpty())
+        dataModel_ = doc_->model()->path;
+    QSettings settings;
+    settings.setValue(QStringLiteral("data/path"), dataPath_);
+    settings.setValue(QStringLiteral("data/preprocess"), dataPreprocess_);
+    settings.setValue(QStringLiteral("data/model"), dataModel_);
     emit dataPathChanged();
+}
+
+DataOptions Studio::calibrationDataOptions(int64_t limit) const
+{
+    return dataOptionsFor(calibrationDataSpec(), dataPreprocess_, limit);
+}
+
+DataOptions Studio::dataOptionsFor(const QString& spec, const QString& preprocess, int64_t limit) const
+{
+    DataOptions o;
+    o.spec = spec.toStdString();
+    if (isImageDataSpec(o.spec))
+        o.preprocess = preprocess.toStdString();
+    o.limit = limit;
+    if (doc_->model())
+        o.inputShapes = dataInputShapes(*doc_->model()->graph);
+    return o;
 }
 
 QString Studio::calibrationDataSpec() const
@@ -199,6 +274,10 @@ QString Studio::calibrationDataLabel() const
     const QString spec = calibrationDataSpec();
     if (spec.startsWith(QStringLiteral("random:")))
         return tr("%1 random inputs").arg(spec.mid(7));
+    if (isImageDataSpec(spec.toStdString())) {
+        const QString path = spec.mid(spec.indexOf(QLatin1Char(':')) + 1);
+        return tr("%1 (%2)").arg(QFileInfo(path).fileName(), dataPreprocess_.isEmpty() ? tr("no preprocessing") : dataPreprocess_);
+    }
     return QFileInfo(spec).fileName();
 }
 
@@ -207,21 +286,19 @@ int Studio::runCalibration()
     const auto model = doc_->model();
     if (!model)
         return -1;
-    const std::string spec = calibrationDataSpec().toStdString();
+    const DataOptions options = calibrationDataOptions();
     const QString label = calibrationDataLabel();
-    const std::map<std::string, Shape> shapes = dataInputShapes(*model->graph);
     const int generation = doc_->generation();
     QPointer<Studio> self(this);
     return calibrationJob_ = jobs_->start(QStringLiteral("calibrate"), tr("Calibrating on %1").arg(label),
-               [self, model, spec, shapes, label, generation](
+               [self, model, options, label, generation](
                    Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
                    QElapsedTimer clock;
                    clock.start();
                    progress.report(0, "loading data");
-                   DataOptions options;
-                   options.spec = spec;
-                   options.inputShapes = shapes;
-                   const Dataset data = loadDataset(options, *model->graph);
+                   DataOptions withCancel = options;
+                   withCancel.cancel = cancel;
+                   const Dataset data = loadDataset(withCancel, *model->graph);
                    cancel.check();
                    Progress run = progress.sub(0.05, 1);
                    auto result = std::make_shared<ActivationData>();

@@ -24,6 +24,7 @@
 
 namespace qs {
 class Graph;
+struct DataOptions;
 }
 
 namespace qs::ui {
@@ -73,10 +74,20 @@ public:
     const StoreSummary& store() const { return store_; }
 
     // The calibration data chosen by the user (remembered); empty: the data beside the model.
+    // A data spec: an IDX/NPY path, "images:DIR", "imagelist:FILE" or "random:N".
     QString dataPath() const { return dataPath_; }
-    void setDataPath(const QString& path);
+    void setDataPath(const QString& path); // no preprocessing
+    // Images need their pipeline (data/preprocess.h text, e.g. "torchvision"); ignored otherwise.
+    void setData(const QString& spec, const QString& preprocess);
+    QString dataPreprocess() const { return dataPreprocess_; } // "" unless dataPath() is images
     QString calibrationDataSpec() const; // the chosen data, else the data beside the model, else random:64
     QString calibrationDataLabel() const;
+    // What every job of the studio loads the calibration (and evaluation) data with: the
+    // spec, its preprocessing, `limit` and the input shapes given for the open model.
+    DataOptions calibrationDataOptions(int64_t limit = -1) const;
+    // The same for another spec (the Quantize dialog's evaluation data): `preprocess`
+    // applies when it is images.
+    DataOptions dataOptionsFor(const QString& spec, const QString& preprocess, int64_t limit) const;
     // Input name -> the full shape ("1x3x48x320") to run an input with open dimensions at,
     // as the Quantize dialog last gave them (the CLI's --input-shape); cleared by a new model.
     QMap<QString, QString> inputShapes() const { return inputShapes_; }
@@ -96,9 +107,15 @@ signals:
     void storedResultsLoaded(); // the open model's runs in the open database reached the document
     void storeCounted();        // store() has new counts (after a run was recorded)
     void dataPathChanged();
+    // Said once, for the status bar: what opening a model did to the chosen data (kept
+    // because it fits the new model's inputs, or dropped because it does not, and why).
+    void dataNotice(const QString& message);
 
 private:
     void relayout();
+    // After a model opened: drop the chosen data when its first sample failed to load for
+    // the model (`problem`), and say what happened either way (dataNotice).
+    void recheckData(const QString& modelPath, const QString& spec, const QString& problem);
     void countSizes();
 
     ModelDocument* doc_;
@@ -107,7 +124,8 @@ private:
     QuantConfigDocument* config_;
     LayerSelection* selection_;
     StoreSummary store_;
-    QString dataPath_;
+    QString dataPath_, dataPreprocess_;
+    QString dataModel_; // the model the chosen data was last checked against
     QMap<QString, QString> inputShapes_;
     GraphDirection direction_ = GraphDirection::LeftToRight;
     int calibrationJob_ = -1;

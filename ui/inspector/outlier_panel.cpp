@@ -165,20 +165,19 @@ int OutlierPanel::profile()
     const auto model = doc_->model();
     if (!model)
         return -1;
-    const QString spec = studio_.calibrationDataSpec();
-    const QString label = spec.startsWith(QStringLiteral("random:")) ? spec : QFileInfo(spec).fileName();
+    const QString label = studio_.calibrationDataLabel();
+    constexpr int64_t kSamples = 64;
+    // Only the samples profiled are read (an image folder is not hashed whole).
+    const DataOptions options = studio_.calibrationDataOptions(kSamples);
     const int generation = doc_->generation();
     QPointer<OutlierPanel> self(this);
-    const std::string specText = spec.toStdString();
     return jobs_->start(QStringLiteral("outliers"), QStringLiteral("Profiling linear-layer inputs on %1").arg(label),
-        [self, model, specText, label, generation](Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
+        [self, model, options, label, generation](Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
             progress.report(0, "loading data");
-            DataOptions options;
-            options.spec = specText;
             const Dataset data = loadDataset(options, *model->graph);
             cancel.check();
             OutlierOptions o;
-            o.limit = 64;
+            o.limit = kSamples;
             o.threads = std::max(1, QThread::idealThreadCount() - 1); // one core stays with the GUI
             Progress run = progress.sub(0.05, 1);
             auto result = std::make_shared<const std::vector<LinearInputOutliers>>(

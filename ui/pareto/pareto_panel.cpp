@@ -348,7 +348,6 @@ int ParetoPanel::requestProfile(bool remeasure)
         return -1;
     const std::string db = studio_.storePath().toStdString();
     const std::string modelPath = model->path.toStdString();
-    const std::string spec = studio_.calibrationDataSpec().toStdString();
     const LatencyOptions options = latencyOptions_;
     const int generation = doc_->generation();
     // The inputs' noise depends on the model and the data only: measured once per model.
@@ -357,10 +356,11 @@ int ParetoPanel::requestProfile(bool remeasure)
         noise = std::make_shared<const std::map<std::string, double>>(inputNoise_);
     const auto sens = config_->sensitivity();
     const int64_t samples = sens && sens->samples > 0 ? std::min<int64_t>(sens->samples, 256) : 64;
+    const DataOptions dataOptions = studio_.calibrationDataOptions(samples);
     QPointer<ParetoPanel> self(this);
     profileJob_ = jobs_->start(
         QStringLiteral("latency"), QStringLiteral("Measuring latency of %1").arg(model->displayName()),
-        [self, model, db, modelPath, spec, options, generation, noise, samples, remeasure](
+        [self, model, db, modelPath, dataOptions, options, generation, noise, samples, remeasure](
             Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
             std::optional<Store> store;
             std::string hash = "in-memory";
@@ -381,7 +381,7 @@ int ParetoPanel::requestProfile(bool remeasure)
             if (!inputNoise) {
                 // An INT8 kernel also reads its input in 8 bits: that noise, from an activation sweep.
                 progress.report(0.8, "INT8 input noise");
-                const Dataset data = loadDataset(spec, samples, *model->graph);
+                const Dataset data = loadDataset(dataOptions, *model->graph);
                 SensitivityOptions so;
                 so.mode = SensitivityMode::Activations;
                 so.bits = {8};

@@ -97,6 +97,11 @@ QuantizeDialog::QuantizeDialog(const QuantizeRequest& initial, QWidget* parent, 
     calibData_->setObjectName(QStringLiteral("quantizeCalibData"));
     calibData_->setToolTip(QStringLiteral(
         "IDX images, an NPY array, an NPZ or a folder of NPY files named after the inputs, or random:N"));
+    preprocess_ = new QLineEdit(initial.preprocess, this);
+    preprocess_->setObjectName(QStringLiteral("quantizePreprocess"));
+    preprocess_->setPlaceholderText(QStringLiteral("torchvision, paddleocr-rec, yolo or items (images only)"));
+    preprocess_->setToolTip(QStringLiteral("How images:DIR and imagelist:FILE data are resized, cropped and normalized "
+                                           "(the CLI's --preprocess; File › Calibration Data previews it)"));
     evalData_ = new QLineEdit(initial.evalData, this);
     evalData_->setObjectName(QStringLiteral("quantizeEvalData"));
     evalData_->setToolTip(QStringLiteral("Top-1 needs labels: the IDX label file beside the images is found by name"));
@@ -155,6 +160,7 @@ QuantizeDialog::QuantizeDialog(const QuantizeRequest& initial, QWidget* parent, 
     form->addRow(QStringLiteral("Calibration limit"), calibLimit_);
     form->addRow(QStringLiteral("Evaluation data"), withBrowse(evalData_, this));
     form->addRow(QStringLiteral("Evaluation limit"), evalLimit_);
+    form->addRow(QStringLiteral("Image preprocessing"), preprocess_);
     form->addRow(QStringLiteral("Batch"), batch_);
     form->addRow(QString(), int8_);
     form->addRow(QStringLiteral("Tags"), tags_);
@@ -270,6 +276,7 @@ QuantizeRequest QuantizeDialog::request() const
             r.algorithms << algorithms_->item(i)->data(Qt::UserRole).toString();
     r.calibData = calibData_->text().trimmed();
     r.evalData = evalData_->text().trimmed();
+    r.preprocess = preprocess_->text().trimmed();
     r.calibLimit = calibLimit_->value();
     r.evalLimit = evalLimit_->value();
     r.batch = batch_->value();

@@ -32,6 +32,8 @@ struct QuantizeRequest {
     QStringList algorithms; // registry names, applied in registry order within each stage
     QString calibData;      // dataset spec (IDX/NPY path or random:N)
     QString evalData;       // dataset spec; labels beside an IDX file give top-1
+    // images:DIR / imagelist:FILE data: the pipeline (data/preprocess.h), for both.
+    QString preprocess;
     int calibLimit = 256;
     int evalLimit = 1000;   // 0: all samples
     int batch = 32;
@@ -63,6 +65,7 @@ public:
     QSpinBox* calibLimit() const { return calibLimit_; }
     QSpinBox* evalLimit() const { return evalLimit_; }
     QLineEdit* calibData() const { return calibData_; }
+    QLineEdit* preprocess() const { return preprocess_; }
     QTableWidget* inputTable() const { return inputs_; }
     // Why Quantize is disabled ("" when it is not): a shape field random data cannot use.
     QString shapeProblem() const { return shapeProblem_; }
@@ -71,7 +74,7 @@ public:
 
 private:
     QListWidget* algorithms_;
-    QLineEdit *calibData_, *evalData_, *tags_, *note_;
+    QLineEdit *calibData_, *evalData_, *preprocess_, *tags_, *note_;
     QSpinBox *calibLimit_, *evalLimit_, *batch_;
     QCheckBox* int8_;
     QTableWidget* inputs_ = nullptr;

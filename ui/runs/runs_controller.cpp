@@ -74,6 +74,7 @@ QuantizeRequest RunsController::defaultRequest() const
     QuantizeRequest r = last_;
     if (!haveLast_) {
         r.calibData = r.evalData = studio_.calibrationDataSpec();
+        r.preprocess = studio_.dataPreprocess();
         for (const AlgorithmUse& a : studio_.config()->config().algorithms)
             r.algorithms << QString::fromStdString(a.name);
     }
@@ -98,7 +99,6 @@ int RunsController::quantize(const QuantizeRequest& request)
     last_ = request;
     haveLast_ = true;
     studio_.setInputShapes(request.inputShapes);
-    const std::map<std::string, Shape> inputShapes = studio_.dataInputShapes(*model->graph);
     QuantizeOptions opts;
     opts.config = studio_.config()->config();
     // The chosen algorithms, in registry order, keeping the parameters the configuration has for them.
@@ -120,7 +120,10 @@ int RunsController::quantize(const QuantizeRequest& request)
     opts.threads = std::max(1, QThread::idealThreadCount() - 1); // one core for the GUI thread
 
     const QString storePath = studio_.storePath().isEmpty() ? QString::fromStdString(defaultStorePath()) : studio_.storePath();
-    const std::string calibSpec = request.calibData.toStdString(), evalSpec = request.evalData.toStdString();
+    DataOptions evalOpts = studio_.dataOptionsFor(request.evalData, request.preprocess, opts.evalLimit);
+    DataOptions calOpts = studio_.dataOptionsFor(request.calibData, request.preprocess, opts.calibLimit);
+    if (request.calibData != request.evalData)
+        calOpts.labelsPath.reset();
     std::vector<std::string> tags;
     for (const QString& t : request.tags)
         tags.push_back(t.toStdString());
@@ -128,21 +131,12 @@ int RunsController::quantize(const QuantizeRequest& request)
     const std::string modelPath = model->path.toStdString();
     RunsController* me = this; // outlives the job: the runner (created first) waits for its workers
     return studio_.jobs()->start(QStringLiteral("quantize"), QStringLiteral("Quantizing %1").arg(model->displayName()),
-        [me, model, opts, storePath, calibSpec, evalSpec, inputShapes, tags, note, modelPath](
+        [me, model, opts, storePath, evalOpts, calOpts, tags, note, modelPath](
             Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
             if (modelPath.empty())
                 fail("the model was built in memory; open it from a file to record quantization runs");
             progress.report(0, "loading data");
-            DataOptions evalOpts;
-            evalOpts.spec = evalSpec;
-            evalOpts.limit = opts.evalLimit;
-            evalOpts.inputShapes = inputShapes;
             const Dataset eval = loadDataset(evalOpts, *model->graph);
-            DataOptions calOpts = evalOpts;
-            calOpts.spec = calibSpec;
-            calOpts.limit = opts.calibLimit;
-            if (calibSpec != evalSpec)
-                calOpts.labelsPath.reset();
             const Dataset calib = loadDataset(calOpts, *model->graph);
             cancel.check();
             Store store = Store::open(storePath.toStdString());

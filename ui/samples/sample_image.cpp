@@ -1,5 +1,6 @@
 #include "ui/samples/sample_image.h"
 
+#include "data/preprocess.h"
 #include "util/error.h"
 
 #include <QStringList>
@@ -18,9 +19,13 @@ std::optional<ImageLayout> imageLayout(const Dataset& data, QString* why)
     };
     if (data.kind == "text")
         return no(QStringLiteral("the data is text (token windows), not images"));
-    if (data.first().dtype != DType::Float)
+    if (data.inputs.empty())
+        return no(QStringLiteral("the data has no inputs"));
+    // The type and shape only: streamed images are not decoded for them.
+    const Tensor& first = data.inputs.front().samples;
+    if (first.dtype != DType::Float)
         return no(QStringLiteral("the inputs are not float images"));
-    const Shape& s = data.first().shape;
+    const Shape& s = first.shape;
     ImageLayout l;
     if (s.size() == 4 && (s[1] == 1 || s[1] == 3)) {
         l.channels = int(s[1]);
@@ -56,14 +61,30 @@ QImage sampleImage(const Dataset& data, int64_t index, int scale)
     scale = std::max(1, scale);
     const int h = layout->height, w = layout->width, c = layout->channels;
     const int64_t plane = int64_t(h) * w;
-    const float* x = data.first().data<float>().data() + index * plane * c;
+    // This sample only (streamed images: decoded now, not the whole data).
+    const DataInput& in = data.inputs.front();
+    const Tensor sample = samplesFirst(in.batch(index, 1), in.batchAxis);
+    const float* x = sample.data<float>().data();
+    // Images undo their pipeline's normalization (channel order included), other data --mean/--std.
+    std::vector<float> mean = data.mean, std = data.std;
+    float toUnit = 1; // preprocessed value * toUnit -> 0..1
+    bool bgr = false;
+    if (!data.preprocess.empty()) {
+        const Preprocess p = parsePreprocess(data.preprocess);
+        mean = p.mean;
+        std = p.std;
+        toUnit = float(1 / (p.scale * 255));
+        bgr = p.bgr;
+    }
     auto level = [&](int ch, int64_t i) {
+        if (bgr && c == 3)
+            ch = 2 - ch;
         float v = x[ch * plane + i];
-        if (!data.std.empty())
-            v *= data.std[data.std.size() == 1 ? 0 : std::size_t(ch)];
-        if (!data.mean.empty())
-            v += data.mean[data.mean.size() == 1 ? 0 : std::size_t(ch)];
-        return int(std::lround(std::clamp(v, 0.f, 1.f) * 255.f));
+        if (!std.empty())
+            v *= std[std.size() == 1 ? 0 : std::size_t(ch)];
+        if (!mean.empty())
+            v += mean[mean.size() == 1 ? 0 : std::size_t(ch)];
+        return int(std::lround(std::clamp(v * toUnit, 0.f, 1.f) * 255.f));
     };
     QImage img(w * scale, h * scale, QImage::Format_RGB32);
     for (int y = 0; y < h; ++y)

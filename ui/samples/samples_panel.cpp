@@ -369,11 +369,12 @@ int SamplesPanel::startJob(const QString& kind, const QString& title, bool isTra
         return -1;
     if (isRunning())
         cancel();
-    const std::string spec = studio_.calibrationDataSpec().toStdString();
     const int64_t limit = limit_->value();
+    const DataOptions dataOptions = studio_.calibrationDataOptions(limit);
+    const std::string spec = dataOptions.spec;
     // A trace reads the samples the shown list is of; a list reloads only when the data changed.
     const QString key = isTrace ? dataKey_
-                                : QStringLiteral("%1#%2#%3").arg(QString::fromStdString(spec)).arg(limit).arg(doc_->generation());
+                                : QStringLiteral("%1#%2#%3").arg(QString::fromStdString(spec + "|" + dataOptions.preprocess)).arg(limit).arg(doc_->generation());
     const std::shared_ptr<const Dataset> cached = key == dataKey_ ? data_ : nullptr;
     if (isTrace && !cached)
         return -1;
@@ -385,12 +386,12 @@ int SamplesPanel::startJob(const QString& kind, const QString& title, bool isTra
     QPointer<SamplesPanel> self(this);
     job_ = jobs_->start(
         kind, title,
-        [self, model, spec, limit, cached, key, serial, generation, work](Progress& progress,
+        [self, model, spec, dataOptions, cached, key, serial, generation, work](Progress& progress,
                                                                          const CancelToken& cancel) -> JobRunner::Deliver {
             std::shared_ptr<const Dataset> data = cached;
             if (!data) {
                 progress.report(0, "loading data");
-                auto loaded = std::make_shared<Dataset>(loadDataset(spec, limit, *model->graph));
+                auto loaded = std::make_shared<Dataset>(loadDataset(dataOptions, *model->graph));
                 QString why;
                 if (!imageLayout(*loaded, &why))
                     fail("samples: ", quoted(spec), ": ", why.toStdString());

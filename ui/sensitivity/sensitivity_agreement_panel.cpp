@@ -242,7 +242,7 @@ int SensitivityAgreementPanel::start()
     if (!model || isRunning())
         return -1;
     const MetricsOptions opts = currentOptions();
-    const std::string spec = studio_.calibrationDataSpec().toStdString();
+    const DataOptions dataOptions = studio_.calibrationDataOptions(opts.limit);
     const std::string storePath = studio_.storePath().toStdString();
     const std::string modelPath = model->path.toStdString();
     const int generation = doc_->generation();
@@ -250,10 +250,10 @@ int SensitivityAgreementPanel::start()
     QPointer<SensitivityAgreementPanel> self(this);
     const int job = progress_->start(
         QStringLiteral("sensitivity-agreement"), QStringLiteral("Comparing sensitivity metrics of %1").arg(model->displayName()),
-        [self, model, opts, spec, storePath, modelPath, generation](Progress& progress,
+        [self, model, opts, dataOptions, storePath, modelPath, generation](Progress& progress,
                                                                    const CancelToken& cancel) -> JobRunner::Deliver {
             progress.report(0, "loading data");
-            const Dataset data = loadDataset(spec, opts.limit, *model->graph);
+            const Dataset data = loadDataset(dataOptions, *model->graph);
             cancel.check();
             std::optional<Store> store;
             std::optional<RunGuard> run;

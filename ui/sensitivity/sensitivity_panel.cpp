@@ -335,7 +335,7 @@ int SensitivityPanel::startSweep()
     opts.base.layers.clear();
     // One core stays free for the GUI thread (as calibration does).
     opts.threads = std::max(1, QThread::idealThreadCount() - 1);
-    const std::string spec = studio_.calibrationDataSpec().toStdString();
+    const DataOptions dataOptions = studio_.calibrationDataOptions(opts.limit);
     const std::string storePath = studio_.storePath().toStdString();
     const std::string modelPath = model->path.toStdString();
 
@@ -352,10 +352,10 @@ int SensitivityPanel::startSweep()
     QPointer<SensitivityPanel> self(this);
     job_ = jobs_->start(
         QStringLiteral("sensitivity"), QStringLiteral("Sensitivity sweep of %1").arg(model->displayName()),
-        [self, model, opts, spec, storePath, modelPath, sweep, generation](Progress& progress,
+        [self, model, opts, dataOptions, storePath, modelPath, sweep, generation](Progress& progress,
                                                                           const CancelToken& cancel) -> JobRunner::Deliver {
             progress.report(0, "loading data");
-            const Dataset data = loadDataset(spec, opts.limit, *model->graph);
+            const Dataset data = loadDataset(dataOptions, *model->graph);
             cancel.check();
             std::optional<Store> store;
             std::optional<RunGuard> run;

@@ -73,8 +73,8 @@ int WhatIfController::start(const QString& kind, const QString& title, const App
     const auto model = doc_->model();
     if (!model)
         return -1;
-    const std::string spec = studio_.calibrationDataSpec().toStdString();
     QuantizeOptions options = options_;
+    const DataOptions dataOptions = studio_.calibrationDataOptions(std::max(options.evalLimit, options.calibLimit));
     options.config = config();
     const int generation = generation_;
     std::shared_ptr<WhatIfSession> session = session_;
@@ -84,7 +84,7 @@ int WhatIfController::start(const QString& kind, const QString& title, const App
         try {
             if (!s) {
                 progress.report(0, "loading data");
-                const Dataset data = loadDataset(spec, std::max(options.evalLimit, options.calibLimit), *model->graph);
+                const Dataset data = loadDataset(dataOptions, *model->graph);
                 Progress build = progress.sub(0.02, 0.9);
                 s = std::make_shared<WhatIfSession>(*model->graph, data, data, options, build, cancel);
             } else {

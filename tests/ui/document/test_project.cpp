@@ -87,6 +87,7 @@ private slots:
         ProjectState s;
         s.modelPath = demoPath;
         s.dataPath = QStringLiteral("images:/data/val");
+        s.dataPreprocess = QStringLiteral("torchvision");
         s.inputShapes.insert(QStringLiteral("x"), QStringLiteral("1,3,48,320"));
         s.config.defaults.weight.bits = 6;
         LayerQuant lq = s.config.defaults;
@@ -97,6 +98,7 @@ private slots:
         const ProjectState back = readProjectFile(path);
         QCOMPARE(back.modelPath, QFileInfo(demoPath).absoluteFilePath());
         QCOMPARE(back.dataPath, s.dataPath);
+        QCOMPARE(back.dataPreprocess, s.dataPreprocess);
         QCOMPARE(back.inputShapes, s.inputShapes);
         QCOMPARE(back.config.layers.at("stem/stem.0").weight.bits, 4);
         QCOMPARE(back.config.defaults.weight.bits, 6);
