@@ -8,8 +8,11 @@
 #include "ui/widgets/icons.h"
 
 #include <QComboBox>
+#include <QGuiApplication>
 #include <QHBoxLayout>
 #include <QLabel>
+#include <QLineEdit>
+#include <QShortcut>
 #include <QStandardItemModel>
 #include <QToolButton>
 #include <QVBoxLayout>
@@ -49,6 +52,7 @@ GraphPanel::GraphPanel(Studio& studio, QWidget* parent)
 
     info_ = new QLabel(this);
     info_->setProperty("role", "muted");
+    info_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred); // gives way to the tools on a narrow window
     zoomLabel_ = new QLabel(this);
     zoomLabel_->setProperty("role", "muted");
     zoomLabel_->setMinimumWidth(fontMetrics().horizontalAdvance(QStringLiteral("400 %")) + 4);
@@ -57,6 +61,73 @@ GraphPanel::GraphPanel(Studio& studio, QWidget* parent)
     auto* zoomIn = toolButton(this, IconId::ZoomIn, QStringLiteral("Zoom in (Ctrl++)"));
     auto* fit = toolButton(this, IconId::Fit, QStringLiteral("Fit the graph (Ctrl+0, or double-click the canvas)"));
     directionButton_ = toolButton(this, IconId::Direction, QString());
+
+    // Search by name or op type: Enter for the next match, Shift+Enter for the previous.
+    search_ = new QLineEdit(this);
+    search_->setObjectName(QStringLiteral("graphSearch"));
+    search_->setPlaceholderText(QStringLiteral("Find node or op (Ctrl+F)"));
+    search_->setClearButtonEnabled(true);
+    search_->setFixedWidth(fontMetrics().horizontalAdvance(QStringLiteral("Find node or op (Ctrl+F)")) + 40);
+    search_->addAction(icon(IconId::Search), QLineEdit::LeadingPosition);
+    searchCount_ = new QLabel(this);
+    searchCount_->setProperty("role", "muted");
+    auto* previous = new QToolButton(this);
+    previous->setArrowType(Qt::UpArrow);
+    previous->setAutoRaise(true);
+    previous->setToolTip(QStringLiteral("Previous match (Shift+Enter)"));
+    auto* next = new QToolButton(this);
+    next->setArrowType(Qt::DownArrow);
+    next->setAutoRaise(true);
+    next->setToolTip(QStringLiteral("Next match (Enter)"));
+    auto find = [this](bool backward) { view_->findNode(search_->text(), backward); };
+    connect(search_, &QLineEdit::returnPressed, this, [find] {
+        find(QGuiApplication::keyboardModifiers() & Qt::ShiftModifier);
+    });
+    connect(search_, &QLineEdit::textChanged, this, [this](const QString& text) {
+        if (text.trimmed().isEmpty())
+            view_->findNode(QString());
+    });
+    connect(previous, &QToolButton::clicked, this, [find] { find(true); });
+    connect(next, &QToolButton::clicked, this, [find] { find(false); });
+    connect(view_, &GraphView::searchChanged, this, [this](int match, int count) {
+        searchCount_->setText(search_->text().trimmed().isEmpty() ? QString()
+                              : count == 0                        ? QStringLiteral("no match")
+                                                                  : QStringLiteral("%1 of %2").arg(match + 1).arg(count));
+    });
+    auto* findShortcut = new QShortcut(QKeySequence::Find, this, nullptr, nullptr, Qt::WidgetWithChildrenShortcut);
+    connect(findShortcut, &QShortcut::activated, this, [this] {
+        search_->setFocus();
+        search_->selectAll();
+    });
+
+    // Repeated blocks and the minimap.
+    auto* expandAll = new QToolButton(this);
+    expandAll->setText(QStringLiteral("Expand"));
+    expandAll->setToolTip(QStringLiteral("Expand every repeated block"));
+    expandAll->setAutoRaise(true);
+    auto* collapseAll = new QToolButton(this);
+    collapseAll->setText(QStringLiteral("Collapse"));
+    collapseAll->setToolTip(QStringLiteral("Collapse every repeated block (transformer layers, ResNet stages) into one box"));
+    collapseAll->setAutoRaise(true);
+    connect(expandAll, &QToolButton::clicked, this, [this] { view_->setAllBlocksCollapsed(false); });
+    connect(collapseAll, &QToolButton::clicked, this, [this] { view_->setAllBlocksCollapsed(true); });
+    auto* minimap = new QToolButton(this);
+    minimap->setObjectName(QStringLiteral("graphMinimapToggle"));
+    minimap->setText(QStringLiteral("Map"));
+    minimap->setToolTip(QStringLiteral("Show the overview while part of the graph is out of view"));
+    minimap->setCheckable(true);
+    minimap->setChecked(true);
+    minimap->setAutoRaise(true);
+    connect(minimap, &QToolButton::toggled, view_, &GraphView::setMinimapEnabled);
+    auto updateBlockButtons = [this, expandAll, collapseAll] {
+        const auto& layout = doc_->layout();
+        const bool any = layout && !layout->blocks.empty();
+        expandAll->setVisible(any);
+        collapseAll->setVisible(any);
+    };
+    connect(doc_, &ModelDocument::layoutChanged, this, updateBlockButtons);
+    connect(doc_, &ModelDocument::modelChanged, this, updateBlockButtons);
+    updateBlockButtons();
     connect(zoomOut, &QToolButton::clicked, view_, &GraphView::zoomOut);
     connect(zoomIn, &QToolButton::clicked, view_, &GraphView::zoomIn);
     connect(fit, &QToolButton::clicked, view_, &GraphView::fitGraph);
@@ -76,6 +147,14 @@ GraphPanel::GraphPanel(Studio& studio, QWidget* parent)
     bar->addWidget(colorBy_);
     bar->addSpacing(10);
     bar->addWidget(info_, 1);
+    bar->addWidget(search_);
+    bar->addWidget(searchCount_);
+    bar->addWidget(previous);
+    bar->addWidget(next);
+    bar->addSpacing(6);
+    bar->addWidget(collapseAll);
+    bar->addWidget(expandAll);
+    bar->addWidget(minimap);
     bar->addWidget(directionButton_);
     bar->addWidget(zoomOut);
     bar->addWidget(zoomLabel_);

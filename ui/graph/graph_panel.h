@@ -1,4 +1,5 @@
-// The graph view with its tool bar: colour-by metric, zoom, fit, layout direction.
+// The graph view with its tool bar: colour-by metric, search, blocks, minimap, zoom, fit,
+// layout direction.
 #pragma once
 
 #include "ui/document/graph_layout.h"
@@ -7,6 +8,7 @@
 
 class QComboBox;
 class QLabel;
+class QLineEdit;
 class QToolButton;
 
 namespace qs::ui {
@@ -24,6 +26,8 @@ public:
 
     GraphView* view() const { return view_; }
     QComboBox* colorCombo() const { return colorBy_; }
+    QLineEdit* searchField() const { return search_; }
+    QLabel* searchCount() const { return searchCount_; }
     GraphDirection direction() const { return direction_; }
     void setDirection(GraphDirection d);
 
@@ -38,6 +42,8 @@ private:
     GraphView* view_;
     QComboBox* colorBy_;
     QLabel* info_;
+    QLineEdit* search_;
+    QLabel* searchCount_;
     QLabel* zoomLabel_;
     QToolButton* directionButton_;
     GraphDirection direction_ = GraphDirection::LeftToRight;
