@@ -134,7 +134,7 @@ std::vector<GraphBlock> blocksBySequence(const Graph& g)
         search(lo, bestStart);
         for (int r = 0; r < bestReps; ++r) {
             GraphBlock b;
-            b.name = QStringLiteral("block %1/%2").arg(r + 1).arg(bestReps);
+            b.name = QStringLiteral("block %1 of %2").arg(r + 1).arg(bestReps);
             for (int j = 0; j < bestK; ++j)
                 b.nodes.push_back(order[std::size_t(bestStart + r * bestK + j)]);
             blocks.push_back(std::move(b));

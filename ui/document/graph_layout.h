@@ -24,7 +24,7 @@ enum class GraphDirection { LeftToRight, TopToBottom };
 // prefix with a running number ("/model/layers.3/...", "/layer2/...") or, for graphs
 // without such names, one period of a repeated sequence of op types.
 struct GraphBlock {
-    QString name;           // "model/layers.3", or "block 3/8" for a repeated op sequence
+    QString name;           // "model/layers.3", or "block 3 of 8" for a repeated op sequence
     std::vector<int> nodes; // Graph::nodes indexes in graph order, Constant nodes excluded
     int layers = 0;         // quantizable layers among them
 };

@@ -6,6 +6,7 @@
 #include <QGraphicsSceneHoverEvent>
 #include <QLineF>
 #include <QPainter>
+#include <QPainterPathStroker>
 #include <QStyleOptionGraphicsItem>
 
 #include <cmath>
@@ -266,6 +267,17 @@ EdgeItem::EdgeItem(const GraphLayout::Edge& edge) : edge_(edge)
 QRectF EdgeItem::boundingRect() const
 {
     return bounds_;
+}
+
+QPainterPath EdgeItem::shape() const
+{
+    if (shape_.isEmpty()) {
+        QPainterPathStroker stroker;
+        stroker.setWidth(6);
+        shape_ = stroker.createStroke(edge_.path);
+        shape_.addPolygon(arrow_);
+    }
+    return shape_;
 }
 
 void EdgeItem::setHighlighted(bool on)

@@ -75,6 +75,8 @@ public:
 
     int type() const override { return Type; }
     QRectF boundingRect() const override;
+    // The line and its arrow widened to a few points, stroked on the first hit test.
+    QPainterPath shape() const override;
     void paint(QPainter* painter, const QStyleOptionGraphicsItem* option, QWidget* widget) override;
 
     int from() const { return edge_.from; }
@@ -92,6 +94,7 @@ private:
     GraphLayout::Edge edge_;
     QPolygonF arrow_;
     QRectF bounds_;
+    mutable QPainterPath shape_;
     bool highlighted_ = false, marked_ = false;
 };
 

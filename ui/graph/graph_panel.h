@@ -6,6 +6,7 @@
 
 #include <QWidget>
 
+class QAction;
 class QComboBox;
 class QLabel;
 class QLineEdit;
@@ -27,12 +28,16 @@ public:
     GraphView* view() const { return view_; }
     QComboBox* colorCombo() const { return colorBy_; }
     QLineEdit* searchField() const { return search_; }
-    QLabel* searchCount() const { return searchCount_; }
+    QLabel* infoLabel() const { return info_; } // the model's counts, or the search's "match n of m"
+    QAction* minimapAction() const { return minimapAction_; }
     GraphDirection direction() const { return direction_; }
     void setDirection(GraphDirection d);
 
 signals:
     void directionChanged(qs::ui::GraphDirection direction);
+
+protected:
+    bool eventFilter(QObject* watched, QEvent* event) override;
 
 private:
     void updateMetricItems();
@@ -42,8 +47,10 @@ private:
     GraphView* view_;
     QComboBox* colorBy_;
     QLabel* info_;
+    QString infoText_; // shown elided to the room the tools leave
     QLineEdit* search_;
-    QLabel* searchCount_;
+    QString searchStatus_;
+    QAction* minimapAction_;
     QLabel* zoomLabel_;
     QToolButton* directionButton_;
     GraphDirection direction_ = GraphDirection::LeftToRight;

@@ -12,6 +12,7 @@
 #include <QHelpEvent>
 #include <QMouseEvent>
 #include <QScrollBar>
+#include <QTimer>
 #include <QWheelEvent>
 #include <QtConcurrent/QtConcurrentRun>
 
@@ -83,6 +84,8 @@ GraphView::GraphView(ModelDocument* doc, LayerSelection* selection, QWidget* par
         autoExpanded_ = -1;
         matches_.clear();
         searchText_.clear();
+        opening_ = true;
+        QTimer::singleShot(0, this, [this] { opening_ = false; });
         rebuild();
     });
     connect(doc_, &ModelDocument::layoutChanged, this, [this] {
@@ -272,6 +275,8 @@ void GraphView::showCurrent(int node, bool scroll)
         }
     }
     const auto& layout = doc_->layout();
+    if (opening_) // the overview stays as it opened
+        return;
     if (scroll && item && item->block() >= 0 && layout && layout->style.collapsed) {
         // The node is inside a collapsed block: open it (and close the one opened for the
         // previous selection), then show the node once the new layout lands.

@@ -123,6 +123,7 @@ private:
     int focusNode_ = -1, focusBlock_ = -1;
     int autoExpanded_ = -1; // the block expanded only to show the selection
     bool centreFocus_ = false; // a search result: centred even when in view
+    bool opening_ = false;     // the studio's own first selection after a model opens expands nothing
     QString searchText_;
     std::vector<int> matches_;
     int match_ = -1;

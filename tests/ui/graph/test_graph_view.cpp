@@ -234,14 +234,20 @@ private slots:
     void searchFindsAndCentres()
     {
         view()->fitGraph();
+        // The first match is the first after the current node, in graph order.
+        const int before = studio->selection()->currentNode();
+        int expected = 0;
+        for (int n = 0; n < before; ++n)
+            expected += graph.nodes[std::size_t(n)].opType == "Softmax" ? 1 : 0;
         QLineEdit* field = panel->searchField();
         field->setText(QStringLiteral("softmax"));
         QTest::keyClick(field, Qt::Key_Return);
         QVERIFY(settled());
         QCOMPARE(view()->matchCount(), blocks);
-        QCOMPARE(panel->searchCount()->text().section(QLatin1Char(' '), 1), QStringLiteral("of %1").arg(blocks));
+        QCOMPARE(panel->infoLabel()->toolTip(), QStringLiteral("match %1 of %2").arg(expected + 1).arg(blocks));
         const int first = studio->selection()->currentNode();
         QCOMPARE(QString::fromStdString(graph.nodes[std::size_t(first)].opType), QStringLiteral("Softmax"));
+        QVERIFY(first > before);
         NodeItem* item = view()->itemForNode(first);
         QCOMPARE(item->node(), first); // its block opened
         QVERIFY(distanceToCentre(view(), item) < 40);
