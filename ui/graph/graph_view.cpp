@@ -82,6 +82,8 @@ GraphView::GraphView(ModelDocument* doc, LayerSelection* selection, QWidget* par
     connect(doc_, &ModelDocument::modelChanged, this, [this] {
         fitted_ = false;
         autoExpanded_ = -1;
+        pendingCollapsed_.reset();
+        deliveredTicket_ = relayoutTicket_; // what is on its way is for the previous model
         matches_.clear();
         searchText_.clear();
         opening_ = true;
@@ -277,10 +279,10 @@ void GraphView::showCurrent(int node, bool scroll)
     const auto& layout = doc_->layout();
     if (opening_) // the overview stays as it opened
         return;
-    if (scroll && item && item->block() >= 0 && layout && layout->style.collapsed) {
+    if (scroll && item && item->block() >= 0 && layout) {
         // The node is inside a collapsed block: open it (and close the one opened for the
         // previous selection), then show the node once the new layout lands.
-        std::set<int> collapsed = *layout->style.collapsed;
+        std::set<int> collapsed = collapsedBlocks();
         collapsed.erase(item->block());
         if (autoExpanded_ >= 0 && autoExpanded_ != item->block())
             collapsed.insert(autoExpanded_);
@@ -315,9 +317,9 @@ void GraphView::follow(QGraphicsItem* item, bool centre)
 void GraphView::setBlockCollapsed(int block, bool collapsed)
 {
     const auto& layout = doc_->layout();
-    if (!layout || !layout->style.collapsed || block < 0 || block >= int(layout->blocks.size()))
+    if (!layout || block < 0 || block >= int(layout->blocks.size()))
         return;
-    std::set<int> set = *layout->style.collapsed;
+    std::set<int> set = collapsedBlocks();
     if (collapsed)
         set.insert(block);
     else
@@ -340,6 +342,14 @@ void GraphView::setAllBlocksCollapsed(bool collapsed)
     relayout(std::move(set), selection_->currentNode(), -1);
 }
 
+std::set<int> GraphView::collapsedBlocks() const
+{
+    if (pendingCollapsed_)
+        return *pendingCollapsed_;
+    const auto& layout = doc_->layout();
+    return layout && layout->style.collapsed ? *layout->style.collapsed : std::set<int>();
+}
+
 void GraphView::relayout(std::set<int> collapsed, int focusNode, int focusBlock)
 {
     const auto model = doc_->model();
@@ -349,6 +359,7 @@ void GraphView::relayout(std::set<int> collapsed, int focusNode, int focusBlock)
     LayoutStyle style = layout->style;
     style.collapsed = std::move(collapsed);
     const int ticket = ++relayoutTicket_, generation = doc_->generation();
+    pendingCollapsed_ = style.collapsed;
     focusNode_ = focusNode;
     focusBlock_ = focusBlock;
     auto* watcher = new QFutureWatcher<LayoutResult>(this);
@@ -357,9 +368,10 @@ void GraphView::relayout(std::set<int> collapsed, int focusNode, int focusBlock)
         if (ticket != relayoutTicket_)
             return; // a newer request is on its way
         deliveredTicket_ = ticket;
+        pendingCollapsed_.reset();
         const LayoutResult result = watcher->result();
-        if (!result || doc_->generation() != generation)
-            return;
+        if (!result || doc_->generation() != generation || !doc_->layout() || doc_->layout()->direction != result->direction)
+            return; // another model, or laid out again in another direction meanwhile
         keepPlace_ = true;
         doc_->setLayout(result);
     });

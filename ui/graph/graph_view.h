@@ -10,6 +10,8 @@
 #include <QGraphicsView>
 
 #include <memory>
+#include <optional>
+#include <set>
 #include <vector>
 
 class QGraphicsItem;
@@ -99,6 +101,7 @@ private:
     void placeOverlays();
     void applyMarks();
     void relayout(std::set<int> collapsed, int focusNode, int focusBlock);
+    std::set<int> collapsedBlocks() const; // as last asked for, pending or laid out
 
     ModelDocument* doc_;
     LayerSelection* selection_;
@@ -121,6 +124,7 @@ private:
     // focus (a node, else a block's box or frame) at the zoom it had.
     int relayoutTicket_ = 0, deliveredTicket_ = 0;
     int focusNode_ = -1, focusBlock_ = -1;
+    std::optional<std::set<int>> pendingCollapsed_;
     int autoExpanded_ = -1; // the block expanded only to show the selection
     bool centreFocus_ = false; // a search result: centred even when in view
     bool opening_ = false;     // the studio's own first selection after a model opens expands nothing

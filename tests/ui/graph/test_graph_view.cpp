@@ -230,6 +230,23 @@ private slots:
         QVERIFY(view()->visibleSceneRect().contains(item->sceneBoundingRect()));
     }
 
+    // A request made while another relayout is on its way builds on it, not on the layout
+    // still shown: expanding all and then selecting inside a (still drawn) collapsed block
+    // leaves every block expanded.
+    void requestsBuildOnPendingOnes()
+    {
+        view()->setAllBlocksCollapsed(true);
+        QVERIFY(settled());
+        view()->setAllBlocksCollapsed(false);
+        QVERIFY(view()->relayoutPending());
+        studio->selection()->selectLayer(firstLayerOfBlock(5));
+        QVERIFY(settled());
+        for (int b = 0; b < blocks; ++b)
+            QVERIFY(!layout().isCollapsed(b));
+        view()->setAllBlocksCollapsed(true);
+        QVERIFY(settled());
+    }
+
     // Search by name or op type: matches counted, next and previous, each centred.
     void searchFindsAndCentres()
     {
