@@ -159,14 +159,6 @@ std::vector<GraphBlock> detectBlocks(const Graph& graph)
     return blocks;
 }
 
-int GraphLayout::blockOfNode(int node) const
-{
-    for (std::size_t b = 0; b < blocks.size(); ++b)
-        if (std::binary_search(blocks[b].nodes.begin(), blocks[b].nodes.end(), node))
-            return int(b);
-    return -1;
-}
-
 QString shortLayerName(const std::string& nodeName, const std::string& opType)
 {
     QString s = QString::fromStdString(nodeName);

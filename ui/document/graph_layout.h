@@ -83,7 +83,6 @@ struct GraphLayout {
     {
         return block >= 0 && block < int(blockBox.size()) && blockBox[std::size_t(block)] >= 0;
     }
-    int blockOfNode(int node) const; // -1 when in none
 };
 
 // "/res1/conv1/Conv" -> "res1/conv1": the path part of an exporter's node name.
