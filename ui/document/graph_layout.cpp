@@ -242,23 +242,30 @@ void wrapFlow(GraphLayout& out)
     for (std::size_t i = 1; i < crossing.size(); ++i)
         crossing[i] += crossing[i - 1];
 
-    // Cuts for `wanted` segments: near the equal divisions, fewest crossings first.
-    auto cutsFor = [&](int wanted) {
+    // Cuts for rows of at most `width` along the flow, filled like lines of text: in the
+    // last quarter of the room the gap with fewest crossing edges (the farthest of equals),
+    // else the farthest gap that fits, else the nearest beyond (a row longer than `width`).
+    auto cutsFor = [&](double width) {
         std::vector<double> cuts;
-        const double window = length / (3.0 * wanted);
-        for (int k = 1; k < wanted; ++k) {
-            const double target = start + length * k / wanted;
+        double rowStart = start;
+        std::size_t c = 0;
+        while (start + length - rowStart > width) {
+            while (c < candidates.size() && candidates[c] <= rowStart + 1)
+                ++c;
+            if (c == candidates.size())
+                break;
             int best = -1;
-            for (std::size_t c = 0; c < candidates.size(); ++c) {
-                if ((!cuts.empty() && candidates[c] <= cuts.back() + window) || std::abs(candidates[c] - target) > window)
-                    continue;
-                if (best < 0 || crossing[c] < crossing[std::size_t(best)] ||
-                    (crossing[c] == crossing[std::size_t(best)] &&
-                        std::abs(candidates[c] - target) < std::abs(candidates[std::size_t(best)] - target)))
-                    best = int(c);
-            }
-            if (best >= 0)
-                cuts.push_back(candidates[std::size_t(best)]);
+            for (std::size_t k = c; k < candidates.size() && candidates[k] - rowStart <= width; ++k)
+                if (candidates[k] - rowStart >= 0.75 * width &&
+                    (best < 0 || crossing[k] <= crossing[std::size_t(best)]))
+                    best = int(k);
+            if (best < 0)
+                for (std::size_t k = c; k < candidates.size() && candidates[k] - rowStart <= width; ++k)
+                    best = int(k);
+            if (best < 0)
+                best = int(c);
+            cuts.push_back(candidates[std::size_t(best)]);
+            rowStart = cuts.back();
         }
         return cuts;
     };
@@ -294,7 +301,7 @@ void wrapFlow(GraphLayout& out)
     };
     Plan best = planFor({});
     for (int wanted = 2; wanted <= 64 && wanted <= int(candidates.size()) + 1; ++wanted) {
-        Plan p = planFor(cutsFor(wanted));
+        Plan p = planFor(cutsFor(length / wanted));
         if (misfit(p) < misfit(best))
             best = std::move(p);
     }

@@ -320,6 +320,10 @@ private slots:
         QVERIFY(QLineF(centre2, clamped2).length() < tolerance);
         QVERIFY(QLineF(centre, centre2).length() > 50);
         test::screenshot(panel.get(), QStringLiteral("graph_minimap.png"));
+        view()->zoomBy(0.3 / view()->zoom()); // op types as badges
+        test::screenshot(panel.get(), QStringLiteral("graph_zoom_30.png"));
+        view()->zoomBy(0.12 / view()->zoom());
+        test::screenshot(panel.get(), QStringLiteral("graph_zoom_12.png"));
     }
 
     // Long symbolic dimension names are shortened in the boxes (kept whole in tooltips).
