@@ -326,6 +326,42 @@ private slots:
         test::screenshot(panel.get(), QStringLiteral("graph_zoom_12.png"));
     }
 
+    // Zoomed out to 30 % (and 55 %), a box still shows its op type: dark text pixels inside
+    // an operator's box, whose fill and border are light (before, text vanished below 40 %).
+    void labelsStayAtLowZoom_data()
+    {
+        QTest::addColumn<double>("zoom");
+        QTest::newRow("30 %") << 0.3;
+        QTest::newRow("55 %") << 0.55;
+        QTest::newRow("100 %") << 1.0;
+    }
+    void labelsStayAtLowZoom()
+    {
+        QFETCH(double, zoom);
+        if (layout().isCollapsed(0)) {
+            view()->setAllBlocksCollapsed(false);
+            QVERIFY(settled());
+        }
+        const int node = graph.findNode("/model/layers.2/self_attn/Softmax");
+        NodeItem* item = view()->itemForNode(node);
+        QCOMPARE(item->node(), node);
+        view()->zoomBy(zoom / view()->zoom());
+        view()->centerOn(item);
+        const QImage image = view()->viewport()->grab().toImage();
+        const QRect box = view()
+                              ->mapFromScene(item->sceneBoundingRect().adjusted(5, 5, -5, -5))
+                              .boundingRect()
+                              .adjusted(3, 3, -3, -3);
+        QVERIFY(box.width() > 10 && box.height() > 5);
+        int dark = 0;
+        const double dpr = image.devicePixelRatio();
+        for (int y = box.top(); y <= box.bottom(); ++y)
+            for (int x = box.left(); x <= box.right(); ++x)
+                dark += qGray(image.pixel(int(x * dpr), int(y * dpr))) < 110 ? 1 : 0;
+        QVERIFY2(dark >= 10,
+            qPrintable(QStringLiteral("%1 dark pixels in %2x%3").arg(dark).arg(box.width()).arg(box.height())));
+    }
+
     // Long symbolic dimension names are shortened in the boxes (kept whole in tooltips).
     void symbolicShapesStayShort()
     {
