@@ -34,7 +34,8 @@ for b in "${which[@]}"; do
     mixed)       $py "$here/bench/sensitivity/run_mixed_quality.py" --build "$build" ;;
     quality)     $py "$here/bench/int8/quality_table.py" --build "$build" ;;
     algos)       $py "$here/bench/algos/run_algos_bench.py" --cli "$build/app/quantstudio-cli" --work "$build/bench/algos" ;;
-    ui)          QT_QPA_PLATFORM=offscreen "$build/bench/ui/bench_inspector" ;;
+    ui)          QT_QPA_PLATFORM=offscreen "$build/bench/ui/bench_inspector"
+                 QT_QPA_PLATFORM=offscreen "$build/bench/ui/bench_graph_view" ;;
     whatif)      "$build/bench/whatif/qs_bench_whatif" "$here/resources/demo/fashion_cnn.onnx" \
                    "$here/resources/demo/fashion1k-images-idx3-ubyte.gz" --limit 1000 --batch 100 ;;
     lmquant)     $py "$here/bench/lm/run_lm_quant_bench.py" --cli "$build/app/quantstudio-cli" --work "$build/bench/lmquant" ;;

@@ -7,6 +7,7 @@
 #include "measure/layers.h"
 #include "store/store.h"
 #include "support/onnx_builder.h"
+#include "support/stall_meter.h"
 #include "ui/document/layer_selection.h"
 #include "ui/document/model_document.h"
 #include "ui/document/quant_config_document.h"
@@ -55,38 +56,6 @@ using namespace qs::ui;
 namespace {
 
 const QString demoPath = QStringLiteral(QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx");
-
-// Longest gap between ticks of a 2 ms timer: how long the event loop was blocked.
-class StallMeter : public QObject {
-public:
-    StallMeter()
-    {
-        timer_.setInterval(2);
-        timer_.setTimerType(Qt::PreciseTimer);
-        QObject::connect(&timer_, &QTimer::timeout, this, [this] {
-            const qint64 now = clock_.nsecsElapsed();
-            worstNs_ = std::max(worstNs_, now - lastNs_);
-            lastNs_ = now;
-        });
-    }
-    void start()
-    {
-        worstNs_ = 0;
-        clock_.start();
-        lastNs_ = 0;
-        timer_.start();
-    }
-    double stop()
-    {
-        timer_.stop();
-        return double(worstNs_) * 1e-6;
-    }
-
-private:
-    QTimer timer_;
-    QElapsedTimer clock_;
-    qint64 lastNs_ = 0, worstNs_ = 0;
-};
 
 double sumY(const QCPGraph* g)
 {
@@ -143,7 +112,7 @@ private slots:
 
     void opensDemoWithoutStallingTheGui()
     {
-        StallMeter stall;
+        test::StallMeter stall;
         stall.start();
         QVERIFY(openAndWait(demoPath));
         const double ms = stall.stop();
@@ -386,7 +355,7 @@ private slots:
         JobRunner* jobs = window->studio().jobs();
 
         // Cancel: the worker returns within a second; the status bar clears at once.
-        StallMeter stall;
+        test::StallMeter stall;
         stall.start();
         const int id = window->studio().runCalibration();
         QVERIFY(id > 0);

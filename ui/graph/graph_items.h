@@ -1,5 +1,6 @@
-// Scene items of the graph view: one box per operator or graph input/output, one
-// spline edge per connection. They draw what GraphLayout computed; no layout here.
+// Scene items of the graph view: one box per operator, collapsed block or graph
+// input/output, a frame per expanded block, one spline edge per connection. They draw what
+// GraphLayout computed at the level of detail the zoom allows; no layout here.
 #pragma once
 
 #include "ui/document/graph_layout.h"
@@ -22,12 +23,14 @@ public:
     void paint(QPainter* painter, const QStyleOptionGraphicsItem* option, QWidget* widget) override;
 
     int node() const { return box_.node; }
+    int block() const { return box_.block; } // a collapsed block: its index, else -1
     int boxIndex() const { return index_; }
     bool isLayer() const { return isLayer_; }
     const GraphLayout::Box& box() const { return box_; }
 
     // Fill for a layer coloured by a metric; an invalid colour means "no value yet".
     void setFill(const QColor& fill);
+    QColor fill() const { return fill_; }
     void setCurrent(bool current);
     // The runtime cannot run this operator: drawn with a red outline.
     void setUnsupported(bool unsupported) { unsupported_ = unsupported; }
@@ -46,6 +49,25 @@ private:
     bool current_ = false, hover_ = false, unsupported_ = false;
 };
 
+// The frame around an expanded block, behind its boxes; its header (name and a collapse
+// toggle) is the only part that takes clicks.
+class BlockFrameItem : public QGraphicsItem {
+public:
+    enum { Type = UserType + 4 };
+    BlockFrameItem(int block, const QString& name, const QRectF& frame);
+
+    int type() const override { return Type; }
+    int block() const { return block_; }
+    QRectF boundingRect() const override;
+    QPainterPath shape() const override;
+    void paint(QPainter* painter, const QStyleOptionGraphicsItem* option, QWidget* widget) override;
+
+private:
+    int block_;
+    QString name_;
+    QRectF frame_;
+};
+
 class EdgeItem : public QGraphicsItem {
 public:
     enum { Type = UserType + 2 };
@@ -53,6 +75,8 @@ public:
 
     int type() const override { return Type; }
     QRectF boundingRect() const override;
+    // The line and its arrow widened to a few points, stroked on the first hit test.
+    QPainterPath shape() const override;
     void paint(QPainter* painter, const QStyleOptionGraphicsItem* option, QWidget* widget) override;
 
     int from() const { return edge_.from; }
@@ -70,6 +94,7 @@ private:
     GraphLayout::Edge edge_;
     QPolygonF arrow_;
     QRectF bounds_;
+    mutable QPainterPath shape_;
     bool highlighted_ = false, marked_ = false;
 };
 

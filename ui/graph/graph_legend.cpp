@@ -27,13 +27,17 @@ void GraphLegend::setScale(const QString& title, const ColorScale& scale, const 
 
 QSize GraphLegend::sizeHint() const
 {
+    // One line under the canvas: title, then the bar with its ends (or why there is none),
+    // then the note.
     const QFontMetrics fm(font());
     QFont bold = font();
     bold.setBold(true); // the title is drawn bold
-    const int w = std::max({QFontMetrics(bold).horizontalAdvance(title_) + 24, fm.horizontalAdvance(unavailable_) + 24,
-                            fm.horizontalAdvance(note_) + 52, 190});
-    const int noteHeight = note_.isEmpty() ? 0 : fm.height() + 6;
-    return {w, (unavailable_.isEmpty() ? fm.height() * 2 + 30 : fm.height() * 2 + 18) + noteHeight};
+    int w = QFontMetrics(bold).horizontalAdvance(title_) + 24;
+    w += unavailable_.isEmpty() ? fm.horizontalAdvance(lo_) + fm.horizontalAdvance(hi_) + barWidth + 24
+                                : fm.horizontalAdvance(unavailable_) + 12;
+    if (!note_.isEmpty())
+        w += fm.horizontalAdvance(note_) + 40;
+    return {w, fm.height() + 10};
 }
 
 void GraphLegend::setNote(const QString& note)
@@ -49,41 +53,53 @@ void GraphLegend::paintEvent(QPaintEvent*)
 {
     QPainter p(this);
     p.setRenderHint(QPainter::Antialiasing);
-    const QRectF r = QRectF(rect()).adjusted(0.5, 0.5, -0.5, -0.5);
-    p.setPen(QPen(QColor(0xd5, 0xd9, 0xdf)));
-    p.setBrush(QColor(255, 255, 255, 235));
-    p.drawRoundedRect(r, 6, 6);
+    p.fillRect(rect(), QColor(0xf6, 0xf7, 0xf9));
+    p.setPen(QColor(0xe1, 0xe4, 0xe8));
+    p.drawLine(0, 0, width(), 0);
     const QFontMetrics fm(font());
+    const double mid = height() / 2.0 + 0.5;
+    const QRectF line(10, mid - fm.height() / 2.0, width() - 20, fm.height());
     QFont bold = font();
     bold.setBold(true);
     p.setFont(bold);
     p.setPen(theme::text);
-    p.drawText(QRectF(10, 6, r.width() - 20, fm.height()), Qt::AlignLeft | Qt::AlignVCenter, title_);
+    p.drawText(line, Qt::AlignLeft | Qt::AlignVCenter, title_);
+    double x = line.left() + QFontMetrics(bold).horizontalAdvance(title_) + 14;
     p.setFont(font());
-    if (!note_.isEmpty()) { // the last line, with a swatch of the boundary colour
-        const QRectF line(10, r.height() - fm.height() - 7, r.width() - 20, fm.height());
-        p.setPen(QPen(edgeMarkColor(), 3, Qt::SolidLine, Qt::RoundCap));
-        p.drawLine(QPointF(line.left(), line.center().y()), QPointF(line.left() + 16, line.center().y()));
-        p.setPen(theme::text);
-        p.drawText(line.adjusted(22, 0, 0, 0), Qt::AlignLeft | Qt::AlignVCenter, note_);
-    }
     if (!unavailable_.isEmpty()) {
         p.setPen(theme::mutedText);
-        p.drawText(QRectF(10, 8 + fm.height(), r.width() - 20, fm.height()), Qt::AlignLeft | Qt::AlignVCenter,
-                   unavailable_);
-        return;
+        p.drawText(QRectF(x, line.top(), line.right() - x, line.height()), Qt::AlignLeft | Qt::AlignVCenter,
+                   fm.elidedText(unavailable_, Qt::ElideRight, int(line.right() - x)));
+        x += fm.horizontalAdvance(unavailable_) + 12;
+    } else {
+        p.setPen(theme::mutedText);
+        p.drawText(QRectF(x, line.top(), 400, line.height()), Qt::AlignLeft | Qt::AlignVCenter, lo_);
+        x += fm.horizontalAdvance(lo_) + 6;
+        const QRectF bar(x, mid - 5, barWidth, 10);
+        p.setPen(QPen(QColor(0, 0, 0, 40)));
+        p.setBrush(scale_.gradient(bar.topLeft(), bar.topRight()));
+        p.drawRoundedRect(bar, 2, 2);
+        if (scale_.isLog() || scale_.lowIsBad()) {
+            QFont small = font();
+            small.setPointSizeF(font().pointSizeF() * 0.8);
+            p.setFont(small);
+            p.setPen(ColorScale::textColorOn(scale_.color((scale_.lo() + scale_.hi()) / 2)));
+            p.drawText(bar, Qt::AlignCenter, scale_.lowIsBad() ? QStringLiteral("low is worse") : QStringLiteral("log scale"));
+            p.setFont(font());
+        }
+        x = bar.right() + 6;
+        p.setPen(theme::mutedText);
+        p.drawText(QRectF(x, line.top(), 400, line.height()), Qt::AlignLeft | Qt::AlignVCenter, hi_);
+        x += fm.horizontalAdvance(hi_) + 12;
     }
-    const QRectF bar(10, 10 + fm.height(), r.width() - 20, 10);
-    p.setPen(QPen(QColor(0, 0, 0, 40)));
-    p.setBrush(scale_.gradient(bar.topLeft(), bar.topRight()));
-    p.drawRoundedRect(bar, 2, 2);
-    p.setPen(theme::mutedText);
-    const QRectF labels(10, bar.bottom() + 3, r.width() - 20, fm.height());
-    p.drawText(labels, Qt::AlignLeft | Qt::AlignVCenter, lo_);
-    p.drawText(labels, Qt::AlignRight | Qt::AlignVCenter, hi_);
-    if (scale_.isLog() || scale_.lowIsBad())
-        p.drawText(labels, Qt::AlignHCenter | Qt::AlignVCenter,
-                   scale_.lowIsBad() ? QStringLiteral("low is worse") : QStringLiteral("log scale"));
+    if (!note_.isEmpty()) { // with a swatch of the boundary colour
+        x += 8;
+        p.setPen(QPen(edgeMarkColor(), 3, Qt::SolidLine, Qt::RoundCap));
+        p.drawLine(QPointF(x, mid), QPointF(x + 16, mid));
+        p.setPen(theme::text);
+        p.drawText(QRectF(x + 22, line.top(), std::max(0.0, line.right() - x - 22), line.height()),
+                   Qt::AlignLeft | Qt::AlignVCenter, note_);
+    }
 }
 
 } // namespace qs::ui

@@ -1,4 +1,4 @@
-// The colour key over the graph view: what the colours of the layer boxes mean.
+// The colour key in a strip under the graph view: what the colours of the layer boxes mean.
 #pragma once
 
 #include "ui/widgets/color_scale.h"
@@ -23,6 +23,7 @@ protected:
     void paintEvent(QPaintEvent* event) override;
 
 private:
+    static constexpr int barWidth = 150;
     QString title_, lo_, hi_, unavailable_, note_;
     ColorScale scale_;
 };

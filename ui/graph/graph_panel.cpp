@@ -8,8 +8,12 @@
 #include "ui/widgets/icons.h"
 
 #include <QComboBox>
+#include <QGuiApplication>
 #include <QHBoxLayout>
 #include <QLabel>
+#include <QLineEdit>
+#include <QMenu>
+#include <QShortcut>
 #include <QStandardItemModel>
 #include <QToolButton>
 #include <QVBoxLayout>
@@ -44,11 +48,15 @@ GraphPanel::GraphPanel(Studio& studio, QWidget* parent)
         colorBy_->setItemData(m, metricExplanation(LayerMetric(m)), Qt::ToolTipRole);
     }
     colorBy_->setCurrentIndex(int(LayerMetric::WeightKurtosis));
+    colorBy_->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+    colorBy_->setMinimumContentsLength(10);
     connect(colorBy_, &QComboBox::currentIndexChanged, this,
             [this] { view_->setColorMetric(LayerMetric(colorBy_->currentData().toInt())); });
 
     info_ = new QLabel(this);
     info_->setProperty("role", "muted");
+    info_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred); // gives way to the tools on a narrow window
+    info_->installEventFilter(this);
     zoomLabel_ = new QLabel(this);
     zoomLabel_->setProperty("role", "muted");
     zoomLabel_->setMinimumWidth(fontMetrics().horizontalAdvance(QStringLiteral("400 %")) + 4);
@@ -57,6 +65,68 @@ GraphPanel::GraphPanel(Studio& studio, QWidget* parent)
     auto* zoomIn = toolButton(this, IconId::ZoomIn, QStringLiteral("Zoom in (Ctrl++)"));
     auto* fit = toolButton(this, IconId::Fit, QStringLiteral("Fit the graph (Ctrl+0, or double-click the canvas)"));
     directionButton_ = toolButton(this, IconId::Direction, QString());
+
+    // Search by name or op type: Enter (F3) for the next match, Shift+Enter (Shift+F3) for
+    // the previous; "n of m" stands in the info line while a search is on.
+    search_ = new QLineEdit(this);
+    search_->setObjectName(QStringLiteral("graphSearch"));
+    search_->setPlaceholderText(QStringLiteral("Find (Ctrl+F)"));
+    search_->setToolTip(QStringLiteral("Find a node by name or op type: Enter or F3 for the next match, "
+                                       "Shift+Enter or Shift+F3 for the previous"));
+    search_->setClearButtonEnabled(true);
+    search_->setMinimumWidth(60);
+    search_->setMaximumWidth(220);
+    search_->addAction(icon(IconId::Search), QLineEdit::LeadingPosition);
+    auto find = [this](bool backward) { view_->findNode(search_->text(), backward); };
+    connect(search_, &QLineEdit::returnPressed, this,
+            [find] { find(QGuiApplication::keyboardModifiers() & Qt::ShiftModifier); });
+    connect(search_, &QLineEdit::textChanged, this, [this](const QString& text) {
+        if (text.trimmed().isEmpty())
+            view_->findNode(QString());
+    });
+    connect(view_, &GraphView::searchChanged, this, [this](int match, int count) {
+        searchStatus_ = search_->text().trimmed().isEmpty() ? QString()
+                        : count == 0 ? QStringLiteral("no node matches \u201C%1\u201D").arg(search_->text().trimmed())
+                                     : QStringLiteral("match %1 of %2").arg(match + 1).arg(count);
+        updateInfo();
+    });
+    auto shortcut = [this](const QKeySequence& keys, auto slot) {
+        connect(new QShortcut(keys, this, nullptr, nullptr, Qt::WidgetWithChildrenShortcut), &QShortcut::activated, this, slot);
+    };
+    shortcut(QKeySequence::Find, [this] {
+        search_->setFocus();
+        search_->selectAll();
+    });
+    shortcut(QKeySequence(Qt::Key_F3), [find] { find(false); });
+    shortcut(QKeySequence(Qt::SHIFT | Qt::Key_F3), [find] { find(true); });
+
+    // Repeated blocks and the minimap, in one menu.
+    auto* viewMenuButton = new QToolButton(this);
+    viewMenuButton->setObjectName(QStringLiteral("graphViewMenu"));
+    viewMenuButton->setText(QStringLiteral("Blocks"));
+    viewMenuButton->setToolTip(QStringLiteral("Repeated blocks (transformer layers, ResNet stages: click one to expand it, "
+                                              "its frame's header to collapse it) and the overview"));
+    viewMenuButton->setPopupMode(QToolButton::InstantPopup);
+    viewMenuButton->setAutoRaise(true);
+    auto* viewMenu = new QMenu(viewMenuButton);
+    QAction* collapseAll = viewMenu->addAction(QStringLiteral("Collapse All Blocks"), this, [this] { view_->setAllBlocksCollapsed(true); });
+    QAction* expandAll = viewMenu->addAction(QStringLiteral("Expand All Blocks"), this, [this] { view_->setAllBlocksCollapsed(false); });
+    viewMenu->addSeparator();
+    minimapAction_ = viewMenu->addAction(QStringLiteral("Overview Map"));
+    minimapAction_->setCheckable(true);
+    minimapAction_->setChecked(true);
+    minimapAction_->setToolTip(QStringLiteral("Show the overview while part of the graph is out of view"));
+    connect(minimapAction_, &QAction::toggled, view_, &GraphView::setMinimapEnabled);
+    viewMenuButton->setMenu(viewMenu);
+    auto updateBlockButtons = [this, collapseAll, expandAll] {
+        const auto& layout = doc_->layout();
+        const bool any = layout && !layout->blocks.empty();
+        collapseAll->setEnabled(any);
+        expandAll->setEnabled(any);
+    };
+    connect(doc_, &ModelDocument::layoutChanged, this, updateBlockButtons);
+    connect(doc_, &ModelDocument::modelChanged, this, updateBlockButtons);
+    updateBlockButtons();
     connect(zoomOut, &QToolButton::clicked, view_, &GraphView::zoomOut);
     connect(zoomIn, &QToolButton::clicked, view_, &GraphView::zoomIn);
     connect(fit, &QToolButton::clicked, view_, &GraphView::fitGraph);
@@ -76,6 +146,8 @@ GraphPanel::GraphPanel(Studio& studio, QWidget* parent)
     bar->addWidget(colorBy_);
     bar->addSpacing(10);
     bar->addWidget(info_, 1);
+    bar->addWidget(search_);
+    bar->addWidget(viewMenuButton);
     bar->addWidget(directionButton_);
     bar->addWidget(zoomOut);
     bar->addWidget(zoomLabel_);
@@ -123,14 +195,21 @@ void GraphPanel::updateMetricItems()
 void GraphPanel::updateInfo()
 {
     const auto& m = doc_->model();
-    if (!m) {
-        info_->clear();
-        return;
-    }
-    info_->setText(QStringLiteral("%1 \u00B7 %2 \u00B7 %3 parameters")
+    infoText_ = searchStatus_;
+    if (m && searchStatus_.isEmpty())
+        infoText_ = QStringLiteral("%1 \u00B7 %2 \u00B7 %3 parameters")
                        .arg(countOf(int64_t(m->graph->nodes.size()), QStringLiteral("operator"), QStringLiteral("operators")),
                             countOf(int64_t(m->layers.size()), QStringLiteral("layer"), QStringLiteral("layers")))
-                       .arg(formatCompact(double(m->totalParams))));
+                       .arg(formatCompact(double(m->totalParams)));
+    info_->setToolTip(infoText_);
+    info_->setText(info_->fontMetrics().elidedText(infoText_, Qt::ElideRight, info_->width()));
+}
+
+bool GraphPanel::eventFilter(QObject* watched, QEvent* event)
+{
+    if (watched == info_ && event->type() == QEvent::Resize)
+        info_->setText(info_->fontMetrics().elidedText(infoText_, Qt::ElideRight, info_->width()));
+    return QWidget::eventFilter(watched, event);
 }
 
 } // namespace qs::ui

@@ -1,12 +1,15 @@
-// The graph view with its tool bar: colour-by metric, zoom, fit, layout direction.
+// The graph view with its tool bar: colour-by metric, search, blocks, minimap, zoom, fit,
+// layout direction.
 #pragma once
 
 #include "ui/document/graph_layout.h"
 
 #include <QWidget>
 
+class QAction;
 class QComboBox;
 class QLabel;
+class QLineEdit;
 class QToolButton;
 
 namespace qs::ui {
@@ -24,11 +27,17 @@ public:
 
     GraphView* view() const { return view_; }
     QComboBox* colorCombo() const { return colorBy_; }
+    QLineEdit* searchField() const { return search_; }
+    QLabel* infoLabel() const { return info_; } // the model's counts, or the search's "match n of m"
+    QAction* minimapAction() const { return minimapAction_; }
     GraphDirection direction() const { return direction_; }
     void setDirection(GraphDirection d);
 
 signals:
     void directionChanged(qs::ui::GraphDirection direction);
+
+protected:
+    bool eventFilter(QObject* watched, QEvent* event) override;
 
 private:
     void updateMetricItems();
@@ -38,6 +47,10 @@ private:
     GraphView* view_;
     QComboBox* colorBy_;
     QLabel* info_;
+    QString infoText_; // shown elided to the room the tools leave
+    QLineEdit* search_;
+    QString searchStatus_;
+    QAction* minimapAction_;
     QLabel* zoomLabel_;
     QToolButton* directionButton_;
     GraphDirection direction_ = GraphDirection::LeftToRight;

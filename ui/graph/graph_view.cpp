@@ -4,14 +4,21 @@
 #include "ui/document/model_document.h"
 #include "ui/graph/graph_items.h"
 #include "ui/graph/graph_legend.h"
+#include "ui/graph/graph_minimap.h"
 #include "ui/widgets/format.h"
 #include "ui/widgets/theme.h"
 
+#include <QFutureWatcher>
+#include <QHelpEvent>
 #include <QMouseEvent>
 #include <QScrollBar>
+#include <QTimer>
 #include <QWheelEvent>
+#include <QtConcurrent/QtConcurrentRun>
 
+#include <algorithm>
 #include <cmath>
+#include <utility>
 
 namespace qs::ui {
 namespace {
@@ -48,6 +55,8 @@ QString nodeTooltip(const Graph& g, int node)
     return tip;
 }
 
+using LayoutResult = std::shared_ptr<const GraphLayout>;
+
 } // namespace
 
 GraphView::GraphView(ModelDocument* doc, LayerSelection* selection, QWidget* parent)
@@ -60,17 +69,30 @@ GraphView::GraphView(ModelDocument* doc, LayerSelection* selection, QWidget* par
     setTransformationAnchor(QGraphicsView::AnchorUnderMouse);
     setResizeAnchor(QGraphicsView::AnchorViewCenter);
     setViewportUpdateMode(QGraphicsView::FullViewportUpdate);
+    // Every item sets the pen, brush and hints it paints with.
+    setOptimizationFlags(QGraphicsView::DontSavePainterState);
     setFrameShape(QFrame::NoFrame);
     setBackgroundBrush(theme::canvas);
+    // Painting asks the index for the visible items only: a frame costs what it shows.
     scene_->setItemIndexMethod(QGraphicsScene::BspTreeIndex);
     legend_ = new GraphLegend(this);
+    minimap_ = new GraphMinimap(this);
+    minimap_->hide();
 
     connect(doc_, &ModelDocument::modelChanged, this, [this] {
         fitted_ = false;
+        autoExpanded_ = -1;
+        pendingCollapsed_.reset();
+        deliveredTicket_ = relayoutTicket_; // what is on its way is for the previous model
+        matches_.clear();
+        searchText_.clear();
+        opening_ = true;
+        QTimer::singleShot(0, this, [this] { opening_ = false; });
         rebuild();
     });
     connect(doc_, &ModelDocument::layoutChanged, this, [this] {
-        fitted_ = false;
+        if (!keepPlace_)
+            fitted_ = false;
         rebuild();
     });
     connect(doc_, &ModelDocument::activationsChanged, this, &GraphView::recolor);
@@ -84,47 +106,62 @@ void GraphView::rebuild()
     scene_->clear();
     nodes_.clear();
     edges_.clear();
-    markLabels_.clear();
+    boxEdges_.clear();
+    frames_.clear();
+    markLabels_.clear(); // scene_->clear() deleted them
+    current_ = nullptr;
+    const bool keepPlace = std::exchange(keepPlace_, false);
     const auto& layout = doc_->layout();
     const auto& model = doc_->model();
     if (!layout || !model) {
         legend_->hide();
+        minimap_->hide();
         return;
     }
-    const Graph& g = *model->graph;
+    for (std::size_t b = 0; b < layout->blocks.size(); ++b)
+        if (b < layout->blockFrame.size() && !layout->blockFrame[b].isEmpty()) {
+            auto* frame = new BlockFrameItem(int(b), layout->blocks[b].name, layout->blockFrame[b]);
+            scene_->addItem(frame);
+            frames_.push_back(frame);
+        }
     nodes_.reserve(layout->boxes.size());
     for (std::size_t i = 0; i < layout->boxes.size(); ++i) {
         const auto& box = layout->boxes[i];
         const bool isLayer = box.node >= 0 && model->layerOfNode.count(box.node);
         auto* item = new NodeItem(box, int(i), isLayer);
-        if (box.node >= 0) {
-            QString tip = nodeTooltip(g, box.node);
-            if (model->isUnsupported(box.node)) {
-                item->setUnsupported(true);
-                tip += QStringLiteral("<br/><span style='color:#dc2626'>The runtime has no kernel for this operator: "
-                                      "calibration and quantization cannot run this model.</span>");
-            }
-            item->setToolTip(tip);
-        } else
-            item->setToolTip(QStringLiteral("graph %1 <b>%2</b> <tt>%3</tt>")
-                                 .arg(box.kind == GraphLayout::BoxKind::Input ? QStringLiteral("input")
-                                                                               : QStringLiteral("output"),
-                                      box.title.toHtmlEscaped(), box.lines.value(0)));
+        item->setUnsupported(box.node >= 0 && model->isUnsupported(box.node)); // tooltips come on demand
         scene_->addItem(item);
         nodes_.push_back(item);
     }
+    boxEdges_.resize(layout->boxes.size());
     for (const auto& e : layout->edges) {
         auto* item = new EdgeItem(e);
         scene_->addItem(item);
         edges_.push_back(item);
+        boxEdges_[std::size_t(e.from)].push_back(item);
+        boxEdges_[std::size_t(e.to)].push_back(item);
     }
     const QRectF bounds = layout->bounds.adjusted(-40, -40, 40, 40);
     scene_->setSceneRect(bounds);
-    markLabels_.clear(); // scene_->clear() deleted them
     applyMarks();
     recolor();
     legend_->show();
-    placeLegend();
+    if (keepPlace) {
+        showCurrent(selection_->currentNode(), false);
+        QGraphicsItem* focus = itemForNode(focusNode_);
+        if (!focus && focusBlock_ >= 0) {
+            for (BlockFrameItem* f : frames_)
+                if (f->block() == focusBlock_)
+                    focus = f;
+            if (const int box = layout->isCollapsed(focusBlock_) ? layout->blockBox[std::size_t(focusBlock_)] : -1; box >= 0)
+                focus = nodes_[std::size_t(box)];
+        }
+        if (focus)
+            follow(focus, std::exchange(centreFocus_, false));
+        placeOverlays();
+        return;
+    }
+    placeOverlays();
     showCurrent(selection_->currentNode(), false);
     if (isVisible())
         showInitial();
@@ -163,7 +200,8 @@ void GraphView::recolor()
     if (const auto& s = doc_->stored(); any && metric_ == LayerMetric::Sensitivity && s->sensitivityIsSqnr)
         title += QStringLiteral(" \u00B7 SQNR dB at %1 bits").arg(s->sensitivityBits);
     legend_->setScale(title, scale, formatMetric(metric_, scale.lo()), formatMetric(metric_, scale.hi()), why);
-    placeLegend();
+    minimap_->invalidate();
+    placeOverlays();
 }
 
 void GraphView::setEdgeMarks(std::vector<EdgeMark> marks, const QString& legendNote)
@@ -171,12 +209,14 @@ void GraphView::setEdgeMarks(std::vector<EdgeMark> marks, const QString& legendN
     marks_ = std::move(marks);
     legend_->setNote(legendNote);
     applyMarks();
-    placeLegend();
+    placeOverlays();
 }
 
 EdgeItem* GraphView::edgeItem(int from, int to) const
 {
-    for (EdgeItem* e : edges_)
+    if (from < 0 || from >= int(boxEdges_.size()))
+        return nullptr;
+    for (EdgeItem* e : boxEdges_[std::size_t(from)])
         if (e->from() == from && e->to() == to)
             return e;
     return nullptr;
@@ -215,53 +255,218 @@ NodeItem* GraphView::itemForNode(int node) const
     return box >= 0 && box < int(nodes_.size()) ? nodes_[std::size_t(box)] : nullptr;
 }
 
+QRectF GraphView::visibleSceneRect() const
+{
+    return mapToScene(viewport()->rect()).boundingRect();
+}
+
 void GraphView::showCurrent(int node, bool scroll)
 {
-    NodeItem* current = itemForNode(node);
-    for (NodeItem* item : nodes_)
-        item->setCurrent(item == current);
-    const int box = current ? current->boxIndex() : -1;
-    for (EdgeItem* e : edges_)
-        e->setHighlighted(box >= 0 && (e->from() == box || e->to() == box));
-    if (current && scroll) {
-        const QRectF visible = mapToScene(viewport()->rect()).boundingRect();
-        if (!visible.contains(current->sceneBoundingRect()))
-            centerOn(current);
+    NodeItem* item = itemForNode(node);
+    if (item != current_) { // only the old and the new box and their edges change
+        if (current_) {
+            current_->setCurrent(false);
+            for (EdgeItem* e : boxEdges_[std::size_t(current_->boxIndex())])
+                e->setHighlighted(false);
+        }
+        current_ = item;
+        if (current_) {
+            current_->setCurrent(true);
+            for (EdgeItem* e : boxEdges_[std::size_t(current_->boxIndex())])
+                e->setHighlighted(true);
+        }
     }
-    if (current && !fitted_ && isVisible())
+    const auto& layout = doc_->layout();
+    if (opening_) // the overview stays as it opened
+        return;
+    if (scroll && item && item->block() >= 0 && layout) {
+        // The node is inside a collapsed block: open it (and close the one opened for the
+        // previous selection), then show the node once the new layout lands.
+        std::set<int> collapsed = collapsedBlocks();
+        collapsed.erase(item->block());
+        if (autoExpanded_ >= 0 && autoExpanded_ != item->block())
+            collapsed.insert(autoExpanded_);
+        autoExpanded_ = item->block();
+        follow(item, false);
+        relayout(std::move(collapsed), node, item->block());
+        return; // centreFocus_ waits for the new layout
+    }
+    if (scroll && item)
+        follow(item, std::exchange(centreFocus_, false));
+    if (item && !fitted_ && isVisible())
         showInitial(); // the first selection after opening decides where the view starts
+}
+
+void GraphView::follow(QGraphicsItem* item, bool centre)
+{
+    // Too small to read: zoom in to a reading size. Out of view (or asked to): centre it.
+    if (zoom() < minFitZoom) {
+        setTransform(QTransform::fromScale(readableZoom, readableZoom));
+        centerOn(item);
+        emit zoomChanged(zoom());
+        placeOverlays();
+        return;
+    }
+    const QRectF r = item->sceneBoundingRect();
+    const QRectF visible = visibleSceneRect();
+    if (centre || !visible.contains(r))
+        centerOn(r.width() > visible.width() || r.height() > visible.height() ? r.topLeft() + QPointF(visible.width(), visible.height()) / 2.5
+                                                                                : r.center());
+}
+
+void GraphView::setBlockCollapsed(int block, bool collapsed)
+{
+    const auto& layout = doc_->layout();
+    if (!layout || block < 0 || block >= int(layout->blocks.size()))
+        return;
+    std::set<int> set = collapsedBlocks();
+    if (collapsed)
+        set.insert(block);
+    else
+        set.erase(block);
+    if (block == autoExpanded_)
+        autoExpanded_ = -1;
+    relayout(std::move(set), -1, block);
+}
+
+void GraphView::setAllBlocksCollapsed(bool collapsed)
+{
+    const auto& layout = doc_->layout();
+    if (!layout)
+        return;
+    std::set<int> set;
+    if (collapsed)
+        for (int b = 0; b < int(layout->blocks.size()); ++b)
+            set.insert(b);
+    autoExpanded_ = -1;
+    relayout(std::move(set), selection_->currentNode(), -1);
+}
+
+std::set<int> GraphView::collapsedBlocks() const
+{
+    if (pendingCollapsed_)
+        return *pendingCollapsed_;
+    const auto& layout = doc_->layout();
+    return layout && layout->style.collapsed ? *layout->style.collapsed : std::set<int>();
+}
+
+void GraphView::relayout(std::set<int> collapsed, int focusNode, int focusBlock)
+{
+    const auto model = doc_->model();
+    const auto& layout = doc_->layout();
+    if (!model || !layout)
+        return;
+    LayoutStyle style = layout->style;
+    style.collapsed = std::move(collapsed);
+    const int ticket = ++relayoutTicket_, generation = doc_->generation();
+    pendingCollapsed_ = style.collapsed;
+    focusNode_ = focusNode;
+    focusBlock_ = focusBlock;
+    auto* watcher = new QFutureWatcher<LayoutResult>(this);
+    connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher, ticket, generation] {
+        watcher->deleteLater();
+        if (ticket != relayoutTicket_)
+            return; // a newer request is on its way
+        deliveredTicket_ = ticket;
+        pendingCollapsed_.reset();
+        const LayoutResult result = watcher->result();
+        if (!result || doc_->generation() != generation || !doc_->layout() || doc_->layout()->direction != result->direction)
+            return; // another model, or laid out again in another direction meanwhile
+        keepPlace_ = true;
+        doc_->setLayout(result);
+    });
+    // Graphviz on a big graph takes seconds: never on the GUI thread.
+    watcher->setFuture(QtConcurrent::run([graph = model->graph, style]() -> LayoutResult {
+        try {
+            return std::make_shared<const GraphLayout>(layoutGraph(*graph, style));
+        } catch (const std::exception&) {
+            return nullptr; // the layout the view has stays
+        }
+    }));
+}
+
+int GraphView::findNode(const QString& text, bool backward)
+{
+    const auto& model = doc_->model();
+    const QString needle = text.trimmed();
+    if (!model || needle.isEmpty()) {
+        matches_.clear();
+        searchText_.clear();
+        match_ = -1;
+        emit searchChanged(-1, 0);
+        return -1;
+    }
+    if (needle != searchText_) {
+        searchText_ = needle;
+        matches_.clear();
+        match_ = -1;
+        const Graph& g = *model->graph;
+        for (std::size_t i = 0; i < g.nodes.size(); ++i) {
+            const Node& n = g.nodes[i];
+            if (n.opType == "Constant")
+                continue;
+            if (QString::fromStdString(n.name).contains(needle, Qt::CaseInsensitive) ||
+                QString::fromStdString(n.opType).contains(needle, Qt::CaseInsensitive))
+                matches_.push_back(int(i));
+        }
+    }
+    const int count = int(matches_.size());
+    if (count == 0) {
+        emit searchChanged(-1, 0);
+        return -1;
+    }
+    if (match_ < 0) { // the first match after (before) the current node, around the end
+        const int current = selection_->currentNode();
+        if (!backward) {
+            const auto it = std::upper_bound(matches_.begin(), matches_.end(), current);
+            match_ = it == matches_.end() ? 0 : int(it - matches_.begin());
+        } else {
+            const auto it = std::lower_bound(matches_.begin(), matches_.end(), current);
+            match_ = it == matches_.begin() ? count - 1 : int(it - matches_.begin()) - 1;
+        }
+    } else
+        match_ = (match_ + (backward ? count - 1 : 1)) % count;
+    const int node = matches_[std::size_t(match_)];
+    centreFocus_ = true;
+    if (selection_->currentNode() == node)
+        showCurrent(node, true);
+    else
+        selection_->selectNode(node); // the view follows through currentChanged
+    emit searchChanged(match_, count);
+    return match_;
+}
+
+void GraphView::setMinimapEnabled(bool on)
+{
+    minimapEnabled_ = on;
+    placeOverlays();
 }
 
 void GraphView::fitGraph()
 {
-    if (scene_->items().isEmpty())
+    if (nodes_.empty())
         return;
-    fitInView(scene_->sceneRect(), Qt::KeepAspectRatio);
-    // Small graphs are not blown up beyond a comfortable reading size.
-    if (zoom() > 1.3)
-        zoomBy(1.3 / zoom());
+    // The whole graph when that keeps its boxes legible (at most 130 %, small graphs are
+    // not blown up); else the legible zoom, at the selection or the flow's start, and the
+    // minimap for the rest.
+    const QRectF scene = sceneRect(), view = viewport()->rect();
+    const double whole = std::min({view.width() / scene.width(), view.height() / scene.height(), 1.3});
+    const double z = std::max(whole, minFitZoom);
+    setTransform(QTransform::fromScale(z, z));
+    if (whole >= minFitZoom)
+        centerOn(scene.center());
+    else if (current_)
+        centerOn(current_);
+    else
+        centerOn(scene.topLeft() + QPointF(view.width(), view.height()) / (2 * z));
     fitted_ = true;
     emit zoomChanged(zoom());
+    placeOverlays();
 }
 
 void GraphView::showInitial()
 {
-    if (scene_->items().isEmpty())
-        return;
     fitGraph();
-    // A graph too big to read whole opens readable at the current layer (or its
-    // beginning), as a document viewer would; Fit (Ctrl+0) gives the overview.
-    if (zoom() < readableZoom) {
-        resetTransform();
-        scale(readableZoom, readableZoom);
-        if (NodeItem* item = itemForNode(selection_->currentNode()))
-            centerOn(item);
-        else {
-            const QRectF view = mapToScene(viewport()->rect()).boundingRect();
-            centerOn(scene_->sceneRect().topLeft() + QPointF(view.width() / 2, view.height() / 2));
-        }
-        emit zoomChanged(zoom());
-    }
 }
 
 void GraphView::zoomBy(double factor)
@@ -270,6 +475,7 @@ void GraphView::zoomBy(double factor)
     const double target = std::clamp(z * factor, 0.03, 4.0);
     scale(target / z, target / z);
     emit zoomChanged(zoom());
+    placeOverlays();
 }
 
 void GraphView::wheelEvent(QWheelEvent* event)
@@ -295,13 +501,20 @@ void GraphView::mouseReleaseEvent(QMouseEvent* event)
     QGraphicsView::mouseReleaseEvent(event);
     if (event->button() != Qt::LeftButton || (event->pos() - pressPos_).manhattanLength() > 4)
         return; // a drag pans; only a click selects
-    for (QGraphicsItem* item : items(event->pos()))
+    for (QGraphicsItem* item : items(event->pos())) {
         if (item->type() == NodeItem::Type) {
             auto* n = static_cast<NodeItem*>(item);
-            if (n->node() >= 0)
+            if (n->block() >= 0)
+                setBlockCollapsed(n->block(), false);
+            else if (n->node() >= 0)
                 selection_->selectNode(n->node());
             return;
         }
+        if (item->type() == BlockFrameItem::Type) {
+            setBlockCollapsed(static_cast<BlockFrameItem*>(item)->block(), true);
+            return;
+        }
+    }
 }
 
 void GraphView::mouseDoubleClickEvent(QMouseEvent* event)
@@ -314,18 +527,78 @@ void GraphView::mouseDoubleClickEvent(QMouseEvent* event)
     fitGraph();
 }
 
+bool GraphView::viewportEvent(QEvent* event)
+{
+    if (event->type() == QEvent::ToolTip && doc_->model()) { // tooltips are written when asked for
+        const QPoint pos = static_cast<QHelpEvent*>(event)->pos();
+        for (QGraphicsItem* item : items(pos)) {
+            if (item->type() != NodeItem::Type)
+                continue;
+            auto* n = static_cast<NodeItem*>(item);
+            if (!n->toolTip().isEmpty())
+                break;
+            const Graph& g = *doc_->model()->graph;
+            const auto& box = n->box();
+            QString tip;
+            if (box.kind == GraphLayout::BoxKind::Block) {
+                const auto& b = doc_->layout()->blocks[std::size_t(box.block)];
+                tip = QStringLiteral("<b>%1</b><br/>%2<br/>Click to expand the block")
+                          .arg(b.name.toHtmlEscaped(), box.lines.join(QStringLiteral("<br/>")).toHtmlEscaped());
+            } else if (box.node >= 0) {
+                tip = nodeTooltip(g, box.node);
+                if (n->isUnsupported())
+                    tip += QStringLiteral("<br/><span style='color:#dc2626'>The runtime has no kernel for this operator: "
+                                          "calibration and quantization cannot run this model.</span>");
+            } else { // a graph input or output, with its shape unabridged
+                const bool input = box.kind == GraphLayout::BoxKind::Input;
+                QString shape = box.lines.value(0);
+                for (const ValueInfo& v : input ? g.inputs : g.outputs)
+                    if (QString::fromStdString(v.name) == box.title)
+                        shape = QString::fromStdString(v.text());
+                tip = QStringLiteral("graph %1 <b>%2</b> <tt>%3</tt>")
+                          .arg(input ? QStringLiteral("input") : QStringLiteral("output"), box.title.toHtmlEscaped(),
+                               shape.toHtmlEscaped());
+            }
+            n->setToolTip(tip);
+            break;
+        }
+    }
+    return QGraphicsView::viewportEvent(event);
+}
+
 void GraphView::resizeEvent(QResizeEvent* event)
 {
     QGraphicsView::resizeEvent(event);
-    placeLegend();
+    placeOverlays();
     if (!fitted_ && isVisible())
         showInitial();
 }
 
-void GraphView::placeLegend()
+void GraphView::scrollContentsBy(int dx, int dy)
 {
-    legend_->resize(legend_->sizeHint());
-    legend_->move(12, height() - legend_->height() - 12);
+    QGraphicsView::scrollContentsBy(dx, dy);
+    if (minimap_->isVisible())
+        minimap_->update();
+}
+
+void GraphView::placeOverlays()
+{
+    // The legend is a strip under the canvas, never over a box; the minimap sits in the
+    // canvas's top right corner while part of the graph is out of view.
+    const int strip = nodes_.empty() ? 0 : legend_->sizeHint().height();
+    if (viewportMargins().bottom() != strip)
+        setViewportMargins(0, 0, 0, strip);
+    const QRect vp = viewport()->geometry();
+    legend_->setGeometry(vp.left(), vp.bottom() + 1, vp.width(), strip);
+    if (nodes_.empty()) {
+        minimap_->hide();
+        return;
+    }
+    minimap_->fitTo(QSize(std::min(260, vp.width() / 4), std::min(180, vp.height() / 3)));
+    minimap_->move(vp.right() - minimap_->width() - 10, vp.top() + 10);
+    const bool whole = visibleSceneRect().adjusted(-2, -2, 2, 2).contains(doc_->layout() ? doc_->layout()->bounds : sceneRect());
+    minimap_->setVisible(minimapEnabled_ && !whole);
+    minimap_->update();
 }
 
 void GraphView::drawBackground(QPainter* painter, const QRectF& rect)

@@ -1,19 +1,27 @@
-// The model as a layered graph: zoom with the wheel, pan by dragging, click to select
-// a layer everywhere; layers coloured by a chosen metric with a legend.
+// The model as a layered graph: zoom with the wheel, pan by dragging, click to select a
+// layer everywhere; layers coloured by a chosen metric with a legend under the canvas.
+// Big graphs: repeated blocks drawn collapsed (click to expand), labels by level of
+// detail, a minimap, search, and the view follows the selected layer.
 #pragma once
 
+#include "ui/document/graph_layout.h"
 #include "ui/document/layer_metric.h"
 
 #include <QGraphicsView>
 
+#include <memory>
+#include <optional>
+#include <set>
 #include <vector>
 
 class QGraphicsItem;
 
 namespace qs::ui {
 
+class BlockFrameItem;
 class EdgeItem;
 class GraphLegend;
+class GraphMinimap;
 class LayerSelection;
 class ModelDocument;
 class NodeItem;
@@ -33,13 +41,35 @@ public:
     const std::vector<EdgeMark>& edgeMarks() const { return marks_; }
     EdgeItem* edgeItem(int from, int to) const;
     GraphLegend* legend() const { return legend_; }
+    GraphMinimap* minimap() const { return minimap_; }
 
     void setColorMetric(LayerMetric m);
     LayerMetric colorMetric() const { return metric_; }
+    // The box that shows the node: its own, or its collapsed block's.
     NodeItem* itemForNode(int node) const;
     const std::vector<NodeItem*>& nodeItems() const { return nodes_; }
+    const std::vector<BlockFrameItem*>& blockFrames() const { return frames_; }
     double zoom() const { return transform().m11(); }
+    QRectF visibleSceneRect() const;
 
+    // Blocks: expanding or collapsing lays the graph out again in a worker; the view keeps
+    // its place. `relayoutPending()` while that runs.
+    void setBlockCollapsed(int block, bool collapsed);
+    void setAllBlocksCollapsed(bool collapsed);
+    bool relayoutPending() const { return relayoutTicket_ != deliveredTicket_; }
+
+    // Search by node name or op type (case-insensitive substring): selects the next match
+    // after the current one (or the previous), expands its block and centres it. Returns
+    // the match's position (0-based), -1 when nothing matches.
+    int findNode(const QString& text, bool backward = false);
+    int matchCount() const { return int(matches_.size()); }
+
+    void setMinimapEnabled(bool on);
+    bool minimapEnabled() const { return minimapEnabled_; }
+
+    // Zooms at or above which a box's title is drawn legibly at its own font size:
+    // Fit never goes below minFitZoom; following the selection zooms a tiny view in to readableZoom.
+    static constexpr double minFitZoom = 0.55;
     static constexpr double readableZoom = 0.8;
 
 public slots:
@@ -51,6 +81,7 @@ public slots:
 
 signals:
     void zoomChanged(double zoom);
+    void searchChanged(int match, int count);
 
 protected:
     void wheelEvent(QWheelEvent* event) override;
@@ -58,26 +89,48 @@ protected:
     void mouseReleaseEvent(QMouseEvent* event) override;
     void mouseDoubleClickEvent(QMouseEvent* event) override;
     void resizeEvent(QResizeEvent* event) override;
+    void scrollContentsBy(int dx, int dy) override;
+    bool viewportEvent(QEvent* event) override;
     void drawBackground(QPainter* painter, const QRectF& rect) override;
 
 private:
     void rebuild();
     void recolor();
     void showCurrent(int node, bool scroll);
-    void placeLegend();
+    void follow(QGraphicsItem* item, bool centre);
+    void placeOverlays();
     void applyMarks();
+    void relayout(std::set<int> collapsed, int focusNode, int focusBlock);
+    std::set<int> collapsedBlocks() const; // as last asked for, pending or laid out
 
     ModelDocument* doc_;
     LayerSelection* selection_;
     QGraphicsScene* scene_;
     GraphLegend* legend_;
+    GraphMinimap* minimap_;
     std::vector<NodeItem*> nodes_;   // by box index
     std::vector<EdgeItem*> edges_;
+    std::vector<std::vector<EdgeItem*>> boxEdges_; // by box index: the edges that touch it
+    std::vector<BlockFrameItem*> frames_;
     std::vector<EdgeMark> marks_;
     std::vector<QGraphicsItem*> markLabels_;
     LayerMetric metric_ = LayerMetric::WeightKurtosis;
+    NodeItem* current_ = nullptr;
     QPoint pressPos_;
     bool fitted_ = false;
+    bool minimapEnabled_ = true;
+    bool keepPlace_ = false; // the layout being delivered is a relayout of blocks
+    // Relayouts for blocks: the newest request wins; after it lands the view shows the
+    // focus (a node, else a block's box or frame) at the zoom it had.
+    int relayoutTicket_ = 0, deliveredTicket_ = 0;
+    int focusNode_ = -1, focusBlock_ = -1;
+    std::optional<std::set<int>> pendingCollapsed_;
+    int autoExpanded_ = -1; // the block expanded only to show the selection
+    bool centreFocus_ = false; // a search result: centred even when in view
+    bool opening_ = false;     // the studio's own first selection after a model opens expands nothing
+    QString searchText_;
+    std::vector<int> matches_;
+    int match_ = -1;
 };
 
 } // namespace qs::ui

@@ -1,5 +1,6 @@
 // Graphviz layout of real graphs: every operator gets a box, boxes never overlap,
 // edges join existing boxes, and the direction is respected.
+#include "../graph/block_stack_model.h"
 #include "graph/onnx_import.h"
 #include "ui/document/graph_layout.h"
 #include "ui/widgets/theme.h"
@@ -85,6 +86,58 @@ private slots:
         QCOMPARE(conv.lines.value(0), QStringLiteral("stem/stem.0"));
         QCOMPARE(conv.lines.value(1), QStringLiteral("W 16\u00D71\u00D73\u00D73"));
         QCOMPARE(conv.lines.value(2), QStringLiteral("[N,16,28,28]"));
+    }
+
+    // A long flow (24 blocks) is wrapped into rows or columns, collapsed or expanded,
+    // without boxes overlapping; blocks and their frames hold their operators.
+    void wrappedBlocks_data()
+    {
+        QTest::addColumn<int>("direction");
+        QTest::addColumn<bool>("collapsed");
+        QTest::newRow("left to right, collapsed") << int(GraphDirection::LeftToRight) << true;
+        QTest::newRow("left to right, expanded") << int(GraphDirection::LeftToRight) << false;
+        QTest::newRow("top to bottom, collapsed") << int(GraphDirection::TopToBottom) << true;
+        QTest::newRow("top to bottom, expanded") << int(GraphDirection::TopToBottom) << false;
+    }
+    void wrappedBlocks()
+    {
+        QFETCH(int, direction);
+        QFETCH(bool, collapsed);
+        const Graph g = importOnnxBytes(test::blockStackModel(24).bytes(), "stack.onnx", "");
+        LayoutStyle s = style(GraphDirection(direction));
+        if (!collapsed)
+            s.collapsed = std::set<int>();
+        const GraphLayout l = layoutGraph(g, s);
+        QCOMPARE(int(l.blocks.size()), 24);
+        // 27 collapsed boxes top to bottom are about 2300 pt long: under wrapLongerThan.
+        const bool shortFlow = collapsed && GraphDirection(direction) == GraphDirection::TopToBottom;
+        QCOMPARE(l.rows > 1, !shortFlow);
+        const double aspect = l.bounds.width() / l.bounds.height();
+        QVERIFY2(shortFlow || (aspect > 0.5 && aspect < 5), qPrintable(QString::number(aspect)));
+        for (std::size_t i = 0; i < l.boxes.size(); ++i) {
+            QVERIFY(l.bounds.adjusted(-1, -1, 1, 1).contains(l.boxes[i].rect));
+            for (std::size_t j = i + 1; j < l.boxes.size(); ++j)
+                QVERIFY(!l.boxes[i].rect.adjusted(1, 1, -1, -1).intersects(l.boxes[j].rect.adjusted(1, 1, -1, -1)));
+        }
+        for (std::size_t b = 0; b < l.blocks.size(); ++b) {
+            QCOMPARE(l.isCollapsed(int(b)), collapsed);
+            for (int n : l.blocks[b].nodes) {
+                const auto& box = l.boxes[std::size_t(l.boxOfNode(n))];
+                if (collapsed)
+                    QCOMPARE(box.block, int(b));
+                else {
+                    QCOMPARE(box.node, n);
+                    QVERIFY(l.blockFrame[b].contains(box.rect));
+                }
+            }
+        }
+        // Edges start and end at their boxes, across rows too.
+        for (const auto& e : l.edges) {
+            const QRectF from = l.boxes[std::size_t(e.from)].rect.adjusted(-3, -3, 3, 3);
+            const QRectF to = l.boxes[std::size_t(e.to)].rect.adjusted(-12, -12, 12, 12);
+            QVERIFY(from.contains(e.path.pointAtPercent(0)));
+            QVERIFY(to.contains(e.arrowTip));
+        }
     }
 
     void conformanceModels_data()
