@@ -9,7 +9,7 @@ start=$SECONDS
 phase() { echo "test.sh: $1 done at $((SECONDS - start)) s"; }
 "$here/tools/setup.sh" "$here/build"
 phase "setup and build"
-"$here/tools/fuzz.sh" "$here/build-fuzz" "${QS_FUZZ_SECONDS:-90}"
+"$here/tools/fuzz.sh" "$here/build-fuzz" "${QS_FUZZ_SECONDS:-60}"
 phase "fuzz build and runs"
 # The sanitizer subset: a memory error or undefined behaviour ends the test with a report.
 cmake --build "$here/build-fuzz" -j "$(nproc)" --target qs_sanitize_tests
