@@ -650,6 +650,10 @@ private slots:
         QVERIFY(model->index(0, LayerTableModel::Sensitivity).data(Qt::BackgroundRole).isValid());
         QVERIFY(!model->index(7, LayerTableModel::Sensitivity).data(Qt::BackgroundRole).isValid());
         QVERIFY(model->index(0, LayerTableModel::Sensitivity).data(Qt::ToolTipRole).toString().contains(QStringLiteral("4 bits")));
+        // The titles say what the stored columns are, apart from the edited "W bits".
+        QCOMPARE(model->headerData(LayerTableModel::Sensitivity, Qt::Horizontal).toString(), QStringLiteral("SQNR @4b (dB)"));
+        QCOMPARE(model->headerData(LayerTableModel::Bits, Qt::Horizontal).toString(),
+            QStringLiteral("Run #%1 W/A").arg(window->studio().document()->stored()->bitsRun));
     }
 
     // The database and the window layout come back on the next start; a file that is

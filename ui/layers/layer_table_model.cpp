@@ -90,6 +90,7 @@ LayerTableModel::LayerTableModel(ModelDocument* doc, QObject* parent) : QAbstrac
         updateScales();
         if (rowCount() > 0)
             emit dataChanged(index(0, Sensitivity), index(rowCount() - 1, Bits));
+        emit headerDataChanged(Qt::Horizontal, Sensitivity, Bits); // their titles name the run
     });
     connect(doc_, &ModelDocument::activationsChanged, this, [this] {
         updateScales();
@@ -265,8 +266,18 @@ QVariant LayerTableModel::headerData(int section, Qt::Orientation orientation, i
         case Outliers: return QStringLiteral("Outliers");
         case ChannelRange: return QStringLiteral("Ch. range");
         case InputKurtosis: return QStringLiteral("Act. kurt.");
-        case Sensitivity: return QStringLiteral("Sensitivity");
-        case Bits: return QStringLiteral("Bits");
+        // Stored results say what they are: the SQNR at the swept bits, the bits of which
+        // run (not to be mistaken for "W bits", the configuration being edited).
+        case Sensitivity: {
+            const auto& s = doc_->stored();
+            return s && s->sensitivityRun && s->sensitivityIsSqnr
+                       ? QStringLiteral("SQNR @%1b (dB)").arg(s->sensitivityBits)
+                       : QStringLiteral("Sensitivity");
+        }
+        case Bits: {
+            const auto& s = doc_->stored();
+            return s && s->bitsRun ? QStringLiteral("Run #%1 W/A").arg(s->bitsRun) : QStringLiteral("Last run W/A");
+        }
         case WeightBits: return QStringLiteral("W bits");
         case ActBits: return QStringLiteral("A bits");
         case Granularity: return QStringLiteral("Granularity");
