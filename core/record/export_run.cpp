@@ -48,7 +48,7 @@ void writeFileAtomic(const std::string& path, const std::string& bytes)
 }
 
 ExportResult exportRun(Store& store, int64_t runId, ExportFormat format, const std::string& outPath, Progress& progress,
-    const CancelToken& cancel)
+    const CancelToken& cancel, const std::string& alsoEncodings)
 {
     ExportResult res;
     if (format == ExportFormat::Report) {
@@ -70,10 +70,13 @@ ExportResult exportRun(Store& store, int64_t runId, ExportFormat format, const s
     RunReplay replay = replayRun(store, runId, replayProgress, cancel);
     res.checkedLayers = replay.checkedLayers;
     cancel.check();
-    if (format == ExportFormat::Encodings) {
+    auto writeEncodings = [&](const std::string& path) {
         const std::string text = encodingsJson(*replay.session).dump(2) + "\n";
-        writeFileAtomic(outPath, text);
-        res.artifacts.push_back(recordArtifact(store, runId, outPath, "encodings-json", text));
+        writeFileAtomic(path, text);
+        res.artifacts.push_back(recordArtifact(store, runId, path, "encodings-json", text));
+    };
+    if (format == ExportFormat::Encodings) {
+        writeEncodings(outPath);
     } else {
         QdqModel model = buildQdqModel(*replay.session, replay.calib.inputShapes(1));
         model.graph.metadata["quantstudio.run_id"] = std::to_string(runId);
@@ -85,6 +88,8 @@ ExportResult exportRun(Store& store, int64_t runId, ExportFormat format, const s
         res.trueSizeBits = model.trueSizeBits;
         res.storedSizeBits = model.storedSizeBits;
         res.upgrade = model.upgrade;
+        if (!alsoEncodings.empty())
+            writeEncodings(alsoEncodings);
     }
     progress.report(1.0, "exported");
     return res;

@@ -24,8 +24,10 @@ struct ExportResult {
 };
 
 // Report: `outPath` is the HTML file, the CSV goes beside it with extension .csv.
+// Qdq with `alsoEncodings`: the AIMET encodings of the same replay are written there too
+// (one replay for both files; recorded as a second artifact).
 ExportResult exportRun(Store& store, int64_t runId, ExportFormat format, const std::string& outPath, Progress& progress,
-    const CancelToken& cancel);
+    const CancelToken& cancel, const std::string& alsoEncodings = {});
 
 // Temporary file + rename; throws Error naming the path.
 void writeFileAtomic(const std::string& path, const std::string& bytes);

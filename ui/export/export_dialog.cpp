@@ -38,10 +38,13 @@ ExportCheck exportAndCheck(const QString& storePath, int64_t runId, const QStrin
     c.onnxPath = QFileInfo(onnxPath).absoluteFilePath();
     c.reportPath = QFileInfo(onnxPath).absolutePath() + QLatin1Char('/') + QFileInfo(onnxPath).completeBaseName() +
                    QStringLiteral("-report.html");
+    c.encodingsPath = QFileInfo(onnxPath).absolutePath() + QLatin1Char('/') + QFileInfo(onnxPath).completeBaseName() +
+                      QStringLiteral(".encodings");
     std::filesystem::create_directories(std::filesystem::path(c.onnxPath.toStdString()).parent_path());
     Store store = Store::open(storePath.toStdString(), {.createIfMissing = false});
     Progress qdq = progress.sub(0, 0.6);
-    const ExportResult r = exportRun(store, runId, ExportFormat::Qdq, c.onnxPath.toStdString(), qdq, cancel);
+    const ExportResult r =
+        exportRun(store, runId, ExportFormat::Qdq, c.onnxPath.toStdString(), qdq, cancel, c.encodingsPath.toStdString());
     c.checkedLayers = r.checkedLayers;
     c.trueSizeBits = r.trueSizeBits;
     c.storedSizeBits = r.storedSizeBits;
@@ -315,6 +318,7 @@ void ExportDialog::showCheck(std::shared_ptr<const ExportCheck> check)
     html += row.arg(QStringLiteral("Size"), QStringLiteral("%1 at the true bit widths, %2 as the file stores them")
                                                 .arg(formatBytes(uint64_t(c.trueSizeBits / 8)),
                                                     formatBytes(uint64_t(c.storedSizeBits / 8))));
+    html += row.arg(QStringLiteral("AIMET encodings"), QDir::toNativeSeparators(c.encodingsPath).toHtmlEscaped());
     html += row.arg(QStringLiteral("Report"), QDir::toNativeSeparators(c.reportPath).toHtmlEscaped());
     result_->setText(html + QStringLiteral("</table>"));
     artifacts_->removeRows(0, artifacts_->rowCount());

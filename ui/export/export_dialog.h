@@ -1,5 +1,5 @@
-// Exporting a stored quantization run: QDQ ONNX plus its HTML report (the CLI's
-// `export --format qdq` and `--format report`) as one job, then the result checked:
+// Exporting a stored quantization run: QDQ ONNX, the AIMET encodings and the HTML
+// report (the CLI's `export --format qdq`, `encodings` and `report`) as one job, then the result checked:
 // the ONNX file imported again (size, nodes, Q/DQ pairs), the report's path and
 // the artifact rows the store now holds for the run.
 #pragma once
@@ -26,7 +26,7 @@ class JobRunner;
 
 struct ExportCheck {
     int64_t runId = 0;
-    QString onnxPath, reportPath;
+    QString onnxPath, reportPath, encodingsPath; // the AIMET encodings of the same replay
     int64_t onnxBytes = 0;
     int nodes = 0, quantizeNodes = 0, dequantizeNodes = 0; // of the re-imported file
     int checkedLayers = 0;                                  // re-derived layers that matched the store

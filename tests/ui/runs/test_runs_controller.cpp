@@ -413,6 +413,8 @@ private slots:
             formats << QString::fromStdString(a.format);
         QVERIFY2(formats.contains(QStringLiteral("onnx-qdq")), qPrintable(formats.join(',')));
         QVERIFY(formats.contains(QStringLiteral("report-html")));
+        QVERIFY(formats.contains(QStringLiteral("encodings-json")));
+        QVERIFY(QFileInfo::exists(c->encodingsPath));
         QCOMPARE(dialog->artifactsModel()->rowCount(), int(artifacts.size()));
         QVERIFY(dialog->resultLabel()->text().contains(QStringLiteral("Imported again")));
         QVERIFY(test::screenshot(dialog, QStringLiteral("export.png")));
