@@ -310,7 +310,7 @@ void WhatIfPanel::showResult()
     QString top1 = beforeAfter(pct(r->base.top1), pct(r->metrics.top1));
     if (auto d = r->top1Delta())
         top1 += QStringLiteral(" (%1%2 pt)").arg(*d >= 0 ? QStringLiteral("+") : QString()).arg(*d * 100, 0, 'f', 1);
-    result_->setText(QStringLiteral("Layer SQNR %1 &nbsp;\u00B7&nbsp; Output SQNR %2<br>KL %3 &nbsp;\u00B7&nbsp; "
+    result_->setText(QStringLiteral("Layer SQNR %1 &nbsp;\u00B7&nbsp; Measured output SQNR %2<br>KL %3 &nbsp;\u00B7&nbsp; "
                                     "Top-1 %4<br><span style='color:#6b7280'>vs FP32 on %5 samples, re-run "
                                     "downstream in %6 ms</span>")
                          .arg(beforeAfter(db(r->baseLayerSqnrDb), db(r->layerSqnrDb)),
