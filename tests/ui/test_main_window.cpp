@@ -651,8 +651,8 @@ private slots:
         QVERIFY(!model->index(7, LayerTableModel::Sensitivity).data(Qt::BackgroundRole).isValid());
         QVERIFY(model->index(0, LayerTableModel::Sensitivity).data(Qt::ToolTipRole).toString().contains(QStringLiteral("4 bits")));
         // The titles say what the stored columns are, apart from the edited "W bits".
-        QCOMPARE(model->headerData(LayerTableModel::Sensitivity, Qt::Horizontal).toString(), QStringLiteral("SQNR @4b (dB)"));
-        QCOMPARE(model->headerData(LayerTableModel::Bits, Qt::Horizontal).toString(),
+        QCOMPARE(model->headerData(LayerTableModel::Sensitivity, Qt::Horizontal, Qt::DisplayRole).toString(), QStringLiteral("SQNR @4b (dB)"));
+        QCOMPARE(model->headerData(LayerTableModel::Bits, Qt::Horizontal, Qt::DisplayRole).toString(),
             QStringLiteral("Run #%1 W/A").arg(window->studio().document()->stored()->bitsRun));
     }
 
