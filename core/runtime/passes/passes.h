@@ -7,6 +7,8 @@
 #include "graph/graph.h"
 #include "runtime/plan.h"
 
+#include <memory>
+
 #include <map>
 #include <set>
 #include <string>
@@ -23,6 +25,10 @@ namespace qs {
 // ("conv+pad"). Analysis and quantization use compilePlan(): they time and compare the
 // kernels of the original layers.
 std::unique_ptr<Plan> compileOptimizedPlan(const Graph& graph, const CompileOptions& options = {});
+// The same on a graph the plan shares instead of copying: its initializers are the
+// plan's constants in place (no copy of the weights in the plan, only the layouts its
+// kernels reorder them into); the caller must not change the graph while the plan lives.
+std::unique_ptr<Plan> compileOptimizedPlan(std::shared_ptr<const Graph> graph, const CompileOptions& options = {});
 
 } // namespace qs
 
