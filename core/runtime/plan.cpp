@@ -491,14 +491,20 @@ private:
         keep.insert(extraKeep_.begin(), extraKeep_.end());
         for (const auto& [name, t] : taps_)
             keep.insert(name);
-        passesUsed_ = wantPasses();
+        passesUsed_ = wantPasses() && !passesIdle_;
         if (passesUsed_ && !optimized_)
-            optimized_ = std::make_shared<const rt::OptimizedGraph>(rt::optimizeGraph(graph_, rt::passSpecFromEnv()));
-        if (passesUsed_) { // nothing rewritten: the original graph, and taps need no recompile
-            int rewrites = 0;
-            for (const auto& r : optimized_->passes)
-                rewrites += r.rewrites;
-            passesUsed_ = rewrites > 0;
+            optimized_ =
+                std::make_shared<const rt::OptimizedGraph>(rt::optimizeGraph(graph_, rt::passSpecFromEnv(), {}, true));
+        if (passesUsed_) {
+            // Nothing rewritten, or constants folded only (the compiler folds every node
+            // whose inputs are known itself, a decoder's position Gather say): the original
+            // graph, taps need no recompile, and the optimizer's copy of the graph is let go
+            // (it borrowed the large weights, so they were never copied).
+            if (!rt::rewritesBeyondFolds(*optimized_)) {
+                passesUsed_ = false;
+                passesIdle_ = true;
+                optimized_.reset();
+            }
         }
         originalMeta_.reset();
         Compiler compiler = compilerOf(false, opts, keep);
@@ -835,6 +841,7 @@ private:
     const bool graphPasses_;                      // compileOptimizedPlan()
     std::shared_ptr<const rt::OptimizedGraph> optimized_; // the graph optimizer's copy, made once
     bool passesUsed_ = false;                     // prog_ was compiled from optimized_
+    bool passesIdle_ = false; // the optimizer changed nothing the compiler would not (optimized_ let go)
     bool passesOff_ = false;                      // dropPasses(): the original graph from now on
     mutable std::optional<std::map<std::string, ValueMeta>> originalMeta_; // values optimized away
     enum class SplitState { Undecided, Off, Built, Verified };

@@ -72,6 +72,12 @@ std::string passSpecFromEnv();
 // and values read inside subgraphs are never removed or renamed, and a value name left
 // in the result always holds the same tensor as in `graph` (a rewrite that changes a
 // value's contents or layout gives it a new name).
-OptimizedGraph optimizeGraph(const Graph& graph, const std::string& spec, const std::set<std::string>& keep = {});
+// `borrow`: the passes read initializers of 64 KiB and more from `graph` instead of a
+// copy, copied in at the end only when a pass rewrote more than constant folds; else the
+// result's graph lacks them (a plan then compiles `graph` itself, see plan.cpp).
+OptimizedGraph optimizeGraph(
+    const Graph& graph, const std::string& spec, const std::set<std::string>& keep = {}, bool borrow = false);
+// Whether some pass rewrote more than constant folds (the compiler folds those itself).
+bool rewritesBeyondFolds(const OptimizedGraph& o);
 
 } // namespace qs::rt
