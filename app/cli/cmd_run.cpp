@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <optional>
 
 namespace qs::cli {
@@ -111,7 +112,9 @@ int runRun(const std::vector<std::string>& argv)
     if (threads < 0)
         fail("--threads must be 0 (all cores) or more, got ", threads);
 
-    Graph g = importOnnx(path);
+    // Shared with the plans: the weights are held once, not copied into each plan.
+    const auto shared = std::make_shared<const Graph>(importOnnx(path));
+    const Graph& g = *shared;
     const std::optional<std::string> saveTo = args.value("save-outputs");
     if (saveTo && !saveTo->ends_with(".npz") && !(saveTo->ends_with(".npy") && g.outputs.size() == 1))
         fail("--save-outputs ", *saveTo, ": expected OUT.npz", g.outputs.size() == 1 ? " or OUT.npy" : "",
@@ -138,12 +141,12 @@ int runRun(const std::vector<std::string>& argv)
     CompileOptions copts;
     copts.threads = threads;
     copts.inputShapes = data.inputShapes(s.batch);
-    auto plan = compileOptimizedPlan(g, copts);
+    auto plan = compileOptimizedPlan(shared, copts);
     std::unique_ptr<Plan> tail;
     const int64_t rest = data.count() % s.batch;
     if (rest) {
         copts.inputShapes = data.inputShapes(rest);
-        tail = compileOptimizedPlan(g, copts);
+        tail = compileOptimizedPlan(shared, copts);
     }
     std::optional<OutputCollector> saved;
     if (saveTo)

@@ -11,6 +11,7 @@
 #include <onnx/shape_inference/implementation.h>
 
 #include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/stubs/logging.h>
 
@@ -32,6 +33,8 @@ struct Context {
     std::string label;   // file name for messages
     std::string baseDir; // where external data may live
     uint64_t externalBytes = 0;
+    std::vector<int> released;          // root initializers whose bytes left the protobuf (releaseWeights)
+    std::set<std::string> weightInputs; // the graph inputs they became
 };
 
 std::string where(const Context& ctx, const std::string& what)
@@ -54,7 +57,14 @@ Shape readDims(const Context& ctx, const onnx::TensorProto& t)
     return shape;
 }
 
-std::string readExternal(const Context& ctx, const onnx::TensorProto& t, std::size_t wantBytes)
+// Where a tensor's external data lies, checked against the file and the tensor's size.
+struct ExternalRange {
+    fs::path file;
+    std::string location, what;
+    uint64_t offset = 0, length = 0;
+};
+
+ExternalRange checkExternal(const Context& ctx, const onnx::TensorProto& t, std::size_t wantBytes)
 {
     std::string location;
     int64_t offset = 0, length = -1;
@@ -99,14 +109,21 @@ std::string readExternal(const Context& ctx, const onnx::TensorProto& t, std::si
         fail(what, " range offset ", offset, " length ", length, " exceeds ", quoted(location), " (", fileSize,
              " bytes)");
     if (std::size_t(length) != wantBytes)
-        fail(what, " has ", length, " bytes, expected ", wantBytes, " for its shape and type");
-    std::ifstream in(file, std::ios::binary);
-    in.seekg(offset);
-    std::string data(std::size_t(length), '\0');
-    in.read(data.data(), length);
+        fail(
+            what, " in ", quoted(location), " has ", length, " bytes, expected ", wantBytes, " for its shape and type");
+    return {file, location, what, uint64_t(offset), uint64_t(length)};
+}
+
+// Reads the range once, straight into the tensor's storage.
+void readExternal(const ExternalRange& r, std::byte* out)
+{
+    if (r.length == 0)
+        return;
+    std::ifstream in(r.file, std::ios::binary);
+    in.seekg(std::streamoff(r.offset));
+    in.read(reinterpret_cast<char*>(out), std::streamsize(r.length));
     if (!in)
-        fail(what, ": read error in ", quoted(location));
-    return data;
+        fail(r.what, ": read error in ", quoted(r.location));
 }
 
 const char* typedFieldName(DType t)
@@ -145,7 +162,7 @@ Tensor convertTensor(Context& ctx, const onnx::TensorProto& t, const std::string
         if (t.string_data_size() != n)
             fail(what, ": has ", t.string_data_size(), " strings, expected ", n);
     } else if (t.data_location() == onnx::TensorProto::EXTERNAL) {
-        // readExternal checks the file's length against the shape.
+        // checkExternal checks the file's length against the shape.
     } else if (t.has_raw_data()) {
         if (t.raw_data().size() != std::size_t(n) * esize)
             fail(what, ": raw_data has ", t.raw_data().size(), " bytes, expected ", std::size_t(n) * esize, " for ",
@@ -159,9 +176,9 @@ Tensor convertTensor(Context& ctx, const onnx::TensorProto& t, const std::string
     }
     if (dtype == DType::Complex64 || dtype == DType::Complex128)
         fail(what, ": complex tensors are not supported");
-    std::string external;
+    std::optional<ExternalRange> external;
     if (dtype != DType::String && t.data_location() == onnx::TensorProto::EXTERNAL)
-        external = readExternal(ctx, t, std::size_t(n) * esize);
+        external = checkExternal(ctx, t, std::size_t(n) * esize);
 
     Tensor out(dtype, shape);
     out.name = t.name();
@@ -170,10 +187,9 @@ Tensor convertTensor(Context& ctx, const onnx::TensorProto& t, const std::string
             out.strings[std::size_t(i)] = t.string_data(i);
         return out;
     }
-    if (t.data_location() == onnx::TensorProto::EXTERNAL) {
-        if (!external.empty()) // an empty tensor has no buffer
-            std::memcpy(out.bytes.data(), external.data(), external.size());
-        ctx.externalBytes += external.size();
+    if (external) {
+        readExternal(*external, out.bytes.data());
+        ctx.externalBytes += external->length;
         return out;
     }
     if (t.has_raw_data()) {
@@ -231,7 +247,8 @@ ValueInfo convertValueInfo(const Context& ctx, const onnx::ValueInfoProto& v)
     return info;
 }
 
-Graph convertGraph(Context& ctx, const onnx::GraphProto& gp, const std::set<std::string>& outer);
+Graph convertGraph(
+    Context& ctx, const onnx::GraphProto& gp, const std::set<std::string>& outer, onnx::GraphProto* release = nullptr);
 
 Attribute convertAttribute(Context& ctx, const onnx::AttributeProto& a, const std::string& nodeWhat,
                            const std::set<std::string>& scope)
@@ -319,7 +336,57 @@ void sortTopologically(Context& ctx, Graph& g)
     g.nodes = std::move(sorted);
 }
 
-Graph convertGraph(Context& ctx, const onnx::GraphProto& gp, const std::set<std::string>& outer)
+// Initializers of at least this many bytes leave the protobuf once converted (see
+// releaseWeights); smaller ones, shape and axis tensors among them, stay for ONNX's
+// shape inference, which reads their values.
+constexpr std::size_t kReleaseBytes = 64 * 1024;
+
+bool releasable(const onnx::TensorProto& t)
+{
+    return t.data_location() == onnx::TensorProto::EXTERNAL || t.raw_data().size() >= kReleaseBytes;
+}
+
+// The weights converted into the Graph leave the ModelProto `release` (the root graph of
+// a model imported from a file): their raw bytes are freed one by one as they are
+// converted, so the weights are held once, plus the tensor being copied; then each
+// becomes a graph input of its type and shape, which is all ONNX's checker and shape
+// inference need of it (and external data, which the checker would look for relative
+// to the working folder, no longer trips it).
+void releaseWeights(Context& ctx, onnx::GraphProto& g)
+{
+    const std::vector<int>& released = ctx.released;
+    if (released.empty())
+        return;
+    std::set<std::string> inputs;
+    for (const auto& v : g.input())
+        inputs.insert(v.name());
+    auto* inits = g.mutable_initializer();
+    std::vector<char> gone(std::size_t(inits->size()), 0);
+    for (int i : released)
+        gone[std::size_t(i)] = 1;
+    int kept = 0;
+    for (int i = 0; i < inits->size(); ++i) {
+        if (!gone[std::size_t(i)]) {
+            inits->SwapElements(i, kept++);
+            continue;
+        }
+        const onnx::TensorProto& t = inits->Get(i);
+        if (inputs.count(t.name()))
+            continue;
+        ctx.weightInputs.insert(t.name());
+        auto* v = g.add_input();
+        v->set_name(t.name());
+        auto* tt = v->mutable_type()->mutable_tensor_type();
+        tt->set_elem_type(t.data_type());
+        auto* shape = tt->mutable_shape();
+        for (int64_t d : t.dims())
+            shape->add_dim()->set_dim_value(d);
+    }
+    inits->DeleteSubrange(kept, inits->size() - kept);
+}
+
+Graph convertGraph(
+    Context& ctx, const onnx::GraphProto& gp, const std::set<std::string>& outer, onnx::GraphProto* release)
 {
     Graph g;
     g.name = gp.name();
@@ -329,13 +396,18 @@ Graph convertGraph(Context& ctx, const onnx::GraphProto& gp, const std::set<std:
     if (gp.sparse_initializer_size() > 0)
         fail(where(ctx, "sparse initializer " + quoted(gp.sparse_initializer(0).values().name())),
              ": sparse initializers are not supported");
-    for (const auto& t : gp.initializer()) {
+    for (int i = 0; i < gp.initializer_size(); ++i) {
+        const onnx::TensorProto& t = gp.initializer(i);
         if (t.name().empty())
             fail(where(ctx, "an initializer has no name"));
         if (g.initializers.count(t.name()))
             fail(where(ctx, "initializer " + quoted(t.name())), " is defined twice");
         g.initializers.emplace(t.name(), convertTensor(ctx, t, "initializer"));
         defined.insert(t.name());
+        if (release && releasable(t)) {
+            std::string().swap(*release->mutable_initializer(i)->mutable_raw_data());
+            ctx.released.push_back(i);
+        }
     }
     for (const auto& v : gp.input()) {
         ValueInfo info = convertValueInfo(ctx, v);
@@ -414,7 +486,7 @@ void applyInputShapes(const Context& ctx, onnx::ModelProto& model, const std::ma
     for (const auto& [name, shape] : shapes) {
         onnx::ValueInfoProto* target = nullptr;
         for (auto& v : *model.mutable_graph()->mutable_input())
-            if (v.name() == name)
+            if (v.name() == name && !ctx.weightInputs.count(name))
                 target = &v;
         if (!target)
             fail(where(ctx, "no graph input named " + quoted(name)));
@@ -505,21 +577,23 @@ void checkWindowAttributes(const std::string& label, const Graph& g)
     }
 }
 
-} // namespace
-
-Graph importOnnxBytes(std::string_view bytes, const std::string& label, const std::string& baseDir,
-                      const ImportOptions& options)
+void parseModel(
+    onnx::ModelProto& model, google::protobuf::io::ZeroCopyInputStream& in, uint64_t bytes, const std::string& label)
 {
     silenceProtobufLogging();
-    Context ctx{label, baseDir, 0};
-    if (bytes.size() > std::size_t(INT_MAX))
+    if (bytes > uint64_t(INT_MAX))
         fail(label, ": file is larger than 2 GiB; store the weights as external data");
-    onnx::ModelProto model;
-    google::protobuf::io::ArrayInputStream raw(bytes.data(), int(bytes.size()));
-    google::protobuf::io::CodedInputStream coded(&raw);
+    google::protobuf::io::CodedInputStream coded(&in);
     coded.SetTotalBytesLimit(INT_MAX);
     if (!model.ParseFromCodedStream(&coded) || !coded.ConsumedEntireMessage())
         fail(label, ": not a valid ONNX model (protobuf parse failed: the file is truncated or corrupt)");
+}
+
+// The parsed model -> Graph, taking the model apart on the way (releaseWeights).
+Graph convertModel(onnx::ModelProto& model, uint64_t bytes, const std::string& label, const std::string& baseDir,
+    const ImportOptions& options)
+{
+    Context ctx {label, baseDir, 0, {}, {}};
     if (!model.has_graph())
         fail(label, ": not a valid ONNX model (no graph; truncated or not an ONNX file)");
     if (model.ir_version() <= 0)
@@ -532,7 +606,8 @@ Graph importOnnxBytes(std::string_view bytes, const std::string& label, const st
         opsets[""] = 1; // IR < 3 had no opset_import; ONNX says assume opset 1
 
     // Validate structure before ONNX's own shape inference runs on it.
-    Graph g = convertGraph(ctx, model.graph(), {});
+    Graph g = convertGraph(ctx, model.graph(), {}, model.mutable_graph());
+    releaseWeights(ctx, *model.mutable_graph());
     checkWindowAttributes(label, g);
 
     if (options.inferShapes || !options.inputShapes.empty()) {
@@ -555,7 +630,8 @@ Graph importOnnxBytes(std::string_view bytes, const std::string& label, const st
                 for (const auto& v : model.graph().output())
                     g.valueInfo[v.name()] = convertValueInfo(ctx, v);
                 for (const auto& v : model.graph().input())
-                    g.valueInfo[v.name()] = convertValueInfo(ctx, v);
+                    if (!ctx.weightInputs.count(v.name()))
+                        g.valueInfo[v.name()] = convertValueInfo(ctx, v);
                 for (ValueInfo& in : g.inputs)
                     in = g.valueInfo[in.name];
                 for (ValueInfo& out : g.outputs)
@@ -579,8 +655,19 @@ Graph importOnnxBytes(std::string_view bytes, const std::string& label, const st
     for (const auto& kv : model.metadata_props())
         g.metadata[kv.key()] = kv.value();
     g.sourcePath = label;
-    g.fileBytes = bytes.size() + ctx.externalBytes;
+    g.fileBytes = bytes + ctx.externalBytes;
     return g;
+}
+
+} // namespace
+
+Graph importOnnxBytes(
+    std::string_view bytes, const std::string& label, const std::string& baseDir, const ImportOptions& options)
+{
+    onnx::ModelProto model;
+    google::protobuf::io::ArrayInputStream raw(bytes.data(), int(std::min<std::size_t>(bytes.size(), INT_MAX)));
+    parseModel(model, raw, bytes.size(), label);
+    return convertModel(model, bytes.size(), label, baseDir, options);
 }
 
 Graph importOnnx(const std::string& path, const ImportOptions& options)
@@ -588,9 +675,17 @@ Graph importOnnx(const std::string& path, const ImportOptions& options)
     std::error_code ec;
     if (fs::is_directory(path, ec))
         fail(path, ": is a folder, not an ONNX file");
-    const std::string bytes = readRegularFile(path, kMaxModelFileBytes);
+    // Streamed from the file, never held whole: the weights are in memory once (in the
+    // protobuf, then moved tensor by tensor into the Graph).
+    const OpenedFile f = openRegularFile(path, kMaxModelFileBytes);
+    google::protobuf::io::FileInputStream in(f.fd, 1 << 20);
+    in.SetCloseOnDelete(true);
+    onnx::ModelProto model;
+    parseModel(model, in, f.bytes, path);
+    if (in.GetErrno() != 0)
+        fail(path, ": read error (", std::strerror(in.GetErrno()), ")");
     fs::path dir = fs::path(path).parent_path();
-    return importOnnxBytes(bytes, path, dir.empty() ? "." : dir.string(), options);
+    return convertModel(model, f.bytes, path, dir.empty() ? "." : dir.string(), options);
 }
 
 } // namespace qs

@@ -44,10 +44,14 @@ LayerSummary summarize(const Graph& g, const Node& n)
     if (const ValueInfo* out = g.info(n.outputs.front()))
         row.outputShape = out->shape();
     row.channelAxis = weightChannelAxis(g, n);
-    std::vector<float> values = w->toFloat();
+    // float32 weights are read in place; other types through one float copy.
+    std::vector<float> converted;
+    if (w->dtype != DType::Float)
+        converted = w->toFloat();
+    const std::span<const float> values = w->dtype == DType::Float ? w->data<float>() : converted;
     row.stats = computeStats(values);
     if (!w->shape.empty())
-        row.stats.channelRangeRatio = rangeRatio(channelRanges(values, w->shape, row.channelAxis));
+        row.stats.channelRangeRatio = rangeRatio(channelMinMax(values, w->shape, row.channelAxis));
     return row;
 }
 

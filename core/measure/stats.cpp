@@ -51,22 +51,65 @@ TensorStats computeStats(std::span<const float> values)
     return s;
 }
 
-ChannelRanges channelRanges(std::span<const float> values, const Shape& shape, int axis)
+namespace {
+
+// A shape seen as [outer, channels, inner] around the channel axis.
+struct ChannelView {
+    int64_t outer = 1, channels = 1, inner = 1;
+};
+
+ChannelView channelView(const Shape& shape, int axis)
 {
-    if (shape.empty())
-        return ChannelRanges{{0}, {0}, {0}};
     if (axis < 0)
         axis += int(shape.size());
     if (axis < 0 || axis >= int(shape.size()))
         fail("channel axis ", axis, " is out of range for shape ", shapeString(shape));
-    int64_t channels = shape[std::size_t(axis)];
-    int64_t inner = 1, outer = 1;
+    ChannelView v;
+    v.channels = shape[std::size_t(axis)];
     for (std::size_t i = 0; i < shape.size(); ++i) {
         if (int(i) < axis)
-            outer *= shape[i];
+            v.outer *= shape[i];
         else if (int(i) > axis)
-            inner *= shape[i];
+            v.inner *= shape[i];
     }
+    return v;
+}
+
+} // namespace
+
+ChannelRanges channelMinMax(std::span<const float> values, const Shape& shape, int axis)
+{
+    if (shape.empty())
+        return ChannelRanges {{0}, {0}, {}};
+    const auto [outer, channels, inner] = channelView(shape, axis);
+    if (int64_t(values.size()) < outer * channels * inner)
+        fail("channel ranges: ", values.size(), " values for shape ", shapeString(shape));
+    ChannelRanges r;
+    r.min.assign(std::size_t(channels), std::numeric_limits<float>::infinity());
+    r.max.assign(std::size_t(channels), -std::numeric_limits<float>::infinity());
+    const float* p = values.data();
+    for (int64_t o = 0; o < outer; ++o)
+        for (int64_t c = 0; c < channels; ++c) {
+            float lo = r.min[std::size_t(c)], hi = r.max[std::size_t(c)];
+            for (int64_t i = 0; i < inner; ++i, ++p)
+                if (std::isfinite(*p)) {
+                    lo = std::min(lo, *p);
+                    hi = std::max(hi, *p);
+                }
+            r.min[std::size_t(c)] = lo;
+            r.max[std::size_t(c)] = hi;
+        }
+    for (int64_t c = 0; c < channels; ++c)
+        if (r.min[std::size_t(c)] > r.max[std::size_t(c)]) // no finite value
+            r.min[std::size_t(c)] = r.max[std::size_t(c)] = 0;
+    return r;
+}
+
+ChannelRanges channelRanges(std::span<const float> values, const Shape& shape, int axis)
+{
+    if (shape.empty())
+        return ChannelRanges {{0}, {0}, {0}};
+    const auto [outer, channels, inner] = channelView(shape, axis);
     ChannelRanges r;
     r.min.assign(std::size_t(channels), std::numeric_limits<float>::infinity());
     r.max.assign(std::size_t(channels), -std::numeric_limits<float>::infinity());

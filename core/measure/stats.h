@@ -26,6 +26,8 @@ struct ChannelRanges {
     std::vector<float> min, max, absP999;
 };
 ChannelRanges channelRanges(std::span<const float> values, const Shape& shape, int axis);
+// The same min and max (absP999 left empty) in one pass in memory order, no copy.
+ChannelRanges channelMinMax(std::span<const float> values, const Shape& shape, int axis);
 double rangeRatio(const ChannelRanges& r); // max / median of (max - min)
 
 struct Histogram {

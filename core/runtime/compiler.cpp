@@ -589,6 +589,7 @@ Compiler::Compiler(const Graph& g, const CompileOptions& o, std::set<std::string
 std::vector<int> Compiler::buildSubgraph(const Graph& sub, std::vector<std::pair<int, bool>> subGuards)
 {
     Compiler c(sub, options, keep);
+    c.graphOwner = graphOwner; // subgraphs belong to the graph that holds them
     c.root = root;
     c.guards = std::move(subGuards);
     c.partsPerThread = partsPerThread;
@@ -646,15 +647,23 @@ void Compiler::allocate(int id)
         return;
     const std::size_t bytes =
         s.md.data.ndims > 0 ? s.md.get_size() : std::size_t(std::max<int64_t>(s.numel(), 0)) * elementSize(s.dtype);
-    s.buffer = Buffer::make(bytes);
+    if (s.constant && s.value && s.blocked)
+        fail("internal: blocked constant without storage");
+    // A plain constant of kShareConstantBytes and more is read where its tensor lies (an
+    // embedding table, a weight in its own layout): kernels never write constants, and
+    // runFrom() and value transforms refuse them.
+    constexpr std::size_t kShareConstantBytes = 64 * 1024;
+    if (s.constant && s.value && bytes >= kShareConstantBytes && s.value->bytes.size() == bytes) {
+        s.buffer.ptr = std::shared_ptr<std::byte>(s.value, const_cast<std::byte*>(s.value->bytes.data()));
+        s.buffer.bytes = bytes;
+    } else {
+        s.buffer = Buffer::make(bytes);
+        if (s.constant && s.value)
+            if (const std::size_t n = std::min(bytes, s.value->bytes.size()))
+                std::memcpy(s.buffer.data(), s.value->bytes.data(), n);
+    }
     if (s.md.data.ndims > 0)
         s.mem = memory(s.md, cpuEngine(), s.buffer.data());
-    if (s.constant && s.value) {
-        if (s.blocked)
-            fail("internal: blocked constant without storage");
-        if (const std::size_t n = std::min(bytes, s.value->bytes.size()))
-            std::memcpy(s.buffer.data(), s.value->bytes.data(), n);
-    }
 }
 
 int Compiler::constantSlot(const std::string& name, std::shared_ptr<const Tensor> value)
@@ -908,7 +917,12 @@ void Compiler::buildInitializers()
 {
     for (const auto& [name, t] : graph.initializers) {
         auto o = options.initializerOverrides.find(name);
-        constantSlot(name, std::make_shared<const Tensor>(o != options.initializerOverrides.end() ? o->second : t));
+        if (o != options.initializerOverrides.end())
+            constantSlot(name, std::make_shared<const Tensor>(o->second));
+        else if (graphOwner)
+            constantSlot(name, std::shared_ptr<const Tensor>(graphOwner, &t));
+        else
+            constantSlot(name, std::make_shared<const Tensor>(t));
     }
 }
 
@@ -1070,6 +1084,8 @@ void Compiler::planMemory(bool useArena)
         if (!s.allocated())
             continue;
         const bool observed = !s.name.empty() && (keep.count(s.name) || graphOutputs.count(s.name));
+        if (s.constant && s.value && s.buffer.data() == s.value->bytes.data())
+            continue; // read in place from the graph's tensor (allocate): no storage of the plan's
         if (!useArena || own[i] || observed || s.constant || last[i] < 0) {
             prog.memory.ownBytes += s.buffer.bytes;
             ++prog.memory.ownValues;

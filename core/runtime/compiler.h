@@ -33,6 +33,9 @@ public:
     // (see choosePartsPerThread); the parts per thread a kernel may split into.
     int partsPerThread = 0;
 
+    // When set, the owner of `graph`: its initializers become constants in place (shared
+    // with this owner) instead of copies.
+    std::shared_ptr<const void> graphOwner;
     // The model's top graph (opsets, messages) when compiling a subgraph.
     const Graph* root = nullptr;
     // Kernels added now run only when these hold (Kernel::guards).

@@ -37,8 +37,8 @@ struct Observer {
 
 class PlanImpl final : public Plan {
 public:
-    PlanImpl(const Graph& graph, const CompileOptions& options, bool graphPasses = false)
-        : graph_(graph), options_(options), graphPasses_(graphPasses)
+    PlanImpl(std::shared_ptr<const Graph> graph, const CompileOptions& options, bool graphPasses = false)
+        : graphOwner_(std::move(graph)), graph_(*graphOwner_), options_(options), graphPasses_(graphPasses)
     {
         for (const auto& in : graph_.inputs)
             if (options_.inputShapes.count(in.name))
@@ -419,6 +419,14 @@ private:
 
     // The graph the program is compiled from: the optimized copy or the original.
     const Graph& compiledGraph() const { return passesUsed_ ? optimized_->graph : graph_; }
+    // A compiler of compiledGraph() (or of the original) whose constants are its initializers in place.
+    Compiler compilerOf(bool original, const CompileOptions& opts, std::set<std::string> keep) const
+    {
+        const bool optimized = passesUsed_ && !original;
+        Compiler c(optimized ? optimized_->graph : graph_, opts, std::move(keep));
+        c.graphOwner = optimized ? std::shared_ptr<const void>(optimized_) : std::shared_ptr<const void>(graphOwner_);
+        return c;
+    }
 
     // The graph optimizer applies to plans that only compute (compileOptimizedPlan).
     bool wantPasses() const
@@ -461,7 +469,7 @@ private:
                 opts.planMemory = false;
                 for (const auto& [name, shape] : shapes_)
                     opts.inputShapes[name] = shape;
-                Compiler compiler(graph_, opts, {});
+                Compiler compiler = compilerOf(true, opts, {});
                 compiler.compile();
                 originalMeta_ = std::move(compiler.meta);
             }
@@ -483,17 +491,23 @@ private:
         keep.insert(extraKeep_.begin(), extraKeep_.end());
         for (const auto& [name, t] : taps_)
             keep.insert(name);
-        passesUsed_ = wantPasses();
+        passesUsed_ = wantPasses() && !passesIdle_;
         if (passesUsed_ && !optimized_)
-            optimized_ = rt::optimizeGraph(graph_, rt::passSpecFromEnv());
-        if (passesUsed_) { // nothing rewritten: the original graph, and taps need no recompile
-            int rewrites = 0;
-            for (const auto& r : optimized_->passes)
-                rewrites += r.rewrites;
-            passesUsed_ = rewrites > 0;
+            optimized_ =
+                std::make_shared<const rt::OptimizedGraph>(rt::optimizeGraph(graph_, rt::passSpecFromEnv(), {}, true));
+        if (passesUsed_) {
+            // Nothing rewritten, or constants folded only (the compiler folds every node
+            // whose inputs are known itself, a decoder's position Gather say): the original
+            // graph, taps need no recompile, and the optimizer's copy of the graph is let go
+            // (it borrowed the large weights, so they were never copied).
+            if (!rt::rewritesBeyondFolds(*optimized_)) {
+                passesUsed_ = false;
+                passesIdle_ = true;
+                optimized_.reset();
+            }
         }
         originalMeta_.reset();
-        Compiler compiler(compiledGraph(), opts, keep);
+        Compiler compiler = compilerOf(false, opts, keep);
         restoreBase();
         prog_ = compiler.compile();
         if (passesUsed_) // kernels name the nodes of the original graph they compute
@@ -556,7 +570,7 @@ private:
                     shape[0] = size;
                     opts.inputShapes[graph_.inputs[i].name] = shape;
                 }
-                Compiler compiler(compiledGraph(), opts, {});
+                Compiler compiler = compilerOf(false, opts, {});
                 shards_.push_back(compiler.compile());
             }
         } catch (const Error&) { // e.g. a model whose batch dimension is fixed
@@ -804,7 +818,8 @@ private:
         return out;
     }
 
-    Graph graph_;
+    std::shared_ptr<const Graph> graphOwner_; // shared with the caller or a copy of its graph
+    const Graph& graph_;
     CompileOptions options_;
     std::map<std::string, Shape> shapes_;
     std::map<std::string, std::vector<Tap>> taps_;
@@ -824,8 +839,9 @@ private:
     bool planMemory_ = true; // off once a caller reads values after a run (keepEveryValue)
     bool repeating_ = false; // repeatRun(): taps are not called
     const bool graphPasses_;                      // compileOptimizedPlan()
-    std::optional<rt::OptimizedGraph> optimized_; // the graph optimizer's copy, made once
+    std::shared_ptr<const rt::OptimizedGraph> optimized_; // the graph optimizer's copy, made once
     bool passesUsed_ = false;                     // prog_ was compiled from optimized_
+    bool passesIdle_ = false; // the optimizer changed nothing the compiler would not (optimized_ let go)
     bool passesOff_ = false;                      // dropPasses(): the original graph from now on
     mutable std::optional<std::map<std::string, ValueMeta>> originalMeta_; // values optimized away
     enum class SplitState { Undecided, Off, Built, Verified };
@@ -842,12 +858,19 @@ private:
 
 std::unique_ptr<Plan> compilePlan(const Graph& graph, const CompileOptions& options)
 {
-    return std::make_unique<PlanImpl>(graph, options);
+    return std::make_unique<PlanImpl>(std::make_shared<const Graph>(graph), options);
 }
 
 std::unique_ptr<Plan> compileOptimizedPlan(const Graph& graph, const CompileOptions& options)
 {
-    return std::make_unique<PlanImpl>(graph, options, true);
+    return std::make_unique<PlanImpl>(std::make_shared<const Graph>(graph), options, true);
+}
+
+std::unique_ptr<Plan> compileOptimizedPlan(std::shared_ptr<const Graph> graph, const CompileOptions& options)
+{
+    if (!graph)
+        fail("compileOptimizedPlan: no graph");
+    return std::make_unique<PlanImpl>(std::move(graph), options, true);
 }
 
 std::vector<std::string> supportedOperators()

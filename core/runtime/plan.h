@@ -71,7 +71,8 @@ struct PlanMemory {
     std::size_t arenaValueBytes = 0; // the same values each in storage of its own
     std::size_t arenaValues = 0;
     std::size_t inPlaceValues = 0; // of those, written over their input (eltwise, binary)
-    std::size_t ownBytes = 0; // inputs, outputs, kept values, constants read at run time
+    std::size_t ownBytes = 0;      // inputs, outputs, kept values, constants read at run time (copies;
+                                   // a plain constant of 64 KiB and more is read in the graph's tensor)
     std::size_t ownValues = 0;
     std::size_t weightBytes = 0; // constants bound into kernels (reordered weights, bias)
 };

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <utility>
 
 namespace qs {
 namespace {
@@ -23,6 +24,7 @@ public:
     Fd(const Fd&) = delete;
     Fd& operator=(const Fd&) = delete;
     int get() const { return fd_; }
+    int release() { return std::exchange(fd_, -1); }
 
 private:
     int fd_;
@@ -30,7 +32,7 @@ private:
 
 } // namespace
 
-std::string readRegularFile(const std::string& path, uint64_t maxBytes)
+OpenedFile openRegularFile(const std::string& path, uint64_t maxBytes)
 {
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
     Fd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
@@ -46,6 +48,14 @@ std::string readRegularFile(const std::string& path, uint64_t maxBytes)
     const uint64_t size = uint64_t(st.st_size);
     if (size > maxBytes)
         fail(path, ": file is ", size, " bytes, more than the ", maxBytes, " this reader accepts");
+    return {fd.release(), size};
+}
+
+std::string readRegularFile(const std::string& path, uint64_t maxBytes)
+{
+    const OpenedFile f = openRegularFile(path, maxBytes);
+    Fd fd(f.fd);
+    const uint64_t size = f.bytes;
     std::string bytes(std::size_t(size), '\0');
     std::size_t have = 0;
     while (have < bytes.size()) {

@@ -18,4 +18,12 @@ inline constexpr uint64_t kMaxTextFileBytes = uint64_t(64) << 20; // configs, pr
 // Reads exactly the size the file had when opened.
 std::string readRegularFile(const std::string& path, uint64_t maxBytes);
 
+// The same checks for a reader that streams: an open descriptor (the caller closes it)
+// of a regular file of at most maxBytes, and its size.
+struct OpenedFile {
+    int fd = -1;
+    uint64_t bytes = 0;
+};
+OpenedFile openRegularFile(const std::string& path, uint64_t maxBytes);
+
 } // namespace qs

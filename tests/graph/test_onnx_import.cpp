@@ -238,6 +238,99 @@ private slots:
         QCOMPARE(g.initializers.at("b").toFloat(), (std::vector<float>{1.5f, -2.5f, 3.5f}));
     }
 
+    // Weights of 64 KiB and more leave the protobuf as they are converted and reach ONNX's
+    // checker and shape inference as typed inputs. Inline or external (the test runs outside
+    // the model's folder: the checker used to look for external files from the working
+    // folder, fail, and leave every shape unknown), the values arrive exactly, the shapes are
+    // inferred, a Reshape still reads its small shape tensor, and the weight is no input.
+    void largeWeightsKeepValuesAndShapes_data()
+    {
+        QTest::addColumn<bool>("external");
+        QTest::newRow("inline raw_data") << false;
+        QTest::newRow("external data") << true;
+    }
+
+    void largeWeightsKeepValuesAndShapes()
+    {
+        QFETCH(bool, external);
+        QTemporaryDir dir;
+        std::vector<float> w(128 * 256);
+        std::mt19937 rng(7);
+        std::normal_distribution<float> normal;
+        for (float& v : w)
+            v = normal(rng);
+        OnnxBuilder b;
+        b.input("x", {2, 128});
+        auto* t = b.initializer("w", {128, 256}, {});
+        const std::string raw(reinterpret_cast<const char*>(w.data()), w.size() * sizeof(float));
+        if (external) {
+            writeFile(dir.filePath("w.bin").toStdString(), raw);
+            t->set_data_location(onnx::TensorProto::EXTERNAL);
+            auto* kv = t->add_external_data();
+            kv->set_key("location");
+            kv->set_value("w.bin");
+        } else {
+            t->set_raw_data(raw);
+        }
+        b.int64Initializer("shape", {3}, {2, 16, 16});
+        b.node("MatMul", {"x", "w"}, {"y"}, "mm");
+        b.node("Reshape", {"y", "shape"}, {"z"}, "reshape");
+        b.output("z", {2, 16, 16});
+        const std::string path = dir.filePath("big.onnx").toStdString();
+        b.save(path);
+        QVERIFY(std::filesystem::current_path() != std::filesystem::path(dir.path().toStdString()));
+
+        Graph g = importOnnx(path);
+        QCOMPARE(g.initializers.at("w").toFloat(), w);
+        QCOMPARE(g.initializers.at("shape").toInt64(), (std::vector<int64_t> {2, 16, 16}));
+        QCOMPARE(int(g.inputs.size()), 1);
+        QCOMPARE(g.inputs[0].name, std::string("x"));
+        QVERIFY2(g.warnings.empty(), g.warnings.empty() ? "" : g.warnings.front().c_str());
+        const ValueInfo* y = g.info("y");
+        QVERIFY(y && y->dims);
+        QCOMPARE(y->text(), std::string("[2,256]"));
+        QCOMPARE(g.outputs.at(0).text(), std::string("[2,16,16]"));
+        QCOMPARE(g.fileBytes, uint64_t(std::filesystem::file_size(path) + (external ? raw.size() : 0)));
+        // --input-shape still addresses real inputs only.
+        ImportOptions o;
+        o.inputShapes["w"] = {128, 256};
+        QVERIFY(errorOf([&] { importOnnx(path, o); }).find("no graph input named \"w\"") != std::string::npos);
+    }
+
+    // An external file shorter than the tensor: one line naming the model, the tensor and the file.
+    void truncatedExternalData_data()
+    {
+        QTest::addColumn<bool>("withLength");
+        QTest::newRow("length given") << true;
+        QTest::newRow("length from the file") << false;
+    }
+
+    void truncatedExternalData()
+    {
+        QFETCH(bool, withLength);
+        QTemporaryDir dir;
+        OnnxBuilder b = qs::test::tinyConvModel();
+        auto* t = b.model().mutable_graph()->mutable_initializer(1);
+        t->clear_float_data();
+        t->set_data_location(onnx::TensorProto::EXTERNAL);
+        auto* kv = t->add_external_data();
+        kv->set_key("location");
+        kv->set_value("b.bin");
+        if (withLength) {
+            kv = t->add_external_data();
+            kv->set_key("length");
+            kv->set_value("12");
+        }
+        writeFile(dir.filePath("b.bin").toStdString(), std::string(7, '\0')); // 3 floats need 12
+        const std::string path = dir.filePath("ext.onnx").toStdString();
+        b.save(path);
+        const std::string message = errorOf([&] { importOnnx(path); });
+        QVERIFY2(message.rfind(path, 0) == 0, message.c_str());
+        QVERIFY2(message.find("tensor \"" + t->name() + "\"") != std::string::npos, message.c_str());
+        QVERIFY2(message.find("\"b.bin\"") != std::string::npos, message.c_str());
+        QVERIFY2(message.find('\n') == std::string::npos, message.c_str());
+    }
+
     void truncatedFiles_data()
     {
         QTest::addColumn<double>("fraction");

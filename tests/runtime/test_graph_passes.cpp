@@ -2,7 +2,8 @@
 // rewrite its pattern (node counts) and leave the outputs as the original graph gives them
 // (to 1e-5 of the largest magnitude); the cases it must not touch stay as they are. The
 // plan hook: optimized plain plans name the original layers, and observing a value the
-// optimizer removed recompiles the original graph.
+// optimizer removed recompiles the original graph. With `borrow` (plans) the passes read
+// large weights from the original graph, copied in only when more than folds changed.
 #include "graph/onnx_import.h"
 #include "runtime/passes/passes.h"
 #include "runtime/plan.h"
@@ -38,6 +39,8 @@ private slots:
     void layerNorm();
     void planUsesOptimizedGraph();
     void observingRemovedValue();
+    void borrowedWeights_data();
+    void borrowedWeights();
     void inspectOptimized();
 };
 
@@ -563,6 +566,55 @@ void TestGraphPasses::inspectOptimized()
     qputenv("QS_RUNTIME_PASSES", "all");
     QCOMPARE(r.exitCode, 1);
     QVERIFY2(r.err.contains("unknown pass \"nonsense\""), r.err.constData());
+}
+
+// x -> Identity -> MatMul(w, 128 KiB) -> Mul(Add(two, three)): constant_fold folds the
+// Add; cleanup also drops the Identity. Borrowing, the fold-only result lacks w (a plan
+// compiles the original graph) and the other holds w as the original has it; the
+// optimized graph and the plan compute what the original does.
+void TestGraphPasses::borrowedWeights_data()
+{
+    QTest::addColumn<QString>("spec");
+    QTest::addColumn<bool>("beyondFolds");
+    QTest::newRow("folds only") << "constant_fold" << false;
+    QTest::newRow("folds and cleanup") << "constant_fold,cleanup" << true;
+}
+
+void TestGraphPasses::borrowedWeights()
+{
+    QFETCH(QString, spec);
+    QFETCH(bool, beyondFolds);
+    constexpr int64_t kIn = 256, kOut = 128;
+    OnnxBuilder b(13);
+    b.input("x", {2, kIn});
+    b.initializer("w", {kIn, kOut}, ramp(std::size_t(kIn * kOut), 0.001f));
+    b.initializer("two", {1}, {2.f});
+    b.initializer("three", {1}, {3.f});
+    b.node("Identity", {"x"}, {"same"}, "identity");
+    b.node("MatMul", {"same", "w"}, {"y"}, "mm");
+    b.node("Add", {"two", "three"}, {"five"}, "add");
+    b.node("Mul", {"y", "five"}, {"z"}, "scale");
+    b.output("z", {2, kOut});
+    const Graph g = load(b);
+    const std::vector<Tensor> in = {inputTensor({2, kIn})};
+
+    const rt::OptimizedGraph o = rt::optimizeGraph(g, spec.toStdString(), {}, true);
+    QCOMPARE(rt::rewritesBeyondFolds(o), beyondFolds);
+    QCOMPARE(count(o.graph, "Add"), 0); // folded either way
+    if (beyondFolds) {
+        QCOMPARE(o.graph.initializers.count("w"), std::size_t(1));
+        QCOMPARE(o.graph.initializers.at("w").bytes, g.initializers.at("w").bytes);
+        QVERIFY(qs::test::maxRelDiff(runGraph(o.graph, in)[0].toFloat(), runGraph(g, in)[0].toFloat()) <= 1e-6);
+    } else {
+        QCOMPARE(o.graph.initializers.count("w"), std::size_t(0)); // never copied
+    }
+    // Without borrowing the result is whole, as before.
+    QCOMPARE(rt::optimizeGraph(g, spec.toStdString()).graph.initializers.count("w"), std::size_t(1));
+
+    CompileOptions opts;
+    opts.threads = 1;
+    const auto got = compileOptimizedPlan(std::make_shared<const Graph>(g), opts)->run(in);
+    QVERIFY(qs::test::maxRelDiff(got[0].toFloat(), runGraph(g, in)[0].toFloat()) <= 1e-6);
 }
 
 QTEST_GUILESS_MAIN(TestGraphPasses)

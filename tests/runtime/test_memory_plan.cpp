@@ -1,8 +1,10 @@
 // The memory plan (Compiler::planMemory, Plan::memoryStats): the values kernels compute
 // share one arena by lifetime, so a chain of N equal ops needs two buffers, not N; the
 // results equal a naive loop and a run without the arena; taps, kept values, value
-// transforms, valueOf() and runFrom() still see every value they name.
+// transforms, valueOf() and runFrom() still see every value they name. Large constants
+// are read where the graph holds them, and a plan shares the caller's graph, not a copy.
 #include "graph/onnx_import.h"
+#include "runtime/passes/passes.h"
 #include "runtime/plan.h"
 #include "support/compare.h"
 #include "support/onnx_builder.h"
@@ -223,6 +225,63 @@ private slots:
                 const Tensor a = planned->run({x})[0], b = unplanned->run({x})[0];
                 QVERIFY2(maxAbsDiff(a.toFloat(), b.toFloat()) <= 1e-4, qPrintable(QString::number(batch)));
             }
+        }
+    }
+
+    // An embedding table (512 KiB) that Gather reads at run time and a MatMul weight
+    // (128 KiB): before, the plan copied the table into storage of its own (ownBytes >= its
+    // size) on top of the graph's copy and the plan's own copy of the graph; now it reads
+    // the graph's tensor, and compileOptimizedPlan(shared graph) keeps the caller's graph
+    // alive instead of copying it. Results against naive loops, also once the caller let
+    // go of the graph.
+    void largeConstantsAreReadInPlace_data()
+    {
+        QTest::addColumn<bool>("sharedGraph");
+        QTest::newRow("compilePlan(graph)") << false;
+        QTest::newRow("compileOptimizedPlan(shared graph)") << true;
+    }
+
+    void largeConstantsAreReadInPlace()
+    {
+        QFETCH(bool, sharedGraph);
+        constexpr int64_t kVocab = 4096, kWidth = 32, kIn = 256, kOut = 128;
+        const Tensor table = randomTensor({kVocab, kWidth}, 21), w = randomTensor({kIn, kOut}, 22);
+        OnnxBuilder b;
+        b.input("ids", {3}, onnx::TensorProto::INT64);
+        b.input("x", {2, kIn});
+        b.initializer("table", {kVocab, kWidth}, table.toFloat());
+        b.initializer("w", {kIn, kOut}, w.toFloat());
+        b.node("Gather", {"table", "ids"}, {"rows"}, "embed");
+        b.node("MatMul", {"x", "w"}, {"y"}, "mm");
+        b.output("rows", {3, kWidth});
+        b.output("y", {2, kOut});
+        auto graph = std::make_shared<const Graph>(importOnnxBytes(b.bytes(), "embed.onnx", ""));
+        CompileOptions o;
+        o.threads = 1;
+        auto plan = sharedGraph ? compileOptimizedPlan(graph, o) : compilePlan(*graph, o);
+        QCOMPARE(graph.use_count() > 1, sharedGraph); // held by the plan (and its constants), or copied
+        const std::size_t tableBytes = table.bytes.size();
+        QVERIFY2(plan->memoryStats().ownBytes < tableBytes,
+            std::to_string(plan->memoryStats().ownBytes).c_str()); // inputs and outputs only
+        graph.reset();                                             // the plan keeps what it needs
+
+        const std::vector<int64_t> ids = {4095, 0, 1234};
+        const Tensor x = randomTensor({2, kIn}, 23);
+        for (int pass = 0; pass < 2; ++pass) {
+            const std::vector<Tensor> out = plan->run({Tensor::fromVector<int64_t>({3}, ids), x});
+            std::vector<float> rows, y(std::size_t(2 * kOut), 0.f);
+            const auto t = table.data<float>(), wv = w.data<float>(), xv = x.data<float>();
+            for (int64_t id : ids)
+                rows.insert(rows.end(), t.begin() + id * kWidth, t.begin() + (id + 1) * kWidth);
+            for (int64_t r = 0; r < 2; ++r)
+                for (int64_t c = 0; c < kOut; ++c) {
+                    double acc = 0;
+                    for (int64_t k = 0; k < kIn; ++k)
+                        acc += double(xv[std::size_t(r * kIn + k)]) * wv[std::size_t(k * kOut + c)];
+                    y[std::size_t(r * kOut + c)] = float(acc);
+                }
+            QCOMPARE(out.at(0).toFloat(), rows);
+            QVERIFY(maxAbsDiff(out.at(1).toFloat(), y) < 1e-3);
         }
     }
 };

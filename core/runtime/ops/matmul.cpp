@@ -165,14 +165,22 @@ bool buildMatmul(NodeContext& c, MatmulSpec& s)
     extraReads.push_back(srcSlot);
     std::vector<Buffer> owned;
     if (s.constB) {
-        std::vector<float> w = s.constB->toFloat();
-        if (foldAlpha && s.alpha != 1.f)
-            for (float& v : w)
-                v *= s.alpha;
-        if (buildMatmulParts(c, s, pd, ops, w, srcSlot, dst))
-            return true;
         const memory::desc plainW = s.transB ? transposedView(s.wts) : f32(s.wts, rowMajor(s.wts));
-        fixed[DNNL_ARG_WEIGHTS] = reorderedConstant(pd.weights_desc(), plainW, w.data(), owned);
+        const bool oneRow = s.dst.size() == 2 && s.dst[0] == 1; // may run as column parts
+        if (!oneRow && s.constB->dtype == DType::Float && !(foldAlpha && s.alpha != 1.f) &&
+            pd.weights_desc() == plainW) {
+            // oneDNN reads the weights as they are (its gemm kernels on AVX2): read in the
+            // graph's tensor, which the constant slot keeps alive with the program; no copy.
+            fixed[DNNL_ARG_WEIGHTS] = memory(plainW, cpuEngine(), const_cast<std::byte*>(s.constB->bytes.data()));
+        } else {
+            std::vector<float> w = s.constB->toFloat();
+            if (foldAlpha && s.alpha != 1.f)
+                for (float& v : w)
+                    v *= s.alpha;
+            if (buildMatmulParts(c, s, pd, ops, w, srcSlot, dst))
+                return true;
+            fixed[DNNL_ARG_WEIGHTS] = reorderedConstant(pd.weights_desc(), plainW, w.data(), owned);
+        }
     } else {
         const int ws = c.plainInput(1);
         fixed[DNNL_ARG_WEIGHTS] = c.view(ws, wMd);

@@ -12,16 +12,18 @@ namespace qs::rt::passes {
 class PassContext {
 public:
     PassContext(Graph& g, const std::set<std::string>& protectedValues,
-        std::map<std::string, std::vector<std::string>>& sources, PassResult& result);
+        std::map<std::string, std::vector<std::string>>& sources, PassResult& result, const Graph* lender = nullptr);
 
     Graph& g;
+    // The original graph whose large initializers `g` borrows (optimizeGraph's `borrow`).
+    const Graph* lender = nullptr;
 
     // A graph output, a kept value or one a subgraph reads: never removed or renamed.
     bool isProtected(const std::string& value) const { return protected_.count(value) != 0; }
     // The one node reading `value` (reading it once), when the value is not protected.
     int soleConsumer(const std::string& value) const;
     // An initializer or Constant output; nullptr otherwise.
-    const Tensor* constant(const std::string& value) const { return value.empty() ? nullptr : g.constant(value); }
+    const Tensor* constant(const std::string& value) const;
     std::optional<float> scalar(const std::string& value) const;
     // A constant's integers (pads, axes, shapes).
     std::optional<std::vector<int64_t>> ints(const std::string& value) const;

@@ -15,6 +15,9 @@ namespace qs::rt {
 
 namespace {
 
+// optimizeGraph(borrow): initializers of this size and more are read from the original.
+constexpr std::size_t kBorrowBytes = 64 * 1024;
+
 struct PassEntry {
     const char* name;
     int (*run)(passes::PassContext&);
@@ -133,11 +136,33 @@ std::string OptimizedGraph::reportText() const
     return out;
 }
 
-OptimizedGraph optimizeGraph(const Graph& graph, const std::string& spec, const std::set<std::string>& keep)
+OptimizedGraph optimizeGraph(
+    const Graph& graph, const std::string& spec, const std::set<std::string>& keep, bool borrow)
 {
     const std::vector<std::string> selected = selectPasses(spec);
     OptimizedGraph out;
-    out.graph = graph;
+    if (borrow) { // every field but the large initializers
+        Graph& g = out.graph;
+        g.name = graph.name;
+        g.nodes = graph.nodes;
+        for (const auto& [name, t] : graph.initializers)
+            if (t.bytes.size() < kBorrowBytes)
+                g.initializers.emplace(name, t);
+        g.inputs = graph.inputs;
+        g.outputs = graph.outputs;
+        g.valueInfo = graph.valueInfo;
+        g.opsets = graph.opsets;
+        g.metadata = graph.metadata;
+        g.producerName = graph.producerName;
+        g.producerVersion = graph.producerVersion;
+        g.docString = graph.docString;
+        g.irVersion = graph.irVersion;
+        g.sourcePath = graph.sourcePath;
+        g.fileBytes = graph.fileBytes;
+        g.warnings = graph.warnings;
+    } else {
+        out.graph = graph;
+    }
     out.graph.index();
     std::set<std::string> protectedValues = keep;
     for (const auto& o : graph.outputs)
@@ -155,22 +180,42 @@ OptimizedGraph optimizeGraph(const Graph& graph, const std::string& spec, const 
         r.pass = e.name;
         r.nodesBefore = int(out.graph.nodes.size());
         const auto t0 = std::chrono::steady_clock::now();
-        passes::PassContext ctx(out.graph, protectedValues, out.sources, r);
+        passes::PassContext ctx(out.graph, protectedValues, out.sources, r, borrow ? &graph : nullptr);
         r.rewrites = e.run(ctx);
         ctx.commit(true);
         r.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         r.nodesAfter = int(out.graph.nodes.size());
         out.passes.push_back(std::move(r));
     }
+    if (borrow && rewritesBeyondFolds(out)) { // the borrowed weights still read, copied in now
+        std::set<std::string> read = protectedValues;
+        for (const auto& n : out.graph.nodes)
+            read.insert(n.inputs.begin(), n.inputs.end());
+        for (const auto& [name, t] : graph.initializers)
+            if (t.bytes.size() >= kBorrowBytes && read.count(name) && out.graph.producerOf(name) < 0)
+                out.graph.initializers.emplace(name, t);
+        out.graph.index();
+    }
     return out;
+}
+
+bool rewritesBeyondFolds(const OptimizedGraph& o)
+{
+    for (const auto& r : o.passes)
+        if (r.rewrites > 0 && r.pass != "constant_fold")
+            return true;
+    return false;
 }
 
 namespace passes {
 
 PassContext::PassContext(Graph& graph, const std::set<std::string>& protectedValues,
-    std::map<std::string, std::vector<std::string>>& sources, PassResult& result)
-    : g(graph), protected_(protectedValues), sources_(sources), result_(result)
+    std::map<std::string, std::vector<std::string>>& sources, PassResult& result, const Graph* lender)
+    : g(graph), lender(lender), protected_(protectedValues), sources_(sources), result_(result)
 {
+    if (lender)
+        for (const auto& [name, t] : lender->initializers)
+            names_.insert(name);
     for (const auto& n : g.nodes) {
         names_.insert(n.name);
         for (const auto& o : n.outputs)
@@ -182,6 +227,18 @@ PassContext::PassContext(Graph& graph, const std::set<std::string>& protectedVal
         names_.insert(in.name);
     for (const auto& [name, v] : g.valueInfo)
         names_.insert(name);
+}
+
+const Tensor* PassContext::constant(const std::string& value) const
+{
+    if (value.empty())
+        return nullptr;
+    if (const Tensor* t = g.constant(value))
+        return t;
+    if (lender && g.producerOf(value) < 0)
+        if (auto it = lender->initializers.find(value); it != lender->initializers.end())
+            return &it->second;
+    return nullptr;
 }
 
 int PassContext::soleConsumer(const std::string& value) const

@@ -7,6 +7,8 @@
 #include "graph/graph.h"
 #include "runtime/plan.h"
 
+#include <memory>
+
 #include <map>
 #include <set>
 #include <string>
@@ -23,6 +25,10 @@ namespace qs {
 // ("conv+pad"). Analysis and quantization use compilePlan(): they time and compare the
 // kernels of the original layers.
 std::unique_ptr<Plan> compileOptimizedPlan(const Graph& graph, const CompileOptions& options = {});
+// The same on a graph the plan shares instead of copying: its initializers are the
+// plan's constants in place (no copy of the weights in the plan, only the layouts its
+// kernels reorder them into); the caller must not change the graph while the plan lives.
+std::unique_ptr<Plan> compileOptimizedPlan(std::shared_ptr<const Graph> graph, const CompileOptions& options = {});
 
 } // namespace qs
 
@@ -66,6 +72,12 @@ std::string passSpecFromEnv();
 // and values read inside subgraphs are never removed or renamed, and a value name left
 // in the result always holds the same tensor as in `graph` (a rewrite that changes a
 // value's contents or layout gives it a new name).
-OptimizedGraph optimizeGraph(const Graph& graph, const std::string& spec, const std::set<std::string>& keep = {});
+// `borrow`: the passes read initializers of 64 KiB and more from `graph` instead of a
+// copy, copied in at the end only when a pass rewrote more than constant folds; else the
+// result's graph lacks them (a plan then compiles `graph` itself, see plan.cpp).
+OptimizedGraph optimizeGraph(
+    const Graph& graph, const std::string& spec, const std::set<std::string>& keep = {}, bool borrow = false);
+// Whether some pass rewrote more than constant folds (the compiler folds those itself).
+bool rewritesBeyondFolds(const OptimizedGraph& o);
 
 } // namespace qs::rt
