@@ -206,7 +206,7 @@ private slots:
         QVERIFY(dialog->startExport() > 0);
         QVERIFY(exported.wait(60000));
         const auto artifacts = store().artifacts(paretoRun);
-        QCOMPARE(artifacts.size(), std::size_t(3)); // QDQ ONNX, report HTML and CSV
+        QCOMPARE(artifacts.size(), std::size_t(4)); // QDQ ONNX, AIMET encodings, report HTML and CSV
         QVERIFY(store().artifacts(all8Run).empty());
         const ExportCheck* c = dialog->lastCheck();
         QVERIFY(c && c->quantizeNodes > 0);

@@ -4,6 +4,7 @@
 #include "ui/document/quant_config_document.h"
 #include "ui/document/studio.h"
 
+#include "data/input_binding.h"
 #include "util/error.h"
 
 #include <nlohmann/json.hpp>
@@ -109,6 +110,12 @@ ProjectState readProjectFile(const QString& path)
         for (const auto& [name, shape] : j["input_shapes"].items()) {
             if (!shape.is_string())
                 fail("project ", quoted(utf8(path)), ": field \"input_shapes.", name, "\" must be a string");
+            // Checked here, as the CLI's --input-shape is: every job of the studio reads them.
+            try {
+                parseInputShape(name + "=" + shape.get<std::string>());
+            } catch (const Error& e) {
+                fail("project ", quoted(utf8(path)), ": field \"input_shapes.", name, "\": ", e.what());
+            }
             s.inputShapes.insert(QString::fromStdString(name), QString::fromStdString(shape.get<std::string>()));
         }
     }

@@ -88,7 +88,7 @@ private slots:
         s.modelPath = demoPath;
         s.dataPath = QStringLiteral("images:/data/val");
         s.dataPreprocess = QStringLiteral("torchvision");
-        s.inputShapes.insert(QStringLiteral("x"), QStringLiteral("1,3,48,320"));
+        s.inputShapes.insert(QStringLiteral("x"), QStringLiteral("1x3x48x320"));
         s.config.defaults.weight.bits = 6;
         LayerQuant lq = s.config.defaults;
         lq.weight.bits = 4;
@@ -121,6 +121,9 @@ private slots:
         QTest::newRow("shape not text") << QByteArray(R"({"format": "quantstudio-project", "version": 1, )" + model +
                                                       R"(, "input_shapes": {"x": 3}, "config": {}})")
                                         << QStringLiteral("field \"input_shapes.x\"");
+        QTest::newRow("shape not dims") << QByteArray(R"({"format": "quantstudio-project", "version": 1, )" + model +
+                                                      R"(, "input_shapes": {"x": "1,3"}, "config": {}})")
+                                        << QStringLiteral("field \"input_shapes.x\": --input-shape");
         QTest::newRow("bad config") << QByteArray(R"({"format": "quantstudio-project", "version": 1, )" + model +
                                                   R"(, "config": {"default": 7}})")
                                     << QStringLiteral("field \"config\"");
@@ -147,7 +150,7 @@ private slots:
         QVERIFY(!window->project()->isModified());
         QVERIFY(config()->setLayers({0, 2}, Field::WeightBits, 4));
         QVERIFY(config()->setLayers({1}, Field::Calibrator, QStringLiteral("percentile:99.9")));
-        window->studio().setInputShapes({{QStringLiteral("input"), QStringLiteral("1,1,28,28")}});
+        window->studio().setInputShapes({{QStringLiteral("input"), QStringLiteral("1x1x28x28")}});
         QVERIFY(window->project()->isModified());
         QVERIFY(window->isWindowModified());
         const ProjectState before = window->project()->current();
