@@ -24,18 +24,6 @@ std::optional<double> numberAt(const nlohmann::json& obj, const std::string& key
     return it->get<double>();
 }
 
-// How a run's latency was measured: "INT8 kernels" or "simulated" (FP32 with fake
-// quantization), at its batch; "" when the configuration does not say.
-std::string latencySetup(const RunRecord& r)
-{
-    if (!r.config.is_object() || !r.config.contains("int8"))
-        return {};
-    std::string s = r.config["int8"] == true ? "INT8 kernels" : "simulated";
-    if (auto batch = numberAt(r.config, "batch"))
-        s += " at batch " + std::to_string(int64_t(*batch));
-    return s;
-}
-
 void markIncomparable(RunComparison& c)
 {
     const std::string la = latencySetup(c.a), lb = latencySetup(c.b);
@@ -71,6 +59,16 @@ nlohmann::json resolveLayerDefaults(const nlohmann::json& config, const std::set
 }
 
 } // namespace
+
+std::string latencySetup(const RunRecord& r)
+{
+    if (!r.config.is_object() || !r.config.contains("int8"))
+        return {};
+    std::string s = r.config["int8"] == true ? "INT8 kernels" : "simulated";
+    if (auto batch = numberAt(r.config, "batch"))
+        s += " at batch " + std::to_string(int64_t(*batch));
+    return s;
+}
 
 std::optional<double> evaluationSamples(const RunRecord& r)
 {

@@ -41,6 +41,11 @@ struct RunComparison {
     std::vector<ConfigDifference> config;   // leaves that differ, sorted by key
 };
 
+// How a run's latency was measured: "INT8 kernels" or "simulated" (FP32 with fake
+// quantization), at its batch ("simulated at batch 32"); "" when the configuration
+// does not say.
+std::string latencySetup(const RunRecord& r);
+
 // The number of samples a run's accuracy was measured on: its configuration's
 // evaluation.samples, else its eval_samples metric; nullopt when neither says.
 std::optional<double> evaluationSamples(const RunRecord& r);

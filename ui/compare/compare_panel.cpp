@@ -52,17 +52,6 @@ int betterDirection(const std::string& metric)
     return up.count(metric) ? 1 : down.count(metric) ? -1 : 0;
 }
 
-QString formatMetricValue(const std::string& name, double v)
-{
-    if (name == "top1" || name == "top1_agreement" || name == "fp32_top1")
-        return formatPercent(v, 2);
-    if (name.ends_with("size_bits"))
-        return formatBytes(uint64_t(std::llround(std::abs(v) / 8)));
-    if (name == "compression")
-        return QStringLiteral("%1\u00D7").arg(v, 0, 'f', 2);
-    return formatNumber(v, 4);
-}
-
 QString formatDelta(const std::string& name, double d)
 {
     const QString sign = d > 0 ? QStringLiteral("+") : d < 0 ? QStringLiteral("\u2212") : QString();

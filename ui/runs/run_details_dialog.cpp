@@ -32,15 +32,6 @@ std::optional<double> extraNumber(const RunMetrics& m, const char* key)
     return it != m.extra.end() && it->is_number() ? std::optional(it->get<double>()) : std::nullopt;
 }
 
-QString valueText(const std::string& name, double v)
-{
-    if (name == "top1" || name == "top1_agreement")
-        return formatPercent(v, 2);
-    if (name == "size_bits")
-        return formatBytes(uint64_t(std::llround(v / 8)));
-    return formatNumber(v, 4);
-}
-
 } // namespace
 
 RunDetailsDialog::RunDetailsDialog(const RunRecord& run, QWidget* parent) : QDialog(parent)
@@ -97,25 +88,25 @@ RunDetailsDialog::RunDetailsDialog(const RunRecord& run, QWidget* parent) : QDia
         QStringLiteral("FP32 baseline"), QStringLiteral("Measured on")});
     metrics_->verticalHeader()->hide();
     metrics_->setEditTriggers(QAbstractItemView::NoEditTriggers);
-    const bool int8 = run.config.is_object() && run.config.value("int8", false) == true;
+    const std::string latency = latencySetup(run);
     for (const Row& r : rows) {
         if (!r.value)
             continue;
         const int row = metrics_->rowCount();
         metrics_->insertRow(row);
-        QString value = valueText(r.name, *r.value);
+        QString value = formatMetricValue(r.name, *r.value);
         QString on;
         if ((r.name == "top1" || r.name == "top1_agreement") && samples) {
             const auto [lo, hi] = wilsonInterval(*r.value, int64_t(*samples));
             value += QStringLiteral(" (95 % CI %1 \u2013 %2)").arg(formatPercent(lo, 1), formatPercent(hi, 1));
         }
         if (r.name == "latency_ms")
-            on = int8 ? QStringLiteral("INT8 kernels") : QStringLiteral("simulated (fake quant.)");
+            on = QString::fromStdString(latency);
         else if (samples && r.name != "size_bits")
             on = QStringLiteral("%1 evaluation samples").arg(formatCount(int64_t(*samples)));
         metrics_->setItem(row, 0, new QTableWidgetItem(runMetricTitle(r.name)));
         metrics_->setItem(row, 1, new QTableWidgetItem(value));
-        metrics_->setItem(row, 2, new QTableWidgetItem(r.fp32 ? valueText(r.name, *r.fp32) : dash()));
+        metrics_->setItem(row, 2, new QTableWidgetItem(r.fp32 ? formatMetricValue(r.name, *r.fp32) : dash()));
         metrics_->setItem(row, 3, new QTableWidgetItem(on));
     }
     metrics_->resizeColumnsToContents();

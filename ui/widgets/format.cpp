@@ -106,4 +106,15 @@ QString runMetricTitle(const std::string& name)
     return it != titles.end() ? it->second : QString::fromStdString(name);
 }
 
+QString formatMetricValue(const std::string& name, double v)
+{
+    if (name == "top1" || name == "top1_agreement" || name == "fp32_top1")
+        return formatPercent(v, 2);
+    if (name.ends_with("size_bits"))
+        return formatBytes(uint64_t(std::llround(std::abs(v) / 8)));
+    if (name == "compression")
+        return QStringLiteral("%1\u00D7").arg(v, 0, 'f', 2);
+    return formatNumber(v, 4);
+}
+
 } // namespace qs::ui

@@ -26,6 +26,8 @@ inline QString countOf(int64_t n, const QString& one, const QString& many)
 }
 // A stored metric's name in words with its unit: "latency_ms" -> "Latency per batch (ms)".
 QString runMetricTitle(const std::string& name);
+// A stored metric's value: accuracies in %, sizes in bytes, compression as "3.93×".
+QString formatMetricValue(const std::string& name, double v);
 inline QString dash() { return QStringLiteral("\u2014"); }
 // Core's strings (names, notes, tags) as a QStringList, e.g. to join() for display.
 QStringList toQStringList(const std::vector<std::string>& strings);
