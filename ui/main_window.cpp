@@ -546,7 +546,7 @@ void MainWindow::updateTitle()
     const auto& m = studio_->document()->model();
     // "[*]" shows the unsaved-changes mark; the project's name once there is one.
     const QString project = QFileInfo(project_->path()).completeBaseName();
-    setWindowTitle(!m                  ? tr("QuantStudio")
+    setWindowTitle(!m                  ? tr("QuantStudio[*]")
                    : project.isEmpty() ? tr("%1[*] \u2014 QuantStudio").arg(m->displayName())
                                        : tr("%1[*] (%2) \u2014 QuantStudio").arg(project, m->displayName()));
     setWindowModified(project_->isModified());
