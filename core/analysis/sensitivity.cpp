@@ -268,11 +268,6 @@ void keepLargeBuffersInHeap()
 #endif
 }
 
-double db(double signal, double noise)
-{
-    return noise > 0 ? 10 * std::log10(signal / noise) : INFINITY;
-}
-
 struct Accum {
     FidelityMeter meter;
     double localSignal = 0, localNoise = 0;
@@ -298,7 +293,7 @@ BitMeasure measureOf(const Accum& a, bool downstream)
 {
     BitMeasure m;
     if (!downstream)
-        m.localSqnrDb = db(a.localSignal, a.localNoise);
+        m.localSqnrDb = sqnrDb(a.localSignal, a.localNoise);
     m.sqnrDb = downstream ? a.meter.sqnrDb() : *m.localSqnrDb;
     m.kl = a.meter.kl();
     m.top1Agreement = downstream ? a.meter.top1Agreement() : 1.0;

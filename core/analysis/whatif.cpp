@@ -26,11 +26,6 @@ struct WhatIfSession::Batch {
 
 namespace {
 
-double db(double signal, double noise)
-{
-    return noise > 0 ? 10 * std::log10(signal / noise) : INFINITY;
-}
-
 struct Power {
     double signal = 0, noise = 0;
     void add(const Tensor& ref, const Tensor& test)
@@ -228,7 +223,7 @@ void WhatIfSession::rebuild(const QuantConfig& config, Progress& progress, const
     }
     layerSqnr_.clear();
     for (const auto& [layer, out] : outputOf_)
-        layerSqnr_[layer] = db(power[out].signal, power[out].noise);
+        layerSqnr_[layer] = sqnrDb(power[out].signal, power[out].noise);
     base_ = metricsOf(meter);
     session_ = std::move(session);
     options_.config = config;
@@ -416,7 +411,7 @@ WhatIfResult WhatIfSession::evaluate(const WhatIfChange& change, const CancelTok
     }
     result.metrics = metricsOf(meter);
     // The reported layer's output changes only when it depends on the change.
-    result.layerSqnrDb = down.produced.count(reportedOut) ? db(layerPower.signal, layerPower.noise)
+    result.layerSqnrDb = down.produced.count(reportedOut) ? sqnrDb(layerPower.signal, layerPower.noise)
                                                           : result.baseLayerSqnrDb;
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return result;
@@ -475,7 +470,7 @@ TensorQuantError histogramQuantError(const Histogram& h, float lo, float hi, int
             outside += h.counts[std::size_t(i)];
     }
     signal = counted > 0 ? signal / counted : 0;
-    e.sqnrDb = db(signal, e.mse);
+    e.sqnrDb = sqnrDb(signal, e.mse);
     e.clippedFraction = double(outside) / double(total);
     return e;
 }

@@ -173,7 +173,7 @@ private:
 };
 
 // Longest header accepted; NumPy writes a few hundred bytes for the types read here.
-constexpr std::size_t kMaxHeaderBytes = 1 << 16;
+constexpr std::size_t kMaxNpyHeader = 1 << 16;
 
 } // namespace
 
@@ -196,8 +196,8 @@ Tensor parseNpy(const std::string& bytes, const std::string& label)
     } else {
         fail(label, ": NPY format version ", major, " is not supported");
     }
-    if (headerLen > kMaxHeaderBytes)
-        fail(label, ": NPY header is ", headerLen, " bytes, more than the ", kMaxHeaderBytes, " accepted");
+    if (headerLen > kMaxNpyHeader)
+        fail(label, ": NPY header is ", headerLen, " bytes, more than the ", kMaxNpyHeader, " accepted");
     if (bytes.size() < start + headerLen)
         fail(label, ": truncated NPY header");
     const NpyHeader h = HeaderScanner(bytes.substr(start, headerLen), label).parse();

@@ -17,7 +17,7 @@ namespace qs {
 
 namespace {
 
-constexpr uint64_t kMaxHeaderBytes = 100u << 20; // the reference implementation's limit
+constexpr uint64_t kMaxSafetensorsHeader = 100u << 20; // the reference implementation's limit
 
 struct DTypeName {
     const char* name;
@@ -142,8 +142,8 @@ SafetensorsLayout parseSafetensors(std::span<const std::byte> bytes, const std::
     uint64_t n = 0;
     for (int i = 7; i >= 0; --i)
         n = (n << 8) | uint64_t(std::to_integer<uint8_t>(bytes[std::size_t(i)]));
-    if (n > kMaxHeaderBytes)
-        fail(label, ": header length ", n, " is larger than the ", kMaxHeaderBytes, "-byte limit");
+    if (n > kMaxSafetensorsHeader)
+        fail(label, ": header length ", n, " is larger than the ", kMaxSafetensorsHeader, "-byte limit");
     if (n > size - 8)
         fail(label, ": header length ", n, " reaches beyond the end of the file (", size, " bytes)");
     SafetensorsLayout layout;

@@ -101,10 +101,12 @@ void FidelityMeter::add(const Tensor& ref, const Tensor& test, const std::vector
     }
 }
 
-double FidelityMeter::sqnrDb() const
+double sqnrDb(double signal, double noise)
 {
-    return noise_ == 0 ? std::numeric_limits<double>::infinity() : 10 * std::log10(signal_ / noise_);
+    return noise > 0 ? 10 * std::log10(signal / noise) : std::numeric_limits<double>::infinity();
 }
+
+double FidelityMeter::sqnrDb() const { return qs::sqnrDb(signal_, noise_); }
 
 double FidelityMeter::cosine() const
 {

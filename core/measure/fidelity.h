@@ -10,6 +10,9 @@
 
 namespace qs {
 
+// 10 log10(signal / noise) in dB; +inf when the noise is zero (identical outputs).
+double sqnrDb(double signal, double noise);
+
 class FidelityMeter {
 public:
     // perPosition = false: a classifier's outputs, one softmax over each sample's values.

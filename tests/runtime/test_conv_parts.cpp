@@ -213,15 +213,15 @@ private slots:
         QTest::newRow("dense stem, partial block") << Chain{3, 64, 64, {{40, 3, 2, 1, true}, {48, 1, 1, 1, true},
                                                                         {40, 1, 1, 1}}} << 3;
         // An inverted residual: expand, depthwise, project, and the input added back.
-        QTest::newRow("inverted residual, sum") << Chain{32, 48, 48, {{96, 1, 1, 1, true}, {96, 3, 1, -1, true},
+        QTest::newRow("inverted residual, sum") << Chain{32, 24, 24, {{96, 1, 1, 1, true}, {96, 3, 1, -1, true},
                                                                       {32, 1, 1, 1, false, 0}}} << 3;
         // A depthwise stride-2 conv over 40 channels between 1x1 convs.
-        QTest::newRow("depthwise stride 2, partial block") << Chain{24, 128, 128, {{40, 1, 1, 1, true},
+        QTest::newRow("depthwise stride 2, partial block") << Chain{24, 64, 64, {{40, 1, 1, 1, true},
                                                                                   {40, 3, 2, -1, true},
                                                                                   {24, 1, 1, 1}}} << 3;
         // The residual taken from an inner layer's output, with a clip before the add: a
         // binary post-op, which keeps that conv whole; the others still run as parts.
-        QTest::newRow("inner residual") << Chain{16, 56, 56, {{64, 1, 1, 1, true}, {64, 1, 1, 1, true, 1},
+        QTest::newRow("inner residual") << Chain{16, 28, 28, {{64, 1, 1, 1, true}, {64, 1, 1, 1, true, 1},
                                                               {32, 1, 1, 1}}} << 2;
         // Dense 3x3 convs choose nhwc: row parts. A residual sum, and a stride-2 conv over
         // 41 rows whose last part has the bottom padding.
@@ -234,7 +234,7 @@ private slots:
                                                                   {24, 3, 1, 1}}} << 3;
         // A classifier head: the Gemm of one row runs as column parts (1000 classes, the
         // last part wider than the others).
-        QTest::newRow("classifier head") << Chain{16, 28, 28, {{64, 1, 1, 1, true}, {64, 3, 1, -1, true},
+        QTest::newRow("classifier head") << Chain{16, 14, 14, {{64, 1, 1, 1, true}, {64, 3, 1, -1, true},
                                                                {128, 1, 1, 1, true}, {256, 1, 1, 1, true}},
                                                               1000} << 5;
     }

@@ -177,7 +177,7 @@ void adaround(
         {"layers", report}};
 }
 
-const bool registered = registerAlgorithm({"adaround", "AdaRound: learned up/down rounding per layer (Nagel 2020)",
+const bool adaroundRegistered = registerAlgorithm({"adaround", "AdaRound: learned up/down rounding per layer (Nagel 2020)",
     AlgorithmInfo::Stage::AfterWeights, adaround});
 
 } // namespace

@@ -83,7 +83,7 @@ void awq(
     s.notes["awq"] = {{"params", {{"grid", grid}, {"samples", samples}}}, {"layers", report}};
 }
 
-const bool registered = registerAlgorithm({"awq", "AWQ: activation-aware per-channel weight scaling (Lin 2023)",
+const bool awqRegistered = registerAlgorithm({"awq", "AWQ: activation-aware per-channel weight scaling (Lin 2023)",
     AlgorithmInfo::Stage::BeforeCalibration, awq});
 
 } // namespace

@@ -82,7 +82,7 @@ void correct(QuantSession& s, const Dataset& calib, const nlohmann::json& params
     s.refreshLayers();
 }
 
-const bool registered = registerAlgorithm({"bias_correction", "empirical per-channel bias correction",
+const bool biasCorrectionRegistered = registerAlgorithm({"bias_correction", "empirical per-channel bias correction",
                                            AlgorithmInfo::Stage::AfterWeights, correct});
 
 } // namespace

@@ -13,14 +13,14 @@
 namespace qs {
 namespace {
 
-struct Pair {
+struct ConvPair {
     int first, second;
 };
 
 // Conv -> Relu -> Conv where every intermediate value has exactly one consumer.
-std::vector<Pair> findPairs(const Graph& g)
+std::vector<ConvPair> findPairs(const Graph& g)
 {
-    std::vector<Pair> pairs;
+    std::vector<ConvPair> pairs;
     for (int i = 0; i < int(g.nodes.size()); ++i) {
         const Node& a = g.nodes[std::size_t(i)];
         if (a.opType != "Conv" || a.attrInt("group", 1) != 1 || !g.constant(a.input(1)))
@@ -50,9 +50,9 @@ void equalize(QuantSession& s, const nlohmann::json& params, Progress& progress,
     Graph& g = s.graph();
     g.index();
     const int iterations = params.value("iterations", 3);
-    std::vector<Pair> pairs = findPairs(g);
+    std::vector<ConvPair> pairs = findPairs(g);
     for (int it = 0; it < iterations; ++it) {
-        for (const Pair& p : pairs) {
+        for (const ConvPair& p : pairs) {
             cancel.check();
             Node& a = g.nodes[std::size_t(p.first)];
             Node& b = g.nodes[std::size_t(p.second)];
@@ -105,7 +105,7 @@ void equalize(QuantSession& s, const nlohmann::json& params, Progress& progress,
     g.index();
 }
 
-const bool registered = registerAlgorithm({"cle", "cross-layer equalization of Conv-ReLU-Conv chains (DFQ)",
+const bool cleRegistered = registerAlgorithm({"cle", "cross-layer equalization of Conv-ReLU-Conv chains (DFQ)",
                                            AlgorithmInfo::Stage::BeforeCalibration,
                                            [](QuantSession& s, const Dataset&, const nlohmann::json& params,
                                               Progress& p, const CancelToken& c) { equalize(s, params, p, c); }});

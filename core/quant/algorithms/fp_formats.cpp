@@ -98,7 +98,7 @@ bool registerFormat(const char* name, const char* summary)
         }});
 }
 
-const bool registered = registerFormat("fp8_e4m3", "weights in simulated FP8 E4M3 (max 448)") &&
+const bool fpFormatsRegistered = registerFormat("fp8_e4m3", "weights in simulated FP8 E4M3 (max 448)") &&
     registerFormat("fp8_e5m2", "weights in simulated FP8 E5M2 (max 57344)") &&
     registerFormat("fp4_e2m1", "weights in simulated FP4 E2M1 (max 6)");
 

@@ -230,7 +230,7 @@ void gptq(
         {"layers", report}};
 }
 
-const bool registered = registerAlgorithm(
+const bool gptqRegistered = registerAlgorithm(
     {"gptq", "GPTQ: Hessian-aware column-wise quantization (Frantar 2022)", AlgorithmInfo::Stage::AfterWeights, gptq});
 
 } // namespace

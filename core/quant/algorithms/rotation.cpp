@@ -77,7 +77,7 @@ nlohmann::json statsJson(const TensorStats& t)
     return {{"kurtosis", t.kurtosis}, {"max_over_std", t.std > 0 ? peak / t.std : 0.0}};
 }
 
-struct Pair {
+struct LinearPair {
     algo::LinearLayer a, b;
 };
 
@@ -90,11 +90,11 @@ std::vector<algo::LinearLayer> allViews(const QuantSession& s)
     return views;
 }
 
-std::vector<Pair> findPairs(const QuantSession& s)
+std::vector<LinearPair> findPairs(const QuantSession& s)
 {
     const Graph& g = s.graph();
     const std::vector<algo::LinearLayer> views = allViews(s);
-    std::vector<Pair> pairs;
+    std::vector<LinearPair> pairs;
     for (const auto& a : views) {
         const Node& na = g.nodes[std::size_t(g.findNode(a.info.name))];
         const std::string h = na.outputs.front();
@@ -150,7 +150,7 @@ std::vector<float> rotateInputChannels(const algo::LinearLayer& L, const std::ve
 
 // The layers rotated online, by the input value they share (graph order of values).
 std::vector<std::pair<std::string, std::vector<algo::LinearLayer>>> onlineTargets(
-    const QuantSession& s, const std::vector<Pair>& pairs)
+    const QuantSession& s, const std::vector<LinearPair>& pairs)
 {
     std::set<std::string> inPair;
     for (const auto& p : pairs)
@@ -208,7 +208,7 @@ void rotate(
     const bool online = params.value("online", false);
     if (kind != "hadamard" && kind != "random")
         fail("rotation: kind must be \"hadamard\" or \"random\", got ", quoted(kind));
-    std::vector<Pair> pairs = findPairs(s);
+    std::vector<LinearPair> pairs = findPairs(s);
     const auto targets = online ? onlineTargets(s, pairs) : decltype(onlineTargets(s, pairs)) {};
     std::vector<std::string> hidden;
     for (const auto& p : pairs)
@@ -301,7 +301,7 @@ void rotate(
         {"pairs", report}, {"online", onlineReport}};
 }
 
-const bool registered =
+const bool rotationRegistered =
     registerAlgorithm({"rotation", "Hadamard / random orthogonal rotation between linear layers (QuaRot)",
         AlgorithmInfo::Stage::BeforeCalibration, rotate});
 

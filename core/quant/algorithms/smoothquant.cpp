@@ -64,7 +64,7 @@ void smoothQuant(
     s.notes["smoothquant"] = {{"params", {{"alpha", alpha}, {"samples", samples}}}, {"layers", report}};
 }
 
-const bool registered =
+const bool smoothquantRegistered =
     registerAlgorithm({"smoothquant", "SmoothQuant: migrate activation outliers into weights (Xiao 2022)",
         AlgorithmInfo::Stage::BeforeCalibration, smoothQuant});
 

@@ -90,7 +90,7 @@ int64_t floatOutlierBits(const QuantConfig& config, int64_t elements)
 
 namespace {
 
-const bool registered = registerAlgorithm(
+const bool spqrRegistered = registerAlgorithm(
     {"spqr", "SpQR-style: keep the top k% weights (by RTN error) in float", AlgorithmInfo::Stage::AfterWeights, spqr});
 
 } // namespace

@@ -15,6 +15,6 @@ ClipRange ema(const CalibrationData& d, int, bool, double momentum)
     }
     return {float(lo), float(hi)};
 }
-const bool registered = registerCalibrator({"ema", "moving average of batch min/max (momentum)", ema, 0.9});
+const bool emaRegistered = registerCalibrator({"ema", "moving average of batch min/max (momentum)", ema, 0.9});
 } // namespace
 } // namespace qs

@@ -154,6 +154,6 @@ ClipRange entropyRange(const CalibrationData& d, int bits, bool symmetric, doubl
     return {std::max(-float(lo), float(d.min)), std::min(float(hi), float(d.max))};
 }
 
-const bool registered = registerCalibrator({"entropy", "KL-divergence threshold (TensorRT style)", entropyRange, 0});
+const bool entropyRegistered = registerCalibrator({"entropy", "KL-divergence threshold (TensorRT style)", entropyRange, 0});
 } // namespace
 } // namespace qs

@@ -3,7 +3,7 @@
 
 namespace qs {
 namespace {
-const bool registered = registerCalibrator({
+const bool minmaxRegistered = registerCalibrator({
     "minmax", "observed minimum and maximum",
     [](const CalibrationData& d, int, bool, double) { return ClipRange{float(d.min), float(d.max)}; }, 0});
 } // namespace

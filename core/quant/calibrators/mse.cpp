@@ -33,6 +33,6 @@ ClipRange mseRange(const CalibrationData& d, int bits, bool symmetric, double)
     }
     return best;
 }
-const bool registered = registerCalibrator({"mse", "range minimizing expected quantization MSE", mseRange, 0});
+const bool mseRegistered = registerCalibrator({"mse", "range minimizing expected quantization MSE", mseRange, 0});
 } // namespace
 } // namespace qs

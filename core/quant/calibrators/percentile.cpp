@@ -13,6 +13,6 @@ ClipRange percentileRange(const CalibrationData& d, int, bool, double p)
     // Never wider than what was seen, and keep 0 representable exactly as min-max would.
     return {std::max(lo, float(d.min)), std::min(hi, float(d.max))};
 }
-const bool registered = registerCalibrator({"percentile", "two-sided percentile P of the values", percentileRange, 99.99});
+const bool percentileRegistered = registerCalibrator({"percentile", "two-sided percentile P of the values", percentileRange, 99.99});
 } // namespace
 } // namespace qs

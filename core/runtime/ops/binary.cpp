@@ -202,7 +202,7 @@ bool buildBinary(NodeContext& c)
     return true;
 }
 
-const bool registered = [] {
+const bool binaryRegistered = [] {
     for (const char* op : {"Add", "Sub", "Mul", "Div", "Max", "Min", "Equal", "Pow"})
         registerOp(op, buildBinary);
     return true;

@@ -334,7 +334,7 @@ bool buildLoop(NodeContext& c)
     return true;
 }
 
-const bool registered = [] {
+const bool controlFlowRegistered = [] {
     registerOp("If", buildIf);
     registerOp("Loop", buildLoop);
     return true;

@@ -293,7 +293,6 @@ std::optional<DwFusion> planDepthwise(NodeContext& c, const std::string& value, 
 // a binary post-op or a fused depthwise conv (oneDNN fuses that only when the
 // intermediate outgrows the L2 caches, which a part's does not). A convolution that
 // stays whole runs on one thread.
-constexpr int64_t kPartsMinMacs = 100'000;
 
 memory::desc withTag(const Shape& s, tag t) { return memory::desc(toDims(s), memory::data_type::f32, t); }
 
@@ -745,7 +744,7 @@ bool buildConvTranspose(NodeContext& c)
     return buildWithTail<dnnl::deconvolution_forward>(c, g, wDims, wPlainMd, wt, makeDesc, n.outputs[0]);
 }
 
-const bool registered = [] {
+const bool convRegistered = [] {
     registerOp("Conv", buildConv);
     registerOp("ConvTranspose", buildConvTranspose);
     return true;

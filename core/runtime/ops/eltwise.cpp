@@ -426,7 +426,7 @@ bool buildGeluTanhPattern(NodeContext& c)
     return addGelu(c, x, out, chain, algorithm::eltwise_gelu_tanh);
 }
 
-const bool registered = [] {
+const bool eltwiseRegistered = [] {
     for (const char* op : {"Relu", "LeakyRelu", "Elu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Exp", "Log",
              "Sqrt", "Abs", "Neg", "Gelu"})
         registerOp(op, buildEltwise);

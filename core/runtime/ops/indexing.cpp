@@ -150,7 +150,7 @@ bool buildGatherElements(NodeContext& c)
     return true;
 }
 
-const bool registered = [] {
+const bool indexingRegistered = [] {
     registerOp("ArgMax", buildArgExtreme);
     registerOp("ArgMin", buildArgExtreme);
     registerOp("CumSum", buildCumSum);

@@ -601,7 +601,7 @@ bool buildInt8MaxPool(NodeContext& c)
     return true;
 }
 
-const bool registered = [] {
+const bool int8Registered = [] {
     registerOp("MaxPool", buildInt8MaxPool, 10);
     // Above the float builders: they take every node not listed in int8Layers.
     registerOp("Conv", buildInt8Conv, 10);

@@ -46,7 +46,7 @@ bool buildPairToBool(NodeContext& c, bool boolOnly, Fn fn)
     return true;
 }
 
-const bool registered = [] {
+const bool logicalRegistered = [] {
     registerOp("Not", buildNot);
     registerOp("And", [](NodeContext& c) { return buildPairToBool(c, true, [](auto a, auto b) { return a && b; }); });
     registerOp("Or", [](NodeContext& c) { return buildPairToBool(c, true, [](auto a, auto b) { return a || b; }); });

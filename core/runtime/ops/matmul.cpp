@@ -54,7 +54,6 @@ struct MatmulSpec {
 // our pool: part j computes columns [n0, n1), a contiguous range of the output, as a
 // single-threaded primitive with its own reordered weights. Each part must get the
 // whole product's implementation, else it stays whole.
-constexpr int64_t kPartsMinMacs = 100'000;
 
 bool buildMatmulParts(NodeContext& c, const MatmulSpec& s, const dnnl::matmul::primitive_desc& whole,
                       const dnnl::post_ops& ops, const std::vector<float>& w, int srcSlot, int dstSlot)
@@ -336,7 +335,7 @@ bool buildMatMulVector(NodeContext& c)
     return true;
 }
 
-const bool registered = [] {
+const bool matmulRegistered = [] {
     registerOp("Gemm", buildGemm);
     registerOp("MatMul", buildMatMul, 1);
     registerOp("MatMul", buildMatMulVector, 0);

@@ -536,7 +536,7 @@ bool buildWhere(NodeContext& c)
     return true;
 }
 
-const bool registered = [] {
+const bool movementRegistered = [] {
     registerOp("Transpose", buildTranspose);
     registerOp("Gather", buildGather);
     registerOp("Slice", buildSlice);

@@ -161,7 +161,7 @@ bool buildSoftmax(NodeContext& c)
     return true;
 }
 
-const bool registered = [] {
+const bool normRegistered = [] {
     registerOp("BatchNormalization", buildBatchNorm);
     registerOp("LayerNormalization", buildLayerNorm);
     registerOp("Softmax", buildSoftmax);

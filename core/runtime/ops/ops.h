@@ -50,6 +50,8 @@ public:
 // contiguous byte range of the destination (output channels in nChw16c, output rows
 // in nhwc, columns of a one-row product), so a worker that wakes late takes fewer
 // parts instead of holding up the others.
+// A product below this many multiply-adds stays whole: splitting it costs more than it saves.
+constexpr int64_t kPartsMinMacs = 100'000;
 class PartsKernel : public Kernel {
 public:
     struct Part {

@@ -127,7 +127,7 @@ bool buildLrn(NodeContext& c)
     return true;
 }
 
-const bool registered = [] {
+const bool poolRegistered = [] {
     registerOp("MaxPool", buildPool);
     registerOp("AveragePool", buildPool);
     registerOp("GlobalAveragePool", buildGlobalPool);

@@ -96,7 +96,7 @@ bool buildReduce(NodeContext& c)
     return true;
 }
 
-const bool registered = [] {
+const bool reduceRegistered = [] {
     for (const char* op : {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
                            "ReduceSumSquare"})
         registerOp(op, buildReduce);

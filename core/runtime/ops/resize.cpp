@@ -255,7 +255,7 @@ bool buildResize(NodeContext& c)
     return true;
 }
 
-const bool registered = [] {
+const bool resizeRegistered = [] {
     registerOp("Resize", buildResize);
     registerOp("Upsample", buildResize);
     return true;

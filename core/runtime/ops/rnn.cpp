@@ -273,7 +273,7 @@ bool buildRnn(NodeContext& c)
     return true;
 }
 
-const bool registered = [] {
+const bool rnnRegistered = [] {
     registerOp("LSTM", buildRnn);
     registerOp("GRU", buildRnn);
     return true;

@@ -310,7 +310,7 @@ bool buildCast(NodeContext& c)
 
 bool buildCastLike(NodeContext& c) { return addCast(c, c.dtype(1)); }
 
-const bool registered = [] {
+const bool shapeOpsRegistered = [] {
     registerOp("Reshape", buildReshape);
     registerOp("Flatten", buildFlatten);
     registerOp("Squeeze", buildSqueeze);

@@ -44,7 +44,7 @@ bool buildTrilu(NodeContext& c)
     return true;
 }
 
-const bool registered = registerOp("Trilu", buildTrilu);
+const bool triluRegistered = registerOp("Trilu", buildTrilu);
 
 } // namespace
 } // namespace qs::rt

@@ -96,7 +96,7 @@ bool buildIntegerUnary(NodeContext& c)
     return true;
 }
 
-const bool registered = [] {
+const bool unaryMathRegistered = [] {
     for (const char* op : {"Neg", "Abs", "Sign"})
         registerOp(op, buildIntegerUnary, 5);
     for (const auto& [op, f] : functions())
