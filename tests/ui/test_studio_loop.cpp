@@ -69,15 +69,11 @@ class TestStudioLoop : public QObject {
     {
         if (qEnvironmentVariable("QS_SCREENSHOT_DIR").isEmpty())
             return;
-        QDockWidget* dock = window->feature<RunsFeature>()->controller()->compareDock();
-        dock->setFloating(true);
-        dock->resize(1300, 720);
         view->histogramLayer()->setCurrentIndex(1);
         for (int i = 0; i < view->tabs()->count(); ++i) {
             view->tabs()->setCurrentIndex(i);
             QVERIFY(test::screenshot(view, QStringLiteral("loop-compare-%1.png").arg(i)));
         }
-        dock->setFloating(false);
         RunsPanel* browser = window->feature<RunsFeature>()->controller()->browser();
         browser->selectRuns({paretoRun, all8Run});
         window->feature<RunsFeature>()->controller()->runsDock()->setFloating(true);

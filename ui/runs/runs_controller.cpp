@@ -35,8 +35,8 @@ RunsController::RunsController(Studio& studio, QWidget* window) : QObject(window
         QWidget* w = compareTabs_->widget(i);
         compareTabs_->removeTab(i);
         w->deleteLater();
-        if (compareTabs_->count() == 0 && compareDock_)
-            compareDock_->hide();
+        if (compareTabs_->count() == 0 && showCompare_)
+            showCompare_(false);
     });
 
     quantizeAction_ = new QAction(tr("&Quantize\u2026"), this);
@@ -63,10 +63,10 @@ RunsController::RunsController(Studio& studio, QWidget* window) : QObject(window
     connect(browser_, &RunsPanel::exportRequested, this, [this](qint64 id) { showExport(id); });
 }
 
-void RunsController::setDocks(QDockWidget* runs, QDockWidget* compare)
+void RunsController::setViews(QDockWidget* runs, std::function<void(bool)> showCompare)
 {
     runsDock_ = runs;
-    compareDock_ = compare;
+    showCompare_ = std::move(showCompare);
 }
 
 QuantizeRequest RunsController::defaultRequest() const
@@ -192,10 +192,8 @@ int RunsController::compare(const QList<qint64>& runIds)
                 auto* view = new ComparePanel(data, self->compareTabs_);
                 self->compareTabs_->addTab(view, view->title());
                 self->compareTabs_->setCurrentWidget(view);
-                if (self->compareDock_) {
-                    self->compareDock_->show();
-                    self->compareDock_->raise();
-                }
+                if (self->showCompare_)
+                    self->showCompare_(true);
                 emit self->comparisonShown(view);
             };
         });

@@ -19,7 +19,18 @@
 #include "ui/document/model_document.h"
 #include "ui/document/quant_config_document.h"
 #include "ui/export/export_dialog.h"
+#include "ui/graph/graph_items.h"
+#include "ui/graph/graph_panel.h"
 #include "ui/graph/graph_view.h"
+#include "ui/document/layer_selection.h"
+#include "ui/document/graph_layout.h"
+#include "ui/inspector/inspector_panel.h"
+#include "ui/layers/layer_table_model.h"
+#include "ui/layers/layer_table_panel.h"
+#include "ui/sensitivity/sensitivity_feature.h"
+#include "ui/sensitivity/sensitivity_panel.h"
+#include "ui/widgets/elided_label.h"
+#include "ui/widgets/plot_view.h"
 #include "ui/jobs/job_runner.h"
 #include "ui/main_window.h"
 #include "ui/runs/quantize_dialog.h"
@@ -34,7 +45,9 @@
 
 #include <QAbstractButton>
 #include <QComboBox>
+#include <QDialogButtonBox>
 #include <QDockWidget>
+#include <QLabel>
 #include <QListWidget>
 #include <QPlainTextEdit>
 #include <QTableWidget>
@@ -91,6 +104,17 @@ class TestRunsController : public QObject {
     }
 
     int listedRows() const { return browser()->proxy()->rowCount(); }
+
+    // Selects the runs in the browser and clicks Compare: the comparison shown, or null.
+    ComparePanel* compareAndWait(const QList<qint64>& ids)
+    {
+        browser()->selectRuns(ids);
+        QSignalSpy shown(runs(), &RunsController::comparisonShown);
+        browser()->compareButton()->click();
+        if (!shown.wait(60000))
+            return nullptr;
+        return shown.takeFirst().at(0).value<ComparePanel*>();
+    }
 
 private slots:
     void initTestCase()
@@ -329,12 +353,12 @@ private slots:
                 QCOMPARE(view->layersModel()->item(r, 8)->data(Qt::UserRole).toDouble(), *l.b.sqnrDb - *l.a.sqnrDb);
         }
         QVERIFY(changed > 0);
-        QDockWidget* dock = window->feature<RunsFeature>()->controller()->compareDock();
-        dock->setFloating(true);
-        dock->resize(1300, 720);
+        // Compare is a main view, in front of the graph.
+        QCOMPARE(window->mainViews()->currentWidget(), static_cast<QWidget*>(runs()->compareTabs()));
+        QVERIFY(view->isVisible());
         QTest::qWait(50);
         // Histograms: FP32 and both quantized series for weights and activations.
-        view->tabs()->setCurrentIndex(2);
+        view->tabs()->setCurrentIndex(3);
         view->histogramLayer()->setCurrentIndex(1);
         QCOMPARE(view->histogramPlot()->graphCount(), 3);
         QVERIFY(test::screenshot(view, QStringLiteral("compare-histograms.png")));
@@ -354,13 +378,125 @@ private slots:
                 QCOMPARE(metricValue(LayerMetric::Bits, *doc, row).value_or(-1), double(*(side == 0 ? it->a : it->b).weightBits));
             }
         }
-        view->tabs()->setCurrentIndex(0);
-        QVERIFY(test::screenshot(view, QStringLiteral("compare-summary.png")));
         view->tabs()->setCurrentIndex(1);
+        QVERIFY(test::screenshot(view, QStringLiteral("compare-summary.png")));
+        view->tabs()->setCurrentIndex(2);
         QVERIFY(test::screenshot(view, QStringLiteral("compare-layers.png")));
-        view->tabs()->setCurrentIndex(3);
+        view->tabs()->setCurrentIndex(0);
         QTest::qWait(50);
-        QVERIFY(test::screenshot(view, QStringLiteral("compare-graphs.png")));
+        QVERIFY(test::screenshot(window.get(), QStringLiteral("compare-graphs.png")));
+    }
+
+    // The first tab of a comparison: both graphs side by side (left a, right b), each layer's
+    // box labelled with its W/A bits and SQNR (b with its delta), following each other in
+    // zoom, place and selection, under the configuration differences in words.
+    void compareShowsGraphsSideBySideInSync()
+    {
+        ComparePanel* view = compareAndWait({done[0], done[1]});
+        QVERIFY(view);
+        QCOMPARE(view->tabs()->currentIndex(), 0);
+        QCOMPARE(view->tabs()->tabText(0), QStringLiteral("Side by Side"));
+        QTest::qWait(100);
+        GraphView* a = view->graphView(0);
+        GraphView* b = view->graphView(1);
+        QVERIFY(a->isVisible() && b->isVisible());
+        const QRect ra(a->mapTo(view, QPoint(0, 0)), a->size()), rb(b->mapTo(view, QPoint(0, 0)), b->size());
+        QVERIFY2(ra.right() < rb.left() && std::abs(ra.top() - rb.top()) < 4 && ra.width() > 200 && rb.width() > 200,
+            "the two graphs are not side by side");
+        const RunComparison c = compareRuns(store(), view->data().runs[0].id, view->data().runs[1].id);
+
+        // Bits (and SQNR with its delta on b) on every layer's box.
+        for (int side = 0; side < 2; ++side) {
+            ModelDocument* doc = view->graphDocument(side);
+            for (const LayerComparison& l : c.layers) {
+                int node = -1;
+                for (std::size_t n = 0; n < doc->model()->graph->nodes.size(); ++n)
+                    if (doc->model()->graph->nodes[n].name == l.layer)
+                        node = int(n);
+                QVERIFY(node >= 0);
+                const LayerResult& own = side == 0 ? l.a : l.b;
+                const QString badge = view->graphView(side)->nodeBadge(node);
+                QVERIFY2(badge.startsWith(QStringLiteral("W%1/A%2").arg(*own.weightBits).arg(own.actBits.value_or(32))),
+                    qPrintable(badge));
+                QCOMPARE(badge, ComparePanel::nodeBadgeText(own, side == 0 ? &l.b : &l.a, side == 1));
+                if (side == 1 && l.a.sqnrDb && l.b.sqnrDb)
+                    QVERIFY2(badge.contains(QLatin1Char('(')), qPrintable(badge));
+            }
+        }
+        // The differences in words, with layers as the table names them.
+        QVERIFY(!c.config.empty());
+        for (const ConfigDifference& d : c.config) {
+            const QString words = ComparePanel::differenceInWords(d, c);
+            QVERIFY2(!words.contains(QLatin1Char('~')) && !words.startsWith(QLatin1Char('/')) && words.contains(QStringLiteral("\u2192")),
+                qPrintable(words));
+        }
+        QVERIFY(view->differencesLabel()->text().contains(QStringLiteral("What changed")));
+        for (const ConfigDifference& d : c.config)
+            if (d.key.find("/weight/bits") != std::string::npos && d.key.rfind("/layers/", 0) == 0) {
+                const QString words = ComparePanel::differenceInWords(d, c);
+                QVERIFY2(words.startsWith(QStringLiteral("Weight bits of ")), qPrintable(words));
+            }
+
+        // Zoom and place follow: a zoom on the left is the zoom on the right, a pan too.
+        a->zoomBy(1.6);
+        QVERIFY(std::abs(b->zoom() - a->zoom()) < 1e-9);
+        a->centerOn(a->sceneRect().center() + QPointF(80, 40));
+        QVERIFY(QLineF(a->visibleSceneRect().center(), b->visibleSceneRect().center()).length() < 2 / a->zoom() + 2);
+        b->zoomBy(0.7);
+        QVERIFY(std::abs(b->zoom() - a->zoom()) < 1e-9);
+        // Selection follows, by layer name, both ways.
+        LayerSelection* selA = view->graphDocument(0)->findChild<LayerSelection*>();
+        LayerSelection* selB = view->graphDocument(1)->findChild<LayerSelection*>();
+        QVERIFY(selA && selB);
+        selA->selectLayer(3);
+        QCOMPARE(view->graphDocument(1)->model()->graph->nodes[std::size_t(selB->currentNode())].name,
+            view->graphDocument(0)->layer(3)->summary.name);
+        selB->selectLayer(5);
+        QCOMPARE(view->graphDocument(0)->model()->graph->nodes[std::size_t(selA->currentNode())].name,
+            view->graphDocument(1)->layer(5)->summary.name);
+        window->resize(1600, 1000);
+        QTest::qWait(100);
+        QVERIFY(test::screenshot(window.get(), QStringLiteral("studio_compare.png")));
+    }
+
+    // One name per layer: the layer table, the graph's box, the sensitivity heatmap's row,
+    // the inspector's title and the comparison's layer table all say the same.
+    void layerNamesAgreeAcrossViews()
+    {
+        ComparePanel* view = compareAndWait({done[0], done[1]});
+        QVERIFY(view);
+        Studio& studio = window->studio();
+        ModelDocument* doc = studio.document();
+        LayerTableModel* table = window->layerPanel()->model();
+        SensitivityPanel* heat = window->feature<SensitivityFeature>()->panel();
+        auto* ticks = dynamic_cast<QCPAxisTickerText*>(heat->heatmap()->plot()->yAxis->ticker().data());
+        QVERIFY(ticks);
+        QCOMPARE(doc->layerCount(), 8);
+        for (int row = 0; row < doc->layerCount(); ++row) {
+            const LayerData* l = doc->layer(row);
+            const QString name = table->data(table->index(row, LayerTableModel::Name), Qt::DisplayRole).toString();
+            QVERIFY(!name.isEmpty());
+            QCOMPARE(name, shortLayerName(l->summary.name, l->summary.op));
+            // The graph's box.
+            const int node = doc->model()->layers[std::size_t(row)].node;
+            NodeItem* item = window->graphPanel()->view()->itemForNode(node);
+            QVERIFY(item);
+            QVERIFY2(item->box().lines.contains(name), qPrintable(item->box().lines.join(QLatin1Char('|'))));
+            // The heatmap's row.
+            QCOMPARE(ticks->ticks().value(double(row)), name);
+            // The inspector's title.
+            studio.selection()->selectLayer(row);
+            QCOMPARE(window->inspector()->findChild<ElidedLabel*>(QStringLiteral("inspectorTitle"))->fullText(), name);
+            // The comparison's layer table and histogram chooser.
+            bool found = false;
+            for (int r = 0; r < view->layersModel()->rowCount(); ++r)
+                if (view->layersModel()->item(r, 0)->toolTip() == QString::fromStdString(l->summary.name)) {
+                    QCOMPARE(view->layersModel()->item(r, 0)->text(), name);
+                    found = true;
+                }
+            QVERIFY(found);
+            QVERIFY(view->histogramLayer()->findText(name) >= 0);
+        }
     }
 
     void compareManyRunsPlotsThemAll()
