@@ -104,7 +104,18 @@ QuantizeDialog::QuantizeDialog(const QuantizeRequest& initial, QWidget* parent, 
                                            "(the CLI's --preprocess; File › Calibration Data previews it)"));
     evalData_ = new QLineEdit(initial.evalData, this);
     evalData_->setObjectName(QStringLiteral("quantizeEvalData"));
-    evalData_->setToolTip(QStringLiteral("Top-1 needs labels: the IDX label file beside the images is found by name"));
+    evalData_->setToolTip(QStringLiteral("Data held out from calibration, for the accuracy and fidelity metrics. Top-1 "
+                                         "needs labels: the IDX label file beside the images is found by name"));
+    evalData_->setPlaceholderText(QStringLiteral("held-out data (not the calibration file)"));
+    evalOnCalib_ = new QCheckBox(QStringLiteral("Evaluate on the calibration data (not held out)"), this);
+    evalOnCalib_->setObjectName(QStringLiteral("quantizeEvalOnCalibration"));
+    evalOnCalib_->setToolTip(QStringLiteral("The metrics are then measured on samples the ranges were fitted to: "
+                                            "optimistic. The run records it and the runs list says so."));
+    evalOnCalib_->setChecked(!initial.evalData.isEmpty() && initial.evalData == initial.calibData);
+    evalHint_ = new QLabel(this);
+    evalHint_->setObjectName(QStringLiteral("quantizeEvalHint"));
+    evalHint_->setWordWrap(true);
+    evalHint_->setProperty("role", "muted");
     calibLimit_ = new QSpinBox(this);
     calibLimit_->setObjectName(QStringLiteral("quantizeCalibLimit"));
     calibLimit_->setRange(1, 1000000);
@@ -159,6 +170,8 @@ QuantizeDialog::QuantizeDialog(const QuantizeRequest& initial, QWidget* parent, 
     }
     form->addRow(QStringLiteral("Calibration limit"), calibLimit_);
     form->addRow(QStringLiteral("Evaluation data"), withBrowse(evalData_, this));
+    form->addRow(QString(), evalOnCalib_);
+    form->addRow(QString(), evalHint_);
     form->addRow(QStringLiteral("Evaluation limit"), evalLimit_);
     form->addRow(QStringLiteral("Image preprocessing"), preprocess_);
     form->addRow(QStringLiteral("Batch"), batch_);
@@ -176,6 +189,35 @@ QuantizeDialog::QuantizeDialog(const QuantizeRequest& initial, QWidget* parent, 
     layout->addWidget(buttons);
     if (graph_)
         showInputs();
+    connect(evalOnCalib_, &QCheckBox::toggled, this, &QuantizeDialog::updateEvaluation);
+    connect(calibData_, &QLineEdit::textChanged, this, &QuantizeDialog::updateEvaluation);
+    connect(evalData_, &QLineEdit::textChanged, this, &QuantizeDialog::updateEvaluation);
+    updateEvaluation();
+}
+
+QString QuantizeDialog::problem() const
+{
+    if (evalData_->text().trimmed().isEmpty())
+        return QStringLiteral("Choose the evaluation data, or tick \u201CEvaluate on the calibration data\u201D.");
+    return shapeProblem_;
+}
+
+void QuantizeDialog::updateEvaluation()
+{
+    const bool same = evalOnCalib_->isChecked();
+    if (same && evalData_->text() != calibData_->text()) {
+        const QSignalBlocker quiet(evalData_);
+        evalData_->setText(calibData_->text());
+    }
+    evalData_->setEnabled(!same);
+    const QString eval = evalData_->text().trimmed();
+    evalHint_->setText(eval.isEmpty() ? problem()
+                       : eval == calibData_->text().trimmed()
+                           ? QStringLiteral("The metrics will be measured on the calibration data: not held out.")
+                           : QStringLiteral("The metrics will be measured on %1, held out from calibration.")
+                                 .arg(QFileInfo(eval).fileName()));
+    if (ok_)
+        ok_->setEnabled(problem().isEmpty());
 }
 
 // One row per model input; the shape field is editable where the model leaves
@@ -265,7 +307,7 @@ void QuantizeDialog::checkShapes()
     shapeProblem_ = problems.join(QLatin1Char('\n'));
     shapeHint_->setText(shapeProblem_); // empty keeps its line: the table does not jump
     if (ok_)
-        ok_->setEnabled(shapeProblem_.isEmpty());
+        ok_->setEnabled(problem().isEmpty());
 }
 
 QuantizeRequest QuantizeDialog::request() const

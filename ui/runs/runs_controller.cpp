@@ -73,7 +73,10 @@ QuantizeRequest RunsController::defaultRequest() const
 {
     QuantizeRequest r = last_;
     if (!haveLast_) {
-        r.calibData = r.evalData = studio_.calibrationDataSpec();
+        // Evaluation data is chosen, never taken from calibration unasked: the data chosen
+        // last for this model's evaluation, else none (the dialog asks).
+        r.calibData = studio_.calibrationDataSpec();
+        r.evalData = QString();
         r.preprocess = studio_.dataPreprocess();
         for (const AlgorithmUse& a : studio_.config()->config().algorithms)
             r.algorithms << QString::fromStdString(a.name);

@@ -499,6 +499,58 @@ private slots:
         }
     }
 
+    // Evaluation data is chosen, never the calibration file unasked: with none chosen the
+    // dialog cannot quantize; "Evaluate on the calibration data" says so and fills it. The
+    // runs list and a run's details say which data measured its metrics.
+    void evaluationDataIsChosenAndShown()
+    {
+        QuantizeRequest none = smallRequest();
+        none.evalData.clear();
+        QuantizeDialog dialog(none);
+        QVERIFY(!dialog.evalOnCalibration()->isChecked());
+        QVERIFY(dialog.evalData()->text().isEmpty());
+        QVERIFY(!dialog.problem().isEmpty());
+        auto* ok = dialog.findChild<QDialogButtonBox*>()->button(QDialogButtonBox::Ok);
+        QVERIFY(!ok->isEnabled());
+        dialog.evalOnCalibration()->setChecked(true);
+        QCOMPARE(dialog.request().evalData, none.calibData);
+        QVERIFY(ok->isEnabled());
+        QVERIFY(dialog.findChild<QLabel*>(QStringLiteral("quantizeEvalHint"))->text().contains(QStringLiteral("not held out")));
+        dialog.evalOnCalibration()->setChecked(false);
+        dialog.evalData()->setText(QStringLiteral("/elsewhere/test-images-idx3-ubyte"));
+        QVERIFY(ok->isEnabled());
+        QVERIFY(dialog.findChild<QLabel*>(QStringLiteral("quantizeEvalHint"))->text().contains(QStringLiteral("held out from calibration")));
+        // A request that evaluated on its calibration data opens with that stated.
+        QuantizeDialog same(smallRequest());
+        QVERIFY(same.evalOnCalibration()->isChecked());
+
+        // The list: done[0] measured on the calibration file; a run on a copy held out.
+        RunsTableModel* m = browser()->model();
+        const QString onCalib = m->index(m->rowOf(done[0]), RunsTableModel::EvalData).data().toString();
+        QCOMPARE(onCalib, QStringLiteral("fashion1k-images-idx3-ubyte.gz (the calibration data, not held out)"));
+        const QString held = dir.filePath(QStringLiteral("held-images-idx3-ubyte.gz"));
+        QVERIFY(QFile::copy(QStringLiteral(QS_SOURCE_DIR "/resources/demo/fashion1k-images-idx3-ubyte.gz"), held));
+        QVERIFY(QFile::copy(QStringLiteral(QS_SOURCE_DIR "/resources/demo/fashion1k-labels-idx1-ubyte.gz"),
+            dir.filePath(QStringLiteral("held-labels-idx1-ubyte.gz"))));
+        QuantizeRequest r = smallRequest();
+        r.evalData = held;
+        const qint64 id = quantizeAndWait(r);
+        QVERIFY2(id > 0, qPrintable(errors->messages.join(QLatin1Char('\n'))));
+        QTRY_VERIFY_WITH_TIMEOUT(m->rowOf(id) >= 0, 10000);
+        QCOMPARE(m->index(m->rowOf(id), RunsTableModel::EvalData).data().toString(),
+            QStringLiteral("held-images-idx3-ubyte.gz (held out from calibration)"));
+        QVERIFY(m->index(m->rowOf(id), RunsTableModel::EvalData).data(Qt::ToolTipRole).toString().startsWith(held));
+        RunDetailsDialog details(store().run(id));
+        bool said = false;
+        for (QLabel* label : details.findChildren<QLabel*>())
+            said = said || label->text() == held + QStringLiteral(" (held out from calibration)");
+        QVERIFY(said);
+        auto* metrics = details.findChild<QTableWidget*>(QStringLiteral("runDetailsMetrics"));
+        QVERIFY(metrics && metrics->rowCount() > 0);
+        QVERIFY2(metrics->item(0, 3)->text().contains(QStringLiteral("held-images-idx3-ubyte.gz")),
+            qPrintable(metrics->item(0, 3)->text()));
+    }
+
     void compareManyRunsPlotsThemAll()
     {
         QSignalSpy shown(runs(), &RunsController::comparisonShown);
@@ -654,7 +706,7 @@ private slots:
             rows << t->item(r, 0)->text() + u'|' + t->item(r, 1)->text() + u'|' + t->item(r, 2)->text() + u'|' +
                         t->item(r, 3)->text();
         const QString top1 = rows.filter(QStringLiteral("Top-1 accuracy|")).value(0);
-        QVERIFY2(top1.contains(QStringLiteral("95 % CI")) && top1.contains(QStringLiteral("200 evaluation samples")),
+        QVERIFY2(top1.contains(QStringLiteral("95 % CI")) && top1.contains(QStringLiteral("200 samples of fashion1k-images-idx3-ubyte.gz")),
             qPrintable(rows.join(u'\n')));
         QVERIFY2(!top1.section(u'|', 2, 2).startsWith(QStringLiteral("\u2014")), qPrintable(top1)); // FP32 baseline shown
         QVERIFY(rows.filter(QStringLiteral("Latency per batch (ms)|")).value(0).contains(QStringLiteral("simulated")));
