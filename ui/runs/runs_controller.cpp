@@ -9,6 +9,7 @@
 #include "ui/jobs/job_runner.h"
 #include "ui/runs/runs_panel.h"
 #include "ui/runs/runs_table_model.h"
+#include "ui/widgets/error_reporter.h"
 
 #include "data/dataset.h"
 #include "record/quantize_run.h"
@@ -99,6 +100,11 @@ int RunsController::quantize(const QuantizeRequest& request)
     const auto model = studio_.document()->model();
     if (!model)
         return -1;
+    if (request.evalData.trimmed().isEmpty()) { // never the calibration data unasked
+        studio_.errors()->report(window_, tr("Quantize"),
+            tr("No evaluation data: choose held-out data, or state that the calibration data is evaluated on."));
+        return -1;
+    }
     last_ = request;
     haveLast_ = true;
     studio_.setInputShapes(request.inputShapes);

@@ -31,6 +31,7 @@
 #include <QSignalSpy>
 #include <QTableWidget>
 #include <QTemporaryDir>
+#include <QCheckBox>
 #include <QtTest>
 
 #include <cmath>
@@ -448,6 +449,8 @@ private slots:
         QCOMPARE(r.preprocess, QStringLiteral("torchvision"));
         QuantizeDialog dialog(r, nullptr, studio_->document()->model()->graph);
         QCOMPARE(dialog.preprocess()->text(), QStringLiteral("torchvision"));
+        QVERIFY(r.evalData.isEmpty()); // chosen, never the calibration data unasked
+        dialog.evalOnCalibration()->setChecked(true);
         r = dialog.request();
         QSignalSpy stored(&runs, &RunsController::runStored);
         QVERIFY(runs.quantize(r) > 0);
