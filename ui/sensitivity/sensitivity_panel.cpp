@@ -411,6 +411,15 @@ int SensitivityPanel::startSweep()
                         .arg(result->samples)
                         .arg(runId ? QStringLiteral(" \u00B7 recorded as run #%1").arg(runId)
                                    : QStringLiteral(" \u00B7 not recorded (no database open)")));
+                // Cells lower than at fewer bits are real, and said so where they are.
+                int dips = 0;
+                for (int row = 0; row < self->doc_->layerCount(); ++row)
+                    for (int b : self->bitsShown_)
+                        dips += self->betterAtFewerBits(row, b) ? 1 : 0;
+                if (dips > 0)
+                    self->status_->setText(self->status_->text() +
+                        QStringLiteral(" \u00B7 %1 lower than at fewer bits (outlined; hover for why)")
+                            .arg(dips == 1 ? QStringLiteral("1 cell") : QStringLiteral("%1 cells").arg(dips)));
                 self->config_->setSensitivity(result);
                 self->updateControls();
                 emit self->sweepFinished(result->complete);

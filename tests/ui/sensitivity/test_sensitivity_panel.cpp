@@ -21,6 +21,7 @@
 #include <QComboBox>
 #include <QDockWidget>
 #include <QElapsedTimer>
+#include <QLabel>
 #include <QLineEdit>
 #include <QSettings>
 #include <QSignalSpy>
@@ -264,6 +265,7 @@ private slots:
         for (int i = 0; i < p->itemCount(); ++i)
             outlined += p->item(i)->objectName().startsWith(QStringLiteral("dip_")) ? 1 : 0;
         QVERIFY(outlined >= 1);
+        QVERIFY(panel->findChild<QLabel*>(QStringLiteral("sensitivityStatus"))->text().contains(QStringLiteral("lower than at fewer bits")));
 
         // Real: the same numbers from a full re-run per configuration (no cached inputs),
         // and the layer's own output improves from 5 to 6 bits.
