@@ -574,7 +574,10 @@ QString ComparePanel::differenceInWords(const ConfigDifference& d, const RunComp
     else if (!parts.isEmpty() && parts[0] == QStringLiteral("algorithms"))
         subject = QStringLiteral("Algorithm %1").arg(words(parts.mid(2)).isEmpty() ? parts.value(1) : words(parts.mid(2)));
     else if (!parts.isEmpty() && (parts[0] == QStringLiteral("calibration") || parts[0] == QStringLiteral("evaluation")))
-        subject = QStringLiteral("%1 data %2").arg(parts[0], words(parts.mid(1)));
+        subject = parts.size() == 2 && parts[1] == QStringLiteral("data") ? QStringLiteral("%1 data").arg(parts[0])
+                                                                          : QStringLiteral("%1 %2").arg(parts[0], words(parts.mid(1)));
+    else if (parts == QStringList{QStringLiteral("int8")})
+        subject = QStringLiteral("INT8 kernels");
     else
         subject = words(parts);
     if (!subject.isEmpty())

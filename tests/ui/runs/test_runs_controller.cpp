@@ -427,10 +427,14 @@ private slots:
         QVERIFY(!c.config.empty());
         for (const ConfigDifference& d : c.config) {
             const QString words = ComparePanel::differenceInWords(d, c);
-            QVERIFY2(!words.contains(QLatin1Char('~')) && !words.startsWith(QLatin1Char('/')) && words.contains(QStringLiteral("\u2192")),
+            QVERIFY2(!words.contains(QLatin1Char('~')) && !words.startsWith(QLatin1Char('/')) && words.contains(QStringLiteral("\u2192")) &&
+                         !words.contains(QStringLiteral("data data")),
                 qPrintable(words));
         }
         QVERIFY(view->differencesLabel()->text().contains(QStringLiteral("What changed")));
+        QCOMPARE(ComparePanel::differenceInWords({"/evaluation/data", "a.gz", "b.gz"}, c), QStringLiteral("Evaluation data: a.gz \u2192 b.gz"));
+        QCOMPARE(ComparePanel::differenceInWords({"/calibration/samples", 64, 256}, c), QStringLiteral("Calibration samples: 64 \u2192 256"));
+        QCOMPARE(ComparePanel::differenceInWords({"/algorithms/0/name", nullptr, "cle"}, c), QStringLiteral("Algorithm name: not set \u2192 cle"));
         for (const ConfigDifference& d : c.config)
             if (d.key.find("/weight/bits") != std::string::npos && d.key.rfind("/layers/", 0) == 0) {
                 const QString words = ComparePanel::differenceInWords(d, c);
