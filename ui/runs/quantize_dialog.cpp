@@ -112,6 +112,11 @@ QuantizeDialog::QuantizeDialog(const QuantizeRequest& initial, QWidget* parent, 
     evalOnCalib_->setToolTip(QStringLiteral("The metrics are then measured on samples the ranges were fitted to: "
                                             "optimistic. The run records it and the runs list says so."));
     evalOnCalib_->setChecked(!initial.evalData.isEmpty() && initial.evalData == initial.calibData);
+    heldOut_ = new QCheckBox(QStringLiteral("after the samples calibration takes (held out)"), this);
+    heldOut_->setObjectName(QStringLiteral("quantizeHeldOut"));
+    heldOut_->setToolTip(QStringLiteral("Evaluate on the calibration file's samples after the first ones calibration "
+                                        "uses (the calibration limit): a held-out split of the same file"));
+    heldOut_->setChecked(initial.evalFrom > 0);
     evalHint_ = new QLabel(this);
     evalHint_->setObjectName(QStringLiteral("quantizeEvalHint"));
     evalHint_->setWordWrap(true);
@@ -171,6 +176,7 @@ QuantizeDialog::QuantizeDialog(const QuantizeRequest& initial, QWidget* parent, 
     form->addRow(QStringLiteral("Calibration limit"), calibLimit_);
     form->addRow(QStringLiteral("Evaluation data"), withBrowse(evalData_, this));
     form->addRow(QString(), evalOnCalib_);
+    form->addRow(QString(), heldOut_);
     form->addRow(QString(), evalHint_);
     form->addRow(QStringLiteral("Evaluation limit"), evalLimit_);
     form->addRow(QStringLiteral("Image preprocessing"), preprocess_);
@@ -190,6 +196,8 @@ QuantizeDialog::QuantizeDialog(const QuantizeRequest& initial, QWidget* parent, 
     if (graph_)
         showInputs();
     connect(evalOnCalib_, &QCheckBox::toggled, this, &QuantizeDialog::updateEvaluation);
+    connect(heldOut_, &QCheckBox::toggled, this, &QuantizeDialog::updateEvaluation);
+    connect(calibLimit_, &QSpinBox::valueChanged, this, &QuantizeDialog::updateEvaluation);
     connect(calibData_, &QLineEdit::textChanged, this, &QuantizeDialog::updateEvaluation);
     connect(evalData_, &QLineEdit::textChanged, this, &QuantizeDialog::updateEvaluation);
     updateEvaluation();
@@ -210,8 +218,13 @@ void QuantizeDialog::updateEvaluation()
         evalData_->setText(calibData_->text());
     }
     evalData_->setEnabled(!same);
+    heldOut_->setEnabled(same);
     const QString eval = evalData_->text().trimmed();
     evalHint_->setText(eval.isEmpty() ? problem()
+                       : same && heldOut_->isChecked()
+                           ? QStringLiteral("The metrics will be measured on the calibration file from sample %1 on: "
+                                            "held out from the %1 calibration takes.")
+                                 .arg(calibLimit_->value())
                        : eval == calibData_->text().trimmed()
                            ? QStringLiteral("The metrics will be measured on the calibration data: not held out.")
                            : QStringLiteral("The metrics will be measured on %1, held out from calibration.")
@@ -321,6 +334,7 @@ QuantizeRequest QuantizeDialog::request() const
     r.preprocess = preprocess_->text().trimmed();
     r.calibLimit = calibLimit_->value();
     r.evalLimit = evalLimit_->value();
+    r.evalFrom = evalOnCalib_->isChecked() && heldOut_->isChecked() ? calibLimit_->value() : 0;
     r.batch = batch_->value();
     r.int8 = int8_->isChecked();
     r.tags = RunsTableModel::parseTags(tags_->text());

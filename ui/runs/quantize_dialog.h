@@ -36,6 +36,9 @@ struct QuantizeRequest {
     QString preprocess;
     int calibLimit = 256;
     int evalLimit = 1000;   // 0: all samples
+    // Evaluate on samples [evalFrom, ...) of evalData: with the calibration file, held out
+    // from the first evalFrom samples calibration takes (the CLI's --eval-from).
+    int evalFrom = 0;
     int batch = 32;
     bool int8 = false;
     QStringList tags;
@@ -69,6 +72,8 @@ public:
     // "Evaluate on the calibration data": stated, never assumed; the evaluation field follows
     // the calibration one while it is ticked.
     QCheckBox* evalOnCalibration() const { return evalOnCalib_; }
+    // With it: skip the samples calibration takes (a held-out split of the same file).
+    QCheckBox* heldOut() const { return heldOut_; }
     // Why Quantize is disabled ("" when it is not): no evaluation data chosen, or a shape
     // field random data cannot use.
     QString problem() const;
@@ -85,6 +90,7 @@ private:
     QSpinBox *calibLimit_, *evalLimit_, *batch_;
     QCheckBox* int8_;
     QCheckBox* evalOnCalib_;
+    QCheckBox* heldOut_;
     QLabel* evalHint_;
     QTableWidget* inputs_ = nullptr;
     QLabel* shapeHint_ = nullptr;

@@ -129,7 +129,10 @@ int RunsController::quantize(const QuantizeRequest& request)
     opts.threads = std::max(1, QThread::idealThreadCount() - 1); // one core for the GUI thread
 
     const QString storePath = studio_.storePath().isEmpty() ? QString::fromStdString(defaultStorePath()) : studio_.storePath();
-    DataOptions evalOpts = studio_.dataOptionsFor(request.evalData, request.preprocess, opts.evalLimit);
+    // A held-out part counts its limit from where it starts (as the CLI's --eval-from).
+    const int64_t evalFrom = std::max(0, request.evalFrom);
+    DataOptions evalOpts = studio_.dataOptionsFor(
+        request.evalData, request.preprocess, opts.evalLimit >= 0 ? evalFrom + opts.evalLimit : -1);
     DataOptions calOpts = studio_.dataOptionsFor(request.calibData, request.preprocess, opts.calibLimit);
     if (request.calibData != request.evalData)
         calOpts.labelsPath.reset();
@@ -140,12 +143,12 @@ int RunsController::quantize(const QuantizeRequest& request)
     const std::string modelPath = model->path.toStdString();
     RunsController* me = this; // outlives the job: the runner (created first) waits for its workers
     return studio_.jobs()->start(QStringLiteral("quantize"), QStringLiteral("Quantizing %1").arg(model->displayName()),
-        [me, model, opts, storePath, evalOpts, calOpts, tags, note, modelPath](
+        [me, model, opts, storePath, evalOpts, evalFrom, calOpts, tags, note, modelPath](
             Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
             if (modelPath.empty())
                 fail("the model was built in memory; open it from a file to record quantization runs");
             progress.report(0, "loading data");
-            const Dataset eval = loadDataset(evalOpts, *model->graph);
+            const Dataset eval = evaluationPart(loadDataset(evalOpts, *model->graph), evalFrom);
             const Dataset calib = loadDataset(calOpts, *model->graph);
             cancel.check();
             Store store = Store::open(storePath.toStdString());

@@ -203,6 +203,9 @@ QString RunsTableModel::evaluationData(const RunRecord& r, bool full)
     QString text = full ? on : QFileInfo(on).fileName();
     if (!eval.isEmpty() && eval == calib)
         text += QStringLiteral(" (the calibration data, not held out)");
+    else if (!calib.isEmpty() && eval.startsWith(calib + QLatin1Char('['))) // "FILE[256:]": a held-out part
+        text = QStringLiteral("%1 from sample %2 (held out from calibration)")
+                   .arg(full ? calib : QFileInfo(calib).fileName(), eval.mid(calib.size() + 1).chopped(2));
     else if (!eval.isEmpty() && !calib.isEmpty())
         text += QStringLiteral(" (held out from calibration)");
     return text;

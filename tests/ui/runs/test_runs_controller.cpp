@@ -520,7 +520,15 @@ private slots:
         QCOMPARE(dialog.request().evalData, none.calibData);
         QVERIFY(ok->isEnabled());
         QVERIFY(dialog.findChild<QLabel*>(QStringLiteral("quantizeEvalHint"))->text().contains(QStringLiteral("not held out")));
+        // A held-out split of the calibration file: from the sample after those calibration takes.
+        QVERIFY(dialog.heldOut()->isEnabled() && !dialog.heldOut()->isChecked());
+        dialog.heldOut()->setChecked(true);
+        QCOMPARE(dialog.request().evalFrom, dialog.calibLimit()->value());
+        QVERIFY(dialog.findChild<QLabel*>(QStringLiteral("quantizeEvalHint"))->text().contains(QStringLiteral("held out from the 64")));
+        dialog.heldOut()->setChecked(false);
+        QCOMPARE(dialog.request().evalFrom, 0);
         dialog.evalOnCalibration()->setChecked(false);
+        QVERIFY(!dialog.heldOut()->isEnabled());
         dialog.evalData()->setText(QStringLiteral("/elsewhere/test-images-idx3-ubyte"));
         QVERIFY(ok->isEnabled());
         QVERIFY(dialog.findChild<QLabel*>(QStringLiteral("quantizeEvalHint"))->text().contains(QStringLiteral("held out from calibration")));
@@ -544,6 +552,17 @@ private slots:
         QCOMPARE(m->index(m->rowOf(id), RunsTableModel::EvalData).data().toString(),
             QStringLiteral("held-images-idx3-ubyte.gz (held out from calibration)"));
         QVERIFY(m->index(m->rowOf(id), RunsTableModel::EvalData).data(Qt::ToolTipRole).toString().startsWith(held));
+        // The held-out part of the calibration file: 200 samples from sample 64.
+        QuantizeRequest split = smallRequest();
+        split.evalFrom = split.calibLimit;
+        const qint64 splitId = quantizeAndWait(split);
+        QVERIFY2(splitId > 0, qPrintable(errors->messages.join(QLatin1Char('\n'))));
+        QTRY_VERIFY_WITH_TIMEOUT(m->rowOf(splitId) >= 0, 10000);
+        QCOMPARE(m->index(m->rowOf(splitId), RunsTableModel::EvalData).data().toString(),
+            QStringLiteral("fashion1k-images-idx3-ubyte.gz from sample 64 (held out from calibration)"));
+        const RunRecord splitRun = store().run(splitId);
+        QVERIFY(splitRun.config["evaluation"]["data"].get<std::string>().ends_with("[64:]"));
+        QCOMPARE(splitRun.config["evaluation"]["samples"].get<int>(), 200);
         RunDetailsDialog details(store().run(id));
         bool said = false;
         for (QLabel* label : details.findChildren<QLabel*>())
