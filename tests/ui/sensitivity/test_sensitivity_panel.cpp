@@ -266,6 +266,7 @@ private slots:
             outlined += p->item(i)->objectName().startsWith(QStringLiteral("dip_")) ? 1 : 0;
         QVERIFY(outlined >= 1);
         QVERIFY(panel->findChild<QLabel*>(QStringLiteral("sensitivityStatus"))->text().contains(QStringLiteral("lower than at fewer bits")));
+        QVERIFY(qs::test::screenshot(panel, QStringLiteral("sensitivity-dip.png")));
 
         // Real: the same numbers from a full re-run per configuration (no cached inputs),
         // and the layer's own output improves from 5 to 6 bits.
