@@ -368,9 +368,10 @@ QWidget* ComparePanel::buildLayers()
         name->setToolTip(QString::fromStdString(l.layer));
         QList<QStandardItem*> row = {name, textItem(QString::fromStdString(l.a.op)),
             numberItem(bits(l.a.weightBits), fmtBits), numberItem(bits(l.b.weightBits), fmtBits),
-            numberItem(bits(l.a.actBits), fmtBits), numberItem(bits(l.b.actBits), fmtBits), numberItem(l.a.sqnrDb, fmtDb),
-            numberItem(l.b.sqnrDb, fmtDb), deltaItem(diff(l.a.sqnrDb, l.b.sqnrDb), 1, fmtDeltaDb), numberItem(sa, fmtDb),
-            numberItem(sb, fmtDb), numberItem(diff(sa, sb), fmtDeltaDb)};
+            numberItem(bits(l.a.actBits), fmtBits), numberItem(bits(l.b.actBits), fmtBits),
+            numberItem(l.a.sqnrDb, fmtDb), numberItem(l.b.sqnrDb, fmtDb),
+            deltaItem(diff(l.a.sqnrDb, l.b.sqnrDb), 1, fmtDeltaDb), numberItem(sa, fmtDb), numberItem(sb, fmtDb),
+            numberItem(diff(sa, sb), fmtDeltaDb)};
         for (int col : l.a.weightBits != l.b.weightBits ? std::vector<int>{2, 3} : std::vector<int>{})
             row[col]->setBackground(changedColor());
         for (int col : l.a.actBits != l.b.actBits ? std::vector<int>{4, 5} : std::vector<int>{})
@@ -572,11 +573,14 @@ QString ComparePanel::differenceInWords(const ConfigDifference& d, const RunComp
                       .arg(parts.value(2) == QStringLiteral("0") ? QStringLiteral("low") : QStringLiteral("high"),
                           layerName(parts[1]));
     else if (!parts.isEmpty() && parts[0] == QStringLiteral("algorithms"))
-        subject = QStringLiteral("Algorithm %1").arg(words(parts.mid(2)).isEmpty() ? parts.value(1) : words(parts.mid(2)));
-    else if (!parts.isEmpty() && (parts[0] == QStringLiteral("calibration") || parts[0] == QStringLiteral("evaluation")))
-        subject = parts.size() == 2 && parts[1] == QStringLiteral("data") ? QStringLiteral("%1 data").arg(parts[0])
-                                                                          : QStringLiteral("%1 %2").arg(parts[0], words(parts.mid(1)));
-    else if (parts == QStringList{QStringLiteral("int8")})
+        subject =
+            QStringLiteral("Algorithm %1").arg(words(parts.mid(2)).isEmpty() ? parts.value(1) : words(parts.mid(2)));
+    else if (!parts.isEmpty() &&
+        (parts[0] == QStringLiteral("calibration") || parts[0] == QStringLiteral("evaluation")))
+        subject = parts.size() == 2 && parts[1] == QStringLiteral("data")
+            ? QStringLiteral("%1 data").arg(parts[0])
+            : QStringLiteral("%1 %2").arg(parts[0], words(parts.mid(1)));
+    else if (parts == QStringList {QStringLiteral("int8")})
         subject = QStringLiteral("INT8 kernels");
     else
         subject = words(parts);
@@ -593,7 +597,9 @@ QString ComparePanel::nodeBadgeText(const LayerResult& own, const LayerResult* o
         text += QStringLiteral(" \u00B7 %1 dB").arg(*own.sqnrDb, 0, 'f', 1);
         if (showDelta && other && other->sqnrDb) {
             const double d = *own.sqnrDb - *other->sqnrDb;
-            text += QStringLiteral(" (%1%2)").arg(d < 0 ? QStringLiteral("\u2212") : QStringLiteral("+")).arg(std::abs(d), 0, 'f', 1);
+            text += QStringLiteral(" (%1%2)")
+                        .arg(d < 0 ? QStringLiteral("\u2212") : QStringLiteral("+"))
+                        .arg(std::abs(d), 0, 'f', 1);
         }
     }
     return text;
@@ -617,7 +623,7 @@ QWidget* ComparePanel::buildSideBySide()
     const int shown = std::min<int>(int(lines.size()), 6);
     QString text = lines.isEmpty() ? QStringLiteral("<b>Same configuration.</b>")
                                    : QStringLiteral("<b>What changed from #%1 to #%2:</b> ").arg(c.a.id).arg(c.b.id) +
-                                         lines.mid(0, shown).join(QStringLiteral("; "));
+            lines.mid(0, shown).join(QStringLiteral("; "));
     if (lines.size() > shown)
         text += QStringLiteral("; and %1 more (Summary)").arg(lines.size() - shown);
     differences_ = new QLabel(text, w);

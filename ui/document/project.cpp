@@ -60,7 +60,8 @@ double numberOf(const nlohmann::json& j, const char* key, const QString& file, c
     return v.get<double>();
 }
 
-template<class T> std::vector<T> arrayOf(const nlohmann::json& j, const char* key, const QString& file, const std::string& where)
+template<class T>
+std::vector<T> arrayOf(const nlohmann::json& j, const char* key, const QString& file, const std::string& where)
 {
     try {
         return j.at(key).get<std::vector<T>>();
@@ -71,7 +72,8 @@ template<class T> std::vector<T> arrayOf(const nlohmann::json& j, const char* ke
 
 nlohmann::json histogramJson(const Histogram& h)
 {
-    return {{"lo", jsonNumber(h.lo)}, {"hi", jsonNumber(h.hi)}, {"counts", h.counts}, {"below", h.below}, {"above", h.above}};
+    return {{"lo", jsonNumber(h.lo)}, {"hi", jsonNumber(h.hi)}, {"counts", h.counts}, {"below", h.below},
+        {"above", h.above}};
 }
 
 Histogram histogramOf(const nlohmann::json& j, const QString& file, const std::string& where)
@@ -109,12 +111,14 @@ void writeActivationCache(const QString& path, const QString& key, const Activat
         for (const auto& [lo, hi] : p.calibration.batchRanges)
             batches.push_back({jsonNumber(lo), jsonNumber(hi)});
         j["profiles"].push_back({{"layer", p.layer}, {"value", p.value}, {"role", p.role},
-            {"stats", {{"count", s.count}, {"non_finite", s.nonFinite}, {"min", jsonNumber(s.min)},
-                          {"max", jsonNumber(s.max)}, {"mean", jsonNumber(s.mean)}, {"std", jsonNumber(s.std)},
-                          {"kurtosis", jsonNumber(s.kurtosis)}, {"outlier_fraction", jsonNumber(s.outlierFraction)},
-                          {"channel_range_ratio", jsonNumber(s.channelRangeRatio)}}},
-            {"calibration", {{"min", jsonNumber(p.calibration.min)}, {"max", jsonNumber(p.calibration.max)},
-                                {"histogram", histogramJson(p.calibration.histogram)}, {"batch_ranges", batches}}},
+            {"stats",
+                {{"count", s.count}, {"non_finite", s.nonFinite}, {"min", jsonNumber(s.min)},
+                    {"max", jsonNumber(s.max)}, {"mean", jsonNumber(s.mean)}, {"std", jsonNumber(s.std)},
+                    {"kurtosis", jsonNumber(s.kurtosis)}, {"outlier_fraction", jsonNumber(s.outlierFraction)},
+                    {"channel_range_ratio", jsonNumber(s.channelRangeRatio)}}},
+            {"calibration",
+                {{"min", jsonNumber(p.calibration.min)}, {"max", jsonNumber(p.calibration.max)},
+                    {"histogram", histogramJson(p.calibration.histogram)}, {"batch_ranges", batches}}},
             {"channel_min", p.channelMin}, {"channel_max", p.channelMax}, {"clip_ranges", clips}});
     }
     QSaveFile out(path);
@@ -165,19 +169,20 @@ std::shared_ptr<ActivationData> readActivationCache(const QString& path, const Q
         const nlohmann::json& c = e["calibration"];
         p.calibration.min = numberOf(c, "min", path, where + "calibration.");
         p.calibration.max = numberOf(c, "max", path, where + "calibration.");
-        p.calibration.histogram = histogramOf(c.value("histogram", nlohmann::json()), path, where + "calibration.histogram");
+        p.calibration.histogram =
+            histogramOf(c.value("histogram", nlohmann::json()), path, where + "calibration.histogram");
         if (c.contains("batch_ranges") && c["batch_ranges"].is_array())
             for (const auto& r : c["batch_ranges"])
                 if (r.is_array() && r.size() == 2)
-                    p.calibration.batchRanges.emplace_back(r[0].is_number() ? r[0].get<float>() : NAN,
-                        r[1].is_number() ? r[1].get<float>() : NAN);
+                    p.calibration.batchRanges.emplace_back(
+                        r[0].is_number() ? r[0].get<float>() : NAN, r[1].is_number() ? r[1].get<float>() : NAN);
         p.channelMin = arrayOf<float>(e, "channel_min", path, where);
         p.channelMax = arrayOf<float>(e, "channel_max", path, where);
         if (e.contains("clip_ranges") && e["clip_ranges"].is_object())
             for (const auto& [name, r] : e["clip_ranges"].items())
                 if (r.is_array() && r.size() == 2)
-                    p.clipRanges[name] = ClipRange{r[0].is_number() ? r[0].get<float>() : NAN,
-                        r[1].is_number() ? r[1].get<float>() : NAN};
+                    p.clipRanges[name] = ClipRange {
+                        r[0].is_number() ? r[0].get<float>() : NAN, r[1].is_number() ? r[1].get<float>() : NAN};
         a->profiles.push_back(std::move(p));
     }
     return a;
@@ -265,7 +270,8 @@ ProjectState readProjectFile(const QString& path)
         if (!st.is_object() || !st.contains("file") || !st["file"].is_string() || !st.contains("key") ||
             !st["key"].is_string())
             fail("project ", quoted(utf8(path)), ": field \"statistics\" must be an object with file and key");
-        s.statsFile = QFileInfo(path).absoluteDir().absoluteFilePath(QString::fromStdString(st["file"].get<std::string>()));
+        s.statsFile =
+            QFileInfo(path).absoluteDir().absoluteFilePath(QString::fromStdString(st["file"].get<std::string>()));
         s.statsKey = QString::fromStdString(st["key"].get<std::string>());
     }
     if (!j.contains("config"))
@@ -319,7 +325,7 @@ QString ProjectController::statisticsKey() const
     auto addFile = [&h](const QString& path) {
         const QFileInfo f(path);
         h.addData(f.absoluteFilePath().toUtf8() + '\n' + QByteArray::number(f.size()) + '\n' +
-                  QByteArray::number(f.lastModified().toMSecsSinceEpoch()) + '\n');
+            QByteArray::number(f.lastModified().toMSecsSinceEpoch()) + '\n');
     };
     addFile(m->path);
     const QString spec = studio_.calibrationDataSpec();
@@ -344,8 +350,8 @@ bool ProjectController::save(const QString& path)
     // The statistics of the last calibration go beside the project, written by a job.
     const auto activations = studio_.document()->activations();
     if (activations) {
-        state.statsFile = QFileInfo(path).absoluteDir().absoluteFilePath(QFileInfo(path).completeBaseName() +
-                                                                         QStringLiteral(".qsstats"));
+        state.statsFile = QFileInfo(path).absoluteDir().absoluteFilePath(
+            QFileInfo(path).completeBaseName() + QStringLiteral(".qsstats"));
         state.statsKey = statisticsKey();
     }
     try {
@@ -452,8 +458,9 @@ void ProjectController::restoreStatistics(const ProjectState& state)
         return;
     const QString key = statisticsKey();
     if (key != state.statsKey) {
-        emit statisticsRestored(false, tr("The saved activation statistics were collected on another version of the "
-                                          "model or other data: calibrate again."));
+        emit statisticsRestored(false,
+            tr("The saved activation statistics were collected on another version of the "
+               "model or other data: calibrate again."));
         return;
     }
     QPointer<ProjectController> self(this);
@@ -473,8 +480,8 @@ void ProjectController::restoreStatistics(const ProjectState& state)
                     return;
                 ModelDocument* doc = self->studio_.document();
                 if (!stats || doc->generation() != generation || self->statisticsKey() != key) {
-                    emit self->statisticsRestored(false, message.isEmpty() ? tr("The model or data changed meanwhile.")
-                                                                           : message);
+                    emit self->statisticsRestored(
+                        false, message.isEmpty() ? tr("The model or data changed meanwhile.") : message);
                     return;
                 }
                 doc->setActivations(stats);

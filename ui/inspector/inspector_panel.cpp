@@ -559,24 +559,26 @@ void InspectorPanel::drawWeights()
     QCustomPlot* plot = weightPlot_->plot();
     plotHistogram(plot, h, weightLog_->isChecked(), weightColor);
     // Which weights: named whenever the layer has two (raw and BN-folded).
-    const QString which = view        ? QStringLiteral("%1, as quantized").arg(view->what)
-                          : available ? QStringLiteral("raw, as in the model and the layer table")
-                                      : QString();
+    const QString which = view ? QStringLiteral("%1, as quantized").arg(view->what)
+        : available            ? QStringLiteral("raw, as in the model and the layer table")
+                               : QString();
     weightPlot_->setTitle(which.isEmpty() ? QStringLiteral("Weights") : QStringLiteral("Weights (%1)").arg(which));
     weightPlot_->setSubtitle(QStringLiteral("%1 values \u00B7 %2 bins").arg(formatCount(s.count)).arg(h.bins()));
     weightPlot_->setFileStem(shortLayerName(l->summary.name, l->summary.op).replace(QLatin1Char('/'), QLatin1Char('_')) +
                              QStringLiteral("-weights"));
-    setRows(weightTable_, {
-                              {QStringLiteral("weights"), view ? view->what : QStringLiteral("raw")},
-                              {QStringLiteral("min"), formatNumber(s.min)},
-                              {QStringLiteral("max"), formatNumber(s.max)},
-                              {QStringLiteral("mean"), formatNumber(s.mean, 3)},
-                              {QStringLiteral("std"), formatNumber(s.std, 3)},
-                              {QStringLiteral("kurtosis"), formatNumber(s.kurtosis, 3)},
-                              {QStringLiteral("outliers >6\u03C3"), s.outlierFraction == 0 ? QStringLiteral("0") : formatPercent(s.outlierFraction, 3)},
-                              {QStringLiteral("ch. range ratio"), formatNumber(s.channelRangeRatio, 3)},
-                              {QStringLiteral("non-finite"), formatCount(s.nonFinite)},
-                          });
+    setRows(weightTable_,
+        {
+            {QStringLiteral("weights"), view ? view->what : QStringLiteral("raw")},
+            {QStringLiteral("min"), formatNumber(s.min)},
+            {QStringLiteral("max"), formatNumber(s.max)},
+            {QStringLiteral("mean"), formatNumber(s.mean, 3)},
+            {QStringLiteral("std"), formatNumber(s.std, 3)},
+            {QStringLiteral("kurtosis"), formatNumber(s.kurtosis, 3)},
+            {QStringLiteral("outliers >6\u03C3"),
+                s.outlierFraction == 0 ? QStringLiteral("0") : formatPercent(s.outlierFraction, 3)},
+            {QStringLiteral("ch. range ratio"), formatNumber(s.channelRangeRatio, 3)},
+            {QStringLiteral("non-finite"), formatCount(s.nonFinite)},
+        });
     emit plotsRedrawn();
 }
 
@@ -587,9 +589,9 @@ void InspectorPanel::drawChannels()
         return;
     const WeightView* view = shownWeightView(layer_);
     const ChannelRanges& c = view ? view->channels : l->weights.channels;
-    channelPlot_->setTitle(view ? QStringLiteral("Per-channel ranges (%1)").arg(view->what)
-                           : weightView(layer_) ? QStringLiteral("Per-channel ranges (raw)")
-                                                : QStringLiteral("Per-channel ranges"));
+    channelPlot_->setTitle(view  ? QStringLiteral("Per-channel ranges (%1)").arg(view->what)
+            : weightView(layer_) ? QStringLiteral("Per-channel ranges (raw)")
+                                 : QStringLiteral("Per-channel ranges"));
     const int n = int(c.min.size());
     std::vector<int> order(static_cast<std::size_t>(n));
     std::iota(order.begin(), order.end(), 0);

@@ -221,14 +221,14 @@ void QuantizeDialog::updateEvaluation()
     heldOut_->setEnabled(same);
     const QString eval = evalData_->text().trimmed();
     evalHint_->setText(eval.isEmpty() ? problem()
-                       : same && heldOut_->isChecked()
-                           ? QStringLiteral("The metrics will be measured on the calibration file from sample %1 on: "
-                                            "held out from the %1 calibration takes.")
-                                 .arg(calibLimit_->value())
-                       : eval == calibData_->text().trimmed()
-                           ? QStringLiteral("The metrics will be measured on the calibration data: not held out.")
-                           : QStringLiteral("The metrics will be measured on %1, held out from calibration.")
-                                 .arg(QFileInfo(eval).fileName()));
+            : same && heldOut_->isChecked()
+            ? QStringLiteral("The metrics will be measured on the calibration file from sample %1 on: "
+                             "held out from the %1 calibration takes.")
+                  .arg(calibLimit_->value())
+            : eval == calibData_->text().trimmed()
+            ? QStringLiteral("The metrics will be measured on the calibration data: not held out.")
+            : QStringLiteral("The metrics will be measured on %1, held out from calibration.")
+                  .arg(QFileInfo(eval).fileName()));
     if (ok_)
         ok_->setEnabled(problem().isEmpty());
 }

@@ -109,7 +109,8 @@ RunDetailsDialog::RunDetailsDialog(const RunRecord& run, QWidget* parent) : QDia
         else if (samples && r.name != "size_bits")
             on = QStringLiteral("%1 samples of %2")
                      .arg(formatCount(int64_t(*samples)))
-                     .arg(measuredOn.isEmpty() ? QStringLiteral("the evaluation data") : RunsTableModel::evaluationData(run));
+                     .arg(measuredOn.isEmpty() ? QStringLiteral("the evaluation data")
+                                               : RunsTableModel::evaluationData(run));
         metrics_->setItem(row, 0, new QTableWidgetItem(runMetricTitle(r.name)));
         metrics_->setItem(row, 1, new QTableWidgetItem(value));
         metrics_->setItem(row, 2, new QTableWidgetItem(r.fp32 ? formatMetricValue(r.name, *r.fp32) : dash()));

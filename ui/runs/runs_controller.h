@@ -9,8 +9,8 @@
 #include <QList>
 #include <QObject>
 
-#include <functional>
 #include <QPointer>
+#include <functional>
 
 class QAction;
 class QDockWidget;

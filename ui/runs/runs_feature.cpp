@@ -28,7 +28,8 @@ RunsFeature* RunsFeature::install(MainWindow& window, Studio& studio)
     f->controller_->setViews(f->runsDock_, [w, compare](bool show) { w->showMainView(compare, show); });
     f->compareAction_ = new QAction(tr("&Compare View"), f);
     f->compareAction_->setObjectName(QStringLiteral("compareViewAction"));
-    f->compareAction_->setToolTip(tr("The open comparisons, in the middle of the window (select two runs and Compare)"));
+    f->compareAction_->setToolTip(
+        tr("The open comparisons, in the middle of the window (select two runs and Compare)"));
     connect(f->compareAction_, &QAction::triggered, f, [w, compare] {
         if (compare->count() > 0)
             w->showMainView(compare);

@@ -150,7 +150,8 @@ QVariant RunsTableModel::data(const QModelIndex& index, int role) const
                 .arg(formatCount(int64_t(*n)), formatPercent(lo, 1), formatPercent(hi, 1));
         }
         case Samples: return QStringLiteral("Evaluation samples the accuracy was measured on");
-        case EvalData: return evaluationData(*r, true);
+        case EvalData:
+            return evaluationData(*r, true);
         case Tags: return QStringLiteral("Comma-separated; double-click to edit");
         case Note: return r->note.empty() ? QStringLiteral("Double-click to add a note") : QString::fromStdString(r->note);
         default: return {};
@@ -171,7 +172,8 @@ QVariant RunsTableModel::headerData(int section, Qt::Orientation orientation, in
     case Started: return QStringLiteral("Started");
     case Top1: return QStringLiteral("Top-1 (95 % CI)");
     case Samples: return QStringLiteral("Samples");
-    case EvalData: return QStringLiteral("Measured on");
+    case EvalData:
+        return QStringLiteral("Measured on");
     case Size: return QStringLiteral("Size");
     case Tags: return QStringLiteral("Tags");
     case Note: return QStringLiteral("Note");
@@ -191,13 +193,14 @@ QString RunsTableModel::evaluationData(const RunRecord& r, bool full)
 {
     auto path = [&r](const char* key) {
         const nlohmann::json& c = r.config;
-        if (c.is_object() && c.contains(key) && c[key].is_object() && c[key].contains("data") && c[key]["data"].is_string())
+        if (c.is_object() && c.contains(key) && c[key].is_object() && c[key].contains("data") &&
+            c[key]["data"].is_string())
             return QString::fromStdString(c[key]["data"].get<std::string>());
         return QString();
     };
     const QString eval = path("evaluation"), calib = path("calibration");
-    QString on = eval.isEmpty() ? (r.kind == RunKind::Quantization ? QString() : QString::fromStdString(r.datasetPath))
-                                : eval;
+    QString on =
+        eval.isEmpty() ? (r.kind == RunKind::Quantization ? QString() : QString::fromStdString(r.datasetPath)) : eval;
     if (on.isEmpty())
         return QString();
     QString text = full ? on : QFileInfo(on).fileName();

@@ -561,18 +561,19 @@ QString SensitivityPanel::cellToolTip(int layerRow, int bits) const
             params *= std::max<int64_t>(d, 0);
         const int axis = l->summary.channelAxis;
         const int64_t channels = axis >= 0 && axis < int(shape.size()) ? shape[std::size_t(axis)] : 0;
-        tip += QStringLiteral("<br/><br/><b>Lower than at %1 bits (%2 dB).</b> Not a fault of the measure: each width is "
-                              "its own rounding of the weights, and the sweep measures where that error lands, not "
-                              "how large it is. With %3 weights%4 the rounding errors do not average out; at %5 bits "
-                              "they happen to fall where the later layers amplify them more. The weights' own error "
-                              "still shrinks with each bit (the Local method, which measures the layer's own "
-                              "output, shows that trend), so choose from the measured values, not the trend.")
-                   .arg(fewer)
-                   .arg(cellText(layerRow, fewer))
-                   .arg(formatCount(params))
-                   .arg(channels > 0 ? QStringLiteral(" (%1 per output channel)").arg(formatCount(params / channels))
-                                     : QString())
-                   .arg(bits);
+        tip +=
+            QStringLiteral("<br/><br/><b>Lower than at %1 bits (%2 dB).</b> Not a fault of the measure: each width is "
+                           "its own rounding of the weights, and the sweep measures where that error lands, not "
+                           "how large it is. With %3 weights%4 the rounding errors do not average out; at %5 bits "
+                           "they happen to fall where the later layers amplify them more. The weights' own error "
+                           "still shrinks with each bit (the Local method, which measures the layer's own "
+                           "output, shows that trend), so choose from the measured values, not the trend.")
+                .arg(fewer)
+                .arg(cellText(layerRow, fewer))
+                .arg(formatCount(params))
+                .arg(channels > 0 ? QStringLiteral(" (%1 per output channel)").arg(formatCount(params / channels))
+                                  : QString())
+                .arg(bits);
     }
     return tip;
 }
@@ -743,7 +744,10 @@ QString SensitivityPanel::heatmapCsv() const
         out += QString::fromStdString(doc_->layer(r)->summary.name);
         for (int b : bitsShown_) {
             const double v = cellValue(r, b);
-            out += QLatin1Char(',') + (std::isnan(v) ? QString() : std::isinf(v) ? QStringLiteral("inf") : QString::number(v, 'g', 6));
+            out += QLatin1Char(',') +
+                (std::isnan(v)          ? QString()
+                        : std::isinf(v) ? QStringLiteral("inf")
+                                        : QString::number(v, 'g', 6));
         }
         out += QLatin1Char('\n');
     }

@@ -22,6 +22,7 @@
 #include "ui/runs/runs_controller.h"
 #include "ui/samples/sample_image.h"
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QDir>
 #include <QImage>
@@ -31,7 +32,6 @@
 #include <QSignalSpy>
 #include <QTableWidget>
 #include <QTemporaryDir>
-#include <QCheckBox>
 #include <QtTest>
 
 #include <cmath>

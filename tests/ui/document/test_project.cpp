@@ -216,15 +216,16 @@ private slots:
             QCOMPARE(b.role, a.role);
             QCOMPARE(b.value, a.value);
             QCOMPARE(b.stats.count, a.stats.count);
-            for (auto [x, y] : {std::pair{a.stats.min, b.stats.min}, {a.stats.max, b.stats.max}, {a.stats.mean, b.stats.mean},
-                     {a.stats.std, b.stats.std}, {a.stats.kurtosis, b.stats.kurtosis},
+            for (auto [x, y] : {std::pair {a.stats.min, b.stats.min}, {a.stats.max, b.stats.max},
+                     {a.stats.mean, b.stats.mean}, {a.stats.std, b.stats.std}, {a.stats.kurtosis, b.stats.kurtosis},
                      {a.stats.outlierFraction, b.stats.outlierFraction}, {a.calibration.min, b.calibration.min},
                      {a.calibration.max, b.calibration.max}, {a.calibration.histogram.lo, b.calibration.histogram.lo},
                      {a.calibration.histogram.hi, b.calibration.histogram.hi}})
-                QVERIFY2(same(x, y), qPrintable(QStringLiteral("%1 %2: %3 vs %4")
-                                                    .arg(QString::fromStdString(a.layer), QString::fromStdString(a.role))
-                                                    .arg(x, 0, 'g', 17)
-                                                    .arg(y, 0, 'g', 17)));
+                QVERIFY2(same(x, y),
+                    qPrintable(QStringLiteral("%1 %2: %3 vs %4")
+                                   .arg(QString::fromStdString(a.layer), QString::fromStdString(a.role))
+                                   .arg(x, 0, 'g', 17)
+                                   .arg(y, 0, 'g', 17)));
             QVERIFY(b.calibration.histogram.counts == a.calibration.histogram.counts);
             QCOMPARE(b.calibration.histogram.below, a.calibration.histogram.below);
             QCOMPARE(b.calibration.histogram.above, a.calibration.histogram.above);
@@ -258,7 +259,8 @@ private slots:
             }
             return QString();
         }();
-        QVERIFY2(error.contains(QStringLiteral("stats.qsstats")) && error.contains(QStringLiteral("\"key\"")), qPrintable(error));
+        QVERIFY2(error.contains(QStringLiteral("stats.qsstats")) && error.contains(QStringLiteral("\"key\"")),
+            qPrintable(error));
     }
 
     void projectNamingAnUnknownLayerIsRefused()

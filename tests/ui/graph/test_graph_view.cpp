@@ -14,8 +14,8 @@
 
 #include <QLabel>
 #include <QLineEdit>
-#include <QTemporaryDir>
 #include <QScrollBar>
+#include <QTemporaryDir>
 #include <QtTest>
 
 using namespace qs;

@@ -3,10 +3,10 @@
 // plot's title and the statistics beside it name it and agree with each other, and the
 // raw one agrees with the layer table (which lists the model's weights).
 #include "support/studio_window.h"
+#include "ui/document/layer_metric.h"
 #include "ui/document/model_document.h"
 #include "ui/document/studio.h"
 #include "ui/inspector/inspector_panel.h"
-#include "ui/document/layer_metric.h"
 #include "ui/widgets/format.h"
 #include "ui/widgets/plot_view.h"
 
@@ -92,7 +92,8 @@ private slots:
         // Shown by default (what is quantized), named, and the statistics are its own.
         QVERIFY(panel->weightSource()->isVisible());
         QCOMPARE(panel->weightSource()->currentData().toString(), QStringLiteral("folded"));
-        QVERIFY2(header(panel->weightPlot()).contains(QStringLiteral("BN-folded")), qPrintable(header(panel->weightPlot())));
+        QVERIFY2(
+            header(panel->weightPlot()).contains(QStringLiteral("BN-folded")), qPrintable(header(panel->weightPlot())));
         QCOMPARE(stat(QStringLiteral("weights")), QStringLiteral("BN-folded"));
         QCOMPARE(stat(QStringLiteral("max")), formatNumber(view->stats.max));
         QCOMPARE(stat(QStringLiteral("kurtosis")), formatNumber(view->stats.kurtosis, 3));

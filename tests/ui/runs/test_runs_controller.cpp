@@ -15,31 +15,31 @@
 #include "support/onnx_builder.h"
 #include "support/studio_window.h"
 #include "ui/compare/compare_panel.h"
+#include "ui/document/graph_layout.h"
 #include "ui/document/layer_metric.h"
+#include "ui/document/layer_selection.h"
 #include "ui/document/model_document.h"
 #include "ui/document/quant_config_document.h"
 #include "ui/export/export_dialog.h"
 #include "ui/graph/graph_items.h"
 #include "ui/graph/graph_panel.h"
 #include "ui/graph/graph_view.h"
-#include "ui/document/layer_selection.h"
-#include "ui/document/graph_layout.h"
 #include "ui/inspector/inspector_panel.h"
+#include "ui/jobs/job_runner.h"
 #include "ui/layers/layer_table_model.h"
 #include "ui/layers/layer_table_panel.h"
+#include "ui/main_window.h"
+#include "ui/runs/quantize_dialog.h"
+#include "ui/runs/run_details_dialog.h"
+#include "ui/runs/runs_controller.h"
+#include "ui/runs/runs_feature.h"
+#include "ui/runs/runs_panel.h"
+#include "ui/runs/runs_table_model.h"
 #include "ui/sensitivity/sensitivity_feature.h"
 #include "ui/sensitivity/sensitivity_panel.h"
 #include "ui/widgets/elided_label.h"
-#include "ui/widgets/plot_view.h"
-#include "ui/jobs/job_runner.h"
-#include "ui/main_window.h"
-#include "ui/runs/quantize_dialog.h"
-#include "ui/runs/runs_controller.h"
-#include "ui/runs/runs_feature.h"
-#include "ui/runs/run_details_dialog.h"
-#include "ui/runs/runs_panel.h"
-#include "ui/runs/runs_table_model.h"
 #include "ui/widgets/error_reporter.h"
+#include "ui/widgets/plot_view.h"
 
 #include <qcustomplot.h>
 
@@ -49,9 +49,8 @@
 #include <QDockWidget>
 #include <QLabel>
 #include <QListWidget>
-#include <QPlainTextEdit>
-#include <QTableWidget>
 #include <QMessageBox>
+#include <QPlainTextEdit>
 #include <QPushButton>
 #include <QRadioButton>
 #include <QSettings>
@@ -61,6 +60,7 @@
 #include <QStandardItemModel>
 #include <QTabWidget>
 #include <QTableView>
+#include <QTableWidget>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -427,14 +427,17 @@ private slots:
         QVERIFY(!c.config.empty());
         for (const ConfigDifference& d : c.config) {
             const QString words = ComparePanel::differenceInWords(d, c);
-            QVERIFY2(!words.contains(QLatin1Char('~')) && !words.startsWith(QLatin1Char('/')) && words.contains(QStringLiteral("\u2192")) &&
-                         !words.contains(QStringLiteral("data data")),
+            QVERIFY2(!words.contains(QLatin1Char('~')) && !words.startsWith(QLatin1Char('/')) &&
+                    words.contains(QStringLiteral("\u2192")) && !words.contains(QStringLiteral("data data")),
                 qPrintable(words));
         }
         QVERIFY(view->differencesLabel()->text().contains(QStringLiteral("What changed")));
-        QCOMPARE(ComparePanel::differenceInWords({"/evaluation/data", "a.gz", "b.gz"}, c), QStringLiteral("Evaluation data: a.gz \u2192 b.gz"));
-        QCOMPARE(ComparePanel::differenceInWords({"/calibration/samples", 64, 256}, c), QStringLiteral("Calibration samples: 64 \u2192 256"));
-        QCOMPARE(ComparePanel::differenceInWords({"/algorithms/0/name", nullptr, "cle"}, c), QStringLiteral("Algorithm name: not set \u2192 cle"));
+        QCOMPARE(ComparePanel::differenceInWords({"/evaluation/data", "a.gz", "b.gz"}, c),
+            QStringLiteral("Evaluation data: a.gz \u2192 b.gz"));
+        QCOMPARE(ComparePanel::differenceInWords({"/calibration/samples", 64, 256}, c),
+            QStringLiteral("Calibration samples: 64 \u2192 256"));
+        QCOMPARE(ComparePanel::differenceInWords({"/algorithms/0/name", nullptr, "cle"}, c),
+            QStringLiteral("Algorithm name: not set \u2192 cle"));
         for (const ConfigDifference& d : c.config)
             if (d.key.find("/weight/bits") != std::string::npos && d.key.rfind("/layers/", 0) == 0) {
                 const QString words = ComparePanel::differenceInWords(d, c);
@@ -519,19 +522,25 @@ private slots:
         dialog.evalOnCalibration()->setChecked(true);
         QCOMPARE(dialog.request().evalData, none.calibData);
         QVERIFY(ok->isEnabled());
-        QVERIFY(dialog.findChild<QLabel*>(QStringLiteral("quantizeEvalHint"))->text().contains(QStringLiteral("not held out")));
+        QVERIFY(dialog.findChild<QLabel*>(QStringLiteral("quantizeEvalHint"))
+                    ->text()
+                    .contains(QStringLiteral("not held out")));
         // A held-out split of the calibration file: from the sample after those calibration takes.
         QVERIFY(dialog.heldOut()->isEnabled() && !dialog.heldOut()->isChecked());
         dialog.heldOut()->setChecked(true);
         QCOMPARE(dialog.request().evalFrom, dialog.calibLimit()->value());
-        QVERIFY(dialog.findChild<QLabel*>(QStringLiteral("quantizeEvalHint"))->text().contains(QStringLiteral("held out from the 64")));
+        QVERIFY(dialog.findChild<QLabel*>(QStringLiteral("quantizeEvalHint"))
+                    ->text()
+                    .contains(QStringLiteral("held out from the 64")));
         dialog.heldOut()->setChecked(false);
         QCOMPARE(dialog.request().evalFrom, 0);
         dialog.evalOnCalibration()->setChecked(false);
         QVERIFY(!dialog.heldOut()->isEnabled());
         dialog.evalData()->setText(QStringLiteral("/elsewhere/test-images-idx3-ubyte"));
         QVERIFY(ok->isEnabled());
-        QVERIFY(dialog.findChild<QLabel*>(QStringLiteral("quantizeEvalHint"))->text().contains(QStringLiteral("held out from calibration")));
+        QVERIFY(dialog.findChild<QLabel*>(QStringLiteral("quantizeEvalHint"))
+                    ->text()
+                    .contains(QStringLiteral("held out from calibration")));
         // A request that evaluated on its calibration data opens with that stated.
         QuantizeDialog same(smallRequest());
         QVERIFY(same.evalOnCalibration()->isChecked());
@@ -729,7 +738,8 @@ private slots:
             rows << t->item(r, 0)->text() + u'|' + t->item(r, 1)->text() + u'|' + t->item(r, 2)->text() + u'|' +
                         t->item(r, 3)->text();
         const QString top1 = rows.filter(QStringLiteral("Top-1 accuracy|")).value(0);
-        QVERIFY2(top1.contains(QStringLiteral("95 % CI")) && top1.contains(QStringLiteral("200 samples of fashion1k-images-idx3-ubyte.gz")),
+        QVERIFY2(top1.contains(QStringLiteral("95 % CI")) &&
+                top1.contains(QStringLiteral("200 samples of fashion1k-images-idx3-ubyte.gz")),
             qPrintable(rows.join(u'\n')));
         QVERIFY2(!top1.section(u'|', 2, 2).startsWith(QStringLiteral("\u2014")), qPrintable(top1)); // FP32 baseline shown
         QVERIFY(rows.filter(QStringLiteral("Latency per batch (ms)|")).value(0).contains(QStringLiteral("simulated")));

@@ -265,7 +265,9 @@ private slots:
         for (int i = 0; i < p->itemCount(); ++i)
             outlined += p->item(i)->objectName().startsWith(QStringLiteral("dip_")) ? 1 : 0;
         QVERIFY(outlined >= 1);
-        QVERIFY(panel->findChild<QLabel*>(QStringLiteral("sensitivityStatus"))->text().contains(QStringLiteral("lower than at fewer bits")));
+        QVERIFY(panel->findChild<QLabel*>(QStringLiteral("sensitivityStatus"))
+                    ->text()
+                    .contains(QStringLiteral("lower than at fewer bits")));
         QVERIFY(qs::test::screenshot(panel, QStringLiteral("sensitivity-dip.png")));
 
         // Real: the same numbers from a full re-run per configuration (no cached inputs),
