@@ -34,10 +34,10 @@
 #include <QDialog>
 #include <QDialogButtonBox>
 #include <QDockWidget>
-#include <QHeaderView>
 #include <QDragEnterEvent>
 #include <QFileDialog>
 #include <QFileInfo>
+#include <QHeaderView>
 #include <QLabel>
 #include <QLineEdit>
 #include <QLocale>
@@ -49,6 +49,7 @@
 #include <QScrollArea>
 #include <QSettings>
 #include <QStatusBar>
+#include <QTabWidget>
 #include <QTableWidget>
 #include <QToolBar>
 #include <QVBoxLayout>
@@ -84,7 +85,11 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     graph_ = new GraphPanel(studio, this);
     graph_->view()->setAcceptDrops(false); // drops of .onnx files go to the window
     inspector_ = new InspectorPanel(studio, this);
-    setCentralWidget(graph_);
+    views_ = new QTabWidget(this);
+    views_->setObjectName(QStringLiteral("mainViews"));
+    views_->setDocumentMode(true);
+    views_->addTab(graph_, tr("Graph"));
+    setCentralWidget(views_);
 
     jobStatus_ = new JobStatusWidget(studio.jobs(), this);
     summary_ = new ElidedLabel(this, Qt::ElideRight);
@@ -188,6 +193,22 @@ void MainWindow::addViewEntry(QDockWidget* dock)
 {
     // Feature docks list between the layer table and the inspector.
     viewMenu_->insertAction(inspectorDock_->toggleViewAction(), dock->toggleViewAction());
+}
+
+void MainWindow::addMainView(QWidget* view, const QString& title)
+{
+    const int i = views_->addTab(view, title);
+    views_->setTabVisible(i, false);
+}
+
+void MainWindow::showMainView(QWidget* view, bool show)
+{
+    const int i = views_->indexOf(view);
+    if (i < 0)
+        return;
+    views_->setTabVisible(i, show);
+    if (show)
+        views_->setCurrentIndex(i);
 }
 
 void MainWindow::addAnalyzeAction(QAction* action)

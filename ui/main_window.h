@@ -13,6 +13,7 @@ class QDateTime;
 class QDockWidget;
 class QLabel;
 class QMenu;
+class QTabWidget;
 class QToolBar;
 
 namespace qs::ui {
@@ -40,6 +41,11 @@ public:
     QDockWidget* addDock(QWidget* content, const QString& title, const QString& objectName, Qt::DockWidgetArea area,
         QDockWidget* tabifyWith = nullptr);
     void addViewEntry(QDockWidget* dock);                // the dock's toggle in View, among the other docks
+    // A main view: a tab in the middle of the window beside the graph (Compare), hidden
+    // until showMainView(view) brings it to the front.
+    void addMainView(QWidget* view, const QString& title);
+    void showMainView(QWidget* view, bool show = true);
+    QTabWidget* mainViews() const { return views_; }
     void addAnalyzeAction(QAction* action);              // Analyze, above Cancel Job
     void addFileActions(const QList<QAction*>& actions); // File, a group above Quit
     QMenu* addMenu(const QString& title);                // a feature's own menu, before Help
@@ -99,6 +105,7 @@ private:
     Studio* studio_;
     LayerTablePanel* table_;
     GraphPanel* graph_;
+    QTabWidget* views_;
     InspectorPanel* inspector_;
     JobStatusWidget* jobStatus_;
     ElidedLabel* summary_;

@@ -77,19 +77,6 @@ QuantConfig configFromArgs(const Args& args)
     return c;
 }
 
-// Samples [from, end) of `d` (--eval-from: evaluate on a part disjoint from calibration).
-Dataset dropFirst(Dataset d, int64_t from)
-{
-    if (from == 0)
-        return d;
-    if (from < 0 || from >= d.count())
-        fail("--eval-from: ", from, " leaves no evaluation samples (the data has ", d.count(), ")");
-    d = d.slice(from, d.count() - from);
-    d.path += str("[", from, ":]"); // the store records the part, not the whole file
-    d.hash += str(":from", from);
-    return d;
-}
-
 int runQuantize(const std::vector<std::string>& argv)
 {
     std::set<std::string> valued = {"config", "wbits", "abits", "granularity", "calib", "wrange", "calib-limit", "eval-limit", "eval-from",
@@ -115,7 +102,7 @@ int runQuantize(const std::vector<std::string>& argv)
     inlineIfsForInputs(graph, evalOpts.inputValues); // an If that --input-value decides: ordinary layers
     const int64_t evalFrom = args.intValue("eval-from", 0);
     evalOpts.limit = opts.evalLimit >= 0 ? evalFrom + opts.evalLimit : -1; // --eval-limit counts from --eval-from
-    Dataset eval = dropFirst(loadDataset(evalOpts, graph), evalFrom);
+    Dataset eval = evaluationPart(loadDataset(evalOpts, graph), evalFrom); // --eval-from: held out from calibration
     Dataset calib = calibrationData(args, evalOpts, graph, opts.calibLimit);
 
     std::optional<Store> store = storeFromArgs(args);

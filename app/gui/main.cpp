@@ -1,18 +1,22 @@
 // quantstudio: the desktop studio. Opens MODEL.onnx, or the bundled demo on first start,
 // and the experiment database used last (or --db PATH).
 #include "ui/calibration/data_dialog.h"
+#include "ui/compare/compare_panel.h"
 #include "ui/document/layer_selection.h"
 #include "ui/document/model_document.h"
 #include "ui/graph/graph_panel.h"
 #include "ui/inspector/inspector_panel.h"
 #include "ui/jobs/job_runner.h"
 #include "ui/main_window.h"
+#include "ui/runs/runs_controller.h"
+#include "ui/runs/runs_feature.h"
 #include "ui/widgets/error_reporter.h"
 #include "ui/widgets/theme.h"
 
 #include <QApplication>
 #include <QComboBox>
 #include <QCommandLineParser>
+#include <QDockWidget>
 #include <QFileInfo>
 #include <QScreen>
 #include <QTimer>
@@ -64,7 +68,11 @@ int main(int argc, char** argv)
     const QCommandLineOption dataDialog(QStringLiteral("data-dialog"),
         QStringLiteral("Open File > Calibration Data once the model is shown; with --screenshot, save the dialog "
                        "once its preview is shown."));
-    for (const auto& o : {screenshot, select, calibrate, size, db, colorBy, data, preprocess, dataDialog})
+    const QCommandLineOption compare(QStringLiteral("compare"),
+        QStringLiteral("Compare these runs of the database (e.g. 3,5) once the model is shown; with --screenshot, "
+                       "save the window with the comparison."),
+        QStringLiteral("ids"));
+    for (const auto& o : {screenshot, select, calibrate, size, db, colorBy, data, preprocess, dataDialog, compare})
         args.addOption(o);
     args.process(app);
 
@@ -88,6 +96,9 @@ int main(int argc, char** argv)
     const QString selectName = args.value(select);
     const bool doCalibrate = args.isSet(calibrate);
     const bool showDataDialog = args.isSet(dataDialog);
+    QList<qint64> compareRuns;
+    for (const QString& id : args.value(compare).split(QLatin1Char(','), Qt::SkipEmptyParts))
+        compareRuns << id.trimmed().toLongLong();
     if (args.isSet(data))
         window.studio().setData(args.value(data), args.value(preprocess));
     auto takeShot = [&window, shotPath] {
@@ -118,6 +129,17 @@ int main(int argc, char** argv)
                         QApplication::exit(ok ? 0 : 1);
                     });
                 });
+            return;
+        }
+        if (!compareRuns.isEmpty()) {
+            qs::ui::RunsController* runs = window.feature<qs::ui::RunsFeature>()->controller();
+            if (!shotPath.isEmpty())
+                QObject::connect(runs, &qs::ui::RunsController::comparisonShown, &window, [takeShot] { takeShot(); });
+            // After the database has opened (a job like the model's).
+            QTimer::singleShot(500, &window, [runs, compareRuns] {
+                if (runs->compare(compareRuns) < 0)
+                    std::fprintf(stderr, "--compare: needs two or more runs and an open database\n");
+            });
             return;
         }
         if (doCalibrate && window.studio().runCalibration() >= 0)

@@ -2,6 +2,7 @@
 
 #include "record/recording.h"
 #include "store/report.h"
+#include "util/error.h"
 #include "util/json_number.h"
 
 #include <cmath>
@@ -66,6 +67,18 @@ std::optional<StoredHistogram> histogramFromJson(const nlohmann::json& j)
     } catch (const nlohmann::json::exception&) {
         return std::nullopt;
     }
+}
+
+Dataset evaluationPart(Dataset d, int64_t from)
+{
+    if (from == 0)
+        return d;
+    if (from < 0 || from >= d.count())
+        fail("evaluation data ", quoted(d.path), ": from sample ", from, " leaves no samples (it has ", d.count(), ")");
+    d = d.slice(from, d.count() - from);
+    d.path += str("[", from, ":]"); // the store records the part, not the whole file
+    d.hash += str(":from", from);
+    return d;
 }
 
 nlohmann::json quantizationRunConfig(const QuantizeOptions& options, const Dataset& calib, const Dataset& eval)

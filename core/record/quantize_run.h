@@ -29,6 +29,12 @@ struct RecordedQuantization {
 // there are any. Replays (export/replay.h) load the data with them.
 nlohmann::json dataConfig(const Dataset& d);
 
+// Samples [from, end) of `d`: an evaluation part disjoint from the first `from` samples
+// (those calibration took), its path ("FILE[from:]") and hash saying so; `d` itself when
+// from is 0. Throws naming the data when nothing is left (the CLI's --eval-from, the
+// studio's held-out evaluation).
+Dataset evaluationPart(Dataset d, int64_t from);
+
 // What a quantization run's row records as its configuration: the QuantConfig's
 // JSON plus "calibration" and "evaluation" (dataConfig), "int8" and "batch".
 nlohmann::json quantizationRunConfig(const QuantizeOptions& options, const Dataset& calib, const Dataset& eval);

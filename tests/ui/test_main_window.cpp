@@ -198,7 +198,9 @@ private slots:
         QCOMPARE(hi, layer.summary.stats.max);
         QCOMPARE(lo, layer.summary.stats.min);
         // The numbers beside the plot.
-        QCOMPARE(inspector->weightTable()->item(4, 0)->text(), QStringLiteral("kurtosis"));
+        QCOMPARE(inspector->weightTable()->item(0, 0)->text(), QStringLiteral("weights")); // which: raw here
+        QCOMPARE(inspector->weightTable()->item(0, 1)->text().trimmed(), QStringLiteral("raw"));
+        QCOMPARE(inspector->weightTable()->item(5, 0)->text(), QStringLiteral("kurtosis"));
         // Table and graph follow the selection.
         const auto rows = window->layerPanel()->view()->selectionModel()->selectedRows();
         QCOMPARE(rows.size(), 1);

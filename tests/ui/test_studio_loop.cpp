@@ -56,6 +56,7 @@ class TestStudioLoop : public QObject {
     int64_t quantize()
     {
         QuantizeRequest r = window->feature<RunsFeature>()->controller()->defaultRequest();
+        r.evalData = r.calibData; // evaluated on the calibration data, as the dialog's checkbox states it
         r.calibLimit = 64;
         r.evalLimit = 200;
         QSignalSpy stored(window->feature<RunsFeature>()->controller(), &RunsController::runStored);
@@ -69,15 +70,11 @@ class TestStudioLoop : public QObject {
     {
         if (qEnvironmentVariable("QS_SCREENSHOT_DIR").isEmpty())
             return;
-        QDockWidget* dock = window->feature<RunsFeature>()->controller()->compareDock();
-        dock->setFloating(true);
-        dock->resize(1300, 720);
         view->histogramLayer()->setCurrentIndex(1);
         for (int i = 0; i < view->tabs()->count(); ++i) {
             view->tabs()->setCurrentIndex(i);
             QVERIFY(test::screenshot(view, QStringLiteral("loop-compare-%1.png").arg(i)));
         }
-        dock->setFloating(false);
         RunsPanel* browser = window->feature<RunsFeature>()->controller()->browser();
         browser->selectRuns({paretoRun, all8Run});
         window->feature<RunsFeature>()->controller()->runsDock()->setFloating(true);
@@ -185,7 +182,7 @@ private slots:
         QCOMPARE(view->layersModel()->rowCount(), int(expected.layers.size()));
         const auto sweep = store().layerResults(sensitivityRun);
         for (int r = 0; r < view->layersModel()->rowCount(); ++r) {
-            const std::string layer = view->layersModel()->item(r, 0)->text().toStdString();
+            const std::string layer = view->layersModel()->item(r, 0)->toolTip().toStdString(); // the node name
             QCOMPARE(view->layersModel()->item(r, 2)->data(Qt::UserRole).toDouble(), double(paretoBits.at(layer)));
             QCOMPARE(view->layersModel()->item(r, 3)->data(Qt::UserRole).toDouble(), 8.0);
             auto s = std::find_if(sweep.begin(), sweep.end(), [&](const LayerResult& l) { return l.layer == layer; });

@@ -263,16 +263,10 @@ ComparePanel::ComparePanel(std::shared_ptr<const ComparisonData> data, QWidget* 
     layout->addWidget(header);
     layout->addWidget(tabs_, 1);
     if (data_->pair) {
+        tabs_->addTab(buildSideBySide(), QStringLiteral("Side by Side"));
         tabs_->addTab(buildSummary(), QStringLiteral("Summary"));
         tabs_->addTab(buildLayers(), QStringLiteral("Layers"));
         tabs_->addTab(buildHistograms(), QStringLiteral("Histograms"));
-        tabs_->addTab(buildGraphs(), QStringLiteral("Graphs"));
-        connect(tabs_, &QTabWidget::currentChanged, this, [this](int i) {
-            if (tabs_->tabText(i) == QStringLiteral("Graphs"))
-                for (GraphView* g : {graphA_, graphB_})
-                    if (g && g->isVisible())
-                        g->showInitial();
-        });
     } else {
         tabs_->addTab(buildMany(), QStringLiteral("Metrics"));
     }
@@ -370,11 +364,14 @@ QWidget* ComparePanel::buildLayers()
         QStringLiteral("Sensitivity b"), QStringLiteral("\u0394 sensitivity")});
     for (const LayerComparison& l : c.layers) {
         const auto sa = sensOf(sensA, l.layer), sb = sensOf(sensB, l.layer);
-        QList<QStandardItem*> row = {textItem(QString::fromStdString(l.layer)), textItem(QString::fromStdString(l.a.op)),
+        QStandardItem* name = textItem(shortLayerName(l.layer, l.a.op)); // as the table, graph and heatmap name it
+        name->setToolTip(QString::fromStdString(l.layer));
+        QList<QStandardItem*> row = {name, textItem(QString::fromStdString(l.a.op)),
             numberItem(bits(l.a.weightBits), fmtBits), numberItem(bits(l.b.weightBits), fmtBits),
-            numberItem(bits(l.a.actBits), fmtBits), numberItem(bits(l.b.actBits), fmtBits), numberItem(l.a.sqnrDb, fmtDb),
-            numberItem(l.b.sqnrDb, fmtDb), deltaItem(diff(l.a.sqnrDb, l.b.sqnrDb), 1, fmtDeltaDb), numberItem(sa, fmtDb),
-            numberItem(sb, fmtDb), numberItem(diff(sa, sb), fmtDeltaDb)};
+            numberItem(bits(l.a.actBits), fmtBits), numberItem(bits(l.b.actBits), fmtBits),
+            numberItem(l.a.sqnrDb, fmtDb), numberItem(l.b.sqnrDb, fmtDb),
+            deltaItem(diff(l.a.sqnrDb, l.b.sqnrDb), 1, fmtDeltaDb), numberItem(sa, fmtDb), numberItem(sb, fmtDb),
+            numberItem(diff(sa, sb), fmtDeltaDb)};
         for (int col : l.a.weightBits != l.b.weightBits ? std::vector<int>{2, 3} : std::vector<int>{})
             row[col]->setBackground(changedColor());
         for (int col : l.a.actBits != l.b.actBits ? std::vector<int>{4, 5} : std::vector<int>{})
@@ -383,7 +380,8 @@ QWidget* ComparePanel::buildLayers()
     }
     for (const auto& [names, side] : {std::pair{&c.onlyInA, QStringLiteral("only in a")}, {&c.onlyInB, QStringLiteral("only in b")}})
         for (const std::string& name : *names) {
-            QList<QStandardItem*> row = {textItem(QString::fromStdString(name)), textItem(side)};
+            QList<QStandardItem*> row = {textItem(shortLayerName(name, std::string())), textItem(side)};
+            row.front()->setToolTip(QString::fromStdString(name));
             for (int col = 2; col < 12; ++col)
                 row << textItem(QString());
             layers_->appendRow(row);
@@ -416,7 +414,7 @@ QWidget* ComparePanel::buildHistograms()
     histLayer_ = new QComboBox(w);
     histLayer_->setObjectName(QStringLiteral("compareHistLayer"));
     for (const LayerComparison& l : data_->pair->layers)
-        histLayer_->addItem(QString::fromStdString(l.layer));
+        histLayer_->addItem(shortLayerName(l.layer, l.a.op), QString::fromStdString(l.layer));
     auto* weights = new QRadioButton(QStringLiteral("Weights"), w);
     showActs_ = new QRadioButton(QStringLiteral("Input activations"), w);
     weights->setChecked(true);
@@ -541,37 +539,189 @@ GraphView* ComparePanel::buildGraph(const RunRecord& run, ModelDocument*& doc, Q
     return view;
 }
 
-QWidget* ComparePanel::buildGraphs()
+QString ComparePanel::differenceInWords(const ConfigDifference& d, const RunComparison& c)
 {
-    // Stacked: a left-to-right graph fills the width of the bottom dock.
-    auto* split = new QSplitter(Qt::Vertical, this);
+    auto layerName = [&c](const QString& name) {
+        const std::string n = name.toStdString();
+        for (const LayerComparison& l : c.layers)
+            if (l.layer == n)
+                return shortLayerName(n, l.a.op);
+        return shortLayerName(n, {});
+    };
+    QStringList parts = QString::fromStdString(d.key).split(QLatin1Char('/'), Qt::SkipEmptyParts);
+    for (QString& p : parts)
+        p.replace(QStringLiteral("~1"), QStringLiteral("/")).replace(QStringLiteral("~0"), QStringLiteral("~"));
+    auto words = [](QStringList fields) {
+        for (QString& f : fields)
+            f.replace(QLatin1Char('_'), QLatin1Char(' '));
+        return fields.join(QLatin1Char(' '));
+    };
+    auto value = [](const nlohmann::json& j) {
+        if (j.is_null())
+            return QStringLiteral("not set");
+        if (j.is_boolean())
+            return j.get<bool>() ? QStringLiteral("yes") : QStringLiteral("no");
+        return jsonText(j);
+    };
+    QString subject;
+    if (parts.size() >= 3 && parts[0] == QStringLiteral("layers"))
+        subject = QStringLiteral("%1 of %2").arg(words(parts.mid(2)), layerName(parts[1]));
+    else if (parts.size() >= 2 && parts[0] == QStringLiteral("default"))
+        subject = QStringLiteral("%1 (every layer's default)").arg(words(parts.mid(1)));
+    else if (parts.size() >= 2 && parts[0] == QStringLiteral("ranges"))
+        subject = QStringLiteral("Kept range %1 of %2")
+                      .arg(parts.value(2) == QStringLiteral("0") ? QStringLiteral("low") : QStringLiteral("high"),
+                          layerName(parts[1]));
+    else if (!parts.isEmpty() && parts[0] == QStringLiteral("algorithms"))
+        subject =
+            QStringLiteral("Algorithm %1").arg(words(parts.mid(2)).isEmpty() ? parts.value(1) : words(parts.mid(2)));
+    else if (!parts.isEmpty() &&
+        (parts[0] == QStringLiteral("calibration") || parts[0] == QStringLiteral("evaluation")))
+        subject = parts.size() == 2 && parts[1] == QStringLiteral("data")
+            ? QStringLiteral("%1 data").arg(parts[0])
+            : QStringLiteral("%1 %2").arg(parts[0], words(parts.mid(1)));
+    else if (parts == QStringList {QStringLiteral("int8")})
+        subject = QStringLiteral("INT8 kernels");
+    else
+        subject = words(parts);
+    if (!subject.isEmpty())
+        subject[0] = subject[0].toUpper();
+    return QStringLiteral("%1: %2 \u2192 %3").arg(subject, value(d.a), value(d.b));
+}
+
+QString ComparePanel::nodeBadgeText(const LayerResult& own, const LayerResult* other, bool showDelta)
+{
+    auto bits = [](std::optional<int> b) { return b ? QString::number(*b) : QStringLiteral("32"); };
+    QString text = QStringLiteral("W%1/A%2").arg(bits(own.weightBits), bits(own.actBits));
+    if (own.sqnrDb) {
+        text += QStringLiteral(" \u00B7 %1 dB").arg(*own.sqnrDb, 0, 'f', 1);
+        if (showDelta && other && other->sqnrDb) {
+            const double d = *own.sqnrDb - *other->sqnrDb;
+            text += QStringLiteral(" (%1%2)")
+                        .arg(d < 0 ? QStringLiteral("\u2212") : QStringLiteral("+"))
+                        .arg(std::abs(d), 0, 'f', 1);
+        }
+    }
+    return text;
+}
+
+QWidget* ComparePanel::buildSideBySide()
+{
     const RunComparison& c = *data_->pair;
+    auto* w = new QWidget(this);
+    auto* v = new QVBoxLayout(w);
+    v->setContentsMargins(6, 4, 6, 4);
+    // What differs, in words (defaults resolved: a layer one run sets and the other leaves
+    // to its default is compared with that default).
+    QStringList lines;
+    for (const ConfigDifference& d : c.config)
+        if (d.key.rfind("/calibration", 0) != 0 && d.key.rfind("/evaluation", 0) != 0)
+            lines << differenceInWords(d, c).toHtmlEscaped();
+    for (const ConfigDifference& d : c.config)
+        if (d.key.rfind("/calibration", 0) == 0 || d.key.rfind("/evaluation", 0) == 0)
+            lines << differenceInWords(d, c).toHtmlEscaped();
+    const int shown = std::min<int>(int(lines.size()), 6);
+    QString text = lines.isEmpty() ? QStringLiteral("<b>Same configuration.</b>")
+                                   : QStringLiteral("<b>What changed from #%1 to #%2:</b> ").arg(c.a.id).arg(c.b.id) +
+            lines.mid(0, shown).join(QStringLiteral("; "));
+    if (lines.size() > shown)
+        text += QStringLiteral("; and %1 more (Summary)").arg(lines.size() - shown);
+    differences_ = new QLabel(text, w);
+    differences_->setObjectName(QStringLiteral("compareDifferences"));
+    differences_->setWordWrap(true);
+    differences_->setToolTip(lines.join(QStringLiteral("<br/>")));
+    v->addWidget(differences_);
+
+    auto* split = new QSplitter(Qt::Horizontal, w);
+    split->setObjectName(QStringLiteral("compareSideBySide"));
     for (int side = 0; side < 2; ++side) {
         const RunRecord& r = side == 0 ? c.a : c.b;
         auto* pane = new QWidget(split);
-        auto* v = new QVBoxLayout(pane);
-        v->setContentsMargins(2, 2, 2, 2);
-        auto* label = new QLabel(QStringLiteral("<b>%1</b> \u00B7 weight bits").arg(runLabel(r).toHtmlEscaped()), pane);
-        v->addWidget(label);
+        auto* pv = new QVBoxLayout(pane);
+        pv->setContentsMargins(2, 2, 2, 2);
+        auto* label = new QLabel(QStringLiteral("<b>%1</b> \u00B7 coloured by weight bits \u00B7 W/A bits and SQNR on "
+                                                "each layer%2")
+                                     .arg(runLabel(r).toHtmlEscaped(),
+                                         side == 1 ? QStringLiteral(" (\u0394 vs #%1)").arg(c.a.id) : QString()),
+            pane);
+        pv->addWidget(label);
         GraphView* view = buildGraph(r, side == 0 ? docA_ : docB_, pane);
         (side == 0 ? graphA_ : graphB_) = view;
         if (auto p = data_->modelProblems.find(r.id); p != data_->modelProblems.end()) {
             label->setText(label->text() + QStringLiteral(" \u2014 ") + p->second.toHtmlEscaped());
             view->hide();
         }
-        v->addWidget(view, 1);
+        pv->addWidget(view, 1);
         split->addWidget(pane);
     }
-    // The same model on both sides: one scroll moves both, so a layer sits above itself.
-    auto a = data_->layouts.find(c.a.id), b = data_->layouts.find(c.b.id);
-    if (a != data_->layouts.end() && b != data_->layouts.end() && a->second == b->second)
-        for (auto bar : {&QAbstractScrollArea::horizontalScrollBar, &QAbstractScrollArea::verticalScrollBar}) {
-            QScrollBar* x = (graphA_->*bar)();
-            QScrollBar* y = (graphB_->*bar)();
-            connect(x, &QScrollBar::valueChanged, y, &QScrollBar::setValue);
-            connect(y, &QScrollBar::valueChanged, x, &QScrollBar::setValue);
+    split->setSizes({1, 1});
+    v->addWidget(split, 1);
+
+    // Bits and SQNR on each layer's box, run b with its delta against run a.
+    std::map<std::string, const LayerComparison*> byName;
+    for (const LayerComparison& l : c.layers)
+        byName[l.layer] = &l;
+    for (int side = 0; side < 2; ++side) {
+        ModelDocument* doc = side == 0 ? docA_ : docB_;
+        if (!doc->model())
+            continue;
+        std::map<int, QString> badges;
+        const auto& nodes = doc->model()->graph->nodes;
+        for (std::size_t n = 0; n < nodes.size(); ++n) {
+            auto it = byName.find(nodes[n].name);
+            if (it == byName.end())
+                continue;
+            const LayerResult& own = side == 0 ? it->second->a : it->second->b;
+            const LayerResult& other = side == 0 ? it->second->b : it->second->a;
+            badges[int(n)] = nodeBadgeText(own, &other, side == 1);
         }
-    return split;
+        (side == 0 ? graphA_ : graphB_)->setNodeBadges(std::move(badges));
+    }
+    // Each side follows the other: zoom, place (the same layout: the same scene point in
+    // the middle) and the selected layer (by name).
+    for (int side = 0; side < 2; ++side) {
+        GraphView* g = side == 0 ? graphA_ : graphB_;
+        connect(g, &GraphView::zoomChanged, this, [this, side] { follow(side); });
+        connect(g->horizontalScrollBar(), &QScrollBar::valueChanged, this, [this, side] { follow(side); });
+        connect(g->verticalScrollBar(), &QScrollBar::valueChanged, this, [this, side] { follow(side); });
+        ModelDocument* doc = side == 0 ? docA_ : docB_;
+        LayerSelection* from = doc->findChild<LayerSelection*>();
+        ModelDocument* otherDoc = side == 0 ? docB_ : docA_;
+        LayerSelection* to = otherDoc->findChild<LayerSelection*>();
+        if (!from || !to)
+            continue;
+        connect(from, &LayerSelection::currentChanged, this, [this, doc, otherDoc, to](int node) {
+            if (following_ || !doc->model() || !otherDoc->model() || node < 0)
+                return;
+            const std::string& name = doc->model()->graph->nodes[std::size_t(node)].name;
+            const auto& nodes = otherDoc->model()->graph->nodes;
+            for (std::size_t n = 0; n < nodes.size(); ++n)
+                if (nodes[n].name == name) {
+                    following_ = true;
+                    to->selectNode(int(n));
+                    following_ = false;
+                    return;
+                }
+        });
+    }
+    return w;
+}
+
+void ComparePanel::follow(int from)
+{
+    if (following_ || !graphA_ || !graphB_)
+        return;
+    GraphView* src = from == 0 ? graphA_ : graphB_;
+    GraphView* dst = from == 0 ? graphB_ : graphA_;
+    if (!src->isVisible() || !dst->isVisible())
+        return;
+    following_ = true;
+    if (std::abs(dst->zoom() - src->zoom()) > 1e-9)
+        dst->setTransform(src->transform());
+    auto a = data_->layouts.find(data_->pair->a.id), b = data_->layouts.find(data_->pair->b.id);
+    if (a != data_->layouts.end() && b != data_->layouts.end() && a->second == b->second)
+        dst->centerOn(src->visibleSceneRect().center());
+    following_ = false;
 }
 
 QWidget* ComparePanel::buildMany()

@@ -1,7 +1,9 @@
-// Runs side by side. Two runs: where their configurations differ, metric deltas, a
-// per-layer table of bits, SQNR and sensitivity with deltas, a chosen layer's
-// weight or activation histograms (FP32 vs each run's quantized values, as stored),
-// and both models' graphs coloured by bits. More runs: a metrics table and a
+// Runs side by side. Two runs: first both graphs side by side, coloured by bits, each
+// layer labelled with its W/A bits and SQNR (run b with its delta), following each other
+// (pan, zoom, selection), under the configuration differences in words (layer defaults
+// resolved by core); then the settings and metric deltas, a per-layer table of bits,
+// SQNR and sensitivity with deltas, a chosen layer's weight or activation histograms
+// (FP32 vs each run's quantized values, as stored). More runs: a metrics table and a
 // size-vs-accuracy scatter. The differences come from core (store/compare.h).
 #pragma once
 
@@ -68,6 +70,12 @@ public:
 
     // Highlight colour of a differing configuration value or a changed layer.
     static QColor changedColor();
+    // One configuration difference of `c` as a sentence: "Weight bits of res1/conv1: 8 → 4"
+    // (layers named as everywhere else, shortLayerName).
+    static QString differenceInWords(const ConfigDifference& d, const RunComparison& c);
+    QLabel* differencesLabel() const { return differences_; }
+    // The label drawn above a layer's box on one side ("W4/A8 · 31.2 dB (−6.1)").
+    static QString nodeBadgeText(const LayerResult& own, const LayerResult* other, bool showDelta);
 
 public slots:
     void showHistogram();
@@ -76,7 +84,8 @@ private:
     QWidget* buildSummary();
     QWidget* buildLayers();
     QWidget* buildHistograms();
-    QWidget* buildGraphs();
+    QWidget* buildSideBySide();
+    void follow(int from); // the other side takes this side's zoom, place and selection
     QWidget* buildMany();
     GraphView* buildGraph(const RunRecord& run, ModelDocument*& doc, QWidget* parent);
 
@@ -89,7 +98,9 @@ private:
     QRadioButton* showActs_ = nullptr;
     QCustomPlot* histPlot_ = nullptr;
     QCustomPlot* scatter_ = nullptr;
+    QLabel* differences_ = nullptr;
     GraphView *graphA_ = nullptr, *graphB_ = nullptr;
+    bool following_ = false;
     ModelDocument *docA_ = nullptr, *docB_ = nullptr;
 };
 

@@ -29,12 +29,15 @@ QString metricExplanation(LayerMetric m)
         return QStringLiteral("Parameters of the layer as a share of all parameters: where bits buy the most size.");
     case LayerMetric::WeightKurtosis:
         return QStringLiteral("Pearson kurtosis of the weights; 3 for a normal distribution. "
-                              "Heavy tails (above ~10) stretch a uniform quantization grid.");
+                              "Heavy tails (above ~10) stretch a uniform quantization grid. Of the raw weights, "
+                              "as in the model (the inspector can show the BN-folded ones quantization sees).");
     case LayerMetric::WeightOutliers:
-        return QStringLiteral("Share of weights more than 6 standard deviations from the mean.");
+        return QStringLiteral("Share of weights more than 6 standard deviations from the mean (raw weights, as in the "
+                              "model).");
     case LayerMetric::ChannelRange:
         return QStringLiteral("Largest per-output-channel range over the median one. "
-                              "High ratios lose precision under per-tensor scales; prefer per-channel.");
+                              "High ratios lose precision under per-tensor scales; prefer per-channel. Of the raw "
+                              "weights, as in the model.");
     case LayerMetric::InputKurtosis:
         return QStringLiteral("Kurtosis of the layer's input activations over the calibration data. "
                               "High values call for clipping calibrators (percentile, MSE, entropy).");

@@ -244,6 +244,31 @@ void GraphView::applyMarks()
             markLabels_.push_back(label);
         }
     }
+    for (const auto& [node, text] : badges_) {
+        NodeItem* item = itemForNode(node);
+        if (!item || item->node() != node || text.isEmpty())
+            continue;
+        auto* badge = new EdgeLabelItem(text);
+        const QRectF box = item->sceneBoundingRect();
+        badge->setCenter(QPointF(box.center().x(), box.top() - badge->size().height() / 2 - 1));
+        badge->setData(0, node);
+        scene_->addItem(badge);
+        markLabels_.push_back(badge);
+    }
+}
+
+void GraphView::setNodeBadges(std::map<int, QString> badges)
+{
+    badges_ = std::move(badges);
+    applyMarks();
+}
+
+QString GraphView::nodeBadge(int node) const
+{
+    for (QGraphicsItem* item : markLabels_)
+        if (item->type() == EdgeLabelItem::Type && item->data(0).isValid() && item->data(0).toInt() == node)
+            return static_cast<EdgeLabelItem*>(item)->text();
+    return QString();
 }
 
 NodeItem* GraphView::itemForNode(int node) const
@@ -449,6 +474,11 @@ void GraphView::fitGraph()
     // The whole graph when that keeps its boxes legible (at most 130 %, small graphs are
     // not blown up); else the legible zoom, at the selection or the flow's start, and the
     // minimap for the rest.
+    // Fitted on the whole canvas: the minimap's column comes back (placeOverlays) only if
+    // the graph does not fit.
+    fitted_ = true; // before the margins change: the resize they cause must not fit again
+    if (viewportMargins().right() != 0)
+        setViewportMargins(0, 0, 0, viewportMargins().bottom());
     const QRectF scene = sceneRect(), view = viewport()->rect();
     const double whole = std::min({view.width() / scene.width(), view.height() / scene.height(), 1.3});
     const double z = std::max(whole, minFitZoom);
@@ -581,24 +611,34 @@ void GraphView::scrollContentsBy(int dx, int dy)
         minimap_->update();
 }
 
+QRect GraphView::canvasRect() const
+{
+    return viewport()->geometry().adjusted(0, 0, viewportMargins().right(), 0);
+}
+
 void GraphView::placeOverlays()
 {
-    // The legend is a strip under the canvas, never over a box; the minimap sits in the
-    // canvas's top right corner while part of the graph is out of view.
+    // The legend is a strip under the canvas and the minimap a column beside it: neither
+    // ever covers a box. The column is there only while part of the graph is out of view
+    // (judged on the canvas without it, so showing it never decides it again).
     const int strip = nodes_.empty() ? 0 : legend_->sizeHint().height();
-    if (viewportMargins().bottom() != strip)
-        setViewportMargins(0, 0, 0, strip);
-    const QRect vp = viewport()->geometry();
-    legend_->setGeometry(vp.left(), vp.bottom() + 1, vp.width(), strip);
-    if (nodes_.empty()) {
-        minimap_->hide();
-        return;
+    const QRect area = canvasRect();
+    bool show = false;
+    if (!nodes_.empty()) {
+        const QRectF all = mapToScene(QRect(0, 0, area.width(), area.height())).boundingRect();
+        const QRectF bounds = doc_->layout() ? doc_->layout()->bounds : sceneRect();
+        show = minimapEnabled_ && !all.adjusted(-2, -2, 2, 2).contains(bounds);
+        minimap_->fitTo(QSize(std::min(220, area.width() / 5), std::min(180, std::max(40, area.height() - 16))));
     }
-    minimap_->fitTo(QSize(std::min(260, vp.width() / 4), std::min(180, vp.height() / 3)));
-    minimap_->move(vp.right() - minimap_->width() - 10, vp.top() + 10);
-    const bool whole = visibleSceneRect().adjusted(-2, -2, 2, 2).contains(doc_->layout() ? doc_->layout()->bounds : sceneRect());
-    minimap_->setVisible(minimapEnabled_ && !whole);
-    minimap_->update();
+    const int column = show ? minimap_->width() + 2 * minimapPad : 0;
+    if (viewportMargins() != QMargins(0, 0, column, strip))
+        setViewportMargins(0, 0, column, strip);
+    const QRect vp = viewport()->geometry();
+    legend_->setGeometry(vp.left(), vp.bottom() + 1, vp.width() + column, strip);
+    minimap_->move(vp.right() + 1 + minimapPad, vp.top() + minimapPad);
+    minimap_->setVisible(show);
+    if (show)
+        minimap_->update();
 }
 
 void GraphView::drawBackground(QPainter* painter, const QRectF& rect)

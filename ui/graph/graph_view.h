@@ -9,6 +9,7 @@
 
 #include <QGraphicsView>
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -40,6 +41,10 @@ public:
     void setEdgeMarks(std::vector<EdgeMark> marks, const QString& legendNote);
     const std::vector<EdgeMark>& edgeMarks() const { return marks_; }
     EdgeItem* edgeItem(int from, int to) const;
+    // Short labels above layer boxes (a comparison's bits and deltas), by node, drawn
+    // while the node has its own box; they outlive rebuilds of the scene.
+    void setNodeBadges(std::map<int, QString> badges);
+    QString nodeBadge(int node) const; // as drawn; "" when none is
     GraphLegend* legend() const { return legend_; }
     GraphMinimap* minimap() const { return minimap_; }
 
@@ -64,6 +69,8 @@ public:
     int findNode(const QString& text, bool backward = false);
     int matchCount() const { return int(matches_.size()); }
 
+    // The minimap: a column right of the canvas (never over a box) while part of the
+    // graph is out of view, when enabled.
     void setMinimapEnabled(bool on);
     bool minimapEnabled() const { return minimapEnabled_; }
 
@@ -99,6 +106,9 @@ private:
     void showCurrent(int node, bool scroll);
     void follow(QGraphicsItem* item, bool centre);
     void placeOverlays();
+    // The canvas as if the minimap's column were not there, in this widget's coordinates.
+    QRect canvasRect() const;
+    static constexpr int minimapPad = 8;
     void applyMarks();
     void relayout(std::set<int> collapsed, int focusNode, int focusBlock);
     std::set<int> collapsedBlocks() const; // as last asked for, pending or laid out
@@ -113,7 +123,8 @@ private:
     std::vector<std::vector<EdgeItem*>> boxEdges_; // by box index: the edges that touch it
     std::vector<BlockFrameItem*> frames_;
     std::vector<EdgeMark> marks_;
-    std::vector<QGraphicsItem*> markLabels_;
+    std::vector<QGraphicsItem*> markLabels_; // edge-mark labels and node badges
+    std::map<int, QString> badges_;
     LayerMetric metric_ = LayerMetric::WeightKurtosis;
     NodeItem* current_ = nullptr;
     QPoint pressPos_;

@@ -210,6 +210,7 @@ InspectorPanel::InspectorPanel(Studio& studio, QWidget* parent)
 {
     setObjectName(QStringLiteral("layerInspector"));
     title_ = new ElidedLabel(this);
+    title_->setObjectName(QStringLiteral("inspectorTitle"));
     title_->setProperty("role", "heading");
     title_->setTextInteractionFlags(Qt::TextSelectableByMouse);
     opBadge_ = new QLabel(this);
@@ -225,7 +226,24 @@ InspectorPanel::InspectorPanel(Studio& studio, QWidget* parent)
     weightPlot_->plot()->yAxis->setLabel(QStringLiteral("count"));
     weightLog_ = weightPlot_->addToggle(icon(IconId::LogScale), QStringLiteral("Logarithmic counts: shows the tails"));
     weightLog_->setObjectName(QStringLiteral("weightLogToggle"));
+    weightSource_ = new QComboBox(this);
+    weightSource_->setObjectName(QStringLiteral("weightSource"));
+    weightSource_->addItem(QStringLiteral("BN-folded"), QStringLiteral("folded"));
+    weightSource_->addItem(QStringLiteral("Raw"), QStringLiteral("raw"));
+    weightSource_->setToolTip(QStringLiteral("BN-folded: the weight with its BatchNormalization folded in, the tensor "
+                                             "that is quantized. Raw: the model's own weight, as the layer table lists "
+                                             "it."));
+    weightSource_->hide();
+    weightPlot_->addTool(weightSource_);
     weightTable_ = makeSideTable(this);
+    connect(weightSource_, &QComboBox::currentIndexChanged, this, [this] {
+        if (!doc_->layer(layer_))
+            return;
+        drawWeights();
+        drawChannels();
+        weightPlot_->plot()->replot();
+        channelPlot_->plot()->replot();
+    });
     connect(weightLog_, &QToolButton::toggled, this, [this] {
         drawWeights();
         weightPlot_->plot()->replot();
@@ -333,7 +351,7 @@ InspectorPanel::InspectorPanel(Studio& studio, QWidget* parent)
         const LayerData* l = doc_->layer(layer_);
         if (!l)
             return QString();
-        const WeightView* view = weightView(layer_);
+        const WeightView* view = shownWeightView(layer_);
         const Histogram& h = view ? view->histogram : l->weights.histogram;
         QString s = QStringLiteral("bin_lo,bin_hi,count\n");
         for (int i = 0; i < h.bins(); ++i)
@@ -344,8 +362,8 @@ InspectorPanel::InspectorPanel(Studio& studio, QWidget* parent)
         const LayerData* l = doc_->layer(layer_);
         if (!l)
             return QString();
-        const WeightView* view = weightView(layer_);
-    const ChannelRanges& c = view ? view->channels : l->weights.channels;
+        const WeightView* view = shownWeightView(layer_);
+        const ChannelRanges& c = view ? view->channels : l->weights.channels;
         QString s = QStringLiteral("channel,min,max,abs_p99.9\n");
         for (std::size_t i = 0; i < c.min.size(); ++i)
             s += QStringLiteral("%1,%2,%3,%4\n").arg(i).arg(c.min[i], 0, 'g', 9).arg(c.max[i], 0, 'g', 9).arg(c.absP999[i], 0, 'g', 9);
@@ -514,6 +532,11 @@ void InspectorPanel::setWeightView(const std::string& layer, std::shared_ptr<con
     }
 }
 
+const WeightView* InspectorPanel::shownWeightView(int layerRow) const
+{
+    return weightSource_->currentData().toString() == QStringLiteral("folded") ? weightView(layerRow) : nullptr;
+}
+
 const WeightView* InspectorPanel::weightView(int layerRow) const
 {
     const LayerData* l = doc_->layer(layerRow);
@@ -528,25 +551,34 @@ void InspectorPanel::drawWeights()
     const LayerData* l = doc_->layer(layer_);
     if (!l)
         return;
-    const WeightView* view = weightView(layer_);
+    const WeightView* available = weightView(layer_);
+    weightSource_->setVisible(available != nullptr);
+    const WeightView* view = shownWeightView(layer_);
     const TensorStats& s = view ? view->stats : l->summary.stats;
     const Histogram& h = view ? view->histogram : l->weights.histogram;
     QCustomPlot* plot = weightPlot_->plot();
     plotHistogram(plot, h, weightLog_->isChecked(), weightColor);
-    weightPlot_->setTitle(view ? QStringLiteral("Weights (%1)").arg(view->what) : QStringLiteral("Weights"));
+    // Which weights: named whenever the layer has two (raw and BN-folded).
+    const QString which = view ? QStringLiteral("%1, as quantized").arg(view->what)
+        : available            ? QStringLiteral("raw, as in the model and the layer table")
+                               : QString();
+    weightPlot_->setTitle(which.isEmpty() ? QStringLiteral("Weights") : QStringLiteral("Weights (%1)").arg(which));
     weightPlot_->setSubtitle(QStringLiteral("%1 values \u00B7 %2 bins").arg(formatCount(s.count)).arg(h.bins()));
     weightPlot_->setFileStem(shortLayerName(l->summary.name, l->summary.op).replace(QLatin1Char('/'), QLatin1Char('_')) +
                              QStringLiteral("-weights"));
-    setRows(weightTable_, {
-                              {QStringLiteral("min"), formatNumber(s.min)},
-                              {QStringLiteral("max"), formatNumber(s.max)},
-                              {QStringLiteral("mean"), formatNumber(s.mean, 3)},
-                              {QStringLiteral("std"), formatNumber(s.std, 3)},
-                              {QStringLiteral("kurtosis"), formatNumber(s.kurtosis, 3)},
-                              {QStringLiteral("outliers >6\u03C3"), s.outlierFraction == 0 ? QStringLiteral("0") : formatPercent(s.outlierFraction, 3)},
-                              {QStringLiteral("ch. range ratio"), formatNumber(s.channelRangeRatio, 3)},
-                              {QStringLiteral("non-finite"), formatCount(s.nonFinite)},
-                          });
+    setRows(weightTable_,
+        {
+            {QStringLiteral("weights"), view ? view->what : QStringLiteral("raw")},
+            {QStringLiteral("min"), formatNumber(s.min)},
+            {QStringLiteral("max"), formatNumber(s.max)},
+            {QStringLiteral("mean"), formatNumber(s.mean, 3)},
+            {QStringLiteral("std"), formatNumber(s.std, 3)},
+            {QStringLiteral("kurtosis"), formatNumber(s.kurtosis, 3)},
+            {QStringLiteral("outliers >6\u03C3"),
+                s.outlierFraction == 0 ? QStringLiteral("0") : formatPercent(s.outlierFraction, 3)},
+            {QStringLiteral("ch. range ratio"), formatNumber(s.channelRangeRatio, 3)},
+            {QStringLiteral("non-finite"), formatCount(s.nonFinite)},
+        });
     emit plotsRedrawn();
 }
 
@@ -555,8 +587,11 @@ void InspectorPanel::drawChannels()
     const LayerData* l = doc_->layer(layer_);
     if (!l)
         return;
-    const WeightView* view = weightView(layer_);
+    const WeightView* view = shownWeightView(layer_);
     const ChannelRanges& c = view ? view->channels : l->weights.channels;
+    channelPlot_->setTitle(view  ? QStringLiteral("Per-channel ranges (%1)").arg(view->what)
+            : weightView(layer_) ? QStringLiteral("Per-channel ranges (raw)")
+                                 : QStringLiteral("Per-channel ranges"));
     const int n = int(c.min.size());
     std::vector<int> order(static_cast<std::size_t>(n));
     std::iota(order.begin(), order.end(), 0);

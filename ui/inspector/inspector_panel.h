@@ -65,6 +65,12 @@ public:
     // model's own; null goes back to the model's. Redraws when that layer is shown.
     void setWeightView(const std::string& layer, std::shared_ptr<const WeightView> view);
     const WeightView* weightView(int layerRow) const;
+    // Which weights the histogram, the channel ranges and their statistics show when a
+    // layer has a WeightView: the model's own ("raw", what the layer table lists) or the
+    // view's ("folded", the tensor quantization sees; the default, as what-if edits it).
+    // Plot titles and the statistics say which.
+    QComboBox* weightSource() const { return weightSource_; }
+    const WeightView* shownWeightView(int layerRow) const; // null while the raw weights show
     // A panel below the plots (the what-if panel).
     void addPanel(QWidget* panel);
 
@@ -101,6 +107,7 @@ private:
     QToolButton* channelSort_;
     QToolButton* activationLog_;
     QComboBox* role_;
+    QComboBox* weightSource_;
     OutlierPanel* outliers_;
     QVBoxLayout* plotsLayout_ = nullptr;
     std::map<std::string, std::shared_ptr<const WeightView>> weightViews_;

@@ -104,7 +104,23 @@ QuantizeDialog::QuantizeDialog(const QuantizeRequest& initial, QWidget* parent, 
                                            "(the CLI's --preprocess; File › Calibration Data previews it)"));
     evalData_ = new QLineEdit(initial.evalData, this);
     evalData_->setObjectName(QStringLiteral("quantizeEvalData"));
-    evalData_->setToolTip(QStringLiteral("Top-1 needs labels: the IDX label file beside the images is found by name"));
+    evalData_->setToolTip(QStringLiteral("Data held out from calibration, for the accuracy and fidelity metrics. Top-1 "
+                                         "needs labels: the IDX label file beside the images is found by name"));
+    evalData_->setPlaceholderText(QStringLiteral("held-out data (not the calibration file)"));
+    evalOnCalib_ = new QCheckBox(QStringLiteral("Evaluate on the calibration data (not held out)"), this);
+    evalOnCalib_->setObjectName(QStringLiteral("quantizeEvalOnCalibration"));
+    evalOnCalib_->setToolTip(QStringLiteral("The metrics are then measured on samples the ranges were fitted to: "
+                                            "optimistic. The run records it and the runs list says so."));
+    evalOnCalib_->setChecked(!initial.evalData.isEmpty() && initial.evalData == initial.calibData);
+    heldOut_ = new QCheckBox(QStringLiteral("after the samples calibration takes (held out)"), this);
+    heldOut_->setObjectName(QStringLiteral("quantizeHeldOut"));
+    heldOut_->setToolTip(QStringLiteral("Evaluate on the calibration file's samples after the first ones calibration "
+                                        "uses (the calibration limit): a held-out split of the same file"));
+    heldOut_->setChecked(initial.evalFrom > 0);
+    evalHint_ = new QLabel(this);
+    evalHint_->setObjectName(QStringLiteral("quantizeEvalHint"));
+    evalHint_->setWordWrap(true);
+    evalHint_->setProperty("role", "muted");
     calibLimit_ = new QSpinBox(this);
     calibLimit_->setObjectName(QStringLiteral("quantizeCalibLimit"));
     calibLimit_->setRange(1, 1000000);
@@ -159,6 +175,9 @@ QuantizeDialog::QuantizeDialog(const QuantizeRequest& initial, QWidget* parent, 
     }
     form->addRow(QStringLiteral("Calibration limit"), calibLimit_);
     form->addRow(QStringLiteral("Evaluation data"), withBrowse(evalData_, this));
+    form->addRow(QString(), evalOnCalib_);
+    form->addRow(QString(), heldOut_);
+    form->addRow(QString(), evalHint_);
     form->addRow(QStringLiteral("Evaluation limit"), evalLimit_);
     form->addRow(QStringLiteral("Image preprocessing"), preprocess_);
     form->addRow(QStringLiteral("Batch"), batch_);
@@ -176,6 +195,42 @@ QuantizeDialog::QuantizeDialog(const QuantizeRequest& initial, QWidget* parent, 
     layout->addWidget(buttons);
     if (graph_)
         showInputs();
+    connect(evalOnCalib_, &QCheckBox::toggled, this, &QuantizeDialog::updateEvaluation);
+    connect(heldOut_, &QCheckBox::toggled, this, &QuantizeDialog::updateEvaluation);
+    connect(calibLimit_, &QSpinBox::valueChanged, this, &QuantizeDialog::updateEvaluation);
+    connect(calibData_, &QLineEdit::textChanged, this, &QuantizeDialog::updateEvaluation);
+    connect(evalData_, &QLineEdit::textChanged, this, &QuantizeDialog::updateEvaluation);
+    updateEvaluation();
+}
+
+QString QuantizeDialog::problem() const
+{
+    if (evalData_->text().trimmed().isEmpty())
+        return QStringLiteral("Choose the evaluation data, or tick \u201CEvaluate on the calibration data\u201D.");
+    return shapeProblem_;
+}
+
+void QuantizeDialog::updateEvaluation()
+{
+    const bool same = evalOnCalib_->isChecked();
+    if (same && evalData_->text() != calibData_->text()) {
+        const QSignalBlocker quiet(evalData_);
+        evalData_->setText(calibData_->text());
+    }
+    evalData_->setEnabled(!same);
+    heldOut_->setEnabled(same);
+    const QString eval = evalData_->text().trimmed();
+    evalHint_->setText(eval.isEmpty() ? problem()
+            : same && heldOut_->isChecked()
+            ? QStringLiteral("The metrics will be measured on the calibration file from sample %1 on: "
+                             "held out from the %1 calibration takes.")
+                  .arg(calibLimit_->value())
+            : eval == calibData_->text().trimmed()
+            ? QStringLiteral("The metrics will be measured on the calibration data: not held out.")
+            : QStringLiteral("The metrics will be measured on %1, held out from calibration.")
+                  .arg(QFileInfo(eval).fileName()));
+    if (ok_)
+        ok_->setEnabled(problem().isEmpty());
 }
 
 // One row per model input; the shape field is editable where the model leaves
@@ -265,7 +320,7 @@ void QuantizeDialog::checkShapes()
     shapeProblem_ = problems.join(QLatin1Char('\n'));
     shapeHint_->setText(shapeProblem_); // empty keeps its line: the table does not jump
     if (ok_)
-        ok_->setEnabled(shapeProblem_.isEmpty());
+        ok_->setEnabled(problem().isEmpty());
 }
 
 QuantizeRequest QuantizeDialog::request() const
@@ -279,6 +334,7 @@ QuantizeRequest QuantizeDialog::request() const
     r.preprocess = preprocess_->text().trimmed();
     r.calibLimit = calibLimit_->value();
     r.evalLimit = evalLimit_->value();
+    r.evalFrom = evalOnCalib_->isChecked() && heldOut_->isChecked() ? calibLimit_->value() : 0;
     r.batch = batch_->value();
     r.int8 = int8_->isChecked();
     r.tags = RunsTableModel::parseTags(tags_->text());

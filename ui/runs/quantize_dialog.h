@@ -31,11 +31,14 @@ namespace qs::ui {
 struct QuantizeRequest {
     QStringList algorithms; // registry names, applied in registry order within each stage
     QString calibData;      // dataset spec (IDX/NPY path or random:N)
-    QString evalData;       // dataset spec; labels beside an IDX file give top-1
+    QString evalData;       // dataset spec; labels beside an IDX file give top-1; "": not chosen yet
     // images:DIR / imagelist:FILE data: the pipeline (data/preprocess.h), for both.
     QString preprocess;
     int calibLimit = 256;
     int evalLimit = 1000;   // 0: all samples
+    // Evaluate on samples [evalFrom, ...) of evalData: with the calibration file, held out
+    // from the first evalFrom samples calibration takes (the CLI's --eval-from).
+    int evalFrom = 0;
     int batch = 32;
     bool int8 = false;
     QStringList tags;
@@ -65,9 +68,18 @@ public:
     QSpinBox* calibLimit() const { return calibLimit_; }
     QSpinBox* evalLimit() const { return evalLimit_; }
     QLineEdit* calibData() const { return calibData_; }
+    QLineEdit* evalData() const { return evalData_; }
+    // "Evaluate on the calibration data": stated, never assumed; the evaluation field follows
+    // the calibration one while it is ticked.
+    QCheckBox* evalOnCalibration() const { return evalOnCalib_; }
+    // With it: skip the samples calibration takes (a held-out split of the same file).
+    QCheckBox* heldOut() const { return heldOut_; }
+    // Why Quantize is disabled ("" when it is not): no evaluation data chosen, or a shape
+    // field random data cannot use.
+    QString problem() const;
     QLineEdit* preprocess() const { return preprocess_; }
     QTableWidget* inputTable() const { return inputs_; }
-    // Why Quantize is disabled ("" when it is not): a shape field random data cannot use.
+    // A shape field random data cannot use ("" when none).
     QString shapeProblem() const { return shapeProblem_; }
 
     enum InputColumn { NameColumn, ModelShapeColumn, ShapeColumn, TypeColumn, ArrayColumn };
@@ -77,6 +89,9 @@ private:
     QLineEdit *calibData_, *evalData_, *preprocess_, *tags_, *note_;
     QSpinBox *calibLimit_, *evalLimit_, *batch_;
     QCheckBox* int8_;
+    QCheckBox* evalOnCalib_;
+    QCheckBox* heldOut_;
+    QLabel* evalHint_;
     QTableWidget* inputs_ = nullptr;
     QLabel* shapeHint_ = nullptr;
     QPushButton* ok_ = nullptr;
@@ -86,6 +101,7 @@ private:
     void fillInputs(const QMap<QString, QString>& shapes);
     void showInputs();
     void checkShapes();
+    void updateEvaluation();
 };
 
 } // namespace qs::ui

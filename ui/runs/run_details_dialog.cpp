@@ -1,4 +1,5 @@
 #include "ui/runs/run_details_dialog.h"
+#include "ui/runs/runs_table_model.h"
 
 #include "ui/widgets/format.h"
 
@@ -55,6 +56,9 @@ RunDetailsDialog::RunDetailsDialog(const RunRecord& run, QWidget* parent) : QDia
                                          QString::fromStdString(run.modelHash.substr(0, 16))));
     if (!run.datasetPath.empty())
         add(QStringLiteral("Data"), QString::fromStdString(run.datasetPath));
+    const QString measuredOn = RunsTableModel::evaluationData(run, true);
+    if (!measuredOn.isEmpty())
+        add(QStringLiteral("Metrics measured on"), measuredOn);
     QString time = when(run.startedMs);
     if (run.finishedMs)
         time += QStringLiteral(" \u00B7 took %1").arg(formatDuration(double(*run.finishedMs - run.startedMs) / 1000));
@@ -103,7 +107,10 @@ RunDetailsDialog::RunDetailsDialog(const RunRecord& run, QWidget* parent) : QDia
         if (r.name == "latency_ms")
             on = QString::fromStdString(latency);
         else if (samples && r.name != "size_bits")
-            on = QStringLiteral("%1 evaluation samples").arg(formatCount(int64_t(*samples)));
+            on = QStringLiteral("%1 samples of %2")
+                     .arg(formatCount(int64_t(*samples)))
+                     .arg(measuredOn.isEmpty() ? QStringLiteral("the evaluation data")
+                                               : RunsTableModel::evaluationData(run));
         metrics_->setItem(row, 0, new QTableWidgetItem(runMetricTitle(r.name)));
         metrics_->setItem(row, 1, new QTableWidgetItem(value));
         metrics_->setItem(row, 2, new QTableWidgetItem(r.fp32 ? formatMetricValue(r.name, *r.fp32) : dash()));

@@ -9,6 +9,7 @@
 #include "ui/jobs/job_runner.h"
 #include "ui/runs/runs_panel.h"
 #include "ui/runs/runs_table_model.h"
+#include "ui/widgets/error_reporter.h"
 
 #include "data/dataset.h"
 #include "record/quantize_run.h"
@@ -35,8 +36,8 @@ RunsController::RunsController(Studio& studio, QWidget* window) : QObject(window
         QWidget* w = compareTabs_->widget(i);
         compareTabs_->removeTab(i);
         w->deleteLater();
-        if (compareTabs_->count() == 0 && compareDock_)
-            compareDock_->hide();
+        if (compareTabs_->count() == 0 && showCompare_)
+            showCompare_(false);
     });
 
     quantizeAction_ = new QAction(tr("&Quantize\u2026"), this);
@@ -63,17 +64,20 @@ RunsController::RunsController(Studio& studio, QWidget* window) : QObject(window
     connect(browser_, &RunsPanel::exportRequested, this, [this](qint64 id) { showExport(id); });
 }
 
-void RunsController::setDocks(QDockWidget* runs, QDockWidget* compare)
+void RunsController::setViews(QDockWidget* runs, std::function<void(bool)> showCompare)
 {
     runsDock_ = runs;
-    compareDock_ = compare;
+    showCompare_ = std::move(showCompare);
 }
 
 QuantizeRequest RunsController::defaultRequest() const
 {
     QuantizeRequest r = last_;
     if (!haveLast_) {
-        r.calibData = r.evalData = studio_.calibrationDataSpec();
+        // Evaluation data is chosen, never taken from calibration unasked: the data chosen
+        // last for this model's evaluation, else none (the dialog asks).
+        r.calibData = studio_.calibrationDataSpec();
+        r.evalData = QString();
         r.preprocess = studio_.dataPreprocess();
         for (const AlgorithmUse& a : studio_.config()->config().algorithms)
             r.algorithms << QString::fromStdString(a.name);
@@ -96,6 +100,11 @@ int RunsController::quantize(const QuantizeRequest& request)
     const auto model = studio_.document()->model();
     if (!model)
         return -1;
+    if (request.evalData.trimmed().isEmpty()) { // never the calibration data unasked
+        studio_.errors()->report(window_, tr("Quantize"),
+            tr("No evaluation data: choose held-out data, or state that the calibration data is evaluated on."));
+        return -1;
+    }
     last_ = request;
     haveLast_ = true;
     studio_.setInputShapes(request.inputShapes);
@@ -120,7 +129,10 @@ int RunsController::quantize(const QuantizeRequest& request)
     opts.threads = std::max(1, QThread::idealThreadCount() - 1); // one core for the GUI thread
 
     const QString storePath = studio_.storePath().isEmpty() ? QString::fromStdString(defaultStorePath()) : studio_.storePath();
-    DataOptions evalOpts = studio_.dataOptionsFor(request.evalData, request.preprocess, opts.evalLimit);
+    // A held-out part counts its limit from where it starts (as the CLI's --eval-from).
+    const int64_t evalFrom = std::max(0, request.evalFrom);
+    DataOptions evalOpts = studio_.dataOptionsFor(
+        request.evalData, request.preprocess, opts.evalLimit >= 0 ? evalFrom + opts.evalLimit : -1);
     DataOptions calOpts = studio_.dataOptionsFor(request.calibData, request.preprocess, opts.calibLimit);
     if (request.calibData != request.evalData)
         calOpts.labelsPath.reset();
@@ -131,12 +143,12 @@ int RunsController::quantize(const QuantizeRequest& request)
     const std::string modelPath = model->path.toStdString();
     RunsController* me = this; // outlives the job: the runner (created first) waits for its workers
     return studio_.jobs()->start(QStringLiteral("quantize"), QStringLiteral("Quantizing %1").arg(model->displayName()),
-        [me, model, opts, storePath, evalOpts, calOpts, tags, note, modelPath](
+        [me, model, opts, storePath, evalOpts, evalFrom, calOpts, tags, note, modelPath](
             Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
             if (modelPath.empty())
                 fail("the model was built in memory; open it from a file to record quantization runs");
             progress.report(0, "loading data");
-            const Dataset eval = loadDataset(evalOpts, *model->graph);
+            const Dataset eval = evaluationPart(loadDataset(evalOpts, *model->graph), evalFrom);
             const Dataset calib = loadDataset(calOpts, *model->graph);
             cancel.check();
             Store store = Store::open(storePath.toStdString());
@@ -192,10 +204,8 @@ int RunsController::compare(const QList<qint64>& runIds)
                 auto* view = new ComparePanel(data, self->compareTabs_);
                 self->compareTabs_->addTab(view, view->title());
                 self->compareTabs_->setCurrentWidget(view);
-                if (self->compareDock_) {
-                    self->compareDock_->show();
-                    self->compareDock_->raise();
-                }
+                if (self->showCompare_)
+                    self->showCompare_(true);
                 emit self->comparisonShown(view);
             };
         });

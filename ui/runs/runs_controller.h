@@ -8,7 +8,9 @@
 
 #include <QList>
 #include <QObject>
+
 #include <QPointer>
+#include <functional>
 
 class QAction;
 class QDockWidget;
@@ -24,14 +26,14 @@ class Studio;
 class RunsController : public QObject {
     Q_OBJECT
 public:
-    // `window` parents the dialogs; the docks showing browser() and compareTabs() are the
-    // installer's (setDocks).
+    // `window` parents the dialogs; the dock showing browser() and the main view showing
+    // compareTabs() are the installer's (setViews: `showCompare(true)` brings the view forward,
+    // false hides it once its last comparison is closed).
     RunsController(Studio& studio, QWidget* window);
-    void setDocks(QDockWidget* runs, QDockWidget* compare);
+    void setViews(QDockWidget* runs, std::function<void(bool)> showCompare);
 
     RunsPanel* browser() const { return browser_; }
     QDockWidget* runsDock() const { return runsDock_; }
-    QDockWidget* compareDock() const { return compareDock_; }
     QTabWidget* compareTabs() const { return compareTabs_; }
     QAction* quantizeAction() const { return quantizeAction_; }
     QAction* exportAction() const { return exportAction_; }
@@ -61,7 +63,7 @@ private:
     QWidget* window_;
     RunsPanel* browser_;
     QPointer<QDockWidget> runsDock_;
-    QPointer<QDockWidget> compareDock_;
+    std::function<void(bool)> showCompare_;
     QTabWidget* compareTabs_;
     QAction* quantizeAction_;
     QAction* exportAction_;

@@ -1,10 +1,12 @@
 // The runs feature in the window, installed by one call: the Runs dock (a tab beside
-// the layer table), the Compare dock behind it, the Runs menu and the Quantize button,
+// the layer table), the Compare view (a main view beside the graph), the Runs menu and
+// the Quantize button,
 // around the RunsController that does the work.
 #pragma once
 
 #include <QObject>
 
+class QAction;
 class QDockWidget;
 
 namespace qs::ui {
@@ -20,14 +22,14 @@ public:
 
     RunsController* controller() const { return controller_; }
     QDockWidget* runsDock() const { return runsDock_; }
-    QDockWidget* compareDock() const { return compareDock_; }
+    QAction* compareAction() const { return compareAction_; }
 
 private:
     using QObject::QObject;
 
     RunsController* controller_ = nullptr;
     QDockWidget* runsDock_ = nullptr;
-    QDockWidget* compareDock_ = nullptr;
+    QAction* compareAction_ = nullptr;
 };
 
 } // namespace qs::ui

@@ -7,6 +7,7 @@
 
 #include <QColor>
 #include <QDateTime>
+#include <QFileInfo>
 
 #include <cmath>
 
@@ -97,6 +98,10 @@ QVariant RunsTableModel::data(const QModelIndex& index, int role) const
             const auto n = evaluationSamples(*r);
             return n ? formatCount(int64_t(*n)) : (role == Qt::EditRole ? QString() : dash());
         }
+        case EvalData: {
+            const QString on = evaluationData(*r);
+            return on.isEmpty() && role != Qt::EditRole ? dash() : on;
+        }
         case Size:
             return r->metrics.sizeBits ? formatBytes(uint64_t(std::llround(*r->metrics.sizeBits / 8)))
                                        : (role == Qt::EditRole ? QString() : dash());
@@ -145,6 +150,8 @@ QVariant RunsTableModel::data(const QModelIndex& index, int role) const
                 .arg(formatCount(int64_t(*n)), formatPercent(lo, 1), formatPercent(hi, 1));
         }
         case Samples: return QStringLiteral("Evaluation samples the accuracy was measured on");
+        case EvalData:
+            return evaluationData(*r, true);
         case Tags: return QStringLiteral("Comma-separated; double-click to edit");
         case Note: return r->note.empty() ? QStringLiteral("Double-click to add a note") : QString::fromStdString(r->note);
         default: return {};
@@ -165,6 +172,8 @@ QVariant RunsTableModel::headerData(int section, Qt::Orientation orientation, in
     case Started: return QStringLiteral("Started");
     case Top1: return QStringLiteral("Top-1 (95 % CI)");
     case Samples: return QStringLiteral("Samples");
+    case EvalData:
+        return QStringLiteral("Measured on");
     case Size: return QStringLiteral("Size");
     case Tags: return QStringLiteral("Tags");
     case Note: return QStringLiteral("Note");
@@ -178,6 +187,31 @@ Qt::ItemFlags RunsTableModel::flags(const QModelIndex& index) const
     if (index.column() == Tags || index.column() == Note)
         f |= Qt::ItemIsEditable;
     return f;
+}
+
+QString RunsTableModel::evaluationData(const RunRecord& r, bool full)
+{
+    auto path = [&r](const char* key) {
+        const nlohmann::json& c = r.config;
+        if (c.is_object() && c.contains(key) && c[key].is_object() && c[key].contains("data") &&
+            c[key]["data"].is_string())
+            return QString::fromStdString(c[key]["data"].get<std::string>());
+        return QString();
+    };
+    const QString eval = path("evaluation"), calib = path("calibration");
+    QString on =
+        eval.isEmpty() ? (r.kind == RunKind::Quantization ? QString() : QString::fromStdString(r.datasetPath)) : eval;
+    if (on.isEmpty())
+        return QString();
+    QString text = full ? on : QFileInfo(on).fileName();
+    if (!eval.isEmpty() && eval == calib)
+        text += QStringLiteral(" (the calibration data, not held out)");
+    else if (!calib.isEmpty() && eval.startsWith(calib + QLatin1Char('['))) // "FILE[256:]": a held-out part
+        text = QStringLiteral("%1 from sample %2 (held out from calibration)")
+                   .arg(full ? calib : QFileInfo(calib).fileName(), eval.mid(calib.size() + 1).chopped(2));
+    else if (!eval.isEmpty() && !calib.isEmpty())
+        text += QStringLiteral(" (held out from calibration)");
+    return text;
 }
 
 QStringList RunsTableModel::parseTags(const QString& text)

@@ -1,6 +1,6 @@
 // The runs of the open experiment database as a table: id, model, kind, state,
-// started, top-1 with its 95 % interval, the samples it was measured on, size, tags,
-// note. Notes and tags are edited in place; the edit is
+// started, top-1 with its 95 % interval, the samples and the data it was measured on,
+// size, tags, note. Notes and tags are edited in place; the edit is
 // handed on (editRequested) to be written to the store by a job, and shown at once.
 #pragma once
 
@@ -16,7 +16,7 @@ namespace qs::ui {
 class RunsTableModel : public QAbstractTableModel {
     Q_OBJECT
 public:
-    enum Column { Id, Model, Kind, State, Started, Top1, Samples, Size, Tags, Note, ColumnCount };
+    enum Column { Id, Model, Kind, State, Started, Top1, Samples, EvalData, Size, Tags, Note, ColumnCount };
     enum Role {
         SortRole = Qt::UserRole,      // raw value for sorting
         RunIdRole = Qt::UserRole + 1, // qint64
@@ -35,6 +35,12 @@ public:
     QVariant headerData(int section, Qt::Orientation orientation, int role) const override;
     Qt::ItemFlags flags(const QModelIndex& index) const override;
     bool setData(const QModelIndex& index, const QVariant& value, int role) override;
+
+    // The data a run's metrics were measured on, from its configuration: the evaluation file
+    // and whether it is the calibration file ("fashion1k-images-idx3-ubyte.gz (the
+    // calibration data, not held out)"); "" when the run does not say (sensitivity runs
+    // measure on their one dataset: that one).
+    static QString evaluationData(const RunRecord& r, bool full = false);
 
     // "a, b ,,c" -> {"a", "b", "c"}: trimmed, empty and repeated ones dropped.
     static QStringList parseTags(const QString& text);

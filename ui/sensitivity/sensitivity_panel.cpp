@@ -6,6 +6,7 @@
 #include "ui/document/quant_config_document.h"
 #include "ui/document/studio.h"
 #include "ui/jobs/job_runner.h"
+#include "ui/widgets/format.h"
 #include "ui/widgets/plot_view.h"
 #include "ui/widgets/theme.h"
 
@@ -29,14 +30,13 @@
 #include <QSplitter>
 #include <QThread>
 #include <QTimer>
+#include <QToolTip>
 #include <QVBoxLayout>
 
 #include <cmath>
 
 namespace qs::ui {
 namespace {
-
-constexpr double kInfDb = 60; // what an error-free cell is drawn as
 
 std::vector<int> parseBits(const QString& text, QString* error)
 {
@@ -177,6 +177,17 @@ SensitivityPanel::SensitivityPanel(Studio& studio, QWidget* parent)
         const int row = layerAtHeatmap(e->pos());
         if (row >= 0)
             selection_->selectLayer(row);
+    });
+
+    connect(hp, &QCustomPlot::mouseMove, this, [this](QMouseEvent* e) {
+        QCustomPlot* p = heatPanel_->plot();
+        const int row = layerAtHeatmap(e->pos());
+        const int col = int(std::lround(p->xAxis->pixelToCoord(e->pos().x())));
+        const QString tip = row >= 0 ? cellToolTip(row, bitsShown_[std::size_t(col)]) : QString();
+        if (tip.isEmpty())
+            QToolTip::hideText();
+        else
+            QToolTip::showText(e->globalPosition().toPoint(), tip, p);
     });
 
     barPanel_ = new PlotView(QStringLiteral("Top-1 drop"), this);
@@ -400,6 +411,15 @@ int SensitivityPanel::startSweep()
                         .arg(result->samples)
                         .arg(runId ? QStringLiteral(" \u00B7 recorded as run #%1").arg(runId)
                                    : QStringLiteral(" \u00B7 not recorded (no database open)")));
+                // Cells lower than at fewer bits are real, and said so where they are.
+                int dips = 0;
+                for (int row = 0; row < self->doc_->layerCount(); ++row)
+                    for (int b : self->bitsShown_)
+                        dips += self->betterAtFewerBits(row, b) ? 1 : 0;
+                if (dips > 0)
+                    self->status_->setText(self->status_->text() +
+                        QStringLiteral(" \u00B7 %1 lower than at fewer bits (outlined; hover for why)")
+                            .arg(dips == 1 ? QStringLiteral("1 cell") : QStringLiteral("%1 cells").arg(dips)));
                 self->config_->setSensitivity(result);
                 self->updateControls();
                 emit self->sweepFinished(result->complete);
@@ -473,19 +493,89 @@ void SensitivityPanel::onMeasured(const LayerSensitivity& layer, int bits, int s
         replot_->start();
 }
 
-double SensitivityPanel::cellValue(int layerRow, int bits) const
+const BitMeasure* SensitivityPanel::measure(int layerRow, int bits) const
 {
     const LayerData* l = doc_->layer(layerRow);
     if (!l)
-        return NAN;
+        return nullptr;
     for (const auto& s : shown_.layers)
         if (s.layer == l->summary.name) {
             auto it = s.byBits.find(bits);
-            if (it == s.byBits.end())
-                return NAN;
-            return std::isfinite(it->second.sqnrDb) ? it->second.sqnrDb : kInfDb;
+            return it == s.byBits.end() ? nullptr : &it->second;
         }
-    return NAN;
+    return nullptr;
+}
+
+double SensitivityPanel::cellValue(int layerRow, int bits) const
+{
+    const BitMeasure* m = measure(layerRow, bits);
+    return m ? m->sqnrDb : NAN;
+}
+
+QString SensitivityPanel::cellText(int layerRow, int bits) const
+{
+    const double v = cellValue(layerRow, bits);
+    if (std::isnan(v))
+        return QString();
+    if (std::isinf(v))
+        return v > 0 ? QStringLiteral("\u221E") : QStringLiteral("\u2212\u221E");
+    return sqnrText(v);
+}
+
+QString SensitivityPanel::sqnrText(double db)
+{
+    return QString::number(db, 'f', 2); // as `quantstudio-cli sensitivity` prints it (%.2f)
+}
+
+int SensitivityPanel::betterAtFewerBits(int layerRow, int bits) const
+{
+    const double v = cellValue(layerRow, bits);
+    int best = 0;
+    double bestDb = v;
+    for (int b : bitsShown_)
+        if (b < bits && cellValue(layerRow, b) > bestDb) {
+            best = b;
+            bestDb = cellValue(layerRow, b);
+        }
+    return best;
+}
+
+QString SensitivityPanel::cellToolTip(int layerRow, int bits) const
+{
+    const LayerData* l = doc_->layer(layerRow);
+    const double v = cellValue(layerRow, bits);
+    if (!l || std::isnan(v))
+        return QString();
+    const bool local = shown_.method == SensitivityMethod::Local;
+    QString tip = QStringLiteral("<b>%1</b> at %2 bits: %3 %4 dB<br/>%5")
+                      .arg(shortLayerName(l->summary.name, l->summary.op).toHtmlEscaped())
+                      .arg(bits)
+                      .arg(local ? QStringLiteral("the layer's own output SQNR") : QStringLiteral("output SQNR"))
+                      .arg(cellText(layerRow, bits))
+                      .arg(local ? QStringLiteral("Only this layer quantized, its output against FP32.")
+                                 : QStringLiteral("Only this layer quantized, the model output against FP32."));
+    if (const int fewer = betterAtFewerBits(layerRow, bits)) {
+        const Shape& shape = l->summary.weightShape;
+        int64_t params = 1;
+        for (int64_t d : shape)
+            params *= std::max<int64_t>(d, 0);
+        const int axis = l->summary.channelAxis;
+        const int64_t channels = axis >= 0 && axis < int(shape.size()) ? shape[std::size_t(axis)] : 0;
+        tip +=
+            QStringLiteral("<br/><br/><b>Lower than at %1 bits (%2 dB).</b> Not a fault of the measure: each width is "
+                           "its own rounding of the weights, and the sweep measures where that error lands, not "
+                           "how large it is. With %3 weights%4 the rounding errors do not average out; at %5 bits "
+                           "they happen to fall where the later layers amplify them more. The weights' own error "
+                           "still shrinks with each bit (the Local method, which measures the layer's own "
+                           "output, shows that trend), so choose from the measured values, not the trend.")
+                .arg(fewer)
+                .arg(cellText(layerRow, fewer))
+                .arg(formatCount(params))
+                .arg(channels > 0 ? QStringLiteral(" (%1 per output channel)").arg(formatCount(params / channels))
+                                  : QString())
+                .arg(bits);
+    }
+    return tip;
 }
 
 void SensitivityPanel::rebuildHeatmap()
@@ -502,35 +592,51 @@ void SensitivityPanel::rebuildHeatmap()
     }
     map_->data()->setSize(cols, rows);
     map_->data()->setRange(QCPRange(0, cols - 1), QCPRange(0, rows - 1));
+    // The colour range spans the measured values; an error-free cell (+inf dB) takes the top colour.
     double lo = 0, hi = 30;
     bool any = false;
     for (int r = 0; r < rows; ++r)
         for (int c = 0; c < cols; ++c) {
             const double v = cellValue(r, bitsShown_[std::size_t(c)]);
-            map_->data()->setCell(c, r, v);
+            any = any || !std::isnan(v);
             if (std::isfinite(v)) {
-                any = true;
                 lo = std::min(lo, v);
                 hi = std::max(hi, v);
             }
         }
+    auto drawn = [lo, hi](double v) { return std::isinf(v) ? (v > 0 ? hi : lo) : v; };
+    for (int r = 0; r < rows; ++r)
+        for (int c = 0; c < cols; ++c)
+            map_->data()->setCell(c, r, drawn(cellValue(r, bitsShown_[std::size_t(c)])));
     map_->setDataRange(QCPRange(lo, hi));
-    // Values in the cells while they stay readable.
+    // Values in the cells while they stay readable, as the CLI prints them; a cell lower
+    // than at fewer bits is outlined (its tooltip says why).
     if (rows * cols <= 400) {
         QFont f = p->font();
         f.setPointSizeF(f.pointSizeF() * 0.85);
         for (int r = 0; r < rows; ++r)
             for (int c = 0; c < cols; ++c) {
-                const double v = cellValue(r, bitsShown_[std::size_t(c)]);
-                if (!std::isfinite(v))
+                const int bits = bitsShown_[std::size_t(c)];
+                const double v = cellValue(r, bits);
+                if (std::isnan(v))
                     continue;
                 auto* t = new QCPItemText(p);
+                t->setObjectName(QStringLiteral("cell_%1_%2").arg(r).arg(bits));
                 t->position->setCoords(c, r);
-                t->setText(v >= kInfDb ? QStringLiteral("\u221E") : QString::number(v, 'f', 1));
+                t->setText(cellText(r, bits));
                 t->setFont(f);
-                const double frac = (v - lo) / std::max(hi - lo, 1e-9);
+                const double frac = (drawn(v) - lo) / std::max(hi - lo, 1e-9);
                 t->setColor(frac < 0.25 || frac > 0.85 ? Qt::white : theme::text);
                 t->setClipToAxisRect(true);
+                if (betterAtFewerBits(r, bits)) {
+                    auto* mark = new QCPItemRect(p);
+                    mark->setObjectName(QStringLiteral("dip_%1_%2").arg(r).arg(bits));
+                    mark->topLeft->setCoords(c - 0.46, r - 0.42);
+                    mark->bottomRight->setCoords(c + 0.46, r + 0.42);
+                    mark->setPen(QPen(theme::text, 1.2, Qt::DashLine));
+                    mark->setBrush(Qt::NoBrush);
+                    mark->setClipToAxisRect(true);
+                }
             }
     }
     auto xt = QSharedPointer<QCPAxisTickerText>::create();
@@ -638,7 +744,10 @@ QString SensitivityPanel::heatmapCsv() const
         out += QString::fromStdString(doc_->layer(r)->summary.name);
         for (int b : bitsShown_) {
             const double v = cellValue(r, b);
-            out += QLatin1Char(',') + (std::isfinite(v) ? QString::number(v, 'g', 6) : QString());
+            out += QLatin1Char(',') +
+                (std::isnan(v)          ? QString()
+                        : std::isinf(v) ? QStringLiteral("inf")
+                                        : QString::number(v, 'g', 6));
         }
         out += QLatin1Char('\n');
     }

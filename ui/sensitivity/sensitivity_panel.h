@@ -58,14 +58,25 @@ public:
     QCPBars* barPlottable() const { return barsPlot_; }
     // The layer row of a heatmap cell / bar at a widget position of the plot; -1 when none.
     int layerAtHeatmap(const QPoint& pos) const;
-    // Value drawn in a cell (SQNR dB, NaN while not measured).
+    // A cell's measure: SQNR in dB (+inf when error-free, NaN while not measured).
     double cellValue(int layerRow, int bits) const;
+    // The text in the cell: the measure as `quantstudio-cli sensitivity` prints it
+    // (sqnrText), the infinity sign when error-free, "" while not measured.
+    QString cellText(int layerRow, int bits) const;
+    static QString sqnrText(double db);
+    // The cell's tooltip: what was measured and, for a cell lower than at fewer bits, why.
+    QString cellToolTip(int layerRow, int bits) const;
+    // Of the widths below `bits`, the one that measured best on this layer when it measured
+    // better than `bits` (a dip); 0 when none did.
+    int betterAtFewerBits(int layerRow, int bits) const;
+    QString heatmapCsv() const; // what the heatmap's CSV export writes
 
 signals:
     void sweepFinished(bool complete);
     void resultArrived(int layerRow, int bits); // each live (layer, bits) measure, on the GUI thread
 
 private:
+    const BitMeasure* measure(int layerRow, int bits) const;
     void readStoredSweep();
     void reset(const std::vector<int>& bits);
     void showResult(const SensitivityResult& r);
@@ -74,7 +85,6 @@ private:
     void rebuildBars();
     void markSelection();
     void updateControls();
-    QString heatmapCsv() const;
     QString barsCsv() const;
 
     Studio& studio_;

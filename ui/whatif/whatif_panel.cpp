@@ -189,7 +189,9 @@ void WhatIfPanel::layerShown()
         whatIf_->prepare(); // built in the background while the user looks
 
     // Weight lines on the tensor that gets quantized: the model's own, or the BN-folded one.
-    const bool weightEditable = info && (info->weightAsStored || info->folded) && !spec(Target::Weight).isFloat();
+    // With the raw weight shown instead of the folded one, the folded tensor's lines would not fit the plot.
+    const bool weightEditable = info && (info->weightAsStored || info->folded) && !spec(Target::Weight).isFloat() &&
+        (!info->folded || inspector_->shownWeightView(inspector_->shownLayer()));
     const auto& ranges = whatIf_->config().ranges;
     // The lines start at the current range of the tensor, and stay where the user left
     // them until that range, or the layer, changes.

@@ -22,6 +22,7 @@
 #include "ui/runs/runs_controller.h"
 #include "ui/samples/sample_image.h"
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QDir>
 #include <QImage>
@@ -448,6 +449,8 @@ private slots:
         QCOMPARE(r.preprocess, QStringLiteral("torchvision"));
         QuantizeDialog dialog(r, nullptr, studio_->document()->model()->graph);
         QCOMPARE(dialog.preprocess()->text(), QStringLiteral("torchvision"));
+        QVERIFY(r.evalData.isEmpty()); // chosen, never the calibration data unasked
+        dialog.evalOnCalibration()->setChecked(true);
         r = dialog.request();
         QSignalSpy stored(&runs, &RunsController::runStored);
         QVERIFY(runs.quantize(r) > 0);

@@ -172,6 +172,97 @@ private slots:
         QCOMPARE(config()->undoStack()->count(), 0);
     }
 
+    // The activation statistics of a calibration are saved beside the project and come back
+    // with it, equal to the last bit, with no calibration; under another key they do not.
+    void statisticsSurviveSaveAndOpen()
+    {
+        Studio& studio = window->studio();
+        QSignalSpy calibrated(&studio, &Studio::calibrationFinished);
+        QVERIFY(studio.runCalibration() > 0);
+        QVERIFY(calibrated.wait(120000));
+        QCOMPARE(calibrated.front().front().toBool(), true);
+        const std::shared_ptr<const ActivationData> before = studio.document()->activations();
+        QVERIFY(before && !before->profiles.empty());
+
+        const QString path = dir.filePath(QStringLiteral("stats.qsproj"));
+        QSignalSpy saved(window->project(), &ProjectController::statisticsSaved);
+        QVERIFY2(window->project()->save(path), qPrintable(window->project()->lastError()));
+        QVERIFY(saved.wait(60000));
+        QVERIFY2(saved.front().front().toBool(), qPrintable(saved.front().at(1).toString()));
+        QVERIFY(QFileInfo::exists(dir.filePath(QStringLiteral("stats.qsstats"))));
+        const ProjectState file = readProjectFile(path);
+        QCOMPARE(file.statsFile, dir.filePath(QStringLiteral("stats.qsstats")));
+        QCOMPARE(file.statsKey, window->project()->statisticsKey());
+
+        // Opening the model alone has none; opening the project brings them back.
+        QVERIFY(openAndWait(demoPath));
+        QVERIFY(!studio.document()->activations());
+        QSignalSpy restored(window->project(), &ProjectController::statisticsRestored);
+        QSignalSpy calibratedAgain(&studio, &Studio::calibrationFinished);
+        window->openFile(path);
+        QVERIFY(restored.wait(60000));
+        QVERIFY2(restored.front().front().toBool(), qPrintable(restored.front().at(1).toString()));
+        QCOMPARE(calibratedAgain.count(), 0);
+        const auto after = studio.document()->activations();
+        QVERIFY(after);
+        QCOMPARE(after->samples, before->samples);
+        QCOMPARE(after->dataLabel, before->dataLabel);
+        QCOMPARE(after->profiles.size(), before->profiles.size());
+        auto same = [](double a, double b) { return a == b || (std::isnan(a) && std::isnan(b)); };
+        for (std::size_t i = 0; i < before->profiles.size(); ++i) {
+            const ActivationProfile& a = before->profiles[i];
+            const ActivationProfile& b = after->profiles[i];
+            QCOMPARE(b.layer, a.layer);
+            QCOMPARE(b.role, a.role);
+            QCOMPARE(b.value, a.value);
+            QCOMPARE(b.stats.count, a.stats.count);
+            for (auto [x, y] : {std::pair {a.stats.min, b.stats.min}, {a.stats.max, b.stats.max},
+                     {a.stats.mean, b.stats.mean}, {a.stats.std, b.stats.std}, {a.stats.kurtosis, b.stats.kurtosis},
+                     {a.stats.outlierFraction, b.stats.outlierFraction}, {a.calibration.min, b.calibration.min},
+                     {a.calibration.max, b.calibration.max}, {a.calibration.histogram.lo, b.calibration.histogram.lo},
+                     {a.calibration.histogram.hi, b.calibration.histogram.hi}})
+                QVERIFY2(same(x, y),
+                    qPrintable(QStringLiteral("%1 %2: %3 vs %4")
+                                   .arg(QString::fromStdString(a.layer), QString::fromStdString(a.role))
+                                   .arg(x, 0, 'g', 17)
+                                   .arg(y, 0, 'g', 17)));
+            QVERIFY(b.calibration.histogram.counts == a.calibration.histogram.counts);
+            QCOMPARE(b.calibration.histogram.below, a.calibration.histogram.below);
+            QCOMPARE(b.calibration.histogram.above, a.calibration.histogram.above);
+            QVERIFY(b.calibration.batchRanges == a.calibration.batchRanges);
+            QVERIFY(b.channelMin == a.channelMin && b.channelMax == a.channelMax);
+            QCOMPARE(b.clipRanges.size(), a.clipRanges.size());
+            for (const auto& [name, r] : a.clipRanges)
+                QVERIFY(b.clipRanges.at(name).lo == r.lo && b.clipRanges.at(name).hi == r.hi);
+        }
+
+        // Statistics under another key (another model file, data or preprocessing) are refused.
+        QFile f(path);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        QByteArray text = f.readAll();
+        f.close();
+        text.replace(file.statsKey.toLatin1(), QByteArray("0000"));
+        QVERIFY(f.open(QIODevice::WriteOnly | QIODevice::Truncate));
+        f.write(text);
+        f.close();
+        QVERIFY(openAndWait(demoPath));
+        QSignalSpy refused(window->project(), &ProjectController::statisticsRestored);
+        window->openFile(path);
+        QVERIFY(refused.wait(60000));
+        QCOMPARE(refused.front().front().toBool(), false);
+        QVERIFY(!studio.document()->activations());
+        const QString error = [&] {
+            try {
+                readActivationCache(dir.filePath(QStringLiteral("stats.qsstats")), QStringLiteral("0000"));
+            } catch (const Error& e) {
+                return QString::fromUtf8(e.what());
+            }
+            return QString();
+        }();
+        QVERIFY2(error.contains(QStringLiteral("stats.qsstats")) && error.contains(QStringLiteral("\"key\"")),
+            qPrintable(error));
+    }
+
     void projectNamingAnUnknownLayerIsRefused()
     {
         ProjectState s;

@@ -14,6 +14,7 @@
 
 #include <QLabel>
 #include <QLineEdit>
+#include <QScrollBar>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -285,6 +286,58 @@ private slots:
         QCOMPARE(view()->findNode(QStringLiteral("no such node")), -1);
         QCOMPARE(view()->matchCount(), 0);
         QVERIFY(settled());
+    }
+
+    // The minimap sits in a column beside the canvas, never over a box: its rectangle and
+    // the canvas (the viewport) do not meet at any zoom; with the whole graph in view, or
+    // turned off, the column is gone and the canvas takes the full width.
+    void minimapNeverCoversBoxes()
+    {
+        // The collapsed graph fits whole: no minimap, the canvas is the full width.
+        view()->setAllBlocksCollapsed(true);
+        QVERIFY(settled());
+        view()->fitGraph();
+        QVERIFY(!view()->minimap()->isVisible());
+        // The canvas's width, a scroll bar beside it counted in (it comes and goes with the zoom).
+        auto canvasWidth = [this] {
+            QScrollBar* bar = view()->verticalScrollBar();
+            return view()->viewport()->width() + (bar->isVisible() ? bar->width() : 0);
+        };
+        const int fullWidth = canvasWidth();
+        view()->setAllBlocksCollapsed(false);
+        QVERIFY(settled());
+        for (double zoom : {view()->minFitZoom, 1.0, 2.0}) {
+            view()->fitGraph();
+            view()->zoomBy(zoom / view()->zoom());
+            GraphMinimap* map = view()->minimap();
+            QVERIFY(map->isVisible());
+            const QRect canvas = view()->viewport()->geometry();
+            QVERIFY2(!map->geometry().intersects(canvas),
+                qPrintable(QStringLiteral("zoom %1: map %2,%3 %4x%5 over the canvas ending at x=%6")
+                               .arg(zoom)
+                               .arg(map->x())
+                               .arg(map->y())
+                               .arg(map->width())
+                               .arg(map->height())
+                               .arg(canvas.right())));
+            QVERIFY(view()->rect().contains(map->geometry()));
+            // Every box drawn in view lies in the canvas, left of the map.
+            for (const NodeItem* n : view()->nodeItems()) {
+                const QRect onView = view()->mapFromScene(n->sceneBoundingRect()).boundingRect();
+                if (onView.intersects(view()->viewport()->rect()))
+                    QVERIFY(onView.translated(canvas.topLeft()).left() < map->geometry().left());
+            }
+        }
+        QVERIFY(canvasWidth() < fullWidth); // the column took its share
+        view()->setMinimapEnabled(false);
+        QVERIFY(!view()->minimap()->isVisible());
+        QCOMPARE(canvasWidth(), fullWidth);
+        view()->setMinimapEnabled(true);
+        view()->setAllBlocksCollapsed(true);
+        QVERIFY(settled());
+        view()->fitGraph();
+        QVERIFY(!view()->minimap()->isVisible());
+        QCOMPARE(canvasWidth(), fullWidth);
     }
 
     // A click and a drag on the minimap move the view to the points under the mouse.

@@ -15,30 +15,42 @@
 #include "support/onnx_builder.h"
 #include "support/studio_window.h"
 #include "ui/compare/compare_panel.h"
+#include "ui/document/graph_layout.h"
 #include "ui/document/layer_metric.h"
+#include "ui/document/layer_selection.h"
 #include "ui/document/model_document.h"
 #include "ui/document/quant_config_document.h"
 #include "ui/export/export_dialog.h"
+#include "ui/graph/graph_items.h"
+#include "ui/graph/graph_panel.h"
 #include "ui/graph/graph_view.h"
+#include "ui/inspector/inspector_panel.h"
 #include "ui/jobs/job_runner.h"
+#include "ui/layers/layer_table_model.h"
+#include "ui/layers/layer_table_panel.h"
 #include "ui/main_window.h"
 #include "ui/runs/quantize_dialog.h"
+#include "ui/runs/run_details_dialog.h"
 #include "ui/runs/runs_controller.h"
 #include "ui/runs/runs_feature.h"
-#include "ui/runs/run_details_dialog.h"
 #include "ui/runs/runs_panel.h"
 #include "ui/runs/runs_table_model.h"
+#include "ui/sensitivity/sensitivity_feature.h"
+#include "ui/sensitivity/sensitivity_panel.h"
+#include "ui/widgets/elided_label.h"
 #include "ui/widgets/error_reporter.h"
+#include "ui/widgets/plot_view.h"
 
 #include <qcustomplot.h>
 
 #include <QAbstractButton>
 #include <QComboBox>
+#include <QDialogButtonBox>
 #include <QDockWidget>
+#include <QLabel>
 #include <QListWidget>
-#include <QPlainTextEdit>
-#include <QTableWidget>
 #include <QMessageBox>
+#include <QPlainTextEdit>
 #include <QPushButton>
 #include <QRadioButton>
 #include <QSettings>
@@ -48,6 +60,7 @@
 #include <QStandardItemModel>
 #include <QTabWidget>
 #include <QTableView>
+#include <QTableWidget>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -91,6 +104,17 @@ class TestRunsController : public QObject {
     }
 
     int listedRows() const { return browser()->proxy()->rowCount(); }
+
+    // Selects the runs in the browser and clicks Compare: the comparison shown, or null.
+    ComparePanel* compareAndWait(const QList<qint64>& ids)
+    {
+        browser()->selectRuns(ids);
+        QSignalSpy shown(runs(), &RunsController::comparisonShown);
+        browser()->compareButton()->click();
+        if (!shown.wait(60000))
+            return nullptr;
+        return shown.takeFirst().at(0).value<ComparePanel*>();
+    }
 
 private slots:
     void initTestCase()
@@ -329,12 +353,12 @@ private slots:
                 QCOMPARE(view->layersModel()->item(r, 8)->data(Qt::UserRole).toDouble(), *l.b.sqnrDb - *l.a.sqnrDb);
         }
         QVERIFY(changed > 0);
-        QDockWidget* dock = window->feature<RunsFeature>()->controller()->compareDock();
-        dock->setFloating(true);
-        dock->resize(1300, 720);
+        // Compare is a main view, in front of the graph.
+        QCOMPARE(window->mainViews()->currentWidget(), static_cast<QWidget*>(runs()->compareTabs()));
+        QVERIFY(view->isVisible());
         QTest::qWait(50);
         // Histograms: FP32 and both quantized series for weights and activations.
-        view->tabs()->setCurrentIndex(2);
+        view->tabs()->setCurrentIndex(3);
         view->histogramLayer()->setCurrentIndex(1);
         QCOMPARE(view->histogramPlot()->graphCount(), 3);
         QVERIFY(test::screenshot(view, QStringLiteral("compare-histograms.png")));
@@ -354,13 +378,209 @@ private slots:
                 QCOMPARE(metricValue(LayerMetric::Bits, *doc, row).value_or(-1), double(*(side == 0 ? it->a : it->b).weightBits));
             }
         }
-        view->tabs()->setCurrentIndex(0);
-        QVERIFY(test::screenshot(view, QStringLiteral("compare-summary.png")));
         view->tabs()->setCurrentIndex(1);
+        QVERIFY(test::screenshot(view, QStringLiteral("compare-summary.png")));
+        view->tabs()->setCurrentIndex(2);
         QVERIFY(test::screenshot(view, QStringLiteral("compare-layers.png")));
-        view->tabs()->setCurrentIndex(3);
+        view->tabs()->setCurrentIndex(0);
         QTest::qWait(50);
-        QVERIFY(test::screenshot(view, QStringLiteral("compare-graphs.png")));
+        QVERIFY(test::screenshot(window.get(), QStringLiteral("compare-graphs.png")));
+    }
+
+    // The first tab of a comparison: both graphs side by side (left a, right b), each layer's
+    // box labelled with its W/A bits and SQNR (b with its delta), following each other in
+    // zoom, place and selection, under the configuration differences in words.
+    void compareShowsGraphsSideBySideInSync()
+    {
+        ComparePanel* view = compareAndWait({done[0], done[1]});
+        QVERIFY(view);
+        QCOMPARE(view->tabs()->currentIndex(), 0);
+        QCOMPARE(view->tabs()->tabText(0), QStringLiteral("Side by Side"));
+        QTest::qWait(100);
+        GraphView* a = view->graphView(0);
+        GraphView* b = view->graphView(1);
+        QVERIFY(a->isVisible() && b->isVisible());
+        const QRect ra(a->mapTo(view, QPoint(0, 0)), a->size()), rb(b->mapTo(view, QPoint(0, 0)), b->size());
+        QVERIFY2(ra.right() < rb.left() && std::abs(ra.top() - rb.top()) < 4 && ra.width() > 200 && rb.width() > 200,
+            "the two graphs are not side by side");
+        const RunComparison c = compareRuns(store(), view->data().runs[0].id, view->data().runs[1].id);
+
+        // Bits (and SQNR with its delta on b) on every layer's box.
+        for (int side = 0; side < 2; ++side) {
+            ModelDocument* doc = view->graphDocument(side);
+            for (const LayerComparison& l : c.layers) {
+                int node = -1;
+                for (std::size_t n = 0; n < doc->model()->graph->nodes.size(); ++n)
+                    if (doc->model()->graph->nodes[n].name == l.layer)
+                        node = int(n);
+                QVERIFY(node >= 0);
+                const LayerResult& own = side == 0 ? l.a : l.b;
+                const QString badge = view->graphView(side)->nodeBadge(node);
+                QVERIFY2(badge.startsWith(QStringLiteral("W%1/A%2").arg(*own.weightBits).arg(own.actBits.value_or(32))),
+                    qPrintable(badge));
+                QCOMPARE(badge, ComparePanel::nodeBadgeText(own, side == 0 ? &l.b : &l.a, side == 1));
+                if (side == 1 && l.a.sqnrDb && l.b.sqnrDb)
+                    QVERIFY2(badge.contains(QLatin1Char('(')), qPrintable(badge));
+            }
+        }
+        // The differences in words, with layers as the table names them.
+        QVERIFY(!c.config.empty());
+        for (const ConfigDifference& d : c.config) {
+            const QString words = ComparePanel::differenceInWords(d, c);
+            QVERIFY2(!words.contains(QLatin1Char('~')) && !words.startsWith(QLatin1Char('/')) &&
+                    words.contains(QStringLiteral("\u2192")) && !words.contains(QStringLiteral("data data")),
+                qPrintable(words));
+        }
+        QVERIFY(view->differencesLabel()->text().contains(QStringLiteral("What changed")));
+        QCOMPARE(ComparePanel::differenceInWords({"/evaluation/data", "a.gz", "b.gz"}, c),
+            QStringLiteral("Evaluation data: a.gz \u2192 b.gz"));
+        QCOMPARE(ComparePanel::differenceInWords({"/calibration/samples", 64, 256}, c),
+            QStringLiteral("Calibration samples: 64 \u2192 256"));
+        QCOMPARE(ComparePanel::differenceInWords({"/algorithms/0/name", nullptr, "cle"}, c),
+            QStringLiteral("Algorithm name: not set \u2192 cle"));
+        for (const ConfigDifference& d : c.config)
+            if (d.key.find("/weight/bits") != std::string::npos && d.key.rfind("/layers/", 0) == 0) {
+                const QString words = ComparePanel::differenceInWords(d, c);
+                QVERIFY2(words.startsWith(QStringLiteral("Weight bits of ")), qPrintable(words));
+            }
+
+        // Zoom and place follow: a zoom on the left is the zoom on the right, a pan too.
+        a->zoomBy(1.6);
+        QVERIFY(std::abs(b->zoom() - a->zoom()) < 1e-9);
+        a->centerOn(a->sceneRect().center() + QPointF(80, 40));
+        QVERIFY(QLineF(a->visibleSceneRect().center(), b->visibleSceneRect().center()).length() < 2 / a->zoom() + 2);
+        b->zoomBy(0.7);
+        QVERIFY(std::abs(b->zoom() - a->zoom()) < 1e-9);
+        // Selection follows, by layer name, both ways.
+        LayerSelection* selA = view->graphDocument(0)->findChild<LayerSelection*>();
+        LayerSelection* selB = view->graphDocument(1)->findChild<LayerSelection*>();
+        QVERIFY(selA && selB);
+        selA->selectLayer(3);
+        QCOMPARE(view->graphDocument(1)->model()->graph->nodes[std::size_t(selB->currentNode())].name,
+            view->graphDocument(0)->layer(3)->summary.name);
+        selB->selectLayer(5);
+        QCOMPARE(view->graphDocument(0)->model()->graph->nodes[std::size_t(selA->currentNode())].name,
+            view->graphDocument(1)->layer(5)->summary.name);
+        window->resize(1600, 1000);
+        QTest::qWait(100);
+        QVERIFY(test::screenshot(window.get(), QStringLiteral("studio_compare.png")));
+    }
+
+    // One name per layer: the layer table, the graph's box, the sensitivity heatmap's row,
+    // the inspector's title and the comparison's layer table all say the same.
+    void layerNamesAgreeAcrossViews()
+    {
+        ComparePanel* view = compareAndWait({done[0], done[1]});
+        QVERIFY(view);
+        Studio& studio = window->studio();
+        ModelDocument* doc = studio.document();
+        LayerTableModel* table = window->layerPanel()->model();
+        SensitivityPanel* heat = window->feature<SensitivityFeature>()->panel();
+        auto* ticks = dynamic_cast<QCPAxisTickerText*>(heat->heatmap()->plot()->yAxis->ticker().data());
+        QVERIFY(ticks);
+        QCOMPARE(doc->layerCount(), 8);
+        for (int row = 0; row < doc->layerCount(); ++row) {
+            const LayerData* l = doc->layer(row);
+            const QString name = table->data(table->index(row, LayerTableModel::Name), Qt::DisplayRole).toString();
+            QVERIFY(!name.isEmpty());
+            QCOMPARE(name, shortLayerName(l->summary.name, l->summary.op));
+            // The graph's box.
+            const int node = doc->model()->layers[std::size_t(row)].node;
+            NodeItem* item = window->graphPanel()->view()->itemForNode(node);
+            QVERIFY(item);
+            QVERIFY2(item->box().lines.contains(name), qPrintable(item->box().lines.join(QLatin1Char('|'))));
+            // The heatmap's row.
+            QCOMPARE(ticks->ticks().value(double(row)), name);
+            // The inspector's title.
+            studio.selection()->selectLayer(row);
+            QCOMPARE(window->inspector()->findChild<ElidedLabel*>(QStringLiteral("inspectorTitle"))->fullText(), name);
+            // The comparison's layer table and histogram chooser.
+            bool found = false;
+            for (int r = 0; r < view->layersModel()->rowCount(); ++r)
+                if (view->layersModel()->item(r, 0)->toolTip() == QString::fromStdString(l->summary.name)) {
+                    QCOMPARE(view->layersModel()->item(r, 0)->text(), name);
+                    found = true;
+                }
+            QVERIFY(found);
+            QVERIFY(view->histogramLayer()->findText(name) >= 0);
+        }
+    }
+
+    // Evaluation data is chosen, never the calibration file unasked: with none chosen the
+    // dialog cannot quantize; "Evaluate on the calibration data" says so and fills it. The
+    // runs list and a run's details say which data measured its metrics.
+    void evaluationDataIsChosenAndShown()
+    {
+        QuantizeRequest none = smallRequest();
+        none.evalData.clear();
+        QuantizeDialog dialog(none);
+        QVERIFY(!dialog.evalOnCalibration()->isChecked());
+        QVERIFY(dialog.evalData()->text().isEmpty());
+        QVERIFY(!dialog.problem().isEmpty());
+        auto* ok = dialog.findChild<QDialogButtonBox*>()->button(QDialogButtonBox::Ok);
+        QVERIFY(!ok->isEnabled());
+        dialog.evalOnCalibration()->setChecked(true);
+        QCOMPARE(dialog.request().evalData, none.calibData);
+        QVERIFY(ok->isEnabled());
+        QVERIFY(dialog.findChild<QLabel*>(QStringLiteral("quantizeEvalHint"))
+                    ->text()
+                    .contains(QStringLiteral("not held out")));
+        // A held-out split of the calibration file: from the sample after those calibration takes.
+        QVERIFY(dialog.heldOut()->isEnabled() && !dialog.heldOut()->isChecked());
+        dialog.heldOut()->setChecked(true);
+        QCOMPARE(dialog.request().evalFrom, dialog.calibLimit()->value());
+        QVERIFY(dialog.findChild<QLabel*>(QStringLiteral("quantizeEvalHint"))
+                    ->text()
+                    .contains(QStringLiteral("held out from the 64")));
+        dialog.heldOut()->setChecked(false);
+        QCOMPARE(dialog.request().evalFrom, 0);
+        dialog.evalOnCalibration()->setChecked(false);
+        QVERIFY(!dialog.heldOut()->isEnabled());
+        dialog.evalData()->setText(QStringLiteral("/elsewhere/test-images-idx3-ubyte"));
+        QVERIFY(ok->isEnabled());
+        QVERIFY(dialog.findChild<QLabel*>(QStringLiteral("quantizeEvalHint"))
+                    ->text()
+                    .contains(QStringLiteral("held out from calibration")));
+        // A request that evaluated on its calibration data opens with that stated.
+        QuantizeDialog same(smallRequest());
+        QVERIFY(same.evalOnCalibration()->isChecked());
+
+        // The list: done[0] measured on the calibration file; a run on a copy held out.
+        RunsTableModel* m = browser()->model();
+        const QString onCalib = m->index(m->rowOf(done[0]), RunsTableModel::EvalData).data().toString();
+        QCOMPARE(onCalib, QStringLiteral("fashion1k-images-idx3-ubyte.gz (the calibration data, not held out)"));
+        const QString held = dir.filePath(QStringLiteral("held-images-idx3-ubyte.gz"));
+        QVERIFY(QFile::copy(QStringLiteral(QS_SOURCE_DIR "/resources/demo/fashion1k-images-idx3-ubyte.gz"), held));
+        QVERIFY(QFile::copy(QStringLiteral(QS_SOURCE_DIR "/resources/demo/fashion1k-labels-idx1-ubyte.gz"),
+            dir.filePath(QStringLiteral("held-labels-idx1-ubyte.gz"))));
+        QuantizeRequest r = smallRequest();
+        r.evalData = held;
+        const qint64 id = quantizeAndWait(r);
+        QVERIFY2(id > 0, qPrintable(errors->messages.join(QLatin1Char('\n'))));
+        QTRY_VERIFY_WITH_TIMEOUT(m->rowOf(id) >= 0, 10000);
+        QCOMPARE(m->index(m->rowOf(id), RunsTableModel::EvalData).data().toString(),
+            QStringLiteral("held-images-idx3-ubyte.gz (held out from calibration)"));
+        QVERIFY(m->index(m->rowOf(id), RunsTableModel::EvalData).data(Qt::ToolTipRole).toString().startsWith(held));
+        // The held-out part of the calibration file: 200 samples from sample 64.
+        QuantizeRequest split = smallRequest();
+        split.evalFrom = split.calibLimit;
+        const qint64 splitId = quantizeAndWait(split);
+        QVERIFY2(splitId > 0, qPrintable(errors->messages.join(QLatin1Char('\n'))));
+        QTRY_VERIFY_WITH_TIMEOUT(m->rowOf(splitId) >= 0, 10000);
+        QCOMPARE(m->index(m->rowOf(splitId), RunsTableModel::EvalData).data().toString(),
+            QStringLiteral("fashion1k-images-idx3-ubyte.gz from sample 64 (held out from calibration)"));
+        const RunRecord splitRun = store().run(splitId);
+        QVERIFY(splitRun.config["evaluation"]["data"].get<std::string>().ends_with("[64:]"));
+        QCOMPARE(splitRun.config["evaluation"]["samples"].get<int>(), 200);
+        RunDetailsDialog details(store().run(id));
+        bool said = false;
+        for (QLabel* label : details.findChildren<QLabel*>())
+            said = said || label->text() == held + QStringLiteral(" (held out from calibration)");
+        QVERIFY(said);
+        auto* metrics = details.findChild<QTableWidget*>(QStringLiteral("runDetailsMetrics"));
+        QVERIFY(metrics && metrics->rowCount() > 0);
+        QVERIFY2(metrics->item(0, 3)->text().contains(QStringLiteral("held-images-idx3-ubyte.gz")),
+            qPrintable(metrics->item(0, 3)->text()));
     }
 
     void compareManyRunsPlotsThemAll()
@@ -518,7 +738,8 @@ private slots:
             rows << t->item(r, 0)->text() + u'|' + t->item(r, 1)->text() + u'|' + t->item(r, 2)->text() + u'|' +
                         t->item(r, 3)->text();
         const QString top1 = rows.filter(QStringLiteral("Top-1 accuracy|")).value(0);
-        QVERIFY2(top1.contains(QStringLiteral("95 % CI")) && top1.contains(QStringLiteral("200 evaluation samples")),
+        QVERIFY2(top1.contains(QStringLiteral("95 % CI")) &&
+                top1.contains(QStringLiteral("200 samples of fashion1k-images-idx3-ubyte.gz")),
             qPrintable(rows.join(u'\n')));
         QVERIFY2(!top1.section(u'|', 2, 2).startsWith(QStringLiteral("\u2014")), qPrintable(top1)); // FP32 baseline shown
         QVERIFY(rows.filter(QStringLiteral("Latency per batch (ms)|")).value(0).contains(QStringLiteral("simulated")));
