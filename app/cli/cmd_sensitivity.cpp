@@ -55,6 +55,9 @@ SensitivityOptions sensitivityOptions(const Args& args)
     if (o.hutchinsonSamples < 1)
         fail("--hutchinson: expected at least 1 random direction, got ", o.hutchinsonSamples);
     parseBaseQuant(args, o.base);
+    o.attention = args.flag("attention");
+    if (o.attention)
+        parseAttentionArgs(args, o.base);
     return o;
 }
 
@@ -201,7 +204,8 @@ int runSensitivity(const std::vector<std::string>& argv)
     std::set<std::string> valued = {"bits", "mode", "method", "limit", "batch", "threads", "db", "granularity", "calib",
         "hutchinson", "metrics", "bootstrap", "seed"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
-    Args args(argv, valued, {"json", "naive"});
+    valued.insert(attentionOptionNames().begin(), attentionOptionNames().end());
+    Args args(argv, valued, {"json", "naive", "attention", "kivi"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
     if (args.value("metrics"))
         return runSensitivityMetrics(args, path);
@@ -508,7 +512,8 @@ int runMixed(const std::vector<std::string>& argv)
 
 const bool registeredSensitivity = registerCommand({"sensitivity",
     "MODEL --data DATA [--bits 2,3,4,5,6,8] [--mode weights|activations|both] [--method oneshot|local|hessian] "
-    "[--hutchinson N] [--limit N] [--batch N] [--granularity G] [--calib C] [--naive] [--db DB] [--json]; "
+    "[--hutchinson N] [--limit N] [--batch N] [--granularity G] [--calib C] [--naive] [--db DB] [--json] "
+    "[--attention [--attn-granularity G|ROLE=G,...] [--kivi] [--attn-calib C]] (also sweep Q, K, V, P); "
     "or --metrics all|oneshot,local,hessian,kurtosis [--bits N] [--bootstrap N] [--seed S]: metrics side by side "
     "with 95% bootstrap intervals over batches and their Spearman agreement",
     "measure how much each layer suffers when quantized alone, at each bit width", runSensitivity});

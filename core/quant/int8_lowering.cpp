@@ -89,6 +89,10 @@ CompileOptions QuantSession::int8CompileOptions(const InputShapes& inputShape) c
     for (const auto& use : options_.config.algorithms)
         if (std::string why = int8AlgorithmObstacle(use.name); !why.empty())
             fail("--int8: ", why);
+    if (!operands_.empty())
+        fail("--int8: attention operand ", quoted(operands_.front().point.name),
+            ": activation x activation MatMuls have no INT8 lowering yet; quantize attention operands in the "
+            "simulation (without --int8) or leave them in float");
     CompileOptions co = compileOptions(false, inputShape);
     co.initializerOverrides = weightOverrides;
     for (const auto& l : layers_) {
