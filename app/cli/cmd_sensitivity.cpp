@@ -306,7 +306,8 @@ int runMixed(const std::vector<std::string>& argv)
         "out", "min-bits", "max-bits", "pin", "granularity", "calib", "abits", "eval-limit", "cost", "budget-ms",
         "latency-batch", "repeats", "warmup"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
-    Args args(argv, valued, {"json", "remeasure"});
+    valued.insert(attentionOptionNames().begin(), attentionOptionNames().end());
+    Args args(argv, valued, {"json", "remeasure", "kivi"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
     const std::string costAxis = args.value("cost", "size");
     if (costAxis != "size" && costAxis != "latency")
@@ -330,6 +331,9 @@ int runMixed(const std::vector<std::string>& argv)
     so.base.defaults.activation.bits = args.intValue("abits", 8);
     if (byLatency && so.base.defaults.activation.bits != 8)
         fail("--cost latency: INT8 kernels take 8-bit activations, got --abits ", so.base.defaults.activation.bits);
+    // Attention operands at fixed widths: part of every configuration on the front (the
+    // written one and the verified ones); the search itself is over the layers' weights.
+    parseAttentionArgs(args, so.base);
     DataOptions dopts = dataOptions(args);
     dopts.limit = -1;
     Dataset data = loadDataset(dopts, graph);
@@ -521,7 +525,8 @@ const bool registeredSensitivity = registerCommand({"sensitivity",
 const bool registeredMixed = registerCommand({"mixed",
     "MODEL --data DATA (--budget-bits AVG | --budget-bytes N | --cost latency --budget-ms MS) [--bits LIST] "
     "[--min-bits N] [--max-bits N] [--latency-batch N] [--remeasure] "
-    "[--pin LAYER=BITS,...] [--verify K] [--out CFG.json] [--limit N] [--db DB] [--json]",
+    "[--pin LAYER=BITS,...] [--verify K] [--out CFG.json] [--limit N] [--db DB] [--json] "
+    "[--attn-bits N] [--kv-bits N] [--attn-granularity G|ROLE=G,...] [--kivi] [--attn-calib C] (fixed widths)",
     "Pareto front of predicted error vs size from sensitivity; the best configuration within a budget", runMixed});
 
 } // namespace
