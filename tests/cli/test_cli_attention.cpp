@@ -68,6 +68,21 @@ private slots:
         QCOMPARE(attention["q"].toObject()["bits"].toInt(), 32);
     }
 
+    // A stored run with operands replays (its operand rows checked) and exports as QDQ.
+    void storedRunExportsWithItsOperands()
+    {
+        QTemporaryDir dir;
+        const QString db = dir.filePath("runs.db"), out = dir.filePath("kv.onnx");
+        auto r = cli(QStringList {"quantize", kModel} + kSmall +
+            QStringList {"--calib-limit", "4", "--eval-limit", "4", "--kv-bits", "4", "--attn-granularity",
+                "k=channel", "--db", db, "--json"});
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+        const QString run = QString::number(json(r)["run_id"].toInt());
+        auto e = cli({"export", run, "--db", db, "--format", "qdq", "--out", out});
+        QVERIFY2(e.exitCode == 0, e.err.constData());
+        QVERIFY(QFile(out).size() > 0);
+    }
+
     void sensitivitySweepsEveryPoint()
     {
         auto r = cli(QStringList {"sensitivity", kModel} + kSmall +
