@@ -5,6 +5,7 @@
 #include "transformer_fixture.h"
 
 #include "analysis/sensitivity.h"
+#include "analysis/whatif.h"
 #include "export/qdq.h"
 #include "graph/onnx_export.h"
 #include "quant/attention.h"
@@ -393,6 +394,40 @@ private slots:
             QVERIFY2(a.byBits.at(3).sqnrDb < a.byBits.at(8).sqnrDb, a.layer.c_str());
         }
         QCOMPARE(operands, 4);
+    }
+
+    // The what-if session quantizes the operands as quantizeModel does: its current
+    // configuration and a changed layer give the same model output SQNR.
+    void whatIfKeepsTheOperands()
+    {
+        const TransformerDims d;
+        const Dataset calib = tokenData(d, 16, 5), eval = tokenData(d, 16, 6);
+        QuantizeOptions o;
+        o.config.defaults.weight.bits = 6;
+        o.config.attention.k = {.bits = 3, .granularity = OperandGranularity::Channel};
+        o.config.attention.v = {.bits = 3, .granularity = OperandGranularity::Token};
+        o.batch = 8;
+        Progress progress;
+        WhatIfSession w(tinyTransformer(d), calib, eval, o, progress, CancelToken());
+        const QuantizeResult full = quantizeModel(tinyTransformer(d), calib, eval, o, progress, CancelToken());
+        QVERIFY2(std::abs(w.current().outputSqnrDb - full.sqnrDb) < 1e-3,
+            qPrintable(QString("what-if %1 dB, quantize %2 dB").arg(w.current().outputSqnrDb).arg(full.sqnrDb)));
+
+        WhatIfChange change;
+        change.layer = "fc1";
+        change.spec = o.config.defaults;
+        change.spec->weight.bits = 2;
+        const WhatIfResult r = w.evaluate(change);
+        QuantizeOptions changed = o;
+        changed.config = r.config;
+        const QuantizeResult again = quantizeModel(tinyTransformer(d), calib, eval, changed, progress, CancelToken());
+        QVERIFY2(std::abs(r.metrics.outputSqnrDb - again.sqnrDb) < 1e-3,
+            qPrintable(QString("what-if %1 dB, quantize %2 dB").arg(r.metrics.outputSqnrDb).arg(again.sqnrDb)));
+
+        // Per head does not apply to this single-head model's rank-3 operands.
+        QuantConfig perHead = o.config;
+        perHead.attention.k.granularity = OperandGranularity::Head;
+        QVERIFY(failsNaming([&] { w.setConfig(perHead, progress, CancelToken()); }, "scores:K"));
     }
 
     // QDQ on the MatMul inputs (per tensor, and per axis for K's channels), checked by
