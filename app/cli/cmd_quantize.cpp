@@ -161,8 +161,8 @@ int runQuantize(const std::vector<std::string>& argv)
                                    {"weight_sqnr_db", jsonNumber(l.weightSqnrDb)}, {"size_bits", l.sizeBits}});
         j["attention_operands"] = nlohmann::json::array();
         for (const auto& o : r.operands)
-            j["attention_operands"].push_back({{"name", o.name}, {"role", o.role}, {"value", o.value},
-                {"bits", o.bits}, {"granularity", o.granularity}, {"cache", o.cache}, {"sqnr_db", jsonNumber(o.sqnrDb)}});
+            j["attention_operands"].push_back({{"name", o.name}, {"role", o.role}, {"value", o.value}, {"bits", o.bits},
+                {"granularity", o.granularity}, {"cache", o.cache}, {"sqnr_db", jsonNumber(o.sqnrDb)}});
         std::printf("%s\n", j.dump(2).c_str());
         return 0;
     }
@@ -201,7 +201,8 @@ const bool registered = registerCommand({"quantize",
     "MODEL --data DATA [--config CFG.json | --wbits N --abits N --granularity tensor|channel|group:N "
     "--calib minmax|ema|percentile:P|mse|entropy --wrange minmax|mse|output-mse] [--bias-correction] [--cle] [--algo "
     "A,B] [--int8] [--attn-bits N] [--kv-bits N] [--attn-granularity G|ROLE=G,...] [--kivi] [--attn-calib C] "
-    "[--calib-data DATA] [--context N] [--tokenizer spm:FILE|hf:FILE] [--calib-limit N] [--eval-limit N] [--eval-from N] [--batch N] [--threads N] [--save-config "
+    "[--calib-data DATA] [--context N] [--tokenizer spm:FILE|hf:FILE] [--calib-limit N] [--eval-limit N] [--eval-from "
+    "N] [--batch N] [--threads N] [--save-config "
     "PATH] "
     "[--db DB] [--json]",
     "calibrate, quantize and evaluate a model against FP32 (language models on text:FILE or tokens:FILE windows, "

@@ -348,7 +348,8 @@ std::vector<LayerSensitivity> measureOperands(const QuantSession& session, const
                     plan.addTap(o->point().value, [o](const std::string&, const Tensor& t) { o->observe(t); });
                 }
             },
-            cancel, [&](int64_t done) { observe.report(double(done) / double(total), "observing attention operands"); });
+            cancel,
+            [&](int64_t done) { observe.report(double(done) / double(total), "observing attention operands"); });
     }
     std::vector<std::vector<OperandQuant>> quant(entries.size()); // per entry, per bit width in options.bits order
     for (std::size_t e = 0; e < entries.size(); ++e)
@@ -394,8 +395,8 @@ std::vector<LayerSensitivity> measureOperands(const QuantSession& session, const
                     break;
                 }
                 Accum& a = acc[e][b];
-                const Accum before = options.keepBatches ? Accum {a.meter, a.localSignal, a.localNoise, 0, false, {}}
-                                                         : Accum {};
+                const Accum before =
+                    options.keepBatches ? Accum {a.meter, a.localSignal, a.localNoise, 0, false, {}} : Accum {};
                 Tensor q = value;
                 fakeQuantOperand(q, quant[e][b]);
                 if (!downstream) {
@@ -423,7 +424,8 @@ std::vector<LayerSensitivity> measureOperands(const QuantSession& session, const
                 if (options.keepBatches)
                     recordBatch(a, before, n);
                 done += 1;
-                sweep.report(done / units, str("sensitivity: ", entries[e].point.name, " at ", options.bits[b], " bits"));
+                sweep.report(
+                    done / units, str("sensitivity: ", entries[e].point.name, " at ", options.bits[b], " bits"));
             }
             if (downstream && !options.naive)
                 fp->runFrom({{entries[e].point.value, value}}); // the plan's values back to FP32

@@ -143,12 +143,13 @@ WhatIfSession::WhatIfSession(const Graph& source, const Dataset& calib, const Da
     // Attention operands under any static granularity a later configuration may ask for.
     if (const auto& points = session_->attentionPatterns().points; !points.empty()) {
         const int64_t total = std::min(options_.calibLimit >= 0 ? options_.calibLimit : calib.count(), calib.count());
-        runFp32Batches(
-            g, calib, total, std::max<int64_t>(1, std::min(batchFor(source, options_.batch), total)), options_.threads,
+        runFp32Batches(g, calib, total, std::max<int64_t>(1, std::min(batchFor(source, options_.batch), total)),
+            options_.threads,
             [&](Plan& plan, int64_t) {
                 for (const auto& p : points) {
                     const Shape shape = plan.shapeOf(p.value);
-                    for (auto gran : {OperandGranularity::Tensor, OperandGranularity::Head, OperandGranularity::Channel}) {
+                    for (auto gran :
+                        {OperandGranularity::Tensor, OperandGranularity::Head, OperandGranularity::Channel}) {
                         try {
                             (void)staticSliceAxis(p, gran, shape);
                         } catch (const Error&) {
@@ -212,8 +213,8 @@ void WhatIfSession::rebuild(const QuantConfig& config, Progress& progress, const
             continue;
         auto it = operandObservers_.find({o.point.name, int(o.spec.granularity)});
         if (it == operandObservers_.end())
-            fail("what-if: attention operand ", quoted(o.point.name), ": per ", operandGranularityName(o.spec.granularity),
-                " does not apply to its shape");
+            fail("what-if: attention operand ", quoted(o.point.name), ": per ",
+                operandGranularityName(o.spec.granularity), " does not apply to its shape");
         operands.emplace(o.point.name, it->second);
     }
     session->setOperandQuantization(operands);

@@ -101,8 +101,8 @@ struct Builder {
         if (axis < 0) {
             addInit(named(Tensor::fromVector(Shape {}, lo), base + ".clip_min"));
             addInit(named(Tensor::fromVector(Shape {}, hi), base + ".clip_max"));
-            nodes.push_back(makeNode(
-                "Clip", base + "/Clip", {base + "_dq", base + ".clip_min", base + ".clip_max"}, {base + "_dq_clipped"}));
+            nodes.push_back(makeNode("Clip", base + "/Clip", {base + "_dq", base + ".clip_min", base + ".clip_max"},
+                {base + "_dq_clipped"}));
         } else {
             Shape bound(std::size_t(rank), 1);
             bound[std::size_t(axis)] = int64_t(qs.size());
@@ -121,8 +121,9 @@ struct Builder {
     void quantizeOperand(const OperandQuant& q)
     {
         if (q.spec.granularity == OperandGranularity::Token)
-            fail("attention operand ", quoted(q.point.name), ": per-token quantization chooses its ranges at run "
-                 "time; QDQ ONNX has static scales only (export it per tensor, head or channel)");
+            fail("attention operand ", quoted(q.point.name),
+                ": per-token quantization chooses its ranges at run "
+                "time; QDQ ONNX has static scales only (export it per tensor, head or channel)");
         if (renamed.count(q.point.value))
             fail("attention operand ", quoted(q.point.name), ": its value ", quoted(q.point.value),
                 " is also a quantized layer input; QDQ export quantizes a value once");

@@ -41,8 +41,8 @@ bool fromSoftmax(const Graph& g, std::string value)
 // Whether the MatMul's output reaches a Softmax through scaling, masking and casts.
 bool toSoftmax(const Graph& g, std::string value)
 {
-    static const std::set<std::string> through = {"Mul", "Div", "Add", "Sub", "Where", "Cast", "Identity", "Reshape",
-        "Tanh", "Clip"};
+    static const std::set<std::string> through = {
+        "Mul", "Div", "Add", "Sub", "Where", "Cast", "Identity", "Reshape", "Tanh", "Clip"};
     for (int hops = 0; hops < 8; ++hops) {
         const auto& users = g.consumersOf(value);
         if (users.size() != 1)
@@ -63,8 +63,8 @@ bool toSoftmax(const Graph& g, std::string value)
 // before they reach the MatMul ("" when there is none).
 std::string pastInput(const Graph& g, std::string value)
 {
-    static const std::set<std::string> through = {"Transpose", "Reshape", "Cast", "Identity", "Unsqueeze", "Squeeze",
-        "Expand"};
+    static const std::set<std::string> through = {
+        "Transpose", "Reshape", "Cast", "Identity", "Unsqueeze", "Squeeze", "Expand"};
     std::set<std::string> graphInputs;
     for (const auto& in : g.inputs)
         graphInputs.insert(in.name);
@@ -96,8 +96,8 @@ std::string pastInput(const Graph& g, std::string value)
 const std::set<std::string>& fusedAttentionOps()
 {
     static const std::set<std::string> ops = {"Attention", "MultiHeadAttention", "GroupQueryAttention",
-        "PackedAttention", "PackedMultiHeadAttention", "DecoderMaskedMultiHeadAttention",
-        "DecoderMaskedSelfAttention", "SparseAttention", "LongformerAttention", "QAttention"};
+        "PackedAttention", "PackedMultiHeadAttention", "DecoderMaskedMultiHeadAttention", "DecoderMaskedSelfAttention",
+        "SparseAttention", "LongformerAttention", "QAttention"};
     return ops;
 }
 
@@ -182,8 +182,9 @@ int staticSliceAxis(const AttentionPoint& p, OperandGranularity g, const Shape& 
         return a.head;
     case OperandGranularity::Channel:
         if (p.role == OperandRole::P || a.channel < 0)
-            fail("attention operand ", quoted(p.name), ": per-channel is for Q, K and V (P's last axis is key "
-                 "positions, which grow with the sequence); use tensor, head or token");
+            fail("attention operand ", quoted(p.name),
+                ": per-channel is for Q, K and V (P's last axis is key "
+                "positions, which grow with the sequence); use tensor, head or token");
         return a.channel;
     case OperandGranularity::Token:
         break;
@@ -211,15 +212,13 @@ void OperandObserver::observe(const Tensor& t)
         return;
     }
     const std::size_t ax = std::size_t(axis);
-    const int64_t outer = product(t.shape, 0, ax), dim = t.shape[ax],
-                  inner = product(t.shape, ax + 1, t.shape.size());
+    const int64_t outer = product(t.shape, 0, ax), dim = t.shape[ax], inner = product(t.shape, ax + 1, t.shape.size());
     if (slices_.empty()) {
         slices_.resize(std::size_t(dim));
         firstShape_ = t.shape;
     } else if (int64_t(slices_.size()) != dim) {
-        fail("attention operand ", quoted(point_.name), ": ", operandGranularityName(granularity_),
-            " axis has ", dim, " slices in shape ", shapeString(t.shape), ", ", slices_.size(), " in ",
-            shapeString(firstShape_));
+        fail("attention operand ", quoted(point_.name), ": ", operandGranularityName(granularity_), " axis has ", dim,
+            " slices in shape ", shapeString(t.shape), ", ", slices_.size(), " in ", shapeString(firstShape_));
     }
     std::vector<float> part(std::size_t(outer * inner));
     for (int64_t c = 0; c < dim; ++c) {
@@ -238,8 +237,10 @@ OperandQuant chooseOperandQuant(const AttentionPoint& point, const OperandSpec& 
     q.spec = spec;
     if (spec.granularity == OperandGranularity::Token) {
         if (spec.calibrator != "minmax")
-            fail("attention operand ", quoted(point.name), ": per-token ranges are each token's min-max at run time; "
-                 "calibrator ", quoted(spec.calibrator), " needs a static granularity (tensor, head or channel)");
+            fail("attention operand ", quoted(point.name),
+                ": per-token ranges are each token's min-max at run time; "
+                "calibrator ",
+                quoted(spec.calibrator), " needs a static granularity (tensor, head or channel)");
         return q;
     }
     if (!observed || observed->slices().empty())

@@ -313,8 +313,8 @@ void QuantSession::refreshLayers()
         std::string known;
         for (const auto& p : attention_.points)
             known += (known.empty() ? "" : ", ") + p.name;
-        fail("attention.points.", name, ": the model has no attention operand of that name (found: ",
-            known.empty() ? "none" : known, ")");
+        fail("attention.points.", name,
+            ": the model has no attention operand of that name (found: ", known.empty() ? "none" : known, ")");
     }
     nlohmann::json found = nlohmann::json::array(), unmapped = nlohmann::json::array();
     for (const auto& p : attention_.points)
@@ -875,7 +875,8 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
         r.cache = o.point.cache;
         const LayerPower& p = power[o.point.value];
         r.sqnrDb = p.noise > 0 ? 10 * std::log10(p.signal / p.noise) : INFINITY;
-        if (auto q = session.operandQuant.find(o.point.name); q != session.operandQuant.end() && !q->second.ranges.empty()) {
+        if (auto q = session.operandQuant.find(o.point.name);
+            q != session.operandQuant.end() && !q->second.ranges.empty()) {
             ClipRange u = q->second.ranges.front();
             for (const ClipRange& c : q->second.ranges)
                 u = {std::min(u.lo, c.lo), std::max(u.hi, c.hi)};

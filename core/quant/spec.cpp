@@ -33,10 +33,14 @@ std::optional<OperandSpec> QuantConfig::forOperand(const std::string& point, Ope
 const char* operandRoleName(OperandRole r)
 {
     switch (r) {
-    case OperandRole::Q: return "Q";
-    case OperandRole::K: return "K";
-    case OperandRole::V: return "V";
-    case OperandRole::P: return "P";
+    case OperandRole::Q:
+        return "Q";
+    case OperandRole::K:
+        return "K";
+    case OperandRole::V:
+        return "V";
+    case OperandRole::P:
+        return "P";
     }
     return "Q";
 }
@@ -44,18 +48,22 @@ const char* operandRoleName(OperandRole r)
 const char* operandGranularityName(OperandGranularity g)
 {
     switch (g) {
-    case OperandGranularity::Tensor: return "tensor";
-    case OperandGranularity::Head: return "head";
-    case OperandGranularity::Token: return "token";
-    case OperandGranularity::Channel: return "channel";
+    case OperandGranularity::Tensor:
+        return "tensor";
+    case OperandGranularity::Head:
+        return "head";
+    case OperandGranularity::Token:
+        return "token";
+    case OperandGranularity::Channel:
+        return "channel";
     }
     return "tensor";
 }
 
 OperandGranularity parseOperandGranularity(const std::string& text, const std::string& where)
 {
-    for (auto g : {OperandGranularity::Tensor, OperandGranularity::Head, OperandGranularity::Token,
-             OperandGranularity::Channel})
+    for (auto g :
+        {OperandGranularity::Tensor, OperandGranularity::Head, OperandGranularity::Token, OperandGranularity::Channel})
         if (text == operandGranularityName(g))
             return g;
     fail(where, ": granularity ", quoted(text), ": expected tensor, head, token or channel");
@@ -209,7 +217,7 @@ nlohmann::json QuantConfig::toJson() const
         for (const auto& [name, r] : ranges)
             j["ranges"][name] = {r.first, r.second};
     }
-    if (!(attention == AttentionQuant{})) // off: the JSON (and run hashes) stay as before
+    if (!(attention == AttentionQuant {})) // off: the JSON (and run hashes) stay as before
         j["attention"] = attentionToJson(attention);
     return j;
 }
@@ -242,7 +250,8 @@ OperandSpec parseOperandSpecJson(const nlohmann::json& j, const OperandSpec& bas
     q.calibratorParam = base.calibratorParam;
     for (const auto& [key, v] : common.items())
         if (key != "bits" && key != "symmetric" && key != "calibrator" && key != "calibrator_param")
-            fail(where, ".", key, ": unknown field (expected bits, symmetric, granularity, calibrator, calibrator_param)");
+            fail(where, ".", key,
+                ": unknown field (expected bits, symmetric, granularity, calibrator, calibrator_param)");
     q = parseSpecJson(common, q, where);
     OperandSpec s = base;
     s.bits = q.bits;

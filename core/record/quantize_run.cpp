@@ -116,8 +116,9 @@ std::vector<LayerResult> quantizationLayerResults(const QuantizeResult& r)
         if (std::isfinite(o.sqnrDb))
             lr.sqnrDb = o.sqnrDb;
         if (o.range)
-            lr.actClip = StoredRange{o.range->lo, o.range->hi};
-        lr.extra = {{"attention_operand", {{"node", o.node}, {"value", o.value}, {"role", o.role}, {"cache", o.cache}}}};
+            lr.actClip = StoredRange {o.range->lo, o.range->hi};
+        lr.extra = {
+            {"attention_operand", {{"node", o.node}, {"value", o.value}, {"role", o.role}, {"cache", o.cache}}}};
         layers.push_back(std::move(lr));
     }
     return layers;

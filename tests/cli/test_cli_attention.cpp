@@ -74,8 +74,8 @@ private slots:
         QTemporaryDir dir;
         const QString db = dir.filePath("runs.db"), out = dir.filePath("kv.onnx");
         auto r = cli(QStringList {"quantize", kModel} + kSmall +
-            QStringList {"--calib-limit", "4", "--eval-limit", "4", "--kv-bits", "4", "--attn-granularity",
-                "k=channel", "--db", db, "--json"});
+            QStringList {"--calib-limit", "4", "--eval-limit", "4", "--kv-bits", "4", "--attn-granularity", "k=channel",
+                "--db", db, "--json"});
         QVERIFY2(r.exitCode == 0, r.err.constData());
         const QString run = QString::number(json(r)["run_id"].toInt());
         auto e = cli({"export", run, "--db", db, "--format", "qdq", "--out", out});
@@ -97,8 +97,8 @@ private slots:
             const QJsonObject by = o["by_bits"].toObject();
             QVERIFY(by["3"].toObject()["sqnr_db"].toDouble() < by["8"].toObject()["sqnr_db"].toDouble());
         }
-        QCOMPARE(points, QStringList({"/blocks.0/MatMul:Q", "/blocks.0/MatMul:K", "/blocks.0/MatMul_1:P",
-                                         "/blocks.0/MatMul_1:V"}));
+        QCOMPARE(points,
+            QStringList({"/blocks.0/MatMul:Q", "/blocks.0/MatMul:K", "/blocks.0/MatMul_1:P", "/blocks.0/MatMul_1:V"}));
     }
 
     void mixedKeepsTheKvCacheInItsConfiguration()

@@ -45,15 +45,21 @@ float naiveQ(float x, float lo, float hi, int bits, bool symmetric)
 std::vector<float> naiveOperand(const std::vector<float>& x, const int64_t (&d)[4], OperandRole role,
     OperandGranularity g, int bits, bool symmetric)
 {
-    auto at = [&](int64_t b, int64_t h, int64_t r, int64_t c) { return std::size_t(((b * d[1] + h) * d[2] + r) * d[3] + c); };
+    auto at = [&](int64_t b, int64_t h, int64_t r, int64_t c) {
+        return std::size_t(((b * d[1] + h) * d[2] + r) * d[3] + c);
+    };
     const bool kT = role == OperandRole::K;
     // key(b, h, r, c): the group an element belongs to.
     auto key = [&](int64_t b, int64_t h, int64_t r, int64_t c) -> int64_t {
         switch (g) {
-        case OperandGranularity::Tensor: return 0;
-        case OperandGranularity::Head: return h;
-        case OperandGranularity::Channel: return kT ? r : c;
-        case OperandGranularity::Token: return ((b * d[1] + h) * 1000 + (kT ? c : r));
+        case OperandGranularity::Tensor:
+            return 0;
+        case OperandGranularity::Head:
+            return h;
+        case OperandGranularity::Channel:
+            return kT ? r : c;
+        case OperandGranularity::Token:
+            return ((b * d[1] + h) * 1000 + (kT ? c : r));
         }
         return 0;
     };
@@ -140,8 +146,7 @@ Dataset kvData(int64_t n, int64_t D = 8, int64_t past = 5)
 }
 
 // `f` throws an Error whose message holds `text`.
-template <class F>
-bool failsNaming(F&& f, const std::string& text)
+template<class F> bool failsNaming(F&& f, const std::string& text)
 {
     try {
         f();
@@ -200,7 +205,9 @@ private slots:
         const AttentionPatterns p = findAttentionOperands(kvCacheBlock());
         QCOMPARE(int(p.points.size()), 4);
         for (const auto& a : p.points) {
-            const std::string want = a.role == OperandRole::K ? "past_key" : a.role == OperandRole::V ? "past_value" : "";
+            const std::string want = a.role == OperandRole::K ? "past_key"
+                : a.role == OperandRole::V                    ? "past_value"
+                                                              : "";
             QCOMPARE(a.cache, want);
         }
     }
@@ -224,7 +231,8 @@ private slots:
         QuantizeOptions o;
         o.config.attention.points["scores:X"] = {.bits = 8};
         QVERIFY_THROWS_EXCEPTION(Error, QuantSession(tinyTransformer(), o));
-        o.config = QuantConfig::fromJson(nlohmann::json::parse(R"({"attention": {"points": {"attend:K": {"bits": 4}}}})"));
+        o.config =
+            QuantConfig::fromJson(nlohmann::json::parse(R"({"attention": {"points": {"attend:K": {"bits": 4}}}})"));
         QVERIFY(failsNaming([&] { QuantSession s(tinyTransformer(), o); }, "scores:K"));
     }
 
@@ -304,7 +312,8 @@ private slots:
         QuantConfig a = c;
         a.attention.k = {.bits = 4, .granularity = OperandGranularity::Channel};
         a.attention.v = {.bits = 4, .granularity = OperandGranularity::Token};
-        a.attention.points["scores:Q"] = {.bits = 8, .symmetric = false, .calibrator = "percentile", .calibratorParam = 99.9};
+        a.attention.points["scores:Q"] = {
+            .bits = 8, .symmetric = false, .calibrator = "percentile", .calibratorParam = 99.9};
         const QuantConfig back = QuantConfig::fromJson(a.toJson());
         QVERIFY(back.attention == a.attention);
         QCOMPARE(back.forOperand("attend:P", OperandRole::P).has_value(), false);
@@ -387,7 +396,10 @@ private slots:
                 continue;
             ++operands;
             QVERIFY2(a.byBits.size() == 2 && naive.layers[i].byBits.size() == 2,
-                qPrintable(QString("%1: %2 cached, %3 naive").arg(a.layer.c_str()).arg(a.byBits.size()).arg(naive.layers[i].byBits.size())));
+                qPrintable(QString("%1: %2 cached, %3 naive")
+                               .arg(a.layer.c_str())
+                               .arg(a.byBits.size())
+                               .arg(naive.layers[i].byBits.size())));
             for (int bits : o.bits)
                 QVERIFY2(std::abs(a.byBits.at(bits).sqnrDb - naive.layers[i].byBits.at(bits).sqnrDb) < 1e-3,
                     a.layer.c_str());

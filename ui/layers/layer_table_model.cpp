@@ -95,17 +95,22 @@ QVariant LayerTableModel::operandData(const AttentionPoint& p, int column, int r
         const int row = doc_->layerCount() + int(&p - operands_.data());
         return sort ? QVariant(row) : QVariant(row + 1);
     }
-    case Name: return QString::fromStdString(p.name);
-    case Op: return QStringLiteral("MatMul:%1").arg(operandRoleName(p.role));
+    case Name:
+        return QString::fromStdString(p.name);
+    case Op:
+        return QStringLiteral("MatMul:%1").arg(operandRoleName(p.role));
     case ActBits:
         if (!config_)
             return {};
         if (role == Qt::EditRole)
             return spec ? spec->bits : 32;
         return sort ? QVariant(double(spec ? spec->bits : 32)) : QVariant(bitsText(spec ? spec->bits : 32));
-    case Granularity: return spec ? QString(operandGranularityName(spec->granularity)) : QString();
-    case Calibrator: return spec ? QString::fromStdString(spec->calibrator) : QString();
-    default: return sort ? QVariant() : QVariant(dash());
+    case Granularity:
+        return spec ? QString(operandGranularityName(spec->granularity)) : QString();
+    case Calibrator:
+        return spec ? QString::fromStdString(spec->calibrator) : QString();
+    default:
+        return sort ? QVariant() : QVariant(dash());
     }
 }
 
@@ -270,10 +275,14 @@ QVariant LayerTableModel::data(const QModelIndex& index, int role) const
         switch (role) {
         case Qt::DisplayRole:
         case Qt::EditRole:
-        case SortRole: return operandData(*p, column, role);
-        case LayerRowRole: return -1;
-        case OperandRole: return QString::fromStdString(p->name);
-        case Qt::TextAlignmentRole: return alignmentOf(column);
+        case SortRole:
+            return operandData(*p, column, role);
+        case LayerRowRole:
+            return -1;
+        case OperandRole:
+            return QString::fromStdString(p->name);
+        case Qt::TextAlignmentRole:
+            return alignmentOf(column);
         case Qt::ToolTipRole:
             return QStringLiteral("<b>%1</b>: %2 input of the MatMul %3 (value %4)%5<br/><br/>An attention operand: "
                                   "its A bits, granularity (tensor, head, token, channel) and calibrator edit the "
@@ -282,7 +291,8 @@ QVariant LayerTableModel::data(const QModelIndex& index, int role) const
                     QString::fromStdString(p->node).toHtmlEscaped(), QString::fromStdString(p->value).toHtmlEscaped(),
                     p->cache.empty() ? QString()
                                      : QStringLiteral(", past tokens from %1").arg(QString::fromStdString(p->cache)));
-        default: return {};
+        default:
+            return {};
         }
     }
     switch (role) {
@@ -297,7 +307,8 @@ QVariant LayerTableModel::data(const QModelIndex& index, int role) const
         if (column == SizeShare && maxShare_ > 0)
             return doc_->layer(row)->sizeShare / maxShare_;
         return {};
-    case Qt::TextAlignmentRole: return alignmentOf(column);
+    case Qt::TextAlignmentRole:
+        return alignmentOf(column);
     case Qt::ForegroundRole:
         if (auto m = metricOf(column); m && !metricValue(*m, *doc_, row))
             return QBrush(QColor(0x9a, 0xa0, 0xa8));

@@ -57,17 +57,17 @@ QWidget* QuantFieldDelegate::createEditor(QWidget* parent, const QStyleOptionVie
     // An attention operand row: its own granularities.
     const bool operand = index.data(LayerTableModel::OperandRole).isValid();
     const QStringList offered = operand && index.column() == LayerTableModel::Granularity
-                                    ? QStringList {QStringLiteral("tensor"), QStringLiteral("head"),
-                                          QStringLiteral("token"), QStringLiteral("channel")}
-                                    : choices(index.column());
+        ? QStringList {QStringLiteral("tensor"), QStringLiteral("head"), QStringLiteral("token"),
+              QStringLiteral("channel")}
+        : choices(index.column());
     for (const QString& c : offered)
         combo->addItem(isBits(index.column()) && c.toInt() >= 16 ? QStringLiteral("FP%1 (float)").arg(c) : c, c);
     // Granularity and calibrator take values beyond the list ("group:48", "percentile:99.5").
     combo->setEditable(!isBits(index.column()));
     const int rows = int(targetRows(index).size());
     combo->setToolTip(operand ? QStringLiteral("Applies to this attention operand")
-                      : rows > 1 ? QStringLiteral("Applies to the %1 selected layers").arg(rows)
-                               : QStringLiteral("Applies to this layer"));
+            : rows > 1        ? QStringLiteral("Applies to the %1 selected layers").arg(rows)
+                              : QStringLiteral("Applies to this layer"));
     // A pick from the list commits at once; typed text commits on Enter or focus out.
     connect(combo, &QComboBox::activated, this, [this, combo] {
         auto* self = const_cast<QuantFieldDelegate*>(this);
