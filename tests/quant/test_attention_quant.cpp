@@ -484,6 +484,52 @@ private slots:
         QVERIFY(failsNaming([&] { buildQdqModel(st); }, "attend:V"));
     }
 
+    // 8-bit per-tensor operands run as oneDNN int8 matmuls of the two values: the INT8
+    // plan computes what the simulation does (integer products, exact int32 sums); other
+    // widths are refused naming the point.
+    void int8AttentionMatchesSimulation()
+    {
+        const TransformerDims d;
+        const Dataset data = tokenData(d, 16, 17);
+        QuantizeOptions o;
+        for (OperandSpec* s : {&o.config.attention.q, &o.config.attention.k, &o.config.attention.v})
+            s->bits = 8;
+        o.config.attention.p.bits = 8;
+        o.batch = 8;
+        // INT8 against the simulation, as the layers alone agree (a rounding tie the two
+        // break differently moves a value by a step) and with the operands in INT8.
+        auto agreementDb = [&](const QuantizeOptions& opts, int expectOperandKernels) {
+            const QuantSession s = calibratedSession(tinyTransformer(d), opts, data);
+            auto sim = s.compile(true, data.inputShapes(8));
+            auto int8 = s.compileInt8(data.inputShapes(8));
+            int operandKernels = 0;
+            for (const auto& k : int8->kernelSummary())
+                operandKernels += k.find("int8 operands") != std::string::npos;
+            if (operandKernels != expectOperandKernels)
+                return -1.0;
+            const std::vector<float> a = sim->run(data.batch(0, 8)).front().toFloat();
+            const std::vector<float> b = int8->run(data.batch(0, 8)).front().toFloat();
+            double signal = 0, noise = 0;
+            for (std::size_t i = 0; i < a.size() && a.size() == b.size(); ++i) {
+                signal += double(a[i]) * a[i];
+                noise += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+            }
+            return 10 * std::log10(signal / std::max(noise, 1e-30));
+        };
+        const double layersOnly = agreementDb(QuantizeOptions {.batch = 8}, 0);
+        const double withOperands = agreementDb(o, 2);
+        qInfo("INT8 vs simulation: %.1f dB with the operands in INT8, %.1f dB layers only", withOperands, layersOnly);
+        QVERIFY2(layersOnly > 35 && withOperands > layersOnly - 6,
+            qPrintable(QString("INT8 vs simulation: %1 dB with the operands, %2 dB layers only")
+                           .arg(withOperands)
+                           .arg(layersOnly)));
+
+        QuantizeOptions four = o;
+        four.config.attention.v.bits = 4;
+        const QuantSession s4 = calibratedSession(tinyTransformer(d), four, data);
+        QVERIFY(failsNaming([&] { s4.compileInt8(data.inputShapes(8)); }, "attend:V"));
+    }
+
     // The KV-cache block quantizes K and V including the past tokens, in the simulation
     // and in ONNX Runtime alike.
     void kvCacheBlockExportMatches()
