@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything (plus the Python packages the benchmark models are made with),
 # builds, and runs every benchmark; each prints medians and ratios against a baseline
-# measured in the same run. Usage: tools/bench.sh [runtime|memory|int8|export|sensitivity|mixed|quality|algos|ui|whatif|lmquant|data|tokenizer ...]
+# measured in the same run. Usage: tools/bench.sh [runtime|memory|int8|export|sensitivity|mixed|quality|algos|ui|whatif|lmquant|lmattn|data|tokenizer ...]
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 build="$here/build"
@@ -22,7 +22,7 @@ fi
 
 py=/usr/bin/python3 # Debian's, which has torch; not the first python3 on PATH
 which=("$@")
-[ ${#which[@]} -gt 0 ] || which=(runtime memory int8 export sensitivity mixed quality algos ui whatif lmquant data tokenizer)
+[ ${#which[@]} -gt 0 ] || which=(runtime memory int8 export sensitivity mixed quality algos ui whatif lmquant lmattn data tokenizer)
 for b in "${which[@]}"; do
   echo "== bench: $b"
   case "$b" in
@@ -39,6 +39,7 @@ for b in "${which[@]}"; do
     whatif)      "$build/bench/whatif/qs_bench_whatif" "$here/resources/demo/fashion_cnn.onnx" \
                    "$here/resources/demo/fashion1k-images-idx3-ubyte.gz" --limit 1000 --batch 100 ;;
     lmquant)     $py "$here/bench/lm/run_lm_quant_bench.py" --cli "$build/app/quantstudio-cli" --work "$build/bench/lmquant" ;;
+    lmattn)      $py "$here/bench/lm/run_lm_attention_bench.py" --cli "$build/app/quantstudio-cli" --work "$build/bench/lmattn" ;;
     data)        "$build/bench/data/qs_bench_data" --count 256 --batch 32 ;;
     tokenizer)   corpus="$(sed -n 's/^QS_CORPUS_DIR:PATH=//p' "$build/CMakeCache.txt")"
                  "$build/bench/lm/qs_bench_tokenizer" "$here/resources/demo/byte_gpt_val.txt" \

@@ -3,6 +3,7 @@
 #include "cli/args.h"
 #include "cli/command.h"
 #include "cli/data_args.h"
+#include "cli/quant_args.h"
 #include "cli/recording.h"
 
 #include "data/input_binding.h"
@@ -74,6 +75,7 @@ QuantConfig configFromArgs(const Args& args)
     }
     for (const auto& a : c.algorithms)
         (void)algorithm(a.name); // unknown names fail here, listing the known ones
+    parseAttentionArgs(args, c);
     return c;
 }
 
@@ -82,7 +84,8 @@ int runQuantize(const std::vector<std::string>& argv)
     std::set<std::string> valued = {"config", "wbits", "abits", "granularity", "calib", "wrange", "calib-limit", "eval-limit", "eval-from",
                                     "batch", "threads", "db", "algo", "calib-data", "save-config"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
-    Args args(argv, valued, {"bias-correction", "cle", "int8", "json"});
+    valued.insert(attentionOptionNames().begin(), attentionOptionNames().end());
+    Args args(argv, valued, {"bias-correction", "cle", "int8", "json", "kivi"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
 
     QuantizeOptions opts;
@@ -143,6 +146,10 @@ int runQuantize(const std::vector<std::string>& argv)
             j["layers"].push_back({{"name", l.name}, {"op", l.op}, {"wbits", l.wbits}, {"abits", l.abits},
                                    {"granularity", l.granularity}, {"sqnr_db", jsonNumber(l.outputSqnrDb)},
                                    {"weight_sqnr_db", jsonNumber(l.weightSqnrDb)}, {"size_bits", l.sizeBits}});
+        j["attention_operands"] = nlohmann::json::array();
+        for (const auto& o : r.operands)
+            j["attention_operands"].push_back({{"name", o.name}, {"role", o.role}, {"value", o.value}, {"bits", o.bits},
+                {"granularity", o.granularity}, {"cache", o.cache}, {"sqnr_db", jsonNumber(o.sqnrDb)}});
         std::printf("%s\n", j.dump(2).c_str());
         return 0;
     }
@@ -167,14 +174,22 @@ int runQuantize(const std::vector<std::string>& argv)
     for (const auto& l : r.layers)
         std::printf("%-28s %-6s %5d %5d %-10s %12.2f %12.2f\n", l.name.c_str(), l.op.c_str(), l.wbits, l.abits,
                     l.granularity.c_str(), l.weightSqnrDb, l.outputSqnrDb);
+    for (const auto& o : r.operands)
+        std::printf("%-28s %-6s %5s %5d %-10s %12s %12.2f%s\n", o.name.c_str(), o.role.c_str(), "-", o.bits,
+            o.granularity.c_str(), "-", o.sqnrDb, o.cache.empty() ? "" : str("  (cache ", o.cache, ")").c_str());
+    if (r.algorithmNotes.contains("attention"))
+        for (const auto& u : r.algorithmNotes["attention"]["unmapped"])
+            std::fprintf(stderr, "attention: node %s (%s) not quantized: %s\n", u["node"].get<std::string>().c_str(),
+                u["op"].get<std::string>().c_str(), u["reason"].get<std::string>().c_str());
     return 0;
 }
 
 const bool registered = registerCommand({"quantize",
     "MODEL --data DATA [--config CFG.json | --wbits N --abits N --granularity tensor|channel|group:N "
     "--calib minmax|ema|percentile:P|mse|entropy --wrange minmax|mse|output-mse] [--bias-correction] [--cle] [--algo "
-    "A,B] [--int8] "
-    "[--calib-data DATA] [--context N] [--tokenizer spm:FILE|hf:FILE] [--calib-limit N] [--eval-limit N] [--eval-from N] [--batch N] [--threads N] [--save-config "
+    "A,B] [--int8] [--attn-bits N] [--kv-bits N] [--attn-granularity G|ROLE=G,...] [--kivi] [--attn-calib C] "
+    "[--calib-data DATA] [--context N] [--tokenizer spm:FILE|hf:FILE] [--calib-limit N] [--eval-limit N] [--eval-from "
+    "N] [--batch N] [--threads N] [--save-config "
     "PATH] "
     "[--db DB] [--json]",
     "calibrate, quantize and evaluate a model against FP32 (language models on text:FILE or tokens:FILE windows, "

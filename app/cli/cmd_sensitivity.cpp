@@ -55,6 +55,9 @@ SensitivityOptions sensitivityOptions(const Args& args)
     if (o.hutchinsonSamples < 1)
         fail("--hutchinson: expected at least 1 random direction, got ", o.hutchinsonSamples);
     parseBaseQuant(args, o.base);
+    o.attention = args.flag("attention");
+    if (o.attention)
+        parseAttentionArgs(args, o.base);
     return o;
 }
 
@@ -201,7 +204,8 @@ int runSensitivity(const std::vector<std::string>& argv)
     std::set<std::string> valued = {"bits", "mode", "method", "limit", "batch", "threads", "db", "granularity", "calib",
         "hutchinson", "metrics", "bootstrap", "seed"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
-    Args args(argv, valued, {"json", "naive"});
+    valued.insert(attentionOptionNames().begin(), attentionOptionNames().end());
+    Args args(argv, valued, {"json", "naive", "attention", "kivi"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
     if (args.value("metrics"))
         return runSensitivityMetrics(args, path);
@@ -302,7 +306,8 @@ int runMixed(const std::vector<std::string>& argv)
         "out", "min-bits", "max-bits", "pin", "granularity", "calib", "abits", "eval-limit", "cost", "budget-ms",
         "latency-batch", "repeats", "warmup"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
-    Args args(argv, valued, {"json", "remeasure"});
+    valued.insert(attentionOptionNames().begin(), attentionOptionNames().end());
+    Args args(argv, valued, {"json", "remeasure", "kivi"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
     const std::string costAxis = args.value("cost", "size");
     if (costAxis != "size" && costAxis != "latency")
@@ -326,6 +331,9 @@ int runMixed(const std::vector<std::string>& argv)
     so.base.defaults.activation.bits = args.intValue("abits", 8);
     if (byLatency && so.base.defaults.activation.bits != 8)
         fail("--cost latency: INT8 kernels take 8-bit activations, got --abits ", so.base.defaults.activation.bits);
+    // Attention operands at fixed widths: part of every configuration on the front (the
+    // written one and the verified ones); the search itself is over the layers' weights.
+    parseAttentionArgs(args, so.base);
     DataOptions dopts = dataOptions(args);
     dopts.limit = -1;
     Dataset data = loadDataset(dopts, graph);
@@ -508,7 +516,8 @@ int runMixed(const std::vector<std::string>& argv)
 
 const bool registeredSensitivity = registerCommand({"sensitivity",
     "MODEL --data DATA [--bits 2,3,4,5,6,8] [--mode weights|activations|both] [--method oneshot|local|hessian] "
-    "[--hutchinson N] [--limit N] [--batch N] [--granularity G] [--calib C] [--naive] [--db DB] [--json]; "
+    "[--hutchinson N] [--limit N] [--batch N] [--granularity G] [--calib C] [--naive] [--db DB] [--json] "
+    "[--attention [--attn-granularity G|ROLE=G,...] [--kivi] [--attn-calib C]] (also sweep Q, K, V, P); "
     "or --metrics all|oneshot,local,hessian,kurtosis [--bits N] [--bootstrap N] [--seed S]: metrics side by side "
     "with 95% bootstrap intervals over batches and their Spearman agreement",
     "measure how much each layer suffers when quantized alone, at each bit width", runSensitivity});
@@ -516,7 +525,8 @@ const bool registeredSensitivity = registerCommand({"sensitivity",
 const bool registeredMixed = registerCommand({"mixed",
     "MODEL --data DATA (--budget-bits AVG | --budget-bytes N | --cost latency --budget-ms MS) [--bits LIST] "
     "[--min-bits N] [--max-bits N] [--latency-batch N] [--remeasure] "
-    "[--pin LAYER=BITS,...] [--verify K] [--out CFG.json] [--limit N] [--db DB] [--json]",
+    "[--pin LAYER=BITS,...] [--verify K] [--out CFG.json] [--limit N] [--db DB] [--json] "
+    "[--attn-bits N] [--kv-bits N] [--attn-granularity G|ROLE=G,...] [--kivi] [--attn-calib C] (fixed widths)",
     "Pareto front of predicted error vs size from sensitivity; the best configuration within a budget", runMixed});
 
 } // namespace

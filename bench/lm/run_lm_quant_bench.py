@@ -71,6 +71,11 @@ def run(cli, paths, context, wbits, abits, granularity, algos, work, calib_limit
            "--context", str(context), "--wbits", str(wbits), "--abits", str(abits), "--granularity", granularity,
            "--calib-limit", str(calib_limit), "--eval-limit", str(eval_limit), "--batch", "16", "--config", cfg,
            "--json"]
+    return run_json(cmd)
+
+
+def run_json(cmd):
+    """A CLI command's --json output with its wall time, or {"error": its last stderr line}."""
     t0 = time.time()
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:

@@ -309,6 +309,144 @@ void fakeQuantInPlace(Tensor& t, const QParams& q)
         x = fakeQuant(x, q);
 }
 
+// One-at-a-time sweep of the attention operands: each batch's FP32 values are kept,
+// the operand's value is replaced by its quantized version and the graph downstream
+// re-run (runFrom); the local method compares the operand itself. --naive compiles a
+// plan per configuration with the operand's transform instead.
+std::vector<LayerSensitivity> measureOperands(const QuantSession& session, const Dataset& data,
+    const SensitivityOptions& options, int64_t total, int64_t batch, Progress& progress, const CancelToken& cancel,
+    bool& cancelled, const SensitivityCallback& onResult)
+{
+    const Graph& g = session.graph();
+    const bool downstream = options.method != SensitivityMethod::Local;
+    struct Entry {
+        AttentionPoint point;
+        OperandSpec spec;
+    };
+    std::vector<Entry> entries;
+    std::map<std::string, OperandObserver> observers;
+    for (const auto& p : session.attentionPatterns().points) {
+        auto it = options.base.attention.points.find(p.name);
+        Entry e {p, it != options.base.attention.points.end() ? it->second : options.base.attention.role(p.role)};
+        observers.emplace(p.name, OperandObserver(p, e.spec.granularity));
+        entries.push_back(std::move(e));
+    }
+    if (entries.empty())
+        return {};
+    {
+        Progress observe = progress.sub(0, 0.1);
+        runFp32Batches(
+            g, data, total, batch, options.threads,
+            [&](Plan& plan, int64_t) {
+                for (auto& [name, obs] : observers) {
+                    OperandObserver* o = &obs;
+                    plan.addTap(o->point().value, [o](const std::string&, const Tensor& t) { o->observe(t); });
+                }
+            },
+            cancel,
+            [&](int64_t done) { observe.report(double(done) / double(total), "observing attention operands"); });
+    }
+    std::vector<std::vector<OperandQuant>> quant(entries.size()); // per entry, per bit width in options.bits order
+    for (std::size_t e = 0; e < entries.size(); ++e)
+        for (int bits : options.bits) {
+            OperandSpec spec = entries[e].spec;
+            spec.bits = bits;
+            quant[e].push_back(chooseOperandQuant(entries[e].point, spec, &observers.at(entries[e].point.name)));
+        }
+    const bool perToken = data.targets.has_value();
+    std::vector<std::vector<Accum>> acc(entries.size(), std::vector<Accum>(options.bits.size()));
+    for (auto& row : acc)
+        for (Accum& a : row)
+            a.meter = FidelityMeter(perToken);
+    auto labelsOf = [&data](int64_t start, int64_t n) {
+        return data.labels ? std::vector<int64_t>(data.labels->begin() + start, data.labels->begin() + start + n)
+                           : std::vector<int64_t>();
+    };
+    Progress sweep = progress.sub(0.1, 1.0);
+    const double units = double((total + batch - 1) / batch) * double(entries.size() * options.bits.size());
+    double done = 0;
+    std::unique_ptr<Plan> fp;
+    std::map<std::string, Shape> planShape;
+    std::map<std::pair<std::size_t, std::size_t>, std::unique_ptr<Plan>> naivePlans;
+    for (int64_t start = 0; start < total && !cancelled; start += batch) {
+        const int64_t n = std::min(batch, total - start);
+        const std::map<std::string, Shape> shape = data.inputShapes(n);
+        if (shape != planShape) {
+            CompileOptions co = session.compileOptions(false, shape);
+            for (const auto& e : entries)
+                co.keepValues.insert(e.point.value);
+            fp = compilePlan(g, co);
+            naivePlans.clear();
+            planShape = shape;
+        }
+        const std::vector<Tensor> input = data.batch(start, n);
+        const Tensor ref = fp->run(input).front();
+        const std::vector<int64_t> labels = labelsOf(start, n);
+        for (std::size_t e = 0; e < entries.size() && !cancelled; ++e) {
+            const Tensor value = fp->valueOf(entries[e].point.value);
+            for (std::size_t b = 0; b < options.bits.size(); ++b) {
+                if (cancel.cancelled()) {
+                    cancelled = true;
+                    break;
+                }
+                Accum& a = acc[e][b];
+                const Accum before =
+                    options.keepBatches ? Accum {a.meter, a.localSignal, a.localNoise, 0, false, {}} : Accum {};
+                Tensor q = value;
+                fakeQuantOperand(q, quant[e][b]);
+                if (!downstream) {
+                    auto x = value.data<float>();
+                    auto y = q.data<float>();
+                    for (std::size_t i = 0; i < x.size(); ++i) {
+                        a.localSignal += double(x[i]) * x[i];
+                        a.localNoise += (double(x[i]) - y[i]) * (double(x[i]) - y[i]);
+                    }
+                } else if (options.naive) {
+                    auto& plan = naivePlans[{e, b}];
+                    if (!plan) {
+                        CompileOptions co = session.compileOptions(false, shape);
+                        const OperandQuant oq = quant[e][b];
+                        co.valueTransforms[oq.point.value] = [oq](Tensor& t) { fakeQuantOperand(t, oq); };
+                        plan = compilePlan(g, co);
+                    }
+                    a.meter.add(ref, plan->run(input).front(), data.labels ? &labels : nullptr);
+                } else {
+                    a.meter.add(ref, fp->runFrom({{entries[e].point.value, std::move(q)}}).front(),
+                        data.labels ? &labels : nullptr);
+                }
+                a.samples += n;
+                a.any = true;
+                if (options.keepBatches)
+                    recordBatch(a, before, n);
+                done += 1;
+                sweep.report(
+                    done / units, str("sensitivity: ", entries[e].point.name, " at ", options.bits[b], " bits"));
+            }
+            if (downstream && !options.naive)
+                fp->runFrom({{entries[e].point.value, value}}); // the plan's values back to FP32
+        }
+    }
+    std::vector<LayerSensitivity> out;
+    for (std::size_t e = 0; e < entries.size(); ++e) {
+        LayerSensitivity ls;
+        ls.layer = entries[e].point.name;
+        ls.op = str("MatMul:", operandRoleName(entries[e].point.role));
+        for (std::size_t b = 0; b < options.bits.size(); ++b)
+            if (acc[e][b].any) {
+                ls.byBits[options.bits[b]] = measureOf(acc[e][b], downstream);
+                if (onResult) {
+                    LayerSensitivity partial;
+                    partial.layer = ls.layer;
+                    partial.op = ls.op;
+                    partial.byBits[options.bits[b]] = ls.byBits[options.bits[b]];
+                    onResult(partial, options.bits[b]);
+                }
+            }
+        out.push_back(std::move(ls));
+    }
+    return out;
+}
+
 } // namespace
 
 SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, const SensitivityOptions& options,
@@ -325,6 +463,8 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
     for (int b : options.bits)
         if (b < 2 || b > 8)
             fail("sensitivity: bit width ", b, " is not 2..8");
+    if (options.attention && options.method == SensitivityMethod::Hessian)
+        fail("sensitivity: the Hessian method perturbs weights; attention operands take the oneshot or local method");
 
     QuantizeOptions qo;
     qo.config = options.base;
@@ -671,6 +811,11 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
             }
         }
     }
+    std::vector<LayerSensitivity> operandResults;
+    if (options.attention && !cancelled) {
+        Progress part = progress.sub(0.9, 1.0);
+        operandResults = measureOperands(session, data, options, total, batch, part, cancel, cancelled, onResult);
+    }
     if (cancelled && acc.empty())
         throw Cancelled();
 
@@ -722,6 +867,8 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
         }
         result.layers.push_back(std::move(ls));
     }
+    for (auto& ls : operandResults)
+        result.layers.push_back(std::move(ls));
     if (options.method == SensitivityMethod::Hessian) {
         std::vector<double> h, kl;
         for (const auto& ls : result.layers)

@@ -35,6 +35,10 @@ struct SensitivityOptions {
     int hutchinsonSamples = 8; // Hessian method: random directions per layer
     bool naive = false;        // full re-run per configuration (benchmark baseline)
     bool keepBatches = false;  // record per-batch sums (BitMeasure::batches) for resampling
+    // Also sweep every attention operand (quant/attention.h) the model has, as entries
+    // named "<node>:K" (op "MatMul:K", no params) after the layers, with the granularity,
+    // symmetry and calibrator of base.attention; oneshot or local method only.
+    bool attention = false;
 };
 
 // What one batch added to a measurement: resampling batches and summing these gives

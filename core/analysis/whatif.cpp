@@ -135,6 +135,29 @@ WhatIfSession::WhatIfSession(const Graph& source, const Dataset& calib, const Da
     po.threads = options_.threads;
     Progress cal = progress.sub(0, 0.3);
     observers_ = observeActivations(g, calib, inputs, po, cal, cancel);
+    // Attention operands under any static granularity a later configuration may ask for.
+    if (const auto& points = session_->attentionPatterns().points; !points.empty()) {
+        const int64_t total = std::min(options_.calibLimit >= 0 ? options_.calibLimit : calib.count(), calib.count());
+        runFp32Batches(g, calib, total, std::max<int64_t>(1, std::min(batchFor(source, options_.batch), total)),
+            options_.threads,
+            [&](Plan& plan, int64_t) {
+                for (const auto& p : points) {
+                    const Shape shape = plan.shapeOf(p.value);
+                    for (auto gran :
+                        {OperandGranularity::Tensor, OperandGranularity::Head, OperandGranularity::Channel}) {
+                        try {
+                            (void)staticSliceAxis(p, gran, shape);
+                        } catch (const Error&) {
+                            continue; // not for this operand's shape (per head of a rank-3 operand, ...)
+                        }
+                        auto [it, fresh] = operandObservers_.try_emplace({p.name, int(gran)}, OperandObserver(p, gran));
+                        OperandObserver* o = &it->second;
+                        plan.addTap(p.value, [o](const std::string&, const Tensor& t) { o->observe(t); });
+                    }
+                }
+            },
+            cancel, {});
+    }
 
     // FP32 outputs and layer outputs of every batch, once.
     samples_ = options_.evalLimit >= 0 ? std::min(options_.evalLimit, eval_.count()) : eval_.count();
@@ -179,6 +202,17 @@ void WhatIfSession::rebuild(const QuantConfig& config, Progress& progress, const
     auto session = std::make_unique<QuantSession>(source_, o);
     session->checkRanges();
     session->setActivationQuantization(observers_);
+    std::map<std::string, OperandObserver> operands;
+    for (const auto& o : session->operands()) {
+        if (o.spec.granularity == OperandGranularity::Token)
+            continue;
+        auto it = operandObservers_.find({o.point.name, int(o.spec.granularity)});
+        if (it == operandObservers_.end())
+            fail("what-if: attention operand ", quoted(o.point.name), ": per ",
+                operandGranularityName(o.spec.granularity), " does not apply to its shape");
+        operands.emplace(o.point.name, it->second);
+    }
+    session->setOperandQuantization(operands);
     session->quantizeWeights();
     const Graph& g = session->graph();
 

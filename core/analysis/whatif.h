@@ -104,6 +104,9 @@ private:
     QuantizeOptions options_;
     std::unique_ptr<QuantSession> session_;
     std::map<std::string, ActivationObserver> observers_; // every layer input, FP32, on the calibration set
+    // Every attention operand, FP32, on the calibration set, per static granularity its
+    // shape allows: (point, OperandGranularity) -> observation.
+    std::map<std::pair<std::string, int>, OperandObserver> operandObservers_;
     std::vector<std::unique_ptr<Batch>> batches_;
     std::set<std::string> inputs_;   // every quantizable layer's input
     std::set<std::string> frontier_; // values re-runs read besides the changed ones (kept in every plan)

@@ -59,30 +59,80 @@ struct Builder {
 
     void addInit(Tensor t) { g.initializers[t.name] = std::move(t); }
 
-    void quantizeActivation(const std::string& value, const QParams& q)
+    void quantizeActivation(const std::string& value, const QParams& q) { quantizeValue(value, {q}, -1, 0); }
+
+    // QuantizeLinear/DequantizeLinear on `value`: per tensor (axis < 0, one QParams) or
+    // per axis (one QParams per index of `axis` of a rank-`rank` value).
+    void quantizeValue(const std::string& value, const std::vector<QParams>& qs, int axis, int rank)
     {
         const std::string base = value + "_qs";
-        const bool sgn = gridIsSigned(q);
-        addInit(named(Tensor::fromVector(Shape {}, std::vector<float> {q.scale}), base + ".scale"));
-        addInit(named(intTensor(sgn, Shape {}, {q.zeroPoint}), base + ".zero_point"));
+        const bool sgn = gridIsSigned(qs.front());
+        const Shape paramShape = axis < 0 ? Shape {} : Shape {int64_t(qs.size())};
+        std::vector<float> scales, lo, hi;
+        std::vector<int32_t> zps;
+        bool clip = false;
+        for (const QParams& q : qs) {
+            scales.push_back(q.scale);
+            zps.push_back(q.zeroPoint);
+            lo.push_back(float(q.qmin - q.zeroPoint) * q.scale);
+            hi.push_back(float(q.qmax - q.zeroPoint) * q.scale);
+            clip = clip || needsClip(q);
+        }
+        addInit(named(Tensor::fromVector(paramShape, scales), base + ".scale"));
+        addInit(named(intTensor(sgn, paramShape, zps), base + ".zero_point"));
         std::vector<Node>& nodes = g.producerOf(value) >= 0 ? after[value] : head;
-        nodes.push_back(makeNode(
-            "QuantizeLinear", base + "/QuantizeLinear", {value, base + ".scale", base + ".zero_point"}, {base + "_q"}));
-        nodes.push_back(makeNode("DequantizeLinear", base + "/DequantizeLinear",
-            {base + "_q", base + ".scale", base + ".zero_point"}, {base + "_dq"}));
-        if (!needsClip(q)) {
+        Node quant = makeNode(
+            "QuantizeLinear", base + "/QuantizeLinear", {value, base + ".scale", base + ".zero_point"}, {base + "_q"});
+        Node dequant = makeNode("DequantizeLinear", base + "/DequantizeLinear",
+            {base + "_q", base + ".scale", base + ".zero_point"}, {base + "_dq"});
+        if (axis >= 0) {
+            quant.attrs["axis"] = intAttr(axis);
+            dequant.attrs["axis"] = intAttr(axis);
+        }
+        nodes.push_back(std::move(quant));
+        nodes.push_back(std::move(dequant));
+        if (!clip) {
             renamed[value] = base + "_dq";
             return;
         }
         // The stored type is wider than the grid: clamp the dequantized value to the
-        // grid's ends, which are grid points (the same as clamping the integer).
-        addInit(named(Tensor::fromVector(Shape {}, std::vector<float> {float(q.qmin - q.zeroPoint) * q.scale}),
-            base + ".clip_min"));
-        addInit(named(Tensor::fromVector(Shape {}, std::vector<float> {float(q.qmax - q.zeroPoint) * q.scale}),
-            base + ".clip_max"));
-        nodes.push_back(makeNode(
-            "Clip", base + "/Clip", {base + "_dq", base + ".clip_min", base + ".clip_max"}, {base + "_dq_clipped"}));
+        // grid's ends, which are grid points (the same as clamping the integer). Clip
+        // takes scalars: per axis, Max/Min against bounds shaped to broadcast on `axis`.
+        if (axis < 0) {
+            addInit(named(Tensor::fromVector(Shape {}, lo), base + ".clip_min"));
+            addInit(named(Tensor::fromVector(Shape {}, hi), base + ".clip_max"));
+            nodes.push_back(makeNode("Clip", base + "/Clip", {base + "_dq", base + ".clip_min", base + ".clip_max"},
+                {base + "_dq_clipped"}));
+        } else {
+            Shape bound(std::size_t(rank), 1);
+            bound[std::size_t(axis)] = int64_t(qs.size());
+            addInit(named(Tensor::fromVector(bound, lo), base + ".clip_min"));
+            addInit(named(Tensor::fromVector(bound, hi), base + ".clip_max"));
+            nodes.push_back(
+                makeNode("Max", base + "/ClipMin", {base + "_dq", base + ".clip_min"}, {base + "_dq_above"}));
+            nodes.push_back(
+                makeNode("Min", base + "/ClipMax", {base + "_dq_above", base + ".clip_max"}, {base + "_dq_clipped"}));
+        }
         renamed[value] = base + "_dq_clipped";
+    }
+
+    // An attention operand: QDQ on the MatMul input, per tensor, head or channel (the
+    // axis ONNX's per-axis QuantizeLinear takes); per token is dynamic and has no QDQ form.
+    void quantizeOperand(const OperandQuant& q)
+    {
+        if (q.spec.granularity == OperandGranularity::Token)
+            fail("attention operand ", quoted(q.point.name),
+                ": per-token quantization chooses its ranges at run "
+                "time; QDQ ONNX has static scales only (export it per tensor, head or channel)");
+        if (renamed.count(q.point.value))
+            fail("attention operand ", quoted(q.point.name), ": its value ", quoted(q.point.value),
+                " is also a quantized layer input; QDQ export quantizes a value once");
+        int axis = -1;
+        if (q.spec.granularity != OperandGranularity::Tensor) {
+            Shape shape(std::size_t(q.rank), 1);
+            axis = staticSliceAxis(q.point, q.spec.granularity, shape);
+        }
+        quantizeValue(q.point.value, q.params, axis, q.rank);
     }
 
     void quantizeWeight(const SessionLayer& l, QdqLayerInfo& info)
@@ -199,6 +249,12 @@ QdqModel buildQdqModel(const QuantSession& session, const std::map<std::string, 
         b.out.layers.push_back(info);
         weights.emplace(l.weight, b.out.layers.size() - 1);
     }
+    nlohmann::json obits = nlohmann::json::object();
+    for (const auto& [name, q] : session.operandQuant) {
+        b.quantizeOperand(q);
+        obits[name] = {{"bits", q.spec.bits}, {"granularity", operandGranularityName(q.spec.granularity)},
+            {"value", q.point.value}};
+    }
     std::vector<Node> nodes = std::move(b.head);
     for (const Node& n : source.nodes) {
         Node copy = n;
@@ -213,6 +269,8 @@ QdqModel buildQdqModel(const QuantSession& session, const std::map<std::string, 
     g.nodes = std::move(nodes);
     g.metadata["quantstudio.weight_bits"] = wbits.dump();
     g.metadata["quantstudio.activation_bits"] = abits.dump();
+    if (!obits.empty())
+        g.metadata["quantstudio.attention_operands"] = obits.dump();
     g.metadata["quantstudio.weight_storage"] =
         "integer weights are stored in 8-bit containers on their true (possibly narrower) grid";
     if (!session.dataPreprocess.empty()) // the input pipeline the ranges were calibrated under

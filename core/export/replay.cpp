@@ -65,7 +65,7 @@ QuantizeOptions optionsFromRunConfig(const nlohmann::json& config)
 {
     const std::string where = "run config";
     nlohmann::json qc = nlohmann::json::object();
-    for (const char* key : {"default", "layers", "exclude", "algorithms"})
+    for (const char* key : {"default", "layers", "exclude", "algorithms", "attention"})
         if (config.is_object() && config.contains(key))
             qc[key] = config.at(key);
     QuantizeOptions o;
@@ -154,6 +154,22 @@ RunReplay replayRun(const Store& store, int64_t runId, Progress& progress, const
     QuantSession& s = *r.session;
 
     r.stored = store.layerResults(runId);
+    // Attention operand rows (after the layers) are checked against the session's operands.
+    std::vector<LayerResult> operandRows;
+    while (!r.stored.empty() && r.stored.back().extra.contains("attention_operand")) {
+        operandRows.insert(operandRows.begin(), r.stored.back());
+        r.stored.pop_back();
+    }
+    if (operandRows.size() != s.operands().size())
+        fail("run ", runId, ": the store has ", operandRows.size(), " attention operands, the re-derived session ",
+            s.operands().size());
+    for (std::size_t i = 0; i < operandRows.size(); ++i) {
+        const LayerResult& st = operandRows[i];
+        const auto& o = s.operands()[i];
+        if (st.layer != o.point.name || (st.actBits && *st.actBits != o.spec.bits))
+            fail("run ", runId, ": stored attention operand ", i, " is ", quoted(st.layer), " at ",
+                st.actBits.value_or(0), " bits, re-derived ", quoted(o.point.name), " at ", o.spec.bits);
+    }
     if (r.stored.size() != s.layers().size())
         fail("run ", runId, ": the store has ", r.stored.size(), " layers, the re-derived session ", s.layers().size());
     for (std::size_t i = 0; i < r.stored.size(); ++i) {

@@ -90,6 +90,29 @@ CompileOptions QuantSession::int8CompileOptions(const InputShapes& inputShape) c
         if (std::string why = int8AlgorithmObstacle(use.name); !why.empty())
             fail("--int8: ", why);
     CompileOptions co = compileOptions(false, inputShape);
+    // Attention MatMuls whose two operands are quantized per tensor at 8 bits (the second
+    // symmetric) run as an int8 matmul of the two values (runtime/ops/int8.cpp).
+    std::map<std::string, int> quantizedOperands; // MatMul node -> operands quantized
+    for (const auto& o : operands_) {
+        const std::string where = str("--int8: attention operand ", quoted(o.point.name), ": ");
+        if (o.spec.bits != 8 || o.spec.granularity != OperandGranularity::Tensor)
+            fail(where, o.spec.bits, "-bit per ", operandGranularityName(o.spec.granularity),
+                "; INT8 execution takes 8 bits per tensor (simulate other widths without --int8)");
+        if (o.point.input == 1 && !o.spec.symmetric)
+            fail(where, "the second operand of an INT8 MatMul must be symmetric (s8, zero point 0)");
+        auto q = operandQuant.find(o.point.name);
+        if (q == operandQuant.end() || q->second.params.size() != 1)
+            fail(where, "not calibrated yet");
+        const QParams& p = q->second.params.front();
+        co.int8Values[o.point.value] = Int8Value {p.scale, p.zeroPoint, p.qmin < 0};
+        ++quantizedOperands[o.point.node];
+    }
+    for (const auto& [node, count] : quantizedOperands) {
+        if (count != 2)
+            fail("--int8: attention MatMul ", quoted(node),
+                ": INT8 execution needs both of its operands quantized (one is in float)");
+        co.int8Layers[node] = Int8Layer {}; // no weight: a product of two INT8 values
+    }
     co.initializerOverrides = weightOverrides;
     for (const auto& l : layers_) {
         if (l.spec.weight.isFloat() && l.spec.activation.isFloat())

@@ -297,6 +297,66 @@ void QuantSession::refreshLayers()
         checkGroups(graph_, n, l);
         layers_.push_back(l);
     }
+    attention_ = findAttentionOperands(graph_);
+    operands_.clear();
+    for (const auto& p : attention_.points)
+        if (auto spec = options_.config.forOperand(p.name, p.role))
+            operands_.push_back({p, *spec});
+    for (const auto& [name, spec] : options_.config.attention.points) {
+        if (std::any_of(attention_.points.begin(), attention_.points.end(),
+                [&](const AttentionPoint& p) { return p.name == name; }))
+            continue;
+        const std::string node = name.substr(0, name.rfind(':'));
+        for (const auto& u : attention_.unmapped)
+            if (u.node == node)
+                fail("attention.points.", name, ": node ", quoted(node), " (", u.op, "): ", u.reason);
+        std::string known;
+        for (const auto& p : attention_.points)
+            known += (known.empty() ? "" : ", ") + p.name;
+        fail("attention.points.", name,
+            ": the model has no attention operand of that name (found: ", known.empty() ? "none" : known, ")");
+    }
+    nlohmann::json found = nlohmann::json::array(), unmapped = nlohmann::json::array();
+    for (const auto& p : attention_.points)
+        found.push_back({{"point", p.name}, {"value", p.value}, {"cache", p.cache}});
+    for (const auto& u : attention_.unmapped)
+        unmapped.push_back({{"node", u.node}, {"op", u.op}, {"reason", u.reason}});
+    if (!(options_.config.attention == AttentionQuant {}))
+        notes["attention"] = {{"points", found}, {"unmapped", unmapped}};
+}
+
+std::map<std::string, OperandObserver> QuantSession::observeOperands(
+    const Dataset& calib, int64_t limit, Progress& progress, const CancelToken& cancel) const
+{
+    std::map<std::string, OperandObserver> observers;
+    for (const auto& o : operands_)
+        observers.emplace(o.point.name, OperandObserver(o.point, o.spec.granularity));
+    const int64_t total = std::min(limit >= 0 ? limit : calib.count(), calib.count());
+    if (observers.empty() || total <= 0)
+        return observers;
+    progress.report(0, "observing attention operands");
+    runBatches(
+        calib, total, false,
+        [&](Plan& plan) {
+            for (auto& [name, obs] : observers) {
+                OperandObserver* o = &obs;
+                plan.addTap(o->point().value, [o](const std::string&, const Tensor& t) { o->observe(t); });
+            }
+        },
+        cancel,
+        [&](int64_t done) {
+            progress.report(double(done) / double(total), str("observing attention operands: ", done, " of ", total));
+        });
+    return observers;
+}
+
+void QuantSession::setOperandQuantization(const std::map<std::string, OperandObserver>& observers)
+{
+    operandQuant.clear();
+    for (const auto& o : operands_) {
+        auto it = observers.find(o.point.name);
+        operandQuant[o.point.name] = chooseOperandQuant(o.point, o.spec, it == observers.end() ? nullptr : &it->second);
+    }
 }
 
 void QuantSession::runBatches(const Dataset& calib, int64_t total, bool quantized,
@@ -323,13 +383,17 @@ void QuantSession::calibrate(const Dataset& calib, Progress& progress, const Can
     const std::vector<std::string> values = activationValues();
     if (values.empty()) {
         setActivationQuantization({});
+        setOperandQuantization(observeOperands(calib, options_.calibLimit, progress, cancel));
         return;
     }
     ProfileOptions po;
     po.batch = options_.batch;
     po.limit = options_.calibLimit;
     po.threads = options_.threads;
-    setActivationQuantization(observeActivations(graph_, calib, values, po, progress, cancel));
+    Progress layerPart = progress.sub(0, operands_.empty() ? 1.0 : 0.7);
+    setActivationQuantization(observeActivations(graph_, calib, values, po, layerPart, cancel));
+    Progress operandPart = progress.sub(0.7, 1.0);
+    setOperandQuantization(observeOperands(calib, options_.calibLimit, operandPart, cancel));
 }
 
 std::map<std::string, ActivationQuant> chooseActivationQuantization(const std::vector<SessionLayer>& layers,
@@ -477,6 +541,15 @@ CompileOptions QuantSession::compileOptions(const InputShapes& inputShape, const
         co.valueTransforms[value] = [qp](Tensor& t) {
             for (float& x : t.data<float>())
                 x = fakeQuant(x, qp);
+        };
+    }
+    for (const auto& [name, q] : operandQuant) {
+        // A value both a layer input and an operand: the layer's grid first, then the operand's.
+        ValueTransform before = co.valueTransforms.count(q.point.value) ? co.valueTransforms[q.point.value] : nullptr;
+        co.valueTransforms[q.point.value] = [q, before](Tensor& t) {
+            if (before)
+                before(t);
+            fakeQuantOperand(t, q);
         };
     }
     return co;
@@ -688,8 +761,12 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
             q = compileQuantized(shape);
             fpTapped = session.compile(false, shape);
             qTapped = compileQuantized(shape);
-            for (const auto& l : session.layers()) {
-                const std::string out = g.nodes[std::size_t(g.findNode(l.name))].outputs.front();
+            std::vector<std::string> tapped;
+            for (const auto& l : session.layers())
+                tapped.push_back(g.nodes[std::size_t(g.findNode(l.name))].outputs.front());
+            for (const auto& o : session.operands())
+                tapped.push_back(o.point.value);
+            for (const std::string& out : tapped) {
                 fpTapped->addTap(out, [&fpBatch](const std::string& v, const Tensor& t) { fpBatch[v] = t; });
                 qTapped->addTap(out, [&fpBatch, &power](const std::string& v, const Tensor& t) {
                     auto it = fpBatch.find(v);
@@ -786,6 +863,26 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
         const LayerPower& p = power[out];
         r.outputSqnrDb = p.noise > 0 ? 10 * std::log10(p.signal / p.noise) : INFINITY;
         result.layers.push_back(r);
+    }
+    for (const auto& o : session.operands()) {
+        OperandQuantResult r;
+        r.name = o.point.name;
+        r.node = o.point.node;
+        r.value = o.point.value;
+        r.role = operandRoleName(o.point.role);
+        r.bits = o.spec.bits;
+        r.granularity = operandGranularityName(o.spec.granularity);
+        r.cache = o.point.cache;
+        const LayerPower& p = power[o.point.value];
+        r.sqnrDb = p.noise > 0 ? 10 * std::log10(p.signal / p.noise) : INFINITY;
+        if (auto q = session.operandQuant.find(o.point.name);
+            q != session.operandQuant.end() && !q->second.ranges.empty()) {
+            ClipRange u = q->second.ranges.front();
+            for (const ClipRange& c : q->second.ranges)
+                u = {std::min(u.lo, c.lo), std::max(u.hi, c.hi)};
+            r.range = u;
+        }
+        result.operands.push_back(r);
     }
     return result;
 }

@@ -6,6 +6,7 @@
 #include "data/dataset.h"
 #include "graph/graph.h"
 #include "jobs/progress.h"
+#include "quant/attention.h"
 #include "measure/activations.h"
 #include "quant/calibrator.h"
 #include "quant/quantizer.h"
@@ -67,6 +68,22 @@ public:
     void refreshLayers();
     // The spec refreshLayers() gives a layer node under `config` (nullopt: excluded).
     std::optional<LayerQuant> specFor(const Node& n, const QuantConfig& config) const;
+    // Attention operands found in the working graph (findAttentionOperands), and those
+    // the configuration quantizes with their spec (refreshLayers()).
+    const AttentionPatterns& attentionPatterns() const { return attention_; }
+    struct Operand {
+        AttentionPoint point;
+        OperandSpec spec;
+    };
+    const std::vector<Operand>& operands() const { return operands_; }
+    // The quantization of each quantized operand by point name, after calibrate().
+    std::map<std::string, OperandQuant> operandQuant;
+    // Sets operandQuant from observations of the operands (calibrate() does).
+    void setOperandQuantization(const std::map<std::string, OperandObserver>& observers);
+    // Observes every quantized operand's value on `calib` (static granularities).
+    std::map<std::string, OperandObserver> observeOperands(
+        const Dataset& calib, int64_t limit, Progress& progress, const CancelToken& cancel) const;
+
     // Throws naming the tensor when a per-tensor range (QuantConfig::ranges) names
     // neither a quantized layer's input nor its weight.
     void checkRanges() const;
@@ -154,6 +171,8 @@ private:
     QuantizeOptions options_;
     Graph graph_;
     std::vector<SessionLayer> layers_;
+    AttentionPatterns attention_;
+    std::vector<Operand> operands_;
     std::map<std::string, std::string> foldedWeights_; // source weight name -> its BN-folded name
 };
 
@@ -202,6 +221,17 @@ struct LayerQuantResult {
     Histogram weightHist, quantizedWeightHist, actHist, quantizedActHist;
 };
 
+// One quantized attention operand in a quantization result: the layer table's row.
+struct OperandQuantResult {
+    std::string name, node, value; // point ("<node>:K"), its MatMul, the quantized value
+    std::string role;              // "Q", "K", "V", "P"
+    int bits = 32;
+    std::string granularity;
+    std::string cache;             // the past keys/values input concatenated in ("" when none)
+    double sqnrDb = 0;             // the operand in the quantized model vs FP32
+    std::optional<ClipRange> range; // per tensor; the union of slices otherwise (none per token)
+};
+
 struct QuantizeResult {
     std::optional<double> top1, fp32Top1;
     std::optional<double> perplexity, fp32Perplexity; // text data: exp(mean next-token NLL)
@@ -211,6 +241,7 @@ struct QuantizeResult {
     double latencyMs = 0, fp32LatencyMs = 0; // median per batch
     int64_t evalSamples = 0;
     std::vector<LayerQuantResult> layers;
+    std::vector<OperandQuantResult> operands; // attention operands (QuantConfig::attention)
     nlohmann::json config;
     std::vector<std::string> applied; // algorithms, in order, with what they changed
     nlohmann::json algorithmNotes = nlohmann::json::object(); // QuantSession::notes

@@ -3,6 +3,7 @@
 #include "util/error.h"
 #include "util/file.h"
 
+#include <cctype>
 #include <charconv>
 #include <climits>
 #include <cmath>
@@ -16,6 +17,56 @@ std::optional<LayerQuant> QuantConfig::forLayer(const std::string& layer) const
         return std::nullopt;
     auto it = layers.find(layer);
     return it == layers.end() ? defaults : it->second;
+}
+
+std::optional<OperandSpec> QuantConfig::forOperand(const std::string& point, OperandRole role) const
+{
+    if (excluded.count(point))
+        return std::nullopt;
+    auto it = attention.points.find(point);
+    const OperandSpec& s = it == attention.points.end() ? attention.role(role) : it->second;
+    if (s.isFloat())
+        return std::nullopt;
+    return s;
+}
+
+const char* operandRoleName(OperandRole r)
+{
+    switch (r) {
+    case OperandRole::Q:
+        return "Q";
+    case OperandRole::K:
+        return "K";
+    case OperandRole::V:
+        return "V";
+    case OperandRole::P:
+        return "P";
+    }
+    return "Q";
+}
+
+const char* operandGranularityName(OperandGranularity g)
+{
+    switch (g) {
+    case OperandGranularity::Tensor:
+        return "tensor";
+    case OperandGranularity::Head:
+        return "head";
+    case OperandGranularity::Token:
+        return "token";
+    case OperandGranularity::Channel:
+        return "channel";
+    }
+    return "tensor";
+}
+
+OperandGranularity parseOperandGranularity(const std::string& text, const std::string& where)
+{
+    for (auto g :
+        {OperandGranularity::Tensor, OperandGranularity::Head, OperandGranularity::Token, OperandGranularity::Channel})
+        if (text == operandGranularityName(g))
+            return g;
+    fail(where, ": granularity ", quoted(text), ": expected tensor, head, token or channel");
 }
 
 const char* granularityName(Granularity g)
@@ -148,6 +199,8 @@ QuantSpec parseSpecJson(const nlohmann::json& j, const QuantSpec& base, const st
     return s;
 }
 
+static nlohmann::json attentionToJson(const AttentionQuant& a);
+
 nlohmann::json QuantConfig::toJson() const
 {
     nlohmann::json j;
@@ -164,7 +217,101 @@ nlohmann::json QuantConfig::toJson() const
         for (const auto& [name, r] : ranges)
             j["ranges"][name] = {r.first, r.second};
     }
+    if (!(attention == AttentionQuant {})) // off: the JSON (and run hashes) stay as before
+        j["attention"] = attentionToJson(attention);
     return j;
+}
+
+nlohmann::json operandSpecToJson(const OperandSpec& s)
+{
+    nlohmann::json j;
+    j["bits"] = s.bits;
+    if (s.isFloat())
+        return j;
+    j["symmetric"] = s.symmetric;
+    j["granularity"] = operandGranularityName(s.granularity);
+    j["calibrator"] = s.calibrator;
+    if (s.calibratorParam != 0)
+        j["calibrator_param"] = s.calibratorParam;
+    return j;
+}
+
+OperandSpec parseOperandSpecJson(const nlohmann::json& j, const OperandSpec& base, const std::string& where)
+{
+    if (!j.is_object())
+        fail(where, ": expected an object");
+    // The shared fields parse as a QuantSpec's; granularity is the operand's own.
+    nlohmann::json common = j;
+    common.erase("granularity");
+    QuantSpec q;
+    q.bits = base.bits;
+    q.symmetric = base.symmetric;
+    q.calibrator = base.calibrator;
+    q.calibratorParam = base.calibratorParam;
+    for (const auto& [key, v] : common.items())
+        if (key != "bits" && key != "symmetric" && key != "calibrator" && key != "calibrator_param")
+            fail(where, ".", key,
+                ": unknown field (expected bits, symmetric, granularity, calibrator, calibrator_param)");
+    q = parseSpecJson(common, q, where);
+    OperandSpec s = base;
+    s.bits = q.bits;
+    s.symmetric = q.symmetric;
+    s.calibrator = q.calibrator;
+    s.calibratorParam = q.calibratorParam;
+    if (j.contains("granularity")) {
+        if (!j["granularity"].is_string())
+            fail(where, ".granularity: expected a string");
+        s.granularity = parseOperandGranularity(j["granularity"].get<std::string>(), where + ".granularity");
+    }
+    if (s.calibrator == "output-mse")
+        fail(where, ".calibrator: output-mse is for weights; operands take minmax, ema, percentile, mse or entropy");
+    return s;
+}
+
+static nlohmann::json attentionToJson(const AttentionQuant& a)
+{
+    nlohmann::json j;
+    for (auto r : {OperandRole::Q, OperandRole::K, OperandRole::V, OperandRole::P}) {
+        std::string key = operandRoleName(r);
+        key[0] = char(std::tolower(key[0]));
+        j[key] = operandSpecToJson(a.role(r));
+    }
+    if (!a.points.empty()) {
+        j["points"] = nlohmann::json::object();
+        for (const auto& [name, s] : a.points)
+            j["points"][name] = operandSpecToJson(s);
+    }
+    return j;
+}
+
+static AttentionQuant parseAttention(const nlohmann::json& j)
+{
+    if (!j.is_object())
+        fail("attention: expected an object with q, k, v, p and points");
+    AttentionQuant a;
+    const std::map<std::string, OperandRole> roles = {
+        {"q", OperandRole::Q}, {"k", OperandRole::K}, {"v", OperandRole::V}, {"p", OperandRole::P}};
+    for (const auto& [key, v] : j.items()) {
+        if (auto r = roles.find(key); r != roles.end())
+            a.role(r->second) = parseOperandSpecJson(v, a.role(r->second), "attention." + key);
+        else if (key != "points")
+            fail("attention.", key, ": unknown field (expected q, k, v, p or points)");
+    }
+    if (j.contains("points")) {
+        if (!j["points"].is_object())
+            fail("attention.points: expected an object of point name (\"<node>:K\") -> spec");
+        for (const auto& [name, v] : j["points"].items()) {
+            const auto colon = name.rfind(':');
+            const std::string role = colon == std::string::npos ? "" : name.substr(colon + 1);
+            std::string lower = role;
+            for (char& c : lower)
+                c = char(std::tolower(c));
+            if (colon == 0 || !roles.count(lower) || role.size() != 1)
+                fail("attention.points.", name, ": expected a name \"<MatMul node>:Q\" (or :K, :V, :P)");
+            a.points[name] = parseOperandSpecJson(v, a.role(roles.at(lower)), "attention.points." + name);
+        }
+    }
+    return a;
 }
 
 static LayerQuant parseLayerQuant(const nlohmann::json& j, const LayerQuant& base, const std::string& where)
@@ -223,8 +370,10 @@ QuantConfig QuantConfig::fromJson(const nlohmann::json& j)
                 fail("ranges: expected an object of tensor name -> [lo, hi]");
             for (const auto& [name, r] : v.items())
                 c.ranges[name] = parseRange(r, "ranges." + name);
+        } else if (key == "attention") {
+            c.attention = parseAttention(v);
         } else {
-            fail(key, ": unknown field (expected default, layers, exclude, algorithms, ranges)");
+            fail(key, ": unknown field (expected default, layers, exclude, algorithms, ranges, attention)");
         }
     }
     // Layer overrides start from the (final) defaults, whatever the key order.

@@ -35,6 +35,36 @@ struct LayerQuant {
     bool operator==(const LayerQuant&) const = default;
 };
 
+// The inputs of activation-by-activation MatMuls in attention (quant/attention.h):
+// Q and K of Q x K^T, P (the softmax output) and V of P x V.
+enum class OperandRole { Q, K, V, P };
+// Per tensor, per head (one range per head, axis -3 of a [batch, heads, tokens, dim]
+// operand), per token (dynamic: each token's vector gets its own min-max range at run
+// time) or per channel (one range per channel of the head dimension).
+enum class OperandGranularity { Tensor, Head, Token, Channel };
+
+struct OperandSpec {
+    int bits = 32;           // 2..8 integer bits; 16 or 32: not quantized (the default)
+    bool symmetric = true;
+    OperandGranularity granularity = OperandGranularity::Tensor;
+    std::string calibrator = "minmax"; // static granularities; per token is min-max at run time
+    double calibratorParam = 0;
+
+    bool isFloat() const { return bits >= 16; }
+    bool operator==(const OperandSpec&) const = default;
+};
+
+// Attention operand quantization: a spec per role and overrides by point name
+// ("<MatMul node>:K"). Off by default; JSON "attention", written only when set.
+struct AttentionQuant {
+    OperandSpec q, k, v, p{.symmetric = false};
+    std::map<std::string, OperandSpec> points;
+
+    OperandSpec& role(OperandRole r) { return r == OperandRole::Q ? q : r == OperandRole::K ? k : r == OperandRole::V ? v : p; }
+    const OperandSpec& role(OperandRole r) const { return const_cast<AttentionQuant*>(this)->role(r); }
+    bool operator==(const AttentionQuant&) const = default;
+};
+
 struct AlgorithmUse {
     std::string name;        // e.g. "bias_correction", "cle"
     nlohmann::json params = nlohmann::json::object();
@@ -50,9 +80,13 @@ struct QuantConfig {
     // conv's weight is "<node>.weight_bnfolded"). They override calibration and any
     // layer spec's range; JSON "ranges": {"name": [lo, hi]}, written only when set.
     std::map<std::string, std::pair<float, float>> ranges;
+    AttentionQuant attention;                  // attention operands (off unless set)
 
     // The effective spec of a layer (override or default); nullopt when excluded.
     std::optional<LayerQuant> forLayer(const std::string& layer) const;
+    // The effective spec of an attention operand point ("<node>:K"); nullopt when it is
+    // excluded or not quantized (float).
+    std::optional<OperandSpec> forOperand(const std::string& point, OperandRole role) const;
 
     nlohmann::json toJson() const;
     // Throws Error naming the field at fault.
@@ -70,5 +104,11 @@ const char* granularityName(Granularity g);
 void parseGranularity(const std::string& text, QuantSpec& spec);
 // "minmax", "ema:0.9", "percentile:99.99", "mse", "entropy"
 void parseCalibrator(const std::string& text, QuantSpec& spec);
+const char* operandRoleName(OperandRole r); // "Q", "K", "V", "P"
+const char* operandGranularityName(OperandGranularity g);
+// "tensor", "head", "token" or "channel"; errors name `where`.
+OperandGranularity parseOperandGranularity(const std::string& text, const std::string& where);
+OperandSpec parseOperandSpecJson(const nlohmann::json& j, const OperandSpec& base, const std::string& where);
+nlohmann::json operandSpecToJson(const OperandSpec& s);
 
 } // namespace qs

@@ -118,6 +118,22 @@ std::vector<LayerResult> quantizationLayerResults(const QuantizeResult& r)
             lr.extra["quantized_act_hist"] = histogramToJson(toStoredHistogram(l.quantizedActHist));
         layers.push_back(std::move(lr));
     }
+    // Attention operands: a row each, weightless ("MatMul:K" and the like as op).
+    for (const auto& o : r.operands) {
+        LayerResult lr;
+        lr.layer = o.name;
+        lr.op = "MatMul:" + o.role;
+        lr.weightBits = 32;
+        lr.actBits = o.bits;
+        lr.granularity = o.granularity;
+        if (std::isfinite(o.sqnrDb))
+            lr.sqnrDb = o.sqnrDb;
+        if (o.range)
+            lr.actClip = StoredRange {o.range->lo, o.range->hi};
+        lr.extra = {
+            {"attention_operand", {{"node", o.node}, {"value", o.value}, {"role", o.role}, {"cache", o.cache}}}};
+        layers.push_back(std::move(lr));
+    }
     return layers;
 }
 

@@ -28,8 +28,12 @@ nlohmann::json sensitivityByBitsJson(const LayerSensitivity& l)
 
 nlohmann::json sensitivityRunConfig(const SensitivityOptions& o)
 {
-    return {{"bits", o.bits}, {"mode", sensitivityModeName(o.mode)}, {"method", sensitivityMethodName(o.method)},
-        {"limit", o.limit}, {"batch", o.batch}, {"base", o.base.toJson()}, {"naive", o.naive}};
+    nlohmann::json c = {{"bits", o.bits}, {"mode", sensitivityModeName(o.mode)},
+        {"method", sensitivityMethodName(o.method)}, {"limit", o.limit}, {"batch", o.batch}, {"base", o.base.toJson()},
+        {"naive", o.naive}};
+    if (o.attention) // written only when set: stored configurations (and their hashes) stay as they were
+        c["attention"] = true;
+    return c;
 }
 
 std::vector<LayerResult> sensitivityLayerRows(const SensitivityResult& r)

@@ -93,7 +93,10 @@ inline Graph tinyTransformer(const TransformerDims& d = {}, uint64_t seed = 11)
     const std::string h2 = named("Add", {h1, "unflatten_out"}, "resid2").outputs[0];
     const std::string f = layerNorm(h2, "ln_f", {9});
     named("MatMul", {f, weight("lm_head_w", {D, V}, ws)}, "lm_head");
-    return b.finish();
+    Graph g = b.finish();
+    // A graph output needs its shape for ONNX's checker (ValueInfo without dims has none).
+    g.outputs.front().dims = std::vector<Dim> {Dim {-1, "N"}, Dim {T, ""}, Dim {V, ""}};
+    return g;
 }
 
 // Random token ids in [0, vocab) as the float [n, context] samples a Dataset holds.

@@ -5,6 +5,7 @@
 #include "ui/document/model_document.h"
 #include "ui/document/quant_config_document.h"
 #include "ui/widgets/format.h"
+#include "util/error.h"
 
 #include <QBrush>
 #include <QColor>
@@ -39,6 +40,16 @@ QString bitsText(int bits)
     return bits >= 16 ? QStringLiteral("FP%1").arg(bits) : QString::number(bits);
 }
 
+QVariant alignmentOf(int column)
+{
+    using M = LayerTableModel;
+    if (column == M::Name || column == M::Op || column == M::Granularity || column == M::Calibrator)
+        return QVariant(Qt::AlignLeft | Qt::AlignVCenter);
+    if (column == M::WeightBits || column == M::ActBits)
+        return QVariant(Qt::AlignCenter);
+    return QVariant(Qt::AlignRight | Qt::AlignVCenter);
+}
+
 } // namespace
 
 int LayerTableModel::fieldOfColumn(int column)
@@ -61,9 +72,85 @@ void LayerTableModel::setConfigDocument(QuantConfigDocument* config)
     });
 }
 
+const AttentionPoint* LayerTableModel::operandAt(int row) const
+{
+    const int i = row - doc_->layerCount();
+    return i >= 0 && i < operandCount() ? &operands_[std::size_t(i)] : nullptr;
+}
+
+QVariant LayerTableModel::operandData(const AttentionPoint& p, int column, int role) const
+{
+    const bool sort = role == SortRole;
+    // The point's spec (its own or its role's); bits as quantized (FP32 when excluded or off).
+    std::optional<OperandSpec> spec;
+    if (config_) {
+        const AttentionQuant& a = config_->config().attention;
+        auto own = a.points.find(p.name);
+        spec = own != a.points.end() ? own->second : a.role(p.role);
+        if (!config_->config().forOperand(p.name, p.role))
+            spec->bits = 32;
+    }
+    switch (column) {
+    case Index: {
+        const int row = doc_->layerCount() + int(&p - operands_.data());
+        return sort ? QVariant(row) : QVariant(row + 1);
+    }
+    case Name:
+        return QString::fromStdString(p.name);
+    case Op:
+        return QStringLiteral("MatMul:%1").arg(operandRoleName(p.role));
+    case ActBits:
+        if (!config_)
+            return {};
+        if (role == Qt::EditRole)
+            return spec ? spec->bits : 32;
+        return sort ? QVariant(double(spec ? spec->bits : 32)) : QVariant(bitsText(spec ? spec->bits : 32));
+    case Granularity:
+        return spec ? QString(operandGranularityName(spec->granularity)) : QString();
+    case Calibrator:
+        return spec ? QString::fromStdString(spec->calibrator) : QString();
+    default:
+        return sort ? QVariant() : QVariant(dash());
+    }
+}
+
+// One point's spec in the configuration being edited (QuantConfig::attention.points), one
+// undo step; a value the spec refuses leaves the configuration as it was.
+bool LayerTableModel::setOperand(const AttentionPoint& p, int column, const QVariant& value)
+{
+    QuantConfig c = config_->config();
+    auto own = c.attention.points.find(p.name);
+    OperandSpec spec = own != c.attention.points.end() ? own->second : c.attention.role(p.role);
+    try {
+        if (column == ActBits) {
+            spec.bits = value.toInt();
+            if (!((spec.bits >= 2 && spec.bits <= 8) || spec.bits == 16 || spec.bits == 32))
+                return false;
+        } else if (column == Granularity) {
+            spec.granularity = parseOperandGranularity(value.toString().toStdString(), p.name);
+        } else if (column == Calibrator) {
+            QuantSpec q;
+            parseCalibrator(value.toString().toStdString(), q);
+            spec.calibrator = q.calibrator;
+            spec.calibratorParam = q.calibratorParam;
+        } else {
+            return false;
+        }
+    } catch (const Error&) {
+        return false;
+    }
+    c.attention.points[p.name] = spec;
+    c.excluded.erase(p.name);
+    config_->setConfig(c, QStringLiteral("Set %1").arg(QString::fromStdString(p.name)));
+    return true;
+}
+
 Qt::ItemFlags LayerTableModel::flags(const QModelIndex& index) const
 {
     Qt::ItemFlags f = QAbstractTableModel::flags(index);
+    if (config_ && index.isValid() && operandAt(index.row()) &&
+        (index.column() == ActBits || index.column() == Granularity || index.column() == Calibrator))
+        return f | Qt::ItemIsEditable;
     if (config_ && index.isValid() && isConfigColumn(index.column()) && index.row() < config_->layerCount())
         f |= Qt::ItemIsEditable;
     return f;
@@ -73,6 +160,8 @@ bool LayerTableModel::setData(const QModelIndex& index, const QVariant& value, i
 {
     if (!config_ || role != Qt::EditRole || !index.isValid() || !isConfigColumn(index.column()))
         return false;
+    if (const AttentionPoint* p = operandAt(index.row()))
+        return setOperand(*p, index.column(), value);
     return config_->setLayers({index.row()}, fieldOf(index.column()), value);
 }
 
@@ -80,6 +169,9 @@ LayerTableModel::LayerTableModel(ModelDocument* doc, QObject* parent) : QAbstrac
 {
     connect(doc_, &ModelDocument::modelChanged, this, [this] {
         beginResetModel();
+        operands_.clear();
+        if (const auto& m = doc_->model(); m && m->graph)
+            operands_ = findAttentionOperands(*m->graph).points;
         maxShare_ = 0;
         for (int r = 0; r < doc_->layerCount(); ++r)
             maxShare_ = std::max(maxShare_, doc_->layer(r)->sizeShare);
@@ -108,7 +200,7 @@ void LayerTableModel::updateScales()
 
 int LayerTableModel::rowCount(const QModelIndex& parent) const
 {
-    return parent.isValid() ? 0 : doc_->layerCount();
+    return parent.isValid() ? 0 : doc_->layerCount() + operandCount();
 }
 
 int LayerTableModel::columnCount(const QModelIndex& parent) const
@@ -179,6 +271,30 @@ QVariant LayerTableModel::data(const QModelIndex& index, int role) const
     if (!index.isValid() || index.row() >= rowCount())
         return {};
     const int row = index.row(), column = index.column();
+    if (const AttentionPoint* p = operandAt(row)) {
+        switch (role) {
+        case Qt::DisplayRole:
+        case Qt::EditRole:
+        case SortRole:
+            return operandData(*p, column, role);
+        case LayerRowRole:
+            return -1;
+        case OperandRole:
+            return QString::fromStdString(p->name);
+        case Qt::TextAlignmentRole:
+            return alignmentOf(column);
+        case Qt::ToolTipRole:
+            return QStringLiteral("<b>%1</b>: %2 input of the MatMul %3 (value %4)%5<br/><br/>An attention operand: "
+                                  "its A bits, granularity (tensor, head, token, channel) and calibrator edit the "
+                                  "configuration's attention points.")
+                .arg(QString::fromStdString(p->name).toHtmlEscaped(), QString(operandRoleName(p->role)),
+                    QString::fromStdString(p->node).toHtmlEscaped(), QString::fromStdString(p->value).toHtmlEscaped(),
+                    p->cache.empty() ? QString()
+                                     : QStringLiteral(", past tokens from %1").arg(QString::fromStdString(p->cache)));
+        default:
+            return {};
+        }
+    }
     switch (role) {
     case Qt::DisplayRole: return display(row, column);
     case Qt::EditRole:
@@ -192,11 +308,7 @@ QVariant LayerTableModel::data(const QModelIndex& index, int role) const
             return doc_->layer(row)->sizeShare / maxShare_;
         return {};
     case Qt::TextAlignmentRole:
-        if (column == Name || column == Op || column == Granularity || column == Calibrator)
-            return QVariant(Qt::AlignLeft | Qt::AlignVCenter);
-        if (column == WeightBits || column == ActBits)
-            return QVariant(Qt::AlignCenter);
-        return QVariant(Qt::AlignRight | Qt::AlignVCenter);
+        return alignmentOf(column);
     case Qt::ForegroundRole:
         if (auto m = metricOf(column); m && !metricValue(*m, *doc_, row))
             return QBrush(QColor(0x9a, 0xa0, 0xa8));

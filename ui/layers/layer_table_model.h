@@ -2,6 +2,7 @@
 // engineer reads first. Display text, raw values for sorting, explanations as tooltips.
 #pragma once
 
+#include "quant/attention.h"
 #include "ui/widgets/color_scale.h"
 
 #include <QAbstractTableModel>
@@ -26,6 +27,7 @@ public:
         SortRole = Qt::UserRole,        // raw value: double, or QString for text columns
         LayerRowRole = Qt::UserRole + 1, // row in ModelData::layers
         BarRole = Qt::UserRole + 2,      // 0..1 for columns drawn with an inline bar
+        OperandRole = Qt::UserRole + 3,  // attention operand rows: the point's name (LayerRowRole is -1)
     };
 
     explicit LayerTableModel(ModelDocument* doc, QObject* parent = nullptr);
@@ -48,8 +50,15 @@ public:
     // Columns that only fill after later analyses, hidden by users who do not need them.
     static bool isLaterColumn(int column) { return column == Sensitivity || column == Bits; }
 
+    // Attention operands (quant/attention.h) follow the layers, one row each: their A bits,
+    // granularity and calibrator edit QuantConfig::attention.points.
+    int operandCount() const { return int(operands_.size()); }
+    const AttentionPoint* operandAt(int row) const;
+
 private:
     QVariant display(int row, int column) const;
+    QVariant operandData(const AttentionPoint& p, int column, int role) const;
+    bool setOperand(const AttentionPoint& p, int column, const QVariant& value);
     QVariant sortValue(int row, int column) const;
     void updateScales();
 
@@ -57,6 +66,7 @@ private:
     QuantConfigDocument* config_ = nullptr;
     double maxShare_ = 0;
     std::vector<ColorScale> scales_; // per LayerMetric, for conditional formatting
+    std::vector<AttentionPoint> operands_;
 };
 
 } // namespace qs::ui

@@ -140,7 +140,8 @@ QList<int> LayerTablePanel::selectedLayerRows() const
 {
     QList<int> rows;
     for (const QModelIndex& r : view_->selectionModel()->selectedRows())
-        rows << r.data(LayerTableModel::LayerRowRole).toInt();
+        if (const int row = r.data(LayerTableModel::LayerRowRole).toInt(); row >= 0) // not attention operands
+            rows << row;
     std::sort(rows.begin(), rows.end());
     return rows;
 }

@@ -54,13 +54,20 @@ QWidget* QuantFieldDelegate::createEditor(QWidget* parent, const QStyleOptionVie
         return QStyledItemDelegate::createEditor(parent, option, index);
     auto* combo = new QComboBox(parent);
     combo->setObjectName(QStringLiteral("quantFieldEditor"));
-    for (const QString& c : choices(index.column()))
+    // An attention operand row: its own granularities.
+    const bool operand = index.data(LayerTableModel::OperandRole).isValid();
+    const QStringList offered = operand && index.column() == LayerTableModel::Granularity
+        ? QStringList {QStringLiteral("tensor"), QStringLiteral("head"), QStringLiteral("token"),
+              QStringLiteral("channel")}
+        : choices(index.column());
+    for (const QString& c : offered)
         combo->addItem(isBits(index.column()) && c.toInt() >= 16 ? QStringLiteral("FP%1 (float)").arg(c) : c, c);
     // Granularity and calibrator take values beyond the list ("group:48", "percentile:99.5").
     combo->setEditable(!isBits(index.column()));
     const int rows = int(targetRows(index).size());
-    combo->setToolTip(rows > 1 ? QStringLiteral("Applies to the %1 selected layers").arg(rows)
-                               : QStringLiteral("Applies to this layer"));
+    combo->setToolTip(operand ? QStringLiteral("Applies to this attention operand")
+            : rows > 1        ? QStringLiteral("Applies to the %1 selected layers").arg(rows)
+                              : QStringLiteral("Applies to this layer"));
     // A pick from the list commits at once; typed text commits on Enter or focus out.
     connect(combo, &QComboBox::activated, this, [this, combo] {
         auto* self = const_cast<QuantFieldDelegate*>(this);
@@ -93,6 +100,13 @@ void QuantFieldDelegate::setModelData(QWidget* editor, QAbstractItemModel* model
         text = combo->itemData(i).toString();
     const QVariant value = isBits(index.column()) ? QVariant(text.section(QLatin1Char(' '), 0, 0).remove(QStringLiteral("FP")).toInt())
                                                   : QVariant(text);
+    if (index.data(LayerTableModel::OperandRole).isValid()) { // an attention operand: edited by the model
+        if (!model->setData(index, value))
+            emit const_cast<QuantFieldDelegate*>(this)->editRefused(
+                QStringLiteral("%1: %2 is not a valid setting for an attention operand")
+                    .arg(index.data(LayerTableModel::OperandRole).toString(), text));
+        return;
+    }
     if (!config_->setLayers(targetRows(index), fieldOf(index.column()), value))
         emit const_cast<QuantFieldDelegate*>(this)->editRefused(config_->lastError());
 }
@@ -105,7 +119,8 @@ QList<int> QuantFieldDelegate::targetRows(const QModelIndex& index) const
         return {own};
     QList<int> rows;
     for (const QModelIndex& r : sel->selectedRows())
-        rows << r.data(LayerTableModel::LayerRowRole).toInt();
+        if (const int row = r.data(LayerTableModel::LayerRowRole).toInt(); row >= 0) // not attention operands
+            rows << row;
     std::sort(rows.begin(), rows.end());
     return rows;
 }

@@ -4,6 +4,7 @@
 // primitive per layer). A layer's output goes straight to 8 bits when its value is
 // another INT8 layer's input; a residual Add joins as a sum (or binary) post-op; float
 // consumers get a dequantized copy. A value's 8-bit copy is the slot "<value>#q8".
+// A MatMul listed without a weight multiplies two INT8 values (attention operands).
 #include "runtime/cpu_isa.h"
 #include "runtime/ops/ops.h"
 
@@ -506,6 +507,46 @@ bool buildInt8Conv(NodeContext& c)
     return true;
 }
 
+// A MatMul of two INT8 values (attention's Q x K^T and P x V: an Int8Layer without a
+// weight, both inputs in int8Values): u8/s8 A with its zero point, s8 B (zero point 0),
+// int32 accumulation, a float output scaled by sA x sB. oneDNN's matmul takes the batch
+// dimensions of [.., M, K] x [.., K, N] (equal rank, each equal or 1).
+bool buildInt8OperandMatmul(NodeContext& c)
+{
+    const Node& n = c.node;
+    const Shape a = inputShape(c, 0), b = inputShape(c, 1);
+    if (a.size() < 2 || a.size() != b.size() || a.back() != b[b.size() - 2])
+        c.fail("INT8 MatMul of two activations needs operands of equal rank >= 2 and matching inner dimensions, got ",
+            shapeString(a), " and ", shapeString(b));
+    Shape outShape = a;
+    outShape.back() = b.back();
+    for (std::size_t i = 0; i + 2 < a.size(); ++i) {
+        if (a[i] != b[i] && a[i] != 1 && b[i] != 1)
+            c.fail("INT8 MatMul: batch dimensions of ", shapeString(a), " and ", shapeString(b), " do not broadcast");
+        outShape[i] = std::max(a[i], b[i]);
+    }
+    const Int8Value& qa = inputQuant(c, n.inputs[0]);
+    const Int8Value& qb = inputQuant(c, n.inputs[1]);
+    if (qb.zeroPoint != 0)
+        c.fail("INT8 MatMul: the second operand ", quoted(n.inputs[1]), " needs zero point 0 (symmetric), got ",
+            qb.zeroPoint);
+    const memory::desc srcMd = plainDesc(a, qDType(qa)), wMd = plainDesc(b, qDType(qb));
+    const memory::desc dstMd = plainDesc(outShape, DType::Float);
+    dnnl::primitive_attr attr;
+    attr.set_output_scales(0, {qa.scale * qb.scale});
+    if (qa.zeroPoint)
+        attr.set_zero_points(DNNL_ARG_SRC, 0, {qa.zeroPoint});
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(srcMd, wMd, dstMd), attr, cpuEngine());
+    if (int8UsesReferenceKernels() && !takeReferenceImpl(pd))
+        c.fail("INT8: oneDNN has no exact (int32-accumulating) matmul for these operands on this CPU without VNNI");
+    const int src = quantizedInput(c, n.inputs[0], qa, srcMd);
+    const int wts = quantizedInput(c, n.inputs[1], qb, wMd);
+    const int dst = c.outputNamed(n.outputs[0], DType::Float, outShape, &dstMd);
+    c.addPrimitive(dnnl::matmul(pd), "int8 operands " + implName(pd),
+        {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wts}, {DNNL_ARG_DST, dst}});
+    return true;
+}
+
 // Gemm (transA = 0, constant B) and MatMul ([.., K] x constant [K, N]) as an int8 matmul
 // over the rows: [M, K] x [K, N].
 bool buildInt8Matmul(NodeContext& c)
@@ -514,6 +555,8 @@ bool buildInt8Matmul(NodeContext& c)
     if (!L)
         return false;
     const Node& n = c.node;
+    if (n.opType == "MatMul" && L->weight.empty() && !c.constant(1))
+        return buildInt8OperandMatmul(c);
     const bool gemm = n.opType == "Gemm";
     const Shape a = inputShape(c, 0), b = c.shape(1);
     if (!c.constant(1) || b.size() != 2 || a.size() < 2 || (gemm && a.size() != 2))
