@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <set>
+#include <unordered_map>
 
 namespace qs::train {
 
@@ -216,9 +218,55 @@ struct WeightedOp : NetOp {
     }
 };
 
+// A primitive whose descriptor chose its own (blocked) layouts: arguments come and go in
+// plain layout, reordered through buffers of the chosen layouts where they differ.
+struct StagedPrimitive {
+    dnnl::primitive prim;
+    std::map<int, memory::desc> want;
+    std::map<int, memory> scratch;
+    std::set<int> outputs;
+
+    void init(const dnnl::primitive_desc& pd, dnnl::primitive p, std::initializer_list<std::pair<int, bool>> args,
+        const dnnl::engine& eng)
+    {
+        prim = std::move(p);
+        for (const auto& [arg, isOutput] : args) {
+            want[arg] = pd.query_md(dnnl::query::exec_arg_md, arg);
+            scratch[arg] = memory(want[arg], eng);
+            if (isOutput)
+                outputs.insert(arg);
+        }
+    }
+    // `plain`: every argument as (plain layout, data).
+    void run(Net& net, const std::map<int, std::pair<memory::desc, float*>>& plain)
+    {
+        auto& e = net.dnnl().eng;
+        auto& s = net.dnnl().stream;
+        std::unordered_map<int, memory> args;
+        std::vector<std::pair<memory, memory>> back;
+        for (const auto& [arg, pd] : plain) {
+            memory m(pd.first, e, pd.second);
+            auto w = want.find(arg);
+            if (w == want.end() || w->second == pd.first) {
+                args[arg] = m;
+                continue;
+            }
+            memory& staged = scratch.at(arg);
+            if (outputs.count(arg))
+                back.emplace_back(staged, m);
+            else
+                dnnl::reorder(m, staged).execute(s, m, staged);
+            args[arg] = staged;
+        }
+        prim.execute(s, args);
+        for (auto& [from, to] : back)
+            dnnl::reorder(from, to).execute(s, from, to);
+        s.wait();
+    }
+};
+
 struct ConvOp : WeightedOp {
-    dnnl::convolution_backward_data bwdData;
-    dnnl::convolution_backward_weights bwdWeights;
+    StagedPrimitive sFwd, sBwdData, sBwdWeights;
 
     ConvOp(Net& net, const Node& n)
     {
@@ -264,31 +312,38 @@ struct ConvOp : WeightedOp {
         const memory::dims st(strides.begin(), strides.end());
         auto& eng = net.dnnl().eng;
         const auto alg = dnnl::algorithm::convolution_direct;
+        auto any = [](const memory::desc& md) { return memory::desc(md.dims(), memory::data_type::f32, tag::any); };
+        const memory::desc xAny = any(xMd), wAny = any(wMd), yAny = any(yMd);
         dnnl::convolution_forward::primitive_desc fpd(
-            {dnnl::prop_kind::forward_training, alg, xMd, wMd, bMd, yMd, st, dnnlDil, pl, pr}, eng);
-        fwd = dnnl::convolution_forward(fpd);
+            {dnnl::prop_kind::forward_training, alg, xAny, wAny, bMd, yAny, st, dnnlDil, pl, pr}, eng);
+        sFwd.init(fpd, dnnl::convolution_forward(fpd),
+            {{DNNL_ARG_SRC, false}, {DNNL_ARG_WEIGHTS, false}, {DNNL_ARG_DST, true}}, eng);
         if (net.val(x).needGrad) {
-            bwdData = dnnl::convolution_backward_data(
-                dnnl::convolution_backward_data::primitive_desc({alg, xMd, wMd, yMd, st, dnnlDil, pl, pr}, eng, fpd));
+            dnnl::convolution_backward_data::primitive_desc dpd({alg, xAny, wAny, yAny, st, dnnlDil, pl, pr}, eng, fpd);
+            sBwdData.init(dpd, dnnl::convolution_backward_data(dpd),
+                {{DNNL_ARG_DIFF_DST, false}, {DNNL_ARG_WEIGHTS, false}, {DNNL_ARG_DIFF_SRC, true}}, eng);
             dx.resize(std::size_t(numelOf(xs)));
         }
-        bwdWeights = dnnl::convolution_backward_weights(
-            dnnl::convolution_backward_weights::primitive_desc({alg, xMd, wMd, bMd, yMd, st, dnnlDil, pl, pr}, eng, fpd));
+        dnnl::convolution_backward_weights::primitive_desc wpd(
+            {alg, xAny, wAny, bMd, yAny, st, dnnlDil, pl, pr}, eng, fpd);
+        sBwdWeights.init(wpd, dnnl::convolution_backward_weights(wpd),
+            {{DNNL_ARG_SRC, false}, {DNNL_ARG_DIFF_DST, false}, {DNNL_ARG_DIFF_WEIGHTS, true}}, eng);
         db.resize(std::size_t(ws[0]));
+    }
+    void forward(Net& net) override
+    {
+        w.forward(net);
+        sFwd.run(net, {{DNNL_ARG_SRC, {xMd, net.val(x).v.data()}}, {DNNL_ARG_WEIGHTS, {wMd, w.wq.data()}},
+                          {DNNL_ARG_BIAS, {bMd, b.data(net)}}, {DNNL_ARG_DST, {yMd, net.val(y).v.data()}}});
     }
     void backward(Net& net) override
     {
-        auto& e = net.dnnl().eng;
-        auto& s = net.dnnl().stream;
-        memory dy(yMd, e, net.val(y).g.data());
-        if (net.val(x).needGrad) {
-            bwdData.execute(s, {{DNNL_ARG_DIFF_DST, dy}, {DNNL_ARG_WEIGHTS, memory(wMd, e, w.wq.data())},
-                                   {DNNL_ARG_DIFF_SRC, memory(xMd, e, dx.data())}});
-        }
-        bwdWeights.execute(s, {{DNNL_ARG_SRC, memory(xMd, e, net.val(x).v.data())}, {DNNL_ARG_DIFF_DST, dy},
-                                  {DNNL_ARG_DIFF_WEIGHTS, memory(wMd, e, w.dwq.data())},
-                                  {DNNL_ARG_DIFF_BIAS, memory(bMd, e, db.data())}});
-        s.wait();
+        float* dy = net.val(y).g.data();
+        if (net.val(x).needGrad)
+            sBwdData.run(net, {{DNNL_ARG_DIFF_DST, {yMd, dy}}, {DNNL_ARG_WEIGHTS, {wMd, w.wq.data()}},
+                                  {DNNL_ARG_DIFF_SRC, {xMd, dx.data()}}});
+        sBwdWeights.run(net, {{DNNL_ARG_SRC, {xMd, net.val(x).v.data()}}, {DNNL_ARG_DIFF_DST, {yMd, dy}},
+                                 {DNNL_ARG_DIFF_WEIGHTS, {wMd, w.dwq.data()}}, {DNNL_ARG_DIFF_BIAS, {bMd, db.data()}}});
         passGradients(net);
     }
 };

@@ -209,8 +209,11 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
         c.step = step;
         c.graph = g;
         for (const Param& p : params->params)
-            if (!p.isScale)
-                c.graph.initializers[p.name] = Tensor::fromVector<float>(p.shape, p.value);
+            if (!p.isScale) {
+                Tensor t = Tensor::fromVector<float>(p.shape, p.value);
+                t.name = p.name;
+                c.graph.initializers[p.name] = std::move(t);
+            }
         c.graph.index();
         c.config = options.config;
         for (const auto& [value, q] : no.activations) {
