@@ -20,7 +20,7 @@ nlohmann::json qatCurves(const train::QatResult& r, int64_t stepOffset)
     nlohmann::json steps = nlohmann::json::array(), evals = nlohmann::json::array();
     for (const auto& s : r.steps)
         steps.push_back({{"step", stepOffset + s.step}, {"loss", jsonNumber(s.loss)}, {"kd", jsonNumber(s.kd)},
-            {"ce", jsonNumber(s.ce)}, {"lr", s.lr}});
+            {"ce", jsonNumber(s.ce)}, {"mse", jsonNumber(s.mse)}, {"block", s.block}, {"lr", s.lr}});
     for (const auto& e : r.evals)
         evals.push_back({{"step", stepOffset + e.step}, {"kd", jsonNumber(e.kd)},
             {"top1", e.top1 ? jsonNumber(*e.top1) : nlohmann::json(nullptr)}, {"samples", e.samples}});

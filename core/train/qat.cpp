@@ -21,7 +21,7 @@ nlohmann::json QatOptions::toJson() const
         {"eval_every", evalEvery}, {"checkpoint_every", checkpointEvery}, {"lr", lr}, {"scale_lr", scaleLr},
         {"warmup_steps", warmupSteps}, {"floor_fraction", floorFraction}, {"temperature", temperature},
         {"kd_weight", kdWeight}, {"ce_weight", ceWeight}, {"learn_scales", learnScales},
-        {"learn_weights", learnWeights}, {"seed", seed}};
+        {"learn_weights", learnWeights}, {"mode", blockwise ? "blocks" : "end_to_end"}, {"seed", seed}};
 }
 
 void QatOptions::apply(const nlohmann::json& j, const std::string& where)
@@ -61,10 +61,15 @@ void QatOptions::apply(const nlohmann::json& j, const std::string& where)
         else if (key == "learn_scales") learnScales = flag();
         else if (key == "learn_weights") learnWeights = flag();
         else if (key == "seed") seed = uint64_t(count(0));
+        else if (key == "mode") {
+            if (!v.is_string() || (v.get<std::string>() != "blocks" && v.get<std::string>() != "end_to_end"))
+                fail(at, ": expected \"blocks\" or \"end_to_end\"");
+            blockwise = v.get<std::string>() == "blocks";
+        }
         else
             fail(at, ": unknown field (expected steps, batch, calib_limit, eval_limit, eval_every, checkpoint_every, "
                      "lr, scale_lr, warmup_steps, floor_fraction, temperature, kd_weight, ce_weight, learn_scales, "
-                     "learn_weights, seed)");
+                     "learn_weights, mode, seed)");
     }
     if (!(lr >= 0) || !(scaleLr >= 0) || !(temperature > 0) || !(kdWeight >= 0) || !(ceWeight >= 0) ||
         !(floorFraction >= 0 && floorFraction <= 1))
@@ -99,6 +104,82 @@ std::vector<Tensor> gather(const Dataset& d, std::span<const int64_t> idx)
 int64_t argmaxRow(const float* row, int64_t n)
 {
     return int64_t(std::max_element(row, row + n) - row);
+}
+
+} // namespace
+
+std::vector<QatBlock> partitionBlocks(const Graph& g, const std::set<std::string>& layers)
+{
+    if (g.inputs.size() != 1 || g.outputs.size() != 1)
+        fail("qat blocks: the graph has ", g.inputs.size(), " inputs and ", g.outputs.size(),
+             " outputs; block by block training needs one of each");
+    std::map<std::string, int> uses; // readers still to come (the graph output: one more)
+    for (const Node& n : g.nodes)
+        for (const auto& in : n.inputs)
+            if (!in.empty() && !g.constant(in))
+                ++uses[in];
+    ++uses[g.outputs.front().name];
+    std::set<std::string> live = {g.inputs.front().name};
+    std::vector<QatBlock> blocks;
+    QatBlock cur;
+    cur.input = g.inputs.front().name;
+    bool hasLayer = false;
+    for (int i = 0; i < int(g.nodes.size()); ++i) {
+        const Node& n = g.nodes[std::size_t(i)];
+        cur.nodes.push_back(i);
+        hasLayer |= layers.count(n.name) != 0;
+        for (const auto& in : n.inputs)
+            if (!in.empty() && !g.constant(in) && --uses[in] == 0)
+                live.erase(in);
+        for (const auto& out : n.outputs)
+            if (!out.empty() && uses[out] > 0)
+                live.insert(out);
+        // Cut right before a layer, so a block ends with its activations.
+        if (live.size() == 1 && hasLayer && i + 1 < int(g.nodes.size()) &&
+            layers.count(g.nodes[std::size_t(i + 1)].name)) {
+            cur.output = *live.begin();
+            blocks.push_back(cur);
+            cur = QatBlock{};
+            cur.input = blocks.back().output;
+            hasLayer = false;
+        }
+    }
+    cur.output = g.outputs.front().name;
+    if (!blocks.empty() && !hasLayer) { // a tail without layers joins the block before it
+        QatBlock& last = blocks.back();
+        last.nodes.insert(last.nodes.end(), cur.nodes.begin(), cur.nodes.end());
+        last.output = cur.output;
+    } else {
+        blocks.push_back(cur);
+    }
+    return blocks;
+}
+
+namespace {
+
+// The graph of one block: its nodes and initializers, its input and output.
+Graph blockGraph(const Graph& g, const QatBlock& b)
+{
+    Graph sub;
+    sub.name = g.name + ":" + b.output;
+    sub.opsets = g.opsets;
+    for (int i : b.nodes) {
+        const Node& n = g.nodes[std::size_t(i)];
+        sub.nodes.push_back(n);
+        for (const auto& in : n.inputs)
+            if (auto it = g.initializers.find(in); it != g.initializers.end())
+                sub.initializers.emplace(in, it->second);
+    }
+    ValueInfo in;
+    in.name = b.input;
+    in.dtype = DType::Float;
+    sub.inputs.push_back(in);
+    ValueInfo out;
+    out.name = b.output;
+    out.dtype = DType::Float;
+    sub.outputs.push_back(out);
+    sub.index();
+    return sub;
 }
 
 } // namespace
@@ -224,9 +305,47 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
     };
 
     result.initialTop1 = evaluate(0).top1;
-    LrSchedule schedule{1.0, options.warmupSteps, options.steps, options.floorFraction}; // a factor of both rates
-    Adam adam;
-    std::vector<AdamState> states(params->params.size());
+
+    // Phases: the whole graph, or one block after another (steps split between them).
+    struct Phase {
+        Net* net;
+        const QatBlock* block; // nullptr: end to end
+        int64_t first, last;   // steps
+    };
+    std::vector<Phase> phases;
+    std::vector<QatBlock> blocks;
+    std::vector<Graph> blockGraphs;
+    std::vector<std::unique_ptr<Net>> blockNets;
+    std::unique_ptr<Plan> blockTeacher; // FP32, keeping every block boundary
+    if (options.blockwise) {
+        std::set<std::string> layerNames;
+        for (const SessionLayer& l : session.layers())
+            layerNames.insert(l.name);
+        blocks = partitionBlocks(g, layerNames);
+        const int64_t per = std::max<int64_t>(1, options.steps / int64_t(blocks.size()));
+        CompileOptions co;
+        co.inputShapes = train.inputShapes(options.batch);
+        co.threads = options.threads;
+        for (const QatBlock& b : blocks)
+            if (b.input != g.inputs.front().name)
+                co.keepValues.insert(b.input); // BN folding keeps the names, so the teacher has them
+        blockTeacher = compilePlan(teacher, co);
+        blockGraphs.reserve(blocks.size());
+        for (std::size_t k = 0; k < blocks.size(); ++k) {
+            blockGraphs.push_back(blockGraph(g, blocks[k]));
+            const Shape in = k == 0 ? train.inputShapes(options.batch).begin()->second
+                                    : blockTeacher->shapeOf(blocks[k].input);
+            blockNets.push_back(std::make_unique<Net>(blockGraphs.back(),
+                std::map<std::string, Shape>{{blocks[k].input, in}}, params, no));
+            const int64_t first = int64_t(k) * per + 1;
+            phases.push_back({blockNets.back().get(), &blocks[k], first,
+                k + 1 == blocks.size() ? std::max(options.steps, first) : first + per - 1});
+        }
+    } else {
+        phases.push_back({&trainNet, nullptr, 1, options.steps});
+    }
+    const int64_t totalSteps = phases.back().last;
+
     std::mt19937_64 rng(options.seed);
     std::vector<int64_t> order(std::size_t(train.count()));
     std::iota(order.begin(), order.end(), 0);
@@ -234,54 +353,78 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
     const bool labels = train.labels.has_value() && options.ceWeight > 0;
     std::vector<float> dOut;
     double trainSeconds = 0;
-    for (int64_t step = 1; step <= options.steps; ++step) {
-        cancel.check();
-        const auto t0 = std::chrono::steady_clock::now();
-        if (cursor + std::size_t(options.batch) > order.size()) {
-            std::shuffle(order.begin(), order.end(), rng);
-            cursor = 0;
+    for (std::size_t ph = 0; ph < phases.size(); ++ph) {
+        const Phase& phase = phases[ph];
+        const int64_t length = phase.last - phase.first + 1;
+        LrSchedule schedule{1.0, std::min(options.warmupSteps, length / 2), length, options.floorFraction};
+        Adam adam;
+        std::vector<AdamState> states(params->params.size());
+        const bool logits = !phase.block || phase.block->output == g.outputs.front().name;
+        for (int64_t step = phase.first; step <= phase.last; ++step) {
+            cancel.check();
+            const auto t0 = std::chrono::steady_clock::now();
+            if (cursor + std::size_t(options.batch) > order.size()) {
+                std::shuffle(order.begin(), order.end(), rng);
+                cursor = 0;
+            }
+            std::span<const int64_t> idx(order.data() + cursor, std::size_t(options.batch));
+            cursor += std::size_t(options.batch);
+            auto inputs = gather(train, idx);
+            std::vector<float> target;
+            if (phase.block) { // the block's input in the quantized model (the blocks before trained), FP32 output
+                const std::vector<Tensor> outs = blockTeacher->run(inputs);
+                target = logits ? outs.front().toFloat() : blockTeacher->valueOf(phase.block->output).toFloat();
+                if (phase.block->input != g.inputs.front().name) {
+                    trainNet.forward(inputs);
+                    inputs = {Tensor::fromVector<float>(
+                        trainNet.shapeOf(phase.block->input), trainNet.value(phase.block->input))};
+                }
+            } else {
+                target = teacherLogits(inputs, options.batch);
+            }
+            const auto& out = phase.net->forward(inputs);
+            dOut.assign(out.size(), 0.f);
+            QatStep st;
+            st.step = step;
+            st.block = phase.block ? int(ph) : -1;
+            if (logits) {
+                st.kd = distillationLoss(out, target, options.batch, options.temperature, options.kdWeight, dOut);
+                if (labels) {
+                    std::vector<int64_t> y(idx.size());
+                    for (std::size_t k = 0; k < idx.size(); ++k)
+                        y[k] = (*train.labels)[std::size_t(idx[k])];
+                    st.ce = crossEntropyLoss(out, y, options.batch, options.ceWeight, dOut);
+                }
+                st.loss = options.kdWeight * st.kd + (labels ? options.ceWeight * st.ce : 0);
+            } else {
+                st.mse = st.loss = mseLoss(out, target, 1.0, dOut);
+            }
+            params->zeroGrad();
+            phase.net->backward(dOut);
+            const double factor = schedule.at(step - phase.first);
+            st.lr = options.lr * factor;
+            adam.beginStep();
+            for (std::size_t i = 0; i < params->params.size(); ++i) {
+                Param& p = params->params[i];
+                if (p.trainable)
+                    adam.update(states[i], p.value, p.grad, (p.isScale ? options.scaleLr : options.lr) * factor);
+            }
+            phase.net->clampScales();
+            trainSeconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            result.steps.push_back(st);
+            if (callbacks.onStep)
+                callbacks.onStep(st);
+            progress.report(0.05 + 0.95 * double(step) / double(totalSteps),
+                str("QAT step ", step, "/", totalSteps, ", loss ", st.loss));
+            if (options.evalEvery > 0 && step % options.evalEvery == 0 && step != totalSteps)
+                evaluate(step);
+            if (options.checkpointEvery > 0 && step % options.checkpointEvery == 0 && step != totalSteps)
+                checkpoint(step);
         }
-        std::span<const int64_t> idx(order.data() + cursor, std::size_t(options.batch));
-        cursor += std::size_t(options.batch);
-        const auto inputs = gather(train, idx);
-        const auto target = teacherLogits(inputs, options.batch);
-        const auto& out = trainNet.forward(inputs);
-        dOut.assign(out.size(), 0.f);
-        QatStep st;
-        st.step = step;
-        st.kd = distillationLoss(out, target, options.batch, options.temperature, options.kdWeight, dOut);
-        if (labels) {
-            std::vector<int64_t> y(idx.size());
-            for (std::size_t k = 0; k < idx.size(); ++k)
-                y[k] = (*train.labels)[std::size_t(idx[k])];
-            st.ce = crossEntropyLoss(out, y, options.batch, options.ceWeight, dOut);
-        }
-        st.loss = options.kdWeight * st.kd + (labels ? options.ceWeight * st.ce : 0);
-        params->zeroGrad();
-        trainNet.backward(dOut);
-        const double factor = schedule.at(step - 1);
-        st.lr = options.lr * factor;
-        adam.beginStep();
-        for (std::size_t i = 0; i < params->params.size(); ++i) {
-            Param& p = params->params[i];
-            if (p.trainable)
-                adam.update(states[i], p.value, p.grad, (p.isScale ? options.scaleLr : options.lr) * factor);
-        }
-        trainNet.clampScales();
-        trainSeconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        result.steps.push_back(st);
-        if (callbacks.onStep)
-            callbacks.onStep(st);
-        progress.report(0.05 + 0.95 * double(step) / double(options.steps),
-            str("QAT step ", step, "/", options.steps, ", loss ", st.loss));
-        if (options.evalEvery > 0 && step % options.evalEvery == 0 && step != options.steps)
-            evaluate(step);
-        if (options.checkpointEvery > 0 && step % options.checkpointEvery == 0 && step != options.steps)
-            checkpoint(step);
     }
-    result.secondsPerStep = options.steps > 0 ? trainSeconds / double(options.steps) : 0;
-    result.finalTop1 = evaluate(options.steps).top1;
-    checkpoint(options.steps);
+    result.secondsPerStep = totalSteps > 0 ? trainSeconds / double(totalSteps) : 0;
+    result.finalTop1 = evaluate(totalSteps).top1;
+    checkpoint(totalSteps);
     return result;
 }
 

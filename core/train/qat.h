@@ -15,6 +15,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,11 @@ struct QatOptions {
     double kdWeight = 1.0;
     double ceWeight = 0.0;     // cross-entropy on labels (when the data has them)
     bool learnScales = true, learnWeights = true;
+    // Block by block (as BRECQ, Li et al. 2021): each block between two single-value cuts
+    // of the graph learns to reconstruct its FP32 output (MSE; the last block distils the
+    // logits) from its input in the quantized model (the blocks before it trained),
+    // steps / blocks steps each, backpropagating through one block; else end to end.
+    bool blockwise = false;
     uint64_t seed = 1;         // sample order
     int threads = 0;
 
@@ -46,8 +52,19 @@ struct QatOptions {
 
 struct QatStep {
     int64_t step = 0; // 1-based
-    double loss = 0, kd = 0, ce = 0, lr = 0;
+    double loss = 0, kd = 0, ce = 0, mse = 0, lr = 0;
+    int block = -1;   // the block trained (block by block), else -1
 };
+
+// A block of block-by-block training: graph nodes (in order) from the value `input` to
+// the value `output`, the only value that leaves them.
+struct QatBlock {
+    std::vector<int> nodes;
+    std::string input, output;
+};
+// The blocks of `g` (one input, one output): cuts right before a node of `layers` where
+// a single computed value is live, each block holding at least one of `layers`.
+std::vector<QatBlock> partitionBlocks(const Graph& g, const std::set<std::string>& layers);
 
 struct QatEval {
     int64_t step = 0;

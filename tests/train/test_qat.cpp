@@ -183,6 +183,55 @@ private slots:
         QVERIFY2(std::abs(kd - after) < 1e-3 * (1 + after), qPrintable(QString("session %1, training %2").arg(kd).arg(after)));
     }
 
+    void blocksCutWhereOneValueIsLive()
+    {
+        const Graph g = tinyCnn(1);
+        const auto blocks = partitionBlocks(g, {"conv1", "conv2", "fc"});
+        QCOMPARE(int(blocks.size()), 3);
+        QCOMPARE(blocks[0].input, std::string("x"));
+        QCOMPARE(blocks[0].output, std::string("r1"));
+        QCOMPARE(blocks[1].output, std::string("f")); // conv2, relu2, GAP, Flatten: cut before the Gemm
+        QCOMPARE(blocks[2].nodes, (std::vector<int>{6}));
+        QCOMPARE(blocks[2].output, std::string("y"));
+        // A block needs a layer: without conv2 among the layers, nothing is cut before it.
+        const auto merged = partitionBlocks(g, {"conv1", "fc"});
+        QCOMPARE(int(merged.size()), 2);
+        QCOMPARE(merged[0].nodes, (std::vector<int>{0, 1, 2, 3, 4, 5}));
+        QCOMPARE(merged[1].input, std::string("f"));
+        // A residual: nothing is cut while the skip is live.
+        OnnxBuilder b(13);
+        b.input("x", {-1, 2});
+        b.initializer("w", {2, 2}, {1, 0, 0, 1});
+        b.node("MatMul", {"x", "w"}, {"m"}, "mm1");
+        b.node("Relu", {"m"}, {"r"}, "relu");
+        b.node("MatMul", {"r", "w"}, {"m2"}, "mm2");
+        b.node("Add", {"m2", "r"}, {"a"}, "add");
+        b.node("MatMul", {"a", "w"}, {"y"}, "mm3");
+        b.output("y", {-1, 2});
+        const Graph res = importOnnxBytes(b.bytes(), "res.onnx", "");
+        const auto rb = partitionBlocks(res, {"mm1", "mm2", "mm3"});
+        QCOMPARE(int(rb.size()), 3);
+        QCOMPARE(rb[0].output, std::string("r"));
+        QCOMPARE(rb[1].nodes, (std::vector<int>{2, 3})); // mm2 and the Add, cut at "a"
+        QCOMPARE(rb[1].output, std::string("a"));
+    }
+
+    void blockByBlockLowersHeldOutLoss()
+    {
+        const Graph teacher = tinyCnn(11);
+        const Dataset train = randomData(teacher, 256, 1), held = randomData(teacher, 48, 2);
+        QatOptions o = w4a4(120);
+        o.blockwise = true;
+        Progress progress;
+        const QatResult r = trainQat(teacher, teacher, train, held, o, {}, progress, CancelToken());
+        QCOMPARE(int(r.steps.size()), 120);
+        QCOMPARE(r.steps.front().block, 0);
+        QCOMPARE(r.steps.back().block, 2);
+        QVERIFY(r.steps.front().mse > 0 && r.steps.back().kd > 0);
+        const double before = r.evals.front().kd, after = r.evals.back().kd;
+        QVERIFY2(after < 0.7 * before, qPrintable(QString("held-out KD %1 -> %2").arg(before).arg(after)));
+    }
+
     void cancelStopsBetweenSteps()
     {
         const Graph teacher = tinyCnn(3);
