@@ -49,7 +49,6 @@ struct NetOptions {
     std::map<std::string, WeightQuantSpec> weights; // weight initializer -> its quantization
     bool learnScales = true;
     bool learnWeights = true; // weights, biases and normalization parameters
-    int threads = 0;          // oneDNN threads (0: OpenMP's default)
     bool inputGradients = false; // also backpropagate into the graph inputs (gradient checks)
 };
 

@@ -211,7 +211,6 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
             no.weights[l.weight] = {session.weightSpec(l), l.outAxis, l.inAxis};
     no.learnScales = options.learnScales;
     no.learnWeights = options.learnWeights;
-    no.threads = options.threads;
     const Graph& g = session.graph();
     auto params = std::make_shared<ParamStore>();
     std::map<int64_t, std::unique_ptr<Net>> nets; // by batch size, sharing params

@@ -43,7 +43,7 @@ struct QatOptions {
     // steps / blocks steps each, backpropagating through one block; else end to end.
     bool blockwise = false;
     uint64_t seed = 1;         // sample order
-    int threads = 0;
+    int threads = 0;           // the FP32 plans (0: all cores); the training primitives use OpenMP's count
 
     nlohmann::json toJson() const; // the hyper-parameters, as a run records them
     // Fields of `j` override this; unknown fields fail naming them.
