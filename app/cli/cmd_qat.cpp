@@ -111,7 +111,7 @@ int runQat(const std::vector<std::string>& argv)
     o.threads = args.intValue("threads", 0);
     o.seed = uint64_t(args.intValue("seed", int(o.seed)));
     if (auto m = args.value("mode"))
-        o.apply(nlohmann::json{{"mode", *m == "end-to-end" ? "end_to_end" : *m}}, "--mode");
+        o.apply(nlohmann::json {{"mode", *m == "end-to-end" ? "end_to_end" : *m}}, "--mode");
     if (args.flag("freeze-weights"))
         o.learnWeights = false;
     if (args.flag("freeze-scales"))
@@ -135,8 +135,8 @@ int runQat(const std::vector<std::string>& argv)
 
     const bool json = args.flag("json");
     const std::filesystem::path outDir = args.value("out") ? std::filesystem::path(*args.value("out"))
-        : store ? std::filesystem::path(store->path()).parent_path() / "qat"
-                : std::filesystem::path();
+        : store                                            ? std::filesystem::path(store->path()).parent_path() / "qat"
+                                                           : std::filesystem::path();
     const std::string stem = std::filesystem::path(teacherPath).stem().string();
     if (!json)
         std::printf("qat %s: %s, %lld training samples, %lld held-out, %lld steps of %lld, CPU %s\n",
@@ -157,8 +157,8 @@ int runQat(const std::vector<std::string>& argv)
     cb.onStep = [&](const train::QatStep& s) {
         live.steps.push_back(s);
         if (!json && s.block >= 0)
-            std::printf("step %6lld  block %d  loss %.6f  kd %.6f  mse %.6g  lr %.3g\n", (long long)(stepOffset + s.step),
-                s.block, s.loss, s.kd, s.mse, s.lr);
+            std::printf("step %6lld  block %d  loss %.6f  kd %.6f  mse %.6g  lr %.3g\n",
+                (long long)(stepOffset + s.step), s.block, s.loss, s.kd, s.mse, s.lr);
         else if (!json)
             std::printf("step %6lld  loss %.6f  kd %.6f  ce %.6f  lr %.3g\n", (long long)(stepOffset + s.step), s.loss,
                 s.kd, s.ce, s.lr);
@@ -209,7 +209,8 @@ int runQat(const std::vector<std::string>& argv)
 
 const bool registered = registerCommand({"qat",
     "MODEL --data TRAIN [--limit N] --eval-data HELD_OUT [--config CFG.json (a quantization config; \"qat\": {training "
-    "options})] [--steps N] [--mode end-to-end|blocks] [--batch N] [--lr X] [--scale-lr X] [--warmup N] [--temperature T] [--kd-weight X] "
+    "options})] [--steps N] [--mode end-to-end|blocks] [--batch N] [--lr X] [--scale-lr X] [--warmup N] [--temperature "
+    "T] [--kd-weight X] "
     "[--ce-weight X] [--wbits N --abits N --granularity tensor|channel] [--eval-limit N] [--eval-every N] "
     "[--checkpoint-every N] [--calib-limit N] [--freeze-weights] [--freeze-scales] [--seed N] [--threads N] "
     "[--db DB [--resume RUN]] [--out DIR] [--json]",

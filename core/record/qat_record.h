@@ -12,12 +12,12 @@
 namespace qs {
 
 struct QatRecordInput {
-    std::string modelPath;  // where the checkpoint's ONNX file is written
+    std::string modelPath;   // where the checkpoint's ONNX file is written
     std::string teacherPath; // the FP32 model trained against
     train::QatOptions options;
     const train::QatResult* progress = nullptr; // the curves so far (steps, evaluations)
-    int64_t stepOffset = 0; // steps trained before this job (a resumed checkpoint's)
-    int64_t evalLimit = -1; // samples the recorded evaluation uses (< 0: all)
+    int64_t stepOffset = 0;                     // steps trained before this job (a resumed checkpoint's)
+    int64_t evalLimit = -1;                     // samples the recorded evaluation uses (< 0: all)
 };
 
 // The "qat" entry of the run config: options, teacher, step (offset included).

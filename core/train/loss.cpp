@@ -31,7 +31,7 @@ double distillationLoss(std::span<const float> student, std::span<const float> t
 {
     if (rows <= 0 || student.size() != teacher.size() || student.size() % std::size_t(rows) != 0)
         fail("distillation loss: student logits (", student.size(), ") and teacher logits (", teacher.size(),
-             ") do not make ", rows, " rows");
+            ") do not make ", rows, " rows");
     const std::size_t n = student.size() / std::size_t(rows);
     std::vector<double> ps, pt;
     double total = 0;
@@ -57,7 +57,7 @@ double crossEntropyLoss(
 {
     if (rows <= 0 || logits.size() % std::size_t(rows) != 0 || labels.size() != std::size_t(rows))
         fail("cross-entropy loss: ", logits.size(), " logits and ", labels.size(), " labels do not make ", rows,
-             " rows");
+            " rows");
     const std::size_t n = logits.size() / std::size_t(rows);
     std::vector<double> p;
     double total = 0;

@@ -27,8 +27,8 @@ struct NetValue {
 };
 
 struct Net::Dnnl {
-    dnnl::engine eng{dnnl::engine::kind::cpu, 0};
-    dnnl::stream stream{eng};
+    dnnl::engine eng {dnnl::engine::kind::cpu, 0};
+    dnnl::stream stream {eng};
 };
 
 struct NetOp {
@@ -72,7 +72,7 @@ namespace {
 
 memory::dims dimsOf(const Shape& s)
 {
-    return s.empty() ? memory::dims{1} : memory::dims(s.begin(), s.end());
+    return s.empty() ? memory::dims {1} : memory::dims(s.begin(), s.end());
 }
 
 memory::desc plainMd(const Shape& s)
@@ -185,8 +185,10 @@ std::pair<memory::dims, memory::dims> padsOf(const Node& n, std::size_t spatial)
     const std::string autoPad = n.attrString("auto_pad", "NOTSET");
     if (autoPad != "NOTSET" && autoPad != "VALID")
         fail(n.name, ": auto_pad ", autoPad, " is not supported in training (NOTSET or VALID)");
-    std::vector<int64_t> pads = autoPad == "VALID" ? std::vector<int64_t>(2 * spatial, 0) : intsOr(n, "pads", 2 * spatial, 0);
-    return {memory::dims(pads.begin(), pads.begin() + long(spatial)), memory::dims(pads.begin() + long(spatial), pads.end())};
+    std::vector<int64_t> pads =
+        autoPad == "VALID" ? std::vector<int64_t>(2 * spatial, 0) : intsOr(n, "pads", 2 * spatial, 0);
+    return {memory::dims(pads.begin(), pads.begin() + long(spatial)),
+        memory::dims(pads.begin() + long(spatial), pads.end())};
 }
 
 // A layer with a (fake-quantized) weight and a bias: the forward primitive, and the
@@ -203,10 +205,9 @@ struct WeightedOp : NetOp {
     {
         w.forward(net);
         auto& e = net.dnnl().eng;
-        fwd.execute(net.dnnl().stream, {{DNNL_ARG_SRC, memory(xMd, e, net.val(x).v.data())},
-                                           {DNNL_ARG_WEIGHTS, memory(wMd, e, w.wq.data())},
-                                           {DNNL_ARG_BIAS, memory(bMd, e, b.data(net))},
-                                           {DNNL_ARG_DST, memory(yMd, e, net.val(y).v.data())}});
+        fwd.execute(net.dnnl().stream,
+            {{DNNL_ARG_SRC, memory(xMd, e, net.val(x).v.data())}, {DNNL_ARG_WEIGHTS, memory(wMd, e, w.wq.data())},
+                {DNNL_ARG_BIAS, memory(bMd, e, b.data(net))}, {DNNL_ARG_DST, memory(yMd, e, net.val(y).v.data())}});
         net.dnnl().stream.wait();
     }
     void passGradients(Net& net)
@@ -333,17 +334,20 @@ struct ConvOp : WeightedOp {
     void forward(Net& net) override
     {
         w.forward(net);
-        sFwd.run(net, {{DNNL_ARG_SRC, {xMd, net.val(x).v.data()}}, {DNNL_ARG_WEIGHTS, {wMd, w.wq.data()}},
-                          {DNNL_ARG_BIAS, {bMd, b.data(net)}}, {DNNL_ARG_DST, {yMd, net.val(y).v.data()}}});
+        sFwd.run(net,
+            {{DNNL_ARG_SRC, {xMd, net.val(x).v.data()}}, {DNNL_ARG_WEIGHTS, {wMd, w.wq.data()}},
+                {DNNL_ARG_BIAS, {bMd, b.data(net)}}, {DNNL_ARG_DST, {yMd, net.val(y).v.data()}}});
     }
     void backward(Net& net) override
     {
         float* dy = net.val(y).g.data();
         if (net.val(x).needGrad)
-            sBwdData.run(net, {{DNNL_ARG_DIFF_DST, {yMd, dy}}, {DNNL_ARG_WEIGHTS, {wMd, w.wq.data()}},
-                                  {DNNL_ARG_DIFF_SRC, {xMd, dx.data()}}});
-        sBwdWeights.run(net, {{DNNL_ARG_SRC, {xMd, net.val(x).v.data()}}, {DNNL_ARG_DIFF_DST, {yMd, dy}},
-                                 {DNNL_ARG_DIFF_WEIGHTS, {wMd, w.dwq.data()}}, {DNNL_ARG_DIFF_BIAS, {bMd, db.data()}}});
+            sBwdData.run(net,
+                {{DNNL_ARG_DIFF_DST, {yMd, dy}}, {DNNL_ARG_WEIGHTS, {wMd, w.wq.data()}},
+                    {DNNL_ARG_DIFF_SRC, {xMd, dx.data()}}});
+        sBwdWeights.run(net,
+            {{DNNL_ARG_SRC, {xMd, net.val(x).v.data()}}, {DNNL_ARG_DIFF_DST, {yMd, dy}},
+                {DNNL_ARG_DIFF_WEIGHTS, {wMd, w.dwq.data()}}, {DNNL_ARG_DIFF_BIAS, {bMd, db.data()}}});
         passGradients(net);
     }
 };
@@ -413,16 +417,17 @@ struct LinearOp : WeightedOp {
         auto& s = net.dnnl().stream;
         float* dy = net.val(y).g.data();
         if (net.val(x).needGrad)
-            bwdData.execute(s, {{DNNL_ARG_SRC, memory(yMd, e, dy)}, {DNNL_ARG_WEIGHTS, memory(wtMd, e, w.wq.data())},
-                                   {DNNL_ARG_DST, memory(plainMd({m, k}), e, dx.data())}});
+            bwdData.execute(s,
+                {{DNNL_ARG_SRC, memory(yMd, e, dy)}, {DNNL_ARG_WEIGHTS, memory(wtMd, e, w.wq.data())},
+                    {DNNL_ARG_DST, memory(plainMd({m, k}), e, dx.data())}});
         if (transB)
-            bwdWeights.execute(s, {{DNNL_ARG_SRC, memory(dwSrcMd, e, dy)},
-                                      {DNNL_ARG_WEIGHTS, memory(dwWeiMd, e, net.val(x).v.data())},
-                                      {DNNL_ARG_DST, memory(dwMd, e, w.dwq.data())}});
+            bwdWeights.execute(s,
+                {{DNNL_ARG_SRC, memory(dwSrcMd, e, dy)}, {DNNL_ARG_WEIGHTS, memory(dwWeiMd, e, net.val(x).v.data())},
+                    {DNNL_ARG_DST, memory(dwMd, e, w.dwq.data())}});
         else
-            bwdWeights.execute(s, {{DNNL_ARG_SRC, memory(dwSrcMd, e, net.val(x).v.data())},
-                                      {DNNL_ARG_WEIGHTS, memory(dwWeiMd, e, dy)},
-                                      {DNNL_ARG_DST, memory(dwMd, e, w.dwq.data())}});
+            bwdWeights.execute(s,
+                {{DNNL_ARG_SRC, memory(dwSrcMd, e, net.val(x).v.data())}, {DNNL_ARG_WEIGHTS, memory(dwWeiMd, e, dy)},
+                    {DNNL_ARG_DST, memory(dwMd, e, w.dwq.data())}});
         s.wait();
         std::fill(db.begin(), db.end(), 0.f);
         for (int64_t r = 0; r < m; ++r)
@@ -434,8 +439,7 @@ struct LinearOp : WeightedOp {
 
 // An op of one input and one output on a forward and backward primitive of plain
 // layout `md`; the backward reads the forward's input (eltwise) or output (softmax).
-template <class Fwd, class Bwd, int BackwardReads>
-struct UnaryPrimitiveOp : NetOp {
+template<class Fwd, class Bwd, int BackwardReads> struct UnaryPrimitiveOp : NetOp {
     int x = -1, y = -1;
     Fwd fwd;
     Bwd bwd;
@@ -455,9 +459,9 @@ struct UnaryPrimitiveOp : NetOp {
             return;
         auto& e = net.dnnl().eng;
         float* data = BackwardReads == DNNL_ARG_SRC ? net.val(x).v.data() : net.val(y).v.data();
-        bwd.execute(net.dnnl().stream, {{BackwardReads, memory(md, e, data)},
-                                           {DNNL_ARG_DIFF_DST, memory(md, e, net.val(y).g.data())},
-                                           {DNNL_ARG_DIFF_SRC, memory(md, e, dx.data())}});
+        bwd.execute(net.dnnl().stream,
+            {{BackwardReads, memory(md, e, data)}, {DNNL_ARG_DIFF_DST, memory(md, e, net.val(y).g.data())},
+                {DNNL_ARG_DIFF_SRC, memory(md, e, dx.data())}});
         net.dnnl().stream.wait();
         addInto(net.val(x).g, dx);
     }
@@ -541,9 +545,9 @@ struct PoolOp : NetOp {
         y = net.newValue(n.outputs[0], ys);
         xMd = plainMd(xs);
         yMd = plainMd(ys);
-        const auto alg = isMax ? dnnl::algorithm::pooling_max
-                         : n.attrInt("count_include_pad", 0) ? dnnl::algorithm::pooling_avg_include_padding
-                                                              : dnnl::algorithm::pooling_avg_exclude_padding;
+        const auto alg = isMax                  ? dnnl::algorithm::pooling_max
+            : n.attrInt("count_include_pad", 0) ? dnnl::algorithm::pooling_avg_include_padding
+                                                : dnnl::algorithm::pooling_avg_exclude_padding;
         auto& eng = net.dnnl().eng;
         dnnl::pooling_forward::primitive_desc fpd(
             {dnnl::prop_kind::forward_training, alg, xMd, yMd, strides, kernel, pl, pr}, eng);
@@ -569,8 +573,8 @@ struct PoolOp : NetOp {
         if (!net.val(x).needGrad)
             return;
         auto& e = net.dnnl().eng;
-        std::unordered_map<int, memory> args = {{DNNL_ARG_DIFF_DST, memory(yMd, e, net.val(y).g.data())},
-                                                {DNNL_ARG_DIFF_SRC, memory(xMd, e, dx.data())}};
+        std::unordered_map<int, memory> args = {
+            {DNNL_ARG_DIFF_DST, memory(yMd, e, net.val(y).g.data())}, {DNNL_ARG_DIFF_SRC, memory(xMd, e, dx.data())}};
         if (workspace)
             args[DNNL_ARG_WORKSPACE] = *workspace;
         bwd.execute(net.dnnl().stream, args);
@@ -592,7 +596,7 @@ struct SoftmaxOp : UnaryPrimitiveOp<dnnl::softmax_forward, dnnl::softmax_backwar
             axis += rank;
         if (axis < 0 || axis >= rank || (net.graph->opset() < 13 && axis != rank - 1))
             fail(n.name, ": softmax axis ", n.attrInt("axis", -1), " is not supported for ", shapeString(s),
-                 " in training (a single axis, opset 13, or the last axis)");
+                " in training (a single axis, opset 13, or the last axis)");
         y = net.newValue(n.outputs[0], s);
         md = plainMd(s);
         auto& eng = net.dnnl().eng;
@@ -622,8 +626,8 @@ struct LayerNormOp : NetOp {
         if (axis < 0)
             axis += rank;
         if (axis != rank - 1)
-            fail(n.name, ": LayerNormalization over axis ", n.attrInt("axis", -1),
-                 " of ", shapeString(s), " is not supported in training (the last axis only)");
+            fail(n.name, ": LayerNormalization over axis ", n.attrInt("axis", -1), " of ", shapeString(s),
+                " is not supported in training (the last axis only)");
         for (std::size_t i = 1; i < n.outputs.size(); ++i)
             if (!n.outputs[i].empty() && !net.graph->consumersOf(n.outputs[i]).empty())
                 fail(n.name, ": training does not produce LayerNormalization's mean and inverse deviation outputs");
@@ -653,26 +657,22 @@ struct LayerNormOp : NetOp {
     void forward(Net& net) override
     {
         auto& e = net.dnnl().eng;
-        fwd.execute(net.dnnl().stream, {{DNNL_ARG_SRC, memory(md, e, net.val(x).v.data())},
-                                           {DNNL_ARG_DST, memory(md, e, net.val(y).v.data())},
-                                           {DNNL_ARG_SCALE, memory(pMd, e, scale.data(net))},
-                                           {DNNL_ARG_SHIFT, memory(pMd, e, shift.data(net))},
-                                           {DNNL_ARG_MEAN, memory(statMd, e, mean.data())},
-                                           {DNNL_ARG_VARIANCE, memory(statMd, e, var.data())}});
+        fwd.execute(net.dnnl().stream,
+            {{DNNL_ARG_SRC, memory(md, e, net.val(x).v.data())}, {DNNL_ARG_DST, memory(md, e, net.val(y).v.data())},
+                {DNNL_ARG_SCALE, memory(pMd, e, scale.data(net))}, {DNNL_ARG_SHIFT, memory(pMd, e, shift.data(net))},
+                {DNNL_ARG_MEAN, memory(statMd, e, mean.data())}, {DNNL_ARG_VARIANCE, memory(statMd, e, var.data())}});
         net.dnnl().stream.wait();
     }
     void backward(Net& net) override
     {
         auto& e = net.dnnl().eng;
-        bwd.execute(net.dnnl().stream, {{DNNL_ARG_SRC, memory(md, e, net.val(x).v.data())},
-                                           {DNNL_ARG_DIFF_DST, memory(md, e, net.val(y).g.data())},
-                                           {DNNL_ARG_SCALE, memory(pMd, e, scale.data(net))},
-                                           {DNNL_ARG_SHIFT, memory(pMd, e, shift.data(net))},
-                                           {DNNL_ARG_MEAN, memory(statMd, e, mean.data())},
-                                           {DNNL_ARG_VARIANCE, memory(statMd, e, var.data())},
-                                           {DNNL_ARG_DIFF_SRC, memory(md, e, dx.data())},
-                                           {DNNL_ARG_DIFF_SCALE, memory(pMd, e, dScale.data())},
-                                           {DNNL_ARG_DIFF_SHIFT, memory(pMd, e, dShift.data())}});
+        bwd.execute(net.dnnl().stream,
+            {{DNNL_ARG_SRC, memory(md, e, net.val(x).v.data())},
+                {DNNL_ARG_DIFF_DST, memory(md, e, net.val(y).g.data())},
+                {DNNL_ARG_SCALE, memory(pMd, e, scale.data(net))}, {DNNL_ARG_SHIFT, memory(pMd, e, shift.data(net))},
+                {DNNL_ARG_MEAN, memory(statMd, e, mean.data())}, {DNNL_ARG_VARIANCE, memory(statMd, e, var.data())},
+                {DNNL_ARG_DIFF_SRC, memory(md, e, dx.data())}, {DNNL_ARG_DIFF_SCALE, memory(pMd, e, dScale.data())},
+                {DNNL_ARG_DIFF_SHIFT, memory(pMd, e, dShift.data())}});
         net.dnnl().stream.wait();
         if (net.val(x).needGrad)
             addInto(net.val(x).g, dx);
@@ -822,8 +822,8 @@ struct FakeQuantOp : NetOp {
     void backward(Net& net) override
     {
         NetValue& in = net.val(x);
-        const double ds = fakeQuantBackward(in.v, current(net), net.val(y).g,
-            in.needGrad ? std::span<float>(in.g) : std::span<float>());
+        const double ds = fakeQuantBackward(
+            in.v, current(net), net.val(y).g, in.needGrad ? std::span<float>(in.g) : std::span<float>());
         Param& p = net.params().params[std::size_t(scale)];
         if (p.trainable)
             p.grad[0] += float(ds * gradScale);
@@ -926,12 +926,15 @@ Net::Net(const Graph& g, const std::map<std::string, Shape>& inputShapes, std::s
         else if (t == "Flatten" || t == "Reshape" || t == "Identity")
             op = std::make_unique<ReshapeOp>(*this, n);
         else
-            fail(n.name, ": op ", t, " has no training kernel (training supports ", [] {
-                std::string s;
-                for (const auto& o : trainableOps())
-                    s += (s.empty() ? "" : ", ") + o;
-                return s;
-            }(), ")");
+            fail(
+                n.name, ": op ", t, " has no training kernel (training supports ",
+                [] {
+                    std::string s;
+                    for (const auto& o : trainableOps())
+                        s += (s.empty() ? "" : ", ") + o;
+                    return s;
+                }(),
+                ")");
         for (std::size_t o = 1; o < n.outputs.size(); ++o)
             if (!n.outputs[o].empty() && t != "LayerNormalization")
                 fail(n.name, ": training computes only the first output of ", t);
@@ -957,7 +960,7 @@ const std::vector<float>& Net::forward(const std::vector<Tensor>& inputs)
         NetValue& v = val(inputs_[i]);
         if (inputs[i].shape != v.shape || inputs[i].dtype != DType::Float)
             fail("training: input ", quoted(v.name), " is ", shapeString(inputs[i].shape), ", the net was built for ",
-                 shapeString(v.shape));
+                shapeString(v.shape));
         auto d = inputs[i].data<float>();
         std::copy(d.begin(), d.end(), v.v.begin());
     }

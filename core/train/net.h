@@ -48,7 +48,7 @@ struct NetOptions {
     std::map<std::string, QParams> activations;
     std::map<std::string, WeightQuantSpec> weights; // weight initializer -> its quantization
     bool learnScales = true;
-    bool learnWeights = true; // weights, biases and normalization parameters
+    bool learnWeights = true;    // weights, biases and normalization parameters
     bool inputGradients = false; // also backpropagate into the graph inputs (gradient checks)
 };
 

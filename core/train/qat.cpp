@@ -45,35 +45,52 @@ void QatOptions::apply(const nlohmann::json& j, const std::string& where)
                 fail(at, ": expected true or false");
             return v.get<bool>();
         };
-        if (key == "steps") steps = count(1);
-        else if (key == "batch") batch = count(1);
-        else if (key == "calib_limit") calibLimit = count(1);
-        else if (key == "eval_limit") evalLimit = v.is_number_integer() ? v.get<int64_t>() : count(0);
-        else if (key == "eval_every") evalEvery = count(0);
-        else if (key == "checkpoint_every") checkpointEvery = count(0);
-        else if (key == "lr") lr = num();
-        else if (key == "scale_lr") scaleLr = num();
-        else if (key == "warmup_steps") warmupSteps = count(0);
-        else if (key == "floor_fraction") floorFraction = num();
-        else if (key == "temperature") temperature = num();
-        else if (key == "kd_weight") kdWeight = num();
-        else if (key == "ce_weight") ceWeight = num();
-        else if (key == "learn_scales") learnScales = flag();
-        else if (key == "learn_weights") learnWeights = flag();
-        else if (key == "seed") seed = uint64_t(count(0));
+        if (key == "steps")
+            steps = count(1);
+        else if (key == "batch")
+            batch = count(1);
+        else if (key == "calib_limit")
+            calibLimit = count(1);
+        else if (key == "eval_limit")
+            evalLimit = v.is_number_integer() ? v.get<int64_t>() : count(0);
+        else if (key == "eval_every")
+            evalEvery = count(0);
+        else if (key == "checkpoint_every")
+            checkpointEvery = count(0);
+        else if (key == "lr")
+            lr = num();
+        else if (key == "scale_lr")
+            scaleLr = num();
+        else if (key == "warmup_steps")
+            warmupSteps = count(0);
+        else if (key == "floor_fraction")
+            floorFraction = num();
+        else if (key == "temperature")
+            temperature = num();
+        else if (key == "kd_weight")
+            kdWeight = num();
+        else if (key == "ce_weight")
+            ceWeight = num();
+        else if (key == "learn_scales")
+            learnScales = flag();
+        else if (key == "learn_weights")
+            learnWeights = flag();
+        else if (key == "seed")
+            seed = uint64_t(count(0));
         else if (key == "mode") {
             if (!v.is_string() || (v.get<std::string>() != "blocks" && v.get<std::string>() != "end_to_end"))
                 fail(at, ": expected \"blocks\" or \"end_to_end\"");
             blockwise = v.get<std::string>() == "blocks";
-        }
-        else
-            fail(at, ": unknown field (expected steps, batch, calib_limit, eval_limit, eval_every, checkpoint_every, "
-                     "lr, scale_lr, warmup_steps, floor_fraction, temperature, kd_weight, ce_weight, learn_scales, "
-                     "learn_weights, mode, seed)");
+        } else
+            fail(at,
+                ": unknown field (expected steps, batch, calib_limit, eval_limit, eval_every, checkpoint_every, "
+                "lr, scale_lr, warmup_steps, floor_fraction, temperature, kd_weight, ce_weight, learn_scales, "
+                "learn_weights, mode, seed)");
     }
     if (!(lr >= 0) || !(scaleLr >= 0) || !(temperature > 0) || !(kdWeight >= 0) || !(ceWeight >= 0) ||
         !(floorFraction >= 0 && floorFraction <= 1))
-        fail(where, ": lr and scale_lr must be >= 0, temperature > 0, kd_weight and ce_weight >= 0, floor_fraction in [0, 1]");
+        fail(where,
+            ": lr and scale_lr must be >= 0, temperature > 0, kd_weight and ce_weight >= 0, floor_fraction in [0, 1]");
 }
 
 namespace {
@@ -112,7 +129,7 @@ std::vector<QatBlock> partitionBlocks(const Graph& g, const std::set<std::string
 {
     if (g.inputs.size() != 1 || g.outputs.size() != 1)
         fail("qat blocks: the graph has ", g.inputs.size(), " inputs and ", g.outputs.size(),
-             " outputs; block by block training needs one of each");
+            " outputs; block by block training needs one of each");
     std::map<std::string, int> uses; // readers still to come (the graph output: one more)
     for (const Node& n : g.nodes)
         for (const auto& in : n.inputs)
@@ -139,7 +156,7 @@ std::vector<QatBlock> partitionBlocks(const Graph& g, const std::set<std::string
             layers.count(g.nodes[std::size_t(i + 1)].name)) {
             cur.output = *live.begin();
             blocks.push_back(cur);
-            cur = QatBlock{};
+            cur = QatBlock {};
             cur.input = blocks.back().output;
             hasLayer = false;
         }
@@ -189,10 +206,10 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
 {
     if (!options.config.algorithms.empty())
         fail("qat: the config's algorithms (", options.config.algorithms.front().name,
-             ", ...) are not applied in training; remove them");
+            ", ...) are not applied in training; remove them");
     if (train.count() < options.batch)
         fail("qat: the training data ", quoted(train.path), " has ", train.count(), " samples, fewer than a batch of ",
-             options.batch);
+            options.batch);
     QuantizeOptions qo;
     qo.config = options.config;
     qo.batch = options.batch;
@@ -332,10 +349,10 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
         blockGraphs.reserve(blocks.size());
         for (std::size_t k = 0; k < blocks.size(); ++k) {
             blockGraphs.push_back(blockGraph(g, blocks[k]));
-            const Shape in = k == 0 ? train.inputShapes(options.batch).begin()->second
-                                    : blockTeacher->shapeOf(blocks[k].input);
-            blockNets.push_back(std::make_unique<Net>(blockGraphs.back(),
-                std::map<std::string, Shape>{{blocks[k].input, in}}, params, no));
+            const Shape in =
+                k == 0 ? train.inputShapes(options.batch).begin()->second : blockTeacher->shapeOf(blocks[k].input);
+            blockNets.push_back(std::make_unique<Net>(
+                blockGraphs.back(), std::map<std::string, Shape> {{blocks[k].input, in}}, params, no));
             const int64_t first = int64_t(k) * per + 1;
             phases.push_back({blockNets.back().get(), &blocks[k], first,
                 k + 1 == blocks.size() ? std::max(options.steps, first) : first + per - 1});
@@ -355,7 +372,7 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
     for (std::size_t ph = 0; ph < phases.size(); ++ph) {
         const Phase& phase = phases[ph];
         const int64_t length = phase.last - phase.first + 1;
-        LrSchedule schedule{1.0, std::min(options.warmupSteps, length / 2), length, options.floorFraction};
+        LrSchedule schedule {1.0, std::min(options.warmupSteps, length / 2), length, options.floorFraction};
         Adam adam;
         std::vector<AdamState> states(params->params.size());
         const bool logits = !phase.block || phase.block->output == g.outputs.front().name;

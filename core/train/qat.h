@@ -22,28 +22,28 @@
 namespace qs::train {
 
 struct QatOptions {
-    QuantConfig config;        // the bits and grids trained for (no algorithms)
+    QuantConfig config; // the bits and grids trained for (no algorithms)
     int64_t steps = 500;
     int64_t batch = 64;
-    int64_t calibLimit = 256;  // samples calibrating the initial activation grids
-    int64_t evalLimit = 1000;  // held-out samples evaluated (< 0: all)
-    int64_t evalEvery = 100;   // steps between held-out evaluations (0: at the end only)
+    int64_t calibLimit = 256;    // samples calibrating the initial activation grids
+    int64_t evalLimit = 1000;    // held-out samples evaluated (< 0: all)
+    int64_t evalEvery = 100;     // steps between held-out evaluations (0: at the end only)
     int64_t checkpointEvery = 0; // steps between checkpoints (0: at the end only)
-    double lr = 1e-4;          // peak rate of weights, biases and normalization parameters
-    double scaleLr = 1e-3;     // peak rate of the LSQ scales
+    double lr = 1e-4;            // peak rate of weights, biases and normalization parameters
+    double scaleLr = 1e-3;       // peak rate of the LSQ scales
     int64_t warmupSteps = 50;
     double floorFraction = 0.01;
-    double temperature = 2.0;  // distillation
+    double temperature = 2.0; // distillation
     double kdWeight = 1.0;
-    double ceWeight = 0.0;     // cross-entropy on labels (when the data has them)
+    double ceWeight = 0.0; // cross-entropy on labels (when the data has them)
     bool learnScales = true, learnWeights = true;
     // Block by block (as BRECQ, Li et al. 2021): each block between two single-value cuts
     // of the graph learns to reconstruct its FP32 output (MSE; the last block distils the
     // logits) from its input in the quantized model (the blocks before it trained),
     // steps / blocks steps each, backpropagating through one block; else end to end.
     bool blockwise = false;
-    uint64_t seed = 1;         // sample order
-    int threads = 0;           // the FP32 plans (0: all cores); the training primitives use OpenMP's count
+    uint64_t seed = 1; // sample order
+    int threads = 0;   // the FP32 plans (0: all cores); the training primitives use OpenMP's count
 
     nlohmann::json toJson() const; // the hyper-parameters, as a run records them
     // Fields of `j` override this; unknown fields fail naming them.
@@ -53,7 +53,7 @@ struct QatOptions {
 struct QatStep {
     int64_t step = 0; // 1-based
     double loss = 0, kd = 0, ce = 0, mse = 0, lr = 0;
-    int block = -1;   // the block trained (block by block), else -1
+    int block = -1; // the block trained (block by block), else -1
 };
 
 // A block of block-by-block training: graph nodes (in order) from the value `input` to
@@ -68,8 +68,8 @@ std::vector<QatBlock> partitionBlocks(const Graph& g, const std::set<std::string
 
 struct QatEval {
     int64_t step = 0;
-    double kd = 0;                 // held-out distillation loss
-    std::optional<double> top1;    // held-out, quantized (labels only)
+    double kd = 0;              // held-out distillation loss
+    std::optional<double> top1; // held-out, quantized (labels only)
     int64_t samples = 0;
     std::map<std::string, float> scales; // every learned activation scale, by value
 };

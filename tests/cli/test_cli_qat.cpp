@@ -18,9 +18,9 @@ const QString kData = QS_SOURCE_DIR "/resources/demo/fashion1k-images-idx3-ubyte
 
 QStringList qatArgs(const QString& db)
 {
-    return {"qat", kModel, "--data", kData, "--limit", "128", "--eval-data", kData, "--eval-limit", "32",
-        "--wbits", "4", "--abits", "4", "--batch", "16", "--steps", "4", "--checkpoint-every", "2",
-        "--eval-every", "2", "--calib-limit", "32", "--db", db};
+    return {"qat", kModel, "--data", kData, "--limit", "128", "--eval-data", kData, "--eval-limit", "32", "--wbits",
+        "4", "--abits", "4", "--batch", "16", "--steps", "4", "--checkpoint-every", "2", "--eval-every", "2",
+        "--calib-limit", "32", "--db", db};
 }
 
 } // namespace
@@ -36,7 +36,8 @@ private slots:
         const auto r = cli(qatArgs(db));
         QVERIFY2(r.exitCode == 0, r.err.constData());
         const QString out = QString::fromUtf8(r.out);
-        QVERIFY2(out.contains(QRegularExpression("step +4  loss [0-9.]+  kd [0-9.]+  ce [0-9.]+  lr ")), qPrintable(out));
+        QVERIFY2(
+            out.contains(QRegularExpression("step +4  loss [0-9.]+  kd [0-9.]+  ce [0-9.]+  lr ")), qPrintable(out));
         QVERIFY(out.contains(QRegularExpression("eval +2  held-out kd [0-9.]+  top-1 [0-9.]+%")));
         QVERIFY(out.contains("CPU "));
 
@@ -58,8 +59,8 @@ private slots:
             last = runs.front().id;
         }
         // Export replays the run: the learned ranges must come back as they were stored.
-        const auto e = cli({"export", QString::number(last), "--format", "qdq", "--out", dir.filePath("q.onnx"),
-            "--db", db});
+        const auto e =
+            cli({"export", QString::number(last), "--format", "qdq", "--out", dir.filePath("q.onnx"), "--db", db});
         QVERIFY2(e.exitCode == 0, e.err.constData());
         QVERIFY(QFile::exists(dir.filePath("q.onnx")));
 

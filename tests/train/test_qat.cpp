@@ -62,8 +62,8 @@ Dataset randomData(const Graph& g, int64_t n, uint64_t seed)
 QatOptions w4a4(int64_t steps)
 {
     QatOptions o;
-    o.config.defaults.weight = QuantSpec{.bits = 4, .granularity = Granularity::Channel};
-    o.config.defaults.activation = QuantSpec{.bits = 4, .symmetric = false};
+    o.config.defaults.weight = QuantSpec {.bits = 4, .granularity = Granularity::Channel};
+    o.config.defaults.activation = QuantSpec {.bits = 4, .symmetric = false};
     o.steps = steps;
     o.batch = 16;
     o.calibLimit = 64;
@@ -109,7 +109,7 @@ private slots:
 
     void scheduleWarmsUpThenDecays()
     {
-        LrSchedule s{0.01, 10, 111, 0.1};
+        LrSchedule s {0.01, 10, 111, 0.1};
         QCOMPARE(s.at(0), 0.001);
         QCOMPARE(s.at(9), 0.01);
         QVERIFY(std::abs(s.at(10) - 0.01) < 1e-12);
@@ -121,7 +121,7 @@ private slots:
     void optionsReadTheirJson()
     {
         QatOptions o;
-        o.apply(nlohmann::json{{"steps", 7}, {"lr", 0.5}, {"learn_scales", false}}, "config.qat");
+        o.apply(nlohmann::json {{"steps", 7}, {"lr", 0.5}, {"learn_scales", false}}, "config.qat");
         QCOMPARE(o.steps, int64_t(7));
         QCOMPARE(o.lr, 0.5);
         QVERIFY(!o.learnScales);
@@ -129,12 +129,12 @@ private slots:
         back.apply(o.toJson(), "again");
         QCOMPARE(back.toJson(), o.toJson());
         try {
-            o.apply(nlohmann::json{{"stepz", 3}}, "config.qat");
+            o.apply(nlohmann::json {{"stepz", 3}}, "config.qat");
             QFAIL("no error");
         } catch (const Error& e) {
             QVERIFY2(QString(e.what()).contains("config.qat.stepz"), e.what());
         }
-        QVERIFY_THROWS_EXCEPTION(Error, o.apply(nlohmann::json{{"steps", 0}}, "q"));
+        QVERIFY_THROWS_EXCEPTION(Error, o.apply(nlohmann::json {{"steps", 0}}, "q"));
     }
 
     // Distillation at W4A4 lowers the held-out loss; the checkpoint (trained graph and
@@ -180,7 +180,8 @@ private slots:
         co.inputShapes = held.inputShapes(n);
         const Tensor t = compilePlan(teacher, co)->run(held.batch(0, n)).front();
         const double kd = distillationLoss(q.toFloat(), t.toFloat(), n, o.temperature, 0, {});
-        QVERIFY2(std::abs(kd - after) < 1e-3 * (1 + after), qPrintable(QString("session %1, training %2").arg(kd).arg(after)));
+        QVERIFY2(std::abs(kd - after) < 1e-3 * (1 + after),
+            qPrintable(QString("session %1, training %2").arg(kd).arg(after)));
     }
 
     void blocksCutWhereOneValueIsLive()
@@ -191,12 +192,12 @@ private slots:
         QCOMPARE(blocks[0].input, std::string("x"));
         QCOMPARE(blocks[0].output, std::string("r1"));
         QCOMPARE(blocks[1].output, std::string("f")); // conv2, relu2, GAP, Flatten: cut before the Gemm
-        QCOMPARE(blocks[2].nodes, (std::vector<int>{6}));
+        QCOMPARE(blocks[2].nodes, (std::vector<int> {6}));
         QCOMPARE(blocks[2].output, std::string("y"));
         // A block needs a layer: without conv2 among the layers, nothing is cut before it.
         const auto merged = partitionBlocks(g, {"conv1", "fc"});
         QCOMPARE(int(merged.size()), 2);
-        QCOMPARE(merged[0].nodes, (std::vector<int>{0, 1, 2, 3, 4, 5}));
+        QCOMPARE(merged[0].nodes, (std::vector<int> {0, 1, 2, 3, 4, 5}));
         QCOMPARE(merged[1].input, std::string("f"));
         // A residual: nothing is cut while the skip is live.
         OnnxBuilder b(13);
@@ -212,7 +213,7 @@ private slots:
         const auto rb = partitionBlocks(res, {"mm1", "mm2", "mm3"});
         QCOMPARE(int(rb.size()), 3);
         QCOMPARE(rb[0].output, std::string("r"));
-        QCOMPARE(rb[1].nodes, (std::vector<int>{2, 3})); // mm2 and the Add, cut at "a"
+        QCOMPARE(rb[1].nodes, (std::vector<int> {2, 3})); // mm2 and the Add, cut at "a"
         QCOMPARE(rb[1].output, std::string("a"));
     }
 
@@ -259,8 +260,8 @@ private slots:
             Error, trainQat(teacher, teacher, train, train, w4a4(5), {}, progress, CancelToken())); // 8 < batch 16
         QatOptions o = w4a4(5);
         o.config.algorithms.push_back({"cle", nlohmann::json::object()});
-        QVERIFY_THROWS_EXCEPTION(Error, trainQat(teacher, teacher, randomData(teacher, 32, 1), train, o, {}, progress,
-                                            CancelToken()));
+        QVERIFY_THROWS_EXCEPTION(
+            Error, trainQat(teacher, teacher, randomData(teacher, 32, 1), train, o, {}, progress, CancelToken()));
     }
 };
 

@@ -57,77 +57,79 @@ std::map<std::string, Case> cases()
     using B = OnnxBuilder;
     std::map<std::string, Case> c;
     c["conv pad stride bias"] = {{2, 3, 6, 5}, [](B& b, std::mt19937& r) {
-        param(b, "w", {4, 3, 3, 3}, r);
-        param(b, "bias", {4}, r);
-        auto* n = b.node("Conv", {"x", "w", "bias"}, {"y"}, "conv");
-        B::intsAttr(n, "pads", {1, 0, 1, 2});
-        B::intsAttr(n, "strides", {2, 1});
-    }};
+                                     param(b, "w", {4, 3, 3, 3}, r);
+                                     param(b, "bias", {4}, r);
+                                     auto* n = b.node("Conv", {"x", "w", "bias"}, {"y"}, "conv");
+                                     B::intsAttr(n, "pads", {1, 0, 1, 2});
+                                     B::intsAttr(n, "strides", {2, 1});
+                                 }};
     c["conv grouped dilated"] = {{1, 4, 7, 7}, [](B& b, std::mt19937& r) {
-        param(b, "w", {6, 2, 3, 3}, r);
-        auto* n = b.node("Conv", {"x", "w"}, {"y"}, "conv");
-        B::intAttr(n, "group", 2);
-        B::intsAttr(n, "dilations", {2, 2});
-    }};
+                                     param(b, "w", {6, 2, 3, 3}, r);
+                                     auto* n = b.node("Conv", {"x", "w"}, {"y"}, "conv");
+                                     B::intAttr(n, "group", 2);
+                                     B::intsAttr(n, "dilations", {2, 2});
+                                 }};
     c["conv 1-D"] = {{2, 3, 9}, [](B& b, std::mt19937& r) {
-        param(b, "w", {2, 3, 4}, r);
-        b.node("Conv", {"x", "w"}, {"y"}, "conv");
-    }};
+                         param(b, "w", {2, 3, 4}, r);
+                         b.node("Conv", {"x", "w"}, {"y"}, "conv");
+                     }};
     c["gemm transB"] = {{3, 5}, [](B& b, std::mt19937& r) {
-        param(b, "w", {4, 5}, r);
-        param(b, "bias", {4}, r);
-        B::intAttr(b.node("Gemm", {"x", "w", "bias"}, {"y"}, "gemm"), "transB", 1);
-    }};
+                            param(b, "w", {4, 5}, r);
+                            param(b, "bias", {4}, r);
+                            B::intAttr(b.node("Gemm", {"x", "w", "bias"}, {"y"}, "gemm"), "transB", 1);
+                        }};
     c["gemm"] = {{3, 5}, [](B& b, std::mt19937& r) {
-        param(b, "w", {5, 2}, r);
-        b.node("Gemm", {"x", "w"}, {"y"}, "gemm");
-    }};
+                     param(b, "w", {5, 2}, r);
+                     b.node("Gemm", {"x", "w"}, {"y"}, "gemm");
+                 }};
     c["matmul 3-D"] = {{2, 3, 5}, [](B& b, std::mt19937& r) {
-        param(b, "w", {5, 4}, r);
-        b.node("MatMul", {"x", "w"}, {"y"}, "matmul");
-    }};
+                           param(b, "w", {5, 4}, r);
+                           b.node("MatMul", {"x", "w"}, {"y"}, "matmul");
+                       }};
     for (const char* op : {"Relu", "Sigmoid", "Tanh", "LeakyRelu"})
         c[std::string("eltwise ") + op] = {{2, 3, 4}, [op](B& b, std::mt19937&) { b.node(op, {"x"}, {"y"}, "act"); }};
     c["maxpool"] = {{2, 2, 6, 6}, [](B& b, std::mt19937&) {
-        auto* n = b.node("MaxPool", {"x"}, {"y"}, "pool");
-        B::intsAttr(n, "kernel_shape", {3, 3});
-        B::intsAttr(n, "strides", {2, 2});
-        B::intsAttr(n, "pads", {1, 1, 1, 1});
-    }};
+                        auto* n = b.node("MaxPool", {"x"}, {"y"}, "pool");
+                        B::intsAttr(n, "kernel_shape", {3, 3});
+                        B::intsAttr(n, "strides", {2, 2});
+                        B::intsAttr(n, "pads", {1, 1, 1, 1});
+                    }};
     c["averagepool exclude pad"] = {{1, 2, 5, 5}, [](B& b, std::mt19937&) {
-        auto* n = b.node("AveragePool", {"x"}, {"y"}, "pool");
-        B::intsAttr(n, "kernel_shape", {2, 3});
-        B::intsAttr(n, "pads", {1, 1, 0, 1});
-    }};
-    c["global average pool"] = {{2, 3, 4, 5}, [](B& b, std::mt19937&) { b.node("GlobalAveragePool", {"x"}, {"y"}, "gap"); }};
-    c["softmax"] = {{2, 3, 5}, [](B& b, std::mt19937&) { B::intAttr(b.node("Softmax", {"x"}, {"y"}, "sm"), "axis", 1); }};
+                                        auto* n = b.node("AveragePool", {"x"}, {"y"}, "pool");
+                                        B::intsAttr(n, "kernel_shape", {2, 3});
+                                        B::intsAttr(n, "pads", {1, 1, 0, 1});
+                                    }};
+    c["global average pool"] = {
+        {2, 3, 4, 5}, [](B& b, std::mt19937&) { b.node("GlobalAveragePool", {"x"}, {"y"}, "gap"); }};
+    c["softmax"] = {
+        {2, 3, 5}, [](B& b, std::mt19937&) { B::intAttr(b.node("Softmax", {"x"}, {"y"}, "sm"), "axis", 1); }};
     c["layer normalization"] = {{2, 3, 6}, [](B& b, std::mt19937& r) {
-        std::vector<float> g = randomValues(6, r, 0.3f);
-        for (float& v : g)
-            v += 1;
-        b.initializer("gamma", {6}, g);
-        param(b, "beta", {6}, r);
-        b.node("LayerNormalization", {"x", "gamma", "beta"}, {"y"}, "ln");
-    }};
+                                    std::vector<float> g = randomValues(6, r, 0.3f);
+                                    for (float& v : g)
+                                        v += 1;
+                                    b.initializer("gamma", {6}, g);
+                                    param(b, "beta", {6}, r);
+                                    b.node("LayerNormalization", {"x", "gamma", "beta"}, {"y"}, "ln");
+                                }};
     c["add broadcast"] = {{2, 3, 4}, [](B& b, std::mt19937& r) {
-        param(b, "c", {3, 1}, r);
-        b.node("Relu", {"x"}, {"r"}, "act");
-        b.node("Add", {"x", "c"}, {"a"}, "add_const");
-        b.node("Add", {"a", "r"}, {"y"}, "add"); // x reaches y on two paths
-    }};
+                              param(b, "c", {3, 1}, r);
+                              b.node("Relu", {"x"}, {"r"}, "act");
+                              b.node("Add", {"x", "c"}, {"a"}, "add_const");
+                              b.node("Add", {"a", "r"}, {"y"}, "add"); // x reaches y on two paths
+                          }};
     c["mul and sub"] = {{2, 4}, [](B& b, std::mt19937& r) {
-        param(b, "c", {4}, r);
-        b.node("Mul", {"x", "c"}, {"m"}, "mul");
-        b.node("Mul", {"m", "x"}, {"s"}, "square");
-        b.node("Sub", {"c", "s"}, {"y"}, "sub");
-    }};
+                            param(b, "c", {4}, r);
+                            b.node("Mul", {"x", "c"}, {"m"}, "mul");
+                            b.node("Mul", {"m", "x"}, {"s"}, "square");
+                            b.node("Sub", {"c", "s"}, {"y"}, "sub");
+                        }};
     c["flatten reshape"] = {{2, 3, 2, 2}, [](B& b, std::mt19937& r) {
-        b.node("Flatten", {"x"}, {"f"}, "flatten");
-        b.int64Initializer("shape", {3}, {0, 3, -1});
-        b.node("Reshape", {"f", "shape"}, {"s"}, "reshape");
-        param(b, "w", {4, 2}, r);
-        b.node("MatMul", {"s", "w"}, {"y"}, "matmul");
-    }};
+                                b.node("Flatten", {"x"}, {"f"}, "flatten");
+                                b.int64Initializer("shape", {3}, {0, 3, -1});
+                                b.node("Reshape", {"f", "shape"}, {"s"}, "reshape");
+                                param(b, "w", {4, 2}, r);
+                                b.node("MatMul", {"s", "w"}, {"y"}, "matmul");
+                            }};
     return c;
 }
 
@@ -160,7 +162,10 @@ void checkGradient(const std::string& what, std::vector<float>& values, const st
         const double tol = 5e-3 + 1e-2 * std::abs(numeric);
         if (std::abs(numeric - double(analytic[i])) > tol)
             QFAIL(qPrintable(QString("%1[%2]: analytic %3, finite difference %4")
-                                 .arg(QString::fromStdString(what)).arg(i).arg(analytic[i]).arg(numeric)));
+                                 .arg(QString::fromStdString(what))
+                                 .arg(i)
+                                 .arg(analytic[i])
+                                 .arg(numeric)));
     }
 }
 
@@ -209,12 +214,10 @@ private slots:
         net.backward(r);
         const std::vector<float> dx = net.gradient("x");
         std::vector<float> xv = x.toFloat();
-        auto loss = [&] {
-            return weightedSum(net.forward({Tensor::fromVector<float>(Shape(c.xShape), xv)}), r);
-        };
+        auto loss = [&] { return weightedSum(net.forward({Tensor::fromVector<float>(Shape(c.xShape), xv)}), r); };
         checkGradient("x", xv, dx, loss, rng);
-        QVERIFY(!params->params.empty() || name.contains("eltwise") || name.contains("pool") || name.contains("add") || name.contains("mul") ||
-                name.contains("softmax"));
+        QVERIFY(!params->params.empty() || name.contains("eltwise") || name.contains("pool") || name.contains("add") ||
+            name.contains("mul") || name.contains("softmax"));
         for (Param& p : params->params) {
             const std::vector<float> grad = p.grad;
             auto paramLoss = [&] { return weightedSum(net.forward({x}), r); };
@@ -237,7 +240,7 @@ private slots:
         o.inputGradients = true;
         const QParams grid = qparamsFor(-1.5f, 2.f, 4, false);
         o.activations["x"] = grid;
-        o.weights["w"] = {QuantSpec{.bits = 4, .granularity = Granularity::Channel}, 0, 1};
+        o.weights["w"] = {QuantSpec {.bits = 4, .granularity = Granularity::Channel}, 0, 1};
         auto params = std::make_shared<ParamStore>();
         Net net(g, {{"x", {4, 6}}}, params, o);
         const std::vector<float> xv = randomValues(24, rng, 1.2f);
@@ -255,7 +258,8 @@ private slots:
                 m = std::max(m, std::abs(double(w.value[std::size_t(o2 * 6 + k)])));
             const double s = m / 7;
             for (int k = 0; k < 6; ++k)
-                wq[std::size_t(o2 * 6 + k)] = std::clamp(std::nearbyint(w.value[std::size_t(o2 * 6 + k)] / s), -7.0, 7.0) * s;
+                wq[std::size_t(o2 * 6 + k)] =
+                    std::clamp(std::nearbyint(w.value[std::size_t(o2 * 6 + k)] / s), -7.0, 7.0) * s;
         }
         double dsRef = 0;
         std::vector<double> dxRef(24, 0);
@@ -289,7 +293,7 @@ private slots:
         const Param& s = params->params[std::size_t(params->find("x.scale"))];
         const double g2 = lsqGradScale(6, grid.qmax);
         QVERIFY2(std::abs(double(s.grad[0]) - dsRef * g2) < 1e-4 * (1 + std::abs(dsRef)),
-                 qPrintable(QString("%1 vs %2").arg(s.grad[0]).arg(dsRef * g2)));
+            qPrintable(QString("%1 vs %2").arg(s.grad[0]).arg(dsRef * g2)));
         // Weight STE: dL/dw = dL/dwq = sum over rows of r * xq.
         for (std::size_t o2 = 0; o2 < 3; ++o2)
             for (std::size_t k = 0; k < 6; ++k) {
@@ -345,7 +349,7 @@ private slots:
                 inside += double(r[i]) * double(x[i]) / double(q.scale);
         }
         QVERIFY2(std::abs(lsq + inside - numeric) < 1e-3 * (1 + std::abs(numeric)),
-                 qPrintable(QString("lsq %1 + inside %2 vs finite difference %3").arg(lsq).arg(inside).arg(numeric)));
+            qPrintable(QString("lsq %1 + inside %2 vs finite difference %3").arg(lsq).arg(inside).arg(numeric)));
         QCOMPARE(lsqGradScale(100, 7), float(1 / std::sqrt(700.0)));
     }
 
@@ -362,7 +366,7 @@ private slots:
             mseLoss(s, t, 0.25, d);
             auto loss = [&] {
                 return 0.5 * distillationLoss(s, t, rows, temperature, 0, {}) +
-                       2.0 * crossEntropyLoss(s, labels, rows, 0, {}) + 0.25 * mseLoss(s, t, 0, {});
+                    2.0 * crossEntropyLoss(s, labels, rows, 0, {}) + 0.25 * mseLoss(s, t, 0, {});
             };
             checkGradient("logits", s, d, loss, rng);
         }
@@ -370,7 +374,7 @@ private slots:
         std::vector<float> z(15, 0.25f);
         QVERIFY(std::abs(distillationLoss(z, z, rows, 2.0, 1, {})) < 1e-12);
         QVERIFY(std::abs(crossEntropyLoss(z, labels, rows, 1, {}) - std::log(double(classes))) < 1e-9);
-        QVERIFY_THROWS_EXCEPTION(Error, crossEntropyLoss(z, std::vector<int64_t>{5, 0, 0}, rows, 1, {}));
+        QVERIFY_THROWS_EXCEPTION(Error, crossEntropyLoss(z, std::vector<int64_t> {5, 0, 0}, rows, 1, {}));
     }
 
     void unsupportedOpNamesTheNode()
@@ -381,7 +385,7 @@ private slots:
         b.output("y")->mutable_type()->mutable_tensor_type()->clear_shape();
         const Graph g = importOnnxBytes(b.bytes(), "bad.onnx", "");
         try {
-            Net net(g, {{"x", {2, 3}}}, std::make_shared<ParamStore>(), NetOptions{});
+            Net net(g, {{"x", {2, 3}}}, std::make_shared<ParamStore>(), NetOptions {});
             QFAIL("no error");
         } catch (const Error& e) {
             QVERIFY2(QString(e.what()).contains("the_erf") && QString(e.what()).contains("Erf"), e.what());
