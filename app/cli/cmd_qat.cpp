@@ -156,6 +156,9 @@ int runQat(const std::vector<std::string>& argv)
     Progress none;
     cb.onStep = [&](const train::QatStep& s) {
         live.steps.push_back(s);
+        const struct Flush { // a line per step, also through a pipe
+            ~Flush() { std::fflush(stdout); }
+        } flush;
         if (!json && s.block >= 0)
             std::printf("step %6lld  block %d  loss %.6f  kd %.6f  mse %.6g  lr %.3g\n",
                 (long long)(stepOffset + s.step), s.block, s.loss, s.kd, s.mse, s.lr);

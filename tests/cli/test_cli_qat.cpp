@@ -5,6 +5,8 @@
 
 #include "store/store.h"
 
+#include <QElapsedTimer>
+#include <QProcess>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -71,6 +73,38 @@ private slots:
         QVERIFY2(QString::fromUtf8(rr.out).contains(QRegularExpression("step +6  loss")), rr.out.constData());
         const Store store = Store::open(db.toStdString());
         QCOMPARE(store.runs().front().config["qat"]["step"].get<int64_t>(), int64_t(6));
+    }
+
+    // SIGTERM (as Ctrl-C) stops training within a step: exit 130, checkpoints kept.
+    void signalStopsTraining()
+    {
+        QTemporaryDir dir;
+        const QString db = dir.filePath("runs.qsdb");
+        QStringList args = qatArgs(db);
+        args[args.indexOf("--steps") + 1] = "100000";
+        QProcess p;
+        p.start(QS_CLI_PATH, args);
+        QVERIFY(p.waitForStarted());
+        QByteArray out;
+        QElapsedTimer waited;
+        waited.start();
+        while (!out.contains("step      3") && waited.elapsed() < 120000) {
+            p.waitForReadyRead(100);
+            out += p.readAllStandardOutput();
+        }
+        QVERIFY2(out.contains("step      3"), out.constData());
+        QElapsedTimer stop;
+        stop.start();
+        p.terminate();
+        QVERIFY(p.waitForFinished(10000));
+        qInfo("exited %lld ms after the signal", (long long)stop.elapsed());
+        QVERIFY(stop.elapsed() < 2000);
+        QCOMPARE(p.exitStatus(), QProcess::NormalExit);
+        QCOMPARE(p.exitCode(), 130);
+        const Store store = Store::open(db.toStdString());
+        QVERIFY(!store.runs().empty()); // the checkpoint of step 2 stays, finished
+        for (const RunRecord& run : store.runs())
+            QCOMPARE(run.state, RunState::Done);
     }
 
     void badOptionsNameTheField()
