@@ -271,8 +271,8 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
         heldTeacher.insert(heldTeacher.end(), t.begin(), t.end());
     }
     auto top1Of = [&](const std::vector<float>& logits) -> std::optional<double> {
-        if (!heldOut.labels || evalCount == 0)
-            return std::nullopt;
+        if (!heldOut.labels || evalCount == 0 || int64_t(logits.size()) != evalCount * classes)
+            return std::nullopt; // labels are per sample: classifiers only
         int64_t right = 0;
         for (int64_t i = 0; i < evalCount; ++i)
             right += argmaxRow(logits.data() + i * classes, classes) == (*heldOut.labels)[std::size_t(i)];
@@ -291,7 +291,7 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
             logits.insert(logits.end(), out.begin(), out.end());
         }
         if (evalCount > 0)
-            e.kd = distillationLoss(logits, heldTeacher, evalCount, options.temperature, 0, {});
+            e.kd = distillationLoss(logits, heldTeacher, int64_t(logits.size()) / classes, options.temperature, 0, {});
         e.top1 = top1Of(logits);
         e.scales = scales();
         result.evals.push_back(e);
@@ -366,7 +366,8 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
     std::vector<int64_t> order(std::size_t(train.count()));
     std::iota(order.begin(), order.end(), 0);
     std::size_t cursor = order.size();
-    const bool labels = train.labels.has_value() && options.ceWeight > 0;
+    const bool labels = train.labels.has_value() && options.ceWeight > 0 &&
+        numelOf(trainNet.outputShape()) == options.batch * classes; // one label per sample
     std::vector<float> dOut;
     double trainSeconds = 0;
     for (std::size_t ph = 0; ph < phases.size(); ++ph) {
@@ -404,7 +405,8 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
             st.step = step;
             st.block = phase.block ? int(ph) : -1;
             if (logits) {
-                st.kd = distillationLoss(out, target, options.batch, options.temperature, options.kdWeight, dOut);
+                st.kd = distillationLoss( // per row of the last axis (per token of a language model)
+                    out, target, int64_t(out.size()) / classes, options.temperature, options.kdWeight, dOut);
                 if (labels) {
                     std::vector<int64_t> y(idx.size());
                     for (std::size_t k = 0; k < idx.size(); ++k)

@@ -233,6 +233,43 @@ private slots:
         QVERIFY2(after < 0.7 * before, qPrintable(QString("held-out KD %1 -> %2").arg(before).arg(after)));
     }
 
+    // Logits [N, 2, 3] (a sequence): distillation per row of the last axis, as for tokens.
+    void sequenceLogitsDistilPerRow()
+    {
+        std::mt19937 rng(4);
+        std::normal_distribution<float> g(0.f, 1.f);
+        std::vector<float> w(24);
+        for (float& v : w)
+            v = g(rng);
+        OnnxBuilder b(13);
+        b.input("x", {-1, 4});
+        b.initializer("w", {4, 6}, w);
+        b.int64Initializer("shape", {3}, {-1, 2, 3});
+        b.node("MatMul", {"x", "w"}, {"m"}, "mm");
+        b.node("Reshape", {"m", "shape"}, {"y"}, "reshape");
+        b.output("y", {-1, 2, 3});
+        const Graph teacher = importOnnxBytes(b.bytes(), "seq.onnx", "");
+        const Dataset train = randomData(teacher, 64, 1);
+        Progress progress;
+        const QatResult r =
+            trainQat(teacher, teacher, train, train.slice(0, 32), w4a4(40), {}, progress, CancelToken());
+        QVERIFY(!r.evals.back().top1.has_value());
+        // Step 0 is the calibrated quantized model: its KL per row of 3 against the teacher.
+        QuantizeOptions qo;
+        qo.config = w4a4(40).config;
+        QuantSession s(teacher, qo);
+        s.refreshLayers();
+        s.calibrate(train.slice(0, 64), progress, CancelToken());
+        s.quantizeWeights();
+        const Tensor q = s.compile(true, train.inputShapes(32))->run(train.batch(0, 32)).front();
+        const Tensor t = s.compile(false, train.inputShapes(32))->run(train.batch(0, 32)).front();
+        const double perRow = distillationLoss(q.toFloat(), t.toFloat(), 64, 1.0, 0, {}); // w4a4: T = 1
+        QVERIFY2(std::abs(r.evals.front().kd - perRow) < 1e-4 * (1 + perRow),
+            qPrintable(QString("%1 vs %2 per row").arg(r.evals.front().kd).arg(perRow)));
+        QVERIFY2(r.evals.back().kd < r.evals.front().kd,
+            qPrintable(QString("%1 -> %2").arg(r.evals.front().kd).arg(r.evals.back().kd)));
+    }
+
     void cancelStopsBetweenSteps()
     {
         const Graph teacher = tinyCnn(3);
