@@ -807,6 +807,159 @@ struct ReshapeOp : NetOp {
     }
 };
 
+// MatMul of two computed values ([..., M, K] x [..., K, N], as attention's Q x K^T and
+// P x V): equal leading dimensions, or one side's leading dimensions all 1 (broadcast,
+// its gradient summed over the batch). Plain loops: attention matrices are small.
+struct ActMatMulOp : NetOp {
+    int a = -1, b = -1, y = -1;
+    int64_t batch = 1, m = 0, k = 0, n = 0;
+    bool batchA = true, batchB = true; // false: that side is broadcast
+    ActMatMulOp(Net& net, const Node& nd)
+    {
+        node = nd.name;
+        a = net.lookup(nd, 0);
+        b = net.lookup(nd, 1);
+        const Shape as = net.val(a).shape, bs = net.val(b).shape;
+        if (as.size() < 2 || bs.size() < 2)
+            fail(nd.name, ": MatMul of ", shapeString(as), " and ", shapeString(bs), ": training needs rank 2 or more");
+        m = as[as.size() - 2];
+        k = as.back();
+        n = bs.back();
+        if (bs[bs.size() - 2] != k)
+            fail(nd.name, ": MatMul of ", shapeString(as), " and ", shapeString(bs), ": inner dimensions differ");
+        const Shape la(as.begin(), as.end() - 2), lb(bs.begin(), bs.end() - 2);
+        const int64_t na = numelOf(la), nb = numelOf(lb);
+        Shape lead;
+        if (la == lb) {
+            lead = la;
+        } else if (nb == 1 && la.size() >= lb.size()) {
+            lead = la;
+            batchB = false;
+        } else if (na == 1 && lb.size() >= la.size()) {
+            lead = lb;
+            batchA = false;
+        } else {
+            fail(nd.name, ": MatMul of ", shapeString(as), " and ", shapeString(bs),
+                ": training broadcasts only equal leading dimensions or all-1 ones");
+        }
+        batch = numelOf(lead);
+        Shape ys = lead;
+        ys.push_back(m);
+        ys.push_back(n);
+        y = net.newValue(nd.outputs[0], ys);
+    }
+    void forward(Net& net) override
+    {
+        const float* av = net.val(a).v.data();
+        const float* bv = net.val(b).v.data();
+        float* yv = net.val(y).v.data();
+        for (int64_t t = 0; t < batch; ++t) {
+            const float* A = av + (batchA ? t : 0) * m * k;
+            const float* B = bv + (batchB ? t : 0) * k * n;
+            float* Y = yv + t * m * n;
+            std::fill(Y, Y + m * n, 0.f);
+            for (int64_t i = 0; i < m; ++i)
+                for (int64_t p = 0; p < k; ++p) {
+                    const float x = A[i * k + p];
+                    for (int64_t j = 0; j < n; ++j)
+                        Y[i * n + j] += x * B[p * n + j];
+                }
+        }
+    }
+    void backward(Net& net) override
+    {
+        NetValue &va = net.val(a), &vb = net.val(b);
+        const float* dy = net.val(y).g.data();
+        for (int64_t t = 0; t < batch; ++t) {
+            const float* A = va.v.data() + (batchA ? t : 0) * m * k;
+            const float* B = vb.v.data() + (batchB ? t : 0) * k * n;
+            const float* dY = dy + t * m * n;
+            if (va.needGrad) { // dA = dY B^T
+                float* dA = va.g.data() + (batchA ? t : 0) * m * k;
+                for (int64_t i = 0; i < m; ++i)
+                    for (int64_t p = 0; p < k; ++p) {
+                        float s = 0;
+                        for (int64_t j = 0; j < n; ++j)
+                            s += dY[i * n + j] * B[p * n + j];
+                        dA[i * k + p] += s;
+                    }
+            }
+            if (vb.needGrad) { // dB = A^T dY
+                float* dB = vb.g.data() + (batchB ? t : 0) * k * n;
+                for (int64_t i = 0; i < m; ++i)
+                    for (int64_t p = 0; p < k; ++p) {
+                        const float x = A[i * k + p];
+                        for (int64_t j = 0; j < n; ++j)
+                            dB[p * n + j] += x * dY[i * n + j];
+                    }
+            }
+        }
+    }
+};
+
+// Transpose by `perm` (default: reversed axes); the backward scatters through the same map.
+struct TransposeOp : NetOp {
+    int x = -1, y = -1;
+    std::vector<int64_t> source; // output element -> input element
+    TransposeOp(Net& net, const Node& nd)
+    {
+        node = nd.name;
+        x = net.lookup(nd, 0);
+        const Shape xs = net.val(x).shape;
+        const int64_t rank = int64_t(xs.size());
+        std::vector<int64_t> perm = nd.attrInts("perm");
+        if (perm.empty())
+            for (int64_t i = rank - 1; i >= 0; --i)
+                perm.push_back(i);
+        std::vector<bool> seen(std::size_t(rank), false);
+        if (int64_t(perm.size()) != rank)
+            fail(nd.name, ": perm has ", perm.size(), " entries, the input ", shapeString(xs), " rank ", rank);
+        for (int64_t& p : perm) {
+            if (p < 0)
+                p += rank;
+            if (p < 0 || p >= rank || seen[std::size_t(p)])
+                fail(nd.name, ": perm is not a permutation of the input's ", rank, " axes");
+            seen[std::size_t(p)] = true;
+        }
+        Shape ys(static_cast<std::size_t>(rank), 0);
+        for (int64_t i = 0; i < rank; ++i)
+            ys[std::size_t(i)] = xs[std::size_t(perm[std::size_t(i)])];
+        std::vector<int64_t> xStride(std::size_t(rank), 1);
+        for (int64_t i = rank - 2; i >= 0; --i)
+            xStride[std::size_t(i)] = xStride[std::size_t(i + 1)] * xs[std::size_t(i + 1)];
+        source.resize(std::size_t(numelOf(ys)));
+        std::vector<int64_t> idx(std::size_t(rank), 0);
+        for (std::size_t o = 0; o < source.size(); ++o) {
+            int64_t off = 0;
+            for (int64_t i = 0; i < rank; ++i)
+                off += idx[std::size_t(i)] * xStride[std::size_t(perm[std::size_t(i)])];
+            source[o] = off;
+            for (int64_t i = rank - 1; i >= 0; --i) { // next output index, last axis fastest
+                if (++idx[std::size_t(i)] < ys[std::size_t(i)])
+                    break;
+                idx[std::size_t(i)] = 0;
+            }
+        }
+        y = net.newValue(nd.outputs[0], ys);
+    }
+    void forward(Net& net) override
+    {
+        const auto& xv = net.val(x).v;
+        auto& yv = net.val(y).v;
+        for (std::size_t o = 0; o < source.size(); ++o)
+            yv[o] = xv[std::size_t(source[o])];
+    }
+    void backward(Net& net) override
+    {
+        NetValue& in = net.val(x);
+        if (!in.needGrad)
+            return;
+        const auto& dy = net.val(y).g;
+        for (std::size_t o = 0; o < source.size(); ++o)
+            in.g[std::size_t(source[o])] += dy[o];
+    }
+};
+
 // The fake quantization of a value with a learned (LSQ) scale.
 struct FakeQuantOp : NetOp {
     int x = -1, y = -1, scale = -1;
@@ -836,7 +989,7 @@ const std::vector<std::string>& trainableOps()
 {
     static const std::vector<std::string> ops = {"Conv", "Gemm", "MatMul", "Relu", "LeakyRelu", "Sigmoid", "Tanh",
         "Gelu", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Softmax", "LayerNormalization", "Add",
-        "Sub", "Mul", "Flatten", "Reshape", "Identity"};
+        "Sub", "Mul", "Flatten", "Reshape", "Identity", "Transpose"};
     return ops;
 }
 
@@ -911,8 +1064,12 @@ Net::Net(const Graph& g, const std::map<std::string, Shape>& inputShapes, std::s
             fail(n.name, ": op ", n.domain, ".", t, " has no training kernel");
         if (t == "Conv")
             op = std::make_unique<ConvOp>(*this, n);
+        else if (t == "MatMul" && n.inputs.size() > 1 && !g.constant(n.inputs[1]))
+            op = std::make_unique<ActMatMulOp>(*this, n); // two computed values (attention)
         else if (t == "Gemm" || t == "MatMul")
             op = std::make_unique<LinearOp>(*this, n);
+        else if (t == "Transpose")
+            op = std::make_unique<TransposeOp>(*this, n);
         else if (t == "Relu" || t == "LeakyRelu" || t == "Sigmoid" || t == "Tanh" || t == "Gelu")
             op = std::make_unique<EltwiseOp>(*this, n);
         else if (t == "MaxPool" || t == "AveragePool" || t == "GlobalAveragePool" || t == "GlobalMaxPool")

@@ -130,6 +130,23 @@ std::map<std::string, Case> cases()
                                 param(b, "w", {4, 2}, r);
                                 b.node("MatMul", {"s", "w"}, {"y"}, "matmul");
                             }};
+    // Attention's two products of computed values: softmax(x x^T) x, per head.
+    c["attention matmul transpose softmax"] = {
+        {2, 3, 4, 5}, [](B& b, std::mt19937&) {
+            B::intsAttr(b.node("Transpose", {"x"}, {"xt"}, "transpose"), "perm", {0, 1, 3, 2});
+            b.node("MatMul", {"x", "xt"}, {"s"}, "qk");
+            B::intAttr(b.node("Softmax", {"s"}, {"p"}, "sm"), "axis", -1);
+            b.node("MatMul", {"p", "x"}, {"y"}, "pv");
+        }};
+    // A product whose right side is one matrix for every batch (broadcast), itself a
+    // transpose of the input reshaped.
+    c["matmul broadcast transpose"] = {
+        {2, 3, 4}, [](B& b, std::mt19937&) {
+            b.int64Initializer("shape", {2}, {6, 4});
+            b.node("Reshape", {"x", "shape"}, {"f"}, "reshape");
+            b.node("Transpose", {"f"}, {"ft"}, "transpose"); // default perm: reversed, [4, 6]
+            b.node("MatMul", {"x", "ft"}, {"y"}, "matmul");
+        }};
     return c;
 }
 
