@@ -960,6 +960,80 @@ struct TransposeOp : NetOp {
     }
 };
 
+// Gather on axis 0: rows of a table by integer indices (token embeddings). A constant
+// table is a (fake-quantized) weight whose gradient is the rows' gradients summed per
+// index; a computed table passes them back. Indices are held as floats (exact below 2^24).
+struct GatherOp : NetOp {
+    int data = -1, indices = -1, y = -1;
+    bool table = false; // the data is an initializer: a weight
+    WeightRef w;
+    int64_t rows = 0, width = 0;
+    GatherOp(Net& net, const Node& nd)
+    {
+        node = nd.name;
+        if (nd.attrInt("axis", 0) != 0)
+            fail(nd.name, ": training gathers on axis 0 only (axis ", nd.attrInt("axis", 0), ")");
+        if (nd.inputs.size() < 2)
+            fail(nd.name, ": Gather needs data and indices");
+        table = net.graph->constant(nd.inputs[0]) != nullptr;
+        Shape ds;
+        if (table) {
+            w.init(net, nd.inputs[0], nd);
+            ds = net.graph->constant(nd.inputs[0])->shape;
+        } else {
+            data = net.lookup(nd, 0);
+            ds = net.val(data).shape;
+        }
+        if (ds.empty())
+            fail(nd.name, ": Gather data is a scalar");
+        indices = net.lookup(nd, 1);
+        rows = ds[0];
+        width = numelOf(ds) / std::max<int64_t>(rows, 1);
+        Shape ys = net.val(indices).shape;
+        ys.insert(ys.end(), ds.begin() + 1, ds.end());
+        y = net.newValue(nd.outputs[0], ys);
+    }
+    int64_t row(Net& net, std::size_t i) const
+    {
+        const float f = net.val(indices).v[i];
+        int64_t r = int64_t(f);
+        if (float(r) != f || r < -rows || r >= rows)
+            fail(node, ": index ", f, " is outside the ", rows, " rows");
+        return r < 0 ? r + rows : r;
+    }
+    void forward(Net& net) override
+    {
+        if (table)
+            w.forward(net);
+        const float* src = table ? w.wq.data() : net.val(data).v.data();
+        auto& yv = net.val(y).v;
+        const std::size_t count = net.val(indices).v.size();
+        for (std::size_t i = 0; i < count; ++i)
+            std::copy_n(src + row(net, i) * width, width, yv.begin() + int64_t(i) * width);
+    }
+    void backward(Net& net) override
+    {
+        float* dst = nullptr;
+        if (table) {
+            std::fill(w.dwq.begin(), w.dwq.end(), 0.f);
+            dst = w.dwq.data();
+        } else if (net.val(data).needGrad) {
+            dst = net.val(data).g.data();
+        }
+        if (!dst)
+            return;
+        const auto& dy = net.val(y).g;
+        const std::size_t count = net.val(indices).v.size();
+        for (std::size_t i = 0; i < count; ++i) {
+            float* d = dst + row(net, i) * width;
+            for (int64_t j = 0; j < width; ++j)
+                d[j] += dy[i * std::size_t(width) + std::size_t(j)];
+        }
+        if (table)
+            w.backward(net);
+    }
+};
+
 // The fake quantization of a value with a learned (LSQ) scale.
 struct FakeQuantOp : NetOp {
     int x = -1, y = -1, scale = -1;
@@ -989,7 +1063,7 @@ const std::vector<std::string>& trainableOps()
 {
     static const std::vector<std::string> ops = {"Conv", "Gemm", "MatMul", "Relu", "LeakyRelu", "Sigmoid", "Tanh",
         "Gelu", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Softmax", "LayerNormalization", "Add",
-        "Sub", "Mul", "Flatten", "Reshape", "Identity", "Transpose"};
+        "Sub", "Mul", "Flatten", "Reshape", "Identity", "Transpose", "Gather"};
     return ops;
 }
 
@@ -1050,10 +1124,12 @@ Net::Net(const Graph& g, const std::map<std::string, Shape>& inputShapes, std::s
         auto s = inputShapes.find(in.name);
         if (s == inputShapes.end())
             fail("training: no shape for the input ", quoted(in.name));
-        if (in.dtype != DType::Float)
-            fail("training: the input ", quoted(in.name), " is ", dtypeName(in.dtype), ", expected float32");
+        const bool ids = in.dtype == DType::Int64 || in.dtype == DType::Int32; // token ids: no gradient
+        if (in.dtype != DType::Float && !ids)
+            fail("training: the input ", quoted(in.name), " is ", dtypeName(in.dtype),
+                ", expected float32 or integer ids");
         const int i = newValue(in.name, s->second);
-        val(i).needGrad = options_.inputGradients;
+        val(i).needGrad = options_.inputGradients && !ids;
         inputs_.push_back(i);
         publish(in.name, i);
     }
@@ -1070,6 +1146,8 @@ Net::Net(const Graph& g, const std::map<std::string, Shape>& inputShapes, std::s
             op = std::make_unique<LinearOp>(*this, n);
         else if (t == "Transpose")
             op = std::make_unique<TransposeOp>(*this, n);
+        else if (t == "Gather")
+            op = std::make_unique<GatherOp>(*this, n);
         else if (t == "Relu" || t == "LeakyRelu" || t == "Sigmoid" || t == "Tanh" || t == "Gelu")
             op = std::make_unique<EltwiseOp>(*this, n);
         else if (t == "MaxPool" || t == "AveragePool" || t == "GlobalAveragePool" || t == "GlobalMaxPool")
@@ -1115,11 +1193,23 @@ const std::vector<float>& Net::forward(const std::vector<Tensor>& inputs)
         fail("training: ", inputs.size(), " inputs given, the graph has ", inputs_.size());
     for (std::size_t i = 0; i < inputs.size(); ++i) {
         NetValue& v = val(inputs_[i]);
-        if (inputs[i].shape != v.shape || inputs[i].dtype != DType::Float)
+        if (inputs[i].shape != v.shape)
             fail("training: input ", quoted(v.name), " is ", shapeString(inputs[i].shape), ", the net was built for ",
                 shapeString(v.shape));
-        auto d = inputs[i].data<float>();
-        std::copy(d.begin(), d.end(), v.v.begin());
+        if (inputs[i].dtype == DType::Float) {
+            auto d = inputs[i].data<float>();
+            std::copy(d.begin(), d.end(), v.v.begin());
+        } else if (inputs[i].dtype == DType::Int64 || inputs[i].dtype == DType::Int32) {
+            const std::vector<int64_t> ids = inputs[i].toInt64();
+            for (std::size_t k = 0; k < ids.size(); ++k) {
+                if (std::abs(ids[k]) >= (int64_t(1) << 24))
+                    fail("training: input ", quoted(v.name), " holds the id ", ids[k], ", beyond 2^24");
+                v.v[k] = float(ids[k]);
+            }
+        } else {
+            fail("training: input ", quoted(v.name), " is ", dtypeName(inputs[i].dtype),
+                ", expected float32 or integer ids");
+        }
     }
     for (auto& op : ops_)
         op->forward(*this);

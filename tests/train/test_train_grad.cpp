@@ -147,6 +147,11 @@ std::map<std::string, Case> cases()
             b.node("Transpose", {"f"}, {"ft"}, "transpose"); // default perm: reversed, [4, 6]
             b.node("MatMul", {"x", "ft"}, {"y"}, "matmul");
         }};
+    // Rows of a computed table by constant indices, repeated and negative.
+    c["gather rows"] = {{5, 3}, [](B& b, std::mt19937&) {
+                            b.int64Initializer("idx", {2, 3}, {0, 4, 4, -1, 2, 0});
+                            b.node("Gather", {"x", "idx"}, {"y"}, "gather");
+                        }};
     return c;
 }
 
@@ -234,7 +239,7 @@ private slots:
         auto loss = [&] { return weightedSum(net.forward({Tensor::fromVector<float>(Shape(c.xShape), xv)}), r); };
         checkGradient("x", xv, dx, loss, rng);
         QVERIFY(!params->params.empty() || name.contains("eltwise") || name.contains("pool") || name.contains("add") ||
-            name.contains("mul") || name.contains("softmax"));
+            name.contains("mul") || name.contains("softmax") || name.contains("gather"));
         for (Param& p : params->params) {
             const std::vector<float> grad = p.grad;
             auto paramLoss = [&] { return weightedSum(net.forward({x}), r); };
@@ -392,6 +397,53 @@ private slots:
         QVERIFY(std::abs(distillationLoss(z, z, rows, 2.0, 1, {})) < 1e-12);
         QVERIFY(std::abs(crossEntropyLoss(z, labels, rows, 1, {}) - std::log(double(classes))) < 1e-9);
         QVERIFY_THROWS_EXCEPTION(Error, crossEntropyLoss(z, std::vector<int64_t> {5, 0, 0}, rows, 1, {}));
+    }
+
+    // Token ids (an int64 input) pick rows of an embedding table: the forward against the
+    // inference runtime, the table's and the next layer's gradients against central
+    // differences (ids repeat, so rows sum several gradients); an id beyond the table
+    // fails naming the node.
+    void tokenEmbeddingGradient()
+    {
+        std::mt19937 rng(11);
+        OnnxBuilder b(17);
+        b.input("tokens", {2, 4}, onnx::TensorProto::INT64);
+        param(b, "wte", {6, 3}, rng);
+        param(b, "w", {3, 2}, rng);
+        b.node("Gather", {"wte", "tokens"}, {"e"}, "embed");
+        b.node("Tanh", {"e"}, {"h"}, "act");
+        b.node("MatMul", {"h", "w"}, {"y"}, "head");
+        b.output("y")->mutable_type()->mutable_tensor_type()->clear_shape();
+        const Graph g = importOnnxBytes(b.bytes(), "tokens.onnx", "");
+        const std::map<std::string, Shape> shapes = {{"tokens", Shape {2, 4}}};
+        auto params = std::make_shared<ParamStore>();
+        Net net(g, shapes, params, NetOptions {});
+        const Tensor tokens = Tensor::fromVector<int64_t>({2, 4}, {1, 5, 1, 0, 3, 3, 5, 2});
+        const std::vector<float> y = net.forward({tokens});
+        CompileOptions co;
+        co.inputShapes = shapes;
+        const auto ref = compilePlan(g, co)->run({tokens}).front().toFloat();
+        QCOMPARE(ref.size(), y.size());
+        for (std::size_t i = 0; i < y.size(); ++i)
+            QVERIFY2(std::abs(ref[i] - y[i]) <= 1e-5f * (1 + std::abs(ref[i])), qPrintable(QString::number(i)));
+        const std::vector<float> r = randomValues(y.size(), rng);
+        params->zeroGrad();
+        net.backward(r);
+        QCOMPARE(int(params->params.size()), 2);
+        for (Param& p : params->params) {
+            const std::vector<float> grad = p.grad;
+            checkGradient(
+                p.name, p.value, grad, [&] { return weightedSum(net.forward({tokens}), r); }, rng);
+        }
+        const Param& table = params->params[std::size_t(params->find("wte"))];
+        QCOMPARE(table.grad[4 * 3], 0.f); // id 4 is never read
+        const Tensor bad = Tensor::fromVector<int64_t>({2, 4}, {1, 6, 1, 0, 3, 3, 5, 2});
+        try {
+            net.forward({bad});
+            QFAIL("an id beyond the table was read");
+        } catch (const Error& e) {
+            QVERIFY2(QString(e.what()).contains("embed"), e.what());
+        }
     }
 
     void unsupportedOpNamesTheNode()
