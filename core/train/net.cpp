@@ -690,7 +690,7 @@ struct BinaryOp : NetOp {
     BinaryOp(Net& net, const Node& n)
     {
         node = n.name;
-        kind = n.opType == "Add" ? '+' : n.opType == "Sub" ? '-' : '*';
+        kind = n.opType == "Add" ? '+' : n.opType == "Sub" ? '-' : n.opType == "Div" ? '/' : '*';
         a = net.lookup(n, 0);
         b = net.lookup(n, 1);
         const Shape sa = net.val(a).shape, sb = net.val(b).shape;
@@ -730,7 +730,7 @@ struct BinaryOp : NetOp {
         float* vy = net.val(y).v.data();
         for (std::size_t i = 0; i < ia.size(); ++i) {
             const float p = va[ia[i]], q = vb[ib[i]];
-            vy[i] = kind == '+' ? p + q : kind == '-' ? p - q : p * q;
+            vy[i] = kind == '+' ? p + q : kind == '-' ? p - q : kind == '/' ? p / q : p * q;
         }
     }
     void backward(Net& net) override
@@ -741,12 +741,15 @@ struct BinaryOp : NetOp {
         if (net.val(a).needGrad) {
             float* ga = net.val(a).g.data();
             for (std::size_t i = 0; i < ia.size(); ++i)
-                ga[ia[i]] += kind == '*' ? gy[i] * vb[ib[i]] : gy[i];
+                ga[ia[i]] += kind == '*' ? gy[i] * vb[ib[i]] : kind == '/' ? gy[i] / vb[ib[i]] : gy[i];
         }
         if (net.val(b).needGrad) {
             float* gb = net.val(b).g.data();
             for (std::size_t i = 0; i < ib.size(); ++i)
-                gb[ib[i]] += kind == '*' ? gy[i] * va[ia[i]] : kind == '-' ? -gy[i] : gy[i];
+                gb[ib[i]] += kind == '*' ? gy[i] * va[ia[i]]
+                    : kind == '/'        ? -gy[i] * va[ia[i]] / (vb[ib[i]] * vb[ib[i]])
+                    : kind == '-'        ? -gy[i]
+                                         : gy[i];
         }
     }
 };
@@ -1034,6 +1037,85 @@ struct GatherOp : NetOp {
     }
 };
 
+// Split along an axis into the sizes of input 1 (a constant), of the `split` attribute
+// (before opset 13), or equal parts (num_outputs, or the outputs' count); each output is
+// a value of its own (the query, key and value of attention), the backward adds each
+// part's gradient back into its place.
+struct SplitOp : NetOp {
+    int x = -1;
+    std::vector<int> ys;
+    std::vector<int64_t> sizes;
+    int64_t outer = 1, inner = 1, along = 0; // [outer, along, inner] view of x
+    SplitOp(Net& net, const Node& nd)
+    {
+        node = nd.name;
+        x = net.lookup(nd, 0);
+        const Shape xs = net.val(x).shape;
+        int64_t axis = nd.attrInt("axis", 0);
+        if (axis < 0)
+            axis += int64_t(xs.size());
+        if (axis < 0 || axis >= int64_t(xs.size()))
+            fail(nd.name, ": Split axis ", nd.attrInt("axis", 0), " is outside rank ", xs.size());
+        along = xs[std::size_t(axis)];
+        for (int64_t i = 0; i < axis; ++i)
+            outer *= xs[std::size_t(i)];
+        inner = numelOf(xs) / std::max<int64_t>(outer * along, 1);
+        const int64_t parts = int64_t(nd.outputs.size());
+        if (nd.inputs.size() > 1 && !nd.inputs[1].empty()) {
+            const Tensor* t = net.graph->constant(nd.inputs[1]);
+            if (!t)
+                fail(nd.name, ": training needs Split's sizes as an initializer");
+            sizes = t->toInt64();
+        } else {
+            sizes = nd.attrInts("split");
+        }
+        if (sizes.empty()) {
+            if (along % parts != 0)
+                fail(nd.name, ": ", along, " does not split into ", parts, " equal parts");
+            sizes.assign(std::size_t(parts), along / parts);
+        }
+        int64_t sum = 0;
+        for (int64_t v : sizes)
+            sum += v < 0 ? along + 1 : v;
+        if (int64_t(sizes.size()) != parts || sum != along)
+            fail(nd.name, ": split sizes of ", sizes.size(), " parts summing to ", sum, " for ", parts, " outputs of ",
+                along);
+        for (std::size_t k = 0; k < sizes.size(); ++k) {
+            Shape s = xs;
+            s[std::size_t(axis)] = sizes[k];
+            ys.push_back(net.newValue(nd.outputs[k], s));
+        }
+    }
+    template<class F> void each(F&& f) // f(part, offset in x, offset in the part, length)
+    {
+        int64_t start = 0;
+        for (std::size_t k = 0; k < ys.size(); ++k) {
+            const int64_t len = sizes[k] * inner;
+            for (int64_t o = 0; o < outer; ++o)
+                f(k, (o * along) * inner + start, o * len, len);
+            start += len;
+        }
+    }
+    void forward(Net& net) override
+    {
+        const float* xv = net.val(x).v.data();
+        each([&](std::size_t k, int64_t from, int64_t to, int64_t len) {
+            std::copy_n(xv + from, len, net.val(ys[k]).v.data() + to);
+        });
+    }
+    void backward(Net& net) override
+    {
+        NetValue& in = net.val(x);
+        if (!in.needGrad)
+            return;
+        each([&](std::size_t k, int64_t from, int64_t to, int64_t len) {
+            const float* g = net.val(ys[k]).g.data() + to;
+            for (int64_t i = 0; i < len; ++i)
+                in.g[std::size_t(from + i)] += g[i];
+        });
+    }
+};
+
 // The fake quantization of a value with a learned (LSQ) scale.
 struct FakeQuantOp : NetOp {
     int x = -1, y = -1, scale = -1;
@@ -1063,7 +1145,7 @@ const std::vector<std::string>& trainableOps()
 {
     static const std::vector<std::string> ops = {"Conv", "Gemm", "MatMul", "Relu", "LeakyRelu", "Sigmoid", "Tanh",
         "Gelu", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Softmax", "LayerNormalization", "Add",
-        "Sub", "Mul", "Flatten", "Reshape", "Identity", "Transpose", "Gather"};
+        "Sub", "Mul", "Div", "Flatten", "Reshape", "Identity", "Transpose", "Gather", "Split"};
     return ops;
 }
 
@@ -1148,7 +1230,14 @@ Net::Net(const Graph& g, const std::map<std::string, Shape>& inputShapes, std::s
             op = std::make_unique<TransposeOp>(*this, n);
         else if (t == "Gather")
             op = std::make_unique<GatherOp>(*this, n);
-        else if (t == "Relu" || t == "LeakyRelu" || t == "Sigmoid" || t == "Tanh" || t == "Gelu")
+        else if (t == "Split") {
+            auto split = std::make_unique<SplitOp>(*this, n);
+            const std::vector<int> parts = split->ys;
+            ops_.push_back(std::move(split));
+            for (std::size_t k = 0; k < parts.size(); ++k)
+                publish(n.outputs[k], parts[k]);
+            continue;
+        } else if (t == "Relu" || t == "LeakyRelu" || t == "Sigmoid" || t == "Tanh" || t == "Gelu")
             op = std::make_unique<EltwiseOp>(*this, n);
         else if (t == "MaxPool" || t == "AveragePool" || t == "GlobalAveragePool" || t == "GlobalMaxPool")
             op = std::make_unique<PoolOp>(*this, n);
@@ -1156,7 +1245,7 @@ Net::Net(const Graph& g, const std::map<std::string, Shape>& inputShapes, std::s
             op = std::make_unique<SoftmaxOp>(*this, n);
         else if (t == "LayerNormalization")
             op = std::make_unique<LayerNormOp>(*this, n);
-        else if (t == "Add" || t == "Sub" || t == "Mul")
+        else if (t == "Add" || t == "Sub" || t == "Mul" || t == "Div")
             op = std::make_unique<BinaryOp>(*this, n);
         else if (t == "Flatten" || t == "Reshape" || t == "Identity")
             op = std::make_unique<ReshapeOp>(*this, n);

@@ -152,6 +152,21 @@ std::map<std::string, Case> cases()
                             b.int64Initializer("idx", {2, 3}, {0, 4, 4, -1, 2, 0});
                             b.node("Gather", {"x", "idx"}, {"y"}, "gather");
                         }};
+    // Attention's query, key and value from one projection: Split into unequal parts
+    // along the last axis, recombined (each part's gradient goes back to its place).
+    c["split sizes mul"] = {{2, 3, 7}, [](B& b, std::mt19937&) {
+                                b.int64Initializer("sizes", {3}, {2, 2, 3});
+                                B::intAttr(b.node("Split", {"x", "sizes"}, {"q", "k", "v"}, "split"), "axis", -1);
+                                b.node("Mul", {"q", "k"}, {"s"}, "mul");
+                                B::intsAttr(b.node("Transpose", {"s"}, {"t"}, "transpose"), "perm", {0, 2, 1});
+                                b.node("MatMul", {"t", "v"}, {"y"}, "matmul");
+                            }};
+    // Equal parts on a middle axis, divided by each other (both sides of Div).
+    c["split equal div"] = {{2, 4, 3}, [](B& b, std::mt19937&) {
+                                B::intAttr(b.node("Split", {"x"}, {"a", "c"}, "split"), "axis", 1);
+                                b.node("Sigmoid", {"c"}, {"s"}, "act");
+                                b.node("Div", {"a", "s"}, {"y"}, "div");
+                            }};
     return c;
 }
 
@@ -239,7 +254,7 @@ private slots:
         auto loss = [&] { return weightedSum(net.forward({Tensor::fromVector<float>(Shape(c.xShape), xv)}), r); };
         checkGradient("x", xv, dx, loss, rng);
         QVERIFY(!params->params.empty() || name.contains("eltwise") || name.contains("pool") || name.contains("add") ||
-            name.contains("mul") || name.contains("softmax") || name.contains("gather"));
+            name.contains("mul") || name.contains("softmax") || name.contains("gather") || name.contains("split"));
         for (Param& p : params->params) {
             const std::vector<float> grad = p.grad;
             auto paramLoss = [&] { return weightedSum(net.forward({x}), r); };
