@@ -682,6 +682,86 @@ struct LayerNormOp : NetOp {
 };
 
 // Add, Sub, Mul with numpy broadcasting, as plain loops over precomputed indices.
+// For each element of the broadcast (numpy rules) output of `shapes`, the element each
+// operand reads; `out` is the output shape. Fails naming `n` when they do not broadcast.
+std::vector<std::vector<int64_t>> broadcastIndices(const Node& n, const std::vector<Shape>& shapes, Shape& out)
+{
+    std::size_t rank = 0;
+    for (const Shape& s : shapes)
+        rank = std::max(rank, s.size());
+    std::vector<Shape> padded;
+    out.assign(rank, 1);
+    for (const Shape& s : shapes) {
+        Shape p(rank, 1);
+        std::copy(s.begin(), s.end(), p.begin() + long(rank - s.size()));
+        for (std::size_t i = 0; i < rank; ++i) {
+            if (p[i] != out[i] && p[i] != 1 && out[i] != 1) {
+                std::string all;
+                for (const Shape& t : shapes)
+                    all += (all.empty() ? "" : " and ") + shapeString(t);
+                fail(n.name, ": shapes ", all, " do not broadcast");
+            }
+            out[i] = std::max(out[i], p[i]);
+        }
+        padded.push_back(p);
+    }
+    const int64_t total = numelOf(out);
+    std::vector<std::vector<int64_t>> result(shapes.size(), std::vector<int64_t>(std::size_t(total)));
+    std::vector<int64_t> idx(rank, 0);
+    for (int64_t i = 0; i < total; ++i) {
+        for (std::size_t k = 0; k < padded.size(); ++k) {
+            int64_t o = 0;
+            for (std::size_t d = 0; d < rank; ++d)
+                o = o * padded[k][d] + (padded[k][d] == 1 ? 0 : idx[d]);
+            result[k][std::size_t(i)] = o;
+        }
+        for (std::size_t d = rank; d-- > 0;)
+            if (++idx[d] < out[d])
+                break;
+            else
+                idx[d] = 0;
+    }
+    return result;
+}
+
+// Where(condition, x, y) with broadcasting (attention's causal mask): the gradient goes
+// to x where the condition holds, to y elsewhere; the condition has none.
+struct WhereOp : NetOp {
+    int c = -1, a = -1, b = -1, y = -1;
+    std::vector<int64_t> ic, ia, ib;
+    WhereOp(Net& net, const Node& n)
+    {
+        node = n.name;
+        c = net.lookup(n, 0);
+        a = net.lookup(n, 1);
+        b = net.lookup(n, 2);
+        Shape ys;
+        auto idx = broadcastIndices(n, {net.val(c).shape, net.val(a).shape, net.val(b).shape}, ys);
+        ic = std::move(idx[0]);
+        ia = std::move(idx[1]);
+        ib = std::move(idx[2]);
+        y = net.newValue(n.outputs[0], ys);
+    }
+    void forward(Net& net) override
+    {
+        const float *vc = net.val(c).v.data(), *va = net.val(a).v.data(), *vb = net.val(b).v.data();
+        float* vy = net.val(y).v.data();
+        for (std::size_t i = 0; i < ic.size(); ++i)
+            vy[i] = vc[ic[i]] != 0 ? va[ia[i]] : vb[ib[i]];
+    }
+    void backward(Net& net) override
+    {
+        const float* vc = net.val(c).v.data();
+        const float* gy = net.val(y).g.data();
+        NetValue &na = net.val(a), &nb = net.val(b);
+        for (std::size_t i = 0; i < ic.size(); ++i) {
+            NetValue& to = vc[ic[i]] != 0 ? na : nb;
+            if (to.needGrad)
+                to.g[std::size_t(vc[ic[i]] != 0 ? ia[i] : ib[i])] += gy[i];
+        }
+    }
+};
+
 struct BinaryOp : NetOp {
     int a = -1, b = -1, y = -1;
     char kind = '+';
@@ -693,35 +773,11 @@ struct BinaryOp : NetOp {
         kind = n.opType == "Add" ? '+' : n.opType == "Sub" ? '-' : n.opType == "Div" ? '/' : '*';
         a = net.lookup(n, 0);
         b = net.lookup(n, 1);
-        const Shape sa = net.val(a).shape, sb = net.val(b).shape;
-        const std::size_t rank = std::max(sa.size(), sb.size());
-        Shape ys(rank), pa(rank, 1), pb(rank, 1);
-        std::copy(sa.begin(), sa.end(), pa.begin() + long(rank - sa.size()));
-        std::copy(sb.begin(), sb.end(), pb.begin() + long(rank - sb.size()));
-        for (std::size_t i = 0; i < rank; ++i) {
-            if (pa[i] != pb[i] && pa[i] != 1 && pb[i] != 1)
-                fail(n.name, ": shapes ", shapeString(sa), " and ", shapeString(sb), " do not broadcast");
-            ys[i] = std::max(pa[i], pb[i]);
-        }
+        Shape ys;
+        auto idx = broadcastIndices(n, {net.val(a).shape, net.val(b).shape}, ys);
+        ia = std::move(idx[0]);
+        ib = std::move(idx[1]);
         y = net.newValue(n.outputs[0], ys);
-        const int64_t total = numelOf(ys);
-        ia.resize(std::size_t(total));
-        ib.resize(std::size_t(total));
-        std::vector<int64_t> idx(rank, 0);
-        for (int64_t i = 0; i < total; ++i) {
-            int64_t oa = 0, ob = 0;
-            for (std::size_t d = 0; d < rank; ++d) {
-                oa = oa * pa[d] + (pa[d] == 1 ? 0 : idx[d]);
-                ob = ob * pb[d] + (pb[d] == 1 ? 0 : idx[d]);
-            }
-            ia[std::size_t(i)] = oa;
-            ib[std::size_t(i)] = ob;
-            for (std::size_t d = rank; d-- > 0;)
-                if (++idx[d] < ys[d])
-                    break;
-                else
-                    idx[d] = 0;
-        }
     }
     void forward(Net& net) override
     {
@@ -1145,7 +1201,7 @@ const std::vector<std::string>& trainableOps()
 {
     static const std::vector<std::string> ops = {"Conv", "Gemm", "MatMul", "Relu", "LeakyRelu", "Sigmoid", "Tanh",
         "Gelu", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Softmax", "LayerNormalization", "Add",
-        "Sub", "Mul", "Div", "Flatten", "Reshape", "Identity", "Transpose", "Gather", "Split"};
+        "Sub", "Mul", "Div", "Flatten", "Reshape", "Identity", "Transpose", "Gather", "Split", "Where"};
     return ops;
 }
 
@@ -1230,6 +1286,8 @@ Net::Net(const Graph& g, const std::map<std::string, Shape>& inputShapes, std::s
             op = std::make_unique<TransposeOp>(*this, n);
         else if (t == "Gather")
             op = std::make_unique<GatherOp>(*this, n);
+        else if (t == "Where")
+            op = std::make_unique<WhereOp>(*this, n);
         else if (t == "Split") {
             auto split = std::make_unique<SplitOp>(*this, n);
             const std::vector<int> parts = split->ys;

@@ -167,6 +167,20 @@ std::map<std::string, Case> cases()
                                 b.node("Sigmoid", {"c"}, {"s"}, "act");
                                 b.node("Div", {"a", "s"}, {"y"}, "div");
                             }};
+    // A causal mask as attention applies it: scores where a constant lower-triangular
+    // condition holds, a computed fill elsewhere (both receive gradients), broadcast over
+    // the batch.
+    c["where mask softmax"] = {{2, 3, 3}, [](B& b, std::mt19937&) {
+                                   b.node("Tanh", {"x"}, {"fill"}, "act");
+                                   b.initializer("half", {1}, {0.5f});
+                                   b.node("Mul", {"fill", "half"}, {"f"}, "scale");
+                                   auto* causal = b.int64Initializer("causal", {3, 3}, {});
+                                   causal->set_data_type(onnx::TensorProto::BOOL);
+                                   for (int v : {1, 0, 0, 1, 1, 0, 1, 1, 1})
+                                       causal->add_int32_data(v);
+                                   b.node("Where", {"causal", "x", "f"}, {"w"}, "mask");
+                                   B::intAttr(b.node("Softmax", {"w"}, {"y"}, "sm"), "axis", -1);
+                               }};
     return c;
 }
 
