@@ -2,6 +2,7 @@
 // value buffers at construction), plus the fake quantization ops of quantized values.
 #include "train/net.h"
 
+#include "runtime/plan.h"
 #include "train/fake_quant.h"
 #include "util/error.h"
 
@@ -104,7 +105,7 @@ struct WeightRef {
 
     void init(Net& net, const std::string& name, const Node& n)
     {
-        const Tensor* t = net.graph->constant(name);
+        const Tensor* t = net.constant(name);
         if (!t)
             fail(n.name, ": the weight ", quoted(name), " is not an initializer (training needs a constant weight)");
         param = net.params().add(name, *t, net.options().learnWeights);
@@ -153,7 +154,7 @@ struct VectorRef {
     void init(Net& net, const Node& n, std::size_t input, int64_t length, const std::string& what)
     {
         if (input < n.inputs.size() && !n.inputs[input].empty()) {
-            const Tensor* t = net.graph->constant(n.inputs[input]);
+            const Tensor* t = net.constant(n.inputs[input]);
             if (!t)
                 fail(n.name, ": the ", what, " ", quoted(n.inputs[input]), " is not an initializer");
             if (t->numel() != length)
@@ -274,7 +275,7 @@ struct ConvOp : WeightedOp {
         node = n.name;
         x = net.lookup(n, 0);
         const Shape xs = net.val(x).shape;
-        const Tensor* wt = net.graph->constant(n.input(1));
+        const Tensor* wt = net.constant(n.input(1));
         if (!wt)
             fail(n.name, ": the weight ", quoted(n.input(1)), " is not an initializer");
         const Shape ws = wt->shape;
@@ -366,7 +367,7 @@ struct LinearOp : WeightedOp {
         node = nd.name;
         x = net.lookup(nd, 0);
         const Shape xs = net.val(x).shape;
-        const Tensor* wt = nd.inputs.size() > 1 ? net.graph->constant(nd.inputs[1]) : nullptr;
+        const Tensor* wt = nd.inputs.size() > 1 ? net.constant(nd.inputs[1]) : nullptr;
         if (!wt || wt->shape.size() != 2)
             fail(nd.name, ": training needs a constant 2-D weight as input 1");
         if (nd.opType == "Gemm") {
@@ -828,7 +829,7 @@ struct ReshapeOp : NetOp {
             const int64_t lead = numelOf(Shape(xs.begin(), xs.begin() + axis));
             ys = {lead, numelOf(xs) / std::max<int64_t>(lead, 1)};
         } else if (n.opType == "Reshape") {
-            const Tensor* s = n.inputs.size() > 1 ? net.graph->constant(n.inputs[1]) : nullptr;
+            const Tensor* s = n.inputs.size() > 1 ? net.constant(n.inputs[1]) : nullptr;
             if (!s)
                 fail(n.name, ": training needs Reshape's shape as an initializer");
             const std::vector<int64_t> want = s->toInt64();
@@ -1034,11 +1035,11 @@ struct GatherOp : NetOp {
             fail(nd.name, ": training gathers on axis 0 only (axis ", nd.attrInt("axis", 0), ")");
         if (nd.inputs.size() < 2)
             fail(nd.name, ": Gather needs data and indices");
-        table = net.graph->constant(nd.inputs[0]) != nullptr;
+        table = net.constant(nd.inputs[0]) != nullptr;
         Shape ds;
         if (table) {
             w.init(net, nd.inputs[0], nd);
-            ds = net.graph->constant(nd.inputs[0])->shape;
+            ds = net.constant(nd.inputs[0])->shape;
         } else {
             data = net.lookup(nd, 0);
             ds = net.val(data).shape;
@@ -1118,7 +1119,7 @@ struct SplitOp : NetOp {
         inner = numelOf(xs) / std::max<int64_t>(outer * along, 1);
         const int64_t parts = int64_t(nd.outputs.size());
         if (nd.inputs.size() > 1 && !nd.inputs[1].empty()) {
-            const Tensor* t = net.graph->constant(nd.inputs[1]);
+            const Tensor* t = net.constant(nd.inputs[1]);
             if (!t)
                 fail(nd.name, ": training needs Split's sizes as an initializer");
             sizes = t->toInt64();
@@ -1224,7 +1225,7 @@ int Net::lookup(const Node& n, std::size_t input) const
     auto it = valueOf_.find(name);
     if (it != valueOf_.end())
         return it->second;
-    const Tensor* c = graph->constant(name);
+    const Tensor* c = constant(name);
     if (!c)
         fail(n.name, ": input ", quoted(name), " is computed by no node training supports");
     auto& self = const_cast<Net&>(*this);
@@ -1233,6 +1234,71 @@ int Net::lookup(const Node& n, std::size_t input) const
     self.val(i).needGrad = false;
     self.valueOf_[name] = i;
     return i;
+}
+
+const Tensor* Net::constant(const std::string& name) const
+{
+    auto f = folded_.find(name);
+    return f != folded_.end() ? &f->second : graph->constant(name);
+}
+
+// A node whose inputs are all constants (or, for Shape and Size, values of the fixed
+// shapes the net is built for) is evaluated once by the runtime's kernels on a graph of
+// that node and its outputs become constants; layers keep their weights trainable.
+bool Net::fold(const Node& n)
+{
+    static const std::set<std::string> layers = {"Conv", "Gemm", "MatMul", "Gather", "LayerNormalization"};
+    if (n.inputs.empty() || (!n.domain.empty() && n.domain != "ai.onnx"))
+        return false;
+    if (layers.count(n.opType))
+        for (const std::string& in : n.inputs)
+            if (const Tensor* w = graph->constant(in); w && w->dtype == DType::Float)
+                return false; // a weight: trained, not folded
+    for (const auto& [name, a] : n.attrs)
+        if (!a.graphs.empty())
+            return false;
+    Graph one;
+    one.name = n.name;
+    one.opsets = graph->opsets;
+    std::vector<Tensor> feeds;
+    std::map<std::string, Shape> shapes;
+    for (const std::string& in : n.inputs) {
+        if (in.empty() || one.initializers.count(in))
+            continue;
+        if (const Tensor* t = constant(in)) {
+            one.initializers[in] = *t;
+            continue;
+        }
+        auto v = valueOf_.find(in);
+        if ((n.opType != "Shape" && n.opType != "Size") || v == valueOf_.end())
+            return false;
+        const Shape s = val(v->second).shape;
+        ValueInfo vi {in, DType::Float, std::vector<Dim>(s.size())};
+        for (std::size_t d = 0; d < s.size(); ++d)
+            (*vi.dims)[d].value = s[d];
+        one.inputs.push_back(vi);
+        feeds.push_back(Tensor(DType::Float, s));
+        shapes[in] = s;
+    }
+    one.nodes.push_back(n);
+    for (const auto& o : n.outputs)
+        if (!o.empty())
+            one.outputs.push_back(ValueInfo {o, DType::Undefined, std::nullopt});
+    one.index();
+    CompileOptions co;
+    co.threads = 1;
+    co.inputShapes = shapes;
+    std::vector<Tensor> out;
+    try {
+        out = compilePlan(one, co)->run(feeds);
+    } catch (const Error& e) {
+        fail(n.name, ": ", n.opType, " of constants does not evaluate (", e.what(), ")");
+    }
+    std::size_t k = 0;
+    for (const auto& o : n.outputs)
+        if (!o.empty())
+            folded_[o] = out.at(k++);
+    return true;
 }
 
 Net::Net(const Graph& g, const std::map<std::string, Shape>& inputShapes, std::shared_ptr<ParamStore> params,
@@ -1272,13 +1338,15 @@ Net::Net(const Graph& g, const std::map<std::string, Shape>& inputShapes, std::s
         publish(in.name, i);
     }
     for (const Node& n : g.nodes) {
+        if (fold(n))
+            continue;
         std::unique_ptr<NetOp> op;
         const std::string& t = n.opType;
         if (!n.domain.empty() && n.domain != "ai.onnx")
             fail(n.name, ": op ", n.domain, ".", t, " has no training kernel");
         if (t == "Conv")
             op = std::make_unique<ConvOp>(*this, n);
-        else if (t == "MatMul" && n.inputs.size() > 1 && !g.constant(n.inputs[1]))
+        else if (t == "MatMul" && n.inputs.size() > 1 && !constant(n.inputs[1]))
             op = std::make_unique<ActMatMulOp>(*this, n); // two computed values (attention)
         else if (t == "Gemm" || t == "MatMul")
             op = std::make_unique<LinearOp>(*this, n);

@@ -93,11 +93,17 @@ private:
     int output_ = -1;
     struct Dnnl;
     std::unique_ptr<Dnnl> dnnl_;
+    // Values computed from constants and fixed shapes (Shape chains, masks, positions),
+    // evaluated once by the inference runtime when the net is built.
+    std::map<std::string, Tensor> folded_;
+    bool fold(const Node& n);
 
 public: // for the op builders in net.cpp
     int newValue(const std::string& name, const Shape& shape);
     NetValue& val(int i) { return *values_[std::size_t(i)]; }
     int lookup(const Node& n, std::size_t input) const;
+    // An initializer of the graph or a value folded from constants, else nullptr.
+    const Tensor* constant(const std::string& name) const;
     Dnnl& dnnl() { return *dnnl_; }
     const NetOptions& options() const { return options_; }
     const Graph* graph = nullptr;

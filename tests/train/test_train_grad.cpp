@@ -181,6 +181,18 @@ std::map<std::string, Case> cases()
                                    b.node("Where", {"causal", "x", "f"}, {"w"}, "mask");
                                    B::intAttr(b.node("Softmax", {"w"}, {"y"}, "sm"), "axis", -1);
                                }};
+    // A shape chain as exporters write it (Shape, Gather, Unsqueeze, Concat into
+    // Reshape's shape), folded on the fixed input shape when the net is built.
+    c["reshape by a shape chain"] = {{2, 3, 4}, [](B& b, std::mt19937&) {
+                                         b.node("Shape", {"x"}, {"s"}, "shape");
+                                         b.int64Initializer("zero", {}, {0});
+                                         b.node("Gather", {"s", "zero"}, {"n"}, "batch");
+                                         b.int64Initializer("axes", {1}, {0});
+                                         b.node("Unsqueeze", {"n", "axes"}, {"nu"}, "unsqueeze");
+                                         b.int64Initializer("rest", {1}, {-1});
+                                         B::intAttr(b.node("Concat", {"nu", "rest"}, {"shape"}, "concat"), "axis", 0);
+                                         b.node("Reshape", {"x", "shape"}, {"y"}, "reshape");
+                                     }};
     return c;
 }
 
@@ -268,7 +280,8 @@ private slots:
         auto loss = [&] { return weightedSum(net.forward({Tensor::fromVector<float>(Shape(c.xShape), xv)}), r); };
         checkGradient("x", xv, dx, loss, rng);
         QVERIFY(!params->params.empty() || name.contains("eltwise") || name.contains("pool") || name.contains("add") ||
-            name.contains("mul") || name.contains("softmax") || name.contains("gather") || name.contains("split"));
+            name.contains("mul") || name.contains("softmax") || name.contains("gather") || name.contains("split") ||
+            name.contains("reshape"));
         for (Param& p : params->params) {
             const std::vector<float> grad = p.grad;
             auto paramLoss = [&] { return weightedSum(net.forward({x}), r); };
