@@ -188,10 +188,15 @@ int runQat(const std::vector<std::string>& argv)
             recordQatCheckpoint(store ? &*store : nullptr, c, rec, train, heldOut, p, cancel);
         checkpoints.push_back({{"step", stepOffset + c.step}, {"model", rec.modelPath},
             {"run_id", store ? nlohmann::json(r.runId) : nlohmann::json(nullptr)},
-            {"top1", r.result.top1 ? jsonNumber(*r.result.top1) : nlohmann::json(nullptr)}});
+            {"top1", r.result.top1 ? jsonNumber(*r.result.top1) : nlohmann::json(nullptr)},
+            {"perplexity", r.result.perplexity ? jsonNumber(*r.result.perplexity) : nlohmann::json(nullptr)},
+            {"fp32_perplexity",
+                r.result.fp32Perplexity ? jsonNumber(*r.result.fp32Perplexity) : nlohmann::json(nullptr)}});
         if (!json)
-            std::printf("checkpoint %lld: %s%s, quantized top-1 %s\n", (long long)(stepOffset + c.step),
-                rec.modelPath.c_str(), store ? str(", run ", r.runId).c_str() : "", pct(r.result.top1).c_str());
+            std::printf("checkpoint %lld: %s%s, quantized %s\n", (long long)(stepOffset + c.step),
+                rec.modelPath.c_str(), store ? str(", run ", r.runId).c_str() : "",
+                r.result.perplexity ? str("perplexity ", *r.result.perplexity).c_str()
+                                    : str("top-1 ", pct(r.result.top1)).c_str());
     };
     StopOnSignal stopOnSignal(cancel);
     const train::QatResult r = train::trainQat(teacher, student, train, heldOut, o, cb, none, cancel);
