@@ -57,8 +57,8 @@ std::string pct(const std::optional<double>& v)
 int runQat(const std::vector<std::string>& argv)
 {
     std::set<std::string> valued = {"config", "wbits", "abits", "granularity", "calib", "steps", "batch", "lr",
-        "scale-lr", "warmup", "temperature", "ce-weight", "kd-weight", "eval-data", "eval-limit", "eval-every",
-        "checkpoint-every", "calib-limit", "threads", "db", "out", "resume", "seed", "limit", "mode"};
+        "scale-lr", "warmup", "temperature", "ce-weight", "kd-weight", "attention-weight", "eval-data", "eval-limit",
+        "eval-every", "checkpoint-every", "calib-limit", "threads", "db", "out", "resume", "seed", "limit", "mode"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
     Args args(argv, valued, {"json", "freeze-weights", "freeze-scales"});
 
@@ -104,6 +104,7 @@ int runQat(const std::vector<std::string>& argv)
     o.temperature = args.doubleValue("temperature", o.temperature);
     o.ceWeight = args.doubleValue("ce-weight", o.ceWeight);
     o.kdWeight = args.doubleValue("kd-weight", o.kdWeight);
+    o.attentionWeight = args.doubleValue("attention-weight", o.attentionWeight);
     o.evalLimit = args.intValue("eval-limit", int(o.evalLimit));
     o.evalEvery = args.intValue("eval-every", int(o.evalEvery));
     o.checkpointEvery = args.intValue("checkpoint-every", int(o.checkpointEvery));
@@ -163,8 +164,8 @@ int runQat(const std::vector<std::string>& argv)
             std::printf("step %6lld  block %d  loss %.6f  kd %.6f  mse %.6g  lr %.3g\n",
                 (long long)(stepOffset + s.step), s.block, s.loss, s.kd, s.mse, s.lr);
         else if (!json)
-            std::printf("step %6lld  loss %.6f  kd %.6f  ce %.6f  lr %.3g\n", (long long)(stepOffset + s.step), s.loss,
-                s.kd, s.ce, s.lr);
+            std::printf("step %6lld  loss %.6f  kd %.6f  ce %.6f%s  lr %.3g\n", (long long)(stepOffset + s.step),
+                s.loss, s.kd, s.ce, o.attentionWeight > 0 ? str("  attn ", s.attention).c_str() : "", s.lr);
     };
     cb.onEval = [&](const train::QatEval& e) {
         live.evals.push_back(e);
@@ -219,7 +220,8 @@ const bool registered = registerCommand({"qat",
     "MODEL --data TRAIN [--limit N] --eval-data HELD_OUT [--config CFG.json (a quantization config; \"qat\": {training "
     "options})] [--steps N] [--mode end-to-end|blocks] [--batch N] [--lr X] [--scale-lr X] [--warmup N] [--temperature "
     "T] [--kd-weight X] "
-    "[--ce-weight X] [--wbits N --abits N --granularity tensor|channel] [--eval-limit N] [--eval-every N] "
+    "[--ce-weight X] [--attention-weight X] [--wbits N --abits N --granularity tensor|channel] [--eval-limit N] "
+    "[--eval-every N] "
     "[--checkpoint-every N] [--calib-limit N] [--freeze-weights] [--freeze-scales] [--seed N] [--threads N] "
     "[--db DB [--resume RUN]] [--out DIR] [--json]",
     "quantization-aware training against the FP32 model (distillation, LSQ scales); checkpoints are ONNX files "

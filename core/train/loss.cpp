@@ -90,4 +90,21 @@ double mseLoss(std::span<const float> a, std::span<const float> b, double weight
     return total / n;
 }
 
+double attentionKlLoss(
+    std::span<const float> student, std::span<const float> teacher, int64_t rows, double weight, std::span<float> d)
+{
+    if (student.size() != teacher.size() || rows <= 0 || student.size() % std::size_t(rows) != 0)
+        fail("attention loss: ", student.size(), " student and ", teacher.size(), " teacher probabilities in ", rows,
+            " rows");
+    double sum = 0;
+    for (std::size_t i = 0; i < student.size(); ++i) {
+        const double p = teacher[i], q = std::max(double(student[i]), 1e-8);
+        if (p > 0)
+            sum += p * (std::log(p) - std::log(q));
+        if (!d.empty())
+            d[i] += float(weight * -p / q / double(rows));
+    }
+    return sum / double(rows);
+}
+
 } // namespace qs::train

@@ -15,6 +15,11 @@ double distillationLoss(std::span<const float> student, std::span<const float> t
 // Labels outside [0, classes) fail naming the row.
 double crossEntropyLoss(
     std::span<const float> logits, std::span<const int64_t> labels, int64_t rows, double weight, std::span<float> d);
+// Attention-map distillation (as EdgeQAT, Shen et al. 2024): the mean over rows of
+// KL(teacher || student) between attention probabilities ([rows, keys], each row a
+// distribution); student probabilities are floored at 1e-8.
+double attentionKlLoss(
+    std::span<const float> student, std::span<const float> teacher, int64_t rows, double weight, std::span<float> d);
 // Mean over every element of (a - b)^2.
 double mseLoss(std::span<const float> a, std::span<const float> b, double weight, std::span<float> d);
 

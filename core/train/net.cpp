@@ -1445,6 +1445,9 @@ void Net::backward(std::span<const float> dOutput)
         if (v->needGrad)
             std::fill(v->g.begin(), v->g.end(), 0.f);
     std::copy(dOutput.begin(), dOutput.end(), out.g.begin());
+    for (const auto& [v, d] : pending_)
+        addInto(val(v).g, d);
+    pending_.clear();
     for (auto it = ops_.rbegin(); it != ops_.rend(); ++it)
         (*it)->backward(*this);
 }
@@ -1455,6 +1458,29 @@ const std::vector<float>& Net::value(const std::string& name) const
     if (it == valueOf_.end())
         fail("training: no value ", quoted(name));
     return values_[std::size_t(it->second)]->v;
+}
+
+const std::vector<float>& Net::rawValue(const std::string& name) const
+{
+    for (const auto& v : values_) // the first value of that name: the one computed
+        if (v->name == name)
+            return v->v;
+    fail("training: no value ", quoted(name));
+}
+
+void Net::addValueGradient(const std::string& name, std::span<const float> d)
+{
+    for (std::size_t i = 0; i < values_.size(); ++i)
+        if (values_[i]->name == name) {
+            if (d.size() != values_[i]->g.size())
+                fail("training: a gradient of ", d.size(), " values for ", quoted(name), " of ", values_[i]->g.size());
+            auto& p = pending_[int(i)];
+            p.resize(d.size(), 0.f);
+            for (std::size_t k = 0; k < d.size(); ++k)
+                p[k] += d[k];
+            return;
+        }
+    fail("training: no value ", quoted(name));
 }
 
 const std::vector<float>& Net::gradient(const std::string& name) const

@@ -75,6 +75,11 @@ public:
     // fake-quantized); throws when the net has no such value.
     const std::vector<float>& value(const std::string& name) const;
     Shape shapeOf(const std::string& name) const;
+    // The value `name` computed (before its fake quantization) in the last forward.
+    const std::vector<float>& rawValue(const std::string& name) const;
+    // Adds `d` to dL/d(raw value `name`) in the next backward (a loss on an inner value,
+    // such as attention maps); the backward then forgets it.
+    void addValueGradient(const std::string& name, std::span<const float> d);
     // dL/d(value) from the last backward (graph inputs need NetOptions::inputGradients).
     const std::vector<float>& gradient(const std::string& name) const;
 
@@ -96,6 +101,7 @@ private:
     // Values computed from constants and fixed shapes (Shape chains, masks, positions),
     // evaluated once by the inference runtime when the net is built.
     std::map<std::string, Tensor> folded_;
+    std::map<int, std::vector<float>> pending_; // addValueGradient's, by value
     bool fold(const Node& n);
 
 public: // for the op builders in net.cpp

@@ -20,8 +20,9 @@ nlohmann::json QatOptions::toJson() const
     return {{"steps", steps}, {"batch", batch}, {"calib_limit", calibLimit}, {"eval_limit", evalLimit},
         {"eval_every", evalEvery}, {"checkpoint_every", checkpointEvery}, {"lr", lr}, {"scale_lr", scaleLr},
         {"warmup_steps", warmupSteps}, {"floor_fraction", floorFraction}, {"temperature", temperature},
-        {"kd_weight", kdWeight}, {"ce_weight", ceWeight}, {"learn_scales", learnScales},
-        {"learn_weights", learnWeights}, {"mode", blockwise ? "blocks" : "end_to_end"}, {"seed", seed}};
+        {"kd_weight", kdWeight}, {"ce_weight", ceWeight}, {"attention_weight", attentionWeight},
+        {"learn_scales", learnScales}, {"learn_weights", learnWeights}, {"mode", blockwise ? "blocks" : "end_to_end"},
+        {"seed", seed}};
 }
 
 void QatOptions::apply(const nlohmann::json& j, const std::string& where)
@@ -71,6 +72,8 @@ void QatOptions::apply(const nlohmann::json& j, const std::string& where)
             kdWeight = num();
         else if (key == "ce_weight")
             ceWeight = num();
+        else if (key == "attention_weight")
+            attentionWeight = num();
         else if (key == "learn_scales")
             learnScales = flag();
         else if (key == "learn_weights")
@@ -84,13 +87,15 @@ void QatOptions::apply(const nlohmann::json& j, const std::string& where)
         } else
             fail(at,
                 ": unknown field (expected steps, batch, calib_limit, eval_limit, eval_every, checkpoint_every, "
-                "lr, scale_lr, warmup_steps, floor_fraction, temperature, kd_weight, ce_weight, learn_scales, "
+                "lr, scale_lr, warmup_steps, floor_fraction, temperature, kd_weight, ce_weight, attention_weight, "
+                "learn_scales, "
                 "learn_weights, mode, seed)");
     }
     if (!(lr >= 0) || !(scaleLr >= 0) || !(temperature > 0) || !(kdWeight >= 0) || !(ceWeight >= 0) ||
-        !(floorFraction >= 0 && floorFraction <= 1))
+        !(attentionWeight >= 0) || !(floorFraction >= 0 && floorFraction <= 1))
         fail(where,
-            ": lr and scale_lr must be >= 0, temperature > 0, kd_weight and ce_weight >= 0, floor_fraction in [0, 1]");
+            ": lr and scale_lr must be >= 0, temperature > 0, kd_weight, ce_weight and attention_weight >= 0, "
+            "floor_fraction in [0, 1]");
 }
 
 namespace {
@@ -237,15 +242,33 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
             net = std::make_unique<Net>(g, train.inputShapes(n), params, no);
         return *net;
     };
+    // Attention maps: Softmax outputs read by a MatMul of two computed values.
+    std::vector<std::string> attentionMaps;
+    if (options.attentionWeight > 0 && !options.blockwise)
+        for (const Node& n : session.graph().nodes)
+            if (n.opType == "Softmax")
+                for (const Node& m : session.graph().nodes)
+                    if (m.opType == "MatMul" && m.inputs.size() == 2 && !session.graph().constant(m.inputs[0]) &&
+                        !session.graph().constant(m.inputs[1]) &&
+                        (m.inputs[0] == n.outputs[0] || m.inputs[1] == n.outputs[0])) {
+                        attentionMaps.push_back(n.outputs[0]);
+                        break;
+                    }
+    if (options.attentionWeight > 0 && !options.blockwise && attentionMaps.empty())
+        fail("qat: attention_weight is set but the model has no attention map (a Softmax read by a MatMul of two "
+             "computed values)");
     std::map<int64_t, std::unique_ptr<Plan>> teachers;
+    Plan* lastTeacher = nullptr;
     auto teacherLogits = [&](const std::vector<Tensor>& inputs, int64_t n) {
         auto& plan = teachers[n];
         if (!plan) {
             CompileOptions co;
             co.inputShapes = train.inputShapes(n);
             co.threads = options.threads;
+            co.keepValues.insert(attentionMaps.begin(), attentionMaps.end());
             plan = compilePlan(teacher, co);
         }
+        lastTeacher = plan.get();
         Tensor t = plan->run(inputs).front();
         return t.toFloat();
     };
@@ -414,6 +437,19 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
                     st.ce = crossEntropyLoss(out, y, options.batch, options.ceWeight, dOut);
                 }
                 st.loss = options.kdWeight * st.kd + (labels ? options.ceWeight * st.ce : 0);
+                if (!phase.block && !attentionMaps.empty()) {
+                    const double w = options.attentionWeight / double(attentionMaps.size());
+                    for (const std::string& name : attentionMaps) {
+                        const std::vector<float> fp32 = lastTeacher->valueOf(name).toFloat();
+                        const std::vector<float>& q = phase.net->rawValue(name);
+                        std::vector<float> d(q.size(), 0.f);
+                        const Shape shape = phase.net->shapeOf(name);
+                        const int64_t rows = int64_t(q.size()) / std::max<int64_t>(shape.empty() ? 1 : shape.back(), 1);
+                        st.attention += attentionKlLoss(q, fp32, rows, w, d) / double(attentionMaps.size());
+                        phase.net->addValueGradient(name, d);
+                    }
+                    st.loss += options.attentionWeight * st.attention;
+                }
             } else {
                 st.mse = st.loss = mseLoss(out, target, 1.0, dOut);
             }

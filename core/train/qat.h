@@ -36,6 +36,10 @@ struct QatOptions {
     double temperature = 2.0; // distillation
     double kdWeight = 1.0;
     double ceWeight = 0.0; // cross-entropy on labels (when the data has them)
+    // Attention-map distillation (EdgeQAT, Shen et al. 2024), end to end: KL between the
+    // FP32 and the student's attention probabilities (Softmax outputs read by a MatMul of
+    // two computed values), mean over maps, added with this weight.
+    double attentionWeight = 0.0;
     bool learnScales = true, learnWeights = true;
     // Block by block (as BRECQ, Li et al. 2021): each block between two single-value cuts
     // of the graph learns to reconstruct its FP32 output (MSE; the last block distils the
@@ -53,7 +57,8 @@ struct QatOptions {
 struct QatStep {
     int64_t step = 0; // 1-based
     double loss = 0, kd = 0, ce = 0, mse = 0, lr = 0;
-    int block = -1; // the block trained (block by block), else -1
+    double attention = 0; // mean attention-map KL (with QatOptions::attentionWeight)
+    int block = -1;       // the block trained (block by block), else -1
 };
 
 // A block of block-by-block training: graph nodes (in order) from the value `input` to

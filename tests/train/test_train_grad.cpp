@@ -434,6 +434,26 @@ private slots:
             };
             checkGradient("logits", s, d, loss, rng);
         }
+        // Attention-map KL on probabilities (rows of 5): central differences, 0 for equal maps.
+        {
+            auto probs = [&](float sharp) {
+                std::vector<float> p = randomValues(15, rng);
+                for (int64_t r = 0; r < rows; ++r) {
+                    double sum = 0;
+                    for (int64_t c = 0; c < 5; ++c)
+                        sum += p[std::size_t(r * 5 + c)] = std::exp(sharp * p[std::size_t(r * 5 + c)]);
+                    for (int64_t c = 0; c < 5; ++c)
+                        p[std::size_t(r * 5 + c)] = float(p[std::size_t(r * 5 + c)] / sum);
+                }
+                return p;
+            };
+            std::vector<float> q = probs(1), p = probs(2), d(15, 0.f);
+            attentionKlLoss(q, p, rows, 0.7, d);
+            checkGradient(
+                "attention", q, d, [&] { return 0.7 * attentionKlLoss(q, p, rows, 0, {}); }, rng);
+            QVERIFY(std::abs(attentionKlLoss(p, p, rows, 1, {})) < 1e-7);
+            QVERIFY(attentionKlLoss(q, p, rows, 1, {}) > 0);
+        }
         // Known values: KL of equal logits is 0, cross-entropy of equal logits log(classes).
         std::vector<float> z(15, 0.25f);
         QVERIFY(std::abs(distillationLoss(z, z, rows, 2.0, 1, {})) < 1e-12);
@@ -486,6 +506,40 @@ private slots:
         } catch (const Error& e) {
             QVERIFY2(QString(e.what()).contains("embed"), e.what());
         }
+    }
+
+    // A loss on an inner value (attention maps): addValueGradient's d on the softmax
+    // output reaches the input as the central differences of sum(d * softmax(x x^T)).
+    void innerValueGradient()
+    {
+        std::mt19937 rng(13);
+        OnnxBuilder b(17);
+        b.input("x", {1, 3, 4});
+        using B = OnnxBuilder;
+        B::intsAttr(b.node("Transpose", {"x"}, {"xt"}, "transpose"), "perm", {0, 2, 1});
+        b.node("MatMul", {"x", "xt"}, {"s"}, "qk");
+        B::intAttr(b.node("Softmax", {"s"}, {"p"}, "sm"), "axis", -1);
+        b.node("MatMul", {"p", "x"}, {"y"}, "pv");
+        b.output("y")->mutable_type()->mutable_tensor_type()->clear_shape();
+        const Graph g = importOnnxBytes(b.bytes(), "inner.onnx", "");
+        NetOptions o;
+        o.inputGradients = true;
+        Net net(g, {{"x", Shape {1, 3, 4}}}, std::make_shared<ParamStore>(), o);
+        std::vector<float> xv = randomValues(12, rng);
+        auto run = [&] { net.forward({Tensor::fromVector<float>({1, 3, 4}, xv)}); };
+        run();
+        const std::vector<float> d = randomValues(9, rng);
+        net.addValueGradient("p", d);
+        net.backward(std::vector<float>(12, 0.f));
+        const std::vector<float> dx = net.gradient("x");
+        checkGradient(
+            "x", xv, dx,
+            [&] {
+                run();
+                return weightedSum(net.rawValue("p"), d);
+            },
+            rng);
+        QVERIFY_THROWS_EXCEPTION(Error, net.addValueGradient("p", std::vector<float>(4, 0.f)));
     }
 
     void unsupportedOpNamesTheNode()
