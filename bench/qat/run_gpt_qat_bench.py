@@ -35,6 +35,7 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", default="1e-4")
     ap.add_argument("--eval-limit", type=int, default=64, help="held-out windows")
+    ap.add_argument("--attention-weight", default="1", help="a second QAT run with the attention-map KL (0: none)")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     with open(VAL, "rb") as f:
@@ -65,11 +66,16 @@ def main():
         "--eval-every", "0", "--out", os.path.join(args.work, "qat"), "--json"]
     t0 = time.time()
     r = cli_json(cmd)
+    seconds = time.time() - t0
     rows.append(("QAT", r["checkpoints"][-1]["perplexity"], " ".join(cmd)))
+    if float(args.attention_weight) > 0:
+        cmd = cmd[:-3] + ["--attention-weight", args.attention_weight, "--out", os.path.join(args.work, "qat-attn"),
+                          "--json"]
+        rows.append(("QAT+attention KL", cli_json(cmd)["checkpoints"][-1]["perplexity"], " ".join(cmd)))
     for name, ppl, c in rows:
-        print(f"{name:6} perplexity {ppl:8.4f}")
+        print(f"{name:17} perplexity {ppl:8.4f}  ({ppl - rows[0][1]:+.4f})")
     print(f"\nQAT: {args.steps} steps of {args.batch} windows, {r['seconds_per_step'] * 1000:.0f} ms per step, "
-          f"{time.time() - t0:.0f} s in all; CPU {r['cpu_isa']}")
+          f"{seconds:.0f} s in all; CPU {r['cpu_isa']}")
     for name, _, c in rows:
         if c:
             print(f"{name}: {c}")
