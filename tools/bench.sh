@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Sets up everything (plus the Python packages the benchmark models are made with),
 # builds, and runs every benchmark; each prints medians and ratios against a baseline
-# measured in the same run. Usage: tools/bench.sh [runtime|memory|int8|export|sensitivity|mixed|quality|algos|ui|whatif|lmquant|lmattn|data|tokenizer ...]
+# measured in the same run. Usage: tools/bench.sh [runtime|memory|int8|export|sensitivity|mixed|quality|algos|ui|whatif|lmquant|lmattn|data|tokenizer|qat ...]
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 build="$here/build"
 
-# ResNet-18 / MobileNetV2 / the algorithms' MLP are exported with Debian's torch.
-packages=(python3-torch python3-torchvision python3-onnx python3-numpy)
+# ResNet-18 / MobileNetV2 / the algorithms' MLP are exported with Debian's torch; qat trains
+# on Debian's Fashion-MNIST.
+packages=(python3-torch python3-torchvision python3-onnx python3-numpy dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,7 +23,7 @@ fi
 
 py=/usr/bin/python3 # Debian's, which has torch; not the first python3 on PATH
 which=("$@")
-[ ${#which[@]} -gt 0 ] || which=(runtime memory int8 export sensitivity mixed quality algos ui whatif lmquant lmattn data tokenizer)
+[ ${#which[@]} -gt 0 ] || which=(runtime memory int8 export sensitivity mixed quality algos ui whatif lmquant lmattn data tokenizer qat)
 for b in "${which[@]}"; do
   echo "== bench: $b"
   case "$b" in
@@ -45,6 +46,7 @@ for b in "${which[@]}"; do
                  "$build/bench/lm/qs_bench_tokenizer" "$here/resources/demo/byte_gpt_val.txt" \
                    "hf:$corpus/gpt2.tokenizer.json" "hf:$here/tests/data/tokenizers/bpe.json" \
                    "spm:$here/tests/data/tokenizers/spm_unigram.model" "spm:$here/tests/data/tokenizers/spm_bpe.model" ;;
+    qat)         $py "$here/bench/qat/run_qat_bench.py" --cli "$build/app/quantstudio-cli" ;;
     *) echo "bench: unknown benchmark $b" >&2; exit 2 ;;
   esac
 done

@@ -28,6 +28,7 @@ LAYERS = [
     ["runtime"],
     ["measure"],
     ["quant"],
+    ["train"],
     ["analysis"],
     ["export", "interop"],
     ["record"],

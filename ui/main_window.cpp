@@ -18,6 +18,7 @@
 #include "ui/runs/runs_feature.h"
 #include "ui/samples/samples_feature.h"
 #include "ui/sensitivity/sensitivity_feature.h"
+#include "ui/train/train_feature.h"
 #include "ui/whatif/whatif_feature.h"
 #include "ui/widgets/error_reporter.h"
 #include "ui/widgets/elided_label.h"
@@ -121,6 +122,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     // of their tabs and menu entries.
     ConfigFeature::install(*this, studio);
     RunsFeature::install(*this, studio);
+    TrainFeature::install(*this, studio);
     SensitivityFeature::install(*this, studio);
     ParetoFeature::install(*this, studio);
     WhatIfFeature::install(*this, studio);

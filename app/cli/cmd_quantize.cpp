@@ -29,18 +29,7 @@ nlohmann::json opt(const std::optional<double>& v)
 QuantConfig configFromArgs(const Args& args)
 {
     QuantConfig c = args.value("config") ? QuantConfig::load(*args.value("config")) : QuantConfig{};
-    if (auto w = args.value("wbits")) {
-        c.defaults.weight.bits = args.intValue("wbits", 8);
-        if (!((c.defaults.weight.bits >= 2 && c.defaults.weight.bits <= 8) || c.defaults.weight.bits == 16 ||
-              c.defaults.weight.bits == 32))
-            fail("--wbits: ", *w, " is not 2..8, 16 or 32");
-    }
-    if (auto a = args.value("abits")) {
-        c.defaults.activation.bits = args.intValue("abits", 8);
-        if (!((c.defaults.activation.bits >= 2 && c.defaults.activation.bits <= 8) ||
-              c.defaults.activation.bits == 16 || c.defaults.activation.bits == 32))
-            fail("--abits: ", *a, " is not 2..8, 16 or 32");
-    }
+    parseBitOptions(args, c);
     if (auto g = args.value("granularity"))
         parseGranularity(*g, c.defaults.weight);
     if (auto cal = args.value("calib"))

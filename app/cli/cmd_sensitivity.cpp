@@ -7,6 +7,7 @@
 #include "cli/output.h"
 #include "cli/quant_args.h"
 #include "cli/recording.h"
+#include "cli/stop_signal.h"
 
 #include "analysis/bit_budget.h"
 #include "analysis/latency.h"
@@ -62,37 +63,7 @@ SensitivityOptions sensitivityOptions(const Args& args)
 }
 
 // Ctrl-C (or SIGTERM) stops a sweep within a batch; what was measured is kept and
-// stored as a cancelled run. A second signal ends the process the default way.
-// CancelToken::cancel() is a lock-free atomic store, safe in a signal handler.
-const CancelToken* gCancel = nullptr;
-
-extern "C" void onStopSignal(int sig)
-{
-    if (gCancel)
-        gCancel->cancel();
-    std::signal(sig, SIG_DFL);
-}
-
-class StopOnSignal {
-public:
-    explicit StopOnSignal(const CancelToken& cancel) : cancel_(cancel)
-    {
-        gCancel = &cancel_;
-        std::signal(SIGINT, onStopSignal);
-        std::signal(SIGTERM, onStopSignal);
-    }
-    ~StopOnSignal()
-    {
-        std::signal(SIGINT, SIG_DFL);
-        std::signal(SIGTERM, SIG_DFL);
-        gCancel = nullptr;
-    }
-    StopOnSignal(const StopOnSignal&) = delete;
-    StopOnSignal& operator=(const StopOnSignal&) = delete;
-
-private:
-    CancelToken cancel_;
-};
+// stored as a cancelled run (cli/stop_signal.h).
 
 // A cancelled sweep prints and stores what it measured, then exits like a cancelled command.
 int exitCode(const SensitivityResult& r)

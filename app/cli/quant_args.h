@@ -13,6 +13,15 @@
 
 namespace qs::cli {
 
+// The value of a bit-width option (which must be given): 2..8, or 16 and 32 for float.
+inline int bitsOption(const Args& args, const std::string& option)
+{
+    const int bits = int(parseInteger(*args.value(option), "--" + option, 2, 32));
+    if (bits > 8 && bits != 16 && bits != 32)
+        fail("--", option, ": ", bits, " is not 2..8, 16 or 32");
+    return bits;
+}
+
 // Attention operands (quant/attention.h): --attn-bits N (Q, K, V and P), --kv-bits N
 // (K and V, over --attn-bits), --attn-granularity G or ROLE=G,... (roles q, k, v, p;
 // tensor, head, token, channel), --kivi (K per channel, V per token, as KIVI),
@@ -27,18 +36,12 @@ inline void parseAttentionArgs(const Args& args, QuantConfig& c)
 {
     AttentionQuant& a = c.attention;
     const OperandRole all[] = {OperandRole::Q, OperandRole::K, OperandRole::V, OperandRole::P};
-    auto bitsOf = [&](const std::string& option) {
-        const int bits = int(parseInteger(*args.value(option), "--" + option, 2, 32));
-        if (bits > 8 && bits != 16 && bits != 32)
-            fail("--", option, ": ", bits, " is not 2..8, 16 or 32");
-        return bits;
-    };
     if (args.value("attn-bits"))
         for (auto r : all)
-            a.role(r).bits = bitsOf("attn-bits");
+            a.role(r).bits = bitsOption(args, "attn-bits");
     if (args.value("kv-bits"))
         for (auto r : {OperandRole::K, OperandRole::V})
-            a.role(r).bits = bitsOf("kv-bits");
+            a.role(r).bits = bitsOption(args, "kv-bits");
     if (args.flag("kivi")) {
         a.k.granularity = OperandGranularity::Channel;
         a.v.granularity = OperandGranularity::Token;
@@ -71,6 +74,15 @@ inline void parseAttentionArgs(const Args& args, QuantConfig& c)
             a.role(r).calibrator = s.calibrator;
             a.role(r).calibratorParam = s.calibratorParam;
         }
+}
+
+// --wbits N and --abits N: the default layer's weight and activation bits (2..8, or 16
+// and 32 for float).
+inline void parseBitOptions(const Args& args, QuantConfig& c)
+{
+    for (const char* option : {"wbits", "abits"})
+        if (args.value(option))
+            (std::string(option) == "wbits" ? c.defaults.weight : c.defaults.activation).bits = bitsOption(args, option);
 }
 
 inline void parseBaseQuant(const Args& args, QuantConfig& base)

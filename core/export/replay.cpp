@@ -65,7 +65,7 @@ QuantizeOptions optionsFromRunConfig(const nlohmann::json& config)
 {
     const std::string where = "run config";
     nlohmann::json qc = nlohmann::json::object();
-    for (const char* key : {"default", "layers", "exclude", "algorithms", "attention"})
+    for (const char* key : {"default", "layers", "exclude", "algorithms", "attention", "ranges"})
         if (config.is_object() && config.contains(key))
             qc[key] = config.at(key);
     QuantizeOptions o;

@@ -1,0 +1,121 @@
+// A trainable copy of an imported Graph for fixed input shapes: forward and backward of
+// every node with oneDNN's training primitives (plain layouts), fake quantization of
+// chosen values (LSQ scale) and of the layer weights (straight-through), gradients of
+// weights, biases, normalization parameters and scales. Parameters live in a ParamStore
+// that nets built for other batch sizes share.
+#pragma once
+
+#include "graph/graph.h"
+#include "quant/quantizer.h"
+#include "quant/spec.h"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace qs::train {
+
+// One trainable tensor: a weight, a bias, a normalization scale or an LSQ scale ([1]).
+struct Param {
+    std::string name;
+    Shape shape;
+    std::vector<float> value, grad;
+    bool trainable = true;
+    bool isScale = false; // an LSQ scale (its own learning rate, kept positive)
+};
+
+struct ParamStore {
+    std::vector<Param> params;
+    std::map<std::string, int> index;
+    int find(const std::string& name) const;
+    // The param named `name`, made from `value` the first time.
+    int add(const std::string& name, const Tensor& value, bool trainable, bool isScale = false);
+    void zeroGrad();
+};
+
+// How a weight is fake-quantized: the session's spec and axes; the grid is chosen from
+// the current values (planWeightQuantization) at every forward.
+struct WeightQuantSpec {
+    QuantSpec spec;
+    int outAxis = 0, inAxis = 1;
+};
+
+struct NetOptions {
+    // Value -> its initial grid (scale, zero point, levels): every reader sees the value
+    // fake-quantized, as QuantSession's simulated plan does. Scales are params
+    // "<value>.scale", learned (LSQ) when learnScales.
+    std::map<std::string, QParams> activations;
+    std::map<std::string, WeightQuantSpec> weights; // weight initializer -> its quantization
+    bool learnScales = true;
+    bool learnWeights = true;    // weights, biases and normalization parameters
+    bool inputGradients = false; // also backpropagate into the graph inputs (gradient checks)
+};
+
+struct NetValue;
+struct NetOp;
+
+class Net {
+public:
+    // Throws naming the node when an op has no training kernel or an attribute or shape
+    // is outside what it does. `inputShapes` gives every graph input's full shape.
+    Net(const Graph& graph, const std::map<std::string, Shape>& inputShapes, std::shared_ptr<ParamStore> params,
+        const NetOptions& options);
+    ~Net();
+    Net(const Net&) = delete;
+    Net& operator=(const Net&) = delete;
+
+    // Runs the graph on `inputs` (graph input order, float32) and returns output 0.
+    const std::vector<float>& forward(const std::vector<Tensor>& inputs);
+    Shape outputShape() const;
+    // Backpropagates dL/d(output 0) from the last forward and adds every parameter's
+    // gradient into its Param::grad (zero them first: ParamStore::zeroGrad).
+    void backward(std::span<const float> dOutput);
+    // The value of `name` after the last forward (the quantized one when it is
+    // fake-quantized); throws when the net has no such value.
+    const std::vector<float>& value(const std::string& name) const;
+    Shape shapeOf(const std::string& name) const;
+    // The value `name` computed (before its fake quantization) in the last forward.
+    const std::vector<float>& rawValue(const std::string& name) const;
+    // Adds `d` to dL/d(raw value `name`) in the next backward (a loss on an inner value,
+    // such as attention maps); the backward then forgets it.
+    void addValueGradient(const std::string& name, std::span<const float> d);
+    // dL/d(value) from the last backward (graph inputs need NetOptions::inputGradients).
+    const std::vector<float>& gradient(const std::string& name) const;
+
+    ParamStore& params() { return *params_; }
+    // Clamps every LSQ scale to stay positive (after an optimizer step).
+    void clampScales();
+
+private:
+    friend struct NetOp;
+    std::shared_ptr<ParamStore> params_;
+    NetOptions options_;
+    std::vector<std::unique_ptr<NetValue>> values_;
+    std::map<std::string, int> valueOf_; // graph value name -> value read by consumers
+    std::vector<std::unique_ptr<NetOp>> ops_;
+    std::vector<int> inputs_;
+    int output_ = -1;
+    struct Dnnl;
+    std::unique_ptr<Dnnl> dnnl_;
+    // Values computed from constants and fixed shapes (Shape chains, masks, positions),
+    // evaluated once by the inference runtime when the net is built.
+    std::map<std::string, Tensor> folded_;
+    std::map<int, std::vector<float>> pending_; // addValueGradient's, by value
+    bool fold(const Node& n);
+
+public: // for the op builders in net.cpp
+    int newValue(const std::string& name, const Shape& shape);
+    NetValue& val(int i) { return *values_[std::size_t(i)]; }
+    int lookup(const Node& n, std::size_t input) const;
+    // An initializer of the graph or a value folded from constants, else nullptr.
+    const Tensor* constant(const std::string& name) const;
+    Dnnl& dnnl() { return *dnnl_; }
+    const NetOptions& options() const { return options_; }
+    const Graph* graph = nullptr;
+};
+
+// The op types Net trains.
+const std::vector<std::string>& trainableOps();
+
+} // namespace qs::train

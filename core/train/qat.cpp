@@ -1,0 +1,485 @@
+#include "train/qat.h"
+
+#include "quant/session.h"
+#include "runtime/plan.h"
+#include "train/loss.h"
+#include "train/net.h"
+#include "train/optim.h"
+#include "util/error.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <numeric>
+#include <random>
+
+namespace qs::train {
+
+nlohmann::json QatOptions::toJson() const
+{
+    return {{"steps", steps}, {"batch", batch}, {"calib_limit", calibLimit}, {"eval_limit", evalLimit},
+        {"eval_every", evalEvery}, {"checkpoint_every", checkpointEvery}, {"lr", lr}, {"scale_lr", scaleLr},
+        {"warmup_steps", warmupSteps}, {"floor_fraction", floorFraction}, {"temperature", temperature},
+        {"kd_weight", kdWeight}, {"ce_weight", ceWeight}, {"attention_weight", attentionWeight},
+        {"learn_scales", learnScales}, {"learn_weights", learnWeights}, {"mode", blockwise ? "blocks" : "end_to_end"},
+        {"seed", seed}};
+}
+
+void QatOptions::apply(const nlohmann::json& j, const std::string& where)
+{
+    if (!j.is_object())
+        fail(where, ": expected an object of training options");
+    for (const auto& [key, v] : j.items()) {
+        const std::string at = where + "." + key;
+        auto num = [&]() {
+            if (!v.is_number())
+                fail(at, ": expected a number");
+            return v.get<double>();
+        };
+        auto count = [&](int64_t lo) {
+            if (!v.is_number_integer() || v.get<int64_t>() < lo)
+                fail(at, ": expected an integer of at least ", lo);
+            return v.get<int64_t>();
+        };
+        auto flag = [&]() {
+            if (!v.is_boolean())
+                fail(at, ": expected true or false");
+            return v.get<bool>();
+        };
+        if (key == "steps")
+            steps = count(1);
+        else if (key == "batch")
+            batch = count(1);
+        else if (key == "calib_limit")
+            calibLimit = count(1);
+        else if (key == "eval_limit")
+            evalLimit = v.is_number_integer() ? v.get<int64_t>() : count(0);
+        else if (key == "eval_every")
+            evalEvery = count(0);
+        else if (key == "checkpoint_every")
+            checkpointEvery = count(0);
+        else if (key == "lr")
+            lr = num();
+        else if (key == "scale_lr")
+            scaleLr = num();
+        else if (key == "warmup_steps")
+            warmupSteps = count(0);
+        else if (key == "floor_fraction")
+            floorFraction = num();
+        else if (key == "temperature")
+            temperature = num();
+        else if (key == "kd_weight")
+            kdWeight = num();
+        else if (key == "ce_weight")
+            ceWeight = num();
+        else if (key == "attention_weight")
+            attentionWeight = num();
+        else if (key == "learn_scales")
+            learnScales = flag();
+        else if (key == "learn_weights")
+            learnWeights = flag();
+        else if (key == "seed")
+            seed = uint64_t(count(0));
+        else if (key == "mode") {
+            if (!v.is_string() || (v.get<std::string>() != "blocks" && v.get<std::string>() != "end_to_end"))
+                fail(at, ": expected \"blocks\" or \"end_to_end\"");
+            blockwise = v.get<std::string>() == "blocks";
+        } else
+            fail(at,
+                ": unknown field (expected steps, batch, calib_limit, eval_limit, eval_every, checkpoint_every, "
+                "lr, scale_lr, warmup_steps, floor_fraction, temperature, kd_weight, ce_weight, attention_weight, "
+                "learn_scales, "
+                "learn_weights, mode, seed)");
+    }
+    if (!(lr >= 0) || !(scaleLr >= 0) || !(temperature > 0) || !(kdWeight >= 0) || !(ceWeight >= 0) ||
+        !(attentionWeight >= 0) || !(floorFraction >= 0 && floorFraction <= 1))
+        fail(where,
+            ": lr and scale_lr must be >= 0, temperature > 0, kd_weight, ce_weight and attention_weight >= 0, "
+            "floor_fraction in [0, 1]");
+}
+
+namespace {
+
+// The model's inputs for the samples `idx` of `d` (samples first, batch axis 0).
+std::vector<Tensor> gather(const Dataset& d, std::span<const int64_t> idx)
+{
+    std::vector<Tensor> out;
+    for (const DataInput& in : d.inputs) {
+        if (in.batchAxis != 0)
+            fail("training: input ", quoted(in.name), " has its batch on axis ", in.batchAxis, " (expected 0)");
+        Shape s = in.batchShape(int64_t(idx.size()));
+        Tensor t(in.samples.dtype, s);
+        const std::size_t bytes = t.bytes.size() / std::max<std::size_t>(idx.size(), 1);
+        for (std::size_t k = 0; k < idx.size(); ++k) {
+            if (in.stream) {
+                const Tensor one = in.batch(idx[k], 1);
+                std::memcpy(t.bytes.data() + k * bytes, one.bytes.data(), bytes);
+            } else {
+                std::memcpy(t.bytes.data() + k * bytes, in.samples.bytes.data() + std::size_t(idx[k]) * bytes, bytes);
+            }
+        }
+        out.push_back(std::move(t));
+    }
+    return out;
+}
+
+int64_t argmaxRow(const float* row, int64_t n)
+{
+    return int64_t(std::max_element(row, row + n) - row);
+}
+
+} // namespace
+
+std::vector<QatBlock> partitionBlocks(const Graph& g, const std::set<std::string>& layers)
+{
+    if (g.inputs.size() != 1 || g.outputs.size() != 1)
+        fail("qat blocks: the graph has ", g.inputs.size(), " inputs and ", g.outputs.size(),
+            " outputs; block by block training needs one of each");
+    std::map<std::string, int> uses; // readers still to come (the graph output: one more)
+    for (const Node& n : g.nodes)
+        for (const auto& in : n.inputs)
+            if (!in.empty() && !g.constant(in))
+                ++uses[in];
+    ++uses[g.outputs.front().name];
+    std::set<std::string> live = {g.inputs.front().name};
+    std::vector<QatBlock> blocks;
+    QatBlock cur;
+    cur.input = g.inputs.front().name;
+    bool hasLayer = false;
+    for (int i = 0; i < int(g.nodes.size()); ++i) {
+        const Node& n = g.nodes[std::size_t(i)];
+        cur.nodes.push_back(i);
+        hasLayer |= layers.count(n.name) != 0;
+        for (const auto& in : n.inputs)
+            if (!in.empty() && !g.constant(in) && --uses[in] == 0)
+                live.erase(in);
+        for (const auto& out : n.outputs)
+            if (!out.empty() && uses[out] > 0)
+                live.insert(out);
+        // Cut right before a layer, so a block ends with its activations.
+        if (live.size() == 1 && hasLayer && i + 1 < int(g.nodes.size()) &&
+            layers.count(g.nodes[std::size_t(i + 1)].name)) {
+            cur.output = *live.begin();
+            blocks.push_back(cur);
+            cur = QatBlock {};
+            cur.input = blocks.back().output;
+            hasLayer = false;
+        }
+    }
+    cur.output = g.outputs.front().name;
+    if (!blocks.empty() && !hasLayer) { // a tail without layers joins the block before it
+        QatBlock& last = blocks.back();
+        last.nodes.insert(last.nodes.end(), cur.nodes.begin(), cur.nodes.end());
+        last.output = cur.output;
+    } else {
+        blocks.push_back(cur);
+    }
+    return blocks;
+}
+
+namespace {
+
+// The graph of one block: its nodes and initializers, its input and output.
+Graph blockGraph(const Graph& g, const QatBlock& b)
+{
+    Graph sub;
+    sub.name = g.name + ":" + b.output;
+    sub.opsets = g.opsets;
+    for (int i : b.nodes) {
+        const Node& n = g.nodes[std::size_t(i)];
+        sub.nodes.push_back(n);
+        for (const auto& in : n.inputs)
+            if (auto it = g.initializers.find(in); it != g.initializers.end())
+                sub.initializers.emplace(in, it->second);
+    }
+    ValueInfo in;
+    in.name = b.input;
+    in.dtype = DType::Float;
+    sub.inputs.push_back(in);
+    ValueInfo out;
+    out.name = b.output;
+    out.dtype = DType::Float;
+    sub.outputs.push_back(out);
+    sub.index();
+    return sub;
+}
+
+} // namespace
+
+QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& train, const Dataset& heldOut,
+    const QatOptions& options, const QatCallbacks& callbacks, Progress& progress, const CancelToken& cancel)
+{
+    if (!options.config.algorithms.empty())
+        fail("qat: the config's algorithms (", options.config.algorithms.front().name,
+            ", ...) are not applied in training; remove them");
+    if (train.count() < options.batch)
+        fail("qat: the training data ", quoted(train.path), " has ", train.count(), " samples, fewer than a batch of ",
+            options.batch);
+    QuantizeOptions qo;
+    qo.config = options.config;
+    qo.batch = options.batch;
+    qo.calibLimit = options.calibLimit;
+    qo.threads = options.threads;
+    QuantSession session(student, qo);
+    session.refreshLayers();
+    session.checkRanges();
+    Progress cal = progress.sub(0.0, 0.05);
+    session.calibrate(train.slice(0, std::min(options.calibLimit, train.count())), cal, cancel);
+
+    NetOptions no;
+    no.activations = session.activationParams;
+    for (const SessionLayer& l : session.layers())
+        if (!l.spec.weight.isFloat())
+            no.weights[l.weight] = {session.weightSpec(l), l.outAxis, l.inAxis};
+    no.learnScales = options.learnScales;
+    no.learnWeights = options.learnWeights;
+    const Graph& g = session.graph();
+    auto params = std::make_shared<ParamStore>();
+    std::map<int64_t, std::unique_ptr<Net>> nets; // by batch size, sharing params
+    auto netFor = [&](int64_t n) -> Net& {
+        auto& net = nets[n];
+        if (!net)
+            net = std::make_unique<Net>(g, train.inputShapes(n), params, no);
+        return *net;
+    };
+    // Attention maps: Softmax outputs read by a MatMul of two computed values.
+    std::vector<std::string> attentionMaps;
+    if (options.attentionWeight > 0 && !options.blockwise)
+        for (const Node& n : session.graph().nodes)
+            if (n.opType == "Softmax")
+                for (const Node& m : session.graph().nodes)
+                    if (m.opType == "MatMul" && m.inputs.size() == 2 && !session.graph().constant(m.inputs[0]) &&
+                        !session.graph().constant(m.inputs[1]) &&
+                        (m.inputs[0] == n.outputs[0] || m.inputs[1] == n.outputs[0])) {
+                        attentionMaps.push_back(n.outputs[0]);
+                        break;
+                    }
+    if (options.attentionWeight > 0 && !options.blockwise && attentionMaps.empty())
+        fail("qat: attention_weight is set but the model has no attention map (a Softmax read by a MatMul of two "
+             "computed values)");
+    std::map<int64_t, std::unique_ptr<Plan>> teachers;
+    Plan* lastTeacher = nullptr;
+    auto teacherLogits = [&](const std::vector<Tensor>& inputs, int64_t n) {
+        auto& plan = teachers[n];
+        if (!plan) {
+            CompileOptions co;
+            co.inputShapes = train.inputShapes(n);
+            co.threads = options.threads;
+            co.keepValues.insert(attentionMaps.begin(), attentionMaps.end());
+            plan = compilePlan(teacher, co);
+        }
+        lastTeacher = plan.get();
+        Tensor t = plan->run(inputs).front();
+        return t.toFloat();
+    };
+    Net& trainNet = netFor(options.batch);
+    const int64_t classes = trainNet.outputShape().empty() ? 1 : trainNet.outputShape().back();
+
+    QatResult result;
+    auto scales = [&] {
+        std::map<std::string, float> s;
+        for (const auto& [value, q] : no.activations)
+            s[value] = params->params[std::size_t(params->find(value + ".scale"))].value[0];
+        return s;
+    };
+    result.initialScales = scales();
+
+    // Held-out: teacher logits once, then the student's KD loss and top-1 per evaluation.
+    const int64_t evalCount = options.evalLimit >= 0 ? std::min(options.evalLimit, heldOut.count()) : heldOut.count();
+    std::vector<float> heldTeacher;
+    for (int64_t s = 0; s < evalCount; s += options.batch) {
+        cancel.check();
+        const int64_t n = std::min(options.batch, evalCount - s);
+        const auto t = teacherLogits(heldOut.batch(s, n), n);
+        heldTeacher.insert(heldTeacher.end(), t.begin(), t.end());
+    }
+    auto top1Of = [&](const std::vector<float>& logits) -> std::optional<double> {
+        if (!heldOut.labels || evalCount == 0 || int64_t(logits.size()) != evalCount * classes)
+            return std::nullopt; // labels are per sample: classifiers only
+        int64_t right = 0;
+        for (int64_t i = 0; i < evalCount; ++i)
+            right += argmaxRow(logits.data() + i * classes, classes) == (*heldOut.labels)[std::size_t(i)];
+        return double(right) / double(evalCount);
+    };
+    result.fp32Top1 = top1Of(heldTeacher);
+    auto evaluate = [&](int64_t step) {
+        QatEval e;
+        e.step = step;
+        e.samples = evalCount;
+        std::vector<float> logits;
+        for (int64_t s = 0; s < evalCount; s += options.batch) {
+            cancel.check();
+            const int64_t n = std::min(options.batch, evalCount - s);
+            const auto& out = netFor(n).forward(heldOut.batch(s, n));
+            logits.insert(logits.end(), out.begin(), out.end());
+        }
+        if (evalCount > 0)
+            e.kd = distillationLoss(logits, heldTeacher, int64_t(logits.size()) / classes, options.temperature, 0, {});
+        e.top1 = top1Of(logits);
+        e.scales = scales();
+        result.evals.push_back(e);
+        if (callbacks.onEval)
+            callbacks.onEval(e);
+        return e;
+    };
+    auto checkpoint = [&](int64_t step) {
+        if (!callbacks.onCheckpoint)
+            return;
+        QatCheckpoint c;
+        c.step = step;
+        c.graph = g;
+        for (const Param& p : params->params)
+            if (!p.isScale) {
+                Tensor t = Tensor::fromVector<float>(p.shape, p.value);
+                t.name = p.name;
+                c.graph.initializers[p.name] = std::move(t);
+            }
+        c.graph.index();
+        c.config = options.config;
+        for (const auto& [value, q] : no.activations) {
+            const float s = params->params[std::size_t(params->find(value + ".scale"))].value[0];
+            c.config.ranges[value] = {float(q.qmin - q.zeroPoint) * s, float(q.qmax - q.zeroPoint) * s};
+        }
+        callbacks.onCheckpoint(c);
+    };
+
+    result.initialTop1 = evaluate(0).top1;
+
+    // Phases: the whole graph, or one block after another (steps split between them).
+    struct Phase {
+        Net* net;
+        const QatBlock* block; // nullptr: end to end
+        int64_t first, last;   // steps
+    };
+    std::vector<Phase> phases;
+    std::vector<QatBlock> blocks;
+    std::vector<Graph> blockGraphs;
+    std::vector<std::unique_ptr<Net>> blockNets;
+    std::unique_ptr<Plan> blockTeacher; // FP32, keeping every block boundary
+    if (options.blockwise) {
+        std::set<std::string> layerNames;
+        for (const SessionLayer& l : session.layers())
+            layerNames.insert(l.name);
+        blocks = partitionBlocks(g, layerNames);
+        const int64_t per = std::max<int64_t>(1, options.steps / int64_t(blocks.size()));
+        CompileOptions co;
+        co.inputShapes = train.inputShapes(options.batch);
+        co.threads = options.threads;
+        for (const QatBlock& b : blocks)
+            if (b.input != g.inputs.front().name)
+                co.keepValues.insert(b.input); // BN folding keeps the names, so the teacher has them
+        blockTeacher = compilePlan(teacher, co);
+        blockGraphs.reserve(blocks.size());
+        for (std::size_t k = 0; k < blocks.size(); ++k) {
+            blockGraphs.push_back(blockGraph(g, blocks[k]));
+            const Shape in =
+                k == 0 ? train.inputShapes(options.batch).begin()->second : blockTeacher->shapeOf(blocks[k].input);
+            blockNets.push_back(std::make_unique<Net>(
+                blockGraphs.back(), std::map<std::string, Shape> {{blocks[k].input, in}}, params, no));
+            const int64_t first = int64_t(k) * per + 1;
+            phases.push_back({blockNets.back().get(), &blocks[k], first,
+                k + 1 == blocks.size() ? std::max(options.steps, first) : first + per - 1});
+        }
+    } else {
+        phases.push_back({&trainNet, nullptr, 1, options.steps});
+    }
+    const int64_t totalSteps = phases.back().last;
+
+    std::mt19937_64 rng(options.seed);
+    std::vector<int64_t> order(std::size_t(train.count()));
+    std::iota(order.begin(), order.end(), 0);
+    std::size_t cursor = order.size();
+    const bool labels = train.labels.has_value() && options.ceWeight > 0 &&
+        numelOf(trainNet.outputShape()) == options.batch * classes; // one label per sample
+    std::vector<float> dOut;
+    double trainSeconds = 0;
+    for (std::size_t ph = 0; ph < phases.size(); ++ph) {
+        const Phase& phase = phases[ph];
+        const int64_t length = phase.last - phase.first + 1;
+        LrSchedule schedule {1.0, std::min(options.warmupSteps, length / 2), length, options.floorFraction};
+        Adam adam;
+        std::vector<AdamState> states(params->params.size());
+        const bool logits = !phase.block || phase.block->output == g.outputs.front().name;
+        for (int64_t step = phase.first; step <= phase.last; ++step) {
+            cancel.check();
+            const auto t0 = std::chrono::steady_clock::now();
+            if (cursor + std::size_t(options.batch) > order.size()) {
+                std::shuffle(order.begin(), order.end(), rng);
+                cursor = 0;
+            }
+            std::span<const int64_t> idx(order.data() + cursor, std::size_t(options.batch));
+            cursor += std::size_t(options.batch);
+            auto inputs = gather(train, idx);
+            std::vector<float> target;
+            if (phase.block) { // the block's input in the quantized model (the blocks before trained), FP32 output
+                const std::vector<Tensor> outs = blockTeacher->run(inputs);
+                target = logits ? outs.front().toFloat() : blockTeacher->valueOf(phase.block->output).toFloat();
+                if (phase.block->input != g.inputs.front().name) {
+                    trainNet.forward(inputs);
+                    inputs = {Tensor::fromVector<float>(
+                        trainNet.shapeOf(phase.block->input), trainNet.value(phase.block->input))};
+                }
+            } else {
+                target = teacherLogits(inputs, options.batch);
+            }
+            const auto& out = phase.net->forward(inputs);
+            dOut.assign(out.size(), 0.f);
+            QatStep st;
+            st.step = step;
+            st.block = phase.block ? int(ph) : -1;
+            if (logits) {
+                st.kd = distillationLoss( // per row of the last axis (per token of a language model)
+                    out, target, int64_t(out.size()) / classes, options.temperature, options.kdWeight, dOut);
+                if (labels) {
+                    std::vector<int64_t> y(idx.size());
+                    for (std::size_t k = 0; k < idx.size(); ++k)
+                        y[k] = (*train.labels)[std::size_t(idx[k])];
+                    st.ce = crossEntropyLoss(out, y, options.batch, options.ceWeight, dOut);
+                }
+                st.loss = options.kdWeight * st.kd + (labels ? options.ceWeight * st.ce : 0);
+                if (!phase.block && !attentionMaps.empty()) {
+                    const double w = options.attentionWeight / double(attentionMaps.size());
+                    for (const std::string& name : attentionMaps) {
+                        const std::vector<float> fp32 = lastTeacher->valueOf(name).toFloat();
+                        const std::vector<float>& q = phase.net->rawValue(name);
+                        std::vector<float> d(q.size(), 0.f);
+                        const Shape shape = phase.net->shapeOf(name);
+                        const int64_t rows = int64_t(q.size()) / std::max<int64_t>(shape.empty() ? 1 : shape.back(), 1);
+                        st.attention += attentionKlLoss(q, fp32, rows, w, d) / double(attentionMaps.size());
+                        phase.net->addValueGradient(name, d);
+                    }
+                    st.loss += options.attentionWeight * st.attention;
+                }
+            } else {
+                st.mse = st.loss = mseLoss(out, target, 1.0, dOut);
+            }
+            params->zeroGrad();
+            phase.net->backward(dOut);
+            const double factor = schedule.at(step - phase.first);
+            st.lr = options.lr * factor;
+            adam.beginStep();
+            for (std::size_t i = 0; i < params->params.size(); ++i) {
+                Param& p = params->params[i];
+                if (p.trainable)
+                    adam.update(states[i], p.value, p.grad, (p.isScale ? options.scaleLr : options.lr) * factor);
+            }
+            phase.net->clampScales();
+            trainSeconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            result.steps.push_back(st);
+            if (callbacks.onStep)
+                callbacks.onStep(st);
+            progress.report(0.05 + 0.95 * double(step) / double(totalSteps),
+                str("QAT step ", step, "/", totalSteps, ", loss ", st.loss));
+            if (options.evalEvery > 0 && step % options.evalEvery == 0 && step != totalSteps)
+                evaluate(step);
+            if (options.checkpointEvery > 0 && step % options.checkpointEvery == 0 && step != totalSteps)
+                checkpoint(step);
+        }
+    }
+    result.secondsPerStep = totalSteps > 0 ? trainSeconds / double(totalSteps) : 0;
+    result.finalTop1 = evaluate(totalSteps).top1;
+    checkpoint(totalSteps);
+    return result;
+}
+
+} // namespace qs::train

@@ -1,0 +1,109 @@
+// The quantization-aware training job: a QuantSession on the student (BatchNorm folded,
+// grids calibrated) gives the fake quantization, a Net trains weights and LSQ scales
+// against the FP32 teacher (distillation on logits, plus cross-entropy where the data
+// has labels) with Adam, warm-up and cosine decay; held-out evaluation and checkpoints
+// (the trained graph and the config whose per-tensor ranges hold the learned scales,
+// so a checkpoint quantizes, records and exports like any configuration).
+#pragma once
+
+#include "data/dataset.h"
+#include "graph/graph.h"
+#include "jobs/progress.h"
+#include "quant/spec.h"
+
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace qs::train {
+
+struct QatOptions {
+    QuantConfig config; // the bits and grids trained for (no algorithms)
+    int64_t steps = 500;
+    int64_t batch = 64;
+    int64_t calibLimit = 256;    // samples calibrating the initial activation grids
+    int64_t evalLimit = 1000;    // held-out samples evaluated (< 0: all)
+    int64_t evalEvery = 100;     // steps between held-out evaluations (0: at the end only)
+    int64_t checkpointEvery = 0; // steps between checkpoints (0: at the end only)
+    double lr = 1e-4;            // peak rate of weights, biases and normalization parameters
+    double scaleLr = 1e-3;       // peak rate of the LSQ scales
+    int64_t warmupSteps = 50;
+    double floorFraction = 0.01;
+    double temperature = 2.0; // distillation
+    double kdWeight = 1.0;
+    double ceWeight = 0.0; // cross-entropy on labels (when the data has them)
+    // Attention-map distillation (EdgeQAT, Shen et al. 2024), end to end: KL between the
+    // FP32 and the student's attention probabilities (Softmax outputs read by a MatMul of
+    // two computed values), mean over maps, added with this weight.
+    double attentionWeight = 0.0;
+    bool learnScales = true, learnWeights = true;
+    // Block by block (as BRECQ, Li et al. 2021): each block between two single-value cuts
+    // of the graph learns to reconstruct its FP32 output (MSE; the last block distils the
+    // logits) from its input in the quantized model (the blocks before it trained),
+    // steps / blocks steps each, backpropagating through one block; else end to end.
+    bool blockwise = false;
+    uint64_t seed = 1; // sample order
+    int threads = 0;   // the FP32 plans (0: all cores); the training primitives use OpenMP's count
+
+    nlohmann::json toJson() const; // the hyper-parameters, as a run records them
+    // Fields of `j` override this; unknown fields fail naming them.
+    void apply(const nlohmann::json& j, const std::string& where);
+};
+
+struct QatStep {
+    int64_t step = 0; // 1-based
+    double loss = 0, kd = 0, ce = 0, mse = 0, lr = 0;
+    double attention = 0; // mean attention-map KL (with QatOptions::attentionWeight)
+    int block = -1;       // the block trained (block by block), else -1
+};
+
+// A block of block-by-block training: graph nodes (in order) from the value `input` to
+// the value `output`, the only value that leaves them.
+struct QatBlock {
+    std::vector<int> nodes;
+    std::string input, output;
+};
+// The blocks of `g` (one input, one output): cuts right before a node of `layers` where
+// a single computed value is live, each block holding at least one of `layers`.
+std::vector<QatBlock> partitionBlocks(const Graph& g, const std::set<std::string>& layers);
+
+struct QatEval {
+    int64_t step = 0;
+    double kd = 0;              // held-out distillation loss
+    std::optional<double> top1; // held-out, quantized (labels only)
+    int64_t samples = 0;
+    std::map<std::string, float> scales; // every learned activation scale, by value
+};
+
+struct QatCheckpoint {
+    int64_t step = 0;
+    Graph graph;        // the student's working graph with the trained weights (BN folded)
+    QuantConfig config; // options.config with ranges holding the learned activation grids
+};
+
+struct QatCallbacks {
+    std::function<void(const QatStep&)> onStep;
+    std::function<void(const QatEval&)> onEval;
+    std::function<void(const QatCheckpoint&)> onCheckpoint;
+};
+
+struct QatResult {
+    std::optional<double> fp32Top1, initialTop1, finalTop1; // held-out: teacher, student before and after
+    std::vector<QatStep> steps;
+    std::vector<QatEval> evals;
+    std::map<std::string, float> initialScales; // activation scales as calibrated
+    double secondsPerStep = 0;
+};
+
+// Trains `student` (the FP32 model to quantize; a checkpoint's graph to resume) to
+// follow `teacher` (the FP32 model) on `train`, evaluating on `heldOut`. Ranges in
+// options.config (a checkpoint's) override calibration, so training resumes from
+// the learned grids. Checks `cancel` every step and every evaluated batch.
+QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& train, const Dataset& heldOut,
+    const QatOptions& options, const QatCallbacks& callbacks, Progress& progress, const CancelToken& cancel);
+
+} // namespace qs::train

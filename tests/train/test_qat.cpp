@@ -1,0 +1,306 @@
+// The training job: Adam and the schedule against hand-computed steps, the options'
+// JSON, and a tiny W4A4 distillation run whose held-out loss falls, whose checkpoint
+// quantizes through QuantSession to the numbers training saw, and which cancels.
+#include "support/onnx_builder.h"
+
+#include "data/dataset.h"
+#include "graph/onnx_import.h"
+#include "quant/session.h"
+#include "train/loss.h"
+#include "train/optim.h"
+#include "train/qat.h"
+#include "util/error.h"
+
+#include <QtTest>
+
+#include <cmath>
+#include <random>
+
+using namespace qs;
+using namespace qs::train;
+using qs::test::OnnxBuilder;
+
+namespace {
+
+// x [N,1,6,6] -> Conv 3x3 -> Relu -> Conv 3x3 stride 2 -> Relu -> GAP -> Flatten -> Gemm -> [N,5]
+Graph tinyCnn(uint32_t seed)
+{
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> g(0.f, 0.6f);
+    auto values = [&](std::size_t n) {
+        std::vector<float> v(n);
+        for (float& x : v)
+            x = g(rng);
+        return v;
+    };
+    OnnxBuilder b(13);
+    b.input("x", {-1, 1, 6, 6});
+    b.initializer("w1", {4, 1, 3, 3}, values(36));
+    b.initializer("b1", {4}, values(4));
+    b.initializer("w2", {6, 4, 3, 3}, values(216));
+    b.initializer("w3", {5, 6}, values(30));
+    b.initializer("b3", {5}, values(5));
+    OnnxBuilder::intsAttr(b.node("Conv", {"x", "w1", "b1"}, {"c1"}, "conv1"), "pads", {1, 1, 1, 1});
+    b.node("Relu", {"c1"}, {"r1"}, "relu1");
+    OnnxBuilder::intsAttr(b.node("Conv", {"r1", "w2"}, {"c2"}, "conv2"), "strides", {2, 2});
+    b.node("Relu", {"c2"}, {"r2"}, "relu2");
+    b.node("GlobalAveragePool", {"r2"}, {"p"}, "gap");
+    b.node("Flatten", {"p"}, {"f"}, "flatten");
+    OnnxBuilder::intAttr(b.node("Gemm", {"f", "w3", "b3"}, {"y"}, "fc"), "transB", 1);
+    b.output("y", {-1, 5});
+    return importOnnxBytes(b.bytes(), "tiny_cnn.onnx", "");
+}
+
+Dataset randomData(const Graph& g, int64_t n, uint64_t seed)
+{
+    DataOptions o;
+    o.spec = "random:" + std::to_string(n);
+    o.seed = seed;
+    return loadDataset(o, g);
+}
+
+QatOptions w4a4(int64_t steps)
+{
+    QatOptions o;
+    o.config.defaults.weight = QuantSpec {.bits = 4, .granularity = Granularity::Channel};
+    o.config.defaults.activation = QuantSpec {.bits = 4, .symmetric = false};
+    o.steps = steps;
+    o.batch = 16;
+    o.calibLimit = 64;
+    o.evalEvery = 0;
+    o.lr = 3e-3;
+    o.scaleLr = 3e-3;
+    o.warmupSteps = 5;
+    o.temperature = 1;
+    return o;
+}
+
+} // namespace
+
+class TestQat : public QObject {
+    Q_OBJECT
+
+private slots:
+    void adamMatchesHandComputedSteps()
+    {
+        Adam adam;
+        AdamState st;
+        std::vector<float> w = {1.f, -2.f};
+        // Step 1: m = 0.1 g, v = 0.001 g^2, mhat = g, vhat = g^2: w -= lr * sign(g).
+        adam.beginStep();
+        std::vector<float> g1 = {0.5f, -4.f};
+        adam.update(st, w, g1, 0.1);
+        QVERIFY(std::abs(w[0] - 0.9f) < 1e-6f);
+        QVERIFY(std::abs(w[1] - (-1.9f)) < 1e-6f);
+        // Step 2 against the formulas in double.
+        adam.beginStep();
+        std::vector<float> g2 = {-1.f, 2.f};
+        adam.update(st, w, g2, 0.1);
+        const double expect[2] = {0.9, -1.9};
+        for (int i = 0; i < 2; ++i) {
+            const double m = 0.9 * (0.1 * g1[i]) + 0.1 * g2[i];
+            const double v = 0.999 * (0.001 * g1[i] * g1[i]) + 0.001 * g2[i] * g2[i];
+            const double mhat = m / (1 - 0.81), vhat = v / (1 - 0.999 * 0.999);
+            const double want = expect[i] - 0.1 * mhat / (std::sqrt(vhat) + 1e-8);
+            QVERIFY2(std::abs(w[i] - want) < 1e-5, qPrintable(QString("%1 vs %2").arg(w[i]).arg(want)));
+        }
+        QVERIFY(std::abs(w[0] - 0.93661) < 1e-4); // by hand: 0.9 + 0.1 * 0.28947 / 0.79069
+    }
+
+    void scheduleWarmsUpThenDecays()
+    {
+        LrSchedule s {0.01, 10, 111, 0.1};
+        QCOMPARE(s.at(0), 0.001);
+        QCOMPARE(s.at(9), 0.01);
+        QVERIFY(std::abs(s.at(10) - 0.01) < 1e-12);
+        QVERIFY(std::abs(s.at(60) - 0.0055) < 1e-12); // halfway down the cosine: (peak + floor) / 2
+        QVERIFY(std::abs(s.at(110) - 0.001) < 1e-12);
+        QVERIFY(s.at(30) > s.at(31));
+    }
+
+    void optionsReadTheirJson()
+    {
+        QatOptions o;
+        o.apply(nlohmann::json {{"steps", 7}, {"lr", 0.5}, {"learn_scales", false}}, "config.qat");
+        QCOMPARE(o.steps, int64_t(7));
+        QCOMPARE(o.lr, 0.5);
+        QVERIFY(!o.learnScales);
+        QatOptions back;
+        back.apply(o.toJson(), "again");
+        QCOMPARE(back.toJson(), o.toJson());
+        try {
+            o.apply(nlohmann::json {{"stepz", 3}}, "config.qat");
+            QFAIL("no error");
+        } catch (const Error& e) {
+            QVERIFY2(QString(e.what()).contains("config.qat.stepz"), e.what());
+        }
+        QVERIFY_THROWS_EXCEPTION(Error, o.apply(nlohmann::json {{"steps", 0}}, "q"));
+    }
+
+    // Distillation at W4A4 lowers the held-out loss; the checkpoint (trained graph and
+    // learned ranges) quantized by QuantSession computes what the trained net computed.
+    void distillationLowersHeldOutLoss()
+    {
+        const Graph teacher = tinyCnn(11);
+        const Dataset train = randomData(teacher, 256, 1), held = randomData(teacher, 48, 2);
+        QatOptions o = w4a4(120);
+        std::optional<QatCheckpoint> last;
+        QatCallbacks cb;
+        cb.onCheckpoint = [&](const QatCheckpoint& c) { last = c; };
+        Progress progress;
+        const QatResult r = trainQat(teacher, teacher, train, held, o, cb, progress, CancelToken());
+        QCOMPARE(int(r.steps.size()), 120);
+        QCOMPARE(int(r.evals.size()), 2);
+        const double before = r.evals.front().kd, after = r.evals.back().kd;
+        QVERIFY2(after < 0.5 * before, qPrintable(QString("held-out KD %1 -> %2").arg(before).arg(after)));
+        double first = 0, lastLoss = 0;
+        for (int i = 0; i < 10; ++i) {
+            first += r.steps[std::size_t(i)].loss;
+            lastLoss += r.steps[r.steps.size() - 1 - std::size_t(i)].loss;
+        }
+        QVERIFY(lastLoss < first);
+        bool scaleMoved = false;
+        for (const auto& [value, s] : r.evals.back().scales)
+            scaleMoved |= std::abs(s - r.initialScales.at(value)) > 1e-4f * r.initialScales.at(value);
+        QVERIFY(scaleMoved);
+
+        QVERIFY(last.has_value());
+        QCOMPARE(last->step, int64_t(120));
+        QCOMPARE(int(last->config.ranges.size()), 3); // the three layer inputs
+        QuantizeOptions qo;
+        qo.config = last->config;
+        qo.calibLimit = 16;
+        QuantSession s(last->graph, qo);
+        s.refreshLayers();
+        s.calibrate(train.slice(0, 16), progress, CancelToken());
+        s.quantizeWeights();
+        const int64_t n = held.count();
+        const Tensor q = s.compile(true, held.inputShapes(n))->run(held.batch(0, n)).front();
+        CompileOptions co;
+        co.inputShapes = held.inputShapes(n);
+        const Tensor t = compilePlan(teacher, co)->run(held.batch(0, n)).front();
+        const double kd = distillationLoss(q.toFloat(), t.toFloat(), n, o.temperature, 0, {});
+        QVERIFY2(std::abs(kd - after) < 1e-3 * (1 + after),
+            qPrintable(QString("session %1, training %2").arg(kd).arg(after)));
+    }
+
+    void blocksCutWhereOneValueIsLive()
+    {
+        const Graph g = tinyCnn(1);
+        const auto blocks = partitionBlocks(g, {"conv1", "conv2", "fc"});
+        QCOMPARE(int(blocks.size()), 3);
+        QCOMPARE(blocks[0].input, std::string("x"));
+        QCOMPARE(blocks[0].output, std::string("r1"));
+        QCOMPARE(blocks[1].output, std::string("f")); // conv2, relu2, GAP, Flatten: cut before the Gemm
+        QCOMPARE(blocks[2].nodes, (std::vector<int> {6}));
+        QCOMPARE(blocks[2].output, std::string("y"));
+        // A block needs a layer: without conv2 among the layers, nothing is cut before it.
+        const auto merged = partitionBlocks(g, {"conv1", "fc"});
+        QCOMPARE(int(merged.size()), 2);
+        QCOMPARE(merged[0].nodes, (std::vector<int> {0, 1, 2, 3, 4, 5}));
+        QCOMPARE(merged[1].input, std::string("f"));
+        // A residual: nothing is cut while the skip is live.
+        OnnxBuilder b(13);
+        b.input("x", {-1, 2});
+        b.initializer("w", {2, 2}, {1, 0, 0, 1});
+        b.node("MatMul", {"x", "w"}, {"m"}, "mm1");
+        b.node("Relu", {"m"}, {"r"}, "relu");
+        b.node("MatMul", {"r", "w"}, {"m2"}, "mm2");
+        b.node("Add", {"m2", "r"}, {"a"}, "add");
+        b.node("MatMul", {"a", "w"}, {"y"}, "mm3");
+        b.output("y", {-1, 2});
+        const Graph res = importOnnxBytes(b.bytes(), "res.onnx", "");
+        const auto rb = partitionBlocks(res, {"mm1", "mm2", "mm3"});
+        QCOMPARE(int(rb.size()), 3);
+        QCOMPARE(rb[0].output, std::string("r"));
+        QCOMPARE(rb[1].nodes, (std::vector<int> {2, 3})); // mm2 and the Add, cut at "a"
+        QCOMPARE(rb[1].output, std::string("a"));
+    }
+
+    void blockByBlockLowersHeldOutLoss()
+    {
+        const Graph teacher = tinyCnn(11);
+        const Dataset train = randomData(teacher, 256, 1), held = randomData(teacher, 48, 2);
+        QatOptions o = w4a4(120);
+        o.blockwise = true;
+        Progress progress;
+        const QatResult r = trainQat(teacher, teacher, train, held, o, {}, progress, CancelToken());
+        QCOMPARE(int(r.steps.size()), 120);
+        QCOMPARE(r.steps.front().block, 0);
+        QCOMPARE(r.steps.back().block, 2);
+        QVERIFY(r.steps.front().mse > 0 && r.steps.back().kd > 0);
+        const double before = r.evals.front().kd, after = r.evals.back().kd;
+        QVERIFY2(after < 0.7 * before, qPrintable(QString("held-out KD %1 -> %2").arg(before).arg(after)));
+    }
+
+    // Logits [N, 2, 3] (a sequence): distillation per row of the last axis, as for tokens.
+    void sequenceLogitsDistilPerRow()
+    {
+        std::mt19937 rng(4);
+        std::normal_distribution<float> g(0.f, 1.f);
+        std::vector<float> w(24);
+        for (float& v : w)
+            v = g(rng);
+        OnnxBuilder b(13);
+        b.input("x", {-1, 4});
+        b.initializer("w", {4, 6}, w);
+        b.int64Initializer("shape", {3}, {-1, 2, 3});
+        b.node("MatMul", {"x", "w"}, {"m"}, "mm");
+        b.node("Reshape", {"m", "shape"}, {"y"}, "reshape");
+        b.output("y", {-1, 2, 3});
+        const Graph teacher = importOnnxBytes(b.bytes(), "seq.onnx", "");
+        const Dataset train = randomData(teacher, 64, 1);
+        Progress progress;
+        const QatResult r =
+            trainQat(teacher, teacher, train, train.slice(0, 32), w4a4(40), {}, progress, CancelToken());
+        QVERIFY(!r.evals.back().top1.has_value());
+        // Step 0 is the calibrated quantized model: its KL per row of 3 against the teacher.
+        QuantizeOptions qo;
+        qo.config = w4a4(40).config;
+        QuantSession s(teacher, qo);
+        s.refreshLayers();
+        s.calibrate(train.slice(0, 64), progress, CancelToken());
+        s.quantizeWeights();
+        const Tensor q = s.compile(true, train.inputShapes(32))->run(train.batch(0, 32)).front();
+        const Tensor t = s.compile(false, train.inputShapes(32))->run(train.batch(0, 32)).front();
+        const double perRow = distillationLoss(q.toFloat(), t.toFloat(), 64, 1.0, 0, {}); // w4a4: T = 1
+        QVERIFY2(std::abs(r.evals.front().kd - perRow) < 1e-4 * (1 + perRow),
+            qPrintable(QString("%1 vs %2 per row").arg(r.evals.front().kd).arg(perRow)));
+        QVERIFY2(r.evals.back().kd < r.evals.front().kd,
+            qPrintable(QString("%1 -> %2").arg(r.evals.front().kd).arg(r.evals.back().kd)));
+    }
+
+    void cancelStopsBetweenSteps()
+    {
+        const Graph teacher = tinyCnn(3);
+        const Dataset train = randomData(teacher, 64, 1);
+        CancelToken cancel;
+        QatCallbacks cb;
+        int seen = 0;
+        cb.onStep = [&](const QatStep& s) {
+            seen = int(s.step);
+            if (s.step == 3)
+                cancel.cancel();
+        };
+        Progress progress;
+        QVERIFY_THROWS_EXCEPTION(
+            Cancelled, trainQat(teacher, teacher, train, train.slice(0, 16), w4a4(50), cb, progress, cancel));
+        QCOMPARE(seen, 3);
+    }
+
+    void algorithmsAndShortDataFail()
+    {
+        const Graph teacher = tinyCnn(3);
+        const Dataset train = randomData(teacher, 8, 1);
+        Progress progress;
+        QVERIFY_THROWS_EXCEPTION(
+            Error, trainQat(teacher, teacher, train, train, w4a4(5), {}, progress, CancelToken())); // 8 < batch 16
+        QatOptions o = w4a4(5);
+        o.config.algorithms.push_back({"cle", nlohmann::json::object()});
+        QVERIFY_THROWS_EXCEPTION(
+            Error, trainQat(teacher, teacher, randomData(teacher, 32, 1), train, o, {}, progress, CancelToken()));
+    }
+};
+
+QTEST_APPLESS_MAIN(TestQat)
+#include "test_qat.moc"
