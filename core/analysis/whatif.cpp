@@ -26,20 +26,6 @@ struct WhatIfSession::Batch {
 
 namespace {
 
-struct Power {
-    double signal = 0, noise = 0;
-    void add(const Tensor& ref, const Tensor& test)
-    {
-        auto a = ref.data<float>();
-        auto b = test.data<float>();
-        for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
-            signal += double(a[i]) * a[i];
-            const double d = double(a[i]) - b[i];
-            noise += d * d;
-        }
-    }
-};
-
 WhatIfMetrics metricsOf(const FidelityMeter& m)
 {
     WhatIfMetrics r;
@@ -218,7 +204,7 @@ void WhatIfSession::rebuild(const QuantConfig& config, Progress& progress, const
 
     // The current configuration over every batch: raw layer inputs (recorded by the
     // activation transforms before they quantize), frontier values, layer SQNRs.
-    std::map<std::string, Power> power;
+    std::map<std::string, SignalNoise> power;
     FidelityMeter meter(eval_.targets.has_value());
     std::unique_ptr<Plan> plan;
     Batch* current = nullptr;
@@ -412,7 +398,7 @@ WhatIfResult WhatIfSession::evaluate(const WhatIfChange& change, const CancelTok
     const Downstream down = downstreamOf(g, given);
     const std::string reportedOut = outputOf_.at(result.layer);
     FidelityMeter meter(eval_.targets.has_value());
-    Power layerPower;
+    SignalNoise layerPower;
     const Batch* current = nullptr;
     std::unique_ptr<Plan> plan;
     for (const auto& bp : batches_) {

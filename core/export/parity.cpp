@@ -2,6 +2,7 @@
 #include "export/parity.h"
 
 #include "data/input_binding.h"
+#include "measure/fidelity.h"
 #include "quant/quantizer.h"
 #include "util/error.h"
 
@@ -44,25 +45,6 @@ std::string tailOf(const Graph& g, const Node& n, std::string& residual)
         v = c.outputs[0];
     }
 }
-
-struct Power {
-    double signal = 0, noise = 0, maxAbs = 0;
-    void add(std::span<const float> ref, std::span<const float> got)
-    {
-        for (std::size_t i = 0; i < ref.size(); ++i) {
-            const double d = double(got[i]) - double(ref[i]);
-            signal += double(ref[i]) * ref[i];
-            noise += d * d;
-            maxAbs = std::max(maxAbs, std::abs(d));
-        }
-    }
-    double sqnrDb() const
-    {
-        if (noise == 0)
-            return std::numeric_limits<double>::infinity();
-        return 10 * std::log10(signal / noise);
-    }
-};
 
 // The integer codes of `t` on `q`'s grid (uint8 or int8): an 8-bit copy as the INT8
 // plan holds it ("<value>#q8").
@@ -221,7 +203,7 @@ ParityResult checkParity(const QuantSession& reference, const QdqLowered& export
         const QParams* inQ = nullptr;
         std::string residual;          // the residual Add's other operand, fused into the layer
         const QParams* residualQ = nullptr;
-        Power out, qdq, in, alone;
+        SignalNoise out, qdq, in, alone;
     };
     std::vector<Track> tracks;
     std::set<std::string> keep;
@@ -269,7 +251,7 @@ ParityResult checkParity(const QuantSession& reference, const QdqLowered& export
     const int64_t batch = std::max<int64_t>(1, std::min(batchFor(reference.graph(), options.batch), total));
     std::unique_ptr<Plan> sim, qdq, int8;
     int64_t planBatch = -1;
-    Power output;
+    SignalNoise output;
     int64_t agree = 0;
     for (int64_t start = 0; start < total; start += batch) {
         cancel.check();

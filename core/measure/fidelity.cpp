@@ -2,6 +2,7 @@
 
 #include "util/error.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -104,6 +105,16 @@ void FidelityMeter::add(const Tensor& ref, const Tensor& test, const std::vector
 double sqnrDb(double signal, double noise)
 {
     return noise > 0 ? 10 * std::log10(signal / noise) : std::numeric_limits<double>::infinity();
+}
+
+void SignalNoise::add(std::span<const float> ref, std::span<const float> got)
+{
+    for (std::size_t i = 0; i < ref.size() && i < got.size(); ++i) {
+        const double d = double(got[i]) - double(ref[i]);
+        signal += double(ref[i]) * ref[i];
+        noise += d * d;
+        maxAbs = std::max(maxAbs, std::abs(d));
+    }
 }
 
 double FidelityMeter::sqnrDb() const { return qs::sqnrDb(signal_, noise_); }

@@ -6,12 +6,22 @@
 #include "graph/tensor.h"
 
 #include <optional>
+#include <span>
 #include <vector>
 
 namespace qs {
 
 // 10 log10(signal / noise) in dB; +inf when the noise is zero (identical outputs).
 double sqnrDb(double signal, double noise);
+
+// Running sums of a reference's power and of the error of another output against it,
+// over the elements both have.
+struct SignalNoise {
+    double signal = 0, noise = 0, maxAbs = 0; // maxAbs: the largest |got - ref|
+    void add(std::span<const float> ref, std::span<const float> got);
+    void add(const Tensor& ref, const Tensor& got) { add(ref.data<float>(), got.data<float>()); }
+    double sqnrDb() const { return qs::sqnrDb(signal, noise); }
+};
 
 class FidelityMeter {
 public:
