@@ -14,13 +14,19 @@
 #include "analysis/mixed_precision.h"
 #include "analysis/sensitivity.h"
 #include "analysis/sensitivity_metrics.h"
+#include "cluster/merge.h"
+#include "cluster/sharded_sweep.h"
 #include "graph/onnx_import.h"
 #include "quant/session.h"
 #include "record/mixed_record.h"
 #include "record/sensitivity_record.h"
 #include "util/error.h"
+#include "util/hash.h"
 
+#include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <utility>
 #include <csignal>
 #include <iomanip>
 #include <cstdio>
@@ -196,12 +202,126 @@ int runSensitivityMetrics(const Args& args, const std::string& path)
     return 0;
 }
 
+// Options of --slurm that the shards do not take (with --db and --json, which each
+// shard replaces by its own store and the driver prints).
+const std::set<std::string> kClusterOptions = {"shards", "partition", "time", "mem", "cpus-per-task", "work-dir", "db"};
+const std::set<std::string> kClusterFlags = {"slurm", "json"};
+
+// The shard command: this program, the command and its arguments without the cluster
+// options, the model path absolute (tasks may start elsewhere).
+std::vector<std::string> shardCommand(const std::vector<std::string>& argv, const std::set<std::string>& valued,
+    const std::string& model)
+{
+    std::vector<std::string> cmd = {std::filesystem::read_symlink("/proc/self/exe").string(), "sensitivity"};
+    bool modelSeen = false;
+    for (std::size_t i = 0; i < argv.size(); ++i) {
+        const std::string& a = argv[i];
+        if (a.rfind("--", 0) == 0) {
+            const std::string name = a.substr(2, a.find('=') == std::string::npos ? std::string::npos : a.find('=') - 2);
+            const bool takesNext = valued.count(name) && a.find('=') == std::string::npos;
+            if (kClusterOptions.count(name) || kClusterFlags.count(name)) {
+                i += takesNext ? 1 : 0;
+                continue;
+            }
+            cmd.push_back(a);
+            if (takesNext && i + 1 < argv.size())
+                cmd.push_back(argv[++i]);
+            continue;
+        }
+        cmd.push_back(!modelSeen && a == model ? std::filesystem::absolute(a).string() : a);
+        modelSeen |= a == model;
+    }
+    return cmd;
+}
+
+// --slurm: the sweep as a job array of --shards shards; the shards are merged into the
+// --db store as one run as they finish.
+int runSensitivityOnSlurm(const Args& args, const std::vector<std::string>& argv, const std::set<std::string>& valued,
+    const std::string& path, const Graph& graph, const Dataset& data, const SensitivityOptions& opts)
+{
+    const auto db = args.value("db");
+    if (!db)
+        fail("--slurm merges the shards into a store: give --db STORE");
+    if (args.value("shard"))
+        fail("--slurm makes the shards itself; --shard is what each of its tasks runs");
+    ShardedSweepOptions so;
+    so.shards = args.intValue("shards", 4);
+    if (so.shards < 1)
+        fail("--shards ", so.shards, ": expected at least 1");
+    SlurmOptions slurm;
+    slurm.partition = args.value("partition", "");
+    slurm.time = args.value("time", slurm.time);
+    slurm.memory = args.value("mem", slurm.memory);
+    slurm.cpusPerTask = args.intValue("cpus-per-task", 1);
+    SlurmScheduler scheduler(slurm);
+    so.command = shardCommand(argv, valued, path);
+    so.chdir = std::filesystem::current_path().string();
+    const std::filesystem::path dbPath = std::filesystem::absolute(*db);
+    so.workDir = args.value("work-dir",
+        (dbPath.parent_path() / (dbPath.stem().string() + ".shards") /
+            std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::system_clock::now().time_since_epoch()).count()))
+            .string());
+    so.workDir = std::filesystem::absolute(so.workDir).string();
+    so.expected.modelHash = sha256File(path);
+    so.expected.datasetHash = data.hash;
+    so.expected.config = sensitivityRunConfig(opts);
+    applyKillShardEnvironment(so);
+    Store store = Store::open(*db);
+    CancelToken cancel;
+    StopOnSignal stopOnSignal(cancel);
+    const bool quiet = args.flag("json");
+    std::size_t reported = 0;
+    bool announced = false;
+    const ShardedSweepResult r = runShardedSweep(so, scheduler, cancel,
+        [&](const ClusterProgress& p, const std::vector<ShardRun>& finished, bool) {
+            if (quiet)
+                return;
+            for (; reported < finished.size(); ++reported)
+                std::fprintf(stderr, "  merged shard %d (%zu of %zu finished)\n", finished[reported].shard.index,
+                    reported + 1, p.shards.size());
+            if (!std::exchange(announced, true))
+                std::fprintf(stderr, "submitted job %s: %d shards, work dir %s\n", p.jobIds.front().c_str(),
+                    int(p.shards.size()), so.workDir.c_str());
+            std::fprintf(stderr, "shards: %d done, %d running, %d pending, %d failed%s\n", p.done, p.running, p.pending,
+                p.failed, p.etaSeconds >= 0 ? str(", ETA ", std::lround(p.etaSeconds), " s").c_str() : "");
+        });
+    std::optional<int64_t> runId;
+    if (!r.finished.empty())
+        runId = recordShardedSweep(store, r);
+    const std::string report = r.failureReport();
+    if (args.flag("json")) {
+        nlohmann::json j = r.clusterJson();
+        j["run_id"] = runId ? nlohmann::json(*runId) : nlohmann::json(nullptr);
+        j["complete"] = !r.cancelled && report.empty();
+        j["seconds"] = r.seconds;
+        j["work_dir"] = so.workDir;
+        std::printf("%s\n", j.dump(2).c_str());
+    } else {
+        std::printf("sharded sweep: %zu of %zu shards merged in %.2f s, jobs", r.finished.size(), r.progress.shards.size(),
+            r.seconds);
+        for (const auto& id : r.progress.jobIds)
+            std::printf(" %s", id.c_str());
+        std::printf("; run %s\n", runId ? std::to_string(*runId).c_str() : "(none)");
+    }
+    if (r.cancelled) {
+        std::fprintf(stderr, "quantstudio-cli sensitivity: cancelled; the shards' jobs were cancelled\n");
+        return 130;
+    }
+    if (!report.empty()) {
+        std::fprintf(stderr, "%s\n", report.c_str());
+        return 1;
+    }
+    return 0;
+}
+
 int runSensitivity(const std::vector<std::string>& argv)
 {
     std::set<std::string> valued = {"bits", "mode", "method", "limit", "batch", "threads", "db", "granularity", "calib",
-        "hutchinson", "metrics", "bootstrap", "seed"};
+        "hutchinson", "metrics", "bootstrap", "seed", "shard", "shards", "partition", "time", "mem", "cpus-per-task",
+        "work-dir"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
-    Args args(argv, valued, {"json", "naive"});
+    Args args(argv, valued, {"json", "naive", "slurm"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
     if (args.value("metrics"))
         return runSensitivityMetrics(args, path);
@@ -213,10 +333,24 @@ int runSensitivity(const std::vector<std::string>& argv)
     DataOptions dopts = dataOptions(args);
     dopts.limit = opts.limit;
     Dataset data = loadDataset(dopts, graph);
+    if (args.flag("slurm"))
+        return runSensitivityOnSlurm(args, argv, valued, path, graph, data, opts);
+    for (const char* option : {"shards", "partition", "time", "mem", "cpus-per-task", "work-dir"})
+        if (args.value(option))
+            fail("--", option, " needs --slurm");
+    nlohmann::json config = sensitivityRunConfig(opts);
+    if (auto shard = args.value("shard")) {
+        const ShardSpec spec = parseShardSpec(*shard);
+        if (!args.value("db"))
+            fail("--shard ", *shard, ": a shard's results go to its own store; give --db SHARD_STORE");
+        opts.shardIndex = spec.index;
+        opts.shardCount = spec.count;
+        config[kShardConfigKey] = str(spec.index, "/", spec.count);
+    }
 
     std::optional<Store> store = storeFromArgs(args);
     std::optional<RunGuard> run;
-    beginSensitivityRun(store, run, graph, path, data, sensitivityRunConfig(opts));
+    beginSensitivityRun(store, run, graph, path, data, config);
     Progress progress = stderrProgress(args);
     CancelToken cancel;
     StopOnSignal stopOnSignal(cancel);
@@ -508,7 +642,8 @@ int runMixed(const std::vector<std::string>& argv)
 
 const bool registeredSensitivity = registerCommand({"sensitivity",
     "MODEL --data DATA [--bits 2,3,4,5,6,8] [--mode weights|activations|both] [--method oneshot|local|hessian] "
-    "[--hutchinson N] [--limit N] [--batch N] [--granularity G] [--calib C] [--naive] [--db DB] [--json]; "
+    "[--hutchinson N] [--limit N] [--batch N] [--granularity G] [--calib C] [--naive] [--db DB] [--json] "
+    "[--shard I/N] [--slurm --shards N [--partition P] [--time T] [--mem M] [--cpus-per-task C] [--work-dir DIR]]; "
     "or --metrics all|oneshot,local,hessian,kurtosis [--bits N] [--bootstrap N] [--seed S]: metrics side by side "
     "with 95% bootstrap intervals over batches and their Spearman agreement",
     "measure how much each layer suffers when quantized alone, at each bit width", runSensitivity});

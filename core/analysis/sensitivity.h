@@ -35,6 +35,11 @@ struct SensitivityOptions {
     int hutchinsonSamples = 8; // Hessian method: random directions per layer
     bool naive = false;        // full re-run per configuration (benchmark baseline)
     bool keepBatches = false;  // record per-batch sums (BitMeasure::batches) for resampling
+    // Shard shardIndex of shardCount: only the (layer, bits) pairs whose place in
+    // layer-major order is shardIndex modulo shardCount are measured (one-shot and
+    // local methods); every layer is still listed. Each pair's numbers are those of
+    // the whole sweep, so the shards' union is the whole sweep (core/cluster/merge.h).
+    int shardIndex = 0, shardCount = 1;
 };
 
 // What one batch added to a measurement: resampling batches and summing these gives

@@ -1,0 +1,302 @@
+#include "cluster/merge.h"
+
+#include "record/sensitivity_record.h"
+#include "store/store.h"
+#include "util/error.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <set>
+
+namespace qs {
+
+ShardSpec parseShardSpec(const std::string& text, const std::string& option)
+{
+    const std::size_t slash = text.find('/');
+    auto number = [&](const std::string& part) {
+        if (part.empty() || part.size() > 6 || !std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; }))
+            fail(option, " ", quoted(text), ": expected I/N with whole numbers, 0 <= I < N");
+        return std::stoi(part);
+    };
+    if (slash == std::string::npos)
+        fail(option, " ", quoted(text), ": expected I/N with whole numbers, 0 <= I < N");
+    ShardSpec s {number(text.substr(0, slash)), number(text.substr(slash + 1))};
+    if (s.count < 1 || s.index >= s.count)
+        fail(option, " ", quoted(text), ": expected I/N with whole numbers, 0 <= I < N");
+    return s;
+}
+
+ShardRun readShard(const std::string& file)
+{
+    StoreOptions so;
+    so.mode = OpenMode::ReadOnly;
+    Store store = Store::open(file, so);
+    RunFilter f;
+    f.kind = RunKind::Sensitivity;
+    std::optional<RunRecord> run;
+    for (const RunRecord& r : store.runs(f)) // newest first
+        if (r.config.contains(kShardConfigKey)) {
+            run = r;
+            break;
+        }
+    if (!run)
+        fail(file, ": no sensitivity shard run (config.", kShardConfigKey, ")");
+    if (run->state != RunState::Done)
+        fail(file, ": shard run ", run->id, " is ", runStateName(run->state), ", not done",
+            run->error.empty() ? "" : ": ", run->error);
+    const nlohmann::json& spec = run->config[kShardConfigKey];
+    if (!spec.is_string())
+        fail(file, ": config.", kShardConfigKey, " is not \"I/N\"");
+    ShardRun s;
+    s.file = file;
+    s.shard = parseShardSpec(spec.get<std::string>(), file + ": config." + kShardConfigKey);
+    s.run = *run;
+    const std::optional<ModelRecord> model = store.model(run->modelId);
+    if (!model)
+        fail(file, ": run ", run->id, " names model ", run->modelId, ", which is not stored");
+    s.model = *model;
+    std::optional<DatasetRecord> dataset = run->datasetId ? store.dataset(*run->datasetId) : std::nullopt;
+    if (!dataset)
+        fail(file, ": run ", run->id, " has no dataset row");
+    s.dataset = *dataset;
+    s.result = loadSensitivityRun(store, run->id);
+    return s;
+}
+
+ShardIdentity identityOf(const ShardRun& shard)
+{
+    ShardIdentity id;
+    id.modelHash = shard.model.hash;
+    id.datasetHash = shard.dataset.hash;
+    id.config = shard.run.config;
+    id.config.erase(kShardConfigKey);
+    id.count = shard.shard.count;
+    return id;
+}
+
+void checkShard(const ShardRun& shard, const ShardIdentity& expected)
+{
+    const ShardIdentity got = identityOf(shard);
+    if (got.modelHash != expected.modelHash)
+        fail(shard.file, ": model hash ", got.modelHash.substr(0, 12), " is not the sweep's ",
+            expected.modelHash.substr(0, 12), " (another model)");
+    if (got.datasetHash != expected.datasetHash)
+        fail(shard.file, ": dataset hash ", got.datasetHash.substr(0, 12), " is not the sweep's ",
+            expected.datasetHash.substr(0, 12), " (other data)");
+    if (got.count != expected.count)
+        fail(shard.file, ": config.shard count ", got.count, " is not the sweep's ", expected.count);
+    std::set<std::string> keys;
+    for (const auto& [k, v] : got.config.items())
+        keys.insert(k);
+    for (const auto& [k, v] : expected.config.items())
+        keys.insert(k);
+    for (const std::string& k : keys)
+        if (!got.config.contains(k) || !expected.config.contains(k) || got.config[k] != expected.config[k])
+            fail(shard.file, ": config.", k, " ",
+                got.config.contains(k) ? got.config[k].dump() : std::string("(absent)"), " is not the sweep's ",
+                expected.config.contains(k) ? expected.config[k].dump() : std::string("(absent)"));
+}
+
+SensitivityResult mergeShardResults(const std::vector<ShardRun>& shards)
+{
+    SensitivityResult merged;
+    if (shards.empty())
+        return merged;
+    const SensitivityResult& first = shards.front().result;
+    merged.method = first.method;
+    merged.mode = first.mode;
+    merged.estimator = first.estimator;
+    merged.samples = first.samples;
+    merged.fp32Top1 = first.fp32Top1;
+    std::set<int> seen;
+    bool complete = true;
+    for (const ShardRun& s : shards) {
+        seen.insert(s.shard.index);
+        complete &= s.result.complete;
+    }
+    merged.complete = complete && int(seen.size()) == shards.front().shard.count;
+    for (const LayerSensitivity& l : first.layers) {
+        LayerSensitivity m = l;
+        m.byBits.clear();
+        for (const ShardRun& s : shards)
+            for (const LayerSensitivity& sl : s.result.layers)
+                if (sl.layer == l.layer)
+                    m.byBits.insert(sl.byBits.begin(), sl.byBits.end());
+        merged.layers.push_back(std::move(m));
+    }
+    return merged;
+}
+
+int64_t recordMergedRun(Store& store, const std::vector<ShardRun>& shards, const MergeRecord& record)
+{
+    if (shards.empty())
+        fail("merge: no finished shard to record");
+    SensitivityResult merged = mergeShardResults(shards);
+    merged.seconds = record.seconds;
+    ModelRecord model = shards.front().model;
+    model.id = 0;
+    model.importedMs = 0;
+    DatasetRecord dataset = shards.front().dataset;
+    dataset.id = 0;
+    dataset.addedMs = 0;
+    RunStart start;
+    start.modelId = store.upsertModel(model);
+    start.datasetId = store.upsertDataset(dataset);
+    start.kind = RunKind::Sensitivity;
+    start.config = identityOf(shards.front()).config;
+    RunGuard run(store, start);
+    run.addLayers(sensitivityLayerRows(merged));
+    RunMetrics m = sensitivityRunMetrics(merged);
+    m.extra["cluster"] = record.cluster;
+    if (merged.complete)
+        run.finish(m);
+    else if (record.cancelled)
+        run.cancel(m);
+    else
+        run.fail(record.error.empty() ? "merge: shards missing" : record.error, m);
+    return run.id();
+}
+
+int64_t mergeShardFiles(Store& store, const std::vector<std::string>& files)
+{
+    if (files.empty())
+        fail("merge: no shard files given");
+    std::vector<ShardRun> shards;
+    std::map<int, std::string> byIndex;
+    for (const std::string& f : files) {
+        shards.push_back(readShard(f));
+        const ShardRun& s = shards.back();
+        if (shards.size() == 1)
+            continue;
+        checkShard(s, identityOf(shards.front()));
+    }
+    for (const ShardRun& s : shards) {
+        auto [it, fresh] = byIndex.emplace(s.shard.index, s.file);
+        if (!fresh)
+            fail(s.file, ": config.shard ", s.shard.index, "/", s.shard.count, " is also ", it->second);
+    }
+    const int count = shards.front().shard.count;
+    std::string missing;
+    for (int i = 0; i < count; ++i)
+        if (!byIndex.count(i))
+            missing += (missing.empty() ? "" : ", ") + std::to_string(i);
+    if (!missing.empty())
+        fail("merge: shards ", missing, " of ", count, " are missing (give every shard file of the sweep)");
+    std::sort(shards.begin(), shards.end(), [](const ShardRun& a, const ShardRun& b) { return a.shard.index < b.shard.index; });
+    MergeRecord rec;
+    nlohmann::json seconds = nlohmann::json::array();
+    for (const ShardRun& s : shards) {
+        rec.seconds += s.result.seconds;
+        seconds.push_back(s.result.seconds);
+    }
+    rec.cluster = {{"shards", count}, {"shard_seconds", seconds}, {"files", files}};
+    return recordMergedRun(store, shards, rec);
+}
+
+namespace {
+
+// Doubles equal bit for bit (so -0 differs from 0 and a NaN equals itself).
+bool sameBits(double a, double b)
+{
+    return std::memcmp(&a, &b, sizeof a) == 0;
+}
+
+void diffJson(const nlohmann::json& a, const nlohmann::json& b, const std::string& at, std::vector<std::string>& out)
+{
+    if (a.is_number_float() || b.is_number_float()) {
+        if (!a.is_number() || !b.is_number() || !sameBits(a.get<double>(), b.get<double>()) ||
+            a.is_number_float() != b.is_number_float())
+            out.push_back(str(at, ": ", a.dump(), " vs ", b.dump()));
+        return;
+    }
+    if (a.type() != b.type()) {
+        out.push_back(str(at, ": ", a.dump(), " vs ", b.dump()));
+        return;
+    }
+    if (a.is_object()) {
+        std::set<std::string> keys;
+        for (const auto& [k, v] : a.items())
+            keys.insert(k);
+        for (const auto& [k, v] : b.items())
+            keys.insert(k);
+        for (const std::string& k : keys) {
+            if (!a.contains(k) || !b.contains(k))
+                out.push_back(str(at, ".", k, ": ", a.contains(k) ? "present" : "absent", " vs ",
+                    b.contains(k) ? "present" : "absent"));
+            else
+                diffJson(a[k], b[k], at + "." + k, out);
+        }
+        return;
+    }
+    if (a.is_array()) {
+        if (a.size() != b.size()) {
+            out.push_back(str(at, ": ", a.size(), " items vs ", b.size()));
+            return;
+        }
+        for (std::size_t i = 0; i < a.size(); ++i)
+            diffJson(a[i], b[i], str(at, "[", i, "]"), out);
+        return;
+    }
+    if (a != b)
+        out.push_back(str(at, ": ", a.dump(), " vs ", b.dump()));
+}
+
+template <class T>
+nlohmann::json optJson(const std::optional<T>& v)
+{
+    return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+}
+
+nlohmann::json rangeJson(const std::optional<StoredRange>& r)
+{
+    return r ? nlohmann::json {r->lo, r->hi} : nlohmann::json(nullptr);
+}
+
+// A layer row as JSON, each field under its own name (histograms by their bins).
+nlohmann::json rowJson(const LayerResult& l)
+{
+    auto hist = [](const std::optional<StoredHistogram>& h) {
+        return h ? nlohmann::json {{"edges", h->edges}, {"counts", h->counts}} : nlohmann::json(nullptr);
+    };
+    return {{"layer", l.layer}, {"op", l.op}, {"position", l.position}, {"weight_bits", optJson(l.weightBits)},
+        {"act_bits", optJson(l.actBits)}, {"granularity", l.granularity}, {"symmetric", optJson(l.symmetric)},
+        {"scales", l.scales}, {"sqnr_db", optJson(l.sqnrDb)}, {"sensitivity", optJson(l.sensitivity)},
+        {"sensitivity_detail", l.sensitivityDetail}, {"size_bits", optJson(l.sizeBits)},
+        {"weight_hist", hist(l.weightHist)}, {"act_hist", hist(l.actHist)}, {"weight_clip", rangeJson(l.weightClip)},
+        {"act_clip", rangeJson(l.actClip)}, {"extra", l.extra}};
+}
+
+nlohmann::json runJson(const Store& store, const RunRecord& r)
+{
+    nlohmann::json extra = r.metrics.extra;
+    extra.erase("seconds");
+    extra.erase("cluster");
+    const std::optional<ModelRecord> model = store.model(r.modelId);
+    const std::optional<DatasetRecord> dataset = r.datasetId ? store.dataset(*r.datasetId) : std::nullopt;
+    return {{"kind", runKindName(r.kind)}, {"state", runStateName(r.state)}, {"error", r.error},
+        {"model_hash", model ? model->hash : ""}, {"dataset_hash", dataset ? dataset->hash : ""},
+        {"config", r.config}, {"layer_count", r.layerCount},
+        {"metrics",
+            {{"top1", optJson(r.metrics.top1)}, {"sqnr_db", optJson(r.metrics.sqnrDb)},
+                {"cosine", optJson(r.metrics.cosine)}, {"top1_agreement", optJson(r.metrics.top1Agreement)},
+                {"kl", optJson(r.metrics.kl)}, {"size_bits", optJson(r.metrics.sizeBits)},
+                {"latency_ms", optJson(r.metrics.latencyMs)}, {"extra", extra}}}};
+}
+
+} // namespace
+
+std::vector<std::string> storedRunDifferences(const Store& a, int64_t runA, const Store& b, int64_t runB)
+{
+    std::vector<std::string> out;
+    diffJson(runJson(a, a.run(runA)), runJson(b, b.run(runB)), "run", out);
+    const std::vector<LayerResult> la = a.layerResults(runA), lb = b.layerResults(runB);
+    if (la.size() != lb.size())
+        out.push_back(str("layers: ", la.size(), " rows vs ", lb.size()));
+    for (std::size_t i = 0; i < std::min(la.size(), lb.size()); ++i)
+        diffJson(rowJson(la[i]), rowJson(lb[i]), str("layer[", i, "]"), out);
+    return out;
+}
+
+} // namespace qs

@@ -1,0 +1,123 @@
+// Sharded sensitivity sweeps without a scheduler: shards run one by one with --shard
+// I/N, merged with `quantstudio-cli merge`, equal the whole sweep's run bit for bit;
+// shards of another model, data, configuration or count are refused by file and field.
+#include "cluster/merge.h"
+#include "cluster/sweep_fixture.h"
+
+#include <QFile>
+#include <QTemporaryDir>
+
+using namespace qs;
+using namespace qs::test;
+
+class TestClusterMerge : public QObject {
+    Q_OBJECT
+
+    QTemporaryDir dir_;
+    QString path(const QString& name) const { return dir_.filePath(name); }
+    bool shard(const QString& spec, const QString& db, QStringList extra = {})
+    {
+        QStringList args = sweepArgs();
+        for (int i = 0; i + 1 < extra.size(); i += 2) { // replace an option's value
+            const int at = args.indexOf(extra[i]);
+            if (at >= 0)
+                args[at + 1] = extra[i + 1];
+            else
+                args << extra[i] << extra[i + 1];
+        }
+        return cliOk(args << "--shard" << spec << "--db" << path(db));
+    }
+
+private slots:
+    void initTestCase()
+    {
+        QVERIFY(dir_.isValid());
+        QVERIFY(cliOk(sweepArgs() << "--db" << path("local.db")));
+        QVERIFY(shard("0/2", "s0.db"));
+        QVERIFY(shard("1/2", "s1.db"));
+    }
+
+    void mergedShardsEqualTheLocalRun()
+    {
+        CliResult r;
+        QVERIFY(cliOk({"merge", "--db", path("main.db"), path("s1.db"), path("s0.db")}, &r));
+        const Store local = openStore(path("local.db")), merged = openStore(path("main.db"));
+        const int64_t a = onlyRun(local), b = onlyRun(merged);
+        QVERIFY(a > 0 && b > 0);
+        const auto diff = storedRunDifferences(local, a, merged, b);
+        QVERIFY2(diff.empty(), diff.empty() ? "" : diff.front().c_str());
+        QCOMPARE(merged.layerResults(b).size(), std::size_t(8));
+        QVERIFY(!merged.run(b).config.contains("shard"));
+        QCOMPARE(merged.run(b).metrics.extra["cluster"]["shards"].get<int>(), 2);
+        // The comparison sees a shard's missing pairs (it is not blind).
+        const Store s0 = openStore(path("s0.db"));
+        QVERIFY(!storedRunDifferences(local, a, s0, onlyRun(s0)).empty());
+    }
+
+    void mergeRefusesOtherShards_data()
+    {
+        QTest::addColumn<QString>("spec");
+        QTest::addColumn<QStringList>("change");
+        QTest::addColumn<QString>("field");
+        QTest::newRow("config") << "1/2" << QStringList {"--limit", "32"} << "config.limit";
+        QTest::newRow("data") << "1/2" << QStringList {"--data", "random:64"} << "dataset hash";
+        QTest::newRow("model") << "1/2" << QStringList {"MODEL", ""} << "model hash";
+        QTest::newRow("count") << "1/3" << QStringList {} << "config.shard count";
+    }
+
+    void mergeRefusesOtherShards()
+    {
+        QFETCH(QString, spec);
+        QFETCH(QStringList, change);
+        QFETCH(QString, field);
+        const QString db = QString("other-%1.db").arg(QTest::currentDataTag());
+        if (change.value(0) == "MODEL") {
+            // The demo model with a doc_string appended (field 6): another file, another hash.
+            const QString model = path("other.onnx");
+            QFile::remove(model);
+            QVERIFY(QFile::copy(QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx", model));
+            QFile f(model);
+            QVERIFY(f.open(QIODevice::Append));
+            f.write(QByteArray("\x32\x01x", 3));
+            f.close();
+            QStringList args = sweepArgs();
+            args[1] = model;
+            QVERIFY(cliOk(args << "--shard" << spec << "--db" << path(db)));
+        } else {
+            QVERIFY(shard(spec, db, change));
+        }
+        CliResult r;
+        QVERIFY(!cliOk({"merge", "--db", path("refused.db"), path("s0.db"), path(db)}, &r));
+        QCOMPARE(r.exitCode, 1);
+        const QString err = QString::fromUtf8(r.err).trimmed();
+        QVERIFY2(!err.contains('\n'), qPrintable(err));
+        QVERIFY2(err.contains(path(db)) && err.contains(field), qPrintable(err));
+        const Store refused = openStore(path("refused.db"));
+        QVERIFY(refused.runs().empty());
+    }
+
+    void mergeRefusesRepeatedOrMissingShards()
+    {
+        CliResult r;
+        QVERIFY(!cliOk({"merge", "--db", path("refused.db"), path("s0.db"), path("s0.db")}, &r));
+        QVERIFY2(r.err.contains("is also"), r.err.constData());
+        QVERIFY(!cliOk({"merge", "--db", path("refused.db"), path("s0.db")}, &r));
+        QVERIFY2(r.err.contains("shards 1 of 2 are missing"), r.err.constData());
+        QVERIFY(!cliOk({"merge", "--db", path("refused.db"), path("local.db")}, &r));
+        QVERIFY2(r.err.contains("local.db: no sensitivity shard run"), r.err.constData());
+    }
+
+    void shardNeedsItsOwnStoreAndAValidSpec()
+    {
+        CliResult r;
+        QVERIFY(!cliOk(sweepArgs() << "--shard" << "2/2" << "--db" << path("x.db"), &r));
+        QVERIFY2(r.err.contains("--shard \"2/2\": expected I/N"), r.err.constData());
+        QVERIFY(!cliOk(sweepArgs() << "--shard" << "0/2", &r));
+        QVERIFY2(r.err.contains("give --db SHARD_STORE"), r.err.constData());
+        QVERIFY(!cliOk(sweepArgs() << "--shard" << "0/2" << "--method" << "hessian" << "--db" << path("h.db"), &r));
+        QVERIFY2(r.err.contains("Hessian"), r.err.constData());
+    }
+};
+
+QTEST_GUILESS_MAIN(TestClusterMerge)
+#include "test_cluster_merge.moc"
