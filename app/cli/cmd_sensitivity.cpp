@@ -60,6 +60,8 @@ SensitivityOptions sensitivityOptions(const Args& args)
     o.hutchinsonSamples = args.intValue("hutchinson", 8);
     if (o.hutchinsonSamples < 1)
         fail("--hutchinson: expected at least 1 random direction, got ", o.hutchinsonSamples);
+    if (auto base = args.value("base")) // a whole base configuration (the studio's, for its cluster shards)
+        o.base = QuantConfig::load(*base);
     parseBaseQuant(args, o.base);
     return o;
 }
@@ -318,8 +320,8 @@ int runSensitivityOnSlurm(const Args& args, const std::vector<std::string>& argv
 int runSensitivity(const std::vector<std::string>& argv)
 {
     std::set<std::string> valued = {"bits", "mode", "method", "limit", "batch", "threads", "db", "granularity", "calib",
-        "hutchinson", "metrics", "bootstrap", "seed", "shard", "shards", "partition", "time", "mem", "cpus-per-task",
-        "work-dir"};
+        "hutchinson", "metrics", "bootstrap", "seed", "base", "shard", "shards", "partition", "time", "mem",
+        "cpus-per-task", "work-dir"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
     Args args(argv, valued, {"json", "naive", "slurm"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
@@ -642,7 +644,8 @@ int runMixed(const std::vector<std::string>& argv)
 
 const bool registeredSensitivity = registerCommand({"sensitivity",
     "MODEL --data DATA [--bits 2,3,4,5,6,8] [--mode weights|activations|both] [--method oneshot|local|hessian] "
-    "[--hutchinson N] [--limit N] [--batch N] [--granularity G] [--calib C] [--naive] [--db DB] [--json] "
+    "[--hutchinson N] [--limit N] [--batch N] [--base CONFIG.json] [--granularity G] [--calib C] [--naive] [--db DB] "
+    "[--json] "
     "[--shard I/N] [--slurm --shards N [--partition P] [--time T] [--mem M] [--cpus-per-task C] [--work-dir DIR]]; "
     "or --metrics all|oneshot,local,hessian,kurtosis [--bits N] [--bootstrap N] [--seed S]: metrics side by side "
     "with 95% bootstrap intervals over batches and their Spearman agreement",

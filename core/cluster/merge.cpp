@@ -16,7 +16,8 @@ ShardSpec parseShardSpec(const std::string& text, const std::string& option)
 {
     const std::size_t slash = text.find('/');
     auto number = [&](const std::string& part) {
-        if (part.empty() || part.size() > 6 || !std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        if (part.empty() || part.size() > 6 ||
+            !std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; }))
             fail(option, " ", quoted(text), ": expected I/N with whole numbers, 0 <= I < N");
         return std::stoi(part);
     };
@@ -184,7 +185,8 @@ int64_t mergeShardFiles(Store& store, const std::vector<std::string>& files)
             missing += (missing.empty() ? "" : ", ") + std::to_string(i);
     if (!missing.empty())
         fail("merge: shards ", missing, " of ", count, " are missing (give every shard file of the sweep)");
-    std::sort(shards.begin(), shards.end(), [](const ShardRun& a, const ShardRun& b) { return a.shard.index < b.shard.index; });
+    std::sort(shards.begin(), shards.end(),
+        [](const ShardRun& a, const ShardRun& b) { return a.shard.index < b.shard.index; });
     MergeRecord rec;
     nlohmann::json seconds = nlohmann::json::array();
     for (const ShardRun& s : shards) {
@@ -243,8 +245,7 @@ void diffJson(const nlohmann::json& a, const nlohmann::json& b, const std::strin
         out.push_back(str(at, ": ", a.dump(), " vs ", b.dump()));
 }
 
-template <class T>
-nlohmann::json optJson(const std::optional<T>& v)
+template<class T> nlohmann::json optJson(const std::optional<T>& v)
 {
     return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
 }
@@ -276,8 +277,8 @@ nlohmann::json runJson(const Store& store, const RunRecord& r)
     const std::optional<ModelRecord> model = store.model(r.modelId);
     const std::optional<DatasetRecord> dataset = r.datasetId ? store.dataset(*r.datasetId) : std::nullopt;
     return {{"kind", runKindName(r.kind)}, {"state", runStateName(r.state)}, {"error", r.error},
-        {"model_hash", model ? model->hash : ""}, {"dataset_hash", dataset ? dataset->hash : ""},
-        {"config", r.config}, {"layer_count", r.layerCount},
+        {"model_hash", model ? model->hash : ""}, {"dataset_hash", dataset ? dataset->hash : ""}, {"config", r.config},
+        {"layer_count", r.layerCount},
         {"metrics",
             {{"top1", optJson(r.metrics.top1)}, {"sqnr_db", optJson(r.metrics.sqnrDb)},
                 {"cosine", optJson(r.metrics.cosine)}, {"top1_agreement", optJson(r.metrics.top1Agreement)},

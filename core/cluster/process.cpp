@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
+#include <string_view>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,7 +15,7 @@ extern char** environ;
 
 namespace qs {
 
-ProcessResult runProcess(const std::vector<std::string>& argv)
+ProcessResult runProcess(const std::vector<std::string>& argv, const std::vector<std::string>& env)
 {
     if (argv.empty())
         fail("runProcess: no program given");
@@ -35,8 +36,20 @@ ProcessResult runProcess(const std::vector<std::string>& argv)
     for (const std::string& a : argv)
         args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
+    std::vector<char*> envp;
+    for (char** e = environ; *e; ++e) {
+        const std::string_view var(*e);
+        bool replaced = false;
+        for (const std::string& add : env)
+            replaced |= var.substr(0, var.find('=') + 1) == std::string_view(add).substr(0, add.find('=') + 1);
+        if (!replaced)
+            envp.push_back(*e);
+    }
+    for (const std::string& add : env)
+        envp.push_back(const_cast<char*>(add.c_str()));
+    envp.push_back(nullptr);
     pid_t pid = 0;
-    const int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+    const int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), envp.data());
     posix_spawn_file_actions_destroy(&actions);
     close(outPipe[1]);
     close(errPipe[1]);
@@ -74,8 +87,7 @@ ProcessResult runProcess(const std::vector<std::string>& argv)
         if (f.fd >= 0)
             close(f.fd);
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) { }
     r.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
     return r;
 }

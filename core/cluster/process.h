@@ -13,9 +13,10 @@ struct ProcessResult {
     std::string out, err;
 };
 
-// argv[0] is looked up on PATH. Never throws for a failing program; an Error only
-// when argv is empty.
-ProcessResult runProcess(const std::vector<std::string>& argv);
+// argv[0] is looked up on PATH; `env` ("NAME=value") is added to (and overrides) this
+// process's environment. Never throws for a failing program; an Error only when argv
+// is empty.
+ProcessResult runProcess(const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
 
 // The first line of `text` without trailing spaces (for one-line error messages).
 std::string firstLine(const std::string& text);

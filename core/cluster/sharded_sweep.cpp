@@ -30,7 +30,8 @@ std::string shardStore(const ShardedSweepOptions& o, int index)
 
 std::string logPattern(const ShardedSweepOptions& o, int attempt)
 {
-    return (fs::path(o.workDir) / (attempt == 1 ? "shard-%a.log" : "shard-%a.attempt" + std::to_string(attempt) + ".log"))
+    return (
+        fs::path(o.workDir) / (attempt == 1 ? "shard-%a.log" : "shard-%a.attempt" + std::to_string(attempt) + ".log"))
         .string();
 }
 
@@ -49,7 +50,8 @@ std::string writeScript(const ShardedSweepOptions& o, int attempt)
       << "cd " << shellQuoted(o.chdir) << " || exit 1\n"
       << "i=\"$SLURM_ARRAY_TASK_ID\"\n";
     if (o.killShard >= 0 && attempt <= o.killAttempts)
-        s << "if [ \"$i\" = " << o.killShard << " ]; then echo 'killed by QS_CLUSTER_KILL_SHARD' >&2; kill -KILL $$; fi\n";
+        s << "if [ \"$i\" = " << o.killShard
+          << " ]; then echo 'killed by QS_CLUSTER_KILL_SHARD' >&2; kill -KILL $$; fi\n";
     s << "exec";
     for (const std::string& a : o.command)
         s << " " << shellQuoted(a);
@@ -134,8 +136,8 @@ nlohmann::json ShardedSweepResult::clusterJson() const
         shards.push_back({{"index", s.index}, {"state", shardStateName(s.state)}, {"attempts", s.attempt},
             {"job", s.jobId}, {"seconds", s.seconds}, {"log", s.log},
             {"error", s.state == ShardState::Failed ? nlohmann::json(s.detail) : nlohmann::json(nullptr)}});
-    return {{"scheduler", "slurm"}, {"jobs", progress.jobIds}, {"shard_count", progress.shards.size()},
-        {"shards", shards}};
+    return {
+        {"scheduler", "slurm"}, {"jobs", progress.jobIds}, {"shard_count", progress.shards.size()}, {"shards", shards}};
 }
 
 ShardedSweepResult runShardedSweep(
@@ -176,10 +178,10 @@ ShardedSweepResult runShardedSweep(
     auto count = [&] {
         p.done = p.running = p.pending = p.failed = 0;
         for (const ShardStatus& s : p.shards)
-            (s.state == ShardState::Done      ? p.done
-                : s.state == ShardState::Running ? p.running
-                : s.state == ShardState::Pending ? p.pending
-                                                 : p.failed)++;
+            (s.state == ShardState::Done             ? p.done
+                    : s.state == ShardState::Running ? p.running
+                    : s.state == ShardState::Pending ? p.pending
+                                                     : p.failed)++;
         p.elapsedSeconds = elapsed();
         const int left = o.shards - p.done - p.failed;
         p.etaSeconds = p.done > 0 ? p.elapsedSeconds * double(left) / double(p.done) : -1;
@@ -188,6 +190,11 @@ ShardedSweepResult runShardedSweep(
     if (onUpdate)
         onUpdate(p, result.finished, false);
 
+    auto waitPoll = [&] { // in steps of 50 ms, so a cancel is seen at once
+        for (double waited = 0; waited < o.pollSeconds && !cancel.cancelled(); waited += 0.05)
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    };
+    int queueFailures = 0;
     while (p.done + p.failed < o.shards) {
         if (cancel.cancelled()) {
             for (const std::string& job : p.jobIds)
@@ -199,9 +206,18 @@ ShardedSweepResult runShardedSweep(
             break;
         }
         std::map<std::string, std::map<int, std::string>> queues;
-        for (const ShardStatus& s : p.shards)
-            if ((s.state == ShardState::Pending || s.state == ShardState::Running) && !queues.count(s.jobId))
-                queues[s.jobId] = scheduler.queued(s.jobId);
+        try {
+            for (const ShardStatus& s : p.shards)
+                if ((s.state == ShardState::Pending || s.state == ShardState::Running) && !queues.count(s.jobId))
+                    queues[s.jobId] = scheduler.queued(s.jobId);
+            queueFailures = 0;
+        } catch (const Error&) {
+            // slurmctld busy or restarting: ask again next poll, give up after a minute of it
+            if (++queueFailures * o.pollSeconds > 60)
+                throw;
+            waitPoll();
+            continue;
+        }
         bool changed = false, newShard = false;
         std::vector<int> retry;
         for (ShardStatus& s : p.shards) {
@@ -210,8 +226,8 @@ ShardedSweepResult runShardedSweep(
             const auto& q = queues[s.jobId];
             auto it = q.find(s.index);
             if (it != q.end()) {
-                const ShardState now = it->second == "PENDING" || it->second == "CONFIGURING" ? ShardState::Pending
-                                                                                              : ShardState::Running;
+                const ShardState now =
+                    it->second == "PENDING" || it->second == "CONFIGURING" ? ShardState::Pending : ShardState::Running;
                 changed |= now != s.state;
                 s.state = now;
                 continue;
@@ -266,8 +282,7 @@ ShardedSweepResult runShardedSweep(
             onUpdate(p, result.finished, newShard);
         if (p.done + p.failed >= o.shards)
             break;
-        for (double waited = 0; waited < o.pollSeconds && !cancel.cancelled(); waited += 0.05)
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        waitPoll();
     }
     std::sort(result.finished.begin(), result.finished.end(),
         [](const ShardRun& a, const ShardRun& b) { return a.shard.index < b.shard.index; });

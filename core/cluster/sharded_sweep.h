@@ -49,7 +49,7 @@ struct ClusterProgress {
     std::vector<ShardStatus> shards;
     int done = 0, running = 0, pending = 0, failed = 0;
     double elapsedSeconds = 0;
-    double etaSeconds = -1; // from the finished shards' pace; < 0 until one finished
+    double etaSeconds = -1;          // from the finished shards' pace; < 0 until one finished
     std::vector<std::string> jobIds; // first submission, then retries
 };
 
@@ -66,7 +66,8 @@ struct ShardedSweepResult {
 
 // Called on every change; `newShard` when a shard finished since the last call
 // (`finished` then holds one more).
-using ClusterUpdate = std::function<void(const ClusterProgress& progress, const std::vector<ShardRun>& finished, bool newShard)>;
+using ClusterUpdate =
+    std::function<void(const ClusterProgress& progress, const std::vector<ShardRun>& finished, bool newShard)>;
 
 // Runs the shards to the end: done, or failed after the retries. Cancel scancels the
 // jobs and returns within a poll step (< 0.1 s of waiting). Throws an Error when the

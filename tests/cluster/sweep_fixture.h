@@ -14,8 +14,8 @@ namespace qs::test {
 inline QStringList sweepArgs()
 {
     return {"sensitivity", QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx", "--data",
-        QS_SOURCE_DIR "/resources/demo/fashion1k-images-idx3-ubyte.gz", "--bits", "3,4,8", "--limit", "64",
-        "--batch", "32"};
+        QS_SOURCE_DIR "/resources/demo/fashion1k-images-idx3-ubyte.gz", "--bits", "3,4,8", "--limit", "64", "--batch",
+        "32"};
 }
 
 // Runs the CLI; on a non-zero exit prints its stderr and returns false.

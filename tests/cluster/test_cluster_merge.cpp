@@ -110,11 +110,21 @@ private slots:
     void shardNeedsItsOwnStoreAndAValidSpec()
     {
         CliResult r;
-        QVERIFY(!cliOk(sweepArgs() << "--shard" << "2/2" << "--db" << path("x.db"), &r));
+        QVERIFY(!cliOk(sweepArgs() << "--shard"
+                                   << "2/2"
+                                   << "--db" << path("x.db"),
+            &r));
         QVERIFY2(r.err.contains("--shard \"2/2\": expected I/N"), r.err.constData());
-        QVERIFY(!cliOk(sweepArgs() << "--shard" << "0/2", &r));
+        QVERIFY(!cliOk(sweepArgs() << "--shard"
+                                   << "0/2",
+            &r));
         QVERIFY2(r.err.contains("give --db SHARD_STORE"), r.err.constData());
-        QVERIFY(!cliOk(sweepArgs() << "--shard" << "0/2" << "--method" << "hessian" << "--db" << path("h.db"), &r));
+        QVERIFY(!cliOk(sweepArgs() << "--shard"
+                                   << "0/2"
+                                   << "--method"
+                                   << "hessian"
+                                   << "--db" << path("h.db"),
+            &r));
         QVERIFY2(r.err.contains("Hessian"), r.err.constData());
     }
 };

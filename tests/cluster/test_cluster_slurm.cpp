@@ -76,9 +76,16 @@ class TestClusterSlurm : public QObject {
     {
         if (!kill.isEmpty())
             qputenv("QS_CLUSTER_KILL_SHARD", kill);
-        r = cli(sweepArgs() << "--slurm" << "--shards" << "3" << "--cpus-per-task" << "1" << "--time" << "5"
-                            << "--mem" << "500M" << "--db" << path(db) << "--work-dir" << path(db + ".shards")
-                            << "--json");
+        r = cli(sweepArgs() << "--slurm"
+                            << "--shards"
+                            << "3"
+                            << "--cpus-per-task"
+                            << "1"
+                            << "--time"
+                            << "5"
+                            << "--mem"
+                            << "500M"
+                            << "--db" << path(db) << "--work-dir" << path(db + ".shards") << "--json");
         qunsetenv("QS_CLUSTER_KILL_SHARD");
         if (r.exitCode != 0)
             qWarning("exit %d: %s", r.exitCode, r.err.constData());
