@@ -98,6 +98,8 @@ ClusterSweepDialog::ClusterSweepDialog(Studio& studio, SensitivityPanel& panel, 
     status_->setObjectName(QStringLiteral("clusterStatus"));
     status_->setWordWrap(true);
     status_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    status_->setAlignment(Qt::AlignLeft | Qt::AlignTop);
+    status_->setMinimumHeight(status_->fontMetrics().lineSpacing() * 3); // a failure report's lines
     bar_ = new QProgressBar(this);
     bar_->setRange(0, 1000);
     bar_->setValue(0);

@@ -2,7 +2,8 @@
 // view's sweep as shards (here to a LocalScheduler: child processes of the test running
 // quantstudio-cli, the same job script Slurm runs), shows done/running/pending counts and
 // a row per shard, fills the heatmap as shards merge, records one run equal to the
-// studio's own local sweep bit for bit, and Cancel ends the shards within a second.
+// studio's own local sweep bit for bit, a shard failing twice is reported in its row
+// with its log, and Cancel ends the shards within a second.
 // QS_CLUSTER_SCREENSHOT=DIR saves the dialog and the view after the sweep.
 #include "cluster/merge.h"
 #include "store/store.h"
@@ -97,6 +98,31 @@ private slots:
             QVERIFY(dialog->grab().save(QString::fromUtf8(shots) + "/slurm_dialog.png"));
             QVERIFY(panel->grab().save(QString::fromUtf8(shots) + "/slurm_heatmap.png"));
         }
+    }
+
+    void failedShardIsReportedInItsRow()
+    {
+        // Shard 1 kills itself on both attempts: retried once, then failed with its log.
+        qputenv("QS_CLUSTER_KILL_SHARD", "1:2");
+        QSignalSpy finished(dialog.get(), &ClusterSweepDialog::finished);
+        QVERIFY(dialog->submit() > 0);
+        const bool ended = finished.wait(120000);
+        qunsetenv("QS_CLUSTER_KILL_SHARD");
+        QVERIFY(ended);
+        QCOMPARE(finished.front().front().toBool(), false);
+        QCOMPARE(dialog->progress().failed, 1);
+        QCOMPARE(dialog->progress().done, 2);
+        QCOMPARE(dialog->shardTable()->item(1, 1)->text(), QStringLiteral("failed"));
+        QCOMPARE(dialog->shardTable()->item(1, 2)->text(), QStringLiteral("2"));
+        const QString row = dialog->shardTable()->item(1, 4)->text();
+        QVERIFY2(
+            row.contains("shard-1.attempt2.log") && row.contains("killed by QS_CLUSTER_KILL_SHARD"), qPrintable(row));
+        QVERIFY2(dialog->statusText().contains("shard 1/3 failed after 2 attempts"), qPrintable(dialog->statusText()));
+        // The other shards' pairs are shown and stored; the run is failed, not the sensitivity result.
+        const Store store = Store::open(dbPath().toStdString());
+        QCOMPARE(store.run(panel->lastRunId()).state, RunState::Failed);
+        if (const QByteArray shots = qgetenv("QS_CLUSTER_SCREENSHOT"); !shots.isEmpty())
+            QVERIFY(dialog->grab().save(QString::fromUtf8(shots) + "/slurm_dialog_failed_shard.png"));
     }
 
     void cancelEndsTheShardsWithinASecond()
