@@ -7,9 +7,11 @@
 #include "ui/inspector/inspector_panel.h"
 #include "ui/jobs/job_runner.h"
 #include "ui/main_window.h"
+#include "ui/sensitivity/cluster_sweep_dialog.h"
 #include "ui/widgets/error_reporter.h"
 #include "ui/widgets/theme.h"
 
+#include <QAction>
 #include <QApplication>
 #include <QComboBox>
 #include <QCommandLineParser>
@@ -64,7 +66,10 @@ int main(int argc, char** argv)
     const QCommandLineOption dataDialog(QStringLiteral("data-dialog"),
         QStringLiteral("Open File > Calibration Data once the model is shown; with --screenshot, save the dialog "
                        "once its preview is shown."));
-    for (const auto& o : {screenshot, select, calibrate, size, db, colorBy, data, preprocess, dataDialog})
+    const QCommandLineOption clusterDialog(QStringLiteral("cluster-dialog"),
+        QStringLiteral("Open Analyze > Run Sweep on Cluster once the model is shown; with --screenshot, save the "
+                       "dialog."));
+    for (const auto& o : {screenshot, select, calibrate, size, db, colorBy, data, preprocess, dataDialog, clusterDialog})
         args.addOption(o);
     args.process(app);
 
@@ -88,6 +93,7 @@ int main(int argc, char** argv)
     const QString selectName = args.value(select);
     const bool doCalibrate = args.isSet(calibrate);
     const bool showDataDialog = args.isSet(dataDialog);
+    const bool showClusterDialog = args.isSet(clusterDialog);
     if (args.isSet(data))
         window.studio().setData(args.value(data), args.value(preprocess));
     auto takeShot = [&window, shotPath] {
@@ -117,6 +123,18 @@ int main(int argc, char** argv)
                             dialog->minimumSizeHint().height());
                         QApplication::exit(ok ? 0 : 1);
                     });
+                });
+            return;
+        }
+        if (showClusterDialog) {
+            if (auto* action = window.findChild<QAction*>(QStringLiteral("clusterSweepAction")))
+                action->trigger();
+            auto* dialog = window.findChild<qs::ui::ClusterSweepDialog*>();
+            if (dialog && !shotPath.isEmpty())
+                QTimer::singleShot(500, dialog, [dialog, shotPath] {
+                    const bool ok = dialog->grab().save(shotPath);
+                    std::fprintf(stderr, "%s %s\n", ok ? "saved" : "could not save", qPrintable(shotPath));
+                    QApplication::exit(ok ? 0 : 1);
                 });
             return;
         }
