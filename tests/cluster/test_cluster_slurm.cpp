@@ -2,10 +2,13 @@
 // temporary folder (tools/slurm_local.sh: munged, slurmctld, slurmd, generated
 // slurm.conf), the sweep submitted with --slurm as a job array, its merged run compared
 // with the local sweep bit for bit; a killed shard is retried, one killed twice is
-// reported by shard with its log. The daemons are stopped at the end.
+// reported by shard with its log; the scheduler alone follows, tells how tasks ended
+// and cancels. The daemons are stopped at the end.
 #include "cluster/merge.h"
+#include "cluster/scheduler.h"
 #include "cluster/sweep_fixture.h"
 
+#include <QElapsedTimer>
 #include <QFile>
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -182,6 +185,53 @@ private slots:
         for (const LayerResult& l : store.layerResults(run.id))
             pairs += int(l.sensitivityDetail.size());
         QCOMPARE(pairs, 16);
+    }
+
+    // The scheduler alone, given the config (as the studio does) rather than the
+    // environment: an array whose task 1 fails, followed to the end, and a cancelled task.
+    void schedulerFollowsAndCancelsTasks()
+    {
+        SlurmOptions o;
+        o.conf = (cluster_ + "/slurm.conf").toStdString();
+        o.time = "2";
+        o.memory = "100M";
+        SlurmScheduler slurm(o);
+        const QByteArray conf = qgetenv("SLURM_CONF");
+        qunsetenv("SLURM_CONF");
+        QFile script(path("task.sh"));
+        QVERIFY(script.open(QIODevice::WriteOnly));
+        script.write("#!/bin/bash\n[ \"$SLURM_ARRAY_TASK_ID\" = 1 ] && exit 3\n"
+                     "[ \"$SLURM_ARRAY_TASK_ID\" = 2 ] && sleep 60\nexit 0\n");
+        script.close();
+        const std::string job =
+            slurm.submit(path("task.sh").toStdString(), {0, 1, 2}, path("task-%a.log").toStdString());
+        QElapsedTimer clock;
+        clock.start();
+        std::map<int, std::string> queued = slurm.queued(job);
+        while ((queued.count(0) || queued.count(1) || !queued.count(2) || queued.at(2) != "RUNNING") &&
+            clock.elapsed() < 30000) {
+            QTest::qWait(200);
+            queued = slurm.queued(job);
+        }
+        QCOMPARE(QString::fromStdString(queued[2]), QStringLiteral("RUNNING"));
+        QVERIFY2(slurm.endState(job, 0).rfind("COMPLETED 0:0", 0) == 0, slurm.endState(job, 0).c_str());
+        QVERIFY2(slurm.endState(job, 1).rfind("FAILED 3:0", 0) == 0, slurm.endState(job, 1).c_str());
+        slurm.cancel(job);
+        while (slurm.queued(job).count(2) && clock.elapsed() < 40000)
+            QTest::qWait(200);
+        QVERIFY(!slurm.queued(job).count(2));
+        QVERIFY2(slurm.endState(job, 2).rfind("CANCELLED", 0) == 0, slurm.endState(job, 2).c_str());
+        qputenv("SLURM_CONF", conf);
+        // A bad option is refused before anything is submitted.
+        SlurmOptions bad = o;
+        bad.time = "soon";
+        bool refused = false;
+        try {
+            SlurmScheduler refusedScheduler(bad);
+        } catch (const std::exception& e) { // qs::Error
+            refused = std::string(e.what()).find("--time \"soon\"") != std::string::npos;
+        }
+        QVERIFY(refused);
     }
 
     void cleanupTestCase()
