@@ -435,8 +435,8 @@ double averageBitsOption(const std::string& text)
 int runMixed(const std::vector<std::string>& argv)
 {
     std::set<std::string> valued = {"bits", "limit", "batch", "threads", "db", "budget-bits", "budget-bytes", "verify",
-        "out", "min-bits", "max-bits", "pin", "granularity", "calib", "abits", "eval-limit", "cost", "budget-ms",
-        "latency-batch", "repeats", "warmup"};
+        "shard", "out", "min-bits", "max-bits", "pin", "granularity", "calib", "abits", "eval-limit", "cost",
+        "budget-ms", "latency-batch", "repeats", "warmup"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
     Args args(argv, valued, {"json", "remeasure"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
@@ -564,15 +564,31 @@ int runMixed(const std::vector<std::string>& argv)
         m.sizeBits = r.sizeBits;
         return m;
     };
+    // --shard I/N: verification k (the chosen point's own, when not on the list, is k = K)
+    // is this shard's when k mod N = I; the others stay unmeasured for merge to fill.
+    std::optional<ShardSpec> shard;
+    if (auto spec = args.value("shard")) {
+        shard = parseShardSpec(*spec);
+        if (!args.value("db"))
+            fail("--shard ", *spec, ": a shard's results go to its own store; give --db SHARD_STORE");
+        if (verify <= 0)
+            fail("--shard ", *spec, ": mixed shards split the --verify K measurements; give --verify");
+    }
+    auto mine = [&](std::size_t k) { return !shard || int(k % std::size_t(shard->count)) == shard->index; };
     for (std::size_t k = 0; k < toVerify.size(); ++k) {
         progress.report(0.5 + 0.5 * double(k) / double(toVerify.size() + 1), "verifying front points");
-        front[toVerify[k]].measured = measure(front[toVerify[k]]);
+        if (mine(k))
+            front[toVerify[k]].measured = measure(front[toVerify[k]]);
     }
     if (verify > 0) {
+        bool listed = false;
         for (std::size_t k : toVerify)
-            if (front[k].bits == chosen->bits)
-                chosen->measured = front[k].measured;
-        if (!chosen->measured)
+            if (front[k].bits == chosen->bits) {
+                listed = true;
+                if (front[k].measured)
+                    chosen->measured = front[k].measured;
+            }
+        if (!listed && mine(toVerify.size()))
             chosen->measured = measure(*chosen);
     }
     if (!args.flag("json"))
@@ -594,11 +610,16 @@ int runMixed(const std::vector<std::string>& argv)
             {"config", configFor(p).toJson()}};
     };
     if (store) {
-        RunGuard run(*store, runStart(*store, RunKind::MixedPrecisionSearch, graph, path, data,
-            {{"bits", so.bits}, {"budget", budget},
-                {"budget_kind", byLatency ? "latency-ns" : byAverage ? "average-bits" : "bytes"}, {"cost", costAxis},
-                {"latency_profile", byLatency ? nlohmann::json(latency.id) : nlohmann::json(nullptr)},
-                {"verify", verify}, {"base", so.base.toJson()}}));
+        nlohmann::json config = {{"bits", so.bits}, {"budget", budget},
+            {"budget_kind",
+                byLatency       ? "latency-ns"
+                    : byAverage ? "average-bits"
+                                : "bytes"},
+            {"cost", costAxis}, {"latency_profile", byLatency ? nlohmann::json(latency.id) : nlohmann::json(nullptr)},
+            {"verify", verify}, {"base", so.base.toJson()}};
+        if (shard)
+            config[kShardConfigKey] = str(shard->index, "/", shard->count);
+        RunGuard run(*store, runStart(*store, RunKind::MixedPrecisionSearch, graph, path, data, std::move(config)));
         run.addLayers(mixedLayerRows(*chosen, so.base.defaults.activation.bits));
         nlohmann::json frontJson = nlohmann::json::array();
         for (const auto& p : front)
@@ -654,7 +675,7 @@ const bool registeredSensitivity = registerCommand({"sensitivity",
 const bool registeredMixed = registerCommand({"mixed",
     "MODEL --data DATA (--budget-bits AVG | --budget-bytes N | --cost latency --budget-ms MS) [--bits LIST] "
     "[--min-bits N] [--max-bits N] [--latency-batch N] [--remeasure] "
-    "[--pin LAYER=BITS,...] [--verify K] [--out CFG.json] [--limit N] [--db DB] [--json]",
+    "[--pin LAYER=BITS,...] [--verify K [--shard I/N]] [--out CFG.json] [--limit N] [--db DB] [--json]",
     "Pareto front of predicted error vs size from sensitivity; the best configuration within a budget", runMixed});
 
 } // namespace

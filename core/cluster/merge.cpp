@@ -34,16 +34,15 @@ ShardRun readShard(const std::string& file)
     StoreOptions so;
     so.mode = OpenMode::ReadOnly;
     Store store = Store::open(file, so);
-    RunFilter f;
-    f.kind = RunKind::Sensitivity;
     std::optional<RunRecord> run;
-    for (const RunRecord& r : store.runs(f)) // newest first
-        if (r.config.contains(kShardConfigKey)) {
+    for (const RunRecord& r : store.runs()) // newest first
+        if ((r.kind == RunKind::Sensitivity || r.kind == RunKind::MixedPrecisionSearch) &&
+            r.config.contains(kShardConfigKey)) {
             run = r;
             break;
         }
     if (!run)
-        fail(file, ": no sensitivity shard run (config.", kShardConfigKey, ")");
+        fail(file, ": no sensitivity or mixed shard run (config.", kShardConfigKey, ")");
     if (run->state != RunState::Done)
         fail(file, ": shard run ", run->id, " is ", runStateName(run->state), ", not done",
             run->error.empty() ? "" : ": ", run->error);
@@ -62,13 +61,16 @@ ShardRun readShard(const std::string& file)
     if (!dataset)
         fail(file, ": run ", run->id, " has no dataset row");
     s.dataset = *dataset;
-    s.result = loadSensitivityRun(store, run->id);
+    if (run->kind == RunKind::Sensitivity)
+        s.result = loadSensitivityRun(store, run->id);
+    s.rows = store.layerResults(run->id);
     return s;
 }
 
 ShardIdentity identityOf(const ShardRun& shard)
 {
     ShardIdentity id;
+    id.kind = shard.run.kind;
     id.modelHash = shard.model.hash;
     id.datasetHash = shard.dataset.hash;
     id.config = shard.run.config;
@@ -80,6 +82,8 @@ ShardIdentity identityOf(const ShardRun& shard)
 void checkShard(const ShardRun& shard, const ShardIdentity& expected)
 {
     const ShardIdentity got = identityOf(shard);
+    if (got.kind != expected.kind)
+        fail(shard.file, ": run kind ", runKindName(got.kind), " is not the sweep's ", runKindName(expected.kind));
     if (got.modelHash != expected.modelHash)
         fail(shard.file, ": model hash ", got.modelHash.substr(0, 12), " is not the sweep's ",
             expected.modelHash.substr(0, 12), " (another model)");
@@ -130,24 +134,60 @@ SensitivityResult mergeShardResults(const std::vector<ShardRun>& shards)
     return merged;
 }
 
+namespace {
+
+// The merged run's start: the shards' model and dataset rows upserted, their kind and
+// config without the shard entry.
+RunStart mergedRunStart(Store& store, const ShardRun& first)
+{
+    ModelRecord model = first.model;
+    model.id = 0;
+    model.importedMs = 0;
+    DatasetRecord dataset = first.dataset;
+    dataset.id = 0;
+    dataset.addedMs = 0;
+    RunStart start;
+    start.modelId = store.upsertModel(model);
+    start.datasetId = store.upsertDataset(dataset);
+    start.kind = first.run.kind;
+    start.config = identityOf(first).config;
+    return start;
+}
+
+// Mixed shards: the first shard's rows and metrics, each front point's measurement and
+// the chosen point's (metrics top1, sqnrDb) from the shard that verified it.
+int64_t recordMergedMixed(Store& store, const std::vector<ShardRun>& shards, const nlohmann::json& cluster)
+{
+    RunMetrics m = shards.front().run.metrics;
+    nlohmann::json& front = m.extra["front"];
+    for (const ShardRun& s : shards) {
+        const nlohmann::json& theirs = s.run.metrics.extra.value("front", nlohmann::json::array());
+        if (!front.is_array() || theirs.size() != front.size())
+            fail(s.file, ": metrics.front has ", theirs.size(), " points, the first shard's ", front.size());
+        for (std::size_t k = 0; k < front.size(); ++k)
+            if (theirs[k].contains("measured") && !theirs[k]["measured"].is_null())
+                front[k]["measured"] = theirs[k]["measured"];
+        if (s.run.metrics.sqnrDb) {
+            m.sqnrDb = s.run.metrics.sqnrDb;
+            m.top1 = s.run.metrics.top1;
+        }
+    }
+    m.extra["cluster"] = cluster;
+    RunGuard run(store, mergedRunStart(store, shards.front()));
+    run.addLayers(shards.front().rows);
+    run.finish(m);
+    return run.id();
+}
+
+} // namespace
+
 int64_t recordMergedRun(Store& store, const std::vector<ShardRun>& shards, const MergeRecord& record)
 {
     if (shards.empty())
         fail("merge: no finished shard to record");
     SensitivityResult merged = mergeShardResults(shards);
     merged.seconds = record.seconds;
-    ModelRecord model = shards.front().model;
-    model.id = 0;
-    model.importedMs = 0;
-    DatasetRecord dataset = shards.front().dataset;
-    dataset.id = 0;
-    dataset.addedMs = 0;
-    RunStart start;
-    start.modelId = store.upsertModel(model);
-    start.datasetId = store.upsertDataset(dataset);
-    start.kind = RunKind::Sensitivity;
-    start.config = identityOf(shards.front()).config;
-    RunGuard run(store, start);
+    RunGuard run(store, mergedRunStart(store, shards.front()));
     run.addLayers(sensitivityLayerRows(merged));
     RunMetrics m = sensitivityRunMetrics(merged);
     m.extra["cluster"] = record.cluster;
@@ -194,6 +234,8 @@ int64_t mergeShardFiles(Store& store, const std::vector<std::string>& files)
         seconds.push_back(s.result.seconds);
     }
     rec.cluster = {{"shards", count}, {"shard_seconds", seconds}, {"files", files}};
+    if (shards.front().run.kind == RunKind::MixedPrecisionSearch)
+        return recordMergedMixed(store, shards, rec.cluster);
     return recordMergedRun(store, shards, rec);
 }
 

@@ -32,16 +32,19 @@ struct ShardRun {
     RunRecord run;
     ModelRecord model;
     DatasetRecord dataset;
-    SensitivityResult result;
+    SensitivityResult result;      // sensitivity shards
+    std::vector<LayerResult> rows; // as stored
 };
 
-// The newest finished sensitivity run of a shard store (opened read-only). Throws an
-// Error naming the file when it has none, it is not a shard, or it did not finish.
+// The newest finished shard run (a sensitivity sweep, or a mixed-precision search
+// whose --verify measurements were split) of a shard store, opened read-only. Throws
+// an Error naming the file when it has none or it did not finish.
 ShardRun readShard(const std::string& file);
 
 // What every shard of one sweep must share: model and data hashes and the config
 // without its shard entry. The first shard sets them unless given.
 struct ShardIdentity {
+    RunKind kind = RunKind::Sensitivity;
     std::string modelHash, datasetHash;
     nlohmann::json config; // without "shard"
     int count = 0;
@@ -70,7 +73,9 @@ struct MergeRecord {
 int64_t recordMergedRun(Store& store, const std::vector<ShardRun>& shards, const MergeRecord& record);
 
 // Reads, checks and merges shard files into `store` (quantstudio-cli merge): all N
-// shards of one sweep must be given. Returns the run id.
+// shards of one sweep must be given. Sensitivity shards merge by (layer, bits); mixed
+// shards take each front point's measurement (and the chosen point's) from the shard
+// that verified it. Returns the run id.
 int64_t mergeShardFiles(Store& store, const std::vector<std::string>& files);
 
 // Every difference between two stored runs, one line each (empty when equal): kind,

@@ -1,6 +1,7 @@
 // Sharded sensitivity sweeps without a scheduler: shards run one by one with --shard
 // I/N, merged with `quantstudio-cli merge`, equal the whole sweep's run bit for bit;
-// shards of another model, data, configuration or count are refused by file and field.
+// shards of another model, data, configuration or count are refused by file and field;
+// mixed --verify shards merge the same way.
 #include "cluster/merge.h"
 #include "cluster/sweep_fixture.h"
 
@@ -104,7 +105,42 @@ private slots:
         QVERIFY(!cliOk({"merge", "--db", path("refused.db"), path("s0.db")}, &r));
         QVERIFY2(r.err.contains("shards 1 of 2 are missing"), r.err.constData());
         QVERIFY(!cliOk({"merge", "--db", path("refused.db"), path("local.db")}, &r));
-        QVERIFY2(r.err.contains("local.db: no sensitivity shard run"), r.err.constData());
+        QVERIFY2(r.err.contains("local.db: no sensitivity or mixed shard run"), r.err.constData());
+    }
+
+    // mixed --verify K --shard I/N: each shard verifies every N-th front point (and the
+    // chosen one's turn), merge fills the front from them.
+    void mixedVerifyShardsMergeToTheLocalRun()
+    {
+        const QStringList mixed = {"mixed", QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx", "--data",
+            QS_SOURCE_DIR "/resources/demo/fashion1k-images-idx3-ubyte.gz", "--bits", "2,4,8", "--limit", "64",
+            "--eval-limit", "64", "--budget-bits", "5", "--verify", "3"};
+        QVERIFY(cliOk(QStringList(mixed) << "--db" << path("mixed-local.db")));
+        QVERIFY(cliOk(QStringList(mixed) << "--shard"
+                                         << "0/2"
+                                         << "--db" << path("mixed-0.db")));
+        QVERIFY(cliOk(QStringList(mixed) << "--shard"
+                                         << "1/2"
+                                         << "--db" << path("mixed-1.db")));
+        QVERIFY(cliOk({"merge", "--db", path("mixed-main.db"), path("mixed-0.db"), path("mixed-1.db")}));
+        const Store local = openStore(path("mixed-local.db")), merged = openStore(path("mixed-main.db"));
+        const auto diff = storedRunDifferences(local, onlyRun(local), merged, onlyRun(merged));
+        QVERIFY2(diff.empty(), diff.empty() ? "" : diff.front().c_str());
+        // Each shard measured only part of the front.
+        auto measured = [](const Store& s) {
+            int n = 0;
+            const RunRecord run = s.run(onlyRun(s));
+            for (const auto& p : run.metrics.extra.at("front"))
+                n += p["measured"].is_null() ? 0 : 1;
+            return n;
+        };
+        const Store m0 = openStore(path("mixed-0.db")), m1 = openStore(path("mixed-1.db"));
+        QVERIFY(measured(local) >= 2);
+        QVERIFY(measured(m0) < measured(local) && measured(m1) < measured(local));
+        // A sensitivity shard does not merge with a mixed one.
+        CliResult r;
+        QVERIFY(!cliOk({"merge", "--db", path("refused.db"), path("mixed-0.db"), path("s1.db")}, &r));
+        QVERIFY2(r.err.contains("s1.db: run kind sensitivity"), r.err.constData());
     }
 
     void shardNeedsItsOwnStoreAndAValidSpec()
