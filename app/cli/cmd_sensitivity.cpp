@@ -30,6 +30,8 @@
 #include <csignal>
 #include <iomanip>
 #include <cstdio>
+#include <cstdlib>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 namespace qs::cli {
@@ -212,9 +214,9 @@ const std::set<std::string> kClusterFlags = {"slurm", "json"};
 // The shard command: this program, the command and its arguments without the cluster
 // options, the model path absolute (tasks may start elsewhere).
 std::vector<std::string> shardCommand(const std::vector<std::string>& argv, const std::set<std::string>& valued,
-    const std::string& model)
+    const std::string& command, const std::string& model)
 {
-    std::vector<std::string> cmd = {std::filesystem::read_symlink("/proc/self/exe").string(), "sensitivity"};
+    std::vector<std::string> cmd = {std::filesystem::read_symlink("/proc/self/exe").string(), command};
     bool modelSeen = false;
     for (std::size_t i = 0; i < argv.size(); ++i) {
         const std::string& a = argv[i];
@@ -236,10 +238,19 @@ std::vector<std::string> shardCommand(const std::vector<std::string>& argv, cons
     return cmd;
 }
 
-// --slurm: the sweep as a job array of --shards shards; the shards are merged into the
-// --db store as one run as they finish.
-int runSensitivityOnSlurm(const Args& args, const std::vector<std::string>& argv, const std::set<std::string>& valued,
-    const std::string& path, const Graph& graph, const Dataset& data, const SensitivityOptions& opts)
+void refuseClusterOptionsWithoutSlurm(const Args& args)
+{
+    for (const char* option : {"shards", "partition", "time", "mem", "cpus-per-task", "work-dir"})
+        if (args.value(option))
+            fail("--", option, " needs --slurm");
+}
+
+// --slurm: the command (`sensitivity`, `mixed --verify`) as a job array of --shards
+// shards; the shards are merged into the --db store as one run as they finish. Every
+// shard must match `expected` (empty hashes: the first finished shard's).
+// QS_CLUSTER_SCHEDULER=local runs the tasks as child processes of this one (tests).
+int runShardsOnSlurm(const Args& args, const std::vector<std::string>& argv, const std::set<std::string>& valued,
+    const std::string& command, const std::string& path, const ShardIdentity& expected)
 {
     const auto db = args.value("db");
     if (!db)
@@ -255,8 +266,15 @@ int runSensitivityOnSlurm(const Args& args, const std::vector<std::string>& argv
     slurm.time = args.value("time", slurm.time);
     slurm.memory = args.value("mem", slurm.memory);
     slurm.cpusPerTask = args.intValue("cpus-per-task", 1);
-    SlurmScheduler scheduler(slurm);
-    so.command = shardCommand(argv, valued, path);
+    std::unique_ptr<Scheduler> scheduler;
+    const char* kind = std::getenv("QS_CLUSTER_SCHEDULER");
+    if (kind && std::string(kind) == "local")
+        scheduler = std::make_unique<LocalScheduler>(2);
+    else if (kind && *kind && std::string(kind) != "slurm")
+        fail("QS_CLUSTER_SCHEDULER ", quoted(kind), ": expected slurm or local");
+    else
+        scheduler = std::make_unique<SlurmScheduler>(slurm);
+    so.command = shardCommand(argv, valued, command, path);
     so.chdir = std::filesystem::current_path().string();
     const std::filesystem::path dbPath = std::filesystem::absolute(*db);
     so.workDir = args.value("work-dir",
@@ -265,9 +283,7 @@ int runSensitivityOnSlurm(const Args& args, const std::vector<std::string>& argv
                 std::chrono::system_clock::now().time_since_epoch()).count()))
             .string());
     so.workDir = std::filesystem::absolute(so.workDir).string();
-    so.expected.modelHash = sha256File(path);
-    so.expected.datasetHash = data.hash;
-    so.expected.config = sensitivityRunConfig(opts);
+    so.expected = expected;
     applyKillShardEnvironment(so);
     Store store = Store::open(*db);
     CancelToken cancel;
@@ -275,7 +291,7 @@ int runSensitivityOnSlurm(const Args& args, const std::vector<std::string>& argv
     const bool quiet = args.flag("json");
     std::size_t reported = 0;
     bool announced = false;
-    const ShardedSweepResult r = runShardedSweep(so, scheduler, cancel,
+    const ShardedSweepResult r = runShardedSweep(so, *scheduler, cancel,
         [&](const ClusterProgress& p, const std::vector<ShardRun>& finished, bool) {
             if (quiet)
                 return;
@@ -307,7 +323,7 @@ int runSensitivityOnSlurm(const Args& args, const std::vector<std::string>& argv
         std::printf("; run %s\n", runId ? std::to_string(*runId).c_str() : "(none)");
     }
     if (r.cancelled) {
-        std::fprintf(stderr, "quantstudio-cli sensitivity: cancelled; the shards' jobs were cancelled\n");
+        std::fprintf(stderr, "quantstudio-cli %s: cancelled; the shards' jobs were cancelled\n", command.c_str());
         return 130;
     }
     if (!report.empty()) {
@@ -335,11 +351,14 @@ int runSensitivity(const std::vector<std::string>& argv)
     DataOptions dopts = dataOptions(args);
     dopts.limit = opts.limit;
     Dataset data = loadDataset(dopts, graph);
-    if (args.flag("slurm"))
-        return runSensitivityOnSlurm(args, argv, valued, path, graph, data, opts);
-    for (const char* option : {"shards", "partition", "time", "mem", "cpus-per-task", "work-dir"})
-        if (args.value(option))
-            fail("--", option, " needs --slurm");
+    if (args.flag("slurm")) {
+        ShardIdentity expected;
+        expected.modelHash = sha256File(path);
+        expected.datasetHash = data.hash;
+        expected.config = sensitivityRunConfig(opts);
+        return runShardsOnSlurm(args, argv, valued, "sensitivity", path, expected);
+    }
+    refuseClusterOptionsWithoutSlurm(args);
     nlohmann::json config = sensitivityRunConfig(opts);
     if (auto shard = args.value("shard")) {
         const ShardSpec spec = parseShardSpec(*shard);
@@ -436,10 +455,17 @@ int runMixed(const std::vector<std::string>& argv)
 {
     std::set<std::string> valued = {"bits", "limit", "batch", "threads", "db", "budget-bits", "budget-bytes", "verify",
         "shard", "out", "min-bits", "max-bits", "pin", "granularity", "calib", "abits", "eval-limit", "cost",
-        "budget-ms", "latency-batch", "repeats", "warmup"};
+        "budget-ms", "latency-batch", "repeats", "warmup", "shards", "partition", "time", "mem", "cpus-per-task",
+        "work-dir"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
-    Args args(argv, valued, {"json", "remeasure"});
+    Args args(argv, valued, {"json", "remeasure", "slurm"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
+    if (args.flag("slurm")) { // the shards' kind, hashes and config: the first finished shard's
+        if (args.intValue("verify", 0) <= 0)
+            fail("--slurm: mixed shards split the --verify K measurements; give --verify");
+        return runShardsOnSlurm(args, argv, valued, "mixed", path, ShardIdentity {});
+    }
+    refuseClusterOptionsWithoutSlurm(args);
     const std::string costAxis = args.value("cost", "size");
     if (costAxis != "size" && costAxis != "latency")
         fail("--cost ", quoted(costAxis), ": expected size or latency");
@@ -675,7 +701,8 @@ const bool registeredSensitivity = registerCommand({"sensitivity",
 const bool registeredMixed = registerCommand({"mixed",
     "MODEL --data DATA (--budget-bits AVG | --budget-bytes N | --cost latency --budget-ms MS) [--bits LIST] "
     "[--min-bits N] [--max-bits N] [--latency-batch N] [--remeasure] "
-    "[--pin LAYER=BITS,...] [--verify K [--shard I/N]] [--out CFG.json] [--limit N] [--db DB] [--json]",
+    "[--pin LAYER=BITS,...] [--verify K [--shard I/N | --slurm --shards N [--partition P] [--time T] [--mem M] "
+    "[--cpus-per-task C] [--work-dir DIR]]] [--out CFG.json] [--limit N] [--db DB] [--json]",
     "Pareto front of predicted error vs size from sensitivity; the best configuration within a budget", runMixed});
 
 } // namespace

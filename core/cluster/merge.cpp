@@ -156,11 +156,13 @@ RunStart mergedRunStart(Store& store, const ShardRun& first)
 
 // Mixed shards: the first shard's rows and metrics, each front point's measurement and
 // the chosen point's (metrics top1, sqnrDb) from the shard that verified it.
-int64_t recordMergedMixed(Store& store, const std::vector<ShardRun>& shards, const nlohmann::json& cluster)
+int64_t recordMergedMixed(Store& store, const std::vector<ShardRun>& shards, const MergeRecord& record)
 {
     RunMetrics m = shards.front().run.metrics;
     nlohmann::json& front = m.extra["front"];
+    std::set<int> seen;
     for (const ShardRun& s : shards) {
+        seen.insert(s.shard.index);
         const nlohmann::json& theirs = s.run.metrics.extra.value("front", nlohmann::json::array());
         if (!front.is_array() || theirs.size() != front.size())
             fail(s.file, ": metrics.front has ", theirs.size(), " points, the first shard's ", front.size());
@@ -172,10 +174,15 @@ int64_t recordMergedMixed(Store& store, const std::vector<ShardRun>& shards, con
             m.top1 = s.run.metrics.top1;
         }
     }
-    m.extra["cluster"] = cluster;
+    m.extra["cluster"] = record.cluster;
     RunGuard run(store, mergedRunStart(store, shards.front()));
     run.addLayers(shards.front().rows);
-    run.finish(m);
+    if (int(seen.size()) == shards.front().shard.count)
+        run.finish(m);
+    else if (record.cancelled)
+        run.cancel(m);
+    else
+        run.fail(record.error.empty() ? "merge: shards missing" : record.error, m);
     return run.id();
 }
 
@@ -185,6 +192,8 @@ int64_t recordMergedRun(Store& store, const std::vector<ShardRun>& shards, const
 {
     if (shards.empty())
         fail("merge: no finished shard to record");
+    if (shards.front().run.kind == RunKind::MixedPrecisionSearch)
+        return recordMergedMixed(store, shards, record);
     SensitivityResult merged = mergeShardResults(shards);
     merged.seconds = record.seconds;
     RunGuard run(store, mergedRunStart(store, shards.front()));
@@ -234,8 +243,6 @@ int64_t mergeShardFiles(Store& store, const std::vector<std::string>& files)
         seconds.push_back(s.result.seconds);
     }
     rec.cluster = {{"shards", count}, {"shard_seconds", seconds}, {"files", files}};
-    if (shards.front().run.kind == RunKind::MixedPrecisionSearch)
-        return recordMergedMixed(store, shards, rec.cluster);
     return recordMergedRun(store, shards, rec);
 }
 

@@ -59,7 +59,8 @@ void checkShard(const ShardRun& shard, const ShardIdentity& expected);
 // measured it. complete when every shard of the count is there and complete.
 SensitivityResult mergeShardResults(const std::vector<ShardRun>& shards);
 
-// The shards as one sensitivity run of `store` (model and dataset rows upserted from
+// The shards as one run of `store` (mixed shards as recordMergedMixed describes for
+// merge below; sensitivity shards as follows) (model and dataset rows upserted from
 // the shards): config, layer rows and metrics as a single-machine run writes them,
 // plus metrics.extra["cluster"] = `cluster` (job ids, shard seconds); finished as
 // done when complete, else failed with `error` (or cancelled when `cancelled`).

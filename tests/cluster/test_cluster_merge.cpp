@@ -1,7 +1,7 @@
 // Sharded sensitivity sweeps without a scheduler: shards run one by one with --shard
 // I/N, merged with `quantstudio-cli merge`, equal the whole sweep's run bit for bit;
 // shards of another model, data, configuration or count are refused by file and field;
-// mixed --verify shards merge the same way.
+// mixed --verify shards merge the same way, by hand and through the --slurm driver.
 #include "cluster/merge.h"
 #include "cluster/sweep_fixture.h"
 
@@ -137,6 +137,20 @@ private slots:
         const Store m0 = openStore(path("mixed-0.db")), m1 = openStore(path("mixed-1.db"));
         QVERIFY(measured(local) >= 2);
         QVERIFY(measured(m0) < measured(local) && measured(m1) < measured(local));
+        // The same shards through the cluster driver (--slurm, tasks as child processes).
+        qputenv("QS_CLUSTER_SCHEDULER", "local");
+        const bool driven = cliOk(QStringList(mixed) << "--slurm"
+                                                     << "--shards"
+                                                     << "2"
+                                                     << "--db" << path("mixed-slurm.db") << "--work-dir"
+                                                     << path("mixed-slurm.shards"));
+        qunsetenv("QS_CLUSTER_SCHEDULER");
+        QVERIFY(driven);
+        const Store driver = openStore(path("mixed-slurm.db"));
+        const auto driverDiff = storedRunDifferences(local, onlyRun(local), driver, onlyRun(driver));
+        QVERIFY2(driverDiff.empty(), driverDiff.empty() ? "" : driverDiff.front().c_str());
+        QCOMPARE(driver.run(onlyRun(driver)).metrics.extra["cluster"]["shard_count"].get<int>(), 2);
+        QVERIFY(QFile::exists(path("mixed-slurm.shards/shard-1.db")));
         // A sensitivity shard does not merge with a mixed one.
         CliResult r;
         QVERIFY(!cliOk({"merge", "--db", path("refused.db"), path("mixed-0.db"), path("s1.db")}, &r));
