@@ -7,6 +7,7 @@
 #include "cli/output.h"
 #include "cli/quant_args.h"
 #include "cli/recording.h"
+#include "cli/slurm_args.h"
 
 #include "analysis/bit_budget.h"
 #include "analysis/latency.h"
@@ -67,39 +68,6 @@ SensitivityOptions sensitivityOptions(const Args& args)
     parseBaseQuant(args, o.base);
     return o;
 }
-
-// Ctrl-C (or SIGTERM) stops a sweep within a batch; what was measured is kept and
-// stored as a cancelled run. A second signal ends the process the default way.
-// CancelToken::cancel() is a lock-free atomic store, safe in a signal handler.
-const CancelToken* gCancel = nullptr;
-
-extern "C" void onStopSignal(int sig)
-{
-    if (gCancel)
-        gCancel->cancel();
-    std::signal(sig, SIG_DFL);
-}
-
-class StopOnSignal {
-public:
-    explicit StopOnSignal(const CancelToken& cancel) : cancel_(cancel)
-    {
-        gCancel = &cancel_;
-        std::signal(SIGINT, onStopSignal);
-        std::signal(SIGTERM, onStopSignal);
-    }
-    ~StopOnSignal()
-    {
-        std::signal(SIGINT, SIG_DFL);
-        std::signal(SIGTERM, SIG_DFL);
-        gCancel = nullptr;
-    }
-    StopOnSignal(const StopOnSignal&) = delete;
-    StopOnSignal& operator=(const StopOnSignal&) = delete;
-
-private:
-    CancelToken cancel_;
-};
 
 // A cancelled sweep prints and stores what it measured, then exits like a cancelled command.
 int exitCode(const SensitivityResult& r)
@@ -206,139 +174,12 @@ int runSensitivityMetrics(const Args& args, const std::string& path)
     return 0;
 }
 
-// Options of --slurm that the shards do not take (with --db and --json, which each
-// shard replaces by its own store and the driver prints).
-const std::set<std::string> kClusterOptions = {"shards", "partition", "time", "mem", "cpus-per-task", "work-dir", "db"};
-const std::set<std::string> kClusterFlags = {"slurm", "json"};
-
-// The shard command: this program, the command and its arguments without the cluster
-// options, the model path absolute (tasks may start elsewhere).
-std::vector<std::string> shardCommand(const std::vector<std::string>& argv, const std::set<std::string>& valued,
-    const std::string& command, const std::string& model)
-{
-    std::vector<std::string> cmd = {std::filesystem::read_symlink("/proc/self/exe").string(), command};
-    bool modelSeen = false;
-    for (std::size_t i = 0; i < argv.size(); ++i) {
-        const std::string& a = argv[i];
-        if (a.rfind("--", 0) == 0) {
-            const std::string name = a.substr(2, a.find('=') == std::string::npos ? std::string::npos : a.find('=') - 2);
-            const bool takesNext = valued.count(name) && a.find('=') == std::string::npos;
-            if (kClusterOptions.count(name) || kClusterFlags.count(name)) {
-                i += takesNext ? 1 : 0;
-                continue;
-            }
-            cmd.push_back(a);
-            if (takesNext && i + 1 < argv.size())
-                cmd.push_back(argv[++i]);
-            continue;
-        }
-        cmd.push_back(!modelSeen && a == model ? std::filesystem::absolute(a).string() : a);
-        modelSeen |= a == model;
-    }
-    return cmd;
-}
-
-void refuseClusterOptionsWithoutSlurm(const Args& args)
-{
-    for (const char* option : {"shards", "partition", "time", "mem", "cpus-per-task", "work-dir"})
-        if (args.value(option))
-            fail("--", option, " needs --slurm");
-}
-
-// --slurm: the command (`sensitivity`, `mixed --verify`) as a job array of --shards
-// shards; the shards are merged into the --db store as one run as they finish. Every
-// shard must match `expected` (empty hashes: the first finished shard's).
-// QS_CLUSTER_SCHEDULER=local runs the tasks as child processes of this one (tests).
-int runShardsOnSlurm(const Args& args, const std::vector<std::string>& argv, const std::set<std::string>& valued,
-    const std::string& command, const std::string& path, const ShardIdentity& expected)
-{
-    const auto db = args.value("db");
-    if (!db)
-        fail("--slurm merges the shards into a store: give --db STORE");
-    if (args.value("shard"))
-        fail("--slurm makes the shards itself; --shard is what each of its tasks runs");
-    ShardedSweepOptions so;
-    so.shards = args.intValue("shards", 4);
-    if (so.shards < 1)
-        fail("--shards ", so.shards, ": expected at least 1");
-    SlurmOptions slurm;
-    slurm.partition = args.value("partition", "");
-    slurm.time = args.value("time", slurm.time);
-    slurm.memory = args.value("mem", slurm.memory);
-    slurm.cpusPerTask = args.intValue("cpus-per-task", 1);
-    std::unique_ptr<Scheduler> scheduler;
-    const char* kind = std::getenv("QS_CLUSTER_SCHEDULER");
-    if (kind && std::string(kind) == "local")
-        scheduler = std::make_unique<LocalScheduler>(2);
-    else if (kind && *kind && std::string(kind) != "slurm")
-        fail("QS_CLUSTER_SCHEDULER ", quoted(kind), ": expected slurm or local");
-    else
-        scheduler = std::make_unique<SlurmScheduler>(slurm);
-    so.command = shardCommand(argv, valued, command, path);
-    so.chdir = std::filesystem::current_path().string();
-    const std::filesystem::path dbPath = std::filesystem::absolute(*db);
-    so.workDir = args.value("work-dir",
-        (dbPath.parent_path() / (dbPath.stem().string() + ".shards") /
-            std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::system_clock::now().time_since_epoch()).count()))
-            .string());
-    so.workDir = std::filesystem::absolute(so.workDir).string();
-    so.expected = expected;
-    applyKillShardEnvironment(so);
-    Store store = Store::open(*db);
-    CancelToken cancel;
-    StopOnSignal stopOnSignal(cancel);
-    const bool quiet = args.flag("json");
-    std::size_t reported = 0;
-    bool announced = false;
-    const ShardedSweepResult r = runShardedSweep(so, *scheduler, cancel,
-        [&](const ClusterProgress& p, const std::vector<ShardRun>& finished, bool) {
-            if (quiet)
-                return;
-            for (; reported < finished.size(); ++reported)
-                std::fprintf(stderr, "  merged shard %d (%zu of %zu finished)\n", finished[reported].shard.index,
-                    reported + 1, p.shards.size());
-            if (!std::exchange(announced, true))
-                std::fprintf(stderr, "submitted job %s: %d shards, work dir %s\n", p.jobIds.front().c_str(),
-                    int(p.shards.size()), so.workDir.c_str());
-            std::fprintf(stderr, "shards: %d done, %d running, %d pending, %d failed%s\n", p.done, p.running, p.pending,
-                p.failed, p.etaSeconds >= 0 ? str(", ETA ", std::lround(p.etaSeconds), " s").c_str() : "");
-        });
-    std::optional<int64_t> runId;
-    if (!r.finished.empty())
-        runId = recordShardedSweep(store, r);
-    const std::string report = r.failureReport();
-    if (args.flag("json")) {
-        nlohmann::json j = r.clusterJson();
-        j["run_id"] = runId ? nlohmann::json(*runId) : nlohmann::json(nullptr);
-        j["complete"] = !r.cancelled && report.empty();
-        j["seconds"] = r.seconds;
-        j["work_dir"] = so.workDir;
-        std::printf("%s\n", j.dump(2).c_str());
-    } else {
-        std::printf("sharded sweep: %zu of %zu shards merged in %.2f s, jobs", r.finished.size(), r.progress.shards.size(),
-            r.seconds);
-        for (const auto& id : r.progress.jobIds)
-            std::printf(" %s", id.c_str());
-        std::printf("; run %s\n", runId ? std::to_string(*runId).c_str() : "(none)");
-    }
-    if (r.cancelled) {
-        std::fprintf(stderr, "quantstudio-cli %s: cancelled; the shards' jobs were cancelled\n", command.c_str());
-        return 130;
-    }
-    if (!report.empty()) {
-        std::fprintf(stderr, "%s\n", report.c_str());
-        return 1;
-    }
-    return 0;
-}
-
 int runSensitivity(const std::vector<std::string>& argv)
 {
     std::set<std::string> valued = {"bits", "mode", "method", "limit", "batch", "threads", "db", "granularity", "calib",
-        "hutchinson", "metrics", "bootstrap", "seed", "base", "shard", "shards", "partition", "time", "mem",
-        "cpus-per-task", "work-dir"};
+        "hutchinson", "metrics", "bootstrap", "seed", "base", "shard"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
+    valued.insert(clusterValuedOptions().begin(), clusterValuedOptions().end());
     Args args(argv, valued, {"json", "naive", "slurm"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
     if (args.value("metrics"))
@@ -455,9 +296,9 @@ int runMixed(const std::vector<std::string>& argv)
 {
     std::set<std::string> valued = {"bits", "limit", "batch", "threads", "db", "budget-bits", "budget-bytes", "verify",
         "shard", "out", "min-bits", "max-bits", "pin", "granularity", "calib", "abits", "eval-limit", "cost",
-        "budget-ms", "latency-batch", "repeats", "warmup", "shards", "partition", "time", "mem", "cpus-per-task",
-        "work-dir"};
+        "budget-ms", "latency-batch", "repeats", "warmup"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
+    valued.insert(clusterValuedOptions().begin(), clusterValuedOptions().end());
     Args args(argv, valued, {"json", "remeasure", "slurm"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
     if (args.flag("slurm")) { // the shards' kind, hashes and config: the first finished shard's

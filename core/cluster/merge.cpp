@@ -1,5 +1,6 @@
 #include "cluster/merge.h"
 
+#include "quant/eval_batches.h"
 #include "record/sensitivity_record.h"
 #include "store/store.h"
 #include "util/error.h"
@@ -36,13 +37,14 @@ ShardRun readShard(const std::string& file)
     Store store = Store::open(file, so);
     std::optional<RunRecord> run;
     for (const RunRecord& r : store.runs()) // newest first
-        if ((r.kind == RunKind::Sensitivity || r.kind == RunKind::MixedPrecisionSearch) &&
+        if ((r.kind == RunKind::Sensitivity || r.kind == RunKind::MixedPrecisionSearch ||
+                r.kind == RunKind::Quantization) &&
             r.config.contains(kShardConfigKey)) {
             run = r;
             break;
         }
     if (!run)
-        fail(file, ": no sensitivity or mixed shard run (config.", kShardConfigKey, ")");
+        fail(file, ": no sensitivity, mixed or evaluation shard run (config.", kShardConfigKey, ")");
     if (run->state != RunState::Done)
         fail(file, ": shard run ", run->id, " is ", runStateName(run->state), ", not done",
             run->error.empty() ? "" : ": ", run->error);
@@ -154,6 +156,21 @@ RunStart mergedRunStart(Store& store, const ShardRun& first)
     return start;
 }
 
+// The merged run: done when complete, else cancelled or failed with what came.
+int64_t recordMerged(Store& store, const ShardRun& first, const std::vector<LayerResult>& rows, const RunMetrics& m,
+    bool complete, const MergeRecord& record)
+{
+    RunGuard run(store, mergedRunStart(store, first));
+    run.addLayers(rows);
+    if (complete)
+        run.finish(m);
+    else if (record.cancelled)
+        run.cancel(m);
+    else
+        run.fail(record.error.empty() ? "merge: shards missing" : record.error, m);
+    return run.id();
+}
+
 // Mixed shards: the first shard's rows and metrics, each front point's measurement and
 // the chosen point's (metrics top1, sqnrDb) from the shard that verified it.
 int64_t recordMergedMixed(Store& store, const std::vector<ShardRun>& shards, const MergeRecord& record)
@@ -175,15 +192,61 @@ int64_t recordMergedMixed(Store& store, const std::vector<ShardRun>& shards, con
         }
     }
     m.extra["cluster"] = record.cluster;
-    RunGuard run(store, mergedRunStart(store, shards.front()));
-    run.addLayers(shards.front().rows);
-    if (int(seen.size()) == shards.front().shard.count)
-        run.finish(m);
-    else if (record.cancelled)
-        run.cancel(m);
-    else
-        run.fail(record.error.empty() ? "merge: shards missing" : record.error, m);
-    return run.id();
+    return recordMerged(store, shards.front(), shards.front().rows, m, int(seen.size()) == shards.front().shard.count, record);
+}
+
+// Evaluation shards (quantize --shard I/N): the batches' sums of every shard, which
+// must follow on from each other in shard order, added up as the single-machine run
+// adds them; the first shard's rows and metrics with the evaluation's values replaced.
+int64_t recordMergedEvaluation(Store& store, const std::vector<ShardRun>& shards, const MergeRecord& record)
+{
+    std::vector<EvalBatch> batches;
+    const ShardRun& first = shards.front();
+    const int64_t count = first.run.metrics.extra.value("eval_batch_count", int64_t(-1));
+    std::set<int> seen;
+    for (const ShardRun& s : shards) {
+        seen.insert(s.shard.index);
+        const nlohmann::json& extra = s.run.metrics.extra;
+        if (!extra.contains("eval_batches") || !extra["eval_batches"].is_array())
+            fail(s.file, ": metrics.eval_batches is missing (not an evaluation shard)");
+        if (extra.value("eval_batch_count", int64_t(-1)) != count)
+            fail(s.file, ": metrics.eval_batch_count ", extra.value("eval_batch_count", int64_t(-1)),
+                " is not the first shard's ", count);
+        const BatchRange range = shardBatches(count, 1, s.shard.index, s.shard.count);
+        const nlohmann::json& list = extra["eval_batches"];
+        if (int64_t(list.size()) != range.last - range.first)
+            fail(s.file, ": ", list.size(), " evaluation batches, shard ", s.shard.index, "/", s.shard.count, " has ",
+                range.last - range.first);
+        for (std::size_t i = 0; i < list.size(); ++i) {
+            EvalBatch b = evalBatchFromJson(list[i], str(s.file, ": metrics.eval_batches[", i, "]"));
+            if (b.index != range.first + int64_t(i))
+                fail(s.file, ": metrics.eval_batches[", i, "] is batch ", b.index, ", expected ",
+                    range.first + int64_t(i));
+            if (b.layerSignal.size() != first.rows.size() || b.layerNoise.size() != first.rows.size())
+                fail(s.file, ": metrics.eval_batches[", i, "] has ", b.layerSignal.size(), " layers, the run ",
+                    first.rows.size());
+            batches.push_back(std::move(b));
+        }
+    }
+    const bool complete = int(seen.size()) == first.shard.count && int64_t(batches.size()) == count;
+    const EvalTotals t = combineEvalBatches(batches, false, first.rows.size());
+    RunMetrics m = first.run.metrics;
+    m.top1 = t.meter.testTop1();
+    m.sqnrDb = std::isfinite(t.meter.sqnrDb()) ? std::optional<double>(t.meter.sqnrDb()) : std::nullopt;
+    m.cosine = t.meter.cosine();
+    m.top1Agreement = t.meter.top1Agreement();
+    m.kl = t.meter.kl();
+    m.latencyMs = t.latencyMs;
+    m.extra["fp32_top1"] = t.meter.refTop1() ? nlohmann::json(*t.meter.refTop1()) : nlohmann::json(nullptr);
+    m.extra["fp32_latency_ms"] = t.fp32LatencyMs;
+    m.extra["eval_samples"] = t.meter.samples();
+    m.extra.erase("eval_batches");
+    m.extra.erase("eval_batch_count");
+    m.extra["cluster"] = record.cluster;
+    std::vector<LayerResult> rows = first.rows;
+    for (std::size_t l = 0; l < rows.size(); ++l)
+        rows[l].sqnrDb = std::isfinite(t.layerSqnrDb[l]) ? std::optional<double>(t.layerSqnrDb[l]) : std::nullopt;
+    return recordMerged(store, first, rows, m, complete, record);
 }
 
 } // namespace
@@ -194,19 +257,13 @@ int64_t recordMergedRun(Store& store, const std::vector<ShardRun>& shards, const
         fail("merge: no finished shard to record");
     if (shards.front().run.kind == RunKind::MixedPrecisionSearch)
         return recordMergedMixed(store, shards, record);
+    if (shards.front().run.kind == RunKind::Quantization)
+        return recordMergedEvaluation(store, shards, record);
     SensitivityResult merged = mergeShardResults(shards);
     merged.seconds = record.seconds;
-    RunGuard run(store, mergedRunStart(store, shards.front()));
-    run.addLayers(sensitivityLayerRows(merged));
     RunMetrics m = sensitivityRunMetrics(merged);
     m.extra["cluster"] = record.cluster;
-    if (merged.complete)
-        run.finish(m);
-    else if (record.cancelled)
-        run.cancel(m);
-    else
-        run.fail(record.error.empty() ? "merge: shards missing" : record.error, m);
-    return run.id();
+    return recordMerged(store, shards.front(), sensitivityLayerRows(merged), m, merged.complete, record);
 }
 
 int64_t mergeShardFiles(Store& store, const std::vector<std::string>& files)
@@ -323,6 +380,7 @@ nlohmann::json runJson(const Store& store, const RunRecord& r)
     nlohmann::json extra = r.metrics.extra;
     extra.erase("seconds");
     extra.erase("cluster");
+    extra.erase("fp32_latency_ms"); // wall clock, like latency_ms
     const std::optional<ModelRecord> model = store.model(r.modelId);
     const std::optional<DatasetRecord> dataset = r.datasetId ? store.dataset(*r.datasetId) : std::nullopt;
     return {{"kind", runKindName(r.kind)}, {"state", runStateName(r.state)}, {"error", r.error},
@@ -332,7 +390,7 @@ nlohmann::json runJson(const Store& store, const RunRecord& r)
             {{"top1", optJson(r.metrics.top1)}, {"sqnr_db", optJson(r.metrics.sqnrDb)},
                 {"cosine", optJson(r.metrics.cosine)}, {"top1_agreement", optJson(r.metrics.top1Agreement)},
                 {"kl", optJson(r.metrics.kl)}, {"size_bits", optJson(r.metrics.sizeBits)},
-                {"latency_ms", optJson(r.metrics.latencyMs)}, {"extra", extra}}}};
+                {"extra", extra}}}};
 }
 
 } // namespace

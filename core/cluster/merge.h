@@ -81,7 +81,8 @@ int64_t mergeShardFiles(Store& store, const std::vector<std::string>& files);
 
 // Every difference between two stored runs, one line each (empty when equal): kind,
 // state, model and dataset hashes, config, metrics and every layer row field, numbers
-// compared bit for bit. Wall-clock values (metrics.extra seconds, cluster) and ids,
+// compared bit for bit. Wall-clock values (metrics latency_ms, metrics.extra seconds,
+// fp32_latency_ms, cluster) and ids,
 // times and machine are not compared.
 std::vector<std::string> storedRunDifferences(const Store& a, int64_t runA, const Store& b, int64_t runB);
 

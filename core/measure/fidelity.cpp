@@ -101,6 +101,24 @@ void FidelityMeter::add(const Tensor& ref, const Tensor& test, const std::vector
     }
 }
 
+FidelityMeter::Sums FidelityMeter::sums() const
+{
+    return {signal_, noise_, cosSum_, klSum_, agree_, samples_, refCorrect_, testCorrect_, labelled_};
+}
+
+void FidelityMeter::add(const Sums& b)
+{
+    signal_ += b.signal;
+    noise_ += b.noise;
+    cosSum_ += b.cosSum;
+    klSum_ += b.klSum;
+    agree_ += b.agree;
+    samples_ += b.samples;
+    refCorrect_ += b.refCorrect;
+    testCorrect_ += b.testCorrect;
+    labelled_ += b.labelled;
+}
+
 double FidelityMeter::sqnrDb() const
 {
     return noise_ == 0 ? std::numeric_limits<double>::infinity() : 10 * std::log10(signal_ / noise_);

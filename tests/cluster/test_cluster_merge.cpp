@@ -29,6 +29,17 @@ class TestClusterMerge : public QObject {
         return cliOk(args << "--shard" << spec << "--db" << path(db));
     }
 
+    // The command through --slurm with its tasks as child processes; store NAME.db.
+    bool onLocalScheduler(QStringList args, int shards, const QString& name)
+    {
+        qputenv("QS_CLUSTER_SCHEDULER", "local");
+        const bool ok = cliOk(args << "--slurm"
+                                   << "--shards" << QString::number(shards) << "--db" << path(name + ".db")
+                                   << "--work-dir" << path(name + ".shards"));
+        qunsetenv("QS_CLUSTER_SCHEDULER");
+        return ok;
+    }
+
 private slots:
     void initTestCase()
     {
@@ -105,7 +116,7 @@ private slots:
         QVERIFY(!cliOk({"merge", "--db", path("refused.db"), path("s0.db")}, &r));
         QVERIFY2(r.err.contains("shards 1 of 2 are missing"), r.err.constData());
         QVERIFY(!cliOk({"merge", "--db", path("refused.db"), path("local.db")}, &r));
-        QVERIFY2(r.err.contains("local.db: no sensitivity or mixed shard run"), r.err.constData());
+        QVERIFY2(r.err.contains("local.db: no sensitivity, mixed or evaluation shard run"), r.err.constData());
     }
 
     // mixed --verify K --shard I/N: each shard verifies every N-th front point (and the
@@ -138,14 +149,7 @@ private slots:
         QVERIFY(measured(local) >= 2);
         QVERIFY(measured(m0) < measured(local) && measured(m1) < measured(local));
         // The same shards through the cluster driver (--slurm, tasks as child processes).
-        qputenv("QS_CLUSTER_SCHEDULER", "local");
-        const bool driven = cliOk(QStringList(mixed) << "--slurm"
-                                                     << "--shards"
-                                                     << "2"
-                                                     << "--db" << path("mixed-slurm.db") << "--work-dir"
-                                                     << path("mixed-slurm.shards"));
-        qunsetenv("QS_CLUSTER_SCHEDULER");
-        QVERIFY(driven);
+        QVERIFY(onLocalScheduler(mixed, 2, "mixed-slurm"));
         const Store driver = openStore(path("mixed-slurm.db"));
         const auto driverDiff = storedRunDifferences(local, onlyRun(local), driver, onlyRun(driver));
         QVERIFY2(driverDiff.empty(), driverDiff.empty() ? "" : driverDiff.front().c_str());
@@ -155,6 +159,54 @@ private slots:
         CliResult r;
         QVERIFY(!cliOk({"merge", "--db", path("refused.db"), path("mixed-0.db"), path("s1.db")}, &r));
         QVERIFY2(r.err.contains("s1.db: run kind sensitivity"), r.err.constData());
+    }
+
+    // quantize --shard I/N evaluates a contiguous range of batches (200 samples in 7
+    // batches of 32: shards of 2, 2 and 3 batches) and stores their sums; merge adds
+    // them in batch order, as the local run does.
+    void evaluationShardsMergeToTheLocalRun()
+    {
+        const QStringList q = {"quantize", QS_SOURCE_DIR "/resources/demo/fashion_cnn.onnx", "--data",
+            QS_SOURCE_DIR "/resources/demo/fashion1k-images-idx3-ubyte.gz", "--wbits", "4", "--calib-limit", "64",
+            "--eval-limit", "200", "--batch", "32"};
+        QVERIFY(cliOk(QStringList(q) << "--db" << path("eval-local.db")));
+        for (int i = 0; i < 3; ++i)
+            QVERIFY(cliOk(QStringList(q) << "--shard" << QString("%1/3").arg(i) << "--db"
+                                         << path(QString("eval-%1.db").arg(i))));
+        const QString s0 = path("eval-0.db"), s1 = path("eval-1.db"), s2 = path("eval-2.db");
+        QVERIFY(cliOk({"merge", "--db", path("eval-main.db"), s2, s0, s1}));
+        const Store local = openStore(path("eval-local.db")), merged = openStore(path("eval-main.db"));
+        const int64_t a = onlyRun(local), b = onlyRun(merged);
+        QVERIFY(a > 0 && b > 0);
+        const auto diff = storedRunDifferences(local, a, merged, b);
+        QVERIFY2(diff.empty(), diff.empty() ? "" : diff.front().c_str());
+        QCOMPARE(merged.run(b).metrics.extra["eval_samples"].get<int>(), 200);
+        QVERIFY(merged.run(b).metrics.sqnrDb.has_value());
+        // A shard alone evaluated part of the data (the comparison sees it).
+        const Store one = openStore(s1);
+        QCOMPARE(one.run(onlyRun(one)).metrics.extra["eval_samples"].get<int>(), 64);
+        QVERIFY(!storedRunDifferences(local, a, one, onlyRun(one)).empty());
+        // Through the cluster driver (tasks as child processes).
+        QVERIFY(onLocalScheduler(q, 3, "eval-slurm"));
+        const Store driver = openStore(path("eval-slurm.db"));
+        const auto driverDiff = storedRunDifferences(local, a, driver, onlyRun(driver));
+        QVERIFY2(driverDiff.empty(), driverDiff.empty() ? "" : driverDiff.front().c_str());
+        // Refusals: a missing or repeated shard, another config, a sensitivity shard.
+        CliResult r;
+        QVERIFY(!cliOk({"merge", "--db", path("eval-refused.db"), s0, s1}, &r));
+        QVERIFY2(r.err.contains("shards 2 of 3 are missing"), r.err.constData());
+        QVERIFY(!cliOk({"merge", "--db", path("eval-refused.db"), s0, s1, s1}, &r));
+        QVERIFY2(r.err.contains("is also"), r.err.constData());
+        QStringList other = q;
+        other[other.indexOf("--wbits") + 1] = "8";
+        QVERIFY(cliOk(other << "--shard"
+                            << "2/3"
+                            << "--db" << path("eval-other.db")));
+        QVERIFY(!cliOk({"merge", "--db", path("eval-refused.db"), s0, s1, path("eval-other.db")}, &r));
+        QVERIFY2(r.err.contains("eval-other.db: config.default"), r.err.constData());
+        QVERIFY(!cliOk({"merge", "--db", path("eval-refused.db"), s0, path("s1.db")}, &r));
+        QVERIFY2(r.err.contains("s1.db: run kind sensitivity"), r.err.constData());
+        QVERIFY(openStore(path("eval-refused.db")).runs().empty());
     }
 
     void shardNeedsItsOwnStoreAndAValidSpec()
