@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything (plus the Python packages the benchmark models are made with),
 # builds, and runs every benchmark; each prints medians and ratios against a baseline
-# measured in the same run. Usage: tools/bench.sh [runtime|memory|int8|export|sensitivity|mixed|quality|algos|ui|whatif|lmquant|lmattn|data|tokenizer|qat ...]
+# measured in the same run. Usage: tools/bench.sh [runtime|memory|int8|export|sensitivity|mixed|quality|algos|ui|whatif|lmquant|lmattn|data|tokenizer|qat|cluster ...]
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 build="$here/build"
@@ -37,6 +37,7 @@ for b in "${which[@]}"; do
     algos)       $py "$here/bench/algos/run_algos_bench.py" --cli "$build/app/quantstudio-cli" --work "$build/bench/algos" ;;
     ui)          QT_QPA_PLATFORM=offscreen "$build/bench/ui/bench_inspector"
                  QT_QPA_PLATFORM=offscreen "$build/bench/ui/bench_graph_view" ;;
+    cluster)     $py "$here/bench/cluster/run_cluster_bench.py" --build "$build" ;; # root: starts a local Slurm
     whatif)      "$build/bench/whatif/qs_bench_whatif" "$here/resources/demo/fashion_cnn.onnx" \
                    "$here/resources/demo/fashion1k-images-idx3-ubyte.gz" --limit 1000 --batch 100 ;;
     lmquant)     $py "$here/bench/lm/run_lm_quant_bench.py" --cli "$build/app/quantstudio-cli" --work "$build/bench/lmquant" ;;

@@ -32,6 +32,7 @@ LAYERS = [
     ["analysis"],
     ["export", "interop"],
     ["record"],
+    ["cluster"],
 ]
 # The shared folders of ui/, from the ground up; every other folder is a feature.
 UI_SHARED = ["widgets", "jobs", "document"]

@@ -9,7 +9,8 @@ build="${1:-$here/build}"
 # libqt6sql6-sqlite (QSQLITE), ocl-icd-opencl-dev (dnnl's CMake config needs OpenCL),
 # libprotobuf-dev (libonnx-dev does not pull it); libjpeg62-turbo-dev and libpng-dev
 # decode image datasets (core/data/image.cpp); libsentencepiece-dev tokenizes text data
-# (core/data/tokenizer.cpp).
+# (core/data/tokenizer.cpp). slurm-wlm and munge run the one-node cluster of the sharded
+# sweep test and bench (tools/slurm_local.sh; core/cluster submits through sbatch).
 packages=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   qt6-base-dev qt6-base-dev-tools libqt6sql6-sqlite libqt6opengl6-dev libgl-dev
@@ -19,6 +20,7 @@ packages=(
   libsqlite3-dev sqlite3 zlib1g-dev nlohmann-json3-dev libjpeg62-turbo-dev libpng-dev
   libsentencepiece-dev
   xvfb xauth fonts-dejavu-core
+  slurm-wlm munge
 )
 
 missing=()

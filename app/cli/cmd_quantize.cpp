@@ -5,7 +5,9 @@
 #include "cli/data_args.h"
 #include "cli/quant_args.h"
 #include "cli/recording.h"
+#include "cli/slurm_args.h"
 
+#include "cluster/merge.h"
 #include "data/input_binding.h"
 #include "graph/onnx_import.h"
 #include "graph/subgraphs.h"
@@ -71,11 +73,15 @@ QuantConfig configFromArgs(const Args& args)
 int runQuantize(const std::vector<std::string>& argv)
 {
     std::set<std::string> valued = {"config", "wbits", "abits", "granularity", "calib", "wrange", "calib-limit", "eval-limit", "eval-from",
-                                    "batch", "threads", "db", "algo", "calib-data", "save-config"};
+                                    "batch", "threads", "db", "algo", "calib-data", "save-config", "shard"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
     valued.insert(attentionOptionNames().begin(), attentionOptionNames().end());
-    Args args(argv, valued, {"bias-correction", "cle", "int8", "json", "kivi"});
+    valued.insert(clusterValuedOptions().begin(), clusterValuedOptions().end());
+    Args args(argv, valued, {"bias-correction", "cle", "int8", "json", "kivi", "slurm"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
+    if (args.flag("slurm")) // the evaluation's batches as shards; kind, hashes and config: the first shard's
+        return runShardsOnSlurm(args, argv, valued, "quantize", path, ShardIdentity {});
+    refuseClusterOptionsWithoutSlurm(args);
 
     QuantizeOptions opts;
     opts.config = configFromArgs(args);
@@ -86,6 +92,13 @@ int runQuantize(const std::vector<std::string>& argv)
     opts.threads = args.intValue("threads", 0);
     if (opts.batch < 1)
         fail("--batch must be at least 1");
+    if (auto shard = args.value("shard")) { // a contiguous range of the evaluation's batches
+        const ShardSpec spec = parseShardSpec(*shard);
+        if (!args.value("db"))
+            fail("--shard ", *shard, ": a shard's results go to its own store; give --db SHARD_STORE");
+        opts.evalShard = spec.index;
+        opts.evalShards = spec.count;
+    }
     if (auto out = args.value("save-config"))
         opts.config.save(*out);
 
@@ -180,7 +193,8 @@ const bool registered = registerCommand({"quantize",
     "[--calib-data DATA] [--context N] [--tokenizer spm:FILE|hf:FILE] [--calib-limit N] [--eval-limit N] [--eval-from "
     "N] [--batch N] [--threads N] [--save-config "
     "PATH] "
-    "[--db DB] [--json]",
+    "[--db DB] [--json] [--shard I/N | --slurm --shards N [--partition P] [--time T] [--mem M] [--cpus-per-task C] "
+    "[--work-dir DIR]]",
     "calibrate, quantize and evaluate a model against FP32 (language models on text:FILE or tokens:FILE windows, "
     "scored by perplexity); record the run with --db",
     runQuantize});

@@ -8,6 +8,7 @@
 #include "cli/quant_args.h"
 #include "cli/recording.h"
 #include "cli/stop_signal.h"
+#include "cli/slurm_args.h"
 
 #include "analysis/bit_budget.h"
 #include "analysis/latency.h"
@@ -15,16 +16,24 @@
 #include "analysis/mixed_precision.h"
 #include "analysis/sensitivity.h"
 #include "analysis/sensitivity_metrics.h"
+#include "cluster/merge.h"
+#include "cluster/sharded_sweep.h"
 #include "graph/onnx_import.h"
 #include "quant/session.h"
 #include "record/mixed_record.h"
 #include "record/sensitivity_record.h"
 #include "util/error.h"
+#include "util/hash.h"
 
+#include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <utility>
 #include <csignal>
 #include <iomanip>
 #include <cstdio>
+#include <cstdlib>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 namespace qs::cli {
@@ -55,15 +64,14 @@ SensitivityOptions sensitivityOptions(const Args& args)
     o.hutchinsonSamples = args.intValue("hutchinson", 8);
     if (o.hutchinsonSamples < 1)
         fail("--hutchinson: expected at least 1 random direction, got ", o.hutchinsonSamples);
+    if (auto base = args.value("base")) // a whole base configuration (the studio's, for its cluster shards)
+        o.base = QuantConfig::load(*base);
     parseBaseQuant(args, o.base);
     o.attention = args.flag("attention");
     if (o.attention)
         parseAttentionArgs(args, o.base);
     return o;
 }
-
-// Ctrl-C (or SIGTERM) stops a sweep within a batch; what was measured is kept and
-// stored as a cancelled run (cli/stop_signal.h).
 
 // A cancelled sweep prints and stores what it measured, then exits like a cancelled command.
 int exitCode(const SensitivityResult& r)
@@ -173,10 +181,11 @@ int runSensitivityMetrics(const Args& args, const std::string& path)
 int runSensitivity(const std::vector<std::string>& argv)
 {
     std::set<std::string> valued = {"bits", "mode", "method", "limit", "batch", "threads", "db", "granularity", "calib",
-        "hutchinson", "metrics", "bootstrap", "seed"};
+        "hutchinson", "metrics", "bootstrap", "seed", "base", "shard"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
     valued.insert(attentionOptionNames().begin(), attentionOptionNames().end());
-    Args args(argv, valued, {"json", "naive", "attention", "kivi"});
+    valued.insert(clusterValuedOptions().begin(), clusterValuedOptions().end());
+    Args args(argv, valued, {"json", "naive", "attention", "kivi", "slurm"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
     if (args.value("metrics"))
         return runSensitivityMetrics(args, path);
@@ -188,10 +197,27 @@ int runSensitivity(const std::vector<std::string>& argv)
     DataOptions dopts = dataOptions(args);
     dopts.limit = opts.limit;
     Dataset data = loadDataset(dopts, graph);
+    if (args.flag("slurm")) {
+        ShardIdentity expected;
+        expected.modelHash = sha256File(path);
+        expected.datasetHash = data.hash;
+        expected.config = sensitivityRunConfig(opts);
+        return runShardsOnSlurm(args, argv, valued, "sensitivity", path, expected);
+    }
+    refuseClusterOptionsWithoutSlurm(args);
+    nlohmann::json config = sensitivityRunConfig(opts);
+    if (auto shard = args.value("shard")) {
+        const ShardSpec spec = parseShardSpec(*shard);
+        if (!args.value("db"))
+            fail("--shard ", *shard, ": a shard's results go to its own store; give --db SHARD_STORE");
+        opts.shardIndex = spec.index;
+        opts.shardCount = spec.count;
+        config[kShardConfigKey] = str(spec.index, "/", spec.count);
+    }
 
     std::optional<Store> store = storeFromArgs(args);
     std::optional<RunGuard> run;
-    beginSensitivityRun(store, run, graph, path, data, sensitivityRunConfig(opts));
+    beginSensitivityRun(store, run, graph, path, data, config);
     Progress progress = stderrProgress(args);
     CancelToken cancel;
     StopOnSignal stopOnSignal(cancel);
@@ -274,12 +300,19 @@ double averageBitsOption(const std::string& text)
 int runMixed(const std::vector<std::string>& argv)
 {
     std::set<std::string> valued = {"bits", "limit", "batch", "threads", "db", "budget-bits", "budget-bytes", "verify",
-        "out", "min-bits", "max-bits", "pin", "granularity", "calib", "abits", "eval-limit", "cost", "budget-ms",
-        "latency-batch", "repeats", "warmup"};
+        "shard", "out", "min-bits", "max-bits", "pin", "granularity", "calib", "abits", "eval-limit", "cost",
+        "budget-ms", "latency-batch", "repeats", "warmup"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
     valued.insert(attentionOptionNames().begin(), attentionOptionNames().end());
-    Args args(argv, valued, {"json", "remeasure", "kivi"});
+    valued.insert(clusterValuedOptions().begin(), clusterValuedOptions().end());
+    Args args(argv, valued, {"json", "remeasure", "kivi", "slurm"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
+    if (args.flag("slurm")) { // the shards' kind, hashes and config: the first finished shard's
+        if (args.intValue("verify", 0) <= 0)
+            fail("--slurm: mixed shards split the --verify K measurements; give --verify");
+        return runShardsOnSlurm(args, argv, valued, "mixed", path, ShardIdentity {});
+    }
+    refuseClusterOptionsWithoutSlurm(args);
     const std::string costAxis = args.value("cost", "size");
     if (costAxis != "size" && costAxis != "latency")
         fail("--cost ", quoted(costAxis), ": expected size or latency");
@@ -407,15 +440,31 @@ int runMixed(const std::vector<std::string>& argv)
         m.sizeBits = r.sizeBits;
         return m;
     };
+    // --shard I/N: verification k (the chosen point's own, when not on the list, is k = K)
+    // is this shard's when k mod N = I; the others stay unmeasured for merge to fill.
+    std::optional<ShardSpec> shard;
+    if (auto spec = args.value("shard")) {
+        shard = parseShardSpec(*spec);
+        if (!args.value("db"))
+            fail("--shard ", *spec, ": a shard's results go to its own store; give --db SHARD_STORE");
+        if (verify <= 0)
+            fail("--shard ", *spec, ": mixed shards split the --verify K measurements; give --verify");
+    }
+    auto mine = [&](std::size_t k) { return !shard || int(k % std::size_t(shard->count)) == shard->index; };
     for (std::size_t k = 0; k < toVerify.size(); ++k) {
         progress.report(0.5 + 0.5 * double(k) / double(toVerify.size() + 1), "verifying front points");
-        front[toVerify[k]].measured = measure(front[toVerify[k]]);
+        if (mine(k))
+            front[toVerify[k]].measured = measure(front[toVerify[k]]);
     }
     if (verify > 0) {
+        bool listed = false;
         for (std::size_t k : toVerify)
-            if (front[k].bits == chosen->bits)
-                chosen->measured = front[k].measured;
-        if (!chosen->measured)
+            if (front[k].bits == chosen->bits) {
+                listed = true;
+                if (front[k].measured)
+                    chosen->measured = front[k].measured;
+            }
+        if (!listed && mine(toVerify.size()))
             chosen->measured = measure(*chosen);
     }
     if (!args.flag("json"))
@@ -437,11 +486,16 @@ int runMixed(const std::vector<std::string>& argv)
             {"config", configFor(p).toJson()}};
     };
     if (store) {
-        RunGuard run(*store, runStart(*store, RunKind::MixedPrecisionSearch, graph, path, data,
-            {{"bits", so.bits}, {"budget", budget},
-                {"budget_kind", byLatency ? "latency-ns" : byAverage ? "average-bits" : "bytes"}, {"cost", costAxis},
-                {"latency_profile", byLatency ? nlohmann::json(latency.id) : nlohmann::json(nullptr)},
-                {"verify", verify}, {"base", so.base.toJson()}}));
+        nlohmann::json config = {{"bits", so.bits}, {"budget", budget},
+            {"budget_kind",
+                byLatency       ? "latency-ns"
+                    : byAverage ? "average-bits"
+                                : "bytes"},
+            {"cost", costAxis}, {"latency_profile", byLatency ? nlohmann::json(latency.id) : nlohmann::json(nullptr)},
+            {"verify", verify}, {"base", so.base.toJson()}};
+        if (shard)
+            config[kShardConfigKey] = str(shard->index, "/", shard->count);
+        RunGuard run(*store, runStart(*store, RunKind::MixedPrecisionSearch, graph, path, data, std::move(config)));
         run.addLayers(mixedLayerRows(*chosen, so.base.defaults.activation.bits));
         nlohmann::json frontJson = nlohmann::json::array();
         for (const auto& p : front)
@@ -487,8 +541,9 @@ int runMixed(const std::vector<std::string>& argv)
 
 const bool registeredSensitivity = registerCommand({"sensitivity",
     "MODEL --data DATA [--bits 2,3,4,5,6,8] [--mode weights|activations|both] [--method oneshot|local|hessian] "
-    "[--hutchinson N] [--limit N] [--batch N] [--granularity G] [--calib C] [--naive] [--db DB] [--json] "
-    "[--attention [--attn-granularity G|ROLE=G,...] [--kivi] [--attn-calib C]] (also sweep Q, K, V, P); "
+    "[--hutchinson N] [--limit N] [--batch N] [--base CONFIG.json] [--granularity G] [--calib C] [--naive] [--db DB] "
+    "[--json] [--attention [--attn-granularity G|ROLE=G,...] [--kivi] [--attn-calib C]] (also sweep Q, K, V, P) "
+    "[--shard I/N] [--slurm --shards N [--partition P] [--time T] [--mem M] [--cpus-per-task C] [--work-dir DIR]]; "
     "or --metrics all|oneshot,local,hessian,kurtosis [--bits N] [--bootstrap N] [--seed S]: metrics side by side "
     "with 95% bootstrap intervals over batches and their Spearman agreement",
     "measure how much each layer suffers when quantized alone, at each bit width", runSensitivity});
@@ -496,7 +551,8 @@ const bool registeredSensitivity = registerCommand({"sensitivity",
 const bool registeredMixed = registerCommand({"mixed",
     "MODEL --data DATA (--budget-bits AVG | --budget-bytes N | --cost latency --budget-ms MS) [--bits LIST] "
     "[--min-bits N] [--max-bits N] [--latency-batch N] [--remeasure] "
-    "[--pin LAYER=BITS,...] [--verify K] [--out CFG.json] [--limit N] [--db DB] [--json] "
+    "[--pin LAYER=BITS,...] [--verify K [--shard I/N | --slurm --shards N [--partition P] [--time T] [--mem M] "
+    "[--cpus-per-task C] [--work-dir DIR]]] [--out CFG.json] [--limit N] [--db DB] [--json] "
     "[--attn-bits N] [--kv-bits N] [--attn-granularity G|ROLE=G,...] [--kivi] [--attn-calib C] (fixed widths)",
     "Pareto front of predicted error vs size from sensitivity; the best configuration within a budget", runMixed});
 

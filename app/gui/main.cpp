@@ -10,9 +10,11 @@
 #include "ui/main_window.h"
 #include "ui/runs/runs_controller.h"
 #include "ui/runs/runs_feature.h"
+#include "ui/sensitivity/cluster_sweep_dialog.h"
 #include "ui/widgets/error_reporter.h"
 #include "ui/widgets/theme.h"
 
+#include <QAction>
 #include <QApplication>
 #include <QComboBox>
 #include <QCommandLineParser>
@@ -72,7 +74,10 @@ int main(int argc, char** argv)
         QStringLiteral("Compare these runs of the database (e.g. 3,5) once the model is shown; with --screenshot, "
                        "save the window with the comparison."),
         QStringLiteral("ids"));
-    for (const auto& o : {screenshot, select, calibrate, size, db, colorBy, data, preprocess, dataDialog, compare})
+    const QCommandLineOption clusterDialog(QStringLiteral("cluster-dialog"),
+        QStringLiteral("Open Analyze > Run Sweep on Cluster once the model is shown; with --screenshot, save the "
+                       "dialog."));
+    for (const auto& o : {screenshot, select, calibrate, size, db, colorBy, data, preprocess, dataDialog, compare, clusterDialog})
         args.addOption(o);
     args.process(app);
 
@@ -99,6 +104,7 @@ int main(int argc, char** argv)
     QList<qint64> compareRuns;
     for (const QString& id : args.value(compare).split(QLatin1Char(','), Qt::SkipEmptyParts))
         compareRuns << id.trimmed().toLongLong();
+    const bool showClusterDialog = args.isSet(clusterDialog);
     if (args.isSet(data))
         window.studio().setData(args.value(data), args.value(preprocess));
     auto takeShot = [&window, shotPath] {
@@ -140,6 +146,18 @@ int main(int argc, char** argv)
                 if (runs->compare(compareRuns) < 0)
                     std::fprintf(stderr, "--compare: needs two or more runs and an open database\n");
             });
+            return;
+        }
+        if (showClusterDialog) {
+            if (auto* action = window.findChild<QAction*>(QStringLiteral("clusterSweepAction")))
+                action->trigger();
+            auto* dialog = window.findChild<qs::ui::ClusterSweepDialog*>();
+            if (dialog && !shotPath.isEmpty())
+                QTimer::singleShot(500, dialog, [dialog, shotPath] {
+                    const bool ok = dialog->grab().save(shotPath);
+                    std::fprintf(stderr, "%s %s\n", ok ? "saved" : "could not save", qPrintable(shotPath));
+                    QApplication::exit(ok ? 0 : 1);
+                });
             return;
         }
         if (doCalibrate && window.studio().runCalibration() >= 0)

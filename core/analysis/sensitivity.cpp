@@ -465,6 +465,10 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
             fail("sensitivity: bit width ", b, " is not 2..8");
     if (options.attention && options.method == SensitivityMethod::Hessian)
         fail("sensitivity: the Hessian method perturbs weights; attention operands take the oneshot or local method");
+    if (options.shardCount < 1 || options.shardIndex < 0 || options.shardIndex >= options.shardCount)
+        fail("sensitivity: shard ", options.shardIndex, "/", options.shardCount, " is not I/N with 0 <= I < N");
+    if (options.shardCount > 1 && options.method == SensitivityMethod::Hessian)
+        fail("sensitivity: --shard splits one-shot and local sweeps; the Hessian method ranks every layer at once");
 
     QuantizeOptions qo;
     qo.config = options.base;
@@ -557,7 +561,10 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
             variants.push_back({li, refBits, quantizedWeight(l, refBits), std::nullopt, 0, -1});
             continue;
         }
-        for (int bits : bitList) {
+        for (std::size_t bi = 0; bi < bitList.size(); ++bi) {
+            if (int64_t(li * bitList.size() + bi) % options.shardCount != options.shardIndex)
+                continue; // another shard's pair
+            const int bits = bitList[bi];
             Variant v {li, bits, std::nullopt, std::nullopt, 0, -1};
             if (weights)
                 v.weight = quantizedWeight(l, bits);

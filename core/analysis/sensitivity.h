@@ -39,6 +39,11 @@ struct SensitivityOptions {
     // named "<node>:K" (op "MatMul:K", no params) after the layers, with the granularity,
     // symmetry and calibrator of base.attention; oneshot or local method only.
     bool attention = false;
+    // Shard shardIndex of shardCount: only the (layer, bits) pairs whose place in
+    // layer-major order is shardIndex modulo shardCount are measured (one-shot and
+    // local methods); every layer is still listed. Each pair's numbers are those of
+    // the whole sweep, so the shards' union is the whole sweep (core/cluster/merge.h).
+    int shardIndex = 0, shardCount = 1;
 };
 
 // What one batch added to a measurement: resampling batches and summing these gives

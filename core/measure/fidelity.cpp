@@ -102,6 +102,24 @@ void FidelityMeter::add(const Tensor& ref, const Tensor& test, const std::vector
     }
 }
 
+FidelityMeter::Sums FidelityMeter::sums() const
+{
+    return {signal_, noise_, cosSum_, klSum_, agree_, samples_, refCorrect_, testCorrect_, labelled_};
+}
+
+void FidelityMeter::add(const Sums& b)
+{
+    signal_ += b.signal;
+    noise_ += b.noise;
+    cosSum_ += b.cosSum;
+    klSum_ += b.klSum;
+    agree_ += b.agree;
+    samples_ += b.samples;
+    refCorrect_ += b.refCorrect;
+    testCorrect_ += b.testCorrect;
+    labelled_ += b.labelled;
+}
+
 double sqnrDb(double signal, double noise)
 {
     return noise > 0 ? 10 * std::log10(signal / noise) : std::numeric_limits<double>::infinity();

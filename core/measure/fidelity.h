@@ -47,6 +47,15 @@ public:
     double noise() const { return noise_; }
     double klSum() const { return klSum_; } // over samples of each sample's (mean) KL
 
+    // Every running sum: one batch's, to be added to another meter's in batch order
+    // (the order a sharded evaluation's merge adds them in, so both agree bit for bit).
+    struct Sums {
+        double signal = 0, noise = 0, cosSum = 0, klSum = 0, agree = 0;
+        int64_t samples = 0, refCorrect = 0, testCorrect = 0, labelled = 0;
+    };
+    Sums sums() const;
+    void add(const Sums& batch);
+
 private:
     bool perPosition_ = false;
     double signal_ = 0, noise_ = 0, cosSum_ = 0, klSum_ = 0, agree_ = 0;

@@ -15,6 +15,13 @@ public:
     double meanNll() const;    // nats per token
     double perplexity() const; // exp(meanNll())
     int64_t tokens() const { return tokens_; }
+    double nllSum() const { return nll_; } // over every token
+    // Another meter's sums (a batch's), added in the order the batches ran.
+    void add(double nllSum, int64_t tokens)
+    {
+        nll_ += nllSum;
+        tokens_ += tokens;
+    }
 
 private:
     double nll_ = 0;

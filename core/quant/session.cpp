@@ -680,14 +680,6 @@ void fillActivationHistograms(const Histogram& fine, const QParams& qp, LayerQua
         }
 }
 
-double median(std::vector<double> v)
-{
-    if (v.empty())
-        return 0;
-    std::sort(v.begin(), v.end());
-    return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
-
 } // namespace
 
 QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Dataset& eval,
@@ -737,53 +729,71 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
     if (total <= 0)
         fail("evaluation dataset ", quoted(eval.path), " has no samples");
     const int64_t batch = std::max<int64_t>(1, std::min(batchFor(g, options.batch), total));
-    FidelityMeter meter(eval.targets.has_value()); // text: per token, as perplexity
-    PerplexityMeter pplFp32, pplQuant; // text data (targets) only
-    struct LayerPower {
-        double signal = 0, noise = 0;
-    };
-    std::map<std::string, LayerPower> power;  // by layer output value
+    // Each batch's sums start from zero and are added up in batch order afterwards
+    // (combineEvalBatches), as a merge of evaluation shards adds them.
+    const BatchRange range = options.evalShards > 0
+        ? shardBatches(total, batch, options.evalShard, options.evalShards)
+        : BatchRange{0, (total + batch - 1) / batch};
+    result.evalBatchCount = (total + batch - 1) / batch;
+    // Layer output values and attention operands, each once (two layers may share one): a
+    // batch's per-layer sums.
+    std::map<std::string, std::size_t> layerAt;
+    std::vector<std::size_t> slotOf; // per session layer
+    for (const auto& l : session.layers()) {
+        const std::string& out = g.nodes[std::size_t(g.findNode(l.name))].outputs.front();
+        slotOf.push_back(layerAt.emplace(out, layerAt.size()).first->second);
+    }
+    for (const auto& o : session.operands()) // then each attention operand, as a layer after them
+        slotOf.push_back(layerAt.emplace(o.point.value, layerAt.size()).first->second);
+    struct SlotSums {
+        std::vector<double> signal, noise;
+    } slotSums;
+    SlotSums* current = nullptr;
     std::map<std::string, Tensor> fpBatch;   // this batch's FP32 layer outputs
-    std::vector<double> qTimes, fTimes;
     // Timed plans have no taps (taps keep values and so prevent fusion); the tapped
     // pair measures per-layer SQNR.
     std::unique_ptr<Plan> fp, q, fpTapped, qTapped;
     auto compileQuantized = [&](const std::map<std::string, Shape>& shape) {
         return options.int8 ? session.compileInt8(shape) : session.compile(true, shape);
     };
-    int64_t planBatch = -1;
-    for (int64_t start = 0; start < total; start += batch) {
+    for (int64_t bi = range.first; bi < range.last; ++bi) {
+        const int64_t start = bi * batch;
         cancel.check();
         const int64_t n = std::min(batch, total - start);
-        if (n != planBatch) {
+        // Plans are compiled for every batch: a plan's results can depend on the runs
+        // before (buffers reused), and a shard that starts mid-evaluation must compute
+        // each batch as the whole run does.
+        {
             const std::map<std::string, Shape> shape = eval.inputShapes(n);
             fp = session.compile(false, shape);
             q = compileQuantized(shape);
             fpTapped = session.compile(false, shape);
             qTapped = compileQuantized(shape);
-            std::vector<std::string> tapped;
-            for (const auto& l : session.layers())
-                tapped.push_back(g.nodes[std::size_t(g.findNode(l.name))].outputs.front());
-            for (const auto& o : session.operands())
-                tapped.push_back(o.point.value);
-            for (const std::string& out : tapped) {
+            for (const auto& entry : layerAt) {
+                const std::string& out = entry.first;
+                const std::size_t at = entry.second;
                 fpTapped->addTap(out, [&fpBatch](const std::string& v, const Tensor& t) { fpBatch[v] = t; });
-                qTapped->addTap(out, [&fpBatch, &power](const std::string& v, const Tensor& t) {
+                qTapped->addTap(out, [&fpBatch, &current, at](const std::string& v, const Tensor& t) {
                     auto it = fpBatch.find(v);
-                    if (it == fpBatch.end())
+                    if (it == fpBatch.end() || !current) // no sums of a warm-up run
                         return;
                     auto a = it->second.data<float>();
                     auto b = t.data<float>();
-                    LayerPower& p = power[v];
+                    double& signal = current->signal[at];
+                    double& noise = current->noise[at];
                     for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
-                        p.signal += double(a[i]) * a[i];
+                        signal += double(a[i]) * a[i];
                         double d = double(a[i]) - b[i];
-                        p.noise += d * d;
+                        noise += d * d;
                     }
                 });
             }
-            planBatch = n;
         }
+        EvalBatch& eb = result.evalBatches.emplace_back();
+        eb.index = bi;
+        slotSums.signal.assign(layerAt.size(), 0.0);
+        slotSums.noise.assign(layerAt.size(), 0.0);
+        current = &slotSums;
         const std::vector<Tensor> input = eval.batch(start, n);
         fpTapped->run(input);
         qTapped->run(input);
@@ -792,34 +802,48 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
         auto t1 = std::chrono::steady_clock::now();
         std::vector<Tensor> out = q->run(input);
         auto t2 = std::chrono::steady_clock::now();
-        fTimes.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
-        qTimes.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
+        eb.fp32Ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+        eb.ms = std::chrono::duration<double, std::milli>(t2 - t1).count();
         std::vector<int64_t> labels;
         if (eval.labels)
             labels.assign(eval.labels->begin() + start, eval.labels->begin() + start + n);
+        FidelityMeter meter(eval.targets.has_value()); // text: per token, as perplexity
         meter.add(ref.front(), out.front(), eval.labels ? &labels : nullptr);
+        eb.fidelity = meter.sums();
         if (eval.targets) {
             const Tensor targets = eval.targetBatch(start, n);
+            PerplexityMeter pplFp32, pplQuant;
             pplFp32.add(ref.front(), targets);
             pplQuant.add(out.front(), targets);
+            eb.nllFp32 = pplFp32.nllSum();
+            eb.nllQuant = pplQuant.nllSum();
+            eb.tokens = pplQuant.tokens();
         }
+        for (std::size_t slot : slotOf) { // per session layer, then per operand
+            eb.layerSignal.push_back(slotSums.signal[slot]);
+            eb.layerNoise.push_back(slotSums.noise[slot]);
+        }
+        current = nullptr;
         fpBatch.clear();
-        ev.report(double(start + n) / double(total), str("evaluating: ", start + n, " of ", total, " samples"));
+        ev.report(double(bi + 1 - range.first) / double(std::max<int64_t>(1, range.last - range.first)),
+            str("evaluating: ", start + n, " of ", total, " samples"));
     }
 
+    const EvalTotals totals =
+        combineEvalBatches(result.evalBatches, eval.targets.has_value(),
+                           session.layers().size() + session.operands().size());
+    const FidelityMeter& meter = totals.meter;
     result.top1 = meter.testTop1();
-    if (eval.targets) {
-        result.perplexity = pplQuant.perplexity();
-        result.fp32Perplexity = pplFp32.perplexity();
-    }
+    result.perplexity = totals.perplexity;
+    result.fp32Perplexity = totals.fp32Perplexity;
     result.fp32Top1 = meter.refTop1();
     result.top1Agreement = meter.top1Agreement();
     result.sqnrDb = meter.sqnrDb();
     result.cosine = meter.cosine();
     result.kl = meter.kl();
     result.evalSamples = meter.samples();
-    result.latencyMs = median(qTimes);
-    result.fp32LatencyMs = median(fTimes);
+    result.latencyMs = totals.latencyMs;
+    result.fp32LatencyMs = totals.fp32LatencyMs;
     result.sizeBits = session.sizeBits();
     result.fp32SizeBits = session.floatSizeBits();
     result.algorithmNotes = session.notes;
@@ -859,9 +883,7 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
             fillActivationHistograms(fine->second, qp->second, r);
         if (const QuantSpec ws = session.weightSpec(l); ws.range && !ws.isFloat())
             r.weightRange = ClipRange{ws.range->first, ws.range->second};
-        const std::string out = g.nodes[std::size_t(g.findNode(l.name))].outputs.front();
-        const LayerPower& p = power[out];
-        r.outputSqnrDb = p.noise > 0 ? 10 * std::log10(p.signal / p.noise) : INFINITY;
+        r.outputSqnrDb = totals.layerSqnrDb[result.layers.size()];
         result.layers.push_back(r);
     }
     for (const auto& o : session.operands()) {
@@ -873,8 +895,7 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
         r.bits = o.spec.bits;
         r.granularity = operandGranularityName(o.spec.granularity);
         r.cache = o.point.cache;
-        const LayerPower& p = power[o.point.value];
-        r.sqnrDb = p.noise > 0 ? 10 * std::log10(p.signal / p.noise) : INFINITY;
+        r.sqnrDb = totals.layerSqnrDb[session.layers().size() + result.operands.size()];
         if (auto q = session.operandQuant.find(o.point.name);
             q != session.operandQuant.end() && !q->second.ranges.empty()) {
             ClipRange u = q->second.ranges.front();

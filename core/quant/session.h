@@ -8,6 +8,7 @@
 #include "jobs/progress.h"
 #include "quant/attention.h"
 #include "measure/activations.h"
+#include "quant/eval_batches.h"
 #include "quant/calibrator.h"
 #include "quant/quantizer.h"
 #include "quant/spec.h"
@@ -32,6 +33,9 @@ struct QuantizeOptions {
     int threads = 0;
     bool int8 = false;        // run real INT8 kernels instead of simulated quantization
     uint64_t seed = 1;        // stochastic rounding
+    // --shard I/N of the evaluation (evalShards > 0): only shard I's contiguous range of
+    // batches is evaluated (shardBatches); QuantizeResult::evalBatches holds their sums.
+    int evalShard = 0, evalShards = 0;
 };
 
 // One quantized layer as the session sees it.
@@ -245,6 +249,8 @@ struct QuantizeResult {
     nlohmann::json config;
     std::vector<std::string> applied; // algorithms, in order, with what they changed
     nlohmann::json algorithmNotes = nlohmann::json::object(); // QuantSession::notes
+    std::vector<EvalBatch> evalBatches; // the evaluated batches' sums, in order
+    int64_t evalBatchCount = 0;         // batches of the whole evaluation (every shard's)
 };
 
 // The whole flow: fold BN, algorithms, calibrate, quantize weights, evaluate

@@ -88,6 +88,8 @@ nlohmann::json quantizationRunConfig(const QuantizeOptions& options, const Datas
     c["evaluation"] = dataConfig(eval);
     c["int8"] = options.int8;
     c["batch"] = options.batch;
+    if (options.evalShards > 0)
+        c["shard"] = str(options.evalShard, "/", options.evalShards);
     return c;
 }
 
@@ -168,7 +170,15 @@ RecordedQuantization quantizeAndRecord(Store* store, const Graph& graph, const s
     out.runId = recordRun(*store, start, [&](RunGuard& run) {
         out.result = quantizeModel(graph, calib, eval, options, progress, cancel);
         run.addLayers(quantizationLayerResults(out.result));
-        return quantizationMetrics(out.result);
+        RunMetrics m = quantizationMetrics(out.result);
+        if (options.evalShards > 0) { // what merging the shards adds up (cluster/merge.h)
+            nlohmann::json batches = nlohmann::json::array();
+            for (const EvalBatch& b : out.result.evalBatches)
+                batches.push_back(evalBatchJson(b));
+            m.extra["eval_batches"] = std::move(batches);
+            m.extra["eval_batch_count"] = out.result.evalBatchCount;
+        }
+        return m;
     });
     return out;
 }

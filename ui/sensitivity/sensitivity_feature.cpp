@@ -1,6 +1,7 @@
 #include "ui/sensitivity/sensitivity_feature.h"
 
 #include "ui/main_window.h"
+#include "ui/sensitivity/cluster_sweep_dialog.h"
 #include "ui/sensitivity/sensitivity_agreement_panel.h"
 #include "ui/sensitivity/sensitivity_panel.h"
 
@@ -44,7 +45,20 @@ SensitivityFeature* SensitivityFeature::install(MainWindow& window, Studio& stud
         f->tabs_->setCurrentWidget(f->agreement_);
         f->agreement_->start();
     });
+    auto* cluster = new QAction(tr("Run Sweep on &Cluster\u2026"), f);
+    cluster->setObjectName(QStringLiteral("clusterSweepAction"));
+    cluster->setToolTip(tr("The sweep as a Slurm job array of shards, merged into one run as they finish"));
+    connect(cluster, &QAction::triggered, f, [f, &window, &studio] {
+        f->dock_->show();
+        f->dock_->raise();
+        f->tabs_->setCurrentWidget(f->panel_);
+        if (!f->cluster_)
+            f->cluster_ = new ClusterSweepDialog(studio, *f->panel_, &window);
+        f->cluster_->show();
+        f->cluster_->raise();
+    });
     window.addAnalyzeAction(sweep);
+    window.addAnalyzeAction(cluster);
     window.addAnalyzeAction(compare);
     window.addViewEntry(f->dock_);
     window.addFeature(f);

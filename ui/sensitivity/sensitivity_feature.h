@@ -1,6 +1,6 @@
 // The sensitivity feature in the window, installed by one call: a dock with the sweep
 // and the metric comparison as two tabs, Analyze > Sensitivity Sweep and Compare
-// Sensitivity Metrics, and its View entry.
+// Sensitivity Metrics, Run Sweep on Cluster (ClusterSweepDialog), and its View entry.
 #pragma once
 
 #include <QObject>
@@ -11,6 +11,7 @@ class QTabWidget;
 
 namespace qs::ui {
 
+class ClusterSweepDialog;
 class MainWindow;
 class SensitivityAgreementPanel;
 class SensitivityPanel;
@@ -25,6 +26,7 @@ public:
     SensitivityAgreementPanel* agreement() const { return agreement_; } // the Compare Metrics tab
     QDockWidget* dock() const { return dock_; }
     QTabWidget* tabs() const { return tabs_; }
+    ClusterSweepDialog* clusterDialog() const { return cluster_; } // made by Run Sweep on Cluster
 
 private:
     using QObject::QObject;
@@ -33,6 +35,7 @@ private:
     SensitivityAgreementPanel* agreement_ = nullptr;
     QDockWidget* dock_ = nullptr;
     QTabWidget* tabs_ = nullptr;
+    ClusterSweepDialog* cluster_ = nullptr;
 };
 
 } // namespace qs::ui

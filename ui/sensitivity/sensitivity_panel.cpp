@@ -327,17 +327,15 @@ void SensitivityPanel::readStoredSweep()
                  });
 }
 
-int SensitivityPanel::startSweep()
+std::optional<SensitivityOptions> SensitivityPanel::sweepOptions(QString* error) const
 {
-    const auto model = doc_->model();
-    if (!model || isRunning())
-        return -1;
-    QString error;
+    QString bad;
     SensitivityOptions opts;
-    opts.bits = parseBits(bits_->text(), &error);
-    if (!error.isEmpty()) {
-        status_->setText(error);
-        return -1;
+    opts.bits = parseBits(bits_->text(), &bad);
+    if (!bad.isEmpty()) {
+        if (error)
+            *error = bad;
+        return std::nullopt;
     }
     opts.method = parseSensitivityMethod(method_->currentData().toString().toStdString());
     opts.mode = parseSensitivityMode(mode_->currentData().toString().toStdString());
@@ -346,6 +344,48 @@ int SensitivityPanel::startSweep()
     opts.base.layers.clear();
     // One core stays free for the GUI thread (as calibration does).
     opts.threads = std::max(1, QThread::idealThreadCount() - 1);
+    return opts;
+}
+
+void SensitivityPanel::beginClusterSweep(const SensitivityOptions& options)
+{
+    ++sweep_; // live results of a local sweep still arriving are dropped
+    reset(options.bits);
+    shown_.method = options.method;
+    shown_.mode = options.mode;
+    lastRun_ = 0;
+    status_->setText(QStringLiteral("Running on the cluster\u2026"));
+}
+
+void SensitivityPanel::showClusterResult(const std::shared_ptr<const SensitivityResult>& result, int64_t runId)
+{
+    showResult(*result);
+    if (runId == 0)
+        return;
+    lastRun_ = runId;
+    status_->setText(QStringLiteral("%1 layers \u00D7 %2 bit widths on the cluster \u00B7 recorded as run #%3%4")
+                         .arg(result->layers.size())
+                         .arg(bitsShown_.size())
+                         .arg(runId)
+                         .arg(result->complete ? QString() : QStringLiteral(" (incomplete)")));
+    if (result->complete) {
+        config_->setSensitivity(result);
+        emit sweepFinished(true);
+    }
+}
+
+int SensitivityPanel::startSweep()
+{
+    const auto model = doc_->model();
+    if (!model || isRunning())
+        return -1;
+    QString error;
+    const std::optional<SensitivityOptions> options = sweepOptions(&error);
+    if (!options) {
+        status_->setText(error);
+        return -1;
+    }
+    const SensitivityOptions opts = *options;
     const DataOptions dataOptions = studio_.calibrationDataOptions(opts.limit);
     const std::string storePath = studio_.storePath().toStdString();
     const std::string modelPath = model->path.toStdString();

@@ -11,6 +11,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 
 class QCPBars;
 class QCPColorMap;
@@ -39,6 +40,13 @@ public:
 
     // Starts a sweep with the controls' settings; returns the job id (-1 when nothing started).
     int startSweep();
+    // The controls' settings as sweep options, or nullopt with the reason in `error`.
+    std::optional<SensitivityOptions> sweepOptions(QString* error = nullptr) const;
+    // A sweep on a cluster (ClusterSweepDialog): clears the view for its bit widths, then
+    // shows each partial merge as shards finish; runId != 0 marks the recorded end, and a
+    // complete result becomes the configuration's sensitivity.
+    void beginClusterSweep(const SensitivityOptions& options);
+    void showClusterResult(const std::shared_ptr<const SensitivityResult>& result, int64_t runId);
     void cancelSweep();
     bool isRunning() const;
 
