@@ -302,7 +302,8 @@ void QuantSession::refreshLayers()
     for (const auto& p : attention_.points)
         if (auto spec = options_.config.forOperand(p.name, p.role))
             operands_.push_back({p, *spec});
-    for (const auto& [name, spec] : options_.config.attention.points) {
+    for (const auto& entry : options_.config.attention.points) { // clang 14 cannot capture a structured binding
+        const std::string& name = entry.first;
         if (std::any_of(attention_.points.begin(), attention_.points.end(),
                 [&](const AttentionPoint& p) { return p.name == name; }))
             continue;
@@ -543,7 +544,8 @@ CompileOptions QuantSession::compileOptions(const InputShapes& inputShape, const
                 x = fakeQuant(x, qp);
         };
     }
-    for (const auto& [name, q] : operandQuant) {
+    for (const auto& entry : operandQuant) { // clang 14 cannot capture a structured binding
+        const auto& q = entry.second;
         // A value both a layer input and an operand: the layer's grid first, then the operand's.
         ValueTransform before = co.valueTransforms.count(q.point.value) ? co.valueTransforms[q.point.value] : nullptr;
         co.valueTransforms[q.point.value] = [q, before](Tensor& t) {

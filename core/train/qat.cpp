@@ -29,7 +29,9 @@ void QatOptions::apply(const nlohmann::json& j, const std::string& where)
 {
     if (!j.is_object())
         fail(where, ": expected an object of training options");
-    for (const auto& [key, v] : j.items()) {
+    for (auto it = j.begin(); it != j.end(); ++it) { // no structured binding: clang 14's lambdas cannot capture one
+        const std::string& key = it.key();
+        const nlohmann::json& v = it.value();
         const std::string at = where + "." + key;
         auto num = [&]() {
             if (!v.is_number())
