@@ -4,9 +4,16 @@
 // median ms, process CPU ms per run, tokens/s at the median, and the batch's mean
 // next-token NLL (so both runtimes are seen computing the same thing).
 // bench/lm/bench_lm_ort.js times ONNX Runtime the same way.
+// --w8a8 C: quantizes the model W8A8 first (per-channel s8 weights, affine u8 activations,
+// min-max over the first C windows) and times the INT8 plan (integer oneDNN primitives
+// for every layer that can run as one); the JSON line then also says how many layers
+// ran as INT8 primitives and whether they used oneDNN's reference kernels (exact, slow:
+// an ISA without VNNI or AMX, see runtime/cpu_isa.h).
 #include "data/text.h"
 #include "graph/onnx_import.h"
 #include "measure/perplexity.h"
+#include "quant/session.h"
+#include "runtime/cpu_isa.h"
 #include "runtime/plan.h"
 #include "util/error.h"
 
@@ -22,11 +29,11 @@ int main(int argc, char** argv)
 {
     if (argc < 3) {
         std::fprintf(stderr, "usage: qs_bench_lm MODEL TEXT [--batch B] [--context N] [--threads T] [--iters K] "
-                             "[--warmup W]\n");
+                             "[--warmup W] [--w8a8 CALIB]\n");
         return 2;
     }
     const std::string model = argv[1], text = argv[2];
-    int batch = 8, context = 128, threads = 1, iters = 10, warmup = 2;
+    int batch = 8, context = 128, threads = 1, iters = 10, warmup = 2, w8a8 = 0;
     for (int i = 3; i < argc; ++i) {
         const std::string a = argv[i];
         auto next = [&] { return i + 1 < argc ? std::atoi(argv[++i]) : 0; };
@@ -35,6 +42,7 @@ int main(int argc, char** argv)
         else if (a == "--threads") threads = next();
         else if (a == "--iters") iters = next();
         else if (a == "--warmup") warmup = next();
+        else if (a == "--w8a8") w8a8 = next();
         else { std::fprintf(stderr, "unknown argument %s\n", a.c_str()); return 2; }
     }
     try {
@@ -44,10 +52,28 @@ int main(int argc, char** argv)
         const qs::Dataset data = qs::loadTextDataset(text, context, batch);
         if (data.count() < batch)
             qs::fail(text, ": has only ", data.count(), " windows of ", context, " tokens");
-        qs::CompileOptions opts;
-        opts.threads = threads;
-        opts.inputShapes[g.inputs.at(0).name] = data.first().shape;
-        auto plan = qs::compilePlan(g, opts);
+        std::unique_ptr<qs::Plan> plan;
+        std::size_t int8Layers = 0;
+        if (w8a8 > 0) {
+            qs::QuantizeOptions o;
+            o.threads = threads;
+            o.batch = std::min(batch, w8a8);
+            o.calibLimit = w8a8;
+            qs::QuantSession session(g, o);
+            const qs::Dataset calib = qs::loadTextDataset(text, context, w8a8);
+            qs::Progress progress;
+            session.calibrate(calib, progress, qs::CancelToken());
+            session.quantizeWeights();
+            plan = session.compileInt8(
+                qs::InputShapes(std::map<std::string, qs::Shape>{{g.inputs.at(0).name, data.first().shape}}));
+            for (const auto& layer : session.layers())
+                int8Layers += session.int8Obstacle(layer).empty();
+        } else {
+            qs::CompileOptions opts;
+            opts.threads = threads;
+            opts.inputShapes[g.inputs.at(0).name] = data.first().shape;
+            plan = qs::compilePlan(g, opts);
+        }
         const std::vector<qs::Tensor> inputs {data.first()};
         qs::PerplexityMeter ppl;
         ppl.add(plan->run(inputs).at(0), *data.targets);
@@ -68,8 +94,11 @@ int main(int argc, char** argv)
         const double cpuMs = (cpuNowMs() - cpu0) / iters;
         std::sort(ms.begin(), ms.end());
         const double median = ms[ms.size() / 2];
-        std::printf("{\"median_ms\": %.4f, \"cpu_ms\": %.4f, \"tokens_per_second\": %.1f, \"mean_nll\": %.9f}\n",
-                    median, cpuMs, double(batch) * context * 1000.0 / median, ppl.meanNll());
+        std::printf("{\"median_ms\": %.4f, \"cpu_ms\": %.4f, \"tokens_per_second\": %.1f, \"mean_nll\": %.9f, "
+                    "\"int8_layers\": %zu, \"int8_reference_kernels\": %s, \"isa\": \"%s\"}\n",
+                    median, cpuMs, double(batch) * context * 1000.0 / median, ppl.meanNll(), int8Layers,
+                    int8Layers && qs::int8UsesReferenceKernels() ? "true" : "false",
+                    qs::detectCpuIsa().summary().c_str());
     } catch (const qs::Error& e) {
         std::fprintf(stderr, "%s\n", e.what());
         return 1;
