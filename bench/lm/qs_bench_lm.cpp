@@ -7,8 +7,8 @@
 // --w8a8 C: quantizes the model W8A8 first (per-channel s8 weights, affine u8 activations,
 // min-max over the first C windows) and times the INT8 plan (integer oneDNN primitives
 // for every layer that can run as one); the JSON line then also says how many layers
-// ran as INT8 primitives and whether they used oneDNN's reference kernels (exact, slow:
-// an ISA without VNNI or AMX, see runtime/cpu_isa.h).
+// ran as INT8 primitives, how many kernels ran the 7-bit weight split (exact on an ISA
+// without VNNI or AMX, see runtime/ops/int8.cpp) and how many oneDNN's reference kernels.
 #include "data/text.h"
 #include "graph/onnx_import.h"
 #include "measure/perplexity.h"
@@ -53,7 +53,7 @@ int main(int argc, char** argv)
         if (data.count() < batch)
             qs::fail(text, ": has only ", data.count(), " windows of ", context, " tokens");
         std::unique_ptr<qs::Plan> plan;
-        std::size_t int8Layers = 0;
+        std::size_t int8Layers = 0, split = 0, reference = 0;
         if (w8a8 > 0) {
             qs::QuantizeOptions o;
             o.threads = threads;
@@ -68,6 +68,14 @@ int main(int argc, char** argv)
                 qs::InputShapes(std::map<std::string, qs::Shape>{{g.inputs.at(0).name, data.first().shape}}));
             for (const auto& layer : session.layers())
                 int8Layers += session.int8Obstacle(layer).empty();
+            for (const auto& k : plan->kernelSummary()) { // "[nodes] op int8 <impl>[ (7-bit split)]"
+                if (k.find("int8 ") == std::string::npos)
+                    continue;
+                if (k.find("(7-bit split)") != std::string::npos)
+                    ++split;
+                else if (k.find("int8 ref") != std::string::npos)
+                    ++reference;
+            }
         } else {
             qs::CompileOptions opts;
             opts.threads = threads;
@@ -95,9 +103,10 @@ int main(int argc, char** argv)
         std::sort(ms.begin(), ms.end());
         const double median = ms[ms.size() / 2];
         std::printf("{\"median_ms\": %.4f, \"cpu_ms\": %.4f, \"tokens_per_second\": %.1f, \"mean_nll\": %.9f, "
-                    "\"int8_layers\": %zu, \"int8_reference_kernels\": %s, \"isa\": \"%s\"}\n",
-                    median, cpuMs, double(batch) * context * 1000.0 / median, ppl.meanNll(), int8Layers,
-                    int8Layers && qs::int8UsesReferenceKernels() ? "true" : "false",
+                    "\"int8_layers\": %zu, \"int8_split_kernels\": %zu, \"int8_reference_kernels\": %zu, "
+                    "\"isa\": \"%s\"}\n",
+                    median, cpuMs, double(batch) * context * 1000.0 / median, ppl.meanNll(), int8Layers, split,
+                    reference,
                     qs::detectCpuIsa().summary().c_str());
     } catch (const qs::Error& e) {
         std::fprintf(stderr, "%s\n", e.what());

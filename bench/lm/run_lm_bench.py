@@ -16,7 +16,8 @@ also print the mean next-token NLL of the batch, which must agree (checked to 1e
 Idle pool threads block on both sides (OMP_WAIT_POLICY=PASSIVE, allow_spinning=0).
 With --w8a8, a third column times our W8A8 INT8 plan (calibrated on CALIB windows) against
 the same ORT FP32 baseline, with its mean NLL (not checked: quantization moves it) and
-whether its layers ran on oneDNN's reference kernels (exact, slow: no VNNI or AMX).
+how its kernels ran: without VNNI or AMX, exactly on the fast kernels by the 7-bit weight
+split, or on oneDNN's reference kernels (exact, slow) where the split does not apply.
 Every row prints the ISA. Needs `ninja -C BUILD qs_bench_lm` and `cd bench/ort && ONNXRUNTIME_NODE_INSTALL=skip npm ci`.
 """
 import argparse
@@ -87,8 +88,8 @@ def main():
             extra = ""
             if q:
                 tq = statistics.median(x["tokens_per_second"] for x in q)
-                kind = "reference (exact)" if q[0]["int8_reference_kernels"] else "jit"
-                extra = f"{tq:>12.0f}{tq / tb:>10.2f}{q[0]['mean_nll']:>10.4f}  {q[0]['int8_layers']} layers, {kind}"
+                kind = f"{q[0]['int8_split_kernels']} 7-bit split, {q[0]['int8_reference_kernels']} reference"
+                extra = f"{tq:>12.0f}{tq / tb:>10.2f}{q[0]['mean_nll']:>10.4f}  {q[0]['int8_layers']} layers: {kind}"
             print(f"{batch:>6}{args.context:>5}{threads:>5}{ta:>12.0f}{tb:>12.0f}{ta / tb:>10.2f}"
                   f"{ca:>13.2f}{cb:>12.2f}{cb / ca:>14.2f}{extra}  {a[0]['isa']}", flush=True)
     print(f"median tokens/s ratio ours/ORT {statistics.median(ratios):.2f} over {len(ratios)} configurations "

@@ -7,6 +7,7 @@
 #include "data/dataset.h"
 #include "graph/onnx_import.h"
 #include "quant/session.h"
+#include "runtime/cpu_isa.h"
 #include "runtime/plan.h"
 #include "support/onnx_builder.h"
 #include "util/error.h"
@@ -166,13 +167,24 @@ private slots:
         QVERIFY2(agree >= 497, qPrintable(QString::number(agree))); // top-1 of INT8 = simulated on >= 99.4%
     }
 
+    void convMatchesNaiveIntegerLoop_data()
+    {
+        QTest::addColumn<bool>("signedInput");
+        QTest::addColumn<int>("channels");
+        QTest::newRow("u8, 5 channels") << false << 5;
+        QTest::newRow("s8, 5 channels") << true << 5;
+        QTest::newRow("s8, 1 channel") << true << 1;
+    }
+
     void convMatchesNaiveIntegerLoop()
     {
-        // y = Relu(Conv(x, w) + b) on random data, input and output quantized affine u8,
-        // weights s8 per output channel.
+        // y = Relu(Conv(x, w) + b) on random data, input quantized affine u8 (or symmetric
+        // s8), output affine u8, weights s8 per output channel.
+        QFETCH(bool, signedInput);
+        QFETCH(int, channels);
         test::OnnxBuilder mb;
-        mb.input("x", {-1, 5, 9, 9});
-        const int64_t O = 6, C = 5;
+        const int64_t O = 6, C = channels;
+        mb.input("x", {-1, C, 9, 9});
         std::mt19937 rng(7);
         std::normal_distribution<float> nd(0.f, 1.f);
         std::vector<float> wf(static_cast<std::size_t>(O * C * 9)), bf(static_cast<std::size_t>(O));
@@ -189,8 +201,8 @@ private slots:
         mb.output("y", {-1, O, 5, 9});
         Graph g = importOnnxBytes(mb.bytes(), "conv.onnx", "");
 
-        const QParams qx = qparamsFor(-1.7f, 2.9f, 8, false), qy = qparamsFor(0.f, 6.f, 8, false);
-        QVERIFY(qx.zeroPoint != 0);
+        const QParams qx = qparamsFor(-1.7f, 2.9f, 8, signedInput), qy = qparamsFor(0.f, 6.f, 8, false);
+        QVERIFY(signedInput ? qx.zeroPoint == 0 : qx.zeroPoint != 0);
         Int8Layer L;
         std::vector<float> wq(wf.size()); // dequantized integer weights
         for (int64_t o = 0; o < O; ++o) {
@@ -212,10 +224,12 @@ private slots:
             v = 1.5f * nd(rng) + 0.4f;
         co.inputShapes["x"] = x.shape;
         co.int8Layers["conv"] = L;
-        co.int8Values["x"] = {qx.scale, qx.zeroPoint, false};
+        co.int8Values["x"] = {qx.scale, qx.zeroPoint, signedInput};
         co.int8Values["y"] = {qy.scale, qy.zeroPoint, false}; // quantized output, dequantized for the graph
         auto plan = compilePlan(g, co);
         QCOMPARE(countKernels(*plan, "int8 "), 1);
+        if (int8UsesReferenceKernels()) // the fast kernels, not the (exact) reference ones
+            QCOMPARE(countKernels(*plan, "(7-bit split)"), 1);
         const std::vector<float> got = plan->run({x}).front().toFloat();
 
         // Reference: the float conv of the dequantized integers (the int32 bias in
@@ -334,6 +348,69 @@ private slots:
         QVERIFY2(double(exact) / double(M * N) > 0.95, qPrintable(QString::number(exact)));
         const auto positive = std::count_if(got.begin(), got.end(), [](float v) { return v > 0; });
         QVERIFY2(positive > M * N / 4 && positive < M * N, qPrintable(QString::number(positive))); // not degenerate
+    }
+
+    void saturationProneMatmulIsExact()
+    {
+        // u8 inputs near 255 and s8 weights near +-127 in same-signed pairs: a kernel whose
+        // pairwise products saturate at int16 (vpmaddubsw without VNNI) loses up to half of
+        // such a sum. Float output, so the int32 sums are compared exactly (to float
+        // rounding) with an integer loop. Without VNNI this runs the 7-bit weight split on
+        // oneDNN's fast kernels; with VNNI or AMX the plain kernels, exact by themselves.
+        const int64_t M = 6, K = 96, N = 10;
+        std::mt19937 rng(5);
+        Int8Layer L;
+        for (int64_t n = 0; n < N; ++n)
+            L.weightScales.push_back(0.001f * float(n + 1));
+        const int8_t pool[] = {127, 126, -128, -127, 119, -121, 3, -1};
+        std::vector<float> wf;
+        for (int64_t k = 0; k < K; ++k)
+            for (int64_t n = 0; n < N; ++n) {
+                const int8_t v = pool[((k / 2) * 3 + n) % 8]; // equal in each pair of rows k
+                L.weight.push_back(v);
+                wf.push_back(float(v) * L.weightScales[std::size_t(n)]);
+            }
+        for (int64_t n = 0; n < N; ++n)
+            L.bias.push_back(int32_t(n * 1000 - 4000));
+        test::OnnxBuilder mb;
+        mb.input("x", {-1, K});
+        mb.initializer("w", {K, N}, wf);
+        mb.initializer("c", {N}, std::vector<float>(std::size_t(N), 0.f)); // the int32 bias stands for it
+        mb.node("Gemm", {"x", "w", "c"}, {"y"}, "layer");
+        mb.output("y", {-1, N});
+        Graph g = importOnnxBytes(mb.bytes(), "sat.onnx", "");
+        const QParams qx = qparamsFor(-0.1f, 5.f, 8, false);
+        Tensor x(DType::Float, {M, K});
+        std::uniform_int_distribution<int> near(245, 255);
+        for (float& v : x.data<float>())
+            v = float(near(rng) - qx.zeroPoint) * qx.scale; // exactly on the grid
+        CompileOptions co;
+        co.inputShapes["x"] = x.shape;
+        co.int8Layers["layer"] = L;
+        co.int8Values["x"] = {qx.scale, qx.zeroPoint, false};
+        auto plan = compilePlan(g, co);
+        QCOMPARE(countKernels(*plan, "int8 "), 1);
+        if (int8UsesReferenceKernels()) // the fast kernels, not the (exact) reference ones
+            QCOMPARE(countKernels(*plan, "(7-bit split)"), 1);
+        const std::vector<float> got = plan->run({x}).front().toFloat();
+        auto xv = x.data<float>();
+        int64_t saturating = 0; // pairs of raw u8 x s8 products a saturating kernel would clip
+        for (int64_t m = 0; m < M; ++m)
+            for (int64_t n = 0; n < N; ++n) {
+                int64_t acc = L.bias[std::size_t(n)], previous = 0;
+                for (int64_t k = 0; k < K; ++k) {
+                    const int64_t xq = int64_t(std::nearbyint(xv[std::size_t(m * K + k)] / qx.scale)) + qx.zeroPoint;
+                    const int64_t raw = xq * L.weight[std::size_t(k * N + n)];
+                    acc += raw - int64_t(qx.zeroPoint) * L.weight[std::size_t(k * N + n)];
+                    saturating += k % 2 == 1 && std::abs(previous + raw) > 32767;
+                    previous = raw;
+                }
+                const double want = double(acc) * qx.scale * L.weightScales[std::size_t(n)];
+                const double have = got[std::size_t(m * N + n)];
+                QVERIFY2(std::abs(have - want) <= 1e-5 * std::max(1.0, std::abs(want)),
+                         qPrintable(QString("row %1 col %2: %3 vs %4").arg(m).arg(n).arg(have).arg(want)));
+            }
+        QVERIFY2(saturating > M * N, qPrintable(QString::number(saturating))); // the data does provoke it
     }
 
     void unsupportedSpecsNameTheLayer()

@@ -8,6 +8,7 @@
 #include "runtime/cpu_isa.h"
 #include "runtime/ops/ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -81,6 +82,14 @@ int quantizeInto(NodeContext& c, int from, const Int8Value& q, const std::string
         attr.set_zero_points(DNNL_ARG_DST, 0, {q.zeroPoint});
     dnnl::reorder::primitive_desc pd(cpuEngine(), srcMd, cpuEngine(), md, attr);
     c.addPrimitive(dnnl::reorder(pd), "quantize " + implName(pd), {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, dst}});
+    if (q.isSigned) { // the symmetric grid [-127, 127], as the simulation has it: the reorder saturates to -128
+        const std::size_t bytes = md.get_size();
+        c.addFn({dst}, {dst}, [dst, bytes](Program& p) {
+            int8_t* v = p.slot(dst).as<int8_t>();
+            for (std::size_t i = 0; i < bytes; ++i)
+                v[i] = std::max(v[i], int8_t(-127));
+        });
+    }
     return dst;
 }
 
@@ -323,6 +332,10 @@ Requant requantize(NodeContext& c, const Tail& t, float inScale, const std::vect
         if (!fold && outUnit != 1.f)
             r.ops.append_eltwise(1.f, algorithm::eltwise_linear, outUnit, 0.f);
     }
+    // s8 results on the symmetric grid [-127, 127], as the simulation has them (the
+    // conversion alone saturates to -128). In dst units, before the (zero) zero point.
+    if (out && out->isSigned)
+        r.ops.append_eltwise(1.f, algorithm::eltwise_clip, -127.f, 127.f);
     for (float w : wScales)
         r.scales.push_back(inScale * w * k);
     return r;
@@ -409,6 +422,67 @@ template <typename PD> PD createOrNull(const std::function<PD()>& make, bool& ok
     }
 }
 
+// Without VNNI or AMX, oneDNN's fast int8 kernels multiply u8 x s8 with vpmaddubsw,
+// whose pairwise int16 sums saturate when |x0 w0 + x1 w1| > 32767; its reference
+// kernels are exact and hundreds of times slower. 7-bit weights cannot saturate
+// (2 x 255 x 64 = 32640 < 32767), so every s8 weight w is split exactly into
+// lo = floor(w / 2) and hi = w - lo, both in [-64, 64], and the layer runs as
+// [x, x] x [W_lo; W_hi] over an inner dimension of 2K: the same int32 sums (zero-point
+// compensation included: the weights still sum to W's), on the fast kernels, at twice
+// the multiply-adds (convolutions: [x, x] over 2C input channels). Signed inputs go in
+// as u8 with zero point 128 (the copy adds 128): without VNNI oneDNN halves the weights
+// of s8 x s8 itself, an inexact rescale. splitWeights gives
+// a weight seen as [outer][K][inner] (K: the summed dimension) as [outer][2][K][inner].
+std::vector<int8_t> splitWeights(const std::vector<int8_t>& w, int64_t outer, int64_t K, int64_t inner)
+{
+    std::vector<int8_t> out(std::size_t(2 * outer * K * inner));
+    for (int64_t o = 0; o < outer; ++o)
+        for (int64_t k = 0; k < K; ++k)
+            for (int64_t j = 0; j < inner; ++j) {
+                const int v = w[std::size_t((o * K + k) * inner + j)];
+                const int lo = v >= 0 ? v / 2 : -((-v + 1) / 2); // floor(v / 2)
+                out[std::size_t(((o * 2) * K + k) * inner + j)] = int8_t(lo);
+                out[std::size_t(((o * 2 + 1) * K + k) * inner + j)] = int8_t(v - lo);
+            }
+    return out;
+}
+
+// s8 values (zero point 0) as the u8 values 128 above them.
+Int8Value unsignedForm(const Int8Value& q) { return q.isSigned ? Int8Value{q.scale, 128, false} : q; }
+
+// The copy [x, x] of an 8-bit value x (slot `from`, seen as rows of K with K innermost:
+// [M, K] row-major or channels-last) as rows of 2K in `whole`, u8: s8 values shifted by
+// 128 (oneDNN's reorders ignore a destination zero point between s8 and u8), and -128,
+// which quantizing reorders and s8 outputs saturate to, taken to the symmetric grid's
+// -127 as the simulation has it. Made once per value and shared by the split layers
+// that read it.
+int doubledInput(NodeContext& c, const std::string& value, int from, int64_t K, const memory::desc& whole)
+{
+    const std::string name = value + "x2";
+    if (c.defined(name))
+        return c.slotOfValue(name);
+    Shape shape = c.slot(from).shape;
+    shape[1] *= 2;
+    const int dst = c.outputNamed(name, DType::UInt8, shape, &whole);
+    const bool shift = c.slot(from).dtype == DType::Int8;
+    const int64_t rows = numelOf(c.slot(from).shape) / K;
+    c.addFn({from}, {dst}, [from, dst, rows, K, shift](Program& p) {
+        const uint8_t* x = p.slot(from).as<uint8_t>();
+        uint8_t* y = p.slot(dst).as<uint8_t>();
+        for (int64_t r = 0; r < rows; ++r) {
+            const uint8_t* in = x + r * K;
+            uint8_t* out = y + r * 2 * K;
+            if (shift) // s8 v -> v + 128, on the symmetric grid [-127, 127] (the simulation's)
+                for (int64_t k = 0; k < K; ++k)
+                    out[k] = out[K + k] = uint8_t(std::max(int(int8_t(in[k])), -127) + 128);
+            else
+                for (int64_t k = 0; k < K; ++k)
+                    out[k] = out[K + k] = in[k];
+        }
+    });
+    return dst;
+}
+
 bool buildInt8Conv(NodeContext& c)
 {
     const Int8Layer* L = int8Layer(c, c.node);
@@ -432,25 +506,48 @@ bool buildInt8Conv(NodeContext& c)
     const memory::desc biasMd({oc}, dt::s32, tag::a);
     const bool hasBias = !L->bias.empty();
 
+    // Without VNNI: the 7-bit weight split over [x, x] (2C channels, channels-last so
+    // the second copy starts at an element offset), ungrouped convolutions only.
+    Shape x2 = x;
+    x2[1] *= 2;
+    const bool trySplit = int8UsesReferenceKernels() && groups == 1;
+    const Int8Value in2 = unsignedForm(in);
+    bool split = false;
     auto tryBuild = [&](const Tail& t, bool allowSum, Requant& r, const Int8Value*& out) {
         out = outputQuant(c, t.output, g.out); // s8 with a zero point: float
         const memory::desc dstMd = channelsLast(g.out, out ? qType(*out) : dt::f32);
         r = requantize(c, t, in.scale, L->weightScales, out, dstMd, allowSum);
         dnnl::primitive_attr attr = makeAttr(r, 1 << 1, in, out);
-        const memory::desc src(toDims(x), qType(in), tag::any), wts(wDims, dt::s8, tag::any);
-        auto desc = hasBias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                              algorithm::convolution_direct, src, wts, biasMd, dstMd,
-                                                              g.strides, g.dilates, g.padL, g.padR)
-                            : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                              algorithm::convolution_direct, src, wts, dstMd,
-                                                              g.strides, g.dilates, g.padL, g.padR);
+        const dnnl::primitive_attr attr2 = makeAttr(r, 1 << 1, in2, out);
+        auto make = [&](bool doubled, bool& ok) {
+            const memory::desc src = doubled ? channelsLast(x2, dt::u8) : memory::desc(toDims(x), qType(in), tag::any);
+            const memory::desc wts(doubled ? weightDims(1, oc, 2 * w[1], g.kernel) : wDims, dt::s8, tag::any);
+            auto desc = hasBias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                                  algorithm::convolution_direct, src, wts, biasMd,
+                                                                  dstMd, g.strides, g.dilates, g.padL, g.padR)
+                                : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                                  algorithm::convolution_direct, src, wts, dstMd,
+                                                                  g.strides, g.dilates, g.padL, g.padR);
+            auto pd = createOrNull<dnnl::convolution_forward::primitive_desc>(
+                [&] { return dnnl::convolution_forward::primitive_desc(desc, doubled ? attr2 : attr, cpuEngine()); },
+                ok);
+            // (pd iterates over implementations while desc lives: here)
+            if (ok && doubled)
+                ok = implName(pd).rfind("ref", 0) != 0;
+            else if (ok && int8UsesReferenceKernels())
+                ok = takeReferenceImpl(pd);
+            else if (ok && implName(pd).rfind("ref", 0) == 0)
+                ok = false; // a reference kernel: a different fusion is faster
+            return pd;
+        };
         bool ok = false;
-        auto pd = createOrNull<dnnl::convolution_forward::primitive_desc>(
-            [&] { return dnnl::convolution_forward::primitive_desc(desc, attr, cpuEngine()); }, ok);
-        if (ok && int8UsesReferenceKernels())
-            ok = takeReferenceImpl(pd);
-        else if (ok && implName(pd).rfind("ref", 0) == 0)
-            ok = false; // a reference kernel: a different fusion is faster
+        if (trySplit) {
+            auto pd = make(true, ok);
+            split = ok;
+            if (split)
+                return std::make_pair(true, pd);
+        }
+        auto pd = make(false, ok);
         return std::make_pair(ok, pd);
     };
 
@@ -477,12 +574,24 @@ bool buildInt8Conv(NodeContext& c)
         c.absorb(*n);
 
     const memory::desc dstMd = pd.dst_desc();
-    const int src = quantizedInput(c, c.node.inputs[0], in, pd.src_desc());
+    int src = quantizedInput(c, c.node.inputs[0], in, split ? channelsLast(x, qType(in)) : pd.src_desc());
+    if (split)
+        src = doubledInput(c, c.node.inputs[0] + kQ, src, x[1], pd.src_desc());
     const int dst = defineOutput(c, tail.output, out, g.out, dstMd);
     std::unordered_map<int, memory> fixed;
     std::vector<Buffer> owned;
-    bindConstants(*L, plainW, pd.weights_desc(), hasBias ? &biasMd : nullptr, fixed, owned);
-    const std::string impl = "int8 " + implName(pd);
+    if (split) {
+        const int64_t spatial = numelOf(w) / (oc * w[1]);
+        const std::vector<int8_t> halves = splitWeights(L->weight, oc, w[1], spatial);
+        const memory::desc plain2(weightDims(1, oc, 2 * w[1], g.kernel), dt::s8,
+                                  x.size() == 4 ? tag::oihw : x.size() == 3 ? tag::oiw : tag::oidhw);
+        fixed[DNNL_ARG_WEIGHTS] = reorderedConstant(pd.weights_desc(), plain2, halves.data(), owned);
+        if (hasBias)
+            fixed[DNNL_ARG_BIAS] = copiedConstant(biasMd, L->bias.data(), owned);
+    } else {
+        bindConstants(*L, plainW, pd.weights_desc(), hasBias ? &biasMd : nullptr, fixed, owned);
+    }
+    const std::string impl = "int8 " + implName(pd) + (split ? " (7-bit split)" : "");
     if (r.sumSlot >= 0) {
         auto k = std::make_unique<SumPrimitiveKernel>();
         k->prim = dnnl::convolution_forward(pd);
@@ -536,7 +645,8 @@ bool buildInt8OperandMatmul(NodeContext& c)
     attr.set_output_scales(0, {qa.scale * qb.scale});
     if (qa.zeroPoint)
         attr.set_zero_points(DNNL_ARG_SRC, 0, {qa.zeroPoint});
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(srcMd, wMd, dstMd), attr, cpuEngine());
+    const dnnl::matmul::desc desc(srcMd, wMd, dstMd); // alive while pd iterates implementations
+    dnnl::matmul::primitive_desc pd(desc, attr, cpuEngine());
     if (int8UsesReferenceKernels() && !takeReferenceImpl(pd))
         c.fail("INT8: oneDNN has no exact (int32-accumulating) matmul for these operands on this CPU without VNNI");
     const int src = quantizedInput(c, n.inputs[0], qa, srcMd);
@@ -585,29 +695,49 @@ bool buildInt8Matmul(NodeContext& c)
     Tail tail = planInt8Tail(c, n.outputs[0], outShape, false);
     const Int8Value* out = outputQuant(c, tail.output, outShape);
     const dt dstType = out ? qType(*out) : dt::f32;
-    const memory::desc src2({M, K}, qType(in), tag::ab), dst2({M, N}, dstType, tag::ab);
+    const memory::desc dst2({M, N}, dstType, tag::ab);
     std::vector<float> wScales = L->weightScales;
     for (float& s : wScales)
         s *= alpha;
     Requant r = requantize(c, tail, in.scale, wScales, out, dst2, false);
-    dnnl::primitive_attr attr = makeAttr(r, 1 << 1, in, out);
-    const memory::desc wts({K, N}, dt::s8, tag::any);
-    dnnl::matmul::primitive_desc pd(hasBias ? dnnl::matmul::desc(src2, wts, biasMd, dst2)
-                                            : dnnl::matmul::desc(src2, wts, dst2),
-                                    attr, cpuEngine());
-    if (int8UsesReferenceKernels() && !takeReferenceImpl(pd))
+    // Over an inner dimension of K, or of 2K with the weights split to 7 bits (u8); false
+    // when that one has no suitable kernel. (pd iterates while desc lives: here.)
+    auto make = [&](int64_t inner, dnnl::matmul::primitive_desc& pd) {
+        const Int8Value src = inner == K ? in : unsignedForm(in);
+        const memory::desc src2({M, inner}, qType(src), tag::ab), wts({inner, N}, dt::s8, tag::any);
+        const dnnl::matmul::desc desc =
+            hasBias ? dnnl::matmul::desc(src2, wts, biasMd, dst2) : dnnl::matmul::desc(src2, wts, dst2);
+        pd = dnnl::matmul::primitive_desc(desc, makeAttr(r, 1 << 1, src, out), cpuEngine());
+        if (inner != K)
+            return implName(pd).rfind("ref", 0) != 0;
+        return !int8UsesReferenceKernels() || takeReferenceImpl(pd);
+    };
+    dnnl::matmul::primitive_desc pd;
+    const bool split = int8UsesReferenceKernels() && make(2 * K, pd);
+    if (!split && !make(K, pd))
         c.fail("INT8: oneDNN has no exact (int32-accumulating) matmul for this layer on this CPU without VNNI");
     for (const Node* t : tail.nodes)
         c.absorb(*t);
-    const int src = quantizedInput(c, n.inputs[0], in, plainDesc(a, qDType(in)));
+    int src = quantizedInput(c, n.inputs[0], in, plainDesc(a, qDType(in)));
+    if (split)
+        src = doubledInput(c, n.inputs[0] + kQ, src, K, pd.src_desc());
     const memory::desc dstFull = plainDesc(outShape, out ? qDType(*out) : DType::Float);
     const int dst = defineOutput(c, tail.output, out, outShape, dstFull);
     std::unordered_map<int, memory> fixed;
     std::vector<Buffer> owned;
-    bindConstants(*L, plainW, pd.weights_desc(), hasBias ? &biasMd : nullptr, fixed, owned);
-    fixed[DNNL_ARG_SRC] = c.view(src, src2);
-    auto* k = static_cast<PrimitiveKernel*>(
-        c.addPrimitive(dnnl::matmul(pd), "int8 " + implName(pd), {{DNNL_ARG_DST, dst}}, fixed));
+    if (split) {
+        // [K, N] -> [2][K][N], that is [2K, N]; [N, K] -> [N][2][K], that is [2K, N] transposed.
+        const std::vector<int8_t> w = transB ? splitWeights(L->weight, N, K, 1) : splitWeights(L->weight, 1, K, N);
+        const memory::desc plain2({2 * K, N}, dt::s8, transB ? memory::dims{1, 2 * K} : memory::dims{N, 1});
+        fixed[DNNL_ARG_WEIGHTS] = reorderedConstant(pd.weights_desc(), plain2, w.data(), owned);
+        if (hasBias)
+            fixed[DNNL_ARG_BIAS] = copiedConstant(biasMd, L->bias.data(), owned);
+    } else {
+        bindConstants(*L, plainW, pd.weights_desc(), hasBias ? &biasMd : nullptr, fixed, owned);
+    }
+    fixed[DNNL_ARG_SRC] = c.view(src, pd.src_desc());
+    const std::string impl = "int8 " + implName(pd) + (split ? " (7-bit split)" : "");
+    auto* k = static_cast<PrimitiveKernel*>(c.addPrimitive(dnnl::matmul(pd), impl, {{DNNL_ARG_DST, dst}}, fixed));
     k->args[DNNL_ARG_DST] = c.view(dst, dst2); // the [M, N] view of the output
     k->owned = std::move(owned);
     k->reads.push_back(src);
