@@ -99,7 +99,7 @@ int runQuantize(const std::vector<std::string>& argv)
         opts.evalShard = spec.index;
         opts.evalShards = spec.count;
     }
-    if (auto out = args.value("save-config"))
+    if (auto out = args.value("save-config"); out && opts.evalShard <= 0) // under --slurm, shard 0 writes it
         opts.config.save(*out);
 
     Graph graph = importOnnx(path);

@@ -470,7 +470,7 @@ int runMixed(const std::vector<std::string>& argv)
     if (!args.flag("json"))
         std::fprintf(stderr, "\r%-70s\r", "");
     QuantConfig chosenConfig = configFor(*chosen);
-    if (auto out = args.value("out"))
+    if (auto out = args.value("out"); out && (!shard || shard->index == 0)) // one shard writes it
         chosenConfig.save(*out);
 
     std::optional<Store> store = storeFromArgs(args);

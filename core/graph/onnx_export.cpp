@@ -1,6 +1,7 @@
 #include "graph/onnx_export.h"
 
 #include "util/error.h"
+#include "util/file.h"
 
 #include <onnx/onnx_pb.h>
 
@@ -138,22 +139,6 @@ std::string exportOnnxBytes(const Graph& g)
     return bytes;
 }
 
-void saveOnnx(const Graph& g, const std::string& path)
-{
-    std::string bytes = exportOnnxBytes(g);
-    std::string tmp = path + ".part";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        if (!out)
-            fail(path, ": cannot write (", std::strerror(errno), ")");
-        out.write(bytes.data(), std::streamsize(bytes.size()));
-        if (!out)
-            fail(path, ": write error");
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec)
-        fail(path, ": cannot move the written file into place: ", ec.message());
-}
+void saveOnnx(const Graph& g, const std::string& path) { writeFileAtomic(path, exportOnnxBytes(g)); }
 
 } // namespace qs

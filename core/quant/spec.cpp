@@ -399,12 +399,6 @@ QuantConfig QuantConfig::load(const std::string& path)
     }
 }
 
-void QuantConfig::save(const std::string& path) const
-{
-    std::ofstream out(path);
-    out << toJson().dump(2) << "\n";
-    if (!out)
-        fail(path, ": cannot write config");
-}
+void QuantConfig::save(const std::string& path) const { writeFileAtomic(path, toJson().dump(2) + "\n"); }
 
 } // namespace qs

@@ -7,6 +7,7 @@
 #include "graph/onnx_export.h"
 #include "record/recording.h"
 #include "util/error.h"
+#include "util/file.h"
 #include "util/hash.h"
 
 #include <cerrno>
@@ -25,26 +26,6 @@ ExportFormat parseExportFormat(const std::string& name)
     if (name == "report")
         return ExportFormat::Report;
     fail("unknown export format ", quoted(name), " (expected qdq, encodings or report)");
-}
-
-void writeFileAtomic(const std::string& path, const std::string& bytes)
-{
-    const std::string tmp = path + ".part";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        if (!out)
-            fail(path, ": cannot write (", std::strerror(errno), ")");
-        out.write(bytes.data(), std::streamsize(bytes.size()));
-        out.close();
-        if (!out) {
-            std::filesystem::remove(tmp);
-            fail(path, ": write error");
-        }
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec)
-        fail(path, ": cannot move the written file into place: ", ec.message());
 }
 
 ExportResult exportRun(Store& store, int64_t runId, ExportFormat format, const std::string& outPath, Progress& progress,

@@ -29,7 +29,4 @@ struct ExportResult {
 ExportResult exportRun(Store& store, int64_t runId, ExportFormat format, const std::string& outPath, Progress& progress,
     const CancelToken& cancel, const std::string& alsoEncodings = {});
 
-// Temporary file + rename; throws Error naming the path.
-void writeFileAtomic(const std::string& path, const std::string& bytes);
-
 } // namespace qs

@@ -3,7 +3,11 @@
 
 #include "util/error.h"
 
+#include <atomic>
 #include <cerrno>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -69,6 +73,29 @@ std::string readRegularFile(const std::string& path, uint64_t maxBytes)
         have += std::size_t(n);
     }
     return bytes;
+}
+
+void writeFileAtomic(const std::string& path, const std::string& bytes)
+{
+    static std::atomic<unsigned> counter {0};
+    const std::string tmp = path + ".part" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        if (!out)
+            fail(path, ": cannot write (", std::strerror(errno), ")");
+        out.write(bytes.data(), std::streamsize(bytes.size()));
+        out.close();
+        if (!out) {
+            std::remove(tmp.c_str());
+            fail(path, ": write error");
+        }
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) {
+        std::remove(tmp.c_str());
+        fail(path, ": cannot move the written file into place: ", ec.message());
+    }
 }
 
 } // namespace qs

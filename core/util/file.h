@@ -26,4 +26,9 @@ struct OpenedFile {
 };
 OpenedFile openRegularFile(const std::string& path, uint64_t maxBytes);
 
+// Writes the whole file or nothing: a temporary file beside it (unique to this process
+// and call, so concurrent writers of one path do not share it), then renamed over the
+// path. Throws Error naming the path.
+void writeFileAtomic(const std::string& path, const std::string& bytes);
+
 } // namespace qs

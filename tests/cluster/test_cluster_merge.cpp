@@ -5,6 +5,7 @@
 #include "cluster/merge.h"
 #include "cluster/sweep_fixture.h"
 
+#include <QDir>
 #include <QFile>
 #include <QTemporaryDir>
 
@@ -186,8 +187,14 @@ private slots:
         const Store one = openStore(s1);
         QCOMPARE(one.run(onlyRun(one)).metrics.extra["eval_samples"].get<int>(), 64);
         QVERIFY(!storedRunDifferences(local, a, one, onlyRun(one)).empty());
-        // Through the cluster driver (tasks as child processes).
-        QVERIFY(onLocalScheduler(q, 3, "eval-slurm"));
+        // Through the cluster driver (tasks as child processes); --save-config is written
+        // by shard 0 alone, whole (no temporary file left beside it).
+        const QString saved = path("eval-slurm-config.json");
+        QVERIFY(onLocalScheduler(QStringList(q) << "--save-config" << saved, 3, "eval-slurm"));
+        QFile savedFile(saved);
+        QVERIFY(savedFile.open(QIODevice::ReadOnly));
+        QCOMPARE(nlohmann::json::parse(savedFile.readAll().toStdString())["default"]["weight"]["bits"].get<int>(), 4);
+        QCOMPARE(QDir(dir_.path()).entryList({"eval-slurm-config.json.part*"}, QDir::Files).size(), 0);
         const Store driver = openStore(path("eval-slurm.db"));
         const auto driverDiff = storedRunDifferences(local, a, driver, onlyRun(driver));
         QVERIFY2(driverDiff.empty(), driverDiff.empty() ? "" : driverDiff.front().c_str());

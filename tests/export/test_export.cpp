@@ -11,6 +11,7 @@
 #include "store/store.h"
 #include "support/onnx_builder.h"
 #include "util/error.h"
+#include "util/file.h"
 #include "util/hash.h"
 
 #include <onnx/checker.h>

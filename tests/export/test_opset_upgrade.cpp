@@ -15,6 +15,7 @@
 #include "support/onnx_builder.h"
 #include "support/ort_runner.h"
 #include "util/error.h"
+#include "util/file.h"
 
 #include <QTemporaryDir>
 #include <QtTest>
