@@ -77,7 +77,11 @@ int main(int argc, char** argv)
     const QCommandLineOption clusterDialog(QStringLiteral("cluster-dialog"),
         QStringLiteral("Open Analyze > Run Sweep on Cluster once the model is shown; with --screenshot, save the "
                        "dialog."));
-    for (const auto& o : {screenshot, select, calibrate, size, db, colorBy, data, preprocess, dataDialog, compare, clusterDialog})
+    const QCommandLineOption optimizerOverlay(QStringLiteral("optimizer-overlay"),
+        QStringLiteral("Turn on the graph's optimizer overlay once the model is shown; with --screenshot, save the "
+                       "window when its badges are on."));
+    for (const auto& o : {screenshot, select, calibrate, size, db, colorBy, data, preprocess, dataDialog, compare, clusterDialog,
+             optimizerOverlay})
         args.addOption(o);
     args.process(app);
 
@@ -158,6 +162,13 @@ int main(int argc, char** argv)
                     std::fprintf(stderr, "%s %s\n", ok ? "saved" : "could not save", qPrintable(shotPath));
                     QApplication::exit(ok ? 0 : 1);
                 });
+            return;
+        }
+        if (args.isSet(optimizerOverlay)) {
+            qs::ui::GraphPanel* panel = window.graphPanel();
+            if (!shotPath.isEmpty())
+                QObject::connect(panel, &qs::ui::GraphPanel::optimizerOverlayShown, &window, [takeShot] { takeShot(); });
+            panel->setOptimizerOverlay(true);
             return;
         }
         if (doCalibrate && window.studio().runCalibration() >= 0)

@@ -1,9 +1,12 @@
 #include "ui/graph/graph_panel.h"
 
+#include "analysis/optimizer_overlay.h"
+#include "runtime/passes/passes.h"
 #include "ui/document/layer_metric.h"
 #include "ui/document/model_document.h"
 #include "ui/document/studio.h"
 #include "ui/graph/graph_view.h"
+#include "ui/jobs/job_runner.h"
 #include "ui/widgets/format.h"
 #include "ui/widgets/icons.h"
 
@@ -34,7 +37,7 @@ QToolButton* toolButton(QWidget* parent, IconId id, const QString& tip)
 } // namespace
 
 GraphPanel::GraphPanel(Studio& studio, QWidget* parent)
-    : QWidget(parent), doc_(studio.document())
+    : QWidget(parent), doc_(studio.document()), jobs_(studio.jobs())
 {
     view_ = new GraphView(doc_, studio.selection(), this);
     connect(this, &GraphPanel::directionChanged, &studio, &Studio::setGraphDirection);
@@ -118,6 +121,24 @@ GraphPanel::GraphPanel(Studio& studio, QWidget* parent)
     minimapAction_->setToolTip(QStringLiteral("Show the overview while part of the graph is out of view"));
     connect(minimapAction_, &QAction::toggled, view_, &GraphView::setMinimapEnabled);
     viewMenuButton->setMenu(viewMenu);
+    // The optimizer overlay: off by default, off again when another model opens.
+    optimizerButton_ = new QToolButton(this);
+    optimizerButton_->setObjectName(QStringLiteral("graphOptimizerOverlay"));
+    optimizerButton_->setText(QStringLiteral("Optimizer"));
+    optimizerButton_->setCheckable(true);
+    optimizerButton_->setAutoRaise(true);
+    optimizerButton_->setToolTip(QStringLiteral(
+        "Show what the runtime's graph optimizer does to each node (QS_RUNTIME_PASSES): fused into another node, "
+        "folded to a constant, removed or rewritten, and by which pass. Quantization and analysis keep the "
+        "original layers; this is the plan that runs."));
+    connect(optimizerButton_, &QToolButton::toggled, this, &GraphPanel::setOptimizerOverlay);
+    connect(jobs_, &JobRunner::jobFinished, this,
+        [this](int, const QString& title, JobOutcome outcome, const QString& message, double) {
+            if (outcome != JobOutcome::Failed || title != QStringLiteral("Graph optimizer overlay"))
+                return;
+            optimizerText_ = QStringLiteral("optimizer: ") + message; // e.g. a QS_RUNTIME_PASSES typo
+            updateInfo();
+        });
     auto updateBlockButtons = [this, collapseAll, expandAll] {
         const auto& layout = doc_->layout();
         const bool any = layout && !layout->blocks.empty();
@@ -147,6 +168,7 @@ GraphPanel::GraphPanel(Studio& studio, QWidget* parent)
     bar->addSpacing(10);
     bar->addWidget(info_, 1);
     bar->addWidget(search_);
+    bar->addWidget(optimizerButton_);
     bar->addWidget(viewMenuButton);
     bar->addWidget(directionButton_);
     bar->addWidget(zoomOut);
@@ -165,6 +187,8 @@ GraphPanel::GraphPanel(Studio& studio, QWidget* parent)
     layout->addWidget(view_, 1);
 
     connect(doc_, &ModelDocument::modelChanged, this, [this] {
+        if (optimizerButton_->isChecked())
+            optimizerButton_->setChecked(false); // clears the overlay
         updateMetricItems();
         updateInfo();
     });
@@ -179,6 +203,65 @@ void GraphPanel::setDirection(GraphDirection d)
     direction_ = d;
     directionButton_->setToolTip(d == GraphDirection::LeftToRight ? QStringLiteral("Lay out top to bottom")
                                                                  : QStringLiteral("Lay out left to right"));
+}
+
+void GraphPanel::clearOptimizerOverlay()
+{
+    jobs_->cancelKind(QStringLiteral("graph-optimizer"));
+    view_->setNodeBadges({});
+    optimizerText_.clear();
+    updateInfo();
+}
+
+void GraphPanel::setOptimizerOverlay(bool on)
+{
+    if (optimizerButton_->isChecked() != on) {
+        optimizerButton_->setChecked(on); // comes back here through toggled()
+        return;
+    }
+    clearOptimizerOverlay();
+    const auto& m = doc_->model();
+    if (!on || !m)
+        return;
+    optimizerText_ = QStringLiteral("optimizer: running the passes\u2026");
+    updateInfo();
+    std::shared_ptr<const Graph> graph = m->graph;
+    jobs_->start(QStringLiteral("graph-optimizer"), QStringLiteral("Graph optimizer overlay"),
+        [this, graph](Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
+            auto overlay = std::make_shared<OptimizerOverlay>(
+                optimizerOverlay(*graph, rt::passSpecFromEnv(), progress, cancel));
+            return [this, graph, overlay] {
+                if (!optimizerButton_->isChecked() || !doc_->model() || doc_->model()->graph != graph)
+                    return; // switched off, or another model opened meanwhile
+                std::map<std::string, int> index;
+                for (std::size_t i = 0; i < graph->nodes.size(); ++i)
+                    index.emplace(graph->nodes[i].name, int(i));
+                std::map<int, QString> badges, tips;
+                for (const auto& [name, fate] : overlay->fates) {
+                    auto it = index.find(name);
+                    if (it == index.end())
+                        continue;
+                    const QString kind = QString::fromLatin1(optimizerFateName(fate.kind));
+                    badges[it->second] = kind + QStringLiteral(" \u00B7 ") + QString::fromStdString(fate.pass);
+                    QString tip = QStringLiteral("%1: %2 by the %3 pass")
+                                      .arg(QString::fromStdString(name), kind, QString::fromStdString(fate.pass));
+                    if (fate.kind == OptimizerNodeFate::Kind::Fused)
+                        tip += QStringLiteral(" into %1").arg(QString::fromStdString(fate.into));
+                    tips[it->second] = tip;
+                }
+                view_->setNodeBadges(std::move(badges), std::move(tips));
+                QStringList perPass;
+                for (const auto& [pass, n] : overlay->changedByPass)
+                    perPass << QStringLiteral("%1 %2").arg(QString::fromStdString(pass)).arg(n);
+                optimizerText_ = QStringLiteral("optimizer: %1 \u2192 %2 operators, %3 changed (%4)")
+                                     .arg(overlay->nodesBefore)
+                                     .arg(overlay->nodesAfter)
+                                     .arg(overlay->fates.size())
+                                     .arg(perPass.isEmpty() ? QStringLiteral("no pass applies") : perPass.join(QStringLiteral(", ")));
+                updateInfo();
+                emit optimizerOverlayShown(int(overlay->fates.size()));
+            };
+        });
 }
 
 void GraphPanel::updateMetricItems()
@@ -196,7 +279,9 @@ void GraphPanel::updateInfo()
 {
     const auto& m = doc_->model();
     infoText_ = searchStatus_;
-    if (m && searchStatus_.isEmpty())
+    if (searchStatus_.isEmpty() && !optimizerText_.isEmpty())
+        infoText_ = optimizerText_;
+    else if (m && searchStatus_.isEmpty())
         infoText_ = QStringLiteral("%1 \u00B7 %2 \u00B7 %3 parameters")
                        .arg(countOf(int64_t(m->graph->nodes.size()), QStringLiteral("operator"), QStringLiteral("operators")),
                             countOf(int64_t(m->layers.size()), QStringLiteral("layer"), QStringLiteral("layers")))

@@ -1,5 +1,5 @@
-// The graph view with its tool bar: colour-by metric, search, blocks, minimap, zoom, fit,
-// layout direction.
+// The graph view with its tool bar: colour-by metric, search, blocks, minimap, the
+// optimizer overlay, zoom, fit, layout direction.
 #pragma once
 
 #include "ui/document/graph_layout.h"
@@ -15,6 +15,7 @@ class QToolButton;
 namespace qs::ui {
 
 class GraphView;
+class JobRunner;
 class LayerSelection;
 class ModelDocument;
 class Studio;
@@ -32,9 +33,14 @@ public:
     QAction* minimapAction() const { return minimapAction_; }
     GraphDirection direction() const { return direction_; }
     void setDirection(GraphDirection d);
+    // The optimizer overlay: what the runtime's graph passes do to each node (fused into
+    // another, folded, removed, rewritten) as badges over the boxes, computed in a job.
+    QToolButton* optimizerButton() const { return optimizerButton_; }
+    void setOptimizerOverlay(bool on);
 
 signals:
     void directionChanged(qs::ui::GraphDirection direction);
+    void optimizerOverlayShown(int changedNodes); // the overlay's badges are on the view
 
 protected:
     bool eventFilter(QObject* watched, QEvent* event) override;
@@ -42,8 +48,10 @@ protected:
 private:
     void updateMetricItems();
     void updateInfo();
+    void clearOptimizerOverlay();
 
     ModelDocument* doc_;
+    JobRunner* jobs_;
     GraphView* view_;
     QComboBox* colorBy_;
     QLabel* info_;
@@ -53,6 +61,8 @@ private:
     QAction* minimapAction_;
     QLabel* zoomLabel_;
     QToolButton* directionButton_;
+    QToolButton* optimizerButton_;
+    QString optimizerText_; // the overlay's summary in the info line ("" while off)
     GraphDirection direction_ = GraphDirection::LeftToRight;
 };
 

@@ -252,14 +252,17 @@ void GraphView::applyMarks()
         const QRectF box = item->sceneBoundingRect();
         badge->setCenter(QPointF(box.center().x(), box.top() - badge->size().height() / 2 - 1));
         badge->setData(0, node);
+        if (auto tip = badgeTips_.find(node); tip != badgeTips_.end())
+            badge->setToolTip(tip->second);
         scene_->addItem(badge);
         markLabels_.push_back(badge);
     }
 }
 
-void GraphView::setNodeBadges(std::map<int, QString> badges)
+void GraphView::setNodeBadges(std::map<int, QString> badges, std::map<int, QString> tooltips)
 {
     badges_ = std::move(badges);
+    badgeTips_ = std::move(tooltips);
     applyMarks();
 }
 

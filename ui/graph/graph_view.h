@@ -41,9 +41,10 @@ public:
     void setEdgeMarks(std::vector<EdgeMark> marks, const QString& legendNote);
     const std::vector<EdgeMark>& edgeMarks() const { return marks_; }
     EdgeItem* edgeItem(int from, int to) const;
-    // Short labels above layer boxes (a comparison's bits and deltas), by node, drawn
-    // while the node has its own box; they outlive rebuilds of the scene.
-    void setNodeBadges(std::map<int, QString> badges);
+    // Short labels above layer boxes (a comparison's bits and deltas), by node, with
+    // optional tooltips, drawn while the node has its own box; they outlive rebuilds of
+    // the scene.
+    void setNodeBadges(std::map<int, QString> badges, std::map<int, QString> tooltips = {});
     QString nodeBadge(int node) const; // as drawn; "" when none is
     GraphLegend* legend() const { return legend_; }
     GraphMinimap* minimap() const { return minimap_; }
@@ -124,7 +125,7 @@ private:
     std::vector<BlockFrameItem*> frames_;
     std::vector<EdgeMark> marks_;
     std::vector<QGraphicsItem*> markLabels_; // edge-mark labels and node badges
-    std::map<int, QString> badges_;
+    std::map<int, QString> badges_, badgeTips_;
     LayerMetric metric_ = LayerMetric::WeightKurtosis;
     NodeItem* current_ = nullptr;
     QPoint pressPos_;
