@@ -2,7 +2,7 @@
 // M-LSD they took half the time element by element). Checked against naive per-element
 // loops written here: constant, edge and reflect padding with growing, cropping and
 // innermost-only pads; linear, nearest and tf_crop_and_resize (extrapolated) resizes
-// over one, two and three axes.
+// over one, two and three axes (two axes: the row path of linear resizes).
 #include "graph/onnx_import.h"
 #include "runtime/plan.h"
 #include "support/onnx_builder.h"
@@ -159,6 +159,13 @@ void TestPadResizeRows::resize_data()
                                               << "asymmetric";
     QTest::newRow("linear asymmetric H only") << Dims {1, 2, 3, 4} << QVector<float> {1, 1, 3, 1} << "linear"
                                               << "asymmetric";
+    // The two-axis row path (outer axes whole): output rows reusing input rows, a downscale.
+    QTest::newRow("linear half_pixel rows reused") << Dims {2, 3, 10, 12} << QVector<float> {1, 1, 2, 2} << "linear"
+                                                   << "half_pixel";
+    QTest::newRow("linear half_pixel downscale") << Dims {1, 3, 9, 11} << QVector<float> {1, 1, 0.5f, 0.6f} << "linear"
+                                                 << "half_pixel";
+    QTest::newRow("linear align_corners H W") << Dims {1, 2, 7, 5} << QVector<float> {1, 1, 2, 3} << "linear"
+                                              << "align_corners";
     QTest::newRow("nearest asymmetric floor") << Dims {1, 3, 5, 7} << QVector<float> {1, 1, 2, 0.6f} << "nearest"
                                               << "asymmetric";
     QTest::newRow("linear tf_crop_and_resize") << Dims {1, 2, 6, 8} << QVector<float> {1, 1, 1.5f, 1.5f} << "linear"
