@@ -1,8 +1,10 @@
 // Pad and Resize copy and interpolate whole rows of the innermost axis (issue #26: on
-// M-LSD they took half the time element by element). Checked against naive per-element
-// loops written here: constant, edge and reflect padding with growing, cropping and
-// innermost-only pads; linear, nearest and tf_crop_and_resize (extrapolated) resizes
-// over one, two and three axes (two axes: the row path of linear resizes).
+// M-LSD they took half the time element by element), and broadcasting binary ops run
+// row by row. Checked against naive per-element loops written here: constant, edge and
+// reflect padding with growing, cropping and innermost-only pads; linear, nearest and
+// tf_crop_and_resize (extrapolated) resizes over one, two and three axes (two axes: the
+// row path of linear resizes); Add, Sub, Div, Pow (by 2 and by 3) and Max broadcasting
+// both ways, along inner or outer axes.
 #include "graph/onnx_import.h"
 #include "runtime/plan.h"
 #include "support/onnx_builder.h"
@@ -21,6 +23,8 @@ private slots:
     void pad();
     void resize_data();
     void resize();
+    void binary_data();
+    void binary();
 };
 
 namespace {
@@ -239,6 +243,60 @@ void TestPadResizeRows::resize()
                                         x[std::size_t(((a * in[1] + bb) * in[2] + cc) * in[3] + dd)];
                     want.push_back(float(v));
                 }
+    compareAll(runOne(b.bytes(), in, x), want);
+}
+
+void TestPadResizeRows::binary_data()
+{
+    QTest::addColumn<QString>("op");
+    QTest::addColumn<Dims>("in");
+    QTest::addColumn<Dims>("other"); // a constant
+    QTest::newRow("Add inner broadcast both") << "Add" << Dims {2, 3, 1} << Dims {1, 3, 4};
+    QTest::newRow("Sub middle axis (Silero)") << "Sub" << Dims {2, 1, 5} << Dims {2, 3, 5};
+    QTest::newRow("Div outer and inner") << "Div" << Dims {1, 3, 1, 5} << Dims {2, 1, 4, 1};
+    QTest::newRow("Pow by 2") << "Pow" << Dims {2, 3, 4} << Dims {1};
+    QTest::newRow("Pow by 3") << "Pow" << Dims {2, 3, 4} << Dims {1};
+    QTest::newRow("Max rank 1 against 3") << "Max" << Dims {4} << Dims {2, 3, 1};
+}
+
+void TestPadResizeRows::binary()
+{
+    QFETCH(QString, op);
+    QFETCH(Dims, in);
+    QFETCH(Dims, other);
+    const std::string name = op.toStdString();
+    const double exponent = QString(QTest::currentDataTag()).endsWith("3") ? 3 : 2;
+    std::vector<float> k = inputValues(numel(other));
+    for (float& v : k)
+        v = name == "Pow" ? float(exponent) : v + 4.f; // divisors away from zero
+    const std::size_t r = std::max(in.size(), other.size());
+    Dims a(r - in.size(), 1), bb(r - other.size(), 1), out(r);
+    a.insert(a.end(), in.begin(), in.end());
+    bb.insert(bb.end(), other.begin(), other.end());
+    for (std::size_t d = 0; d < r; ++d)
+        out[d] = std::max(a[d], bb[d]);
+    test::OnnxBuilder b(13);
+    b.input("x", in);
+    b.output("y", out);
+    b.initializer("k", other, k);
+    b.node(name, {"x", "k"}, {"y"}, "op");
+    const std::vector<float> x = inputValues(numel(in));
+    std::vector<float> want;
+    for (int64_t o = 0; o < numel(out); ++o) {
+        int64_t rem = o, ia = 0, ib = 0, sa = 1, sb = 1;
+        for (std::size_t d = r; d-- > 0;) {
+            const int64_t i = rem % out[d];
+            rem /= out[d];
+            ia += (a[d] == 1 ? 0 : i) * sa;
+            ib += (bb[d] == 1 ? 0 : i) * sb;
+            sa *= a[d];
+            sb *= bb[d];
+        }
+        const double u = x[std::size_t(ia)], v = k[std::size_t(ib)];
+        want.push_back(float(name == "Add" ? u + v : name == "Sub" ? u - v : name == "Div" ? u / v
+                                 : name == "Pow"                      ? std::pow(u, v)
+                                                                      : std::max(u, v)));
+    }
     compareAll(runOne(b.bytes(), in, x), want);
 }
 
