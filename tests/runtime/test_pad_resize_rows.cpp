@@ -4,7 +4,8 @@
 // reflect padding with growing, cropping and innermost-only pads; linear, nearest and
 // tf_crop_and_resize (extrapolated) resizes over one, two and three axes (two axes: the
 // row path of linear resizes); Add, Sub, Div, Pow (by 2 and by 3) and Max broadcasting
-// both ways, along inner or outer axes.
+// both ways, along inner or outer axes; ReduceMean, ReduceSum, ReduceMax and ReduceMin over
+// consecutive axes (oneDNN picks its reference kernel for some; those run as rows).
 #include "graph/onnx_import.h"
 #include "runtime/plan.h"
 #include "support/onnx_builder.h"
@@ -25,6 +26,8 @@ private slots:
     void resize();
     void binary_data();
     void binary();
+    void reduce_data();
+    void reduce();
 };
 
 namespace {
@@ -297,6 +300,51 @@ void TestPadResizeRows::binary()
                                  : name == "Pow"                      ? std::pow(u, v)
                                                                       : std::max(u, v)));
     }
+    compareAll(runOne(b.bytes(), in, x), want);
+}
+
+void TestPadResizeRows::reduce_data()
+{
+    QTest::addColumn<QString>("op");
+    QTest::addColumn<Dims>("in");
+    QTest::addColumn<Dims>("axes");
+    QTest::newRow("ReduceMean channels (Silero)") << "ReduceMean" << Dims {2, 5, 7} << Dims {1};
+    QTest::newRow("ReduceSum outer") << "ReduceSum" << Dims {4, 3, 5} << Dims {0};
+    QTest::newRow("ReduceMax two middle axes") << "ReduceMax" << Dims {2, 3, 4, 5} << Dims {1, 2};
+    QTest::newRow("ReduceMin innermost") << "ReduceMin" << Dims {3, 6} << Dims {1};
+}
+
+void TestPadResizeRows::reduce()
+{
+    QFETCH(QString, op);
+    QFETCH(Dims, in);
+    QFETCH(Dims, axes);
+    const std::string name = op.toStdString();
+    Dims out = in;
+    for (int64_t a : axes)
+        out[std::size_t(a)] = 1;
+    test::OnnxBuilder b(11); // axes as an attribute for every Reduce op
+    b.input("x", in);
+    b.output("y", out);
+    auto* n = b.node(name, {"x"}, {"y"}, "reduce");
+    test::OnnxBuilder::intsAttr(n, "axes", axes);
+    const std::vector<float> x = inputValues(numel(in));
+    std::vector<double> acc(std::size_t(numel(out)), name == "ReduceMax" ? -1e30 : name == "ReduceMin" ? 1e30 : 0.0);
+    for (int64_t i = 0; i < numel(in); ++i) {
+        int64_t rem = i, o = 0, stride = 1;
+        for (std::size_t d = in.size(); d-- > 0;) {
+            const int64_t k = rem % in[d];
+            rem /= in[d];
+            o += (out[d] == 1 ? 0 : k) * stride;
+            stride *= out[d];
+        }
+        double& v = acc[std::size_t(o)];
+        const double xi = x[std::size_t(i)];
+        v = name == "ReduceMax" ? std::max(v, xi) : name == "ReduceMin" ? std::min(v, xi) : v + xi;
+    }
+    std::vector<float> want;
+    for (double v : acc)
+        want.push_back(float(name == "ReduceMean" ? v / double(numel(in) / numel(out)) : v));
     compareAll(runOne(b.bytes(), in, x), want);
 }
 
