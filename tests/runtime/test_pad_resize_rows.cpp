@@ -5,7 +5,8 @@
 // tf_crop_and_resize (extrapolated) resizes over one, two and three axes (two axes: the
 // row path of linear resizes); Add, Sub, Div, Pow (by 2 and by 3) and Max broadcasting
 // both ways, along inner or outer axes; ReduceMean, ReduceSum, ReduceMax and ReduceMin over
-// consecutive axes (oneDNN picks its reference kernel for some; those run as rows).
+// consecutive axes (oneDNN picks its reference kernel for some; those run as rows); MaxPool
+// on a plain input (a plain loop where oneDNN has no jit kernel).
 #include "graph/onnx_import.h"
 #include "runtime/plan.h"
 #include "support/onnx_builder.h"
@@ -28,6 +29,8 @@ private slots:
     void binary();
     void reduce_data();
     void reduce();
+    void maxPool_data();
+    void maxPool();
 };
 
 namespace {
@@ -345,6 +348,46 @@ void TestPadResizeRows::reduce()
     std::vector<float> want;
     for (double v : acc)
         want.push_back(float(name == "ReduceMean" ? v / double(numel(in) / numel(out)) : v));
+    compareAll(runOne(b.bytes(), in, x), want);
+}
+
+void TestPadResizeRows::maxPool_data()
+{
+    QTest::addColumn<Dims>("in");
+    QTest::addColumn<int64_t>("kernel");
+    QTest::addColumn<int64_t>("stride");
+    QTest::addColumn<int64_t>("pad");
+    QTest::newRow("3x3 stride 1 pad 1 (M-LSD)") << Dims {1, 1, 9, 11} << int64_t(3) << int64_t(1) << int64_t(1);
+    QTest::newRow("2x2 stride 2") << Dims {2, 3, 8, 6} << int64_t(2) << int64_t(2) << int64_t(0);
+    QTest::newRow("3x3 stride 2 pad 1") << Dims {1, 2, 7, 9} << int64_t(3) << int64_t(2) << int64_t(1);
+}
+
+void TestPadResizeRows::maxPool()
+{
+    QFETCH(Dims, in);
+    QFETCH(int64_t, kernel);
+    QFETCH(int64_t, stride);
+    QFETCH(int64_t, pad);
+    const Dims out {in[0], in[1], (in[2] + 2 * pad - kernel) / stride + 1, (in[3] + 2 * pad - kernel) / stride + 1};
+    test::OnnxBuilder b(13);
+    b.input("x", in);
+    b.output("y", out);
+    auto* n = b.node("MaxPool", {"x"}, {"y"}, "pool");
+    test::OnnxBuilder::intsAttr(n, "kernel_shape", {kernel, kernel});
+    test::OnnxBuilder::intsAttr(n, "strides", {stride, stride});
+    test::OnnxBuilder::intsAttr(n, "pads", {pad, pad, pad, pad});
+    const std::vector<float> x = inputValues(numel(in));
+    std::vector<float> want;
+    for (int64_t p = 0; p < in[0] * in[1]; ++p)
+        for (int64_t i = 0; i < out[2]; ++i)
+            for (int64_t j = 0; j < out[3]; ++j) {
+                float m = -1e30f;
+                for (int64_t y = i * stride - pad; y < i * stride - pad + kernel; ++y)
+                    for (int64_t v = j * stride - pad; v < j * stride - pad + kernel; ++v)
+                        if (y >= 0 && y < in[2] && v >= 0 && v < in[3])
+                            m = std::max(m, x[std::size_t((p * in[2] + y) * in[3] + v)]);
+                want.push_back(m);
+            }
     compareAll(runOne(b.bytes(), in, x), want);
 }
 
