@@ -18,15 +18,23 @@ async function main() {
     ...(process.env.QS_ORT_ALLOW_SPINNING !== undefined
       ? { extra: { session: { intra_op: { allow_spinning: process.env.QS_ORT_ALLOW_SPINNING } } } } : {}),
   });
-  const name = session.inputNames[0];
-  const meta = session.inputMetadata ? session.inputMetadata : null;
-  const dims = JSON.parse(process.env.QS_INPUT_DIMS); // [C, H, W] after the batch
-  const shape = [Number(batch), ...dims];
-  const n = shape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(n);
+  // QS_INPUT_SPEC (as qs_bench_runtime): [{name, type, shape, lo, hi} or {..., value}] for every
+  // input; else QS_INPUT_DIMS, the first input's [C, H, W] after the batch, in [-1, 1].
   const rnd = seeded(42);
-  for (let i = 0; i < n; ++i) data[i] = rnd();
-  const feeds = { [name]: new ort.Tensor('float32', data, shape) };
+  const spec = process.env.QS_INPUT_SPEC ? JSON.parse(process.env.QS_INPUT_SPEC)
+    : [{ name: session.inputNames[0], type: 'float32', shape: [Number(batch), ...JSON.parse(process.env.QS_INPUT_DIMS)] }];
+  const feeds = {};
+  for (const s of spec) {
+    const n = s.shape.reduce((a, b) => a * b, 1);
+    if (s.type === 'int64') {
+      feeds[s.name] = new ort.Tensor('int64', new BigInt64Array(n).fill(BigInt(s.value)), s.shape);
+      continue;
+    }
+    const data = new Float32Array(n);
+    const lo = s.lo ?? -1, hi = s.hi ?? 1;
+    for (let i = 0; i < n; ++i) data[i] = s.value !== undefined ? s.value : lo + (hi - lo) * (rnd() + 1) / 2;
+    feeds[s.name] = new ort.Tensor('float32', data, s.shape);
+  }
   for (let i = 0; i < Number(warmup); ++i) await session.run(feeds);
   const ms = [];
   const cpu0 = process.cpuUsage();

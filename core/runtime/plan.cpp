@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <mutex>
 
 namespace qs {
 namespace {
@@ -34,6 +35,43 @@ struct Observer {
     ValueTransform transform;
     std::vector<Tap> taps;
 };
+
+// The graph optimizer's result per graph and pass spec while some plan holds it, so the
+// plans compileOptimizedPlan() makes on one shared graph (`run`'s full and remainder
+// batches, shapes differ but the passes do not read them) optimize it once. When the
+// passes rewrote nothing the compiler would not (constants folded only: the compiler folds
+// every node whose inputs are known itself), the entry keeps that verdict while the graph
+// lives and the optimizer's copy is let go (it borrowed the large weights, never copied).
+struct PlanOptimizedEntry {
+    std::weak_ptr<const Graph> graph;
+    std::string spec;
+    std::weak_ptr<const rt::OptimizedGraph> optimized;
+    bool idle = false;
+};
+
+std::shared_ptr<const rt::OptimizedGraph> planGraphOptimized(const std::shared_ptr<const Graph>& graph)
+{
+    static std::mutex mutex;
+    static std::vector<PlanOptimizedEntry> entries;
+    const std::string spec = rt::passSpecFromEnv();
+    std::lock_guard lock(mutex);
+    std::erase_if(entries, [](const PlanOptimizedEntry& e) { return e.graph.expired(); });
+    auto same = [&](const PlanOptimizedEntry& e) {
+        return e.spec == spec && !e.graph.owner_before(graph) && !graph.owner_before(e.graph);
+    };
+    auto it = std::find_if(entries.begin(), entries.end(), same);
+    if (it != entries.end()) {
+        if (it->idle)
+            return nullptr;
+        if (auto kept = it->optimized.lock())
+            return kept;
+        entries.erase(it); // every plan that held it is gone: optimize again
+    }
+    auto optimized = std::make_shared<const rt::OptimizedGraph>(rt::optimizeGraph(*graph, spec, {}, true));
+    const bool idle = !rt::rewritesBeyondFolds(*optimized);
+    entries.push_back({graph, spec, optimized, idle});
+    return idle ? nullptr : optimized;
+}
 
 class PlanImpl final : public Plan {
 public:
@@ -492,18 +530,12 @@ private:
         for (const auto& [name, t] : taps_)
             keep.insert(name);
         passesUsed_ = wantPasses() && !passesIdle_;
-        if (passesUsed_ && !optimized_)
-            optimized_ =
-                std::make_shared<const rt::OptimizedGraph>(rt::optimizeGraph(graph_, rt::passSpecFromEnv(), {}, true));
-        if (passesUsed_) {
-            // Nothing rewritten, or constants folded only (the compiler folds every node
-            // whose inputs are known itself, a decoder's position Gather say): the original
-            // graph, taps need no recompile, and the optimizer's copy of the graph is let go
-            // (it borrowed the large weights, so they were never copied).
-            if (!rt::rewritesBeyondFolds(*optimized_)) {
+        if (passesUsed_ && !optimized_) {
+            // Null when the passes rewrote nothing the compiler would not: the original graph.
+            optimized_ = planGraphOptimized(graphOwner_);
+            if (!optimized_) {
                 passesUsed_ = false;
                 passesIdle_ = true;
-                optimized_.reset();
             }
         }
         originalMeta_.reset();

@@ -38,6 +38,7 @@ private slots:
     void layerNorm_data();
     void layerNorm();
     void planUsesOptimizedGraph();
+    void plansShareOneOptimization();
     void observingRemovedValue();
     void borrowedWeights_data();
     void borrowedWeights();
@@ -510,6 +511,39 @@ void TestGraphPasses::planUsesOptimizedGraph()
         nonePad = nonePad || line.rfind("Pad ", 0) == 0;
     QVERIFY(nonePad);
     qputenv("QS_RUNTIME_PASSES", "all");
+}
+
+// Plans on one shared graph (`run`'s full and remainder batches) run the optimizer once,
+// also when it changed nothing beyond folds; another pass spec or graph runs it again.
+void TestGraphPasses::plansShareOneOptimization()
+{
+    qputenv("QS_RUNTIME_PASSES", "all");
+    const auto g = std::make_shared<const Graph>(load(padModel("Conv", "constant", 0.f)));
+    CompileOptions o;
+    o.threads = 1;
+    const Tensor x = inputTensor({1, 3, 6, 6});
+    const auto want = compilePlan(*g, o)->run({x}).at(0).toFloat();
+    const std::size_t before = rt::optimizeGraphRuns();
+    auto first = compileOptimizedPlan(g, o);
+    auto second = compileOptimizedPlan(g, o);
+    QCOMPARE(rt::optimizeGraphRuns(), before + 1);
+    for (auto* plan : {first.get(), second.get()}) {
+        QVERIFY(qs::test::maxAbsDiff(plan->run({x}).at(0).toFloat(), want) <= 1e-5);
+        bool padKernel = false;
+        for (const auto& line : plan->kernelSummary())
+            padKernel = padKernel || line.rfind("Pad ", 0) == 0;
+        QVERIFY(!padKernel); // both compiled the optimized graph
+    }
+    // A graph the passes leave as it is (constant folding only, nothing to fold): once too.
+    qputenv("QS_RUNTIME_PASSES", "constant_fold");
+    auto idle1 = compileOptimizedPlan(g, o);
+    auto idle2 = compileOptimizedPlan(g, o);
+    QCOMPARE(rt::optimizeGraphRuns(), before + 2);
+    QVERIFY(qs::test::maxAbsDiff(idle2->run({x}).at(0).toFloat(), want) <= 1e-5);
+    // Another graph with the same contents is optimized on its own.
+    qputenv("QS_RUNTIME_PASSES", "all");
+    auto other = compileOptimizedPlan(std::make_shared<const Graph>(*g), o);
+    QCOMPARE(rt::optimizeGraphRuns(), before + 3);
 }
 
 void TestGraphPasses::observingRemovedValue()

@@ -1,8 +1,12 @@
 // Pad and Resize copy and interpolate whole rows of the innermost axis (issue #26: on
-// M-LSD they took half the time element by element). Checked against naive per-element
-// loops written here: constant, edge and reflect padding with growing, cropping and
-// innermost-only pads; linear, nearest and tf_crop_and_resize (extrapolated) resizes
-// over one, two and three axes.
+// M-LSD they took half the time element by element), and broadcasting binary ops run
+// row by row. Checked against naive per-element loops written here: constant, edge and
+// reflect padding with growing, cropping and innermost-only pads; linear, nearest and
+// tf_crop_and_resize (extrapolated) resizes over one, two and three axes (two axes: the
+// row path of linear resizes); Add, Sub, Div, Pow (by 2 and by 3) and Max broadcasting
+// both ways, along inner or outer axes; ReduceMean, ReduceSum, ReduceMax and ReduceMin over
+// consecutive axes (oneDNN picks its reference kernel for some; those run as rows); MaxPool
+// on a plain input (a plain loop where oneDNN has no jit kernel).
 #include "graph/onnx_import.h"
 #include "runtime/plan.h"
 #include "support/onnx_builder.h"
@@ -21,6 +25,12 @@ private slots:
     void pad();
     void resize_data();
     void resize();
+    void binary_data();
+    void binary();
+    void reduce_data();
+    void reduce();
+    void maxPool_data();
+    void maxPool();
 };
 
 namespace {
@@ -159,6 +169,13 @@ void TestPadResizeRows::resize_data()
                                               << "asymmetric";
     QTest::newRow("linear asymmetric H only") << Dims {1, 2, 3, 4} << QVector<float> {1, 1, 3, 1} << "linear"
                                               << "asymmetric";
+    // The two-axis row path (outer axes whole): output rows reusing input rows, a downscale.
+    QTest::newRow("linear half_pixel rows reused") << Dims {2, 3, 10, 12} << QVector<float> {1, 1, 2, 2} << "linear"
+                                                   << "half_pixel";
+    QTest::newRow("linear half_pixel downscale") << Dims {1, 3, 9, 11} << QVector<float> {1, 1, 0.5f, 0.6f} << "linear"
+                                                 << "half_pixel";
+    QTest::newRow("linear align_corners H W") << Dims {1, 2, 7, 5} << QVector<float> {1, 1, 2, 3} << "linear"
+                                              << "align_corners";
     QTest::newRow("nearest asymmetric floor") << Dims {1, 3, 5, 7} << QVector<float> {1, 1, 2, 0.6f} << "nearest"
                                               << "asymmetric";
     QTest::newRow("linear tf_crop_and_resize") << Dims {1, 2, 6, 8} << QVector<float> {1, 1, 1.5f, 1.5f} << "linear"
@@ -232,6 +249,145 @@ void TestPadResizeRows::resize()
                                         x[std::size_t(((a * in[1] + bb) * in[2] + cc) * in[3] + dd)];
                     want.push_back(float(v));
                 }
+    compareAll(runOne(b.bytes(), in, x), want);
+}
+
+void TestPadResizeRows::binary_data()
+{
+    QTest::addColumn<QString>("op");
+    QTest::addColumn<Dims>("in");
+    QTest::addColumn<Dims>("other"); // a constant
+    QTest::newRow("Add inner broadcast both") << "Add" << Dims {2, 3, 1} << Dims {1, 3, 4};
+    QTest::newRow("Sub middle axis (Silero)") << "Sub" << Dims {2, 1, 5} << Dims {2, 3, 5};
+    QTest::newRow("Div outer and inner") << "Div" << Dims {1, 3, 1, 5} << Dims {2, 1, 4, 1};
+    QTest::newRow("Pow by 2") << "Pow" << Dims {2, 3, 4} << Dims {1};
+    QTest::newRow("Pow by 3") << "Pow" << Dims {2, 3, 4} << Dims {1};
+    QTest::newRow("Max rank 1 against 3") << "Max" << Dims {4} << Dims {2, 3, 1};
+}
+
+void TestPadResizeRows::binary()
+{
+    QFETCH(QString, op);
+    QFETCH(Dims, in);
+    QFETCH(Dims, other);
+    const std::string name = op.toStdString();
+    const double exponent = QString(QTest::currentDataTag()).endsWith("3") ? 3 : 2;
+    std::vector<float> k = inputValues(numel(other));
+    for (float& v : k)
+        v = name == "Pow" ? float(exponent) : v + 4.f; // divisors away from zero
+    const std::size_t r = std::max(in.size(), other.size());
+    Dims a(r - in.size(), 1), bb(r - other.size(), 1), out(r);
+    a.insert(a.end(), in.begin(), in.end());
+    bb.insert(bb.end(), other.begin(), other.end());
+    for (std::size_t d = 0; d < r; ++d)
+        out[d] = std::max(a[d], bb[d]);
+    test::OnnxBuilder b(13);
+    b.input("x", in);
+    b.output("y", out);
+    b.initializer("k", other, k);
+    b.node(name, {"x", "k"}, {"y"}, "op");
+    const std::vector<float> x = inputValues(numel(in));
+    std::vector<float> want;
+    for (int64_t o = 0; o < numel(out); ++o) {
+        int64_t rem = o, ia = 0, ib = 0, sa = 1, sb = 1;
+        for (std::size_t d = r; d-- > 0;) {
+            const int64_t i = rem % out[d];
+            rem /= out[d];
+            ia += (a[d] == 1 ? 0 : i) * sa;
+            ib += (bb[d] == 1 ? 0 : i) * sb;
+            sa *= a[d];
+            sb *= bb[d];
+        }
+        const double u = x[std::size_t(ia)], v = k[std::size_t(ib)];
+        want.push_back(float(name == "Add" ? u + v : name == "Sub" ? u - v : name == "Div" ? u / v
+                                 : name == "Pow"                      ? std::pow(u, v)
+                                                                      : std::max(u, v)));
+    }
+    compareAll(runOne(b.bytes(), in, x), want);
+}
+
+void TestPadResizeRows::reduce_data()
+{
+    QTest::addColumn<QString>("op");
+    QTest::addColumn<Dims>("in");
+    QTest::addColumn<Dims>("axes");
+    QTest::newRow("ReduceMean channels (Silero)") << "ReduceMean" << Dims {2, 5, 7} << Dims {1};
+    QTest::newRow("ReduceSum outer") << "ReduceSum" << Dims {4, 3, 5} << Dims {0};
+    QTest::newRow("ReduceMax two middle axes") << "ReduceMax" << Dims {2, 3, 4, 5} << Dims {1, 2};
+    QTest::newRow("ReduceMin innermost") << "ReduceMin" << Dims {3, 6} << Dims {1};
+}
+
+void TestPadResizeRows::reduce()
+{
+    QFETCH(QString, op);
+    QFETCH(Dims, in);
+    QFETCH(Dims, axes);
+    const std::string name = op.toStdString();
+    Dims out = in;
+    for (int64_t a : axes)
+        out[std::size_t(a)] = 1;
+    test::OnnxBuilder b(11); // axes as an attribute for every Reduce op
+    b.input("x", in);
+    b.output("y", out);
+    auto* n = b.node(name, {"x"}, {"y"}, "reduce");
+    test::OnnxBuilder::intsAttr(n, "axes", axes);
+    const std::vector<float> x = inputValues(numel(in));
+    std::vector<double> acc(std::size_t(numel(out)), name == "ReduceMax" ? -1e30 : name == "ReduceMin" ? 1e30 : 0.0);
+    for (int64_t i = 0; i < numel(in); ++i) {
+        int64_t rem = i, o = 0, stride = 1;
+        for (std::size_t d = in.size(); d-- > 0;) {
+            const int64_t k = rem % in[d];
+            rem /= in[d];
+            o += (out[d] == 1 ? 0 : k) * stride;
+            stride *= out[d];
+        }
+        double& v = acc[std::size_t(o)];
+        const double xi = x[std::size_t(i)];
+        v = name == "ReduceMax" ? std::max(v, xi) : name == "ReduceMin" ? std::min(v, xi) : v + xi;
+    }
+    std::vector<float> want;
+    for (double v : acc)
+        want.push_back(float(name == "ReduceMean" ? v / double(numel(in) / numel(out)) : v));
+    compareAll(runOne(b.bytes(), in, x), want);
+}
+
+void TestPadResizeRows::maxPool_data()
+{
+    QTest::addColumn<Dims>("in");
+    QTest::addColumn<int64_t>("kernel");
+    QTest::addColumn<int64_t>("stride");
+    QTest::addColumn<int64_t>("pad");
+    QTest::newRow("3x3 stride 1 pad 1 (M-LSD)") << Dims {1, 1, 9, 11} << int64_t(3) << int64_t(1) << int64_t(1);
+    QTest::newRow("2x2 stride 2") << Dims {2, 3, 8, 6} << int64_t(2) << int64_t(2) << int64_t(0);
+    QTest::newRow("3x3 stride 2 pad 1") << Dims {1, 2, 7, 9} << int64_t(3) << int64_t(2) << int64_t(1);
+}
+
+void TestPadResizeRows::maxPool()
+{
+    QFETCH(Dims, in);
+    QFETCH(int64_t, kernel);
+    QFETCH(int64_t, stride);
+    QFETCH(int64_t, pad);
+    const Dims out {in[0], in[1], (in[2] + 2 * pad - kernel) / stride + 1, (in[3] + 2 * pad - kernel) / stride + 1};
+    test::OnnxBuilder b(13);
+    b.input("x", in);
+    b.output("y", out);
+    auto* n = b.node("MaxPool", {"x"}, {"y"}, "pool");
+    test::OnnxBuilder::intsAttr(n, "kernel_shape", {kernel, kernel});
+    test::OnnxBuilder::intsAttr(n, "strides", {stride, stride});
+    test::OnnxBuilder::intsAttr(n, "pads", {pad, pad, pad, pad});
+    const std::vector<float> x = inputValues(numel(in));
+    std::vector<float> want;
+    for (int64_t p = 0; p < in[0] * in[1]; ++p)
+        for (int64_t i = 0; i < out[2]; ++i)
+            for (int64_t j = 0; j < out[3]; ++j) {
+                float m = -1e30f;
+                for (int64_t y = i * stride - pad; y < i * stride - pad + kernel; ++y)
+                    for (int64_t v = j * stride - pad; v < j * stride - pad + kernel; ++v)
+                        if (y >= 0 && y < in[2] && v >= 0 && v < in[3])
+                            m = std::max(m, x[std::size_t((p * in[2] + y) * in[3] + v)]);
+                want.push_back(m);
+            }
     compareAll(runOne(b.bytes(), in, x), want);
 }
 

@@ -44,7 +44,69 @@ T apply(BinOp op, T a, T b)
     }
 }
 
-// Plain C++ for one pair: out = a op b.
+// Rows of a broadcast: f(outOffset, aOffset, bOffset, length, aStep, bStep) over the
+// longest block of innermost dimensions each input reads contiguously (step 1) or as one
+// repeated value (step 0); the outer dimensions by odometer.
+template <typename F>
+void forEachBroadcastRow(const Shape& out, const Shape& sa, const Shape& sb, F&& f)
+{
+    const int64_t total = numelOf(out);
+    if (total == 0)
+        return;
+    const std::size_t r = out.size();
+    const std::vector<int64_t> ta = broadcastStrides(sa, out), tb = broadcastStrides(sb, out);
+    std::size_t d0 = r;
+    int64_t len = 1, stepA = -1, stepB = -1;
+    for (; d0 > 0; --d0) {
+        const std::size_t d = d0 - 1;
+        if (out[d] == 1)
+            continue;
+        const int64_t a = ta[d] == 0 ? 0 : ta[d] == len ? 1 : -1, b = tb[d] == 0 ? 0 : tb[d] == len ? 1 : -1;
+        if (a < 0 || b < 0 || (stepA >= 0 && (a != stepA || b != stepB)))
+            break;
+        stepA = a;
+        stepB = b;
+        len *= out[d];
+    }
+    stepA = std::max<int64_t>(stepA, 0);
+    stepB = std::max<int64_t>(stepB, 0);
+    std::vector<int64_t> idx(d0, 0);
+    int64_t oa = 0, ob = 0;
+    for (int64_t o = 0; o < total; o += len) {
+        f(o, oa, ob, len, stepA, stepB);
+        for (std::size_t d = d0; d-- > 0;) {
+            ++idx[d];
+            oa += ta[d];
+            ob += tb[d];
+            if (idx[d] < out[d])
+                break;
+            oa -= ta[d] * idx[d];
+            ob -= tb[d] * idx[d];
+            idx[d] = 0;
+        }
+    }
+}
+
+// z[j] = g(x[j * sa], y[j * sb]) for j < n, sa and sb 0 or 1 (loops the compiler vectorizes).
+template <typename T, typename G>
+void binaryRow(T* z, const T* x, const T* y, int64_t n, int64_t sa, int64_t sb, G g)
+{
+    const T x0 = x[0], y0 = y[0]; // read first: z may be written over an input
+    if (sa && sb)
+        for (int64_t j = 0; j < n; ++j)
+            z[j] = g(x[j], y[j]);
+    else if (sa)
+        for (int64_t j = 0; j < n; ++j)
+            z[j] = g(x[j], y0);
+    else if (sb)
+        for (int64_t j = 0; j < n; ++j)
+            z[j] = g(x0, y[j]);
+    else
+        for (int64_t j = 0; j < n; ++j)
+            z[j] = g(x0, y0);
+}
+
+// Plain C++ for one pair: out = a op b, row by row of the broadcast.
 void addPlainBinary(NodeContext& c, BinOp op, int a, int b, int out)
 {
     const Shape sa = c.slot(a).shape, sb = c.slot(b).shape, so = c.slot(out).shape;
@@ -59,8 +121,24 @@ void addPlainBinary(NodeContext& c, BinOp op, int a, int b, int out)
                 forEachBroadcast(so, {sa, sb}, [&](int64_t o, const int64_t* off) { z[o] = x[off[0]] == y[off[1]]; });
             } else if constexpr (!std::is_same_v<T, bool>) {
                 T* z = p.slot(out).as<T>();
-                forEachBroadcast(so, {sa, sb},
-                                 [&](int64_t o, const int64_t* off) { z[o] = apply(op, x[off[0]], y[off[1]]); });
+                forEachBroadcastRow(so, sa, sb, [&](int64_t o, int64_t ia, int64_t ib, int64_t n, int64_t stA, int64_t stB) {
+                    T* zr = z + o;
+                    const T* xr = x + ia;
+                    const T* yr = y + ib;
+                    switch (op) {
+                    case BinOp::Add: binaryRow(zr, xr, yr, n, stA, stB, [](T u, T v) { return T(u + v); }); break;
+                    case BinOp::Sub: binaryRow(zr, xr, yr, n, stA, stB, [](T u, T v) { return T(u - v); }); break;
+                    case BinOp::Mul: binaryRow(zr, xr, yr, n, stA, stB, [](T u, T v) { return T(u * v); }); break;
+                    case BinOp::Pow:
+                        // x^2 as x * x: pow(double(x), 2) is x * x exactly, so one rounding either way.
+                        if (std::is_floating_point_v<T> && stB == 0 && yr[0] == T(2))
+                            binaryRow(zr, xr, yr, n, stA, stB, [](T u, T) { return T(u * u); });
+                        else
+                            binaryRow(zr, xr, yr, n, stA, stB, [](T u, T v) { return apply(BinOp::Pow, u, v); });
+                        break;
+                    default: binaryRow(zr, xr, yr, n, stA, stB, [op](T u, T v) { return apply(op, u, v); });
+                    }
+                });
             }
         });
     });
@@ -111,8 +189,11 @@ bool tryDnnlBinary(NodeContext& c, BinOp op, const std::string& aName, const std
         } catch (const dnnl::error&) {
             continue;
         }
-        if (!plain && implName(pd).rfind("ref", 0) == 0 && c.slot(src0).blocked)
-            continue;
+        if (implName(pd).rfind("ref", 0) == 0) {
+            if (!plain && c.slot(src0).blocked)
+                continue;
+            return false; // oneDNN's reference kernel (a broadcast its jit does not do): our rows are faster
+        }
         absorbTail(c, tail);
         const int dst = c.outputNamed(tail.output, DType::Float, outShape, &md0);
         std::map<int, int> args{{DNNL_ARG_SRC_0, src0}, {DNNL_ARG_DST, dst}};

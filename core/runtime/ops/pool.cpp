@@ -2,6 +2,9 @@
 // layout: they run on a convolution's blocked output without reorders), and LRN.
 #include "runtime/ops/ops.h"
 
+#include <algorithm>
+#include <limits>
+
 namespace qs::rt {
 namespace {
 
@@ -15,6 +18,35 @@ void addPooling(NodeContext& c, algorithm alg, const memory::dims& strides, cons
     const memory::desc dstAny(toDims(out), memory::data_type::f32, memory::format_tag::any);
     dnnl::pooling_v2_forward::primitive_desc pd(
         {dnnl::prop_kind::forward_inference, alg, srcMd, dstAny, strides, kernel, dilation, padL, padR}, cpuEngine());
+    const bool undilated = std::all_of(dilation.begin(), dilation.end(), [](memory::dim d) { return d == 0; });
+    if (alg == algorithm::pooling_max && kernel.size() == 2 && undilated && !c.slot(src).blocked &&
+        implName(pd).find("jit") == std::string::npos) {
+        // A plain NCHW input (M-LSD's 1-channel peak map): oneDNN's simple_nchw kernel walks
+        // it element by element; a max is exact, so the same numbers from a plain loop.
+        const Shape x = c.slot(src).shape;
+        const int dst = c.output(0, DType::Float, out);
+        c.addFn({src}, {dst}, [=](Program& p) {
+            const float* a = p.slot(src).as<float>();
+            float* b = p.slot(dst).as<float>();
+            const int64_t planes = x[0] * x[1], h = x[2], w = x[3], oh = out[2], ow = out[3];
+            for (int64_t pl = 0; pl < planes; ++pl)
+                for (int64_t i = 0; i < oh; ++i) {
+                    const int64_t h0 = std::max<int64_t>(0, i * strides[0] - padL[0]);
+                    const int64_t h1 = std::min<int64_t>(h, i * strides[0] - padL[0] + kernel[0]);
+                    float* row = b + (pl * oh + i) * ow;
+                    for (int64_t j = 0; j < ow; ++j) {
+                        const int64_t w0 = std::max<int64_t>(0, j * strides[1] - padL[1]);
+                        const int64_t w1 = std::min<int64_t>(w, j * strides[1] - padL[1] + kernel[1]);
+                        float m = -std::numeric_limits<float>::infinity();
+                        for (int64_t y = h0; y < h1; ++y)
+                            for (int64_t v = w0; v < w1; ++v)
+                                m = std::max(m, a[(pl * h + y) * w + v]);
+                        row[j] = m;
+                    }
+                }
+        });
+        return;
+    }
     const memory::desc dstMd = pd.dst_desc();
     const int dst = c.output(0, DType::Float, out, &dstMd);
     c.addPrimitive(dnnl::pooling_v2_forward(pd), implName(pd), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});

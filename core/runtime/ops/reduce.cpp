@@ -89,6 +89,42 @@ bool buildReduce(NodeContext& c)
         return true;
     }
     dnnl::reduction::primitive_desc pd({alg, srcMd, dstMd, lp, 0.f}, cpuEngine());
+    const bool consecutive = axes.back() - axes.front() + 1 == int64_t(axes.size());
+    const bool plainOp = alg == algorithm::reduction_sum || alg == algorithm::reduction_mean ||
+        alg == algorithm::reduction_max || alg == algorithm::reduction_min;
+    if (implName(pd).rfind("ref", 0) == 0 && consecutive && plainOp) {
+        // oneDNN's reference kernel (Silero's mean over channels of [N, C, T]): x as
+        // [outer, reduced, inner], each output the float sum (or max, min) over the reduced
+        // rows in order, as the reference accumulates, whole inner rows at a time.
+        int64_t outer = 1, red = 1, inner = 1;
+        for (int64_t i = 0; i < r; ++i)
+            (i < axes.front() ? outer : i > axes.back() ? inner : red) *= x[std::size_t(i)];
+        c.addFn({src}, {dst}, [=](Program& p) {
+            const float* a = p.slot(src).as<float>();
+            float* b = p.slot(dst).as<float>();
+            for (int64_t o = 0; o < outer; ++o) {
+                float* acc = b + o * inner;
+                const float* row = a + o * red * inner;
+                std::copy(row, row + inner, acc);
+                for (int64_t k = 1; k < red; ++k) {
+                    const float* v = row + k * inner;
+                    if (alg == algorithm::reduction_max)
+                        for (int64_t i = 0; i < inner; ++i)
+                            acc[i] = std::max(acc[i], v[i]);
+                    else if (alg == algorithm::reduction_min)
+                        for (int64_t i = 0; i < inner; ++i)
+                            acc[i] = std::min(acc[i], v[i]);
+                    else
+                        for (int64_t i = 0; i < inner; ++i)
+                            acc[i] += v[i];
+                }
+                if (alg == algorithm::reduction_mean)
+                    for (int64_t i = 0; i < inner; ++i)
+                        acc[i] /= float(red);
+            }
+        });
+        return true;
+    }
     Kernel* k = c.addPrimitive(dnnl::reduction(pd), implName(pd), {},
                                {{DNNL_ARG_SRC, c.view(src, srcMd)}, {DNNL_ARG_DST, c.view(dst, dstMd)}});
     k->reads = {src};

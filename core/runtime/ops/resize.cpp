@@ -27,6 +27,78 @@ struct AxisMap {
     void next() { first.push_back(int64_t(idx.size())); }
 };
 
+// Linear resizes of the last two axes only (every other axis maps each index to itself, no
+// point outside the input: M-LSD's and DB heads' upsampling): each output row blends two
+// input rows, each interpolated along the innermost axis once and kept while consecutive
+// output rows read it; float arithmetic, a few ulp from the general path's double sums.
+// False (nothing added) for any other resize.
+bool addResizeRowsLinear(NodeContext& c, int src, int dst, const Shape& in, const Shape& out,
+                         const std::vector<AxisMap>& maps)
+{
+    const std::size_t r = in.size();
+    for (std::size_t d = 0; d < r; ++d)
+        for (int64_t o = 0; o < out[d]; ++o) {
+            const int64_t t0 = maps[d].first[std::size_t(o)], taps = maps[d].first[std::size_t(o) + 1] - t0;
+            if (maps[d].outside[std::size_t(o)] || taps < 1 || taps > 2)
+                return false;
+            if (d + 2 < r && (taps != 1 || maps[d].idx[std::size_t(t0)] != o || maps[d].w[std::size_t(t0)] != 1.0))
+                return false;
+        }
+    struct Taps {
+        std::vector<int64_t> i0, i1;
+        std::vector<float> w0, w1;
+    };
+    auto tapsOf = [&](std::size_t d) {
+        Taps t;
+        for (int64_t o = 0; o < out[d]; ++o) {
+            const auto k = std::size_t(maps[d].first[std::size_t(o)]);
+            const bool two = maps[d].first[std::size_t(o) + 1] - int64_t(k) == 2;
+            t.i0.push_back(maps[d].idx[k]);
+            t.w0.push_back(float(maps[d].w[k]));
+            t.i1.push_back(two ? maps[d].idx[k + 1] : maps[d].idx[k]); // one tap: itself at weight 0
+            t.w1.push_back(two ? float(maps[d].w[k + 1]) : 0.f);
+        }
+        return t;
+    };
+    const Taps rows = tapsOf(r - 2), cols = tapsOf(r - 1);
+    const int64_t h = in[r - 2], w = in[r - 1], oh = out[r - 2], ow = out[r - 1];
+    const int64_t planes = numelOf(out) / std::max<int64_t>(1, oh * ow);
+    c.addFn({src}, {dst}, [=](Program& p) {
+        const float* x = p.slot(src).as<float>();
+        float* y = p.slot(dst).as<float>();
+        if (planes == 0 || oh == 0 || ow == 0)
+            return;
+        std::vector<float> buf[2] = {std::vector<float>(std::size_t(ow)), std::vector<float>(std::size_t(ow))};
+        for (int64_t pl = 0; pl < planes; ++pl) {
+            const float* xp = x + pl * h * w;
+            int64_t held[2] = {-1, -1};
+            // Input row i interpolated along the innermost axis, in the buffer not holding `keep`.
+            auto rowOf = [&](int64_t i, int64_t keep) -> const float* {
+                for (int k = 0; k < 2; ++k)
+                    if (held[k] == i)
+                        return buf[k].data();
+                const int k = held[0] == keep ? 1 : 0;
+                const float* xr = xp + i * w;
+                float* b = buf[k].data();
+                for (int64_t j = 0; j < ow; ++j)
+                    b[j] = cols.w0[std::size_t(j)] * xr[cols.i0[std::size_t(j)]] +
+                        cols.w1[std::size_t(j)] * xr[cols.i1[std::size_t(j)]];
+                held[k] = i;
+                return b;
+            };
+            for (int64_t o = 0; o < oh; ++o) {
+                const float* a = rowOf(rows.i0[std::size_t(o)], -2);
+                const float* b = rowOf(rows.i1[std::size_t(o)], rows.i0[std::size_t(o)]);
+                const float wa = rows.w0[std::size_t(o)], wb = rows.w1[std::size_t(o)];
+                float* yr = y + (pl * oh + o) * ow;
+                for (int64_t j = 0; j < ow; ++j)
+                    yr[j] = wa * a[j] + wb * b[j];
+            }
+        }
+    });
+    return true;
+}
+
 // Longest resized dim: keeps the index maps and the output size sane.
 constexpr int64_t kMaxDim = int64_t(1) << 30;
 
@@ -182,6 +254,8 @@ bool buildResize(NodeContext& c)
     }
     const int src = c.plainInput(0);
     const int dst = c.output(0, DType::Float, out);
+    if (r >= 2 && mode == "linear" && addResizeRowsLinear(c, src, dst, in, out, maps))
+        return true;
     const auto st = rowStrides(in);
     // Row by row of the innermost axis: the outer axes' tap combinations (weight product and
     // offset, in the order of an odometer over the axes) once per row, then per output element

@@ -6,6 +6,7 @@
 #include "util/error.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +18,8 @@ namespace {
 
 // optimizeGraph(borrow): initializers of this size and more are read from the original.
 constexpr std::size_t kBorrowBytes = 64 * 1024;
+
+std::atomic<std::size_t> optimizeGraphCount {0};
 
 struct PassEntry {
     const char* name;
@@ -140,6 +143,7 @@ OptimizedGraph optimizeGraph(
     const Graph& graph, const std::string& spec, const std::set<std::string>& keep, bool borrow)
 {
     const std::vector<std::string> selected = selectPasses(spec);
+    ++optimizeGraphCount;
     OptimizedGraph out;
     if (borrow) { // every field but the large initializers
         Graph& g = out.graph;
@@ -197,6 +201,11 @@ OptimizedGraph optimizeGraph(
         out.graph.index();
     }
     return out;
+}
+
+std::size_t optimizeGraphRuns()
+{
+    return optimizeGraphCount.load();
 }
 
 bool rewritesBeyondFolds(const OptimizedGraph& o)

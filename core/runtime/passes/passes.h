@@ -77,6 +77,8 @@ std::string passSpecFromEnv();
 // result's graph lacks them (a plan then compiles `graph` itself, see plan.cpp).
 OptimizedGraph optimizeGraph(
     const Graph& graph, const std::string& spec, const std::set<std::string>& keep = {}, bool borrow = false);
+// How many times optimizeGraph() ran in this process (plans on one graph share a run).
+std::size_t optimizeGraphRuns();
 // Whether some pass rewrote more than constant folds (the compiler folds those itself).
 bool rewritesBeyondFolds(const OptimizedGraph& o);
 
