@@ -377,7 +377,9 @@ private slots:
     {
         const TransformerDims d;
         Dataset data = tokenData(d, 12, 9);
-        data.inputs.front().name = "input"; // the naive sweep looks the model's input up by name
+        // The input stays unnamed (fed by position): the naive sweep once looked the model
+        // input's name up in the data's shapes and threw std::map::at.
+        QCOMPARE(data.inputs.front().name, std::string());
         SensitivityOptions o;
         o.bits = {3, 8};
         o.limit = 12;
