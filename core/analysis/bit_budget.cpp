@@ -14,6 +14,21 @@
 #include <set>
 
 namespace qs {
+namespace {
+
+// The role an operand point ("<MatMul>:K") or its sensitivity op ("MatMul:K") ends with.
+std::optional<OperandRole> pointRole(const std::string& name)
+{
+    const auto colon = name.rfind(':');
+    if (colon == std::string::npos || colon + 2 != name.size())
+        return std::nullopt;
+    for (OperandRole r : {OperandRole::Q, OperandRole::K, OperandRole::V, OperandRole::P})
+        if (name.back() == operandRoleName(r)[0])
+            return r;
+    return std::nullopt;
+}
+
+} // namespace
 
 int64_t ModelSizeTable::layerBits(const LayerShape& l, const QuantSpec& weight) const
 {
@@ -114,6 +129,27 @@ ModelSizeTable modelSizeTable(const QuantSession& session)
             const long long n = std::strtoll(it->second.c_str(), &end, 10);
             t.kvContext = n > 0 && *end == 0 ? n : 0;
         }
+    // Heads and head dim an export computes with Shape ops stay symbolic in the graph: a
+    // plan for one token of one sequence (every unknown input dim 1) gives them. The
+    // context is not taken from it. A model that does not compile so keeps them unknown.
+    const bool unknown = std::any_of(
+        t.operands.begin(), t.operands.end(), [](const OperandShape& o) { return o.cached && o.tokenElements == 0; });
+    if (unknown) {
+        std::map<std::string, Shape> shapes;
+        for (const ValueInfo& in : session.graph().inputs) {
+            Shape s = in.shape();
+            for (int64_t& d : s)
+                d = d > 0 ? d : 1;
+            shapes[in.name] = s;
+        }
+        ModelSizeTable resolved = t;
+        try {
+            resolveOperandShapes(resolved, session, shapes);
+            resolved.kvContext = t.kvContext;
+            t = std::move(resolved);
+        } catch (const Error&) {
+        }
+    }
     std::set<std::string> layerWeights;
     for (const auto& l : session.layers()) {
         const Tensor* w = session.graph().constant(l.weight);
@@ -189,6 +225,25 @@ ErrorPrediction predictError(const SensitivityResult& sensitivity, const QuantCo
         }
         ++p.layersPredicted;
         if (!it->byBits.count(bits))
+            ++p.interpolated;
+        p.noise += n;
+    }
+    // Attention operands the sensitivity swept (op "MatMul:K"), at the bits the
+    // configuration gives them; float ones add nothing.
+    for (const LayerSensitivity& l : sensitivity.layers) {
+        const auto role = l.op.rfind("MatMul:", 0) == 0 ? pointRole(l.op) : std::nullopt;
+        if (!role)
+            continue;
+        auto spec = config.forOperand(l.layer, *role);
+        if (!spec)
+            continue;
+        const double n = layerNoise(l, spec->bits);
+        if (n < 0) {
+            ++p.layersMissing;
+            continue;
+        }
+        ++p.layersPredicted;
+        if (!l.byBits.count(spec->bits))
             ++p.interpolated;
         p.noise += n;
     }
@@ -289,15 +344,11 @@ std::vector<LayerOptions> mixedOperandOptions(const ModelSizeTable& sizes, const
 QuantConfig withOperandBits(QuantConfig config, const std::map<std::string, int>& operandBits)
 {
     for (const auto& [point, b] : operandBits) {
-        const auto colon = point.rfind(':');
-        const std::string role = colon == std::string::npos ? "" : point.substr(colon + 1);
-        const std::map<std::string, OperandRole> roles = {
-            {"Q", OperandRole::Q}, {"K", OperandRole::K}, {"V", OperandRole::V}, {"P", OperandRole::P}};
-        auto r = roles.find(role);
-        if (r == roles.end())
+        const auto role = pointRole(point);
+        if (!role)
             fail("attention operand ", quoted(point), ": expected a point named <MatMul>:Q, :K, :V or :P");
         auto over = config.attention.points.find(point);
-        OperandSpec spec = over != config.attention.points.end() ? over->second : config.attention.role(r->second);
+        OperandSpec spec = over != config.attention.points.end() ? over->second : config.attention.role(*role);
         spec.bits = b >= 16 ? 32 : b;
         config.attention.points[point] = spec;
     }

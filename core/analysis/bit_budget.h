@@ -41,7 +41,9 @@ struct ModelSizeTable {
     std::vector<LayerShape> layers; // the quantized layers, as QuantSession sees them
     int64_t otherBits = 0;          // every other initializer (biases, ...) at its stored float size
     int64_t floatBits = 0;          // the whole model in float
-    std::vector<OperandShape> operands; // attention operands, graph order
+    // Attention operands, graph order; per-token sizes from the graph's shapes, else from
+    // a plan compiled for one token (every unknown input dim 1).
+    std::vector<OperandShape> operands;
     // Tokens the KV cache is sized for: the operands' static token count, else the
     // model's quantstudio.context metadata; 0 when neither says (callers ask for it).
     int64_t kvContext = 0;
@@ -87,7 +89,8 @@ struct ErrorPrediction {
 // bits for activations, and the lower of both when both were quantized together.
 int sensitivityBits(SensitivityMode mode, const LayerQuant& q);
 
-// Predicted output SQNR of `config` from `sensitivity` (the sum-of-noise model the Pareto front uses).
+// Predicted output SQNR of `config` from `sensitivity` (the sum-of-noise model the Pareto front
+// uses): the layers of `layers`, and the attention operands the sensitivity has curves for.
 ErrorPrediction predictError(const SensitivityResult& sensitivity, const QuantConfig& config,
     const std::vector<std::string>& layers);
 

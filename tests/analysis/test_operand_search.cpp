@@ -117,6 +117,20 @@ private slots:
         }
     }
 
+    // The demo's torch export computes heads and head dim with Shape ops, so its graph
+    // leaves them symbolic: the table compiles a one-token plan for them; the context
+    // (dynamic, no metadata) stays unknown.
+    void sizeTableResolvesSymbolicHeads()
+    {
+        const Graph g = importOnnx(QS_SOURCE_DIR "/resources/demo/byte_gpt_tiny_decomposed.onnx");
+        const ModelSizeTable t = modelSizeTable(g);
+        QCOMPARE(t.operands.size(), std::size_t(4));
+        QCOMPARE(t.kvContext, int64_t(0));
+        for (const OperandShape& o : t.operands)
+            if (o.cached)
+                QVERIFY2(o.tokenElements > 1 && o.heads >= 1, o.point.c_str());
+    }
+
     // The DP front over the layers' weights and the four operands (each at 4 or 8 bits or
     // float) equals the Pareto set of all 2^L x 3^4 configurations, and each point's
     // config carries its operand bits.
@@ -175,6 +189,12 @@ private slots:
                     (b >= 16 ? kvFloat : kvNarrow) = true;
             }
             QCOMPARE(front[i].kvCacheBits, kv);
+            // The what-if's prediction of the point's config is the point's own.
+            std::vector<std::string> names;
+            for (const auto& [layer, b] : front[i].bits)
+                names.push_back(layer);
+            const ErrorPrediction pred = predictError(sens, cfg, names);
+            QVERIFY(std::abs(pred.noise - front[i].predictedNoise) <= 1e-9 * std::max(1e-12, front[i].predictedNoise));
         }
         // The front trades KV bits against weight bits: both ends appear.
         QVERIFY(kvFloat);
