@@ -215,6 +215,8 @@ private slots:
         gpt->config()->setSensitivity(s);
         QTRY_VERIFY_WITH_TIMEOUT(!panel.front().empty(), 30000);
         QVERIFY(panel.kvTokensBox()->isVisible());
+        panel.chart()->plot()->replot();
+        QVERIFY(qs::test::screenshot(&panel, QStringLiteral("pareto_operands.png")));
         const FrontPoint top = panel.front().back(), low = panel.front().front();
         QCOMPARE(top.operandBits.size(), std::size_t(4));
         for (const OperandShape& o : sizes->operands) {
