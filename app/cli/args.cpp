@@ -80,7 +80,7 @@ std::pair<int64_t, int64_t> intRange(const std::string& name)
         {"eval-from", {0, INT_MAX}}, {"context", {0, 1 << 24}}, {"wbits", {1, 64}}, {"abits", {1, 64}},
         {"bits", {1, 64}}, {"min-bits", {1, 64}}, {"max-bits", {1, 64}}, {"group", {1, INT_MAX}}, {"top", {1, INT_MAX}},
         {"repeats", {1, 1 << 20}}, {"warmup", {0, 1 << 20}}, {"bootstrap", {1, 1 << 20}}, {"hutchinson", {1, 1 << 20}},
-        {"seed", {0, INT_MAX}}, {"verify", {0, 1 << 20}}};
+        {"seed", {0, INT_MAX}}, {"verify", {0, 1 << 20}}, {"kv-context", {1, 1 << 24}}};
     auto it = ranges.find(name);
     return it != ranges.end() ? it->second : std::pair<int64_t, int64_t> {INT_MIN, INT_MAX};
 }

@@ -301,11 +301,11 @@ int runMixed(const std::vector<std::string>& argv)
 {
     std::set<std::string> valued = {"bits", "limit", "batch", "threads", "db", "budget-bits", "budget-bytes", "verify",
         "shard", "out", "min-bits", "max-bits", "pin", "granularity", "calib", "abits", "eval-limit", "cost",
-        "budget-ms", "latency-batch", "repeats", "warmup"};
+        "budget-ms", "latency-batch", "repeats", "warmup", "kv-context"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
     valued.insert(attentionOptionNames().begin(), attentionOptionNames().end());
     valued.insert(clusterValuedOptions().begin(), clusterValuedOptions().end());
-    Args args(argv, valued, {"json", "remeasure", "kivi", "slurm"});
+    Args args(argv, valued, {"json", "remeasure", "kivi", "slurm", "attention"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
     if (args.flag("slurm")) { // the shards' kind, hashes and config: the first finished shard's
         if (args.intValue("verify", 0) <= 0)
@@ -335,9 +335,15 @@ int runMixed(const std::vector<std::string>& argv)
     so.base.defaults.activation.bits = args.intValue("abits", 8);
     if (byLatency && so.base.defaults.activation.bits != 8)
         fail("--cost latency: INT8 kernels take 8-bit activations, got --abits ", so.base.defaults.activation.bits);
-    // Attention operands at fixed widths: part of every configuration on the front (the
-    // written one and the verified ones); the search itself is over the layers' weights.
+    // Attention operands: at fixed widths (--attn-bits, --kv-bits) part of every
+    // configuration on the front; with --attention each operand is a choice of the
+    // search (its sensitivity swept too), priced by its KV cache over --kv-context tokens.
     parseAttentionArgs(args, so.base);
+    so.attention = args.flag("attention");
+    if (so.attention && byLatency)
+        fail("--attention searches the operands on the size axis; --cost latency prices the layers' kernels only");
+    if (args.value("kv-context") && !so.attention)
+        fail("--kv-context sizes the KV cache of the searched operands; give --attention");
     DataOptions dopts = dataOptions(args);
     dopts.limit = -1;
     Dataset data = loadDataset(dopts, graph);
@@ -374,6 +380,21 @@ int runMixed(const std::vector<std::string>& argv)
     const bool byAverage = args.value("budget-bits").has_value();
     const LayerLinks links = layerLinks(session.graph());
     std::vector<LayerOptions> layers = mixedLayerOptions(sizes, sens, so.bits, so.base, byAverage);
+    if (so.attention) {
+        ModelSizeTable kv = sizes;
+        // Tokens the cache holds: --kv-context, else the model's static length or its
+        // metadata, else the data's sequence length.
+        resolveOperandShapes(kv, session, data.inputShapes(1));
+        kv.kvContext = args.intValue("kv-context", kv.kvContext);
+        if (kv.operands.empty())
+            fail(path, ": --attention: the model has no attention operands (no MatMul of Q x K^T or P x V)");
+        for (const OperandShape& o : kv.operands)
+            if (o.cached && o.tokenElements <= 0)
+                fail(path, ": attention operand ", quoted(o.point),
+                    ": its per-token size is unknown, so its KV cache cannot be priced");
+        for (LayerOptions& o : mixedOperandOptions(kv, sens, so.bits, so.base, byAverage))
+            layers.push_back(std::move(o));
+    }
     int64_t totalElements = 0;
     for (const LayerOptions& lo : layers)
         totalElements += lo.elements;
@@ -459,7 +480,7 @@ int runMixed(const std::vector<std::string>& argv)
     if (verify > 0) {
         bool listed = false;
         for (std::size_t k : toVerify)
-            if (front[k].bits == chosen->bits) {
+            if (front[k].bits == chosen->bits && front[k].operandBits == chosen->operandBits) {
                 listed = true;
                 if (front[k].measured)
                     chosen->measured = front[k].measured;
@@ -482,6 +503,7 @@ int runMixed(const std::vector<std::string>& argv)
         }
         return nlohmann::json {{"size_bits", p.sizeBits}, {"average_bits", p.averageBits},
             {"predicted", jsonNumber(p.predictedSqnrDb)}, {"latency_ms", latencyJson},
+            {"kv_cache_bits", p.kvCacheBits}, {"operand_bits", p.operandBits},
             {"measured", p.measured ? measuredJson(*p.measured) : nlohmann::json(nullptr)},
             {"config", configFor(p).toJson()}};
     };
@@ -522,20 +544,28 @@ int runMixed(const std::vector<std::string>& argv)
     }
     std::printf("Pareto front: %zu points (predicted output SQNR from one-shot sensitivity%s)\n\n", front.size(),
         byLatency ? str("; latency measured on ", latency.isa, latencyCached ? ", cached" : "").c_str() : "");
-    std::printf("%12s %10s %14s %13s %13s%s\n", "size KiB", "avg bits", "predicted dB", "measured dB", "measured top1",
-        byLatency ? "   latency ms" : "");
+    std::printf("%12s %10s %14s %13s %13s%s%s\n", "size KiB", "avg bits", "predicted dB", "measured dB",
+        "measured top1", byLatency ? "   latency ms" : "", so.attention ? "   of which KV KiB" : "");
     auto top1Text = [](const FrontPoint& p) {
         return p.measured && p.measured->top1 ? str(*p.measured->top1) : std::string("-");
     };
+    auto kvKiBText = [](const FrontPoint& p) {
+        char text[32];
+        std::snprintf(text, sizeof text, "%18.1f", double(p.kvCacheBits) / 8192.0);
+        return std::string(text);
+    };
     for (const auto& p : front)
-        std::printf("%12.1f %10.2f %14.2f %13s %13s%s\n", double(p.sizeBits) / 8192.0, p.averageBits, p.predictedSqnrDb,
+        std::printf("%12.1f %10.2f %14.2f %13s %13s%s%s\n", double(p.sizeBits) / 8192.0, p.averageBits, p.predictedSqnrDb,
             p.measured ? str(p.measured->sqnrDb).c_str() : "-", top1Text(p).c_str(),
-            byLatency ? str("   ", latencyMsOf(p)).c_str() : "");
+            byLatency ? str("   ", latencyMsOf(p)).c_str() : "",
+            so.attention ? kvKiBText(p).c_str() : "");
     std::printf("\nchosen: %.2f average bits, %.1f KiB, predicted %.2f dB%s\n", chosen->averageBits,
         double(chosen->sizeBits) / 8192.0, chosen->predictedSqnrDb,
         chosen->measured ? str(", measured ", chosen->measured->sqnrDb, " dB, top-1 ", top1Text(*chosen)).c_str() : "");
     for (const auto& [layer, bits] : chosen->bits)
         std::printf("  %-28s %d bits\n", layer.c_str(), bits);
+    for (const auto& [point, bits] : chosen->operandBits)
+        std::printf("  %-28s %s\n", point.c_str(), bits >= 16 ? "float" : str(bits, " bits").c_str());
     return 0;
 }
 
@@ -553,7 +583,8 @@ const bool registeredMixed = registerCommand({"mixed",
     "[--min-bits N] [--max-bits N] [--latency-batch N] [--remeasure] "
     "[--pin LAYER=BITS,...] [--verify K [--shard I/N | --slurm --shards N [--partition P] [--time T] [--mem M] "
     "[--cpus-per-task C] [--work-dir DIR]]] [--out CFG.json] [--limit N] [--db DB] [--json] "
-    "[--attn-bits N] [--kv-bits N] [--attn-granularity G|ROLE=G,...] [--kivi] [--attn-calib C] (fixed widths)",
+    "[--attn-bits N] [--kv-bits N] [--attn-granularity G|ROLE=G,...] [--kivi] [--attn-calib C] (fixed widths) "
+    "[--attention [--kv-context N]] (Q, K, V, P searched too; size and budget include the KV cache)",
     "Pareto front of predicted error vs size from sensitivity; the best configuration within a budget", runMixed});
 
 } // namespace

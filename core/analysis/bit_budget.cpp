@@ -1,13 +1,34 @@
 #include "analysis/bit_budget.h"
 
+#include "quant/attention.h"
 #include "quant/quantizer.h"
 #include "quant/session.h"
+#include "runtime/plan.h"
+#include "util/error.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <memory>
+#include <optional>
 #include <set>
 
 namespace qs {
+namespace {
+
+// The role an operand point ("<MatMul>:K") or its sensitivity op ("MatMul:K") ends with.
+std::optional<OperandRole> pointRole(const std::string& name)
+{
+    const auto colon = name.rfind(':');
+    if (colon == std::string::npos || colon + 2 != name.size())
+        return std::nullopt;
+    for (OperandRole r : {OperandRole::Q, OperandRole::K, OperandRole::V, OperandRole::P})
+        if (name.back() == operandRoleName(r)[0])
+            return r;
+    return std::nullopt;
+}
+
+} // namespace
 
 int64_t ModelSizeTable::layerBits(const LayerShape& l, const QuantSpec& weight) const
 {
@@ -25,9 +46,110 @@ int64_t ModelSizeTable::sizeBits(const QuantConfig& config) const
     return bits;
 }
 
+int64_t ModelSizeTable::operandElements(const OperandShape& o) const
+{
+    return o.cached ? kvContext * o.tokenElements : 0;
+}
+
+int64_t ModelSizeTable::operandBits(const OperandShape& o, const OperandSpec& spec) const
+{
+    const int64_t elements = operandElements(o);
+    if (elements == 0)
+        return 0;
+    if (spec.isFloat())
+        return elements * 32;
+    const int64_t headDim = std::max<int64_t>(1, o.tokenElements / std::max<int64_t>(1, o.heads));
+    int64_t ranges = 1;
+    switch (spec.granularity) {
+    case OperandGranularity::Tensor:
+        ranges = 1;
+        break;
+    case OperandGranularity::Head:
+        ranges = o.heads;
+        break;
+    case OperandGranularity::Channel:
+        ranges = headDim;
+        break;
+    case OperandGranularity::Token:
+        ranges = kvContext * o.heads;
+        break;
+    }
+    QuantSpec q;
+    q.bits = spec.bits;
+    q.symmetric = spec.symmetric;
+    return storedBits(elements, ranges, q);
+}
+
+namespace {
+
+// One token's share of an operand of shape `s` (unknown dims -1): every axis but the
+// batch (leading, rank >= 3) and the token axis; 0 when one of them is unknown.
+OperandShape operandShape(const AttentionPoint& p, const std::optional<Shape>& s, int64_t& staticTokens)
+{
+    OperandShape o;
+    o.point = p.name;
+    o.role = p.role;
+    o.cached = p.role == OperandRole::K || p.role == OperandRole::V;
+    if (!s)
+        return o;
+    const int rank = int(s->size());
+    const OperandAxes a = operandAxes(p.role, rank);
+    if (a.token < 0)
+        return o;
+    auto dim = [&](int i) { return (*s)[std::size_t(i)]; };
+    int64_t per = 1;
+    for (int i = rank >= 3 ? 1 : 0; i < rank; ++i)
+        if (i != a.token)
+            per = dim(i) > 0 && per > 0 ? per * dim(i) : 0;
+    o.tokenElements = per;
+    o.heads = a.head >= 0 && dim(a.head) > 0 ? dim(a.head) : 1;
+    if (o.cached && dim(a.token) > 0)
+        staticTokens = std::max(staticTokens, dim(a.token));
+    return o;
+}
+
+std::optional<Shape> graphShape(const Graph& g, const std::string& value)
+{
+    auto vi = g.valueInfo.find(value);
+    if (vi == g.valueInfo.end() || !vi->second.dims)
+        return std::nullopt;
+    return vi->second.shape();
+}
+
+} // namespace
+
 ModelSizeTable modelSizeTable(const QuantSession& session)
 {
     ModelSizeTable t;
+    for (const AttentionPoint& p : session.attentionPatterns().points)
+        t.operands.push_back(operandShape(p, graphShape(session.graph(), p.value), t.kvContext));
+    if (t.kvContext == 0)
+        if (auto it = session.graph().metadata.find("quantstudio.context"); it != session.graph().metadata.end()) {
+            char* end = nullptr;
+            const long long n = std::strtoll(it->second.c_str(), &end, 10);
+            t.kvContext = n > 0 && *end == 0 ? n : 0;
+        }
+    // Heads and head dim an export computes with Shape ops stay symbolic in the graph: a
+    // plan for one token of one sequence (every unknown input dim 1) gives them. The
+    // context is not taken from it. A model that does not compile so keeps them unknown.
+    const bool unknown = std::any_of(
+        t.operands.begin(), t.operands.end(), [](const OperandShape& o) { return o.cached && o.tokenElements == 0; });
+    if (unknown) {
+        std::map<std::string, Shape> shapes;
+        for (const ValueInfo& in : session.graph().inputs) {
+            Shape s = in.shape();
+            for (int64_t& d : s)
+                d = d > 0 ? d : 1;
+            shapes[in.name] = s;
+        }
+        ModelSizeTable resolved = t;
+        try {
+            resolveOperandShapes(resolved, session, shapes);
+            resolved.kvContext = t.kvContext;
+            t = std::move(resolved);
+        } catch (const Error&) {
+        }
+    }
     std::set<std::string> layerWeights;
     for (const auto& l : session.layers()) {
         const Tensor* w = session.graph().constant(l.weight);
@@ -106,6 +228,25 @@ ErrorPrediction predictError(const SensitivityResult& sensitivity, const QuantCo
             ++p.interpolated;
         p.noise += n;
     }
+    // Attention operands the sensitivity swept (op "MatMul:K"), at the bits the
+    // configuration gives them; float ones add nothing.
+    for (const LayerSensitivity& l : sensitivity.layers) {
+        const auto role = l.op.rfind("MatMul:", 0) == 0 ? pointRole(l.op) : std::nullopt;
+        if (!role)
+            continue;
+        auto spec = config.forOperand(l.layer, *role);
+        if (!spec)
+            continue;
+        const double n = layerNoise(l, spec->bits);
+        if (n < 0) {
+            ++p.layersMissing;
+            continue;
+        }
+        ++p.layersPredicted;
+        if (!l.byBits.count(spec->bits))
+            ++p.interpolated;
+        p.noise += n;
+    }
     p.sqnrDb = p.noise > 0 ? -10 * std::log10(p.noise) : INFINITY;
     return p;
 }
@@ -143,6 +284,75 @@ std::vector<LayerOptions> mixedLayerOptions(const ModelSizeTable& sizes, const S
         out.push_back(std::move(lo));
     }
     return out;
+}
+
+void resolveOperandShapes(
+    ModelSizeTable& t, const QuantSession& session, const std::map<std::string, Shape>& inputShapes)
+{
+    const auto& points = session.attentionPatterns().points;
+    if (points.empty())
+        return;
+    CompileOptions co = session.compileOptions(false, inputShapes);
+    for (const AttentionPoint& p : points)
+        co.keepValues.insert(p.value);
+    const std::unique_ptr<Plan> plan = compilePlan(session.graph(), co);
+    int64_t tokens = 0;
+    t.operands.clear();
+    for (const AttentionPoint& p : points)
+        t.operands.push_back(operandShape(p, plan->shapeOf(p.value), tokens));
+    if (t.kvContext == 0)
+        t.kvContext = tokens;
+}
+
+std::vector<LayerOptions> mixedOperandOptions(const ModelSizeTable& sizes, const SensitivityResult& sensitivity,
+    const std::vector<int>& bits, const QuantConfig& base, bool byAverageBits)
+{
+    std::vector<LayerOptions> out;
+    for (const OperandShape& op : sizes.operands) {
+        auto ls = std::find_if(sensitivity.layers.begin(), sensitivity.layers.end(),
+            [&](const LayerSensitivity& l) { return l.layer == op.point; });
+        if (ls == sensitivity.layers.end() || ls->byBits.empty())
+            continue;
+        auto over = base.attention.points.find(op.point);
+        const OperandSpec spec0 = over != base.attention.points.end() ? over->second : base.attention.role(op.role);
+        LayerOptions lo;
+        lo.layer = op.point;
+        lo.elements = sizes.operandElements(op);
+        lo.operand = true;
+        auto option = [&](int b, double noise) {
+            OperandSpec spec = spec0;
+            spec.bits = b;
+            BitOption o;
+            o.bits = b;
+            o.sizeBits = sizes.operandBits(op, spec);
+            o.cost = byAverageBits ? lo.elements * b : o.sizeBits;
+            o.noise = noise;
+            lo.options.push_back(o);
+        };
+        for (int b : bits) {
+            // As for layers: an unmeasured width counts as full noise (SQNR 0 dB).
+            auto m = ls->byBits.find(b);
+            const double sq = m != ls->byBits.end() ? m->second.sqnrDb : 0;
+            option(b, std::isfinite(sq) ? std::pow(10.0, -sq / 10) : 0);
+        }
+        option(32, 0);
+        out.push_back(std::move(lo));
+    }
+    return out;
+}
+
+QuantConfig withOperandBits(QuantConfig config, const std::map<std::string, int>& operandBits)
+{
+    for (const auto& [point, b] : operandBits) {
+        const auto role = pointRole(point);
+        if (!role)
+            fail("attention operand ", quoted(point), ": expected a point named <MatMul>:Q, :K, :V or :P");
+        auto over = config.attention.points.find(point);
+        OperandSpec spec = over != config.attention.points.end() ? over->second : config.attention.role(*role);
+        spec.bits = b >= 16 ? 32 : b;
+        config.attention.points[point] = spec;
+    }
+    return config;
 }
 
 QuantConfig configForBits(const QuantConfig& base, const std::map<std::string, int>& weightBits)

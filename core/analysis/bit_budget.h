@@ -26,10 +26,34 @@ struct LayerShape {
     int64_t elements = 0;
 };
 
+// An attention operand (quant/attention.h) as the search prices it: what one token adds
+// to it, and whether a KV cache keeps it for every past token (K and V do; Q and P are
+// transient and cost nothing on the size axis).
+struct OperandShape {
+    std::string point; // "<MatMul>:K"
+    OperandRole role = OperandRole::Q;
+    int64_t tokenElements = 0; // per token of one sequence (heads x head dim); 0: not known statically
+    int64_t heads = 1;         // ranges per token when quantized per token
+    bool cached = false;       // K, V
+};
+
 struct ModelSizeTable {
     std::vector<LayerShape> layers; // the quantized layers, as QuantSession sees them
     int64_t otherBits = 0;          // every other initializer (biases, ...) at its stored float size
     int64_t floatBits = 0;          // the whole model in float
+    // Attention operands, graph order; per-token sizes from the graph's shapes, else from
+    // a plan compiled for one token (every unknown input dim 1).
+    std::vector<OperandShape> operands;
+    // Tokens the KV cache is sized for: the operands' static token count, else the
+    // model's quantstudio.context metadata; 0 when neither says (callers ask for it).
+    int64_t kvContext = 0;
+
+    // Bits of one operand's KV cache over kvContext tokens at `spec` (float: 32 bits an
+    // element; ranges included: per token one per head and token, else one per slice);
+    // 0 for operands no cache keeps.
+    int64_t operandBits(const OperandShape& o, const OperandSpec& spec) const;
+    // Elements of one operand's KV cache (0 for Q and P).
+    int64_t operandElements(const OperandShape& o) const;
 
     // Stored bits of one layer's weight under `weight` (scales and zero points included).
     int64_t layerBits(const LayerShape& l, const QuantSpec& weight) const;
@@ -40,6 +64,12 @@ struct ModelSizeTable {
 // From a session's working graph (BatchNorm folded): the same numbers its sizeBits() gives.
 ModelSizeTable modelSizeTable(const QuantSession& session);
 ModelSizeTable modelSizeTable(const Graph& graph);
+
+// The operands' per-token sizes from a plan compiled for `inputShapes` (one sample
+// suffices), for exports whose heads and head dim come from Shape ops and stay symbolic
+// in the graph; kvContext, when still unknown, becomes the token count of those shapes.
+void resolveOperandShapes(
+    ModelSizeTable& table, const QuantSession& session, const std::map<std::string, Shape>& inputShapes);
 
 // Relative output noise power (10^(-SQNR/10)) of a layer quantized alone at `bits`, from its
 // sensitivity curve. Float bits (>= 16) add none; bits between measured ones are interpolated
@@ -59,7 +89,8 @@ struct ErrorPrediction {
 // bits for activations, and the lower of both when both were quantized together.
 int sensitivityBits(SensitivityMode mode, const LayerQuant& q);
 
-// Predicted output SQNR of `config` from `sensitivity` (the sum-of-noise model the Pareto front uses).
+// Predicted output SQNR of `config` from `sensitivity` (the sum-of-noise model the Pareto front
+// uses): the layers of `layers`, and the attention operands the sensitivity has curves for.
 ErrorPrediction predictError(const SensitivityResult& sensitivity, const QuantConfig& config,
     const std::vector<std::string>& layers);
 
@@ -69,7 +100,18 @@ ErrorPrediction predictError(const SensitivityResult& sensitivity, const QuantCo
 std::vector<LayerOptions> mixedLayerOptions(const ModelSizeTable& sizes, const SensitivityResult& sensitivity,
     const std::vector<int>& bits, const QuantConfig& base, bool byAverageBits);
 
+// Options for the attention operands that `sensitivity` has curves for (entries named
+// "<MatMul>:K", measured with SensitivityOptions::attention): each of `bits` plus float,
+// priced by their KV cache (operandBits, or elements x bits when `byAverageBits`) on
+// the spec `base` gives the point (its granularity, symmetry, calibrator).
+std::vector<LayerOptions> mixedOperandOptions(const ModelSizeTable& sizes, const SensitivityResult& sensitivity,
+    const std::vector<int>& bits, const QuantConfig& base, bool byAverageBits);
+
 // `base` with the given weight bits per layer.
 QuantConfig configForBits(const QuantConfig& base, const std::map<std::string, int>& weightBits);
+
+// `config` with the given bits per attention operand point (>= 16: float), each on the
+// spec the point has in `config` (its override, else its role's).
+QuantConfig withOperandBits(QuantConfig config, const std::map<std::string, int>& operandBits);
 
 } // namespace qs

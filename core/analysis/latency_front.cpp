@@ -107,7 +107,7 @@ QuantConfig configForPoint(const QuantConfig& base, const FrontPoint& p)
     for (const auto& [layer, bits] : p.bits)
         if (bits >= 16)
             cfg.excluded.insert(layer);
-    return cfg;
+    return withOperandBits(std::move(cfg), p.operandBits);
 }
 
 } // namespace qs

@@ -55,7 +55,8 @@ std::set<std::string> int8Layers(const FrontPoint& p);
 // The layers of `layers` that `config` runs in INT8: not excluded, integer weight bits and
 // 8-bit (or narrower) activations.
 std::set<std::string> int8Layers(const QuantConfig& config, const std::vector<std::string>& layers);
-// `base` with a front point's integer weight bits; its float layers excluded.
+// `base` with a front point's integer weight bits, its float layers excluded and its
+// attention operands at their bits (withOperandBits).
 QuantConfig configForPoint(const QuantConfig& base, const FrontPoint& p);
 
 } // namespace qs

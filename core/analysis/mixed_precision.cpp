@@ -16,8 +16,9 @@ std::vector<LayerOptions> constrain(const std::vector<LayerOptions>& layers, con
         k.options.clear();
         auto pin = c.pinned.find(l.layer);
         for (const auto& o : l.options) {
-            if (pin != c.pinned.end() ? o.bits == pin->second
-                                      : (c.allowedBits.count(o.bits) && o.bits >= c.minBits && o.bits <= c.maxBits))
+            const bool allowed = (c.allowedBits.count(o.bits) && o.bits >= c.minBits && o.bits <= c.maxBits) ||
+                (l.operand && o.bits >= 16);
+            if (pin != c.pinned.end() ? o.bits == pin->second : allowed)
                 k.options.push_back(o);
         }
         if (k.options.empty())
@@ -146,7 +147,9 @@ std::vector<FrontPoint> paretoFront(const std::vector<LayerOptions>& layers, int
         for (std::size_t li = 0; li < layers.size(); ++li) {
             const auto& l = layers[li];
             const BitOption& o = *picked[li];
-            p.bits[l.layer] = o.bits;
+            (l.operand ? p.operandBits : p.bits)[l.layer] = o.bits;
+            if (l.operand)
+                p.kvCacheBits += o.sizeBits;
             p.cost += o.cost + crossing(layers, li, prevInt8, o.int8);
             p.sizeBits += o.sizeBits;
             p.predictedNoise += o.noise;

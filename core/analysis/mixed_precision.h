@@ -29,6 +29,10 @@ struct LayerOptions {
     // the next layer is linked and int8 too. Zero for size costs.
     int64_t enterCost = 0, exitCost = 0;
     bool linkedToPrevious = false;
+    // An attention operand point ("<MatMul>:K", quant/attention.h) rather than a layer's
+    // weight: its bits go to FrontPoint::operandBits, its size to kvCacheBits, and a
+    // float option (bits >= 16) stays allowed whatever the bit constraints say.
+    bool operand = false;
 };
 
 // A front point evaluated for real: the whole model quantized with its bits.
@@ -44,8 +48,10 @@ struct FrontPoint {
     int64_t sizeBits = 0;                  // of the quantized layers
     double predictedNoise = 0;             // sum of per-layer noise
     double predictedSqnrDb = 0;            // -10 log10(noise)
-    double averageBits = 0;                // element-weighted weight bits
+    double averageBits = 0;                // element-weighted bits (weights and searched KV cache)
     std::map<std::string, int> bits;       // layer -> weight bits
+    std::map<std::string, int> operandBits; // attention operand point -> bits (>= 16: float)
+    int64_t kvCacheBits = 0;               // the operands' share of sizeBits (their KV cache)
     std::optional<MeasuredPoint> measured; // filled by verification
 };
 

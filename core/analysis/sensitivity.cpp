@@ -601,12 +601,17 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
     if (options.naive) {
         // Baseline for the benchmark: a full plan per configuration, run on every batch.
         std::vector<Tensor> refs;
+        // Plans are keyed by the data's shapes, as the cached sweep's: a dataset input
+        // may be unnamed (fed by position), so no model input name is looked up in them.
         std::unique_ptr<Plan> fp;
+        std::map<std::string, Shape> fpShape;
         for (int64_t start = 0; start < total; start += batch) {
             const int64_t n = std::min(batch, total - start);
             const std::map<std::string, Shape> shape = data.inputShapes(n);
-            if (!fp || fp->shapeOf(g.inputs.front().name) != shape.at(g.inputs.front().name))
+            if (!fp || shape != fpShape) {
                 fp = session.compile(false, shape);
+                fpShape = shape;
+            }
             refs.push_back(fp->run(data.batch(start, n)).front());
             std::vector<int64_t> labels = batchLabels(start, n);
             fp32Meter.add(refs.back(), refs.back(), data.labels ? &labels : nullptr);
@@ -614,6 +619,7 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
         for (const Variant& v : variants) {
             const SessionLayer& l = layers[v.layer];
             std::unique_ptr<Plan> q;
+            std::map<std::string, Shape> qShape;
             int64_t bi = 0;
             for (int64_t start = 0; start < total; start += batch, ++bi) {
                 if (cancel.cancelled()) {
@@ -622,7 +628,8 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                 }
                 const int64_t n = std::min(batch, total - start);
                 const std::map<std::string, Shape> shape = data.inputShapes(n);
-                if (!q || q->shapeOf(g.inputs.front().name) != shape.at(g.inputs.front().name)) {
+                if (!q || shape != qShape) {
+                    qShape = shape;
                     CompileOptions co = session.compileOptions(false, shape);
                     if (v.weight)
                         co.initializerOverrides[l.weight] = *v.weight;

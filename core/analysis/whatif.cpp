@@ -181,7 +181,7 @@ WhatIfSession::WhatIfSession(const Graph& source, const Dataset& calib, const Da
 
 WhatIfSession::~WhatIfSession() = default;
 
-void WhatIfSession::rebuild(const QuantConfig& config, Progress& progress, const CancelToken& cancel)
+std::unique_ptr<QuantSession> WhatIfSession::makeSession(const QuantConfig& config) const
 {
     QuantizeOptions o = options_;
     o.config = config;
@@ -200,6 +200,29 @@ void WhatIfSession::rebuild(const QuantConfig& config, Progress& progress, const
     }
     session->setOperandQuantization(operands);
     session->quantizeWeights();
+    return session;
+}
+
+WhatIfMetrics WhatIfSession::runInFull(const QuantConfig& config, const CancelToken& cancel) const
+{
+    const std::unique_ptr<QuantSession> session = makeSession(config);
+    FidelityMeter meter(eval_.targets.has_value());
+    std::unique_ptr<Plan> plan;
+    std::map<std::string, Shape> planShapes;
+    for (const auto& b : batches_) {
+        cancel.check();
+        if (!plan || b->shapes != planShapes) {
+            plan = session->compile(true, b->shapes);
+            planShapes = b->shapes;
+        }
+        meter.add(b->fpOut, plan->run(b->input).front(), eval_.labels ? &b->labels : nullptr);
+    }
+    return metricsOf(meter);
+}
+
+void WhatIfSession::rebuild(const QuantConfig& config, Progress& progress, const CancelToken& cancel)
+{
+    std::unique_ptr<QuantSession> session = makeSession(config);
     const Graph& g = session->graph();
 
     // The current configuration over every batch: raw layer inputs (recorded by the
@@ -293,6 +316,23 @@ QuantConfig WhatIfSession::changed(const WhatIfChange& change) const
         (void)calibrator(change.spec->activation.calibrator);
         c.layers[change.layer] = *change.spec;
     }
+    if (change.operandSpec) {
+        const auto& points = session_->attentionPatterns().points;
+        auto p = std::find_if(
+            points.begin(), points.end(), [&](const AttentionPoint& a) { return a.name == change.operand; });
+        if (p == points.end())
+            fail("what-if: ", quoted(change.operand), " is not an attention operand of the model");
+        const OperandSpec& s = *change.operandSpec;
+        if (!((s.bits >= 2 && s.bits <= 8) || s.bits == 16 || s.bits == 32))
+            fail("what-if: attention operand ", quoted(change.operand), ": ", s.bits, " bits is not 2..8, 16 or 32");
+        if (!s.isFloat() && s.granularity != OperandGranularity::Token) {
+            (void)calibrator(s.calibrator);
+            if (!operandObservers_.count({p->name, int(s.granularity)}))
+                fail("what-if: attention operand ", quoted(change.operand), ": per ",
+                    operandGranularityName(s.granularity), " does not apply to its shape");
+        }
+        c.attention.points[change.operand] = s;
+    }
     for (const auto& name : change.clearRanges)
         c.ranges.erase(name);
     for (const auto& [name, r] : change.setRanges) {
@@ -315,6 +355,24 @@ WhatIfResult WhatIfSession::evaluate(const WhatIfChange& change, const CancelTok
     WhatIfResult result;
     result.config = changed(change);
     result.layer = change.layer;
+    if (change.operandSpec) {
+        result.layer = change.operand;
+        result.layerSqnrDb = result.baseLayerSqnrDb = NAN;
+        result.weightSqnrDb = INFINITY;
+        result.base = base_;
+        result.fp32Top1 = fp32Top1_;
+        result.samples = samples_;
+        if (result.config.toJson() == options_.config.toJson())
+            result.metrics = base_;
+        else
+            result.metrics = runInFull(result.config, cancel);
+        if (auto p = std::find_if(session_->attentionPatterns().points.begin(), session_->attentionPatterns().points.end(),
+                [&](const AttentionPoint& a) { return a.name == change.operand; });
+            p != session_->attentionPatterns().points.end())
+            result.changedActivations.push_back(p->value);
+        result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        return result;
+    }
     if (result.layer.empty()) {
         for (const auto& l : session_->layers())
             if (result.layer.empty() && !change.setRanges.empty() &&

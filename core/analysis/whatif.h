@@ -25,6 +25,11 @@ struct WhatIfChange {
     std::optional<LayerQuant> spec;  // the layer's new spec (whole LayerQuant)
     std::map<std::string, std::pair<float, float>> setRanges; // per-tensor ranges set (QuantConfig::ranges)
     std::set<std::string> clearRanges;                        // per-tensor ranges removed
+    // An attention operand point ("<MatMul>:K", quant/attention.h) and its new spec (bits
+    // 16 or 32: float). Its raw value is not cached, so the changed configuration is
+    // evaluated by a full quantized run of the evaluation batches; `layer` may stay "".
+    std::string operand;
+    std::optional<OperandSpec> operandSpec;
 };
 
 // Model output of a configuration against FP32 on the evaluation set.
@@ -34,8 +39,8 @@ struct WhatIfMetrics {
 };
 
 struct WhatIfResult {
-    std::string layer;
-    double layerSqnrDb = 0;     // the layer's output, changed configuration vs FP32
+    std::string layer;          // the reported layer, or the changed attention operand point
+    double layerSqnrDb = 0;     // the layer's output, changed configuration vs FP32 (NaN for an operand)
     double baseLayerSqnrDb = 0; // the same under the current configuration
     double weightSqnrDb = 0;    // the layer's quantized weight vs its float weight (+inf: float)
     WhatIfMetrics metrics, base;
@@ -97,6 +102,10 @@ public:
 private:
     struct Batch;
     void rebuild(const QuantConfig& config, Progress& progress, const CancelToken& cancel);
+    // A session of `config` quantized from the kept calibration observations.
+    std::unique_ptr<QuantSession> makeSession(const QuantConfig& config) const;
+    // The model output of `config` against FP32 over every evaluation batch, in full.
+    WhatIfMetrics runInFull(const QuantConfig& config, const CancelToken& cancel) const;
     const SessionLayer& layerNamed(const std::string& name) const;
 
     Graph source_;

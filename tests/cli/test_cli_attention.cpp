@@ -7,6 +7,7 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QSet>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -114,12 +115,55 @@ private slots:
         QCOMPARE(attention["v"].toObject()["bits"].toInt(), 4);
     }
 
+    // --attention: Q, K, V and P are choices of the search; sizes include the KV cache,
+    // so the front goes from narrow to float KV caches, and each point's configuration
+    // quantizes the operands it chose.
+    void mixedSearchesTheOperands()
+    {
+        auto r = cli(QStringList {"mixed", kModel} + kSmall +
+            QStringList {"--bits", "4,8", "--limit", "4", "--budget-bytes", "1000000", "--attention", "--kivi",
+                "--verify", "2", "--json"});
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+        const QJsonObject j = json(r);
+        const QJsonArray front = j["front"].toArray();
+        QVERIFY(front.size() >= 3);
+        const QString k = "/blocks.0/MatMul:K";
+        QSet<int> kBits;
+        int measured = 0;
+        for (const auto& v : front) {
+            const QJsonObject p = v.toObject();
+            const QJsonObject ops = p["operand_bits"].toObject();
+            QCOMPARE(ops.size(), 4);
+            const int bits = ops[k].toInt();
+            kBits.insert(bits);
+            QVERIFY(p["kv_cache_bits"].toDouble() > 0);
+            QVERIFY(p["kv_cache_bits"].toDouble() < p["size_bits"].toDouble());
+            const QJsonObject points = p["config"].toObject()["attention"].toObject()["points"].toObject();
+            QCOMPARE(points[k].toObject()["bits"].toInt(), bits >= 16 ? 32 : bits);
+            if (bits < 16)
+                QCOMPARE(points[k].toObject()["granularity"].toString(), QString("channel")); // --kivi
+            measured += p["measured"].isObject();
+        }
+        QVERIFY(kBits.contains(32));
+        QVERIFY(kBits.contains(4) || kBits.contains(8));
+        QCOMPARE(measured, 2);
+        // The largest budget takes the least-noise point: every KV cache in float.
+        QCOMPARE(j["chosen"].toObject()["operand_bits"].toObject()[k].toInt(), 32);
+    }
+
     void misuseIsOneLine()
     {
         const QStringList base = QStringList {"quantize", kModel} + kSmall + QStringList {"--eval-limit", "2"};
         QVERIFY(oneLineError(cli(base + QStringList {"--attn-granularity", "k=row"}), "--attn-granularity"));
         QVERIFY(oneLineError(cli(base + QStringList {"--attn-granularity", "x=head"}), "--attn-granularity"));
         QVERIFY(oneLineError(cli(base + QStringList {"--kv-bits", "12"}), "--kv-bits"));
+        const QStringList mixed = QStringList {"mixed", kModel} + kSmall +
+            QStringList {"--bits", "4,8", "--limit", "4", "--budget-bits", "6"};
+        QVERIFY(oneLineError(cli(mixed + QStringList {"--kv-context", "64"}), "--kv-context"));
+        QVERIFY(oneLineError(cli(mixed + QStringList {"--kv-context", "0", "--attention"}), "--kv-context"));
+        QVERIFY(oneLineError(cli(QStringList {"mixed", kModel} + kSmall +
+                                 QStringList {"--attention", "--cost", "latency", "--budget-ms", "1"}),
+            "--attention"));
         QVERIFY(oneLineError(cli(base + QStringList {"--kv-bits", "4", "--int8"}), "MatMul:K"));
         // torch's MultiheadAttention export folds heads into the batch: no head axis to split.
         QVERIFY(oneLineError(cli(QStringList {"quantize", kEncoder} + kSmall +

@@ -377,7 +377,9 @@ private slots:
     {
         const TransformerDims d;
         Dataset data = tokenData(d, 12, 9);
-        data.inputs.front().name = "input"; // the naive sweep looks the model's input up by name
+        // The input stays unnamed (fed by position): the naive sweep once looked the model
+        // input's name up in the data's shapes and threw std::map::at.
+        QCOMPARE(data.inputs.front().name, std::string());
         SensitivityOptions o;
         o.bits = {3, 8};
         o.limit = 12;
@@ -435,6 +437,33 @@ private slots:
         const QuantizeResult again = quantizeModel(tinyTransformer(d), calib, eval, changed, progress, CancelToken());
         QVERIFY2(std::abs(r.metrics.outputSqnrDb - again.sqnrDb) < 1e-3,
             qPrintable(QString("what-if %1 dB, quantize %2 dB").arg(r.metrics.outputSqnrDb).arg(again.sqnrDb)));
+
+        // An operand's own edit: V down to 2 bits per tensor. The what-if re-runs the
+        // changed configuration in full; quantizeModel is the reference, and applying
+        // the change makes it the current configuration with the same numbers.
+        WhatIfChange operand;
+        operand.operand = "attend:V";
+        operand.operandSpec = OperandSpec {.bits = 2};
+        const WhatIfResult v = w.evaluate(operand);
+        QCOMPARE(v.layer, std::string("attend:V"));
+        QCOMPARE(v.config.attention.points.at("attend:V").bits, 2);
+        QVERIFY(v.metrics.outputSqnrDb < v.base.outputSqnrDb - 1);
+        QVERIFY(std::isnan(v.layerSqnrDb));
+        changed.config = v.config;
+        const QuantizeResult v2 = quantizeModel(tinyTransformer(d), calib, eval, changed, progress, CancelToken());
+        QVERIFY2(std::abs(v.metrics.outputSqnrDb - v2.sqnrDb) < 1e-3,
+            qPrintable(QString("what-if %1 dB, quantize %2 dB").arg(v.metrics.outputSqnrDb).arg(v2.sqnrDb)));
+        // V's base spec again (3 bits per token): nothing changes, the base numbers.
+        operand.operandSpec = o.config.attention.v;
+        QCOMPARE(w.evaluate(operand).metrics.outputSqnrDb, v.base.outputSqnrDb);
+        operand.operandSpec = OperandSpec {.bits = 2};
+        w.apply(operand, progress, CancelToken());
+        QCOMPARE(w.current().outputSqnrDb, v.metrics.outputSqnrDb);
+        operand.operand = "attend:X";
+        QVERIFY(failsNaming([&] { w.evaluate(operand); }, "attend:X"));
+        operand.operand = "attend:V";
+        operand.operandSpec = OperandSpec {.bits = 12};
+        QVERIFY(failsNaming([&] { w.evaluate(operand); }, "12 bits"));
 
         // Per head does not apply to this single-head model's rank-3 operands.
         QuantConfig perHead = o.config;

@@ -30,11 +30,15 @@
 #include <QProgressBar>
 #include <QPushButton>
 #include <QSortFilterProxyModel>
+#include <QSignalBlocker>
 #include <QSpinBox>
+#include <QToolTip>
+#include <QUndoStack>
 #include <QTabWidget>
 #include <QTableView>
 #include <QVBoxLayout>
 
+#include <algorithm>
 #include <cmath>
 
 namespace qs::ui {
@@ -134,6 +138,16 @@ ParetoPanel::ParetoPanel(Studio& studio, QWidget* parent)
     threads_->setPrefix(QStringLiteral("threads "));
     threads_->setSpecialValueText(QStringLiteral("all threads"));
     threads_->setToolTip(QStringLiteral("oneDNN threads the latency is measured with (0: all cores)"));
+    kvTokens_ = new QSpinBox(this);
+    kvTokens_->setObjectName(QStringLiteral("paretoKvTokens"));
+    kvTokens_->setRange(1, 1 << 24);
+    kvTokens_->setValue(1024);
+    kvTokens_->setPrefix(QStringLiteral("KV cache "));
+    kvTokens_->setSuffix(QStringLiteral(" tokens"));
+    kvTokens_->setToolTip(QStringLiteral("Tokens the KV cache holds: the attention operands of a sensitivity sweep "
+                                         "with operands are choices of the front, K and V priced by their cache"));
+    kvTokens_->setVisible(false);
+    connect(kvTokens_, &QSpinBox::valueChanged, this, [this] { recompute(); });
     remeasure_ = new QPushButton(QStringLiteral("Remeasure"), this);
     remeasure_->setObjectName(QStringLiteral("paretoRemeasure"));
     remeasure_->setToolTip(QStringLiteral("Measure the latency profile again instead of using the stored one"));
@@ -153,6 +167,7 @@ ParetoPanel::ParetoPanel(Studio& studio, QWidget* parent)
     header->addWidget(batch_);
     header->addWidget(threads_);
     header->addWidget(remeasure_);
+    header->addWidget(kvTokens_);
     header->addStretch(1);
     header->addWidget(isa_);
 
@@ -268,6 +283,10 @@ ParetoPanel::ParetoPanel(Studio& studio, QWidget* parent)
             plot->setCursor(budgetSet_ && std::abs(e->pos().x() - lineX) <= 6 ? Qt::SplitHCursor
                             : pointAt(e->pos()) >= 0                             ? Qt::PointingHandCursor
                                                                                  : Qt::ArrowCursor);
+        if (const int i = dragging_ ? -1 : pointAt(e->pos()); i >= 0)
+            QToolTip::showText(e->globalPosition().toPoint(), pointToolTip(i), plot);
+        else
+            QToolTip::hideText();
     });
     connect(p, &QCustomPlot::mouseRelease, this, [this] {
         if (dragging_)
@@ -276,7 +295,13 @@ ParetoPanel::ParetoPanel(Studio& studio, QWidget* parent)
     });
 
     connect(config_, &QuantConfigDocument::sensitivityChanged, this, &ParetoPanel::recompute);
-    connect(config_, &QuantConfigDocument::sizesChanged, this, &ParetoPanel::recompute);
+    connect(config_, &QuantConfigDocument::sizesChanged, this, [this] {
+        if (const auto sizes = config_->sizes(); sizes && sizes->kvContext > 0) {
+            const QSignalBlocker quiet(kvTokens_); // one recompute below
+            kvTokens_->setValue(int(std::min<int64_t>(sizes->kvContext, kvTokens_->maximum())));
+        }
+        recompute();
+    });
     connect(config_, &QuantConfigDocument::configChanged, this, [this] {
         updateCurrent();
         panel_->plot()->replot();
@@ -500,12 +525,20 @@ void ParetoPanel::recompute()
     base.layers.clear();
     const auto profile = latency ? profile_ : nullptr;
     const auto links = links_;
+    // Operands swept with the sensitivity join the size front, their KV cache over kvTokens().
+    const bool operands = !latency && std::any_of(sens->layers.begin(), sens->layers.end(), [&](const LayerSensitivity& l) {
+        return std::any_of(sizes->operands.begin(), sizes->operands.end(),
+                           [&](const OperandShape& o) { return o.point == l.layer; });
+    });
+    kvTokens_->setVisible(operands);
+    auto kvSizes = std::make_shared<ModelSizeTable>(*sizes);
+    kvSizes->kvContext = kvTokens();
     const auto noise = std::make_shared<const std::map<std::string, double>>(inputNoise_);
     QPointer<ParetoPanel> self(this);
     // The DP is exact over 4096 cost buckets per layer: milliseconds for the demo, more for
     // hundreds of layers, so always off the GUI thread.
     jobs_->start(QStringLiteral("pareto"), QStringLiteral("Computing the Pareto front"),
-                 [self, sizes, sens, base, profile, links, noise, generation](Progress&, const CancelToken&) -> JobRunner::Deliver {
+                 [self, sizes, kvSizes, sens, base, profile, links, noise, generation](Progress&, const CancelToken&) -> JobRunner::Deliver {
                      const std::vector<int> bits = measuredBits(*sens);
                      auto front = std::make_shared<std::vector<FrontPoint>>();
                      auto ms = std::make_shared<std::vector<double>>();
@@ -517,7 +550,10 @@ void ParetoPanel::recompute()
                          for (const FrontPoint& p : *front)
                              ms->push_back(predictLatencyMs(*profile, *links, int8Layers(p)));
                      } else {
-                         *front = paretoFront(mixedLayerOptions(*sizes, *sens, bits, base, false));
+                         std::vector<LayerOptions> options = mixedLayerOptions(*sizes, *sens, bits, base, false);
+                         for (LayerOptions& o : mixedOperandOptions(*kvSizes, *sens, bits, base, false))
+                             options.push_back(std::move(o));
+                         *front = paretoFront(options);
                      }
                      return [self, front, ms, generation] {
                          if (!self || self->computeGeneration_ != generation)
@@ -677,7 +713,18 @@ void ParetoPanel::updateCurrent()
         if (auto ms = currentLatencyMs())
             current_->addData(*ms, *sqnr);
     } else if (const int64_t bits = config_->sizeBits(); bits > 0) {
-        current_->addData(double(bits) / 8192.0, *sqnr);
+        // With the operands on the front, the configuration's KV cache counts too.
+        int64_t kv = 0;
+        if (const auto sizes = config_->sizes(); sizes && !front_.empty() &&
+                                                 !front_.front().operandBits.empty()) {
+            ModelSizeTable t = *sizes;
+            t.kvContext = kvTokens();
+            for (const OperandShape& o : t.operands) {
+                const auto spec = config_->config().forOperand(o.point, o.role);
+                kv += t.operandBits(o, spec ? *spec : OperandSpec {});
+            }
+        }
+        current_->addData(double(bits + kv) / 8192.0, *sqnr);
     }
 }
 
@@ -801,9 +848,54 @@ void ParetoPanel::applyPoint(int index)
     }
     for (const auto& [layer, b] : p.bits)
         bits[layer] = {b, 0}; // activation bits stay
-    config_->applyBits(bits, QStringLiteral("Apply Pareto point (%1 KiB, %2 dB)")
-                                 .arg(sizeKiB(p), 0, 'f', 1)
-                                 .arg(p.predictedSqnrDb, 0, 'f', 1));
+    const QString text =
+        QStringLiteral("Apply Pareto point (%1 KiB, %2 dB)").arg(sizeKiB(p), 0, 'f', 1).arg(p.predictedSqnrDb, 0, 'f', 1);
+    if (p.operandBits.empty()) {
+        config_->applyBits(bits, text);
+        return;
+    }
+    // The layers' bits and the operands' bits are one undo step.
+    config_->undoStack()->beginMacro(text);
+    config_->applyBits(bits, text);
+    config_->setConfig(withOperandBits(config_->config(), p.operandBits), text);
+    config_->undoStack()->endMacro();
+}
+
+int ParetoPanel::kvTokens() const
+{
+    return kvTokens_->value();
+}
+
+void ParetoPanel::setKvTokens(int tokens)
+{
+    kvTokens_->setValue(tokens);
+}
+
+QString ParetoPanel::pointToolTip(int index) const
+{
+    if (index < 0 || index >= int(front_.size()))
+        return QString();
+    const FrontPoint& p = front_[std::size_t(index)];
+    QString t = QStringLiteral("<b>%1 KiB</b>").arg(sizeKiB(p), 0, 'f', 1);
+    if (!p.operandBits.empty())
+        t += QStringLiteral(" (KV cache %1 KiB over %2 tokens)").arg(double(p.kvCacheBits) / 8192.0, 0, 'f', 1).arg(kvTokens());
+    t += QStringLiteral(", predicted %1 dB, %2 average bits").arg(p.predictedSqnrDb, 0, 'f', 1).arg(p.averageBits, 0, 'f', 2);
+    // Layers grouped by bits: a front of hundreds of layers stays readable.
+    std::map<int, int> byBits;
+    for (const auto& [layer, b] : p.bits)
+        ++byBits[b];
+    QStringList groups;
+    for (const auto& [b, n] : byBits)
+        groups << QStringLiteral("%1 at %2").arg(n).arg(b >= 16 ? QStringLiteral("float") : QStringLiteral("%1 bits").arg(b));
+    t += QStringLiteral("<br/>Layers: %1").arg(groups.join(QStringLiteral(", ")));
+    if (!p.operandBits.empty()) {
+        t += QStringLiteral("<br/>Attention operands:");
+        for (const auto& [point, b] : p.operandBits)
+            t += QStringLiteral("<br/>&nbsp;&nbsp;%1: %2")
+                     .arg(QString::fromStdString(point).toHtmlEscaped(),
+                          b >= 16 ? QStringLiteral("float") : QStringLiteral("%1 bits").arg(b));
+    }
+    return t + QStringLiteral("<br/><i>Click to apply</i>");
 }
 
 int ParetoPanel::pointAt(const QPoint& pos, double radius) const

@@ -105,6 +105,14 @@ public:
     void applyPoint(int index);
     // The front point drawn within `radius` pixels of a plot position, -1 for none.
     int pointAt(const QPoint& pos, double radius = 10) const;
+    // What front()[i] is, for its hover tooltip: size (KV share), predicted SQNR, the
+    // layers' bits and, when the search had attention operands, each operand's bits.
+    QString pointToolTip(int index) const;
+    // Tokens the KV cache of searched attention operands is sized for (the size axis);
+    // starts at the model's context, else 1024.
+    int kvTokens() const;
+    void setKvTokens(int tokens);
+    QSpinBox* kvTokensBox() const { return kvTokens_; }
 
 signals:
     void frontChanged();
@@ -152,6 +160,7 @@ private:
     QComboBox* axisCombo_;
     QSpinBox* batch_;
     QSpinBox* threads_;
+    QSpinBox* kvTokens_;
     QPushButton* remeasure_;
     QLabel* isa_;
     QLabel* profileText_;

@@ -18,6 +18,7 @@
 
 #include <qcustomplot.h>
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QFileInfo>
 #include <QFormLayout>
@@ -95,6 +96,11 @@ SensitivityPanel::SensitivityPanel(Studio& studio, QWidget* parent)
     mode_->addItem(QStringLiteral("Weights"), QStringLiteral("weights"));
     mode_->addItem(QStringLiteral("Activations"), QStringLiteral("activations"));
     mode_->addItem(QStringLiteral("Both"), QStringLiteral("both"));
+    attention_ = new QCheckBox(QStringLiteral("Attention operands"), this);
+    attention_->setObjectName(QStringLiteral("sensitivityAttention"));
+    attention_->setToolTip(QStringLiteral("Also sweep each attention operand (Q, K, V, P inputs of the activation x "
+                                          "activation MatMuls) alone, on the configuration's operand granularity; its "
+                                          "rows follow the layers and the Pareto front searches them"));
     bits_ = new QLineEdit(QStringLiteral("2,3,4,5,6,8"), this);
     bits_->setObjectName(QStringLiteral("sensitivityBits"));
     bits_->setToolTip(QStringLiteral("Bit widths to test, comma-separated (2..8)"));
@@ -138,6 +144,7 @@ SensitivityPanel::SensitivityPanel(Studio& studio, QWidget* parent)
     controls2->addWidget(label(QStringLiteral("Bits")));
     controls2->addWidget(bits_);
     controls2->addWidget(limit_);
+    controls2->addWidget(attention_);
     controls2->addStretch(1);
     controls2->addWidget(run_);
     controls2->addWidget(cancel_);
@@ -175,7 +182,7 @@ SensitivityPanel::SensitivityPanel(Studio& studio, QWidget* parent)
         if (e->button() != Qt::LeftButton)
             return;
         const int row = layerAtHeatmap(e->pos());
-        if (row >= 0)
+        if (row >= 0 && row < doc_->layerCount()) // operand rows have no layer to select
             selection_->selectLayer(row);
     });
 
@@ -340,6 +347,7 @@ std::optional<SensitivityOptions> SensitivityPanel::sweepOptions(QString* error)
     opts.method = parseSensitivityMethod(method_->currentData().toString().toStdString());
     opts.mode = parseSensitivityMode(mode_->currentData().toString().toStdString());
     opts.limit = limit_->value();
+    opts.attention = attention_->isChecked();
     opts.base = config_->config(); // granularity and calibrator of the tested layer
     opts.base.layers.clear();
     // One core stays free for the GUI thread (as calibration does).
@@ -533,17 +541,44 @@ void SensitivityPanel::onMeasured(const LayerSensitivity& layer, int bits, int s
         replot_->start();
 }
 
-const BitMeasure* SensitivityPanel::measure(int layerRow, int bits) const
+int SensitivityPanel::heatRows() const
 {
-    const LayerData* l = doc_->layer(layerRow);
-    if (!l)
+    int operands = 0;
+    for (const auto& s : shown_.layers)
+        operands += s.op.rfind("MatMul:", 0) == 0 ? 1 : 0;
+    return doc_->layerCount() + operands;
+}
+
+const LayerSensitivity* SensitivityPanel::operandAt(int row) const
+{
+    int i = row - doc_->layerCount();
+    if (i < 0)
         return nullptr;
     for (const auto& s : shown_.layers)
-        if (s.layer == l->summary.name) {
-            auto it = s.byBits.find(bits);
-            return it == s.byBits.end() ? nullptr : &it->second;
-        }
+        if (s.op.rfind("MatMul:", 0) == 0 && i-- == 0)
+            return &s;
     return nullptr;
+}
+
+QString SensitivityPanel::rowLabel(int row) const
+{
+    if (const LayerSensitivity* o = operandAt(row))
+        return QString::fromStdString(o->layer);
+    const LayerData* l = doc_->layer(row);
+    return l ? shortLayerName(l->summary.name, l->summary.op) : QString();
+}
+
+const BitMeasure* SensitivityPanel::measure(int layerRow, int bits) const
+{
+    const LayerSensitivity* found = operandAt(layerRow);
+    if (const LayerData* l = found ? nullptr : doc_->layer(layerRow))
+        for (const auto& s : shown_.layers)
+            if (s.layer == l->summary.name)
+                found = &s;
+    if (!found)
+        return nullptr;
+    auto it = found->byBits.find(bits);
+    return it == found->byBits.end() ? nullptr : &it->second;
 }
 
 double SensitivityPanel::cellValue(int layerRow, int bits) const
@@ -584,9 +619,19 @@ QString SensitivityPanel::cellToolTip(int layerRow, int bits) const
 {
     const LayerData* l = doc_->layer(layerRow);
     const double v = cellValue(layerRow, bits);
-    if (!l || std::isnan(v))
+    if (std::isnan(v))
         return QString();
     const bool local = shown_.method == SensitivityMethod::Local;
+    if (const LayerSensitivity* o = operandAt(layerRow))
+        return QStringLiteral("<b>%1</b> (attention operand, %2) at %3 bits: %4 %5 dB<br/>Only this operand "
+                              "quantized, %6 against FP32.")
+            .arg(QString::fromStdString(o->layer).toHtmlEscaped(), QString::fromStdString(o->op))
+            .arg(bits)
+            .arg(local ? QStringLiteral("the operand's own SQNR") : QStringLiteral("output SQNR"))
+            .arg(cellText(layerRow, bits))
+            .arg(local ? QStringLiteral("the operand itself") : QStringLiteral("the model output"));
+    if (!l)
+        return QString();
     QString tip = QStringLiteral("<b>%1</b> at %2 bits: %3 %4 dB<br/>%5")
                       .arg(shortLayerName(l->summary.name, l->summary.op).toHtmlEscaped())
                       .arg(bits)
@@ -621,7 +666,7 @@ QString SensitivityPanel::cellToolTip(int layerRow, int bits) const
 void SensitivityPanel::rebuildHeatmap()
 {
     QCustomPlot* p = heatPanel_->plot();
-    const int rows = doc_->layerCount(), cols = int(bitsShown_.size());
+    const int rows = heatRows(), cols = int(bitsShown_.size());
     for (int i = p->itemCount() - 1; i >= 0; --i)
         if (p->item(i) != heatMark_)
             p->removeItem(i);
@@ -686,10 +731,9 @@ void SensitivityPanel::rebuildHeatmap()
     p->xAxis->setRange(-0.5, cols - 0.5);
     auto yt = QSharedPointer<QCPAxisTickerText>::create();
     for (int r = 0; r < rows; ++r) {
-        const LayerData* l = doc_->layer(r);
         // Every row labelled while they fit; else every n-th.
         if (rows <= 40 || r % ((rows + 39) / 40) == 0)
-            yt->addTick(r, shortLayerName(l->summary.name, l->summary.op));
+            yt->addTick(r, rowLabel(r));
     }
     p->yAxis->setTicker(yt);
     p->yAxis->setRange(-0.5, rows - 0.5);
@@ -769,7 +813,7 @@ int SensitivityPanel::layerAtHeatmap(const QPoint& pos) const
         return -1;
     const int row = int(std::lround(p->yAxis->pixelToCoord(pos.y())));
     const int col = int(std::lround(p->xAxis->pixelToCoord(pos.x())));
-    if (row < 0 || row >= doc_->layerCount() || col < 0 || col >= int(bitsShown_.size()))
+    if (row < 0 || row >= heatRows() || col < 0 || col >= int(bitsShown_.size()))
         return -1;
     return row;
 }
@@ -780,8 +824,9 @@ QString SensitivityPanel::heatmapCsv() const
     for (int b : bitsShown_)
         out += QStringLiteral(",sqnr_db_%1bit").arg(b);
     out += QLatin1Char('\n');
-    for (int r = 0; r < doc_->layerCount(); ++r) {
-        out += QString::fromStdString(doc_->layer(r)->summary.name);
+    for (int r = 0; r < heatRows(); ++r) {
+        const LayerSensitivity* o = operandAt(r);
+        out += QString::fromStdString(o ? o->layer : doc_->layer(r)->summary.name);
         for (int b : bitsShown_) {
             const double v = cellValue(r, b);
             out += QLatin1Char(',') +

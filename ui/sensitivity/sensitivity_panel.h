@@ -16,6 +16,7 @@
 class QCPBars;
 class QCPColorMap;
 class QCPItemRect;
+class QCheckBox;
 class QComboBox;
 class QLabel;
 class QLineEdit;
@@ -85,6 +86,11 @@ signals:
 
 private:
     const BitMeasure* measure(int layerRow, int bits) const;
+    // Heatmap rows: the model's layers, then the attention operands the shown sweep
+    // measured (SensitivityOptions::attention), each a row like a layer's.
+    int heatRows() const;
+    const LayerSensitivity* operandAt(int row) const; // null for a layer row
+    QString rowLabel(int row) const;
     void readStoredSweep();
     void reset(const std::vector<int>& bits);
     void showResult(const SensitivityResult& r);
@@ -103,6 +109,7 @@ private:
 
     QComboBox* method_;
     QComboBox* mode_;
+    QCheckBox* attention_;
     QLineEdit* bits_;
     QSpinBox* limit_;
     QPushButton* run_;

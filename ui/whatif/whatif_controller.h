@@ -47,6 +47,8 @@ public:
     bool hasSession() const { return session_ != nullptr; }
     std::shared_ptr<WhatIfSession> session() const { return session_; }
     const WhatIfLayerInfo* layerInfo(const std::string& layer) const;
+    // The configuration document what-ifs start from (its sensitivity predicts them); may be null.
+    QuantConfigDocument* configDocument() const { return configDoc_; }
 
     // Start jobs and return their ids. evaluate() builds the session first if needed.
     int prepare();

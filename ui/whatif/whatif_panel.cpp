@@ -1,7 +1,9 @@
 #include "ui/whatif/whatif_panel.h"
 
 #include "measure/activations.h"
+#include "analysis/bit_budget.h"
 #include "ui/document/model_document.h"
+#include "ui/document/quant_config_document.h"
 #include "ui/inspector/inspector_panel.h"
 #include "ui/whatif/range_editor.h"
 #include "ui/whatif/whatif_controller.h"
@@ -14,9 +16,11 @@
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QPushButton>
+#include <QSignalBlocker>
 #include <QSpinBox>
 #include <QVBoxLayout>
 
+#include <algorithm>
 #include <cmath>
 
 namespace qs::ui {
@@ -35,6 +39,15 @@ QString beforeAfter(const QString& before, const QString& after)
 QString pct(const std::optional<double>& v)
 {
     return v ? QString::number(*v * 100, 'f', 1) + QStringLiteral(" %") : dash();
+}
+
+// Top-1 before and after, with the change in points.
+QString top1Text(const WhatIfResult& r)
+{
+    QString top1 = beforeAfter(pct(r.base.top1), pct(r.metrics.top1));
+    if (auto d = r.top1Delta())
+        top1 += QStringLiteral(" (%1%2 pt)").arg(*d >= 0 ? QStringLiteral("+") : QString()).arg(*d * 100, 0, 'f', 1);
+    return top1;
 }
 
 } // namespace
@@ -92,6 +105,46 @@ WhatIfPanel::WhatIfPanel(ModelDocument* doc, WhatIfController* whatIf, Inspector
     layout->addWidget(result_);
     layout->addWidget(kept_);
 
+    // Attention operands: one what-if of a point's bits and granularity at a time.
+    operandRow_ = new QWidget(this);
+    operand_ = new QComboBox(operandRow_);
+    operand_->setObjectName(QStringLiteral("whatIfOperand"));
+    operand_->setToolTip(QStringLiteral("An attention operand (Q, K, V or P input of an activation x activation MatMul)"));
+    obits_ = new QComboBox(operandRow_);
+    obits_->setObjectName(QStringLiteral("whatIfOperandBits"));
+    obits_->addItem(QStringLiteral("float"), 32);
+    for (int b = 8; b >= 2; --b)
+        obits_->addItem(QStringLiteral("%1 bits").arg(b), b);
+    ogran_ = new QComboBox(operandRow_);
+    ogran_->setObjectName(QStringLiteral("whatIfOperandGranularity"));
+    for (auto g : {OperandGranularity::Tensor, OperandGranularity::Head, OperandGranularity::Token, OperandGranularity::Channel})
+        ogran_->addItem(QString(operandGranularityName(g)), int(g));
+    auto* orow = new QHBoxLayout(operandRow_);
+    orow->setContentsMargins(0, 4, 0, 0);
+    orow->addWidget(new QLabel(QStringLiteral("Operand"), operandRow_));
+    orow->addWidget(operand_, 1);
+    orow->addWidget(obits_);
+    orow->addWidget(ogran_);
+    operandResult_ = new QLabel(this);
+    operandResult_->setObjectName(QStringLiteral("whatIfOperandResult"));
+    operandResult_->setTextFormat(Qt::RichText);
+    operandResult_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
+    layout->addWidget(operandRow_);
+    layout->addWidget(operandResult_);
+    connect(operand_, &QComboBox::currentIndexChanged, this, [this] {
+        // Show the chosen point's current spec; trying it needs a change of bits or granularity.
+        const QSignalBlocker a(obits_), b(ogran_);
+        const int i = operand_->currentIndex();
+        if (i < 0 || i >= int(operands_.size()))
+            return;
+        const OperandSpec spec = operandSpecOf(operands_[std::size_t(i)]);
+        obits_->setCurrentIndex(std::max(0, obits_->findData(spec.isFloat() ? 32 : spec.bits)));
+        ogran_->setCurrentIndex(std::max(0, ogran_->findData(int(spec.granularity))));
+        showOperandResult();
+    });
+    connect(obits_, &QComboBox::currentIndexChanged, this, &WhatIfPanel::operandEdited);
+    connect(ogran_, &QComboBox::currentIndexChanged, this, &WhatIfPanel::operandEdited);
+
     for (auto [editor, target] : {std::pair{weightEditor_, Target::Weight}, std::pair{activationEditor_, Target::Activation}}) {
         connect(editor, &RangeEditor::rangeChanged, this, [this, target = target](double lo, double hi) { rangeMoved(target, lo, hi); });
         connect(editor, &RangeEditor::rangeReleased, this,
@@ -116,6 +169,7 @@ WhatIfPanel::WhatIfPanel(ModelDocument* doc, WhatIfController* whatIf, Inspector
         layerShown();
     });
     connect(whatIf_, &WhatIfController::resultReady, this, &WhatIfPanel::showResult);
+    connect(whatIf_, &WhatIfController::resultReady, this, &WhatIfPanel::showOperandResult);
     connect(whatIf_, &WhatIfController::configChanged, this, &WhatIfPanel::showKept);
     connect(whatIf_, &WhatIfController::failed, this, [this](const QString& message) {
         result_->setText(QStringLiteral("<span style='color:#b91c1c'>%1</span>").arg(message.toHtmlEscaped()));
@@ -126,9 +180,88 @@ WhatIfPanel::WhatIfPanel(ModelDocument* doc, WhatIfController* whatIf, Inspector
         errorNow_.reset();
         error_->setText(idleText());
         showResult();
+        listOperands();
     });
     error_->setText(idleText());
     showKept();
+    listOperands();
+}
+
+void WhatIfPanel::listOperands()
+{
+    const auto model = doc_->model();
+    operands_ = model && model->graph ? findAttentionOperands(*model->graph).points : std::vector<AttentionPoint> {};
+    {
+        const QSignalBlocker quiet(operand_);
+        operand_->clear();
+        for (const AttentionPoint& p : operands_)
+            operand_->addItem(QString::fromStdString(p.name));
+    }
+    operandRow_->setVisible(!operands_.empty());
+    operandResult_->setVisible(!operands_.empty());
+    if (!operands_.empty())
+        emit operand_->currentIndexChanged(operand_->currentIndex());
+}
+
+OperandSpec WhatIfPanel::operandSpecOf(const AttentionPoint& p) const
+{
+    const QuantConfig& c = whatIf_->config();
+    auto own = c.attention.points.find(p.name);
+    return own != c.attention.points.end() ? own->second : c.attention.role(p.role);
+}
+
+void WhatIfPanel::operandEdited()
+{
+    const int i = operand_->currentIndex();
+    if (i < 0 || i >= int(operands_.size()))
+        return;
+    const AttentionPoint& p = operands_[std::size_t(i)];
+    OperandSpec spec = operandSpecOf(p);
+    spec.bits = obits_->currentData().toInt();
+    spec.granularity = OperandGranularity(ogran_->currentData().toInt());
+    if (spec.granularity == OperandGranularity::Token)
+        spec.calibrator = "minmax"; // per token is each token's min-max at run time
+    WhatIfChange change;
+    change.operand = p.name;
+    change.operandSpec = spec;
+    start(change, operandResult_);
+}
+
+void WhatIfPanel::showOperandResult()
+{
+    const auto& r = whatIf_->lastResult();
+    const int i = operand_->currentIndex();
+    const std::string point = i >= 0 && i < int(operands_.size()) ? operands_[std::size_t(i)].name : std::string();
+    if (!r || point.empty() || r->layer != point) {
+        if (!whatIf_->isBusy())
+            operandResult_->setText(QStringLiteral("<span style='color:#6b7280'>Change an operand's bits or "
+                                                   "granularity: measured and predicted output SQNR show here.</span>"));
+        return;
+    }
+    // Predicted from the sensitivity sweep (its operand curves), before and after.
+    QString predicted = QStringLiteral("no sweep of the operands yet");
+    const QuantConfigDocument* cd = whatIf_->configDocument();
+    const auto sens = cd ? cd->sensitivity() : nullptr;
+    if (sens && doc_->model()) {
+        std::vector<std::string> names;
+        for (const LayerData& l : doc_->model()->layers)
+            names.push_back(l.summary.name);
+        const ErrorPrediction before = predictError(*sens, whatIf_->config(), names);
+        const ErrorPrediction after = predictError(*sens, r->config, names);
+        const bool swept = std::any_of(sens->layers.begin(), sens->layers.end(),
+                                       [&](const LayerSensitivity& l) { return l.layer == point; });
+        predicted = swept ? beforeAfter(db(before.sqnrDb), db(after.sqnrDb))
+                          : QStringLiteral("not swept (run sensitivity with attention operands)");
+    }
+    const QString top1 = top1Text(*r);
+    operandResult_->setText(QStringLiteral("<b>%1</b>: measured output SQNR %2 &nbsp;·&nbsp; predicted %3<br>"
+                                           "KL %4 &nbsp;·&nbsp; Top-1 %5<br><span style='color:#6b7280'>vs FP32 "
+                                           "on %6 samples, full re-run in %7 ms</span>")
+                                .arg(QString::fromStdString(point).toHtmlEscaped(),
+                                     beforeAfter(db(r->base.outputSqnrDb), db(r->metrics.outputSqnrDb)), predicted,
+                                     beforeAfter(formatNumber(r->base.kl, 3), formatNumber(r->metrics.kl, 3)), top1)
+                                .arg(r->samples)
+                                .arg(r->seconds * 1e3, 0, 'f', 0));
 }
 
 QString WhatIfPanel::idleText()
@@ -290,12 +423,12 @@ void WhatIfPanel::bitsEdited()
     start(c);
 }
 
-void WhatIfPanel::start(const WhatIfChange& change)
+void WhatIfPanel::start(const WhatIfChange& change, QLabel* status)
 {
     change_ = change;
     keep_->setEnabled(false);
     job_ = whatIf_->evaluate(change);
-    result_->setText(whatIf_->hasSession() ? QStringLiteral("<i>Running what-if\u2026</i>")
+    (status ? status : result_)->setText(whatIf_->hasSession() ? QStringLiteral("<i>Running what-if\u2026</i>")
                                            : QStringLiteral("<i>Preparing what-if (calibrating, caching "
                                                             "activations)\u2026</i>"));
 }
@@ -309,9 +442,7 @@ void WhatIfPanel::showResult()
                                             "layer and the model against FP32 show here.</span>"));
         return;
     }
-    QString top1 = beforeAfter(pct(r->base.top1), pct(r->metrics.top1));
-    if (auto d = r->top1Delta())
-        top1 += QStringLiteral(" (%1%2 pt)").arg(*d >= 0 ? QStringLiteral("+") : QString()).arg(*d * 100, 0, 'f', 1);
+    const QString top1 = top1Text(*r);
     result_->setText(QStringLiteral("Layer SQNR %1 &nbsp;\u00B7&nbsp; Measured output SQNR %2<br>KL %3 &nbsp;\u00B7&nbsp; "
                                     "Top-1 %4<br><span style='color:#6b7280'>vs FP32 on %5 samples, re-run "
                                     "downstream in %6 ms</span>")

@@ -2,17 +2,22 @@
 // activation histograms (the quantization error at the layer's bits follows the drag,
 // from the histogram), a what-if job on release whose result (layer SQNR, output
 // SQNR/KL, top-1 change) shows here, bit spin boxes for a what-if of the layer's bits,
-// and "Keep range" to make a dragged range a per-tensor override.
+// and "Keep range" to make a dragged range a per-tensor override. A row below tries an
+// attention operand's bits and granularity: measured (a full re-run) beside predicted
+// (from the sensitivity sweep's operand curves).
 #pragma once
 
 #include "analysis/whatif.h"
+#include "quant/attention.h"
 
 #include <QFrame>
 
 #include <optional>
+#include <vector>
 #include <string>
 #include <utility>
 
+class QComboBox;
 class QLabel;
 class QPushButton;
 class QSpinBox;
@@ -39,6 +44,11 @@ public:
     QSpinBox* weightBits() const { return wbits_; }
     QSpinBox* activationBits() const { return abits_; }
     QPushButton* keepButton() const { return keep_; }
+    // The attention operand row: the point, its bits ("float" or 8..2) and granularity.
+    QComboBox* operandPoint() const { return operand_; }
+    QComboBox* operandBits() const { return obits_; }
+    QComboBox* operandGranularity() const { return ogran_; }
+    QLabel* operandResultLabel() const { return operandResult_; }
     // The what-if the last release or spin box started, and its job (-1: none).
     const std::optional<WhatIfChange>& lastChange() const { return change_; }
     int lastJob() const { return job_; }
@@ -52,7 +62,12 @@ private:
     void bitsEdited();
     void showResult();
     void showKept();
-    void start(const WhatIfChange& change);
+    void listOperands();
+    void operandEdited();
+    void showOperandResult();
+    // Starts the what-if; `status` (default: the layer's result label) says it runs.
+    void start(const WhatIfChange& change, QLabel* status = nullptr);
+    OperandSpec operandSpecOf(const AttentionPoint& p) const;
     std::string layerName() const;
     const Histogram* histogram(Target target) const;
     std::string tensorName(Target target) const;
@@ -69,6 +84,12 @@ private:
     QSpinBox* wbits_;
     QSpinBox* abits_;
     QPushButton* keep_;
+    QComboBox* operand_;
+    QComboBox* obits_;
+    QComboBox* ogran_;
+    QLabel* operandResult_;
+    QWidget* operandRow_;
+    std::vector<AttentionPoint> operands_;
     static QString idleText();
     std::optional<WhatIfChange> change_;
     std::optional<TensorQuantError> errorNow_;

@@ -2,7 +2,7 @@
 // result is monotone, the configuration marker sits on the point just applied (the editor's
 // prediction and the front agree), clicking a point applies its bits as one undo step, the
 // budget line (set or dragged) picks the best point within it, and runs measured by
-// `quantize --db` appear as points. It builds the shared state and the panel alone;
+// `quantize --db` appear as points, and attention operands join the front of a model that has them. It builds the shared state and the panel alone;
 // add the next case as a slot after these.
 #include "analysis/bit_budget.h"
 #include "support/cli_runner.h"
@@ -185,6 +185,73 @@ private slots:
         QuantConfig w4;
         w4.defaults.weight.bits = 4;
         QCOMPARE(m.sizeKiB, double(config->sizes()->sizeBits(w4)) / 8192.0);
+    }
+
+    // A model with attention: operands a sweep measured (op "MatMul:K") join the front,
+    // K and V priced by their KV cache over the panel's tokens; the tooltip lists them,
+    // and clicking a point writes the operands' bits (one undo step with the layers').
+    void operandsJoinTheFront()
+    {
+        auto gpt = std::make_unique<Studio>();
+        QSignalSpy opened(gpt.get(), &Studio::modelOpened);
+        gpt->openModel(QStringLiteral(QS_SOURCE_DIR "/resources/demo/byte_gpt_tiny_decomposed.onnx"));
+        QVERIFY(opened.wait(60000));
+        QTRY_VERIFY_WITH_TIMEOUT(gpt->config()->sizes() != nullptr, 30000);
+        const auto sizes = gpt->config()->sizes();
+        QCOMPARE(sizes->operands.size(), std::size_t(4));
+        ParetoPanel panel(*gpt);
+        QVERIFY(qs::test::showPanel(&panel));
+        panel.setKvTokens(64);
+        auto s = qs::test::syntheticSensitivity(gpt->config()->layerNames());
+        for (const OperandShape& o : sizes->operands) {
+            LayerSensitivity l;
+            l.layer = o.point;
+            l.op = std::string("MatMul:") + operandRoleName(o.role);
+            l.byBits[2].sqnrDb = 6;
+            l.byBits[4].sqnrDb = 18;
+            l.byBits[8].sqnrDb = 40;
+            s->layers.push_back(l);
+        }
+        gpt->config()->setSensitivity(s);
+        QTRY_VERIFY_WITH_TIMEOUT(!panel.front().empty(), 30000);
+        QVERIFY(panel.kvTokensBox()->isVisible());
+        panel.chart()->plot()->replot();
+        QVERIFY(qs::test::screenshot(&panel, QStringLiteral("pareto_operands.png")));
+        const FrontPoint top = panel.front().back(), low = panel.front().front();
+        QCOMPARE(top.operandBits.size(), std::size_t(4));
+        for (const OperandShape& o : sizes->operands) {
+            QCOMPARE(top.operandBits.at(o.point), 32); // the least noise: float everywhere
+            if (o.cached)
+                QCOMPARE(low.operandBits.at(o.point), 2); // the smallest: the narrowest cache
+        }
+        // The KV cache over 64 tokens, by hand: elements x 32 bits a float K and V.
+        int64_t kv = 0;
+        for (const OperandShape& o : sizes->operands)
+            kv += o.cached ? 64 * o.tokenElements * 32 : 0;
+        QCOMPARE(top.kvCacheBits, kv);
+        const QString tip = panel.pointToolTip(0);
+        QVERIFY2(tip.contains(QString::fromStdString(sizes->operands.front().point)), qPrintable(tip));
+        QVERIFY(tip.contains(QStringLiteral("64 tokens")));
+
+        QuantConfigDocument* c = gpt->config();
+        c->undoStack()->clear();
+        panel.applyPoint(0);
+        QCOMPARE(c->undoStack()->count(), 1);
+        for (const OperandShape& o : sizes->operands) {
+            const auto spec = c->config().forOperand(o.point, o.role);
+            QCOMPARE(spec.has_value(), low.operandBits.at(o.point) < 16);
+            if (spec)
+                QCOMPARE(spec->bits, low.operandBits.at(o.point));
+        }
+        // The marker sits on the point: its size counts the configuration's KV cache.
+        QTRY_COMPARE(panel.currentGraph()->data()->size(), 1);
+        QVERIFY(std::abs(panel.currentGraph()->data()->constBegin()->key - panel.sizeKiB(low)) < 1e-9);
+        QVERIFY(std::abs(panel.currentGraph()->data()->constBegin()->value - low.predictedSqnrDb) < 1e-6);
+        c->undoStack()->undo();
+        for (const OperandShape& o : sizes->operands)
+            QVERIFY(!c->config().forOperand(o.point, o.role).has_value());
+        gpt->jobs()->cancelAll();
+        gpt->jobs()->waitForWorkers(10000);
     }
 
     void cleanupTestCase()

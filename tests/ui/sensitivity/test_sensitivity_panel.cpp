@@ -7,6 +7,7 @@
 #include "data/dataset.h"
 #include "record/sensitivity_record.h"
 #include "store/store.h"
+#include "support/cli_runner.h"
 #include "support/studio_window.h"
 #include "ui/document/layer_selection.h"
 #include "ui/document/model_document.h"
@@ -287,6 +288,43 @@ private slots:
         const SensitivityResult local = measureSensitivity(*model->graph, data, o, progress, CancelToken());
         QCOMPARE(local.layers.front().layer, name);
         QVERIFY(local.layers.front().byBits.at(6).sqnrDb > local.layers.front().byBits.at(5).sqnrDb);
+    }
+
+    // A stored sweep with attention operands (sensitivity --attention --db) on the demo
+    // GPT export: the operand rows follow the layers, labelled by their points, each
+    // cell the stored SQNR.
+    void operandRowsFollowTheLayers()
+    {
+        const QString db = dir.filePath(QStringLiteral("gpt.db"));
+        const QString model = QStringLiteral(QS_SOURCE_DIR "/resources/demo/byte_gpt_tiny_decomposed.onnx");
+        const auto r = qs::test::cli(QStringList {"sensitivity", model, "--data",
+            "text:" QS_SOURCE_DIR "/resources/demo/byte_gpt_val.txt", "--context", "32", "--bits", "4,8", "--limit", "4",
+            "--attention", "--db", db});
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+        auto gpt = std::make_unique<Studio>();
+        QSignalSpy opened(gpt.get(), &Studio::modelOpened);
+        gpt->openModel(model);
+        QVERIFY(opened.wait(60000));
+        SensitivityPanel view(*gpt);
+        QVERIFY(qs::test::showPanel(&view));
+        gpt->openStore(db);
+        const int layers = gpt->document()->layerCount();
+        QTRY_COMPARE_WITH_TIMEOUT(int(view.shown().layers.size()), layers + 4, 30000);
+        QTRY_COMPARE_WITH_TIMEOUT(view.colorMap()->data()->valueSize(), layers + 4, 30000);
+        int row = layers;
+        for (const LayerSensitivity& o : view.shown().layers) {
+            if (o.op.rfind("MatMul:", 0) != 0)
+                continue;
+            for (int bits : {4, 8})
+                QCOMPARE(view.cellValue(row, bits), o.byBits.at(bits).sqnrDb);
+            QVERIFY(view.cellToolTip(row, 4).contains(QString::fromStdString(o.layer)));
+            ++row;
+        }
+        QCOMPARE(row, layers + 4);
+        view.heatmap()->plot()->replot();
+        QVERIFY(qs::test::screenshot(&view, QStringLiteral("sensitivity_operands.png")));
+        gpt->jobs()->cancelAll();
+        gpt->jobs()->waitForWorkers(10000);
     }
 
     void cleanupTestCase()
