@@ -78,6 +78,18 @@ std::size_t forEachBlock(QuantSession& s, const Dataset& calib, const std::vecto
     const std::function<void(const std::vector<std::size_t>&)>& blockDone, Progress& progress,
     const CancelToken& cancel);
 
+// forEachBlock for the algorithms that rescale layers last first (AWQ, SmoothQuant):
+// one FP32 pass keeps every block's input values, then the blocks run again from them,
+// the last first, each followed by blockDone, which may edit the graph as
+// scaleInputChannels does (a node inserted before one of the block's layers, weights
+// folded into an earlier producer): no such edit changes an earlier layer's input, so
+// every layer sees the FP32 model's inputs, as when all were observed at once. Memory:
+// one block's weights and plan, and every block's input values for the samples.
+std::size_t forEachBlockBackwards(QuantSession& s, const Dataset& calib, const std::vector<LinearLayer>& layers,
+    int64_t limit, const std::function<void(std::size_t, const Tensor&)>& sink,
+    const std::function<void(const std::vector<std::size_t>&)>& blockDone, Progress& progress,
+    const CancelToken& cancel);
+
 // The layer's weight matrix as the working graph holds it now (after earlier rescaling).
 std::vector<float> currentMatrix(const QuantSession& s, const LinearLayer& L);
 
