@@ -24,6 +24,20 @@ bench/lm/bench_lm_ort.js on the same windows, with both perplexities (they must 
 the relative difference is printed); then `inspect MODEL`: peak memory against the file
 size (target <= 1.5x) and wall time (target < 2 s). R > 1 runs every process R times
 and prints medians. QS_RUNTIME_MEMORY=1 makes the CLI print its arena plan on stderr.
+
+--pipeline DECODERS (e.g. decoder162m, or decoder162m,decoder1b for the 1.1B too; off by
+default) adds the rest of the issue's flow on each decoder, one process per cell, each
+timed and its peak taken the same way, on WINDOWS (8) byte windows of 128 tokens in
+batches of 4: `perplexity` is `run MODEL --data text:byte_gpt_val.txt --context 128
+--limit 8 --batch 4` (against bench_lm_ort.js on the same windows in one batch: the only
+cell with an ORT baseline); `quantize rtn` and `quantize gptq` are `quantize MODEL
+--wbits 4 --abits 16 --granularity group:128 [--algo gptq] --calib-limit 8 --eval-limit 8
+--batch 4 --context 128 --data text:byte_gpt_val.txt --db STORE` (W4 g128 weight-only,
+perplexity of FP32 and quantized on the same windows); `sensitivity` is `sensitivity MODEL
+--bits 4 --granularity group:128 --limit 8 --batch 4 ...` over every linear layer; `export`
+is `export RUN --db STORE --format qdq --out X.onnx` of the RTN run (replayed, then
+written). The 1.1B cells take long (GPTQ's Cholesky on 8192 columns, a sensitivity pass
+per layer): --pipeline-skip gptq,sensitivity leaves cells out.
 Needs `ninja -C BUILD quantstudio-cli` and `cd bench/ort && ONNXRUNTIME_NODE_INSTALL=skip npm ci`.
 """
 import argparse
@@ -112,6 +126,55 @@ DECODERS = {
 TEXT = os.path.join(ROOT, 'resources', 'demo', 'byte_gpt_val.txt')
 
 
+PIPELINE_CELLS = ('perplexity', 'quantize rtn', 'quantize gptq', 'sensitivity', 'export')
+
+
+def pipeline(cli, lm_js, work, name, path, threads, windows, skip):
+    """Rows (cell, ours MB, ORT MB or None, seconds, note) of the flow on one decoder."""
+    data = ['--data', 'text:' + TEXT, '--context', '128', '--threads', str(threads)]
+    w4 = ['--wbits', '4', '--abits', '16', '--granularity', 'group:128']
+    store = os.path.join(work, f'{name}_pipeline.db')
+    if os.path.exists(store):
+        os.remove(store)
+    rows, rtn_run = [], None
+    for cell in PIPELINE_CELLS:
+        if cell.split()[-1] in skip or cell in skip:
+            continue
+        t = time.monotonic()
+        ort_mb, note = None, ''
+        if cell == 'perplexity':
+            out, mb = timed([cli, 'run', path, '--limit', str(windows), '--batch', '4', '--json'] + data)
+            note = f"perplexity {json.loads(out)['perplexity']:.4f}"
+            seconds = time.monotonic() - t
+            out, ort_mb = timed(['node', lm_js, path, TEXT, str(windows), '128', str(threads), '1', '1'])
+            note += f", ORT {math.exp(json.loads(out.strip().splitlines()[-1])['mean_nll']):.4f}"
+        elif cell.startswith('quantize'):
+            algo = ['--algo', 'gptq'] if cell.endswith('gptq') else []
+            out, mb = timed([cli, 'quantize', path] + w4 + algo + ['--calib-limit', str(windows), '--eval-limit',
+                            str(windows), '--batch', '4', '--db', store, '--json'] + data)
+            seconds = time.monotonic() - t
+            r = json.loads(out)
+            note = f"perplexity FP32 {r['fp32_perplexity']:.4f}, W4 {r['perplexity']:.4f}"
+            if cell.endswith('rtn'):
+                rtn_run = r['run_id']
+        elif cell == 'sensitivity':
+            out, mb = timed([cli, 'sensitivity', path, '--bits', '4', '--granularity', 'group:128', '--limit',
+                             str(windows), '--batch', '4', '--json'] + data)
+            seconds = time.monotonic() - t
+            note = f"{len(json.loads(out).get('layers', []))} layers"
+        else:
+            if rtn_run is None:
+                continue
+            qdq = os.path.join(work, f'{name}_w4g128.onnx')
+            out, mb = timed([cli, 'export', str(rtn_run), '--db', store, '--format', 'qdq', '--out', qdq])
+            seconds = time.monotonic() - t
+            note = f'QDQ {model_bytes(qdq) / 2**20:.0f} MB'
+        rows.append((cell, mb, ort_mb, seconds, note))
+        print(f"| {name} | {cell} | {mb:.0f} | {'' if ort_mb is None else f'{ort_mb:.0f}'} | "
+              f"{'' if ort_mb is None else f'{mb / ort_mb:.2f}'} | {seconds:.1f} | {note} |", flush=True)
+    return rows
+
+
 def median_of(runs):
     """runs: list of tuples of numbers -> tuple of medians."""
     return tuple(statistics.median(col) for col in zip(*runs))
@@ -140,9 +203,16 @@ def main():
     ap.add_argument('--repeat', type=int, default=1, help='processes per cell; the table shows medians')
     ap.add_argument('--node-modules', default=os.path.join(ROOT, 'bench', 'ort', 'node_modules'),
                     help='where onnxruntime-node is installed (e.g. another checkout\'s bench/ort/node_modules)')
+    ap.add_argument('--pipeline', default='', help='decoders to run perplexity, quantize, sensitivity and '
+                    'export on (decoder162m, decoder1b: comma-separated; none by default)')
+    ap.add_argument('--pipeline-skip', default='', help='cells to leave out: perplexity, rtn, gptq, sensitivity, export')
+    ap.add_argument('--only-pipeline', action='store_true', help='skip the run/inspect tables')
+    ap.add_argument('--windows', type=int, default=8, help='byte windows of 128 tokens for --pipeline')
     ap.add_argument('models', nargs='*', default=list(MODELS) + ['decoder162m'],
                     help=f'of {", ".join(list(MODELS) + list(DECODERS))}')
     args = ap.parse_args()
+    if args.only_pipeline:
+        args.models = []
 
     cli = os.path.join(args.build, 'app', 'quantstudio-cli')
     if not os.path.exists(cli):
@@ -226,6 +296,16 @@ def main():
         print('|---|---|---|---|---|')
         for name, file_mb, mb, seconds in inspect_rows:
             print(f'| {name} | {file_mb:.0f} | {mb:.0f} | {mb / file_mb:.2f} | {seconds:.2f} |')
+    pipes = [p for p in args.pipeline.split(',') if p]
+    if pipes:
+        skip = {s for s in args.pipeline_skip.split(',') if s}
+        print(f'\nCPU: {cpu_isa()}; {args.threads} threads; load average {os.getloadavg()[0]:.1f}')
+        print('| decoder | step | ours MB | ORT MB | ours/ORT | seconds | result |')
+        print('|---|---|---|---|---|---|---|', flush=True)
+        for name in pipes:
+            if name not in DECODERS:
+                sys.exit(f'--pipeline: unknown decoder {name}; known: {", ".join(DECODERS)}')
+            pipeline(cli, lm_js, work, name, decoder_path(work, name), args.threads, args.windows, skip)
     print(f'load average at end {os.getloadavg()[0]:.1f}')
 
 if __name__ == '__main__':

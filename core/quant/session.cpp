@@ -7,6 +7,7 @@
 #include "measure/perplexity.h"
 #include "quant/algorithms/linear_layer.h"
 #include "quant/int8_lowering.h"
+#include "runtime/plan_shared.h"
 #include "util/error.h"
 
 #include <algorithm>
@@ -559,7 +560,10 @@ CompileOptions QuantSession::compileOptions(const InputShapes& inputShape, const
 
 std::unique_ptr<Plan> QuantSession::compile(bool quantized, const InputShapes& inputShape) const
 {
-    return compilePlan(graph_, compileOptions(quantized, inputShape));
+    // The plan reads the working graph in place (no copy of its weights): it must not
+    // outlive the session or see the graph change.
+    return compileSharedPlan(std::shared_ptr<const Graph>(std::shared_ptr<const Graph> {}, &graph_),
+        compileOptions(quantized, inputShape));
 }
 
 int64_t QuantSession::layerSizeBits(const SessionLayer& l) const
@@ -753,23 +757,50 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
     SlotSums* current = nullptr;
     std::map<std::string, Tensor> fpBatch;   // this batch's FP32 layer outputs
     // Timed plans have no taps (taps keep values and so prevent fusion); the tapped
-    // pair measures per-layer SQNR.
-    std::unique_ptr<Plan> fp, q, fpTapped, qTapped;
-    auto compileQuantized = [&](const std::map<std::string, Shape>& shape) {
-        return options.int8 ? session.compileInt8(shape) : session.compile(true, shape);
+    // pair measures per-layer SQNR. The four share two graphs instead of copying one
+    // each: the working graph, and one copy with the quantized weights in place of the
+    // float ones (simulated quantization).
+    const std::shared_ptr<const Graph> fpGraph(std::shared_ptr<const Graph> {}, &g); // not owned
+    std::shared_ptr<const Graph> qGraph;
+    if (!options.int8) {
+        auto copy = std::make_shared<Graph>(g);
+        for (const auto& [name, t] : session.weightOverrides)
+            if (auto it = copy->initializers.find(name); it != copy->initializers.end())
+                it->second = t;
+        qGraph = std::move(copy);
+    }
+    // Batches are never split over per-thread programs (CompileOptions::splitBatch): a
+    // plan's third and later runs at one shape would go through them, an ulp away from the
+    // whole program, and a shard starting mid-evaluation must compute each batch as the
+    // whole run does. So one plan of each kind serves every batch of a size.
+    auto evalOptions = [&](bool quantized, const std::map<std::string, Shape>& shape) {
+        CompileOptions co = quantized ? session.compileOptions(shape, {}, session.activationParams)
+                                      : session.compileOptions(false, shape);
+        co.splitBatch = false;
+        return co;
     };
+    auto compileQuantized = [&](const std::map<std::string, Shape>& shape) {
+        if (options.int8) {
+            CompileOptions co = session.int8CompileOptions(shape);
+            co.splitBatch = false;
+            return compilePlan(g, co);
+        }
+        return compileSharedPlan(qGraph, evalOptions(true, shape));
+    };
+    std::unique_ptr<Plan> fp, q, fpTapped, qTapped;
+    int64_t planBatch = -1;
     for (int64_t bi = range.first; bi < range.last; ++bi) {
         const int64_t start = bi * batch;
         cancel.check();
         const int64_t n = std::min(batch, total - start);
-        // Plans are compiled for every batch: a plan's results can depend on the runs
-        // before (buffers reused), and a shard that starts mid-evaluation must compute
-        // each batch as the whole run does.
-        {
+        if (n != planBatch) {
+            planBatch = n;
             const std::map<std::string, Shape> shape = eval.inputShapes(n);
-            fp = session.compile(false, shape);
+            for (auto* plan : {&fp, &q, &fpTapped, &qTapped}) // one set of plans at a time
+                plan->reset();
+            fp = compileSharedPlan(fpGraph, evalOptions(false, shape));
             q = compileQuantized(shape);
-            fpTapped = session.compile(false, shape);
+            fpTapped = compileSharedPlan(fpGraph, evalOptions(false, shape));
             qTapped = compileQuantized(shape);
             for (const auto& entry : layerAt) {
                 const std::string& out = entry.first;

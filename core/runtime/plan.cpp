@@ -3,6 +3,7 @@
 #include "runtime/batch_split.h"
 #include "runtime/compiler.h"
 #include "runtime/passes/passes.h"
+#include "runtime/plan_shared.h"
 
 #include <omp.h>
 
@@ -891,6 +892,13 @@ private:
 std::unique_ptr<Plan> compilePlan(const Graph& graph, const CompileOptions& options)
 {
     return std::make_unique<PlanImpl>(std::make_shared<const Graph>(graph), options);
+}
+
+std::unique_ptr<Plan> compileSharedPlan(std::shared_ptr<const Graph> graph, const CompileOptions& options)
+{
+    if (!graph)
+        fail("compileSharedPlan: no graph");
+    return std::make_unique<PlanImpl>(std::move(graph), options);
 }
 
 std::unique_ptr<Plan> compileOptimizedPlan(const Graph& graph, const CompileOptions& options)

@@ -1,8 +1,10 @@
 // AWQ and SmoothQuant rescale input channels between a layer and its producer (or
 // an inserted Mul). Both keep the FP32 function (naive reference, 1e-5); AWQ's
 // weight-only layer output error beats round-to-nearest on held-out data with
-// outlier input channels; SmoothQuant lowers the layer inputs' max/std.
+// outlier input channels; SmoothQuant lowers the layer inputs' max/std. Block by block
+// (the default) both give the graph and scales of observing every layer at once.
 #include "algo_fixtures.h"
+#include "transformer_fixture.h"
 
 #include "quant/session.h"
 
@@ -119,6 +121,74 @@ private slots:
             qInfo("%s input max/std %.3f -> %.3f", s.layers()[i].name.c_str(), r0, r1);
             QVERIFY2(r1 < r0, qPrintable(QString("%1 -> %2").arg(r0).arg(r1)));
         }
+    }
+
+    // Block by block (last block first, from the stored FP32 block inputs) against every
+    // layer observed at once ("blockwise": false), on a chain whose scales fold across the
+    // blocks (each layer is a block) and on the tiny GPT (Muls inserted, three blocks):
+    // the same nodes, the same weights.
+    void blockwiseEqualsWholeModel_data()
+    {
+        QTest::addColumn<QString>("algo");
+        QTest::addColumn<QString>("kind");
+        for (const char* a : {"awq", "smoothquant"}) {
+            QTest::newRow(qPrintable(QString("%1 conv chain").arg(a))) << a << "conv-chain";
+            QTest::newRow(qPrintable(QString("%1 gpt").arg(a))) << a << "gpt";
+        }
+    }
+
+    void blockwiseEqualsWholeModel()
+    {
+        QFETCH(QString, algo);
+        QFETCH(QString, kind);
+        Graph g;
+        Dataset calib;
+        if (kind == "gpt") {
+            const TransformerDims d;
+            g = tinyTransformer(d);
+            calib = tokenData(d, 12, 5);
+        } else {
+            GraphBuilder b(Shape {1, 4, 8, 8});
+            b.conv(4, 12, 3, 1);
+            b.outlierChannels(5, 10.f);
+            b.relu();
+            b.conv(12, 8, 3, 1);
+            b.relu();
+            b.conv(8, 6, 3, 1);
+            g = b.finish();
+            calib = channelOutlierData({4, 8, 8}, 48, 41);
+        }
+        QuantizeOptions o = weightOnly(4, "channel");
+        o.batch = 5; // batches of 5, 5 and 2 through every block
+        auto run = [&](bool blockwise) {
+            auto s = std::make_unique<QuantSession>(g, o);
+            Progress p;
+            algorithm(algo.toStdString())
+                .apply(*s, calib, {{"samples", calib.count()}, {"blockwise", blockwise}}, p, CancelToken());
+            return s;
+        };
+        const auto whole = run(false), blocks = run(true);
+        QVERIFY(blocks->notes[algo.toStdString()]["blocks"].get<int>() >= 3);
+        QCOMPARE(whole->notes[algo.toStdString()]["blocks"].get<int>(), 1);
+        const Graph& a = blocks->graph();
+        const Graph& b = whole->graph();
+        QCOMPARE(a.nodes.size(), b.nodes.size());
+        for (std::size_t i = 0; i < a.nodes.size(); ++i) {
+            QCOMPARE(a.nodes[i].name, b.nodes[i].name);
+            QCOMPARE(a.nodes[i].inputs, b.nodes[i].inputs);
+        }
+        QCOMPARE(a.initializers.size(), b.initializers.size());
+        int changed = 0;
+        for (const auto& [name, t] : b.initializers) {
+            QVERIFY2(a.initializers.count(name), name.c_str());
+            if (t.dtype != DType::Float)
+                continue;
+            auto x = a.initializers.at(name).data<float>(), y = t.data<float>();
+            for (std::size_t i = 0; i < y.size(); ++i)
+                QVERIFY2(std::abs(x[i] - y[i]) <= 1e-5f * (1 + std::abs(y[i])), name.c_str());
+            changed += g.initializers.count(name) == 0; // rescaled weights are new initializers
+        }
+        QVERIFY2(changed > 0, "the algorithm changed nothing");
     }
 };
 

@@ -2,8 +2,14 @@
 // lower than round-to-nearest's (both measured by the naive reference on held-out
 // samples), for Gemm and Conv (im2col), per channel and per group, with act-order.
 // Also: every research algorithm runs through quantizeModel and records its parameters.
+// Block by block: the blocks are the residual stream's narrowest cuts; GPTQ's weights
+// equal those of each layer quantized alone on the whole model's inputs (the
+// independent reference), with the FP32 model's inputs ("sequential": false) or with the
+// earlier blocks' quantized weights put into the model (the paper's sequential order).
 #include "algo_fixtures.h"
+#include "transformer_fixture.h"
 
+#include "quant/algorithms/linear_layer.h"
 #include "quant/session.h"
 
 #include <QtTest>
@@ -203,6 +209,131 @@ private slots:
         QVERIFY2(r.sqnrDb > 10, qPrintable(QString::number(r.sqnrDb)));
         if (name == "rotation")
             QCOMPARE(int(r.algorithmNotes["rotation"]["pairs"].size()), 1); // Gemm2 -> Gemm3
+    }
+
+    // Two residual MLP blocks and a head on [N, 16] (x + W2 relu(W1 x), twice, then W5).
+    static Graph residualMlp()
+    {
+        GraphBuilder b(Shape {1, 16});
+        for (int block = 0; block < 2; ++block) {
+            const std::string x = b.last;
+            b.gemm(16, 32);
+            b.relu();
+            b.gemm(32, 16);
+            b.add("Add", {b.last, x});
+        }
+        b.gemm(16, 10);
+        return b.finish();
+    }
+
+    static std::vector<std::string> blockOf(const Graph& g, const std::vector<std::string>& layers)
+    {
+        std::vector<std::string> out;
+        const auto blocks = algo::findBlocks(g, layers);
+        for (const std::string& l : layers)
+            for (std::size_t k = 0; k < blocks.size(); ++k)
+                if (g.findNode(l) >= blocks[k].first && g.findNode(l) <= blocks[k].last)
+                    out.push_back(l + ":" + std::to_string(k));
+        return out;
+    }
+
+    // The cuts: a decoder's attention half, MLP half and head; every layer of a plain chain.
+    void findsResidualBlocks()
+    {
+        const Graph t = tinyTransformer();
+        QCOMPARE(blockOf(t, {"q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2", "lm_head"}),
+            (std::vector<std::string> {"q_proj:0", "k_proj:0", "v_proj:0", "o_proj:0", "fc1:1", "fc2:1", "lm_head:2"}));
+        const Graph r = residualMlp();
+        QCOMPARE(blockOf(r, {"Gemm0", "Gemm2", "Gemm4", "Gemm6", "Gemm8"}),
+            (std::vector<std::string> {"Gemm0:0", "Gemm2:0", "Gemm4:1", "Gemm6:1", "Gemm8:2"}));
+        GraphBuilder b(Shape {1, 8});
+        b.gemm(8, 8);
+        b.relu();
+        b.gemm(8, 8);
+        b.gemm(8, 4);
+        QCOMPARE(blockOf(b.finish(), {"Gemm0", "Gemm2", "Gemm3"}),
+            (std::vector<std::string> {"Gemm0:0", "Gemm2:1", "Gemm3:2"}));
+        const auto blocks = algo::findBlocks(r, {"Gemm0", "Gemm2", "Gemm4", "Gemm6", "Gemm8"});
+        QCOMPARE(blocks.front().first, 0);
+        QCOMPARE(blocks.back().last, int(r.nodes.size()) - 1);
+        for (std::size_t k = 1; k < blocks.size(); ++k)
+            QCOMPARE(blocks[k].first, blocks[k - 1].last + 1);
+    }
+
+    // GPTQ of one layer alone (the others excluded) in `g`: one block, the whole model's
+    // FP32 inputs, as GPTQ observed every layer before blocks.
+    static Tensor gptqAlone(const Graph& g, const std::string& layer, const Dataset& calib)
+    {
+        QuantizeOptions o = weightOnly(4, "channel");
+        o.batch = 16;
+        for (const Node& n : g.nodes)
+            if (n.opType == "Gemm" && n.name != layer)
+                o.config.excluded.insert(n.name);
+        QuantSession s(g, o);
+        if (s.layers().size() != 1)
+            fail("expected one quantized layer, got ", s.layers().size());
+        s.quantizeWeights();
+        Progress p;
+        algorithm("gptq").apply(s, calib, {{"samples", calib.count()}, {"sequential", false}}, p, CancelToken());
+        return s.weightOverrides.at(s.layers().front().weight);
+    }
+
+    static void compareWeights(const Tensor& got, const Tensor& want, const std::string& what)
+    {
+        QCOMPARE(got.shape, want.shape);
+        auto a = got.data<float>(), b = want.data<float>();
+        int64_t differ = 0;
+        double worst = 0;
+        for (std::size_t i = 0; i < a.size(); ++i) {
+            worst = std::max(worst, double(std::abs(a[i] - b[i])));
+            differ += std::abs(a[i] - b[i]) > 1e-5f * (1 + std::abs(b[i]));
+        }
+        QVERIFY2(differ == 0, qPrintable(QString("%1: %2 of %3 weights differ (worst %4)")
+                                             .arg(QString::fromStdString(what)).arg(differ).arg(a.size()).arg(worst)));
+    }
+
+    void blockwiseMatchesLayersAlone_data()
+    {
+        QTest::addColumn<bool>("sequential");
+        QTest::newRow("FP32 inputs") << false;
+        QTest::newRow("sequential") << true;
+    }
+
+    void blockwiseMatchesLayersAlone()
+    {
+        QFETCH(bool, sequential);
+        const Graph g = residualMlp();
+        const Dataset calib = correlatedData({16}, 48, 21);
+        QuantizeOptions o = weightOnly(4, "channel");
+        o.batch = 16; // three calibration batches go through every block
+        QuantSession s(g, o);
+        s.quantizeWeights();
+        Progress p;
+        algorithm("gptq").apply(s, calib, {{"samples", calib.count()}, {"sequential", sequential}}, p, CancelToken());
+        QCOMPARE(s.notes["gptq"]["params"]["sequential"].get<bool>(), sequential);
+        // Blocks as findsResidualBlocks: {Gemm0, Gemm2}, {Gemm4, Gemm6}, {Gemm8}.
+        const std::vector<std::vector<std::string>> blocks = {{"Gemm0", "Gemm2"}, {"Gemm4", "Gemm6"}, {"Gemm8"}};
+        Graph before = g; // the model with the blocks before the current one quantized
+        bool laterDiffer = false;
+        for (const auto& block : blocks) {
+            for (const std::string& layer : block) {
+                const std::string w = g.nodes[std::size_t(g.findNode(layer))].input(1);
+                const Tensor want = gptqAlone(sequential ? before : g, layer, calib);
+                compareWeights(s.weightOverrides.at(w), want, layer);
+                if (sequential && &block != &blocks.front()) { // it differs from the FP32 inputs' result
+                    const Tensor fp = gptqAlone(g, layer, calib);
+                    auto a = want.data<float>(), b = fp.data<float>();
+                    laterDiffer = laterDiffer || !std::equal(a.begin(), a.end(), b.begin());
+                }
+            }
+            for (const std::string& layer : block) {
+                const std::string w = g.nodes[std::size_t(g.findNode(layer))].input(1);
+                Tensor q = s.weightOverrides.at(w);
+                q.name = w;
+                before.initializers[w] = q;
+            }
+        }
+        QCOMPARE(laterDiffer, sequential);
     }
 
     void rejectsBadParameters()

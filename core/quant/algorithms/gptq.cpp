@@ -6,6 +6,14 @@
 // the remaining columns (lazy batch updates between blocks). Group-wise scales follow
 // the layer's spec; act-order quantizes columns by decreasing diag(H) (with static
 // groups computed from the original weights, so the stored layout is the spec's).
+// Sequential, block by block (sec. 4 "Step 3", App. A; algo::forEachBlock): the Hessians
+// of one block's layers are taken on inputs computed by the blocks before it with their
+// quantized weights (the block's own layers see each other in FP32, as the paper's
+// per-block hooks do), the block is quantized, and its quantized outputs feed the next;
+// only one block's Hessians are held. The cuts are the residual stream's narrowest
+// points (a decoder's attention and MLP halves are blocks of their own: the reference
+// code's "true sequential" order); "sequential": false gives every layer the FP32
+// model's inputs (the same Hessians as observing the whole model at once).
 // Stage AfterWeights: replaces weightOverrides with the quantized-dequantized weights.
 #include "quant/algorithms/linear_layer.h"
 
@@ -41,38 +49,52 @@ bool cholesky(std::vector<double>& a, int64_t n)
     return true;
 }
 
-// Upper U with H^-1 = U^T U, from H (PD): L = chol(H), H^-1 = L^-T L^-1, U = chol(H^-1)^T.
-bool inverseCholeskyUpper(const std::vector<double>& h, int64_t n, std::vector<double>& u)
+// Upper U with H^-1 = U^T U from H (PD), overwriting `a` (H in, scratch out): L =
+// chol(H) in place, L^-1 into u, H^-1 = L^-T L^-1 into a, chol(H^-1) in place, U its
+// transpose into u. Two K x K buffers instead of five (a 1.1B model's MLP has K = 8192).
+bool inverseCholeskyUpper(std::vector<double>& a, int64_t n, std::vector<double>& u)
 {
-    std::vector<double> l = h;
-    if (!cholesky(l, n))
+    if (!cholesky(a, n))
         return false;
-    // Linv: inverse of the lower triangular L, column by column (forward substitution).
-    std::vector<double> linv(std::size_t(n * n), 0.0);
-    for (int64_t c = 0; c < n; ++c) {
-        linv[std::size_t(c * n + c)] = 1.0 / l[std::size_t(c * n + c)];
-        for (int64_t i = c + 1; i < n; ++i) {
-            double v = 0;
-            for (int64_t k = c; k < i; ++k)
-                v -= l[std::size_t(i * n + k)] * linv[std::size_t(k * n + c)];
-            linv[std::size_t(i * n + c)] = v / l[std::size_t(i * n + i)];
+    // Linv: inverse of the lower triangular L, row by row (forward substitution): row i
+    // is (e_i - sum_{k<i} L[i][k] Linv[k]) / L[i][i]; every loop reads rows, in order.
+    u.assign(std::size_t(n * n), 0.0);
+    for (int64_t i = 0; i < n; ++i) {
+        double* xi = u.data() + i * n;
+        for (int64_t k = 0; k < i; ++k) {
+            const double f = a[std::size_t(i * n + k)];
+            const double* xk = u.data() + k * n;
+            for (int64_t c = 0; c <= k; ++c)
+                xi[c] -= f * xk[c];
+        }
+        const double d = a[std::size_t(i * n + i)];
+        xi[i] = 1.0;
+        for (int64_t c = 0; c <= i; ++c)
+            xi[c] /= d;
+    }
+    // Hinv = Linv^T Linv = sum over rows k of Linv[k]^T Linv[k] (lower triangle, then
+    // mirrored; L is no longer needed).
+    std::fill(a.begin(), a.end(), 0.0);
+    for (int64_t k = 0; k < n; ++k) {
+        const double* xk = u.data() + k * n;
+        for (int64_t i = 0; i <= k; ++i) {
+            const double f = xk[i];
+            if (f == 0)
+                continue;
+            double* hi = a.data() + i * n;
+            for (int64_t j = 0; j <= i; ++j)
+                hi[j] += f * xk[j];
         }
     }
-    // Hinv = Linv^T Linv.
-    std::vector<double> hinv(std::size_t(n * n), 0.0);
     for (int64_t i = 0; i < n; ++i)
-        for (int64_t j = 0; j <= i; ++j) {
-            double v = 0;
-            for (int64_t k = i; k < n; ++k) // Linv[k][i] nonzero for k >= i
-                v += linv[std::size_t(k * n + i)] * linv[std::size_t(k * n + j)];
-            hinv[std::size_t(i * n + j)] = hinv[std::size_t(j * n + i)] = v;
-        }
-    if (!cholesky(hinv, n))
+        for (int64_t j = 0; j < i; ++j)
+            a[std::size_t(j * n + i)] = a[std::size_t(i * n + j)];
+    if (!cholesky(a, n))
         return false;
-    u.assign(std::size_t(n * n), 0.0);
+    std::fill(u.begin(), u.end(), 0.0);
     for (int64_t i = 0; i < n; ++i)
         for (int64_t j = 0; j <= i; ++j)
-            u[std::size_t(j * n + i)] = hinv[std::size_t(i * n + j)];
+            u[std::size_t(j * n + i)] = a[std::size_t(i * n + j)];
     return true;
 }
 
@@ -84,23 +106,26 @@ struct GptqOptions {
 
 // Quantizes W [rows][k] against Hessian h (k x k); returns the quantized-dequantized matrix.
 // `params` receives the grid chosen per block (planWeightQuantization's block order).
-std::vector<float> gptqLayer(const algo::LinearLayer& L, std::vector<float> w, std::vector<double> h,
+std::vector<float> gptqLayer(const algo::LinearLayer& L, std::vector<float> w, const std::vector<double>& h,
     const GptqOptions& o, double& dampUsed, std::vector<QParams>& params)
 {
     const int64_t rows = L.rows, k = L.cols;
     const QuantSpec& spec = L.info.spec.weight;
-    // Dead inputs (never nonzero): their weights cannot matter; GPTQ zeroes them.
+    // Dead inputs (never nonzero): their weights cannot matter; GPTQ zeroes them (and
+    // gives them a unit diagonal below).
+    std::vector<char> dead(static_cast<std::size_t>(k), 0);
     for (int64_t i = 0; i < k; ++i)
         if (h[std::size_t(i * k + i)] == 0) {
-            h[std::size_t(i * k + i)] = 1;
+            dead[std::size_t(i)] = 1;
             for (int64_t r = 0; r < rows; ++r)
                 w[std::size_t(r * k + i)] = 0;
         }
+    auto hAt = [&](int64_t i, int64_t j) { return i == j && dead[std::size_t(i)] ? 1.0 : h[std::size_t(i * k + j)]; };
     std::vector<int64_t> perm(static_cast<std::size_t>(k));
     std::iota(perm.begin(), perm.end(), 0);
     if (o.actOrder)
         std::stable_sort(perm.begin(), perm.end(),
-            [&](int64_t a, int64_t b) { return h[std::size_t(a * k + a)] > h[std::size_t(b * k + b)]; });
+            [&](int64_t a, int64_t b) { return hAt(a, a) > hAt(b, b); });
     // Static block params from the original weights for per-tensor, per-channel and
     // (act-order) groups; natural-order groups are found when their first column comes up.
     const bool lazyGroups = spec.granularity == Granularity::Group && !o.actOrder;
@@ -109,15 +134,15 @@ std::vector<float> gptqLayer(const algo::LinearLayer& L, std::vector<float> w, s
     std::vector<double> hp(static_cast<std::size_t>(k * k));
     for (int64_t i = 0; i < k; ++i)
         for (int64_t j = 0; j < k; ++j)
-            hp[std::size_t(i * k + j)] = h[std::size_t(perm[std::size_t(i)] * k + perm[std::size_t(j)])];
+            hp[std::size_t(i * k + j)] = hAt(perm[std::size_t(i)], perm[std::size_t(j)]);
     double meanDiag = 0;
     for (int64_t i = 0; i < k; ++i)
         meanDiag += hp[std::size_t(i * k + i)];
     meanDiag /= double(k);
-    std::vector<double> u;
+    std::vector<double> u, hd;
     double damp = o.percdamp * meanDiag;
     for (int attempt = 0;; ++attempt) {
-        std::vector<double> hd = hp;
+        hd = hp;
         for (int64_t i = 0; i < k; ++i)
             hd[std::size_t(i * k + i)] += damp;
         if (inverseCholeskyUpper(hd, k, u))
@@ -127,6 +152,8 @@ std::vector<float> gptqLayer(const algo::LinearLayer& L, std::vector<float> w, s
         damp = std::max(damp, 1e-12) * 10;
     }
     dampUsed = damp;
+    hp = {}; // only U from here on
+    hd = {};
 
     // Work in permuted column order: wp[r][j] = w[r][perm[j]].
     std::vector<double> wp(static_cast<std::size_t>(rows * k));
@@ -194,39 +221,65 @@ void gptq(
     const int64_t samples = params.value("samples", int64_t(128));
     if (!(o.percdamp >= 0) || o.blockSize < 1 || samples < 1)
         fail("gptq: percdamp must be >= 0, blocksize and samples >= 1");
-    std::vector<algo::LinearLayer> layers = algo::linearLayers(s);
-    Progress observe = progress.sub(0.0, 0.5);
-    std::vector<algo::LayerGram> grams = algo::layerGrams(s, calib, layers, samples, observe, cancel);
+    // Block by block (algo::forEachBlock): only one block's Hessians exist at a time, and
+    // with "sequential" (the default, the paper's) a block's inputs come from the
+    // quantized blocks before it; false gives every layer the FP32 model's inputs.
+    const bool sequential = params.value("sequential", true);
+    const std::vector<algo::LinearLayer> layers = algo::linearLayers(s);
+    std::vector<algo::LayerGram> grams(layers.size());
+    std::vector<nlohmann::json> reports(layers.size());
+    std::vector<float> rows;
+    std::size_t done = 0;
+    Progress pass = progress.sub(0.0, 1.0);
+    const std::size_t blocks = algo::forEachBlock(
+        s, calib, layers, samples, sequential,
+        [&](std::size_t i, const Tensor& x) {
+            rows.clear();
+            algo::appendInputRows(layers[i], x, rows);
+            algo::addGram(rows, layers[i].cols, grams[i].h);
+            grams[i].rows += int64_t(rows.size()) / layers[i].cols;
+        },
+        [&](const std::vector<std::size_t>& block) {
+            for (std::size_t i : block) {
+                cancel.check();
+                const algo::LinearLayer& L = layers[i];
+                // H = 2 X X^T / n (the scale does not change the solution; damping is relative).
+                std::vector<double>& h = grams[i].h;
+                h.resize(std::size_t(L.cols * L.cols), 0.0); // no rows seen: all inputs dead
+                for (double& v : h)
+                    v *= 2.0 / double(std::max<int64_t>(grams[i].rows, 1));
+                const Tensor* wt = s.graph().constant(L.info.weight);
+                std::vector<float> w = algo::toMatrix(L, wt->toFloat());
+                double damp = 0;
+                std::vector<QParams> grid;
+                std::vector<float> q = gptqLayer(L, w, h, o, damp, grid);
+                const std::vector<float> rtn =
+                    algo::roundToNearest(L, w, algo::blockParams(L, w, L.info.spec.weight));
+                const double errGptq = algo::outputError(w, q, L.rows, L.cols, h);
+                const double errRtn = algo::outputError(w, rtn, L.rows, L.cols, h);
+                Tensor t = Tensor::fromVector(wt->shape, algo::fromMatrix(L, q));
+                t.name = L.info.weight;
+                s.weightOverrides[L.info.weight] = std::move(t);
+                std::vector<float>& scales = s.weightScales[L.info.weight]; // natural-order groups chose their own
+                scales.clear();
+                for (const QParams& p : grid)
+                    scales.push_back(p.scale);
+                reports[i] = {{"layer", L.info.name}, {"columns", L.cols}, {"rows_seen", grams[i].rows},
+                    {"damp", damp}, {"proxy_error_rtn", errRtn}, {"proxy_error_gptq", errGptq}};
+                grams[i] = {}; // this layer's Hessian is done with
+                pass.report(double(++done) / double(std::max<std::size_t>(layers.size(), 1)),
+                    str("GPTQ: ", L.info.name));
+            }
+        },
+        pass, cancel);
     nlohmann::json report = nlohmann::json::array();
-    for (std::size_t i = 0; i < layers.size(); ++i) {
-        cancel.check();
-        const algo::LinearLayer& L = layers[i];
-        // H = 2 X X^T / n (the scale does not change the solution; damping is relative).
-        std::vector<double>& h = grams[i].h;
-        for (double& v : h)
-            v *= 2.0 / double(std::max<int64_t>(grams[i].rows, 1));
-        const Tensor* wt = s.graph().constant(L.info.weight);
-        std::vector<float> w = algo::toMatrix(L, wt->toFloat());
-        double damp = 0;
-        std::vector<QParams> grid;
-        std::vector<float> q = gptqLayer(L, w, h, o, damp, grid);
-        const std::vector<float> rtn = algo::roundToNearest(L, w, algo::blockParams(L, w, L.info.spec.weight));
-        const double errGptq = algo::outputError(w, q, L.rows, L.cols, h);
-        const double errRtn = algo::outputError(w, rtn, L.rows, L.cols, h);
-        Tensor t = Tensor::fromVector(wt->shape, algo::fromMatrix(L, q));
-        t.name = L.info.weight;
-        s.weightOverrides[L.info.weight] = std::move(t);
-        std::vector<float>& scales = s.weightScales[L.info.weight]; // natural-order groups chose their own
-        scales.clear();
-        for (const QParams& p : grid)
-            scales.push_back(p.scale);
-        report.push_back({{"layer", L.info.name}, {"columns", L.cols}, {"rows_seen", grams[i].rows}, {"damp", damp},
-            {"proxy_error_rtn", errRtn}, {"proxy_error_gptq", errGptq}});
-        progress.report(0.5 + 0.5 * double(i + 1) / double(layers.size()), str("GPTQ: ", L.info.name));
-    }
+    for (auto& r : reports)
+        report.push_back(std::move(r));
     s.notes["gptq"] = {
         {"params",
-            {{"percdamp", o.percdamp}, {"blocksize", o.blockSize}, {"act_order", o.actOrder}, {"samples", samples}}},
+            {{"percdamp", o.percdamp}, {"blocksize", o.blockSize}, {"act_order", o.actOrder}, {"samples", samples},
+                {"sequential", sequential}}},
+        {"blocks", blocks},
         {"layers", report}};
 }
 

@@ -51,6 +51,45 @@ void appendInputRows(const LinearLayer& L, const Tensor& x, std::vector<float>& 
 void streamLayerInputs(QuantSession& s, const Dataset& calib, const std::vector<LinearLayer>& layers, int64_t limit,
     const std::function<void(std::size_t, const Tensor&)>& sink, Progress& progress, const CancelToken& cancel);
 
+// Block by block (quant/algorithms/blockwise.cpp), as GPTQ quantizes large models
+// (Frantar et al. 2022, sec. 4 "Step 3" and App. A: one Transformer block at a time, its
+// inputs from the already quantized blocks): consecutive ranges [first, last] of the
+// graph's node order covering every node, each holding at least one of `layers` (node
+// names). The cuts are where the fewest computed values are live between the first and
+// the last layer: the residual stream between a Transformer's attention and MLP halves,
+// between ResNet blocks, between every layer of a plain chain. One block when the graph
+// has fewer than two layers or control flow (If/Loop bodies read outer values).
+struct ModelBlock {
+    int first = 0, last = -1;
+};
+std::vector<ModelBlock> findBlocks(const Graph& g, const std::vector<std::string>& layers);
+
+// Runs up to `limit` calibration samples through the working graph one block
+// (findBlocks of `layers`) at a time: each block is compiled alone on the values live at
+// its start, `sink(layer index, input batch)` sees the inputs of its layers, then
+// `blockDone(indices of its layers)` runs (it may change s.weightOverrides, not the
+// graph), and the block's outputs become the next block's inputs: with `sequential` the
+// block runs again with s.weightOverrides of its weights (the quantized model so far, as
+// GPTQ does), else the first run's values pass on (the FP32 model's). Memory: one block's
+// weights and plan, and the values live at a cut for the calibration samples. Returns
+// the number of blocks.
+std::size_t forEachBlock(QuantSession& s, const Dataset& calib, const std::vector<LinearLayer>& layers, int64_t limit,
+    bool sequential, const std::function<void(std::size_t, const Tensor&)>& sink,
+    const std::function<void(const std::vector<std::size_t>&)>& blockDone, Progress& progress,
+    const CancelToken& cancel);
+
+// forEachBlock for the algorithms that rescale layers last first (AWQ, SmoothQuant):
+// one FP32 pass keeps every block's input values, then the blocks run again from them,
+// the last first, each followed by blockDone, which may edit the graph as
+// scaleInputChannels does (a node inserted before one of the block's layers, weights
+// folded into an earlier producer): no such edit changes an earlier layer's input, so
+// every layer sees the FP32 model's inputs, as when all were observed at once. Memory:
+// one block's weights and plan, and every block's input values for the samples.
+std::size_t forEachBlockBackwards(QuantSession& s, const Dataset& calib, const std::vector<LinearLayer>& layers,
+    int64_t limit, const std::function<void(std::size_t, const Tensor&)>& sink,
+    const std::function<void(const std::vector<std::size_t>&)>& blockDone, Progress& progress,
+    const CancelToken& cancel);
+
 // The layer's weight matrix as the working graph holds it now (after earlier rescaling).
 std::vector<float> currentMatrix(const QuantSession& s, const LinearLayer& L);
 
