@@ -81,6 +81,7 @@ LayoutStyle Studio::layoutStyle() const
     s.direction = direction_;
     s.titleFont = theme::graphTitleFont();
     s.textFont = theme::graphTextFont();
+    s.rowLimit = rowLimit_;
     return s;
 }
 

@@ -98,6 +98,8 @@ public:
     // The graph's layout direction; a change lays the open model out again.
     GraphDirection graphDirection() const { return direction_; }
     void setGraphDirection(GraphDirection direction);
+    // The longest row the graph view shows whole (LayoutStyle::rowLimit), from its size.
+    void setGraphRowLimit(double points) { rowLimit_ = points; }
     LayoutStyle layoutStyle() const;
 
 signals:
@@ -129,6 +131,7 @@ private:
     QMap<QString, QString> inputShapes_;
     GraphDirection direction_ = GraphDirection::LeftToRight;
     int calibrationJob_ = -1;
+    double rowLimit_ = 0;
 };
 
 } // namespace qs::ui

@@ -37,6 +37,7 @@ GraphPanel::GraphPanel(Studio& studio, QWidget* parent)
     : QWidget(parent), doc_(studio.document())
 {
     view_ = new GraphView(doc_, studio.selection(), this);
+    connect(view_, &GraphView::rowLimitChanged, &studio, &Studio::setGraphRowLimit);
     connect(this, &GraphPanel::directionChanged, &studio, &Studio::setGraphDirection);
 
     auto* label = new QLabel(QStringLiteral("Color by"), this);

@@ -383,6 +383,7 @@ void GraphView::relayout(std::set<int> collapsed, int focusNode, int focusBlock)
         return;
     LayoutStyle style = layout->style;
     style.collapsed = std::move(collapsed);
+    style.rowLimit = rowLimit();
     const int ticket = ++relayoutTicket_, generation = doc_->generation();
     pendingCollapsed_ = style.collapsed;
     focusNode_ = focusNode;
@@ -596,9 +597,20 @@ bool GraphView::viewportEvent(QEvent* event)
     return QGraphicsView::viewportEvent(event);
 }
 
+double GraphView::rowLimit() const
+{
+    const QRect area = canvasRect();
+    const bool lr = !doc_->layout() || doc_->layout()->direction == GraphDirection::LeftToRight;
+    // The overview column as placeOverlays() makes it, and a margin on either side.
+    const int column = std::min(220, area.width() / 5) + 2 * minimapPad;
+    const double room = lr ? area.width() - column : area.height();
+    return room > 200 ? (room - 48) / minFitZoom : 0;
+}
+
 void GraphView::resizeEvent(QResizeEvent* event)
 {
     QGraphicsView::resizeEvent(event);
+    emit rowLimitChanged(rowLimit());
     placeOverlays();
     if (!fitted_ && isVisible())
         showInitial();
