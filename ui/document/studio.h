@@ -17,6 +17,7 @@
 #include <QObject>
 #include <QString>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -119,6 +120,7 @@ private:
     // the model (`problem`), and say what happened either way (dataNotice).
     void recheckData(const QString& modelPath, const QString& spec, const QString& problem);
     void countSizes();
+    void computeWeights();
 
     ModelDocument* doc_;
     JobRunner* jobs_;
@@ -132,6 +134,8 @@ private:
     GraphDirection direction_ = GraphDirection::LeftToRight;
     int calibrationJob_ = -1;
     double rowLimit_ = 0;
+    // The layer row the weight statistics job should take next (-1: in order).
+    std::shared_ptr<std::atomic<int>> wantedWeights_;
 };
 
 } // namespace qs::ui

@@ -171,6 +171,7 @@ GraphPanel::GraphPanel(Studio& studio, QWidget* parent)
     });
     connect(doc_, &ModelDocument::activationsChanged, this, &GraphPanel::updateMetricItems);
     connect(doc_, &ModelDocument::storedChanged, this, &GraphPanel::updateMetricItems);
+    connect(doc_, &ModelDocument::weightsChanged, this, &GraphPanel::updateMetricItems);
     updateMetricItems();
     updateInfo();
 }

@@ -97,6 +97,7 @@ GraphView::GraphView(ModelDocument* doc, LayerSelection* selection, QWidget* par
     });
     connect(doc_, &ModelDocument::activationsChanged, this, &GraphView::recolor);
     connect(doc_, &ModelDocument::storedChanged, this, &GraphView::recolor);
+    connect(doc_, &ModelDocument::weightsChanged, this, &GraphView::recolor);
     connect(selection_, &LayerSelection::currentChanged, this, [this](int node) { showCurrent(node, true); });
     rebuild();
 }
