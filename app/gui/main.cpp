@@ -29,8 +29,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
 #include <ctime>
+#include <memory>
 #include <unistd.h>
 
 namespace {
@@ -158,8 +158,8 @@ int main(int argc, char** argv)
     const QCommandLineOption measureOpen(QStringLiteral("measure-open"),
         QStringLiteral("Print the time until the model is shown and until every job it started has finished, the "
                        "longest event-loop stall and the peak memory, then quit (bench/ui/run_open_bench.py)."));
-    for (const auto& o : {screenshot, select, calibrate, size, db, colorBy, data, preprocess, dataDialog, compare, clusterDialog,
-             measureOpen})
+    for (const auto& o : {screenshot, select, calibrate, size, db, colorBy, data, preprocess, dataDialog, compare,
+             clusterDialog, measureOpen})
         args.addOption(o);
     args.process(app);
 
@@ -269,8 +269,9 @@ int main(int argc, char** argv)
                     return;
                 poll->stop();
                 meter->tick();
-                std::printf("measure-open: startup %.0f ms, shown %.0f ms, all jobs done %.0f ms, longest stall %.1f ms "
-                            "wall, %.1f ms GUI CPU (ending at %.0f ms), peak %.0f MiB\n",
+                std::printf(
+                    "measure-open: startup %.0f ms, shown %.0f ms, all jobs done %.0f ms, longest stall %.1f ms "
+                    "wall, %.1f ms GUI CPU (ending at %.0f ms), peak %.0f MiB\n",
                     meter->startupMs(), shownMs, meter->elapsedMs(), meter->worstMs(), meter->worstCpuMs(),
                     meter->worstCpuAtMs(), peakRssMiB());
                 std::fflush(stdout);
@@ -282,11 +283,11 @@ int main(int argc, char** argv)
     if (!shotPath.isEmpty())
         QObject::connect(&window.studio(), &qs::ui::Studio::calibrationFinished, &window, [takeShot] { takeShot(); });
     QObject::connect(window.studio().errors(), &qs::ui::ErrorReporter::reported, &window,
-                     [&shotPath, &meter](const QString& title, const QString& message) {
-                         std::fprintf(stderr, "%s: %s\n", qPrintable(title), qPrintable(message));
-                         if (!shotPath.isEmpty() || meter)
-                             QTimer::singleShot(300, [] { QApplication::exit(1); });
-                     });
+        [&shotPath, &meter](const QString& title, const QString& message) {
+            std::fprintf(stderr, "%s: %s\n", qPrintable(title), qPrintable(message));
+            if (!shotPath.isEmpty() || meter)
+                QTimer::singleShot(300, [] { QApplication::exit(1); });
+        });
 
     if (args.isSet(db))
         window.studio().openStore(args.value(db));

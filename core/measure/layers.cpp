@@ -156,8 +156,8 @@ TensorStats layerWeightStats(const Graph& scope, const LayerSummary& row)
     std::vector<float> converted;
     if (w->dtype != DType::Float)
         converted = w->toFloat();
-    return weightStats(w->dtype == DType::Float ? w->data<float>() : std::span<const float>(converted), w->shape,
-        row.channelAxis);
+    return weightStats(
+        w->dtype == DType::Float ? w->data<float>() : std::span<const float>(converted), w->shape, row.channelAxis);
 }
 
 std::vector<LayerSummary> summarizeLayers(const Graph& g, bool withStats)
@@ -181,7 +181,8 @@ std::vector<LayerSummary> summarizeLayers(const Graph& g, bool withStats)
     std::vector<std::size_t> order(rows.size());
     for (std::size_t i = 0; i < order.size(); ++i)
         order[i] = i;
-    std::stable_sort(order.begin(), order.end(), [&rows](std::size_t a, std::size_t b) { return rows[a].params > rows[b].params; });
+    std::stable_sort(
+        order.begin(), order.end(), [&rows](std::size_t a, std::size_t b) { return rows[a].params > rows[b].params; });
     std::vector<std::exception_ptr> errors(rows.size());
 #pragma omp parallel for schedule(dynamic, 1)
     for (std::size_t k = 0; k < order.size(); ++k) {

@@ -59,7 +59,8 @@ std::optional<double> metricValue(LayerMetric m, const ModelDocument& doc, int r
     switch (m) {
     case LayerMetric::SizeShare: return l->sizeShare;
     // Weight statistics arrive after the model is shown (Studio's "weights" job).
-    case LayerMetric::WeightKurtosis: return l->weightsReady ? std::optional(l->summary.stats.kurtosis) : std::nullopt;
+    case LayerMetric::WeightKurtosis:
+        return l->weightsReady ? std::optional(l->summary.stats.kurtosis) : std::nullopt;
     case LayerMetric::WeightOutliers:
         return l->weightsReady ? std::optional(l->summary.stats.outlierFraction) : std::nullopt;
     case LayerMetric::ChannelRange:

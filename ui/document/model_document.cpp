@@ -212,8 +212,8 @@ std::shared_ptr<ModelData> buildModelData(Graph graph, Progress& progress, const
     return data;
 }
 
-std::shared_ptr<ModelData> loadModelData(const QString& path, Progress& progress, const CancelToken& cancel,
-    bool weightStats)
+std::shared_ptr<ModelData> loadModelData(
+    const QString& path, Progress& progress, const CancelToken& cancel, bool weightStats)
 {
     progress.report(0, "reading " + QFileInfo(path).fileName().toStdString());
     Graph g = importOnnx(path.toStdString());

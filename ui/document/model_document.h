@@ -82,10 +82,10 @@ struct ActivationData {
 
 // Worker side: everything below runs inside a JobRunner job, never on the GUI thread.
 // Without `weightStats` the rows' weight statistics are left for layerWeights().
-std::shared_ptr<ModelData> buildModelData(Graph graph, Progress& progress, const CancelToken& cancel,
-    bool weightStats = true);
-std::shared_ptr<ModelData> loadModelData(const QString& path, Progress& progress, const CancelToken& cancel,
-    bool weightStats = true);
+std::shared_ptr<ModelData> buildModelData(
+    Graph graph, Progress& progress, const CancelToken& cancel, bool weightStats = true);
+std::shared_ptr<ModelData> loadModelData(
+    const QString& path, Progress& progress, const CancelToken& cancel, bool weightStats = true);
 // Row `row`'s weight statistics, histogram and channel ranges.
 LayerWeights layerWeights(const ModelData& model, int row);
 // Reads the store read-only; throws an Error naming the file when it cannot.

@@ -166,8 +166,8 @@ private slots:
         const double free = alongFlow(layoutGraph(g, s));
         s.rowLimit = free / 2;
         const GraphLayout l = layoutGraph(g, s);
-        QVERIFY2(alongFlow(l) <= s.rowLimit, qPrintable(QStringLiteral("%1 pt along the flow, limit %2")
-                                                           .arg(alongFlow(l)).arg(s.rowLimit)));
+        QVERIFY2(alongFlow(l) <= s.rowLimit,
+            qPrintable(QStringLiteral("%1 pt along the flow, limit %2").arg(alongFlow(l)).arg(s.rowLimit)));
         for (std::size_t i = 0; i < l.boxes.size(); ++i)
             for (std::size_t j = i + 1; j < l.boxes.size(); ++j)
                 QVERIFY(!l.boxes[i].rect.adjusted(1, 1, -1, -1).intersects(l.boxes[j].rect.adjusted(1, 1, -1, -1)));
@@ -178,14 +178,16 @@ private slots:
     {
         QTest::addColumn<QString>("name");
         QTest::addColumn<QString>("shown");
-        QTest::newRow("short") << "/fc/MatMul" << "fc";
-        QTest::newRow("26 characters") << "/abcdefghij/klmnopqrstuvwxy/MatMul" << "abcdefghij/klmnopqrstuvwxy";
-        QTest::newRow("exporter path")
-            << "/model/layers.3/self_attn/q_proj/MatMul" << "\u2026/self_attn/q_proj";
+        QTest::newRow("short") << "/fc/MatMul"
+                               << "fc";
+        QTest::newRow("26 characters") << "/abcdefghij/klmnopqrstuvwxy/MatMul"
+                                       << "abcdefghij/klmnopqrstuvwxy";
+        QTest::newRow("exporter path") << "/model/layers.3/self_attn/q_proj/MatMul"
+                                       << "\u2026/self_attn/q_proj";
         QTest::newRow("one long segment") << "transformer_block_eleven_query_projection_weight"
                                           << "transformer_\u2026ection_weight";
-        QTest::newRow("long last segment")
-            << "/model/transformer_block_eleven_query_projection/MatMul" << "transformer_\u2026ry_projection";
+        QTest::newRow("long last segment") << "/model/transformer_block_eleven_query_projection/MatMul"
+                                           << "transformer_\u2026ry_projection";
     }
     void longNamesKeepTheirLastSegments()
     {

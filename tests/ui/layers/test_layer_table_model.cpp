@@ -3,9 +3,9 @@
 // weight statistics that arrive after the model (the studio's "weights" job) fill in.
 #include "support/onnx_builder.h"
 
+#include "analysis/weight_profile.h"
 #include "graph/onnx_import.h"
 #include "measure/layers.h"
-#include "analysis/weight_profile.h"
 #include "ui/document/model_document.h"
 #include "ui/document/studio.h"
 #include "ui/jobs/job_runner.h"
@@ -133,7 +133,8 @@ private slots:
         later.setModel(buildModelData(threeLayerModel(), progress, CancelToken(), false), nullptr);
         QVERIFY(!later.model()->weightsReady());
         for (int r = 0; r < table.rowCount(); ++r)
-            for (int c : {int(LayerTableModel::Kurtosis), int(LayerTableModel::Outliers), int(LayerTableModel::ChannelRange)})
+            for (int c :
+                {int(LayerTableModel::Kurtosis), int(LayerTableModel::Outliers), int(LayerTableModel::ChannelRange)})
                 QCOMPARE(table.index(r, c).data().toString(), QStringLiteral("\u2014"));
         QSignalSpy arrived(&later, &ModelDocument::weightsChanged);
         QSignalSpy changed(&table, &QAbstractItemModel::dataChanged);
@@ -162,8 +163,7 @@ private slots:
         threeLayerBuilder().save(path.toStdString());
         Studio studio;
         bool readyAtOpen = true;
-        connect(&studio, &Studio::modelOpened, this,
-            [&] { readyAtOpen = studio.document()->model()->weightsReady(); });
+        connect(&studio, &Studio::modelOpened, this, [&] { readyAtOpen = studio.document()->model()->weightsReady(); });
         QSignalSpy opened(&studio, &Studio::modelOpened);
         studio.openModel(path);
         QVERIFY(opened.wait(60000));
