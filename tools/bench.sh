@@ -36,7 +36,8 @@ for b in "${which[@]}"; do
     quality)     $py "$here/bench/int8/quality_table.py" --build "$build" ;;
     algos)       $py "$here/bench/algos/run_algos_bench.py" --cli "$build/app/quantstudio-cli" --work "$build/bench/algos" ;;
     ui)          QT_QPA_PLATFORM=offscreen "$build/bench/ui/bench_inspector"
-                 QT_QPA_PLATFORM=offscreen "$build/bench/ui/bench_graph_view" ;;
+                 QT_QPA_PLATFORM=offscreen "$build/bench/ui/bench_graph_view"
+                 $py "$here/bench/ui/run_open_bench.py" --build "$build" ;;
     cluster)     $py "$here/bench/cluster/run_cluster_bench.py" --build "$build" ;; # root: starts a local Slurm
     whatif)      "$build/bench/whatif/qs_bench_whatif" "$here/resources/demo/fashion_cnn.onnx" \
                    "$here/resources/demo/fashion1k-images-idx3-ubyte.gz" --limit 1000 --batch 100 ;;

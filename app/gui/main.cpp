@@ -23,9 +23,87 @@
 #include <QScreen>
 #include <QTimer>
 
+#include <QElapsedTimer>
+
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <memory>
 #include <unistd.h>
+
+namespace {
+
+double threadCpuMs()
+{
+    timespec t {};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return double(t.tv_sec) * 1e3 + double(t.tv_nsec) * 1e-6;
+}
+
+// The process's peak resident memory (VmHWM), in MiB; 0 when /proc is not there.
+double peakRssMiB()
+{
+    FILE* f = std::fopen("/proc/self/status", "r");
+    if (!f)
+        return 0;
+    char line[256];
+    double kib = 0;
+    while (std::fgets(line, sizeof line, f))
+        if (!std::strncmp(line, "VmHWM:", 6))
+            kib = std::atof(line + 6);
+    std::fclose(f);
+    return kib / 1024.0;
+}
+
+// --measure-open: the longest gap between ticks of a 10 ms timer on the GUI thread, as
+// wall time and as the GUI thread's own CPU time (what the studio causes, without the
+// time other processes of a shared machine take), from the event loop's first tick
+// (the window built: "startup") until the model is shown and every job it started
+// (weight statistics, stored results) has finished.
+class OpenMeter : public QObject {
+public:
+    OpenMeter()
+    {
+        clock_.start();
+        lastMs_ = 0;
+        lastCpuMs_ = threadCpuMs();
+        timer_.setInterval(10);
+        timer_.setTimerType(Qt::PreciseTimer);
+        QObject::connect(&timer_, &QTimer::timeout, this, [this] { tick(); });
+        timer_.start();
+    }
+    void tick()
+    {
+        const double now = double(clock_.nsecsElapsed()) * 1e-6, cpu = threadCpuMs();
+        if (startupMs_ < 0) { // the first tick: the window built and the event loop running
+            startupMs_ = now;
+            lastMs_ = now;
+            lastCpuMs_ = cpu;
+            return;
+        }
+        worstMs_ = std::max(worstMs_, now - lastMs_);
+        if (cpu - lastCpuMs_ > worstCpuMs_) {
+            worstCpuMs_ = cpu - lastCpuMs_;
+            worstCpuAtMs_ = now;
+        }
+        lastMs_ = now;
+        lastCpuMs_ = cpu;
+    }
+    double elapsedMs() const { return double(clock_.nsecsElapsed()) * 1e-6; }
+    double worstMs() const { return worstMs_; }
+    double worstCpuMs() const { return worstCpuMs_; }
+    double worstCpuAtMs() const { return worstCpuAtMs_; } // when that stall ended
+    double startupMs() const { return startupMs_; }
+
+private:
+    QTimer timer_;
+    QElapsedTimer clock_;
+    double lastMs_ = 0, lastCpuMs_ = 0, worstMs_ = 0, worstCpuMs_ = 0, worstCpuAtMs_ = 0, startupMs_ = -1;
+};
+
+} // namespace
 
 int main(int argc, char** argv)
 {
@@ -80,11 +158,17 @@ int main(int argc, char** argv)
     const QCommandLineOption optimizerOverlay(QStringLiteral("optimizer-overlay"),
         QStringLiteral("Turn on the graph's optimizer overlay once the model is shown; with --screenshot, save the "
                        "window when its badges are on."));
-    for (const auto& o : {screenshot, select, calibrate, size, db, colorBy, data, preprocess, dataDialog, compare, clusterDialog,
-             optimizerOverlay})
+    const QCommandLineOption measureOpen(QStringLiteral("measure-open"),
+        QStringLiteral("Print the time until the model is shown and until every job it started has finished, the "
+                       "longest event-loop stall and the peak memory, then quit (bench/ui/run_open_bench.py)."));
+    for (const auto& o : {screenshot, select, calibrate, size, db, colorBy, data, preprocess, dataDialog, compare,
+             clusterDialog, optimizerOverlay, measureOpen})
         args.addOption(o);
     args.process(app);
 
+    std::unique_ptr<OpenMeter> meter;
+    if (args.isSet(measureOpen))
+        meter = std::make_unique<OpenMeter>();
     qs::ui::MainWindow window;
     if (args.isSet(size)) {
         const QStringList wh = args.value(size).split(QLatin1Char('x'));
@@ -112,11 +196,19 @@ int main(int argc, char** argv)
     if (args.isSet(data))
         window.studio().setData(args.value(data), args.value(preprocess));
     auto takeShot = [&window, shotPath] {
-        QTimer::singleShot(400, &window, [&window, shotPath] {
-            const bool ok = window.grab().save(shotPath);
-            std::fprintf(stderr, "%s %s\n", ok ? "saved" : "could not save", qPrintable(shotPath));
-            QApplication::exit(ok ? 0 : 1);
+        // Once the weight statistics (a job after opening) are in the table and the graph.
+        auto* poll = new QTimer(&window);
+        QObject::connect(poll, &QTimer::timeout, &window, [&window, shotPath, poll] {
+            if (window.studio().jobs()->isBusy(QStringLiteral("weights")))
+                return;
+            poll->stop();
+            QTimer::singleShot(400, &window, [&window, shotPath] {
+                const bool ok = window.grab().save(shotPath);
+                std::fprintf(stderr, "%s %s\n", ok ? "saved" : "could not save", qPrintable(shotPath));
+                QApplication::exit(ok ? 0 : 1);
+            });
         });
+        poll->start(20);
     };
     QObject::connect(&window.studio(), &qs::ui::Studio::modelOpened, &window, [&, takeShot] {
         if (!selectName.isEmpty()) {
@@ -176,14 +268,36 @@ int main(int argc, char** argv)
         if (!shotPath.isEmpty())
             takeShot();
     });
+    if (meter) {
+        // Shown: the model's first paint after modelOpened; done: no job left running.
+        QObject::connect(&window.studio(), &qs::ui::Studio::modelOpened, &window, [&window, &meter] {
+            window.repaint();
+            const double shownMs = meter->elapsedMs();
+            auto* poll = new QTimer(&window);
+            QObject::connect(poll, &QTimer::timeout, &window, [&window, &meter, shownMs, poll] {
+                if (window.studio().jobs()->isBusy())
+                    return;
+                poll->stop();
+                meter->tick();
+                std::printf(
+                    "measure-open: startup %.0f ms, shown %.0f ms, all jobs done %.0f ms, longest stall %.1f ms "
+                    "wall, %.1f ms GUI CPU (ending at %.0f ms), peak %.0f MiB\n",
+                    meter->startupMs(), shownMs, meter->elapsedMs(), meter->worstMs(), meter->worstCpuMs(),
+                    meter->worstCpuAtMs(), peakRssMiB());
+                std::fflush(stdout);
+                QApplication::exit(0);
+            });
+            poll->start(20);
+        });
+    }
     if (!shotPath.isEmpty())
         QObject::connect(&window.studio(), &qs::ui::Studio::calibrationFinished, &window, [takeShot] { takeShot(); });
     QObject::connect(window.studio().errors(), &qs::ui::ErrorReporter::reported, &window,
-                     [&shotPath](const QString& title, const QString& message) {
-                         std::fprintf(stderr, "%s: %s\n", qPrintable(title), qPrintable(message));
-                         if (!shotPath.isEmpty())
-                             QTimer::singleShot(300, [] { QApplication::exit(1); });
-                     });
+        [&shotPath, &meter](const QString& title, const QString& message) {
+            std::fprintf(stderr, "%s: %s\n", qPrintable(title), qPrintable(message));
+            if (!shotPath.isEmpty() || meter)
+                QTimer::singleShot(300, [] { QApplication::exit(1); });
+        });
 
     if (args.isSet(db))
         window.studio().openStore(args.value(db));

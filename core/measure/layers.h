@@ -26,7 +26,17 @@ struct LayerSummary {
 int weightChannelAxis(const Graph& g, const Node& n);
 
 // Summaries of every quantizable layer in graph order, then those inside subgraphs
-// (If branches, Loop bodies; LayerSummary::scope says where).
-std::vector<LayerSummary> summarizeLayers(const Graph& g);
+// (If branches, Loop bodies; LayerSummary::scope says where). The weight statistics,
+// most of the time on a large model, run on the OpenMP threads a layer each; without
+// `withStats` they are left empty (layerWeightStats() fills one row later).
+std::vector<LayerSummary> summarizeLayers(const Graph& g, bool withStats = true);
+
+// LayerSummary::stats of a layer whose weight is a constant of `scope` (the top graph,
+// or the subgraph a nested row's scope names): computeStats() of the weight with the
+// channel range ratio along `channelAxis`, in two passes over the values.
+TensorStats layerWeightStats(const Graph& scope, const LayerSummary& row);
+// The same of plain values: moments from power sums about a pilot mean (the exact mean
+// when the pilot is off by more than a standard deviation), then the outliers.
+TensorStats weightStats(std::span<const float> values, const Shape& shape, int channelAxis);
 
 } // namespace qs

@@ -4,6 +4,7 @@
 // instead of shown. QS_SCREENSHOT_DIR=<dir> lets tests save PNGs.
 #pragma once
 
+#include "ui/document/model_document.h"
 #include "ui/document/quant_config_document.h"
 #include "ui/document/studio.h"
 #include "ui/main_window.h"
@@ -35,9 +36,11 @@ inline std::unique_ptr<ui::Studio> openDemoStudio(const QString& testName)
     studio->openModel(demoModelPath);
     if (!opened.wait(60000))
         return nullptr;
-    for (int i = 0; i < 300 && !studio->config()->sizes(); ++i)
+    // The size table and the weight statistics follow the model (jobs of their own).
+    auto ready = [&studio] { return studio->config()->sizes() && studio->document()->model()->weightsReady(); };
+    for (int i = 0; i < 300 && !ready(); ++i)
         QTest::qWait(100);
-    return studio->config()->sizes() ? std::move(studio) : nullptr;
+    return ready() ? std::move(studio) : nullptr;
 }
 
 // Shows a panel built alone at a dock's size; false when it did not show.
@@ -63,9 +66,12 @@ inline std::unique_ptr<ui::MainWindow> openDemoWindow(const QString& testName)
     window->studio().openModel(demoModelPath);
     if (!opened.wait(60000))
         return nullptr;
-    for (int i = 0; i < 300 && !window->studio().config()->sizes(); ++i)
+    auto ready = [&window] {
+        return window->studio().config()->sizes() && window->studio().document()->model()->weightsReady();
+    };
+    for (int i = 0; i < 300 && !ready(); ++i)
         QTest::qWait(100);
-    return window->studio().config()->sizes() ? std::move(window) : nullptr;
+    return ready() ? std::move(window) : nullptr;
 }
 
 class RecordingReporter : public ui::ErrorReporter {

@@ -87,7 +87,12 @@ class TestMainWindow : public QObject {
     {
         QSignalSpy opened(&window->studio(), &Studio::modelOpened);
         window->studio().openModel(path);
-        return opened.wait(60000);
+        if (!opened.wait(60000))
+            return false;
+        // The weight statistics follow the model (Studio's "weights" job).
+        for (int i = 0; i < 600 && !window->studio().document()->model()->weightsReady(); ++i)
+            QTest::qWait(100);
+        return window->studio().document()->model()->weightsReady();
     }
 
     void ensureDemo()

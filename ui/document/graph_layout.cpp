@@ -39,6 +39,25 @@ QString elideMiddle(const QString& s, int maxChars)
     return s.left(keep) + QChar(0x2026) + s.right(maxChars - 1 - keep);
 }
 
+// A layer's path name in at most maxChars: its last segments whole, the leading ones
+// given up for "…/" ("…/self_attn/q_proj"), the last segment elided in its
+// middle only when it alone is too long. The tooltip has the whole name.
+QString elideLayerPath(const QString& s, int maxChars)
+{
+    if (s.size() <= maxChars)
+        return s;
+    const QStringList parts = s.split(QLatin1Char('/'));
+    QString kept = parts.back();
+    if (kept.size() + 2 > maxChars)
+        return elideMiddle(kept, maxChars);
+    for (int i = int(parts.size()) - 2; i >= 0; --i) {
+        if (parts[i].size() + 1 + kept.size() + 2 > maxChars)
+            break;
+        kept = parts[i] + QLatin1Char('/') + kept;
+    }
+    return QString(QChar(0x2026)) + QLatin1Char('/') + kept;
+}
+
 QPointF toScene(pointf p, double height) { return {p.x, height - p.y}; }
 
 bool isConstant(const Node& n) { return n.opType == "Constant" && n.domain.empty(); }
@@ -191,7 +210,7 @@ namespace {
 // to right (top to bottom flow), each as thick as what it holds, so many that the whole is
 // closest to 16:10. Edges between segments leave past the end of their row, run back
 // through the gap before the next row and enter their box from its side.
-void wrapFlow(GraphLayout& out)
+void wrapFlow(GraphLayout& out, double rowLimit)
 {
     constexpr double aspect = 1.6, gap = 70, margin = 24;
     const bool lr = out.direction == GraphDirection::LeftToRight;
@@ -203,7 +222,8 @@ void wrapFlow(GraphLayout& out)
     auto crossOf = [lr](const QPointF& p) { return lr ? p.y() : p.x(); };
     auto point = [lr](double f, double c) { return lr ? QPointF(f, c) : QPointF(c, f); };
     const double start = flowLo(out.bounds), length = lr ? out.bounds.width() : out.bounds.height();
-    if (length <= wrapLongerThan || out.boxes.empty())
+    const double limit = rowLimit > 0 ? rowLimit : 1e300;
+    if (length <= std::min(wrapLongerThan, limit) || out.boxes.empty())
         return;
 
     // What is drawn, by its extent along the flow: boxes and the frames of expanded blocks.
@@ -299,10 +319,19 @@ void wrapFlow(GraphLayout& out)
         const double r = w / std::max(h, 1.0) / aspect;
         return r >= 1 ? r : 1 / r;
     };
+    // Closest to 16:10 among the plans whose rows the view shows whole (else the one with
+    // the shortest longest row).
+    auto better = [&](const Plan& p, const Plan& than) {
+        const bool fits = p.longest <= limit, thanFits = than.longest <= limit;
+        if (fits != thanFits)
+            return fits;
+        return fits ? misfit(p) < misfit(than) : p.longest < than.longest;
+    };
     Plan best = planFor({});
-    for (int wanted = 2; wanted <= 64 && wanted <= int(candidates.size()) + 1; ++wanted) {
-        Plan p = planFor(cutsFor(length / wanted));
-        if (misfit(p) < misfit(best))
+    const int most = std::max(64, int(std::ceil(length / std::min(limit, length))) + 1);
+    for (int wanted = 2; wanted <= most && wanted <= int(candidates.size()) + 1; ++wanted) {
+        Plan p = planFor(cutsFor(std::min(length / wanted, limit)));
+        if (better(p, best))
             best = std::move(p);
     }
     if (best.cuts.empty())
@@ -454,7 +483,7 @@ GraphLayout layoutGraph(const Graph& graph, const LayoutStyle& style)
         b.node = int(i);
         b.title = QString::fromStdString(n.opType);
         if (graph.layerKind(n) != LayerKind::None) {
-            b.lines << elideMiddle(shortLayerName(n.name, n.opType), 26);
+            b.lines << elideLayerPath(shortLayerName(n.name, n.opType), 26);
             if (const Tensor* w = graph.constant(graph.weightOf(n)))
                 b.lines << QStringLiteral("W ") + dimsText(w->shape);
         }
@@ -605,7 +634,7 @@ GraphLayout layoutGraph(const Graph& graph, const LayoutStyle& style)
     agclose(g);
     gvFreeContext(gvc);
     if (style.wrap)
-        wrapFlow(out);
+        wrapFlow(out, style.rowLimit);
     return out;
 }
 

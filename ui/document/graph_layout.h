@@ -43,6 +43,10 @@ struct LayoutStyle {
     // Wrap a flow longer than wrapLongerThan points into rows (columns when top to bottom)
     // so that the whole is about 16:10.
     bool wrap = true;
+    // The longest row (column) along the flow, in points, that the view shows whole: its
+    // canvas beside the overview column at the lowest Fit zoom. Rows are cut to fit it
+    // (and a flow longer than it wraps); 0: no limit.
+    double rowLimit = 0;
 };
 
 constexpr int autoCollapseAbove = 150;

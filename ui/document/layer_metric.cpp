@@ -58,9 +58,13 @@ std::optional<double> metricValue(LayerMetric m, const ModelDocument& doc, int r
         return std::nullopt;
     switch (m) {
     case LayerMetric::SizeShare: return l->sizeShare;
-    case LayerMetric::WeightKurtosis: return l->summary.stats.kurtosis;
-    case LayerMetric::WeightOutliers: return l->summary.stats.outlierFraction;
-    case LayerMetric::ChannelRange: return l->summary.stats.channelRangeRatio;
+    // Weight statistics arrive after the model is shown (Studio's "weights" job).
+    case LayerMetric::WeightKurtosis:
+        return l->weightsReady ? std::optional(l->summary.stats.kurtosis) : std::nullopt;
+    case LayerMetric::WeightOutliers:
+        return l->weightsReady ? std::optional(l->summary.stats.outlierFraction) : std::nullopt;
+    case LayerMetric::ChannelRange:
+        return l->weightsReady ? std::optional(l->summary.stats.channelRangeRatio) : std::nullopt;
     case LayerMetric::InputKurtosis:
         if (const auto& a = doc.activations())
             if (const ActivationProfile* p = a->find(l->summary.name, "input"))

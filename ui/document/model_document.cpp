@@ -1,6 +1,7 @@
 #include "ui/document/model_document.h"
 
 #include "graph/onnx_import.h"
+#include "graph/subgraphs.h"
 #include "record/sensitivity_record.h"
 #include "runtime/plan.h"
 #include "store/store.h"
@@ -127,24 +128,45 @@ const ActivationProfile* ActivationData::find(const std::string& layer, const st
     return nullptr;
 }
 
-std::shared_ptr<ModelData> buildModelData(Graph graph, Progress& progress, const CancelToken& cancel)
+bool ModelData::weightsReady() const
+{
+    return std::all_of(layers.begin(), layers.end(), [](const LayerData& l) { return l.weightsReady; });
+}
+
+LayerWeights layerWeights(const ModelData& model, int row)
+{
+    const Graph& graph = *model.graph;
+    const LayerData& l = model.layers.at(std::size_t(row));
+    const LayerSummary& s = l.summary;
+    LayerWeights out;
+    out.row = row;
+    // A layer inside a subgraph (If branch, Loop body): its weight is a constant of that scope.
+    const Graph* scope = &graph;
+    std::vector<NestedNode> nested;
+    if (!s.scope.empty()) {
+        nested = nestedNodes(graph);
+        for (const NestedNode& nn : nested)
+            if (nn.path == s.scope && nn.node().name == s.name)
+                scope = nn.scope.get();
+    }
+    out.stats = layerWeightStats(*scope, s);
+    if (s.scope.empty() || graph.constant(s.weight))
+        out.weights = profileWeight(graph, s);
+    return out;
+}
+
+std::shared_ptr<ModelData> buildModelData(Graph graph, Progress& progress, const CancelToken& cancel, bool weightStats)
 {
     QElapsedTimer clock;
     clock.start();
     auto data = std::make_shared<ModelData>();
     data->path = QString::fromStdString(graph.sourcePath);
     data->totalParams = graph.parameterCount();
-    progress.report(0.3, "weight statistics");
-    std::vector<LayerSummary> summaries = summarizeLayers(graph);
+    progress.report(0.3, "layers");
+    std::vector<LayerSummary> summaries = summarizeLayers(graph, false);
     cancel.check();
-
-    // Histograms and channel ranges, the expensive part, in proportion to parameters.
-    int64_t done = 0, all = 0;
-    for (const auto& s : summaries)
-        all += std::max<int64_t>(s.params, 1);
     data->layers.reserve(summaries.size());
     for (auto& s : summaries) {
-        cancel.check();
         LayerData row;
         // A layer inside a subgraph (If branch, Loop body) stands on the top-level node holding it.
         const bool nested = !s.scope.empty();
@@ -152,16 +174,12 @@ std::shared_ptr<ModelData> buildModelData(Graph graph, Progress& progress, const
         if (row.node < 0)
             continue;
         row.sizeShare = data->totalParams > 0 ? double(s.params) / double(data->totalParams) : 0;
-        if (!nested || graph.constant(s.weight))
-            row.weights = profileWeight(graph, s);
         const Node& node = graph.nodes[std::size_t(row.node)];
         const ValueInfo* out = node.outputs.empty() || nested ? nullptr : graph.info(node.outputs.front());
         row.outputText = out ? QString::fromStdString(out->text()) : QStringLiteral("?");
         row.summary = std::move(s);
         if (!nested)
             data->layerOfNode[row.node] = int(data->layers.size());
-        done += std::max<int64_t>(row.summary.params, 1);
-        progress.report(0.3 + 0.6 * double(done) / double(all), "weight histograms");
         data->layers.push_back(std::move(row));
     }
     // Known before anything runs, so the studio can say so up front (the compiler's rule:
@@ -174,16 +192,33 @@ std::shared_ptr<ModelData> buildModelData(Graph graph, Progress& progress, const
             data->unsupportedNodes.push_back(int(i));
     }
     data->graph = std::make_shared<const Graph>(std::move(graph));
+    if (weightStats) {
+        // Histograms and channel ranges, the expensive part, in proportion to parameters.
+        int64_t done = 0, all = 0;
+        for (const auto& l : data->layers)
+            all += std::max<int64_t>(l.summary.params, 1);
+        for (int r = 0; r < int(data->layers.size()); ++r) {
+            cancel.check();
+            LayerWeights w = layerWeights(*data, r);
+            LayerData& row = data->layers[std::size_t(r)];
+            row.summary.stats = w.stats;
+            row.weights = std::move(w.weights);
+            row.weightsReady = true;
+            done += std::max<int64_t>(row.summary.params, 1);
+            progress.report(0.3 + 0.6 * double(done) / double(all), "weight histograms");
+        }
+    }
     data->loadSeconds = double(clock.nsecsElapsed()) * 1e-9;
     return data;
 }
 
-std::shared_ptr<ModelData> loadModelData(const QString& path, Progress& progress, const CancelToken& cancel)
+std::shared_ptr<ModelData> loadModelData(
+    const QString& path, Progress& progress, const CancelToken& cancel, bool weightStats)
 {
     progress.report(0, "reading " + QFileInfo(path).fileName().toStdString());
     Graph g = importOnnx(path.toStdString());
     cancel.check();
-    auto data = buildModelData(std::move(g), progress, cancel);
+    auto data = buildModelData(std::move(g), progress, cancel, weightStats);
     data->path = path;
     return data;
 }
@@ -217,6 +252,24 @@ void ModelDocument::setLayout(std::shared_ptr<const GraphLayout> layout)
 {
     layout_ = std::move(layout);
     emit layoutChanged();
+}
+
+void ModelDocument::setLayerWeights(const std::vector<LayerWeights>& weights)
+{
+    if (!model_ || weights.empty())
+        return;
+    // Readers on worker threads hold the old model: the rows change in a copy.
+    auto next = std::make_shared<ModelData>(*model_);
+    for (const LayerWeights& w : weights) {
+        if (w.row < 0 || w.row >= int(next->layers.size()))
+            continue;
+        LayerData& row = next->layers[std::size_t(w.row)];
+        row.summary.stats = w.stats;
+        row.weights = w.weights;
+        row.weightsReady = true;
+    }
+    model_ = std::move(next);
+    emit weightsChanged();
 }
 
 void ModelDocument::setActivations(std::shared_ptr<const ActivationData> activations)

@@ -1,6 +1,7 @@
 // The open model as the GUI sees it: the immutable graph, one row per quantizable
-// layer with its weight histogram and channel ranges (computed once by a job), the
-// graph layout, and the activation profile once a calibration pass has run.
+// layer with its weight statistics, histogram and channel ranges (computed by a job
+// after the model is shown, the selected layer first), the graph layout, and the
+// activation profile once a calibration pass has run.
 #pragma once
 
 #include "analysis/activation_profile.h"
@@ -26,6 +27,14 @@ struct LayerData {
     double sizeShare = 0;  // parameters of this layer / all parameters of the model
     QString outputText;    // output shape with symbolic dims, "[N,16,28,28]"
     WeightProfile weights;
+    bool weightsReady = false; // summary.stats and weights computed (else empty, a job is on it)
+};
+
+// One layer's weight statistics, computed off the GUI thread (layerWeights()).
+struct LayerWeights {
+    int row = -1;
+    TensorStats stats;
+    WeightProfile weights;
 };
 
 struct ModelData {
@@ -37,6 +46,7 @@ struct ModelData {
     std::vector<int> unsupportedNodes;   // nodes the runtime has no kernel for (calibration will refuse)
     double loadSeconds = 0;
 
+    bool weightsReady() const; // every row's
     QString displayName() const;
     int layerRow(const std::string& name) const; // -1 when not a quantizable layer
     bool isUnsupported(int node) const;
@@ -71,8 +81,13 @@ struct ActivationData {
 };
 
 // Worker side: everything below runs inside a JobRunner job, never on the GUI thread.
-std::shared_ptr<ModelData> buildModelData(Graph graph, Progress& progress, const CancelToken& cancel);
-std::shared_ptr<ModelData> loadModelData(const QString& path, Progress& progress, const CancelToken& cancel);
+// Without `weightStats` the rows' weight statistics are left for layerWeights().
+std::shared_ptr<ModelData> buildModelData(
+    Graph graph, Progress& progress, const CancelToken& cancel, bool weightStats = true);
+std::shared_ptr<ModelData> loadModelData(
+    const QString& path, Progress& progress, const CancelToken& cancel, bool weightStats = true);
+// Row `row`'s weight statistics, histogram and channel ranges.
+LayerWeights layerWeights(const ModelData& model, int row);
 // Reads the store read-only; throws an Error naming the file when it cannot.
 std::shared_ptr<StoredResults> loadStoredResults(const QString& storePath, const QString& modelPath);
 
@@ -96,9 +111,12 @@ public:
     void setLayout(std::shared_ptr<const GraphLayout> layout);
     void setActivations(std::shared_ptr<const ActivationData> activations);
     void setStored(std::shared_ptr<const StoredResults> stored);
+    // Fills these rows' weight statistics (a copy of the model with them; same generation).
+    void setLayerWeights(const std::vector<LayerWeights>& weights);
 
 signals:
     void modelChanged();
+    void weightsChanged(); // some rows' weight statistics arrived
     void layoutChanged();
     void activationsChanged();
     void storedChanged();

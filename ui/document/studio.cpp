@@ -18,6 +18,7 @@
 #include "store/store.h"
 #include "util/error.h"
 
+#include <QCoreApplication>
 #include <QDir>
 #include <QElapsedTimer>
 #include <QFileInfo>
@@ -52,7 +53,13 @@ Studio::Studio(QObject* parent) : QObject(parent)
         // Work on the previous model is moot: stop it rather than let it finish unseen.
         jobs_->cancelKind(QStringLiteral("calibrate"));
         jobs_->cancelKind(QStringLiteral("layout"));
+        jobs_->cancelKind(QStringLiteral("weights"));
         countSizes();
+        computeWeights();
+    });
+    connect(selection_, &LayerSelection::currentChanged, this, [this](int, int layer) {
+        if (wantedWeights_ && layer >= 0)
+            wantedWeights_->store(layer);
     });
     connect(jobs_, &JobRunner::jobFinished, this, [this](int id, const QString&, JobOutcome outcome, const QString&) {
         if (id == calibrationJob_ && outcome != JobOutcome::Done)
@@ -81,6 +88,7 @@ LayoutStyle Studio::layoutStyle() const
     s.direction = direction_;
     s.titleFont = theme::graphTitleFont();
     s.textFont = theme::graphTextFont();
+    s.rowLimit = rowLimit_;
     return s;
 }
 
@@ -105,7 +113,7 @@ int Studio::openModel(const QString& path)
     return jobs_->start(QStringLiteral("model"), tr("Opening %1").arg(name),
         [self, path, style, spec, check](Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
             Progress load = progress.sub(0, 0.85);
-            auto data = loadModelData(path, load, cancel);
+            auto data = loadModelData(path, load, cancel, false); // weight statistics: computeWeights()
             progress.sub(0.85, 1).report(0, "laying out the graph");
             auto layout = std::make_shared<GraphLayout>(layoutGraph(*data->graph, style));
             cancel.check();
@@ -210,6 +218,57 @@ void Studio::countSizes()
                 if (self && self->doc_->generation() == generation)
                     self->config_->setSizes(sizes);
             };
+        });
+}
+
+void Studio::computeWeights()
+{
+    // Weight statistics of a model opened without them, a layer at a time off the GUI
+    // thread: the selected layer first, the rest in order, delivered every 250 ms.
+    const auto model = doc_->model();
+    wantedWeights_.reset();
+    if (!model || model->weightsReady())
+        return;
+    auto wanted = wantedWeights_ = std::make_shared<std::atomic<int>>(selection_->currentLayer());
+    QPointer<Studio> self(this);
+    const int generation = doc_->generation();
+    auto deliver = [self, generation](std::vector<LayerWeights> rows) {
+        return [self, generation, rows = std::move(rows)] {
+            if (self && self->doc_->generation() == generation)
+                self->doc_->setLayerWeights(rows);
+        };
+    };
+    jobs_->start(QStringLiteral("weights"), tr("Weight statistics"),
+        [model, wanted, deliver](Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
+            const int n = int(model->layers.size());
+            std::vector<char> done(std::size_t(n), 0);
+            int64_t all = 0, doneParams = 0;
+            for (const auto& l : model->layers)
+                all += std::max<int64_t>(l.summary.params, 1);
+            std::vector<LayerWeights> ready;
+            QElapsedTimer sinceSent;
+            sinceSent.start();
+            int next = 0;
+            for (int k = 0; k < n; ++k) {
+                cancel.check();
+                int row = wanted->exchange(-1);
+                const bool asked = row >= 0 && row < n && !done[std::size_t(row)];
+                if (!asked) {
+                    while (done[std::size_t(next)])
+                        ++next;
+                    row = next;
+                }
+                ready.push_back(layerWeights(*model, row));
+                done[std::size_t(row)] = 1;
+                doneParams += std::max<int64_t>(model->layers[std::size_t(row)].summary.params, 1);
+                progress.report(double(doneParams) / double(all), "weight histograms");
+                if (k + 1 < n && (asked || sinceSent.elapsed() > 250)) {
+                    QMetaObject::invokeMethod(qApp, deliver(std::move(ready)), Qt::QueuedConnection);
+                    ready.clear();
+                    sinceSent.restart();
+                }
+            }
+            return deliver(std::move(ready));
         });
 }
 

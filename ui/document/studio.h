@@ -17,6 +17,7 @@
 #include <QObject>
 #include <QString>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -98,6 +99,8 @@ public:
     // The graph's layout direction; a change lays the open model out again.
     GraphDirection graphDirection() const { return direction_; }
     void setGraphDirection(GraphDirection direction);
+    // The longest row the graph view shows whole (LayoutStyle::rowLimit), from its size.
+    void setGraphRowLimit(double points) { rowLimit_ = points; }
     LayoutStyle layoutStyle() const;
 
 signals:
@@ -117,6 +120,7 @@ private:
     // the model (`problem`), and say what happened either way (dataNotice).
     void recheckData(const QString& modelPath, const QString& spec, const QString& problem);
     void countSizes();
+    void computeWeights();
 
     ModelDocument* doc_;
     JobRunner* jobs_;
@@ -129,6 +133,9 @@ private:
     QMap<QString, QString> inputShapes_;
     GraphDirection direction_ = GraphDirection::LeftToRight;
     int calibrationJob_ = -1;
+    double rowLimit_ = 0;
+    // The layer row the weight statistics job should take next (-1: in order).
+    std::shared_ptr<std::atomic<int>> wantedWeights_;
 };
 
 } // namespace qs::ui

@@ -40,6 +40,7 @@ GraphPanel::GraphPanel(Studio& studio, QWidget* parent)
     : QWidget(parent), doc_(studio.document()), jobs_(studio.jobs())
 {
     view_ = new GraphView(doc_, studio.selection(), this);
+    connect(view_, &GraphView::rowLimitChanged, &studio, &Studio::setGraphRowLimit);
     connect(this, &GraphPanel::directionChanged, &studio, &Studio::setGraphDirection);
 
     auto* label = new QLabel(QStringLiteral("Color by"), this);
@@ -194,6 +195,7 @@ GraphPanel::GraphPanel(Studio& studio, QWidget* parent)
     });
     connect(doc_, &ModelDocument::activationsChanged, this, &GraphPanel::updateMetricItems);
     connect(doc_, &ModelDocument::storedChanged, this, &GraphPanel::updateMetricItems);
+    connect(doc_, &ModelDocument::weightsChanged, this, &GraphPanel::updateMetricItems);
     updateMetricItems();
     updateInfo();
 }

@@ -97,6 +97,7 @@ GraphView::GraphView(ModelDocument* doc, LayerSelection* selection, QWidget* par
     });
     connect(doc_, &ModelDocument::activationsChanged, this, &GraphView::recolor);
     connect(doc_, &ModelDocument::storedChanged, this, &GraphView::recolor);
+    connect(doc_, &ModelDocument::weightsChanged, this, &GraphView::recolor);
     connect(selection_, &LayerSelection::currentChanged, this, [this](int node) { showCurrent(node, true); });
     rebuild();
 }
@@ -386,6 +387,7 @@ void GraphView::relayout(std::set<int> collapsed, int focusNode, int focusBlock)
         return;
     LayoutStyle style = layout->style;
     style.collapsed = std::move(collapsed);
+    style.rowLimit = rowLimit();
     const int ticket = ++relayoutTicket_, generation = doc_->generation();
     pendingCollapsed_ = style.collapsed;
     focusNode_ = focusNode;
@@ -599,9 +601,20 @@ bool GraphView::viewportEvent(QEvent* event)
     return QGraphicsView::viewportEvent(event);
 }
 
+double GraphView::rowLimit() const
+{
+    const QRect area = canvasRect();
+    const bool lr = !doc_->layout() || doc_->layout()->direction == GraphDirection::LeftToRight;
+    // The overview column as placeOverlays() makes it, and a margin on either side.
+    const int column = std::min(220, area.width() / 5) + 2 * minimapPad;
+    const double room = lr ? area.width() - column : area.height();
+    return room > 200 ? (room - 48) / minFitZoom : 0;
+}
+
 void GraphView::resizeEvent(QResizeEvent* event)
 {
     QGraphicsView::resizeEvent(event);
+    emit rowLimitChanged(rowLimit());
     placeOverlays();
     if (!fitted_ && isVisible())
         showInitial();

@@ -87,8 +87,13 @@ public slots:
     void zoomOut() { zoomBy(0.8); }
     void zoomBy(double factor);
 
+    // The longest row (column when top to bottom) along the flow, in points, that the
+    // canvas shows whole beside the overview column at minFitZoom (LayoutStyle::rowLimit).
+    double rowLimit() const;
+
 signals:
     void zoomChanged(double zoom);
+    void rowLimitChanged(double points);
     void searchChanged(int match, int count);
 
 protected:

@@ -396,6 +396,14 @@ InspectorPanel::InspectorPanel(Studio& studio, QWidget* parent)
             activationPlot_->plot()->replot();
         }
     });
+    connect(doc_, &ModelDocument::weightsChanged, this, [this] {
+        if (layer_ >= 0) { // the shown layer's statistics may have arrived
+            drawWeights();
+            drawChannels();
+            weightPlot_->plot()->replot();
+            channelPlot_->plot()->replot();
+        }
+    });
     showLayer(-1);
 }
 
@@ -562,7 +570,9 @@ void InspectorPanel::drawWeights()
     const QString which = view ? QStringLiteral("%1, as quantized").arg(view->what)
         : available            ? QStringLiteral("raw, as in the model and the layer table")
                                : QString();
-    weightPlot_->setTitle(which.isEmpty() ? QStringLiteral("Weights") : QStringLiteral("Weights (%1)").arg(which));
+    weightPlot_->setTitle(!l->weightsReady && !view ? QStringLiteral("Weights (computing statistics\u2026)")
+            : which.isEmpty()                       ? QStringLiteral("Weights")
+                                                    : QStringLiteral("Weights (%1)").arg(which));
     weightPlot_->setSubtitle(QStringLiteral("%1 values \u00B7 %2 bins").arg(formatCount(s.count)).arg(h.bins()));
     weightPlot_->setFileStem(shortLayerName(l->summary.name, l->summary.op).replace(QLatin1Char('/'), QLatin1Char('_')) +
                              QStringLiteral("-weights"));

@@ -189,6 +189,11 @@ LayerTableModel::LayerTableModel(ModelDocument* doc, QObject* parent) : QAbstrac
         if (rowCount() > 0)
             emit dataChanged(index(0, InputKurtosis), index(rowCount() - 1, InputKurtosis));
     });
+    connect(doc_, &ModelDocument::weightsChanged, this, [this] {
+        updateScales();
+        if (rowCount() > 0)
+            emit dataChanged(index(0, 0), index(rowCount() - 1, columnCount() - 1));
+    });
 }
 
 void LayerTableModel::updateScales()

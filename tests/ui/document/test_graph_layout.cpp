@@ -140,6 +140,76 @@ private slots:
         }
     }
 
+    // Rows never run past what the view shows whole at its lowest Fit zoom (rowLimit):
+    // with half the width the unlimited layout takes, every row fits in that half.
+    void rowsFitTheViewsLimit_data()
+    {
+        QTest::addColumn<int>("direction");
+        QTest::newRow("left to right") << int(GraphDirection::LeftToRight);
+        QTest::newRow("top to bottom") << int(GraphDirection::TopToBottom);
+    }
+    void rowsFitTheViewsLimit()
+    {
+        QFETCH(int, direction);
+        const bool lr = GraphDirection(direction) == GraphDirection::LeftToRight;
+        const Graph g = importOnnxBytes(test::blockStackModel(24).bytes(), "stack.onnx", "");
+        LayoutStyle s = style(GraphDirection(direction));
+        s.collapsed = std::set<int>();
+        auto alongFlow = [lr](const GraphLayout& l) {
+            double lo = 1e300, hi = -1e300;
+            for (const auto& b : l.boxes) {
+                lo = std::min(lo, lr ? b.rect.left() : b.rect.top());
+                hi = std::max(hi, lr ? b.rect.right() : b.rect.bottom());
+            }
+            return hi - lo;
+        };
+        const double free = alongFlow(layoutGraph(g, s));
+        s.rowLimit = free / 2;
+        const GraphLayout l = layoutGraph(g, s);
+        QVERIFY2(alongFlow(l) <= s.rowLimit,
+            qPrintable(QStringLiteral("%1 pt along the flow, limit %2").arg(alongFlow(l)).arg(s.rowLimit)));
+        for (std::size_t i = 0; i < l.boxes.size(); ++i)
+            for (std::size_t j = i + 1; j < l.boxes.size(); ++j)
+                QVERIFY(!l.boxes[i].rect.adjusted(1, 1, -1, -1).intersects(l.boxes[j].rect.adjusted(1, 1, -1, -1)));
+    }
+
+    // A layer's name in its box: the last path segments whole, the full name in the tooltip.
+    void longNamesKeepTheirLastSegments_data()
+    {
+        QTest::addColumn<QString>("name");
+        QTest::addColumn<QString>("shown");
+        QTest::newRow("short") << "/fc/MatMul"
+                               << "fc";
+        QTest::newRow("26 characters") << "/abcdefghij/klmnopqrstuvwxy/MatMul"
+                                       << "abcdefghij/klmnopqrstuvwxy";
+        QTest::newRow("exporter path") << "/model/layers.3/self_attn/q_proj/MatMul"
+                                       << "\u2026/self_attn/q_proj";
+        QTest::newRow("one long segment") << "transformer_block_eleven_query_projection_weight"
+                                          << "transformer_\u2026ection_weight";
+        QTest::newRow("long last segment") << "/model/transformer_block_eleven_query_projection/MatMul"
+                                           << "transformer_\u2026ry_projection";
+    }
+    void longNamesKeepTheirLastSegments()
+    {
+        QFETCH(QString, name);
+        QFETCH(QString, shown);
+        Graph g;
+        g.inputs.push_back({"x", DType::Float, std::vector<Dim> {{1, {}}, {8, {}}}});
+        g.initializers.emplace("w", Tensor(DType::Float, {8, 8}));
+        Node n;
+        n.name = name.toStdString();
+        n.opType = "MatMul";
+        n.inputs = {"x", "w"};
+        n.outputs = {"y"};
+        g.nodes.push_back(n);
+        g.outputs.push_back({"y", DType::Float, std::vector<Dim> {{1, {}}, {8, {}}}});
+        g.index();
+        const GraphLayout l = layoutGraph(g, style(GraphDirection::LeftToRight));
+        const auto& box = l.boxes[std::size_t(l.boxOfNode(0))];
+        QCOMPARE(box.lines.value(0), shown);
+        QVERIFY(box.lines.value(0).size() <= 26);
+    }
+
     void conformanceModels_data()
     {
         QTest::addColumn<QString>("path");

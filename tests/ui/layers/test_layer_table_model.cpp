@@ -1,13 +1,19 @@
 // LayerTableModel and LayerFilterProxy over a model built in the test: rows match
-// the layers, raw values sort, unknown values read as a dash, filters narrow rows.
+// the layers, raw values sort, unknown values read as a dash, filters narrow rows;
+// weight statistics that arrive after the model (the studio's "weights" job) fill in.
 #include "support/onnx_builder.h"
 
+#include "analysis/weight_profile.h"
 #include "graph/onnx_import.h"
 #include "measure/layers.h"
 #include "ui/document/model_document.h"
+#include "ui/document/studio.h"
+#include "ui/jobs/job_runner.h"
 #include "ui/layers/layer_filter_proxy.h"
 #include "ui/layers/layer_table_model.h"
 
+#include <QSignalSpy>
+#include <QTemporaryDir>
 #include <QtTest>
 
 #include <random>
@@ -29,7 +35,7 @@ std::vector<float> normal(std::size_t n, unsigned seed, float scale)
 }
 
 // Conv -> Flatten -> Gemm (one outlier weight) -> MatMul.
-Graph threeLayerModel()
+OnnxBuilder threeLayerBuilder()
 {
     OnnxBuilder b;
     b.input("x", {-1, 2, 4, 4});
@@ -44,7 +50,12 @@ Graph threeLayerModel()
     b.node("Gemm", {"f", "w_fc"}, {"h"}, "/classifier/fc/Gemm");
     b.node("MatMul", {"h", "w_out"}, {"y"}, "/classifier/out/MatMul");
     b.output("y", {-1, 2});
-    return importOnnxBytes(b.bytes(), "three.onnx", "");
+    return b;
+}
+
+Graph threeLayerModel()
+{
+    return importOnnxBytes(threeLayerBuilder().bytes(), "three.onnx", "");
 }
 
 } // namespace
@@ -110,6 +121,62 @@ private slots:
             QVERIFY(!model->index(r, column).data(LayerTableModel::SortRole).isValid());
         }
         QVERIFY(!model->headerData(column, Qt::Horizontal, Qt::ToolTipRole).toString().isEmpty());
+    }
+
+    // A model shown before its weight statistics: their columns read as a dash until
+    // the rows arrive, then equal the statistics computed with the model.
+    void weightStatisticsArriveLater()
+    {
+        ModelDocument later;
+        LayerTableModel table(&later);
+        Progress progress;
+        later.setModel(buildModelData(threeLayerModel(), progress, CancelToken(), false), nullptr);
+        QVERIFY(!later.model()->weightsReady());
+        for (int r = 0; r < table.rowCount(); ++r)
+            for (int c :
+                {int(LayerTableModel::Kurtosis), int(LayerTableModel::Outliers), int(LayerTableModel::ChannelRange)})
+                QCOMPARE(table.index(r, c).data().toString(), QStringLiteral("\u2014"));
+        QSignalSpy arrived(&later, &ModelDocument::weightsChanged);
+        QSignalSpy changed(&table, &QAbstractItemModel::dataChanged);
+        later.setLayerWeights({layerWeights(*later.model(), 2), layerWeights(*later.model(), 0)});
+        QCOMPARE(arrived.count(), 1);
+        QVERIFY(changed.count() >= 1);
+        QVERIFY(later.layer(0)->weightsReady && !later.layer(1)->weightsReady && later.layer(2)->weightsReady);
+        QCOMPARE(table.index(1, LayerTableModel::Kurtosis).data().toString(), QStringLiteral("\u2014"));
+        later.setLayerWeights({layerWeights(*later.model(), 1)});
+        QVERIFY(later.model()->weightsReady());
+        const auto expected = summarizeLayers(*later.model()->graph);
+        for (int r = 0; r < table.rowCount(); ++r) {
+            QCOMPARE(table.index(r, LayerTableModel::Kurtosis).data(LayerTableModel::SortRole).toDouble(),
+                expected[std::size_t(r)].stats.kurtosis);
+            const WeightProfile p = profileWeight(*later.model()->graph, expected[std::size_t(r)]);
+            QCOMPARE(later.layer(r)->weights.histogram.counts, p.histogram.counts);
+            QCOMPARE(later.layer(r)->weights.channels.max, p.channels.max);
+        }
+    }
+
+    // Studio::openModel shows the model first; its job then fills every row.
+    void studioFillsWeightsAfterOpening()
+    {
+        QTemporaryDir dir;
+        const QString path = dir.filePath(QStringLiteral("three.onnx"));
+        threeLayerBuilder().save(path.toStdString());
+        Studio studio;
+        bool readyAtOpen = true;
+        connect(&studio, &Studio::modelOpened, this, [&] { readyAtOpen = studio.document()->model()->weightsReady(); });
+        QSignalSpy opened(&studio, &Studio::modelOpened);
+        studio.openModel(path);
+        QVERIFY(opened.wait(60000));
+        QVERIFY(!readyAtOpen);
+        QVERIFY(studio.jobs()->waitForIdle(60000));
+        const auto& m = *studio.document()->model();
+        QVERIFY(m.weightsReady());
+        const auto expected = summarizeLayers(*m.graph);
+        QCOMPARE(m.layers.size(), expected.size());
+        for (std::size_t r = 0; r < expected.size(); ++r) {
+            QCOMPARE(m.layers[r].summary.stats.kurtosis, expected[r].stats.kurtosis);
+            QCOMPARE(m.layers[r].summary.stats.outlierFraction, expected[r].stats.outlierFraction);
+        }
     }
 
     void sortsByRawValues()
