@@ -811,6 +811,114 @@ struct BinaryOp : NetOp {
     }
 };
 
+// Erf, Sqrt and Pow by a constant exponent (decomposed GELU and LayerNormalization), as
+// plain loops: y = f(x), dL/dx = f'(x) dL/dy.
+struct PlainUnaryOp : NetOp {
+    int x = -1, y = -1;
+    char kind = 'e'; // e: Erf, s: Sqrt, p: Pow
+    float exponent = 1;
+    PlainUnaryOp(Net& net, const Node& n)
+    {
+        node = n.name;
+        x = net.lookup(n, 0);
+        kind = n.opType == "Erf" ? 'e' : n.opType == "Sqrt" ? 's' : 'p';
+        if (kind == 'p') {
+            const Tensor* e = n.inputs.size() > 1 ? net.constant(n.inputs[1]) : nullptr;
+            if (!e || e->numel() != 1)
+                fail(n.name, ": Pow trains with a constant scalar exponent, got ",
+                    e ? shapeString(e->shape) : std::string("a computed one"));
+            exponent = e->toFloat().front();
+        }
+        y = net.newValue(n.outputs[0], net.val(x).shape);
+    }
+    void forward(Net& net) override
+    {
+        const std::vector<float>& vx = net.val(x).v;
+        std::vector<float>& vy = net.val(y).v;
+        for (std::size_t i = 0; i < vx.size(); ++i)
+            vy[i] = kind == 'e' ? std::erf(vx[i]) : kind == 's' ? std::sqrt(vx[i]) : std::pow(vx[i], exponent);
+    }
+    void backward(Net& net) override
+    {
+        NetValue& in = net.val(x);
+        if (!in.needGrad)
+            return;
+        const std::vector<float>& gy = net.val(y).g;
+        const std::vector<float>& vy = net.val(y).v;
+        const float twoOverSqrtPi = 1.1283791670955126f;
+        for (std::size_t i = 0; i < gy.size(); ++i) {
+            const float v = in.v[i];
+            const float d = kind == 'e' ? twoOverSqrtPi * std::exp(-v * v)
+                : kind == 's'           ? 0.5f / vy[i]
+                : exponent == 2         ? 2 * v
+                                        : exponent * std::pow(v, exponent - 1);
+            in.g[i] += d * gy[i];
+        }
+    }
+};
+
+// ReduceMean over constant axes (attribute, or input 1 from opset 18), keepdims or not:
+// each output the mean of its slice; the backward spreads dL/dy / count over it.
+struct ReduceMeanOp : NetOp {
+    int x = -1, y = -1;
+    std::vector<int64_t> to; // input element -> its output element
+    float inverseCount = 1;
+    ReduceMeanOp(Net& net, const Node& n)
+    {
+        node = n.name;
+        x = net.lookup(n, 0);
+        const Shape s = net.val(x).shape;
+        std::vector<int64_t> axes = n.attrInts("axes");
+        if (n.inputs.size() > 1 && !n.inputs[1].empty()) {
+            const Tensor* a = net.constant(n.inputs[1]);
+            if (!a)
+                fail(n.name, ": ReduceMean trains with constant axes");
+            axes = a->toInt64();
+        }
+        const int rank = int(s.size());
+        std::vector<bool> reduced(std::size_t(rank), axes.empty() && n.attrInt("noop_with_empty_axes", 0) == 0);
+        for (int64_t a : axes) {
+            if (a < -rank || a >= rank)
+                fail(n.name, ": axis ", a, " is outside rank ", rank);
+            reduced[std::size_t(a < 0 ? a + rank : a)] = true;
+        }
+        Shape kept = s, ys;
+        int64_t count = 1;
+        for (int d = 0; d < rank; ++d)
+            if (reduced[std::size_t(d)]) {
+                count *= s[std::size_t(d)];
+                kept[std::size_t(d)] = 1;
+                if (n.attrInt("keepdims", 1) != 0)
+                    ys.push_back(1);
+            } else {
+                ys.push_back(s[std::size_t(d)]);
+            }
+        inverseCount = 1.f / float(std::max<int64_t>(count, 1));
+        Shape both;
+        to = std::move(broadcastIndices(n, {s, kept}, both)[1]);
+        y = net.newValue(n.outputs[0], ys);
+    }
+    void forward(Net& net) override
+    {
+        const std::vector<float>& vx = net.val(x).v;
+        std::vector<double> sum(net.val(y).v.size(), 0.0);
+        for (std::size_t i = 0; i < vx.size(); ++i)
+            sum[std::size_t(to[i])] += vx[i];
+        std::vector<float>& vy = net.val(y).v;
+        for (std::size_t i = 0; i < vy.size(); ++i)
+            vy[i] = float(sum[i] * inverseCount);
+    }
+    void backward(Net& net) override
+    {
+        NetValue& in = net.val(x);
+        if (!in.needGrad)
+            return;
+        const std::vector<float>& gy = net.val(y).g;
+        for (std::size_t i = 0; i < in.g.size(); ++i)
+            in.g[i] += gy[std::size_t(to[i])] * inverseCount;
+    }
+};
+
 // Flatten, Reshape, Identity: the same values in another shape.
 struct ReshapeOp : NetOp {
     int x = -1, y = -1;
@@ -1196,13 +1304,110 @@ struct FakeQuantOp : NetOp {
     }
 };
 
+// The fake quantization of an attention operand (Q, K^T, V or P as its MatMul reads
+// it): a static grid per slice of the granularity's axis with learned (LSQ) scales, or
+// each token's min-max grid (dynamic, straight through).
+struct OperandFakeQuantOp : NetOp {
+    int x = -1, y = -1, scale = -1; // scale: -1 per token
+    OperandQuant quant;
+    int64_t outer = 1, dim = 1, inner = 1; // the slice axis (per tensor: one slice)
+    float gradScale = 1;
+    OperandFakeQuantOp(Net& net, const OperandQuant& q, int raw)
+        : x(raw), quant(q)
+    {
+        node = q.point.name + " (fake quant)";
+        const Shape s = net.val(raw).shape;
+        y = net.newValue(q.point.name, s);
+        if (q.spec.granularity == OperandGranularity::Token) {
+            const OperandAxes a = operandAxes(q.point.role, int(s.size()));
+            if (a.channel < 0)
+                fail("attention operand ", quoted(q.point.name), ": per-token needs a matrix operand, got shape ",
+                    shapeString(s));
+            return;
+        }
+        if (q.params.empty())
+            fail("attention operand ", quoted(q.point.name), " has no calibrated range");
+        const int axis = q.spec.granularity == OperandGranularity::Tensor
+            ? -1
+            : staticSliceAxis(q.point, q.spec.granularity, s);
+        if (axis >= 0) {
+            outer = std::accumulate(s.begin(), s.begin() + axis, int64_t(1), std::multiplies<>());
+            dim = s[std::size_t(axis)];
+            inner = std::accumulate(s.begin() + axis + 1, s.end(), int64_t(1), std::multiplies<>());
+        } else {
+            inner = numelOf(s);
+        }
+        if (dim != int64_t(q.params.size()))
+            fail("attention operand ", quoted(q.point.name), ": ", operandGranularityName(q.spec.granularity),
+                " slices of shape ", shapeString(s), ": ", dim, ", calibrated with ", q.params.size());
+        std::vector<float> init;
+        for (const QParams& p : q.params)
+            init.push_back(p.scale);
+        scale = net.params().add(q.point.name + ".scale", Tensor::fromVector<float>({dim}, init),
+            net.options().learnScales, true);
+        // LSQ: 1 / sqrt(values of one slice in one sample * qmax).
+        const int64_t batch = s.empty() ? 1 : std::max<int64_t>(s[0], 1);
+        gradScale = lsqGradScale(std::max<int64_t>(outer * inner / batch, 1), q.params.front().qmax);
+    }
+    QParams grid(Net& net, int64_t c) const
+    {
+        QParams q = quant.params[std::size_t(c)];
+        q.scale = net.params().params[std::size_t(scale)].value[std::size_t(c)];
+        return q;
+    }
+    void forward(Net& net) override
+    {
+        const std::vector<float>& in = net.val(x).v;
+        std::vector<float>& out = net.val(y).v;
+        if (scale < 0) {
+            Tensor t = Tensor::fromVector<float>(net.val(x).shape, in);
+            fakeQuantOperand(t, quant);
+            const auto d = t.data<float>();
+            std::copy(d.begin(), d.end(), out.begin());
+            return;
+        }
+        for (int64_t c = 0; c < dim; ++c) {
+            const QParams q = grid(net, c);
+            for (int64_t o = 0; o < outer; ++o) {
+                const std::size_t at = std::size_t((o * dim + c) * inner);
+                fakeQuantForward(std::span<const float>(in).subspan(at, std::size_t(inner)), q,
+                    std::span<float>(out).subspan(at, std::size_t(inner)));
+            }
+        }
+    }
+    void backward(Net& net) override
+    {
+        NetValue& in = net.val(x);
+        const std::vector<float>& dy = net.val(y).g;
+        if (scale < 0) { // each token's own range holds all its values: straight through
+            if (in.needGrad)
+                addInto(in.g, dy);
+            return;
+        }
+        Param& p = net.params().params[std::size_t(scale)];
+        for (int64_t c = 0; c < dim; ++c) {
+            const QParams q = grid(net, c);
+            double ds = 0;
+            for (int64_t o = 0; o < outer; ++o) {
+                const std::size_t at = std::size_t((o * dim + c) * inner), len = std::size_t(inner);
+                ds += fakeQuantBackward(std::span<const float>(in.v).subspan(at, len), q,
+                    std::span<const float>(dy).subspan(at, len),
+                    in.needGrad ? std::span<float>(in.g).subspan(at, len) : std::span<float>());
+            }
+            if (p.trainable)
+                p.grad[std::size_t(c)] += float(ds * gradScale);
+        }
+    }
+};
+
 } // namespace
 
 const std::vector<std::string>& trainableOps()
 {
     static const std::vector<std::string> ops = {"Conv", "Gemm", "MatMul", "Relu", "LeakyRelu", "Sigmoid", "Tanh",
         "Gelu", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Softmax", "LayerNormalization", "Add",
-        "Sub", "Mul", "Div", "Flatten", "Reshape", "Identity", "Transpose", "Gather", "Split", "Where"};
+        "Sub", "Mul", "Div", "Erf", "Sqrt", "Pow", "ReduceMean", "Flatten", "Reshape", "Identity", "Transpose",
+        "Gather", "Split", "Where"};
     return ops;
 }
 
@@ -1324,6 +1529,15 @@ Net::Net(const Graph& g, const std::map<std::string, Shape>& inputShapes, std::s
         valueOf_[name] = op->y;
         ops_.push_back(std::move(op));
     };
+    // ... then, when it is an attention operand, by the operand's grid (per point).
+    auto publishOperands = [&](const std::string& name) {
+        for (const OperandQuant& q : options_.operands)
+            if (q.point.value == name && !q.spec.isFloat()) {
+                auto op = std::make_unique<OperandFakeQuantOp>(*this, q, valueOf_.at(name));
+                valueOf_[name] = op->y;
+                ops_.push_back(std::move(op));
+            }
+    };
     for (const ValueInfo& in : g.inputs) {
         auto s = inputShapes.find(in.name);
         if (s == inputShapes.end())
@@ -1336,6 +1550,7 @@ Net::Net(const Graph& g, const std::map<std::string, Shape>& inputShapes, std::s
         val(i).needGrad = options_.inputGradients && !ids;
         inputs_.push_back(i);
         publish(in.name, i);
+        publishOperands(in.name);
     }
     for (const Node& n : g.nodes) {
         if (fold(n))
@@ -1360,8 +1575,10 @@ Net::Net(const Graph& g, const std::map<std::string, Shape>& inputShapes, std::s
             auto split = std::make_unique<SplitOp>(*this, n);
             const std::vector<int> parts = split->ys;
             ops_.push_back(std::move(split));
-            for (std::size_t k = 0; k < parts.size(); ++k)
+            for (std::size_t k = 0; k < parts.size(); ++k) {
                 publish(n.outputs[k], parts[k]);
+                publishOperands(n.outputs[k]);
+            }
             continue;
         } else if (t == "Relu" || t == "LeakyRelu" || t == "Sigmoid" || t == "Tanh" || t == "Gelu")
             op = std::make_unique<EltwiseOp>(*this, n);
@@ -1373,6 +1590,10 @@ Net::Net(const Graph& g, const std::map<std::string, Shape>& inputShapes, std::s
             op = std::make_unique<LayerNormOp>(*this, n);
         else if (t == "Add" || t == "Sub" || t == "Mul" || t == "Div")
             op = std::make_unique<BinaryOp>(*this, n);
+        else if (t == "Erf" || t == "Sqrt" || t == "Pow")
+            op = std::make_unique<PlainUnaryOp>(*this, n);
+        else if (t == "ReduceMean")
+            op = std::make_unique<ReduceMeanOp>(*this, n);
         else if (t == "Flatten" || t == "Reshape" || t == "Identity")
             op = std::make_unique<ReshapeOp>(*this, n);
         else
@@ -1391,6 +1612,7 @@ Net::Net(const Graph& g, const std::map<std::string, Shape>& inputShapes, std::s
         const int out = int(values_.size()) - 1; // every builder defines its output last
         ops_.push_back(std::move(op));
         publish(n.outputs[0], out);
+        publishOperands(n.outputs[0]);
     }
     if (g.outputs.empty())
         fail("training: the graph has no output");

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "graph/graph.h"
+#include "quant/attention.h"
 #include "quant/quantizer.h"
 #include "quant/spec.h"
 
@@ -47,6 +48,12 @@ struct NetOptions {
     // "<value>.scale", learned (LSQ) when learnScales.
     std::map<std::string, QParams> activations;
     std::map<std::string, WeightQuantSpec> weights; // weight initializer -> its quantization
+    // Attention operands (quant/attention.h): readers of point.value see it fake-quantized
+    // by the point's grid, after the value's own grid, as QuantSession's simulated plan
+    // does. Static granularities (tensor, head, channel) learn one LSQ scale per slice,
+    // the param "<point>.scale" ([slices]); per token ranges are each token's min-max
+    // (straight-through, nothing learned).
+    std::vector<OperandQuant> operands;
     bool learnScales = true;
     bool learnWeights = true;    // weights, biases and normalization parameters
     bool inputGradients = false; // also backpropagate into the graph inputs (gradient checks)

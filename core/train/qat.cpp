@@ -1,5 +1,6 @@
 #include "train/qat.h"
 
+#include "measure/perplexity.h"
 #include "quant/session.h"
 #include "runtime/plan.h"
 #include "train/loss.h"
@@ -233,6 +234,9 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
     for (const SessionLayer& l : session.layers())
         if (!l.spec.weight.isFloat())
             no.weights[l.weight] = {session.weightSpec(l), l.outAxis, l.inAxis};
+    for (const auto& entry : session.operandQuant)
+        if (!entry.second.spec.isFloat())
+            no.operands.push_back(entry.second);
     no.learnScales = options.learnScales;
     no.learnWeights = options.learnWeights;
     const Graph& g = session.graph();
@@ -282,6 +286,12 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
         std::map<std::string, float> s;
         for (const auto& [value, q] : no.activations)
             s[value] = params->params[std::size_t(params->find(value + ".scale"))].value[0];
+        for (const OperandQuant& q : no.operands) // "<point>" per tensor, "<point>[slice]" else
+            if (const int i = params->find(q.point.name + ".scale"); i >= 0) {
+                const std::vector<float>& v = params->params[std::size_t(i)].value;
+                for (std::size_t c = 0; c < v.size(); ++c)
+                    s[v.size() == 1 ? q.point.name : str(q.point.name, "[", c, "]")] = v[c];
+            }
         return s;
     };
     result.initialScales = scales();
@@ -309,12 +319,18 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
         e.step = step;
         e.samples = evalCount;
         std::vector<float> logits;
+        PerplexityMeter ppl;
         for (int64_t s = 0; s < evalCount; s += options.batch) {
             cancel.check();
             const int64_t n = std::min(options.batch, evalCount - s);
-            const auto& out = netFor(n).forward(heldOut.batch(s, n));
+            Net& net = netFor(n);
+            const auto& out = net.forward(heldOut.batch(s, n));
             logits.insert(logits.end(), out.begin(), out.end());
+            if (heldOut.targets)
+                ppl.add(Tensor::fromVector<float>(net.outputShape(), out), heldOut.targetBatch(s, n));
         }
+        if (ppl.tokens() > 0)
+            e.perplexity = ppl.perplexity();
         if (evalCount > 0)
             e.kd = distillationLoss(logits, heldTeacher, int64_t(logits.size()) / classes, options.temperature, 0, {});
         e.top1 = top1Of(logits);

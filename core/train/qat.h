@@ -75,8 +75,13 @@ struct QatEval {
     int64_t step = 0;
     double kd = 0;              // held-out distillation loss
     std::optional<double> top1; // held-out, quantized (labels only)
+    // Held-out next-token perplexity of the student as trained (text data: its learned
+    // activation and attention-operand scales), else nullopt.
+    std::optional<double> perplexity;
     int64_t samples = 0;
-    std::map<std::string, float> scales; // every learned activation scale, by value
+    // Every learned scale: activations by value, attention operands by point ("<point>[slice]"
+    // per head or channel).
+    std::map<std::string, float> scales;
 };
 
 struct QatCheckpoint {

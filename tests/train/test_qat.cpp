@@ -234,6 +234,60 @@ private slots:
     }
 
     // Logits [N, 2, 3] (a sequence): distillation per row of the last axis, as for tokens.
+    // Attention's K and V operands at 3 bits (K per channel, V per tensor) train with
+    // their own learned scales: step 0's held-out loss is the session's simulated plan's
+    // (the same fake quantization of the operands), the operand scales are learned, and
+    // training lowers the loss.
+    void attentionOperandsTrain()
+    {
+        std::mt19937 rng(8);
+        std::normal_distribution<float> g(0.f, 0.7f);
+        auto values = [&](std::size_t n) {
+            std::vector<float> v(n);
+            for (float& x : v)
+                x = g(rng);
+            return v;
+        };
+        OnnxBuilder b(13);
+        b.input("x", {-1, 3, 4});
+        for (const char* w : {"wq", "wk", "wv"})
+            b.initializer(w, {4, 4}, values(16));
+        b.node("MatMul", {"x", "wq"}, {"q"}, "q_proj");
+        b.node("MatMul", {"x", "wk"}, {"k"}, "k_proj");
+        b.node("MatMul", {"x", "wv"}, {"v"}, "v_proj");
+        OnnxBuilder::intsAttr(b.node("Transpose", {"k"}, {"kt"}, "k_t"), "perm", {0, 2, 1});
+        b.node("MatMul", {"q", "kt"}, {"s"}, "scores");
+        OnnxBuilder::intAttr(b.node("Softmax", {"s"}, {"p"}, "softmax"), "axis", -1);
+        b.node("MatMul", {"p", "v"}, {"y"}, "context");
+        b.output("y", {-1, 3, 4});
+        const Graph teacher = importOnnxBytes(b.bytes(), "attn.onnx", "");
+        const Dataset train = randomData(teacher, 64, 2);
+        QatOptions o = w4a4(40);
+        o.config.defaults.weight.bits = 8;
+        o.config.defaults.activation.bits = 8;
+        o.config.attention.k = OperandSpec {.bits = 3, .granularity = OperandGranularity::Channel};
+        o.config.attention.v = OperandSpec {.bits = 3};
+        Progress progress;
+        const QatResult r = trainQat(teacher, teacher, train, train.slice(0, 32), o, {}, progress, CancelToken());
+        QVERIFY(r.initialScales.count("scores:K[0]") && r.initialScales.count("scores:K[3]"));
+        QVERIFY(r.initialScales.count("context:V") && !r.initialScales.count("scores:Q"));
+        QVERIFY(r.evals.back().scales.at("context:V") != r.initialScales.at("context:V"));
+
+        QuantizeOptions qo;
+        qo.config = o.config;
+        QuantSession s(teacher, qo);
+        s.refreshLayers();
+        s.calibrate(train.slice(0, 64), progress, CancelToken());
+        s.quantizeWeights();
+        const Tensor q = s.compile(true, train.inputShapes(32))->run(train.batch(0, 32)).front();
+        const Tensor t = s.compile(false, train.inputShapes(32))->run(train.batch(0, 32)).front();
+        const double perRow = distillationLoss(q.toFloat(), t.toFloat(), 32 * 3, 1.0, 0, {});
+        QVERIFY2(std::abs(r.evals.front().kd - perRow) < 1e-4 * (1 + perRow),
+            qPrintable(QString("%1 vs %2 per row").arg(r.evals.front().kd).arg(perRow)));
+        QVERIFY2(r.evals.back().kd < r.evals.front().kd,
+            qPrintable(QString("%1 -> %2").arg(r.evals.front().kd).arg(r.evals.back().kd)));
+    }
+
     void sequenceLogitsDistilPerRow()
     {
         std::mt19937 rng(4);
