@@ -124,7 +124,10 @@ int runQat(const std::vector<std::string>& argv)
         fail("--steps and --batch must be at least 1");
 
     const Graph teacher = importOnnx(teacherPath);
-    const Graph student = studentPath == teacherPath ? teacher : importOnnx(studentPath);
+    std::optional<Graph> resumed; // a checkpoint's graph; else the student is the teacher (no copy)
+    if (studentPath != teacherPath)
+        resumed = importOnnx(studentPath);
+    const Graph& student = resumed ? *resumed : teacher;
     DataOptions trainOpts = dataOptions(args);
     const Dataset train = loadDataset(trainOpts, teacher);
     DataOptions heldOpts = trainOpts;

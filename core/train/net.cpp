@@ -55,7 +55,8 @@ int ParamStore::add(const std::string& name, const Tensor& value, bool trainable
     p.name = name;
     p.shape = value.shape;
     p.value = value.toFloat();
-    p.grad.assign(p.value.size(), 0.f);
+    if (trainable)
+        p.grad.assign(p.value.size(), 0.f);
     p.trainable = trainable;
     p.isScale = isScale;
     params.push_back(std::move(p));
@@ -67,6 +68,16 @@ void ParamStore::zeroGrad()
 {
     for (Param& p : params)
         std::fill(p.grad.begin(), p.grad.end(), 0.f);
+}
+
+void ParamStore::setTrainable(int i, bool trainable)
+{
+    Param& p = params.at(std::size_t(i));
+    p.trainable = trainable;
+    if (trainable)
+        p.grad.assign(p.value.size(), 0.f);
+    else
+        std::vector<float>().swap(p.grad);
 }
 
 namespace {
@@ -108,7 +119,7 @@ struct WeightRef {
         const Tensor* t = net.constant(name);
         if (!t)
             fail(n.name, ": the weight ", quoted(name), " is not an initializer (training needs a constant weight)");
-        param = net.params().add(name, *t, net.options().learnWeights);
+        param = net.addParam(name, *t, net.options().learnWeights);
         auto q = net.options().weights.find(name);
         if (q != net.options().weights.end() && !q->second.spec.isFloat()) {
             if (q->second.spec.rounding != Rounding::Nearest)
@@ -116,7 +127,12 @@ struct WeightRef {
             quant = q->second;
         }
         wq.resize(t->numel());
-        dwq.resize(t->numel());
+    }
+    // dL/d(fake-quantized weight), allocated by the first backward.
+    float* gradBuffer()
+    {
+        dwq.resize(wq.size());
+        return dwq.data();
     }
     void forward(Net& net)
     {
@@ -159,7 +175,7 @@ struct VectorRef {
                 fail(n.name, ": the ", what, " ", quoted(n.inputs[input]), " is not an initializer");
             if (t->numel() != length)
                 fail(n.name, ": the ", what, " has ", t->numel(), " values, expected ", length);
-            param = net.params().add(n.inputs[input], *t, net.options().learnWeights);
+            param = net.addParam(n.inputs[input], *t, net.options().learnWeights);
         } else {
             zeros.assign(std::size_t(length), 0.f);
         }
@@ -348,7 +364,7 @@ struct ConvOp : WeightedOp {
                     {DNNL_ARG_DIFF_SRC, {xMd, dx.data()}}});
         sBwdWeights.run(net,
             {{DNNL_ARG_SRC, {xMd, net.val(x).v.data()}}, {DNNL_ARG_DIFF_DST, {yMd, dy}},
-                {DNNL_ARG_DIFF_WEIGHTS, {wMd, w.dwq.data()}}, {DNNL_ARG_DIFF_BIAS, {bMd, db.data()}}});
+                {DNNL_ARG_DIFF_WEIGHTS, {wMd, w.gradBuffer()}}, {DNNL_ARG_DIFF_BIAS, {bMd, db.data()}}});
         passGradients(net);
     }
 };
@@ -424,11 +440,11 @@ struct LinearOp : WeightedOp {
         if (transB)
             bwdWeights.execute(s,
                 {{DNNL_ARG_SRC, memory(dwSrcMd, e, dy)}, {DNNL_ARG_WEIGHTS, memory(dwWeiMd, e, net.val(x).v.data())},
-                    {DNNL_ARG_DST, memory(dwMd, e, w.dwq.data())}});
+                    {DNNL_ARG_DST, memory(dwMd, e, w.gradBuffer())}});
         else
             bwdWeights.execute(s,
                 {{DNNL_ARG_SRC, memory(dwSrcMd, e, net.val(x).v.data())}, {DNNL_ARG_WEIGHTS, memory(dwWeiMd, e, dy)},
-                    {DNNL_ARG_DST, memory(dwMd, e, w.dwq.data())}});
+                    {DNNL_ARG_DST, memory(dwMd, e, w.gradBuffer())}});
         s.wait();
         std::fill(db.begin(), db.end(), 0.f);
         for (int64_t r = 0; r < m; ++r)
@@ -1184,7 +1200,7 @@ struct GatherOp : NetOp {
         float* dst = nullptr;
         if (table) {
             std::fill(w.dwq.begin(), w.dwq.end(), 0.f);
-            dst = w.dwq.data();
+            dst = w.gradBuffer();
         } else if (net.val(data).needGrad) {
             dst = net.val(data).g.data();
         }
@@ -1343,7 +1359,7 @@ struct OperandFakeQuantOp : NetOp {
         std::vector<float> init;
         for (const QParams& p : q.params)
             init.push_back(p.scale);
-        scale = net.params().add(q.point.name + ".scale", Tensor::fromVector<float>({dim}, init),
+        scale = net.addParam(q.point.name + ".scale", Tensor::fromVector<float>({dim}, init),
             net.options().learnScales, true);
         // LSQ: 1 / sqrt(values of one slice in one sample * qmax).
         const int64_t batch = s.empty() ? 1 : std::max<int64_t>(s[0], 1);
@@ -1411,13 +1427,19 @@ const std::vector<std::string>& trainableOps()
     return ops;
 }
 
+int Net::addParam(const std::string& name, const Tensor& value, bool trainable, bool isScale)
+{
+    const int i = params_->add(name, value, trainable, isScale);
+    paramIds_.insert(i);
+    return i;
+}
+
 int Net::newValue(const std::string& name, const Shape& shape)
 {
     auto v = std::make_unique<NetValue>();
     v->name = name;
     v->shape = shape;
-    v->v.assign(std::size_t(numelOf(shape)), 0.f);
-    v->g.assign(std::size_t(numelOf(shape)), 0.f);
+    v->v.assign(std::size_t(numelOf(shape)), 0.f); // g: by the first backward
     values_.push_back(std::move(v));
     return int(values_.size()) - 1;
 }
@@ -1524,7 +1546,7 @@ Net::Net(const Graph& g, const std::map<std::string, Shape>& inputShapes, std::s
         const Shape s = val(raw).shape;
         op->y = newValue(name, s);
         Tensor sc = Tensor::fromVector<float>({1}, {q->second.scale});
-        op->scale = params_->add(name + ".scale", sc, options_.learnScales, true);
+        op->scale = addParam(name + ".scale", sc, options_.learnScales, true);
         op->gradScale = lsqGradScale(s.empty() ? 1 : numelOf(s) / std::max<int64_t>(s[0], 1), q->second.qmax);
         valueOf_[name] = op->y;
         ops_.push_back(std::move(op));
@@ -1661,10 +1683,12 @@ Shape Net::outputShape() const
 void Net::backward(std::span<const float> dOutput)
 {
     NetValue& out = val(output_);
-    if (dOutput.size() != out.g.size())
-        fail("training: the output gradient has ", dOutput.size(), " values, the output ", out.g.size());
+    if (int64_t(dOutput.size()) != out.numel())
+        fail("training: the output gradient has ", dOutput.size(), " values, the output ", out.numel());
     for (auto& v : values_)
-        if (v->needGrad)
+        if (v->g.size() != std::size_t(v->numel()))
+            v->g.assign(std::size_t(v->numel()), 0.f);
+        else if (v->needGrad)
             std::fill(v->g.begin(), v->g.end(), 0.f);
     std::copy(dOutput.begin(), dOutput.end(), out.g.begin());
     for (const auto& [v, d] : pending_)
@@ -1694,8 +1718,8 @@ void Net::addValueGradient(const std::string& name, std::span<const float> d)
 {
     for (std::size_t i = 0; i < values_.size(); ++i)
         if (values_[i]->name == name) {
-            if (d.size() != values_[i]->g.size())
-                fail("training: a gradient of ", d.size(), " values for ", quoted(name), " of ", values_[i]->g.size());
+            if (int64_t(d.size()) != values_[i]->numel())
+                fail("training: a gradient of ", d.size(), " values for ", quoted(name), " of ", values_[i]->numel());
             auto& p = pending_[int(i)];
             p.resize(d.size(), 0.f);
             for (std::size_t k = 0; k < d.size(); ++k)

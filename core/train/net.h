@@ -12,6 +12,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,9 @@ struct ParamStore {
     // The param named `name`, made from `value` the first time.
     int add(const std::string& name, const Tensor& value, bool trainable, bool isScale = false);
     void zeroGrad();
+    // Makes param `i` (un)trainable: a trainable param has a gradient buffer, a frozen
+    // one none (block by block training keeps gradients for one block only).
+    void setTrainable(int i, bool trainable);
 };
 
 // How a weight is fake-quantized: the session's spec and axes; the grid is chosen from
@@ -91,6 +95,8 @@ public:
     const std::vector<float>& gradient(const std::string& name) const;
 
     ParamStore& params() { return *params_; }
+    // The params this net reads (indices into params()).
+    const std::set<int>& paramIds() const { return paramIds_; }
     // Clamps every LSQ scale to stay positive (after an optimizer step).
     void clampScales();
 
@@ -111,8 +117,12 @@ private:
     std::map<int, std::vector<float>> pending_; // addValueGradient's, by value
     bool fold(const Node& n);
 
+    std::set<int> paramIds_;
+
 public: // for the op builders in net.cpp
     int newValue(const std::string& name, const Shape& shape);
+    // params().add(...), remembered in paramIds().
+    int addParam(const std::string& name, const Tensor& value, bool trainable, bool isScale = false);
     NetValue& val(int i) { return *values_[std::size_t(i)]; }
     int lookup(const Node& n, std::size_t input) const;
     // An initializer of the graph or a value folded from constants, else nullptr.

@@ -144,6 +144,7 @@ std::vector<QatBlock> partitionBlocks(const Graph& g, const std::set<std::string
             if (!in.empty() && !g.constant(in))
                 ++uses[in];
     ++uses[g.outputs.front().name];
+    const std::map<std::string, int> readers = uses;
     std::set<std::string> live = {g.inputs.front().name};
     std::vector<QatBlock> blocks;
     QatBlock cur;
@@ -159,9 +160,10 @@ std::vector<QatBlock> partitionBlocks(const Graph& g, const std::set<std::string
         for (const auto& out : n.outputs)
             if (!out.empty() && uses[out] > 0)
                 live.insert(out);
-        // Cut right before a layer, so a block ends with its activations.
+        // Cut right before a layer, so a block ends with its activations, or where the one
+        // live value forks (a residual stream: a pre-norm transformer's layer ends there).
         if (live.size() == 1 && hasLayer && i + 1 < int(g.nodes.size()) &&
-            layers.count(g.nodes[std::size_t(i + 1)].name)) {
+            (layers.count(g.nodes[std::size_t(i + 1)].name) || readers.at(*live.begin()) >= 2)) {
             cur.output = *live.begin();
             blocks.push_back(cur);
             cur = QatBlock {};
@@ -242,10 +244,15 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
     const Graph& g = session.graph();
     auto params = std::make_shared<ParamStore>();
     std::map<int64_t, std::unique_ptr<Net>> nets; // by batch size, sharing params
+    // Block by block, the whole-model nets only evaluate: their params stay frozen (no
+    // gradient buffers) and each block's net makes its own trainable while it trains.
+    NetOptions wholeNo = no;
+    if (options.blockwise)
+        wholeNo.learnScales = wholeNo.learnWeights = false;
     auto netFor = [&](int64_t n) -> Net& {
         auto& net = nets[n];
         if (!net)
-            net = std::make_unique<Net>(g, train.inputShapes(n), params, no);
+            net = std::make_unique<Net>(g, train.inputShapes(n), params, wholeNo);
         return *net;
     };
     // Attention maps: Softmax outputs read by a MatMul of two computed values.
@@ -278,8 +285,9 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
         Tensor t = plan->run(inputs).front();
         return t.toFloat();
     };
-    Net& trainNet = netFor(options.batch);
-    const int64_t classes = trainNet.outputShape().empty() ? 1 : trainNet.outputShape().back();
+    Net* trainNet = &netFor(options.batch);
+    const Shape outShape = trainNet->outputShape();
+    const int64_t classes = outShape.empty() ? 1 : outShape.back();
 
     QatResult result;
     auto scales = [&] {
@@ -340,17 +348,23 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
             callbacks.onEval(e);
         return e;
     };
-    auto checkpoint = [&](int64_t step) {
+    // The last checkpoint releases each weight param once it is in the graph, so the
+    // trained weights are in memory about once while the checkpoint is recorded.
+    auto checkpoint = [&](int64_t step, bool last) {
         if (!callbacks.onCheckpoint)
             return;
         QatCheckpoint c;
         c.step = step;
         c.graph = g;
-        for (const Param& p : params->params)
+        for (Param& p : params->params)
             if (!p.isScale) {
                 Tensor t = Tensor::fromVector<float>(p.shape, p.value);
                 t.name = p.name;
                 c.graph.initializers[p.name] = std::move(t);
+                if (last) {
+                    std::vector<float>().swap(p.value);
+                    std::vector<float>().swap(p.grad);
+                }
             }
         c.graph.index();
         c.config = options.config;
@@ -362,6 +376,11 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
     };
 
     result.initialTop1 = evaluate(0).top1;
+    if (options.blockwise) { // training reads one block at a time: drop the whole-model nets and plans
+        nets.clear();
+        teachers.clear();
+        trainNet = nullptr;
+    }
 
     // Phases: the whole graph, or one block after another (steps split between them).
     struct Phase {
@@ -371,8 +390,6 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
     };
     std::vector<Phase> phases;
     std::vector<QatBlock> blocks;
-    std::vector<Graph> blockGraphs;
-    std::vector<std::unique_ptr<Net>> blockNets;
     std::unique_ptr<Plan> blockTeacher; // FP32, keeping every block boundary
     if (options.blockwise) {
         std::set<std::string> layerNames;
@@ -387,35 +404,45 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
             if (b.input != g.inputs.front().name)
                 co.keepValues.insert(b.input); // BN folding keeps the names, so the teacher has them
         blockTeacher = compilePlan(teacher, co);
-        blockGraphs.reserve(blocks.size());
         for (std::size_t k = 0; k < blocks.size(); ++k) {
-            blockGraphs.push_back(blockGraph(g, blocks[k]));
-            const Shape in =
-                k == 0 ? train.inputShapes(options.batch).begin()->second : blockTeacher->shapeOf(blocks[k].input);
-            blockNets.push_back(std::make_unique<Net>(
-                blockGraphs.back(), std::map<std::string, Shape> {{blocks[k].input, in}}, params, no));
             const int64_t first = int64_t(k) * per + 1;
-            phases.push_back({blockNets.back().get(), &blocks[k], first,
-                k + 1 == blocks.size() ? std::max(options.steps, first) : first + per - 1});
+            phases.push_back(
+                {nullptr, &blocks[k], first, k + 1 == blocks.size() ? std::max(options.steps, first) : first + per - 1});
         }
     } else {
-        phases.push_back({&trainNet, nullptr, 1, options.steps});
+        phases.push_back({trainNet, nullptr, 1, options.steps});
     }
     const int64_t totalSteps = phases.back().last;
 
+    // Block by block, the samples drawn are those of whole batches (the first
+    // count / batch * batch), whose inputs to the block in training are captured in
+    // `captured` (the quantized model's, the blocks before it trained) when it starts.
+    const int64_t pool = options.blockwise ? train.count() / options.batch * options.batch : train.count();
+    std::vector<float> captured;
+    Shape capturedShape; // of one batch
     std::mt19937_64 rng(options.seed);
-    std::vector<int64_t> order(std::size_t(train.count()));
+    std::vector<int64_t> order(static_cast<std::size_t>(pool));
     std::iota(order.begin(), order.end(), 0);
     std::size_t cursor = order.size();
     const bool labels = train.labels.has_value() && options.ceWeight > 0 &&
-        numelOf(trainNet.outputShape()) == options.batch * classes; // one label per sample
+        numelOf(outShape) == options.batch * classes; // one label per sample
     std::vector<float> dOut;
     double trainSeconds = 0;
     for (std::size_t ph = 0; ph < phases.size(); ++ph) {
-        const Phase& phase = phases[ph];
+        Phase& phase = phases[ph];
         const int64_t length = phase.last - phase.first + 1;
         LrSchedule schedule {1.0, std::min(options.warmupSteps, length / 2), length, options.floorFraction};
         Adam adam;
+        std::optional<Graph> blockG; // this block's nodes and weights
+        std::unique_ptr<Net> blockNet;
+        if (phase.block) {
+            blockG = blockGraph(g, *phase.block);
+            const Shape in = ph == 0 ? train.inputShapes(options.batch).begin()->second : capturedShape;
+            blockNet = std::make_unique<Net>(*blockG, std::map<std::string, Shape> {{phase.block->input, in}}, params, no);
+            for (int i : blockNet->paramIds())
+                params->setTrainable(i, params->params[std::size_t(i)].isScale ? no.learnScales : no.learnWeights);
+            phase.net = blockNet.get();
+        }
         std::vector<AdamState> states(params->params.size());
         const bool logits = !phase.block || phase.block->output == g.outputs.front().name;
         for (int64_t step = phase.first; step <= phase.last; ++step) {
@@ -428,19 +455,23 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
             std::span<const int64_t> idx(order.data() + cursor, std::size_t(options.batch));
             cursor += std::size_t(options.batch);
             auto inputs = gather(train, idx);
+            std::vector<Tensor> blockInputs;
             std::vector<float> target;
             if (phase.block) { // the block's input in the quantized model (the blocks before trained), FP32 output
                 const std::vector<Tensor> outs = blockTeacher->run(inputs);
                 target = logits ? outs.front().toFloat() : blockTeacher->valueOf(phase.block->output).toFloat();
-                if (phase.block->input != g.inputs.front().name) {
-                    trainNet.forward(inputs);
-                    inputs = {Tensor::fromVector<float>(
-                        trainNet.shapeOf(phase.block->input), trainNet.value(phase.block->input))};
+                if (ph > 0) {
+                    Tensor t(DType::Float, capturedShape);
+                    const int64_t per = numelOf(capturedShape) / options.batch;
+                    float* to = t.data<float>().data();
+                    for (std::size_t k = 0; k < idx.size(); ++k)
+                        std::copy_n(captured.data() + idx[k] * per, per, to + int64_t(k) * per);
+                    blockInputs.push_back(std::move(t));
                 }
             } else {
                 target = teacherLogits(inputs, options.batch);
             }
-            const auto& out = phase.net->forward(inputs);
+            const auto& out = phase.net->forward(blockInputs.empty() ? inputs : blockInputs);
             dOut.assign(out.size(), 0.f);
             QatStep st;
             st.step = step;
@@ -491,12 +522,39 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
             if (options.evalEvery > 0 && step % options.evalEvery == 0 && step != totalSteps)
                 evaluate(step);
             if (options.checkpointEvery > 0 && step % options.checkpointEvery == 0 && step != totalSteps)
-                checkpoint(step);
+                checkpoint(step, false);
         }
+        if (!blockNet)
+            continue;
+        if (ph + 1 < phases.size()) { // the next block's inputs: this block, trained, on the pool
+            cancel.check();
+            std::vector<float> next;
+            for (int64_t s = 0; s < pool; s += options.batch) {
+                std::vector<int64_t> idx(std::size_t(options.batch));
+                std::iota(idx.begin(), idx.end(), s);
+                std::vector<Tensor> in;
+                if (ph == 0) {
+                    in = gather(train, idx);
+                } else {
+                    const int64_t per = numelOf(capturedShape) / options.batch;
+                    in.push_back(Tensor::fromVector<float>(capturedShape,
+                        std::vector<float>(captured.begin() + s * per, captured.begin() + (s + options.batch) * per)));
+                }
+                const auto& out = blockNet->forward(in);
+                next.insert(next.end(), out.begin(), out.end());
+            }
+            capturedShape = blockNet->outputShape();
+            captured = std::move(next);
+        }
+        for (int i : blockNet->paramIds())
+            params->setTrainable(i, false);
     }
     result.secondsPerStep = totalSteps > 0 ? trainSeconds / double(totalSteps) : 0;
     result.finalTop1 = evaluate(totalSteps).top1;
-    checkpoint(totalSteps);
+    nets.clear(); // training is over: only the checkpoint is left to make
+    teachers.clear();
+    blockTeacher.reset();
+    checkpoint(totalSteps, true);
     return result;
 }
 

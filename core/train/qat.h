@@ -67,8 +67,9 @@ struct QatBlock {
     std::vector<int> nodes;
     std::string input, output;
 };
-// The blocks of `g` (one input, one output): cuts right before a node of `layers` where
-// a single computed value is live, each block holding at least one of `layers`.
+// The blocks of `g` (one input, one output): cuts where a single computed value is live,
+// right before a node of `layers` or where that value has several readers (a residual
+// stream), each block holding at least one of `layers`.
 std::vector<QatBlock> partitionBlocks(const Graph& g, const std::set<std::string>& layers);
 
 struct QatEval {

@@ -215,6 +215,22 @@ private slots:
         QCOMPARE(rb[0].output, std::string("r"));
         QCOMPARE(rb[1].nodes, (std::vector<int> {2, 3})); // mm2 and the Add, cut at "a"
         QCOMPARE(rb[1].output, std::string("a"));
+        // A pre-norm residual stream: a cut where the one live value forks, before a
+        // non-layer (as before a transformer layer's LayerNormalization).
+        OnnxBuilder p(13);
+        p.input("x", {-1, 2});
+        p.initializer("w", {2, 2}, {1, 0, 0, 1});
+        p.node("MatMul", {"x", "w"}, {"m"}, "mm1");
+        p.node("Relu", {"m"}, {"r"}, "relu");
+        p.node("MatMul", {"r", "w"}, {"m2"}, "mm2");
+        p.node("Add", {"m", "m2"}, {"a"}, "add");
+        p.node("MatMul", {"a", "w"}, {"y"}, "mm3");
+        p.output("y", {-1, 2});
+        const auto pb = partitionBlocks(importOnnxBytes(p.bytes(), "prenorm.onnx", ""), {"mm1", "mm2", "mm3"});
+        QCOMPARE(int(pb.size()), 3);
+        QCOMPARE(pb[0].output, std::string("m"));
+        QCOMPARE(pb[1].nodes, (std::vector<int> {1, 2, 3}));
+        QCOMPARE(pb[1].output, std::string("a"));
     }
 
     void blockByBlockLowersHeldOutLoss()
