@@ -79,6 +79,10 @@ int runQat(const std::vector<std::string>& argv)
         o.apply(q.at("options"), str("run ", run.id, " qat.options"));
         teacherPath = q.at("teacher").get<std::string>();
         stepOffset = q.at("step").get<int64_t>();
+        if (q.contains("state")) { // end to end: continue the same schedule with Adam's moments
+            o.resume = std::make_shared<train::QatTrainState>(train::loadQatTrainState(q.at("state").get<std::string>()));
+            stepOffset = 0; // steps are counted from the start of the original run
+        }
         nlohmann::json qc = nlohmann::json::object();
         for (const char* key : {"default", "layers", "exclude", "ranges", "attention"})
             if (run.config.contains(key))
@@ -99,6 +103,8 @@ int runQat(const std::vector<std::string>& argv)
     parseBaseQuant(args, o.config);
     parseAttentionArgs(args, o.config);
     o.steps = args.intValue("steps", int(o.steps));
+    if (o.resume && args.value("steps")) // --steps N more; else the original run's total
+        o.steps += o.resume->step;
     o.batch = args.intValue("batch", int(o.batch));
     o.lr = args.doubleValue("lr", o.lr);
     o.scaleLr = args.doubleValue("scale-lr", o.scaleLr);
@@ -191,6 +197,12 @@ int runQat(const std::vector<std::string>& argv)
         if (outDir.empty())
             return; // neither --db nor --out: nothing is written
         rec.modelPath = (outDir / str(stem, ".qat-step", stepOffset + c.step, ".onnx")).string();
+        rec.statePath.clear();
+        if (c.state) {
+            std::filesystem::create_directories(outDir);
+            rec.statePath = rec.modelPath + ".state.safetensors";
+            train::saveQatTrainState(*c.state, rec.statePath);
+        }
         Progress p;
         const RecordedQuantization r =
             recordQatCheckpoint(store ? &*store : nullptr, c, rec, train, heldOut, p, cancel);
@@ -240,7 +252,8 @@ const bool registered = registerCommand({"qat",
     "[--checkpoint-every N] [--calib-limit N] [--freeze-weights] [--freeze-scales] [--seed N] [--threads N] "
     "[--db DB [--resume RUN]] [--out DIR] [--json]",
     "quantization-aware training against the FP32 model (distillation, LSQ scales); checkpoints are ONNX files "
-    "and, with --db, quantization runs",
+    "and, with --db, quantization runs; --resume continues an end-to-end run's schedule to its total steps (or "
+    "--steps N more) with its Adam state",
     runQat});
 
 } // namespace

@@ -11,8 +11,11 @@ namespace qs {
 
 nlohmann::json qatRunInfo(const QatRecordInput& in, int64_t step)
 {
-    return {{"options", in.options.toJson()}, {"teacher", std::filesystem::absolute(in.teacherPath).string()},
-        {"step", in.stepOffset + step}};
+    nlohmann::json j = {{"options", in.options.toJson()},
+        {"teacher", std::filesystem::absolute(in.teacherPath).string()}, {"step", in.stepOffset + step}};
+    if (!in.statePath.empty())
+        j["state"] = std::filesystem::absolute(in.statePath).string();
+    return j;
 }
 
 nlohmann::json qatCurves(const train::QatResult& r, int64_t stepOffset)

@@ -1,5 +1,6 @@
 #include "train/qat.h"
 
+#include "graph/safetensors.h"
 #include "measure/perplexity.h"
 #include "quant/session.h"
 #include "runtime/plan.h"
@@ -11,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <numeric>
 #include <random>
 
@@ -132,6 +134,77 @@ int64_t argmaxRow(const float* row, int64_t n)
 }
 
 } // namespace
+
+void saveQatTrainState(const QatTrainState& s, const std::string& path)
+{
+    nlohmann::json header = nlohmann::json::object();
+    header["__metadata__"] = {{"step", std::to_string(s.step)}, {"adam_steps", std::to_string(s.adamSteps)}};
+    std::vector<const std::vector<float>*> data;
+    uint64_t offset = 0;
+    auto add = [&](const std::string& name, const std::vector<float>& v) {
+        header[name] = {{"dtype", "F32"}, {"shape", {int64_t(v.size())}}, {"data_offsets", {offset, offset + 4 * v.size()}}};
+        offset += 4 * v.size();
+        data.push_back(&v);
+    };
+    for (const auto& [name, v] : s.values)
+        add("value/" + name, v);
+    for (const auto& [name, m] : s.moments) {
+        add("m/" + name, m.m);
+        add("v/" + name, m.v);
+    }
+    std::string h = header.dump();
+    h.append((8 - h.size() % 8) % 8, ' ');
+    std::ofstream out(path, std::ios::binary);
+    if (!out)
+        fail(path, ": cannot write the training state");
+    const uint64_t n = h.size();
+    char len[8];
+    for (int i = 0; i < 8; ++i)
+        len[i] = char((n >> (8 * i)) & 0xff);
+    out.write(len, 8);
+    out.write(h.data(), std::streamsize(h.size()));
+    for (const auto* v : data) // little-endian floats, as the machine's
+        out.write(reinterpret_cast<const char*>(v->data()), std::streamsize(4 * v->size()));
+    if (!out)
+        fail(path, ": writing the training state failed");
+}
+
+QatTrainState loadQatTrainState(const std::string& path)
+{
+    SafetensorsFile f(path);
+    QatTrainState s;
+    auto number = [&](const char* key) {
+        auto it = f.metadata().find(key);
+        if (it == f.metadata().end())
+            fail(path, ": no \"", key, "\" in the metadata of a QAT training state");
+        try {
+            return int64_t(std::stoll(it->second));
+        } catch (const std::exception&) {
+            fail(path, ": metadata \"", key, "\" is ", quoted(it->second), ", expected an integer");
+        }
+    };
+    s.step = number("step");
+    s.adamSteps = number("adam_steps");
+    for (const SafetensorsEntry& e : f.tensors()) {
+        if (e.dtype != DType::Float)
+            fail(path, ": tensor ", quoted(e.name), " is ", e.dtypeName, ", expected F32");
+        const std::vector<float> v = f.tensor(e.name).toFloat();
+        const auto slash = e.name.find('/');
+        const std::string kind = e.name.substr(0, slash), name = slash == std::string::npos ? "" : e.name.substr(slash + 1);
+        if (kind == "value" && !name.empty())
+            s.values[name] = v;
+        else if (kind == "m" && !name.empty())
+            s.moments[name].m = v;
+        else if (kind == "v" && !name.empty())
+            s.moments[name].v = v;
+        else
+            fail(path, ": tensor ", quoted(e.name), " is not value/, m/ or v/<param>");
+    }
+    for (const auto& [name, m] : s.moments)
+        if (m.m.size() != m.v.size())
+            fail(path, ": the moments m/", name, " and v/", name, " differ in size");
+    return s;
+}
 
 std::vector<QatBlock> partitionBlocks(const Graph& g, const std::set<std::string>& layers)
 {
@@ -350,11 +423,24 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
     };
     // The last checkpoint releases each weight param once it is in the graph, so the
     // trained weights are in memory about once while the checkpoint is recorded.
+    Adam adam; // of the phase running
+    std::vector<AdamState> states;
     auto checkpoint = [&](int64_t step, bool last) {
         if (!callbacks.onCheckpoint)
             return;
         QatCheckpoint c;
         c.step = step;
+        if (!options.blockwise) {
+            c.state = std::make_shared<QatTrainState>();
+            c.state->step = step;
+            c.state->adamSteps = adam.steps();
+            for (std::size_t i = 0; i < params->params.size(); ++i) {
+                const Param& p = params->params[i];
+                c.state->values[p.name] = p.value;
+                if (i < states.size() && !states[i].m.empty())
+                    c.state->moments[p.name] = last ? std::move(states[i]) : states[i];
+            }
+        }
         c.graph = g;
         for (Param& p : params->params)
             if (!p.isScale) {
@@ -375,7 +461,21 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
         callbacks.onCheckpoint(c);
     };
 
-    result.initialTop1 = evaluate(0).top1;
+    const int64_t startStep = options.resume ? options.resume->step : 0;
+    if (options.resume) {
+        if (options.blockwise)
+            fail("qat: resuming from an optimizer state is for end-to-end training, not block by block");
+        if (startStep >= options.steps)
+            fail("qat: the checkpoint is at step ", startStep, " of ", options.steps, "; nothing is left to train");
+        for (const auto& [name, v] : options.resume->values) {
+            const int i = params->find(name);
+            if (i < 0 || params->params[std::size_t(i)].value.size() != v.size())
+                fail("qat: the resumed state's param ", quoted(name),
+                    i < 0 ? " is not in the model" : " has another size than the model's");
+            params->params[std::size_t(i)].value = v;
+        }
+    }
+    result.initialTop1 = evaluate(startStep).top1;
     if (options.blockwise) { // training reads one block at a time: drop the whole-model nets and plans
         nets.clear();
         teachers.clear();
@@ -432,7 +532,7 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
         Phase& phase = phases[ph];
         const int64_t length = phase.last - phase.first + 1;
         LrSchedule schedule {1.0, std::min(options.warmupSteps, length / 2), length, options.floorFraction};
-        Adam adam;
+        adam = Adam();
         std::optional<Graph> blockG; // this block's nodes and weights
         std::unique_ptr<Net> blockNet;
         if (phase.block) {
@@ -443,15 +543,31 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
                 params->setTrainable(i, params->params[std::size_t(i)].isScale ? no.learnScales : no.learnWeights);
             phase.net = blockNet.get();
         }
-        std::vector<AdamState> states(params->params.size());
+        states.assign(params->params.size(), AdamState {});
+        if (options.resume) {
+            adam.setSteps(options.resume->adamSteps);
+            for (const auto& [name, m] : options.resume->moments) {
+                const int i = params->find(name);
+                if (i < 0 || m.m.size() != params->params[std::size_t(i)].value.size() || m.v.size() != m.m.size())
+                    fail("qat: the resumed state's moments of ", quoted(name), " do not fit the model's param");
+                states[std::size_t(i)] = m;
+            }
+        }
         const bool logits = !phase.block || phase.block->output == g.outputs.front().name;
-        for (int64_t step = phase.first; step <= phase.last; ++step) {
-            cancel.check();
-            const auto t0 = std::chrono::steady_clock::now();
+        auto nextBatch = [&] { // the sample order: reshuffled when the pool runs out
             if (cursor + std::size_t(options.batch) > order.size()) {
                 std::shuffle(order.begin(), order.end(), rng);
                 cursor = 0;
             }
+        };
+        for (int64_t step = phase.first; step <= std::min(startStep, phase.last); ++step) { // resumed: replay the order
+            nextBatch();
+            cursor += std::size_t(options.batch);
+        }
+        for (int64_t step = std::max(phase.first, startStep + 1); step <= phase.last; ++step) {
+            cancel.check();
+            const auto t0 = std::chrono::steady_clock::now();
+            nextBatch();
             std::span<const int64_t> idx(order.data() + cursor, std::size_t(options.batch));
             cursor += std::size_t(options.batch);
             auto inputs = gather(train, idx);
@@ -549,7 +665,7 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
         for (int i : blockNet->paramIds())
             params->setTrainable(i, false);
     }
-    result.secondsPerStep = totalSteps > 0 ? trainSeconds / double(totalSteps) : 0;
+    result.secondsPerStep = totalSteps > startStep ? trainSeconds / double(totalSteps - startStep) : 0;
     result.finalTop1 = evaluate(totalSteps).top1;
     nets.clear(); // training is over: only the checkpoint is left to make
     teachers.clear();
