@@ -699,9 +699,20 @@ struct LayerNormOp : NetOp {
 };
 
 // Add, Sub, Mul with numpy broadcasting, as plain loops over precomputed indices.
+// For element i of the broadcast output, the element an operand reads: i % modulus when
+// the operand is the output's trailing dimensions (the same shape, a bias, a scalar, a
+// mask over the last axes), else a table (a value per output element).
+struct BroadcastMap {
+    std::size_t count = 0;
+    int64_t modulus = 0; // > 0: no table
+    std::vector<int64_t> table;
+    int64_t operator[](std::size_t i) const { return modulus > 0 ? int64_t(i) % modulus : table[i]; }
+    std::size_t size() const { return count; }
+};
+
 // For each element of the broadcast (numpy rules) output of `shapes`, the element each
 // operand reads; `out` is the output shape. Fails naming `n` when they do not broadcast.
-std::vector<std::vector<int64_t>> broadcastIndices(const Node& n, const std::vector<Shape>& shapes, Shape& out)
+std::vector<BroadcastMap> broadcastIndices(const Node& n, const std::vector<Shape>& shapes, Shape& out)
 {
     std::size_t rank = 0;
     for (const Shape& s : shapes)
@@ -723,14 +734,27 @@ std::vector<std::vector<int64_t>> broadcastIndices(const Node& n, const std::vec
         padded.push_back(p);
     }
     const int64_t total = numelOf(out);
-    std::vector<std::vector<int64_t>> result(shapes.size(), std::vector<int64_t>(std::size_t(total)));
+    std::vector<BroadcastMap> result(shapes.size());
+    std::vector<std::size_t> tables;
+    for (std::size_t k = 0; k < padded.size(); ++k) {
+        result[k].count = std::size_t(total);
+        std::size_t lead = 0; // leading 1s, then the output's own dimensions
+        while (lead < rank && padded[k][lead] == 1)
+            ++lead;
+        if (std::equal(padded[k].begin() + long(lead), padded[k].end(), out.begin() + long(lead))) {
+            result[k].modulus = std::max<int64_t>(numelOf(padded[k]), 1);
+        } else {
+            result[k].table.resize(std::size_t(total));
+            tables.push_back(k);
+        }
+    }
     std::vector<int64_t> idx(rank, 0);
-    for (int64_t i = 0; i < total; ++i) {
-        for (std::size_t k = 0; k < padded.size(); ++k) {
+    for (int64_t i = 0; i < total && !tables.empty(); ++i) {
+        for (std::size_t k : tables) {
             int64_t o = 0;
             for (std::size_t d = 0; d < rank; ++d)
                 o = o * padded[k][d] + (padded[k][d] == 1 ? 0 : idx[d]);
-            result[k][std::size_t(i)] = o;
+            result[k].table[std::size_t(i)] = o;
         }
         for (std::size_t d = rank; d-- > 0;)
             if (++idx[d] < out[d])
@@ -745,7 +769,7 @@ std::vector<std::vector<int64_t>> broadcastIndices(const Node& n, const std::vec
 // to x where the condition holds, to y elsewhere; the condition has none.
 struct WhereOp : NetOp {
     int c = -1, a = -1, b = -1, y = -1;
-    std::vector<int64_t> ic, ia, ib;
+    BroadcastMap ic, ia, ib;
     WhereOp(Net& net, const Node& n)
     {
         node = n.name;
@@ -782,7 +806,7 @@ struct WhereOp : NetOp {
 struct BinaryOp : NetOp {
     int a = -1, b = -1, y = -1;
     char kind = '+';
-    std::vector<int64_t> ia, ib;
+    BroadcastMap ia, ib;
 
     BinaryOp(Net& net, const Node& n)
     {
@@ -877,7 +901,7 @@ struct PlainUnaryOp : NetOp {
 // each output the mean of its slice; the backward spreads dL/dy / count over it.
 struct ReduceMeanOp : NetOp {
     int x = -1, y = -1;
-    std::vector<int64_t> to; // input element -> its output element
+    BroadcastMap to; // input element -> its output element
     float inverseCount = 1;
     ReduceMeanOp(Net& net, const Node& n)
     {
