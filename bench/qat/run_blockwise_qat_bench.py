@@ -10,8 +10,9 @@ The decoder (default: the 162M one, d 768, 12 layers, vocabulary 50257, context 
 Training windows are the first 6144 bytes of resources/demo/byte_gpt_val.txt, held-out
 ones the rest (2 windows evaluated). Block mode keeps one block's net, gradients and
 Adam state and the pool's inputs to that block; the target is a peak under 4 GB.
-Peak memory is `/usr/bin/time -f %M`; s/step is the CLI's own training time per step
-(without the evaluations and the checkpoint). --lock FILE runs the command under
+Peak memory is `/usr/bin/time -f %M` of training and its two evaluations (no --out: the
+checkpoint is neither written nor quantized and recorded, which loads the model again);
+s/step is the CLI's own training time per step (without the evaluations). --lock FILE runs the command under
 `flock FILE` (a shared machine's lock for large runs).
 """
 import argparse
@@ -55,7 +56,7 @@ def main():
     cmd = [cli, "qat", model, "--data", "text:" + train, "--eval-data", "text:" + held, "--context", "128",
            "--wbits", "4", "--abits", "8", "--granularity", "group:32", "--mode", "blocks", "--steps",
            str(args.steps), "--batch", str(args.batch), "--eval-limit", "2", "--calib-limit", "2", "--eval-every",
-           "0", "--out", os.path.join(work, "qat"), "--json"]
+           "0", "--json"]  # no --out: the checkpoint is not written nor quantized (training's peak)
     timed = ["/usr/bin/time", "-f", "QS_PEAK_KB %M QS_WALL_S %e"] + cmd
     if args.lock:
         timed = ["flock", args.lock] + timed
