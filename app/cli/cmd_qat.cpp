@@ -60,7 +60,8 @@ int runQat(const std::vector<std::string>& argv)
         "scale-lr", "warmup", "temperature", "ce-weight", "kd-weight", "attention-weight", "eval-data", "eval-limit",
         "eval-every", "checkpoint-every", "calib-limit", "threads", "db", "out", "resume", "seed", "limit", "mode"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
-    Args args(argv, valued, {"json", "freeze-weights", "freeze-scales"});
+    valued.insert(attentionOptionNames().begin(), attentionOptionNames().end());
+    Args args(argv, valued, {"json", "freeze-weights", "freeze-scales", "kivi"});
 
     std::optional<Store> store = storeFromArgs(args);
     train::QatOptions o;
@@ -78,8 +79,12 @@ int runQat(const std::vector<std::string>& argv)
         o.apply(q.at("options"), str("run ", run.id, " qat.options"));
         teacherPath = q.at("teacher").get<std::string>();
         stepOffset = q.at("step").get<int64_t>();
+        if (q.contains("state")) { // end to end: continue the same schedule with Adam's moments
+            o.resume = std::make_shared<train::QatTrainState>(train::loadQatTrainState(q.at("state").get<std::string>()));
+            stepOffset = 0; // steps are counted from the start of the original run
+        }
         nlohmann::json qc = nlohmann::json::object();
-        for (const char* key : {"default", "layers", "exclude", "ranges"})
+        for (const char* key : {"default", "layers", "exclude", "ranges", "attention"})
             if (run.config.contains(key))
                 qc[key] = run.config.at(key);
         o.config = QuantConfig::fromJson(qc);
@@ -96,7 +101,10 @@ int runQat(const std::vector<std::string>& argv)
     }
     parseBitOptions(args, o.config);
     parseBaseQuant(args, o.config);
+    parseAttentionArgs(args, o.config);
     o.steps = args.intValue("steps", int(o.steps));
+    if (o.resume && args.value("steps")) // --steps N more; else the original run's total
+        o.steps += o.resume->step;
     o.batch = args.intValue("batch", int(o.batch));
     o.lr = args.doubleValue("lr", o.lr);
     o.scaleLr = args.doubleValue("scale-lr", o.scaleLr);
@@ -122,7 +130,10 @@ int runQat(const std::vector<std::string>& argv)
         fail("--steps and --batch must be at least 1");
 
     const Graph teacher = importOnnx(teacherPath);
-    const Graph student = studentPath == teacherPath ? teacher : importOnnx(studentPath);
+    std::optional<Graph> resumed; // a checkpoint's graph; else the student is the teacher (no copy)
+    if (studentPath != teacherPath)
+        resumed = importOnnx(studentPath);
+    const Graph& student = resumed ? *resumed : teacher;
     DataOptions trainOpts = dataOptions(args);
     const Dataset train = loadDataset(trainOpts, teacher);
     DataOptions heldOpts = trainOpts;
@@ -176,14 +187,22 @@ int runQat(const std::vector<std::string>& argv)
         double maxChange = 0;
         for (const auto& [value, s] : e.scales)
             maxChange = std::max(maxChange, std::abs(double(s) / double(live.initialScales.at(value)) - 1));
-        std::printf("eval  %6lld  held-out kd %.6f  top-1 %s  (%lld samples; scales moved up to %.1f%%)\n",
-            (long long)(stepOffset + e.step), e.kd, pct(e.top1).c_str(), (long long)e.samples, maxChange * 100);
+        std::printf("eval  %6lld  held-out kd %.6f  %s  (%lld samples; scales moved up to %.1f%%)\n",
+            (long long)(stepOffset + e.step), e.kd,
+            e.perplexity ? str("perplexity ", *e.perplexity).c_str() : str("top-1 ", pct(e.top1)).c_str(),
+            (long long)e.samples, maxChange * 100);
         std::fflush(stdout);
     };
     cb.onCheckpoint = [&](const train::QatCheckpoint& c) {
         if (outDir.empty())
             return; // neither --db nor --out: nothing is written
         rec.modelPath = (outDir / str(stem, ".qat-step", stepOffset + c.step, ".onnx")).string();
+        rec.statePath.clear();
+        if (c.state) {
+            std::filesystem::create_directories(outDir);
+            rec.statePath = rec.modelPath + ".state.safetensors";
+            train::saveQatTrainState(*c.state, rec.statePath);
+        }
         Progress p;
         const RecordedQuantization r =
             recordQatCheckpoint(store ? &*store : nullptr, c, rec, train, heldOut, p, cancel);
@@ -205,6 +224,13 @@ int runQat(const std::vector<std::string>& argv)
         nlohmann::json j = qatCurves(r, stepOffset);
         j["initial_top1"] = r.initialTop1 ? jsonNumber(*r.initialTop1) : nlohmann::json(nullptr);
         j["final_top1"] = r.finalTop1 ? jsonNumber(*r.finalTop1) : nlohmann::json(nullptr);
+        // As trained (learned scales); the checkpoints' perplexity re-calibrates the
+        // attention operands' grids when it quantizes the trained graph.
+        j["initial_perplexity"] = !r.evals.empty() && r.evals.front().perplexity
+            ? jsonNumber(*r.evals.front().perplexity)
+            : nlohmann::json(nullptr);
+        j["final_perplexity"] = !r.evals.empty() && r.evals.back().perplexity ? jsonNumber(*r.evals.back().perplexity)
+                                                                               : nlohmann::json(nullptr);
         j["checkpoints"] = checkpoints;
         j["cpu_isa"] = detectCpuIsa().summary();
         j["options"] = o.toJson();
@@ -220,12 +246,14 @@ const bool registered = registerCommand({"qat",
     "MODEL --data TRAIN [--limit N] --eval-data HELD_OUT [--config CFG.json (a quantization config; \"qat\": {training "
     "options})] [--steps N] [--mode end-to-end|blocks] [--batch N] [--lr X] [--scale-lr X] [--warmup N] [--temperature "
     "T] [--kd-weight X] "
-    "[--ce-weight X] [--attention-weight X] [--wbits N --abits N --granularity tensor|channel] [--eval-limit N] "
+    "[--ce-weight X] [--attention-weight X] [--wbits N --abits N --granularity tensor|channel|group:N] [--attn-bits "
+    "N] [--kv-bits N] [--attn-granularity G|ROLE=G,...] [--kivi] [--attn-calib C] [--eval-limit N] "
     "[--eval-every N] "
     "[--checkpoint-every N] [--calib-limit N] [--freeze-weights] [--freeze-scales] [--seed N] [--threads N] "
     "[--db DB [--resume RUN]] [--out DIR] [--json]",
     "quantization-aware training against the FP32 model (distillation, LSQ scales); checkpoints are ONNX files "
-    "and, with --db, quantization runs",
+    "and, with --db, quantization runs; --resume continues an end-to-end run's schedule to its total steps (or "
+    "--steps N more) with its Adam state",
     runQat});
 
 } // namespace

@@ -1,9 +1,14 @@
 #!/usr/bin/python3
-"""QAT on the demo byte-level GPT at W4 (groups of 32) weights and 8-bit activations:
-next-byte perplexity of FP32, round-to-nearest, GPTQ (post-training) and QAT
-(quantstudio-cli qat: distillation per token, LSQ activation scales, STE weights) on
+"""QAT on the demo byte-level GPT at W4 (groups of 32) weights, 8-bit activations and a
+4-bit KV cache (the K and V operands of attention, --kv-bits): next-byte perplexity of
+FP32, round-to-nearest, GPTQ (post-training) and QAT (quantstudio-cli qat: distillation
+per token, LSQ scales of the activations and of the K and V operands, STE weights) on
 held-out bytes of resources/demo/byte_gpt_val.txt; calibration and training use the
-first 6144 bytes, evaluation the rest. Prints the commands and QAT's time per step.
+first 6144 bytes, evaluation the rest. QAT's perplexity is given as trained (its learned
+scales) and as its checkpoint quantizes (operand grids re-calibrated on the trained
+weights). Then the per-operand sensitivity (`sensitivity --attention`: each Q, K, V, P
+point alone at --kv-bits, KL of the next-byte distribution). Prints the commands and
+QAT's time per step.
 """
 import argparse
 import json
@@ -36,6 +41,8 @@ def main():
     ap.add_argument("--lr", default="1e-4")
     ap.add_argument("--eval-limit", type=int, default=64, help="held-out windows")
     ap.add_argument("--attention-weight", default="1", help="a second QAT run with the attention-map KL (0: none)")
+    ap.add_argument("--kv-bits", default="4", help="K and V operand bits (32: float)")
+    ap.add_argument("--kv-granularity", default="tensor", help="K and V granularity: tensor, head, channel, token")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     with open(VAL, "rb") as f:
@@ -45,10 +52,12 @@ def main():
         f.write(data[:TRAIN_BYTES])
     with open(held, "wb") as f:
         f.write(data[TRAIN_BYTES:])
-    bits = ["--wbits", "4", "--abits", "8", "--granularity", f"group:{args.group}"]
+    bits = ["--wbits", "4", "--abits", "8", "--granularity", f"group:{args.group}", "--kv-bits", args.kv_bits,
+            "--attn-granularity", f"k={args.kv_granularity},v={args.kv_granularity}"]
     ctx = ["--context", str(args.context)]
     print("command:", " ".join([sys.executable] + sys.argv))
-    print(f"byte GPT, W4 g{args.group} weights + A8 (per tensor), next-byte perplexity on {args.eval_limit} "
+    print(f"byte GPT, W4 g{args.group} weights + A8 (per tensor) + KV{args.kv_bits} ({args.kv_granularity}), "
+          f"next-byte perplexity on {args.eval_limit} "
           f"held-out windows of {args.context} bytes; calibration/training on the first {TRAIN_BYTES} bytes\n")
     rows = []
     for name, algos in (("RTN", []), ("GPTQ", [{"name": "gptq", "params": {}}])):
@@ -67,18 +76,40 @@ def main():
     t0 = time.time()
     r = cli_json(cmd)
     seconds = time.time() - t0
-    rows.append(("QAT", r["checkpoints"][-1]["perplexity"], " ".join(cmd)))
+    rows.append(("QAT (as trained)", r["final_perplexity"], " ".join(cmd)))
+    rows.append(("QAT (checkpoint)", r["checkpoints"][-1]["perplexity"], ""))
     if float(args.attention_weight) > 0:
         cmd = cmd[:-3] + ["--attention-weight", args.attention_weight, "--out", os.path.join(args.work, "qat-attn"),
                           "--json"]
-        rows.append(("QAT+attention KL", cli_json(cmd)["checkpoints"][-1]["perplexity"], " ".join(cmd)))
+        ra = cli_json(cmd)
+        rows.append(("QAT+attn KL (as trained)", ra["final_perplexity"], " ".join(cmd)))
+        rows.append(("QAT+attn KL (checkpoint)", ra["checkpoints"][-1]["perplexity"], ""))
     for name, ppl, c in rows:
-        print(f"{name:17} perplexity {ppl:8.4f}  ({ppl - rows[0][1]:+.4f})")
+        print(f"{name:25} perplexity {ppl:8.4f}  ({ppl - rows[0][1]:+.4f})")
+    moved = {k: v["latest"] / v["initial"] - 1 for k, v in r["scales"].items() if ":" in k and v["initial"]}
+    if moved:
+        print(f"learned K/V operand scales: {len(moved)}, moved "
+              f"{min(moved.values()) * 100:+.1f}% .. {max(moved.values()) * 100:+.1f}% from calibration")
+
+    # Per-operand sensitivity: each attention point alone at the KV width.
+    kvb = args.kv_bits if args.kv_bits not in ("16", "32") else "4"
+    scmd = [args.cli, "sensitivity", MODEL, "--data", "text:" + held] + ctx + [
+        "--attention", "--attn-granularity", args.kv_granularity, "--bits", kvb, "--limit", str(args.eval_limit),
+        "--batch", str(args.batch), "--json"]
+    sens = cli_json(scmd)
+    points = [l for l in sens["layers"] if ":" in l["name"]]
+    print(f"\nper-operand sensitivity at {kvb} bits ({args.kv_granularity}), KL of the next-byte distribution "
+          f"on {args.eval_limit} windows, most sensitive first:")
+    points.sort(key=lambda l: -(l["by_bits"][kvb]["kl"] or 0))
+    for l in points:
+        b = l["by_bits"][kvb]
+        print(f"  {l['name']:28} KL {b['kl']:.3e}  SQNR {b['sqnr_db']:6.2f} dB")
     print(f"\nQAT: {args.steps} steps of {args.batch} windows, {r['seconds_per_step'] * 1000:.0f} ms per step, "
           f"{seconds:.0f} s in all; CPU {r['cpu_isa']}")
     for name, _, c in rows:
         if c:
             print(f"{name}: {c}")
+    print(f"sensitivity: {' '.join(scmd)}")
 
 
 if __name__ == "__main__":

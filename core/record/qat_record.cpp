@@ -11,8 +11,11 @@ namespace qs {
 
 nlohmann::json qatRunInfo(const QatRecordInput& in, int64_t step)
 {
-    return {{"options", in.options.toJson()}, {"teacher", std::filesystem::absolute(in.teacherPath).string()},
-        {"step", in.stepOffset + step}};
+    nlohmann::json j = {{"options", in.options.toJson()},
+        {"teacher", std::filesystem::absolute(in.teacherPath).string()}, {"step", in.stepOffset + step}};
+    if (!in.statePath.empty())
+        j["state"] = std::filesystem::absolute(in.statePath).string();
+    return j;
 }
 
 nlohmann::json qatCurves(const train::QatResult& r, int64_t stepOffset)
@@ -23,7 +26,8 @@ nlohmann::json qatCurves(const train::QatResult& r, int64_t stepOffset)
             {"ce", jsonNumber(s.ce)}, {"mse", jsonNumber(s.mse)}, {"block", s.block}, {"lr", s.lr}});
     for (const auto& e : r.evals)
         evals.push_back({{"step", stepOffset + e.step}, {"kd", jsonNumber(e.kd)},
-            {"top1", e.top1 ? jsonNumber(*e.top1) : nlohmann::json(nullptr)}, {"samples", e.samples}});
+            {"top1", e.top1 ? jsonNumber(*e.top1) : nlohmann::json(nullptr)},
+            {"perplexity", e.perplexity ? jsonNumber(*e.perplexity) : nlohmann::json(nullptr)}, {"samples", e.samples}});
     nlohmann::json scales = nlohmann::json::object();
     if (!r.evals.empty())
         for (const auto& [value, s] : r.evals.back().scales) {

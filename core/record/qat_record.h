@@ -18,9 +18,11 @@ struct QatRecordInput {
     const train::QatResult* progress = nullptr; // the curves so far (steps, evaluations)
     int64_t stepOffset = 0;                     // steps trained before this job (a resumed checkpoint's)
     int64_t evalLimit = -1;                     // samples the recorded evaluation uses (< 0: all)
+    std::string statePath; // the checkpoint's training state (saveQatTrainState), "" when none
 };
 
-// The "qat" entry of the run config: options, teacher, step (offset included).
+// The "qat" entry of the run config: options, teacher, step (offset included), and the
+// training state file when there is one ("state").
 nlohmann::json qatRunInfo(const QatRecordInput& in, int64_t step);
 // The curves of `r` for the run's metrics: loss, lr and held-out evaluations by step,
 // and every learned scale's initial and latest value.

@@ -55,7 +55,8 @@ int ParamStore::add(const std::string& name, const Tensor& value, bool trainable
     p.name = name;
     p.shape = value.shape;
     p.value = value.toFloat();
-    p.grad.assign(p.value.size(), 0.f);
+    if (trainable)
+        p.grad.assign(p.value.size(), 0.f);
     p.trainable = trainable;
     p.isScale = isScale;
     params.push_back(std::move(p));
@@ -67,6 +68,16 @@ void ParamStore::zeroGrad()
 {
     for (Param& p : params)
         std::fill(p.grad.begin(), p.grad.end(), 0.f);
+}
+
+void ParamStore::setTrainable(int i, bool trainable)
+{
+    Param& p = params.at(std::size_t(i));
+    p.trainable = trainable;
+    if (trainable)
+        p.grad.assign(p.value.size(), 0.f);
+    else
+        std::vector<float>().swap(p.grad);
 }
 
 namespace {
@@ -108,7 +119,7 @@ struct WeightRef {
         const Tensor* t = net.constant(name);
         if (!t)
             fail(n.name, ": the weight ", quoted(name), " is not an initializer (training needs a constant weight)");
-        param = net.params().add(name, *t, net.options().learnWeights);
+        param = net.addParam(name, *t, net.options().learnWeights);
         auto q = net.options().weights.find(name);
         if (q != net.options().weights.end() && !q->second.spec.isFloat()) {
             if (q->second.spec.rounding != Rounding::Nearest)
@@ -116,7 +127,12 @@ struct WeightRef {
             quant = q->second;
         }
         wq.resize(t->numel());
-        dwq.resize(t->numel());
+    }
+    // dL/d(fake-quantized weight), allocated by the first backward.
+    float* gradBuffer()
+    {
+        dwq.resize(wq.size());
+        return dwq.data();
     }
     void forward(Net& net)
     {
@@ -159,7 +175,7 @@ struct VectorRef {
                 fail(n.name, ": the ", what, " ", quoted(n.inputs[input]), " is not an initializer");
             if (t->numel() != length)
                 fail(n.name, ": the ", what, " has ", t->numel(), " values, expected ", length);
-            param = net.params().add(n.inputs[input], *t, net.options().learnWeights);
+            param = net.addParam(n.inputs[input], *t, net.options().learnWeights);
         } else {
             zeros.assign(std::size_t(length), 0.f);
         }
@@ -348,7 +364,7 @@ struct ConvOp : WeightedOp {
                     {DNNL_ARG_DIFF_SRC, {xMd, dx.data()}}});
         sBwdWeights.run(net,
             {{DNNL_ARG_SRC, {xMd, net.val(x).v.data()}}, {DNNL_ARG_DIFF_DST, {yMd, dy}},
-                {DNNL_ARG_DIFF_WEIGHTS, {wMd, w.dwq.data()}}, {DNNL_ARG_DIFF_BIAS, {bMd, db.data()}}});
+                {DNNL_ARG_DIFF_WEIGHTS, {wMd, w.gradBuffer()}}, {DNNL_ARG_DIFF_BIAS, {bMd, db.data()}}});
         passGradients(net);
     }
 };
@@ -424,11 +440,11 @@ struct LinearOp : WeightedOp {
         if (transB)
             bwdWeights.execute(s,
                 {{DNNL_ARG_SRC, memory(dwSrcMd, e, dy)}, {DNNL_ARG_WEIGHTS, memory(dwWeiMd, e, net.val(x).v.data())},
-                    {DNNL_ARG_DST, memory(dwMd, e, w.dwq.data())}});
+                    {DNNL_ARG_DST, memory(dwMd, e, w.gradBuffer())}});
         else
             bwdWeights.execute(s,
                 {{DNNL_ARG_SRC, memory(dwSrcMd, e, net.val(x).v.data())}, {DNNL_ARG_WEIGHTS, memory(dwWeiMd, e, dy)},
-                    {DNNL_ARG_DST, memory(dwMd, e, w.dwq.data())}});
+                    {DNNL_ARG_DST, memory(dwMd, e, w.gradBuffer())}});
         s.wait();
         std::fill(db.begin(), db.end(), 0.f);
         for (int64_t r = 0; r < m; ++r)
@@ -683,9 +699,20 @@ struct LayerNormOp : NetOp {
 };
 
 // Add, Sub, Mul with numpy broadcasting, as plain loops over precomputed indices.
+// For element i of the broadcast output, the element an operand reads: i % modulus when
+// the operand is the output's trailing dimensions (the same shape, a bias, a scalar, a
+// mask over the last axes), else a table (a value per output element).
+struct BroadcastMap {
+    std::size_t count = 0;
+    int64_t modulus = 0; // > 0: no table
+    std::vector<int64_t> table;
+    int64_t operator[](std::size_t i) const { return modulus > 0 ? int64_t(i) % modulus : table[i]; }
+    std::size_t size() const { return count; }
+};
+
 // For each element of the broadcast (numpy rules) output of `shapes`, the element each
 // operand reads; `out` is the output shape. Fails naming `n` when they do not broadcast.
-std::vector<std::vector<int64_t>> broadcastIndices(const Node& n, const std::vector<Shape>& shapes, Shape& out)
+std::vector<BroadcastMap> broadcastIndices(const Node& n, const std::vector<Shape>& shapes, Shape& out)
 {
     std::size_t rank = 0;
     for (const Shape& s : shapes)
@@ -707,14 +734,27 @@ std::vector<std::vector<int64_t>> broadcastIndices(const Node& n, const std::vec
         padded.push_back(p);
     }
     const int64_t total = numelOf(out);
-    std::vector<std::vector<int64_t>> result(shapes.size(), std::vector<int64_t>(std::size_t(total)));
+    std::vector<BroadcastMap> result(shapes.size());
+    std::vector<std::size_t> tables;
+    for (std::size_t k = 0; k < padded.size(); ++k) {
+        result[k].count = std::size_t(total);
+        std::size_t lead = 0; // leading 1s, then the output's own dimensions
+        while (lead < rank && padded[k][lead] == 1)
+            ++lead;
+        if (std::equal(padded[k].begin() + long(lead), padded[k].end(), out.begin() + long(lead))) {
+            result[k].modulus = std::max<int64_t>(numelOf(padded[k]), 1);
+        } else {
+            result[k].table.resize(std::size_t(total));
+            tables.push_back(k);
+        }
+    }
     std::vector<int64_t> idx(rank, 0);
-    for (int64_t i = 0; i < total; ++i) {
-        for (std::size_t k = 0; k < padded.size(); ++k) {
+    for (int64_t i = 0; i < total && !tables.empty(); ++i) {
+        for (std::size_t k : tables) {
             int64_t o = 0;
             for (std::size_t d = 0; d < rank; ++d)
                 o = o * padded[k][d] + (padded[k][d] == 1 ? 0 : idx[d]);
-            result[k][std::size_t(i)] = o;
+            result[k].table[std::size_t(i)] = o;
         }
         for (std::size_t d = rank; d-- > 0;)
             if (++idx[d] < out[d])
@@ -729,7 +769,7 @@ std::vector<std::vector<int64_t>> broadcastIndices(const Node& n, const std::vec
 // to x where the condition holds, to y elsewhere; the condition has none.
 struct WhereOp : NetOp {
     int c = -1, a = -1, b = -1, y = -1;
-    std::vector<int64_t> ic, ia, ib;
+    BroadcastMap ic, ia, ib;
     WhereOp(Net& net, const Node& n)
     {
         node = n.name;
@@ -766,7 +806,7 @@ struct WhereOp : NetOp {
 struct BinaryOp : NetOp {
     int a = -1, b = -1, y = -1;
     char kind = '+';
-    std::vector<int64_t> ia, ib;
+    BroadcastMap ia, ib;
 
     BinaryOp(Net& net, const Node& n)
     {
@@ -808,6 +848,114 @@ struct BinaryOp : NetOp {
                     : kind == '-'        ? -gy[i]
                                          : gy[i];
         }
+    }
+};
+
+// Erf, Sqrt and Pow by a constant exponent (decomposed GELU and LayerNormalization), as
+// plain loops: y = f(x), dL/dx = f'(x) dL/dy.
+struct PlainUnaryOp : NetOp {
+    int x = -1, y = -1;
+    char kind = 'e'; // e: Erf, s: Sqrt, p: Pow
+    float exponent = 1;
+    PlainUnaryOp(Net& net, const Node& n)
+    {
+        node = n.name;
+        x = net.lookup(n, 0);
+        kind = n.opType == "Erf" ? 'e' : n.opType == "Sqrt" ? 's' : 'p';
+        if (kind == 'p') {
+            const Tensor* e = n.inputs.size() > 1 ? net.constant(n.inputs[1]) : nullptr;
+            if (!e || e->numel() != 1)
+                fail(n.name, ": Pow trains with a constant scalar exponent, got ",
+                    e ? shapeString(e->shape) : std::string("a computed one"));
+            exponent = e->toFloat().front();
+        }
+        y = net.newValue(n.outputs[0], net.val(x).shape);
+    }
+    void forward(Net& net) override
+    {
+        const std::vector<float>& vx = net.val(x).v;
+        std::vector<float>& vy = net.val(y).v;
+        for (std::size_t i = 0; i < vx.size(); ++i)
+            vy[i] = kind == 'e' ? std::erf(vx[i]) : kind == 's' ? std::sqrt(vx[i]) : std::pow(vx[i], exponent);
+    }
+    void backward(Net& net) override
+    {
+        NetValue& in = net.val(x);
+        if (!in.needGrad)
+            return;
+        const std::vector<float>& gy = net.val(y).g;
+        const std::vector<float>& vy = net.val(y).v;
+        const float twoOverSqrtPi = 1.1283791670955126f;
+        for (std::size_t i = 0; i < gy.size(); ++i) {
+            const float v = in.v[i];
+            const float d = kind == 'e' ? twoOverSqrtPi * std::exp(-v * v)
+                : kind == 's'           ? 0.5f / vy[i]
+                : exponent == 2         ? 2 * v
+                                        : exponent * std::pow(v, exponent - 1);
+            in.g[i] += d * gy[i];
+        }
+    }
+};
+
+// ReduceMean over constant axes (attribute, or input 1 from opset 18), keepdims or not:
+// each output the mean of its slice; the backward spreads dL/dy / count over it.
+struct ReduceMeanOp : NetOp {
+    int x = -1, y = -1;
+    BroadcastMap to; // input element -> its output element
+    float inverseCount = 1;
+    ReduceMeanOp(Net& net, const Node& n)
+    {
+        node = n.name;
+        x = net.lookup(n, 0);
+        const Shape s = net.val(x).shape;
+        std::vector<int64_t> axes = n.attrInts("axes");
+        if (n.inputs.size() > 1 && !n.inputs[1].empty()) {
+            const Tensor* a = net.constant(n.inputs[1]);
+            if (!a)
+                fail(n.name, ": ReduceMean trains with constant axes");
+            axes = a->toInt64();
+        }
+        const int rank = int(s.size());
+        std::vector<bool> reduced(std::size_t(rank), axes.empty() && n.attrInt("noop_with_empty_axes", 0) == 0);
+        for (int64_t a : axes) {
+            if (a < -rank || a >= rank)
+                fail(n.name, ": axis ", a, " is outside rank ", rank);
+            reduced[std::size_t(a < 0 ? a + rank : a)] = true;
+        }
+        Shape kept = s, ys;
+        int64_t count = 1;
+        for (int d = 0; d < rank; ++d)
+            if (reduced[std::size_t(d)]) {
+                count *= s[std::size_t(d)];
+                kept[std::size_t(d)] = 1;
+                if (n.attrInt("keepdims", 1) != 0)
+                    ys.push_back(1);
+            } else {
+                ys.push_back(s[std::size_t(d)]);
+            }
+        inverseCount = 1.f / float(std::max<int64_t>(count, 1));
+        Shape both;
+        to = std::move(broadcastIndices(n, {s, kept}, both)[1]);
+        y = net.newValue(n.outputs[0], ys);
+    }
+    void forward(Net& net) override
+    {
+        const std::vector<float>& vx = net.val(x).v;
+        std::vector<double> sum(net.val(y).v.size(), 0.0);
+        for (std::size_t i = 0; i < vx.size(); ++i)
+            sum[std::size_t(to[i])] += vx[i];
+        std::vector<float>& vy = net.val(y).v;
+        for (std::size_t i = 0; i < vy.size(); ++i)
+            vy[i] = float(sum[i] * inverseCount);
+    }
+    void backward(Net& net) override
+    {
+        NetValue& in = net.val(x);
+        if (!in.needGrad)
+            return;
+        const std::vector<float>& gy = net.val(y).g;
+        for (std::size_t i = 0; i < in.g.size(); ++i)
+            in.g[i] += gy[std::size_t(to[i])] * inverseCount;
     }
 };
 
@@ -1076,7 +1224,7 @@ struct GatherOp : NetOp {
         float* dst = nullptr;
         if (table) {
             std::fill(w.dwq.begin(), w.dwq.end(), 0.f);
-            dst = w.dwq.data();
+            dst = w.gradBuffer();
         } else if (net.val(data).needGrad) {
             dst = net.val(data).g.data();
         }
@@ -1196,14 +1344,118 @@ struct FakeQuantOp : NetOp {
     }
 };
 
+// The fake quantization of an attention operand (Q, K^T, V or P as its MatMul reads
+// it): a static grid per slice of the granularity's axis with learned (LSQ) scales, or
+// each token's min-max grid (dynamic, straight through).
+struct OperandFakeQuantOp : NetOp {
+    int x = -1, y = -1, scale = -1; // scale: -1 per token
+    OperandQuant quant;
+    int64_t outer = 1, dim = 1, inner = 1; // the slice axis (per tensor: one slice)
+    float gradScale = 1;
+    OperandFakeQuantOp(Net& net, const OperandQuant& q, int raw)
+        : x(raw), quant(q)
+    {
+        node = q.point.name + " (fake quant)";
+        const Shape s = net.val(raw).shape;
+        y = net.newValue(q.point.name, s);
+        if (q.spec.granularity == OperandGranularity::Token) {
+            const OperandAxes a = operandAxes(q.point.role, int(s.size()));
+            if (a.channel < 0)
+                fail("attention operand ", quoted(q.point.name), ": per-token needs a matrix operand, got shape ",
+                    shapeString(s));
+            return;
+        }
+        if (q.params.empty())
+            fail("attention operand ", quoted(q.point.name), " has no calibrated range");
+        const int axis = q.spec.granularity == OperandGranularity::Tensor
+            ? -1
+            : staticSliceAxis(q.point, q.spec.granularity, s);
+        if (axis >= 0) {
+            outer = std::accumulate(s.begin(), s.begin() + axis, int64_t(1), std::multiplies<>());
+            dim = s[std::size_t(axis)];
+            inner = std::accumulate(s.begin() + axis + 1, s.end(), int64_t(1), std::multiplies<>());
+        } else {
+            inner = numelOf(s);
+        }
+        if (dim != int64_t(q.params.size()))
+            fail("attention operand ", quoted(q.point.name), ": ", operandGranularityName(q.spec.granularity),
+                " slices of shape ", shapeString(s), ": ", dim, ", calibrated with ", q.params.size());
+        std::vector<float> init;
+        for (const QParams& p : q.params)
+            init.push_back(p.scale);
+        scale = net.addParam(q.point.name + ".scale", Tensor::fromVector<float>({dim}, init),
+            net.options().learnScales, true);
+        // LSQ: 1 / sqrt(values of one slice in one sample * qmax).
+        const int64_t batch = s.empty() ? 1 : std::max<int64_t>(s[0], 1);
+        gradScale = lsqGradScale(std::max<int64_t>(outer * inner / batch, 1), q.params.front().qmax);
+    }
+    QParams grid(Net& net, int64_t c) const
+    {
+        QParams q = quant.params[std::size_t(c)];
+        q.scale = net.params().params[std::size_t(scale)].value[std::size_t(c)];
+        return q;
+    }
+    void forward(Net& net) override
+    {
+        const std::vector<float>& in = net.val(x).v;
+        std::vector<float>& out = net.val(y).v;
+        if (scale < 0) {
+            Tensor t = Tensor::fromVector<float>(net.val(x).shape, in);
+            fakeQuantOperand(t, quant);
+            const auto d = t.data<float>();
+            std::copy(d.begin(), d.end(), out.begin());
+            return;
+        }
+        for (int64_t c = 0; c < dim; ++c) {
+            const QParams q = grid(net, c);
+            for (int64_t o = 0; o < outer; ++o) {
+                const std::size_t at = std::size_t((o * dim + c) * inner);
+                fakeQuantForward(std::span<const float>(in).subspan(at, std::size_t(inner)), q,
+                    std::span<float>(out).subspan(at, std::size_t(inner)));
+            }
+        }
+    }
+    void backward(Net& net) override
+    {
+        NetValue& in = net.val(x);
+        const std::vector<float>& dy = net.val(y).g;
+        if (scale < 0) { // each token's own range holds all its values: straight through
+            if (in.needGrad)
+                addInto(in.g, dy);
+            return;
+        }
+        Param& p = net.params().params[std::size_t(scale)];
+        for (int64_t c = 0; c < dim; ++c) {
+            const QParams q = grid(net, c);
+            double ds = 0;
+            for (int64_t o = 0; o < outer; ++o) {
+                const std::size_t at = std::size_t((o * dim + c) * inner), len = std::size_t(inner);
+                ds += fakeQuantBackward(std::span<const float>(in.v).subspan(at, len), q,
+                    std::span<const float>(dy).subspan(at, len),
+                    in.needGrad ? std::span<float>(in.g).subspan(at, len) : std::span<float>());
+            }
+            if (p.trainable)
+                p.grad[std::size_t(c)] += float(ds * gradScale);
+        }
+    }
+};
+
 } // namespace
 
 const std::vector<std::string>& trainableOps()
 {
     static const std::vector<std::string> ops = {"Conv", "Gemm", "MatMul", "Relu", "LeakyRelu", "Sigmoid", "Tanh",
         "Gelu", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Softmax", "LayerNormalization", "Add",
-        "Sub", "Mul", "Div", "Flatten", "Reshape", "Identity", "Transpose", "Gather", "Split", "Where"};
+        "Sub", "Mul", "Div", "Erf", "Sqrt", "Pow", "ReduceMean", "Flatten", "Reshape", "Identity", "Transpose",
+        "Gather", "Split", "Where"};
     return ops;
+}
+
+int Net::addParam(const std::string& name, const Tensor& value, bool trainable, bool isScale)
+{
+    const int i = params_->add(name, value, trainable, isScale);
+    paramIds_.insert(i);
+    return i;
 }
 
 int Net::newValue(const std::string& name, const Shape& shape)
@@ -1211,8 +1463,7 @@ int Net::newValue(const std::string& name, const Shape& shape)
     auto v = std::make_unique<NetValue>();
     v->name = name;
     v->shape = shape;
-    v->v.assign(std::size_t(numelOf(shape)), 0.f);
-    v->g.assign(std::size_t(numelOf(shape)), 0.f);
+    v->v.assign(std::size_t(numelOf(shape)), 0.f); // g: by the first backward
     values_.push_back(std::move(v));
     return int(values_.size()) - 1;
 }
@@ -1319,10 +1570,19 @@ Net::Net(const Graph& g, const std::map<std::string, Shape>& inputShapes, std::s
         const Shape s = val(raw).shape;
         op->y = newValue(name, s);
         Tensor sc = Tensor::fromVector<float>({1}, {q->second.scale});
-        op->scale = params_->add(name + ".scale", sc, options_.learnScales, true);
+        op->scale = addParam(name + ".scale", sc, options_.learnScales, true);
         op->gradScale = lsqGradScale(s.empty() ? 1 : numelOf(s) / std::max<int64_t>(s[0], 1), q->second.qmax);
         valueOf_[name] = op->y;
         ops_.push_back(std::move(op));
+    };
+    // ... then, when it is an attention operand, by the operand's grid (per point).
+    auto publishOperands = [&](const std::string& name) {
+        for (const OperandQuant& q : options_.operands)
+            if (q.point.value == name && !q.spec.isFloat()) {
+                auto op = std::make_unique<OperandFakeQuantOp>(*this, q, valueOf_.at(name));
+                valueOf_[name] = op->y;
+                ops_.push_back(std::move(op));
+            }
     };
     for (const ValueInfo& in : g.inputs) {
         auto s = inputShapes.find(in.name);
@@ -1336,6 +1596,7 @@ Net::Net(const Graph& g, const std::map<std::string, Shape>& inputShapes, std::s
         val(i).needGrad = options_.inputGradients && !ids;
         inputs_.push_back(i);
         publish(in.name, i);
+        publishOperands(in.name);
     }
     for (const Node& n : g.nodes) {
         if (fold(n))
@@ -1360,8 +1621,10 @@ Net::Net(const Graph& g, const std::map<std::string, Shape>& inputShapes, std::s
             auto split = std::make_unique<SplitOp>(*this, n);
             const std::vector<int> parts = split->ys;
             ops_.push_back(std::move(split));
-            for (std::size_t k = 0; k < parts.size(); ++k)
+            for (std::size_t k = 0; k < parts.size(); ++k) {
                 publish(n.outputs[k], parts[k]);
+                publishOperands(n.outputs[k]);
+            }
             continue;
         } else if (t == "Relu" || t == "LeakyRelu" || t == "Sigmoid" || t == "Tanh" || t == "Gelu")
             op = std::make_unique<EltwiseOp>(*this, n);
@@ -1373,6 +1636,10 @@ Net::Net(const Graph& g, const std::map<std::string, Shape>& inputShapes, std::s
             op = std::make_unique<LayerNormOp>(*this, n);
         else if (t == "Add" || t == "Sub" || t == "Mul" || t == "Div")
             op = std::make_unique<BinaryOp>(*this, n);
+        else if (t == "Erf" || t == "Sqrt" || t == "Pow")
+            op = std::make_unique<PlainUnaryOp>(*this, n);
+        else if (t == "ReduceMean")
+            op = std::make_unique<ReduceMeanOp>(*this, n);
         else if (t == "Flatten" || t == "Reshape" || t == "Identity")
             op = std::make_unique<ReshapeOp>(*this, n);
         else
@@ -1391,6 +1658,7 @@ Net::Net(const Graph& g, const std::map<std::string, Shape>& inputShapes, std::s
         const int out = int(values_.size()) - 1; // every builder defines its output last
         ops_.push_back(std::move(op));
         publish(n.outputs[0], out);
+        publishOperands(n.outputs[0]);
     }
     if (g.outputs.empty())
         fail("training: the graph has no output");
@@ -1439,10 +1707,12 @@ Shape Net::outputShape() const
 void Net::backward(std::span<const float> dOutput)
 {
     NetValue& out = val(output_);
-    if (dOutput.size() != out.g.size())
-        fail("training: the output gradient has ", dOutput.size(), " values, the output ", out.g.size());
+    if (int64_t(dOutput.size()) != out.numel())
+        fail("training: the output gradient has ", dOutput.size(), " values, the output ", out.numel());
     for (auto& v : values_)
-        if (v->needGrad)
+        if (v->g.size() != std::size_t(v->numel()))
+            v->g.assign(std::size_t(v->numel()), 0.f);
+        else if (v->needGrad)
             std::fill(v->g.begin(), v->g.end(), 0.f);
     std::copy(dOutput.begin(), dOutput.end(), out.g.begin());
     for (const auto& [v, d] : pending_)
@@ -1472,8 +1742,8 @@ void Net::addValueGradient(const std::string& name, std::span<const float> d)
 {
     for (std::size_t i = 0; i < values_.size(); ++i)
         if (values_[i]->name == name) {
-            if (d.size() != values_[i]->g.size())
-                fail("training: a gradient of ", d.size(), " values for ", quoted(name), " of ", values_[i]->g.size());
+            if (int64_t(d.size()) != values_[i]->numel())
+                fail("training: a gradient of ", d.size(), " values for ", quoted(name), " of ", values_[i]->numel());
             auto& p = pending_[int(i)];
             p.resize(d.size(), 0.f);
             for (std::size_t k = 0; k < d.size(); ++k)

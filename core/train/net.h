@@ -6,11 +6,13 @@
 #pragma once
 
 #include "graph/graph.h"
+#include "quant/attention.h"
 #include "quant/quantizer.h"
 #include "quant/spec.h"
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -32,6 +34,9 @@ struct ParamStore {
     // The param named `name`, made from `value` the first time.
     int add(const std::string& name, const Tensor& value, bool trainable, bool isScale = false);
     void zeroGrad();
+    // Makes param `i` (un)trainable: a trainable param has a gradient buffer, a frozen
+    // one none (block by block training keeps gradients for one block only).
+    void setTrainable(int i, bool trainable);
 };
 
 // How a weight is fake-quantized: the session's spec and axes; the grid is chosen from
@@ -47,6 +52,12 @@ struct NetOptions {
     // "<value>.scale", learned (LSQ) when learnScales.
     std::map<std::string, QParams> activations;
     std::map<std::string, WeightQuantSpec> weights; // weight initializer -> its quantization
+    // Attention operands (quant/attention.h): readers of point.value see it fake-quantized
+    // by the point's grid, after the value's own grid, as QuantSession's simulated plan
+    // does. Static granularities (tensor, head, channel) learn one LSQ scale per slice,
+    // the param "<point>.scale" ([slices]); per token ranges are each token's min-max
+    // (straight-through, nothing learned).
+    std::vector<OperandQuant> operands;
     bool learnScales = true;
     bool learnWeights = true;    // weights, biases and normalization parameters
     bool inputGradients = false; // also backpropagate into the graph inputs (gradient checks)
@@ -84,6 +95,8 @@ public:
     const std::vector<float>& gradient(const std::string& name) const;
 
     ParamStore& params() { return *params_; }
+    // The params this net reads (indices into params()).
+    const std::set<int>& paramIds() const { return paramIds_; }
     // Clamps every LSQ scale to stay positive (after an optimizer step).
     void clampScales();
 
@@ -104,8 +117,12 @@ private:
     std::map<int, std::vector<float>> pending_; // addValueGradient's, by value
     bool fold(const Node& n);
 
+    std::set<int> paramIds_;
+
 public: // for the op builders in net.cpp
     int newValue(const std::string& name, const Shape& shape);
+    // params().add(...), remembered in paramIds().
+    int addParam(const std::string& name, const Tensor& value, bool trainable, bool isScale = false);
     NetValue& val(int i) { return *values_[std::size_t(i)]; }
     int lookup(const Node& n, std::size_t input) const;
     // An initializer of the graph or a value folded from constants, else nullptr.

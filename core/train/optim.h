@@ -24,6 +24,7 @@ public:
     // Starts the next step (the bias corrections count steps from 1).
     void beginStep() { ++t_; }
     int64_t steps() const { return t_; }
+    void setSteps(int64_t t) { t_ = t; } // resuming: the steps taken before
     // value -= lr * mhat / (sqrt(vhat) + eps) with this step's moments of `grad`.
     void update(AdamState& state, std::span<float> value, std::span<const float> grad, double lr) const;
 

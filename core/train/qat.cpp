@@ -1,5 +1,7 @@
 #include "train/qat.h"
 
+#include "graph/safetensors.h"
+#include "measure/perplexity.h"
 #include "quant/session.h"
 #include "runtime/plan.h"
 #include "train/loss.h"
@@ -10,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <numeric>
 #include <random>
 
@@ -132,6 +135,77 @@ int64_t argmaxRow(const float* row, int64_t n)
 
 } // namespace
 
+void saveQatTrainState(const QatTrainState& s, const std::string& path)
+{
+    nlohmann::json header = nlohmann::json::object();
+    header["__metadata__"] = {{"step", std::to_string(s.step)}, {"adam_steps", std::to_string(s.adamSteps)}};
+    std::vector<const std::vector<float>*> data;
+    uint64_t offset = 0;
+    auto add = [&](const std::string& name, const std::vector<float>& v) {
+        header[name] = {{"dtype", "F32"}, {"shape", {int64_t(v.size())}}, {"data_offsets", {offset, offset + 4 * v.size()}}};
+        offset += 4 * v.size();
+        data.push_back(&v);
+    };
+    for (const auto& [name, v] : s.values)
+        add("value/" + name, v);
+    for (const auto& [name, m] : s.moments) {
+        add("m/" + name, m.m);
+        add("v/" + name, m.v);
+    }
+    std::string h = header.dump();
+    h.append((8 - h.size() % 8) % 8, ' ');
+    std::ofstream out(path, std::ios::binary);
+    if (!out)
+        fail(path, ": cannot write the training state");
+    const uint64_t n = h.size();
+    char len[8];
+    for (int i = 0; i < 8; ++i)
+        len[i] = char((n >> (8 * i)) & 0xff);
+    out.write(len, 8);
+    out.write(h.data(), std::streamsize(h.size()));
+    for (const auto* v : data) // little-endian floats, as the machine's
+        out.write(reinterpret_cast<const char*>(v->data()), std::streamsize(4 * v->size()));
+    if (!out)
+        fail(path, ": writing the training state failed");
+}
+
+QatTrainState loadQatTrainState(const std::string& path)
+{
+    SafetensorsFile f(path);
+    QatTrainState s;
+    auto number = [&](const char* key) {
+        auto it = f.metadata().find(key);
+        if (it == f.metadata().end())
+            fail(path, ": no \"", key, "\" in the metadata of a QAT training state");
+        try {
+            return int64_t(std::stoll(it->second));
+        } catch (const std::exception&) {
+            fail(path, ": metadata \"", key, "\" is ", quoted(it->second), ", expected an integer");
+        }
+    };
+    s.step = number("step");
+    s.adamSteps = number("adam_steps");
+    for (const SafetensorsEntry& e : f.tensors()) {
+        if (e.dtype != DType::Float)
+            fail(path, ": tensor ", quoted(e.name), " is ", e.dtypeName, ", expected F32");
+        const std::vector<float> v = f.tensor(e.name).toFloat();
+        const auto slash = e.name.find('/');
+        const std::string kind = e.name.substr(0, slash), name = slash == std::string::npos ? "" : e.name.substr(slash + 1);
+        if (kind == "value" && !name.empty())
+            s.values[name] = v;
+        else if (kind == "m" && !name.empty())
+            s.moments[name].m = v;
+        else if (kind == "v" && !name.empty())
+            s.moments[name].v = v;
+        else
+            fail(path, ": tensor ", quoted(e.name), " is not value/, m/ or v/<param>");
+    }
+    for (const auto& [name, m] : s.moments)
+        if (m.m.size() != m.v.size())
+            fail(path, ": the moments m/", name, " and v/", name, " differ in size");
+    return s;
+}
+
 std::vector<QatBlock> partitionBlocks(const Graph& g, const std::set<std::string>& layers)
 {
     if (g.inputs.size() != 1 || g.outputs.size() != 1)
@@ -143,6 +217,7 @@ std::vector<QatBlock> partitionBlocks(const Graph& g, const std::set<std::string
             if (!in.empty() && !g.constant(in))
                 ++uses[in];
     ++uses[g.outputs.front().name];
+    const std::map<std::string, int> readers = uses;
     std::set<std::string> live = {g.inputs.front().name};
     std::vector<QatBlock> blocks;
     QatBlock cur;
@@ -158,9 +233,10 @@ std::vector<QatBlock> partitionBlocks(const Graph& g, const std::set<std::string
         for (const auto& out : n.outputs)
             if (!out.empty() && uses[out] > 0)
                 live.insert(out);
-        // Cut right before a layer, so a block ends with its activations.
+        // Cut right before a layer, so a block ends with its activations, or where the one
+        // live value forks (a residual stream: a pre-norm transformer's layer ends there).
         if (live.size() == 1 && hasLayer && i + 1 < int(g.nodes.size()) &&
-            layers.count(g.nodes[std::size_t(i + 1)].name)) {
+            (layers.count(g.nodes[std::size_t(i + 1)].name) || readers.at(*live.begin()) >= 2)) {
             cur.output = *live.begin();
             blocks.push_back(cur);
             cur = QatBlock {};
@@ -233,15 +309,23 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
     for (const SessionLayer& l : session.layers())
         if (!l.spec.weight.isFloat())
             no.weights[l.weight] = {session.weightSpec(l), l.outAxis, l.inAxis};
+    for (const auto& entry : session.operandQuant)
+        if (!entry.second.spec.isFloat())
+            no.operands.push_back(entry.second);
     no.learnScales = options.learnScales;
     no.learnWeights = options.learnWeights;
     const Graph& g = session.graph();
     auto params = std::make_shared<ParamStore>();
     std::map<int64_t, std::unique_ptr<Net>> nets; // by batch size, sharing params
+    // Block by block, the whole-model nets only evaluate: their params stay frozen (no
+    // gradient buffers) and each block's net makes its own trainable while it trains.
+    NetOptions wholeNo = no;
+    if (options.blockwise)
+        wholeNo.learnScales = wholeNo.learnWeights = false;
     auto netFor = [&](int64_t n) -> Net& {
         auto& net = nets[n];
         if (!net)
-            net = std::make_unique<Net>(g, train.inputShapes(n), params, no);
+            net = std::make_unique<Net>(g, train.inputShapes(n), params, wholeNo);
         return *net;
     };
     // Attention maps: Softmax outputs read by a MatMul of two computed values.
@@ -274,14 +358,21 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
         Tensor t = plan->run(inputs).front();
         return t.toFloat();
     };
-    Net& trainNet = netFor(options.batch);
-    const int64_t classes = trainNet.outputShape().empty() ? 1 : trainNet.outputShape().back();
+    Net* trainNet = &netFor(options.batch);
+    const Shape outShape = trainNet->outputShape();
+    const int64_t classes = outShape.empty() ? 1 : outShape.back();
 
     QatResult result;
     auto scales = [&] {
         std::map<std::string, float> s;
         for (const auto& [value, q] : no.activations)
             s[value] = params->params[std::size_t(params->find(value + ".scale"))].value[0];
+        for (const OperandQuant& q : no.operands) // "<point>" per tensor, "<point>[slice]" else
+            if (const int i = params->find(q.point.name + ".scale"); i >= 0) {
+                const std::vector<float>& v = params->params[std::size_t(i)].value;
+                for (std::size_t c = 0; c < v.size(); ++c)
+                    s[v.size() == 1 ? q.point.name : str(q.point.name, "[", c, "]")] = v[c];
+            }
         return s;
     };
     result.initialScales = scales();
@@ -309,12 +400,18 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
         e.step = step;
         e.samples = evalCount;
         std::vector<float> logits;
+        PerplexityMeter ppl;
         for (int64_t s = 0; s < evalCount; s += options.batch) {
             cancel.check();
             const int64_t n = std::min(options.batch, evalCount - s);
-            const auto& out = netFor(n).forward(heldOut.batch(s, n));
+            Net& net = netFor(n);
+            const auto& out = net.forward(heldOut.batch(s, n));
             logits.insert(logits.end(), out.begin(), out.end());
+            if (heldOut.targets)
+                ppl.add(Tensor::fromVector<float>(net.outputShape(), out), heldOut.targetBatch(s, n));
         }
+        if (ppl.tokens() > 0)
+            e.perplexity = ppl.perplexity();
         if (evalCount > 0)
             e.kd = distillationLoss(logits, heldTeacher, int64_t(logits.size()) / classes, options.temperature, 0, {});
         e.top1 = top1Of(logits);
@@ -324,17 +421,36 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
             callbacks.onEval(e);
         return e;
     };
-    auto checkpoint = [&](int64_t step) {
+    // The last checkpoint releases each weight param once it is in the graph, so the
+    // trained weights are in memory about once while the checkpoint is recorded.
+    Adam adam; // of the phase running
+    std::vector<AdamState> states;
+    auto checkpoint = [&](int64_t step, bool last) {
         if (!callbacks.onCheckpoint)
             return;
         QatCheckpoint c;
         c.step = step;
+        if (!options.blockwise) {
+            c.state = std::make_shared<QatTrainState>();
+            c.state->step = step;
+            c.state->adamSteps = adam.steps();
+            for (std::size_t i = 0; i < params->params.size(); ++i) {
+                const Param& p = params->params[i];
+                c.state->values[p.name] = p.value;
+                if (i < states.size() && !states[i].m.empty())
+                    c.state->moments[p.name] = last ? std::move(states[i]) : states[i];
+            }
+        }
         c.graph = g;
-        for (const Param& p : params->params)
+        for (Param& p : params->params)
             if (!p.isScale) {
                 Tensor t = Tensor::fromVector<float>(p.shape, p.value);
                 t.name = p.name;
                 c.graph.initializers[p.name] = std::move(t);
+                if (last) {
+                    std::vector<float>().swap(p.value);
+                    std::vector<float>().swap(p.grad);
+                }
             }
         c.graph.index();
         c.config = options.config;
@@ -345,7 +461,26 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
         callbacks.onCheckpoint(c);
     };
 
-    result.initialTop1 = evaluate(0).top1;
+    const int64_t startStep = options.resume ? options.resume->step : 0;
+    if (options.resume) {
+        if (options.blockwise)
+            fail("qat: resuming from an optimizer state is for end-to-end training, not block by block");
+        if (startStep >= options.steps)
+            fail("qat: the checkpoint is at step ", startStep, " of ", options.steps, "; nothing is left to train");
+        for (const auto& [name, v] : options.resume->values) {
+            const int i = params->find(name);
+            if (i < 0 || params->params[std::size_t(i)].value.size() != v.size())
+                fail("qat: the resumed state's param ", quoted(name),
+                    i < 0 ? " is not in the model" : " has another size than the model's");
+            params->params[std::size_t(i)].value = v;
+        }
+    }
+    result.initialTop1 = evaluate(startStep).top1;
+    if (options.blockwise) { // training reads one block at a time: drop the whole-model nets and plans
+        nets.clear();
+        teachers.clear();
+        trainNet = nullptr;
+    }
 
     // Phases: the whole graph, or one block after another (steps split between them).
     struct Phase {
@@ -355,8 +490,6 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
     };
     std::vector<Phase> phases;
     std::vector<QatBlock> blocks;
-    std::vector<Graph> blockGraphs;
-    std::vector<std::unique_ptr<Net>> blockNets;
     std::unique_ptr<Plan> blockTeacher; // FP32, keeping every block boundary
     if (options.blockwise) {
         std::set<std::string> layerNames;
@@ -371,60 +504,90 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
             if (b.input != g.inputs.front().name)
                 co.keepValues.insert(b.input); // BN folding keeps the names, so the teacher has them
         blockTeacher = compilePlan(teacher, co);
-        blockGraphs.reserve(blocks.size());
         for (std::size_t k = 0; k < blocks.size(); ++k) {
-            blockGraphs.push_back(blockGraph(g, blocks[k]));
-            const Shape in =
-                k == 0 ? train.inputShapes(options.batch).begin()->second : blockTeacher->shapeOf(blocks[k].input);
-            blockNets.push_back(std::make_unique<Net>(
-                blockGraphs.back(), std::map<std::string, Shape> {{blocks[k].input, in}}, params, no));
             const int64_t first = int64_t(k) * per + 1;
-            phases.push_back({blockNets.back().get(), &blocks[k], first,
-                k + 1 == blocks.size() ? std::max(options.steps, first) : first + per - 1});
+            phases.push_back(
+                {nullptr, &blocks[k], first, k + 1 == blocks.size() ? std::max(options.steps, first) : first + per - 1});
         }
     } else {
-        phases.push_back({&trainNet, nullptr, 1, options.steps});
+        phases.push_back({trainNet, nullptr, 1, options.steps});
     }
     const int64_t totalSteps = phases.back().last;
 
+    // Block by block, the samples drawn are those of whole batches (the first
+    // count / batch * batch), whose inputs to the block in training are captured in
+    // `captured` (the quantized model's, the blocks before it trained) when it starts.
+    const int64_t pool = options.blockwise ? train.count() / options.batch * options.batch : train.count();
+    std::vector<float> captured;
+    Shape capturedShape; // of one batch
     std::mt19937_64 rng(options.seed);
-    std::vector<int64_t> order(std::size_t(train.count()));
+    std::vector<int64_t> order(static_cast<std::size_t>(pool));
     std::iota(order.begin(), order.end(), 0);
     std::size_t cursor = order.size();
     const bool labels = train.labels.has_value() && options.ceWeight > 0 &&
-        numelOf(trainNet.outputShape()) == options.batch * classes; // one label per sample
+        numelOf(outShape) == options.batch * classes; // one label per sample
     std::vector<float> dOut;
     double trainSeconds = 0;
     for (std::size_t ph = 0; ph < phases.size(); ++ph) {
-        const Phase& phase = phases[ph];
+        Phase& phase = phases[ph];
         const int64_t length = phase.last - phase.first + 1;
         LrSchedule schedule {1.0, std::min(options.warmupSteps, length / 2), length, options.floorFraction};
-        Adam adam;
-        std::vector<AdamState> states(params->params.size());
+        adam = Adam();
+        std::optional<Graph> blockG; // this block's nodes and weights
+        std::unique_ptr<Net> blockNet;
+        if (phase.block) {
+            blockG = blockGraph(g, *phase.block);
+            const Shape in = ph == 0 ? train.inputShapes(options.batch).begin()->second : capturedShape;
+            blockNet = std::make_unique<Net>(*blockG, std::map<std::string, Shape> {{phase.block->input, in}}, params, no);
+            for (int i : blockNet->paramIds())
+                params->setTrainable(i, params->params[std::size_t(i)].isScale ? no.learnScales : no.learnWeights);
+            phase.net = blockNet.get();
+        }
+        states.assign(params->params.size(), AdamState {});
+        if (options.resume) {
+            adam.setSteps(options.resume->adamSteps);
+            for (const auto& [name, m] : options.resume->moments) {
+                const int i = params->find(name);
+                if (i < 0 || m.m.size() != params->params[std::size_t(i)].value.size() || m.v.size() != m.m.size())
+                    fail("qat: the resumed state's moments of ", quoted(name), " do not fit the model's param");
+                states[std::size_t(i)] = m;
+            }
+        }
         const bool logits = !phase.block || phase.block->output == g.outputs.front().name;
-        for (int64_t step = phase.first; step <= phase.last; ++step) {
-            cancel.check();
-            const auto t0 = std::chrono::steady_clock::now();
+        auto nextBatch = [&] { // the sample order: reshuffled when the pool runs out
             if (cursor + std::size_t(options.batch) > order.size()) {
                 std::shuffle(order.begin(), order.end(), rng);
                 cursor = 0;
             }
+        };
+        for (int64_t step = phase.first; step <= std::min(startStep, phase.last); ++step) { // resumed: replay the order
+            nextBatch();
+            cursor += std::size_t(options.batch);
+        }
+        for (int64_t step = std::max(phase.first, startStep + 1); step <= phase.last; ++step) {
+            cancel.check();
+            const auto t0 = std::chrono::steady_clock::now();
+            nextBatch();
             std::span<const int64_t> idx(order.data() + cursor, std::size_t(options.batch));
             cursor += std::size_t(options.batch);
             auto inputs = gather(train, idx);
+            std::vector<Tensor> blockInputs;
             std::vector<float> target;
             if (phase.block) { // the block's input in the quantized model (the blocks before trained), FP32 output
                 const std::vector<Tensor> outs = blockTeacher->run(inputs);
                 target = logits ? outs.front().toFloat() : blockTeacher->valueOf(phase.block->output).toFloat();
-                if (phase.block->input != g.inputs.front().name) {
-                    trainNet.forward(inputs);
-                    inputs = {Tensor::fromVector<float>(
-                        trainNet.shapeOf(phase.block->input), trainNet.value(phase.block->input))};
+                if (ph > 0) {
+                    Tensor t(DType::Float, capturedShape);
+                    const int64_t per = numelOf(capturedShape) / options.batch;
+                    float* to = t.data<float>().data();
+                    for (std::size_t k = 0; k < idx.size(); ++k)
+                        std::copy_n(captured.data() + idx[k] * per, per, to + int64_t(k) * per);
+                    blockInputs.push_back(std::move(t));
                 }
             } else {
                 target = teacherLogits(inputs, options.batch);
             }
-            const auto& out = phase.net->forward(inputs);
+            const auto& out = phase.net->forward(blockInputs.empty() ? inputs : blockInputs);
             dOut.assign(out.size(), 0.f);
             QatStep st;
             st.step = step;
@@ -475,12 +638,39 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
             if (options.evalEvery > 0 && step % options.evalEvery == 0 && step != totalSteps)
                 evaluate(step);
             if (options.checkpointEvery > 0 && step % options.checkpointEvery == 0 && step != totalSteps)
-                checkpoint(step);
+                checkpoint(step, false);
         }
+        if (!blockNet)
+            continue;
+        if (ph + 1 < phases.size()) { // the next block's inputs: this block, trained, on the pool
+            cancel.check();
+            std::vector<float> next;
+            for (int64_t s = 0; s < pool; s += options.batch) {
+                std::vector<int64_t> idx(std::size_t(options.batch));
+                std::iota(idx.begin(), idx.end(), s);
+                std::vector<Tensor> in;
+                if (ph == 0) {
+                    in = gather(train, idx);
+                } else {
+                    const int64_t per = numelOf(capturedShape) / options.batch;
+                    in.push_back(Tensor::fromVector<float>(capturedShape,
+                        std::vector<float>(captured.begin() + s * per, captured.begin() + (s + options.batch) * per)));
+                }
+                const auto& out = blockNet->forward(in);
+                next.insert(next.end(), out.begin(), out.end());
+            }
+            capturedShape = blockNet->outputShape();
+            captured = std::move(next);
+        }
+        for (int i : blockNet->paramIds())
+            params->setTrainable(i, false);
     }
-    result.secondsPerStep = totalSteps > 0 ? trainSeconds / double(totalSteps) : 0;
+    result.secondsPerStep = totalSteps > startStep ? trainSeconds / double(totalSteps - startStep) : 0;
     result.finalTop1 = evaluate(totalSteps).top1;
-    checkpoint(totalSteps);
+    nets.clear(); // training is over: only the checkpoint is left to make
+    teachers.clear();
+    blockTeacher.reset();
+    checkpoint(totalSteps, true);
     return result;
 }
 

@@ -10,9 +10,11 @@
 #include "graph/graph.h"
 #include "jobs/progress.h"
 #include "quant/spec.h"
+#include "train/optim.h"
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -20,6 +22,19 @@
 #include <vector>
 
 namespace qs::train {
+
+// End-to-end training's state at a checkpoint, to resume exactly: the steps done, Adam's
+// step count and moments, and every param's value (the LSQ scales as learned), by name.
+struct QatTrainState {
+    int64_t step = 0;
+    int64_t adamSteps = 0;
+    std::map<std::string, AdamState> moments;
+    std::map<std::string, std::vector<float>> values;
+};
+// As a safetensors file ("value/<param>", "m/<param>", "v/<param>"; metadata step and
+// adam_steps); the loader fails naming the file and the tensor at fault.
+void saveQatTrainState(const QatTrainState& s, const std::string& path);
+QatTrainState loadQatTrainState(const std::string& path);
 
 struct QatOptions {
     QuantConfig config; // the bits and grids trained for (no algorithms)
@@ -47,6 +62,10 @@ struct QatOptions {
     // steps / blocks steps each, backpropagating through one block; else end to end.
     bool blockwise = false;
     uint64_t seed = 1; // sample order
+    // Resume end-to-end training from a checkpoint's state: its params and Adam moments,
+    // then steps state.step + 1 .. steps of the same schedule and sample order, as if
+    // never interrupted. Not in toJson().
+    std::shared_ptr<const QatTrainState> resume;
     int threads = 0;   // the FP32 plans (0: all cores); the training primitives use OpenMP's count
 
     nlohmann::json toJson() const; // the hyper-parameters, as a run records them
@@ -67,22 +86,29 @@ struct QatBlock {
     std::vector<int> nodes;
     std::string input, output;
 };
-// The blocks of `g` (one input, one output): cuts right before a node of `layers` where
-// a single computed value is live, each block holding at least one of `layers`.
+// The blocks of `g` (one input, one output): cuts where a single computed value is live,
+// right before a node of `layers` or where that value has several readers (a residual
+// stream), each block holding at least one of `layers`.
 std::vector<QatBlock> partitionBlocks(const Graph& g, const std::set<std::string>& layers);
 
 struct QatEval {
     int64_t step = 0;
     double kd = 0;              // held-out distillation loss
     std::optional<double> top1; // held-out, quantized (labels only)
+    // Held-out next-token perplexity of the student as trained (text data: its learned
+    // activation and attention-operand scales), else nullopt.
+    std::optional<double> perplexity;
     int64_t samples = 0;
-    std::map<std::string, float> scales; // every learned activation scale, by value
+    // Every learned scale: activations by value, attention operands by point ("<point>[slice]"
+    // per head or channel).
+    std::map<std::string, float> scales;
 };
 
 struct QatCheckpoint {
     int64_t step = 0;
     Graph graph;        // the student's working graph with the trained weights (BN folded)
     QuantConfig config; // options.config with ranges holding the learned activation grids
+    std::shared_ptr<QatTrainState> state; // end to end: to resume exactly (else null)
 };
 
 struct QatCallbacks {

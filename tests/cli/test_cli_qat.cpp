@@ -73,6 +73,9 @@ private slots:
         QVERIFY2(QString::fromUtf8(rr.out).contains(QRegularExpression("step +6  loss")), rr.out.constData());
         const Store store = Store::open(db.toStdString());
         QCOMPARE(store.runs().front().config["qat"]["step"].get<int64_t>(), int64_t(6));
+        // End to end, a checkpoint keeps its training state (Adam's moments) beside it.
+        const std::string state = store.runs().front().config["qat"]["state"].get<std::string>();
+        QVERIFY2(QFile::exists(QString::fromStdString(state)), state.c_str());
     }
 
     // SIGTERM (as Ctrl-C) stops training within a step: exit 130, checkpoints kept.

@@ -5,6 +5,7 @@
 #include "support/onnx_builder.h"
 
 #include "graph/onnx_import.h"
+#include "quant/attention.h"
 #include "runtime/plan.h"
 #include "train/fake_quant.h"
 #include "train/loss.h"
@@ -193,6 +194,39 @@ std::map<std::string, Case> cases()
                                          B::intAttr(b.node("Concat", {"nu", "rest"}, {"shape"}, "concat"), "axis", 0);
                                          b.node("Reshape", {"x", "shape"}, {"y"}, "reshape");
                                      }};
+    // GELU as exporters decompose it: x * (1 + erf(x / sqrt 2)) / 2.
+    c["erf gelu"] = {{2, 3, 4}, [](B& b, std::mt19937&) {
+                         b.initializer("sqrt2", {}, {std::sqrt(2.f)});
+                         b.initializer("one", {}, {1.f});
+                         b.initializer("half", {}, {0.5f});
+                         b.node("Div", {"x", "sqrt2"}, {"d"}, "div");
+                         b.node("Erf", {"d"}, {"e"}, "erf");
+                         b.node("Add", {"e", "one"}, {"a"}, "add");
+                         b.node("Mul", {"x", "a"}, {"m"}, "mul");
+                         b.node("Mul", {"m", "half"}, {"y"}, "half");
+                     }};
+    // LayerNormalization as older exporters decompose it: ReduceMean, Sub, Pow 2,
+    // ReduceMean, Add epsilon, Sqrt, Div (axes as an attribute, opset 17).
+    c["decomposed layer norm"] = {{2, 3, 6}, [](B& b, std::mt19937&) {
+                                      B::intsAttr(b.node("ReduceMean", {"x"}, {"mu"}, "mean"), "axes", {-1});
+                                      b.node("Sub", {"x", "mu"}, {"c"}, "center");
+                                      b.initializer("two", {}, {2.f});
+                                      b.node("Pow", {"c", "two"}, {"sq"}, "pow");
+                                      B::intsAttr(b.node("ReduceMean", {"sq"}, {"var"}, "var"), "axes", {-1});
+                                      b.initializer("eps", {}, {1e-5f});
+                                      b.node("Add", {"var", "eps"}, {"ve"}, "add_eps");
+                                      b.node("Sqrt", {"ve"}, {"sd"}, "sqrt");
+                                      b.node("Div", {"c", "sd"}, {"y"}, "div");
+                                  }};
+    // ReduceMean over two axes without keepdims, and Pow by a fractional exponent.
+    c["reduce mean axes pow"] = {{2, 3, 4}, [](B& b, std::mt19937&) {
+                                     b.node("Sigmoid", {"x"}, {"s"}, "act");
+                                     b.initializer("p", {1}, {1.5f});
+                                     b.node("Pow", {"s", "p"}, {"q"}, "pow");
+                                     auto* n = b.node("ReduceMean", {"q"}, {"y"}, "mean");
+                                     B::intsAttr(n, "axes", {0, 2});
+                                     B::intAttr(n, "keepdims", 0);
+                                 }};
     return c;
 }
 
@@ -281,7 +315,7 @@ private slots:
         checkGradient("x", xv, dx, loss, rng);
         QVERIFY(!params->params.empty() || name.contains("eltwise") || name.contains("pool") || name.contains("add") ||
             name.contains("mul") || name.contains("softmax") || name.contains("gather") || name.contains("split") ||
-            name.contains("reshape"));
+            name.contains("reshape") || name.contains("erf") || name.contains("norm") || name.contains("reduce"));
         for (Param& p : params->params) {
             const std::vector<float> grad = p.grad;
             auto paramLoss = [&] { return weightedSum(net.forward({x}), r); };
@@ -417,6 +451,155 @@ private slots:
         QCOMPARE(lsqGradScale(100, 7), float(1 / std::sqrt(700.0)));
     }
 
+    // Attention operands as QAT fake-quantizes them: Q per head and K^T per channel of
+    // Q x K^T, P per tensor and V per token of P x V (inputs of the net, so the product
+    // is linear in the quantized operands). The forward against quant/attention.h's
+    // fakeQuantOperand in the inference runtime (as QuantSession simulates it); each
+    // slice's LSQ scale gradient against central differences of the net's loss in that
+    // scale (x/s kept away from rounding boundaries; LSQ drops the x/s term of the
+    // values inside, added back here); the operands' gradients straight through inside
+    // their slice's grid, 0 outside, and straight through per token.
+    void attentionOperandGradients_data()
+    {
+        QTest::addColumn<int>("bits");
+        QTest::newRow("4-bit") << 4;
+        QTest::newRow("3-bit") << 3;
+        QTest::newRow("2-bit") << 2;
+    }
+    void attentionOperandGradients()
+    {
+        QFETCH(int, bits);
+        std::mt19937 rng(uint32_t(17 + bits));
+        for (const bool qk : {true, false}) {
+            OnnxBuilder b(17);
+            const std::vector<int64_t> as = qk ? std::vector<int64_t> {2, 3, 4, 5} : std::vector<int64_t> {2, 3, 4, 6};
+            const std::vector<int64_t> bs = qk ? std::vector<int64_t> {2, 3, 5, 6} : std::vector<int64_t> {2, 3, 6, 5};
+            b.input("a", as);
+            b.input("b", bs);
+            b.node("MatMul", {"a", "b"}, {"y"}, "mm");
+            b.output("y")->mutable_type()->mutable_tensor_type()->clear_shape();
+            const Graph g = importOnnxBytes(b.bytes(), "attn.onnx", "");
+            const std::map<std::string, Shape> shapes = {{"a", Shape(as)}, {"b", Shape(bs)}};
+            std::vector<float> av = randomValues(std::size_t(count(as)), rng, 1.2f);
+            std::vector<float> bv = randomValues(std::size_t(count(bs)), rng, 0.8f);
+            if (!qk) // P: probabilities
+                for (float& v : av)
+                    v = std::abs(v) / 3;
+
+            // The points and their calibration (min-max per slice, slightly clipped so some
+            // values fall outside the grid).
+            NetOptions o;
+            o.inputGradients = true;
+            const struct {
+                const char* value;
+                OperandRole role;
+                OperandGranularity granularity;
+                int input;
+            } specs[] = {{"a", qk ? OperandRole::Q : OperandRole::P,
+                             qk ? OperandGranularity::Head : OperandGranularity::Tensor, 0},
+                {"b", qk ? OperandRole::K : OperandRole::V,
+                    qk ? OperandGranularity::Channel : OperandGranularity::Token, 1}};
+            for (const auto& sp : specs) {
+                AttentionPoint pt {str("mm:", operandRoleName(sp.role)), "mm", sp.value, sp.role, sp.input, ""};
+                OperandObserver obs(pt, sp.granularity);
+                obs.observe(Tensor::fromVector<float>(shapes.at(sp.value), sp.input == 0 ? av : bv));
+                OperandSpec os {.bits = bits, .symmetric = sp.role != OperandRole::P, .granularity = sp.granularity};
+                OperandQuant q = chooseOperandQuant(pt, os, &obs);
+                for (QParams& p : q.params)
+                    p.scale *= 0.85f;
+                o.operands.push_back(q);
+            }
+            // A static point's slices: elements per slice row (inner) and slice count.
+            auto slicing = [&](const OperandQuant& q) {
+                const Shape& s = shapes.at(q.point.value);
+                const int axis = q.spec.granularity == OperandGranularity::Tensor
+                    ? -1
+                    : staticSliceAxis(q.point, q.spec.granularity, s);
+                return std::pair<int64_t, int64_t> {
+                    axis < 0 ? count(s) : count(std::vector<int64_t>(s.begin() + axis + 1, s.end())),
+                    axis < 0 ? 1 : s[std::size_t(axis)]};
+            };
+            // Keep x/s at least 0.05 from a rounding boundary of its slice's grid.
+            for (const OperandQuant& q : o.operands) {
+                if (q.params.empty())
+                    continue;
+                std::vector<float>& x = q.point.input == 0 ? av : bv;
+                const auto [inner, dim] = slicing(q);
+                for (std::size_t i = 0; i < x.size(); ++i) {
+                    const float sc = q.params[std::size_t((int64_t(i) / inner) % dim)].scale;
+                    const float u = x[i] / sc, frac = u - std::floor(u);
+                    if (std::abs(frac - 0.5f) < 0.05f)
+                        x[i] = (std::floor(u) + 0.3f) * sc;
+                }
+            }
+            auto params = std::make_shared<ParamStore>();
+            Net net(g, shapes, params, o);
+            auto inputs = [&] { return std::vector<Tensor> {Tensor::fromVector<float>(Shape(as), av),
+                                    Tensor::fromVector<float>(Shape(bs), bv)}; };
+            const std::vector<float> y = net.forward(inputs());
+
+            // The forward against the runtime with the session's operand transforms.
+            CompileOptions co;
+            co.inputShapes = shapes;
+            for (const OperandQuant& q : o.operands)
+                co.valueTransforms[q.point.value] = [q](Tensor& t) { fakeQuantOperand(t, q); };
+            const auto ref = compilePlan(g, co)->run(inputs()).front().toFloat();
+            QCOMPARE(ref.size(), y.size());
+            for (std::size_t i = 0; i < y.size(); ++i)
+                QVERIFY2(std::abs(ref[i] - y[i]) <= 1e-4f * (1 + std::abs(ref[i])), qPrintable(QString::number(i)));
+
+            const std::vector<float> r = randomValues(y.size(), rng);
+            params->zeroGrad();
+            net.backward(r);
+            for (const OperandQuant& q : o.operands) {
+                const std::vector<float>& x = q.point.input == 0 ? av : bv;
+                const std::vector<float> dy = net.gradient(q.point.name); // dL/d(quantized operand)
+                const std::vector<float>& dx = net.gradient(q.point.value);
+                QCOMPARE(dy.size(), x.size());
+                const int si = params->find(q.point.name + ".scale");
+                if (q.params.empty()) { // per token: straight through, no scale
+                    QCOMPARE(si, -1);
+                    for (std::size_t i = 0; i < x.size(); ++i)
+                        QCOMPARE(dx[i], dy[i]);
+                    continue;
+                }
+                QVERIFY(si >= 0);
+                Param& sp = params->params[std::size_t(si)];
+                QCOMPARE(sp.value.size(), q.params.size());
+                const Shape& s = shapes.at(q.point.value);
+                const auto [inner, dim] = slicing(q);
+                const int64_t perSample = count(s) / s[0] / dim;
+                std::vector<double> inside(std::size_t(dim), 0);
+                for (std::size_t i = 0; i < x.size(); ++i) {
+                    const std::size_t c = std::size_t((int64_t(i) / inner) % dim);
+                    const QParams& g2 = q.params[c];
+                    const float code = std::nearbyint(x[i] / g2.scale) + float(g2.zeroPoint);
+                    const bool in = code >= float(g2.qmin) && code <= float(g2.qmax);
+                    QCOMPARE(dx[i], in ? dy[i] : 0.f);
+                    if (in)
+                        inside[c] += double(dy[i]) * double(x[i]) / double(g2.scale);
+                }
+                for (std::size_t c = 0; c < std::size_t(dim); ++c) {
+                    const float keep = sp.value[c], h = keep * 0.02f / float(1 << bits); // |x/s| moves < 0.05
+                    sp.value[c] = keep + h;
+                    const double up = weightedSum(net.forward(inputs()), r);
+                    sp.value[c] = keep - h;
+                    const double down = weightedSum(net.forward(inputs()), r);
+                    sp.value[c] = keep;
+                    const double numeric = (up - down) / (2.0 * double(h));
+                    const double lsq = double(sp.grad[c]) / double(lsqGradScale(perSample, q.params[c].qmax));
+                    QVERIFY2(std::abs(lsq + inside[c] - numeric) < 2e-3 * (1 + std::abs(numeric)),
+                        qPrintable(QString("%1[%2]: lsq %3 + inside %4 vs finite difference %5")
+                                       .arg(QString::fromStdString(q.point.name))
+                                       .arg(c)
+                                       .arg(lsq)
+                                       .arg(inside[c])
+                                       .arg(numeric)));
+                }
+            }
+        }
+    }
+
     void lossGradients()
     {
         std::mt19937 rng(5);
@@ -546,14 +729,14 @@ private slots:
     {
         OnnxBuilder b(13);
         b.input("x", {2, 3});
-        b.node("Erf", {"x"}, {"y"}, "the_erf");
+        b.node("Cos", {"x"}, {"y"}, "the_cos");
         b.output("y")->mutable_type()->mutable_tensor_type()->clear_shape();
         const Graph g = importOnnxBytes(b.bytes(), "bad.onnx", "");
         try {
             Net net(g, {{"x", {2, 3}}}, std::make_shared<ParamStore>(), NetOptions {});
             QFAIL("no error");
         } catch (const Error& e) {
-            QVERIFY2(QString(e.what()).contains("the_erf") && QString(e.what()).contains("Erf"), e.what());
+            QVERIFY2(QString(e.what()).contains("the_cos") && QString(e.what()).contains("Cos"), e.what());
         }
     }
 };
