@@ -344,6 +344,7 @@ int runMixed(const std::vector<std::string>& argv)
         fail("--attention searches the operands on the size axis; --cost latency prices the layers' kernels only");
     if (args.value("kv-context") && !so.attention)
         fail("--kv-context sizes the KV cache of the searched operands; give --attention");
+    args.intValue("kv-context", 1); // its range, checked before the sweep rather than after
     DataOptions dopts = dataOptions(args);
     dopts.limit = -1;
     Dataset data = loadDataset(dopts, graph);
