@@ -344,7 +344,8 @@ int runMixed(const std::vector<std::string>& argv)
         fail("--attention searches the operands on the size axis; --cost latency prices the layers' kernels only");
     if (args.value("kv-context") && !so.attention)
         fail("--kv-context sizes the KV cache of the searched operands; give --attention");
-    args.intValue("kv-context", 1); // its range, checked before the sweep rather than after
+    // Read (and range-checked) before the sweep, not after it.
+    const int kvContext = args.intValue("kv-context", 0); // 0: not given (its range starts at 1)
     DataOptions dopts = dataOptions(args);
     dopts.limit = -1;
     Dataset data = loadDataset(dopts, graph);
@@ -386,7 +387,8 @@ int runMixed(const std::vector<std::string>& argv)
         // Tokens the cache holds: --kv-context, else the model's static length or its
         // metadata, else the data's sequence length.
         resolveOperandShapes(kv, session, data.inputShapes(1));
-        kv.kvContext = args.intValue("kv-context", kv.kvContext);
+        if (kvContext > 0)
+            kv.kvContext = kvContext;
         if (kv.operands.empty())
             fail(path, ": --attention: the model has no attention operands (no MatMul of Q x K^T or P x V)");
         for (const OperandShape& o : kv.operands)

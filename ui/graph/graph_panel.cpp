@@ -134,8 +134,8 @@ GraphPanel::GraphPanel(Studio& studio, QWidget* parent)
         "original layers; this is the plan that runs."));
     connect(optimizerButton_, &QToolButton::toggled, this, &GraphPanel::setOptimizerOverlay);
     connect(jobs_, &JobRunner::jobFinished, this,
-        [this](int, const QString& title, JobOutcome outcome, const QString& message, double) {
-            if (outcome != JobOutcome::Failed || title != QStringLiteral("Graph optimizer overlay"))
+        [this](int id, const QString&, JobOutcome outcome, const QString& message, double) {
+            if (outcome != JobOutcome::Failed || id != optimizerJob_)
                 return;
             optimizerText_ = QStringLiteral("optimizer: ") + message; // e.g. a QS_RUNTIME_PASSES typo
             updateInfo();
@@ -228,7 +228,7 @@ void GraphPanel::setOptimizerOverlay(bool on)
     optimizerText_ = QStringLiteral("optimizer: running the passes\u2026");
     updateInfo();
     std::shared_ptr<const Graph> graph = m->graph;
-    jobs_->start(QStringLiteral("graph-optimizer"), QStringLiteral("Graph optimizer overlay"),
+    optimizerJob_ = jobs_->start(QStringLiteral("graph-optimizer"), QStringLiteral("Graph optimizer overlay"),
         [this, graph](Progress& progress, const CancelToken& cancel) -> JobRunner::Deliver {
             auto overlay = std::make_shared<OptimizerOverlay>(
                 optimizerOverlay(*graph, rt::passSpecFromEnv(), progress, cancel));

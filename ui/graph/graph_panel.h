@@ -63,6 +63,7 @@ private:
     QToolButton* directionButton_;
     QToolButton* optimizerButton_;
     QString optimizerText_; // the overlay's summary in the info line ("" while off)
+    int optimizerJob_ = -1; // the overlay's latest job
     GraphDirection direction_ = GraphDirection::LeftToRight;
 };
 

@@ -452,10 +452,9 @@ Int8Value unsignedForm(const Int8Value& q) { return q.isSigned ? Int8Value{q.sca
 
 // The copy [x, x] of an 8-bit value x (slot `from`, seen as rows of K with K innermost:
 // [M, K] row-major or channels-last) as rows of 2K in `whole`, u8: s8 values shifted by
-// 128 (oneDNN's reorders ignore a destination zero point between s8 and u8), and -128,
-// which quantizing reorders and s8 outputs saturate to, taken to the symmetric grid's
-// -127 as the simulation has it. Made once per value and shared by the split layers
-// that read it.
+// 128 (oneDNN's reorders ignore a destination zero point between s8 and u8; every s8
+// producer already keeps to the symmetric grid [-127, 127]). Made once per value and
+// shared by the split layers that read it.
 int doubledInput(NodeContext& c, const std::string& value, int from, int64_t K, const memory::desc& whole)
 {
     const std::string name = value + "x2";
@@ -472,12 +471,8 @@ int doubledInput(NodeContext& c, const std::string& value, int from, int64_t K, 
         for (int64_t r = 0; r < rows; ++r) {
             const uint8_t* in = x + r * K;
             uint8_t* out = y + r * 2 * K;
-            if (shift) // s8 v -> v + 128, on the symmetric grid [-127, 127] (the simulation's)
-                for (int64_t k = 0; k < K; ++k)
-                    out[k] = out[K + k] = uint8_t(std::max(int(int8_t(in[k])), -127) + 128);
-            else
-                for (int64_t k = 0; k < K; ++k)
-                    out[k] = out[K + k] = in[k];
+            for (int64_t k = 0; k < K; ++k) // s8 v + 128 is its byte with the top bit flipped
+                out[k] = out[K + k] = shift ? uint8_t(in[k] ^ 0x80) : in[k];
         }
     });
     return dst;
