@@ -7,12 +7,12 @@ build="${1:-$here/build}"
 
 # Recommends are off, so the packages they would bring are named here:
 # libqt6sql6-sqlite (QSQLITE), ocl-icd-opencl-dev (dnnl's CMake config needs OpenCL),
-# libprotobuf-dev (libonnx-dev does not pull it); libjpeg62-turbo-dev and libpng-dev
+# libprotobuf-dev (libonnx-dev does not pull it); lld links the executables faster than GNU ld; libjpeg62-turbo-dev and libpng-dev
 # decode image datasets (core/data/image.cpp); libsentencepiece-dev tokenizes text data
 # (core/data/tokenizer.cpp). slurm-wlm and munge run the one-node cluster of the sharded
 # sweep test and bench (tools/slurm_local.sh; core/cluster submits through sbatch).
 packages=(
-  build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
+  build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev lld
   qt6-base-dev qt6-base-dev-tools libqt6sql6-sqlite libqt6opengl6-dev libgl-dev
   libqcustomplot-dev libgraphviz-dev
   libdnnl-dev ocl-icd-opencl-dev
