@@ -220,7 +220,7 @@ private slots:
                                                                                   {40, 3, 2, -1, true},
                                                                                   {24, 1, 1, 1}}} << 3;
         // The residual taken from an inner layer's output, with a clip before the add: a
-        // binary post-op, which keeps that conv whole; the others still run as parts.
+        // binary post-op (on AVX-512; AVX2 refuses it and takes a sum one), whose operand each part reads.
         QTest::newRow("inner residual") << Chain{16, 28, 28, {{64, 1, 1, 1, true}, {64, 1, 1, 1, true, 1},
                                                               {32, 1, 1, 1}}} << 2;
         // Dense 3x3 convs choose nhwc: row parts. A residual sum, and a stride-2 conv over

@@ -348,14 +348,49 @@ std::vector<PartPlan> planParts(const Geometry& g, const Shape& x, bool depthwis
     return parts;
 }
 
+// The fused tail's post-ops for one part: a binary operand of the whole destination's
+// shape (a residual) becomes one of the part's; any other binary keeps the conv whole.
+dnnl::post_ops partPostOps(const dnnl::post_ops& ops, const memory::desc& wholeDst, const memory::desc& partDst)
+{
+    dnnl::post_ops out;
+    for (int i = 0; i < ops.len(); ++i) {
+        switch (ops.kind(i)) {
+        case dnnl::primitive::kind::eltwise: {
+            float scale = 1.f, alpha = 0.f, beta = 0.f;
+            algorithm alg = algorithm::undef;
+            ops.get_params_eltwise(i, scale, alg, alpha, beta);
+            out.append_eltwise(scale, alg, alpha, beta);
+            break;
+        }
+        case dnnl::primitive::kind::sum: {
+            float scale = 1.f;
+            ops.get_params_sum(i, scale);
+            out.append_sum(scale);
+            break;
+        }
+        case dnnl::primitive::kind::binary: {
+            algorithm alg = algorithm::undef;
+            memory::desc md;
+            ops.get_params_binary(i, alg, md);
+            if (md.dims() != wholeDst.dims())
+                throw std::runtime_error("a broadcast binary post-op");
+            out.append_binary(alg, partDst);
+            break;
+        }
+        default:
+            throw std::runtime_error("a post-op of another kind");
+        }
+    }
+    return out;
+}
+
 bool buildParts(NodeContext& c, const Geometry& g, const memory::dims& wDims, const Weights& wt, const DwFusion* dw,
                 const FusedTail& tail, const dnnl::convolution_forward::primitive_desc& whole, int srcSlot,
                 int dstSlot, const std::string& impl)
 {
     const int threads = c.planThreads();
     const Shape& x = c.shape(0);
-    if (threads < 2 || c.partsPerThread() == 0 || !wt.constant || dw || !tail.binarySlots.empty() || g.sp != 2 ||
-        x[0] != 1)
+    if (threads < 2 || c.partsPerThread() == 0 || !wt.constant || dw || g.sp != 2 || x[0] != 1)
         return false;
     const bool grouped = wDims.size() == 5;
     const bool depthwise = grouped && wDims[1] == 1 && wDims[2] == 1;
@@ -394,7 +429,7 @@ bool buildParts(NodeContext& c, const Geometry& g, const memory::dims& wDims, co
                                                dnnl::prop_kind::forward_inference, algorithm::convolution_direct, srcMd,
                                                wMd, dstMd, g.strides, g.dilates, pp.padL, pp.padR);
             dnnl::primitive_attr attr;
-            attr.set_post_ops(tail.ops);
+            attr.set_post_ops(partPostOps(tail.ops, whole.dst_desc(), dstMd));
             dnnl::convolution_forward::primitive_desc pd(desc, attr, cpuEngine());
             while (implName(pd) != wholeImpl && pd.next_impl()) {
             }
@@ -415,6 +450,11 @@ bool buildParts(NodeContext& c, const Geometry& g, const memory::dims& wDims, co
                                       wt.w.data() + std::size_t(pp.c0) * perChannel, k->owned);
             if (wt.hasBias)
                 part.args[DNNL_ARG_BIAS] = copiedConstant(biasMd, wt.b.data() + pp.c0, k->owned);
+            // A residual added by a binary post-op has the destination's layout: the
+            // part reads the same byte range of it.
+            for (const auto& [index, slot] : tail.binarySlots)
+                part.args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1] =
+                    memory(dstMd, cpuEngine(), static_cast<std::byte*>(c.slot(slot).data()) + pp.dstOffset);
             k->parts.push_back(std::move(part));
         }
     } catch (const std::exception& e) { // dnnl::error included
@@ -430,6 +470,8 @@ bool buildParts(NodeContext& c, const Geometry& g, const memory::dims& wDims, co
     k->reads = {srcSlot};
     if (tail.sumSlot >= 0)
         k->reads.push_back(tail.sumSlot);
+    for (const auto& [index, slot] : tail.binarySlots)
+        k->reads.push_back(slot);
     k->writes = {dstSlot};
     c.add(std::move(k));
     return true;
