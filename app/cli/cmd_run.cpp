@@ -101,7 +101,7 @@ private:
 
 int runRun(const std::vector<std::string>& argv)
 {
-    std::set<std::string> valued = {"batch", "limit", "threads", "db", "save-outputs"};
+    std::set<std::string> valued = {"batch", "limit", "threads", "db", "save-outputs", "precision"};
     valued.insert(dataOptionNames().begin(), dataOptionNames().end());
     Args args(argv, valued, {"json"});
     const std::string& path = args.required(0, "MODEL (an .onnx file)");
@@ -111,6 +111,11 @@ int runRun(const std::vector<std::string>& argv)
         fail("--batch must be at least 1, got ", batch);
     if (threads < 0)
         fail("--threads must be 0 (all cores) or more, got ", threads);
+    // BF16 as the target precision (CompileOptions::bf16): the products with constant
+    // weights read bfloat16 inputs and weights, accumulating in float32.
+    const std::string precision = args.value("precision").value_or("fp32");
+    if (precision != "fp32" && precision != "bf16")
+        fail("--precision ", precision, ": expected fp32 or bf16");
 
     // Shared with the plans: the weights are held once, not copied into each plan.
     const auto shared = std::make_shared<const Graph>(importOnnx(path));
@@ -140,6 +145,7 @@ int runRun(const std::vector<std::string>& argv)
     auto t0 = Clock::now();
     CompileOptions copts;
     copts.threads = threads;
+    copts.bf16 = precision == "bf16";
     copts.inputShapes = data.inputShapes(s.batch);
     auto plan = compileOptimizedPlan(shared, copts);
     std::unique_ptr<Plan> tail;
@@ -197,7 +203,7 @@ int runRun(const std::vector<std::string>& argv)
     if (store) {
         RunStart start = runStart(*store, RunKind::Inference, g, path, data,
             {{"data", dopts.spec}, {"limit", dopts.limit}, {"batch", s.batch}, {"threads", threads},
-                {"mean", data.mean}, {"std", data.std}});
+                {"mean", data.mean}, {"std", data.std}, {"precision", precision}});
         if (!data.preprocess.empty())
             start.config["preprocess"] = data.preprocess;
         if (!data.tokenizer.empty())
@@ -229,7 +235,7 @@ int runRun(const std::vector<std::string>& argv)
     const double ips = s.seconds > 0 ? double(s.images) / s.seconds : 0;
     if (args.flag("json")) {
         nlohmann::json j {{"model", s.model}, {"data", s.data}, {"images", s.images}, {"batch", s.batch},
-            {"threads", s.threads}, {"seconds", s.seconds}, {"compile_seconds", s.compileSeconds},
+            {"threads", s.threads}, {"precision", precision}, {"seconds", s.seconds}, {"compile_seconds", s.compileSeconds},
             {"images_per_second", ips}, {"top1", s.top1 ? nlohmann::json(*s.top1) : nlohmann::json(nullptr)},
             {"run_id", runId ? nlohmann::json(*runId) : nlohmann::json(nullptr)}};
         if (s.perplexity) {
@@ -247,7 +253,8 @@ int runRun(const std::vector<std::string>& argv)
     std::printf("data        %s (%s, %lld %s)\n", s.data.c_str(), data.kind.c_str(), (long long)s.images,
                 data.targets ? "windows" : "images");
     std::printf(
-        "batch       %lld, threads %s\n", (long long)s.batch, s.threads ? std::to_string(s.threads).c_str() : "all");
+        "batch       %lld, threads %s, precision %s\n", (long long)s.batch,
+        s.threads ? std::to_string(s.threads).c_str() : "all", precision.c_str());
     std::printf("compile     %.3f s\n", s.compileSeconds);
     if (saveTo)
         std::printf("outputs     %s (%zu array%s of %lld samples)\n", saveTo->c_str(), g.outputs.size(),
@@ -269,13 +276,14 @@ int runRun(const std::vector<std::string>& argv)
 const bool registered = registerCommand({"run",
     "MODEL [--data DATA] [--labels PATH] [--batch N] [--limit N] [--threads N] [--mean a,b,c] [--std a,b,c] "
     "[--context N] [--tokenizer spm:FILE|hf:FILE] [--input-value NAME=V,...] [--input-shape NAME=1x3x48x320]... [--preprocess SPEC] "
-    "[--data-threads N] [--save-outputs OUT.npy|OUT.npz] [--db DB] [--json]",
+    "[--data-threads N] [--save-outputs OUT.npy|OUT.npz] [--precision fp32|bf16] [--db DB] [--json]",
     "run a model on a dataset (IDX, NPY, NPZ or a folder of NPY files named after the inputs, random:N, "
     "text:FILE, tokens:FILE.npy|FILE:u16|FILE:u32, or images:DIR / imagelist:FILE with --preprocess "
     "torchvision|paddleocr-rec|yolo|ITEMS), print throughput and top-1, or perplexity on text (non-overlapping "
     "windows of --context tokens: bytes, the ids of --tokenizer (a SentencePiece .model or a Hugging Face "
     "tokenizer.json), or token ids; --limit windows); --save-outputs writes every output of every sample; record "
-    "the run with --db",
+    "the run with --db; --precision bf16 runs the products with constant weights in bfloat16 (AVX-512 CPUs; "
+    "native on AVX512-BF16 or AMX)",
     runRun});
 
 } // namespace

@@ -9,6 +9,8 @@
 // for every layer that can run as one); the JSON line then also says how many layers
 // ran as INT8 primitives, how many kernels ran the 7-bit weight split (exact on an ISA
 // without VNNI or AMX, see runtime/ops/int8.cpp) and how many oneDNN's reference kernels.
+// --bf16: the products with constant weights in bfloat16 (CompileOptions::bf16; native on
+// AVX512-BF16 or AMX, the ISA is in the JSON line).
 #include "data/text.h"
 #include "graph/onnx_import.h"
 #include "measure/perplexity.h"
@@ -29,11 +31,12 @@ int main(int argc, char** argv)
 {
     if (argc < 3) {
         std::fprintf(stderr, "usage: qs_bench_lm MODEL TEXT [--batch B] [--context N] [--threads T] [--iters K] "
-                             "[--warmup W] [--w8a8 CALIB]\n");
+                             "[--warmup W] [--w8a8 CALIB] [--bf16]\n");
         return 2;
     }
     const std::string model = argv[1], text = argv[2];
     int batch = 8, context = 128, threads = 1, iters = 10, warmup = 2, w8a8 = 0;
+    bool bf16 = false;
     for (int i = 3; i < argc; ++i) {
         const std::string a = argv[i];
         auto next = [&] { return i + 1 < argc ? std::atoi(argv[++i]) : 0; };
@@ -43,11 +46,14 @@ int main(int argc, char** argv)
         else if (a == "--iters") iters = next();
         else if (a == "--warmup") warmup = next();
         else if (a == "--w8a8") w8a8 = next();
+        else if (a == "--bf16") bf16 = true;
         else { std::fprintf(stderr, "unknown argument %s\n", a.c_str()); return 2; }
     }
     try {
         if (iters < 1 || batch < 1)
             qs::fail("--iters and --batch must be at least 1");
+        if (bf16 && w8a8 > 0)
+            qs::fail("--bf16 and --w8a8 are two precisions: choose one");
         const qs::Graph g = qs::importOnnx(model);
         const qs::Dataset data = qs::loadTextDataset(text, context, batch);
         if (data.count() < batch)
@@ -79,6 +85,7 @@ int main(int argc, char** argv)
         } else {
             qs::CompileOptions opts;
             opts.threads = threads;
+            opts.bf16 = bf16;
             opts.inputShapes[g.inputs.at(0).name] = data.first().shape;
             plan = qs::compilePlan(g, opts);
         }
@@ -103,10 +110,10 @@ int main(int argc, char** argv)
         std::sort(ms.begin(), ms.end());
         const double median = ms[ms.size() / 2];
         std::printf("{\"median_ms\": %.4f, \"cpu_ms\": %.4f, \"tokens_per_second\": %.1f, \"mean_nll\": %.9f, "
-                    "\"int8_layers\": %zu, \"int8_split_kernels\": %zu, \"int8_reference_kernels\": %zu, "
+                    "\"int8_layers\": %zu, \"int8_split_kernels\": %zu, \"int8_reference_kernels\": %zu, \"bf16\": %s, "
                     "\"isa\": \"%s\"}\n",
                     median, cpuMs, double(batch) * context * 1000.0 / median, ppl.meanNll(), int8Layers, split,
-                    reference,
+                    reference, bf16 ? "true" : "false",
                     qs::detectCpuIsa().summary().c_str());
     } catch (const qs::Error& e) {
         std::fprintf(stderr, "%s\n", e.what());

@@ -3,7 +3,7 @@
 
     /usr/bin/python3 bench/lm/run_lm_bench.py [--build build] [--repeat 5] [--iters 10]
         [--batches 1,8] [--threads 1,2] [--context 128] [--model M.onnx] [--text T.txt]
-        [--w8a8 CALIB]
+        [--w8a8 CALIB] [--bf16]
 
 Times MODEL (default resources/demo/byte_gpt.onnx; the scale decoders of
 bench/memory/make_decoder.py work too, their vocabulary covers the byte ids) on the
@@ -18,7 +18,10 @@ With --w8a8, a third column times our W8A8 INT8 plan (calibrated on CALIB window
 the same ORT FP32 baseline, with its mean NLL (not checked: quantization moves it) and
 how its kernels ran: without VNNI or AMX, exactly on the fast kernels by the 7-bit weight
 split, or on oneDNN's reference kernels (exact, slow) where the split does not apply.
-Every row prints the ISA. Needs `ninja -C BUILD qs_bench_lm` and `cd bench/ort && ONNXRUNTIME_NODE_INSTALL=skip npm ci`.
+With --bf16, a column times our BF16 plan (products with constant weights in bfloat16,
+float32 accumulation) against the same ORT FP32 baseline, with its mean NLL (bf16 rounding
+moves it slightly); native on AVX512-BF16 or AMX, emulated on other AVX-512 CPUs, refused
+below. Every row prints the ISA. Needs `ninja -C BUILD qs_bench_lm` and `cd bench/ort && ONNXRUNTIME_NODE_INSTALL=skip npm ci`.
 """
 import argparse
 import json
@@ -47,6 +50,7 @@ def main():
     ap.add_argument("--model", default=os.path.join(ROOT, "resources", "demo", "byte_gpt.onnx"))
     ap.add_argument("--text", default=os.path.join(ROOT, "resources", "demo", "byte_gpt_val.txt"))
     ap.add_argument("--w8a8", type=int, default=0, help="also time our W8A8 plan, calibrated on N windows")
+    ap.add_argument("--bf16", action="store_true", help="also time our BF16 plan")
     args = ap.parse_args()
 
     ours = os.path.join(args.build, "bench", "lm", "qs_bench_lm")
@@ -63,17 +67,20 @@ def main():
     print(f"model: {model}", flush=True)
     print(f"{'batch':>6}{'ctx':>5}{'thr':>5}{'ours tok/s':>12}{'ORT tok/s':>12}{'ours/ORT':>10}"
           f"{'ours cpu ms':>13}{'ORT cpu ms':>12}{'ORT/ours cpu':>14}"
+          + (f"{'BF16 tok/s':>12}{'BF16/ORT':>10}{'ORT/BF16 cpu':>14}{'BF16 NLL':>10}" if args.bf16 else "")
           + (f"{'W8A8 tok/s':>12}{'W8A8/ORT':>10}{'W8A8 NLL':>10}  int8 kernels" if args.w8a8 else "")
           + "  ISA", flush=True)
     ratios = []
     for batch in [int(b) for b in args.batches.split(",")]:
         for threads in [int(t) for t in args.threads.split(",")]:
             env = dict(base, OMP_WAIT_POLICY="PASSIVE", QS_ORT_ALLOW_SPINNING="0", OMP_NUM_THREADS=str(threads))
-            a, b, q = [], [], []
+            a, b, q, h = [], [], [], []
             cmd = [ours, model, text, "--batch", str(batch), "--context", str(args.context),
                    "--threads", str(threads), "--iters", str(args.iters), "--warmup", str(args.warmup)]
             for _ in range(args.repeat):
                 a.append(measure(cmd, env))
+                if args.bf16:
+                    h.append(measure(cmd + ["--bf16"], env))
                 if args.w8a8:
                     q.append(measure(cmd + ["--w8a8", str(args.w8a8)], env))
                 b.append(measure(["node", ort_js, model, text, str(batch), str(args.context), str(threads),
@@ -86,10 +93,14 @@ def main():
             cb = statistics.median(x["cpu_ms"] for x in b)
             ratios.append(ta / tb)
             extra = ""
+            if h:
+                th = statistics.median(x["tokens_per_second"] for x in h)
+                ch = statistics.median(x["cpu_ms"] for x in h)
+                extra += f"{th:>12.0f}{th / tb:>10.2f}{cb / ch:>14.2f}{h[0]['mean_nll']:>10.4f}"
             if q:
                 tq = statistics.median(x["tokens_per_second"] for x in q)
                 kind = f"{q[0]['int8_split_kernels']} 7-bit split, {q[0]['int8_reference_kernels']} reference"
-                extra = f"{tq:>12.0f}{tq / tb:>10.2f}{q[0]['mean_nll']:>10.4f}  {q[0]['int8_layers']} layers: {kind}"
+                extra += f"{tq:>12.0f}{tq / tb:>10.2f}{q[0]['mean_nll']:>10.4f}  {q[0]['int8_layers']} layers: {kind}"
             print(f"{batch:>6}{args.context:>5}{threads:>5}{ta:>12.0f}{tb:>12.0f}{ta / tb:>10.2f}"
                   f"{ca:>13.2f}{cb:>12.2f}{cb / ca:>14.2f}{extra}  {a[0]['isa']}", flush=True)
     print(f"median tokens/s ratio ours/ORT {statistics.median(ratios):.2f} over {len(ratios)} configurations "

@@ -3,6 +3,7 @@
 #include "runtime/compiler.h"
 
 #include "graph/subgraphs.h"
+#include "runtime/cpu_isa.h"
 
 #include <omp.h>
 #include <sys/mman.h>
@@ -326,6 +327,7 @@ int64_t NodeContext::opset() const { return c_.root->opset(node.domain); }
 const CompileOptions& NodeContext::options() const { return c_.options; }
 const Graph& NodeContext::graph() const { return c_.graph; }
 bool NodeContext::fuse() const { return c_.options.fuse; }
+bool NodeContext::bf16() const { return c_.options.bf16; }
 Slot& NodeContext::slot(int i) { return c_.p->slot(i); }
 
 std::string NodeContext::where() const
@@ -940,6 +942,11 @@ void Compiler::buildNodes()
 
 std::unique_ptr<Program> Compiler::compile()
 {
+    if (options.bf16) {
+        static const CpuIsa isa = detectCpuIsa();
+        if (!isa.bf16Supported)
+            fail("bf16 needs a CPU with AVX-512 (oneDNN avx512_core or later); this one has ", isa.summary());
+    }
     p = std::make_unique<Program>();
     p->threads = options.threads > 0 ? options.threads : omp_get_num_procs();
     p->setThreads(p->threads);

@@ -21,6 +21,7 @@ std::string CpuIsa::summary() const
     add(avx512, "AVX-512");
     add(avx512Vnni, "AVX512-VNNI");
     add(avxVnni, "AVX-VNNI");
+    add(avx512Bf16, "AVX512-BF16");
     add(amx, "AMX");
     return (s.empty() ? std::string("no AVX2") : s) + "; oneDNN " + onednn;
 }
@@ -42,6 +43,7 @@ CpuIsa detectCpuIsa()
     c.avx512Vnni = flags.count("avx512_vnni");
     c.avxVnni = flags.count("avx_vnni");
     c.amx = flags.count("amx_int8") && flags.count("amx_tile");
+    c.avx512Bf16 = flags.count("avx512_bf16");
     switch (dnnl_get_effective_cpu_isa()) {
     case dnnl_cpu_isa_sse41:
         c.onednn = "sse41";
@@ -64,18 +66,24 @@ CpuIsa detectCpuIsa()
         break;
     case dnnl_cpu_isa_avx512_core:
         c.onednn = "avx512_core";
+        c.bf16Supported = true;
         break;
     case dnnl_cpu_isa_avx512_core_vnni:
         c.onednn = "avx512_core_vnni";
+        c.bf16Supported = true;
         c.onednnVnni = true;
         break;
     case dnnl_cpu_isa_avx512_core_bf16:
         c.onednn = "avx512_core_bf16";
+        c.bf16Supported = true;
         c.onednnVnni = true;
+        c.onednnBf16 = true;
         break;
     case dnnl_cpu_isa_avx512_core_amx:
         c.onednn = "avx512_core_amx";
+        c.bf16Supported = true;
         c.onednnVnni = true;
+        c.onednnBf16 = true;
         break;
     default:
         c.onednn = "any";

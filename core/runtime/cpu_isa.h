@@ -13,6 +13,11 @@ struct CpuIsa {
     bool avx2 = false, avx512 = false, avx512Vnni = false, avxVnni = false, amx = false; // /proc/cpuinfo flags
     std::string onednn;      // dnnl_get_effective_cpu_isa(), e.g. "avx512_core_vnni" (DNNL_MAX_CPU_ISA caps it)
     bool onednnVnni = false; // the effective ISA accumulates u8 x s8 in int32
+    bool avx512Bf16 = false; // /proc/cpuinfo avx512_bf16
+    bool onednnBf16 = false; // the effective ISA has bf16 dot products (AVX512-BF16 or AMX)
+    // oneDNN computes bf16 at all only from avx512_core on (emulated there, native with
+    // onednnBf16); below it, it has no bf16 kernel, not even a reference one.
+    bool bf16Supported = false;
     // Whether INT8 kernels may saturate: the ISA oneDNN uses has neither VNNI nor AMX.
     bool saturationRisk() const { return !onednnVnni; }
     std::string summary() const; // "AVX2 AVX-512 VNNI ... ; oneDNN avx512_core_vnni"

@@ -201,6 +201,7 @@ public:
     // form (e.g. its INT8 copy), for Plan::shapeOf and thread decisions.
     void declare(const std::string& value, DType t, const Shape& shape);
     bool fuse() const;
+    bool bf16() const; // CompileOptions::bf16
     int planThreads() const;    // threads of the whole plan
     int partsPerThread() const; // > 0: split parallel work into parts on our pool (Compiler::partsPerThread)
 

@@ -63,6 +63,11 @@ struct CompileOptions {
     // value in the arena, recompiles without the arena and repeats the last run.
     // QS_RUNTIME_ARENA=0 turns it off everywhere.
     bool planMemory = true;
+    // BF16 as the target precision: products with constant float weights (Gemm, MatMul)
+    // read bfloat16 inputs and weights (rounded to nearest even) and accumulate and write
+    // float32. Fast where oneDNN's ISA has bf16 dot products (CpuIsa::onednnBf16: AVX512-BF16
+    // or AMX), emulated on other AVX-512 CPUs; compiling fails (one line) below AVX-512.
+    bool bf16 = false;
 };
 
 // Where a compiled plan's value storage goes (Plan::memoryStats), in bytes.

@@ -71,6 +71,27 @@ private slots:
         QVERIFY2(t.out.contains("over 64 tokens (context 32"), t.out.constData());
     }
 
+    // --precision bf16: perplexity within 1% of torch's float32 one (bf16 keeps 8 bits of
+    // mantissa; the products accumulate in float32) and recorded in the JSON; below
+    // AVX-512 (no bf16 kernel in oneDNN) a one-line refusal instead.
+    void bf16Perplexity()
+    {
+        const QJsonObject ref = torchReference(128);
+        auto r = cli({"run", kModel, "--data", kVal, "--context", "128", "--precision", "bf16", "--json"});
+        if (r.exitCode != 0) {
+            QVERIFY2(QString(r.err).contains("bf16 needs a CPU with AVX-512"), r.err.constData());
+            QCOMPARE(r.err.count('\n'), 1);
+            qInfo("bf16 refused on this CPU: %s", r.err.constData());
+            return;
+        }
+        const QJsonObject j = QJsonDocument::fromJson(r.out).object();
+        QCOMPARE(j["precision"].toString(), QString("bf16"));
+        const double got = j["perplexity"].toDouble(), want = ref["perplexity"].toDouble();
+        qInfo("bf16 perplexity %.6f, torch float32 %.6f", got, want);
+        QVERIFY2(std::abs(got - want) <= 1e-2 * want, qPrintable(QString("%1 vs torch %2").arg(got).arg(want)));
+        QVERIFY2(got != want, "bf16 gave torch's float32 perplexity exactly");
+    }
+
     void errors_data()
     {
         QTest::addColumn<QStringList>("args");
@@ -83,6 +104,8 @@ private slots:
                                      << "text data needs a token input [batch, sequence]";
         QTest::newRow("mean on text") << QStringList{"run", kModel, "--data", kVal, "--mean", "0.5"}
                                       << "do not apply to text data";
+        QTest::newRow("unknown precision") << QStringList{"run", kModel, "--data", kVal, "--precision", "fp16"}
+                                           << "--precision fp16: expected fp32 or bf16";
     }
 
     void errors()

@@ -146,9 +146,18 @@ bool buildMatmul(NodeContext& c, MatmulSpec& s)
         tail.ops.get_params_eltwise(i, scale, alg, alpha, beta);
         ops.append_eltwise(scale, alg, alpha, beta);
     }
-    const int srcSlot = c.plainInput(0);
-    const memory::desc srcMd = s.transA ? transposedView(s.src) : f32(s.src, rowMajor(s.src));
-    const memory::desc wMd = s.constB ? memory::desc(s.wts, memory::data_type::f32, tag::any)
+    // BF16 target precision (CompileOptions::bf16): the input is rounded to bf16 by a
+    // reorder (shared by the products reading it), the constant weights once at compile time.
+    const bool bf16 = c.bf16() && s.constB && !s.transA;
+    const memory::data_type inType = bf16 ? memory::data_type::bf16 : memory::data_type::f32;
+    int srcSlot = c.plainInput(0);
+    if (bf16) { // the slot's own dims: s.src may pad or broadcast them
+        const Shape& shape = c.slot(srcSlot).shape;
+        const memory::dims d(shape.begin(), shape.end());
+        srcSlot = c.slotAs(srcSlot, memory::desc(d, inType, rowMajor(d)));
+    }
+    const memory::desc srcMd = s.transA ? transposedView(s.src) : memory::desc(s.src, inType, rowMajor(s.src));
+    const memory::desc wMd = s.constB ? memory::desc(s.wts, inType, tag::any)
                                       : (s.transB ? transposedView(s.wts) : f32(s.wts, rowMajor(s.wts)));
     const memory::desc dstMd = f32(s.dst, rowMajor(s.dst));
     const memory::desc biasMd = s.bias ? f32(s.biasDims, rowMajor(s.biasDims)) : memory::desc();
@@ -166,7 +175,7 @@ bool buildMatmul(NodeContext& c, MatmulSpec& s)
     if (s.constB) {
         const memory::desc plainW = s.transB ? transposedView(s.wts) : f32(s.wts, rowMajor(s.wts));
         const bool oneRow = s.dst.size() == 2 && s.dst[0] == 1; // may run as column parts
-        if (!oneRow && s.constB->dtype == DType::Float && !(foldAlpha && s.alpha != 1.f) &&
+        if (!bf16 && !oneRow && s.constB->dtype == DType::Float && !(foldAlpha && s.alpha != 1.f) &&
             pd.weights_desc() == plainW) {
             // oneDNN reads the weights as they are (its gemm kernels on AVX2): read in the
             // graph's tensor, which the constant slot keeps alive with the program; no copy.
@@ -176,7 +185,7 @@ bool buildMatmul(NodeContext& c, MatmulSpec& s)
             if (foldAlpha && s.alpha != 1.f)
                 for (float& v : w)
                     v *= s.alpha;
-            if (buildMatmulParts(c, s, pd, ops, w, srcSlot, dst))
+            if (!bf16 && buildMatmulParts(c, s, pd, ops, w, srcSlot, dst))
                 return true;
             fixed[DNNL_ARG_WEIGHTS] = reorderedConstant(pd.weights_desc(), plainW, w.data(), owned);
         }
