@@ -1,8 +1,10 @@
 // Kernels that keep a value in its layout instead of reordering it: 1-D convolutions
 // that oneDNN would run on gemm, run as 2-D ones over H = 1 (conv.cpp
 // buildConv1dAs2d), and channel Concats of blocked or channels-last values with zero
-// constants (movement.cpp buildChannelConcat). Checked against naive loops in double.
-// A new case is a row of a _data() table: a 1-D chain or a concat layout.
+// constants (movement.cpp buildChannelConcat), checked against naive loops in double;
+// and the fusions that must not change a bit (scalar Mul / Add as post-ops, the
+// decomposed HardSwish loop of eltwise.cpp), against a float loop doing the graph's
+// operations one by one. A new case is a row of a _data() table.
 #include "graph/onnx_import.h"
 #include "runtime/plan.h"
 #include "support/onnx_builder.h"
@@ -240,6 +242,81 @@ private slots:
         const auto got = plan->run({Tensor::fromVector<float>({n, c, h, w}, x)});
         const double rel = relativeError(got[0].toFloat(), want);
         QVERIFY2(rel < 1e-5, qPrintable(QString("%1 relative").arg(rel)));
+        qunsetenv("QS_RUNTIME_BLOCKED");
+    }
+    // x -> Conv (1x1) -> Mul(s) -> Add(b) -> x' * Clip(x' + 3, 0, 6) / 6 -> Mul(s2) -> Add(b2):
+    // paddle2onnx's PP-LCNet block. The Conv's output is kept in a second plan (a kept
+    // value ends the fusion there), and from it the rest must come out bit for bit as a
+    // float loop of the same operations gives it; both plans agree bit for bit too.
+    void scalarAffineAndHardSwishExact_data()
+    {
+        QTest::addColumn<QString>("last"); // the HardSwish's last node
+        QTest::addColumn<QString>("blocked");
+        QTest::newRow("Div by 6, nChw16c") << "Div" << "1";
+        QTest::newRow("Mul by 1/6, oneDNN's layout") << "Mul" << "0";
+    }
+
+    void scalarAffineAndHardSwishExact()
+    {
+        QFETCH(QString, last);
+        QFETCH(QString, blocked);
+        qputenv("QS_RUNTIME_BLOCKED", blocked.toUtf8());
+        const int64_t n = 2, c = 5, oc = 20, h = 7, w = 6;
+        OnnxBuilder b(13);
+        b.input("x", {n, c, h, w});
+        b.initializer("w", {oc, c, 1, 1}, uniform(std::size_t(oc * c), 1.5f, 7));
+        b.initializer("s", {1}, {0.9431690573692322f});
+        b.initializer("b", {1}, {0.5042971968650818f});
+        b.initializer("three", {}, {3.f});
+        b.initializer("zero", {}, {0.f});
+        b.initializer("six", {}, {6.f});
+        const float k = last == "Div" ? 6.f : 1.f / 6.f;
+        b.initializer("k", {}, {k});
+        b.initializer("s2", {1}, {0.47632309794425964f});
+        b.initializer("b2", {1}, {-0.007573243696242571f});
+        b.node("Conv", {"x", "w"}, {"conv"}, "conv");
+        b.node("Mul", {"s", "conv"}, {"scaled"}, "mul_s");
+        b.node("Add", {"scaled", "b"}, {"a"}, "add_b");
+        b.node("Add", {"a", "three"}, {"t"}, "add3");
+        b.node("Clip", {"t", "zero", "six"}, {"clipped"}, "clip");
+        b.node("Mul", {"a", "clipped"}, {"p"}, "mul_x");
+        b.node(last.toStdString(), {"p", "k"}, {"hs"}, "last");
+        b.node("Mul", {"hs", "s2"}, {"hs2"}, "mul_s2");
+        b.node("Add", {"hs2", "b2"}, {"y"}, "add_b2");
+        b.output("y", {n, oc, h, w});
+        const Graph g = importOnnxBytes(b.bytes(), "hardswish.onnx", "");
+        const auto x = uniform(std::size_t(n * c * h * w), 2.f, 9);
+        const Tensor in = Tensor::fromVector<float>({n, c, h, w}, x);
+        CompileOptions opts;
+        opts.inputShapes["x"] = {n, c, h, w};
+        opts.threads = 1;
+        auto fused = compilePlan(g, opts);
+        for (const auto& line : fused->kernelSummary())
+            qInfo("%s", line.c_str());
+        QCOMPARE(countKernels(*fused, "mul_s+add_b"), 1);  // the affine joined the Conv
+        QCOMPARE(countKernels(*fused, "mul_s2+add_b2"), 1); // and the HardSwish loop
+        opts.keepValues = {"conv"};
+        auto kept = compilePlan(g, opts);
+        const std::vector<float> got = fused->run({in})[0].toFloat();
+        const std::vector<float> want = kept->run({in})[0].toFloat();
+        const std::vector<float> conv = kept->valueOf("conv").toFloat();
+        QCOMPARE(got.size(), conv.size());
+        int differ = 0, differLoop = 0;
+        for (std::size_t i = 0; i < got.size(); ++i) {
+            const float s = 0.9431690573692322f, bb = 0.5042971968650818f;
+            const float s2 = 0.47632309794425964f, b2 = -0.007573243696242571f;
+            const float a = conv[i] * s + bb;
+            const float p = a * std::min(std::max(a + 3.f, 0.f), 6.f);
+            const float hs = last == "Div" ? p / k : p * k;
+            const volatile float hs2 = hs * s2; // volatile: no contraction into an fma
+            const float y = hs2 + b2;
+            if ((got[i] != want[i] || got[i] != y) && differ + differLoop < 6)
+                qInfo("%zu: conv %.9g fused %.9g kept %.9g loop %.9g", i, conv[i], got[i], want[i], y);
+            differ += got[i] != want[i] ? 1 : 0;
+            differLoop += got[i] != y ? 1 : 0;
+        }
+        QCOMPARE(differ, 0);
+        QCOMPARE(differLoop, 0);
         qunsetenv("QS_RUNTIME_BLOCKED");
     }
 };

@@ -354,7 +354,8 @@ bool buildParts(NodeContext& c, const Geometry& g, const memory::dims& wDims, co
 {
     const int threads = c.planThreads();
     const Shape& x = c.shape(0);
-    if (threads < 2 || c.partsPerThread() == 0 || !wt.constant || dw || !tail.binarySlots.empty() || g.sp != 2 ||
+    if (threads < 2 || c.partsPerThread() == 0 || !wt.constant || dw || !tail.binarySlots.empty() ||
+        !tail.scalars.empty() || g.sp != 2 ||
         x[0] != 1)
         return false;
     const bool grouped = wDims.size() == 5;
@@ -459,10 +460,14 @@ bool buildWithTail(NodeContext& c, const Geometry& g, const memory::dims& wDims,
         attr.set_post_ops(tail.ops);
         return typename Prim::primitive_desc(makeDesc(srcAny, wMd, bias ? &biasMd : nullptr, dst), attr, cpuEngine());
     };
-    FusedTail tail = planTail(c, firstValue, g.out, nullptr);
+    // oneDNN 2.6's deconvolution (a backward-data convolution inside) applies any post-op
+    // in a slow pass of its own: a k2 s2 ConvTranspose to one channel, 320 x 320, took
+    // 150 ms with a Sigmoid post-op and 3.3 ms without (avx512_core). Its tail stays out.
+    constexpr bool deconv = std::is_same_v<Prim, dnnl::deconvolution_forward>;
+    FusedTail tail = deconv ? FusedTail {{}, {}, firstValue, {}} : planTail(c, firstValue, g.out, nullptr, true, false, true);
     typename Prim::primitive_desc pd = create(tail, dstAny);
     std::string impl = implName(pd);
-    std::optional<DwFusion> dw = allowDw ? planDepthwise(c, tail.output, g.out) : std::nullopt;
+    std::optional<DwFusion> dw = allowDw && tail.scalars.empty() ? planDepthwise(c, tail.output, g.out) : std::nullopt;
     if (dw) {
         // A fresh post_ops (copies of a dnnl handle share it): the 1x1's activations, the
         // depthwise conv, its activations.
@@ -506,10 +511,10 @@ bool buildWithTail(NodeContext& c, const Geometry& g, const memory::dims& wDims,
     // would, else as a sum one (dst pre-filled with the residual). oneDNN's AVX2 kernel
     // starts its accumulators from a sum's residual: another rounding, so a plan that
     // keeps the conv output (taps, what-if, sensitivity) would disagree with this one.
-    if (const Node* next = c.fusableConsumer(tail.output); next && next->opType == "Add" && !dw) {
+    if (const Node* next = c.fusableConsumer(tail.output); next && next->opType == "Add" && !dw && !deconv) {
         const memory::desc dstMd = pd.dst_desc();
         for (bool useSum : {false, true}) {
-            FusedTail withAdd = planTail(c, firstValue, g.out, &dstMd, true, useSum);
+            FusedTail withAdd = planTail(c, firstValue, g.out, &dstMd, true, useSum, true);
             if (withAdd.binarySlots.empty() && withAdd.sumSlot < 0)
                 continue;
             typename Prim::primitive_desc pd2;
@@ -539,6 +544,7 @@ bool buildWithTail(NodeContext& c, const Geometry& g, const memory::dims& wDims,
     std::unordered_map<int, memory> fixed;
     std::vector<Buffer> owned;
     std::vector<int> extraReads;
+    bindScalars(tail, g.out.size(), fixed, owned);
     if (wt.constant) {
         fixed[DNNL_ARG_WEIGHTS] = reorderedConstant(pd.weights_desc(), wPlainMd, wt.w.data(), owned);
         if (dw) {
