@@ -1,8 +1,7 @@
 // The graph optimizer on the pretrained corpus (tests/corpus/models.tsv, cached by
 // tools/corpus.js): every model's outputs with all passes (compileOptimizedPlan)
-// equal those of the graph as given to 1e-5 of each output's largest magnitude, but
-// ocr_det's (below). A model missing from the cache is a failure (the setup step
-// fetches them).
+// equal those of the graph as given to 1e-5 of each output's largest magnitude. A
+// model missing from the cache is a failure (the setup step fetches them).
 #include "graph/onnx_import.h"
 #include "runtime/passes/passes.h"
 #include "runtime/plan.h"
@@ -68,17 +67,6 @@ Tensor inputFor(const QString& spec)
     return Tensor::fromVector<float>(dims, v);
 }
 
-// ocr_det's probability map (a sigmoid over 62 convolutions) moves by 1.7e-5 when
-// conv_affine scales its weights instead of its outputs (one rounding of each weight,
-// as BatchNormalization folding and ONNX Runtime's Conv-Mul fusion do); 5.5e-6 with
-// hardswish alone. Measured on this test's input; every other model stays within 1e-5.
-// Against ONNX Runtime (test_corpus, its inputs) the optimized graph is the closer one:
-// 2.19e-5 where the graph as given is 2.76e-5.
-double tolerance(const QString& id)
-{
-    return id == "ocr_det" ? 3e-5 : 1e-5;
-}
-
 } // namespace
 
 void TestGraphPassesCorpus::unchangedOutputs_data()
@@ -124,7 +112,7 @@ void TestGraphPassesCorpus::unchangedOutputs()
         QCOMPARE(got[k].shape, want[k].shape);
         const double rel = qs::test::maxRelDiff(got[k].toFloat(), want[k].toFloat());
         qInfo("  output %s: max difference %.3g relative", g.outputs[k].name.c_str(), rel);
-        QVERIFY2(rel <= tolerance(id), qPrintable(QString("output %1 differs by %2 relative").arg(k).arg(rel)));
+        QVERIFY2(rel <= 1e-5, qPrintable(QString("output %1 differs by %2 relative").arg(k).arg(rel)));
     }
 }
 

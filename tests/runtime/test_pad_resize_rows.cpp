@@ -3,7 +3,7 @@
 // row by row. Checked against naive per-element loops written here: constant, edge and
 // reflect padding with growing, cropping and innermost-only pads; linear, nearest and
 // tf_crop_and_resize (extrapolated) resizes over one, two and three axes (two axes: the
-// row path of linear resizes); Add, Sub, Div, Pow (by 2 and by 3) and Max broadcasting
+// row path of linear resizes; nearest ones inside the input: the gather path); Add, Sub, Div, Pow (by 2 and by 3) and Max broadcasting
 // both ways, along inner or outer axes; ReduceMean, ReduceSum, ReduceMax and ReduceMin over
 // consecutive axes (oneDNN picks its reference kernel for some; those run as rows); MaxPool
 // on a plain input (a plain loop where oneDNN has no jit kernel).
@@ -177,6 +177,12 @@ void TestPadResizeRows::resize_data()
     QTest::newRow("linear align_corners H W") << Dims {1, 2, 7, 5} << QVector<float> {1, 1, 2, 3} << "linear"
                                               << "align_corners";
     QTest::newRow("nearest asymmetric floor") << Dims {1, 3, 5, 7} << QVector<float> {1, 1, 2, 0.6f} << "nearest"
+                                              << "asymmetric";
+    // Nearest inside the input: the gather path, copying an output row that reads the same
+    // input row as the one before (integer upsampling, PaddleOCR's detector neck).
+    QTest::newRow("nearest asymmetric 4x rows copied") << Dims {2, 3, 4, 5} << QVector<float> {1, 1, 4, 4} << "nearest"
+                                                       << "asymmetric";
+    QTest::newRow("nearest asymmetric C H W") << Dims {2, 3, 4, 5} << QVector<float> {1, 2, 1.5f, 3} << "nearest"
                                               << "asymmetric";
     QTest::newRow("linear tf_crop_and_resize") << Dims {1, 2, 6, 8} << QVector<float> {1, 1, 1.5f, 1.5f} << "linear"
                                                << "tf_crop_and_resize";

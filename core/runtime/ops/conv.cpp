@@ -390,7 +390,9 @@ bool buildParts(NodeContext& c, const Geometry& g, const memory::dims& wDims, co
 {
     const int threads = c.planThreads();
     const Shape& x = c.shape(0);
-    if (threads < 2 || c.partsPerThread() == 0 || !wt.constant || dw || g.sp != 2 || x[0] != 1)
+    // Scalar operands (FusedTail::scalars) are bound per primitive: such a conv stays whole.
+    if (threads < 2 || c.partsPerThread() == 0 || !wt.constant || dw || !tail.scalars.empty() || g.sp != 2 ||
+        x[0] != 1)
         return false;
     const bool grouped = wDims.size() == 5;
     const bool depthwise = grouped && wDims[1] == 1 && wDims[2] == 1;
@@ -501,10 +503,14 @@ bool buildWithTail(NodeContext& c, const Geometry& g, const memory::dims& wDims,
         attr.set_post_ops(tail.ops);
         return typename Prim::primitive_desc(makeDesc(srcAny, wMd, bias ? &biasMd : nullptr, dst), attr, cpuEngine());
     };
-    FusedTail tail = planTail(c, firstValue, g.out, nullptr);
+    // oneDNN 2.6's deconvolution (a backward-data convolution inside) applies any post-op
+    // in a slow pass of its own: a k2 s2 ConvTranspose to one channel, 320 x 320, took
+    // 150 ms with a Sigmoid post-op and 3.3 ms without (avx512_core). Its tail stays out.
+    constexpr bool deconv = std::is_same_v<Prim, dnnl::deconvolution_forward>;
+    FusedTail tail = deconv ? FusedTail {{}, {}, firstValue, {}} : planTail(c, firstValue, g.out, nullptr, true, false, true);
     typename Prim::primitive_desc pd = create(tail, dstAny);
     std::string impl = implName(pd);
-    std::optional<DwFusion> dw = allowDw ? planDepthwise(c, tail.output, g.out) : std::nullopt;
+    std::optional<DwFusion> dw = allowDw && tail.scalars.empty() ? planDepthwise(c, tail.output, g.out) : std::nullopt;
     if (dw) {
         // A fresh post_ops (copies of a dnnl handle share it): the 1x1's activations, the
         // depthwise conv, its activations.
@@ -548,10 +554,10 @@ bool buildWithTail(NodeContext& c, const Geometry& g, const memory::dims& wDims,
     // would, else as a sum one (dst pre-filled with the residual). oneDNN's AVX2 kernel
     // starts its accumulators from a sum's residual: another rounding, so a plan that
     // keeps the conv output (taps, what-if, sensitivity) would disagree with this one.
-    if (const Node* next = c.fusableConsumer(tail.output); next && next->opType == "Add" && !dw) {
+    if (const Node* next = c.fusableConsumer(tail.output); next && next->opType == "Add" && !dw && !deconv) {
         const memory::desc dstMd = pd.dst_desc();
         for (bool useSum : {false, true}) {
-            FusedTail withAdd = planTail(c, firstValue, g.out, &dstMd, true, useSum);
+            FusedTail withAdd = planTail(c, firstValue, g.out, &dstMd, true, useSum, true);
             if (withAdd.binarySlots.empty() && withAdd.sumSlot < 0)
                 continue;
             typename Prim::primitive_desc pd2;
@@ -581,6 +587,7 @@ bool buildWithTail(NodeContext& c, const Geometry& g, const memory::dims& wDims,
     std::unordered_map<int, memory> fixed;
     std::vector<Buffer> owned;
     std::vector<int> extraReads;
+    bindScalars(tail, g.out.size(), fixed, owned);
     if (wt.constant) {
         fixed[DNNL_ARG_WEIGHTS] = reorderedConstant(pd.weights_desc(), wPlainMd, wt.w.data(), owned);
         if (dw) {
@@ -621,6 +628,75 @@ bool buildWithTail(NodeContext& c, const Geometry& g, const memory::dims& wDims,
     auto* k = static_cast<PrimitiveKernel*>(c.addPrimitive(Prim(pd), impl, args, fixed));
     k->owned = std::move(owned);
     k->reads.insert(k->reads.end(), extraReads.begin(), extraReads.end());
+    return true;
+}
+
+// A 1-D convolution that oneDNN 2.6 runs on its gemm or reference kernel (grouped and
+// depthwise ones: Silero VAD's k5 depthwise convs on gemm, 2.6 ms for batch 32 x 258
+// channels x 25 steps where the 2-D depthwise kernel takes 0.03 ms) runs as the 2-D one
+// over H = 1: ncw, nwc and nCw16c bytes are nchw, nhwc and nChw16c ones with H = 1, so
+// the kernel reads and writes the 1-D values in place. Constant weights; only
+// activations join as post-ops. False when the 1-D kernel is already a jit one or the
+// 2-D one is not.
+bool buildConv1dAs2d(NodeContext& c, const Geometry& g, int64_t groups, const Shape& w, const Weights& wt,
+                     const std::string& value)
+{
+    const Shape& x = c.shape(0);
+    if (g.sp != 1 || !wt.constant || std::getenv("QS_RUNTIME_NO_CONV1D_AS_2D"))
+        return false;
+    const int64_t oc = g.out[1];
+    const memory::desc biasMd({oc}, memory::data_type::f32, tag::a);
+    const memory::dims wDims1 = weightDims(groups, oc, w[1], g.kernel);
+    const std::string impl1 = implName(dnnl::convolution_forward::primitive_desc(
+        dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, algorithm::convolution_direct,
+                                        anyDesc(toDims(x)), anyDesc(wDims1), biasMd, anyDesc(toDims(g.out)), g.strides,
+                                        g.dilates, g.padL, g.padR),
+        cpuEngine()));
+    if (!isRef(impl1) && impl1.find("gemm") == std::string::npos)
+        return false;
+    const memory::dims src4{x[0], x[1], 1, x[2]}, dst4{g.out[0], oc, 1, g.out[2]};
+    const memory::dims wDims4 = weightDims(groups, oc, w[1], {1, g.kernel[0]});
+    FusedTail tail = planTail(c, value, g.out, nullptr);
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(tail.ops);
+    const auto desc = wt.hasBias
+        ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, algorithm::convolution_direct,
+                                          anyDesc(src4), anyDesc(wDims4), biasMd, anyDesc(dst4), {1, g.strides[0]},
+                                          {0, g.dilates[0]}, {0, g.padL[0]}, {0, g.padR[0]})
+        : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, algorithm::convolution_direct,
+                                          anyDesc(src4), anyDesc(wDims4), anyDesc(dst4), {1, g.strides[0]},
+                                          {0, g.dilates[0]}, {0, g.padL[0]}, {0, g.padR[0]});
+    dnnl::convolution_forward::primitive_desc pd;
+    std::string impl;
+    if (!tryCreate<dnnl::convolution_forward::primitive_desc>(
+            [&] { return dnnl::convolution_forward::primitive_desc(desc, attr, cpuEngine()); }, pd, impl) ||
+        isRef(impl) || impl.find("gemm") != std::string::npos)
+        return false;
+    memory::desc src3, dst3;
+    try { // the 1-D views of the 2-D layouts (dropping H = 1)
+        src3 = pd.src_desc().reshape(toDims(x));
+        dst3 = pd.dst_desc().reshape(toDims(g.out));
+    } catch (const dnnl::error&) {
+        return false;
+    }
+    if (std::getenv("QS_RUNTIME_DEBUG"))
+        std::fprintf(stderr, "%s: 1-D conv on %s as 2-D over H = 1: %s\n", c.where().c_str(), impl1.c_str(),
+                     impl.c_str());
+    absorbTail(c, tail);
+    auto k = std::make_unique<PrimitiveKernel>();
+    const int src = c.inputAs(0, src3);
+    const int dst = c.outputNamed(tail.output, DType::Float, g.out, &dst3);
+    k->prim = dnnl::convolution_forward(pd);
+    k->impl = impl + " (1-D as 2-D)";
+    k->args[DNNL_ARG_SRC] = c.view(src, pd.src_desc());
+    k->args[DNNL_ARG_DST] = c.view(dst, pd.dst_desc());
+    k->args[DNNL_ARG_WEIGHTS] =
+        reorderedConstant(pd.weights_desc(), stridedDesc(wDims4, rowMajorStrides(wDims4)), wt.w.data(), k->owned);
+    if (wt.hasBias)
+        k->args[DNNL_ARG_BIAS] = copiedConstant(biasMd, wt.b.data(), k->owned);
+    k->reads = {src};
+    k->writes = {dst};
+    c.add(std::move(k));
     return true;
 }
 
@@ -670,6 +746,8 @@ bool buildConv(NodeContext& c)
         return dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, algorithm::convolution_direct, src,
                                                wts, dst, g.strides, g.dilates, g.padL, g.padR);
     };
+    if (buildConv1dAs2d(c, g, groups, w, wt, value))
+        return true;
     // A 1x1 convolution may carry the 3x3 depthwise one that reads it (constant weights only).
     bool pointwise = groups == 1 && x.size() == 4 && wt.constant;
     for (std::size_t i = 0; i < g.kernel.size(); ++i)

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cfloat>
+#include <cstdlib>
 #include <cmath>
 #include <limits>
 
@@ -93,19 +94,55 @@ std::optional<std::vector<EltwiseStep>> eltwiseSteps(const NodeContext& c, const
     return std::nullopt;
 }
 
+std::optional<std::pair<algorithm, float>> scalarBinaryStep(const NodeContext& c, const Node& n, const std::string& flow)
+{
+    if ((n.opType != "Mul" && n.opType != "Add" && n.opType != "Sub") || !n.domain.empty() || n.inputs.size() != 2 ||
+        n.outputs.size() != 1 || n.inputs[0] == n.inputs[1] || (n.inputs[0] != flow && n.inputs[1] != flow))
+        return std::nullopt;
+    const std::size_t k = n.inputs[0] == flow ? 1 : 0; // the constant's side
+    if (n.opType == "Sub" && k == 0)
+        return std::nullopt; // c - x: a binary post-op computes x - c
+    const Tensor* t = c.constantValue(n.inputs[k]);
+    const ValueInfo* vi = c.graph().info(flow);
+    const std::size_t rank = vi && vi->dims ? vi->dims->size() : 0;
+    if (!t || t->dtype != DType::Float || t->numel() != 1 || t->shape.size() > rank)
+        return std::nullopt; // a constant of higher rank would broadcast the output to it
+    const algorithm alg = n.opType == "Mul" ? algorithm::binary_mul
+                        : n.opType == "Add" ? algorithm::binary_add
+                                            : algorithm::binary_sub;
+    return std::make_pair(alg, t->toFloat()[0]);
+}
+
 FusedTail planTail(NodeContext& c, const std::string& value, const Shape& shape, const memory::desc* dstMd,
-                   bool allowEltwise, bool useSum)
+                   bool allowEltwise, bool useSum, bool allowScalars)
 {
     FusedTail t;
     t.output = value;
     bool binaryUsed = false;
+    std::vector<EltwiseStep> used;
     while (const Node* n = c.fusableConsumer(t.output)) {
         if (n->outputs.size() != 1)
             break;
         auto steps = allowEltwise ? eltwiseSteps(c, *n) : std::nullopt;
+        const auto scalar = allowScalars && !steps ? scalarBinaryStep(c, *n, t.output) : std::nullopt;
         if (steps) {
-            for (const auto& s : *steps)
+            // oneDNN 2.6 gives every eltwise post-op of one algorithm the first one's alpha
+            // and beta (measured: linear(2, 0) then linear(1, 10) computed 2 * 2 x).
+            const bool clash = std::any_of(steps->begin(), steps->end(), [&](const EltwiseStep& s) {
+                return std::any_of(used.begin(), used.end(), [&](const EltwiseStep& u) {
+                    return u.alg == s.alg && (u.alpha != s.alpha || u.beta != s.beta);
+                });
+            });
+            if (clash)
+                break;
+            for (const auto& s : *steps) {
                 t.ops.append_eltwise(1.f, s.alg, s.alpha, s.beta);
+                used.push_back(s);
+            }
+        } else if (scalar) {
+            // Exact as the node: x * c, x + c or x - c with one rounding, c a [1 ... 1] operand.
+            t.scalars.emplace_back(t.ops.len(), scalar->second);
+            t.ops.append_binary(scalar->first, plainDesc(Shape(std::max<std::size_t>(shape.size(), 1), 1), DType::Float));
         } else if (n->opType == "Add" && n->domain.empty() && dstMd && !binaryUsed && n->inputs.size() == 2) {
             const std::string& other = n->inputs[0] == t.output ? n->inputs[1] : n->inputs[0];
             if (!c.defined(other) || c.constantValue(other))
@@ -143,6 +180,13 @@ void bindTail(NodeContext& c, const FusedTail& t, std::map<int, int>& args)
 {
     for (const auto& [index, slot] : t.binarySlots)
         args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1] = slot;
+}
+
+void bindScalars(const FusedTail& t, std::size_t rank, std::unordered_map<int, memory>& fixed, std::vector<Buffer>& owned)
+{
+    const memory::desc md = plainDesc(Shape(std::max<std::size_t>(rank, 1), 1), DType::Float);
+    for (const auto& [index, value] : t.scalars)
+        fixed[DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1] = copiedConstant(md, &value, owned);
 }
 
 namespace {
@@ -426,6 +470,99 @@ bool buildGeluTanhPattern(NodeContext& c)
     return addGelu(c, x, out, chain, algorithm::eltwise_gelu_tanh);
 }
 
+// HardSwish as paddle2onnx writes it, x * Clip(x + 3, 0, 6) / 6 (or * (1/6)), with the
+// scalar Mul / Add / Sub steps after it (PP-LCNet's learnable affine): one plain loop
+// doing exactly those float operations in that order, so it equals the nodes run one by
+// one. oneDNN's hardswish computes x * clip(x / 6 + 1/2, 0, 1), which rounds otherwise:
+// over PaddleOCR's detector's 24 of them the probability map moved by 1.4e-5 relative.
+// Starts at the Add; the constants are the graph's own (only the structure is matched).
+bool buildDecomposedHardSwish(NodeContext& c)
+{
+    const Node& add = c.node;
+    if (add.inputs.size() != 2 || add.outputs.size() != 1 || !c.has(0) || !c.has(1) || std::getenv("QS_RUNTIME_NO_EXACT_HARDSWISH"))
+        return false;
+    const std::size_t xi = c.constant(1) ? 0 : 1;
+    const Tensor* shiftT = c.constant(1 - xi);
+    if (!shiftT || shiftT->numel() != 1 || shiftT->dtype != DType::Float || c.constant(xi) || c.dtype(xi) != DType::Float)
+        return false;
+    const std::string& x = add.inputs[xi];
+    const Node* clip = c.fusableConsumer(add.outputs[0]);
+    if (!clip || clip->opType != "Clip" || !clip->domain.empty() || clip->outputs.size() != 1)
+        return false;
+    const auto clipSteps = eltwiseSteps(c, *clip);
+    if (!clipSteps || clipSteps->size() != 1 || clipSteps->front().alg != algorithm::eltwise_clip_v2)
+        return false;
+    const Node* mul = chainNext(c, clip->outputs[0], "Mul", 0.f, x);
+    const Node* last = mul ? c.fusableConsumer(mul->outputs[0]) : nullptr;
+    if (!last || (last->opType != "Div" && last->opType != "Mul") || !last->domain.empty() || last->inputs.size() != 2 ||
+        last->inputs[0] != mul->outputs[0])
+        return false;
+    const Tensor* kT = c.constantValue(last->inputs[1]);
+    if (!kT || kT->numel() != 1 || kT->dtype != DType::Float)
+        return false;
+    const float shift = shiftT->toFloat()[0], lo = clipSteps->front().alpha, hi = clipSteps->front().beta,
+                k = kT->toFloat()[0];
+    const bool divide = last->opType == "Div";
+    std::vector<const Node*> nodes {clip, mul, last};
+    std::vector<std::pair<algorithm, float>> affine; // y * v, y + v or y - v, in order
+    std::string out = last->outputs[0];
+    while (const Node* n = c.fusableConsumer(out)) {
+        const auto step = scalarBinaryStep(c, *n, out);
+        if (!step)
+            break;
+        affine.push_back(*step);
+        nodes.push_back(n);
+        out = n->outputs[0];
+    }
+    int src = c.input(xi);
+    const Shape shape = c.slot(src).shape;
+    if (c.slot(src).md.get_size() != std::size_t(numelOf(shape)) * sizeof(float))
+        src = c.plainInput(xi); // padded blocked channels must stay zero
+    const memory::desc md = c.slot(src).md;
+    for (const Node* n : nodes)
+        c.absorb(*n);
+    const int dst = c.outputNamed(out, DType::Float, shape, &md);
+    c.addFn({src}, {dst}, [=](Program& p) {
+        const float* in = p.slot(src).as<float>();
+        float* out = p.slot(dst).as<float>();
+        const int64_t n = p.slot(src).numel();
+        // Chunks of L1 size, each step one vectorizable pass over the chunk.
+        constexpr int64_t kChunk = 4096;
+#pragma omp parallel for if (n > 16 * kChunk)
+        for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+            const int64_t len = std::min(n - c0, kChunk);
+            const float* x = in + c0;
+            float* y = out + c0;
+            if (divide) {
+#pragma omp simd
+                for (int64_t i = 0; i < len; ++i)
+                    y[i] = x[i] * std::min(std::max(x[i] + shift, lo), hi) / k;
+            } else {
+#pragma omp simd
+                for (int64_t i = 0; i < len; ++i)
+                    y[i] = x[i] * std::min(std::max(x[i] + shift, lo), hi) * k;
+            }
+            for (const auto& step : affine) {
+                const float v = step.second;
+                if (step.first == algorithm::binary_mul) {
+#pragma omp simd
+                    for (int64_t i = 0; i < len; ++i)
+                        y[i] *= v;
+                } else if (step.first == algorithm::binary_add) {
+#pragma omp simd
+                    for (int64_t i = 0; i < len; ++i)
+                        y[i] += v;
+                } else {
+#pragma omp simd
+                    for (int64_t i = 0; i < len; ++i)
+                        y[i] -= v;
+                }
+            }
+        }
+    });
+    return true;
+}
+
 const bool eltwiseRegistered = [] {
     for (const char* op : {"Relu", "LeakyRelu", "Elu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Exp", "Log",
              "Sqrt", "Abs", "Neg", "Gelu"})
@@ -434,6 +571,7 @@ const bool eltwiseRegistered = [] {
     registerOp("Erf", buildErf);
     registerOp("PRelu", buildPRelu);
     registerOp("Div", buildGeluPattern, 10);
+    registerOp("Add", buildDecomposedHardSwish, 10);
     registerOp("Mul", buildGeluTanhPattern, 10);
     registerOp("Pow", buildGeluTanhPattern, 10);
     return true;

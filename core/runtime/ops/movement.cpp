@@ -4,7 +4,11 @@
 #include "runtime/ops/plain.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
 
 namespace qs::rt {
 namespace {
@@ -269,6 +273,120 @@ bool buildSplit(NodeContext& c)
     return true;
 }
 
+// A float Concat along the channels of 4-D values where every input is either computed
+// in one channels-last or channel-blocked layout (nhwc, nChw8c, nChw16c) or a constant
+// of zeros (tf2onnx's channel padding: BlazeFace concatenates a block's input with
+// zeros before its residual Add). It writes that layout directly: the general path
+// reorders every input to plain and the result back (a oneDNN concat in a blocked
+// layout at an unaligned channel offset is its reference kernel). False when it does
+// not apply.
+bool buildChannelConcat(NodeContext& c, int64_t axis, const Shape& out)
+{
+    if (axis != 1 || out.size() != 4 || std::getenv("QS_RUNTIME_NO_CHANNEL_CONCAT"))
+        return false;
+    struct Part {
+        int slot = -1; // -1: zeros
+        int64_t channels = 0, offset = 0;
+    };
+    std::vector<Part> parts;
+    std::optional<memory::format_tag> layout;
+    bool zeros = false;
+    int64_t offset = 0;
+    for (std::size_t i = 0; i < c.inputCount(); ++i) {
+        const Shape s = c.shape(i);
+        Part p {-1, s[1], offset};
+        offset += s[1];
+        if (s[1] == 0)
+            continue;
+        if (const Tensor* t = c.constant(i)) {
+            const std::vector<float> v = t->toFloat();
+            if (std::any_of(v.begin(), v.end(), [](float f) { return f != 0.f || std::signbit(f); }))
+                return false;
+            zeros = true;
+            parts.push_back(p);
+            continue;
+        }
+        p.slot = c.input(i);
+        const memory::desc& md = c.slot(p.slot).md;
+        std::optional<memory::format_tag> found;
+        for (auto t : {memory::format_tag::nhwc, memory::format_tag::nChw8c, memory::format_tag::nChw16c})
+            if (md == memory::desc(toDims(s), memory::data_type::f32, t))
+                found = t;
+        if (!found || (layout && *layout != *found))
+            return false;
+        layout = found;
+        parts.push_back(p);
+    }
+    // Without zeros, oneDNN's own concat is kept unless it would be its reference kernel.
+    if (!layout)
+        return false;
+    if (!zeros) {
+        std::vector<memory::desc> mds;
+        for (const Part& p : parts)
+            mds.push_back(c.slot(p.slot).md);
+        const memory::desc want(toDims(out), memory::data_type::f32, *layout);
+        try {
+            if (implName(dnnl::concat::primitive_desc(want, 1, mds, cpuEngine())).rfind("ref", 0) != 0)
+                return false;
+        } catch (const dnnl::error&) {
+        }
+    }
+    const memory::desc dstMd(toDims(out), memory::data_type::f32, *layout);
+    const int dst = c.output(0, DType::Float, out, &dstMd);
+    const int64_t block = *layout == memory::format_tag::nChw16c ? 16 : *layout == memory::format_tag::nChw8c ? 8 : 0;
+    const int64_t n = out[0], total = out[1], hw = out[2] * out[3];
+    std::vector<int> reads;
+    for (const Part& p : parts)
+        if (p.slot >= 0)
+            reads.push_back(p.slot);
+    c.addFn(reads, {dst}, [=](Program& prog) {
+        float* y = prog.slot(dst).as<float>();
+        if (block == 0) { // nhwc: one run of channels per input and pixel
+            for (int64_t px = 0; px < n * hw; ++px)
+                for (const Part& p : parts) {
+                    float* to = y + px * total + p.offset;
+                    if (p.slot < 0)
+                        std::fill(to, to + p.channels, 0.f);
+                    else
+                        std::memcpy(to, prog.slot(p.slot).as<float>() + px * p.channels,
+                                    std::size_t(p.channels) * sizeof(float));
+                }
+            return;
+        }
+        // Blocked: [n][channel block][hw][block]. An input starting on a block boundary
+        // is copied as whole blocks (its padding lanes after it are rewritten by the
+        // next input or zeroed below), any other channel by itself.
+        const int64_t outBlocks = (total + block - 1) / block;
+        for (const Part& p : parts) {
+            const int64_t inBlocks = (p.channels + block - 1) / block;
+            for (int64_t b = 0; b < n; ++b) {
+                float* yb = y + b * outBlocks * hw * block;
+                if (p.slot >= 0 && p.offset % block == 0) {
+                    std::memcpy(yb + (p.offset / block) * hw * block,
+                                prog.slot(p.slot).as<float>() + b * inBlocks * hw * block,
+                                std::size_t(inBlocks * hw * block) * sizeof(float));
+                    continue;
+                }
+                const float* xb = p.slot >= 0 ? prog.slot(p.slot).as<float>() + b * inBlocks * hw * block : nullptr;
+                for (int64_t ch = 0; ch < p.channels; ++ch) {
+                    const int64_t o = p.offset + ch;
+                    float* to = yb + (o / block) * hw * block + o % block;
+                    const float* from = xb ? xb + (ch / block) * hw * block + ch % block : nullptr;
+                    for (int64_t i = 0; i < hw; ++i)
+                        to[i * block] = from ? from[i * block] : 0.f;
+                }
+            }
+        }
+        for (int64_t b = 0; b < n; ++b) // oneDNN reads blocked padding lanes as zeros
+            for (int64_t o = total; o < outBlocks * block; ++o) {
+                float* to = y + (b * outBlocks + o / block) * hw * block + o % block;
+                for (int64_t i = 0; i < hw; ++i)
+                    to[i * block] = 0.f;
+            }
+    });
+    return true;
+}
+
 bool buildConcat(NodeContext& c)
 {
     const std::size_t n = c.inputCount();
@@ -289,6 +407,8 @@ bool buildConcat(NodeContext& c)
                 c.fail("input ", i, " has shape ", shapeString(s), ", incompatible with ", shapeString(first));
         out[std::size_t(axis)] += s[std::size_t(axis)];
     }
+    if (t == DType::Float && numelOf(out) > 0 && buildChannelConcat(c, axis, out))
+        return true;
     if (t == DType::Float && numelOf(out) > 0) {
         // oneDNN concat on the inputs' own layout when they agree, else plain.
         std::vector<memory::desc> mds;

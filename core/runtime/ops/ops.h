@@ -18,6 +18,11 @@ struct EltwiseStep {
 // parameters are not constant).
 std::optional<std::vector<EltwiseStep>> eltwiseSteps(const NodeContext& c, const Node& n);
 
+// A Mul, Add or Sub (x - c) of `flow` and a float scalar constant as the binary
+// post-op computing it with the same single rounding: (algorithm, constant).
+std::optional<std::pair<dnnl::algorithm, float>> scalarBinaryStep(const NodeContext& c, const Node& n,
+                                                                  const std::string& flow);
+
 // Post-ops absorbed after a primitive whose output is `value`: activations and
 // (when `dstMd` is given) a same-shape Add whose other operand is already
 // computed, each followed by further activations.
@@ -27,13 +32,15 @@ struct FusedTail {
     std::string output;                           // the value the primitive finally writes
     std::vector<const Node*> nodes;               // absorbed, in order
     int sumSlot = -1;  // residual added by a sum post-op: copied into dst before the primitive runs
+    std::vector<std::pair<int, float>> scalars; // post-op index -> the constant of a scalar binary post-op
 };
 // Plans the tail without absorbing anything; call absorbTail() once the primitive
 // with these post-ops was created.
 // `useSum` adds the residual with a sum post-op (dst pre-filled) instead of a binary
 // post-op: oneDNN 2.6's convolutions only have a reference kernel for the latter.
+// `allowScalars`: also scalar Mul / Add / Sub nodes (scalarBinaryStep), bound by bindScalars().
 FusedTail planTail(NodeContext& c, const std::string& value, const Shape& shape, const memory::desc* dstMd,
-                   bool allowEltwise = true, bool useSum = false);
+                   bool allowEltwise = true, bool useSum = false, bool allowScalars = false);
 
 // A primitive whose dst starts as a copy of another value (sum post-op).
 class SumPrimitiveKernel : public PrimitiveKernel {
@@ -78,6 +85,8 @@ public:
 void absorbTail(NodeContext& c, const FusedTail& t);
 // Adds the binary post-op arguments to a primitive's argument map.
 void bindTail(NodeContext& c, const FusedTail& t, std::map<int, int>& args);
+// The scalar binary post-ops' constants (FusedTail::scalars), as [1 ... 1] of `rank`.
+void bindScalars(const FusedTail& t, std::size_t rank, std::unordered_map<int, memory>& fixed, std::vector<Buffer>& owned);
 
 // Convolution geometry from a Conv node's attributes (conv.cpp), shared with the INT8 convolution.
 struct Geometry {

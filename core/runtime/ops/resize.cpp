@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 
 namespace qs::rt {
 namespace {
@@ -26,6 +27,61 @@ struct AxisMap {
     }
     void next() { first.push_back(int64_t(idx.size())); }
 };
+
+// Nearest resizes inside the input (every output index one tap of weight 1): a gather of
+// the innermost axis per output row, and a copy of the previous output row when it reads
+// the same input row (integer upsampling: PaddleOCR's detector's 2x to 8x neck, where the
+// general path's per-element sums took 2.5 ms per image). The same values: a one-tap sum
+// is the input value itself.
+bool addResizeRowsNearest(NodeContext& c, int src, int dst, const Shape& in, const Shape& out,
+                          const std::vector<AxisMap>& maps)
+{
+    for (const AxisMap& m : maps) {
+        if (std::any_of(m.outside.begin(), m.outside.end(), [](char o) { return o != 0; }))
+            return false;
+        for (std::size_t o = 0; o + 1 < m.first.size(); ++o)
+            if (m.first[o + 1] - m.first[o] != 1 || m.w[std::size_t(m.first[o])] != 1.0)
+                return false;
+    }
+    const std::size_t r = in.size(), last = r - 1;
+    std::vector<int64_t> st(r, 1);
+    for (std::size_t d = r - 1; d-- > 0;)
+        st[d] = st[d + 1] * in[d + 1];
+    std::vector<std::vector<int64_t>> pick(r); // output index -> input index, per axis
+    for (std::size_t d = 0; d < r; ++d)
+        for (int64_t o = 0; o < out[d]; ++o)
+            pick[d].push_back(maps[d].idx[std::size_t(maps[d].first[std::size_t(o)])]);
+    c.addFn({src}, {dst}, [=](Program& p) {
+        const float* x = p.slot(src).as<float>();
+        float* y = p.slot(dst).as<float>();
+        const int64_t width = out[last], rows = numelOf(out) / std::max<int64_t>(width, 1);
+        if (numelOf(out) == 0)
+            return;
+        const std::vector<int64_t>& inner = pick[last];
+        std::vector<int64_t> idx(r, 0);
+        int64_t prevOff = -1;
+        for (int64_t row = 0; row < rows; ++row) {
+            int64_t off = 0;
+            for (std::size_t d = 0; d < last; ++d)
+                off += pick[d][std::size_t(idx[d])] * st[d];
+            float* yr = y + row * width;
+            if (off == prevOff) {
+                std::memcpy(yr, yr - width, std::size_t(width) * sizeof(float));
+            } else {
+                const float* xr = x + off;
+                for (int64_t j = 0; j < width; ++j)
+                    yr[j] = xr[inner[std::size_t(j)]];
+            }
+            prevOff = off;
+            for (std::size_t d = last; d-- > 0;) {
+                if (++idx[d] < out[d])
+                    break;
+                idx[d] = 0;
+            }
+        }
+    });
+    return true;
+}
 
 // Linear resizes of the last two axes only (every other axis maps each index to itself, no
 // point outside the input: M-LSD's and DB heads' upsampling): each output row blends two
@@ -255,6 +311,8 @@ bool buildResize(NodeContext& c)
     const int src = c.plainInput(0);
     const int dst = c.output(0, DType::Float, out);
     if (r >= 2 && mode == "linear" && addResizeRowsLinear(c, src, dst, in, out, maps))
+        return true;
+    if (r >= 1 && mode == "nearest" && addResizeRowsNearest(c, src, dst, in, out, maps))
         return true;
     const auto st = rowStrides(in);
     // Row by row of the innermost axis: the outer axes' tap combinations (weight product and

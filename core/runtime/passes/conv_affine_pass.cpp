@@ -1,7 +1,9 @@
 // Per-channel affine steps folded into a convolution's weights and bias: a Mul or Add by
-// a constant per output channel after a Conv (paddle2onnx writes BatchNormalization as
-// those), and a Mul / Add by a scalar before a Conv without padding (PP-LCNet's
-// learnable affine blocks): Conv(x, W * s, B * s + b) and Conv(x, W * s, B + b * sum W).
+// a constant varying per output channel after a Conv (paddle2onnx writes
+// BatchNormalization as those): Conv(x, W * s, B * s + b), which rounds each weight once,
+// as BatchNormalization folding does. A scalar Mul / Add (PP-LCNet's learnable affine
+// blocks) is left to the compiler, which joins it to the Conv's post-ops exactly
+// as binary post-ops (ops/eltwise.cpp scalarBinaryStep).
 #include "runtime/passes/pass_context.h"
 
 namespace qs::rt::passes {
@@ -72,8 +74,9 @@ bool foldAfter(PassContext& c, std::size_t i)
         return false;
     const std::string other = step.inputs[0] == conv.outputs[0] ? step.inputs[1] : step.inputs[0];
     const int64_t m = parts->w->shape[0];
-    const auto v = perChannel(c.constant(other), parts->w->shape.size(), m);
-    if (!v)
+    const Tensor* kt = c.constant(other);
+    const auto v = perChannel(kt, parts->w->shape.size(), m);
+    if (!v || kt->numel() == 1)
         return false;
     Tensor w = *parts->w;
     std::vector<float> bias = parts->bias;
@@ -96,74 +99,16 @@ bool foldAfter(PassContext& c, std::size_t i)
     return true;
 }
 
-// Scalar Mul and / or Add right before an unpadded Conv at `i`; true when folded.
-bool foldBefore(PassContext& c, std::size_t i)
-{
-    Node& conv = c.g.nodes[i];
-    const auto parts = convParts(c, conv);
-    if (!parts)
-        return false;
-    for (int64_t p : conv.attrInts("pads"))
-        if (p != 0)
-            return false;
-    const std::string autoPad = conv.attrString("auto_pad", "NOTSET");
-    if (autoPad != "NOTSET" && autoPad != "VALID")
-        return false;
-    float scale = 1.f, shift = 0.f;
-    std::string x = conv.input(0);
-    std::vector<int> steps;
-    // Walk back over at most an Add and then a Mul, each read by nothing else.
-    for (const char* op : {"Add", "Mul"}) {
-        const int p = c.g.producerOf(x);
-        if (p < 0 || c.soleConsumer(x) < 0)
-            break;
-        const Node& n = c.g.nodes[std::size_t(p)];
-        if (n.opType != op || !n.domain.empty() || n.inputs.size() != 2 || n.outputs.size() != 1)
-            continue;
-        const int constSide = c.scalar(n.inputs[1]) ? 1 : c.scalar(n.inputs[0]) ? 0 : -1;
-        if (constSide < 0 || c.constant(n.inputs[std::size_t(1 - constSide)]))
-            continue;
-        const float v = *c.scalar(n.inputs[std::size_t(constSide)]);
-        (std::string(op) == "Add" ? shift : scale) = v; // Conv(s x + b) = Conv_{W s}(x) + b sum(W)
-        steps.push_back(p);
-        x = n.inputs[std::size_t(1 - constSide)];
-    }
-    if (steps.empty())
-        return false;
-    Tensor w = *parts->w;
-    std::vector<float> bias = parts->bias;
-    auto wd = w.data<float>();
-    const std::size_t m = std::size_t(w.shape[0]), per = wd.size() / m;
-    for (std::size_t o = 0; o < m; ++o) {
-        double sum = 0;
-        for (std::size_t j = 0; j < per; ++j) {
-            sum += double(wd[o * per + j]);
-            wd[o * per + j] *= scale;
-        }
-        bias[o] += float(double(shift) * sum);
-    }
-    std::vector<std::string> names;
-    for (auto it = steps.rbegin(); it != steps.rend(); ++it)
-        names.push_back(c.g.nodes[std::size_t(*it)].name);
-    names.insert(names.begin(), conv.name);
-    setWeights(c, conv, std::move(w), bias);
-    conv.inputs[0] = x;
-    c.record(conv.name, names, "folded a scalar Mul / Add before an unpadded Conv into it");
-    for (int s : steps)
-        c.remove(s);
-    return true;
-}
-
 } // namespace
 
 int convAffineFold(PassContext& c)
 {
     int rewrites = 0;
     for (std::size_t i = 0; i < c.g.nodes.size(); ++i) {
-        if (foldAfter(c, i) || foldBefore(c, i)) {
+        if (foldAfter(c, i)) {
             c.commit();
-            // Again from this Conv (it may fold more), now up to two nodes earlier.
-            i = i >= 3 ? i - 3 : std::size_t(-1);
+            // Again from this Conv (it may fold more).
+            i = i >= 1 ? i - 1 : std::size_t(-1);
             ++rewrites;
         }
     }

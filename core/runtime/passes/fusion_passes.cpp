@@ -1,5 +1,7 @@
 // Fusions of decomposed operators into the runtime's single kernels: HardSigmoid(x) * x
-// and x * Clip(x + 3, 0, 6) / 6 into HardSwish (oneDNN eltwise_hardswish), and the ReduceMean / Sub / Pow /
+// into HardSwish (oneDNN eltwise_hardswish, the same operations in the same order; the
+// compiler runs x * Clip(x + 3, 0, 6) / 6 as one exact loop itself, ops/eltwise.cpp),
+// and the ReduceMean / Sub / Pow /
 // ReduceMean / Add / Sqrt / Div (/ Mul / Add) chain exporters write for a layer norm
 // into LayerNormalization (oneDNN layer_normalization).
 #include "graph/node_builder.h"
@@ -48,69 +50,10 @@ std::optional<std::vector<int64_t>> meanAxes(const PassContext& c, const Node& n
 
 } // namespace
 
-namespace {
-
-// x * Clip(x + 3, 0, 6) / 6 ending at node `i` (a Div by 6 or a Mul by 1/6): the nodes
-// from the Add on and x; nothing when it is not that.
-std::optional<std::pair<std::vector<int>, std::string>> decomposedHardSwish(const PassContext& c, std::size_t i)
-{
-    const Node& last = c.g.nodes[i];
-    if (last.inputs.size() != 2 || !last.domain.empty())
-        return std::nullopt;
-    const Tensor* kt = c.constant(last.inputs[1]);
-    const auto k = kt && kt->dtype == DType::Float ? c.scalar(last.inputs[1]) : std::nullopt;
-    if (!k || !((last.opType == "Div" && *k == 6.f) || (last.opType == "Mul" && std::fabs(*k * 6.f - 1.f) < 1e-6f)))
-        return std::nullopt;
-    const int mulIndex = c.g.producerOf(last.inputs[0]);
-    const Node* mul = mulIndex < 0 ? nullptr : &c.g.nodes[std::size_t(mulIndex)];
-    if (!isOp(mul, "Mul") || mul->inputs.size() != 2 || c.soleConsumer(last.inputs[0]) != int(i))
-        return std::nullopt;
-    for (std::size_t side = 0; side < 2; ++side) {
-        const int clipIndex = c.g.producerOf(mul->inputs[side]);
-        const Node* clip = clipIndex < 0 ? nullptr : &c.g.nodes[std::size_t(clipIndex)];
-        const std::string x = mul->inputs[1 - side];
-        if (!isOp(clip, "Clip") || c.soleConsumer(mul->inputs[side]) != mulIndex)
-            continue;
-        const bool inAttrs = c.g.opset() < 11;
-        const auto lo = inAttrs ? std::optional<float>(clip->attrFloat("min", -1)) : c.scalar(clip->input(1));
-        const auto hi = inAttrs ? std::optional<float>(clip->attrFloat("max", -1)) : c.scalar(clip->input(2));
-        if (lo != 0.f || hi != 6.f)
-            continue;
-        const int addIndex = c.g.producerOf(clip->input(0));
-        const Node* add = addIndex < 0 ? nullptr : &c.g.nodes[std::size_t(addIndex)];
-        if (!isOp(add, "Add") || c.soleConsumer(clip->input(0)) != clipIndex)
-            continue;
-        const auto other = otherInput(*add, x);
-        if (!other || c.scalar(*other) != 3.f)
-            continue;
-        return std::make_pair(std::vector<int> {addIndex, clipIndex, mulIndex}, x);
-    }
-    return std::nullopt;
-}
-
-} // namespace
-
 int hardSwishFusion(PassContext& c)
 {
     int rewrites = 0;
     for (std::size_t i = 0; i < c.g.nodes.size(); ++i) {
-        if (auto d = decomposedHardSwish(c, i)) {
-            Node& last = c.g.nodes[i];
-            std::vector<std::string> names;
-            for (int k : d->first)
-                names.push_back(c.g.nodes[std::size_t(k)].name);
-            names.push_back(last.name);
-            last.opType = "HardSwish";
-            last.inputs = {d->second};
-            last.attrs.clear();
-            c.record(last.name, names, "fused x * Clip(x + 3, 0, 6) / 6 into HardSwish");
-            for (int k : d->first)
-                c.remove(k);
-            c.commit();
-            i = i >= 4 ? i - 4 : std::size_t(-1); // the HardSwish moved up by three nodes
-            ++rewrites;
-            continue;
-        }
         Node& mul = c.g.nodes[i];
         if (!isOp(&mul, "Mul") || mul.inputs.size() != 2)
             continue;

@@ -1,6 +1,7 @@
 // The graph optimizer between import and compile: named, exact passes run on a copy
 // of the Graph (constant folding, clean-up, Transpose cancellation, Pad folding,
-// per-channel affine steps folded into Conv, HardSwish and LayerNormalization fusion),
+// per-channel affine steps folded into Conv, HardSigmoid x input and LayerNormalization
+// fusion),
 // chosen by QS_RUNTIME_PASSES.
 #pragma once
 
