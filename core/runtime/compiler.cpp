@@ -654,7 +654,9 @@ void Compiler::allocate(int id)
     // runFrom() and value transforms refuse them.
     constexpr std::size_t kShareConstantBytes = 64 * 1024;
     if (s.constant && s.value && bytes >= kShareConstantBytes && s.value->bytes.size() == bytes) {
-        s.buffer.ptr = std::shared_ptr<std::byte>(s.value, const_cast<std::byte*>(s.value->bytes.data()));
+        // The tensor's storage itself, not the tensor, is kept: a graph sharing it
+        // (TensorBytes) may be written (copied on write) or dropped while the plan lives.
+        s.buffer.ptr = std::const_pointer_cast<std::byte>(s.value->bytes.storage());
         s.buffer.bytes = bytes;
     } else {
         s.buffer = Buffer::make(bytes);
