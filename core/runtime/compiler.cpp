@@ -1085,7 +1085,8 @@ void Compiler::planMemory(bool useArena)
         const Slot& s = prog.slots[i];
         if (!s.allocated())
             continue;
-        const bool observed = !s.name.empty() && (keep.count(s.name) || graphOutputs.count(s.name));
+        const bool observed = !s.name.empty() &&
+            ((keep.count(s.name) && !tappedOnly.count(s.name)) || graphOutputs.count(s.name));
         if (s.constant && s.value && s.buffer.data() == s.value->bytes.data())
             continue; // read in place from the graph's tensor (allocate): no storage of the plan's
         if (!useArena || own[i] || observed || s.constant || last[i] < 0) {

@@ -542,6 +542,10 @@ private:
         }
         originalMeta_.reset();
         Compiler compiler = compilerOf(false, opts, keep);
+        for (const auto& entry : taps_) // tapped values nobody reads after the run
+            if (!options_.keepValues.count(entry.first) && !extraKeep_.count(entry.first) &&
+                !options_.valueTransforms.count(entry.first))
+                compiler.tappedOnly.insert(entry.first);
         restoreBase();
         prog_ = compiler.compile();
         if (passesUsed_) // kernels name the nodes of the original graph they compute
