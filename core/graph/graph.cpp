@@ -4,6 +4,25 @@
 
 namespace qs {
 
+void sealTensors(std::map<std::string, Tensor>& tensors)
+{
+    for (auto& entry : tensors)
+        entry.second.seal();
+}
+
+void sealTensors(Graph& g)
+{
+    sealTensors(g.initializers);
+    for (Node& n : g.nodes)
+        for (auto& entry : n.attrs) {
+            for (Tensor& t : entry.second.tensors)
+                t.seal();
+            for (const auto& sub : entry.second.graphs)
+                if (sub)
+                    sealTensors(*sub);
+        }
+}
+
 int64_t Node::attrInt(const std::string& attr, int64_t fallback) const
 {
     auto it = attrs.find(attr);

@@ -60,6 +60,13 @@ struct ValueInfo {
     std::string text() const;  // "[N,16,28,28]"; "?" for unknown dims and ranks
 };
 
+// Seals every initializer and attribute tensor of `g` and its subgraphs
+// (TensorBytes::seal): copies of the graph, of its tensors and plans compiled from it then
+// share their bytes until one is written. Import seals what it returns.
+void sealTensors(Graph& g);
+// Seals every tensor of a map of them (weight overrides).
+void sealTensors(std::map<std::string, Tensor>& tensors);
+
 // What kind of quantizable layer a node is.
 enum class LayerKind { None, Conv, ConvTranspose, Gemm, MatMul, Embedding };
 const char* layerKindName(LayerKind k);

@@ -656,6 +656,7 @@ Graph convertModel(onnx::ModelProto& model, uint64_t bytes, const std::string& l
         g.metadata[kv.key()] = kv.value();
     g.sourcePath = label;
     g.fileBytes = bytes + ctx.externalBytes;
+    sealTensors(g); // copies of the graph (a session's working copy, plans) share the weights
     return g;
 }
 

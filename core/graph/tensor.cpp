@@ -138,6 +138,75 @@ float bfloat16ToFloat(uint16_t h)
     return f;
 }
 
+// ---- TensorBytes ----------------------------------------------------------------
+
+TensorBytes::TensorBytes(std::size_t n) : v_(n ? std::make_shared<std::vector<std::byte>>(n) : nullptr) { }
+
+TensorBytes::TensorBytes(std::vector<std::byte> v)
+    : v_(v.empty() ? nullptr : std::make_shared<std::vector<std::byte>>(std::move(v)))
+{
+}
+
+TensorBytes::TensorBytes(const TensorBytes& o)
+    : v_(o.sealed_ || !o.v_ ? o.v_ : std::make_shared<std::vector<std::byte>>(*o.v_)), sealed_(o.sealed_)
+{
+}
+
+TensorBytes::TensorBytes(TensorBytes&& o) noexcept : v_(std::move(o.v_)), sealed_(o.sealed_)
+{
+    o.sealed_ = false;
+}
+
+TensorBytes& TensorBytes::operator=(const TensorBytes& o)
+{
+    if (this != &o) {
+        v_ = o.sealed_ || !o.v_ ? o.v_ : std::make_shared<std::vector<std::byte>>(*o.v_);
+        sealed_ = o.sealed_;
+    }
+    return *this;
+}
+
+TensorBytes& TensorBytes::operator=(TensorBytes&& o) noexcept
+{
+    if (this != &o) {
+        v_ = std::move(o.v_);
+        sealed_ = o.sealed_;
+        o.v_.reset();
+        o.sealed_ = false;
+    }
+    return *this;
+}
+
+void TensorBytes::clear()
+{
+    v_.reset();
+    sealed_ = false;
+}
+
+bool TensorBytes::operator==(const TensorBytes& o) const
+{
+    return size() == o.size() && (size() == 0 || std::memcmp(data(), o.data(), size()) == 0);
+}
+
+std::shared_ptr<const std::byte> TensorBytes::storage() const
+{
+    if (!v_)
+        return nullptr;
+    return std::shared_ptr<const std::byte>(v_, v_->data());
+}
+
+std::vector<std::byte>& TensorBytes::mut()
+{
+    if (!v_)
+        v_ = std::make_shared<std::vector<std::byte>>();
+    else if (sealed_ && v_.use_count() > 1) // shared: copy on write
+        v_ = std::make_shared<std::vector<std::byte>>(*v_);
+    sealed_ = false;
+    return *v_;
+}
+
+// ---- Tensor ---------------------------------------------------------------------
+
 Tensor::Tensor(DType type, Shape s) : dtype(type), shape(std::move(s))
 {
     if (type == DType::String)
@@ -153,7 +222,7 @@ void Tensor::checkType(DType want) const
 }
 
 namespace {
-template <typename Out, typename In> void convertAll(const std::vector<std::byte>& bytes, std::vector<Out>& out)
+template <typename Out, typename In> void convertAll(const TensorBytes& bytes, std::vector<Out>& out)
 {
     std::size_t n = bytes.size() / sizeof(In);
     out.resize(n);

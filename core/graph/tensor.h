@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -30,6 +31,67 @@ float halfToFloat(uint16_t h);
 uint16_t floatToHalf(float f);
 float bfloat16ToFloat(uint16_t h);
 
+// The bytes of a Tensor: a std::vector<std::byte> whose storage sealed tensors share.
+//
+// Copying an unsealed buffer copies its bytes, as a vector would. seal() promises that no
+// mutable pointer into the buffer is used any more; from then on copies of it share one
+// storage (a copied graph, a plan's graph, CompileOptions::initializerOverrides, a
+// session's working copy cost no weight bytes). Any mutable access (data(), begin(),
+// operator[], resize, ...) first gives a shared buffer storage of its own (copy on write)
+// and unseals it, so writing through a pointer handed out can never change another
+// tensor: only tensors sealed since their last write are ever shared.
+class TensorBytes {
+public:
+    using value_type = std::byte;
+    using size_type = std::size_t;
+    using iterator = std::byte*;
+    using const_iterator = const std::byte*;
+
+    TensorBytes() = default;
+    explicit TensorBytes(std::size_t n);
+    TensorBytes(std::vector<std::byte> v); // NOLINT: a vector converts implicitly, as before
+    TensorBytes(const TensorBytes& o);
+    TensorBytes(TensorBytes&& o) noexcept;
+    TensorBytes& operator=(const TensorBytes& o);
+    TensorBytes& operator=(TensorBytes&& o) noexcept;
+    ~TensorBytes() = default;
+
+    std::size_t size() const { return v_ ? v_->size() : 0; }
+    bool empty() const { return size() == 0; }
+    const std::byte* data() const { return v_ ? v_->data() : nullptr; }
+    std::byte* data() { return mut().data(); }
+    const_iterator begin() const { return data(); }
+    const_iterator end() const { return data() + size(); }
+    iterator begin() { return data(); }
+    iterator end() { return data() + size(); }
+    const std::byte& operator[](std::size_t i) const { return (*v_)[i]; }
+    std::byte& operator[](std::size_t i) { return mut()[i]; }
+    void resize(std::size_t n) { mut().resize(n); }
+    void reserve(std::size_t n) { mut().reserve(n); }
+    void clear();
+    template <typename It> void insert(const_iterator pos, It first, It last)
+    {
+        const std::size_t at = std::size_t(pos - data());
+        auto& v = mut();
+        v.insert(v.begin() + std::ptrdiff_t(at), first, last);
+    }
+    std::vector<std::byte> toVector() const { return {begin(), end()}; }
+    bool operator==(const TensorBytes& o) const;
+
+    // The sharing: see the class comment. seal() costs nothing.
+    void seal() { sealed_ = true; }
+    bool sealed() const { return sealed_; }
+    bool sharesStorageWith(const TensorBytes& o) const { return v_ && v_ == o.v_; }
+    // The storage, alive while the pointer is: a plan reading a weight in place keeps it
+    // even when the tensor is written (copied on write) or destroyed meanwhile.
+    std::shared_ptr<const std::byte> storage() const;
+
+private:
+    std::vector<std::byte>& mut();
+    std::shared_ptr<std::vector<std::byte>> v_;
+    bool sealed_ = false;
+};
+
 template <typename T> constexpr DType dtypeOf();
 template <> constexpr DType dtypeOf<float>() { return DType::Float; }
 template <> constexpr DType dtypeOf<double>() { return DType::Double; }
@@ -47,7 +109,7 @@ struct Tensor {
     std::string name;
     DType dtype = DType::Float;
     Shape shape;
-    std::vector<std::byte> bytes;      // numel * elementSize, little-endian, row-major
+    TensorBytes bytes;                 // numel * elementSize, little-endian, row-major
     std::vector<std::string> strings;  // DType::String only
 
     Tensor() = default;
@@ -64,6 +126,13 @@ struct Tensor {
     {
         checkType(dtypeOf<T>());
         return {reinterpret_cast<const T*>(bytes.data()), bytes.size() / sizeof(T)};
+    }
+
+    // Seals the bytes (TensorBytes::seal): copies of this tensor share them until written.
+    Tensor& seal()
+    {
+        bytes.seal();
+        return *this;
     }
 
     // Any numeric dtype converted to float (int64 and double may lose precision).

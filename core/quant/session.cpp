@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cmath>
 #include <set>
+#include <utility>
 
 namespace qs {
 
@@ -227,6 +228,9 @@ QuantSession::QuantSession(const Graph& source, QuantizeOptions options)
         if (n.opType == "Conv" && n.inputs.size() > 1 && n.inputs[1] == n.name + ".weight_bnfolded")
             if (int src = source.findNode(n.name); src >= 0 && source.nodes[std::size_t(src)].inputs.size() > 1)
                 foldedWeights_[source.nodes[std::size_t(src)].inputs[1]] = n.inputs[1];
+    // The working copy shares the source's weights (sealed by import) until an algorithm
+    // writes one; what the steps above made is sealed too, so plans share it.
+    sealTensors(graph_);
     refreshLayers();
     // Layers inside an If branch chosen at run time, or a Loop body, are not quantized yet;
     // an If with a constant condition was inlined at import, one decided by --input-value by
@@ -513,7 +517,7 @@ void QuantSession::quantizeWeights()
     for (const auto& l : layers_) {
         if (l.spec.weight.isFloat())
             continue;
-        weightOverrides[l.weight] = quantizedWeight(l);
+        weightOverrides[l.weight] = quantizedWeight(l).seal(); // plans and graph copies share it
         std::vector<float>& scales = weightScales[l.weight];
         scales.clear();
         for (const QParams& p : weightPlan(l).params)
@@ -728,6 +732,10 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
         }
     }
 
+    // Nothing writes the weights from here on: copies of them (the quantized graph, plans) share.
+    sealTensors(session.graph());
+    sealTensors(session.weightOverrides);
+
     // Evaluate FP32 and quantized side by side, batch by batch, with per-layer taps.
     Progress ev = progress.sub(0.6, 1.0);
     const Graph& g = session.graph();
@@ -755,11 +763,12 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
         std::vector<double> signal, noise;
     } slotSums;
     SlotSums* current = nullptr;
-    std::map<std::string, Tensor> fpBatch;   // this batch's FP32 layer outputs
+    std::map<std::string, Tensor> fpBatch;   // this batch's FP32 layer outputs (sharing the tap's bytes)
     // Timed plans have no taps (taps keep values and so prevent fusion); the tapped
     // pair measures per-layer SQNR. The four share two graphs instead of copying one
     // each: the working graph, and one copy with the quantized weights in place of the
-    // float ones (simulated quantization).
+    // float ones (simulated quantization). That copy's tensors share their bytes with
+    // the working graph and weightOverrides (sealed above): it costs no weight bytes.
     const std::shared_ptr<const Graph> fpGraph(std::shared_ptr<const Graph> {}, &g); // not owned
     std::shared_ptr<const Graph> qGraph;
     if (!options.int8) {
@@ -810,7 +819,7 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
                     auto it = fpBatch.find(v);
                     if (it == fpBatch.end() || !current) // no sums of a warm-up run
                         return;
-                    auto a = it->second.data<float>();
+                    auto a = std::as_const(it->second).data<float>(); // shares the tap's batch
                     auto b = t.data<float>();
                     double& signal = current->signal[at];
                     double& noise = current->noise[at];
@@ -862,6 +871,10 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
             str("evaluating: ", start + n, " of ", total, " samples"));
     }
 
+    for (auto* plan : {&fp, &q, &fpTapped, &qTapped})
+        plan->reset();
+    qGraph.reset();
+
     const EvalTotals totals =
         combineEvalBatches(result.evalBatches, eval.targets.has_value(),
                            session.layers().size() + session.operands().size());
@@ -894,7 +907,8 @@ QuantizeResult quantizeModel(const Graph& source, const Dataset& calib, const Da
         const Tensor* w = g.constant(l.weight);
         r.params = w->numel();
         r.sizeBits = session.layerSizeBits(l);
-        if (auto it = session.weightOverrides.find(l.weight); it != session.weightOverrides.end()) {
+        const std::map<std::string, Tensor>& overrides = session.weightOverrides; // read, never copied on write
+        if (auto it = overrides.find(l.weight); it != overrides.end()) {
             std::vector<float> a = w->toFloat();
             r.weightSqnrDb = sqnrDb(a.data(), it->second.data<float>().data(), a.size());
             fillWeightHistograms(a, it->second.data<float>(), r);

@@ -656,7 +656,9 @@ void Compiler::allocate(int id)
     // runFrom() and value transforms refuse them.
     constexpr std::size_t kShareConstantBytes = 64 * 1024;
     if (s.constant && s.value && bytes >= kShareConstantBytes && s.value->bytes.size() == bytes) {
-        s.buffer.ptr = std::shared_ptr<std::byte>(s.value, const_cast<std::byte*>(s.value->bytes.data()));
+        // The tensor's storage itself, not the tensor, is kept: a graph sharing it
+        // (TensorBytes) may be written (copied on write) or dropped while the plan lives.
+        s.buffer.ptr = std::const_pointer_cast<std::byte>(s.value->bytes.storage());
         s.buffer.bytes = bytes;
     } else {
         s.buffer = Buffer::make(bytes);
@@ -1090,7 +1092,8 @@ void Compiler::planMemory(bool useArena)
         const Slot& s = prog.slots[i];
         if (!s.allocated())
             continue;
-        const bool observed = !s.name.empty() && (keep.count(s.name) || graphOutputs.count(s.name));
+        const bool observed = !s.name.empty() &&
+            ((keep.count(s.name) && !tappedOnly.count(s.name)) || graphOutputs.count(s.name));
         if (s.constant && s.value && s.buffer.data() == s.value->bytes.data())
             continue; // read in place from the graph's tensor (allocate): no storage of the plan's
         if (!useArena || own[i] || observed || s.constant || last[i] < 0) {

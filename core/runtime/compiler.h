@@ -24,6 +24,9 @@ public:
     const Graph& graph;
     const CompileOptions& options;
     std::set<std::string> keep;
+    // Kept only for taps, which see each value as it is produced: they may share the
+    // arena like any value (a caller reading one after the run recompiles without it).
+    std::set<std::string> tappedOnly;
     std::set<std::string> graphOutputs;
     std::unique_ptr<Program> p;
     std::vector<char> done;

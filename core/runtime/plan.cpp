@@ -15,6 +15,7 @@
 #include <cstring>
 #include <ctime>
 #include <mutex>
+#include <utility>
 
 namespace qs {
 namespace {
@@ -541,6 +542,10 @@ private:
         }
         originalMeta_.reset();
         Compiler compiler = compilerOf(false, opts, keep);
+        for (const auto& entry : taps_) // tapped values nobody reads after the run
+            if (!options_.keepValues.count(entry.first) && !extraKeep_.count(entry.first) &&
+                !options_.valueTransforms.count(entry.first))
+                compiler.tappedOnly.insert(entry.first);
         restoreBase();
         prog_ = compiler.compile();
         if (passesUsed_) // kernels name the nodes of the original graph they compute
@@ -816,25 +821,33 @@ private:
         if (!o)
             return;
         Slot& s = prog_->slot(slot);
+        // Storage of the scratch's own: a tap that kept the last batch's tensor shares the
+        // sealed scratch (below), which is then copied on write here, not overwritten.
+        std::byte* scratch = o->scratch.bytes.data();
+        if (s.blocked)
+            o->scratchMem.set_data_handle(scratch);
         if (s.constant && !s.allocated()) {
-            std::memcpy(o->scratch.bytes.data(), s.value->bytes.data(), o->scratch.bytes.size());
+            std::memcpy(scratch, s.value->bytes.data(), o->scratch.bytes.size());
         } else if (s.blocked) {
             dnnl::reorder(s.mem, o->scratchMem).execute(prog_->stream, s.mem, o->scratchMem);
             prog_->stream.wait();
         } else {
-            std::memcpy(o->scratch.bytes.data(), s.data(), o->scratch.bytes.size());
+            std::memcpy(scratch, s.data(), o->scratch.bytes.size());
         }
         if (o->transform) {
             o->transform(o->scratch);
             if (o->scratch.shape != s.shape || o->scratch.dtype != s.dtype)
                 fail("value transform for ", quoted(o->name), " changed the value's shape or type");
             if (s.blocked) {
+                o->scratchMem.set_data_handle(o->scratch.bytes.data());
                 dnnl::reorder(o->scratchMem, s.mem).execute(prog_->stream, o->scratchMem, s.mem);
                 prog_->stream.wait();
             } else {
-                std::memcpy(s.data(), o->scratch.bytes.data(), o->scratch.bytes.size());
+                std::memcpy(s.data(), std::as_const(o->scratch).bytes.data(), o->scratch.bytes.size());
             }
         }
+        // A tap copying the batch shares it (TensorBytes) instead of copying its bytes.
+        o->scratch.seal();
         if (!repeating_)
             for (const auto& tap : o->taps)
                 tap(o->name, o->scratch);
