@@ -4,6 +4,7 @@
 #include "measure/activations.h"
 #include "measure/fidelity.h"
 #include "quant/session.h"
+#include "runtime/plan_shared.h"
 #include "util/error.h"
 
 #include <algorithm>
@@ -376,7 +377,7 @@ std::vector<LayerSensitivity> measureOperands(const QuantSession& session, const
             CompileOptions co = session.compileOptions(false, shape);
             for (const auto& e : entries)
                 co.keepValues.insert(e.point.value);
-            fp = compilePlan(g, co);
+            fp = compileSharedPlan(std::shared_ptr<const Graph>(std::shared_ptr<const Graph> {}, &g), co);
             naivePlans.clear();
             planShape = shape;
         }
@@ -785,7 +786,8 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                 std::fill(cached.begin(), cached.end(), 0);
                 CompileOptions co = session.compileOptions(false, shape);
                 co.keepValues = keep;
-                fp = compilePlan(g, co);
+                // Read the session's graph in place (the plan ends before the session).
+                fp = compileSharedPlan(std::shared_ptr<const Graph>(std::shared_ptr<const Graph> {}, &g), co);
                 minis.clear();
                 for (auto& m : fpMinis)
                     m.reset();
