@@ -4,6 +4,7 @@
 #include "measure/activations.h"
 #include "measure/fidelity.h"
 #include "quant/session.h"
+#include "runtime/plan_shared.h"
 #include "util/error.h"
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
+#include <unistd.h>
 
 namespace qs {
 
@@ -375,7 +377,7 @@ std::vector<LayerSensitivity> measureOperands(const QuantSession& session, const
             CompileOptions co = session.compileOptions(false, shape);
             for (const auto& e : entries)
                 co.keepValues.insert(e.point.value);
-            fp = compilePlan(g, co);
+            fp = compileSharedPlan(std::shared_ptr<const Graph>(std::shared_ptr<const Graph> {}, &g), co);
             naivePlans.clear();
             planShape = shape;
         }
@@ -524,11 +526,16 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
         return t;
     };
 
-    // Which (layer, bits) pairs to measure, and with which perturbation.
+    // Which (layer, bits) pairs to measure, and with which perturbation. A variant's
+    // weight (quantized, or perturbed for the Hessian method) is made when its layer's
+    // plans are compiled and dropped once they hold it (materializeWeights,
+    // releaseWeights): a copy of every weight per bit width (or per Hutchinson direction)
+    // would not fit beside a 1B-parameter model.
     struct Variant {
         std::size_t layer;
         int bits;
-        std::optional<Tensor> weight; // replacement weight (weights mode) or perturbed weight (Hessian)
+        bool perturbs = false;        // has a weight of its own
+        std::optional<Tensor> weight; // replacement weight (weights mode) or perturbed weight (Hessian), when made
         std::optional<QParams> act;   // activation fake quant
         int sign = 0, sample = -1;    // Hessian: direction sample and sign
     };
@@ -538,13 +545,47 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
         const SessionLayer& l = layers[li];
         if (options.method == SensitivityMethod::Hessian) {
             const Tensor* w = g.constant(l.weight);
-            std::vector<float> base = w->toFloat();
             double rms = 0;
-            for (float v : base)
+            for (float v : w->toFloat())
                 rms += double(v) * v;
-            rms = std::sqrt(rms / double(base.size()));
+            rms = std::sqrt(rms / double(std::max<int64_t>(w->numel(), 1)));
             hessianEps[li] = std::max(1e-6, 1e-2 * rms);
+            for (int s = 0; s < options.hutchinsonSamples; ++s)
+                for (int sign : {+1, -1})
+                    variants.push_back({li, 0, true, std::nullopt, std::nullopt, sign, s});
+            variants.push_back({li, refBits, true, std::nullopt, std::nullopt, 0, -1});
+            continue;
+        }
+        for (std::size_t bi = 0; bi < bitList.size(); ++bi) {
+            if (int64_t(li * bitList.size() + bi) % options.shardCount != options.shardIndex)
+                continue; // another shard's pair
+            const int bits = bitList[bi];
+            Variant v {li, bits, weights, std::nullopt, std::nullopt, 0, -1};
+            if (acts)
+                v.act = actParams(l, bits);
+            variants.push_back(std::move(v));
+        }
+    }
+    // Variants come grouped by layer: [first, end) of each layer's.
+    auto layerVariants = [&variants](std::size_t vi) {
+        std::size_t first = vi, end = vi;
+        while (first > 0 && variants[first - 1].layer == variants[vi].layer)
+            --first;
+        while (end < variants.size() && variants[end].layer == variants[vi].layer)
+            ++end;
+        return std::pair<std::size_t, std::size_t>(first, end);
+    };
+    // Makes the weights of the variants of vi's layer (the same values every time: the
+    // Hessian directions come from a generator seeded by the layer).
+    auto materializeWeights = [&](std::size_t vi) {
+        const auto [first, end] = layerVariants(vi);
+        const std::size_t li = variants[vi].layer;
+        const SessionLayer& l = layers[li];
+        if (options.method == SensitivityMethod::Hessian) {
+            const Tensor* w = g.constant(l.weight);
+            std::vector<float> base = w->toFloat();
             std::mt19937 rng(uint32_t(li * 7919 + 17));
+            std::size_t at = first;
             for (int s = 0; s < options.hutchinsonSamples; ++s) {
                 std::vector<float> dir(base.size());
                 for (float& d : dir)
@@ -555,24 +596,21 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                         pert[i] = base[i] + float(sign * hessianEps[li]) * dir[i];
                     Tensor t = Tensor::fromVector(w->shape, pert);
                     t.name = l.weight;
-                    variants.push_back({li, 0, t, std::nullopt, sign, s});
+                    variants[at++].weight = std::move(t);
                 }
             }
-            variants.push_back({li, refBits, quantizedWeight(l, refBits), std::nullopt, 0, -1});
-            continue;
+            variants[at].weight = quantizedWeight(l, refBits);
+            return;
         }
-        for (std::size_t bi = 0; bi < bitList.size(); ++bi) {
-            if (int64_t(li * bitList.size() + bi) % options.shardCount != options.shardIndex)
-                continue; // another shard's pair
-            const int bits = bitList[bi];
-            Variant v {li, bits, std::nullopt, std::nullopt, 0, -1};
-            if (weights)
-                v.weight = quantizedWeight(l, bits);
-            if (acts)
-                v.act = actParams(l, bits);
-            variants.push_back(std::move(v));
-        }
-    }
+        for (std::size_t vj = first; vj < end; ++vj)
+            if (variants[vj].perturbs && !variants[vj].weight)
+                variants[vj].weight = quantizedWeight(l, variants[vj].bits);
+    };
+    auto releaseWeights = [&](std::size_t vi) {
+        const auto [first, end] = layerVariants(vi);
+        for (std::size_t vj = first; vj < end; ++vj)
+            variants[vj].weight.reset();
+    };
 
     std::map<std::pair<std::size_t, int>, Accum> acc; // (layer, bits) -> meters; Hessian uses bits = -(sample*2+sign)
     std::vector<std::vector<double>> klBySample(layers.size());
@@ -616,7 +654,7 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
             std::vector<int64_t> labels = batchLabels(start, n);
             fp32Meter.add(refs.back(), refs.back(), data.labels ? &labels : nullptr);
         }
-        for (const Variant& v : variants) {
+        for (Variant& v : variants) {
             const SessionLayer& l = layers[v.layer];
             std::unique_ptr<Plan> q;
             std::map<std::string, Shape> qShape;
@@ -631,8 +669,12 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                 if (!q || shape != qShape) {
                     qShape = shape;
                     CompileOptions co = session.compileOptions(false, shape);
-                    if (v.weight)
+                    if (v.perturbs) {
+                        const std::size_t vi = std::size_t(&v - variants.data());
+                        materializeWeights(vi);
                         co.initializerOverrides[l.weight] = *v.weight;
+                        releaseWeights(vi);
+                    }
                     if (v.act) {
                         QParams qp = *v.act;
                         co.valueTransforms[l.input] = [qp](Tensor& t) { fakeQuantInPlace(t, qp); };
@@ -693,10 +735,10 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
             const Variant& v = variants[vi];
             // Activation quantization alone leaves the layer as in the FP32 plan, which
             // then re-runs it from the quantized input: no segment of its own.
-            if (!v.weight && downstream)
+            if (!v.perturbs && downstream)
                 continue;
             copyOf[vi] = copies[v.layer].size();
-            copies[v.layer].push_back({v.weight ? &*v.weight : nullptr, v.act.has_value()});
+            copies[v.layer].push_back({nullptr, v.act.has_value()}); // weight: when compiled
         }
         Tensor refOut;            // FP32 output of the current layer (local method)
         std::vector<Tensor> ins;  // FP32 inputs of the current layer's segment, then its copies' own inputs
@@ -716,13 +758,36 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
             }
             return compilePlan(one, co);
         };
+        // Segment plans kept between batches, within the budget (planCacheBytes).
+        const int64_t cacheBudget = options.planCacheBytes >= 0
+            ? options.planCacheBytes
+            : int64_t(sysconf(_SC_PHYS_PAGES)) * int64_t(sysconf(_SC_PAGESIZE)) / 8;
+        int64_t cachedBytes = 0;
+        std::vector<char> cached(layers.size(), 0);
+        auto finishLayer = [&](std::size_t li, bool lastBatch) {
+            if (li == SIZE_MAX || cached[li])
+                return;
+            const int64_t bytes = g.constant(layers[li].weight)->numel() * int64_t(sizeof(float))
+                * int64_t(copies[li].size() + (fpMinis[li] ? 1 : 0));
+            if (!lastBatch && cachedBytes + bytes <= cacheBudget) {
+                cached[li] = 1;
+                cachedBytes += bytes;
+                return;
+            }
+            minis.erase(li);
+            fpMinis[li].reset();
+        };
         for (int64_t start = 0; start < total && !cancelled; start += batch) {
             const int64_t n = std::min(batch, total - start);
+            const bool lastBatch = start + n >= total;
             const std::map<std::string, Shape> shape = data.inputShapes(n);
             if (shape != planShape) {
+                cachedBytes = 0;
+                std::fill(cached.begin(), cached.end(), 0);
                 CompileOptions co = session.compileOptions(false, shape);
                 co.keepValues = keep;
-                fp = compilePlan(g, co);
+                // Read the session's graph in place (the plan ends before the session).
+                fp = compileSharedPlan(std::shared_ptr<const Graph>(std::shared_ptr<const Graph> {}, &g), co);
                 minis.clear();
                 for (auto& m : fpMinis)
                     m.reset();
@@ -743,6 +808,7 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                 const SessionLayer& l = layers[v.layer];
                 const Segment& seg = segments[v.layer];
                 if (refLayer != v.layer) { // variants come grouped by layer
+                    finishLayer(refLayer, lastBatch);
                     ins.clear();
                     for (const auto& in : seg.inputs)
                         ins.push_back(fp->valueOf(in));
@@ -769,8 +835,17 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                     }
                     if (!copies[v.layer].empty()) {
                         auto& mini = minis[v.layer];
-                        if (!mini)
+                        if (!mini) {
+                            materializeWeights(vi);
+                            const auto [first, end] = layerVariants(vi);
+                            for (std::size_t vj = first; vj < end; ++vj)
+                                if (copyOf[vj] != SIZE_MAX && variants[vj].weight)
+                                    copies[v.layer][copyOf[vj]].weight = &*variants[vj].weight;
                             mini = compileSegment(v.layer, copies[v.layer]);
+                            for (auto& c : copies[v.layer])
+                                c.weight = nullptr;
+                            releaseWeights(vi);
+                        }
                         mini->compute(ins); // what each copy computed goes to the FP32 plan as stored
                     }
                     for (std::size_t k = 0; k < ownInputs.size(); ++k)
@@ -823,6 +898,7 @@ SensitivityResult measureSensitivity(const Graph& graph, const Dataset& data, co
                     onResult(partial, v.bits);
                 }
             }
+            finishLayer(refLayer, lastBatch);
         }
     }
     std::vector<LayerSensitivity> operandResults;

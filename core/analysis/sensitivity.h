@@ -35,6 +35,10 @@ struct SensitivityOptions {
     int hutchinsonSamples = 8; // Hessian method: random directions per layer
     bool naive = false;        // full re-run per configuration (benchmark baseline)
     bool keepBatches = false;  // record per-batch sums (BitMeasure::batches) for resampling
+    // The cached sweep keeps each layer's compiled segment plans (their weight copies)
+    // between batches while they fit in this many bytes; the rest are compiled again each
+    // batch, and none outlives the last batch. -1: an eighth of the machine's memory.
+    int64_t planCacheBytes = -1;
     // Also sweep every attention operand (quant/attention.h) the model has, as entries
     // named "<node>:K" (op "MatMul:K", no params) after the layers, with the granularity,
     // symmetry and calibrator of base.attention; oneshot or local method only.

@@ -166,10 +166,23 @@ private slots:
         o.batch = 16;
         Progress p;
         SensitivityResult fast = measureSensitivity(g, d, o, p, CancelToken());
+        // No segment plan kept between batches (planCacheBytes 0): each of the 3 batches
+        // compiles every layer's plans again, and the numbers stay the same.
+        o.planCacheBytes = 0;
+        SensitivityResult uncached = measureSensitivity(g, d, o, p, CancelToken());
+        o.planCacheBytes = -1;
         o.naive = true;
         SensitivityResult naive = measureSensitivity(g, d, o, p, CancelToken());
         QCOMPARE(fast.layers.size(), std::size_t(8));
         QCOMPARE(fast.layers.size(), naive.layers.size());
+        QCOMPARE(uncached.layers.size(), fast.layers.size());
+        for (std::size_t i = 0; i < fast.layers.size(); ++i)
+            for (int bits : o.bits) {
+                const BitMeasure& a = fast.layers[i].byBits.at(bits);
+                const BitMeasure& b = uncached.layers[i].byBits.at(bits);
+                QVERIFY(std::abs(a.sqnrDb - b.sqnrDb) <= 1e-9 * std::max(1.0, std::abs(b.sqnrDb)));
+                QVERIFY(std::abs(a.kl - b.kl) <= 1e-9 * std::max(1e-3, b.kl));
+            }
         for (std::size_t i = 0; i < fast.layers.size(); ++i)
             for (int bits : o.bits) {
                 const BitMeasure& a = fast.layers[i].byBits.at(bits);

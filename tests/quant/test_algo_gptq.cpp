@@ -165,6 +165,14 @@ private slots:
         const double eGptq = objective(got), eRtn = objective(rtn);
         qInfo("sum ||Wx - Qx||^2 over the calibration set: GPTQ %.6g, RTN %.6g", eGptq, eRtn);
         QVERIFY2(eGptq <= eRtn, qPrintable(QString("GPTQ %1 vs RTN %2").arg(eGptq).arg(eRtn)));
+        // The reported proxy errors are tr(D H D^T) = 2/n sum ||Wx - Qx||^2; GPTQ's comes
+        // from its column errors (D = E U), RTN's from the product with H.
+        const auto& report = s.notes.at("gptq").at("layers").at(0);
+        const double pGptq = report.at("proxy_error_gptq").get<double>(), pRtn = report.at("proxy_error_rtn").get<double>();
+        QVERIFY2(std::fabs(pGptq - 2 * eGptq / double(n)) <= 1e-6 * pGptq,
+            qPrintable(QString("proxy_error_gptq %1, naive %2").arg(pGptq).arg(2 * eGptq / double(n))));
+        QVERIFY2(std::fabs(pRtn - 2 * eRtn / double(n)) <= 1e-6 * pRtn,
+            qPrintable(QString("proxy_error_rtn %1, naive %2").arg(pRtn).arg(2 * eRtn / double(n))));
     }
 
     // Every research algorithm through the whole flow (fold, algorithms, calibration,

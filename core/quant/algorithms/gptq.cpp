@@ -3,7 +3,9 @@
 // H = 2 X X^T of the layer-wise reconstruction loss over calibration inputs (im2col
 // rows for Conv), dampened by percdamp * mean(diag H); the upper Cholesky factor U of
 // H^-1 drives column-by-column quantization in blocks, each column's error spread over
-// the remaining columns (lazy batch updates between blocks). Group-wise scales follow
+// the remaining columns (lazy batch updates between blocks: one blocked matrix product
+// per block of 128 columns; inside a block each row runs its own recurrence, rows on the
+// threads; U from util/linalg's blocked Cholesky and triangular inverse). Group-wise scales follow
 // the layer's spec; act-order quantizes columns by decreasing diag(H) (with static
 // groups computed from the original weights, so the stored layout is the spec's).
 // Sequential, block by block (sec. 4 "Step 3", App. A; algo::forEachBlock): the Hessians
@@ -18,6 +20,7 @@
 #include "quant/algorithms/linear_layer.h"
 
 #include "util/error.h"
+#include "util/linalg.h"
 
 #include <algorithm>
 #include <cmath>
@@ -26,78 +29,6 @@
 namespace qs {
 namespace {
 
-// Lower Cholesky factor of a symmetric positive definite matrix in place; false if not PD.
-bool cholesky(std::vector<double>& a, int64_t n)
-{
-    for (int64_t j = 0; j < n; ++j) {
-        double d = a[std::size_t(j * n + j)];
-        for (int64_t k = 0; k < j; ++k)
-            d -= a[std::size_t(j * n + k)] * a[std::size_t(j * n + k)];
-        if (!(d > 0))
-            return false;
-        d = std::sqrt(d);
-        a[std::size_t(j * n + j)] = d;
-        for (int64_t i = j + 1; i < n; ++i) {
-            double v = a[std::size_t(i * n + j)];
-            for (int64_t k = 0; k < j; ++k)
-                v -= a[std::size_t(i * n + k)] * a[std::size_t(j * n + k)];
-            a[std::size_t(i * n + j)] = v / d;
-        }
-        for (int64_t k = j + 1; k < n; ++k)
-            a[std::size_t(j * n + k)] = 0;
-    }
-    return true;
-}
-
-// Upper U with H^-1 = U^T U from H (PD), overwriting `a` (H in, scratch out): L =
-// chol(H) in place, L^-1 into u, H^-1 = L^-T L^-1 into a, chol(H^-1) in place, U its
-// transpose into u. Two K x K buffers instead of five (a 1.1B model's MLP has K = 8192).
-bool inverseCholeskyUpper(std::vector<double>& a, int64_t n, std::vector<double>& u)
-{
-    if (!cholesky(a, n))
-        return false;
-    // Linv: inverse of the lower triangular L, row by row (forward substitution): row i
-    // is (e_i - sum_{k<i} L[i][k] Linv[k]) / L[i][i]; every loop reads rows, in order.
-    u.assign(std::size_t(n * n), 0.0);
-    for (int64_t i = 0; i < n; ++i) {
-        double* xi = u.data() + i * n;
-        for (int64_t k = 0; k < i; ++k) {
-            const double f = a[std::size_t(i * n + k)];
-            const double* xk = u.data() + k * n;
-            for (int64_t c = 0; c <= k; ++c)
-                xi[c] -= f * xk[c];
-        }
-        const double d = a[std::size_t(i * n + i)];
-        xi[i] = 1.0;
-        for (int64_t c = 0; c <= i; ++c)
-            xi[c] /= d;
-    }
-    // Hinv = Linv^T Linv = sum over rows k of Linv[k]^T Linv[k] (lower triangle, then
-    // mirrored; L is no longer needed).
-    std::fill(a.begin(), a.end(), 0.0);
-    for (int64_t k = 0; k < n; ++k) {
-        const double* xk = u.data() + k * n;
-        for (int64_t i = 0; i <= k; ++i) {
-            const double f = xk[i];
-            if (f == 0)
-                continue;
-            double* hi = a.data() + i * n;
-            for (int64_t j = 0; j <= i; ++j)
-                hi[j] += f * xk[j];
-        }
-    }
-    for (int64_t i = 0; i < n; ++i)
-        for (int64_t j = 0; j < i; ++j)
-            a[std::size_t(j * n + i)] = a[std::size_t(i * n + j)];
-    if (!cholesky(a, n))
-        return false;
-    std::fill(u.begin(), u.end(), 0.0);
-    for (int64_t i = 0; i < n; ++i)
-        for (int64_t j = 0; j <= i; ++j)
-            u[std::size_t(j * n + i)] = a[std::size_t(i * n + j)];
-    return true;
-}
-
 struct GptqOptions {
     double percdamp = 0.01;
     int64_t blockSize = 128;
@@ -105,9 +36,14 @@ struct GptqOptions {
 };
 
 // Quantizes W [rows][k] against Hessian h (k x k); returns the quantized-dequantized matrix.
-// `params` receives the grid chosen per block (planWeightQuantization's block order).
+// `params` receives the grid chosen per block (planWeightQuantization's block order);
+// `proxyError` the layer's output error sum_x ||(W - Q) x||^2 = tr(D h D^T), D = W - Q,
+// from the column errors: D = E U (E the errors divided by U's diagonal, as the
+// recurrence spreads them), so with U^T U = (h + damp I + dead diagonal)^-1,
+// D (h + damp I + dead) D^T = E E^T, and tr(D h D^T) = ||E||^2 - damp ||D||^2 - the dead
+// columns' ||D||^2 (h has no rows for them); no K x K product needed.
 std::vector<float> gptqLayer(const algo::LinearLayer& L, std::vector<float> w, const std::vector<double>& h,
-    const GptqOptions& o, double& dampUsed, std::vector<QParams>& params)
+    const GptqOptions& o, double& dampUsed, std::vector<QParams>& params, double& proxyError)
 {
     const int64_t rows = L.rows, k = L.cols;
     const QuantSpec& spec = L.info.spec.weight;
@@ -131,29 +67,27 @@ std::vector<float> gptqLayer(const algo::LinearLayer& L, std::vector<float> w, c
     const bool lazyGroups = spec.granularity == Granularity::Group && !o.actOrder;
     params = algo::blockParams(L, w, spec);
 
-    std::vector<double> hp(static_cast<std::size_t>(k * k));
-    for (int64_t i = 0; i < k; ++i)
-        for (int64_t j = 0; j < k; ++j)
-            hp[std::size_t(i * k + j)] = hAt(perm[std::size_t(i)], perm[std::size_t(j)]);
     double meanDiag = 0;
     for (int64_t i = 0; i < k; ++i)
-        meanDiag += hp[std::size_t(i * k + i)];
+        meanDiag += hAt(i, i);
     meanDiag /= double(k);
-    std::vector<double> u, hd;
+    // U, the upper Cholesky factor of (H + damp I)^-1 in permuted order (util/linalg:
+    // blocked and threaded; one K x K buffer besides H, 512 MB at K = 8192).
+    std::vector<double> u(static_cast<std::size_t>(k * k));
     double damp = o.percdamp * meanDiag;
     for (int attempt = 0;; ++attempt) {
-        hd = hp;
         for (int64_t i = 0; i < k; ++i)
-            hd[std::size_t(i * k + i)] += damp;
-        if (inverseCholeskyUpper(hd, k, u))
+            for (int64_t j = 0; j < k; ++j)
+                u[std::size_t(i * k + j)] = hAt(perm[std::size_t(i)], perm[std::size_t(j)]);
+        for (int64_t i = 0; i < k; ++i)
+            u[std::size_t(i * k + i)] += damp;
+        if (linalg::inverseCholeskyUpper(u, k))
             break;
         if (attempt >= 6)
             fail("layer ", quoted(L.info.name), ": GPTQ Hessian is not positive definite even with damping ", damp);
         damp = std::max(damp, 1e-12) * 10;
     }
     dampUsed = damp;
-    hp = {}; // only U from here on
-    hd = {};
 
     // Work in permuted column order: wp[r][j] = w[r][perm[j]].
     std::vector<double> wp(static_cast<std::size_t>(rows * k));
@@ -169,45 +103,53 @@ std::vector<float> gptqLayer(const algo::LinearLayer& L, std::vector<float> w, c
     if (lazyGroups)
         bs = std::max<int64_t>(1, (bs + groupCols - 1) / groupCols) * groupCols;
     std::vector<double> err(static_cast<std::size_t>(rows * bs));
+    std::vector<double> errSq(static_cast<std::size_t>(rows), 0.0); // per row: sum of E^2
     for (int64_t i1 = 0; i1 < k; i1 += bs) {
         const int64_t i2 = std::min(k, i1 + bs), count = i2 - i1;
-        for (int64_t i = i1; i < i2; ++i) {
-            const int64_t col = perm[std::size_t(i)];
-            if (lazyGroups && col % groupCols == 0)
-                for (int64_t r = 0; r < rows; ++r) {
-                    const auto b = std::size_t(L.blockOf(r, col));
+        // Rows are independent: each row's columns of the block in order, its error spread
+        // over the block's later columns (a row's block and U's block stay in cache), the
+        // rows on the threads. Natural-order groups take their params from the row's
+        // updated weights when their first column comes up.
+#pragma omp parallel for schedule(static) if (rows * count * count > (int64_t(1) << 20))
+        for (int64_t r = 0; r < rows; ++r) {
+            double* wr = wp.data() + r * k;
+            double* er = err.data() + r * bs;
+            for (int64_t i = i1; i < i2; ++i) {
+                const int64_t col = perm[std::size_t(i)];
+                if (lazyGroups && col % groupCols == 0) {
                     float lo = INFINITY, hi = -INFINITY;
                     for (int64_t c = col; c < std::min(k, col + groupCols); ++c) {
-                        lo = std::min(lo, float(wp[std::size_t(r * k + c)]));
-                        hi = std::max(hi, float(wp[std::size_t(r * k + c)]));
+                        lo = std::min(lo, float(wr[c]));
+                        hi = std::max(hi, float(wr[c]));
                     }
                     if (spec.range)
                         lo = spec.range->first, hi = spec.range->second;
-                    params[b] = qparamsFor(lo, hi, spec.bits, spec.symmetric);
+                    params[std::size_t(L.blockOf(r, col))] = qparamsFor(lo, hi, spec.bits, spec.symmetric);
                 }
-            const double d = u[std::size_t(i * k + i)];
-            for (int64_t r = 0; r < rows; ++r) {
-                const double x = wp[std::size_t(r * k + i)];
+                const double x = wr[i];
                 const float qv = fakeQuant(float(x), params[std::size_t(L.blockOf(r, col))]);
                 q[std::size_t(r * k + col)] = qv;
-                const double e = (x - qv) / d;
-                err[std::size_t(r * bs + (i - i1))] = e;
+                const double e = (x - qv) / u[std::size_t(i * k + i)];
+                er[i - i1] = e;
+                errSq[std::size_t(r)] += e * e;
+                const double* ui = u.data() + i * k;
                 for (int64_t j = i + 1; j < i2; ++j)
-                    wp[std::size_t(r * k + j)] -= e * u[std::size_t(i * k + j)];
+                    wr[j] -= e * ui[j];
             }
         }
-        // Lazy batch update of the columns after the block: W[:, i2:] -= E U[i1:i2, i2:].
-        for (int64_t r = 0; r < rows; ++r)
-            for (int64_t t = 0; t < count; ++t) {
-                const double e = err[std::size_t(r * bs + t)];
-                if (e == 0)
-                    continue;
-                const double* ur = u.data() + (i1 + t) * k;
-                double* wr = wp.data() + r * k;
-                for (int64_t j = i2; j < k; ++j)
-                    wr[j] -= e * ur[j];
-            }
+        // Lazy batch update of the columns after the block: W[:, i2:] -= E U[i1:i2, i2:],
+        // one blocked product per block of columns (the paper's lazy batches).
+        linalg::gemm(rows, k - i2, count, -1.0, err.data(), bs, u.data() + i1 * k + i2, k, false, wp.data() + i2, k);
     }
+    double e2 = 0, d2 = 0, dead2 = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+        e2 += errSq[std::size_t(r)];
+        for (int64_t c = 0; c < k; ++c) {
+            const double d = double(w[std::size_t(r * k + c)]) - q[std::size_t(r * k + c)];
+            (dead[std::size_t(c)] ? dead2 : d2) += d * d;
+        }
+    }
+    proxyError = std::max(0.0, e2 - damp * (d2 + dead2) - dead2);
     return q;
 }
 
@@ -252,10 +194,10 @@ void gptq(
                 std::vector<float> w = algo::toMatrix(L, wt->toFloat());
                 double damp = 0;
                 std::vector<QParams> grid;
-                std::vector<float> q = gptqLayer(L, w, h, o, damp, grid);
+                double errGptq = 0;
+                std::vector<float> q = gptqLayer(L, w, h, o, damp, grid, errGptq);
                 const std::vector<float> rtn =
                     algo::roundToNearest(L, w, algo::blockParams(L, w, L.info.spec.weight));
-                const double errGptq = algo::outputError(w, q, L.rows, L.cols, h);
                 const double errRtn = algo::outputError(w, rtn, L.rows, L.cols, h);
                 Tensor t = Tensor::fromVector(wt->shape, algo::fromMatrix(L, q));
                 t.name = L.info.weight;

@@ -3,9 +3,13 @@
 #include "quant/algorithms/linear_layer.h"
 
 #include "util/error.h"
+#include "util/linalg.h"
+
+#include <oneapi/dnnl/dnnl.h>
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 
 namespace qs::algo {
 
@@ -230,23 +234,16 @@ void addGram(const std::vector<float>& rows, int64_t k, std::vector<double>& h)
 {
     h.resize(std::size_t(k * k), 0.0);
     const int64_t n = int64_t(rows.size()) / k;
-    // Accumulate in float per chunk of rows (fast, vectorizable), then into double.
+    // Accumulate in float per chunk of rows (oneDNN's blocked, threaded sgemm: X^T X),
+    // then into double.
     constexpr int64_t chunk = 256;
     std::vector<float> acc(static_cast<std::size_t>(k * k));
     for (int64_t r0 = 0; r0 < n; r0 += chunk) {
-        std::fill(acc.begin(), acc.end(), 0.f);
         const int64_t r1 = std::min(n, r0 + chunk);
-        for (int64_t r = r0; r < r1; ++r) {
-            const float* x = rows.data() + r * k;
-            for (int64_t i = 0; i < k; ++i) {
-                const float xi = x[i];
-                if (xi == 0.f)
-                    continue;
-                float* row = acc.data() + i * k;
-                for (int64_t j = 0; j <= i; ++j)
-                    row[j] += xi * x[j];
-            }
-        }
+        if (dnnl_sgemm('T', 'N', k, k, r1 - r0, 1.f, rows.data() + r0 * k, k, rows.data() + r0 * k, k, 0.f,
+                acc.data(), k)
+            != dnnl_success)
+            fail("Gram matrix: oneDNN sgemm failed (K = ", k, ")");
         for (int64_t i = 0; i < k; ++i)
             for (int64_t j = 0; j <= i; ++j)
                 h[std::size_t(i * k + j)] += acc[std::size_t(i * k + j)];
@@ -288,22 +285,28 @@ std::vector<float> roundToNearest(const LinearLayer& L, const std::vector<float>
 double outputError(
     const std::vector<float>& a, const std::vector<float>& b, int64_t rows, int64_t k, const std::vector<double>& h)
 {
-    double total = 0;
-    std::vector<double> d(static_cast<std::size_t>(k));
-    for (int64_t r = 0; r < rows; ++r) {
-        for (int64_t i = 0; i < k; ++i)
-            d[std::size_t(i)] = double(a[std::size_t(r * k + i)]) - b[std::size_t(r * k + i)];
-        for (int64_t i = 0; i < k; ++i) {
-            if (d[std::size_t(i)] == 0)
-                continue;
-            double dot = 0;
-            const double* hr = h.data() + i * k;
-            for (int64_t j = 0; j < k; ++j)
-                dot += hr[j] * d[std::size_t(j)];
-            total += d[std::size_t(i)] * dot;
+    // sum over rows of d^T H d, chunks of rows on the threads: T = D H (blocked product),
+    // then the rows' dot products with D.
+    constexpr int64_t chunk = 32;
+    const int64_t chunks = (rows + chunk - 1) / chunk;
+    std::vector<double> partial(static_cast<std::size_t>(chunks), 0.0);
+#pragma omp parallel if (rows * k * k > (int64_t(1) << 22))
+    {
+        std::vector<double> d(static_cast<std::size_t>(chunk * k)), t(static_cast<std::size_t>(chunk * k));
+#pragma omp for schedule(dynamic)
+        for (int64_t c = 0; c < chunks; ++c) {
+            const int64_t r0 = c * chunk, m = std::min(chunk, rows - r0);
+            for (int64_t i = 0; i < m * k; ++i)
+                d[std::size_t(i)] = double(a[std::size_t(r0 * k + i)]) - b[std::size_t(r0 * k + i)];
+            std::fill(t.begin(), t.begin() + m * k, 0.0);
+            linalg::gemm(m, k, k, 1.0, d.data(), k, h.data(), k, false, t.data(), k);
+            double sum = 0;
+            for (int64_t i = 0; i < m * k; ++i)
+                sum += d[std::size_t(i)] * t[std::size_t(i)];
+            partial[std::size_t(c)] = sum;
         }
     }
-    return total;
+    return std::accumulate(partial.begin(), partial.end(), 0.0);
 }
 
 Tensor& ownInitializer(Graph& g, Node& n, std::size_t index, const std::string& name)
