@@ -390,7 +390,7 @@ int ParetoPanel::requestProfile(bool remeasure)
             std::optional<Store> store;
             std::string hash = "in-memory";
             if (!modelPath.empty()) {
-                hash = sha256File(modelPath);
+                hash = sha256FileCached(modelPath);
                 if (!db.empty()) {
                     store = Store::open(db);
                     recordModel(*store, *model->graph, modelPath);
@@ -581,7 +581,7 @@ void ParetoPanel::reloadMeasured()
                      options.mode = OpenMode::ReadOnly;
                      const Store s = Store::open(db, options);
                      RunFilter f;
-                     f.model = sha256File(path);
+                     f.model = sha256FileCached(path);
                      f.state = RunState::Done;
                      auto runs = std::make_shared<std::vector<MeasuredRun>>();
                      for (const RunRecord& r : s.runs(f)) {
