@@ -309,6 +309,9 @@ int main(int argc, char** argv)
             window.repaint();
             const double shownMs = meter->elapsedMs(), shownCpuMs = processCpuMs();
             const double shownPeak = peakRssMiB();
+            // Said at once too, for a run stopped before its jobs finish.
+            std::fprintf(stderr, "measure-open: shown %.0f ms, process CPU %.0f ms, peak %.0f MiB\n", shownMs,
+                shownCpuMs, shownPeak);
             auto* poll = new QTimer(&window);
             QObject::connect(poll, &QTimer::timeout, &window, [&window, &meter, shownMs, shownCpuMs, shownPeak, poll] {
                 if (window.studio().jobs()->isBusy())

@@ -81,6 +81,7 @@ std::shared_ptr<StoredResults> loadStoredResults(const QString& storePath, const
             return out;
     }
     const std::string hash = sha256FileCached(modelPath.toStdString());
+    out->modelHash = hash;
 
     if (auto run = latestSensitivitySweep(store, hash)) {
         out->sensitivityRun = run->id;

@@ -57,6 +57,7 @@ struct ModelData {
 // hash): the latest finished sensitivity run and the latest run that chose bits.
 struct StoredResults {
     QString storePath;
+    std::string modelHash;      // the file's SHA-256; "" when the store has no model of its size (not hashed)
     int64_t sensitivityRun = 0; // 0: none
     QString sensitivityMethod;  // "oneshot", "local", "hessian"
     int sensitivityBits = 0;    // the bit width the headline SQNR is measured at
