@@ -1,6 +1,7 @@
 #include "ui/main_window.h"
 
 #include "ui/calibration/calibration_feature.h"
+#include "ui/settings/settings_feature.h"
 #include "ui/calibration/data_dialog.h"
 #include "ui/config/config_feature.h"
 #include "ui/document/app_paths.h"
@@ -128,6 +129,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     WhatIfFeature::install(*this, studio);
     SamplesFeature::install(*this, studio);
     CalibrationFeature::install(*this, studio);
+    SettingsFeature::install(*this, studio);
 
     connect(&studio, &Studio::modelOpened, this, &MainWindow::addRecent);
     connect(&studio, &Studio::storeOpened, this, &MainWindow::showStore);

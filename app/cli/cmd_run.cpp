@@ -209,7 +209,7 @@ int runRun(const std::vector<std::string>& argv)
         if (!data.tokenizer.empty())
             start.config["tokenizer"] = data.tokenizer;
         if (data.targets)
-            start.config["context"] = data.first().shape.at(1);
+            start.config["context"] = data.inputs.front().samples.shape.at(1);
         runId = recordRun(*store, start, [&](RunGuard&) {
             measure();
             RunMetrics m;
@@ -241,7 +241,7 @@ int runRun(const std::vector<std::string>& argv)
         if (s.perplexity) {
             j["perplexity"] = *s.perplexity;
             j["tokens"] = s.tokens;
-            j["context"] = data.first().shape.at(1);
+            j["context"] = data.inputs.front().samples.shape.at(1);
             if (!data.tokenizer.empty())
                 j["tokenizer"] = data.tokenizer;
             j["tokens_per_second"] = s.seconds > 0 ? double(s.tokens) / s.seconds : 0.0;
@@ -262,7 +262,7 @@ int runRun(const std::vector<std::string>& argv)
     std::printf("inference   %.3f s, %.1f images/s\n", s.seconds, ips);
     if (s.perplexity)
         std::printf("perplexity  %.6f over %lld tokens (context %lld, %.1f tokens/s)\n", *s.perplexity,
-            (long long)s.tokens, (long long)data.first().shape.at(1),
+            (long long)s.tokens, (long long)data.inputs.front().samples.shape.at(1),
             s.seconds > 0 ? double(s.tokens) / s.seconds : 0.0);
     else if (s.top1)
         std::printf("top-1       %.4f\n", *s.top1);

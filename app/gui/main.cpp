@@ -11,8 +11,10 @@
 #include "ui/runs/runs_controller.h"
 #include "ui/runs/runs_feature.h"
 #include "ui/sensitivity/cluster_sweep_dialog.h"
+#include "ui/settings/settings_dialog.h"
 #include "ui/widgets/error_reporter.h"
 #include "ui/widgets/theme.h"
+#include "util/memory_budget.h"
 
 #include <QAction>
 #include <QApplication>
@@ -30,6 +32,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <functional>
 #include <memory>
 #include <unistd.h>
 
@@ -55,6 +58,15 @@ double peakRssMiB()
             kib = std::atof(line + 6);
     std::fclose(f);
     return kib / 1024.0;
+}
+
+// CPU time of the whole process (every thread, user + system) so far, in ms: on a
+// shared machine the wall time to shown includes other processes' turns, this does not.
+double processCpuMs()
+{
+    timespec t {};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return double(t.tv_sec) * 1e3 + double(t.tv_nsec) * 1e-6;
 }
 
 // --measure-open: the longest gap between ticks of a 10 ms timer on the GUI thread, as
@@ -158,11 +170,17 @@ int main(int argc, char** argv)
     const QCommandLineOption optimizerOverlay(QStringLiteral("optimizer-overlay"),
         QStringLiteral("Turn on the graph's optimizer overlay once the model is shown; with --screenshot, save the "
                        "window when its badges are on."));
+    const QCommandLineOption settingsDialog(QStringLiteral("settings-dialog"),
+        QStringLiteral("Open Edit > Settings once the model is shown; with --screenshot, save the dialog."));
+    const QCommandLineOption cacheBudget(QStringLiteral("cache-budget"),
+        QStringLiteral("Memory budget of the analyses' caches for this session, e.g. 2G (default: the saved "
+                       "setting, QS_CACHE_BUDGET or a quarter of RAM)."),
+        QStringLiteral("size"));
     const QCommandLineOption measureOpen(QStringLiteral("measure-open"),
         QStringLiteral("Print the time until the model is shown and until every job it started has finished, the "
                        "longest event-loop stall and the peak memory, then quit (bench/ui/run_open_bench.py)."));
     for (const auto& o : {screenshot, select, calibrate, size, db, colorBy, data, preprocess, dataDialog, compare,
-             clusterDialog, optimizerOverlay, measureOpen})
+             clusterDialog, optimizerOverlay, settingsDialog, cacheBudget, measureOpen})
         args.addOption(o);
     args.process(app);
 
@@ -193,6 +211,14 @@ int main(int argc, char** argv)
     for (const QString& id : args.value(compare).split(QLatin1Char(','), Qt::SkipEmptyParts))
         compareRuns << id.trimmed().toLongLong();
     const bool showClusterDialog = args.isSet(clusterDialog);
+    if (args.isSet(cacheBudget)) {
+        try {
+            qs::setCacheBudgetBytes(qs::parseByteSize(args.value(cacheBudget).toStdString(), "--cache-budget"));
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "quantstudio: %s\n", e.what());
+            return 2;
+        }
+    }
     if (args.isSet(data))
         window.studio().setData(args.value(data), args.value(preprocess));
     auto takeShot = [&window, shotPath] {
@@ -244,16 +270,25 @@ int main(int argc, char** argv)
             });
             return;
         }
-        if (showClusterDialog) {
-            if (auto* action = window.findChild<QAction*>(QStringLiteral("clusterSweepAction")))
+        // A dialog opened by its action; with --screenshot, saved once shown.
+        auto openDialog = [&window, shotPath](const QString& actionName, const std::function<QDialog*()>& find) {
+            if (auto* action = window.findChild<QAction*>(actionName))
                 action->trigger();
-            auto* dialog = window.findChild<qs::ui::ClusterSweepDialog*>();
+            QDialog* dialog = find(); // made by the action the first time
             if (dialog && !shotPath.isEmpty())
                 QTimer::singleShot(500, dialog, [dialog, shotPath] {
                     const bool ok = dialog->grab().save(shotPath);
                     std::fprintf(stderr, "%s %s\n", ok ? "saved" : "could not save", qPrintable(shotPath));
                     QApplication::exit(ok ? 0 : 1);
                 });
+        };
+        if (showClusterDialog) {
+            openDialog(QStringLiteral("clusterSweepAction"),
+                [&window] { return window.findChild<qs::ui::ClusterSweepDialog*>(); });
+            return;
+        }
+        if (args.isSet(settingsDialog)) {
+            openDialog(QStringLiteral("settingsAction"), [&window] { return window.findChild<qs::ui::SettingsDialog*>(); });
             return;
         }
         if (args.isSet(optimizerOverlay)) {
@@ -272,18 +307,23 @@ int main(int argc, char** argv)
         // Shown: the model's first paint after modelOpened; done: no job left running.
         QObject::connect(&window.studio(), &qs::ui::Studio::modelOpened, &window, [&window, &meter] {
             window.repaint();
-            const double shownMs = meter->elapsedMs();
+            const double shownMs = meter->elapsedMs(), shownCpuMs = processCpuMs();
+            const double shownPeak = peakRssMiB();
+            // Said at once too, for a run stopped before its jobs finish.
+            std::fprintf(stderr, "measure-open: shown %.0f ms, process CPU %.0f ms, peak %.0f MiB\n", shownMs,
+                shownCpuMs, shownPeak);
             auto* poll = new QTimer(&window);
-            QObject::connect(poll, &QTimer::timeout, &window, [&window, &meter, shownMs, poll] {
+            QObject::connect(poll, &QTimer::timeout, &window, [&window, &meter, shownMs, shownCpuMs, shownPeak, poll] {
                 if (window.studio().jobs()->isBusy())
                     return;
                 poll->stop();
                 meter->tick();
                 std::printf(
                     "measure-open: startup %.0f ms, shown %.0f ms, all jobs done %.0f ms, longest stall %.1f ms "
-                    "wall, %.1f ms GUI CPU (ending at %.0f ms), peak %.0f MiB\n",
+                    "wall, %.1f ms GUI CPU (ending at %.0f ms), peak %.0f MiB; process CPU %.0f ms at shown, %.0f "
+                    "ms at done; peak %.0f MiB at shown\n",
                     meter->startupMs(), shownMs, meter->elapsedMs(), meter->worstMs(), meter->worstCpuMs(),
-                    meter->worstCpuAtMs(), peakRssMiB());
+                    meter->worstCpuAtMs(), peakRssMiB(), shownCpuMs, processCpuMs(), shownPeak);
                 std::fflush(stdout);
                 QApplication::exit(0);
             });

@@ -3,12 +3,14 @@
 #include "quant/attention.h"
 #include "quant/quantizer.h"
 #include "quant/session.h"
+#include "runtime/input_shapes.h"
 #include "runtime/plan.h"
 #include "util/error.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
@@ -118,13 +120,35 @@ std::optional<Shape> graphShape(const Graph& g, const std::string& value)
 
 } // namespace
 
-ModelSizeTable modelSizeTable(const QuantSession& session)
+namespace {
+
+// The operands' shapes from a plan of `g` for `inputShapes` (every operand value kept).
+void resolveOperandsFromPlan(ModelSizeTable& t, const Graph& g, const std::vector<AttentionPoint>& points,
+    CompileOptions co)
+{
+    for (const AttentionPoint& p : points)
+        co.keepValues.insert(p.value);
+    const std::unique_ptr<Plan> plan = compilePlan(g, co);
+    int64_t tokens = 0;
+    t.operands.clear();
+    for (const AttentionPoint& p : points)
+        t.operands.push_back(operandShape(p, plan->shapeOf(p.value), tokens));
+    if (t.kvContext == 0)
+        t.kvContext = tokens;
+}
+
+// The table of graph `g` whose quantized layers are `layers` and attention operands
+// `points`; `compileOptions` gives a plan's options for input shapes (operands whose
+// per-token size the graph leaves symbolic).
+ModelSizeTable sizeTableOf(const Graph& g, const std::vector<SessionLayer>& layers,
+    const std::vector<AttentionPoint>& points,
+    const std::function<CompileOptions(const std::map<std::string, Shape>&)>& compileOptions)
 {
     ModelSizeTable t;
-    for (const AttentionPoint& p : session.attentionPatterns().points)
-        t.operands.push_back(operandShape(p, graphShape(session.graph(), p.value), t.kvContext));
+    for (const AttentionPoint& p : points)
+        t.operands.push_back(operandShape(p, graphShape(g, p.value), t.kvContext));
     if (t.kvContext == 0)
-        if (auto it = session.graph().metadata.find("quantstudio.context"); it != session.graph().metadata.end()) {
+        if (auto it = g.metadata.find("quantstudio.context"); it != g.metadata.end()) {
             char* end = nullptr;
             const long long n = std::strtoll(it->second.c_str(), &end, 10);
             t.kvContext = n > 0 && *end == 0 ? n : 0;
@@ -136,7 +160,7 @@ ModelSizeTable modelSizeTable(const QuantSession& session)
         t.operands.begin(), t.operands.end(), [](const OperandShape& o) { return o.cached && o.tokenElements == 0; });
     if (unknown) {
         std::map<std::string, Shape> shapes;
-        for (const ValueInfo& in : session.graph().inputs) {
+        for (const ValueInfo& in : g.inputs) {
             Shape s = in.shape();
             for (int64_t& d : s)
                 d = d > 0 ? d : 1;
@@ -144,20 +168,20 @@ ModelSizeTable modelSizeTable(const QuantSession& session)
         }
         ModelSizeTable resolved = t;
         try {
-            resolveOperandShapes(resolved, session, shapes);
+            resolveOperandsFromPlan(resolved, g, points, compileOptions(shapes));
             resolved.kvContext = t.kvContext;
             t = std::move(resolved);
         } catch (const Error&) {
         }
     }
     std::set<std::string> layerWeights;
-    for (const auto& l : session.layers()) {
-        const Tensor* w = session.graph().constant(l.weight);
+    for (const auto& l : layers) {
+        const Tensor* w = g.constant(l.weight);
         if (!w || !layerWeights.insert(l.weight).second)
             continue; // a weight shared by two layers is stored once
         t.layers.push_back({l.name, w->shape, l.outAxis, l.inAxis, w->numel()});
     }
-    for (const auto& [name, tensor] : session.graph().initializers) {
+    for (const auto& [name, tensor] : g.initializers) {
         if (tensor.dtype == DType::String)
             continue;
         const int64_t bits = tensor.numel() * int64_t(elementSize(tensor.dtype)) * 8;
@@ -168,9 +192,48 @@ ModelSizeTable modelSizeTable(const QuantSession& session)
     return t;
 }
 
+// Whether a session's working graph of `g` differs from `g` in its initializers: a
+// BatchNormalization after a Conv (folded), an Identity of an initializer (inlined).
+bool sessionRewrites(const Graph& g)
+{
+    for (const Node& n : g.nodes) {
+        if (n.opType == "Identity" && n.inputs.size() == 1 && g.initializers.count(n.inputs[0]))
+            return true;
+        if (n.opType == "BatchNormalization") {
+            const int p = g.producerOf(n.input(0));
+            if (p >= 0 && g.nodes[std::size_t(p)].opType == "Conv")
+                return true;
+        }
+    }
+    return false;
+}
+
+} // namespace
+
+ModelSizeTable modelSizeTable(const QuantSession& session)
+{
+    return sizeTableOf(session.graph(), session.layers(), session.attentionPatterns().points,
+        [&session](const std::map<std::string, Shape>& shapes) { return session.compileOptions(false, shapes); });
+}
+
 ModelSizeTable modelSizeTable(const Graph& graph)
 {
-    return modelSizeTable(QuantSession(graph, QuantizeOptions{}));
+    // BatchNorm folding and inlined Identities change the initializers: those models
+    // (CNNs, small) are counted on a session's working copy. Any other model from its
+    // shapes alone, in place: a session of the default configuration quantizes every
+    // quantizable layer and leaves the graph as it is.
+    if (sessionRewrites(graph))
+        return modelSizeTable(QuantSession(graph, QuantizeOptions{}));
+    std::vector<SessionLayer> layers;
+    for (int idx : graph.quantizableLayers())
+        if (const Node& n = graph.nodes[std::size_t(idx)]; isSessionLayer(n))
+            layers.push_back(sessionLayerOf(graph, n));
+    return sizeTableOf(graph, layers, findAttentionOperands(graph).points,
+        [&graph](const std::map<std::string, Shape>& shapes) {
+            CompileOptions co;
+            InputShapes(shapes).into(co, graph);
+            return co;
+        });
 }
 
 double layerNoise(const LayerSensitivity& layer, int bits)
@@ -290,18 +353,8 @@ void resolveOperandShapes(
     ModelSizeTable& t, const QuantSession& session, const std::map<std::string, Shape>& inputShapes)
 {
     const auto& points = session.attentionPatterns().points;
-    if (points.empty())
-        return;
-    CompileOptions co = session.compileOptions(false, inputShapes);
-    for (const AttentionPoint& p : points)
-        co.keepValues.insert(p.value);
-    const std::unique_ptr<Plan> plan = compilePlan(session.graph(), co);
-    int64_t tokens = 0;
-    t.operands.clear();
-    for (const AttentionPoint& p : points)
-        t.operands.push_back(operandShape(p, plan->shapeOf(p.value), tokens));
-    if (t.kvContext == 0)
-        t.kvContext = tokens;
+    if (!points.empty())
+        resolveOperandsFromPlan(t, session.graph(), points, session.compileOptions(false, inputShapes));
 }
 
 std::vector<LayerOptions> mixedOperandOptions(const ModelSizeTable& sizes, const SensitivityResult& sensitivity,

@@ -3,25 +3,55 @@
 #include "data/input_binding.h"
 #include "measure/activations.h"
 #include "measure/fidelity.h"
+#include "runtime/plan_shared.h"
+#include "util/memory_budget.h"
 #include "util/error.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <exception>
 
 namespace qs {
 
-// One evaluation batch: its FP32 results and the current configuration's values.
+// One evaluation batch: which samples (kept for the session's life).
 struct WhatIfSession::Batch {
     int64_t start = 0, n = 0;
-    std::vector<Tensor> input; // the model's inputs
     std::map<std::string, Shape> shapes;
     std::vector<int64_t> labels;
-    Tensor fpOut;                          // FP32 model output
-    std::map<std::string, Tensor> fpLayer; // FP32 output of every layer (by output value)
+};
+
+// A batch's FP32 values: its inputs, the model output and every layer's output.
+struct WhatIfSession::Fp32Values {
+    std::vector<Tensor> input;             // the model's inputs
+    Tensor out;                            // FP32 model output
+    std::map<std::string, Tensor> layer;   // FP32 output of every layer (by output value)
+    int64_t bytes() const
+    {
+        int64_t b = int64_t(out.bytes.size());
+        for (const Tensor& t : input)
+            b += int64_t(t.bytes.size());
+        for (const auto& entry : layer)
+            b += int64_t(entry.second.bytes.size());
+        return b;
+    }
+};
+
+// A batch's cached values (LruCache within the memory budget; recomputed when evicted):
+// the FP32 ones and the current configuration's.
+struct WhatIfSession::BatchValues {
+    std::shared_ptr<const Fp32Values> fp;
     Tensor out;                            // current configuration's model output
     std::map<std::string, Tensor> raw;     // every layer input before its activation quantization
     std::map<std::string, Tensor> kept;    // other frontier values, as the current configuration leaves them
+    int64_t bytes() const
+    {
+        int64_t b = int64_t(out.bytes.size()) + (fp ? fp->bytes() : 0);
+        for (const auto* m : {&raw, &kept})
+            for (const auto& entry : *m)
+                b += int64_t(entry.second.bytes.size());
+        return b;
+    }
 };
 
 namespace {
@@ -88,7 +118,7 @@ Downstream downstreamOf(const Graph& g, const std::set<std::string>& seeds)
 } // namespace
 
 WhatIfSession::WhatIfSession(const Graph& source, const Dataset& calib, const Dataset& eval, QuantizeOptions options,
-                             Progress& progress, const CancelToken& cancel)
+                             Progress& progress, const CancelToken& cancel, int64_t cacheBudget)
     : source_(source), eval_(eval), options_(std::move(options))
 {
     if (!options_.config.algorithms.empty())
@@ -145,37 +175,23 @@ WhatIfSession::WhatIfSession(const Graph& source, const Dataset& calib, const Da
             cancel, {});
     }
 
-    // FP32 outputs and layer outputs of every batch, once.
+    // The evaluation batches; their values are computed by rebuild() and kept in a cache
+    // within the memory budget.
     samples_ = options_.evalLimit >= 0 ? std::min(options_.evalLimit, eval_.count()) : eval_.count();
     if (samples_ <= 0)
         fail("evaluation dataset ", quoted(eval_.path), " has no samples");
     const int64_t batch = std::max<int64_t>(1, std::min(batchFor(source, options_.batch), samples_));
-    std::unique_ptr<Plan> fp;
-    Batch* current = nullptr;
-    FidelityMeter fpMeter(eval_.targets.has_value()); // text: per token
-    Progress fpProgress = progress.sub(0.3, 0.6);
     for (int64_t start = 0; start < samples_; start += batch) {
-        cancel.check();
         auto b = std::make_unique<Batch>();
         b->start = start;
         b->n = std::min(batch, samples_ - start);
-        b->input = eval_.batch(start, b->n);
         b->shapes = eval_.inputShapes(b->n);
         if (eval_.labels)
             b->labels.assign(eval_.labels->begin() + start, eval_.labels->begin() + start + b->n);
-        if (!fp || fp->shapeOf(g.inputs.front().name) != b->input.front().shape) {
-            fp = session_->compile(false, b->shapes);
-            for (const auto& [layer, out] : outputOf_)
-                fp->addTap(out, [&current](const std::string& v, const Tensor& t) { current->fpLayer[v] = t; });
-        }
-        current = b.get();
-        b->fpOut = fp->run(b->input).front();
-        fpMeter.add(b->fpOut, b->fpOut, eval_.labels ? &b->labels : nullptr);
         batches_.push_back(std::move(b));
-        fpProgress.report(double(start + batch) / double(samples_), "FP32 reference");
     }
-    fp32Top1_ = fpMeter.refTop1();
-    Progress rest = progress.sub(0.6, 1);
+    cache_ = std::make_unique<LruCache<std::size_t, BatchValues>>(cacheBudget > 0 ? cacheBudget : cacheBudgetBytes());
+    Progress rest = progress.sub(0.3, 1);
     rebuild(options_.config, rest, cancel);
 }
 
@@ -203,71 +219,164 @@ std::unique_ptr<QuantSession> WhatIfSession::makeSession(const QuantConfig& conf
     return session;
 }
 
-WhatIfMetrics WhatIfSession::runInFull(const QuantConfig& config, const CancelToken& cancel) const
+WhatIfMetrics WhatIfSession::runInFull(const QuantConfig& config, const CancelToken& cancel)
 {
     const std::unique_ptr<QuantSession> session = makeSession(config);
     FidelityMeter meter(eval_.targets.has_value());
     std::unique_ptr<Plan> plan;
     std::map<std::string, Shape> planShapes;
-    for (const auto& b : batches_) {
+    for (std::size_t bi = 0; bi < batches_.size(); ++bi) {
         cancel.check();
-        if (!plan || b->shapes != planShapes) {
-            plan = session->compile(true, b->shapes);
-            planShapes = b->shapes;
+        const Batch& b = *batches_[bi];
+        const std::shared_ptr<const Fp32Values> fp = fp32ValuesOf(bi);
+        if (!plan || b.shapes != planShapes) {
+            plan = session->compile(true, b.shapes);
+            planShapes = b.shapes;
         }
-        meter.add(b->fpOut, plan->run(b->input).front(), eval_.labels ? &b->labels : nullptr);
+        meter.add(fp->out, plan->run(fp->input).front(), eval_.labels ? &b.labels : nullptr);
     }
     return metricsOf(meter);
+}
+
+std::unique_ptr<Plan> WhatIfSession::fp32Plan(const std::map<std::string, Shape>& shapes, Fp32Values* const* filling) const
+{
+    // Not split over threads: a batch recomputed after eviction must equal the one evicted.
+    CompileOptions co = session_->compileOptions(false, shapes);
+    co.splitBatch = false;
+    auto plan = compileSharedPlan(std::shared_ptr<const Graph>(std::shared_ptr<const Graph> {}, &session_->graph()), co);
+    for (const auto& entry : outputOf_)
+        plan->addTap(entry.second, [filling](const std::string& v, const Tensor& t) { (*filling)->layer[v] = t; });
+    return plan;
+}
+
+std::shared_ptr<const WhatIfSession::Fp32Values> WhatIfSession::runFp32(std::size_t bi)
+{
+    const Batch& b = *batches_[bi];
+    auto fp = std::make_shared<Fp32Values>();
+    Fp32Values* filling = fp.get();
+    if (!recompute_.fp || recompute_.fpShapes != b.shapes) {
+        recompute_.fp = fp32Plan(b.shapes, &recompute_.fpFilling);
+        recompute_.fpShapes = b.shapes;
+    }
+    recompute_.fpFilling = filling;
+    fp->input = eval_.batch(b.start, b.n);
+    fp->out = recompute_.fp->run(fp->input).front();
+    recompute_.fpFilling = nullptr;
+    return fp;
+}
+
+std::shared_ptr<const WhatIfSession::Fp32Values> WhatIfSession::fp32ValuesOf(std::size_t bi)
+{
+    if (auto v = cache_->find(bi))
+        return v->fp;
+    return runFp32(bi);
+}
+
+std::unique_ptr<Plan> WhatIfSession::currentPlan(const QuantSession& s, const std::map<std::string, Shape>& shapes,
+    BatchValues* const* filling, std::map<std::string, SignalNoise>* power) const
+{
+    // Raw layer inputs are recorded by the activation transforms before they quantize.
+    CompileOptions co = s.compileOptions(true, shapes);
+    co.keepValues = frontier_;
+    co.splitBatch = false;
+    for (auto& entry : co.valueTransforms)
+        entry.second = [filling, quantize = entry.second](Tensor& t) {
+            (*filling)->raw[t.name] = t;
+            quantize(t);
+        };
+    auto plan = compilePlan(s.graph(), co);
+    if (power)
+        for (const auto& entry : outputOf_)
+            plan->addTap(entry.second, [filling, power](const std::string& v, const Tensor& t) {
+                (*power)[v].add((*filling)->fp->layer.at(v), t);
+            });
+    return plan;
+}
+
+void WhatIfSession::runCurrent(Plan& plan, BatchValues& v) const
+{
+    v.raw.clear();
+    v.kept.clear();
+    v.out = plan.run(v.fp->input).front();
+    // A quantized layer input is its raw value through fakeQuant (what the transform
+    // did), so only the raw copy is kept; other values are kept as they are.
+    for (const auto& name : inputs_)
+        if (!v.raw.count(name)) // not quantized: the value itself
+            v.raw[name] = plan.valueOf(name);
+    for (const auto& name : frontier_)
+        if (!inputs_.count(name))
+            v.kept[name] = plan.valueOf(name);
+}
+
+std::shared_ptr<const WhatIfSession::BatchValues> WhatIfSession::valuesOf(std::size_t bi)
+{
+    return cache_->getOrCompute(bi, [&] {
+        const Batch& b = *batches_[bi];
+        BatchValues v;
+        v.fp = runFp32(bi);
+        if (!recompute_.current || recompute_.currentShapes != b.shapes) {
+            recompute_.current = currentPlan(*session_, b.shapes, &recompute_.currentFilling, nullptr);
+            recompute_.currentShapes = b.shapes;
+        }
+        recompute_.currentFilling = &v;
+        runCurrent(*recompute_.current, v);
+        recompute_.currentFilling = nullptr;
+        const int64_t bytes = v.bytes();
+        return std::pair(std::move(v), bytes);
+    });
 }
 
 void WhatIfSession::rebuild(const QuantConfig& config, Progress& progress, const CancelToken& cancel)
 {
     std::unique_ptr<QuantSession> session = makeSession(config);
-    const Graph& g = session->graph();
 
-    // The current configuration over every batch: raw layer inputs (recorded by the
-    // activation transforms before they quantize), frontier values, layer SQNRs.
+    // The current configuration over every batch: raw layer inputs, frontier values,
+    // layer SQNRs; each batch's values go to the cache (the FP32 ones kept from it).
     std::map<std::string, SignalNoise> power;
     FidelityMeter meter(eval_.targets.has_value());
+    FidelityMeter fpMeter(eval_.targets.has_value()); // FP32 top-1, on the first build
     std::unique_ptr<Plan> plan;
-    Batch* current = nullptr;
-    const std::set<std::string>& layerInputs = inputs_;
+    std::map<std::string, Shape> planShapes;
+    BatchValues* current = nullptr;
+    // Cancelled half way, the cache would hold batches of both configurations: it is
+    // emptied, and the kept session's values are recomputed as needed.
+    struct ClearOnThrow {
+        LruCache<std::size_t, BatchValues>& cache;
+        int uncaught = std::uncaught_exceptions();
+        ~ClearOnThrow()
+        {
+            if (std::uncaught_exceptions() > uncaught)
+                cache.clear();
+        }
+    } clearOnThrow {*cache_};
     for (std::size_t bi = 0; bi < batches_.size(); ++bi) {
         cancel.check();
-        Batch& b = *batches_[bi];
-        current = &b;
-        if (!plan || plan->shapeOf(g.inputs.front().name) != b.input.front().shape) {
-            CompileOptions co = session->compileOptions(true, b.shapes);
-            co.keepValues = frontier_;
-            for (auto& [value, transform] : co.valueTransforms)
-                transform = [&current, quantize = transform](Tensor& t) {
-                    current->raw[t.name] = t;
-                    quantize(t);
-                };
-            plan = compilePlan(g, co);
-            for (const auto& [layer, out] : outputOf_)
-                plan->addTap(out, [&current, &power](const std::string& v, const Tensor& t) {
-                    power[v].add(current->fpLayer.at(v), t);
-                });
+        const Batch& b = *batches_[bi];
+        BatchValues v;
+        v.fp = fp32ValuesOf(bi);
+        current = &v;
+        if (!plan || b.shapes != planShapes) {
+            plan = currentPlan(*session, b.shapes, &current, &power);
+            planShapes = b.shapes;
         }
-        b.raw.clear();
-        b.kept.clear();
-        b.out = plan->run(b.input).front();
-        // A quantized layer input is its raw value through fakeQuant (what the transform
-        // did), so only the raw copy is kept; other values are kept as they are.
-        for (const auto& v : layerInputs)
-            if (!b.raw.count(v)) // not quantized: the value itself
-                b.raw[v] = plan->valueOf(v);
-        for (const auto& v : frontier_)
-            if (!layerInputs.count(v))
-                b.kept[v] = plan->valueOf(v);
-        meter.add(b.fpOut, b.out, eval_.labels ? &b.labels : nullptr);
+        runCurrent(*plan, v);
+        meter.add(v.fp->out, v.out, eval_.labels ? &b.labels : nullptr);
+        if (!fp32TopKnown_)
+            fpMeter.add(v.fp->out, v.fp->out, eval_.labels ? &b.labels : nullptr);
+        const int64_t bytes = v.bytes();
+        cache_->put(bi, std::move(v), bytes);
         progress.report(double(bi + 1) / double(batches_.size()), "caching quantized activations");
+    }
+    if (!fp32TopKnown_) {
+        fp32Top1_ = fpMeter.refTop1();
+        fp32TopKnown_ = true;
     }
     layerSqnr_.clear();
     for (const auto& [layer, out] : outputOf_)
         layerSqnr_[layer] = sqnrDb(power[out].signal, power[out].noise);
     base_ = metricsOf(meter);
+    plan.reset();
+    recompute_ = {}; // its plans read the session's graph
     session_ = std::move(session);
     options_.config = config;
 }
@@ -282,16 +391,23 @@ double WhatIfSession::layerSqnrDb(const std::string& layer) const
 
 int64_t WhatIfSession::cachedBytes() const
 {
-    int64_t bytes = 0;
-    for (const auto& b : batches_) {
-        for (const Tensor& t : b->input)
-            bytes += int64_t(t.bytes.size());
-        bytes += int64_t(b->fpOut.bytes.size() + b->out.bytes.size());
-        for (const auto* m : {&b->fpLayer, &b->raw, &b->kept})
-            for (const auto& [name, t] : *m)
-                bytes += int64_t(t.bytes.size());
-    }
-    return bytes;
+    return cache_->bytes();
+}
+
+int64_t WhatIfSession::cacheBudget() const
+{
+    return cache_->budget();
+}
+
+int64_t WhatIfSession::cacheEvictions() const
+{
+    return cache_->evictions();
+}
+
+void WhatIfSession::setCacheBudget(int64_t bytes)
+{
+    std::lock_guard<std::mutex> lock(mutex_);
+    cache_->setBudget(bytes > 0 ? bytes : cacheBudgetBytes());
 }
 
 const SessionLayer& WhatIfSession::layerNamed(const std::string& name) const
@@ -457,35 +573,36 @@ WhatIfResult WhatIfSession::evaluate(const WhatIfChange& change, const CancelTok
     const std::string reportedOut = outputOf_.at(result.layer);
     FidelityMeter meter(eval_.targets.has_value());
     SignalNoise layerPower;
-    const Batch* current = nullptr;
+    const BatchValues* current = nullptr;
     std::unique_ptr<Plan> plan;
-    for (const auto& bp : batches_) {
+    for (std::size_t bi = 0; bi < batches_.size(); ++bi) {
         cancel.check();
-        const Batch& b = *bp;
-        current = &b;
+        const Batch& b = *batches_[bi];
+        const std::shared_ptr<const BatchValues> cached = valuesOf(bi);
+        current = cached.get();
         std::vector<Tensor> out;
-        if (!plan || plan->shapeOf(g.inputs.front().name) != b.input.front().shape) {
+        if (!plan || plan->shapeOf(g.inputs.front().name) != cached->fp->input.front().shape) {
             CompileOptions co = session_->compileOptions(b.shapes, weights, params);
             co.keepValues = frontier_;
             plan = compilePlan(g, co);
             plan->addTap(reportedOut, [&current, &layerPower](const std::string& v, const Tensor& t) {
-                layerPower.add(current->fpLayer.at(v), t);
+                layerPower.add(current->fp->layer.at(v), t);
             });
-            out = plan->run(b.input);
+            out = plan->run(cached->fp->input);
         } else {
             std::map<std::string, Tensor> values;
             for (const auto& v : given)
-                values[v] = quantizedValue(b.raw.at(v), v, params);
+                values[v] = quantizedValue(cached->raw.at(v), v, params);
             for (const auto& v : down.frontier) {
-                if (auto k = b.kept.find(v); k != b.kept.end()) {
+                if (auto k = cached->kept.find(v); k != cached->kept.end()) {
                     values[v] = k->second;
                     continue;
                 }
-                values[v] = quantizedValue(b.raw.at(v), v, session_->activationParams);
+                values[v] = quantizedValue(cached->raw.at(v), v, session_->activationParams);
             }
             out = plan->runFrom(values);
         }
-        meter.add(b.fpOut, out.front(), eval_.labels ? &b.labels : nullptr);
+        meter.add(cached->fp->out, out.front(), eval_.labels ? &b.labels : nullptr);
     }
     result.metrics = metricsOf(meter);
     // The reported layer's output changes only when it depends on the change.

@@ -9,6 +9,8 @@
 #include "jobs/progress.h"
 #include "quant/session.h"
 #include "quant/spec.h"
+#include "runtime/plan.h"
+#include "util/lru_cache.h"
 
 #include <map>
 #include <memory>
@@ -19,6 +21,8 @@
 #include <vector>
 
 namespace qs {
+
+struct SignalNoise;
 
 struct WhatIfChange {
     std::string layer;               // the layer whose SQNR is reported; "" = first user of the first range
@@ -62,8 +66,11 @@ public:
     // are kept), quantizes, and caches FP32 and quantized activations of the first
     // options.evalLimit samples of `eval` in batches of options.batch. Configurations with
     // algorithms or INT8 execution are refused.
+    // The cached activations stay within `cacheBudget` bytes (<= 0: cacheBudgetBytes(),
+    // util/memory_budget.h): batches beyond it are evicted least recently used first and
+    // recomputed, bitwise equal, when a change needs them.
     WhatIfSession(const Graph& source, const Dataset& calib, const Dataset& eval, QuantizeOptions options,
-                  Progress& progress, const CancelToken& cancel);
+                  Progress& progress, const CancelToken& cancel, int64_t cacheBudget = 0);
     ~WhatIfSession();
 
     // These accessors are for the thread that applies changes; others use snapshot().
@@ -74,7 +81,10 @@ public:
     double layerSqnrDb(const std::string& layer) const;
     std::optional<double> fp32Top1() const { return fp32Top1_; }
     int64_t samples() const { return samples_; }
-    int64_t cachedBytes() const;
+    int64_t cachedBytes() const;   // held by the batch cache now
+    int64_t cacheBudget() const;
+    int64_t cacheEvictions() const; // batches dropped for the budget so far
+    void setCacheBudget(int64_t bytes); // <= 0: cacheBudgetBytes(); evicts down to it
 
     // `config()` with the change applied; throws naming the layer or tensor at fault.
     QuantConfig changed(const WhatIfChange& change) const;
@@ -101,12 +111,22 @@ public:
 
 private:
     struct Batch;
+    struct Fp32Values;
+    struct BatchValues;
     void rebuild(const QuantConfig& config, Progress& progress, const CancelToken& cancel);
     // A session of `config` quantized from the kept calibration observations.
     std::unique_ptr<QuantSession> makeSession(const QuantConfig& config) const;
     // The model output of `config` against FP32 over every evaluation batch, in full.
-    WhatIfMetrics runInFull(const QuantConfig& config, const CancelToken& cancel) const;
+    WhatIfMetrics runInFull(const QuantConfig& config, const CancelToken& cancel);
     const SessionLayer& layerNamed(const std::string& name) const;
+    // Batch bi's values: from the cache, else recomputed (and cached).
+    std::shared_ptr<const BatchValues> valuesOf(std::size_t bi);
+    std::shared_ptr<const Fp32Values> fp32ValuesOf(std::size_t bi);
+    std::shared_ptr<const Fp32Values> runFp32(std::size_t bi);
+    std::unique_ptr<Plan> fp32Plan(const std::map<std::string, Shape>& shapes, Fp32Values* const* filling) const;
+    std::unique_ptr<Plan> currentPlan(const QuantSession& s, const std::map<std::string, Shape>& shapes,
+        BatchValues* const* filling, std::map<std::string, SignalNoise>* power) const;
+    void runCurrent(Plan& plan, BatchValues& values) const;
 
     Graph source_;
     Dataset eval_;
@@ -117,6 +137,15 @@ private:
     // shape allows: (point, OperandGranularity) -> observation.
     std::map<std::pair<std::string, int>, OperandObserver> operandObservers_;
     std::vector<std::unique_ptr<Batch>> batches_;
+    std::unique_ptr<LruCache<std::size_t, BatchValues>> cache_;
+    // Plans that recompute evicted batches under the current session (reset with it).
+    struct Recompute {
+        std::unique_ptr<Plan> fp, current;
+        std::map<std::string, Shape> fpShapes, currentShapes;
+        Fp32Values* fpFilling = nullptr;
+        BatchValues* currentFilling = nullptr;
+    } recompute_;
+    bool fp32TopKnown_ = false;
     std::set<std::string> inputs_;   // every quantizable layer's input
     std::set<std::string> frontier_; // values re-runs read besides the changed ones (kept in every plan)
     std::map<std::string, std::string> outputOf_; // layer -> its output value

@@ -109,6 +109,16 @@ int64_t Dataset::count() const
     return inputs.empty() || inputs.front().samples.shape.empty() ? 0 : inputs.front().samples.shape[0];
 }
 
+int64_t Dataset::heldBytes() const
+{
+    int64_t bytes = labels ? int64_t(labels->size() * sizeof(int64_t)) : 0;
+    for (const DataInput& in : inputs)
+        bytes += int64_t(in.samples.bytes.size());
+    if (targets)
+        bytes += int64_t(targets->bytes.size());
+    return bytes;
+}
+
 const Tensor& Dataset::first() const
 {
     if (inputs.empty())
@@ -148,6 +158,12 @@ Tensor Dataset::targetBatch(int64_t start, int64_t n) const
 {
     if (!targets)
         fail("dataset ", quoted(path), ": has no targets (only text:FILE data has)");
+    if (targetStream) {
+        if (start < 0 || n < 0 || start + n > targets->shape.at(0))
+            fail("dataset ", quoted(path), ": targets [", start, ", ", start + n, ") are outside 0..",
+                targets->shape[0]);
+        return targetStream->read(targetStart + start, n);
+    }
     return rows(*targets, start, n, path);
 }
 
@@ -166,8 +182,15 @@ Dataset Dataset::slice(int64_t start, int64_t n) const
         in.streamStart += start;
         in.samples.shape[0] = n;
     }
-    if (targets)
+    if (targets && targetStream) {
+        if (start < 0 || n < 0 || start + n > targets->shape.at(0))
+            fail("dataset ", quoted(path), ": targets [", start, ", ", start + n, ") are outside 0..",
+                targets->shape[0]);
+        d.targetStart += start;
+        d.targets->shape[0] = n;
+    } else if (targets) {
         d.targets = targetBatch(start, n);
+    }
     if (labels) {
         if (start < 0 || n < 0 || start + n > int64_t(labels->size()))
             fail("dataset ", quoted(path), ": labels [", start, ", ", start + n, ") are outside 0..", labels->size());

@@ -76,6 +76,10 @@ struct Dataset {
     std::vector<DataInput> inputs; // one per model input, in the model's order
     std::optional<std::vector<int64_t>> labels;
     std::optional<Tensor> targets;             // text: int64 [N, context], the next token of every input position
+    // Targets read on demand (streamed token files): `targets` holds only type and
+    // shape, and window i is targetStream->read(targetStart + i, 1). targetBatch() reads.
+    std::shared_ptr<const SampleStream> targetStream;
+    int64_t targetStart = 0;
     std::vector<float> mean, std;              // what was applied to the first input (empty: none)
     std::string preprocess;                    // images: the pipeline applied (Preprocess::text()), else ""
     std::string tokenizer;                     // text: the tokenizer that made the ids (DataOptions::tokenizer)
@@ -87,6 +91,8 @@ struct Dataset {
     std::map<std::string, Shape> boundShapes;
 
     int64_t count() const;
+    // Bytes held in memory: samples and targets not streamed, labels (not a first() read).
+    int64_t heldBytes() const;
     // The first input's samples: the only input of IDX, NPY and text data. Streamed
     // images are all decoded here and kept (a whole-data statistic; batch() streams).
     const Tensor& first() const;
@@ -96,7 +102,7 @@ struct Dataset {
     std::map<std::string, Shape> inputShapes(int64_t n) const;
     // Input name -> the shape of one sample.
     std::map<std::string, Shape> sampleShapes() const;
-    // The targets of the same samples (text only).
+    // The targets of the same samples (text only; streamed ones are read here).
     Tensor targetBatch(int64_t start, int64_t n) const;
     // Samples [start, start+n) with their labels and targets.
     Dataset slice(int64_t start, int64_t n) const;

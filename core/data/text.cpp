@@ -6,10 +6,14 @@
 #include "util/file.h"
 #include "util/hash.h"
 
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <set>
+
+#include <unistd.h>
 
 namespace qs {
 namespace {
@@ -53,6 +57,93 @@ void checkContext(const std::string& what, int64_t context)
         fail(what, ": context must be at least 1, got ", context);
 }
 
+// Token windows read from a file when asked (bytes, or raw little-endian u16/u32 ids):
+// window w of shift 0 is tokens [w*context, (w+1)*context), of shift 1 (targets) the
+// tokens one later. Nothing of the file is kept: a read is one pread of its windows.
+class TokenFileWindows : public SampleStream {
+public:
+    TokenFileWindows(std::string path, DType type, int64_t context, int64_t shift, int64_t vocab)
+        : path_(std::move(path)), type_(type), context_(context), shift_(shift), vocab_(vocab)
+    {
+        const OpenedFile f = openRegularFile(path_, UINT64_MAX);
+        fd_ = std::shared_ptr<int>(new int(f.fd), [](int* fd) {
+            ::close(*fd);
+            delete fd;
+        });
+    }
+    Tensor read(int64_t start, int64_t n) const override
+    {
+        const std::size_t size = elementSize(type_);
+        const int64_t first = start * context_ + shift_, count = n * context_;
+        std::vector<uint8_t> raw(std::size_t(count) * size);
+        readFileAt(*fd_, path_, raw.data(), raw.size(), uint64_t(first) * size);
+        Tensor out(DType::Int64, {n, context_});
+        auto ids = out.data<int64_t>();
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+            const uint8_t* p = raw.data() + i * size;
+            int64_t v = 0;
+            if (type_ == DType::UInt8) {
+                v = p[0];
+            } else if (type_ == DType::UInt16) {
+                uint16_t x;
+                std::memcpy(&x, p, sizeof x);
+                v = x;
+            } else {
+                uint32_t x;
+                std::memcpy(&x, p, sizeof x);
+                v = x;
+            }
+            if (vocab_ > 0 && v >= vocab_)
+                fail(path_, ": token ", first + int64_t(i), " is id ", v, ", outside the model's vocabulary of ", vocab_,
+                    " (ids 0..", vocab_ - 1, ")");
+            ids[i] = v;
+        }
+        return out;
+    }
+
+private:
+    std::string path_;
+    DType type_;
+    int64_t context_, shift_, vocab_;
+    std::shared_ptr<int> fd_;
+};
+
+// The windows of TextOptions over a token file of `total` ids of `type`, streamed: the
+// ids are checked against the vocabulary now, a chunk at a time, so a bad id fails at
+// load as with data held in memory; then only the windows asked for are read.
+Dataset streamedTokenWindows(const std::string& path, DType type, const char* unit, int64_t total, const TextOptions& o)
+{
+    const int64_t context = o.context;
+    const int64_t available = total > 0 ? (total - 1) / context : 0;
+    if (available == 0)
+        fail(path, ": ", total, " ", unit, " make no window of ", context, " tokens (need ", context + 1, ")");
+    const int64_t windows = o.limit >= 0 ? std::min(o.limit, available) : available;
+    const int64_t maxId = type == DType::UInt8 ? 0xff : type == DType::UInt16 ? 0xffff : int64_t(0xffffffff);
+    auto inputs = std::make_shared<TokenFileWindows>(path, type, context, 0, o.vocabSize);
+    if (o.vocabSize > 0 && o.vocabSize <= maxId) {
+        // Whole windows per chunk (about 1 MiB), then the one target token after them.
+        const int64_t step = std::max<int64_t>(1, (int64_t(1) << 20) / context / int64_t(elementSize(type)));
+        for (int64_t w = 0; w < windows; w += step)
+            (void)inputs->read(w, std::min(step, windows - w));
+        TokenFileWindows(path, type, 1, windows * context, o.vocabSize).read(0, 1);
+    }
+    Dataset ds;
+    ds.kind = "text";
+    ds.path = path;
+    DataInput in;
+    in.source = path;
+    in.samples = Tensor();
+    in.samples.dtype = DType::Int64;
+    in.samples.shape = {windows, context};
+    in.stream = inputs;
+    ds.inputs.push_back(std::move(in)); // named by loadDataset after the model's input
+    ds.targets = Tensor();
+    ds.targets->dtype = DType::Int64;
+    ds.targets->shape = {windows, context};
+    ds.targetStream = std::make_shared<TokenFileWindows>(path, type, context, 1, o.vocabSize);
+    return ds;
+}
+
 // The first n little-endian ids of type T stored at `p`.
 template<class T> std::vector<int64_t> widen(const uint8_t* p, int64_t n)
 {
@@ -88,18 +179,15 @@ Dataset loadTextDataset(const std::string& path, const TextOptions& o)
     checkContext(str("text data ", quoted(path)), o.context);
     if (!std::filesystem::exists(path))
         fail(path, ": no such text file");
-    const std::string bytes = readRegularFile(path, kMaxDataFileBytes);
     if (o.tokenizer.empty()) {
-        Dataset ds = tokenWindows(
-            path, "bytes", int64_t(bytes.size()),
-            [&](int64_t n) {
-                return std::vector<int64_t>(reinterpret_cast<const unsigned char*>(bytes.data()),
-                    reinterpret_cast<const unsigned char*>(bytes.data()) + n);
-            },
-            o);
-        ds.hash = sha256Hex(bytes);
+        // A byte is a token: windows read from the file when a batch asks (any size).
+        const OpenedFile f = openRegularFile(path, UINT64_MAX);
+        ::close(f.fd);
+        Dataset ds = streamedTokenWindows(path, DType::UInt8, "bytes", int64_t(f.bytes), o);
+        ds.hash = sha256File(path);
         return ds;
     }
+    const std::string bytes = readRegularFile(path, kMaxDataFileBytes);
     const std::unique_ptr<Tokenizer> tokenizer = loadTokenizer(o.tokenizer);
     checkUtf8(bytes, path);
     const std::vector<int32_t> ids = tokenizer->encode(bytes);
@@ -148,13 +236,12 @@ Dataset loadTokenDataset(const std::string& spec, const TextOptions& o)
             path, "tokens", t.shape[0],
             [&](int64_t n) { return widen(t.dtype, reinterpret_cast<const uint8_t*>(t.bytes.data()), n); }, o);
     } else {
-        const std::string bytes = readRegularFile(path, kMaxDataFileBytes);
+        const OpenedFile f = openRegularFile(path, UINT64_MAX);
+        ::close(f.fd);
         const std::size_t size = elementSize(type);
-        if (bytes.size() % size != 0)
-            fail(path, ": ", bytes.size(), " bytes are not a whole number of ", size * 8, "-bit token ids");
-        ds = tokenWindows(
-            path, "tokens", int64_t(bytes.size() / size),
-            [&](int64_t n) { return widen(type, reinterpret_cast<const uint8_t*>(bytes.data()), n); }, o);
+        if (f.bytes % size != 0)
+            fail(path, ": ", f.bytes, " bytes are not a whole number of ", size * 8, "-bit token ids");
+        ds = streamedTokenWindows(path, type, "tokens", int64_t(f.bytes / size), o);
     }
     ds.hash = sha256Hex(sha256File(path) + (type == DType::Undefined ? "" : spec.substr(path.size())));
     return ds;

@@ -273,6 +273,32 @@ std::optional<LayerQuant> QuantSession::specFor(const Node& n, const QuantConfig
     return spec;
 }
 
+SessionLayer sessionLayerOf(const Graph& g, const Node& n)
+{
+    SessionLayer l;
+    l.name = n.name;
+    l.op = n.opType;
+    l.weight = g.weightOf(n);
+    if ((n.opType == "Conv" || n.opType == "ConvTranspose" || n.opType == "Gemm") && g.constant(n.input(2)))
+        l.bias = n.input(2);
+    l.input = layerInputOf(g, n);
+    l.outAxis = weightChannelAxis(g, n);
+    const int rank = int(g.constant(l.weight)->shape.size());
+    switch (g.layerKind(n)) {
+    case LayerKind::Conv: l.inAxis = 1; break;
+    case LayerKind::ConvTranspose: l.inAxis = 0; break;
+    case LayerKind::Gemm: l.inAxis = n.attrInt("transB", 0) ? 1 : 0; break;
+    case LayerKind::MatMul: l.inAxis = l.outAxis == rank - 1 ? rank - 2 : rank - 1; break;
+    default: l.inAxis = 1; break;
+    }
+    return l;
+}
+
+bool isSessionLayer(const Node& n)
+{
+    return !isOnlineRotation(n);
+}
+
 void QuantSession::refreshLayers()
 {
     graph_.index();
@@ -280,24 +306,9 @@ void QuantSession::refreshLayers()
     for (int idx : graph_.quantizableLayers()) {
         const Node& n = graph_.nodes[std::size_t(idx)];
         auto spec = specFor(n, options_.config);
-        if (!spec || isOnlineRotation(n))
+        if (!spec || !isSessionLayer(n))
             continue;
-        SessionLayer l;
-        l.name = n.name;
-        l.op = n.opType;
-        l.weight = graph_.weightOf(n);
-        if ((n.opType == "Conv" || n.opType == "ConvTranspose" || n.opType == "Gemm") && graph_.constant(n.input(2)))
-            l.bias = n.input(2);
-        l.input = layerInputOf(graph_, n);
-        l.outAxis = weightChannelAxis(graph_, n);
-        const int rank = int(graph_.constant(l.weight)->shape.size());
-        switch (graph_.layerKind(n)) {
-        case LayerKind::Conv: l.inAxis = 1; break;
-        case LayerKind::ConvTranspose: l.inAxis = 0; break;
-        case LayerKind::Gemm: l.inAxis = n.attrInt("transB", 0) ? 1 : 0; break;
-        case LayerKind::MatMul: l.inAxis = l.outAxis == rank - 1 ? rank - 2 : rank - 1; break;
-        default: l.inAxis = 1; break;
-        }
+        SessionLayer l = sessionLayerOf(graph_, n);
         l.spec = *spec;
         checkGroups(graph_, n, l);
         layers_.push_back(l);

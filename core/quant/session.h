@@ -49,6 +49,13 @@ struct SessionLayer {
     LayerQuant spec;
 };
 
+// A quantizable layer node `n` of `g` as a session sees it (spec left default): what
+// refreshLayers() derives, with no copy of the graph (the studio's size table reads it
+// from the imported graph's shapes). isSessionLayer: false for nodes a session never
+// quantizes whatever the configuration (rotation's online MatMuls).
+SessionLayer sessionLayerOf(const Graph& g, const Node& n);
+bool isSessionLayer(const Node& n);
+
 struct ActivationQuant {
     ClipRange range;
     QParams params;

@@ -10,7 +10,7 @@ namespace qs {
 int64_t recordModel(Store& store, const Graph& graph, const std::string& path)
 {
     ModelRecord m;
-    m.hash = sha256File(path);
+    m.hash = sha256FileCached(path);
     m.name = std::filesystem::path(path).stem().string();
     m.path = std::filesystem::absolute(path).string();
     m.sizeBytes = int64_t(graph.fileBytes);

@@ -55,23 +55,28 @@ OpenedFile openRegularFile(const std::string& path, uint64_t maxBytes)
     return {fd.release(), size};
 }
 
+void readFileAt(int fd, const std::string& path, void* dst, std::size_t n, uint64_t offset)
+{
+    std::size_t have = 0;
+    auto* out = static_cast<char*>(dst);
+    while (have < n) {
+        const ssize_t got = ::pread(fd, out + have, n - have, off_t(offset + have));
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            fail(path, ": read error (", std::strerror(errno), ")");
+        if (got == 0)
+            fail(path, ": file shrank while being read (", offset + have, " of ", offset + n, " bytes)");
+        have += std::size_t(got);
+    }
+}
+
 std::string readRegularFile(const std::string& path, uint64_t maxBytes)
 {
     const OpenedFile f = openRegularFile(path, maxBytes);
     Fd fd(f.fd);
-    const uint64_t size = f.bytes;
-    std::string bytes(std::size_t(size), '\0');
-    std::size_t have = 0;
-    while (have < bytes.size()) {
-        const ssize_t n = ::pread(fd.get(), bytes.data() + have, bytes.size() - have, off_t(have));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            fail(path, ": read error (", std::strerror(errno), ")");
-        if (n == 0)
-            fail(path, ": file shrank while being read (", have, " of ", size, " bytes)");
-        have += std::size_t(n);
-    }
+    std::string bytes(std::size_t(f.bytes), '\0');
+    readFileAt(fd.get(), path, bytes.data(), bytes.size(), 0);
     return bytes;
 }
 

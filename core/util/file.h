@@ -4,6 +4,7 @@
 //   std::string bytes = readRegularFile(path, kMaxModelFileBytes);
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -25,6 +26,9 @@ struct OpenedFile {
     uint64_t bytes = 0;
 };
 OpenedFile openRegularFile(const std::string& path, uint64_t maxBytes);
+// Exactly `n` bytes at `offset` of an open descriptor of `path` (pread; thread-safe);
+// throws Error naming the path on a read error or a file that ends before.
+void readFileAt(int fd, const std::string& path, void* dst, std::size_t n, uint64_t offset);
 
 // Writes the whole file or nothing: a temporary file beside it (unique to this process
 // and call, so concurrent writers of one path do not share it), then renamed over the

@@ -7,6 +7,9 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
+#include <memory>
+#include <map>
 #include <fstream>
 #include <vector>
 
@@ -124,6 +127,44 @@ std::string sha256File(const std::string& path)
     if (in.bad())
         fail(path, ": read error");
     return h.hex();
+}
+
+namespace {
+
+struct HashMemoEntry {
+    std::mutex busy; // held while the file is hashed
+    uintmax_t size = 0;
+    std::filesystem::file_time_type mtime {};
+    std::string hash;
+};
+
+} // namespace
+
+std::string sha256FileCached(const std::string& path)
+{
+    static std::mutex mapMutex;
+    static std::map<std::string, std::shared_ptr<HashMemoEntry>> memo;
+    std::error_code ec;
+    const std::string key = std::filesystem::absolute(path, ec).lexically_normal().string();
+    std::shared_ptr<HashMemoEntry> e;
+    {
+        std::lock_guard<std::mutex> lock(mapMutex);
+        auto& slot = memo[ec ? path : key];
+        if (!slot)
+            slot = std::make_shared<HashMemoEntry>();
+        e = slot;
+    }
+    std::lock_guard<std::mutex> lock(e->busy);
+    const uintmax_t size = std::filesystem::file_size(path, ec);
+    const auto mtime = ec ? std::filesystem::file_time_type {} : std::filesystem::last_write_time(path, ec);
+    if (ec) // unreadable: sha256File names the problem
+        return sha256File(path);
+    if (!e->hash.empty() && e->size == size && e->mtime == mtime)
+        return e->hash;
+    e->hash = sha256File(path);
+    e->size = size;
+    e->mtime = mtime;
+    return e->hash;
 }
 
 } // namespace qs

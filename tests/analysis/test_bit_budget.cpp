@@ -165,6 +165,46 @@ private slots:
         QCOMPARE(c.forLayer(table.layers[0].layer)->weight.bits, 4);
         QCOMPARE(c.forLayer(table.layers[1].layer)->weight.bits, 8);
     }
+
+    // The table of an imported graph (from its shapes, no working copy of the weights,
+    // unless BatchNorm folding changes them) equals the one of a session's working graph.
+    void shapeTableEqualsSessionTable_data()
+    {
+        QTest::addColumn<QString>("model");
+        for (const char* m : {"fashion_cnn.onnx", "byte_gpt.onnx", "byte_gpt_tiny_decomposed.onnx",
+                 "byte_gpt_torch_encoder.onnx"})
+            QTest::newRow(m) << QString::fromLatin1(m);
+    }
+
+    void shapeTableEqualsSessionTable()
+    {
+        QFETCH(QString, model);
+        const Graph g = importOnnx(QS_SOURCE_DIR "/resources/demo/" + model.toStdString());
+        const ModelSizeTable a = modelSizeTable(g);
+        const ModelSizeTable b = modelSizeTable(QuantSession(g, QuantizeOptions {}));
+        QVERIFY(!a.layers.empty());
+        QCOMPARE(a.layers.size(), b.layers.size());
+        for (std::size_t i = 0; i < a.layers.size(); ++i) {
+            QCOMPARE(a.layers[i].layer, b.layers[i].layer);
+            QCOMPARE(a.layers[i].weightShape, b.layers[i].weightShape);
+            QCOMPARE(a.layers[i].outAxis, b.layers[i].outAxis);
+            QCOMPARE(a.layers[i].inAxis, b.layers[i].inAxis);
+            QCOMPARE(a.layers[i].elements, b.layers[i].elements);
+        }
+        QCOMPARE(a.otherBits, b.otherBits);
+        QCOMPARE(a.floatBits, b.floatBits);
+        QCOMPARE(a.kvContext, b.kvContext);
+        QCOMPARE(a.operands.size(), b.operands.size());
+        for (std::size_t i = 0; i < a.operands.size(); ++i) {
+            QCOMPARE(a.operands[i].point, b.operands[i].point);
+            QCOMPARE(a.operands[i].tokenElements, b.operands[i].tokenElements);
+            QCOMPARE(a.operands[i].heads, b.operands[i].heads);
+            QCOMPARE(a.operands[i].cached, b.operands[i].cached);
+        }
+        QuantConfig w4;
+        w4.defaults.weight.bits = 4;
+        QCOMPARE(a.sizeBits(w4), b.sizeBits(w4));
+    }
 };
 
 QTEST_MAIN(TestBitBudget)

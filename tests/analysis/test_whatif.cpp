@@ -9,6 +9,8 @@
 #include "quant/quantizer.h"
 #include "quant/session.h"
 #include "util/error.h"
+#include "util/lru_cache.h"
+#include "util/memory_budget.h"
 
 #include <QtTest>
 
@@ -299,6 +301,101 @@ private slots:
         QVERIFY2(std::abs(e.mse - mse) < 0.05 * mse, qPrintable(QStringLiteral("%1 vs %2").arg(e.mse).arg(mse)));
         QVERIFY(std::abs(e.sqnrDb - 10 * std::log10(sig / err)) < 0.25);
         QVERIFY(std::abs(e.clippedFraction - double(clipped) / double(v.size())) < 2e-3);
+    }
+
+    // The cache within a small budget: least recently used entries go first, one larger
+    // than the whole budget is not kept, and a value computed again after its eviction
+    // equals the one evicted.
+    void lruCacheEvictsWithinBudget()
+    {
+        LruCache<int, std::vector<float>> c(100);
+        auto make = [](int k) {
+            std::vector<float> v(10);
+            for (std::size_t i = 0; i < v.size(); ++i)
+                v[i] = float(k) * 0.1f + float(i);
+            return v;
+        };
+        for (int k = 0; k < 3; ++k)
+            c.put(k, make(k), 40); // the third evicts the first
+        QCOMPARE(c.size(), std::size_t(2));
+        QCOMPARE(c.bytes(), int64_t(80));
+        QVERIFY(!c.contains(0));
+        QVERIFY(c.find(1)); // 1 is now the most recently used: 2 goes next
+        c.put(3, make(3), 40);
+        QVERIFY(c.contains(1) && c.contains(3) && !c.contains(2));
+        QCOMPARE(c.evictions(), int64_t(2));
+        auto big = c.put(4, make(4), 101); // larger than the budget: returned, not kept
+        QVERIFY(big && !c.contains(4));
+        QCOMPARE(c.bytes(), int64_t(80));
+        int computed = 0;
+        auto again = c.getOrCompute(0, [&] {
+            ++computed;
+            return std::pair(make(0), int64_t(40));
+        });
+        QCOMPARE(computed, 1);
+        QCOMPARE(*again, make(0));
+        QVERIFY(c.bytes() <= c.budget());
+        c.setBudget(40);
+        QCOMPARE(c.size(), std::size_t(1));
+        QVERIFY(c.contains(0));
+    }
+
+    void byteSizes()
+    {
+        QCOMPARE(parseByteSize("512M", "x"), int64_t(512) << 20);
+        QCOMPARE(parseByteSize("2G", "x"), int64_t(2) << 30);
+        QCOMPARE(parseByteSize("1.5GiB", "x"), int64_t(3) << 29);
+        QCOMPARE(parseByteSize("1048576", "x"), int64_t(1) << 20);
+        for (const char* bad : {"", "12", "2X", "-1G", "G"}) {
+            bool threw = false;
+            try {
+                (void)parseByteSize(bad, "--cache-budget");
+            } catch (const Error& e) {
+                threw = std::string(e.what()).find("--cache-budget") != std::string::npos;
+            }
+            QVERIFY2(threw, bad);
+        }
+        QVERIFY(defaultCacheBudgetBytes() >= (int64_t(256) << 20));
+    }
+
+    // A what-if session whose cache holds about one of its three batches evicts the
+    // others and recomputes them when a change needs them: every number equals the
+    // session that keeps them all, before and after a change is applied.
+    void evictedBatchesAreRecomputedEqual()
+    {
+        Progress p;
+        WhatIfSession all(model(), data(), data(), demoOptions(), p, CancelToken());
+        const int64_t everything = all.cachedBytes();
+        QVERIFY(everything > 0);
+        QCOMPARE(all.cacheEvictions(), int64_t(0));
+        const int64_t budget = everything / 2;
+        WhatIfSession small(model(), data(), data(), demoOptions(), p, CancelToken(), budget);
+        QCOMPARE(small.cacheBudget(), budget);
+        QVERIFY(small.cachedBytes() <= budget);
+        QVERIFY(small.cacheEvictions() > 0);
+        QCOMPARE(small.current().outputSqnrDb, all.current().outputSqnrDb);
+        QCOMPARE(small.current().kl, all.current().kl);
+        QCOMPARE(*small.fp32Top1(), *all.fp32Top1());
+        const std::vector<SessionLayer> layers = all.session().layers(); // apply() replaces the session
+        for (const std::size_t li : {std::size_t(1), std::size_t(5), std::size_t(2)}) {
+            WhatIfChange c;
+            c.layer = layers[li].name;
+            LayerQuant spec = layers[li].spec;
+            spec.weight.bits = spec.activation.bits = 4;
+            c.spec = spec;
+            const WhatIfResult a = all.evaluate(c), b = small.evaluate(c);
+            QCOMPARE(b.metrics.outputSqnrDb, a.metrics.outputSqnrDb);
+            QCOMPARE(b.metrics.kl, a.metrics.kl);
+            QCOMPARE(b.metrics.cosine, a.metrics.cosine);
+            QCOMPARE(b.metrics.top1Agreement, a.metrics.top1Agreement);
+            QCOMPARE(b.layerSqnrDb, a.layerSqnrDb);
+            QVERIFY(small.cachedBytes() <= budget);
+            all.apply(c, p, CancelToken());
+            small.apply(c, p, CancelToken());
+            QCOMPARE(small.current().outputSqnrDb, all.current().outputSqnrDb);
+            QCOMPARE(small.layerSqnrDb(c.layer), all.layerSqnrDb(c.layer));
+        }
+        QCOMPARE(all.cacheEvictions(), int64_t(0));
     }
 };
 

@@ -4,6 +4,8 @@
 #include "data/text.h"
 #include "graph/onnx_import.h"
 #include "util/error.h"
+#include "util/hash.h"
+#include "util/memory_budget.h"
 
 #include <QTemporaryDir>
 #include <QtTest>
@@ -57,7 +59,7 @@ private slots:
             return s;
         };
         QCOMPARE(str(ds.first()), inputs);
-        QCOMPARE(str(*ds.targets), targets);
+        QCOMPARE(str(ds.targetBatch(0, ds.count())), targets);
         QCOMPARE(str(ds.targetBatch(ds.count() - 1, 1)), targets.right(context));
         QCOMPARE(str(ds.batch(0, 1).front()), inputs.left(context));
     }
@@ -67,7 +69,7 @@ private slots:
         QTemporaryDir dir;
         const Dataset ds = loadTextDataset(writeFile(dir, "u.txt", "\xc2\xa0\xff"), 2);
         QCOMPARE(ds.first().toInt64(), (std::vector<int64_t> {0xc2, 0xa0}));
-        QCOMPARE(ds.targets->toInt64(), (std::vector<int64_t> {0xa0, 0xff}));
+        QCOMPARE(ds.targetBatch(0, ds.count()).toInt64(), (std::vector<int64_t> {0xa0, 0xff}));
     }
 
     // Through loadDataset: the spec prefix, the context from the model's metadata
@@ -86,6 +88,44 @@ private slots:
         o.limit = 4;
         ds = loadDataset(o, lm);
         QCOMPARE(ds.first().shape, (Shape {4, 100}));
+    }
+
+    // A text file three times the cache budget streams: nothing of it is held, each
+    // window asked for is read from the file (inputs and targets equal its bytes), a
+    // slice reads its own windows, and the data's hash is the file's as when it was held.
+    void streamsFilesLargerThanTheBudget()
+    {
+        QTemporaryDir dir;
+        std::string bytes(std::size_t(3) << 20, '\0');
+        uint32_t x = 12345;
+        for (char& c : bytes) {
+            x = x * 1664525u + 1013904223u;
+            c = char(x >> 24);
+        }
+        const std::string path = writeFile(dir, "big.txt", bytes);
+        setCacheBudgetBytes(int64_t(1) << 20);
+        const Dataset ds = loadTextDataset(path, 128);
+        QCOMPARE(ds.count(), int64_t((bytes.size() - 1) / 128));
+        QVERIFY(ds.inputs.front().stream && ds.targetStream);
+        QCOMPARE(ds.heldBytes(), int64_t(0));
+        QVERIFY(int64_t(bytes.size()) > 2 * cacheBudgetBytes());
+        auto window = [&](int64_t start, int64_t n) {
+            std::vector<int64_t> ids;
+            for (int64_t i = start; i < start + n; ++i)
+                ids.push_back(int64_t(static_cast<unsigned char>(bytes[std::size_t(i)])));
+            return ids;
+        };
+        for (const int64_t w : {int64_t(0), int64_t(1000), ds.count() - 2}) {
+            QCOMPARE(ds.batch(w, 2).front().toInt64(), window(w * 128, 256));
+            QCOMPARE(ds.targetBatch(w, 2).toInt64(), window(w * 128 + 1, 256));
+        }
+        const Dataset tail = ds.slice(ds.count() - 3, 3);
+        QCOMPARE(tail.count(), int64_t(3));
+        QCOMPARE(tail.batch(1, 1).front().toInt64(), window((ds.count() - 2) * 128, 128));
+        QCOMPARE(tail.targetBatch(2, 1).toInt64(), window((ds.count() - 1) * 128 + 1, 128));
+        QVERIFY_THROWS_EXCEPTION(Error, tail.targetBatch(2, 2));
+        QCOMPARE(ds.hash, sha256Hex(bytes));
+        setCacheBudgetBytes(0);
     }
 
     void errors()

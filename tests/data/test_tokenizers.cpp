@@ -252,7 +252,7 @@ private slots:
         QCOMPARE(ds.kind, std::string("text"));
         const int64_t windows = (int64_t(ids.size()) - 1) / 16;
         QCOMPARE(ds.first().shape, (Shape {windows, 16}));
-        const std::vector<int64_t> x = ds.first().toInt64(), y = ds.targets->toInt64();
+        const std::vector<int64_t> x = ds.first().toInt64(), y = ds.targetBatch(0, ds.count()).toInt64();
         for (std::size_t i = 0; i < x.size(); ++i) {
             QCOMPARE(x[i], int64_t(ids[i]));
             QCOMPARE(y[i], int64_t(ids[i + 1]));
@@ -339,7 +339,7 @@ private slots:
         o.spec = "tokens:" + path + suffix.toStdString();
         const Dataset ds = loadDataset(o, tinyLm(300)); // windows of the model's 16
         QCOMPARE(ds.first().shape, (Shape {6, 16}));    // 99 / 16
-        const std::vector<int64_t> x = ds.first().toInt64(), y = ds.targets->toInt64();
+        const std::vector<int64_t> x = ds.first().toInt64(), y = ds.targetBatch(0, ds.count()).toInt64();
         for (std::size_t i = 0; i < x.size(); ++i) {
             QCOMPARE(x[i], ids[i]);
             QCOMPARE(y[i], ids[i + 1]);

@@ -230,7 +230,7 @@ std::shared_ptr<ComparisonData> loadComparison(const QString& storePath, const s
             out->modelProblems[r.id] = QStringLiteral("The model file %1 is gone.").arg(path);
             continue;
         }
-        if (sha256File(path.toStdString()) != model->hash) {
+        if (sha256FileCached(path.toStdString()) != model->hash) {
             out->modelProblems[r.id] = QStringLiteral("%1 has changed since run #%2 was recorded.").arg(path).arg(r.id);
             continue;
         }

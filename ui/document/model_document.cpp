@@ -65,14 +65,23 @@ std::optional<RunRecord> latestRun(const Store& store, const std::string& modelH
 
 } // namespace
 
-std::shared_ptr<StoredResults> loadStoredResults(const QString& storePath, const QString& modelPath)
+std::shared_ptr<StoredResults> loadStoredResults(const QString& storePath, const QString& modelPath, int64_t fileBytes)
 {
     auto out = std::make_shared<StoredResults>();
     out->storePath = storePath;
     StoreOptions options;
     options.mode = OpenMode::ReadOnly;
     const Store store = Store::open(storePath.toStdString(), options);
-    const std::string hash = sha256File(modelPath.toStdString());
+    // Models are rows by file hash; a row records the size with external data. Without a
+    // row of this size nothing stored is of this model, and the file is not read at all.
+    if (fileBytes > 0) {
+        const std::vector<ModelRecord> models = store.models();
+        if (std::none_of(models.begin(), models.end(),
+                [fileBytes](const ModelRecord& m) { return m.sizeBytes == fileBytes || m.sizeBytes <= 0; }))
+            return out;
+    }
+    const std::string hash = sha256FileCached(modelPath.toStdString());
+    out->modelHash = hash;
 
     if (auto run = latestSensitivitySweep(store, hash)) {
         out->sensitivityRun = run->id;

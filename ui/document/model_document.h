@@ -57,6 +57,7 @@ struct ModelData {
 // hash): the latest finished sensitivity run and the latest run that chose bits.
 struct StoredResults {
     QString storePath;
+    std::string modelHash;      // the file's SHA-256; "" when the store has no model of its size (not hashed)
     int64_t sensitivityRun = 0; // 0: none
     QString sensitivityMethod;  // "oneshot", "local", "hessian"
     int sensitivityBits = 0;    // the bit width the headline SQNR is measured at
@@ -88,8 +89,11 @@ std::shared_ptr<ModelData> loadModelData(
     const QString& path, Progress& progress, const CancelToken& cancel, bool weightStats = true);
 // Row `row`'s weight statistics, histogram and channel ranges.
 LayerWeights layerWeights(const ModelData& model, int row);
-// Reads the store read-only; throws an Error naming the file when it cannot.
-std::shared_ptr<StoredResults> loadStoredResults(const QString& storePath, const QString& modelPath);
+// Reads the store read-only; throws an Error naming the file when it cannot. `fileBytes`
+// (Graph::fileBytes, > 0) lets a store with no model of that size answer without
+// hashing the file.
+std::shared_ptr<StoredResults> loadStoredResults(const QString& storePath, const QString& modelPath,
+    int64_t fileBytes = 0);
 
 class ModelDocument : public QObject {
     Q_OBJECT

@@ -2,6 +2,8 @@
 // calibrate, read stored results), each a JobRunner job delivered on the GUI thread.
 #include "ui/document/studio.h"
 
+#include "util/memory_budget.h"
+
 #include "ui/document/app_paths.h"
 #include "ui/document/layer_selection.h"
 #include "ui/document/model_document.h"
@@ -17,6 +19,7 @@
 #include "data/input_binding.h"
 #include "store/store.h"
 #include "util/error.h"
+#include "util/memory_budget.h"
 
 #include <QCoreApplication>
 #include <QDir>
@@ -26,6 +29,8 @@
 #include <QSettings>
 #include <QStringList>
 #include <QThread>
+
+#include <algorithm>
 
 namespace qs::ui {
 
@@ -48,6 +53,7 @@ Studio::Studio(QObject* parent) : QObject(parent)
         dataPath_.clear();
     if (!isImageDataSpec(dataPath_.toStdString()))
         dataPreprocess_.clear();
+    setCacheBudgetBytes(settings.value(QStringLiteral("memory/cacheBudget"), 0).toLongLong());
 
     connect(doc_, &ModelDocument::modelChanged, this, [this] {
         // Work on the previous model is moot: stop it rather than let it finish unseen.
@@ -272,6 +278,19 @@ void Studio::computeWeights()
         });
 }
 
+qint64 Studio::savedCacheBudget() const
+{
+    return std::max<qint64>(0, QSettings().value(QStringLiteral("memory/cacheBudget"), 0).toLongLong());
+}
+
+void Studio::setCacheBudget(qint64 bytes)
+{
+    bytes = std::max<qint64>(0, bytes);
+    QSettings().setValue(QStringLiteral("memory/cacheBudget"), bytes);
+    setCacheBudgetBytes(bytes);
+    emit cacheBudgetChanged();
+}
+
 void Studio::setDataPath(const QString& path)
 {
     setData(path, QString());
@@ -429,11 +448,12 @@ void Studio::loadStoredResults()
     if (!model || model->path.isEmpty() || store_.path.isEmpty())
         return;
     const QString store = store_.path, path = model->path;
+    const int64_t fileBytes = int64_t(model->graph->fileBytes);
     const int generation = doc_->generation();
     QPointer<Studio> self(this);
     jobs_->start(QStringLiteral("stored"), tr("Reading stored runs of %1").arg(model->displayName()),
-        [self, store, path, generation](Progress&, const CancelToken&) -> JobRunner::Deliver {
-            auto stored = ::qs::ui::loadStoredResults(store, path);
+        [self, store, path, fileBytes, generation](Progress&, const CancelToken&) -> JobRunner::Deliver {
+            auto stored = ::qs::ui::loadStoredResults(store, path, fileBytes);
             // Recounted as well: this runs after every recorded sweep, so the status bar's
             // count follows the database.
             StoreSummary summary = countStore(store);

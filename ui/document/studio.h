@@ -103,7 +103,15 @@ public:
     void setGraphRowLimit(double points) { rowLimit_ = points; }
     LayoutStyle layoutStyle() const;
 
+    // The analyses' cache budget (util/memory_budget.h) in bytes as saved in the settings
+    // (memory/cacheBudget); 0: the default (QS_CACHE_BUDGET, else a quarter of RAM).
+    qint64 savedCacheBudget() const;
+    // Saves it and makes it the process's budget (what-if sessions and sample data loaded
+    // from now on keep to it).
+    void setCacheBudget(qint64 bytes);
+
 signals:
+    void cacheBudgetChanged();
     void modelOpened(const QString& path); // empty for a graph built in memory
     void calibrationFinished(bool ok);
     void storeOpened(const QString& path);

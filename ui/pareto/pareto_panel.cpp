@@ -390,7 +390,7 @@ int ParetoPanel::requestProfile(bool remeasure)
             std::optional<Store> store;
             std::string hash = "in-memory";
             if (!modelPath.empty()) {
-                hash = sha256File(modelPath);
+                hash = sha256FileCached(modelPath);
                 if (!db.empty()) {
                     store = Store::open(db);
                     recordModel(*store, *model->graph, modelPath);
@@ -572,16 +572,26 @@ void ParetoPanel::reloadMeasured()
     const QString store = studio_.storePath();
     if (!model || model->path.isEmpty() || store.isEmpty())
         return;
-    const std::string path = model->path.toStdString(), db = store.toStdString();
+    // The model's hash as the stored results found it: none when the store has no model
+    // of the file's size, and then no runs of it either (the file is not read).
+    const auto stored = doc_->stored();
+    const std::string hash = stored ? stored->modelHash : std::string();
+    if (hash.empty()) {
+        measured_.clear();
+        redraw();
+        emit measuredChanged();
+        return;
+    }
+    const std::string db = store.toStdString();
     const int generation = doc_->generation();
     QPointer<ParetoPanel> self(this);
     jobs_->start(QStringLiteral("pareto-runs"), QStringLiteral("Reading measured runs"),
-                 [self, path, db, generation](Progress&, const CancelToken&) -> JobRunner::Deliver {
+                 [self, hash, db, generation](Progress&, const CancelToken&) -> JobRunner::Deliver {
                      StoreOptions options;
                      options.mode = OpenMode::ReadOnly;
                      const Store s = Store::open(db, options);
                      RunFilter f;
-                     f.model = sha256File(path);
+                     f.model = hash;
                      f.state = RunState::Done;
                      auto runs = std::make_shared<std::vector<MeasuredRun>>();
                      for (const RunRecord& r : s.runs(f)) {

@@ -13,6 +13,7 @@
 
 #include "data/dataset.h"
 #include "util/error.h"
+#include "util/memory_budget.h"
 
 #include <qcustomplot.h>
 
@@ -259,6 +260,7 @@ void SamplesPanel::modelChanged()
     ++serial_;
     data_.reset();
     dataKey_.clear();
+    dataOptions_ = {};
     divergent_.clear();
     flipped_.clear();
     grid_->clear();
@@ -370,14 +372,16 @@ int SamplesPanel::startJob(const QString& kind, const QString& title, bool isTra
     if (isRunning())
         cancel();
     const int64_t limit = limit_->value();
-    const DataOptions dataOptions = studio_.calibrationDataOptions(limit);
-    const std::string spec = dataOptions.spec;
+    const DataOptions listOptions = studio_.calibrationDataOptions(limit);
+    const std::string spec = listOptions.spec;
     // A trace reads the samples the shown list is of; a list reloads only when the data changed.
     const QString key = isTrace ? dataKey_
-                                : QStringLiteral("%1#%2#%3").arg(QString::fromStdString(spec + "|" + dataOptions.preprocess)).arg(limit).arg(doc_->generation());
+                                : QStringLiteral("%1#%2#%3").arg(QString::fromStdString(spec + "|" + listOptions.preprocess)).arg(limit).arg(doc_->generation());
     const std::shared_ptr<const Dataset> cached = key == dataKey_ ? data_ : nullptr;
-    if (isTrace && !cached)
+    if (isTrace && dataKey_.isEmpty())
         return -1;
+    // A trace of data too large to keep (the memory budget) reads the listed samples again.
+    const DataOptions dataOptions = isTrace ? dataOptions_ : listOptions;
     const int serial = ++serial_;
     const int generation = doc_->generation();
     if (before)
@@ -400,11 +404,13 @@ int SamplesPanel::startJob(const QString& kind, const QString& title, bool isTra
             cancel.check();
             Progress rest = progress.sub(cached ? 0 : 0.03, 1);
             std::function<void()> show = work(data, rest, cancel);
-            return [self, data, key, serial, generation, show] {
+            return [self, data, key, dataOptions, serial, generation, show] {
                 if (!self || self->serial_ != serial || self->doc_->generation() != generation)
                     return;
-                self->data_ = data;
+                // Kept for traces while within the cache budget; else read again by them.
+                self->data_ = data->heldBytes() <= cacheBudgetBytes() ? data : nullptr;
                 self->dataKey_ = key;
+                self->dataOptions_ = dataOptions;
                 show();
             };
         });

@@ -137,6 +137,7 @@ private:
     QString disabled_;
     std::shared_ptr<const Dataset> data_; // the samples the shown list is of
     QString dataKey_;                     // spec and limit data_ was loaded with
+    DataOptions dataOptions_;             // what the shown list's data was loaded with
     std::vector<SampleDivergence> divergent_;
     std::vector<SampleDivergence> flipped_;
     std::optional<SampleTrace> trace_;
