@@ -15,6 +15,9 @@
 #include <fstream>
 #include <numeric>
 #include <random>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace qs::train {
 
@@ -298,6 +301,16 @@ void checkQatInputs(const Dataset& train, const QatOptions& options)
             options.batch);
 }
 
+// Hands the heap's free pages back to the system. Block by block, what a phase freed
+// (the whole-model nets, a block's values below malloc's mmap threshold) would else
+// stay resident beside the next phase's large buffers (mmapped anew): the peak.
+void releaseFreedQatMemory()
+{
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+}
+
 QuantizeOptions qatSessionOptions(const QatOptions& options)
 {
     QuantizeOptions qo;
@@ -469,8 +482,10 @@ QatResult trainOnSession(QuantSession& session, const Graph* teacher, bool teach
             e.kd = distillationLoss(logits, heldTeacher, int64_t(logits.size()) / classes, options.temperature, 0, {});
         e.top1 = top1Of(logits);
         e.scales = scales();
-        if (options.blockwise) // block by block, one block's net at a time: rebuilt for the next evaluation
+        if (options.blockwise) { // block by block, one block's net at a time: rebuilt for the next evaluation
             nets.clear();
+            releaseFreedQatMemory();
+        }
         result.evals.push_back(e);
         if (callbacks.onEval)
             callbacks.onEval(e);
@@ -551,6 +566,7 @@ QatResult trainOnSession(QuantSession& session, const Graph* teacher, bool teach
         nets.clear();
         teachers.clear();
         trainNet = nullptr;
+        releaseFreedQatMemory();
     }
 
     // Phases: the whole graph, or one block after another (steps split between them).
@@ -786,6 +802,11 @@ QatResult trainOnSession(QuantSession& session, const Graph* teacher, bool teach
             }
         for (int i : blockNet->paramIds())
             params->setTrainable(i, false);
+        states.clear();
+        blockNet.reset();
+        fp32Block.reset();
+        blockG.reset();
+        releaseFreedQatMemory();
     }
     result.secondsPerStep = totalSteps > startStep ? trainSeconds / double(totalSteps - startStep) : 0;
     blockTeacher.reset();
