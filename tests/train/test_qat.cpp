@@ -25,17 +25,24 @@ using qs::test::OnnxBuilder;
 
 namespace {
 
-// x [N,1,6,6] -> Conv 3x3 -> Relu -> Conv 3x3 stride 2 -> Relu -> GAP -> Flatten -> Gemm -> [N,5]
-Graph tinyCnn(uint32_t seed)
-{
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> g(0.f, 0.6f);
-    auto values = [&](std::size_t n) {
+// Values of N(0, sigma), drawn in sequence from a seeded generator.
+struct NormalValues {
+    std::mt19937 rng;
+    std::normal_distribution<float> g;
+    NormalValues(uint32_t seed, float sigma) : rng(seed), g(0.f, sigma) { }
+    std::vector<float> operator()(std::size_t n)
+    {
         std::vector<float> v(n);
         for (float& x : v)
             x = g(rng);
         return v;
-    };
+    }
+};
+
+// x [N,1,6,6] -> Conv 3x3 -> Relu -> Conv 3x3 stride 2 -> Relu -> GAP -> Flatten -> Gemm -> [N,5]
+Graph tinyCnn(uint32_t seed)
+{
+    NormalValues values(seed, 0.6f);
     OnnxBuilder b(13);
     b.input("x", {-1, 1, 6, 6});
     b.initializer("w1", {4, 1, 3, 3}, values(36));
@@ -57,14 +64,7 @@ Graph tinyCnn(uint32_t seed)
 // x [N,3,4] -> Q, K, V projections -> softmax(Q K^T) V -> [N,3,4]
 Graph tinyAttention(uint32_t seed)
 {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> g(0.f, 0.7f);
-    auto values = [&](std::size_t n) {
-        std::vector<float> v(n);
-        for (float& x : v)
-            x = g(rng);
-        return v;
-    };
+    NormalValues values(seed, 0.7f);
     OnnxBuilder b(13);
     b.input("x", {-1, 3, 4});
     for (const char* w : {"wq", "wk", "wv"})
@@ -369,14 +369,7 @@ private slots:
     // distinct teacher graph (the teacher's whole plan), also with the model handed over.
     void blocksLearnTheSameFromTheirOwnFp32Weights()
     {
-        std::mt19937 rng(6);
-        std::normal_distribution<float> g(0.f, 0.5f);
-        auto values = [&](std::size_t n) {
-            std::vector<float> v(n);
-            for (float& x : v)
-                x = g(rng);
-            return v;
-        };
+        NormalValues values(6, 0.5f);
         OnnxBuilder b(13);
         b.input("x", {-1, 6});
         b.initializer("w", {6, 6}, values(36));
