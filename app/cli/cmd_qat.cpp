@@ -129,7 +129,7 @@ int runQat(const std::vector<std::string>& argv)
     if (o.steps < 1 || o.batch < 1)
         fail("--steps and --batch must be at least 1");
 
-    const Graph teacher = importOnnx(teacherPath);
+    Graph teacher = importOnnx(teacherPath);
     std::optional<Graph> resumed; // a checkpoint's graph; else the student is the teacher (no copy)
     if (studentPath != teacherPath)
         resumed = importOnnx(studentPath);
@@ -219,13 +219,16 @@ int runQat(const std::vector<std::string>& argv)
                                     : str("top-1 ", pct(r.result.top1)).c_str());
     };
     StopOnSignal stopOnSignal(cancel);
-    const train::QatResult r = train::trainQat(teacher, student, train, heldOut, o, cb, none, cancel);
+    // Not resumed: the model is handed over (the session trains its weights in place, and
+    // block by block holds them once).
+    const train::QatResult r = resumed ? train::trainQat(teacher, student, train, heldOut, o, cb, none, cancel)
+                                       : train::trainQat(std::move(teacher), train, heldOut, o, cb, none, cancel);
     if (json) {
         nlohmann::json j = qatCurves(r, stepOffset);
         j["initial_top1"] = r.initialTop1 ? jsonNumber(*r.initialTop1) : nlohmann::json(nullptr);
         j["final_top1"] = r.finalTop1 ? jsonNumber(*r.finalTop1) : nlohmann::json(nullptr);
-        // As trained (learned scales); the checkpoints' perplexity re-calibrates the
-        // attention operands' grids when it quantizes the trained graph.
+        // As trained (learned scales); the checkpoints quantize the trained graph with
+        // the learned activation and attention-operand grids (config ranges).
         j["initial_perplexity"] = !r.evals.empty() && r.evals.front().perplexity
             ? jsonNumber(*r.evals.front().perplexity)
             : nlohmann::json(nullptr);

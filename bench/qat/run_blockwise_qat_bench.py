@@ -9,7 +9,9 @@ The decoder (default: the 162M one, d 768, 12 layers, vocabulary 50257, context 
 649 MB) is written by bench/memory/make_decoder.py into BUILD/bench/qat on first use.
 Training windows are the first 6144 bytes of resources/demo/byte_gpt_val.txt, held-out
 ones the rest (2 windows evaluated). Block mode keeps one block's net, gradients and
-Adam state and the pool's inputs to that block; the target is a peak under 4 GB.
+Adam state, a copy of its FP32 weights (its teacher) and the pool's quantized and FP32
+inputs to that block; the weights are otherwise in memory once (the session's graph,
+trained in place). The target is a peak under 4 GB.
 Peak memory is `/usr/bin/time -f %M` of training and its two evaluations (no --out: the
 checkpoint is neither written nor quantized and recorded, which loads the model again);
 s/step is the CLI's own training time per step (without the evaluations). --lock FILE runs the command under

@@ -5,8 +5,8 @@ FP32, round-to-nearest, GPTQ (post-training) and QAT (quantstudio-cli qat: disti
 per token, LSQ scales of the activations and of the K and V operands, STE weights) on
 held-out bytes of resources/demo/byte_gpt_val.txt; calibration and training use the
 first 6144 bytes, evaluation the rest. QAT's perplexity is given as trained (its learned
-scales) and as its checkpoint quantizes (operand grids re-calibrated on the trained
-weights). Then the per-operand sensitivity (`sensitivity --attention`: each Q, K, V, P
+scales) and as its checkpoint quantizes (its learned activation and operand grids, which
+the checkpoint's config holds as ranges). Then the per-operand sensitivity (`sensitivity --attention`: each Q, K, V, P
 point alone at --kv-bits, KL of the next-byte distribution). Prints the commands and
 QAT's time per step.
 """

@@ -219,15 +219,24 @@ void checkConvShapes(const Graph& g)
 } // namespace
 
 QuantSession::QuantSession(const Graph& source, QuantizeOptions options)
-    : options_(std::move(options)), graph_(source)
+    : QuantSession(Graph(source), std::move(options))
 {
+}
+
+QuantSession::QuantSession(Graph&& source, QuantizeOptions options)
+    : options_(std::move(options)), graph_(std::move(source))
+{
+    std::map<std::string, std::string> convWeights; // Conv node -> its weight input, as given
+    for (const Node& n : graph_.nodes)
+        if (n.opType == "Conv" && n.inputs.size() > 1)
+            convWeights.emplace(n.name, n.inputs[1]); // the first of a name, as findNode
     inlineConstantIdentities(graph_);
     checkConvShapes(graph_);
     foldBatchNorms(graph_);
     for (const Node& n : graph_.nodes)
         if (n.opType == "Conv" && n.inputs.size() > 1 && n.inputs[1] == n.name + ".weight_bnfolded")
-            if (int src = source.findNode(n.name); src >= 0 && source.nodes[std::size_t(src)].inputs.size() > 1)
-                foldedWeights_[source.nodes[std::size_t(src)].inputs[1]] = n.inputs[1];
+            if (auto w = convWeights.find(n.name); w != convWeights.end())
+                foldedWeights_[w->second] = n.inputs[1];
     // The working copy shares the source's weights (sealed by import) until an algorithm
     // writes one; what the steps above made is sealed too, so plans share it.
     sealTensors(graph_);
@@ -372,8 +381,21 @@ void QuantSession::setOperandQuantization(const std::map<std::string, OperandObs
     operandQuant.clear();
     for (const auto& o : operands_) {
         auto it = observers.find(o.point.name);
-        operandQuant[o.point.name] = chooseOperandQuant(o.point, o.spec, it == observers.end() ? nullptr : &it->second);
+        OperandQuant q = chooseOperandQuant(o.point, o.spec, it == observers.end() ? nullptr : &it->second);
+        if (auto r = options_.config.attention.ranges.find(o.point.name); r != options_.config.attention.ranges.end()) {
+            if (r->second.size() != q.params.size()) // also per token: nothing to fix
+                fail("attention.ranges.", o.point.name, ": ", r->second.size(), " ranges, but the operand has ",
+                    q.params.size(), " slices (", operandGranularityName(o.spec.granularity), ")");
+            for (std::size_t k = 0; k < q.params.size(); ++k) {
+                q.ranges[k] = {r->second[k].first, r->second[k].second};
+                q.params[k] = qparamsFor(q.ranges[k].lo, q.ranges[k].hi, o.spec.bits, o.spec.symmetric);
+            }
+        }
+        operandQuant[o.point.name] = std::move(q);
     }
+    for (const auto& [name, r] : options_.config.attention.ranges)
+        if (!operandQuant.count(name))
+            fail("attention.ranges.", name, ": the configuration quantizes no attention operand of that name");
 }
 
 void QuantSession::runBatches(const Dataset& calib, int64_t total, bool quantized,

@@ -69,6 +69,8 @@ std::map<std::string, ActivationQuant> chooseActivationQuantization(const std::v
 class QuantSession {
 public:
     QuantSession(const Graph& source, QuantizeOptions options);
+    // The same, taking `source`'s storage for the working graph instead of copying it.
+    QuantSession(Graph&& source, QuantizeOptions options);
 
     Graph& graph() { return graph_; }
     const Graph& graph() const { return graph_; }

@@ -281,6 +281,15 @@ static nlohmann::json attentionToJson(const AttentionQuant& a)
         for (const auto& [name, s] : a.points)
             j["points"][name] = operandSpecToJson(s);
     }
+    if (!a.ranges.empty()) {
+        j["ranges"] = nlohmann::json::object();
+        for (const auto& [name, slices] : a.ranges) {
+            nlohmann::json r = nlohmann::json::array();
+            for (const auto& [lo, hi] : slices)
+                r.push_back({lo, hi});
+            j["ranges"][name] = r;
+        }
+    }
     return j;
 }
 
@@ -294,8 +303,20 @@ static AttentionQuant parseAttention(const nlohmann::json& j)
     for (const auto& [key, v] : j.items()) {
         if (auto r = roles.find(key); r != roles.end())
             a.role(r->second) = parseOperandSpecJson(v, a.role(r->second), "attention." + key);
-        else if (key != "points")
-            fail("attention.", key, ": unknown field (expected q, k, v, p or points)");
+        else if (key != "points" && key != "ranges")
+            fail("attention.", key, ": unknown field (expected q, k, v, p, points or ranges)");
+    }
+    if (j.contains("ranges")) {
+        if (!j["ranges"].is_object())
+            fail("attention.ranges: expected an object of point name -> [[lo, hi], ...] (one per slice)");
+        for (const auto& [name, v] : j["ranges"].items()) {
+            const std::string where = "attention.ranges." + name;
+            if (!v.is_array() || v.empty())
+                fail(where, ": expected [[lo, hi], ...] (one range per slice)");
+            auto& slices = a.ranges[name];
+            for (std::size_t i = 0; i < v.size(); ++i)
+                slices.push_back(parseRange(v[i], str(where, "[", i, "]")));
+        }
     }
     if (j.contains("points")) {
         if (!j["points"].is_object())

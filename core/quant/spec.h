@@ -59,6 +59,10 @@ struct OperandSpec {
 struct AttentionQuant {
     OperandSpec q, k, v, p{.symmetric = false};
     std::map<std::string, OperandSpec> points;
+    // Fixed ranges by point name, one [lo, hi] per slice of its static granularity (one
+    // per tensor), overriding calibration (QAT's learned grids); JSON "ranges":
+    // {"<node>:K": [[lo, hi], ...]}, written only when set.
+    std::map<std::string, std::vector<std::pair<float, float>>> ranges;
 
     OperandSpec& role(OperandRole r) { return r == OperandRole::Q ? q : r == OperandRole::K ? k : r == OperandRole::V ? v : p; }
     const OperandSpec& role(OperandRole r) const { return const_cast<AttentionQuant*>(this)->role(r); }

@@ -45,7 +45,7 @@ int ParamStore::find(const std::string& name) const
     return it == index.end() ? -1 : it->second;
 }
 
-int ParamStore::add(const std::string& name, const Tensor& value, bool trainable, bool isScale)
+int ParamStore::add(const std::string& name, const Tensor& value, bool trainable, bool isScale, bool borrowable)
 {
     if (int i = find(name); i >= 0)
         return i;
@@ -54,7 +54,10 @@ int ParamStore::add(const std::string& name, const Tensor& value, bool trainable
     Param p;
     p.name = name;
     p.shape = value.shape;
-    p.value = value.toFloat();
+    if (borrowable && borrowWeights && !isScale) // the graph's tensor, read and trained in place
+        p.value.borrow(const_cast<float*>(value.data<float>().data()), std::size_t(value.numel()));
+    else
+        p.value.own(value.toFloat());
     if (trainable)
         p.grad.assign(p.value.size(), 0.f);
     p.trainable = trainable;
@@ -62,6 +65,13 @@ int ParamStore::add(const std::string& name, const Tensor& value, bool trainable
     params.push_back(std::move(p));
     index[name] = int(params.size()) - 1;
     return int(params.size()) - 1;
+}
+
+void ParamValues::assign(std::span<const float> v)
+{
+    if (v.size() != size())
+        fail("training: ", v.size(), " values for a param of ", size());
+    std::copy(v.begin(), v.end(), data());
 }
 
 void ParamStore::zeroGrad()
@@ -107,11 +117,16 @@ void addInto(std::vector<float>& dst, const std::vector<float>& src)
         dst[i] += src[i];
 }
 
-// A layer's weight: the param, and the fake-quantized copy the forward reads.
+// A layer's weight: the param, and what the kernels read: the fake-quantized copy, or
+// the param's own values when the weight stays float. In a forward-only net the copy
+// (and its grid) lives only while the op runs (release()).
 struct WeightRef {
     int param = -1;
     std::optional<WeightQuantSpec> quant;
     std::vector<float> wq, dwq;
+    const float* wdata = nullptr;
+    std::size_t numel = 0;
+    bool transient = false;
     WeightQuantization plan;
 
     void init(Net& net, const std::string& name, const Node& n)
@@ -126,23 +141,36 @@ struct WeightRef {
                 fail(n.name, ": training rounds weights to nearest; the spec asks for stochastic rounding");
             quant = q->second;
         }
-        wq.resize(t->numel());
+        numel = std::size_t(t->numel());
+        transient = net.options().forwardOnly;
     }
+    // The weight as the kernels read it (after forward()).
+    float* data() const { return const_cast<float*>(wdata); }
     // dL/d(fake-quantized weight), allocated by the first backward.
     float* gradBuffer()
     {
-        dwq.resize(wq.size());
+        dwq.resize(numel);
         return dwq.data();
     }
     void forward(Net& net)
     {
-        const Param& p = net.params().params[std::size_t(param)];
+        Param& p = net.params().params[std::size_t(param)];
         if (!quant) {
-            wq = p.value;
+            wdata = p.value.data();
             return;
         }
         plan = planWeightQuantization(p.value, p.shape, quant->outAxis, quant->inAxis, quant->spec);
         wq = fakeQuantWeight(p.value, plan, Rounding::Nearest);
+        wdata = wq.data();
+    }
+    // After the op's forward: a forward-only net forgets the fake-quantized copy.
+    void release()
+    {
+        if (!transient)
+            return;
+        std::vector<float>().swap(wq);
+        plan = WeightQuantization {};
+        wdata = nullptr;
     }
     // dwq -> the param's gradient: straight through inside each block's grid, 0 outside.
     void backward(Net& net)
@@ -223,9 +251,10 @@ struct WeightedOp : NetOp {
         w.forward(net);
         auto& e = net.dnnl().eng;
         fwd.execute(net.dnnl().stream,
-            {{DNNL_ARG_SRC, memory(xMd, e, net.val(x).v.data())}, {DNNL_ARG_WEIGHTS, memory(wMd, e, w.wq.data())},
+            {{DNNL_ARG_SRC, memory(xMd, e, net.val(x).v.data())}, {DNNL_ARG_WEIGHTS, memory(wMd, e, w.data())},
                 {DNNL_ARG_BIAS, memory(bMd, e, b.data(net))}, {DNNL_ARG_DST, memory(yMd, e, net.val(y).v.data())}});
         net.dnnl().stream.wait();
+        w.release();
     }
     void passGradients(Net& net)
     {
@@ -352,15 +381,16 @@ struct ConvOp : WeightedOp {
     {
         w.forward(net);
         sFwd.run(net,
-            {{DNNL_ARG_SRC, {xMd, net.val(x).v.data()}}, {DNNL_ARG_WEIGHTS, {wMd, w.wq.data()}},
+            {{DNNL_ARG_SRC, {xMd, net.val(x).v.data()}}, {DNNL_ARG_WEIGHTS, {wMd, w.data()}},
                 {DNNL_ARG_BIAS, {bMd, b.data(net)}}, {DNNL_ARG_DST, {yMd, net.val(y).v.data()}}});
+        w.release();
     }
     void backward(Net& net) override
     {
         float* dy = net.val(y).g.data();
         if (net.val(x).needGrad)
             sBwdData.run(net,
-                {{DNNL_ARG_DIFF_DST, {yMd, dy}}, {DNNL_ARG_WEIGHTS, {wMd, w.wq.data()}},
+                {{DNNL_ARG_DIFF_DST, {yMd, dy}}, {DNNL_ARG_WEIGHTS, {wMd, w.data()}},
                     {DNNL_ARG_DIFF_SRC, {xMd, dx.data()}}});
         sBwdWeights.run(net,
             {{DNNL_ARG_SRC, {xMd, net.val(x).v.data()}}, {DNNL_ARG_DIFF_DST, {yMd, dy}},
@@ -435,7 +465,7 @@ struct LinearOp : WeightedOp {
         float* dy = net.val(y).g.data();
         if (net.val(x).needGrad)
             bwdData.execute(s,
-                {{DNNL_ARG_SRC, memory(yMd, e, dy)}, {DNNL_ARG_WEIGHTS, memory(wtMd, e, w.wq.data())},
+                {{DNNL_ARG_SRC, memory(yMd, e, dy)}, {DNNL_ARG_WEIGHTS, memory(wtMd, e, w.data())},
                     {DNNL_ARG_DST, memory(plainMd({m, k}), e, dx.data())}});
         if (transB)
             bwdWeights.execute(s,
@@ -1213,11 +1243,13 @@ struct GatherOp : NetOp {
     {
         if (table)
             w.forward(net);
-        const float* src = table ? w.wq.data() : net.val(data).v.data();
+        const float* src = table ? w.data() : net.val(data).v.data();
         auto& yv = net.val(y).v;
         const std::size_t count = net.val(indices).v.size();
         for (std::size_t i = 0; i < count; ++i)
             std::copy_n(src + row(net, i) * width, width, yv.begin() + int64_t(i) * width);
+        if (table)
+            w.release();
     }
     void backward(Net& net) override
     {
@@ -1453,7 +1485,9 @@ const std::vector<std::string>& trainableOps()
 
 int Net::addParam(const std::string& name, const Tensor& value, bool trainable, bool isScale)
 {
-    const int i = params_->add(name, value, trainable, isScale);
+    auto init = graph->initializers.find(name); // borrowable: the graph's own tensor (not one folded here)
+    const bool borrowable = init != graph->initializers.end() && &init->second == &value;
+    const int i = params_->add(name, value, trainable, isScale, borrowable);
     paramIds_.insert(i);
     return i;
 }

@@ -13,16 +13,62 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
 namespace qs::train {
 
+// A param's values: its own, or (ParamStore::borrowWeights) those of the graph
+// initializer it was made from, read and trained in place (no copy).
+class ParamValues {
+public:
+    ParamValues() = default;
+    float* data() { return borrowed_ ? borrowed_ : own_.data(); }
+    const float* data() const { return borrowed_ ? borrowed_ : own_.data(); }
+    std::size_t size() const { return borrowed_ ? borrowedSize_ : own_.size(); }
+    bool empty() const { return size() == 0; }
+    float& operator[](std::size_t i) { return data()[i]; }
+    float operator[](std::size_t i) const { return data()[i]; }
+    float* begin() { return data(); }
+    float* end() { return data() + size(); }
+    const float* begin() const { return data(); }
+    const float* end() const { return data() + size(); }
+    operator std::span<float>() { return {data(), size()}; }
+    operator std::span<const float>() const { return {data(), size()}; }
+    std::vector<float> toVector() const { return {begin(), end()}; }
+    bool borrowed() const { return borrowed_ != nullptr; }
+    // Owns `v` (drops a borrow).
+    void own(std::vector<float> v)
+    {
+        borrowed_ = nullptr;
+        borrowedSize_ = 0;
+        own_ = std::move(v);
+    }
+    // Reads and writes `n` floats at `at`, owned by someone else.
+    void borrow(float* at, std::size_t n)
+    {
+        std::vector<float>().swap(own_);
+        borrowed_ = at;
+        borrowedSize_ = n;
+    }
+    // Writes `v` (of size() values) into the storage, owned or borrowed.
+    void assign(std::span<const float> v);
+    // Forgets the values (frees its own).
+    void release() { own({}); }
+
+private:
+    std::vector<float> own_;
+    float* borrowed_ = nullptr;
+    std::size_t borrowedSize_ = 0;
+};
+
 // One trainable tensor: a weight, a bias, a normalization scale or an LSQ scale ([1]).
 struct Param {
     std::string name;
     Shape shape;
-    std::vector<float> value, grad;
+    ParamValues value;
+    std::vector<float> grad;
     bool trainable = true;
     bool isScale = false; // an LSQ scale (its own learning rate, kept positive)
 };
@@ -30,9 +76,15 @@ struct Param {
 struct ParamStore {
     std::vector<Param> params;
     std::map<std::string, int> index;
+    // Weights (params made from an initializer of the graph a Net is built on) borrow
+    // the initializer's storage instead of copying it: training writes the graph's
+    // tensors, which must outlive the store.
+    bool borrowWeights = false;
     int find(const std::string& name) const;
-    // The param named `name`, made from `value` the first time.
-    int add(const std::string& name, const Tensor& value, bool trainable, bool isScale = false);
+    // The param named `name`, made from `value` the first time (borrowing its storage
+    // when `borrowable` and borrowWeights).
+    int add(const std::string& name, const Tensor& value, bool trainable, bool isScale = false,
+        bool borrowable = false);
     void zeroGrad();
     // Makes param `i` (un)trainable: a trainable param has a gradient buffer, a frozen
     // one none (block by block training keeps gradients for one block only).
@@ -61,6 +113,9 @@ struct NetOptions {
     bool learnScales = true;
     bool learnWeights = true;    // weights, biases and normalization parameters
     bool inputGradients = false; // also backpropagate into the graph inputs (gradient checks)
+    // Forward only (evaluation, no backward): the fake-quantized copy of a weight exists
+    // only while its op runs, so the net holds no copy of the weights.
+    bool forwardOnly = false;
 };
 
 struct NetValue;

@@ -15,6 +15,9 @@
 #include <fstream>
 #include <numeric>
 #include <random>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace qs::train {
 
@@ -257,8 +260,10 @@ std::vector<QatBlock> partitionBlocks(const Graph& g, const std::set<std::string
 
 namespace {
 
-// The graph of one block: its nodes and initializers, its input and output.
-Graph blockGraph(const Graph& g, const QatBlock& b)
+// The graph of one block: its nodes and initializers (copies: the FP32 values of the
+// block's weights while the session's graph is trained in place; a weight of
+// `fp32` is taken from there), its input and output.
+Graph blockGraph(const Graph& g, const QatBlock& b, const std::map<std::string, Tensor>& fp32 = {})
 {
     Graph sub;
     sub.name = g.name + ":" + b.output;
@@ -267,12 +272,16 @@ Graph blockGraph(const Graph& g, const QatBlock& b)
         const Node& n = g.nodes[std::size_t(i)];
         sub.nodes.push_back(n);
         for (const auto& in : n.inputs)
-            if (auto it = g.initializers.find(in); it != g.initializers.end())
+            if (auto f = fp32.find(in); f != fp32.end())
+                sub.initializers.emplace(in, f->second);
+            else if (auto it = g.initializers.find(in); it != g.initializers.end())
                 sub.initializers.emplace(in, it->second);
     }
     ValueInfo in;
     in.name = b.input;
     in.dtype = DType::Float;
+    if (!g.inputs.empty() && g.inputs.front().name == b.input)
+        in = g.inputs.front(); // token ids stay integers
     sub.inputs.push_back(in);
     ValueInfo out;
     out.name = b.output;
@@ -282,10 +291,7 @@ Graph blockGraph(const Graph& g, const QatBlock& b)
     return sub;
 }
 
-} // namespace
-
-QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& train, const Dataset& heldOut,
-    const QatOptions& options, const QatCallbacks& callbacks, Progress& progress, const CancelToken& cancel)
+void checkQatInputs(const Dataset& train, const QatOptions& options)
 {
     if (!options.config.algorithms.empty())
         fail("qat: the config's algorithms (", options.config.algorithms.front().name,
@@ -293,12 +299,65 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
     if (train.count() < options.batch)
         fail("qat: the training data ", quoted(train.path), " has ", train.count(), " samples, fewer than a batch of ",
             options.batch);
+}
+
+// Hands the heap's free pages back to the system. Block by block, what a phase freed
+// (the whole-model nets, a block's values below malloc's mmap threshold) would else
+// stay resident beside the next phase's large buffers (mmapped anew): the peak.
+void releaseFreedQatMemory()
+{
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+}
+
+QuantizeOptions qatSessionOptions(const QatOptions& options)
+{
     QuantizeOptions qo;
     qo.config = options.config;
     qo.batch = options.batch;
     qo.calibLimit = options.calibLimit;
     qo.threads = options.threads;
-    QuantSession session(student, qo);
+    return qo;
+}
+
+// The training on `session` (its graph: the student, trained in place). `teacher`: the
+// FP32 model, or nullptr when the student is the teacher and training is block by
+// block (the FP32 outputs then come from the session's graph before training, and
+// from each block's FP32 weights while it trains).
+QatResult trainOnSession(QuantSession& session, const Graph* teacher, bool teacherIsStudent, const Dataset& train,
+    const Dataset& heldOut, const QatOptions& options, const QatCallbacks& callbacks, Progress& progress,
+    const CancelToken& cancel);
+
+} // namespace
+
+QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& train, const Dataset& heldOut,
+    const QatOptions& options, const QatCallbacks& callbacks, Progress& progress, const CancelToken& cancel)
+{
+    checkQatInputs(train, options);
+    QuantSession session(student, qatSessionOptions(options));
+    return trainOnSession(
+        session, &teacher, &teacher == &student, train, heldOut, options, callbacks, progress, cancel);
+}
+
+QatResult trainQat(Graph&& model, const Dataset& train, const Dataset& heldOut, const QatOptions& options,
+    const QatCallbacks& callbacks, Progress& progress, const CancelToken& cancel)
+{
+    checkQatInputs(train, options);
+    std::optional<Graph> teacher; // end to end reads the FP32 model at every step
+    if (!options.blockwise)
+        teacher = model;
+    QuantSession session(std::move(model), qatSessionOptions(options));
+    return trainOnSession(session, teacher ? &*teacher : nullptr, true, train, heldOut, options, callbacks, progress,
+        cancel);
+}
+
+namespace {
+
+QatResult trainOnSession(QuantSession& session, const Graph* teacher, bool teacherIsStudent, const Dataset& train,
+    const Dataset& heldOut, const QatOptions& options, const QatCallbacks& callbacks, Progress& progress,
+    const CancelToken& cancel)
+{
     session.refreshLayers();
     session.checkRanges();
     Progress cal = progress.sub(0.0, 0.05);
@@ -315,17 +374,24 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
     no.learnScales = options.learnScales;
     no.learnWeights = options.learnWeights;
     const Graph& g = session.graph();
+    // The weights are the session graph's tensors, trained in place (no copy).
     auto params = std::make_shared<ParamStore>();
     std::map<int64_t, std::unique_ptr<Net>> nets; // by batch size, sharing params
     // Block by block, the whole-model nets only evaluate: their params stay frozen (no
-    // gradient buffers) and each block's net makes its own trainable while it trains.
+    // gradient buffers), they hold no fake-quantized weights between ops, and each
+    // block's net makes its own params trainable while it trains.
     NetOptions wholeNo = no;
-    if (options.blockwise)
+    if (options.blockwise) {
         wholeNo.learnScales = wholeNo.learnWeights = false;
+        wholeNo.forwardOnly = true;
+    }
     auto netFor = [&](int64_t n) -> Net& {
         auto& net = nets[n];
-        if (!net)
+        if (!net) {
+            params->borrowWeights = true; // from the session's graph only (never a block's FP32 copy)
             net = std::make_unique<Net>(g, train.inputShapes(n), params, wholeNo);
+            params->borrowWeights = false;
+        }
         return *net;
     };
     // Attention maps: Softmax outputs read by a MatMul of two computed values.
@@ -352,7 +418,7 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
             co.inputShapes = train.inputShapes(n);
             co.threads = options.threads;
             co.keepValues.insert(attentionMaps.begin(), attentionMaps.end());
-            plan = compilePlan(teacher, co);
+            plan = compilePlan(teacher ? *teacher : g, co); // no teacher: the session's graph, before training
         }
         lastTeacher = plan.get();
         Tensor t = plan->run(inputs).front();
@@ -369,7 +435,7 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
             s[value] = params->params[std::size_t(params->find(value + ".scale"))].value[0];
         for (const OperandQuant& q : no.operands) // "<point>" per tensor, "<point>[slice]" else
             if (const int i = params->find(q.point.name + ".scale"); i >= 0) {
-                const std::vector<float>& v = params->params[std::size_t(i)].value;
+                const ParamValues& v = params->params[std::size_t(i)].value;
                 for (std::size_t c = 0; c < v.size(); ++c)
                     s[v.size() == 1 ? q.point.name : str(q.point.name, "[", c, "]")] = v[c];
             }
@@ -416,13 +482,18 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
             e.kd = distillationLoss(logits, heldTeacher, int64_t(logits.size()) / classes, options.temperature, 0, {});
         e.top1 = top1Of(logits);
         e.scales = scales();
+        if (options.blockwise) { // block by block, one block's net at a time: rebuilt for the next evaluation
+            nets.clear();
+            releaseFreedQatMemory();
+        }
         result.evals.push_back(e);
         if (callbacks.onEval)
             callbacks.onEval(e);
         return e;
     };
-    // The last checkpoint releases each weight param once it is in the graph, so the
-    // trained weights are in memory about once while the checkpoint is recorded.
+    // The weights are the session graph's (borrowed), so a checkpoint copies that graph
+    // and writes in only the params of their own; the last one takes the session's graph,
+    // so the trained weights are in memory once while the checkpoint is recorded.
     Adam adam; // of the phase running
     std::vector<AdamState> states;
     auto checkpoint = [&](int64_t step, bool last) {
@@ -436,28 +507,43 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
             c.state->adamSteps = adam.steps();
             for (std::size_t i = 0; i < params->params.size(); ++i) {
                 const Param& p = params->params[i];
-                c.state->values[p.name] = p.value;
+                c.state->values[p.name] = p.value.toVector();
                 if (i < states.size() && !states[i].m.empty())
                     c.state->moments[p.name] = last ? std::move(states[i]) : states[i];
             }
         }
-        c.graph = g;
+        if (last)
+            c.graph = std::move(session.graph()); // nothing reads it after the last checkpoint
+        else
+            c.graph = g;
         for (Param& p : params->params)
             if (!p.isScale) {
-                Tensor t = Tensor::fromVector<float>(p.shape, p.value);
-                t.name = p.name;
-                c.graph.initializers[p.name] = std::move(t);
+                if (!p.value.borrowed()) {
+                    Tensor t = Tensor(DType::Float, p.shape);
+                    std::copy(p.value.begin(), p.value.end(), t.data<float>().begin());
+                    t.name = p.name;
+                    c.graph.initializers[p.name] = std::move(t);
+                }
                 if (last) {
-                    std::vector<float>().swap(p.value);
+                    p.value.release();
                     std::vector<float>().swap(p.grad);
                 }
             }
         c.graph.index();
         c.config = options.config;
-        for (const auto& [value, q] : no.activations) {
-            const float s = params->params[std::size_t(params->find(value + ".scale"))].value[0];
-            c.config.ranges[value] = {float(q.qmin - q.zeroPoint) * s, float(q.qmax - q.zeroPoint) * s};
-        }
+        // The learned grids as ranges: [(qmin - zero point) * scale, (qmax - zero point) * scale].
+        auto rangeOf = [](const QParams& q, float s) {
+            return std::pair<float, float> {float(q.qmin - q.zeroPoint) * s, float(q.qmax - q.zeroPoint) * s};
+        };
+        for (const auto& [value, q] : no.activations)
+            c.config.ranges[value] = rangeOf(q, params->params[std::size_t(params->find(value + ".scale"))].value[0]);
+        for (const OperandQuant& q : no.operands) // per slice (static granularities; per token learns nothing)
+            if (const int i = params->find(q.point.name + ".scale"); i >= 0) {
+                std::vector<std::pair<float, float>>& r = c.config.attention.ranges[q.point.name];
+                r.clear();
+                for (std::size_t k = 0; k < q.params.size(); ++k)
+                    r.push_back(rangeOf(q.params[k], params->params[std::size_t(i)].value[k]));
+            }
         callbacks.onCheckpoint(c);
     };
 
@@ -472,7 +558,7 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
             if (i < 0 || params->params[std::size_t(i)].value.size() != v.size())
                 fail("qat: the resumed state's param ", quoted(name),
                     i < 0 ? " is not in the model" : " has another size than the model's");
-            params->params[std::size_t(i)].value = v;
+            params->params[std::size_t(i)].value.assign(v);
         }
     }
     result.initialTop1 = evaluate(startStep).top1;
@@ -480,6 +566,7 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
         nets.clear();
         teachers.clear();
         trainNet = nullptr;
+        releaseFreedQatMemory();
     }
 
     // Phases: the whole graph, or one block after another (steps split between them).
@@ -490,20 +577,42 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
     };
     std::vector<Phase> phases;
     std::vector<QatBlock> blocks;
-    std::unique_ptr<Plan> blockTeacher; // FP32, keeping every block boundary
+    // The FP32 output a block learns: with a teacher other than the student, the
+    // teacher's plan keeping every block boundary; else each block's plan on its FP32
+    // weights (blockGraph's copies) from the FP32 model's input to the block
+    // (`fp32Captured`, as `captured` below), so the FP32 weights are the session
+    // graph's until a block trains them. A weight read by several blocks keeps its
+    // FP32 values in `sharedFp32` until the last of them.
+    std::unique_ptr<Plan> blockTeacher;
+    std::map<std::string, Tensor> sharedFp32;
+    std::map<std::string, std::size_t> lastReader; // a weight of sharedFp32 -> the last block reading it
     if (options.blockwise) {
         std::set<std::string> layerNames;
         for (const SessionLayer& l : session.layers())
             layerNames.insert(l.name);
         blocks = partitionBlocks(g, layerNames);
         const int64_t per = std::max<int64_t>(1, options.steps / int64_t(blocks.size()));
-        CompileOptions co;
-        co.inputShapes = train.inputShapes(options.batch);
-        co.threads = options.threads;
-        for (const QatBlock& b : blocks)
-            if (b.input != g.inputs.front().name)
-                co.keepValues.insert(b.input); // BN folding keeps the names, so the teacher has them
-        blockTeacher = compilePlan(teacher, co);
+        if (!teacherIsStudent) {
+            CompileOptions co;
+            co.inputShapes = train.inputShapes(options.batch);
+            co.threads = options.threads;
+            for (const QatBlock& b : blocks)
+                if (b.input != g.inputs.front().name)
+                    co.keepValues.insert(b.input); // BN folding keeps the names, so the teacher has them
+            blockTeacher = compilePlan(*teacher, co);
+        } else {
+            std::map<std::string, std::set<std::size_t>> readers;
+            for (std::size_t k = 0; k < blocks.size(); ++k)
+                for (int i : blocks[k].nodes)
+                    for (const std::string& in : g.nodes[std::size_t(i)].inputs)
+                        if (const int p = params->find(in); p >= 0 && params->params[std::size_t(p)].value.borrowed())
+                            readers[in].insert(k);
+            for (const auto& [name, ks] : readers)
+                if (ks.size() > 1) {
+                    sharedFp32[name] = g.initializers.at(name);
+                    lastReader[name] = *ks.rbegin();
+                }
+        }
         for (std::size_t k = 0; k < blocks.size(); ++k) {
             const int64_t first = int64_t(k) * per + 1;
             phases.push_back(
@@ -518,8 +627,16 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
     // count / batch * batch), whose inputs to the block in training are captured in
     // `captured` (the quantized model's, the blocks before it trained) when it starts.
     const int64_t pool = options.blockwise ? train.count() / options.batch * options.batch : train.count();
-    std::vector<float> captured;
+    std::vector<float> captured, fp32Captured;
     Shape capturedShape; // of one batch
+    auto rowsOf = [&](const std::vector<float>& from, std::span<const int64_t> idx) { // samples idx of a pool
+        Tensor t(DType::Float, capturedShape);
+        const int64_t per = numelOf(capturedShape) / options.batch;
+        float* to = t.data<float>().data();
+        for (std::size_t k = 0; k < idx.size(); ++k)
+            std::copy_n(from.data() + idx[k] * per, per, to + int64_t(k) * per);
+        return t;
+    };
     std::mt19937_64 rng(options.seed);
     std::vector<int64_t> order(static_cast<std::size_t>(pool));
     std::iota(order.begin(), order.end(), 0);
@@ -533,15 +650,23 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
         const int64_t length = phase.last - phase.first + 1;
         LrSchedule schedule {1.0, std::min(options.warmupSteps, length / 2), length, options.floorFraction};
         adam = Adam();
-        std::optional<Graph> blockG; // this block's nodes and weights
-        std::unique_ptr<Net> blockNet;
+        std::optional<Graph> blockG; // this block's nodes and FP32 weights
+        std::unique_ptr<Net> blockNet;  // the params it reads are the session graph's
+        std::unique_ptr<Plan> fp32Block; // teacher is student: the block on its FP32 weights
         if (phase.block) {
-            blockG = blockGraph(g, *phase.block);
+            blockG = blockGraph(g, *phase.block, sharedFp32);
             const Shape in = ph == 0 ? train.inputShapes(options.batch).begin()->second : capturedShape;
-            blockNet = std::make_unique<Net>(*blockG, std::map<std::string, Shape> {{phase.block->input, in}}, params, no);
+            const std::map<std::string, Shape> shapes = {{phase.block->input, in}};
+            blockNet = std::make_unique<Net>(*blockG, shapes, params, no);
             for (int i : blockNet->paramIds())
                 params->setTrainable(i, params->params[std::size_t(i)].isScale ? no.learnScales : no.learnWeights);
             phase.net = blockNet.get();
+            if (!blockTeacher) {
+                CompileOptions co;
+                co.inputShapes = shapes;
+                co.threads = options.threads;
+                fp32Block = compilePlan(*blockG, co);
+            }
         }
         states.assign(params->params.size(), AdamState {});
         if (options.resume) {
@@ -574,16 +699,17 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
             std::vector<Tensor> blockInputs;
             std::vector<float> target;
             if (phase.block) { // the block's input in the quantized model (the blocks before trained), FP32 output
-                const std::vector<Tensor> outs = blockTeacher->run(inputs);
-                target = logits ? outs.front().toFloat() : blockTeacher->valueOf(phase.block->output).toFloat();
-                if (ph > 0) {
-                    Tensor t(DType::Float, capturedShape);
-                    const int64_t per = numelOf(capturedShape) / options.batch;
-                    float* to = t.data<float>().data();
-                    for (std::size_t k = 0; k < idx.size(); ++k)
-                        std::copy_n(captured.data() + idx[k] * per, per, to + int64_t(k) * per);
-                    blockInputs.push_back(std::move(t));
+                if (fp32Block) {
+                    std::vector<Tensor> in32;
+                    if (ph > 0)
+                        in32.push_back(rowsOf(fp32Captured, idx));
+                    target = fp32Block->run(ph > 0 ? in32 : inputs).front().toFloat();
+                } else {
+                    const std::vector<Tensor> outs = blockTeacher->run(inputs);
+                    target = logits ? outs.front().toFloat() : blockTeacher->valueOf(phase.block->output).toFloat();
                 }
+                if (ph > 0)
+                    blockInputs.push_back(rowsOf(captured, idx));
             } else {
                 target = teacherLogits(inputs, options.batch);
             }
@@ -642,36 +768,56 @@ QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& tr
         }
         if (!blockNet)
             continue;
-        if (ph + 1 < phases.size()) { // the next block's inputs: this block, trained, on the pool
+        if (ph + 1 < phases.size()) { // the next block's inputs: this block, trained (and FP32), on the pool
             cancel.check();
-            std::vector<float> next;
+            std::vector<float> next, next32;
             for (int64_t s = 0; s < pool; s += options.batch) {
                 std::vector<int64_t> idx(std::size_t(options.batch));
                 std::iota(idx.begin(), idx.end(), s);
-                std::vector<Tensor> in;
+                std::vector<Tensor> in, in32;
                 if (ph == 0) {
                     in = gather(train, idx);
                 } else {
-                    const int64_t per = numelOf(capturedShape) / options.batch;
-                    in.push_back(Tensor::fromVector<float>(capturedShape,
-                        std::vector<float>(captured.begin() + s * per, captured.begin() + (s + options.batch) * per)));
+                    in.push_back(rowsOf(captured, idx));
+                    if (fp32Block)
+                        in32.push_back(rowsOf(fp32Captured, idx));
                 }
                 const auto& out = blockNet->forward(in);
                 next.insert(next.end(), out.begin(), out.end());
+                if (fp32Block) {
+                    const std::vector<float> o32 = fp32Block->run(ph == 0 ? in : in32).front().toFloat();
+                    next32.insert(next32.end(), o32.begin(), o32.end());
+                }
             }
             capturedShape = blockNet->outputShape();
             captured = std::move(next);
+            fp32Captured = std::move(next32);
         }
+        for (auto it = lastReader.begin(); it != lastReader.end();) // FP32 copies no later block reads
+            if (it->second == ph) {
+                sharedFp32.erase(it->first);
+                it = lastReader.erase(it);
+            } else {
+                ++it;
+            }
         for (int i : blockNet->paramIds())
             params->setTrainable(i, false);
+        states.clear();
+        blockNet.reset();
+        fp32Block.reset();
+        blockG.reset();
+        releaseFreedQatMemory();
     }
     result.secondsPerStep = totalSteps > startStep ? trainSeconds / double(totalSteps - startStep) : 0;
+    blockTeacher.reset();
+    sharedFp32.clear();
     result.finalTop1 = evaluate(totalSteps).top1;
     nets.clear(); // training is over: only the checkpoint is left to make
     teachers.clear();
-    blockTeacher.reset();
     checkpoint(totalSteps, true);
     return result;
 }
+
+} // namespace
 
 } // namespace qs::train

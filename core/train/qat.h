@@ -107,7 +107,9 @@ struct QatEval {
 struct QatCheckpoint {
     int64_t step = 0;
     Graph graph;        // the student's working graph with the trained weights (BN folded)
-    QuantConfig config; // options.config with ranges holding the learned activation grids
+    // options.config with ranges holding the learned grids: activations (ranges) and
+    // attention operands per slice (attention.ranges)
+    QuantConfig config;
     std::shared_ptr<QatTrainState> state; // end to end: to resume exactly (else null)
 };
 
@@ -131,5 +133,12 @@ struct QatResult {
 // the learned grids. Checks `cancel` every step and every evaluated batch.
 QatResult trainQat(const Graph& teacher, const Graph& student, const Dataset& train, const Dataset& heldOut,
     const QatOptions& options, const QatCallbacks& callbacks, Progress& progress, const CancelToken& cancel);
+// The same with `model` (the FP32 model) as teacher and student, handed over: the
+// session's working graph takes its storage, and training writes the weights there
+// (params borrow the graph's tensors). Block by block, this holds the weights once: the
+// FP32 outputs come from the graph before training (held-out logits) and from a copy of
+// one block's weights while it trains; end to end keeps a copy as the teacher.
+QatResult trainQat(Graph&& model, const Dataset& train, const Dataset& heldOut, const QatOptions& options,
+    const QatCallbacks& callbacks, Progress& progress, const CancelToken& cancel);
 
 } // namespace qs::train

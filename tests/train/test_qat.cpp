@@ -25,17 +25,24 @@ using qs::test::OnnxBuilder;
 
 namespace {
 
-// x [N,1,6,6] -> Conv 3x3 -> Relu -> Conv 3x3 stride 2 -> Relu -> GAP -> Flatten -> Gemm -> [N,5]
-Graph tinyCnn(uint32_t seed)
-{
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> g(0.f, 0.6f);
-    auto values = [&](std::size_t n) {
+// Values of N(0, sigma), drawn in sequence from a seeded generator.
+struct NormalValues {
+    std::mt19937 rng;
+    std::normal_distribution<float> g;
+    NormalValues(uint32_t seed, float sigma) : rng(seed), g(0.f, sigma) { }
+    std::vector<float> operator()(std::size_t n)
+    {
         std::vector<float> v(n);
         for (float& x : v)
             x = g(rng);
         return v;
-    };
+    }
+};
+
+// x [N,1,6,6] -> Conv 3x3 -> Relu -> Conv 3x3 stride 2 -> Relu -> GAP -> Flatten -> Gemm -> [N,5]
+Graph tinyCnn(uint32_t seed)
+{
+    NormalValues values(seed, 0.6f);
     OnnxBuilder b(13);
     b.input("x", {-1, 1, 6, 6});
     b.initializer("w1", {4, 1, 3, 3}, values(36));
@@ -52,6 +59,25 @@ Graph tinyCnn(uint32_t seed)
     OnnxBuilder::intAttr(b.node("Gemm", {"f", "w3", "b3"}, {"y"}, "fc"), "transB", 1);
     b.output("y", {-1, 5});
     return importOnnxBytes(b.bytes(), "tiny_cnn.onnx", "");
+}
+
+// x [N,3,4] -> Q, K, V projections -> softmax(Q K^T) V -> [N,3,4]
+Graph tinyAttention(uint32_t seed)
+{
+    NormalValues values(seed, 0.7f);
+    OnnxBuilder b(13);
+    b.input("x", {-1, 3, 4});
+    for (const char* w : {"wq", "wk", "wv"})
+        b.initializer(w, {4, 4}, values(16));
+    b.node("MatMul", {"x", "wq"}, {"q"}, "q_proj");
+    b.node("MatMul", {"x", "wk"}, {"k"}, "k_proj");
+    b.node("MatMul", {"x", "wv"}, {"v"}, "v_proj");
+    OnnxBuilder::intsAttr(b.node("Transpose", {"k"}, {"kt"}, "k_t"), "perm", {0, 2, 1});
+    b.node("MatMul", {"q", "kt"}, {"s"}, "scores");
+    OnnxBuilder::intAttr(b.node("Softmax", {"s"}, {"p"}, "softmax"), "axis", -1);
+    b.node("MatMul", {"p", "v"}, {"y"}, "context");
+    b.output("y", {-1, 3, 4});
+    return importOnnxBytes(b.bytes(), "attn.onnx", "");
 }
 
 Dataset randomData(const Graph& g, int64_t n, uint64_t seed)
@@ -253,6 +279,140 @@ private slots:
         }
     }
 
+    // Attention operands quantized (K per channel, Q, V per tensor, P asymmetric): the
+    // checkpoint's config holds the learned operand grids (attention.ranges, through its
+    // JSON), a run resumed from step 12 equals the uninterrupted one, and the last
+    // checkpoint quantized by QuantSession computes what training evaluated (the learned
+    // operand grids, not recalibrated ones).
+    void resumeWithOperandsEqualsUninterrupted()
+    {
+        const Graph teacher = tinyAttention(8);
+        const Dataset train = randomData(teacher, 64, 2), held = randomData(teacher, 32, 3);
+        QatOptions o = w4a4(24);
+        o.config.defaults.weight.bits = 8;
+        o.config.defaults.activation.bits = 8;
+        o.config.attention.q = OperandSpec {.bits = 4};
+        o.config.attention.k = OperandSpec {.bits = 4, .granularity = OperandGranularity::Channel};
+        o.config.attention.v = OperandSpec {.bits = 4};
+        o.config.attention.p = OperandSpec {.bits = 4, .symmetric = false};
+        o.checkpointEvery = 12;
+        std::vector<QatCheckpoint> full, part;
+        QatCallbacks cb;
+        cb.onCheckpoint = [&](const QatCheckpoint& c) { full.push_back(c); };
+        Progress progress;
+        const QatResult a = trainQat(teacher, teacher, train, held, o, cb, progress, CancelToken());
+        QCOMPARE(int(full.size()), 2);
+        const auto& ranges = full[0].config.attention.ranges;
+        QCOMPARE(int(ranges.size()), 4);
+        QCOMPARE(int(ranges.at("scores:K").size()), 4); // per channel
+        QCOMPARE(int(ranges.at("context:P").size()), 1);
+        QCOMPARE(QuantConfig::fromJson(full[0].config.toJson()).attention, full[0].config.attention);
+        for (const char* point : {"scores:Q", "context:V", "context:P"}) { // learned: they moved
+            const auto& r = full[1].config.attention.ranges.at(point).front();
+            const float s = a.evals.back().scales.at(point);
+            QVERIFY2(std::abs((r.second - r.first) / s - (std::string(point) == "context:P" ? 15.f : 14.f)) < 1e-3f,
+                point);
+            QVERIFY2(s != a.initialScales.at(point), point);
+        }
+
+        QatOptions r = o;
+        r.config = QuantConfig::fromJson(full[0].config.toJson()); // as the store records it
+        r.resume = full[0].state;
+        cb.onCheckpoint = [&](const QatCheckpoint& c) { part.push_back(c); };
+        const QatResult b = trainQat(teacher, full[0].graph, train, held, r, cb, progress, CancelToken());
+        QCOMPARE(int(part.size()), 1);
+        const auto& want = full[1].state->values;
+        const auto& got = part[0].state->values;
+        QCOMPARE(got.size(), want.size());
+        for (const auto& [name, v] : want)
+            for (std::size_t i = 0; i < v.size(); ++i)
+                QVERIFY2(std::abs(got.at(name)[i] - v[i]) <= 1e-5f * (1 + std::abs(v[i])),
+                    qPrintable(QString("%1[%2]: %3 vs %4").arg(name.c_str()).arg(i).arg(got.at(name)[i]).arg(v[i])));
+        QVERIFY2(std::abs(b.evals.back().kd - a.evals.back().kd) <= 1e-6 * (1 + a.evals.back().kd),
+            qPrintable(QString("%1 vs %2").arg(b.evals.back().kd).arg(a.evals.back().kd)));
+
+        QuantizeOptions qo;
+        qo.config = full[1].config;
+        QuantSession s(full[1].graph, qo);
+        s.refreshLayers();
+        s.calibrate(train, progress, CancelToken());
+        s.quantizeWeights();
+        for (const auto& [point, slices] : full[1].config.attention.ranges)
+            for (std::size_t k = 0; k < slices.size(); ++k) {
+                const QParams& q = s.operandQuant.at(point).params[k];
+                const float learned = a.evals.back().scales.at(slices.size() == 1 ? point : str(point, "[", k, "]"));
+                QVERIFY2(std::abs(q.scale - learned) <= 1e-6f * learned, point.c_str());
+            }
+        const int64_t n = held.count();
+        const Tensor qy = s.compile(true, held.inputShapes(n))->run(held.batch(0, n)).front();
+        CompileOptions co;
+        co.inputShapes = held.inputShapes(n);
+        const Tensor ty = compilePlan(teacher, co)->run(held.batch(0, n)).front();
+        const double kd = distillationLoss(qy.toFloat(), ty.toFloat(), n * 3, o.temperature, 0, {});
+        QVERIFY2(std::abs(kd - a.evals.back().kd) < 1e-4 * (1 + kd),
+            qPrintable(QString("session %1, training %2").arg(kd).arg(a.evals.back().kd)));
+        // A range list that does not fit the operand's slices fails naming the point.
+        qo.config.attention.ranges["scores:K"].pop_back();
+        QuantSession bad(full[1].graph, qo);
+        bad.refreshLayers();
+        try {
+            bad.calibrate(train, progress, CancelToken());
+            QFAIL("no error");
+        } catch (const Error& e) {
+            QVERIFY2(QString(e.what()).contains("attention.ranges.scores:K"), e.what());
+        }
+    }
+
+    // Block by block with the student as teacher, each block learns its FP32 output from
+    // a plan of its own FP32 weights (the session's graph trained in place, a weight of
+    // two blocks kept FP32 for the second): the same losses, step by step, as with a
+    // distinct teacher graph (the teacher's whole plan), also with the model handed over.
+    void blocksLearnTheSameFromTheirOwnFp32Weights()
+    {
+        NormalValues values(6, 0.5f);
+        OnnxBuilder b(13);
+        b.input("x", {-1, 6});
+        b.initializer("w", {6, 6}, values(36));
+        b.initializer("w2", {6, 6}, values(36));
+        b.node("MatMul", {"x", "w"}, {"m1"}, "mm1");
+        b.node("Relu", {"m1"}, {"r1"}, "relu1");
+        b.node("MatMul", {"r1", "w2"}, {"m2"}, "mm2");
+        b.node("Relu", {"m2"}, {"r2"}, "relu2");
+        b.node("MatMul", {"r2", "w"}, {"y"}, "mm3"); // w again: read by blocks 0 and 2
+        b.output("y", {-1, 6});
+        const Graph teacher = importOnnxBytes(b.bytes(), "shared.onnx", "");
+        const Graph other = teacher; // a distinct teacher graph: the teacher's plan
+        QCOMPARE(int(partitionBlocks(teacher, {"mm1", "mm2", "mm3"}).size()), 3);
+        const Dataset train = randomData(teacher, 64, 1), held = randomData(teacher, 32, 2);
+        QatOptions o = w4a4(30);
+        o.blockwise = true;
+        std::vector<Graph> trained;
+        QatCallbacks cb;
+        cb.onCheckpoint = [&](const QatCheckpoint& c) { trained.push_back(c.graph); };
+        Progress progress;
+        const QatResult want = trainQat(other, teacher, train, held, o, cb, progress, CancelToken());
+        const QatResult same = trainQat(teacher, teacher, train, held, o, cb, progress, CancelToken());
+        const QatResult moved = trainQat(Graph(teacher), train, held, o, cb, progress, CancelToken());
+        QCOMPARE(int(trained.size()), 3);
+        QCOMPARE(want.steps.back().block, 2);
+        for (const QatResult* r : {&same, &moved}) {
+            QCOMPARE(r->steps.size(), want.steps.size());
+            for (std::size_t i = 0; i < want.steps.size(); ++i)
+                QVERIFY2(std::abs(r->steps[i].loss - want.steps[i].loss) <= 1e-6 * (1 + want.steps[i].loss),
+                    qPrintable(QString("step %1: %2 vs %3").arg(i + 1).arg(r->steps[i].loss).arg(want.steps[i].loss)));
+            QVERIFY(std::abs(r->evals.back().kd - want.evals.back().kd) <= 1e-6 * (1 + want.evals.back().kd));
+        }
+        for (const char* w : {"w", "w2"}) {
+            const auto a = trained[0].initializers.at(w).toFloat();
+            QVERIFY(a != teacher.initializers.at(w).toFloat()); // trained
+            for (const Graph& t : {trained[1], trained[2]}) {
+                const auto v = t.initializers.at(w).toFloat();
+                for (std::size_t i = 0; i < a.size(); ++i)
+                    QVERIFY2(std::abs(v[i] - a[i]) <= 1e-5f * (1 + std::abs(a[i])), w);
+            }
+        }
+    }
+
     void blocksCutWhereOneValueIsLive()
     {
         const Graph g = tinyCnn(1);
@@ -325,27 +485,7 @@ private slots:
     // training lowers the loss.
     void attentionOperandsTrain()
     {
-        std::mt19937 rng(8);
-        std::normal_distribution<float> g(0.f, 0.7f);
-        auto values = [&](std::size_t n) {
-            std::vector<float> v(n);
-            for (float& x : v)
-                x = g(rng);
-            return v;
-        };
-        OnnxBuilder b(13);
-        b.input("x", {-1, 3, 4});
-        for (const char* w : {"wq", "wk", "wv"})
-            b.initializer(w, {4, 4}, values(16));
-        b.node("MatMul", {"x", "wq"}, {"q"}, "q_proj");
-        b.node("MatMul", {"x", "wk"}, {"k"}, "k_proj");
-        b.node("MatMul", {"x", "wv"}, {"v"}, "v_proj");
-        OnnxBuilder::intsAttr(b.node("Transpose", {"k"}, {"kt"}, "k_t"), "perm", {0, 2, 1});
-        b.node("MatMul", {"q", "kt"}, {"s"}, "scores");
-        OnnxBuilder::intAttr(b.node("Softmax", {"s"}, {"p"}, "softmax"), "axis", -1);
-        b.node("MatMul", {"p", "v"}, {"y"}, "context");
-        b.output("y", {-1, 3, 4});
-        const Graph teacher = importOnnxBytes(b.bytes(), "attn.onnx", "");
+        const Graph teacher = tinyAttention(8);
         const Dataset train = randomData(teacher, 64, 2);
         QatOptions o = w4a4(40);
         o.config.defaults.weight.bits = 8;

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <functional>
 #include <numeric>
+#include <span>
 #include <random>
 
 using namespace qs;
@@ -239,7 +240,7 @@ double weightedSum(const std::vector<float>& y, const std::vector<float>& r)
 }
 
 // Compares analytic and central-difference gradients of sum(R * y) for some elements of `values`.
-void checkGradient(const std::string& what, std::vector<float>& values, const std::vector<float>& analytic,
+void checkGradient(const std::string& what, std::span<float> values, const std::vector<float>& analytic,
     const std::function<double()>& loss, std::mt19937& rng)
 {
     QCOMPARE(analytic.size(), values.size());
