@@ -54,8 +54,12 @@ int ParamStore::add(const std::string& name, const Tensor& value, bool trainable
     Param p;
     p.name = name;
     p.shape = value.shape;
-    if (borrowable && borrowWeights && !isScale) // the graph's tensor, read and trained in place
-        p.value.borrow(const_cast<float*>(value.data<float>().data()), std::size_t(value.numel()));
+    if (borrowable && borrowWeights && !isScale) { // the graph's tensor, read and trained in place
+        // A mutable access: a tensor sharing its bytes (sealed copies: the import, a
+        // teacher graph) gets storage of its own first, so training never writes the others'.
+        Tensor& graphTensor = const_cast<Tensor&>(value);
+        p.value.borrow(graphTensor.data<float>().data(), std::size_t(value.numel()));
+    }
     else
         p.value.own(value.toFloat());
     if (trainable)
